@@ -1,0 +1,58 @@
+"""Configs round-trip through YAML/JSON and reject mistakes with one clear line."""
+import json
+
+import pytest
+import yaml
+
+from xformer import CoreConfig, ModelConfig, PartConfig, build_model
+from xformer.config import ConfigError, from_dict, load_yaml, to_dict
+
+
+def test_core_config_round_trips_through_yaml_and_json():
+    cfg = CoreConfig(d_model=48, n_heads=6, n_kv_heads=2, rope=True, layer_scale=1e-5, activation="swiglu")
+    assert from_dict(CoreConfig, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))) == cfg
+    assert from_dict(CoreConfig, json.loads(json.dumps(to_dict(cfg)))) == cfg
+
+
+def test_model_config_round_trips():
+    cfg = ModelConfig("encoder-decoder", CoreConfig(d_model=32), PartConfig("seq2seq_text", {"vocab_size": 9}))
+    assert from_dict(ModelConfig, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))) == cfg
+
+
+def test_unknown_key_names_the_closest_valid_key():
+    with pytest.raises(ConfigError, match=r"unknown config key 'core.n_layer'; did you mean n_layers"):
+        from_dict(ModelConfig, {"core": {"n_layer": 3}})
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"d_model": "wide"}, "d_model: expected int"),
+    ({"norm": "batchnorm"}, "norm: 'batchnorm' is not one of"),
+    ({"rope": 1}, "rope: expected bool"),
+    ({"d_model": 30, "n_heads": 4}, "divisible"),
+    ({"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
+])
+def test_wrong_values_are_one_line_errors(data, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        from_dict(CoreConfig, data)
+    assert "\n" not in str(info.value)
+
+
+def test_numbers_are_converted_where_yaml_is_loose():
+    cfg = from_dict(CoreConfig, {"norm_eps": "1e-6", "dropout": 0})
+    assert cfg.norm_eps == 1e-6 and isinstance(cfg.dropout, float)
+
+
+def test_unknown_part_and_part_argument():
+    with pytest.raises(ConfigError, match="unknown tokenizer 'txt'; did you mean text"):
+        build_model(ModelConfig(tokenizer=PartConfig("txt")))
+    with pytest.raises(ConfigError, match="unknown tokenizer.args key 'vocab'.*vocab_size"):
+        build_model(ModelConfig(tokenizer=PartConfig("text", {"vocab": 10})))
+
+
+def test_missing_yaml_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_yaml(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("core: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(bad)

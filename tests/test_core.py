@@ -1,0 +1,143 @@
+"""Causality, padding invariance and KV-cache decoding of the three stacks."""
+import pytest
+import torch
+
+from xformer.core import CoreConfig, Decoder, Encoder, EncoderDecoder
+
+VARIANTS = {
+    "pre-norm": dict(),
+    "post-norm": dict(norm_first=False),
+    "rope+gqa+rmsnorm+swiglu": dict(rope=True, n_kv_heads=2, norm="rmsnorm", activation="swiglu"),
+}
+
+
+def config(**kw):
+    return CoreConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, **kw)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_decoder_is_causal(variant):
+    dec = Decoder(config(**VARIANTS[variant])).eval()
+    x = torch.randn(2, 10, 32)
+    changed = x.clone()
+    t = 4
+    changed[:, t + 1:] = torch.randn(2, 10 - t - 1, 32)
+    a, b = dec(x), dec(changed)
+    torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], atol=1e-6, rtol=0)
+    assert (a[:, t + 1:] - b[:, t + 1:]).abs().max() > 1e-3  # later positions do see the change
+
+
+def test_encoder_is_bidirectional():
+    enc = Encoder(config()).eval()
+    x = torch.randn(1, 6, 32)
+    changed = x.clone()
+    changed[:, -1] = torch.randn(32)  # not a constant shift, which LayerNorm would remove
+    assert (enc(x)[:, 0] - enc(changed)[:, 0]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("stack", ["encoder", "decoder"])
+def test_padding_invariance(stack, variant):
+    module = (Encoder if stack == "encoder" else Decoder)(config(**VARIANTS[variant])).eval()
+    x = torch.randn(2, 6, 32)
+    padded = torch.cat([x, torch.randn(2, 3, 32) * 5], dim=1)  # right padding, arbitrary values
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[:, 6:] = False
+    torch.testing.assert_close(module(padded, padding_mask=mask)[:, :6], module(x), atol=1e-5, rtol=0)
+
+
+def test_decoder_left_padding_with_rope_equals_unpadded():
+    """Rotary positions depend only on relative offsets, so left padding changes nothing."""
+    dec = Decoder(config(rope=True)).eval()
+    x = torch.randn(1, 5, 32)
+    padded = torch.cat([torch.randn(1, 3, 32), x], dim=1)
+    mask = torch.tensor([[False] * 3 + [True] * 5])
+    torch.testing.assert_close(dec(padded, padding_mask=mask)[:, 3:], dec(x), atol=1e-5, rtol=0)
+
+
+def test_encoder_decoder_source_padding_invariance():
+    model = EncoderDecoder(config()).eval()
+    src, tgt = torch.randn(2, 5, 32), torch.randn(2, 4, 32)
+    padded = torch.cat([src, torch.randn(2, 2, 32)], dim=1)
+    mask = torch.tensor([[True] * 5 + [False] * 2] * 2)
+    torch.testing.assert_close(model(padded, tgt, src_padding_mask=mask), model(src, tgt), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_decoder_kv_cache_equals_full_forward(variant, chunk):
+    dec = Decoder(config(**VARIANTS[variant])).eval()
+    x = torch.randn(2, 9, 32)
+    full = dec(x)
+    cache = dec.new_cache()
+    steps = [dec(x[:, i: i + chunk], cache=cache) for i in range(0, 9, chunk)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
+    assert cache.length == 9
+
+
+def test_decoder_kv_cache_with_left_padding():
+    dec = Decoder(config(rope=True)).eval()
+    x = torch.randn(2, 7, 32)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[0, :2] = False
+    full = dec(x, padding_mask=mask)
+    cache = dec.new_cache()
+    prefix = dec(x[:, :4], padding_mask=mask[:, :4], cache=cache)
+    steps = [dec(x[:, i: i + 1], padding_mask=mask[:, : i + 1], cache=cache) for i in range(4, 7)]
+    out = torch.cat([prefix] + steps, dim=1)
+    torch.testing.assert_close(out[:, 2:], full[:, 2:], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_encoder_decoder_kv_cache_equals_full_forward(variant):
+    model = EncoderDecoder(config(**VARIANTS[variant])).eval()
+    src, tgt = torch.randn(2, 6, 32), torch.randn(2, 5, 32)
+    src_mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    full = model(src, tgt, src_padding_mask=src_mask)
+    memory = model.encode(src, src_mask)
+    cache = model.new_cache()
+    steps = [model.decode(tgt[:, i: i + 1], memory, src_padding_mask=src_mask, cache=cache) for i in range(5)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
+
+
+def test_cache_padding_mask_must_cover_cached_positions():
+    dec = Decoder(config()).eval()
+    cache = dec.new_cache()
+    dec(torch.randn(1, 3, 32), cache=cache)
+    with pytest.raises(ValueError, match="cached"):
+        dec(torch.randn(1, 1, 32), padding_mask=torch.ones(1, 1, dtype=torch.bool), cache=cache)
+
+
+def test_cross_attention_decoder_needs_memory():
+    model = EncoderDecoder(config())
+    with pytest.raises(ValueError, match="memory"):
+        model.decoder(torch.randn(1, 2, 32))
+
+
+def test_gpt2_initialisation_scales_residual_projections():
+    cfg = CoreConfig(d_model=256, n_layers=8, n_heads=4)
+    dec = Decoder(cfg)
+    block = dec.blocks[0]
+    assert abs(block.attn.qkv.weight.std().item() - 0.02) < 2e-3
+    expected = 0.02 / (2 * 8) ** 0.5
+    assert abs(block.attn.proj.weight.std().item() - expected) < 1e-3
+    assert abs(block.mlp.fc2.weight.std().item() - expected) < 1e-3
+    assert block.attn.qkv.bias.abs().max() == 0
+    assert torch.equal(block.res1.norm.weight, torch.ones(256))
+
+
+def test_drop_path_and_dropout_are_active_only_in_training():
+    dec = Decoder(CoreConfig(d_model=32, n_layers=4, n_heads=4, dropout=0.2, drop_path=0.3))
+    x = torch.randn(4, 5, 32)
+    dec.train()
+    assert not torch.allclose(dec(x), dec(x))
+    dec.eval()
+    torch.testing.assert_close(dec(x), dec(x))
+    rates = [b.res1.drop_path.p for b in dec.blocks[1:]]
+    assert rates == sorted(rates) and abs(rates[-1] - 0.3) < 1e-6
+
+
+def test_layer_scale_starts_small():
+    enc = Encoder(CoreConfig(d_model=32, n_layers=1, n_heads=4, layer_scale=1e-6, final_norm=False)).eval()
+    x = torch.randn(2, 3, 32)
+    torch.testing.assert_close(enc(x), x, atol=1e-3, rtol=0)

@@ -1,0 +1,125 @@
+"""Dataclass configs that round-trip through dicts, YAML and JSON, with one-line errors.
+
+``from_dict(Cls, d)`` builds a (possibly nested) dataclass and rejects unknown
+keys and wrong types with a :class:`ConfigError` that names the key and the
+closest valid keys, so a typo in a recipe fails at once with a fix to apply.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A user error in a config: the message is one line naming the key and the fix."""
+
+
+def to_dict(config: Any) -> dict:
+    """A plain dict (nested dataclasses become dicts, tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Return value converted to ``annotation`` (int -> float, list -> tuple), or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            try:
+                return _check_type(value, option, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        names = " or ".join(_type_name(a) for a in typing.get_args(annotation))
+        raise ConfigError(f"{where}: expected {names}, got {value!r}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: expected null, got {value!r}")
+    if origin is typing.Literal:
+        if value in typing.get_args(annotation):
+            return value
+        choices = ", ".join(repr(a) for a in typing.get_args(annotation))
+        raise ConfigError(f"{where}: {value!r} is not one of {choices}")
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(annotation, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(annotation)
+        item = args[0] if args else Any
+        items = [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            return float(value)
+        except ValueError:
+            pass
+    if isinstance(annotation, type):
+        if isinstance(value, annotation) and not (annotation is int and isinstance(value, bool)):
+            return value
+        raise ConfigError(f"{where}: expected {_type_name(annotation)}, got {value!r}")
+    return value
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
+
+
+def from_dict(cls: type[T], data: dict, where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, checking every key and type."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(fields)}"
+            raise ConfigError(f"unknown config key '{path}'{hint}")
+        kwargs[key] = _check_type(value, hints[key], path)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where or cls.__name__}: {e}") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}; give the path of a YAML file (see tasks/)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def save_yaml(data: dict, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

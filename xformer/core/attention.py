@@ -1,0 +1,172 @@
+"""Multi-head attention on ``torch.nn.functional.scaled_dot_product_attention``.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V
+
+with M = 0 where a query may see a key and -inf elsewhere (see ``masks.py``).
+Heads are a tensor dimension, never a Python loop. Grouped-query attention
+shares each key/value head among ``n_heads / n_kv_heads`` query heads.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .masks import causal_mask
+from .positions import RotaryEmbedding
+
+
+def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
+                   dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
+    """The explicit path: returns (output, weights), weights of shape (B, heads, N_q, N_k).
+
+    Same inputs and result as :func:`attend`, written out so that the attention
+    weights can be read (for visualisation) and the fused kernel checked.
+    """
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = scores.softmax(dim=-1)
+    out = F.dropout(weights, p=dropout_p) @ v
+    return out, weights
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
+           dropout_p: float = 0.0) -> Tensor:
+    """The fused path: ``scaled_dot_product_attention`` with the same meaning as :func:`attention_math`."""
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal and mask is None,
+        enable_gqa=q.shape[1] != k.shape[1],
+    )
+
+
+class KVCache:
+    """Keys and values of the positions decoded so far, shape (B, kv_heads, T, head_dim).
+
+    For self-attention ``append`` grows the cache by the new positions; for
+    cross-attention the keys/values of the encoder memory are stored once.
+    """
+
+    def __init__(self):
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[-2]
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self.k is not None:
+            k = torch.cat([self.k, k], dim=-2)
+            v = torch.cat([self.v, v], dim=-2)
+        self.k, self.v = k, v
+        return k, v
+
+    def reorder_(self, index: Tensor) -> None:
+        """Keep the batch rows ``index`` (beam search)."""
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+class _HeadsAttention(nn.Module):
+    """What self- and cross-attention share: head bookkeeping, the attend step, the output projection."""
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None, out_bias: bool, dropout: float):
+        super().__init__()
+        n_kv_heads = n_kv_heads or n_heads
+        if dim % n_heads:
+            raise ValueError(f"d_model={dim} is not divisible by n_heads={n_heads}")
+        if n_heads % n_kv_heads:
+            raise ValueError(f"n_heads={n_heads} is not a multiple of n_kv_heads={n_kv_heads}")
+        self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, dim // n_heads
+        self.dropout = dropout
+        self.proj = nn.Linear(dim, dim, bias=out_bias)
+        self.keep_weights = False  # set by capture_attention()
+        self.last_weights: Tensor | None = None
+
+    def _split(self, x: Tensor, heads: int) -> Tensor:
+        b, n, _ = x.shape
+        return x.view(b, n, heads, self.head_dim).transpose(1, 2)
+
+    def _attend_and_project(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+        p = self.dropout if self.training else 0.0
+        if self.keep_weights:
+            out, self.last_weights = attention_math(q, k, v, mask, causal, p)
+        else:
+            out = attend(q, k, v, mask, causal, p)
+        b, _, n, _ = out.shape
+        return self.proj(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class SelfAttention(_HeadsAttention):
+    """Self-attention with one fused QKV projection, optional rotary positions and KV cache."""
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, *, qkv_bias: bool = True,
+                 out_bias: bool = True, dropout: float = 0.0, rope: RotaryEmbedding | None = None):
+        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout)
+        self.qkv = nn.Linear(dim, (self.n_heads + 2 * self.n_kv_heads) * self.head_dim, bias=qkv_bias)
+        self.rope = rope
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False,
+                cache: KVCache | None = None) -> Tensor:
+        hd = self.head_dim
+        q, k, v = self.qkv(x).split([self.n_heads * hd, self.n_kv_heads * hd, self.n_kv_heads * hd], dim=-1)
+        q, k, v = self._split(q, self.n_heads), self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
+        if self.rope is not None:
+            offset = cache.length if cache is not None else 0
+            q, k = self.rope(q, offset), self.rope(k, offset)
+        if cache is not None:
+            k, v = cache.append(k, v)
+        return self._attend_and_project(q, k, v, mask, causal)
+
+
+class CrossAttention(_HeadsAttention):
+    """Queries from x, keys and values (one fused projection) from a memory sequence."""
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, *, memory_dim: int | None = None,
+                 qkv_bias: bool = True, out_bias: bool = True, dropout: float = 0.0):
+        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(memory_dim or dim, 2 * self.n_kv_heads * self.head_dim, bias=qkv_bias)
+
+    def forward(self, x: Tensor, memory: Tensor, mask: Tensor | None = None,
+                cache: KVCache | None = None) -> Tensor:
+        q = self._split(self.q(x), self.n_heads)
+        if cache is not None and cache.k is not None:
+            k, v = cache.k, cache.v  # the memory does not change while decoding
+        else:
+            k, v = self.kv(memory).chunk(2, dim=-1)
+            k, v = self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
+            if cache is not None:
+                cache.append(k, v)
+        return self._attend_and_project(q, k, v, mask, causal=False)
+
+
+@contextlib.contextmanager
+def capture_attention(model: nn.Module):
+    """Run ``model`` on the explicit path and collect every attention module's weights.
+
+    >>> with capture_attention(model) as maps:
+    ...     model(batch)
+    >>> maps[0].shape   # (B, heads, N_q, N_k) of the first attention layer
+    """
+    modules = [m for m in model.modules() if isinstance(m, _HeadsAttention)]
+    maps: list[Tensor] = []
+    for m in modules:
+        m.keep_weights = True
+    try:
+        yield maps
+    finally:
+        for m in modules:
+            if m.last_weights is not None:
+                maps.append(m.last_weights.detach())
+            m.keep_weights, m.last_weights = False, None

@@ -1,0 +1,60 @@
+"""The one config that describes a transformer stack, whatever the data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class CoreConfig:
+    """Width, depth and parts of an Encoder / Decoder / EncoderDecoder.
+
+    ``d_ff`` defaults to 4 * d_model. ``n_kv_heads`` < ``n_heads`` gives
+    grouped-query attention. ``rope`` adds rotary positions inside attention;
+    absolute positions belong to the tokenizer. ``init="gpt2"`` draws weights
+    from N(0, 0.02) and the residual output projections from
+    N(0, 0.02 / sqrt(2 * n_layers)) (Radford et al. 2019); ``init="torch"``
+    keeps PyTorch's defaults.
+    """
+
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    n_kv_heads: int | None = None
+    d_ff: int | None = None
+    activation: Literal["gelu", "gelu_tanh", "relu", "swiglu"] = "gelu"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = 1e-5
+    norm_first: bool = True
+    final_norm: bool | None = None  # None: a final norm exactly when norm_first
+    qkv_bias: bool = True
+    bias: bool = True
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    drop_path: float = 0.0
+    layer_scale: float | None = None
+    rope: bool = False
+    rope_base: float = 10000.0
+    init: Literal["gpt2", "torch"] = "gpt2"
+    n_decoder_layers: int | None = None  # EncoderDecoder only; None: same as n_layers
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}")
+        for name in ("dropout", "attn_dropout", "drop_path"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.d_ff or 4 * self.d_model
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def has_final_norm(self) -> bool:
+        return self.norm_first if self.final_norm is None else self.final_norm

@@ -1,0 +1,90 @@
+"""Norms and feed-forward networks, the parts a block is built from."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def make_norm(kind: str, dim: int, eps: float = 1e-5) -> nn.Module:
+    """LayerNorm or RMSNorm over the last dimension.
+
+    LayerNorm: y = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   (Ba et al. 2016)
+    RMSNorm:   y = x / sqrt(mean(x^2) + eps) * gamma                  (Zhang & Sennrich 2019)
+    """
+    if kind == "layernorm":
+        return nn.LayerNorm(dim, eps=eps)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(dim, eps=eps)
+    raise ValueError(f"unknown norm {kind!r}; choose layernorm or rmsnorm")
+
+
+class Mlp(nn.Module):
+    """Position-wise feed-forward: fc2(dropout(act(fc1(x)))).
+
+    GELU (exact): x * Phi(x); GELU (tanh): 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))); ReLU: max(0, x).
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str = "gelu", dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        activations = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU()}
+        if activation not in activations:
+            raise ValueError(f"unknown activation {activation!r}; choose gelu, gelu_tanh, relu or swiglu")
+        self.fc1 = nn.Linear(dim, hidden, bias=bias)
+        self.act = activations[activation]
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+class SwiGLU(nn.Module):
+    """Gated feed-forward (Shazeer 2020): fc2(dropout(SiLU(x W_gate) * (x W_up))).
+
+    fc1 holds [W_gate; W_up] in one matrix so that both come from a single matmul.
+    """
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, 2 * hidden, bias=bias)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(self.drop(F.silu(gate) * up))
+
+
+def make_feed_forward(activation: str, dim: int, hidden: int, dropout: float = 0.0, bias: bool = True) -> nn.Module:
+    if activation == "swiglu":
+        return SwiGLU(dim, hidden, dropout, bias)
+    return Mlp(dim, hidden, activation, dropout, bias)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016): drop a sample's whole residual branch with probability p.
+
+    y = x * b / (1 - p), b ~ Bernoulli(1 - p) per sample; identity at eval time.
+    """
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+
+class LayerScale(nn.Module):
+    """Per-channel residual scaling y = gamma * x, gamma initialised small (Touvron et al. 2021, CaiT)."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma

@@ -1,0 +1,142 @@
+"""Position information: learned, sinusoidal, 2-D sine-cosine, rotary, none.
+
+Absolute encodings (learned, sinusoidal, 2-D sine-cosine) are *added* to the
+token embeddings by a tokenizer; rotary embeddings rotate queries and keys
+inside attention. All of them are modality-agnostic tensors of shape (N, d).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def sinusoidal_table(n_positions: int, dim: int, base: float = 10000.0) -> Tensor:
+    """Vaswani et al. (2017) encodings, shape (n_positions, dim).
+
+    PE(pos, 2i)   = sin(pos / base^(2i/d))
+    PE(pos, 2i+1) = cos(pos / base^(2i/d))
+    """
+    if dim % 2:
+        raise ValueError(f"sinusoidal positions need an even dimension, got {dim}")
+    pos = torch.arange(n_positions, dtype=torch.float64).unsqueeze(1)
+    inv_freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    table = torch.zeros(n_positions, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * inv_freq)
+    table[:, 1::2] = torch.cos(pos * inv_freq)
+    return table.float()
+
+
+def sincos_2d_table(height: int, width: int, dim: int, base: float = 10000.0) -> Tensor:
+    """2-D sine-cosine encodings for an image grid, shape (H*W, dim), in timm's layout.
+
+    With w_k = 1 / base^(k / (dim/4)), k = 0 .. dim/4 - 1, the vector of the
+    patch at row y, column x is [sin(y w), sin(x w), cos(y w), cos(x w)];
+    patches are listed in raster order (index = y * W + x).
+    """
+    if dim % 4:
+        raise ValueError(f"2-D sine-cosine positions need a dimension divisible by 4, got {dim}")
+    quarter = dim // 4
+    omega = 1.0 / base ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    y, x = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
+    out_y = y.reshape(-1, 1) * omega
+    out_x = x.reshape(-1, 1) * omega
+    return torch.cat([out_y.sin(), out_x.sin(), out_y.cos(), out_x.cos()], dim=1).float()
+
+
+class LearnedPositions(nn.Module):
+    """A trainable table of ``max_positions`` vectors; positions beyond it are an error."""
+
+    def __init__(self, max_positions: int, dim: int, init_std: float = 0.02):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(max_positions, dim) * init_std)
+
+    def forward(self, n: int, offset: int = 0) -> Tensor:
+        if offset + n > self.weight.shape[0]:
+            raise ValueError(
+                f"sequence of {offset + n} positions is longer than the {self.weight.shape[0]} "
+                "learned positions; use shorter inputs or a larger max_positions"
+            )
+        return self.weight[offset : offset + n]
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed sinusoidal table (see :func:`sinusoidal_table`), computed once as a buffer."""
+
+    def __init__(self, max_positions: int, dim: int, base: float = 10000.0):
+        super().__init__()
+        self.register_buffer("table", sinusoidal_table(max_positions, dim, base), persistent=False)
+
+    def forward(self, n: int, offset: int = 0) -> Tensor:
+        if offset + n > self.table.shape[0]:
+            raise ValueError(f"sequence of {offset + n} positions exceeds max_positions={self.table.shape[0]}")
+        return self.table[offset : offset + n]
+
+
+class NoPositions(nn.Module):
+    """No absolute position information (e.g. with rotary embeddings, or for sets)."""
+
+    def forward(self, n: int, offset: int = 0) -> Tensor | float:
+        return 0.0
+
+
+def make_positions(kind: str, max_positions: int, dim: int) -> nn.Module:
+    """Build the additive position module named ``kind``: learned, sinusoidal or none."""
+    kinds = {"learned": LearnedPositions, "sinusoidal": SinusoidalPositions}
+    if kind == "none" or kind == "rope":
+        return NoPositions()
+    if kind not in kinds:
+        raise ValueError(f"unknown positions {kind!r}; choose one of learned, sinusoidal, rope, none")
+    return kinds[kind](max_positions, dim)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (Su et al. 2021), "rotate half" layout (GPT-NeoX, LLaMA).
+
+    The pair (x_i, x_{i+d/2}) at position p is rotated by the angle p * theta_i,
+    theta_i = base^(-2i/d):
+        rot(x) = x * cos(p theta) + rotate_half(x) * sin(p theta),
+        rotate_half([x1, x2]) = [-x2, x1].
+    A rotation keeps |x|, and <rot_p(q), rot_s(k)> depends only on p - s.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """Rotate x of shape (B, heads, N, head_dim) for positions offset .. offset+N-1."""
+        n = x.shape[-2]
+        pos = torch.arange(offset, offset + n, device=x.device, dtype=torch.float32)
+        angles = torch.outer(pos, self.inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        rotated_half = torch.cat([-x2, x1], dim=-1)
+        return x * cos + rotated_half * sin
+
+
+def interpolate_grid_positions(table: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
+    """Bicubically resample a learned (H*W, d) grid of positions to a new grid size."""
+    if tuple(old_grid) == tuple(new_grid):
+        return table
+    d = table.shape[-1]
+    grid = table.reshape(1, old_grid[0], old_grid[1], d).permute(0, 3, 1, 2)
+    grid = nn.functional.interpolate(grid.float(), size=new_grid, mode="bicubic", align_corners=False)
+    return grid.permute(0, 2, 3, 1).reshape(new_grid[0] * new_grid[1], d).to(table.dtype)
+
+
+__all__ = [
+    "sinusoidal_table",
+    "sincos_2d_table",
+    "LearnedPositions",
+    "SinusoidalPositions",
+    "NoPositions",
+    "make_positions",
+    "RotaryEmbedding",
+    "interpolate_grid_positions",
+]

@@ -1,0 +1,1 @@
+"""Datasets, loaders and splits for each domain."""

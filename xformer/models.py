@@ -1,0 +1,122 @@
+"""Tokenizer -> Core -> Head, composed; a registry of tokenizers and heads; build from config.
+
+A tokenizer is an ``nn.Module`` with ``forward(batch, offset=0) -> Tokens``; a
+head is an ``nn.Module`` with ``forward(hidden, tokens, batch) -> dict`` whose
+"loss" (a mean) and "loss_weight" (how many targets it averaged) are present
+when the batch holds targets. Domains register their parts by name:
+
+    @register_tokenizer("text")
+    def text_tokenizer(core: CoreConfig, vocab_size: int, ...) -> nn.Module: ...
+
+    @register_head("causal_lm")
+    def causal_lm_head(core: CoreConfig, tokenizer: nn.Module, ...) -> nn.Module: ...
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import nn
+
+from .config import ConfigError
+from .core import CoreConfig, Decoder, DecoderCache, Encoder, EncoderDecoder, init_gpt2_
+
+TOKENIZERS: dict[str, Callable[..., nn.Module]] = {}
+HEADS: dict[str, Callable[..., nn.Module]] = {}
+ARCHITECTURES = {"encoder": Encoder, "decoder": Decoder, "encoder-decoder": EncoderDecoder}
+
+
+def _register(table: dict, kind: str, name: str):
+    def wrap(factory):
+        if name in table and table[name] is not factory:
+            raise ValueError(f"a {kind} named {name!r} is already registered")
+        table[name] = factory
+        return factory
+    return wrap
+
+
+def register_tokenizer(name: str):
+    return _register(TOKENIZERS, "tokenizer", name)
+
+
+def register_head(name: str):
+    return _register(HEADS, "head", name)
+
+
+@dataclass
+class PartConfig:
+    """A registered part by name, with the keyword arguments of its factory."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    architecture: Literal["encoder", "decoder", "encoder-decoder"] = "decoder"
+    core: CoreConfig = field(default_factory=CoreConfig)
+    tokenizer: PartConfig = field(default_factory=lambda: PartConfig("text"))
+    head: PartConfig = field(default_factory=lambda: PartConfig("causal_lm"))
+
+
+class Model(nn.Module):
+    """Any xformer model: tokens = tokenizer(batch); hidden = core(tokens); out = head(hidden, tokens, batch)."""
+
+    def __init__(self, tokenizer: nn.Module, core: nn.Module, head: nn.Module, config: ModelConfig | None = None):
+        super().__init__()
+        self.tokenizer, self.core, self.head = tokenizer, core, head
+        self.config = config
+
+    def forward(self, batch: dict, cache: DecoderCache | None = None) -> dict:
+        tokens = self.tokenizer(batch, offset=cache.length if cache is not None else 0)
+        hidden = self.core.forward_tokens(tokens, cache)
+        return self.head(hidden, tokens, batch)
+
+    def new_cache(self) -> DecoderCache:
+        if not hasattr(self.core, "new_cache"):
+            raise TypeError("only decoder and encoder-decoder models decode incrementally")
+        return self.core.new_cache()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def _call_factory(table: dict, kind: str, part: PartConfig, **fixed) -> nn.Module:
+    if part.name not in table:
+        close = difflib.get_close_matches(part.name, list(table), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(table))}"
+        raise ConfigError(f"unknown {kind} '{part.name}'; {hint}")
+    factory = table[part.name]
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [n for n in params if n not in fixed]
+        for key in part.args:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+                hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(valid)}"
+                raise ConfigError(f"unknown {kind}.args key '{key}' for {kind} '{part.name}'; {hint}")
+    try:
+        return factory(**fixed, **part.args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{kind} '{part.name}': {e}") from None
+
+
+def build_model(config: ModelConfig) -> Model:
+    """Compose the tokenizer, core and head named in ``config``."""
+    _import_domains()
+    tokenizer = _call_factory(TOKENIZERS, "tokenizer", config.tokenizer, core=config.core)
+    core = ARCHITECTURES[config.architecture](config.core)
+    head = _call_factory(HEADS, "head", config.head, core=config.core, tokenizer=tokenizer)
+    if config.core.init == "gpt2":
+        # the core initialised itself; the tokenizer and head get the same N(0, 0.02)
+        init_gpt2_(tokenizer, config.core.n_layers)
+        init_gpt2_(head, config.core.n_layers)
+    return Model(tokenizer, core, head, config)
+
+
+def _import_domains() -> None:
+    """Importing a domain registers its tokenizers and heads."""
+    from . import heads, tokenizers  # noqa: F401
