@@ -1,30 +1,28 @@
-"""The `xformer` command. Subcommands are added by the parts of the toolkit that own them."""
+"""The `xformer` command. Each subcommand lives in its own module under xformer/commands/."""
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 
+from . import commands
 from .config import ConfigError
 
 
-def _demo(args: argparse.Namespace) -> None:
-    from .demo import main
-
-    main(steps=args.steps, seed=args.seed)
+class UserError(Exception):
+    """A mistake the user can fix (missing file, wrong column, wrong shape): one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="xformer", description="One transformer core for text, images and series.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('xformer').__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-
-    demo = sub.add_parser("demo", help="train two tiny models on digit tasks and report their accuracy",
-                          description="Train a tiny encoder-decoder to reverse digit sequences and a tiny "
-                                      "decoder to copy them; report greedy-decoding token accuracy.")
-    demo.add_argument("--steps", type=int, default=600, help="optimizer steps per model (default 600)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_demo)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").add_parser(sub)
     return parser
 
 
@@ -32,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ConfigError as e:
+    except (ConfigError, UserError, FileNotFoundError) as e:
         print(f"xformer: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

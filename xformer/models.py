@@ -118,5 +118,8 @@ def build_model(config: ModelConfig) -> Model:
 
 
 def _import_domains() -> None:
-    """Importing a domain registers its tokenizers and heads."""
-    from . import heads, tokenizers  # noqa: F401
+    """Importing a domain's modules registers its tokenizers and heads."""
+    from .data.registry import import_all_submodules
+
+    import_all_submodules("xformer.tokenizers")
+    import_all_submodules("xformer.heads")

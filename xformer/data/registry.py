@@ -1,0 +1,77 @@
+"""How a dataset plugs into training: a named factory that returns a DataBundle.
+
+    @register_data("digits")
+    def digits(batch_size_hint: int = 0, seed: int = 0) -> DataBundle: ...
+
+A recipe names it (``data: {name: digits, args: {...}}``); the trainer builds
+loaders from the bundle, fills the model config's missing tokenizer/head
+arguments from ``model_args`` (e.g. the vocabulary size the data implies) and
+calls ``evaluate`` for the domain's metrics.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ..config import ConfigError
+
+DATASETS: dict[str, Callable[..., "DataBundle"]] = {}
+
+
+@dataclass
+class DataBundle:
+    """Splits of map-style datasets whose items are dicts of tensors (or numbers).
+
+    collate: turns a list of items into a batch dict (default: torch's default_collate).
+    model_args: {"tokenizer": {...}, "head": {...}} arguments the data implies
+        (vocab_size, n_classes, n_channels, horizon...); a recipe's own values win.
+    evaluate: (model, batches) -> {"accuracy": ..., "mse": ...}: the domain's metrics on
+        one split, unprefixed; the trainer adds the split name ("test_accuracy") and
+        always reports the mean loss itself.
+    save: writes what is needed to use the model on new raw data (a vocabulary,
+        scaler statistics) into the run folder.
+    """
+
+    train: Dataset
+    val: Dataset | None = None
+    test: Dataset | None = None
+    collate: Callable[[list], dict] | None = None
+    model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluate: Callable[[Any, Iterable[dict]], dict[str, float]] | None = None
+    save: Callable[[Path], None] | None = None
+
+
+def register_data(name: str):
+    def wrap(factory):
+        if name in DATASETS and DATASETS[name] is not factory:
+            raise ValueError(f"a dataset named {name!r} is already registered")
+        DATASETS[name] = factory
+        return factory
+    return wrap
+
+
+def build_data(name: str, args: dict | None = None) -> DataBundle:
+    import_all_submodules(__package__)
+    if name not in DATASETS:
+        close = difflib.get_close_matches(name, list(DATASETS), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(DATASETS))}"
+        raise ConfigError(f"unknown data '{name}'; {hint}")
+    try:
+        return DATASETS[name](**(args or {}))
+    except TypeError as e:
+        raise ConfigError(f"data '{name}': {e}") from None
+
+
+def import_all_submodules(package: str) -> None:
+    """Import every module of ``package`` so that its registrations run."""
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{info.name}")
