@@ -141,6 +141,8 @@ class Decoder(_Stack):
                              "(cached + new)")
         if padding_mask is None and attn_mask is None and n_keys == n:
             mask, causal = None, True  # lets SDPA take its fused causal kernel
+        elif padding_mask is None and attn_mask is None and n == 1:
+            mask, causal = None, False  # one new position sees every cached one
         else:
             mask = combine_masks(n_queries=n, n_keys=n_keys, causal=True, key_padding_mask=padding_mask,
                                  attn_mask=attn_mask, dtype=x.dtype, device=x.device)
