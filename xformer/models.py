@@ -15,35 +15,26 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from torch import nn
 
 from .config import ConfigError
+from .registry import Registry
 from .core import CoreConfig, Decoder, DecoderCache, Encoder, EncoderDecoder, init_gpt2_
 
-TOKENIZERS: dict[str, Callable[..., nn.Module]] = {}
-HEADS: dict[str, Callable[..., nn.Module]] = {}
+TOKENIZERS = Registry("tokenizer")
+HEADS = Registry("head")
 ARCHITECTURES = {"encoder": Encoder, "decoder": Decoder, "encoder-decoder": EncoderDecoder}
 
 
-def _register(table: dict, kind: str, name: str):
-    def wrap(factory):
-        if name in table and table[name] is not factory:
-            raise ValueError(f"a {kind} named {name!r} is already registered")
-        table[name] = factory
-        return factory
-    return wrap
-
-
 def register_tokenizer(name: str):
-    return _register(TOKENIZERS, "tokenizer", name)
+    return TOKENIZERS.register(name)
 
 
 def register_head(name: str):
-    return _register(HEADS, "head", name)
+    return HEADS.register(name)
 
 
 @dataclass
@@ -84,12 +75,8 @@ class Model(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def _call_factory(table: dict, kind: str, part: PartConfig, **fixed) -> nn.Module:
-    if part.name not in table:
-        close = difflib.get_close_matches(part.name, list(table), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(table))}"
-        raise ConfigError(f"unknown {kind} '{part.name}'; {hint}")
-    factory = table[part.name]
+def _call_factory(table: Registry, kind: str, part: PartConfig, **fixed) -> nn.Module:
+    factory = table.lookup(part.name)
     params = inspect.signature(factory).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         valid = [n for n in params if n not in fixed]

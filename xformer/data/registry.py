@@ -10,7 +10,6 @@ calls ``evaluate`` for the domain's metrics.
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from ..config import ConfigError
+from ..registry import Registry
 
-DATASETS: dict[str, Callable[..., "DataBundle"]] = {}
+DATASETS = Registry("data")
 
 
 @dataclass
@@ -47,22 +47,14 @@ class DataBundle:
 
 
 def register_data(name: str):
-    def wrap(factory):
-        if name in DATASETS and DATASETS[name] is not factory:
-            raise ValueError(f"a dataset named {name!r} is already registered")
-        DATASETS[name] = factory
-        return factory
-    return wrap
+    return DATASETS.register(name)
 
 
 def build_data(name: str, args: dict | None = None) -> DataBundle:
     import_all_submodules(__package__)
-    if name not in DATASETS:
-        close = difflib.get_close_matches(name, list(DATASETS), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(DATASETS))}"
-        raise ConfigError(f"unknown data '{name}'; {hint}")
+    factory = DATASETS.lookup(name)
     try:
-        return DATASETS[name](**(args or {}))
+        return factory(**(args or {}))
     except TypeError as e:
         raise ConfigError(f"data '{name}': {e}") from None
 
