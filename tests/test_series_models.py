@@ -1,0 +1,164 @@
+"""Forecasting baselines (DLinear decomposition, naive models), the Forecaster API, recipes, a model that learns."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from xformer import CoreConfig, ModelConfig, PartConfig, build_model
+from xformer.baselines import DLinear, build_baseline, moving_average
+from xformer.config import ConfigError
+from xformer.data.series import WindowDataset, forecast_errors
+from xformer.forecast import Forecaster
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is fastest, and two spin badly on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_moving_average_equals_hand_computation():
+    x = torch.randn(2, 30, 3, dtype=torch.float64)
+    k, half = 5, 2
+    ref = torch.empty_like(x)
+    for t in range(30):  # replicate padding = clamping the index into [0, L-1]
+        ref[:, t] = sum(x[:, min(max(t + j, 0), 29)] for j in range(-half, half + 1)) / k
+    torch.testing.assert_close(moving_average(x, k), ref)
+    assert moving_average(torch.randn(1, 336, 7), 25).shape == (1, 336, 7)
+    with pytest.raises(ValueError, match="odd"):
+        moving_average(x, 4)
+
+
+def test_dlinear_is_seasonal_plus_trend_linear_maps():
+    model = DLinear(n_channels=3, input_len=20, horizon=6, kernel_size=5)
+    x = torch.randn(4, 20, 3)
+    trend = moving_average(x, 5)
+    s, tr = model.seasonal[0], model.trend[0]
+    ref = s((x - trend).transpose(1, 2)) + tr(trend.transpose(1, 2))
+    out = model({"inputs": x, "targets": torch.zeros(4, 6, 3)})
+    torch.testing.assert_close(out["prediction"], ref.transpose(1, 2))
+    assert int(out["loss_weight"]) == 4 * 6 * 3 and out["loss"].requires_grad
+    individual = DLinear(3, 20, 6, individual=True)
+    assert len(individual.seasonal) == 3 and individual({"inputs": x})["prediction"].shape == (4, 6, 3)
+
+
+def test_naive_baselines():
+    x = torch.arange(48.0).reshape(1, 48, 1).repeat(1, 1, 2)
+    last = build_baseline("last_value", 2, 48, 5)({"inputs": x})["prediction"]
+    assert torch.all(last == 47.0)
+    season = build_baseline("seasonal_naive", 2, 48, 30, period=24)({"inputs": x})["prediction"]
+    assert season[0, :, 0].tolist() == [24.0 + (h % 24) for h in range(30)]
+    with pytest.raises(ConfigError, match="unknown baseline 'dlinaer'; did you mean dlinear"):
+        build_baseline("dlinaer", 2, 48, 5)
+    with pytest.raises(ConfigError, match="period=100 must be between 1 and input_len=48"):
+        build_baseline("seasonal_naive", 2, 48, 5, period=100)
+
+
+def _sines(n=2000, c=2, seed=0):
+    t, rng = np.arange(n), np.random.default_rng(seed)
+    return np.stack([np.sin(2 * np.pi * t / 24) + 0.5 * np.sin(2 * np.pi * t / 10 + i)
+                     + 0.05 * rng.standard_normal(n) for i in range(c)], axis=1)
+
+
+def test_tiny_patchtst_learns_sines():
+    """Daily + 10-step seasonality: seasonal naive (24) and last value miss it; the model should not (~2 s)."""
+    x, L, H = _sines(), 48, 12
+    train, test = WindowDataset(x[:1500], L, H), WindowDataset(x[1500 - L:], L, H)
+    model = build_model(ModelConfig("encoder", CoreConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, init="torch"),
+                                    PartConfig("series_patches", {"n_channels": 2, "input_len": L, "patch_len": 8,
+                                                                  "stride": 4}),
+                                    PartConfig("forecast", {"horizon": H})))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    loader = DataLoader(train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+    step = 0
+    while step < 200:
+        for batch in loader:
+            loss = model(batch)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+    test_loader = DataLoader(test, batch_size=256)
+    mse = forecast_errors(model, test_loader)["mse"]
+    naive = forecast_errors(build_baseline("seasonal_naive", 2, L, H, period=24), test_loader)["mse"]
+    last = forecast_errors(build_baseline("last_value", 2, L, H), test_loader)["mse"]
+    assert naive > 0.3 and last > 1.0
+    assert mse < 0.05 * naive, (mse, naive, last)
+
+
+def _hourly_frame(n=400):
+    return pd.DataFrame({"date": pd.date_range("2022-03-01", periods=n, freq="h"),
+                         **{f"s{i}": v for i, v in enumerate(_sines(n).T)}})
+
+
+def test_forecaster_predicts_future_timestamps_and_quantiles(tmp_path):
+    df = _hourly_frame()
+    f = Forecaster(input_len=48, horizon=12, patch_len=8, stride=4, d_model=16, n_layers=1, epochs=1,
+                   quantiles=[0.1, 0.5, 0.9]).fit(df)
+    out = f.predict(df)
+    expected = pd.date_range(df["date"].iloc[-1] + pd.Timedelta(hours=1), periods=12, freq="h")
+    assert list(out.index) == list(expected) and out.index.name == "date"
+    assert list(out.columns) == ["s0", "s1", "s0_q0.1", "s1_q0.1", "s0_q0.5", "s1_q0.5", "s0_q0.9", "s1_q0.9"]
+    np.testing.assert_allclose(out["s0"], out["s0_q0.5"])
+    assert out.notna().all().all()
+    png = f.plot(df.iloc[:-12], tmp_path / "forecast.png", truth=df)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_forecaster_dlinear_and_errors():
+    df = _hourly_frame(300)
+    out = Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1).fit(df).predict(df)
+    assert out.shape == (6, 2) and str(out.index.freqstr) == "h"
+    with pytest.raises(ConfigError, match="unknown Forecaster option"):
+        Forecaster(horizn=5)
+    with pytest.raises(ConfigError, match="call fit"):
+        Forecaster().predict(df)
+    irregular = df.drop(index=[5, 17, 40])
+    with pytest.raises(ConfigError, match="cannot infer a regular frequency.*freq="):
+        Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1).fit(irregular)
+
+
+def test_recipes_build_the_patchtst42_and_dlinear_models():
+    """The recipes' model sections name real parts and keys; PatchTST/42 has the reference's parameter count."""
+    import yaml
+
+    from xformer.config import from_dict
+
+    tasks = Path(__file__).resolve().parents[1] / "tasks"
+    for horizon in (96, 192, 336, 720):
+        recipe = yaml.safe_load((tasks / f"patchtst_etth1_{horizon}.yaml").read_text())
+        m, data = recipe["model"], recipe["data"]["args"]
+        model = build_model(ModelConfig(
+            m["architecture"], from_dict(CoreConfig, m["core"]),
+            PartConfig(m["tokenizer"]["name"], {**m["tokenizer"]["args"], "n_channels": 7,
+                                                "input_len": data["input_len"]}),
+            PartConfig(m["head"]["name"], {**m["head"]["args"], "horizon": data["horizon"]})))
+        # PatchTST/42: W_P 16*16+16, W_pos 42*16, 3 layers of (4 * (16*16+16) + 2*16*128 + 128 + 16 + 2 * 2*16),
+        # head 42*16*horizon + horizon (BatchNorm and LayerNorm both have 2*16 parameters)
+        assert model.num_parameters() == 272 + 672 + 3 * 5392 + 672 * horizon + horizon
+        out = model({"inputs": torch.randn(2, 336, 7)})["prediction"]
+        assert out.shape == (2, horizon, 7)
+    recipe = yaml.safe_load((tasks / "dlinear_etth1.yaml").read_text())
+    dlinear = build_baseline(recipe["model"]["baseline"]["name"], 7, 336, 96, **recipe["model"]["baseline"]["args"])
+    assert sum(p.numel() for p in dlinear.parameters()) == 2 * (336 * 96 + 96)
+
+
+def test_recipes_parse_with_the_trainer_schema():
+    config = pytest.importorskip("xformer.train.config", reason="the trainer (xformer/train) is not installed")
+    from xformer.config import from_dict
+
+    tasks = Path(__file__).resolve().parents[1] / "tasks"
+    for horizon in (96, 192, 336, 720):
+        experiment = config.load_experiment(tasks / f"patchtst_etth1_{horizon}.yaml")
+        assert experiment.train.schedule == "epoch_decay" and experiment.data.args["horizon"] == horizon
+    import yaml
+
+    recipe = yaml.safe_load((tasks / "dlinear_etth1.yaml").read_text())  # model.baseline: see docs/series.md
+    from_dict(config.TrainConfig, recipe["train"])
+    from_dict(config.DataConfig, recipe["data"])

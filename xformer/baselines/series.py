@@ -1,0 +1,122 @@
+"""Forecasting baselines: last value, seasonal naive, DLinear (Zeng et al. 2023, LTSF-Linear).
+
+Each is a small ``nn.Module`` with the forward contract of :class:`xformer.models.Model`:
+``forward(batch) -> {"prediction": (B, H, C), "loss", "loss_weight"}`` (the loss
+only when the batch has ``targets``), reading ``inputs`` (B, L, C). So the
+trainer trains DLinear like any model, and ``DataBundle.evaluate`` scores all
+three next to the transformer. Build one by name:
+
+    model = build_baseline("dlinear", n_channels=7, input_len=336, horizon=96)
+
+The arguments ``n_channels``, ``input_len`` and ``horizon`` are the ones a
+series ``DataBundle.model_args`` provides. ``last_value`` and ``seasonal_naive``
+have no parameters: evaluate them, there is nothing to train.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ConfigError
+from ..heads.forecasting import forecast_output
+
+BASELINES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_baseline(name: str):
+    def wrap(factory):
+        BASELINES[name] = factory
+        return factory
+    return wrap
+
+
+def build_baseline(name: str, n_channels: int, input_len: int, horizon: int, **args) -> nn.Module:
+    """The baseline called ``name``; extra keyword arguments go to its constructor."""
+    if name not in BASELINES:
+        close = difflib.get_close_matches(name, list(BASELINES), n=3)
+        raise ConfigError(f"unknown baseline '{name}'; " + (f"did you mean {', '.join(close)}?" if close
+                                                              else f"registered: {', '.join(sorted(BASELINES))}"))
+    try:
+        return BASELINES[name](n_channels=n_channels, input_len=input_len, horizon=horizon, **args)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"baseline '{name}': {e}") from None
+
+
+def moving_average(x: Tensor, kernel_size: int = 25) -> Tensor:
+    """Trend of x (B, L, C) as LTSF-Linear's ``moving_avg``: replicate-pad (k-1)/2 steps at both ends, then
+
+        trend_t = 1/k * sum_{j=-(k-1)/2}^{(k-1)/2} x_pad[t + j]
+
+    (an ``AvgPool1d(k, stride=1)``), so the trend has the input's length L.
+    """
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd so the trend keeps the input length, got {kernel_size}")
+    half = (kernel_size - 1) // 2
+    padded = torch.cat([x[:, :1].expand(-1, half, -1), x, x[:, -1:].expand(-1, half, -1)], dim=1)
+    return nn.functional.avg_pool1d(padded.transpose(1, 2), kernel_size, stride=1).transpose(1, 2)
+
+
+class DLinear(nn.Module):
+    """y_hat = W_s seasonal + W_t trend, with trend = moving_average(x), seasonal = x - trend.
+
+    W_s, W_t: (L -> H) linear maps along time, shared by all channels
+    (``individual=False``, the paper's default) or one pair per channel.
+    """
+
+    def __init__(self, n_channels: int, input_len: int, horizon: int, kernel_size: int = 25,
+                 individual: bool = False):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.kernel_size, self.individual = kernel_size, individual
+        n = n_channels if individual else 1
+        self.seasonal = nn.ModuleList(nn.Linear(input_len, horizon) for _ in range(n))
+        self.trend = nn.ModuleList(nn.Linear(input_len, horizon) for _ in range(n))
+
+    def forward(self, batch: dict) -> dict:
+        x = batch["inputs"]
+        trend = moving_average(x, self.kernel_size)
+        seasonal, trend = (x - trend).transpose(1, 2), trend.transpose(1, 2)  # (B, C, L)
+        if self.individual:
+            y = torch.stack([self.seasonal[c](seasonal[:, c]) + self.trend[c](trend[:, c])
+                             for c in range(x.shape[2])], dim=1)
+        else:
+            y = self.seasonal[0](seasonal) + self.trend[0](trend)
+        return forecast_output(y.transpose(1, 2), batch)
+
+
+class LastValue(nn.Module):
+    """y_hat_{L+h} = x_L for every step h of the horizon."""
+
+    def __init__(self, n_channels: int, input_len: int, horizon: int):
+        super().__init__()
+        self.horizon = horizon
+
+    def forward(self, batch: dict) -> dict:
+        x = batch["inputs"]
+        return forecast_output(x[:, -1:].expand(-1, self.horizon, -1), batch)
+
+
+class SeasonalNaive(nn.Module):
+    """y_hat_{L+h} = x_{L+h-m*ceil(h/m)}: the last observed season of period m, repeated."""
+
+    def __init__(self, n_channels: int, input_len: int, horizon: int, period: int = 24):
+        super().__init__()
+        if not 0 < period <= input_len:
+            raise ValueError(f"period={period} must be between 1 and input_len={input_len}")
+        self.horizon, self.period = horizon, period
+        self.register_buffer("index", input_len - period + torch.arange(horizon) % period, persistent=False)
+
+    def forward(self, batch: dict) -> dict:
+        return forecast_output(batch["inputs"][:, self.index], batch)
+
+
+register_baseline("dlinear")(DLinear)
+register_baseline("last_value")(LastValue)
+register_baseline("seasonal_naive")(SeasonalNaive)
+
+__all__ = ["BASELINES", "register_baseline", "build_baseline", "moving_average", "DLinear", "LastValue",
+           "SeasonalNaive"]

@@ -1,0 +1,114 @@
+"""Training-time regularisers for image classifiers (the DeiT recipe, Touvron et al. 2021), each switchable.
+
+Per image (torchvision.transforms.v2, on (C, H, W) float tensors in [0, 1] or PIL images):
+    RandomResizedCrop(scale)  ->  horizontal flip (only where a mirrored image keeps its class:
+    not digits)  ->  small affine jitter  ->  RandAugment / TrivialAugmentWide  ->  Normalize
+    ->  RandomErasing (after normalising, as timm does).
+Per batch: MixUp (Zhang et al. 2018) / CutMix (Yun et al. 2019) through ``timm.data.Mixup``:
+    x~ = lam x_i + (1 - lam) x_j,   y~ = lam y_i + (1 - lam) y_j   (y one-hot, label-smoothed),
+    CutMix pastes a box of area (1 - lam) instead of blending. Targets become (B, K) probabilities,
+    which the classification head's cross-entropy accepts; leave the head's label_smoothing at 0 then
+    (Mixup smooths already).
+Weights: an exponential moving average theta_ema <- d theta_ema + (1 - d) theta (timm.utils.ModelEmaV3).
+
+MixUp needs whole batches but must touch training batches only: training items carry
+``TRAIN_ITEM`` and :class:`ImageCollate` mixes a batch only when all its items do.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import default_collate
+from torchvision.transforms import v2
+
+from ..config import ConfigError
+
+TRAIN_ITEM = "train_item"
+AUTO_AUGMENTS = ("rand", "trivial")
+
+
+def _resize(image_size: tuple[int, int]) -> list:
+    return [v2.Resize(list(image_size), antialias=True)]
+
+
+def to_float_image() -> list:
+    """PIL / uint8 / float input -> float32 tensor (C, H, W) in [0, 1]."""
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+
+
+def eval_transform(image_size: Sequence[int], mean: Sequence[float] | None = None,
+                   std: Sequence[float] | None = None, resize: bool = True) -> v2.Compose:
+    """Deterministic: to float, resize to ``image_size`` (if asked), normalise."""
+    steps = to_float_image() + (_resize(tuple(image_size)) if resize else [])
+    if mean is not None:
+        steps.append(v2.Normalize(list(mean), list(std)))
+    return v2.Compose(steps)
+
+
+def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = None,
+                    std: Sequence[float] | None = None, *, crop_scale: Sequence[float] | None = None,
+                    hflip: float = 0.0, affine: bool = False, auto_augment: str | None = None,
+                    magnitude: int = 9, random_erasing: float = 0.0, resize: bool = True) -> v2.Compose:
+    """The per-image training pipeline; every step is off unless asked for."""
+    if auto_augment not in (None, *AUTO_AUGMENTS):
+        raise ConfigError(f"unknown auto_augment {auto_augment!r}; choose rand, trivial or null")
+    size = list(image_size)
+    steps = to_float_image()
+    if crop_scale is not None:
+        steps.append(v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True))
+    elif resize:
+        steps += _resize(tuple(size))
+    if hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(hflip))
+    if affine:  # small shifts/rotations: safe for digits and characters
+        steps.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
+    if auto_augment == "rand":
+        steps.append(v2.RandAugment(magnitude=magnitude))
+    elif auto_augment == "trivial":
+        steps.append(v2.TrivialAugmentWide())
+    if mean is not None:
+        steps.append(v2.Normalize(list(mean), list(std)))
+    if random_erasing > 0:
+        steps.append(v2.RandomErasing(p=random_erasing, value=0))
+    return v2.Compose(steps)
+
+
+def make_mixup(n_classes: int, mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0,
+               prob: float = 1.0, switch_prob: float = 0.5):
+    """timm's Mixup (alpha > 0 turns each on), or None when both are off."""
+    if mixup <= 0 and cutmix <= 0:
+        return None
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=mixup, cutmix_alpha=cutmix, prob=prob, switch_prob=switch_prob,
+                 label_smoothing=label_smoothing, num_classes=n_classes)
+
+
+class ImageCollate:
+    """Stack items into {"images": (B, C, H, W), "labels": (B,)}; MixUp/CutMix training batches.
+
+    A training batch of odd size is left unmixed (timm's batch mode mixes pairs x_i, x_{B-1-i}).
+    """
+
+    def __init__(self, mixup=None):
+        self.mixup = mixup
+
+    def __call__(self, items: list[dict]) -> dict:
+        train = all(item.get(TRAIN_ITEM, False) for item in items)
+        batch = default_collate([{k: v for k, v in item.items() if k != TRAIN_ITEM} for item in items])
+        if train and self.mixup is not None and len(items) % 2 == 0:
+            batch["images"], batch["labels"] = self.mixup(batch["images"], batch["labels"])
+        return batch
+
+
+def model_ema(model: nn.Module, decay: float = 0.9998, warmup: bool = True):
+    """An EMA copy of ``model`` (timm.utils.ModelEmaV3): call ``ema.update(model, step)`` after each
+    optimiser step and evaluate ``ema.module``. With warmup the decay ramps up over the first steps."""
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay, use_warmup=warmup)
+
+
+__all__ = ["train_transform", "eval_transform", "make_mixup", "ImageCollate", "model_ema", "TRAIN_ITEM"]

@@ -1,0 +1,242 @@
+"""Image classification datasets: digits (bundled with scikit-learn), image folders, MNIST, Fashion-MNIST, CIFAR-10.
+
+Every item is {"images": (C, H, W) float, "labels": long}; every bundle's
+``model_args`` fill ``tokenizer.args.image_size/channels`` and ``head.args.n_classes``,
+and its ``evaluate`` returns {"accuracy": ...}. Nothing is downloaded: torchvision
+readers run with download=False, and a missing file ends with one line naming
+the path expected.
+
+Splits:
+- digits: the fixed stratified 80/20 split ``train_test_split(stratify=y, test_size=0.2,
+  random_state=0)`` -> 1437 / 360 images; ``val_fraction`` of the 1437 is carved out for
+  validation (stratified, random_state=0), so the 360 test images are never looked at.
+- MNIST, Fashion-MNIST, CIFAR-10: the official train/test files; validation is a
+  stratified ``val_fraction`` of train (random_state=0).
+- image_folder: ``root/train/<class>/*`` and ``root/test/<class>/*`` (and ``root/val`` if
+  present, else carved from train).
+"""
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset, Subset
+
+from ..analysis.classification import evaluate_classifier
+from ..config import ConfigError
+from .image_augment import TRAIN_ITEM, ImageCollate, eval_transform, make_mixup, train_transform
+from .registry import DataBundle, register_data
+
+STATS = {  # per-channel mean and std of the training images (the usual published values)
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+class ImageItems(Dataset):
+    """Images from ``source`` (a tensor (N, C, H, W) or a dataset of (image, label) pairs), through ``transform``."""
+
+    def __init__(self, source, labels=None, transform=None, train: bool = False):
+        self.source, self.labels, self.transform, self.train = source, labels, transform, train
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> dict:
+        if self.labels is not None:
+            image, label = self.source[i], self.labels[i]
+        else:
+            image, label = self.source[i]
+        if self.transform is not None:
+            image = self.transform(image)
+        item = {"images": image, "labels": torch.as_tensor(int(label))}
+        if self.train:
+            item[TRAIN_ITEM] = True
+        return item
+
+
+def _split(targets, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Stratified (keep, held_out) indices; held_out is ``fraction`` of them."""
+    idx = list(range(len(targets)))
+    if fraction <= 0:
+        return idx, []
+    labels = [int(t) for t in targets]
+    keep, held = train_test_split(idx, test_size=fraction, stratify=labels, random_state=seed)
+    return sorted(keep), sorted(held)
+
+
+def _bundle(train, val, test, n_classes: int, image_size, channels: int, mixup, class_names=None) -> DataBundle:
+    names = list(class_names) if class_names is not None else [str(k) for k in range(n_classes)]
+
+    def save(run_dir: Path) -> None:
+        Path(run_dir, "classes.json").write_text(json.dumps({"class_names": names}))
+
+    return DataBundle(
+        train=train, val=val, test=test, collate=ImageCollate(mixup),
+        model_args={"tokenizer": {"image_size": list(image_size), "channels": channels},
+                    "head": {"n_classes": n_classes}},
+        evaluate=evaluate_classifier, save=save,
+    )
+
+
+def _check_aug(label_smoothing: float, mixup: float, cutmix: float) -> None:
+    if label_smoothing and not (mixup or cutmix):
+        raise ConfigError("data.args.label_smoothing applies to MixUp/CutMix targets; without them set "
+                         "head.args.label_smoothing instead")
+
+
+@register_data("digits")
+def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool = False, random_erasing: float = 0.0,
+           mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0) -> DataBundle:
+    """scikit-learn's 8x8 handwritten digits (1797 images, 16 grey levels, scaled to [0, 1]).
+
+    ``image_size`` > 8 upsamples bilinearly (e.g. 16 for patch size 4 on a 4x4 grid). No
+    flips: a mirrored 2 is not a 2. ``affine`` adds small shifts/rotations.
+    """
+    from sklearn.datasets import load_digits
+
+    _check_aug(label_smoothing, mixup, cutmix)
+    data = load_digits()
+    images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
+    if image_size != 8:
+        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear",
+                               align_corners=False).clamp(0, 1)
+    labels = torch.tensor(data.target, dtype=torch.long)
+    train_idx, test_idx = train_test_split(list(range(len(labels))), test_size=0.2, stratify=data.target,
+                                           random_state=0)
+    keep, held = _split(labels[train_idx].tolist(), val_fraction)
+    train_idx, val_idx = [train_idx[i] for i in keep], [train_idx[i] for i in held]
+    size = (image_size, image_size)
+    aug = train_transform(size, affine=affine, random_erasing=random_erasing, resize=False) \
+        if affine or random_erasing else None
+
+    def part(idx, transform=None, train=False):
+        return ImageItems(images[idx], labels[idx], transform, train)
+
+    return _bundle(part(train_idx, aug, train=True), part(val_idx) if val_idx else None, part(test_idx), 10,
+                   size, 1, make_mixup(10, mixup, cutmix, label_smoothing))
+
+
+def _torchvision(name: str, reader, root: str, expected: str, image_size: int | None, native: int, channels: int,
+                 val_fraction: float, aug: dict, mixup_args: tuple) -> DataBundle:
+    """Shared body of the torchvision-file datasets (download=False, clear error when absent)."""
+    try:
+        train_src = reader(root, train=True, download=False)
+        test_src = reader(root, train=False, download=False)
+    except RuntimeError:
+        raise ConfigError(f"{name} files not found: expected {Path(root) / expected}; place the official files "
+                          f"there or set data.args.root") from None
+    size = (image_size or native,) * 2
+    mean, std = STATS[name]
+    resize = size[0] != native
+    keep, held = _split(train_src.targets, val_fraction)
+    train = ImageItems(Subset(train_src, keep), transform=train_transform(size, mean, std, resize=resize, **aug),
+                       train=True)
+    plain = eval_transform(size, mean, std, resize=resize)
+    val = ImageItems(Subset(train_src, held), transform=plain) if held else None
+    test = ImageItems(test_src, transform=plain)
+    n_classes = len(train_src.classes)
+    return _bundle(train, val, test, n_classes, size, channels, make_mixup(n_classes, *mixup_args),
+                   train_src.classes)
+
+
+@register_data("mnist")
+def mnist(root: str = "data", image_size: int | None = None, val_fraction: float = 0.1, affine: bool = False,
+          random_erasing: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
+          label_smoothing: float = 0.0) -> DataBundle:
+    """MNIST from ``root/MNIST/raw`` (torchvision's layout). No flips (digits)."""
+    from torchvision.datasets import MNIST
+
+    _check_aug(label_smoothing, mixup, cutmix)
+    return _torchvision("mnist", MNIST, root, "MNIST/raw/train-images-idx3-ubyte", image_size, 28, 1,
+                        val_fraction, {"affine": affine, "random_erasing": random_erasing},
+                        (mixup, cutmix, label_smoothing))
+
+
+@register_data("fashion_mnist")
+def fashion_mnist(root: str = "data", image_size: int | None = None, val_fraction: float = 0.1,
+                  hflip: float = 0.0, random_erasing: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
+                  label_smoothing: float = 0.0) -> DataBundle:
+    """Fashion-MNIST from ``root/FashionMNIST/raw`` (mirrored clothes keep their class: hflip allowed)."""
+    from torchvision.datasets import FashionMNIST
+
+    _check_aug(label_smoothing, mixup, cutmix)
+    return _torchvision("fashion_mnist", FashionMNIST, root, "FashionMNIST/raw/train-images-idx3-ubyte",
+                        image_size, 28, 1, val_fraction, {"hflip": hflip, "random_erasing": random_erasing},
+                        (mixup, cutmix, label_smoothing))
+
+
+@register_data("cifar10")
+def cifar10(root: str = "data", image_size: int | None = None, val_fraction: float = 0.1,
+            crop_scale: list[float] | None = None, hflip: float = 0.5, auto_augment: str | None = None,
+            random_erasing: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
+            label_smoothing: float = 0.0) -> DataBundle:
+    """CIFAR-10 from ``root/cifar-10-batches-py`` (the python version of the official archive)."""
+    from torchvision.datasets import CIFAR10
+
+    _check_aug(label_smoothing, mixup, cutmix)
+    aug = {"crop_scale": crop_scale, "hflip": hflip, "auto_augment": auto_augment, "random_erasing": random_erasing}
+    return _torchvision("cifar10", CIFAR10, root, "cifar-10-batches-py", image_size, 32, 3, val_fraction, aug,
+                        (mixup, cutmix, label_smoothing))
+
+
+@register_data("image_folder")
+def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fraction: float = 0.1,
+                 crop_scale: list[float] | None = None, hflip: float = 0.0, auto_augment: str | None = None,
+                 random_erasing: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
+                 label_smoothing: float = 0.0, mean: list[float] | None = None,
+                 std: list[float] | None = None) -> DataBundle:
+    """``root/{train,val,test}/<class name>/<image>`` through torchvision's ImageFolder.
+
+    Images are converted to RGB (channels=3) or L (channels=1), resized to ``image_size``
+    and normalised with ImageNet statistics unless ``mean``/``std`` are given.
+    """
+    from torchvision.datasets import ImageFolder
+
+    _check_aug(label_smoothing, mixup, cutmix)
+    root_path = Path(root)
+    for split in ("train", "test"):
+        if not (root_path / split).is_dir():
+            raise ConfigError(f"image_folder: expected a folder {root_path / split} with one sub-folder per class")
+    mode = {1: "L", 3: "RGB"}.get(channels)
+    if mode is None:
+        raise ConfigError(f"image_folder: channels must be 1 or 3, got {channels}")
+    if mean is None:
+        mean, std = STATS["imagenet"] if channels == 3 else ((0.5,), (0.5,))
+    size = (image_size, image_size)
+
+    def folder(split: str) -> ImageFolder:
+        return ImageFolder(str(root_path / split), loader=partial(_open, mode=mode))
+
+    train_src, test_src = folder("train"), folder("test")
+    if test_src.classes != train_src.classes:
+        raise ConfigError(f"image_folder: test classes {test_src.classes} differ from train classes "
+                          f"{train_src.classes}")
+    aug = train_transform(size, mean, std, crop_scale=crop_scale, hflip=hflip, auto_augment=auto_augment,
+                          random_erasing=random_erasing)
+    plain = eval_transform(size, mean, std)
+    if (root_path / "val").is_dir():
+        train, val = ImageItems(train_src, transform=aug, train=True), ImageItems(folder("val"), transform=plain)
+    else:
+        keep, held = _split(train_src.targets, val_fraction)
+        train = ImageItems(Subset(train_src, keep), transform=aug, train=True)
+        val = ImageItems(Subset(train_src, held), transform=plain) if held else None
+    n_classes = len(train_src.classes)
+    return _bundle(train, val, ImageItems(test_src, transform=plain), n_classes, size, channels,
+                   make_mixup(n_classes, mixup, cutmix, label_smoothing), train_src.classes)
+
+
+def _open(path: str, mode: str):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert(mode)
+
+
+__all__ = ["ImageItems", "digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "STATS"]

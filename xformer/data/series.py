@@ -1,0 +1,202 @@
+"""Time series from CSV files or DataFrames: time splits, train-only scaling, sliding windows, metrics.
+
+The conventions are those of Informer / Autoformer / PatchTST / DLinear, so our
+numbers compare with theirs (see ``docs/series.md``):
+
+- ``split="ett"``: 12 / 4 / 4 months of 30 days. Hourly ETT (24 rows a day):
+  train rows [0, 8640), validation [8640 - L, 11520), test [11520 - L, 14400);
+  15-minute ETT (96 rows a day) is the same times 4. Later rows are unused.
+- ``split="ratio"`` (their ``Dataset_Custom``): the first 70% train, the last 20%
+  test, the rest validation; validation and test start L rows early.
+- A ``StandardScaler`` fitted on the training rows only is applied to every row.
+- Windows of L inputs and H targets, stride 1; every window is used (no drop_last).
+- Metrics: MSE and MAE averaged over all windows, channels and horizon steps.
+
+Missing values follow ``missing``: "error" (default) stops with one line naming
+the column and how many values are missing; "ffill" carries the last
+observation forward (and the first one back over a leading gap); "interpolate"
+fills linearly in time (and carries the ends outwards). Nothing is filled silently.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import StandardScaler
+from torch.utils.data import Dataset
+
+from ..config import ConfigError
+from .registry import DataBundle, register_data
+
+MISSING_POLICIES = ("error", "ffill", "interpolate")
+
+
+def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", columns: list[str] | None = None,
+                missing: str = "error") -> pd.DataFrame:
+    """A float DataFrame indexed by the parsed ``date_column``, with the value ``columns`` (default: all others)."""
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"series file not found: {path}")
+        frame = pd.read_csv(path)
+    if date_column not in frame.columns:
+        raise ConfigError(f"no date column '{date_column}' in the series; columns are {list(frame.columns)}; "
+                          "set date_column")
+    columns = list(columns) if columns else [c for c in frame.columns if c != date_column]
+    unknown = [c for c in columns if c not in frame.columns]
+    if unknown:
+        raise ConfigError(f"unknown column(s) {unknown}; the series has {list(frame.columns)}")
+    values = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
+    values.index = pd.DatetimeIndex(pd.to_datetime(frame[date_column]), name=date_column)
+    if not values.index.is_monotonic_increasing:
+        raise ConfigError(f"the dates in column '{date_column}' are not in increasing order; sort the rows first")
+    if missing not in MISSING_POLICIES:
+        raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
+    counts = values.isna().sum()
+    if counts.any():
+        if missing == "error":
+            where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())
+            raise ConfigError(f"missing or non-numeric values in column {where}; "
+                              "pass missing='ffill' or missing='interpolate' to fill them")
+        values = values.ffill() if missing == "ffill" else values.interpolate(method="time").ffill()
+        values = values.bfill()
+    return values
+
+
+def split_borders(n_rows: int, input_len: int, split: str = "ratio", rows_per_day: int = 24,
+                  train_ratio: float = 0.7, test_ratio: float = 0.2) -> list[tuple[int, int]]:
+    """[(start, end)] row ranges of train, validation and test, each test/val range starting L rows early."""
+    if split == "ett":
+        month = 30 * rows_per_day
+        ends = [12 * month, 16 * month, 20 * month]
+        if n_rows < ends[-1]:
+            raise ConfigError(f"split='ett' needs {ends[-1]} rows (20 months of {rows_per_day} rows a day), "
+                              f"the series has {n_rows}; use split='ratio'")
+    elif split == "ratio":
+        n_train, n_test = int(n_rows * train_ratio), int(n_rows * test_ratio)
+        ends = [n_train, n_rows - n_test, n_rows]
+    else:
+        raise ConfigError(f"unknown split '{split}'; choose ett or ratio")
+    return [(0, ends[0]), (ends[0] - input_len, ends[1]), (ends[1] - input_len, ends[2])]
+
+
+class WindowDataset(Dataset):
+    """Item i: inputs = values[i : i+L], targets = values[i+L : i+L+H]; len = T - L - H + 1."""
+
+    def __init__(self, values: np.ndarray, input_len: int, horizon: int):
+        self.values = torch.as_tensor(np.asarray(values, dtype=np.float32))
+        self.input_len, self.horizon = input_len, horizon
+        if len(values) - input_len - horizon + 1 <= 0:
+            raise ConfigError(f"a split of {len(values)} rows is too short for input_len={input_len} + "
+                              f"horizon={horizon}")
+
+    def __len__(self) -> int:
+        return max(0, len(self.values) - self.input_len - self.horizon + 1)
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        cut = i + self.input_len
+        return {"inputs": self.values[i:cut], "targets": self.values[cut:cut + self.horizon]}
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def forecast_errors(model, batches, scaler: StandardScaler | None = None) -> dict:
+    """MSE / MAE over every window, channel and step; per horizon step too; on the original scale with ``scaler``.
+
+    MSE = 1/(W H C) sum (y - y_hat)^2, MAE = 1/(W H C) sum |y - y_hat|.
+    Returns floats ``mse``, ``mae`` (and ``mse_original``, ``mae_original``) and
+    lists ``mse_per_step``, ``mae_per_step`` of length H.
+    """
+    was_training = model.training
+    model.eval()
+    device, sums, count = _device(model), {}, 0
+    for batch in batches:
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        y_hat, y = model(batch)["prediction"].double(), batch["targets"].double()
+        errors = {"mse": (y - y_hat) ** 2, "mae": (y - y_hat).abs()}
+        if scaler is not None:
+            scale = torch.as_tensor(scaler.scale_, dtype=torch.float64, device=device)
+            errors["mse_original"], errors["mae_original"] = errors["mse"] * scale ** 2, errors["mae"] * scale
+        for name, e in errors.items():
+            sums[name] = sums.get(name, 0.0) + e.sum(dim=(0, 2))  # (H,)
+        count += y.shape[0] * y.shape[2]
+    model.train(was_training)
+    out = {name: float(s.sum() / (count * len(s))) for name, s in sums.items()}
+    for name in ("mse", "mae"):
+        out[f"{name}_per_step"] = (sums[name] / count).tolist()
+    return out
+
+
+def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str = "ratio",
+                  rows_per_day: int | None = None, scale: bool = True) -> DataBundle:
+    """Split, scale and window a frame from :func:`read_series` into a DataBundle."""
+    if rows_per_day is None:
+        step = (frame.index[1:] - frame.index[:-1]).median() if len(frame) > 1 else pd.Timedelta(hours=1)
+        rows_per_day = max(1, round(pd.Timedelta(days=1) / step))
+    borders = split_borders(len(frame), input_len, split, rows_per_day)
+    values = frame.to_numpy()
+    scaler = StandardScaler().fit(values[borders[0][0]:borders[0][1]]) if scale else None
+    if scaler is not None:
+        values = scaler.transform(values)
+    train, val, test = (WindowDataset(values[a:b], input_len, horizon) for a, b in borders)
+
+    def evaluate(model, batches) -> dict[str, float]:
+        errors = forecast_errors(model, batches, scaler)
+        return {k: v for k, v in errors.items() if not isinstance(v, list)}
+
+    def save(run_dir: Path) -> None:
+        stats = {"columns": list(frame.columns), "date_column": frame.index.name, "input_len": input_len,
+                 "horizon": horizon, "mean": None if scaler is None else scaler.mean_.tolist(),
+                 "scale": None if scaler is None else scaler.scale_.tolist()}
+        (Path(run_dir) / "series_scaler.json").write_text(json.dumps(stats, indent=1))
+
+    c = frame.shape[1]
+    model_args = {"tokenizer": {"n_channels": c, "input_len": input_len}, "head": {"horizon": horizon}}
+    bundle = DataBundle(train, val, test, model_args=model_args, evaluate=evaluate, save=save)
+    bundle.scaler = scaler  # for inverse transforms and the per-step errors (forecast_errors(..., bundle.scaler))
+    return bundle
+
+
+def synthetic_frame(n_rows: int = 4000, n_channels: int = 3, freq: str = "h", seed: int = 0) -> pd.DataFrame:
+    """The embedded default: hourly channels with daily and weekly seasonality, a trend and noise.
+
+    x_c(t) = a_c sin(2 pi t / 24 + phi_c) + b_c sin(2 pi t / 168) + s_c t / n + 0.3 eps_t,  eps ~ N(0, 1)
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_rows)
+    cols = {}
+    for c in range(n_channels):
+        a, b, s, phi = rng.uniform(0.5, 2.0), rng.uniform(0.2, 1.0), rng.uniform(-2, 2), rng.uniform(0, 2 * np.pi)
+        cols[f"x{c}"] = (a * np.sin(2 * np.pi * t / 24 + phi) + b * np.sin(2 * np.pi * t / 168) + s * t / n_rows
+                         + 0.3 * rng.standard_normal(n_rows))
+    return pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n_rows, freq=freq), **cols})
+
+
+@register_data("csv_series")
+def csv_series(path: str | None = None, date_column: str = "date", columns: list[str] | None = None,
+               input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
+               missing: str = "error", scale: bool = True) -> DataBundle:
+    """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default."""
+    frame = read_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
+    return series_bundle(frame, input_len, horizon, split, rows_per_day, scale)
+
+
+@register_data("ett")
+def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None, input_len: int = 336,
+        horizon: int = 96, rows_per_day: int | None = None, missing: str = "error") -> DataBundle:
+    """ETTh1/ETTh2 (hourly) or ETTm1/ETTm2 (15-minute) with the 12/4/4-month split of the literature."""
+    return series_bundle(read_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day)
+
+
+__all__ = ["read_series", "split_borders", "WindowDataset", "forecast_errors", "series_bundle", "synthetic_frame"]

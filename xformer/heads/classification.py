@@ -1,0 +1,104 @@
+"""Sequence classification: pool the core's tokens into one vector, then a linear classifier.
+
+    h = pool(H)            H: (B, N, d) core output
+    z = W norm(h) + b      logits (B, K); norm is optional (timm's ``fc_norm``)
+    loss = CE(z, y) with label smoothing eps:
+           -sum_k q_k log softmax(z)_k,  q = (1 - eps) onehot(y) + eps / K
+
+Pooling, for any modality's Tokens (image patches, series patches, text):
+
+- ``cls``: h = H[:, 0], the [CLS] token (ViT, BERT); needs a tokenizer that puts one there.
+- ``mean``: h = sum_t m_t H_t / sum_t m_t over the non-prefix tokens, m = padding_mask
+  (True = real token), so padding never changes the result.
+- ``attention``: a learned query q attends over the non-prefix, non-padding tokens,
+  h = MultiHead(q, H, H) (a single-query cross-attention, as timm's AttentionPoolLatent
+  without its MLP; Lee et al. 2019 "PMA").
+
+``Tokens.state["prefix_tokens"]`` (cls + register tokens) says how many leading
+tokens are not content; mean and attention pooling skip them (as timm does).
+``labels`` may be class indices (B,) long or class probabilities (B, K) float,
+e.g. from MixUp/CutMix; F.cross_entropy takes both.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..core import CoreConfig, CrossAttention, Tokens, combine_masks, make_norm
+from ..models import register_head
+
+POOLS = ("cls", "mean", "attention")
+
+
+def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over dim 1 of (B, N, d), counting only positions where ``mask`` (B, N) is True."""
+    if mask is None:
+        return x.mean(dim=1)
+    m = mask.to(x.dtype).unsqueeze(-1)
+    return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
+class AttentionPool(nn.Module):
+    """One learned query attending over the tokens: (B, N, d) -> (B, d)."""
+
+    def __init__(self, dim: int, n_heads: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.attn = CrossAttention(dim, n_heads)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        keep = combine_masks(n_queries=1, n_keys=x.shape[1], key_padding_mask=mask, device=x.device)
+        return self.attn(self.query.expand(x.shape[0], -1, -1), x, keep)[:, 0]
+
+
+class ClassificationHead(nn.Module):
+    """Pool, optional norm, dropout, linear. Batch key ``labels``: (B,) long or (B, K) probabilities."""
+
+    def __init__(self, dim: int, n_classes: int, pool: str = "cls", n_heads: int = 4, norm: bool = False,
+                 norm_eps: float = 1e-5, dropout: float = 0.0, label_smoothing: float = 0.0):
+        super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.pool, self.label_smoothing = pool, label_smoothing
+        self.attn_pool = AttentionPool(dim, n_heads) if pool == "attention" else None
+        self.norm = make_norm("layernorm", dim, norm_eps) if norm else nn.Identity()
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(dim, n_classes)
+
+    def pooled(self, hidden: Tensor, tokens: Tokens) -> Tensor:
+        """The (B, d) vector the classifier reads."""
+        if self.pool == "cls":
+            if not tokens.state.get("class_token", False):
+                raise ValueError("pool='cls' needs a tokenizer with a class token; "
+                                 "set tokenizer.args.class_token=true or head.args.pool=mean")
+            return hidden[:, 0]
+        n_prefix = int(tokens.state.get("prefix_tokens", 0))
+        x = hidden[:, n_prefix:]
+        mask = tokens.padding_mask[:, n_prefix:] if tokens.padding_mask is not None else None
+        if self.pool == "mean":
+            return masked_mean(x, mask)
+        return self.attn_pool(x, mask)
+
+    def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
+        logits = self.fc(self.drop(self.norm(self.pooled(hidden, tokens))))
+        out = {"logits": logits}
+        labels = batch.get("labels")
+        if labels is not None:
+            target = labels.float() if labels.is_floating_point() else labels.long()
+            out["loss"] = F.cross_entropy(logits.float(), target, label_smoothing=self.label_smoothing)
+            out["loss_weight"] = torch.tensor(labels.shape[0], device=logits.device)
+        return out
+
+
+@register_head("classification")
+def classification_head(core: CoreConfig, tokenizer: nn.Module, n_classes: int, pool: str = "cls",
+                        norm: bool = False, dropout: float = 0.0, label_smoothing: float = 0.0,
+                        n_heads: int | None = None) -> ClassificationHead:
+    return ClassificationHead(core.d_model, n_classes, pool, n_heads or core.n_heads, norm, core.norm_eps,
+                              dropout, label_smoothing)
+
+
+__all__ = ["ClassificationHead", "AttentionPool", "masked_mean"]

@@ -1,0 +1,101 @@
+"""Forecasting head: flatten the core's tokens -> linear -> horizon, undo RevIN; MSE or pinball loss.
+
+Batch key ``targets``: (B, H, C) float, the H values after the input window.
+Output: ``prediction`` (B, H, C), the point forecast (the median when trained
+for quantiles); ``quantiles`` (B, H, C, Q) when trained for them; ``loss``
+and ``loss_weight`` (the number of predicted values, B*H*C) when the batch
+has targets.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..core import CoreConfig, Tokens
+from ..models import register_head
+
+
+def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
+    """Mean quantile (pinball) loss over every value and quantile.
+
+    pred (..., Q), target (...), quantiles (Q,):
+        u = y - y_hat_q,   L_q(u) = max(q u, (q - 1) u)
+    so under-forecasts cost q per unit and over-forecasts (1 - q); at q = 0.5 it is |u| / 2.
+    """
+    u = target.unsqueeze(-1) - pred
+    return torch.maximum(quantiles * u, (quantiles - 1) * u).mean()
+
+
+def forecast_output(prediction: Tensor, batch: dict, quantiles: Tensor | None = None) -> dict:
+    """The forecasting contract shared by the head and the baselines.
+
+    prediction: (B, H, C), or (B, H, C, Q) with ``quantiles`` (Q,); the point
+    forecast is then the q = 0.5 slice. Loss: MSE = mean (y - y_hat)^2, or the
+    mean pinball loss; loss_weight = B*H*C.
+    """
+    out = {}
+    if quantiles is not None:
+        out["quantiles"] = prediction
+        out["prediction"] = prediction[..., int(torch.argmin((quantiles - 0.5).abs()))]
+    else:
+        out["prediction"] = prediction
+    target = batch.get("targets")
+    if target is not None:
+        if target.shape != out["prediction"].shape:
+            raise ValueError(f"targets must be {tuple(out['prediction'].shape)} (batch, horizon, channels), "
+                             f"got {tuple(target.shape)}")
+        if quantiles is not None:
+            out["loss"] = pinball_loss(prediction, target, quantiles)
+        else:
+            out["loss"] = nn.functional.mse_loss(prediction, target)
+        out["loss_weight"] = torch.tensor(target.numel(), device=target.device)
+    return out
+
+
+class ForecastHead(nn.Module):
+    """PatchTST's ``Flatten_Head``: y_hat = Dropout(W flatten(z) + b), then RevIN undone.
+
+    Channel-independent tokens (B*C, N, d) give H values per channel (one W
+    shared by all channels, PatchTST's ``individual=False``); mixed tokens
+    (B, N, d) give all H*C values at once. With Q quantiles every output is Q wide.
+    """
+
+    def __init__(self, dim: int, n_tokens: int, n_channels: int, horizon: int, channel_independent: bool,
+                 dropout: float = 0.0, quantiles: list[float] | None = None):
+        super().__init__()
+        self.horizon, self.n_channels, self.channel_independent = horizon, n_channels, channel_independent
+        if quantiles is not None:
+            if not quantiles or any(not 0.0 < q < 1.0 for q in quantiles) or 0.5 not in quantiles:
+                raise ValueError(f"quantiles must lie in (0, 1) and include 0.5 (the point forecast), got {quantiles}")
+            self.register_buffer("quantiles", torch.tensor(sorted(quantiles)), persistent=False)
+        else:
+            self.quantiles = None
+        self.n_q = 1 if quantiles is None else len(quantiles)
+        per_sequence = horizon * self.n_q * (1 if channel_independent else n_channels)
+        self.proj = nn.Linear(n_tokens * dim, per_sequence)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
+        y = self.drop(self.proj(hidden.flatten(1)))
+        h, c, q = self.horizon, self.n_channels, self.n_q
+        if self.channel_independent:
+            y = y.reshape(-1, c, h, q).permute(0, 2, 1, 3)  # (B, C, H, Q) -> (B, H, C, Q)
+        else:
+            y = y.reshape(-1, h, c, q)
+        denormalize = tokens.state.get("denormalize")
+        if denormalize is not None:
+            y = denormalize(y.movedim(-1, 0)).movedim(0, -1)  # each quantile back to the data's scale
+        return forecast_output(y if self.quantiles is not None else y[..., 0], batch, self.quantiles)
+
+
+@register_head("forecast")
+def forecast_head(core: CoreConfig, tokenizer: nn.Module, horizon: int, dropout: float = 0.0,
+                  quantiles: list[float] | None = None) -> ForecastHead:
+    """Reads n_tokens, n_channels and the layout from a series tokenizer (series_patches / series_steps)."""
+    if not hasattr(tokenizer, "channel_independent"):
+        raise ValueError("the forecast head needs a series tokenizer (series_patches or series_steps)")
+    return ForecastHead(core.d_model, tokenizer.n_tokens, tokenizer.n_channels, horizon,
+                        tokenizer.channel_independent, dropout, quantiles)
+
+
+__all__ = ["pinball_loss", "forecast_output", "ForecastHead"]

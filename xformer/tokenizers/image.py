@@ -1,0 +1,139 @@
+"""Image tokens: ViT patch embedding (Dosovitskiy et al. 2021), prefix tokens and 2-D positions.
+
+An image (B, C, H, W) is cut into non-overlapping p x p patches; each patch is
+flattened and projected to d. A Conv2d with kernel = stride = p computes exactly
+that linear map on every patch at once:
+
+    z_{i,j} = W vec(x[:, i p:(i+1) p, j p:(j+1) p]) + b,      i < H/p, j < W/p
+
+The (H/p) x (W/p) grid is listed in raster order (index = i * W/p + j), the layout
+of timm's ``PatchEmbed``. Prefix tokens go in front: a learned [CLS] token
+(read by CLS pooling) and ``register_tokens`` learned registers (Darcet et al.
+2024), so the sequence is [CLS, reg_1 .. reg_R, patch_1 .. patch_HW].
+
+Positions are added: learned (one vector per grid cell, and optionally per
+prefix token as in the original ViT/timm layout), fixed 2-D sine-cosine (MAE,
+DeiT-III; see ``core.positions.sincos_2d_table``), or none. A learned grid
+trained at one image size is resampled bicubically when an image of another
+size comes in, or when a checkpoint of another size is loaded.
+
+``Tokens.state`` carries ``prefix_tokens`` (how many tokens precede the patches),
+``class_token`` (whether token 0 is [CLS]) and ``grid`` (rows, cols), so that a
+head can pool and an analysis can draw maps without knowing the tokenizer.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..core import CoreConfig, Tokens, make_norm, sincos_2d_table
+from ..core.positions import interpolate_grid_positions
+from ..models import register_tokenizer
+
+POSITIONS = ("learned", "sincos", "none")
+
+
+def _pair(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class PatchEmbedding(nn.Module):
+    """(B, C, H, W) images -> Tokens of shape (B, prefix + H/p * W/p, d).
+
+    Batch key ``images`` (B, C, H, W) float. ``image_size`` is the size the
+    learned positions are laid out for; other sizes divisible by the patch size
+    are accepted and get resampled (learned) or recomputed (sincos) positions.
+    """
+
+    def __init__(self, dim: int, image_size: int | tuple[int, int] = 224, patch_size: int | tuple[int, int] = 16,
+                 channels: int = 3, class_token: bool = True, register_tokens: int = 0,
+                 positions: str = "learned", prefix_positions: bool = True, pre_norm: bool = False,
+                 norm_eps: float = 1e-5, dropout: float = 0.0, images_key: str = "images"):
+        super().__init__()
+        if positions not in POSITIONS:
+            raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
+        self.image_size, self.patch_size = _pair(image_size), _pair(patch_size)
+        self.grid = self._grid_for(*self.image_size)
+        self.channels, self.images_key, self.positions = channels, images_key, positions
+        self.proj = nn.Conv2d(channels, dim, kernel_size=self.patch_size, stride=self.patch_size)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
+        self.reg_tokens = nn.Parameter(torch.randn(1, register_tokens, dim) * 0.02) if register_tokens else None
+        self.n_prefix = int(class_token) + register_tokens
+        # learned: pos_grid (HW, d) and, with prefix_positions, pos_prefix (prefix, d) (timm's embed_class layout)
+        self.pos_grid = self.pos_prefix = None
+        n_cells = self.grid[0] * self.grid[1]
+        if positions == "learned":
+            self.pos_grid = nn.Parameter(torch.randn(n_cells, dim) * 0.02)
+            if prefix_positions and self.n_prefix:
+                self.pos_prefix = nn.Parameter(torch.randn(self.n_prefix, dim) * 0.02)
+        elif positions == "sincos":
+            self.register_buffer("sincos", sincos_2d_table(*self.grid, dim), persistent=False)
+        self.norm_pre = make_norm("layernorm", dim, norm_eps) if pre_norm else nn.Identity()
+        self.drop = nn.Dropout(dropout)
+        self._register_load_state_dict_pre_hook(self._resample_checkpoint_positions)
+
+    def _grid_for(self, h: int, w: int) -> tuple[int, int]:
+        ph, pw = self.patch_size
+        if h % ph or w % pw:
+            fit = f"{h // ph * ph}x{w // pw * pw}"
+            raise ValueError(f"image size {h}x{w} is not divisible by the patch size {ph}x{pw}; "
+                             f"resize or crop the images to a multiple of it (e.g. {fit}) or change patch_size")
+        return h // ph, w // pw
+
+    def grid_positions(self, grid: tuple[int, int]) -> Tensor | None:
+        """The (rows * cols, d) positions of the patch tokens for a grid of this size."""
+        if self.positions == "learned":
+            return interpolate_grid_positions(self.pos_grid, self.grid, grid)
+        if self.positions == "sincos":
+            if tuple(grid) == self.grid:
+                return self.sincos
+            return sincos_2d_table(*grid, self.proj.out_channels).to(self.proj.weight.device)
+        return None
+
+    def forward(self, batch: dict, offset: int = 0) -> Tokens:
+        images: Tensor = batch[self.images_key]
+        if images.dim() != 4:
+            raise ValueError(f"batch['{self.images_key}'] must be (B, C, H, W), got shape {tuple(images.shape)}")
+        if images.shape[1] != self.channels:
+            raise ValueError(f"images have {images.shape[1]} channels but the tokenizer expects {self.channels}; "
+                             f"set tokenizer.args.channels={images.shape[1]}")
+        grid = self._grid_for(images.shape[-2], images.shape[-1])
+        x = self.proj(images.to(self.proj.weight.dtype)).flatten(2).transpose(1, 2)  # (B, HW, d)
+        pos = self.grid_positions(grid)
+        if pos is not None:
+            x = x + pos
+        b = x.shape[0]
+        prefix = [t.expand(b, -1, -1) for t in (self.cls_token, self.reg_tokens) if t is not None]
+        if prefix:
+            prefix = torch.cat(prefix, dim=1)
+            if self.pos_prefix is not None:
+                prefix = prefix + self.pos_prefix
+            x = torch.cat([prefix, x], dim=1)
+        x = self.drop(self.norm_pre(x))
+        state = {"prefix_tokens": self.n_prefix, "class_token": self.cls_token is not None, "grid": grid}
+        return Tokens(x, None, state=state)
+
+    def _resample_checkpoint_positions(self, state_dict, prefix, *args, **kwargs):
+        """Loading a checkpoint trained at another image size: resample its learned grid to ours."""
+        key = prefix + "pos_grid"
+        if self.pos_grid is None or key not in state_dict:
+            return
+        table = state_dict[key]
+        if table.shape[0] != self.pos_grid.shape[0]:
+            side = int(round(table.shape[0] ** 0.5))
+            if side * side != table.shape[0]:
+                raise ValueError(f"cannot resample a {table.shape[0]}-cell position grid that is not square; "
+                                 f"load it into a tokenizer with the image size it was trained on")
+            state_dict[key] = interpolate_grid_positions(table, (side, side), self.grid)
+
+
+@register_tokenizer("image_patches")
+def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224, patch_size: int | list[int] = 16,
+                            channels: int = 3, class_token: bool = True, register_tokens: int = 0,
+                            positions: str = "learned", prefix_positions: bool = True, pre_norm: bool = False,
+                            dropout: float = 0.0) -> PatchEmbedding:
+    return PatchEmbedding(core.d_model, image_size, patch_size, channels, class_token, register_tokens,
+                          positions, prefix_positions, pre_norm, core.norm_eps, dropout)
+
+
+__all__ = ["PatchEmbedding"]

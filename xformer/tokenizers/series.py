@@ -1,0 +1,169 @@
+"""Time-series tokens: RevIN, then PatchTST patches (one sequence per channel) or one token per time step.
+
+Batch key ``inputs``: (B, L, C) float, a window of L time steps of C channels.
+
+Two ways to turn a window into tokens, registered separately so they can be compared:
+
+- ``series_patches`` (Nie et al. 2023, PatchTST): every channel becomes its own
+  sequence ("channel independence", (B, L, C) -> (B*C, N, d)); the sequence is
+  cut into N patches of ``patch_len`` steps, ``stride`` apart, and each patch is
+  projected linearly to d. With ``padding="end"`` the last value is repeated
+  ``stride`` times first, as PatchTST does, so
+      N = (L - patch_len) // stride + 1 (+ 1 with end padding).
+- ``series_steps`` (the vanilla Transformer way, as in Informer's embeddings
+  without the time features): the C-vector of each time step is projected to
+  d, so (B, L, C) -> (B, L, d) and the channels are mixed from the first layer.
+
+Both normalise each window with RevIN first (optional) and leave, in
+``Tokens.state``, what the forecasting head needs to map its output back:
+``n_channels``, ``channel_independent`` and ``denormalize`` (a function of a
+(B, H, C) tensor).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..core import CoreConfig, Tokens, make_positions
+from ..models import register_tokenizer
+
+
+class RevIN(nn.Module):
+    """Reversible instance normalisation (Kim et al. 2022), as in PatchTST's ``RevIN``.
+
+    Per window and channel, over the L time steps of x (B, L, C):
+        mu = mean_t x_t            (or the last value x_L with ``subtract_last``)
+        sigma = sqrt(var_t x_t + eps)          (biased variance)
+        normalise:   x' = gamma * (x - mu) / sigma + beta      (gamma, beta only with ``affine``)
+        denormalise: y  = (y' - beta) / (gamma + eps^2) * sigma + mu
+    mu and sigma are statistics of the input, not parameters: gradients do not flow into them.
+    """
+
+    def __init__(self, n_channels: int, affine: bool = False, subtract_last: bool = False, eps: float = 1e-5):
+        super().__init__()
+        self.affine, self.subtract_last, self.eps = affine, subtract_last, eps
+        if affine:
+            self.weight = nn.Parameter(torch.ones(n_channels))
+            self.bias = nn.Parameter(torch.zeros(n_channels))
+
+    def statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(location, scale), each (B, 1, C)."""
+        loc = x[:, -1:, :] if self.subtract_last else x.mean(dim=1, keepdim=True)
+        scale = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps)
+        return loc.detach(), scale.detach()
+
+    def normalize(self, x: Tensor, stats: tuple[Tensor, Tensor]) -> Tensor:
+        loc, scale = stats
+        x = (x - loc) / scale
+        return x * self.weight + self.bias if self.affine else x
+
+    def denormalize(self, y: Tensor, stats: tuple[Tensor, Tensor]) -> Tensor:
+        """y: (B, H, C) -> the input's scale."""
+        loc, scale = stats
+        if self.affine:
+            y = (y - self.bias) / (self.weight + self.eps * self.eps)
+        return y * scale + loc
+
+
+def n_patches(input_len: int, patch_len: int, stride: int, padding: str = "end") -> int:
+    """N = (L - patch_len) // stride + 1, plus one with end padding (PatchTST's ``patch_num``)."""
+    if patch_len > input_len:
+        raise ValueError(f"patch_len={patch_len} is longer than input_len={input_len}")
+    return (input_len - patch_len) // stride + 1 + (padding == "end")
+
+
+def patchify(x: Tensor, patch_len: int, stride: int, padding: str = "end") -> Tensor:
+    """(B, L, C) -> (B, C, N, patch_len); end padding repeats x_L ``stride`` times (ReplicationPad1d((0, stride)))."""
+    z = x.transpose(1, 2)  # (B, C, L)
+    if padding == "end":
+        z = torch.cat([z, z[..., -1:].expand(*z.shape[:-1], stride)], dim=-1)
+    elif padding != "none":
+        raise ValueError(f"unknown padding {padding!r}; choose end or none")
+    return z.unfold(-1, patch_len, stride)
+
+
+def _identity(y: Tensor) -> Tensor:
+    return y
+
+
+class _SeriesTokenizer(nn.Module):
+    """RevIN (optional) in front; the subclass turns the normalised window into (B', N, d)."""
+
+    channel_independent: bool
+
+    def __init__(self, n_channels: int, input_len: int, revin: bool, affine: bool, subtract_last: bool):
+        super().__init__()
+        self.n_channels, self.input_len = n_channels, input_len
+        self.revin = RevIN(n_channels, affine, subtract_last) if revin else None
+
+    def embed(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, batch: dict, offset: int = 0) -> Tokens:
+        x: Tensor = batch["inputs"]
+        if x.dim() != 3 or x.shape[1] != self.input_len or x.shape[2] != self.n_channels:
+            raise ValueError(f"inputs must be (batch, {self.input_len}, {self.n_channels}), got {tuple(x.shape)}")
+        denormalize = _identity
+        if self.revin is not None:
+            stats = self.revin.statistics(x)
+            x = self.revin.normalize(x, stats)
+            denormalize = lambda y: self.revin.denormalize(y, stats)  # noqa: E731
+        state = {"n_channels": self.n_channels, "channel_independent": self.channel_independent,
+                 "denormalize": denormalize}
+        return Tokens(self.embed(x), state=state)
+
+
+class PatchTokenizer(_SeriesTokenizer):
+    """PatchTST's input side: x_p = W_P patch_p + W_pos[p], then dropout; (B, L, C) -> (B*C, N, d)."""
+
+    channel_independent = True
+
+    def __init__(self, n_channels: int, input_len: int, dim: int, patch_len: int = 16, stride: int = 8,
+                 padding: str = "end", positions: str = "learned", dropout: float = 0.0, revin: bool = True,
+                 affine: bool = False, subtract_last: bool = False):
+        super().__init__(n_channels, input_len, revin, affine, subtract_last)
+        self.patch_len, self.stride, self.padding = patch_len, stride, padding
+        self.n_tokens = n_patches(input_len, patch_len, stride, padding)
+        self.proj = nn.Linear(patch_len, dim)
+        self.positions = make_positions(positions, self.n_tokens, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def embed(self, x: Tensor) -> Tensor:
+        patches = patchify(x, self.patch_len, self.stride, self.padding)  # (B, C, N, P)
+        tokens = self.proj(patches.flatten(0, 1))  # (B*C, N, d)
+        return self.drop(tokens + self.positions(self.n_tokens))
+
+
+class StepTokenizer(_SeriesTokenizer):
+    """One token per time step: x_t = W x_t(C-vector) + P[t], then dropout; (B, L, C) -> (B, L, d)."""
+
+    channel_independent = False
+
+    def __init__(self, n_channels: int, input_len: int, dim: int, positions: str = "sinusoidal",
+                 dropout: float = 0.0, revin: bool = True, affine: bool = False, subtract_last: bool = False):
+        super().__init__(n_channels, input_len, revin, affine, subtract_last)
+        self.n_tokens = input_len
+        self.proj = nn.Linear(n_channels, dim)
+        self.positions = make_positions(positions, input_len, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.drop(self.proj(x) + self.positions(self.input_len))
+
+
+@register_tokenizer("series_patches")
+def series_patches(core: CoreConfig, n_channels: int, input_len: int, patch_len: int = 16, stride: int = 8,
+                   padding: str = "end", positions: str = "learned", dropout: float = 0.0, revin: bool = True,
+                   affine: bool = False, subtract_last: bool = False) -> PatchTokenizer:
+    return PatchTokenizer(n_channels, input_len, core.d_model, patch_len, stride, padding, positions, dropout,
+                          revin, affine, subtract_last)
+
+
+@register_tokenizer("series_steps")
+def series_steps(core: CoreConfig, n_channels: int, input_len: int, positions: str = "sinusoidal",
+                 dropout: float = 0.0, revin: bool = True, affine: bool = False,
+                 subtract_last: bool = False) -> StepTokenizer:
+    return StepTokenizer(n_channels, input_len, core.d_model, positions, dropout, revin, affine, subtract_last)
+
+
+__all__ = ["RevIN", "n_patches", "patchify", "PatchTokenizer", "StepTokenizer"]
