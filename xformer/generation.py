@@ -1,4 +1,28 @@
-"""Decoding with the KV cache: each step feeds only the newest token."""
+"""Text generation from any decoder or encoder-decoder Model, through the KV cache.
+
+The prompt is run once; every later step feeds only the newest token and reads
+the keys/values of the earlier ones from the cache (``use_cache=False``
+recomputes everything, the reference the cache is tested against). With
+left-padded prompts the attention mask grows by one real position per step,
+so each row gets the positions and the keys it would get alone.
+
+With logits z_t of the next token (the conventions of Hugging Face
+``generate``, so results compare token for token):
+
+    greedy       y_t = argmax_v z_t[v]
+    sampling     z <- z / T                                   temperature
+                 keep z[v] only if z[v] >= (k-th largest z)   top-k (ties kept)
+                 keep the smallest set of most probable tokens whose probability
+                 sum reaches p (at least one)                 top-p, "nucleus" (Holtzman et al. 2020)
+                 y_t ~ softmax(z)
+    beam search  keep the num_beams partial sequences with the largest sum_t log p(y_t);
+                 a hypothesis that ends (eos, or max_new_tokens reached) is scored
+                     score = sum_t log p(y_t) / L ** length_penalty,   L = generated tokens, eos included,
+                 and the best num_beams of those are kept; the best one is returned.
+
+A row that produced ``eos_token_id`` is finished: it is padded with
+``pad_token_id`` (default: eos) and the loop stops when every row is finished.
+"""
 from __future__ import annotations
 
 import torch
@@ -6,30 +30,213 @@ from torch import Tensor
 
 from .models import Model
 
+NEG = -1.0e9  # "impossible" score of beam search, as in Hugging Face (finite, so arithmetic stays finite)
+
+
+# ---------------------------------------------------------------- logits filters
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Set every logit below the k-th largest of its row to -inf (k <= 0: no filtering)."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Keep the smallest set of most probable tokens whose total probability reaches ``p``.
+
+    Sorted ascending, a token is dropped when the probability of it and of all
+    less probable tokens is <= 1 - p (equivalently: the more probable tokens
+    already reach p). The most probable token is always kept.
+    """
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1)
+    drop_sorted = sorted_logits.softmax(-1).cumsum(-1) <= 1 - p
+    drop_sorted[..., -1] = False
+    return logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+
+
+def warp_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
+    """Temperature, then top-k, then top-p (Hugging Face's order)."""
+    if temperature != 1.0:
+        logits = logits / temperature
+    return top_p_filter(top_k_filter(logits, top_k), top_p)
+
+
+# ---------------------------------------------------------------- the model, step by step
+
+
+class _Stepper:
+    """Calls the model on the positions not seen yet and returns the next-token logits (float32)."""
+
+    def __init__(self, model: Model, model_inputs: dict, use_cache: bool):
+        self.model, self.model_inputs = model, model_inputs
+        self.cache = model.new_cache() if use_cache else None
+
+    def __call__(self, sequences: Tensor, attention_mask: Tensor | None) -> Tensor:
+        new = sequences[:, self.cache.length:] if self.cache is not None else sequences
+        batch = {**self.model_inputs, "input_ids": new}
+        if attention_mask is not None:
+            batch["attention_mask"] = attention_mask
+        return self.model(batch, cache=self.cache)["logits"][:, -1].float()
+
+    def reorder_(self, index: Tensor) -> None:
+        if self.cache is not None:
+            self.cache.reorder_(index)
+
+
+def _grow(mask: Tensor | None) -> Tensor | None:
+    return None if mask is None else torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+
+
+# ---------------------------------------------------------------- public API
+
 
 @torch.no_grad()
-def greedy(model: Model, batch: dict, max_new_tokens: int, eos_id: int | None = None) -> Tensor:
-    """Append ``max_new_tokens`` argmax tokens to ``batch["input_ids"]`` (B, N); return the new tokens.
+def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = None, *, max_new_tokens: int,
+             do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+             num_beams: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
+             eos_token_id: int | None = None, pad_token_id: int | None = None,
+             generator: torch.Generator | None = None, model_inputs: dict | None = None,
+             use_cache: bool = True) -> Tensor:
+    """Continue ``input_ids`` (B, N); return (B, N + T), the prompt then T <= max_new_tokens new tokens.
 
-    Rows that produced ``eos_id`` keep producing it. The prompt is run once;
-    every later step runs one position through the cache.
+    attention_mask: (B, N), 1 = real token; prompts of different lengths are LEFT-padded.
+    model_inputs: other batch keys the model reads at every step, e.g. ``src_ids`` /
+        ``src_mask`` of an encoder-decoder (whose ``input_ids`` is then the target prompt, e.g. [BOS]).
+    early_stopping: beam search only; True stops a row once num_beams hypotheses ended,
+        False / "never" as in Hugging Face (a heuristic / an exact bound on further improvement).
+    top_k=0 and top_p=1.0 disable those filters (Hugging Face's default top_k is 50).
+    The model runs in eval mode (dropout off); its previous mode is restored.
     """
+    if max_new_tokens < 0 or num_beams < 1 or temperature <= 0 or not 0 < top_p <= 1:
+        raise ValueError("need max_new_tokens >= 0, num_beams >= 1, temperature > 0 and 0 < top_p <= 1")
+    if num_beams > 1 and do_sample:
+        raise ValueError("beam search with sampling is not supported; use num_beams=1 or do_sample=False")
+    if max_new_tokens == 0:
+        return input_ids
+    pad = pad_token_id if pad_token_id is not None else eos_token_id
+    was_training = model.training
     model.eval()
-    cache = model.new_cache()
-    step_batch = dict(batch)
-    out = []
-    done = torch.zeros(batch["input_ids"].shape[0], dtype=torch.bool, device=batch["input_ids"].device)
+    try:
+        if num_beams == 1:
+            step = _Stepper(model, dict(model_inputs or {}), use_cache)
+            return _sample(step, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
+                           eos_token_id, pad, generator)
+        expand = {k: v.repeat_interleave(num_beams, 0) if isinstance(v, Tensor) else v
+                  for k, v in (model_inputs or {}).items()}
+        step = _Stepper(model, expand, use_cache)
+        return _beam_search(step, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty,
+                            early_stopping, eos_token_id, pad)
+    finally:
+        model.train(was_training)
+
+
+def greedy(model: Model, batch: dict, max_new_tokens: int, eos_id: int | None = None) -> Tensor:
+    """The new tokens (B, T) of greedy decoding of ``batch`` (input_ids, optional attention_mask and
+    any other keys, e.g. an encoder-decoder's source). Finished rows are padded with ``eos_id``."""
+    others = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
+    out = generate(model, batch["input_ids"], batch.get("attention_mask"), max_new_tokens=max_new_tokens,
+                   eos_token_id=eos_id, pad_token_id=eos_id, model_inputs=others)
+    return out[:, batch["input_ids"].shape[1]:]
+
+
+# ---------------------------------------------------------------- greedy and sampling
+
+
+def _sample(step: _Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, do_sample: bool,
+            temperature: float, top_k: int, top_p: float, eos: int | None, pad: int | None,
+            generator: torch.Generator | None) -> Tensor:
+    unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)
     for _ in range(max_new_tokens):
-        logits = model(step_batch, cache=cache)["logits"][:, -1]
-        token = logits.argmax(-1)
-        if eos_id is not None:
-            token = token.masked_fill(done, eos_id)
-            done |= token == eos_id
-        out.append(token)
-        step_batch["input_ids"] = token[:, None]
-        if "attention_mask" in step_batch:
-            mask = step_batch["attention_mask"]
-            step_batch["attention_mask"] = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        if eos_id is not None and bool(done.all()):
+        logits = step(ids, mask)
+        if do_sample:
+            probs = warp_logits(logits, temperature, top_k, top_p).softmax(-1)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        else:
+            token = logits.argmax(-1)
+        if eos is not None:
+            token = torch.where(unfinished, token, torch.full_like(token, pad))
+            unfinished &= token != eos
+        ids, mask = torch.cat([ids, token[:, None]], dim=1), _grow(mask)
+        if not bool(unfinished.any()):
             break
-    return torch.stack(out, dim=1)
+    return ids
+
+
+# ---------------------------------------------------------------- beam search
+
+
+def _beam_search(step: _Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, k: int,
+                 length_penalty: float, early_stopping: bool | str, eos: int | None, pad: int | None) -> Tensor:
+    """Beam search as Hugging Face's (transformers >= 4.50), written for one batch row of k beams at a time
+    in tensor form (B, k, ...). Each step:
+
+    1. score every (beam, token) continuation: running score + log p(token | beam);
+    2. take the best 2k of them (2k so that k stay alive even if k end here);
+    3. the best k that did not end become the running beams (the cache is reordered to them);
+    4. those among the top k that ended (eos, or the token limit) are scored with the
+       length penalty and merged into the k best finished hypotheses;
+    5. a row stops when no running beam can still beat its worst finished hypothesis.
+    """
+    b, n = ids.shape
+    total = n + max_new_tokens
+    fill = pad if pad is not None else (eos if eos is not None else 0)
+    running = ids.new_full((b, k, total), fill)
+    running[:, :, :n] = ids[:, None]
+    running_scores = ids.new_zeros((b, k), dtype=torch.float)
+    running_scores[:, 1:] = NEG  # all beams start equal: only beam 0 may expand at the first step
+    finished, finished_scores = running.clone(), torch.full_like(running_scores, NEG)
+    finished_len = torch.full((b, k), n, dtype=torch.long, device=ids.device)
+    is_finished = torch.zeros((b, k), dtype=torch.bool, device=ids.device)
+    improvable = torch.ones(b, dtype=torch.bool, device=ids.device)
+    mask = mask.repeat_interleave(k, 0) if mask is not None else None
+    rank_in_top_k = torch.arange(2 * k, device=ids.device) < k
+
+    for t in range(max_new_tokens):
+        cur = n + t
+        logprobs = step(running[:, :, :cur].flatten(0, 1), mask).log_softmax(-1)  # (b*k, V)
+        vocab = logprobs.shape[-1]
+        scores = (logprobs.view(b, k, vocab) + running_scores[..., None]).view(b, k * vocab)
+        top_scores, top_index = scores.topk(2 * k, dim=-1)  # (b, 2k)
+        source_beam, token = top_index // vocab, top_index % vocab
+        candidates = running.gather(1, source_beam[..., None].expand(-1, -1, total)).clone()
+        candidates[:, :, cur] = token
+        ended = (token == eos) if eos is not None else torch.zeros_like(token, dtype=torch.bool)
+        ended |= t == max_new_tokens - 1
+
+        # 3. the next running beams
+        alive_scores = top_scores + NEG * ended.float()
+        keep = alive_scores.topk(k, dim=-1).indices
+        running = candidates.gather(1, keep[..., None].expand(-1, -1, total))
+        running_scores = alive_scores.gather(1, keep)
+        step.reorder_((torch.arange(b, device=ids.device)[:, None] * k + source_beam.gather(1, keep)).flatten())
+
+        # 4. merge the hypotheses that ended into the finished ones
+        new_finished = ended & rank_in_top_k
+        new_scores = top_scores / (t + 1) ** length_penalty
+        closed = ~improvable | (is_finished.all(-1) & (early_stopping is True))
+        new_scores = new_scores + NEG * closed[:, None].float() + NEG * (~new_finished).float()
+        merged_scores = torch.cat([finished_scores, new_scores], dim=1)
+        best = merged_scores.topk(k, dim=-1).indices
+        finished_scores = merged_scores.gather(1, best)
+        finished = torch.cat([finished, candidates], dim=1).gather(1, best[..., None].expand(-1, -1, total))
+        finished_len = torch.cat([finished_len, torch.full_like(token, cur + 1)], dim=1).gather(1, best)
+        is_finished = torch.cat([is_finished, new_finished], dim=1).gather(1, best)
+
+        # 5. can a running beam still beat the worst finished hypothesis?
+        mask = _grow(mask)
+        best_len = max_new_tokens if early_stopping == "never" and length_penalty > 0 else t + 1
+        best_possible = running_scores[:, 0] / best_len ** length_penalty
+        worst = torch.where(is_finished.all(-1), finished_scores.min(-1).values, torch.full_like(best_possible, NEG))
+        improvable &= best_possible > worst
+        if not bool(improvable.any()) or (early_stopping is True and bool(is_finished.all())) or bool(ended.all()):
+            break
+
+    return finished[:, 0, : int(finished_len[:, 0].max())]
+
+
+__all__ = ["generate", "greedy", "top_k_filter", "top_p_filter", "warp_logits"]

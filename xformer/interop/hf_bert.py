@@ -1,0 +1,201 @@
+"""BERT weights to and from Hugging Face ``transformers`` (``BertModel``, ``BertForMaskedLM``,
+``BertForPreTraining``).
+
+BERT (Devlin et al. 2019) is an xformer encoder with post-norm blocks:
+
+    x = LayerNorm(word[ids] + pos[t] + type[seg])      tokenizer "bert_text"
+    x = LayerNorm(x + attn(x)); x = LayerNorm(x + mlp(x))   norm_first=False, no final norm
+    masked-LM / NSP heads                              head "masked_lm" / "masked_lm_nsp"
+
+Names, Hugging Face (``bert.`` prefix optional) -> xformer:
+
+    embeddings.word_embeddings / position_embeddings / token_type_embeddings / LayerNorm
+                                        tokenizer.embed / positions / token_types / norm
+    encoder.layer.{i}.attention.self.query|key|value   core.blocks.{i}.attn.qkv  (rows stacked [q; k; v])
+    encoder.layer.{i}.attention.output.dense            core.blocks.{i}.attn.proj
+    encoder.layer.{i}.attention.output.LayerNorm        core.blocks.{i}.res1.norm
+    encoder.layer.{i}.intermediate.dense / output.dense core.blocks.{i}.mlp.fc1 / fc2
+    encoder.layer.{i}.output.LayerNorm                  core.blocks.{i}.res2.norm
+    pooler.dense                                        head.pooler
+    cls.predictions.transform.dense / LayerNorm         head.dense / head.norm
+    cls.predictions.decoder.weight / cls.predictions.bias   head.decoder (weight tied to the word embedding)
+    cls.seq_relationship                                head.nsp
+
+BERT's Linear layers are ``nn.Linear``: no transposes. ``hidden_act="gelu"`` is exact GELU.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..core import CoreConfig
+from ..models import Model, ModelConfig, PartConfig, build_model
+from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_checkpoint, strip_prefix
+
+_ACTIVATION_TO_XFORMER = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
+_ACTIVATION_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
+_EMBEDDINGS = [("word_embeddings", "embed"), ("position_embeddings", "positions"),
+               ("token_type_embeddings", "token_types"), ("LayerNorm", "norm")]
+_BLOCK = [("attention.output.dense", "attn.proj"), ("attention.output.LayerNorm", "res1.norm"),
+          ("intermediate.dense", "mlp.fc1"), ("output.dense", "mlp.fc2"), ("output.LayerNorm", "res2.norm")]
+_HEAD = [("pooler.dense", "head.pooler"), ("cls.predictions.transform.dense", "head.dense"),
+         ("cls.predictions.transform.LayerNorm", "head.norm"), ("cls.seq_relationship", "head.nsp")]
+
+
+def _get(config, key, default=None):
+    return config.get(key, default) if isinstance(config, dict) else getattr(config, key, default)
+
+
+def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
+    """A ``BertConfig`` (or its dict) -> the xformer ModelConfig; ``head`` is masked_lm or masked_lm_nsp."""
+    if _get(config, "position_embedding_type", "absolute") != "absolute":
+        raise ValueError("only BERT with absolute position embeddings converts to xformer")
+    if _get(config, "is_decoder", False) or _get(config, "add_cross_attention", False):
+        raise ValueError("BERT as a decoder (is_decoder / add_cross_attention) is not supported")
+    activation = _get(config, "hidden_act", "gelu")
+    if activation not in _ACTIVATION_TO_XFORMER:
+        raise ValueError(f"BERT activation {activation!r} not supported; one of {', '.join(_ACTIVATION_TO_XFORMER)}")
+    eps = _get(config, "layer_norm_eps", 1e-12)
+    dropout = _get(config, "hidden_dropout_prob", 0.1)
+    core = CoreConfig(d_model=_get(config, "hidden_size"), n_layers=_get(config, "num_hidden_layers"),
+                      n_heads=_get(config, "num_attention_heads"), d_ff=_get(config, "intermediate_size"),
+                      activation=_ACTIVATION_TO_XFORMER[activation], norm_eps=eps, norm_first=False,
+                      final_norm=False, dropout=dropout,
+                      attn_dropout=_get(config, "attention_probs_dropout_prob", 0.1), init="gpt2")
+    tokenizer = PartConfig("bert_text", {"vocab_size": _get(config, "vocab_size"),
+                                         "max_positions": _get(config, "max_position_embeddings", 512),
+                                         "type_vocab_size": _get(config, "type_vocab_size", 2),
+                                         "norm_eps": eps, "dropout": dropout,
+                                         "pad_id": _get(config, "pad_token_id")})
+    head_args = {"tie_weights": bool(_get(config, "tie_word_embeddings", True))}
+    return ModelConfig("encoder", core, tokenizer, PartConfig(head, head_args))
+
+
+def xformer_config_to_bert(config: ModelConfig, **extra):
+    """The inverse of :func:`bert_config_to_xformer`; raises ValueError for what BERT cannot express."""
+    from transformers import BertConfig
+
+    core, tok = config.core, config.tokenizer
+    checks = [
+        (config.architecture == "encoder", f"architecture {config.architecture!r} (BERT is an encoder)"),
+        (tok.name == "bert_text", f"tokenizer {tok.name!r} (BERT's is bert_text)"),
+        (config.head.name in ("masked_lm", "masked_lm_nsp"), f"head {config.head.name!r}"),
+        (core.norm == "layernorm" and not core.norm_first and not core.has_final_norm,
+         "a norm other than post-LayerNorm without a final norm"),
+        (core.activation in _ACTIVATION_TO_HF, f"activation {core.activation!r}"),
+        (not core.rope and core.n_kv_heads in (None, core.n_heads), "rotary positions or grouped-query attention"),
+        (core.qkv_bias and core.bias and core.layer_scale is None, "attention/MLP without biases or layer scale"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise ValueError(f"cannot export to BERT: the model has {what}")
+    return BertConfig(vocab_size=tok.args["vocab_size"], hidden_size=core.d_model, num_hidden_layers=core.n_layers,
+                      num_attention_heads=core.n_heads, intermediate_size=core.hidden_dim,
+                      hidden_act=_ACTIVATION_TO_HF[core.activation], hidden_dropout_prob=core.dropout,
+                      attention_probs_dropout_prob=core.attn_dropout,
+                      max_position_embeddings=tok.args.get("max_positions", 512),
+                      type_vocab_size=tok.args.get("type_vocab_size", 2), layer_norm_eps=core.norm_eps,
+                      pad_token_id=tok.args.get("pad_id") or 0,
+                      tie_word_embeddings=config.head.args.get("tie_weights", True), **extra)
+
+
+def bert_state_dict_to_xformer(state: dict[str, Tensor], n_layers: int) -> dict[str, Tensor]:
+    """Hugging Face BERT names -> xformer; head weights are converted where the checkpoint has them."""
+    state = strip_prefix(state, "bert.")
+    out = {}
+    for hf, ours in _EMBEDDINGS:
+        for p in ("weight", "bias") if hf == "LayerNorm" else ("weight",):
+            out[f"tokenizer.{ours}.{p}"] = state[f"embeddings.{hf}.{p}"]
+    for i in range(n_layers):
+        layer, block = f"encoder.layer.{i}.", f"core.blocks.{i}."
+        for p in ("weight", "bias"):
+            out[f"{block}attn.qkv.{p}"] = torch.cat([state[f"{layer}attention.self.{n}.{p}"]
+                                                     for n in ("query", "key", "value")])
+            for hf, ours in _BLOCK:
+                out[f"{block}{ours}.{p}"] = state[f"{layer}{hf}.{p}"]
+    for hf, ours in _HEAD:
+        if f"{hf}.weight" in state:
+            out[f"{ours}.weight"], out[f"{ours}.bias"] = state[f"{hf}.weight"], state[f"{hf}.bias"]
+    if "cls.predictions.bias" in state:
+        out["head.decoder.bias"] = state["cls.predictions.bias"]
+        out["head.decoder.weight"] = state.get("cls.predictions.decoder.weight", out["tokenizer.embed.weight"])
+    return out
+
+
+def xformer_state_dict_to_bert(state: dict[str, Tensor], n_layers: int, nsp: bool) -> dict[str, Tensor]:
+    """xformer -> the state dict of a ``BertForMaskedLM`` (nsp=False) or ``BertForPreTraining`` (nsp=True)."""
+    out = {}
+    for hf, ours in _EMBEDDINGS:
+        for p in ("weight", "bias") if hf == "LayerNorm" else ("weight",):
+            out[f"bert.embeddings.{hf}.{p}"] = state[f"tokenizer.{ours}.{p}"]
+    for i in range(n_layers):
+        layer, block = f"bert.encoder.layer.{i}.", f"core.blocks.{i}."
+        for p in ("weight", "bias"):
+            q, k, v = state[f"{block}attn.qkv.{p}"].chunk(3)
+            for name, t in zip(("query", "key", "value"), (q, k, v)):
+                out[f"{layer}attention.self.{name}.{p}"] = t.contiguous()
+            for hf, ours in _BLOCK:
+                out[f"{layer}{hf}.{p}"] = state[f"{block}{ours}.{p}"]
+    heads = _HEAD if nsp else _HEAD[1:3]
+    for hf, ours in heads:
+        prefix = f"bert.{hf}" if hf.startswith("pooler") else hf
+        out[f"{prefix}.weight"], out[f"{prefix}.bias"] = state[f"{ours}.weight"], state[f"{ours}.bias"]
+    out["cls.predictions.decoder.weight"] = state["head.decoder.weight"]
+    out["cls.predictions.bias"] = out["cls.predictions.decoder.bias"] = state["head.decoder.bias"]
+    return out
+
+
+def load_bert(source, head: str | None = None) -> Model:
+    """An xformer Model (eval mode) from a ``BertModel`` / ``BertForMaskedLM`` / ``BertForPreTraining``
+    object or a local folder written by ``save_pretrained``.
+
+    ``head`` defaults to what the checkpoint holds: masked_lm_nsp when it has an
+    NSP classifier or only a pooler (plain ``BertModel``), else masked_lm. Head
+    weights the checkpoint lacks keep their initial values (with a warning):
+    for a ``BertModel`` only ``hidden_states`` and ``pooled`` are meaningful.
+    """
+    if is_checkpoint_folder(source):
+        config, state = read_checkpoint(source)
+    else:
+        config, state = source.config, source.state_dict()
+    keys = strip_prefix(state, "bert.").keys()
+    has_mlm = "cls.predictions.transform.dense.weight" in keys
+    if head is None:
+        has_nsp_parts = "cls.seq_relationship.weight" in keys or ("pooler.dense.weight" in keys and not has_mlm)
+        head = "masked_lm_nsp" if has_nsp_parts else "masked_lm"
+    model_config = bert_config_to_xformer(config, head)
+    model = build_model(model_config)
+    converted = bert_state_dict_to_xformer(state, model_config.core.n_layers)
+    if "head.decoder.weight" not in converted and model_config.head.args["tie_weights"]:
+        converted["head.decoder.weight"] = converted["tokenizer.embed.weight"]
+    own_keys = set(model.state_dict())
+    missing = sorted(own_keys - set(converted))
+    if missing:
+        warnings.warn(f"BERT checkpoint has no weights for {missing}; they keep their initial values", stacklevel=2)
+    load_exactly(model, {k: v for k, v in converted.items() if k in own_keys or not k.startswith("head.")},
+                 allow_missing=tuple(missing))
+    return model.eval()
+
+
+def to_hf_bert(model: Model, **config_extra):
+    """The Hugging Face model (eval mode) with an xformer BERT's weights: ``BertForPreTraining``
+    for head masked_lm_nsp, ``BertForMaskedLM`` for masked_lm."""
+    from transformers import BertForMaskedLM, BertForPreTraining
+
+    nsp = model.head.nsp is not None
+    hf = (BertForPreTraining if nsp else BertForMaskedLM)(xformer_config_to_bert(model.config, **config_extra))
+    load_exactly(hf, xformer_state_dict_to_bert(model.state_dict(), model.config.core.n_layers, nsp))
+    return hf.eval()
+
+
+def save_bert(model: Model, folder: str | Path, **config_extra) -> Path:
+    """Write config.json + model.safetensors that the matching ``Bert*.from_pretrained(folder)`` loads."""
+    to_hf_bert(model, **config_extra).save_pretrained(folder)
+    return Path(folder)
+
+
+__all__ = ["bert_config_to_xformer", "xformer_config_to_bert", "bert_state_dict_to_xformer",
+           "xformer_state_dict_to_bert", "load_bert", "to_hf_bert", "save_bert"]
