@@ -1,13 +1,18 @@
 """Small algorithmic tasks that prove a model can learn: copy and reverse digit sequences.
 
 Vocabulary: digits 0-9, then BOS=10, SEP=11 (also end of sequence), PAD=12.
+Registered as the datasets "reverse_digits" and "copy_digits" (tasks/reverse.yaml, tasks/copy.yaml),
+whose metric is greedy-decoded token accuracy through the KV cache.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
+from ..generation import greedy
 from ..heads.lm import IGNORE_INDEX
+from .registry import DataBundle, register_data
 
 BOS, SEP, PAD = 10, 11, 12
 VOCAB_SIZE = 13
@@ -43,3 +48,71 @@ def copy_batch(batch_size: int, length: int = 8, generator: torch.Generator | No
     labels = torch.full_like(ids, IGNORE_INDEX)
     labels[:, length:-1] = ids[:, length + 1:]
     return {"input_ids": ids, "labels": labels}
+
+
+# ---- greedy-decoding accuracy (the metric of both tasks) ----------------------------------------------------
+def reverse_hits(model, batch: dict[str, Tensor]) -> tuple[int, int]:
+    """(correct, total) greedy-decoded target tokens (the digits and the final SEP), decoding from BOS alone."""
+    n = batch["src_ids"].shape[0]
+    prompt = {"src_ids": batch["src_ids"], "src_mask": batch["src_mask"],
+              "input_ids": torch.full((n, 1), BOS, device=batch["src_ids"].device)}
+    predicted = greedy(model, prompt, max_new_tokens=batch["labels"].shape[1])
+    real = batch["labels"] != IGNORE_INDEX
+    return int((predicted[real] == batch["labels"][real]).sum()), int(real.sum())
+
+
+def copy_hits(model, batch: dict[str, Tensor]) -> tuple[int, int]:
+    """(correct, total) greedy-decoded tokens of the second copy, given ``x SEP``."""
+    length = (batch["input_ids"].shape[1] - 1) // 2
+    predicted = greedy(model, {"input_ids": batch["input_ids"][:, : length + 1]}, max_new_tokens=length)
+    target = batch["input_ids"][:, length + 1:]
+    return int((predicted == target).sum()), target.numel()
+
+
+def token_accuracy(hits):
+    """DataBundle.evaluate for a task whose ``hits(model, batch)`` counts correct greedy tokens."""
+    def evaluate(model, batches) -> dict[str, float]:
+        correct = total = 0
+        for batch in batches:
+            c, t = hits(model, batch)
+            correct, total = correct + c, total + t
+        return {"token_accuracy": correct / max(total, 1)}
+    return evaluate
+
+
+# ---- registered datasets ------------------------------------------------------------------------------------
+class BatchDataset(Dataset):
+    """A map-style view of one big batch dict: item i is {key: value[i]}."""
+
+    def __init__(self, batch: dict[str, Tensor]):
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return len(next(iter(self.batch.values())))
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        return {key: value[i] for key, value in self.batch.items()}
+
+
+def _splits(make, sizes: tuple[int, int, int], seed: int) -> dict[str, BatchDataset]:
+    """Train / val / test drawn from independent generators (seed, seed + 1, seed + 2)."""
+    return {name: BatchDataset(make(n, torch.Generator().manual_seed(seed + i)))
+            for i, (name, n) in enumerate(zip(("train", "val", "test"), sizes))}
+
+
+@register_data("reverse_digits")
+def reverse_digits(n_train: int = 38400, n_val: int = 512, n_test: int = 512, min_len: int = 4, max_len: int = 8,
+                   seed: int = 0) -> DataBundle:
+    """Encoder-decoder task: read digits, write them reversed then SEP. Metric: greedy token accuracy."""
+    splits = _splits(lambda n, g: reverse_batch(n, min_len, max_len, g), (n_train, n_val, n_test), seed)
+    return DataBundle(**splits, evaluate=token_accuracy(reverse_hits),
+                      model_args={"tokenizer": {"vocab_size": VOCAB_SIZE, "max_positions": max_len + 1}})
+
+
+@register_data("copy_digits")
+def copy_digits(n_train: int = 38400, n_val: int = 512, n_test: int = 512, length: int = 8,
+                seed: int = 0) -> DataBundle:
+    """Decoder task: after ``x SEP`` write x again. Metric: greedy token accuracy."""
+    splits = _splits(lambda n, g: copy_batch(n, length, g), (n_train, n_val, n_test), seed)
+    return DataBundle(**splits, evaluate=token_accuracy(copy_hits),
+                      model_args={"tokenizer": {"vocab_size": VOCAB_SIZE, "max_positions": 2 * length + 1}})

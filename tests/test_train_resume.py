@@ -1,0 +1,149 @@
+"""Run folders, checkpoints and exact resumption (in-process crash and SIGKILL)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from xformer.config import from_dict
+from xformer.train.checkpoint import CheckpointError, checkpoint_dir
+from xformer.train.config import ExperimentConfig
+from xformer.train.run import train_run
+from xformer.train.trainer import Trainer
+
+RECIPE = {  # a 1-layer decoder with dropout, so that exact resumption needs the restored RNG state
+    "model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "dropout": 0.1},
+              "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
+    "data": {"name": "copy_digits", "args": {"n_train": 200, "n_val": 32, "n_test": 32, "length": 4}},
+    "train": {"steps": 30, "batch_size": 16, "lr": 1e-2, "warmup_steps": 3, "eval_every": 5, "log_every": 5,
+              "keep_last": 2, "deterministic": True, "device": "cpu",
+              "early_stopping": {"metric": "val_token_accuracy", "mode": "max"}},
+}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_and_restore_determinism():
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
+def config(**train) -> ExperimentConfig:
+    return from_dict(ExperimentConfig, {**RECIPE, "train": {**RECIPE["train"], **train}})
+
+
+def final_weights(run_dir, which="latest") -> dict:
+    return load_file(checkpoint_dir(run_dir / "checkpoints", which) / "model.safetensors")
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def xformer(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "xformer", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, **kwargs)
+
+
+def test_run_folder_has_the_contract_files_and_evaluate_round_trips(tmp_path):
+    recipe = tmp_path / "copy.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE))
+    run = tmp_path / "run"
+    result = xformer("train", recipe, "train.steps=10", "--out", run)
+    assert result.returncode == 0, result.stderr
+    for name in ("config.yaml", "metrics.jsonl", "metrics.json", "learning_curve.png", "checkpoints/latest.json"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("val_loss", "val_token_accuracy", "test_loss", "test_token_accuracy", "train_seconds"):
+        assert isinstance(metrics[key], float), key
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "train_loss" in line] == [5, 10]
+    assert [line["step"] for line in lines if "val_loss" in line] == [5, 10]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["tokenizer"]["args"]["vocab_size"] == 13  # filled in from the data
+    # the tied LM head is stored once, and the run folder alone rebuilds the model
+    assert "head.proj.weight" not in final_weights(run)
+    evaluated = xformer("evaluate", run)
+    assert evaluated.returncode == 0, evaluated.stderr
+    again = json.loads(evaluated.stdout)
+    for key in ("val_loss", "test_loss", "test_token_accuracy"):
+        assert again[key] == pytest.approx(metrics[key], abs=1e-6), key
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    train_run(config(), tmp_path / "whole")
+
+    save = Trainer.save
+
+    def crash_after_step_15(self):
+        save(self)
+        if self.step == 15:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save", crash_after_step_15)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config(), tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "save", save)
+    assert checkpoint_dir(tmp_path / "cut" / "checkpoints").name == "step_00000015"
+    metrics = train_run(config(), tmp_path / "cut", resume=True)
+    assert metrics["steps"] == 30
+    assert_same_weights(final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut"))
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert metrics["test_loss"] == whole["test_loss"]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(15) == 2  # one train line and one eval line, not repeated
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    steps = 400
+    recipe = tmp_path / "copy.yaml"
+    recipe.write_text(yaml.safe_dump({**RECIPE, "train": {**RECIPE["train"], "steps": steps, "eval_every": 10,
+                                                          "early_stopping": {"metric": "val_loss"}}}))
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "xformer", "train", str(recipe), "--out", str(run)],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer, deadline = run / "checkpoints" / "latest.json", time.time() + 60
+    while time.time() < deadline and not (pointer.is_file() and "step_00000020" <= json.loads(pointer.read_text())["latest"]):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = int(checkpoint_dir(run / "checkpoints").name.split("_")[1])
+    assert 20 <= killed_at < steps, "the run was not interrupted"
+
+    resumed = xformer("train", "--resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    train_run(from_dict(ExperimentConfig, yaml.safe_load(recipe.read_text())), tmp_path / "whole")
+    assert_same_weights(final_weights(tmp_path / "whole"), final_weights(run))
+
+
+def test_truncated_checkpoint_is_reported_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    train_run(config(steps=5), run)
+    weights = checkpoint_dir(run / "checkpoints") / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    result = xformer("evaluate", run)
+    assert result.returncode == 2
+    assert "truncated" in result.stderr and "model.safetensors" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    with pytest.raises(CheckpointError, match="truncated"):
+        train_run(config(steps=10), run, resume=True)
+
+
+def test_keep_last_and_keep_best(tmp_path):
+    run = tmp_path / "run"
+    # "max" of the loss: the first evaluation stays the best one, later ones are pruned to keep_last
+    train_run(config(steps=30, keep_last=2, early_stopping={"metric": "val_loss", "mode": "max"}), run)
+    kept = sorted(p.name for p in (run / "checkpoints").glob("step_*"))
+    assert kept == ["step_00000005", "step_00000025", "step_00000030"]
+    assert checkpoint_dir(run / "checkpoints", "best").name == "step_00000005"

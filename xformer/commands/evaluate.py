@@ -1,0 +1,25 @@
+"""`xformer evaluate RUN_DIR`: rebuild a run's model from its folder and print its metrics as JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..train.run import evaluate_run
+
+    if not (Path(args.run_dir) / "config.yaml").is_file():
+        raise ConfigError(f"{args.run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+    print(json.dumps(evaluate_run(args.run_dir), indent=1))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="re-evaluate a trained run and print its metrics as JSON",
+        description="Rebuild the model of RUN_DIR from config.yaml and its best (else latest) checkpoint, "
+                    "evaluate it on the validation and test splits, print flat metrics as JSON.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=run)

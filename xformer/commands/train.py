@@ -1,0 +1,41 @@
+"""`xformer train CONFIG.yaml [a.b=c ...] [--out RUN_DIR] [--resume RUN_DIR]`."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..train.config import load_experiment
+    from ..train.run import train_run
+
+    if args.resume and args.out:
+        raise ConfigError("give --resume RUN_DIR or --out RUN_DIR, not both: a resumed run writes into its own folder")
+    if args.config is None and not args.resume:
+        raise ConfigError("give a recipe: xformer train CONFIG.yaml (see tasks/), or --resume RUN_DIR")
+    if args.config is not None and "=" in args.config:  # `xformer train --resume RUN a.b=c`
+        args.overrides.insert(0, args.config)
+        args.config = None
+    config_path = args.config or Path(args.resume) / "config.yaml"
+    config = load_experiment(config_path, args.overrides)
+    run_dir = Path(args.resume or args.out or f"runs/{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    metrics = train_run(config, run_dir, resume=bool(args.resume))
+    print(json.dumps(metrics, indent=1))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model from a YAML recipe and write a run folder",
+        description="Train the experiment a YAML recipe describes (model, data, train). Writes RUN_DIR/config.yaml, "
+                    "metrics.jsonl, metrics.json, learning_curve.png and checkpoints/. Under torchrun, trains "
+                    "with DDP (or FSDP2: train.distributed=fsdp).",
+        epilog="example: xformer train tasks/reverse.yaml train.steps=200 train.lr=1e-3 --out runs/reverse")
+    p.add_argument("config", nargs="?", help="YAML recipe (see tasks/); with --resume, defaults to RUN_DIR/config.yaml")
+    p.add_argument("overrides", nargs="*", metavar="a.b=c", help="override recipe keys, values read as YAML")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<recipe>-<date-time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.set_defaults(func=run)

@@ -1,0 +1,151 @@
+"""Checkpoints that survive crashes and never execute code when loaded.
+
+A run folder keeps
+
+    checkpoints/step_00000100/model.safetensors   weights (tied copies stored once)
+                             /trainer.pt          optimizer, scheduler, RNG states (tensors only)
+                             /state.json          step, epoch, sampler position, best metric, file sizes
+    checkpoints/latest.json                       {"latest": "step_00000100", "best": "step_00000080"}
+
+A checkpoint is written into a temporary folder that is renamed into place
+(os.replace) only when complete; then latest.json is replaced the same way,
+and only then are old checkpoints pruned. A crash at any moment leaves
+latest.json pointing at a complete checkpoint. Loading reads safetensors,
+JSON, and torch.load(weights_only=True), none of which can run code; a file
+whose size differs from the one recorded at save time is reported as truncated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..cli import UserError
+
+POINTER = "latest.json"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, truncated or does not fit the model."""
+
+
+def tied_aliases(model: nn.Module) -> set[str]:
+    """Names of parameters that are the same tensor as an earlier one (e.g. a tied LM head)."""
+    seen, aliases = {}, set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            aliases.add(name)
+        seen.setdefault(id(p), name)
+    return aliases
+
+
+def _fsync_write(path: Path, write) -> None:
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    _fsync_write(tmp, lambda f: f.write(json.dumps(data, indent=1).encode()))
+    os.replace(tmp, path)
+
+
+def read_pointer(root: Path) -> dict:
+    path = Path(root) / POINTER
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint in {root}: {POINTER} is missing; train first (xformer train ...)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path} is corrupt; delete it and point it at a checkpoint folder") from None
+
+
+def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], trainer: dict, state: dict,
+                    aliases: set[str], keep_last: int, is_best: bool) -> Path:
+    """Write checkpoint ``step_{step}`` atomically, point latest.json at it, prune old ones."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    tmp = root / f".{name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    weights = {k: v.detach().contiguous() for k, v in weights.items() if k not in aliases}
+    save_file(weights, tmp / "model.safetensors", metadata={"step": str(step)})
+    _fsync_write(tmp / "trainer.pt", lambda f: torch.save(trainer, f))
+    sizes = {f: (tmp / f).stat().st_size for f in ("model.safetensors", "trainer.pt")}
+    _fsync_write(tmp / "state.json", lambda f: f.write(json.dumps({**state, "files": sizes}, indent=1).encode()))
+    final = root / name
+    if final.exists():  # the same step saved again (e.g. the final save right after a periodic one)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+    pointer = read_pointer(root) if (root / POINTER).is_file() else {}
+    pointer["latest"] = name
+    if is_best:
+        pointer["best"] = name
+    _atomic_json(root / POINTER, pointer)
+    _prune(root, keep_last, keep={pointer["latest"], pointer.get("best")})
+    return final
+
+
+def _prune(root: Path, keep_last: int, keep: set) -> None:
+    steps = sorted(p.name for p in root.glob("step_*") if p.is_dir())
+    for name in steps[:-keep_last]:
+        if name not in keep:
+            shutil.rmtree(root / name)
+
+
+def checkpoint_dir(root: Path, which: str = "latest") -> Path:
+    """The folder of the latest (or best, falling back to latest) checkpoint under ``root``."""
+    pointer = read_pointer(root)
+    return Path(root) / pointer.get(which, pointer["latest"])
+
+
+def read_state(path: Path) -> dict:
+    """state.json of a checkpoint folder, after checking every file has its recorded size."""
+    path = Path(path)
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} is incomplete: state.json is missing") from None
+    except json.JSONDecodeError:
+        raise CheckpointError(f"checkpoint {path}/state.json is truncated or corrupt") from None
+    for file, size in state["files"].items():
+        actual = (path / file).stat().st_size if (path / file).is_file() else 0
+        if actual != size:
+            raise CheckpointError(f"checkpoint file {path / file} is truncated or corrupt ({actual} bytes, "
+                                  f"expected {size}); resume from an earlier checkpoint or retrain")
+    return state
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    read_state(path)
+    try:
+        return load_file(Path(path) / "model.safetensors")
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"cannot read {Path(path) / 'model.safetensors'}: {e}") from None
+
+
+def read_trainer(path: Path) -> dict:
+    try:
+        return torch.load(Path(path) / "trainer.pt", weights_only=True, map_location="cpu")
+    except Exception as e:  # unpickling errors of every kind: the file is not what we wrote
+        raise CheckpointError(f"cannot read {Path(path) / 'trainer.pt'}: {str(e).splitlines()[0]}") from None
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load into ``model``; tied copies (stored once) are restored by the tie itself."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = set(missing) - tied_aliases(model)
+    if missing or unexpected:
+        names = sorted(missing)[:3] + sorted(unexpected)[:3]
+        raise CheckpointError(f"checkpoint does not fit the model (missing {len(missing)}, unexpected "
+                              f"{len(unexpected)} weights, e.g. {', '.join(names)}); is config.yaml the run's own?")

@@ -1,0 +1,121 @@
+"""The experiment a recipe describes: model + data + training, from YAML with `a.b=c` overrides.
+
+    model: {architecture, core: {...}, tokenizer: {name, args}, head: {name, args}}
+    data:  {name: reverse_digits, args: {...}}      # a dataset registered with register_data
+    train: {steps: 600, batch_size: 64, lr: 3e-3, schedule: cosine, ...}
+
+Unknown keys and wrong types fail with one line naming the key and the closest
+valid ones (``xformer.config.from_dict``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ..config import ConfigError, from_dict, load_yaml
+from ..models import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    name: str = "reverse_digits"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EarlyStopping:
+    """Track ``metric`` at every evaluation; the best checkpoint is kept; stop after
+    ``patience`` evaluations without improvement (None: never stop early)."""
+
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``batch_size`` is the global batch of one optimizer step: it is split into
+    ``grad_accum`` micro-batches on each of the world's processes.
+
+    Length: ``steps`` optimizer steps, or ``epochs`` passes over the training split.
+    Schedules (all after ``warmup_steps`` of linear warmup):
+      cosine       lr_t = min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2
+      constant     lr_t = lr
+      step         lr_t = lr * gamma ** floor(t / step_size)
+      epoch_decay  lr kept for ``decay_after_epochs`` epochs, then multiplied by ``gamma`` each
+                   epoch (PatchTST's per-epoch adjustment)
+    ``eval_every``: evaluate on the validation split and save a checkpoint every N steps.
+    """
+
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["cosine", "constant", "step", "epoch_decay"] = "cosine"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    step_size: int = 1000
+    gamma: float = 0.9
+    decay_after_epochs: int = 2
+    clip: float | None = 1.0
+    eval_every: int = 100
+    eval_batches: int | None = None
+    eval_batch_size: int | None = None
+    log_every: int = 10
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    keep_last: int = 2
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    num_workers: int = 0
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+
+    def __post_init__(self):
+        if (self.steps is None) == (self.epochs is None):
+            raise ConfigError("train: give exactly one of train.steps and train.epochs")
+        for name in ("batch_size", "grad_accum", "eval_every", "log_every", "keep_last", "step_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100))
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``["train.lr=1e-3", "model.core.d_model=64"]`` -> nested keys set; values parsed as YAML."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' must look like key.sub=value, e.g. train.lr=3e-4")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a mapping")
+        node[leaf] = yaml.safe_load(text)
+    return data
+
+
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    return from_dict(ExperimentConfig, apply_overrides(load_yaml(path), list(overrides)))
+
+
+def fill_model_args(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> None:
+    """Give the tokenizer/head the arguments the data implies (vocab_size...); the recipe's own win."""
+    for part in ("tokenizer", "head"):
+        args = getattr(config, part).args
+        for key, value in implied.get(part, {}).items():
+            args.setdefault(key, value)

@@ -1,0 +1,71 @@
+"""What a run records: metrics.jsonl (one line per log/eval step), TensorBoard if installed,
+metrics.json (final, flat keys) and learning_curve.png. Only rank 0 writes."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+def flat(split: str, metrics: dict[str, float]) -> dict[str, float]:
+    """{"loss": 1.2, "accuracy": 0.9} -> {"val_loss": 1.2, "val_accuracy": 0.9}"""
+    return {f"{split}_{key}": value for key, value in metrics.items()}
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, resume_step: int | None = None):
+        self.dir = Path(run_dir)
+        self.path = self.dir / "metrics.jsonl"
+        if resume_step is not None and self.path.is_file():  # forget what happened after the checkpoint
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        elif resume_step is None:
+            self.path.write_text("")
+        self.tensorboard = _summary_writer(self.dir / "tensorboard")
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(key.replace("_", "/", 1), value, step)
+
+    def finish(self, final: dict[str, float]) -> None:
+        (self.dir / "metrics.json").write_text(json.dumps(final, indent=1) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        plot_learning_curve(self.path, self.dir / "learning_curve.png")
+
+
+def _summary_writer(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(path))
+
+
+def plot_learning_curve(jsonl: Path, png: Path) -> None:
+    """Training and validation loss against the optimizer step (log scale when positive)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("train_loss", "val_loss"):
+        points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+        if points:
+            ax.plot(*zip(*points), label=key, marker="o" if key == "val_loss" else None)
+    values = [r[k] for r in rows for k in ("train_loss", "val_loss") if k in r and math.isfinite(r[k])]
+    if values and min(values) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if ax.lines:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

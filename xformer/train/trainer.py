@@ -1,0 +1,259 @@
+"""The training loop: accumulate, normalise by the real target count, clip, step, evaluate, save.
+
+One optimizer step over a global batch split into micro-batches b (across
+``grad_accum`` and the world's ranks), where head output i averaged its loss
+L_i over w_i targets ("loss", "loss_weight"):
+
+    L = sum_i w_i L_i / sum_i w_i
+
+so accumulating 2 micro-batches of B equals one batch of 2B token for token,
+however many padded positions each holds. Each micro-batch back-propagates
+w_i L_i; DDP / FSDP2 average the gradients over the R ranks; the trainer then
+multiplies them by R / W (W = all-reduced sum of w_i) before clipping.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..cli import UserError
+from ..config import ConfigError
+from ..data.registry import DataBundle
+from .checkpoint import checkpoint_dir, load_weights, read_state, read_trainer, read_weights, save_checkpoint, \
+    tied_aliases
+from .config import TrainConfig
+from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
+from .metrics import RunLog, flat
+from .optim import build_optimizer, build_scheduler
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def rng_state() -> dict:
+    """torch, CUDA, numpy and Python generator states, as tensors and numbers (loadable weights_only)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, words, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "python": [version, torch.tensor(words, dtype=torch.int64), py_gauss]}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, words, py_gauss = state["python"]
+    random.setstate((version, tuple(words.tolist()), py_gauss))
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (a seeded permutation per epoch, one interleaved shard per rank)
+    that can start an epoch part-way, so that a resumed run sees the examples it had not seen."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        super().set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.start
+
+
+class Trainer:
+    """Train ``model`` on ``data`` as ``config`` says; checkpoints and logs go to ``run_dir`` (rank 0)."""
+
+    def __init__(self, model: torch.nn.Module, data: DataBundle, config: TrainConfig, run_dir: Path | None,
+                 world: World):
+        self.cfg, self.data, self.world = config, data, world
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.aliases = tied_aliases(model)
+        self.model = model.to(world.device)
+        self.sharded = config.distributed == "fsdp" and world.size > 1
+        self.engine = wrap(self.model, config.distributed, world)
+        if config.compile:
+            self.engine = torch.compile(self.engine)
+        if world.size > 1:  # different dropout masks on different ranks
+            torch.manual_seed(config.seed + world.rank)
+
+        split = world.size * config.grad_accum
+        if config.batch_size % split:
+            raise ConfigError(f"train.batch_size={config.batch_size} must be a multiple of grad_accum x processes "
+                              f"= {config.grad_accum} x {world.size}")
+        self.micro = config.batch_size // split
+        self.sampler = ResumableSampler(data.train, num_replicas=world.size, rank=world.rank, shuffle=True,
+                                        seed=config.seed, drop_last=True)
+        self.loader = DataLoader(data.train, self.micro, sampler=self.sampler, collate_fn=data.collate,
+                                 num_workers=config.num_workers, drop_last=True,
+                                 generator=torch.Generator().manual_seed(config.seed))
+        self.steps_per_epoch = len(self.loader) // config.grad_accum
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"the training split has {len(data.train)} examples, fewer than one batch of "
+                              f"train.batch_size={config.batch_size}")
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = build_scheduler(self.optimizer, config, self.total_steps, self.steps_per_epoch)
+        self.autocast = torch.autocast(world.device.type, torch.bfloat16, enabled=config.precision == "bf16")
+        self.step, self.epoch, self.seen_in_epoch = 0, 0, 0  # seen_in_epoch: examples, all ranks together
+        self.best, self.best_step, self.bad_evals, self.last_saved = None, None, 0, None
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def fit(self, log: RunLog | None = None) -> None:
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.world.main, desc="train",
+                   dynamic_ncols=True)
+        batches, window, start = self._batches(), [], time.perf_counter()
+        while self.step < self.total_steps:
+            loss, _ = self._step(batches)
+            self.step += 1
+            window.append(loss)
+            bar.update()
+            if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
+                seconds = time.perf_counter() - start
+                values = {"train_loss": sum(window) / len(window), "lr": self.scheduler.get_last_lr()[0],
+                          "examples_per_second": len(window) * self.cfg.batch_size / seconds}
+                bar.set_postfix(loss=f"{values['train_loss']:.4f}", lr=f"{values['lr']:.2e}",
+                                ex_s=f"{values['examples_per_second']:.0f}")
+                if log:
+                    log.write(self.step, values)
+                window, start = [], time.perf_counter()
+            if self.step % self.cfg.eval_every == 0 or self.step == self.total_steps:
+                metrics = flat("val", self.evaluate("val")) if self.data.val is not None else {}
+                if log and metrics:
+                    log.write(self.step, metrics)
+                stop = self._track(metrics)
+                self.save()
+                if stop:
+                    break
+        bar.close()
+
+    def _batches(self):
+        """Micro-batches forever, epoch after epoch, from the current sampler position."""
+        while True:
+            self.sampler.set_epoch(self.epoch, start=self.seen_in_epoch // self.world.size)
+            for batch in self.loader:
+                self.seen_in_epoch += self.micro * self.world.size
+                yield {k: v.to(self.world.device, non_blocking=True) if torch.is_tensor(v) else v
+                       for k, v in batch.items()}
+            self.epoch, self.seen_in_epoch = self.epoch + 1, 0
+
+    def _step(self, batches) -> tuple[float, float]:
+        self.engine.train()
+        totals = torch.zeros(2, device=self.world.device)  # sum_i w_i L_i, sum_i w_i
+        for i in range(self.cfg.grad_accum):
+            batch = next(batches)
+            with grad_sync(self.engine, i == self.cfg.grad_accum - 1):
+                with self.autocast:
+                    out = self.engine(batch)
+                weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
+                weighted = out["loss"].float() * weight
+                weighted.backward()
+            totals += torch.stack([weighted.detach(), weight])
+        total_loss, total_weight = all_sum(totals, self.world).tolist()
+        loss = total_loss / total_weight
+        if not math.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            kept = f"the last good checkpoint is {self.last_saved}" if self.last_saved else "no checkpoint was saved"
+            raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped and {kept}; "
+                                   "lower train.lr, raise train.warmup_steps or set train.clip")
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(self.world.size / total_weight)
+        if self.cfg.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss, total_weight
+
+    # ---- evaluation -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Target-weighted mean loss and the data's own metrics (every rank evaluates the whole split)."""
+        dataset = getattr(self.data, split)
+        loader = DataLoader(dataset, self.cfg.eval_batch_size or self.micro, shuffle=False,
+                            collate_fn=self.data.collate)
+
+        def batches():
+            for batch in itertools.islice(loader, self.cfg.eval_batches):
+                yield {k: v.to(self.world.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+        self.engine.eval()
+        totals = torch.zeros(2, device=self.world.device)
+        with self.autocast:
+            for batch in batches():
+                out = self.engine(batch)
+                weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
+                totals += torch.stack([out["loss"].float() * weight, weight])
+            metrics = {"loss": (totals[0] / totals[1]).item()}
+            if self.data.evaluate is not None:
+                metrics.update(self.data.evaluate(self.model, batches()))
+        return metrics
+
+    def _track(self, metrics: dict[str, float]) -> bool:
+        """Update the best value of the early-stopping metric; True when patience has run out."""
+        rule = self.cfg.early_stopping
+        if not metrics:
+            return False
+        if rule.metric not in metrics:
+            raise ConfigError(f"train.early_stopping.metric '{rule.metric}' is not measured; "
+                              f"choose one of {', '.join(metrics)}")
+        value = metrics[rule.metric]
+        better = self.best is None or (value < self.best if rule.mode == "min" else value > self.best)
+        if better:
+            self.best, self.best_step, self.bad_evals = value, self.step, 0
+        else:
+            self.bad_evals += 1
+        return rule.patience is not None and self.bad_evals >= rule.patience
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+    def save(self) -> None:
+        weights, optim = full_state(self.model, self.optimizer, self.sharded)  # collective under FSDP2
+        rngs = gather(rng_state(), self.world)
+        if self.world.main and self.run_dir is not None:
+            state = {"step": self.step, "epoch": self.epoch, "seen_in_epoch": self.seen_in_epoch,
+                     "best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
+                     "world_size": self.world.size}
+            trainer = {"optimizer": optim, "scheduler": self.scheduler.state_dict(), "rng": rngs}
+            self.last_saved = save_checkpoint(self.run_dir / "checkpoints", self.step, weights, trainer, state,
+                                              self.aliases, self.cfg.keep_last, self.best_step == self.step)
+        barrier(self.world)
+
+    def resume(self) -> None:
+        """Continue from the latest checkpoint of run_dir: weights, optimizer, schedule, RNG, data position."""
+        path = checkpoint_dir(self.run_dir / "checkpoints")
+        state, weights, trainer = read_state(path), read_weights(path), read_trainer(path)
+        load_full_state(self.model, self.optimizer, weights, trainer["optimizer"], self.sharded, load_weights)
+        self.scheduler.load_state_dict(trainer["scheduler"])
+        set_rng_state(trainer["rng"][self.world.rank % len(trainer["rng"])])
+        self.step, self.epoch, self.seen_in_epoch = state["step"], state["epoch"], state["seen_in_epoch"]
+        self.best, self.best_step, self.bad_evals = state["best"], state["best_step"], state["bad_evals"]
+        self.last_saved = path
