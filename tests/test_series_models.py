@@ -14,14 +14,6 @@ from xformer.data.series import WindowDataset, forecast_errors
 from xformer.forecast import Forecaster
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest, and two spin badly on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_moving_average_equals_hand_computation():
     x = torch.randn(2, 30, 3, dtype=torch.float64)

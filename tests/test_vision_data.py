@@ -1,5 +1,4 @@
 """Image datasets, augmentation, analysis (rollout, reports) and a tiny ViT that learns digits."""
-import gzip
 import json
 import time
 
@@ -15,13 +14,6 @@ from xformer.config import ConfigError
 from xformer.data.image_augment import ImageCollate, make_mixup, model_ema, train_transform
 from xformer.data.registry import build_data
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,6 @@ from xformer.tokenizers.image import PatchEmbedding
 CORE = CoreConfig(d_model=32, n_layers=1, n_heads=4, d_ff=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: one intra-op thread avoids OpenMP spinning against other processes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def vit(tokenizer=None, head=None):
     return build_model(ModelConfig("encoder", CORE, PartConfig("image_patches", {"image_size": 16, "patch_size": 4,

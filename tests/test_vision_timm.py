@@ -10,14 +10,6 @@ from xformer.interop import config_from_timm_vit, from_timm_vit, save_timm_safet
 TINY = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, num_classes=10)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: one intra-op thread avoids OpenMP spinning against other processes."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _randomised(vit):
     """timm zero-initialises some tensors (head, biases); make every weight matter."""
