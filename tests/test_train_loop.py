@@ -1,5 +1,6 @@
 """The optimizer step: token-weighted accumulation, NaN stop, early stopping, bf16, 2-process DDP."""
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -23,14 +24,6 @@ RECIPE = {  # reversal: targets of 5 to 9 tokens, so a mean of per-micro-batch m
     "train": {"steps": 4, "batch_size": 16, "lr": 1e-2, "eval_every": 2, "log_every": 2, "device": "cpu",
               "clip": None},
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def trainer(run_dir=None, **train) -> Trainer:
@@ -115,3 +108,27 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, strategy):
     assert one.keys() == two.keys()
     for key in one:
         assert torch.allclose(one[key], two[key], atol=1e-5), key
+
+
+def test_torch_compile_trains_to_the_same_weights_as_eager():
+    """train.compile wraps the model in torch.compile; on CPU the first step compiles (~1 minute here)."""
+    eager, compiled = trainer(steps=3), trainer(steps=3, compile=True)
+    eager.fit()
+    compiled.fit()
+    for (name, a), (_, b) in zip(eager.model.named_parameters(), compiled.model.named_parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_tensorboard_gets_the_same_scalars_as_metrics_jsonl(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_run(from_dict(ExperimentConfig, {**RECIPE, "train": {**RECIPE["train"], "steps": 4}}), tmp_path)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = [(r["step"], r["val_loss"]) for r in logged if "val_loss" in r]
+    board = [(e.step, e.value) for e in events.Scalars("val/loss")]
+    assert len(val) == len(board) > 0
+    for (s1, v1), (s2, v2) in zip(val, board):
+        assert s1 == s2 and v1 == pytest.approx(v2, rel=1e-6)
