@@ -1,0 +1,52 @@
+"""Text to train on without a download: the default corpus and the reader for the user's files.
+
+The default corpus is the Python Language Reference as it ships inside every
+CPython installation (``pydoc_data.topics``: the text ``help("if")`` prints,
+about 465,000 characters of English prose and grammar in Python 3.11). It is
+real, edited technical English, so WordPiece learns real sub-words from it
+and a language model's loss on it means something. Its exact content follows
+the Python version: runs record which one they used (``corpus_name()``).
+"""
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def default_corpus() -> str:
+    """Every topic of the bundled reference manual, in sorted topic order, separated by blank lines."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[name].strip() for name in sorted(topics)) + "\n"
+
+
+def corpus_name() -> str:
+    return f"python-{platform.python_version()}-pydoc-topics"
+
+
+def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
+    """The files' text joined by newlines (UTF-8); None or [] gives the default corpus."""
+    if paths is None or paths == []:
+        return default_corpus()
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    parts = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ConfigError(f"text file {path} does not exist; give existing UTF-8 text files "
+                              "(or no files for the built-in corpus)")
+        try:
+            parts.append(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                              "convert it, e.g. iconv -t utf-8") from None
+    text = "\n".join(parts)
+    if not text.strip():
+        raise ConfigError("the text files are empty; give files with text in them")
+    return text
+
+
+__all__ = ["default_corpus", "corpus_name", "read_text_files"]

@@ -1,0 +1,239 @@
+"""String <-> id vocabularies: WordPiece (trained with Hugging Face ``tokenizers``) and characters.
+
+This is the "tokenizer" in the Hugging Face sense; ``xformer/tokenizers/text.py``
+is the learned embedding that turns the ids into vectors.
+
+WordPiece (Schuster & Nakajima 2012; BERT's tokenizer): text is normalised
+(Unicode clean-up, optional lowercasing and accent stripping), split on
+whitespace and punctuation, and each word is cut greedily into the longest
+vocabulary pieces, continuations marked ``##`` ("tokenization" -> "token",
+"##ization"). Training grows the vocabulary from characters by merging the
+pair that maximises count(ab) / (count(a) count(b)) until ``vocab_size``.
+
+Every vocabulary carries the special tokens
+
+    [PAD] [UNK] [CLS] [SEP] [MASK] [BOS] [EOS]       ids 0..6 for WordPiece
+
+(a character vocabulary holds the ones it is given, none by default, so that
+a char-level LM on tinyshakespeare has exactly nanoGPT's 65 symbols).
+
+A saved vocabulary is a folder: ``xformer_tokenizer.json`` (kind and
+settings); for WordPiece also ``tokenizer.json`` (loadable by
+``tokenizers.Tokenizer.from_file`` and ``transformers.PreTrainedTokenizerFast``)
+and ``vocab.txt`` (one piece per line in id order, the file ``BertTokenizer``
+reads).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..config import ConfigError
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]")
+META_FILE = "xformer_tokenizer.json"
+_ROLES = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "bos": "[BOS]",
+          "eos": "[EOS]"}
+
+
+class Vocab:
+    """Shared interface: ``encode``, ``decode``, ``vocab_size``, the special ids, ``save``."""
+
+    kind = ""
+
+    def __init__(self, specials: dict[str, int]):
+        self.specials = specials  # token -> id
+
+    # ---- special tokens -----------------------------------------------------------------------------
+    def _role(self, role: str) -> int | None:
+        return self.specials.get(_ROLES[role])
+
+    pad_id = property(lambda self: self._role("pad"))
+    unk_id = property(lambda self: self._role("unk"))
+    cls_id = property(lambda self: self._role("cls"))
+    sep_id = property(lambda self: self._role("sep"))
+    mask_id = property(lambda self: self._role("mask"))
+    bos_id = property(lambda self: self._role("bos"))
+    eos_id = property(lambda self: self._role("eos"))
+
+    @property
+    def special_ids(self) -> list[int]:
+        return sorted(self.specials.values())
+
+    def require(self, *roles: str) -> None:
+        """Fail clearly when a task needs special tokens this vocabulary lacks."""
+        missing = [_ROLES[r] for r in roles if self._role(r) is None]
+        if missing:
+            raise ConfigError(f"the {self.kind} vocabulary has no {', '.join(missing)} token; "
+                              f"build it with special tokens {', '.join(SPECIAL_TOKENS)}")
+
+    # ---- to implement -------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``, with no special tokens added."""
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        raise NotImplementedError
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
+    def save(self, folder: str | Path) -> Path:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+
+class CharVocab(Vocab):
+    """One id per character; ``specials`` (if any) first, then the characters in sorted order."""
+
+    kind = "char"
+
+    def __init__(self, chars: Iterable[str], specials: Sequence[str] = ()):
+        chars = sorted(set(chars) - set(specials))
+        specials = list(dict.fromkeys(specials))
+        super().__init__({tok: i for i, tok in enumerate(specials)})
+        self.itos = specials + chars
+        self.stoi = {c: i for i, c in enumerate(self.itos)}
+
+    @classmethod
+    def from_text(cls, text: str, specials: Sequence[str] = ()) -> CharVocab:
+        return cls(set(text), specials)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.stoi[c] for c in text]
+        except KeyError:
+            unk = self.unk_id
+            unknown = sorted({c for c in text if c not in self.stoi})
+            if unk is None:
+                raise ConfigError(f"characters {unknown!r} are not in the {self.vocab_size}-symbol vocabulary; "
+                                  "use text from the training alphabet or a vocabulary with [UNK]") from None
+            return [self.stoi.get(c, unk) for c in text]
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        special = set(self.specials.values()) if skip_special_tokens else set()
+        return "".join(self.itos[i] for i in map(int, ids) if i not in special)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        chars = self.itos[len(self.specials):]
+        meta = {"kind": self.kind, "specials": list(self.specials), "chars": chars}
+        (folder / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        return folder
+
+
+class WordPieceVocab(Vocab):
+    """A Hugging Face ``tokenizers.Tokenizer`` with a WordPiece model (BERT's normaliser and pre-tokeniser)."""
+
+    kind = "wordpiece"
+
+    def __init__(self, tokenizer, lowercase: bool = True):
+        self.tokenizer = tokenizer
+        self.lowercase = lowercase
+        vocab = tokenizer.get_vocab()
+        super().__init__({tok: vocab[tok] for tok in SPECIAL_TOKENS if tok in vocab})
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, lowercase: bool = True,
+              special_tokens: Sequence[str] = SPECIAL_TOKENS) -> WordPieceVocab:
+        """Learn a vocabulary of at most ``vocab_size`` pieces (specials included) from ``texts``.
+
+        ``min_frequency``: a merge must occur at least this often to be learned.
+        """
+        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+        if vocab_size <= len(special_tokens):
+            raise ConfigError(f"vocab_size {vocab_size} leaves no room beside the {len(special_tokens)} "
+                              "special tokens; give a few thousand")
+        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+        tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                          strip_accents=None, lowercase=lowercase)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece(prefix="##")
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=list(special_tokens), continuing_subword_prefix="##",
+                                            show_progress=False)
+        tokenizer.train_from_iterator(texts, trainer)
+        return cls(tokenizer, lowercase)
+
+    @classmethod
+    def train_files(cls, paths: Iterable[str | Path], **kwargs) -> WordPieceVocab:
+        from .corpus import read_text_files
+
+        return cls.train(read_text_files(list(paths)).splitlines(), **kwargs)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def tokens(self, text: str) -> list[str]:
+        """The pieces of ``text`` as strings (``["token", "##ization"]``)."""
+        return self.tokenizer.encode(text, add_special_tokens=False).tokens
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(folder / "tokenizer.json"))
+        vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+        (folder / "vocab.txt").write_text("".join(tok + "\n" for tok, _ in vocab), encoding="utf-8")
+        meta = {"kind": self.kind, "lowercase": self.lowercase, "vocab_size": self.vocab_size}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return folder
+
+
+def load_vocab(folder: str | Path) -> Vocab:
+    """The vocabulary saved in ``folder`` by ``Vocab.save`` (or ``xformer tokenizer train``)."""
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise ConfigError(f"{folder} holds no saved tokenizer ({META_FILE} is missing); "
+                          "make one with: xformer tokenizer train FILES --out DIR")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta["kind"] == "char":
+        return CharVocab(meta["chars"], meta["specials"])
+    if meta["kind"] == "wordpiece":
+        from tokenizers import Tokenizer
+
+        return WordPieceVocab(Tokenizer.from_file(str(folder / "tokenizer.json")), meta.get("lowercase", True))
+    raise ConfigError(f"{meta_path}: unknown tokenizer kind {meta['kind']!r} (expected char or wordpiece)")
+
+
+def make_vocab(kind: str, text: str, vocab_size: int = 8000, min_frequency: int = 2, lowercase: bool = True,
+               char_specials: Sequence[str] = ()) -> Vocab:
+    """The vocabulary a dataset's ``tokenizer`` argument names, learned from ``text`` when it is not a folder:
+
+    "char"        CharVocab of the text's characters (plus ``char_specials``)
+    "wordpiece"   WordPieceVocab trained on the text's lines
+    a folder      the vocabulary saved there (e.g. RUN_DIR/tokenizer of a pre-trained run)
+    """
+    if kind == "char":
+        return CharVocab.from_text(text, char_specials)
+    if kind == "wordpiece":
+        return WordPieceVocab.train(text.splitlines(), vocab_size, min_frequency, lowercase)
+    if Path(kind).is_dir():
+        return load_vocab(kind)
+    raise ConfigError(f"tokenizer {kind!r} is neither 'char', 'wordpiece' nor a folder holding a saved tokenizer")
+
+
+__all__ = ["SPECIAL_TOKENS", "Vocab", "CharVocab", "WordPieceVocab", "load_vocab", "make_vocab"]
