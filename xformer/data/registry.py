@@ -33,6 +33,8 @@ class DataBundle:
     evaluate: (model, batches) -> {"accuracy": ..., "mse": ...}: the domain's metrics on
         one split, unprefixed; the trainer adds the split name ("test_accuracy") and
         always reports the mean loss itself.
+    loss_metrics: (split, mean_loss) -> {"perplexity": ...}: metrics that follow from the
+        trainer's mean loss alone, so the split is not run through the model twice.
     save: writes what is needed to use the model on new raw data (a vocabulary,
         scaler statistics) into the run folder.
     """
@@ -43,6 +45,7 @@ class DataBundle:
     collate: Callable[[list], dict] | None = None
     model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluate: Callable[[Any, Iterable[dict]], dict[str, float]] | None = None
+    loss_metrics: Callable[[str, float], dict[str, float]] | None = None
     save: Callable[[Path], None] | None = None
 
 

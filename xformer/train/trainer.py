@@ -214,6 +214,8 @@ class Trainer:
                 weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
                 totals += torch.stack([out["loss"].float() * weight, weight])
             metrics = {"loss": (totals[0] / totals[1]).item()}
+            if self.data.loss_metrics is not None:
+                metrics.update(self.data.loss_metrics(split, metrics["loss"]))
             if self.data.evaluate is not None:
                 metrics.update(self.data.evaluate(self.model, batches()))
         return metrics

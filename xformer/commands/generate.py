@@ -1,0 +1,74 @@
+"""`xformer generate RUN_DIR --prompt "..."`: continue a prompt with a trained text run.
+
+Loads the model from RUN_DIR (config.yaml + best, else latest, checkpoint) and the
+vocabulary from RUN_DIR/tokenizer, then samples (default), decodes greedily
+(--greedy) or runs beam search (--num-beams > 1); see xformer/generation.py.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def load_text_model(run_dir: str | Path):
+    """(model, vocab) of a text run, without rebuilding its data: config.yaml already holds the
+    data-implied model arguments, so the text files (and a WordPiece re-training) are not needed."""
+    from ..config import from_dict, load_yaml
+    from ..data.vocab import META_FILE, load_vocab
+    from ..models import build_model
+    from ..train.checkpoint import checkpoint_dir, load_weights, read_weights
+    from ..train.config import ExperimentConfig
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+    if not (run_dir / "tokenizer" / META_FILE).is_file():
+        raise ConfigError(f"{run_dir} has no saved tokenizer (tokenizer/{META_FILE}); generate needs a text run "
+                          "(data text_lm or another text dataset)")
+    config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
+    model = build_model(config.model)
+    load_weights(model, read_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
+    return model.eval(), load_vocab(run_dir / "tokenizer")
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from ..generation import generate_text
+
+    if args.num_samples < 1 or args.max_new_tokens < 0:
+        raise ConfigError("--num-samples must be >= 1 and --max-new-tokens >= 0")
+    if args.temperature <= 0 or not 0 < args.top_p <= 1 or args.num_beams < 1:
+        raise ConfigError("need --temperature > 0, 0 < --top-p <= 1 and --num-beams >= 1")
+    model, vocab = load_text_model(args.run_dir)
+    model.to(args.device)
+    generator = torch.Generator(args.device).manual_seed(args.seed)
+    do_sample = not args.greedy and args.num_beams == 1
+    texts = generate_text(model, vocab, [args.prompt] * args.num_samples, args.max_new_tokens, do_sample=do_sample,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
+                          length_penalty=args.length_penalty, generator=generator)
+    print(("\n" + "-" * 40 + "\n").join(args.prompt + text for text in texts))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "generate", help="continue a text prompt with a trained language-model run",
+        description="Load the model and tokenizer of RUN_DIR and print the prompt followed by its continuation. "
+                    "Samples by default (temperature, top-k, top-p); --greedy takes the most probable token; "
+                    "--num-beams > 1 runs beam search.",
+        epilog='example: xformer generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40')
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--prompt", default="", help="text to continue (an encoder-decoder reads it as its source)")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most probable tokens (0: all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus: keep the most probable tokens up to mass p")
+    p.add_argument("--num-beams", type=int, default=1, help="> 1: beam search (deterministic)")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: score = log p / length ** this")
+    p.add_argument("--greedy", action="store_true", help="always take the most probable token")
+    p.add_argument("--num-samples", type=int, default=1, help="independent continuations, separated by dashes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.set_defaults(func=run)

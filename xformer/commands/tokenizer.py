@@ -1,0 +1,80 @@
+"""`xformer tokenizer train FILES... --vocab-size N --out DIR`: learn a string <-> id vocabulary.
+
+WordPiece by default (Hugging Face ``tokenizers``, BERT's normaliser, the specials
+[PAD] [UNK] [CLS] [SEP] [MASK] [BOS] [EOS]); ``--char`` keeps one id per character
+of the text. DIR is what ``text_lm``'s ``tokenizer: DIR`` and ``load_vocab(DIR)`` read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..config import ConfigError
+
+# the files a saved vocabulary may hold (xformer/data/vocab.py); only these are replaced
+TOKENIZER_FILES = ("xformer_tokenizer.json", "tokenizer.json", "vocab.txt")
+
+
+def _check_out(folder: Path) -> None:
+    """Write into an empty or new folder, or over a saved tokenizer; never over anything else."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file; give a folder for the tokenizer")
+    if folder.is_dir():
+        others = sorted(p.name for p in folder.iterdir() if p.name not in TOKENIZER_FILES)
+        if others or (any(folder.iterdir()) and not (folder / TOKENIZER_FILES[0]).is_file()):
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ConfigError(f"--out {folder} already holds other files ({shown or 'not a saved tokenizer'}); "
+                              "give a new or empty folder")
+
+
+def train(args: argparse.Namespace) -> None:
+    from ..data.corpus import default_corpus, read_text_files
+    from ..data.vocab import CharVocab, WordPieceVocab
+
+    if args.files and args.default_corpus:
+        raise ConfigError("give the text FILES to learn from or --default-corpus, not both")
+    if not args.files and not args.default_corpus:
+        raise ConfigError("give the text FILES to learn from, or --default-corpus (the bundled Python manual)")
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise ConfigError(f"text file {missing[0]} does not exist; give existing UTF-8 text files or --default-corpus")
+    if args.vocab_size is None and not args.char:
+        raise ConfigError("give --vocab-size N for a WordPiece vocabulary (a few thousand), or --char")
+    out = Path(args.out)
+    _check_out(out)
+    text = default_corpus() if args.default_corpus else read_text_files(args.files)
+    if args.char:
+        vocab = CharVocab.from_text(text)
+    else:
+        vocab = WordPieceVocab.train(text.splitlines(), args.vocab_size, args.min_frequency, not args.no_lowercase)
+    for name in TOKENIZER_FILES:  # no stale file of an earlier tokenizer of the other kind
+        (out / name).unlink(missing_ok=True)
+    vocab.save(out)
+
+    sample = next((line.strip() for line in text.splitlines() if line.strip()), "")[:60]
+    pieces = vocab.tokens(sample) if isinstance(vocab, WordPieceVocab) else list(sample)
+    print(json.dumps({"kind": vocab.kind, "vocab_size": vocab.vocab_size, "special_ids": vocab.specials,
+                      "out": str(out), "sample": sample, "pieces": pieces}, indent=1, ensure_ascii=False))
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("tokenizer", help="learn a WordPiece or character vocabulary from text files",
+                              description="Tokenizer (string <-> id vocabulary) tools.")
+    sub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
+    sub.required = True
+    t = sub.add_parser(
+        "train", help="learn a vocabulary and save it to a folder",
+        description="Learn a WordPiece vocabulary (or, with --char, a character vocabulary) from UTF-8 text files "
+                    "and save it to DIR (xformer_tokenizer.json; tokenizer.json and vocab.txt for WordPiece). "
+                    "Prints a JSON summary.",
+        epilog="example: xformer tokenizer train corpus.txt --vocab-size 8000 --out tokenizers/wp8k")
+    t.add_argument("files", nargs="*", metavar="FILES", help="UTF-8 text files")
+    t.add_argument("--default-corpus", action="store_true",
+                   help="learn from the bundled Python reference manual instead of FILES")
+    t.add_argument("--vocab-size", type=int, metavar="N", help="WordPiece vocabulary size, special tokens included")
+    t.add_argument("--out", required=True, metavar="DIR", help="folder to save the tokenizer in")
+    t.add_argument("--min-frequency", type=int, default=2, help="least count of a merged pair (default 2)")
+    t.add_argument("--no-lowercase", action="store_true", help="keep case (WordPiece lowercases by default)")
+    t.add_argument("--char", action="store_true", help="one id per character of the text (no special tokens)")
+    t.set_defaults(func=train)

@@ -1,0 +1,201 @@
+"""Causal language modelling on one long text, as nanoGPT does it: ``text_lm``.
+
+The text becomes one stream of ids x_0 .. x_{M-1}, cut by position into
+
+    train = x[0 : a]        val = x[a : b]        test = x[b : M]
+
+(the first 1 - val_fraction - test_fraction of the characters, then val, then
+test at the very end; nanoGPT's shakespeare_char split is a = 90%, no test).
+
+Training windows start at every offset i of the train part, so a model of
+``block_size`` B learns to predict each token from up to B earlier ones:
+
+    input_ids = x[i : i + B]        labels = x[i + 1 : i + B + 1]        0 <= i <= a - B - 1
+
+Items are views into the one long tensor (no window is materialised); the
+trainer's shuffling sampler draws them at random, nanoGPT's ``get_batch``.
+
+Validation / test windows score every token of the split exactly once. With
+T = b - a targets, window k reads x[a - 1 + kB : a - 1 + (k+1)B] and predicts
+x[a + kB : a + (k+1)B] (its first input token is the one just before the
+split: context, never a target). A remainder r = T mod B > 0 is the last full
+window ending at b, with its first B - r labels set to -100 (already scored).
+Then the trainer's mean loss is exactly
+
+    CE = -1/T sum_{t=a}^{b-1} ln p(x_t | x_{t-B'} .. x_{t-1}),     1 <= B' <= B,
+
+and ``loss_metrics`` reports perplexity exp(CE), bits per token CE / ln 2 and bits
+per character CE * T / (C ln 2), C = characters of the split's text (for a
+character vocabulary T = C and BPC = CE / ln 2).
+
+Tokenizers (``tokenizer``):
+  "char"       one id per character; newlines are characters. The vocabulary is
+               every character of the WHOLE text (not only the train part, so
+               that val/test hold no unknown symbol; nanoGPT does the same): 65
+               symbols for tinyshakespeare, no special tokens.
+  "wordpiece"  WordPiece learned on the train part only; the text is encoded
+               paragraph by paragraph (blank-line separated, lines joined by
+               spaces) with [EOS] after each paragraph, the document separator
+               a generator stops at. The cuts a and b are moved to the next line
+               break so that no line is split between two parts.
+  a folder     a saved vocabulary (``xformer tokenizer train``, RUN_DIR/tokenizer).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ..config import ConfigError
+from ..heads.lm import IGNORE_INDEX
+from ..metrics_text import bits_per_character, bits_per_token, perplexity
+from .corpus import corpus_name, read_text_files
+from .registry import DataBundle, register_data
+from .vocab import CharVocab, Vocab, make_vocab
+
+
+# ---------------------------------------------------------------- windows
+
+
+class TrainWindows(Dataset):
+    """Every offset i of ``ids``: input x[i : i+B], labels x[i+1 : i+B+1] (views, no copy)."""
+
+    def __init__(self, ids: Tensor, block_size: int):
+        self.ids, self.block_size = ids, block_size
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.block_size
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        b = self.block_size
+        return {"input_ids": self.ids[i: i + b], "labels": self.ids[i + 1: i + b + 1]}
+
+
+class EvalWindows(Dataset):
+    """Non-overlapping windows whose labels cover ids[first : last] exactly once.
+
+    ``ids`` is the whole stream: the window that predicts ids[first] reads ids[first - 1]
+    as context.
+    """
+
+    def __init__(self, ids: Tensor, first: int, last: int, block_size: int):
+        b, n_targets = block_size, last - first
+        if first < 1 or last - 1 - b < 0:
+            raise ConfigError(f"an evaluation split needs at least block_size + 1 = {b + 1} tokens of text before "
+                              f"its end; give more text or a smaller block_size")
+        self.ids, self.block_size = ids, b
+        # (start of the input window, how many leading labels are already scored)
+        self.windows = [(first - 1 + k * b, 0) for k in range(n_targets // b)]
+        remainder = n_targets % b
+        if remainder:
+            self.windows.append((last - 1 - b, b - remainder))
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, k: int) -> dict[str, Tensor]:
+        start, scored = self.windows[k]
+        b = self.block_size
+        labels = self.ids[start + 1: start + b + 1]
+        if scored:
+            labels = labels.clone()
+            labels[:scored] = IGNORE_INDEX
+        return {"input_ids": self.ids[start: start + b], "labels": labels}
+
+
+# ---------------------------------------------------------------- text -> ids
+
+
+def paragraphs(text: str) -> list[str]:
+    """Blank-line separated paragraphs, each with its lines joined by single spaces."""
+    return [" ".join(line.strip() for line in p.splitlines() if line.strip())
+            for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def encode_stream(vocab: Vocab, text: str) -> list[int]:
+    """Characters as they are; WordPiece paragraph by paragraph, [EOS] after each."""
+    if isinstance(vocab, CharVocab):
+        return vocab.encode(text)
+    vocab.require("eos")
+    ids = []
+    for piece_ids in vocab.encode_batch(paragraphs(text)):
+        ids += piece_ids + [vocab.eos_id]
+    return ids
+
+
+def split_points(text: str, val_fraction: float, test_fraction: float, snap_to_lines: bool) -> list[int]:
+    """Character offsets [0, a, b, len(text)] of the train / val / test parts."""
+    n = len(text)
+    cuts = [int(n * (1 - val_fraction - test_fraction)), int(n * (1 - test_fraction))]
+    if snap_to_lines:  # move each cut just past the next line break, so no line is split
+        cuts = [text.find("\n", c) + 1 if 0 < c < n and text.find("\n", c) >= 0 else c for c in cuts]
+    return [0, *cuts, n]
+
+
+# ---------------------------------------------------------------- the dataset
+
+
+@register_data("text_lm")
+def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab_size: int = 8000,
+            min_frequency: int = 2, lowercase: bool = True, block_size: int = 64, val_fraction: float = 0.1,
+            test_fraction: float = 0.0) -> DataBundle:
+    """Next-token prediction on ``files`` (None: the bundled Python reference manual), split by position.
+
+    tokenizer: "char", "wordpiece" or a folder with a saved vocabulary (see the module docstring).
+    vocab_size, min_frequency, lowercase: WordPiece training only.
+    block_size: tokens a window reads, the model's max_positions (DataBundle.model_args).
+    val_fraction, test_fraction: the parts at the end of the text (test last); 0 leaves one out.
+    """
+    if block_size < 1:
+        raise ConfigError(f"data.args.block_size must be >= 1, got {block_size}")
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConfigError(f"data.args.val_fraction={val_fraction} and test_fraction={test_fraction} must be "
+                          "in [0, 1) and leave a training part")
+    text = read_text_files(files)
+    # the vocabulary: characters of the whole text, a saved one, or (below) WordPiece learned on the train part
+    vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text)
+    bounds = split_points(text, val_fraction, test_fraction, snap_to_lines=not isinstance(vocab, CharVocab))
+    parts = [text[bounds[i]: bounds[i + 1]] for i in range(3)]
+    if vocab is None:
+        vocab = make_vocab("wordpiece", parts[0], vocab_size, min_frequency, lowercase)
+    streams = [encode_stream(vocab, part) for part in parts]
+    ids = torch.tensor([i for s in streams for i in s], dtype=torch.long)
+    a = len(streams[0])
+    b = a + len(streams[1])
+    if a < block_size + 1:
+        raise ConfigError(f"the training part has {a} tokens, fewer than one window of block_size + 1 = "
+                          f"{block_size + 1}; give more text or a smaller data.args.block_size")
+
+    def eval_split(first: int, last: int) -> EvalWindows | None:
+        if last <= first:
+            return None
+        return EvalWindows(ids, first, last, block_size)
+
+    val, test = eval_split(a, b), eval_split(b, len(ids))
+    if val_fraction > 0 and val is None or test_fraction > 0 and test is None:
+        raise ConfigError("a val / test part holds no tokens; give more text or a larger val_fraction / test_fraction")
+
+    counts = {"val": (b - a, len(parts[1])), "test": (len(ids) - b, len(parts[2]))}  # (tokens, characters)
+
+    def loss_metrics(split: str, ce: float) -> dict[str, float]:
+        """Perplexity and bits from the trainer's mean loss over every token of the split."""
+        tokens, chars = counts[split]
+        return {"perplexity": perplexity(ce), "bits_per_token": bits_per_token(ce),
+                "bits_per_character": bits_per_character(ce, tokens, chars)}
+
+    def save(run_dir: Path) -> None:
+        vocab.save(Path(run_dir) / "tokenizer")
+        summary = {"corpus": files if files else corpus_name(), "tokenizer": vocab.kind, "vocab_size": vocab.vocab_size,
+                   "block_size": block_size, "tokens": {"train": a, "val": b - a, "test": len(ids) - b},
+                   "characters": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])}}
+        (Path(run_dir) / "data.json").write_text(json.dumps(summary, indent=1))
+
+    return DataBundle(train=TrainWindows(ids[:a], block_size), val=val, test=test, loss_metrics=loss_metrics, save=save,
+                      model_args={"tokenizer": {"vocab_size": vocab.vocab_size, "max_positions": block_size}})
+
+
+__all__ = ["TrainWindows", "EvalWindows", "paragraphs", "encode_stream", "split_points", "text_lm"]
