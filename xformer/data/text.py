@@ -110,10 +110,15 @@ class EvalWindows(Dataset):
 # ---------------------------------------------------------------- text -> ids
 
 
+RULE = re.compile(r"(\S)\1{2,}")  # one character repeated: a heading underline
+
+
 def paragraphs(text: str) -> list[str]:
-    """Blank-line separated paragraphs, each with its lines joined by single spaces."""
-    return [" ".join(line.strip() for line in p.splitlines() if line.strip())
-            for p in re.split(r"\n\s*\n", text) if p.strip()]
+    """Blank-line separated paragraphs, each with its lines joined by single spaces; lines that only
+    repeat one character ("*****", "-----": reStructuredText underlines) are dropped as decoration."""
+    found = (" ".join(line.strip() for line in p.splitlines() if line.strip() and not RULE.fullmatch(line.strip()))
+             for p in re.split(r"\n\s*\n", text))
+    return [p for p in found if p]
 
 
 def encode_stream(vocab: Vocab, text: str) -> list[int]:

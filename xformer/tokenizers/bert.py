@@ -5,6 +5,11 @@
 The LayerNorm here (eps 1e-12 in BERT) is what makes the post-norm encoder work:
 every block then sees normalised inputs, and the core needs no final norm
 (``CoreConfig(norm_first=False, final_norm=False)``).
+
+Inputs follow BERT's layout, [CLS] A [SEP] (B [SEP]), so position 0 is always the
+[CLS] token: ``Tokens.state`` says so (``class_token=True``, one prefix token),
+which lets the ``classification`` head pool with ``pool=cls`` and makes mean /
+attention pooling skip [CLS] (padding is excluded through the mask).
 """
 from __future__ import annotations
 
@@ -45,7 +50,8 @@ class BertEmbedding(nn.Module):
         pos = torch.arange(offset, offset + n, device=ids.device)
         x = self.embed(ids) + self.positions(pos)[None] + self.token_types(types)
         mask = batch.get("attention_mask")
-        return Tokens(self.drop(self.norm(x)), mask.bool() if mask is not None else None)
+        return Tokens(self.drop(self.norm(x)), mask.bool() if mask is not None else None,
+                      state={"class_token": True, "prefix_tokens": 1})
 
 
 @register_tokenizer("bert_text")

@@ -3,6 +3,7 @@
     model: {architecture, core: {...}, tokenizer: {name, args}, head: {name, args}}
     data:  {name: reverse_digits, args: {...}}      # a dataset registered with register_data
     train: {steps: 600, batch_size: 64, lr: 3e-3, schedule: cosine, ...}
+    init_from: runs/bert_mlm                        # optional: start from a pre-trained run's weights
 
 Unknown keys and wrong types fail with one line naming the key and the closest
 valid ones (``xformer.config.from_dict``).
@@ -88,9 +89,27 @@ class TrainConfig:
 
 @dataclass
 class ExperimentConfig:
+    """A recipe: model, data, train, and optionally the pre-trained weights to start from.
+
+    ``init_from``: fine-tune from a pre-trained run. A run folder (its best, else latest,
+    checkpoint), its ``checkpoints/`` folder, or one checkpoint folder (``.../step_00000600``).
+    After the model is built, every pre-trained tensor whose name and shape match is copied
+    into it, so the tokenizer and core of a masked-LM run start a classifier while the new
+    head (other names or shapes) keeps its fresh initialisation; one line reports the count
+    and the parts left fresh. It is an error (one line naming the fix) when the pre-trained
+    run's config.yaml has another model.architecture or model.core (dropout, attn_dropout,
+    drop_path and init may differ), when no core tensor matches, when a tokenizer / core
+    tensor matches by name but not by shape (another vocabulary or max_positions), or when
+    this run's vocabulary differs from the pre-trained RUN_DIR/tokenizer: pass that folder
+    as ``data.args.tokenizer``.
+    Only a fresh run reads it: ``--resume`` and ``xformer evaluate`` load the run's own
+    checkpoint.
+    """
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100))
+    init_from: str | None = None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

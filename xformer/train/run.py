@@ -7,16 +7,23 @@
     RUN_DIR/checkpoints/       see checkpoint.py
 
 config.yaml plus the best (else latest) checkpoint are all ``evaluate_run`` needs.
+
+A fresh run with ``init_from`` starts from a pre-trained run's weights (``init_from_pretrained``):
+tensors are copied by name where the shapes agree, so a new head stays freshly initialised.
 """
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from ..config import ConfigError, from_dict, load_yaml, save_yaml, to_dict
 from ..data.registry import DataBundle, build_data
+from ..data.vocab import META_FILE
 from ..models import Model, build_model
-from .checkpoint import checkpoint_dir, load_weights, read_weights
+from .checkpoint import POINTER, checkpoint_dir, load_weights, read_weights, tied_aliases
 from .config import ExperimentConfig, fill_model_args
 from .distributed import close_world, init_world, load_full_state
 from .metrics import RunLog, flat
@@ -39,6 +46,10 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     world = init_world(config.train.device)
     try:
         model, data = build(config)
+        if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
+            summary = init_from_pretrained(model, config, data)
+            if world.main:
+                print(summary, flush=True)
         trainer = Trainer(model, data, config.train, run_dir, world)
         if resume:
             trainer.resume()
@@ -61,6 +72,97 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         close_world(world)
 
 
+# ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------
+UNTIED_CORE_KEYS = ("dropout", "attn_dropout", "drop_path", "init")  # free to differ when fine-tuning
+
+
+def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
+    """(checkpoint folder, run folder or None) of ``init_from``: a run, its checkpoints/ or one checkpoint."""
+    path = Path(path)
+    for root in (path / "checkpoints", path):
+        if (root / POINTER).is_file():
+            ckpt = checkpoint_dir(root, "best")
+            return ckpt, root.parent
+    if (path / "model.safetensors").is_file():
+        run = path.parent.parent if path.parent.name == "checkpoints" else None
+        return path, run
+    raise ConfigError(f"init_from {path}: not a run folder, a checkpoints/ folder or a checkpoint folder "
+                      "(model.safetensors); give a finished run, e.g. init_from: runs/bert_mlm")
+
+
+def _check_same_model(config: ExperimentConfig, run: Path) -> None:
+    """The pre-trained run's architecture and core (its config.yaml) must be this model's."""
+    if not (run / "config.yaml").is_file():
+        return
+    theirs = load_yaml(run / "config.yaml").get("model", {})
+    if theirs.get("architecture", config.model.architecture) != config.model.architecture:
+        raise ConfigError(f"init_from {run}: model.architecture is {theirs['architecture']!r} in the pre-trained "
+                          f"run but {config.model.architecture!r} here; use the pre-trained run's")
+    ours = to_dict(config.model.core)
+    for key, value in theirs.get("core", {}).items():
+        if key in ours and key not in UNTIED_CORE_KEYS and ours[key] != value:
+            raise ConfigError(f"init_from {run}: model.core.{key} is {value!r} in the pre-trained run but "
+                              f"{ours[key]!r} here; use the pre-trained run's model.core (its config.yaml)")
+
+
+def _check_same_vocabulary(data: DataBundle, run: Path) -> None:
+    """The ids must mean the same pieces: compare the vocabulary this data saves with RUN/tokenizer."""
+    theirs = run / "tokenizer"
+    if data.save is None or not theirs.is_dir():
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data.save(Path(tmp))
+        ours = Path(tmp) / "tokenizer"
+        for name in ("vocab.txt", META_FILE):
+            if (theirs / name).is_file() and (not (ours / name).is_file()
+                                               or (ours / name).read_bytes() != (theirs / name).read_bytes()):
+                raise ConfigError(f"init_from {run}: this run's vocabulary differs from the pre-trained one; "
+                                  f"pass data.args.tokenizer={theirs}")
+
+
+def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle) -> str:
+    """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
+
+    Raises ConfigError when the pre-trained run has another architecture, core or vocabulary,
+    when a tokenizer / core tensor has another shape, or when no core tensor matches.
+    """
+    ckpt, run = pretrained_checkpoint(config.init_from)
+    if run is not None:
+        _check_same_model(config, run)
+        _check_same_vocabulary(data, run)
+    weights = read_weights(ckpt)
+    aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
+    own = {name: t for name, t in model.state_dict().items() if name not in aliases}
+    copied, fresh = [], []
+    for name, tensor in own.items():
+        if name not in weights:
+            fresh.append(name)
+        elif weights[name].shape == tensor.shape:
+            copied.append(name)
+        elif name.startswith(("tokenizer.", "core.")):
+            hint = ("the vocabularies differ: pass the pre-trained run's tokenizer folder as data.args.tokenizer"
+                    if name.endswith("embed.weight") else "use the pre-trained run's model.tokenizer / model.core "
+                    "settings and data.args.max_length (its config.yaml)")
+            raise ConfigError(f"init_from {ckpt}: {name} is {tuple(weights[name].shape)} there but "
+                              f"{tuple(tensor.shape)} in this model; {hint}")
+        else:
+            fresh.append(name)  # a head of another shape (e.g. another number of classes) starts fresh
+    core = [name for name in own if name.startswith("core.")]
+    if core and not any(name.startswith("core.") for name in copied):
+        raise ConfigError(f"init_from {ckpt}: none of this model's {len(core)} core tensors is in the checkpoint "
+                          f"(e.g. {core[0]}); it holds another architecture")
+    with torch.no_grad():
+        model.load_state_dict({name: weights[name] for name in copied}, strict=False)
+
+    def modules(names: list[str]) -> str:
+        parts = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+        return ", ".join(parts) if parts else "none"
+
+    unused = sorted(set(weights) - set(copied))
+    return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh)}; "
+            f"not used from the checkpoint: {modules(unused)}")
+
+
 def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
     """Val and test metrics of the best checkpoint (the latest one when no metric was tracked)."""
     path = checkpoint_dir(run_dir / "checkpoints", "best")
@@ -73,9 +175,15 @@ def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Model, DataBundle]:
-    """Rebuild the run's model from config.yaml and load its best (else latest) weights."""
+    """Rebuild the run's model from config.yaml and load its best (else latest) weights.
+
+    The data reads the run's own RUN_DIR/tokenizer; ``init_from`` is not applied (the checkpoint wins).
+    """
     run_dir = Path(run_dir)
     config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
+    if "tokenizer" in config.data.args and (run_dir / "tokenizer" / META_FILE).is_file():
+        # the vocabulary the run saved, so the folder stands alone (and a fine-tuned run needs no pre-trained one)
+        config.data.args["tokenizer"] = str(run_dir / "tokenizer")
     model, data = build(config)
     load_weights(model, read_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
     return config, model, data
