@@ -1,0 +1,51 @@
+"""`xformer attention RUN_DIR [--split test] [--index 0] [--out FILE.png]`: where an image model looks.
+
+Saves one PNG: the image, its attention rollout (Abnar & Zuidema 2020) and the rollout over the
+image in the first row, then one panel per layer and head (xformer/analysis/attention_maps.py).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..analysis.attention_maps import save_attention_grid
+    from ..train.run import load_run
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+    _, model, data = load_run(run_dir)
+    split = getattr(data, args.split)
+    if split is None:
+        raise ConfigError(f"the run's data has no {args.split} split; choose --split train, val or test")
+    if not 0 <= args.index < len(split):
+        raise ConfigError(f"--index {args.index} is outside the {args.split} split (0..{len(split) - 1})")
+    item = split[args.index]
+    if "images" not in item:
+        raise ConfigError("xformer attention draws image models; this run's data has no images")
+    image = item["images"]
+    # show the image as it is, whatever normalisation it went through: x -> (x - min) / (max - min) per channel
+    low, high = image.flatten(1).min(1).values, image.flatten(1).max(1).values
+    scale = (high - low).clamp(min=1e-8)
+    out = Path(args.out or run_dir / f"attention_{args.split}_{args.index}.png")
+    label = int(item["labels"]) if "labels" in item else None
+    title = f"label {label}" if label is not None else None
+    save_attention_grid(model.eval(), image, out, title, mean=(-low / scale).tolist(), std=(1 / scale).tolist())
+    print(out)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "attention", help="save the attention maps and rollout of one image as a PNG grid",
+        description="Rebuild the image model of RUN_DIR (best checkpoint) and save, for one image of a split, "
+                    "the image, its attention rollout and one attention map per layer and head.",
+        epilog="example: xformer attention runs/vit_digits --index 3 --out attention.png")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--index", type=int, default=0, help="which image of the split (default 0)")
+    p.add_argument("--out", metavar="FILE.png", help="default RUN_DIR/attention_<split>_<index>.png")
+    p.set_defaults(func=run)
