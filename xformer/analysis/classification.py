@@ -42,7 +42,8 @@ def evaluate_classifier(model: nn.Module, batches: Iterable[dict]) -> dict[str, 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
                           class_names: Sequence[str] | None = None) -> dict:
-    """Accuracy, per-class accuracy and the confusion matrix (sklearn), as plain JSON-able values."""
+    """Accuracy, per-class accuracy, support (examples per true class) and the confusion matrix (sklearn),
+    as plain JSON-able values; accuracy = sum_k support_k * per_class_k / sum_k support_k."""
     from sklearn.metrics import confusion_matrix
 
     cm = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
@@ -52,6 +53,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
     return {
         "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
         "per_class_accuracy": {n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
+        "support": {n: int(s) for n, s in zip(names, support)},  # true examples of each class
         "confusion_matrix": cm.tolist(),
         "class_names": names,
     }

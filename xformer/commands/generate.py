@@ -18,7 +18,7 @@ def load_text_model(run_dir: str | Path):
     from ..config import from_dict, load_yaml
     from ..data.vocab import META_FILE, load_vocab
     from ..models import build_model
-    from ..train.checkpoint import checkpoint_dir, load_weights, read_weights
+    from ..train.checkpoint import checkpoint_dir, load_weights, read_eval_weights
     from ..train.config import ExperimentConfig
 
     run_dir = Path(run_dir)
@@ -29,7 +29,7 @@ def load_text_model(run_dir: str | Path):
                           "(data text_lm or another text dataset)")
     config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
     model = build_model(config.model)
-    load_weights(model, read_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
+    load_weights(model, read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best")))  # EMA if any
     return model.eval(), load_vocab(run_dir / "tokenizer")
 
 

@@ -49,7 +49,7 @@ def eval_transform(image_size: Sequence[int], mean: Sequence[float] | None = Non
 
 def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = None,
                     std: Sequence[float] | None = None, *, crop_scale: Sequence[float] | None = None,
-                    hflip: float = 0.0, affine: bool = False, auto_augment: str | None = None,
+                    hflip: float = 0.0, affine: bool | dict = False, auto_augment: str | None = None,
                     magnitude: int = 9, random_erasing: float = 0.0, resize: bool = True) -> v2.Compose:
     """The per-image training pipeline; every step is off unless asked for."""
     if auto_augment not in (None, *AUTO_AUGMENTS):
@@ -63,7 +63,7 @@ def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = No
     if hflip > 0:
         steps.append(v2.RandomHorizontalFlip(hflip))
     if affine:  # small shifts/rotations: safe for digits and characters
-        steps.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1)))
+        steps.append(random_affine(affine))
     if auto_augment == "rand":
         steps.append(v2.RandAugment(magnitude=magnitude))
     elif auto_augment == "trivial":
@@ -73,6 +73,27 @@ def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = No
     if random_erasing > 0:
         steps.append(v2.RandomErasing(p=random_erasing, value=0))
     return v2.Compose(steps)
+
+
+AFFINE = {"degrees": 10, "translate": (0.1, 0.1), "scale": (0.9, 1.1), "shear": None, "interpolation": "nearest"}
+
+
+def random_affine(affine: bool | dict) -> v2.RandomAffine:
+    """``True``: rotations up to 10 degrees, shifts up to 10% of the size, scale 0.9-1.1, nearest pixel.
+    A mapping overrides some of these (keys of ``AFFINE``), e.g. ``{translate: [0.15, 0.15], degrees: 0,
+    interpolation: bilinear}``: on 8x8 digits bilinear sub-pixel shifts keep the strokes intact."""
+    args = dict(AFFINE)
+    if isinstance(affine, dict):
+        unknown = sorted(set(affine) - set(AFFINE))
+        if unknown:
+            raise ConfigError(f"affine: unknown key(s) {', '.join(unknown)}; choose from {', '.join(AFFINE)}")
+        args.update(affine)
+    modes = {"nearest": v2.InterpolationMode.NEAREST, "bilinear": v2.InterpolationMode.BILINEAR}
+    if args["interpolation"] not in modes:
+        raise ConfigError(f"affine.interpolation must be nearest or bilinear, got {args['interpolation']!r}")
+    pair = (lambda v: tuple(v) if v is not None else None)
+    return v2.RandomAffine(degrees=args["degrees"], translate=pair(args["translate"]), scale=pair(args["scale"]),
+                           shear=args["shear"], interpolation=modes[args["interpolation"]])
 
 
 def make_mixup(n_classes: int, mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0,
@@ -111,4 +132,5 @@ def model_ema(model: nn.Module, decay: float = 0.9998, warmup: bool = True):
     return ModelEmaV3(model, decay=decay, use_warmup=warmup)
 
 
-__all__ = ["train_transform", "eval_transform", "make_mixup", "ImageCollate", "model_ema", "TRAIN_ITEM"]
+__all__ = ["train_transform", "random_affine", "AFFINE", "eval_transform", "make_mixup", "ImageCollate", "model_ema",
+           "TRAIN_ITEM"]

@@ -37,6 +37,11 @@ class DataBundle:
         trainer's mean loss alone, so the split is not run through the model twice.
     save: writes what is needed to use the model on new raw data (a vocabulary,
         scaler statistics) into the run folder.
+    report: (model, batches, run_dir, split) -> dict: a closer look at one split written into
+        the run folder (classification: ``{split}_classification.json`` with per-class accuracy
+        and the confusion matrix, ``{split}_confusion_matrix.png``). ``train_run`` calls it once
+        after training, on the test split (val when there is none), with the best checkpoint
+        loaded; ``xformer evaluate`` does not (it writes nothing).
     """
 
     train: Dataset
@@ -47,6 +52,7 @@ class DataBundle:
     evaluate: Callable[[Any, Iterable[dict]], dict[str, float]] | None = None
     loss_metrics: Callable[[str, float], dict[str, float]] | None = None
     save: Callable[[Path], None] | None = None
+    report: Callable[[Any, Iterable[dict], Path, str], dict] | None = None
 
 
 def register_data(name: str):

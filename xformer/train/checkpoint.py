@@ -3,6 +3,7 @@
 A run folder keeps
 
     checkpoints/step_00000100/model.safetensors   weights (tied copies stored once)
+                             /ema.safetensors     their moving average, only when train.ema is enabled
                              /trainer.pt          optimizer, scheduler, RNG states (tensors only)
                              /state.json          step, epoch, sampler position, best metric, file sizes
     checkpoints/latest.json                       {"latest": "step_00000100", "best": "step_00000080"}
@@ -29,6 +30,7 @@ from torch import nn
 from ..cli import UserError
 
 POINTER = "latest.json"
+MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
 
 
 class CheckpointError(UserError):
@@ -69,18 +71,22 @@ def read_pointer(root: Path) -> dict:
 
 
 def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], trainer: dict, state: dict,
-                    aliases: set[str], keep_last: int, is_best: bool) -> Path:
-    """Write checkpoint ``step_{step}`` atomically, point latest.json at it, prune old ones."""
+                    aliases: set[str], keep_last: int, is_best: bool,
+                    ema: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write checkpoint ``step_{step}`` atomically, point latest.json at it, prune old ones.
+    ``ema``: the moving average of the weights (train.ema), stored as ema.safetensors."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
     tmp = root / f".{name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    weights = {k: v.detach().contiguous() for k, v in weights.items() if k not in aliases}
-    save_file(weights, tmp / "model.safetensors", metadata={"step": str(step)})
+    files = {MODEL_FILE: weights, EMA_FILE: ema} if ema is not None else {MODEL_FILE: weights}
+    for file, tensors in files.items():
+        tensors = {k: v.detach().contiguous() for k, v in tensors.items() if k not in aliases}
+        save_file(tensors, tmp / file, metadata={"step": str(step)})
     _fsync_write(tmp / "trainer.pt", lambda f: torch.save(trainer, f))
-    sizes = {f: (tmp / f).stat().st_size for f in ("model.safetensors", "trainer.pt")}
+    sizes = {f: (tmp / f).stat().st_size for f in (*files, "trainer.pt")}
     _fsync_write(tmp / "state.json", lambda f: f.write(json.dumps({**state, "files": sizes}, indent=1).encode()))
     final = root / name
     if final.exists():  # the same step saved again (e.g. the final save right after a periodic one)
@@ -126,12 +132,22 @@ def read_state(path: Path) -> dict:
     return state
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
+def read_weights(path: Path, file: str = MODEL_FILE) -> dict[str, torch.Tensor]:
+    """The trained weights of a checkpoint folder (``file=EMA_FILE``: their moving average)."""
     read_state(path)
+    if file == EMA_FILE and not (Path(path) / file).is_file():
+        raise CheckpointError(f"checkpoint {path} holds no {EMA_FILE}: it was saved with train.ema.enabled=false; "
+                              "resume it with the same setting (train.ema.enabled=false)")
     try:
-        return load_file(Path(path) / "model.safetensors")
+        return load_file(Path(path) / file)
     except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"cannot read {Path(path) / 'model.safetensors'}: {e}") from None
+        raise CheckpointError(f"cannot read {Path(path) / file}: {e}") from None
+
+
+def read_eval_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The weights a run is evaluated with: the moving average where the checkpoint holds one
+    (a run with train.ema), else the trained weights."""
+    return read_weights(path, EMA_FILE if (Path(path) / EMA_FILE).is_file() else MODEL_FILE)
 
 
 def read_trainer(path: Path) -> dict:

@@ -23,7 +23,7 @@ from ..config import ConfigError, from_dict, load_yaml, save_yaml, to_dict
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
 from ..models import Model, build_model
-from .checkpoint import POINTER, checkpoint_dir, load_weights, read_weights, tied_aliases
+from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, tied_aliases
 from .config import ExperimentConfig, fill_model_args
 from .distributed import close_world, init_world, load_full_state
 from .metrics import RunLog, flat
@@ -65,6 +65,8 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         seconds = time.perf_counter() - start
         final = _final_metrics(trainer, run_dir)
         final.update(train_seconds=round(seconds, 2), steps=trainer.step, best_step=trainer.best_step)
+        from .report import write_report  # the data's report (e.g. confusion matrix), best weights, rank 0
+        write_report(trainer, config.model, run_dir)
         if log is not None:
             log.finish(final)
         return final
@@ -130,7 +132,7 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     if run is not None:
         _check_same_model(config, run)
         _check_same_vocabulary(data, run)
-    weights = read_weights(ckpt)
+    weights = read_eval_weights(ckpt)  # the weights its metrics describe: the EMA when it kept one
     aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
     own = {name: t for name, t in model.state_dict().items() if name not in aliases}
     copied, fresh = [], []
@@ -164,9 +166,13 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
 
 
 def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
-    """Val and test metrics of the best checkpoint (the latest one when no metric was tracked)."""
+    """Val and test metrics of the best checkpoint (the latest one when no metric was tracked).
+    Afterwards trainer.model holds the weights evaluated: their moving average with train.ema."""
     path = checkpoint_dir(run_dir / "checkpoints", "best")
-    load_full_state(trainer.model, None, read_weights(path), None, trainer.sharded, load_weights)
+    weights = read_eval_weights(path)
+    load_full_state(trainer.model, None, weights, None, trainer.sharded, load_weights)
+    if trainer.ema is not None:  # evaluate() reads the average
+        load_weights(trainer.ema.module, weights)
     metrics = {}
     for split in ("val", "test"):
         if getattr(trainer.data, split) is not None:
@@ -175,7 +181,8 @@ def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
 
 
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Model, DataBundle]:
-    """Rebuild the run's model from config.yaml and load its best (else latest) weights.
+    """Rebuild the run's model from config.yaml and load its best (else latest) weights: the moving
+    average of the weights when the run used train.ema.
 
     The data reads the run's own RUN_DIR/tokenizer; ``init_from`` is not applied (the checkpoint wins).
     """
@@ -185,13 +192,14 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Model, DataBundle]:
         # the vocabulary the run saved, so the folder stands alone (and a fine-tuned run needs no pre-trained one)
         config.data.args["tokenizer"] = str(run_dir / "tokenizer")
     model, data = build(config)
-    load_weights(model, read_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
+    load_weights(model, read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
     return config, model, data
 
 
 def evaluate_run(run_dir: str | Path) -> dict[str, float]:
     """Re-evaluate a run on its validation and test splits; the same flat keys as metrics.json."""
     config, model, data = load_run(run_dir)
+    config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
     trainer = Trainer(model, data, config.train, None, init_world(config.train.device))
     metrics = {}
     for split in ("val", "test"):

@@ -10,6 +10,10 @@ so accumulating 2 micro-batches of B equals one batch of 2B token for token,
 however many padded positions each holds. Each micro-batch back-propagates
 w_i L_i; DDP / FSDP2 average the gradients over the R ranks; the trainer then
 multiplies them by R / W (W = all-reduced sum of w_i) before clipping.
+
+With ``train.ema`` a moving average of the weights follows every optimizer step
+(timm's ModelEmaV3; the equation is in config.Ema); evaluation, the best
+checkpoint and the final metrics then use the average.
 """
 from __future__ import annotations
 
@@ -22,15 +26,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from ..cli import UserError
 from ..config import ConfigError
 from ..data.registry import DataBundle
-from .checkpoint import checkpoint_dir, load_weights, read_state, read_trainer, read_weights, save_checkpoint, \
-    tied_aliases
-from .config import TrainConfig
+from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
+    save_checkpoint, tied_aliases
+from .config import Ema, TrainConfig
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
@@ -70,6 +75,18 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(words.tolist()), py_gauss))
 
 
+def build_ema(model: torch.nn.Module, config: Ema) -> ModelEmaV3 | None:
+    """timm's weight average of ``model`` (a copy on the same device), or None when train.ema is off.
+
+    exclude_buffers=True averages ``parameters()``, which lists a tied weight once; timm's default
+    path walks ``state_dict()``, where a tied LM head appears twice and would be averaged twice per
+    step. Our buffers are constant tables, so copying them loses nothing."""
+    if not config.enabled:
+        return None
+    return ModelEmaV3(model, decay=config.decay, use_warmup=config.warmup, warmup_power=config.warmup_power,
+                      exclude_buffers=True)
+
+
 class ResumableSampler(DistributedSampler):
     """DistributedSampler (a seeded permutation per epoch, one interleaved shard per rank)
     that can start an epoch part-way, so that a resumed run sees the examples it had not seen."""
@@ -99,6 +116,10 @@ class Trainer:
         self.aliases = tied_aliases(model)
         self.model = model.to(world.device)
         self.sharded = config.distributed == "fsdp" and world.size > 1
+        if self.sharded and config.ema.enabled:  # the average would need the full weights on every step
+            raise ConfigError("train.ema needs the whole model on every process; use train.distributed=ddp "
+                              "or set train.ema.enabled=false")
+        self.ema = build_ema(self.model, config.ema)  # copied before DDP wraps the model: the unwrapped module
         self.engine = wrap(self.model, config.distributed, world)
         if config.compile:
             self.engine = torch.compile(self.engine)
@@ -134,6 +155,8 @@ class Trainer:
         while self.step < self.total_steps:
             loss, _ = self._step(batches)
             self.step += 1
+            if self.ema is not None:  # identical on every rank, as DDP keeps the weights identical
+                self.ema.update(self.model, step=self.step)
             window.append(loss)
             bar.update()
             if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
@@ -206,18 +229,20 @@ class Trainer:
             for batch in itertools.islice(loader, self.cfg.eval_batches):
                 yield {k: v.to(self.world.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-        self.engine.eval()
+        # the average is an unwrapped copy: every rank evaluates it alone, as it evaluates the whole split
+        engine, model = (self.ema.module, self.ema.module) if self.ema is not None else (self.engine, self.model)
+        engine.eval()
         totals = torch.zeros(2, device=self.world.device)
         with self.autocast:
             for batch in batches():
-                out = self.engine(batch)
+                out = engine(batch)
                 weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
                 totals += torch.stack([out["loss"].float() * weight, weight])
             metrics = {"loss": (totals[0] / totals[1]).item()}
             if self.data.loss_metrics is not None:
                 metrics.update(self.data.loss_metrics(split, metrics["loss"]))
             if self.data.evaluate is not None:
-                metrics.update(self.data.evaluate(self.model, batches()))
+                metrics.update(self.data.evaluate(model, batches()))
         return metrics
 
     def _track(self, metrics: dict[str, float]) -> bool:
@@ -239,6 +264,7 @@ class Trainer:
     # ---- checkpoints ----------------------------------------------------------------------------------
     def save(self) -> None:
         weights, optim = full_state(self.model, self.optimizer, self.sharded)  # collective under FSDP2
+        ema = self.ema.module.state_dict() if self.ema is not None else None
         rngs = gather(rng_state(), self.world)
         if self.world.main and self.run_dir is not None:
             state = {"step": self.step, "epoch": self.epoch, "seen_in_epoch": self.seen_in_epoch,
@@ -246,14 +272,17 @@ class Trainer:
                      "world_size": self.world.size}
             trainer = {"optimizer": optim, "scheduler": self.scheduler.state_dict(), "rng": rngs}
             self.last_saved = save_checkpoint(self.run_dir / "checkpoints", self.step, weights, trainer, state,
-                                              self.aliases, self.cfg.keep_last, self.best_step == self.step)
+                                              self.aliases, self.cfg.keep_last, self.best_step == self.step, ema)
         barrier(self.world)
 
     def resume(self) -> None:
-        """Continue from the latest checkpoint of run_dir: weights, optimizer, schedule, RNG, data position."""
+        """Continue from the latest checkpoint of run_dir: weights (and their average), optimizer, schedule,
+        RNG, data position."""
         path = checkpoint_dir(self.run_dir / "checkpoints")
         state, weights, trainer = read_state(path), read_weights(path), read_trainer(path)
         load_full_state(self.model, self.optimizer, weights, trainer["optimizer"], self.sharded, load_weights)
+        if self.ema is not None:
+            load_weights(self.ema.module, read_weights(path, EMA_FILE))
         self.scheduler.load_state_dict(trainer["scheduler"])
         set_rng_state(trainer["rng"][self.world.rank % len(trainer["rng"])])
         self.step, self.epoch, self.seen_in_epoch = state["step"], state["epoch"], state["seen_in_epoch"]
