@@ -52,6 +52,37 @@ def test_digits_options(digits):
         build_data("digits", {"label_smoothing": 0.1})
 
 
+def test_digits_val_seed_moves_the_validation_fold_but_never_the_test_split(digits):
+    other = build_data("digits", {"val_seed": 1})
+    assert torch.equal(_all(other.test)[0], _all(digits.test)[0])
+    val0 = {tuple(v) for v in _all(digits.val)[0].flatten(1).tolist()}
+    val1 = {tuple(v) for v in _all(other.val)[0].flatten(1).tolist()}
+    assert len(other.val) == 144 and len(val0 & val1) < 60  # another fold (about 10% overlap by chance)
+    assert torch.bincount(_all(other.val)[1], minlength=10).min() >= 14  # still stratified
+
+
+def test_affine_takes_a_mapping_of_its_settings():
+    from torchvision.transforms import v2
+
+    from xformer.data.image_augment import random_affine
+
+    t = random_affine({"degrees": 0, "translate": [0.25, 0.25], "scale": None, "interpolation": "bilinear"})
+    assert t.degrees == [0.0, 0.0] and t.translate == (0.25, 0.25) and t.scale is None
+    assert t.interpolation == v2.InterpolationMode.BILINEAR
+    image = torch.zeros(1, 8, 8)
+    image[0, 3:5, 3:5] = 1.0
+    torch.manual_seed(0)
+    moved = [t(image) for _ in range(20)]
+    assert all(m.sum() == pytest.approx(4.0, abs=1e-4) for m in moved)  # shifts only: mass kept
+    assert any(not torch.allclose(m, image) for m in moved)
+    bundle = build_data("digits", {"affine": {"degrees": 5}})
+    assert bundle.train[0]["images"].shape == (1, 8, 8)
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_data("digits", {"affine": {"rotate": 5}})
+    with pytest.raises(ConfigError, match="interpolation"):
+        random_affine({"interpolation": "cubic"})
+
+
 def test_mixup_touches_training_batches_only():
     bundle = build_data("digits", {"mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1, "affine": True})
     train = next(iter(DataLoader(bundle.train, batch_size=8, collate_fn=bundle.collate)))

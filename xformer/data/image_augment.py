@@ -80,8 +80,9 @@ AFFINE = {"degrees": 10, "translate": (0.1, 0.1), "scale": (0.9, 1.1), "shear": 
 
 def random_affine(affine: bool | dict) -> v2.RandomAffine:
     """``True``: rotations up to 10 degrees, shifts up to 10% of the size, scale 0.9-1.1, nearest pixel.
-    A mapping overrides some of these (keys of ``AFFINE``), e.g. ``{translate: [0.15, 0.15], degrees: 0,
-    interpolation: bilinear}``: on 8x8 digits bilinear sub-pixel shifts keep the strokes intact."""
+    A mapping overrides some of these (keys of ``AFFINE``), e.g. ``{degrees: 0, scale: null}`` for shifts
+    only. torchvision rounds shifts to whole pixels (up to round(0.1 x 8) = 1 pixel on 8x8 digits);
+    ``interpolation`` matters for rotations and scaling."""
     args = dict(AFFINE)
     if isinstance(affine, dict):
         unknown = sorted(set(affine) - set(AFFINE))

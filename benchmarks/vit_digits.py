@@ -1,0 +1,122 @@
+"""ViT on scikit-learn's 8x8 digits next to scikit-learn's SVC and k-NN: test accuracy and training time.
+
+    python benchmarks/vit_digits.py [--seeds 0,1,2] [--threads N] [--out runs/bench-vit-digits]
+
+One split for all: ``train_test_split(stratify=y, test_size=0.2, random_state=0)`` of the 1797
+images -> 1437 train+val / 360 test (the split of xformer's ``digits`` data, checked here).
+
+- ``SVC(gamma=0.001)`` and ``KNeighborsClassifier(n_neighbors=3)`` (scikit-learn's digits
+  example settings) are fit on the 1437 train+val images, raw pixel values 0..16 (the scale
+  gamma=0.001 was chosen for), and scored on the 360 test images.
+- xformer's ViT is ``tasks/vit_digits.yaml`` run through ``train_run`` (the code path of
+  ``xformer train``), once per seed; it trains on 1293 of the 1437 images and keeps 144
+  for validation (the recipe was tuned on those, never on the test images).
+
+Training time: the fit for scikit-learn; ``train_seconds`` of the run for the ViT (the
+optimizer steps and the evaluations on the validation split) plus the run's wall time.
+Results go to benchmarks/results/vit_digits.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "tasks/vit_digits.yaml"
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(X_train, y_train, X_test, y_test): raw 0..16 pixels flattened, the fixed 80/20 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    x = data.images.reshape(len(data.images), -1)
+    train, test = train_test_split(np.arange(len(x)), test_size=0.2, stratify=data.target, random_state=0)
+    return x[train], data.target[train], x[test], data.target[test]
+
+
+def check_same_split(y_test: np.ndarray) -> None:
+    """xformer's digits data must hold the same 360 test images, in the same order."""
+    from xformer.data.registry import build_data
+
+    test = build_data("digits", {}).test
+    labels = np.array([int(test[i]["labels"]) for i in range(len(test))])
+    if len(labels) != len(y_test) or (labels != y_test).any():
+        raise SystemExit("xformer's digits test split differs from train_test_split(..., random_state=0)")
+
+
+def run_sklearn(model, x_train, y_train, x_test, y_test) -> dict:
+    start = time.perf_counter()
+    model.fit(x_train, y_train)
+    seconds = time.perf_counter() - start
+    accuracy = float((model.predict(x_test) == y_test).mean())
+    return {"model": repr(model), "test_accuracy": round(accuracy, 4),
+            "test_errors": int(round((1 - accuracy) * len(y_test))), "train_seconds": round(seconds, 3),
+            "train_images": len(y_train)}
+
+
+def run_vit(seed: int, out: Path, overrides: list[str]) -> dict:
+    from xformer.train.config import load_experiment
+    from xformer.train.run import train_run
+
+    config = load_experiment(RECIPE, [*overrides, f"train.seed={seed}"])
+    if out.exists():
+        shutil.rmtree(out)
+    start = time.perf_counter()
+    metrics = train_run(config, out)
+    wall = time.perf_counter() - start
+    n_params = sum(int(np.prod(t.shape)) for t in _weights(out).values())
+    return {"seed": seed, "test_accuracy": round(metrics["test_accuracy"], 4),
+            "test_errors": int(round((1 - metrics["test_accuracy"]) * 360)),
+            "val_accuracy": round(metrics["val_accuracy"], 4), "train_seconds": metrics["train_seconds"],
+            "wall_seconds": round(wall, 1), "steps": metrics["steps"], "best_step": metrics["best_step"],
+            "parameters": n_params, "run_dir": str(out), "overrides": overrides}
+
+
+def _weights(run_dir: Path) -> dict:
+    from xformer.train.checkpoint import checkpoint_dir, read_weights
+
+    return read_weights(checkpoint_dir(run_dir / "checkpoints", "best"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1,2", help="train.seed of each ViT run, comma-separated")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", type=Path, default=ROOT / "runs/bench-vit-digits")
+    parser.add_argument("overrides", nargs="*", metavar="a.b=c", help="recipe overrides for the ViT runs")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    x_train, y_train, x_test, y_test = digits_split()
+    check_same_split(y_test)
+    result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+              "date": time.strftime("%Y-%m-%d"), "split": "digits, stratified 80/20, random_state=0: "
+              "1437 train+val / 360 test",
+              "svc": run_sklearn(SVC(gamma=0.001), x_train, y_train, x_test, y_test),
+              "knn": run_sklearn(KNeighborsClassifier(n_neighbors=3), x_train, y_train, x_test, y_test)}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = [run_vit(seed, Path(f"{args.out}-s{seed}"), args.overrides) for seed in seeds]
+    accuracies = [r["test_accuracy"] for r in runs]
+    result["vit"] = {"recipe": str(RECIPE.relative_to(ROOT)), "runs": runs,
+                     "test_accuracy_mean": round(float(np.mean(accuracies)), 4),
+                     "test_accuracy_min": min(accuracies), "test_accuracy_max": max(accuracies),
+                     "train_seconds_mean": round(float(np.mean([r["train_seconds"] for r in runs])), 1)}
+    out = ROOT / "benchmarks/results/vit_digits.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
