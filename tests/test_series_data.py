@@ -52,7 +52,8 @@ def test_etth1_windows_and_train_only_scaler():
 def test_etth1_repeat_baseline_matches_published():
     """'Repeat' (last value) on ETTh1-96 is 1.295 / 0.713 in the DLinear paper (Table 2)."""
     bundle = build_data("ett", {"path": str(ETTH1), "input_len": 336, "horizon": 96})
-    errors = bundle.evaluate(build_baseline("last_value", 7, 336, 96), DataLoader(bundle.test, batch_size=1000))
+    last_value = build_baseline("last_value", n_channels=7, input_len=336, horizon=96)
+    errors = bundle.evaluate(last_value, DataLoader(bundle.test, batch_size=1000))
     assert errors["mse"] == pytest.approx(1.295, abs=1e-3) and errors["mae"] == pytest.approx(0.713, abs=1e-3)
 
 
@@ -66,7 +67,7 @@ def test_scaler_fitted_on_train_rows_only():
 def test_evaluate_matches_numpy_and_covers_every_window():
     frame = read_series(_frame(300, c=3))
     bundle = series_bundle(frame, input_len=12, horizon=4, split="ratio")
-    model = build_baseline("last_value", 3, 12, 4)
+    model = build_baseline("last_value", n_channels=3, input_len=12, horizon=4)
     errors = forecast_errors(model, DataLoader(bundle.test, batch_size=7))  # 7 does not divide the windows
     x = np.stack([bundle.test[i]["inputs"].numpy() for i in range(len(bundle.test))])
     y = np.stack([bundle.test[i]["targets"].numpy() for i in range(len(bundle.test))])

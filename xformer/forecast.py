@@ -4,6 +4,7 @@
     f = Forecaster(input_len=96, horizon=24, epochs=5).fit(train_df)      # a date column + value columns
     future = f.predict(train_df)       # the next 24 timestamps, one column per series
     f.plot(train_df, "forecast.png", truth=test_df)
+    f = Forecaster.from_run("runs/patchtst_etth1_96")                    # a run folder of `xformer train`
 
 ``model="patchtst"`` (default) is the shared transformer core fed by the
 ``series_patches`` tokenizer; ``"steps"`` the same core with one token per time
@@ -75,7 +76,7 @@ def _build(cfg: ForecasterConfig, n_channels: int) -> torch.nn.Module:
     if cfg.model == "dlinear":
         if cfg.quantiles:
             raise ConfigError("dlinear gives point forecasts only; drop quantiles or use model='patchtst'")
-        return build_baseline("dlinear", n_channels, cfg.input_len, cfg.horizon)
+        return build_baseline("dlinear", n_channels=n_channels, input_len=cfg.input_len, horizon=cfg.horizon)
     common = {"n_channels": n_channels, "input_len": cfg.input_len, "dropout": cfg.dropout, "revin": cfg.revin,
               "affine": cfg.affine}
     tokenizer = (PartConfig("series_patches", {**common, "patch_len": cfg.patch_len, "stride": cfg.stride})
@@ -96,6 +97,35 @@ class Forecaster:
             raise ConfigError(f"unknown Forecaster option(s) {unknown}; valid: {', '.join(sorted(valid))}")
         self.config = replace(config or ForecasterConfig(), **overrides)
         self.model: torch.nn.Module | None = None
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, freq: str | None = None) -> "Forecaster":
+        """The forecaster of a run folder written by ``xformer train`` on series data (``ett``,
+        ``csv_series``): its model (best checkpoint), columns, input length, horizon, quantiles and the
+        StandardScaler of its training rows (``series_scaler.json``). ``freq``: as in ForecasterConfig."""
+        import json
+
+        from .train.run import load_run_model
+
+        run_dir = Path(run_dir)
+        stats_file = run_dir / "series_scaler.json"
+        if (run_dir / "config.yaml").is_file() and not stats_file.is_file():
+            raise ConfigError(f"{run_dir} is not a forecasting run (no series_scaler.json); give the folder of "
+                              "a run trained on series data (data ett or csv_series)")
+        config, model = load_run_model(run_dir)
+        stats = json.loads(stats_file.read_text())
+        head = config.model.head.args if config.model.baseline is None else {}
+        forecaster = cls(input_len=stats["input_len"], horizon=stats["horizon"], quantiles=head.get("quantiles"),
+                         date_column=stats["date_column"] or "date", columns=stats["columns"],
+                         missing=config.data.args.get("missing", "error"), freq=freq)
+        n = len(stats["columns"])
+        scaler = StandardScaler()  # fitted state written back: x_scaled = (x - mean_) / scale_
+        scaler.mean_ = np.asarray(stats["mean"] if stats["mean"] is not None else np.zeros(n), dtype=np.float64)
+        scaler.scale_ = np.asarray(stats["scale"] if stats["scale"] is not None else np.ones(n), dtype=np.float64)
+        scaler.var_, scaler.n_features_in_, scaler.n_samples_seen_ = scaler.scale_ ** 2, n, 1
+        forecaster.model, forecaster.scaler, forecaster.columns = model, scaler, list(stats["columns"])
+        forecaster.freq = freq
+        return forecaster
 
     def _frame(self, df: pd.DataFrame | str | Path, columns: list[str] | None) -> pd.DataFrame:
         cfg = self.config
@@ -130,7 +160,8 @@ class Forecaster:
         self.model.eval()
         x = x.to(next(self.model.parameters()).device)
         out = self.model({"inputs": x[None]})
-        index = pd.date_range(frame.index[-1], periods=cfg.horizon + 1, freq=self.freq)[1:]
+        freq = self.freq if self.freq is not None else self._infer_freq(frame)
+        index = pd.date_range(frame.index[-1], periods=cfg.horizon + 1, freq=freq)[1:]
         index.name = frame.index.name
         result = pd.DataFrame(self._unscale(out["prediction"][0]), index=index, columns=self.columns)
         if "quantiles" in out:
@@ -178,7 +209,7 @@ class Forecaster:
         freq = pd.DatetimeIndex(frame.index, freq="infer").freq if len(frame) >= 3 else None
         if freq is None:
             raise ConfigError(f"cannot infer a regular frequency from column '{self.config.date_column}'; "
-                              "pass freq (e.g. freq='h') to Forecaster")
+                              "pass freq (e.g. freq='h' to Forecaster, --freq h to xformer forecast)")
         return freq
 
 

@@ -74,14 +74,16 @@ class _Stepper:
 
     def __init__(self, model: Model, model_inputs: dict, use_cache: bool):
         self.model, self.model_inputs = model, model_inputs
-        self.cache = model.new_cache() if use_cache else None
+        # a model without a cache (e.g. an LSTM baseline) is run on the whole sequence at every step
+        self.cache = model.new_cache() if use_cache and hasattr(model, "new_cache") else None
 
     def __call__(self, sequences: Tensor, attention_mask: Tensor | None) -> Tensor:
         new = sequences[:, self.cache.length:] if self.cache is not None else sequences
         batch = {**self.model_inputs, "input_ids": new}
         if attention_mask is not None:
             batch["attention_mask"] = attention_mask
-        return self.model(batch, cache=self.cache)["logits"][:, -1].float()
+        out = self.model(batch, cache=self.cache) if self.cache is not None else self.model(batch)
+        return out["logits"][:, -1].float()
 
     def reorder_(self, index: Tensor) -> None:
         if self.cache is not None:

@@ -26,6 +26,7 @@ from .core import CoreConfig, Decoder, DecoderCache, Encoder, EncoderDecoder, in
 
 TOKENIZERS = Registry("tokenizer")
 HEADS = Registry("head")
+BASELINES = Registry("baseline")
 ARCHITECTURES = {"encoder": Encoder, "decoder": Decoder, "encoder-decoder": EncoderDecoder}
 
 
@@ -35,6 +36,11 @@ def register_tokenizer(name: str):
 
 def register_head(name: str):
     return HEADS.register(name)
+
+
+def register_baseline(name: str):
+    """A classic model (xformer.baselines): an ``nn.Module`` with the forward contract of :class:`Model`."""
+    return BASELINES.register(name)
 
 
 @dataclass
@@ -51,6 +57,8 @@ class ModelConfig:
     core: CoreConfig = field(default_factory=CoreConfig)
     tokenizer: PartConfig = field(default_factory=lambda: PartConfig("text"))
     head: PartConfig = field(default_factory=lambda: PartConfig("causal_lm"))
+    # a classic model instead of Tokenizer -> Core -> Head (e.g. {name: dlinear}); the other keys are then unused
+    baseline: PartConfig | None = None
 
 
 class Model(nn.Module):
@@ -91,9 +99,11 @@ def _call_factory(table: Registry, kind: str, part: PartConfig, **fixed) -> nn.M
         raise ConfigError(f"{kind} '{part.name}': {e}") from None
 
 
-def build_model(config: ModelConfig) -> Model:
-    """Compose the tokenizer, core and head named in ``config``."""
+def build_model(config: ModelConfig) -> nn.Module:
+    """Compose the tokenizer, core and head named in ``config`` (or build its ``baseline``)."""
     _import_domains()
+    if config.baseline is not None:
+        return _call_factory(BASELINES, "baseline", config.baseline)
     tokenizer = _call_factory(TOKENIZERS, "tokenizer", config.tokenizer, core=config.core)
     core = ARCHITECTURES[config.architecture](config.core)
     head = _call_factory(HEADS, "head", config.head, core=config.core, tokenizer=tokenizer)
@@ -110,3 +120,4 @@ def _import_domains() -> None:
 
     import_all_submodules("xformer.tokenizers")
     import_all_submodules("xformer.heads")
+    import_all_submodules("xformer.baselines")

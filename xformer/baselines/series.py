@@ -9,40 +9,17 @@ three next to the transformer. Build one by name:
     model = build_baseline("dlinear", n_channels=7, input_len=336, horizon=96)
 
 The arguments ``n_channels``, ``input_len`` and ``horizon`` are the ones a
-series ``DataBundle.model_args`` provides. ``last_value`` and ``seasonal_naive``
+series ``DataBundle.model_args`` provides (a recipe names one as ``model: {baseline: {name: dlinear}}``
+and the data fills them in). ``last_value`` and ``seasonal_naive``
 have no parameters: evaluate them, there is nothing to train.
 """
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError
 from ..heads.forecasting import forecast_output
-
-BASELINES: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_baseline(name: str):
-    def wrap(factory):
-        BASELINES[name] = factory
-        return factory
-    return wrap
-
-
-def build_baseline(name: str, n_channels: int, input_len: int, horizon: int, **args) -> nn.Module:
-    """The baseline called ``name``; extra keyword arguments go to its constructor."""
-    if name not in BASELINES:
-        close = difflib.get_close_matches(name, list(BASELINES), n=3)
-        raise ConfigError(f"unknown baseline '{name}'; " + (f"did you mean {', '.join(close)}?" if close
-                                                              else f"registered: {', '.join(sorted(BASELINES))}"))
-    try:
-        return BASELINES[name](n_channels=n_channels, input_len=input_len, horizon=horizon, **args)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"baseline '{name}': {e}") from None
+from ..models import register_baseline
 
 
 def moving_average(x: Tensor, kernel_size: int = 25) -> Tensor:
@@ -118,5 +95,4 @@ register_baseline("dlinear")(DLinear)
 register_baseline("last_value")(LastValue)
 register_baseline("seasonal_naive")(SeasonalNaive)
 
-__all__ = ["BASELINES", "register_baseline", "build_baseline", "moving_average", "DLinear", "LastValue",
-           "SeasonalNaive"]
+__all__ = ["moving_average", "DLinear", "LastValue", "SeasonalNaive"]

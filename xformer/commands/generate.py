@@ -15,22 +15,15 @@ from ..config import ConfigError
 def load_text_model(run_dir: str | Path):
     """(model, vocab) of a text run, without rebuilding its data: config.yaml already holds the
     data-implied model arguments, so the text files (and a WordPiece re-training) are not needed."""
-    from ..config import from_dict, load_yaml
     from ..data.vocab import META_FILE, load_vocab
-    from ..models import build_model
-    from ..train.checkpoint import checkpoint_dir, load_weights, read_eval_weights
-    from ..train.config import ExperimentConfig
+    from ..train.run import load_run_model
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
-    if not (run_dir / "tokenizer" / META_FILE).is_file():
+    if (run_dir / "config.yaml").is_file() and not (run_dir / "tokenizer" / META_FILE).is_file():
         raise ConfigError(f"{run_dir} has no saved tokenizer (tokenizer/{META_FILE}); generate needs a text run "
                           "(data text_lm or another text dataset)")
-    config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
-    model = build_model(config.model)
-    load_weights(model, read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best")))  # EMA if any
-    return model.eval(), load_vocab(run_dir / "tokenizer")
+    _, model = load_run_model(run_dir)
+    return model, load_vocab(run_dir / "tokenizer")
 
 
 def run(args: argparse.Namespace) -> None:

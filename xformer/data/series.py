@@ -36,7 +36,9 @@ MISSING_POLICIES = ("error", "ffill", "interpolate")
 
 def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", columns: list[str] | None = None,
                 missing: str = "error") -> pd.DataFrame:
-    """A float DataFrame indexed by the parsed ``date_column``, with the value ``columns`` (default: all others)."""
+    """A float DataFrame indexed by the parsed ``date_column``, with the value ``columns`` (default: all others).
+
+    ``source``: a CSV path or a DataFrame with a ``date_column`` column or a DatetimeIndex."""
     if isinstance(source, pd.DataFrame):
         frame = source
     else:
@@ -44,6 +46,8 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", co
         if not path.is_file():
             raise FileNotFoundError(f"series file not found: {path}")
         frame = pd.read_csv(path)
+    if date_column not in frame.columns and isinstance(frame.index, pd.DatetimeIndex):
+        frame = frame.rename_axis(date_column).reset_index()  # indexed by its dates (e.g. read_series' own output)
     if date_column not in frame.columns:
         raise ConfigError(f"no date column '{date_column}' in the series; columns are {list(frame.columns)}; "
                           "set date_column")

@@ -18,6 +18,10 @@ Pooling, for any modality's Tokens (image patches, series patches, text):
 tokens are not content; mean and attention pooling skip them (as timm does).
 ``labels`` may be class indices (B,) long or class probabilities (B, K) float,
 e.g. from MixUp/CutMix; F.cross_entropy takes both.
+
+Channel-independent series tokens (``series_patches``: one sequence per channel, (B*C, N, d))
+are regrouped after pooling, as PatchTST's classification head does: the C pooled vectors of
+an example are concatenated, h = [h_1; ...; h_C] (C*d), and the linear layer reads that.
 """
 from __future__ import annotations
 
@@ -56,24 +60,28 @@ class ClassificationHead(nn.Module):
     """Pool, optional norm, dropout, linear. Batch key ``labels``: (B,) long or (B, K) probabilities."""
 
     def __init__(self, dim: int, n_classes: int, pool: str = "cls", n_heads: int = 4, norm: bool = False,
-                 norm_eps: float = 1e-5, dropout: float = 0.0, label_smoothing: float = 0.0):
+                 norm_eps: float = 1e-5, dropout: float = 0.0, label_smoothing: float = 0.0, n_channels: int = 1):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.pool, self.label_smoothing = pool, label_smoothing
+        self.pool, self.label_smoothing, self.n_channels = pool, label_smoothing, n_channels
         self.attn_pool = AttentionPool(dim, n_heads) if pool == "attention" else None
         self.norm = make_norm("layernorm", dim, norm_eps) if norm else nn.Identity()
         self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(dim, n_classes)
+        self.fc = nn.Linear(dim * n_channels, n_classes)
 
     def pooled(self, hidden: Tensor, tokens: Tokens) -> Tensor:
-        """The (B, d) vector the classifier reads."""
+        """The (B, d) vector the classifier reads ((B, C*d) for channel-independent series tokens)."""
+        h = self.norm(self._pool(hidden, tokens))
+        return h.reshape(-1, self.n_channels * h.shape[-1]) if self.n_channels > 1 else h
+
+    def _pool(self, hidden: Tensor, tokens: Tokens) -> Tensor:
         if self.pool == "cls":
             if not tokens.state.get("class_token", False):
                 raise ValueError("pool='cls' needs a tokenizer with a class token; "
-                                 "set tokenizer.args.class_token=true or head.args.pool=mean")
+                                 "set head.args.pool=mean (or attention), or tokenizer.args.class_token=true")
             return hidden[:, 0]
         n_prefix = int(tokens.state.get("prefix_tokens", 0))
         x = hidden[:, n_prefix:]
@@ -83,7 +91,7 @@ class ClassificationHead(nn.Module):
         return self.attn_pool(x, mask)
 
     def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
-        logits = self.fc(self.drop(self.norm(self.pooled(hidden, tokens))))
+        logits = self.fc(self.drop(self.pooled(hidden, tokens)))
         out = {"logits": logits}
         labels = batch.get("labels")
         if labels is not None:
@@ -97,8 +105,12 @@ class ClassificationHead(nn.Module):
 def classification_head(core: CoreConfig, tokenizer: nn.Module, n_classes: int, pool: str = "cls",
                         norm: bool = False, dropout: float = 0.0, label_smoothing: float = 0.0,
                         n_heads: int | None = None) -> ClassificationHead:
+    series = getattr(tokenizer, "channel_independent", None)  # None: not a series tokenizer
+    if series is not None and pool == "cls":
+        raise ValueError("series tokens have no class token; set head.args.pool=mean or pool=attention")
+    channels = tokenizer.n_channels if series else 1
     return ClassificationHead(core.d_model, n_classes, pool, n_heads or core.n_heads, norm, core.norm_eps,
-                              dropout, label_smoothing)
+                              dropout, label_smoothing, channels)
 
 
 __all__ = ["ClassificationHead", "AttentionPool", "masked_mean"]

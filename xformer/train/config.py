@@ -10,6 +10,7 @@ valid ones (``xformer.config.from_dict``).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -163,7 +164,18 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentCo
 
 
 def fill_model_args(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> None:
-    """Give the tokenizer/head the arguments the data implies (vocab_size...); the recipe's own win."""
+    """Give the tokenizer/head the arguments the data implies (vocab_size...); the recipe's own win.
+    A baseline gets those of them its constructor takes (e.g. DLinear: n_channels, input_len, horizon)."""
+    if config.baseline is not None:
+        from ..models import BASELINES, _import_domains
+
+        _import_domains()
+        accepted = inspect.signature(BASELINES.lookup(config.baseline.name)).parameters
+        for part in ("tokenizer", "head"):
+            for key, value in implied.get(part, {}).items():
+                if key in accepted:
+                    config.baseline.args.setdefault(key, value)
+        return
     for part in ("tokenizer", "head"):
         args = getattr(config, part).args
         for key, value in implied.get(part, {}).items():

@@ -180,6 +180,19 @@ def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
     return metrics
 
 
+def load_run_model(run_dir: str | Path) -> tuple[ExperimentConfig, torch.nn.Module]:
+    """The run's config and model in eval mode, with the weights its metrics describe (best, else latest
+    checkpoint; the moving average with train.ema), without rebuilding its data: config.yaml already holds
+    the data-implied model arguments, so neither the data files nor a vocabulary training are needed."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+    config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
+    model = build_model(config.model)
+    load_weights(model, read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
+    return config, model.eval()
+
+
 def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Model, DataBundle]:
     """Rebuild the run's model from config.yaml and load its best (else latest) weights: the moving
     average of the weights when the run used train.ema.

@@ -1,0 +1,117 @@
+"""Series runs from the command line: the DLinear recipe through `xformer train`, and `xformer forecast`."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xformer.cli import main
+from xformer.data.series import synthetic_frame
+
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
+L, H = 48, 12
+SMALL = [f"data.args.input_len={L}", f"data.args.horizon={H}", "train.epochs=2", "train.batch_size=32",
+         "train.eval_every=11", "train.early_stopping.patience=null", "train.device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("series") / "series.csv"
+    synthetic_frame(n_rows=600, n_channels=2).to_csv(path, index=False)
+    return path
+
+
+def _train(recipe: str, run: Path, csv: Path, *overrides: str) -> dict:
+    args = ["train", str(TASKS / recipe), "data.name=csv_series", f"data.args.path={csv}", *SMALL, *overrides,
+            "--out", str(run)]
+    assert main(args) == 0
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def dlinear_run(tmp_path_factory, series_csv) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "dlinear"
+    _train("dlinear_etth1.yaml", run, series_csv)
+    return run
+
+
+@pytest.fixture(scope="module")
+def quantile_run(tmp_path_factory, series_csv) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "patchtst_q"
+    _train("patchtst_etth1_96.yaml", run, series_csv, "model.tokenizer.args.patch_len=8",
+           "model.tokenizer.args.stride=8", "model.head.args.quantiles=[0.1,0.5,0.9]", "train.lr=1e-3")
+    return run
+
+
+def test_dlinear_recipe_trains_from_the_cli_and_evaluates_alike(dlinear_run, capsys):
+    metrics = json.loads((dlinear_run / "metrics.json").read_text())
+    assert {"val_mse", "test_mse", "test_mae", "test_mse_original"} <= set(metrics)
+    config = (dlinear_run / "config.yaml").read_text()
+    assert "baseline:" in config and "n_channels: 2" in config and f"horizon: {H}" in config  # filled by the data
+    capsys.readouterr()
+    assert main(["evaluate", str(dlinear_run)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["test_mse"] == pytest.approx(metrics["test_mse"], rel=1e-6)
+    # DLinear fits this seasonal series far better than repeating the last value (test MSE ~1.5 here)
+    assert metrics["test_mse"] < 0.5
+
+
+def test_forecast_writes_the_model_forecast_on_the_data_scale(dlinear_run, series_csv, tmp_path):
+    out = tmp_path / "forecast.csv"
+    assert main(["forecast", str(dlinear_run), "--data", str(series_csv), "--out", str(out)]) == 0
+    forecast = pd.read_csv(out, index_col="date", parse_dates=True)
+    frame = pd.read_csv(series_csv, index_col="date", parse_dates=True)
+    assert list(forecast.columns) == ["x0", "x1"] and len(forecast) == H
+    assert (forecast.index == pd.date_range(frame.index[-1], periods=H + 1, freq="h")[1:]).all()
+    # the same numbers by hand: scale with the run's training statistics, run the model, unscale
+    from xformer.train.run import load_run_model
+
+    stats = json.loads((dlinear_run / "series_scaler.json").read_text())
+    mean, scale = np.array(stats["mean"]), np.array(stats["scale"])
+    _, model = load_run_model(dlinear_run)
+    x = torch.tensor((frame.to_numpy()[-L:] - mean) / scale, dtype=torch.float32)
+    with torch.no_grad():
+        expected = model({"inputs": x[None]})["prediction"][0].double().numpy() * scale + mean
+    np.testing.assert_allclose(forecast.to_numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_forecast_at_a_past_date_prints_errors_and_plots_truth(quantile_run, series_csv, tmp_path, capsys):
+    frame = pd.read_csv(series_csv, index_col="date", parse_dates=True)
+    at = frame.index[500]
+    out, png = tmp_path / "f.csv", tmp_path / "f.png"
+    assert main(["forecast", str(quantile_run), "--data", str(series_csv), "--at", str(at), "--out", str(out),
+                 "--plot", str(png)]) == 0
+    forecast = pd.read_csv(out, index_col="date", parse_dates=True)
+    assert forecast.index[0] == frame.index[501] and len(forecast) == H
+    assert list(forecast.columns) == ["x0", "x1", "x0_q0.1", "x1_q0.1", "x0_q0.5", "x1_q0.5", "x0_q0.9", "x1_q0.9"]
+    assert (forecast["x0_q0.1"] <= forecast["x0_q0.9"]).all()
+    np.testing.assert_allclose(forecast["x0"], forecast["x0_q0.5"])  # the point forecast is the median
+    errors = json.loads(capsys.readouterr().err.strip().splitlines()[-2])
+    truth = frame.loc[forecast.index, ["x0", "x1"]].to_numpy()
+    assert errors["steps_with_truth"] == H
+    assert errors["mse_original"] == pytest.approx(np.mean((truth - forecast[["x0", "x1"]].to_numpy()) ** 2), rel=1e-4)
+    assert png.stat().st_size > 10_000
+
+
+def test_forecast_to_stdout_and_its_one_line_errors(dlinear_run, series_csv, tmp_path, capsys):
+    assert main(["forecast", str(dlinear_run), "--data", str(series_csv)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "date,x0,x1" and len(lines) == H + 1
+    cases = [(["--at", "1999-01-01"], "outside"), (["--at", "tomorrow-ish"], "not a date"),
+             (["--at", str(pd.read_csv(series_csv)["date"][10])], "give a longer history")]
+    for extra, message in cases:
+        assert main(["forecast", str(dlinear_run), "--data", str(series_csv), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    other = tmp_path / "other.csv"
+    synthetic_frame(n_rows=100, n_channels=3).to_csv(other, index=False)
+    pd.read_csv(other).rename(columns={"x1": "y"}).to_csv(other, index=False)
+    assert main(["forecast", str(dlinear_run), "--data", str(other)]) == 2
+    assert "unknown column(s) ['x1']" in capsys.readouterr().err
+    not_series = tmp_path / "run"
+    not_series.mkdir()
+    (not_series / "config.yaml").write_text("model: {}\n")
+    assert main(["forecast", str(not_series), "--data", str(series_csv)]) == 2
+    assert "not a forecasting run" in capsys.readouterr().err
