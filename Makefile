@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: run test clean
 
 run: $(VENV)/.installed
-	$(BIN)/xformer demo
+	$(BIN)/xformer compare
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -86,6 +86,13 @@ def test_early_stopping_stops_when_the_metric_stops_improving():
     assert t.step == 6 and t.best_step == 2
 
 
+def test_max_seconds_stops_with_a_last_evaluation_and_checkpoint(tmp_path):
+    t = trainer(tmp_path, steps=10**6, eval_every=10**5, max_seconds=0.5)
+    t.fit()
+    assert 0 < t.step < 10**6 and t.best_step == t.step  # evaluated once, at the step it stopped
+    assert checkpoint_dir(tmp_path / "checkpoints", "latest").name.endswith(f"{t.step:08d}")
+
+
 def test_bf16_autocast_trains():
     t = trainer(precision="bf16", steps=2)
     t.fit()

@@ -1,8 +1,16 @@
 """The classic models the transformer is compared with, behind the same forward contract.
 
-A baseline is an ``nn.Module`` with ``forward(batch) -> {"prediction", "loss", "loss_weight"}``,
-like :class:`xformer.models.Model`, so one trainer and one ``evaluate`` serve both. Each module
-registers its baselines with :func:`xformer.models.register_baseline`; a recipe names one as
+A baseline is an ``nn.Module`` whose ``forward(batch)`` returns what the transformer's head returns
+for the same data (``logits`` for language models and classifiers, ``prediction`` for forecasters,
+plus ``loss`` and ``loss_weight``), so one trainer and one ``evaluate`` serve both. Each module
+registers its baselines with :func:`xformer.models.register_baseline`:
+
+    series.py            last_value, seasonal_naive, dlinear
+    recurrent_series.py  lstm_forecaster
+    images.py            mlp, cnn
+    text.py              ngram_lm, rnn_lm, lstm_lm, lstm_seq2seq
+
+A recipe names one as
 
     model:
       baseline: {name: dlinear, args: {kernel_size: 25}}   # the data fills n_channels, input_len, horizon

@@ -91,7 +91,7 @@ def _bundle(train, val, test, n_classes: int, image_size, channels: int, mixup, 
 def _check_aug(label_smoothing: float, mixup: float, cutmix: float) -> None:
     if label_smoothing and not (mixup or cutmix):
         raise ConfigError("data.args.label_smoothing applies to MixUp/CutMix targets; without them set "
-                         "head.args.label_smoothing instead")
+                         "head.args.label_smoothing (a baseline: model.baseline.args.label_smoothing) instead")
 
 
 @register_data("digits")

@@ -43,6 +43,18 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
 
 
+def classification_output(logits: Tensor, batch: dict, label_smoothing: float = 0.0) -> dict:
+    """{"logits"}, and with ``labels`` the label-smoothed cross-entropy (hard (B,) or soft (B, K)
+    labels) and loss_weight = B: the contract of every classifier, heads and baselines alike."""
+    out = {"logits": logits}
+    labels = batch.get("labels")
+    if labels is not None:
+        target = labels.float() if labels.is_floating_point() else labels.long()
+        out["loss"] = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
+        out["loss_weight"] = torch.tensor(labels.shape[0], device=logits.device)
+    return out
+
+
 class AttentionPool(nn.Module):
     """One learned query attending over the tokens: (B, N, d) -> (B, d)."""
 
@@ -91,14 +103,7 @@ class ClassificationHead(nn.Module):
         return self.attn_pool(x, mask)
 
     def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
-        logits = self.fc(self.drop(self.pooled(hidden, tokens)))
-        out = {"logits": logits}
-        labels = batch.get("labels")
-        if labels is not None:
-            target = labels.float() if labels.is_floating_point() else labels.long()
-            out["loss"] = F.cross_entropy(logits.float(), target, label_smoothing=self.label_smoothing)
-            out["loss_weight"] = torch.tensor(labels.shape[0], device=logits.device)
-        return out
+        return classification_output(self.fc(self.drop(self.pooled(hidden, tokens))), batch, self.label_smoothing)
 
 
 @register_head("classification")
@@ -113,4 +118,4 @@ def classification_head(core: CoreConfig, tokenizer: nn.Module, n_classes: int, 
                               dropout, label_smoothing, channels)
 
 
-__all__ = ["ClassificationHead", "AttentionPool", "masked_mean"]
+__all__ = ["ClassificationHead", "AttentionPool", "classification_output", "masked_mean"]

@@ -79,6 +79,8 @@ class TrainConfig:
                    epoch (PatchTST's per-epoch adjustment)
     ``eval_every``: evaluate on the validation split and save a checkpoint every N steps.
     ``ema``: evaluate and keep an exponential moving average of the weights (see ``Ema``).
+    ``max_seconds``: stop (after a last evaluation and checkpoint) once training has run this long;
+    the schedule still spans ``steps``, so a run cut short ends before its learning rate has decayed.
     """
 
     steps: int | None = None
@@ -102,6 +104,7 @@ class TrainConfig:
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     ema: Ema = field(default_factory=Ema)
     keep_last: int = 2
+    max_seconds: float | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
     seed: int = 0
@@ -116,6 +119,8 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "eval_every", "log_every", "keep_last", "step_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ConfigError(f"train.max_seconds must be > 0 (or null), got {self.max_seconds}")
 
 
 @dataclass

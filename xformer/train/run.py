@@ -38,8 +38,9 @@ def build(config: ExperimentConfig) -> tuple[Model, DataBundle]:
     return build_model(config.model), data
 
 
-def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = False) -> dict[str, float]:
-    """Train (or continue) the run in ``run_dir``; return the final metrics written to metrics.json."""
+def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = False, bar=None) -> dict[str, float]:
+    """Train (or continue) the run in ``run_dir``; return the final metrics written to metrics.json.
+    ``bar``: an outer progress bar to advance (see ``Trainer.fit``)."""
     run_dir = Path(run_dir)
     if resume and not (run_dir / "checkpoints").is_dir():
         raise ConfigError(f"cannot resume {run_dir}: it holds no checkpoints/ folder")
@@ -56,12 +57,12 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         log = None
         if world.main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            save_yaml(to_dict(config), run_dir / "config.yaml")
+            save_yaml(_recipe(config), run_dir / "config.yaml")
             if data.save is not None:
                 data.save(run_dir)
             log = RunLog(run_dir, trainer.step if resume else None)
         start = time.perf_counter()
-        trainer.fit(log)
+        trainer.fit(log, bar)
         seconds = time.perf_counter() - start
         final = _final_metrics(trainer, run_dir)
         final.update(train_seconds=round(seconds, 2), steps=trainer.step, best_step=trainer.best_step)
@@ -72,6 +73,14 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         return final
     finally:
         close_world(world)
+
+
+def _recipe(config: ExperimentConfig) -> dict:
+    """The resolved experiment as config.yaml holds it (a baseline's model section is only its baseline)."""
+    recipe = to_dict(config)
+    if config.model.baseline is not None:
+        recipe["model"] = {"baseline": recipe["model"]["baseline"]}
+    return recipe
 
 
 # ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------

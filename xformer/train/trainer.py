@@ -148,10 +148,15 @@ class Trainer:
         self.best, self.best_step, self.bad_evals, self.last_saved = None, None, 0, None
 
     # ---- the loop -------------------------------------------------------------------------------------
-    def fit(self, log: RunLog | None = None) -> None:
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.world.main, desc="train",
-                   dynamic_ncols=True)
+    def fit(self, log: RunLog | None = None, bar: tqdm | None = None) -> None:
+        """Train to ``total_steps`` (or until early stopping / ``max_seconds``). ``bar``: a progress bar
+        of a larger job (e.g. ``xformer compare``) to advance instead of opening one for this run."""
+        own_bar = bar is None
+        if own_bar:
+            bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.world.main, desc="train",
+                       dynamic_ncols=True)
         batches, window, start = self._batches(), [], time.perf_counter()
+        fit_start = start
         while self.step < self.total_steps:
             loss, _ = self._step(batches)
             self.step += 1
@@ -168,15 +173,18 @@ class Trainer:
                 if log:
                     log.write(self.step, values)
                 window, start = [], time.perf_counter()
-            if self.step % self.cfg.eval_every == 0 or self.step == self.total_steps:
+            out_of_time = (self.cfg.max_seconds is not None
+                           and time.perf_counter() - fit_start >= self.cfg.max_seconds)
+            if self.step % self.cfg.eval_every == 0 or self.step == self.total_steps or out_of_time:
                 metrics = flat("val", self.evaluate("val")) if self.data.val is not None else {}
                 if log and metrics:
                     log.write(self.step, metrics)
                 stop = self._track(metrics)
                 self.save()
-                if stop:
+                if stop or out_of_time:
                     break
-        bar.close()
+        if own_bar:
+            bar.close()
 
     def _batches(self):
         """Micro-batches forever, epoch after epoch, from the current sampler position."""

@@ -1,0 +1,71 @@
+"""`xformer compare`: a tiny run of all three domains writes every table, plot and figure."""
+import json
+import math
+
+import pytest
+
+from xformer.cli import main
+from xformer.compare import CompareConfig, entries, transformer_flops
+from xformer.data.series import synthetic_frame
+
+TINY = ["--steps", "6", "--d-model", "16", "--layers", "1", "--heads", "2", "--batch-size", "8", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    text = root / "tiny.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 300)
+    series = root / "tiny.csv"
+    synthetic_frame(n_rows=600, n_channels=2).to_csv(series, index=False)
+    out = root / "report"
+    assert main(["compare", *TINY, "--text-data", str(text), "--series-data", str(series), "--out", str(out)]) == 0
+    return out
+
+
+def test_report_holds_every_table_plot_and_figure(report):
+    results = json.loads((report / "results.json").read_text())
+    names = {d: [m["name"] for m in info["models"]] for d, info in results["domains"].items()}
+    assert names == {"text": ["GPT (decoder)", "n-gram MLP LM (Bengio 2003)", "RNN LM", "LSTM LM"],
+                     "images": ["ViT (encoder)", "MLP", "CNN"],
+                     "series": ["PatchTST (encoder)", "DLinear", "LSTM forecaster", "last value",
+                                "seasonal naive (24)"]}
+    for domain, info in results["domains"].items():
+        for row in info["models"]:
+            assert math.isfinite(row["metric"]), (domain, row["name"])
+            assert row["parameters"] >= 0 and row["forward_flops"] >= 0
+            if row["kind"] == "transformer":
+                assert row["attention_flops"] > 0 and row["feed_forward_flops"] > 0
+                assert row["examples_per_second"] > 0 and row["steps"] == 6
+    series = results["domains"]["series"]["models"]
+    assert series[0]["tokens_per_example"] == 2 * 12  # 2 channels x (96 - 16) // 8 + 2 patches
+    assert results["domains"]["images"]["models"][0]["tokens_per_example"] == 17  # 4x4 patches + [CLS]
+    md = (report / "report.md").read_text()
+    for title in ("## The same core in each domain", "## text", "## images", "## series", "## Plots"):
+        assert title in md
+    assert md.count("| GPT (decoder) |") == 1 and "| seasonal naive (24) |" in md
+    html = (report / "report.html").read_text()
+    assert html.count("<table>") == 4 and html.count("<img ") == 4
+    for plot in ("learning_curves.png", "attention.png", "positions.png", "forecast.png"):
+        assert (report / plot).stat().st_size > 5_000, plot
+        assert plot in results["plots"]
+
+
+def test_flops_formula_and_the_shared_core():
+    cfg = CompareConfig(d_model=32, n_layers=3, n_heads=4, d_ff=64)
+    flops = transformer_flops({"d_model": 32, "n_layers": 3, "d_ff": 64}, sequences=2, n_tokens=10)
+    assert flops == {"attention": 3 * 2 * (8 * 10 * 32 * 32 + 4 * 100 * 32), "feed_forward": 3 * 2 * 4 * 10 * 32 * 64}
+    cores = [e.experiment["model"]["core"] for e in entries(cfg) if e.kind == "transformer"]
+    assert len(cores) == 3 and all(core == cores[0] for core in cores)  # one core configuration, three domains
+
+
+def test_bad_options_are_one_line_errors(tmp_path, capsys):
+    assert main(["compare", "--domains", "text,audio", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown domain(s) ['audio']" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert main(["compare", "--out", str(tmp_path / "mine")]) == 2
+    assert "not a report folder" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert main(["compare", "--series-data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "y")]) == 2
+    assert "data file not found" in capsys.readouterr().err

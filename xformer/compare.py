@@ -1,0 +1,284 @@
+"""`xformer compare`: one transformer core in three domains, beside the models it replaced.
+
+For each domain the same core (``d_model``, ``n_layers``, ``n_heads``, ``d_ff``) is put between
+that domain's tokenizer and head and trained on the domain's embedded default data, and so
+are the domain's classic baselines (``xformer.baselines``), all with the same trainer, budget
+and seed:
+
+    text    next-character LM on the bundled Python reference manual (or --text-data FILES):
+            GPT-style decoder  vs  feed-forward n-gram LM (Bengio 2003), RNN LM, LSTM LM
+    images  scikit-learn's 8x8 digits: ViT encoder  vs  MLP, small CNN
+    series  generated hourly series (or --series-data CSV): PatchTST-style encoder
+            vs  DLinear, LSTM forecaster; last value and seasonal naive (nothing to train)
+
+Every model gets its own run folder under ``OUT/runs/<domain>/<model>`` (the ``xformer train``
+layout); :func:`run_comparison` measures each (parameters, tokens per example, forward FLOPs
+per example split into attention and feed-forward for the transformers, training throughput,
+wall time, final metric) and :mod:`xformer.analysis.compare_report` writes report.md,
+report.html, results.json and the plots.
+
+FLOPs of one example's forward pass (multiply-add = 2 FLOPs), for a core of L layers reading S
+sequences of N tokens (S = C channels for channel-independent series patches, else 1):
+
+    attention     = L S (8 N d^2 + 4 N^2 d)     q, k, v, output projections; q k^T and the weighted sum
+    feed-forward  = L S (4 N d d_ff)            two linear maps
+
+(the causal mask does not halve the count: the fused kernels compute the full score matrix).
+``total`` is counted by ``torch.utils.flop_counter`` over the whole model (embeddings, heads) plus
+the terms it cannot see: the score matrices of fused attention and recurrent layers
+(per step 2 g h (i + h) for g gates, input size i, hidden size h, per direction).
+"""
+from __future__ import annotations
+
+import copy
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .config import ConfigError, from_dict
+from .train.config import ExperimentConfig
+
+DOMAINS = ("text", "images", "series")
+METRIC = {"text": ("val_bits_per_character", "min"), "images": ("test_accuracy", "max"),
+          "series": ("test_mse", "min")}
+
+
+@dataclass
+class CompareConfig:
+    """What ``xformer compare`` runs. ``steps`` per trained model; ``seconds`` caps each run's time too."""
+
+    domains: list[str] = field(default_factory=lambda: list(DOMAINS))
+    steps: int = 300
+    seconds: float | None = None
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 128
+    batch_size: int = 32
+    text_data: list[str] | None = None
+    series_data: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        unknown = [d for d in self.domains if d not in DOMAINS]
+        if unknown or not self.domains:
+            raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
+        if self.steps < 1 or (self.seconds is not None and self.seconds <= 0):
+            raise ConfigError("--steps must be >= 1 and --seconds > 0")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"--d-model {self.d_model} must be divisible by --heads {self.n_heads}")
+
+
+@dataclass
+class Entry:
+    """One model of a domain: a recipe for ``train_run``, or an untrained baseline (``trained=False``)."""
+
+    domain: str
+    name: str
+    kind: str  # "transformer" | "baseline"
+    experiment: dict[str, Any]
+    trained: bool = True
+
+
+def _core(cfg: CompareConfig, **extra) -> dict:
+    return {"d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "d_ff": cfg.d_ff,
+            "dropout": 0.0, **extra}
+
+
+def _train(cfg: CompareConfig, lr: float) -> dict:
+    return {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": lr, "warmup_steps": max(1, cfg.steps // 10),
+            "schedule": "cosine", "min_lr": lr / 10, "eval_every": max(1, cfg.steps // 4),
+            "log_every": max(1, min(10, cfg.steps // 10)), "keep_last": 1, "seed": cfg.seed, "device": cfg.device,
+            "max_seconds": cfg.seconds}
+
+
+def entries(cfg: CompareConfig) -> list[Entry]:
+    """The models of each chosen domain, transformer first."""
+    out = []
+    if "text" in cfg.domains:
+        data = {"name": "text_lm", "args": {"files": cfg.text_data, "tokenizer": "char", "block_size": 64}}
+        train = _train(cfg, 3e-3)
+        out.append(Entry("text", "GPT (decoder)", "transformer", {
+            "model": {"architecture": "decoder", "core": _core(cfg), "tokenizer": {"name": "text"},
+                      "head": {"name": "causal_lm"}}, "data": data, "train": train}))
+        width = {"embed_dim": cfg.d_model, "hidden_dim": 2 * cfg.d_model}
+        for name, label in (("ngram_lm", "n-gram MLP LM (Bengio 2003)"), ("rnn_lm", "RNN LM"),
+                            ("lstm_lm", "LSTM LM")):
+            out.append(Entry("text", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": dict(width)}}, "data": data, "train": train}))
+    if "images" in cfg.domains:
+        data = {"name": "digits", "args": {}}
+        train = _train(cfg, 3e-3)
+        out.append(Entry("images", "ViT (encoder)", "transformer", {
+            "model": {"architecture": "encoder", "core": _core(cfg),
+                      "tokenizer": {"name": "image_patches", "args": {"patch_size": 2}},
+                      "head": {"name": "classification", "args": {"pool": "cls"}}}, "data": data, "train": train}))
+        for name, label in (("mlp", "MLP"), ("cnn", "CNN")):
+            out.append(Entry("images", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
+    if "series" in cfg.domains:
+        data = {"name": "csv_series", "args": {"path": cfg.series_data, "input_len": 96, "horizon": 24}}
+        train = _train(cfg, 1e-3)
+        out.append(Entry("series", "PatchTST (encoder)", "transformer", {
+            "model": {"architecture": "encoder", "core": _core(cfg),
+                      "tokenizer": {"name": "series_patches", "args": {"patch_len": 16, "stride": 8}},
+                      "head": {"name": "forecast"}}, "data": data, "train": train}))
+        for name, label in (("dlinear", "DLinear"), ("lstm_forecaster", "LSTM forecaster")):
+            out.append(Entry("series", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
+        for name, label, args in (("last_value", "last value", {}), ("seasonal_naive", "seasonal naive (24)",
+                                                                     {"period": 24})):
+            out.append(Entry("series", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": args}}, "data": data, "train": train}, trained=False))
+    return out
+
+
+# ---- measuring ----------------------------------------------------------------------------------------------
+def _example(data, device) -> dict:
+    """A batch of one example from the training split."""
+    loader = DataLoader(data.train, batch_size=1, collate_fn=data.collate)
+    batch = next(iter(loader))
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def core_shape(model: nn.Module, batch: dict) -> tuple[int, int] | None:
+    """(S sequences, N tokens each) the core reads for one example; None for a baseline."""
+    if not hasattr(model, "core"):
+        return None
+    with torch.no_grad():
+        tokens = model.tokenizer({k: v for k, v in batch.items() if k != "labels"})
+    return tokens.x.shape[0], tokens.x.shape[1]  # a batch of one example: S = the batch dimension
+
+
+def transformer_flops(core: dict, sequences: int, n_tokens: int) -> dict[str, int]:
+    """Attention and feed-forward FLOPs of one example (see the module docstring)."""
+    d, d_ff, layers = core["d_model"], core["d_ff"], core["n_layers"]
+    attention = layers * sequences * (8 * n_tokens * d * d + 4 * n_tokens * n_tokens * d)
+    return {"attention": attention, "feed_forward": layers * sequences * 4 * n_tokens * d * d_ff}
+
+
+def forward_flops(model: nn.Module, batch: dict) -> int:
+    """FLOPs of one forward pass on ``batch`` (see the module docstring for what is added by hand)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    extra = []
+
+    def recurrent(module: nn.RNNBase, inputs, _):
+        x = inputs[0]
+        steps = x.shape[1] if module.batch_first else x.shape[0]
+        gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
+        directions = 2 if module.bidirectional else 1
+        for layer in range(module.num_layers):
+            size_in = module.input_size if layer == 0 else module.hidden_size * directions
+            extra.append(directions * steps * 2 * gates * module.hidden_size * (size_in + module.hidden_size))
+
+    hooks = [m.register_forward_hook(recurrent) for m in model.modules() if isinstance(m, nn.RNNBase)]
+    try:
+        with FlopCounterMode(display=False) as counter:  # not under no_grad: its module tracker needs autograd
+            model({k: v for k, v in batch.items() if k != "labels"})
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return int(counter.get_total_flops()) + sum(extra)
+
+
+def _measure(entry: Entry, model: nn.Module, data) -> dict:
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    batch = _example(data, device)
+    was_training = model.training
+    model.eval()
+    row = {"parameters": sum(p.numel() for p in model.parameters()), "tokens_per_example": None,
+           "attention_flops": None, "feed_forward_flops": None}
+    shape = core_shape(model, batch)
+    total = forward_flops(model, batch)
+    if shape is not None:
+        sequences, n_tokens = shape
+        split = transformer_flops(entry.experiment["model"]["core"], sequences, n_tokens)
+        row.update(tokens_per_example=sequences * n_tokens, sequences_per_example=sequences,
+                   attention_flops=split["attention"], feed_forward_flops=split["feed_forward"])
+        total += entry.experiment["model"]["core"]["n_layers"] * sequences * 4 * n_tokens * n_tokens * \
+            entry.experiment["model"]["core"]["d_model"]  # the fused score matrices the counter misses
+    row["forward_flops"] = total
+    model.train(was_training)
+    return row
+
+
+# ---- running ------------------------------------------------------------------------------------------------
+def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -> dict:
+    """Train and measure every model; write the report folder ``out``; return results.json's content."""
+    from tqdm import tqdm
+
+    from .analysis.compare_report import write_report
+    from .train.run import build, load_run_model, train_run
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = out / "runs"
+    todo = entries(cfg)
+    results: dict[str, Any] = {
+        "config": asdict(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "domains": {d: {"metric": METRIC[d][0], "models": []} for d in cfg.domains}}
+    bar = tqdm(total=sum(e.trained for e in todo) * cfg.steps, desc="compare", unit="step", dynamic_ncols=True,
+               disable=not progress)
+    start = time.perf_counter()
+    try:
+        for entry in todo:
+            bar.set_postfix_str(f"{entry.domain}: {entry.name}")
+            experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
+            run_dir = runs / entry.domain / _slug(entry.name)
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            row = {"name": entry.name, "kind": entry.kind, "run_dir": str(run_dir.relative_to(out)),
+                   "experiment": entry.experiment}
+            if entry.trained:
+                before = bar.n
+                wall = time.perf_counter()
+                metrics = train_run(experiment, run_dir, bar=bar)
+                row["wall_seconds"] = round(time.perf_counter() - wall, 2)
+                bar.update(cfg.steps - (bar.n - before))  # a run stopped early still fills its share
+                _, model = load_run_model(run_dir)
+                data = build(from_dict(ExperimentConfig, copy.deepcopy(entry.experiment)))[1]
+                row.update(steps=metrics["steps"], train_seconds=metrics["train_seconds"],
+                           examples_per_second=round(metrics["steps"] * cfg.batch_size / metrics["train_seconds"], 1))
+            else:
+                model, data = build(experiment)
+                metrics = _evaluate_untrained(model, data)
+                row.update(steps=0, train_seconds=0.0, wall_seconds=0.0, examples_per_second=None)
+            row.update(_measure(entry, model, data))
+            row["tokens_per_step"] = (row["tokens_per_example"] * cfg.batch_size
+                                      if row["tokens_per_example"] else None)
+            row["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+            row["metric"] = row["metrics"].get(METRIC[entry.domain][0])
+            results["domains"][entry.domain]["models"].append(row)
+    finally:
+        bar.close()
+    results["total_seconds"] = round(time.perf_counter() - start, 1)
+    write_report(results, out, cfg)
+    return results
+
+
+def _evaluate_untrained(model: nn.Module, data) -> dict[str, float]:
+    """val/test metrics of a model with nothing to train (last value, seasonal naive)."""
+    metrics = {}
+    for split in ("val", "test"):
+        dataset = getattr(data, split)
+        if dataset is not None:
+            loader = DataLoader(dataset, batch_size=256, collate_fn=data.collate)
+            metrics.update({f"{split}_{k}": v for k, v in data.evaluate(model, loader).items()})
+    return metrics
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower().split(" (")[0]).strip("_")
+
+
+__all__ = ["CompareConfig", "DOMAINS", "Entry", "entries", "run_comparison", "transformer_flops", "forward_flops"]
