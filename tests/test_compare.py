@@ -19,7 +19,8 @@ def report(tmp_path_factory):
     series = root / "tiny.csv"
     synthetic_frame(n_rows=600, n_channels=2).to_csv(series, index=False)
     out = root / "report"
-    assert main(["compare", *TINY, "--text-data", str(text), "--series-data", str(series), "--out", str(out)]) == 0
+    assert main(["compare", *TINY, "--domains", "text,images,series,seq2seq", "--text-data", str(text),
+                 "--series-data", str(series), "--out", str(out)]) == 0
     return out
 
 
@@ -29,7 +30,8 @@ def test_report_holds_every_table_plot_and_figure(report):
     assert names == {"text": ["GPT (decoder)", "n-gram MLP LM (Bengio 2003)", "RNN LM", "LSTM LM"],
                      "images": ["ViT (encoder)", "MLP", "CNN"],
                      "series": ["PatchTST (encoder)", "DLinear", "LSTM forecaster", "last value",
-                                "seasonal naive (24)"]}
+                                "seasonal naive (24)"],
+                     "seq2seq": ["Transformer (encoder-decoder)", "LSTM encoder-decoder + Bahdanau attention"]}
     for domain, info in results["domains"].items():
         for row in info["models"]:
             assert math.isfinite(row["metric"]), (domain, row["name"])
@@ -41,11 +43,11 @@ def test_report_holds_every_table_plot_and_figure(report):
     assert series[0]["tokens_per_example"] == 2 * 12  # 2 channels x (96 - 16) // 8 + 2 patches
     assert results["domains"]["images"]["models"][0]["tokens_per_example"] == 17  # 4x4 patches + [CLS]
     md = (report / "report.md").read_text()
-    for title in ("## The same core in each domain", "## text", "## images", "## series", "## Plots"):
+    for title in ("## The same core in each domain", "## text", "## images", "## series", "## seq2seq", "## Plots"):
         assert title in md
     assert md.count("| GPT (decoder) |") == 1 and "| seasonal naive (24) |" in md
     html = (report / "report.html").read_text()
-    assert html.count("<table>") == 4 and html.count("<img ") == 4
+    assert html.count("<table>") == 5 and html.count("<img ") == 4
     for plot in ("learning_curves.png", "attention.png", "positions.png", "forecast.png"):
         assert (report / plot).stat().st_size > 5_000, plot
         assert plot in results["plots"]
@@ -54,9 +56,16 @@ def test_report_holds_every_table_plot_and_figure(report):
 def test_flops_formula_and_the_shared_core():
     cfg = CompareConfig(d_model=32, n_layers=3, n_heads=4, d_ff=64)
     flops = transformer_flops({"d_model": 32, "n_layers": 3, "d_ff": 64}, sequences=2, n_tokens=10)
-    assert flops == {"attention": 3 * 2 * (8 * 10 * 32 * 32 + 4 * 100 * 32), "feed_forward": 3 * 2 * 4 * 10 * 32 * 64}
+    assert flops == {"attention": 3 * 2 * (8 * 10 * 32 * 32 + 4 * 100 * 32), "scores": 3 * 2 * 4 * 100 * 32,
+                     "feed_forward": 3 * 2 * 4 * 10 * 32 * 64}
+    # encoder-decoder, source 6, target 10: encoder self, decoder self and cross attention
+    flops = transformer_flops({"d_model": 8, "n_layers": 1, "d_ff": 16}, sequences=1, n_tokens=10, source_tokens=6)
+    assert flops["attention"] == (8 * 6 * 64 + 4 * 36 * 8) + (8 * 10 * 64 + 4 * 100 * 8) + (
+        4 * 10 * 64 + 4 * 6 * 64 + 4 * 10 * 6 * 8)
+    assert flops["feed_forward"] == 4 * 16 * 8 * 16
     cores = [e.experiment["model"]["core"] for e in entries(cfg) if e.kind == "transformer"]
     assert len(cores) == 3 and all(core == cores[0] for core in cores)  # one core configuration, three domains
+    assert [e.domain for e in entries(CompareConfig(domains=["seq2seq"]))] == ["seq2seq", "seq2seq"]
 
 
 def test_bad_options_are_one_line_errors(tmp_path, capsys):

@@ -153,3 +153,32 @@ def test_recipes_parse_with_the_trainer_schema():
         assert experiment.train.schedule == "epoch_decay" and experiment.data.args["horizon"] == horizon
     experiment = config.load_experiment(tasks / "dlinear_etth1.yaml")
     assert experiment.model.baseline.name == "dlinear" and experiment.train.schedule == "epoch_decay"
+
+
+def test_token_batchnorm_is_patchtsts_transposed_batchnorm1d():
+    """PatchTST's norm: nn.Sequential(Transpose(1, 2), nn.BatchNorm1d(d), Transpose(1, 2)) on (B, N, d)."""
+    from xformer.core import make_norm
+
+    torch.manual_seed(0)
+    ours, reference = make_norm("batchnorm", 8), torch.nn.BatchNorm1d(8)
+    with torch.no_grad():
+        ours.weight.normal_(), ours.bias.normal_()
+    reference.load_state_dict(ours.state_dict())
+    for _ in range(3):  # training mode: batch statistics, running averages updated alike
+        x = torch.randn(5, 7, 8) * 3 + 1
+        torch.testing.assert_close(ours(x), reference(x.transpose(1, 2)).transpose(1, 2))
+    torch.testing.assert_close(ours.running_var, reference.running_var)
+    ours.eval(), reference.eval()
+    x = torch.randn(2, 7, 8)
+    torch.testing.assert_close(ours(x), reference(x.transpose(1, 2)).transpose(1, 2))
+    model = build_model(ModelConfig("encoder", CoreConfig(d_model=16, n_layers=2, n_heads=4, norm="batchnorm",
+                                                          norm_first=False),
+                                    PartConfig("series_patches", {"n_channels": 3, "input_len": 48}),
+                                    PartConfig("forecast", {"horizon": 6})))
+    layernorm = build_model(ModelConfig("encoder", CoreConfig(d_model=16, n_layers=2, n_heads=4, norm_first=False),
+                                        PartConfig("series_patches", {"n_channels": 3, "input_len": 48}),
+                                        PartConfig("forecast", {"horizon": 6})))
+    assert model.num_parameters() == layernorm.num_parameters()  # 2 d per norm either way
+    out = model({"inputs": torch.randn(4, 48, 3), "targets": torch.randn(4, 6, 3)})
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -10,6 +10,8 @@ and seed:
     images  scikit-learn's 8x8 digits: ViT encoder  vs  MLP, small CNN
     series  generated hourly series (or --series-data CSV): PatchTST-style encoder
             vs  DLinear, LSTM forecaster; last value and seasonal naive (nothing to train)
+    seq2seq (not in the default set) reversing digit sequences: encoder-decoder transformer
+            vs  LSTM encoder-decoder with Bahdanau attention, both decoded greedily
 
 Every model gets its own run folder under ``OUT/runs/<domain>/<model>`` (the ``xformer train``
 layout); :func:`run_comparison` measures each (parameters, tokens per example, forward FLOPs
@@ -26,7 +28,7 @@ sequences of N tokens (S = C channels for channel-independent series patches, el
 (the causal mask does not halve the count: the fused kernels compute the full score matrix).
 ``total`` is counted by ``torch.utils.flop_counter`` over the whole model (embeddings, heads) plus
 the terms it cannot see: the score matrices of fused attention and recurrent layers
-(per step 2 g h (i + h) for g gates, input size i, hidden size h, per direction).
+(per step and direction 2 g h (i + h) for g gates, input size i, hidden size h).
 """
 from __future__ import annotations
 
@@ -45,16 +47,17 @@ from torch.utils.data import DataLoader
 from .config import ConfigError, from_dict
 from .train.config import ExperimentConfig
 
-DOMAINS = ("text", "images", "series")
+DOMAINS = ("text", "images", "series", "seq2seq")
+DEFAULT_DOMAINS = ("text", "images", "series")
 METRIC = {"text": ("val_bits_per_character", "min"), "images": ("test_accuracy", "max"),
-          "series": ("test_mse", "min")}
+          "series": ("test_mse", "min"), "seq2seq": ("test_token_accuracy", "max")}
 
 
 @dataclass
 class CompareConfig:
     """What ``xformer compare`` runs. ``steps`` per trained model; ``seconds`` caps each run's time too."""
 
-    domains: list[str] = field(default_factory=lambda: list(DOMAINS))
+    domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
     steps: int = 300
     seconds: float | None = None
     d_model: int = 64
@@ -138,6 +141,16 @@ def entries(cfg: CompareConfig) -> list[Entry]:
                                                                      {"period": 24})):
             out.append(Entry("series", label, "baseline", {
                 "model": {"baseline": {"name": name, "args": args}}, "data": data, "train": train}, trained=False))
+    if "seq2seq" in cfg.domains:
+        data = {"name": "reverse_digits", "args": {"n_train": 20000, "min_len": 4, "max_len": 8}}
+        train = _train(cfg, 3e-3)
+        out.append(Entry("seq2seq", "Transformer (encoder-decoder)", "transformer", {
+            "model": {"architecture": "encoder-decoder", "core": _core(cfg), "tokenizer": {"name": "seq2seq_text"},
+                      "head": {"name": "causal_lm"}}, "data": data, "train": train}))
+        out.append(Entry("seq2seq", "LSTM encoder-decoder + Bahdanau attention", "baseline", {
+            "model": {"baseline": {"name": "lstm_seq2seq", "args": {"embed_dim": cfg.d_model,
+                                                                    "hidden_dim": cfg.d_model}}},
+            "data": data, "train": train}))
     return out
 
 
@@ -149,20 +162,29 @@ def _example(data, device) -> dict:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def core_shape(model: nn.Module, batch: dict) -> tuple[int, int] | None:
-    """(S sequences, N tokens each) the core reads for one example; None for a baseline."""
+def core_shape(model: nn.Module, batch: dict) -> dict[str, int] | None:
+    """What the core reads for one example: S sequences of N tokens (and an encoder-decoder's
+    source length); None for a baseline."""
     if not hasattr(model, "core"):
         return None
     with torch.no_grad():
         tokens = model.tokenizer({k: v for k, v in batch.items() if k != "labels"})
-    return tokens.x.shape[0], tokens.x.shape[1]  # a batch of one example: S = the batch dimension
+    source = getattr(tokens, "source", None)
+    return {"sequences": tokens.x.shape[0],  # a batch of one example: S = the batch dimension
+            "tokens": tokens.x.shape[1], "source_tokens": source.x.shape[1] if source is not None else 0}
 
 
-def transformer_flops(core: dict, sequences: int, n_tokens: int) -> dict[str, int]:
-    """Attention and feed-forward FLOPs of one example (see the module docstring)."""
+def transformer_flops(core: dict, sequences: int, n_tokens: int, source_tokens: int = 0) -> dict[str, int]:
+    """Attention and feed-forward FLOPs of one example (see the module docstring); ``scores``: the
+    q k^T and weighted-sum part of ``attention``. An encoder-decoder (``source_tokens`` = S > 0,
+    target length T = ``n_tokens``) adds per layer the encoder's 8 S d^2 + 4 S^2 d and the
+    cross-attention's 4 T d^2 + 4 S d^2 (q, output; k, v) + 4 T S d."""
     d, d_ff, layers = core["d_model"], core["d_ff"], core["n_layers"]
-    attention = layers * sequences * (8 * n_tokens * d * d + 4 * n_tokens * n_tokens * d)
-    return {"attention": attention, "feed_forward": layers * sequences * 4 * n_tokens * d * d_ff}
+    n, src = n_tokens, source_tokens
+    scores = 4 * n * n * d + (4 * src * src * d + 4 * n * src * d if src else 0)
+    projections = 8 * n * d * d + (8 * src * d * d + 4 * n * d * d + 4 * src * d * d if src else 0)
+    return {"attention": layers * sequences * (projections + scores), "scores": layers * sequences * scores,
+            "feed_forward": layers * sequences * 4 * (n + src) * d * d_ff}
 
 
 def forward_flops(model: nn.Module, batch: dict) -> int:
@@ -172,8 +194,8 @@ def forward_flops(model: nn.Module, batch: dict) -> int:
     extra = []
 
     def recurrent(module: nn.RNNBase, inputs, _):
-        x = inputs[0]
-        steps = x.shape[1] if module.batch_first else x.shape[0]
+        x = inputs[0]  # (B, T, i) / (T, B, i), or packed: (sum of the B lengths, i)
+        steps = x.data.shape[0] if isinstance(x, nn.utils.rnn.PackedSequence) else x.shape[0] * x.shape[1]
         gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
         directions = 2 if module.bidirectional else 1
         for layer in range(module.num_layers):
@@ -200,12 +222,12 @@ def _measure(entry: Entry, model: nn.Module, data) -> dict:
     shape = core_shape(model, batch)
     total = forward_flops(model, batch)
     if shape is not None:
-        sequences, n_tokens = shape
-        split = transformer_flops(entry.experiment["model"]["core"], sequences, n_tokens)
-        row.update(tokens_per_example=sequences * n_tokens, sequences_per_example=sequences,
+        split = transformer_flops(entry.experiment["model"]["core"], shape["sequences"], shape["tokens"],
+                                  shape["source_tokens"])
+        row.update(tokens_per_example=shape["sequences"] * shape["tokens"] + shape["source_tokens"],
+                   sequences_per_example=shape["sequences"], source_tokens=shape["source_tokens"],
                    attention_flops=split["attention"], feed_forward_flops=split["feed_forward"])
-        total += entry.experiment["model"]["core"]["n_layers"] * sequences * 4 * n_tokens * n_tokens * \
-            entry.experiment["model"]["core"]["d_model"]  # the fused score matrices the counter misses
+        total += split["scores"]  # the fused score matrices the counter does not see
     row["forward_flops"] = total
     model.train(was_training)
     return row

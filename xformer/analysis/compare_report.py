@@ -19,9 +19,9 @@ COLUMNS = [("parameters", "parameters"), ("tokens_per_example", "tokens / exampl
            ("forward_flops", "forward FLOPs / example"), ("examples_per_second", "train examples / s"),
            ("wall_seconds", "wall s")]
 METRIC_LABEL = {"val_bits_per_character": "val bits / char", "test_accuracy": "test accuracy",
-                "test_mse": "test MSE (standardised)"}
+                "test_mse": "test MSE (standardised)", "test_token_accuracy": "test greedy token accuracy"}
 SECOND = {"text": ("val_loss", "val loss (nats)"), "images": ("test_loss", "test loss"),
-          "series": ("test_mae", "test MAE")}
+          "series": ("test_mae", "test MAE"), "seq2seq": ("test_loss", "test loss (teacher-forced)")}
 
 
 def _plt():
@@ -67,8 +67,8 @@ def core_table(results: dict) -> tuple[list[str], list[list[str]]]:
 
 def _describe(domain: str, info: dict) -> dict[str, str]:
     row = next(r for r in info["models"] if r["kind"] == "transformer")
-    n = row["tokens_per_example"] // row.get("sequences_per_example", 1)
-    sequences = row.get("sequences_per_example", 1)
+    sequences, source = row.get("sequences_per_example", 1), row.get("source_tokens", 0)
+    n = (row["tokens_per_example"] - source) // sequences
     if domain == "text":
         return {"token": "one character", "sequence": f"{n} tokens", "mask": "causal (token i sees 0..i)",
                 "positions": f"learned, 1-D ({n} x d)", "pooling / head": "none: LM head at every position, "
@@ -79,6 +79,12 @@ def _describe(domain: str, info: dict) -> dict[str, str]:
                 "positions": f"learned, one per patch of the {int((n - 1) ** 0.5)}x{int((n - 1) ** 0.5)} grid, "
                 "plus one for [CLS]", "pooling / head": "[CLS] token -> linear to 10 classes",
                 "loss": "cross-entropy of the class"}
+    if domain == "seq2seq":
+        return {"token": "one digit or separator symbol", "sequence": f"source {source} + target {n} tokens "
+                "(one example; lengths vary)", "mask": "source: padding; target: causal + padding; "
+                "cross-attention to real source tokens", "positions": "learned, 1-D, source and target each",
+                "pooling / head": "none: LM head at every target position, tied to the embedding",
+                "loss": "cross-entropy of the next target token (teacher forcing); greedy decoding to test"}
     return {"token": "16 time steps of one channel (linear patch embedding, stride 8), after RevIN",
             "sequence": f"{sequences} sequences (one per channel) of {n} tokens", "mask": "none within a channel; "
             "channels never attend to each other", "positions": f"learned, 1-D ({n} x d)",
@@ -159,9 +165,10 @@ def plot_attention_and_positions(results: dict, out: Path) -> tuple[Path, Path]:
 
 
 def position_table(model) -> torch.Tensor:
-    """The learned position vectors (n, d) of a model's tokenizer (image patches: the grid's)."""
+    """The learned position vectors (n, d) of a model's tokenizer (image patches: the grid's;
+    an encoder-decoder: the target's)."""
     params = dict(model.tokenizer.named_parameters())
-    for name in ("positions.weight", "pos_grid"):
+    for name in ("positions.weight", "pos_grid", "target.positions.weight"):
         if name in params:
             return params[name].detach().cpu()
     raise ValueError(f"no learned position table in {type(model.tokenizer).__name__}")
@@ -226,9 +233,9 @@ def write_report(results: dict, out: str | Path, cfg=None) -> None:
         body.append(f"<h2>{html.escape(title)}</h2>{_html_table(header, rows)}")
     md += ["## Plots", ""] + [f"![{name}]({name})" for name in results["plots"]] + [""]
     body.append("<h2>Plots</h2>" + "".join(f'<p><img src="{name}" alt="{name}"></p>' for name in results["plots"]))
-    md += ["FLOPs: one example's forward pass (see `xformer/compare.py`). Metrics: text on the validation "
-           "split (bits per character), images and series on the test split; series MSE/MAE on the "
-           "standardised scale.", ""]
+    md += ["FLOPs: one example's forward pass (see `xformer/compare.py`); tokens / example: what the core "
+           "reads. Metrics: text on the validation split (bits per character), the others on the test "
+           "split; series MSE/MAE on the standardised scale; seq2seq by greedy decoding.", ""]
     (out / "report.md").write_text("\n".join(md))
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%}")

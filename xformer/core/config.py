@@ -23,7 +23,7 @@ class CoreConfig:
     n_kv_heads: int | None = None
     d_ff: int | None = None
     activation: Literal["gelu", "gelu_tanh", "relu", "swiglu"] = "gelu"
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm: Literal["layernorm", "rmsnorm", "batchnorm"] = "layernorm"  # batchnorm: unpadded inputs (PatchTST)
     norm_eps: float = 1e-5
     norm_first: bool = True
     final_norm: bool | None = None  # None: a final norm exactly when norm_first

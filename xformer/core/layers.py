@@ -6,17 +6,34 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def make_norm(kind: str, dim: int, eps: float = 1e-5) -> nn.Module:
-    """LayerNorm or RMSNorm over the last dimension.
+class TokenBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the feature dimension of (..., d) tokens, statistics over every token of the batch:
 
-    LayerNorm: y = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   (Ba et al. 2016)
-    RMSNorm:   y = x / sqrt(mean(x^2) + eps) * gamma                  (Zhang & Sennrich 2019)
+        y = (x - mu_B) / sqrt(var_B + eps) * gamma + beta,   mu_B, var_B per feature over all B*N tokens
+
+    (running averages in eval mode). The same as PatchTST's ``Transpose(1, 2), BatchNorm1d(d),
+    Transpose(1, 2)`` on (B, N, d). Padding tokens count in the statistics, so it suits inputs
+    without padding (series patches, image patches), not padded text.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+def make_norm(kind: str, dim: int, eps: float = 1e-5) -> nn.Module:
+    """LayerNorm, RMSNorm or BatchNorm over the last dimension.
+
+    LayerNorm: y = (x - mean(x)) / sqrt(var(x) + eps) * gamma + beta   (Ba et al. 2016), per token
+    RMSNorm:   y = x / sqrt(mean(x^2) + eps) * gamma                  (Zhang & Sennrich 2019), per token
+    BatchNorm: per feature, over the tokens of the batch              (Ioffe & Szegedy 2015; PatchTST)
     """
     if kind == "layernorm":
         return nn.LayerNorm(dim, eps=eps)
     if kind == "rmsnorm":
         return nn.RMSNorm(dim, eps=eps)
-    raise ValueError(f"unknown norm {kind!r}; choose layernorm or rmsnorm")
+    if kind == "batchnorm":
+        return TokenBatchNorm(dim, eps=eps)
+    raise ValueError(f"unknown norm {kind!r}; choose layernorm, rmsnorm or batchnorm")
 
 
 class Mlp(nn.Module):
