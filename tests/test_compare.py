@@ -78,3 +78,14 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert main(["compare", "--series-data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "y")]) == 2
     assert "data file not found" in capsys.readouterr().err
+
+
+def test_the_seed_makes_it_reproducible(tmp_path):
+    runs = []
+    for out in ("a", "b"):
+        assert main(["compare", *TINY, "--domains", "images", "--out", str(tmp_path / out)]) == 0
+        results = json.loads((tmp_path / out / "results.json").read_text())
+        runs.append([(m["name"], m["metrics"]) for m in results["domains"]["images"]["models"]])
+    for (name, first), (_, second) in zip(*runs):
+        assert {k: v for k, v in first.items() if "seconds" not in k} == \
+            {k: v for k, v in second.items() if "seconds" not in k}, name
