@@ -199,3 +199,23 @@ def test_lstm_seq2seq_learns_to_reverse_digits():
     metrics = train_on("lstm_seq2seq", {"embed_dim": 32, "hidden_dim": 48}, "reverse_digits",
                        {"min_len": 3, "max_len": 6}, steps=150)
     assert metrics["token_accuracy"] > 0.95 and metrics["loss"] < 0.2
+
+
+def test_xformer_generate_continues_a_prompt_with_a_baseline_lm(tmp_path, capsys):
+    """A baseline LM run is a text run like any other: `xformer generate` decodes it (no KV cache)."""
+    from xformer.cli import main
+    from xformer.train.config import load_experiment
+    from xformer.train.run import train_run
+
+    text = tmp_path / "abc.txt"
+    text.write_text("abc" * 800)
+    recipe = tmp_path / "lstm.yaml"
+    recipe.write_text(f"""
+model: {{baseline: {{name: lstm_lm, args: {{embed_dim: 16, hidden_dim: 32}}}}}}
+data: {{name: text_lm, args: {{files: {text}, tokenizer: char, block_size: 16}}}}
+train: {{steps: 120, batch_size: 16, lr: 1.0e-2, eval_every: 120, device: cpu}}
+""")
+    train_run(load_experiment(recipe), tmp_path / "run")
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "run"), "--prompt", "abcab", "--max-new-tokens", "7", "--greedy"]) == 0
+    assert capsys.readouterr().out.strip() == "abcabcabcabc"

@@ -254,6 +254,8 @@ def max_positions(model: Model) -> int | None:
 
     from .core import LearnedPositions, SinusoidalPositions
 
+    if not hasattr(model, "tokenizer"):  # a recurrent or n-gram baseline reads any length
+        return None
     embedding = getattr(model.tokenizer, "target", model.tokenizer)
     positions = getattr(embedding, "positions", None)
     if isinstance(positions, LearnedPositions):
@@ -324,8 +326,12 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     from .config import ConfigError
     from .core import Decoder, EncoderDecoder
 
-    if not isinstance(model.core, (Decoder, EncoderDecoder)):
-        raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {type(model.core).__name__}")
+    core = getattr(model, "core", None)  # a baseline (xformer.baselines.text) names its architecture instead
+    architecture = ("decoder" if isinstance(core, Decoder) else "encoder-decoder" if isinstance(core, EncoderDecoder)
+                    else getattr(model, "architecture", None) if core is None else None)
+    if architecture is None:
+        name = type(core if core is not None else model).__name__
+        raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {name}")
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts:
         return []
@@ -335,7 +341,7 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     encoded = vocab.encode_batch(prompts)
     model_inputs = {}
 
-    if isinstance(model.core, EncoderDecoder):
+    if architecture == "encoder-decoder":
         if vocab.bos_id is None:
             raise ConfigError("an encoder-decoder decodes from [BOS], which this vocabulary lacks")
         if not all(encoded):

@@ -59,6 +59,8 @@ class NGramLM(nn.Module):
     Positions before the start of the sequence (and padding) read a learned padding embedding C(<pad>).
     """
 
+    architecture = "decoder"  # how generate_text drives it (no KV cache: the whole sequence each step)
+
     def __init__(self, vocab_size: int, context: int = 4, embed_dim: int = 64, hidden_dim: int = 256,
                  dropout: float = 0.0, direct: bool = True):
         super().__init__()
@@ -92,6 +94,8 @@ class RecurrentLM(nn.Module):
     ``tie_weights``: V = C (Press & Wolf 2017; needs embed_dim == hidden_dim). The cell f is the
     subclass's ``rnn`` (``nn.RNN``: Elman's h_t = tanh(W x_t + U h_{t-1} + b); ``nn.LSTM``).
     """
+
+    architecture = "decoder"  # how generate_text drives it (no KV cache: the whole sequence each step)
 
     rnn: type[nn.RNNBase]
 
@@ -149,6 +153,8 @@ class LSTMSeq2Seq(nn.Module):
     real. The output holds "attention" (B, T, S): alpha, 0 on padding. No ``new_cache``: greedy
     decoding reruns the decoder over the whole target prefix at every step.
     """
+
+    architecture = "encoder-decoder"  # how generate_text drives it (no KV cache: the whole sequence each step)
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_dim: int = 128, dropout: float = 0.0,
                  pad_id: int | None = None):
