@@ -56,6 +56,10 @@ def test_dlinear_recipe_trains_from_the_cli_and_evaluates_alike(dlinear_run, cap
     assert again["test_mse"] == pytest.approx(metrics["test_mse"], rel=1e-6)
     # DLinear fits this seasonal series far better than repeating the last value (test MSE ~1.5 here)
     assert metrics["test_mse"] < 0.5
+    report = json.loads((dlinear_run / "test_forecast_errors.json").read_text())  # the run folder's report
+    assert len(report["mse_per_step"]) == H and report["mse"] == pytest.approx(metrics["test_mse"], rel=1e-6)
+    assert np.mean(report["mse_per_step"]) == pytest.approx(report["mse"], rel=1e-9)
+    assert (dlinear_run / "test_errors_per_step.png").stat().st_size > 5_000
 
 
 def test_forecast_writes_the_model_forecast_on_the_data_scale(dlinear_run, series_csv, tmp_path):

@@ -182,3 +182,16 @@ def test_token_batchnorm_is_patchtsts_transposed_batchnorm1d():
     out = model({"inputs": torch.randn(4, 48, 3), "targets": torch.randn(4, 6, 3)})
     out["loss"].backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_quantile_forecasts_never_cross_and_sorting_never_raises_the_pinball_loss():
+    from xformer.heads.forecasting import forecast_output, pinball_loss
+
+    torch.manual_seed(0)
+    q = torch.tensor([0.1, 0.5, 0.9])
+    raw = torch.randn(16, 6, 2, 3) * 3  # crossed in about two thirds of the places
+    target = torch.randn(16, 6, 2)
+    out = forecast_output(raw, {"targets": target}, q)
+    assert (out["quantiles"].diff(dim=-1) >= 0).all()
+    torch.testing.assert_close(out["prediction"], out["quantiles"][..., 1])
+    assert out["loss"] <= pinball_loss(raw, target, q)

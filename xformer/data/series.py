@@ -142,6 +142,30 @@ def forecast_errors(model, batches, scaler: StandardScaler | None = None) -> dic
     return out
 
 
+def save_forecast_report(run_dir: str | Path, errors: dict, split: str = "test") -> dict:
+    """``{split}_forecast_errors.json`` (the errors of :func:`forecast_errors`, per horizon step too) and
+    ``{split}_errors_per_step.png`` (MSE and MAE against the step ahead, standardised scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    (run_dir / f"{split}_forecast_errors.json").write_text(json.dumps(errors, indent=1))
+    steps = np.arange(1, len(errors["mse_per_step"]) + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps, errors["mse_per_step"], label=f"MSE (mean {errors['mse']:.4f})")
+    ax.plot(steps, errors["mae_per_step"], label=f"MAE (mean {errors['mae']:.4f})")
+    ax.set_xlabel("steps ahead")
+    ax.set_ylabel("error (standardised)")
+    ax.set_title(f"{split} split: error per horizon step")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / f"{split}_errors_per_step.png", dpi=100)
+    plt.close(fig)
+    return errors
+
+
 def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str = "ratio",
                   rows_per_day: int | None = None, scale: bool = True) -> DataBundle:
     """Split, scale and window a frame from :func:`read_series` into a DataBundle."""
@@ -165,9 +189,12 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
                  "scale": None if scaler is None else scaler.scale_.tolist()}
         (Path(run_dir) / "series_scaler.json").write_text(json.dumps(stats, indent=1))
 
+    def report(model, batches, run_dir: Path, split: str = "test") -> dict:
+        return save_forecast_report(run_dir, forecast_errors(model, batches, scaler), split)
+
     c = frame.shape[1]
     model_args = {"tokenizer": {"n_channels": c, "input_len": input_len}, "head": {"horizon": horizon}}
-    bundle = DataBundle(train, val, test, model_args=model_args, evaluate=evaluate, save=save)
+    bundle = DataBundle(train, val, test, model_args=model_args, evaluate=evaluate, save=save, report=report)
     bundle.scaler = scaler  # for inverse transforms and the per-step errors (forecast_errors(..., bundle.scaler))
     return bundle
 
@@ -203,4 +230,5 @@ def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None
     return series_bundle(read_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day)
 
 
-__all__ = ["read_series", "split_borders", "WindowDataset", "forecast_errors", "series_bundle", "synthetic_frame"]
+__all__ = ["read_series", "split_borders", "WindowDataset", "forecast_errors", "save_forecast_report", "series_bundle",
+           "synthetic_frame"]

@@ -2,7 +2,7 @@
 
 Batch key ``targets``: (B, H, C) float, the H values after the input window.
 Output: ``prediction`` (B, H, C), the point forecast (the median when trained
-for quantiles); ``quantiles`` (B, H, C, Q) when trained for them; ``loss``
+for quantiles); ``quantiles`` (B, H, C, Q) when trained for them (non-crossing); ``loss``
 and ``loss_weight`` (the number of predicted values, B*H*C) when the batch
 has targets.
 """
@@ -29,12 +29,14 @@ def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
 def forecast_output(prediction: Tensor, batch: dict, quantiles: Tensor | None = None) -> dict:
     """The forecasting contract shared by the head and the baselines.
 
-    prediction: (B, H, C), or (B, H, C, Q) with ``quantiles`` (Q,); the point
-    forecast is then the q = 0.5 slice. Loss: MSE = mean (y - y_hat)^2, or the
-    mean pinball loss; loss_weight = B*H*C.
+    prediction: (B, H, C), or (B, H, C, Q) with ``quantiles`` (Q,), ascending; the Q values are
+    sorted (monotone rearrangement, Chernozhukov et al. 2010: quantiles never cross, and the
+    pinball loss of sorted values is never higher), and the point forecast is the q = 0.5 slice.
+    Loss: MSE = mean (y - y_hat)^2, or the mean pinball loss; loss_weight = B*H*C.
     """
     out = {}
     if quantiles is not None:
+        prediction = prediction.sort(dim=-1).values
         out["quantiles"] = prediction
         out["prediction"] = prediction[..., int(torch.argmin((quantiles - 0.5).abs()))]
     else:
