@@ -58,7 +58,7 @@ class CompareConfig:
     """What ``xformer compare`` runs. ``steps`` per trained model; ``seconds`` caps each run's time too."""
 
     domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
-    steps: int = 300
+    steps: int = 1000
     seconds: float | None = None
     d_model: int = 64
     n_layers: int = 2
@@ -254,7 +254,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
     start = time.perf_counter()
     try:
         for entry in todo:
-            bar.set_postfix_str(f"{entry.domain}: {entry.name}")
+            bar.set_description(f"compare {entry.domain}: {entry.name}")  # the trainer sets the postfix
             experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
             run_dir = runs / entry.domain / _slug(entry.name)
             if run_dir.exists():

@@ -34,11 +34,13 @@ def _plt():
 
 
 def _number(value) -> str:
+    """Counts and rates from 1000 up with thousands separators (millions as "1.23 M"), others to 4 digits."""
     if value is None:
         return "—"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1000):
-        value = int(value)
-        return f"{value / 1e6:.2f} M" if abs(value) >= 10**6 else f"{value:,}"
+    if abs(value) >= 10**6:
+        return f"{value / 1e6:.2f} M"
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{round(value):,}"
     return f"{value:.4g}"
 
 

@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
                     "the embedded defaults; write a report folder (report.md, report.html, results.json, plots).",
         epilog="example: xformer compare --steps 500 --text-data ../shared/data/tinyshakespeare.txt --out compare")
     p.add_argument("--domains", default="text,images,series", help="comma-separated subset of text,images,series")
-    p.add_argument("--steps", type=int, default=300, help="optimizer steps of every trained model (default 300)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps of every trained model (default 1000)")
     p.add_argument("--seconds", type=float, help="also stop each model's training after this many seconds")
     p.add_argument("--out", default="compare", metavar="DIR", help="report folder (default ./compare)")
     p.add_argument("--text-data", nargs="+", metavar="FILE", help="text files (default: the bundled Python manual)")
