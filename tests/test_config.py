@@ -26,7 +26,7 @@ def test_unknown_key_names_the_closest_valid_key():
 
 @pytest.mark.parametrize("data, message", [
     ({"d_model": "wide"}, "d_model: expected int"),
-    ({"norm": "batchnorm"}, "norm: 'batchnorm' is not one of"),
+    ({"norm": "groupnorm"}, "norm: 'groupnorm' is not one of"),
     ({"rope": 1}, "rope: expected bool"),
     ({"d_model": 30, "n_heads": 4}, "divisible"),
     ({"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
