@@ -239,7 +239,10 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
     from tqdm import tqdm
 
     from .analysis.compare_report import write_report
-    from .train.run import build, load_run_model, train_run
+    from .data.registry import build_data
+    from .models import build_model
+    from .train.config import fill_model_args
+    from .train.run import load_run_model, train_run
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,6 +252,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
         "config": asdict(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "domains": {d: {"metric": METRIC[d][0], "models": []} for d in cfg.domains}}
+    datasets, models = {}, {}  # the data of each domain (one for all its models) and every model, for the plots
     bar = tqdm(total=sum(e.trained for e in todo) * cfg.steps, desc="compare", unit="step", dynamic_ncols=True,
                disable=not progress)
     start = time.perf_counter()
@@ -256,6 +260,9 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
         for entry in todo:
             bar.set_description(f"compare {entry.domain}: {entry.name}")  # the trainer sets the postfix
             experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
+            if entry.domain not in datasets:
+                datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
+            data = datasets[entry.domain]
             run_dir = runs / entry.domain / _slug(entry.name)
             if run_dir.exists():
                 shutil.rmtree(run_dir)
@@ -267,14 +274,15 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
                 metrics = train_run(experiment, run_dir, bar=bar)
                 row["wall_seconds"] = round(time.perf_counter() - wall, 2)
                 bar.update(cfg.steps - (bar.n - before))  # a run stopped early still fills its share
-                _, model = load_run_model(run_dir)
-                data = build(from_dict(ExperimentConfig, copy.deepcopy(entry.experiment)))[1]
+                model = load_run_model(run_dir)[1]  # the weights its metrics describe
                 row.update(steps=metrics["steps"], train_seconds=metrics["train_seconds"],
                            examples_per_second=round(metrics["steps"] * cfg.batch_size / metrics["train_seconds"], 1))
             else:
-                model, data = build(experiment)
+                fill_model_args(experiment.model, data.model_args)
+                model = build_model(experiment.model)
                 metrics = _evaluate_untrained(model, data)
                 row.update(steps=0, train_seconds=0.0, wall_seconds=0.0, examples_per_second=None)
+            models[entry.domain, entry.name] = model
             row.update(_measure(entry, model, data))
             row["tokens_per_step"] = (row["tokens_per_example"] * cfg.batch_size
                                       if row["tokens_per_example"] else None)
@@ -284,7 +292,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
     finally:
         bar.close()
     results["total_seconds"] = round(time.perf_counter() - start, 1)
-    write_report(results, out, cfg)
+    write_report(results, out, models, datasets)
     return results
 
 

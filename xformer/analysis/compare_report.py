@@ -128,28 +128,19 @@ def plot_learning_curves(results: dict, out: Path) -> Path:
     return _save(fig, out / "learning_curves.png")
 
 
-def _transformers(results: dict, out: Path):
-    """(domain, model, data, one example batch) of each domain's transformer."""
-    from ..compare import _example
-    from ..train.run import build, load_run_model
-
-    for domain, info in results["domains"].items():
-        row = next(r for r in info["models"] if r["kind"] == "transformer")
-        config, model = load_run_model(out / row["run_dir"])
-        data = build(config)[1]
-        yield domain, model, data, _example(data, torch.device("cpu"))
-
-
-def plot_attention_and_positions(results: dict, out: Path) -> tuple[Path, Path]:
+def plot_attention_and_positions(results: dict, out: Path, models: dict, datasets: dict) -> tuple[Path, Path]:
     """The last layer's first head on one training example per domain; the position similarities."""
+    from ..compare import _example
     from .attention_maps import collect_attention
 
     plt = _plt()
     domains = list(results["domains"])
     fig_a, axes_a = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 4), squeeze=False)
     fig_p, axes_p = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 4), squeeze=False)
-    for (domain, model, _, batch), ax_a, ax_p in zip(_transformers(results, out), axes_a[0], axes_p[0]):
-        model = model.cpu().eval()
+    for domain, ax_a, ax_p in zip(domains, axes_a[0], axes_p[0]):
+        row = next(r for r in results["domains"][domain]["models"] if r["kind"] == "transformer")
+        model = models[domain, row["name"]].cpu().eval()
+        batch = _example(datasets[domain], torch.device("cpu"))
         maps, _, _ = collect_attention(model, {k: v for k, v in batch.items() if k != "labels"})
         layer = len(maps) - 1
         attention = maps[layer][0, 0].float()  # example 0 (series: its first channel), head 0
@@ -176,31 +167,23 @@ def position_table(model) -> torch.Tensor:
     raise ValueError(f"no learned position table in {type(model.tokenizer).__name__}")
 
 
-def plot_forecasts(results: dict, out: Path) -> Path | None:
+def plot_forecasts(results: dict, out: Path, models: dict, datasets: dict) -> Path | None:
     """Channel 0 of the middle test window of the series domain: history, truth, every model."""
-    from ..config import from_dict
-    from ..train.config import ExperimentConfig
-    from ..train.run import build, load_run_model
-
     info = results["domains"].get("series")
     if info is None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 3.6))
-    model, data = build(from_dict(ExperimentConfig, json.loads(json.dumps(info["models"][0]["experiment"]))))
-    item = data.test[len(data.test) // 2]
+    test = datasets["series"].test
+    item = test[len(test) // 2]
     history, truth = item["inputs"][:, 0], item["targets"][:, 0]
     past, future = range(len(history)), range(len(history), len(history) + len(truth))
     ax.plot(past, history, color="0.4", lw=1, label="history")
     ax.plot(future, truth, color="black", lw=1.5, label="truth")
     for row in info["models"]:
-        run = out / row["run_dir"]
-        if (run / "config.yaml").is_file():
-            _, model = load_run_model(run)
-        else:  # nothing was trained: rebuild it from its recipe
-            model = build(from_dict(ExperimentConfig, json.loads(json.dumps(row["experiment"]))))[0]
         with torch.no_grad():
-            prediction = model.cpu().eval()({"inputs": item["inputs"][None]})["prediction"][0, :, 0]
+            model = models["series", row["name"]].cpu().eval()
+            prediction = model({"inputs": item["inputs"][None]})["prediction"][0, :, 0]
         ax.plot(future, prediction, lw=1.2, label=row["name"])
     ax.set_title("series: the middle test window, channel 0 (standardised)")
     ax.set_xlabel("time step")
@@ -216,10 +199,12 @@ def _save(fig, path: Path) -> Path:
 
 
 # ---- the report -------------------------------------------------------------------------------------------
-def write_report(results: dict, out: str | Path, cfg=None) -> None:
+def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -> None:
+    """The report folder from ``run_comparison``'s results, its models ({(domain, name): model}) and the
+    data of each domain."""
     out = Path(out)
-    plots = [plot_learning_curves(results, out), *plot_attention_and_positions(results, out),
-             plot_forecasts(results, out)]
+    plots = [plot_learning_curves(results, out), *plot_attention_and_positions(results, out, models, datasets),
+             plot_forecasts(results, out, models, datasets)]
     results["plots"] = [p.name for p in plots if p is not None]
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     c = results["config"]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..heads.forecasting import forecast_output
 from ..models import register_baseline
-from ..tokenizers.series import RevIN
+from ..tokenizers.series import RevIN, check_window
 
 
 class LSTMForecaster(nn.Module):
@@ -56,8 +56,7 @@ class LSTMForecaster(nn.Module):
 
     def forward(self, batch: dict) -> dict:
         x: Tensor = batch["inputs"]
-        if x.dim() != 3 or x.shape[1] != self.input_len or x.shape[2] != self.n_channels:
-            raise ValueError(f"inputs must be (batch, {self.input_len}, {self.n_channels}), got {tuple(x.shape)}")
+        check_window(x, self.input_len, self.n_channels)
         stats = None
         if self.revin is not None:
             stats = self.revin.statistics(x)

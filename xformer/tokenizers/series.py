@@ -82,6 +82,12 @@ def patchify(x: Tensor, patch_len: int, stride: int, padding: str = "end") -> Te
     return z.unfold(-1, patch_len, stride)
 
 
+def check_window(x: Tensor, input_len: int, n_channels: int) -> None:
+    """A batch of windows must be (B, input_len, n_channels): one line naming the shape otherwise."""
+    if x.dim() != 3 or x.shape[1] != input_len or x.shape[2] != n_channels:
+        raise ValueError(f"inputs must be (batch, {input_len}, {n_channels}), got {tuple(x.shape)}")
+
+
 def _identity(y: Tensor) -> Tensor:
     return y
 
@@ -101,8 +107,7 @@ class _SeriesTokenizer(nn.Module):
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
         x: Tensor = batch["inputs"]
-        if x.dim() != 3 or x.shape[1] != self.input_len or x.shape[2] != self.n_channels:
-            raise ValueError(f"inputs must be (batch, {self.input_len}, {self.n_channels}), got {tuple(x.shape)}")
+        check_window(x, self.input_len, self.n_channels)
         denormalize = _identity
         if self.revin is not None:
             stats = self.revin.statistics(x)
