@@ -67,7 +67,7 @@ def test_fused_equals_explicit_and_reference(kind, kv_heads):
     parts = MASKS[kind]()
     mask = combine_masks(n_queries=NQ, n_keys=NK, **parts)
     fused = attend(q, k, v, mask)
-    explicit, weights = attention_math(q, k, v, mask)
+    explicit, weights, _ = attention_math(q, k, v, mask)
     expected = reference_attention(q, k, v, *reference_for(parts))
     torch.testing.assert_close(fused, expected, atol=1e-6, rtol=0)
     torch.testing.assert_close(explicit, expected, atol=1e-6, rtol=0)
@@ -77,7 +77,7 @@ def test_fused_equals_explicit_and_reference(kind, kv_heads):
 def test_is_causal_fast_path_equals_explicit_mask():
     q, k, v = qkv(nq=NK)
     fused = attend(q, k, v, None, causal=True)
-    explicit, _ = attention_math(q, k, v, None, causal=True)
+    explicit, _, _ = attention_math(q, k, v, None, causal=True)
     expected = reference_attention(q, k, v, torch.ones(NK, NK, dtype=torch.bool).tril())
     torch.testing.assert_close(fused, expected, atol=1e-6, rtol=0)
     torch.testing.assert_close(explicit, expected, atol=1e-6, rtol=0)
@@ -132,3 +132,65 @@ def test_bad_head_counts_are_rejected():
         SelfAttention(30, 4)
     with pytest.raises(ValueError, match="multiple"):
         SelfAttention(32, 4, 3)
+
+
+def test_attention_math_adds_previous_scores_before_the_mask():
+    """Residual attention: S = QK^T/sqrt(d) + S_prev is returned unmasked; the mask applies to the softmax only."""
+    q, k, v = qkv()
+    prev = torch.randn(B, H, NQ, NK)
+    keep = combine_masks(n_queries=NQ, n_keys=NK, key_padding_mask=padding(NK))
+    out, weights, scores = attention_math(q, k, v, keep, prev_scores=prev)
+    torch.testing.assert_close(scores, q @ k.transpose(-2, -1) / math.sqrt(D) + prev)
+    torch.testing.assert_close(out, reference_attention(q, k, v, keep=keep, additive=prev))
+    assert torch.isfinite(scores).all() and (weights[0, :, :, -2:] == 0).all()
+
+
+def _post_norm_encoder(residual: bool, n_layers: int = 3):
+    from xformer.core import CoreConfig, Encoder
+
+    torch.manual_seed(0)
+    encoder = Encoder(CoreConfig(d_model=8, n_layers=n_layers, n_heads=2, d_ff=16, norm_first=False,
+                                 residual_attention=residual, init="torch")).eval()
+    with torch.no_grad():
+        for block in encoder.blocks:
+            block.attn.qkv.weight.mul_(3.0)  # peaked attention, so that adding scores shows
+    return encoder
+
+
+def test_residual_attention_encoder_follows_the_realformer_equations():
+    """Layer l: S_l = Q_l K_l^T / sqrt(d_k) + S_{l-1}, x = Norm(x + proj(softmax(S_l) V_l)), x = Norm(x + MLP(x))."""
+    encoder = _post_norm_encoder(residual=True)
+    x = torch.randn(2, 5, 8)
+    expected, prev = x, 0.0
+    for block in encoder.blocks:
+        q, k, v = (t.view(2, 5, 2, 4).transpose(1, 2) for t in block.attn.qkv(expected).chunk(3, dim=-1))
+        prev = q @ k.transpose(-2, -1) / 2.0 + prev
+        attended = (prev.softmax(-1) @ v).transpose(1, 2).reshape(2, 5, 8)
+        expected = block.res1.norm(expected + block.attn.proj(attended))
+        expected = block.res2.norm(expected + block.mlp(expected))
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(x), expected)
+        plain = _post_norm_encoder(residual=False)
+        plain.load_state_dict(encoder.state_dict())  # same parameters: residual attention adds none
+        assert not torch.allclose(plain(x), encoder(x), atol=1e-4)
+        one = _post_norm_encoder(residual=True, n_layers=1)
+        one_plain = _post_norm_encoder(residual=False, n_layers=1)
+        one_plain.load_state_dict(one.state_dict())
+        torch.testing.assert_close(one(x), one_plain(x))  # a single layer has no previous scores
+
+
+def test_residual_attention_ignores_padding_and_is_encoder_only():
+    from xformer.core import CoreConfig, Decoder
+
+    encoder = _post_norm_encoder(residual=True)
+    x = torch.randn(2, 6, 8)
+    keep = torch.ones(2, 6, dtype=torch.bool)
+    keep[0, -2:] = False
+    changed = x.clone()
+    changed[0, -2:] = 100.0
+    with torch.no_grad():
+        a, b = encoder(x, keep), encoder(changed, keep)
+    torch.testing.assert_close(a[0, :4], b[0, :4])
+    assert torch.isfinite(a).all()
+    with pytest.raises(ValueError, match="residual_attention is for encoders"):
+        Decoder(CoreConfig(d_model=8, n_layers=2, n_heads=2, residual_attention=True))

@@ -141,3 +141,24 @@ def test_layer_scale_starts_small():
     enc = Encoder(CoreConfig(d_model=32, n_layers=1, n_heads=4, layer_scale=1e-6, final_norm=False)).eval()
     x = torch.randn(2, 3, 32)
     torch.testing.assert_close(enc(x), x, atol=1e-3, rtol=0)
+
+
+def test_dropout_keeps_each_element_with_probability_1_minus_p_and_rescales():
+    """y = x * m / (1 - p), m ~ Bernoulli(1 - p): the zero fraction, the survivors' scale, the gradient."""
+    from xformer.core import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.3)
+    x = torch.rand(1000, 1000, dtype=torch.float64) + 1.0  # no exact zeros of its own
+    x.requires_grad_(True)
+    y = drop(x)
+    kept = y != 0
+    assert abs(1.0 - kept.double().mean().item() - 0.3) < 0.003  # 1e6 draws: the std of the fraction is 5e-4
+    torch.testing.assert_close(y[kept], x[kept] / 0.7)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.double() / 0.7)
+    assert not torch.equal(drop(x), y)  # a new mask each call
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    assert torch.equal(Dropout(0.0)(x), x)
+    assert repr(Dropout(0.3)) == repr(torch.nn.Dropout(0.3)) and Dropout(0.3).state_dict() == {}

@@ -195,3 +195,69 @@ def test_quantile_forecasts_never_cross_and_sorting_never_raises_the_pinball_los
     assert (out["quantiles"].diff(dim=-1) >= 0).all()
     torch.testing.assert_close(out["prediction"], out["quantiles"][..., 1])
     assert out["loss"] <= pinball_loss(raw, target, q)
+
+
+class _PatchTSTEncoderReference(torch.nn.Module):
+    """PatchTST's TSTEncoder (res_attention=True, pre_norm=False, BatchNorm), written from the paper's code
+    structure: separate W_Q, W_K, W_V; to_out = Linear + Dropout; then the layer's own residual Dropout.
+    Its dropouts are xformer's ``Dropout`` (tested against its definition in test_core.py), so that both
+    models draw the same masks from the same seed."""
+
+    def __init__(self, d: int, heads: int, d_ff: int, n_layers: int, p: float):
+        super().__init__()
+        from torch.nn import GELU, BatchNorm1d, Linear, ModuleDict, Sequential
+
+        from xformer.core import Dropout
+
+        def layer():
+            return ModuleDict(dict(
+                W_Q=Linear(d, d), W_K=Linear(d, d), W_V=Linear(d, d),
+                to_out=Sequential(Linear(d, d), Dropout(p)), dropout_attn=Dropout(p), norm_attn=BatchNorm1d(d),
+                ff=Sequential(Linear(d, d_ff), GELU(), Dropout(p), Linear(d_ff, d)),
+                dropout_ffn=Dropout(p), norm_ffn=BatchNorm1d(d)))
+
+        self.layers, self.heads = torch.nn.ModuleList(layer() for _ in range(n_layers)), heads
+
+    def forward(self, src):
+        b, n, d = src.shape
+        scores = None
+        for m in self.layers:
+            q, k, v = (m[w](src).view(b, n, self.heads, -1).transpose(1, 2) for w in ("W_Q", "W_K", "W_V"))
+            s = q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5
+            scores = s if scores is None else s + scores
+            attended = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, n, d)
+            src = src + m["dropout_attn"](m["to_out"](attended))
+            src = m["norm_attn"](src.transpose(1, 2)).transpose(1, 2)
+            src = src + m["dropout_ffn"](m["ff"](src))
+            src = m["norm_ffn"](src.transpose(1, 2)).transpose(1, 2)
+        return src
+
+
+def test_patchtst_encoder_equals_the_reference_in_training_mode():
+    """Weights copied into a PatchTST-structured encoder: equal outputs and gradients in training mode, the same
+    dropout masks drawn in the same order (attention output dropped twice: to_out's Dropout and the residual's)."""
+    from xformer.core import CoreConfig, Encoder
+
+    torch.manual_seed(0)
+    ours = Encoder(CoreConfig(d_model=16, n_layers=3, n_heads=4, d_ff=32, dropout=0.3, attn_proj_dropout=0.3,
+                              norm="batchnorm", norm_first=False, init="torch", residual_attention=True))
+    reference = _PatchTSTEncoderReference(16, 4, 32, 3, 0.3)
+    with torch.no_grad():
+        for block, m in zip(ours.blocks, reference.layers):
+            m["W_Q"].weight[:], m["W_K"].weight[:], m["W_V"].weight[:] = block.attn.qkv.weight.chunk(3)
+            m["W_Q"].bias[:], m["W_K"].bias[:], m["W_V"].bias[:] = block.attn.qkv.bias.chunk(3)
+            m["to_out"][0].load_state_dict(block.attn.proj.state_dict())
+            m["ff"][0].load_state_dict(block.mlp.fc1.state_dict())
+            m["ff"][3].load_state_dict(block.mlp.fc2.state_dict())
+            m["norm_attn"].load_state_dict(block.res1.norm.state_dict())
+            m["norm_ffn"].load_state_dict(block.res2.norm.state_dict())
+    x = torch.randn(6, 7, 16)
+    torch.manual_seed(1)
+    out = ours(x)
+    torch.manual_seed(1)
+    expected = reference(x)
+    torch.testing.assert_close(out, expected)
+    out.square().mean().backward(), expected.square().mean().backward()
+    torch.testing.assert_close(ours.blocks[0].attn.qkv.weight.grad[:16], reference.layers[0]["W_Q"].weight.grad)
+    torch.manual_seed(2)
+    assert not torch.allclose(ours(x), out)  # the dropout masks do matter

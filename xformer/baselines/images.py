@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core import Dropout
 from ..heads.classification import classification_output
 from ..models import register_baseline
 
@@ -72,7 +71,7 @@ class MLPClassifier(nn.Module):
         self.size, self.channels, self.label_smoothing = _size(image_size), channels, label_smoothing
         layers, width = [], channels * self.size[0] * self.size[1]
         for hidden in hidden_dims:
-            layers += [nn.Linear(width, hidden), ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, hidden), ACTIVATIONS[activation](), Dropout(dropout)]
             width = hidden
         self.body = nn.Sequential(*layers)
         self.fc = nn.Linear(width, n_classes)
@@ -121,7 +120,7 @@ class CNNClassifier(nn.Module):
             blocks.append(ConvBlock(c, width, convs_per_block, pool))
             h, w, c = (h // 2, w // 2, width) if pool else (h, w, width)
         self.features = nn.Sequential(*blocks)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.fc = nn.Linear(c, n_classes)
 
     def forward(self, batch: dict) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..core import Dropout
 from ..heads.forecasting import forecast_output
 from ..models import register_baseline
 from ..tokenizers.series import RevIN, check_window
@@ -51,7 +52,7 @@ class LSTMForecaster(nn.Module):
         self.revin = RevIN(n_channels, affine, subtract_last) if revin else None
         self.lstm = nn.LSTM(n_channels, hidden_dim, n_layers, batch_first=True,
                             dropout=dropout if n_layers > 1 else 0.0)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.proj = nn.Linear(hidden_dim, horizon * n_channels)
 
     def forward(self, batch: dict) -> dict:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..core import Dropout
 from ..heads.lm import token_cross_entropy
 from ..models import register_baseline
 
@@ -71,7 +72,7 @@ class NGramLM(nn.Module):
         self.hidden = nn.Linear(context * embed_dim, hidden_dim)  # d + H x
         self.out = nn.Linear(hidden_dim, vocab_size)  # b + U h
         self.direct = nn.Linear(context * embed_dim, vocab_size, bias=False) if direct else None  # W x
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, batch: dict) -> dict:
         ids, mask = batch["input_ids"], batch.get("attention_mask")
@@ -107,7 +108,7 @@ class RecurrentLM(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.layers = self.rnn(embed_dim, hidden_dim, n_layers, batch_first=True,
                                dropout=dropout if n_layers > 1 else 0.0)  # between layers
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.out = nn.Linear(hidden_dim, vocab_size)
         # the small uniform init of the PyTorch word-language-model example (N(0, 1) embeddings train slowly)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
@@ -168,7 +169,7 @@ class LSTMSeq2Seq(nn.Module):
         self.score = nn.Linear(hidden_dim, 1, bias=False)  # v
         self.decoder = nn.LSTMCell(embed_dim + 2 * hidden_dim, hidden_dim)
         self.out = nn.Linear(3 * hidden_dim, vocab_size)  # W_o, b_o
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def source_mask(self, batch: dict) -> Tensor:
         src = batch["src_ids"]

@@ -5,6 +5,11 @@
 with M = 0 where a query may see a key and -inf elsewhere (see ``masks.py``).
 Heads are a tensor dimension, never a Python loop. Grouped-query attention
 shares each key/value head among ``n_heads / n_kv_heads`` query heads.
+
+Residual attention (RealFormer, He et al. 2021; PatchTST's ``res_attention``)
+adds the previous layer's pre-softmax scores to each layer's:
+
+    S_l = Q_l K_l^T / sqrt(d_k) + S_{l-1},   Attention_l = softmax(S_l + M) V_l
 """
 from __future__ import annotations
 
@@ -15,29 +20,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .layers import Dropout, dropout
 from .masks import causal_mask
 from .positions import RotaryEmbedding
 
 
 def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
-                   dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
-    """The explicit path: returns (output, weights), weights of shape (B, heads, N_q, N_k).
+                   dropout_p: float = 0.0, prev_scores: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The explicit path: returns (output, weights, scores), weights and scores of shape (B, heads, N_q, N_k).
 
     Same inputs and result as :func:`attend`, written out so that the attention
     weights can be read (for visualisation) and the fused kernel checked.
+    ``scores`` = Q K^T / sqrt(d_k) + ``prev_scores`` (residual attention), before the mask.
     """
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if prev_scores is not None:
+        scores = scores + prev_scores
+    masked = scores
     if causal:
         mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    weights = scores.softmax(dim=-1)
-    out = F.dropout(weights, p=dropout_p) @ v
-    return out, weights
+        masked = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    weights = masked.softmax(dim=-1)
+    out = dropout(weights, dropout_p) @ v
+    return out, weights, scores
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
@@ -80,7 +90,8 @@ class KVCache:
 class _HeadsAttention(nn.Module):
     """What self- and cross-attention share: head bookkeeping, the attend step, the output projection."""
 
-    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None, out_bias: bool, dropout: float):
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None, out_bias: bool, dropout: float,
+                 proj_dropout: float = 0.0, residual_scores: bool = False):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
         if dim % n_heads:
@@ -90,6 +101,8 @@ class _HeadsAttention(nn.Module):
         self.n_heads, self.n_kv_heads, self.head_dim = n_heads, n_kv_heads, dim // n_heads
         self.dropout = dropout
         self.proj = nn.Linear(dim, dim, bias=out_bias)
+        self.proj_drop = Dropout(proj_dropout)
+        self.residual_scores = residual_scores
         self.keep_weights = False  # set by capture_attention()
         self.last_weights: Tensor | None = None
 
@@ -97,27 +110,38 @@ class _HeadsAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, heads, self.head_dim).transpose(1, 2)
 
-    def _attend_and_project(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+    def _attend_and_project(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool,
+                            prev_scores: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         p = self.dropout if self.training else 0.0
-        if self.keep_weights:
-            out, self.last_weights = attention_math(q, k, v, mask, causal, p)
+        scores = None
+        if self.keep_weights or self.residual_scores:
+            out, weights, scores = attention_math(q, k, v, mask, causal, p, prev_scores)
+            if self.keep_weights:
+                self.last_weights = weights
         else:
             out = attend(q, k, v, mask, causal, p)
         b, _, n, _ = out.shape
-        return self.proj(out.transpose(1, 2).reshape(b, n, -1))
+        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+        return (out, scores) if self.residual_scores else out
 
 
 class SelfAttention(_HeadsAttention):
-    """Self-attention with one fused QKV projection, optional rotary positions and KV cache."""
+    """Self-attention with one fused QKV projection, optional rotary positions and KV cache.
+
+    ``dropout`` drops attention weights, ``proj_dropout`` the output after the projection
+    (timm's ``attn_drop`` / ``proj_drop``). With ``residual_scores`` (residual attention)
+    ``forward`` takes the previous layer's pre-softmax scores and returns ``(output, scores)``.
+    """
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, *, qkv_bias: bool = True,
-                 out_bias: bool = True, dropout: float = 0.0, rope: RotaryEmbedding | None = None):
-        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout)
+                 out_bias: bool = True, dropout: float = 0.0, proj_dropout: float = 0.0,
+                 rope: RotaryEmbedding | None = None, residual_scores: bool = False):
+        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout, proj_dropout, residual_scores)
         self.qkv = nn.Linear(dim, (self.n_heads + 2 * self.n_kv_heads) * self.head_dim, bias=qkv_bias)
         self.rope = rope
 
     def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False,
-                cache: KVCache | None = None) -> Tensor:
+                cache: KVCache | None = None, prev_scores: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         hd = self.head_dim
         q, k, v = self.qkv(x).split([self.n_heads * hd, self.n_kv_heads * hd, self.n_kv_heads * hd], dim=-1)
         q, k, v = self._split(q, self.n_heads), self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
@@ -125,16 +149,18 @@ class SelfAttention(_HeadsAttention):
             offset = cache.length if cache is not None else 0
             q, k = self.rope(q, offset), self.rope(k, offset)
         if cache is not None:
+            if self.residual_scores:
+                raise ValueError("residual attention scores are not cached; use it in encoders only")
             k, v = cache.append(k, v)
-        return self._attend_and_project(q, k, v, mask, causal)
+        return self._attend_and_project(q, k, v, mask, causal, prev_scores)
 
 
 class CrossAttention(_HeadsAttention):
     """Queries from x, keys and values (one fused projection) from a memory sequence."""
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, *, memory_dim: int | None = None,
-                 qkv_bias: bool = True, out_bias: bool = True, dropout: float = 0.0):
-        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout)
+                 qkv_bias: bool = True, out_bias: bool = True, dropout: float = 0.0, proj_dropout: float = 0.0):
+        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout, proj_dropout)
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(memory_dim or dim, 2 * self.n_kv_heads * self.head_dim, bias=qkv_bias)
 

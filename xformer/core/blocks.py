@@ -10,7 +10,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from .attention import CrossAttention, KVCache, SelfAttention
-from .layers import DropPath, LayerScale
+from .layers import Dropout, DropPath, LayerScale
 
 
 class Residual(nn.Module):
@@ -21,7 +21,7 @@ class Residual(nn.Module):
         super().__init__()
         self.norm = norm
         self.norm_first = norm_first
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.scale = LayerScale(dim, layer_scale) if layer_scale is not None else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -32,15 +32,30 @@ class Residual(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """Bidirectional self-attention then feed-forward."""
+    """Bidirectional self-attention then feed-forward.
+
+    With residual attention (``attn.residual_scores``) the block takes the previous block's
+    pre-softmax scores and returns ``(x, scores)``, as PatchTST's ``TSTEncoderLayer``.
+    """
 
     def __init__(self, attn: SelfAttention, mlp: nn.Module, res1: Residual, res2: Residual):
         super().__init__()
         self.attn, self.mlp, self.res1, self.res2 = attn, mlp, res1, res2
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = self.res1(x, lambda h: self.attn(h, mask))
-        return self.res2(x, self.mlp)
+    def forward(self, x: Tensor, mask: Tensor | None = None,
+                prev_scores: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+        if not self.attn.residual_scores:
+            x = self.res1(x, lambda h: self.attn(h, mask))
+            return self.res2(x, self.mlp)
+        scores = None
+
+        def attention(h: Tensor) -> Tensor:
+            nonlocal scores
+            h, scores = self.attn(h, mask, prev_scores=prev_scores)
+            return h
+
+        x = self.res1(x, attention)
+        return self.res2(x, self.mlp), scores
 
 
 class DecoderBlock(nn.Module):

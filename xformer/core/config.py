@@ -11,7 +11,10 @@ class CoreConfig:
 
     ``d_ff`` defaults to 4 * d_model. ``n_kv_heads`` < ``n_heads`` gives
     grouped-query attention. ``rope`` adds rotary positions inside attention;
-    absolute positions belong to the tokenizer. ``init="gpt2"`` draws weights
+    absolute positions belong to the tokenizer. ``attn_proj_dropout`` drops the
+    attention output after its projection, before the residual ``dropout`` (PatchTST
+    applies both). ``residual_attention`` adds each encoder layer's pre-softmax scores
+    to the next layer's (RealFormer, He et al. 2021; PatchTST's ``res_attention``). ``init="gpt2"`` draws weights
     from N(0, 0.02) and the residual output projections from
     N(0, 0.02 / sqrt(2 * n_layers)) (Radford et al. 2019); ``init="torch"``
     keeps PyTorch's defaults.
@@ -31,6 +34,8 @@ class CoreConfig:
     bias: bool = True
     dropout: float = 0.0
     attn_dropout: float = 0.0
+    attn_proj_dropout: float = 0.0
+    residual_attention: bool = False  # encoders only: scores are not kept in a KV cache
     drop_path: float = 0.0
     layer_scale: float | None = None
     rope: bool = False
@@ -43,7 +48,7 @@ class CoreConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}")
-        for name in ("dropout", "attn_dropout", "drop_path"):
+        for name in ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 

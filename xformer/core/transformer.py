@@ -23,10 +23,11 @@ def _residual(cfg: CoreConfig, drop_path: float) -> Residual:
                     dropout=cfg.dropout, drop_path=drop_path, layer_scale=cfg.layer_scale, dim=cfg.d_model)
 
 
-def _self_attention(cfg: CoreConfig) -> SelfAttention:
+def _self_attention(cfg: CoreConfig, residual_scores: bool = False) -> SelfAttention:
     rope = RotaryEmbedding(cfg.head_dim, cfg.rope_base) if cfg.rope else None
     return SelfAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, qkv_bias=cfg.qkv_bias, out_bias=cfg.bias,
-                         dropout=cfg.attn_dropout, rope=rope)
+                         dropout=cfg.attn_dropout, proj_dropout=cfg.attn_proj_dropout, rope=rope,
+                         residual_scores=residual_scores)
 
 
 def _drop_path_rates(cfg: CoreConfig, depth: int) -> list[float]:
@@ -64,7 +65,7 @@ class Encoder(_Stack):
         super().__init__(cfg, cfg.n_layers)
         rates = _drop_path_rates(cfg, cfg.n_layers)
         self.blocks = nn.ModuleList(
-            EncoderBlock(_self_attention(cfg), make_feed_forward(cfg.activation, cfg.d_model, cfg.hidden_dim,
+            EncoderBlock(_self_attention(cfg, cfg.residual_attention), make_feed_forward(cfg.activation, cfg.d_model, cfg.hidden_dim,
                                                                  cfg.dropout, cfg.bias),
                          _residual(cfg, rates[i]), _residual(cfg, rates[i]))
             for i in range(cfg.n_layers)
@@ -75,8 +76,13 @@ class Encoder(_Stack):
         n = x.shape[1]
         mask = combine_masks(n_queries=n, n_keys=n, key_padding_mask=padding_mask, attn_mask=attn_mask,
                              dtype=x.dtype, device=x.device)
-        for block in self.blocks:
-            x = block(x, mask)
+        if self.config.residual_attention:
+            scores = None
+            for block in self.blocks:
+                x, scores = block(x, mask, scores)
+        else:
+            for block in self.blocks:
+                x = block(x, mask)
         return self.norm(x)
 
     def forward_tokens(self, tokens: Tokens, cache=None) -> Tensor:
@@ -108,6 +114,9 @@ class Decoder(_Stack):
 
     def __init__(self, cfg: CoreConfig, cross_attention: bool = False, n_layers: int | None = None):
         n_layers = n_layers or cfg.n_layers
+        if cfg.residual_attention:
+            raise ValueError("residual_attention is for encoders (its scores are not kept in the KV cache); "
+                             "set core.residual_attention: false for decoders")
         super().__init__(cfg, n_layers)
         rates = _drop_path_rates(cfg, n_layers)
 
@@ -115,7 +124,8 @@ class Decoder(_Stack):
             cross = None
             if cross_attention:
                 cross = CrossAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, qkv_bias=cfg.qkv_bias,
-                                       out_bias=cfg.bias, dropout=cfg.attn_dropout)
+                                       out_bias=cfg.bias, dropout=cfg.attn_dropout,
+                                       proj_dropout=cfg.attn_proj_dropout)
             return DecoderBlock(
                 _self_attention(cfg),
                 make_feed_forward(cfg.activation, cfg.d_model, cfg.hidden_dim, cfg.dropout, cfg.bias),

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import CoreConfig, CrossAttention, Tokens, combine_masks, make_norm
+from ..core import CoreConfig, CrossAttention, Dropout, Tokens, combine_masks, make_norm
 from ..models import register_head
 
 POOLS = ("cls", "mean", "attention")
@@ -81,7 +81,7 @@ class ClassificationHead(nn.Module):
         self.pool, self.label_smoothing, self.n_channels = pool, label_smoothing, n_channels
         self.attn_pool = AttentionPool(dim, n_heads) if pool == "attention" else None
         self.norm = make_norm("layernorm", dim, norm_eps) if norm else nn.Identity()
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.fc = nn.Linear(dim * n_channels, n_classes)
 
     def pooled(self, hidden: Tensor, tokens: Tokens) -> Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Tokens
+from ..core import CoreConfig, Dropout, Tokens
 from ..models import register_head
 
 
@@ -75,7 +75,7 @@ class ForecastHead(nn.Module):
         self.n_q = 1 if quantiles is None else len(quantiles)
         per_sequence = horizon * self.n_q * (1 if channel_independent else n_channels)
         self.proj = nn.Linear(n_tokens * dim, per_sequence)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
         y = self.drop(self.proj(hidden.flatten(1)))

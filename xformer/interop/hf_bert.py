@@ -88,6 +88,8 @@ def xformer_config_to_bert(config: ModelConfig, **extra):
         (core.activation in _ACTIVATION_TO_HF, f"activation {core.activation!r}"),
         (not core.rope and core.n_kv_heads in (None, core.n_heads), "rotary positions or grouped-query attention"),
         (core.qkv_bias and core.bias and core.layer_scale is None, "attention/MLP without biases or layer scale"),
+        (not core.residual_attention and core.attn_proj_dropout == 0,
+         "residual attention or dropout on the attention output besides the residual dropout"),
     ]
     for ok, what in checks:
         if not ok:

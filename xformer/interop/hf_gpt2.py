@@ -86,6 +86,7 @@ def xformer_config_to_gpt2(config: ModelConfig, **extra):
         (core.activation in _ACTIVATION_TO_HF, f"activation {core.activation!r}"),
         (not core.rope and core.n_kv_heads in (None, core.n_heads), "rotary positions or grouped-query attention"),
         (core.qkv_bias and core.bias and core.layer_scale is None, "attention/MLP without biases or layer scale"),
+        (core.attn_proj_dropout == 0, "dropout on the attention output besides the residual dropout"),
     ]
     for ok, what in checks:
         if not ok:

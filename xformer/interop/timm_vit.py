@@ -126,6 +126,8 @@ def xformer_state_dict_from_timm(timm_sd: dict[str, Tensor], model: Model) -> di
 
 def to_timm_state_dict(model: Model) -> dict[str, Tensor]:
     """The state dict timm's VisionTransformer of the same config loads with strict=True."""
+    if model.config.core.residual_attention:
+        raise ValueError("this model uses residual attention, which timm's VisionTransformer does not have")
     ours = model.state_dict()
     renames = _renames(model.config.core.n_layers)
     out = {renames[k]: v.clone() for k, v in ours.items() if k in renames}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Tokens
+from ..core import CoreConfig, Dropout, Tokens
 from ..models import register_tokenizer
 
 
@@ -36,7 +36,7 @@ class BertEmbedding(nn.Module):
         self.positions = nn.Embedding(max_positions, dim)
         self.token_types = nn.Embedding(type_vocab_size, dim)
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
         ids: Tensor = batch["input_ids"]

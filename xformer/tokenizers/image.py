@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Tokens, make_norm, sincos_2d_table
+from ..core import CoreConfig, Dropout, Tokens, make_norm, sincos_2d_table
 from ..core.positions import interpolate_grid_positions
 from ..models import register_tokenizer
 
@@ -69,7 +69,7 @@ class PatchEmbedding(nn.Module):
         elif positions == "sincos":
             self.register_buffer("sincos", sincos_2d_table(*self.grid, dim), persistent=False)
         self.norm_pre = make_norm("layernorm", dim, norm_eps) if pre_norm else nn.Identity()
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self._register_load_state_dict_pre_hook(self._resample_checkpoint_positions)
 
     def _grid_for(self, h: int, w: int) -> tuple[int, int]:

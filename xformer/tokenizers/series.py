@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Tokens, make_positions
+from ..core import CoreConfig, Dropout, Tokens, make_positions
 from ..models import register_tokenizer
 
 
@@ -131,7 +131,7 @@ class PatchTokenizer(_SeriesTokenizer):
         self.n_tokens = n_patches(input_len, patch_len, stride, padding)
         self.proj = nn.Linear(patch_len, dim)
         self.positions = make_positions(positions, self.n_tokens, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def embed(self, x: Tensor) -> Tensor:
         patches = patchify(x, self.patch_len, self.stride, self.padding)  # (B, C, N, P)
@@ -150,7 +150,7 @@ class StepTokenizer(_SeriesTokenizer):
         self.n_tokens = input_len
         self.proj = nn.Linear(n_channels, dim)
         self.positions = make_positions(positions, input_len, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def embed(self, x: Tensor) -> Tensor:
         return self.drop(self.proj(x) + self.positions(self.input_len))

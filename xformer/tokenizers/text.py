@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Tokens, make_positions
+from ..core import CoreConfig, Dropout, Tokens, make_positions
 from ..models import register_tokenizer
 
 
@@ -25,7 +25,7 @@ class TextEmbedding(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
         self.positions = make_positions(positions, max_positions, dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.ids_key, self.mask_key = ids_key, mask_key
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
