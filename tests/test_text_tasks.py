@@ -9,8 +9,7 @@ from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.config import ConfigError, from_dict
 from xformer.data.corpus import default_corpus
 from xformer.data.registry import build_data
-from xformer.data.text_tasks import (_generator, acceptability, documents, label_names, macro_f1, prose_sentences,
-                                     split_indices)
+from xformer.data.text_tasks import _generator, acceptability, documents, label_names, macro_f1, split_indices
 from xformer.data.vocab import WordPieceVocab, load_vocab
 from xformer.train.checkpoint import checkpoint_dir, read_weights
 from xformer.train.config import ExperimentConfig

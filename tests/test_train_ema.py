@@ -9,6 +9,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+import train_helpers
+from train_helpers import assert_same_tensors as assert_same
+from train_helpers import crash_after_checkpoint
 from xformer.config import ConfigError, from_dict
 from xformer.train.checkpoint import CheckpointError, checkpoint_dir
 from xformer.train.config import ExperimentConfig
@@ -16,15 +19,8 @@ from xformer.train.distributed import World
 from xformer.train.run import build, evaluate_run, load_run, train_run
 from xformer.train.trainer import Trainer
 
-RECIPE = {  # a decoder with dropout (resumption needs the RNG) and a tied LM head (averaged once, not twice)
-    "model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "dropout": 0.1},
-              "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
-    "data": {"name": "copy_digits", "args": {"n_train": 200, "n_val": 32, "n_test": 32, "length": 4}},
-    "train": {"steps": 30, "batch_size": 16, "lr": 1e-2, "warmup_steps": 3, "eval_every": 5, "log_every": 5,
-              "keep_last": 2, "deterministic": True, "device": "cpu",
-              "early_stopping": {"metric": "val_token_accuracy", "mode": "max"},
-              "ema": {"enabled": True, "decay": 0.8}},
-}
+# the shared tiny decoder (its tied LM head must be averaged once, not twice), with the average on
+RECIPE = {**train_helpers.RECIPE, "train": {**train_helpers.RECIPE["train"], "ema": {"enabled": True, "decay": 0.8}}}
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +31,7 @@ def _restore_determinism():
 
 
 def config(**train) -> ExperimentConfig:
-    return from_dict(ExperimentConfig, {**RECIPE, "train": {**RECIPE["train"], **train}})
+    return train_helpers.experiment(RECIPE, **train)
 
 
 def trainer(run_dir=None, **train) -> Trainer:
@@ -47,12 +43,6 @@ def trainer(run_dir=None, **train) -> Trainer:
 def checkpoint_files(run_dir, which="latest") -> tuple[dict, dict]:
     path = checkpoint_dir(run_dir / "checkpoints", which)
     return load_file(path / "model.safetensors"), load_file(path / "ema.safetensors")
-
-
-def assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +117,7 @@ def test_checkpoints_hold_both_and_the_run_is_judged_on_the_average(ema_run):
 
 
 def test_an_interrupted_ema_run_resumes_bit_identically(ema_run, tmp_path, monkeypatch):
-    save = Trainer.save
-
-    def crash_after_step_15(self):
-        save(self)
-        if self.step == 15:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "save", crash_after_step_15)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config(), tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "save", save)
+    crash_after_checkpoint(monkeypatch, 15, lambda: train_run(config(), tmp_path / "cut"))
     metrics = train_run(config(), tmp_path / "cut", resume=True)
     for which in ("latest", "best"):
         for whole, cut in zip(checkpoint_files(ema_run, which), checkpoint_files(tmp_path / "cut", which)):

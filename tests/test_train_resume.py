@@ -11,20 +11,14 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from train_helpers import RECIPE, crash_after_checkpoint
+from train_helpers import assert_same_tensors as assert_same_weights
+from train_helpers import experiment as config
 from xformer.config import from_dict
 from xformer.train.checkpoint import CheckpointError, checkpoint_dir
 from xformer.train.config import ExperimentConfig
 from xformer.train.run import train_run
-from xformer.train.trainer import Trainer
 
-RECIPE = {  # a 1-layer decoder with dropout, so that exact resumption needs the restored RNG state
-    "model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "dropout": 0.1},
-              "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
-    "data": {"name": "copy_digits", "args": {"n_train": 200, "n_val": 32, "n_test": 32, "length": 4}},
-    "train": {"steps": 30, "batch_size": 16, "lr": 1e-2, "warmup_steps": 3, "eval_every": 5, "log_every": 5,
-              "keep_last": 2, "deterministic": True, "device": "cpu",
-              "early_stopping": {"metric": "val_token_accuracy", "mode": "max"}},
-}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -37,18 +31,8 @@ def _one_thread_and_restore_determinism():
     torch.use_deterministic_algorithms(deterministic)
 
 
-def config(**train) -> ExperimentConfig:
-    return from_dict(ExperimentConfig, {**RECIPE, "train": {**RECIPE["train"], **train}})
-
-
 def final_weights(run_dir, which="latest") -> dict:
     return load_file(checkpoint_dir(run_dir / "checkpoints", which) / "model.safetensors")
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def xformer(*args, **kwargs):
@@ -83,18 +67,7 @@ def test_run_folder_has_the_contract_files_and_evaluate_round_trips(tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     train_run(config(), tmp_path / "whole")
-
-    save = Trainer.save
-
-    def crash_after_step_15(self):
-        save(self)
-        if self.step == 15:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "save", crash_after_step_15)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config(), tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "save", save)
+    crash_after_checkpoint(monkeypatch, 15, lambda: train_run(config(), tmp_path / "cut"))
     assert checkpoint_dir(tmp_path / "cut" / "checkpoints").name == "step_00000015"
     metrics = train_run(config(), tmp_path / "cut", resume=True)
     assert metrics["steps"] == 30
