@@ -9,10 +9,10 @@ from torch import Tensor, nn
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """y = x * m / (1 - p), m ~ Bernoulli(1 - p) per element (Srivastava et al. 2014).
 
-    On CPU the mask is drawn as U(0, 1) >= p: the same distribution as ``F.dropout``'s, at
-    less than half its cost there (torch's CPU Bernoulli sampler is the slow part; measured in
-    ``benchmarks/README.md``), which matters for small models such as PatchTST whose steps are
-    dominated by dropout. Other devices keep the fused kernel.
+    On CPU the mask is drawn as U(0, 1) >= p: the same distribution as ``F.dropout``'s, but
+    torch's CPU Bernoulli sampler is slower than drawing uniforms and comparing (1.4-1.7x for
+    forward + backward, 1.3x a whole PatchTST/42 training step: ``benchmarks/dropout_cpu.py``).
+    Other devices keep the fused kernel.
     """
     if not training or p == 0.0 or x.device.type != "cpu":
         return F.dropout(x, p, training)
