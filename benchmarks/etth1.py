@@ -9,8 +9,9 @@ the last-value and seasonal-naive (24 h) baselines on the same test windows. Tes
 the standardised scale over every test window (the reference code drops up to 113 of them),
 all 7 channels and all horizon steps, for the checkpoint of best validation loss, as in the
 papers. Overrides ``patchtst.a.b=c`` / ``dlinear.a.b=c`` go to one family's recipes (e.g. fewer
-epochs on a CPU). Results are rewritten to benchmarks/results/etth1.json after every run, so a
-long benchmark that is stopped keeps what it finished.
+epochs on a CPU). Results are merged into benchmarks/results/etth1.json after every run (a run
+replaces the earlier one of the same model, horizon and overrides), so a long benchmark that is
+stopped keeps what it finished, and horizons can be run in separate processes.
 """
 from __future__ import annotations
 
@@ -84,17 +85,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     models = args.models.split(",")
     overrides = {m: [o.split(".", 1)[1] for o in args.overrides if o.startswith(m + ".")] for m in models}
-    result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-              "date": time.strftime("%Y-%m-%d"), "data": str(args.data), "runs": [], "naive": {}}
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     RESULTS.parent.mkdir(exist_ok=True)
     for horizon in (int(h) for h in args.horizons.split(",")):
-        result["naive"][horizon] = naive_baselines(args.data, horizon)
+        naive = naive_baselines(args.data, horizon)
         for model in models:
-            result["runs"].append(run_model(model, horizon, args.data, Path(f"{args.out}-{model}-{horizon}"),
-                                            overrides[model]))
-            RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-            print(json.dumps(result["runs"][-1]), flush=True)
-    print(json.dumps(result, indent=1))
+            run = run_model(model, horizon, args.data, Path(f"{args.out}-{model}-{horizon}"), overrides[model])
+            run.update(machine=machine, date=time.strftime("%Y-%m-%d"))
+            save_result(run, horizon, naive)
+            print(json.dumps(run), flush=True)
+
+
+def save_result(run: dict, horizon: int, naive: dict) -> None:
+    """Merge one run into RESULTS, re-read first: other processes may be writing other horizons."""
+    result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": [], "naive": {}}
+    same = (run["model"], run["horizon"], run["overrides"])
+    result["runs"] = [r for r in result["runs"] if (r["model"], r["horizon"], r["overrides"]) != same] + [run]
+    result["runs"].sort(key=lambda r: (r["horizon"], r["model"], r["epochs"]))
+    result["naive"][str(horizon)] = naive
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(RESULTS)
 
 
 if __name__ == "__main__":
