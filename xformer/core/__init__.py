@@ -11,7 +11,8 @@ from .transformer import Decoder, DecoderCache, Encoder, EncoderDecoder, init_gp
 
 __all__ = [
     "CrossAttention", "KVCache", "SelfAttention", "attend", "attention_math", "capture_attention",
-    "DecoderBlock", "EncoderBlock", "Residual", "CoreConfig", "Dropout", "dropout", "Mlp", "SwiGLU", "make_feed_forward", "make_norm",
+    "DecoderBlock", "EncoderBlock", "Residual", "CoreConfig", "Dropout", "dropout", "Mlp", "SwiGLU",
+    "make_feed_forward", "make_norm",
     "causal_mask", "combine_masks", "LearnedPositions", "NoPositions", "RotaryEmbedding", "SinusoidalPositions",
     "make_positions", "sincos_2d_table", "sinusoidal_table", "Tokens", "Decoder", "DecoderCache", "Encoder",
     "EncoderDecoder", "init_gpt2_",

@@ -149,8 +149,6 @@ class SelfAttention(_HeadsAttention):
             offset = cache.length if cache is not None else 0
             q, k = self.rope(q, offset), self.rope(k, offset)
         if cache is not None:
-            if self.residual_scores:
-                raise ValueError("residual attention scores are not cached; use it in encoders only")
             k, v = cache.append(k, v)
         return self._attend_and_project(q, k, v, mask, causal, prev_scores)
 

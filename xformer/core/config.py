@@ -14,8 +14,8 @@ class CoreConfig:
     absolute positions belong to the tokenizer. ``attn_proj_dropout`` drops the
     attention output after its projection, before the residual ``dropout`` (PatchTST
     applies both). ``residual_attention`` adds each encoder layer's pre-softmax scores
-    to the next layer's (RealFormer, He et al. 2021; PatchTST's ``res_attention``). ``init="gpt2"`` draws weights
-    from N(0, 0.02) and the residual output projections from
+    to the next layer's (RealFormer, He et al. 2021; PatchTST's ``res_attention``).
+    ``init="gpt2"`` draws weights from N(0, 0.02) and the residual output projections from
     N(0, 0.02 / sqrt(2 * n_layers)) (Radford et al. 2019); ``init="torch"``
     keeps PyTorch's defaults.
     """

@@ -65,8 +65,8 @@ class Encoder(_Stack):
         super().__init__(cfg, cfg.n_layers)
         rates = _drop_path_rates(cfg, cfg.n_layers)
         self.blocks = nn.ModuleList(
-            EncoderBlock(_self_attention(cfg, cfg.residual_attention), make_feed_forward(cfg.activation, cfg.d_model, cfg.hidden_dim,
-                                                                 cfg.dropout, cfg.bias),
+            EncoderBlock(_self_attention(cfg, residual_scores=cfg.residual_attention),
+                         make_feed_forward(cfg.activation, cfg.d_model, cfg.hidden_dim, cfg.dropout, cfg.bias),
                          _residual(cfg, rates[i]), _residual(cfg, rates[i]))
             for i in range(cfg.n_layers)
         )

@@ -84,7 +84,8 @@ def _recipe(config: ExperimentConfig) -> dict:
 
 
 # ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------
-UNTIED_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")  # free to differ when fine-tuning
+# free to differ when fine-tuning
+UNTIED_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
 
 
 def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
