@@ -13,15 +13,12 @@ when the batch holds targets. Domains register their parts by name:
 """
 from __future__ import annotations
 
-import difflib
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from torch import nn
 
-from .config import ConfigError
-from .registry import Registry
+from .registry import Registry, call_factory
 from .core import CoreConfig, Decoder, DecoderCache, Encoder, EncoderDecoder, init_gpt2_
 
 TOKENIZERS = Registry("tokenizer")
@@ -84,19 +81,7 @@ class Model(nn.Module):
 
 
 def _call_factory(table: Registry, kind: str, part: PartConfig, **fixed) -> nn.Module:
-    factory = table.lookup(part.name)
-    params = inspect.signature(factory).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        valid = [n for n in params if n not in fixed]
-        for key in part.args:
-            if key not in valid:
-                close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
-                hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(valid)}"
-                raise ConfigError(f"unknown {kind}.args key '{key}' for {kind} '{part.name}'; {hint}")
-    try:
-        return factory(**fixed, **part.args)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{kind} '{part.name}': {e}") from None
+    return call_factory(table.lookup(part.name), part.args, kind, part.name, **fixed)
 
 
 def build_model(config: ModelConfig) -> nn.Module:

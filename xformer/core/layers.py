@@ -22,6 +22,12 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
 class Dropout(nn.Dropout):
     """``nn.Dropout`` (same arguments, state and repr) computed by :func:`dropout`."""
 
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        # p = 1 would zero everything and divide by 1 - p = 0; checked here once for every model part
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        super().__init__(p, inplace)
+
     def forward(self, x: Tensor) -> Tensor:
         return dropout(x, self.p, self.training)
 

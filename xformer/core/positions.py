@@ -6,6 +6,8 @@ inside attention. All of them are modality-agnostic tensors of shape (N, d).
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor, nn
 
@@ -84,6 +86,8 @@ class NoPositions(nn.Module):
 def make_positions(kind: str, max_positions: int, dim: int) -> nn.Module:
     """Build the additive position module named ``kind``: learned, sinusoidal or none."""
     kinds = {"learned": LearnedPositions, "sinusoidal": SinusoidalPositions}
+    if isinstance(max_positions, bool) or not isinstance(max_positions, numbers.Integral) or max_positions < 1:
+        raise ValueError(f"max_positions must be a whole number >= 1, got {max_positions!r}")
     if kind == "none" or kind == "rope":
         return NoPositions()
     if kind not in kinds:

@@ -39,14 +39,22 @@ def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
             raise ConfigError(f"text file {path} does not exist; give existing UTF-8 text files "
                               "(or no files for the built-in corpus)")
         try:
-            parts.append(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
-            raise ConfigError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); "
-                              "convert it, e.g. iconv -t utf-8") from None
+            raise not_utf8_text(path, e) from None
+        if "\0" in text:  # valid UTF-8 yet binary (an archive, a database): text never holds NUL
+            raise ConfigError(f"{path} is not a text file (it holds NUL bytes); give UTF-8 text files")
+        parts.append(text)
     text = "\n".join(parts)
     if not text.strip():
         raise ConfigError("the text files are empty; give files with text in them")
     return text
 
 
-__all__ = ["default_corpus", "corpus_name", "read_text_files"]
+def not_utf8_text(path: Path, error: UnicodeDecodeError) -> ConfigError:
+    """The one line for a file that is binary or in another encoding than UTF-8."""
+    return ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); give a text file, "
+                       "converting it if needed, e.g. iconv -t utf-8")
+
+
+__all__ = ["default_corpus", "corpus_name", "read_text_files", "not_utf8_text"]

@@ -23,13 +23,20 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
 from ..analysis.classification import evaluate_classifier, save_classification_report
+from ..cli import UserError
 from ..config import ConfigError
+from ..registry import check_fractions, check_sizes, first_line
 from .image_augment import TRAIN_ITEM, ImageCollate, eval_transform, make_mixup, train_transform
 from .registry import DataBundle, register_data
+
+# what PIL raises for a file it cannot read: OSError (UnidentifiedImageError, truncated data), ValueError
+# (an unsupported mode conversion), DecompressionBombError (a suspiciously large image)
+IMAGE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
 
 STATS = {  # per-channel mean and std of the training images (the usual published values)
     "mnist": ((0.1307,), (0.3081,)),
@@ -88,7 +95,15 @@ def _bundle(train, val, test, n_classes: int, image_size, channels: int, mixup, 
     )
 
 
-def _check_aug(label_smoothing: float, mixup: float, cutmix: float) -> None:
+def _check_image_args(label_smoothing: float, mixup: float, cutmix: float, image_size: int | None = None,
+                      val_fraction: float = 0.0, hflip: float = 0.0, random_erasing: float = 0.0) -> None:
+    """The arguments every image dataset shares, checked before any image is read."""
+    check_sizes("data.args", image_size=image_size)
+    check_fractions("data.args", val_fraction=val_fraction, label_smoothing=label_smoothing)
+    check_fractions("data.args", include_one=True, hflip=hflip, random_erasing=random_erasing)
+    if mixup < 0 or cutmix < 0:  # Beta(alpha, alpha) parameters
+        raise ConfigError(f"data.args.mixup and data.args.cutmix must be >= 0 (0 turns one off), got {mixup} "
+                          f"and {cutmix}")
     if label_smoothing and not (mixup or cutmix):
         raise ConfigError("data.args.label_smoothing applies to MixUp/CutMix targets; without them set "
                          "head.args.label_smoothing (a baseline: model.baseline.args.label_smoothing) instead")
@@ -107,7 +122,7 @@ def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict =
     """
     from sklearn.datasets import load_digits
 
-    _check_aug(label_smoothing, mixup, cutmix)
+    _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, random_erasing=random_erasing)
     data = load_digits()
     images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
     if image_size != 8:
@@ -159,7 +174,7 @@ def mnist(root: str = "data", image_size: int | None = None, val_fraction: float
     """MNIST from ``root/MNIST/raw`` (torchvision's layout). No flips (digits)."""
     from torchvision.datasets import MNIST
 
-    _check_aug(label_smoothing, mixup, cutmix)
+    _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, random_erasing=random_erasing)
     return _torchvision("mnist", MNIST, root, "MNIST/raw/train-images-idx3-ubyte", image_size, 28, 1,
                         val_fraction, {"affine": affine, "random_erasing": random_erasing},
                         (mixup, cutmix, label_smoothing))
@@ -172,7 +187,7 @@ def fashion_mnist(root: str = "data", image_size: int | None = None, val_fractio
     """Fashion-MNIST from ``root/FashionMNIST/raw`` (mirrored clothes keep their class: hflip allowed)."""
     from torchvision.datasets import FashionMNIST
 
-    _check_aug(label_smoothing, mixup, cutmix)
+    _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, hflip, random_erasing)
     return _torchvision("fashion_mnist", FashionMNIST, root, "FashionMNIST/raw/train-images-idx3-ubyte",
                         image_size, 28, 1, val_fraction, {"hflip": hflip, "random_erasing": random_erasing},
                         (mixup, cutmix, label_smoothing))
@@ -186,7 +201,7 @@ def cifar10(root: str = "data", image_size: int | None = None, val_fraction: flo
     """CIFAR-10 from ``root/cifar-10-batches-py`` (the python version of the official archive)."""
     from torchvision.datasets import CIFAR10
 
-    _check_aug(label_smoothing, mixup, cutmix)
+    _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, hflip, random_erasing)
     aug = {"crop_scale": crop_scale, "hflip": hflip, "auto_augment": auto_augment, "random_erasing": random_erasing}
     return _torchvision("cifar10", CIFAR10, root, "cifar-10-batches-py", image_size, 32, 3, val_fraction, aug,
                         (mixup, cutmix, label_smoothing))
@@ -202,10 +217,16 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
 
     Images are converted to RGB (channels=3) or L (channels=1), resized to ``image_size``
     and normalised with ImageNet statistics unless ``mean``/``std`` are given.
+
+    An unreadable image stops the run with one line naming the file, never skips it silently:
+    building the bundle opens every image's header (cheap: no pixels are decoded) and refuses
+    the first that PIL cannot identify; an image whose pixels fail to decode later (e.g. a
+    truncated file) stops training with the same line, ``cannot read image PATH (...); remove or
+    replace it``.
     """
     from torchvision.datasets import ImageFolder
 
-    _check_aug(label_smoothing, mixup, cutmix)
+    _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, hflip, random_erasing)
     root_path = Path(root)
     for split in ("train", "test"):
         if not (root_path / split).is_dir():
@@ -224,11 +245,15 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     if test_src.classes != train_src.classes:
         raise ConfigError(f"image_folder: test classes {test_src.classes} differ from train classes "
                           f"{train_src.classes}")
+    val_src = folder("val") if (root_path / "val").is_dir() else None
+    for source in (train_src, val_src, test_src):
+        if source is not None:
+            check_image_headers(path for path, _ in source.samples)
     aug = train_transform(size, mean, std, crop_scale=crop_scale, hflip=hflip, auto_augment=auto_augment,
                           random_erasing=random_erasing)
     plain = eval_transform(size, mean, std)
-    if (root_path / "val").is_dir():
-        train, val = ImageItems(train_src, transform=aug, train=True), ImageItems(folder("val"), transform=plain)
+    if val_src is not None:
+        train, val = ImageItems(train_src, transform=aug, train=True), ImageItems(val_src, transform=plain)
     else:
         keep, held = _split(train_src.targets, val_fraction)
         train = ImageItems(Subset(train_src, keep), transform=aug, train=True)
@@ -238,11 +263,30 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
                    make_mixup(n_classes, mixup, cutmix, label_smoothing), train_src.classes)
 
 
-def _open(path: str, mode: str):
-    from PIL import Image
+def check_image_headers(paths) -> None:
+    """Open each image's header (no pixels decoded) so that a file PIL cannot identify stops the run
+    before training, in one line naming it."""
+    for path in paths:
+        try:
+            with Image.open(path):
+                pass
+        except IMAGE_ERRORS as e:
+            raise unreadable_image(path, e) from None
 
-    with Image.open(path) as im:
-        return im.convert(mode)
+
+def _open(path: str, mode: str):
+    """ImageFolder's loader: an image that fails to decode mid-training is a one-line user error."""
+    try:
+        with Image.open(path) as im:
+            return im.convert(mode)
+    except IMAGE_ERRORS as e:
+        raise unreadable_image(path, e) from None
+
+
+def unreadable_image(path, error: Exception) -> UserError:
+    # PIL's own message for a file it cannot identify repeats the path
+    reason = "cannot identify image file" if isinstance(error, UnidentifiedImageError) else first_line(error)
+    return UserError(f"cannot read image {path} ({reason}); remove or replace it")
 
 
 __all__ = ["ImageItems", "digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "STATS"]

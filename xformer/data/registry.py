@@ -17,8 +17,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ..config import ConfigError
-from ..registry import Registry
+from ..registry import Registry, call_factory
 
 DATASETS = Registry("data")
 
@@ -61,11 +60,7 @@ def register_data(name: str):
 
 def build_data(name: str, args: dict | None = None) -> DataBundle:
     import_all_submodules(__package__)
-    factory = DATASETS.lookup(name)
-    try:
-        return factory(**(args or {}))
-    except TypeError as e:
-        raise ConfigError(f"data '{name}': {e}") from None
+    return call_factory(DATASETS.lookup(name), args or {}, "data", name)
 
 
 def import_all_submodules(package: str) -> None:

@@ -19,7 +19,9 @@ fills linearly in time (and carries the ends outwards). Nothing is filled silent
 """
 from __future__ import annotations
 
+import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from ..config import ConfigError
+from ..registry import check_sizes
 from .registry import DataBundle, register_data
 
 MISSING_POLICIES = ("error", "ffill", "interpolate")
@@ -39,28 +42,30 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", co
     """A float DataFrame indexed by the parsed ``date_column``, with the value ``columns`` (default: all others).
 
     ``source``: a CSV path or a DataFrame with a ``date_column`` column or a DatetimeIndex."""
+    if missing not in MISSING_POLICIES:
+        raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     if isinstance(source, pd.DataFrame):
-        frame = source
+        frame, name = source, "the series"
     else:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"series file not found: {path}")
-        frame = pd.read_csv(path)
+        frame, name = read_csv_file(path), str(path)
     if date_column not in frame.columns and isinstance(frame.index, pd.DatetimeIndex):
         frame = frame.rename_axis(date_column).reset_index()  # indexed by its dates (e.g. read_series' own output)
     if date_column not in frame.columns:
         raise ConfigError(f"no date column '{date_column}' in the series; columns are {list(frame.columns)}; "
                           "set date_column")
+    if isinstance(columns, str):  # one column written without brackets in a recipe
+        columns = [columns]
     columns = list(columns) if columns else [c for c in frame.columns if c != date_column]
     unknown = [c for c in columns if c not in frame.columns]
     if unknown:
         raise ConfigError(f"unknown column(s) {unknown}; the series has {list(frame.columns)}")
     values = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
-    values.index = pd.DatetimeIndex(pd.to_datetime(frame[date_column]), name=date_column)
+    values.index = pd.DatetimeIndex(parse_dates(frame[date_column], name), name=date_column)
     if not values.index.is_monotonic_increasing:
         raise ConfigError(f"the dates in column '{date_column}' are not in increasing order; sort the rows first")
-    if missing not in MISSING_POLICIES:
-        raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     counts = values.isna().sum()
     if counts.any():
         if missing == "error":
@@ -70,6 +75,53 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", co
         values = values.ffill() if missing == "ffill" else values.interpolate(method="time").ffill()
         values = values.bfill()
     return values
+
+
+def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **options) -> pd.DataFrame:
+    """``pd.read_csv(path, **options)``, with a file that is not a readable text CSV refused in one line
+    ending in ``fix``."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if not head.strip():
+        raise ConfigError(f"{path} is empty; {fix}")
+    if b"\0" in head:  # text never holds NUL bytes; pandas may otherwise read garbage columns
+        raise ConfigError(f"{path} is not a text CSV file (it holds NUL bytes); {fix}")
+    try:
+        return pd.read_csv(path, **options)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a text CSV file (byte {e.object[e.start:e.start + 1]!r} at offset "
+                          f"{e.start} is not UTF-8); {fix}") from None
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"{path} is empty; {fix}") from None
+    except (pd.errors.ParserError, csv.Error) as e:  # csv.Error: the python engine's delimiter sniffer
+        reason = " ".join(str(e).replace("Error tokenizing data. C error:", "").split())
+        raise ConfigError(f"{path} cannot be read as CSV ({reason}); {fix}, the same number of fields on "
+                          "every line") from None
+
+
+def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
+    """``pd.to_datetime(dates)``; a value that is not a date (or a date written unlike the others), or no
+    value, stops with one line naming the first such row (1 = the first row below the header)."""
+    with warnings.catch_warnings():  # pandas warns when it falls back to per-value parsing: not the user's concern
+        warnings.simplefilter("ignore")
+        try:
+            parsed = pd.to_datetime(dates)
+        except (ValueError, TypeError, OverflowError):
+            parsed = pd.to_datetime(dates, errors="coerce")  # NaT from the first value pandas refused
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ConfigError(f"column '{dates.name}' of {name}: row {row + 1} holds "
+                              f"{_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set date_column")
+    return parsed
+
+
+def _date_problem(value, first) -> str:
+    if pd.isna(value):
+        return "no date"
+    if pd.isna(pd.to_datetime(value, errors="coerce")):
+        return f"{value!r}, which is not a date"
+    return f"{value!r}, a date written unlike row 1's {first!r}"
 
 
 def split_borders(n_rows: int, input_len: int, split: str = "ratio", rows_per_day: int = 24,
@@ -87,6 +139,20 @@ def split_borders(n_rows: int, input_len: int, split: str = "ratio", rows_per_da
     else:
         raise ConfigError(f"unknown split '{split}'; choose ett or ratio")
     return [(0, ends[0]), (ends[0] - input_len, ends[1]), (ends[1] - input_len, ends[2])]
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def check_split_lengths(borders: list[tuple[int, int]], n_rows: int, input_len: int, horizon: int) -> None:
+    """Every split must hold one window of input_len + horizon rows (validation and test count the
+    input_len rows they read before their start); train is checked first, so that the others never
+    start before row 0."""
+    for split, (start, end) in zip(SPLITS, borders):
+        if end - start < input_len + horizon:
+            raise ConfigError(f"the {split} split gets {max(end - start, 0)} of the series' {n_rows} rows, "
+                              f"too short for input_len={input_len} + horizon={horizon}; give a longer series "
+                              "or a shorter input_len / horizon")
 
 
 class WindowDataset(Dataset):
@@ -173,6 +239,7 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
         step = (frame.index[1:] - frame.index[:-1]).median() if len(frame) > 1 else pd.Timedelta(hours=1)
         rows_per_day = max(1, round(pd.Timedelta(days=1) / step))
     borders = split_borders(len(frame), input_len, split, rows_per_day)
+    check_split_lengths(borders, len(frame), input_len, horizon)
     values = frame.to_numpy()
     scaler = StandardScaler().fit(values[borders[0][0]:borders[0][1]]) if scale else None
     if scaler is not None:
@@ -219,6 +286,7 @@ def csv_series(path: str | None = None, date_column: str = "date", columns: list
                input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
                missing: str = "error", scale: bool = True) -> DataBundle:
     """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default."""
+    check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
     frame = read_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
     return series_bundle(frame, input_len, horizon, split, rows_per_day, scale)
 
@@ -227,8 +295,9 @@ def csv_series(path: str | None = None, date_column: str = "date", columns: list
 def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None, input_len: int = 336,
         horizon: int = 96, rows_per_day: int | None = None, missing: str = "error") -> DataBundle:
     """ETTh1/ETTh2 (hourly) or ETTm1/ETTm2 (15-minute) with the 12/4/4-month split of the literature."""
+    check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
     return series_bundle(read_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day)
 
 
-__all__ = ["read_series", "split_borders", "WindowDataset", "forecast_errors", "save_forecast_report", "series_bundle",
-           "synthetic_frame"]
+__all__ = ["read_series", "read_csv_file", "parse_dates", "split_borders", "check_split_lengths", "WindowDataset",
+           "forecast_errors", "save_forecast_report", "series_bundle", "synthetic_frame"]

@@ -22,6 +22,7 @@ StandardScaler fitted on the training windows only. Missing values stop with one
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,11 @@ from torch.utils.data import Dataset
 
 from ..analysis.classification import evaluate_classifier, save_classification_report
 from ..config import ConfigError
+from ..registry import check_fractions, check_sizes, first_line
 from .registry import DataBundle, register_data
+from .series import read_csv_file
 
+UCR_FIX = "give a UCR-format text file (per line: the label, then the values, tab- or comma-separated) or an .npz"
 SYNTHETIC_CONTROL_CLASSES = ("normal", "cyclic", "increasing_trend", "decreasing_trend", "upward_shift",
                              "downward_shift")
 
@@ -72,17 +76,13 @@ def read_windows(path: str | Path, missing: str = "error") -> tuple[np.ndarray, 
     if not path.is_file():
         raise FileNotFoundError(f"series classification file not found: {path}")
     if path.suffix == ".npz":
-        with np.load(path) as f:
-            if "X" not in f or "y" not in f:
-                raise ConfigError(f"{path} must hold arrays X (N, L, C) and y (N,); it has {sorted(f.files)}")
-            x, y = np.asarray(f["X"], dtype=np.float64), np.asarray(f["y"])
-        x = x[:, :, None] if x.ndim == 2 else x
-        if x.ndim != 3 or len(x) != len(y):
-            raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and {y.shape}")
+        x, y = _read_npz(path)
     else:
-        table = pd.read_csv(path, sep=None, header=None, engine="python")  # tabs (UCR 2018) or commas
+        table = read_csv_file(path, UCR_FIX, sep=None, header=None, engine="python")  # tabs (UCR 2018) or commas
         y = table.iloc[:, 0].to_numpy()
         x = table.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)[:, :, None]
+    if x.shape[1] == 0:
+        raise ConfigError(f"{path} holds labels but no series values; {UCR_FIX}")
     bad = np.isnan(x)
     if bad.any():
         if missing != "ffill":
@@ -91,6 +91,28 @@ def read_windows(path: str | Path, missing: str = "error") -> tuple[np.ndarray, 
         n, length, channels = x.shape
         by_time = pd.DataFrame(x.transpose(1, 0, 2).reshape(length, n * channels))  # one column per series
         x = by_time.ffill().bfill().to_numpy().reshape(length, n, channels).transpose(1, 0, 2)
+    return x, y
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(X (N, L, C), y) from an ``.npz`` archive; anything else is refused in one line."""
+    try:
+        archive = np.load(path)  # allow_pickle=False: a pickle is refused, never run
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ConfigError(f"{path} is not a readable .npz archive ({first_line(e)}); save one with "
+                          "numpy.savez(path, X=X, y=y)") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a single .npy array renamed .npz
+        raise ConfigError(f"{path} holds one array, not an .npz archive; save one with numpy.savez(path, X=X, y=y)")
+    with archive as f:
+        if "X" not in f or "y" not in f:
+            raise ConfigError(f"{path} must hold arrays X (N, L, C) and y (N,); it has {sorted(f.files)}")
+        try:
+            x, y = np.asarray(f["X"], dtype=np.float64), np.asarray(f["y"])
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{path}: X must hold numbers ({first_line(e)}); save float arrays") from None
+    x = x[:, :, None] if x.ndim == 2 else x
+    if x.ndim != 3 or len(x) != len(y):
+        raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and {y.shape}")
     return x, y
 
 
@@ -120,6 +142,10 @@ class WindowItems(Dataset):
 def series_classification(path: str | None = None, test_path: str | None = None, val_fraction: float = 0.1,
                           n_per_class: int = 100, seed: int = 0, missing: str = "error") -> DataBundle:
     """Labelled windows (see the module docstring); default: 600 Synthetic Control series of length 60."""
+    check_fractions("data.args", val_fraction=val_fraction)
+    check_sizes("data.args", n_per_class=n_per_class)
+    if test_path is not None and path is None:
+        raise ConfigError("data.args.test_path needs data.args.path (the training file of the same dataset)")
     if path is None:
         x, raw = synthetic_control(n_per_class, seed=seed)
         names = list(SYNTHETIC_CONTROL_CLASSES)

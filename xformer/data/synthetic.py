@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ..generation import greedy
 from ..heads.lm import IGNORE_INDEX
+from ..registry import check_min_max, check_sizes
 from .registry import DataBundle, register_data
 
 BOS, SEP, PAD = 10, 11, 12
@@ -94,9 +95,12 @@ class BatchDataset(Dataset):
         return {key: value[i] for key, value in self.batch.items()}
 
 
-def _splits(make, sizes: tuple[int, int, int], seed: int) -> dict[str, BatchDataset]:
-    """Train / val / test drawn from independent generators (seed, seed + 1, seed + 2)."""
-    return {name: BatchDataset(make(n, torch.Generator().manual_seed(seed + i)))
+def _splits(make, sizes: tuple[int, int, int], seed: int) -> dict[str, BatchDataset | None]:
+    """Train / val / test drawn from independent generators (seed, seed + 1, seed + 2); a size of 0 leaves
+    that evaluation split out (None), as an empty one would have nothing to average."""
+    check_sizes("data.args", n_train=sizes[0])
+    check_sizes("data.args", minimum=0, n_val=sizes[1], n_test=sizes[2])
+    return {name: BatchDataset(make(n, torch.Generator().manual_seed(seed + i))) if n else None
             for i, (name, n) in enumerate(zip(("train", "val", "test"), sizes))}
 
 
@@ -104,6 +108,7 @@ def _splits(make, sizes: tuple[int, int, int], seed: int) -> dict[str, BatchData
 def reverse_digits(n_train: int = 38400, n_val: int = 512, n_test: int = 512, min_len: int = 4, max_len: int = 8,
                    seed: int = 0) -> DataBundle:
     """Encoder-decoder task: read digits, write them reversed then SEP. Metric: greedy token accuracy."""
+    check_min_max("data.args", "min_len", min_len, "max_len", max_len)
     splits = _splits(lambda n, g: reverse_batch(n, min_len, max_len, g), (n_train, n_val, n_test), seed)
     return DataBundle(**splits, evaluate=token_accuracy(reverse_hits),
                       model_args={"tokenizer": {"vocab_size": VOCAB_SIZE, "max_positions": max_len + 1}})
@@ -113,6 +118,7 @@ def reverse_digits(n_train: int = 38400, n_val: int = 512, n_test: int = 512, mi
 def copy_digits(n_train: int = 38400, n_val: int = 512, n_test: int = 512, length: int = 8,
                 seed: int = 0) -> DataBundle:
     """Decoder task: after ``x SEP`` write x again. Metric: greedy token accuracy."""
+    check_sizes("data.args", length=length)
     splits = _splits(lambda n, g: copy_batch(n, length, g), (n_train, n_val, n_test), seed)
     return DataBundle(**splits, evaluate=token_accuracy(copy_hits),
                       model_args={"tokenizer": {"vocab_size": VOCAB_SIZE, "max_positions": 2 * length + 1}})

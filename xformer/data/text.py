@@ -53,6 +53,7 @@ from torch.utils.data import Dataset
 from ..config import ConfigError
 from ..heads.lm import IGNORE_INDEX
 from ..metrics_text import bits_per_character, bits_per_token, perplexity
+from ..registry import check_sizes
 from .corpus import corpus_name, read_text_files
 from .registry import DataBundle, register_data
 from .vocab import CharVocab, Vocab, make_vocab
@@ -155,8 +156,8 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
     block_size: tokens a window reads, the model's max_positions (DataBundle.model_args).
     val_fraction, test_fraction: the parts at the end of the text (test last); 0 leaves one out.
     """
-    if block_size < 1:
-        raise ConfigError(f"data.args.block_size must be >= 1, got {block_size}")
+    check_sizes("data.args", block_size=block_size, vocab_size=vocab_size)
+    check_sizes("data.args", minimum=0, min_frequency=min_frequency)
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ConfigError(f"data.args.val_fraction={val_fraction} and test_fraction={test_fraction} must be "
                           "in [0, 1) and leave a training part")

@@ -69,6 +69,7 @@ text_seq2seq
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import re
@@ -81,7 +82,8 @@ from torch.utils.data import Dataset
 from ..config import ConfigError
 from ..generation import greedy
 from ..heads.lm import IGNORE_INDEX
-from .corpus import corpus_name, read_text_files
+from ..registry import check_min_max, check_sizes
+from .corpus import corpus_name, not_utf8_text, read_text_files
 from .mlm import mask_tokens
 from .registry import DataBundle, register_data
 from .text import paragraphs
@@ -114,6 +116,11 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int |
     order = torch.randperm(n, generator=g).tolist()
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     return sorted(order[n_val + n_test:]), sorted(order[:n_val]), sorted(order[n_val: n_val + n_test])
+
+
+def _check_vocab_args(vocab_size: int, min_frequency: int, max_length: int) -> None:
+    check_sizes("data.args", vocab_size=vocab_size, max_length=max_length)
+    check_sizes("data.args", minimum=0, min_frequency=min_frequency)
 
 
 def _generator(seed: int, part: int) -> torch.Generator:
@@ -253,6 +260,8 @@ def text_mlm(files: str | list[str] | None = None, tokenizer: str = "wordpiece",
              document_chars: int = 2000, val_fraction: float = 0.1, test_fraction: float = 0.0,
              seed: int = 0) -> DataBundle:
     """BERT pre-training data: masked LM on packed sentence segments, optionally with next-sentence pairs."""
+    _check_vocab_args(vocab_size, min_frequency, max_length)
+    check_sizes("data.args", document_chars=document_chars)
     if max_length < (7 if nsp else 3):
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS]/[SEP]")
     text = read_text_files(files)
@@ -318,26 +327,43 @@ def read_labelled(paths: str | list[str], text_column: str = "text", label_colum
         if not path.is_file():
             raise ConfigError(f"data file {path} does not exist; give CSV or TSV files with columns "
                               f"{text_column!r} and {label_column!r}")
-        tsv = path.suffix.lower() in (".tsv", ".tab")
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f, delimiter="\t" if tsv else ",",
-                                    quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
-            columns = reader.fieldnames or []
-            for column in (text_column, label_column):
-                if column not in columns:
-                    raise ConfigError(f"{path} has no column {column!r} (its header: {', '.join(columns) or 'empty'}); "
-                                      f"name the columns {text_column!r} and {label_column!r} or set "
-                                      "data.args.text_column / data.args.label_column")
-            for row in reader:
-                text, label = row[text_column], row[label_column]
-                if text is None or label is None or not label.strip():
-                    raise ConfigError(f"{path}:{reader.line_num}: the row has no {label_column!r} value; "
-                                      "every row needs a text and a label")
-                texts.append(text)
-                labels.append(label.strip())
+        try:
+            rows = _read_rows(path, text_column, label_column)
+        except UnicodeDecodeError as e:
+            raise not_utf8_text(path, e) from None
+        except csv.Error as e:  # e.g. a NUL byte: a binary file
+            raise ConfigError(f"{path} cannot be read as CSV / TSV ({e}); give UTF-8 text files with a header row "
+                              f"holding {text_column!r} and {label_column!r}") from None
+        for text, label in rows:
+            texts.append(text)
+            labels.append(label)
     if not texts:
         raise ConfigError(f"{paths}: no rows below the header; give files with labelled texts")
     return texts, labels
+
+
+def _read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
+    """(text, label) of every row of one CSV / TSV file with a header."""
+    tsv = path.suffix.lower() in (".tsv", ".tab")
+    with open(path, newline="", encoding="utf-8") as f:  # newline="": line ends inside quoted texts kept as written
+        content = f.read()
+    if "\0" in content:  # valid UTF-8 yet binary: text never holds NUL
+        raise csv.Error("it holds NUL bytes")
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    columns, rows = reader.fieldnames or [], []
+    for column in (text_column, label_column):
+        if column not in columns:
+            raise ConfigError(f"{path} has no column {column!r} (its header: {', '.join(columns) or 'empty'}); "
+                              f"name the columns {text_column!r} and {label_column!r} or set "
+                              "data.args.text_column / data.args.label_column")
+    for row in reader:
+        text, label = row[text_column], row[label_column]
+        if text is None or label is None or not label.strip():
+            raise ConfigError(f"{path}:{reader.line_num}: the row has no {label_column!r} value; "
+                              "every row needs a text and a label")
+        rows.append((text, label.strip()))
+    return rows
 
 
 def label_names(labels: list[str]) -> list[str]:
@@ -391,6 +417,8 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                         test_fraction: float = 0.1, min_words: int = 6, max_words: int = 30,
                         seed: int = 0) -> DataBundle:
     """Classify texts ([CLS] text [SEP]) from CSV / TSV files, or the default sentence-order task."""
+    _check_vocab_args(vocab_size, min_frequency, max_length)
+    check_min_max("data.args", "min_words", min_words, "max_words", max_words)
     if max_length < 3:
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS] and [SEP]")
     if files:
@@ -467,8 +495,8 @@ def text_seq2seq(files: str | list[str] | None = None, tokenizer: str = "wordpie
                  min_frequency: int = 2, lowercase: bool = True, max_length: int = 64, val_fraction: float = 0.1,
                  test_fraction: float = 0.1, min_words: int = 3, max_words: int = 8, seed: int = 0) -> DataBundle:
     """Teacher-forced encoder-decoder pairs from TSV files, or the default word-reversal task."""
-    if max_length < 1:
-        raise ConfigError(f"data.args.max_length must be >= 1, got {max_length}")
+    _check_vocab_args(vocab_size, min_frequency, max_length)
+    check_min_max("data.args", "min_words", min_words, "max_words", max_words)
     pairs = read_pairs(files) if files else reversal_pairs(read_text_files(None), min_words, max_words)
     parts = [[pairs[i] for i in part] for part in split_indices(len(pairs), val_fraction, test_fraction,
                                                                _generator(seed, 0))]

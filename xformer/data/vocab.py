@@ -209,14 +209,19 @@ def load_vocab(folder: str | Path) -> Vocab:
     if not meta_path.is_file():
         raise ConfigError(f"{folder} holds no saved tokenizer ({META_FILE} is missing); "
                           "make one with: xformer tokenizer train FILES --out DIR")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta["kind"] == "char":
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        kind = meta["kind"]
+    except (ValueError, KeyError, TypeError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"{meta_path} is not a saved tokenizer's description ({type(e).__name__}); "
+                          "make the folder again with: xformer tokenizer train FILES --out DIR") from None
+    if kind == "char":
         return CharVocab(meta["chars"], meta["specials"])
-    if meta["kind"] == "wordpiece":
+    if kind == "wordpiece":
         from tokenizers import Tokenizer
 
         return WordPieceVocab(Tokenizer.from_file(str(folder / "tokenizer.json")), meta.get("lowercase", True))
-    raise ConfigError(f"{meta_path}: unknown tokenizer kind {meta['kind']!r} (expected char or wordpiece)")
+    raise ConfigError(f"{meta_path}: unknown tokenizer kind {kind!r} (expected char or wordpiece)")
 
 
 def make_vocab(kind: str, text: str, vocab_size: int = 8000, min_frequency: int = 2, lowercase: bool = True,

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig, CrossAttention, Dropout, Tokens, combine_masks, make_norm
 from ..models import register_head
+from ..registry import check_sizes
 
 POOLS = ("cls", "mean", "attention")
 
@@ -110,6 +111,7 @@ class ClassificationHead(nn.Module):
 def classification_head(core: CoreConfig, tokenizer: nn.Module, n_classes: int, pool: str = "cls",
                         norm: bool = False, dropout: float = 0.0, label_smoothing: float = 0.0,
                         n_heads: int | None = None) -> ClassificationHead:
+    check_sizes("model.head.args", n_classes=n_classes, n_heads=n_heads)
     series = getattr(tokenizer, "channel_independent", None)  # None: not a series tokenizer
     if series is not None and pool == "cls":
         raise ValueError("series tokens have no class token; set head.args.pool=mean or pool=attention")

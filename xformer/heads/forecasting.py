@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens
 from ..models import register_head
+from ..registry import check_sizes
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
@@ -96,6 +97,7 @@ def forecast_head(core: CoreConfig, tokenizer: nn.Module, horizon: int, dropout:
     """Reads n_tokens, n_channels and the layout from a series tokenizer (series_patches / series_steps)."""
     if not hasattr(tokenizer, "channel_independent"):
         raise ValueError("the forecast head needs a series tokenizer (series_patches or series_steps)")
+    check_sizes("model.head.args", horizon=horizon)
     return ForecastHead(core.d_model, tokenizer.n_tokens, tokenizer.n_channels, horizon,
                         tokenizer.channel_independent, dropout, quantiles)
 

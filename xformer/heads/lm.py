@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig, Tokens
 from ..models import register_head
+from ..registry import check_sizes
 
 IGNORE_INDEX = -100
 
@@ -45,6 +46,7 @@ class LMHead(nn.Module):
 @register_head("causal_lm")
 def causal_lm_head(core: CoreConfig, tokenizer: nn.Module, vocab_size: int | None = None,
                    tie_weights: bool = True, bias: bool = False) -> LMHead:
+    check_sizes("model.head.args", vocab_size=vocab_size)
     embedding = getattr(tokenizer, "embed", None)
     if vocab_size is None:
         if embedding is None:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig, Tokens
 from ..models import register_head
+from ..registry import check_sizes
 from .lm import token_cross_entropy
 
 _ACTIVATIONS = {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
@@ -62,6 +63,7 @@ class MaskedLMHead(nn.Module):
 
 def _masked_lm(core: CoreConfig, tokenizer: nn.Module, vocab_size: int | None, tie_weights: bool,
                activation: str | None, norm_eps: float | None, nsp: bool) -> MaskedLMHead:
+    check_sizes("model.head.args", vocab_size=vocab_size)
     embedding = getattr(tokenizer, "embed", None)
     if vocab_size is None:
         if embedding is None:

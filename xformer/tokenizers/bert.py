@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens
 from ..models import register_tokenizer
+from ..registry import check_sizes, check_vocabulary
 
 
 class BertEmbedding(nn.Module):
@@ -57,6 +58,8 @@ class BertEmbedding(nn.Module):
 @register_tokenizer("bert_text")
 def bert_tokenizer(core: CoreConfig, vocab_size: int, max_positions: int = 512, type_vocab_size: int = 2,
                    norm_eps: float = 1e-12, dropout: float = 0.0, pad_id: int | None = None) -> BertEmbedding:
+    check_vocabulary("model.tokenizer.args", vocab_size, pad_id)
+    check_sizes("model.tokenizer.args", max_positions=max_positions, type_vocab_size=type_vocab_size)
     return BertEmbedding(vocab_size, core.d_model, max_positions, type_vocab_size, norm_eps, dropout, pad_id)
 
 

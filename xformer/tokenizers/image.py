@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ..core import CoreConfig, Dropout, Tokens, make_norm, sincos_2d_table
 from ..core.positions import interpolate_grid_positions
 from ..models import register_tokenizer
+from ..registry import check_sizes
 
 POSITIONS = ("learned", "sincos", "none")
 
@@ -132,6 +133,8 @@ def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224,
                             channels: int = 3, class_token: bool = True, register_tokens: int = 0,
                             positions: str = "learned", prefix_positions: bool = True, pre_norm: bool = False,
                             dropout: float = 0.0) -> PatchEmbedding:
+    check_sizes("model.tokenizer.args", image_size=image_size, patch_size=patch_size, channels=channels)
+    check_sizes("model.tokenizer.args", minimum=0, register_tokens=register_tokens)
     return PatchEmbedding(core.d_model, image_size, patch_size, channels, class_token, register_tokens,
                           positions, prefix_positions, pre_norm, core.norm_eps, dropout)
 

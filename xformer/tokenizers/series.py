@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens, make_positions
 from ..models import register_tokenizer
+from ..registry import check_sizes
 
 
 class RevIN(nn.Module):
@@ -160,6 +161,7 @@ class StepTokenizer(_SeriesTokenizer):
 def series_patches(core: CoreConfig, n_channels: int, input_len: int, patch_len: int = 16, stride: int = 8,
                    padding: str = "end", positions: str = "learned", dropout: float = 0.0, revin: bool = True,
                    affine: bool = False, subtract_last: bool = False) -> PatchTokenizer:
+    check_sizes("model.tokenizer.args", n_channels=n_channels, input_len=input_len, patch_len=patch_len, stride=stride)
     return PatchTokenizer(n_channels, input_len, core.d_model, patch_len, stride, padding, positions, dropout,
                           revin, affine, subtract_last)
 
@@ -168,6 +170,7 @@ def series_patches(core: CoreConfig, n_channels: int, input_len: int, patch_len:
 def series_steps(core: CoreConfig, n_channels: int, input_len: int, positions: str = "sinusoidal",
                  dropout: float = 0.0, revin: bool = True, affine: bool = False,
                  subtract_last: bool = False) -> StepTokenizer:
+    check_sizes("model.tokenizer.args", n_channels=n_channels, input_len=input_len)
     return StepTokenizer(n_channels, input_len, core.d_model, positions, dropout, revin, affine, subtract_last)
 
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens, make_positions
 from ..models import register_tokenizer
+from ..registry import check_sizes, check_vocabulary
 
 
 class TextEmbedding(nn.Module):
@@ -69,12 +70,16 @@ class Seq2SeqEmbedding(nn.Module):
 @register_tokenizer("text")
 def text_tokenizer(core: CoreConfig, vocab_size: int, max_positions: int = 1024, positions: str = "learned",
                    dropout: float = 0.0, pad_id: int | None = None) -> TextEmbedding:
+    check_vocabulary("model.tokenizer.args", vocab_size, pad_id)
+    check_sizes("model.tokenizer.args", max_positions=max_positions)
     return TextEmbedding(vocab_size, core.d_model, max_positions, positions, dropout, pad_id)
 
 
 @register_tokenizer("seq2seq_text")
 def seq2seq_tokenizer(core: CoreConfig, vocab_size: int, max_positions: int = 1024, positions: str = "learned",
                       dropout: float = 0.0, pad_id: int | None = None) -> Seq2SeqEmbedding:
+    check_vocabulary("model.tokenizer.args", vocab_size, pad_id)
+    check_sizes("model.tokenizer.args", max_positions=max_positions)
     return Seq2SeqEmbedding(vocab_size, core.d_model, max_positions, positions, dropout, pad_id)
 
 
