@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: run test clean
 
 run: $(VENV)/.installed
-	$(BIN)/xformer compare
+	$(BIN)/xformer compare --overwrite
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -10,3 +10,76 @@ def _seed_and_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class LimitExceeded(Exception):
+    """A command under ``bounded`` ran past its limits (it was not refused quickly)."""
+
+
+@pytest.fixture
+def bounded():
+    """``with bounded(seconds, memory_gib, max_new_processes):`` the block must finish within ``seconds`` (SIGALRM raises
+    LimitExceeded between Python bytecodes) and may grow the address space by at most ``memory_gib``
+    (RLIMIT_AS: a larger allocation fails at once instead of filling a shared machine's memory) and may
+    start at most ``max_new_processes`` processes (e.g. DataLoader workers; more raise at once).
+    For commands fed absurd sizes: today's code must fail fast and safely, not hang, swap or fork away."""
+    import contextlib
+    import multiprocessing.process
+    import resource
+    import signal
+
+    @contextlib.contextmanager
+    def limit(seconds: float = 60, memory_gib: float = 4, max_new_processes: int = 2):
+        def expire(signum, frame):
+            raise LimitExceeded(f"still running after {seconds} s: not refused before training")
+
+        with open("/proc/self/status") as f:
+            vm_kib = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = vm_kib * 1024 + int(memory_gib * 2 ** 30)
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        start, started = multiprocessing.process.BaseProcess.start, []
+
+        def counted_start(process):
+            if len(started) >= max_new_processes:
+                raise LimitExceeded(f"started more than {max_new_processes} processes: not refused")
+            started.append(process)
+            start(process)
+
+        old_handler = signal.signal(signal.SIGALRM, expire)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        multiprocessing.process.BaseProcess.start = counted_start
+        try:
+            yield
+        finally:
+            multiprocessing.process.BaseProcess.start = start
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler)
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+            for process in started:  # workers of a loader whose start was cut short are ours to end
+                if process.is_alive():
+                    process.terminate()
+                    process.join(5)
+
+    return limit
+
+
+@pytest.fixture(scope="module")
+def collect_garbage_at_the_end():
+    """No automatic garbage collection in a module of in-process CLI runs; one explicit collection at its end.
+
+    A command that fails with an exception leaves reference cycles (its traceback's frames, models,
+    loaders). Collected automatically in the middle of pytest's own ast.parse (formatting a failure,
+    rewriting an import), their finalisers trip CPython 3.11's "AST constructor recursion depth
+    mismatch" SystemError: an INTERNALERROR that hides the whole report. The garbage of a module of
+    tiny runs is a few hundred MB at most."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    yield
+    if enabled:
+        gc.enable()
+    gc.collect()

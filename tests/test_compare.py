@@ -74,10 +74,19 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     assert main(["compare", "--out", str(tmp_path / "mine")]) == 2
-    assert "not a report folder" in capsys.readouterr().err
+    assert "mine already holds files" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert main(["compare", "--series-data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "y")]) == 2
     assert "data file not found" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_an_old_report_whole(tmp_path):
+    old = tmp_path / "report"
+    old.mkdir()
+    (old / "stale_plot.png").write_bytes(b"an old plot")
+    assert main(["compare", *TINY, "--domains", "images", "--out", str(old), "--overwrite"]) == 0
+    assert (old / "results.json").is_file() and not (old / "stale_plot.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # the old one is not kept aside
 
 
 def test_the_seed_makes_it_reproducible(tmp_path):

@@ -128,8 +128,11 @@ def test_an_interrupted_ema_run_resumes_bit_identically(ema_run, tmp_path, monke
 def test_resuming_a_run_without_an_average_with_one_names_the_fix(tmp_path):
     train_run(config(steps=5, ema={"enabled": False}), tmp_path)
     assert not (checkpoint_dir(tmp_path / "checkpoints") / "ema.safetensors").exists()  # off: files as before
-    with pytest.raises(CheckpointError, match="no ema.safetensors.*train.ema.enabled=false"):
+    with pytest.raises(ConfigError, match="--resume cannot change train.ema"):  # the checkpoint records it
         train_run(config(steps=10), tmp_path, resume=True)
+    trainer = Trainer(*build(config(steps=10)), config(steps=10).train, tmp_path, World())
+    with pytest.raises(CheckpointError, match="no ema.safetensors.*train.ema.enabled=false"):
+        trainer.resume()  # the Trainer alone, without the run's recorded config
 
 
 def test_bad_settings_and_fsdp_are_refused_in_one_line():

@@ -14,10 +14,18 @@ class UserError(Exception):
     """A mistake the user can fix (missing file, wrong column, wrong shape): one line, exit status 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, whose mistakes (an unknown option, a value of the wrong type) end like every other
+    user error: one line naming the problem and where help is, exit status 2. Subcommands inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"xformer: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="xformer", description="One transformer core for text, images and series.")
+    parser = OneLineParser(prog="xformer", description="One transformer core for text, images and series.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -31,12 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (ConfigError, UserError, FileNotFoundError) as e:
-        print(f"xformer: error: {e}", file=sys.stderr)
+        print(f"xformer: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("xformer: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    """The message of a user error. One raised in a DataLoader worker process reaches us wrapped in the
+    worker's traceback ("Caught ConfigError in DataLoader worker process 0. Original Traceback ..."),
+    whose last line is "module.ErrorType: message"."""
+    lines = str(error).strip().splitlines()
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        return lines[-1].split(": ", 1)[-1]
+    return " ".join(line.strip() for line in lines)
 
 
 if __name__ == "__main__":

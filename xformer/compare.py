@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import platform
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +44,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .config import ConfigError, from_dict
+from .folders import OutputFolder
 from .train.config import ExperimentConfig
+from .train.distributed import pick_device
 
 DOMAINS = ("text", "images", "series", "seq2seq")
 DEFAULT_DOMAINS = ("text", "images", "series")
@@ -76,6 +77,14 @@ class CompareConfig:
             raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
         if self.steps < 1 or (self.seconds is not None and self.seconds <= 0):
             raise ConfigError("--steps must be >= 1 and --seconds > 0")
+        for option, value, low in (("--d-model", self.d_model, 1), ("--layers", self.n_layers, 1),
+                                   ("--heads", self.n_heads, 1), ("--d-ff", self.d_ff, 1),
+                                   ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0)):
+            if value < low:
+                raise ConfigError(f"{option} must be >= {low}, got {value}")
+        pick_device(self.device, "--device")  # an absent GPU is refused before anything is trained
+        if self.seed >= 2 ** 32:
+            raise ConfigError(f"--seed must be below 2**32, got {self.seed}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"--d-model {self.d_model} must be divisible by --heads {self.n_heads}")
 
@@ -234,18 +243,19 @@ def _measure(entry: Entry, model: nn.Module, data) -> dict:
 
 
 # ---- running ------------------------------------------------------------------------------------------------
-def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -> dict:
-    """Train and measure every model; write the report folder ``out``; return results.json's content."""
-    from tqdm import tqdm
-
+def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False) -> dict:
+    """Train and measure every model; write the report folder ``out``; return results.json's content.
+    ``quiet``: show no progress (see xformer/train/progress.py). A folder ``out`` that holds files is
+    refused unless ``overwrite``: then the old report is moved aside until the new one is complete."""
     from .analysis.compare_report import write_report
     from .data.registry import build_data
     from .models import build_model
     from .train.config import fill_model_args
+    from .train.progress import Progress
     from .train.run import load_run_model, train_run
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = OutputFolder(out, overwrite, "report")
     runs = out / "runs"
     todo = entries(cfg)
     results: dict[str, Any] = {
@@ -253,27 +263,25 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "domains": {d: {"metric": METRIC[d][0], "models": []} for d in cfg.domains}}
     datasets, models = {}, {}  # the data of each domain (one for all its models) and every model, for the plots
-    bar = tqdm(total=sum(e.trained for e in todo) * cfg.steps, desc="compare", unit="step", dynamic_ncols=True,
-               disable=not progress)
+    progress = Progress(sum(e.trained for e in todo) * cfg.steps, label="compare", quiet=quiet)
     start = time.perf_counter()
+    folder.replace()
     try:
         for entry in todo:
-            bar.set_description(f"compare {entry.domain}: {entry.name}")  # the trainer sets the postfix
+            progress.start(f"{entry.domain}: {entry.name}")  # the trainer reports its steps and evaluations
             experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
             if entry.domain not in datasets:
                 datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
             data = datasets[entry.domain]
             run_dir = runs / entry.domain / _slug(entry.name)
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
             row = {"name": entry.name, "kind": entry.kind, "run_dir": str(run_dir.relative_to(out)),
                    "experiment": entry.experiment}
             if entry.trained:
-                before = bar.n
+                before = progress.n
                 wall = time.perf_counter()
-                metrics = train_run(experiment, run_dir, bar=bar)
+                metrics = train_run(experiment, run_dir, progress=progress)
                 row["wall_seconds"] = round(time.perf_counter() - wall, 2)
-                bar.update(cfg.steps - (bar.n - before))  # a run stopped early still fills its share
+                progress.update(cfg.steps - (progress.n - before))  # a run stopped early still fills its share
                 model = load_run_model(run_dir)[1]  # the weights its metrics describe
                 row.update(steps=metrics["steps"], train_seconds=metrics["train_seconds"],
                            examples_per_second=round(metrics["steps"] * cfg.batch_size / metrics["train_seconds"], 1))
@@ -289,10 +297,14 @@ def run_comparison(cfg: CompareConfig, out: str | Path, progress: bool = True) -
             row["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
             row["metric"] = row["metrics"].get(METRIC[entry.domain][0])
             results["domains"][entry.domain]["models"].append(row)
+        results["total_seconds"] = round(time.perf_counter() - start, 1)
+        write_report(results, out, models, datasets)
+    except BaseException:
+        folder.failed()  # an incomplete report never replaces a complete one
+        raise
     finally:
-        bar.close()
-    results["total_seconds"] = round(time.perf_counter() - start, 1)
-    write_report(results, out, models, datasets)
+        progress.close()
+    folder.started()
     return results
 
 

@@ -120,6 +120,3 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
     return data
 
-
-def save_yaml(data: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

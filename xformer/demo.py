@@ -13,6 +13,7 @@ from .config import from_dict
 from .models import Model
 from .train.config import ExperimentConfig
 from .train.distributed import World
+from .train.progress import Progress
 from .train.run import build
 from .train.trainer import Trainer
 
@@ -31,28 +32,31 @@ def recipe(architecture: str, steps: int = 600, seed: int = 0) -> ExperimentConf
     })
 
 
-def train_task(config: ExperimentConfig) -> tuple[Model, float]:
-    """Train without a run folder; return the model and its greedy token accuracy on the test split."""
+def train_task(config: ExperimentConfig, progress: Progress | None = None) -> tuple[Model, float]:
+    """Train without a run folder; return the model and its greedy token accuracy on the test split.
+    ``progress``: where the steps are shown (default: the trainer's own)."""
     model, data = build(config)
     data.val = None  # the demo reports the test split only
     trainer = Trainer(model, data, config.train, None, World())
-    trainer.fit()
+    trainer.fit(progress=progress)
     return model, trainer.evaluate("test")["token_accuracy"]
 
 
-def train_reversal(steps: int = 600, seed: int = 0) -> tuple[Model, float]:
-    return train_task(recipe("encoder-decoder", steps, seed))
+def train_reversal(steps: int = 600, seed: int = 0, progress: Progress | None = None) -> tuple[Model, float]:
+    return train_task(recipe("encoder-decoder", steps, seed), progress)
 
 
-def train_copy(steps: int = 600, seed: int = 0) -> tuple[Model, float]:
-    return train_task(recipe("decoder", steps, seed))
+def train_copy(steps: int = 600, seed: int = 0, progress: Progress | None = None) -> tuple[Model, float]:
+    return train_task(recipe("decoder", steps, seed), progress)
 
 
-def main(steps: int = 600, seed: int = 0) -> dict:
+def main(steps: int = 600, seed: int = 0, quiet: bool = False) -> dict:
     results = {}
     for name, train in (("reverse digits (encoder-decoder)", train_reversal), ("copy digits (decoder)", train_copy)):
         start = time.perf_counter()
-        model, accuracy = train(steps, seed)
+        with Progress(steps, label="demo", quiet=quiet) as progress:  # closed before the result is printed
+            progress.start(name)
+            model, accuracy = train(steps, seed, progress)
         results[name] = {"token_accuracy": accuracy, "parameters": model.num_parameters(),
                          "train_seconds": round(time.perf_counter() - start, 1)}
         print(f"{name}: greedy token accuracy {accuracy:.4f} after {steps} steps "

@@ -69,6 +69,13 @@ class ForecasterConfig:
     missing: str = "error"
     freq: str | None = None  # a pandas frequency such as "h"; None: inferred from the date column
 
+    def __post_init__(self):
+        if self.freq is not None:
+            try:
+                pd.tseries.frequencies.to_offset(self.freq)
+            except ValueError:
+                raise ConfigError(f"freq {self.freq!r} is not a pandas frequency; e.g. h, 15min, D, W, MS") from None
+
 
 def _build(cfg: ForecasterConfig, n_channels: int) -> torch.nn.Module:
     if cfg.model not in MODELS:

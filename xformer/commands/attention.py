@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, load_yaml
 
 
 def run(args: argparse.Namespace) -> None:
@@ -18,6 +18,10 @@ def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+    tokenizer = load_yaml(run_dir / "config.yaml").get("model", {}).get("tokenizer") or {}
+    if not str(tokenizer.get("name", "")).startswith("image"):
+        raise ConfigError(f"xformer attention draws image models; {run_dir} is not one (its tokenizer is "
+                          f"{tokenizer.get('name', 'none')!r}); give the run folder of an image classifier")
     _, model, data = load_run(run_dir)
     split = getattr(data, args.split)
     if split is None:

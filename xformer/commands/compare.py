@@ -20,15 +20,14 @@ def run(args: argparse.Namespace) -> None:
         if not Path(path).is_file():
             raise ConfigError(f"data file not found: {path}")
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not (out / "results.json").is_file():
-        raise ConfigError(f"{out} exists and is not a report folder of xformer compare; give another --out")
     cfg = CompareConfig(domains=[d.strip() for d in args.domains.split(",") if d.strip()], steps=args.steps,
                         seconds=args.seconds, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                         d_ff=args.d_ff or 2 * args.d_model, batch_size=args.batch_size, text_data=args.text_data,
                         series_data=args.series_data, seed=args.seed, device=args.device)
-    results = run_comparison(cfg, out, progress=not args.quiet)
-    print(f"wrote {out}/report.md, report.html, results.json and {len(results['plots'])} plots "
-          f"in {results['total_seconds']} s", file=sys.stderr)
+    results = run_comparison(cfg, out, quiet=args.quiet, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {out}/report.md, report.html, results.json and {len(results['plots'])} plots "
+              f"in {results['total_seconds']} s", file=sys.stderr)
     for domain, info in results["domains"].items():
         best = ", ".join(f"{row['name']} {row['metric']:.4g}" for row in info["models"] if row["metric"] is not None)
         print(f"{domain} ({info['metric']}): {best}")
@@ -44,7 +43,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--domains", default="text,images,series", help="comma-separated subset of text,images,series")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps of every trained model (default 1000)")
     p.add_argument("--seconds", type=float, help="also stop each model's training after this many seconds")
-    p.add_argument("--out", default="compare", metavar="DIR", help="report folder (default ./compare)")
+    p.add_argument("--out", default="compare", metavar="DIR",
+                   help="report folder (default ./compare); one that holds files is refused without --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the report in --out: the old one is moved aside and deleted once the new one is "
+                        "complete (restored if it fails)")
     p.add_argument("--text-data", nargs="+", metavar="FILE", help="text files (default: the bundled Python manual)")
     p.add_argument("--series-data", metavar="FILE.csv", help="CSV with a date column (default: generated series)")
     p.add_argument("--d-model", type=int, default=64)
@@ -54,5 +57,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress on stderr (nor the closing 'wrote ...' line); results and errors stay")
     p.set_defaults(func=run)

@@ -7,7 +7,7 @@ import argparse
 def run(args: argparse.Namespace) -> None:
     from ..demo import main
 
-    main(steps=args.steps, seed=args.seed)
+    main(steps=args.steps, seed=args.seed, quiet=args.quiet)
 
 
 def add_parser(subparsers) -> None:
@@ -16,4 +16,5 @@ def add_parser(subparsers) -> None:
                                           "decoder to copy them; report greedy-decoding token accuracy.")
     p.add_argument("--steps", type=int, default=600, help="optimizer steps per model (default 600)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr; the results and errors stay")
     p.set_defaults(func=run)

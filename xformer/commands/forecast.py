@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -22,8 +21,13 @@ def run(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from ..data.series import read_series
+    from ..folders import write_atomically
     from ..forecast import Forecaster
 
+    for option, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None and Path(path).is_dir():
+            raise ConfigError(f"{option} {path} is a folder; give a file name, e.g. {Path(path) / 'forecast'}"
+                              f"{'.csv' if option == '--out' else '.png'}")
     forecaster = Forecaster.from_run(args.run_dir, freq=args.freq)
     cfg = forecaster.config
     frame = read_series(args.data, cfg.date_column, forecaster.columns, cfg.missing)
@@ -44,8 +48,9 @@ def run(args: argparse.Namespace) -> None:
     forecast = forecaster.predict(history)
     table = forecast.to_csv(index_label=cfg.date_column)
     if args.out:
-        _write_atomically(Path(args.out), table)
-        print(f"wrote {len(forecast)} steps x {len(forecaster.columns)} series to {args.out}", file=sys.stderr)
+        write_atomically(args.out, table)
+        if not args.quiet:
+            print(f"wrote {len(forecast)} steps x {len(forecaster.columns)} series to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(table)
     truth = frame.loc[frame.index > history.index[-1]].reindex(forecast.index).dropna()
@@ -58,15 +63,8 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in errors.items()}), file=sys.stderr)
     if args.plot:
         forecaster.plot(history, args.plot, truth=frame if len(truth) else None)
-        print(f"wrote {args.plot}", file=sys.stderr)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A failure part-way leaves the old file (if any) whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+        if not args.quiet:
+            print(f"wrote {args.plot}", file=sys.stderr)
 
 
 def add_parser(subparsers) -> None:
@@ -83,4 +81,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth")
     p.add_argument("--at", metavar="DATE", help="forecast after this date of the file instead of after its end")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min) when it cannot be inferred")
+    p.add_argument("--quiet", action="store_true",
+                   help="no 'wrote ...' lines on stderr; the forecast, its errors against the truth and any "
+                        "error message stay")
     p.set_defaults(func=run)

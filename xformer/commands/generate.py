@@ -30,14 +30,17 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from ..generation import generate_text
+    from ..train.distributed import pick_device
 
     if args.num_samples < 1 or args.max_new_tokens < 0:
         raise ConfigError("--num-samples must be >= 1 and --max-new-tokens >= 0")
-    if args.temperature <= 0 or not 0 < args.top_p <= 1 or args.num_beams < 1:
-        raise ConfigError("need --temperature > 0, 0 < --top-p <= 1 and --num-beams >= 1")
+    if args.temperature <= 0 or not 0 < args.top_p <= 1 or args.num_beams < 1 or args.top_k < 0:
+        raise ConfigError("need --temperature > 0, 0 < --top-p <= 1, --top-k >= 0 (0: all tokens) and --num-beams >= 1; "
+                          f"got {args.temperature}, {args.top_p}, {args.top_k} and {args.num_beams}")
+    device = pick_device(args.device, "--device")
     model, vocab = load_text_model(args.run_dir)
-    model.to(args.device)
-    generator = torch.Generator(args.device).manual_seed(args.seed)
+    model.to(device)
+    generator = torch.Generator(device).manual_seed(args.seed)
     do_sample = not args.greedy and args.num_beams == 1
     texts = generate_text(model, vocab, [args.prompt] * args.num_samples, args.max_new_tokens, do_sample=do_sample,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,

@@ -11,19 +11,24 @@ from ..config import ConfigError
 
 def run(args: argparse.Namespace) -> None:
     from ..train.config import load_experiment
+    from ..train.progress import Progress
+    from ..train.resume import check_run_folder
     from ..train.run import train_run
 
     if args.resume and args.out:
         raise ConfigError("give --resume RUN_DIR or --out RUN_DIR, not both: a resumed run writes into its own folder")
+    if args.resume and args.overwrite:
+        raise ConfigError("give --resume RUN_DIR (continue it) or --overwrite (replace it), not both")
     if args.config is None and not args.resume:
         raise ConfigError("give a recipe: xformer train CONFIG.yaml (see tasks/), or --resume RUN_DIR")
     if args.config is not None and "=" in args.config:  # `xformer train --resume RUN a.b=c`
         args.overrides.insert(0, args.config)
         args.config = None
-    config_path = args.config or Path(args.resume) / "config.yaml"
+    config_path = args.config or check_run_folder(args.resume) / "config.yaml"
     config = load_experiment(config_path, args.overrides)
     run_dir = Path(args.resume or args.out or f"runs/{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    metrics = train_run(config, run_dir, resume=bool(args.resume))
+    progress = Progress(quiet=True) if args.quiet else None  # None: the trainer shows its own
+    metrics = train_run(config, run_dir, resume=bool(args.resume), progress=progress, overwrite=args.overwrite)
     print(json.dumps(metrics, indent=1))
 
 
@@ -37,5 +42,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("config", nargs="?", help="YAML recipe (see tasks/); with --resume, defaults to RUN_DIR/config.yaml")
     p.add_argument("overrides", nargs="*", metavar="a.b=c", help="override recipe keys, values read as YAML")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<recipe>-<date-time>)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint; "
+                   "train.steps / train.epochs may grow (the schedule is rebuilt for the new length), keys "
+                   "that would change the saved state are refused")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what RUN_DIR holds: the old run is moved aside and deleted once the new one has "
+                        "saved its first checkpoint (restored if it fails before)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr; the metrics and errors stay")
     p.set_defaults(func=run)

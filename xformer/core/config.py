@@ -44,6 +44,12 @@ class CoreConfig:
     n_decoder_layers: int | None = None  # EncoderDecoder only; None: same as n_layers
 
     def __post_init__(self):
+        for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "n_decoder_layers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not (self.norm_eps > 0 and self.rope_base > 0):
+            raise ValueError(f"norm_eps and rope_base must be > 0, got {self.norm_eps} and {self.rope_base}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:

@@ -5,7 +5,8 @@ A run folder keeps
     checkpoints/step_00000100/model.safetensors   weights (tied copies stored once)
                              /ema.safetensors     their moving average, only when train.ema is enabled
                              /trainer.pt          optimizer, scheduler, RNG states (tensors only)
-                             /state.json          step, epoch, sampler position, best metric, file sizes
+                             /state.json          step, epoch, sampler position, best metric, file sizes,
+                                                  schedule length, the experiment (config.yaml's content)
     checkpoints/latest.json                       {"latest": "step_00000100", "best": "step_00000080"}
 
 A checkpoint is written into a temporary folder that is renamed into place
@@ -14,6 +15,7 @@ and only then are old checkpoints pruned. A crash at any moment leaves
 latest.json pointing at a complete checkpoint. Loading reads safetensors,
 JSON, and torch.load(weights_only=True), none of which can run code; a file
 whose size differs from the one recorded at save time is reported as truncated.
+The temporaries a save killed part-way leaves behind are removed by the next save or resume.
 """
 from __future__ import annotations
 
@@ -65,9 +67,13 @@ def read_pointer(root: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint in {root}: {POINTER} is missing; train first (xformer train ...)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path} is corrupt; delete it and point it at a checkpoint folder") from None
+        pointer = json.loads(path.read_text())
+    except ValueError:  # not JSON, or not UTF-8 text
+        pointer = None
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("latest"), str):
+        raise CheckpointError(f"{path} is corrupt; write {{\"latest\": \"step_N\"}} into it, naming a checkpoint "
+                              f"folder beside it")
+    return pointer
 
 
 def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], trainer: dict, state: dict,
@@ -77,6 +83,7 @@ def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], tra
     ``ema``: the moving average of the weights (train.ema), stored as ema.safetensors."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root)
     name = f"step_{step:08d}"
     tmp = root / f".{name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -102,6 +109,16 @@ def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], tra
     return final
 
 
+def remove_stale_temporaries(root: Path) -> None:
+    """Delete what a save killed part-way left behind (``.step_N.tmpPID/``, ``.latest.json.tmpPID``):
+    each can be as large as a checkpoint, and nothing else would ever read or remove it."""
+    for path in Path(root).glob(".*.tmp*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _prune(root: Path, keep_last: int, keep: set) -> None:
     steps = sorted(p.name for p in root.glob("step_*") if p.is_dir())
     for name in steps[:-keep_last]:
@@ -122,8 +139,11 @@ def read_state(path: Path) -> dict:
         state = json.loads((path / "state.json").read_text())
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} is incomplete: state.json is missing") from None
-    except json.JSONDecodeError:
-        raise CheckpointError(f"checkpoint {path}/state.json is truncated or corrupt") from None
+    except ValueError:  # not JSON, or not UTF-8 text
+        state = None
+    if not isinstance(state, dict) or not isinstance(state.get("files"), dict):
+        raise CheckpointError(f"checkpoint {path}/state.json is truncated or corrupt; resume from an earlier "
+                              "checkpoint (point checkpoints/latest.json at it) or retrain")
     for file, size in state["files"].items():
         actual = (path / file).stat().st_size if (path / file).is_file() else 0
         if actual != size:
@@ -159,7 +179,12 @@ def read_trainer(path: Path) -> dict:
 
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
     """Load into ``model``; tied copies (stored once) are restored by the tie itself."""
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # torch lists every tensor of another shape, one line each: name the first
+        first = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e).splitlines()[0])
+        raise CheckpointError(f"checkpoint does not fit the model ({first.rstrip('.')}); is config.yaml the run's "
+                              "own?") from None
     missing = set(missing) - tied_aliases(model)
     if missing or unexpected:
         names = sorted(missing)[:3] + sorted(unexpected)[:3]

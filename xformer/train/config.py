@@ -11,13 +11,15 @@ valid ones (``xformer.config.from_dict``).
 from __future__ import annotations
 
 import inspect
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from ..config import ConfigError, from_dict, load_yaml
+from ..config import ConfigError, from_dict, load_yaml, to_dict
 from ..models import ModelConfig
 
 
@@ -35,6 +37,9 @@ class EarlyStopping:
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     patience: int | None = None
+
+    def __post_init__(self):
+        _at_least("train.early_stopping.patience", self.patience, 1)
 
 
 @dataclass
@@ -116,11 +121,38 @@ class TrainConfig:
     def __post_init__(self):
         if (self.steps is None) == (self.epochs is None):
             raise ConfigError("train: give exactly one of train.steps and train.epochs")
-        for name in ("batch_size", "grad_accum", "eval_every", "log_every", "keep_last", "step_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ConfigError(f"train.max_seconds must be > 0 (or null), got {self.max_seconds}")
+        for name in ("steps", "epochs", "batch_size", "grad_accum", "eval_every", "log_every", "keep_last",
+                     "step_size", "eval_batches", "eval_batch_size", "decay_after_epochs"):
+            _at_least(f"train.{name}", getattr(self, name), 1)
+        for name in ("seed", "warmup_steps", "num_workers"):
+            _at_least(f"train.{name}", getattr(self, name), 0)
+        if self.seed >= 2 ** 32:  # numpy's generators take 32-bit seeds
+            raise ConfigError(f"train.seed must be below 2**32 = {2 ** 32}, got {self.seed}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"train.lr must be a finite number > 0, got {self.lr}; e.g. train.lr=3e-4")
+        for name in ("weight_decay", "min_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"train.{name} must be a finite number >= 0, got {value}")
+        if not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise ConfigError(f"train.gamma must be a finite number > 0, got {self.gamma}; e.g. 0.9")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}; "
+                              "e.g. train.betas=[0.9,0.999]")
+        for name in ("clip", "max_seconds"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"train.{name} must be > 0 (or null), got {value}")
+        cpus = os.cpu_count() or 1
+        if self.num_workers > cpus:  # each worker is a process: more than the CPUs only stalls the machine
+            raise ConfigError(f"train.num_workers={self.num_workers} is more than this machine's {cpus} CPUs; "
+                              f"use at most {cpus} (0 loads in the training process)")
+
+
+def _at_least(key: str, value: int | None, low: int) -> None:
+    """An integer setting (None allowed where the field is optional) must be >= ``low``."""
+    if value is not None and value < low:
+        raise ConfigError(f"{key} must be >= {low}, got {value}")
 
 
 @dataclass
@@ -146,6 +178,14 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100))
     init_from: str | None = None
+
+
+def recipe_dict(config: ExperimentConfig) -> dict:
+    """The resolved experiment as config.yaml holds it (a baseline's model section is only its baseline)."""
+    recipe = to_dict(config)
+    if config.model.baseline is not None:
+        recipe["model"] = {"baseline": recipe["model"]["baseline"]}
+    return recipe
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

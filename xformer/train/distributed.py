@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..config import ConfigError
+
 
 @dataclass
 class World:
@@ -28,10 +30,22 @@ class World:
         return self.rank == 0
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, key: str = "train.device") -> torch.device:
+    """``auto`` (CUDA when there is a GPU, else CPU) or a device torch names; one that is absent is refused."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{key}={name} is not a device name; use cpu, cuda, cuda:1, mps or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}={name}, but this machine has no CUDA GPU; use cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"{key}={name}, but this machine has {torch.cuda.device_count()} GPU(s); "
+                          "use one of them")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}={name}, but MPS is not available here; use cpu or auto")
+    return device
 
 
 def init_world(device: str) -> World:

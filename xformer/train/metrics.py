@@ -6,6 +6,9 @@ import json
 import math
 from pathlib import Path
 
+from ..config import ConfigError
+from ..folders import write_atomically
+
 
 def flat(split: str, metrics: dict[str, float]) -> dict[str, float]:
     """{"loss": 1.2, "accuracy": 0.9} -> {"val_loss": 1.2, "val_accuracy": 0.9}"""
@@ -17,9 +20,8 @@ class RunLog:
         self.dir = Path(run_dir)
         self.path = self.dir / "metrics.jsonl"
         if resume_step is not None and self.path.is_file():  # forget what happened after the checkpoint
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            kept = [line for line, row in _rows(self.path) if row["step"] <= resume_step]
+            write_atomically(self.path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
             self.path.write_text("")
         self.tensorboard = _summary_writer(self.dir / "tensorboard")
@@ -32,10 +34,29 @@ class RunLog:
                 self.tensorboard.add_scalar(key.replace("_", "/", 1), value, step)
 
     def finish(self, final: dict[str, float]) -> None:
-        (self.dir / "metrics.json").write_text(json.dumps(final, indent=1) + "\n")
+        write_atomically(self.dir / "metrics.json", json.dumps(final, indent=1) + "\n")
         if self.tensorboard is not None:
             self.tensorboard.close()
         plot_learning_curve(self.path, self.dir / "learning_curve.png")
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    """(line, parsed row) of a metrics.jsonl. A torn last line (a crash mid-write) is dropped; a bad line
+    before it was not written by a crash, and is refused."""
+    lines = [line for line in path.read_bytes().decode(errors="replace").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                raise ValueError
+        except ValueError:
+            if number == len(lines):
+                break
+            raise ConfigError(f"{path} line {number} is not a metrics record ({line[:40]!r}); "
+                              "delete that line and resume again") from None
+        rows.append((line, row))
+    return rows
 
 
 def _summary_writer(path: Path):
@@ -53,7 +74,7 @@ def plot_learning_curve(jsonl: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines() if line.strip()]
+    rows = [row for _, row in _rows(Path(jsonl))]
     fig, ax = plt.subplots(figsize=(6, 4))
     for key in ("train_loss", "val_loss"):
         points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]

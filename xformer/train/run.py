@@ -19,50 +19,77 @@ from pathlib import Path
 
 import torch
 
-from ..config import ConfigError, from_dict, load_yaml, save_yaml, to_dict
+import yaml
+
+from ..config import ConfigError, from_dict, load_yaml, to_dict
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
+from ..folders import OutputFolder, write_atomically
 from ..models import Model, build_model
 from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, tied_aliases
-from .config import ExperimentConfig, fill_model_args
+from .config import ExperimentConfig, fill_model_args, recipe_dict
 from .distributed import close_world, init_world, load_full_state
+from .memory import check_fits
 from .metrics import RunLog, flat
+from .resume import check_resume, check_run_folder, planned_steps
 from .trainer import Trainer, seed_everything
 
 
-def build(config: ExperimentConfig) -> tuple[Model, DataBundle]:
-    """The data, then the model with the arguments the data implies (seeded, so ranks agree)."""
+def build(config: ExperimentConfig, device: torch.device | None = None) -> tuple[Model, DataBundle]:
+    """The data, then the model with the arguments the data implies (seeded, so ranks agree); a model
+    too large to train in ``device``'s memory (default: the CPU's) is refused before it is allocated."""
     seed_everything(config.train.seed, config.train.deterministic)
     data = build_data(config.data.name, config.data.args)
     fill_model_args(config.model, data.model_args)
+    check_fits(config.model, device or torch.device("cpu"))
     return build_model(config.model), data
 
 
-def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = False, bar=None) -> dict[str, float]:
+def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = False, progress=None,
+              overwrite: bool = False) -> dict[str, float]:
     """Train (or continue) the run in ``run_dir``; return the final metrics written to metrics.json.
-    ``bar``: an outer progress bar to advance (see ``Trainer.fit``)."""
+    ``progress``: a ``Progress`` of a larger job to advance, or a quiet one (see ``Trainer.fit``).
+
+    A fresh run refuses a folder that holds files unless ``overwrite`` (xformer/folders.py: the old run
+    is moved aside and deleted once the new one has saved its first checkpoint, restored if it fails
+    before); ``resume`` refuses what it cannot continue exactly (xformer/train/resume.py). Everything is
+    checked before the first file is written."""
     run_dir = Path(run_dir)
-    if resume and not (run_dir / "checkpoints").is_dir():
-        raise ConfigError(f"cannot resume {run_dir}: it holds no checkpoints/ folder")
+    folder = None if resume else OutputFolder(run_dir, overwrite, "run",
+                                              alternative=f"continue it with --resume {run_dir}")
+    if resume:
+        check_run_folder(run_dir)
     world = init_world(config.train.device)
     try:
-        model, data = build(config)
+        model, data = build(config, world.device)
+        saved = check_resume(run_dir, config) if resume else None  # after build: it fills data-implied args
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
             summary = init_from_pretrained(model, config, data)
             if world.main:
                 print(summary, flush=True)
-        trainer = Trainer(model, data, config.train, run_dir, world)
+        trainer = Trainer(model, data, config.train, run_dir, world, recipe_dict(config))
         if resume:
-            trainer.resume()
-        log = None
-        if world.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            save_yaml(_recipe(config), run_dir / "config.yaml")
-            if data.save is not None:
-                data.save(run_dir)
-            log = RunLog(run_dir, trainer.step if resume else None)
-        start = time.perf_counter()
-        trainer.fit(log, bar)
+            trainer.resume(planned_steps(saved, trainer.steps_per_epoch))
+            if trainer.total_steps < trainer.step:
+                raise ConfigError(f"the new budget of {trainer.total_steps} steps is below the {trainer.step} "
+                                  "steps the run has done; give train.steps (or train.epochs) beyond them")
+        trainer.check_early_stopping_metric()
+        try:
+            log = None
+            if world.main:
+                if folder is not None:
+                    folder.replace()
+                    trainer.after_save = folder.started
+                write_atomically(run_dir / "config.yaml", yaml.safe_dump(recipe_dict(config), sort_keys=False))
+                if data.save is not None:
+                    data.save(run_dir)
+                log = RunLog(run_dir, trainer.step if resume else None)
+            start = time.perf_counter()
+            trainer.fit(log, progress)
+        except BaseException:
+            if folder is not None:
+                folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
+            raise
         seconds = time.perf_counter() - start
         final = _final_metrics(trainer, run_dir)
         final.update(train_seconds=round(seconds, 2), steps=trainer.step, best_step=trainer.best_step)
@@ -73,14 +100,6 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         return final
     finally:
         close_world(world)
-
-
-def _recipe(config: ExperimentConfig) -> dict:
-    """The resolved experiment as config.yaml holds it (a baseline's model section is only its baseline)."""
-    recipe = to_dict(config)
-    if config.model.baseline is not None:
-        recipe["model"] = {"baseline": recipe["model"]["baseline"]}
-    return recipe
 
 
 # ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------

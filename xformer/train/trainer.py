@@ -22,23 +22,25 @@ import math
 import os
 import random
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from ..cli import UserError
 from ..config import ConfigError
 from ..data.registry import DataBundle
 from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
-    save_checkpoint, tied_aliases
+    remove_stale_temporaries, save_checkpoint, tied_aliases
 from .config import Ema, TrainConfig
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
+from .progress import Progress
 
 
 class TrainingDiverged(UserError):
@@ -107,11 +109,16 @@ class ResumableSampler(DistributedSampler):
 
 
 class Trainer:
-    """Train ``model`` on ``data`` as ``config`` says; checkpoints and logs go to ``run_dir`` (rank 0)."""
+    """Train ``model`` on ``data`` as ``config`` says; checkpoints and logs go to ``run_dir`` (rank 0).
+
+    ``recipe``: the whole experiment (config.yaml's content), recorded in every checkpoint's state.json.
+    ``after_save``: called after each checkpoint is saved (e.g. to let an ``--overwrite`` drop the old run).
+    """
 
     def __init__(self, model: torch.nn.Module, data: DataBundle, config: TrainConfig, run_dir: Path | None,
-                 world: World):
-        self.cfg, self.data, self.world = config, data, world
+                 world: World, recipe: dict | None = None):
+        self.cfg, self.data, self.world, self.recipe = config, data, world, recipe
+        self.after_save: Callable[[], None] | None = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.aliases = tied_aliases(model)
         self.model = model.to(world.device)
@@ -148,43 +155,45 @@ class Trainer:
         self.best, self.best_step, self.bad_evals, self.last_saved = None, None, 0, None
 
     # ---- the loop -------------------------------------------------------------------------------------
-    def fit(self, log: RunLog | None = None, bar: tqdm | None = None) -> None:
-        """Train to ``total_steps`` (or until early stopping / ``max_seconds``). ``bar``: a progress bar
-        of a larger job (e.g. ``xformer compare``) to advance instead of opening one for this run."""
-        own_bar = bar is None
-        if own_bar:
-            bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.world.main, desc="train",
-                       dynamic_ncols=True)
-        batches, window, start = self._batches(), [], time.perf_counter()
-        fit_start = start
-        while self.step < self.total_steps:
-            loss, _ = self._step(batches)
-            self.step += 1
-            if self.ema is not None:  # identical on every rank, as DDP keeps the weights identical
-                self.ema.update(self.model, step=self.step)
-            window.append(loss)
-            bar.update()
-            if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
-                seconds = time.perf_counter() - start
-                values = {"train_loss": sum(window) / len(window), "lr": self.scheduler.get_last_lr()[0],
-                          "examples_per_second": len(window) * self.cfg.batch_size / seconds}
-                bar.set_postfix(loss=f"{values['train_loss']:.4f}", lr=f"{values['lr']:.2e}",
-                                ex_s=f"{values['examples_per_second']:.0f}")
-                if log:
-                    log.write(self.step, values)
-                window, start = [], time.perf_counter()
-            out_of_time = (self.cfg.max_seconds is not None
-                           and time.perf_counter() - fit_start >= self.cfg.max_seconds)
-            if self.step % self.cfg.eval_every == 0 or self.step == self.total_steps or out_of_time:
-                metrics = flat("val", self.evaluate("val")) if self.data.val is not None else {}
-                if log and metrics:
-                    log.write(self.step, metrics)
-                stop = self._track(metrics)
-                self.save()
-                if stop or out_of_time:
-                    break
-        if own_bar:
-            bar.close()
+    def fit(self, log: RunLog | None = None, progress: Progress | None = None) -> None:
+        """Train to ``total_steps`` (or until early stopping / ``max_seconds``). ``progress``: that of a
+        larger job (e.g. ``xformer compare``) to advance instead of opening one for this run."""
+        own_progress = progress is None or not self.world.main  # rank 0 alone shows progress
+        if own_progress:
+            progress = Progress(self.total_steps, initial=self.step, shown=self.world.main)
+        try:
+            batches, window, start = self._batches(), [], time.perf_counter()
+            fit_start = start
+            while self.step < self.total_steps:
+                loss, _ = self._step(batches)
+                self.step += 1
+                if self.ema is not None:  # identical on every rank, as DDP keeps the weights identical
+                    self.ema.update(self.model, step=self.step)
+                window.append(loss)
+                progress.update()
+                if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
+                    seconds = time.perf_counter() - start
+                    values = {"train_loss": sum(window) / len(window), "lr": self.scheduler.get_last_lr()[0],
+                              "examples_per_second": len(window) * self.cfg.batch_size / seconds}
+                    progress.log(self.step, self.total_steps, values)
+                    if log:
+                        log.write(self.step, values)
+                    window, start = [], time.perf_counter()
+                out_of_time = (self.cfg.max_seconds is not None
+                               and time.perf_counter() - fit_start >= self.cfg.max_seconds)
+                if self.step % self.cfg.eval_every == 0 or self.step == self.total_steps or out_of_time:
+                    metrics = flat("val", self.evaluate("val")) if self.data.val is not None else {}
+                    if metrics:
+                        progress.eval(self.step, self.total_steps, metrics)
+                    if log and metrics:
+                        log.write(self.step, metrics)
+                    stop = self._track(metrics)
+                    self.save()
+                    if stop or out_of_time:
+                        break
+        finally:  # also on an error, so that its message starts on a line of its own, not after the bar
+            if own_progress:
+                progress.close()
 
     def _batches(self):
         """Micro-batches forever, epoch after epoch, from the current sampler position."""
@@ -227,14 +236,15 @@ class Trainer:
 
     # ---- evaluation -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, split: str) -> dict[str, float]:
-        """Target-weighted mean loss and the data's own metrics (every rank evaluates the whole split)."""
+    def evaluate(self, split: str, max_batches: int | None = None) -> dict[str, float]:
+        """Target-weighted mean loss and the data's own metrics (every rank evaluates the whole split,
+        or its first ``max_batches`` / train.eval_batches batches)."""
         dataset = getattr(self.data, split)
         loader = DataLoader(dataset, self.cfg.eval_batch_size or self.micro, shuffle=False,
                             collate_fn=self.data.collate)
 
         def batches():
-            for batch in itertools.islice(loader, self.cfg.eval_batches):
+            for batch in itertools.islice(loader, max_batches or self.cfg.eval_batches):
                 yield {k: v.to(self.world.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
         # the average is an unwrapped copy: every rank evaluates it alone, as it evaluates the whole split
@@ -252,6 +262,18 @@ class Trainer:
             if self.data.evaluate is not None:
                 metrics.update(self.data.evaluate(model, batches()))
         return metrics
+
+    def check_early_stopping_metric(self) -> None:
+        """Refuse, before the first step, an early-stopping metric the validation split does not measure:
+        evaluate one batch for the metrics' names, leaving every random generator as it was."""
+        if self.data.val is None or self.cfg.early_stopping.metric == "val_loss":
+            return
+        generators = rng_state()
+        measured = flat("val", self.evaluate("val", max_batches=1))
+        set_rng_state(generators)
+        if self.cfg.early_stopping.metric not in measured:
+            raise ConfigError(f"train.early_stopping.metric '{self.cfg.early_stopping.metric}' is not measured; "
+                              f"choose one of {', '.join(measured)}")
 
     def _track(self, metrics: dict[str, float]) -> bool:
         """Update the best value of the early-stopping metric; True when patience has run out."""
@@ -277,22 +299,43 @@ class Trainer:
         if self.world.main and self.run_dir is not None:
             state = {"step": self.step, "epoch": self.epoch, "seen_in_epoch": self.seen_in_epoch,
                      "best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
-                     "world_size": self.world.size}
+                     "world_size": self.world.size, "total_steps": self.total_steps, "config": self.recipe}
             trainer = {"optimizer": optim, "scheduler": self.scheduler.state_dict(), "rng": rngs}
             self.last_saved = save_checkpoint(self.run_dir / "checkpoints", self.step, weights, trainer, state,
                                               self.aliases, self.cfg.keep_last, self.best_step == self.step, ema)
+            if self.after_save is not None:
+                self.after_save()
         barrier(self.world)
 
-    def resume(self) -> None:
+    def resume(self, planned_steps: int | None = None) -> None:
         """Continue from the latest checkpoint of run_dir: weights (and their average), optimizer, schedule,
-        RNG, data position."""
+        RNG, data position. ``planned_steps``: the schedule length the run was saved with; when it differs
+        from this trainer's ``total_steps`` the schedule is rebuilt for the new length (``rebuild_schedule``)."""
+        if self.world.main:
+            remove_stale_temporaries(self.run_dir / "checkpoints")
         path = checkpoint_dir(self.run_dir / "checkpoints")
         state, weights, trainer = read_state(path), read_weights(path), read_trainer(path)
         load_full_state(self.model, self.optimizer, weights, trainer["optimizer"], self.sharded, load_weights)
         if self.ema is not None:
             load_weights(self.ema.module, read_weights(path, EMA_FILE))
-        self.scheduler.load_state_dict(trainer["scheduler"])
+        planned = state.get("total_steps", planned_steps)
+        if planned is None or planned == self.total_steps:
+            self.scheduler.load_state_dict(trainer["scheduler"])
+        else:
+            self.rebuild_schedule(state["step"])
         set_rng_state(trainer["rng"][self.world.rank % len(trainer["rng"])])
         self.step, self.epoch, self.seen_in_epoch = state["step"], state["epoch"], state["seen_in_epoch"]
         self.best, self.best_step, self.bad_evals = state["best"], state["best_step"], state["bad_evals"]
         self.last_saved = path
+
+    def rebuild_schedule(self, step: int) -> None:
+        """The schedule of a run planned for ``total_steps`` from its start, as it stands after ``step`` steps:
+        the learning rates a fresh run of this length has at that step (bit for bit: the same scheduler
+        objects stepped as often)."""
+        for group in self.optimizer.param_groups:  # where a fresh scheduler starts from
+            group["lr"] = group["initial_lr"]
+        self.scheduler = build_scheduler(self.optimizer, self.cfg, self.total_steps, self.steps_per_epoch)
+        with warnings.catch_warnings():  # stepping a scheduler without an optimizer step is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(step):
+                self.scheduler.step()

@@ -1,0 +1,111 @@
+"""Training progress that suits where it goes: a bar on a terminal, plain lines in a log file.
+
+    bar    stderr is a terminal: a tqdm bar with loss, lr and examples/s; each evaluation is printed
+           above it with tqdm.write, so the bar stays whole
+    lines  stderr is a file or a pipe: one line per log step and one per evaluation,
+               train step 200/600  loss 0.4521  lr 2.98e-03  1,234 ex/s
+               eval step 200/600  val_loss 0.3120  val_token_accuracy 0.9821
+           (a bar redrawn in a file is kilobytes of carriage returns on a handful of lines)
+    quiet  --quiet, or TQDM_DISABLE set to a true value: nothing. Errors are printed by the command
+           line itself (xformer/cli.py), so they stay.
+
+A job that trains several models (xformer compare) opens one Progress for all of them, hands it to
+each training run (``train_run`` -> ``Trainer.fit``) and names the model being trained with ``start``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+from tqdm import tqdm
+
+
+def disabled_by_environment() -> bool:
+    """TQDM_DISABLE, the switch tqdm users already know, set to anything but empty, 0 or false."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+
+
+def choose_mode(quiet: bool = False, stream=None) -> str:
+    """"quiet" when asked (``quiet`` or TQDM_DISABLE), "bar" when ``stream`` (default stderr) is a
+    terminal, else "lines"."""
+    if quiet or disabled_by_environment():
+        return "quiet"
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "bar" if isatty is not None and isatty() else "lines"
+
+
+def readable(value: float) -> str:
+    """A metric rounded for reading: 4 decimals, or 3 significant digits in scientific notation when
+    it is very small or very large (so 1e-5 does not read as 0.0000)."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value == 0 or (math.isfinite(value) and 1e-3 <= abs(value) < 1e5):
+        return f"{value:.4f}"
+    return f"{value:.2e}"
+
+
+class Progress:
+    """Steps done out of ``total``, with what training reports on the way (see the module docstring).
+
+    ``label`` heads the bar ("train", "compare"); ``name`` (set by ``start``) heads every line, so that
+    the lines of several models tell them apart. ``shown=False`` (a process other than rank 0) or
+    ``quiet`` shows nothing.
+    """
+
+    def __init__(self, total: int = 0, label: str = "train", initial: int = 0, quiet: bool = False,
+                 shown: bool = True):
+        self.mode = choose_mode(quiet) if shown else "quiet"
+        self.label, self.name, self.n = label, None, initial
+        # disable=False: the mode already read TQDM_DISABLE, which tqdm would also take "0" as true
+        self.bar = (tqdm(total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True, disable=False)
+                    if self.mode == "bar" else None)
+
+    def start(self, name: str) -> None:
+        """The steps that follow are those of model ``name``."""
+        self.name = name
+        if self.bar is not None:
+            self.bar.set_description(f"{self.label} {name}")
+
+    def update(self, steps: int = 1) -> None:
+        self.n += steps
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def log(self, step: int, total: int, values: dict[str, float]) -> None:
+        """A log step of the Trainer: ``train_loss``, ``lr``, ``examples_per_second``."""
+        loss, lr, speed = values["train_loss"], values["lr"], values["examples_per_second"]
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ex_s=f"{speed:,.0f}")
+        elif self.mode == "lines":
+            self._print(f"train step {step}/{total}  loss {loss:.4f}  lr {lr:.2e}  {speed:,.0f} ex/s")
+
+    def eval(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        """An evaluation: the flat validation metrics (``val_loss``, ``val_<metric>``)."""
+        numbers = "  ".join(f"{key} {readable(value)}" for key, value in metrics.items()
+                            if isinstance(value, (int, float)))
+        self._print(f"eval step {step}/{total}  {numbers}")
+
+    def _print(self, line: str) -> None:
+        if self.mode == "quiet":
+            return
+        if self.name:
+            line = f"{self.name}  {line}"
+        if self.bar is not None:
+            tqdm.write(line, file=sys.stderr)  # clears the bar, prints the line, redraws the bar below it
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+__all__ = ["Progress", "choose_mode", "disabled_by_environment", "readable"]

@@ -1,0 +1,80 @@
+"""What ``--resume`` may change, and what it refuses in one line.
+
+A resumed run continues exactly: its weights, optimizer, schedule, RNG and data position come
+from the latest checkpoint, and every checkpoint records the experiment it was saved with
+(state.json "config"; older checkpoints: config.yaml). A key given on the command line (or
+edited into config.yaml) that the saved state cannot honour exactly is refused, naming the key:
+the model, the data, the optimizer's settings, the batch, the precision. The keys in
+``RESUMABLE`` may change:
+
+- ``train.steps`` / ``train.epochs``: a new budget. The learning-rate schedule is rebuilt as if
+  the run had been planned for the new length from its start, and continues from the current
+  step (a finished 40-step cosine run extended to 60 steps goes on with the 60-step cosine at
+  step 40). A budget below the steps already done is refused.
+- when and how it evaluates, logs and keeps checkpoints, its time limit, early-stopping
+  patience, the device, loader workers and torch.compile: they change nothing already saved.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import ConfigError, from_dict, load_yaml
+from .checkpoint import POINTER, checkpoint_dir, read_state
+from .config import ExperimentConfig, recipe_dict
+
+BUDGET = ("train.steps", "train.epochs")
+RESUMABLE = (*BUDGET, "train.eval_every", "train.log_every", "train.keep_last", "train.max_seconds",
+             "train.early_stopping.patience", "train.eval_batches", "train.eval_batch_size", "train.device",
+             "train.num_workers", "train.compile")
+
+
+def check_run_folder(run_dir: str | Path) -> Path:
+    """``run_dir`` must be a run folder with a checkpoint, else one line saying what it is instead."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"cannot resume {run_dir}: no such run folder; give the --out folder of an earlier "
+                          "xformer train")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"cannot resume {run_dir}: it is not a run folder (no config.yaml); give the --out "
+                          "folder of an earlier xformer train")
+    if not (run_dir / "checkpoints" / POINTER).is_file():
+        raise ConfigError(f"cannot resume {run_dir}: it holds no checkpoint yet (checkpoints/{POINTER}); "
+                          "train it afresh with --overwrite")
+    return run_dir
+
+
+def saved_experiment(run_dir: Path) -> ExperimentConfig:
+    """The experiment the latest checkpoint was saved with (config.yaml for checkpoints that predate it)."""
+    state = read_state(checkpoint_dir(run_dir / "checkpoints"))
+    if "config" in state:
+        return from_dict(ExperimentConfig, state["config"])
+    return from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
+    """Refuse a change ``config`` makes to the saved experiment that resuming cannot honour exactly;
+    return the saved experiment."""
+    saved = saved_experiment(run_dir)
+    before, after = _flat(recipe_dict(saved)), _flat(recipe_dict(config))
+    for key in sorted(before.keys() | after.keys()):
+        if key in RESUMABLE or before.get(key) == after.get(key):
+            continue
+        raise ConfigError(f"--resume cannot change {key} ({before.get(key)!r} in the saved run, "
+                          f"{after.get(key)!r} now): the saved state depends on it; drop that override (or undo "
+                          f"the edit of config.yaml), or start a new run with init_from={run_dir}")
+    return saved
+
+
+def planned_steps(config: ExperimentConfig, steps_per_epoch: int) -> int:
+    """The length of the schedule ``config`` describes, in optimizer steps."""
+    return config.train.steps or config.train.epochs * steps_per_epoch
