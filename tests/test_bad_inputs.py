@@ -356,6 +356,10 @@ CASES = [
         id="--out EXISTING_FINISHED_RUN"),
     cli("train", "{reverse}", "--resume", "{run}", "--out", "{new}", expect=("--resume", "--out"),
         id="--resume and --out together"),
+    cli("train", "--resume", "{run}", "--overwrite", expect=("--resume", "--overwrite"),
+        id="--resume and --overwrite together"),
+    cli("train", "{reverse}", *TINY, "--out", ".", "--overwrite", setup=existing_folder, expect="current folder",
+        id="--out . --overwrite (the folder one is in)"),
     # -- train --resume ------------------------------------------------------------------------------------------
     resume(expect="config.yaml|d_model|fit", setup=d_model_edited, id="--resume after config.yaml d_model edited"),
     resume(expect=("missing_run", "run folder"), forbid="recipe|config", run="{tmp}/missing_run",

@@ -51,11 +51,14 @@ class OutputFolder:
         if self.replacing and not overwrite:
             raise ConfigError(f"{self.path} already holds files; give a new folder for the {what}, "
                               f"{alternative + ', ' if alternative else ''}or add --overwrite to replace it")
+        if self.replacing and Path.cwd().resolve().is_relative_to(self.path.resolve()):
+            raise ConfigError(f"--overwrite would replace {self.path}, which holds the current folder; "
+                              f"give a {what} folder of its own")
 
     def replace(self) -> None:
         """Move the old folder aside (only with overwrite, only when it holds files) and make a new one."""
         if self.replacing and self.aside is None:
-            self.aside = self.path.with_name(f".{self.path.name}.replaced")
+            self.aside = self.path.resolve().with_name(f".{self.path.resolve().name}.replaced")
             if self.aside.exists():  # left by an earlier --overwrite that was killed: that one is older still
                 shutil.rmtree(self.aside)
             os.replace(self.path, self.aside)
