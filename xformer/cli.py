@@ -7,11 +7,7 @@ import pkgutil
 import sys
 
 from . import commands
-from .config import ConfigError
-
-
-class UserError(Exception):
-    """A mistake the user can fix (missing file, wrong column, wrong shape): one line, exit status 2."""
+from .errors import ConfigError, UserError  # UserError re-exported: `from xformer.cli import UserError` works
 
 
 class OneLineParser(argparse.ArgumentParser):

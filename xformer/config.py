@@ -16,11 +16,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .errors import ConfigError  # re-exported: `from xformer.config import ConfigError` keeps working
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A user error in a config: the message is one line naming the key and the fix."""
 
 
 def to_dict(config: Any) -> dict:

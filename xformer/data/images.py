@@ -28,8 +28,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
 from ..analysis.classification import evaluate_classifier, save_classification_report
-from ..cli import UserError
-from ..config import ConfigError
+from ..errors import ConfigError, UserError
 from ..registry import check_fractions, check_sizes, first_line
 from .image_augment import TRAIN_ITEM, ImageCollate, eval_transform, make_mixup, train_transform
 from .registry import DataBundle, register_data

@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..cli import UserError
+from ..errors import UserError
 
 POINTER = "latest.json"
 MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"

@@ -31,9 +31,8 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..cli import UserError
-from ..config import ConfigError
 from ..data.registry import DataBundle
+from ..errors import ConfigError, UserError
 from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
     remove_stale_temporaries, save_checkpoint, tied_aliases
 from .config import Ema, TrainConfig

@@ -1,0 +1,18 @@
+"""The two kinds of mistake a user can fix; ``xformer`` ends either in one line with exit status 2.
+
+They live here, below everything else, so that any module can raise them without importing the
+configuration machinery or the CLI. ``xformer.config.ConfigError`` and ``xformer.cli.UserError``
+are the same classes, re-exported where users have always imported them.
+"""
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A user error in a config: the message is one line naming the key and the fix."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix (missing file, wrong column, wrong shape): one line, exit status 2."""
+
+
+__all__ = ["ConfigError", "UserError"]
