@@ -101,7 +101,7 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def _import_domains() -> None:
     """Importing a domain's modules registers its tokenizers and heads."""
-    from .data.registry import import_all_submodules
+    from .registry import import_all_submodules
 
     import_all_submodules("xformer.tokenizers")
     import_all_submodules("xformer.heads")

@@ -1,5 +1,8 @@
 """Named registries of parts (tokenizers, heads, datasets), with helpful lookup errors.
 
+A part registers itself when its module is imported; :func:`import_all_submodules` imports a
+package's modules so that every part of it is registered before a lookup.
+
 Every registered factory is called through :func:`call_factory`, so a recipe's ``*.args`` mistakes
 (an unknown or missing key, a value out of range) end in the same one-line ConfigError wherever
 the part lives; :func:`check_sizes` and :func:`check_fractions` are the range checks factories share.
@@ -36,6 +39,16 @@ class Registry(dict):
             hint = f"did you mean {', '.join(close)}?" if close else f"registered: {', '.join(sorted(self))}"
             raise ConfigError(f"unknown {self.kind} '{name}'; {hint}")
         return self[name]
+
+
+def import_all_submodules(package: str) -> None:
+    """Import every module of ``package`` (a dotted name) so that its registrations run."""
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{info.name}")
 
 
 def check_factory_args(factory: Callable, args: Mapping[str, Any], kind: str, name: str,

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ..registry import Registry, call_factory
+from ..registry import Registry, call_factory, import_all_submodules
 
 DATASETS = Registry("data")
 
@@ -61,13 +61,3 @@ def register_data(name: str):
 def build_data(name: str, args: dict | None = None) -> DataBundle:
     import_all_submodules(__package__)
     return call_factory(DATASETS.lookup(name), args or {}, "data", name)
-
-
-def import_all_submodules(package: str) -> None:
-    """Import every module of ``package`` so that its registrations run."""
-    import importlib
-    import pkgutil
-
-    pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{package}.{info.name}")
