@@ -13,7 +13,7 @@ import math
 
 from torch import Tensor
 
-IGNORE_INDEX = -100
+from .heads.lm import IGNORE_INDEX
 
 
 def perplexity(mean_ce: float) -> float:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-IGNORE_INDEX = -100
+from ..heads.lm import IGNORE_INDEX
 
 
 def mask_tokens(ids: Tensor, mask_id: int, vocab_size: int, special_ids: Iterable[int] = (),

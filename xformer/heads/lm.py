@@ -8,7 +8,7 @@ from ..core import CoreConfig, Tokens
 from ..models import register_head
 from ..registry import check_sizes
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # a label the loss skips (F.cross_entropy's ignore_index); data and metrics import it
 
 
 def token_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
