@@ -27,8 +27,8 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
-from ..analysis.classification import evaluate_classifier, save_classification_report
 from ..errors import ConfigError, UserError
+from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
 from .image_augment import TRAIN_ITEM, ImageCollate, eval_transform, make_mixup, train_transform
 from .registry import DataBundle, register_data

@@ -32,8 +32,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
-from ..analysis.classification import evaluate_classifier, save_classification_report
 from ..config import ConfigError
+from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
 from .registry import DataBundle, register_data
 from .series import read_csv_file

@@ -82,6 +82,7 @@ from torch.utils.data import Dataset
 from ..config import ConfigError
 from ..generation import greedy
 from ..heads.lm import IGNORE_INDEX
+from ..metrics_classification import predict
 from ..registry import check_min_max, check_sizes
 from .corpus import corpus_name, not_utf8_text, read_text_files
 from .mlm import mask_tokens
@@ -448,8 +449,6 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
         raise ConfigError("the training split is empty; give more rows or smaller val/test fractions")
 
     def evaluate(model, batches) -> dict[str, float]:
-        from ..analysis.classification import predict
-
         y_true, y_pred = (torch.from_numpy(a) for a in predict(model, batches))
         return {"accuracy": float((y_true == y_pred).float().mean()), "macro_f1": macro_f1(y_true, y_pred)}
 

@@ -1,0 +1,101 @@
+"""Classification metrics from a model and batches: accuracy, per-class accuracy, confusion matrix
+(the ``evaluate`` and ``report`` of the classification datasets).
+
+    accuracy = (1/N) sum_i [argmax z_i = y_i]
+    C[t, p] = #{i : y_i = t, argmax z_i = p}   (rows: true class, columns: predicted)
+    per-class accuracy (recall) of class k = C[k, k] / sum_p C[k, p]
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) over all batches; the model runs in eval mode on its own device."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    y_true, y_pred = [], []
+    try:
+        for batch in batches:
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            labels = batch.pop("labels")
+            logits = model(batch)["logits"]
+            y_true.append((labels.argmax(-1) if labels.is_floating_point() else labels).cpu())
+            y_pred.append(logits.argmax(-1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(y_true).numpy(), torch.cat(y_pred).numpy()
+
+
+def evaluate_classifier(model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
+    """The DataBundle.evaluate of classification datasets: {"accuracy": ...}."""
+    y_true, y_pred = predict(model, batches)
+    return {"accuracy": float((y_true == y_pred).mean())}
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                          class_names: Sequence[str] | None = None) -> dict:
+    """Accuracy, per-class accuracy, support (examples per true class) and the confusion matrix (sklearn),
+    as plain JSON-able values; accuracy = sum_k support_k * per_class_k / sum_k support_k."""
+    from sklearn.metrics import confusion_matrix
+
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+    support = cm.sum(axis=1)
+    per_class = np.divide(np.diag(cm), support, out=np.full(n_classes, np.nan), where=support > 0)
+    names = list(class_names) if class_names is not None else [str(k) for k in range(n_classes)]
+    return {
+        "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
+        "per_class_accuracy": {n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
+        "support": {n: int(s) for n, s in zip(names, support)},  # true examples of each class
+        "confusion_matrix": cm.tolist(),
+        "class_names": names,
+    }
+
+
+def plot_confusion_matrix(report: dict, path: str | Path) -> Path:
+    """Write the confusion matrix of a :func:`classification_report` as a PNG (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(report["confusion_matrix"])
+    names = report["class_names"]
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * k, 1.0 + 0.45 * k))
+    ax.imshow(cm, cmap="Blues")
+    ax.set(xticks=range(k), yticks=range(k), xticklabels=names, yticklabels=names,
+           xlabel="predicted", ylabel="true", title=f"accuracy {report['accuracy']:.4f}")
+    plt.setp(ax.get_xticklabels(), rotation=90)
+    if k <= 20:
+        for t in range(k):
+            for p in range(k):
+                ax.text(p, t, cm[t, p], ha="center", va="center", fontsize=7,
+                        color="white" if cm[t, p] > cm.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def save_classification_report(run_dir: str | Path, model: nn.Module, batches: Iterable[dict], n_classes: int,
+                               class_names: Sequence[str] | None = None, split: str = "test") -> dict:
+    """Write ``{split}_classification.json`` and ``{split}_confusion_matrix.png`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report = classification_report(*predict(model, batches), n_classes, class_names)
+    (run_dir / f"{split}_classification.json").write_text(json.dumps(report, indent=1))
+    plot_confusion_matrix(report, run_dir / f"{split}_confusion_matrix.png")
+    return report
+
+
+__all__ = ["predict", "evaluate_classifier", "classification_report", "plot_confusion_matrix",
+           "save_classification_report"]
