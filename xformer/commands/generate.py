@@ -2,7 +2,7 @@
 
 Loads the model from RUN_DIR (config.yaml + best, else latest, checkpoint) and the
 vocabulary from RUN_DIR/tokenizer, then samples (default), decodes greedily
-(--greedy) or runs beam search (--num-beams > 1); see xformer/generation.py.
+(--greedy) or runs beam search (--num-beams > 1); see xformer/generation/.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..generation import greedy
+from ..generation.decoding import greedy
 from ..heads.lm import IGNORE_INDEX
 from ..registry import check_min_max, check_sizes
 from .registry import DataBundle, register_data

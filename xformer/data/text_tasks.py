@@ -80,7 +80,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..config import ConfigError
-from ..generation import greedy
+from ..generation.decoding import greedy
 from ..heads.lm import IGNORE_INDEX
 from ..metrics_classification import predict
 from ..registry import check_min_max, check_sizes

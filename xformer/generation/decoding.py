@@ -1,4 +1,4 @@
-"""Text generation from any decoder or encoder-decoder Model, through the KV cache.
+"""Token-level decoding from any decoder or encoder-decoder Model, through the KV cache.
 
 The prompt is run once; every later step feeds only the newest token and reads
 the keys/values of the earlier ones from the cache (``use_cache=False``
@@ -22,13 +22,15 @@ With logits z_t of the next token (the conventions of Hugging Face
 
 A row that produced ``eos_token_id`` is finished: it is padded with
 ``pad_token_id`` (default: eos) and the loop stops when every row is finished.
+
+Text in, text out (a vocabulary, prompts as strings) is :mod:`xformer.generation.text`.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from .models import Model
+from ..models import Model
 
 NEG = -1.0e9  # "impossible" score of beam search, as in Hugging Face (finite, so arithmetic stays finite)
 
@@ -69,7 +71,7 @@ def warp_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p:
 # ---------------------------------------------------------------- the model, step by step
 
 
-class _Stepper:
+class Stepper:
     """Calls the model on the positions not seen yet and returns the next-token logits (float32)."""
 
     def __init__(self, model: Model, model_inputs: dict, use_cache: bool):
@@ -125,12 +127,12 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
     model.eval()
     try:
         if num_beams == 1:
-            step = _Stepper(model, dict(model_inputs or {}), use_cache)
-            return _sample(step, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
-                           eos_token_id, pad, generator)
+            step = Stepper(model, dict(model_inputs or {}), use_cache)
+            return greedy_or_sample(step, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k,
+                                    top_p, eos_token_id, pad, generator)
         expand = {k: v.repeat_interleave(num_beams, 0) if isinstance(v, Tensor) else v
                   for k, v in (model_inputs or {}).items()}
-        step = _Stepper(model, expand, use_cache)
+        step = Stepper(model, expand, use_cache)
         return _beam_search(step, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty,
                             early_stopping, eos_token_id, pad)
     finally:
@@ -149,9 +151,11 @@ def greedy(model: Model, batch: dict, max_new_tokens: int, eos_id: int | None = 
 # ---------------------------------------------------------------- greedy and sampling
 
 
-def _sample(step: _Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, do_sample: bool,
-            temperature: float, top_k: int, top_p: float, eos: int | None, pad: int | None,
-            generator: torch.Generator | None) -> Tensor:
+def greedy_or_sample(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, do_sample: bool,
+                     temperature: float, top_k: int, top_p: float, eos: int | None, pad: int | None,
+                     generator: torch.Generator | None) -> Tensor:
+    """Append up to ``max_new_tokens`` tokens to ``ids``, one ``step`` at a time: the argmax, or a draw
+    from the warped distribution (``do_sample``); rows that produced ``eos`` are padded with ``pad``."""
     unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)
     for _ in range(max_new_tokens):
         logits = step(ids, mask)
@@ -172,7 +176,7 @@ def _sample(step: _Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: in
 # ---------------------------------------------------------------- beam search
 
 
-def _beam_search(step: _Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, k: int,
+def _beam_search(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, k: int,
                  length_penalty: float, early_stopping: bool | str, eos: int | None, pad: int | None) -> Tensor:
     """Beam search as Hugging Face's (transformers >= 4.50), written for one batch row of k beams at a time
     in tensor form (B, k, ...). Each step:
@@ -241,157 +245,4 @@ def _beam_search(step: _Stepper, ids: Tensor, mask: Tensor | None, max_new_token
     return finished[:, 0, : int(finished_len[:, 0].max())]
 
 
-# ---------------------------------------------------------------- text in, text out
-
-
-def max_positions(model: Model) -> int | None:
-    """How many positions the model's text embedding has learned (None: no limit, e.g. RoPE or none).
-
-    Reads ``model.tokenizer.positions`` (``TextEmbedding``; ``.target`` of a ``Seq2SeqEmbedding``)
-    or a BERT-style ``nn.Embedding`` table of positions.
-    """
-    from torch import nn
-
-    from .core import LearnedPositions, SinusoidalPositions
-
-    if not hasattr(model, "tokenizer"):  # a recurrent or n-gram baseline reads any length
-        return None
-    embedding = getattr(model.tokenizer, "target", model.tokenizer)
-    positions = getattr(embedding, "positions", None)
-    if isinstance(positions, LearnedPositions):
-        return positions.weight.shape[0]
-    if isinstance(positions, SinusoidalPositions):
-        return positions.table.shape[0]
-    if isinstance(positions, nn.Embedding):
-        return positions.num_embeddings
-    return None
-
-
-class _WindowStepper(_Stepper):
-    """nanoGPT's ``sample.py`` beyond the learned positions: while the sequence fits in ``window``
-    positions, decode through the KV cache (exactly as ``generate``); after that, crop the context
-    to its last ``window`` tokens and recompute them for every further token (the cache would need
-    positions the model never learned)."""
-
-    def __init__(self, model: Model, model_inputs: dict, window: int):
-        super().__init__(model, model_inputs, use_cache=True)
-        self.window = window
-
-    def __call__(self, sequences: Tensor, attention_mask: Tensor | None) -> Tensor:
-        if sequences.shape[1] <= self.window:
-            return super().__call__(sequences, attention_mask)
-        batch = {**self.model_inputs, "input_ids": sequences[:, -self.window:]}
-        if attention_mask is not None:  # left padding stays on the left of the crop
-            batch["attention_mask"] = attention_mask[:, -self.window:]
-        return self.model(batch)["logits"][:, -1].float()
-
-
-def _left_pad(rows: list[list[int]], pad: int, device) -> tuple[Tensor, Tensor | None]:
-    """(B, N) ids with shorter rows padded on the left, and the mask (None when no row is padded)."""
-    n = max(len(r) for r in rows)
-    ids = torch.full((len(rows), n), pad, dtype=torch.long, device=device)
-    mask = torch.zeros((len(rows), n), dtype=torch.long, device=device)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, n - len(r):] = torch.tensor(r, device=device)
-            mask[i, n - len(r):] = 1
-    return ids, (None if bool(mask.all()) else mask)
-
-
-def _continuation(vocab, context: list[int], new: list[int]) -> str:
-    """The text of ``new`` as it continues ``context``: decode(last context token + new) minus
-    decode(last context token), so that a WordPiece "##ing" joins the word before it and a new word
-    gets its leading space; for characters it is simply decode(new)."""
-    tail = context[-1:]
-    head, full = vocab.decode(tail), vocab.decode(tail + new)
-    return full[len(head):] if full.startswith(head) else vocab.decode(new)
-
-
-@torch.no_grad()
-def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: int = 200, *,
-                  do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                  num_beams: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
-                  generator: torch.Generator | None = None) -> str | list[str]:
-    """Continue ``prompt`` (one string, or a list decoded as one left-padded batch); return only the new text,
-    written so that ``prompt + result`` reads right. Stops a row at ``vocab.eos_id`` (not included).
-
-    Decoder models continue the prompt's ids; an empty prompt starts from [EOS] (what precedes every
-    paragraph of ``text_lm`` training, GPT-2's <|endoftext|> convention), else [BOS].
-    Encoder-decoder models read the prompt as the source (``src_ids`` / ``src_mask``) and decode from [BOS].
-
-    A prompt plus ``max_new_tokens`` longer than the model's learned positions (``max_positions``) slides
-    the window: each further token is predicted from the last ``max_positions`` tokens only (greedy and
-    sampling; beam search cannot slide and raises ConfigError). Sampling kwargs as in ``generate``.
-    """
-    from .config import ConfigError
-    from .core import Decoder, EncoderDecoder
-
-    core = getattr(model, "core", None)  # a baseline (xformer.baselines.text) names its architecture instead
-    architecture = ("decoder" if isinstance(core, Decoder) else "encoder-decoder" if isinstance(core, EncoderDecoder)
-                    else getattr(model, "architecture", None) if core is None else None)
-    if architecture is None:
-        name = type(core if core is not None else model).__name__
-        raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {name}")
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    if not prompts:
-        return []
-    device = next(model.parameters()).device
-    window = max_positions(model)
-    pad = vocab.pad_id if vocab.pad_id is not None else 0
-    encoded = vocab.encode_batch(prompts)
-    model_inputs = {}
-
-    if architecture == "encoder-decoder":
-        if vocab.bos_id is None:
-            raise ConfigError("an encoder-decoder decodes from [BOS], which this vocabulary lacks")
-        if not all(encoded):
-            raise ConfigError("give a non-empty prompt: an encoder-decoder model reads the prompt as its source")
-        longest = max(map(len, encoded))
-        if window is not None and longest > window:
-            raise ConfigError(f"the prompt has {longest} tokens, more than the model's {window} source positions; "
-                              "shorten it")
-        src = torch.full((len(encoded), longest), pad, dtype=torch.long, device=device)
-        for i, r in enumerate(encoded):  # right-padded, as text_seq2seq's batches are
-            src[i, :len(r)] = torch.tensor(r, device=device)
-        lengths = torch.tensor([len(r) for r in encoded], device=device)
-        model_inputs = {"src_ids": src, "src_mask": torch.arange(longest, device=device)[None] < lengths[:, None]}
-        contexts = [[vocab.bos_id] for _ in encoded]
-    else:
-        start = vocab.eos_id if vocab.eos_id is not None else vocab.bos_id
-        if not all(encoded) and start is None:
-            raise ConfigError(f"the prompt is empty and the {vocab.kind} vocabulary has no [BOS] or [EOS] to start "
-                              "from; give a prompt of at least one character")
-        contexts = [r if r else [start] for r in encoded]
-        if window is not None:  # a prompt longer than the window: keep its last tokens (nanoGPT's crop)
-            contexts = [r[-window:] for r in contexts]
-    ids, mask = _left_pad(contexts, pad, device)
-
-    n = ids.shape[1]
-    if window is None or n + max_new_tokens <= window:
-        out = generate(model, ids, mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                       temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams,
-                       length_penalty=length_penalty, early_stopping=early_stopping, eos_token_id=vocab.eos_id,
-                       pad_token_id=vocab.eos_id, generator=generator, model_inputs=model_inputs)
-    elif num_beams > 1:
-        raise ConfigError(f"beam search cannot go past the model's {window} positions ({n} prompt + {max_new_tokens} "
-                          "new tokens); lower --max-new-tokens or sample / decode greedily instead")
-    else:
-        if max_new_tokens < 0 or temperature <= 0 or not 0 < top_p <= 1:
-            raise ValueError("need max_new_tokens >= 0, temperature > 0 and 0 < top_p <= 1")
-        was_training = model.training
-        model.eval()
-        try:
-            out = _sample(_WindowStepper(model, model_inputs, window), ids, mask, max_new_tokens, do_sample,
-                          temperature, top_k, top_p, vocab.eos_id, vocab.eos_id, generator)
-        finally:
-            model.train(was_training)
-
-    texts = []
-    for context, row in zip(contexts, out[:, n:].tolist()):
-        if vocab.eos_id is not None and vocab.eos_id in row:
-            row = row[: row.index(vocab.eos_id)]
-        texts.append(_continuation(vocab, context, row))
-    return texts[0] if isinstance(prompt, str) else texts
-
-
-__all__ = ["generate", "greedy", "generate_text", "max_positions", "top_k_filter", "top_p_filter", "warp_logits"]
+__all__ = ["generate", "greedy", "top_k_filter", "top_p_filter", "warp_logits", "Stepper", "greedy_or_sample"]
