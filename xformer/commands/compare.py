@@ -2,7 +2,7 @@
 
 Trains one transformer core per domain and each domain's classic baselines on the embedded
 defaults (or the files given), then writes DIR/report.md, report.html, results.json and the
-plots (see xformer/compare.py and xformer/analysis/compare_report.py).
+plots (see xformer/compare/: experiments, FLOPs, running, report).
 """
 from __future__ import annotations
 

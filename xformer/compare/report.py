@@ -13,6 +13,9 @@ from pathlib import Path
 
 import torch
 
+from ..analysis.attention_maps import collect_attention
+from .flops import one_example
+
 PLOTS = ("learning_curves.png", "attention.png", "positions.png", "forecast.png")
 COLUMNS = [("parameters", "parameters"), ("tokens_per_example", "tokens / example"),
            ("attention_flops", "attention FLOPs / example"), ("feed_forward_flops", "feed-forward FLOPs / example"),
@@ -130,9 +133,6 @@ def plot_learning_curves(results: dict, out: Path) -> Path:
 
 def plot_attention_and_positions(results: dict, out: Path, models: dict, datasets: dict) -> tuple[Path, Path]:
     """The last layer's first head on one training example per domain; the position similarities."""
-    from ..compare import _example
-    from .attention_maps import collect_attention
-
     plt = _plt()
     domains = list(results["domains"])
     fig_a, axes_a = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 4), squeeze=False)
@@ -140,7 +140,7 @@ def plot_attention_and_positions(results: dict, out: Path, models: dict, dataset
     for domain, ax_a, ax_p in zip(domains, axes_a[0], axes_p[0]):
         row = next(r for r in results["domains"][domain]["models"] if r["kind"] == "transformer")
         model = models[domain, row["name"]].cpu().eval()
-        batch = _example(datasets[domain], torch.device("cpu"))
+        batch = one_example(datasets[domain], torch.device("cpu"))
         maps, _, _ = collect_attention(model, {k: v for k, v in batch.items() if k != "labels"})
         layer = len(maps) - 1
         attention = maps[layer][0, 0].float()  # example 0 (series: its first channel), head 0
@@ -220,7 +220,7 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
         body.append(f"<h2>{html.escape(title)}</h2>{_html_table(header, rows)}")
     md += ["## Plots", ""] + [f"![{name}]({name})" for name in results["plots"]] + [""]
     body.append("<h2>Plots</h2>" + "".join(f'<p><img src="{name}" alt="{name}"></p>' for name in results["plots"]))
-    md += ["FLOPs: one example's forward pass (see `xformer/compare.py`); tokens / example: what the core "
+    md += ["FLOPs: one example's forward pass (see `xformer/compare/flops.py`); tokens / example: what the core "
            "reads. Metrics: text on the validation split (bits per character), the others on the test "
            "split; series MSE/MAE on the standardised scale; seq2seq by greedy decoding.", ""]
     (out / "report.md").write_text("\n".join(md))

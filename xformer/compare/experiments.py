@@ -1,0 +1,128 @@
+"""What ``xformer compare`` trains: its options (``CompareConfig``) and, per domain, the transformer and
+the classic baselines as ``xformer train`` experiments (``entries``), all with the same core, trainer,
+budget and seed; ``METRIC``: the number each domain's models are ranked by."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..train.distributed import pick_device
+
+
+DOMAINS = ("text", "images", "series", "seq2seq")
+DEFAULT_DOMAINS = ("text", "images", "series")
+METRIC = {"text": ("val_bits_per_character", "min"), "images": ("test_accuracy", "max"),
+          "series": ("test_mse", "min"), "seq2seq": ("test_token_accuracy", "max")}
+
+
+@dataclass
+class CompareConfig:
+    """What ``xformer compare`` runs. ``steps`` per trained model; ``seconds`` caps each run's time too."""
+
+    domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
+    steps: int = 1000
+    seconds: float | None = None
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 128
+    batch_size: int = 32
+    text_data: list[str] | None = None
+    series_data: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        unknown = [d for d in self.domains if d not in DOMAINS]
+        if unknown or not self.domains:
+            raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
+        if self.steps < 1 or (self.seconds is not None and self.seconds <= 0):
+            raise ConfigError("--steps must be >= 1 and --seconds > 0")
+        for option, value, low in (("--d-model", self.d_model, 1), ("--layers", self.n_layers, 1),
+                                   ("--heads", self.n_heads, 1), ("--d-ff", self.d_ff, 1),
+                                   ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0)):
+            if value < low:
+                raise ConfigError(f"{option} must be >= {low}, got {value}")
+        pick_device(self.device, "--device")  # an absent GPU is refused before anything is trained
+        if self.seed >= 2 ** 32:
+            raise ConfigError(f"--seed must be below 2**32, got {self.seed}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"--d-model {self.d_model} must be divisible by --heads {self.n_heads}")
+
+
+@dataclass
+class Entry:
+    """One model of a domain: a recipe for ``train_run``, or an untrained baseline (``trained=False``)."""
+
+    domain: str
+    name: str
+    kind: str  # "transformer" | "baseline"
+    experiment: dict[str, Any]
+    trained: bool = True
+
+
+def _core(cfg: CompareConfig, **extra) -> dict:
+    return {"d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "d_ff": cfg.d_ff,
+            "dropout": 0.0, **extra}
+
+
+def _train(cfg: CompareConfig, lr: float) -> dict:
+    return {"steps": cfg.steps, "batch_size": cfg.batch_size, "lr": lr, "warmup_steps": max(1, cfg.steps // 10),
+            "schedule": "cosine", "min_lr": lr / 10, "eval_every": max(1, cfg.steps // 4),
+            "log_every": max(1, min(10, cfg.steps // 10)), "keep_last": 1, "seed": cfg.seed, "device": cfg.device,
+            "max_seconds": cfg.seconds}
+
+
+def entries(cfg: CompareConfig) -> list[Entry]:
+    """The models of each chosen domain, transformer first."""
+    out = []
+    if "text" in cfg.domains:
+        data = {"name": "text_lm", "args": {"files": cfg.text_data, "tokenizer": "char", "block_size": 64}}
+        train = _train(cfg, 3e-3)
+        out.append(Entry("text", "GPT (decoder)", "transformer", {
+            "model": {"architecture": "decoder", "core": _core(cfg), "tokenizer": {"name": "text"},
+                      "head": {"name": "causal_lm"}}, "data": data, "train": train}))
+        width = {"embed_dim": cfg.d_model, "hidden_dim": 2 * cfg.d_model}
+        for name, label in (("ngram_lm", "n-gram MLP LM (Bengio 2003)"), ("rnn_lm", "RNN LM"),
+                            ("lstm_lm", "LSTM LM")):
+            out.append(Entry("text", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": dict(width)}}, "data": data, "train": train}))
+    if "images" in cfg.domains:
+        data = {"name": "digits", "args": {}}
+        train = _train(cfg, 3e-3)
+        out.append(Entry("images", "ViT (encoder)", "transformer", {
+            "model": {"architecture": "encoder", "core": _core(cfg),
+                      "tokenizer": {"name": "image_patches", "args": {"patch_size": 2}},
+                      "head": {"name": "classification", "args": {"pool": "cls"}}}, "data": data, "train": train}))
+        for name, label in (("mlp", "MLP"), ("cnn", "CNN")):
+            out.append(Entry("images", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
+    if "series" in cfg.domains:
+        data = {"name": "csv_series", "args": {"path": cfg.series_data, "input_len": 96, "horizon": 24}}
+        train = _train(cfg, 1e-3)
+        out.append(Entry("series", "PatchTST (encoder)", "transformer", {
+            "model": {"architecture": "encoder", "core": _core(cfg),
+                      "tokenizer": {"name": "series_patches", "args": {"patch_len": 16, "stride": 8}},
+                      "head": {"name": "forecast"}}, "data": data, "train": train}))
+        for name, label in (("dlinear", "DLinear"), ("lstm_forecaster", "LSTM forecaster")):
+            out.append(Entry("series", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
+        for name, label, args in (("last_value", "last value", {}), ("seasonal_naive", "seasonal naive (24)",
+                                                                     {"period": 24})):
+            out.append(Entry("series", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": args}}, "data": data, "train": train}, trained=False))
+    if "seq2seq" in cfg.domains:
+        data = {"name": "reverse_digits", "args": {"n_train": 20000, "min_len": 4, "max_len": 8}}
+        train = _train(cfg, 3e-3)
+        out.append(Entry("seq2seq", "Transformer (encoder-decoder)", "transformer", {
+            "model": {"architecture": "encoder-decoder", "core": _core(cfg), "tokenizer": {"name": "seq2seq_text"},
+                      "head": {"name": "causal_lm"}}, "data": data, "train": train}))
+        out.append(Entry("seq2seq", "LSTM encoder-decoder + Bahdanau attention", "baseline", {
+            "model": {"baseline": {"name": "lstm_seq2seq", "args": {"embed_dim": cfg.d_model,
+                                                                    "hidden_dim": cfg.d_model}}},
+            "data": data, "train": train}))
+    return out
+
+
+__all__ = ["CompareConfig", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries"]
