@@ -146,10 +146,10 @@ def test_attention_math_adds_previous_scores_before_the_mask():
 
 
 def _post_norm_encoder(residual: bool, n_layers: int = 3):
-    from xformer.core import CoreConfig, Encoder
+    from xformer.core import CoreConfig, build
 
     torch.manual_seed(0)
-    encoder = Encoder(CoreConfig(d_model=8, n_layers=n_layers, n_heads=2, d_ff=16, norm_first=False,
+    encoder = build.encoder(CoreConfig(d_model=8, n_layers=n_layers, n_heads=2, d_ff=16, norm_first=False,
                                  residual_attention=residual, init="torch")).eval()
     with torch.no_grad():
         for block in encoder.blocks:
@@ -180,7 +180,7 @@ def test_residual_attention_encoder_follows_the_realformer_equations():
 
 
 def test_residual_attention_ignores_padding_and_is_encoder_only():
-    from xformer.core import CoreConfig, Decoder
+    from xformer.core import CoreConfig, build
 
     encoder = _post_norm_encoder(residual=True)
     x = torch.randn(2, 6, 8)
@@ -193,4 +193,4 @@ def test_residual_attention_ignores_padding_and_is_encoder_only():
     torch.testing.assert_close(a[0, :4], b[0, :4])
     assert torch.isfinite(a).all()
     with pytest.raises(ValueError, match="residual_attention is for encoders"):
-        Decoder(CoreConfig(d_model=8, n_layers=2, n_heads=2, residual_attention=True))
+        build.decoder(CoreConfig(d_model=8, n_layers=2, n_heads=2, residual_attention=True))

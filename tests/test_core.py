@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from xformer.core import CoreConfig, Decoder, Encoder, EncoderDecoder
+from xformer.core import CoreConfig, build
 
 VARIANTS = {
     "pre-norm": dict(),
@@ -17,7 +17,7 @@ def config(**kw):
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_decoder_is_causal(variant):
-    dec = Decoder(config(**VARIANTS[variant])).eval()
+    dec = build.decoder(config(**VARIANTS[variant])).eval()
     x = torch.randn(2, 10, 32)
     changed = x.clone()
     t = 4
@@ -28,7 +28,7 @@ def test_decoder_is_causal(variant):
 
 
 def test_encoder_is_bidirectional():
-    enc = Encoder(config()).eval()
+    enc = build.encoder(config()).eval()
     x = torch.randn(1, 6, 32)
     changed = x.clone()
     changed[:, -1] = torch.randn(32)  # not a constant shift, which LayerNorm would remove
@@ -38,7 +38,7 @@ def test_encoder_is_bidirectional():
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("stack", ["encoder", "decoder"])
 def test_padding_invariance(stack, variant):
-    module = (Encoder if stack == "encoder" else Decoder)(config(**VARIANTS[variant])).eval()
+    module = (build.encoder if stack == "encoder" else build.decoder)(config(**VARIANTS[variant])).eval()
     x = torch.randn(2, 6, 32)
     padded = torch.cat([x, torch.randn(2, 3, 32) * 5], dim=1)  # right padding, arbitrary values
     mask = torch.ones(2, 9, dtype=torch.bool)
@@ -48,7 +48,7 @@ def test_padding_invariance(stack, variant):
 
 def test_decoder_left_padding_with_rope_equals_unpadded():
     """Rotary positions depend only on relative offsets, so left padding changes nothing."""
-    dec = Decoder(config(rope=True)).eval()
+    dec = build.decoder(config(rope=True)).eval()
     x = torch.randn(1, 5, 32)
     padded = torch.cat([torch.randn(1, 3, 32), x], dim=1)
     mask = torch.tensor([[False] * 3 + [True] * 5])
@@ -56,7 +56,7 @@ def test_decoder_left_padding_with_rope_equals_unpadded():
 
 
 def test_encoder_decoder_source_padding_invariance():
-    model = EncoderDecoder(config()).eval()
+    model = build.encoder_decoder(config()).eval()
     src, tgt = torch.randn(2, 5, 32), torch.randn(2, 4, 32)
     padded = torch.cat([src, torch.randn(2, 2, 32)], dim=1)
     mask = torch.tensor([[True] * 5 + [False] * 2] * 2)
@@ -66,7 +66,7 @@ def test_encoder_decoder_source_padding_invariance():
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("chunk", [1, 3])
 def test_decoder_kv_cache_equals_full_forward(variant, chunk):
-    dec = Decoder(config(**VARIANTS[variant])).eval()
+    dec = build.decoder(config(**VARIANTS[variant])).eval()
     x = torch.randn(2, 9, 32)
     full = dec(x)
     cache = dec.new_cache()
@@ -76,7 +76,7 @@ def test_decoder_kv_cache_equals_full_forward(variant, chunk):
 
 
 def test_decoder_kv_cache_with_left_padding():
-    dec = Decoder(config(rope=True)).eval()
+    dec = build.decoder(config(rope=True)).eval()
     x = torch.randn(2, 7, 32)
     mask = torch.ones(2, 7, dtype=torch.bool)
     mask[0, :2] = False
@@ -90,7 +90,7 @@ def test_decoder_kv_cache_with_left_padding():
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_encoder_decoder_kv_cache_equals_full_forward(variant):
-    model = EncoderDecoder(config(**VARIANTS[variant])).eval()
+    model = build.encoder_decoder(config(**VARIANTS[variant])).eval()
     src, tgt = torch.randn(2, 6, 32), torch.randn(2, 5, 32)
     src_mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     full = model(src, tgt, src_padding_mask=src_mask)
@@ -101,7 +101,7 @@ def test_encoder_decoder_kv_cache_equals_full_forward(variant):
 
 
 def test_cache_padding_mask_must_cover_cached_positions():
-    dec = Decoder(config()).eval()
+    dec = build.decoder(config()).eval()
     cache = dec.new_cache()
     dec(torch.randn(1, 3, 32), cache=cache)
     with pytest.raises(ValueError, match="cached"):
@@ -109,14 +109,14 @@ def test_cache_padding_mask_must_cover_cached_positions():
 
 
 def test_cross_attention_decoder_needs_memory():
-    model = EncoderDecoder(config())
+    model = build.encoder_decoder(config())
     with pytest.raises(ValueError, match="memory"):
         model.decoder(torch.randn(1, 2, 32))
 
 
 def test_gpt2_initialisation_scales_residual_projections():
     cfg = CoreConfig(d_model=256, n_layers=8, n_heads=4)
-    dec = Decoder(cfg)
+    dec = build.decoder(cfg)
     block = dec.blocks[0]
     assert abs(block.attn.qkv.weight.std().item() - 0.02) < 2e-3
     expected = 0.02 / (2 * 8) ** 0.5
@@ -127,7 +127,7 @@ def test_gpt2_initialisation_scales_residual_projections():
 
 
 def test_drop_path_and_dropout_are_active_only_in_training():
-    dec = Decoder(CoreConfig(d_model=32, n_layers=4, n_heads=4, dropout=0.2, drop_path=0.3))
+    dec = build.decoder(CoreConfig(d_model=32, n_layers=4, n_heads=4, dropout=0.2, drop_path=0.3))
     x = torch.randn(4, 5, 32)
     dec.train()
     assert not torch.allclose(dec(x), dec(x))
@@ -138,7 +138,7 @@ def test_drop_path_and_dropout_are_active_only_in_training():
 
 
 def test_layer_scale_starts_small():
-    enc = Encoder(CoreConfig(d_model=32, n_layers=1, n_heads=4, layer_scale=1e-6, final_norm=False)).eval()
+    enc = build.encoder(CoreConfig(d_model=32, n_layers=1, n_heads=4, layer_scale=1e-6, final_norm=False)).eval()
     x = torch.randn(2, 3, 32)
     torch.testing.assert_close(enc(x), x, atol=1e-3, rtol=0)
 

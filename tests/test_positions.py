@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from xformer.core import LearnedPositions, RotaryEmbedding, make_positions, sincos_2d_table, sinusoidal_table
-from xformer.core.positions import interpolate_grid_positions
+from xformer.core import LearnedPositions, RotaryEmbedding, make_positions, sinusoidal_table
+from xformer.tokenizers.image import interpolate_grid_positions, sincos_2d_table
 
 
 def test_sinusoidal_equals_formula():

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from xformer.core import CoreConfig, Decoder, Encoder, EncoderDecoder
+from xformer.core import CoreConfig, build
 
 D, H, FF = 32, 4, 64
 
@@ -37,7 +37,7 @@ def copy_feed_forward(block, layer):
 def test_encoder_layer_parity(norm_first, activation):
     ref = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, activation=activation, batch_first=True,
                                      norm_first=norm_first).eval()
-    ours = Encoder(core_config(norm_first, activation)).eval()
+    ours = build.encoder(core_config(norm_first, activation)).eval()
     block = ours.blocks[0]
     copy_self_attention(block.attn, ref.self_attn)
     copy_feed_forward(block, ref)
@@ -59,7 +59,7 @@ def test_encoder_layer_parity(norm_first, activation):
 def test_decoder_layer_parity(norm_first, activation):
     ref = nn.TransformerDecoderLayer(D, H, FF, dropout=0.0, activation=activation, batch_first=True,
                                      norm_first=norm_first).eval()
-    ours = EncoderDecoder(core_config(norm_first, activation)).decoder.eval()
+    ours = build.encoder_decoder(core_config(norm_first, activation)).decoder.eval()
     block = ours.blocks[0]
     copy_self_attention(block.attn, ref.self_attn)
     copy_cross_attention(block.cross_attn, ref.multihead_attn)
@@ -80,7 +80,7 @@ def test_decoder_layer_parity(norm_first, activation):
 def test_decoder_only_stack_parity_with_causal_encoder_layers():
     """A GPT-style decoder is a stack of self-attention layers under a causal mask."""
     cfg = CoreConfig(d_model=D, n_layers=2, n_heads=H, d_ff=FF, activation="gelu", init="torch")
-    ours = Decoder(cfg).eval()
+    ours = build.decoder(cfg).eval()
     layers = [nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, activation="gelu", batch_first=True,
                                          norm_first=True).eval() for _ in range(2)]
     for block, layer in zip(ours.blocks, layers):

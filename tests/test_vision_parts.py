@@ -4,8 +4,8 @@ import torch
 
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.config import ConfigError
-from xformer.core import Tokens, sincos_2d_table
-from xformer.core.positions import interpolate_grid_positions
+from xformer.core import Tokens
+from xformer.tokenizers.image import interpolate_grid_positions, sincos_2d_table
 from xformer.heads.classification import ClassificationHead
 from xformer.tokenizers.image import PatchEmbedding
 

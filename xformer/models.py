@@ -19,12 +19,12 @@ from typing import Any, Literal
 from torch import nn
 
 from .registry import Registry, call_factory
-from .core import CoreConfig, Decoder, DecoderCache, Encoder, EncoderDecoder, init_gpt2_
+from .core import CoreConfig, DecoderCache, build, init_gpt2_
 
 TOKENIZERS = Registry("tokenizer")
 HEADS = Registry("head")
 BASELINES = Registry("baseline")
-ARCHITECTURES = {"encoder": Encoder, "decoder": Decoder, "encoder-decoder": EncoderDecoder}
+ARCHITECTURES = build.ARCHITECTURES  # name -> builder of the core from a CoreConfig (xformer/core/build.py)
 
 
 def register_tokenizer(name: str):
@@ -93,7 +93,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     core = ARCHITECTURES[config.architecture](config.core)
     head = _call_factory(HEADS, "head", config.head, core=config.core, tokenizer=tokenizer)
     if config.core.init == "gpt2":
-        # the core initialised itself; the tokenizer and head get the same N(0, 0.02)
+        # the core builder initialised the core; the tokenizer and head get the same N(0, 0.02)
         init_gpt2_(tokenizer, config.core.n_layers)
         init_gpt2_(head, config.core.n_layers)
     return Model(tokenizer, core, head, config)

@@ -1,19 +1,25 @@
-"""The modality-agnostic transformer core: it sees (B, N, d) tensors and masks, nothing else."""
+"""The modality-agnostic transformer core: it sees (B, N, d) tensors and masks, nothing else.
+
+``build`` reads a CoreConfig and hands the parts to the modules: ``build.encoder(cfg)``,
+``build.decoder(cfg)``, ``build.encoder_decoder(cfg)``.
+"""
+from . import build
 from .attention import CrossAttention, KVCache, SelfAttention, attend, attention_math, capture_attention
-from .blocks import DecoderBlock, EncoderBlock, Residual
+from .blocks import DecoderBlock, EncoderBlock, PostNormResidual, PreNormResidual
+from .build import init_gpt2_
 from .config import CoreConfig
 from .layers import Dropout, Mlp, SwiGLU, dropout, make_feed_forward, make_norm
 from .masks import causal_mask, combine_masks
-from .positions import (LearnedPositions, NoPositions, RotaryEmbedding, SinusoidalPositions, make_positions,
-                        sincos_2d_table, sinusoidal_table)
+from .positions import LearnedPositions, NoPositions, RotaryEmbedding, SinusoidalPositions, make_positions, sinusoidal_table
+from .residual_attention import ResidualAttentionBlock, ResidualAttentionEncoder, ResidualScoresAttention
 from .tokens import Tokens
-from .transformer import Decoder, DecoderCache, Encoder, EncoderDecoder, init_gpt2_
+from .transformer import Decoder, DecoderCache, Encoder, EncoderDecoder
 
 __all__ = [
-    "CrossAttention", "KVCache", "SelfAttention", "attend", "attention_math", "capture_attention",
-    "DecoderBlock", "EncoderBlock", "Residual", "CoreConfig", "Dropout", "dropout", "Mlp", "SwiGLU",
-    "make_feed_forward", "make_norm",
-    "causal_mask", "combine_masks", "LearnedPositions", "NoPositions", "RotaryEmbedding", "SinusoidalPositions",
-    "make_positions", "sincos_2d_table", "sinusoidal_table", "Tokens", "Decoder", "DecoderCache", "Encoder",
-    "EncoderDecoder", "init_gpt2_",
+    "build", "CrossAttention", "KVCache", "SelfAttention", "attend", "attention_math", "capture_attention",
+    "DecoderBlock", "EncoderBlock", "PostNormResidual", "PreNormResidual", "init_gpt2_", "CoreConfig", "Dropout",
+    "Mlp", "SwiGLU", "dropout", "make_feed_forward", "make_norm", "causal_mask", "combine_masks",
+    "LearnedPositions", "NoPositions", "RotaryEmbedding", "SinusoidalPositions", "make_positions",
+    "sinusoidal_table", "ResidualAttentionBlock", "ResidualAttentionEncoder", "ResidualScoresAttention", "Tokens",
+    "Decoder", "DecoderCache", "Encoder", "EncoderDecoder",
 ]

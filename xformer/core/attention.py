@@ -5,11 +5,8 @@
 with M = 0 where a query may see a key and -inf elsewhere (see ``masks.py``).
 Heads are a tensor dimension, never a Python loop. Grouped-query attention
 shares each key/value head among ``n_heads / n_kv_heads`` query heads.
-
-Residual attention (RealFormer, He et al. 2021; PatchTST's ``res_attention``)
-adds the previous layer's pre-softmax scores to each layer's:
-
-    S_l = Q_l K_l^T / sqrt(d_k) + S_{l-1},   Attention_l = softmax(S_l + M) V_l
+Every module here returns one Tensor; residual attention, which passes scores
+between layers, is composed on top in ``residual_attention.py``.
 """
 from __future__ import annotations
 
@@ -91,7 +88,7 @@ class _HeadsAttention(nn.Module):
     """What self- and cross-attention share: head bookkeeping, the attend step, the output projection."""
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None, out_bias: bool, dropout: float,
-                 proj_dropout: float = 0.0, residual_scores: bool = False):
+                 proj_dropout: float = 0.0):
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
         if dim % n_heads:
@@ -102,7 +99,6 @@ class _HeadsAttention(nn.Module):
         self.dropout = dropout
         self.proj = nn.Linear(dim, dim, bias=out_bias)
         self.proj_drop = Dropout(proj_dropout)
-        self.residual_scores = residual_scores
         self.keep_weights = False  # set by capture_attention()
         self.last_weights: Tensor | None = None
 
@@ -110,38 +106,35 @@ class _HeadsAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, heads, self.head_dim).transpose(1, 2)
 
-    def _attend_and_project(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool,
-                            prev_scores: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
+        """The fused path, or the explicit one while ``capture_attention`` keeps the weights."""
         p = self.dropout if self.training else 0.0
-        scores = None
-        if self.keep_weights or self.residual_scores:
-            out, weights, scores = attention_math(q, k, v, mask, causal, p, prev_scores)
-            if self.keep_weights:
-                self.last_weights = weights
-        else:
-            out = attend(q, k, v, mask, causal, p)
+        if not self.keep_weights:
+            return attend(q, k, v, mask, causal, p)
+        out, self.last_weights, _ = attention_math(q, k, v, mask, causal, p)
+        return out
+
+    def _project(self, out: Tensor) -> Tensor:
+        """(B, heads, N, head_dim) -> concatenated heads (B, N, d) -> output projection."""
         b, _, n, _ = out.shape
-        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
-        return (out, scores) if self.residual_scores else out
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
 
 
 class SelfAttention(_HeadsAttention):
     """Self-attention with one fused QKV projection, optional rotary positions and KV cache.
 
     ``dropout`` drops attention weights, ``proj_dropout`` the output after the projection
-    (timm's ``attn_drop`` / ``proj_drop``). With ``residual_scores`` (residual attention)
-    ``forward`` takes the previous layer's pre-softmax scores and returns ``(output, scores)``.
+    (timm's ``attn_drop`` / ``proj_drop``).
     """
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, *, qkv_bias: bool = True,
                  out_bias: bool = True, dropout: float = 0.0, proj_dropout: float = 0.0,
-                 rope: RotaryEmbedding | None = None, residual_scores: bool = False):
-        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout, proj_dropout, residual_scores)
+                 rope: RotaryEmbedding | None = None):
+        super().__init__(dim, n_heads, n_kv_heads, out_bias, dropout, proj_dropout)
         self.qkv = nn.Linear(dim, (self.n_heads + 2 * self.n_kv_heads) * self.head_dim, bias=qkv_bias)
         self.rope = rope
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False,
-                cache: KVCache | None = None, prev_scores: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    def _qkv(self, x: Tensor, cache: KVCache | None = None) -> tuple[Tensor, Tensor, Tensor]:
         hd = self.head_dim
         q, k, v = self.qkv(x).split([self.n_heads * hd, self.n_kv_heads * hd, self.n_kv_heads * hd], dim=-1)
         q, k, v = self._split(q, self.n_heads), self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
@@ -150,7 +143,11 @@ class SelfAttention(_HeadsAttention):
             q, k = self.rope(q, offset), self.rope(k, offset)
         if cache is not None:
             k, v = cache.append(k, v)
-        return self._attend_and_project(q, k, v, mask, causal, prev_scores)
+        return q, k, v
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, causal: bool = False,
+                cache: KVCache | None = None) -> Tensor:
+        return self._project(self._attend(*self._qkv(x, cache), mask, causal))
 
 
 class CrossAttention(_HeadsAttention):
@@ -172,7 +169,7 @@ class CrossAttention(_HeadsAttention):
             k, v = self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
             if cache is not None:
                 cache.append(k, v)
-        return self._attend_and_project(q, k, v, mask, causal=False)
+        return self._project(self._attend(q, k, v, mask, causal=False))
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""Transformer blocks, built from parts passed in (attention, feed-forward, norms).
+"""Residual sub-layers and transformer blocks, built from parts passed in (attention, feed-forward, residuals).
 
-Pre-norm  (GPT-2, ViT):  x = x + DropPath(LayerScale(Dropout(F(Norm(x)))))
-Post-norm (Vaswani, BERT): x = Norm(x + Dropout(F(x)))
+Pre-norm  (GPT-2, ViT; timm's ``Block``):          x = x + DropPath(LayerScale(Dropout(F(Norm(x)))))
+Post-norm (Vaswani, BERT; timm's ``ResPostBlock``): x = Norm(x + DropPath(LayerScale(Dropout(F(x)))))
 """
 from __future__ import annotations
 
@@ -13,56 +13,52 @@ from .attention import CrossAttention, KVCache, SelfAttention
 from .layers import Dropout, DropPath, LayerScale
 
 
-class Residual(nn.Module):
-    """One residual sub-layer around ``F`` in pre- or post-norm arrangement."""
+class _Residual(nn.Module):
+    """A norm, and what regularises the branch F(.): dropout, layer scale, drop path (each optional)."""
 
-    def __init__(self, norm: nn.Module, *, norm_first: bool = True, dropout: float = 0.0,
-                 drop_path: float = 0.0, layer_scale: float | None = None, dim: int | None = None):
+    def __init__(self, norm: nn.Module, dim: int, *, dropout: float = 0.0, drop_path: float = 0.0,
+                 layer_scale: float | None = None):
         super().__init__()
         self.norm = norm
-        self.norm_first = norm_first
         self.dropout = Dropout(dropout)
         self.scale = LayerScale(dim, layer_scale) if layer_scale is not None else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def branch(self, y: Tensor) -> Tensor:
+        return self.drop_path(self.scale(self.dropout(y)))
+
+
+class PreNormResidual(_Residual):
+    """x + branch(F(Norm(x)))."""
+
     def forward(self, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
-        if self.norm_first:
-            return x + self.drop_path(self.scale(self.dropout(sublayer(self.norm(x)))))
-        return self.norm(x + self.drop_path(self.scale(self.dropout(sublayer(x)))))
+        return x + self.branch(sublayer(self.norm(x)))
+
+
+class PostNormResidual(_Residual):
+    """Norm(x + branch(F(x)))."""
+
+    def forward(self, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
+        return self.norm(x + self.branch(sublayer(x)))
 
 
 class EncoderBlock(nn.Module):
-    """Bidirectional self-attention then feed-forward.
+    """Bidirectional self-attention then feed-forward: x = res1(x, attn); x = res2(x, mlp)."""
 
-    With residual attention (``attn.residual_scores``) the block takes the previous block's
-    pre-softmax scores and returns ``(x, scores)``, as PatchTST's ``TSTEncoderLayer``.
-    """
-
-    def __init__(self, attn: SelfAttention, mlp: nn.Module, res1: Residual, res2: Residual):
+    def __init__(self, attn: SelfAttention, mlp: nn.Module, res1: _Residual, res2: _Residual):
         super().__init__()
         self.attn, self.mlp, self.res1, self.res2 = attn, mlp, res1, res2
 
-    def forward(self, x: Tensor, mask: Tensor | None = None,
-                prev_scores: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
-        if not self.attn.residual_scores:
-            x = self.res1(x, lambda h: self.attn(h, mask))
-            return self.res2(x, self.mlp)
-        scores = None
-
-        def attention(h: Tensor) -> Tensor:
-            nonlocal scores
-            h, scores = self.attn(h, mask, prev_scores=prev_scores)
-            return h
-
-        x = self.res1(x, attention)
-        return self.res2(x, self.mlp), scores
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        x = self.res1(x, lambda h: self.attn(h, mask))
+        return self.res2(x, self.mlp)
 
 
 class DecoderBlock(nn.Module):
     """Causal self-attention, optional cross-attention to a memory, then feed-forward."""
 
-    def __init__(self, attn: SelfAttention, mlp: nn.Module, res1: Residual, res2: Residual,
-                 cross_attn: CrossAttention | None = None, res_cross: Residual | None = None):
+    def __init__(self, attn: SelfAttention, mlp: nn.Module, res1: _Residual, res2: _Residual,
+                 cross_attn: CrossAttention | None = None, res_cross: _Residual | None = None):
         super().__init__()
         self.attn, self.mlp, self.res1, self.res2 = attn, mlp, res1, res2
         self.cross_attn, self.res_cross = cross_attn, res_cross

@@ -1,8 +1,9 @@
-"""Position information: learned, sinusoidal, 2-D sine-cosine, rotary, none.
+"""Position information: learned, sinusoidal, rotary, none.
 
-Absolute encodings (learned, sinusoidal, 2-D sine-cosine) are *added* to the
-token embeddings by a tokenizer; rotary embeddings rotate queries and keys
-inside attention. All of them are modality-agnostic tensors of shape (N, d).
+Absolute encodings (learned, sinusoidal) are *added* to the token embeddings by a
+tokenizer; rotary embeddings rotate queries and keys inside attention. All of them
+are modality-agnostic tensors of shape (N, d). (An image grid's 2-D positions live
+with the image tokenizer, ``xformer/tokenizers/image.py``.)
 """
 from __future__ import annotations
 
@@ -26,25 +27,6 @@ def sinusoidal_table(n_positions: int, dim: int, base: float = 10000.0) -> Tenso
     table[:, 0::2] = torch.sin(pos * inv_freq)
     table[:, 1::2] = torch.cos(pos * inv_freq)
     return table.float()
-
-
-def sincos_2d_table(height: int, width: int, dim: int, base: float = 10000.0) -> Tensor:
-    """2-D sine-cosine encodings for an image grid, shape (H*W, dim), in timm's layout.
-
-    With w_k = 1 / base^(k / (dim/4)), k = 0 .. dim/4 - 1, the vector of the
-    patch at row y, column x is [sin(y w), sin(x w), cos(y w), cos(x w)];
-    patches are listed in raster order (index = y * W + x).
-    """
-    if dim % 4:
-        raise ValueError(f"2-D sine-cosine positions need a dimension divisible by 4, got {dim}")
-    quarter = dim // 4
-    omega = 1.0 / base ** (torch.arange(quarter, dtype=torch.float64) / quarter)
-    y, x = torch.meshgrid(
-        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
-    )
-    out_y = y.reshape(-1, 1) * omega
-    out_x = x.reshape(-1, 1) * omega
-    return torch.cat([out_y.sin(), out_x.sin(), out_y.cos(), out_x.cos()], dim=1).float()
 
 
 class LearnedPositions(nn.Module):
@@ -122,25 +104,3 @@ class RotaryEmbedding(nn.Module):
         x1, x2 = x.chunk(2, dim=-1)
         rotated_half = torch.cat([-x2, x1], dim=-1)
         return x * cos + rotated_half * sin
-
-
-def interpolate_grid_positions(table: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
-    """Bicubically resample a learned (H*W, d) grid of positions to a new grid size."""
-    if tuple(old_grid) == tuple(new_grid):
-        return table
-    d = table.shape[-1]
-    grid = table.reshape(1, old_grid[0], old_grid[1], d).permute(0, 3, 1, 2)
-    grid = nn.functional.interpolate(grid.float(), size=new_grid, mode="bicubic", align_corners=False)
-    return grid.permute(0, 2, 3, 1).reshape(new_grid[0] * new_grid[1], d).to(table.dtype)
-
-
-__all__ = [
-    "sinusoidal_table",
-    "sincos_2d_table",
-    "LearnedPositions",
-    "SinusoidalPositions",
-    "NoPositions",
-    "make_positions",
-    "RotaryEmbedding",
-    "interpolate_grid_positions",
-]

@@ -1,88 +1,39 @@
-"""The three stacks: Encoder, Decoder, EncoderDecoder. They see (B, N, d) tensors and masks only.
+"""The three stacks: Encoder, Decoder, EncoderDecoder. They take their blocks and final norm as
+arguments (``build.py`` makes them from a CoreConfig) and see (B, N, d) tensors and masks only:
+
+    x_l = block_l(x_{l-1}, mask),  l = 1 .. L;   output = Norm(x_L)
 
 Masks follow ``masks.py``: ``padding_mask`` is (B, N) boolean, True = real token.
 """
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 
-import torch
 from torch import Tensor, nn
 
-from .attention import CrossAttention, KVCache, SelfAttention
-from .blocks import DecoderBlock, EncoderBlock, Residual
-from .config import CoreConfig
-from .layers import make_feed_forward, make_norm
+from .attention import KVCache
 from .masks import combine_masks
-from .positions import RotaryEmbedding
 from .tokens import Tokens
 
 
-def _residual(cfg: CoreConfig, drop_path: float) -> Residual:
-    return Residual(make_norm(cfg.norm, cfg.d_model, cfg.norm_eps), norm_first=cfg.norm_first,
-                    dropout=cfg.dropout, drop_path=drop_path, layer_scale=cfg.layer_scale, dim=cfg.d_model)
-
-
-def _self_attention(cfg: CoreConfig, residual_scores: bool = False) -> SelfAttention:
-    rope = RotaryEmbedding(cfg.head_dim, cfg.rope_base) if cfg.rope else None
-    return SelfAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, qkv_bias=cfg.qkv_bias, out_bias=cfg.bias,
-                         dropout=cfg.attn_dropout, proj_dropout=cfg.attn_proj_dropout, rope=rope,
-                         residual_scores=residual_scores)
-
-
-def _drop_path_rates(cfg: CoreConfig, depth: int) -> list[float]:
-    """Stochastic depth grows linearly with depth, 0 at the first block (Huang et al. 2016, timm)."""
-    return torch.linspace(0, cfg.drop_path, depth).tolist() if depth > 1 else [cfg.drop_path] * depth
-
-
-def init_gpt2_(module: nn.Module, n_layers: int, std: float = 0.02) -> None:
-    """GPT-2 initialisation: N(0, std) weights, zero biases, and N(0, std / sqrt(2 n_layers))
-    for the projections that write into the residual stream (attention ``proj``, feed-forward ``fc2``)."""
-    for name, p in module.named_parameters():
-        if p.dim() >= 2:
-            residual_out = name.endswith("attn.proj.weight") or name.endswith("mlp.fc2.weight")
-            nn.init.normal_(p, 0.0, std / math.sqrt(2 * n_layers) if residual_out else std)
-        elif name.endswith("bias") and not name.endswith("norm.bias"):
-            nn.init.zeros_(p)
-
-
-class _Stack(nn.Module):
-    def __init__(self, cfg: CoreConfig, n_layers: int):
-        super().__init__()
-        self.config = cfg
-        self.n_layers = n_layers
-        self.norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps) if cfg.has_final_norm else nn.Identity()
-
-    def _init(self) -> None:
-        if self.config.init == "gpt2":
-            init_gpt2_(self, self.n_layers)
-
-
-class Encoder(_Stack):
+class Encoder(nn.Module):
     """Bidirectional stack: every token sees every (non-padding) token."""
 
-    def __init__(self, cfg: CoreConfig):
-        super().__init__(cfg, cfg.n_layers)
-        rates = _drop_path_rates(cfg, cfg.n_layers)
-        self.blocks = nn.ModuleList(
-            EncoderBlock(_self_attention(cfg, residual_scores=cfg.residual_attention),
-                         make_feed_forward(cfg.activation, cfg.d_model, cfg.hidden_dim, cfg.dropout, cfg.bias),
-                         _residual(cfg, rates[i]), _residual(cfg, rates[i]))
-            for i in range(cfg.n_layers)
-        )
-        self._init()
+    def __init__(self, blocks: Iterable[nn.Module], norm: nn.Module | None = None):
+        super().__init__()
+        self.norm = norm if norm is not None else nn.Identity()
+        self.blocks = nn.ModuleList(blocks)
+
+    @staticmethod
+    def attention_mask(x: Tensor, padding_mask: Tensor | None, attn_mask: Tensor | None) -> Tensor | None:
+        n = x.shape[1]
+        return combine_masks(n_queries=n, n_keys=n, key_padding_mask=padding_mask, attn_mask=attn_mask,
+                             dtype=x.dtype, device=x.device)
 
     def forward(self, x: Tensor, padding_mask: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
-        n = x.shape[1]
-        mask = combine_masks(n_queries=n, n_keys=n, key_padding_mask=padding_mask, attn_mask=attn_mask,
-                             dtype=x.dtype, device=x.device)
-        if self.config.residual_attention:
-            scores = None
-            for block in self.blocks:
-                x, scores = block(x, mask, scores)
-        else:
-            for block in self.blocks:
-                x = block(x, mask)
+        mask = self.attention_mask(x, padding_mask, attn_mask)
+        for block in self.blocks:
+            x = block(x, mask)
         return self.norm(x)
 
     def forward_tokens(self, tokens: Tokens, cache=None) -> Tensor:
@@ -109,35 +60,16 @@ class DecoderCache:
             self.memory = self.memory.index_select(0, index)
 
 
-class Decoder(_Stack):
-    """Causal stack (GPT style); with ``cross_attention`` each block also attends to a memory."""
+class Decoder(nn.Module):
+    """Causal stack (GPT style); blocks with cross-attention also attend to a memory."""
 
-    def __init__(self, cfg: CoreConfig, cross_attention: bool = False, n_layers: int | None = None):
-        n_layers = n_layers or cfg.n_layers
-        if cfg.residual_attention:
-            raise ValueError("residual_attention is for encoders (its scores are not kept in the KV cache); "
-                             "set core.residual_attention: false for decoders")
-        super().__init__(cfg, n_layers)
-        rates = _drop_path_rates(cfg, n_layers)
-
-        def block(i: int) -> DecoderBlock:
-            cross = None
-            if cross_attention:
-                cross = CrossAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, qkv_bias=cfg.qkv_bias,
-                                       out_bias=cfg.bias, dropout=cfg.attn_dropout,
-                                       proj_dropout=cfg.attn_proj_dropout)
-            return DecoderBlock(
-                _self_attention(cfg),
-                make_feed_forward(cfg.activation, cfg.d_model, cfg.hidden_dim, cfg.dropout, cfg.bias),
-                _residual(cfg, rates[i]), _residual(cfg, rates[i]),
-                cross, _residual(cfg, rates[i]) if cross_attention else None,
-            )
-
-        self.blocks = nn.ModuleList(block(i) for i in range(n_layers))
-        self._init()
+    def __init__(self, blocks: Iterable[nn.Module], norm: nn.Module | None = None):
+        super().__init__()
+        self.norm = norm if norm is not None else nn.Identity()
+        self.blocks = nn.ModuleList(blocks)
 
     def new_cache(self) -> DecoderCache:
-        return DecoderCache(self.n_layers)
+        return DecoderCache(len(self.blocks))
 
     def forward(self, x: Tensor, memory: Tensor | None = None, padding_mask: Tensor | None = None,
                 memory_padding_mask: Tensor | None = None, attn_mask: Tensor | None = None,
@@ -173,11 +105,9 @@ class Decoder(_Stack):
 class EncoderDecoder(nn.Module):
     """Encoder over the source, decoder with cross-attention over the target (Vaswani et al. 2017)."""
 
-    def __init__(self, cfg: CoreConfig):
+    def __init__(self, encoder: Encoder, decoder: Decoder):
         super().__init__()
-        self.config = cfg
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg, cross_attention=True, n_layers=cfg.n_decoder_layers or cfg.n_layers)
+        self.encoder, self.decoder = encoder, decoder
 
     def new_cache(self) -> DecoderCache:
         return self.decoder.new_cache()

@@ -13,7 +13,7 @@ of timm's ``PatchEmbed``. Prefix tokens go in front: a learned [CLS] token
 
 Positions are added: learned (one vector per grid cell, and optionally per
 prefix token as in the original ViT/timm layout), fixed 2-D sine-cosine (MAE,
-DeiT-III; see ``core.positions.sincos_2d_table``), or none. A learned grid
+DeiT-III; see :func:`sincos_2d_table`), or none. A learned grid
 trained at one image size is resampled bicubically when an image of another
 size comes in, or when a checkpoint of another size is loaded.
 
@@ -26,8 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens, make_norm, sincos_2d_table
-from ..core.positions import interpolate_grid_positions
+from ..core import CoreConfig, Dropout, Tokens, make_norm
 from ..models import register_tokenizer
 from ..registry import check_sizes
 
@@ -36,6 +35,35 @@ POSITIONS = ("learned", "sincos", "none")
 
 def _pair(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def sincos_2d_table(height: int, width: int, dim: int, base: float = 10000.0) -> Tensor:
+    """2-D sine-cosine encodings for an image grid, shape (H*W, dim), in timm's layout.
+
+    With w_k = 1 / base^(k / (dim/4)), k = 0 .. dim/4 - 1, the vector of the
+    patch at row y, column x is [sin(y w), sin(x w), cos(y w), cos(x w)];
+    patches are listed in raster order (index = y * W + x).
+    """
+    if dim % 4:
+        raise ValueError(f"2-D sine-cosine positions need a dimension divisible by 4, got {dim}")
+    quarter = dim // 4
+    omega = 1.0 / base ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    y, x = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij"
+    )
+    out_y = y.reshape(-1, 1) * omega
+    out_x = x.reshape(-1, 1) * omega
+    return torch.cat([out_y.sin(), out_x.sin(), out_y.cos(), out_x.cos()], dim=1).float()
+
+
+def interpolate_grid_positions(table: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
+    """Bicubically resample a learned (H*W, d) grid of positions to a new grid size."""
+    if tuple(old_grid) == tuple(new_grid):
+        return table
+    d = table.shape[-1]
+    grid = table.reshape(1, old_grid[0], old_grid[1], d).permute(0, 3, 1, 2)
+    grid = nn.functional.interpolate(grid.float(), size=new_grid, mode="bicubic", align_corners=False)
+    return grid.permute(0, 2, 3, 1).reshape(new_grid[0] * new_grid[1], d).to(table.dtype)
 
 
 class PatchEmbedding(nn.Module):
@@ -139,4 +167,4 @@ def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224,
                           positions, prefix_positions, pre_norm, core.norm_eps, dropout)
 
 
-__all__ = ["PatchEmbedding"]
+__all__ = ["PatchEmbedding", "interpolate_grid_positions", "sincos_2d_table"]
