@@ -1,0 +1,177 @@
+"""Text classification data: ``text_classification`` (rules shared with the other text datasets:
+text_common.py).
+
+text_classification
+  ``files``: CSV (",") or TSV (".tsv" / ".tab": tab, no quoting) files with a header holding
+      ``text_column`` and ``label_column`` (default "text", "label"); rows of all files pooled.
+      Labels: the distinct label strings in sorted order -> ids 0..K-1 (numeric order when every
+      label is an integer). Split: stratified, per label.
+  Default (files None), sentence-order acceptability: every distinct prose sentence of the corpus
+      with ``min_words``..``max_words`` words gives two items:
+      label 1, the sentence; label 0, its words shuffled (seeded; the final "." stays last and the
+      capital moves to the new first word). Both versions share a split and the same bag of words,
+      so only word order separates them: the task needs attention and positions. Balanced.
+  Items: [CLS] text [SEP], truncated to max_length. evaluate: accuracy and macro-F1,
+      F1_k = 2 TP_k / (2 TP_k + FP_k + FN_k) averaged over the labels present (sklearn's rule).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..metrics_classification import predict
+from ..registry import check_min_max
+from .corpus import corpus_name, not_utf8_text, read_text_files
+from .registry import DataBundle, register_data
+from .text_common import (Items, build_vocab, check_vocab_args, id_tensor, pad_collate, prose_sentences,
+                          save_vocab, seeded_generator, split_indices, text_model_args)
+
+
+def read_labelled(paths: str | list[str], text_column: str = "text", label_column: str = "label"
+                  ) -> tuple[list[str], list[str]]:
+    """(texts, label strings) of every row of the CSV / TSV files."""
+    texts, labels = [], []
+    for path in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        if not path.is_file():
+            raise ConfigError(f"data file {path} does not exist; give CSV or TSV files with columns "
+                              f"{text_column!r} and {label_column!r}")
+        try:
+            rows = _read_rows(path, text_column, label_column)
+        except UnicodeDecodeError as e:
+            raise not_utf8_text(path, e) from None
+        except csv.Error as e:  # e.g. a NUL byte: a binary file
+            raise ConfigError(f"{path} cannot be read as CSV / TSV ({e}); give UTF-8 text files with a header row "
+                              f"holding {text_column!r} and {label_column!r}") from None
+        for text, label in rows:
+            texts.append(text)
+            labels.append(label)
+    if not texts:
+        raise ConfigError(f"{paths}: no rows below the header; give files with labelled texts")
+    return texts, labels
+
+
+def _read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
+    """(text, label) of every row of one CSV / TSV file with a header."""
+    tsv = path.suffix.lower() in (".tsv", ".tab")
+    with open(path, newline="", encoding="utf-8") as f:  # newline="": line ends inside quoted texts kept as written
+        content = f.read()
+    if "\0" in content:  # valid UTF-8 yet binary: text never holds NUL
+        raise csv.Error("it holds NUL bytes")
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    columns, rows = reader.fieldnames or [], []
+    for column in (text_column, label_column):
+        if column not in columns:
+            raise ConfigError(f"{path} has no column {column!r} (its header: {', '.join(columns) or 'empty'}); "
+                              f"name the columns {text_column!r} and {label_column!r} or set "
+                              "data.args.text_column / data.args.label_column")
+    for row in reader:
+        text, label = row[text_column], row[label_column]
+        if text is None or label is None or not label.strip():
+            raise ConfigError(f"{path}:{reader.line_num}: the row has no {label_column!r} value; "
+                              "every row needs a text and a label")
+        rows.append((text, label.strip()))
+    return rows
+
+
+def label_names(labels: list[str]) -> list[str]:
+    """Distinct labels in sorted order (numeric when every label is an integer): the class ids."""
+    names = set(labels)
+    numeric = all(re.fullmatch(r"[+-]?\d+", n) for n in names)
+    return sorted(names, key=int if numeric else None)
+
+
+def shuffle_words(sentence: str, rng: random.Random) -> str | None:
+    """The sentence's words in a random different order, final "." kept last, capital on the first word."""
+    words = sentence[:-1].split()
+    words[0] = words[0][:1].lower() + words[0][1:]
+    for _ in range(10):
+        shuffled = rng.sample(words, len(words))
+        if shuffled != words:
+            return shuffled[0][:1].upper() + " ".join(shuffled)[1:] + "."
+    return None  # e.g. every word the same
+
+
+def acceptability(text: str, val_fraction: float, test_fraction: float, seed: int, min_words: int, max_words: int
+                  ) -> list[tuple[list[str], list[int]]]:
+    """The default task: per split, (texts, labels) with each sentence once as is (1) and once shuffled (0)."""
+    sents = [s for s in prose_sentences(text) if min_words <= len(s.split()) <= max_words]
+    rng, splits = random.Random(seed), []
+    for part in split_indices(len(sents), val_fraction, test_fraction, seeded_generator(seed, 0)):
+        texts, labels = [], []
+        for i in part:
+            shuffled = shuffle_words(sents[i], rng)
+            if shuffled is not None:
+                texts += [sents[i], shuffled]
+                labels += [1, 0]
+        splits.append((texts, labels))
+    return splits
+
+
+def macro_f1(y_true: Tensor, y_pred: Tensor) -> float:
+    """Mean over the labels present in y_true or y_pred of F1_k = 2 TP / (2 TP + FP + FN)."""
+    scores = []
+    for k in torch.unique(torch.cat([y_true, y_pred])):
+        tp = int(((y_pred == k) & (y_true == k)).sum())
+        wrong = int(((y_pred == k) != (y_true == k)).sum())  # FP + FN
+        scores.append(2 * tp / (2 * tp + wrong))
+    return sum(scores) / max(len(scores), 1)
+
+
+@register_data("text_classification")
+def text_classification(files: str | list[str] | None = None, tokenizer: str = "wordpiece", vocab_size: int = 8000,
+                        min_frequency: int = 2, lowercase: bool = True, max_length: int = 128,
+                        text_column: str = "text", label_column: str = "label", val_fraction: float = 0.1,
+                        test_fraction: float = 0.1, min_words: int = 6, max_words: int = 30,
+                        seed: int = 0) -> DataBundle:
+    """Classify texts ([CLS] text [SEP]) from CSV / TSV files, or the default sentence-order task."""
+    check_vocab_args(vocab_size, min_frequency, max_length)
+    check_min_max("data.args", "min_words", min_words, "max_words", max_words)
+    if max_length < 3:
+        raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS] and [SEP]")
+    if files:
+        texts, labels = read_labelled(files, text_column, label_column)
+        names = label_names(labels)
+        ids = [names.index(label) for label in labels]
+        per_split = ([], [], [])
+        g = seeded_generator(seed, 0)
+        for k in range(len(names)):  # stratified: every label split by the same fractions
+            members = [i for i, y in enumerate(ids) if y == k]
+            for split, chosen in zip(per_split, split_indices(len(members), val_fraction, test_fraction, g)):
+                split += [members[j] for j in chosen]
+        parts = [([texts[i] for i in sorted(s)], [ids[i] for i in sorted(s)]) for s in per_split]
+    else:
+        names = ["shuffled", "sentence"]
+        parts = acceptability(read_text_files(None), val_fraction, test_fraction, seed, min_words, max_words)
+    if len(names) < 2:
+        raise ConfigError(f"the data holds one label only ({names[0]!r}); a classifier needs at least two")
+    vocab = build_vocab(tokenizer, parts[0][0], vocab_size, min_frequency, lowercase, "cls", "sep")
+
+    splits = []
+    for texts, labels in parts:
+        items = [{"input_ids": id_tensor([vocab.cls_id] + ids[: max_length - 2] + [vocab.sep_id]),
+                  "labels": torch.tensor(y)} for ids, y in zip(vocab.encode_batch(texts), labels)]
+        splits.append(Items(items) if items else None)
+    if splits[0] is None:
+        raise ConfigError("the training split is empty; give more rows or smaller val/test fractions")
+
+    def evaluate(model, batches) -> dict[str, float]:
+        y_true, y_pred = (torch.from_numpy(a) for a in predict(model, batches))
+        return {"accuracy": float((y_true == y_pred).float().mean()), "macro_f1": macro_f1(y_true, y_pred)}
+
+    summary = {"corpus": files if files else f"acceptability of {corpus_name()} sentences", "labels": names,
+               "tokenizer": vocab.kind, "vocab_size": vocab.vocab_size, "max_length": max_length,
+               "items": [len(p[0]) for p in parts]}
+    return DataBundle(*splits, collate=lambda items: pad_collate(items, vocab.pad_id), evaluate=evaluate,
+                      save=save_vocab(vocab, summary),
+                      model_args=text_model_args(vocab, max_length, n_classes=len(names)))
+
+
+__all__ = ["text_classification", "read_labelled", "label_names", "shuffle_words", "acceptability", "macro_f1"]
