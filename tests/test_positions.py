@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from xformer.core import LearnedPositions, RotaryEmbedding, make_positions, sinusoidal_table
+from xformer.core import RotaryEmbedding
+from xformer.tokenizers.positions import LearnedPositions, make_positions, sinusoidal_table
 from xformer.tokenizers.image import interpolate_grid_positions, sincos_2d_table
 
 

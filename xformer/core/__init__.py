@@ -10,7 +10,7 @@ from .build import init_gpt2_
 from .config import CoreConfig
 from .layers import Dropout, Mlp, SwiGLU, dropout, make_feed_forward, make_norm
 from .masks import causal_mask, combine_masks
-from .positions import LearnedPositions, NoPositions, RotaryEmbedding, SinusoidalPositions, make_positions, sinusoidal_table
+from .positions import RotaryEmbedding
 from .residual_attention import ResidualAttentionBlock, ResidualAttentionEncoder, ResidualScoresAttention
 from .tokens import Tokens
 from .transformer import Decoder, DecoderCache, Encoder, EncoderDecoder
@@ -19,7 +19,6 @@ __all__ = [
     "build", "CrossAttention", "KVCache", "SelfAttention", "attend", "attention_math", "capture_attention",
     "DecoderBlock", "EncoderBlock", "PostNormResidual", "PreNormResidual", "init_gpt2_", "CoreConfig", "Dropout",
     "Mlp", "SwiGLU", "dropout", "make_feed_forward", "make_norm", "causal_mask", "combine_masks",
-    "LearnedPositions", "NoPositions", "RotaryEmbedding", "SinusoidalPositions", "make_positions",
-    "sinusoidal_table", "ResidualAttentionBlock", "ResidualAttentionEncoder", "ResidualScoresAttention", "Tokens",
+    "RotaryEmbedding", "ResidualAttentionBlock", "ResidualAttentionEncoder", "ResidualScoresAttention", "Tokens",
     "Decoder", "DecoderCache", "Encoder", "EncoderDecoder",
 ]

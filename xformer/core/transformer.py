@@ -16,13 +16,15 @@ from .masks import combine_masks
 from .tokens import Tokens
 
 
-class Encoder(nn.Module):
-    """Bidirectional stack: every token sees every (non-padding) token."""
-
+class _Stack(nn.Module):
     def __init__(self, blocks: Iterable[nn.Module], norm: nn.Module | None = None):
         super().__init__()
         self.norm = norm if norm is not None else nn.Identity()
         self.blocks = nn.ModuleList(blocks)
+
+
+class Encoder(_Stack):
+    """Bidirectional stack: every token sees every (non-padding) token."""
 
     @staticmethod
     def attention_mask(x: Tensor, padding_mask: Tensor | None, attn_mask: Tensor | None) -> Tensor | None:
@@ -60,13 +62,8 @@ class DecoderCache:
             self.memory = self.memory.index_select(0, index)
 
 
-class Decoder(nn.Module):
+class Decoder(_Stack):
     """Causal stack (GPT style); blocks with cross-attention also attend to a memory."""
-
-    def __init__(self, blocks: Iterable[nn.Module], norm: nn.Module | None = None):
-        super().__init__()
-        self.norm = norm if norm is not None else nn.Identity()
-        self.blocks = nn.ModuleList(blocks)
 
     def new_cache(self) -> DecoderCache:
         return DecoderCache(len(self.blocks))

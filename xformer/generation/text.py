@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import Decoder, EncoderDecoder, LearnedPositions, SinusoidalPositions
+from ..core import Decoder, EncoderDecoder
 from ..errors import ConfigError
 from ..models import Model
+from ..tokenizers.positions import LearnedPositions, SinusoidalPositions
 from .decoding import Stepper, generate, greedy_or_sample
 
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens, make_positions
+from ..core import CoreConfig, Dropout, Tokens
 from ..models import register_tokenizer
 from ..registry import check_sizes
+from .positions import make_positions
 
 
 class RevIN(nn.Module):

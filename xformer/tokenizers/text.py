@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens, make_positions
+from ..core import CoreConfig, Dropout, Tokens
 from ..models import register_tokenizer
 from ..registry import check_sizes, check_vocabulary
+from .positions import make_positions
 
 
 class TextEmbedding(nn.Module):
