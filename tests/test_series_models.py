@@ -237,20 +237,13 @@ def test_patchtst_encoder_equals_the_reference_in_training_mode():
     """Weights copied into a PatchTST-structured encoder: equal outputs and gradients in training mode, the same
     dropout masks drawn in the same order (attention output dropped twice: to_out's Dropout and the residual's)."""
     from xformer.core import CoreConfig, build
+    from xformer.interop.patchtst import to_patchtst_state_dict
 
     torch.manual_seed(0)
     ours = build.encoder(CoreConfig(d_model=16, n_layers=3, n_heads=4, d_ff=32, dropout=0.3, attn_proj_dropout=0.3,
                               norm="batchnorm", norm_first=False, init="torch", residual_attention=True))
     reference = _PatchTSTEncoderReference(16, 4, 32, 3, 0.3)
-    with torch.no_grad():
-        for block, m in zip(ours.blocks, reference.layers):
-            m["W_Q"].weight[:], m["W_K"].weight[:], m["W_V"].weight[:] = block.attn.qkv.weight.chunk(3)
-            m["W_Q"].bias[:], m["W_K"].bias[:], m["W_V"].bias[:] = block.attn.qkv.bias.chunk(3)
-            m["to_out"][0].load_state_dict(block.attn.proj.state_dict())
-            m["ff"][0].load_state_dict(block.mlp.fc1.state_dict())
-            m["ff"][3].load_state_dict(block.mlp.fc2.state_dict())
-            m["norm_attn"].load_state_dict(block.res1.norm.state_dict())
-            m["norm_ffn"].load_state_dict(block.res2.norm.state_dict())
+    reference.load_state_dict(to_patchtst_state_dict(ours, layout="flat"))  # strict: every weight and buffer
     x = torch.randn(6, 7, 16)
     torch.manual_seed(1)
     out = ours(x)

@@ -1,9 +1,10 @@
-"""Parity with torch.nn.TransformerEncoderLayer / TransformerDecoderLayer on copied weights."""
+"""Parity with torch.nn.TransformerEncoderLayer / DecoderLayer on copied weights (xformer.interop.torch_nn)."""
 import pytest
 import torch
 from torch import nn
 
 from xformer.core import CoreConfig, build
+from xformer.interop.torch_nn import load_torch_nn
 
 D, H, FF = 32, 4, 64
 
@@ -13,36 +14,13 @@ def core_config(norm_first, activation):
                       final_norm=False, init="torch")
 
 
-def copy_self_attention(ours, theirs: nn.MultiheadAttention):
-    ours.qkv.weight.data.copy_(theirs.in_proj_weight)  # rows: [W_q; W_k; W_v] in both
-    ours.qkv.bias.data.copy_(theirs.in_proj_bias)
-    ours.proj.load_state_dict(theirs.out_proj.state_dict())
-
-
-def copy_cross_attention(ours, theirs: nn.MultiheadAttention):
-    ours.q.weight.data.copy_(theirs.in_proj_weight[:D])
-    ours.q.bias.data.copy_(theirs.in_proj_bias[:D])
-    ours.kv.weight.data.copy_(theirs.in_proj_weight[D:])
-    ours.kv.bias.data.copy_(theirs.in_proj_bias[D:])
-    ours.proj.load_state_dict(theirs.out_proj.state_dict())
-
-
-def copy_feed_forward(block, layer):
-    block.mlp.fc1.load_state_dict(layer.linear1.state_dict())
-    block.mlp.fc2.load_state_dict(layer.linear2.state_dict())
-
-
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_encoder_layer_parity(norm_first, activation):
     ref = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, activation=activation, batch_first=True,
                                      norm_first=norm_first).eval()
     ours = build.encoder(core_config(norm_first, activation)).eval()
-    block = ours.blocks[0]
-    copy_self_attention(block.attn, ref.self_attn)
-    copy_feed_forward(block, ref)
-    block.res1.norm.load_state_dict(ref.norm1.state_dict())
-    block.res2.norm.load_state_dict(ref.norm2.state_dict())
+    load_torch_nn(ours.blocks[0], ref)
 
     x = torch.randn(3, 7, D)
     pad = torch.ones(3, 7, dtype=torch.bool)
@@ -60,13 +38,7 @@ def test_decoder_layer_parity(norm_first, activation):
     ref = nn.TransformerDecoderLayer(D, H, FF, dropout=0.0, activation=activation, batch_first=True,
                                      norm_first=norm_first).eval()
     ours = build.encoder_decoder(core_config(norm_first, activation)).decoder.eval()
-    block = ours.blocks[0]
-    copy_self_attention(block.attn, ref.self_attn)
-    copy_cross_attention(block.cross_attn, ref.multihead_attn)
-    copy_feed_forward(block, ref)
-    block.res1.norm.load_state_dict(ref.norm1.state_dict())
-    block.res_cross.norm.load_state_dict(ref.norm2.state_dict())
-    block.res2.norm.load_state_dict(ref.norm3.state_dict())
+    load_torch_nn(ours.blocks[0], ref)
 
     tgt, memory = torch.randn(2, 6, D), torch.randn(2, 4, D)
     causal = nn.Transformer.generate_square_subsequent_mask(6)
@@ -84,10 +56,7 @@ def test_decoder_only_stack_parity_with_causal_encoder_layers():
     layers = [nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, activation="gelu", batch_first=True,
                                          norm_first=True).eval() for _ in range(2)]
     for block, layer in zip(ours.blocks, layers):
-        copy_self_attention(block.attn, layer.self_attn)
-        copy_feed_forward(block, layer)
-        block.res1.norm.load_state_dict(layer.norm1.state_dict())
-        block.res2.norm.load_state_dict(layer.norm2.state_dict())
+        load_torch_nn(block, layer)
     final = nn.LayerNorm(D)
     final.load_state_dict(ours.norm.state_dict())
     x = torch.randn(2, 8, D)
