@@ -85,6 +85,8 @@ def test_builders_hand_parts_to_the_modules():
     blocks = [EncoderBlock(SelfAttention(16, 2), build.feed_forward(cfg), build.residual(cfg), build.residual(cfg))]
     x = torch.randn(2, 3, 16)
     assert Encoder(blocks, build.norm(cfg))(x).shape == x.shape
+    with pytest.raises(TypeError, match="build.encoder"):
+        Encoder(cfg)  # the earlier spelling points to the builders
 
 
 def test_only_the_residual_attention_encoder_passes_scores():

@@ -12,12 +12,16 @@ from collections.abc import Iterable
 from torch import Tensor, nn
 
 from .attention import KVCache
+from .config import CoreConfig
 from .masks import combine_masks
 from .tokens import Tokens
 
 
 class _Stack(nn.Module):
     def __init__(self, blocks: Iterable[nn.Module], norm: nn.Module | None = None):
+        if isinstance(blocks, CoreConfig):
+            raise TypeError("a stack takes its blocks and norm; build one from a CoreConfig with "
+                            "xformer.core.build.encoder(cfg), .decoder(cfg) or .encoder_decoder(cfg)")
         super().__init__()
         self.norm = norm if norm is not None else nn.Identity()
         self.blocks = nn.ModuleList(blocks)

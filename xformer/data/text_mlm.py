@@ -32,9 +32,10 @@ from ..registry import check_sizes
 from .corpus import corpus_name, read_text_files
 from .mlm import mask_tokens
 from .registry import DataBundle, register_data
-from .vocab import Vocab
+from .text import paragraphs
 from .text_common import (Items, build_vocab, check_vocab_args, id_tensor, pad_collate, save_vocab,
                           seeded_generator, sentences, split_indices, text_model_args)
+from .vocab import Vocab
 
 
 def documents(text: str, document_chars: int) -> list[list[str]]:
