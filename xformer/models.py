@@ -18,26 +18,11 @@ from typing import Any, Literal
 
 from torch import nn
 
-from .registry import Registry, call_factory
 from .core import CoreConfig, DecoderCache, build, init_gpt2_
+from .registry import (BASELINES, HEADS, TOKENIZERS, Registry, call_factory, register_baseline, register_head,
+                       register_tokenizer)
 
-TOKENIZERS = Registry("tokenizer")
-HEADS = Registry("head")
-BASELINES = Registry("baseline")
 ARCHITECTURES = build.ARCHITECTURES  # name -> builder of the core from a CoreConfig (xformer/core/build.py)
-
-
-def register_tokenizer(name: str):
-    return TOKENIZERS.register(name)
-
-
-def register_head(name: str):
-    return HEADS.register(name)
-
-
-def register_baseline(name: str):
-    """A classic model (xformer.baselines): an ``nn.Module`` with the forward contract of :class:`Model`."""
-    return BASELINES.register(name)
 
 
 @dataclass
@@ -80,18 +65,20 @@ class Model(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def _call_factory(table: Registry, kind: str, part: PartConfig, **fixed) -> nn.Module:
+def build_part(table: Registry, kind: str, part: PartConfig, **fixed) -> nn.Module:
+    """The part ``table`` registers as ``part.name``, built with ``part.args`` (and the ``fixed`` arguments the
+    model supplies); an unknown name or argument, or a value out of range, is a one-line ConfigError."""
     return call_factory(table.lookup(part.name), part.args, kind, part.name, **fixed)
 
 
 def build_model(config: ModelConfig) -> nn.Module:
     """Compose the tokenizer, core and head named in ``config`` (or build its ``baseline``)."""
-    _import_domains()
+    import_parts()
     if config.baseline is not None:
-        return _call_factory(BASELINES, "baseline", config.baseline)
-    tokenizer = _call_factory(TOKENIZERS, "tokenizer", config.tokenizer, core=config.core)
+        return build_part(BASELINES, "baseline", config.baseline)
+    tokenizer = build_part(TOKENIZERS, "tokenizer", config.tokenizer, core=config.core)
     core = ARCHITECTURES[config.architecture](config.core)
-    head = _call_factory(HEADS, "head", config.head, core=config.core, tokenizer=tokenizer)
+    head = build_part(HEADS, "head", config.head, core=config.core, tokenizer=tokenizer)
     if config.core.init == "gpt2":
         # the core builder initialised the core; the tokenizer and head get the same N(0, 0.02)
         init_gpt2_(tokenizer, config.core.n_layers)
@@ -99,8 +86,8 @@ def build_model(config: ModelConfig) -> nn.Module:
     return Model(tokenizer, core, head, config)
 
 
-def _import_domains() -> None:
-    """Importing a domain's modules registers its tokenizers and heads."""
+def import_parts() -> None:
+    """Importing the modules of tokenizers, heads and baselines registers them by name."""
     from .registry import import_all_submodules
 
     import_all_submodules("xformer.tokenizers")

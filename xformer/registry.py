@@ -51,6 +51,27 @@ def import_all_submodules(package: str) -> None:
         importlib.import_module(f"{package}.{info.name}")
 
 
+# the parts a model is composed of, registered by name where they are defined (xformer/models.py builds them)
+TOKENIZERS = Registry("tokenizer")
+HEADS = Registry("head")
+BASELINES = Registry("baseline")
+
+
+def register_tokenizer(name: str):
+    """``@register_tokenizer("text")`` on a factory ``(core: CoreConfig, ...) -> nn.Module``."""
+    return TOKENIZERS.register(name)
+
+
+def register_head(name: str):
+    """``@register_head("causal_lm")`` on a factory ``(core: CoreConfig, tokenizer: nn.Module, ...) -> nn.Module``."""
+    return HEADS.register(name)
+
+
+def register_baseline(name: str):
+    """A classic model (xformer.baselines): an ``nn.Module`` with the forward contract of ``models.Model``."""
+    return BASELINES.register(name)
+
+
 def check_factory_args(factory: Callable, args: Mapping[str, Any], kind: str, name: str,
                        fixed: Iterable[str] = ()) -> None:
     """Refuse, in one line, a key of ``args`` that ``factory`` does not take (naming the closest valid

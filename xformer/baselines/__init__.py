@@ -17,15 +17,15 @@ A recipe names one as
 """
 from torch import nn
 
-from ..models import BASELINES, PartConfig, _call_factory, _import_domains
+from ..models import BASELINES, PartConfig, build_part, import_parts
 from .series import DLinear, LastValue, SeasonalNaive, moving_average
 
 
 def build_baseline(name: str, **args) -> nn.Module:
     """The baseline registered as ``name`` built with keyword ``args``; a wrong name or key is a one-line
     ConfigError, e.g. ``build_baseline("dlinear", n_channels=7, input_len=336, horizon=96)``."""
-    _import_domains()
-    return _call_factory(BASELINES, "baseline", PartConfig(name, args))
+    import_parts()
+    return build_part(BASELINES, "baseline", PartConfig(name, args))
 
 
 __all__ = ["BASELINES", "DLinear", "LastValue", "SeasonalNaive", "build_baseline", "moving_average"]

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..core import Dropout
 from ..heads.classification import classification_output
-from ..models import register_baseline
+from ..registry import register_baseline
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..core import Dropout
 from ..heads.forecasting import forecast_output
-from ..models import register_baseline
+from ..registry import register_baseline
 from ..tokenizers.series import RevIN, check_window
 
 

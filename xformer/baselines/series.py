@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..heads.forecasting import forecast_output
-from ..models import register_baseline
+from ..registry import register_baseline
 
 
 def moving_average(x: Tensor, kernel_size: int = 25) -> Tensor:

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..core import Dropout
 from ..heads.lm import token_cross_entropy
-from ..models import register_baseline
+from ..registry import register_baseline
 
 
 def lm_output(logits: Tensor, batch: dict) -> dict:

@@ -30,8 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import CoreConfig, CrossAttention, Dropout, Tokens, combine_masks, make_norm
-from ..models import register_head
-from ..registry import check_sizes
+from ..registry import check_sizes, register_head
 
 POOLS = ("cls", "mean", "attention")
 

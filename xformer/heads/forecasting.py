@@ -12,8 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens
-from ..models import register_head
-from ..registry import check_sizes
+from ..registry import check_sizes, register_head
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:

@@ -5,8 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import CoreConfig, Tokens
-from ..models import register_head
-from ..registry import check_sizes
+from ..registry import check_sizes, register_head
 
 IGNORE_INDEX = -100  # a label the loss skips (F.cross_entropy's ignore_index); data and metrics import it
 

@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import CoreConfig, Tokens
-from ..models import register_head
-from ..registry import check_sizes
+from ..registry import check_sizes, register_head
 from .lm import token_cross_entropy
 
 _ACTIVATIONS = {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}

@@ -17,8 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens
-from ..models import register_tokenizer
-from ..registry import check_sizes, check_vocabulary
+from ..registry import check_sizes, check_vocabulary, register_tokenizer
 
 
 class BertEmbedding(nn.Module):

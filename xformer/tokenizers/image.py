@@ -27,8 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens, make_norm
-from ..models import register_tokenizer
-from ..registry import check_sizes
+from ..registry import check_sizes, register_tokenizer
 
 POSITIONS = ("learned", "sincos", "none")
 

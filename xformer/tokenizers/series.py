@@ -25,8 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens
-from ..models import register_tokenizer
-from ..registry import check_sizes
+from ..registry import check_sizes, register_tokenizer
 from .positions import make_positions
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..core import CoreConfig, Dropout, Tokens
-from ..models import register_tokenizer
-from ..registry import check_sizes, check_vocabulary
+from ..registry import check_sizes, check_vocabulary, register_tokenizer
 from .positions import make_positions
 
 

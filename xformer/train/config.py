@@ -212,9 +212,9 @@ def fill_model_args(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> 
     """Give the tokenizer/head the arguments the data implies (vocab_size...); the recipe's own win.
     A baseline gets those of them its constructor takes (e.g. DLinear: n_channels, input_len, horizon)."""
     if config.baseline is not None:
-        from ..models import BASELINES, _import_domains
+        from ..models import BASELINES, import_parts
 
-        _import_domains()
+        import_parts()
         accepted = inspect.signature(BASELINES.lookup(config.baseline.name)).parameters
         for part in ("tokenizer", "head"):
             for key, value in implied.get(part, {}).items():
