@@ -8,7 +8,7 @@ from xformer.baselines.images import CNNClassifier, MLPClassifier
 from xformer.config import ConfigError, from_dict
 from xformer.data.registry import build_data
 from xformer.models import ModelConfig, PartConfig, build_model
-from xformer.train.config import ExperimentConfig, fill_model_args
+from xformer.train.config import ExperimentConfig, with_implied_args
 from xformer.train.distributed import World
 from xformer.train.run import build, evaluate_run, train_run
 from xformer.train.trainer import Trainer
@@ -74,7 +74,7 @@ def test_cnn_works_from_8x8_grey_to_32x32_rgb(size, channels, pools):
 def test_image_baselines_build_through_the_config_path(name):
     bundle = build_data("digits", {"mixup": 0.8})
     config = ModelConfig(baseline=PartConfig(name, dict(SMALL[name])))
-    fill_model_args(config, bundle.model_args)
+    config = with_implied_args(config, bundle.model_args)
     assert config.baseline.args == {**SMALL[name], "image_size": [8, 8], "channels": 1, "n_classes": 10}
     model = build_model(config)
     assert isinstance(model, MLPClassifier if name == "mlp" else CNNClassifier)
@@ -86,7 +86,7 @@ def test_image_baselines_build_through_the_config_path(name):
 
     typo = "hidden_dim" if name == "mlp" else "width"
     bad = ModelConfig(baseline=PartConfig(name, {typo: [4]}))
-    fill_model_args(bad, bundle.model_args)
+    bad = with_implied_args(bad, bundle.model_args)
     with pytest.raises(ConfigError) as err:
         build_model(bad)
     message = str(err.value)

@@ -8,7 +8,7 @@ from xformer.baselines.recurrent_series import LSTMForecaster
 from xformer.config import ConfigError, from_dict
 from xformer.data.registry import build_data
 from xformer.models import ModelConfig, PartConfig, build_model
-from xformer.train.config import ExperimentConfig, fill_model_args
+from xformer.train.config import ExperimentConfig, with_implied_args
 from xformer.train.distributed import World
 from xformer.train.run import build
 from xformer.train.trainer import Trainer
@@ -57,7 +57,7 @@ def test_revin_makes_the_forecast_shift_and_scale_with_the_window():
 def test_lstm_forecaster_builds_through_the_config_path():
     bundle = build_data("csv_series", {"input_len": 24, "horizon": 6})
     config = ModelConfig(baseline=PartConfig("lstm_forecaster", {"hidden_dim": 8, "n_layers": 2}))
-    fill_model_args(config, bundle.model_args)
+    config = with_implied_args(config, bundle.model_args)
     assert config.baseline.args == {"hidden_dim": 8, "n_layers": 2, "n_channels": 3, "input_len": 24, "horizon": 6}
     model = build_model(config)
     assert isinstance(model, LSTMForecaster) and model.lstm.num_layers == 2 and model.revin is not None
@@ -68,7 +68,7 @@ def test_lstm_forecaster_builds_through_the_config_path():
         model({"inputs": batch["inputs"][:, 1:]})
 
     bad = ModelConfig(baseline=PartConfig("lstm_forecaster", {"hidden_size": 8}))
-    fill_model_args(bad, bundle.model_args)
+    bad = with_implied_args(bad, bundle.model_args)
     with pytest.raises(ConfigError) as err:
         build_model(bad)
     assert "\n" not in str(err.value)

@@ -13,7 +13,7 @@ from xformer.data.registry import build_data
 from xformer.data.synthetic import PAD, reverse_batch
 from xformer.heads.lm import IGNORE_INDEX
 from xformer.models import ModelConfig, PartConfig, build_model
-from xformer.train.config import ExperimentConfig, fill_model_args
+from xformer.train.config import ExperimentConfig, with_implied_args
 from xformer.train.distributed import World
 from xformer.train.run import build
 from xformer.train.trainer import Trainer
@@ -123,7 +123,7 @@ def test_seq2seq_loss_and_causal_decoder():
 def test_config_path_fills_the_data_arguments_and_rejects_bad_keys():
     data = build_data("text_lm", {"block_size": 16})
     config = ModelConfig(baseline=PartConfig("ngram_lm", {"context": 2}))
-    fill_model_args(config, data.model_args)
+    config = with_implied_args(config, data.model_args)
     assert config.baseline.args == {"context": 2, "vocab_size": data.model_args["tokenizer"]["vocab_size"]}
     model = build_model(config)
     assert isinstance(model, NGramLM) and model.out.out_features == config.baseline.args["vocab_size"]
@@ -131,7 +131,7 @@ def test_config_path_fills_the_data_arguments_and_rejects_bad_keys():
     assert abs(out["loss"].item() - math.log(model.vocab_size)) < 1.0  # untrained: about uniform
 
     config = ModelConfig(baseline=PartConfig("lstm_seq2seq", {"hidden_dim": 8}))
-    fill_model_args(config, {"tokenizer": {"vocab_size": 50, "max_positions": 65, "pad_id": 0}})
+    config = with_implied_args(config, {"tokenizer": {"vocab_size": 50, "max_positions": 65, "pad_id": 0}})
     assert config.baseline.args == {"hidden_dim": 8, "vocab_size": 50, "pad_id": 0}  # not max_positions
     assert build_model(config).pad_id == 0
 

@@ -56,3 +56,15 @@ def test_missing_yaml_file_is_a_config_error(tmp_path):
     bad.write_text("core: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_yaml(bad)
+
+
+def test_the_data_implied_arguments_make_a_new_config():
+    from xformer.models import ModelConfig, PartConfig
+    from xformer.train.config import with_implied_args
+
+    config = ModelConfig(tokenizer=PartConfig("text", {"max_positions": 8}), head=PartConfig("causal_lm"))
+    implied = {"tokenizer": {"vocab_size": 13, "max_positions": 99}, "head": {"tie_weights": True}}
+    resolved = with_implied_args(config, implied)
+    assert resolved.tokenizer.args == {"max_positions": 8, "vocab_size": 13}  # the recipe's own value wins
+    assert resolved.head.args == {"tie_weights": True}
+    assert config.tokenizer.args == {"max_positions": 8} and config.head.args == {}  # the input is unchanged

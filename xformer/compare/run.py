@@ -27,7 +27,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     refused unless ``overwrite``: then the old report is moved aside until the new one is complete."""
     from ..data.registry import build_data
     from ..models import build_model
-    from ..train.config import fill_model_args
+    from ..train.config import with_implied_args
     from ..train.progress import Progress
     from ..train.run import load_run_model, train_run
 
@@ -63,8 +63,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
                 row.update(steps=metrics["steps"], train_seconds=metrics["train_seconds"],
                            examples_per_second=round(metrics["steps"] * cfg.batch_size / metrics["train_seconds"], 1))
             else:
-                fill_model_args(experiment.model, data.model_args)
-                model = build_model(experiment.model)
+                model = build_model(with_implied_args(experiment.model, data.model_args))
                 metrics = _evaluate_untrained(model, data)
                 row.update(steps=0, train_seconds=0.0, wall_seconds=0.0, examples_per_second=None)
             models[entry.domain, entry.name] = model

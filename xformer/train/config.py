@@ -10,6 +10,7 @@ valid ones (``xformer.config.from_dict``).
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import os
@@ -208,20 +209,23 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentCo
     return from_dict(ExperimentConfig, apply_overrides(load_yaml(path), list(overrides)))
 
 
-def fill_model_args(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> None:
-    """Give the tokenizer/head the arguments the data implies (vocab_size...); the recipe's own win.
-    A baseline gets those of them its constructor takes (e.g. DLinear: n_channels, input_len, horizon)."""
-    if config.baseline is not None:
+def with_implied_args(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> ModelConfig:
+    """A new model config whose tokenizer/head arguments are completed with those the data implies
+    (``DataBundle.model_args``: vocab_size, n_classes, horizon...); the recipe's own values win and
+    ``config`` is left as it was. A baseline gets those of them its constructor takes (e.g. DLinear:
+    n_channels, input_len, horizon)."""
+    resolved = copy.deepcopy(config)
+    if resolved.baseline is not None:
         from ..models import BASELINES, import_parts
 
         import_parts()
-        accepted = inspect.signature(BASELINES.lookup(config.baseline.name)).parameters
-        for part in ("tokenizer", "head"):
-            for key, value in implied.get(part, {}).items():
-                if key in accepted:
-                    config.baseline.args.setdefault(key, value)
-        return
-    for part in ("tokenizer", "head"):
-        args = getattr(config, part).args
+        accepted = inspect.signature(BASELINES.lookup(resolved.baseline.name)).parameters
+        targets = {"tokenizer": resolved.baseline.args, "head": resolved.baseline.args}
+    else:
+        accepted = None
+        targets = {"tokenizer": resolved.tokenizer.args, "head": resolved.head.args}
+    for part, args in targets.items():
         for key, value in implied.get(part, {}).items():
-            args.setdefault(key, value)
+            if accepted is None or key in accepted:
+                args.setdefault(key, value)
+    return resolved

@@ -13,6 +13,7 @@ tensors are copied by name where the shapes agree, so a new head stays freshly i
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..data.vocab import META_FILE
 from ..folders import OutputFolder, write_atomically
 from ..models import Model, build_model
 from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, tied_aliases
-from .config import ExperimentConfig, fill_model_args, recipe_dict
+from .config import ExperimentConfig, recipe_dict, with_implied_args
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
@@ -35,14 +36,22 @@ from .resume import check_resume, check_run_folder, planned_steps
 from .trainer import Trainer, seed_everything
 
 
-def build(config: ExperimentConfig, device: torch.device | None = None) -> tuple[Model, DataBundle]:
-    """The data, then the model with the arguments the data implies (seeded, so ranks agree); a model
-    too large to train in ``device``'s memory (default: the CPU's) is refused before it is allocated."""
+def build_resolved(config: ExperimentConfig, device: torch.device | None = None
+                   ) -> tuple[ExperimentConfig, Model, DataBundle]:
+    """Seeded (so that ranks agree): the data, the experiment resolved with the model arguments the data
+    implies (a new config; ``config`` is not changed), and its model. A model too large to train in
+    ``device``'s memory (default: the CPU's) is refused before it is allocated."""
     seed_everything(config.train.seed, config.train.deterministic)
     data = build_data(config.data.name, config.data.args)
-    fill_model_args(config.model, data.model_args)
-    check_fits(config.model, device or torch.device("cpu"))
-    return build_model(config.model), data
+    resolved = dataclasses.replace(config, model=with_implied_args(config.model, data.model_args))
+    check_fits(resolved.model, device or torch.device("cpu"))
+    return resolved, build_model(resolved.model), data
+
+
+def build(config: ExperimentConfig, device: torch.device | None = None) -> tuple[Model, DataBundle]:
+    """The model and data of ``config`` (see ``build_resolved``)."""
+    _, model, data = build_resolved(config, device)
+    return model, data
 
 
 def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = False, progress=None,
@@ -61,8 +70,8 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         check_run_folder(run_dir)
     world = init_world(config.train.device)
     try:
-        model, data = build(config, world.device)
-        saved = check_resume(run_dir, config) if resume else None  # after build: it fills data-implied args
+        config, model, data = build_resolved(config, world.device)
+        saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
             summary = init_from_pretrained(model, config, data)
             if world.main:
