@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from xformer.core import CrossAttention, SelfAttention, attend, attention_math, capture_attention, combine_masks
+from xformer.analysis.attention_maps import capture_attention
+from xformer.core import CrossAttention, SelfAttention, attend, attention_math, combine_masks
 
 
 def reference_attention(q, k, v, keep=None, additive=None):

@@ -16,7 +16,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xformer"
 LAYERS = {
     # plain helpers that every layer may use (no model, no data)
     "errors": 0, "config": 0, "registry": 0, "folders": 0,
+    "batch": 0,  # the batch keys (names only: data, tokenizers, heads, generation and training share them)
     "core": 1,
+    "tokens": 2,  # what a tokenizer hands to the core and the head (Tokens, TokenState)
     "tokenizers": 2, "heads": 2, "metrics_text": 2, "metrics_classification": 2,
     "models": 3, "baselines": 3, "": 3,
     "data": 4, "train": 4, "generation": 4, "interop": 4, "analysis": 4,

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from xformer import CoreConfig, ModelConfig, PartConfig, Tokens, build_model, register_head, register_tokenizer
-from xformer.core import capture_attention
+from xformer.analysis.attention_maps import capture_attention
 
 
 def gpt(**core):

@@ -4,7 +4,7 @@ import torch
 
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.config import ConfigError
-from xformer.core import Tokens
+from xformer.tokens import Tokens
 from xformer.tokenizers.image import interpolate_grid_positions, sincos_2d_table
 from xformer.heads.classification import ClassificationHead
 from xformer.tokenizers.image import PatchEmbedding

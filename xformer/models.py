@@ -3,7 +3,8 @@
 A tokenizer is an ``nn.Module`` with ``forward(batch, offset=0) -> Tokens``; a
 head is an ``nn.Module`` with ``forward(hidden, tokens, batch) -> dict`` whose
 "loss" (a mean) and "loss_weight" (how many targets it averaged) are present
-when the batch holds targets. Domains register their parts by name:
+when the batch holds targets. The core sees tensors and masks only: an adapter per
+architecture (``CORE_ADAPTERS``) hands it the ``Tokens``' tensors. Domains register their parts by name:
 
     @register_tokenizer("text")
     def text_tokenizer(core: CoreConfig, vocab_size: int, ...) -> nn.Module: ...
@@ -13,16 +14,55 @@ when the batch holds targets. Domains register their parts by name:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from torch import nn
+from torch import Tensor, nn
 
 from .core import CoreConfig, DecoderCache, build, init_gpt2_
 from .registry import (BASELINES, HEADS, TOKENIZERS, Registry, call_factory, register_baseline, register_head,
                        register_tokenizer)
+from .tokens import Tokens
 
 ARCHITECTURES = build.ARCHITECTURES  # name -> builder of the core from a CoreConfig (xformer/core/build.py)
+
+
+def run_encoder(core: nn.Module, tokens: Tokens, cache: DecoderCache | None = None) -> Tensor:
+    """Encoder (or residual-attention encoder): every token sees every real token."""
+    return core(tokens.x, tokens.padding_mask)
+
+
+def run_decoder(core: nn.Module, tokens: Tokens, cache: DecoderCache | None = None) -> Tensor:
+    """Causal decoder; with a cache, ``tokens`` are the new positions and their mask covers cached + new."""
+    return core(tokens.x, padding_mask=tokens.padding_mask, cache=cache)
+
+
+def run_encoder_decoder(core: nn.Module, tokens: Tokens, cache: DecoderCache | None = None) -> Tensor:
+    """Encode ``tokens.source`` (once per decoding: the memory is kept in the cache), decode ``tokens``."""
+    src = tokens.source
+    if src is None:
+        raise ValueError("an encoder-decoder needs source tokens (Tokens.source)")
+    if cache is not None and cache.memory is not None:
+        memory = cache.memory
+    else:
+        memory = core.encode(src.x, src.padding_mask)
+        if cache is not None:
+            cache.memory = memory
+    return core.decode(tokens.x, memory, tokens.padding_mask, src.padding_mask, cache)
+
+
+CoreAdapter = Callable[[nn.Module, Tokens, "DecoderCache | None"], Tensor]
+# architecture -> how the model hands a Tokens to that core: hidden = adapter(core, tokens, cache)
+CORE_ADAPTERS: dict[str, CoreAdapter] = {"encoder": run_encoder, "decoder": run_decoder,
+                                         "encoder-decoder": run_encoder_decoder}
+
+
+def core_adapter(core: nn.Module) -> CoreAdapter:
+    """The adapter for a core built without a ModelConfig, from what it can do."""
+    if hasattr(core, "encode") and hasattr(core, "decode"):
+        return run_encoder_decoder
+    return run_decoder if hasattr(core, "new_cache") else run_encoder
 
 
 @dataclass
@@ -44,17 +84,26 @@ class ModelConfig:
 
 
 class Model(nn.Module):
-    """Any xformer model: tokens = tokenizer(batch); hidden = core(tokens); out = head(hidden, tokens, batch)."""
+    """Any xformer model: tokens = tokenizer(batch); hidden = adapter(core, tokens); out = head(hidden, tokens, batch).
 
-    def __init__(self, tokenizer: nn.Module, core: nn.Module, head: nn.Module, config: ModelConfig | None = None):
+    The adapter is ``CORE_ADAPTERS[config.architecture]`` (without a config, :func:`core_adapter`)."""
+
+    def __init__(self, tokenizer: nn.Module, core: nn.Module, head: nn.Module, config: ModelConfig | None = None,
+                 adapter: CoreAdapter | None = None):
         super().__init__()
         self.tokenizer, self.core, self.head = tokenizer, core, head
         self.config = config
+        if adapter is None:
+            adapter = CORE_ADAPTERS[config.architecture] if config is not None else core_adapter(core)
+        self.adapter = adapter
 
     def forward(self, batch: dict, cache: DecoderCache | None = None) -> dict:
         tokens = self.tokenizer(batch, offset=cache.length if cache is not None else 0)
-        hidden = self.core.forward_tokens(tokens, cache)
-        return self.head(hidden, tokens, batch)
+        return self.head(self.run_core(tokens, cache), tokens, batch)
+
+    def run_core(self, tokens: Tokens, cache: DecoderCache | None = None) -> Tensor:
+        """The core's (B, N, d) output on ``tokens`` (their tensors and masks)."""
+        return self.adapter(self.core, tokens, cache)
 
     def new_cache(self) -> DecoderCache:
         if not hasattr(self.core, "new_cache"):

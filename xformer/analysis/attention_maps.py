@@ -9,20 +9,47 @@ connection is accounted for by mixing in the identity,
 
 so R[i, j] is how much of input token j reaches output token i. For a model with a
 [CLS] token the map of an image is R[0, patches]; without one, the mean over the
-patch rows. Maps come from ``xformer.core.capture_attention`` (the explicit path).
+patch rows. Maps come from :func:`capture_attention` (the explicit path).
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from ..core import capture_attention
+from ..batch import IMAGES
+from ..tokens import TokenState
+
+
+@contextlib.contextmanager
+def capture_attention(model: nn.Module):
+    """Run ``model`` on the explicit path and collect every attention module's weights.
+
+    Attention modules (those with the ``keep_weights`` / ``last_weights`` hooks, e.g.
+    ``xformer.core.SelfAttention``) compute softmax(Q K^T / sqrt(d_k) + M) written out while
+    ``keep_weights`` is set, and keep the weights.
+
+    >>> with capture_attention(model) as maps:
+    ...     model(batch)
+    >>> maps[0].shape   # (B, heads, N_q, N_k) of the first attention layer
+    """
+    modules = [m for m in model.modules() if hasattr(m, "keep_weights") and hasattr(m, "last_weights")]
+    maps: list[Tensor] = []
+    for m in modules:
+        m.keep_weights = True
+    try:
+        yield maps
+    finally:
+        for m in modules:
+            if m.last_weights is not None:
+                maps.append(m.last_weights.detach())
+            m.keep_weights, m.last_weights = False, None
 
 
 @torch.no_grad()
-def collect_attention(model: nn.Module, batch: dict) -> tuple[list[Tensor], dict, dict]:
+def collect_attention(model: nn.Module, batch: dict) -> tuple[list[Tensor], TokenState, dict]:
     """Run ``model`` (tokenizer, core, head) on ``batch``; return (maps, tokens.state, head output).
 
     maps: one (B, heads, N, N) tensor per core layer, in order (the head's own attention
@@ -30,7 +57,7 @@ def collect_attention(model: nn.Module, batch: dict) -> tuple[list[Tensor], dict
     """
     tokens = model.tokenizer(batch)
     with capture_attention(model.core) as maps:
-        hidden = model.core.forward_tokens(tokens)
+        hidden = model.run_core(tokens)
     return maps, tokens.state, model.head(hidden, tokens, batch)
 
 
@@ -48,15 +75,15 @@ def attention_rollout(maps: list[Tensor], residual: float = 0.5) -> Tensor:
     return rollout
 
 
-def token_map(rows: Tensor, state: dict) -> Tensor:
+def token_map(rows: Tensor, state: TokenState) -> Tensor:
     """Attention from the [CLS] row (or the mean patch row) to the patches, as (B, rows, cols) grids.
 
     ``rows``: (B, N, N) rollout or one head's (B, N, N) attention.
     """
-    n_prefix, grid = int(state.get("prefix_tokens", 0)), state.get("grid")
+    n_prefix, grid = state.prefix_tokens or 0, state.grid
     if grid is None:
         raise ValueError("the tokenizer put no 'grid' in Tokens.state; attention maps need image patches")
-    source = rows[:, 0] if state.get("class_token", False) else rows[:, n_prefix:].mean(dim=1)
+    source = rows[:, 0] if state.class_token else rows[:, n_prefix:].mean(dim=1)
     return source[:, n_prefix:].reshape(-1, *grid)
 
 
@@ -75,7 +102,7 @@ def save_attention_grid(model: nn.Module, image: Tensor, path: str | Path, title
     was_training = model.training
     model.eval()
     try:
-        maps, state, out = collect_attention(model, {"images": image[None].to(device)})
+        maps, state, out = collect_attention(model, {IMAGES: image[None].to(device)})
     finally:
         model.train(was_training)
     rollout = token_map(attention_rollout(maps), state)[0].cpu()
@@ -108,4 +135,4 @@ def save_attention_grid(model: nn.Module, image: Tensor, path: str | Path, title
     return Path(path)
 
 
-__all__ = ["collect_attention", "attention_rollout", "token_map", "save_attention_grid"]
+__all__ = ["capture_attention", "collect_attention", "attention_rollout", "token_map", "save_attention_grid"]

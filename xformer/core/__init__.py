@@ -4,7 +4,7 @@
 ``build.decoder(cfg)``, ``build.encoder_decoder(cfg)``.
 """
 from . import build
-from .attention import CrossAttention, KVCache, SelfAttention, attend, attention_math, capture_attention
+from .attention import CrossAttention, KVCache, SelfAttention, attend, attention_math
 from .blocks import DecoderBlock, EncoderBlock, PostNormResidual, PreNormResidual
 from .build import init_gpt2_
 from .config import CoreConfig
@@ -12,13 +12,12 @@ from .layers import Dropout, Mlp, SwiGLU, dropout, make_feed_forward, make_norm
 from .masks import causal_mask, combine_masks
 from .positions import RotaryEmbedding
 from .residual_attention import ResidualAttentionBlock, ResidualAttentionEncoder, ResidualScoresAttention
-from .tokens import Tokens
 from .transformer import Decoder, DecoderCache, Encoder, EncoderDecoder
 
 __all__ = [
-    "build", "CrossAttention", "KVCache", "SelfAttention", "attend", "attention_math", "capture_attention",
+    "build", "CrossAttention", "KVCache", "SelfAttention", "attend", "attention_math",
     "DecoderBlock", "EncoderBlock", "PostNormResidual", "PreNormResidual", "init_gpt2_", "CoreConfig", "Dropout",
     "Mlp", "SwiGLU", "dropout", "make_feed_forward", "make_norm", "causal_mask", "combine_masks",
-    "RotaryEmbedding", "ResidualAttentionBlock", "ResidualAttentionEncoder", "ResidualScoresAttention", "Tokens",
+    "RotaryEmbedding", "ResidualAttentionBlock", "ResidualAttentionEncoder", "ResidualScoresAttention",
     "Decoder", "DecoderCache", "Encoder", "EncoderDecoder",
 ]

@@ -10,7 +10,6 @@ between layers, is composed on top in ``residual_attention.py``.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -99,7 +98,7 @@ class _HeadsAttention(nn.Module):
         self.dropout = dropout
         self.proj = nn.Linear(dim, dim, bias=out_bias)
         self.proj_drop = Dropout(proj_dropout)
-        self.keep_weights = False  # set by capture_attention()
+        self.keep_weights = False  # True: the explicit path, weights kept in last_weights (analysis)
         self.last_weights: Tensor | None = None
 
     def _split(self, x: Tensor, heads: int) -> Tensor:
@@ -107,7 +106,7 @@ class _HeadsAttention(nn.Module):
         return x.view(b, n, heads, self.head_dim).transpose(1, 2)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
-        """The fused path, or the explicit one while ``capture_attention`` keeps the weights."""
+        """The fused path, or the explicit one while ``keep_weights`` (analysis.capture_attention)."""
         p = self.dropout if self.training else 0.0
         if not self.keep_weights:
             return attend(q, k, v, mask, causal, p)
@@ -171,23 +170,3 @@ class CrossAttention(_HeadsAttention):
                 cache.append(k, v)
         return self._project(self._attend(q, k, v, mask, causal=False))
 
-
-@contextlib.contextmanager
-def capture_attention(model: nn.Module):
-    """Run ``model`` on the explicit path and collect every attention module's weights.
-
-    >>> with capture_attention(model) as maps:
-    ...     model(batch)
-    >>> maps[0].shape   # (B, heads, N_q, N_k) of the first attention layer
-    """
-    modules = [m for m in model.modules() if isinstance(m, _HeadsAttention)]
-    maps: list[Tensor] = []
-    for m in modules:
-        m.keep_weights = True
-    try:
-        yield maps
-    finally:
-        for m in modules:
-            if m.last_weights is not None:
-                maps.append(m.last_weights.detach())
-            m.keep_weights, m.last_weights = False, None

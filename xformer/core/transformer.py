@@ -14,7 +14,6 @@ from torch import Tensor, nn
 from .attention import KVCache
 from .config import CoreConfig
 from .masks import combine_masks
-from .tokens import Tokens
 
 
 class _Stack(nn.Module):
@@ -41,9 +40,6 @@ class Encoder(_Stack):
         for block in self.blocks:
             x = block(x, mask)
         return self.norm(x)
-
-    def forward_tokens(self, tokens: Tokens, cache=None) -> Tensor:
-        return self(tokens.x, tokens.padding_mask)
 
 
 class DecoderCache:
@@ -99,9 +95,6 @@ class Decoder(_Stack):
                       cache.cross_attn[i] if cache is not None else None)
         return self.norm(x)
 
-    def forward_tokens(self, tokens: Tokens, cache: DecoderCache | None = None) -> Tensor:
-        return self(tokens.x, padding_mask=tokens.padding_mask, cache=cache)
-
 
 class EncoderDecoder(nn.Module):
     """Encoder over the source, decoder with cross-attention over the target (Vaswani et al. 2017)."""
@@ -124,15 +117,3 @@ class EncoderDecoder(nn.Module):
                 tgt_padding_mask: Tensor | None = None, cache: DecoderCache | None = None) -> Tensor:
         memory = self.encode(src, src_padding_mask)
         return self.decode(tgt, memory, tgt_padding_mask, src_padding_mask, cache)
-
-    def forward_tokens(self, tokens: Tokens, cache: DecoderCache | None = None) -> Tensor:
-        if tokens.source is None:
-            raise ValueError("an encoder-decoder needs source tokens (Tokens.source)")
-        src = tokens.source
-        if cache is not None and cache.memory is not None:
-            memory = cache.memory  # encoded once, at the first decoding step
-        else:
-            memory = self.encode(src.x, src.padding_mask)
-            if cache is not None:
-                cache.memory = memory
-        return self.decode(tokens.x, memory, tokens.padding_mask, src.padding_mask, cache)

@@ -14,7 +14,7 @@ Pooling, for any modality's Tokens (image patches, series patches, text):
   h = MultiHead(q, H, H) (a single-query cross-attention, as timm's AttentionPoolLatent
   without its MLP; Lee et al. 2019 "PMA").
 
-``Tokens.state["prefix_tokens"]`` (cls + register tokens) says how many leading
+``Tokens.state.prefix_tokens`` (cls + register tokens) says how many leading
 tokens are not content; mean and attention pooling skip them (as timm does).
 ``labels`` may be class indices (B,) long or class probabilities (B, K) float,
 e.g. from MixUp/CutMix; F.cross_entropy takes both.
@@ -29,8 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import CoreConfig, CrossAttention, Dropout, Tokens, combine_masks, make_norm
+from ..batch import LABELS
+from ..core import CoreConfig, CrossAttention, Dropout, combine_masks, make_norm
 from ..registry import check_sizes, register_head
+from ..tokens import Tokens, token_state
 
 POOLS = ("cls", "mean", "attention")
 
@@ -47,7 +49,7 @@ def classification_output(logits: Tensor, batch: dict, label_smoothing: float = 
     """{"logits"}, and with ``labels`` the label-smoothed cross-entropy (hard (B,) or soft (B, K)
     labels) and loss_weight = B: the contract of every classifier, heads and baselines alike."""
     out = {"logits": logits}
-    labels = batch.get("labels")
+    labels = batch.get(LABELS)
     if labels is not None:
         target = labels.float() if labels.is_floating_point() else labels.long()
         out["loss"] = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
@@ -91,11 +93,11 @@ class ClassificationHead(nn.Module):
 
     def _pool(self, hidden: Tensor, tokens: Tokens) -> Tensor:
         if self.pool == "cls":
-            if not tokens.state.get("class_token", False):
+            if not tokens.state.class_token:
                 raise ValueError("pool='cls' needs a tokenizer with a class token; "
                                  "set head.args.pool=mean (or attention), or tokenizer.args.class_token=true")
             return hidden[:, 0]
-        n_prefix = int(tokens.state.get("prefix_tokens", 0))
+        n_prefix = tokens.state.prefix_tokens or 0
         x = hidden[:, n_prefix:]
         mask = tokens.padding_mask[:, n_prefix:] if tokens.padding_mask is not None else None
         if self.pool == "mean":
@@ -111,10 +113,10 @@ def classification_head(core: CoreConfig, tokenizer: nn.Module, n_classes: int, 
                         norm: bool = False, dropout: float = 0.0, label_smoothing: float = 0.0,
                         n_heads: int | None = None) -> ClassificationHead:
     check_sizes("model.head.args", n_classes=n_classes, n_heads=n_heads)
-    series = getattr(tokenizer, "channel_independent", None)  # None: not a series tokenizer
-    if series is not None and pool == "cls":
+    layout = token_state(tokenizer)
+    if layout.channel_independent is not None and pool == "cls":  # series tokens
         raise ValueError("series tokens have no class token; set head.args.pool=mean or pool=attention")
-    channels = tokenizer.n_channels if series else 1
+    channels = layout.n_channels if layout.channel_independent else 1
     return ClassificationHead(core.d_model, n_classes, pool, n_heads or core.n_heads, norm, core.norm_eps,
                               dropout, label_smoothing, channels)
 

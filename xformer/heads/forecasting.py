@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens
+from ..batch import TARGETS
+from ..core import CoreConfig, Dropout
 from ..registry import check_sizes, register_head
+from ..tokens import Tokens, token_state
 
 
 def pinball_loss(pred: Tensor, target: Tensor, quantiles: Tensor) -> Tensor:
@@ -41,7 +43,7 @@ def forecast_output(prediction: Tensor, batch: dict, quantiles: Tensor | None = 
         out["prediction"] = prediction[..., int(torch.argmin((quantiles - 0.5).abs()))]
     else:
         out["prediction"] = prediction
-    target = batch.get("targets")
+    target = batch.get(TARGETS)
     if target is not None:
         if target.shape != out["prediction"].shape:
             raise ValueError(f"targets must be {tuple(out['prediction'].shape)} (batch, horizon, channels), "
@@ -84,21 +86,21 @@ class ForecastHead(nn.Module):
             y = y.reshape(-1, c, h, q).permute(0, 2, 1, 3)  # (B, C, H, Q) -> (B, H, C, Q)
         else:
             y = y.reshape(-1, h, c, q)
-        denormalize = tokens.state.get("denormalize")
-        if denormalize is not None:
-            y = denormalize(y.movedim(-1, 0)).movedim(0, -1)  # each quantile back to the data's scale
+        if tokens.state.denormalize is not None:
+            y = tokens.state.denormalize(y.movedim(-1, 0)).movedim(0, -1)  # each quantile back to the data's scale
         return forecast_output(y if self.quantiles is not None else y[..., 0], batch, self.quantiles)
 
 
 @register_head("forecast")
 def forecast_head(core: CoreConfig, tokenizer: nn.Module, horizon: int, dropout: float = 0.0,
                   quantiles: list[float] | None = None) -> ForecastHead:
-    """Reads n_tokens, n_channels and the layout from a series tokenizer (series_patches / series_steps)."""
-    if not hasattr(tokenizer, "channel_independent"):
+    """Sized from the tokenizer's ``TokenState``: n_tokens, n_channels and the channel layout."""
+    layout = token_state(tokenizer)
+    if layout.channel_independent is None:
         raise ValueError("the forecast head needs a series tokenizer (series_patches or series_steps)")
     check_sizes("model.head.args", horizon=horizon)
-    return ForecastHead(core.d_model, tokenizer.n_tokens, tokenizer.n_channels, horizon,
-                        tokenizer.channel_independent, dropout, quantiles)
+    return ForecastHead(core.d_model, layout.n_tokens, layout.n_channels, horizon, layout.channel_independent,
+                        dropout, quantiles)
 
 
 __all__ = ["pinball_loss", "forecast_output", "ForecastHead"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Tokens
+from ..batch import LABELS
+from ..core import CoreConfig
 from ..registry import check_sizes, register_head
+from ..tokens import Tokens
 
 IGNORE_INDEX = -100  # a label the loss skips (F.cross_entropy's ignore_index); data and metrics import it
 
@@ -37,8 +39,8 @@ class LMHead(nn.Module):
 
     def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
         out = {"logits": self.proj(hidden)}
-        if "labels" in batch:
-            out["loss"], out["loss_weight"] = token_cross_entropy(out["logits"], batch["labels"])
+        if LABELS in batch:
+            out["loss"], out["loss_weight"] = token_cross_entropy(out["logits"], batch[LABELS])
         return out
 
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Tokens
+from ..batch import LABELS, NEXT_SENTENCE_LABEL
+from ..core import CoreConfig
 from ..registry import check_sizes, register_head
+from ..tokens import Tokens
 from .lm import token_cross_entropy
 
 _ACTIVATIONS = {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
@@ -48,13 +50,13 @@ class MaskedLMHead(nn.Module):
     def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
         logits = self.decoder(self.norm(self.act(self.dense(hidden))))
         out = {"logits": logits, "hidden_states": hidden}
-        if "labels" in batch:
-            out["loss"], out["loss_weight"] = token_cross_entropy(logits, batch["labels"])
+        if LABELS in batch:
+            out["loss"], out["loss_weight"] = token_cross_entropy(logits, batch[LABELS])
         if self.nsp is not None:
             out["pooled"] = self.pooler(hidden[:, 0]).tanh()
             out["nsp_logits"] = self.nsp(out["pooled"])
-            if "next_sentence_label" in batch:
-                nsp_loss = F.cross_entropy(out["nsp_logits"].float(), batch["next_sentence_label"].view(-1))
+            if NEXT_SENTENCE_LABEL in batch:
+                nsp_loss = F.cross_entropy(out["nsp_logits"].float(), batch[NEXT_SENTENCE_LABEL].view(-1))
                 out["nsp_loss"] = nsp_loss
                 out["loss"] = out["loss"] + nsp_loss if "loss" in out else nsp_loss
         return out

@@ -7,7 +7,7 @@ every block then sees normalised inputs, and the core needs no final norm
 (``CoreConfig(norm_first=False, final_norm=False)``).
 
 Inputs follow BERT's layout, [CLS] A [SEP] (B [SEP]), so position 0 is always the
-[CLS] token: ``Tokens.state`` says so (``class_token=True``, one prefix token),
+[CLS] token: ``Tokens.state`` says so (``class_token=True``, ``prefix_tokens=1``),
 which lets the ``classification`` head pool with ``pool=cls`` and makes mean /
 attention pooling skip [CLS] (padding is excluded through the mask).
 """
@@ -16,8 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens
+from ..batch import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+from ..core import CoreConfig, Dropout
 from ..registry import check_sizes, check_vocabulary, register_tokenizer
+from ..tokens import Tokens, TokenState
 
 
 class BertEmbedding(nn.Module):
@@ -37,21 +39,22 @@ class BertEmbedding(nn.Module):
         self.token_types = nn.Embedding(type_vocab_size, dim)
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.drop = Dropout(dropout)
+        self.token_state = TokenState(prefix_tokens=1, class_token=True)
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        ids: Tensor = batch["input_ids"]
+        ids: Tensor = batch[INPUT_IDS]
         n = ids.shape[1]
         if offset + n > self.positions.num_embeddings:
             raise ValueError(f"sequence of {offset + n} positions is longer than the "
                              f"{self.positions.num_embeddings} learned positions; use shorter inputs")
-        types = batch.get("token_type_ids")
+        types = batch.get(TOKEN_TYPE_IDS)
         if types is None:
             types = torch.zeros_like(ids)
         pos = torch.arange(offset, offset + n, device=ids.device)
         x = self.embed(ids) + self.positions(pos)[None] + self.token_types(types)
-        mask = batch.get("attention_mask")
+        mask = batch.get(ATTENTION_MASK)
         return Tokens(self.drop(self.norm(x)), mask.bool() if mask is not None else None,
-                      state={"class_token": True, "prefix_tokens": 1})
+                      state=TokenState(prefix_tokens=1, class_token=True))
 
 
 @register_tokenizer("bert_text")

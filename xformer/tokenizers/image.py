@@ -17,8 +17,8 @@ DeiT-III; see :func:`sincos_2d_table`), or none. A learned grid
 trained at one image size is resampled bicubically when an image of another
 size comes in, or when a checkpoint of another size is loaded.
 
-``Tokens.state`` carries ``prefix_tokens`` (how many tokens precede the patches),
-``class_token`` (whether token 0 is [CLS]) and ``grid`` (rows, cols), so that a
+``Tokens.state`` (a ``TokenState``) carries ``prefix_tokens`` (how many tokens precede the
+patches), ``class_token`` (whether token 0 is [CLS]) and ``grid`` (rows, cols), so that a
 head can pool and an analysis can draw maps without knowing the tokenizer.
 """
 from __future__ import annotations
@@ -26,8 +26,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens, make_norm
+from ..batch import IMAGES
+from ..core import CoreConfig, Dropout, make_norm
 from ..registry import check_sizes, register_tokenizer
+from ..tokens import Tokens, TokenState
 
 POSITIONS = ("learned", "sincos", "none")
 
@@ -76,7 +78,7 @@ class PatchEmbedding(nn.Module):
     def __init__(self, dim: int, image_size: int | tuple[int, int] = 224, patch_size: int | tuple[int, int] = 16,
                  channels: int = 3, class_token: bool = True, register_tokens: int = 0,
                  positions: str = "learned", prefix_positions: bool = True, pre_norm: bool = False,
-                 norm_eps: float = 1e-5, dropout: float = 0.0, images_key: str = "images"):
+                 norm_eps: float = 1e-5, dropout: float = 0.0, images_key: str = IMAGES):
         super().__init__()
         if positions not in POSITIONS:
             raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
@@ -99,6 +101,12 @@ class PatchEmbedding(nn.Module):
         self.norm_pre = make_norm("layernorm", dim, norm_eps) if pre_norm else nn.Identity()
         self.drop = Dropout(dropout)
         self._register_load_state_dict_pre_hook(self._resample_checkpoint_positions)
+
+    @property
+    def token_state(self) -> TokenState:
+        """What the tokens are at ``image_size`` (a head's factory reads it)."""
+        return TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=self.grid,
+                          n_tokens=self.n_prefix + self.grid[0] * self.grid[1])
 
     def _grid_for(self, h: int, w: int) -> tuple[int, int]:
         ph, pw = self.patch_size
@@ -138,7 +146,7 @@ class PatchEmbedding(nn.Module):
                 prefix = prefix + self.pos_prefix
             x = torch.cat([prefix, x], dim=1)
         x = self.drop(self.norm_pre(x))
-        state = {"prefix_tokens": self.n_prefix, "class_token": self.cls_token is not None, "grid": grid}
+        state = TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=grid)
         return Tokens(x, None, state=state)
 
     def _resample_checkpoint_positions(self, state_dict, prefix, *args, **kwargs):

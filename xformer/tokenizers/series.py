@@ -15,17 +15,19 @@ Two ways to turn a window into tokens, registered separately so they can be comp
   d, so (B, L, C) -> (B, L, d) and the channels are mixed from the first layer.
 
 Both normalise each window with RevIN first (optional) and leave, in
-``Tokens.state``, what the forecasting head needs to map its output back:
-``n_channels``, ``channel_independent`` and ``denormalize`` (a function of a
-(B, H, C) tensor).
+``Tokens.state`` (a ``TokenState``), what the head needs: ``n_channels``,
+``channel_independent``, the RevIN statistics ``revin_loc`` / ``revin_scale`` and
+``denormalize`` (a function of a (B, H, C) tensor that undoes RevIN with them).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens
+from ..batch import INPUTS
+from ..core import CoreConfig, Dropout
 from ..registry import check_sizes, register_tokenizer
+from ..tokens import Tokens, TokenState
 from .positions import make_positions
 
 
@@ -89,10 +91,6 @@ def check_window(x: Tensor, input_len: int, n_channels: int) -> None:
         raise ValueError(f"inputs must be (batch, {input_len}, {n_channels}), got {tuple(x.shape)}")
 
 
-def _identity(y: Tensor) -> Tensor:
-    return y
-
-
 class _SeriesTokenizer(nn.Module):
     """RevIN (optional) in front; the subclass turns the normalised window into (B', N, d)."""
 
@@ -106,16 +104,21 @@ class _SeriesTokenizer(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    @property
+    def token_state(self) -> TokenState:
+        """Tokens per sequence and the channel layout (a head's factory reads it)."""
+        return TokenState(n_tokens=self.n_tokens, n_channels=self.n_channels,
+                          channel_independent=self.channel_independent)
+
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        x: Tensor = batch["inputs"]
+        x: Tensor = batch[INPUTS]
         check_window(x, self.input_len, self.n_channels)
-        denormalize = _identity
+        state = TokenState(n_channels=self.n_channels, channel_independent=self.channel_independent)
         if self.revin is not None:
             stats = self.revin.statistics(x)
             x = self.revin.normalize(x, stats)
-            denormalize = lambda y: self.revin.denormalize(y, stats)  # noqa: E731
-        state = {"n_channels": self.n_channels, "channel_independent": self.channel_independent,
-                 "denormalize": denormalize}
+            state.revin_loc, state.revin_scale = stats
+            state.denormalize = lambda y: self.revin.denormalize(y, stats)
         return Tokens(self.embed(x), state=state)
 
 

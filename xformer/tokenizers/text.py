@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..core import CoreConfig, Dropout, Tokens
+from ..batch import ATTENTION_MASK, INPUT_IDS, SRC_IDS, SRC_MASK
+from ..core import CoreConfig, Dropout
 from ..registry import check_sizes, check_vocabulary, register_tokenizer
+from ..tokens import Tokens
 from .positions import make_positions
 
 
@@ -21,8 +23,8 @@ class TextEmbedding(nn.Module):
     """
 
     def __init__(self, vocab_size: int, dim: int, max_positions: int = 1024, positions: str = "learned",
-                 dropout: float = 0.0, pad_id: int | None = None, ids_key: str = "input_ids",
-                 mask_key: str = "attention_mask"):
+                 dropout: float = 0.0, pad_id: int | None = None, ids_key: str = INPUT_IDS,
+                 mask_key: str = ATTENTION_MASK):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
         self.positions = make_positions(positions, max_positions, dim)
@@ -57,7 +59,7 @@ class Seq2SeqEmbedding(nn.Module):
         super().__init__()
         self.target = TextEmbedding(vocab_size, dim, max_positions, positions, dropout, pad_id)
         self.source = TextEmbedding(vocab_size, dim, max_positions, positions, dropout, pad_id,
-                                    ids_key="src_ids", mask_key="src_mask")
+                                    ids_key=SRC_IDS, mask_key=SRC_MASK)
         self.source.embed = self.target.embed  # shared vocabulary, shared weights
         self.embed = self.target.embed
 

@@ -1,0 +1,45 @@
+"""The batch contract: the keys a batch dict carries, per task, and their shapes.
+
+A data bundle's collate function makes these dicts, tokenizers read the inputs, heads (and
+baselines) read the targets. B = batch, N = target/decoder length, S = source length, L = input
+window, H = horizon, C = channels (series) or colour channels (images), K = classes.
+
+task                    constant               key                   shape, dtype
+----------------------  ---------------------  --------------------  --------------------------------------------
+causal LM               INPUT_IDS              input_ids             (B, N) long
+                        ATTENTION_MASK         attention_mask        (B, N) bool/long, 1 = real token; optional
+                        LABELS                 labels                (B, N) long, the next token; -100 = no loss
+masked LM (BERT)        INPUT_IDS, ATTENTION_MASK                    as above
+                        TOKEN_TYPE_IDS         token_type_ids        (B, N) long, segment 0 / 1; optional
+                        LABELS                 labels                (B, N) long, the original id where masked, else -100
+                        NEXT_SENTENCE_LABEL    next_sentence_label   (B,) long in {0, 1} (with NSP)
+sequence-to-sequence    SRC_IDS                src_ids               (B, S) long, the encoder's input
+                        SRC_MASK               src_mask              (B, S) bool, True = real token; optional
+                        INPUT_IDS, ATTENTION_MASK                    (B, N) the decoder input (shifted right)
+                        LABELS                 labels                (B, N) long; -100 = no loss
+text classification     INPUT_IDS, ATTENTION_MASK                    as above
+                        LABELS                 labels                (B,) long
+image classification    IMAGES                 images                (B, C, H, W) float
+                        LABELS                 labels                (B,) long, or (B, K) float (MixUp/CutMix)
+series forecasting      INPUTS                 inputs                (B, L, C) float, the input window
+                        TARGETS                targets               (B, H, C) float, the H values after it
+series classification   INPUTS                 inputs                (B, L, C) float
+                        LABELS                 labels                (B,) long
+
+Targets (``labels``, ``targets``, ``next_sentence_label``) are absent when predicting; a head then
+returns no loss. The strings are those of earlier releases: saved runs and user code are unaffected.
+"""
+
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+TOKEN_TYPE_IDS = "token_type_ids"
+SRC_IDS = "src_ids"
+SRC_MASK = "src_mask"
+IMAGES = "images"
+INPUTS = "inputs"
+LABELS = "labels"
+TARGETS = "targets"
+NEXT_SENTENCE_LABEL = "next_sentence_label"
+
+__all__ = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS", "SRC_IDS", "SRC_MASK", "IMAGES", "INPUTS", "LABELS",
+           "TARGETS", "NEXT_SENTENCE_LABEL"]
