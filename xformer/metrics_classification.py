@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batch import LABELS
+
 
 @torch.no_grad()
 def predict(model: nn.Module, batches: Iterable[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +28,7 @@ def predict(model: nn.Module, batches: Iterable[dict]) -> tuple[np.ndarray, np.n
     try:
         for batch in batches:
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            labels = batch.pop("labels")
+            labels = batch.pop(LABELS)
             logits = model(batch)["logits"]
             y_true.append((labels.argmax(-1) if labels.is_floating_point() else labels).cpu())
             y_pred.append(logits.argmax(-1).cpu())

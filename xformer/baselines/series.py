@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..batch import INPUTS
 from ..heads.forecasting import forecast_output
 from ..registry import register_baseline
 
@@ -54,7 +55,7 @@ class DLinear(nn.Module):
         self.trend = nn.ModuleList(nn.Linear(input_len, horizon) for _ in range(n))
 
     def forward(self, batch: dict) -> dict:
-        x = batch["inputs"]
+        x = batch[INPUTS]
         trend = moving_average(x, self.kernel_size)
         seasonal, trend = (x - trend).transpose(1, 2), trend.transpose(1, 2)  # (B, C, L)
         if self.individual:
@@ -73,7 +74,7 @@ class LastValue(nn.Module):
         self.horizon = horizon
 
     def forward(self, batch: dict) -> dict:
-        x = batch["inputs"]
+        x = batch[INPUTS]
         return forecast_output(x[:, -1:].expand(-1, self.horizon, -1), batch)
 
 
@@ -88,7 +89,7 @@ class SeasonalNaive(nn.Module):
         self.register_buffer("index", input_len - period + torch.arange(horizon) % period, persistent=False)
 
     def forward(self, batch: dict) -> dict:
-        return forecast_output(batch["inputs"][:, self.index], batch)
+        return forecast_output(batch[INPUTS][:, self.index], batch)
 
 
 register_baseline("dlinear")(DLinear)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..batch import ATTENTION_MASK, INPUT_IDS, LABELS, SRC_IDS, SRC_MASK
 from ..core import Dropout
 from ..heads.lm import token_cross_entropy
 from ..registry import register_baseline
@@ -29,8 +30,8 @@ from ..registry import register_baseline
 def lm_output(logits: Tensor, batch: dict) -> dict:
     """{"logits"} plus, when the batch has labels, the transformer LM head's "loss" and "loss_weight"."""
     out = {"logits": logits}
-    if "labels" in batch:
-        out["loss"], out["loss_weight"] = token_cross_entropy(logits, batch["labels"])
+    if LABELS in batch:
+        out["loss"], out["loss_weight"] = token_cross_entropy(logits, batch[LABELS])
     return out
 
 
@@ -75,7 +76,7 @@ class NGramLM(nn.Module):
         self.drop = Dropout(dropout)
 
     def forward(self, batch: dict) -> dict:
-        ids, mask = batch["input_ids"], batch.get("attention_mask")
+        ids, mask = batch[INPUT_IDS], batch.get(ATTENTION_MASK)
         if mask is not None:  # padding reads as "before the start", so a padded row scores as it would alone
             ids = ids.masked_fill(~mask.bool(), self.vocab_size)
         windows = F.pad(ids, (self.context - 1, 0), value=self.vocab_size).unfold(1, self.context, 1)  # (B, T, n-1)
@@ -119,7 +120,7 @@ class RecurrentLM(nn.Module):
             nn.init.uniform_(self.out.weight, -0.1, 0.1)
 
     def forward(self, batch: dict) -> dict:
-        ids, mask = batch["input_ids"], batch.get("attention_mask")
+        ids, mask = batch[INPUT_IDS], batch.get(ATTENTION_MASK)
         x = self.drop(self.embed(ids))
         if mask is None or bool(mask.all()):
             h = self.layers(x)[0]
@@ -172,18 +173,18 @@ class LSTMSeq2Seq(nn.Module):
         self.drop = Dropout(dropout)
 
     def source_mask(self, batch: dict) -> Tensor:
-        src = batch["src_ids"]
-        if batch.get("src_mask") is not None:
-            return batch["src_mask"].bool()
+        src = batch[SRC_IDS]
+        if batch.get(SRC_MASK) is not None:
+            return batch[SRC_MASK].bool()
         return src != self.pad_id if self.pad_id is not None else torch.ones_like(src, dtype=torch.bool)
 
     def forward(self, batch: dict) -> dict:
         mask = self.source_mask(batch)
-        h, (h_n, _) = run_packed(self.encoder, self.drop(self.embed(batch["src_ids"])), mask)  # (B, S, 2H)
+        h, (h_n, _) = run_packed(self.encoder, self.drop(self.embed(batch[SRC_IDS])), mask)  # (B, S, 2H)
         keys = self.key(h)  # U h_j: once per source, not once per step
         s = torch.tanh(self.init_state(torch.cat([h_n[0], h_n[1]], dim=-1)))
         cell = torch.zeros_like(s)
-        y = self.drop(self.embed(batch["input_ids"]))
+        y = self.drop(self.embed(batch[INPUT_IDS]))
         states, contexts, weights = [], [], []
         for t in range(y.shape[1]):  # c_t needs s_{t-1}: the decoder cannot run as one nn.LSTM call
             e = self.score(torch.tanh(self.query(s)[:, None] + keys)).squeeze(-1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..batch import IMAGES, LABELS
 from ..config import ConfigError, load_yaml
 
 
@@ -29,14 +30,14 @@ def run(args: argparse.Namespace) -> None:
     if not 0 <= args.index < len(split):
         raise ConfigError(f"--index {args.index} is outside the {args.split} split (0..{len(split) - 1})")
     item = split[args.index]
-    if "images" not in item:
+    if IMAGES not in item:
         raise ConfigError("xformer attention draws image models; this run's data has no images")
-    image = item["images"]
+    image = item[IMAGES]
     # show the image as it is, whatever normalisation it went through: x -> (x - min) / (max - min) per channel
     low, high = image.flatten(1).min(1).values, image.flatten(1).max(1).values
     scale = (high - low).clamp(min=1e-8)
     out = Path(args.out or run_dir / f"attention_{args.split}_{args.index}.png")
-    label = int(item["labels"]) if "labels" in item else None
+    label = int(item[LABELS]) if LABELS in item else None
     title = f"label {label}" if label is not None else None
     save_attention_grid(model.eval(), image, out, title, mean=(-low / scale).tolist(), std=(1 / scale).tolist())
     print(out)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import default_collate
 from torchvision.transforms import v2
 
+from ..batch import IMAGES, LABELS
 from ..config import ConfigError
 
 TRAIN_ITEM = "train_item"
@@ -121,7 +122,7 @@ class ImageCollate:
         train = all(item.get(TRAIN_ITEM, False) for item in items)
         batch = default_collate([{k: v for k, v in item.items() if k != TRAIN_ITEM} for item in items])
         if train and self.mixup is not None and len(items) % 2 == 0:
-            batch["images"], batch["labels"] = self.mixup(batch["images"], batch["labels"])
+            batch[IMAGES], batch[LABELS] = self.mixup(batch[IMAGES], batch[LABELS])
         return batch
 
 

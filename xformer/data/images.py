@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
+from ..batch import IMAGES, LABELS
 from ..errors import ConfigError, UserError
 from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
@@ -61,7 +62,7 @@ class ImageItems(Dataset):
             image, label = self.source[i]
         if self.transform is not None:
             image = self.transform(image)
-        item = {"images": image, "labels": torch.as_tensor(int(label))}
+        item = {IMAGES: image, LABELS: torch.as_tensor(int(label))}
         if self.train:
             item[TRAIN_ITEM] = True
         return item

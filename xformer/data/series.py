@@ -30,6 +30,7 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
+from ..batch import INPUTS, TARGETS
 from ..config import ConfigError
 from ..registry import check_sizes
 from .registry import DataBundle, register_data
@@ -172,7 +173,7 @@ class WindowDataset(Dataset):
         if not 0 <= i < len(self):
             raise IndexError(i)
         cut = i + self.input_len
-        return {"inputs": self.values[i:cut], "targets": self.values[cut:cut + self.horizon]}
+        return {INPUTS: self.values[i:cut], TARGETS: self.values[cut:cut + self.horizon]}
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -193,7 +194,7 @@ def forecast_errors(model, batches, scaler: StandardScaler | None = None) -> dic
     device, sums, count = _device(model), {}, 0
     for batch in batches:
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        y_hat, y = model(batch)["prediction"].double(), batch["targets"].double()
+        y_hat, y = model(batch)["prediction"].double(), batch[TARGETS].double()
         errors = {"mse": (y - y_hat) ** 2, "mae": (y - y_hat).abs()}
         if scaler is not None:
             scale = torch.as_tensor(scaler.scale_, dtype=torch.float64, device=device)

@@ -32,6 +32,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
+from ..batch import INPUTS, LABELS
 from ..config import ConfigError
 from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
@@ -135,7 +136,7 @@ class WindowItems(Dataset):
         return len(self.y)
 
     def __getitem__(self, i: int) -> dict:
-        return {"inputs": self.x[i], "labels": self.y[i]}
+        return {INPUTS: self.x[i], LABELS: self.y[i]}
 
 
 @register_data("series_classification")

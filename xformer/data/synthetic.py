@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..batch import INPUT_IDS, LABELS, SRC_IDS, SRC_MASK
 from ..generation.decoding import greedy
 from ..heads.lm import IGNORE_INDEX
 from ..registry import check_min_max, check_sizes
@@ -37,8 +38,8 @@ def reverse_batch(batch_size: int, min_len: int = 4, max_len: int = 8, generator
     tgt_real = torch.arange(max_len + 1)[None] <= lengths[:, None]  # the digits and their SEP
     dec_in = torch.cat([torch.full((batch_size, 1), BOS), target[:, :-1]], dim=1)
     return {
-        "src_ids": src, "src_mask": real,
-        "input_ids": dec_in, "labels": target.masked_fill(~tgt_real, IGNORE_INDEX),
+        SRC_IDS: src, SRC_MASK: real,
+        INPUT_IDS: dec_in, LABELS: target.masked_fill(~tgt_real, IGNORE_INDEX),
     }
 
 
@@ -48,25 +49,25 @@ def copy_batch(batch_size: int, length: int = 8, generator: torch.Generator | No
     ids = torch.cat([digits, torch.full((batch_size, 1), SEP), digits], dim=1)
     labels = torch.full_like(ids, IGNORE_INDEX)
     labels[:, length:-1] = ids[:, length + 1:]
-    return {"input_ids": ids, "labels": labels}
+    return {INPUT_IDS: ids, LABELS: labels}
 
 
 # ---- greedy-decoding accuracy (the metric of both tasks) ----------------------------------------------------
 def reverse_hits(model, batch: dict[str, Tensor]) -> tuple[int, int]:
     """(correct, total) greedy-decoded target tokens (the digits and the final SEP), decoding from BOS alone."""
-    n = batch["src_ids"].shape[0]
-    prompt = {"src_ids": batch["src_ids"], "src_mask": batch["src_mask"],
-              "input_ids": torch.full((n, 1), BOS, device=batch["src_ids"].device)}
-    predicted = greedy(model, prompt, max_new_tokens=batch["labels"].shape[1])
-    real = batch["labels"] != IGNORE_INDEX
-    return int((predicted[real] == batch["labels"][real]).sum()), int(real.sum())
+    n = batch[SRC_IDS].shape[0]
+    prompt = {SRC_IDS: batch[SRC_IDS], SRC_MASK: batch[SRC_MASK],
+              INPUT_IDS: torch.full((n, 1), BOS, device=batch[SRC_IDS].device)}
+    predicted = greedy(model, prompt, max_new_tokens=batch[LABELS].shape[1])
+    real = batch[LABELS] != IGNORE_INDEX
+    return int((predicted[real] == batch[LABELS][real]).sum()), int(real.sum())
 
 
 def copy_hits(model, batch: dict[str, Tensor]) -> tuple[int, int]:
     """(correct, total) greedy-decoded tokens of the second copy, given ``x SEP``."""
-    length = (batch["input_ids"].shape[1] - 1) // 2
-    predicted = greedy(model, {"input_ids": batch["input_ids"][:, : length + 1]}, max_new_tokens=length)
-    target = batch["input_ids"][:, length + 1:]
+    length = (batch[INPUT_IDS].shape[1] - 1) // 2
+    predicted = greedy(model, {INPUT_IDS: batch[INPUT_IDS][:, : length + 1]}, max_new_tokens=length)
+    target = batch[INPUT_IDS][:, length + 1:]
     return int((predicted == target).sum()), target.numel()
 
 

@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..batch import INPUT_IDS, LABELS
 from ..config import ConfigError
 from ..heads.lm import IGNORE_INDEX
 from ..metrics_text import bits_per_character, bits_per_token, perplexity
@@ -73,7 +74,7 @@ class TrainWindows(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         b = self.block_size
-        return {"input_ids": self.ids[i: i + b], "labels": self.ids[i + 1: i + b + 1]}
+        return {INPUT_IDS: self.ids[i: i + b], LABELS: self.ids[i + 1: i + b + 1]}
 
 
 class EvalWindows(Dataset):
@@ -105,7 +106,7 @@ class EvalWindows(Dataset):
         if scored:
             labels = labels.clone()
             labels[:scored] = IGNORE_INDEX
-        return {"input_ids": self.ids[start: start + b], "labels": labels}
+        return {INPUT_IDS: self.ids[start: start + b], LABELS: labels}
 
 
 # ---------------------------------------------------------------- text -> ids

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..batch import INPUT_IDS, LABELS
 from ..errors import ConfigError
 from ..metrics_classification import predict
 from ..registry import check_min_max
@@ -156,8 +157,8 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
 
     splits = []
     for texts, labels in parts:
-        items = [{"input_ids": id_tensor([vocab.cls_id] + ids[: max_length - 2] + [vocab.sep_id]),
-                  "labels": torch.tensor(y)} for ids, y in zip(vocab.encode_batch(texts), labels)]
+        items = [{INPUT_IDS: id_tensor([vocab.cls_id] + ids[: max_length - 2] + [vocab.sep_id]),
+                  LABELS: torch.tensor(y)} for ids, y in zip(vocab.encode_batch(texts), labels)]
         splits.append(Items(items) if items else None)
     if splits[0] is None:
         raise ConfigError("the training split is empty; give more rows or smaller val/test fractions")

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..batch import ATTENTION_MASK, INPUT_IDS, LABELS, SRC_IDS, SRC_MASK, TOKEN_TYPE_IDS
 from ..errors import ConfigError
 from ..heads.lm import IGNORE_INDEX
 from ..registry import check_sizes
@@ -107,9 +108,9 @@ def pad_collate(items: list[dict], pad_id: int) -> dict[str, Tensor]:
         if values[0].dim() == 0:
             batch[key] = torch.stack(values)
             continue
-        fill = IGNORE_INDEX if key == "labels" else 0 if key == "token_type_ids" else pad_id
+        fill = IGNORE_INDEX if key == LABELS else 0 if key == TOKEN_TYPE_IDS else pad_id
         batch[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True, padding_value=fill)
-        mask_key = {"input_ids": "attention_mask", "src_ids": "src_mask"}.get(key)
+        mask_key = {INPUT_IDS: ATTENTION_MASK, SRC_IDS: SRC_MASK}.get(key)
         if mask_key:
             lengths = torch.tensor([len(v) for v in values])
             batch[mask_key] = torch.arange(batch[key].shape[1])[None] < lengths[:, None]

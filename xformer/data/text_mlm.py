@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..batch import INPUT_IDS, LABELS, NEXT_SENTENCE_LABEL, TOKEN_TYPE_IDS
 from ..errors import ConfigError
 from ..heads.lm import IGNORE_INDEX
 from ..registry import check_sizes
@@ -75,7 +76,7 @@ def mlm_items(segments: list[list[int]], owner: list[int], vocab: Vocab, nsp: bo
               ) -> list[dict]:
     cls, sep = [vocab.cls_id], [vocab.sep_id]
     if not nsp:
-        return [{"input_ids": id_tensor(cls + s + sep), "token_type_ids": torch.zeros(len(s) + 2, dtype=torch.long)}
+        return [{INPUT_IDS: id_tensor(cls + s + sep), TOKEN_TYPE_IDS: torch.zeros(len(s) + 2, dtype=torch.long)}
                 for s in segments]
     n, items = len(segments), []
     if n < 3:
@@ -90,17 +91,17 @@ def mlm_items(segments: list[list[int]], owner: list[int], vocab: Vocab, nsp: bo
             r = int(torch.randint(n - 2, (), generator=g))
             b, label = (r if r < k else r + 2), 1
         a, bb = segments[k], segments[b]
-        items.append({"input_ids": id_tensor(cls + a + sep + bb + sep),
-                      "token_type_ids": id_tensor([0] * (len(a) + 2) + [1] * (len(bb) + 1)),
-                      "next_sentence_label": torch.tensor(label)})
+        items.append({INPUT_IDS: id_tensor(cls + a + sep + bb + sep),
+                      TOKEN_TYPE_IDS: id_tensor([0] * (len(a) + 2) + [1] * (len(bb) + 1)),
+                      NEXT_SENTENCE_LABEL: torch.tensor(label)})
     return items
 
 
 def fix_masks(items: list[dict], vocab: Vocab, g: torch.Generator) -> None:
     """Give each evaluation item one mask for good (input_ids masked, labels), drawn from ``g``."""
     for item in items:
-        item["input_ids"], item["labels"] = mask_tokens(item["input_ids"], vocab.mask_id, vocab.vocab_size,
-                                                        vocab.special_ids, generator=g)
+        item[INPUT_IDS], item[LABELS] = mask_tokens(item[INPUT_IDS], vocab.mask_id, vocab.vocab_size,
+                                                    vocab.special_ids, generator=g)
 
 
 @register_data("text_mlm")
@@ -138,21 +139,21 @@ def text_mlm(files: str | list[str] | None = None, tokenizer: str = "wordpiece",
 
     def collate(items: list[dict]) -> dict[str, Tensor]:
         batch = pad_collate(items, vocab.pad_id)
-        if "labels" not in batch:  # training: a fresh mask for every batch ([PAD] is special: never masked)
-            batch["input_ids"], batch["labels"] = mask_tokens(batch["input_ids"], vocab.mask_id, vocab.vocab_size,
-                                                              vocab.special_ids)
+        if LABELS not in batch:  # training: a fresh mask for every batch ([PAD] is special: never masked)
+            batch[INPUT_IDS], batch[LABELS] = mask_tokens(batch[INPUT_IDS], vocab.mask_id, vocab.vocab_size,
+                                                          vocab.special_ids)
         return batch
 
     def evaluate(model, batches) -> dict[str, float]:
         correct = total = nsp_correct = nsp_total = 0
         for batch in batches:
             out = model(batch)
-            scored = batch["labels"] != IGNORE_INDEX
-            correct += int(((out["logits"].argmax(-1) == batch["labels"]) & scored).sum())
+            scored = batch[LABELS] != IGNORE_INDEX
+            correct += int(((out["logits"].argmax(-1) == batch[LABELS]) & scored).sum())
             total += int(scored.sum())
-            if "nsp_logits" in out and "next_sentence_label" in batch:
-                nsp_correct += int((out["nsp_logits"].argmax(-1) == batch["next_sentence_label"]).sum())
-                nsp_total += len(batch["next_sentence_label"])
+            if "nsp_logits" in out and NEXT_SENTENCE_LABEL in batch:
+                nsp_correct += int((out["nsp_logits"].argmax(-1) == batch[NEXT_SENTENCE_LABEL]).sum())
+                nsp_total += len(batch[NEXT_SENTENCE_LABEL])
         metrics = {"mlm_accuracy": correct / max(total, 1)}
         if nsp_total:
             metrics["nsp_accuracy"] = nsp_correct / nsp_total

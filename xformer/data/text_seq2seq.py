@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..batch import INPUT_IDS, LABELS, SRC_IDS, SRC_MASK
 from ..errors import ConfigError
 from ..generation.decoding import greedy
 from ..heads.lm import IGNORE_INDEX
@@ -72,8 +73,8 @@ def text_seq2seq(files: str | list[str] | None = None, tokenizer: str = "wordpie
     splits = []
     for part in parts:
         sources, targets = vocab.encode_batch([p[0] for p in part]), vocab.encode_batch([p[1] for p in part])
-        items = [{"src_ids": id_tensor(s[:max_length] or [vocab.pad_id]),  # an empty source still needs one token
-                  "input_ids": id_tensor([bos] + t[:max_length]), "labels": id_tensor(t[:max_length] + [eos])}
+        items = [{SRC_IDS: id_tensor(s[:max_length] or [vocab.pad_id]),  # an empty source still needs one token
+                  INPUT_IDS: id_tensor([bos] + t[:max_length]), LABELS: id_tensor(t[:max_length] + [eos])}
                  for s, t in zip(sources, targets)]
         splits.append(Items(items) if items else None)
     if splits[0] is None:
@@ -82,9 +83,9 @@ def text_seq2seq(files: str | list[str] | None = None, tokenizer: str = "wordpie
     def evaluate(model, batches) -> dict[str, float]:
         correct = total = exact = rows = 0
         for batch in batches:
-            labels = batch["labels"]
-            prompt = {"src_ids": batch["src_ids"], "src_mask": batch["src_mask"],
-                      "input_ids": torch.full((len(labels), 1), bos, device=labels.device)}
+            labels = batch[LABELS]
+            prompt = {SRC_IDS: batch[SRC_IDS], SRC_MASK: batch[SRC_MASK],
+                      INPUT_IDS: torch.full((len(labels), 1), bos, device=labels.device)}
             predicted = greedy(model, prompt, max_new_tokens=labels.shape[1], eos_id=eos)
             # rows that all stopped early come back shorter: pad with a value no label holds
             predicted = torch.nn.functional.pad(predicted, (0, labels.shape[1] - predicted.shape[1]), value=-1)

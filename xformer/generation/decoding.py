@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..batch import ATTENTION_MASK, INPUT_IDS
 from ..models import Model
 
 NEG = -1.0e9  # "impossible" score of beam search, as in Hugging Face (finite, so arithmetic stays finite)
@@ -81,9 +82,9 @@ class Stepper:
 
     def __call__(self, sequences: Tensor, attention_mask: Tensor | None) -> Tensor:
         new = sequences[:, self.cache.length:] if self.cache is not None else sequences
-        batch = {**self.model_inputs, "input_ids": new}
+        batch = {**self.model_inputs, INPUT_IDS: new}
         if attention_mask is not None:
-            batch["attention_mask"] = attention_mask
+            batch[ATTENTION_MASK] = attention_mask
         out = self.model(batch, cache=self.cache) if self.cache is not None else self.model(batch)
         return out["logits"][:, -1].float()
 
@@ -142,10 +143,10 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
 def greedy(model: Model, batch: dict, max_new_tokens: int, eos_id: int | None = None) -> Tensor:
     """The new tokens (B, T) of greedy decoding of ``batch`` (input_ids, optional attention_mask and
     any other keys, e.g. an encoder-decoder's source). Finished rows are padded with ``eos_id``."""
-    others = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
-    out = generate(model, batch["input_ids"], batch.get("attention_mask"), max_new_tokens=max_new_tokens,
+    others = {k: v for k, v in batch.items() if k not in (INPUT_IDS, ATTENTION_MASK)}
+    out = generate(model, batch[INPUT_IDS], batch.get(ATTENTION_MASK), max_new_tokens=max_new_tokens,
                    eos_token_id=eos_id, pad_token_id=eos_id, model_inputs=others)
-    return out[:, batch["input_ids"].shape[1]:]
+    return out[:, batch[INPUT_IDS].shape[1]:]
 
 
 # ---------------------------------------------------------------- greedy and sampling

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..batch import ATTENTION_MASK, INPUT_IDS, SRC_IDS, SRC_MASK
 from ..core import Decoder, EncoderDecoder
 from ..errors import ConfigError
 from ..models import Model
@@ -49,9 +50,9 @@ class _WindowStepper(Stepper):
     def __call__(self, sequences: Tensor, attention_mask: Tensor | None) -> Tensor:
         if sequences.shape[1] <= self.window:
             return super().__call__(sequences, attention_mask)
-        batch = {**self.model_inputs, "input_ids": sequences[:, -self.window:]}
+        batch = {**self.model_inputs, INPUT_IDS: sequences[:, -self.window:]}
         if attention_mask is not None:  # left padding stays on the left of the crop
-            batch["attention_mask"] = attention_mask[:, -self.window:]
+            batch[ATTENTION_MASK] = attention_mask[:, -self.window:]
         return self.model(batch)["logits"][:, -1].float()
 
 
@@ -120,7 +121,7 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
         for i, r in enumerate(encoded):  # right-padded, as text_seq2seq's batches are
             src[i, :len(r)] = torch.tensor(r, device=device)
         lengths = torch.tensor([len(r) for r in encoded], device=device)
-        model_inputs = {"src_ids": src, "src_mask": torch.arange(longest, device=device)[None] < lengths[:, None]}
+        model_inputs = {SRC_IDS: src, SRC_MASK: torch.arange(longest, device=device)[None] < lengths[:, None]}
         contexts = [[vocab.bos_id] for _ in encoded]
     else:
         start = vocab.eos_id if vocab.eos_id is not None else vocab.bos_id
