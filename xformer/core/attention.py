@@ -2,11 +2,8 @@
 
     Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V
 
-with M = 0 where a query may see a key and -inf elsewhere (see ``masks.py``).
-Heads are a tensor dimension, never a Python loop. Grouped-query attention
-shares each key/value head among ``n_heads / n_kv_heads`` query heads.
-Every module here returns one Tensor; residual attention, which passes scores
-between layers, is composed on top in ``residual_attention.py``.
+with M = 0 where a query may see a key and -inf elsewhere (``masks.py``). Heads are a tensor dimension;
+grouped-query attention shares each key/value head among n_heads / n_kv_heads query heads.
 """
 from __future__ import annotations
 
@@ -23,12 +20,9 @@ from .positions import RotaryEmbedding
 
 def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
                    dropout_p: float = 0.0, prev_scores: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """The explicit path: returns (output, weights, scores), weights and scores of shape (B, heads, N_q, N_k).
-
-    Same inputs and result as :func:`attend`, written out so that the attention
-    weights can be read (for visualisation) and the fused kernel checked.
-    ``scores`` = Q K^T / sqrt(d_k) + ``prev_scores`` (residual attention), before the mask.
-    """
+    """:func:`attend` written out, so that the weights can be read and the fused kernel checked: returns
+    (output, weights, scores), the last two (B, heads, N_q, N_k), with
+    scores = Q K^T / sqrt(d_k) + ``prev_scores`` (residual attention), before the mask."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
@@ -56,11 +50,8 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: 
 
 
 class KVCache:
-    """Keys and values of the positions decoded so far, shape (B, kv_heads, T, head_dim).
-
-    For self-attention ``append`` grows the cache by the new positions; for
-    cross-attention the keys/values of the encoder memory are stored once.
-    """
+    """Keys and values (B, kv_heads, T, head_dim) of the positions decoded so far (self-attention, grown by
+    ``append``), or of the encoder memory (cross-attention, stored once)."""
 
     def __init__(self):
         self.k: Tensor | None = None
@@ -120,11 +111,8 @@ class _HeadsAttention(nn.Module):
 
 
 class SelfAttention(_HeadsAttention):
-    """Self-attention with one fused QKV projection, optional rotary positions and KV cache.
-
-    ``dropout`` drops attention weights, ``proj_dropout`` the output after the projection
-    (timm's ``attn_drop`` / ``proj_drop``).
-    """
+    """Self-attention with one fused QKV projection, optional rotary positions and KV cache; ``dropout``
+    and ``proj_dropout`` are timm's ``attn_drop`` (on the weights) and ``proj_drop``."""
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, *, qkv_bias: bool = True,
                  out_bias: bool = True, dropout: float = 0.0, proj_dropout: float = 0.0,

@@ -7,24 +7,19 @@ from typing import Literal
 
 @dataclass
 class CoreConfig:
-    """Width, depth and parts of an Encoder / Decoder / EncoderDecoder.
+    """Width, depth and parts of an Encoder / Decoder / EncoderDecoder (``build.py`` reads it).
 
-    ``d_ff`` defaults to 4 * d_model. ``n_kv_heads`` < ``n_heads`` gives
-    grouped-query attention. ``rope`` adds rotary positions inside attention;
-    absolute positions belong to the tokenizer. ``attn_proj_dropout`` drops the
-    attention output after its projection, before the residual ``dropout`` (PatchTST
-    applies both). ``residual_attention`` adds each encoder layer's pre-softmax scores
-    to the next layer's (RealFormer, He et al. 2021; PatchTST's ``res_attention``).
-    ``init="gpt2"`` draws weights from N(0, 0.02) and the residual output projections from
-    N(0, 0.02 / sqrt(2 * n_layers)) (Radford et al. 2019); ``init="torch"``
-    keeps PyTorch's defaults.
+    ``n_kv_heads`` < ``n_heads``: grouped-query attention. ``attn_proj_dropout`` drops the attention
+    output after its projection, before the residual ``dropout`` (PatchTST applies both).
+    ``init="gpt2"``: weights ~ N(0, 0.02), residual output projections ~ N(0, 0.02 / sqrt(2 n_layers))
+    (Radford et al. 2019); ``init="torch"`` keeps PyTorch's defaults.
     """
 
     d_model: int = 128
     n_layers: int = 2
     n_heads: int = 4
     n_kv_heads: int | None = None
-    d_ff: int | None = None
+    d_ff: int | None = None  # None: 4 * d_model
     activation: Literal["gelu", "gelu_tanh", "relu", "swiglu"] = "gelu"
     norm: Literal["layernorm", "rmsnorm", "batchnorm"] = "layernorm"  # batchnorm: unpadded inputs (PatchTST)
     norm_eps: float = 1e-5
@@ -35,10 +30,10 @@ class CoreConfig:
     dropout: float = 0.0
     attn_dropout: float = 0.0
     attn_proj_dropout: float = 0.0
-    residual_attention: bool = False  # encoders only: scores are not kept in a KV cache
+    residual_attention: bool = False  # RealFormer / PatchTST's res_attention; encoders only
     drop_path: float = 0.0
     layer_scale: float | None = None
-    rope: bool = False
+    rope: bool = False  # rotary positions inside attention (absolute ones are the tokenizer's)
     rope_base: float = 10000.0
     init: Literal["gpt2", "torch"] = "gpt2"
     n_decoder_layers: int | None = None  # EncoderDecoder only; None: same as n_layers

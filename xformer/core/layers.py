@@ -1,19 +1,16 @@
-"""Norms and feed-forward networks, the parts a block is built from."""
+"""Norms, feed-forward networks and residual regularisers, the parts a block is built from."""
 from __future__ import annotations
 
+import timm.layers
 import torch
 import torch.nn.functional as F
+from timm.layers import LayerScale  # y = gamma * x per channel, gamma initialised small (Touvron et al. 2021, CaiT)
 from torch import Tensor, nn
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
-    """y = x * m / (1 - p), m ~ Bernoulli(1 - p) per element (Srivastava et al. 2014).
-
-    On CPU the mask is drawn as U(0, 1) >= p: the same distribution as ``F.dropout``'s, but
-    torch's CPU Bernoulli sampler is slower than drawing uniforms and comparing (1.4-1.7x for
-    forward + backward, 1.3x a whole PatchTST/42 training step: ``benchmarks/dropout_cpu.py``).
-    Other devices keep the fused kernel.
-    """
+    """y = x * m / (1 - p), m ~ Bernoulli(1 - p) per element (Srivastava et al. 2014). On CPU m = U(0, 1) >= p,
+    the same distribution, faster than torch's CPU Bernoulli sampler (benchmarks/dropout_cpu.py)."""
     if not training or p == 0.0 or x.device.type != "cpu":
         return F.dropout(x, p, training)
     return x * (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
@@ -33,13 +30,10 @@ class Dropout(nn.Dropout):
 
 
 class TokenBatchNorm(nn.BatchNorm1d):
-    """BatchNorm over the feature dimension of (..., d) tokens, statistics over every token of the batch:
+    """BatchNorm of (..., d) tokens (PatchTST's ``Transpose, BatchNorm1d(d), Transpose``); padding tokens
+    would count, so it suits unpadded inputs:
 
         y = (x - mu_B) / sqrt(var_B + eps) * gamma + beta,   mu_B, var_B per feature over all B*N tokens
-
-    (running averages in eval mode). The same as PatchTST's ``Transpose(1, 2), BatchNorm1d(d),
-    Transpose(1, 2)`` on (B, N, d). Padding tokens count in the statistics, so it suits inputs
-    without padding (series patches, image patches), not padded text.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -83,10 +77,7 @@ class Mlp(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Gated feed-forward (Shazeer 2020): fc2(dropout(SiLU(x W_gate) * (x W_up))).
-
-    fc1 holds [W_gate; W_up] in one matrix so that both come from a single matmul.
-    """
+    """Gated feed-forward (Shazeer 2020): fc2(dropout(SiLU(x W_gate) * (x W_up))), fc1 = [W_gate; W_up]."""
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
@@ -105,29 +96,8 @@ def make_feed_forward(activation: str, dim: int, hidden: int, dropout: float = 0
     return Mlp(dim, hidden, activation, dropout, bias)
 
 
-class DropPath(nn.Module):
-    """Stochastic depth (Huang et al. 2016): drop a sample's whole residual branch with probability p.
+class DropPath(timm.layers.DropPath):
+    """Stochastic depth (Huang et al. 2016), timm's: y = x * b / (1 - p), b ~ Bernoulli(1 - p) per sample;
+    identity at eval time. ``p`` reads the rate under torch's dropout name."""
 
-    y = x * b / (1 - p), b ~ Bernoulli(1 - p) per sample; identity at eval time.
-    """
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - self.p)
-        return x * keep / (1.0 - self.p)
-
-
-class LayerScale(nn.Module):
-    """Per-channel residual scaling y = gamma * x, gamma initialised small (Touvron et al. 2021, CaiT)."""
-
-    def __init__(self, dim: int, init_value: float = 1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gamma
+    p = property(lambda self: self.drop_prob)

@@ -1,13 +1,7 @@
-"""Attention masks: one convention for the whole toolkit.
-
-Every boolean mask in xformer means ``True = may attend / is a real token``
-(the convention of ``scaled_dot_product_attention`` and of Hugging Face's
-``attention_mask``). Additive float masks are added to the attention scores
-(0 keeps a key, ``-inf`` removes it).
-
-All masks that apply to one attention call are folded into a single mask of
-shape broadcastable to ``(B, heads, N_q, N_k)`` by :func:`combine_masks`, so the
-fused and the explicit attention paths see exactly the same mask.
+"""Attention masks. A boolean mask means ``True = may attend / is a real token`` everywhere (as in
+``scaled_dot_product_attention`` and Hugging Face's ``attention_mask``); an additive float mask M is
+added to the scores (0 keeps a key, -inf removes it). :func:`combine_masks` folds all the masks of one
+attention call into one, broadcastable to (B, heads, N_q, N_k), for the fused and explicit paths alike.
 """
 from __future__ import annotations
 
@@ -16,36 +10,20 @@ from torch import Tensor
 
 
 def causal_mask(n_queries: int, n_keys: int, device=None) -> Tensor:
-    """Boolean (N_q, N_k) mask where query i may see key j iff j <= i + (N_k - N_q).
-
-    The offset aligns the queries with the *last* N_q keys, which is what
-    incremental decoding with a KV cache needs (the cached keys come first).
-    """
+    """Boolean (N_q, N_k): query i sees key j iff j <= i + (N_k - N_q), the queries being the last N_q
+    positions (a KV cache's keys come first)."""
     offset = n_keys - n_queries
     q = torch.arange(n_queries, device=device).unsqueeze(1)
     k = torch.arange(n_keys, device=device).unsqueeze(0)
     return k <= q + offset
 
 
-def combine_masks(
-    *,
-    n_queries: int,
-    n_keys: int,
-    causal: bool = False,
-    key_padding_mask: Tensor | None = None,
-    attn_mask: Tensor | None = None,
-    dtype: torch.dtype = torch.float32,
-    device=None,
-) -> Tensor | None:
-    """Fold a causal flag, a key-padding mask (B, N_k) and an arbitrary mask into one.
-
-    Returns None when nothing is masked, a boolean mask when every part is
-    boolean, and an additive float mask (dtype ``dtype``) when ``attn_mask``
-    is additive. A query row that would see no key at all (e.g. a left-padding
-    position under a causal mask) is allowed to see every key instead: its
-    output is never read by a real token, and this keeps it finite, where an
-    all-masked softmax row would give NaN and poison later layers (0 * NaN = NaN).
-    """
+def combine_masks(*, n_queries: int, n_keys: int, causal: bool = False, key_padding_mask: Tensor | None = None,
+                  attn_mask: Tensor | None = None, dtype: torch.dtype = torch.float32, device=None) -> Tensor | None:
+    """Fold a causal flag, a key-padding mask (B, N_k) and any mask into one: None when nothing is masked,
+    boolean when every part is, else additive (``dtype``). A query row that would see no key (a left-padding
+    position under a causal mask) sees every key instead: no real token reads it, and an all-masked softmax
+    row would be NaN and poison later layers (0 * NaN = NaN)."""
     mask: Tensor | None = None
     if causal:
         mask = causal_mask(n_queries, n_keys, device=device)[None, None]

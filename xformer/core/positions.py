@@ -1,9 +1,4 @@
-"""Rotary positions, the ones applied inside attention.
-
-Absolute positions (learned, sinusoidal, 2-D sine-cosine) are added to the token
-embeddings by a tokenizer and live with the tokenizers (``xformer/tokenizers/positions.py``,
-``xformer/tokenizers/image.py``); the core only rotates queries and keys.
-"""
+"""Rotary positions, applied inside attention. Absolute positions are the tokenizers' (xformer/tokenizers)."""
 from __future__ import annotations
 
 import torch
@@ -29,11 +24,8 @@ class RotaryEmbedding(nn.Module):
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """Rotate x of shape (B, heads, N, head_dim) for positions offset .. offset+N-1."""
-        n = x.shape[-2]
-        pos = torch.arange(offset, offset + n, device=x.device, dtype=torch.float32)
-        angles = torch.outer(pos, self.inv_freq)
-        angles = torch.cat([angles, angles], dim=-1)
+        pos = torch.arange(offset, offset + x.shape[-2], device=x.device, dtype=torch.float32)
+        angles = torch.outer(pos, self.inv_freq).repeat(1, 2)
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)
-        rotated_half = torch.cat([-x2, x1], dim=-1)
-        return x * cos + rotated_half * sin
+        return x * cos + torch.cat([-x2, x1], dim=-1) * sin

@@ -4,9 +4,8 @@ Each layer adds the previous layer's pre-softmax scores to its own (the mask app
 
     S_l = Q_l K_l^T / sqrt(d_k) + S_{l-1},   Attention_l = softmax(S_l + M) V_l,   S_0 = 0
 
-Its attention, blocks and stack pass (x, S_l) along; the plain ones never see scores. The parameters
-are those of SelfAttention / EncoderBlock / Encoder (same state-dict names): residual attention adds
-none. Encoders only: a decoder's KV cache keeps no scores.
+Its attention, blocks and stack pass (x, S_l) along; they add no parameters to SelfAttention /
+EncoderBlock / Encoder (same state-dict names). Encoders only: a KV cache keeps no scores.
 """
 from __future__ import annotations
 

@@ -86,9 +86,8 @@ class Decoder(_Stack):
             mask = combine_masks(n_queries=n, n_keys=n_keys, causal=True, key_padding_mask=padding_mask,
                                  attn_mask=attn_mask, dtype=x.dtype, device=x.device)
             causal = False
-        memory_mask = None
-        if memory_padding_mask is not None:
-            memory_mask = combine_masks(n_queries=n, n_keys=memory.shape[1], key_padding_mask=memory_padding_mask)
+        memory_mask = None if memory_padding_mask is None else combine_masks(
+            n_queries=n, n_keys=memory.shape[1], key_padding_mask=memory_padding_mask)
         for i, block in enumerate(self.blocks):
             x = block(x, mask, causal, memory, memory_mask,
                       cache.self_attn[i] if cache is not None else None,
