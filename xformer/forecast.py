@@ -29,6 +29,7 @@ import torch
 from sklearn.preprocessing import StandardScaler
 
 from .baselines import build_baseline
+from .batch import INPUTS
 from .config import ConfigError
 from .core import CoreConfig
 from .data.series import WindowDataset, read_series
@@ -166,7 +167,7 @@ class Forecaster:
         x = torch.as_tensor(self.scaler.transform(frame.to_numpy()[-cfg.input_len:]), dtype=torch.float32)
         self.model.eval()
         x = x.to(next(self.model.parameters()).device)
-        out = self.model({"inputs": x[None]})
+        out = self.model({INPUTS: x[None]})
         freq = self.freq if self.freq is not None else self._infer_freq(frame)
         index = pd.date_range(frame.index[-1], periods=cfg.horizon + 1, freq=freq)[1:]
         index.name = frame.index.name

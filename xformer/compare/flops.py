@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..batch import LABELS
 from .experiments import Entry
 
 
@@ -33,7 +34,7 @@ def core_shape(model: nn.Module, batch: dict) -> dict[str, int] | None:
     if not hasattr(model, "core"):
         return None
     with torch.no_grad():
-        tokens = model.tokenizer({k: v for k, v in batch.items() if k != "labels"})
+        tokens = model.tokenizer({k: v for k, v in batch.items() if k != LABELS})
     source = getattr(tokens, "source", None)
     return {"sequences": tokens.x.shape[0],  # a batch of one example: S = the batch dimension
             "tokens": tokens.x.shape[1], "source_tokens": source.x.shape[1] if source is not None else 0}
@@ -70,7 +71,7 @@ def forward_flops(model: nn.Module, batch: dict) -> int:
     hooks = [m.register_forward_hook(recurrent) for m in model.modules() if isinstance(m, nn.RNNBase)]
     try:
         with FlopCounterMode(display=False) as counter:  # not under no_grad: its module tracker needs autograd
-            model({k: v for k, v in batch.items() if k != "labels"})
+            model({k: v for k, v in batch.items() if k != LABELS})
     finally:
         for hook in hooks:
             hook.remove()

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..analysis.attention_maps import collect_attention
+from ..batch import INPUTS, LABELS, TARGETS
 from .flops import one_example
 
 PLOTS = ("learning_curves.png", "attention.png", "positions.png", "forecast.png")
@@ -141,7 +142,7 @@ def plot_attention_and_positions(results: dict, out: Path, models: dict, dataset
         row = next(r for r in results["domains"][domain]["models"] if r["kind"] == "transformer")
         model = models[domain, row["name"]].cpu().eval()
         batch = one_example(datasets[domain], torch.device("cpu"))
-        maps, _, _ = collect_attention(model, {k: v for k, v in batch.items() if k != "labels"})
+        maps, _, _ = collect_attention(model, {k: v for k, v in batch.items() if k != LABELS})
         layer = len(maps) - 1
         attention = maps[layer][0, 0].float()  # example 0 (series: its first channel), head 0
         ax_a.imshow(attention.numpy(), cmap="viridis")
@@ -176,14 +177,14 @@ def plot_forecasts(results: dict, out: Path, models: dict, datasets: dict) -> Pa
     fig, ax = plt.subplots(figsize=(10, 3.6))
     test = datasets["series"].test
     item = test[len(test) // 2]
-    history, truth = item["inputs"][:, 0], item["targets"][:, 0]
+    history, truth = item[INPUTS][:, 0], item[TARGETS][:, 0]
     past, future = range(len(history)), range(len(history), len(history) + len(truth))
     ax.plot(past, history, color="0.4", lw=1, label="history")
     ax.plot(future, truth, color="black", lw=1.5, label="truth")
     for row in info["models"]:
         with torch.no_grad():
             model = models["series", row["name"]].cpu().eval()
-            prediction = model({"inputs": item["inputs"][None]})["prediction"][0, :, 0]
+            prediction = model({INPUTS: item[INPUTS][None]})["prediction"][0, :, 0]
         ax.plot(future, prediction, lw=1.2, label=row["name"])
     ax.set_title("series: the middle test window, channel 0 (standardised)")
     ax.set_xlabel("time step")
