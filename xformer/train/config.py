@@ -150,6 +150,31 @@ class TrainConfig:
                               f"use at most {cpus} (0 loads in the training process)")
 
 
+@dataclass
+class Distill:
+    """Knowledge distillation from a trained classification run (the ``teacher`` run folder: a CNN
+    baseline run or any classifier of the same number of classes), DeiT's two kinds (Touvron et al. 2021):
+
+        soft  L = (1 - alpha) CE(y, z_s) + alpha tau^2 KL(softmax(z_t / tau) || softmax(z_s / tau))
+        hard  L = (1 - alpha) CE(y, z_s) + alpha CE(argmax z_t, z_s)
+
+    z_s, z_t: student and teacher logits on the same (augmented) batch; CE(y, z_s) is the student's own
+    loss (label smoothing, MixUp/CutMix targets). ``alpha`` = 0 is plain training, and so is ``teacher``
+    null (the default). See xformer/train/distill.py.
+    """
+
+    teacher: str | None = None
+    kind: Literal["soft", "hard"] = "soft"
+    alpha: float = 0.5
+    temperature: float = 3.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.alpha) and 0 <= self.alpha <= 1):
+            raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}; e.g. distill.alpha=0.5")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"distill.temperature must be > 0, got {self.temperature}; e.g. distill.temperature=3")
+
+
 def _at_least(key: str, value: int | None, low: int) -> None:
     """An integer setting (None allowed where the field is optional) must be >= ``low``."""
     if value is not None and value < low:
@@ -173,12 +198,16 @@ class ExperimentConfig:
     as ``data.args.tokenizer``.
     Only a fresh run reads it: ``--resume`` and ``xformer evaluate`` load the run's own
     checkpoint.
+
+    ``distill``: train against a teacher run as well as the labels (see ``Distill``); no teacher: plain training.
+    The run folder holds the student alone; ``--resume`` loads the teacher again from the same folder.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100))
     init_from: str | None = None
+    distill: Distill = field(default_factory=Distill)
 
 
 def recipe_dict(config: ExperimentConfig) -> dict:

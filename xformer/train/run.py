@@ -29,6 +29,7 @@ from ..folders import OutputFolder, write_atomically
 from ..models import Model, build_model
 from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, tied_aliases
 from .config import ExperimentConfig, recipe_dict, with_implied_args
+from .distill import attach_teacher
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
@@ -76,6 +77,8 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             summary = init_from_pretrained(model, config, data)
             if world.main:
                 print(summary, flush=True)
+        if config.distill.teacher is not None:  # the teacher run's term joins the student's loss (train/distill.py)
+            attach_teacher(model, config, world.device, load_run_model)
         trainer = Trainer(model, data, config.train, run_dir, world, recipe_dict(config))
         if resume:
             trainer.resume(planned_steps(saved, trainer.steps_per_epoch))

@@ -1,0 +1,126 @@
+"""Distillation from a trained run (xformer/train/distill.py): the losses against their formulas written out,
+alpha = 0 equal to plain training bit for bit, a tiny digits ViT distilled from a tiny CNN run trained here
+(its folder evaluates and resumes like any other), and bad inputs refused in one line before any file."""
+import json
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from xformer.cli import main
+from xformer.config import ConfigError, from_dict
+from xformer.train.checkpoint import checkpoint_dir, read_weights
+from xformer.train.config import Distill, ExperimentConfig
+from xformer.train.distill import distillation_loss
+from xformer.train.run import evaluate_run, train_run
+
+from train_helpers import assert_same_tensors, crash_after_checkpoint
+
+TRAIN = {"steps": 6, "batch_size": 32, "lr": 3e-3, "warmup_steps": 1, "eval_every": 3, "log_every": 1,
+         "device": "cpu", "deterministic": True}
+TEACHER = {"model": {"baseline": {"name": "cnn", "args": {"widths": [8, 16]}}},
+           "data": {"name": "digits", "args": {}}, "train": TRAIN}
+STUDENT = {  # dropout, affine augmentation and MixUp soft targets: every random draw of a real recipe
+    "model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32,
+                                                  "dropout": 0.1},
+              "tokenizer": {"name": "image_patches", "args": {"patch_size": 4, "class_token": True}},
+              "head": {"name": "classification", "args": {"pool": "cls"}}},
+    "data": {"name": "digits", "args": {"affine": True, "mixup": 0.5, "label_smoothing": 0.1}},
+    "train": TRAIN,
+}
+
+
+def experiment(recipe: dict, distill: dict | None = None, **train) -> ExperimentConfig:
+    return from_dict(ExperimentConfig, {**recipe, "train": {**recipe["train"], **train}, "distill": distill or {}})
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    run = tmp_path_factory.mktemp("distill") / "cnn"
+    train_run(experiment(TEACHER), run)
+    return run
+
+
+def losses(run) -> list[dict]:
+    """metrics.jsonl without its timings."""
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in line.items() if k not in ("examples_per_second", "train_seconds")} for line in lines]
+
+
+def final_weights(run) -> dict:
+    return read_weights(checkpoint_dir(run / "checkpoints"))
+
+
+def test_soft_and_hard_losses_are_the_formulas():
+    torch.manual_seed(0)
+    zs, zt, y = torch.randn(5, 7), 3 * torch.randn(5, 7), torch.randint(0, 7, (5,))
+    ce = F.cross_entropy(zs, y)
+    for alpha, tau in [(0.5, 1.0), (0.1, 3.0), (1.0, 0.5)]:
+        p, log_q = (zt / tau).softmax(-1), (zs / tau).log_softmax(-1)
+        kl = (p * (p.log() - log_q)).sum(-1).mean()  # KL(softmax(z_t/tau) || softmax(z_s/tau)), mean over examples
+        expected = (1 - alpha) * ce + alpha * tau ** 2 * kl
+        got = distillation_loss(ce, zs, zt, Distill("t", "soft", alpha, tau))
+        torch.testing.assert_close(got, expected)
+    hard = -zs.log_softmax(-1)[torch.arange(5), zt.argmax(-1)].mean()  # CE(argmax z_t, z_s)
+    torch.testing.assert_close(distillation_loss(ce, zs, zt, Distill("t", "hard", 0.5)), 0.5 * ce + 0.5 * hard)
+
+
+def test_alpha_zero_is_plain_training_bit_for_bit(teacher, tmp_path):
+    plain, distilled = tmp_path / "plain", tmp_path / "distilled"
+    train_run(experiment(STUDENT), plain)
+    train_run(experiment(STUDENT, {"teacher": str(teacher), "kind": "soft", "alpha": 0.0}), distilled)
+    assert losses(plain) == losses(distilled)
+    assert_same_tensors(final_weights(plain), final_weights(distilled))
+
+
+@pytest.mark.parametrize("kind", ["soft", "hard"])
+def test_a_distilled_student_trains_and_its_folder_is_an_ordinary_run(teacher, tmp_path, kind):
+    plain, run = tmp_path / "plain", tmp_path / "student"
+    train_run(experiment(STUDENT), plain)
+    final = train_run(experiment(STUDENT, {"teacher": str(teacher), "kind": kind, "alpha": 0.5}), run)
+    train = [line["train_loss"] for line in losses(run) if "train_loss" in line]
+    assert train != [line["train_loss"] for line in losses(plain) if "train_loss" in line]  # the teacher counts
+    weights = final_weights(run)
+    assert weights.keys() == final_weights(plain).keys()  # the student's weights alone, names unchanged
+    again = evaluate_run(run)  # validation and test losses are the student's own cross-entropy
+    for key in ("val_loss", "test_loss", "test_accuracy"):
+        assert again[key] == pytest.approx(final[key], abs=1e-6)
+    assert yaml.safe_load((run / "config.yaml").read_text())["distill"]["teacher"] == str(teacher)
+
+
+def test_an_interrupted_distilled_run_resumes_exactly(teacher, tmp_path, monkeypatch):
+    config = experiment(STUDENT, {"teacher": str(teacher), "kind": "hard", "alpha": 0.5})
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train_run(config, whole)
+    crash_after_checkpoint(monkeypatch, 3, lambda: train_run(config, cut))
+    train_run(config, cut, resume=True)  # the teacher is loaded again from the recorded config
+    assert losses(cut) == losses(whole)
+    assert_same_tensors(final_weights(cut), final_weights(whole))
+
+
+def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys):
+    recipe = tmp_path / "student.yaml"
+    recipe.write_text(yaml.safe_dump(STUDENT))
+    other = tmp_path / "teacher_3_classes"  # the teacher's folder, its config.yaml saying 3 classes
+    shutil.copytree(teacher, other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["model"]["baseline"]["args"]["n_classes"] = 3
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    cases = [
+        ([f"distill.teacher={teacher}", "distill.alpha=1.5"], r"distill\.alpha must be in \[0, 1\], got 1\.5"),
+        ([f"distill.teacher={teacher}", "distill.temperature=0"], r"distill\.temperature must be > 0, got 0"),
+        ([f"distill.teacher={tmp_path / 'missing'}"], r"distill\.teacher .*missing: not a run folder"),
+        ([f"distill.teacher={other}"], r"the teacher has 3 classes, this run 10"),
+    ]
+    for i, (overrides, message) in enumerate(cases):
+        run = tmp_path / f"run{i}"
+        capsys.readouterr()
+        assert main(["train", str(recipe), *overrides, "--out", str(run)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert __import__("re").search(message, err), err
+        assert not run.exists()  # refused before the first file is written
+    with pytest.raises(ConfigError, match="distill.alpha"):
+        Distill("t", alpha=-0.1)

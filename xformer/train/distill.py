@@ -1,0 +1,126 @@
+"""Knowledge distillation from a trained classification run (Hinton et al. 2015; DeiT, Touvron et al. 2021).
+
+The teacher is another run folder (``distill.teacher``: the project's CNN baseline, a ViT, any classifier
+with the same number of classes), loaded with its best weights, frozen, in eval mode, on the training
+device. On every training batch it sees the same (augmented) inputs as the student, without gradients, and
+the student's loss becomes, with z_s, z_t the student's and teacher's logits (B, K):
+
+    soft (Hinton; DeiT eq. 2):
+        L = (1 - alpha) CE(y, z_s) + alpha tau^2 KL(softmax(z_t / tau) || softmax(z_s / tau))
+        KL(p || q) = 1/B sum_i sum_k p_ik (log p_ik - log q_ik)        (mean over examples)
+    hard (DeiT eq. 3, which uses alpha = 1/2):
+        L = (1 - alpha) CE(y, z_s) + alpha CE(argmax_k z_t, z_s)
+
+CE(y, z_s) is the student's own loss as its head computes it (label smoothing, MixUp/CutMix soft targets);
+tau^2 keeps the soft term's gradients on the scale of the CE term's as tau changes (Hinton et al.). DeiT's
+code divides its summed KL by B*K instead of B (the same as alpha / K here). This is DeiT without the
+distillation token: the student is unchanged, so its run folder evaluates, resumes and predicts like any
+other, and ``alpha`` = 0 is plain training bit for bit.
+
+Mechanism: a forward hook on the student (``attach_teacher``) rewrites the ``loss`` of the student's output
+dict in training mode only. The trained module stays the student itself, so the optimizer, checkpoints
+(state-dict names), the weight average (train.ema), DDP and the reports see nothing else; validation and
+test losses are the student's own CE. ``loss_weight`` (B) is kept: the combined loss is a mean over the
+same B examples, as the trainer's weighting needs.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..batch import LABELS
+from ..config import ConfigError, load_yaml
+from ..config import to_dict
+from .config import Distill, ExperimentConfig
+from .trainer import rng_state, set_rng_state
+
+
+def soft_distillation_loss(student: Tensor, teacher: Tensor, tau: float) -> Tensor:
+    """tau^2 KL(softmax(z_t / tau) || softmax(z_s / tau)), summed over classes, averaged over the batch."""
+    return F.kl_div(F.log_softmax(student.float() / tau, dim=-1), F.log_softmax(teacher.float() / tau, dim=-1),
+                    reduction="batchmean", log_target=True) * tau ** 2
+
+
+def hard_distillation_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """CE(argmax_k z_t, z_s): the teacher's decisions as labels."""
+    return F.cross_entropy(student.float(), teacher.argmax(dim=-1))
+
+
+def distillation_loss(ce: Tensor, student: Tensor, teacher: Tensor, config: Distill) -> Tensor:
+    """(1 - alpha) CE + alpha * (the soft or hard term); see the module docstring."""
+    term = (soft_distillation_loss(student, teacher, config.temperature) if config.kind == "soft"
+            else hard_distillation_loss(student, teacher))
+    return (1 - config.alpha) * ce + config.alpha * term
+
+
+class Distillation:
+    """The forward hook that adds the teacher's term to the student's loss (training mode only)."""
+
+    def __init__(self, teacher: nn.Module, config: Distill):
+        self.teacher, self.config = teacher, config
+
+    def __call__(self, module: nn.Module, args: tuple, out: dict) -> dict | None:
+        if not module.training or "loss" not in out:
+            return None  # evaluation: the student's own loss
+        batch = {k: v for k, v in args[0].items() if k != LABELS}
+        with torch.no_grad():
+            teacher_logits = self.teacher(batch)["logits"]
+        return {**out, "loss": distillation_loss(out["loss"], out["logits"], teacher_logits, self.config)}
+
+    def __deepcopy__(self, memo):  # a copy of the student (timm's weight average) shares the frozen teacher
+        return self
+
+
+def n_classes(model: dict) -> int | None:
+    """The number of classes a config.yaml ``model`` section (or a resolved ModelConfig's dict) names."""
+    if model.get("baseline"):
+        part = model["baseline"]  # an image baseline (cnn, mlp) takes n_classes; a forecaster does not
+    elif (model.get("head") or {}).get("name") == "classification":
+        part = model["head"]
+    else:
+        return None
+    return (part.get("args") or {}).get("n_classes")
+
+
+def check_teacher(config: ExperimentConfig) -> Path:
+    """The teacher run folder of ``config.distill`` after checking it is a classification run with this
+    student's number of classes (one ConfigError naming the fix otherwise). ``config``: resolved."""
+    teacher = Path(config.distill.teacher)
+    if not (teacher / "config.yaml").is_file() or not (teacher / "checkpoints").is_dir():
+        raise ConfigError(f"distill.teacher {teacher}: not a run folder (no config.yaml and checkpoints/); "
+                          "give the --out folder of a trained classification run, e.g. runs/cnn_digits")
+    theirs = n_classes(load_yaml(teacher / "config.yaml").get("model") or {})
+    if theirs is None:
+        raise ConfigError(f"distill.teacher {teacher}: not a classification run (no head.args.n_classes in its "
+                          "config.yaml); give a classifier's run folder")
+    ours = n_classes(to_dict(config.model))
+    if ours is None:
+        raise ConfigError("distill needs a classification student (model.head.name: classification or an "
+                          "image baseline); remove the distill section")
+    if theirs != ours:
+        raise ConfigError(f"distill.teacher {teacher}: the teacher has {theirs} classes, this run {ours}; "
+                          "give a teacher trained on the same classes")
+    return teacher
+
+
+def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.device,
+                   load_run_model: Callable[[Path], tuple[ExperimentConfig, nn.Module]]) -> Distillation:
+    """Load ``config.distill.teacher`` (checked by ``check_teacher``) frozen on ``device`` and hook it to the
+    student. ``load_run_model``: xformer.train.run's (passed in, as run.py imports this module). Every random
+    generator is left as it was, so the student's run draws what it would without a teacher."""
+    teacher_dir = check_teacher(config)
+    generators = rng_state()  # building the teacher's modules draws initial weights
+    _, teacher = load_run_model(teacher_dir)
+    set_rng_state(generators)
+    teacher = teacher.to(device).eval().requires_grad_(False)
+    hook = Distillation(teacher, config.distill)
+    student.register_forward_hook(hook)
+    return hook
+
+
+__all__ = ["Distillation", "attach_teacher", "check_teacher", "distillation_loss", "hard_distillation_loss",
+           "soft_distillation_loss"]
