@@ -17,6 +17,17 @@ DeiT-III; see :func:`sincos_2d_table`), or none. A learned grid
 trained at one image size is resampled bicubically when an image of another
 size comes in, or when a checkpoint of another size is loaded.
 
+Shifted Patch Tokenization (``shifted_patches``; Lee et al. 2021, "Vision Transformer for
+Small-Size Datasets") widens what each patch sees: the image and its four diagonal shifts by
+half a patch (zero filled) are stacked on channels, then each patch of the 5C-channel stack is
+flattened, LayerNorm'ed and projected:
+
+    S(x) = [x; shift(x, -p/2, -p/2); shift(x, +p/2, -p/2); shift(x, -p/2, +p/2); shift(x, +p/2, +p/2)]
+    z_{i,j} = W LN(vec(S(x)[:, i p:(i+1) p, j p:(j+1) p])) + b       (W: d x 5 C p^2, the conv's weight)
+
+``proj`` keeps its name (a Conv2d of 5C input channels whose weight is W) and the norm is
+``spt_norm``; with the option off neither changes, so the state dict is that of the plain ViT.
+
 ``Tokens.state`` (a ``TokenState``) carries ``prefix_tokens`` (how many tokens precede the
 patches), ``class_token`` (whether token 0 is [CLS]) and ``grid`` (rows, cols), so that a
 head can pool and an analysis can draw maps without knowing the tokenizer.
@@ -24,6 +35,7 @@ head can pool and an analysis can draw maps without knowing the tokenizer.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..batch import IMAGES
@@ -57,6 +69,19 @@ def sincos_2d_table(height: int, width: int, dim: int, base: float = 10000.0) ->
     return torch.cat([out_y.sin(), out_x.sin(), out_y.cos(), out_x.cos()], dim=1).float()
 
 
+def shift_image(x: Tensor, dy: int, dx: int) -> Tensor:
+    """(..., H, W) moved down by ``dy`` and right by ``dx`` pixels (negative: up / left), zeros filled in."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)))
+    return padded[..., max(-dy, 0):max(-dy, 0) + h, max(-dx, 0):max(-dx, 0) + w]
+
+
+def shifted_stack(x: Tensor, sy: int, sx: int) -> Tensor:
+    """(B, C, H, W) -> (B, 5C, H, W): the image and its four diagonal shifts (SPT, Lee et al. 2021)."""
+    shifts = [shift_image(x, dy, dx) for dy, dx in ((-sy, -sx), (-sy, sx), (sy, -sx), (sy, sx))]
+    return torch.cat([x, *shifts], dim=1)
+
+
 def interpolate_grid_positions(table: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
     """Bicubically resample a learned (H*W, d) grid of positions to a new grid size."""
     if tuple(old_grid) == tuple(new_grid):
@@ -78,14 +103,21 @@ class PatchEmbedding(nn.Module):
     def __init__(self, dim: int, image_size: int | tuple[int, int] = 224, patch_size: int | tuple[int, int] = 16,
                  channels: int = 3, class_token: bool = True, register_tokens: int = 0,
                  positions: str = "learned", prefix_positions: bool = True, pre_norm: bool = False,
-                 norm_eps: float = 1e-5, dropout: float = 0.0, images_key: str = IMAGES):
+                 norm_eps: float = 1e-5, dropout: float = 0.0, images_key: str = IMAGES,
+                 shifted_patches: bool = False):
         super().__init__()
         if positions not in POSITIONS:
             raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
         self.image_size, self.patch_size = _pair(image_size), _pair(patch_size)
         self.grid = self._grid_for(*self.image_size)
         self.channels, self.images_key, self.positions = channels, images_key, positions
-        self.proj = nn.Conv2d(channels, dim, kernel_size=self.patch_size, stride=self.patch_size)
+        if shifted_patches and min(self.patch_size) < 2:
+            raise ValueError("shifted_patches shifts by half a patch and needs patch_size >= 2")
+        stacked = 5 * channels if shifted_patches else channels
+        self.proj = nn.Conv2d(stacked, dim, kernel_size=self.patch_size, stride=self.patch_size)
+        if shifted_patches:  # registered only when on: the plain tokenizer's state dict stays as it was
+            self.spt_norm = make_norm("layernorm", stacked * self.patch_size[0] * self.patch_size[1], norm_eps)
+        self.shifted_patches = shifted_patches
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
         self.reg_tokens = nn.Parameter(torch.randn(1, register_tokens, dim) * 0.02) if register_tokens else None
         self.n_prefix = int(class_token) + register_tokens
@@ -134,7 +166,13 @@ class PatchEmbedding(nn.Module):
             raise ValueError(f"images have {images.shape[1]} channels but the tokenizer expects {self.channels}; "
                              f"set tokenizer.args.channels={images.shape[1]}")
         grid = self._grid_for(images.shape[-2], images.shape[-1])
-        x = self.proj(images.to(self.proj.weight.dtype)).flatten(2).transpose(1, 2)  # (B, HW, d)
+        images = images.to(self.proj.weight.dtype)
+        if self.shifted_patches:
+            stack = shifted_stack(images, self.patch_size[0] // 2, self.patch_size[1] // 2)
+            patches = F.unfold(stack, self.patch_size, stride=self.patch_size).transpose(1, 2)  # (B, HW, 5C p^2)
+            x = F.linear(self.spt_norm(patches), self.proj.weight.flatten(1), self.proj.bias)
+        else:
+            x = self.proj(images).flatten(2).transpose(1, 2)  # (B, HW, d)
         pos = self.grid_positions(grid)
         if pos is not None:
             x = x + pos
@@ -167,11 +205,12 @@ class PatchEmbedding(nn.Module):
 def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224, patch_size: int | list[int] = 16,
                             channels: int = 3, class_token: bool = True, register_tokens: int = 0,
                             positions: str = "learned", prefix_positions: bool = True, pre_norm: bool = False,
-                            dropout: float = 0.0) -> PatchEmbedding:
+                            dropout: float = 0.0, shifted_patches: bool = False) -> PatchEmbedding:
     check_sizes("model.tokenizer.args", image_size=image_size, patch_size=patch_size, channels=channels)
     check_sizes("model.tokenizer.args", minimum=0, register_tokens=register_tokens)
     return PatchEmbedding(core.d_model, image_size, patch_size, channels, class_token, register_tokens,
-                          positions, prefix_positions, pre_norm, core.norm_eps, dropout)
+                          positions, prefix_positions, pre_norm, core.norm_eps, dropout,
+                          shifted_patches=shifted_patches)
 
 
-__all__ = ["PatchEmbedding", "interpolate_grid_positions", "sincos_2d_table"]
+__all__ = ["PatchEmbedding", "interpolate_grid_positions", "shift_image", "shifted_stack", "sincos_2d_table"]

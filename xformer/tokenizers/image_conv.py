@@ -1,0 +1,159 @@
+"""Convolutional image tokens: the CCT tokenizer (Hassani et al. 2021) / early-convolution stem (Xiao et al. 2021).
+
+Instead of cutting the image into patches, ``n_conv_layers`` blocks
+
+    Conv2d(c_{l-1} -> c_l, kernel k, stride s, padding p) -> ReLU -> MaxPool2d(pool_kernel, pool_stride, pool_padding)
+
+turn (B, C, H, W) into a feature map (B, d, H', W'); its cells, in raster order (index = i * W' + j),
+are the tokens. The widths are c_0 = C (the image channels), c_1 .. c_{n-1} = ``conv_channels``
+(default 64 each, CCT's ``in_planes``) and c_n = d (d_model). Every conv and every pool maps a
+side length by
+
+    H_out = floor((H + 2 p - k) / s) + 1
+
+so the grid is that equation applied twice per block (:func:`conv_grid`); the tests check it
+against a dry run. This is SHI-Labs/Compact-Transformers ``src/utils/tokenizer.py`` ``Tokenizer``
+(conv without bias, ReLU, max pool, ``Flatten(2, 3).transpose(-2, -1)``), e.g. CCT-7/3x1 is
+``n_conv_layers=1, kernel_size=3, stride=1, padding=1, pool_kernel=3, pool_stride=2, pool_padding=1``.
+
+There is no class token by default: CCT reads the tokens with sequence pooling, which is
+``head.args.pool=attention`` of the classification head (one learned query attending over the
+tokens). Positions are optional: ``learned`` (one vector per grid cell, sized from the computed
+grid and resampled bicubically for other image sizes), ``sincos`` (fixed 2-D table) or ``none``
+(CCT's convolutions already carry position through zero padding). There is no padding:
+``Tokens.padding_mask`` is None; ``Tokens.state`` holds ``grid``, ``prefix_tokens`` (0, or 1 with a
+class token) and ``class_token``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..batch import IMAGES
+from ..core import CoreConfig, Dropout
+from ..config import ConfigError
+from ..registry import check_sizes, register_tokenizer
+from ..tokens import Tokens, TokenState
+from .image import POSITIONS, _pair, interpolate_grid_positions, sincos_2d_table
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    """H_out = floor((H + 2p - k) / s) + 1 (Conv2d and MaxPool2d, dilation 1, floor mode)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def conv_grid(h: int, w: int, n_layers: int, kernel: tuple[int, int], stride: tuple[int, int],
+              padding: tuple[int, int], pool: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None
+              ) -> list[tuple[int, int]]:
+    """The (rows, cols) after each conv and each pool, in order; the last is the token grid."""
+    sizes, size = [], (h, w)
+    for _ in range(n_layers):
+        size = tuple(conv_out(size[i], kernel[i], stride[i], padding[i]) for i in range(2))
+        sizes.append(size)
+        if pool is not None:
+            size = tuple(conv_out(size[i], pool[0][i], pool[1][i], pool[2][i]) for i in range(2))
+            sizes.append(size)
+    return sizes
+
+
+class ConvTokenizer(nn.Module):
+    """(B, C, H, W) images -> Tokens (B, [1 +] H' * W', d) from a conv-ReLU-maxpool stem."""
+
+    def __init__(self, dim: int, image_size: int | tuple[int, int] = 32, channels: int = 3, n_conv_layers: int = 1,
+                 conv_channels: list[int] | None = None, kernel_size: int = 3, stride: int = 1, padding: int = 1,
+                 max_pool: bool = True, pool_kernel: int = 3, pool_stride: int = 2, pool_padding: int = 1,
+                 conv_bias: bool = False, positions: str = "learned", class_token: bool = False,
+                 dropout: float = 0.0, images_key: str = IMAGES):
+        super().__init__()
+        if positions not in POSITIONS:
+            raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
+        widths = list(conv_channels) if conv_channels is not None else [64] * (n_conv_layers - 1)
+        if len(widths) == n_conv_layers and widths and widths[-1] == dim:
+            widths = widths[:-1]  # the last width given as d_model itself
+        if len(widths) != n_conv_layers - 1:
+            raise ValueError(f"conv_channels must list the {n_conv_layers - 1} widths between the convolutions "
+                             f"(the last conv has d_model={dim} channels), got {list(conv_channels)}")
+        self.image_size, self.channels, self.images_key, self.positions = _pair(image_size), channels, images_key, positions
+        self.kernel, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
+        self.pool = (_pair(pool_kernel), _pair(pool_stride), _pair(pool_padding)) if max_pool else None
+        if self.pool is not None and any(2 * p > k for p, k in zip(self.pool[2], self.pool[0])):
+            raise ValueError(f"pool_padding={pool_padding} must be at most half of pool_kernel={pool_kernel}")
+        self.n_conv_layers = n_conv_layers
+        c = [channels, *widths, dim]
+        self.conv_layers = nn.Sequential(*[nn.Sequential(
+            nn.Conv2d(c[i], c[i + 1], self.kernel, self.stride, self.padding, bias=conv_bias),
+            nn.ReLU(),
+            nn.MaxPool2d(self.pool[0], self.pool[1], self.pool[2]) if self.pool is not None else nn.Identity(),
+        ) for i in range(n_conv_layers)])
+        self.grid = self._grid_for(*self.image_size)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
+        self.n_prefix = int(class_token)
+        self.pos_grid = None
+        if positions == "learned":
+            self.pos_grid = nn.Parameter(torch.randn(self.grid[0] * self.grid[1], dim) * 0.02)
+        elif positions == "sincos":
+            self.register_buffer("sincos", sincos_2d_table(*self.grid, dim), persistent=False)
+        self.dim = dim
+        self.drop = Dropout(dropout)
+        for m in self.modules():  # CCT's init of the stem
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+
+    @property
+    def token_state(self) -> TokenState:
+        return TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=self.grid,
+                          n_tokens=self.n_prefix + self.grid[0] * self.grid[1])
+
+    def _grid_for(self, h: int, w: int) -> tuple[int, int]:
+        sizes = conv_grid(h, w, self.n_conv_layers, self.kernel, self.stride, self.padding, self.pool)
+        if min(min(s) for s in sizes) < 1:
+            raise ValueError(f"image size {h}x{w} is too small for {self.n_conv_layers} conv/pool layers "
+                             f"(sizes {' -> '.join(f'{a}x{b}' for a, b in sizes)}); use larger images "
+                             f"(data.args.image_size) or fewer layers, a smaller stride or max_pool=false")
+        return sizes[-1]
+
+    def grid_positions(self, grid: tuple[int, int]) -> Tensor | None:
+        if self.positions == "learned":
+            return interpolate_grid_positions(self.pos_grid, self.grid, grid)
+        if self.positions == "sincos":
+            return self.sincos if tuple(grid) == self.grid else sincos_2d_table(*grid, self.dim).to(self.sincos.device)
+        return None
+
+    def forward(self, batch: dict, offset: int = 0) -> Tokens:
+        images: Tensor = batch[self.images_key]
+        if images.dim() != 4:
+            raise ValueError(f"batch['{self.images_key}'] must be (B, C, H, W), got shape {tuple(images.shape)}")
+        if images.shape[1] != self.channels:
+            raise ValueError(f"images have {images.shape[1]} channels but the tokenizer expects {self.channels}; "
+                             f"set tokenizer.args.channels={images.shape[1]}")
+        grid = self._grid_for(images.shape[-2], images.shape[-1])
+        weight = self.conv_layers[0][0].weight
+        x = self.conv_layers(images.to(weight.dtype)).flatten(2).transpose(1, 2)  # (B, H'W', d)
+        pos = self.grid_positions(grid)
+        if pos is not None:
+            x = x + pos
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        state = TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=grid)
+        return Tokens(self.drop(x), None, state=state)
+
+
+@register_tokenizer("image_conv")
+def image_conv_tokenizer(core: CoreConfig, image_size: int | list[int] = 32, channels: int = 3,
+                         n_conv_layers: int = 1, conv_channels: list[int] | None = None, kernel_size: int = 3,
+                         stride: int = 1, padding: int = 1, max_pool: bool = True, pool_kernel: int = 3,
+                         pool_stride: int = 2, pool_padding: int = 1, conv_bias: bool = False,
+                         positions: str = "learned", class_token: bool = False, dropout: float = 0.0) -> ConvTokenizer:
+    where = "model.tokenizer.args"
+    check_sizes(where, image_size=image_size, channels=channels, n_conv_layers=n_conv_layers,
+                conv_channels=conv_channels, kernel_size=kernel_size, stride=stride, pool_kernel=pool_kernel,
+                pool_stride=pool_stride)
+    check_sizes(where, minimum=0, padding=padding, pool_padding=pool_padding)
+    if conv_channels is not None and not isinstance(conv_channels, (list, tuple)):
+        raise ConfigError(f"{where}.conv_channels must be a list of widths, got {conv_channels!r}")
+    return ConvTokenizer(core.d_model, image_size, channels, n_conv_layers, conv_channels, kernel_size, stride,
+                         padding, max_pool, pool_kernel, pool_stride, pool_padding, conv_bias, positions,
+                         class_token, dropout)
+
+
+__all__ = ["ConvTokenizer", "conv_grid", "conv_out"]
