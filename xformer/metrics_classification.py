@@ -1,7 +1,8 @@
 """Classification metrics from a model and batches: accuracy, per-class accuracy, confusion matrix
 (the ``evaluate`` and ``report`` of the classification datasets).
 
-    accuracy = (1/N) sum_i [argmax z_i = y_i]
+    accuracy = (1/N) sum_i [argmax z_i = y_i]                  (top-1)
+    top5_accuracy = (1/N) sum_i [y_i in the 5 largest z_i]     (only with more than 5 classes)
     C[t, p] = #{i : y_i = t, argmax z_i = p}   (rows: true class, columns: predicted)
     per-class accuracy (recall) of class k = C[k, k] / sum_p C[k, p]
 """
@@ -18,29 +19,43 @@ from torch import nn
 from .batch import LABELS
 
 
+TOP_K = 5
+
+
 @torch.no_grad()
-def predict(model: nn.Module, batches: Iterable[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(true labels, predicted labels) over all batches; the model runs in eval mode on its own device."""
+def _predict(model: nn.Module, batches: Iterable[dict], k: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """(true labels (N,), the k highest-scoring classes (N, min(k, K)) best first, K) over all batches."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    y_true, y_pred = [], []
+    y_true, y_top, n_classes = [], [], 0
     try:
         for batch in batches:
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            batch = {key: v.to(device) if isinstance(v, torch.Tensor) else v for key, v in batch.items()}
             labels = batch.pop(LABELS)
             logits = model(batch)["logits"]
             y_true.append((labels.argmax(-1) if labels.is_floating_point() else labels).cpu())
-            y_pred.append(logits.argmax(-1).cpu())
+            n_classes = logits.shape[-1]
+            y_top.append(logits.topk(min(k, n_classes), dim=-1).indices.cpu())
     finally:
         model.train(was_training)
-    return torch.cat(y_true).numpy(), torch.cat(y_pred).numpy()
+    return torch.cat(y_true).numpy(), torch.cat(y_top).numpy(), n_classes
+
+
+def predict(model: nn.Module, batches: Iterable[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) over all batches; the model runs in eval mode on its own device."""
+    y_true, y_top, _ = _predict(model, batches, 1)
+    return y_true, y_top[:, 0]
 
 
 def evaluate_classifier(model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
-    """The DataBundle.evaluate of classification datasets: {"accuracy": ...}."""
-    y_true, y_pred = predict(model, batches)
-    return {"accuracy": float((y_true == y_pred).mean())}
+    """The DataBundle.evaluate of classification datasets: {"accuracy": ...} (top-1), plus
+    {"top5_accuracy": ...} when the model has more than 5 classes (with 5 or fewer it would be 1)."""
+    y_true, y_top, n_classes = _predict(model, batches, TOP_K)
+    metrics = {"accuracy": float((y_true == y_top[:, 0]).mean())}
+    if n_classes > TOP_K:
+        metrics["top5_accuracy"] = float((y_top == y_true[:, None]).any(axis=1).mean())
+    return metrics
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,

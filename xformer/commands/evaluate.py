@@ -1,4 +1,4 @@
-"""`xformer evaluate RUN_DIR`: rebuild a run's model from its folder and print its metrics as JSON."""
+"""`xformer evaluate RUN_DIR [--checkpoint best|last|step_N]`: rebuild a run's model from its folder and print its metrics as JSON."""
 from __future__ import annotations
 
 import argparse
@@ -13,13 +13,17 @@ def run(args: argparse.Namespace) -> None:
 
     if not (Path(args.run_dir) / "config.yaml").is_file():
         raise ConfigError(f"{args.run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
-    print(json.dumps(evaluate_run(args.run_dir), indent=1))
+    print(json.dumps(evaluate_run(args.run_dir, args.checkpoint), indent=1))
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="re-evaluate a trained run and print its metrics as JSON",
         description="Rebuild the model of RUN_DIR from config.yaml and its best (else latest) checkpoint, "
-                    "evaluate it on the validation and test splits, print flat metrics as JSON.")
+                    "or the one --checkpoint names, evaluate it on the validation and test splits, print flat "
+                    "metrics as JSON.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
+                   help="which checkpoint: best (default; the one metrics.json describes), last, or step_N "
+                        "(one of RUN_DIR/checkpoints/step_*)")
     p.set_defaults(func=run)

@@ -12,8 +12,16 @@ Splits:
   validation (stratified, random_state=0), so the 360 test images are never looked at.
 - MNIST, Fashion-MNIST, CIFAR-10: the official train/test files; validation is a
   stratified ``val_fraction`` of train (random_state=0).
-- image_folder: ``root/train/<class>/*`` and ``root/test/<class>/*`` (and ``root/val`` if
-  present, else carved from train).
+- image_folder: ``root/train/<class>/*``, ``root/val/<class>/*`` if present (else carved from
+  train) and ``root/test/<class>/*`` if present (else the bundle has no test split and the run's
+  metrics are val only). Its val and test items are in a fixed seeded order (a permutation drawn once,
+  seed 0) rather than the folder's class-sorted one, so that ``train.eval_batches`` scores a sample of
+  every class; metrics over a whole split are the same in any order.
+
+The run folder gets ``classes.json`` (the class names) and ``preprocess.json`` (the evaluation
+transform: image size, channels, mean/std or null, and the resize mode), which ``xformer predict``
+and ``xformer attention --image`` read back to treat new image files exactly as the run's own
+evaluation images were.
 """
 from __future__ import annotations
 
@@ -78,11 +86,56 @@ def _split(targets, fraction: float, seed: int = 0) -> tuple[list[int], list[int
     return sorted(keep), sorted(held)
 
 
-def _bundle(train, val, test, n_classes: int, image_size, channels: int, mixup, class_names=None) -> DataBundle:
+PREPROCESS_FILE = "preprocess.json"
+
+
+def preprocess_spec(image_size, channels: int, mean=None, std=None, resize: str = "antialias") -> dict:
+    """What the evaluation transform does to a raw image, as JSON (saved as RUN_DIR/preprocess.json):
+    convert to ``channels`` (1: grey "L", 3: "RGB"), scale to [0, 1], resize to ``image_size`` (H, W) with
+    ``resize`` ("antialias": torchvision's Resize; "bilinear": F.interpolate as digits upsamples),
+    then (x - mean) / std per channel when mean is not null."""
+    return {"image_size": [int(v) for v in image_size], "channels": int(channels),
+            "mean": None if mean is None else [float(v) for v in mean],
+            "std": None if std is None else [float(v) for v in std], "resize": resize}
+
+
+def default_preprocess(name: str, args: dict, image_size=None, channels: int | None = None) -> dict | None:
+    """The evaluation transform of a run that predates preprocess.json, from its data config (name, args)
+    and the image size / channels its tokenizer was built for; None when ``name`` is no image dataset."""
+    if name == "digits":
+        size = int(args.get("image_size", 8))
+        return preprocess_spec((size, size), 1, resize="bilinear")
+    if name in ("mnist", "fashion_mnist", "cifar10"):
+        native, ch = (32, 3) if name == "cifar10" else (28, 1)
+        size = args.get("image_size") or native
+        return preprocess_spec(image_size or (size, size), ch, *STATS[name])
+    if name == "image_folder":
+        ch = int(args.get("channels", channels or 3))
+        mean, std = args.get("mean"), args.get("std")
+        if mean is None:
+            mean, std = STATS["imagenet"] if ch == 3 else ((0.5,), (0.5,))
+        size = int(args.get("image_size", 224))
+        return preprocess_spec(image_size or (size, size), ch, mean, std)
+    return None
+
+
+def _seeded_order(dataset, seed: int = 0):
+    """``dataset`` in a fixed random order (drawn once from ``seed``), so that the first batches of an
+    evaluation hold every class in proportion rather than the first class of a sorted folder."""
+    if dataset is None or len(dataset) == 0:
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, order)
+
+
+def _bundle(train, val, test, n_classes: int, image_size, channels: int, mixup, class_names=None,
+            preprocess: dict | None = None) -> DataBundle:
     names = list(class_names) if class_names is not None else [str(k) for k in range(n_classes)]
+    spec = preprocess or preprocess_spec(image_size, channels)
 
     def save(run_dir: Path) -> None:
         Path(run_dir, "classes.json").write_text(json.dumps({"class_names": names}))
+        Path(run_dir, PREPROCESS_FILE).write_text(json.dumps(spec, indent=1))
 
     def report(model, batches, run_dir: Path, split: str = "test") -> dict:
         return save_classification_report(run_dir, model, batches, n_classes, names, split)
@@ -141,7 +194,8 @@ def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict =
         return ImageItems(images[idx], labels[idx], transform, train)
 
     return _bundle(part(train_idx, aug, train=True), part(val_idx) if val_idx else None, part(test_idx), 10,
-                   size, 1, make_mixup(10, mixup, cutmix, label_smoothing))
+                   size, 1, make_mixup(10, mixup, cutmix, label_smoothing),
+                   preprocess=preprocess_spec(size, 1, resize="bilinear"))
 
 
 def _torchvision(name: str, reader, root: str, expected: str, image_size: int | None, native: int, channels: int,
@@ -164,7 +218,7 @@ def _torchvision(name: str, reader, root: str, expected: str, image_size: int | 
     test = ImageItems(test_src, transform=plain)
     n_classes = len(train_src.classes)
     return _bundle(train, val, test, n_classes, size, channels, make_mixup(n_classes, *mixup_args),
-                   train_src.classes)
+                   train_src.classes, preprocess_spec(size, channels, mean, std))
 
 
 @register_data("mnist")
@@ -213,10 +267,14 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
                  random_erasing: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
                  label_smoothing: float = 0.0, mean: list[float] | None = None,
                  std: list[float] | None = None) -> DataBundle:
-    """``root/{train,val,test}/<class name>/<image>`` through torchvision's ImageFolder.
+    """``root/train/<class name>/<image>``, ``root/val/...`` (optional: else ``val_fraction`` of train)
+    and ``root/test/...`` (optional: without it the run has no test split and its metrics are val only),
+    through torchvision's ImageFolder.
 
-    Images are converted to RGB (channels=3) or L (channels=1), resized to ``image_size``
-    and normalised with ImageNet statistics unless ``mean``/``std`` are given.
+    Images of any size are converted to RGB (channels=3) or L (channels=1), resized to ``image_size``
+    and normalised with ImageNet statistics (0.5/0.5 for grey) unless ``mean``/``std`` are given.
+    The val and test items come in a fixed seeded order (see the module docstring), so that
+    ``train.eval_batches`` samples every class.
 
     An unreadable image stops the run with one line naming the file, never skips it silently:
     building the bundle opens every image's header (cheap: no pixels are decoded) and refuses
@@ -228,9 +286,8 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
 
     _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, hflip, random_erasing)
     root_path = Path(root)
-    for split in ("train", "test"):
-        if not (root_path / split).is_dir():
-            raise ConfigError(f"image_folder: expected a folder {root_path / split} with one sub-folder per class")
+    if not (root_path / "train").is_dir():
+        raise ConfigError(f"image_folder: expected a folder {root_path / 'train'} with one sub-folder per class")
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
         raise ConfigError(f"image_folder: channels must be 1 or 3, got {channels}")
@@ -238,14 +295,16 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
         mean, std = STATS["imagenet"] if channels == 3 else ((0.5,), (0.5,))
     size = (image_size, image_size)
 
-    def folder(split: str) -> ImageFolder:
+    def folder(split: str) -> ImageFolder | None:
+        if not (root_path / split).is_dir():
+            return None
         return ImageFolder(str(root_path / split), loader=partial(_open, mode=mode))
 
-    train_src, test_src = folder("train"), folder("test")
-    if test_src.classes != train_src.classes:
-        raise ConfigError(f"image_folder: test classes {test_src.classes} differ from train classes "
-                          f"{train_src.classes}")
-    val_src = folder("val") if (root_path / "val").is_dir() else None
+    train_src, val_src, test_src = folder("train"), folder("val"), folder("test")
+    for split, source in (("val", val_src), ("test", test_src)):
+        if source is not None and source.classes != train_src.classes:
+            raise ConfigError(f"image_folder: {split} classes {source.classes} differ from train classes "
+                              f"{train_src.classes}")
     for source in (train_src, val_src, test_src):
         if source is not None:
             check_image_headers(path for path, _ in source.samples)
@@ -253,14 +312,19 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
                           random_erasing=random_erasing)
     plain = eval_transform(size, mean, std)
     if val_src is not None:
-        train, val = ImageItems(train_src, transform=aug, train=True), ImageItems(val_src, transform=plain)
+        train = ImageItems(train_src, transform=aug, train=True)
+        val = ImageItems(_seeded_order(val_src), transform=plain)
     else:
         keep, held = _split(train_src.targets, val_fraction)
         train = ImageItems(Subset(train_src, keep), transform=aug, train=True)
-        val = ImageItems(Subset(train_src, held), transform=plain) if held else None
+        val = ImageItems(_seeded_order(Subset(train_src, held)), transform=plain) if held else None
+    test = ImageItems(_seeded_order(test_src), transform=plain) if test_src is not None else None
+    if val is None and test is None:
+        raise ConfigError(f"image_folder: {root_path} has neither val/ nor test/ and val_fraction is 0; add a "
+                          "val/ folder or set data.args.val_fraction above 0")
     n_classes = len(train_src.classes)
-    return _bundle(train, val, ImageItems(test_src, transform=plain), n_classes, size, channels,
-                   make_mixup(n_classes, mixup, cutmix, label_smoothing), train_src.classes)
+    return _bundle(train, val, test, n_classes, size, channels, make_mixup(n_classes, mixup, cutmix, label_smoothing),
+                   train_src.classes, preprocess_spec(size, channels, mean, std))
 
 
 def check_image_headers(paths) -> None:
@@ -289,4 +353,5 @@ def unreadable_image(path, error: Exception) -> UserError:
     return UserError(f"cannot read image {path} ({reason}); remove or replace it")
 
 
-__all__ = ["ImageItems", "digits", "mnist", "fashion_mnist", "cifar10", "image_folder", "STATS"]
+__all__ = ["PREPROCESS_FILE", "preprocess_spec", "default_preprocess", "ImageItems", "digits", "mnist",
+           "fashion_mnist", "cifar10", "image_folder", "STATS"]

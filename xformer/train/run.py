@@ -27,7 +27,7 @@ from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
 from ..folders import OutputFolder, write_atomically
 from ..models import Model, build_model
-from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, tied_aliases
+from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer, tied_aliases
 from .config import ExperimentConfig, recipe_dict, with_implied_args
 from .distill import attach_teacher
 from .distributed import close_world, init_world, load_full_state
@@ -221,22 +221,40 @@ def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
     return metrics
 
 
-def load_run_model(run_dir: str | Path) -> tuple[ExperimentConfig, torch.nn.Module]:
+def run_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Path:
+    """The checkpoint folder of a run: ``best`` (the one its metrics describe; the latest when no metric
+    was tracked), ``last`` / ``latest``, or ``step_N`` (any of the kept ones: ``step_40`` or
+    ``step_00000040``). A step that is not kept is refused in one line listing the ones that are."""
+    root = Path(run_dir) / "checkpoints"
+    if checkpoint in ("best", "last", "latest"):
+        return checkpoint_dir(root, "latest" if checkpoint == "last" else checkpoint)
+    read_pointer(root)  # a run that has no checkpoint at all: the usual line
+    kept = sorted(p.name for p in root.glob("step_*") if p.is_dir())
+    step = checkpoint[len("step_"):] if checkpoint.startswith("step_") else ""
+    if step.isdigit() and f"step_{int(step):08d}" in kept:
+        return root / f"step_{int(step):08d}"
+    shown = ", ".join(f"step_{int(name[len('step_'):])}" for name in kept) or "none"
+    raise ConfigError(f"--checkpoint {checkpoint}: {run_dir} has no such checkpoint; choose best, last or one "
+                      f"of the kept steps: {shown}")
+
+
+def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[ExperimentConfig, torch.nn.Module]:
     """The run's config and model in eval mode, with the weights its metrics describe (best, else latest
-    checkpoint; the moving average with train.ema), without rebuilding its data: config.yaml already holds
-    the data-implied model arguments, so neither the data files nor a vocabulary training are needed."""
+    checkpoint; the moving average with train.ema) or those of ``checkpoint`` (see ``run_checkpoint``),
+    without rebuilding its data: config.yaml already holds the data-implied model arguments, so neither
+    the data files nor a vocabulary training are needed."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
     config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
     model = build_model(config.model)
-    load_weights(model, read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
+    load_weights(model, read_eval_weights(run_checkpoint(run_dir, checkpoint)))
     return config, model.eval()
 
 
-def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Model, DataBundle]:
-    """Rebuild the run's model from config.yaml and load its best (else latest) weights: the moving
-    average of the weights when the run used train.ema.
+def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[ExperimentConfig, Model, DataBundle]:
+    """Rebuild the run's model from config.yaml and load its best (else latest) weights, or those of
+    ``checkpoint`` (best, last, step_N): the moving average of the weights when the run used train.ema.
 
     The data reads the run's own RUN_DIR/tokenizer; ``init_from`` is not applied (the checkpoint wins).
     """
@@ -245,14 +263,16 @@ def load_run(run_dir: str | Path) -> tuple[ExperimentConfig, Model, DataBundle]:
     if "tokenizer" in config.data.args and (run_dir / "tokenizer" / META_FILE).is_file():
         # the vocabulary the run saved, so the folder stands alone (and a fine-tuned run needs no pre-trained one)
         config.data.args["tokenizer"] = str(run_dir / "tokenizer")
+    path = run_checkpoint(run_dir, checkpoint)  # a step that is not kept is refused before the data is built
     model, data = build(config)
-    load_weights(model, read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best")))
+    load_weights(model, read_eval_weights(path))
     return config, model, data
 
 
-def evaluate_run(run_dir: str | Path) -> dict[str, float]:
-    """Re-evaluate a run on its validation and test splits; the same flat keys as metrics.json."""
-    config, model, data = load_run(run_dir)
+def evaluate_run(run_dir: str | Path, checkpoint: str = "best") -> dict[str, float]:
+    """Re-evaluate a run on its validation and test splits; the same flat keys as metrics.json.
+    ``checkpoint``: best (default: the weights metrics.json describes), last, or step_N."""
+    config, model, data = load_run(run_dir, checkpoint)
     config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
     trainer = Trainer(model, data, config.train, None, init_world(config.train.device))
     metrics = {}

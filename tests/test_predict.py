@@ -1,0 +1,209 @@
+"""Issue 15, part 3: the workflow a timm user expects. `xformer predict` on new image files,
+`xformer evaluate --checkpoint`, top-5 accuracy, evaluation subsets across classes, an image_folder
+without test/, `xformer attention --image`, and the patch tokenizer's guard against silly token counts."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from xformer.cli import main
+
+pytestmark = pytest.mark.usefixtures("collect_garbage_at_the_end")  # see conftest.py
+
+CLASSES = ("cat", "dog", "eel")
+COLOURS = {"cat": (230, 30, 30), "dog": (30, 230, 30), "eel": (30, 30, 230)}
+
+
+def write_folder(root: Path, splits=(("train", 6), ("val", 3), ("test", 3)), classes=CLASSES, size=12) -> None:
+    """root/<split>/<class>/<i>.png: each class a flat colour (plus a little noise), so a tiny model learns it."""
+    from PIL import Image
+
+    rng = torch.Generator().manual_seed(0)
+    for split, n in splits:
+        for k, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            colour = COLOURS.get(name, (25 * k % 255, 90, 255 - 25 * k % 255))
+            for i in range(n):
+                jitter = int(torch.randint(0, 20, (1,), generator=rng))
+                Image.new("RGB", (size + i % 3, size), tuple(min(255, c + jitter) for c in colour)).save(
+                    folder / f"{i}.png")
+
+
+def recipe(root: Path, steps: int = 30, **data_args) -> dict:
+    return {
+        "model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+                  "tokenizer": {"name": "image_patches", "args": {"patch_size": 4}},
+                  "head": {"name": "classification"}},
+        "data": {"name": "image_folder", "args": {"root": str(root), "image_size": 8, **data_args}},
+        "train": {"steps": steps, "batch_size": 6, "lr": 3e-3, "eval_every": 10, "log_every": 10,
+                  "warmup_steps": 0, "keep_last": 5},
+    }
+
+
+def train(tmp: Path, name: str, spec: dict) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp / name
+    assert main(["train", str(path), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> tuple[Path, Path]:
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("predict")
+    write_folder(tmp / "images")
+    return train(tmp, "run", recipe(tmp / "images")), tmp / "images"
+
+
+def read_csv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_run_saves_its_preprocessing(image_run):
+    run, _ = image_run
+    spec = json.loads((run / "preprocess.json").read_text())
+    assert spec["image_size"] == [8, 8] and spec["channels"] == 3
+    assert spec["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert json.loads((run / "classes.json").read_text())["class_names"] == list(CLASSES)
+
+
+def test_predict_a_folder_writes_csv_with_top_k(image_run, tmp_path, capsys):
+    run, images = image_run
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(run), str(images / "test"), "--top-k", "2", "--out", str(out)]) == 0
+    rows = read_csv(out.read_text())
+    assert list(rows[0]) == ["file", "class", "probability", "class_1", "probability_1", "class_2", "probability_2"]
+    assert len(rows) == 9
+    for row in rows:
+        assert row["class"] == row["class_1"] and row["class"] in CLASSES
+        p1, p2 = float(row["probability_1"]), float(row["probability_2"])
+        assert 0 <= p2 <= p1 <= 1 and p1 + p2 <= 1 + 1e-5
+    # the tiny model learned the colours: most test images get their folder's class
+    right = sum(Path(r["file"]).parent.name == r["class"] for r in rows)
+    assert right >= 6, rows
+
+
+def test_predict_files_to_stdout_and_top_k_beyond_the_classes(image_run, capsys):
+    run, images = image_run
+    files = [str(images / "test" / "cat" / "0.png"), str(images / "val" / "dog" / "1.png")]
+    assert main(["predict", str(run), *files, "--top-k", "5", "--batch-size", "1"]) == 0
+    rows = read_csv(capsys.readouterr().out)
+    assert [r["file"] for r in rows] == files
+    total = sum(float(rows[0][f"probability_{j}"]) for j in (1, 2, 3))
+    assert total == pytest.approx(1, abs=1e-4)  # all 3 classes listed, columns 4 and 5 empty
+    assert rows[0]["class_4"] == "" and rows[0]["probability_5"] == ""
+
+
+def test_predict_matches_the_runs_own_evaluation(image_run):
+    """The same image, through predict's preprocessing and through the run's evaluation split, is the same tensor."""
+    from xformer.predict import image_classifier_info, load_image
+    from xformer.train.run import load_run
+
+    run, _ = image_run
+    _, _, data = load_run(run)
+    spec, _ = image_classifier_info(run)
+    subset = data.test.source  # the seeded order over the ImageFolder
+    folder, index = subset.dataset, subset.indices[0]
+    path = folder.samples[index][0]
+    assert torch.allclose(load_image(path, spec), data.test[0]["images"], atol=1e-6)
+
+
+def test_predict_digits_run_falls_back_to_the_data_config(tmp_path, capsys):
+    """A digits run (8x8 grey) without preprocess.json (an older run): the data config gives the transform."""
+    from PIL import Image
+
+    tasks = Path(__file__).resolve().parents[1] / "tasks"
+    run = tmp_path / "digits"
+    assert main(["train", str(tasks / "vit_digits.yaml"), "data.args.affine=false", "train.steps=2",
+                 "train.eval_every=2", "train.log_every=1", "train.warmup_steps=0", "train.batch_size=16",
+                 "model.tokenizer.args.patch_size=4", "model.core.d_model=16", "model.core.n_layers=1",
+                 "model.core.n_heads=2", "model.core.d_ff=32", "--out", str(run)]) == 0
+    (run / "preprocess.json").unlink()
+    capsys.readouterr()
+    Image.new("L", (8, 8), 128).save(tmp_path / "grey.png")
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(tmp_path / "colour.png")
+    assert main(["predict", str(run), str(tmp_path / "grey.png"), str(tmp_path / "colour.png"), "--top-k", "3"]) == 0
+    rows = read_csv(capsys.readouterr().out)
+    assert len(rows) == 2 and all(r["class"] in [str(k) for k in range(10)] for r in rows)
+
+
+def test_unreadable_image_is_one_line_naming_it(image_run, tmp_path, capsys):
+    run, _ = image_run
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    assert main(["predict", str(run), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "broken.png" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["--top-k", "0"], "--top-k"),
+    (["--out", "{tmp}"], "folder"),
+    (["--batch-size", "0"], "--batch-size"),
+])
+def test_bad_predict_options(image_run, tmp_path, capsys, argv, expect):
+    run, images = image_run
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(["predict", str(run), str(images / "test"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expect in err
+
+
+def test_evaluate_checkpoint_best_last_and_step(image_run, capsys):
+    run, _ = image_run
+    capsys.readouterr()
+    pointer = json.loads((run / "checkpoints" / "latest.json").read_text())
+    best = main(["evaluate", str(run)]), json.loads(capsys.readouterr().out)
+    assert best[0] == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert best[1]["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert main(["evaluate", str(run), "--checkpoint", "last"]) == 0
+    last = json.loads(capsys.readouterr().out)
+    step = int(pointer["latest"][len("step_"):])
+    assert main(["evaluate", str(run), "--checkpoint", f"step_{step}"]) == 0
+    assert json.loads(capsys.readouterr().out) == last
+    assert main(["evaluate", str(run), "--checkpoint", "step_99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "step_99" in err and f"step_{step}" in err
+
+
+def test_top5_accuracy_only_with_more_than_five_classes(image_run, tmp_path):
+    run, _ = image_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "test_accuracy" in metrics and "test_top5_accuracy" not in metrics  # 3 classes
+    many = tuple(f"c{k}" for k in range(7))
+    write_folder(tmp_path / "many", (("train", 2), ("val", 1), ("test", 1)), many)
+    metrics = json.loads((train(tmp_path, "many_run", recipe(tmp_path / "many", steps=2)) / "metrics.json").read_text())
+    assert 0 <= metrics["test_accuracy"] <= metrics["test_top5_accuracy"] <= 1
+    assert metrics["val_top5_accuracy"] >= metrics["val_accuracy"]
+
+
+def test_evaluation_subsets_hold_every_class_and_full_splits_are_unchanged(image_run):
+    from xformer.data.registry import build_data
+    from xformer.data.image_augment import ImageCollate
+    from torch.utils.data import DataLoader
+
+    _, images = image_run
+    data = build_data("image_folder", {"root": str(images), "image_size": 8})
+    first = next(iter(DataLoader(data.test, batch_size=4, collate_fn=ImageCollate())))["labels"]
+    assert len(set(first.tolist())) >= 2, first  # a class-sorted folder would give four of class 0
+    labels = sorted(int(data.test[i]["labels"]) for i in range(len(data.test)))
+    assert labels == sorted(data.test.source.dataset.targets)  # the same items, only reordered
+    again = build_data("image_folder", {"root": str(images), "image_size": 8})
+    assert [int(again.test[i]["labels"]) for i in range(len(again.test))] == \
+           [int(data.test[i]["labels"]) for i in range(len(data.test))]  # the order is fixed
+
+
+def test_image_folder_without_test_split(tmp_path):
+    write_folder(tmp_path / "images", (("train", 4), ("val", 2)))
+    run = train(tmp_path, "no_test", recipe(tmp_path / "images", steps=2))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "val_accuracy" in metrics and not any(k.startswith("test_") for k in metrics)

@@ -1,0 +1,51 @@
+"""`xformer predict RUN_DIR IMAGES_OR_FOLDER... [--top-k 5] [--out preds.csv]`: classify new image files.
+
+Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k) to
+--out (replaced whole, never half-written) or standard output. See xformer/predict.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..folders import write_atomically
+    from ..predict import predict_run
+    from ..train.distributed import pick_device
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.out is not None and Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give a file name, e.g. {Path(args.out) / 'preds.csv'}")
+    device = pick_device(args.device, "--device")
+    rows, table = predict_run(args.run_dir, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
+    if args.out:
+        write_atomically(args.out, table)
+        print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(table)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="classify image files with a trained image classifier; CSV of top-k classes",
+        description="Rebuild the image classifier of RUN_DIR (best checkpoint), read each image file (folders: "
+                    "every image inside, sorted), preprocess it as the run's evaluation images were (size, "
+                    "channels, mean/std from RUN_DIR/preprocess.json) and write file, top-1 class and "
+                    "probability, then the top-k classes and probabilities, as CSV.",
+        epilog="example: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDER")
+    p.add_argument("--top-k", type=int, default=5, help="classes listed per image (default 5)")
+    p.add_argument("--out", metavar="FILE.csv", help="where to write the predictions (default: standard output)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
+                   help="which checkpoint (default best)")
+    p.set_defaults(func=run)

@@ -1,0 +1,151 @@
+"""Class predictions for new image files from a trained image classifier's run folder.
+
+    p = softmax(z),   top-k = the k classes of largest p, best first
+
+The run folder holds everything needed: config.yaml (the model), the best checkpoint (or the one
+named), classes.json (the class names) and preprocess.json (the evaluation transform: image size,
+channels, mean/std, resize mode; written since the image datasets save it). A run that predates
+preprocess.json is treated with the transform its data config implies
+(``xformer.data.images.default_preprocess``). Every file goes through exactly the steps the run's
+own evaluation images went through: convert to grey / RGB, scale to [0, 1], resize, normalise.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .batch import IMAGES
+from .config import ConfigError, load_yaml
+from .data.image_augment import eval_transform
+from .data.images import IMAGE_ERRORS, PREPROCESS_FILE, default_preprocess
+from .registry import first_line
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
+    """(preprocess spec, class names) of an image classifier's run folder; a run of another kind is
+    refused in one line."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+    config = load_yaml(run_dir / "config.yaml")
+    data = config.get("data") or {}
+    tokenizer_args = ((config.get("model") or {}).get("tokenizer") or {}).get("args") or {}
+    spec = None
+    if (run_dir / PREPROCESS_FILE).is_file():
+        spec = json.loads((run_dir / PREPROCESS_FILE).read_text())
+    else:
+        size = tokenizer_args.get("image_size")
+        size = [size, size] if isinstance(size, int) else size
+        spec = default_preprocess(str(data.get("name")), data.get("args") or {}, size, tokenizer_args.get("channels"))
+    if spec is None:
+        raise ConfigError(f"{run_dir} is not an image classifier (its data is {data.get('name')!r}); give the run "
+                          "folder of an image classification run (e.g. tasks/vit_digits.yaml, image_folder)")
+    names_file = run_dir / "classes.json"
+    if names_file.is_file():
+        names = json.loads(names_file.read_text())["class_names"]
+    else:
+        n = int((((config.get("model") or {}).get("head") or {}).get("args") or {}).get("n_classes", 0))
+        names = [str(k) for k in range(n)]
+    return spec, names
+
+
+def load_image(path: str | Path, spec: dict) -> torch.Tensor:
+    """One image file as the run's evaluation transform makes it: (C, H, W) float."""
+    from PIL import Image
+
+    mode = {1: "L", 3: "RGB"}[int(spec["channels"])]
+    try:
+        with Image.open(path) as im:
+            image = im.convert(mode)
+            image.load()
+    except FileNotFoundError:
+        raise ConfigError(f"image {path} does not exist; give an image file or a folder of them") from None
+    except IMAGE_ERRORS as e:
+        raise ConfigError(f"cannot read image {path} ({first_line(e)}); give a PNG, JPEG or another image "
+                          "file PIL can open") from None
+    size = list(spec["image_size"])
+    if spec.get("resize") == "bilinear":  # digits: scaled, then upsampled with F.interpolate as at training
+        x = eval_transform(size, resize=False)(image)
+        if list(x.shape[-2:]) != size:
+            x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0].clamp(0, 1)
+        return x
+    x = eval_transform(size, spec.get("mean"), spec.get("std"))(image)
+    return x
+
+
+def image_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """The files named, and the image files (by suffix, sorted) inside the folders named."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ConfigError(f"folder {path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"image {path} does not exist; give image files or folders of them")
+    return files
+
+
+@torch.no_grad()
+def predict_images(model: torch.nn.Module, files: Sequence[Path], spec: dict, names: Sequence[str],
+                   top_k: int = 5, batch_size: int = 64, device: str | torch.device = "cpu") -> list[dict]:
+    """One row per file: {"file", "class", "probability", "top_k": [(class, probability), ...]}."""
+    if top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    model = model.to(device).eval()
+    rows = []
+    for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
+        images = torch.stack([load_image(f, spec) for f in chunk]).to(device)
+        probs = model({IMAGES: images})["logits"].float().softmax(-1).cpu()
+        k = min(top_k, probs.shape[-1])
+        values, indices = probs.topk(k, dim=-1)
+        for f, p, i in zip(chunk, values.tolist(), indices.tolist()):
+            top = [(names[c] if c < len(names) else str(c), prob) for c, prob in zip(i, p)]
+            rows.append({"file": str(f), "class": top[0][0], "probability": top[0][1], "top_k": top})
+    return rows
+
+
+def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
+    """CSV text: file, class, probability, then class_1, probability_1, ... class_k, probability_k."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file", "class", "probability"]
+                    + [name for j in range(1, top_k + 1) for name in (f"class_{j}", f"probability_{j}")])
+    for row in rows:
+        cells = [row["file"], row["class"], f"{row['probability']:.6f}"]
+        for j in range(top_k):
+            cells += [row["top_k"][j][0], f"{row['top_k'][j][1]:.6f}"] if j < len(row["top_k"]) else ["", ""]
+        writer.writerow(cells)
+    return out.getvalue()
+
+
+def predict_run(run_dir: str | Path, inputs: Sequence[str | Path], top_k: int = 5, batch_size: int = 64,
+                device: str = "cpu", checkpoint: str = "best") -> tuple[list[dict], str]:
+    """(rows, CSV text) of the run's predictions for the image files / folders ``inputs``."""
+    from .train.run import load_run_model
+
+    if top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+    spec, names = image_classifier_info(run_dir)
+    files = image_files(inputs)
+    _, model = load_run_model(run_dir, checkpoint)
+    rows = predict_images(model, files, spec, names, top_k, batch_size, device)
+    return rows, predictions_csv(rows, top_k)
+
+
+__all__ = ["image_classifier_info", "load_image", "image_files", "predict_images", "predictions_csv", "predict_run"]
