@@ -207,3 +207,21 @@ def test_image_folder_without_test_split(tmp_path):
     run = train(tmp_path, "no_test", recipe(tmp_path / "images", steps=2))
     metrics = json.loads((run / "metrics.json").read_text())
     assert "val_accuracy" in metrics and not any(k.startswith("test_") for k in metrics)
+
+
+def test_attention_of_an_image_file_is_titled_with_its_prediction(image_run, tmp_path, capsys, monkeypatch):
+    import xformer.analysis.attention_maps as maps
+
+    run, images = image_run
+    titles = []
+    real = maps.save_attention_grid
+    monkeypatch.setattr(maps, "save_attention_grid", lambda *a, **k: titles.append(a[3]) or real(*a, **k))
+    out = tmp_path / "att.png"
+    assert main(["attention", str(run), "--image", str(images / "test" / "dog" / "0.png"), "--out", str(out)]) == 0
+    assert out.is_file() and out.stat().st_size > 0
+    name, prob = titles[0].split(" (")
+    assert name in CLASSES and 0 < float(prob.rstrip(")")) <= 1
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    assert main(["attention", str(run), "--image", str(bad)]) == 2
+    assert "bad.png" in capsys.readouterr().err

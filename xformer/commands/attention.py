@@ -1,4 +1,6 @@
-"""`xformer attention RUN_DIR [--split test] [--index 0] [--out FILE.png]`: where an image model looks.
+"""`xformer attention RUN_DIR [--split test] [--index 0 | --image FILE] [--out FILE.png]`: where an image
+model looks, at one image of a split or at any image file (``--image``: preprocessed as `xformer predict`
+does, titled with the predicted class name and its probability).
 
 Saves one PNG: the image, its attention rollout (Abnar & Zuidema 2020) and the rollout over the
 image in the first row, then one panel per layer and head (xformer/analysis/attention_maps.py).
@@ -23,6 +25,9 @@ def run(args: argparse.Namespace) -> None:
     if not str(tokenizer.get("name", "")).startswith("image"):
         raise ConfigError(f"xformer attention draws image models; {run_dir} is not one (its tokenizer is "
                           f"{tokenizer.get('name', 'none')!r}); give the run folder of an image classifier")
+    if args.image is not None:
+        _attention_of_file(run_dir, args)
+        return
     _, model, data = load_run(run_dir)
     split = getattr(data, args.split)
     if split is None:
@@ -43,6 +48,26 @@ def run(args: argparse.Namespace) -> None:
     print(out)
 
 
+def _attention_of_file(run_dir: Path, args: argparse.Namespace) -> None:
+    """The grid of one image file, through the run's evaluation transform (RUN_DIR/preprocess.json)."""
+    import torch
+
+    from ..analysis.attention_maps import save_attention_grid
+    from ..predict import image_classifier_info, load_image
+    from ..train.run import load_run_model
+
+    spec, names = image_classifier_info(run_dir)
+    image = load_image(args.image, spec)
+    _, model = load_run_model(run_dir)
+    with torch.no_grad():
+        probs = model({IMAGES: image[None]})["logits"].float().softmax(-1)[0]
+    k = int(probs.argmax())
+    title = f"{names[k] if k < len(names) else k} ({float(probs[k]):.2f})"
+    out = Path(args.out or run_dir / f"attention_{Path(args.image).stem}.png")
+    save_attention_grid(model, image, out, title, mean=spec.get("mean"), std=spec.get("std"))
+    print(out)
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "attention", help="save the attention maps and rollout of one image as a PNG grid",
@@ -52,5 +77,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--index", type=int, default=0, help="which image of the split (default 0)")
-    p.add_argument("--out", metavar="FILE.png", help="default RUN_DIR/attention_<split>_<index>.png")
+    p.add_argument("--image", metavar="FILE", help="an image file instead of a split's image: preprocessed as "
+                   "xformer predict does, titled with the predicted class and its probability")
+    p.add_argument("--out", metavar="FILE.png",
+                   help="default RUN_DIR/attention_<split>_<index>.png (with --image: attention_<name>.png)")
     p.set_defaults(func=run)
