@@ -283,6 +283,16 @@ not_a_run = folder("not_a_run", {"notes.txt": b"my notes\n"})
 existing_folder = folder("existing_folder", {"keep.txt": b"keep me\n"})
 old_report = folder("report", {"results.json": b'{"domains": {}}\n', "my_notes.txt": b"keep me\n"})
 
+def broken_image(ctx: Ctx) -> None:
+    (ctx.tmp / "broken.png").write_bytes(b"this is not a png \x00\xff" * 8)
+
+
+def an_image(ctx: Ctx) -> None:
+    from PIL import Image
+
+    Image.new("L", (8, 8), 100).save(ctx.tmp / "digit.png")
+
+
 SMALL_COMPARE = ["--domains", "series", "--steps", "2", "--d-model", "16", "--layers", "1", "--heads", "2", "--quiet"]
 
 CASES = [
@@ -408,6 +418,16 @@ CASES = [
     cli("attention", "{vrun}", "--index", "999", expect="--index", id="attention --index 999"),
     cli("attention", "{vrun}", "--index", "-1", expect="--index", id="attention --index -1"),
     cli("attention", "{tmp}/missing_run", expect=("missing_run", "run folder"), id="attention MISSING_FOLDER"),
+    # -- predict, evaluate --checkpoint ----------------------------------------------------------------------------
+    cli("predict", "{srun}", "{tmp}", expect="image classifier", id="predict SERIES_RUN"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", "--top-k", "0", setup=an_image, expect="--top-k",
+        id="predict --top-k 0"),
+    cli("predict", "{vrun}", "{tmp}/broken.png", setup=broken_image, expect="broken.png",
+        id="predict UNREADABLE_IMAGE"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", "--out", "{tmp}", setup=an_image, expect=("--out", "folder"),
+        id="predict --out FOLDER"),
+    cli("predict", "{vrun}", "{tmp}/missing.png", expect="missing.png", id="predict MISSING_IMAGE"),
+    cli("evaluate", "{run}", "--checkpoint", "step_99", expect=("step_99", "step_"), id="evaluate --checkpoint step_99"),
     # -- compare, tokenizer, demo --------------------------------------------------------------------------------
     cli("compare", "--out", "{tmp}/report", *SMALL_COMPARE, setup=old_report, expect="--overwrite",
         id="compare --out EXISTING_REPORT"),
