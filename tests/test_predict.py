@@ -225,3 +225,17 @@ def test_attention_of_an_image_file_is_titled_with_its_prediction(image_run, tmp
     bad.write_bytes(b"nope")
     assert main(["attention", str(run), "--image", str(bad)]) == 2
     assert "bad.png" in capsys.readouterr().err
+
+
+def test_patch_token_count_guard_names_sizes_and_a_patch_size_that_fits():
+    from xformer.config import ConfigError
+    from xformer.core import CoreConfig
+    from xformer.tokenizers.image import image_patches_tokenizer
+
+    core = CoreConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    with pytest.raises(ConfigError) as e:
+        image_patches_tokenizer(core, image_size=224, patch_size=2)
+    message = str(e.value)
+    assert "224x224" in message and "2x2" in message and "12544" in message and "patch_size=14" in message
+    assert len(message.splitlines()) == 1
+    assert image_patches_tokenizer(core, image_size=64, patch_size=1).grid == (64, 64)  # 4,096: at the limit

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from ..batch import IMAGES
 from ..core import CoreConfig, Dropout, make_norm
+from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens, TokenState
 
@@ -201,6 +202,21 @@ class PatchEmbedding(nn.Module):
             state_dict[key] = interpolate_grid_positions(table, (side, side), self.grid)
 
 
+MAX_PATCH_TOKENS = 4096  # patches per image; attention costs N^2 per head and layer (4,096^2 = 16.8M entries)
+
+
+def check_token_count(image_size, patch_size, limit: int = MAX_PATCH_TOKENS) -> None:
+    """Refuse, in one line, an image size / patch size that cuts an image into more than ``limit`` patches,
+    naming the square patch size that would give at most 256 (e.g. 224x224 with patch 2: 12,544 tokens)."""
+    (h, w), (ph, pw) = _pair(image_size), _pair(patch_size)
+    n = (h // ph) * (w // pw)
+    if n > limit:
+        fit = next(q for q in range(1, max(h, w) + 1) if (h // q) * (w // q) <= 256)
+        raise ConfigError(f"model.tokenizer.args: image size {h}x{w} with patch size {ph}x{pw} makes {n} tokens per "
+                          f"image, over the limit of {limit}; use patch_size={fit} (<= 256 tokens) or a smaller "
+                          "data.args.image_size")
+
+
 @register_tokenizer("image_patches")
 def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224, patch_size: int | list[int] = 16,
                             channels: int = 3, class_token: bool = True, register_tokens: int = 0,
@@ -208,6 +224,7 @@ def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224,
                             dropout: float = 0.0, shifted_patches: bool = False) -> PatchEmbedding:
     check_sizes("model.tokenizer.args", image_size=image_size, patch_size=patch_size, channels=channels)
     check_sizes("model.tokenizer.args", minimum=0, register_tokens=register_tokens)
+    check_token_count(image_size, patch_size)
     return PatchEmbedding(core.d_model, image_size, patch_size, channels, class_token, register_tokens,
                           positions, prefix_positions, pre_norm, core.norm_eps, dropout,
                           shifted_patches=shifted_patches)
