@@ -2,6 +2,7 @@
 alpha = 0 equal to plain training bit for bit, a tiny digits ViT distilled from a tiny CNN run trained here
 (its folder evaluates and resumes like any other), and bad inputs refused in one line before any file."""
 import json
+import re
 import shutil
 
 import pytest
@@ -108,11 +109,15 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
     config = yaml.safe_load((other / "config.yaml").read_text())
     config["model"]["baseline"]["args"]["n_classes"] = 3
     (other / "config.yaml").write_text(yaml.safe_dump(config))
+    lm = tmp_path / "lm_run"  # a language model's folder (its config.yaml is all the check reads)
+    (lm / "checkpoints").mkdir(parents=True)
+    (lm / "config.yaml").write_text(yaml.safe_dump({"model": {"head": {"name": "causal_lm", "args": {}}}}))
     cases = [
         ([f"distill.teacher={teacher}", "distill.alpha=1.5"], r"distill\.alpha must be in \[0, 1\], got 1\.5"),
         ([f"distill.teacher={teacher}", "distill.temperature=0"], r"distill\.temperature must be > 0, got 0"),
         ([f"distill.teacher={tmp_path / 'missing'}"], r"distill\.teacher .*missing: not a run folder"),
         ([f"distill.teacher={other}"], r"the teacher has 3 classes, this run 10"),
+        ([f"distill.teacher={lm}"], r"distill\.teacher .*lm_run: not a classification run"),
     ]
     for i, (overrides, message) in enumerate(cases):
         run = tmp_path / f"run{i}"
@@ -120,7 +125,7 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
         assert main(["train", str(recipe), *overrides, "--out", str(run)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-        assert __import__("re").search(message, err), err
+        assert re.search(message, err), err
         assert not run.exists()  # refused before the first file is written
     with pytest.raises(ConfigError, match="distill.alpha"):
         Distill("t", alpha=-0.1)
