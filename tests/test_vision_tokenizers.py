@@ -249,3 +249,20 @@ def test_tiny_cct_learns_digits(digits):
     accuracy = data.evaluate(m, [{"images": x_te, "labels": y_te}])["accuracy"]
     assert accuracy > 0.8, f"test accuracy {accuracy:.3f} after {steps} steps ({seconds:.1f} s)"
     assert seconds < 20
+
+
+def test_cct_digits_recipe_trains_and_writes_a_run(tmp_path):
+    """tasks/cct_digits.yaml builds and runs through the CLI (two tiny steps; the figures are in docs/vision.md)."""
+    import json
+    from pathlib import Path
+
+    from xformer.cli import main
+
+    tasks = Path(__file__).resolve().parents[1] / "tasks"
+    run = tmp_path / "cct"
+    assert main(["train", str(tasks / "cct_digits.yaml"), "data.args.affine=false", "train.steps=2",
+                 "train.eval_every=2", "train.warmup_steps=0", "train.batch_size=16", "model.core.d_model=16",
+                 "model.core.n_layers=1", "model.core.n_heads=2", "model.core.d_ff=32", "--out", str(run),
+                 "--quiet"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
