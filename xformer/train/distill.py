@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..batch import LABELS
-from ..config import ConfigError, load_yaml
-from ..config import to_dict
+from ..config import ConfigError, load_yaml, to_dict
 from .config import Distill, ExperimentConfig
 from .trainer import rng_state, set_rng_state
 
