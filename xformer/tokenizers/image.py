@@ -93,7 +93,40 @@ def interpolate_grid_positions(table: Tensor, old_grid: tuple[int, int], new_gri
     return grid.permute(0, 2, 3, 1).reshape(new_grid[0] * new_grid[1], d).to(table.dtype)
 
 
-class PatchEmbedding(nn.Module):
+class GridTokenizer(nn.Module):
+    """What the image tokenizers share: the check of the images, the positions of a grid of tokens and the
+    token state. A subclass sets ``grid`` (at ``image_size``), ``dim``, ``positions`` with ``pos_grid``
+    (learned) or the ``sincos`` buffer, ``n_prefix``, ``cls_token``, ``channels``, ``images_key``, and
+    defines ``_grid_for(h, w)``."""
+
+    @property
+    def token_state(self) -> TokenState:
+        """What the tokens are at ``image_size`` (a head's factory reads it)."""
+        return TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=self.grid,
+                          n_tokens=self.n_prefix + self.grid[0] * self.grid[1])
+
+    def grid_positions(self, grid: tuple[int, int]) -> Tensor | None:
+        """The (rows * cols, d) positions of the grid tokens for a grid of this size."""
+        if self.positions == "learned":
+            return interpolate_grid_positions(self.pos_grid, self.grid, grid)
+        if self.positions == "sincos":
+            if tuple(grid) == self.grid:
+                return self.sincos
+            return sincos_2d_table(*grid, self.dim).to(self.sincos.device)
+        return None
+
+    def checked_images(self, batch: dict) -> Tensor:
+        """batch[images_key], after checking it is (B, C, H, W) with this tokenizer's channels."""
+        images: Tensor = batch[self.images_key]
+        if images.dim() != 4:
+            raise ValueError(f"batch['{self.images_key}'] must be (B, C, H, W), got shape {tuple(images.shape)}")
+        if images.shape[1] != self.channels:
+            raise ValueError(f"images have {images.shape[1]} channels but the tokenizer expects {self.channels}; "
+                             f"set tokenizer.args.channels={images.shape[1]}")
+        return images
+
+
+class PatchEmbedding(GridTokenizer):
     """(B, C, H, W) images -> Tokens of shape (B, prefix + H/p * W/p, d).
 
     Batch key ``images`` (B, C, H, W) float. ``image_size`` is the size the
@@ -111,7 +144,7 @@ class PatchEmbedding(nn.Module):
             raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
         self.image_size, self.patch_size = _pair(image_size), _pair(patch_size)
         self.grid = self._grid_for(*self.image_size)
-        self.channels, self.images_key, self.positions = channels, images_key, positions
+        self.channels, self.images_key, self.positions, self.dim = channels, images_key, positions, dim
         if shifted_patches and min(self.patch_size) < 2:
             raise ValueError("shifted_patches shifts by half a patch and needs patch_size >= 2")
         stacked = 5 * channels if shifted_patches else channels
@@ -135,12 +168,6 @@ class PatchEmbedding(nn.Module):
         self.drop = Dropout(dropout)
         self._register_load_state_dict_pre_hook(self._resample_checkpoint_positions)
 
-    @property
-    def token_state(self) -> TokenState:
-        """What the tokens are at ``image_size`` (a head's factory reads it)."""
-        return TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=self.grid,
-                          n_tokens=self.n_prefix + self.grid[0] * self.grid[1])
-
     def _grid_for(self, h: int, w: int) -> tuple[int, int]:
         ph, pw = self.patch_size
         if h % ph or w % pw:
@@ -149,23 +176,8 @@ class PatchEmbedding(nn.Module):
                              f"resize or crop the images to a multiple of it (e.g. {fit}) or change patch_size")
         return h // ph, w // pw
 
-    def grid_positions(self, grid: tuple[int, int]) -> Tensor | None:
-        """The (rows * cols, d) positions of the patch tokens for a grid of this size."""
-        if self.positions == "learned":
-            return interpolate_grid_positions(self.pos_grid, self.grid, grid)
-        if self.positions == "sincos":
-            if tuple(grid) == self.grid:
-                return self.sincos
-            return sincos_2d_table(*grid, self.proj.out_channels).to(self.proj.weight.device)
-        return None
-
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        images: Tensor = batch[self.images_key]
-        if images.dim() != 4:
-            raise ValueError(f"batch['{self.images_key}'] must be (B, C, H, W), got shape {tuple(images.shape)}")
-        if images.shape[1] != self.channels:
-            raise ValueError(f"images have {images.shape[1]} channels but the tokenizer expects {self.channels}; "
-                             f"set tokenizer.args.channels={images.shape[1]}")
+        images = self.checked_images(batch)
         grid = self._grid_for(images.shape[-2], images.shape[-1])
         images = images.to(self.proj.weight.dtype)
         if self.shifted_patches:
@@ -230,4 +242,4 @@ def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224,
                           shifted_patches=shifted_patches)
 
 
-__all__ = ["PatchEmbedding", "interpolate_grid_positions", "shift_image", "shifted_stack", "sincos_2d_table"]
+__all__ = ["GridTokenizer", "PatchEmbedding", "interpolate_grid_positions", "shift_image", "shifted_stack", "sincos_2d_table"]

@@ -27,14 +27,14 @@ class token) and ``class_token``.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..batch import IMAGES
 from ..core import CoreConfig, Dropout
 from ..config import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens, TokenState
-from .image import POSITIONS, _pair, interpolate_grid_positions, sincos_2d_table
+from .image import POSITIONS, GridTokenizer, _pair, sincos_2d_table
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -56,7 +56,7 @@ def conv_grid(h: int, w: int, n_layers: int, kernel: tuple[int, int], stride: tu
     return sizes
 
 
-class ConvTokenizer(nn.Module):
+class ConvTokenizer(GridTokenizer):
     """(B, C, H, W) images -> Tokens (B, [1 +] H' * W', d) from a conv-ReLU-maxpool stem."""
 
     def __init__(self, dim: int, image_size: int | tuple[int, int] = 32, channels: int = 3, n_conv_layers: int = 1,
@@ -99,11 +99,6 @@ class ConvTokenizer(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
 
-    @property
-    def token_state(self) -> TokenState:
-        return TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=self.grid,
-                          n_tokens=self.n_prefix + self.grid[0] * self.grid[1])
-
     def _grid_for(self, h: int, w: int) -> tuple[int, int]:
         sizes = conv_grid(h, w, self.n_conv_layers, self.kernel, self.stride, self.padding, self.pool)
         if min(min(s) for s in sizes) < 1:
@@ -112,20 +107,8 @@ class ConvTokenizer(nn.Module):
                              f"(data.args.image_size) or fewer layers, a smaller stride or max_pool=false")
         return sizes[-1]
 
-    def grid_positions(self, grid: tuple[int, int]) -> Tensor | None:
-        if self.positions == "learned":
-            return interpolate_grid_positions(self.pos_grid, self.grid, grid)
-        if self.positions == "sincos":
-            return self.sincos if tuple(grid) == self.grid else sincos_2d_table(*grid, self.dim).to(self.sincos.device)
-        return None
-
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        images: Tensor = batch[self.images_key]
-        if images.dim() != 4:
-            raise ValueError(f"batch['{self.images_key}'] must be (B, C, H, W), got shape {tuple(images.shape)}")
-        if images.shape[1] != self.channels:
-            raise ValueError(f"images have {images.shape[1]} channels but the tokenizer expects {self.channels}; "
-                             f"set tokenizer.args.channels={images.shape[1]}")
+        images = self.checked_images(batch)
         grid = self._grid_for(images.shape[-2], images.shape[-1])
         weight = self.conv_layers[0][0].weight
         x = self.conv_layers(images.to(weight.dtype)).flatten(2).transpose(1, 2)  # (B, H'W', d)
