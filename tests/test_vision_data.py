@@ -1,12 +1,12 @@
 """Image datasets, augmentation, analysis (rollout, reports) and a tiny ViT that learns digits."""
 import json
-import time
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from train_helpers import fit_on_tensors
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.analysis import attention_rollout, collect_attention, save_attention_grid, save_classification_report
 from xformer.analysis.classification import classification_report, evaluate_classifier
@@ -198,17 +198,8 @@ def test_tiny_vit_learns_digits(digits):
     torch.manual_seed(0)
     x, y = _all(build_data("digits", {"val_fraction": 0.0}).train)
     model = _tiny_vit(label_smoothing=0.1)
-    steps, peak = 400, 3e-3
-    opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.1)
-    start = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (64,))
-        loss = model({"images": x[idx], "labels": y[idx]})["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+    steps = 400
+    seconds = fit_on_tensors(model, x, y, steps)
     x_te, y_te = _all(digits.test)
     accuracy = digits.evaluate(model, [{"images": x_te, "labels": y_te}])["accuracy"]
-    assert accuracy >= 0.9, f"test accuracy {accuracy:.3f} after {steps} steps ({time.perf_counter() - start:.1f} s)"
+    assert accuracy >= 0.9, f"test accuracy {accuracy:.3f} after {steps} steps ({seconds:.1f} s)"

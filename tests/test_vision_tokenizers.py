@@ -1,11 +1,11 @@
 """The convolutional (CCT) tokenizer and Shifted Patch Tokenization: shapes, TokenState, parameter counts,
 the grid formula against a dry run, masks, one-line errors, and a tiny CCT that learns digits."""
-import time
 
 import pytest
 import torch
 from torch import nn
 
+from train_helpers import fit_on_tensors
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.config import ConfigError
 from xformer.core import make_norm
@@ -234,18 +234,8 @@ def test_tiny_cct_learns_digits(digits):
     torch.manual_seed(0)
     m = model("image_conv", {"image_size": 8, "channels": 1}, {"label_smoothing": 0.1},
               core=CoreConfig(d_model=32, n_layers=1, n_heads=4, d_ff=64, init="torch"))
-    steps, peak = 400, 3e-3
-    opt = torch.optim.AdamW(m.parameters(), lr=peak, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak, total_steps=steps, pct_start=0.1)
-    start = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (64,))
-        loss = m({"images": x[idx], "labels": y[idx]})["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-    seconds = time.perf_counter() - start
+    steps = 400
+    seconds = fit_on_tensors(m, x, y, steps)
     accuracy = data.evaluate(m, [{"images": x_te, "labels": y_te}])["accuracy"]
     assert accuracy > 0.8, f"test accuracy {accuracy:.3f} after {steps} steps ({seconds:.1f} s)"
     assert seconds < 20

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import UserError
+from ..folders import write_atomically
 
 POINTER = "latest.json"
 MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
@@ -54,12 +55,6 @@ def _fsync_write(path: Path, write) -> None:
         write(f)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    _fsync_write(tmp, lambda f: f.write(json.dumps(data, indent=1).encode()))
-    os.replace(tmp, path)
 
 
 def read_pointer(root: Path) -> dict:
@@ -104,7 +99,7 @@ def save_checkpoint(root: Path, step: int, weights: dict[str, torch.Tensor], tra
     pointer["latest"] = name
     if is_best:
         pointer["best"] = name
-    _atomic_json(root / POINTER, pointer)
+    write_atomically(root / POINTER, json.dumps(pointer, indent=1))
     _prune(root, keep_last, keep={pointer["latest"], pointer.get("best")})
     return final
 
