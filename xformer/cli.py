@@ -18,6 +18,22 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"xformer: error: {message}; see {self.prog} --help\n")
 
 
+# the subcommands that run a model on the CPU (or feed one from it): each takes --threads N
+THREADED_COMMANDS = ("attention", "compare", "demo", "evaluate", "forecast", "generate", "predict", "train")
+
+
+def thread_count(text: str) -> int:
+    """--threads N: a whole number >= 1 (argparse turns the TypeError's message into the one-line error)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"the number of threads must be a whole number >= 1, got {text!r}; "
+                                         "e.g. --threads 2")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -27,11 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         importlib.import_module(f"{commands.__name__}.{info.name}").add_parser(sub)
+    for name in THREADED_COMMANDS:
+        sub.choices[name].add_argument(
+            "--threads", type=thread_count, metavar="N",
+            help="CPU threads torch computes with (torch.set_num_threads; default: torch's, about one per core). "
+                 "Give each of several runs sharing a machine its share of the cores, e.g. --threads 2")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        import torch
+
+        # torch's default (one thread per core) in each of several concurrent runs oversubscribes a shared
+        # machine: the threads spin against each other and every run slows down many times over
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
     try:
         args.func(args)
     except (ConfigError, UserError, FileNotFoundError) as e:
@@ -40,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xformer: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if threads is not None:  # main() called in-process (tests, notebooks) leaves the caller's setting
+            torch.set_num_threads(previous)
     return 0
 
 
