@@ -131,6 +131,32 @@ def test_heads_size_themselves_from_the_conv_tokenizer():
     assert m({"images": torch.randn(2, 1, 8, 8)})["logits"].shape == (2, 10)
 
 
+@pytest.mark.parametrize("layers, bias", [(1, False), (2, True)])
+def test_gpt2_init_keeps_the_conv_stem_kaiming_init(layers, bias):
+    """core.init: gpt2 draws N(0, 0.02) for the core, the head and the tokenizer's other tensors, but the stem
+    keeps the weights it was built with (Kaiming: std sqrt(2 / fan_in), here sqrt(2/9) ~ 0.47 for 1x3x3)."""
+    args = {"image_size": 16, "channels": 1, "n_conv_layers": layers, "conv_bias": bias}
+    built = {}
+    for init in ("torch", "gpt2"):
+        torch.manual_seed(0)  # the tokenizer is built first: the same stem under either init
+        built[init] = model("image_conv", args, core=CoreConfig(d_model=32, n_layers=1, n_heads=4, d_ff=64,
+                                                                 init=init))
+    stem = {init: dict(m.tokenizer.conv_layers.named_parameters()) for init, m in built.items()}
+    assert stem["gpt2"].keys() == stem["torch"].keys() and len(stem["gpt2"]) == layers * (2 if bias else 1)
+    for name, p in stem["gpt2"].items():
+        torch.testing.assert_close(p, stem["torch"][name], rtol=0, atol=0)
+    first = built["gpt2"].tokenizer.conv_layers[0][0].weight
+    assert first.std().item() == pytest.approx((2 / 9) ** 0.5, rel=0.35)  # 32 x 9 draws: Kaiming, not 0.02
+    # the rest is still GPT-2's N(0, 0.02): the tokenizer's positions, the head's classifier
+    for p in (built["gpt2"].tokenizer.pos_grid, built["gpt2"].head.fc.weight):
+        assert p.std().item() == pytest.approx(0.02, rel=0.3)
+        assert not torch.equal(p, dict(built["torch"].named_parameters())[name_of(built["gpt2"], p)])
+
+
+def name_of(module: nn.Module, parameter: nn.Parameter) -> str:
+    return next(name for name, p in module.named_parameters() if p is parameter)
+
+
 # ---------------------------------------------------------------- Shifted Patch Tokenization
 
 def test_shift_moves_content_and_fills_zeros():

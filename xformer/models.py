@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
 from .core import CoreConfig, DecoderCache, build, init_gpt2_
@@ -130,9 +131,22 @@ def build_model(config: ModelConfig) -> nn.Module:
     head = build_part(HEADS, "head", config.head, core=config.core, tokenizer=tokenizer)
     if config.core.init == "gpt2":
         # the core builder initialised the core; the tokenizer and head get the same N(0, 0.02)
-        init_gpt2_(tokenizer, config.core.n_layers)
-        init_gpt2_(head, config.core.n_layers)
+        init_gpt2_keeping_own_(tokenizer, config.core.n_layers)
+        init_gpt2_keeping_own_(head, config.core.n_layers)
     return Model(tokenizer, core, head, config)
+
+
+def init_gpt2_keeping_own_(part: nn.Module, n_layers: int) -> None:
+    """``init_gpt2_`` on a tokenizer or head, except the submodules the part names in its ``keeps_own_init``
+    (e.g. image_conv's convolutional stem, whose Kaiming init N(0, 2 / fan_in) N(0, 0.02) would replace)."""
+    kept = [p for name in getattr(part, "keeps_own_init", ()) for p in part.get_submodule(name).parameters()]
+    saved = [p.detach().clone() for p in kept]
+    # init_gpt2_ still draws for the kept parameters, then they get their values back: every other
+    # parameter receives exactly the numbers it received before parts could keep their init
+    init_gpt2_(part, n_layers)
+    with torch.no_grad():
+        for p, value in zip(kept, saved):
+            p.copy_(value)
 
 
 def import_parts() -> None:

@@ -57,7 +57,14 @@ def conv_grid(h: int, w: int, n_layers: int, kernel: tuple[int, int], stride: tu
 
 
 class ConvTokenizer(GridTokenizer):
-    """(B, C, H, W) images -> Tokens (B, [1 +] H' * W', d) from a conv-ReLU-maxpool stem."""
+    """(B, C, H, W) images -> Tokens (B, [1 +] H' * W', d) from a conv-ReLU-maxpool stem.
+
+    The stem's convolutions are Kaiming-initialised, W ~ N(0, 2 / fan_in), fan_in = c_{l-1} k_h k_w (CCT's
+    init: the ReLU after each conv halves the variance it passes on); ``model.core.init: gpt2`` leaves
+    them so (``keeps_own_init``, read by ``xformer.models.build_model``) rather than drawing N(0, 0.02).
+    """
+
+    keeps_own_init = ("conv_layers",)
 
     def __init__(self, dim: int, image_size: int | tuple[int, int] = 32, channels: int = 3, n_conv_layers: int = 1,
                  conv_channels: list[int] | None = None, kernel_size: int = 3, stride: int = 1, padding: int = 1,
