@@ -113,7 +113,7 @@ def _read_cut_cifar_batch(path: Path, data: bytes) -> tuple[np.ndarray, np.ndarr
                 break
     except Exception:
         pass
-    n_pixels = 10000 * 3072
+    n_pixels = len(labels) * 3072  # the labels come whole before the pixels: 10,000 in an official batch
     start = -1
     for opcode in (b"T", b"B"):  # BINSTRING (protocol 2 str) / BINBYTES (protocol 3 bytes)
         start = data.find(opcode + struct.pack("<I", n_pixels))
@@ -123,7 +123,7 @@ def _read_cut_cifar_batch(path: Path, data: bytes) -> tuple[np.ndarray, np.ndarr
         raise SystemExit(f"make_image_folder: cannot read {path} as a CIFAR-10 python batch")
     body = np.frombuffer(data, dtype=np.uint8, offset=start + 5)
     n = len(body) // 3072
-    return body[:n * 3072].reshape(n, 3072), np.asarray(labels[:10000], dtype=np.int64)
+    return body[:n * 3072].reshape(n, 3072), np.asarray(labels, dtype=np.int64)
 
 
 def load(source: str, raw: Path):
