@@ -239,3 +239,79 @@ def test_patch_token_count_guard_names_sizes_and_a_patch_size_that_fits():
     assert "224x224" in message and "2x2" in message and "12544" in message and "patch_size=14" in message
     assert len(message.splitlines()) == 1
     assert image_patches_tokenizer(core, image_size=64, patch_size=1).grid == (64, 64)  # 4,096: at the limit
+
+
+@pytest.mark.parametrize("text, expect", [
+    ('{"class_names": ["cat", "dog", "eel"', r"is not valid JSON \(Expecting .* at line 1 column \d+\)"),
+    ("\udcff".encode("utf-8", "surrogateescape"), r"is not UTF-8 text"),
+    ('["cat", "dog", "eel"]', r'has no "class_names" list \(it holds a JSON list\)'),
+    ('{"names": ["cat", "dog", "eel"]}', r"has no \"class_names\" list \(it holds keys \['names'\]\)"),
+    ('{"class_names": "cat,dog,eel"}', r'"class_names" must be a list of strings, got "cat,dog,eel"'),
+    ('{"class_names": ["cat", 1, "eel"]}', r'"class_names" must be a list of strings'),
+    ('{"class_names": ["cat", "dog", "cat"]}', r"names 'cat' more than once"),
+    ('{"class_names": ["cat", "dog"]}', r"lists 2 class names but the model predicts 3 classes"),
+])
+@pytest.mark.parametrize("command", ["predict", "attention"])
+def test_a_malformed_classes_json_is_one_line_naming_it(image_run, tmp_path, capsys, text, expect, command):
+    """The run folder's classes.json, broken by hand: one line naming the file, what is wrong and what it should
+    hold, exit 2; the file is left as it was."""
+    import re
+    import shutil
+
+    run, images = image_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    names = copy / "classes.json"
+    names.write_bytes(text if isinstance(text, bytes) else text.encode())
+    before = names.read_bytes()
+    image = str(images / "test" / "dog" / "0.png")
+    argv = ["predict", str(copy), image] if command == "predict" else \
+        ["attention", str(copy), "--image", image, "--out", str(tmp_path / "a.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(names) in err and re.search(expect, err), err
+    assert '{"class_names": ["cat", "dog", ...]} with 3 names' in err, err  # the fix: what the file should hold
+    assert names.read_bytes() == before
+    assert not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize("edit, expect", [
+    (lambda spec: "{ nope", r"is not valid JSON"),
+    (lambda spec: {k: v for k, v in spec.items() if k != "channels"}, r'"channels" must be 1 or 3, got null'),
+    (lambda spec: {**spec, "image_size": 8}, r'"image_size" must be \[height, width\] in pixels, got 8'),
+    (lambda spec: {**spec, "mean": [0.5]}, r'"mean" must be null or 3 numbers, got \[0.5\]'),
+    (lambda spec: {**spec, "std": [0.5, 0, 0.5]}, r'"std" must be > 0'),
+    (lambda spec: {**spec, "resize": "nearest"}, r'"resize" must be "antialias" or "bilinear", got "nearest"'),
+])
+def test_a_malformed_preprocess_json_is_one_line_naming_it(image_run, tmp_path, capsys, edit, expect):
+    import re
+    import shutil
+
+    run, images = image_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    path = copy / "preprocess.json"
+    new = edit(json.loads(path.read_text()))
+    path.write_text(new if isinstance(new, str) else json.dumps(new))
+    assert main(["predict", str(copy), str(images / "test")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(path) in err and re.search(expect, err), err
+
+
+def test_a_well_formed_classes_json_edited_by_hand_names_the_predictions(image_run, tmp_path, capsys):
+    """Renaming the classes in classes.json (same count, new names) renames the predictions, nothing else."""
+    import shutil
+
+    run, images = image_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert main(["predict", str(run), str(images / "test"), "--top-k", "1"]) == 0
+    original = read_csv(capsys.readouterr().out)
+    renamed = {"cat": "Felis", "dog": "Canis", "eel": "Anguilla"}
+    (copy / "classes.json").write_text(json.dumps({"class_names": [renamed[c] for c in CLASSES]}))
+    assert main(["predict", str(copy), str(images / "test"), "--top-k", "1"]) == 0
+    rows = read_csv(capsys.readouterr().out)
+    assert [r["class"] for r in rows] == [renamed[r["class"]] for r in original]
+    assert [r["probability"] for r in rows] == [r["probability"] for r in original]

@@ -26,6 +26,7 @@ from .data.image_augment import eval_transform
 from .data.images import IMAGE_ERRORS, PREPROCESS_FILE, default_preprocess
 from .registry import first_line
 
+CLASSES_FILE = "classes.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -40,7 +41,7 @@ def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
     tokenizer_args = ((config.get("model") or {}).get("tokenizer") or {}).get("args") or {}
     spec = None
     if (run_dir / PREPROCESS_FILE).is_file():
-        spec = json.loads((run_dir / PREPROCESS_FILE).read_text())
+        spec = read_preprocess(run_dir / PREPROCESS_FILE)
     else:
         size = tokenizer_args.get("image_size")
         size = [size, size] if isinstance(size, int) else size
@@ -48,13 +49,89 @@ def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
     if spec is None:
         raise ConfigError(f"{run_dir} is not an image classifier (its data is {data.get('name')!r}); give the run "
                           "folder of an image classification run (e.g. tasks/vit_digits.yaml, image_folder)")
-    names_file = run_dir / "classes.json"
+    n_classes = _n_classes(config.get("model") or {})
+    names_file = run_dir / CLASSES_FILE
     if names_file.is_file():
-        names = json.loads(names_file.read_text())["class_names"]
+        names = read_class_names(names_file, n_classes)
     else:
-        n = int((((config.get("model") or {}).get("head") or {}).get("args") or {}).get("n_classes", 0))
-        names = [str(k) for k in range(n)]
+        names = [str(k) for k in range(n_classes or 0)]
     return spec, names
+
+
+def _n_classes(model: dict) -> int | None:
+    """head.args.n_classes (an image baseline: baseline.args.n_classes) of a config.yaml's model section."""
+    part = model.get("baseline") or model.get("head") or {}
+    n = (part.get("args") or {}).get("n_classes")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _read_json(path: Path, fix: str):
+    """The JSON value in ``path``; text that is not JSON is one line naming the file, the place and ``fix``."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; {fix}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); {fix}") from None
+
+
+def read_class_names(path: str | Path, n_classes: int | None = None) -> list[str]:
+    """The class names a run's classes.json lists, {"class_names": ["cat", "dog", ...]}: index k names the
+    model's logit k. Anything else (not JSON, another shape, names that are not distinct strings, a count
+    other than the model's ``n_classes``) is one ConfigError naming the file, what is wrong and the fix;
+    the file is only read."""
+    path = Path(path)
+    example = '{"class_names": ["cat", "dog", ...]}'
+    count = f"{n_classes} names" if n_classes is not None else "one name per class"
+    fix = (f"it should read {example} with {count}, in the order of the training data's class folders "
+           "(sorted); correct it, or move it away to see class numbers instead")
+    value = _read_json(path, fix)
+    if not isinstance(value, dict) or "class_names" not in value:
+        got = f"keys {sorted(value)}" if isinstance(value, dict) else f"a JSON {type(value).__name__}"
+        raise ConfigError(f"{path} has no \"class_names\" list (it holds {got}); {fix}")
+    names = value["class_names"]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ConfigError(f"{path}: \"class_names\" must be a list of strings, got {json.dumps(names)[:80]}; {fix}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{path} names {', '.join(map(repr, repeated))} more than once; {fix}")
+    if n_classes is not None and len(names) != n_classes:
+        raise ConfigError(f"{path} lists {len(names)} class names but the model predicts {n_classes} classes; {fix}")
+    return names
+
+
+def read_preprocess(path: str | Path) -> dict:
+    """A run's preprocess.json (``xformer.data.images.preprocess_spec``), checked: a malformed one is one
+    ConfigError naming the file, the key and the fix, rather than a KeyError mid-prediction."""
+    path = Path(path)
+    fix = ('it should read e.g. {"image_size": [32, 32], "channels": 3, "mean": [0.5, 0.5, 0.5], '
+           '"std": [0.5, 0.5, 0.5], "resize": "antialias"} (mean/std may be null); correct it, or move it away '
+           "to use the transform the run's data config implies")
+    spec = _read_json(path, fix)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path} holds a JSON {type(spec).__name__}, not an object; {fix}")
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    size, channels = spec.get("image_size"), spec.get("channels")
+    if not (isinstance(size, list) and len(size) == 2 and all(is_int(v) and v > 0 for v in size)):
+        raise ConfigError(f"{path}: \"image_size\" must be [height, width] in pixels, got {json.dumps(size)}; {fix}")
+    if channels not in (1, 3) or not is_int(channels):
+        raise ConfigError(f"{path}: \"channels\" must be 1 or 3, got {json.dumps(channels)}; {fix}")
+    for key in ("mean", "std"):
+        value = spec.get(key)
+        if value is not None and not (isinstance(value, list) and len(value) == channels
+                                      and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ConfigError(f"{path}: \"{key}\" must be null or {channels} numbers, got {json.dumps(value)}; {fix}")
+    if (spec.get("mean") is None) != (spec.get("std") is None):
+        raise ConfigError(f"{path}: \"mean\" and \"std\" must both be null or both be given; {fix}")
+    if spec.get("std") is not None and any(v <= 0 for v in spec["std"]):
+        raise ConfigError(f"{path}: \"std\" must be > 0, got {json.dumps(spec['std'])}; {fix}")
+    if spec.get("resize", "antialias") not in ("antialias", "bilinear"):
+        raise ConfigError(f"{path}: \"resize\" must be \"antialias\" or \"bilinear\", got "
+                          f"{json.dumps(spec.get('resize'))}; {fix}")
+    return spec
 
 
 def load_image(path: str | Path, spec: dict) -> torch.Tensor:
@@ -148,4 +225,4 @@ def predict_run(run_dir: str | Path, inputs: Sequence[str | Path], top_k: int = 
     return rows, predictions_csv(rows, top_k)
 
 
-__all__ = ["image_classifier_info", "load_image", "image_files", "predict_images", "predictions_csv", "predict_run"]
+__all__ = ["image_classifier_info", "read_class_names", "read_preprocess", "load_image", "image_files", "predict_images", "predictions_csv", "predict_run"]
