@@ -109,6 +109,11 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
     config = yaml.safe_load((other / "config.yaml").read_text())
     config["model"]["baseline"]["args"]["n_classes"] = 3
     (other / "config.yaml").write_text(yaml.safe_dump(config))
+    rgb = tmp_path / "teacher_rgb"  # the teacher's folder, its config.yaml saying 3-channel images
+    shutil.copytree(teacher, rgb)
+    config = yaml.safe_load((rgb / "config.yaml").read_text())
+    config["model"]["baseline"]["args"]["channels"] = 3
+    (rgb / "config.yaml").write_text(yaml.safe_dump(config))
     lm = tmp_path / "lm_run"  # a language model's folder (its config.yaml is all the check reads)
     (lm / "checkpoints").mkdir(parents=True)
     (lm / "config.yaml").write_text(yaml.safe_dump({"model": {"head": {"name": "causal_lm", "args": {}}}}))
@@ -118,6 +123,12 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
         ([f"distill.teacher={tmp_path / 'missing'}"], r"distill\.teacher .*missing: not a run folder"),
         ([f"distill.teacher={other}"], r"the teacher has 3 classes, this run 10"),
         ([f"distill.teacher={lm}"], r"distill\.teacher .*lm_run: not a classification run"),
+        # the teacher's input must be the student's: (C, H, W) named for both, before any file is written
+        ([f"distill.teacher={teacher}", "data.args.image_size=16"],
+         r"the teacher reads \(C, H, W\) = \(1, 8, 8\) images, this run's model \(1, 16, 16\) images; .*"
+         r"data\.args\.image_size"),
+        ([f"distill.teacher={rgb}"], r"the teacher reads \(C, H, W\) = \(3, 8, 8\) images, this run's model "
+                                     r"\(1, 8, 8\) images"),
     ]
     for i, (overrides, message) in enumerate(cases):
         run = tmp_path / f"run{i}"
@@ -129,3 +140,49 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
         assert not run.exists()  # refused before the first file is written
     with pytest.raises(ConfigError, match="distill.alpha"):
         Distill("t", alpha=-0.1)
+
+
+def test_a_teacher_of_another_image_size_is_refused_before_it_can_fail_mid_run(teacher, tmp_path):
+    """The 8x8 CNN teacher on 16x16 students: refused at once, where the first training step used to stop with
+    the CNN's shape error (a ViT teacher with resampled positions would have run on, quietly wrong)."""
+    from xformer.train.distill import check_teacher, image_input
+
+    student = experiment({**STUDENT, "data": {"name": "digits", "args": {"image_size": 16}}},
+                         {"teacher": str(teacher), "alpha": 0.5})
+    with pytest.raises(ConfigError, match=r"\(1, 8, 8\) images, this run's model \(1, 16, 16\) images"):
+        train_run(student, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert image_input({"baseline": {"args": {"image_size": [8, 12], "channels": 1}}}) == (1, 8, 12)
+    assert image_input({"tokenizer": {"name": "text", "args": {"vocab_size": 9}}}) is None
+    with pytest.raises(ConfigError, match="this run's model no images"):  # an image teacher for a text student
+        check_teacher(from_dict(ExperimentConfig, {
+            "model": {"tokenizer": {"name": "text", "args": {}}, "head": {"name": "classification",
+                                                                         "args": {"n_classes": 10}}},
+            "distill": {"teacher": str(teacher)}}))
+
+
+def test_a_relative_teacher_is_recorded_absolute_and_resumes_from_any_directory(teacher, tmp_path, monkeypatch):
+    """distill.teacher=cnn given in the teacher's parent folder: the run records the absolute path (config.yaml
+    and the checkpoints' state), and a resume started in another folder, where ./cnn is another run, loads the
+    same teacher and ends exactly as the uninterrupted run."""
+    from xformer.train.checkpoint import read_state
+
+    monkeypatch.chdir(teacher.parent)
+    config = experiment(STUDENT, {"teacher": teacher.name, "kind": "soft", "alpha": 0.5})
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train_run(config, whole)
+    assert config.distill.teacher == teacher.name  # the caller's recipe is left as it was
+    assert yaml.safe_load((whole / "config.yaml").read_text())["distill"]["teacher"] == str(teacher)
+    assert read_state(checkpoint_dir(whole / "checkpoints"))["config"]["distill"]["teacher"] == str(teacher)
+    crash_after_checkpoint(monkeypatch, 3, lambda: train_run(config, cut))
+    elsewhere = tmp_path / "elsewhere"
+    decoy = elsewhere / teacher.name  # ./cnn from here: a 3-class run, refused if the resume looked here
+    shutil.copytree(teacher, decoy)
+    decoy_config = yaml.safe_load((decoy / "config.yaml").read_text())
+    decoy_config["model"]["baseline"]["args"]["n_classes"] = 3
+    (decoy / "config.yaml").write_text(yaml.safe_dump(decoy_config))
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--resume", str(cut), "--quiet"]) == 0
+    assert losses(cut) == losses(whole)
+    assert_same_tensors(final_weights(cut), final_weights(whole))
+    assert yaml.safe_load((cut / "config.yaml").read_text())["distill"]["teacher"] == str(teacher)

@@ -22,9 +22,17 @@ dict in training mode only. The trained module stays the student itself, so the 
 (state-dict names), the weight average (train.ema), DDP and the reports see nothing else; validation and
 test losses are the student's own CE. ``loss_weight`` (B) is kept: the combined loss is a mean over the
 same B examples, as the trainer's weighting needs.
+
+The teacher folder: a relative ``distill.teacher`` is relative to the working directory the run starts in;
+the run records it as an absolute path (config.yaml and every checkpoint's state), so ``--resume`` finds
+the same teacher from any directory. Before anything is written, the teacher must take this run's inputs:
+a classifier of the same number of classes K reading images of the same (C, H, W) as the student (a
+teacher fed images of another size would fail mid-run, or, with resampled positions, quietly mislead).
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,33 +93,66 @@ def n_classes(model: dict) -> int | None:
     return (part.get("args") or {}).get("n_classes")
 
 
+def image_input(model: dict) -> tuple[int | None, int, int] | None:
+    """(C, H, W) of the images a config.yaml ``model`` section (or a resolved ModelConfig's dict) reads: its
+    image baseline's or image tokenizer's ``image_size`` and ``channels``; None for a model of other inputs."""
+    args = ((model.get("baseline") or model.get("tokenizer") or {}).get("args")) or {}
+    size = args.get("image_size")
+    if size is None:
+        return None
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    return args.get("channels"), int(h), int(w)
+
+
+def _images(shape: tuple | None) -> str:
+    return "no images" if shape is None else f"({', '.join('?' if v is None else str(v) for v in shape)}) images"
+
+
+def teacher_path(teacher: str) -> Path:
+    """``distill.teacher`` as an absolute path: ~ expanded, a relative path taken from the current working
+    directory (the one the run starts in). Not resolved through symlinks: the path the user wrote is kept."""
+    return Path(os.path.abspath(os.path.expanduser(teacher)))
+
+
 def check_teacher(config: ExperimentConfig) -> Path:
-    """The teacher run folder of ``config.distill`` after checking it is a classification run with this
-    student's number of classes (one ConfigError naming the fix otherwise). ``config``: resolved."""
-    teacher = Path(config.distill.teacher)
+    """The teacher run folder of ``config.distill`` (absolute, see ``teacher_path``) after checking it is a
+    classification run with this student's number of classes, reading images of the student's (C, H, W)
+    (one ConfigError naming the fix otherwise). ``config``: resolved."""
+    teacher = teacher_path(config.distill.teacher)
     if not (teacher / "config.yaml").is_file() or not (teacher / "checkpoints").is_dir():
         raise ConfigError(f"distill.teacher {teacher}: not a run folder (no config.yaml and checkpoints/); "
                           "give the --out folder of a trained classification run, e.g. runs/cnn_digits")
-    theirs = n_classes(load_yaml(teacher / "config.yaml").get("model") or {})
+    their_model = load_yaml(teacher / "config.yaml").get("model") or {}
+    theirs = n_classes(their_model)
     if theirs is None:
         raise ConfigError(f"distill.teacher {teacher}: not a classification run (no head.args.n_classes in its "
                           "config.yaml); give a classifier's run folder")
-    ours = n_classes(to_dict(config.model))
+    our_model = to_dict(config.model)
+    ours = n_classes(our_model)
     if ours is None:
         raise ConfigError("distill needs a classification student (model.head.name: classification or an "
                           "image baseline); remove the distill section")
     if theirs != ours:
         raise ConfigError(f"distill.teacher {teacher}: the teacher has {theirs} classes, this run {ours}; "
                           "give a teacher trained on the same classes")
+    their_input, our_input = image_input(their_model), image_input(our_model)
+    if their_input != our_input:
+        raise ConfigError(f"distill.teacher {teacher}: the teacher reads (C, H, W) = {_images(their_input)}, this "
+                          f"run's model {_images(our_input)}; give a teacher trained on images of this run's size "
+                          "and channels, or set this run's data.args.image_size to the teacher's")
     return teacher
 
 
 def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.device,
                    load_run_model: Callable[[Path], tuple[ExperimentConfig, nn.Module]]) -> Distillation:
-    """Load ``config.distill.teacher`` (checked by ``check_teacher``) frozen on ``device`` and hook it to the
-    student. ``load_run_model``: xformer.train.run's (passed in, as run.py imports this module). Every random
-    generator is left as it was, so the student's run draws what it would without a teacher."""
+    """Load ``config.distill.teacher`` (checked by ``check_teacher``) frozen on ``device``, hook it to the
+    student, and record its absolute path in ``config.distill.teacher``. ``load_run_model``:
+    xformer.train.run's (passed in, as run.py imports this module). Every random generator is left as it
+    was, so the student's run draws what it would without a teacher."""
     teacher_dir = check_teacher(config)
+    # ``config`` is the resolved experiment run.py goes on to write to config.yaml and to every checkpoint's
+    # state: recording the absolute path there lets a resume from another directory load the same teacher
+    config.distill = dataclasses.replace(config.distill, teacher=str(teacher_dir))
     generators = rng_state()  # building the teacher's modules draws initial weights
     _, teacher = load_run_model(teacher_dir)
     set_rng_state(generators)
@@ -122,4 +163,4 @@ def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.d
 
 
 __all__ = ["Distillation", "attach_teacher", "check_teacher", "distillation_loss", "hard_distillation_loss",
-           "soft_distillation_loss"]
+           "image_input", "soft_distillation_loss", "teacher_path"]
