@@ -94,9 +94,9 @@ def test_encoder_decoder_kv_cache_equals_full_forward(variant):
     src, tgt = torch.randn(2, 6, 32), torch.randn(2, 5, 32)
     src_mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     full = model(src, tgt, src_padding_mask=src_mask)
-    memory = model.encode(src, src_mask)
+    memory = model.encoder(src, src_mask)
     cache = model.new_cache()
-    steps = [model.decode(tgt[:, i: i + 1], memory, src_padding_mask=src_mask, cache=cache) for i in range(5)]
+    steps = [model.decoder(tgt[:, i: i + 1], memory, memory_padding_mask=src_mask, cache=cache) for i in range(5)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 
@@ -133,7 +133,7 @@ def test_drop_path_and_dropout_are_active_only_in_training():
     assert not torch.allclose(dec(x), dec(x))
     dec.eval()
     torch.testing.assert_close(dec(x), dec(x))
-    rates = [b.res1.drop_path.p for b in dec.blocks[1:]]
+    rates = [b.res1.drop_path.drop_prob for b in dec.blocks[1:]]
     assert rates == sorted(rates) and abs(rates[-1] - 0.3) < 1e-6
 
 

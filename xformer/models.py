@@ -47,10 +47,10 @@ def run_encoder_decoder(core: nn.Module, tokens: Tokens, cache: DecoderCache | N
     if cache is not None and cache.memory is not None:
         memory = cache.memory
     else:
-        memory = core.encode(src.x, src.padding_mask)
+        memory = core.encoder(src.x, src.padding_mask)
         if cache is not None:
             cache.memory = memory
-    return core.decode(tokens.x, memory, tokens.padding_mask, src.padding_mask, cache)
+    return core.decoder(tokens.x, memory, tokens.padding_mask, src.padding_mask, cache=cache)
 
 
 CoreAdapter = Callable[[nn.Module, Tokens, "DecoderCache | None"], Tensor]
@@ -61,7 +61,7 @@ CORE_ADAPTERS: dict[str, CoreAdapter] = {"encoder": run_encoder, "decoder": run_
 
 def core_adapter(core: nn.Module) -> CoreAdapter:
     """The adapter for a core built without a ModelConfig, from what it can do."""
-    if hasattr(core, "encode") and hasattr(core, "decode"):
+    if hasattr(core, "encoder") and hasattr(core, "decoder"):
         return run_encoder_decoder
     return run_decoder if hasattr(core, "new_cache") else run_encoder
 

@@ -13,11 +13,3 @@ from .masks import causal_mask, combine_masks
 from .positions import RotaryEmbedding
 from .residual_attention import ResidualAttentionBlock, ResidualAttentionEncoder, ResidualScoresAttention
 from .transformer import Decoder, DecoderCache, Encoder, EncoderDecoder
-
-__all__ = [
-    "build", "CrossAttention", "KVCache", "SelfAttention", "attend", "attention_math",
-    "DecoderBlock", "EncoderBlock", "PostNormResidual", "PreNormResidual", "init_gpt2_", "CoreConfig", "Dropout",
-    "Mlp", "SwiGLU", "dropout", "make_feed_forward", "make_norm", "causal_mask", "combine_masks",
-    "RotaryEmbedding", "ResidualAttentionBlock", "ResidualAttentionEncoder", "ResidualScoresAttention",
-    "Decoder", "DecoderCache", "Encoder", "EncoderDecoder",
-]

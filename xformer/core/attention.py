@@ -5,8 +5,6 @@
 with M = 0 where a query may see a key and -inf elsewhere (``masks.py``). Heads are a tensor dimension;
 grouped-query attention shares each key/value head among n_heads / n_kv_heads query heads.
 """
-from __future__ import annotations
-
 import math
 
 import torch
@@ -25,8 +23,7 @@ def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, 
     scores = Q K^T / sqrt(d_k) + ``prev_scores`` (residual attention), before the mask."""
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if prev_scores is not None:
         scores = scores + prev_scores
@@ -36,17 +33,14 @@ def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, 
     if mask is not None:
         masked = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     weights = masked.softmax(dim=-1)
-    out = dropout(weights, dropout_p) @ v
-    return out, weights, scores
+    return dropout(weights, dropout_p) @ v, weights, scores
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
            dropout_p: float = 0.0) -> Tensor:
     """The fused path: ``scaled_dot_product_attention`` with the same meaning as :func:`attention_math`."""
-    return F.scaled_dot_product_attention(
-        q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal and mask is None,
-        enable_gqa=q.shape[1] != k.shape[1],
-    )
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                          is_causal=causal and mask is None, enable_gqa=q.shape[1] != k.shape[1])
 
 
 class KVCache:
@@ -57,14 +51,11 @@ class KVCache:
         self.k: Tensor | None = None
         self.v: Tensor | None = None
 
-    @property
-    def length(self) -> int:
-        return 0 if self.k is None else self.k.shape[-2]
+    length = property(lambda self: 0 if self.k is None else self.k.shape[-2])
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         if self.k is not None:
-            k = torch.cat([self.k, k], dim=-2)
-            v = torch.cat([self.v, v], dim=-2)
+            k, v = torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)
         self.k, self.v = k, v
         return k, v
 
@@ -93,8 +84,7 @@ class _HeadsAttention(nn.Module):
         self.last_weights: Tensor | None = None
 
     def _split(self, x: Tensor, heads: int) -> Tensor:
-        b, n, _ = x.shape
-        return x.view(b, n, heads, self.head_dim).transpose(1, 2)
+        return x.view(*x.shape[:2], heads, self.head_dim).transpose(1, 2)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
         """The fused path, or the explicit one while ``keep_weights`` (analysis.capture_attention)."""
@@ -106,8 +96,7 @@ class _HeadsAttention(nn.Module):
 
     def _project(self, out: Tensor) -> Tensor:
         """(B, heads, N, head_dim) -> concatenated heads (B, N, d) -> output projection."""
-        b, _, n, _ = out.shape
-        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+        return self.proj_drop(self.proj(out.transpose(1, 2).flatten(2)))
 
 
 class SelfAttention(_HeadsAttention):
@@ -122,8 +111,7 @@ class SelfAttention(_HeadsAttention):
         self.rope = rope
 
     def _qkv(self, x: Tensor, cache: KVCache | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        hd = self.head_dim
-        q, k, v = self.qkv(x).split([self.n_heads * hd, self.n_kv_heads * hd, self.n_kv_heads * hd], dim=-1)
+        q, k, v = self.qkv(x).split([self.n_heads * self.head_dim] + [self.n_kv_heads * self.head_dim] * 2, dim=-1)
         q, k, v = self._split(q, self.n_heads), self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
         if self.rope is not None:
             offset = cache.length if cache is not None else 0
@@ -152,8 +140,7 @@ class CrossAttention(_HeadsAttention):
         if cache is not None and cache.k is not None:
             k, v = cache.k, cache.v  # the memory does not change while decoding
         else:
-            k, v = self.kv(memory).chunk(2, dim=-1)
-            k, v = self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
+            k, v = (self._split(t, self.n_kv_heads) for t in self.kv(memory).chunk(2, dim=-1))
             if cache is not None:
                 cache.append(k, v)
         return self._project(self._attend(q, k, v, mask, causal=False))

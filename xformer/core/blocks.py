@@ -2,15 +2,17 @@
 
 Pre-norm  (GPT-2, ViT; timm's ``Block``):          x = x + DropPath(LayerScale(Dropout(F(Norm(x)))))
 Post-norm (Vaswani, BERT; timm's ``ResPostBlock``): x = Norm(x + DropPath(LayerScale(Dropout(F(x)))))
-"""
-from __future__ import annotations
 
+timm's regularisers: LayerScale(y) = gamma * y, gamma per channel initialised small (Touvron et al. 2021, CaiT);
+DropPath(y) = y * b / (1 - p), b ~ Bernoulli(1 - p) per sample, identity at eval (stochastic depth, Huang et al. 2016).
+"""
 from collections.abc import Callable
 
+from timm.layers import DropPath, LayerScale
 from torch import Tensor, nn
 
 from .attention import CrossAttention, KVCache, SelfAttention
-from .layers import Dropout, DropPath, LayerScale
+from .layers import Dropout
 
 
 class _Residual(nn.Module):
@@ -50,8 +52,7 @@ class EncoderBlock(nn.Module):
         self.attn, self.mlp, self.res1, self.res2 = attn, mlp, res1, res2
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = self.res1(x, lambda h: self.attn(h, mask))
-        return self.res2(x, self.mlp)
+        return self.res2(self.res1(x, lambda h: self.attn(h, mask)), self.mlp)
 
 
 class DecoderBlock(nn.Module):

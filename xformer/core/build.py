@@ -7,11 +7,8 @@ as torchtune's component builders do:
                                                  [, cross_attention, residual])] * L, norm)
     encoder_decoder(cfg) = EncoderDecoder(encoder(cfg), decoder(cfg, cross=True))
 
-``residual`` is a PreNormResidual when ``norm_first``, else a PostNormResidual; ``norm`` is the final
-norm when ``cfg.has_final_norm``.
+``residual``: PreNormResidual if ``norm_first`` else PostNormResidual; ``norm``: only if ``cfg.has_final_norm``.
 """
-from __future__ import annotations
-
 import math
 
 import torch
@@ -66,20 +63,22 @@ def init_gpt2_(module: nn.Module, n_layers: int, std: float = 0.02) -> None:
             nn.init.zeros_(p)
 
 
-def _finish(stack: nn.Module, cfg: CoreConfig, n_layers: int) -> nn.Module:
+def stack(kind: type[nn.Module], blocks: list[nn.Module], cfg: CoreConfig) -> nn.Module:
+    """``kind(blocks, final norm or None)``, GPT-2 initialised when ``cfg.init == "gpt2"``."""
+    module = kind(blocks, norm(cfg) if cfg.has_final_norm else None)
     if cfg.init == "gpt2":
-        init_gpt2_(stack, n_layers)
-    return stack
+        init_gpt2_(module, len(blocks))
+    return module
 
 
 def encoder(cfg: CoreConfig) -> Encoder:
     """A bidirectional stack of ``cfg.n_layers`` blocks; with ``residual_attention`` its blocks pass scores on."""
-    block, attention, stack = EncoderBlock, SelfAttention, Encoder
+    block, attention, kind = EncoderBlock, SelfAttention, Encoder
     if cfg.residual_attention:
-        block, attention, stack = ResidualAttentionBlock, ResidualScoresAttention, ResidualAttentionEncoder
+        block, attention, kind = ResidualAttentionBlock, ResidualScoresAttention, ResidualAttentionEncoder
     blocks = [block(self_attention(cfg, attention), feed_forward(cfg), residual(cfg, rate), residual(cfg, rate))
               for rate in drop_path_rates(cfg.drop_path, cfg.n_layers)]
-    return _finish(stack(blocks, norm(cfg) if cfg.has_final_norm else None), cfg, cfg.n_layers)
+    return stack(kind, blocks, cfg)
 
 
 def decoder(cfg: CoreConfig, cross: bool = False, n_layers: int | None = None) -> Decoder:
@@ -95,8 +94,7 @@ def decoder(cfg: CoreConfig, cross: bool = False, n_layers: int | None = None) -
         return DecoderBlock(self_attention(cfg), feed_forward(cfg), residual(cfg, rate), residual(cfg, rate),
                             memory_attention, residual(cfg, rate) if cross else None)
 
-    blocks = [block(rate) for rate in drop_path_rates(cfg.drop_path, n_layers)]
-    return _finish(Decoder(blocks, norm(cfg) if cfg.has_final_norm else None), cfg, n_layers)
+    return stack(Decoder, [block(rate) for rate in drop_path_rates(cfg.drop_path, n_layers)], cfg)
 
 
 def encoder_decoder(cfg: CoreConfig) -> EncoderDecoder:

@@ -1,6 +1,4 @@
 """The one config that describes a transformer stack, whatever the data."""
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,28 +37,19 @@ class CoreConfig:
     n_decoder_layers: int | None = None  # EncoderDecoder only; None: same as n_layers
 
     def __post_init__(self):
-        for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "n_decoder_layers"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if not (self.norm_eps > 0 and self.rope_base > 0):
-            raise ValueError(f"norm_eps and rope_base must be > 0, got {self.norm_eps} and {self.rope_base}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if self.n_kv_heads is not None and self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}")
-        for name in ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        sizes = ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "n_decoder_layers")
+        rates = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path")
+        value = self.__dict__.get
+        problems = [f"{k} must be >= 1, got {value(k)}" for k in sizes if value(k) is not None and value(k) < 1]
+        problems += [f"{k} must be in [0, 1), got {value(k)}" for k in rates if not 0.0 <= value(k) < 1.0]
+        problems += [f"{k} must be > 0, got {value(k)}" for k in ("norm_eps", "rope_base") if not value(k) > 0]
+        if not problems and (self.d_model % self.n_heads or self.n_heads % (self.n_kv_heads or self.n_heads)):
+            problems.append(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}, "
+                            f"and n_heads by n_kv_heads={self.n_kv_heads}")
+        if problems:  # all of them at once: one fix, one rerun
+            raise ValueError("; ".join(problems))
 
-    @property
-    def hidden_dim(self) -> int:
-        return self.d_ff or 4 * self.d_model
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def has_final_norm(self) -> bool:
-        return self.norm_first if self.final_norm is None else self.final_norm
+    # derived: feed-forward width, per-head width, whether the stack ends with a norm
+    hidden_dim = property(lambda self: self.d_ff or 4 * self.d_model)
+    head_dim = property(lambda self: self.d_model // self.n_heads)
+    has_final_norm = property(lambda self: self.norm_first if self.final_norm is None else self.final_norm)

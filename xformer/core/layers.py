@@ -1,10 +1,6 @@
-"""Norms, feed-forward networks and residual regularisers, the parts a block is built from."""
-from __future__ import annotations
-
-import timm.layers
+"""Norms, feed-forward networks and dropout, the parts a block is built from."""
 import torch
 import torch.nn.functional as F
-from timm.layers import LayerScale  # y = gamma * x per channel, gamma initialised small (Touvron et al. 2021, CaiT)
 from torch import Tensor, nn
 
 
@@ -30,10 +26,8 @@ class Dropout(nn.Dropout):
 
 
 class TokenBatchNorm(nn.BatchNorm1d):
-    """BatchNorm of (..., d) tokens (PatchTST's ``Transpose, BatchNorm1d(d), Transpose``); padding tokens
-    would count, so it suits unpadded inputs:
-
-        y = (x - mu_B) / sqrt(var_B + eps) * gamma + beta,   mu_B, var_B per feature over all B*N tokens
+    """BatchNorm of (..., d) tokens, PatchTST's ``Transpose, BatchNorm1d(d), Transpose`` (padding tokens would
+    count: for unpadded inputs): y = (x - mu_B) / sqrt(var_B + eps) * gamma + beta, per feature over all B*N tokens.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -47,20 +41,15 @@ def make_norm(kind: str, dim: int, eps: float = 1e-5) -> nn.Module:
     RMSNorm:   y = x / sqrt(mean(x^2) + eps) * gamma                  (Zhang & Sennrich 2019), per token
     BatchNorm: per feature, over the tokens of the batch              (Ioffe & Szegedy 2015; PatchTST)
     """
-    if kind == "layernorm":
-        return nn.LayerNorm(dim, eps=eps)
-    if kind == "rmsnorm":
-        return nn.RMSNorm(dim, eps=eps)
-    if kind == "batchnorm":
-        return TokenBatchNorm(dim, eps=eps)
-    raise ValueError(f"unknown norm {kind!r}; choose layernorm, rmsnorm or batchnorm")
+    norms = {"layernorm": nn.LayerNorm, "rmsnorm": nn.RMSNorm, "batchnorm": TokenBatchNorm}
+    if kind not in norms:
+        raise ValueError(f"unknown norm {kind!r}; choose layernorm, rmsnorm or batchnorm")
+    return norms[kind](dim, eps=eps)
 
 
 class Mlp(nn.Module):
-    """Position-wise feed-forward: fc2(dropout(act(fc1(x)))).
-
-    GELU (exact): x * Phi(x); GELU (tanh): 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))); ReLU: max(0, x).
-    """
+    """Position-wise feed-forward fc2(dropout(act(fc1(x)))), act: GELU (exact) x * Phi(x),
+    GELU (tanh) 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) or ReLU max(0, x)."""
 
     def __init__(self, dim: int, hidden: int, activation: str = "gelu", dropout: float = 0.0, bias: bool = True):
         super().__init__()
@@ -95,9 +84,3 @@ def make_feed_forward(activation: str, dim: int, hidden: int, dropout: float = 0
         return SwiGLU(dim, hidden, dropout, bias)
     return Mlp(dim, hidden, activation, dropout, bias)
 
-
-class DropPath(timm.layers.DropPath):
-    """Stochastic depth (Huang et al. 2016), timm's: y = x * b / (1 - p), b ~ Bernoulli(1 - p) per sample;
-    identity at eval time. ``p`` reads the rate under torch's dropout name."""
-
-    p = property(lambda self: self.drop_prob)

@@ -3,8 +3,6 @@
 added to the scores (0 keeps a key, -inf removes it). :func:`combine_masks` folds all the masks of one
 attention call into one, broadcastable to (B, heads, N_q, N_k), for the fused and explicit paths alike.
 """
-from __future__ import annotations
-
 import torch
 from torch import Tensor
 
@@ -12,10 +10,8 @@ from torch import Tensor
 def causal_mask(n_queries: int, n_keys: int, device=None) -> Tensor:
     """Boolean (N_q, N_k): query i sees key j iff j <= i + (N_k - N_q), the queries being the last N_q
     positions (a KV cache's keys come first)."""
-    offset = n_keys - n_queries
-    q = torch.arange(n_queries, device=device).unsqueeze(1)
-    k = torch.arange(n_keys, device=device).unsqueeze(0)
-    return k <= q + offset
+    last_key_seen = torch.arange(n_queries, device=device).unsqueeze(1) + (n_keys - n_queries)
+    return torch.arange(n_keys, device=device) <= last_key_seen
 
 
 def combine_masks(*, n_queries: int, n_keys: int, causal: bool = False, key_padding_mask: Tensor | None = None,

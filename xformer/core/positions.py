@@ -1,19 +1,15 @@
 """Rotary positions, applied inside attention. Absolute positions are the tokenizers' (xformer/tokenizers)."""
-from __future__ import annotations
-
 import torch
 from torch import Tensor, nn
 
 
 class RotaryEmbedding(nn.Module):
-    """Rotary position embedding (Su et al. 2021), "rotate half" layout (GPT-NeoX, LLaMA).
+    """Rotary position embedding (Su et al. 2021), "rotate half" layout (GPT-NeoX, LLaMA): the pair
+    (x_i, x_{i+d/2}) at position p is rotated by the angle p * theta_i, theta_i = base^(-2i/d),
 
-    The pair (x_i, x_{i+d/2}) at position p is rotated by the angle p * theta_i,
-    theta_i = base^(-2i/d):
-        rot(x) = x * cos(p theta) + rotate_half(x) * sin(p theta),
-        rotate_half([x1, x2]) = [-x2, x1].
-    A rotation keeps |x|, and <rot_p(q), rot_s(k)> depends only on p - s.
-    """
+        rot(x) = x * cos(p theta) + rotate_half(x) * sin(p theta),   rotate_half([x1, x2]) = [-x2, x1];
+
+    a rotation keeps |x|, and <rot_p(q), rot_s(k)> depends only on p - s."""
 
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()

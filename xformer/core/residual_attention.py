@@ -1,14 +1,12 @@
 """Residual attention (RealFormer, He et al. 2021; PatchTST's ``res_attention``), a composed encoder.
 
-Each layer adds the previous layer's pre-softmax scores to its own (the mask applies to the softmax only):
+Each layer adds the previous layer's pre-softmax scores to its own (the mask applies to the softmax only),
 
-    S_l = Q_l K_l^T / sqrt(d_k) + S_{l-1},   Attention_l = softmax(S_l + M) V_l,   S_0 = 0
+    S_l = Q_l K_l^T / sqrt(d_k) + S_{l-1},   Attention_l = softmax(S_l + M) V_l,   S_0 = 0;
 
-Its attention, blocks and stack pass (x, S_l) along; they add no parameters to SelfAttention /
+its attention, blocks and stack pass (x, S_l) along; they add no parameters to SelfAttention /
 EncoderBlock / Encoder (same state-dict names). Encoders only: a KV cache keeps no scores.
 """
-from __future__ import annotations
-
 from torch import Tensor
 
 from .attention import SelfAttention, attention_math
@@ -48,9 +46,8 @@ class ResidualAttentionBlock(EncoderBlock):
 class ResidualAttentionEncoder(Encoder):
     """An encoder of :class:`ResidualAttentionBlock` s, each handing its scores to the next."""
 
-    def forward(self, x: Tensor, padding_mask: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
-        mask = self.attention_mask(x, padding_mask, attn_mask)
+    def run_blocks(self, x: Tensor, mask: Tensor | None) -> Tensor:
         scores = None
         for block in self.blocks:
             x, scores = block(x, mask, scores)
-        return self.norm(x)
+        return x

@@ -1,26 +1,20 @@
-"""The three stacks: Encoder, Decoder, EncoderDecoder. They take their blocks and final norm as
-arguments (``build.py`` makes them from a CoreConfig) and see (B, N, d) tensors and masks only:
+"""The three stacks: Encoder, Decoder, EncoderDecoder. They take their blocks and final norm as arguments
+(``build.py`` makes them from a CoreConfig) and see (B, N, d) tensors and masks (``masks.py``) only:
 
-    x_l = block_l(x_{l-1}, mask),  l = 1 .. L;   output = Norm(x_L)
-
-Masks follow ``masks.py``: ``padding_mask`` is (B, N) boolean, True = real token.
+    x_l = block_l(x_{l-1}, mask),  l = 1 .. L;   output = Norm(x_L);   padding_mask: (B, N), True = real token
 """
-from __future__ import annotations
-
 from collections.abc import Iterable
 
 from torch import Tensor, nn
 
 from .attention import KVCache
-from .config import CoreConfig
 from .masks import combine_masks
 
 
 class _Stack(nn.Module):
     def __init__(self, blocks: Iterable[nn.Module], norm: nn.Module | None = None):
-        if isinstance(blocks, CoreConfig):
-            raise TypeError("a stack takes its blocks and norm; build one from a CoreConfig with "
-                            "xformer.core.build.encoder(cfg), .decoder(cfg) or .encoder_decoder(cfg)")
+        if not isinstance(blocks, Iterable):  # e.g. a CoreConfig, as the stacks took before the builders
+            raise TypeError("a stack takes blocks and a norm; from a CoreConfig: xformer.core.build.encoder(cfg) etc.")
         super().__init__()
         self.norm = norm if norm is not None else nn.Identity()
         self.blocks = nn.ModuleList(blocks)
@@ -29,17 +23,16 @@ class _Stack(nn.Module):
 class Encoder(_Stack):
     """Bidirectional stack: every token sees every (non-padding) token."""
 
-    @staticmethod
-    def attention_mask(x: Tensor, padding_mask: Tensor | None, attn_mask: Tensor | None) -> Tensor | None:
-        n = x.shape[1]
-        return combine_masks(n_queries=n, n_keys=n, key_padding_mask=padding_mask, attn_mask=attn_mask,
-                             dtype=x.dtype, device=x.device)
-
     def forward(self, x: Tensor, padding_mask: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
-        mask = self.attention_mask(x, padding_mask, attn_mask)
+        n = x.shape[1]
+        mask = combine_masks(n_queries=n, n_keys=n, key_padding_mask=padding_mask, attn_mask=attn_mask,
+                             dtype=x.dtype, device=x.device)
+        return self.norm(self.run_blocks(x, mask))
+
+    def run_blocks(self, x: Tensor, mask: Tensor | None) -> Tensor:
         for block in self.blocks:
             x = block(x, mask)
-        return self.norm(x)
+        return x
 
 
 class DecoderCache:
@@ -50,10 +43,7 @@ class DecoderCache:
         self.cross_attn = [KVCache() for _ in range(n_layers)]
         self.memory: Tensor | None = None  # encoder output, for encoder-decoder models
 
-    @property
-    def length(self) -> int:
-        """Number of positions already decoded (the offset of the next one)."""
-        return self.self_attn[0].length
+    length = property(lambda self: self.self_attn[0].length)  # positions decoded so far: the next one's offset
 
     def reorder_(self, index: Tensor) -> None:
         for c in self.self_attn + self.cross_attn:
@@ -69,29 +59,21 @@ class Decoder(_Stack):
         return DecoderCache(len(self.blocks))
 
     def forward(self, x: Tensor, memory: Tensor | None = None, padding_mask: Tensor | None = None,
-                memory_padding_mask: Tensor | None = None, attn_mask: Tensor | None = None,
-                cache: DecoderCache | None = None) -> Tensor:
-        """x: (B, N, d) new positions. With a cache, ``padding_mask`` covers the cached
-        positions too: shape (B, cache.length + N)."""
+                memory_padding_mask: Tensor | None = None, cache: DecoderCache | None = None) -> Tensor:
+        """x: (B, N, d) new positions; with a cache, ``padding_mask`` covers cached + new: (B, cache.length + N)."""
         n = x.shape[1]
         n_keys = n + (cache.length if cache is not None else 0)
         if padding_mask is not None and padding_mask.shape[-1] != n_keys:
-            raise ValueError(f"padding_mask covers {padding_mask.shape[-1]} positions, expected {n_keys} "
-                             "(cached + new)")
-        if padding_mask is None and attn_mask is None and n_keys == n:
-            mask, causal = None, True  # lets SDPA take its fused causal kernel
-        elif padding_mask is None and attn_mask is None and n == 1:
-            mask, causal = None, False  # one new position sees every cached one
-        else:
-            mask = combine_masks(n_queries=n, n_keys=n_keys, causal=True, key_padding_mask=padding_mask,
-                                 attn_mask=attn_mask, dtype=x.dtype, device=x.device)
-            causal = False
+            raise ValueError(f"padding_mask covers {padding_mask.shape[-1]} positions, not cached + new = {n_keys}")
+        mask, causal = None, n_keys == n  # SDPA's fused causal kernel; one new position sees every cached one
+        if padding_mask is not None or n not in (1, n_keys):
+            mask, causal = combine_masks(n_queries=n, n_keys=n_keys, causal=True, key_padding_mask=padding_mask,
+                                         dtype=x.dtype, device=x.device), False
         memory_mask = None if memory_padding_mask is None else combine_masks(
             n_queries=n, n_keys=memory.shape[1], key_padding_mask=memory_padding_mask)
-        for i, block in enumerate(self.blocks):
-            x = block(x, mask, causal, memory, memory_mask,
-                      cache.self_attn[i] if cache is not None else None,
-                      cache.cross_attn[i] if cache is not None else None)
+        caches = zip(cache.self_attn, cache.cross_attn) if cache is not None else [(None, None)] * len(self.blocks)
+        for block, (self_cache, cross_cache) in zip(self.blocks, caches):
+            x = block(x, mask, causal, memory, memory_mask, self_cache, cross_cache)
         return self.norm(x)
 
 
@@ -105,14 +87,6 @@ class EncoderDecoder(nn.Module):
     def new_cache(self) -> DecoderCache:
         return self.decoder.new_cache()
 
-    def encode(self, src: Tensor, src_padding_mask: Tensor | None = None) -> Tensor:
-        return self.encoder(src, src_padding_mask)
-
-    def decode(self, tgt: Tensor, memory: Tensor, tgt_padding_mask: Tensor | None = None,
-               src_padding_mask: Tensor | None = None, cache: DecoderCache | None = None) -> Tensor:
-        return self.decoder(tgt, memory, tgt_padding_mask, src_padding_mask, cache=cache)
-
     def forward(self, src: Tensor, tgt: Tensor, src_padding_mask: Tensor | None = None,
                 tgt_padding_mask: Tensor | None = None, cache: DecoderCache | None = None) -> Tensor:
-        memory = self.encode(src, src_padding_mask)
-        return self.decode(tgt, memory, tgt_padding_mask, src_padding_mask, cache)
+        return self.decoder(tgt, self.encoder(src, src_padding_mask), tgt_padding_mask, src_padding_mask, cache=cache)

@@ -279,7 +279,7 @@ def config_of(module: nn.Module) -> CoreConfig:
             activation = type(mlp.act).__name__
     final_norm = blocks is not None and not isinstance(stack.norm, nn.Identity)
     scale = getattr(res, "scale", nn.Identity())
-    drop_path = max(getattr(getattr(b.res1, "drop_path", None), "p", 0.0) for b in (blocks or [block]))  # grows
+    drop_path = max(getattr(b.res1.drop_path, "drop_prob", 0.0) for b in (blocks or [block]))  # grows
     return CoreConfig(
         d_model=attn.proj.out_features, n_layers=len(blocks) if blocks is not None else 1, n_heads=attn.n_heads,
         n_kv_heads=attn.n_kv_heads, d_ff=mlp.fc2.in_features, activation=activation, norm=_norm_kind(res.norm),
