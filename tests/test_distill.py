@@ -114,6 +114,11 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
     config = yaml.safe_load((rgb / "config.yaml").read_text())
     config["model"]["baseline"]["args"]["channels"] = 3
     (rgb / "config.yaml").write_text(yaml.safe_dump(config))
+    grey_folder = tmp_path / "teacher_image_folder"  # its config.yaml saying 8x8 grey image_folder (mean/std 0.5)
+    shutil.copytree(teacher, grey_folder)
+    config = yaml.safe_load((grey_folder / "config.yaml").read_text())
+    config["data"] = {"name": "image_folder", "args": {"root": "somewhere", "image_size": 8, "channels": 1}}
+    (grey_folder / "config.yaml").write_text(yaml.safe_dump(config))
     lm = tmp_path / "lm_run"  # a language model's folder (its config.yaml is all the check reads)
     (lm / "checkpoints").mkdir(parents=True)
     (lm / "config.yaml").write_text(yaml.safe_dump({"model": {"head": {"name": "causal_lm", "args": {}}}}))
@@ -129,6 +134,8 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
          r"data\.args\.image_size"),
         ([f"distill.teacher={rgb}"], r"the teacher reads \(C, H, W\) = \(3, 8, 8\) images, this run's model "
                                      r"\(1, 8, 8\) images"),
+        ([f"distill.teacher={grey_folder}"], r"the teacher was trained on images normalised with mean \[0\.5\] "
+                                             r"std \[0\.5\], this run's data gives none \(pixels in \[0, 1\]\)"),
     ]
     for i, (overrides, message) in enumerate(cases):
         run = tmp_path / f"run{i}"
@@ -145,7 +152,7 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
 def test_a_teacher_of_another_image_size_is_refused_before_it_can_fail_mid_run(teacher, tmp_path):
     """The 8x8 CNN teacher on 16x16 students: refused at once, where the first training step used to stop with
     the CNN's shape error (a ViT teacher with resampled positions would have run on, quietly wrong)."""
-    from xformer.train.distill import check_teacher, image_input
+    from xformer.train.distill import check_teacher, image_input, normalisation
 
     student = experiment({**STUDENT, "data": {"name": "digits", "args": {"image_size": 16}}},
                          {"teacher": str(teacher), "alpha": 0.5})
@@ -154,6 +161,10 @@ def test_a_teacher_of_another_image_size_is_refused_before_it_can_fail_mid_run(t
     assert not (tmp_path / "run").exists()
     assert image_input({"baseline": {"args": {"image_size": [8, 12], "channels": 1}}}) == (1, 8, 12)
     assert image_input({"tokenizer": {"name": "text", "args": {"vocab_size": 9}}}) is None
+    mnist = {"model": {"baseline": {"args": {"image_size": 28, "channels": 1}}}, "data": {"name": "mnist"}}
+    assert normalisation(mnist) == ([0.1307], [0.3081])  # the published MNIST statistics the data applies
+    assert normalisation({**mnist, "data": {"name": "digits"}}) == (None, None)
+    assert normalisation({**mnist, "data": {"name": "csv_series"}}) is None  # not an image dataset: not compared
     with pytest.raises(ConfigError, match="this run's model no images"):  # an image teacher for a text student
         check_teacher(from_dict(ExperimentConfig, {
             "model": {"tokenizer": {"name": "text", "args": {}}, "head": {"name": "classification",

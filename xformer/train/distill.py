@@ -26,8 +26,9 @@ same B examples, as the trainer's weighting needs.
 The teacher folder: a relative ``distill.teacher`` is relative to the working directory the run starts in;
 the run records it as an absolute path (config.yaml and every checkpoint's state), so ``--resume`` finds
 the same teacher from any directory. Before anything is written, the teacher must take this run's inputs:
-a classifier of the same number of classes K reading images of the same (C, H, W) as the student (a
-teacher fed images of another size would fail mid-run, or, with resampled positions, quietly mislead).
+a classifier of the same number of classes K reading images of the same (C, H, W), normalised the same way
+(mean/std), as the student's (a teacher fed images of another size would fail mid-run, or, with resampled
+positions, quietly mislead; one fed images normalised otherwise would quietly mislead).
 """
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def image_input(model: dict) -> tuple[int | None, int, int] | None:
     size = args.get("image_size")
     if size is None:
         return None
-    h, w = (size, size) if isinstance(size, int) else tuple(size)
-    return args.get("channels"), int(h), int(w)
+    h, w = tuple(size) if isinstance(size, (list, tuple)) and len(size) == 2 else (size, size)
+    return args.get("channels"), h, w
 
 
 def _images(shape: tuple | None) -> str:
@@ -117,12 +118,13 @@ def teacher_path(teacher: str) -> Path:
 def check_teacher(config: ExperimentConfig) -> Path:
     """The teacher run folder of ``config.distill`` (absolute, see ``teacher_path``) after checking it is a
     classification run with this student's number of classes, reading images of the student's (C, H, W)
-    (one ConfigError naming the fix otherwise). ``config``: resolved."""
+    normalised as the student's data does (one ConfigError naming the fix otherwise). ``config``: resolved."""
     teacher = teacher_path(config.distill.teacher)
     if not (teacher / "config.yaml").is_file() or not (teacher / "checkpoints").is_dir():
         raise ConfigError(f"distill.teacher {teacher}: not a run folder (no config.yaml and checkpoints/); "
                           "give the --out folder of a trained classification run, e.g. runs/cnn_digits")
-    their_model = load_yaml(teacher / "config.yaml").get("model") or {}
+    their_config = load_yaml(teacher / "config.yaml")
+    their_model = their_config.get("model") or {}
     theirs = n_classes(their_model)
     if theirs is None:
         raise ConfigError(f"distill.teacher {teacher}: not a classification run (no head.args.n_classes in its "
@@ -140,7 +142,42 @@ def check_teacher(config: ExperimentConfig) -> Path:
         raise ConfigError(f"distill.teacher {teacher}: the teacher reads (C, H, W) = {_images(their_input)}, this "
                           f"run's model {_images(our_input)}; give a teacher trained on images of this run's size "
                           "and channels, or set this run's data.args.image_size to the teacher's")
+    their_norm = normalisation(their_config)
+    our_norm = normalisation(to_dict(config))
+    if None not in (their_norm, our_norm) and not _same_numbers(their_norm, our_norm):
+        raise ConfigError(f"distill.teacher {teacher}: the teacher was trained on images normalised with "
+                          f"{_stats(their_norm)}, this run's data gives {_stats(our_norm)}; give a teacher trained "
+                          "with this run's normalisation, or set this run's data.args.mean and data.args.std "
+                          "(image_folder) to the teacher's")
     return teacher
+
+
+def normalisation(experiment: dict) -> tuple | None:
+    """(mean, std) of the evaluation transform an experiment's image data applies, x' = (x - mean) / std per
+    channel ((None, None): pixels in [0, 1] as they are), from its config (``default_preprocess``, what the
+    image datasets write to preprocess.json); None when its data is not a known image dataset."""
+    from ..data.images import default_preprocess
+
+    data, shape = experiment.get("data") or {}, image_input(experiment.get("model") or {})
+    if shape is None:
+        return None
+    spec = default_preprocess(str(data.get("name")), data.get("args") or {}, shape[1:], shape[0])
+    return None if spec is None else (spec["mean"], spec["std"])
+
+
+def _same_numbers(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same_numbers, a, b))
+    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+
+
+def _stats(norm: tuple) -> str:
+    mean, std = norm
+    if mean is None:
+        return "none (pixels in [0, 1])"
+    return f"mean {[round(v, 4) for v in mean]} std {[round(v, 4) for v in std]}"
 
 
 def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.device,
@@ -163,4 +200,4 @@ def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.d
 
 
 __all__ = ["Distillation", "attach_teacher", "check_teacher", "distillation_loss", "hard_distillation_loss",
-           "image_input", "soft_distillation_loss", "teacher_path"]
+           "image_input", "normalisation", "soft_distillation_loss", "teacher_path"]
