@@ -293,6 +293,39 @@ def an_image(ctx: Ctx) -> None:
     Image.new("L", (8, 8), 100).save(ctx.tmp / "digit.png")
 
 
+def digit_and(*edits: Callable[[Path], None]):
+    """an_image, then each ``edit`` of the case's copy of the digits ViT run ({vrun})."""
+    def make(ctx: Ctx) -> None:
+        an_image(ctx)
+        for edit in edits:
+            edit(ctx.path("vrun"))
+    return make
+
+
+def classes_json_cut_short(run: Path) -> None:
+    (run / "classes.json").write_text('{"class_names": ["0", "1", "2"')
+
+
+def classes_json_three_names(run: Path) -> None:
+    (run / "classes.json").write_text('{"class_names": ["0", "1", "2"]}')
+
+
+def preprocess_json_without_channels(run: Path) -> None:
+    spec = json.loads((run / "preprocess.json").read_text())
+    del spec["channels"]
+    (run / "preprocess.json").write_text(json.dumps(spec))
+
+
+def distill(*overrides: str, expect, id: str):
+    """`xformer train tasks/vit_digits.yaml` (tiny) distilled from the digits ViT run: refused before training."""
+    tiny = ["data.args.affine=false", "train.steps=2", "train.eval_every=2", "train.warmup_steps=0",
+            "train.batch_size=16", "model.tokenizer.args.patch_size=4", "model.core.d_model=16",
+            "model.core.n_layers=1", "model.core.n_heads=2", "model.core.d_ff=32"]
+    case = Case(["train", str(TASKS / "vit_digits.yaml"), *tiny, "distill.teacher={vrun}", *overrides, "--out",
+                 "{new}"], _expect(expect), fresh=True)
+    return pytest.param(case, id=id)
+
+
 SMALL_COMPARE = ["--domains", "series", "--steps", "2", "--d-model", "16", "--layers", "1", "--heads", "2", "--quiet"]
 
 CASES = [
@@ -428,6 +461,27 @@ CASES = [
         id="predict --out FOLDER"),
     cli("predict", "{vrun}", "{tmp}/missing.png", expect="missing.png", id="predict MISSING_IMAGE"),
     cli("evaluate", "{run}", "--checkpoint", "step_99", expect=("step_99", "step_"), id="evaluate --checkpoint step_99"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", setup=digit_and(classes_json_cut_short),
+        expect=("classes.json", "not valid JSON", "class_names"), id="predict RUN_WITH_CLASSES_JSON_CUT_SHORT"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", setup=digit_and(classes_json_three_names),
+        expect=("classes.json", "3 class names", "10 classes"), id="predict RUN_WITH_3_OF_10_CLASS_NAMES"),
+    cli("attention", "{vrun}", "--image", "{tmp}/digit.png", "--out", "{tmp}/a.png",
+        setup=digit_and(classes_json_cut_short), expect=("classes.json", "not valid JSON"),
+        id="attention --image RUN_WITH_CLASSES_JSON_CUT_SHORT"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", setup=digit_and(preprocess_json_without_channels),
+        expect=("preprocess.json", "channels"), id="predict RUN_WITH_PREPROCESS_JSON_WITHOUT_CHANNELS"),
+    # -- distillation: the teacher must take the student's images ------------------------------------------------
+    distill("data.args.image_size=16", expect=(r"\(1, 8, 8\)", r"\(1, 16, 16\)", "image_size"),
+            id="distill 8x8 teacher for 16x16 students"),
+    distill("distill.alpha=2", expect="distill.alpha", id="distill.alpha=2"),
+    # -- --threads ------------------------------------------------------------------------------------------------
+    cli("train", "{reverse}", *TINY, "--out", "{new}", "--threads", "0", expect=("--threads", ">= 1"),
+        id="train --threads 0"),
+    cli("evaluate", "{run}", "--threads", "-1", expect=("--threads", ">= 1"), id="evaluate --threads -1"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", "--threads", "many", setup=an_image, expect=("--threads", "many"),
+        id="predict --threads many"),
+    cli("compare", "--out", "{tmp}/c", *SMALL_COMPARE, "--threads", "0", expect="--threads",
+        id="compare --threads 0"),
     # -- compare, tokenizer, demo --------------------------------------------------------------------------------
     cli("compare", "--out", "{tmp}/report", *SMALL_COMPARE, setup=old_report, expect="--overwrite",
         id="compare --out EXISTING_REPORT"),
