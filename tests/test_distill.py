@@ -197,3 +197,17 @@ def test_a_relative_teacher_is_recorded_absolute_and_resumes_from_any_directory(
     assert losses(cut) == losses(whole)
     assert_same_tensors(final_weights(cut), final_weights(whole))
     assert yaml.safe_load((cut / "config.yaml").read_text())["distill"]["teacher"] == str(teacher)
+
+
+def test_resume_with_the_recipe_reads_a_relative_teacher_from_where_it_starts(teacher, tmp_path, monkeypatch):
+    """The recipe's relative distill.teacher, given again with --resume in the same folder, is the absolute path
+    the run recorded: it continues. From another folder the same name is another path: refused in one line."""
+    monkeypatch.chdir(teacher.parent)
+    config = experiment(STUDENT, {"teacher": teacher.name, "kind": "soft", "alpha": 0.5})
+    cut = tmp_path / "cut"
+    crash_after_checkpoint(monkeypatch, 3, lambda: train_run(config, cut))
+    train_run(config, cut, resume=True)
+    assert max(line["step"] for line in losses(cut)) == TRAIN["steps"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"--resume cannot change distill\.teacher"):
+        train_run(config, cut, resume=True)

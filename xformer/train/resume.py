@@ -21,6 +21,7 @@ from pathlib import Path
 from ..config import ConfigError, from_dict, load_yaml
 from .checkpoint import POINTER, checkpoint_dir, read_state
 from .config import ExperimentConfig, recipe_dict
+from .distill import teacher_path
 
 BUDGET = ("train.steps", "train.epochs")
 RESUMABLE = (*BUDGET, "train.eval_every", "train.log_every", "train.keep_last", "train.max_seconds",
@@ -66,6 +67,9 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
     return the saved experiment."""
     saved = saved_experiment(run_dir)
     before, after = _flat(recipe_dict(saved)), _flat(recipe_dict(config))
+    for flat in (before, after):  # a relative teacher means the absolute one the run records (teacher_path)
+        if flat.get("distill.teacher") is not None:
+            flat["distill.teacher"] = str(teacher_path(flat["distill.teacher"]))
     for key in sorted(before.keys() | after.keys()):
         if key in RESUMABLE or before.get(key) == after.get(key):
             continue
