@@ -11,6 +11,10 @@ from ..config import ConfigError
 def run(args: argparse.Namespace) -> None:
     from ..train.run import evaluate_run
 
+    if not (Path(args.run_dir) / "config.yaml").is_file() and (Path(args.run_dir) / "config.json").is_file():
+        raise ConfigError(f"{args.run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; fine-tune "
+                          f"it with xformer train RECIPE --init-from hf:{args.run_dir}, then evaluate that run "
+                          "(generate reads the folder directly)")
     if not (Path(args.run_dir) / "config.yaml").is_file():
         raise ConfigError(f"{args.run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
     print(json.dumps(evaluate_run(args.run_dir, args.checkpoint), indent=1))

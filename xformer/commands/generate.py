@@ -3,6 +3,9 @@
 Loads the model from RUN_DIR (config.yaml + best, else latest, checkpoint) and the
 vocabulary from RUN_DIR/tokenizer, then samples (default), decodes greedily
 (--greedy) or runs beam search (--num-beams > 1); see xformer/generation/.
+RUN_DIR may also be a local Hugging Face GPT-2 folder (config.json, model.safetensors or
+pytorch_model.bin, and its tokenizer files): its weights and its own tokenizer are used
+(``xformer.interop.pretrained.load_pretrained``).
 """
 from __future__ import annotations
 
@@ -19,11 +22,27 @@ def load_text_model(run_dir: str | Path):
     from ..train.run import load_run_model
 
     run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() and (run_dir / "config.json").is_file():
+        return load_hf_text_model(run_dir)
     if (run_dir / "config.yaml").is_file() and not (run_dir / "tokenizer" / META_FILE).is_file():
         raise ConfigError(f"{run_dir} has no saved tokenizer (tokenizer/{META_FILE}); generate needs a text run "
                           "(data text_lm or another text dataset)")
     _, model = load_run_model(run_dir)
     return model, load_vocab(run_dir / "tokenizer")
+
+
+def load_hf_text_model(folder: Path):
+    """(model, vocab) of a Hugging Face GPT-2 folder, with the folder's own tokenizer."""
+    from ..interop.pretrained import load_pretrained
+
+    model, vocab = load_pretrained(folder)
+    if model.config.architecture != "decoder":
+        raise ConfigError(f"{folder} holds a Hugging Face {model.config.tokenizer.name} encoder (BERT); generate "
+                          "needs a GPT-2 folder or a decoder run")
+    if vocab is None:
+        raise ConfigError(f"{folder} holds no tokenizer (tokenizer.json, or vocab.json + merges.txt); save it beside "
+                          "the model with tokenizer.save_pretrained(folder)")
+    return model, vocab
 
 
 def run(args: argparse.Namespace) -> None:
@@ -55,7 +74,7 @@ def add_parser(subparsers) -> None:
                     "Samples by default (temperature, top-k, top-p); --greedy takes the most probable token; "
                     "--num-beams > 1 runs beam search.",
         epilog='example: xformer generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40')
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a text run's folder, or a local Hugging Face GPT-2 folder")
     p.add_argument("--prompt", default="", help="text to continue (an encoder-decoder reads it as its source)")
     p.add_argument("--max-new-tokens", type=int, default=200)
     p.add_argument("--temperature", type=float, default=1.0)

@@ -1,7 +1,8 @@
-"""`xformer train CONFIG.yaml [a.b=c ...] [--out RUN_DIR] [--resume RUN_DIR]`."""
+"""`xformer train CONFIG.yaml [a.b=c ...] [--out RUN_DIR] [--resume RUN_DIR] [--init-from SOURCE]`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError("give --resume RUN_DIR or --out RUN_DIR, not both: a resumed run writes into its own folder")
     if args.resume and args.overwrite:
         raise ConfigError("give --resume RUN_DIR (continue it) or --overwrite (replace it), not both")
+    if args.resume and args.init_from:
+        raise ConfigError("give --resume RUN_DIR or --init-from SOURCE, not both: a resumed run continues from its "
+                          "own checkpoint")
     if args.config is None and not args.resume:
         raise ConfigError("give a recipe: xformer train CONFIG.yaml (see tasks/), or --resume RUN_DIR")
     if args.config is not None and "=" in args.config:  # `xformer train --resume RUN a.b=c`
@@ -26,6 +30,8 @@ def run(args: argparse.Namespace) -> None:
         args.config = None
     config_path = args.config or check_run_folder(args.resume) / "config.yaml"
     config = load_experiment(config_path, args.overrides)
+    if args.init_from:  # as the recipe's init_from (validated again)
+        config = dataclasses.replace(config, init_from=args.init_from)
     run_dir = Path(args.resume or args.out or f"runs/{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = Progress(quiet=True) if args.quiet else None  # None: the trainer shows its own
     metrics = train_run(config, run_dir, resume=bool(args.resume), progress=progress, overwrite=args.overwrite)
@@ -48,5 +54,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace what RUN_DIR holds: the old run is moved aside and deleted once the new one has "
                         "saved its first checkpoint (restored if it fails before)")
+    p.add_argument("--init-from", metavar="SOURCE",
+                   help="start from pre-trained weights (the recipe's init_from): a run folder, hf:FOLDER (a local "
+                        "Hugging Face GPT-2 / BERT folder with its tokenizer) or timm:FILE#MODEL (a timm ViT state "
+                        "dict and its model name); the architecture comes from it, the head from the recipe")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr; the metrics and errors stay")
     p.set_defaults(func=run)

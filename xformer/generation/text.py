@@ -56,6 +56,49 @@ class _WindowStepper(Stepper):
         return self.model(batch)["logits"][:, -1].float()
 
 
+class TokenizerVocab:
+    """A Hugging Face tokenizer (``transformers`` ``PreTrainedTokenizer`` / ``...Fast``, or a ``tokenizers.Tokenizer``)
+    seen through xformer's vocabulary interface: ``pad_id``, ``bos_id``, ``eos_id``, ``encode`` (no special tokens
+    added), ``encode_batch``, ``decode`` (special tokens skipped). A ``tokenizers.Tokenizer`` names no roles: its
+    [EOS] / <|endoftext|> / </s>, [BOS] / <s> and [PAD] / <pad> tokens are taken when it has them."""
+
+    kind = "Hugging Face"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.is_tokenizers = hasattr(tokenizer, "token_to_id") and not hasattr(tokenizer, "convert_tokens_to_ids")
+        find = (lambda *names: next((i for i in map(tokenizer.token_to_id, names) if i is not None), None))
+        roles = {"pad": ("[PAD]", "<pad>", "<|endoftext|>"), "bos": ("[BOS]", "<s>", "<|endoftext|>"),
+                 "eos": ("[EOS]", "</s>", "<|endoftext|>")}
+        for role, names in roles.items():
+            value = find(*names) if self.is_tokenizers else getattr(tokenizer, f"{role}_token_id", None)
+            setattr(self, f"{role}_id", value)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size() if self.is_tokenizers else len(self.tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        if self.is_tokenizers:
+            return self.tokenizer.encode(text, add_special_tokens=False).ids
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode_batch(self, texts) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+
+
+def as_vocab(vocab):
+    """xformer's vocabularies as they are; a Hugging Face tokenizer wrapped in :class:`TokenizerVocab`."""
+    if hasattr(vocab, "pad_id") and hasattr(vocab, "encode_batch"):
+        return vocab
+    if hasattr(vocab, "decode") and (hasattr(vocab, "convert_tokens_to_ids") or hasattr(vocab, "token_to_id")):
+        return TokenizerVocab(vocab)
+    raise ConfigError(f"generate_text needs an xformer vocabulary or a Hugging Face tokenizer, not {type(vocab).__name__}")
+
+
 def _left_pad(rows: list[list[int]], pad: int, device) -> tuple[Tensor, Tensor | None]:
     """(B, N) ids with shorter rows padded on the left, and the mask (None when no row is padded)."""
     n = max(len(r) for r in rows)
@@ -85,6 +128,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     """Continue ``prompt`` (one string, or a list decoded as one left-padded batch); return only the new text,
     written so that ``prompt + result`` reads right. Stops a row at ``vocab.eos_id`` (not included).
 
+    ``vocab``: an xformer vocabulary (RUN_DIR/tokenizer) or a Hugging Face tokenizer (``transformers`` or
+    ``tokenizers``; see :class:`TokenizerVocab`).
     Decoder models continue the prompt's ids; an empty prompt starts from [EOS] (what precedes every
     paragraph of ``text_lm`` training, GPT-2's <|endoftext|> convention), else [BOS].
     Encoder-decoder models read the prompt as the source (``src_ids`` / ``src_mask``) and decode from [BOS].
@@ -99,6 +144,7 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     if architecture is None:
         name = type(core if core is not None else model).__name__
         raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {name}")
+    vocab = as_vocab(vocab)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts:
         return []
@@ -161,4 +207,4 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     return texts[0] if isinstance(prompt, str) else texts
 
 
-__all__ = ["generate_text", "max_positions"]
+__all__ = ["generate_text", "max_positions", "TokenizerVocab", "as_vocab"]

@@ -3,7 +3,8 @@
     model: {architecture, core: {...}, tokenizer: {name, args}, head: {name, args}}
     data:  {name: reverse_digits, args: {...}}      # a dataset registered with register_data
     train: {steps: 600, batch_size: 64, lr: 3e-3, schedule: cosine, ...}
-    init_from: runs/bert_mlm                        # optional: start from a pre-trained run's weights
+    init_from: runs/bert_mlm                        # optional: start from a pre-trained run's weights,
+                                                    # or hf:FOLDER / timm:FILE#MODEL (interop/pretrained.py)
 
 Unknown keys and wrong types fail with one line naming the key and the closest
 valid ones (``xformer.config.from_dict``).
@@ -199,6 +200,15 @@ class ExperimentConfig:
     Only a fresh run reads it: ``--resume`` and ``xformer evaluate`` load the run's own
     checkpoint.
 
+    ``init_from: hf:FOLDER`` (a local Hugging Face GPT-2 or BERT folder: config.json and
+    model.safetensors or pytorch_model.bin) and ``init_from: timm:FILE#MODEL`` (a timm ViT state dict,
+    .safetensors or .pth, and the timm model name; ``#MODEL,key=value`` adds create_model arguments)
+    start from another library's checkpoint (xformer/interop/pretrained.py): its architecture, core and
+    tokenizer replace the recipe's (a recipe that gives another architecture, core or tokenizer setting
+    is refused; an omitted model.core or model.tokenizer is taken from the checkpoint; dropout may
+    differ), the recipe gives the head (the data gives n_classes), and a Hugging Face folder's
+    tokenizer becomes ``data.args.tokenizer`` (saved as RUN_DIR/tokenizer). Nothing is downloaded.
+
     ``distill``: train against a teacher run as well as the labels (see ``Distill``); no teacher: plain training.
     The run folder holds the student alone; ``--resume`` loads the teacher again from the same folder.
     """
@@ -208,6 +218,14 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=100))
     init_from: str | None = None
     distill: Distill = field(default_factory=Distill)
+
+    def __post_init__(self):
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from.strip()):
+            raise ConfigError(f"init_from must be a run folder, hf:FOLDER or timm:FILE#MODEL, got {self.init_from!r}")
+        if isinstance(self.init_from, str) and self.init_from.startswith(("hf:", "timm:")):
+            from ..interop.pretrained import parse_source
+
+            parse_source(self.init_from)  # the form only: the files are read when a fresh run starts
 
 
 def recipe_dict(config: ExperimentConfig) -> dict:

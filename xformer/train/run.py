@@ -10,9 +10,13 @@ config.yaml plus the best (else latest) checkpoint are all ``evaluate_run`` need
 
 A fresh run with ``init_from`` starts from a pre-trained run's weights (``init_from_pretrained``):
 tensors are copied by name where the shapes agree, so a new head stays freshly initialised.
+``init_from: hf:FOLDER`` / ``timm:FILE#MODEL`` (xformer/interop/pretrained.py) first replace the recipe's
+architecture, core and tokenizer by the checkpoint's, and a Hugging Face folder's tokenizer becomes the
+data's (``data.args.tokenizer``, saved as RUN_DIR/tokenizer like any other run's).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tempfile
 import time
@@ -26,6 +30,7 @@ from ..config import ConfigError, from_dict, load_yaml, to_dict
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
 from ..folders import OutputFolder, write_atomically
+from ..interop.pretrained import Pretrained, check_data_fits, is_pretrained_source, load_source, resolve_model
 from ..models import Model, build_model
 from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer, tied_aliases
 from .config import ExperimentConfig, recipe_dict, with_implied_args
@@ -70,11 +75,19 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     if resume:
         check_run_folder(run_dir)
     world = init_world(config.train.device)
+    source, vocab_dir = None, None
     try:
+        if config.init_from and not resume and is_pretrained_source(config.init_from):
+            source, vocab_dir = load_source(config.init_from), tempfile.TemporaryDirectory()
+            config = start_from_source(config, source, run_dir, Path(vocab_dir.name))
         config, model, data = build_resolved(config, world.device)
+        if source is not None:
+            check_data_fits(source, config.model, data.model_args)
+            if source.tokenizer is not None:  # recorded as the run's own copy, which resume and evaluate read
+                config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())
         saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
-            summary = init_from_pretrained(model, config, data)
+            summary = init_from_pretrained(model, config, data, source)
             if world.main:
                 print(summary, flush=True)
         if config.distill.teacher is not None:  # the teacher run's term joins the student's loss (train/distill.py)
@@ -112,6 +125,38 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         return final
     finally:
         close_world(world)
+        if vocab_dir is not None:
+            vocab_dir.cleanup()
+
+
+def start_from_source(config: ExperimentConfig, source: Pretrained, run_dir: Path, vocab_dir: Path
+                      ) -> ExperimentConfig:
+    """``config`` with the checkpoint's model (the recipe's head) and, for a Hugging Face folder, its
+    tokenizer saved in ``vocab_dir`` as the data's ``tokenizer``; refused in one line where they cannot fit."""
+    import inspect
+
+    from ..data.registry import DATASETS
+    from ..data.vocab import WordPieceVocab
+    from ..registry import import_all_submodules
+
+    config = copy.deepcopy(config)
+    model = resolve_model(config.model, source)
+    import_all_submodules("xformer.data")
+    takes = inspect.signature(DATASETS.lookup(config.data.name)).parameters
+    if source.kind == "timm" and "image_size" not in takes:
+        raise ConfigError(f"init_from {source.source}: a timm ViT reads images, data {config.data.name!r} gives none; "
+                          "use an image dataset (digits, image_folder, ...)")
+    if source.kind != "timm":
+        if "tokenizer" not in takes:
+            raise ConfigError(f"init_from {source.source}: data {config.data.name!r} has no tokenizer argument to "
+                              "give the checkpoint's vocabulary to; use a text dataset (text_lm, text_classification, "
+                              "text_mlm)")
+        if source.tokenizer is None:
+            raise ConfigError(f"init_from {source.source}: the folder holds no tokenizer (tokenizer.json, vocab.json + "
+                              "merges.txt, or vocab.txt); save it beside the model: tokenizer.save_pretrained(folder)")
+        WordPieceVocab(source.tokenizer, lowercase=False).save(vocab_dir)
+        config.data.args["tokenizer"] = str(vocab_dir)
+    return dataclasses.replace(config, model=model)
 
 
 # ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------
@@ -163,17 +208,29 @@ def _check_same_vocabulary(data: DataBundle, run: Path) -> None:
                                   f"pass data.args.tokenizer={theirs}")
 
 
-def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle) -> str:
+def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
+                         source: Pretrained | None = None) -> str:
     """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
+    ``source``: the checkpoint of ``hf:`` / ``timm:`` (``load_source``), whose model ``model`` already is;
+    its head weights are used only for a head of the same name, and every tokenizer / core tensor must come.
 
     Raises ConfigError when the pre-trained run has another architecture, core or vocabulary,
     when a tokenizer / core tensor has another shape, or when no core tensor matches.
     """
-    ckpt, run = pretrained_checkpoint(config.init_from)
-    if run is not None:
-        _check_same_model(config, run)
-        _check_same_vocabulary(data, run)
-    weights = read_eval_weights(ckpt)  # the weights its metrics describe: the EMA when it kept one
+    if source is not None:
+        ckpt = source.source
+        same_head = model.config.head.name == source.model.head.name
+        weights = {k: v for k, v in source.weights.items() if same_head or not k.startswith("head.")}
+        lacking = [k for k in model.state_dict() if k.startswith(("tokenizer.", "core.")) and k not in weights]
+        if lacking:
+            raise ConfigError(f"init_from {ckpt}: the checkpoint has no weights for {', '.join(lacking[:3])}")
+    else:
+        ckpt, run = pretrained_checkpoint(config.init_from)
+        if run is not None:
+            _check_same_model(config, run)
+            _check_same_vocabulary(data, run)
+        weights = read_eval_weights(ckpt)  # the weights its metrics describe: the EMA when it kept one
+    offered = set(source.weights if source is not None else weights)
     aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
     own = {name: t for name, t in model.state_dict().items() if name not in aliases}
     copied, fresh = [], []
@@ -201,7 +258,7 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
         parts = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
         return ", ".join(parts) if parts else "none"
 
-    unused = sorted(set(weights) - set(copied))
+    unused = sorted(offered - set(copied))
     return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh)}; "
             f"not used from the checkpoint: {modules(unused)}")
 
@@ -242,10 +299,17 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Exper
     """The run's config and model in eval mode, with the weights its metrics describe (best, else latest
     checkpoint; the moving average with train.ema) or those of ``checkpoint`` (see ``run_checkpoint``),
     without rebuilding its data: config.yaml already holds the data-implied model arguments, so neither
-    the data files nor a vocabulary training are needed."""
+    the data files nor a vocabulary training are needed. A Hugging Face folder (config.json, GPT-2 or BERT)
+    gives its own model and head (``xformer.interop.pretrained.load_pretrained``)."""
     run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() and (run_dir / "config.json").is_file():
+        from ..interop.pretrained import load_pretrained  # a Hugging Face folder: its weights, its own head
+
+        model, _ = load_pretrained(run_dir)
+        return ExperimentConfig(model=model.config), model
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml) nor a Hugging Face folder (no config.json); "
+                          "give the --out folder of xformer train or a save_pretrained folder")
     config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
     model = build_model(config.model)
     load_weights(model, read_eval_weights(run_checkpoint(run_dir, checkpoint)))

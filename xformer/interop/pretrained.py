@@ -1,0 +1,369 @@
+"""Pre-trained weights of other libraries as a starting point: ``hf:FOLDER`` and ``timm:FILE#MODEL``.
+
+    init_from: hf:models/gpt2-small            a local Hugging Face folder (save_pretrained): GPT-2 or BERT
+    init_from: timm:vit.safetensors#vit_tiny_patch16_224           a timm ViT state dict and its model name
+    init_from: "timm:vit.pth#vit_tiny_patch16_224,num_heads=4"     extra timm.create_model arguments
+
+``hf:FOLDER`` reads ``config.json`` (``model_type`` gpt2 or bert) and ``model.safetensors``, else
+``pytorch_model.bin`` with ``torch.load(weights_only=True)``: loading never runs code from a file and
+nothing is downloaded. The folder's tokenizer (``tokenizer.json``; else GPT-2's ``vocab.json`` +
+``merges.txt`` or BERT's ``vocab.txt``) becomes the run's vocabulary, its ids unchanged; its special
+tokens take xformer's names ([EOS], [PAD], [UNK], [CLS], [SEP], [MASK]), e.g. GPT-2's <|endoftext|> is
+the run's [EOS]. transformers is not needed for any of this (only the tokenizers library).
+
+``timm:FILE#MODEL``: FILE is a ``.safetensors`` or ``.pth`` / ``.pt`` / ``.bin`` state dict (a training
+checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with.
+Sizes the weights show (depth, width, patch size, channels, image size, class and register tokens,
+classes, MLP ratio) are read from the tensors and passed to ``timm.create_model(MODEL,
+pretrained=False, ...)``; anything else (e.g. ``num_heads``) follows the name, or ``,key=value`` after
+it. The weights are loaded strictly, then converted (``timm_vit.from_timm_vit``).
+
+Python: ``load_pretrained(SOURCE)`` -> (Model in eval mode with the checkpoint's own head, vocabulary or
+None); SOURCE is ``hf:FOLDER``, ``timm:FILE#MODEL`` or a plain Hugging Face folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..models import Model, ModelConfig, build_model
+
+# what a recipe's head may be on each kind of checkpoint
+HEADS = {"gpt2": ("causal_lm",), "bert": ("masked_lm", "masked_lm_nsp", "classification"),
+         "timm": ("classification",)}
+# free to differ from the checkpoint (fine-tuning regularisation), taken from the recipe when it gives a core
+FREE_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
+_ROLES = {"eos": "[EOS]", "pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]",
+          "bos": "[BOS]"}
+
+
+@dataclass
+class Pretrained:
+    """A checkpoint read from ``source``: its model config, its weights under xformer's names, and (hf:) the
+    ``tokenizers.Tokenizer`` of its folder with xformer's special-token names."""
+
+    source: str
+    kind: str  # gpt2, bert, timm
+    model: ModelConfig
+    weights: dict[str, Tensor]
+    tokenizer: object | None = None
+
+
+def is_pretrained_source(spec) -> bool:
+    return isinstance(spec, str) and spec.startswith(("hf:", "timm:"))
+
+
+def parse_source(spec: str) -> tuple[str, str, str | None, dict]:
+    """``hf:PATH`` -> ("hf", PATH, None, {}); ``timm:PATH#NAME,k=v`` -> ("timm", PATH, NAME, {k: v})."""
+    kind, _, rest = spec.partition(":")
+    if kind == "hf":
+        if not rest:
+            raise ConfigError("init_from hf: needs a folder, e.g. init_from: hf:models/gpt2 (a save_pretrained folder)")
+        return "hf", rest, None, {}
+    path, _, model = rest.partition("#")
+    name, *pairs = model.split(",") if model else [""]
+    if not path or not name:
+        raise ConfigError(f"init_from {spec}: give the file and the timm model name, "
+                          "e.g. timm:vit.safetensors#vit_tiny_patch16_224")
+    kwargs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"init_from {spec}: {pair!r} must look like key=value, e.g. #vit_small_patch16_224,"
+                              "num_heads=6")
+        kwargs[key.strip()] = yaml.safe_load(value)
+    return "timm", path, name.strip(), kwargs
+
+
+# ---------------------------------------------------------------- Hugging Face folders
+
+
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    """A state dict from safetensors, or from a pickle with ``torch.load(weights_only=True)`` (no code runs)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a pickle with code, a truncated file: one line
+        raise ConfigError(f"{path} cannot be read as plain tensors ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}); save a state dict or .safetensors") from None
+    for key in ("state_dict", "model", "state_dict_ema"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ConfigError(f"{path} holds no state dict of tensors; save model.state_dict()")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def read_hf_folder(folder: str | Path) -> tuple[dict, dict[str, Tensor]]:
+    """(config.json, state dict) of a local Hugging Face folder: model.safetensors, else pytorch_model.bin."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        what = "no such folder" if not folder.exists() else "no config.json"
+        raise ConfigError(f"{folder} is not a Hugging Face model folder ({what}); give a local folder written by "
+                          "save_pretrained (xformer never downloads)")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ConfigError(f"{folder / 'config.json'} is not JSON ({e})") from None
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return config, _read_weights(folder / name)
+    raise ConfigError(f"{folder} holds no model.safetensors or pytorch_model.bin (sharded checkpoints are not "
+                      "read); save the model with save_pretrained(folder)")
+
+
+def _special_tokens(folder: Path, config: dict, tokenizer) -> dict[str, str]:
+    """role -> token string, from tokenizer_config.json / special_tokens_map.json and config.json's ids."""
+    found = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        if (folder / name).is_file():
+            entries = json.loads((folder / name).read_text(encoding="utf-8"))
+            for role in _ROLES:
+                value = entries.get(f"{role}_token")
+                value = value.get("content") if isinstance(value, dict) else value
+                if isinstance(value, str):
+                    found.setdefault(role, value)
+    for role in _ROLES:
+        token_id = config.get(f"{role}_token_id")
+        if isinstance(token_id, int) and role not in found and tokenizer.id_to_token(token_id) is not None:
+            found[role] = tokenizer.id_to_token(token_id)
+    return found
+
+
+def _rename(node, old: str, new: str):
+    """Every string (and mapping key) equal to ``old`` in a tokenizer.json tree, renamed ``new``."""
+    if isinstance(node, dict):
+        return {(new if k == old else k): _rename(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rename(v, old, new) for v in node]
+    return new if node == old else node
+
+
+def hf_tokenizer(folder: str | Path, config: dict):
+    """The folder's tokenizer as a ``tokenizers.Tokenizer`` whose special tokens carry xformer's names
+    (same ids), or None when the folder holds no tokenizer files."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    folder = Path(folder)
+    if (folder / "tokenizer.json").is_file():
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    elif (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():  # GPT-2's slow files
+        tokenizer = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+    elif (folder / "vocab.txt").is_file():  # BERT's slow file
+        settings = {}
+        if (folder / "tokenizer_config.json").is_file():
+            settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        tokenizer = Tokenizer(models.WordPiece.from_file(str(folder / "vocab.txt"), unk_token="[UNK]"))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=settings.get("do_lower_case", True))
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+    else:
+        return None
+    specials = _special_tokens(folder, config, tokenizer)
+    existing = [t for t in specials.values() if t in tokenizer.get_vocab()]
+    tokenizer.add_special_tokens(existing)  # special: skipped when decoding, never split
+    tree, taken = json.loads(tokenizer.to_str()), set(tokenizer.get_vocab())
+    for role, ours in _ROLES.items():
+        theirs = specials.get(role)
+        if theirs is None or theirs == ours or theirs not in taken or ours in taken:
+            continue
+        tree = _rename(tree, theirs, ours)
+        taken = (taken - {theirs}) | {ours}
+    return Tokenizer.from_str(json.dumps(tree))
+
+
+def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
+    """A GPT-2 or BERT checkpoint folder, converted to xformer names (see hf_gpt2.py, hf_bert.py)."""
+    from .hf_bert import bert_config_to_xformer, bert_state_dict_to_xformer
+    from .hf_checkpoint import strip_prefix
+    from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
+
+    source = source or f"hf:{folder}"
+    config, state = read_hf_folder(folder)
+    kind = config.get("model_type")
+    try:
+        if kind == "gpt2":
+            model = gpt2_config_to_xformer(config)
+            weights = gpt2_state_dict_to_xformer(state, model.core.n_layers)
+        elif kind == "bert":
+            keys = strip_prefix(state, "bert.").keys()
+            has_mlm = "cls.predictions.transform.dense.weight" in keys
+            nsp = "cls.seq_relationship.weight" in keys or ("pooler.dense.weight" in keys and not has_mlm)
+            model = bert_config_to_xformer(config, "masked_lm_nsp" if nsp else "masked_lm")
+            weights = bert_state_dict_to_xformer(state, model.core.n_layers)
+            if "head.decoder.weight" not in weights and model.head.args["tie_weights"]:
+                weights["head.decoder.weight"] = weights["tokenizer.embed.weight"]
+        else:
+            raise ConfigError(f"{source}: model_type {kind!r} in config.json; xformer reads gpt2 and bert folders")
+    except (KeyError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
+        raise ConfigError(f"{source}: the checkpoint {what}") from None
+    return Pretrained(source, kind, model, weights, hf_tokenizer(folder, config))
+
+
+# ---------------------------------------------------------------- timm files
+
+
+def _timm_kwargs(state: dict[str, Tensor]) -> dict:
+    """The timm.create_model arguments the tensors' shapes show."""
+    kwargs = {"num_classes": state["head.weight"].shape[0] if "head.weight" in state else 0}
+    proj = state.get("patch_embed.proj.weight")
+    if proj is not None and proj.dim() == 4 and proj.shape[2] == proj.shape[3]:
+        kwargs.update(embed_dim=proj.shape[0], in_chans=proj.shape[1], patch_size=proj.shape[2])
+        depth = len({k.split(".")[1] for k in state if re.match(r"blocks\.\d+\.", k)})
+        if depth:
+            kwargs["depth"] = depth
+        if "blocks.0.mlp.fc1.weight" in state:
+            kwargs["mlp_ratio"] = state["blocks.0.mlp.fc1.weight"].shape[0] / proj.shape[0]
+        kwargs["class_token"] = "cls_token" in state
+        kwargs["reg_tokens"] = state["reg_token"].shape[1] if "reg_token" in state else 0
+        if "pos_embed" in state:
+            n, prefix = state["pos_embed"].shape[1], int(kwargs["class_token"]) + kwargs["reg_tokens"]
+            for grid, no_embed_class in ((n - prefix, False), (n, True)):
+                side = math.isqrt(max(grid, 0))
+                if grid > 0 and side * side == grid:
+                    kwargs.update(img_size=side * proj.shape[2], no_embed_class=no_embed_class and prefix > 0)
+                    break
+    return kwargs
+
+
+def load_timm(path: str | Path, name: str, extra: dict | None = None, source: str | None = None) -> Pretrained:
+    """A timm ViT state dict created as ``name``, converted to xformer names (see timm_vit.py)."""
+    import timm
+
+    from .timm_vit import from_timm_vit
+
+    path = Path(path)
+    source = source or f"timm:{path}#{name}"
+    if not path.is_file():
+        raise ConfigError(f"init_from {source}: {path} is not a file; give a timm state dict (.safetensors or .pth)")
+    state = _read_weights(path)
+    kwargs = {**_timm_kwargs(state), **(extra or {})}
+    try:
+        vit = timm.create_model(name, pretrained=False, **kwargs)
+    except Exception as e:  # noqa: BLE001 - an unknown name, an argument the model does not take: one line
+        raise ConfigError(f"{source}: timm.create_model({name!r}, {kwargs}) failed: {str(e).splitlines()[0]}") from None
+    result = vit.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ConfigError(f"{source}: the file does not fit {name} (missing {result.missing_keys[:3]}, unexpected "
+                          f"{result.unexpected_keys[:3]}); give the model name it was saved from, and other "
+                          "create_model arguments after it: #NAME,key=value")
+    try:
+        model = from_timm_vit(vit)
+    except (ValueError, AttributeError) as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return Pretrained(source, "timm", model.config, model.state_dict())
+
+
+def load_source(spec: str) -> Pretrained:
+    """``hf:FOLDER`` or ``timm:FILE#MODEL[,k=v...]`` (see the module docstring)."""
+    kind, path, name, kwargs = parse_source(spec)
+    if kind == "hf":
+        return load_hf(path, spec)
+    return load_timm(path, name, kwargs, spec)
+
+
+def load_pretrained(source: str | Path):
+    """(Model in eval mode with the checkpoint's own head, vocabulary or None) of ``hf:FOLDER``,
+    ``timm:FILE#MODEL`` or a plain Hugging Face folder."""
+    from ..data.vocab import WordPieceVocab
+    from .hf_checkpoint import load_exactly
+
+    spec = str(source)
+    pre = load_source(spec if is_pretrained_source(spec) else f"hf:{spec}")
+    model = build_model(pre.model)
+    own = model.state_dict()
+    load_exactly(model, {k: v for k, v in pre.weights.items() if k in own},
+                 allow_missing=tuple(k for k in own if k.startswith("head.")))
+    vocab = WordPieceVocab(pre.tokenizer, lowercase=False) if pre.tokenizer is not None else None
+    return model.eval(), vocab
+
+
+# ---------------------------------------------------------------- a recipe started from a checkpoint
+
+
+def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
+    """The checkpoint's architecture, core and tokenizer with the recipe's head; refuses (one line) a recipe
+    that contradicts the checkpoint where it matters."""
+    import dataclasses
+
+    from ..config import to_dict
+    from ..core import CoreConfig
+
+    src, ckpt = f"init_from {pre.source}", pre.model
+    what = f"a {pre.kind} {ckpt.architecture}"
+    if recipe.baseline is not None:
+        raise ConfigError(f"{src}: the checkpoint is {what}, not the baseline {recipe.baseline.name}; remove model.baseline")
+    if recipe.architecture != ckpt.architecture:
+        raise ConfigError(f"{src}: the checkpoint is {what} but model.architecture is {recipe.architecture!r}; "
+                          f"set model.architecture={ckpt.architecture}")
+    if recipe.head.name not in HEADS[pre.kind]:
+        raise ConfigError(f"{src}: model.head {recipe.head.name!r} does not fit {what}; use one of "
+                          f"{', '.join(HEADS[pre.kind])}")
+    core = ckpt.core
+    if recipe.core != CoreConfig():  # the recipe gives a core: it must be the checkpoint's
+        ours, theirs = to_dict(recipe.core), to_dict(ckpt.core)
+        for key, value in theirs.items():
+            if key not in FREE_CORE_KEYS and ours.get(key) != value:
+                raise ConfigError(f"{src}: model.core.{key} is {ours.get(key)!r} here but {value!r} in the "
+                                  "checkpoint; remove model.core from the recipe (it comes from the checkpoint)")
+        core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS if k in ours})
+    tok_args = dict(ckpt.tokenizer.args)
+    if recipe.tokenizer.name == ckpt.tokenizer.name:
+        for key, value in recipe.tokenizer.args.items():
+            theirs = tok_args.get(key)
+            same = value == theirs or isinstance(theirs, list) and [value] * len(theirs) == theirs  # 2 = [2, 2]
+            if key == "dropout" or key not in tok_args:
+                tok_args[key] = value
+            elif not same:
+                raise ConfigError(f"{src}: model.tokenizer.args.{key} is {value!r} here but {tok_args[key]!r} in "
+                                  "the checkpoint; remove it from the recipe")
+    elif recipe.tokenizer != ModelConfig().tokenizer:
+        raise ConfigError(f"{src}: model.tokenizer {recipe.tokenizer.name!r} is not the checkpoint's "
+                          f"{ckpt.tokenizer.name!r}; remove model.tokenizer from the recipe")
+    head_args = dict(recipe.head.args)
+    if recipe.head.name == ckpt.head.name:  # e.g. timm's pooling and fc_norm; the data gives n_classes
+        head_args = {**{k: v for k, v in ckpt.head.args.items() if k != "n_classes"}, **head_args}
+    return ModelConfig(ckpt.architecture, core, dataclasses.replace(ckpt.tokenizer, args=tok_args),
+                       dataclasses.replace(recipe.head, args=head_args))
+
+
+def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
+    """The data must fit the checkpoint's tokenizer: its vocabulary and lengths within the checkpoint's,
+    its images of the checkpoint's size and channels."""
+    src, args, given = f"init_from {pre.source}", model.tokenizer.args, implied.get("tokenizer", {})
+    if pre.kind == "timm" and "image_size" not in given:
+        raise ConfigError(f"{src}: a timm ViT reads images; use an image dataset (digits, image_folder, ...)")
+    for key, value in given.items():
+        if key not in args or key == "pad_id":
+            continue
+        if key in ("vocab_size", "max_positions"):
+            if value > args[key]:
+                fix = ("lower data.args.block_size / max_length" if key == "max_positions"
+                       else "the data must use the checkpoint's tokenizer")
+                raise ConfigError(f"{src}: the data needs {key}={value}, beyond the checkpoint's {args[key]}; {fix}")
+        else:
+            ours, theirs = (list(v) if isinstance(v, (list, tuple)) else v for v in (value, args[key]))
+            if ours != theirs:
+                raise ConfigError(f"{src}: the data gives {key}={value} but the checkpoint reads {key}={args[key]}; "
+                                  f"set data.args.{key} to the checkpoint's")
+
+
+__all__ = ["Pretrained", "is_pretrained_source", "parse_source", "read_hf_folder", "hf_tokenizer",
+           "load_hf", "load_timm", "load_source", "load_pretrained", "resolve_model", "check_data_fits"]
