@@ -1,0 +1,65 @@
+"""Rolling-origin backtest, as neuralforecast's ``cross_validation``.
+
+For a series of n rows, window w = 0 .. n_windows-1 (oldest first) forecasts rows
+[s_w, s_w + h) with s_w = n - h - (n_windows - 1 - w) * step; its cutoff is the timestamp of row
+s_w - 1, and the model reads only rows before s_w. With ``fit=True`` (default) a fresh model is
+trained first on each series' rows before its first window (s_0), so no window's future is ever
+seen, neither by the forecast nor by the training or the scaling statistics; with ``fit=False``
+the fitted model is used as it is (it must not have been trained on the backtest period).
+
+The result is long: ``unique_id, ds, cutoff, y`` (the truth), ``y_hat`` and the quantile columns,
+ordered by series, cutoff and date; :func:`xformer.metrics_forecast.evaluate` scores it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..config import ConfigError
+from .frames import DS, ID, Y, report_short
+
+
+def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
+                     fit: bool = True, val_size: int = 0, early_stopping: int | None = None) -> pd.DataFrame:
+    h = forecaster._check_h(h)
+    step = h if step is None else step
+    for name, value in (("n_windows", n_windows), ("step", step)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    if not fit and forecaster.model is None:
+        raise ConfigError("cross_validation(fit=False) needs a fitted forecaster; call fit first or pass fit=True")
+    panel = forecaster.read(df)
+    cfg = forecaster.config
+    span = h + (n_windows - 1) * step  # rows from the first window's start to the end of the series
+    need = cfg.input_len + span + ((cfg.horizon + val_size) if fit else 0)
+    short = [k for k, s in panel.series.items() if len(s) < need]
+    if len(short) == len(panel.series):
+        raise ConfigError(f"no series is long enough for {n_windows} window(s) of h={h} every {step} steps: each "
+                          f"needs {need} rows ({'training, ' if fit else ''}input_len={cfg.input_len} and the "
+                          f"windows), the longest has {max(len(s) for s in panel.series.values())}")
+    report_short(short, need, "the backtest")
+    keep = [k for k in panel.ids if k not in short]
+    panel.series = {k: panel.series[k] for k in keep}
+    first = {k: len(s) - span for k, s in panel.series.items()}
+    if fit:
+        forecaster.fit_panel(panel.truncated(first), val_size, early_stopping)
+    parts = []
+    for w in range(n_windows):
+        starts = {k: first[k] + w * step for k in keep}
+        forecast = forecaster.predict_panel(panel.truncated(starts), h)
+        ds, cutoff, y = [], [], []
+        for key in forecast[ID].drop_duplicates():
+            s, start = panel.series[key], starts[key]
+            ds.append(s.index[start:start + h])
+            cutoff.append(np.repeat(s.index[start - 1], h))
+            y.append(s.to_numpy()[start:start + h])
+        forecast[DS] = np.concatenate(ds)
+        forecast.insert(2, "cutoff", np.concatenate(cutoff))
+        forecast.insert(3, Y, np.concatenate(y))
+        forecast["window"] = w
+        parts.append(forecast)
+    result = pd.concat(parts, ignore_index=True)
+    order = {k: i for i, k in enumerate(keep)}
+    result = result.sort_values([ID, "window", DS], key=lambda c: c.map(order) if c.name == ID else c,
+                                kind="stable")
+    return result.drop(columns="window").reset_index(drop=True)

@@ -1,0 +1,70 @@
+"""The Forecaster's settings and the network they describe (a ModelConfig, as config.yaml holds it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..config import ConfigError
+from ..core import CoreConfig
+from ..models import ModelConfig, PartConfig
+
+MODELS = ("patchtst", "steps", "dlinear")
+
+
+@dataclass
+class ForecasterConfig:
+    input_len: int = 96
+    horizon: int = 24
+    model: str = "patchtst"
+    patch_len: int = 16
+    stride: int = 8
+    d_model: int = 32
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int | None = None
+    dropout: float = 0.1
+    head_dropout: float = 0.0
+    revin: bool = True
+    affine: bool = False
+    quantiles: list[float] | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip: float | None = 1.0
+    seed: int = 0
+    device: str = "auto"  # "cpu", "cuda", or "auto" (a GPU when there is one)
+    date_column: str = "date"
+    columns: list[str] | None = field(default=None)
+    missing: str = "error"
+    freq: str | None = None  # a pandas frequency such as "h"; None: inferred from the dates
+
+    def __post_init__(self):
+        if self.freq is not None:
+            try:
+                pd.tseries.frequencies.to_offset(self.freq)
+            except ValueError:
+                raise ConfigError(f"freq {self.freq!r} is not a pandas frequency; e.g. h, 15min, D, W, MS") from None
+
+
+def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
+    """The ModelConfig (as config.yaml holds it) of the forecaster's network."""
+    if cfg.model not in MODELS:
+        raise ConfigError(f"unknown model '{cfg.model}'; choose one of {', '.join(MODELS)}")
+    if cfg.model == "dlinear":
+        if cfg.quantiles:
+            raise ConfigError("dlinear gives point forecasts only; drop quantiles or use model='patchtst'")
+        return ModelConfig(baseline=PartConfig("dlinear", {"n_channels": n_channels, "input_len": cfg.input_len,
+                                                           "horizon": cfg.horizon}))
+    common = {"n_channels": n_channels, "input_len": cfg.input_len, "dropout": cfg.dropout, "revin": cfg.revin,
+              "affine": cfg.affine}
+    tokenizer = (PartConfig("series_patches", {**common, "patch_len": cfg.patch_len, "stride": cfg.stride})
+                 if cfg.model == "patchtst" else PartConfig("series_steps", common))
+    core = CoreConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
+                      dropout=cfg.dropout, init="torch")
+    head = PartConfig("forecast", {"horizon": cfg.horizon, "dropout": cfg.head_dropout, "quantiles": cfg.quantiles})
+    return ModelConfig("encoder", core, tokenizer, head)
+
+
+__all__ = ["ForecasterConfig", "model_config", "MODELS"]

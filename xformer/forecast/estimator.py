@@ -1,0 +1,268 @@
+"""The estimator: ``Forecaster(...).fit(df)``, ``.predict(df)``, ``.plot(...)``; see the package docstring."""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import StandardScaler
+from torch.utils.data import ConcatDataset
+
+from ..batch import INPUTS
+from ..config import ConfigError
+from ..data.registry import DataBundle
+from ..data.series import WindowDataset
+from ..models import build_model
+from ..train.config import EarlyStopping, TrainConfig
+from ..train.distributed import init_world
+from ..train.trainer import Trainer
+from .config import ForecasterConfig, model_config
+from .frames import DS, ID, POINT, Panel, future_dates, infer_freq, quantile_column, read_panel, report_short
+
+class _KeepBest(Trainer):
+    """A trainer without a run folder that keeps, in memory, the weights of its best validation loss."""
+
+    best_state: dict | None = None
+
+    def save(self) -> None:
+        if self.data.val is not None and self.best_step == self.step:
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+
+def _scale_stats(values: np.ndarray) -> tuple[float, float]:
+    """StandardScaler's mean and scale of one series: x_scaled = (x - mean) / scale (scale 1 for a constant)."""
+    scaler = StandardScaler().fit(values.reshape(-1, 1))
+    return float(scaler.mean_[0]), float(scaler.scale_[0])
+
+
+class Forecaster:
+    """Estimator-style forecaster; see the package docstring. Keyword arguments override ``config``.
+
+    Fitted state: ``model``, ``freq``, and either ``stats`` (per-series mean and scale, one model for
+    every series) or, for a run of ``xformer train`` on a wide table (``from_run``), ``columns`` and
+    ``scaler`` (a multivariate model of those columns)."""
+
+    def __init__(self, config: ForecasterConfig | None = None, **overrides):
+        valid = {f.name for f in fields(ForecasterConfig)}
+        unknown = sorted(set(overrides) - valid)
+        if unknown:
+            raise ConfigError(f"unknown Forecaster option(s) {unknown}; valid: {', '.join(sorted(valid))}")
+        self.config = replace(config or ForecasterConfig(), **overrides)
+        self.model: torch.nn.Module | None = None
+        self.freq: pd.DateOffset | None = None
+        self.stats: dict[str, tuple[float, float]] = {}
+        self.columns: list[str] | None = None
+        self.scaler: StandardScaler | None = None
+        self.fit_report: dict = {}
+
+    # ---- persistence (xformer/forecast/folder.py) -------------------------------------------------------
+    @classmethod
+    def from_run(cls, run_dir: str | Path, freq: str | None = None) -> "Forecaster":
+        """The forecaster of a run folder of ``xformer train`` on series data (``ett``, ``csv_series``)."""
+        from .folder import from_train_run
+
+        return from_train_run(cls, run_dir, freq)
+
+    @classmethod
+    def load(cls, path: str | Path, freq: str | None = None) -> "Forecaster":
+        """A forecaster saved with :meth:`save`, or the run folder of ``xformer train`` on series data."""
+        from .folder import load
+
+        return load(cls, path, freq)
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write a run folder (config.yaml, forecaster.json, checkpoints/ with safetensors weights); a folder
+        that holds files is refused unless ``overwrite``."""
+        from .folder import save
+
+        return save(self, path, overwrite)
+
+    def cross_validation(self, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
+                         fit: bool = True, val_size: int = 0, early_stopping: int | None = None) -> pd.DataFrame:
+        """Rolling-origin backtest; see :func:`xformer.forecast.backtest.cross_validation`."""
+        from .backtest import cross_validation
+
+        return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping)
+
+    # ---- training -----------------------------------------------------------------------------------------
+    def read(self, df) -> Panel:
+        cfg = self.config
+        return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing)
+
+    def fit(self, df, val_size: int = 0, early_stopping: int | None = None) -> "Forecaster":
+        """Train one model on every window of every series of ``df`` (long or wide); returns self.
+
+        ``val_size``: the last ``val_size`` steps of each series are held out (0, or at least ``horizon``);
+        the model is evaluated on their windows after every epoch and the weights of the best validation
+        loss are kept. ``early_stopping``: stop after that many epochs without a better validation loss."""
+        return self.fit_panel(self.read(df), val_size, early_stopping)
+
+    def fit_panel(self, panel: Panel, val_size: int = 0, early_stopping: int | None = None) -> "Forecaster":
+        cfg = self.config
+        L, H = cfg.input_len, cfg.horizon
+        if not isinstance(val_size, (int, np.integer)) or val_size < 0 or 0 < val_size < H:
+            raise ConfigError(f"val_size must be 0 or a whole number of steps >= horizon={H}, got {val_size!r}")
+        if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
+            raise ConfigError(f"early_stopping must be a patience of at least 1 epoch, got {early_stopping!r}")
+        if early_stopping is not None and not val_size:
+            raise ConfigError("early_stopping needs a validation split; pass val_size (e.g. val_size=horizon)")
+        self.freq = infer_freq(panel, cfg.freq)
+        self.columns = self.scaler = None
+        need = L + H + val_size
+        short = [k for k, s in panel.series.items() if len(s) < need]
+        if len(short) == len(panel.series):
+            longest = max(len(s) for s in panel.series.values())
+            raise ConfigError(f"no series is long enough to train on: each needs input_len + horizon"
+                              f"{' + val_size' if val_size else ''} = {need} rows, the longest has {longest}; "
+                              "give longer series or a shorter input_len / horizon")
+        report_short(short, need, "training")
+        self.stats, train_sets, val_sets = {}, [], []
+        for key, s in panel.series.items():
+            if key in short:
+                continue
+            values = s.to_numpy()
+            n_train = len(values) - val_size
+            mean, scale = self.stats[key] = _scale_stats(values[:n_train])  # the training part only
+            z = ((values - mean) / scale)[:, None]
+            train_sets.append(WindowDataset(z[:n_train], L, H))
+            if val_size:
+                val_sets.append(WindowDataset(z[n_train - L:], L, H))
+        data = ConcatDataset(train_sets)
+        val = ConcatDataset(val_sets) if val_sets else None
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(model_config(cfg, 1))
+        batch_size = min(cfg.batch_size, len(data))
+        train = TrainConfig(epochs=cfg.epochs, batch_size=batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            schedule="constant", clip=cfg.clip, log_every=10**9, seed=cfg.seed, device=cfg.device,
+                            eval_every=max(1, len(data) // batch_size) if val is not None else 10**9,
+                            early_stopping=EarlyStopping(patience=early_stopping))
+        trainer = _KeepBest(self.model, DataBundle(train=data, val=val), train, None, init_world(cfg.device))
+        trainer.fit()
+        if trainer.best_state is not None:
+            self.model.load_state_dict(trainer.best_state)
+        self.fit_report = {"series": len(self.stats), "windows": len(data), "steps": trainer.step,
+                           "epochs": trainer.step / trainer.steps_per_epoch, "left_out": short}
+        if val is not None:
+            self.fit_report.update(val_windows=len(val), best_val_loss=trainer.best,
+                                   best_epoch=trainer.best_step / trainer.steps_per_epoch)
+        self.model.eval()
+        return self
+
+    # ---- forecasting --------------------------------------------------------------------------------------
+    def predict(self, df, h: int | None = None) -> pd.DataFrame:
+        """Forecast the ``h`` (default ``horizon``) steps after the end of every series of ``df``.
+
+        Long input gives a long result: ``unique_id, ds, y_hat`` (the median with quantiles) and a
+        ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result as before: indexed by
+        the dates, one column per series and ``{name}_q{q}`` per quantile."""
+        panel = self.read(df)
+        result = self.predict_panel(panel, h)
+        if not panel.wide_date_column:
+            return result
+        return to_wide(result, panel.wide_date_column, self.config.quantiles, self.freq if self.freq is not None else infer_freq(panel, self.config.freq))
+
+    def predict_panel(self, panel: Panel, h: int | None = None) -> pd.DataFrame:
+        h = self._check_h(h)
+        cfg = self.config
+        freq = self.freq if self.freq is not None else infer_freq(panel, cfg.freq)
+        if self.columns is not None:
+            keys, (points, quantiles) = self.columns, self._forecast_multivariate(panel)
+        else:
+            short = [k for k, s in panel.series.items() if len(s) < cfg.input_len]
+            if len(short) == len(panel.series):
+                raise ConfigError(f"predict needs at least input_len={cfg.input_len} rows of a series, the longest "
+                                  f"has {max(len(s) for s in panel.series.values())}")
+            report_short(short, cfg.input_len, "the forecast")
+            keys = [k for k in panel.ids if k not in short]
+            points, quantiles = self.forecast_histories({k: panel.series[k].to_numpy() for k in keys})
+        parts = []
+        for i, key in enumerate(keys):
+            part = pd.DataFrame({ID: key, DS: future_dates(panel.series[key].index[-1], freq, h),
+                                 POINT: points[i, :h]})
+            for j, q in enumerate(sorted(cfg.quantiles or [])):
+                if q != 0.5:
+                    part[quantile_column(q)] = quantiles[i, :h, j]
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+    @torch.no_grad()
+    def forecast_histories(self, histories: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Point forecasts (S, H) and quantiles (S, H, Q) from the last input_len values of each history,
+        each scaled with its series' training statistics (a series not seen in fit: its history's own)."""
+        if self.model is None:
+            raise ConfigError("call fit(df) before predict(df)")
+        L = self.config.input_len
+        stats = np.array([self.stats.get(k) or _scale_stats(v) for k, v in histories.items()])  # (S, 2)
+        x = np.stack([v[-L:] for v in histories.values()])
+        z = torch.as_tensor((x - stats[:, :1]) / stats[:, 1:], dtype=torch.float32)[..., None]
+        device = next(self.model.parameters()).device
+        self.model.eval()
+        points, quantiles = [], []
+        for chunk in torch.split(z, 512):
+            out = self.model({INPUTS: chunk.to(device)})
+            points.append(out["prediction"][..., 0].double().cpu())
+            if "quantiles" in out:
+                quantiles.append(out["quantiles"][:, :, 0].double().cpu())
+        mean, scale = stats[:, 0, None], stats[:, 1, None]
+        point = torch.cat(points).numpy() * scale + mean
+        q = torch.cat(quantiles).numpy() * scale[..., None] + mean[..., None] if quantiles else None
+        return point, q
+
+    @torch.no_grad()
+    def _forecast_multivariate(self, panel: Panel) -> tuple[np.ndarray, np.ndarray | None]:
+        """A run trained on a wide table: its columns, aligned in time, through its C-channel model."""
+        L = self.config.input_len
+        absent = [c for c in self.columns if c not in panel.series]
+        if absent:
+            raise ConfigError(f"the model forecasts series {self.columns} together; the data lacks {absent}")
+        frame = pd.DataFrame({c: panel.series[c] for c in self.columns})
+        if frame.isna().any().any():
+            raise ConfigError(f"series {self.columns} must share their timestamps for this model (it reads them "
+                              "together); align them or give them as one wide table")
+        if len(frame) < L:
+            raise ConfigError(f"predict needs at least input_len={L} rows, got {len(frame)}")
+        x = torch.as_tensor(self.scaler.transform(frame.to_numpy()[-L:]), dtype=torch.float32)
+        self.model.eval()
+        out = self.model({INPUTS: x[None].to(next(self.model.parameters()).device)})
+        unscale = lambda y: self.scaler.inverse_transform(y.double().cpu().numpy())  # noqa: E731
+        point = unscale(out["prediction"][0]).T  # (C, H)
+        if "quantiles" not in out:
+            return point, None
+        q = np.stack([unscale(out["quantiles"][0, :, :, j]) for j in range(out["quantiles"].shape[-1])], -1)
+        return point, q.transpose(1, 0, 2)  # (C, H, Q)
+
+    def _check_h(self, h: int | None) -> int:
+        H = self.config.horizon
+        if h is None:
+            return H
+        if not isinstance(h, (int, np.integer)) or not 1 <= h <= H:
+            raise ConfigError(f"h must be a whole number from 1 to the trained horizon {H}, got {h!r}")
+        return int(h)
+
+    def plot(self, df, path: str | Path, truth=None, history: int | None = None,
+             series: str | list[str] | None = None) -> Path:
+        """PNG of the last ``history`` steps (default 2 * input_len), the forecast, its quantile band and
+        ``truth`` (a frame holding the later values) for ``series`` (default: all of a wide table, the
+        first four of a long frame)."""
+        from .plot import plot_forecast
+
+        return plot_forecast(self, df, path, truth, history, series)
+
+
+def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | None,
+            freq: pd.DateOffset | None = None) -> pd.DataFrame:
+    """A long result as the wide table of a wide input: dates x series, then ``{name}_q{q}`` columns."""
+    point = result.pivot(index=DS, columns=ID, values=POINT)
+    keys = list(dict.fromkeys(result[ID]))
+    wide = point[keys].rename_axis(date_column).rename_axis(None, axis=1)
+    wide.index = pd.DatetimeIndex(wide.index, freq=freq, name=date_column)
+    for q in sorted(quantiles or []):
+        values = point if q == 0.5 else result.pivot(index=DS, columns=ID, values=quantile_column(q))
+        for key in keys:
+            wide[f"{key}_q{q:g}"] = values[key].to_numpy()
+    return wide
+
+
+__all__ = ["Forecaster", "to_wide"]

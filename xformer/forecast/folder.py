@@ -1,0 +1,142 @@
+"""A fitted Forecaster as a run folder, in the format of ``xformer train`` (no pickle anywhere):
+
+    PATH/config.yaml                            the network (model section, as a training run writes it)
+                                                and the training settings
+    PATH/forecaster.json                        ForecasterConfig, the frequency, and the per-series scaling
+                                                statistics (or, for a multivariate run, its columns and scaler)
+    PATH/checkpoints/latest.json                {"latest": "step_N", "best": "step_N"}
+    PATH/checkpoints/step_N/model.safetensors   the weights
+    PATH/checkpoints/step_N/state.json          step and file sizes (checked when read)
+
+``load_run_model`` (xformer/train/run.py) rebuilds the network from config.yaml and reads the weights,
+so ``xformer forecast PATH`` and ``xformer backtest PATH`` take such a folder like a training run.
+An existing folder that holds files is never written into unless ``overwrite`` is asked for
+(xformer/folders.py: the old one is moved aside and restored if the save fails).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from safetensors.torch import save_file
+from sklearn.preprocessing import StandardScaler
+
+from ..config import ConfigError
+from ..folders import OutputFolder, write_atomically
+from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
+from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
+from .config import ForecasterConfig, model_config
+
+STATE_FILE = "forecaster.json"
+STEP = "step_00000000"
+
+
+def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
+    if forecaster.model is None:
+        raise ConfigError("call fit(df) before save(path)")
+    cfg = forecaster.config
+    if not overwrite and Path(path).is_dir() and any(Path(path).iterdir()):
+        raise ConfigError(f"{path} already holds files; give a new folder, or pass overwrite=True to replace it")
+    folder = OutputFolder(path, overwrite, what="forecaster")
+    n_channels = 1 if forecaster.columns is None else len(forecaster.columns)
+    train = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                        schedule="constant", clip=cfg.clip, seed=cfg.seed)
+    experiment = ExperimentConfig(model=model_config(cfg, n_channels), train=train,
+                                  data=DataConfig("forecaster", {"input_len": cfg.input_len, "horizon": cfg.horizon}))
+    state = {"config": asdict(cfg), "freq": None if forecaster.freq is None else forecaster.freq.freqstr,
+             "series": {k: list(v) for k, v in forecaster.stats.items()}, "columns": forecaster.columns,
+             "fit_report": forecaster.fit_report}
+    if forecaster.scaler is not None:
+        state["scaler"] = {"mean": forecaster.scaler.mean_.tolist(), "scale": forecaster.scaler.scale_.tolist()}
+    folder.replace()
+    try:
+        root = folder.path
+        write_atomically(root / "config.yaml", yaml.safe_dump(recipe_dict(experiment), sort_keys=False))
+        write_atomically(root / STATE_FILE, json.dumps(state, indent=1, default=_plain))
+        step = root / "checkpoints" / STEP
+        step.mkdir(parents=True)
+        aliases = tied_aliases(forecaster.model)
+        weights = {k: v.detach().cpu().contiguous() for k, v in forecaster.model.state_dict().items()
+                   if k not in aliases}
+        save_file(weights, step / MODEL_FILE, metadata={"step": "0"})
+        files = {MODEL_FILE: (step / MODEL_FILE).stat().st_size}
+        write_atomically(step / "state.json", json.dumps({"step": 0, "files": files, "config": recipe_dict(experiment)},
+                                                         indent=1))
+        write_atomically(root / "checkpoints" / POINTER, json.dumps({"latest": STEP, "best": STEP}, indent=1))
+    except BaseException:
+        folder.failed()
+        raise
+    folder.started()
+    return folder.path
+
+
+def _plain(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def load(cls, path: str | Path, freq: str | None = None):
+    from ..train.run import load_run_model
+
+    path = Path(path)
+    if not (path / STATE_FILE).is_file():
+        if (path / "series_scaler.json").is_file() or (path / "config.yaml").is_file():
+            return from_train_run(cls, path, freq)
+        raise ConfigError(f"{path} is not a saved forecaster (no {STATE_FILE}); give a folder written by "
+                          "Forecaster.save or xformer train")
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+        known = {f.name for f in fields(ForecasterConfig)}
+        config = ForecasterConfig(**{k: v for k, v in state["config"].items() if k in known})
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path / STATE_FILE} is corrupt ({e}); save the forecaster again") from None
+    if freq is not None:
+        config.freq = freq
+    forecaster = cls(config)
+    _, forecaster.model = load_run_model(path)
+    forecaster.freq = pd.tseries.frequencies.to_offset(config.freq or state["freq"]) if (config.freq or state["freq"]) \
+        else None
+    forecaster.stats = {k: (float(m), float(s)) for k, (m, s) in state.get("series", {}).items()}
+    forecaster.columns = state.get("columns")
+    forecaster.fit_report = state.get("fit_report", {})
+    if "scaler" in state:
+        forecaster.scaler = _scaler(state["scaler"]["mean"], state["scaler"]["scale"])
+    return forecaster
+
+
+def _scaler(mean, scale) -> StandardScaler:
+    """A fitted StandardScaler from its statistics: x_scaled = (x - mean_) / scale_."""
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_ = np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    scaler.var_, scaler.n_features_in_, scaler.n_samples_seen_ = scaler.scale_ ** 2, len(scaler.mean_), 1
+    return scaler
+
+
+def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
+    """The forecaster of a run folder written by ``xformer train`` on series data (``ett``, ``csv_series``):
+    its model (best checkpoint), columns, input length, horizon, quantiles and the StandardScaler of its
+    training rows (``series_scaler.json``). It forecasts those columns together (a multivariate model)."""
+    from ..train.run import load_run_model
+
+    run_dir = Path(run_dir)
+    stats_file = run_dir / "series_scaler.json"
+    if (run_dir / "config.yaml").is_file() and not stats_file.is_file():
+        raise ConfigError(f"{run_dir} is not a forecasting run (no series_scaler.json); give the folder of "
+                          "a run trained on series data (data ett or csv_series)")
+    config, model = load_run_model(run_dir)
+    stats = json.loads(stats_file.read_text())
+    head = config.model.head.args if config.model.baseline is None else {}
+    forecaster = cls(input_len=stats["input_len"], horizon=stats["horizon"], quantiles=head.get("quantiles"),
+                     date_column=stats["date_column"] or "date", columns=stats["columns"],
+                     missing=config.data.args.get("missing", "error"), freq=freq)
+    n = len(stats["columns"])
+    forecaster.scaler = _scaler(stats["mean"] if stats["mean"] is not None else np.zeros(n),
+                                stats["scale"] if stats["scale"] is not None else np.ones(n))
+    forecaster.model, forecaster.columns = model, list(stats["columns"])
+    forecaster.freq = None if freq is None else pd.tseries.frequencies.to_offset(freq)
+    return forecaster

@@ -1,0 +1,173 @@
+"""Series the way forecasting users hold them: long format ``unique_id, ds, y`` (neuralforecast's
+convention) or one wide table (a date column and one value column per series).
+
+Both become one :class:`Panel`: an ordered dict of series, each a float ``pd.Series`` indexed by
+its timestamps, so every later step (scaling, windows, forecasts) has one code path. A wide table
+is read by :func:`~xformer.data.series.read_series` and each value column becomes a series named
+after it, in column order; a long frame keeps its series in order of first appearance. Series may
+have different lengths and start dates. ``unique_id`` values are read as strings.
+
+Checks, each a one-line :class:`~xformer.config.ConfigError`: a missing ``unique_id`` / ``ds`` /
+``y`` column, a date that is not a date, non-numeric ``y``, two rows of one series at the same
+timestamp, dates out of order are sorted (long format only). Missing ``y`` values follow the
+``missing`` policy of ``read_series`` (error / ffill / interpolate), applied per series.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import ConfigError
+from ..data.series import MISSING_POLICIES, parse_dates, read_csv_file, read_series
+
+ID, DS, Y = "unique_id", "ds", "y"
+POINT = "y_hat"  # the point forecast column of a long result (the median when quantiles are trained)
+
+
+def quantile_column(q: float) -> str:
+    return f"{POINT}_q{q:g}"
+
+
+@dataclass
+class Panel:
+    """Series by id (ordered), and whether they came as a wide table (its date column's name)."""
+
+    series: dict[str, pd.Series]
+    wide_date_column: str | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.series)
+
+    def truncated(self, rows: dict[str, int]) -> "Panel":
+        """Each series cut to its first ``rows[id]`` values (ids not named are kept whole)."""
+        return Panel({k: s.iloc[:rows.get(k, len(s))] for k, s in self.series.items()}, self.wide_date_column)
+
+    def to_long(self) -> pd.DataFrame:
+        return pd.DataFrame({ID: np.concatenate([[k] * len(s) for k, s in self.series.items()]).astype(object),
+                             DS: np.concatenate([s.index.to_numpy() for s in self.series.values()]),
+                             Y: np.concatenate([s.to_numpy() for s in self.series.values()])})
+
+
+def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"series file not found: {path}")
+    return read_csv_file(path)
+
+
+def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
+    """Long format: a ``unique_id`` column, or ``ds`` and ``y`` columns and no wide date column."""
+    columns = set(frame.columns)
+    return ID in columns or ({DS, Y} <= columns and date_column not in columns)
+
+
+def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", columns: list[str] | None = None,
+               missing: str = "error") -> Panel:
+    """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either."""
+    frame = load_frame(source)
+    if not is_long(frame, date_column):
+        if {DS, Y} & set(frame.columns) and date_column not in frame.columns \
+                and not isinstance(frame.index, pd.DatetimeIndex):
+            have = sorted(str(c) for c in frame.columns)
+            raise ConfigError(f"a long-format frame needs columns unique_id, ds and y; it has {have}")
+        wide = read_series(frame, date_column, columns, missing)
+        return Panel({str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}, date_column)
+    return Panel(_read_long(frame, missing))
+
+
+def _read_long(frame: pd.DataFrame, missing: str) -> dict[str, pd.Series]:
+    if missing not in MISSING_POLICIES:
+        raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
+    absent = [c for c in (ID, DS, Y) if c not in frame.columns]
+    if absent:
+        raise ConfigError(f"the long-format frame has no column {', '.join(repr(c) for c in absent)}; it needs "
+                          f"unique_id, ds and y (it has {[str(c) for c in frame.columns]})")
+    if len(frame) == 0:
+        raise ConfigError("the long-format frame has no rows")
+    ids = frame[ID]
+    if ids.isna().any():
+        row = int(np.argmax(ids.isna().to_numpy()))
+        raise ConfigError(f"column 'unique_id' has no value at row {row + 1}; give every row its series' id")
+    ids = ids.astype(str)
+    ds = pd.Series(pd.DatetimeIndex(parse_dates(frame[DS].reset_index(drop=True), "the long-format frame")))
+    y = pd.to_numeric(frame[Y], errors="coerce").astype("float64").reset_index(drop=True)
+    bad = y.isna().to_numpy() & frame[Y].notna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ConfigError(f"column 'y' holds non-numeric value {frame[Y].iloc[row]!r} (row {row + 1}, series "
+                          f"'{ids.iloc[row]}'); y must be numbers")
+    table = pd.DataFrame({ID: ids.to_numpy(), DS: ds.to_numpy(), Y: y.to_numpy()})
+    dup = table.duplicated([ID, DS], keep=False).to_numpy()
+    if dup.any():
+        row = int(np.argmax(dup))
+        n = int(((table[ID] == table[ID].iloc[row]) & (table[DS] == table[DS].iloc[row])).sum())
+        raise ConfigError(f"series '{table[ID].iloc[row]}' has {n} rows at {table[DS].iloc[row]}; keep one row per "
+                          "(unique_id, ds)")
+    series = {}
+    for key, group in table.groupby(ID, sort=False):
+        s = pd.Series(group[Y].to_numpy(), index=pd.DatetimeIndex(group[DS].to_numpy(), name=DS), name=Y)
+        series[str(key)] = fill_missing(s.sort_index(), str(key), missing)
+    return series
+
+
+def fill_missing(s: pd.Series, key: str, missing: str) -> pd.Series:
+    """The ``missing`` policy of ``read_series`` on one series."""
+    n = int(s.isna().sum())
+    if not n:
+        return s
+    if missing == "error":
+        raise ConfigError(f"missing values in series '{key}' ({n} of {len(s)} rows); pass missing='ffill' or "
+                          "missing='interpolate' to fill them")
+    if s.notna().sum() == 0:
+        raise ConfigError(f"series '{key}' holds no value at all; drop it")
+    s = s.ffill() if missing == "ffill" else s.interpolate(method="time").ffill()
+    return s.bfill()
+
+
+def infer_freq(panel: Panel, freq: str | pd.DateOffset | None = None) -> pd.DateOffset:
+    """``freq`` when given, else the frequency pandas infers from the series (every series that has one
+    must agree); a frame with no regular series is a one-line error asking for ``freq``."""
+    if freq is not None:
+        return pd.tseries.frequencies.to_offset(freq)
+    found: dict[str, str] = {}
+    for key, s in panel.series.items():
+        if len(s) >= 3:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                inferred = pd.infer_freq(s.index)
+            if inferred is not None:
+                found.setdefault(inferred, key)
+    column = panel.wide_date_column or DS
+    if not found:
+        raise ConfigError(f"cannot infer a regular frequency from column '{column}'; pass freq (e.g. freq='h' to "
+                          "Forecaster, --freq h to xformer forecast)")
+    if len(found) > 1:
+        (a, ka), (b, kb) = list(found.items())[:2]
+        raise ConfigError(f"series '{ka}' has frequency {a} but '{kb}' has {b}; forecast them separately or pass freq")
+    return pd.tseries.frequencies.to_offset(next(iter(found)))
+
+
+def report_short(ids: list[str], need: int, what: str) -> None:
+    """Warn naming the series too short for ``what`` (they are left out of it)."""
+    if ids:
+        shown = ", ".join(f"'{k}'" for k in ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        frame, level = sys._getframe(1), 2  # point the warning at the user's line, outside this package
+        while frame is not None and frame.f_code.co_filename.startswith(str(Path(__file__).parent)):
+            frame, level = frame.f_back, level + 1
+        warnings.warn(f"{len(ids)} series shorter than {need} rows left out of {what}: {shown}", stacklevel=level)
+
+
+def future_dates(last: pd.Timestamp, freq: pd.DateOffset, h: int) -> pd.DatetimeIndex:
+    return pd.date_range(last, periods=h + 1, freq=freq)[1:]
+
+
+__all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq", "report_short",
+           "future_dates", "fill_missing"]

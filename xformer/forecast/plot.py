@@ -1,0 +1,50 @@
+"""One panel per series: history, truth, forecast and the widest quantile band."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import ConfigError
+from .frames import DS, ID, POINT, quantile_column
+
+
+def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | None = None,
+                  series: str | list[str] | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panel = forecaster.read(df)
+    forecast = forecaster.predict_panel(panel)
+    later = forecaster.read(truth) if truth is not None else None
+    if series is None:
+        keys = list(dict.fromkeys(forecast[ID]))
+        keys = keys if panel.wide_date_column else keys[:4]
+    else:
+        keys = [series] if isinstance(series, str) else list(series)
+        unknown = [k for k in keys if k not in set(forecast[ID])]
+        if unknown:
+            raise ConfigError(f"no forecast for series {unknown}; choose among {list(dict.fromkeys(forecast[ID]))[:10]}")
+    qs = sorted(forecaster.config.quantiles or [])
+    columns = {q: POINT if q == 0.5 else quantile_column(q) for q in qs}
+    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 2.2 * len(keys)), sharex=bool(panel.wide_date_column),
+                             squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        past = panel.series[key].iloc[-(history or 2 * forecaster.config.input_len):]
+        f = forecast[forecast[ID] == key]
+        ax.plot(past.index, past.to_numpy(), color="0.4", lw=1, label="history")
+        if later is not None and key in later.series:
+            true = later.series[key].loc[f[DS].iloc[0]:f[DS].iloc[-1]]
+            ax.plot(true.index, true.to_numpy(), color="black", lw=1, label="truth")
+        ax.plot(f[DS], f[POINT], color="tab:blue", lw=1.5, label="forecast")
+        if len(qs) >= 2:
+            ax.fill_between(f[DS], f[columns[qs[0]]], f[columns[qs[-1]]], color="tab:blue", alpha=0.2,
+                            label=f"q{qs[0]:g}-q{qs[-1]:g}")
+        ax.set_ylabel(key)
+    axes[0, 0].legend(loc="upper left", fontsize="small")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
