@@ -104,6 +104,7 @@ def test_gpt2_folder_fine_tunes_evaluates_resumes_and_generates(folders, capsys)
     assert main(["train", recipe, "--init-from", f"hf:{root / 'gpt2'}", "--out", str(run), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"init_from hf:{root / 'gpt2'}: loaded" in out and "left fresh: none" in out
+    assert "architecture, tokenizer from the checkpoint" in out
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model"]["core"]["d_model"] == 32 and saved["model"]["tokenizer"]["args"]["vocab_size"] == len(tok)
 
@@ -122,6 +123,10 @@ def test_gpt2_folder_fine_tunes_evaluates_resumes_and_generates(folders, capsys)
     assert metrics["val_loss"] == pytest.approx(json.loads((run / "metrics.json").read_text())["val_loss"], rel=1e-5)
     assert main(["train", "--resume", str(run), "train.steps=3", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 3
+    # and it learns: a few steps at a real learning rate lower the validation loss
+    assert main(["train", recipe, "train.lr=3e-3", "train.steps=6", "train.eval_every=6", "--init-from",
+                 f"hf:{root / 'gpt2'}", "--out", str(root / "gpt2_lr"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["val_loss"] < metrics["val_loss"] - 0.1
 
     # generate: the run, the Hugging Face folder itself, and transformers' own greedy decoding agree
     prompt = "the quick brown"

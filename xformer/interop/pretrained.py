@@ -14,7 +14,7 @@ the run's [EOS]. transformers is not needed for any of this (only the tokenizers
 ``timm:FILE#MODEL``: FILE is a ``.safetensors`` or ``.pth`` / ``.pt`` / ``.bin`` state dict (a training
 checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with.
 Sizes the weights show (depth, width, patch size, channels, image size, class and register tokens,
-classes, MLP ratio) are read from the tensors and passed to ``timm.create_model(MODEL,
+classes, MLP ratio; average pooling when there is fc_norm or no class token) are read from the tensors and passed to ``timm.create_model(MODEL,
 pretrained=False, ...)``; anything else (e.g. ``num_heads``) follows the name, or ``,key=value`` after
 it. The weights are loaded strictly, then converted (``timm_vit.from_timm_vit``).
 
@@ -232,6 +232,8 @@ def _timm_kwargs(state: dict[str, Tensor]) -> dict:
         if "blocks.0.mlp.fc1.weight" in state:
             kwargs["mlp_ratio"] = state["blocks.0.mlp.fc1.weight"].shape[0] / proj.shape[0]
         kwargs["class_token"] = "cls_token" in state
+        if "fc_norm.weight" in state or not kwargs["class_token"]:  # timm pools by averaging then
+            kwargs["global_pool"] = "avg"
         kwargs["reg_tokens"] = state["reg_token"].shape[1] if "reg_token" in state else 0
         if "pos_embed" in state:
             n, prefix = state["pos_embed"].shape[1], int(kwargs["class_token"]) + kwargs["reg_tokens"]

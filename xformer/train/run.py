@@ -88,6 +88,8 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
             summary = init_from_pretrained(model, config, data, source)
+            if source is not None:
+                summary += f"; architecture{', tokenizer' if source.tokenizer is not None else ''} from the checkpoint"
             if world.main:
                 print(summary, flush=True)
         if config.distill.teacher is not None:  # the teacher run's term joins the student's loss (train/distill.py)
