@@ -28,9 +28,18 @@ TINY_TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-9, "warmup_steps": 0, "eval_
               "eval_batches": 2}
 
 
+class RunsCode:
+    """A pickle that would call print when unpickled: torch.load(weights_only=True) must refuse it."""
+
+    def __reduce__(self):
+        return print, ("unpickled code ran",)
+
+
 def one_line_error(capsys, argv: list[str], *words: str) -> str:
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    assert "unpickled code ran" not in captured.out
+    err = captured.err.strip()
     assert err.startswith("xformer: error:") and "\n" not in err, err
     for word in words:
         assert word in err, err
@@ -220,6 +229,8 @@ def test_timm_file_fine_tunes_evaluates_resumes_and_predicts(folders, capsys, tm
     ("encoder_recipe", ["model.architecture", "decoder"]),
     ("long_blocks", ["max_positions=64", "block_size"]),
     ("core_contradicts", ["model.core.d_model"]),
+    ("bert_lm_head", ["causal_lm", "masked_lm"]),
+    ("pickle_with_code", ["weights_only=True", "never unpickles"]),
     ("timm_no_name", ["timm model name"]),
     ("timm_wrong_name", ["does not fit"]),
     ("timm_image_size", ["image_size"]),
@@ -250,6 +261,8 @@ def test_refusals_are_one_line(folders, capsys, tmp_path, case, words):
                         "--init-from", f"hf:{gpt2}"],
         "core_contradicts": [*train, lm, "model.core.d_model=64",
                              "--init-from", f"hf:{gpt2}"],
+        "bert_lm_head": [*train, lm, "model.architecture=encoder", "--init-from", f"hf:{bert}"],
+        "pickle_with_code": [*train, digits, "--init-from", f"timm:{tmp_path / 'code.pth'}#vit_tiny_patch16_224"],
         "timm_no_name": [*train, digits, "--init-from", f"timm:{vit}"],
         "timm_wrong_name": [*train, digits, "--init-from",
                             f"timm:{vit}#vit_small_patch16_224,qkv_bias=false"],
@@ -262,5 +275,6 @@ def test_refusals_are_one_line(folders, capsys, tmp_path, case, words):
         "generate_bert": ["generate", str(bert), "--prompt", "the"],
         "generate_no_folder": ["generate", str(tmp_path), "--prompt", "the"],
     }[case]
+    torch.save({"head.weight": RunsCode()}, tmp_path / "code.pth")
     one_line_error(capsys, argv, *words)
     assert not run.exists()  # refused before the run folder is made

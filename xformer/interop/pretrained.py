@@ -95,8 +95,9 @@ def _read_weights(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a pickle with code, a truncated file: one line
-        raise ConfigError(f"{path} cannot be read as plain tensors ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''}); save a state dict or .safetensors") from None
+        raise ConfigError(f"{path} cannot be read with torch.load(weights_only=True) ({type(e).__name__}): it is not "
+                          "a file of plain tensors, and xformer never unpickles code; save model.state_dict() or "
+                          ".safetensors") from None
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
