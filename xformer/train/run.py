@@ -260,7 +260,7 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
         parts = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
         return ", ".join(parts) if parts else "none"
 
-    unused = sorted(offered - set(copied))
+    unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
     return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh)}; "
             f"not used from the checkpoint: {modules(unused)}")
 
