@@ -40,7 +40,8 @@ def forecast_output(prediction: Tensor, batch: dict, quantiles: Tensor | None = 
     if quantiles is not None:
         prediction = prediction.sort(dim=-1).values
         out["quantiles"] = prediction
-        out["prediction"] = prediction[..., int(torch.argmin((quantiles - 0.5).abs()))]
+        median = torch.argmin((quantiles - 0.5).abs()).view(1)  # a tensor index: no host sync, ONNX-exportable
+        out["prediction"] = prediction.index_select(-1, median).squeeze(-1)
     else:
         out["prediction"] = prediction
     target = batch.get(TARGETS)

@@ -34,6 +34,7 @@ from torch import Tensor
 from ..core import CoreConfig
 from ..models import Model, ModelConfig, PartConfig, build_model
 from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_checkpoint, strip_prefix
+from .support import need, state_with_zero_biases
 
 _ACTIVATION_TO_XFORMER = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 _ACTIVATION_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
@@ -75,8 +76,9 @@ def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
 
 
 def xformer_config_to_bert(config: ModelConfig, **extra):
-    """The inverse of :func:`bert_config_to_xformer`; raises ValueError for what BERT cannot express."""
-    from transformers import BertConfig
+    """The inverse of :func:`bert_config_to_xformer`; raises ValueError for what BERT cannot express
+    (a bias-free model is a BERT whose biases are zero, see ``to_hf_bert``)."""
+    BertConfig = need("transformers", "exporting to BERT").BertConfig
 
     core, tok = config.core, config.tokenizer
     checks = [
@@ -87,7 +89,7 @@ def xformer_config_to_bert(config: ModelConfig, **extra):
          "a norm other than post-LayerNorm without a final norm"),
         (core.activation in _ACTIVATION_TO_HF, f"activation {core.activation!r}"),
         (not core.rope and core.n_kv_heads in (None, core.n_heads), "rotary positions or grouped-query attention"),
-        (core.qkv_bias and core.bias and core.layer_scale is None, "attention/MLP without biases or layer scale"),
+        (core.layer_scale is None, "layer scale"),
         (not core.residual_attention and core.attn_proj_dropout == 0,
          "residual attention or dropout on the attention output besides the residual dropout"),
     ]
@@ -184,12 +186,12 @@ def load_bert(source, head: str | None = None) -> Model:
 
 def to_hf_bert(model: Model, **config_extra):
     """The Hugging Face model (eval mode) with an xformer BERT's weights: ``BertForPreTraining``
-    for head masked_lm_nsp, ``BertForMaskedLM`` for masked_lm."""
-    from transformers import BertForMaskedLM, BertForPreTraining
-
+    for head masked_lm_nsp, ``BertForMaskedLM`` for masked_lm (a bias-free model gets zero biases)."""
+    transformers = need("transformers", "exporting to BERT")
     nsp = model.head.nsp is not None
-    hf = (BertForPreTraining if nsp else BertForMaskedLM)(xformer_config_to_bert(model.config, **config_extra))
-    load_exactly(hf, xformer_state_dict_to_bert(model.state_dict(), model.config.core.n_layers, nsp))
+    hf_config = xformer_config_to_bert(model.config, **config_extra)
+    hf = (transformers.BertForPreTraining if nsp else transformers.BertForMaskedLM)(hf_config)
+    load_exactly(hf, xformer_state_dict_to_bert(state_with_zero_biases(model), model.config.core.n_layers, nsp))
     return hf.eval()
 
 

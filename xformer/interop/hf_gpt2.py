@@ -31,6 +31,7 @@ from torch import Tensor
 from ..core import CoreConfig
 from ..models import Model, ModelConfig, PartConfig, build_model
 from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_checkpoint, strip_prefix
+from .support import need, state_with_zero_biases
 
 # (Hugging Face name inside block i, xformer name inside block i, stored as Conv1D?)
 _BLOCK = [("ln_1", "res1.norm", False), ("attn.c_attn", "attn.qkv", True), ("attn.c_proj", "attn.proj", True),
@@ -71,9 +72,10 @@ def gpt2_config_to_xformer(config) -> ModelConfig:
 def xformer_config_to_gpt2(config: ModelConfig, **extra):
     """The inverse of :func:`gpt2_config_to_xformer`; ``extra`` goes to ``GPT2Config`` (e.g. eos_token_id).
 
-    bos/eos default to the last id, GPT-2's convention (50256 = <|endoftext|>).
+    bos/eos default to the last id, GPT-2's convention (50256 = <|endoftext|>). A bias-free model
+    (``core.bias`` / ``qkv_bias`` false) is a GPT-2 whose biases are zero (see ``to_hf_gpt2``).
     Raises ValueError naming the first setting GPT-2 cannot express."""
-    from transformers import GPT2Config
+    GPT2Config = need("transformers", "exporting to GPT-2").GPT2Config
 
     core, tok, head = config.core, config.tokenizer, config.head
     checks = [
@@ -85,7 +87,8 @@ def xformer_config_to_gpt2(config: ModelConfig, **extra):
                                                                                 "with a final norm"),
         (core.activation in _ACTIVATION_TO_HF, f"activation {core.activation!r}"),
         (not core.rope and core.n_kv_heads in (None, core.n_heads), "rotary positions or grouped-query attention"),
-        (core.qkv_bias and core.bias and core.layer_scale is None, "attention/MLP without biases or layer scale"),
+        (core.layer_scale is None, "layer scale"),
+        (not core.residual_attention, "residual attention"),
         (core.attn_proj_dropout == 0, "dropout on the attention output besides the residual dropout"),
     ]
     for ok, what in checks:
@@ -150,12 +153,11 @@ def load_gpt2(source) -> Model:
 
 
 def to_hf_gpt2(model: Model, **config_extra):
-    """The ``GPT2LMHeadModel`` (eval mode) with the weights of an xformer GPT-2-shaped Model."""
-    from transformers import GPT2LMHeadModel
-
+    """The ``GPT2LMHeadModel`` (eval mode) with the weights of an xformer GPT-2-shaped Model
+    (a bias-free one gets zero biases: the same function)."""
     hf_config = xformer_config_to_gpt2(model.config, **config_extra)
-    hf = GPT2LMHeadModel(hf_config)
-    state = xformer_state_dict_to_gpt2(model.state_dict(), model.config.core.n_layers)
+    hf = need("transformers", "exporting to GPT-2").GPT2LMHeadModel(hf_config)
+    state = xformer_state_dict_to_gpt2(state_with_zero_biases(model), model.config.core.n_layers)
     load_exactly(hf, state, allow_missing=tuple(f"transformer.h.{i}.attn.bias" for i in range(hf_config.n_layer)))
     return hf.eval()
 

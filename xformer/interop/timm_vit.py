@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from ..core import CoreConfig
 from ..models import Model, ModelConfig, PartConfig, build_model
+from .support import state_with_zero_biases
 
 
 def _unsupported(vit: nn.Module) -> str | None:
@@ -125,10 +126,13 @@ def xformer_state_dict_from_timm(timm_sd: dict[str, Tensor], model: Model) -> di
 
 
 def to_timm_state_dict(model: Model) -> dict[str, Tensor]:
-    """The state dict timm's VisionTransformer of the same config loads with strict=True."""
+    """The state dict timm's VisionTransformer of the same config loads with strict=True. Projections
+    and MLPs without biases (``core.bias: false``) get zero ones, as timm's always have them; a qkv
+    projection without bias stays without (timm's ``qkv_bias=False``)."""
     if model.config.core.residual_attention:
         raise ValueError("this model uses residual attention, which timm's VisionTransformer does not have")
-    ours = model.state_dict()
+    own = model.state_dict()
+    ours = {k: v for k, v in state_with_zero_biases(model).items() if k in own or not k.endswith("attn.qkv.bias")}
     renames = _renames(model.config.core.n_layers)
     out = {renames[k]: v.clone() for k, v in ours.items() if k in renames}
     if "tokenizer.pos_grid" in ours:

@@ -1,0 +1,221 @@
+"""`xformer export RUN_DIR --format hf|timm|onnx --out DIR` (issue 16): tiny runs of each domain, trained through
+the CLI for 2 steps, exported and reloaded by the target library itself, which must give the run's outputs."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from xformer.cli import main
+from xformer.train.run import load_run_model
+
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
+TINY = ["train.steps=2", "train.eval_every=2", "train.log_every=1", "train.warmup_steps=0", "train.batch_size=8",
+        "train.device=cpu"]
+GPT = {"model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 2, "n_heads": 2, "activation": "gelu"},
+                 "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
+       "data": {"name": "copy_digits", "args": {"n_train": 64, "n_val": 16, "n_test": 16, "length": 4}},
+       "train": {"steps": 2, "lr": 1e-2}}
+BERT = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 2, "n_heads": 2, "d_ff": 32,
+                                                      "norm_first": False, "final_norm": False, "norm_eps": 1e-12},
+                  "tokenizer": {"name": "bert_text"}, "head": {"name": "masked_lm"}},
+        "data": {"name": "text_mlm", "args": {"tokenizer": "wordpiece", "vocab_size": 120, "min_frequency": 1,
+                                              "max_length": 16, "document_chars": 400}},
+        "train": {"steps": 2, "lr": 1e-2}}
+RUNS = {  # name -> (recipe file or dict, overrides)
+    "gpt_bias": (GPT, ["model.core.activation=gelu_tanh"]),
+    "gpt_nobias": (GPT, ["model.core.bias=false", "model.core.qkv_bias=false"]),  # the project's GPT recipes
+    "gpt_rope": (GPT, ["model.core.rope=true"]),
+    "bert": (BERT, []),
+    "vit": ("vit_digits.yaml", ["data.args.affine=false", "model.tokenizer.args.patch_size=4", "model.core.d_model=16",
+                                "model.core.n_layers=2", "model.core.n_heads=2", "model.core.d_ff=32"]),
+    "patchtst": ("patchtst_etth1_96.yaml", ["data.name=csv_series", "data.args.input_len=32", "data.args.horizon=8",
+                                            "model.tokenizer.args.patch_len=8", "model.tokenizer.args.stride=4",
+                                            "model.head.args.quantiles=[0.1,0.5,0.9]", "train.epochs=null", "train.schedule=constant",
+                                            "train.early_stopping.patience=null", "train.eval_batch_size=64"]),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export_runs")
+    corpus = root / "corpus.txt"
+    words = "the model reads a sentence and predicts the hidden word from both sides of it".split()
+    corpus.write_text("\n".join(" ".join(words[i % 7:] + words[: i % 7]) + "." for i in range(80)))
+    made = {}
+
+    def run(name: str) -> Path:
+        if name not in made:
+            recipe, overrides = RUNS[name]
+            if isinstance(recipe, dict):
+                path = root / f"{name}.yaml"
+                recipe = json.loads(json.dumps(recipe))
+                if name == "bert":
+                    recipe["data"]["args"]["files"] = str(corpus)
+                path.write_text(yaml.safe_dump(recipe))
+            else:
+                path = TASKS / recipe
+            out = root / name
+            assert main(["train", str(path), *TINY, *overrides, "--out", str(out), "--quiet"]) == 0
+            made[name] = out
+        return made[name]
+
+    return run
+
+
+def export(run: Path, fmt: str, out: Path, *extra: str) -> int:
+    return main(["export", str(run), "--format", fmt, "--out", str(out), *extra])
+
+
+def one_line_error(capsys, *words: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("xformer: error: ") and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+@pytest.mark.parametrize("name", ["gpt_bias", "gpt_nobias"])
+def test_gpt_exports_to_a_folder_gpt2_from_pretrained_loads_with_the_same_logits(runs, name, tmp_path):
+    from transformers import GPT2LMHeadModel
+
+    run = runs(name)
+    assert export(run, "hf", tmp_path / "hf") == 0
+    hf = GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
+    _, model = load_run_model(run)
+    ids = torch.randint(0, model.config.tokenizer.args["vocab_size"], (3, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(hf(ids).logits, model({"input_ids": ids})["logits"], atol=1e-4, rtol=0)
+    biases = [p for n, p in hf.named_parameters() if n.endswith("bias") and ".ln_" not in n]
+    assert biases and all(bool((b == 0).all()) for b in biases) == (name == "gpt_nobias")
+    assert json.loads((tmp_path / "hf" / "export.json").read_text())["class"] == "GPT2LMHeadModel"
+
+
+def test_bert_exports_to_a_folder_bert_for_masked_lm_loads_with_the_same_logits(runs, tmp_path):
+    from transformers import BertForMaskedLM
+
+    run = runs("bert")
+    assert export(run, "hf", tmp_path / "hf") == 0
+    hf = BertForMaskedLM.from_pretrained(tmp_path / "hf").eval()
+    _, model = load_run_model(run)
+    ids = torch.randint(0, model.config.tokenizer.args["vocab_size"], (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    mask[1, 5:] = 0
+    types = (torch.arange(9) >= 4).long().expand(2, 9)
+    with torch.no_grad():
+        theirs = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        ours = model({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})["logits"]
+    torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=0)
+    assert {"vocab.txt", "tokenizer.json"} <= {p.name for p in (tmp_path / "hf").iterdir()}  # the run's vocabulary
+
+
+def test_vit_exports_a_state_dict_timm_loads_strictly_with_the_same_logits(runs, tmp_path):
+    import timm
+    from safetensors.torch import load_file
+
+    run = runs("vit")
+    assert export(run, "timm", tmp_path / "timm") == 0
+    config = json.loads((tmp_path / "timm" / "config.json").read_text())
+    vit = timm.create_model(config["architecture"], pretrained=False, **config["model_args"]).eval()
+    vit.load_state_dict(load_file(tmp_path / "timm" / "model.safetensors"), strict=True)
+    from_folder = timm.create_model(f"local-dir:{tmp_path / 'timm'}", pretrained=True).eval()
+    _, model = load_run_model(run)
+    images = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        ours = model({"images": images})["logits"]
+        torch.testing.assert_close(vit(images), ours, atol=1e-4, rtol=0)
+        torch.testing.assert_close(from_folder(images), ours, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gpt_nobias", "bert", "vit", "patchtst"])
+def test_onnx_graph_gives_the_pytorch_outputs(runs, name, tmp_path):
+    """Text LM, masked LM, image classifier, quantile forecaster (RevIN, BatchNorm, residual attention): the
+    graph run by onnxruntime on inputs of another batch size (and length) than the export's equals PyTorch."""
+    import onnxruntime
+
+    from xformer.interop.onnx_export import example_inputs
+
+    run = runs(name)
+    assert export(run, "onnx", tmp_path / "onnx") == 0
+    report = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    assert report["checked_with"].startswith("onnxruntime") and max(report["max_abs_diff"].values()) < 1e-4
+    _, model = load_run_model(run)
+    inputs = example_inputs(model, 4, 6, torch.Generator().manual_seed(5))
+    session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == list(inputs)
+    got = session.run(report["outputs"], {k: v.numpy() for k, v in inputs.items()})
+    with torch.no_grad():
+        want = model(dict(inputs))
+    for out, value in zip(report["outputs"], got):
+        torch.testing.assert_close(torch.from_numpy(value), want[out], atol=1e-4, rtol=0)
+    expected = {"gpt_nobias": ["logits"], "bert": ["logits"], "vit": ["logits"], "patchtst": ["prediction", "quantiles"]}
+    assert report["outputs"] == expected[name]
+
+
+@pytest.mark.parametrize("name, fmt, words", [
+    ("gpt_rope", "hf", ["cannot export to GPT-2", "rotary positions", "--format onnx"]),
+    ("vit", "hf", ["cannot export to Hugging Face", "image_patches", "--format onnx or timm"]),
+    ("gpt_bias", "timm", ["cannot export to timm", "ViT classifiers"]),
+    ("patchtst", "timm", ["cannot export to timm"]),
+])
+def test_what_the_target_cannot_express_is_one_line_and_nothing_is_written(runs, name, fmt, words, tmp_path, capsys):
+    run = runs(name)
+    capsys.readouterr()
+    assert export(run, fmt, tmp_path / "out") == 2
+    one_line_error(capsys, *words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_folder_is_never_overwritten_unasked(runs, tmp_path, capsys):
+    run, out = runs("gpt_bias"), tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    capsys.readouterr()
+    assert export(run, "hf", out) == 2
+    one_line_error(capsys, "already holds files", "--overwrite")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert export(run, "hf", out, "--overwrite") == 0
+    assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert export(run, "hf", run) == 2  # never into the run itself
+    one_line_error(capsys, "already holds files")
+
+
+def test_checkpoint_choice_and_bad_checkpoint(runs, tmp_path, capsys):
+    run = runs("gpt_bias")
+    assert export(run, "hf", tmp_path / "last", "--checkpoint", "last") == 0
+    assert json.loads((tmp_path / "last" / "export.json").read_text())["checkpoint"] == "step_00000002"
+    capsys.readouterr()
+    assert export(run, "hf", tmp_path / "bad", "--checkpoint", "step_7") == 2
+    one_line_error(capsys, "--checkpoint step_7", "step_2")
+    assert export(tmp_path, "hf", tmp_path / "x") == 2
+    one_line_error(capsys, "not a run folder")
+    with pytest.raises(SystemExit) as stop:  # argparse's choices, one line (OneLineParser)
+        main(["export", str(run), "--format", "tflite", "--out", str(tmp_path / "y")])
+    assert stop.value.code == 2
+    one_line_error(capsys, "--format", "invalid choice: 'tflite'")
+
+
+@pytest.mark.parametrize("fmt, module, extra", [("hf", "transformers", "hf"), ("onnx", "onnx", "onnx")])
+def test_a_missing_extra_is_one_line_naming_the_pip_fix(runs, fmt, module, extra, tmp_path, capsys, monkeypatch):
+    run = runs("gpt_bias")
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    capsys.readouterr()
+    assert export(run, fmt, tmp_path / "out") == 2
+    one_line_error(capsys, f'pip install "xformer[{extra}]"')
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_python_interop_entry_points_name_the_extra_too(runs, monkeypatch):
+    from xformer.interop.hf_bert import to_hf_bert
+    from xformer.interop.hf_gpt2 import to_hf_gpt2
+    from xformer.interop.support import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    _, model = load_run_model(runs("gpt_bias"))
+    for convert in (to_hf_gpt2, to_hf_bert):
+        with pytest.raises(ImportError, match=r'pip install "xformer\[hf\]"') as error:
+            convert(model)
+        assert isinstance(error.value, MissingExtra) and "\n" not in str(error.value)

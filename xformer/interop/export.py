@@ -1,0 +1,201 @@
+"""A model out to another library's format: a Hugging Face folder, a timm checkpoint, an ONNX graph.
+
+    export_model(model, "hf", folder)     GPT-2-shaped decoders -> GPT2LMHeadModel, BERT encoders -> BertFor*
+    export_model(model, "timm", folder)   ViT classifiers -> timm VisionTransformer (config.json + model.safetensors)
+    export_model(model, "onnx", folder)   every transformer run -> model.onnx, checked against PyTorch (onnx_export.py)
+
+Each format first checks that it can express the model (``check_exportable``): what it cannot is
+refused in one line naming the feature, before anything is written. Bias-free layers are exported
+as zero biases (the same function). ``xformer export`` (commands/export.py) adds the run folder,
+the checkpoint choice and the output folder rules.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..errors import ConfigError
+from .support import CannotExport, describe, need
+
+FORMATS = ("hf", "timm", "onnx")
+TIMM_EPS = 1e-6  # timm's VisionTransformer: partial(nn.LayerNorm, eps=1e-6)
+
+
+# ---------------------------------------------------------------- Hugging Face
+
+
+def hf_kind(config) -> str:
+    """'gpt2' or 'bert': the Hugging Face model family of ``config``, or CannotExport."""
+    if config.baseline is None and config.architecture == "decoder" and config.tokenizer.name == "text":
+        return "gpt2"
+    if config.baseline is None and config.architecture == "encoder" and config.tokenizer.name == "bert_text":
+        if config.head.name in ("masked_lm", "masked_lm_nsp"):
+            return "bert"
+        raise CannotExport(f"cannot export to Hugging Face: the {config.head.name} head has no BERT class here "
+                           "(--format hf covers BERT with the masked_lm / masked_lm_nsp heads); use --format onnx")
+    raise CannotExport(f"cannot export to Hugging Face: the model is {describe(config)}; --format hf covers "
+                       "GPT-2 (decoder, text tokenizer, causal_lm head) and BERT (encoder, bert_text tokenizer, "
+                       "masked_lm head); use --format onnx" + (" or timm" if _is_vit(config) else ""))
+
+
+def _check_hf(model) -> None:
+    kind = hf_kind(model.config)
+    from .hf_bert import xformer_config_to_bert
+    from .hf_gpt2 import xformer_config_to_gpt2
+
+    try:
+        (xformer_config_to_gpt2 if kind == "gpt2" else xformer_config_to_bert)(model.config)
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise CannotExport(f"{e}; use --format onnx") from None
+
+
+def export_hf(model, folder: Path, tokenizer_dir: Path | None = None) -> dict:
+    """config.json + model.safetensors that ``GPT2LMHeadModel`` / ``BertForMaskedLM`` /
+    ``BertForPreTraining.from_pretrained(folder)`` loads, plus the run's tokenizer files when given."""
+    from .hf_bert import to_hf_bert
+    from .hf_gpt2 import to_hf_gpt2
+
+    kind = hf_kind(model.config)
+    hf = to_hf_gpt2(model) if kind == "gpt2" else to_hf_bert(model)
+    progress = need("transformers.utils.logging", "--format hf")
+    shown = progress.is_progress_bar_enabled()
+    progress.disable_progress_bar()  # its one-shard bar is noise on stderr
+    try:
+        hf.save_pretrained(folder)
+    finally:
+        if shown:
+            progress.enable_progress_bar()
+    copied = []
+    if tokenizer_dir is not None and tokenizer_dir.is_dir():
+        for f in sorted(tokenizer_dir.iterdir()):
+            if f.is_file() and not (folder / f.name).exists():
+                shutil.copy2(f, folder / f.name)
+                copied.append(f.name)
+    return {"class": type(hf).__name__, "tokenizer_files": copied}
+
+
+# ---------------------------------------------------------------- timm
+
+
+def _is_vit(config) -> bool:
+    return (config.baseline is None and config.architecture == "encoder" and config.tokenizer.name == "image_patches"
+            and config.head.name == "classification")
+
+
+def timm_model_args(config) -> dict:
+    """The keyword arguments of timm's ``VisionTransformer`` for the same network, or CannotExport."""
+    if not _is_vit(config):
+        raise CannotExport(f"cannot export to timm: the model is {describe(config)}; --format timm covers ViT "
+                           "classifiers (encoder, image_patches tokenizer, classification head); use --format onnx")
+    core, tok, head = config.core, config.tokenizer.args, config.head.args
+    positions = tok.get("positions", "learned")
+    checks = [
+        (core.norm == "layernorm" and core.norm_first, f"{core.norm} {'pre' if core.norm_first else 'post'}-norm "
+                                                       "blocks (timm's ViT has pre-LayerNorm blocks)"),
+        (core.norm_eps == TIMM_EPS, f"LayerNorm eps {core.norm_eps:g} (timm's ViT uses {TIMM_EPS:g}; train with "
+                                    f"model.core.norm_eps={TIMM_EPS:g})"),
+        (core.activation in ("gelu", "gelu_tanh"), f"activation {core.activation!r} (timm's ViT MLP uses GELU)"),
+        (not core.rope, "rotary positions"),
+        (core.n_kv_heads in (None, core.n_heads), "grouped-query attention"),
+        (not core.residual_attention, "residual attention"),
+        (positions in ("learned", "none"), f"fixed {positions} positions (timm's ViT learns its pos_embed)"),
+        (not tok.get("shifted_patches", False), "shifted patch tokenization"),
+        (head.get("pool", "cls") in ("cls", "mean"), f"{head.get('pool')} pooling (timm's ViT pools by token or avg)"),
+        (not (head.get("norm", False) and core.has_final_norm),
+         "both a final norm and a norm after pooling (timm's ViT has one or the other)"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise CannotExport(f"cannot export to timm: the model has {what}")
+    size, patch = tok.get("image_size", 224), tok.get("patch_size", 16)
+    args = {
+        "img_size": list(size) if isinstance(size, (list, tuple)) else [size, size],
+        "patch_size": list(patch) if isinstance(patch, (list, tuple)) else [patch, patch],
+        "in_chans": tok.get("channels", 3), "num_classes": head["n_classes"],
+        "global_pool": "token" if head.get("pool", "cls") == "cls" else "avg",
+        "embed_dim": core.d_model, "depth": core.n_layers, "num_heads": core.n_heads,
+        "mlp_ratio": core.hidden_dim / core.d_model, "qkv_bias": core.qkv_bias,
+        "init_values": core.layer_scale, "class_token": tok.get("class_token", True),
+        "pos_embed": "learn" if positions == "learned" else "none",
+        "no_embed_class": not tok.get("prefix_positions", True), "reg_tokens": tok.get("register_tokens", 0),
+        "pre_norm": tok.get("pre_norm", False), "final_norm": core.has_final_norm,
+        "fc_norm": bool(head.get("norm", False)),
+    }
+    if core.activation == "gelu_tanh":
+        args["act_layer"] = "gelu_tanh"
+    return args
+
+
+def export_timm(model, folder: Path, preprocess: dict | None = None, class_names: list | None = None) -> dict:
+    """model.safetensors under timm's names and a config.json in timm's Hub layout, so that both
+    ``timm.create_model(cfg["architecture"], **cfg["model_args"]).load_state_dict(weights)`` (strict) and
+    ``timm.create_model("local-dir:FOLDER", pretrained=True)`` rebuild the model."""
+    from safetensors.torch import save_file
+
+    from .timm_vit import to_timm_state_dict
+
+    args = timm_model_args(model.config)
+    state = {k: v.contiguous() for k, v in to_timm_state_dict(model).items()}
+    save_file(state, str(folder / "model.safetensors"))
+    channels, (h, w) = args["in_chans"], args["img_size"]
+    pretrained_cfg = {"input_size": [channels, h, w], "num_classes": args["num_classes"], "crop_pct": 1.0,
+                      "interpolation": "bicubic", "fixed_input_size": True}
+    if preprocess and "mean" in preprocess and "std" in preprocess:
+        pretrained_cfg.update(mean=preprocess["mean"], std=preprocess["std"])
+    config = {"architecture": "vit_tiny_patch16_224",  # every argument that differs is in model_args
+              "num_classes": args["num_classes"], "num_features": args["embed_dim"],
+              "global_pool": args["global_pool"], "model_args": args, "pretrained_cfg": pretrained_cfg}
+    if class_names:
+        config["label_names"] = list(class_names)
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return {"architecture": config["architecture"], "model_args": args}
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def check_exportable(model, fmt: str) -> None:
+    """CannotExport (one line naming the feature) when ``fmt`` cannot express ``model``; a MissingExtra when
+    the format's optional packages are not installed. Writes nothing."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "hf":
+        need("transformers", "--format hf")
+        _check_hf(model)
+    elif fmt == "timm":
+        timm_model_args(model.config)
+    else:
+        from .onnx_export import check_onnx_exportable
+
+        check_onnx_exportable(model)
+
+
+def export_model(model, fmt: str, folder: str | Path, run_dir: str | Path | None = None) -> dict:
+    """Write ``model`` in format ``fmt`` into the existing, empty ``folder``; a dict describing what was written.
+    ``run_dir`` (optional) supplies the tokenizer files (hf), preprocessing and class names (timm)."""
+    folder = Path(folder)
+    run = Path(run_dir) if run_dir is not None else None
+    check_exportable(model, fmt)
+    model = model.eval()
+    if fmt == "hf":
+        return export_hf(model, folder, run / "tokenizer" if run else None)
+    if fmt == "timm":
+        return export_timm(model, folder, _read_json(run, "preprocess.json"),
+                           (_read_json(run, "classes.json") or {}).get("class_names"))
+    from .onnx_export import export_onnx
+
+    return export_onnx(model, folder / "model.onnx")
+
+
+def _read_json(run: Path | None, name: str):
+    try:
+        return json.loads((run / name).read_text()) if run is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+__all__ = ["FORMATS", "CannotExport", "check_exportable", "export_model", "export_hf", "export_timm",
+           "hf_kind", "timm_model_args"]
