@@ -181,6 +181,18 @@ def test_bert_folder_fine_tunes_a_classifier(folders, capsys):
     assert main(["train", "--resume", str(run), "train.steps=3", "--quiet"]) == 0
     one_line_error(capsys, ["generate", str(run), "--prompt", "the"], "decoder")
 
+    # masked-LM fine-tuning keeps the folder's own head: transformers' logits, through the CLI
+    mlm = write_recipe(root / "mlm.yaml", {
+        "model": {"architecture": "encoder", "head": {"name": "masked_lm"}},
+        "data": {"name": "text_mlm", "args": {"files": [str(root / "corpus.txt")], "max_length": 32,
+                                              "document_chars": 300}},
+        "train": TINY_TRAIN})
+    assert main(["train", mlm, "--init-from", f"hf:{root / 'bert'}", "--out", str(root / "mlm_run"), "--quiet"]) == 0
+    assert "left fresh: none; not used from the checkpoint: none" in capsys.readouterr().out
+    with torch.no_grad():
+        torch.testing.assert_close(run_model(root / "mlm_run")({"input_ids": ids})["logits"], bert(ids).logits,
+                                   atol=TOL, rtol=0)
+
     # the Python loader keeps the folder's own masked-LM head: transformers' logits
     from xformer.interop.pretrained import load_pretrained
 
