@@ -1,4 +1,8 @@
-"""`xformer forecast RUN_DIR --data FILE.csv [--out forecast.csv] [--plot forecast.png] [--at DATE]`.
+"""`xformer forecast RUN_DIR --data FILE.csv [--out forecast.csv] [--plot forecast.png] [--at DATE] [--h N]`.
+
+FILE is wide (the run's date column and one column per series) or long (``unique_id, ds, y``: every
+series in it is forecast; the CSV is long too: unique_id, ds, y_hat and y_hat_q{q} columns). RUN_DIR
+is a run of ``xformer train`` on series data or a folder written by ``Forecaster.save``.
 
 Forecasts the run's horizon after the last row of FILE (or after row DATE with --at, so the
 rows after it are the truth: the plot shows them and the errors are printed). The file needs the
@@ -16,21 +20,28 @@ from pathlib import Path
 from ..config import ConfigError
 
 
-def run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
     from ..data.series import read_series
     from ..folders import write_atomically
     from ..forecast import Forecaster
+    from ..forecast.frames import is_long, load_frame
 
     for option, path in (("--out", args.out), ("--plot", args.plot)):
         if path is not None and Path(path).is_dir():
             raise ConfigError(f"{option} {path} is a folder; give a file name, e.g. {Path(path) / 'forecast'}"
                               f"{'.csv' if option == '--out' else '.png'}")
-    forecaster = Forecaster.from_run(args.run_dir, freq=args.freq)
+    forecaster = Forecaster.load(args.run_dir, freq=args.freq)
     cfg = forecaster.config
-    frame = read_series(args.data, cfg.date_column, forecaster.columns, cfg.missing)
+    raw = load_frame(args.data)
+    if is_long(raw, cfg.date_column):
+        return run_long(args, forecaster, raw)
+    if args.series is not None:
+        raise ConfigError("--series chooses a series of a long-format file (unique_id, ds, y); a wide file's plot "
+                          "shows every column")
+    frame = read_series(raw, cfg.date_column, forecaster.columns or cfg.columns, cfg.missing)
     history = frame
     if args.at is not None:
         try:
@@ -45,18 +56,20 @@ def run(args: argparse.Namespace) -> None:
     if len(history) < cfg.input_len:
         raise ConfigError(f"the run reads {cfg.input_len} rows before the forecast but {args.data} has "
                           f"{len(history)}{' up to --at' if args.at else ''}; give a longer history")
-    forecast = forecaster.predict(history)
+    forecast = forecaster.predict(history, h=args.h)
     table = forecast.to_csv(index_label=cfg.date_column)
     if args.out:
         write_atomically(args.out, table)
         if not args.quiet:
-            print(f"wrote {len(forecast)} steps x {len(forecaster.columns)} series to {args.out}", file=sys.stderr)
+            print(f"wrote {len(forecast)} steps x {len(frame.columns)} series to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(table)
     truth = frame.loc[frame.index > history.index[-1]].reindex(forecast.index).dropna()
     if len(truth):
-        y, y_hat = truth.to_numpy(), forecast.loc[truth.index, forecaster.columns].to_numpy()
-        scale = forecaster.scaler.scale_
+        y, y_hat = truth.to_numpy(), forecast.loc[truth.index, list(frame.columns)].to_numpy()
+        scale = (forecaster.scaler.scale_ if forecaster.scaler is not None else  # per-series training scales
+                 np.array([forecaster.stats.get(str(c), (0.0, float(history[c].std(ddof=0)) or 1.0))[1]
+                           for c in frame.columns]))
         errors = {"steps_with_truth": len(truth), "mse": float(np.mean(((y - y_hat) / scale) ** 2)),
                   "mae": float(np.mean(np.abs(y - y_hat) / scale)), "mse_original": float(np.mean((y - y_hat) ** 2)),
                   "mae_original": float(np.mean(np.abs(y - y_hat)))}
@@ -65,6 +78,68 @@ def run(args: argparse.Namespace) -> None:
         forecaster.plot(history, args.plot, truth=frame if len(truth) else None)
         if not args.quiet:
             print(f"wrote {args.plot}", file=sys.stderr)
+
+
+def run_long(args: argparse.Namespace, forecaster, raw) -> None:
+    """Every series of a long-format file: a long CSV, the errors against later rows with --at."""
+    import pandas as pd
+
+    from ..folders import write_atomically
+    from ..forecast.frames import DS, ID, POINT, Y
+    from ..metrics_forecast import evaluate
+
+    panel = forecaster.read(raw)
+    history = panel
+    if args.at is not None:
+        try:
+            at = pd.Timestamp(args.at)
+        except ValueError:
+            raise ConfigError(f"--at {args.at!r} is not a date; give a date within {args.data}") from None
+        first, last = min(s.index[0] for s in panel.series.values()), max(s.index[-1] for s in panel.series.values())
+        if not first <= at <= last:
+            raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its dates")
+        rows = panel.to_long()
+        history = forecaster.read(rows[rows[DS] <= at])
+        later = [k for k in panel.ids if k not in history.series]
+        if later:
+            print(f"{len(later)} series start after --at and are not forecast: {', '.join(later[:10])}"
+                  f"{' ...' if len(later) > 10 else ''}", file=sys.stderr)
+    forecast = forecaster.predict_panel(history, h=args.h)
+    table = forecast.to_csv(index=False, float_format="%.8g")
+    if args.out:
+        write_atomically(args.out, table)
+        if not args.quiet:
+            print(f"wrote {forecast[ID].nunique()} series x {len(forecast) // max(forecast[ID].nunique(), 1)} steps "
+                  f"to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(table)
+    truth = forecast.merge(panel.to_long(), on=[ID, DS], how="inner")
+    if len(truth):
+        overall = evaluate(truth[[ID, DS, Y] + [c for c in forecast.columns if c.startswith(POINT)]],
+                           train_df=history.to_long()).loc["overall"]
+        print(json.dumps({"steps_with_truth": len(truth), **{k: round(float(v), 6) for k, v in overall.items()}}),
+              file=sys.stderr)
+    if args.plot:
+        forecaster.plot(history, args.plot, truth=panel if len(truth) else None, series=args.series)
+        if not args.quiet:
+            print(f"wrote {args.plot}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> None:
+    """``_run``, with the warnings that name series left out printed as plain lines (once each)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _run(args)
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning) and "left out of" in str(w.message):
+                    if str(w.message) not in {str(v.message) for v in caught[:caught.index(w)]}:
+                        print(f"xformer: warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def add_parser(subparsers) -> None:
@@ -81,6 +156,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth")
     p.add_argument("--at", metavar="DATE", help="forecast after this date of the file instead of after its end")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min) when it cannot be inferred")
+    p.add_argument("--h", type=int, metavar="N", help="forecast N steps (1 to the run's horizon; default: the horizon)")
+    p.add_argument("--series", metavar="ID", action="append",
+                   help="with --plot and a long file: the series to plot (repeat for several; default: the first 4)")
     p.add_argument("--quiet", action="store_true",
                    help="no 'wrote ...' lines on stderr; the forecast, its errors against the truth and any "
                         "error message stay")

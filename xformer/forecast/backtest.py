@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
-from .frames import DS, ID, Y, report_short
+from .frames import DS, ID, Y, Panel, report_short
 
 
 def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
@@ -39,7 +39,7 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
                           f"windows), the longest has {max(len(s) for s in panel.series.values())}")
     report_short(short, need, "the backtest")
     keep = [k for k in panel.ids if k not in short]
-    panel.series = {k: panel.series[k] for k in keep}
+    panel = Panel({k: panel.series[k] for k in keep}, panel.wide_date_column)
     first = {k: len(s) - span for k, s in panel.series.items()}
     if fit:
         forecaster.fit_panel(panel.truncated(first), val_size, early_stopping)

@@ -19,7 +19,8 @@ from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .config import ForecasterConfig, model_config
-from .frames import DS, ID, POINT, Panel, future_dates, infer_freq, quantile_column, read_panel, report_short
+from .frames import (DS, ID, POINT, Panel, future_dates, infer_freq, quantile_column, read_panel,
+                     report_short)
 
 class _KeepBest(Trainer):
     """A trainer without a run folder that keeps, in memory, the weights of its best validation loss."""
@@ -88,6 +89,9 @@ class Forecaster:
 
     # ---- training -----------------------------------------------------------------------------------------
     def read(self, df) -> Panel:
+        """The series of ``df`` (long or wide frame, CSV path, or a Panel already read)."""
+        if isinstance(df, Panel):
+            return df
         cfg = self.config
         return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing)
 
@@ -161,7 +165,8 @@ class Forecaster:
         result = self.predict_panel(panel, h)
         if not panel.wide_date_column:
             return result
-        return to_wide(result, panel.wide_date_column, self.config.quantiles, self.freq if self.freq is not None else infer_freq(panel, self.config.freq))
+        freq = self.freq if self.freq is not None else infer_freq(panel, self.config.freq)
+        return to_wide(result, panel.wide_date_column, self.config.quantiles, freq)
 
     def predict_panel(self, panel: Panel, h: int | None = None) -> pd.DataFrame:
         h = self._check_h(h)

@@ -169,5 +169,6 @@ def future_dates(last: pd.Timestamp, freq: pd.DateOffset, h: int) -> pd.Datetime
     return pd.date_range(last, periods=h + 1, freq=freq)[1:]
 
 
-__all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq", "report_short",
+__all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
+           "report_short",
            "future_dates", "fill_missing"]

@@ -24,7 +24,8 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
         keys = [series] if isinstance(series, str) else list(series)
         unknown = [k for k in keys if k not in set(forecast[ID])]
         if unknown:
-            raise ConfigError(f"no forecast for series {unknown}; choose among {list(dict.fromkeys(forecast[ID]))[:10]}")
+            known = list(dict.fromkeys(forecast[ID]))[:10]
+            raise ConfigError(f"no forecast for series {unknown}; choose among {known}")
     qs = sorted(forecaster.config.quantiles or [])
     columns = {q: POINT if q == 0.5 else quantile_column(q) for q in qs}
     fig, axes = plt.subplots(len(keys), 1, figsize=(10, 2.2 * len(keys)), sharex=bool(panel.wide_date_column),

@@ -1,0 +1,194 @@
+"""Forecaster on long-format series (issue 17): long = wide, per-series scaling, short series reported,
+validation and early stopping, save/load, cross_validation without look-ahead, metrics, CLI."""
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xformer.cli import main
+from xformer.config import ConfigError
+from xformer.forecast import Forecaster, evaluate
+from xformer.metrics_forecast import mase, pinball, smape
+
+TINY = dict(input_len=24, horizon=6, patch_len=8, stride=4, d_model=8, n_layers=1, n_heads=2, epochs=1,
+            batch_size=32, device="cpu")
+
+
+def series(n, k, start="2022-01-01", freq="h", seed=0):
+    t = np.arange(n)
+    rng = np.random.default_rng(seed + k)
+    return (k + 1) * np.sin(2 * np.pi * t / 12 + k) + 5 * k + 0.1 * rng.standard_normal(n)
+
+
+def long_frame(lengths=(120, 90, 15), starts=("2022-01-01", "2022-01-02 05:00", "2022-01-03")):
+    parts = [pd.DataFrame({"unique_id": f"s{k}", "ds": pd.date_range(s, periods=n, freq="h"), "y": series(n, k)})
+             for k, (n, s) in enumerate(zip(lengths, starts))]
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def df():
+    return long_frame()
+
+
+@pytest.fixture(scope="module")
+def fitted(df):
+    with pytest.warns(UserWarning, match=r"1 series shorter than 30 rows left out of training: 's2'"):
+        return Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(df)
+
+
+def test_long_and_wide_give_the_same_forecasts():
+    wide = pd.DataFrame({"date": pd.date_range("2022-01-01", periods=100, freq="h"),
+                         "a": series(100, 0), "b": series(100, 1)})
+    long = wide.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"})
+    from_wide = Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(wide).predict(wide)
+    from_long = Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(long).predict(long)
+    assert list(from_long.columns) == ["unique_id", "ds", "y_hat", "y_hat_q0.1", "y_hat_q0.9"]  # no median twice
+    for name in ("a", "b"):
+        one = from_long[from_long["unique_id"] == name]
+        assert list(one["ds"]) == list(from_wide.index)
+        np.testing.assert_array_equal(one["y_hat"], from_wide[name])
+        np.testing.assert_array_equal(one["y_hat_q0.1"], from_wide[f"{name}_q0.1"])
+
+
+def test_every_series_forecast_from_its_own_end_and_short_ones_reported(df, fitted):
+    with pytest.warns(UserWarning, match=r"left out of the forecast: 's2'"):
+        out = fitted.predict(df)
+    assert list(out["unique_id"].unique()) == ["s0", "s1"]
+    for key, g in out.groupby("unique_id"):
+        last = df.loc[df["unique_id"] == key, "ds"].max()
+        assert list(g["ds"]) == list(pd.date_range(last, periods=7, freq="h")[1:])
+    assert (out["y_hat_q0.1"] <= out["y_hat"]).all() and (out["y_hat"] <= out["y_hat_q0.9"]).all()
+    with pytest.warns(UserWarning):
+        assert len(fitted.predict(df, h=2)) == 4
+    with pytest.raises(ConfigError, match="h must be a whole number from 1 to the trained horizon 6"):
+        fitted.predict(df, h=7)
+    with pytest.raises(ConfigError, match="no series is long enough to train on.*longest has 15"):
+        Forecaster(**TINY).fit(df[df["unique_id"] == "s2"])
+
+
+def test_each_series_is_scaled_by_its_training_part_only(df):
+    f = Forecaster(**TINY).fit(df[df["unique_id"] != "s2"], val_size=12)
+    for key in ("s0", "s1"):
+        y = df.loc[df["unique_id"] == key, "y"].to_numpy()[:-12]
+        assert f.stats[key] == pytest.approx((y.mean(), y.std()))
+
+
+def test_validation_keeps_the_best_weights_and_early_stopping_stops(df):
+    data = df[df["unique_id"] != "s2"]
+    f = Forecaster(**{**TINY, "epochs": 40, "lr": 0.5}).fit(data, val_size=6, early_stopping=1)
+    report = f.fit_report
+    assert report["val_windows"] == 2 and report["epochs"] < 40  # stopped early
+    # the kept weights are those whose validation loss was the best: recompute it on the two windows
+    x, y = [], []
+    for key, (mean, scale) in f.stats.items():
+        v = (data.loc[data["unique_id"] == key, "y"].to_numpy() - mean) / scale
+        x.append(v[-30:-6]), y.append(v[-6:])
+    with torch.no_grad():
+        out = f.model({"inputs": torch.tensor(np.array(x), dtype=torch.float32)[..., None],
+                       "targets": torch.tensor(np.array(y), dtype=torch.float32)[..., None]})
+    assert float(out["loss"]) == pytest.approx(report["best_val_loss"], rel=1e-5)
+    with pytest.raises(ConfigError, match="early_stopping needs a validation split"):
+        Forecaster(**TINY).fit(data, early_stopping=2)
+    with pytest.raises(ConfigError, match="val_size must be 0 or a whole number of steps >= horizon=6"):
+        Forecaster(**TINY).fit(data, val_size=3)
+
+
+def test_save_and_load_round_trip_the_forecasts_exactly(df, fitted, tmp_path):
+    path = fitted.save(tmp_path / "f")
+    assert (path / "config.yaml").is_file() and (path / "checkpoints" / "latest.json").is_file()
+    assert not [p for p in path.rglob("*") if p.suffix in (".pt", ".pkl", ".pickle")]  # no pickle
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pd.testing.assert_frame_equal(Forecaster.load(path).predict(df), fitted.predict(df))
+    with pytest.raises(ConfigError, match="already holds files.*overwrite=True"):
+        fitted.save(path)
+    fitted.save(path, overwrite=True)
+
+
+def test_cross_validation_windows_never_see_their_future(df):
+    data = df[df["unique_id"] != "s2"]
+    cv = Forecaster(**TINY).cross_validation(data, n_windows=3, step=4)
+    assert list(cv.columns) == ["unique_id", "ds", "cutoff", "y", "y_hat"] and len(cv) == 2 * 3 * 6
+    one = cv[cv["unique_id"] == "s1"]
+    truth = data[data["unique_id"] == "s1"].set_index("ds")["y"]
+    np.testing.assert_array_equal(one["y"], truth.loc[one["ds"]].to_numpy())
+    cutoffs = sorted(one["cutoff"].unique())
+    assert cutoffs[-1] == truth.index[-7] and cutoffs[1] - cutoffs[0] == pd.Timedelta(hours=4)
+    assert (one["ds"] > one["cutoff"]).all()
+    # change every value after the second cutoff: windows 1 and 2 (cutoffs <= it) must not move, window 3 must
+    changed = data.copy()
+    changed.loc[changed["ds"] > cutoffs[1], "y"] += 100.0
+    cv2 = Forecaster(**TINY).cross_validation(changed, n_windows=3, step=4)
+    early = cv["cutoff"] <= cutoffs[1]
+    early &= cv["unique_id"] == "s1"
+    np.testing.assert_array_equal(cv.loc[early, "y_hat"], cv2.loc[early, "y_hat"])
+    late = (cv["unique_id"] == "s1") & (cv["cutoff"] == cutoffs[2])
+    assert np.abs(cv.loc[late, "y_hat"].to_numpy() - cv2.loc[late, "y_hat"].to_numpy()).min() > 1.0
+
+
+def test_metrics_match_their_equations():
+    frame = pd.DataFrame({"unique_id": ["a", "a", "b", "b"], "y": [1.0, 2.0, 0.0, -4.0],
+                          "y_hat": [2.0, 2.0, 0.0, -2.0], "y_hat_q0.1": [0.0, 1.0, -1.0, -5.0]})
+    history = pd.DataFrame({"unique_id": ["a"] * 3 + ["b"] * 3, "ds": pd.date_range("2020", periods=6),
+                            "y": [0.0, 2.0, 3.0, 1.0, 1.0, 3.0]})
+    table = evaluate(frame, train_df=history)
+    assert table.loc["a", "mse"] == 0.5 and table.loc["b", "mae"] == 1.0 and table.loc["overall", "mse"] == 1.25
+    assert table.loc["a", "smape"] == pytest.approx(100 * (1 / 3))  # 200/2 * (1/3 + 0)
+    assert smape([0.0], [0.0]) == 0.0
+    assert table.loc["a", "mase"] == pytest.approx(0.5 / 1.5)  # MAE 0.5, naive MAE (2 + 1) / 2
+    assert np.isnan(mase([1.0], [2.0], [1.0, 1.0]))  # a constant history has no scale
+    assert table.loc["b", "mase"] == pytest.approx(1.0 / 1.0)
+    assert table.loc["overall", "mase"] == pytest.approx((1 / 3 + 1) / 2)
+    # pinball: y_hat is the median (q = 0.5) beside q = 0.1
+    expected = pinball([1.0, 2.0, 0.0, -4.0], np.array([[0.0, 2.0], [1.0, 2.0], [-1.0, 0.0], [-5.0, -2.0]]), [0.1, 0.5])
+    assert table.loc["overall", "pinball"] == pytest.approx(expected)
+    assert pinball([1.0], [[0.0]], [0.1]) == pytest.approx(0.1) and pinball([0.0], [[1.0]], [0.1]) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.drop(columns="unique_id"), "no column 'unique_id'"),
+    (lambda d: d.drop(columns="ds"), "no column 'ds'; it needs unique_id, ds and y"),
+    (lambda d: d.drop(columns="y"), "no column 'y'"),
+    (lambda d: pd.concat([d, d.iloc[[3]]]), "series 's0' has 2 rows at 2022-01-01 03:00:00; keep one row"),
+    (lambda d: d.assign(y=d["y"].astype(object).where(d.index != 5, "abc")),
+     "non-numeric value 'abc'.*series 's0'"),
+    (lambda d: d.assign(y=d["y"].where(d.index != 5)), "missing values in series 's0' \\(1 of 120 rows\\)"),
+])
+def test_one_line_errors(df, change, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        Forecaster(**TINY).fit(change(df))
+    assert "\n" not in str(e.value)
+
+
+def test_cli_forecast_and_backtest_on_a_long_file(df, fitted, tmp_path, capsys):
+    run = fitted.save(tmp_path / "run")
+    data = tmp_path / "long.csv"
+    df.to_csv(data, index=False)
+    out = tmp_path / "forecast.csv"
+    assert main(["forecast", str(run), "--data", str(data), "--out", str(out), "--quiet"]) == 0
+    written = pd.read_csv(out, parse_dates=["ds"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = fitted.predict(df)
+    assert list(written.columns) == list(expected.columns) and written["ds"].equals(expected["ds"])
+    np.testing.assert_allclose(written["y_hat"], expected["y_hat"], rtol=1e-7)
+    cv_out, per_series = tmp_path / "cv.csv", tmp_path / "m.csv"
+    capsys.readouterr()
+    assert main(["backtest", str(run), "--data", str(data), "--windows", "2", "--out", str(cv_out),
+                 "--metrics", str(per_series), "--quiet"]) == 0
+    overall = json.loads(capsys.readouterr().out)
+    cv = pd.read_csv(cv_out)
+    assert overall["series"] == 2 and len(cv) == 2 * 2 * 6 and set(cv.columns) >= {"cutoff", "y", "y_hat"}
+    table = pd.read_csv(per_series, index_col=0)
+    assert list(table.index) == ["s0", "s1", "overall"]
+    assert overall["mse"] == pytest.approx(np.mean((cv["y"] - cv["y_hat"]) ** 2), rel=1e-5)
+    bad = tmp_path / "dup.csv"
+    pd.concat([df, df.iloc[[0]]]).to_csv(bad, index=False)
+    for command in (["forecast", str(run), "--data", str(bad)],
+                    ["backtest", str(run), "--data", str(bad), "--windows", "1"]):
+        assert main(command) == 2
+        assert "keep one row per (unique_id, ds)" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""`xformer backtest RUN_DIR --data FILE.csv --windows N [--step S] [--h H] [--out cv.csv] [--metrics m.csv]`.
+
+A rolling-origin backtest of a trained model (``Forecaster.cross_validation`` with ``fit=False``): for
+every series of FILE (long ``unique_id, ds, y`` or the run's wide table) the last N windows of h steps,
+S steps apart, are forecast from the rows before each window's cutoff only. The model is used as it
+is, so FILE's backtest period should lie after the data the run was trained on. Writes the forecasts
+with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile columns) and prints the
+overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
+--season on each series' rows before its first cutoff, pinball for quantiles); --metrics writes them per
+series.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def _run(args: argparse.Namespace) -> None:
+    from ..folders import write_atomically
+    from ..forecast import Forecaster
+    from ..metrics_forecast import OVERALL, evaluate
+
+    for option, path in (("--out", args.out), ("--metrics", args.metrics)):
+        if path is not None and Path(path).is_dir():
+            raise ConfigError(f"{option} {path} is a folder; give a file name, e.g. {Path(path) / 'backtest.csv'}")
+    if args.season < 1:
+        raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
+    forecaster = Forecaster.load(args.run_dir, freq=args.freq)
+    panel = forecaster.read(args.data)
+    cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False)
+    table = cv.to_csv(index=False, float_format="%.8g")
+    if args.out:
+        write_atomically(args.out, table)
+        if not args.quiet:
+            print(f"wrote {cv['unique_id'].nunique()} series x {args.windows} windows to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(table)
+    metrics = evaluate(cv, train_df=panel.to_long(), season=args.season)
+    if args.metrics:
+        write_atomically(args.metrics, metrics.to_csv(float_format="%.6g"))
+        if not args.quiet:
+            print(f"wrote {args.metrics}", file=sys.stderr)
+    overall = {k: round(float(v), 6) for k, v in metrics.loc[OVERALL].items()}
+    print(json.dumps({"series": int(cv["unique_id"].nunique()), "windows": args.windows, **overall}),
+          file=sys.stderr if not args.out else sys.stdout)
+
+
+def run(args: argparse.Namespace) -> None:
+    """``_run``, with the warnings that name series left out printed as plain lines (once each)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _run(args)
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning) and "left out of" in str(w.message):
+                    if str(w.message) not in {str(v.message) for v in caught[:caught.index(w)]}:
+                        print(f"xformer: warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "backtest", help="rolling-origin backtest of a forecasting run on a CSV series",
+        description="Forecast the last --windows windows of every series of --data with the model of RUN_DIR (a run "
+                    "trained on series data, or a Forecaster.save folder), each from the rows before its cutoff, and "
+                    "score them: CSV of forecasts with the truth and cutoff, and the errors (MSE, MAE, sMAPE, MASE, "
+                    "pinball for quantiles) overall as JSON (per series with --metrics).",
+        epilog="example: xformer backtest runs/my_forecaster --data long.csv --windows 4 --step 24 --out cv.csv "
+               "--metrics per_series.csv")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", required=True, metavar="FILE.csv", help="long (unique_id, ds, y) or the run's wide table")
+    p.add_argument("--windows", type=int, required=True, metavar="N", help="number of windows per series")
+    p.add_argument("--step", type=int, metavar="S", help="steps between window starts (default: h)")
+    p.add_argument("--h", type=int, metavar="H", help="steps per window (1 to the run's horizon; default: the horizon)")
+    p.add_argument("--season", type=int, default=1, metavar="M", help="MASE's seasonal naive period (default 1)")
+    p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min) when it cannot be inferred")
+    p.add_argument("--out", metavar="FILE.csv", help="where to write the forecasts (default: standard output; the "
+                                                     "errors then go to standard error)")
+    p.add_argument("--metrics", metavar="FILE.csv", help="also write the errors per series (and overall)")
+    p.add_argument("--quiet", action="store_true", help="no 'wrote ...' lines on stderr")
+    p.set_defaults(func=run)
