@@ -233,7 +233,12 @@ def test_timm_file_fine_tunes_evaluates_resumes_and_predicts(folders, capsys, tm
 
     pre = load_source(f"timm:{tmp_path / 'vit.pth'}#vit_tiny_patch16_224")
     model = resolve_model(ModelConfig("encoder", head=PartConfig("classification", {"n_classes": 3})), pre)
-    assert model.head.args["n_classes"] == 3 and model.core == pre.model.core
+    assert model.head.args["n_classes"] == 3 and model.core.d_model == 48 and model.core.n_layers == 2
+    # regularisation is the recipe's: a core that only sets drop path keeps the checkpoint's sizes
+    from xformer.core import CoreConfig
+
+    model = resolve_model(ModelConfig("encoder", CoreConfig(drop_path=0.1), head=PartConfig("classification")), pre)
+    assert model.core.drop_path == 0.1 and model.core.d_model == 48 and model.core.norm_eps == 1e-6
 
 
 @pytest.mark.parametrize("case, words", [

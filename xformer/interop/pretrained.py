@@ -39,7 +39,7 @@ from ..models import Model, ModelConfig, build_model
 # what a recipe's head may be on each kind of checkpoint
 HEADS = {"gpt2": ("causal_lm",), "bert": ("masked_lm", "masked_lm_nsp", "classification"),
          "timm": ("classification",)}
-# free to differ from the checkpoint (fine-tuning regularisation), taken from the recipe when it gives a core
+# the recipe's, not the checkpoint's (fine-tuning regularisation; init only touches a fresh head)
 FREE_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
 _ROLES = {"eos": "[EOS]", "pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]",
           "bos": "[BOS]"}
@@ -319,20 +319,21 @@ def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
     if recipe.head.name not in HEADS[pre.kind]:
         raise ConfigError(f"{src}: model.head {recipe.head.name!r} does not fit {what}; use one of "
                           f"{', '.join(HEADS[pre.kind])}")
-    core = ckpt.core
-    if recipe.core != CoreConfig():  # the recipe gives a core: it must be the checkpoint's
-        ours, theirs = to_dict(recipe.core), to_dict(ckpt.core)
-        for key, value in theirs.items():
-            if key not in FREE_CORE_KEYS and ours.get(key) != value:
-                raise ConfigError(f"{src}: model.core.{key} is {ours.get(key)!r} here but {value!r} in the "
-                                  "checkpoint; remove model.core from the recipe (it comes from the checkpoint)")
-        core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS if k in ours})
+    # a core key the recipe sets (to other than its default) must be the checkpoint's; dropout and init are the recipe's
+    ours, theirs, default = to_dict(recipe.core), to_dict(ckpt.core), to_dict(CoreConfig())
+    for key, value in theirs.items():
+        if key not in FREE_CORE_KEYS and ours[key] != default[key] and ours[key] != value:
+            raise ConfigError(f"{src}: model.core.{key} is {ours[key]!r} here but {value!r} in the checkpoint; "
+                              "remove it from the recipe (the core comes from the checkpoint)")
+    core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS})
     tok_args = dict(ckpt.tokenizer.args)
+    if "dropout" in tok_args:  # as the core's: the recipe's, else none
+        tok_args["dropout"] = recipe.tokenizer.args.get("dropout", 0.0)
     if recipe.tokenizer.name == ckpt.tokenizer.name:
         for key, value in recipe.tokenizer.args.items():
             theirs = tok_args.get(key)
             same = value == theirs or isinstance(theirs, list) and [value] * len(theirs) == theirs  # 2 = [2, 2]
-            if key == "dropout" or key not in tok_args:
+            if key not in tok_args:
                 tok_args[key] = value
             elif not same:
                 raise ConfigError(f"{src}: model.tokenizer.args.{key} is {value!r} here but {tok_args[key]!r} in "

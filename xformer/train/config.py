@@ -204,9 +204,10 @@ class ExperimentConfig:
     model.safetensors or pytorch_model.bin) and ``init_from: timm:FILE#MODEL`` (a timm ViT state dict,
     .safetensors or .pth, and the timm model name; ``#MODEL,key=value`` adds create_model arguments)
     start from another library's checkpoint (xformer/interop/pretrained.py): its architecture, core and
-    tokenizer replace the recipe's (a recipe that gives another architecture, core or tokenizer setting
-    is refused; an omitted model.core or model.tokenizer is taken from the checkpoint; dropout may
-    differ), the recipe gives the head (the data gives n_classes), and a Hugging Face folder's
+    tokenizer replace the recipe's (a recipe that gives another architecture, a core key set to other
+    than its default or a tokenizer argument that differs is refused; an omitted model.core or
+    model.tokenizer is taken from the checkpoint; dropout, drop path and init are the recipe's, 0 /
+    the default when it leaves them out), the recipe gives the head (the data gives n_classes), and a Hugging Face folder's
     tokenizer becomes ``data.args.tokenizer`` (saved as RUN_DIR/tokenizer). Nothing is downloaded.
 
     ``distill``: train against a teacher run as well as the labels (see ``Distill``); no teacher: plain training.
