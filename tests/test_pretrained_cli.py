@@ -150,8 +150,22 @@ def test_gpt2_folder_fine_tunes_evaluates_resumes_and_generates(folders, capsys)
     from xformer.generation import generate_text
     from xformer.interop.pretrained import load_pretrained
 
+    from tokenizers import Tokenizer
+
     model, _ = load_pretrained(root / "gpt2")
     assert prompt + generate_text(model, tok, prompt, 6) == expect
+    assert prompt + generate_text(model, Tokenizer.from_file(str(root / "gpt2" / "tokenizer.json")), prompt, 6) == expect
+
+
+def test_folders_and_files_are_read_without_transformers(folders, monkeypatch):
+    """The runtime-only install has no transformers: reading hf: folders and timm: files does not need it."""
+    from xformer.interop.pretrained import load_pretrained
+
+    monkeypatch.setitem(__import__("sys").modules, "transformers", None)  # `import transformers` fails
+    root = folders["root"]
+    for source in (root / "gpt2", f"hf:{root / 'bert'}", f"timm:{root / 'vit.safetensors'}#vit_tiny_patch16_224"):
+        model, _ = load_pretrained(source)
+        assert sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_bert_folder_fine_tunes_a_classifier(folders, capsys):
