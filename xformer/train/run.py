@@ -79,7 +79,7 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     try:
         if config.init_from and not resume and is_pretrained_source(config.init_from):
             source, vocab_dir = load_source(config.init_from), tempfile.TemporaryDirectory()
-            config = start_from_source(config, source, run_dir, Path(vocab_dir.name))
+            config = start_from_source(config, source, Path(vocab_dir.name))
         config, model, data = build_resolved(config, world.device)
         if source is not None:
             check_data_fits(source, config.model, data.model_args)
@@ -131,8 +131,7 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             vocab_dir.cleanup()
 
 
-def start_from_source(config: ExperimentConfig, source: Pretrained, run_dir: Path, vocab_dir: Path
-                      ) -> ExperimentConfig:
+def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
     """``config`` with the checkpoint's model (the recipe's head) and, for a Hugging Face folder, its
     tokenizer saved in ``vocab_dir`` as the data's ``tokenizer``; refused in one line where they cannot fit."""
     import inspect
