@@ -3,7 +3,7 @@
 The graph takes the batch tensors the model reads and returns its outputs, by name:
 
     tokenizer                      inputs (dims marked * are dynamic)                 outputs
-    text (GPT, text classifier)    input_ids (batch*, tokens*) int64                  logits
+    text (GPT)                     input_ids (batch*, tokens*) int64                  logits
     bert_text (BERT)               input_ids, token_type_ids, attention_mask (batch*, tokens*) int64
                                                                                       logits (+ nsp_logits)
     seq2seq_text                   src_ids (batch*, source*), input_ids (batch*, tokens*) int64   logits
