@@ -192,3 +192,68 @@ def test_cli_forecast_and_backtest_on_a_long_file(df, fitted, tmp_path, capsys):
                     ["backtest", str(run), "--data", str(bad), "--windows", "1"]):
         assert main(command) == 2
         assert "keep one row per (unique_id, ds)" in capsys.readouterr().err
+
+
+# ---- covariates -------------------------------------------------------------------------------------------
+def leading_frame(n=200, lead=6, seed=0):
+    """y_t = 2 x_{t - lead} + k + noise: x, known `lead` steps ahead of y, determines it."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k in range(4):
+        x = rng.standard_normal(n + lead)
+        parts.append(pd.DataFrame({"unique_id": f"s{k}", "ds": pd.date_range("2022-01-01", periods=n, freq="h"),
+                                   "y": 2.0 * x[:n] + k + 0.1 * rng.standard_normal(n), "x": x[lead:],
+                                   "now": x[:n]}))
+    return pd.concat(parts, ignore_index=True)
+
+
+COV = {**TINY, "d_model": 16, "epochs": 5, "lr": 3e-3}
+
+
+@pytest.mark.parametrize("covariates", [{"futr_exog": ["now"]}, {"hist_exog": ["x"]}])
+def test_covariates_that_determine_the_target_lower_the_error(covariates):
+    df = leading_frame()
+    plain = evaluate(Forecaster(**COV).cross_validation(df, n_windows=4, step=6)).loc["overall", "mse"]
+    with_cov = evaluate(Forecaster(**COV, **covariates).cross_validation(df, n_windows=4, step=6))
+    assert plain > 3.0 and with_cov.loc["overall", "mse"] < 0.2 * plain, (plain, with_cov)
+
+
+def test_covariates_are_read_only_up_to_the_origin_or_the_horizon(tmp_path):
+    df = leading_frame()
+    f = Forecaster(**COV, hist_exog=["x"], futr_exog=["now"], calendar=["hour", "weekday"])
+    cv = f.cross_validation(df, n_windows=2, step=6)
+    cutoff = cv["cutoff"].min()  # the first window: rows after its horizon exist
+    first = (cv["cutoff"] == cutoff).to_numpy()
+
+    def again(change):
+        return f.cross_validation(change(df.copy()), n_windows=2, step=6, fit=False)["y_hat"].to_numpy()
+
+    after_origin, after_horizon = df["ds"] > cutoff, df["ds"] > cutoff + pd.Timedelta(hours=6)
+    assert after_horizon.sum() == 4 * 6
+    same = again(lambda d: d.assign(x=d["x"].where(~after_origin, 50.0), now=d["now"].where(~after_horizon, 50.0)))
+    np.testing.assert_array_equal(same[first], cv.loc[first, "y_hat"].to_numpy())
+    assert np.abs(same[~first] - cv.loc[~first, "y_hat"].to_numpy()).max() > 0  # the later window reads them
+    moved = again(lambda d: d.assign(now=d["now"].where(~after_origin, 50.0)))  # within the horizon: read
+    assert np.abs(moved[first] - cv.loc[first, "y_hat"].to_numpy()).min() > 0
+    # predict: the future-known values come in futr_df; without them it is one line naming the fix
+    history, future = df[~after_origin], df[after_origin & ~after_horizon][["unique_id", "ds", "now"]]
+    with pytest.raises(ConfigError, match=r"future-known covariate\(s\) \['now'\] missing for series 's0'.*futr_df"):
+        f.predict(history)
+    out = f.predict(history, futr_df=future)
+    np.testing.assert_array_equal(out["y_hat"].to_numpy(), cv.loc[first, "y_hat"].to_numpy())
+    with pytest.raises(ConfigError, match="has no covariate column 'x'"):
+        f.predict(history.drop(columns="x"), futr_df=future)
+    f.save(tmp_path / "cov")
+    pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "cov").predict(history, futr_df=future), out)
+
+
+def test_calendar_features_from_the_dates():
+    from xformer.forecast.covariates import calendar_features
+
+    dates = pd.DatetimeIndex(["2024-01-01 00:00", "2024-12-31 23:00"])  # a Monday; a Tuesday
+    np.testing.assert_allclose(calendar_features(dates, ["hour", "weekday", "month", "day"]),
+                               [[-0.5, -0.5, -0.5, -0.5], [0.5, 1 / 6 - 0.5, 0.5, 0.5]])
+    with pytest.raises(ConfigError, match="unknown calendar feature"):
+        Forecaster(calendar=["minute"])
+    with pytest.raises(ConfigError, match="covariates need model='patchtst'"):
+        Forecaster(**{**TINY, "model": "dlinear"}, calendar=["hour"])

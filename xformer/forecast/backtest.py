@@ -39,7 +39,7 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
                           f"windows), the longest has {max(len(s) for s in panel.series.values())}")
     report_short(short, need, "the backtest")
     keep = [k for k in panel.ids if k not in short]
-    panel = Panel({k: panel.series[k] for k in keep}, panel.wide_date_column)
+    panel = Panel({k: panel.series[k] for k in keep}, panel.wide_date_column, panel.covariates)
     first = {k: len(s) - span for k, s in panel.series.items()}
     if fit:
         forecaster.fit_panel(panel.truncated(first), val_size, early_stopping)

@@ -39,8 +39,32 @@ class ForecasterConfig:
     columns: list[str] | None = field(default=None)
     missing: str = "error"
     freq: str | None = None  # a pandas frequency such as "h"; None: inferred from the dates
+    hist_exog: list[str] | None = None  # past-observed covariate columns (long format)
+    futr_exog: list[str] | None = None  # future-known covariate columns (long format; futr_df at predict)
+    calendar: list[str] | None = None  # calendar features from ds: hour, weekday, day, dayofyear, month
+
+    @property
+    def exog(self) -> list[str]:
+        """The covariate columns read from the frame (past-observed, then future-known)."""
+        return [*(self.hist_exog or []), *(self.futr_exog or [])]
+
+    @property
+    def has_covariates(self) -> bool:
+        return bool(self.exog or self.calendar)
 
     def __post_init__(self):
+        from .covariates import check_calendar
+
+        check_calendar(self.calendar)
+        for name in ("hist_exog", "futr_exog", "calendar"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, [getattr(self, name)])
+        clash = set(self.hist_exog or []) & set(self.futr_exog or []) | {"unique_id", "ds", "y"} & set(self.exog)
+        if clash:
+            raise ConfigError(f"covariate column(s) {sorted(clash)} named twice, or named unique_id / ds / y")
+        if self.has_covariates and self.model != "patchtst":
+            raise ConfigError(f"covariates need model='patchtst' (its tokenizer turns them into tokens), not "
+                              f"'{self.model}'")
         if self.freq is not None:
             try:
                 pd.tseries.frequencies.to_offset(self.freq)
@@ -61,6 +85,10 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
               "affine": cfg.affine}
     tokenizer = (PartConfig("series_patches", {**common, "patch_len": cfg.patch_len, "stride": cfg.stride})
                  if cfg.model == "patchtst" else PartConfig("series_steps", common))
+    if cfg.has_covariates:
+        tokenizer = PartConfig("series_patches_covariates", {
+            **tokenizer.args, "horizon": cfg.horizon, "n_past": len(cfg.hist_exog or []),
+            "n_future": len(cfg.futr_exog or []) + len(cfg.calendar or [])})
     core = CoreConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
                       dropout=cfg.dropout, init="torch")
     head = PartConfig("forecast", {"horizon": cfg.horizon, "dropout": cfg.head_dropout, "quantiles": cfg.quantiles})

@@ -19,7 +19,8 @@ from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .config import ForecasterConfig, model_config
-from .frames import (DS, ID, POINT, Panel, future_dates, infer_freq, quantile_column, read_panel,
+from .covariates import FUTURE, PAST, covariate_stats, series_windows, window_covariates
+from .frames import (DS, ID, POINT, Panel, future_dates, infer_freq, quantile_column, read_covariates, read_panel,
                      report_short)
 
 class _KeepBest(Trainer):
@@ -54,6 +55,7 @@ class Forecaster:
         self.model: torch.nn.Module | None = None
         self.freq: pd.DateOffset | None = None
         self.stats: dict[str, tuple[float, float]] = {}
+        self.cov_stats: dict[str, tuple[list[float], list[float]]] = {}  # per series: covariate means, scales
         self.columns: list[str] | None = None
         self.scaler: StandardScaler | None = None
         self.fit_report: dict = {}
@@ -93,7 +95,7 @@ class Forecaster:
         if isinstance(df, Panel):
             return df
         cfg = self.config
-        return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing)
+        return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing, cfg.exog)
 
     def fit(self, df, val_size: int = 0, early_stopping: int | None = None) -> "Forecaster":
         """Train one model on every window of every series of ``df`` (long or wide); returns self.
@@ -122,7 +124,7 @@ class Forecaster:
                               f"{' + val_size' if val_size else ''} = {need} rows, the longest has {longest}; "
                               "give longer series or a shorter input_len / horizon")
         report_short(short, need, "training")
-        self.stats, train_sets, val_sets = {}, [], []
+        self.stats, self.cov_stats, train_sets, val_sets = {}, {}, [], []
         for key, s in panel.series.items():
             if key in short:
                 continue
@@ -130,6 +132,15 @@ class Forecaster:
             n_train = len(values) - val_size
             mean, scale = self.stats[key] = _scale_stats(values[:n_train])  # the training part only
             z = ((values - mean) / scale)[:, None]
+            if cfg.has_covariates:
+                cov = (panel.covariates or {}).get(key)
+                if cfg.exog:
+                    self.cov_stats[key] = covariate_stats(cov, s.index[:n_train])
+                train_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), 0, n_train))
+                if val_size:
+                    val_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), n_train - L,
+                                                   len(z)))
+                continue
             train_sets.append(WindowDataset(z[:n_train], L, H))
             if val_size:
                 val_sets.append(WindowDataset(z[n_train - L:], L, H))
@@ -155,13 +166,14 @@ class Forecaster:
         return self
 
     # ---- forecasting --------------------------------------------------------------------------------------
-    def predict(self, df, h: int | None = None) -> pd.DataFrame:
+    def predict(self, df, h: int | None = None, futr_df=None) -> pd.DataFrame:
         """Forecast the ``h`` (default ``horizon``) steps after the end of every series of ``df``.
 
         Long input gives a long result: ``unique_id, ds, y_hat`` (the median with quantiles) and a
         ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result as before: indexed by
-        the dates, one column per series and ``{name}_q{q}`` per quantile."""
-        panel = self.read(df)
+        the dates, one column per series and ``{name}_q{q}`` per quantile. ``futr_df``: the future-known
+        covariates (``unique_id, ds`` and the ``futr_exog`` columns) for the horizon after each series."""
+        panel = self.with_future(self.read(df), futr_df)
         result = self.predict_panel(panel, h)
         if not panel.wide_date_column:
             return result
@@ -181,7 +193,13 @@ class Forecaster:
                                   f"has {max(len(s) for s in panel.series.values())}")
             report_short(short, cfg.input_len, "the forecast")
             keys = [k for k in panel.ids if k not in short]
-            points, quantiles = self.forecast_histories({k: panel.series[k].to_numpy() for k in keys})
+            covariates = None
+            if cfg.has_covariates:
+                covariates = {k: window_covariates(cfg, k, (panel.covariates or {}).get(k), self._cov_stats(panel, k),
+                                                   panel.series[k].index,
+                                                   future_dates(panel.series[k].index[-1], freq, cfg.horizon))
+                              for k in keys}
+            points, quantiles = self.forecast_histories({k: panel.series[k].to_numpy() for k in keys}, covariates)
         parts = []
         for i, key in enumerate(keys):
             part = pd.DataFrame({ID: key, DS: future_dates(panel.series[key].index[-1], freq, h),
@@ -193,9 +211,11 @@ class Forecaster:
         return pd.concat(parts, ignore_index=True)
 
     @torch.no_grad()
-    def forecast_histories(self, histories: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    def forecast_histories(self, histories: dict[str, np.ndarray], covariates: dict | None = None
+                           ) -> tuple[np.ndarray, np.ndarray | None]:
         """Point forecasts (S, H) and quantiles (S, H, Q) from the last input_len values of each history,
-        each scaled with its series' training statistics (a series not seen in fit: its history's own)."""
+        each scaled with its series' training statistics (a series not seen in fit: its history's own);
+        ``covariates``: {id: (past (L, P), future (L + H, F))} as ``window_covariates`` gives them."""
         if self.model is None:
             raise ConfigError("call fit(df) before predict(df)")
         L = self.config.input_len
@@ -205,8 +225,13 @@ class Forecaster:
         device = next(self.model.parameters()).device
         self.model.eval()
         points, quantiles = [], []
-        for chunk in torch.split(z, 512):
-            out = self.model({INPUTS: chunk.to(device)})
+        extra = {}
+        if covariates is not None:
+            for j, key in enumerate((PAST, FUTURE)):
+                extra[key] = torch.as_tensor(np.stack([covariates[k][j] for k in histories]), dtype=torch.float32)
+        for i, chunk in enumerate(torch.split(z, 512)):
+            batch = {k: v[i * 512:(i + 1) * 512].to(device) for k, v in extra.items() if v.shape[-1]}
+            out = self.model({INPUTS: chunk.to(device), **batch})
             points.append(out["prediction"][..., 0].double().cpu())
             if "quantiles" in out:
                 quantiles.append(out["quantiles"][:, :, 0].double().cpu())
@@ -237,6 +262,27 @@ class Forecaster:
             return point, None
         q = np.stack([unscale(out["quantiles"][0, :, :, j]) for j in range(out["quantiles"].shape[-1])], -1)
         return point, q.transpose(1, 0, 2)  # (C, H, Q)
+
+    def _cov_stats(self, panel: Panel, key: str):
+        """A series' covariate statistics from fit; for a series not seen there, its own history's."""
+        if not self.config.exog or key in self.cov_stats:
+            return self.cov_stats.get(key)
+        return covariate_stats(panel.covariates[key], panel.series[key].index)
+
+    def with_future(self, panel: Panel, futr_df) -> Panel:
+        """``panel`` with the future-known covariates of ``futr_df`` added after each series' rows."""
+        if futr_df is None:
+            return panel
+        if not self.config.futr_exog:
+            raise ConfigError("futr_df holds future-known covariates, but the forecaster has none; set futr_exog")
+        future = read_covariates(futr_df, self.config.futr_exog, self.config.missing, "futr_df")
+        covariates = dict(panel.covariates or {})
+        for key, frame in future.items():
+            if key in covariates:
+                known = covariates[key]
+                later = frame[self.config.futr_exog][~frame.index.isin(known.index)]
+                covariates[key] = pd.concat([known, later.reindex(columns=known.columns)]).sort_index()
+        return Panel(panel.series, panel.wide_date_column, covariates)
 
     def _check_h(self, h: int | None) -> int:
         H = self.config.horizon

@@ -49,6 +49,7 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
                                   data=DataConfig("forecaster", {"input_len": cfg.input_len, "horizon": cfg.horizon}))
     state = {"config": asdict(cfg), "freq": None if forecaster.freq is None else forecaster.freq.freqstr,
              "series": {k: list(v) for k, v in forecaster.stats.items()}, "columns": forecaster.columns,
+             "covariate_series": forecaster.cov_stats,
              "fit_report": forecaster.fit_report}
     if forecaster.scaler is not None:
         state["scaler"] = {"mean": forecaster.scaler.mean_.tolist(), "scale": forecaster.scaler.scale_.tolist()}
@@ -103,6 +104,7 @@ def load(cls, path: str | Path, freq: str | None = None):
         else None
     forecaster.stats = {k: (float(m), float(s)) for k, (m, s) in state.get("series", {}).items()}
     forecaster.columns = state.get("columns")
+    forecaster.cov_stats = {k: (list(m), list(s)) for k, (m, s) in state.get("covariate_series", {}).items()}
     forecaster.fit_report = state.get("fit_report", {})
     if "scaler" in state:
         forecaster.scaler = _scaler(state["scaler"]["mean"], state["scaler"]["scale"])

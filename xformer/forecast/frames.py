@@ -39,6 +39,8 @@ class Panel:
 
     series: dict[str, pd.Series]
     wide_date_column: str | None = None
+    covariates: dict[str, pd.DataFrame] | None = None  # per series, indexed by ds; may reach past its y
+
 
     @property
     def ids(self) -> list[str]:
@@ -46,7 +48,8 @@ class Panel:
 
     def truncated(self, rows: dict[str, int]) -> "Panel":
         """Each series cut to its first ``rows[id]`` values (ids not named are kept whole)."""
-        return Panel({k: s.iloc[:rows.get(k, len(s))] for k, s in self.series.items()}, self.wide_date_column)
+        return Panel({k: s.iloc[:rows.get(k, len(s))] for k, s in self.series.items()}, self.wide_date_column,
+                     self.covariates)
 
     def to_long(self) -> pd.DataFrame:
         return pd.DataFrame({ID: np.concatenate([[k] * len(s) for k, s in self.series.items()]).astype(object),
@@ -70,9 +73,12 @@ def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
 
 
 def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", columns: list[str] | None = None,
-               missing: str = "error") -> Panel:
-    """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either."""
+               missing: str = "error", exog: list[str] | None = None) -> Panel:
+    """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either; ``exog``: the
+    covariate columns of a long frame to keep (``Panel.covariates``)."""
     frame = load_frame(source)
+    if exog and not is_long(frame, date_column):
+        raise ConfigError(f"covariates {exog} need the long format: columns unique_id, ds, y and the covariates")
     if not is_long(frame, date_column):
         if {DS, Y} & set(frame.columns) and date_column not in frame.columns \
                 and not isinstance(frame.index, pd.DatetimeIndex):
@@ -80,31 +86,47 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
             raise ConfigError(f"a long-format frame needs columns unique_id, ds and y; it has {have}")
         wide = read_series(frame, date_column, columns, missing)
         return Panel({str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}, date_column)
-    return Panel(_read_long(frame, missing))
+    series = _read_long(frame, missing, exog or [])
+    if not exog:
+        return Panel(series)
+    return Panel({k: s[Y] for k, s in series.items()}, covariates={k: s[exog] for k, s in series.items()})
 
 
-def _read_long(frame: pd.DataFrame, missing: str) -> dict[str, pd.Series]:
+def read_covariates(frame: pd.DataFrame, columns: list[str], missing: str, what: str) -> dict[str, pd.DataFrame]:
+    """The covariate ``columns`` of a long frame without ``y`` (e.g. future values), per series."""
+    frame = load_frame(frame)
+    return {k: s[columns] for k, s in _read_long(frame.assign(y=0.0), missing, columns, what).items()}
+
+
+def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: str = "the long-format frame"
+               ) -> dict[str, pd.Series | pd.DataFrame]:
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     absent = [c for c in (ID, DS, Y) if c not in frame.columns]
     if absent:
-        raise ConfigError(f"the long-format frame has no column {', '.join(repr(c) for c in absent)}; it needs "
+        raise ConfigError(f"{what} has no column {', '.join(repr(c) for c in absent)}; it needs "
                           f"unique_id, ds and y (it has {[str(c) for c in frame.columns]})")
+    absent = [c for c in exog if c not in frame.columns]
+    if absent:
+        raise ConfigError(f"{what} has no covariate column {', '.join(repr(c) for c in absent)} (it has "
+                          f"{[str(c) for c in frame.columns]}); give every covariate the model was set up with")
     if len(frame) == 0:
-        raise ConfigError("the long-format frame has no rows")
+        raise ConfigError(f"{what} has no rows")
     ids = frame[ID]
     if ids.isna().any():
         row = int(np.argmax(ids.isna().to_numpy()))
         raise ConfigError(f"column 'unique_id' has no value at row {row + 1}; give every row its series' id")
     ids = ids.astype(str)
     ds = pd.Series(pd.DatetimeIndex(parse_dates(frame[DS].reset_index(drop=True), "the long-format frame")))
-    y = pd.to_numeric(frame[Y], errors="coerce").astype("float64").reset_index(drop=True)
-    bad = y.isna().to_numpy() & frame[Y].notna().to_numpy()
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ConfigError(f"column 'y' holds non-numeric value {frame[Y].iloc[row]!r} (row {row + 1}, series "
-                          f"'{ids.iloc[row]}'); y must be numbers")
-    table = pd.DataFrame({ID: ids.to_numpy(), DS: ds.to_numpy(), Y: y.to_numpy()})
+    values = {}
+    for column in [Y, *exog]:
+        values[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
+        bad = np.isnan(values[column]) & frame[column].notna().to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ConfigError(f"column '{column}' holds non-numeric value {frame[column].iloc[row]!r} (row {row + 1}, "
+                              f"series '{ids.iloc[row]}'); {column} must be numbers")
+    table = pd.DataFrame({ID: ids.to_numpy(), DS: ds.to_numpy(), **values})
     dup = table.duplicated([ID, DS], keep=False).to_numpy()
     if dup.any():
         row = int(np.argmax(dup))
@@ -113,21 +135,27 @@ def _read_long(frame: pd.DataFrame, missing: str) -> dict[str, pd.Series]:
                           "(unique_id, ds)")
     series = {}
     for key, group in table.groupby(ID, sort=False):
-        s = pd.Series(group[Y].to_numpy(), index=pd.DatetimeIndex(group[DS].to_numpy(), name=DS), name=Y)
-        series[str(key)] = fill_missing(s.sort_index(), str(key), missing)
+        index = pd.DatetimeIndex(group[DS].to_numpy(), name=DS)
+        if not exog:
+            s = pd.Series(group[Y].to_numpy(), index=index, name=Y)
+            series[str(key)] = fill_missing(s.sort_index(), str(key), missing)
+        else:
+            s = group[[Y, *exog]].set_axis(index).sort_index()
+            series[str(key)] = pd.concat([fill_missing(s[c], str(key), missing, c) for c in s.columns], axis=1)
     return series
 
 
-def fill_missing(s: pd.Series, key: str, missing: str) -> pd.Series:
-    """The ``missing`` policy of ``read_series`` on one series."""
+def fill_missing(s: pd.Series, key: str, missing: str, column: str = Y) -> pd.Series:
+    """The ``missing`` policy of ``read_series`` on one series (one column of it)."""
     n = int(s.isna().sum())
     if not n:
         return s
+    where = "" if column == Y else f" (column '{column}')"
     if missing == "error":
-        raise ConfigError(f"missing values in series '{key}' ({n} of {len(s)} rows); pass missing='ffill' or "
+        raise ConfigError(f"missing values in series '{key}'{where} ({n} of {len(s)} rows); pass missing='ffill' or "
                           "missing='interpolate' to fill them")
     if s.notna().sum() == 0:
-        raise ConfigError(f"series '{key}' holds no value at all; drop it")
+        raise ConfigError(f"series '{key}'{where} holds no value at all; drop it")
     s = s.ffill() if missing == "ffill" else s.interpolate(method="time").ffill()
     return s.bfill()
 
@@ -170,5 +198,4 @@ def future_dates(last: pd.Timestamp, freq: pd.DateOffset, h: int) -> pd.Datetime
 
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
-           "report_short",
-           "future_dates", "fill_missing"]
+           "report_short", "future_dates", "fill_missing", "read_covariates"]

@@ -1,0 +1,181 @@
+"""Exogenous covariates: past-observed columns, future-known columns and calendar features from ``ds``.
+
+- ``hist_exog`` (past-observed): columns of the frame known only up to the forecast origin; a window
+  reads them over its L input steps, never after the origin.
+- ``futr_exog`` (future-known, e.g. planned values): read over the L input steps and the H forecast
+  steps, never beyond the horizon; at prediction time their H future values come in ``futr_df``.
+- ``calendar``: future-known features computed from the dates, each scaled into [-0.5, 0.5] as
+  GluonTS's time features: hour/23 - 0.5, weekday/6 - 0.5, day (of month, 1-31) (d-1)/30 - 0.5,
+  dayofyear (d-1)/365 - 0.5, month (m-1)/11 - 0.5.
+
+Each covariate column of each series is standardised with the mean and scale of that series'
+training part (calendar features are not). The tokenizer ``series_patches_covariates`` turns them
+into tokens beside the target's: the target window is RevIN-normalised and cut into PatchTST
+patches as ``series_patches`` does; the past covariates (L, P) and the future ones (L+H, F) are cut
+into patches of the same length and stride, each patch of all k columns (patch_len * k values)
+projected linearly to d, plus learned positions. The core sees one longer sequence of tokens
+(N + N_past + N_future) and is not changed; the forecast head flattens all of them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor, nn
+
+from ..batch import INPUTS, TARGETS
+from ..config import ConfigError
+from ..core import CoreConfig
+from ..registry import check_sizes, register_tokenizer
+from ..tokenizers.positions import make_positions
+from ..tokenizers.series import PatchTokenizer, n_patches, patchify
+from ..tokens import Tokens
+
+PAST, FUTURE = "past_covariates", "future_covariates"  # batch keys: (B, L, P) and (B, L + H, F)
+
+CALENDAR = {"hour": lambda d: d.hour / 23.0 - 0.5, "weekday": lambda d: d.day_of_week / 6.0 - 0.5,
+            "day": lambda d: (d.day - 1) / 30.0 - 0.5, "dayofyear": lambda d: (d.day_of_year - 1) / 365.0 - 0.5,
+            "month": lambda d: (d.month - 1) / 11.0 - 0.5}
+
+
+def calendar_features(dates: pd.DatetimeIndex, names: list[str]) -> np.ndarray:
+    """(len(dates), len(names)) calendar features of ``dates`` (see the module docstring)."""
+    return np.stack([np.asarray(CALENDAR[n](dates), dtype=np.float64) for n in names], axis=1) \
+        if names else np.zeros((len(dates), 0))
+
+
+def check_calendar(names: list[str] | None) -> None:
+    unknown = [n for n in names or [] if n not in CALENDAR]
+    if unknown:
+        raise ConfigError(f"unknown calendar feature(s) {unknown}; choose among {', '.join(CALENDAR)}")
+
+
+def covariate_stats(cov: pd.DataFrame, rows: pd.DatetimeIndex) -> tuple[list[float], list[float]]:
+    """StandardScaler's mean and scale of each covariate column over ``rows`` (a series' training part)."""
+    scaler = StandardScaler().fit(cov.reindex(rows).to_numpy())
+    return scaler.mean_.tolist(), scaler.scale_.tolist()
+
+
+def covariate_block(cfg, key: str, cov: pd.DataFrame | None, stats, dates: pd.DatetimeIndex, future: bool
+                    ) -> np.ndarray:
+    """(len(dates), k): the past-observed (``future=False``) or future-known covariates of series ``key`` at
+    ``dates``, standardised with ``stats``; the future ones followed by the calendar features."""
+    columns = (cfg.futr_exog if future else cfg.hist_exog) or []
+    blocks = []
+    if columns:
+        values = cov.reindex(dates)[columns].to_numpy(dtype=np.float64)
+        absent = np.isnan(values).any(axis=1)
+        if absent.any():
+            fix = ("; pass futr_df (unique_id, ds and those columns) for the horizon after each series' end"
+                   if future else "")
+            raise ConfigError(f"{'future-known' if future else 'past-observed'} covariate(s) {columns} missing for "
+                              f"series '{key}' at {dates[int(np.argmax(absent))]} ({int(absent.sum())} of the "
+                              f"{len(dates)} steps the forecast reads){fix}")
+        where = [cfg.exog.index(c) for c in columns]
+        mean, scale = np.asarray(stats[0])[where], np.asarray(stats[1])[where]
+        blocks.append((values - mean) / scale)
+    if future and cfg.calendar:
+        blocks.append(calendar_features(dates, cfg.calendar))
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(dates), 0))
+
+
+def series_windows(cfg, key: str, z: np.ndarray, index: pd.DatetimeIndex, cov, stats, lo: int, hi: int
+                   ) -> "CovariateWindows":
+    """The training (or validation) windows of rows [lo, hi) of one series with its covariates."""
+    past = covariate_block(cfg, key, cov, stats, index[lo:hi], future=False)
+    future = covariate_block(cfg, key, cov, stats, index[lo:hi], future=True)
+    return CovariateWindows(z[lo:hi], past, future, cfg.input_len, cfg.horizon)
+
+
+def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahead: pd.DatetimeIndex
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """What one forecast reads: past covariates at the last L ``history`` dates, future-known ones there
+    and at the H dates ``ahead``."""
+    dates = history[-cfg.input_len:]
+    return (covariate_block(cfg, key, cov, stats, dates, future=False),
+            covariate_block(cfg, key, cov, stats, dates.append(ahead), future=True))
+
+
+class CovariatePatchTokenizer(PatchTokenizer):
+    """PatchTST's tokens of one target channel, followed by the tokens of its covariates."""
+
+    def __init__(self, input_len: int, dim: int, horizon: int, n_past: int, n_future: int, patch_len: int = 16,
+                 stride: int = 8, padding: str = "end", dropout: float = 0.0, revin: bool = True,
+                 affine: bool = False):
+        super().__init__(1, input_len, dim, patch_len, stride, padding, "learned", dropout, revin, affine)
+        self.horizon, self.n_past, self.n_future = horizon, n_past, n_future
+        self.n_target = self.n_tokens
+        self.n_past_tokens = n_patches(input_len, patch_len, stride, padding) if n_past else 0
+        self.n_future_tokens = n_patches(input_len + horizon, patch_len, stride, padding) if n_future else 0
+        if n_past:
+            self.past_proj = nn.Linear(patch_len * n_past, dim)
+            self.past_positions = make_positions("learned", self.n_past_tokens, dim)
+        if n_future:
+            self.future_proj = nn.Linear(patch_len * n_future, dim)
+            self.future_positions = make_positions("learned", self.n_future_tokens, dim)
+        self.n_tokens = self.n_target + self.n_past_tokens + self.n_future_tokens
+
+    def embed(self, x: Tensor) -> Tensor:
+        patches = patchify(x, self.patch_len, self.stride, self.padding)  # (B, 1, N, patch_len)
+        return self.drop(self.proj(patches.flatten(0, 1)) + self.positions(self.n_target))
+
+    def _covariate_tokens(self, z: Tensor, length: int, k: int, proj: nn.Module, positions: nn.Module,
+                          key: str) -> Tensor:
+        if z is None or z.dim() != 3 or z.shape[1] != length or z.shape[2] != k:
+            shape = None if z is None else tuple(z.shape)
+            raise ValueError(f"{key} must be (batch, {length}, {k}), got {shape}")
+        patches = patchify(z, self.patch_len, self.stride, self.padding)  # (B, k, N, patch_len)
+        patches = patches.permute(0, 2, 3, 1).flatten(2)  # (B, N, patch_len * k)
+        return self.drop(proj(patches) + positions(patches.shape[1]))
+
+    def forward(self, batch: dict, offset: int = 0) -> Tokens:
+        tokens = super().forward(batch)
+        parts = [tokens.x]
+        if self.n_past:
+            parts.append(self._covariate_tokens(batch.get(PAST), self.input_len, self.n_past, self.past_proj,
+                                                self.past_positions, PAST))
+        if self.n_future:
+            parts.append(self._covariate_tokens(batch.get(FUTURE), self.input_len + self.horizon, self.n_future,
+                                                self.future_proj, self.future_positions, FUTURE))
+        return Tokens(torch.cat(parts, dim=1), state=tokens.state)
+
+
+@register_tokenizer("series_patches_covariates")
+def series_patches_covariates(core: CoreConfig, input_len: int, horizon: int, n_past: int = 0, n_future: int = 0,
+                              patch_len: int = 16, stride: int = 8, padding: str = "end", dropout: float = 0.0,
+                              revin: bool = True, affine: bool = False, n_channels: int = 1
+                              ) -> CovariatePatchTokenizer:
+    check_sizes("model.tokenizer.args", input_len=input_len, horizon=horizon, patch_len=patch_len, stride=stride)
+    if n_channels != 1:
+        raise ValueError("series_patches_covariates reads one target channel (n_channels: 1)")
+    return CovariatePatchTokenizer(input_len, core.d_model, horizon, n_past, n_future, patch_len, stride, padding,
+                                   dropout, revin, affine)
+
+
+class CovariateWindows(torch.utils.data.Dataset):
+    """Item i of one series: inputs = y[i : i+L], targets = y[i+L : i+L+H], past = p[i : i+L],
+    future = f[i : i+L+H] (the covariates never reach past the window's horizon)."""
+
+    def __init__(self, y: np.ndarray, past: np.ndarray, future: np.ndarray, input_len: int, horizon: int):
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
+        self.y, self.past, self.future = as_tensor(y).reshape(-1, 1), as_tensor(past), as_tensor(future)
+        self.input_len, self.horizon = input_len, horizon
+
+    def __len__(self) -> int:
+        return max(0, len(self.y) - self.input_len - self.horizon + 1)
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        cut, end = i + self.input_len, i + self.input_len + self.horizon
+        item = {INPUTS: self.y[i:cut], TARGETS: self.y[cut:end]}
+        if self.past.shape[1]:
+            item[PAST] = self.past[i:cut]
+        if self.future.shape[1]:
+            item[FUTURE] = self.future[i:end]
+        return item
+
+
+__all__ = ["PAST", "FUTURE", "CALENDAR", "calendar_features", "check_calendar", "covariate_stats", "covariate_block",
+           "series_windows", "window_covariates", "CovariatePatchTokenizer", "CovariateWindows"]
