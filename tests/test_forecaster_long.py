@@ -245,6 +245,12 @@ def test_covariates_are_read_only_up_to_the_origin_or_the_horizon(tmp_path):
         f.predict(history.drop(columns="x"), futr_df=future)
     f.save(tmp_path / "cov")
     pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "cov").predict(history, futr_df=future), out)
+    history.to_csv(tmp_path / "history.csv", index=False)
+    future.to_csv(tmp_path / "future.csv", index=False)
+    command = ["forecast", str(tmp_path / "cov"), "--data", str(tmp_path / "history.csv"), "--quiet"]
+    assert main([*command, "--futr", str(tmp_path / "future.csv"), "--out", str(tmp_path / "f.csv")]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "f.csv")["y_hat"], out["y_hat"], rtol=1e-7)
+    assert main(command) == 2
 
 
 def test_calendar_features_from_the_dates():

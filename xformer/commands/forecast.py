@@ -38,6 +38,9 @@ def _run(args: argparse.Namespace) -> None:
     raw = load_frame(args.data)
     if is_long(raw, cfg.date_column):
         return run_long(args, forecaster, raw)
+    if args.futr is not None:
+        raise ConfigError("--futr gives future-known covariates of a long-format file (unique_id, ds, y, ...); "
+                          "this file is a wide table")
     if args.series is not None:
         raise ConfigError("--series chooses a series of a long-format file (unique_id, ds, y); a wide file's plot "
                           "shows every column")
@@ -85,10 +88,10 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     import pandas as pd
 
     from ..folders import write_atomically
-    from ..forecast.frames import DS, ID, POINT, Y
+    from ..forecast.frames import DS, ID, POINT, Y, Panel, load_frame
     from ..metrics_forecast import evaluate
 
-    panel = forecaster.read(raw)
+    panel = forecaster.with_future(forecaster.read(raw), load_frame(args.futr) if args.futr else None)
     history = panel
     if args.at is not None:
         try:
@@ -98,8 +101,8 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         first, last = min(s.index[0] for s in panel.series.values()), max(s.index[-1] for s in panel.series.values())
         if not first <= at <= last:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its dates")
-        rows = panel.to_long()
-        history = forecaster.read(rows[rows[DS] <= at])
+        kept = {k: int((s.index <= at).sum()) for k, s in panel.series.items()}
+        history = Panel({k: s.iloc[:kept[k]] for k, s in panel.series.items() if kept[k]}, None, panel.covariates)
         later = [k for k in panel.ids if k not in history.series]
         if later:
             print(f"{len(later)} series start after --at and are not forecast: {', '.join(later[:10])}"
@@ -157,6 +160,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--at", metavar="DATE", help="forecast after this date of the file instead of after its end")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min) when it cannot be inferred")
     p.add_argument("--h", type=int, metavar="N", help="forecast N steps (1 to the run's horizon; default: the horizon)")
+    p.add_argument("--futr", metavar="FILE.csv", help="future-known covariates for the horizon after each series "
+                                                      "(unique_id, ds and the model's futr_exog columns)")
     p.add_argument("--series", metavar="ID", action="append",
                    help="with --plot and a long file: the series to plot (repeat for several; default: the first 4)")
     p.add_argument("--quiet", action="store_true",

@@ -67,8 +67,8 @@ def covariate_block(cfg, key: str, cov: pd.DataFrame | None, stats, dates: pd.Da
         values = cov.reindex(dates)[columns].to_numpy(dtype=np.float64)
         absent = np.isnan(values).any(axis=1)
         if absent.any():
-            fix = ("; pass futr_df (unique_id, ds and those columns) for the horizon after each series' end"
-                   if future else "")
+            fix = ("; pass futr_df (xformer forecast: --futr FILE.csv) with unique_id, ds and those columns for "
+                   "the horizon after each series' end" if future else "")
             raise ConfigError(f"{'future-known' if future else 'past-observed'} covariate(s) {columns} missing for "
                               f"series '{key}' at {dates[int(np.argmax(absent))]} ({int(absent.sum())} of the "
                               f"{len(dates)} steps the forecast reads){fix}")

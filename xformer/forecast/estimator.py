@@ -293,13 +293,13 @@ class Forecaster:
         return int(h)
 
     def plot(self, df, path: str | Path, truth=None, history: int | None = None,
-             series: str | list[str] | None = None) -> Path:
+             series: str | list[str] | None = None, futr_df=None) -> Path:
         """PNG of the last ``history`` steps (default 2 * input_len), the forecast, its quantile band and
         ``truth`` (a frame holding the later values) for ``series`` (default: all of a wide table, the
-        first four of a long frame)."""
+        first four of a long frame); ``futr_df`` as in ``predict``."""
         from .plot import plot_forecast
 
-        return plot_forecast(self, df, path, truth, history, series)
+        return plot_forecast(self, df, path, truth, history, series, futr_df)
 
 
 def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | None,

@@ -8,13 +8,13 @@ from .frames import DS, ID, POINT, quantile_column
 
 
 def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | None = None,
-                  series: str | list[str] | None = None) -> Path:
+                  series: str | list[str] | None = None, futr_df=None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panel = forecaster.read(df)
+    panel = forecaster.with_future(forecaster.read(df), futr_df)
     forecast = forecaster.predict_panel(panel)
     later = forecaster.read(truth) if truth is not None else None
     if series is None:
