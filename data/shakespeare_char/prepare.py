@@ -1,0 +1,75 @@
+"""Prepare tinyshakespeare for character-level language modelling, as nanoGPT's data/shakespeare_char.
+
+    python data/shakespeare_char/prepare.py [INPUT.txt] [--out DIR] [--val-fraction 0.1]
+    python data/shakespeare_char/prepare.py --url https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
+
+Reads a local text file (default: ../shared/data/tinyshakespeare.txt beside the repository, else
+input.txt in this folder); downloads only when given --url (to OUT/input.txt). Writes into OUT
+(default: this folder) train.bin and val.bin (uint16 ids: every character of the whole text, 65 for
+tinyshakespeare; the first 90% of the characters train, the rest validation), meta.json (dtype,
+vocab_size, chars, token and character counts) and tokenizer/. Train on it with
+
+    xformer train tasks/char_gpt_shakespeare.yaml data.name=token_file data.args.path=data/shakespeare_char ...
+
+(the `token_file` dataset: the same windows and ids as `text_lm` on the text, read from disk).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+if (ROOT / "xformer").is_dir() and str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
+
+from xformer.data.corpus import read_text_files  # noqa: E402
+from xformer.data.token_file import write_text_corpus  # noqa: E402
+from xformer.errors import ConfigError, UserError  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def download(url: str, dest: Path) -> Path:
+    """``url`` to ``dest`` (through a .part file, so an interrupted download leaves no half file)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        urllib.request.urlretrieve(url, part)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot download {url} ({e}); give a local file instead") from None
+    part.replace(dest)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", nargs="?", help="a UTF-8 text file (default: the shared tinyshakespeare.txt, "
+                                                 "else input.txt in this folder)")
+    parser.add_argument("--url", help="download the text from URL first (only then is the network used)")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder to write (default: this folder)")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    if args.url:
+        source = download(args.url, args.out / "input.txt")
+    elif args.input:
+        source = Path(args.input)
+    else:
+        source = SHARED if SHARED.is_file() else HERE / "input.txt"
+        if not source.is_file():
+            raise UserError(f"no input text: neither {SHARED} nor {HERE / 'input.txt'} exists; give a file or --url")
+    text = read_text_files(source)
+    meta = write_text_corpus(args.out, text, "char", val_fraction=args.val_fraction, source=str(source))
+    print(f"{source}: {len(text):,} characters, vocabulary of {meta['vocab_size']} ({meta['dtype']}); "
+          f"train {meta['tokens']['train']:,} tokens, val {meta['tokens'].get('val', 0):,} -> {args.out}")
+    return meta
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (UserError, ConfigError, FileNotFoundError) as e:  # one line, status 2, no traceback
+        print(f"prepare.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
