@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> None:
         raise ConfigError(f"the run reads {cfg.input_len} rows before the forecast but {args.data} has "
                           f"{len(history)}{' up to --at' if args.at else ''}; give a longer history")
     forecast = forecaster.predict(history, h=args.h)
-    table = forecast.to_csv(index_label=cfg.date_column)
+    table = forecast.to_csv(index_label=cfg.date_column, float_format="%.8g")
     if args.out:
         write_atomically(args.out, table)
         if not args.quiet:
