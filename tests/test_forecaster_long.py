@@ -263,3 +263,20 @@ def test_calendar_features_from_the_dates():
         Forecaster(calendar=["minute"])
     with pytest.raises(ConfigError, match="covariates need model='patchtst'"):
         Forecaster(**{**TINY, "model": "dlinear"}, calendar=["hour"])
+
+
+def test_missing_values_and_frequencies_per_series():
+    from xformer.forecast.frames import infer_freq, read_panel
+
+    df = long_frame()
+    gap = df.assign(y=df["y"].where(~df.index.isin([3, 130])))  # one missing value in s0, one in s1
+    panel = read_panel(gap, missing="ffill")
+    assert panel.series["s0"].iloc[3] == panel.series["s0"].iloc[2]
+    assert panel.series["s1"].iloc[130 - 120] == panel.series["s1"].iloc[130 - 121]
+    assert infer_freq(panel).freqstr == "h" and infer_freq(panel, "2h").freqstr == "2h"
+    daily = pd.DataFrame({"unique_id": "d", "ds": pd.date_range("2022-01-01", periods=40, freq="D"), "y": 1.0})
+    with pytest.raises(ConfigError, match="series 's0' has frequency h but 'd' has D"):
+        infer_freq(read_panel(pd.concat([df, daily])))
+    irregular = df.drop(index=[5, 17, 40, 130, 140])
+    with pytest.raises(ConfigError, match="cannot infer a regular frequency from column 'ds'.*freq="):
+        Forecaster(**TINY).fit(irregular[irregular["unique_id"] != "s2"])
