@@ -47,10 +47,14 @@ def test_report_holds_every_table_plot_and_figure(report):
         assert title in md
     assert md.count("| GPT (decoder) |") == 1 and "| seasonal naive (24) |" in md
     html = (report / "report.html").read_text()
-    assert html.count("<table>") == 5 and html.count("<img ") == 4
-    for plot in ("learning_curves.png", "attention.png", "positions.png", "forecast.png"):
+    # data, core, one per domain, and the attention measures of text, images and series
+    assert html.count("<table>") == 9 and html.count("<img ") == 5
+    for plot in ("learning_curves.png", "attention.png", "positions.png", "attention_measures.png", "forecast.png"):
         assert (report / plot).stat().st_size > 5_000, plot
         assert plot in results["plots"]
+    assert "budgets.png" not in results["plots"]  # one budget: nothing to plot against FLOPs
+    assert results["domains"]["text"]["metric"] == "test_bits_per_character"  # text is scored on test too
+    assert {info["split"] for info in results["domains"].values()} == {"test"}
 
 
 def test_flops_formula_and_the_shared_core():
@@ -78,6 +82,13 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert main(["compare", "--series-data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "y")]) == 2
     assert "data file not found" in capsys.readouterr().err
+    assert main(["compare", "--budgets", "250,x", "--out", str(tmp_path / "z")]) == 2
+    assert "--budgets takes numbers" in capsys.readouterr().err
+    assert main(["compare", "--budgets", "100,100", "--out", str(tmp_path / "z")]) == 2
+    assert "distinct positive numbers" in capsys.readouterr().err
+    assert main(["compare", "--image-data", str(tmp_path / "nope"), "--out", str(tmp_path / "z")]) == 2
+    assert "--image-data" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
 
 
 def test_overwrite_replaces_an_old_report_whole(tmp_path):

@@ -1,8 +1,9 @@
-"""`xformer compare [--domains text,images,series] [--steps N] [--seconds S] [--out DIR] ...`: the main job.
+"""`xformer compare [--domains text,images,series,seq2seq] [--seeds N] [--budgets 250,1000] [--out DIR] ...`:
+the main job.
 
 Trains one transformer core per domain and each domain's classic baselines on the embedded
-defaults (or the files given), then writes DIR/report.md, report.html, results.json and the
-plots (see xformer/compare/: experiments, FLOPs, running, report).
+defaults (or the data given), at every budget and seed, then writes DIR/report.md, report.html,
+results.json and the plots (see xformer/compare/: experiments, FLOPs, running, study, report).
 """
 from __future__ import annotations
 
@@ -20,28 +21,55 @@ def run(args: argparse.Namespace) -> None:
         if not Path(path).is_file():
             raise ConfigError(f"data file not found: {path}")
     out = Path(args.out)
+    budgets = _numbers(args.budgets, int, "--budgets") if args.budgets else None
+    budget_seconds = _numbers(args.budget_seconds, float, "--budget-seconds") if args.budget_seconds else None
     cfg = CompareConfig(domains=[d.strip() for d in args.domains.split(",") if d.strip()], steps=args.steps,
                         seconds=args.seconds, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                         d_ff=args.d_ff or 2 * args.d_model, batch_size=args.batch_size, text_data=args.text_data,
-                        series_data=args.series_data, seed=args.seed, device=args.device)
+                        series_data=args.series_data, image_data=args.image_data, input_len=args.input_len,
+                        horizon=args.horizon, seed=args.seed, seeds=args.seeds, budgets=budgets,
+                        budget_seconds=budget_seconds, device=args.device)
     results = run_comparison(cfg, out, quiet=args.quiet, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {out}/report.md, report.html, results.json and {len(results['plots'])} plots "
               f"in {results['total_seconds']} s", file=sys.stderr)
     for domain, info in results["domains"].items():
-        best = ", ".join(f"{row['name']} {row['metric']:.4g}" for row in info["models"] if row["metric"] is not None)
-        print(f"{domain} ({info['metric']}): {best}")
+        models = ", ".join(f"{row['name']} {row['metric']:.4g} ± {row['metric_std']:.2g}" for row in info["models"]
+                           if row["metric"] is not None)
+        print(f"{domain} ({info['metric']}, mean ± s over {cfg.seeds} seed(s)): {models}")
+    for line in results["summary"]:
+        print(line.replace("**", ""))
+
+
+def _numbers(text: str, kind, option: str) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} takes numbers separated by commas (e.g. 250,1000,4000), got {text!r}") from None
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "compare", help="the main job: one transformer core on text, images and series, beside classic baselines",
         description="Train the same transformer core (same width, depth, heads) as a GPT-style language model, "
-                    "a ViT classifier and a PatchTST-style forecaster, and each domain's classic baselines, on "
-                    "the embedded defaults; write a report folder (report.md, report.html, results.json, plots).",
-        epilog="example: xformer compare --steps 500 --text-data ../shared/data/tinyshakespeare.txt --out compare")
-    p.add_argument("--domains", default="text,images,series", help="comma-separated subset of text,images,series")
+                    "a ViT classifier, a PatchTST-style forecaster (and, with seq2seq, an encoder-decoder), and "
+                    "each domain's classic baselines, on the embedded defaults or your data, over seeds and "
+                    "budgets; write a report folder (report.md, report.html, results.json, plots) that opens "
+                    "with a summary: the best model per domain, the transformer's rank, ties, crossovers.",
+        epilog="examples: xformer compare --seeds 3 --out compare;  xformer compare --budgets 250,1000,4000 "
+               "--seeds 2 --text-data ../shared/data/tinyshakespeare.txt --series-data ../shared/data/ETTh1.csv")
+    p.add_argument("--domains", default="text,images,series",
+                   help="comma-separated subset of text,images,series,seq2seq (default text,images,series)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="run every trained model with seeds SEED .. SEED+N-1; tables show mean ± standard "
+                        "deviation and differences within the spread are ties (default 1; 3 to conclude anything)")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps of every trained model (default 1000)")
+    p.add_argument("--budgets", metavar="STEPS,STEPS,...",
+                   help="train every model from scratch at each of these step budgets (e.g. 250,1000,4000); "
+                        "the report plots the metric against training FLOPs and wall time and states the "
+                        "crossovers (default: the one budget --steps)")
+    p.add_argument("--budget-seconds", metavar="S,S,...",
+                   help="as --budgets, in seconds of training per model (each run's schedule spans --steps)")
     p.add_argument("--seconds", type=float, help="also stop each model's training after this many seconds")
     p.add_argument("--out", default="compare", metavar="DIR",
                    help="report folder (default ./compare); one that holds files is refused without --overwrite")
@@ -49,14 +77,19 @@ def add_parser(subparsers) -> None:
                    help="replace the report in --out: the old one is moved aside and deleted once the new one is "
                         "complete (restored if it fails)")
     p.add_argument("--text-data", nargs="+", metavar="FILE", help="text files (default: the bundled Python manual)")
+    p.add_argument("--image-data", metavar="DIR|NAME",
+                   help="an image folder (train/<class>/..., val/ and test/ optional; resized to 32x32) or digits, "
+                        "mnist, fashion_mnist, cifar10 (read from ./data, nothing downloaded); default digits")
     p.add_argument("--series-data", metavar="FILE.csv", help="CSV with a date column (default: generated series)")
+    p.add_argument("--input-len", type=int, default=96, help="series: time steps the models read (default 96)")
+    p.add_argument("--horizon", type=int, default=24, help="series: time steps they forecast (default 24)")
     p.add_argument("--d-model", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--d-ff", type=int, help="feed-forward width (default 2 x d-model)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one, as train does), cpu or cuda")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (nor the closing 'wrote ...' line); results and errors stay")
     p.set_defaults(func=run)

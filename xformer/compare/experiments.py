@@ -1,9 +1,11 @@
 """What ``xformer compare`` trains: its options (``CompareConfig``) and, per domain, the transformer and
 the classic baselines as ``xformer train`` experiments (``entries``), all with the same core, trainer,
-budget and seed; ``METRIC``: the number each domain's models are ranked by."""
+budget and seed; ``METRIC``: the number each domain's models are ranked by (always on the test split:
+the validation split picks each run's best checkpoint, the test split is scored once)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -12,13 +14,16 @@ from ..train.distributed import pick_device
 
 DOMAINS = ("text", "images", "series", "seq2seq")
 DEFAULT_DOMAINS = ("text", "images", "series")
-METRIC = {"text": ("val_bits_per_character", "min"), "images": ("test_accuracy", "max"),
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+METRIC = {"text": ("test_bits_per_character", "min"), "images": ("test_accuracy", "max"),
           "series": ("test_mse", "min"), "seq2seq": ("test_token_accuracy", "max")}
 
 
 @dataclass
 class CompareConfig:
-    """What ``xformer compare`` runs. ``steps`` per trained model; ``seconds`` caps each run's time too."""
+    """What ``xformer compare`` runs. ``steps`` per trained model; ``seconds`` caps each run's time too.
+    ``seeds``: every trained model is run with seeds 0 .. seeds-1; ``budgets`` (steps) or ``budget_seconds``:
+    every trained model is trained from scratch at each budget (default: the one budget ``steps``)."""
 
     domains: list[str] = field(default_factory=lambda: list(DEFAULT_DOMAINS))
     steps: int = 1000
@@ -30,8 +35,14 @@ class CompareConfig:
     batch_size: int = 32
     text_data: list[str] | None = None
     series_data: str | None = None
+    image_data: str | None = None
+    input_len: int = 96
+    horizon: int = 24
     seed: int = 0
-    device: str = "cpu"
+    seeds: int = 1
+    budgets: list[int] | None = None
+    budget_seconds: list[float] | None = None
+    device: str = "auto"
 
     def __post_init__(self):
         unknown = [d for d in self.domains if d not in DOMAINS]
@@ -41,7 +52,9 @@ class CompareConfig:
             raise ConfigError("--steps must be >= 1 and --seconds > 0")
         for option, value, low in (("--d-model", self.d_model, 1), ("--layers", self.n_layers, 1),
                                    ("--heads", self.n_heads, 1), ("--d-ff", self.d_ff, 1),
-                                   ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0)):
+                                   ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0),
+                                   ("--seeds", self.seeds, 1), ("--input-len", self.input_len, 1),
+                                   ("--horizon", self.horizon, 1)):
             if value < low:
                 raise ConfigError(f"{option} must be >= {low}, got {value}")
         pick_device(self.device, "--device")  # an absent GPU is refused before anything is trained
@@ -49,6 +62,28 @@ class CompareConfig:
             raise ConfigError(f"--seed must be below 2**32, got {self.seed}")
         if self.d_model % self.n_heads:
             raise ConfigError(f"--d-model {self.d_model} must be divisible by --heads {self.n_heads}")
+        if self.budgets is not None and self.budget_seconds is not None:
+            raise ConfigError("give --budgets (steps) or --budget-seconds, not both")
+        for option, values in (("--budgets", self.budgets), ("--budget-seconds", self.budget_seconds)):
+            if values is not None and (not values or min(values) <= 0 or len(set(values)) != len(values)):
+                raise ConfigError(f"{option} takes distinct positive numbers separated by commas, got {values}")
+        if "series" in self.domains and self.input_len < 16:
+            raise ConfigError(f"--input-len must be >= 16 (one 16-step patch), got {self.input_len}")
+        if self.image_data is not None and self.image_data not in IMAGE_DATASETS \
+                and not Path(self.image_data, "train").is_dir():
+            raise ConfigError(f"--image-data {self.image_data}: give a folder with train/<class>/ images "
+                              f"(and val/, test/) or one of {', '.join(IMAGE_DATASETS)}")
+
+    def schedule(self) -> list[tuple[int, float | None]]:
+        """The budgets, in order, as (steps, seconds cap): ``budgets`` with ``seconds``, or ``steps`` with each
+        of ``budget_seconds``, or the one budget (``steps``, ``seconds``)."""
+        if self.budget_seconds:
+            return [(self.steps, s) for s in sorted(self.budget_seconds)]
+        return [(b, self.seconds) for b in sorted(self.budgets or [self.steps])]
+
+    def at(self, steps: int, seconds: float | None, seed: int) -> "CompareConfig":
+        """This configuration with one budget and one seed (what ``entries`` reads)."""
+        return replace(self, steps=steps, seconds=seconds, seed=seed)
 
 
 @dataclass
@@ -78,7 +113,8 @@ def entries(cfg: CompareConfig) -> list[Entry]:
     """The models of each chosen domain, transformer first."""
     out = []
     if "text" in cfg.domains:
-        data = {"name": "text_lm", "args": {"files": cfg.text_data, "tokenizer": "char", "block_size": 64}}
+        data = {"name": "text_lm", "args": {"files": cfg.text_data, "tokenizer": "char", "block_size": 64,
+                                            "val_fraction": 0.1, "test_fraction": 0.1}}
         train = _train(cfg, 3e-3)
         out.append(Entry("text", "GPT (decoder)", "transformer", {
             "model": {"architecture": "decoder", "core": _core(cfg), "tokenizer": {"name": "text"},
@@ -89,17 +125,18 @@ def entries(cfg: CompareConfig) -> list[Entry]:
             out.append(Entry("text", label, "baseline", {
                 "model": {"baseline": {"name": name, "args": dict(width)}}, "data": data, "train": train}))
     if "images" in cfg.domains:
-        data = {"name": "digits", "args": {}}
+        data, patch = image_data(cfg.image_data)
         train = _train(cfg, 3e-3)
         out.append(Entry("images", "ViT (encoder)", "transformer", {
             "model": {"architecture": "encoder", "core": _core(cfg),
-                      "tokenizer": {"name": "image_patches", "args": {"patch_size": 2}},
+                      "tokenizer": {"name": "image_patches", "args": {"patch_size": patch}},
                       "head": {"name": "classification", "args": {"pool": "cls"}}}, "data": data, "train": train}))
         for name, label in (("mlp", "MLP"), ("cnn", "CNN")):
             out.append(Entry("images", label, "baseline", {
                 "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
     if "series" in cfg.domains:
-        data = {"name": "csv_series", "args": {"path": cfg.series_data, "input_len": 96, "horizon": 24}}
+        data = {"name": "csv_series", "args": {"path": cfg.series_data, "input_len": cfg.input_len,
+                                               "horizon": cfg.horizon}}
         train = _train(cfg, 1e-3)
         out.append(Entry("series", "PatchTST (encoder)", "transformer", {
             "model": {"architecture": "encoder", "core": _core(cfg),
@@ -108,8 +145,9 @@ def entries(cfg: CompareConfig) -> list[Entry]:
         for name, label in (("dlinear", "DLinear"), ("lstm_forecaster", "LSTM forecaster")):
             out.append(Entry("series", label, "baseline", {
                 "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
-        for name, label, args in (("last_value", "last value", {}), ("seasonal_naive", "seasonal naive (24)",
-                                                                     {"period": 24})):
+        period = min(24, cfg.input_len)
+        for name, label, args in (("last_value", "last value", {}),
+                                  ("seasonal_naive", f"seasonal naive ({period})", {"period": period})):
             out.append(Entry("series", label, "baseline", {
                 "model": {"baseline": {"name": name, "args": args}}, "data": data, "train": train}, trained=False))
     if "seq2seq" in cfg.domains:
@@ -125,4 +163,15 @@ def entries(cfg: CompareConfig) -> list[Entry]:
     return out
 
 
-__all__ = ["CompareConfig", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries"]
+def image_data(choice: str | None) -> tuple[dict, int]:
+    """The images domain's data config and the ViT's patch size: digits (8x8, patches of 2), a named
+    torchvision dataset read from ./data (28x28 or 32x32, patches of 4), or an image folder (resized to
+    32x32 RGB, patches of 4)."""
+    if choice is None or choice == "digits":
+        return {"name": "digits", "args": {}}, 2
+    if choice in IMAGE_DATASETS:
+        return {"name": choice, "args": {}}, 4
+    return {"name": "image_folder", "args": {"root": str(choice), "image_size": 32}}, 4
+
+
+__all__ = ["CompareConfig", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data", "IMAGE_DATASETS"]

@@ -1,234 +1,114 @@
-"""The report folder of ``xformer compare``: report.md, report.html, results.json and four plots.
+"""The report folder of ``xformer compare``: report.md, report.html, results.json and the plots (:mod:`.plots`).
 
-    learning_curves.png   training loss against step, one panel per domain, every trained model
-    attention.png         the same layer and head of each domain's transformer on one example
-    positions.png         cosine similarity of the learned position vectors, cos(p_i, p_j), per domain
-    forecast.png          one test window of the series domain: history, truth and every model's forecast
+Both reports open with a summary computed from the numbers (:func:`.study.summary_lines`: per domain the
+best model, the transformer's rank, the ties; the crossovers), then the data of each domain, the tables
+(every metric as mean ± sample standard deviation over the seeds) and the plots. report.html is one
+self-contained file: the plots are inlined as base64 PNGs, the style sheet is in the page (screen and print).
 """
 from __future__ import annotations
 
+import base64
 import html
 import json
 from pathlib import Path
 
-import torch
+from .inside import attention_measures
+from .plots import all_plots
+from .study import flops_words, summary_lines
+from .tables import (attention_table, budget_table, core_table, data_table, domain_table, html_table,
+                     markdown_table)
 
-from ..analysis.attention_maps import collect_attention
-from ..batch import INPUTS, LABELS, TARGETS
-from .flops import one_example
-
-PLOTS = ("learning_curves.png", "attention.png", "positions.png", "forecast.png")
-COLUMNS = [("parameters", "parameters"), ("tokens_per_example", "tokens / example"),
-           ("attention_flops", "attention FLOPs / example"), ("feed_forward_flops", "feed-forward FLOPs / example"),
-           ("forward_flops", "forward FLOPs / example"), ("examples_per_second", "train examples / s"),
-           ("wall_seconds", "wall s")]
-METRIC_LABEL = {"val_bits_per_character": "val bits / char", "test_accuracy": "test accuracy",
-                "test_mse": "test MSE (standardised)", "test_token_accuracy": "test greedy token accuracy"}
-SECOND = {"text": ("val_loss", "val loss (nats)"), "images": ("test_loss", "test loss"),
-          "series": ("test_mae", "test MAE"), "seq2seq": ("test_loss", "test loss (teacher-forced)")}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _number(value) -> str:
-    """Counts and rates from 1000 up with thousands separators (millions as "1.23 M"), others to 4 digits."""
-    if value is None:
-        return "—"
-    if abs(value) >= 10**6:
-        return f"{value / 1e6:.2f} M"
-    if isinstance(value, int) or abs(value) >= 1000:
-        return f"{round(value):,}"
-    return f"{value:.4g}"
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1150px;margin:2em auto;
+ padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #c33;padding-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}tr.best td{background:#eef7ee;font-weight:600}
+.summary{background:#fff8e6;border-left:4px solid #e0a800;padding:.5em 1em}
+.note{color:#555;font-size:.9em}figure{margin:1em 0}img{max-width:100%;height:auto}
+figcaption{color:#555;font-size:.9em}
+@media print{body{max-width:none;margin:0;font-size:10pt}h2{page-break-after:avoid}
+ table,figure{page-break-inside:avoid}.summary{border-left-color:#999}}
+"""
+CAPTION = {
+    "budgets.png": "Test metric (mean ± s over seeds) against training FLOPs (top) and wall seconds (bottom); "
+                   "dotted verticals: crossovers of the transformer with a baseline.",
+    "learning_curves.png": "Training loss (lines) and validation loss (circles) of the first seed at the largest "
+                           "budget.",
+    "attention.png": "The last layer's first head of each transformer on one training example.",
+    "attention_measures.png": "Attention entropy (nats; dotted: ln N, uniform) and mean attention distance in "
+                              "the domain's unit, per layer (L) and head (H).",
+    "positions.png": "Cosine similarity of the learned position vectors.",
+    "forecast.png": "The middle test window of the series domain, channel 0: history, truth, every model.",
+}
 
 
-# ---- tables -----------------------------------------------------------------------------------------------
-def domain_table(domain: str, info: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of one domain's table."""
-    second_key, second_label = SECOND[domain]
-    header = ["model"] + [label for _, label in COLUMNS] + [METRIC_LABEL[info["metric"]], second_label]
-    rows = []
-    for row in info["models"]:
-        rows.append([row["name"]] + [_number(row.get(key)) for key, _ in COLUMNS]
-                    + [_number(row.get("metric")), _number(row["metrics"].get(second_key))])
-    return header, rows
+def _html_inline(text: str) -> str:
+    """**bold** -> <strong>bold</strong> in an escaped line."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def core_table(results: dict) -> tuple[list[str], list[list[str]]]:
-    """How each domain uses the one core: what a token is, length, mask, positions, head, loss."""
-    cfg = results["config"]
-    header = ["", *[d for d in results["domains"]]]
-    described = {d: _describe(d, results["domains"][d]) for d in results["domains"]}
-    keys = ["core", "token", "sequence", "mask", "positions", "pooling / head", "loss"]
-    core = f"{cfg['n_layers']} layers, d_model {cfg['d_model']}, {cfg['n_heads']} heads, d_ff {cfg['d_ff']}"
-    rows = [[key] + [core if key == "core" else described[d][key] for d in results["domains"]] for key in keys]
-    return header, rows
-
-
-def _describe(domain: str, info: dict) -> dict[str, str]:
-    row = next(r for r in info["models"] if r["kind"] == "transformer")
-    sequences, source = row.get("sequences_per_example", 1), row.get("source_tokens", 0)
-    n = (row["tokens_per_example"] - source) // sequences
-    if domain == "text":
-        return {"token": "one character", "sequence": f"{n} tokens", "mask": "causal (token i sees 0..i)",
-                "positions": f"learned, 1-D ({n} x d)", "pooling / head": "none: LM head at every position, "
-                "tied to the token embedding", "loss": "cross-entropy of the next character"}
-    if domain == "images":
-        return {"token": "a 2x2 patch of pixels (Conv2d, kernel = stride = 2), plus [CLS]",
-                "sequence": f"{n} tokens ({n - 1} patches + [CLS])", "mask": "none (every token sees every token)",
-                "positions": f"learned, one per patch of the {int((n - 1) ** 0.5)}x{int((n - 1) ** 0.5)} grid, "
-                "plus one for [CLS]", "pooling / head": "[CLS] token -> linear to 10 classes",
-                "loss": "cross-entropy of the class"}
-    if domain == "seq2seq":
-        return {"token": "one digit or separator symbol", "sequence": f"source {source} + target {n} tokens "
-                "(one example; lengths vary)", "mask": "source: padding; target: causal + padding; "
-                "cross-attention to real source tokens", "positions": "learned, 1-D, source and target each",
-                "pooling / head": "none: LM head at every target position, tied to the embedding",
-                "loss": "cross-entropy of the next target token (teacher forcing); greedy decoding to test"}
-    return {"token": "16 time steps of one channel (linear patch embedding, stride 8), after RevIN",
-            "sequence": f"{sequences} sequences (one per channel) of {n} tokens", "mask": "none within a channel; "
-            "channels never attend to each other", "positions": f"learned, 1-D ({n} x d)",
-            "pooling / head": "none: flatten N x d -> linear to the horizon, per channel; RevIN undone",
-            "loss": "mean squared error"}
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-# ---- plots ------------------------------------------------------------------------------------------------
-def plot_learning_curves(results: dict, out: Path) -> Path:
-    plt = _plt()
-    domains = list(results["domains"])
-    fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 3.6), squeeze=False)
-    for ax, domain in zip(axes[0], domains):
-        for row in results["domains"][domain]["models"]:
-            log = out / row["run_dir"] / "metrics.jsonl"
-            if not log.is_file():
-                continue
-            points = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-            points = [p for p in points if "train_loss" in p]
-            ax.plot([p["step"] for p in points], [p["train_loss"] for p in points], label=row["name"], lw=1.2)
-        ax.set_title(domain)
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        ax.set_yscale("log")
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    return _save(fig, out / "learning_curves.png")
-
-
-def plot_attention_and_positions(results: dict, out: Path, models: dict, datasets: dict) -> tuple[Path, Path]:
-    """The last layer's first head on one training example per domain; the position similarities."""
-    plt = _plt()
-    domains = list(results["domains"])
-    fig_a, axes_a = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 4), squeeze=False)
-    fig_p, axes_p = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 4), squeeze=False)
-    for domain, ax_a, ax_p in zip(domains, axes_a[0], axes_p[0]):
-        row = next(r for r in results["domains"][domain]["models"] if r["kind"] == "transformer")
-        model = models[domain, row["name"]].cpu().eval()
-        batch = one_example(datasets[domain], torch.device("cpu"))
-        maps, _, _ = collect_attention(model, {k: v for k, v in batch.items() if k != LABELS})
-        layer = len(maps) - 1
-        attention = maps[layer][0, 0].float()  # example 0 (series: its first channel), head 0
-        ax_a.imshow(attention.numpy(), cmap="viridis")
-        ax_a.set_title(f"{domain}: layer {layer}, head 0 ({attention.shape[0]} tokens)", fontsize="medium")
-        ax_a.set_xlabel("key")
-        ax_a.set_ylabel("query")
-        table = position_table(model)
-        unit = torch.nn.functional.normalize(table.float(), dim=-1)
-        ax_p.imshow((unit @ unit.T).numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
-        ax_p.set_title(f"{domain}: cos(p_i, p_j), {table.shape[0]} positions", fontsize="medium")
-    fig_a.tight_layout()
-    fig_p.tight_layout()
-    return _save(fig_a, out / "attention.png"), _save(fig_p, out / "positions.png")
-
-
-def position_table(model) -> torch.Tensor:
-    """The learned position vectors (n, d) of a model's tokenizer (image patches: the grid's;
-    an encoder-decoder: the target's)."""
-    params = dict(model.tokenizer.named_parameters())
-    for name in ("positions.weight", "pos_grid", "target.positions.weight"):
-        if name in params:
-            return params[name].detach().cpu()
-    raise ValueError(f"no learned position table in {type(model.tokenizer).__name__}")
-
-
-def plot_forecasts(results: dict, out: Path, models: dict, datasets: dict) -> Path | None:
-    """Channel 0 of the middle test window of the series domain: history, truth, every model."""
-    info = results["domains"].get("series")
-    if info is None:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 3.6))
-    test = datasets["series"].test
-    item = test[len(test) // 2]
-    history, truth = item[INPUTS][:, 0], item[TARGETS][:, 0]
-    past, future = range(len(history)), range(len(history), len(history) + len(truth))
-    ax.plot(past, history, color="0.4", lw=1, label="history")
-    ax.plot(future, truth, color="black", lw=1.5, label="truth")
-    for row in info["models"]:
-        with torch.no_grad():
-            model = models["series", row["name"]].cpu().eval()
-            prediction = model({INPUTS: item[INPUTS][None]})["prediction"][0, :, 0]
-        ax.plot(future, prediction, lw=1.2, label=row["name"])
-    ax.set_title("series: the middle test window, channel 0 (standardised)")
-    ax.set_xlabel("time step")
-    ax.legend(fontsize="small", ncol=3)
-    fig.tight_layout()
-    return _save(fig, out / "forecast.png")
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=100)
-    _plt().close(fig)
-    return path
-
-
-# ---- the report -------------------------------------------------------------------------------------------
 def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -> None:
-    """The report folder from ``run_comparison``'s results, its models ({(domain, name): model}) and the
-    data of each domain."""
+    """The report folder from ``run_comparison``'s results, its models ({(domain, name): model}: the first
+    seed at the largest budget) and the data of each domain."""
     out = Path(out)
-    plots = [plot_learning_curves(results, out), *plot_attention_and_positions(results, out, models, datasets),
-             plot_forecasts(results, out, models, datasets)]
-    results["plots"] = [p.name for p in plots if p is not None]
+    for domain, info in results["domains"].items():
+        row = next((r for r in info["models"] if r["kind"] == "transformer"), None)
+        info["attention_measures"] = None if row is None else attention_measures(
+            domain, models[domain, row["name"]], datasets[domain],
+            row["experiment"]["model"]["tokenizer"].get("args", {}))
+    plots = all_plots(results, out, models, datasets)
+    results["plots"] = [p.name for p in plots]
+    results["summary"] = summary_lines(results)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     c = results["config"]
+    budgets = ", ".join(f"{b['steps']} steps" + (f" (at most {b['seconds']:g} s)" if b["seconds"] else "")
+                        for b in results["budgets"])
     intro = (f"{results['date']}, {results['machine']}; core: {c['n_layers']} layers, d_model {c['d_model']}, "
-             f"{c['n_heads']} heads, d_ff {c['d_ff']}; {c['steps']} steps of batch {c['batch_size']} per trained "
-             f"model (AdamW, warmup + cosine), seed {c['seed']}; total {results['total_seconds']} s.")
-    sections = [("The same core in each domain", core_table(results))]
-    sections += [(f"{domain}", domain_table(domain, info)) for domain, info in results["domains"].items()]
-    md = ["# xformer compare", "", intro, ""]
-    body = [f"<h1>xformer compare</h1><p>{html.escape(intro)}</p>"]
-    for title, (header, rows) in sections:
-        md += [f"## {title}", "", _markdown_table(header, rows), ""]
-        body.append(f"<h2>{html.escape(title)}</h2>{_html_table(header, rows)}")
-    md += ["## Plots", ""] + [f"![{name}]({name})" for name in results["plots"]] + [""]
-    body.append("<h2>Plots</h2>" + "".join(f'<p><img src="{name}" alt="{name}"></p>' for name in results["plots"]))
-    md += ["FLOPs: one example's forward pass (see `xformer/compare/flops.py`); tokens / example: what the core "
-           "reads. Metrics: text on the validation split (bits per character), the others on the test "
-           "split; series MSE/MAE on the standardised scale; seq2seq by greedy decoding.", ""]
+             f"{c['n_heads']} heads, d_ff {c['d_ff']}; budgets: {budgets}, batch {c['batch_size']} (AdamW, "
+             f"warmup + cosine); seeds {', '.join(map(str, results['seeds']))}; total {results['total_seconds']} s.")
+    sections = [("Data", data_table(results), None), ("The same core in each domain", core_table(results), None)]
+    for domain, info in results["domains"].items():
+        note = (f"Ranked by {info['metric']} on the {info['split']} split (the validation split picked each "
+                f"run's best checkpoint); mean ± sample standard deviation over {c['seeds']} seed(s); "
+                f"training FLOPs = 3 x forward FLOPs x examples seen at the largest budget.")
+        sections.append((domain, domain_table(domain, info), note))
+        if len(results["budgets"]) > 1:
+            sections.append((f"{domain}: by budget", budget_table(info), "mean ± s (training FLOPs per run)."))
+        if info.get("attention_measures"):
+            sections.append((f"{domain}: inside the transformer", attention_table(info["attention_measures"]),
+                             "Per layer and head on up to 16 validation examples: entropy of a query's attention "
+                             "(nats) and mean distance to the keys it attends to, in tokens and in the domain's "
+                             "unit (docs/compare.md)."))
+    summary = results["summary"]
+    md = ["# xformer compare", "", intro, "", "## Summary", ""] + [f"- {line}" for line in summary] + [""]
+    body = [f"<h1>xformer compare</h1><p class='note'>{html.escape(intro)}</p><h2>Summary</h2>"
+            "<div class='summary'><ul>" + "".join(f"<li>{_html_inline(line)}</li>" for line in summary)
+            + "</ul></div>"]
+    for title, (header, rows, best), note in sections:
+        md += [f"## {title}", "", markdown_table(header, rows), ""] + ([note, ""] if note else [])
+        body.append(f"<h2>{html.escape(title)}</h2>{html_table(header, rows, best)}"
+                    + (f"<p class='note'>{html.escape(note)}</p>" if note else ""))
+    md += ["## Plots", ""]
+    body.append("<h2>Plots</h2>")
+    for name in results["plots"]:
+        md += [f"![{name}]({name})", "", f"*{CAPTION.get(name, name)}*", ""]
+        data = base64.b64encode((out / name).read_bytes()).decode("ascii")
+        body.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'>"
+                    f"<figcaption>{html.escape(CAPTION.get(name, name))}</figcaption></figure>")
+    tail = ("FLOPs: one example's forward pass (xformer/compare/flops.py); training FLOPs = 3 x that x steps x "
+            "batch. Every domain's table is on its test split (series MSE/MAE on the standardised scale; "
+            "seq2seq by greedy decoding); a tie is a difference within the larger standard deviation of the two "
+            "(docs/compare.md).")
+    md += [tail, ""]
+    body.append(f"<p class='note'>{html.escape(tail)}</p>")
     (out / "report.md").write_text("\n".join(md))
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%}")
-    (out / "report.html").write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>xformer compare"
-                                     f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    (out / "report.html").write_text(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta "
+                                     f"name='viewport' content='width=device-width, initial-scale=1'><title>xformer "
+                                     f"compare</title><style>{STYLE}</style></head><body>{''.join(body)}"
+                                     f"</body></html>\n")
 
 
-__all__ = ["write_report", "domain_table", "core_table", "position_table", "PLOTS"]
+__all__ = ["write_report", "flops_words"]

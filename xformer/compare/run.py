@@ -1,5 +1,11 @@
-"""``run_comparison``: train every model of :mod:`.experiments` into its own run folder, measure it
-(:mod:`.flops`) and write the report folder (:mod:`.report`)."""
+"""``run_comparison``: train every model of :mod:`.experiments` at every budget and seed, each into its own
+run folder, measure it (:mod:`.flops`), aggregate the seeds (:mod:`.study`) and write the report folder
+(:mod:`.report`).
+
+Training FLOPs of a run = 3 x forward FLOPs per example x examples seen (steps x batch): the backward
+pass costs about twice the forward one (Kaplan et al. 2020's 6 N per token = 3 x 2 N); evaluations
+are not counted.
+"""
 from __future__ import annotations
 
 import copy
@@ -16,64 +22,55 @@ from torch.utils.data import DataLoader
 from ..config import from_dict
 from ..folders import OutputFolder
 from ..train.config import ExperimentConfig
+from .datainfo import describe_data
 from .experiments import METRIC, CompareConfig, entries
 from .flops import measure
 from .report import write_report
+from .study import crossover_sentences, crossovers, mean_std, ranking
 
 
 def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False) -> dict:
-    """Train and measure every model; write the report folder ``out``; return results.json's content.
-    ``quiet``: show no progress (see xformer/train/progress.py). A folder ``out`` that holds files is
-    refused unless ``overwrite``: then the old report is moved aside until the new one is complete."""
+    """Train and measure every model at every budget and seed; write the report folder ``out``; return
+    results.json's content. ``quiet``: show no progress (see xformer/train/progress.py). A folder ``out``
+    that holds files is refused unless ``overwrite``: then the old report is moved aside until the new one
+    is complete."""
     from ..data.registry import build_data
-    from ..models import build_model
-    from ..train.config import with_implied_args
     from ..train.progress import Progress
-    from ..train.run import load_run_model, train_run
 
     out = Path(out)
     folder = OutputFolder(out, overwrite, "report")
-    runs = out / "runs"
-    todo = entries(cfg)
+    schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
+    n_trained = sum(e.trained for e in entries(cfg))
     results: dict[str, Any] = {
         "config": asdict(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "domains": {d: {"metric": METRIC[d][0], "models": []} for d in cfg.domains}}
-    datasets, models = {}, {}  # the data of each domain (one for all its models) and every model, for the plots
-    progress = Progress(sum(e.trained for e in todo) * cfg.steps, label="compare", quiet=quiet)
+        "budgets": [{"steps": s, "seconds": sec} for s, sec in schedule], "seeds": seeds,
+        "domains": {d: {"metric": METRIC[d][0], "direction": METRIC[d][1], "split": "test", "models": [],
+                        "runs": []} for d in cfg.domains}}
+    datasets, models, measured, untrained = {}, {}, {}, {}
+    progress = Progress(n_trained * len(seeds) * sum(s for s, _ in schedule), label="compare", quiet=quiet)
     start = time.perf_counter()
     folder.replace()
     try:
-        for entry in todo:
-            progress.start(f"{entry.domain}: {entry.name}")  # the trainer reports its steps and evaluations
-            experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
-            if entry.domain not in datasets:
-                datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
-            data = datasets[entry.domain]
-            run_dir = runs / entry.domain / _slug(entry.name)
-            row = {"name": entry.name, "kind": entry.kind, "run_dir": str(run_dir.relative_to(out)),
-                   "experiment": entry.experiment}
-            if entry.trained:
-                before = progress.n
-                wall = time.perf_counter()
-                metrics = train_run(experiment, run_dir, progress=progress)
-                row["wall_seconds"] = round(time.perf_counter() - wall, 2)
-                progress.update(cfg.steps - (progress.n - before))  # a run stopped early still fills its share
-                model = load_run_model(run_dir)[1]  # the weights its metrics describe
-                row.update(steps=metrics["steps"], train_seconds=metrics["train_seconds"],
-                           examples_per_second=round(metrics["steps"] * cfg.batch_size / metrics["train_seconds"], 1))
-            else:
-                model = build_model(with_implied_args(experiment.model, data.model_args))
-                metrics = _evaluate_untrained(model, data)
-                row.update(steps=0, train_seconds=0.0, wall_seconds=0.0, examples_per_second=None)
-            models[entry.domain, entry.name] = model
-            row.update(measure(entry, model, data))
-            row["tokens_per_step"] = (row["tokens_per_example"] * cfg.batch_size
-                                      if row["tokens_per_example"] else None)
-            row["metrics"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-            row["metric"] = row["metrics"].get(METRIC[entry.domain][0])
-            results["domains"][entry.domain]["models"].append(row)
+        for b, (steps, seconds) in enumerate(schedule):
+            for seed in seeds:
+                for entry in entries(cfg.at(steps, seconds, seed)):
+                    if entry.domain not in datasets:
+                        experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
+                        datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
+                        info = results["domains"][entry.domain]
+                        info["data"] = describe_data(entry.domain, cfg, datasets[entry.domain])
+                        if datasets[entry.domain].test is None:  # e.g. an image folder without test/
+                            info["metric"] = info["metric"].replace("test_", "val_", 1)
+                            info["split"] = "validation (the data has no test split)"
+                    last = b == len(schedule) - 1 and seed == seeds[0]
+                    run = _one_run(entry, datasets[entry.domain], out, steps, seconds, seed, cfg.batch_size,
+                                   progress, measured, untrained, models if last else None,
+                                   results["domains"][entry.domain]["metric"])
+                    results["domains"][entry.domain]["runs"].append(run)
         results["total_seconds"] = round(time.perf_counter() - start, 1)
+        for domain, info in results["domains"].items():
+            aggregate(domain, info, measured, schedule)
         write_report(results, out, models, datasets)
     except BaseException:
         folder.failed()  # an incomplete report never replaces a complete one
@@ -82,6 +79,101 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
         progress.close()
     folder.started()
     return results
+
+
+def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: int, batch_size: int, progress,
+             measured: dict, untrained: dict, keep: dict | None, metric: str) -> dict:
+    """Train (or evaluate, for a model with nothing to train) one model at one budget and seed."""
+    from ..models import build_model
+    from ..train.config import with_implied_args
+    from ..train.run import load_run_model, train_run
+
+    budget = f"steps{steps}" if seconds is None else f"steps{steps}_s{seconds:g}"
+    key = (entry.domain, entry.name)
+    if not entry.trained:
+        if key not in untrained:  # nothing to train: the same numbers at every budget and seed
+            experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
+            model = build_model(with_implied_args(experiment.model, data.model_args))
+            untrained[key] = (model, _evaluate_untrained(model, data))
+            measured[key] = measure(entry, model, data)
+        model, metrics = untrained[key]
+        run = {"steps": 0, "train_seconds": 0.0, "wall_seconds": 0.0, "run_dir": None}
+    else:
+        run_dir = out / "runs" / entry.domain / _slug(entry.name) / f"{budget}_seed{seed}"
+        progress.start(f"{entry.domain}: {entry.name} ({budget}, seed {seed})")
+        before, wall = progress.n, time.perf_counter()
+        metrics = train_run(from_dict(ExperimentConfig, copy.deepcopy(entry.experiment)), run_dir, progress=progress)
+        progress.update(steps - (progress.n - before))  # a run stopped early still fills its share
+        model = load_run_model(run_dir)[1]  # the weights its metrics describe (the best on validation)
+        if key not in measured:
+            measured[key] = measure(entry, model, data)
+        run = {"steps": metrics["steps"], "train_seconds": metrics["train_seconds"],
+               "wall_seconds": round(time.perf_counter() - wall, 2), "run_dir": str(run_dir.relative_to(out))}
+    if keep is not None:
+        keep[key] = model
+    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    flops = measured[key]["forward_flops"]
+    return {"name": entry.name, "kind": entry.kind, "trained": entry.trained, "budget": budget,
+            "budget_steps": steps, "budget_seconds": seconds, "seed": seed, **run,
+            "train_flops": 3 * flops * batch_size * run["steps"], "metrics": metrics,
+            "metric": metrics.get(metric), "experiment": entry.experiment}
+
+
+def aggregate(domain: str, info: dict, measured: dict, schedule: list) -> None:
+    """Mean ± s over the seeds: per model at the largest budget (``models``, the tables) and per model and
+    budget (``curves``); the ranking, the ties and the crossovers of the transformer with each baseline."""
+    names = list(dict.fromkeys(r["name"] for r in info["runs"]))
+    info["curves"], info["models"] = {}, []
+    for name in names:
+        runs = [r for r in info["runs"] if r["name"] == name]
+        curve = []
+        for budget in dict.fromkeys(r["budget"] for r in runs):
+            group = [r for r in runs if r["budget"] == budget]
+            mean, std = mean_std([r["metric"] for r in group]) if all(r["metric"] is not None for r in group) \
+                else (None, None)
+            curve.append({"budget": budget, "metric": mean, "metric_std": std, "seeds": len(group),
+                          "train_flops": sum(r["train_flops"] for r in group) / len(group),
+                          "wall_seconds": sum(r["wall_seconds"] for r in group) / len(group)})
+        info["curves"][name] = curve
+        final = [r for r in runs if r["budget"] == runs[-1]["budget"]]
+        first = final[0]
+        row = {"name": name, "kind": first["kind"], "run_dir": first["run_dir"], "experiment": first["experiment"],
+               "seeds": len(final), "steps": first["steps"]}
+        for key in ("train_seconds", "wall_seconds", "train_flops"):
+            row[key] = round(sum(r[key] for r in final) / len(final), 2)
+        row["examples_per_second"] = (round(first["steps"] * first["experiment"]["train"]["batch_size"]
+                                            * len(final) / sum(r["train_seconds"] for r in final), 1)
+                                      if first["trained"] else None)
+        row.update(measured[domain, name])
+        row["tokens_per_step"] = (row["tokens_per_example"] * first["experiment"]["train"]["batch_size"]
+                                  if row["tokens_per_example"] else None)
+        keys = [k for k in first["metrics"] if all(k in r["metrics"] for r in final)]
+        row["metrics"], row["metrics_std"] = {}, {}
+        for k in keys:
+            row["metrics"][k], row["metrics_std"][k] = mean_std([r["metrics"][k] for r in final])
+        row["metric_values"] = [r["metric"] for r in final]
+        row["metric"], row["metric_std"] = row["metrics"].get(info["metric"]), row["metrics_std"].get(info["metric"])
+        info["models"].append(row)
+    info["ranking"] = ranking(info["models"], info["direction"])
+    transformer = next((m for m in info["models"] if m["kind"] == "transformer"), None)
+    info["crossovers"], info["crossover_sentences"] = {}, []
+    if transformer is None or len(schedule) < 2:
+        return
+    for unit, key in (("flops", "train_flops"), ("seconds", "wall_seconds")):
+        t_curve = [(c[key], c["metric"]) for c in info["curves"][transformer["name"]] if c["metric"] is not None]
+        found = {}
+        for m in info["models"]:
+            if m is transformer or m["metric"] is None:
+                continue
+            if m["steps"]:
+                found[m["name"]] = crossovers(t_curve, [(c[key], c["metric"]) for c in info["curves"][m["name"]]
+                                                      if c["metric"] is not None],
+                                              info["direction"])
+            else:
+                found[m["name"]] = crossovers(t_curve, None, info["direction"], flat=m["metric"])
+        info["crossovers"][unit] = found
+        if unit == "flops":
+            info["crossover_sentences"] = crossover_sentences(domain, transformer["name"], found)
 
 
 def _evaluate_untrained(model: nn.Module, data) -> dict[str, float]:
@@ -99,4 +191,4 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower().split(" (")[0]).strip("_")
 
 
-__all__ = ["run_comparison"]
+__all__ = ["run_comparison", "aggregate"]
