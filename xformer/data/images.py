@@ -271,6 +271,11 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     and ``root/test/...`` (optional: without it the run has no test split and its metrics are val only),
     through torchvision's ImageFolder.
 
+    Images stay on disk: the folder is listed once, and each item is opened, decoded and transformed in
+    ``__getitem__`` (in DataLoader worker processes with ``train.num_workers`` > 0; the dataset pickles
+    as paths), so a folder of any size trains with flat memory. ``data/image_folder/prepare.py`` lays a
+    folder of class sub-folders out as train/val[/test] and writes classes.json.
+
     Images of any size are converted to RGB (channels=3) or L (channels=1), resized to ``image_size``
     and normalised with ImageNet statistics (0.5/0.5 for grey) unless ``mean``/``std`` are given.
     The val and test items come in a fixed seeded order (see the module docstring), so that
