@@ -1,6 +1,7 @@
 """ViT on scikit-learn's 8x8 digits next to scikit-learn's SVC and k-NN: test accuracy and training time.
 
     python benchmarks/vit_digits.py [--seeds 0,1,2] [--threads N] [--out runs/bench-vit-digits]
+    python benchmarks/vit_digits.py --recipe tasks/cct_digits.yaml --cnn --threads 1   # a CCT and the CNN
 
 One split for all: ``train_test_split(stratify=y, test_size=0.2, random_state=0)`` of the 1797
 images -> 1437 train+val / 360 test (the split of xformer's ``digits`` data, checked here).
@@ -12,9 +13,15 @@ images -> 1437 train+val / 360 test (the split of xformer's ``digits`` data, che
   ``xformer train``), once per seed; it trains on 1293 of the 1437 images and keeps 144
   for validation (the recipe was tuned on those, never on the test images).
 
+``--recipe``: another transformer recipe in place of ``tasks/vit_digits.yaml`` (e.g. the CCT,
+``tasks/cct_digits.yaml``), run the same way. ``--cnn``: also the project's CNN
+(``tasks/cnn_digits.yaml``) on the same seeds, with the recipe's ``train.steps`` and ``data.args``
+(augmentation, validation split) so that both train equally long on the same images.
+
 Training time: the fit for scikit-learn; ``train_seconds`` of the run for the ViT (the
 optimizer steps and the evaluations on the validation split) plus the run's wall time.
-Results go to benchmarks/results/vit_digits.json.
+Results go to benchmarks/results/vit_digits.json
+(another recipe: benchmarks/results/vit_digits_<recipe name>.json).
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "tasks/vit_digits.yaml"
+CNN_RECIPE = ROOT / "tasks/cnn_digits.yaml"
 
 
 def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -63,11 +71,11 @@ def run_sklearn(model, x_train, y_train, x_test, y_test) -> dict:
             "train_images": len(y_train)}
 
 
-def run_vit(seed: int, out: Path, overrides: list[str]) -> dict:
+def run_vit(seed: int, out: Path, overrides: list[str], recipe: Path = RECIPE) -> dict:
     from xformer.train.config import load_experiment
     from xformer.train.run import train_run
 
-    config = load_experiment(RECIPE, [*overrides, f"train.seed={seed}"])
+    config = load_experiment(recipe, [*overrides, f"train.seed={seed}"])
     if out.exists():
         shutil.rmtree(out)
     start = time.perf_counter()
@@ -81,6 +89,26 @@ def run_vit(seed: int, out: Path, overrides: list[str]) -> dict:
             "parameters": n_params, "run_dir": str(out), "overrides": overrides}
 
 
+def matching_overrides(recipe: Path, overrides: list[str]) -> list[str]:
+    """Overrides giving the CNN the transformer recipe's steps and data arguments (augmentation included)."""
+    from xformer.train.config import load_experiment
+
+    config = load_experiment(recipe, overrides)
+    data_args = {k: v for k, v in config.data.args.items() if k != "image_size"}
+    return [f"train.steps={config.train.steps}",
+            *(f"data.args.{k}={json.dumps(v)}" for k, v in sorted(data_args.items()))]
+
+
+def summary(recipe: Path, runs: list[dict]) -> dict:
+    accuracies = [r["test_accuracy"] for r in runs]
+    return {"recipe": str(recipe.relative_to(ROOT)), "runs": runs,
+            "test_accuracy_mean": round(float(np.mean(accuracies)), 4),
+            "test_accuracy_std": round(float(np.std(accuracies, ddof=1)), 4) if len(runs) > 1 else None,
+            "test_accuracy_min": min(accuracies), "test_accuracy_max": max(accuracies),
+            "val_accuracy_mean": round(float(np.mean([r["val_accuracy"] for r in runs])), 4),
+            "train_seconds_mean": round(float(np.mean([r["train_seconds"] for r in runs])), 1)}
+
+
 def _weights(run_dir: Path) -> dict:
     from xformer.train.checkpoint import checkpoint_dir, read_weights
 
@@ -92,8 +120,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="train.seed of each ViT run, comma-separated")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench-vit-digits")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the transformer recipe (default: the ViT's)")
+    parser.add_argument("--cnn", action="store_true",
+                        help="also tasks/cnn_digits.yaml on the same seeds, with the recipe's steps and data args")
     parser.add_argument("overrides", nargs="*", metavar="a.b=c", help="recipe overrides for the ViT runs")
     args = parser.parse_args()
+    recipe = args.recipe.resolve()
     torch.set_num_threads(args.threads)
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
@@ -106,13 +138,14 @@ def main() -> None:
               "svc": run_sklearn(SVC(gamma=0.001), x_train, y_train, x_test, y_test),
               "knn": run_sklearn(KNeighborsClassifier(n_neighbors=3), x_train, y_train, x_test, y_test)}
     seeds = [int(s) for s in args.seeds.split(",")]
-    runs = [run_vit(seed, Path(f"{args.out}-s{seed}"), args.overrides) for seed in seeds]
-    accuracies = [r["test_accuracy"] for r in runs]
-    result["vit"] = {"recipe": str(RECIPE.relative_to(ROOT)), "runs": runs,
-                     "test_accuracy_mean": round(float(np.mean(accuracies)), 4),
-                     "test_accuracy_min": min(accuracies), "test_accuracy_max": max(accuracies),
-                     "train_seconds_mean": round(float(np.mean([r["train_seconds"] for r in runs])), 1)}
-    out = ROOT / "benchmarks/results/vit_digits.json"
+    runs = [run_vit(seed, Path(f"{args.out}-s{seed}"), args.overrides, recipe) for seed in seeds]
+    result["vit"] = summary(recipe, runs)
+    if args.cnn:
+        cnn_overrides = matching_overrides(recipe, args.overrides)
+        cnn_runs = [run_vit(seed, Path(f"{args.out}-cnn-s{seed}"), cnn_overrides, CNN_RECIPE) for seed in seeds]
+        result["cnn"] = summary(CNN_RECIPE, cnn_runs)
+    name = "vit_digits" if recipe == RECIPE else f"vit_digits_{recipe.stem}"
+    out = ROOT / f"benchmarks/results/{name}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
