@@ -181,6 +181,11 @@ def test_out_folder_is_never_overwritten_unasked(runs, tmp_path, capsys):
     capsys.readouterr()
     assert export(run, "hf", run) == 2  # never into the run itself
     one_line_error(capsys, "already holds files")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for target in (run, run.parent):  # not even when asked: the run would be moved aside
+        assert export(run, "hf", target, "--overwrite") == 2
+        one_line_error(capsys, "would hold the run folder itself")
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
 def test_checkpoint_choice_and_bad_checkpoint(runs, tmp_path, capsys):
@@ -219,3 +224,13 @@ def test_the_python_interop_entry_points_name_the_extra_too(runs, monkeypatch):
         with pytest.raises(ImportError, match=r'pip install "xformer\[hf\]"') as error:
             convert(model)
         assert isinstance(error.value, MissingExtra) and "\n" not in str(error.value)
+
+
+def test_without_onnxruntime_the_graph_is_checked_by_the_onnx_checker_and_says_so(runs, tmp_path, monkeypatch):
+    import onnx
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert export(runs("vit"), "onnx", tmp_path / "onnx") == 0
+    report = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    assert report["checked_with"].startswith("onnx.checker only") and "max_abs_diff" not in report
+    onnx.checker.check_model(str(tmp_path / "onnx" / "model.onnx"))
