@@ -23,6 +23,8 @@ image classification    IMAGES                 images                (B, C, H, W
                         LABELS                 labels                (B,) long, or (B, K) float (MixUp/CutMix)
 series forecasting      INPUTS                 inputs                (B, L, C) float, the input window
                         TARGETS                targets               (B, H, C) float, the H values after it
+                        PAST_COVARIATES        past_covariates       (B, L, P) float, known up to the origin; optional
+                        FUTURE_COVARIATES      future_covariates     (B, L + H, F) float, known ahead; optional
 series classification   INPUTS                 inputs                (B, L, C) float
                         LABELS                 labels                (B,) long
 
@@ -43,3 +45,5 @@ NEXT_SENTENCE_LABEL = "next_sentence_label"
 
 __all__ = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS", "SRC_IDS", "SRC_MASK", "IMAGES", "INPUTS", "LABELS",
            "TARGETS", "NEXT_SENTENCE_LABEL"]
+PAST_COVARIATES = "past_covariates"
+FUTURE_COVARIATES = "future_covariates"

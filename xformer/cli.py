@@ -19,7 +19,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 # the subcommands that run a model on the CPU (or feed one from it): each takes --threads N
-THREADED_COMMANDS = ("attention", "compare", "demo", "evaluate", "forecast", "generate", "predict", "train")
+THREADED_COMMANDS = ("attention", "backtest", "compare", "demo", "evaluate", "export", "forecast", "generate",
+                     "predict", "train")
 
 
 def thread_count(text: str) -> int:

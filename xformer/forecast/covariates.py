@@ -9,7 +9,8 @@
   dayofyear (d-1)/365 - 0.5, month (m-1)/11 - 0.5.
 
 Each covariate column of each series is standardised with the mean and scale of that series'
-training part (calendar features are not). The tokenizer ``series_patches_covariates`` turns them
+training part (calendar features are not). The tokenizer ``series_patches_covariates``
+(xformer/tokenizers/series_covariates.py) turns them
 into tokens beside the target's: the target window is RevIN-normalised and cut into PatchTST
 patches as ``series_patches`` does; the past covariates (L, P) and the future ones (L+H, F) are cut
 into patches of the same length and stride, each patch of all k columns (patch_len * k values)
@@ -22,17 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.preprocessing import StandardScaler
-from torch import Tensor, nn
 
+from ..batch import FUTURE_COVARIATES as FUTURE
 from ..batch import INPUTS, TARGETS
+from ..batch import PAST_COVARIATES as PAST
 from ..config import ConfigError
-from ..core import CoreConfig
-from ..registry import check_sizes, register_tokenizer
-from ..tokenizers.positions import make_positions
-from ..tokenizers.series import PatchTokenizer, n_patches, patchify
-from ..tokens import Tokens
 
-PAST, FUTURE = "past_covariates", "future_covariates"  # batch keys: (B, L, P) and (B, L + H, F)
 
 CALENDAR = {"hour": lambda d: d.hour / 23.0 - 0.5, "weekday": lambda d: d.day_of_week / 6.0 - 0.5,
             "day": lambda d: (d.day - 1) / 30.0 - 0.5, "dayofyear": lambda d: (d.day_of_year - 1) / 365.0 - 0.5,
@@ -97,62 +93,6 @@ def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahea
             covariate_block(cfg, key, cov, stats, dates.append(ahead), future=True))
 
 
-class CovariatePatchTokenizer(PatchTokenizer):
-    """PatchTST's tokens of one target channel, followed by the tokens of its covariates."""
-
-    def __init__(self, input_len: int, dim: int, horizon: int, n_past: int, n_future: int, patch_len: int = 16,
-                 stride: int = 8, padding: str = "end", dropout: float = 0.0, revin: bool = True,
-                 affine: bool = False):
-        super().__init__(1, input_len, dim, patch_len, stride, padding, "learned", dropout, revin, affine)
-        self.horizon, self.n_past, self.n_future = horizon, n_past, n_future
-        self.n_target = self.n_tokens
-        self.n_past_tokens = n_patches(input_len, patch_len, stride, padding) if n_past else 0
-        self.n_future_tokens = n_patches(input_len + horizon, patch_len, stride, padding) if n_future else 0
-        if n_past:
-            self.past_proj = nn.Linear(patch_len * n_past, dim)
-            self.past_positions = make_positions("learned", self.n_past_tokens, dim)
-        if n_future:
-            self.future_proj = nn.Linear(patch_len * n_future, dim)
-            self.future_positions = make_positions("learned", self.n_future_tokens, dim)
-        self.n_tokens = self.n_target + self.n_past_tokens + self.n_future_tokens
-
-    def embed(self, x: Tensor) -> Tensor:
-        patches = patchify(x, self.patch_len, self.stride, self.padding)  # (B, 1, N, patch_len)
-        return self.drop(self.proj(patches.flatten(0, 1)) + self.positions(self.n_target))
-
-    def _covariate_tokens(self, z: Tensor, length: int, k: int, proj: nn.Module, positions: nn.Module,
-                          key: str) -> Tensor:
-        if z is None or z.dim() != 3 or z.shape[1] != length or z.shape[2] != k:
-            shape = None if z is None else tuple(z.shape)
-            raise ValueError(f"{key} must be (batch, {length}, {k}), got {shape}")
-        patches = patchify(z, self.patch_len, self.stride, self.padding)  # (B, k, N, patch_len)
-        patches = patches.permute(0, 2, 3, 1).flatten(2)  # (B, N, patch_len * k)
-        return self.drop(proj(patches) + positions(patches.shape[1]))
-
-    def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        tokens = super().forward(batch)
-        parts = [tokens.x]
-        if self.n_past:
-            parts.append(self._covariate_tokens(batch.get(PAST), self.input_len, self.n_past, self.past_proj,
-                                                self.past_positions, PAST))
-        if self.n_future:
-            parts.append(self._covariate_tokens(batch.get(FUTURE), self.input_len + self.horizon, self.n_future,
-                                                self.future_proj, self.future_positions, FUTURE))
-        return Tokens(torch.cat(parts, dim=1), state=tokens.state)
-
-
-@register_tokenizer("series_patches_covariates")
-def series_patches_covariates(core: CoreConfig, input_len: int, horizon: int, n_past: int = 0, n_future: int = 0,
-                              patch_len: int = 16, stride: int = 8, padding: str = "end", dropout: float = 0.0,
-                              revin: bool = True, affine: bool = False, n_channels: int = 1
-                              ) -> CovariatePatchTokenizer:
-    check_sizes("model.tokenizer.args", input_len=input_len, horizon=horizon, patch_len=patch_len, stride=stride)
-    if n_channels != 1:
-        raise ValueError("series_patches_covariates reads one target channel (n_channels: 1)")
-    return CovariatePatchTokenizer(input_len, core.d_model, horizon, n_past, n_future, patch_len, stride, padding,
-                                   dropout, revin, affine)
-
-
 class CovariateWindows(torch.utils.data.Dataset):
     """Item i of one series: inputs = y[i : i+L], targets = y[i+L : i+L+H], past = p[i : i+L],
     future = f[i : i+L+H] (the covariates never reach past the window's horizon)."""
@@ -178,4 +118,4 @@ class CovariateWindows(torch.utils.data.Dataset):
 
 
 __all__ = ["PAST", "FUTURE", "CALENDAR", "calendar_features", "check_calendar", "covariate_stats", "covariate_block",
-           "series_windows", "window_covariates", "CovariatePatchTokenizer", "CovariateWindows"]
+           "series_windows", "window_covariates", "CovariateWindows"]
