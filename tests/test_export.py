@@ -108,7 +108,14 @@ def test_bert_exports_to_a_folder_bert_for_masked_lm_loads_with_the_same_logits(
         theirs = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
         ours = model({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})["logits"]
     torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=0)
-    assert {"vocab.txt", "tokenizer.json"} <= {p.name for p in (tmp_path / "hf").iterdir()}  # the run's vocabulary
+    from transformers import AutoTokenizer
+
+    from xformer.data.vocab import load_vocab
+
+    vocab, tokenizer = load_vocab(run / "tokenizer"), AutoTokenizer.from_pretrained(tmp_path / "hf")
+    text = "The model predicts the hidden word."
+    assert tokenizer(text, add_special_tokens=False)["input_ids"] == vocab.encode(text)  # the run's ids
+    assert tokenizer.mask_token_id == vocab.mask_id and tokenizer.pad_token_id == vocab.pad_id
 
 
 def test_vit_exports_a_state_dict_timm_loads_strictly_with_the_same_logits(runs, tmp_path):

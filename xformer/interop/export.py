@@ -52,14 +52,26 @@ def _check_hf(model) -> None:
         raise CannotExport(f"{e}; use --format onnx") from None
 
 
+def _vocabulary(tokenizer_dir: Path | None):
+    from ..data.vocab import META_FILE, load_vocab
+
+    if tokenizer_dir is None or not (tokenizer_dir / META_FILE).is_file():
+        return None
+    return load_vocab(tokenizer_dir)
+
+
 def export_hf(model, folder: Path, tokenizer_dir: Path | None = None) -> dict:
     """config.json + model.safetensors that ``GPT2LMHeadModel`` / ``BertForMaskedLM`` /
-    ``BertForPreTraining.from_pretrained(folder)`` loads, plus the run's tokenizer files when given."""
+    ``BertForPreTraining.from_pretrained(folder)`` loads, plus the run's tokenizer files when given: a
+    WordPiece vocabulary also gets a tokenizer_config.json, so ``AutoTokenizer.from_pretrained(folder)``
+    gives the run's ids, and GPT-2's bos/eos/pad ids are the vocabulary's [BOS] / [EOS] / [PAD]."""
     from .hf_bert import to_hf_bert
     from .hf_gpt2 import to_hf_gpt2
 
     kind = hf_kind(model.config)
-    hf = to_hf_gpt2(model) if kind == "gpt2" else to_hf_bert(model)
+    vocab = _vocabulary(tokenizer_dir)
+    ids = {f"{role}_token_id": getattr(vocab, f"{role}_id", None) for role in ("bos", "eos", "pad")}
+    hf = to_hf_gpt2(model, **{k: v for k, v in ids.items() if v is not None}) if kind == "gpt2" else to_hf_bert(model)
     progress = need("transformers.utils.logging", "--format hf")
     shown = progress.is_progress_bar_enabled()
     progress.disable_progress_bar()  # its one-shard bar is noise on stderr
@@ -74,6 +86,14 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None) -> dict:
             if f.is_file() and not (folder / f.name).exists():
                 shutil.copy2(f, folder / f.name)
                 copied.append(f.name)
+    if vocab is not None and (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").exists():
+        tokens = {f"{role}_token": tok for role, tok in (("pad", "[PAD]"), ("unk", "[UNK]"), ("cls", "[CLS]"),
+                                                         ("sep", "[SEP]"), ("mask", "[MASK]"), ("bos", "[BOS]"),
+                                                         ("eos", "[EOS]")) if tok in vocab.specials}
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", **tokens,
+                  "model_max_length": model.config.tokenizer.args.get("max_positions", 512)}
+        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        copied.append("tokenizer_config.json")
     return {"class": type(hf).__name__, "tokenizer_files": copied}
 
 
