@@ -107,7 +107,8 @@ def test_a_wordpiece_corpus_learned_or_reused_and_uint32_for_a_large_vocabulary(
 
 def test_a_memmapped_corpus_trains_through_xformer_train(tmp_path, capsys):
     script("shakespeare_char").main([str(write(tmp_path / "input.txt", TEXT)), "--out", str(tmp_path / "sc")])
-    assert train(tmp_path, {"name": "token_file", "args": {"path": str(tmp_path / "sc"), "block_size": 16}}) == 0
+    data = {"name": "token_file", "args": {"path": str(tmp_path / "sc"), "block_size": 16}}
+    assert train(tmp_path, data, "train.num_workers=2") == 0  # worker processes open the file themselves
     run = tmp_path / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["val_loss"]) and metrics["val_perplexity"] == pytest.approx(np.exp(metrics["val_loss"]))
