@@ -283,3 +283,20 @@ def test_image_folder_layout_classes_json_and_lazy_reading_with_workers(tmp_path
     assert not torch.equal(data.train[0]["images"], first)
     assert train(tmp_path, {"name": "image_folder", "args": {"root": str(tmp_path / "set"), "image_size": 8}},
                  "train.num_workers=2", "train.batch_size=2", run="images") == 0
+
+
+def test_url_downloads_only_when_given_a_file_url_stands_in_for_the_network(tmp_path):
+    """--url goes through urllib; a file:// URL exercises the download, extraction and preparation offline."""
+    import tarfile
+
+    source = write(tmp_path / "remote.txt", TEXT)
+    meta = script("shakespeare_char").main(["--url", source.as_uri(), "--out", str(tmp_path / "sc")])
+    assert (tmp_path / "sc" / "input.txt").read_text(encoding="utf-8") == TEXT and meta["tokens"]["train"] == 5400
+    src = images(tmp_path / "pets" / "photos")
+    with tarfile.open(tmp_path / "pets.tar.gz", "w:gz") as archive:
+        archive.add(src.parent, arcname="pets")
+    classes = script("image_folder").main(["--url", (tmp_path / "pets.tar.gz").as_uri(), "--out",
+                                           str(tmp_path / "set")])
+    assert classes["counts"] == {"train": {"cat": 4, "dog": 4}, "val": {"cat": 1, "dog": 1}}
+    with pytest.raises(UserError, match="cannot download"):
+        script("ett").main(["--url", (tmp_path / "missing.csv").as_uri(), "--out", str(tmp_path / "ett")])

@@ -6,8 +6,9 @@
 SRC is either
   - already laid out: SRC/train/<class>/<image> (SRC/val, SRC/test optional): it is checked in place;
   - one sub-folder per class: SRC/<class>/<image>: each class's images are split (seeded, --seed) into
-    OUT/train, OUT/val (--val-fraction) and OUT/test (--test-fraction), copied (--mode copy) or linked
-    (hardlink, symlink), never moved; OUT (default data/image_folder/<SRC name>) must not hold train/ yet.
+    OUT/train, OUT/val (--val-fraction) and OUT/test (--test-fraction; a fraction above 0 gives every
+    class at least one image), copied (--mode copy) or linked (hardlink, symlink), never moved; OUT
+    (default data/image_folder/<SRC name>) must not hold train/ yet.
 Every image's header is opened (no pixels decoded): a file PIL cannot identify stops with one line naming
 it; files without an image extension are skipped, as torchvision's ImageFolder skips them. Writes
 OUT/classes.json: {"class_names": [...], "counts": {split: {class: images}}}. Downloads only with --url
@@ -103,14 +104,15 @@ def place(source: Path, dest: Path, mode: str) -> None:
 
 
 def split_classes(src: Path, out: Path, val_fraction: float, test_fraction: float, seed: int, mode: str) -> None:
-    """Each class's images shuffled (seeded) and cut: test first, then val, the rest train."""
+    """Each class's images shuffled (seeded) and cut: test first, then val, the rest train; a fraction
+    above 0 gives every class at least one image."""
     if (out / "train").exists():
         raise UserError(f"{out / 'train'} already exists; choose another --out or remove it (nothing is overwritten)")
     rng = random.Random(seed)
     for name, files in classes_of(src).items():
         files = list(files)
         rng.shuffle(files)
-        n_test, n_val = round(len(files) * test_fraction), round(len(files) * val_fraction)
+        n_test, n_val = (max(1, round(len(files) * f)) if f > 0 else 0 for f in (test_fraction, val_fraction))
         if len(files) - n_test - n_val < 1:
             raise UserError(f"class {name} has {len(files)} image(s): too few to keep one for training after "
                             f"--val-fraction {val_fraction} and --test-fraction {test_fraction}")
