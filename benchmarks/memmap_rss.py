@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    print("\n| data | corpus | train tokens | peak RSS | wall time | val loss (10 batches) |\n|---|---|---|---|---|---|")
+    print("\n| data | corpus | train tokens | peak RSS | wall time | val loss (10 batches) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| `{r['data']}` | {r['corpus_mb']} MB | {r['train_tokens']:,} | {r['peak_rss_mib']} MiB | "
               f"{r['seconds']} s | {r['val_loss']} |")
