@@ -33,13 +33,19 @@ def _plt():
 
 
 def _plain_ticks(ax, axis: str = "y") -> None:
-    """Log-scale ticks written as plain numbers (2, 3, 4), not 4x10^0."""
-    from matplotlib.ticker import FuncFormatter
+    """Log-scale ticks written as plain numbers (0.02, 0.05, 2, 3), not 4x10^0: at 1, 2, 5 x 10^k over a wide
+    range, at more steps within about a decade; unlabelled minor ticks."""
+    import math
 
-    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_formatter(fmt)
-    target.set_minor_formatter(fmt)
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0, 2.0, 5.0) if decades > 1.3 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+    target.set_major_locator(LogLocator(base=10, subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def _style(row: dict) -> dict:
@@ -144,6 +150,12 @@ def plot_attention_and_positions(results: dict, out: Path, models: dict, dataset
         image = ax_p.imshow((unit @ unit.T).numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
         fig_p.colorbar(image, ax=ax_p, fraction=0.046, pad=0.04, label="cosine similarity")
         ax_p.set_title(f"{domain}: cos(p_i, p_j), {table.shape[0]} positions", fontsize="medium")
+        from matplotlib.ticker import MaxNLocator
+
+        ax_p.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_p.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_a.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax_p.set_xlabel("position j")
         ax_p.set_ylabel("position i")
     fig_a.tight_layout()

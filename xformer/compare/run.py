@@ -88,7 +88,8 @@ def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: in
     from ..train.config import with_implied_args
     from ..train.run import load_run_model, train_run
 
-    budget = f"steps{steps}" if seconds is None else f"steps{steps}_s{seconds:g}"
+    budget = f"{steps} steps" if seconds is None else f"{steps} steps, {seconds:g} s"
+    folder = f"steps{steps}" if seconds is None else f"steps{steps}_{seconds:g}s"
     key = (entry.domain, entry.name)
     if not entry.trained:
         if key not in untrained:  # nothing to train: the same numbers at every budget and seed
@@ -99,7 +100,7 @@ def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: in
         model, metrics = untrained[key]
         run = {"steps": 0, "train_seconds": 0.0, "wall_seconds": 0.0, "run_dir": None}
     else:
-        run_dir = out / "runs" / entry.domain / _slug(entry.name) / f"{budget}_seed{seed}"
+        run_dir = out / "runs" / entry.domain / _slug(entry.name) / f"{folder}_seed{seed}"
         progress.start(f"{entry.domain}: {entry.name} ({budget}, seed {seed})")
         before, wall = progress.n, time.perf_counter()
         metrics = train_run(from_dict(ExperimentConfig, copy.deepcopy(entry.experiment)), run_dir, progress=progress)

@@ -76,7 +76,7 @@ def budget_table(info: dict) -> tuple[list[str], list[list[str]], set]:
     """One row per model, one column per budget: the metric (mean ± s) and the training FLOPs of a run."""
     names = list(info["curves"])
     budgets = list(dict.fromkeys(c["budget"] for curve in info["curves"].values() for c in curve))
-    header = ["model"] + [b.replace("_", " ").replace("steps", "steps ") for b in budgets]
+    header = ["model"] + budgets
     rows = []
     for name in names:
         by = {c["budget"]: c for c in info["curves"][name]}
