@@ -109,3 +109,13 @@ def test_the_seed_makes_it_reproducible(tmp_path):
     for (name, first), (_, second) in zip(*runs):
         assert {k: v for k, v in first.items() if "seconds" not in k} == \
             {k: v for k, v in second.items() if "seconds" not in k}, name
+
+
+def test_help_names_every_domain_and_the_study_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "text,images,series,seq2seq" in text
+    for option in ("--seeds", "--budgets", "--budget-seconds", "--image-data", "--input-len", "--horizon"):
+        assert option in text, option
+    assert "--device DEVICE auto" in text  # like xformer train
