@@ -1,6 +1,7 @@
 """A model out to another library's format: a Hugging Face folder, a timm checkpoint, an ONNX graph.
 
     export_model(model, "hf", folder)     GPT-2-shaped decoders -> GPT2LMHeadModel, BERT encoders -> BertFor*
+                                          (a run fine-tuned from hf:FOLDER: FOLDER's special-token names)
     export_model(model, "timm", folder)   ViT classifiers -> timm VisionTransformer (config.json + model.safetensors)
     export_model(model, "onnx", folder)   every transformer run -> model.onnx, checked against PyTorch (onnx_export.py)
 
@@ -60,18 +61,74 @@ def _vocabulary(tokenizer_dir: Path | None):
     return load_vocab(tokenizer_dir)
 
 
-def export_hf(model, folder: Path, tokenizer_dir: Path | None = None) -> dict:
+def _source_folder(run: Path | None) -> Path | None:
+    """The Hugging Face folder a run started from (config.yaml's ``init_from: hf:FOLDER``, also through runs
+    that started from runs), when it is still there."""
+    import yaml
+
+    from ..train.run import pretrained_checkpoint
+
+    seen: set[Path] = set()
+    while run is not None and run.resolve() not in seen:
+        seen.add(run.resolve())
+        try:
+            spec = (yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}).get("init_from")
+            if not isinstance(spec, str) or not spec or spec.startswith("timm:"):
+                return None
+            if spec.startswith("hf:"):
+                return Path(spec[3:]) if (Path(spec[3:]) / "config.json").is_file() else None
+            run = pretrained_checkpoint(spec)[1]
+        except (OSError, ValueError, AttributeError, yaml.YAMLError):  # ConfigError is a ValueError
+            return None
+    return None
+
+
+def source_names(run: Path | None, vocab) -> tuple[Path, dict, dict[str, str]] | None:
+    """(folder, its config.json, xformer name -> the folder's name) when the run's vocabulary is the tokenizer of
+    the Hugging Face folder it started from (the same tokens at the same ids but for special tokens the import
+    renamed, e.g. GPT-2's <|endoftext|> = [EOS]); None when there is no such folder or the vocabulary differs."""
+    from .pretrained import _special_tokens, folder_tokenizer
+
+    folder = _source_folder(run)
+    if folder is None or getattr(vocab, "tokenizer", None) is None:
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        theirs = folder_tokenizer(folder)
+    except Exception:  # noqa: BLE001 - an unreadable source: the run's own names stay
+        return None
+    if not isinstance(config, dict) or theirs is None:
+        return None
+    renamed = {}
+    for token in _special_tokens(folder, config, theirs).values():
+        index = theirs.token_to_id(token)
+        ours = vocab.tokenizer.id_to_token(index) if index is not None else None
+        if ours != token and ours in vocab.specials:
+            renamed[ours] = token
+    mine = {renamed.get(token, token): index for token, index in vocab.tokenizer.get_vocab().items()}
+    return (folder, config, renamed) if mine == theirs.get_vocab() else None
+
+
+def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path | None = None) -> dict:
     """config.json + model.safetensors that ``GPT2LMHeadModel`` / ``BertForMaskedLM`` /
-    ``BertForPreTraining.from_pretrained(folder)`` loads, plus the run's tokenizer files when given: a
-    WordPiece vocabulary also gets a tokenizer_config.json, so ``AutoTokenizer.from_pretrained(folder)``
-    gives the run's ids, and GPT-2's bos/eos/pad ids are the vocabulary's [BOS] / [EOS] / [PAD]."""
+    ``BertForPreTraining.from_pretrained(folder)`` loads, plus the run's tokenizer files when given, so that
+    ``AutoTokenizer.from_pretrained(folder)`` gives the run's ids. A run fine-tuned from a Hugging Face folder
+    (``run``'s init_from, when the folder is still there and its vocabulary is the run's) gets the folder's
+    special-token names back (GPT-2's <|endoftext|>, not the run's [EOS]), its tokenizer_config.json /
+    special_tokens_map.json and its config's bos/eos/pad ids; otherwise a tokenizer_config.json is written and
+    GPT-2's bos/eos/pad ids are the vocabulary's [BOS] / [EOS] / [PAD]."""
     from .hf_bert import to_hf_bert
     from .hf_gpt2 import to_hf_gpt2
+    from .pretrained import _rename
 
     kind = hf_kind(model.config)
     vocab = _vocabulary(tokenizer_dir)
+    source = source_names(run, vocab) if vocab is not None else None
     ids = {f"{role}_token_id": getattr(vocab, f"{role}_id", None) for role in ("bos", "eos", "pad")}
-    hf = to_hf_gpt2(model, **{k: v for k, v in ids.items() if v is not None}) if kind == "gpt2" else to_hf_bert(model)
+    ids = {k: v for k, v in ids.items() if v is not None}
+    if source is not None:
+        ids = {k: source[1][k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in source[1]}
+    hf = to_hf_gpt2(model, **ids) if kind == "gpt2" else to_hf_bert(model)
     progress = need("transformers.utils.logging", "--format hf")
     shown = progress.is_progress_bar_enabled()
     progress.disable_progress_bar()  # its one-shard bar is noise on stderr
@@ -80,21 +137,39 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None) -> dict:
     finally:
         if shown:
             progress.enable_progress_bar()
-    copied = []
+    copied, report = [], {}
+    if source is not None:  # the source folder's tokenizer settings, its token names
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            if (source[0] / name).is_file() and not (folder / name).exists():
+                shutil.copy2(source[0] / name, folder / name)
+                copied.append(name)
+        report["special_tokens_from"] = str(source[0])
     if tokenizer_dir is not None and tokenizer_dir.is_dir():
         for f in sorted(tokenizer_dir.iterdir()):
-            if f.is_file() and not (folder / f.name).exists():
+            if not f.is_file() or (folder / f.name).exists():
+                continue
+            if source is not None and source[2] and f.name == "tokenizer.json":
+                tree = json.loads(f.read_text(encoding="utf-8"))
+                for ours, theirs in source[2].items():  # the import's renaming (pretrained.py), undone
+                    tree = _rename(tree, ours, theirs)
+                (folder / f.name).write_text(json.dumps(tree, ensure_ascii=False), encoding="utf-8")
+            elif source is not None and source[2] and f.name == "vocab.txt":
+                lines = f.read_text(encoding="utf-8").split("\n")
+                (folder / f.name).write_text("\n".join(source[2].get(t, t) for t in lines), encoding="utf-8")
+            else:
                 shutil.copy2(f, folder / f.name)
-                copied.append(f.name)
+            copied.append(f.name)
     if vocab is not None and (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").exists():
         tokens = {f"{role}_token": tok for role, tok in (("pad", "[PAD]"), ("unk", "[UNK]"), ("cls", "[CLS]"),
                                                          ("sep", "[SEP]"), ("mask", "[MASK]"), ("bos", "[BOS]"),
                                                          ("eos", "[EOS]")) if tok in vocab.specials}
         config = {"tokenizer_class": "PreTrainedTokenizerFast", **tokens,
                   "model_max_length": model.config.tokenizer.args.get("max_positions", 512)}
+        if kind == "bert":  # sentence pairs: BERT reads token_type_ids
+            config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
         (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
         copied.append("tokenizer_config.json")
-    return {"class": type(hf).__name__, "tokenizer_files": copied}
+    return {"class": type(hf).__name__, "tokenizer_files": copied, **report}
 
 
 # ---------------------------------------------------------------- timm
@@ -201,7 +276,7 @@ def export_model(model, fmt: str, folder: str | Path, run_dir: str | Path | None
     check_exportable(model, fmt)
     model = model.eval()
     if fmt == "hf":
-        return export_hf(model, folder, run / "tokenizer" if run else None)
+        return export_hf(model, folder, run / "tokenizer" if run else None, run)
     if fmt == "timm":
         return export_timm(model, folder, _read_json(run, "preprocess.json"),
                            (_read_json(run, "classes.json") or {}).get("class_names"))

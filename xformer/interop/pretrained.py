@@ -9,7 +9,8 @@
 nothing is downloaded. The folder's tokenizer (``tokenizer.json``; else GPT-2's ``vocab.json`` +
 ``merges.txt`` or BERT's ``vocab.txt``) becomes the run's vocabulary, its ids unchanged; its special
 tokens take xformer's names ([EOS], [PAD], [UNK], [CLS], [SEP], [MASK]), e.g. GPT-2's <|endoftext|> is
-the run's [EOS]. transformers is not needed for any of this (only the tokenizers library).
+the run's [EOS] (``xformer export --format hf`` names it <|endoftext|> again, export.py). transformers is
+not needed for any of this (only the tokenizers library).
 
 ``timm:FILE#MODEL``: FILE is a ``.safetensors`` or ``.pth`` / ``.pt`` / ``.bin`` state dict (a training
 checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with.
@@ -152,9 +153,8 @@ def _rename(node, old: str, new: str):
     return new if node == old else node
 
 
-def hf_tokenizer(folder: str | Path, config: dict):
-    """The folder's tokenizer as a ``tokenizers.Tokenizer`` whose special tokens carry xformer's names
-    (same ids), or None when the folder holds no tokenizer files."""
+def folder_tokenizer(folder: str | Path):
+    """The folder's tokenizer as a ``tokenizers.Tokenizer`` under the folder's own token names, or None."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     folder = Path(folder)
@@ -174,7 +174,18 @@ def hf_tokenizer(folder: str | Path, config: dict):
         tokenizer.decoder = decoders.WordPiece()
     else:
         return None
-    specials = _special_tokens(folder, config, tokenizer)
+    return tokenizer
+
+
+def hf_tokenizer(folder: str | Path, config: dict):
+    """The folder's tokenizer whose special tokens carry xformer's names (same ids), or None when the folder
+    holds no tokenizer files. ``xformer export --format hf`` gives them back their names (export.py)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = folder_tokenizer(folder)
+    if tokenizer is None:
+        return None
+    specials = _special_tokens(Path(folder), config, tokenizer)
     existing = [t for t in specials.values() if t in tokenizer.get_vocab()]
     tokenizer.add_special_tokens(existing)  # special: skipped when decoding, never split
     tree, taken = json.loads(tokenizer.to_str()), set(tokenizer.get_vocab())
@@ -369,5 +380,5 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
                                   f"set data.args.{key} to the checkpoint's")
 
 
-__all__ = ["Pretrained", "is_pretrained_source", "parse_source", "read_hf_folder", "hf_tokenizer",
+__all__ = ["Pretrained", "is_pretrained_source", "parse_source", "read_hf_folder", "folder_tokenizer", "hf_tokenizer",
            "load_hf", "load_timm", "load_source", "load_pretrained", "resolve_model", "check_data_fits"]
