@@ -62,7 +62,7 @@ def test_gpt2_folder_to_run_to_gpt2_folder_and_onnx(folders, capsys):
     same_special_tokens(tok, back_tok)
     assert back_tok.eos_token == "<|endoftext|>" and "[EOS]" not in back_tok.get_vocab()
     assert len(back_tok) == len(tok)
-    assert json.loads((out / "export.json").read_text())["special_tokens_from"] == str(root / "gpt2")
+    assert json.loads((out / "export.json").read_text())["special_tokens_from"] == str(run / "tokenizer" / "hf_source")
 
     # a run started from that run (init_from: the run, its tokenizer) still goes back under the folder's names
     again = {k: v for k, v in yaml.safe_load((run / "config.yaml").read_text()).items() if k != "init_from"}
@@ -79,6 +79,28 @@ def test_gpt2_folder_to_run_to_gpt2_folder_and_onnx(folders, capsys):
     (logits,) = session.run(["logits"], {"input_ids": ids.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(logits), gpt2(ids).logits, atol=TOL, rtol=0)
+
+
+def test_the_export_keeps_the_folder_names_after_the_folder_is_gone(folders, capsys, tmp_path):
+    """The run keeps a copy of the folder's config and tokenizer files (RUN/tokenizer/hf_source): deleting the
+    source folder after training changes nothing in the export."""
+    import shutil
+
+    root, tok = folders["root"], folders["gpt2"][1]
+    moved = tmp_path / "gpt2_elsewhere"
+    shutil.copytree(root / "gpt2", moved)
+    recipe = {"data": {"name": "text_lm", "args": {"files": [str(root / "corpus.txt")], "block_size": 16,
+                                                   "val_fraction": 0.1}}, "train": TINY_TRAIN}
+    run = tmp_path / "run"
+    argv = ["train", write_recipe(tmp_path / "r.yaml", recipe), "--init-from", f"hf:{moved}", "--out", str(run)]
+    assert main([*argv, "--quiet"]) == 0
+    assert not (run / "tokenizer" / "hf_source" / "model.safetensors").exists()  # never the weights
+    shutil.rmtree(moved)
+    assert main(["export", str(run), "--format", "hf", "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    back_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert back_tok.encode(TEXT) == tok.encode(TEXT) and back_tok.eos_token == "<|endoftext|>"
+    same_special_tokens(tok, back_tok)
 
 
 def test_bert_folder_to_run_to_bert_folder(folders, capsys):

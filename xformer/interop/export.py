@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import ConfigError
+from .hf_source import kept_hf_source
 from .support import CannotExport, describe, need
 
 FORMATS = ("hf", "timm", "onnx")
@@ -63,10 +64,8 @@ def _vocabulary(tokenizer_dir: Path | None):
 
 def _source_folder(run: Path | None) -> Path | None:
     """The Hugging Face folder a run started from (config.yaml's ``init_from: hf:FOLDER``, also through runs
-    that started from runs), when it is still there."""
+    that started from runs): the copy kept in that run (interop/hf_source.py), else the folder if still there."""
     import yaml
-
-    from ..train.run import pretrained_checkpoint
 
     seen: set[Path] = set()
     while run is not None and run.resolve() not in seen:
@@ -75,9 +74,10 @@ def _source_folder(run: Path | None) -> Path | None:
             spec = (yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}).get("init_from")
             if not isinstance(spec, str) or not spec or spec.startswith("timm:"):
                 return None
-            if spec.startswith("hf:"):
-                return Path(spec[3:]) if (Path(spec[3:]) / "config.json").is_file() else None
-            run = pretrained_checkpoint(spec)[1]
+            if spec.startswith("hf:"):  # the copy the run kept, else the folder itself if still there
+                return kept_hf_source(run) or (Path(spec[3:]) if (Path(spec[3:]) / "config.json").is_file() else None)
+            path = Path(spec)  # init_from: RUN, RUN/checkpoints or RUN/checkpoints/step_N
+            run = next((p for p in (path, path.parent, path.parent.parent) if (p / "config.yaml").is_file()), None)
         except (OSError, ValueError, AttributeError, yaml.YAMLError):  # ConfigError is a ValueError
             return None
     return None

@@ -30,7 +30,9 @@ from ..config import ConfigError, from_dict, load_yaml, to_dict
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
 from ..folders import OutputFolder, write_atomically
-from ..interop.pretrained import Pretrained, check_data_fits, is_pretrained_source, load_source, resolve_model
+from ..interop.hf_source import keep_hf_source
+from ..interop.pretrained import (Pretrained, check_data_fits, is_pretrained_source, load_source, parse_source,
+                                  resolve_model)
 from ..models import Model, build_model
 from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer, tied_aliases
 from .config import ExperimentConfig, recipe_dict, with_implied_args
@@ -110,6 +112,8 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
                 write_atomically(run_dir / "config.yaml", yaml.safe_dump(recipe_dict(config), sort_keys=False))
                 if data.save is not None:
                     data.save(run_dir)
+                if source is not None and source.tokenizer is not None:  # its own names, for export back
+                    keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
                 log = RunLog(run_dir, trainer.step if resume else None)
             start = time.perf_counter()
             trainer.fit(log, progress)
