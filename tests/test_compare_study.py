@@ -48,7 +48,8 @@ def test_crossover_is_interpolated_in_log_flops():
     found = crossovers([(1e6, 3.0), (1e8, 1.0)], [(1e6, 2.0), (1e8, 2.0)], "min")
     assert len(found["points"]) == 1 and found["points"][0]["x"] == pytest.approx(1e7)
     assert found["points"][0]["transformer_ahead_after"]
-    assert crossover_sentences("images", "ViT", {"MLP": found}) == ["images: the ViT passes the MLP at about 10 MFLOPs."]
+    assert crossover_sentences("images", "ViT", {"MLP": found}) == [
+        "images: the ViT passes the MLP at about 10 MFLOPs of training."]
     # a flat line (a model with nothing to train) and higher-is-better
     found = crossovers([(1e3, 0.2), (1e5, 0.8)], None, "max", flat=0.5)
     assert found["points"][0]["x"] == pytest.approx(1e4)

@@ -18,6 +18,7 @@ import torch
 from ..analysis.attention_maps import collect_attention
 from ..batch import INPUTS, LABELS, TARGETS
 from .flops import one_example
+from .study import flops_words
 
 
 TRANSFORMER_COLOUR = "#c2185b"  # outside matplotlib's default cycle, so no baseline shares it
@@ -32,7 +33,7 @@ def _plt():
     return plt
 
 
-def _plain_ticks(ax, axis: str = "y") -> None:
+def _plain_ticks(ax, axis: str = "y", flops: bool = False) -> None:
     """Log-scale ticks written as plain numbers (0.02, 0.05, 2, 3), not 4x10^0: at 1, 2, 5 x 10^k over a wide
     range, at more steps within about a decade; unlabelled minor ticks."""
     import math
@@ -44,7 +45,10 @@ def _plain_ticks(ax, axis: str = "y") -> None:
     decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
     subs = (1.0, 2.0, 5.0) if decades > 1.3 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
     target.set_major_locator(LogLocator(base=10, subs=subs))
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if flops:  # 3e11 -> 300G
+        target.set_major_formatter(FuncFormatter(lambda v, _: flops_words(v).replace(" ", "").replace("FLOPs", "")))
+    else:
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 
 
@@ -72,12 +76,20 @@ def plot_budgets(results: dict, out: Path) -> Path | None:
         for row_i, (key, label, unit) in enumerate((("train_flops", "training FLOPs", "flops"),
                                                     ("wall_seconds", "wall seconds", "seconds"))):
             ax = axes[row_i, col]
+            trained = [c["metric"] for m in info["models"] if m["steps"]
+                       for c in info["curves"][m["name"]] if c["metric"] is not None]
+            lo, hi = (min(trained), max(trained)) if trained else (0.0, 1.0)
+            pad = (hi - lo) * 0.15 or abs(hi) * 0.05 or 0.05
             for model in info["models"]:
                 curve = [c for c in info["curves"][model["name"]] if c["metric"] is not None]
                 if not curve:
                     continue
-                if not model["steps"]:  # nothing to train: a flat line
-                    ax.axhline(curve[0]["metric"], color="0.6", lw=1, ls=":", label=model["name"])
+                if not model["steps"]:  # nothing to train: a flat line, named with its value when off the scale
+                    value = curve[0]["metric"]
+                    if lo - 3 * pad <= value <= hi + 3 * pad:
+                        ax.axhline(value, color="0.6", lw=1, ls=":", label=model["name"])
+                    else:
+                        ax.plot([], [], color="0.6", lw=1, ls=":", label=f"{model['name']} ({value:.3g}, off the scale)")
                     continue
                 xs, ys = [c[key] for c in curve], [c["metric"] for c in curve]
                 ax.errorbar(xs, ys, yerr=[c["metric_std"] for c in curve], marker="o", capsize=3,
@@ -86,8 +98,10 @@ def plot_budgets(results: dict, out: Path) -> Path | None:
                 for p in found["points"]:
                     ax.axvline(p["x"], color=TRANSFORMER_COLOUR, lw=0.8, ls=":")
             ax.set_xscale("log")
-            if unit == "seconds":
-                _plain_ticks(ax, "x")
+            ax.set_ylim(min(ax.get_ylim()[0], lo - pad), max(ax.get_ylim()[1], hi + pad))
+            if lo - 3 * pad > ax.get_ylim()[0] or hi + 3 * pad < ax.get_ylim()[1]:
+                ax.set_ylim(lo - 3 * pad, hi + 3 * pad)
+            _plain_ticks(ax, "x", flops=unit == "flops")
             ax.set_xlabel(label)
             ax.set_ylabel(f"{info['metric']} ({info['split'].split()[0]})")
             ax.set_title(f"{domain}: {info['metric']} against {label}", fontsize="medium")

@@ -124,7 +124,7 @@ def crossover_sentences(domain: str, transformer: str, found: dict[str, dict], u
     for name, c in found.items():
         for p in c["points"]:
             first, second = (transformer, name) if p["transformer_ahead_after"] else (name, transformer)
-            lines.append(f"{domain}: the {first} passes the {second} at about {words(p['x'])}.")
+            lines.append(f"{domain}: the {first} passes the {second} at about {words(p['x'])} of training.")
         if c["overlap"] is None and c.get("ranges"):
             (t_lo, t_hi), (b_lo, b_hi) = c["ranges"]
             lines.append(f"{domain}: the {transformer} ({words(t_lo)} to {words(t_hi)}) and the {name} ({words(b_lo)} "
@@ -136,7 +136,8 @@ def crossover_sentences(domain: str, transformer: str, found: dict[str, dict], u
                 lines.append(f"{domain}: the {transformer} and the {name} touch but do not cross ({span}).")
             else:
                 first, second = (transformer, name) if c["ahead"] == "transformer" else (name, transformer)
-                lines.append(f"{domain}: the {first} stays ahead of the {second} {span} (no crossover).")
+                lines.append(f"{domain}: at equal training {'FLOPs' if unit == 'flops' else 'time'} the {first} "
+                             f"stays ahead of the {second} {span} (no crossover).")
     return lines
 
 

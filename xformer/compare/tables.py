@@ -21,6 +21,8 @@ def number(value) -> str:
     """Counts and rates from 1000 up with thousands separators (millions as "1.23 M"), others to 4 digits."""
     if value is None:
         return "—"
+    if abs(value) >= 10**12:
+        return f"{value / 1e12:.3g} T"
     if abs(value) >= 10**9:
         return f"{value / 1e9:.3g} G"
     if abs(value) >= 10**6:
