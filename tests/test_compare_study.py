@@ -145,3 +145,14 @@ def test_the_seed_reproduces_the_metrics(study, tmp_path):
                      if r["name"] == run["name"] and r["budget_steps"] == 3 and r["seed"] == 1)
         assert {k: v for k, v in run["metrics"].items() if "seconds" not in k} == \
             {k: v for k, v in first["metrics"].items() if "seconds" not in k}, run["name"]
+
+
+def test_budgets_in_steps_or_seconds():
+    from xformer.compare import CompareConfig
+    from xformer.errors import ConfigError
+
+    assert CompareConfig(budgets=[1000, 250], device="cpu").schedule() == [(250, None), (1000, None)]
+    assert CompareConfig(budget_seconds=[40, 10], steps=5000, device="cpu").schedule() == [(5000, 10), (5000, 40)]
+    assert CompareConfig(steps=700, seconds=30, device="cpu").schedule() == [(700, 30)]
+    with pytest.raises(ConfigError, match="not both"):
+        CompareConfig(budgets=[10], budget_seconds=[5], device="cpu")

@@ -22,13 +22,14 @@ STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1150px;margin:2em auto;
  padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #c33;padding-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em;display:block;overflow-x:auto;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr.best td{background:#eef7ee;font-weight:600}
 .summary{background:#fff8e6;border-left:4px solid #e0a800;padding:.5em 1em}
 .note{color:#555;font-size:.9em}figure{margin:1em 0}img{max-width:100%;height:auto}
 figcaption{color:#555;font-size:.9em}
-@media print{body{max-width:none;margin:0;font-size:10pt}h2{page-break-after:avoid}
+@page{size:A4 landscape;margin:12mm}
+@media print{body{max-width:none;margin:0;font-size:9pt}table{display:table;font-size:8pt}h2{page-break-after:avoid}
  table,figure{page-break-inside:avoid}.summary{border-left-color:#999}}
 """
 CAPTION = {
