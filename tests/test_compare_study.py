@@ -156,3 +156,24 @@ def test_budgets_in_steps_or_seconds():
     assert CompareConfig(steps=700, seconds=30, device="cpu").schedule() == [(700, 30)]
     with pytest.raises(ConfigError, match="not both"):
         CompareConfig(budgets=[10], budget_seconds=[5], device="cpu")
+
+
+def test_attention_entropy_and_distance_on_known_maps():
+    import math
+
+    import torch
+
+    from xformer.analysis.attention_stats import (attention_distance, attention_entropy, grid_coords, line_coords,
+                                                  uniform_like)
+
+    eye = torch.eye(6)[None, None]  # every query attends to itself only
+    assert attention_entropy(eye).item() == 0 and attention_distance(eye, line_coords(6)).item() == 0
+    flat = torch.full((1, 2, 12, 12), 1 / 12)  # uniform over 12 tokens: ln 12, mean |i - j| = (n^2 - 1) / 3n
+    assert attention_entropy(flat)[1].item() == pytest.approx(math.log(12))
+    assert attention_distance(flat, line_coords(12)).tolist() == pytest.approx([143 / 36] * 2)
+    assert attention_distance(flat, line_coords(12, step=8))[0].item() == pytest.approx(8 * 143 / 36)  # time steps
+    # a [CLS] token in front is left out: each patch of a 1x2 grid attends half to [CLS], half to the other patch
+    a = torch.tensor([[[[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]]])
+    assert attention_distance(a, grid_coords(1, 2, step=4), prefix=1).item() == pytest.approx(4.0)  # pixels
+    causal = torch.tril(torch.ones(4, 4))[None, None] * 0.3 + 0.0  # support of a causal mask
+    assert attention_distance(uniform_like(causal), line_coords(4)).item() == pytest.approx((0 + 0.5 + 1 + 1.5) / 4)

@@ -41,6 +41,13 @@ def attention_distance(a: Tensor, coords: Tensor, prefix: int = 0) -> Tensor:
     return (a * dist).sum(-1).mean(dim=(0, 2))
 
 
+def uniform_like(a: Tensor) -> Tensor:
+    """The same support as ``a`` (the keys each query may see: a causal or padding mask leaves exact zeros),
+    spread uniformly: the reference a head with no preference would give."""
+    support = (a > 0).float()
+    return support / support.sum(dim=-1, keepdim=True).clamp_min(1.0)
+
+
 def line_coords(n: int, step: float = 1.0) -> Tensor:
     """Coordinates of n tokens in a row, ``step`` units apart (characters, time steps)."""
     return torch.arange(n, dtype=torch.float32)[:, None] * step
@@ -52,4 +59,4 @@ def grid_coords(rows: int, cols: int, step: float = 1.0) -> Tensor:
     return torch.stack([r.flatten(), c.flatten()], dim=1).float() * step
 
 
-__all__ = ["attention_entropy", "attention_distance", "line_coords", "grid_coords"]
+__all__ = ["attention_entropy", "attention_distance", "uniform_like", "line_coords", "grid_coords"]

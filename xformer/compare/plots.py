@@ -189,13 +189,15 @@ def plot_attention_measures(results: dict, out: Path) -> Path | None:
         x = range(len(rows))
         ax = axes[0, col]
         ax.bar(x, [r["entropy"] for r in rows], color="C0")
-        ax.axhline(rows[0]["max_entropy"], color="0.4", ls=":", lw=1, label="ln N (uniform)")
+        ax.plot(list(x), [r["uniform_entropy"] for r in rows], "k_", ms=18, label="uniform over the keys seen")
         ax.set_title(f"{domain}: attention entropy", fontsize="medium")
         ax.set_ylabel("nats")
         ax.set_xticks(list(x), labels, fontsize="x-small", rotation=90)
         ax.legend(fontsize="x-small")
         ax = axes[1, col]
         ax.bar(x, [r["distance_unit"] for r in rows], color="C2")
+        ax.plot(list(x), [r["uniform_distance_unit"] for r in rows], "k_", ms=18, label="uniform over the keys seen")
+        ax.legend(fontsize="x-small")
         ax.set_title(f"{domain}: mean attention distance", fontsize="medium")
         ax.set_ylabel(rows[0]["unit"])
         ax.set_xticks(list(x), labels, fontsize="x-small", rotation=90)

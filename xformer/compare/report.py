@@ -38,8 +38,9 @@ CAPTION = {
     "learning_curves.png": "Training loss (lines) and validation loss (circles) of the first seed at the largest "
                            "budget.",
     "attention.png": "The last layer's first head of each transformer on one training example.",
-    "attention_measures.png": "Attention entropy (nats; dotted: ln N, uniform) and mean attention distance in "
-                              "the domain's unit, per layer (L) and head (H).",
+    "attention_measures.png": "Attention entropy (nats) and mean attention distance in the domain's unit, per "
+                              "layer (L) and head (H); black marks: the same for attention spread uniformly over "
+                              "the keys each query sees.",
     "positions.png": "Cosine similarity of the learned position vectors.",
     "forecast.png": "The middle test window of the series domain, channel 0: history, truth, every model.",
 }

@@ -90,9 +90,11 @@ def budget_table(info: dict) -> tuple[list[str], list[list[str]], set]:
 
 def attention_table(measures: list[dict]) -> tuple[list[str], list[list[str]], set]:
     unit = measures[0]["unit"]
-    header = ["layer", "head", "entropy (nats)", "ln N", "mean distance (tokens)", f"mean distance ({unit})"]
-    rows = [[str(m["layer"]), str(m["head"]), f"{m['entropy']:.3f}", f"{m['max_entropy']:.3f}",
-             f"{m['distance_tokens']:.2f}", f"{m['distance_unit']:.2f}"] for m in measures]
+    header = ["layer", "head", "entropy (nats)", "if uniform", "mean distance (tokens)", f"mean distance ({unit})",
+              "if uniform"]
+    rows = [[str(m["layer"]), str(m["head"]), f"{m['entropy']:.3f}", f"{m['uniform_entropy']:.3f}",
+             f"{m['distance_tokens']:.2f}", f"{m['distance_unit']:.2f}", f"{m['uniform_distance_unit']:.2f}"]
+            for m in measures]
     return header, rows, set()
 
 
