@@ -226,7 +226,7 @@ def patchtst_pair(size: dict, device: str, residual_attention: bool = True):
         num_input_channels=size["channels"], context_length=size["input_len"], prediction_length=size["horizon"],
         patch_length=tok["patch_len"], patch_stride=tok["stride"], d_model=c.d_model, num_attention_heads=c.n_heads,
         num_hidden_layers=c.n_layers, ffn_dim=c.d_ff, norm_type="batchnorm", pre_norm=False,
-        positional_encoding_type="random", scaling="std", activation_function="gelu", loss="mse",
+        positional_encoding_type="random", scaling="std", pooling_type=None, activation_function="gelu", loss="mse",
         attention_dropout=0.0, positional_dropout=0.0, path_dropout=0.0, ff_dropout=0.0, head_dropout=0.0,
         dropout=0.0)).train()
     x = torch.randn(size["batch"], size["input_len"], size["channels"])
@@ -235,7 +235,7 @@ def patchtst_pair(size: dict, device: str, residual_attention: bool = True):
     n_ours, n_hf = (sum(p.numel() for p in m.parameters()) for m in (ours, hf))
     return (ours.to(device), lambda m, b: m(b)["loss"],
             hf.to(device), lambda m, b: m(past_values=b["inputs"], future_values=b["targets"]).loss, batch,
-            f"transformers PatchTSTForPrediction, same sizes, not the same weights "
+            f"transformers PatchTSTForPrediction (flatten head, no pooling), same sizes, not the same weights "
             f"({n_ours:,} vs {n_hf:,} parameters; xformer residual_attention={residual_attention})")
 
 
@@ -351,6 +351,9 @@ def run_reference(args) -> dict:
         if args.bf16 and (name in ("gpt2", "vit") or args.device == "cuda"):
             result["rows"] += bench_training(name, size, args, peaks, bf16=True)
     result["load_average_at_end"] = round(os.getloadavg()[0], 1)
+    result["matmul_peak_gflops_at_end"] = {  # the load moves: the peak again, after the rows
+        "fp32": matmul_peak(torch.float32, args.device, args.quick),
+        "bf16": matmul_peak(torch.bfloat16, args.device, args.quick) if args.bf16 else None}
     return result
 
 
@@ -418,34 +421,43 @@ def nanogpt_prepare(checkout: Path, data: Path) -> None:
     subprocess.run([sys.executable, "prepare.py"], cwd=prep, check=True, capture_output=True, env=env)
 
 
+def timed(cmd, cwd, env) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``cmd``; its wall time and the CPU time (user + system) it and its children used."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return proc, wall, cpu
+
+
 def run_nanogpt(checkout: Path) -> dict:
     cmd = [sys.executable, "train.py", "config/train_shakespeare_char.py", *NANOGPT_CPU, "--out_dir=out-bench"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=checkout, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
+    proc, wall, cpu = timed(cmd, checkout, env)
     if proc.returncode:
         raise SystemExit(f"nanoGPT failed:\n{proc.stderr[-2000:]}")
     step, _, val = re.findall(r"step (\d+): train loss ([\d.]+), val loss ([\d.]+)", proc.stdout)[-1]
     return {"tool": "nanoGPT", "val_loss": float(val), "val_loss_estimator": "20 random batches of 12 x 64",
-            "step": int(step), "wall_seconds": round(wall, 1), "command": " ".join(cmd[1:])}
+            "step": int(step), "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "command": " ".join(cmd[1:])}
 
 
 def run_xformer_train(data: Path, out: Path, overrides: list[str]) -> dict:
     if out.exists():
         shutil.rmtree(out)
     cmd = [sys.executable, "-m", "xformer.cli", "train", str(ROOT / "tasks/char_gpt_shakespeare.yaml"),
-           "--out", str(out), "--threads", "1", f"data.args.files={data}", *overrides]
+           f"data.args.files={data}", *overrides, "--out", str(out), "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
+    proc, wall, cpu = timed(cmd, ROOT, env)
     if proc.returncode:
         raise SystemExit(f"xformer train failed:\n{proc.stderr[-2000:]}")
     metrics = json.loads((out / "metrics.json").read_text())
     return {"tool": "xformer", "val_loss": round(metrics["val_loss"], 4),
             "val_loss_estimator": "every validation character", "train_seconds": metrics.get("train_seconds"),
-            "wall_seconds": round(wall, 1), "command": "xformer " + " ".join(cmd[3:]), "overrides": overrides}
+            "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "command": "xformer " + " ".join(cmd[3:]), "overrides": overrides}
 
 
 def run_nanogpt_mode(args) -> dict:
@@ -458,7 +470,7 @@ def run_nanogpt_mode(args) -> dict:
     if args.full_runs:
         nanogpt_prepare(checkout, args.data)
     for i in range(args.full_runs):
-        order = ("nanogpt", "xformer") if i % 2 == 0 else ("xformer", "nanogpt")
+        order = ("nanogpt", "xformer") if (i + args.xformer_first) % 2 == 0 else ("xformer", "nanogpt")
         for tool in order:
             run = run_nanogpt(checkout) if tool == "nanogpt" else run_xformer_train(
                 args.data, out / f"run{i}", args.xformer_overrides)
@@ -489,6 +501,7 @@ def main() -> None:
     parser.add_argument("--nanogpt-commit", default=None, help="recorded in the results")
     parser.add_argument("--step-pairs", type=int, default=50)
     parser.add_argument("--full-runs", type=int, default=1)
+    parser.add_argument("--xformer-first", type=int, default=0, choices=(0, 1), help="1: xformer's run first")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/tinyshakespeare.txt")
     parser.add_argument("--xformer-overrides", nargs="*", default=[])
     parser.add_argument("--out-nanogpt", type=Path, default=ROOT / "benchmarks/results/nanogpt.json")
