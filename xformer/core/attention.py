@@ -24,9 +24,9 @@ def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, 
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if prev_scores is not None:
-        scores = scores + prev_scores
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) if prev_scores is None else torch.baddbmm(
+        prev_scores.flatten(0, -3), q.flatten(0, -3), k.flatten(0, -3).transpose(1, 2),  # scale, GEMM and add:
+        alpha=1 / math.sqrt(q.shape[-1])).view_as(prev_scores)  # one kernel, no separate scale and add pass
     masked = scores
     if causal:
         mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
