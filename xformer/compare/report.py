@@ -101,7 +101,8 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
         body.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'>"
                     f"<figcaption>{html.escape(CAPTION.get(name, name))}</figcaption></figure>")
     tail = ("FLOPs: one example's forward pass (xformer/compare/flops.py); training FLOPs = 3 x that x steps x "
-            "batch. Every domain's table is on its test split (series MSE/MAE on the standardised scale; "
+            "batch. Every domain's table is on its test split unless the Data table says otherwise (series MSE/MAE "
+            "on the standardised scale; "
             "seq2seq by greedy decoding); a tie is a difference within the larger standard deviation of the two "
             "(docs/compare.md).")
     md += [tail, ""]

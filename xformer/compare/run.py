@@ -62,7 +62,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
                         info["data"] = describe_data(entry.domain, cfg, datasets[entry.domain])
                         if datasets[entry.domain].test is None:  # e.g. an image folder without test/
                             info["metric"] = info["metric"].replace("test_", "val_", 1)
-                            info["split"] = "validation (the data has no test split)"
+                            info["split"] = "validation"  # said in the Data table: no test split
                     last = b == len(schedule) - 1 and seed == seeds[0]
                     run = _one_run(entry, datasets[entry.domain], out, steps, seconds, seed, cfg.batch_size,
                                    progress, measured, untrained, models if last else None,

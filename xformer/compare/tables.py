@@ -47,7 +47,8 @@ def data_table(results: dict) -> tuple[list[str], list[list[str]], set]:
         d = info.get("data", {})
         sizes = " / ".join(number(d.get("sizes", {}).get(s)) for s in ("train", "val", "test"))
         rows.append([domain, d.get("name", "?"), d.get("source", "?"), d.get("split", "?"), sizes,
-                     d.get("item", "?"), info["split"]])
+                     d.get("item", "?"), info["split"] + (" (the data has no test split)"
+                                                           if info["split"] == "validation" else "")])
     return header, rows, set()
 
 
