@@ -127,7 +127,6 @@ class Trainer:
                               "or set train.ema.enabled=false")
         self.ema = build_ema(self.model, config.ema)  # copied before DDP wraps the model: the unwrapped module
         self.engine = wrap(self.model, config.distributed, world)
-        self.params = list(self.model.parameters())  # after wrap: FSDP2 puts its own parameters in place
         if config.compile:
             self.engine = torch.compile(self.engine)
         if world.size > 1:  # different dropout masks on different ranks
@@ -206,8 +205,7 @@ class Trainer:
             self.epoch, self.seen_in_epoch = self.epoch + 1, 0
 
     def _step(self, batches) -> tuple[float, float]:
-        if not self.engine.training:  # after an evaluation: train() visits every module, so not every step
-            self.engine.train()
+        self.engine.train()
         totals = torch.zeros(2, device=self.world.device)  # sum_i w_i L_i, sum_i w_i
         for i in range(self.cfg.grad_accum):
             batch = next(batches)
@@ -225,10 +223,11 @@ class Trainer:
             kept = f"the last good checkpoint is {self.last_saved}" if self.last_saved else "no checkpoint was saved"
             raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped and {kept}; "
                                    "lower train.lr, raise train.warmup_steps or set train.clip")
-        if grads := [p.grad for p in self.params if p.grad is not None]:  # one call for all, not one per tensor
-            torch._foreach_mul_(grads, self.world.size / total_weight)
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(self.world.size / total_weight)
         if self.cfg.clip:
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.clip)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
