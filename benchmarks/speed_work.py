@@ -1,4 +1,4 @@
-"""Speed work of issue 19: each change timed against a copy of the code before it, side by side in one process.
+"""Speed work of issue 19: each change (or idea) timed against the code without it, side by side in one process.
 
     python benchmarks/speed_work.py [residual] [evaluate] [step] [bf16] [adamw] [--threads 1] [--repeats N]
 
@@ -9,9 +9,10 @@ residual  PatchTST/42 training step (tasks/patchtst_etth1_96.yaml, ETTh1 shapes,
 evaluate  tried, not kept: full validation of the char GPT (tasks/char_gpt_shakespeare.yaml, every one of the
           111,540 validation characters) under ``torch.inference_mode`` against ``no_grad`` (same numbers), and
           with evaluation batches of 256 against the recipe's 64 (the loss moves in its 7th digit).
-step      ``Trainer._step`` before (``train()`` on every module each step, one ``mul_`` per gradient, parameters
-          listed twice a step) against now, on the transformers of ``xformer compare``'s defaults (d_model 64,
-          2 layers, 4 heads, d_ff 128, batch 32): text (char GPT), images (ViT, digits), series (PatchTST, ETTh1).
+step      tried, not kept: ``Trainer._step`` as it is (``train()`` on every module each step, one ``mul_`` per
+          gradient, parameters listed twice a step) against a leaner copy (``step_tried``), on the transformers
+          of ``xformer compare``'s defaults (d_model 64, 2 layers, 4 heads, d_ff 128, batch 32): text (char GPT),
+          images (ViT, digits), series (PatchTST, ETTh1).
 bf16      the char GPT's training step and full evaluation with train.precision fp32 against bf16 (autocast).
 adamw     not a change: ``optimizer.step()`` of torch's AdamW as xformer builds it against ``fused=True``.
 
@@ -66,8 +67,11 @@ def attention_math_before(q, k, v, mask=None, causal=False, dropout_p=0.0, prev_
     return dropout(weights, dropout_p) @ v, weights, scores
 
 
-def step_before(self: Trainer, batches) -> tuple[float, float]:
-    self.engine.train()
+def step_tried(self: Trainer, batches) -> tuple[float, float]:
+    """Tried, not kept (5052225, reverted): Trainer._step with ``train()`` only after an evaluation, the gradient
+    scale as one ``torch._foreach_mul_`` and the parameter list built once (``self.tried_params``)."""
+    if not self.engine.training:
+        self.engine.train()
     totals = torch.zeros(2, device=self.world.device)
     for i in range(self.cfg.grad_accum):
         batch = next(batches)
@@ -80,11 +84,10 @@ def step_before(self: Trainer, batches) -> tuple[float, float]:
         totals += torch.stack([weighted.detach(), weight])
     total_loss, total_weight = all_sum(totals, self.world).tolist()
     loss = total_loss / total_weight
-    for p in self.model.parameters():
-        if p.grad is not None:
-            p.grad.mul_(self.world.size / total_weight)
+    if grads := [p.grad for p in self.tried_params if p.grad is not None]:
+        torch._foreach_mul_(grads, self.world.size / total_weight)
     if self.cfg.clip:
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        torch.nn.utils.clip_grad_norm_(self.tried_params, self.cfg.clip)
     self.optimizer.step()
     self.scheduler.step()
     self.optimizer.zero_grad(set_to_none=True)
@@ -216,8 +219,26 @@ def step(repeats: int, rows: list) -> None:
     for domain, experiment in compare_defaults().items():
         a, b = trainer(experiment), trainer(experiment)
         ba, bb = a._batches(), b._batches()
+        b.tried_params = list(b.model.parameters())
         what = f"compare default step, {domain} (batch 32)"
-        report(rows, what, "before vs now", side_by_side(lambda: step_before(a, ba), lambda: b._step(bb), repeats))
+        report(rows, what, "now vs tried", side_by_side(lambda: a._step(ba), lambda: step_tried(b, bb), repeats))
+        b.model(next(bb))["loss"].backward()  # gradients in place: the bookkeeping alone, no compute
+
+        def bookkeeping_now():
+            b.engine.train()
+            for p in b.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(1.0)
+            torch.nn.utils.clip_grad_norm_(b.model.parameters(), 1e9)
+
+        def bookkeeping_tried():
+            if not b.engine.training:
+                b.engine.train()
+            torch._foreach_mul_([p.grad for p in b.tried_params if p.grad is not None], 1.0)
+            torch.nn.utils.clip_grad_norm_(b.tried_params, 1e9)
+
+        report(rows, f"train() + gradient scale + clip alone, {domain}", "now vs tried",
+               side_by_side(bookkeeping_now, bookkeeping_tried, 10 * repeats))
         report(rows, what, "now vs now (noise floor)", side_by_side(lambda: a._step(ba), lambda: b._step(bb),
                                                                      repeats))
 
