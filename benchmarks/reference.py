@@ -465,7 +465,7 @@ def run_nanogpt_mode(args) -> dict:
     torch.set_num_threads(1)
     result = {"machine": machine(1, "cpu"), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "command": "python " + " ".join(sys.argv), "nanogpt_commit": args.nanogpt_commit,
-              "steps": nanogpt_steps(checkout, args.step_pairs), "full_runs": []}
+              "steps": nanogpt_steps(checkout, args.step_pairs) if args.step_pairs else [], "full_runs": []}
     out = Path(tempfile.mkdtemp(prefix="xformer-nanogpt-"))
     if args.full_runs:
         nanogpt_prepare(checkout, args.data)
