@@ -203,3 +203,22 @@ def test_tiny_vit_learns_digits(digits):
     x_te, y_te = _all(digits.test)
     accuracy = digits.evaluate(model, [{"images": x_te, "labels": y_te}])["accuracy"]
     assert accuracy >= 0.9, f"test accuracy {accuracy:.3f} after {steps} steps ({seconds:.1f} s)"
+
+
+def test_image_folder_affine_moves_training_images_only(tmp_path):
+    """data.args.affine (as digits has it) jitters the training images; evaluation images are untouched."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    args = {"root": str(tmp_path), "image_size": 16, "channels": 1, "val_fraction": 0.5}
+    plain, jittered = (build_data("image_folder", {**args, **extra}) for extra in ({}, {"affine": True}))
+    torch.manual_seed(0)
+    assert not torch.equal(jittered.train[0]["images"], plain.train[0]["images"])
+    assert torch.equal(jittered.test[0]["images"], plain.test[0]["images"])
+    with pytest.raises(ConfigError, match="affine: unknown key"):
+        build_data("image_folder", {**args, "affine": {"spin": 3}})

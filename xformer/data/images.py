@@ -266,7 +266,7 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
                  crop_scale: list[float] | None = None, hflip: float = 0.0, auto_augment: str | None = None,
                  random_erasing: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0,
                  label_smoothing: float = 0.0, mean: list[float] | None = None,
-                 std: list[float] | None = None) -> DataBundle:
+                 std: list[float] | None = None, affine: bool | dict = False) -> DataBundle:
     """``root/train/<class name>/<image>``, ``root/val/...`` (optional: else ``val_fraction`` of train)
     and ``root/test/...`` (optional: without it the run has no test split and its metrics are val only),
     through torchvision's ImageFolder.
@@ -278,6 +278,8 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
 
     Images of any size are converted to RGB (channels=3) or L (channels=1), resized to ``image_size``
     and normalised with ImageNet statistics (0.5/0.5 for grey) unless ``mean``/``std`` are given.
+    ``affine``: small random shifts/rotations of training images, as ``digits`` has (for digits and
+    characters, where flips are wrong; ``true`` or a mapping of ``image_augment.AFFINE``).
     The val and test items come in a fixed seeded order (see the module docstring), so that
     ``train.eval_batches`` samples every class.
 
@@ -314,7 +316,7 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
         if source is not None:
             check_image_headers(path for path, _ in source.samples)
     aug = train_transform(size, mean, std, crop_scale=crop_scale, hflip=hflip, auto_augment=auto_augment,
-                          random_erasing=random_erasing)
+                          random_erasing=random_erasing, affine=affine)
     plain = eval_transform(size, mean, std)
     if val_src is not None:
         train = ImageItems(train_src, transform=aug, train=True)
