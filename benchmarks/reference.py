@@ -2,7 +2,8 @@
 
     python benchmarks/reference.py [--threads 1] [--pairs 30] [--models gpt2,bert,vit,patchtst,generate]
                                    [--bf16] [--quick] [--device cpu|cuda] [--compile] [--out PATH]
-    python benchmarks/reference.py --nanogpt /tmp/nanogpt [--step-pairs 50] [--full-runs 1]
+    python benchmarks/reference.py --nanogpt /tmp/nanogpt [--step-pairs 50] [--full-runs 1] [--xformer-first 1]
+                                   [--xformer-overrides train.lr=1e-3 train.min_lr=1e-4] [--out-nanogpt PATH]
 
 Each row times one training step (forward, backward, AdamW step; ``generate``: one greedy decoding call) of
 xformer (A) and of the reference (B) on the same batch, alternating A B / B A for ``--pairs`` pairs after a
@@ -30,7 +31,8 @@ attention; forward + backward) / median step time / peak.
 process (same sizes and initialisation scheme, not the same weights: nanoGPT draws its own), then
 ``--full-runs`` back-to-back pairs of full runs, nanoGPT's ``train.py`` with the CPU command of its README
 and ``xformer train`` of the recipe, alternating which goes first, each in a fresh process with 1 thread
-(OMP_NUM_THREADS); wall time from process start to exit and the final validation loss of each.
+(OMP_NUM_THREADS); wall time from process start to exit, CPU time (user + system, less sensitive to a
+shared machine's load) and the final validation loss of each.
 
 Results: benchmarks/results/reference.json (or reference_quick.json with ``--quick``) and
 benchmarks/results/nanogpt.json.
@@ -442,7 +444,8 @@ def run_nanogpt(checkout: Path) -> dict:
         raise SystemExit(f"nanoGPT failed:\n{proc.stderr[-2000:]}")
     step, _, val = re.findall(r"step (\d+): train loss ([\d.]+), val loss ([\d.]+)", proc.stdout)[-1]
     return {"tool": "nanoGPT", "val_loss": float(val), "val_loss_estimator": "20 random batches of 12 x 64",
-            "step": int(step), "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "command": " ".join(cmd[1:])}
+            "step": int(step), "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+            "command": " ".join(cmd[1:])}
 
 
 def run_xformer_train(data: Path, out: Path, overrides: list[str]) -> dict:
@@ -457,7 +460,8 @@ def run_xformer_train(data: Path, out: Path, overrides: list[str]) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     return {"tool": "xformer", "val_loss": round(metrics["val_loss"], 4),
             "val_loss_estimator": "every validation character", "train_seconds": metrics.get("train_seconds"),
-            "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "command": "xformer " + " ".join(cmd[3:]), "overrides": overrides}
+            "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "command": "xformer " + " ".join(cmd[3:]),
+            "overrides": overrides}
 
 
 def run_nanogpt_mode(args) -> dict:
