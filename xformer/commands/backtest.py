@@ -51,19 +51,9 @@ def _run(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """``_run``, with the warnings that name series left out printed as plain lines (once each)."""
-    import warnings
+    from ..forecast.frames import printing_short_series
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            _run(args)
-        finally:
-            for w in caught:
-                if issubclass(w.category, UserWarning) and "left out of" in str(w.message):
-                    if str(w.message) not in {str(v.message) for v in caught[:caught.index(w)]}:
-                        print(f"xformer: warning: {w.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    printing_short_series(_run, args)
 
 
 def add_parser(subparsers) -> None:

@@ -193,9 +193,25 @@ def report_short(ids: list[str], need: int, what: str) -> None:
         warnings.warn(f"{len(ids)} series shorter than {need} rows left out of {what}: {shown}", stacklevel=level)
 
 
+def printing_short_series(run, *args) -> None:
+    """``run(*args)`` for a command: the warnings of ``report_short`` become plain ``xformer: warning:`` lines
+    on stderr (each once); other warnings are shown as usual."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            run(*args)
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning) and "left out of" in str(w.message):
+                    if str(w.message) not in {str(v.message) for v in caught[:caught.index(w)]}:
+                        print(f"xformer: warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def future_dates(last: pd.Timestamp, freq: pd.DateOffset, h: int) -> pd.DatetimeIndex:
     return pd.date_range(last, periods=h + 1, freq=freq)[1:]
 
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
-           "report_short", "future_dates", "fill_missing", "read_covariates"]
+           "report_short", "printing_short_series", "future_dates", "fill_missing", "read_covariates"]
