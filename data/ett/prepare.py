@@ -19,7 +19,6 @@ import hashlib
 import json
 import shutil
 import sys
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,22 +27,11 @@ if (ROOT / "xformer").is_dir() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
 from xformer.data.series import read_series  # noqa: E402
-from xformer.errors import ConfigError, UserError  # noqa: E402
+from xformer.data.download import download, run_script  # noqa: E402
+from xformer.errors import UserError  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "ETTh1.csv"
 ETT_COLUMNS = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
-
-
-def download(url: str, dest: Path) -> Path:
-    """``url`` to ``dest`` (through a .part file, so an interrupted download leaves no half file)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    try:
-        urllib.request.urlretrieve(url, part)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot download {url} ({e}); give a local file instead") from None
-    part.replace(dest)
-    return dest
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -82,8 +70,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UserError, ConfigError, FileNotFoundError) as e:  # one line, status 2, no traceback
-        print(f"prepare.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -27,7 +27,6 @@ import random
 import shutil
 import sys
 import tarfile
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -37,22 +36,11 @@ if (ROOT / "xformer").is_dir() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
 from xformer.data.images import check_image_headers  # noqa: E402
-from xformer.errors import ConfigError, UserError  # noqa: E402
+from xformer.data.download import download, run_script  # noqa: E402
+from xformer.errors import UserError  # noqa: E402
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 SPLITS = ("train", "val", "test")
-
-
-def download(url: str, dest: Path) -> Path:
-    """``url`` to ``dest`` (through a .part file, so an interrupted download leaves no half file)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    try:
-        urllib.request.urlretrieve(url, part)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot download {url} ({e}); give a local folder instead") from None
-    part.replace(dest)
-    return dest
 
 
 def extract(archive: Path, dest: Path) -> Path:
@@ -152,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.out is None:
             raise UserError("--url needs --out, the folder to download and prepare into")
         name = Path(args.url.split("?")[0]).name or "archive"
-        src = extract(download(args.url, args.out / "download" / name), args.out / "raw")
+        src = extract(download(args.url, args.out / "download" / name, "a local folder"), args.out / "raw")
     if src is None:
         raise UserError("give SRC, a folder of images (SRC/<class>/<image> or SRC/train/<class>/<image>), or --url")
     if not src.is_dir():
@@ -172,8 +160,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UserError, ConfigError, FileNotFoundError) as e:  # one line, status 2, no traceback
-        print(f"prepare.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,19 +26,8 @@ if (ROOT / "xformer").is_dir() and str(ROOT) not in sys.path:
 
 from xformer.data.corpus import corpus_name, read_text_files  # noqa: E402
 from xformer.data.token_file import write_text_corpus  # noqa: E402
-from xformer.errors import ConfigError, UserError  # noqa: E402
-
-
-def download(url: str, dest: Path) -> Path:
-    """``url`` to ``dest`` (through a .part file, so an interrupted download leaves no half file)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    try:
-        urllib.request.urlretrieve(url, part)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot download {url} ({e}); give local files instead") from None
-    part.replace(dest)
-    return dest
+from xformer.data.download import download, run_script  # noqa: E402
+from xformer.errors import UserError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -71,8 +59,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (UserError, ConfigError, FileNotFoundError) as e:  # one line, status 2, no traceback
-        print(f"prepare.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)
