@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from timing import alternate  # benchmarks/timing.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # recipe, the arguments the data implies, a batch maker
     "PatchTST/42 (ETTh1 shapes, batch 32)": (
@@ -62,21 +64,9 @@ def training_step(model: torch.nn.Module, batch: dict):
     return step
 
 
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def side_by_side(a, b, repeats: int) -> dict:
     """Medians of a and b over ``repeats`` alternating pairs (order flipped every pair), and of b / a."""
-    a(), b()
-    ta, tb = [], []
-    for i in range(repeats):
-        if i % 2:
-            tb.append(seconds(b)), ta.append(seconds(a))
-        else:
-            ta.append(seconds(a)), tb.append(seconds(b))
+    ta, tb = alternate(a, b, repeats)
     ratios = [y / x for x, y in zip(ta, tb)]
     return {"a_ms": round(statistics.median(ta) * 1000, 2), "b_ms": round(statistics.median(tb) * 1000, 2),
             "ratio": round(statistics.median(ratios), 3),

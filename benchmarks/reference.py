@@ -58,6 +58,9 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from timing import alternate, seconds  # noqa: E402 - benchmarks/timing.py, beside this script
+
+SYNC = torch.cuda.synchronize if torch.cuda.is_available() else None  # GPU time is asynchronous
 
 SIZES = {  # full, quick
     "gpt2": ({"n_layer": 4, "n_embd": 128, "n_head": 4, "vocab_size": 512, "n_positions": 64, "batch": 8, "seq": 64},
@@ -79,23 +82,9 @@ SIZES = {  # full, quick
 # ---------------------------------------------------------------- timing
 
 
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def side_by_side(a, b, pairs: int) -> dict:
     """Medians of a and b over ``pairs`` alternating pairs (order flipped every pair), and of b / a."""
-    a(), b()
-    ta, tb = [], []
-    for i in range(pairs):
-        if i % 2:
-            tb.append(seconds(b)), ta.append(seconds(a))
-        else:
-            ta.append(seconds(a)), tb.append(seconds(b))
+    ta, tb = alternate(a, b, pairs, SYNC)
     ratios = [y / x for x, y in zip(ta, tb)]
     quartiles = statistics.quantiles(ratios, n=4, method="inclusive")[::2] if len(ratios) > 1 else [ratios[0]] * 2
     return {"a_ms": round(statistics.median(ta) * 1000, 3), "b_ms": round(statistics.median(tb) * 1000, 3),
@@ -112,7 +101,7 @@ def matmul_peak(dtype: torch.dtype, device: str, quick: bool) -> float:
         y = torch.randn(n, n, device=device, dtype=dtype)
         x @ y
         for _ in range(3 if quick else 15):
-            best = max(best, 2 * n ** 3 / seconds(lambda: x @ y) / 1e9)
+            best = max(best, 2 * n ** 3 / seconds(lambda: x @ y, SYNC) / 1e9)
     return round(best, 2)
 
 

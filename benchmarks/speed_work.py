@@ -37,6 +37,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from timing import alternate  # noqa: E402 - benchmarks/timing.py, beside this script
 
 from xformer.config import from_dict  # noqa: E402
 from xformer.core import residual_attention  # noqa: E402
@@ -95,21 +96,9 @@ def step_tried(self: Trainer, batches) -> tuple[float, float]:
 
 
 # ---- timing ---------------------------------------------------------------------------------------------------
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def side_by_side(a, b, repeats: int) -> dict:
     """Medians of a and b over ``repeats`` alternating pairs (order flipped every pair), and of a / b."""
-    a(), b()
-    ta, tb = [], []
-    for i in range(repeats):
-        if i % 2:
-            tb.append(seconds(b)), ta.append(seconds(a))
-        else:
-            ta.append(seconds(a)), tb.append(seconds(b))
+    ta, tb = alternate(a, b, repeats)
     ratios = [x / y for x, y in zip(ta, tb)]
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     return {"a_ms": round(statistics.median(ta) * 1000, 2), "b_ms": round(statistics.median(tb) * 1000, 2),
