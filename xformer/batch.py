@@ -25,6 +25,7 @@ series forecasting      INPUTS                 inputs                (B, L, C) f
                         TARGETS                targets               (B, H, C) float, the H values after it
                         PAST_COVARIATES        past_covariates       (B, L, P) float, known up to the origin; optional
                         FUTURE_COVARIATES      future_covariates     (B, L + H, F) float, known ahead; optional
+                        STATIC_COVARIATES      static_covariates     (B, S) float, one vector per series; optional
 series classification   INPUTS                 inputs                (B, L, C) float
                         LABELS                 labels                (B,) long
 
@@ -47,3 +48,4 @@ __all__ = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS", "SRC_IDS", "SRC_MASK
            "TARGETS", "NEXT_SENTENCE_LABEL"]
 PAST_COVARIATES = "past_covariates"
 FUTURE_COVARIATES = "future_covariates"
+STATIC_COVARIATES = "static_covariates"

@@ -1,4 +1,4 @@
-"""Forecast errors per series and overall: MSE, MAE, MASE, sMAPE and the pinball loss of quantiles.
+"""Forecast errors per series and overall: MSE, MAE, MASE, sMAPE, the pinball loss of quantiles and CRPS.
 
 For one series with truth y_1..y_n and forecasts yhat_1..yhat_n (every window and step of it):
 
@@ -12,8 +12,15 @@ For one series with truth y_1..y_n and forecasts yhat_1..yhat_n (every window an
     pinball = 1/(n Q) sum_q sum_i max(q u_qi, (q - 1) u_qi),  u_qi = y_i - yhat_qi
                                                                       (the quantile loss; under-forecasts cost
                                                                        q per unit, over-forecasts 1 - q)
+    CRPS  = 1/n sum_i int_0^1 2 rho_q(y_i - F_i^{-1}(q)) dq            (continuous ranked probability score,
+          ~ 1/n sum_i (2/Q) sum_q rho_q(u_qi) = 2 pinball               Gneiting & Raftery 2007, in quantile form:
+                                                                       the integral over q replaced by the mean
+                                                                       over the forecaster's Q levels, the
+                                                                       approximation GluonTS's / neuralforecast's
+                                                                       scaled CRPS build on, here not divided by
+                                                                       sum |y|; rho_q(u) = max(q u, (q - 1) u))
 
-"overall" pools every value of every series for MSE, MAE, sMAPE and pinball, and is the mean of the
+"overall" pools every value of every series for MSE, MAE, sMAPE, pinball and CRPS, and is the mean of the
 per-series values for MASE (each series has its own scale). No model, no data loading: numbers in,
 numbers out.
 """
@@ -63,6 +70,12 @@ def pinball(y, quantile_forecasts, quantiles) -> float:
     return float(np.mean(np.maximum(q * u, (q - 1) * u)))
 
 
+def crps(y, quantile_forecasts, quantiles) -> float:
+    """CRPS from Q quantile forecasts: 1/n sum_i (2/Q) sum_q rho_q(y_i - yhat_qi) = 2 * pinball (0 when every
+    quantile equals the truth); ``quantile_forecasts`` (n, Q) for the Q levels ``quantiles``."""
+    return 2.0 * pinball(y, quantile_forecasts, quantiles)
+
+
 def quantile_columns(frame: pd.DataFrame, point: str = "y_hat") -> dict[float, str]:
     """{q: column} from columns named ``{point}_q{q}``; the point column counts as q = 0.5 (the median)
     when there are quantile columns and none of them is 0.5."""
@@ -81,7 +94,7 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     """Errors of a long forecast frame (``predict`` joined with the truth, or ``cross_validation``'s
     result): one row per series (in order of appearance) and a last row ``overall``.
 
-    Columns ``mse, mae, smape``, ``pinball`` when the frame has quantile columns, ``mase`` when
+    Columns ``mse, mae, smape``, ``pinball`` and ``crps`` when the frame has quantile columns, ``mase`` when
     ``train_df`` (long, ``unique_id, ds, y``) gives the in-sample history: its rows up to the series'
     first ``cutoff`` when the frame has a cutoff column, else all of its rows for that series."""
     for column in (id_column, target, point):
@@ -95,6 +108,7 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
         row = {"mse": mse(y, y_hat), "mae": mae(y, y_hat), "smape": smape(y, y_hat)}
         if levels:
             row["pinball"] = pinball(y, group[list(levels.values())].to_numpy(float), list(levels))
+            row["crps"] = 2.0 * row["pinball"]  # crps(): the quantile form, twice the mean pinball loss
         if train_df is not None:
             history = train_df[train_df[id_column].astype(str) == str(key)]
             if "cutoff" in group.columns and "ds" in history.columns:
@@ -106,6 +120,7 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     overall = {"mse": mse(y, y_hat), "mae": mae(y, y_hat), "smape": smape(y, y_hat)}
     if levels:
         overall["pinball"] = pinball(y, frame[list(levels.values())].to_numpy(float), list(levels))
+        overall["crps"] = 2.0 * overall["pinball"]
     if train_df is not None:
         overall["mase"] = float(table["mase"].mean())
     table.loc[OVERALL] = pd.Series(overall)
@@ -113,4 +128,4 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     return table
 
 
-__all__ = ["mse", "mae", "smape", "mase", "naive_scale", "pinball", "quantile_columns", "evaluate", "OVERALL"]
+__all__ = ["mse", "mae", "smape", "mase", "naive_scale", "pinball", "crps", "quantile_columns", "evaluate", "OVERALL"]

@@ -6,8 +6,8 @@ S steps apart, are forecast from the rows before each window's cutoff only. The 
 is, so FILE's backtest period should lie after the data the run was trained on. Writes the forecasts
 with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile columns) and prints the
 overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
---season on each series' rows before its first cutoff, pinball for quantiles); --metrics writes them per
-series.
+--season on each series' rows before its first cutoff, pinball and CRPS for quantiles); --metrics writes
+them per series. --static FILE.csv gives static covariates (default: those the model was fitted with).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ..config import ConfigError
 def _run(args: argparse.Namespace) -> None:
     from ..folders import write_atomically
     from ..forecast import Forecaster
+    from ..forecast.frames import load_frame
     from ..metrics_forecast import OVERALL, evaluate
 
     for option, path in (("--out", args.out), ("--metrics", args.metrics)):
@@ -31,7 +32,9 @@ def _run(args: argparse.Namespace) -> None:
         raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
     forecaster = Forecaster.load(args.run_dir, freq=args.freq)
     panel = forecaster.read(args.data)
-    cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False)
+    static = load_frame(args.static) if args.static else None
+    cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False,
+                                     static_df=static)
     table = cv.to_csv(index=False, float_format="%.8g")
     if args.out:
         write_atomically(args.out, table)
@@ -62,7 +65,7 @@ def add_parser(subparsers) -> None:
         description="Forecast the last --windows windows of every series of --data with the model of RUN_DIR (a run "
                     "trained on series data, or a Forecaster.save folder), each from the rows before its cutoff, and "
                     "score them: CSV of forecasts with the truth and cutoff, and the errors (MSE, MAE, sMAPE, MASE, "
-                    "pinball for quantiles) overall as JSON (per series with --metrics).",
+                    "pinball and CRPS for quantiles) overall as JSON (per series with --metrics).",
         epilog="example: xformer backtest runs/my_forecaster --data long.csv --windows 4 --step 24 --out cv.csv "
                "--metrics per_series.csv")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -71,6 +74,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--step", type=int, metavar="S", help="steps between window starts (default: h)")
     p.add_argument("--h", type=int, metavar="H", help="steps per window (1 to the run's horizon; default: the horizon)")
     p.add_argument("--season", type=int, default=1, metavar="M", help="MASE's seasonal naive period (default 1)")
+    p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "
+                                                        "columns; default: those of its fit)")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min) when it cannot be inferred")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecasts (default: standard output; the "
                                                      "errors then go to standard error)")

@@ -38,9 +38,9 @@ def _run(args: argparse.Namespace) -> None:
     raw = load_frame(args.data)
     if is_long(raw, cfg.date_column):
         return run_long(args, forecaster, raw)
-    if args.futr is not None:
-        raise ConfigError("--futr gives future-known covariates of a long-format file (unique_id, ds, y, ...); "
-                          "this file is a wide table")
+    if args.futr is not None or args.static is not None:
+        raise ConfigError(f"{'--futr' if args.futr is not None else '--static'} gives covariates of a "
+                          "long-format file (unique_id, ds, y, ...); this file is a wide table")
     if args.series is not None:
         raise ConfigError("--series chooses a series of a long-format file (unique_id, ds, y); a wide file's plot "
                           "shows every column")
@@ -107,7 +107,8 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         if later:
             print(f"{len(later)} series start after --at and are not forecast: {', '.join(later[:10])}"
                   f"{' ...' if len(later) > 10 else ''}", file=sys.stderr)
-    forecast = forecaster.predict_panel(history, h=args.h)
+    static = load_frame(args.static) if args.static else None  # default: the static_df remembered from fit
+    forecast = forecaster.predict_panel(history, h=args.h, static_df=static)
     table = forecast.to_csv(index=False, float_format="%.8g")
     if args.out:
         write_atomically(args.out, table)
@@ -123,7 +124,7 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         print(json.dumps({"steps_with_truth": len(truth), **{k: round(float(v), 6) for k, v in overall.items()}}),
               file=sys.stderr)
     if args.plot:
-        forecaster.plot(history, args.plot, truth=panel if len(truth) else None, series=args.series)
+        forecaster.plot(history, args.plot, truth=panel if len(truth) else None, series=args.series, static_df=static)
         if not args.quiet:
             print(f"wrote {args.plot}", file=sys.stderr)
 
@@ -152,6 +153,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--h", type=int, metavar="N", help="forecast N steps (1 to the run's horizon; default: the horizon)")
     p.add_argument("--futr", metavar="FILE.csv", help="future-known covariates for the horizon after each series "
                                                       "(unique_id, ds and the model's futr_exog columns)")
+    p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "
+                                                        "columns, one row per series; default: those of its fit)")
     p.add_argument("--series", metavar="ID", action="append",
                    help="with --plot and a long file: the series to plot (repeat for several; default: the first 4)")
     p.add_argument("--quiet", action="store_true",

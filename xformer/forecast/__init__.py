@@ -5,7 +5,7 @@
     future = f.predict(df)             # the next 24 steps of every series
     f.save("runs/my_forecaster")       # a run folder; Forecaster.load("runs/my_forecaster")
     cv = f.cross_validation(df, n_windows=4, step=24)     # rolling-origin backtest
-    evaluate(cv, train_df=df)          # MSE, MAE, MASE, sMAPE (pinball with quantiles) per series and overall
+    evaluate(cv, train_df=df)          # MSE, MAE, MASE, sMAPE (pinball, CRPS with quantiles) per series and overall
     f = Forecaster.from_run("runs/patchtst_etth1_96")   # a run folder of `xformer train`
 
 ``df`` is long (``unique_id, ds, y``: many series, any lengths and start dates; frames.py) or wide (a
@@ -23,7 +23,8 @@ the pinball loss; a long result has ``y_hat`` (the median) and ``y_hat_q{q}`` fo
 a wide result ``{name}`` and ``{name}_q{q}`` for every level.
 
 Modules: estimator.py (Forecaster, fit, predict), frames.py (long / wide input), folder.py (save,
-load, runs of xformer train), backtest.py (cross_validation), plot.py.
+load, runs of xformer train), backtest.py (cross_validation), covariates.py (past / future-known), statics.py
+(static_df: per-series static covariates), plot.py.
 """
 from ..metrics_forecast import evaluate
 from .config import ForecasterConfig

@@ -6,6 +6,7 @@ s_w - 1, and the model reads only rows before s_w. With ``fit=True`` (default) a
 trained first on each series' rows before its first window (s_0), so no window's future is ever
 seen, neither by the forecast nor by the training or the scaling statistics; with ``fit=False``
 the fitted model is used as it is (it must not have been trained on the backtest period).
+``static_df`` (static covariates, as in ``fit``) defaults to the one the forecaster remembers from fit.
 
 The result is long: ``unique_id, ds, cutoff, y`` (the truth), ``y_hat`` and the quantile columns,
 ordered by series, cutoff and date; :func:`xformer.metrics_forecast.evaluate` scores it.
@@ -20,7 +21,8 @@ from .frames import DS, ID, Y, Panel, report_short
 
 
 def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
-                     fit: bool = True, val_size: int = 0, early_stopping: int | None = None) -> pd.DataFrame:
+                     fit: bool = True, val_size: int = 0, early_stopping: int | None = None, static_df=None
+                     ) -> pd.DataFrame:
     h = forecaster._check_h(h)
     step = h if step is None else step
     for name, value in (("n_windows", n_windows), ("step", step)):
@@ -42,11 +44,12 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     panel = Panel({k: panel.series[k] for k in keep}, panel.wide_date_column, panel.covariates)
     first = {k: len(s) - span for k, s in panel.series.items()}
     if fit:
-        forecaster.fit_panel(panel.truncated(first), val_size, early_stopping)
+        forecaster.fit_panel(panel.truncated(first), val_size, early_stopping, static_df)
+        static_df = None  # fit remembered it
     parts = []
     for w in range(n_windows):
         starts = {k: first[k] + w * step for k in keep}
-        forecast = forecaster.predict_panel(panel.truncated(starts), h)
+        forecast = forecaster.predict_panel(panel.truncated(starts), h, static_df)
         ds, cutoff, y = [], [], []
         for key in forecast[ID].drop_duplicates():
             s, start = panel.series[key], starts[key]

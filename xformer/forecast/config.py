@@ -42,6 +42,7 @@ class ForecasterConfig:
     hist_exog: list[str] | None = None  # past-observed covariate columns (long format)
     futr_exog: list[str] | None = None  # future-known covariate columns (long format; futr_df at predict)
     calendar: list[str] | None = None  # calendar features from ds: hour, weekday, day, dayofyear, month
+    stat_exog: list[str] | None = None  # static (per-series) columns of static_df, one row per unique_id
 
     @property
     def exog(self) -> list[str]:
@@ -50,16 +51,18 @@ class ForecasterConfig:
 
     @property
     def has_covariates(self) -> bool:
-        return bool(self.exog or self.calendar)
+        return bool(self.exog or self.calendar or self.stat_exog)
 
     def __post_init__(self):
         from .covariates import check_calendar
 
         check_calendar(self.calendar)
-        for name in ("hist_exog", "futr_exog", "calendar"):
+        for name in ("hist_exog", "futr_exog", "calendar", "stat_exog"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, [getattr(self, name)])
         clash = set(self.hist_exog or []) & set(self.futr_exog or []) | {"unique_id", "ds", "y"} & set(self.exog)
+        clash |= {"unique_id"} & set(self.stat_exog or []) | {c for c in self.stat_exog or []
+                                                             if (self.stat_exog or []).count(c) > 1}
         if clash:
             raise ConfigError(f"covariate column(s) {sorted(clash)} named twice, or named unique_id / ds / y")
         if self.has_covariates and self.model != "patchtst":
@@ -89,6 +92,8 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
         tokenizer = PartConfig("series_patches_covariates", {
             **tokenizer.args, "horizon": cfg.horizon, "n_past": len(cfg.hist_exog or []),
             "n_future": len(cfg.futr_exog or []) + len(cfg.calendar or [])})
+        if cfg.stat_exog:  # only then, so that the configs of runs without statics stay as they were
+            tokenizer.args["n_static"] = len(cfg.stat_exog)
     core = CoreConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
                       dropout=cfg.dropout, init="torch")
     head = PartConfig("forecast", {"horizon": cfg.horizon, "dropout": cfg.head_dropout, "quantiles": cfg.quantiles})

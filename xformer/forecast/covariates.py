@@ -27,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from ..batch import FUTURE_COVARIATES as FUTURE
 from ..batch import INPUTS, TARGETS
 from ..batch import PAST_COVARIATES as PAST
+from ..batch import STATIC_COVARIATES as STATIC
 from ..config import ConfigError
 
 
@@ -76,12 +77,13 @@ def covariate_block(cfg, key: str, cov: pd.DataFrame | None, stats, dates: pd.Da
     return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(dates), 0))
 
 
-def series_windows(cfg, key: str, z: np.ndarray, index: pd.DatetimeIndex, cov, stats, lo: int, hi: int
-                   ) -> "CovariateWindows":
-    """The training (or validation) windows of rows [lo, hi) of one series with its covariates."""
+def series_windows(cfg, key: str, z: np.ndarray, index: pd.DatetimeIndex, cov, stats, lo: int, hi: int,
+                   static: np.ndarray | None = None) -> "CovariateWindows":
+    """The training (or validation) windows of rows [lo, hi) of one series with its covariates (and its
+    standardised static vector)."""
     past = covariate_block(cfg, key, cov, stats, index[lo:hi], future=False)
     future = covariate_block(cfg, key, cov, stats, index[lo:hi], future=True)
-    return CovariateWindows(z[lo:hi], past, future, cfg.input_len, cfg.horizon)
+    return CovariateWindows(z[lo:hi], past, future, cfg.input_len, cfg.horizon, static)
 
 
 def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahead: pd.DatetimeIndex
@@ -95,11 +97,13 @@ def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahea
 
 class CovariateWindows(torch.utils.data.Dataset):
     """Item i of one series: inputs = y[i : i+L], targets = y[i+L : i+L+H], past = p[i : i+L],
-    future = f[i : i+L+H] (the covariates never reach past the window's horizon)."""
+    future = f[i : i+L+H] (the covariates never reach past the window's horizon), static = s (every item)."""
 
-    def __init__(self, y: np.ndarray, past: np.ndarray, future: np.ndarray, input_len: int, horizon: int):
+    def __init__(self, y: np.ndarray, past: np.ndarray, future: np.ndarray, input_len: int, horizon: int,
+                 static: np.ndarray | None = None):
         as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
         self.y, self.past, self.future = as_tensor(y).reshape(-1, 1), as_tensor(past), as_tensor(future)
+        self.static = None if static is None else as_tensor(static)
         self.input_len, self.horizon = input_len, horizon
 
     def __len__(self) -> int:
@@ -114,8 +118,10 @@ class CovariateWindows(torch.utils.data.Dataset):
             item[PAST] = self.past[i:cut]
         if self.future.shape[1]:
             item[FUTURE] = self.future[i:end]
+        if self.static is not None:
+            item[STATIC] = self.static
         return item
 
 
-__all__ = ["PAST", "FUTURE", "CALENDAR", "calendar_features", "check_calendar", "covariate_stats", "covariate_block",
-           "series_windows", "window_covariates", "CovariateWindows"]
+__all__ = ["PAST", "FUTURE", "STATIC", "CALENDAR", "calendar_features", "check_calendar", "covariate_stats",
+           "covariate_block", "series_windows", "window_covariates", "CovariateWindows"]

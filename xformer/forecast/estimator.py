@@ -19,9 +19,10 @@ from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .config import ForecasterConfig, model_config
-from .covariates import FUTURE, PAST, covariate_stats, series_windows, window_covariates
+from .covariates import FUTURE, PAST, STATIC, covariate_stats, series_windows, window_covariates
 from .frames import (DS, ID, POINT, Panel, future_dates, infer_freq, quantile_column, read_covariates, read_panel,
                      report_short)
+from .statics import check_static, read_static, static_stats, static_vector
 
 class _KeepBest(Trainer):
     """A trainer without a run folder that keeps, in memory, the weights of its best validation loss."""
@@ -56,6 +57,8 @@ class Forecaster:
         self.freq: pd.DateOffset | None = None
         self.stats: dict[str, tuple[float, float]] = {}
         self.cov_stats: dict[str, tuple[list[float], list[float]]] = {}  # per series: covariate means, scales
+        self.static: pd.DataFrame | None = None  # static_df of fit (stat_exog columns by unique_id), remembered
+        self.static_stats: tuple[list[float], list[float]] | None = None  # its means, scales over training series
         self.columns: list[str] | None = None
         self.scaler: StandardScaler | None = None
         self.fit_report: dict = {}
@@ -83,11 +86,12 @@ class Forecaster:
         return save(self, path, overwrite)
 
     def cross_validation(self, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
-                         fit: bool = True, val_size: int = 0, early_stopping: int | None = None) -> pd.DataFrame:
+                         fit: bool = True, val_size: int = 0, early_stopping: int | None = None,
+                         static_df=None) -> pd.DataFrame:
         """Rolling-origin backtest; see :func:`xformer.forecast.backtest.cross_validation`."""
         from .backtest import cross_validation
 
-        return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping)
+        return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping, static_df)
 
     # ---- training -----------------------------------------------------------------------------------------
     def read(self, df) -> Panel:
@@ -97,15 +101,18 @@ class Forecaster:
         cfg = self.config
         return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing, cfg.exog)
 
-    def fit(self, df, val_size: int = 0, early_stopping: int | None = None) -> "Forecaster":
+    def fit(self, df, val_size: int = 0, early_stopping: int | None = None, static_df=None) -> "Forecaster":
         """Train one model on every window of every series of ``df`` (long or wide); returns self.
 
         ``val_size``: the last ``val_size`` steps of each series are held out (0, or at least ``horizon``);
         the model is evaluated on their windows after every epoch and the weights of the best validation
-        loss are kept. ``early_stopping``: stop after that many epochs without a better validation loss."""
-        return self.fit_panel(self.read(df), val_size, early_stopping)
+        loss are kept. ``early_stopping``: stop after that many epochs without a better validation loss.
+        ``static_df``: ``unique_id`` and the ``stat_exog`` columns, one row per series (statics.py);
+        remembered for predict, cross_validation and save."""
+        return self.fit_panel(self.read(df), val_size, early_stopping, static_df)
 
-    def fit_panel(self, panel: Panel, val_size: int = 0, early_stopping: int | None = None) -> "Forecaster":
+    def fit_panel(self, panel: Panel, val_size: int = 0, early_stopping: int | None = None,
+                  static_df=None) -> "Forecaster":
         cfg = self.config
         L, H = cfg.input_len, cfg.horizon
         if not isinstance(val_size, (int, np.integer)) or val_size < 0 or 0 < val_size < H:
@@ -123,6 +130,11 @@ class Forecaster:
             raise ConfigError(f"no series is long enough to train on: each needs input_len + horizon"
                               f"{' + val_size' if val_size else ''} = {need} rows, the longest has {longest}; "
                               "give longer series or a shorter input_len / horizon")
+        if static_df is not None or not cfg.stat_exog:
+            self.static = read_static(static_df, cfg.stat_exog)
+        trained = [k for k in panel.ids if k not in short]
+        check_static(self.static, trained, cfg.stat_exog)
+        self.static_stats = static_stats(self.static, trained) if cfg.stat_exog else None
         report_short(short, need, "training")
         self.stats, self.cov_stats, train_sets, val_sets = {}, {}, [], []
         for key, s in panel.series.items():
@@ -136,10 +148,12 @@ class Forecaster:
                 cov = (panel.covariates or {}).get(key)
                 if cfg.exog:
                     self.cov_stats[key] = covariate_stats(cov, s.index[:n_train])
-                train_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), 0, n_train))
+                static = static_vector(self.static, key, self.static_stats) if cfg.stat_exog else None
+                train_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), 0, n_train,
+                                                 static))
                 if val_size:
                     val_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), n_train - L,
-                                                   len(z)))
+                                                   len(z), static))
                 continue
             train_sets.append(WindowDataset(z[:n_train], L, H))
             if val_size:
@@ -166,24 +180,26 @@ class Forecaster:
         return self
 
     # ---- forecasting --------------------------------------------------------------------------------------
-    def predict(self, df, h: int | None = None, futr_df=None) -> pd.DataFrame:
+    def predict(self, df, h: int | None = None, futr_df=None, static_df=None) -> pd.DataFrame:
         """Forecast the ``h`` (default ``horizon``) steps after the end of every series of ``df``.
 
         Long input gives a long result: ``unique_id, ds, y_hat`` (the median with quantiles) and a
         ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result as before: indexed by
         the dates, one column per series and ``{name}_q{q}`` per quantile. ``futr_df``: the future-known
-        covariates (``unique_id, ds`` and the ``futr_exog`` columns) for the horizon after each series."""
+        covariates (``unique_id, ds`` and the ``futr_exog`` columns) for the horizon after each series.
+        ``static_df``: the static covariates (as in ``fit``); default the ones remembered from fit."""
         panel = self.with_future(self.read(df), futr_df)
-        result = self.predict_panel(panel, h)
+        result = self.predict_panel(panel, h, static_df)
         if not panel.wide_date_column:
             return result
         freq = self.freq if self.freq is not None else infer_freq(panel, self.config.freq)
         return to_wide(result, panel.wide_date_column, self.config.quantiles, freq)
 
-    def predict_panel(self, panel: Panel, h: int | None = None) -> pd.DataFrame:
+    def predict_panel(self, panel: Panel, h: int | None = None, static_df=None) -> pd.DataFrame:
         h = self._check_h(h)
         cfg = self.config
         freq = self.freq if self.freq is not None else infer_freq(panel, cfg.freq)
+        table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
         if self.columns is not None:
             keys, (points, quantiles) = self.columns, self._forecast_multivariate(panel)
         else:
@@ -195,9 +211,11 @@ class Forecaster:
             keys = [k for k in panel.ids if k not in short]
             covariates = None
             if cfg.has_covariates:
-                covariates = {k: window_covariates(cfg, k, (panel.covariates or {}).get(k), self._cov_stats(panel, k),
-                                                   panel.series[k].index,
-                                                   future_dates(panel.series[k].index[-1], freq, cfg.horizon))
+                check_static(table, keys, cfg.stat_exog)
+                covariates = {k: (*window_covariates(cfg, k, (panel.covariates or {}).get(k), self._cov_stats(panel, k),
+                                                     panel.series[k].index,
+                                                     future_dates(panel.series[k].index[-1], freq, cfg.horizon)),
+                                  static_vector(table, k, self.static_stats) if cfg.stat_exog else np.zeros(0))
                               for k in keys}
             points, quantiles = self.forecast_histories({k: panel.series[k].to_numpy() for k in keys}, covariates)
         parts = []
@@ -215,7 +233,8 @@ class Forecaster:
                            ) -> tuple[np.ndarray, np.ndarray | None]:
         """Point forecasts (S, H) and quantiles (S, H, Q) from the last input_len values of each history,
         each scaled with its series' training statistics (a series not seen in fit: its history's own);
-        ``covariates``: {id: (past (L, P), future (L + H, F))} as ``window_covariates`` gives them."""
+        ``covariates``: {id: (past (L, P), future (L + H, F), static (S,))}, as ``window_covariates`` and
+        ``static_vector`` give them."""
         if self.model is None:
             raise ConfigError("call fit(df) before predict(df)")
         L = self.config.input_len
@@ -227,7 +246,7 @@ class Forecaster:
         points, quantiles = [], []
         extra = {}
         if covariates is not None:
-            for j, key in enumerate((PAST, FUTURE)):
+            for j, key in enumerate((PAST, FUTURE, STATIC)):
                 extra[key] = torch.as_tensor(np.stack([covariates[k][j] for k in histories]), dtype=torch.float32)
         for i, chunk in enumerate(torch.split(z, 512)):
             batch = {k: v[i * 512:(i + 1) * 512].to(device) for k, v in extra.items() if v.shape[-1]}
@@ -293,13 +312,13 @@ class Forecaster:
         return int(h)
 
     def plot(self, df, path: str | Path, truth=None, history: int | None = None,
-             series: str | list[str] | None = None, futr_df=None) -> Path:
+             series: str | list[str] | None = None, futr_df=None, static_df=None) -> Path:
         """PNG of the last ``history`` steps (default 2 * input_len), the forecast, its quantile band and
         ``truth`` (a frame holding the later values) for ``series`` (default: all of a wide table, the
-        first four of a long frame); ``futr_df`` as in ``predict``."""
+        first four of a long frame); ``futr_df`` and ``static_df`` as in ``predict``."""
         from .plot import plot_forecast
 
-        return plot_forecast(self, df, path, truth, history, series, futr_df)
+        return plot_forecast(self, df, path, truth, history, series, futr_df, static_df)
 
 
 def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | None,

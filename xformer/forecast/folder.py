@@ -4,6 +4,8 @@
                                                 and the training settings
     PATH/forecaster.json                        ForecasterConfig, the frequency, and the per-series scaling
                                                 statistics (or, for a multivariate run, its columns and scaler)
+    PATH/static_df.csv                          the static covariates of fit (with stat_exog): unique_id and
+                                                the stat_exog columns (floats written exactly, as repr)
     PATH/checkpoints/latest.json                {"latest": "step_N", "best": "step_N"}
     PATH/checkpoints/step_N/model.safetensors   the weights
     PATH/checkpoints/step_N/state.json          step and file sizes (checked when read)
@@ -30,8 +32,10 @@ from ..folders import OutputFolder, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
 from .config import ForecasterConfig, model_config
+from .frames import ID
 
 STATE_FILE = "forecaster.json"
+STATIC_FILE = "static_df.csv"
 STEP = "step_00000000"
 
 
@@ -49,7 +53,7 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
                                   data=DataConfig("forecaster", {"input_len": cfg.input_len, "horizon": cfg.horizon}))
     state = {"config": asdict(cfg), "freq": None if forecaster.freq is None else forecaster.freq.freqstr,
              "series": {k: list(v) for k, v in forecaster.stats.items()}, "columns": forecaster.columns,
-             "covariate_series": forecaster.cov_stats,
+             "covariate_series": forecaster.cov_stats, "static_stats": forecaster.static_stats,
              "fit_report": forecaster.fit_report}
     if forecaster.scaler is not None:
         state["scaler"] = {"mean": forecaster.scaler.mean_.tolist(), "scale": forecaster.scaler.scale_.tolist()}
@@ -58,6 +62,8 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
         root = folder.path
         write_atomically(root / "config.yaml", yaml.safe_dump(recipe_dict(experiment), sort_keys=False))
         write_atomically(root / STATE_FILE, json.dumps(state, indent=1, default=_plain))
+        if forecaster.static is not None:
+            write_atomically(root / STATIC_FILE, forecaster.static.to_csv())
         step = root / "checkpoints" / STEP
         step.mkdir(parents=True)
         aliases = tied_aliases(forecaster.model)
@@ -106,6 +112,12 @@ def load(cls, path: str | Path, freq: str | None = None):
     forecaster.columns = state.get("columns")
     forecaster.cov_stats = {k: (list(m), list(s)) for k, (m, s) in state.get("covariate_series", {}).items()}
     forecaster.fit_report = state.get("fit_report", {})
+    if state.get("static_stats") is not None:
+        if not (path / STATIC_FILE).is_file():
+            raise ConfigError(f"{path} lacks {STATIC_FILE}, the static covariates of its fit; save the forecaster "
+                              "again")
+        forecaster.static = pd.read_csv(path / STATIC_FILE, index_col=ID, dtype={ID: str}).astype("float64")
+        forecaster.static_stats = tuple(list(v) for v in state["static_stats"])
     if "scaler" in state:
         forecaster.scaler = _scaler(state["scaler"]["mean"], state["scaler"]["scale"])
     return forecaster

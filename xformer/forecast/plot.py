@@ -8,14 +8,14 @@ from .frames import DS, ID, POINT, quantile_column
 
 
 def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | None = None,
-                  series: str | list[str] | None = None, futr_df=None) -> Path:
+                  series: str | list[str] | None = None, futr_df=None, static_df=None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     panel = forecaster.with_future(forecaster.read(df), futr_df)
-    forecast = forecaster.predict_panel(panel)
+    forecast = forecaster.predict_panel(panel, static_df=static_df)
     later = forecaster.read(truth) if truth is not None else None
     if series is None:
         keys = list(dict.fromkeys(forecast[ID]))

@@ -1,7 +1,12 @@
 """Series tokens with covariates: PatchTST's patches of one target channel, then patches of its past-observed
 and future-known covariates (xformer/forecast/covariates.py makes them), each patch of all k columns
-(patch_len * k values) projected linearly to d, plus learned positions. The core sees one longer sequence
-(N + N_past + N_future tokens) and is not changed; the forecast head flattens all of them."""
+(patch_len * k values) projected linearly to d, plus learned positions; then, with static (per-series)
+covariates s in R^S, one more token
+
+    x_static = W_s s + b_s + e_static          (W_s: d x S, e_static: a learned d-vector, its position)
+
+The core sees one longer sequence (N + N_past + N_future [+ 1] tokens) and is not changed; the forecast
+head flattens all of them."""
 from __future__ import annotations
 
 import torch
@@ -9,6 +14,7 @@ from torch import Tensor, nn
 
 from ..batch import FUTURE_COVARIATES as FUTURE
 from ..batch import PAST_COVARIATES as PAST
+from ..batch import STATIC_COVARIATES as STATIC
 from ..core import CoreConfig
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens
@@ -21,9 +27,9 @@ class CovariatePatchTokenizer(PatchTokenizer):
 
     def __init__(self, input_len: int, dim: int, horizon: int, n_past: int, n_future: int, patch_len: int = 16,
                  stride: int = 8, padding: str = "end", dropout: float = 0.0, revin: bool = True,
-                 affine: bool = False):
+                 affine: bool = False, n_static: int = 0):
         super().__init__(1, input_len, dim, patch_len, stride, padding, "learned", dropout, revin, affine)
-        self.horizon, self.n_past, self.n_future = horizon, n_past, n_future
+        self.horizon, self.n_past, self.n_future, self.n_static = horizon, n_past, n_future, n_static
         self.n_target = self.n_tokens
         self.n_past_tokens = n_patches(input_len, patch_len, stride, padding) if n_past else 0
         self.n_future_tokens = n_patches(input_len + horizon, patch_len, stride, padding) if n_future else 0
@@ -33,7 +39,10 @@ class CovariatePatchTokenizer(PatchTokenizer):
         if n_future:
             self.future_proj = nn.Linear(patch_len * n_future, dim)
             self.future_positions = make_positions("learned", self.n_future_tokens, dim)
-        self.n_tokens = self.n_target + self.n_past_tokens + self.n_future_tokens
+        if n_static:
+            self.static_proj = nn.Linear(n_static, dim)
+            self.static_position = make_positions("learned", 1, dim)  # e_static, made as the patches' positions
+        self.n_tokens = self.n_target + self.n_past_tokens + self.n_future_tokens + (1 if n_static else 0)
 
     def embed(self, x: Tensor) -> Tensor:
         patches = patchify(x, self.patch_len, self.stride, self.padding)  # (B, 1, N, patch_len)
@@ -57,16 +66,22 @@ class CovariatePatchTokenizer(PatchTokenizer):
         if self.n_future:
             parts.append(self._covariate_tokens(batch.get(FUTURE), self.input_len + self.horizon, self.n_future,
                                                 self.future_proj, self.future_positions, FUTURE))
+        if self.n_static:
+            s = batch.get(STATIC)
+            if s is None or s.dim() != 2 or s.shape[1] != self.n_static:
+                shape = None if s is None else tuple(s.shape)
+                raise ValueError(f"{STATIC} must be (batch, {self.n_static}), got {shape}")
+            parts.append(self.drop(self.static_proj(s)[:, None] + self.static_position(1)))
         return Tokens(torch.cat(parts, dim=1), state=tokens.state)
 
 
 @register_tokenizer("series_patches_covariates")
 def series_patches_covariates(core: CoreConfig, input_len: int, horizon: int, n_past: int = 0, n_future: int = 0,
                               patch_len: int = 16, stride: int = 8, padding: str = "end", dropout: float = 0.0,
-                              revin: bool = True, affine: bool = False, n_channels: int = 1
+                              revin: bool = True, affine: bool = False, n_channels: int = 1, n_static: int = 0
                               ) -> CovariatePatchTokenizer:
     check_sizes("model.tokenizer.args", input_len=input_len, horizon=horizon, patch_len=patch_len, stride=stride)
     if n_channels != 1:
         raise ValueError("series_patches_covariates reads one target channel (n_channels: 1)")
     return CovariatePatchTokenizer(input_len, core.d_model, horizon, n_past, n_future, patch_len, stride, padding,
-                                   dropout, revin, affine)
+                                   dropout, revin, affine, n_static)

@@ -1,0 +1,86 @@
+"""Static (per-series) covariates, neuralforecast's ``static_df``: one row per series, ``unique_id`` and
+the numeric columns named in ``stat_exog`` (e.g. a store's size, a sensor's location encoded as numbers).
+
+They are standardised column by column with the mean and scale of the training series' rows (StandardScaler:
+s_scaled = (s - mean) / scale, scale 1 for a constant column), one statistic for all series since a static
+value has no history of its own to scale it by. The tokenizer ``series_patches_covariates`` turns each
+series' vector into one extra token (xformer/tokenizers/series_covariates.py).
+
+Checks, each a one-line :class:`~xformer.config.ConfigError`: no ``unique_id`` column, a ``stat_exog``
+column absent, two rows of one series, a non-numeric or missing value, a series of the data without a row.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+
+from ..config import ConfigError
+from .frames import ID, load_frame
+
+
+def read_static(static_df, columns: list[str] | None) -> pd.DataFrame | None:
+    """The ``columns`` of ``static_df`` (a frame or CSV path), indexed by ``unique_id`` as strings; None if
+    neither is given."""
+    if static_df is None:
+        return None
+    if not columns:
+        raise ConfigError("static_df holds static covariates, but the forecaster has none; name its columns in "
+                          "stat_exog (e.g. Forecaster(..., stat_exog=['size']))")
+    frame = load_frame(static_df)
+    if ID not in frame.columns:
+        raise ConfigError(f"static_df has no column 'unique_id' (it has {[str(c) for c in frame.columns]}); it needs "
+                          "unique_id and the stat_exog columns, one row per series")
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise ConfigError(f"static_df has no static column {', '.join(repr(c) for c in absent)} (it has "
+                          f"{[str(c) for c in frame.columns]}); give every column of stat_exog")
+    ids = frame[ID].astype(str)
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        key = ids.iloc[int(np.argmax(dup))]
+        raise ConfigError(f"static_df has {int((ids == key).sum())} rows for series '{key}'; keep one row per "
+                          "unique_id")
+    values = {}
+    for column in columns:
+        raw = frame[column]
+        numeric = pd.to_numeric(raw, errors="coerce") if raw.dtype != bool else raw.astype("float64")
+        bad = numeric.isna().to_numpy() & raw.notna().to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ConfigError(f"static column '{column}' holds non-numeric value {raw.iloc[row]!r} (series "
+                              f"'{ids.iloc[row]}'); encode it as numbers, e.g. pandas.get_dummies(static_df, "
+                              f"columns=['{column}'], dtype=float), and name the new columns in stat_exog")
+        if numeric.isna().any():
+            row = int(np.argmax(numeric.isna().to_numpy()))
+            raise ConfigError(f"static column '{column}' has no value for series '{ids.iloc[row]}'; give every "
+                              "series a value")
+        values[column] = numeric.astype("float64").to_numpy()
+    return pd.DataFrame(values, index=pd.Index(ids.to_numpy(), name=ID))
+
+
+def check_static(table: pd.DataFrame | None, ids: list[str], columns: list[str] | None) -> None:
+    """Every series of ``ids`` has a row of ``table`` (when the forecaster has static covariates)."""
+    if not columns:
+        return
+    if table is None:
+        raise ConfigError(f"stat_exog {columns} needs static_df (unique_id and those columns, one row per series): "
+                          "fit(df, static_df=...)")
+    lacking = [k for k in ids if k not in table.index]
+    if lacking:
+        raise ConfigError(f"series '{lacking[0]}' has no row in static_df ({len(lacking)} of the {len(ids)} series "
+                          "lack one); give every series of the data its static values")
+
+
+def static_stats(table: pd.DataFrame, ids: list[str]) -> tuple[list[float], list[float]]:
+    """StandardScaler's mean and scale of each static column over the rows of the training series ``ids``."""
+    scaler = StandardScaler().fit(table.loc[ids].to_numpy())
+    return scaler.mean_.tolist(), scaler.scale_.tolist()
+
+
+def static_vector(table: pd.DataFrame, key: str, stats) -> np.ndarray:
+    """(S,): the standardised static covariates of series ``key``."""
+    return (table.loc[key].to_numpy(dtype=np.float64) - np.asarray(stats[0])) / np.asarray(stats[1])
+
+
+__all__ = ["read_static", "check_static", "static_stats", "static_vector"]
