@@ -2,7 +2,11 @@
 self-contained HTML page. One tiny run (images and series, 2 seeds, 2 budgets) and the rules on numbers."""
 import json
 import re
+import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -132,6 +136,18 @@ def test_the_html_page_is_self_contained_and_opens_with_the_summary(study):
     assert text.index("Summary") < text.index("Data") < text.index("Plots")
     assert "best " + results["domains"]["images"]["ranking"]["best"] in text
     assert "@media print" in text  # the style sheet, in the page
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium on PATH (apt-get install chromium)")
+def test_the_html_page_in_headless_chromium_desktop_phone_and_print(study, tmp_path):
+    """benchmarks/check_report_html.py: the page loads every image, fits 1280 and 420 px, prints to a PDF."""
+    out, _ = study
+    proc = subprocess.run([sys.executable, "benchmarks/check_report_html.py", str(out), "--out", str(tmp_path)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FAIL" not in proc.stdout and proc.stdout.count("\nok ") >= 6
+    for name in ("desktop.png", "phone.png", "report.pdf"):
+        assert (tmp_path / name).stat().st_size > 10_000
 
 
 def test_the_seed_reproduces_the_metrics(study, tmp_path):

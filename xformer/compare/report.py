@@ -20,17 +20,20 @@ from .tables import (attention_table, budget_table, core_table, data_table, doma
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1150px;margin:2em auto;
- padding:0 1em;color:#222;line-height:1.45}
+ padding:0 1em;color:#222;background:#fff;line-height:1.45}
 h1{border-bottom:2px solid #c33;padding-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em;display:block;overflow-x:auto;max-width:100%}
+.scroll{overflow-x:auto;max-width:100%;margin:.6em 0}
+table{border-collapse:collapse;font-size:.9em;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr.best td{background:#eef7ee;font-weight:600}
-.summary{background:#fff8e6;border-left:4px solid #e0a800;padding:.5em 1em}
-.note{color:#555;font-size:.9em}figure{margin:1em 0}img{max-width:100%;height:auto}
+.summary{background:#fff8e6;border-left:4px solid #e0a800;padding:.5em 1em}.summary ul{padding-left:1.2em}
+.note{color:#555;font-size:.9em}figure{margin:1em 0}img{display:block;max-width:100%;height:auto}
 figcaption{color:#555;font-size:.9em}
+@media (max-width:40em){body{margin:1em auto;padding:0 .6em}h1{font-size:1.6em}td,th{min-width:6.5em;padding:3px 5px}}
 @page{size:A4 landscape;margin:12mm}
-@media print{body{max-width:none;margin:0;font-size:9pt}table{display:table;font-size:8pt}h2{page-break-after:avoid}
- table,figure{page-break-inside:avoid}.summary{border-left-color:#999}}
+@media print{body{max-width:none;margin:0;padding:0;font-size:9pt}.scroll{overflow:visible}table{font-size:8pt}
+ h2{break-after:avoid}section,table,tr,figure{break-inside:avoid}img{max-height:165mm;width:auto}
+ .summary{background:none;border-left-color:#999}}
 """
 CAPTION = {
     "budgets.png": "Test metric (mean ± s over seeds) against training FLOPs (top) and wall seconds (bottom); "
@@ -91,8 +94,8 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
             + "</ul></div>"]
     for title, (header, rows, best), note in sections:
         md += [f"## {title}", "", markdown_table(header, rows), ""] + ([note, ""] if note else [])
-        body.append(f"<h2>{html.escape(title)}</h2>{html_table(header, rows, best)}"
-                    + (f"<p class='note'>{html.escape(note)}</p>" if note else ""))
+        body.append(f"<section><h2>{html.escape(title)}</h2><div class='scroll'>{html_table(header, rows, best)}"
+                    + "</div>" + (f"<p class='note'>{html.escape(note)}</p>" if note else "") + "</section>")
     md += ["## Plots", ""]
     body.append("<h2>Plots</h2>")
     for name in results["plots"]:
