@@ -2,13 +2,11 @@
 
 Pre-norm  (GPT-2, ViT; timm's ``Block``):          x = x + DropPath(LayerScale(Dropout(F(Norm(x)))))
 Post-norm (Vaswani, BERT; timm's ``ResPostBlock``): x = Norm(x + DropPath(LayerScale(Dropout(F(x)))))
-
 timm's regularisers: LayerScale(y) = gamma * y, gamma per channel initialised small (Touvron et al. 2021, CaiT);
 DropPath(y) = y * b / (1 - p), b ~ Bernoulli(1 - p) per sample, identity at eval (stochastic depth, Huang et al. 2016).
 """
 from collections.abc import Callable
 
-from timm.layers import DropPath, LayerScale
 from torch import Tensor, nn
 
 from .attention import CrossAttention, KVCache, SelfAttention
@@ -23,6 +21,8 @@ class _Residual(nn.Module):
         super().__init__()
         self.norm = norm
         self.dropout = Dropout(dropout)
+        if layer_scale is not None or drop_path > 0:  # timm (and torchvision) load only for the models that use them
+            from timm.layers import DropPath, LayerScale
         self.scale = LayerScale(dim, layer_scale) if layer_scale is not None else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 

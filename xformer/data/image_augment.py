@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.utils.data import default_collate
-from torchvision.transforms import v2
 
 from ..batch import IMAGES, LABELS
 from ..config import ConfigError
@@ -31,17 +30,23 @@ AUTO_AUGMENTS = ("rand", "trivial")
 
 
 def _resize(image_size: tuple[int, int]) -> list:
+    from torchvision.transforms import v2  # here, not at the top: torchvision costs every command ~1.5 s
+
     return [v2.Resize(list(image_size), antialias=True)]
 
 
 def to_float_image() -> list:
     """PIL / uint8 / float input -> float32 tensor (C, H, W) in [0, 1]."""
+    from torchvision.transforms import v2
+
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
 
 
 def eval_transform(image_size: Sequence[int], mean: Sequence[float] | None = None,
                    std: Sequence[float] | None = None, resize: bool = True) -> v2.Compose:
     """Deterministic: to float, resize to ``image_size`` (if asked), normalise."""
+    from torchvision.transforms import v2
+
     steps = to_float_image() + (_resize(tuple(image_size)) if resize else [])
     if mean is not None:
         steps.append(v2.Normalize(list(mean), list(std)))
@@ -53,6 +58,8 @@ def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = No
                     hflip: float = 0.0, affine: bool | dict = False, auto_augment: str | None = None,
                     magnitude: int = 9, random_erasing: float = 0.0, resize: bool = True) -> v2.Compose:
     """The per-image training pipeline; every step is off unless asked for."""
+    from torchvision.transforms import v2
+
     if auto_augment not in (None, *AUTO_AUGMENTS):
         raise ConfigError(f"unknown auto_augment {auto_augment!r}; choose rand, trivial or null")
     size = list(image_size)
@@ -84,6 +91,8 @@ def random_affine(affine: bool | dict) -> v2.RandomAffine:
     A mapping overrides some of these (keys of ``AFFINE``), e.g. ``{degrees: 0, scale: null}`` for shifts
     only. torchvision rounds shifts to whole pixels (up to round(0.1 x 8) = 1 pixel on 8x8 digits);
     ``interpolation`` matters for rotations and scaling."""
+    from torchvision.transforms import v2
+
     args = dict(AFFINE)
     if isinstance(affine, dict):
         unknown = sorted(set(affine) - set(AFFINE))

@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
 from ..batch import IMAGES, LABELS
@@ -82,6 +81,7 @@ def _split(targets, fraction: float, seed: int = 0) -> tuple[list[int], list[int
     if fraction <= 0:
         return idx, []
     labels = [int(t) for t in targets]
+    from sklearn.model_selection import train_test_split  # here, not at the top: sklearn costs every command ~1 s
     keep, held = train_test_split(idx, test_size=fraction, stratify=labels, random_state=seed)
     return sorted(keep), sorted(held)
 
@@ -174,6 +174,7 @@ def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict =
     images, for tuning on more than 144 images; the test split never moves).
     """
     from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
     _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, random_erasing=random_erasing)
     data = load_digits()

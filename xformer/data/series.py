@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from ..batch import INPUTS, TARGETS
@@ -242,6 +241,7 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
     borders = split_borders(len(frame), input_len, split, rows_per_day)
     check_split_lengths(borders, len(frame), input_len, horizon)
     values = frame.to_numpy()
+    from sklearn.preprocessing import StandardScaler  # here, not at the top: sklearn costs every command ~1 s
     scaler = StandardScaler().fit(values[borders[0][0]:borders[0][1]]) if scale else None
     if scaler is not None:
         values = scaler.transform(values)

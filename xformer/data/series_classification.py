@@ -28,8 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from ..batch import INPUTS, LABELS
@@ -164,6 +162,9 @@ def series_classification(path: str | None = None, test_path: str | None = None,
             raise ConfigError(f"{test_path} has labels {unseen} that {path} does not; give files of one dataset")
     index = {name: k for k, name in enumerate(names)}
     y = np.array([index[str(v)] for v in raw])
+    from sklearn.model_selection import train_test_split  # here, not at the top: sklearn costs every command ~1 s
+    from sklearn.preprocessing import StandardScaler
+
     if test_path is None:
         train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
         x_test, y_test, x, y = x[test_idx], y[test_idx], x[train_idx], y[train_idx]

@@ -270,16 +270,19 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
 
 def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
     """Val and test metrics of the best checkpoint (the latest one when no metric was tracked).
-    Afterwards trainer.model holds the weights evaluated: their moving average with train.ema."""
-    path = checkpoint_dir(run_dir / "checkpoints", "best")
-    weights = read_eval_weights(path)
-    load_full_state(trainer.model, None, weights, None, trainer.sharded, load_weights)
-    if trainer.ema is not None:  # evaluate() reads the average
-        load_weights(trainer.ema.module, weights)
-    metrics = {}
-    for split in ("val", "test"):
-        if getattr(trainer.data, split) is not None:
-            metrics.update(flat(split, trainer.evaluate(split)))
+    Afterwards trainer.model holds the weights evaluated: their moving average with train.ema.
+    When the best step is the last one, the model already holds those weights and its validation
+    metrics were measured at that step: they are reused rather than measured again."""
+    if trainer.best_val is not None and trainer.best_step == trainer.step:
+        metrics = dict(trainer.best_val)
+    else:
+        weights = read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best"))
+        load_full_state(trainer.model, None, weights, None, trainer.sharded, load_weights)
+        if trainer.ema is not None:  # evaluate() reads the average
+            load_weights(trainer.ema.module, weights)
+        metrics = flat("val", trainer.evaluate("val")) if trainer.data.val is not None else {}
+    if trainer.data.test is not None:
+        metrics.update(flat("test", trainer.evaluate("test")))
     return metrics
 
 

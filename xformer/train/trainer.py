@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data.registry import DataBundle
@@ -76,7 +75,7 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(words.tolist()), py_gauss))
 
 
-def build_ema(model: torch.nn.Module, config: Ema) -> ModelEmaV3 | None:
+def build_ema(model: torch.nn.Module, config: Ema) -> torch.nn.Module | None:
     """timm's weight average of ``model`` (a copy on the same device), or None when train.ema is off.
 
     exclude_buffers=True averages ``parameters()``, which lists a tied weight once; timm's default
@@ -84,6 +83,8 @@ def build_ema(model: torch.nn.Module, config: Ema) -> ModelEmaV3 | None:
     step. Our buffers are constant tables, so copying them loses nothing."""
     if not config.enabled:
         return None
+    from timm.utils import ModelEmaV3  # imported here: timm loads torchvision, seconds at every start
+
     return ModelEmaV3(model, decay=config.decay, use_warmup=config.warmup, warmup_power=config.warmup_power,
                       exclude_buffers=True)
 
@@ -152,6 +153,7 @@ class Trainer:
         self.autocast = torch.autocast(world.device.type, torch.bfloat16, enabled=config.precision == "bf16")
         self.step, self.epoch, self.seen_in_epoch = 0, 0, 0  # seen_in_epoch: examples, all ranks together
         self.best, self.best_step, self.bad_evals, self.last_saved = None, None, 0, None
+        self.best_val: dict[str, float] | None = None  # the val metrics at best_step, measured in this process
 
     # ---- the loop -------------------------------------------------------------------------------------
     def fit(self, log: RunLog | None = None, progress: Progress | None = None) -> None:
@@ -187,6 +189,8 @@ class Trainer:
                     if log and metrics:
                         log.write(self.step, metrics)
                     stop = self._track(metrics)
+                    if metrics and self.best_step == self.step:
+                        self.best_val = metrics
                     self.save()
                     if stop or out_of_time:
                         break
