@@ -149,3 +149,25 @@ def test_no_import_cycle_between_parts():
 ])
 def test_the_cycle_finder_finds_cycles(graph, expected):
     assert cycles(graph) == expected
+
+
+def test_a_text_run_starts_without_timm_torchvision_or_sklearn():
+    """The slow imports (timm pulls in torchvision and torch._dynamo: about 2 s, sklearn about 1 s at
+    every command) load only in the functions that use them: importing every registered part, as
+    ``xformer train`` does, and building a GPT leaves them out."""
+    import subprocess
+    import sys
+
+    code = ("import sys, xformer.cli, xformer.train.run\n"
+            "from xformer.registry import import_all_submodules\n"
+            "for p in ('xformer.data', 'xformer.tokenizers', 'xformer.heads', 'xformer.baselines'):\n"
+            "    import_all_submodules(p)\n"
+            "from xformer.models import build_model\n"
+            "from xformer.config import from_dict\n"
+            "from xformer.models import ModelConfig\n"
+            "build_model(from_dict(ModelConfig, {'architecture': 'decoder', 'core': {'d_model': 16, 'n_layers': 1,"
+            " 'n_heads': 2, 'd_ff': 32}, 'tokenizer': {'name': 'text', 'args': {'vocab_size': 10,"
+            " 'max_positions': 8}}, 'head': {'name': 'causal_lm'}}))\n"
+            "print(' '.join(m for m in ('timm', 'torchvision', 'sklearn') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"loaded at start-up: {out.stdout.strip()}"
