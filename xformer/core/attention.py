@@ -38,7 +38,12 @@ def attention_math(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False,
            dropout_p: float = 0.0) -> Tensor:
-    """The fused path: ``scaled_dot_product_attention`` with the same meaning as :func:`attention_math`."""
+    """The fused path: ``scaled_dot_product_attention`` with the same meaning as :func:`attention_math`. On a CPU,
+    bf16 / fp16 inputs run in fp32, cast back: its low-precision kernels take 3-4x longer (benchmarks/README.md)."""
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        with torch.autocast("cpu", enabled=False):
+            mask = mask if mask is None or mask.dtype == torch.bool else mask.float()
+            return attend(q.float(), k.float(), v.float(), mask, causal, dropout_p).to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
                                           is_causal=causal and mask is None, enable_gqa=q.shape[1] != k.shape[1])
 

@@ -49,7 +49,6 @@ class CoreConfig:
         if problems:  # all of them at once: one fix, one rerun
             raise ValueError("; ".join(problems))
 
-    # derived: feed-forward width, per-head width, whether the stack ends with a norm
     hidden_dim = property(lambda self: self.d_ff or 4 * self.d_model)
     head_dim = property(lambda self: self.d_model // self.n_heads)
     has_final_norm = property(lambda self: self.norm_first if self.final_norm is None else self.final_norm)

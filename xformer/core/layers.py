@@ -16,8 +16,7 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` (same arguments, state and repr) computed by :func:`dropout`."""
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
-        # p = 1 would zero everything and divide by 1 - p = 0; checked here once for every model part
-        if not 0.0 <= p < 1.0:
+        if not 0.0 <= p < 1.0:  # p = 1 would zero everything and divide by 0; checked once for every part
             raise ValueError(f"dropout must be in [0, 1), got {p}")
         super().__init__(p, inplace)
 
@@ -27,8 +26,7 @@ class Dropout(nn.Dropout):
 
 class TokenBatchNorm(nn.BatchNorm1d):
     """BatchNorm of (..., d) tokens, PatchTST's ``Transpose, BatchNorm1d(d), Transpose`` (padding tokens would
-    count: for unpadded inputs): y = (x - mu_B) / sqrt(var_B + eps) * gamma + beta, per feature over all B*N tokens.
-    """
+    count: for unpadded inputs): y = (x - mu_B) / sqrt(var_B + eps) * gamma + beta, per feature over all B*N tokens."""
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)

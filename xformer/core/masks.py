@@ -29,16 +29,14 @@ def combine_masks(*, n_queries: int, n_keys: int, causal: bool = False, key_padd
         pad = key_padding_mask[:, None, None, :]
         mask = pad if mask is None else mask & pad
     if attn_mask is not None:
-        while attn_mask.dim() < 4:
-            attn_mask = attn_mask.unsqueeze(0)
+        attn_mask = attn_mask[(None,) * (4 - attn_mask.dim())]  # leading dims up to (B, heads, N_q, N_k)
         if attn_mask.dtype == torch.bool:
             mask = attn_mask if mask is None else mask & attn_mask
         else:
             additive = attn_mask.to(dtype)
             if mask is not None:
                 additive = additive.masked_fill(~mask, float("-inf"))
-            finite_row = torch.isfinite(additive).any(-1, keepdim=True)
-            return torch.where(finite_row, additive, torch.zeros_like(additive))
+            return torch.where(torch.isfinite(additive).any(-1, keepdim=True), additive, torch.zeros_like(additive))
     if mask is not None:
         mask = mask | ~mask.any(-1, keepdim=True)
     return mask
