@@ -118,25 +118,28 @@ def test_forecaster_dlinear_and_errors():
         Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1).fit(irregular)
 
 
-def test_recipes_build_the_patchtst42_and_dlinear_models():
-    """The recipes' model sections name real parts and keys; PatchTST/42 has the reference's parameter count."""
+@pytest.mark.parametrize("prefix, n_patches", [("patchtst", 42), ("patchtst64", 64)])
+def test_recipes_build_the_patchtst42_64_and_dlinear_models(prefix, n_patches):
+    """The recipes' model sections name real parts and keys; PatchTST/42 and /64 have the reference's
+    parameter counts (L = 336 and 512: 42 and 64 patches of 16 with stride 8, one padded at the end)."""
     import yaml
 
     from xformer.config import from_dict
 
     tasks = Path(__file__).resolve().parents[1] / "tasks"
     for horizon in (96, 192, 336, 720):
-        recipe = yaml.safe_load((tasks / f"patchtst_etth1_{horizon}.yaml").read_text())
+        recipe = yaml.safe_load((tasks / f"{prefix}_etth1_{horizon}.yaml").read_text())
         m, data = recipe["model"], recipe["data"]["args"]
         model = build_model(ModelConfig(
             m["architecture"], from_dict(CoreConfig, m["core"]),
             PartConfig(m["tokenizer"]["name"], {**m["tokenizer"]["args"], "n_channels": 7,
                                                 "input_len": data["input_len"]}),
             PartConfig(m["head"]["name"], {**m["head"]["args"], "horizon": data["horizon"]})))
-        # PatchTST/42: W_P 16*16+16, W_pos 42*16, 3 layers of (4 * (16*16+16) + 2*16*128 + 128 + 16 + 2 * 2*16),
-        # head 42*16*horizon + horizon (BatchNorm and LayerNorm both have 2*16 parameters)
-        assert model.num_parameters() == 272 + 672 + 3 * 5392 + 672 * horizon + horizon
-        out = model({"inputs": torch.randn(2, 336, 7)})["prediction"]
+        # PatchTST/N: W_P 16*16+16, W_pos N*16, 3 layers of (4 * (16*16+16) + 2*16*128 + 128 + 16 + 2 * 2*16),
+        # head N*16*horizon + horizon (BatchNorm and LayerNorm both have 2*16 parameters)
+        n = n_patches * 16
+        assert model.num_parameters() == 272 + n + 3 * 5392 + n * horizon + horizon
+        out = model({"inputs": torch.randn(2, data["input_len"], 7)})["prediction"]
         assert out.shape == (2, horizon, 7)
     recipe = yaml.safe_load((tasks / "dlinear_etth1.yaml").read_text())
     dlinear = build_baseline(recipe["model"]["baseline"]["name"], n_channels=7, input_len=336, horizon=96,
@@ -149,8 +152,10 @@ def test_recipes_parse_with_the_trainer_schema():
 
     tasks = Path(__file__).resolve().parents[1] / "tasks"
     for horizon in (96, 192, 336, 720):
-        experiment = config.load_experiment(tasks / f"patchtst_etth1_{horizon}.yaml")
-        assert experiment.train.schedule == "epoch_decay" and experiment.data.args["horizon"] == horizon
+        for prefix, input_len in (("patchtst", 336), ("patchtst64", 512)):
+            experiment = config.load_experiment(tasks / f"{prefix}_etth1_{horizon}.yaml")
+            assert experiment.train.schedule == "epoch_decay" and experiment.data.args["horizon"] == horizon
+            assert experiment.data.args["input_len"] == input_len
     experiment = config.load_experiment(tasks / "dlinear_etth1.yaml")
     assert experiment.model.baseline.name == "dlinear" and experiment.train.schedule == "epoch_decay"
 
