@@ -43,7 +43,8 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     n_trained = sum(e.trained for e in entries(cfg))
     results: dict[str, Any] = {
         "config": asdict(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)}, "
+                   f"torch {torch.__version__}",
         "budgets": [{"steps": s, "seconds": sec} for s, sec in schedule], "seeds": seeds,
         "domains": {d: {"metric": METRIC[d][0], "direction": METRIC[d][1], "split": "test", "models": [],
                         "runs": []} for d in cfg.domains}}
