@@ -159,3 +159,20 @@ def test_crps_is_twice_the_mean_pinball_and_zero_for_a_perfect_forecast():
     assert table.loc["b", "crps"] == pytest.approx((2 / 3) * 0.8)
     assert table.loc["overall", "crps"] == pytest.approx(by_hand)
     assert "crps" not in evaluate(frame[["unique_id", "y", "y_hat"]]).columns  # point forecasts: none
+
+
+def test_a_wide_table_takes_statics_by_column_name_and_forecasts_as_the_long_one(data):
+    df, static = data
+    df = df[df["unique_id"].isin(["s0", "s1", "s2"])]
+    static = static[static["unique_id"].isin(["s0", "s1", "s2"])]
+    wide = df.pivot(index="ds", columns="unique_id", values="y").rename_axis(columns=None).reset_index()
+    wide = wide.rename(columns={"ds": "date"})
+    options = {**TINY, "stat_exog": ["sign", "other"]}
+    from_long = Forecaster(**options).fit(df, static_df=static).predict(df)
+    from_wide = Forecaster(**options).fit(wide, static_df=static).predict(wide)
+    for name, one in from_long.groupby("unique_id"):
+        np.testing.assert_array_equal(one["y_hat"], from_wide[name])
+    # the statics reach the wide model: other values give other forecasts
+    flipped = static.assign(sign=-static["sign"])
+    fitted = Forecaster(**options).fit(wide, static_df=static)
+    assert not np.allclose(fitted.predict(wide).to_numpy(float), fitted.predict(wide, static_df=flipped).to_numpy(float))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from xformer.core import RotaryEmbedding
-from xformer.tokenizers.positions import LearnedPositions, make_positions, sinusoidal_table
+from xformer.tokenizers.positions import LearnedPositions, UniformLearnedPositions, make_positions, sinusoidal_table
 from xformer.tokenizers.image import interpolate_grid_positions, sincos_2d_table
 
 
@@ -75,8 +75,18 @@ def test_learned_positions_reject_too_long_inputs():
 
 
 def test_make_positions_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="learned, sinusoidal"):
+    with pytest.raises(ValueError, match="learned, learned_uniform, sinusoidal"):
         make_positions("absolute", 8, 4)
+
+
+def test_uniform_learned_positions_are_patchtsts_w_pos():
+    torch.manual_seed(0)
+    pos = make_positions("learned_uniform", 512, 64)
+    assert isinstance(pos, UniformLearnedPositions) and isinstance(pos, LearnedPositions)
+    w = pos.weight.detach()
+    assert pos.weight.requires_grad
+    assert w.abs().max() <= 0.02 and w.abs().max() > 0.0199   # U(-0.02, 0.02): bounded, and fills the range
+    assert abs(w.std().item() - 0.02 / 3 ** 0.5) < 0.0005       # not N(0, 0.02)'s spread
 
 
 def test_grid_interpolation_keeps_size_and_identity():

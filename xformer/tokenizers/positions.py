@@ -44,6 +44,17 @@ class LearnedPositions(nn.Module):
         return self.weight[offset : offset + n]
 
 
+class UniformLearnedPositions(LearnedPositions):
+    """Learned positions drawn from U(-a, a), a = 0.02: PatchTST's ``W_pos`` (``pe='zeros'``, ``learn_pe``).
+
+    Its spread is a / sqrt(3) = 0.0115, about half the 0.02 of :class:`LearnedPositions`.
+    """
+
+    def __init__(self, max_positions: int, dim: int, bound: float = 0.02):
+        super().__init__(max_positions, dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+
 class SinusoidalPositions(nn.Module):
     """Fixed sinusoidal table (see :func:`sinusoidal_table`), computed once as a buffer."""
 
@@ -65,15 +76,16 @@ class NoPositions(nn.Module):
 
 
 def make_positions(kind: str, max_positions: int, dim: int) -> nn.Module:
-    """Build the additive position module named ``kind``: learned, sinusoidal or none."""
-    kinds = {"learned": LearnedPositions, "sinusoidal": SinusoidalPositions}
+    """Build the additive position module named ``kind``: learned, learned_uniform, sinusoidal or none."""
+    kinds = {"learned": LearnedPositions, "learned_uniform": UniformLearnedPositions, "sinusoidal": SinusoidalPositions}
     if isinstance(max_positions, bool) or not isinstance(max_positions, numbers.Integral) or max_positions < 1:
         raise ValueError(f"max_positions must be a whole number >= 1, got {max_positions!r}")
     if kind == "none" or kind == "rope":
         return NoPositions()
     if kind not in kinds:
-        raise ValueError(f"unknown positions {kind!r}; choose one of learned, sinusoidal, rope, none")
+        raise ValueError(f"unknown positions {kind!r}; choose one of learned, learned_uniform, sinusoidal, rope, none")
     return kinds[kind](max_positions, dim)
 
 
-__all__ = ["LearnedPositions", "NoPositions", "SinusoidalPositions", "make_positions", "sinusoidal_table"]
+__all__ = ["LearnedPositions", "NoPositions", "SinusoidalPositions", "UniformLearnedPositions", "make_positions",
+           "sinusoidal_table"]
