@@ -26,3 +26,32 @@ def test_gpu_check_without_cuda_says_so_in_one_line():
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stdout.strip().count("\n") == 0 and "no CUDA device" in proc.stdout
+
+
+def test_the_lsa_prototype_trains_with_a_temperature_per_layer_and_no_self_attention(tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "lsa"
+    proc = subprocess.run([sys.executable, "benchmarks/lsa_prototype.py", "train", "tasks/cct_digits.yaml",
+                           "train.steps=20", "train.eval_every=20", "train.warmup_steps=2", "--threads", "1",
+                           "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    weights = load_file(next(out.glob("checkpoints/*/model.safetensors")))
+    scales = {k: float(v) for k, v in weights.items() if k.endswith("lsa_log_scale")}
+    assert len(scales) == 2 and any(s != 0.0 for s in scales.values()), scales  # one per layer, trained
+
+    # the patched attention never lets a token see itself
+    patched = subprocess.run([sys.executable, "-c", (
+        "import runpy, sys, torch; sys.argv = ['x', '--help']\n"
+        "try: runpy.run_path('benchmarks/lsa_prototype.py', run_name='__main__')\n"
+        "except SystemExit: pass\n"
+        "from xformer.core import SelfAttention\n"
+        "a = SelfAttention(8, 2); a.keep_weights = False\n"
+        "q = k = v = torch.randn(1, 2, 5, 4)\n"
+        "m = torch.ones(1, 1, 5, 5, dtype=torch.bool)\n"
+        "v = torch.eye(5).expand(1, 2, 5, 5)\n"
+        "out = a._attend(q, k, v, m, False)\n"
+        "print(float(out.diagonal(dim1=-2, dim2=-1).abs().max()))")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert patched.returncode == 0, patched.stderr[-2000:]
+    assert float(patched.stdout.strip().splitlines()[-1]) == 0.0
