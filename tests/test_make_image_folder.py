@@ -108,8 +108,9 @@ def test_cifar_folder_reads_a_cut_batch_and_refuses_too_many(tmp_path, capsys):
                   "--train", "60", "--val", "50"])
 
 
-@pytest.mark.parametrize("recipe,source", [("cct_28", "mnist"), ("cnn_28", "mnist"), ("cct_32", "cifar10"),
-                                           ("cnn_32", "cifar10")])
+@pytest.mark.parametrize("recipe,source", [("tasks/cct_28", "mnist"), ("tasks/cnn_28", "mnist"),
+                                           ("benchmarks/configs/vit_28", "mnist"), ("tasks/cct_32", "cifar10"),
+                                           ("tasks/cnn_32", "cifar10")])
 def test_small_image_recipes_train_two_steps_on_a_written_folder(tmp_path, recipe, source):
     (fake_mnist if source == "mnist" else fake_cifar)(tmp_path / "raw")
     folder = tmp_path / "images"
@@ -118,7 +119,7 @@ def test_small_image_recipes_train_two_steps_on_a_written_folder(tmp_path, recip
     from xformer.cli import main
 
     run = tmp_path / "run"
-    assert main(["train", str(ROOT / "tasks" / f"{recipe}.yaml"), f"data.args.root={folder}", "train.steps=2",
+    assert main(["train", str(ROOT / f"{recipe}.yaml"), f"data.args.root={folder}", "train.steps=2",
                  "train.eval_every=2", "train.warmup_steps=0", "train.batch_size=8", "--out", str(run),
                  "--quiet"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
