@@ -14,8 +14,9 @@ from train_helpers import assert_same_tensors as assert_same
 from train_helpers import crash_after_checkpoint
 from xformer.config import ConfigError, from_dict
 from xformer.train.checkpoint import CheckpointError, checkpoint_dir
-from xformer.train.config import ExperimentConfig
+from xformer.train.config import Ema, ExperimentConfig
 from xformer.train.distributed import World
+from xformer.train.ema import WeightAverage
 from xformer.train.run import build, evaluate_run, load_run, train_run
 from xformer.train.trainer import Trainer
 
@@ -159,3 +160,27 @@ def test_two_ddp_processes_average_like_one(tmp_path):
         assert one.keys() == two.keys()
         for key in one:
             torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=0, msg=key)
+
+
+def test_batchnorm_statistics_are_averaged_with_the_weights():
+    """Floating buffers (running mean / var) follow the same average as the weights, so the averaged
+    BatchNorm normalises with statistics of the averaged model; num_batches_tracked is copied."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    average = WeightAverage(model, Ema(enabled=True, decay=0.5))
+    expected = {}
+    for step in range(1, 5):
+        model(torch.randn(8, 3) + step)  # training mode: the running statistics move
+        with torch.no_grad():
+            model[0].weight.add_(0.1)
+        average.update(model, step)
+        d = 0.0 if step == 1 else 0.5
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                expected[name] = value.clone() if step == 1 else d * expected[name] + (1 - d) * value
+    state = average.module.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(state[name], value, rtol=0, atol=1e-6, msg=name)
+    assert not torch.equal(state["1.running_mean"], model[1].running_mean)  # averaged, not copied
+    assert state["1.num_batches_tracked"].item() == 4
+    assert not average.module.training and not any(p.requires_grad for p in average.module.parameters())

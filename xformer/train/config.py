@@ -55,7 +55,8 @@ class Ema:
         d_t = decay                                 warmup: false
         d_t = min(decay, 1 - t ** -warmup_power)    warmup: true (timm's formula with gamma = 1;
                                                     power 2/3 reaches 0.999 after 31.6k steps, 3/4 after 10k)
-    Buffers (position tables) are copied, not averaged. When enabled, validation, the choice of
+    Floating-point buffers (BatchNorm's running statistics) are averaged too, integer ones copied
+    (xformer/train/ema.py says why). When enabled, validation, the choice of
     the best checkpoint, metrics.json, ``xformer evaluate`` / ``generate`` and ``load_run`` use
     the averaged weights; each checkpoint stores them in ``ema.safetensors`` beside ``model.safetensors``.
     """

@@ -12,7 +12,7 @@ w_i L_i; DDP / FSDP2 average the gradients over the R ranks; the trainer then
 multiplies them by R / W (W = all-reduced sum of w_i) before clipping.
 
 With ``train.ema`` a moving average of the weights follows every optimizer step
-(timm's ModelEmaV3; the equation is in config.Ema); evaluation, the best
+(ema.WeightAverage; the equation is in config.Ema); evaluation, the best
 checkpoint and the final metrics then use the average.
 """
 from __future__ import annotations
@@ -34,8 +34,9 @@ from ..data.registry import DataBundle
 from ..errors import ConfigError, UserError
 from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
     remove_stale_temporaries, save_checkpoint, tied_aliases
-from .config import Ema, TrainConfig
+from .config import TrainConfig
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
+from .ema import WeightAverage
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
@@ -75,20 +76,6 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(words.tolist()), py_gauss))
 
 
-def build_ema(model: torch.nn.Module, config: Ema) -> torch.nn.Module | None:
-    """timm's weight average of ``model`` (a copy on the same device), or None when train.ema is off.
-
-    exclude_buffers=True averages ``parameters()``, which lists a tied weight once; timm's default
-    path walks ``state_dict()``, where a tied LM head appears twice and would be averaged twice per
-    step. Our buffers are constant tables, so copying them loses nothing."""
-    if not config.enabled:
-        return None
-    from timm.utils import ModelEmaV3  # imported here: timm loads torchvision, seconds at every start
-
-    return ModelEmaV3(model, decay=config.decay, use_warmup=config.warmup, warmup_power=config.warmup_power,
-                      exclude_buffers=True)
-
-
 class ResumableSampler(DistributedSampler):
     """DistributedSampler (a seeded permutation per epoch, one interleaved shard per rank)
     that can start an epoch part-way, so that a resumed run sees the examples it had not seen."""
@@ -126,7 +113,8 @@ class Trainer:
         if self.sharded and config.ema.enabled:  # the average would need the full weights on every step
             raise ConfigError("train.ema needs the whole model on every process; use train.distributed=ddp "
                               "or set train.ema.enabled=false")
-        self.ema = build_ema(self.model, config.ema)  # copied before DDP wraps the model: the unwrapped module
+        # copied before DDP wraps the model: the unwrapped module
+        self.ema = WeightAverage(self.model, config.ema) if config.ema.enabled else None
         self.engine = wrap(self.model, config.distributed, world)
         if config.compile:
             self.engine = torch.compile(self.engine)
