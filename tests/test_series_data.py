@@ -31,6 +31,24 @@ def test_ett_borders_hourly_and_minute():
         split_borders(1000, 50, "ett", 24)
 
 
+def test_csv_series_takes_its_split_ratios(tmp_path):
+    """A 50/25/25 split of 400 rows (an earlier forecast origin for a second validation fold); the scaler
+    is fitted on the 200 training rows only; ratios that leave no validation rows are refused."""
+    frame = _frame(400)
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    bundle = build_data("csv_series", {"path": str(tmp_path / "s.csv"), "input_len": 20, "horizon": 5,
+                                       "train_ratio": 0.5, "test_ratio": 0.25})
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (200 - 24, 120 - 24, 120 - 24)
+    first_test = bundle.test[0]["inputs"][:, 0].numpy()  # test starts L rows before row 300
+    train_values = frame["v0"].to_numpy()[:200]
+    expected = (frame["v0"].to_numpy()[280:300] - train_values.mean()) / train_values.std()
+    np.testing.assert_allclose(first_test, expected, rtol=1e-5)
+    for ratios in [(0.8, 0.2), (0.0, 0.2), (0.5, 1.0)]:
+        with pytest.raises(ConfigError, match="leave rows for validation"):
+            build_data("csv_series", {"path": str(tmp_path / "s.csv"), "input_len": 20, "horizon": 5,
+                                      "train_ratio": ratios[0], "test_ratio": ratios[1]})
+
+
 @needs_etth1
 def test_etth1_windows_and_train_only_scaler():
     bundle = build_data("ett", {"path": str(ETTH1), "input_len": 336, "horizon": 96})

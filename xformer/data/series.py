@@ -233,12 +233,13 @@ def save_forecast_report(run_dir: str | Path, errors: dict, split: str = "test")
 
 
 def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str = "ratio",
-                  rows_per_day: int | None = None, scale: bool = True) -> DataBundle:
-    """Split, scale and window a frame from :func:`read_series` into a DataBundle."""
+                  rows_per_day: int | None = None, scale: bool = True, train_ratio: float = 0.7,
+                  test_ratio: float = 0.2) -> DataBundle:
+    """Split, scale and window a frame from :func:`read_series` into a DataBundle (the ratios: split="ratio")."""
     if rows_per_day is None:
         step = (frame.index[1:] - frame.index[:-1]).median() if len(frame) > 1 else pd.Timedelta(hours=1)
         rows_per_day = max(1, round(pd.Timedelta(days=1) / step))
-    borders = split_borders(len(frame), input_len, split, rows_per_day)
+    borders = split_borders(len(frame), input_len, split, rows_per_day, train_ratio, test_ratio)
     check_split_lengths(borders, len(frame), input_len, horizon)
     values = frame.to_numpy()
     from sklearn.preprocessing import StandardScaler  # here, not at the top: sklearn costs every command ~1 s
@@ -285,11 +286,16 @@ def synthetic_frame(n_rows: int = 4000, n_channels: int = 3, freq: str = "h", se
 @register_data("csv_series")
 def csv_series(path: str | None = None, date_column: str = "date", columns: list[str] | None = None,
                input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
-               missing: str = "error", scale: bool = True) -> DataBundle:
-    """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default."""
+               missing: str = "error", scale: bool = True, train_ratio: float = 0.7,
+               test_ratio: float = 0.2) -> DataBundle:
+    """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default:
+    the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
+    if not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
+        raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
+                          "and leave rows for validation; e.g. 0.7 and 0.2")
     frame = read_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
-    return series_bundle(frame, input_len, horizon, split, rows_per_day, scale)
+    return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio)
 
 
 @register_data("ett")
