@@ -90,6 +90,8 @@ def test_a_missing_required_data_arg_is_named(tmp_path, capsys):
     ({"name": "csv_series", "args": {"horizon": 0}}, "data.args.horizon must be >= 1, got 0"),
     ({"name": "csv_series", "args": {"input_len": -5}}, "data.args.input_len must be >= 1, got -5"),
     ({"name": "csv_series", "args": {"horizon": "96"}}, "data.args.horizon must be a whole number >= 1, got '96'"),
+    ({"name": "csv_series", "args": {"train_ratio": 0.9}}, "data.args.train_ratio (0.9) and test_ratio (0.2) must "
+     "lie in (0, 1) and leave rows for validation; e.g. 0.7 and 0.2"),
     ({"name": "ett", "args": {"horizon": -1}}, "data.args.horizon must be >= 1, got -1"),
     ({"name": "series_classification", "args": {"val_fraction": 1.5}},
      "data.args.val_fraction must be in [0, 1), got 1.5"),

@@ -43,7 +43,7 @@ def test_csv_series_takes_its_split_ratios(tmp_path):
     train_values = frame["v0"].to_numpy()[:200]
     expected = (frame["v0"].to_numpy()[280:300] - train_values.mean()) / train_values.std()
     np.testing.assert_allclose(first_test, expected, rtol=1e-5)
-    for ratios in [(0.8, 0.2), (0.0, 0.2), (0.5, 1.0)]:
+    for ratios in [(0.8, 0.2), (0.0, 0.2), (0.5, 1.0), ("0.5", 0.25)]:
         with pytest.raises(ConfigError, match="leave rows for validation"):
             build_data("csv_series", {"path": str(tmp_path / "s.csv"), "input_len": 20, "horizon": 5,
                                       "train_ratio": ratios[0], "test_ratio": ratios[1]})

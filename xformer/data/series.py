@@ -291,7 +291,9 @@ def csv_series(path: str | None = None, date_column: str = "date", columns: list
     """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default:
     the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
-    if not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
+    ratios = (train_ratio, test_ratio)
+    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in ratios) \
+            or not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
         raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
                           "and leave rows for validation; e.g. 0.7 and 0.2")
     frame = read_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
