@@ -235,7 +235,8 @@ def save_forecast_report(run_dir: str | Path, errors: dict, split: str = "test")
 def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str = "ratio",
                   rows_per_day: int | None = None, scale: bool = True, train_ratio: float = 0.7,
                   test_ratio: float = 0.2) -> DataBundle:
-    """Split, scale and window a frame from :func:`read_series` into a DataBundle (the ratios: split="ratio")."""
+    """Split, scale and window a frame from :func:`read_series` into a DataBundle. ``train_ratio`` and
+    ``test_ratio`` place the borders of split="ratio" (:func:`split_borders`); split="ett" ignores them."""
     if rows_per_day is None:
         step = (frame.index[1:] - frame.index[:-1]).median() if len(frame) > 1 else pd.Timedelta(hours=1)
         rows_per_day = max(1, round(pd.Timedelta(days=1) / step))
