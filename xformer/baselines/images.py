@@ -27,6 +27,7 @@ from ..batch import IMAGES
 from ..core import Dropout
 from ..heads.classification import classification_output
 from ..registry import register_baseline
+from ..tokenizers.image_hybrid import ConvBlock
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -80,19 +81,6 @@ class MLPClassifier(nn.Module):
     def forward(self, batch: dict) -> dict:
         x = _images(batch, self.channels, self.size)
         return classification_output(self.fc(self.body(x.flatten(1))), batch, self.label_smoothing)
-
-
-class ConvBlock(nn.Sequential):
-    """``convs`` x (Conv3x3 (padding 1, no bias) - BatchNorm - ReLU), then MaxPool 2x2 when ``pool``."""
-
-    def __init__(self, in_channels: int, out_channels: int, convs: int = 2, pool: bool = True):
-        layers = []
-        for i in range(convs):
-            layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=False),
-                       nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
-        if pool:
-            layers.append(nn.MaxPool2d(2))
-        super().__init__(*layers)
 
 
 class CNNClassifier(nn.Module):

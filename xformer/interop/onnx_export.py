@@ -30,6 +30,7 @@ from .support import CannotExport, describe, need
 
 INPUTS = {"text": ("input_ids",), "bert_text": ("input_ids", "token_type_ids", "attention_mask"),
           "seq2seq_text": ("src_ids", "input_ids"), "image_patches": ("images",), "image_conv": ("images",),
+          "image_hybrid": ("images",),
           "series_patches": ("inputs",), "series_steps": ("inputs",)}
 OUTPUTS = ("logits", "nsp_logits", "prediction", "quantiles")
 OPSET = 18
@@ -63,7 +64,7 @@ def example_inputs(model, batch: int, length: int, generator: torch.Generator) -
     """Random inputs of the shapes the model reads (``length`` tokens for text, capped at its positions)."""
     tok = model.config.tokenizer
     args = tok.args
-    if tok.name in ("image_patches", "image_conv"):
+    if tok.name in ("image_patches", "image_conv", "image_hybrid"):
         size = args.get("image_size", 224 if tok.name == "image_patches" else 32)
         h, w = (size, size) if isinstance(size, int) else size
         return {"images": torch.randn(batch, args.get("channels", 3), h, w, generator=generator)}
