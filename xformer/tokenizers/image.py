@@ -115,6 +115,34 @@ class GridTokenizer(nn.Module):
             return sincos_2d_table(*grid, self.dim).to(self.sincos.device)
         return None
 
+    def init_cell_tokens(self, dim: int, positions: str, class_token: bool, dropout: float) -> None:
+        """For a tokenizer whose tokens are the cells of a feature map (``image_conv``, ``image_hybrid``), after
+        ``grid`` is set: the optional class token, the positions of the grid and the token dropout."""
+        if positions not in POSITIONS:
+            raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
+        self.dim, self.positions = dim, positions
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
+        self.n_prefix = int(class_token)
+        self.pos_grid = None
+        if positions == "learned":
+            self.pos_grid = nn.Parameter(torch.randn(self.grid[0] * self.grid[1], dim) * 0.02)
+        elif positions == "sincos":
+            self.register_buffer("sincos", sincos_2d_table(*self.grid, dim), persistent=False)
+        self.drop = Dropout(dropout)
+
+    def cell_tokens(self, feature_map: Tensor) -> Tokens:
+        """(B, d, H', W') -> Tokens (B, [1 +] H' W', d): the cells in raster order (index = i * W' + j) plus their
+        positions, the class token in front, dropout; no padding."""
+        grid = tuple(feature_map.shape[-2:])
+        x = feature_map.flatten(2).transpose(1, 2)
+        pos = self.grid_positions(grid)
+        if pos is not None:
+            x = x + pos
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        state = TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=grid)
+        return Tokens(self.drop(x), None, state=state)
+
     def checked_images(self, batch: dict) -> Tensor:
         """batch[images_key], after checking it is (B, C, H, W) with this tokenizer's channels."""
         images: Tensor = batch[self.images_key]

@@ -26,15 +26,14 @@ class token) and ``class_token``.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..batch import IMAGES
-from ..core import CoreConfig, Dropout
+from ..core import CoreConfig
 from ..config import ConfigError
 from ..registry import check_sizes, register_tokenizer
-from ..tokens import Tokens, TokenState
-from .image import POSITIONS, GridTokenizer, _pair, sincos_2d_table
+from ..tokens import Tokens
+from .image import GridTokenizer, _pair
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -72,15 +71,13 @@ class ConvTokenizer(GridTokenizer):
                  conv_bias: bool = False, positions: str = "learned", class_token: bool = False,
                  dropout: float = 0.0, images_key: str = IMAGES):
         super().__init__()
-        if positions not in POSITIONS:
-            raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
         widths = list(conv_channels) if conv_channels is not None else [64] * (n_conv_layers - 1)
         if len(widths) == n_conv_layers and widths and widths[-1] == dim:
             widths = widths[:-1]  # the last width given as d_model itself
         if len(widths) != n_conv_layers - 1:
             raise ValueError(f"conv_channels must list the {n_conv_layers - 1} widths between the convolutions "
                              f"(the last conv has d_model={dim} channels), got {list(conv_channels)}")
-        self.image_size, self.channels, self.images_key, self.positions = _pair(image_size), channels, images_key, positions
+        self.image_size, self.channels, self.images_key = _pair(image_size), channels, images_key
         self.kernel, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
         self.pool = (_pair(pool_kernel), _pair(pool_stride), _pair(pool_padding)) if max_pool else None
         if self.pool is not None and any(2 * p > k for p, k in zip(self.pool[2], self.pool[0])):
@@ -93,15 +90,7 @@ class ConvTokenizer(GridTokenizer):
             nn.MaxPool2d(self.pool[0], self.pool[1], self.pool[2]) if self.pool is not None else nn.Identity(),
         ) for i in range(n_conv_layers)])
         self.grid = self._grid_for(*self.image_size)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
-        self.n_prefix = int(class_token)
-        self.pos_grid = None
-        if positions == "learned":
-            self.pos_grid = nn.Parameter(torch.randn(self.grid[0] * self.grid[1], dim) * 0.02)
-        elif positions == "sincos":
-            self.register_buffer("sincos", sincos_2d_table(*self.grid, dim), persistent=False)
-        self.dim = dim
-        self.drop = Dropout(dropout)
+        self.init_cell_tokens(dim, positions, class_token, dropout)
         for m in self.modules():  # CCT's init of the stem
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight)
@@ -116,16 +105,8 @@ class ConvTokenizer(GridTokenizer):
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
         images = self.checked_images(batch)
-        grid = self._grid_for(images.shape[-2], images.shape[-1])
-        weight = self.conv_layers[0][0].weight
-        x = self.conv_layers(images.to(weight.dtype)).flatten(2).transpose(1, 2)  # (B, H'W', d)
-        pos = self.grid_positions(grid)
-        if pos is not None:
-            x = x + pos
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        state = TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=grid)
-        return Tokens(self.drop(x), None, state=state)
+        self._grid_for(images.shape[-2], images.shape[-1])  # a one-line error for an image too small
+        return self.cell_tokens(self.conv_layers(images.to(self.conv_layers[0][0].weight.dtype)))
 
 
 @register_tokenizer("image_conv")

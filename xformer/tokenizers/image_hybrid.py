@@ -19,15 +19,14 @@ any timm model), and there is no pretrained backbone to load.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..batch import IMAGES
-from ..core import CoreConfig, Dropout
+from ..core import CoreConfig
 from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
-from ..tokens import Tokens, TokenState
-from .image import POSITIONS, GridTokenizer, _pair, sincos_2d_table
+from ..tokens import Tokens
+from .image import GridTokenizer, _pair
 
 
 class ConvBlock(nn.Sequential):
@@ -57,27 +56,17 @@ class HybridTokenizer(GridTokenizer):
                  positions: str = "none", class_token: bool = False, dropout: float = 0.0,
                  images_key: str = IMAGES):
         super().__init__()
-        if positions not in POSITIONS:
-            raise ValueError(f"unknown positions {positions!r}; choose one of {', '.join(POSITIONS)}")
         widths = [int(w) for w in widths]
         self.pool_stages = len(widths) if pool_stages is None else int(pool_stages)
         if not widths or not 0 <= self.pool_stages <= len(widths):
             raise ValueError(f"pool_stages must be between 0 and the {len(widths)} stages, got {pool_stages}")
-        self.image_size, self.channels, self.images_key, self.positions = _pair(image_size), channels, images_key, positions
+        self.image_size, self.channels, self.images_key = _pair(image_size), channels, images_key
         c = [channels, *widths]
         self.backbone = nn.Sequential(*[ConvBlock(c[s], c[s + 1], convs_per_stage, pool=s < self.pool_stages)
                                         for s in range(len(widths))])
         self.proj = nn.Conv2d(widths[-1], dim, kernel_size=1)
         self.grid = self._grid_for(*self.image_size)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
-        self.n_prefix = int(class_token)
-        self.pos_grid = None
-        if positions == "learned":
-            self.pos_grid = nn.Parameter(torch.randn(self.grid[0] * self.grid[1], dim) * 0.02)
-        elif positions == "sincos":
-            self.register_buffer("sincos", sincos_2d_table(*self.grid, dim), persistent=False)
-        self.dim = dim
-        self.drop = Dropout(dropout)
+        self.init_cell_tokens(dim, positions, class_token, dropout)
 
     def _grid_for(self, h: int, w: int) -> tuple[int, int]:
         rows, cols = h >> self.pool_stages, w >> self.pool_stages  # each pooling stage: floor(side / 2)
@@ -89,15 +78,8 @@ class HybridTokenizer(GridTokenizer):
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
         images = self.checked_images(batch)
-        grid = self._grid_for(images.shape[-2], images.shape[-1])
-        x = self.proj(self.backbone(images.to(self.proj.weight.dtype))).flatten(2).transpose(1, 2)  # (B, H'W', d)
-        pos = self.grid_positions(grid)
-        if pos is not None:
-            x = x + pos
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        state = TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=grid)
-        return Tokens(self.drop(x), None, state=state)
+        self._grid_for(images.shape[-2], images.shape[-1])  # a one-line error for an image too small
+        return self.cell_tokens(self.proj(self.backbone(images.to(self.proj.weight.dtype))))
 
 
 @register_tokenizer("image_hybrid")
