@@ -65,11 +65,12 @@ def test_run_folder_has_the_contract_files_and_evaluate_round_trips(tmp_path):
         assert again[key] == pytest.approx(metrics[key], abs=1e-6), key
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    train_run(config(), tmp_path / "whole")
-    crash_after_checkpoint(monkeypatch, 15, lambda: train_run(config(), tmp_path / "cut"))
+@pytest.mark.parametrize("aug_repeats", [1, 3])  # 3: repeated augmentation's sampler resumes mid-epoch too
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, aug_repeats):
+    train_run(config(aug_repeats=aug_repeats), tmp_path / "whole")
+    crash_after_checkpoint(monkeypatch, 15, lambda: train_run(config(aug_repeats=aug_repeats), tmp_path / "cut"))
     assert checkpoint_dir(tmp_path / "cut" / "checkpoints").name == "step_00000015"
-    metrics = train_run(config(), tmp_path / "cut", resume=True)
+    metrics = train_run(config(aug_repeats=aug_repeats), tmp_path / "cut", resume=True)
     assert metrics["steps"] == 30
     assert_same_weights(final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut"))
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())

@@ -87,6 +87,8 @@ class TrainConfig:
                    epoch (PatchTST's per-epoch adjustment)
     ``eval_every``: evaluate on the validation split and save a checkpoint every N steps.
     ``ema``: evaluate and keep an exponential moving average of the weights (see ``Ema``).
+    ``aug_repeats``: repeated augmentation (DeiT; timm's ``--aug-repeats``): each drawn example appears this
+    many times in a row in the epoch's order, each copy augmented anew (``trainer.RepeatedAugmentSampler``).
     ``max_seconds``: stop (after a last evaluation and checkpoint) once training has run this long;
     the schedule still spans ``steps``, so a run cut short ends before its learning rate has decayed.
     """
@@ -119,13 +121,14 @@ class TrainConfig:
     deterministic: bool = False
     device: str = "auto"
     num_workers: int = 0
+    aug_repeats: int = 1
     distributed: Literal["ddp", "fsdp"] = "ddp"
 
     def __post_init__(self):
         if (self.steps is None) == (self.epochs is None):
             raise ConfigError("train: give exactly one of train.steps and train.epochs")
         for name in ("steps", "epochs", "batch_size", "grad_accum", "eval_every", "log_every", "keep_last",
-                     "step_size", "eval_batches", "eval_batch_size", "decay_after_epochs"):
+                     "step_size", "eval_batches", "eval_batch_size", "decay_after_epochs", "aug_repeats"):
             _at_least(f"train.{name}", getattr(self, name), 1)
         for name in ("seed", "warmup_steps", "num_workers"):
             _at_least(f"train.{name}", getattr(self, name), 0)

@@ -95,6 +95,27 @@ class ResumableSampler(DistributedSampler):
         return super().__len__() - self.start
 
 
+class RepeatedAugmentSampler(ResumableSampler):
+    """Repeated augmentation (Hoffer et al. 2020, "Augment your batch"; DeiT's RASampler, timm's
+    ``RepeatAugSampler``): each index of the epoch's seeded permutation is listed ``repeats`` times in a row,
+
+        order = [p_0] * r + [p_1] * r + ...,   truncated to the epoch's length,
+
+    so a batch holds r copies of each of its images, each through its own random augmentation. The epoch
+    keeps its length (as many draws as examples), so it shows about len / r distinct examples, and
+    ``train.epochs`` counts draws. With several processes the order is dealt out interleaved as
+    DistributedSampler's, so the copies of an image land on different ranks (as timm's)."""
+
+    def __init__(self, *args, repeats: int = 3, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.repeats = repeats
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.dataset), generator=g).repeat_interleave(self.repeats)[:self.total_size]
+        return itertools.islice(iter(order[self.rank:self.total_size:self.num_replicas].tolist()), self.start, None)
+
+
 class Trainer:
     """Train ``model`` on ``data`` as ``config`` says; checkpoints and logs go to ``run_dir`` (rank 0).
 
@@ -126,8 +147,10 @@ class Trainer:
             raise ConfigError(f"train.batch_size={config.batch_size} must be a multiple of grad_accum x processes "
                               f"= {config.grad_accum} x {world.size}")
         self.micro = config.batch_size // split
-        self.sampler = ResumableSampler(data.train, num_replicas=world.size, rank=world.rank, shuffle=True,
-                                        seed=config.seed, drop_last=True)
+        sampler, repeats = ((RepeatedAugmentSampler, {"repeats": config.aug_repeats}) if config.aug_repeats > 1
+                            else (ResumableSampler, {}))
+        self.sampler = sampler(data.train, num_replicas=world.size, rank=world.rank, shuffle=True,
+                               seed=config.seed, drop_last=True, **repeats)
         self.loader = DataLoader(data.train, self.micro, sampler=self.sampler, collate_fn=data.collate,
                                  num_workers=config.num_workers, drop_last=True,
                                  generator=torch.Generator().manual_seed(config.seed))
