@@ -11,7 +11,7 @@ the last map to the model width, z_ij = W f_ij + b, and the cells in raster orde
 the tokens. A 3x3 conv with padding 1 keeps the side; each pool halves it (floor), so an 8x8 image gives
 a 4x4 grid after one pooling stage and 2x2 after two. Where a patch tokenizer gives the transformer
 raw pixels, this gives it features with a CNN's locality and translation equivariance, learned
-jointly with the transformer from scratch; BatchNorm keeps the deeper stem trainable at a high lr.
+jointly with the transformer from scratch (BatchNorm in the stem, as in the CNN baseline).
 
 Positions (``learned``, ``sincos`` or ``none``), the optional class token and ``Tokens.state`` are those
 of the other image tokenizers. Differences from timm's ``HybridEmbed``: the backbone is built here (not
