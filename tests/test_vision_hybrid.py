@@ -104,8 +104,6 @@ def test_gpt2_init_keeps_the_backbone_init():
     backbone = {init: m.tokenizer.backbone.state_dict() for init, m in built.items()}
     for name, value in backbone["gpt2"].items():
         torch.testing.assert_close(value, backbone["torch"][name], rtol=0, atol=0)
-    assert built["gpt2"].tokenizer.backbone[0][1].bias.abs().sum() == 0      # BatchNorm's own init: shift 0 ...
-    assert torch.all(built["gpt2"].tokenizer.backbone[0][1].weight == 1)      # ... and scale 1
     assert built["gpt2"].tokenizer.proj.weight.std().item() == pytest.approx(0.02, rel=0.3)  # the rest: GPT-2's
 
 

@@ -46,7 +46,7 @@ class HybridTokenizer(GridTokenizer):
     """(B, C, H, W) images -> Tokens (B, [1 +] H' * W', d): CNN stages, a 1x1 projection, cells as tokens.
 
     The backbone keeps PyTorch's default init (that of the CNN baseline) under ``model.core.init: gpt2`` too
-    (``keeps_own_init``): N(0, 0.02) would shrink the convolutions' output and zero BatchNorm's shift.
+    (``keeps_own_init``): N(0, 0.02) would replace the convolutions' weights.
     """
 
     keeps_own_init = ("backbone",)
