@@ -76,7 +76,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--season", type=int, default=1, metavar="M", help="MASE's seasonal naive period (default 1)")
     p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "
                                                         "columns; default: those of its fit)")
-    p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min) when it cannot be inferred")
+    p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min), or the step of an integer ds "
+                   "(e.g. 1), when it cannot be inferred")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecasts (default: standard output; the "
                                                      "errors then go to standard error)")
     p.add_argument("--metrics", metavar="FILE.csv", help="also write the errors per series (and overall)")

@@ -94,10 +94,12 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     panel = forecaster.with_future(forecaster.read(raw), load_frame(args.futr) if args.futr else None)
     history = panel
     if args.at is not None:
+        integer_ds = not isinstance(next(iter(panel.series.values())).index, pd.DatetimeIndex)
         try:
-            at = pd.Timestamp(args.at)
+            at = int(args.at) if integer_ds else pd.Timestamp(args.at)
         except ValueError:
-            raise ConfigError(f"--at {args.at!r} is not a date; give a date within {args.data}") from None
+            raise ConfigError(f"--at {args.at!r} is not {'a whole number (ds holds integers)' if integer_ds else 'a date'}"
+                              f"; give one within {args.data}") from None
         first, last = min(s.index[0] for s in panel.series.values()), max(s.index[-1] for s in panel.series.values())
         if not first <= at <= last:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its dates")
@@ -149,7 +151,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecast (default: standard output)")
     p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth")
     p.add_argument("--at", metavar="DATE", help="forecast after this date of the file instead of after its end")
-    p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min) when it cannot be inferred")
+    p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min), or the step of an integer ds "
+                   "(e.g. 1), when it cannot be inferred")
     p.add_argument("--h", type=int, metavar="N", help="forecast N steps (1 to the run's horizon; default: the horizon)")
     p.add_argument("--futr", metavar="FILE.csv", help="future-known covariates for the horizon after each series "
                                                       "(unique_id, ds and the model's futr_exog columns)")

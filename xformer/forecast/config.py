@@ -38,7 +38,7 @@ class ForecasterConfig:
     date_column: str = "date"
     columns: list[str] | None = field(default=None)
     missing: str = "error"
-    freq: str | None = None  # a pandas frequency such as "h"; None: inferred from the dates
+    freq: str | int | None = None  # a pandas frequency such as "h", or the step of an integer ds; None: inferred
     hist_exog: list[str] | None = None  # past-observed covariate columns (long format)
     futr_exog: list[str] | None = None  # future-known covariate columns (long format; futr_df at predict)
     calendar: list[str] | None = None  # calendar features from ds: hour, weekday, day, dayofyear, month
@@ -69,10 +69,8 @@ class ForecasterConfig:
             raise ConfigError(f"covariates need model='patchtst' (its tokenizer turns them into tokens), not "
                               f"'{self.model}'")
         if self.freq is not None:
-            try:
-                pd.tseries.frequencies.to_offset(self.freq)
-            except ValueError:
-                raise ConfigError(f"freq {self.freq!r} is not a pandas frequency; e.g. h, 15min, D, W, MS") from None
+            from .frames import parse_freq
+            parse_freq(self.freq)  # the form only: a one-line error here rather than at the first predict
 
 
 def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:

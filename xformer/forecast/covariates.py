@@ -38,6 +38,9 @@ CALENDAR = {"hour": lambda d: d.hour / 23.0 - 0.5, "weekday": lambda d: d.day_of
 
 def calendar_features(dates: pd.DatetimeIndex, names: list[str]) -> np.ndarray:
     """(len(dates), len(names)) calendar features of ``dates`` (see the module docstring)."""
+    if names and not isinstance(dates, pd.DatetimeIndex):
+        raise ConfigError(f"calendar features {names} need dates in ds, but ds holds integers (e.g. {dates[0]}); "
+                          "give ds as dates or drop calendar")
     return np.stack([np.asarray(CALENDAR[n](dates), dtype=np.float64) for n in names], axis=1) \
         if names else np.zeros((len(dates), 0))
 

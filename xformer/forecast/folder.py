@@ -32,7 +32,7 @@ from ..folders import OutputFolder, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
 from .config import ForecasterConfig, model_config
-from .frames import ID
+from .frames import ID, freq_label, parse_freq
 
 STATE_FILE = "forecaster.json"
 STATIC_FILE = "static_df.csv"
@@ -51,7 +51,7 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
                         schedule="constant", clip=cfg.clip, seed=cfg.seed)
     experiment = ExperimentConfig(model=model_config(cfg, n_channels), train=train,
                                   data=DataConfig("forecaster", {"input_len": cfg.input_len, "horizon": cfg.horizon}))
-    state = {"config": asdict(cfg), "freq": None if forecaster.freq is None else forecaster.freq.freqstr,
+    state = {"config": asdict(cfg), "freq": freq_label(forecaster.freq),
              "series": {k: list(v) for k, v in forecaster.stats.items()}, "columns": forecaster.columns,
              "covariate_series": forecaster.cov_stats, "static_stats": forecaster.static_stats,
              "fit_report": forecaster.fit_report}
@@ -106,8 +106,8 @@ def load(cls, path: str | Path, freq: str | None = None):
         config.freq = freq
     forecaster = cls(config)
     _, forecaster.model = load_run_model(path)
-    forecaster.freq = pd.tseries.frequencies.to_offset(config.freq or state["freq"]) if (config.freq or state["freq"]) \
-        else None
+    given = config.freq if config.freq is not None else state["freq"]
+    forecaster.freq = None if given is None else parse_freq(given)
     forecaster.stats = {k: (float(m), float(s)) for k, (m, s) in state.get("series", {}).items()}
     forecaster.columns = state.get("columns")
     forecaster.cov_stats = {k: (list(m), list(s)) for k, (m, s) in state.get("covariate_series", {}).items()}
@@ -152,5 +152,5 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
     forecaster.scaler = _scaler(stats["mean"] if stats["mean"] is not None else np.zeros(n),
                                 stats["scale"] if stats["scale"] is not None else np.ones(n))
     forecaster.model, forecaster.columns = model, list(stats["columns"])
-    forecaster.freq = None if freq is None else pd.tseries.frequencies.to_offset(freq)
+    forecaster.freq = None if freq is None else parse_freq(freq)
     return forecaster

@@ -2,7 +2,9 @@
 convention) or one wide table (a date column and one value column per series).
 
 Both become one :class:`Panel`: an ordered dict of series, each a float ``pd.Series`` indexed by
-its timestamps, so every later step (scaling, windows, forecasts) has one code path. A wide table
+its timestamps, so every later step (scaling, windows, forecasts) has one code path. ``ds`` holds dates,
+or whole numbers (neuralforecast's integer time index, e.g. M4's): integer ``ds`` keeps an integer index and
+the frequency is then the step between rows (``freq=1``), so forecasts continue as last + k * step. A wide table
 is read by :func:`~xformer.data.series.read_series` and each value column becomes a series named
 after it, in column order; a long frame keeps its series in order of first appearance. Series may
 have different lengths and start dates. ``unique_id`` values are read as strings.
@@ -117,7 +119,10 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
         row = int(np.argmax(ids.isna().to_numpy()))
         raise ConfigError(f"column 'unique_id' has no value at row {row + 1}; give every row its series' id")
     ids = ids.astype(str)
-    ds = pd.Series(pd.DatetimeIndex(parse_dates(frame[DS].reset_index(drop=True), "the long-format frame")))
+    ds = frame[DS].reset_index(drop=True)
+    integer_ds = is_integer_index(ds)
+    if not integer_ds:
+        ds = pd.Series(pd.DatetimeIndex(parse_dates(ds, "the long-format frame")))
     values = {}
     for column in [Y, *exog]:
         values[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
@@ -135,7 +140,7 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
                           "(unique_id, ds)")
     series = {}
     for key, group in table.groupby(ID, sort=False):
-        index = pd.DatetimeIndex(group[DS].to_numpy(), name=DS)
+        index = pd.Index(group[DS].to_numpy(), name=DS) if integer_ds else pd.DatetimeIndex(group[DS].to_numpy(), name=DS)
         if not exog:
             s = pd.Series(group[Y].to_numpy(), index=index, name=Y)
             series[str(key)] = fill_missing(s.sort_index(), str(key), missing)
@@ -156,21 +161,57 @@ def fill_missing(s: pd.Series, key: str, missing: str, column: str = Y) -> pd.Se
                           "missing='interpolate' to fill them")
     if s.notna().sum() == 0:
         raise ConfigError(f"series '{key}'{where} holds no value at all; drop it")
-    s = s.ffill() if missing == "ffill" else s.interpolate(method="time").ffill()
+    by = "time" if isinstance(s.index, pd.DatetimeIndex) else "index"  # linear in time either way
+    s = s.ffill() if missing == "ffill" else s.interpolate(method=by).ffill()
     return s.bfill()
 
 
-def infer_freq(panel: Panel, freq: str | pd.DateOffset | None = None) -> pd.DateOffset:
-    """``freq`` when given, else the frequency pandas infers from the series (every series that has one
-    must agree); a frame with no regular series is a one-line error asking for ``freq``."""
-    if freq is not None:
+def is_integer_index(values) -> bool:
+    """Whether ``ds`` values are whole numbers (an integer time index) rather than dates."""
+    return pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def parse_freq(freq) -> pd.DateOffset | int:
+    """A pandas offset ("h", "15min", ...) or, for an integer ``ds``, the whole-number step between rows (an int,
+    or a string of digits as the command line gives it)."""
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool) or isinstance(freq, str) and freq.isdigit():
+        if int(freq) < 1:
+            raise ConfigError(f"freq {freq!r}: an integer step must be at least 1")
+        return int(freq)
+    if isinstance(freq, pd.DateOffset):
+        return freq
+    try:
         return pd.tseries.frequencies.to_offset(freq)
-    found: dict[str, str] = {}
+    except (ValueError, TypeError):
+        raise ConfigError(f"freq {freq!r} is not a pandas frequency (e.g. h, 15min, D, W, MS) nor, for an integer "
+                          "ds, a whole-number step (e.g. 1)") from None
+
+
+def freq_label(freq: pd.DateOffset | int | None) -> str | int | None:
+    """What ``parse_freq`` reads back (forecaster.json)."""
+    return freq if freq is None or isinstance(freq, int) else freq.freqstr
+
+
+def _integer_step(index: pd.Index) -> int | None:
+    steps = np.unique(np.diff(index.to_numpy()))
+    return int(steps[0]) if len(steps) == 1 and steps[0] > 0 else None
+
+
+def infer_freq(panel: Panel, freq: str | int | pd.DateOffset | None = None) -> pd.DateOffset | int:
+    """``freq`` when given, else the frequency pandas infers from the series (every series that has one
+    must agree), or for an integer ``ds`` the step between rows; a frame with no regular series is a
+    one-line error asking for ``freq``."""
+    if freq is not None:
+        return parse_freq(freq)
+    found: dict[str | int, str] = {}
     for key, s in panel.series.items():
         if len(s) >= 3:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                inferred = pd.infer_freq(s.index)
+            if not isinstance(s.index, pd.DatetimeIndex):
+                inferred = _integer_step(s.index)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    inferred = pd.infer_freq(s.index)
             if inferred is not None:
                 found.setdefault(inferred, key)
     column = panel.wide_date_column or DS
@@ -180,7 +221,7 @@ def infer_freq(panel: Panel, freq: str | pd.DateOffset | None = None) -> pd.Date
     if len(found) > 1:
         (a, ka), (b, kb) = list(found.items())[:2]
         raise ConfigError(f"series '{ka}' has frequency {a} but '{kb}' has {b}; forecast them separately or pass freq")
-    return pd.tseries.frequencies.to_offset(next(iter(found)))
+    return parse_freq(next(iter(found)))
 
 
 def report_short(ids: list[str], need: int, what: str) -> None:
@@ -209,9 +250,18 @@ def printing_short_series(run, *args) -> None:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
-def future_dates(last: pd.Timestamp, freq: pd.DateOffset, h: int) -> pd.DatetimeIndex:
+def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) -> pd.Index:
+    """The ``h`` timestamps after ``last``: dates at ``freq``, or last + k * freq for an integer ``ds``."""
+    integer = isinstance(last, (int, np.integer))
+    if integer != isinstance(freq, int):
+        have, want = ("integers", "dates") if integer else ("dates", "integers")
+        raise ConfigError(f"ds holds {have} (e.g. {last}), but the forecaster was fitted on {want} "
+                          f"(freq {freq_label(freq)}); give ds as in fit, or pass freq to match")
+    if integer:
+        return pd.Index(last + freq * np.arange(1, h + 1, dtype=np.int64), name=DS)
     return pd.date_range(last, periods=h + 1, freq=freq)[1:]
 
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
-           "report_short", "printing_short_series", "future_dates", "fill_missing", "read_covariates"]
+           "report_short", "printing_short_series", "future_dates", "fill_missing", "read_covariates", "parse_freq",
+           "freq_label", "is_integer_index"]

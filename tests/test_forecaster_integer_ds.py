@@ -1,0 +1,115 @@
+"""An integer ``ds`` (neuralforecast's integer time index, as in M4): forecasts continue at last + k * step,
+the same numbers as the same values with dates, through save/load, the backtest, metrics and the CLI."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xformer.cli import main
+from xformer.config import ConfigError
+from xformer.forecast import Forecaster, evaluate
+
+TINY = dict(input_len=24, horizon=6, patch_len=8, stride=4, d_model=8, n_layers=1, n_heads=2, epochs=1,
+            batch_size=32, device="cpu")
+
+
+def frame(step=1, dates=False, lengths=(90, 70)):
+    parts = []
+    for k, n in enumerate(lengths):
+        t = np.arange(n)
+        y = (k + 1) * np.sin(2 * np.pi * t / 12 + k) + 3 * k + 0.1 * np.random.default_rng(k).standard_normal(n)
+        start = 100 * k  # different start points
+        ds = pd.date_range("2022-01-01", periods=n, freq="h") + pd.Timedelta(hours=start) if dates \
+            else start + step * t
+        parts.append(pd.DataFrame({"unique_id": f"s{k}", "ds": ds, "y": y}))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(frame())
+
+
+def test_forecast_continues_the_integer_index_with_the_numbers_of_dated_rows(fitted):
+    out = fitted.predict(frame())
+    assert pd.api.types.is_integer_dtype(out["ds"])
+    assert list(out[out["unique_id"] == "s0"]["ds"]) == list(range(90, 96))
+    assert list(out[out["unique_id"] == "s1"]["ds"]) == list(range(170, 176))
+    dated = Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(frame(dates=True)).predict(frame(dates=True))
+    np.testing.assert_array_equal(out["y_hat"], dated["y_hat"])  # without calendar features ds is only an order
+    np.testing.assert_array_equal(out["y_hat_q0.9"], dated["y_hat_q0.9"])
+
+
+def test_the_step_is_inferred_or_given():
+    f = Forecaster(**TINY).fit(frame(step=10))
+    assert f.freq == 10
+    assert list(f.predict(frame(step=10), h=3).query("unique_id == 's0'")["ds"]) == [900, 910, 920]
+    irregular = frame()
+    irregular.loc[irregular.index[5:], "ds"] += 1  # steps of 1 and one of 2 in each series
+    with pytest.raises(ConfigError, match="cannot infer a regular frequency.*freq") as e:
+        Forecaster(**TINY).fit(irregular.query("unique_id == 's0'"))
+    assert "\n" not in str(e.value)
+    g = Forecaster(**TINY, freq=1).fit(irregular.query("unique_id == 's0'"))
+    assert g.predict(irregular.query("unique_id == 's0'"), h=2)["ds"].tolist() == [91, 92]
+
+
+def test_save_load_round_trips_the_integer_step(fitted, tmp_path):
+    path = fitted.save(tmp_path / "run")
+    assert json.loads((path / "forecaster.json").read_text())["freq"] == 1
+    back = Forecaster.load(path)
+    assert back.freq == 1
+    pd.testing.assert_frame_equal(back.predict(frame()), fitted.predict(frame()))
+
+
+def test_backtest_and_metrics_on_an_integer_index(fitted):
+    df = frame()
+    cv = fitted.cross_validation(df, n_windows=2, step=6, fit=False)
+    s0 = cv[cv["unique_id"] == "s0"]
+    assert s0["cutoff"].tolist() == [77] * 6 + [83] * 6 and s0["ds"].tolist() == list(range(78, 90))
+    table = evaluate(cv, train_df=df, season=12)
+    assert np.isfinite(table.loc["overall", "mase"])
+    # MASE's in-sample rows end at the first cutoff, as with dates
+    twin = Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(frame(dates=True))  # the same weights (first test)
+    dated = twin.cross_validation(frame(dates=True), n_windows=2, step=6, fit=False)
+    dated_table = evaluate(dated, train_df=frame(dates=True), season=12)
+    np.testing.assert_allclose(table["mase"], dated_table["mase"])
+
+
+def test_missing_values_interpolate_along_the_integer_index():
+    df = frame(step=2, lengths=(90,))
+    df.loc[10, "y"] = np.nan
+    f = Forecaster(**TINY, missing="interpolate")
+    panel = f.read(df)
+    assert panel.series["s0"].iloc[10] == pytest.approx((df["y"][9] + df["y"][11]) / 2)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Forecaster(**TINY, calendar=["hour"]).fit(frame()),
+     r"calendar features \['hour'\] need dates in ds, but ds holds integers"),
+    (lambda: Forecaster(**TINY).fit(frame()).predict(frame(dates=True)),
+     r"ds holds dates .* but the forecaster was fitted on integers \(freq 1\)"),
+    (lambda: Forecaster(**TINY).fit(frame(dates=True)).predict(frame()),
+     r"ds holds integers .* but the forecaster was fitted on dates \(freq h\)"),
+    (lambda: Forecaster(**TINY, freq=0), r"freq 0: an integer step must be at least 1"),
+    (lambda: Forecaster(**TINY, freq="fortnightly"), r"freq 'fortnightly' is not a pandas frequency"),
+])
+def test_one_line_errors(make, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        make()
+    assert "\n" not in str(e.value)
+
+
+def test_cli_forecast_at_an_integer_origin(fitted, tmp_path, capsys):
+    run = fitted.save(tmp_path / "run")
+    data, out = tmp_path / "long.csv", tmp_path / "f.csv"
+    frame().to_csv(data, index=False)
+    assert main(["forecast", str(run), "--data", str(data), "--at", "80", "--out", str(out), "--quiet"]) == 0
+    errors = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    written = pd.read_csv(out)
+    assert written.query("unique_id == 's0'")["ds"].tolist() == list(range(81, 87))
+    assert "s1" not in set(written["unique_id"])  # s1 starts at 100, after --at
+    assert errors["mse"] > 0
+    assert main(["forecast", str(run), "--data", str(data), "--at", "2022-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a whole number (ds holds integers)" in err and "Traceback" not in err
