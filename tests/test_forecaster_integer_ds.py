@@ -113,3 +113,58 @@ def test_cli_forecast_at_an_integer_origin(fitted, tmp_path, capsys):
     assert main(["forecast", str(run), "--data", str(data), "--at", "2022-01-01"]) == 2
     err = capsys.readouterr().err
     assert "is not a whole number (ds holds integers)" in err and "Traceback" not in err
+
+
+# ---- wide tables: an integer date column, or none at all (date_column=None numbers the rows) -----------------
+
+def wide(dates=False, n=80):
+    t = np.arange(n)
+    values = {"a": np.sin(2 * np.pi * t / 12), "b": np.cos(2 * np.pi * t / 12) + 0.01 * t}
+    return pd.DataFrame({"date": pd.date_range("2022-01-01", periods=n, freq="h") if dates else 500 + t, **values})
+
+
+def test_read_series_keeps_an_integer_time_index_or_numbers_the_rows():
+    from xformer.data.series import read_series
+    frame = read_series(wide())
+    assert frame.index.name == "date" and frame.index.tolist() == list(range(500, 580))
+    rows = read_series(wide().drop(columns="date"), date_column=None)
+    assert rows.index.tolist() == list(range(80)) and list(rows.columns) == ["a", "b"]
+    gap = wide()
+    gap.loc[3, "a"] = np.nan
+    filled = read_series(gap, missing="interpolate")
+    assert filled["a"].iloc[3] == pytest.approx((gap["a"][2] + gap["a"][4]) / 2)
+    with pytest.raises(ConfigError, match="or to null to number the rows 0, 1, 2") as e:
+        read_series(wide().drop(columns="date"))
+    assert "\n" not in str(e.value)
+
+
+def test_wide_integer_dates_forecast_like_dated_rows():
+    out = Forecaster(**TINY).fit(wide()).predict(wide())
+    assert out.index.name == "date" and out.index.tolist() == list(range(580, 586))
+    dated = Forecaster(**TINY).fit(wide(dates=True)).predict(wide(dates=True))
+    np.testing.assert_array_equal(out.to_numpy(), dated.to_numpy())
+
+
+def test_cli_train_and_forecast_a_file_without_dates(tmp_path, capsys):
+    data = tmp_path / "values.csv"
+    wide(n=300).drop(columns="date").to_csv(data, index=False)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""
+model:
+  architecture: encoder
+  core: {{d_model: 8, n_layers: 1, n_heads: 2, d_ff: 16}}
+  tokenizer: {{name: series_patches, args: {{patch_len: 8, stride: 4}}}}
+  head: {{name: forecast}}
+data: {{name: csv_series, args: {{path: {data}, date_column: null, input_len: 24, horizon: 6}}}}
+train: {{steps: 4, batch_size: 16, eval_every: 4}}
+""")
+    run, out = tmp_path / "run", tmp_path / "f.csv"
+    assert main(["train", str(recipe), "--out", str(run), "--quiet", "--threads", "1"]) == 0
+    assert main(["forecast", str(run), "--data", str(data), "--at", "250", "--out", str(out), "--quiet"]) == 0
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["step", "a", "b"] and written["step"].tolist() == list(range(251, 257))
+    assert main(["forecast", str(run), "--data", str(data), "--at", "2022-01-01"]) == 2
+    assert "is not a whole number" in capsys.readouterr().err
+    assert main(["train", str(recipe), "data.args.split=ett", "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "integer time steps have no days; set data.args.rows_per_day" in err and "Traceback" not in err

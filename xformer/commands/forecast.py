@@ -47,11 +47,13 @@ def _run(args: argparse.Namespace) -> None:
     frame = read_series(raw, cfg.date_column, forecaster.columns or cfg.columns, cfg.missing)
     history = frame
     if args.at is not None:
+        dated = isinstance(frame.index, pd.DatetimeIndex)
         try:
-            at = pd.Timestamp(args.at)
+            at = pd.Timestamp(args.at) if dated else int(args.at)
         except ValueError:
-            raise ConfigError(f"--at {args.at!r} is not a date; give one of the file's dates, e.g. "
-                              f"--at '{frame.index[len(frame) // 2]}'") from None
+            what = "a date" if dated else "a whole number (the file's time index holds integers)"
+            raise ConfigError(f"--at {args.at!r} is not {what}; give one of the file's "
+                              f"{'dates' if dated else 'steps'}, e.g. --at '{frame.index[len(frame) // 2]}'") from None
         history = frame.loc[:at]
         if len(history) == 0 or at > frame.index[-1]:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({frame.index[0]} to {frame.index[-1]}); "

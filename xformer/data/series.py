@@ -37,11 +37,14 @@ from .registry import DataBundle, register_data
 MISSING_POLICIES = ("error", "ffill", "interpolate")
 
 
-def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", columns: list[str] | None = None,
+def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "date", columns: list[str] | None = None,
                 missing: str = "error") -> pd.DataFrame:
     """A float DataFrame indexed by the parsed ``date_column``, with the value ``columns`` (default: all others).
 
-    ``source``: a CSV path or a DataFrame with a ``date_column`` column or a DatetimeIndex."""
+    ``source``: a CSV path or a DataFrame with a ``date_column`` column or a DatetimeIndex. A ``date_column``
+    of whole numbers (a time index: 0, 1, 2, ... or any increasing integers) stays an integer index;
+    ``date_column=None`` numbers the rows 0, 1, 2, ... for a file without one (a DataFrame keeps its integer
+    index)."""
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     if isinstance(source, pd.DataFrame):
@@ -51,11 +54,13 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", co
         if not path.is_file():
             raise FileNotFoundError(f"series file not found: {path}")
         frame, name = read_csv_file(path), str(path)
-    if date_column not in frame.columns and isinstance(frame.index, pd.DatetimeIndex):
+    if date_column is not None and date_column not in frame.columns and (
+            isinstance(frame.index, pd.DatetimeIndex) or frame.index.name == date_column):
         frame = frame.rename_axis(date_column).reset_index()  # indexed by its dates (e.g. read_series' own output)
-    if date_column not in frame.columns:
+    if date_column is not None and date_column not in frame.columns:
         raise ConfigError(f"no date column '{date_column}' in the series; columns are {list(frame.columns)}; "
-                          "set date_column")
+                          "set date_column to the column of dates (or of integer time steps), or to null to "
+                          "number the rows 0, 1, 2, ...")
     if isinstance(columns, str):  # one column written without brackets in a recipe
         columns = [columns]
     columns = list(columns) if columns else [c for c in frame.columns if c != date_column]
@@ -63,7 +68,13 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", co
     if unknown:
         raise ConfigError(f"unknown column(s) {unknown}; the series has {list(frame.columns)}")
     values = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
-    values.index = pd.DatetimeIndex(parse_dates(frame[date_column], name), name=date_column)
+    if date_column is None:  # the rows' own integer index: 0, 1, 2, ... from a CSV; a slice keeps its numbers
+        integer = pd.api.types.is_integer_dtype(frame.index)
+        values.index = pd.Index(frame.index.to_numpy() if integer else np.arange(len(frame)), name=None)
+    elif pd.api.types.is_integer_dtype(frame[date_column]) and not pd.api.types.is_bool_dtype(frame[date_column]):
+        values.index = pd.Index(frame[date_column].to_numpy(), name=date_column)  # a time index, not dates
+    else:
+        values.index = pd.DatetimeIndex(parse_dates(frame[date_column], name), name=date_column)
     if not values.index.is_monotonic_increasing:
         raise ConfigError(f"the dates in column '{date_column}' are not in increasing order; sort the rows first")
     counts = values.isna().sum()
@@ -72,7 +83,8 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str = "date", co
             where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())
             raise ConfigError(f"missing or non-numeric values in column {where}; "
                               "pass missing='ffill' or missing='interpolate' to fill them")
-        values = values.ffill() if missing == "ffill" else values.interpolate(method="time").ffill()
+        by = "time" if isinstance(values.index, pd.DatetimeIndex) else "index"  # linear in time either way
+        values = values.ffill() if missing == "ffill" else values.interpolate(method=by).ffill()
         values = values.bfill()
     return values
 
@@ -237,6 +249,11 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
                   test_ratio: float = 0.2) -> DataBundle:
     """Split, scale and window a frame from :func:`read_series` into a DataBundle. ``train_ratio`` and
     ``test_ratio`` place the borders of split="ratio" (:func:`split_borders`); split="ett" ignores them."""
+    if rows_per_day is None and not isinstance(frame.index, pd.DatetimeIndex):
+        if split == "ett":
+            raise ConfigError("split 'ett' counts months of 30 days, and integer time steps have no days; set "
+                              "data.args.rows_per_day (24 for hourly rows) or use split 'ratio'")
+        rows_per_day = 1  # unused by split="ratio"
     if rows_per_day is None:
         step = (frame.index[1:] - frame.index[:-1]).median() if len(frame) > 1 else pd.Timedelta(hours=1)
         rows_per_day = max(1, round(pd.Timedelta(days=1) / step))
@@ -285,7 +302,7 @@ def synthetic_frame(n_rows: int = 4000, n_channels: int = 3, freq: str = "h", se
 
 
 @register_data("csv_series")
-def csv_series(path: str | None = None, date_column: str = "date", columns: list[str] | None = None,
+def csv_series(path: str | None = None, date_column: str | None = "date", columns: list[str] | None = None,
                input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
                missing: str = "error", scale: bool = True, train_ratio: float = 0.7,
                test_ratio: float = 0.2) -> DataBundle:

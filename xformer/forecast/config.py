@@ -35,7 +35,7 @@ class ForecasterConfig:
     clip: float | None = 1.0
     seed: int = 0
     device: str = "auto"  # "cpu", "cuda", or "auto" (a GPU when there is one)
-    date_column: str = "date"
+    date_column: str | None = "date"  # of a wide table; None: rows numbered 0, 1, 2, ...
     columns: list[str] | None = field(default=None)
     missing: str = "error"
     freq: str | int | None = None  # a pandas frequency such as "h", or the step of an integer ds; None: inferred

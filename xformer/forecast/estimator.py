@@ -322,12 +322,13 @@ class Forecaster:
 
 
 def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | None,
-            freq: pd.DateOffset | None = None) -> pd.DataFrame:
+            freq: pd.DateOffset | int | None = None) -> pd.DataFrame:
     """A long result as the wide table of a wide input: dates x series, then ``{name}_q{q}`` columns."""
     point = result.pivot(index=DS, columns=ID, values=POINT)
     keys = list(dict.fromkeys(result[ID]))
     wide = point[keys].rename_axis(date_column).rename_axis(None, axis=1)
-    wide.index = pd.DatetimeIndex(wide.index, freq=freq, name=date_column)
+    wide.index = pd.Index(wide.index, name=date_column) if isinstance(freq, int) \
+        else pd.DatetimeIndex(wide.index, freq=freq, name=date_column)
     for q in sorted(quantiles or []):
         values = point if q == 0.5 else result.pivot(index=DS, columns=ID, values=quantile_column(q))
         for key in keys:

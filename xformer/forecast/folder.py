@@ -146,7 +146,7 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
     stats = json.loads(stats_file.read_text())
     head = config.model.head.args if config.model.baseline is None else {}
     forecaster = cls(input_len=stats["input_len"], horizon=stats["horizon"], quantiles=head.get("quantiles"),
-                     date_column=stats["date_column"] or "date", columns=stats["columns"],
+                     date_column=stats["date_column"], columns=stats["columns"],
                      missing=config.data.args.get("missing", "error"), freq=freq)
     n = len(stats["columns"])
     forecaster.scaler = _scaler(stats["mean"] if stats["mean"] is not None else np.zeros(n),

@@ -28,6 +28,7 @@ from ..config import ConfigError
 from ..data.series import MISSING_POLICIES, parse_dates, read_csv_file, read_series
 
 ID, DS, Y = "unique_id", "ds", "y"
+ROW = "step"  # the index name of a wide table read with date_column=None (its rows numbered 0, 1, 2, ...)
 POINT = "y_hat"  # the point forecast column of a long result (the median when quantiles are trained)
 
 
@@ -82,12 +83,12 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
     if exog and not is_long(frame, date_column):
         raise ConfigError(f"covariates {exog} need the long format: columns unique_id, ds, y and the covariates")
     if not is_long(frame, date_column):
-        if {DS, Y} & set(frame.columns) and date_column not in frame.columns \
+        if {DS, Y} & set(frame.columns) and date_column is not None and date_column not in frame.columns \
                 and not isinstance(frame.index, pd.DatetimeIndex):
             have = sorted(str(c) for c in frame.columns)
             raise ConfigError(f"a long-format frame needs columns unique_id, ds and y; it has {have}")
         wide = read_series(frame, date_column, columns, missing)
-        return Panel({str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}, date_column)
+        return Panel({str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}, date_column or ROW)
     series = _read_long(frame, missing, exog or [])
     if not exog:
         return Panel(series)
