@@ -284,3 +284,14 @@ def test_missing_values_and_frequencies_per_series():
     irregular = df.drop(index=[5, 17, 40, 130, 140])
     with pytest.raises(ConfigError, match="cannot infer a regular frequency from column 'ds'.*freq="):
         Forecaster(**TINY).fit(irregular[irregular["unique_id"] != "s2"])
+
+
+def test_predict_without_df_forecasts_after_the_data_of_fit(df, fitted, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short series is reported in both calls
+        pd.testing.assert_frame_equal(fitted.predict(), fitted.predict(df))
+        pd.testing.assert_frame_equal(fitted.predict(h=2), fitted.predict(df, h=2))
+    loaded = Forecaster.load(fitted.save(tmp_path / "run"))  # a run folder keeps no data
+    with pytest.raises(ConfigError, match=r"holds none \(it was loaded or not fitted\); pass the series") as e:
+        loaded.predict()
+    assert "\n" not in str(e.value)

@@ -62,6 +62,7 @@ class Forecaster:
         self.columns: list[str] | None = None
         self.scaler: StandardScaler | None = None
         self.fit_report: dict = {}
+        self.history: Panel | None = None  # the series of the last fit, for predict() without df (not saved)
 
     # ---- persistence (xformer/forecast/folder.py) -------------------------------------------------------
     @classmethod
@@ -123,6 +124,7 @@ class Forecaster:
             raise ConfigError("early_stopping needs a validation split; pass val_size (e.g. val_size=horizon)")
         self.freq = infer_freq(panel, cfg.freq)
         self.columns = self.scaler = None
+        self.history = panel
         need = L + H + val_size
         short = [k for k, s in panel.series.items() if len(s) < need]
         if len(short) == len(panel.series):
@@ -180,14 +182,20 @@ class Forecaster:
         return self
 
     # ---- forecasting --------------------------------------------------------------------------------------
-    def predict(self, df, h: int | None = None, futr_df=None, static_df=None) -> pd.DataFrame:
-        """Forecast the ``h`` (default ``horizon``) steps after the end of every series of ``df``.
+    def predict(self, df=None, h: int | None = None, futr_df=None, static_df=None) -> pd.DataFrame:
+        """Forecast the ``h`` (default ``horizon``) steps after the end of every series of ``df``; without
+        ``df``, after the end of the series ``fit`` trained on (as neuralforecast's ``predict()``).
 
         Long input gives a long result: ``unique_id, ds, y_hat`` (the median with quantiles) and a
         ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result as before: indexed by
         the dates, one column per series and ``{name}_q{q}`` per quantile. ``futr_df``: the future-known
         covariates (``unique_id, ds`` and the ``futr_exog`` columns) for the horizon after each series.
         ``static_df``: the static covariates (as in ``fit``); default the ones remembered from fit."""
+        if df is None:
+            if self.history is None:
+                raise ConfigError("predict() without df forecasts after the data of fit, and this forecaster "
+                                  "holds none (it was loaded or not fitted); pass the series: predict(df)")
+            df = self.history
         panel = self.with_future(self.read(df), futr_df)
         result = self.predict_panel(panel, h, static_df)
         if not panel.wide_date_column:
