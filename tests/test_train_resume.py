@@ -17,7 +17,9 @@ from train_helpers import experiment as config
 from xformer.config import from_dict
 from xformer.train.checkpoint import CheckpointError, checkpoint_dir
 from xformer.train.config import ExperimentConfig
+from xformer.train.interrupt import TrainingInterrupted
 from xformer.train.run import train_run
+from xformer.train.trainer import Trainer
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -95,6 +97,66 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     killed_at = int(checkpoint_dir(run / "checkpoints").name.split("_")[1])
     assert 20 <= killed_at < steps, "the run was not interrupted"
 
+    resumed = xformer("train", "--resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    train_run(from_dict(ExperimentConfig, yaml.safe_load(recipe.read_text())), tmp_path / "whole")
+    assert_same_weights(final_weights(tmp_path / "whole"), final_weights(run))
+
+
+def signal_during_step(monkeypatch, step: int, signum=signal.SIGINT) -> None:
+    """Deliver ``signum`` to this process in the middle of training step ``step`` (before its update)."""
+    original = Trainer._step
+
+    def step_with_signal(self, batches):
+        if self.step + 1 == step:
+            signal.raise_signal(signum)  # the handler runs now, between two bytecodes of this step
+        return original(self, batches)
+
+    monkeypatch.setattr(Trainer, "_step", step_with_signal)
+
+
+def test_ctrl_c_finishes_the_step_keeps_it_and_resumes_exactly(tmp_path, monkeypatch):
+    train_run(config(), tmp_path / "whole")
+    before = signal.getsignal(signal.SIGINT)
+    signal_during_step(monkeypatch, 12)  # between the checkpoints of steps 10 and 15
+    with pytest.raises(TrainingInterrupted, match=r"SIGINT: stopped after step 12 of 30, kept as .*step_00000012; "
+                                                  r"continue with: xformer train --resume") as e:
+        train_run(config(), tmp_path / "cut")
+    assert e.value.exit_status == 130 and signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert checkpoint_dir(tmp_path / "cut" / "checkpoints").name == "step_00000012"
+    monkeypatch.undo()
+    metrics = train_run(config(), tmp_path / "cut", resume=True)
+    assert metrics["steps"] == 30
+    assert_same_weights(final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut"))
+    assert metrics["test_loss"] == json.loads((tmp_path / "whole" / "metrics.json").read_text())["test_loss"]
+
+
+def test_a_signal_before_the_first_checkpoint_keeps_nothing_and_an_overwritten_run_comes_back(tmp_path, monkeypatch):
+    old = train_run(config(steps=5), tmp_path / "run")
+    signal_during_step(monkeypatch, 3, signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 3 of 30, before the first checkpoint: nothing") as e:
+        train_run(config(), tmp_path / "run", overwrite=True)
+    assert e.value.exit_status == 143
+    assert checkpoint_dir(tmp_path / "run" / "checkpoints").name == "step_00000005"  # as any failure before it
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == old
+
+
+def test_sigterm_to_xformer_train_stops_cleanly_and_resumes(tmp_path):
+    recipe = tmp_path / "copy.yaml"
+    recipe.write_text(yaml.safe_dump({**RECIPE, "train": {**RECIPE["train"], "steps": 400, "eval_every": 10}}))
+    run = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "xformer", "train", str(recipe), "--out", str(run)],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pointer, deadline = run / "checkpoints" / "latest.json", time.time() + 60
+    while time.time() < deadline and not pointer.is_file():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("xformer: interrupted: SIGTERM: stopped after step") and "Traceback" not in err
+    stopped_at = int(checkpoint_dir(run / "checkpoints").name.split("_")[1])
+    assert f"stopped after step {stopped_at} of 400" in line and stopped_at < 400
     resumed = xformer("train", "--resume", run)
     assert resumed.returncode == 0, resumed.stderr
     train_run(from_dict(ExperimentConfig, yaml.safe_load(recipe.read_text())), tmp_path / "whole")

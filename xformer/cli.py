@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserError, FileNotFoundError) as e:
         print(f"xformer: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("xformer: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # a TrainingInterrupted says where the run stopped and what it kept
+        print(f"xformer: interrupted{f': {e}' if str(e) else ''}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
     finally:
         if threads is not None:  # main() called in-process (tests, notebooks) leaves the caller's setting
             torch.set_num_threads(previous)

@@ -21,9 +21,11 @@ import itertools
 import math
 import os
 import random
+import signal
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read
 from .config import TrainConfig
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
 from .ema import WeightAverage
+from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
@@ -173,7 +176,10 @@ class Trainer:
         own_progress = progress is None or not self.world.main  # rank 0 alone shows progress
         if own_progress:
             progress = Progress(self.total_steps, initial=self.step, shown=self.world.main)
+        graceful = self.world.size == 1 and self.cfg.num_workers == 0  # interrupt.py says why only then
+        handlers = ExitStack()
         try:
+            stop = handlers.enter_context(deferred_stop(graceful))
             batches, window, start = self._batches(), [], time.perf_counter()
             fit_start = start
             while self.step < self.total_steps:
@@ -199,15 +205,28 @@ class Trainer:
                         progress.eval(self.step, self.total_steps, metrics)
                     if log and metrics:
                         log.write(self.step, metrics)
-                    stop = self._track(metrics)
+                    done = self._track(metrics)
                     if metrics and self.best_step == self.step:
                         self.best_val = metrics
                     self.save()
-                    if stop or out_of_time:
+                    if done or out_of_time:
                         break
+                elif stop.requested and self.run_dir is not None and self.last_saved is not None:
+                    self.save()  # the finished step; a fresh run with no checkpoint yet keeps nothing, so that
+                    # an --overwrite'n run comes back whole, as after any failure before the first checkpoint
+                if stop.requested:
+                    raise TrainingInterrupted(self.stopped_message(stop.signum), stop.signum)
         finally:  # also on an error, so that its message starts on a line of its own, not after the bar
+            handlers.close()  # the signal handlers of before
             if own_progress:
                 progress.close()
+
+    def stopped_message(self, signum: int) -> str:
+        name = signal.Signals(signum).name
+        if self.run_dir is None or self.last_saved is None:
+            return f"{name} at step {self.step} of {self.total_steps}, before the first checkpoint: nothing was kept"
+        return (f"{name}: stopped after step {self.step} of {self.total_steps}, kept as {self.last_saved}; continue "
+                f"with: xformer train --resume {self.run_dir}")
 
     def _batches(self):
         """Micro-batches forever, epoch after epoch, from the current sampler position."""
