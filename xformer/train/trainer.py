@@ -223,7 +223,9 @@ class Trainer:
 
     def stopped_message(self, signum: int) -> str:
         name = signal.Signals(signum).name
-        if self.run_dir is None or self.last_saved is None:
+        if self.run_dir is None:  # training in memory (e.g. Forecaster.fit): nothing is saved at any step
+            return f"{name} at step {self.step} of {self.total_steps}"
+        if self.last_saved is None:
             return f"{name} at step {self.step} of {self.total_steps}, before the first checkpoint: nothing was kept"
         return (f"{name}: stopped after step {self.step} of {self.total_steps}, kept as {self.last_saved}; continue "
                 f"with: xformer train --resume {self.run_dir}")
