@@ -295,3 +295,16 @@ def test_predict_without_df_forecasts_after_the_data_of_fit(df, fitted, tmp_path
     with pytest.raises(ConfigError, match=r"holds none \(it was loaded or not fitted\); pass the series") as e:
         loaded.predict()
     assert "\n" not in str(e.value)
+
+
+def test_local_times_across_a_daylight_saving_change_become_one_utc_timeline(tmp_path):
+    from xformer.data.series import read_series
+    local = pd.date_range("2022-03-25", periods=120, freq="h", tz="Europe/Berlin")  # +01:00, then +02:00
+    path = tmp_path / "dst.csv"
+    pd.DataFrame({"unique_id": "a", "ds": local.astype(str), "y": series(120, 0)}).to_csv(path, index=False)
+    f = Forecaster(**TINY).fit(path)
+    assert f.freq == pd.tseries.frequencies.to_offset("h")  # hourly in UTC, though the local clock skipped 02:00
+    out = f.predict(path)
+    assert out["ds"].iloc[0] == local[-1].tz_convert("UTC") + pd.Timedelta(hours=1)
+    wide = pd.DataFrame({"date": local.astype(str), "v": series(120, 0)})
+    assert read_series(wide).index.equals(pd.DatetimeIndex(local.tz_convert("UTC"), name="date"))

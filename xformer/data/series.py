@@ -117,15 +117,26 @@ def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
     with warnings.catch_warnings():  # pandas warns when it falls back to per-value parsing: not the user's concern
         warnings.simplefilter("ignore")
         try:
-            parsed = pd.to_datetime(dates)
+            parsed = _to_datetime(dates)
         except (ValueError, TypeError, OverflowError):
-            parsed = pd.to_datetime(dates, errors="coerce")  # NaT from the first value pandas refused
+            parsed = _to_datetime(dates, errors="coerce")  # NaT from the first value pandas refused
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
             raise ConfigError(f"column '{dates.name}' of {name}: row {row + 1} holds "
                               f"{_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set date_column")
     return parsed
+
+
+def _to_datetime(dates: pd.Series, **options) -> pd.Series:
+    """``pd.to_datetime``; dates whose UTC offsets differ (local time written across a daylight-saving change,
+    e.g. +01:00 then +02:00) become one UTC timeline, on which hourly rows stay hourly."""
+    try:
+        return pd.to_datetime(dates, **options)
+    except (ValueError, TypeError) as e:
+        if "utc=True" in str(e) and "utc" not in options:  # pandas' own advice for mixed offsets
+            return pd.to_datetime(dates, utc=True, **options)
+        raise
 
 
 def _date_problem(value, first) -> str:
