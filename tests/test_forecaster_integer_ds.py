@@ -168,3 +168,26 @@ train: {{steps: 4, batch_size: 16, eval_every: 4}}
     assert main(["train", str(recipe), "data.args.split=ett", "--out", str(tmp_path / "r2"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "integer time steps have no days; set data.args.rows_per_day" in err and "Traceback" not in err
+
+
+def test_whole_numbers_read_as_floats_are_steps_and_other_numbers_are_refused():
+    floats = frame().astype({"ds": "float64"})  # as a CSV column with a gap comes back
+    assert Forecaster(**TINY).fit(floats).predict(floats, h=1)["ds"].tolist() == [90, 170]
+    half = floats.copy()
+    half.loc[4, "ds"] = 3.5
+    with pytest.raises(ConfigError, match=r"column 'ds' of the long-format frame: row 5 holds 3.5; time steps must "
+                                          r"be whole numbers \(or give dates\)"):
+        Forecaster(**TINY).fit(half)
+
+
+def test_infinite_values_are_refused_in_one_line():
+    from xformer.data.series import read_series
+    long = frame()
+    long.loc[7, "y"] = np.inf
+    with pytest.raises(ConfigError, match=r"column 'y' holds non-numeric value inf \(row 8, series 's0'\); y must be "
+                                          r"finite numbers"):
+        Forecaster(**TINY).fit(long)
+    table = wide()
+    table.loc[2, "b"] = -np.inf
+    with pytest.raises(ConfigError, match=r"column 'b' of the series holds -inf at row 3; values must be finite"):
+        read_series(table)

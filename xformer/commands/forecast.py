@@ -100,8 +100,8 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         try:
             at = int(args.at) if integer_ds else pd.Timestamp(args.at)
         except ValueError:
-            raise ConfigError(f"--at {args.at!r} is not {'a whole number (ds holds integers)' if integer_ds else 'a date'}"
-                              f"; give one within {args.data}") from None
+            what = "a whole number (ds holds integers)" if integer_ds else "a date"
+            raise ConfigError(f"--at {args.at!r} is not {what}; give one within {args.data}") from None
         first, last = min(s.index[0] for s in panel.series.values()), max(s.index[-1] for s in panel.series.values())
         if not first <= at <= last:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its dates")

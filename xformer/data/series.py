@@ -68,11 +68,16 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
     if unknown:
         raise ConfigError(f"unknown column(s) {unknown}; the series has {list(frame.columns)}")
     values = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        row, col = (int(i[0]) for i in np.nonzero(infinite))
+        raise ConfigError(f"column '{columns[col]}' of {name} holds {values.iat[row, col]} at row {row + 1}; values "
+                          "must be finite numbers (write a missing value as an empty cell)")
     if date_column is None:  # the rows' own integer index: 0, 1, 2, ... from a CSV; a slice keeps its numbers
         integer = pd.api.types.is_integer_dtype(frame.index)
         values.index = pd.Index(frame.index.to_numpy() if integer else np.arange(len(frame)), name=None)
-    elif pd.api.types.is_integer_dtype(frame[date_column]) and not pd.api.types.is_bool_dtype(frame[date_column]):
-        values.index = pd.Index(frame[date_column].to_numpy(), name=date_column)  # a time index, not dates
+    elif (steps := integer_steps(frame[date_column], name)) is not None:
+        values.index = pd.Index(steps.to_numpy(), name=date_column)  # a time index, not dates
     else:
         values.index = pd.DatetimeIndex(parse_dates(frame[date_column], name), name=date_column)
     if not values.index.is_monotonic_increasing:
@@ -126,6 +131,27 @@ def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
             raise ConfigError(f"column '{dates.name}' of {name}: row {row + 1} holds "
                               f"{_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set date_column")
     return parsed
+
+
+def integer_steps(values: pd.Series, name: str = "the series") -> pd.Series | None:
+    """``values`` as int64 when the column holds numbers (a time index: 0, 1, 2, ..., also when a CSV column
+    with a gap was read as floats); None when it holds dates. A number that is not whole, or none at all, is
+    a one-line error."""
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return None
+    if not pd.api.types.is_integer_dtype(values):
+        v = values.to_numpy(dtype="float64")
+        bad = ~np.isfinite(v) | (np.nan_to_num(v) % 1 != 0)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ConfigError(f"column '{values.name}' of {name}: row {row + 1} holds {plain(values.iloc[row])!r}; "
+                              "time steps must be whole numbers (or give dates)")
+    return values.astype("int64")
+
+
+def plain(value):
+    """A numpy scalar as the Python value it holds, so that a message shows 3.5, not np.float64(3.5)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _to_datetime(dates: pd.Series, **options) -> pd.Series:
@@ -337,5 +363,6 @@ def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None
     return series_bundle(read_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day)
 
 
-__all__ = ["read_series", "read_csv_file", "parse_dates", "split_borders", "check_split_lengths", "WindowDataset",
-           "forecast_errors", "save_forecast_report", "series_bundle", "synthetic_frame"]
+__all__ = ["read_series", "read_csv_file", "parse_dates", "integer_steps", "plain", "split_borders",
+           "check_split_lengths", "WindowDataset", "forecast_errors", "save_forecast_report", "series_bundle",
+           "synthetic_frame"]

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
-from ..data.series import MISSING_POLICIES, parse_dates, read_csv_file, read_series
+from ..data.series import MISSING_POLICIES, integer_steps, parse_dates, plain, read_csv_file, read_series
 
 ID, DS, Y = "unique_id", "ds", "y"
 ROW = "step"  # the index name of a wide table read with date_column=None (its rows numbered 0, 1, 2, ...)
@@ -121,17 +121,18 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
         raise ConfigError(f"column 'unique_id' has no value at row {row + 1}; give every row its series' id")
     ids = ids.astype(str)
     ds = frame[DS].reset_index(drop=True)
-    integer_ds = is_integer_index(ds)
-    if not integer_ds:
-        ds = pd.Series(pd.DatetimeIndex(parse_dates(ds, "the long-format frame")))
+    steps = integer_steps(ds, what)
+    integer_ds = steps is not None
+    ds = steps if integer_ds else pd.Series(pd.DatetimeIndex(parse_dates(ds, what)))
     values = {}
     for column in [Y, *exog]:
         values[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
-        bad = np.isnan(values[column]) & frame[column].notna().to_numpy()
+        bad = np.isnan(values[column]) & frame[column].notna().to_numpy() | np.isinf(values[column])
         if bad.any():
             row = int(np.argmax(bad))
-            raise ConfigError(f"column '{column}' holds non-numeric value {frame[column].iloc[row]!r} (row {row + 1}, "
-                              f"series '{ids.iloc[row]}'); {column} must be numbers")
+            value = plain(frame[column].iloc[row])
+            raise ConfigError(f"column '{column}' holds non-numeric value {value!r} (row {row + 1}, series "
+                              f"'{ids.iloc[row]}'); {column} must be finite numbers")
     table = pd.DataFrame({ID: ids.to_numpy(), DS: ds.to_numpy(), **values})
     dup = table.duplicated([ID, DS], keep=False).to_numpy()
     if dup.any():
@@ -141,7 +142,7 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
                           "(unique_id, ds)")
     series = {}
     for key, group in table.groupby(ID, sort=False):
-        index = pd.Index(group[DS].to_numpy(), name=DS) if integer_ds else pd.DatetimeIndex(group[DS].to_numpy(), name=DS)
+        index = (pd.Index if integer_ds else pd.DatetimeIndex)(group[DS].to_numpy(), name=DS)
         if not exog:
             s = pd.Series(group[Y].to_numpy(), index=index, name=Y)
             series[str(key)] = fill_missing(s.sort_index(), str(key), missing)
@@ -165,11 +166,6 @@ def fill_missing(s: pd.Series, key: str, missing: str, column: str = Y) -> pd.Se
     by = "time" if isinstance(s.index, pd.DatetimeIndex) else "index"  # linear in time either way
     s = s.ffill() if missing == "ffill" else s.interpolate(method=by).ffill()
     return s.bfill()
-
-
-def is_integer_index(values) -> bool:
-    """Whether ``ds`` values are whole numbers (an integer time index) rather than dates."""
-    return pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 def parse_freq(freq) -> pd.DateOffset | int:
@@ -265,4 +261,4 @@ def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) ->
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
            "report_short", "printing_short_series", "future_dates", "fill_missing", "read_covariates", "parse_freq",
-           "freq_label", "is_integer_index"]
+           "freq_label"]
