@@ -224,6 +224,21 @@ def test_an_image_that_fails_to_decode_stops_training_in_one_line(tmp_path, caps
     assert line == f"xformer: error: cannot read image {bad} (image file is truncated); remove or replace it"
 
 
+def test_an_empty_class_folder_and_classes_that_differ_between_splits(tmp_path, capsys):
+    root = tmp_path / "images"
+    image_folder(root)
+    (root / "train" / "c").mkdir()
+    line = fails(tmp_path, capsys, IMAGE_MODEL, folder_data(root))
+    assert line.startswith(f"xformer: error: image_folder: {root / 'train'}: Found no valid file for the classes c")
+    assert line.endswith("give each class folder at least one image, or remove the empty ones")
+    Image.new("RGB", (8, 8)).save(root / "train" / "c" / "0.png")
+    (root / "test" / "d").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "test" / "d" / "0.png")
+    line = fails(tmp_path, capsys, IMAGE_MODEL, folder_data(root))
+    assert line == (f"xformer: error: image_folder: test classes differ from train's (3): ['d'] not in train; ['c'] "
+                    f"missing; give {root / 'test'} the same class folders as train, each with at least one image")
+
+
 # ---------------------------------------------------------------- text files
 
 

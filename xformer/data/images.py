@@ -306,13 +306,21 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     def folder(split: str) -> ImageFolder | None:
         if not (root_path / split).is_dir():
             return None
-        return ImageFolder(str(root_path / split), loader=partial(_open, mode=mode))
+        try:
+            return ImageFolder(str(root_path / split), loader=partial(_open, mode=mode))
+        except FileNotFoundError as e:  # torchvision: no class folder, or a class folder without images
+            raise ConfigError(f"image_folder: {root_path / split}: {e}; give each class folder at least one "
+                              "image, or remove the empty ones") from None
 
     train_src, val_src, test_src = folder("train"), folder("val"), folder("test")
     for split, source in (("val", val_src), ("test", test_src)):
         if source is not None and source.classes != train_src.classes:
-            raise ConfigError(f"image_folder: {split} classes {source.classes} differ from train classes "
-                              f"{train_src.classes}")
+            extra = sorted(set(source.classes) - set(train_src.classes))
+            lacking = sorted(set(train_src.classes) - set(source.classes))
+            raise ConfigError(f"image_folder: {split} classes differ from train's ({len(train_src.classes)}):"
+                              f"{f' {extra} not in train' if extra else ''}{';' if extra and lacking else ''}"
+                              f"{f' {lacking} missing' if lacking else ''}; give {root_path / split} the same "
+                              "class folders as train, each with at least one image")
     for source in (train_src, val_src, test_src):
         if source is not None:
             check_image_headers(path for path, _ in source.samples)
