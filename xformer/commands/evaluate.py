@@ -1,4 +1,5 @@
-"""`xformer evaluate RUN_DIR [--checkpoint best|last|step_N]`: rebuild a run's model from its folder and print its metrics as JSON."""
+"""`xformer evaluate RUN_DIR [--checkpoint best|last|step_N] [data.args.KEY=VALUE ...]`: rebuild a run's model from
+its folder and print its metrics as JSON, on the run's data or on other data of the same task."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ def run(args: argparse.Namespace) -> None:
                           "(generate reads the folder directly)")
     if not (Path(args.run_dir) / "config.yaml").is_file():
         raise ConfigError(f"{args.run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
-    print(json.dumps(evaluate_run(args.run_dir, args.checkpoint), indent=1))
+    print(json.dumps(evaluate_run(args.run_dir, args.checkpoint, args.data_overrides), indent=1))
 
 
 def add_parser(subparsers) -> None:
@@ -25,8 +26,12 @@ def add_parser(subparsers) -> None:
         "evaluate", help="re-evaluate a trained run and print its metrics as JSON",
         description="Rebuild the model of RUN_DIR from config.yaml and its best (else latest) checkpoint, "
                     "or the one --checkpoint names, evaluate it on the validation and test splits, print flat "
-                    "metrics as JSON.")
+                    "metrics as JSON. data.args.KEY=VALUE overrides evaluate it on other data of the same task "
+                    "instead (e.g. data.args.root=new_images: its val/ and test/ splits), refused in one line "
+                    "when that data implies another model or labels its classes or columns differently.")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("data_overrides", nargs="*", metavar="data.args.KEY=VALUE",
+                   help="other data for the run's data set, values read as YAML")
     p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
                    help="which checkpoint: best (default; the one metrics.json describes), last, or step_N "
                         "(one of RUN_DIR/checkpoints/step_*)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from ..interop.pretrained import (Pretrained, check_data_fits, is_pretrained_sou
                                   resolve_model)
 from ..models import Model, build_model
 from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer, tied_aliases
-from .config import ExperimentConfig, recipe_dict, with_implied_args
+from .config import ExperimentConfig, apply_overrides, recipe_dict, with_implied_args
 from .distill import attach_teacher
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
@@ -324,27 +325,64 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Exper
     return config, model.eval()
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[ExperimentConfig, Model, DataBundle]:
+def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list[str] = ()
+             ) -> tuple[ExperimentConfig, Model, DataBundle]:
     """Rebuild the run's model from config.yaml and load its best (else latest) weights, or those of
     ``checkpoint`` (best, last, step_N): the moving average of the weights when the run used train.ema.
 
     The data reads the run's own RUN_DIR/tokenizer; ``init_from`` is not applied (the checkpoint wins).
+    ``data_overrides`` (``data.args.KEY=VALUE``) point the run's data set at other data, e.g. another image
+    folder; it must give the model what the run's data gave it (``check_same_task``).
     """
     run_dir = Path(run_dir)
-    config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
+    recipe = load_yaml(run_dir / "config.yaml")
+    for item in data_overrides:
+        if not item.startswith("data.args.") or "=" not in item:
+            raise ConfigError(f"'{item}': evaluate takes data.args.KEY=VALUE only (the model and its training are "
+                              f"the run's), e.g. data.args.root=other_images")
+    config = from_dict(ExperimentConfig, apply_overrides(recipe, list(data_overrides)))
     if "tokenizer" in config.data.args and (run_dir / "tokenizer" / META_FILE).is_file():
         # the vocabulary the run saved, so the folder stands alone (and a fine-tuned run needs no pre-trained one)
         config.data.args["tokenizer"] = str(run_dir / "tokenizer")
     path = run_checkpoint(run_dir, checkpoint)  # a step that is not kept is refused before the data is built
     model, data = build(config)
+    if data_overrides:
+        check_same_task(run_dir, config, data)
     load_weights(model, read_eval_weights(path))
     return config, model, data
 
 
-def evaluate_run(run_dir: str | Path, checkpoint: str = "best") -> dict[str, float]:
+def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -> None:
+    """Other data for a trained model must imply the model the run has (classes, channels, horizon, vocabulary
+    size...) and label it the same way: the class names and series columns the data would write into a run
+    folder must be those the run wrote."""
+    model = config.model
+    parts = {"tokenizer": model.baseline.args, "head": model.baseline.args} if model.baseline is not None else \
+        {"tokenizer": model.tokenizer.args, "head": model.head.args}
+    for part, implied in data.model_args.items():
+        for key, value in implied.items():
+            have = parts.get(part, {}).get(key)
+            if have is not None and have != value:
+                raise ConfigError(f"the data gives {part}.{key}={value}, but the run's model has {have}; evaluate "
+                                  "it on data of the same shape")
+    if data.save is None:
+        return
+    with tempfile.TemporaryDirectory() as other:
+        data.save(Path(other))
+        for name, key in (("classes.json", "class_names"), ("series_scaler.json", "columns")):
+            if (run_dir / name).is_file() and (Path(other) / name).is_file():
+                ours = json.loads((run_dir / name).read_text()).get(key)
+                theirs = json.loads((Path(other) / name).read_text()).get(key)
+                if ours != theirs:
+                    raise ConfigError(f"the data's {key.replace('_', ' ')} {theirs} are not the run's {ours} "
+                                      f"({run_dir / name}); give data labelled as the run's")
+
+
+def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list[str] = ()) -> dict[str, float]:
     """Re-evaluate a run on its validation and test splits; the same flat keys as metrics.json.
-    ``checkpoint``: best (default: the weights metrics.json describes), last, or step_N."""
-    config, model, data = load_run(run_dir, checkpoint)
+    ``checkpoint``: best (default: the weights metrics.json describes), last, or step_N. ``data_overrides``
+    (``data.args.KEY=VALUE``): the splits of other data instead, as ``load_run`` reads them."""
+    config, model, data = load_run(run_dir, checkpoint, data_overrides)
     config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
     trainer = Trainer(model, data, config.train, None, init_world(config.train.device))
     metrics = {}
