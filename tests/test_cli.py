@@ -26,3 +26,27 @@ def test_demo_runs_and_learns():
     result = run("demo", "--steps", "300")
     assert result.returncode == 0, result.stderr
     assert "reverse digits" in result.stdout and "copy digits" in result.stdout
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
+    """`xformer forecast ... | head -1`: the reader goes away before the output is written."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    t = np.arange(200)
+    pd.DataFrame({"date": pd.date_range("2021-01-01", periods=200, freq="h"), "v": np.sin(t / 4)}).to_csv(
+        tmp_path / "s.csv", index=False)
+    recipe = {"model": {"architecture": "encoder", "core": {"d_model": 8, "n_layers": 1, "n_heads": 2, "d_ff": 16},
+                        "tokenizer": {"name": "series_patches", "args": {"patch_len": 8, "stride": 4}},
+                        "head": {"name": "forecast"}},
+              "data": {"name": "csv_series", "args": {"path": str(tmp_path / "s.csv"), "input_len": 24, "horizon": 8}},
+              "train": {"steps": 2, "batch_size": 16, "eval_every": 2}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert run("train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--quiet").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "xformer", "forecast", str(tmp_path / "run"), "--data",
+                             str(tmp_path / "s.csv"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()  # no reader left
+    err = proc.stderr.read()
+    assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err

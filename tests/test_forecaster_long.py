@@ -308,3 +308,18 @@ def test_local_times_across_a_daylight_saving_change_become_one_utc_timeline(tmp
     assert out["ds"].iloc[0] == local[-1].tz_convert("UTC") + pd.Timedelta(hours=1)
     wide = pd.DataFrame({"date": local.astype(str), "v": series(120, 0)})
     assert read_series(wide).index.equals(pd.DatetimeIndex(local.tz_convert("UTC"), name="date"))
+
+
+def test_a_long_file_of_aligned_series_is_a_wide_table_for_train_and_compare(tmp_path):
+    from xformer.data.series import read_series
+    wide = pd.DataFrame({"date": pd.date_range("2022-01-01", periods=50, freq="h"),
+                         "b": series(50, 1), "a": series(50, 0)})
+    long = wide.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"})
+    long["extra"] = 1.0  # other columns are ignored
+    read = read_series(long.iloc[::-1])  # rows in any order; series in order of first appearance: a, then b
+    pd.testing.assert_frame_equal(read, read_series(wide[["date", "a", "b"]]).rename_axis("ds"))
+    ragged = long[~((long["unique_id"] == "a") & (long.index % 50 < 3))]
+    with pytest.raises(ConfigError, match=r"is in long format and its series cover different time steps \('b': 50 "
+                                          r"rows, 'a': 47\); a model of all series together needs them aligned") as e:
+        read_series(ragged)
+    assert "\n" not in str(e.value)

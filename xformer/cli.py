@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UserError, FileNotFoundError) as e:
         print(f"xformer: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (xformer ... | head): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        return 141
     except KeyboardInterrupt as e:  # a TrainingInterrupted says where the run stopped and what it kept
         print(f"xformer: interrupted{f': {e}' if str(e) else ''}", file=sys.stderr)
         return getattr(e, "exit_status", 130)

@@ -44,7 +44,8 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
     ``source``: a CSV path or a DataFrame with a ``date_column`` column or a DatetimeIndex. A ``date_column``
     of whole numbers (a time index: 0, 1, 2, ... or any increasing integers) stays an integer index;
     ``date_column=None`` numbers the rows 0, 1, 2, ... for a file without one (a DataFrame keeps its integer
-    index)."""
+    index). A long-format frame (``unique_id, ds, y``) of aligned series is read as that wide table
+    (:func:`long_to_wide`)."""
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     if isinstance(source, pd.DataFrame):
@@ -54,6 +55,8 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
         if not path.is_file():
             raise FileNotFoundError(f"series file not found: {path}")
         frame, name = read_csv_file(path), str(path)
+    if date_column is not None and date_column not in frame.columns and {"unique_id", "ds", "y"} <= set(frame.columns):
+        frame, date_column = long_to_wide(frame, name), "ds"
     if date_column is not None and date_column not in frame.columns and (
             isinstance(frame.index, pd.DatetimeIndex) or frame.index.name == date_column):
         frame = frame.rename_axis(date_column).reset_index()  # indexed by its dates (e.g. read_series' own output)
@@ -131,6 +134,30 @@ def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
             raise ConfigError(f"column '{dates.name}' of {name}: row {row + 1} holds "
                               f"{_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set date_column")
     return parsed
+
+
+def long_to_wide(frame: pd.DataFrame, name: str = "the series") -> pd.DataFrame:
+    """A long frame (``unique_id, ds, y``: neuralforecast's format) as a wide table with a ``ds`` column and one
+    column per series, in order of first appearance, for a model of all series together (the channels). That
+    model reads every series at the same time steps, so they must cover the same ``ds``; other columns are
+    ignored."""
+    ids = frame["unique_id"].astype(str)
+    dup = frame.assign(unique_id=ids).duplicated(["unique_id", "ds"])
+    if dup.any():
+        row = int(np.argmax(dup.to_numpy()))
+        raise ConfigError(f"{name}: series '{ids.iloc[row]}' has two rows at {frame['ds'].iloc[row]}; keep one row "
+                          "per (unique_id, ds)")
+    stamps = {k: set(g) for k, g in frame["ds"].groupby(ids, sort=False)}
+    first = next(iter(stamps))
+    differ = [k for k, v in stamps.items() if v != stamps[first]]
+    if differ:
+        raise ConfigError(f"{name} is in long format and its series cover different time steps ('{first}': "
+                          f"{len(stamps[first])} rows, '{differ[0]}': {len(stamps[differ[0]])}); a model of all "
+                          "series together needs them aligned: use the Forecaster (one model over series of any "
+                          "lengths, docs/series.md) or give series that share their ds")
+    wide = frame.assign(unique_id=ids).pivot(index="ds", columns="unique_id", values="y")
+    wide = wide[list(stamps)].rename_axis(None, axis=1)
+    return wide.reset_index()
 
 
 def integer_steps(values: pd.Series, name: str = "the series") -> pd.Series | None:
@@ -363,6 +390,6 @@ def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None
     return series_bundle(read_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day)
 
 
-__all__ = ["read_series", "read_csv_file", "parse_dates", "integer_steps", "plain", "split_borders",
+__all__ = ["read_series", "read_csv_file", "parse_dates", "integer_steps", "plain", "long_to_wide", "split_borders",
            "check_split_lengths", "WindowDataset", "forecast_errors", "save_forecast_report", "series_bundle",
            "synthetic_frame"]
