@@ -1,4 +1,4 @@
-"""Class predictions for new image files from a trained image classifier's run folder.
+"""Class predictions for new image files (or texts) from a trained classifier's run folder.
 
     p = softmax(z),   top-k = the k classes of largest p, best first
 
@@ -8,6 +8,11 @@ channels, mean/std, resize mode; written since the image datasets save it). A ru
 preprocess.json is treated with the transform its data config implies
 (``xformer.data.images.default_preprocess``). Every file goes through exactly the steps the run's
 own evaluation images went through: convert to grey / RGB, scale to [0, 1], resize, normalise.
+
+A text classifier's run (data ``text_classification``) is read the same way: its saved vocabulary
+(RUN_DIR/tokenizer), the label names and ``max_length`` (RUN_DIR/data.json); each text becomes
+[CLS] text [SEP], truncated to ``max_length`` as at training. Texts come from .csv / .tsv files (the
+run's ``text_column``), other files (one text per non-empty line) or ``-`` (standard input, by line).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .batch import IMAGES
+from .batch import IMAGES, INPUT_IDS
 from .config import ConfigError, load_yaml
 from .data.image_augment import eval_transform
 from .data.images import IMAGE_ERRORS, PREPROCESS_FILE, default_preprocess
@@ -47,8 +52,9 @@ def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
         size = [size, size] if isinstance(size, int) else size
         spec = default_preprocess(str(data.get("name")), data.get("args") or {}, size, tokenizer_args.get("channels"))
     if spec is None:
-        raise ConfigError(f"{run_dir} is not an image classifier (its data is {data.get('name')!r}); give the run "
-                          "folder of an image classification run (e.g. tasks/vit_digits.yaml, image_folder)")
+        raise ConfigError(f"{run_dir} is not an image or text classifier (its data is {data.get('name')!r}); give "
+                          "the run folder of a classification run (e.g. tasks/vit_digits.yaml, image_folder, "
+                          "text_classification)")
     n_classes = _n_classes(config.get("model") or {})
     names_file = run_dir / CLASSES_FILE
     if names_file.is_file():
@@ -197,14 +203,91 @@ def predict_images(model: torch.nn.Module, files: Sequence[Path], spec: dict, na
     return rows
 
 
+def text_classifier_info(run_dir: Path) -> dict | None:
+    """{vocab, names, max_length, text_column} of a text classifier's run folder; None for another run."""
+    from .data.vocab import load_vocab
+
+    config = load_yaml(run_dir / "config.yaml")
+    data = config.get("data") or {}
+    if data.get("name") != "text_classification":
+        return None
+    summary = _read_json(run_dir / "data.json", "train the run again") if (run_dir / "data.json").is_file() else {}
+    args = data.get("args") or {}
+    names = [str(n) for n in summary.get("labels") or []] or [str(k) for k in range(_n_classes(config["model"]) or 0)]
+    return {"vocab": load_vocab(run_dir / "tokenizer"), "names": names,
+            "max_length": int(summary.get("max_length") or args.get("max_length", 128)),
+            "text_column": args.get("text_column", "text")}
+
+
+def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[tuple[str, str]]:
+    """(source, text) pairs: the ``text_column`` of .csv / .tsv files ("FILE:ROW", row 1 = the first below the
+    header), the non-empty lines of other files ("FILE:LINE"), or of standard input for ``-``."""
+    import sys
+
+    texts = []
+    for item in inputs:
+        path = Path(item)
+        if str(item) == "-":
+            lines = sys.stdin.read().splitlines()
+        elif not path.is_file():
+            raise ConfigError(f"text file {path} does not exist; give .csv / .tsv files with a {text_column!r} "
+                              "column, text files (one text per line) or - for standard input")
+        else:
+            try:
+                content = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{path} is not UTF-8 text; give UTF-8 text or CSV files") from None
+            if path.suffix.lower() in (".csv", ".tsv", ".tab"):
+                tsv = path.suffix.lower() != ".csv"
+                reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
+                                        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+                if text_column not in (reader.fieldnames or []):
+                    raise ConfigError(f"{path} has no column {text_column!r} (its header: "
+                                      f"{', '.join(reader.fieldnames or []) or 'empty'}); the run reads its texts "
+                                      "from that column")
+                texts += [(f"{path}:{i}", row[text_column] or "") for i, row in enumerate(reader, 1)]
+                continue
+            lines = content.splitlines()
+        source = "-" if str(item) == "-" else str(path)
+        texts += [(f"{source}:{i}", line) for i, line in enumerate(lines, 1) if line.strip()]
+    if not texts:
+        raise ConfigError(f"no text to classify in {', '.join(map(str, inputs))}")
+    return texts
+
+
+@torch.no_grad()
+def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info: dict, top_k: int = 5,
+                  batch_size: int = 64, device: str | torch.device = "cpu") -> list[dict]:
+    """One row per text: {"file" (its source), "text", "class", "probability", "top_k"}."""
+    from .data.text_common import id_tensor, pad_collate
+
+    vocab, names, max_length = info["vocab"], info["names"], info["max_length"]
+    model = model.to(device).eval()
+    rows = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        ids = vocab.encode_batch([text for _, text in chunk])
+        batch = pad_collate([{INPUT_IDS: id_tensor([vocab.cls_id] + i[:max_length - 2] + [vocab.sep_id])}
+                             for i in ids], vocab.pad_id)
+        probs = model({k: v.to(device) for k, v in batch.items()})["logits"].float().softmax(-1).cpu()
+        values, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        for (source, text), p, i in zip(chunk, values.tolist(), indices.tolist()):
+            top = [(names[c] if c < len(names) else str(c), prob) for c, prob in zip(i, p)]
+            rows.append({"file": source, "text": text, "class": top[0][0], "probability": top[0][1], "top_k": top})
+    return rows
+
+
 def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
-    """CSV text: file, class, probability, then class_1, probability_1, ... class_k, probability_k."""
+    """CSV text: file, class, probability, then class_1, probability_1, ... class_k, probability_k (texts: file
+    is "FILE:ROW" and the text follows it)."""
+    rows = list(rows)
+    texts = bool(rows) and "text" in rows[0]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["file", "class", "probability"]
+    writer.writerow(["file"] + (["text"] if texts else []) + ["class", "probability"]
                     + [name for j in range(1, top_k + 1) for name in (f"class_{j}", f"probability_{j}")])
     for row in rows:
-        cells = [row["file"], row["class"], f"{row['probability']:.6f}"]
+        cells = [row["file"]] + ([row["text"]] if texts else []) + [row["class"], f"{row['probability']:.6f}"]
         for j in range(top_k):
             cells += [row["top_k"][j][0], f"{row['top_k'][j][1]:.6f}"] if j < len(row["top_k"]) else ["", ""]
         writer.writerow(cells)
@@ -218,6 +301,11 @@ def predict_run(run_dir: str | Path, inputs: Sequence[str | Path], top_k: int = 
 
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+    if (Path(run_dir) / "config.yaml").is_file() and (text := text_classifier_info(Path(run_dir))) is not None:
+        texts = read_texts(inputs, text["text_column"])
+        _, model = load_run_model(run_dir, checkpoint)
+        rows = predict_texts(model, texts, text, top_k, batch_size, device)
+        return rows, predictions_csv(rows, top_k)
     spec, names = image_classifier_info(run_dir)
     files = image_files(inputs)
     _, model = load_run_model(run_dir, checkpoint)
@@ -225,4 +313,5 @@ def predict_run(run_dir: str | Path, inputs: Sequence[str | Path], top_k: int = 
     return rows, predictions_csv(rows, top_k)
 
 
-__all__ = ["image_classifier_info", "read_class_names", "read_preprocess", "load_image", "image_files", "predict_images", "predictions_csv", "predict_run"]
+__all__ = ["image_classifier_info", "read_class_names", "read_preprocess", "load_image", "image_files", "predict_images",
+           "text_classifier_info", "read_texts", "predict_texts", "predictions_csv", "predict_run"]

@@ -1,7 +1,9 @@
-"""`xformer predict RUN_DIR IMAGES_OR_FOLDER... [--top-k 5] [--out preds.csv]`: classify new image files.
+"""`xformer predict RUN_DIR INPUTS... [--top-k 5] [--out preds.csv]`: classify new image files, or texts with a
+text classifier's run.
 
-Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k) to
---out (replaced whole, never half-written) or standard output. See xformer/predict.py.
+Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
+FILE:ROW and the text follows it) to --out (replaced whole, never half-written) or standard output. See
+xformer/predict.py.
 """
 from __future__ import annotations
 
@@ -34,14 +36,17 @@ def run(args: argparse.Namespace) -> None:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "predict", help="classify image files with a trained image classifier; CSV of top-k classes",
+        "predict", help="classify image files (or texts) with a trained classifier; CSV of top-k classes",
         description="Rebuild the image classifier of RUN_DIR (best checkpoint), read each image file (folders: "
                     "every image inside, sorted), preprocess it as the run's evaluation images were (size, "
                     "channels, mean/std from RUN_DIR/preprocess.json) and write file, top-1 class and "
-                    "probability, then the top-k classes and probabilities, as CSV.",
-        epilog="example: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv")
+                    "probability, then the top-k classes and probabilities, as CSV. For a text classifier's run "
+                    "(text_classification) the inputs are texts: .csv / .tsv files (the run's text column), "
+                    "text files (one text per line) or - (standard input); each row also holds the text.",
+        epilog="examples: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv; "
+               "echo 'a fine film' | xformer predict runs/reviews -")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDER")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_TEXTS")
     p.add_argument("--top-k", type=int, default=5, help="classes listed per image (default 5)")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the predictions (default: standard output)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")

@@ -1,0 +1,74 @@
+"""`xformer predict` on a text classifier's run: texts from CSV / TSV (the run's text column), text files and
+standard input, classified as the run's evaluation texts were ([CLS] text [SEP], its vocabulary and labels)."""
+import csv
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from xformer.cli import main
+from xformer.predict import predict_run
+
+POSITIVE, NEGATIVE, FILLER = ["good", "great", "fine"], ["bad", "awful", "poor"], ["movie", "film", "plot", "actor"]
+
+
+def review(rng, label: str) -> str:
+    words = list(rng.choice(POSITIVE if label == "pos" else NEGATIVE, 2)) + list(rng.choice(FILLER, 3))
+    return " ".join(rng.permutation(words))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("predict_text")
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["neg", "pos"], 400)
+    pd.DataFrame({"review": [review(rng, y) for y in labels], "sentiment": labels}).to_csv(tmp / "train.csv",
+                                                                                         index=False)
+    recipe = {"model": {"architecture": "encoder", "core": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64},
+                        "tokenizer": {"name": "bert_text"}, "head": {"name": "classification", "args": {"pool": "cls"}}},
+              "data": {"name": "text_classification",
+                       "args": {"files": str(tmp / "train.csv"), "text_column": "review", "label_column": "sentiment",
+                                "vocab_size": 100, "min_frequency": 1, "max_length": 16}},
+              "train": {"steps": 150, "batch_size": 32, "lr": 3e-3, "eval_every": 150}}
+    (tmp / "r.yaml").write_text(yaml.safe_dump(recipe))
+    torch.set_num_threads(1)
+    assert main(["train", str(tmp / "r.yaml"), "--out", str(tmp / "run"), "--quiet", "--threads", "1"]) == 0
+    return tmp
+
+
+def test_new_reviews_are_classified_from_csv_text_files_and_stdin(run):
+    rng = np.random.default_rng(1)
+    truth = rng.choice(["neg", "pos"], 60)
+    pd.DataFrame({"id": range(60), "review": [review(rng, y) for y in truth]}).to_csv(run / "new.csv", index=False)
+    rows, table = predict_run(run / "run", [run / "new.csv"], top_k=2)
+    assert [r["file"] for r in rows] == [f"{run / 'new.csv'}:{i}" for i in range(1, 61)]
+    accuracy = np.mean([r["class"] == y for r, y in zip(rows, truth)])
+    assert accuracy >= 0.9, accuracy  # the words decide the label: a trained classifier gets it
+    parsed = list(csv.DictReader(io.StringIO(table)))
+    assert list(parsed[0]) == ["file", "text", "class", "probability", "class_1", "probability_1", "class_2",
+                               "probability_2"]
+    assert all(abs(float(p["probability_1"]) + float(p["probability_2"]) - 1) < 1e-5 for p in parsed)
+    (run / "new.txt").write_text("great good film\n\nawful poor plot\n")
+    rows, _ = predict_run(run / "run", [run / "new.txt"], top_k=1)
+    assert [(r["file"], r["class"]) for r in rows] == [(f"{run / 'new.txt'}:1", "pos"), (f"{run / 'new.txt'}:3", "neg")]
+    piped = subprocess.run([sys.executable, "-m", "xformer", "predict", str(run / "run"), "-", "--top-k", "1"],
+                           input="fine great actor\n", capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[1].startswith("-:1,fine great actor,pos,")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda run: run / "absent.txt", "text file {run}/absent.txt does not exist; give .csv / .tsv files with a 'review' column"),
+    (lambda run: (run / "other.csv").write_text("text,x\nfine,1\n") and run / "other.csv",
+     "{run}/other.csv has no column 'review' (its header: text, x); the run reads its texts from that column"),
+])
+def test_unreadable_inputs_are_one_line(run, capsys, make, message):
+    path = make(run)
+    assert main(["predict", str(run / "run"), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message.format(run=run) in err and err.count("\n") == 1
