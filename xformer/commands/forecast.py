@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> None:
         history = frame.loc[:at]
         if len(history) == 0 or at > frame.index[-1]:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({frame.index[0]} to {frame.index[-1]}); "
-                              "give one of its dates")
+                              f"give one of its {'dates' if dated else 'steps'}")
     if len(history) < cfg.input_len:
         raise ConfigError(f"the run reads {cfg.input_len} rows before the forecast but {args.data} has "
                           f"{len(history)}{' up to --at' if args.at else ''}; give a longer history")
@@ -104,7 +104,8 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
             raise ConfigError(f"--at {args.at!r} is not {what}; give one within {args.data}") from None
         first, last = min(s.index[0] for s in panel.series.values()), max(s.index[-1] for s in panel.series.values())
         if not first <= at <= last:
-            raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its dates")
+            raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its "
+                              f"{'steps' if integer_ds else 'dates'}")
         kept = {k: int((s.index <= at).sum()) for k, s in panel.series.items()}
         history = Panel({k: s.iloc[:kept[k]] for k, s in panel.series.items() if kept[k]}, None, panel.covariates)
         later = [k for k in panel.ids if k not in history.series]
