@@ -323,3 +323,18 @@ def test_a_long_file_of_aligned_series_is_a_wide_table_for_train_and_compare(tmp
                                           r"rows, 'a': 47\); a model of all series together needs them aligned") as e:
         read_series(ragged)
     assert "\n" not in str(e.value)
+
+
+def test_tables_with_to_pandas_are_read_and_other_objects_refused_in_one_line(df, fitted):
+    class Table:  # what polars and pyarrow tables offer
+        def __init__(self, frame):
+            self.frame = frame
+
+        def to_pandas(self):
+            return self.frame
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short series is reported in both calls
+        pd.testing.assert_frame_equal(fitted.predict(Table(df)), fitted.predict(df))
+    with pytest.raises(ConfigError, match="series data must be a pandas DataFrame, a table with to_pandas"):
+        fitted.predict({"unique_id": ["s0"], "ds": [1], "y": [1.0]})

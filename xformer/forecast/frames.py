@@ -61,8 +61,15 @@ class Panel:
 
 
 def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """A pandas frame from a frame, a CSV path, or a table with ``to_pandas()`` (polars, pyarrow), as
+    neuralforecast takes them."""
     if isinstance(source, pd.DataFrame):
         return source
+    if hasattr(source, "to_pandas"):
+        return source.to_pandas()
+    if not isinstance(source, (str, Path)):
+        raise ConfigError(f"series data must be a pandas DataFrame, a table with to_pandas() (polars, pyarrow) or "
+                          f"the path of a CSV file, not a {type(source).__name__}")
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"series file not found: {path}")
