@@ -224,6 +224,9 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
     header), the non-empty lines of other files ("FILE:LINE"), or of standard input for ``-``."""
     import sys
 
+    from .data.corpus import not_utf8_text
+    from .data.text_classification import table_reader
+
     texts = []
     for item in inputs:
         path = Path(item)
@@ -234,20 +237,19 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
                               "column, text files (one text per line) or - for standard input")
         else:
             try:
-                content = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                raise ConfigError(f"{path} is not UTF-8 text; give UTF-8 text or CSV files") from None
-            if path.suffix.lower() in (".csv", ".tsv", ".tab"):
-                tsv = path.suffix.lower() != ".csv"
-                reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
-                                        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
-                if text_column not in (reader.fieldnames or []):
-                    raise ConfigError(f"{path} has no column {text_column!r} (its header: "
-                                      f"{', '.join(reader.fieldnames or []) or 'empty'}); the run reads its texts "
-                                      "from that column")
-                texts += [(f"{path}:{i}", row[text_column] or "") for i, row in enumerate(reader, 1)]
-                continue
-            lines = content.splitlines()
+                if path.suffix.lower() in (".csv", ".tsv", ".tab"):
+                    reader = table_reader(path)
+                    if text_column not in (reader.fieldnames or []):
+                        raise ConfigError(f"{path} has no column {text_column!r} (its header: "
+                                          f"{', '.join(reader.fieldnames or []) or 'empty'}); the run reads its "
+                                          "texts from that column")
+                    texts += [(f"{path}:{i}", row[text_column] or "") for i, row in enumerate(reader, 1)]
+                    continue
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError as e:
+                raise not_utf8_text(path, e) from None
+            except csv.Error as e:
+                raise ConfigError(f"{path} cannot be read as CSV / TSV ({e}); give UTF-8 text files") from None
         source = "-" if str(item) == "-" else str(path)
         texts += [(f"{source}:{i}", line) for i, line in enumerate(lines, 1) if line.strip()]
     if not texts:

@@ -58,15 +58,21 @@ def read_labelled(paths: str | list[str], text_column: str = "text", label_colum
     return texts, labels
 
 
-def _read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
-    """(text, label) of every row of one CSV / TSV file with a header."""
+def table_reader(path: Path) -> csv.DictReader:
+    """Rows of a CSV (",", quoted) or TSV (".tsv" / ".tab": tab, no quoting) file with a header. Raises
+    UnicodeDecodeError for text that is not UTF-8, csv.Error for a binary file."""
     tsv = path.suffix.lower() in (".tsv", ".tab")
     with open(path, newline="", encoding="utf-8") as f:  # newline="": line ends inside quoted texts kept as written
         content = f.read()
     if "\0" in content:  # valid UTF-8 yet binary: text never holds NUL
         raise csv.Error("it holds NUL bytes")
-    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
-                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    return csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
+                          quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+
+
+def _read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
+    """(text, label) of every row of one CSV / TSV file with a header."""
+    reader = table_reader(path)
     columns, rows = reader.fieldnames or [], []
     for column in (text_column, label_column):
         if column not in columns:
@@ -175,4 +181,4 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                       model_args=text_model_args(vocab, max_length, n_classes=len(names)))
 
 
-__all__ = ["text_classification", "read_labelled", "label_names", "shuffle_words", "acceptability", "macro_f1"]
+__all__ = ["text_classification", "read_labelled", "table_reader", "label_names", "shuffle_words", "acceptability", "macro_f1"]
