@@ -338,3 +338,20 @@ def test_tables_with_to_pandas_are_read_and_other_objects_refused_in_one_line(df
         pd.testing.assert_frame_equal(fitted.predict(Table(df)), fitted.predict(df))
     with pytest.raises(ConfigError, match="series data must be a pandas DataFrame, a table with to_pandas"):
         fitted.predict({"unique_id": ["s0"], "ds": [1], "y": [1.0]})
+
+
+def test_refit_trains_a_fresh_model_before_every_window(df):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short series 's2' is left out, and said so
+        refit = Forecaster(**TINY).cross_validation(df, n_windows=2, step=6, refit=True)
+        once = Forecaster(**TINY).cross_validation(df, n_windows=2, step=6)
+        # window 1 starts 6 rows before each series' end: a model fitted on the rows before it forecasts the same
+        before = df[df.groupby("unique_id").cumcount(ascending=False) >= 6]
+        direct = Forecaster(**TINY).fit(before).predict(before)
+    second = refit.groupby("unique_id", sort=False).tail(6).reset_index(drop=True)
+    np.testing.assert_array_equal(second["y_hat"], direct["y_hat"])
+    first = lambda cv: cv.groupby("unique_id", sort=False).head(6)["y_hat"].to_numpy()  # noqa: E731
+    np.testing.assert_array_equal(first(refit), first(once))  # the same model up to the first window
+    assert not np.array_equal(second["y_hat"], once.groupby("unique_id", sort=False).tail(6)["y_hat"])
+    with pytest.raises(ConfigError, match="refit=True trains a model before every window, so it needs fit=True"):
+        Forecaster(**TINY).cross_validation(df, refit=True, fit=False)

@@ -4,8 +4,10 @@ For a series of n rows, window w = 0 .. n_windows-1 (oldest first) forecasts row
 [s_w, s_w + h) with s_w = n - h - (n_windows - 1 - w) * step; its cutoff is the timestamp of row
 s_w - 1, and the model reads only rows before s_w. With ``fit=True`` (default) a fresh model is
 trained first on each series' rows before its first window (s_0), so no window's future is ever
-seen, neither by the forecast nor by the training or the scaling statistics; with ``fit=False``
-the fitted model is used as it is (it must not have been trained on the backtest period).
+seen, neither by the forecast nor by the training or the scaling statistics; ``refit=True``
+(neuralforecast's ``refit``) trains a fresh one before every window instead, on the rows before s_w,
+so later windows learn from the periods the earlier ones forecast. With ``fit=False`` the fitted
+model is used as it is (it must not have been trained on the backtest period).
 ``static_df`` (static covariates, as in ``fit``) defaults to the one the forecaster remembers from fit.
 
 The result is long: ``unique_id, ds, cutoff, y`` (the truth), ``y_hat`` and the quantile columns,
@@ -21,13 +23,15 @@ from .frames import DS, ID, Y, Panel, report_short
 
 
 def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
-                     fit: bool = True, val_size: int = 0, early_stopping: int | None = None, static_df=None
-                     ) -> pd.DataFrame:
+                     fit: bool = True, val_size: int = 0, early_stopping: int | None = None, static_df=None,
+                     refit: bool = False) -> pd.DataFrame:
     h = forecaster._check_h(h)
     step = h if step is None else step
     for name, value in (("n_windows", n_windows), ("step", step)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    if refit and not fit:
+        raise ConfigError("refit=True trains a model before every window, so it needs fit=True")
     if not fit and forecaster.model is None:
         raise ConfigError("cross_validation(fit=False) needs a fitted forecaster; call fit first or pass fit=True")
     panel = forecaster.read(df)
@@ -43,12 +47,12 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     keep = [k for k in panel.ids if k not in short]
     panel = Panel({k: panel.series[k] for k in keep}, panel.wide_date_column, panel.covariates)
     first = {k: len(s) - span for k, s in panel.series.items()}
-    if fit:
-        forecaster.fit_panel(panel.truncated(first), val_size, early_stopping, static_df)
-        static_df = None  # fit remembered it
     parts = []
     for w in range(n_windows):
         starts = {k: first[k] + w * step for k in keep}
+        if fit and (refit or w == 0):
+            forecaster.fit_panel(panel.truncated(starts), val_size, early_stopping, static_df)
+            static_df = None  # fit remembered it
         forecast = forecaster.predict_panel(panel.truncated(starts), h, static_df)
         ds, cutoff, y = [], [], []
         for key in forecast[ID].drop_duplicates():

@@ -88,11 +88,11 @@ class Forecaster:
 
     def cross_validation(self, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
                          fit: bool = True, val_size: int = 0, early_stopping: int | None = None,
-                         static_df=None) -> pd.DataFrame:
+                         static_df=None, refit: bool = False) -> pd.DataFrame:
         """Rolling-origin backtest; see :func:`xformer.forecast.backtest.cross_validation`."""
         from .backtest import cross_validation
 
-        return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping, static_df)
+        return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping, static_df, refit)
 
     # ---- training -----------------------------------------------------------------------------------------
     def read(self, df) -> Panel:
