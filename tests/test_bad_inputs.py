@@ -432,7 +432,7 @@ CASES = [
     cli("generate", "{trun}", "--num-samples", "0", expect="--num-samples", id="generate --num-samples 0"),
     cli("generate", "{trun}", "--device", "cuda", expect="cuda", id="generate --device cuda", marks=NO_GPU),
     cli("generate", "{srun}", expect="text", id="generate SERIES_RUN"),
-    cli("generate", "{tmp}/missing_run", expect=("missing_run", "run folder"), id="generate MISSING_FOLDER"),
+    cli("generate", "{tmp}/missing_run", expect=("missing_run", "does not exist"), id="generate MISSING_FOLDER"),
     # -- forecast ------------------------------------------------------------------------------------------------
     cli("forecast", "{srun}", "--data", "{csv}", "--out", "{tmp}/existing_folder", setup=existing_folder,
         expect="existing_folder", id="forecast --out EXISTING_FOLDER"),
@@ -450,7 +450,7 @@ CASES = [
     cli("attention", "{srun}", expect="image", id="attention SERIES_RUN"),
     cli("attention", "{vrun}", "--index", "999", expect="--index", id="attention --index 999"),
     cli("attention", "{vrun}", "--index", "-1", expect="--index", id="attention --index -1"),
-    cli("attention", "{tmp}/missing_run", expect=("missing_run", "run folder"), id="attention MISSING_FOLDER"),
+    cli("attention", "{tmp}/missing_run", expect=("missing_run", "does not exist"), id="attention MISSING_FOLDER"),
     # -- predict, evaluate --checkpoint ----------------------------------------------------------------------------
     cli("predict", "{srun}", "{tmp}", expect="not an image or text classifier", id="predict SERIES_RUN"),
     cli("predict", "{vrun}", "{tmp}/digit.png", "--top-k", "0", setup=an_image, expect="--top-k",

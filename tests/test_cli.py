@@ -50,3 +50,15 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
     proc.stdout.close()  # no reader left
     err = proc.stderr.read()
     assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_a_run_folder_that_does_not_exist_is_named_so(tmp_path, capsys):
+    from xformer.cli import main
+
+    missing = tmp_path / "no_such_run"
+    for command in (["evaluate", missing], ["predict", missing, "x.png"], ["attention", missing, "--index", "0"],
+                    ["export", missing, "--format", "timm", "--out", tmp_path / "x"], ["generate", missing],
+                    ["forecast", missing, "--data", "x.csv"], ["backtest", missing, "--data", "x.csv", "--windows", "1"]):
+        assert main([str(part) for part in command]) == 2
+        err = capsys.readouterr().err
+        assert f"xformer: error: {missing} does not exist; give " in err and err.count("\n") == 1, (command, err)

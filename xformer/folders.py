@@ -32,6 +32,12 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def not_a_run_folder(path: str | Path) -> str:
+    """How a path given as a run folder falls short, for a one-line error: it does not exist, or it holds no
+    config.yaml."""
+    return f"{path} does not exist" if not Path(path).exists() else f"{path} is not a run folder (no config.yaml)"
+
+
 class OutputFolder:
     """The folder a fresh run or report writes into.
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from .batch import IMAGES, INPUT_IDS
 from .config import ConfigError, load_yaml
+from .folders import not_a_run_folder
 from .data.image_augment import eval_transform
 from .data.images import IMAGE_ERRORS, PREPROCESS_FILE, default_preprocess
 from .registry import first_line
@@ -40,7 +41,7 @@ def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
     refused in one line."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+        raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
     config = load_yaml(run_dir / "config.yaml")
     data = config.get("data") or {}
     tokenizer_args = ((config.get("model") or {}).get("tokenizer") or {}).get("args") or {}

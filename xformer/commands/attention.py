@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..batch import IMAGES, LABELS
 from ..config import ConfigError, load_yaml
+from ..folders import not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+        raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
     tokenizer = load_yaml(run_dir / "config.yaml").get("model", {}).get("tokenizer") or {}
     if not str(tokenizer.get("name", "")).startswith("image"):
         raise ConfigError(f"xformer attention draws image models; {run_dir} is not one (its tokenizer is "

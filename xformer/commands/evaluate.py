@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..config import ConfigError
+from ..folders import not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
@@ -17,7 +18,7 @@ def run(args: argparse.Namespace) -> None:
                           f"it with xformer train RECIPE --init-from hf:{args.run_dir}, then evaluate that run "
                           "(generate reads the folder directly)")
     if not (Path(args.run_dir) / "config.yaml").is_file():
-        raise ConfigError(f"{args.run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+        raise ConfigError(f"{not_a_run_folder(args.run_dir)}; give the --out folder of xformer train")
     print(json.dumps(evaluate_run(args.run_dir, args.checkpoint, args.data_overrides), indent=1))
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError
+from ..folders import not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> None:
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml); give the --out folder of xformer train")
+        raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
     out = OutputFolder(args.out, args.overwrite, what="export", alternative="")
     if out.path.resolve() == run_dir.resolve() or run_dir.resolve().is_relative_to(out.path.resolve()):
         raise ConfigError(f"--out {args.out} would hold the run folder itself; give a folder of its own")

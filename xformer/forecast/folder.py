@@ -94,7 +94,9 @@ def load(cls, path: str | Path, freq: str | None = None):
     if not (path / STATE_FILE).is_file():
         if (path / "series_scaler.json").is_file() or (path / "config.yaml").is_file():
             return from_train_run(cls, path, freq)
-        raise ConfigError(f"{path} is not a saved forecaster (no {STATE_FILE}); give a folder written by "
+        problem = f"{path} does not exist" if not path.exists() else \
+            f"{path} is not a saved forecaster (no {STATE_FILE})"
+        raise ConfigError(f"{problem}; give a folder written by "
                           "Forecaster.save or xformer train")
     try:
         state = json.loads((path / STATE_FILE).read_text())

@@ -317,8 +317,9 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Exper
         model, _ = load_pretrained(run_dir)
         return ExperimentConfig(model=model.config), model
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run folder (no config.yaml) nor a Hugging Face folder (no config.json); "
-                          "give the --out folder of xformer train or a save_pretrained folder")
+        problem = f"{run_dir} does not exist" if not run_dir.exists() else \
+            f"{run_dir} is not a run folder (no config.yaml) nor a Hugging Face folder (no config.json)"
+        raise ConfigError(f"{problem}; give the --out folder of xformer train or a save_pretrained folder")
     config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
     model = build_model(config.model)
     load_weights(model, read_eval_weights(run_checkpoint(run_dir, checkpoint)))
