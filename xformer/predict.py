@@ -195,12 +195,19 @@ def predict_images(model: torch.nn.Module, files: Sequence[Path], spec: dict, na
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
         images = torch.stack([load_image(f, spec) for f in chunk]).to(device)
-        probs = model({IMAGES: images})["logits"].float().softmax(-1).cpu()
-        k = min(top_k, probs.shape[-1])
-        values, indices = probs.topk(k, dim=-1)
-        for f, p, i in zip(chunk, values.tolist(), indices.tolist()):
-            top = [(names[c] if c < len(names) else str(c), prob) for c, prob in zip(i, p)]
-            rows.append({"file": str(f), "class": top[0][0], "probability": top[0][1], "top_k": top})
+        logits = model({IMAGES: images})["logits"]
+        rows += [{"file": str(f), **top} for f, top in zip(chunk, top_classes(logits, names, top_k))]
+    return rows
+
+
+def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[dict]:
+    """Per row of ``logits``: {"class", "probability", "top_k": [(class, probability), ...]}, p = softmax(z)."""
+    probs = logits.float().softmax(-1).cpu()
+    values, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    rows = []
+    for p, i in zip(values.tolist(), indices.tolist()):
+        top = [(names[c] if c < len(names) else str(c), prob) for c, prob in zip(i, p)]
+        rows.append({"class": top[0][0], "probability": top[0][1], "top_k": top})
     return rows
 
 
@@ -262,21 +269,20 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
 def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info: dict, top_k: int = 5,
                   batch_size: int = 64, device: str | torch.device = "cpu") -> list[dict]:
     """One row per text: {"file" (its source), "text", "class", "probability", "top_k"}."""
-    from .data.text_common import id_tensor, pad_collate
+    from .data.text_classification import classification_ids
+    from .data.text_common import pad_collate
 
-    vocab, names, max_length = info["vocab"], info["names"], info["max_length"]
+    vocab = info["vocab"]
     model = model.to(device).eval()
     rows = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
         ids = vocab.encode_batch([text for _, text in chunk])
-        batch = pad_collate([{INPUT_IDS: id_tensor([vocab.cls_id] + i[:max_length - 2] + [vocab.sep_id])}
-                             for i in ids], vocab.pad_id)
-        probs = model({k: v.to(device) for k, v in batch.items()})["logits"].float().softmax(-1).cpu()
-        values, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-        for (source, text), p, i in zip(chunk, values.tolist(), indices.tolist()):
-            top = [(names[c] if c < len(names) else str(c), prob) for c, prob in zip(i, p)]
-            rows.append({"file": source, "text": text, "class": top[0][0], "probability": top[0][1], "top_k": top})
+        batch = pad_collate([{INPUT_IDS: classification_ids(vocab, i, info["max_length"])} for i in ids],
+                            vocab.pad_id)
+        logits = model({k: v.to(device) for k, v in batch.items()})["logits"]
+        rows += [{"file": source, "text": text, **top}
+                 for (source, text), top in zip(chunk, top_classes(logits, info["names"], top_k))]
     return rows
 
 
@@ -317,4 +323,4 @@ def predict_run(run_dir: str | Path, inputs: Sequence[str | Path], top_k: int = 
 
 
 __all__ = ["image_classifier_info", "read_class_names", "read_preprocess", "load_image", "image_files", "predict_images",
-           "text_classifier_info", "read_texts", "predict_texts", "predictions_csv", "predict_run"]
+           "top_classes", "text_classifier_info", "read_texts", "predict_texts", "predictions_csv", "predict_run"]

@@ -58,6 +58,11 @@ def read_labelled(paths: str | list[str], text_column: str = "text", label_colum
     return texts, labels
 
 
+def classification_ids(vocab, ids: list[int], max_length: int) -> Tensor:
+    """[CLS] text [SEP] of a text's token ids, cut to ``max_length``: the items of training and of predict."""
+    return id_tensor([vocab.cls_id] + ids[: max_length - 2] + [vocab.sep_id])
+
+
 def table_reader(path: Path) -> csv.DictReader:
     """Rows of a CSV (",", quoted) or TSV (".tsv" / ".tab": tab, no quoting) file with a header. Raises
     UnicodeDecodeError for text that is not UTF-8, csv.Error for a binary file."""
@@ -163,8 +168,8 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
 
     splits = []
     for texts, labels in parts:
-        items = [{INPUT_IDS: id_tensor([vocab.cls_id] + ids[: max_length - 2] + [vocab.sep_id]),
-                  LABELS: torch.tensor(y)} for ids, y in zip(vocab.encode_batch(texts), labels)]
+        items = [{INPUT_IDS: classification_ids(vocab, ids, max_length), LABELS: torch.tensor(y)}
+                 for ids, y in zip(vocab.encode_batch(texts), labels)]
         splits.append(Items(items) if items else None)
     if splits[0] is None:
         raise ConfigError("the training split is empty; give more rows or smaller val/test fractions")
@@ -181,4 +186,4 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                       model_args=text_model_args(vocab, max_length, n_classes=len(names)))
 
 
-__all__ = ["text_classification", "read_labelled", "table_reader", "label_names", "shuffle_words", "acceptability", "macro_f1"]
+__all__ = ["text_classification", "read_labelled", "table_reader", "classification_ids", "label_names", "shuffle_words", "acceptability", "macro_f1"]
