@@ -2,6 +2,7 @@
 of benchmarks/README.md report) and the windows the reference code scores.
 
     python benchmarks/etth1_protocol.py RUN_DIR [RUN_DIR ...] [--out benchmarks/results/etth1_protocol.json]
+    python benchmarks/etth1_protocol.py --ensemble RUN_DIR RUN_DIR RUN_DIR   # the runs' average forecast, scored once
 
 The PatchTST and LTSF-Linear code (``data_provider/data_factory.py``) builds its test DataLoader with
 ``drop_last=True`` and batch size 128 (PatchTST's ETTh1 scripts; 32 for DLinear's), so the last
@@ -21,25 +22,28 @@ import torch
 from torch.utils.data import DataLoader
 
 from xformer.batch import TARGETS
-from xformer.train.run import load_run
+from xformer.train.ensemble import load_ensemble
 
 
-def window_errors(run_dir: Path) -> torch.Tensor:
-    """Squared error of every test window (mean over its steps and channels), in test-set order."""
-    _, model, data = load_run(run_dir)
+def window_errors(run_dirs: list[Path]) -> dict[str, torch.Tensor]:
+    """Squared error of every validation and test window (mean over its steps and channels), in order, of one
+    run or of the ensemble of several (their forecasts averaged, ``xformer.ensemble.Ensemble``)."""
+    _, model, data = load_ensemble(run_dirs)
     model.eval()
-    errors = []
+    errors = {"val": [], "test": []}
     with torch.no_grad():
-        for batch in DataLoader(data.test, batch_size=128, shuffle=False, collate_fn=data.collate):
-            y_hat, y = model(batch)["prediction"].double(), batch[TARGETS].double()
-            errors.append(((y_hat - y) ** 2).mean(dim=(1, 2)))
-    return torch.cat(errors)
+        for split, windows in errors.items():
+            for batch in DataLoader(getattr(data, split), batch_size=128, shuffle=False, collate_fn=data.collate):
+                y_hat, y = model(batch)["prediction"].double(), batch[TARGETS].double()
+                windows.append(((y_hat - y) ** 2).mean(dim=(1, 2)))
+    return {split: torch.cat(windows) for split, windows in errors.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--batch", type=int, default=128, help="the reference's test batch size (DLinear: 32)")
+    parser.add_argument("--ensemble", action="store_true", help="score the runs' average forecast, not each run")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     missing = [str(r) for r in args.runs if not (r / "config.yaml").is_file()]
@@ -49,14 +53,17 @@ def main() -> None:
         sys.exit(2)
     torch.set_num_threads(1)
     results = {}
-    for run in args.runs:
-        errors = window_errors(run)
+    groups = [args.runs] if args.ensemble else [[run] for run in args.runs]
+    for group in groups:
+        run = " + ".join(map(str, group))
+        by_split = window_errors(group)
+        errors = by_split["test"]
         n = len(errors)
         kept = n // args.batch * args.batch
-        results[str(run)] = {"windows": n, "scored_by_reference": kept, "test_mse_every_window": round(errors.mean().item(), 4),
+        results[run] = {"val_mse": round(by_split["val"].mean().item(), 4), "windows": n, "scored_by_reference": kept, "test_mse_every_window": round(errors.mean().item(), 4),
                              "test_mse_reference_windows": round(errors[:kept].mean().item(), 4),
                              "test_mse_dropped_windows": round(errors[kept:].mean().item(), 4) if kept < n else None}
-        print(run, json.dumps(results[str(run)]), flush=True)
+        print(run, json.dumps(results[run]), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -303,21 +303,23 @@ def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
     return out.getvalue()
 
 
-def predict_run(run_dir: str | Path, inputs: Sequence[str | Path], top_k: int = 5, batch_size: int = 64,
-                device: str = "cpu", checkpoint: str = "best") -> tuple[list[dict], str]:
-    """(rows, CSV text) of the run's predictions for the image files / folders ``inputs``."""
-    from .train.run import load_run_model
+def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: Sequence[str | Path], top_k: int = 5,
+                batch_size: int = 64, device: str = "cpu", checkpoint: str = "best") -> tuple[list[dict], str]:
+    """(rows, CSV text) of the run's predictions for the image files / folders (or texts) ``inputs``. Several
+    runs of one task and data (a list) predict as their ensemble: class probabilities averaged."""
+    from .train.ensemble import load_ensemble_model
 
+    runs = list(run_dir) if isinstance(run_dir, (list, tuple)) else [run_dir]
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
-    if (Path(run_dir) / "config.yaml").is_file() and (text := text_classifier_info(Path(run_dir))) is not None:
+    if (Path(runs[0]) / "config.yaml").is_file() and (text := text_classifier_info(Path(runs[0]))) is not None:
         texts = read_texts(inputs, text["text_column"])
-        _, model = load_run_model(run_dir, checkpoint)
+        _, model = load_ensemble_model(runs, checkpoint)
         rows = predict_texts(model, texts, text, top_k, batch_size, device)
         return rows, predictions_csv(rows, top_k)
-    spec, names = image_classifier_info(run_dir)
+    spec, names = image_classifier_info(runs[0])
     files = image_files(inputs)
-    _, model = load_run_model(run_dir, checkpoint)
+    _, model = load_ensemble_model(runs, checkpoint)
     rows = predict_images(model, files, spec, names, top_k, batch_size, device)
     return rows, predictions_csv(rows, top_k)
 

@@ -1,4 +1,4 @@
-"""`xformer backtest RUN_DIR --data FILE.csv --windows N [--step S] [--h H] [--out cv.csv] [--metrics m.csv]`.
+"""`xformer backtest RUN_DIR [RUN_DIR ...] --data FILE.csv --windows N [--step S] [--h H] [--out cv.csv] [--metrics m.csv]`.
 
 A rolling-origin backtest of a trained model (``Forecaster.cross_validation`` with ``fit=False``): for
 every series of FILE (long ``unique_id, ds, y`` or the run's wide table) the last N windows of h steps,
@@ -8,6 +8,7 @@ with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile co
 overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
 --season on each series' rows before its first cutoff, pinball and CRPS for quantiles); --metrics writes
 them per series. --static FILE.csv gives static covariates (default: those the model was fitted with).
+Several RUN_DIRs of one recipe and data are backtested as their ensemble (forecasts averaged).
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def add_parser(subparsers) -> None:
                     "pinball and CRPS for quantiles) overall as JSON (per series with --metrics).",
         epilog="example: xformer backtest runs/my_forecaster --data long.csv --windows 4 --step 24 --out cv.csv "
                "--metrics per_series.csv")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
+                   help="a run, or several runs of one recipe and data (seeds): their forecasts are averaged")
     p.add_argument("--data", required=True, metavar="FILE.csv", help="long (unique_id, ds, y) or the run's wide table")
     p.add_argument("--windows", type=int, required=True, metavar="N", help="number of windows per series")
     p.add_argument("--step", type=int, metavar="S", help="steps between window starts (default: h)")

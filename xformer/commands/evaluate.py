@@ -1,5 +1,6 @@
-"""`xformer evaluate RUN_DIR [--checkpoint best|last|step_N] [data.args.KEY=VALUE ...]`: rebuild a run's model from
-its folder and print its metrics as JSON, on the run's data or on other data of the same task."""
+"""`xformer evaluate RUN_DIR [RUN_DIR ...] [--checkpoint best|last|step_N] [data.args.KEY=VALUE ...]`: rebuild a
+run's model from its folder and print its metrics as JSON, on the run's data or on other data of the same task;
+several runs of one task are evaluated as their ensemble (forecasts or class probabilities averaged)."""
 from __future__ import annotations
 
 import argparse
@@ -11,15 +12,20 @@ from ..folders import not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..train.run import evaluate_run
+    from ..train.ensemble import evaluate_ensemble
 
-    if not (Path(args.run_dir) / "config.yaml").is_file() and (Path(args.run_dir) / "config.json").is_file():
-        raise ConfigError(f"{args.run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; fine-tune "
-                          f"it with xformer train RECIPE --init-from hf:{args.run_dir}, then evaluate that run "
-                          "(generate reads the folder directly)")
-    if not (Path(args.run_dir) / "config.yaml").is_file():
-        raise ConfigError(f"{not_a_run_folder(args.run_dir)}; give the --out folder of xformer train")
-    print(json.dumps(evaluate_run(args.run_dir, args.checkpoint, args.data_overrides), indent=1))
+    runs = [item for item in args.items if "=" not in item]
+    overrides = [item for item in args.items if "=" in item]
+    if not runs:
+        raise ConfigError("give at least one RUN_DIR before the data.args.KEY=VALUE overrides")
+    for run_dir in runs:
+        if not (Path(run_dir) / "config.yaml").is_file() and (Path(run_dir) / "config.json").is_file():
+            raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; fine-tune "
+                              f"it with xformer train RECIPE --init-from hf:{run_dir}, then evaluate that run "
+                              "(generate reads the folder directly)")
+        if not (Path(run_dir) / "config.yaml").is_file():
+            raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
+    print(json.dumps(evaluate_ensemble(runs, args.checkpoint, overrides), indent=1))
 
 
 def add_parser(subparsers) -> None:
@@ -29,10 +35,14 @@ def add_parser(subparsers) -> None:
                     "or the one --checkpoint names, evaluate it on the validation and test splits, print flat "
                     "metrics as JSON. data.args.KEY=VALUE overrides evaluate it on other data of the same task "
                     "instead (e.g. data.args.root=new_images: its val/ and test/ splits), refused in one line "
-                    "when that data implies another model or labels its classes or columns differently.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("data_overrides", nargs="*", metavar="data.args.KEY=VALUE",
-                   help="other data for the run's data set, values read as YAML")
+                    "when that data implies another model or labels its classes or columns differently. Several "
+                    "RUN_DIRs (seeds of one recipe, or models of one task trained on the same data) are "
+                    "evaluated as one ensemble: their forecasts (each quantile too) or class probabilities "
+                    "averaged.",
+        epilog="example: xformer evaluate runs/etth1_s1 runs/etth1_s2 runs/etth1_s3   # a seed ensemble")
+    p.add_argument("items", nargs="+", metavar="RUN_DIR [RUN_DIR ...] [data.args.KEY=VALUE ...]",
+                   help="one run, or several runs of one task and data (their ensemble); then other data for the "
+                        "run's data set, values read as YAML")
     p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
                    help="which checkpoint: best (default; the one metrics.json describes), last, or step_N "
                         "(one of RUN_DIR/checkpoints/step_*)")

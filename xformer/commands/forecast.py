@@ -1,8 +1,9 @@
-"""`xformer forecast RUN_DIR --data FILE.csv [--out forecast.csv] [--plot forecast.png] [--at DATE] [--h N]`.
+"""`xformer forecast RUN_DIR [RUN_DIR ...] --data FILE.csv [--out forecast.csv] [--plot forecast.png] [--at DATE] [--h N]`.
 
 FILE is wide (the run's date column and one column per series) or long (``unique_id, ds, y``: every
 series in it is forecast; the CSV is long too: unique_id, ds, y_hat and y_hat_q{q} columns). RUN_DIR
-is a run of ``xformer train`` on series data or a folder written by ``Forecaster.save``.
+is a run of ``xformer train`` on series data or a folder written by ``Forecaster.save``; several of one
+recipe and data (seeds) forecast as their ensemble (``Forecaster.load([...])``: forecasts averaged).
 
 Forecasts the run's horizon after the last row of FILE (or after row DATE with --at, so the
 rows after it are the truth: the plot shows them and the errors are printed). The file needs the
@@ -149,7 +150,8 @@ def add_parser(subparsers) -> None:
                     "follow). Writes CSV: the date column, one column per series, quantile columns if trained.",
         epilog="example: xformer forecast runs/patchtst_etth1_96 --data ../shared/data/ETTh1.csv "
                "--at '2018-02-20 23:00' --out forecast.csv --plot forecast.png")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
+                   help="a run, or several runs of one recipe and data (seeds): their forecasts are averaged")
     p.add_argument("--data", required=True, metavar="FILE.csv", help="the run's date column and value columns")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecast (default: standard output)")
     p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth")

@@ -1,5 +1,5 @@
-"""`xformer predict RUN_DIR INPUTS... [--top-k 5] [--out preds.csv]`: classify new image files, or texts with a
-text classifier's run.
+"""`xformer predict RUN_DIR INPUTS... [--top-k 5] [--out preds.csv] [--ensemble RUN_DIR ...]`: classify new image
+files, or texts with a text classifier's run (or with the ensemble of several runs: probabilities averaged).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
 FILE:ROW and the text follows it) to --out (replaced whole, never half-written) or standard output. See
@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> None:
     if args.out is not None and Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a folder; give a file name, e.g. {Path(args.out) / 'preds.csv'}")
     device = pick_device(args.device, "--device")
-    rows, table = predict_run(args.run_dir, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
+    runs = [args.run_dir, *(args.ensemble or [])]
+    rows, table = predict_run(runs, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
     if args.out:
         write_atomically(args.out, table)
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
@@ -51,6 +52,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", metavar="FILE.csv", help="where to write the predictions (default: standard output)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--ensemble", nargs="+", metavar="RUN_DIR", help="other runs of the same task and data (seeds, or a "
+                   "CNN beside a ViT): their class probabilities are averaged with RUN_DIR's")
     p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
                    help="which checkpoint (default best)")
     p.set_defaults(func=run)

@@ -73,8 +73,9 @@ class Forecaster:
         return from_train_run(cls, run_dir, freq)
 
     @classmethod
-    def load(cls, path: str | Path, freq: str | None = None) -> "Forecaster":
-        """A forecaster saved with :meth:`save`, or the run folder of ``xformer train`` on series data."""
+    def load(cls, path: str | Path | list[str | Path], freq: str | None = None) -> "Forecaster":
+        """A forecaster saved with :meth:`save`, or the run folder of ``xformer train`` on series data; a list of
+        them gives one forecaster that averages their forecasts (a seed ensemble, ``xformer.ensemble``)."""
         from .folder import load
 
         return load(cls, path, freq)

@@ -40,8 +40,13 @@ STEP = "step_00000000"
 
 
 def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
+    from ..ensemble import Ensemble
+
     if forecaster.model is None:
         raise ConfigError("call fit(df) before save(path)")
+    if isinstance(forecaster.model, Ensemble):
+        raise ConfigError("an ensemble is kept as its members' folders: load them together again with "
+                          "Forecaster.load([PATH, PATH, ...])")
     cfg = forecaster.config
     if not overwrite and Path(path).is_dir() and any(Path(path).iterdir()):
         raise ConfigError(f"{path} already holds files; give a new folder, or pass overwrite=True to replace it")
@@ -87,9 +92,42 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def load(cls, path: str | Path, freq: str | None = None):
+# what decides how a forecaster reads its data and what it outputs: members of an ensemble must agree on all of it
+READING = ("input_len", "horizon", "quantiles", "date_column", "missing", "freq", "hist_exog", "futr_exog", "calendar",
+           "stat_exog")
+
+
+def load_ensemble(cls, paths: list[str | Path], freq: str | None = None):
+    """One forecaster whose model is the ``Ensemble`` of the saved forecasters (or series runs) ``paths``: their
+    forecasts, each quantile too, averaged. They must read data alike: the same window, horizon, quantiles,
+    columns, covariates and scaling statistics, as forecasters fitted on one frame with different seeds are."""
+    from ..ensemble import Ensemble
+
+    first, *others = [load(cls, path, freq) for path in paths]
+    for path, other in zip(paths[1:], others):
+        differ = [name for name in READING if getattr(first.config, name) != getattr(other.config, name)]
+        differ += [name for name in ("freq", "stats", "columns", "cov_stats", "static_stats")
+                   if getattr(first, name) != getattr(other, name)]
+        if (first.scaler is None) != (other.scaler is None) or first.scaler is not None and not (
+                np.array_equal(first.scaler.mean_, other.scaler.mean_)
+                and np.array_equal(first.scaler.scale_, other.scaler.scale_)):
+            differ.append("scaler")
+        if (first.static is None) != (other.static is None) or first.static is not None and \
+                not first.static.equals(other.static):
+            differ.append("static_df")
+        if differ:
+            raise ConfigError(f"{path} reads its data differently from {paths[0]} ({', '.join(differ)} differ); "
+                              "ensemble forecasters fitted on the same frame with the same window, horizon and "
+                              "covariates")
+    first.model = Ensemble([first.model] + [other.model for other in others])
+    return first
+
+
+def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     from ..train.run import load_run_model
 
+    if isinstance(path, (list, tuple)):
+        return load_ensemble(cls, list(path), freq) if len(path) > 1 else load(cls, path[0], freq)
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         if (path / "series_scaler.json").is_file() or (path / "config.yaml").is_file():

@@ -382,8 +382,13 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
 def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list[str] = ()) -> dict[str, float]:
     """Re-evaluate a run on its validation and test splits; the same flat keys as metrics.json.
     ``checkpoint``: best (default: the weights metrics.json describes), last, or step_N. ``data_overrides``
-    (``data.args.KEY=VALUE``): the splits of other data instead, as ``load_run`` reads them."""
-    config, model, data = load_run(run_dir, checkpoint, data_overrides)
+    (``data.args.KEY=VALUE``): the splits of other data instead, as ``load_run`` reads them. Several runs as
+    one ensemble: ``xformer.train.ensemble.evaluate_ensemble``."""
+    return evaluate_model(*load_run(run_dir, checkpoint, data_overrides))
+
+
+def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataBundle) -> dict[str, float]:
+    """The flat val_* / test_* metrics of a loaded model on ``data``'s splits, as training reports them."""
     config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
     trainer = Trainer(model, data, config.train, None, init_world(config.train.device))
     metrics = {}

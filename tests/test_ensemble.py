@@ -1,0 +1,216 @@
+"""Ensembles: several trained runs of one task evaluated as one model (`xformer evaluate RUN RUN ...`), their
+forecasts (each quantile too) or class probabilities averaged; runs of other data refused in one line."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import default_collate
+
+from xformer.batch import LABELS, TARGETS
+from xformer.cli import main
+from xformer.config import ConfigError
+from xformer.ensemble import Ensemble
+from xformer.heads.classification import classification_output
+from xformer.heads.forecasting import forecast_output
+from xformer.train.ensemble import evaluate_ensemble
+from xformer.train.run import evaluate_run, load_run
+
+from test_evaluate_other_data import CORE, train, write_images
+
+
+class Fixed(nn.Module):
+    """A stand-in model whose output is a given tensor (forecast, quantiles or logits)."""
+
+    def __init__(self, value: torch.Tensor, kind: str, quantiles=None):
+        super().__init__()
+        self.value, self.kind = nn.Parameter(value, requires_grad=False), kind
+        self.quantiles = None if quantiles is None else torch.tensor(quantiles)
+
+    def forward(self, batch):
+        if self.kind == "logits":
+            return classification_output(self.value, batch)
+        return forecast_output(self.value, batch, self.quantiles)
+
+
+def test_forecasts_are_averaged_and_the_error_decomposes():
+    torch.manual_seed(0)
+    members = [torch.randn(4, 6, 2) for _ in range(3)]
+    y = torch.randn(4, 6, 2)
+    out = Ensemble([Fixed(m, "prediction") for m in members])({TARGETS: y})
+    mean = torch.stack(members).mean(0)
+    torch.testing.assert_close(out["prediction"], mean)
+    # (y - f_bar)^2 = mean_m (y - f_m)^2 - mean_m (f_m - f_bar)^2: the ensemble's MSE is the members' mean MSE
+    # minus their spread, so never above it
+    member_mse = torch.stack([((y - m) ** 2).mean() for m in members]).mean()
+    spread = torch.stack([((m - mean) ** 2).mean() for m in members]).mean()
+    torch.testing.assert_close(out["loss"], member_mse - spread)
+    assert out["loss"] < member_mse and int(out["loss_weight"]) == y.numel()
+
+
+def test_quantiles_are_averaged_level_by_level():
+    levels = [0.1, 0.5, 0.9]
+    a, b = torch.rand(2, 3, 1, 3).sort(-1).values, torch.rand(2, 3, 1, 3).sort(-1).values
+    out = Ensemble([Fixed(a, "quantiles", levels), Fixed(b, "quantiles", levels)])({})
+    torch.testing.assert_close(out["quantiles"], (a + b) / 2)
+    torch.testing.assert_close(out["prediction"], ((a + b) / 2)[..., 1])  # the averaged median
+    with pytest.raises(ConfigError, match="the members forecast different quantiles"):
+        Ensemble([Fixed(a, "quantiles", levels), Fixed(b, "quantiles", [0.2, 0.5, 0.8])])({})
+    with pytest.raises(ConfigError, match="the members give different outputs"):
+        Ensemble([Fixed(a, "quantiles", levels), Fixed(b[..., 1], "prediction")])({})
+
+
+def test_class_probabilities_are_averaged():
+    torch.manual_seed(1)
+    a, b = torch.randn(5, 4), torch.randn(5, 4)
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    out = Ensemble([Fixed(a, "logits"), Fixed(b, "logits")])({LABELS: labels})
+    p = (a.softmax(-1) + b.softmax(-1)) / 2
+    torch.testing.assert_close(out["logits"].softmax(-1), p)
+    torch.testing.assert_close(out["loss"], -p[torch.arange(5), labels].log().mean())
+    same = Ensemble([Fixed(a, "logits"), Fixed(a.clone(), "logits")])({})
+    torch.testing.assert_close(same["logits"].softmax(-1), a.softmax(-1))
+
+
+def test_language_models_and_single_members_are_refused():
+    with pytest.raises(ConfigError, match="per-token logits"):
+        Ensemble([Fixed(torch.randn(2, 5, 7), "logits"), Fixed(torch.randn(2, 5, 7), "logits")])({})
+    with pytest.raises(ConfigError, match="at least 2 models"):
+        Ensemble([Fixed(torch.randn(2, 3), "logits")])
+
+
+def series_recipe(path, seed, horizon=8):
+    return {"model": {"architecture": "encoder", "core": CORE,
+                      "tokenizer": {"name": "series_patches", "args": {"patch_len": 8, "stride": 4}},
+                      "head": {"name": "forecast"}},
+            "data": {"name": "csv_series", "args": {"path": str(path), "input_len": 24, "horizon": horizon}},
+            "train": {"steps": 6, "batch_size": 16, "eval_every": 3, "seed": seed}}
+
+
+@pytest.fixture(scope="module")
+def series_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ensemble_series")
+    t = np.arange(400)
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"date": pd.date_range("2021-01-01", periods=400, freq="h"),
+                  "load": np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(400),
+                  "temp": np.cos(2 * np.pi * t / 24)}).to_csv(tmp / "a.csv", index=False)
+    return tmp, [train(tmp, series_recipe(tmp / "a.csv", seed), f"s{seed}") for seed in (1, 2, 3)]
+
+
+def test_evaluate_scores_the_average_forecast_of_the_runs(series_runs, capsys):
+    _, runs = series_runs
+    capsys.readouterr()
+    assert main(["evaluate", *map(str, runs)]) == 0
+    ensemble = json.loads(capsys.readouterr().out)
+    members = [evaluate_run(run) for run in runs]
+    assert set(ensemble) == set(members[0])
+    # by hand: every run's model on the test windows, forecasts averaged
+    forecasts, truth = [], None
+    for run in runs:
+        _, model, data = load_run(run)
+        batch = (data.collate or default_collate)([data.test[i] for i in range(len(data.test))])
+        with torch.no_grad():
+            forecasts.append(model.eval()(batch)["prediction"].double())
+        truth = batch[TARGETS].double()
+    by_hand = ((torch.stack(forecasts).mean(0) - truth) ** 2).mean().item()
+    assert ensemble["test_mse"] == pytest.approx(by_hand, rel=1e-5)
+    assert ensemble["test_mse"] < np.mean([m["test_mse"] for m in members])  # never above the members' mean
+    assert ensemble["test_mse"] != pytest.approx(members[0]["test_mse"], rel=1e-4)
+
+
+def test_runs_of_other_data_or_heads_are_refused_in_one_line(series_runs, capsys):
+    tmp, runs = series_runs
+    other = train(tmp, series_recipe(tmp / "a.csv", 1, horizon=4), "h4")
+    capsys.readouterr()
+    assert main(["evaluate", str(runs[0]), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on other data than" in err and err.count("\n") == 1
+    recipe = series_recipe(tmp / "a.csv", 1)
+    recipe["model"]["head"]["args"] = {"quantiles": [0.1, 0.5, 0.9]}
+    quantiles = train(tmp, recipe, "q")
+    capsys.readouterr()
+    assert main(["evaluate", str(runs[0]), str(quantiles)]) == 2
+    assert "ensemble runs with the same head and quantiles" in capsys.readouterr().err
+    assert main(["evaluate", str(runs[0]), str(tmp / "missing")]) == 2
+    assert f"{tmp / 'missing'} does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "data.args.horizon=4"]) == 2
+    assert "give at least one RUN_DIR" in capsys.readouterr().err
+
+
+def test_an_ensemble_on_other_data_of_the_same_columns(series_runs, capsys):
+    tmp, runs = series_runs
+    frame = pd.read_csv(tmp / "a.csv")
+    frame.assign(load=np.roll(frame["load"].to_numpy(), 5)).to_csv(tmp / "b.csv", index=False)  # the scaler undoes x2
+    capsys.readouterr()
+    assert main(["evaluate", str(runs[0]), str(runs[1]), f"data.args.path={tmp / 'b.csv'}"]) == 0
+    on_b = json.loads(capsys.readouterr().out)
+    assert on_b["test_mse"] != evaluate_ensemble(runs[:2])["test_mse"]
+
+
+def test_image_classifiers_and_a_cnn_in_one_ensemble(tmp_path):
+    write_images(tmp_path / "images")
+    data = {"name": "image_folder", "args": {"root": str(tmp_path / "images"), "image_size": 8}}
+    schedule = {"steps": 6, "batch_size": 4, "eval_every": 3}
+    vit = train(tmp_path, {"model": {"architecture": "encoder", "core": CORE,
+                                     "tokenizer": {"name": "image_patches", "args": {"patch_size": 4}},
+                                     "head": {"name": "classification"}}, "data": data, "train": schedule}, "vit")
+    cnn = train(tmp_path, {"model": {"baseline": {"name": "cnn"}}, "data": data, "train": schedule}, "cnn")
+    both = evaluate_ensemble([vit, cnn])
+    assert set(both) == set(evaluate_run(vit)) and 0.0 <= both["test_accuracy"] <= 1.0
+    # the same run twice is that run: averaging equal probabilities changes nothing
+    twice, once = evaluate_ensemble([vit, vit]), evaluate_run(vit)
+    assert twice["test_accuracy"] == once["test_accuracy"]
+
+
+def test_forecasters_of_one_frame_forecast_as_their_ensemble(tmp_path, capsys):
+    from xformer.forecast import Forecaster
+    from test_forecaster_long import TINY, long_frame
+
+    df = long_frame(lengths=(120, 90), starts=("2022-01-01", "2022-01-02 05:00"))
+    paths = []
+    for seed in (1, 2):
+        paths.append(Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9], seed=seed).fit(df).save(tmp_path / f"f{seed}"))
+    members = [Forecaster.load(path).predict(df) for path in paths]
+    both = Forecaster.load(paths).predict(df)
+    assert list(both.columns) == list(members[0].columns)
+    for column in ("y_hat", "y_hat_q0.1", "y_hat_q0.9"):
+        np.testing.assert_allclose(both[column], (members[0][column] + members[1][column]) / 2, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="an ensemble is kept as its members' folders"):
+        Forecaster.load(paths).save(tmp_path / "both")
+    other = Forecaster(**{**TINY, "horizon": 4}, quantiles=[0.1, 0.5, 0.9]).fit(df).save(tmp_path / "h4")
+    with pytest.raises(ConfigError, match=r"reads its data differently .*\(horizon differ\)"):
+        Forecaster.load([paths[0], other])
+    df.to_csv(tmp_path / "long.csv", index=False)
+    capsys.readouterr()
+    assert main(["forecast", *map(str, paths), "--data", str(tmp_path / "long.csv"), "--out",
+                 str(tmp_path / "fc.csv")]) == 0
+    written = pd.read_csv(tmp_path / "fc.csv")
+    np.testing.assert_allclose(written["y_hat"], both["y_hat"], rtol=1e-5, atol=1e-4)
+    assert main(["backtest", *map(str, paths), "--data", str(tmp_path / "long.csv"), "--windows", "2",
+                 "--out", str(tmp_path / "cv.csv")]) == 0
+    assert main(["forecast", str(paths[0]), str(other), "--data", str(tmp_path / "long.csv")]) == 2
+    assert "reads its data differently" in capsys.readouterr().err
+
+
+def test_predict_averages_the_probabilities_of_several_runs(tmp_path):
+    from xformer.predict import predict_run
+
+    write_images(tmp_path / "images")
+    data = {"name": "image_folder", "args": {"root": str(tmp_path / "images"), "image_size": 8}}
+    runs = [train(tmp_path, {"model": {"architecture": "encoder", "core": CORE,
+                                       "tokenizer": {"name": "image_patches", "args": {"patch_size": 4}},
+                                       "head": {"name": "classification"}},
+                             "data": data, "train": {"steps": 6, "batch_size": 4, "eval_every": 3, "seed": seed}},
+                  f"vit{seed}") for seed in (1, 2)]
+    folder = tmp_path / "images" / "test"
+    single = [predict_run(run, [folder], top_k=2)[0] for run in runs]
+    both, _ = predict_run(runs, [folder], top_k=2)
+    for row, a, b in zip(both, *single):  # two classes: top-2 lists every probability
+        p_a, p_b = dict(a["top_k"]), dict(b["top_k"])
+        assert row["probability"] == pytest.approx((p_a[row["class"]] + p_b[row["class"]]) / 2, abs=1e-5)
+    assert main(["predict", str(runs[0]), str(folder), "--ensemble", str(runs[1]), "--out",
+                 str(tmp_path / "p.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(both)

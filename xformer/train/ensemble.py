@@ -1,0 +1,90 @@
+"""Several run folders of one task as one model: ``Ensemble`` (xformer/ensemble.py) of their weights, after checking
+that they read the same data the same way (``check_same_data``).
+
+    xformer evaluate RUN RUN RUN            evaluate_ensemble (load_ensemble: the first run's data, every run's model)
+    xformer predict RUN IMAGES --ensemble RUN RUN     load_ensemble_model: the models only
+    Forecaster.load([PATH, PATH])           xformer/forecast/folder.py: forecasters of one frame
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError, load_yaml
+from ..data.registry import DataBundle
+from ..ensemble import Ensemble
+from ..folders import not_a_run_folder
+from .config import ExperimentConfig
+from .run import evaluate_model, load_run, load_run_model
+
+
+# what a run folder holds that turns raw data into the model's inputs and its outputs into labels: members of an
+# ensemble must hold the same (one scaler, one vocabulary, one class order)
+DATA_ARTIFACTS = ("classes.json", "series_scaler.json", "preprocess.json", "tokenizer")
+
+
+def check_same_data(first: Path, other: Path) -> None:
+    """Runs whose outputs are averaged must read the same data the same way and answer the same question:
+    the same data section and head in config.yaml, and identical scaler, vocabulary and class files."""
+    if not (Path(other) / "config.yaml").is_file():
+        raise ConfigError(f"{not_a_run_folder(other)}; give --out folders of xformer train")
+    ours, theirs = load_yaml(Path(first) / "config.yaml"), load_yaml(Path(other) / "config.yaml")
+    if ours.get("data") != theirs.get("data"):
+        raise ConfigError(f"{other} was trained on other data than {first} (their config.yaml data sections "
+                          "differ); an ensemble averages runs of one data set, windows and splits")
+    heads = [(run.get("model") or {}).get("head") or {} for run in (ours, theirs)]
+    if not any((run.get("model") or {}).get("baseline") for run in (ours, theirs)):  # a CNN or DLinear may join
+        a, b = ((head.get("name"), (head.get("args") or {}).get("quantiles")) for head in heads)
+        if a != b:
+            raise ConfigError(f"{other} has model.head {b[0]} with quantiles {b[1]}, {first} has {a[0]} with "
+                              f"quantiles {a[1]}; ensemble runs with the same head and quantiles")
+    for name in DATA_ARTIFACTS:
+        a, b = Path(first) / name, Path(other) / name
+        if not _same_files(a, b):
+            raise ConfigError(f"{b} differs from {a}: the runs read their data differently (another vocabulary, "
+                              "scaler or class order); ensemble runs trained on the same data")
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    if a.is_dir() or b.is_dir():
+        names = sorted(p.name for p in a.iterdir()) if a.is_dir() else None
+        return a.is_dir() and b.is_dir() and names == sorted(p.name for p in b.iterdir()) and \
+            all(_same_files(a / n, b / n) for n in names)
+    return a.exists() == b.exists() and (not a.exists() or a.read_bytes() == b.read_bytes())
+
+
+def load_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
+                  ) -> tuple[ExperimentConfig, torch.nn.Module, DataBundle]:
+    """``load_run`` of the first run (its config and data) and an ``Ensemble`` of every run's model, each with
+    the weights ``checkpoint`` names; one run gives its own model. The runs must share data and head
+    (``check_same_data``): seeds of one recipe, or different models of one task."""
+    first, *others = [Path(r) for r in run_dirs]
+    for other in others:
+        check_same_data(first, other)
+    config, model, data = load_run(first, checkpoint, data_overrides)
+    if not others:
+        return config, model, data
+    return config, Ensemble([model] + [load_run_model(other, checkpoint)[1] for other in others]), data
+
+
+def load_ensemble_model(run_dirs: list[str | Path], checkpoint: str = "best") -> tuple[ExperimentConfig, torch.nn.Module]:
+    """``load_run_model`` of one run, or the first run's config and the ``Ensemble`` of every run's model (runs
+    checked by ``check_same_data``), without building the data."""
+    first, *others = [Path(r) for r in run_dirs]
+    for other in others:
+        check_same_data(first, other)
+    config, model = load_run_model(first, checkpoint)
+    if not others:
+        return config, model
+    return config, Ensemble([model] + [load_run_model(other, checkpoint)[1] for other in others]).eval()
+
+
+def evaluate_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
+                      ) -> dict[str, float]:
+    """``evaluate_run`` of one run, or of the ensemble of several: their forecasts (each quantile too) or class
+    probabilities averaged, scored on the first run's validation and test splits (or ``data_overrides``')."""
+    return evaluate_model(*load_ensemble(run_dirs, checkpoint, data_overrides))
+
+
+__all__ = ["DATA_ARTIFACTS", "check_same_data", "load_ensemble", "load_ensemble_model", "evaluate_ensemble"]
