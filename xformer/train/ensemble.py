@@ -54,30 +54,37 @@ def _same_files(a: Path, b: Path) -> bool:
     return a.exists() == b.exists() and (not a.exists() or a.read_bytes() == b.read_bytes())
 
 
+def checked_runs(run_dirs: list[str | Path]) -> list[Path]:
+    """The run folders, each checked against the first (``check_same_data``) before any is loaded."""
+    first, *others = [Path(r) for r in run_dirs]
+    for other in others:
+        check_same_data(first, other)
+    return [first, *others]
+
+
 def load_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
                   ) -> tuple[ExperimentConfig, torch.nn.Module, DataBundle]:
     """``load_run`` of the first run (its config and data) and an ``Ensemble`` of every run's model, each with
     the weights ``checkpoint`` names; one run gives its own model. The runs must share data and head
     (``check_same_data``): seeds of one recipe, or different models of one task."""
-    first, *others = [Path(r) for r in run_dirs]
-    for other in others:
-        check_same_data(first, other)
+    first, *others = checked_runs(run_dirs)
     config, model, data = load_run(first, checkpoint, data_overrides)
-    if not others:
-        return config, model, data
-    return config, Ensemble([model] + [load_run_model(other, checkpoint)[1] for other in others]), data
+    return config, with_members(model, others, checkpoint), data
 
 
 def load_ensemble_model(run_dirs: list[str | Path], checkpoint: str = "best") -> tuple[ExperimentConfig, torch.nn.Module]:
-    """``load_run_model`` of one run, or the first run's config and the ``Ensemble`` of every run's model (runs
-    checked by ``check_same_data``), without building the data."""
-    first, *others = [Path(r) for r in run_dirs]
-    for other in others:
-        check_same_data(first, other)
+    """``load_run_model`` of one run, or the first run's config and the ``Ensemble`` of every run's model,
+    without building the data."""
+    first, *others = checked_runs(run_dirs)
     config, model = load_run_model(first, checkpoint)
+    return config, with_members(model, others, checkpoint)
+
+
+def with_members(model: torch.nn.Module, others: list[Path], checkpoint: str) -> torch.nn.Module:
+    """``model`` alone, or the ``Ensemble`` (in eval mode) of it and the models of the runs ``others``."""
     if not others:
-        return config, model
-    return config, Ensemble([model] + [load_run_model(other, checkpoint)[1] for other in others]).eval()
+        return model
+    return Ensemble([model] + [load_run_model(other, checkpoint)[1] for other in others]).eval()
 
 
 def evaluate_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
@@ -87,4 +94,4 @@ def evaluate_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data
     return evaluate_model(*load_ensemble(run_dirs, checkpoint, data_overrides))
 
 
-__all__ = ["DATA_ARTIFACTS", "check_same_data", "load_ensemble", "load_ensemble_model", "evaluate_ensemble"]
+__all__ = ["DATA_ARTIFACTS", "check_same_data", "checked_runs", "with_members", "load_ensemble", "load_ensemble_model", "evaluate_ensemble"]
