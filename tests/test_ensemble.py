@@ -175,6 +175,8 @@ def test_forecasters_of_one_frame_forecast_as_their_ensemble(tmp_path, capsys):
         paths.append(Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9], seed=seed).fit(df).save(tmp_path / f"f{seed}"))
     members = [Forecaster.load(path).predict(df) for path in paths]
     both = Forecaster.load(paths).predict(df)
+    in_memory = Forecaster.ensemble([Forecaster.load(path) for path in paths]).predict(df)
+    pd.testing.assert_frame_equal(in_memory, both)
     assert list(both.columns) == list(members[0].columns)
     for column in ("y_hat", "y_hat_q0.1", "y_hat_q0.9"):
         np.testing.assert_allclose(both[column], (members[0][column] + members[1][column]) / 2, rtol=1e-5, atol=1e-6)

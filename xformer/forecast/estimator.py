@@ -80,6 +80,14 @@ class Forecaster:
 
         return load(cls, path, freq)
 
+    @staticmethod
+    def ensemble(members: list["Forecaster"]) -> "Forecaster":
+        """A forecaster that averages the forecasts (each quantile too) of fitted forecasters of one frame
+        (seeds): ``Forecaster.ensemble([f1, f2, f3])``; ``Forecaster.load([path, ...])`` does it for folders."""
+        from .folder import ensemble
+
+        return ensemble(members)
+
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a run folder (config.yaml, forecaster.json, checkpoints/ with safetensors weights); a folder
         that holds files is refused unless ``overwrite``."""

@@ -97,17 +97,25 @@ READING = ("input_len", "horizon", "quantiles", "date_column", "missing", "freq"
            "stat_exog")
 
 
-def load_ensemble(cls, paths: list[str | Path], freq: str | None = None):
-    """One forecaster whose model is the ``Ensemble`` of the saved forecasters (or series runs) ``paths``: their
-    forecasts, each quantile too, averaged. They must read data alike: the same window, horizon, quantiles,
-    columns, covariates and scaling statistics, as forecasters fitted on one frame with different seeds are."""
+def ensemble(members: list, names: list[str] | None = None):
+    """One forecaster whose model is the ``Ensemble`` of the fitted forecasters ``members``: their forecasts,
+    each quantile too, averaged. They must read data alike: the same window, horizon, quantiles, columns,
+    covariates and scaling statistics, as forecasters fitted on one frame with different seeds are.
+    ``names`` (their folders) name the one that differs; the result is a new forecaster, the members stay."""
+    import copy
+
     from ..ensemble import Ensemble
 
-    first, *others = [load(cls, path, freq) for path in paths]
-    for path, other in zip(paths[1:], others):
-        differ = [name for name in READING if getattr(first.config, name) != getattr(other.config, name)]
-        differ += [name for name in ("freq", "stats", "columns", "cov_stats", "static_stats")
-                   if getattr(first, name) != getattr(other, name)]
+    if len(members) < 2:
+        raise ConfigError(f"an ensemble needs at least 2 forecasters, got {len(members)}")
+    names = names or [f"forecaster {i}" for i in range(len(members))]
+    first, *others = members
+    if any(member.model is None for member in members):
+        raise ConfigError("call fit(df) on every forecaster before combining them")
+    for name, other in zip(names[1:], others):
+        differ = [key for key in READING if getattr(first.config, key) != getattr(other.config, key)]
+        differ += [key for key in ("freq", "stats", "columns", "cov_stats", "static_stats")
+                   if getattr(first, key) != getattr(other, key)]
         if (first.scaler is None) != (other.scaler is None) or first.scaler is not None and not (
                 np.array_equal(first.scaler.mean_, other.scaler.mean_)
                 and np.array_equal(first.scaler.scale_, other.scaler.scale_)):
@@ -116,18 +124,20 @@ def load_ensemble(cls, paths: list[str | Path], freq: str | None = None):
                 not first.static.equals(other.static):
             differ.append("static_df")
         if differ:
-            raise ConfigError(f"{path} reads its data differently from {paths[0]} ({', '.join(differ)} differ); "
+            raise ConfigError(f"{name} reads its data differently from {names[0]} ({', '.join(differ)} differ); "
                               "ensemble forecasters fitted on the same frame with the same window, horizon and "
                               "covariates")
-    first.model = Ensemble([first.model] + [other.model for other in others])
-    return first
+    combined = copy.copy(first)
+    combined.model = Ensemble([member.model for member in members]).eval()
+    return combined
 
 
 def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     from ..train.run import load_run_model
 
     if isinstance(path, (list, tuple)):
-        return load_ensemble(cls, list(path), freq) if len(path) > 1 else load(cls, path[0], freq)
+        members = [load(cls, member, freq) for member in path]
+        return ensemble(members, [str(member) for member in path]) if len(members) > 1 else members[0]
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         if (path / "series_scaler.json").is_file() or (path / "config.yaml").is_file():
