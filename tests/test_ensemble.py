@@ -127,7 +127,7 @@ def test_runs_of_other_data_or_heads_are_refused_in_one_line(series_runs, capsys
     capsys.readouterr()
     assert main(["evaluate", str(runs[0]), str(other)]) == 2
     err = capsys.readouterr().err
-    assert "was trained on other data than" in err and err.count("\n") == 1
+    assert "was trained on other data than" in err and "(data: horizon 8 vs 4)" in err and err.count("\n") == 1
     recipe = series_recipe(tmp / "a.csv", 1)
     recipe["model"]["head"]["args"] = {"quantiles": [0.1, 0.5, 0.9]}
     quantiles = train(tmp, recipe, "q")

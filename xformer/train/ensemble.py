@@ -31,8 +31,11 @@ def check_same_data(first: Path, other: Path) -> None:
         raise ConfigError(f"{not_a_run_folder(other)}; give --out folders of xformer train")
     ours, theirs = load_yaml(Path(first) / "config.yaml"), load_yaml(Path(other) / "config.yaml")
     if ours.get("data") != theirs.get("data"):
-        raise ConfigError(f"{other} was trained on other data than {first} (their config.yaml data sections "
-                          "differ); an ensemble averages runs of one data set, windows and splits")
+        a, b = ({"name": run["data"].get("name"), **(run["data"].get("args") or {})} for run in (ours, theirs))
+        differ = ", ".join(f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b), key=str)
+                           if a.get(key) != b.get(key))
+        raise ConfigError(f"{other} was trained on other data than {first} (data: {differ}); an ensemble averages "
+                          "runs of one data set, windows and splits")
     heads = [(run.get("model") or {}).get("head") or {} for run in (ours, theirs)]
     if not any((run.get("model") or {}).get("baseline") for run in (ours, theirs)):  # a CNN or DLinear may join
         a, b = ((head.get("name"), (head.get("args") or {}).get("quantiles")) for head in heads)
