@@ -74,3 +74,25 @@ def test_unreadable_inputs_are_one_line(run, capsys, make, message):
     assert main(["predict", str(run / "run"), str(path)]) == 2
     err = capsys.readouterr().err
     assert message.format(run=run) in err and err.count("\n") == 1
+
+
+def test_two_text_runs_of_one_vocabulary_predict_as_an_ensemble(run, capsys):
+    """Runs that each trained their own WordPiece vocabulary may order its tokens differently, so an ensemble
+    asks for one vocabulary (data.args.tokenizer=the first run's); given it, the probabilities are averaged."""
+    rng = np.random.default_rng(2)
+    truth = rng.choice(["neg", "pos"], 40)
+    pd.DataFrame({"review": [review(rng, y) for y in truth]}).to_csv(run / "more.csv", index=False)
+    assert main(["train", str(run / "r.yaml"), "train.seed=1", "--out", str(run / "run_own"), "--quiet",
+                 "--threads", "1"]) == 0
+    if not (run / "run_own" / "tokenizer" / "vocab.txt").read_bytes() == (run / "run" / "tokenizer" / "vocab.txt").read_bytes():
+        assert main(["predict", str(run / "run"), str(run / "more.csv"), "--ensemble", str(run / "run_own")]) == 2
+        assert f"train the runs of an ensemble on one vocabulary: xformer train RECIPE data.args.tokenizer=" \
+               f"{run / 'run' / 'tokenizer'}" in capsys.readouterr().err
+    assert main(["train", str(run / "r.yaml"), "train.seed=1", f"data.args.tokenizer={run / 'run' / 'tokenizer'}",
+                 "--out", str(run / "run_s1"), "--quiet", "--threads", "1"]) == 0
+    rows, _ = predict_run([run / "run", run / "run_s1"], [run / "more.csv"], top_k=2)
+    single = [predict_run(r, [run / "more.csv"], top_k=2)[0] for r in (run / "run", run / "run_s1")]
+    for row, a, b in zip(rows, *single):
+        assert row["probability"] == pytest.approx((dict(a["top_k"])[row["class"]] + dict(b["top_k"])[row["class"]]) / 2,
+                                                   abs=1e-5)
+    assert np.mean([r["class"] == y for r, y in zip(rows, truth)]) >= 0.9

@@ -30,8 +30,10 @@ def check_same_data(first: Path, other: Path) -> None:
     if not (Path(other) / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(other)}; give --out folders of xformer train")
     ours, theirs = load_yaml(Path(first) / "config.yaml"), load_yaml(Path(other) / "config.yaml")
-    if ours.get("data") != theirs.get("data"):
-        a, b = ({"name": run["data"].get("name"), **(run["data"].get("args") or {})} for run in (ours, theirs))
+    # the vocabulary's path aside: where it came from does not matter, its files are compared below
+    a, b = ({"name": (run.get("data") or {}).get("name"), **((run.get("data") or {}).get("args") or {}),
+             "tokenizer": None} for run in (ours, theirs))
+    if a != b:
         differ = ", ".join(f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b), key=str)
                            if a.get(key) != b.get(key))
         raise ConfigError(f"{other} was trained on other data than {first} (data: {differ}); an ensemble averages "
@@ -44,9 +46,13 @@ def check_same_data(first: Path, other: Path) -> None:
                               f"quantiles {a[1]}; ensemble runs with the same head and quantiles")
     for name in DATA_ARTIFACTS:
         a, b = Path(first) / name, Path(other) / name
+        if name == "tokenizer" and not _same_files(a, b):
+            # WordPiece training orders tied tokens differently from run to run: one batch of ids cannot feed both
+            raise ConfigError(f"{b} is another vocabulary than {a}; train the runs of an ensemble on one vocabulary: "
+                              f"xformer train RECIPE data.args.tokenizer={a} ...")
         if not _same_files(a, b):
-            raise ConfigError(f"{b} differs from {a}: the runs read their data differently (another vocabulary, "
-                              "scaler or class order); ensemble runs trained on the same data")
+            raise ConfigError(f"{b} differs from {a}: the runs read their data differently (another scaler, class "
+                              "order or preprocessing); ensemble runs trained on the same data")
 
 
 def _same_files(a: Path, b: Path) -> bool:
