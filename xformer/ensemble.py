@@ -65,8 +65,5 @@ class Ensemble(nn.Module):
                               "model.head.args.quantiles")
         return levels[0]
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
 
 __all__ = ["Ensemble"]

@@ -106,8 +106,6 @@ def ensemble(members: list, names: list[str] | None = None):
 
     from ..ensemble import Ensemble
 
-    if len(members) < 2:
-        raise ConfigError(f"an ensemble needs at least 2 forecasters, got {len(members)}")
     names = names or [f"forecaster {i}" for i in range(len(members))]
     first, *others = members
     if any(member.model is None for member in members):
