@@ -355,3 +355,21 @@ def test_refit_trains_a_fresh_model_before_every_window(df):
     assert not np.array_equal(second["y_hat"], once.groupby("unique_id", sort=False).tail(6)["y_hat"])
     with pytest.raises(ConfigError, match="refit=True trains a model before every window, so it needs fit=True"):
         Forecaster(**TINY).cross_validation(df, refit=True, fit=False)
+
+
+def test_refit_every_k_windows_trains_before_windows_0_k_2k(df):
+    """refit=2 over three windows: window 1 is forecast by window 0's model, window 2 by a fresh one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the short series 's2' is left out, and said so
+        runs = {refit: Forecaster(**TINY).cross_validation(df, n_windows=3, step=6, refit=refit)
+                for refit in (False, True, 2)}
+    window = lambda cv, w: cv.groupby("unique_id", sort=False).nth(list(range(6 * w, 6 * w + 6)))["y_hat"].to_numpy()  # noqa: E731
+    for w, same_as in ((0, False), (1, False), (2, True)):
+        np.testing.assert_array_equal(window(runs[2], w), window(runs[same_as], w))
+    assert not np.array_equal(window(runs[2], 1), window(runs[True], 1))
+    assert not np.array_equal(window(runs[2], 2), window(runs[False], 2))
+    for bad in (0.5, -1, "2"):
+        with pytest.raises(ConfigError, match="refit must be True, False or a whole number of windows k >= 1"):
+            Forecaster(**TINY).cross_validation(df, refit=bad)
+    with pytest.raises(ConfigError, match=r"refit=2 trains a model before windows 0, 2, 4, \.\.\., so it needs fit=True"):
+        Forecaster(**TINY).cross_validation(df, refit=2, fit=False)

@@ -6,7 +6,9 @@ s_w - 1, and the model reads only rows before s_w. With ``fit=True`` (default) a
 trained first on each series' rows before its first window (s_0), so no window's future is ever
 seen, neither by the forecast nor by the training or the scaling statistics; ``refit=True``
 (neuralforecast's ``refit``) trains a fresh one before every window instead, on the rows before s_w,
-so later windows learn from the periods the earlier ones forecast. With ``fit=False`` the fitted
+so later windows learn from the periods the earlier ones forecast; ``refit=k`` (a whole number) trains one
+before windows 0, k, 2k, ..., each forecasting its own window and the k - 1 after it (``True`` is k = 1):
+k times fewer trainings for a long backtest. With ``fit=False`` the fitted
 model is used as it is (it must not have been trained on the backtest period).
 ``static_df`` (static covariates, as in ``fit``) defaults to the one the forecaster remembers from fit.
 
@@ -24,14 +26,16 @@ from .frames import DS, ID, Y, Panel, report_short
 
 def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
                      fit: bool = True, val_size: int = 0, early_stopping: int | None = None, static_df=None,
-                     refit: bool = False) -> pd.DataFrame:
+                     refit: bool | int = False) -> pd.DataFrame:
     h = forecaster._check_h(h)
+    every = refit_every(refit)
     step = h if step is None else step
     for name, value in (("n_windows", n_windows), ("step", step)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-    if refit and not fit:
-        raise ConfigError("refit=True trains a model before every window, so it needs fit=True")
+    if every and not fit:
+        windows = "every window" if every == 1 else f"windows 0, {every}, {2 * every}, ..."
+        raise ConfigError(f"refit={refit!r} trains a model before {windows}, so it needs fit=True")
     if not fit and forecaster.model is None:
         raise ConfigError("cross_validation(fit=False) needs a fitted forecaster; call fit first or pass fit=True")
     panel = forecaster.read(df)
@@ -50,7 +54,7 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     parts = []
     for w in range(n_windows):
         starts = {k: first[k] + w * step for k in keep}
-        if fit and (refit or w == 0):
+        if fit and (w == 0 or (every and w % every == 0)):
             forecaster.fit_panel(panel.truncated(starts), val_size, early_stopping, static_df)
             static_df = None  # fit remembered it
         forecast = forecaster.predict_panel(panel.truncated(starts), h, static_df)
@@ -70,3 +74,14 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     result = result.sort_values([ID, "window", DS], key=lambda c: c.map(order) if c.name == ID else c,
                                 kind="stable")
     return result.drop(columns="window").reset_index(drop=True)
+
+
+def refit_every(refit) -> int:
+    """How many windows one model forecasts in a backtest that refits: 0 for ``refit=False`` (one model for
+    all), 1 for ``True`` (a model per window), k for a whole number k >= 1."""
+    if isinstance(refit, (bool, np.bool_)):
+        return int(refit)
+    if isinstance(refit, (int, np.integer)) and refit >= 1:
+        return int(refit)
+    raise ConfigError(f"refit must be True, False or a whole number of windows k >= 1 (a fresh model every k "
+                      f"windows), got {refit!r}")

@@ -97,7 +97,7 @@ class Forecaster:
 
     def cross_validation(self, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
                          fit: bool = True, val_size: int = 0, early_stopping: int | None = None,
-                         static_df=None, refit: bool = False) -> pd.DataFrame:
+                         static_df=None, refit: bool | int = False) -> pd.DataFrame:
         """Rolling-origin backtest; see :func:`xformer.forecast.backtest.cross_validation`."""
         from .backtest import cross_validation
 
