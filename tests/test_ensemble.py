@@ -140,6 +140,26 @@ def test_runs_of_other_data_or_heads_are_refused_in_one_line(series_runs, capsys
     assert "give at least one RUN_DIR" in capsys.readouterr().err
 
 
+def test_a_patchtst_and_a_dlinear_forecast_as_their_average(series_runs):
+    """Two model families of one task (benchmarks/README.md, "PatchTST and DLinear combined"): the DLinear
+    baseline joins the transformer's runs, and the ensemble forecasts their mean."""
+    tmp, runs = series_runs
+    recipe = series_recipe(tmp / "a.csv", 1)
+    recipe["model"] = {"baseline": {"name": "dlinear", "args": {"kernel_size": 5}}}
+    dlinear = train(tmp, recipe, "dlinear")
+    forecasts, truth = [], None
+    for run in (runs[0], dlinear):
+        _, model, data = load_run(run)
+        batch = (data.collate or default_collate)([data.test[i] for i in range(len(data.test))])
+        with torch.no_grad():
+            forecasts.append(model.eval()(batch)["prediction"].double())
+        truth = batch[TARGETS].double()
+    assert not torch.allclose(forecasts[0], forecasts[1])
+    by_hand = ((torch.stack(forecasts).mean(0) - truth) ** 2).mean().item()
+    assert evaluate_ensemble([runs[0], dlinear])["test_mse"] == pytest.approx(by_hand, rel=1e-5)
+    assert evaluate_ensemble([dlinear, runs[0]])["test_mse"] == pytest.approx(by_hand, rel=1e-5)  # either first
+
+
 def test_an_ensemble_on_other_data_of_the_same_columns(series_runs, capsys):
     tmp, runs = series_runs
     frame = pd.read_csv(tmp / "a.csv")
