@@ -1,6 +1,7 @@
 """`xformer compare`: a tiny run of all three domains writes every table, plot and figure."""
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -109,6 +110,53 @@ def test_the_seed_makes_it_reproducible(tmp_path):
     for (name, first), (_, second) in zip(*runs):
         assert {k: v for k, v in first.items() if "seconds" not in k} == \
             {k: v for k, v in second.items() if "seconds" not in k}, name
+
+
+def test_a_stopped_compare_resumes_without_training_its_finished_runs(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during the second of three runs: --resume trains the second again (its folder part-written)
+    and the third, reads the first back, and ends with the report an uninterrupted compare writes."""
+    import xformer.train.run as train_module
+
+    real, trained = train_module.train_run, []
+
+    def stopped_in_the_second(config, run_dir, *args, **kwargs):
+        if len(trained) == 1:
+            Path(run_dir).mkdir(parents=True)
+            (Path(run_dir) / "config.yaml").write_text("a run stopped before its first checkpoint\n")
+            raise KeyboardInterrupt
+        trained.append(Path(run_dir).name)
+        return real(config, run_dir, *args, **kwargs)
+
+    out, options = tmp_path / "stopped", [*TINY, "--domains", "images", "--seed", "3"]
+    monkeypatch.setattr(train_module, "train_run", stopped_in_the_second)
+    capsys.readouterr()
+    assert main(["compare", *options, "--out", str(out)]) == 130
+    assert f"continue it with xformer compare --resume {out}" in capsys.readouterr().err
+    first = next(out.glob("runs/images/*/steps6_seed3/compare_run.json")).parent
+    before = (first / "metrics.json").read_bytes(), (first / "metrics.json").stat().st_mtime_ns
+    assert not (out / "results.json").exists()
+
+    trained.clear()
+    monkeypatch.setattr(train_module, "train_run", lambda config, run_dir, *a, **k: (
+        trained.append(Path(run_dir)), real(config, run_dir, *a, **k))[1])
+    assert main(["compare", "--resume", str(out), "--quiet"]) == 0
+    assert len(trained) == 2 and first not in trained
+    assert ((first / "metrics.json").read_bytes(), (first / "metrics.json").stat().st_mtime_ns) == before
+    assert not list(out.rglob(".*.replaced"))
+    assert main(["compare", *options, "--out", str(tmp_path / "whole")]) == 0
+    resumed, whole = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("stopped", "whole"))
+    strip = lambda m: {k: v for k, v in m["metrics"].items() if "seconds" not in k}  # noqa: E731
+    assert [(m["name"], strip(m)) for m in resumed["domains"]["images"]["models"]] == \
+        [(m["name"], strip(m)) for m in whole["domains"]["images"]["models"]]
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(out)]) == 2
+    assert "holds a finished report (results.json), there is nothing to resume" in capsys.readouterr().err
+    assert main(["compare", "--resume", str(tmp_path), "--steps", "9"]) == 2
+    assert "drop --steps" in capsys.readouterr().err
+    assert main(["compare", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "it holds no compare.json" in capsys.readouterr().err
+    assert main(["compare", *options, "--out", str(out)]) == 2
+    assert "continue a stopped compare with --resume" in capsys.readouterr().err
 
 
 def test_help_names_every_domain_and_the_study_options(capsys):

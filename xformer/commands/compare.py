@@ -1,5 +1,5 @@
 """`xformer compare [--domains text,images,series,seq2seq] [--seeds N] [--budgets 250,1000] [--out DIR] ...`:
-the main job.
+the main job; `xformer compare --resume DIR` continues one that was stopped.
 
 Trains one transformer core per domain and each domain's classic baselines on the embedded
 defaults (or the data given), at every budget and seed, then writes DIR/report.md, report.html,
@@ -16,7 +16,18 @@ from ..config import ConfigError
 
 def run(args: argparse.Namespace) -> None:
     from ..compare import CompareConfig, run_comparison
+    from ..compare.run import resumed_config
 
+    if args.resume:
+        given = [f"--{dest.replace('_', '-')}" for dest, default in args.option_defaults.items()
+                 if dest not in ("resume", "quiet") and getattr(args, dest) != default]
+        if given:
+            raise ConfigError(f"give --resume {args.resume} alone (--quiet aside): a stopped compare goes on with "
+                              f"the options it was started with ({Path(args.resume) / 'compare.json'}); drop "
+                              f"{', '.join(given)}")
+        _report(run_comparison(resumed_config(args.resume), args.resume, quiet=args.quiet, resume=True),
+                Path(args.resume), args.quiet)
+        return
     for path in [*(args.text_data or []), *([args.series_data] if args.series_data else [])]:
         if not Path(path).is_file():
             raise ConfigError(f"data file not found: {path}")
@@ -29,14 +40,17 @@ def run(args: argparse.Namespace) -> None:
                         series_data=args.series_data, image_data=args.image_data, input_len=args.input_len,
                         horizon=args.horizon, seed=args.seed, seeds=args.seeds, budgets=budgets,
                         budget_seconds=budget_seconds, device=args.device)
-    results = run_comparison(cfg, out, quiet=args.quiet, overwrite=args.overwrite)
-    if not args.quiet:
+    _report(run_comparison(cfg, out, quiet=args.quiet, overwrite=args.overwrite), out, args.quiet)
+
+
+def _report(results: dict, out: Path, quiet: bool) -> None:
+    if not quiet:
         print(f"wrote {out}/report.md, report.html, results.json and {len(results['plots'])} plots "
               f"in {results['total_seconds']} s", file=sys.stderr)
     for domain, info in results["domains"].items():
         models = ", ".join(f"{row['name']} {row['metric']:.4g} ± {row['metric_std']:.2g}" for row in info["models"]
                            if row["metric"] is not None)
-        print(f"{domain} ({info['metric']}, mean ± s over {cfg.seeds} seed(s)): {models}")
+        print(f"{domain} ({info['metric']}, mean ± s over {len(results['seeds'])} seed(s)): {models}")
     for line in results["summary"]:
         print(line.replace("**", ""))
 
@@ -90,6 +104,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one, as train does), cpu or cuda")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the compare stopped in DIR (Ctrl-C, a crash) with the options it was started "
+                        "with: its finished runs are kept, the others trained (a run stopped part way from its start)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (nor the closing 'wrote ...' line); results and errors stay")
     p.set_defaults(func=run)
+    p.set_defaults(option_defaults={k: v for k, v in vars(p.parse_args([])).items() if k != "func"})

@@ -5,10 +5,16 @@ run folder, measure it (:mod:`.flops`), aggregate the seeds (:mod:`.study`) and 
 Training FLOPs of a run = 3 x forward FLOPs per example x examples seen (steps x batch): the backward
 pass costs about twice the forward one (Kaplan et al. 2020's 6 N per token = 3 x 2 N); evaluations
 are not counted.
+
+A stopped compare (Ctrl-C, a crash) keeps its finished runs: the report folder records its options
+(compare.json) and each run folder trained to its end says so (compare_run.json, with its wall time), so
+``resume=True`` (``xformer compare --resume DIR``) reads those back and trains only the rest; a run stopped
+part way is trained again from its start, so that every run's wall time is measured whole.
 """
 from __future__ import annotations
 
 import copy
+import json
 import platform
 import time
 from dataclasses import asdict
@@ -19,8 +25,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..config import from_dict
-from ..folders import OutputFolder
+from ..config import ConfigError, from_dict
+from ..folders import OutputFolder, write_atomically
 from ..train.config import ExperimentConfig
 from .datainfo import describe_data
 from .experiments import METRIC, CompareConfig, entries
@@ -28,17 +34,23 @@ from .flops import measure
 from .report import write_report
 from .study import crossover_sentences, crossovers, mean_std, ranking
 
+OPTIONS = "compare.json"  # in the report folder: the options it was started with, which --resume continues
+FINISHED = "compare_run.json"  # in a run folder: trained to its end and measured (its wall time)
 
-def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False) -> dict:
+
+def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,
+                   resume: bool = False) -> dict:
     """Train and measure every model at every budget and seed; write the report folder ``out``; return
     results.json's content. ``quiet``: show no progress (see xformer/train/progress.py). A folder ``out``
     that holds files is refused unless ``overwrite``: then the old report is moved aside until the new one
-    is complete."""
+    is complete. ``resume``: ``out`` is a stopped compare of ``cfg`` (``resumed_config``); its finished
+    runs are read back, not trained again."""
     from ..data.registry import build_data
     from ..train.progress import Progress
 
     out = Path(out)
-    folder = OutputFolder(out, overwrite, "report")
+    folder = None if resume else OutputFolder(out, overwrite, "report",
+                                              alternative=f"continue a stopped compare with --resume {out}")
     schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
     n_trained = sum(e.trained for e in entries(cfg))
     results: dict[str, Any] = {
@@ -51,7 +63,9 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     datasets, models, measured, untrained = {}, {}, {}, {}
     progress = Progress(n_trained * len(seeds) * sum(s for s, _ in schedule), label="compare", quiet=quiet)
     start = time.perf_counter()
-    folder.replace()
+    if folder is not None:
+        folder.replace()
+        write_atomically(out / OPTIONS, json.dumps(asdict(cfg), indent=1) + "\n")
     try:
         for b, (steps, seconds) in enumerate(schedule):
             for seed in seeds:
@@ -67,24 +81,42 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
                     last = b == len(schedule) - 1 and seed == seeds[0]
                     run = _one_run(entry, datasets[entry.domain], out, steps, seconds, seed, cfg.batch_size,
                                    progress, measured, untrained, models if last else None,
-                                   results["domains"][entry.domain]["metric"])
+                                   results["domains"][entry.domain]["metric"], resume)
                     results["domains"][entry.domain]["runs"].append(run)
         results["total_seconds"] = round(time.perf_counter() - start, 1)
         for domain, info in results["domains"].items():
             aggregate(domain, info, measured, schedule)
         write_report(results, out, models, datasets)
-    except BaseException:
-        folder.failed()  # an incomplete report never replaces a complete one
+    except BaseException as stop:
+        if folder is not None:
+            folder.failed()  # an incomplete report never replaces a complete one
+        if isinstance(stop, KeyboardInterrupt) and (out / OPTIONS).is_file() and not (out / "results.json").exists():
+            raise KeyboardInterrupt(f"the compare stopped; its finished runs are kept in {out}: continue it with "
+                                    f"xformer compare --resume {out}") from stop
         raise
     finally:
         progress.close()
-    folder.started()
+    if folder is not None:
+        folder.started()
     return results
 
 
+def resumed_config(out: str | Path) -> CompareConfig:
+    """The options of the stopped compare in ``out`` (its compare.json), or one line saying why it cannot go on."""
+    out = Path(out)
+    if not (out / OPTIONS).is_file():
+        raise ConfigError(f"cannot resume {out}: it holds no {OPTIONS} (it is not the --out folder of an xformer "
+                          "compare that was stopped); start a new compare")
+    if (out / "results.json").is_file():
+        raise ConfigError(f"{out} holds a finished report (results.json), there is nothing to resume; give a new "
+                          "--out folder, or --overwrite it")
+    return from_dict(CompareConfig, json.loads((out / OPTIONS).read_text()))
+
+
 def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: int, batch_size: int, progress,
-             measured: dict, untrained: dict, keep: dict | None, metric: str) -> dict:
-    """Train (or evaluate, for a model with nothing to train) one model at one budget and seed."""
+             measured: dict, untrained: dict, keep: dict | None, metric: str, resume: bool = False) -> dict:
+    """Train (or evaluate, for a model with nothing to train) one model at one budget and seed; with
+    ``resume``, a run that a stopped compare finished is read back from its folder."""
     from ..models import build_model
     from ..train.config import with_implied_args
     from ..train.run import load_run_model, train_run
@@ -103,14 +135,21 @@ def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: in
     else:
         run_dir = out / "runs" / entry.domain / _slug(entry.name) / f"{folder}_seed{seed}"
         progress.start(f"{entry.domain}: {entry.name} ({budget}, seed {seed})")
-        before, wall = progress.n, time.perf_counter()
-        metrics = train_run(from_dict(ExperimentConfig, copy.deepcopy(entry.experiment)), run_dir, progress=progress)
+        before, started = progress.n, time.perf_counter()
+        if resume and (run_dir / FINISHED).is_file():
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            wall_seconds = json.loads((run_dir / FINISHED).read_text())["wall_seconds"]
+        else:  # a fresh run; when resuming, one stopped part way starts again (its folder replaced)
+            experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
+            metrics = train_run(experiment, run_dir, progress=progress, overwrite=resume)
+            wall_seconds = round(time.perf_counter() - started, 2)  # training and its evaluations
+            write_atomically(run_dir / FINISHED, json.dumps({"wall_seconds": wall_seconds}) + "\n")
         progress.update(steps - (progress.n - before))  # a run stopped early still fills its share
         model = load_run_model(run_dir)[1]  # the weights its metrics describe (the best on validation)
         if key not in measured:
             measured[key] = measure(entry, model, data)
         run = {"steps": metrics["steps"], "train_seconds": metrics["train_seconds"],
-               "wall_seconds": round(time.perf_counter() - wall, 2), "run_dir": str(run_dir.relative_to(out))}
+               "wall_seconds": wall_seconds, "run_dir": str(run_dir.relative_to(out))}
     if keep is not None:
         keep[key] = model
     metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -193,4 +232,4 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower().split(" (")[0]).strip("_")
 
 
-__all__ = ["run_comparison", "aggregate"]
+__all__ = ["run_comparison", "resumed_config", "aggregate"]
