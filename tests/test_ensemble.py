@@ -217,6 +217,20 @@ def test_forecasters_of_one_frame_forecast_as_their_ensemble(tmp_path, capsys):
     assert "reads its data differently" in capsys.readouterr().err
 
 
+def test_a_patchtst_and_a_dlinear_forecaster_forecast_their_mean():
+    from xformer.forecast import Forecaster
+    from test_forecaster_long import TINY, long_frame
+
+    df = long_frame(lengths=(120, 90), starts=("2022-01-01", "2022-01-02 05:00"))
+    patchtst = Forecaster(**TINY).fit(df)
+    dlinear = Forecaster(model="dlinear", **{k: v for k, v in TINY.items()
+                                             if k in ("input_len", "horizon", "epochs", "batch_size", "device")}).fit(df)
+    both = Forecaster.ensemble([patchtst, dlinear]).predict(df)
+    one, other = patchtst.predict(df), dlinear.predict(df)
+    assert not np.allclose(one["y_hat"], other["y_hat"])
+    np.testing.assert_allclose(both["y_hat"], (one["y_hat"] + other["y_hat"]) / 2, rtol=1e-5, atol=1e-6)
+
+
 def test_predict_averages_the_probabilities_of_several_runs(tmp_path):
     from xformer.predict import predict_run
 
