@@ -89,6 +89,18 @@ def series_recipe(path, seed, horizon=8):
             "train": {"steps": 6, "batch_size": 16, "eval_every": 3, "seed": seed}}
 
 
+def forecasts_by_hand(runs):
+    """Each run's model on every test window, by hand: (forecasts, one per run, and the truth)."""
+    forecasts, truth = [], None
+    for run in runs:
+        _, model, data = load_run(run)
+        batch = (data.collate or default_collate)([data.test[i] for i in range(len(data.test))])
+        with torch.no_grad():
+            forecasts.append(model.eval()(batch)["prediction"].double())
+        truth = batch[TARGETS].double()
+    return forecasts, truth
+
+
 @pytest.fixture(scope="module")
 def series_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ensemble_series")
@@ -108,13 +120,7 @@ def test_evaluate_scores_the_average_forecast_of_the_runs(series_runs, capsys):
     members = [evaluate_run(run) for run in runs]
     assert set(ensemble) == set(members[0])
     # by hand: every run's model on the test windows, forecasts averaged
-    forecasts, truth = [], None
-    for run in runs:
-        _, model, data = load_run(run)
-        batch = (data.collate or default_collate)([data.test[i] for i in range(len(data.test))])
-        with torch.no_grad():
-            forecasts.append(model.eval()(batch)["prediction"].double())
-        truth = batch[TARGETS].double()
+    forecasts, truth = forecasts_by_hand(runs)
     by_hand = ((torch.stack(forecasts).mean(0) - truth) ** 2).mean().item()
     assert ensemble["test_mse"] == pytest.approx(by_hand, rel=1e-5)
     assert ensemble["test_mse"] < np.mean([m["test_mse"] for m in members])  # never above the members' mean
@@ -147,13 +153,7 @@ def test_a_patchtst_and_a_dlinear_forecast_as_their_average(series_runs):
     recipe = series_recipe(tmp / "a.csv", 1)
     recipe["model"] = {"baseline": {"name": "dlinear", "args": {"kernel_size": 5}}}
     dlinear = train(tmp, recipe, "dlinear")
-    forecasts, truth = [], None
-    for run in (runs[0], dlinear):
-        _, model, data = load_run(run)
-        batch = (data.collate or default_collate)([data.test[i] for i in range(len(data.test))])
-        with torch.no_grad():
-            forecasts.append(model.eval()(batch)["prediction"].double())
-        truth = batch[TARGETS].double()
+    forecasts, truth = forecasts_by_hand([runs[0], dlinear])
     assert not torch.allclose(forecasts[0], forecasts[1])
     by_hand = ((torch.stack(forecasts).mean(0) - truth) ** 2).mean().item()
     assert evaluate_ensemble([runs[0], dlinear])["test_mse"] == pytest.approx(by_hand, rel=1e-5)
