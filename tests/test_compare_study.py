@@ -63,6 +63,9 @@ def test_crossover_is_interpolated_in_log_flops():
     # no common range: said, not guessed
     found = crossovers([(1e3, 3.0), (1e4, 2.5)], [(1e7, 1.0), (1e9, 0.5)], "min")
     assert found["overlap"] is None and "no common range" in crossover_sentences("t", "A", {"B": found})[0]
+    # two wall times one rounding apart have equal logs: no division by zero (a CI run met this)
+    found = crossovers([(0.16999999999999998, 1.98), (0.17, 2.12)], [(0.1, 2.0), (0.2, 2.0)], "min")
+    assert found["overlap"] == (0.16999999999999998, 0.17)
 
 
 def test_seeds_and_budgets_write_every_table_with_spread_and_the_crossover_plot(study):

@@ -67,9 +67,10 @@ def _at(curve: list[tuple[float, float]], x: float) -> float:
         return curve[0][1]
     for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
         if x0 <= x <= x1:
-            if x1 == x0:
+            span = math.log10(x1) - math.log10(x0)
+            if span == 0:  # equal, or so close (0.17 and 0.16999999999999998) that their logs are equal
                 return y1
-            t = (math.log10(x) - math.log10(x0)) / (math.log10(x1) - math.log10(x0))
+            t = (math.log10(x) - math.log10(x0)) / span
             return y0 + t * (y1 - y0)
     raise ValueError(f"{x} outside the curve")
 
