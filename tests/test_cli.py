@@ -62,3 +62,18 @@ def test_a_run_folder_that_does_not_exist_is_named_so(tmp_path, capsys):
         assert main([str(part) for part in command]) == 2
         err = capsys.readouterr().err
         assert f"xformer: error: {missing} does not exist; give " in err and err.count("\n") == 1, (command, err)
+
+
+def test_a_torchrun_rank_exits_with_the_status_and_the_output_of_main(tmp_path):
+    # under torchrun (WORLD_SIZE > 1) the command leaves through os._exit: nothing it printed may be lost
+    # and its status must be main()'s (see xformer.cli.console)
+    import os
+
+    env = {**os.environ, "WORLD_SIZE": "2"}
+    missing = tmp_path / "no_such_run"
+    bad = subprocess.run([sys.executable, "-m", "xformer", "evaluate", str(missing)], capture_output=True,
+                         text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and str(missing) in bad.stderr
+    demo = subprocess.run([sys.executable, "-m", "xformer", "demo", "--steps", "2"], capture_output=True, text=True,
+                          env=env)
+    assert demo.returncode == 0 and "reverse digits" in demo.stdout and "copy digits" in demo.stdout
