@@ -10,7 +10,9 @@ plus ``OUT/manifest.json`` (source, seed, sizes, and the source index of every i
 - ``train`` and ``val`` are drawn from the official training images, disjoint, with the same
   number of images per class (``--train`` / ``--val`` split evenly over the classes; the remainder
   goes to the first classes); ``test`` likewise from the official test images (``--test 0``: all
-  of them). The draw is a fixed function of ``--seed``.
+  of them), or with ``--test-from train`` from the training images left after train and val (for a
+  copy that lacks the test files; the test files are then not read). The draw is a fixed function
+  of ``--seed``.
 - ``--source mnist`` / ``fashion_mnist``: the IDX files ``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (each may
   also be gzipped, ``.gz``), 28x28 grey.
@@ -126,23 +128,29 @@ def _read_cut_cifar_batch(path: Path, data: bytes) -> tuple[np.ndarray, np.ndarr
     return body[:n * 3072].reshape(n, 3072), np.asarray(labels, dtype=np.int64)
 
 
-def load(source: str, raw: Path):
-    """(train images, train labels, test images, test labels, class names, per-file counts)."""
+def load(source: str, raw: Path, with_test: bool = True):
+    """(train images, train labels, test images, test labels, class names, per-file counts); the test
+    files are not read (None, None) without ``with_test``."""
+    x_te = y_te = None
     if source in ("mnist", "fashion_mnist"):
         x_tr, y_tr = read_idx(raw, "train-images-idx3-ubyte"), read_idx(raw, "train-labels-idx1-ubyte")
-        x_te, y_te = read_idx(raw, "t10k-images-idx3-ubyte"), read_idx(raw, "t10k-labels-idx1-ubyte")
-        counts = {"train-images": len(x_tr), "train-labels": len(y_tr), "t10k-images": len(x_te),
-                  "t10k-labels": len(y_te)}
-        n_tr, n_te = min(len(x_tr), len(y_tr)), min(len(x_te), len(y_te))
+        counts = {"train-images": len(x_tr), "train-labels": len(y_tr)}
+        n_tr = min(len(x_tr), len(y_tr))
+        if with_test:
+            x_te, y_te = read_idx(raw, "t10k-images-idx3-ubyte"), read_idx(raw, "t10k-labels-idx1-ubyte")
+            counts.update({"t10k-images": len(x_te), "t10k-labels": len(y_te)})
+            n_te = min(len(x_te), len(y_te))
+            x_te, y_te = x_te[:n_te], y_te[:n_te].astype(np.int64)
         names = [str(k) for k in range(10)] if source == "mnist" else FASHION_CLASSES
-        return x_tr[:n_tr], y_tr[:n_tr].astype(np.int64), x_te[:n_te], y_te[:n_te].astype(np.int64), names, counts
+        return x_tr[:n_tr], y_tr[:n_tr].astype(np.int64), x_te, y_te, names, counts
     xs, ys, counts = [], [], {}
     for k in range(1, 6):
         x, y = read_cifar_batch(raw / f"data_batch_{k}")
         xs.append(x), ys.append(y)
         counts[f"data_batch_{k}"] = len(x)
-    x_te, y_te = read_cifar_batch(raw / "test_batch")
-    counts["test_batch"] = len(x_te)
+    if with_test:
+        x_te, y_te = read_cifar_batch(raw / "test_batch")
+        counts["test_batch"] = len(x_te)
     names = CIFAR10_CLASSES
     meta = raw / "batches.meta"
     if meta.is_file():
@@ -188,28 +196,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", type=int, default=500, help="validation images (from the official train files, "
                    "disjoint from --train)")
     p.add_argument("--test", type=int, default=2000, help="test images from the official test files; 0: all")
+    p.add_argument("--test-from", choices=("test", "train"), default="test",
+                   help="train: draw the test images from the training images left after --train and --val "
+                        "(for a copy without the test files; --test must then be > 0)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if a.out.exists():
         raise SystemExit(f"make_image_folder: {a.out} exists; choose another --out or remove it")
     if a.train <= 0 or a.val < 0 or a.test < 0:
         raise SystemExit("make_image_folder: --train must be > 0, --val and --test >= 0")
-    x_tr, y_tr, x_te, y_te, names, counts = load(a.source, a.raw)
+    if a.test_from == "train" and not a.test:
+        raise SystemExit("make_image_folder: --test-from train needs a number of test images, e.g. --test 1000")
+    x_tr, y_tr, x_te, y_te, names, counts = load(a.source, a.raw, with_test=a.test_from == "test")
     print(f"read {a.raw}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     k = len(names)
     rng = np.random.default_rng(a.seed)
     train = balanced_pick(y_tr, a.train, k, rng, what="train")
     val = balanced_pick(y_tr, a.val, k, rng, exclude=set(train), what="val") if a.val else []
-    test = balanced_pick(y_te, a.test, k, rng, what="test") if a.test else list(range(len(y_te)))
+    if a.test_from == "train":  # the rest of the training images: disjoint from train and val
+        x_te, y_te = x_tr, y_tr
+        test = balanced_pick(y_tr, a.test, k, rng, exclude=set(train) | set(val), what="test")
+    else:
+        test = balanced_pick(y_te, a.test, k, rng, what="test") if a.test else list(range(len(y_te)))
     write_split(a.out, "train", x_tr, y_tr, train, names)
     if val:
         write_split(a.out, "val", x_tr, y_tr, val, names)
     write_split(a.out, "test", x_te, y_te, test, names)
     manifest = {"source": a.source, "raw": str(a.raw), "seed": a.seed, "classes": names, "files": counts,
-                "sizes": {"train": len(train), "val": len(val), "test": len(test)},
+                "test_from": a.test_from, "sizes": {"train": len(train), "val": len(val), "test": len(test)},
                 "indices": {"train": train, "val": val, "test": test},
                 "note": "train/val indices are into the official training images (batches concatenated in order "
-                        "for CIFAR-10), test indices into the official test images"}
+                        "for CIFAR-10), test indices into the official "
+                        + ("test images" if a.test_from == "test" else "training images as well")}
     (a.out / "manifest.json").write_text(json.dumps(manifest))
     shape = "x".join(str(s) for s in x_tr.shape[1:])
     print(f"wrote {a.out}: train {len(train)}, val {len(val)}, test {len(test)} images ({shape}, {k} classes, "

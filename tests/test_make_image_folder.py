@@ -124,3 +124,25 @@ def test_small_image_recipes_train_two_steps_on_a_written_folder(tmp_path, recip
                  "--quiet"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["val_accuracy"] <= 1.0 and 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_test_images_from_the_rest_of_the_training_images_when_the_copy_has_no_test_files(tmp_path, capsys):
+    fake_mnist(tmp_path / "raw", n_train=80)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte.gz"):  # a copy without the test files
+        (tmp_path / "raw" / name).unlink()
+    out = tmp_path / "fashion"
+    assert mif.main(["--source", "fashion_mnist", "--raw", str(tmp_path / "raw"), "--out", str(out), "--train", "20",
+                     "--val", "10", "--test", "30", "--test-from", "train"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    train, val, test = (set(manifest["indices"][k]) for k in ("train", "val", "test"))
+    assert manifest["test_from"] == "train" and len(test) == 30 and not (train | val) & test
+    assert max(train | val | test) < 80
+    for split in ("train", "val", "test"):  # every image in its class's folder (first pixel = label)
+        for name, paths in files(out / split).items():
+            label = mif.FASHION_CLASSES.index(name)
+            assert all(np.asarray(Image.open(p))[0, 0] == label for p in paths)
+    with pytest.raises(SystemExit, match="--test-from train needs"):
+        mif.main(["--source", "fashion_mnist", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "o2"),
+                  "--test", "0", "--test-from", "train"])
+    with pytest.raises(SystemExit, match="missing .*t10k-images"):  # the official test files are asked for
+        mif.main(["--source", "fashion_mnist", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "o3")])
