@@ -69,7 +69,7 @@ def test_a_torchrun_rank_exits_with_the_status_and_the_output_of_main(tmp_path):
     # and its status must be main()'s (see xformer.cli.console)
     import os
 
-    env = {**os.environ, "WORLD_SIZE": "2"}
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "WORLD_SIZE": "2"}  # stdout buffered
     missing = tmp_path / "no_such_run"
     bad = subprocess.run([sys.executable, "-m", "xformer", "evaluate", str(missing)], capture_output=True,
                          text=True, env=env)
