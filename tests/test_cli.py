@@ -1,4 +1,5 @@
 """The `xformer` command line."""
+import os
 import subprocess
 import sys
 
@@ -67,8 +68,6 @@ def test_a_run_folder_that_does_not_exist_is_named_so(tmp_path, capsys):
 def test_a_torchrun_rank_exits_with_the_status_and_the_output_of_main(tmp_path):
     # under torchrun (WORLD_SIZE > 1) the command leaves through os._exit: nothing it printed may be lost
     # and its status must be main()'s (see xformer.cli.console)
-    import os
-
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, "WORLD_SIZE": "2"}  # stdout buffered
     missing = tmp_path / "no_such_run"
     bad = subprocess.run([sys.executable, "-m", "xformer", "evaluate", str(missing)], capture_output=True,
