@@ -74,6 +74,29 @@ class Ema:
 
 
 @dataclass
+class Sam:
+    """Sharpness-Aware Minimization (Foret et al. 2021; ``adaptive``: ASAM, Kwon et al. 2021): each step's
+    gradient is taken at the worst nearby weights, w + e(w), with
+
+        e(w) = rho g / ||g||                                   (SAM)
+        e(w) = rho T^2 g / ||T g||,   T = |w| + eta            (ASAM)
+
+    g the gradient at w. ``rho`` = 0 (the default) is plain training; otherwise every step costs two
+    forward / backward passes (xformer/train/sam.py). Typical rho: 0.05 (SAM), 0.5-2 (ASAM).
+    """
+
+    rho: float = 0.0
+    adaptive: bool = False
+    eta: float = 0.01
+
+    def __post_init__(self):
+        if not (math.isfinite(self.rho) and self.rho >= 0):
+            raise ConfigError(f"train.sam.rho must be a finite number >= 0, got {self.rho}; e.g. train.sam.rho=0.05")
+        if not (math.isfinite(self.eta) and self.eta >= 0):
+            raise ConfigError(f"train.sam.eta must be a finite number >= 0, got {self.eta}; e.g. 0.01")
+
+
+@dataclass
 class TrainConfig:
     """How to train. ``batch_size`` is the global batch of one optimizer step: it is split into
     ``grad_accum`` micro-batches on each of the world's processes.
@@ -87,6 +110,7 @@ class TrainConfig:
                    epoch (PatchTST's per-epoch adjustment)
     ``eval_every``: evaluate on the validation split and save a checkpoint every N steps.
     ``ema``: evaluate and keep an exponential moving average of the weights (see ``Ema``).
+    ``sam``: sharpness-aware minimization (see ``Sam``; off unless ``sam.rho`` > 0).
     ``aug_repeats``: repeated augmentation (DeiT; timm's ``--aug-repeats``): each drawn example appears this
     many times in a row in the epoch's order, each copy augmented anew (``trainer.RepeatedAugmentSampler``).
     ``max_seconds``: stop (after a last evaluation and checkpoint) once training has run this long;
@@ -113,6 +137,7 @@ class TrainConfig:
     log_every: int = 10
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     ema: Ema = field(default_factory=Ema)
+    sam: Sam = field(default_factory=Sam)
     keep_last: int = 2
     max_seconds: float | None = None
     precision: Literal["fp32", "bf16"] = "fp32"

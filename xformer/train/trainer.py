@@ -11,6 +11,9 @@ however many padded positions each holds. Each micro-batch back-propagates
 w_i L_i; DDP / FSDP2 average the gradients over the R ranks; the trainer then
 multiplies them by R / W (W = all-reduced sum of w_i) before clipping.
 
+With ``train.sam`` the gradient of each step is taken again at the sharpest nearby weights (sam.py):
+the same micro-batches go through a second forward / backward pass before the optimizer steps.
+
 With ``train.ema`` a moving average of the weights follows every optimizer step
 (ema.WeightAverage; the equation is in config.Ema); evaluation, the best
 checkpoint and the final metrics then use the average.
@@ -43,6 +46,7 @@ from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
+from .sam import SharpnessAware
 
 
 class TrainingDiverged(UserError):
@@ -137,6 +141,10 @@ class Trainer:
         if self.sharded and config.ema.enabled:  # the average would need the full weights on every step
             raise ConfigError("train.ema needs the whole model on every process; use train.distributed=ddp "
                               "or set train.ema.enabled=false")
+        if self.sharded and config.sam.rho > 0:  # ||g|| and e(w) would need the sharded gradients gathered
+            raise ConfigError("train.sam needs the whole model on every process; use train.distributed=ddp "
+                              "or set train.sam.rho=0")
+        self.sam = SharpnessAware(self.model, config.sam) if config.sam.rho > 0 else None
         # copied before DDP wraps the model: the unwrapped module
         self.ema = WeightAverage(self.model, config.ema) if config.ema.enabled else None
         self.engine = wrap(self.model, config.distributed, world)
@@ -242,16 +250,8 @@ class Trainer:
 
     def _step(self, batches) -> tuple[float, float]:
         self.engine.train()
-        totals = torch.zeros(2, device=self.world.device)  # sum_i w_i L_i, sum_i w_i
-        for i in range(self.cfg.grad_accum):
-            batch = next(batches)
-            with grad_sync(self.engine, i == self.cfg.grad_accum - 1):
-                with self.autocast:
-                    out = self.engine(batch)
-                weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
-                weighted = out["loss"].float() * weight
-                weighted.backward()
-            totals += torch.stack([weighted.detach(), weight])
+        micro_batches = [] if self.sam is not None else None  # SAM's second pass reads the same ones
+        totals = self._forward_backward(batches, micro_batches)
         total_loss, total_weight = all_sum(totals, self.world).tolist()
         loss = total_loss / total_weight
         if not math.isfinite(loss):
@@ -259,6 +259,9 @@ class Trainer:
             kept = f"the last good checkpoint is {self.last_saved}" if self.last_saved else "no checkpoint was saved"
             raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped and {kept}; "
                                    "lower train.lr, raise train.warmup_steps or set train.clip")
+        if self.sam is not None:
+            with self.sam.perturbed():  # the gradient at w + e(w), over the same targets (same total_weight)
+                self._forward_backward(iter(micro_batches), None)
         for p in self.model.parameters():
             if p.grad is not None:
                 p.grad.mul_(self.world.size / total_weight)
@@ -268,6 +271,23 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss, total_weight
+
+    def _forward_backward(self, batches, kept: list | None) -> torch.Tensor:
+        """Back-propagate w_i L_i for grad_accum micro-batches (appended to ``kept`` when given);
+        returns (sum_i w_i L_i, sum_i w_i) on this rank."""
+        totals = torch.zeros(2, device=self.world.device)
+        for i in range(self.cfg.grad_accum):
+            batch = next(batches)
+            if kept is not None:
+                kept.append(batch)
+            with grad_sync(self.engine, i == self.cfg.grad_accum - 1):
+                with self.autocast:
+                    out = self.engine(batch)
+                weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
+                weighted = out["loss"].float() * weight
+                weighted.backward()
+            totals += torch.stack([weighted.detach(), weight])
+        return totals
 
     # ---- evaluation -----------------------------------------------------------------------------------
     @torch.no_grad()
