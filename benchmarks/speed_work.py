@@ -44,7 +44,7 @@ from xformer.core import residual_attention  # noqa: E402
 from xformer.core.layers import dropout  # noqa: E402
 from xformer.core.masks import causal_mask  # noqa: E402
 from xformer.train.config import ExperimentConfig, load_experiment  # noqa: E402
-from xformer.train.distributed import World, all_sum, grad_sync  # noqa: E402
+from xformer.train.distributed import World, all_sum  # noqa: E402
 from xformer.train.run import build_resolved  # noqa: E402
 from xformer.train.trainer import Trainer  # noqa: E402
 
@@ -73,16 +73,7 @@ def step_tried(self: Trainer, batches) -> tuple[float, float]:
     scale as one ``torch._foreach_mul_`` and the parameter list built once (``self.tried_params``)."""
     if not self.engine.training:
         self.engine.train()
-    totals = torch.zeros(2, device=self.world.device)
-    for i in range(self.cfg.grad_accum):
-        batch = next(batches)
-        with grad_sync(self.engine, i == self.cfg.grad_accum - 1):
-            with self.autocast:
-                out = self.engine(batch)
-            weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
-            weighted = out["loss"].float() * weight
-            weighted.backward()
-        totals += torch.stack([weighted.detach(), weight])
+    totals = self._forward_backward(batches, None)
     total_loss, total_weight = all_sum(totals, self.world).tolist()
     loss = total_loss / total_weight
     if grads := [p.grad for p in self.tried_params if p.grad is not None]:
