@@ -336,6 +336,7 @@ CASES = [
     train("train.lr=.inf", expect="train.lr"),
     train("train.lr=abc", expect="train.lr"),
     train("train.weight_decay=-1", expect="train.weight_decay"),
+    train("train.sam.rho=-0.05", expect="train.sam.rho"),
     train("train.steps=0", expect="train.steps"),
     train("train.steps=-5", expect="train.steps"),
     train("train.steps=abc", expect="train.steps"),
