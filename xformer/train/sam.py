@@ -30,6 +30,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from .config import Sam
 
 
+def _running_statistics(norm: _BatchNorm) -> list[torch.Tensor]:
+    return [b for b in (norm.running_mean, norm.running_var, norm.num_batches_tracked) if b is not None]
+
+
 class SharpnessAware:
     """Moves ``model``'s weights to w + e(w) from the gradients they hold (``perturbed``), and back."""
 
@@ -54,8 +58,7 @@ class SharpnessAware:
         weights and statistics as they were, the gradients those computed inside (for the optimizer's step)."""
         steps = self._ascent()
         saved = [p.detach().clone() for p, _ in steps]
-        statistics = [[b.clone() for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
-                      for m in self.norms]
+        statistics = [[b.clone() for b in _running_statistics(m)] for m in self.norms]
         with torch.no_grad():
             for p, e in steps:
                 p.add_(e)
@@ -67,6 +70,5 @@ class SharpnessAware:
                 for (p, _), w in zip(steps, saved):
                     p.copy_(w)
                 for m, kept in zip(self.norms, statistics):
-                    live = [b for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
-                    for b, k in zip(live, kept):
+                    for b, k in zip(_running_statistics(m), kept):
                         b.copy_(k)
