@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
-from xformer.baselines import DLinear, build_baseline, moving_average
+from xformer.baselines import DLinear, RLinear, build_baseline, moving_average
 from xformer.config import ConfigError
 from xformer.data.series import WindowDataset, forecast_errors
 from xformer.forecast import Forecaster
@@ -38,6 +38,50 @@ def test_dlinear_is_seasonal_plus_trend_linear_maps():
     assert int(out["loss_weight"]) == 4 * 6 * 3 and out["loss"].requires_grad
     individual = DLinear(3, 20, 6, individual=True)
     assert len(individual.seasonal) == 3 and individual({"inputs": x})["prediction"].shape == (4, 6, 3)
+
+
+def test_rlinear_is_revin_then_one_linear_map():
+    """y_hat = RevIN^-1(W RevIN(x) + b) written out, with RevIN's gamma / beta away from 1 / 0; one map per
+    channel with individual=True; and, as any RevIN model, equivariant to a positive affine map of the input."""
+    torch.manual_seed(0)
+    model = RLinear(n_channels=3, input_len=20, horizon=6, dropout=0.1).eval()
+    with torch.no_grad():
+        model.revin.weight.copy_(torch.tensor([0.5, 2.0, 1.5]))
+        model.revin.bias.copy_(torch.tensor([0.1, -0.3, 0.0]))
+    x = torch.randn(4, 20, 3, dtype=torch.float64)
+    model = model.double()
+    mu, sigma = x.mean(1, keepdim=True), torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-5)
+    gamma, beta = model.revin.weight, model.revin.bias
+    z = model.linear[0](((x - mu) / sigma * gamma + beta).transpose(1, 2)).transpose(1, 2)
+    ref = (z - beta) / (gamma + 1e-10) * sigma + mu
+    out = model({"inputs": x, "targets": torch.zeros(4, 6, 3, dtype=torch.float64)})
+    torch.testing.assert_close(out["prediction"], ref)
+    assert int(out["loss_weight"]) == 4 * 6 * 3 and out["loss"].requires_grad
+    shifted = model({"inputs": 3.0 * x + 7.0})["prediction"]  # sigma's eps makes it approximate
+    torch.testing.assert_close(shifted, 3.0 * out["prediction"] + 7.0, rtol=1e-4, atol=1e-4)
+    individual = RLinear(3, 20, 6, individual=True)
+    assert len(individual.linear) == 3 and individual({"inputs": x.float()})["prediction"].shape == (4, 6, 3)
+    assert sum(p.numel() for p in RLinear(7, 336, 96, affine=False).parameters()) == 336 * 96 + 96
+
+
+def test_rlinear_learns_what_last_value_cannot():
+    """A level-shifted daily sine: RLinear trained 150 Adam steps forecasts 24 steps with a fraction of the
+    last value's error (RevIN removes each window's level; the map learns the shape)."""
+    torch.manual_seed(0)
+    series = torch.tensor(_sines(1200, 2), dtype=torch.float32) + torch.linspace(0, 5, 1200)[:, None]
+    windows = series.unfold(0, 72, 1).transpose(1, 2)  # (N, 72, C)
+    x, y = windows[:, :48], windows[:, 48:]
+    model = RLinear(2, 48, 24, dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for step in range(150):
+        idx = torch.randint(0, 900, (64,))
+        loss = model({"inputs": x[idx], "targets": y[idx]})["loss"]
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+    with torch.no_grad():
+        held_out = {"inputs": x[1000:], "targets": y[1000:]}
+        mse = model(held_out)["loss"].item()
+        naive = build_baseline("last_value", n_channels=2, input_len=48, horizon=24)(held_out)["loss"].item()
+    assert mse < 0.2 * naive, (mse, naive)
 
 
 def test_naive_baselines():
@@ -109,6 +153,10 @@ def test_forecaster_dlinear_and_errors():
     df = _hourly_frame(300)
     out = Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1).fit(df).predict(df)
     assert out.shape == (6, 2) and str(out.index.freqstr) == "h"
+    rlinear = Forecaster(model="rlinear", input_len=48, horizon=6, epochs=1, affine=True).fit(df)
+    assert rlinear.predict(df).shape == (6, 2)
+    with pytest.raises(ConfigError, match="rlinear gives point forecasts only"):
+        Forecaster(model="rlinear", input_len=48, horizon=6, quantiles=[0.1, 0.5, 0.9]).fit(df)
     with pytest.raises(ConfigError, match="unknown Forecaster option"):
         Forecaster(horizn=5)
     with pytest.raises(ConfigError, match="call fit"):
@@ -145,6 +193,10 @@ def test_recipes_build_the_patchtst42_64_and_dlinear_models(prefix, n_patches):
     dlinear = build_baseline(recipe["model"]["baseline"]["name"], n_channels=7, input_len=336, horizon=96,
                              **recipe["model"]["baseline"]["args"])
     assert sum(p.numel() for p in dlinear.parameters()) == 2 * (336 * 96 + 96)
+    recipe = yaml.safe_load((tasks / "rlinear_etth1.yaml").read_text())
+    rlinear = build_baseline(recipe["model"]["baseline"]["name"], n_channels=7, input_len=336, horizon=96,
+                             **recipe["model"]["baseline"]["args"])
+    assert sum(p.numel() for p in rlinear.parameters()) == 336 * 96 + 96 + 2 * 7  # W, b, RevIN's gamma and beta
 
 
 def test_recipes_parse_with_the_trainer_schema():
@@ -158,6 +210,8 @@ def test_recipes_parse_with_the_trainer_schema():
             assert experiment.data.args["input_len"] == input_len
     experiment = config.load_experiment(tasks / "dlinear_etth1.yaml")
     assert experiment.model.baseline.name == "dlinear" and experiment.train.schedule == "epoch_decay"
+    experiment = config.load_experiment(tasks / "rlinear_etth1.yaml")
+    assert experiment.model.baseline.name == "rlinear" and experiment.train.batch_size == 128
 
 
 def test_token_batchnorm_is_patchtsts_transposed_batchnorm1d():

@@ -1,4 +1,5 @@
-"""Forecasting baselines: last value, seasonal naive, DLinear (Zeng et al. 2023, LTSF-Linear).
+"""Forecasting baselines: last value, seasonal naive, DLinear (Zeng et al. 2023, LTSF-Linear) and RLinear
+(Li et al. 2023, RevIN + one linear map).
 
 Each is a small ``nn.Module`` with the forward contract of :class:`xformer.models.Model`:
 ``forward(batch) -> {"prediction": (B, H, C), "loss", "loss_weight"}`` (the loss
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 from ..batch import INPUTS
 from ..heads.forecasting import forecast_output
 from ..registry import register_baseline
+from ..tokenizers.series import RevIN
 
 
 def moving_average(x: Tensor, kernel_size: int = 25) -> Tensor:
@@ -66,6 +68,37 @@ class DLinear(nn.Module):
         return forecast_output(y.transpose(1, 2), batch)
 
 
+class RLinear(nn.Module):
+    """RevIN, dropout, then one linear map along time (Li et al. 2023, "Revisiting long-term time series
+    forecasting: an investigation on linear mapping"; plumprc/RTSF ``models/RLinear.py``):
+
+        x' = RevIN(x)  (per window and channel; learnable gamma, beta with ``affine``)
+        y_hat = RevIN^-1( W Dropout(x') + b ),   W: (L -> H) along time
+
+    W shared by all channels (``individual=False``) or one per channel. Unlike DLinear it has no
+    trend / seasonal split: the instance normalisation removes each window's level and scale, which
+    is what lets one map serve windows whose statistics drift (the paper's argument).
+    """
+
+    def __init__(self, n_channels: int, input_len: int, horizon: int, dropout: float = 0.1, affine: bool = True,
+                 individual: bool = False):
+        super().__init__()
+        self.individual = individual
+        self.revin = RevIN(n_channels, affine=affine)
+        self.drop = nn.Dropout(dropout)
+        self.linear = nn.ModuleList(nn.Linear(input_len, horizon) for _ in range(n_channels if individual else 1))
+
+    def forward(self, batch: dict) -> dict:
+        x = batch[INPUTS]
+        stats = self.revin.statistics(x)
+        z = self.drop(self.revin.normalize(x, stats)).transpose(1, 2)  # (B, C, L)
+        if self.individual:
+            y = torch.stack([self.linear[c](z[:, c]) for c in range(z.shape[1])], dim=1)
+        else:
+            y = self.linear[0](z)
+        return forecast_output(self.revin.denormalize(y.transpose(1, 2), stats), batch)
+
+
 class LastValue(nn.Module):
     """y_hat_{L+h} = x_L for every step h of the horizon."""
 
@@ -93,7 +126,8 @@ class SeasonalNaive(nn.Module):
 
 
 register_baseline("dlinear")(DLinear)
+register_baseline("rlinear")(RLinear)
 register_baseline("last_value")(LastValue)
 register_baseline("seasonal_naive")(SeasonalNaive)
 
-__all__ = ["moving_average", "DLinear", "LastValue", "SeasonalNaive"]
+__all__ = ["moving_average", "DLinear", "RLinear", "LastValue", "SeasonalNaive"]

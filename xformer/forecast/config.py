@@ -9,7 +9,7 @@ from ..config import ConfigError
 from ..core import CoreConfig
 from ..models import ModelConfig, PartConfig
 
-MODELS = ("patchtst", "steps", "dlinear")
+MODELS = ("patchtst", "steps", "dlinear", "rlinear")
 
 
 @dataclass
@@ -77,11 +77,13 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
     """The ModelConfig (as config.yaml holds it) of the forecaster's network."""
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model '{cfg.model}'; choose one of {', '.join(MODELS)}")
-    if cfg.model == "dlinear":
+    if cfg.model in ("dlinear", "rlinear"):
         if cfg.quantiles:
-            raise ConfigError("dlinear gives point forecasts only; drop quantiles or use model='patchtst'")
-        return ModelConfig(baseline=PartConfig("dlinear", {"n_channels": n_channels, "input_len": cfg.input_len,
-                                                           "horizon": cfg.horizon}))
+            raise ConfigError(f"{cfg.model} gives point forecasts only; drop quantiles or use model='patchtst'")
+        sizes = {"n_channels": n_channels, "input_len": cfg.input_len, "horizon": cfg.horizon}
+        if cfg.model == "rlinear":  # the Forecaster's dropout and RevIN affine apply to it as to PatchTST
+            sizes.update(dropout=cfg.dropout, affine=cfg.affine)
+        return ModelConfig(baseline=PartConfig(cfg.model, sizes))
     common = {"n_channels": n_channels, "input_len": cfg.input_len, "dropout": cfg.dropout, "revin": cfg.revin,
               "affine": cfg.affine}
     tokenizer = (PartConfig("series_patches", {**common, "patch_len": cfg.patch_len, "stride": cfg.stride})
