@@ -157,6 +157,8 @@ def test_forecaster_dlinear_and_errors():
     assert rlinear.predict(df).shape == (6, 2)
     with pytest.raises(ConfigError, match="rlinear gives point forecasts only"):
         Forecaster(model="rlinear", input_len=48, horizon=6, quantiles=[0.1, 0.5, 0.9]).fit(df)
+    with pytest.raises(ConfigError, match="revin=False does not apply"):
+        Forecaster(model="rlinear", input_len=48, horizon=6, revin=False).fit(df)
     with pytest.raises(ConfigError, match="unknown Forecaster option"):
         Forecaster(horizn=5)
     with pytest.raises(ConfigError, match="call fit"):

@@ -82,6 +82,9 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
             raise ConfigError(f"{cfg.model} gives point forecasts only; drop quantiles or use model='patchtst'")
         sizes = {"n_channels": n_channels, "input_len": cfg.input_len, "horizon": cfg.horizon}
         if cfg.model == "rlinear":  # the Forecaster's dropout and RevIN affine apply to it as to PatchTST
+            if not cfg.revin:
+                raise ConfigError("rlinear is RevIN followed by a linear map, so revin=False does not apply; "
+                                  "drop it, or use model='dlinear' for a linear model without RevIN")
             sizes.update(dropout=cfg.dropout, affine=cfg.affine)
         return ModelConfig(baseline=PartConfig(cfg.model, sizes))
     common = {"n_channels": n_channels, "input_len": cfg.input_len, "dropout": cfg.dropout, "revin": cfg.revin,
