@@ -73,10 +73,12 @@ def test_rlinear_learns_what_last_value_cannot():
     x, y = windows[:, :48], windows[:, 48:]
     model = RLinear(2, 48, 24, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    for step in range(150):
+    for _ in range(150):
         idx = torch.randint(0, 900, (64,))
         loss = model({"inputs": x[idx], "targets": y[idx]})["loss"]
-        optimizer.zero_grad(); loss.backward(); optimizer.step()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     with torch.no_grad():
         held_out = {"inputs": x[1000:], "targets": y[1000:]}
         mse = model(held_out)["loss"].item()
