@@ -30,7 +30,7 @@ def test_report_holds_every_table_plot_and_figure(report):
     names = {d: [m["name"] for m in info["models"]] for d, info in results["domains"].items()}
     assert names == {"text": ["GPT (decoder)", "n-gram MLP LM (Bengio 2003)", "RNN LM", "LSTM LM"],
                      "images": ["ViT (encoder)", "MLP", "CNN"],
-                     "series": ["PatchTST (encoder)", "DLinear", "LSTM forecaster", "last value",
+                     "series": ["PatchTST (encoder)", "DLinear", "RLinear", "LSTM forecaster", "last value",
                                 "seasonal naive (24)"],
                      "seq2seq": ["Transformer (encoder-decoder)", "LSTM encoder-decoder + Bahdanau attention"]}
     for domain, info in results["domains"].items():

@@ -9,7 +9,7 @@ and seed:
             GPT-style decoder  vs  feed-forward n-gram LM (Bengio 2003), RNN LM, LSTM LM
     images  scikit-learn's 8x8 digits: ViT encoder  vs  MLP, small CNN
     series  generated hourly series (or --series-data CSV): PatchTST-style encoder
-            vs  DLinear, LSTM forecaster; last value and seasonal naive (nothing to train)
+            vs  DLinear, RLinear, LSTM forecaster; last value and seasonal naive (nothing to train)
     seq2seq (not in the default set) reversing digit sequences: encoder-decoder transformer
             vs  LSTM encoder-decoder with Bahdanau attention, both decoded greedily
 

@@ -142,7 +142,7 @@ def entries(cfg: CompareConfig) -> list[Entry]:
             "model": {"architecture": "encoder", "core": _core(cfg),
                       "tokenizer": {"name": "series_patches", "args": {"patch_len": 16, "stride": 8}},
                       "head": {"name": "forecast"}}, "data": data, "train": train}))
-        for name, label in (("dlinear", "DLinear"), ("lstm_forecaster", "LSTM forecaster")):
+        for name, label in (("dlinear", "DLinear"), ("rlinear", "RLinear"), ("lstm_forecaster", "LSTM forecaster")):
             out.append(Entry("series", label, "baseline", {
                 "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
         period = min(24, cfg.input_len)
