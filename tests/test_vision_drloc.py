@@ -99,3 +99,21 @@ def test_bad_arguments_are_one_line_errors():
         with pytest.raises(ConfigError, match=pattern) as e:
             classifier("classification_drloc", tokenizer, **args)
         assert "\n" not in str(e.value)
+
+
+def test_distillation_takes_the_localizing_head_as_a_classification_student():
+    from xformer.train.config import Distill
+    from xformer.train.distill import Distillation, distillation_loss, n_classes
+
+    assert n_classes({"head": {"name": "classification_drloc", "args": {"n_classes": 10}}}) == 10
+    torch.manual_seed(0)
+    student, teacher = classifier("classification_drloc", pairs=8), classifier("classification").eval()
+    batch = {"images": torch.randn(5, 1, 8, 8), "labels": torch.arange(5)}
+    student.train()
+    torch.manual_seed(1)
+    own = student(batch)
+    config = Distill(teacher="unused", kind="hard", alpha=0.5)
+    student.register_forward_hook(Distillation(teacher, config))
+    torch.manual_seed(1)
+    mixed = student(batch)["loss"]  # (1 - alpha)(CE + lambda L_loc) + alpha CE(argmax z_t, z_s)
+    torch.testing.assert_close(mixed, distillation_loss(own["loss"], own["logits"], teacher(batch)["logits"], config))

@@ -87,7 +87,7 @@ def n_classes(model: dict) -> int | None:
     """The number of classes a config.yaml ``model`` section (or a resolved ModelConfig's dict) names."""
     if model.get("baseline"):
         part = model["baseline"]  # an image baseline (cnn, mlp) takes n_classes; a forecaster does not
-    elif (model.get("head") or {}).get("name") == "classification":
+    elif (model.get("head") or {}).get("name") in ("classification", "classification_drloc"):
         part = model["head"]
     else:
         return None
@@ -132,8 +132,8 @@ def check_teacher(config: ExperimentConfig) -> Path:
     our_model = to_dict(config.model)
     ours = n_classes(our_model)
     if ours is None:
-        raise ConfigError("distill needs a classification student (model.head.name: classification or an "
-                          "image baseline); remove the distill section")
+        raise ConfigError("distill needs a classification student (model.head.name: classification, "
+                          "classification_drloc or an image baseline); remove the distill section")
     if theirs != ours:
         raise ConfigError(f"distill.teacher {teacher}: the teacher has {theirs} classes, this run {ours}; "
                           "give a teacher trained on the same classes")
