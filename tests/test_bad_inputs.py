@@ -107,17 +107,19 @@ def write_series_csv(path: Path, rows: int = 300) -> pd.DataFrame:
     return frame
 
 
-def write_image_folder(root: Path) -> None:
-    """root/{train,val,test}/{a,b}/*.png, 8x8 RGB, plus one corrupt image root/train/a/bad.png."""
+def write_image_folder(root: Path, corrupt: bool = True, splits=(("train", 4), ("val", 2), ("test", 2)),
+                       classes=("a", "b")) -> None:
+    """root/{train,val,test}/{a,b}/*.png, 8x8 RGB, plus (``corrupt``) one corrupt image root/train/a/bad.png."""
     from PIL import Image
 
-    for split, n in (("train", 4), ("val", 2), ("test", 2)):
-        for k, name in enumerate(("a", "b")):
+    for split, n in splits:
+        for k, name in enumerate(classes):
             folder = root / split / name
             folder.mkdir(parents=True)
             for i in range(n):
                 Image.new("RGB", (8, 8), (200 * k, 10 * i, 100)).save(folder / f"{i}.png")
-    (root / "train" / "a" / "bad.png").write_bytes(b"this is not a png \x00\xff" * 8)
+    if corrupt:
+        (root / "train" / "a" / "bad.png").write_bytes(b"this is not a png \x00\xff" * 8)
 
 
 @pytest.fixture(scope="session")
@@ -156,6 +158,9 @@ def session(tmp_path_factory) -> Session:
     }
     (data / "series.yaml").write_text(yaml.safe_dump(series_recipe))
     (data / "images.yaml").write_text(yaml.safe_dump(image_recipe))
+    write_image_folder(data / "good_images", corrupt=False)
+    image_recipe["data"]["args"]["root"] = str(data / "good_images")
+    (data / "good_images.yaml").write_text(yaml.safe_dump(image_recipe))
 
     small_core = ["model.core.d_model=16", "model.core.n_layers=1", "model.core.n_heads=2", "model.core.d_ff=32"]
     runs = {"run": root / "reverse", "srun": root / "series", "trun": root / "text", "vrun": root / "vision"}
@@ -172,7 +177,8 @@ def session(tmp_path_factory) -> Session:
     for key, argv in commands.items():
         assert run_main([*argv, "--out", str(runs[key])]) == 0, f"the session's {key} run did not train"
     inputs = {"reverse": str(TASKS / "reverse.yaml"), "series": str(data / "series.yaml"),
-              "images": str(data / "images.yaml"), "csv": str(data / "series.csv"),
+              "images": str(data / "images.yaml"), "good_images": str(data / "good_images.yaml"),
+              "vit_digits": str(TASKS / "vit_digits.yaml"), "csv": str(data / "series.csv"),
               "bad_date_csv": str(data / "bad_date.csv"), "binary_csv": str(data / "binary.csv"),
               "short_csv": str(data / "short.csv"), "other_columns_csv": str(data / "other_columns.csv"),
               "text": str(data / "text.txt"), "binary": str(data / "binary.bin"),
@@ -293,6 +299,24 @@ def an_image(ctx: Ctx) -> None:
     Image.new("L", (8, 8), 100).save(ctx.tmp / "digit.png")
 
 
+def an_image_and_old_predictions(ctx: Ctx) -> None:
+    an_image(ctx)
+    (ctx.tmp / "old.csv").write_text("file,class,probability\nmine.png,cat,0.9\n")
+
+
+def image_folder_of(name: str, **layout):
+    """{tmp}/NAME: an image folder laid out as ``write_image_folder`` is asked to (no corrupt image)."""
+    return lambda ctx: write_image_folder(ctx.tmp / name, corrupt=False, **layout)
+
+
+def images_without_class_folders(ctx: Ctx) -> None:
+    from PIL import Image
+
+    (ctx.tmp / "flat" / "train").mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 8), (10 * i, 0, 0)).save(ctx.tmp / "flat" / "train" / f"{i}.png")
+
+
 def digit_and(*edits: Callable[[Path], None]):
     """an_image, then each ``edit`` of the case's copy of the digits ViT run ({vrun})."""
     def make(ctx: Ctx) -> None:
@@ -387,6 +411,29 @@ CASES = [
           id="series: csv with an unparseable date"),
     train("data.args.path={binary_csv}", recipe="series", expect="binary.csv", id="series: a binary file as csv"),
     train(recipe="images", expect="bad.png", id="image_folder with a corrupt bad.png"),
+    # -- train: image arguments and recipe values the data fixes -----------------------------------------------
+    train("model.head.args.n_classes=5", recipe="vit_digits", expect=("n_classes is 5", "10 classes")),
+    train("model.tokenizer.args.channels=3", recipe="vit_digits", expect=("channels is 3", "data.args.channels=3")),
+    train("model.tokenizer.args.image_size=16", recipe="vit_digits", expect=("image_size is 16", "data.args.image_size")),
+    train("data.args.crop_scale=[1.5,0.2]", recipe="good_images", expect=r"crop_scale must be \[min, max\]"),
+    train("data.args.crop_scale=0.5", recipe="good_images", expect=r"crop_scale must be \[min, max\]"),
+    train("data.args.mean=[0.4,0.4]", "data.args.std=[0.2,0.2]", recipe="good_images",
+          expect=("data.args.mean", "one number or 3")),
+    train("data.args.mean=[0.5,0.5,0.5]", recipe="good_images", expect=("mean", "std", "together")),
+    train("data.args.mean=[0,0,0]", "data.args.std=[0,0,0]", recipe="good_images", expect=("data.args.std", "> 0")),
+    train("data.args.root={tmp}/one", recipe="good_images", setup=image_folder_of("one", classes=("a",)),
+          expect=("one class", "at least two"), id="image_folder with one class"),
+    train("data.args.root={tmp}/flat", recipe="good_images", setup=images_without_class_folders,
+          expect=("no class folders", "sub-folder named after the class"), id="image_folder without class folders"),
+    train("data.args.root={tmp}/few", recipe="good_images", setup=image_folder_of("few", splits=(("train", 2),)),
+          expect=("val_fraction", "fewer than the 2 classes", "val/"), id="image_folder too small to split"),
+    train("data.args.root={tmp}/lone", recipe="good_images",
+          setup=image_folder_of("lone", splits=(("train", 1),)), expect=("class a has one training image", "val/"),
+          id="image_folder: a class of one image"),
+    train("data.args.image_size=512", "model.tokenizer.args.patch_size=2", recipe="good_images",
+          expect=("65536 tokens", "patch_size=32"), id="512x512 in patches of 2: a patch size that tiles it"),
+    cli("train", "{reverse}", *TINY, "--out", "{tmp}/not_a_run", "--overwrite", setup=not_a_run,
+        expect=("no config.yaml", "not the folder of a run"), id="--out NOT_A_RUN --overwrite"),
     # -- train: the recipe and the command line --------------------------------------------------------------
     train("train.lrr=1", expect=("train.lrr", "did you mean")),
     train("model.core.n_layer=2", expect="model.core.n_layer"),
@@ -461,6 +508,20 @@ CASES = [
     cli("predict", "{vrun}", "{tmp}/digit.png", "--out", "{tmp}", setup=an_image, expect=("--out", "folder"),
         id="predict --out FOLDER"),
     cli("predict", "{vrun}", "{tmp}/missing.png", expect="missing.png", id="predict MISSING_IMAGE"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", "--out", "{tmp}/digit.png", "--overwrite", setup=an_image,
+        expect="one of the inputs", id="predict --out THE_INPUT --overwrite"),
+    cli("predict", "{vrun}", "{tmp}", "--out", "{tmp}/digit.png", "--overwrite", setup=an_image,
+        expect="one of the inputs", id="predict FOLDER --out AN_IMAGE_IN_IT --overwrite"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", "--out", "{vrun}/classes.json", "--overwrite", setup=an_image,
+        expect="file of the run folder", id="predict --out RUN/classes.json --overwrite"),
+    cli("predict", "{vrun}", "{tmp}/digit.png", "--out", "{tmp}/old.csv", setup=an_image_and_old_predictions,
+        expect=("old.csv already exists", "--overwrite"), id="predict --out EXISTING_FILE"),
+    cli("attention", "{vrun}", "--image", "{tmp}/digit.png", "--out", "{tmp}/digit.png", "--overwrite",
+        setup=an_image, expect="one of the inputs", id="attention --image FILE --out FILE"),
+    cli("attention", "{vrun}", "--out", "{tmp}/grid.md", expect=r"\.png", id="attention --out NOT_A_FIGURE"),
+    cli("attention", "{vrun}", "--out", "{vrun}/config.png", "--overwrite", setup=lambda ctx: (
+        ctx.path("vrun") / "config.png").write_bytes(b"the run's own"), expect="file of the run folder",
+        id="attention --out AN_EXISTING_RUN_FILE"),
     cli("evaluate", "{run}", "--checkpoint", "step_99", expect=("step_99", "step_"), id="evaluate --checkpoint step_99"),
     cli("predict", "{vrun}", "{tmp}/digit.png", setup=digit_and(classes_json_cut_short),
         expect=("classes.json", "not valid JSON", "class_names"), id="predict RUN_WITH_CLASSES_JSON_CUT_SHORT"),

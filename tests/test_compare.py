@@ -92,10 +92,14 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "z").exists()
 
 
-def test_overwrite_replaces_an_old_report_whole(tmp_path):
+def test_overwrite_replaces_an_old_report_whole(tmp_path, capsys):
     old = tmp_path / "report"
     old.mkdir()
     (old / "stale_plot.png").write_bytes(b"an old plot")
+    assert main(["compare", *TINY, "--domains", "images", "--out", str(old), "--overwrite"]) == 2
+    assert "no compare.json" in capsys.readouterr().err  # not a report: the user's files are never replaced
+    assert [p.name for p in old.iterdir()] == ["stale_plot.png"]
+    (old / "compare.json").write_text("{}")  # now it is an (old) report
     assert main(["compare", *TINY, "--domains", "images", "--out", str(old), "--overwrite"]) == 0
     assert (old / "results.json").is_file() and not (old / "stale_plot.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # the old one is not kept aside

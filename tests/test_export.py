@@ -183,15 +183,20 @@ def test_out_folder_is_never_overwritten_unasked(runs, tmp_path, capsys):
     assert export(run, "hf", out) == 2
     one_line_error(capsys, "already holds files", "--overwrite")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-    assert export(run, "hf", out, "--overwrite") == 0
-    assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()
+    assert export(run, "hf", out, "--overwrite") == 2  # not an export (no export.json): the user's files stay
+    one_line_error(capsys, "no export.json", "new folder")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    previous = tmp_path / "previous"
+    assert export(run, "hf", previous) == 0
+    (previous / "stale.txt").write_text("from the old export")
+    assert export(run, "hf", previous, "--overwrite") == 0  # an export is replaced whole when asked
+    assert not (previous / "stale.txt").exists() and (previous / "model.safetensors").is_file()
     capsys.readouterr()
-    assert export(run, "hf", run) == 2  # never into the run itself
-    one_line_error(capsys, "already holds files")
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
-    for target in (run, run.parent):  # not even when asked: the run would be moved aside
-        assert export(run, "hf", target, "--overwrite") == 2
-        one_line_error(capsys, "would hold the run folder itself")
+    for target in (run, run.parent):  # never into the run itself, not even when asked
+        for asked in ((), ("--overwrite",)):
+            assert export(run, "hf", target, *asked) == 2
+            one_line_error(capsys, "would hold the run folder itself")
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 

@@ -238,6 +238,9 @@ def test_patch_token_count_guard_names_sizes_and_a_patch_size_that_fits():
     message = str(e.value)
     assert "224x224" in message and "2x2" in message and "12544" in message and "patch_size=14" in message
     assert len(message.splitlines()) == 1
+    with pytest.raises(ConfigError, match="patch_size=32 "):  # not 31: the patch size named must tile 512
+        image_patches_tokenizer(core, image_size=512, patch_size=2)
+    assert image_patches_tokenizer(core, image_size=512, patch_size=32).grid == (16, 16)
     assert image_patches_tokenizer(core, image_size=64, patch_size=1).grid == (64, 64)  # 4,096: at the limit
 
 
@@ -315,3 +318,125 @@ def test_a_well_formed_classes_json_edited_by_hand_names_the_predictions(image_r
     rows = read_csv(capsys.readouterr().out)
     assert [r["class"] for r in rows] == [renamed[r["class"]] for r in original]
     assert [r["probability"] for r in rows] == [r["probability"] for r in original]
+
+
+def test_outputs_replace_a_file_only_when_asked(image_run, tmp_path, capsys):
+    run, images = image_run
+    image = str(images / "test" / "cat" / "0.png")
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(run), image, "--out", str(out)]) == 0
+    first = out.read_text()
+    out.write_text("my own notes")
+    assert main(["predict", str(run), image, "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_text() == "my own notes"
+    assert main(["predict", str(run), image, "--out", str(out), "--overwrite"]) == 0
+    assert out.read_text() == first
+    grid = run / "attention_0.png"  # the default file of `attention --image .../0.png`, in the run folder
+    grid.unlink(missing_ok=True)
+    assert main(["attention", str(run), "--image", image]) == 0 and grid.is_file()
+    grid.write_bytes(b"an old grid")
+    assert main(["attention", str(run), "--image", image]) == 2
+    assert "--overwrite" in capsys.readouterr().err and grid.read_bytes() == b"an old grid"
+    assert main(["attention", str(run), "--image", image, "--overwrite"]) == 0
+    assert grid.read_bytes().startswith(b"\x89PNG")
+    grid.unlink()
+
+
+def test_overrides_may_follow_the_options(image_run, tmp_path):
+    run, images = image_run
+    spec = tmp_path / "r.yaml"
+    spec.write_text(yaml.safe_dump(recipe(images, steps=30)))
+    assert main(["train", str(spec), "--out", str(tmp_path / "r"), "--quiet", "train.steps=2"]) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["steps"] == 2
+    with pytest.raises(SystemExit) as stop:  # argparse's own errors exit (status 2, one line)
+        main(["train", str(spec), "--out", str(tmp_path / "r2"), "--quiet", "not-an-override"])
+    assert stop.value.code == 2 and not (tmp_path / "r2").exists()
+
+
+def truncate_a_noisy_png(path: Path) -> None:
+    """``path``: the first 2,000 bytes of a 64x64 PNG of noise, a file whose header reads (so the check of every
+    header before training passes it) and whose pixels do not (so it fails where it is first decoded)."""
+    from PIL import Image
+
+    noise = torch.randint(0, 256, (64, 64, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    Image.fromarray(noise.numpy()).save(path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with Image.open(path) as image:
+        assert image.size == (64, 64)
+        with pytest.raises(OSError):
+            image.load()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, capsys):
+    """An image that decodes badly is met in the first steps: the folder goes, so the same command runs again
+    once the image is fixed (and is not refused as 'already holds files')."""
+    write_folder(tmp_path / "images", (("train", 4), ("val", 2)))
+    bad = tmp_path / "images" / "train" / "dog" / "0.png"
+    good = bad.read_bytes()
+    truncate_a_noisy_png(bad)
+    spec = recipe(tmp_path / "images", steps=4)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    argv = ["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "0.png" in err and "--resume" not in err and not (tmp_path / "run").exists()
+    bad.write_bytes(good)
+    assert main(argv) == 0
+
+
+def test_a_bad_test_image_met_after_training_names_the_resume_that_finishes_the_run(tmp_path, capsys):
+    write_folder(tmp_path / "images", (("train", 4), ("val", 2), ("test", 2)))
+    bad = tmp_path / "images" / "test" / "eel" / "1.png"
+    good = bad.read_bytes()
+    truncate_a_noisy_png(bad)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(tmp_path / "images", steps=4)))
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "1.png" in err and f"xformer train --resume {tmp_path / 'run'}" in err
+    bad.write_bytes(good)
+    assert main(["train", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "test_accuracy" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_evaluate_on_a_folder_of_test_images_only(image_run, tmp_path, capsys):
+    import shutil
+
+    run, images = image_run
+    shutil.copytree(images / "test", tmp_path / "new" / "test")
+    assert main(["evaluate", str(run), f"data.args.root={tmp_path / 'new'}"]) == 0
+    assert main(["evaluate", str(run)]) == 0  # the run's own test split: the same images
+    outputs = capsys.readouterr().out
+    first, second = [json.loads(t) for t in _json_objects(outputs)]
+    assert first["test_accuracy"] == second["test_accuracy"] and "val_accuracy" not in first
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(tmp_path / "new", steps=2)))
+    assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert "no training split" in capsys.readouterr().err
+
+
+def _json_objects(text: str) -> list[str]:
+    """The JSON objects printed one after another (each `{ ... }` over several lines)."""
+    objects, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "{":
+            start = i if depth == 0 else start
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                objects.append(text[start:i + 1])
+    return objects
+
+
+def test_one_mean_and_std_stand_for_every_channel_and_images_may_be_oblong(tmp_path, capsys):
+    write_folder(tmp_path / "images", (("train", 4), ("val", 2)))
+    spec = recipe(tmp_path / "images", steps=2, mean=[0.5], std=[0.25])
+    spec["data"]["args"]["image_size"] = [8, 12]
+    run = train(tmp_path, "oblong", spec)
+    preprocess = json.loads((run / "preprocess.json").read_text())
+    assert preprocess["mean"] == [0.5] * 3 and preprocess["std"] == [0.25] * 3 and preprocess["image_size"] == [8, 12]
+    capsys.readouterr()
+    assert main(["predict", str(run), str(tmp_path / "images" / "val")]) == 0
+    assert len(read_csv(capsys.readouterr().out)) == 6

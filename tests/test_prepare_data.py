@@ -285,6 +285,21 @@ def test_image_folder_layout_classes_json_and_lazy_reading_with_workers(tmp_path
                  "train.num_workers=2", "train.batch_size=2", run="images") == 0
 
 
+def test_images_in_sub_folders_of_a_class_are_laid_out_as_imagefolder_reads_them(tmp_path):
+    """torchvision's ImageFolder reads a class folder's sub-folders too: so does the layout, keeping their paths
+    (two files of one name in different sub-folders both arrive)."""
+    src = images(tmp_path / "raw")
+    for sub in ("a", "b"):
+        (src / "cat" / sub).mkdir()
+        Image.new("RGB", (6, 6), (10, 20, 30)).save(src / "cat" / sub / "same_name.png")
+    classes = script("image_folder").main([str(src), "--out", str(tmp_path / "set"), "--val-fraction", "0",
+                                           "--test-fraction", "0"])
+    assert classes["counts"]["train"]["cat"] == classes["counts"]["train"]["dog"] + 2
+    laid_out = sorted(p.relative_to(tmp_path / "set" / "train" / "cat") for p in
+                      (tmp_path / "set" / "train" / "cat").rglob("same_name.png"))
+    assert laid_out == [Path("a/same_name.png"), Path("b/same_name.png")]
+
+
 def test_url_downloads_only_when_given_a_file_url_stands_in_for_the_network(tmp_path):
     """--url goes through urllib; a file:// URL exercises the download, extraction and preparation offline."""
     import tarfile

@@ -54,7 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow the options too (xformer train RECIPE --out RUN train.steps=2), as in
+    # Hydra-style tools; anything else left over is the usual one-line error
+    overrides = next((name for name in ("overrides", "items") if isinstance(getattr(args, name, None), list)), None)
+    if extra and overrides and all("=" in item and not item.startswith("-") for item in extra):
+        getattr(args, overrides).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     threads = getattr(args, "threads", None)
     if threads is not None:
         import torch

@@ -32,24 +32,76 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
+
+
+def output_file(path: str | Path, option: str, overwrite: bool = False, inputs=(), runs=(), suffixes=()) -> Path:
+    """Check, before any work, a file a command is about to write (``option`` names it in the errors).
+
+    Refused in one line: a folder (or a name ending in /); a suffix not in ``suffixes`` (when given); one of
+    the command's ``inputs`` or a file inside an input folder (the data it reads); an existing file inside one
+    of the ``runs`` it reads (config.yaml, classes.json, checkpoints: the run's own files); and any other
+    existing file unless ``overwrite`` (the user asked to replace it)."""
+    text = str(path)
+    path = Path(path)
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        raise ConfigError(f"{option} {text} is a folder; give a file name, e.g. "
+                          f"{path / ('out' + (suffixes[0] if suffixes else '.csv'))}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {text}: give a file name ending in one of {', '.join(suffixes)}, e.g. "
+                          f"{path.with_suffix(suffixes[0]) if path.suffix else text + suffixes[0]}")
+    target = path.resolve()
+    for item in inputs:
+        source = Path(item).resolve()
+        if target == source or (source.is_dir() and target.is_relative_to(source) and path.exists()):
+            raise ConfigError(f"{option} {text} is one of the inputs; give another file name")
+    for run in runs:
+        if path.exists() and target.is_relative_to(Path(run).resolve()):
+            raise ConfigError(f"{option} {text} is a file of the run folder {run}; give a file outside it")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{option} {text} already exists; give a new file name, or add --overwrite to replace it")
+    return path
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """``fig.savefig(path)``, whole or not at all (see ``write_atomically``); the format from the suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".").lower() or "png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def not_a_run_folder(path: str | Path) -> str:
-    """How a path given as a run folder falls short, for a one-line error: it does not exist, or it holds no
-    config.yaml."""
-    return f"{path} does not exist" if not Path(path).exists() else f"{path} is not a run folder (no config.yaml)"
+    """How a path given as a run folder falls short, for a one-line error: it does not exist, it is a file (of
+    a run, say its config.yaml), or it holds no config.yaml."""
+    if not Path(path).exists():
+        return f"{path} does not exist"
+    if Path(path).is_file():
+        return f"{path} is a file, not a run folder (the folder that holds config.yaml)"
+    return f"{path} is not a run folder (no config.yaml)"
 
 
 class OutputFolder:
     """The folder a fresh run or report writes into.
 
-    ``OutputFolder(path, overwrite, what, alternative)`` refuses at once (one line) a path that is a file, or a
-    folder holding files when ``overwrite`` is false. With ``overwrite``, ``replace()`` moves the old
-    folder aside to ``.NAME.replaced`` beside it; ``started()`` deletes it once the new content is
-    safe; ``failed()`` (before ``started``) removes the new content and moves the old folder back.
+    ``OutputFolder(path, overwrite, what, alternative, marker)`` refuses at once (one line) a path that is a
+    file, a folder holding files when ``overwrite`` is false, and one that does not hold ``marker`` (the file
+    every such folder has: a run's config.yaml) even with ``overwrite``: the user's data is never taken for a
+    run. With ``overwrite``, ``replace()`` moves the old folder aside to ``.NAME.replaced`` beside it;
+    ``started()`` deletes it once the new content is safe; ``failed()`` (before ``started``) removes the new
+    content and moves the old folder back.
     """
 
-    def __init__(self, path: str | Path, overwrite: bool = False, what: str = "run", alternative: str = ""):
+    def __init__(self, path: str | Path, overwrite: bool = False, what: str = "run", alternative: str = "",
+                 marker: str | None = None):
         self.path, self.what = Path(path), what
         self.aside: Path | None = None
+        self.safe = False
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.path} is a file, not a {what} folder; give a new folder")
         self.created = not self.path.exists()
@@ -60,6 +112,9 @@ class OutputFolder:
         if self.replacing and Path.cwd().resolve().is_relative_to(self.path.resolve()):
             raise ConfigError(f"--overwrite would replace {self.path}, which holds the current folder; "
                               f"give a {what} folder of its own")
+        if self.replacing and marker is not None and not (self.path / marker).exists():
+            raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of a {what}, and "
+                              f"--overwrite replaces only that; give a new folder")
 
     def replace(self) -> None:
         """Move the old folder aside (only with overwrite, only when it holds files) and make a new one."""
@@ -71,17 +126,28 @@ class OutputFolder:
         self.path.mkdir(parents=True, exist_ok=True)
 
     def started(self) -> None:
-        """The new content is safe: delete the old folder."""
+        """The new content is safe: delete the old folder (``failed`` leaves everything alone from now on)."""
+        self.safe = True
         if self.aside is not None:
             shutil.rmtree(self.aside, ignore_errors=True)
             self.aside = None
 
-    def failed(self) -> None:
-        """The new content failed before it was safe: remove it and bring the old folder back (a folder
-        this object created and nothing was written into is removed too)."""
+    def failed(self, keep_partial: bool = False) -> None:
+        """The new content failed before it was safe: remove it and bring the old folder back, or leave the
+        folder as it was found (none, or empty), so that the same command can simply be run again.
+        ``keep_partial``: unless an old folder comes back, keep what was written (a report whose finished
+        runs a ``--resume`` continues from)."""
+        if self.safe:
+            return
         if self.aside is not None:
             shutil.rmtree(self.path, ignore_errors=True)
             os.replace(self.aside, self.path)
             self.aside = None
-        elif self.created and self.path.is_dir() and not any(self.path.iterdir()):
-            self.path.rmdir()
+        elif keep_partial:
+            if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+        elif self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+        elif not self.replacing and self.path.is_dir():  # it was empty: empty it again
+            for item in self.path.iterdir():
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()

@@ -69,9 +69,14 @@ def images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
 
 
+def class_images(folder: Path) -> list[Path]:
+    """The images of one class folder, in its sub-folders too (as torchvision's ImageFolder reads them)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+
+
 def classes_of(folder: Path) -> dict[str, list[Path]]:
     """{class: its image files} of a folder with one sub-folder per class."""
-    found = {d.name: images_in(d) for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    found = {d.name: class_images(d) for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")}
     if not found:
         raise UserError(f"{folder} holds no class sub-folders; expected {folder}/<class>/<image>")
     empty = [c for c, files in found.items() if not files]
@@ -107,7 +112,7 @@ def split_classes(src: Path, out: Path, val_fraction: float, test_fraction: floa
         cut = {"test": files[:n_test], "val": files[n_test:n_test + n_val], "train": files[n_test + n_val:]}
         for split, chosen in cut.items():
             for f in chosen:
-                place(f, out / split / name / f.name, mode)
+                place(f, out / split / name / f.relative_to(src / name), mode)  # sub-folders kept: no name clashes
 
 
 def check_layout(out: Path) -> dict:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..batch import IMAGES
+from ..folders import save_figure
 from ..tokens import TokenState
 
 
@@ -130,7 +131,7 @@ def save_attention_grid(model: nn.Module, image: Tensor, path: str | Path, title
             axes[layer + 1, h].imshow(heads[h].numpy(), cmap="viridis")
             axes[layer + 1, h].set_title(f"layer {layer} head {h}", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return Path(path)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..batch import IMAGES, LABELS
 from ..config import ConfigError, load_yaml
-from ..folders import not_a_run_folder
+from ..folders import FIGURE_SUFFIXES, not_a_run_folder, output_file
 
 
 def run(args: argparse.Namespace) -> None:
@@ -22,17 +22,24 @@ def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
-    tokenizer = load_yaml(run_dir / "config.yaml").get("model", {}).get("tokenizer") or {}
+    model_section = load_yaml(run_dir / "config.yaml").get("model") or {}
+    tokenizer = model_section.get("tokenizer") or {}
     if not str(tokenizer.get("name", "")).startswith("image"):
-        raise ConfigError(f"xformer attention draws image models; {run_dir} is not one (its tokenizer is "
-                          f"{tokenizer.get('name', 'none')!r}); give the run folder of an image classifier")
+        baseline = (model_section.get("baseline") or {}).get("name")
+        what = (f"a {baseline} baseline, which has no attention" if baseline else
+                f"not one (its tokenizer is {tokenizer.get('name', 'none')!r})")
+        raise ConfigError(f"xformer attention draws the attention of transformer image models; {run_dir} is {what}; "
+                          "give the run folder of a model with an image tokenizer (ViT, CCT)")
     if args.image is not None:
-        _attention_of_file(run_dir, args)
+        out = _out(args, f"attention_{Path(args.image).stem}.png", inputs=[args.image])
+        _attention_of_file(run_dir, args, out)
         return
+    out = _out(args, f"attention_{args.split}_{args.index}.png")
     _, model, data = load_run(run_dir)
     split = getattr(data, args.split)
     if split is None:
-        raise ConfigError(f"the run's data has no {args.split} split; choose --split train, val or test")
+        others = [name for name in ("train", "val", "test") if getattr(data, name) is not None]
+        raise ConfigError(f"the run's data has no {args.split} split; choose --split {' or '.join(others)}")
     if not 0 <= args.index < len(split):
         raise ConfigError(f"--index {args.index} is outside the {args.split} split (0..{len(split) - 1})")
     item = split[args.index]
@@ -42,14 +49,21 @@ def run(args: argparse.Namespace) -> None:
     # show the image as it is, whatever normalisation it went through: x -> (x - min) / (max - min) per channel
     low, high = image.flatten(1).min(1).values, image.flatten(1).max(1).values
     scale = (high - low).clamp(min=1e-8)
-    out = Path(args.out or run_dir / f"attention_{args.split}_{args.index}.png")
     label = int(item[LABELS]) if LABELS in item else None
     title = f"label {label}" if label is not None else None
     save_attention_grid(model.eval(), image, out, title, mean=(-low / scale).tolist(), std=(1 / scale).tolist())
     print(out)
 
 
-def _attention_of_file(run_dir: Path, args: argparse.Namespace) -> None:
+def _out(args: argparse.Namespace, default_name: str, inputs=()) -> Path:
+    """Where the grid goes, checked before the model is built: --out, else RUN_DIR/<default_name> (the
+    command's own file in the run folder; any other file of the run is never replaced)."""
+    if args.out is None:
+        return output_file(Path(args.run_dir) / default_name, "the default --out", args.overwrite, inputs)
+    return output_file(args.out, "--out", args.overwrite, inputs, runs=[args.run_dir], suffixes=FIGURE_SUFFIXES)
+
+
+def _attention_of_file(run_dir: Path, args: argparse.Namespace, out: Path) -> None:
     """The grid of one image file, through the run's evaluation transform (RUN_DIR/preprocess.json)."""
     import torch
 
@@ -64,7 +78,6 @@ def _attention_of_file(run_dir: Path, args: argparse.Namespace) -> None:
         probs = model({IMAGES: image[None]})["logits"].float().softmax(-1)[0]
     k = int(probs.argmax())
     title = f"{names[k] if k < len(names) else k} ({float(probs[k]):.2f})"
-    out = Path(args.out or run_dir / f"attention_{Path(args.image).stem}.png")
     save_attention_grid(model, image, out, title, mean=spec.get("mean"), std=spec.get("std"))
     print(out)
 
@@ -81,5 +94,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image", metavar="FILE", help="an image file instead of a split's image: preprocessed as "
                    "xformer predict does, titled with the predicted class and its probability")
     p.add_argument("--out", metavar="FILE.png",
-                   help="default RUN_DIR/attention_<split>_<index>.png (with --image: attention_<name>.png)")
+                   help="default RUN_DIR/attention_<split>_<index>.png (with --image: attention_<name>.png); "
+                        ".png, .svg, .pdf or .jpg")
+    p.add_argument("--overwrite", action="store_true", help="replace the grid's file if it exists (never the "
+                   "image itself or another file of the run folder)")
     p.set_defaults(func=run)

@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
-    out = OutputFolder(args.out, args.overwrite, what="export", alternative="")
-    if out.path.resolve() == run_dir.resolve() or run_dir.resolve().is_relative_to(out.path.resolve()):
+    if run_dir.resolve().is_relative_to(Path(args.out).resolve()):
         raise ConfigError(f"--out {args.out} would hold the run folder itself; give a folder of its own")
+    out = OutputFolder(args.out, args.overwrite, what="export", marker="export.json")
     checkpoint = run_checkpoint(run_dir, args.checkpoint)
     _, model = load_run_model(run_dir, args.checkpoint)
     check_exportable(model, args.format)  # refused in one line before anything is written

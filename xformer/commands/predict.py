@@ -2,20 +2,20 @@
 files, or texts with a text classifier's run (or with the ensemble of several runs: probabilities averaged).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
-FILE:ROW and the text follows it) to --out (replaced whole, never half-written) or standard output. See
+FILE:ROW and the text follows it) to --out (a new file, or with --overwrite one replaced whole, never
+half-written; never an input or a file of the run) or standard output. See
 xformer/predict.py.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..config import ConfigError
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..folders import write_atomically
+    from ..folders import output_file, write_atomically
     from ..predict import predict_run
     from ..train.distributed import pick_device
 
@@ -23,10 +23,10 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.out is not None and Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} is a folder; give a file name, e.g. {Path(args.out) / 'preds.csv'}")
-    device = pick_device(args.device, "--device")
     runs = [args.run_dir, *(args.ensemble or [])]
+    if args.out is not None:
+        output_file(args.out, "--out", args.overwrite, inputs=args.inputs, runs=runs)
+    device = pick_device(args.device, "--device")
     rows, table = predict_run(runs, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
     if args.out:
         write_atomically(args.out, table)
@@ -50,6 +50,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_TEXTS")
     p.add_argument("--top-k", type=int, default=5, help="classes listed per image (default 5)")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the predictions (default: standard output)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input or a file "
+                   "of the run folder)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--ensemble", nargs="+", metavar="RUN_DIR", help="other runs of the same task and data (seeds, or a "

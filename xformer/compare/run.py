@@ -49,7 +49,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     from ..train.progress import Progress
 
     out = Path(out)
-    folder = None if resume else OutputFolder(out, overwrite, "report",
+    folder = None if resume else OutputFolder(out, overwrite, "report", marker=OPTIONS,
                                               alternative=f"continue a stopped compare with --resume {out}")
     schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
     n_trained = sum(e.trained for e in entries(cfg))
@@ -89,7 +89,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
         write_report(results, out, models, datasets)
     except BaseException as stop:
         if folder is not None:
-            folder.failed()  # an incomplete report never replaces a complete one
+            folder.failed(keep_partial=True)  # never replaces a complete report; --resume continues it
         if isinstance(stop, KeyboardInterrupt) and (out / OPTIONS).is_file() and not (out / "results.json").exists():
             raise KeyboardInterrupt(f"the compare stopped; its finished runs are kept in {out}: continue it with "
                                     f"xformer compare --resume {out}") from stop

@@ -62,6 +62,7 @@ def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = No
 
     if auto_augment not in (None, *AUTO_AUGMENTS):
         raise ConfigError(f"unknown auto_augment {auto_augment!r}; choose rand, trivial or null")
+    check_crop_scale(crop_scale)
     size = list(image_size)
     steps = to_float_image()
     if crop_scale is not None:
@@ -81,6 +82,38 @@ def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = No
     if random_erasing > 0:
         steps.append(v2.RandomErasing(p=random_erasing, value=0))
     return v2.Compose(steps)
+
+
+def check_crop_scale(crop_scale) -> None:
+    """RandomResizedCrop's range of the share of the image's area a crop keeps: [min, max], 0 < min <= max <= 1."""
+    if crop_scale is None:
+        return
+    numbers = isinstance(crop_scale, (list, tuple)) and len(crop_scale) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in crop_scale)
+    if not numbers or not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+        raise ConfigError(f"data.args.crop_scale must be [min, max] with 0 < min <= max <= 1 (the share of the "
+                          f"image's area a random crop keeps), got {crop_scale!r}; e.g. [0.35, 1.0], or null for none")
+
+
+def check_normalisation(mean, std, channels: int) -> tuple[list[float], list[float]] | tuple[None, None]:
+    """``mean`` and ``std`` per channel, as Normalize takes them: both or neither, one number (or one per
+    channel) each, every std > 0. One number stands for every channel."""
+    if mean is None and std is None:
+        return None, None
+    if mean is None or std is None:
+        raise ConfigError("give data.args.mean and data.args.std together (one number per channel each), or "
+                          "neither (the usual statistics are used)")
+    values = {}
+    for key, value in (("mean", mean), ("std", std)):
+        value = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or \
+                len(value) not in (1, channels):
+            raise ConfigError(f"data.args.{key} must be one number or {channels} (one per channel of the "
+                              f"{channels}-channel images), got {value!r}")
+        values[key] = [float(v) for v in value] * (channels if len(value) == 1 else 1)
+    if min(values["std"]) <= 0:
+        raise ConfigError(f"data.args.std must be > 0 for every channel, got {std!r}")
+    return values["mean"], values["std"]
 
 
 AFFINE = {"degrees": 10, "translate": (0.1, 0.1), "scale": (0.9, 1.1), "shear": None, "interpolation": "nearest"}

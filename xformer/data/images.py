@@ -26,6 +26,7 @@ evaluation images were.
 from __future__ import annotations
 
 import json
+import math
 from functools import partial
 from pathlib import Path
 
@@ -38,7 +39,8 @@ from ..batch import IMAGES, LABELS
 from ..errors import ConfigError, UserError
 from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
-from .image_augment import TRAIN_ITEM, ImageCollate, eval_transform, make_mixup, train_transform
+from .image_augment import (TRAIN_ITEM, ImageCollate, check_normalisation, eval_transform, make_mixup,
+                            train_transform)
 from .registry import DataBundle, register_data
 
 # what PIL raises for a file it cannot read: OSError (UnidentifiedImageError, truncated data), ValueError
@@ -75,12 +77,23 @@ class ImageItems(Dataset):
         return item
 
 
-def _split(targets, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Stratified (keep, held_out) indices; held_out is ``fraction`` of them."""
+def _split(targets, fraction: float, seed: int = 0, names=None) -> tuple[list[int], list[int]]:
+    """Stratified (keep, held_out) indices; held_out is ``fraction`` of them. A split that cannot hold every
+    class on both sides (``names``: the class names, for the error) is a one-line error naming the fix."""
     idx = list(range(len(targets)))
     if fraction <= 0:
         return idx, []
     labels = [int(t) for t in targets]
+    counts = torch.bincount(torch.tensor(labels))
+    n_classes, held = int((counts > 0).sum()), math.ceil(fraction * len(labels))
+    if counts[counts > 0].min() < 2:
+        k = int(torch.nonzero(counts == 1)[0])
+        raise ConfigError(f"class {names[k] if names else k} has one training image, too few to keep one for "
+                          "validation; add images, or a val/ folder (image_folder), or set data.args.val_fraction=0")
+    if held < n_classes or len(labels) - held < n_classes:
+        raise ConfigError(f"data.args.val_fraction={fraction} of {len(labels)} training images holds {held} for "
+                          f"validation, fewer than the {n_classes} classes: raise data.args.val_fraction to at least "
+                          f"{n_classes / len(labels):.2g}, or add a val/ folder (image_folder)")
     from sklearn.model_selection import train_test_split  # here, not at the top: sklearn costs every command ~1 s
     keep, held = train_test_split(idx, test_size=fraction, stratify=labels, random_state=seed)
     return sorted(keep), sorted(held)
@@ -270,7 +283,8 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
                  std: list[float] | None = None, affine: bool | dict = False) -> DataBundle:
     """``root/train/<class name>/<image>``, ``root/val/...`` (optional: else ``val_fraction`` of train)
     and ``root/test/...`` (optional: without it the run has no test split and its metrics are val only),
-    through torchvision's ImageFolder.
+    through torchvision's ImageFolder. A folder of val/ and/or test/ only is data to evaluate a run on
+    (``xformer evaluate RUN data.args.root=...``); training refuses it.
 
     Images stay on disk: the folder is listed once, and each item is opened, decoded and transformed in
     ``__getitem__`` (in DataLoader worker processes with ``train.num_workers`` > 0; the dataset pickles
@@ -294,14 +308,17 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
 
     _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, hflip, random_erasing)
     root_path = Path(root)
-    if not (root_path / "train").is_dir():
+    if not any((root_path / split).is_dir() for split in ("train", "val", "test")):
         raise ConfigError(f"image_folder: expected a folder {root_path / 'train'} with one sub-folder per class")
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
         raise ConfigError(f"image_folder: channels must be 1 or 3, got {channels}")
+    mean, std = check_normalisation(mean, std, channels)
     if mean is None:
         mean, std = STATS["imagenet"] if channels == 3 else ((0.5,), (0.5,))
-    size = (image_size, image_size)
+    size = tuple(image_size) if isinstance(image_size, (list, tuple)) else (image_size, image_size)
+    if len(size) != 2:
+        raise ConfigError(f"data.args.image_size must be one size or [height, width], got {image_size!r}")
 
     def folder(split: str) -> ImageFolder | None:
         if not (root_path / split).is_dir():
@@ -309,38 +326,48 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
         try:
             return ImageFolder(str(root_path / split), loader=partial(_open, mode=mode))
         except FileNotFoundError as e:  # torchvision: no class folder, or a class folder without images
-            raise ConfigError(f"image_folder: {root_path / split}: {e}; give each class folder at least one "
-                              "image, or remove the empty ones") from None
+            fix = (f" holds no class folders; put each class's images in a sub-folder named after the class "
+                   f"({root_path / split}/CLASS/*.png)" if str(e).startswith("Couldn't find any class folder") else
+                   f": {e}; give each class folder at least one image, or remove the empty ones")
+            raise ConfigError(f"image_folder: {root_path / split}{fix}") from None
 
     train_src, val_src, test_src = folder("train"), folder("val"), folder("test")
+    # without train/ (a folder to evaluate a run on: val/ and test/ only) the first split there names the classes
+    first, classes = next((name, src.classes) for name, src in (("train", train_src), ("val", val_src),
+                                                                ("test", test_src)) if src is not None)
+    if len(classes) < 2:
+        raise ConfigError(f"image_folder: {root_path / first} holds one class ({classes[0]}); a classifier needs "
+                          "at least two class folders")
     for split, source in (("val", val_src), ("test", test_src)):
-        if source is not None and source.classes != train_src.classes:
-            extra = sorted(set(source.classes) - set(train_src.classes))
-            lacking = sorted(set(train_src.classes) - set(source.classes))
-            raise ConfigError(f"image_folder: {split} classes differ from train's ({len(train_src.classes)}):"
-                              f"{f' {extra} not in train' if extra else ''}{';' if extra and lacking else ''}"
+        if source is not None and source.classes != classes:
+            extra = sorted(set(source.classes) - set(classes))
+            lacking = sorted(set(classes) - set(source.classes))
+            raise ConfigError(f"image_folder: {split} classes differ from {first}'s ({len(classes)}):"
+                              f"{f' {extra} not in {first}' if extra else ''}{';' if extra and lacking else ''}"
                               f"{f' {lacking} missing' if lacking else ''}; give {root_path / split} the same "
-                              "class folders as train, each with at least one image")
+                              f"class folders as {first}, each with at least one image")
     for source in (train_src, val_src, test_src):
         if source is not None:
             check_image_headers(path for path, _ in source.samples)
     aug = train_transform(size, mean, std, crop_scale=crop_scale, hflip=hflip, auto_augment=auto_augment,
                           random_erasing=random_erasing, affine=affine)
     plain = eval_transform(size, mean, std)
-    if val_src is not None:
+    if train_src is None:
+        train, val = None, ImageItems(_seeded_order(val_src), transform=plain) if val_src is not None else None
+    elif val_src is not None:
         train = ImageItems(train_src, transform=aug, train=True)
         val = ImageItems(_seeded_order(val_src), transform=plain)
     else:
-        keep, held = _split(train_src.targets, val_fraction)
+        keep, held = _split(train_src.targets, val_fraction, names=train_src.classes)
         train = ImageItems(Subset(train_src, keep), transform=aug, train=True)
         val = ImageItems(_seeded_order(Subset(train_src, held)), transform=plain) if held else None
     test = ImageItems(_seeded_order(test_src), transform=plain) if test_src is not None else None
     if val is None and test is None:
         raise ConfigError(f"image_folder: {root_path} has neither val/ nor test/ and val_fraction is 0; add a "
                           "val/ folder or set data.args.val_fraction above 0")
-    n_classes = len(train_src.classes)
+    n_classes = len(classes)
     return _bundle(train, val, test, n_classes, size, channels, make_mixup(n_classes, mixup, cutmix, label_smoothing),
-                   train_src.classes, preprocess_spec(size, channels, mean, std))
+                   classes, preprocess_spec(size, channels, mean, std))
 
 
 def check_image_headers(paths) -> None:

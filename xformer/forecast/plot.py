@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import ConfigError
+from ..folders import save_figure
 from .frames import DS, ID, POINT, quantile_column
 
 
@@ -45,7 +46,6 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
     axes[0, 0].legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
+    path = save_figure(fig, path)
     plt.close(fig)
     return path

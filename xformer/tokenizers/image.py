@@ -247,11 +247,13 @@ MAX_PATCH_TOKENS = 4096  # patches per image; attention costs N^2 per head and l
 
 def check_token_count(image_size, patch_size, limit: int = MAX_PATCH_TOKENS) -> None:
     """Refuse, in one line, an image size / patch size that cuts an image into more than ``limit`` patches,
-    naming the square patch size that would give at most 256 (e.g. 224x224 with patch 2: 12,544 tokens)."""
+    naming the square patch size that would give at most 256 (e.g. 224x224 with patch 2: 12,544 tokens): the
+    smallest that divides both sides (the patches must tile the image), else the smallest that fits."""
     (h, w), (ph, pw) = _pair(image_size), _pair(patch_size)
     n = (h // ph) * (w // pw)
     if n > limit:
-        fit = next(q for q in range(1, max(h, w) + 1) if (h // q) * (w // q) <= 256)
+        sizes = [q for q in range(1, max(h, w) + 1) if (h // q) * (w // q) <= 256]
+        fit = next((q for q in sizes if h % q == 0 and w % q == 0), sizes[0])
         raise ConfigError(f"model.tokenizer.args: image size {h}x{w} with patch size {ph}x{pw} makes {n} tokens per "
                           f"image, over the limit of {limit}; use patch_size={fit} (<= 256 tokens) or a smaller "
                           "data.args.image_size")

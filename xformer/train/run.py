@@ -8,15 +8,10 @@
 
 config.yaml plus the best (else latest) checkpoint are all ``evaluate_run`` needs.
 
-A fresh run with ``init_from`` starts from a pre-trained run's weights (``init_from_pretrained``):
-tensors are copied by name where the shapes agree, so a new head stays freshly initialised.
-``init_from: hf:FOLDER`` / ``timm:FILE#MODEL`` (xformer/interop/pretrained.py) first replace the recipe's
-architecture, core and tokenizer by the checkpoint's, and a Hugging Face folder's tokenizer becomes the
-data's (``data.args.tokenizer``, saved as RUN_DIR/tokenizer like any other run's).
+A fresh run with ``init_from`` starts from pre-trained weights: xformer/train/init_from.py.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import tempfile
@@ -27,17 +22,18 @@ import torch
 
 import yaml
 
-from ..config import ConfigError, from_dict, load_yaml, to_dict
+from ..config import ConfigError, from_dict, load_yaml
+from ..errors import UserError
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
 from ..folders import OutputFolder, write_atomically
 from ..interop.hf_source import keep_hf_source
-from ..interop.pretrained import (Pretrained, check_data_fits, is_pretrained_source, load_source, parse_source,
-                                  resolve_model)
+from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, build_model
-from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer, tied_aliases
-from .config import ExperimentConfig, apply_overrides, recipe_dict, with_implied_args
+from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer
+from .config import ExperimentConfig, apply_overrides, check_fixed_by_data, recipe_dict, with_implied_args
 from .distill import attach_teacher
+from .init_from import init_from_pretrained, start_from_source
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
@@ -73,8 +69,9 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     before); ``resume`` refuses what it cannot continue exactly (xformer/train/resume.py). Everything is
     checked before the first file is written."""
     run_dir = Path(run_dir)
-    folder = None if resume else OutputFolder(run_dir, overwrite, "run",
-                                              alternative=f"continue it with --resume {run_dir}")
+    folder = None if resume else OutputFolder(
+        run_dir, overwrite, "run", marker="config.yaml",
+        alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
     if resume:
         check_run_folder(run_dir)
     world = init_world(config.train.device)
@@ -83,11 +80,16 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         if config.init_from and not resume and is_pretrained_source(config.init_from):
             source, vocab_dir = load_source(config.init_from), tempfile.TemporaryDirectory()
             config = start_from_source(config, source, Path(vocab_dir.name))
+        recipe_model = config.model
         config, model, data = build_resolved(config, world.device)
+        if data.train is None:
+            raise ConfigError(f"data '{config.data.name}' has no training split (an image folder without train/: "
+                              "data to evaluate a run on); give data with training examples")
         if source is not None:
             check_data_fits(source, config.model, data.model_args)
             if source.tokenizer is not None:  # recorded as the run's own copy, which resume and evaluate read
                 config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())
+        check_fixed_by_data(recipe_model, data.model_args)
         saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
             summary = init_from_pretrained(model, config, data, source)
@@ -118,15 +120,24 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
                 log = RunLog(run_dir, trainer.step if resume else None)
             start = time.perf_counter()
             trainer.fit(log, progress)
-        except BaseException:
+        except BaseException as error:
             if folder is not None:
                 folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
-            raise
+            hinted = _with_resume_hint(error, run_dir)
+            if hinted is error:
+                raise
+            raise hinted from error
         seconds = time.perf_counter() - start
-        final = _final_metrics(trainer, run_dir)
-        final.update(train_seconds=round(seconds, 2), steps=trainer.step, best_step=trainer.best_step)
-        from .report import write_report  # the data's report (e.g. confusion matrix), best weights, rank 0
-        write_report(trainer, config.model, run_dir)
+        try:
+            final = _final_metrics(trainer, run_dir)
+            final.update(train_seconds=round(seconds, 2), steps=trainer.step, best_step=trainer.best_step)
+            from .report import write_report  # the data's report (e.g. confusion matrix), best weights, rank 0
+            write_report(trainer, config.model, run_dir)
+        except (ConfigError, UserError) as error:  # e.g. an unreadable test image, met only now
+            hinted = _with_resume_hint(error, run_dir)
+            if hinted is error:
+                raise
+            raise hinted from error
         if log is not None:
             log.finish(final)
         return final
@@ -136,137 +147,14 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             vocab_dir.cleanup()
 
 
-def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
-    """``config`` with the checkpoint's model (the recipe's head) and, for a Hugging Face folder, its
-    tokenizer saved in ``vocab_dir`` as the data's ``tokenizer``; refused in one line where they cannot fit."""
-    import inspect
-
-    from ..data.registry import DATASETS
-    from ..data.vocab import WordPieceVocab
-    from ..registry import import_all_submodules
-
-    config = copy.deepcopy(config)
-    model = resolve_model(config.model, source)
-    import_all_submodules("xformer.data")
-    takes = inspect.signature(DATASETS.lookup(config.data.name)).parameters
-    if source.kind == "timm" and "image_size" not in takes:
-        raise ConfigError(f"init_from {source.source}: a timm ViT reads images, data {config.data.name!r} gives none; "
-                          "use an image dataset (digits, image_folder, ...)")
-    if source.kind != "timm":
-        if "tokenizer" not in takes:
-            raise ConfigError(f"init_from {source.source}: data {config.data.name!r} has no tokenizer argument to "
-                              "give the checkpoint's vocabulary to; use a text dataset (text_lm, text_classification, "
-                              "text_mlm)")
-        if source.tokenizer is None:
-            raise ConfigError(f"init_from {source.source}: the folder holds no tokenizer (tokenizer.json, vocab.json + "
-                              "merges.txt, or vocab.txt); save it beside the model: tokenizer.save_pretrained(folder)")
-        WordPieceVocab(source.tokenizer, lowercase=False).save(vocab_dir)
-        config.data.args["tokenizer"] = str(vocab_dir)
-    return dataclasses.replace(config, model=model)
-
-
-# ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------
-# free to differ when fine-tuning
-UNTIED_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
-
-
-def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
-    """(checkpoint folder, run folder or None) of ``init_from``: a run, its checkpoints/ or one checkpoint."""
-    path = Path(path)
-    for root in (path / "checkpoints", path):
-        if (root / POINTER).is_file():
-            ckpt = checkpoint_dir(root, "best")
-            return ckpt, root.parent
-    if (path / "model.safetensors").is_file():
-        run = path.parent.parent if path.parent.name == "checkpoints" else None
-        return path, run
-    raise ConfigError(f"init_from {path}: not a run folder, a checkpoints/ folder or a checkpoint folder "
-                      "(model.safetensors); give a finished run, e.g. init_from: runs/bert_mlm")
-
-
-def _check_same_model(config: ExperimentConfig, run: Path) -> None:
-    """The pre-trained run's architecture and core (its config.yaml) must be this model's."""
-    if not (run / "config.yaml").is_file():
-        return
-    theirs = load_yaml(run / "config.yaml").get("model", {})
-    if theirs.get("architecture", config.model.architecture) != config.model.architecture:
-        raise ConfigError(f"init_from {run}: model.architecture is {theirs['architecture']!r} in the pre-trained "
-                          f"run but {config.model.architecture!r} here; use the pre-trained run's")
-    ours = to_dict(config.model.core)
-    for key, value in theirs.get("core", {}).items():
-        if key in ours and key not in UNTIED_CORE_KEYS and ours[key] != value:
-            raise ConfigError(f"init_from {run}: model.core.{key} is {value!r} in the pre-trained run but "
-                              f"{ours[key]!r} here; use the pre-trained run's model.core (its config.yaml)")
-
-
-def _check_same_vocabulary(data: DataBundle, run: Path) -> None:
-    """The ids must mean the same pieces: compare the vocabulary this data saves with RUN/tokenizer."""
-    theirs = run / "tokenizer"
-    if data.save is None or not theirs.is_dir():
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        data.save(Path(tmp))
-        ours = Path(tmp) / "tokenizer"
-        for name in ("vocab.txt", META_FILE):
-            if (theirs / name).is_file() and (not (ours / name).is_file()
-                                               or (ours / name).read_bytes() != (theirs / name).read_bytes()):
-                raise ConfigError(f"init_from {run}: this run's vocabulary differs from the pre-trained one; "
-                                  f"pass data.args.tokenizer={theirs}")
-
-
-def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
-                         source: Pretrained | None = None) -> str:
-    """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
-    ``source``: the checkpoint of ``hf:`` / ``timm:`` (``load_source``), whose model ``model`` already is;
-    its head weights are used only for a head of the same name, and every tokenizer / core tensor must come.
-
-    Raises ConfigError when the pre-trained run has another architecture, core or vocabulary,
-    when a tokenizer / core tensor has another shape, or when no core tensor matches.
-    """
-    if source is not None:
-        ckpt = source.source
-        same_head = model.config.head.name == source.model.head.name
-        weights = {k: v for k, v in source.weights.items() if same_head or not k.startswith("head.")}
-        lacking = [k for k in model.state_dict() if k.startswith(("tokenizer.", "core.")) and k not in weights]
-        if lacking:
-            raise ConfigError(f"init_from {ckpt}: the checkpoint has no weights for {', '.join(lacking[:3])}")
-    else:
-        ckpt, run = pretrained_checkpoint(config.init_from)
-        if run is not None:
-            _check_same_model(config, run)
-            _check_same_vocabulary(data, run)
-        weights = read_eval_weights(ckpt)  # the weights its metrics describe: the EMA when it kept one
-    offered = set(source.weights if source is not None else weights)
-    aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
-    own = {name: t for name, t in model.state_dict().items() if name not in aliases}
-    copied, fresh = [], []
-    for name, tensor in own.items():
-        if name not in weights:
-            fresh.append(name)
-        elif weights[name].shape == tensor.shape:
-            copied.append(name)
-        elif name.startswith(("tokenizer.", "core.")):
-            hint = ("the vocabularies differ: pass the pre-trained run's tokenizer folder as data.args.tokenizer"
-                    if name.endswith("embed.weight") else "use the pre-trained run's model.tokenizer / model.core "
-                    "settings and data.args.max_length (its config.yaml)")
-            raise ConfigError(f"init_from {ckpt}: {name} is {tuple(weights[name].shape)} there but "
-                              f"{tuple(tensor.shape)} in this model; {hint}")
-        else:
-            fresh.append(name)  # a head of another shape (e.g. another number of classes) starts fresh
-    core = [name for name in own if name.startswith("core.")]
-    if core and not any(name.startswith("core.") for name in copied):
-        raise ConfigError(f"init_from {ckpt}: none of this model's {len(core)} core tensors is in the checkpoint "
-                          f"(e.g. {core[0]}); it holds another architecture")
-    with torch.no_grad():
-        model.load_state_dict({name: weights[name] for name in copied}, strict=False)
-
-    def modules(names: list[str]) -> str:
-        parts = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
-        return ", ".join(parts) if parts else "none"
-
-    unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
-    return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh)}; "
-            f"not used from the checkpoint: {modules(unused)}")
+def _with_resume_hint(error: BaseException, run_dir: Path) -> BaseException:
+    """A user error met after the run saved a checkpoint, its message telling how to finish the run once the
+    input is fixed (the same command again would be refused: the folder holds the run); other errors as
+    they are."""
+    if not isinstance(error, (ConfigError, UserError)) or not (run_dir / "checkpoints" / POINTER).is_file():
+        return error
+    return type(error)(f"{error}; the run's checkpoints are kept: after the fix, finish it with "
+                       f"xformer train --resume {run_dir}")
 
 
 def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
@@ -390,7 +278,13 @@ def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: 
 def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataBundle) -> dict[str, float]:
     """The flat val_* / test_* metrics of a loaded model on ``data``'s splits, as training reports them."""
     config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
-    trainer = Trainer(model, data, config.train, None, init_world(config.train.device))
+    train = config.train
+    if data.train is None:  # data to evaluate on only (an image folder of val/ and test/): the trainer builds
+        # a training loader it never draws from here, of batches of one, so a split smaller than a batch passes
+        data = dataclasses.replace(data, train=data.val if data.val is not None else data.test)
+        train = dataclasses.replace(train, batch_size=1, grad_accum=1,
+                                    eval_batch_size=train.eval_batch_size or train.batch_size // train.grad_accum)
+    trainer = Trainer(model, data, train, None, init_world(train.device))
     metrics = {}
     for split in ("val", "test"):
         if getattr(data, split) is not None:

@@ -1,0 +1,159 @@
+"""Starting a fresh run from pre-trained weights (a recipe's ``init_from``).
+
+A run folder's weights (``init_from_pretrained``) are copied by name where the shapes agree, so a new head stays
+freshly initialised. ``hf:FOLDER`` / ``timm:FILE#MODEL`` (xformer/interop/pretrained.py) first replace the
+recipe's architecture, core and tokenizer by the checkpoint's (``start_from_source``), and a Hugging Face
+folder's tokenizer becomes the data's (``data.args.tokenizer``, saved as RUN_DIR/tokenizer like any other run's).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError, load_yaml, to_dict
+from ..data.registry import DataBundle
+from ..data.vocab import META_FILE
+from ..interop.pretrained import Pretrained, resolve_model
+from ..models import Model
+from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
+from .config import ExperimentConfig
+
+
+def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
+    """``config`` with the checkpoint's model (the recipe's head) and, for a Hugging Face folder, its
+    tokenizer saved in ``vocab_dir`` as the data's ``tokenizer``; refused in one line where they cannot fit."""
+    import inspect
+
+    from ..data.registry import DATASETS
+    from ..data.vocab import WordPieceVocab
+    from ..registry import import_all_submodules
+
+    config = copy.deepcopy(config)
+    model = resolve_model(config.model, source)
+    import_all_submodules("xformer.data")
+    takes = inspect.signature(DATASETS.lookup(config.data.name)).parameters
+    if source.kind == "timm" and "image_size" not in takes:
+        raise ConfigError(f"init_from {source.source}: a timm ViT reads images, data {config.data.name!r} gives none; "
+                          "use an image dataset (digits, image_folder, ...)")
+    if source.kind != "timm":
+        if "tokenizer" not in takes:
+            raise ConfigError(f"init_from {source.source}: data {config.data.name!r} has no tokenizer argument to "
+                              "give the checkpoint's vocabulary to; use a text dataset (text_lm, text_classification, "
+                              "text_mlm)")
+        if source.tokenizer is None:
+            raise ConfigError(f"init_from {source.source}: the folder holds no tokenizer (tokenizer.json, vocab.json + "
+                              "merges.txt, or vocab.txt); save it beside the model: tokenizer.save_pretrained(folder)")
+        WordPieceVocab(source.tokenizer, lowercase=False).save(vocab_dir)
+        config.data.args["tokenizer"] = str(vocab_dir)
+    return dataclasses.replace(config, model=model)
+
+
+# ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------
+# free to differ when fine-tuning
+UNTIED_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
+
+
+def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
+    """(checkpoint folder, run folder or None) of ``init_from``: a run, its checkpoints/ or one checkpoint."""
+    path = Path(path)
+    for root in (path / "checkpoints", path):
+        if (root / POINTER).is_file():
+            ckpt = checkpoint_dir(root, "best")
+            return ckpt, root.parent
+    if (path / "model.safetensors").is_file():
+        run = path.parent.parent if path.parent.name == "checkpoints" else None
+        return path, run
+    raise ConfigError(f"init_from {path}: not a run folder, a checkpoints/ folder or a checkpoint folder "
+                      "(model.safetensors); give a finished run, e.g. init_from: runs/bert_mlm")
+
+
+def _check_same_model(config: ExperimentConfig, run: Path) -> None:
+    """The pre-trained run's architecture and core (its config.yaml) must be this model's."""
+    if not (run / "config.yaml").is_file():
+        return
+    theirs = load_yaml(run / "config.yaml").get("model", {})
+    if theirs.get("architecture", config.model.architecture) != config.model.architecture:
+        raise ConfigError(f"init_from {run}: model.architecture is {theirs['architecture']!r} in the pre-trained "
+                          f"run but {config.model.architecture!r} here; use the pre-trained run's")
+    ours = to_dict(config.model.core)
+    for key, value in theirs.get("core", {}).items():
+        if key in ours and key not in UNTIED_CORE_KEYS and ours[key] != value:
+            raise ConfigError(f"init_from {run}: model.core.{key} is {value!r} in the pre-trained run but "
+                              f"{ours[key]!r} here; use the pre-trained run's model.core (its config.yaml)")
+
+
+def _check_same_vocabulary(data: DataBundle, run: Path) -> None:
+    """The ids must mean the same pieces: compare the vocabulary this data saves with RUN/tokenizer."""
+    theirs = run / "tokenizer"
+    if data.save is None or not theirs.is_dir():
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data.save(Path(tmp))
+        ours = Path(tmp) / "tokenizer"
+        for name in ("vocab.txt", META_FILE):
+            if (theirs / name).is_file() and (not (ours / name).is_file()
+                                               or (ours / name).read_bytes() != (theirs / name).read_bytes()):
+                raise ConfigError(f"init_from {run}: this run's vocabulary differs from the pre-trained one; "
+                                  f"pass data.args.tokenizer={theirs}")
+
+
+def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
+                         source: Pretrained | None = None) -> str:
+    """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
+    ``source``: the checkpoint of ``hf:`` / ``timm:`` (``load_source``), whose model ``model`` already is;
+    its head weights are used only for a head of the same name, and every tokenizer / core tensor must come.
+
+    Raises ConfigError when the pre-trained run has another architecture, core or vocabulary,
+    when a tokenizer / core tensor has another shape, or when no core tensor matches.
+    """
+    if source is not None:
+        ckpt = source.source
+        same_head = model.config.head.name == source.model.head.name
+        weights = {k: v for k, v in source.weights.items() if same_head or not k.startswith("head.")}
+        lacking = [k for k in model.state_dict() if k.startswith(("tokenizer.", "core.")) and k not in weights]
+        if lacking:
+            raise ConfigError(f"init_from {ckpt}: the checkpoint has no weights for {', '.join(lacking[:3])}")
+    else:
+        ckpt, run = pretrained_checkpoint(config.init_from)
+        if run is not None:
+            _check_same_model(config, run)
+            _check_same_vocabulary(data, run)
+        weights = read_eval_weights(ckpt)  # the weights its metrics describe: the EMA when it kept one
+    offered = set(source.weights if source is not None else weights)
+    aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
+    own = {name: t for name, t in model.state_dict().items() if name not in aliases}
+    copied, fresh = [], []
+    for name, tensor in own.items():
+        if name not in weights:
+            fresh.append(name)
+        elif weights[name].shape == tensor.shape:
+            copied.append(name)
+        elif name.startswith(("tokenizer.", "core.")):
+            hint = ("the vocabularies differ: pass the pre-trained run's tokenizer folder as data.args.tokenizer"
+                    if name.endswith("embed.weight") else "use the pre-trained run's model.tokenizer / model.core "
+                    "settings and data.args.max_length (its config.yaml)")
+            raise ConfigError(f"init_from {ckpt}: {name} is {tuple(weights[name].shape)} there but "
+                              f"{tuple(tensor.shape)} in this model; {hint}")
+        else:
+            fresh.append(name)  # a head of another shape (e.g. another number of classes) starts fresh
+    core = [name for name in own if name.startswith("core.")]
+    if core and not any(name.startswith("core.") for name in copied):
+        raise ConfigError(f"init_from {ckpt}: none of this model's {len(core)} core tensors is in the checkpoint "
+                          f"(e.g. {core[0]}); it holds another architecture")
+    with torch.no_grad():
+        model.load_state_dict({name: weights[name] for name in copied}, strict=False)
+
+    def modules(names: list[str]) -> str:
+        parts = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+        return ", ".join(parts) if parts else "none"
+
+    unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
+    return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh)}; "
+            f"not used from the checkpoint: {modules(unused)}")
+
+
+__all__ = ["start_from_source", "pretrained_checkpoint", "init_from_pretrained"]
