@@ -270,11 +270,11 @@ def test_calendar_features_from_the_dates():
 
 
 def test_missing_values_and_frequencies_per_series():
-    from xformer.forecast.frames import infer_freq, read_panel
+    from xformer.forecast.frames import fill_series, infer_freq, read_panel
 
     df = long_frame()
     gap = df.assign(y=df["y"].where(~df.index.isin([3, 130])))  # one missing value in s0, one in s1
-    panel = read_panel(gap, missing="ffill")
+    panel = fill_series(read_panel(gap, missing="ffill"), "ffill")  # read_panel keeps gaps until the cut
     assert panel.series["s0"].iloc[3] == panel.series["s0"].iloc[2]
     assert panel.series["s1"].iloc[130 - 120] == panel.series["s1"].iloc[130 - 121]
     assert infer_freq(panel).freqstr == "h" and infer_freq(panel, "2h").freqstr == "2h"

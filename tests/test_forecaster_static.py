@@ -100,10 +100,10 @@ def test_save_and_load_round_trip_forecasts_with_statics(data, fitted, tmp_path)
     # the commands: the run folder's statics, or --static FILE
     df.to_csv(tmp_path / "long.csv", index=False)
     static.to_csv(tmp_path / "static.csv", index=False)
-    for extra_args in ([], ["--static", str(tmp_path / "static.csv")]):
-        assert main(["forecast", str(run), "--data", str(tmp_path / "long.csv"), "--out", str(tmp_path / "f.csv"),
+    for name, extra_args in (("f.csv", []), ("f_static.csv", ["--static", str(tmp_path / "static.csv")])):
+        assert main(["forecast", str(run), "--data", str(tmp_path / "long.csv"), "--out", str(tmp_path / name),
                      "--quiet", *extra_args]) == 0
-        np.testing.assert_allclose(pd.read_csv(tmp_path / "f.csv")["y_hat"], out["y_hat"], rtol=1e-6)
+        np.testing.assert_allclose(pd.read_csv(tmp_path / name)["y_hat"], out["y_hat"], rtol=1e-6)
     assert main(["backtest", str(run), "--data", str(tmp_path / "long.csv"), "--windows", "2", "--out",
                  str(tmp_path / "cv.csv"), "--static", str(tmp_path / "static.csv"), "--quiet"]) == 0
     np.testing.assert_allclose(pd.read_csv(tmp_path / "cv.csv")["y_hat"], cv["y_hat"], rtol=1e-6)

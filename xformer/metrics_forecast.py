@@ -31,6 +31,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from .errors import ConfigError
+from .timestamps import integer_steps, parse_dates
+
 OVERALL = "overall"
 
 
@@ -51,9 +54,13 @@ def smape(y, y_hat) -> float:
 
 
 def naive_scale(insample, season: int = 1) -> float:
-    """1/(T-m) sum_{t>m} |x_t - x_{t-m}|: the in-sample MAE of the seasonal naive forecast (NaN if T <= m)."""
+    """1/(T-m) sum_{t>m} |x_t - x_{t-m}|: the in-sample MAE of the seasonal naive forecast. A difference that
+    involves a missing value (NaN) is left out, the others keep their places in time (dropping the NaN values
+    first would pair values m + 1 steps apart); NaN when no difference is left (T <= m)."""
     x = np.asarray(insample, float)
-    return float(np.mean(np.abs(x[season:] - x[:-season]))) if len(x) > season else float("nan")
+    d = np.abs(x[season:] - x[:-season]) if len(x) > season else np.zeros(0)
+    d = d[~np.isnan(d)]
+    return float(np.mean(d)) if len(d) else float("nan")
 
 
 def mase(y, y_hat, insample, season: int = 1) -> float:
@@ -96,12 +103,19 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
 
     Columns ``mse, mae, smape``, ``pinball`` and ``crps`` when the frame has quantile columns, ``mase`` when
     ``train_df`` (long, ``unique_id, ds, y``) gives the in-sample history: its rows up to the series'
-    first ``cutoff`` when the frame has a cutoff column, else all of its rows for that series."""
+    first ``cutoff`` when the frame has a cutoff column, else all of its rows for that series. Those rows are
+    taken in time order, whatever their order in ``train_df`` (``ds`` read as the panel reader reads it: whole
+    numbers as steps, dates with changing UTC offsets as UTC); a missing ``y`` among them is left out of the
+    scale (``naive_scale``), not allowed to make the series' MASE NaN."""
     for column in (id_column, target, point):
         if column not in df.columns:
             raise ValueError(f"evaluate needs column '{column}'; the frame has {list(df.columns)}")
     frame = df.dropna(subset=[target])
     levels = quantile_columns(frame, point)
+    if train_df is not None:
+        if "ds" in train_df.columns:
+            train_df = train_df.assign(ds=_times(train_df["ds"], "train_df").array).sort_values("ds", kind="stable")
+        ids = train_df[id_column].astype(str).to_numpy()
     rows = {}
     for key, group in frame.groupby(id_column, sort=False):
         y, y_hat = group[target].to_numpy(float), group[point].to_numpy(float)
@@ -110,9 +124,14 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
             row["pinball"] = pinball(y, group[list(levels.values())].to_numpy(float), list(levels))
             row["crps"] = 2.0 * row["pinball"]  # crps(): the quantile form, twice the mean pinball loss
         if train_df is not None:
-            history = train_df[train_df[id_column].astype(str) == str(key)]
+            history = train_df[ids == str(key)]
             if "cutoff" in group.columns and "ds" in history.columns:
-                history = history[pd.to_datetime(history["ds"]) <= pd.to_datetime(group["cutoff"]).min()]
+                cutoff = _times(group["cutoff"], "the frame").min()
+                try:
+                    history = history[history["ds"] <= cutoff]
+                except TypeError:  # one with a time zone, the other without
+                    raise ConfigError(f"the cutoffs (e.g. {cutoff}) and train_df's ds (e.g. {history['ds'].iloc[0]}) "
+                                      "must both have a time zone or both have none") from None
             row["mase"] = mase(y, y_hat, history[target].to_numpy(float), season)
         rows[key] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -126,6 +145,13 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     table.loc[OVERALL] = pd.Series(overall)
     table.index.name = id_column
     return table
+
+
+def _times(values: pd.Series, name: str) -> pd.Series:
+    """``values`` (a ds or cutoff column) as the panel reader reads a ds: whole numbers as integer steps, else
+    dates (one-line errors naming the first value that is not one)."""
+    steps = integer_steps(values, name)
+    return steps if steps is not None else parse_dates(values, name)
 
 
 __all__ = ["mse", "mae", "smape", "mase", "naive_scale", "pinball", "crps", "quantile_columns", "evaluate", "OVERALL"]

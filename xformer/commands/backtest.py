@@ -21,14 +21,17 @@ from ..config import ConfigError
 
 
 def _run(args: argparse.Namespace) -> None:
-    from ..folders import write_atomically
+    from ..folders import output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import load_frame
     from ..metrics_forecast import OVERALL, evaluate
 
+    inputs = [path for path in (args.data, args.static) if path is not None]
     for option, path in (("--out", args.out), ("--metrics", args.metrics)):
-        if path is not None and Path(path).is_dir():
-            raise ConfigError(f"{option} {path} is a folder; give a file name, e.g. {Path(path) / 'backtest.csv'}")
+        if path is not None:
+            output_file(path, option, args.overwrite, inputs, runs=args.run_dir)
+    if args.out is not None and args.metrics is not None and Path(args.out).resolve() == Path(args.metrics).resolve():
+        raise ConfigError(f"--out and --metrics are both {args.out}; give two file names")
     if args.season < 1:
         raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
     forecaster = Forecaster.load(args.run_dir, freq=args.freq)
@@ -54,7 +57,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """``_run``, with the warnings that name series left out printed as plain lines (once each)."""
+    """``_run``, with its warnings (e.g. the series left out) printed as plain lines, each once."""
     from ..forecast.frames import printing_short_series
 
     printing_short_series(_run, args)
@@ -83,5 +86,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecasts (default: standard output; the "
                                                      "errors then go to standard error)")
     p.add_argument("--metrics", metavar="FILE.csv", help="also write the errors per series (and overall)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out / --metrics if they exist (never an "
+                   "input or a file of the run folder)")
     p.add_argument("--quiet", action="store_true", help="no 'wrote ...' lines on stderr")
     p.set_defaults(func=run)

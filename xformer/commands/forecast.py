@@ -25,15 +25,21 @@ def _run(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
-    from ..data.series import read_series
-    from ..folders import write_atomically
+    from ..data.series import read_raw_series
+    from ..folders import FIGURE_SUFFIXES, output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import is_long, load_frame
 
-    for option, path in (("--out", args.out), ("--plot", args.plot)):
-        if path is not None and Path(path).is_dir():
-            raise ConfigError(f"{option} {path} is a folder; give a file name, e.g. {Path(path) / 'forecast'}"
-                              f"{'.csv' if option == '--out' else '.png'}")
+    inputs = [path for path in (args.data, args.futr, args.static) if path is not None]
+    outputs = [("--out", args.out, ()), ("--plot", args.plot, FIGURE_SUFFIXES)]
+    for option, path, suffixes in outputs:
+        if path is not None:
+            output_file(path, option, args.overwrite, inputs, runs=args.run_dir, suffixes=suffixes)
+    if args.out is not None and args.plot is not None and Path(args.out).resolve() == Path(args.plot).resolve():
+        raise ConfigError(f"--out and --plot are both {args.out}; give two file names")
+    if args.series is not None and args.plot is None:
+        raise ConfigError("--series chooses the series to plot, and there is no --plot; give --plot FILE.png too "
+                          "(the forecast itself covers every series)")
     forecaster = Forecaster.load(args.run_dir, freq=args.freq)
     cfg = forecaster.config
     raw = load_frame(args.data)
@@ -45,16 +51,13 @@ def _run(args: argparse.Namespace) -> None:
     if args.series is not None:
         raise ConfigError("--series chooses a series of a long-format file (unique_id, ds, y); a wide file's plot "
                           "shows every column")
-    frame = read_series(raw, cfg.date_column, forecaster.columns or cfg.columns, cfg.missing)
+    # unfilled: the history is cut at --at first and filled then (predict), from the rows up to --at only
+    frame = read_raw_series(raw, cfg.date_column, forecaster.columns or cfg.columns, cfg.missing)
     history = frame
     if args.at is not None:
         dated = isinstance(frame.index, pd.DatetimeIndex)
-        try:
-            at = pd.Timestamp(args.at) if dated else int(args.at)
-        except ValueError:
-            what = "a date" if dated else "a whole number (the file's time index holds integers)"
-            raise ConfigError(f"--at {args.at!r} is not {what}; give one of the file's "
-                              f"{'dates' if dated else 'steps'}, e.g. --at '{frame.index[len(frame) // 2]}'") from None
+        at = origin(args.at, frame.index, f"one of the file's {'dates' if dated else 'steps'}, "
+                                          f"e.g. --at '{frame.index[len(frame) // 2]}'")
         history = frame.loc[:at]
         if len(history) == 0 or at > frame.index[-1]:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({frame.index[0]} to {frame.index[-1]}); "
@@ -97,12 +100,9 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     panel = forecaster.with_future(forecaster.read(raw), load_frame(args.futr) if args.futr else None)
     history = panel
     if args.at is not None:
-        integer_ds = not isinstance(next(iter(panel.series.values())).index, pd.DatetimeIndex)
-        try:
-            at = int(args.at) if integer_ds else pd.Timestamp(args.at)
-        except ValueError:
-            what = "a whole number (ds holds integers)" if integer_ds else "a date"
-            raise ConfigError(f"--at {args.at!r} is not {what}; give one within {args.data}") from None
+        index = next(iter(panel.series.values())).index
+        integer_ds = not isinstance(index, pd.DatetimeIndex)
+        at = origin(args.at, index, f"one within {args.data}")
         first, last = min(s.index[0] for s in panel.series.values()), max(s.index[-1] for s in panel.series.values())
         if not first <= at <= last:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its "
@@ -111,8 +111,15 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         history = Panel({k: s.iloc[:kept[k]] for k, s in panel.series.items() if kept[k]}, None, panel.covariates)
         later = [k for k in panel.ids if k not in history.series]
         if later:
-            print(f"{len(later)} series start after --at and are not forecast: {', '.join(later[:10])}"
-                  f"{' ...' if len(later) > 10 else ''}", file=sys.stderr)
+            print(f"xformer: warning: {len(later)} series start after --at and are not forecast: "
+                  f"{', '.join(later[:10])}{' ...' if len(later) > 10 else ''}", file=sys.stderr)
+    if args.series is not None:  # checked before the forecast is written, not by the plot after it
+        known = forecaster.columns or [k for k, s in history.series.items() if len(s) >= forecaster.config.input_len]
+        unknown = [k for k in args.series if k not in known]
+        if unknown:
+            raise ConfigError(f"--series {', '.join(unknown)}: no such series with the {forecaster.config.input_len} "
+                              f"rows a forecast reads{' up to --at' if args.at else ''} in {args.data}; choose among "
+                              f"{known[:10]}")
     static = load_frame(args.static) if args.static else None  # default: the static_df remembered from fit
     forecast = forecaster.predict_panel(history, h=args.h, static_df=static)
     table = forecast.to_csv(index=False, float_format="%.8g")
@@ -135,8 +142,29 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
             print(f"wrote {args.plot}", file=sys.stderr)
 
 
+def origin(text: str, index, choices: str):
+    """``--at`` as a point of ``index``: a whole number for integer steps; a date otherwise, read in the dates'
+    time zone when it names none (mixed UTC offsets are read as UTC, docs/series.md) and converted to it when
+    it does. A date with a zone for dates without one is refused: which local time it means is unknown."""
+    import pandas as pd
+
+    dated = isinstance(index, pd.DatetimeIndex)
+    try:
+        at = pd.Timestamp(text) if dated else int(text)
+    except ValueError:
+        what = "a date" if dated else f"a whole number ({index.name or 'the time index'} holds integers)"
+        raise ConfigError(f"--at {text!r} is not {what}; give {choices}") from None
+    if not dated:
+        return at
+    if (at.tz is None) == (index.tz is None):
+        return at if at.tz is None else at.tz_convert(index.tz)
+    if index.tz is None:
+        raise ConfigError(f"--at {text!r} names a time zone but the dates hold none; give --at without one")
+    return at.tz_localize(index.tz)
+
+
 def run(args: argparse.Namespace) -> None:
-    """``_run``, with the warnings that name series left out printed as plain lines (once each)."""
+    """``_run``, with its warnings (e.g. the series left out) printed as plain lines, each once."""
     from ..forecast.frames import printing_short_series
 
     printing_short_series(_run, args)
@@ -154,7 +182,10 @@ def add_parser(subparsers) -> None:
                    help="a run, or several runs of one recipe and data (seeds): their forecasts are averaged")
     p.add_argument("--data", required=True, metavar="FILE.csv", help="the run's date column and value columns")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecast (default: standard output)")
-    p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth")
+    p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth "
+                   "(.png, .svg, .pdf or .jpg)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out / --plot if they exist (never an input "
+                   "or a file of the run folder)")
     p.add_argument("--at", metavar="DATE", help="forecast after this date of the file instead of after its end")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min), or the step of an integer ds "
                    "(e.g. 1), when it cannot be inferred")

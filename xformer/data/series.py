@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from torch.utils.data import Dataset
 from ..batch import INPUTS, TARGETS
 from ..config import ConfigError
 from ..registry import check_sizes
+from ..timestamps import integer_steps, parse_dates, plain  # noqa: F401 (re-exported: the readers' time parsing)
 from .registry import DataBundle, register_data
 
 MISSING_POLICIES = ("error", "ffill", "interpolate")
@@ -45,7 +45,16 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
     of whole numbers (a time index: 0, 1, 2, ... or any increasing integers) stays an integer index;
     ``date_column=None`` numbers the rows 0, 1, 2, ... for a file without one (a DataFrame keeps its integer
     index). A long-format frame (``unique_id, ds, y``) of aligned series is read as that wide table
-    (:func:`long_to_wide`)."""
+    (:func:`long_to_wide`). Gaps are filled over the whole table (:func:`fill_gaps`), which is right for data
+    that is all history (training); a forecast from an origin inside the table reads it with
+    :func:`read_raw_series` and fills each history after cutting it, so no filled value comes from later rows."""
+    return fill_gaps(read_raw_series(source, date_column, columns, missing), missing)
+
+
+def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None = "date",
+                    columns: list[str] | None = None, missing: str = "error") -> pd.DataFrame:
+    """:func:`read_series` without the fill: every check, and ``missing="error"`` refuses gaps, but the gaps of
+    the other policies stay NaN for :func:`fill_gaps` to fill once the table is cut at a forecast origin."""
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     if isinstance(source, pd.DataFrame):
@@ -66,11 +75,24 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
                           "number the rows 0, 1, 2, ...")
     if isinstance(columns, str):  # one column written without brackets in a recipe
         columns = [columns]
+    if not columns and len(frame.columns) > 1 and str(frame.columns[0]) == "Unnamed: 0" \
+            and pd.api.types.is_integer_dtype(frame.iloc[:, 0]):
+        frame = frame.iloc[:, 1:]  # the unnamed index DataFrame.to_csv(path) writes first: row numbers, not a series
     columns = list(columns) if columns else [c for c in frame.columns if c != date_column]
     unknown = [c for c in columns if c not in frame.columns]
     if unknown:
         raise ConfigError(f"unknown column(s) {unknown}; the series has {list(frame.columns)}")
     values = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
+    text = values.isna().to_numpy() & frame[columns].notna().to_numpy()
+    if text.any():  # before the missing policy: no fill can turn text into a number
+        row, col = (int(i[0]) for i in np.nonzero(text))
+        raise ConfigError(f"column '{columns[col]}' of {name} holds non-numeric value "
+                          f"{plain(frame[columns].iat[row, col])!r} at row {row + 1}; values must be numbers: "
+                          "fix the value, or choose the value columns with columns=[...]")
+    empty = [c for c in columns if values[c].isna().all()]
+    if empty:
+        raise ConfigError(f"column '{empty[0]}' of {name} holds no value at all; drop it (or choose the value "
+                          "columns with columns=[...])")
     infinite = np.isinf(values.to_numpy())
     if infinite.any():
         row, col = (int(i[0]) for i in np.nonzero(infinite))
@@ -86,15 +108,24 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
     if not values.index.is_monotonic_increasing:
         raise ConfigError(f"the dates in column '{date_column}' are not in increasing order; sort the rows first")
     counts = values.isna().sum()
-    if counts.any():
-        if missing == "error":
-            where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())
-            raise ConfigError(f"missing or non-numeric values in column {where}; "
-                              "pass missing='ffill' or missing='interpolate' to fill them")
-        by = "time" if isinstance(values.index, pd.DatetimeIndex) else "index"  # linear in time either way
-        values = values.ffill() if missing == "ffill" else values.interpolate(method=by).ffill()
-        values = values.bfill()
+    if counts.any() and missing == "error":
+        where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())
+        raise ConfigError(f"missing values in column {where}; "
+                          "pass missing='ffill' or missing='interpolate' to fill them")
     return values
+
+
+def fill_gaps(values: pd.DataFrame | pd.Series, missing: str) -> pd.DataFrame | pd.Series:
+    """The gaps of ``values`` filled by the ``missing`` policy: "ffill" carries the last observation forward,
+    "interpolate" fills linearly in time between the observations around a gap and carries the last one
+    forward over a trailing gap; both carry the first observation back over a leading gap. So a filled value
+    depends on no row after the last one: a history cut at its forecast origin and then filled reads nothing
+    past the origin. "error" leaves ``values`` as they are (its readers refuse gaps)."""
+    if missing == "error" or not values.isna().to_numpy().any():
+        return values
+    by = "time" if isinstance(values.index, pd.DatetimeIndex) else "index"  # linear in time either way
+    values = values.ffill() if missing == "ffill" else values.interpolate(method=by).ffill()
+    return values.bfill()
 
 
 def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **options) -> pd.DataFrame:
@@ -106,6 +137,15 @@ def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **optio
         raise ConfigError(f"{path} is empty; {fix}")
     if b"\0" in head:  # text never holds NUL bytes; pandas may otherwise read garbage columns
         raise ConfigError(f"{path} is not a text CSV file (it holds NUL bytes); {fix}")
+    header = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    for sep, what in ((b";", "';'"), (b"\t", "tabs")):
+        # read as CSV, such a file is one column named after its whole header line: say what it is instead. Not
+        # read with that separator: a ';' file often writes decimal commas (3,5), which would be read as text
+        if "sep" not in options and "delimiter" not in options and sep in header and b"," not in header:
+            shown = header.decode(errors="replace").strip()
+            raise ConfigError(f"{path} seems to be separated by {what} (its header is {shown!r}); give a "
+                              f"comma-separated CSV, e.g. pandas.read_csv(path, sep={sep.decode()!r})"
+                              ".to_csv(new_path, index=False)")
     try:
         return pd.read_csv(path, **options)
     except UnicodeDecodeError as e:
@@ -117,23 +157,6 @@ def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **optio
         reason = " ".join(str(e).replace("Error tokenizing data. C error:", "").split())
         raise ConfigError(f"{path} cannot be read as CSV ({reason}); {fix}, the same number of fields on "
                           "every line") from None
-
-
-def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
-    """``pd.to_datetime(dates)``; a value that is not a date (or a date written unlike the others), or no
-    value, stops with one line naming the first such row (1 = the first row below the header)."""
-    with warnings.catch_warnings():  # pandas warns when it falls back to per-value parsing: not the user's concern
-        warnings.simplefilter("ignore")
-        try:
-            parsed = _to_datetime(dates)
-        except (ValueError, TypeError, OverflowError):
-            parsed = _to_datetime(dates, errors="coerce")  # NaT from the first value pandas refused
-        bad = parsed.isna().to_numpy()
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise ConfigError(f"column '{dates.name}' of {name}: row {row + 1} holds "
-                              f"{_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set date_column")
-    return parsed
 
 
 def long_to_wide(frame: pd.DataFrame, name: str = "the series") -> pd.DataFrame:
@@ -158,46 +181,6 @@ def long_to_wide(frame: pd.DataFrame, name: str = "the series") -> pd.DataFrame:
     wide = frame.assign(unique_id=ids).pivot(index="ds", columns="unique_id", values="y")
     wide = wide[list(stamps)].rename_axis(None, axis=1)
     return wide.reset_index()
-
-
-def integer_steps(values: pd.Series, name: str = "the series") -> pd.Series | None:
-    """``values`` as int64 when the column holds numbers (a time index: 0, 1, 2, ..., also when a CSV column
-    with a gap was read as floats); None when it holds dates. A number that is not whole, or none at all, is
-    a one-line error."""
-    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-        return None
-    if not pd.api.types.is_integer_dtype(values):
-        v = values.to_numpy(dtype="float64")
-        bad = ~np.isfinite(v) | (np.nan_to_num(v) % 1 != 0)
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise ConfigError(f"column '{values.name}' of {name}: row {row + 1} holds {plain(values.iloc[row])!r}; "
-                              "time steps must be whole numbers (or give dates)")
-    return values.astype("int64")
-
-
-def plain(value):
-    """A numpy scalar as the Python value it holds, so that a message shows 3.5, not np.float64(3.5)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _to_datetime(dates: pd.Series, **options) -> pd.Series:
-    """``pd.to_datetime``; dates whose UTC offsets differ (local time written across a daylight-saving change,
-    e.g. +01:00 then +02:00) become one UTC timeline, on which hourly rows stay hourly."""
-    try:
-        return pd.to_datetime(dates, **options)
-    except (ValueError, TypeError) as e:
-        if "utc=True" in str(e) and "utc" not in options:  # pandas' own advice for mixed offsets
-            return pd.to_datetime(dates, utc=True, **options)
-        raise
-
-
-def _date_problem(value, first) -> str:
-    if pd.isna(value):
-        return "no date"
-    if pd.isna(pd.to_datetime(value, errors="coerce")):
-        return f"{value!r}, which is not a date"
-    return f"{value!r}, a date written unlike row 1's {first!r}"
 
 
 def split_borders(n_rows: int, input_len: int, split: str = "ratio", rows_per_day: int = 24,
@@ -390,6 +373,6 @@ def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None
     return series_bundle(read_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day)
 
 
-__all__ = ["read_series", "read_csv_file", "parse_dates", "integer_steps", "plain", "long_to_wide", "split_borders",
-           "check_split_lengths", "WindowDataset", "forecast_errors", "save_forecast_report", "series_bundle",
-           "synthetic_frame"]
+__all__ = ["read_series", "read_raw_series", "fill_gaps", "read_csv_file", "parse_dates", "integer_steps", "plain",
+           "long_to_wide", "split_borders", "check_split_lengths", "WindowDataset", "forecast_errors",
+           "save_forecast_report", "series_bundle", "synthetic_frame"]

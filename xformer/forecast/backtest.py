@@ -9,7 +9,10 @@ seen, neither by the forecast nor by the training or the scaling statistics; ``r
 so later windows learn from the periods the earlier ones forecast; ``refit=k`` (a whole number) trains one
 before windows 0, k, 2k, ..., each forecasting its own window and the k - 1 after it (``True`` is k = 1):
 k times fewer trainings for a long backtest. With ``fit=False`` the fitted
-model is used as it is (it must not have been trained on the backtest period).
+model is used as it is (it must not have been trained on the backtest period); a forecaster of an ``xformer
+train`` run (``from_run``) only so, since fit cannot retrain the run's model. Each window's history is filled
+(``missing``) from its own rows only, so a gap just before a cutoff is never filled from the window's future;
+``y`` is the data as given (NaN where it has no value: ``evaluate`` skips those rows).
 ``static_df`` (static covariates, as in ``fit``) defaults to the one the forecaster remembers from fit.
 
 The result is long: ``unique_id, ds, cutoff, y`` (the truth), ``y_hat`` and the quantile columns,
@@ -36,7 +39,9 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     if every and not fit:
         windows = "every window" if every == 1 else f"windows 0, {every}, {2 * every}, ..."
         raise ConfigError(f"refit={refit!r} trains a model before {windows}, so it needs fit=True")
-    if not fit and forecaster.model is None:
+    if fit:
+        forecaster.check_fittable()
+    elif forecaster.model is None:
         raise ConfigError("cross_validation(fit=False) needs a fitted forecaster; call fit first or pass fit=True")
     panel = forecaster.read(df)
     cfg = forecaster.config

@@ -65,6 +65,10 @@ class ForecasterConfig:
                                                              if (self.stat_exog or []).count(c) > 1}
         if clash:
             raise ConfigError(f"covariate column(s) {sorted(clash)} named twice, or named unique_id / ds / y")
+        if self.quantiles is not None and len(set(self.quantiles)) != len(self.quantiles):
+            # a level twice is trained twice and gives two columns of one name (y_hat_q{q}), one overwriting the other
+            raise ConfigError(f"quantiles {self.quantiles} name a level more than once; give each level once, e.g. "
+                              "[0.1, 0.5, 0.9]")
         if self.has_covariates and self.model != "patchtst":
             raise ConfigError(f"covariates need model='patchtst' (its tokenizer turns them into tokens), not "
                               f"'{self.model}'")

@@ -29,6 +29,7 @@ from ..batch import INPUTS, TARGETS
 from ..batch import PAST_COVARIATES as PAST
 from ..batch import STATIC_COVARIATES as STATIC
 from ..config import ConfigError
+from ..data.series import fill_gaps
 
 
 CALENDAR = {"hour": lambda d: d.hour / 23.0 - 0.5, "weekday": lambda d: d.day_of_week / 6.0 - 0.5,
@@ -92,10 +93,12 @@ def series_windows(cfg, key: str, z: np.ndarray, index: pd.DatetimeIndex, cov, s
 def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahead: pd.DatetimeIndex
                       ) -> tuple[np.ndarray, np.ndarray]:
     """What one forecast reads: past covariates at the last L ``history`` dates, future-known ones there
-    and at the H dates ``ahead``."""
+    and at the H dates ``ahead``. Their gaps are filled (``cfg.missing``) from the rows up to what each may
+    know: the origin (``history[-1]``) for past-observed ones, the horizon's end for future-known ones."""
     dates = history[-cfg.input_len:]
-    return (covariate_block(cfg, key, cov, stats, dates, future=False),
-            covariate_block(cfg, key, cov, stats, dates.append(ahead), future=True))
+    known = lambda end: None if cov is None else fill_gaps(cov.loc[:end], cfg.missing)  # noqa: E731
+    return (covariate_block(cfg, key, known(history[-1]), stats, dates, future=False),
+            covariate_block(cfg, key, known(ahead[-1]), stats, dates.append(ahead), future=True))
 
 
 class CovariateWindows(torch.utils.data.Dataset):

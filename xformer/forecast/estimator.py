@@ -13,15 +13,15 @@ from torch.utils.data import ConcatDataset
 from ..batch import INPUTS
 from ..config import ConfigError
 from ..data.registry import DataBundle
-from ..data.series import WindowDataset
+from ..data.series import WindowDataset, fill_gaps
 from ..models import build_model
 from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .config import ForecasterConfig, model_config
 from .covariates import FUTURE, PAST, STATIC, covariate_stats, series_windows, window_covariates
-from .frames import (DS, ID, POINT, Panel, future_dates, infer_freq, quantile_column, read_covariates, read_panel,
-                     report_short)
+from .frames import (DS, ID, POINT, Panel, fill_series, future_dates, infer_freq, quantile_column, read_covariates,
+                     read_panel, report_short)
 from .statics import check_static, read_static, static_stats, static_vector
 
 class _KeepBest(Trainer):
@@ -119,6 +119,7 @@ class Forecaster:
         loss are kept. ``early_stopping``: stop after that many epochs without a better validation loss.
         ``static_df``: ``unique_id`` and the ``stat_exog`` columns, one row per series (statics.py);
         remembered for predict, cross_validation and save."""
+        self.check_fittable()  # before reading: a run's columns may not be in df at all
         return self.fit_panel(self.read(df), val_size, early_stopping, static_df)
 
     def fit_panel(self, panel: Panel, val_size: int = 0, early_stopping: int | None = None,
@@ -131,9 +132,10 @@ class Forecaster:
             raise ConfigError(f"early_stopping must be a patience of at least 1 epoch, got {early_stopping!r}")
         if early_stopping is not None and not val_size:
             raise ConfigError("early_stopping needs a validation split; pass val_size (e.g. val_size=horizon)")
+        self.check_fittable()
         self.freq = infer_freq(panel, cfg.freq)
-        self.columns = self.scaler = None
         self.history = panel
+        panel = fill_series(panel, cfg.missing)  # the panel is all history: each series filled from its own rows
         need = L + H + val_size
         short = [k for k, s in panel.series.items() if len(s) < need]
         if len(short) == len(panel.series):
@@ -157,6 +159,8 @@ class Forecaster:
             z = ((values - mean) / scale)[:, None]
             if cfg.has_covariates:
                 cov = (panel.covariates or {}).get(key)
+                if cov is not None:  # rows up to the series' end: a window reads no covariate after its targets
+                    cov = fill_gaps(cov.loc[:s.index[-1]], cfg.missing)
                 if cfg.exog:
                     self.cov_stats[key] = covariate_stats(cov, s.index[:n_train])
                 static = static_vector(self.static, key, self.static_stats) if cfg.stat_exog else None
@@ -190,6 +194,17 @@ class Forecaster:
         self.model.eval()
         return self
 
+    def check_fittable(self) -> None:
+        """A forecaster holding the model of an ``xformer train`` run (``from_run``: a model of ``columns``
+        together, with the run's own architecture and training settings) is refused by ``fit``: the Forecaster
+        can only train its own models, so fitting would backtest or forecast a different model under the run's
+        name."""
+        if self.columns is not None:
+            raise ConfigError(f"this forecaster holds the trained model of an xformer train run (series {self.columns} "
+                              "together); fit would replace it with a different model: pass fit=False to backtest "
+                              "the run as it is (cross_validation(df, fit=False), xformer backtest), or retrain it "
+                              "with xformer train")
+
     # ---- forecasting --------------------------------------------------------------------------------------
     def predict(self, df=None, h: int | None = None, futr_df=None, static_df=None) -> pd.DataFrame:
         """Forecast the ``h`` (default ``horizon``) steps after the end of every series of ``df``; without
@@ -213,8 +228,11 @@ class Forecaster:
         return to_wide(result, panel.wide_date_column, self.config.quantiles, freq)
 
     def predict_panel(self, panel: Panel, h: int | None = None, static_df=None) -> pd.DataFrame:
+        """``predict`` on series read already; each forecast starts after its series' last row (its origin),
+        and the gaps of its history are filled from the rows up to that origin only."""
         h = self._check_h(h)
         cfg = self.config
+        panel = fill_series(panel, cfg.missing)
         freq = self.freq if self.freq is not None else infer_freq(panel, cfg.freq)
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
         if self.columns is not None:

@@ -12,7 +12,9 @@ have different lengths and start dates. ``unique_id`` values are read as strings
 Checks, each a one-line :class:`~xformer.config.ConfigError`: a missing ``unique_id`` / ``ds`` /
 ``y`` column, a date that is not a date, non-numeric ``y``, two rows of one series at the same
 timestamp, dates out of order are sorted (long format only). Missing ``y`` values follow the
-``missing`` policy of ``read_series`` (error / ffill / interpolate), applied per series.
+``missing`` policy of ``read_series`` (error / ffill / interpolate), per series; a Panel keeps the gaps (NaN)
+and :func:`fill_series` fills them only once the series are cut at their forecast origins, so that no history
+is filled from rows after its origin (covariates likewise, covariates.window_covariates).
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
-from ..data.series import MISSING_POLICIES, integer_steps, parse_dates, plain, read_csv_file, read_series
+from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_csv_file,
+                           read_raw_series)
 
 ID, DS, Y = "unique_id", "ds", "y"
 ROW = "step"  # the index name of a wide table read with date_column=None (its rows numbered 0, 1, 2, ...)
@@ -85,7 +88,8 @@ def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
 def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", columns: list[str] | None = None,
                missing: str = "error", exog: list[str] | None = None) -> Panel:
     """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either; ``exog``: the
-    covariate columns of a long frame to keep (``Panel.covariates``)."""
+    covariate columns of a long frame to keep (``Panel.covariates``). Gaps are checked against ``missing``
+    and kept as NaN: :func:`fill_series` fills them after the series are cut at their origins."""
     frame = load_frame(source)
     if exog and not is_long(frame, date_column):
         raise ConfigError(f"covariates {exog} need the long format: columns unique_id, ds, y and the covariates")
@@ -94,7 +98,7 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
                 and not isinstance(frame.index, pd.DatetimeIndex):
             have = sorted(str(c) for c in frame.columns)
             raise ConfigError(f"a long-format frame needs columns unique_id, ds and y; it has {have}")
-        wide = read_series(frame, date_column, columns, missing)
+        wide = read_raw_series(frame, date_column, columns, missing)
         return Panel({str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}, date_column or ROW)
     series = _read_long(frame, missing, exog or [])
     if not exog:
@@ -152,27 +156,36 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
         index = (pd.Index if integer_ds else pd.DatetimeIndex)(group[DS].to_numpy(), name=DS)
         if not exog:
             s = pd.Series(group[Y].to_numpy(), index=index, name=Y)
-            series[str(key)] = fill_missing(s.sort_index(), str(key), missing)
+            series[str(key)] = check_missing(s.sort_index(), str(key), missing)
         else:
             s = group[[Y, *exog]].set_axis(index).sort_index()
-            series[str(key)] = pd.concat([fill_missing(s[c], str(key), missing, c) for c in s.columns], axis=1)
+            series[str(key)] = pd.concat([check_missing(s[c], str(key), missing, c) for c in s.columns], axis=1)
     return series
 
 
-def fill_missing(s: pd.Series, key: str, missing: str, column: str = Y) -> pd.Series:
-    """The ``missing`` policy of ``read_series`` on one series (one column of it)."""
+def check_missing(s: pd.Series, key: str, missing: str, column: str = Y) -> pd.Series:
+    """``s`` (one series, or one column of it) checked against the ``missing`` policy of ``read_series``: gaps
+    are refused with "error", a series without any value always; the gaps stay for :func:`fill_series`."""
     n = int(s.isna().sum())
-    if not n:
-        return s
     where = "" if column == Y else f" (column '{column}')"
-    if missing == "error":
+    if n and s.notna().sum() == 0:
+        raise ConfigError(f"series '{key}'{where} holds no value at all; drop it")
+    if n and missing == "error":
         raise ConfigError(f"missing values in series '{key}'{where} ({n} of {len(s)} rows); pass missing='ffill' or "
                           "missing='interpolate' to fill them")
-    if s.notna().sum() == 0:
-        raise ConfigError(f"series '{key}'{where} holds no value at all; drop it")
-    by = "time" if isinstance(s.index, pd.DatetimeIndex) else "index"  # linear in time either way
-    s = s.ffill() if missing == "ffill" else s.interpolate(method=by).ffill()
-    return s.bfill()
+    return s
+
+
+def fill_series(panel: Panel, missing: str) -> Panel:
+    """The series of ``panel`` with their gaps filled by the ``missing`` policy (``fill_gaps``), each from its
+    own rows: cut at the forecast origins first, so that every history is filled from the rows up to its
+    origin only. A history without any value (its origin inside a leading gap) is a one-line error."""
+    series = {k: fill_gaps(s, missing) for k, s in panel.series.items()}
+    empty = [k for k, s in series.items() if len(s) and s.isna().all()]
+    if empty:
+        raise ConfigError(f"series '{empty[0]}' holds no value up to its forecast origin "
+                          f"{panel.series[empty[0]].index[-1]}; forecast from a later origin or leave it out")
+    return Panel(series, panel.wide_date_column, panel.covariates)
 
 
 def parse_freq(freq) -> pd.DateOffset | int:
@@ -239,19 +252,19 @@ def report_short(ids: list[str], need: int, what: str) -> None:
 
 
 def printing_short_series(run, *args) -> None:
-    """``run(*args)`` for a command: the warnings of ``report_short`` become plain ``xformer: warning:`` lines
-    on stderr (each once); other warnings are shown as usual."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    """``run(*args)`` for a command: its warnings (``report_short``'s, naming series left out, and any other)
+    become plain ``xformer: warning:`` lines on stderr, each message once, also when ``run`` fails.
+
+    They are printed after the recording has stopped: a warning shown while ``catch_warnings(record=True)``
+    is active would be recorded again, appended to the very list being printed."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             run(*args)
-        finally:
-            for w in caught:
-                if issubclass(w.category, UserWarning) and "left out of" in str(w.message):
-                    if str(w.message) not in {str(v.message) for v in caught[:caught.index(w)]}:
-                        print(f"xformer: warning: {w.message}", file=sys.stderr)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    finally:
+        for message in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+            print(f"xformer: warning: {message}", file=sys.stderr)
 
 
 def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) -> pd.Index:
@@ -267,5 +280,5 @@ def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) ->
 
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
-           "report_short", "printing_short_series", "future_dates", "fill_missing", "read_covariates", "parse_freq",
-           "freq_label"]
+           "report_short", "printing_short_series", "future_dates", "check_missing", "fill_series", "read_covariates",
+           "parse_freq", "freq_label"]
