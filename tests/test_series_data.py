@@ -116,6 +116,37 @@ def test_missing_values_policy():
         read_series(_frame(10), missing="zero")
 
 
+@pytest.mark.parametrize("missing", ["interpolate", "ffill"])
+def test_training_windows_never_read_past_their_origin_through_a_filled_gap(missing):
+    """A gap reaching a window's origin is filled from the rows before it only: changing every value from the
+    origin on leaves that window's inputs as they were (interpolating over the whole table would not: the gap's
+    values would lean towards the first value after it). Inside the inputs, between two observations, and in
+    windows the gap does not reach, the fill is the whole table's."""
+    from xformer.data.series import read_raw_series
+
+    L, H, origin = 12, 4, 160  # origin: a row of the test split (ratio split of 200 rows: test from row 160)
+    df = _frame(200).set_index("date")
+    df.iloc[origin - 3:origin, 0] = np.nan  # a gap up to the origin, in channel 0 only
+    df.iloc[origin - 9:origin - 7, 1] = np.nan  # a gap inside the inputs, in channel 1
+    later = df.copy()
+    later.iloc[origin:] += 100.0
+    test_start = split_borders(len(df), L, "ratio")[2][0]
+    item = origin - L - test_start  # the test window whose inputs end at row origin - 1
+
+    def window(frame):
+        data = series_bundle(read_raw_series(frame.reset_index(), missing=missing), L, H, missing=missing,
+                             scale=False)
+        return data.test[item]
+
+    ours, theirs = window(df), window(later)
+    torch.testing.assert_close(ours["inputs"], theirs["inputs"], rtol=0, atol=0)
+    assert not torch.equal(ours["targets"], theirs["targets"])
+    last_seen = df.iloc[origin - 4, 0]  # the gap carries the last observation forward
+    assert torch.allclose(ours["inputs"][-3:, 0], torch.tensor(last_seen, dtype=torch.float32))
+    whole = torch.tensor(read_series(df.reset_index(), missing=missing).to_numpy(), dtype=torch.float32)
+    torch.testing.assert_close(ours["inputs"][:, 1], whole[origin - L:origin, 1])  # the inner gap as before
+
+
 def test_user_errors_are_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="series file not found"):
         read_series(tmp_path / "nope.csv")

@@ -33,6 +33,7 @@ from ..config import ConfigError
 from ..registry import check_sizes
 from ..timestamps import integer_steps, parse_dates, plain  # noqa: F401 (re-exported: the readers' time parsing)
 from .registry import DataBundle, register_data
+from .series_report import forecast_errors, save_forecast_report
 
 MISSING_POLICIES = ("error", "ffill", "interpolate")
 
@@ -215,11 +216,21 @@ def check_split_lengths(borders: list[tuple[int, int]], n_rows: int, input_len: 
 
 
 class WindowDataset(Dataset):
-    """Item i: inputs = values[i : i+L], targets = values[i+L : i+L+H]; len = T - L - H + 1."""
+    """Item i: inputs = values[i : i+L], targets = values[i+L : i+L+H]; len = T - L - H + 1.
 
-    def __init__(self, values: np.ndarray, input_len: int, horizon: int):
+    ``carried`` = (last_observed, forward_filled), both (T, C), for a table whose gaps were interpolated:
+    the row of each value's last observation at or before it (rows before the table's start are negative)
+    and the table filled forward only. Interpolating a gap uses the observation after it, which for a gap
+    that reaches a window's origin lies in the window's future: such a trailing gap of the inputs takes the
+    forward-filled values instead, as filling the history cut at the origin gives (``fill_gaps``); inside
+    the inputs, between two observations before the origin, nothing changes."""
+
+    def __init__(self, values: np.ndarray, input_len: int, horizon: int,
+                 carried: tuple[np.ndarray, np.ndarray] | None = None):
         self.values = torch.as_tensor(np.asarray(values, dtype=np.float32))
         self.input_len, self.horizon = input_len, horizon
+        self.carried = None if carried is None else (torch.as_tensor(carried[0], dtype=torch.long),
+                                                     torch.as_tensor(np.asarray(carried[1], dtype=np.float32)))
         if len(values) - input_len - horizon + 1 <= 0:
             raise ConfigError(f"a split of {len(values)} rows is too short for input_len={input_len} + "
                               f"horizon={horizon}")
@@ -231,71 +242,30 @@ class WindowDataset(Dataset):
         if not 0 <= i < len(self):
             raise IndexError(i)
         cut = i + self.input_len
-        return {INPUTS: self.values[i:cut], TARGETS: self.values[cut:cut + self.horizon]}
+        inputs = self.values[i:cut]
+        if self.carried is not None:
+            last_observed, forward = self.carried[0][cut - 1], self.carried[1][i:cut]
+            trailing = (torch.arange(i, cut)[:, None] > last_observed) & ~forward.isnan()
+            inputs = torch.where(trailing, forward, inputs)
+        return {INPUTS: inputs, TARGETS: self.values[cut:cut + self.horizon]}
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-@torch.no_grad()
-def forecast_errors(model, batches, scaler: StandardScaler | None = None) -> dict:
-    """MSE / MAE over every window, channel and step; per horizon step too; on the original scale with ``scaler``.
-
-    MSE = 1/(W H C) sum (y - y_hat)^2, MAE = 1/(W H C) sum |y - y_hat|.
-    Returns floats ``mse``, ``mae`` (and ``mse_original``, ``mae_original``) and
-    lists ``mse_per_step``, ``mae_per_step`` of length H.
-    """
-    was_training = model.training
-    model.eval()
-    device, sums, count = _device(model), {}, 0
-    for batch in batches:
-        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        y_hat, y = model(batch)["prediction"].double(), batch[TARGETS].double()
-        errors = {"mse": (y - y_hat) ** 2, "mae": (y - y_hat).abs()}
-        if scaler is not None:
-            scale = torch.as_tensor(scaler.scale_, dtype=torch.float64, device=device)
-            errors["mse_original"], errors["mae_original"] = errors["mse"] * scale ** 2, errors["mae"] * scale
-        for name, e in errors.items():
-            sums[name] = sums.get(name, 0.0) + e.sum(dim=(0, 2))  # (H,)
-        count += y.shape[0] * y.shape[2]
-    model.train(was_training)
-    out = {name: float(s.sum() / (count * len(s))) for name, s in sums.items()}
-    for name in ("mse", "mae"):
-        out[f"{name}_per_step"] = (sums[name] / count).tolist()
-    return out
-
-
-def save_forecast_report(run_dir: str | Path, errors: dict, split: str = "test") -> dict:
-    """``{split}_forecast_errors.json`` (the errors of :func:`forecast_errors`, per horizon step too) and
-    ``{split}_errors_per_step.png`` (MSE and MAE against the step ahead, standardised scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    run_dir = Path(run_dir)
-    (run_dir / f"{split}_forecast_errors.json").write_text(json.dumps(errors, indent=1))
-    steps = np.arange(1, len(errors["mse_per_step"]) + 1)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(steps, errors["mse_per_step"], label=f"MSE (mean {errors['mse']:.4f})")
-    ax.plot(steps, errors["mae_per_step"], label=f"MAE (mean {errors['mae']:.4f})")
-    ax.set_xlabel("steps ahead")
-    ax.set_ylabel("error (standardised)")
-    ax.set_title(f"{split} split: error per horizon step")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run_dir / f"{split}_errors_per_step.png", dpi=100)
-    plt.close(fig)
-    return errors
+def last_observed_rows(frame: pd.DataFrame) -> np.ndarray:
+    """(T, C): the row of each value's last observation at or before it, -1 before a column's first."""
+    rows = np.where(frame.notna().to_numpy(), np.arange(len(frame))[:, None], -1)
+    return np.maximum.accumulate(rows, axis=0)
 
 
 def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str = "ratio",
                   rows_per_day: int | None = None, scale: bool = True, train_ratio: float = 0.7,
-                  test_ratio: float = 0.2) -> DataBundle:
-    """Split, scale and window a frame from :func:`read_series` into a DataBundle. ``train_ratio`` and
-    ``test_ratio`` place the borders of split="ratio" (:func:`split_borders`); split="ett" ignores them."""
+                  test_ratio: float = 0.2, missing: str = "error") -> DataBundle:
+    """Split, scale and window a frame from :func:`read_raw_series` into a DataBundle, its gaps filled by the
+    ``missing`` policy (``fill_gaps``; with "interpolate" no window's inputs read past its origin:
+    ``WindowDataset``). ``train_ratio`` and ``test_ratio`` place the borders of split="ratio"
+    (:func:`split_borders`); split="ett" ignores them."""
+    gaps = missing == "interpolate" and bool(frame.isna().to_numpy().any())
+    last_observed, forward = (last_observed_rows(frame), frame.ffill()) if gaps else (None, None)
+    frame = fill_gaps(frame, missing)
     if rows_per_day is None and not isinstance(frame.index, pd.DatetimeIndex):
         if split == "ett":
             raise ConfigError("split 'ett' counts months of 30 days, and integer time steps have no days; set "
@@ -311,7 +281,11 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
     scaler = StandardScaler().fit(values[borders[0][0]:borders[0][1]]) if scale else None
     if scaler is not None:
         values = scaler.transform(values)
-    train, val, test = (WindowDataset(values[a:b], input_len, horizon) for a, b in borders)
+    if gaps:
+        forward = scaler.transform(forward.to_numpy()) if scaler is not None else forward.to_numpy()  # NaN stays
+    train, val, test = (WindowDataset(values[a:b], input_len, horizon,
+                                      None if not gaps else (last_observed[a:b] - a, forward[a:b]))
+                        for a, b in borders)
 
     def evaluate(model, batches) -> dict[str, float]:
         errors = forecast_errors(model, batches, scaler)
@@ -361,8 +335,8 @@ def csv_series(path: str | None = None, date_column: str | None = "date", column
             or not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
         raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
                           "and leave rows for validation; e.g. 0.7 and 0.2")
-    frame = read_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
-    return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio)
+    frame = read_raw_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
+    return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio, missing)
 
 
 @register_data("ett")
@@ -370,7 +344,8 @@ def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None
         horizon: int = 96, rows_per_day: int | None = None, missing: str = "error") -> DataBundle:
     """ETTh1/ETTh2 (hourly) or ETTm1/ETTm2 (15-minute) with the 12/4/4-month split of the literature."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
-    return series_bundle(read_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day)
+    return series_bundle(read_raw_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day,
+                         missing=missing)
 
 
 __all__ = ["read_series", "read_raw_series", "fill_gaps", "read_csv_file", "parse_dates", "integer_steps", "plain",
