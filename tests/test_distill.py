@@ -119,6 +119,13 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
     config = yaml.safe_load((grey_folder / "config.yaml").read_text())
     config["data"] = {"name": "image_folder", "args": {"root": "somewhere", "image_size": 8, "channels": 1}}
     (grey_folder / "config.yaml").write_text(yaml.safe_dump(config))
+    renamed = tmp_path / "teacher_other_order"  # ten classes, in another order: its labels mean other digits
+    shutil.copytree(teacher, renamed)
+    (renamed / "classes.json").write_text(json.dumps({"class_names": [str(k) for k in reversed(range(10))]}))
+    grey_one_number = tmp_path / "teacher_one_number"  # image_folder mean/std given as one number each
+    shutil.copytree(grey_folder, grey_one_number)
+    config["data"]["args"].update(mean=0.5, std=0.5)
+    (grey_one_number / "config.yaml").write_text(yaml.safe_dump(config))
     lm = tmp_path / "lm_run"  # a language model's folder (its config.yaml is all the check reads)
     (lm / "checkpoints").mkdir(parents=True)
     (lm / "config.yaml").write_text(yaml.safe_dump({"model": {"head": {"name": "causal_lm", "args": {}}}}))
@@ -136,6 +143,9 @@ def test_bad_distillation_settings_are_one_line_errors(teacher, tmp_path, capsys
                                      r"\(1, 8, 8\) images"),
         ([f"distill.teacher={grey_folder}"], r"the teacher was trained on images normalised with mean \[0\.5\] "
                                              r"std \[0\.5\], this run's data gives none \(pixels in \[0, 1\]\)"),
+        ([f"distill.teacher={grey_one_number}"], r"the teacher was trained on images normalised with mean \[0\.5\]"),
+        ([f"distill.teacher={renamed}"], r"its classes \['9', '8', .*\] are not this run's \['0', '1', .*\]"),
+        (["distill.alpha=0.3"], r"distill\.kind / alpha / temperature are set but distill\.teacher is not"),
     ]
     for i, (overrides, message) in enumerate(cases):
         run = tmp_path / f"run{i}"

@@ -174,9 +174,12 @@ def test_image_classifiers_and_a_cnn_in_one_ensemble(tmp_path):
     write_images(tmp_path / "images")
     data = {"name": "image_folder", "args": {"root": str(tmp_path / "images"), "image_size": 8}}
     schedule = {"steps": 6, "batch_size": 4, "eval_every": 3}
+    # the ViT's training batches are mixed and flipped, as the CCT recipes' are, the CNN's not: the same splits
+    augmented = {**data, "args": {**data["args"], "mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1, "hflip": 0.5}}
     vit = train(tmp_path, {"model": {"architecture": "encoder", "core": CORE,
                                      "tokenizer": {"name": "image_patches", "args": {"patch_size": 4}},
-                                     "head": {"name": "classification"}}, "data": data, "train": schedule}, "vit")
+                                     "head": {"name": "classification"}}, "data": augmented, "train": schedule},
+                "vit")
     cnn = train(tmp_path, {"model": {"baseline": {"name": "cnn"}}, "data": data, "train": schedule}, "cnn")
     both = evaluate_ensemble([vit, cnn])
     assert set(both) == set(evaluate_run(vit)) and 0.0 <= both["test_accuracy"] <= 1.0

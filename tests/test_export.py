@@ -246,3 +246,14 @@ def test_without_onnxruntime_the_graph_is_checked_by_the_onnx_checker_and_says_s
     report = json.loads((tmp_path / "onnx" / "export.json").read_text())
     assert report["checked_with"].startswith("onnx.checker only") and "max_abs_diff" not in report
     onnx.checker.check_model(str(tmp_path / "onnx" / "model.onnx"))
+
+
+@pytest.mark.parametrize("fmt", ["hf", "timm", "onnx"])
+def test_an_image_baseline_is_refused_in_one_line(fmt):
+    """A CNN run's model is a plain torch module (no tokenizer, core, head): every format says so."""
+    from xformer.baselines.images import CNNClassifier
+    from xformer.interop.export import check_exportable
+    from xformer.interop.support import CannotExport
+
+    with pytest.raises(CannotExport, match=r"cannot export the CNNClassifier baseline: --format \w+ covers"):
+        check_exportable(CNNClassifier(8, 1, 10), fmt)

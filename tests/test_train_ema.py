@@ -184,3 +184,19 @@ def test_batchnorm_statistics_are_averaged_with_the_weights():
     assert not torch.equal(state["1.running_mean"], model[1].running_mean)  # averaged, not copied
     assert state["1.num_batches_tracked"].item() == 4
     assert not average.module.training and not any(p.requires_grad for p in average.module.parameters())
+
+
+def test_the_report_of_a_run_judged_at_its_last_step_is_the_average_s(tmp_path):
+    """The final metrics of a run whose best checkpoint is its last reuse that step's evaluation (of the
+    average); the report (confusion matrix) must come from the same weights, not from the live ones."""
+    recipe = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+                        "tokenizer": {"name": "image_patches", "args": {"patch_size": 4}},
+                        "head": {"name": "classification"}},
+              "data": {"name": "digits", "args": {}},
+              "train": {"steps": 30, "eval_every": 30, "batch_size": 32, "lr": 3e-3, "warmup_steps": 0,
+                        "ema": {"enabled": True, "decay": 0.999}}}  # the average stays near the initial weights
+    metrics = train_run(from_dict(ExperimentConfig, recipe), tmp_path / "run")
+    assert metrics["best_step"] == metrics["steps"] == 30
+    report = json.loads((tmp_path / "run" / "test_classification.json").read_text())
+    assert report["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert metrics["test_accuracy"] == pytest.approx(evaluate_run(tmp_path / "run")["test_accuracy"])

@@ -125,7 +125,7 @@ def test_heads_size_themselves_from_the_conv_tokenizer():
     m = model("image_conv", {"image_size": 8, "channels": 1}, {"pool": "attention"})
     out = m({"images": torch.randn(3, 1, 8, 8), "labels": torch.tensor([0, 1, 2])})
     assert out["logits"].shape == (3, 10) and torch.isfinite(out["loss"])
-    with pytest.raises(ValueError, match="pool='cls' needs a tokenizer with a class token"):
+    with pytest.raises(ConfigError, match="pool=cls needs a tokenizer with a class token"):
         model("image_conv", {"image_size": 8, "channels": 1}, {"pool": "cls"})({"images": torch.randn(1, 1, 8, 8)})
     m = model("image_conv", {"image_size": 8, "channels": 1, "class_token": True}, {"pool": "cls"})
     assert m({"images": torch.randn(2, 1, 8, 8)})["logits"].shape == (2, 10)

@@ -124,7 +124,7 @@ def default_preprocess(name: str, args: dict, image_size=None, channels: int | N
         return preprocess_spec(image_size or (size, size), ch, *STATS[name])
     if name == "image_folder":
         ch = int(args.get("channels", channels or 3))
-        mean, std = args.get("mean"), args.get("std")
+        mean, std = check_normalisation(args.get("mean"), args.get("std"), ch)  # one number: every channel's
         if mean is None:
             mean, std = STATS["imagenet"] if ch == 3 else ((0.5,), (0.5,))
         size = int(args.get("image_size", 224))

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..batch import LABELS
 from ..core import CoreConfig, CrossAttention, Dropout, combine_masks, make_norm
+from ..errors import ConfigError
 from ..registry import check_sizes, register_head
 from ..tokens import Tokens, token_state
 
@@ -94,8 +95,8 @@ class ClassificationHead(nn.Module):
     def _pool(self, hidden: Tensor, tokens: Tokens) -> Tensor:
         if self.pool == "cls":
             if not tokens.state.class_token:
-                raise ValueError("pool='cls' needs a tokenizer with a class token; "
-                                 "set head.args.pool=mean (or attention), or tokenizer.args.class_token=true")
+                raise ConfigError("model.head.args.pool=cls needs a tokenizer with a class token; set "
+                                  "model.head.args.pool=mean (or attention), or model.tokenizer.args.class_token=true")
             return hidden[:, 0]
         n_prefix = tokens.state.prefix_tokens or 0
         x = hidden[:, n_prefix:]

@@ -257,6 +257,9 @@ def check_exportable(model, fmt: str) -> None:
     the format's optional packages are not installed. Writes nothing."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if getattr(model, "config", None) is None:  # an image baseline (CNN, MLP) is a plain torch module
+        raise CannotExport(f"cannot export the {type(model).__name__} baseline: --format {fmt} covers the "
+                           "transformer runs (tokenizer, core, head)")
     if fmt == "hf":
         need("transformers", "--format hf")
         _check_hf(model)

@@ -203,6 +203,10 @@ class Distill:
             raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}; e.g. distill.alpha=0.5")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError(f"distill.temperature must be > 0, got {self.temperature}; e.g. distill.temperature=3")
+        if self.teacher is None and (self.kind, self.alpha, self.temperature) != ("soft", 0.5, 3.0):
+            # without a teacher they would do nothing, and the run would look distilled
+            raise ConfigError("distill.kind / alpha / temperature are set but distill.teacher is not; name the "
+                              "teacher run (distill.teacher=RUN_DIR) or leave them out")
 
 
 def _at_least(key: str, value: int | None, low: int) -> None:

@@ -33,6 +33,7 @@ positions, quietly mislead; one fed images normalised otherwise would quietly mi
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -181,12 +182,21 @@ def _stats(norm: tuple) -> str:
 
 
 def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.device,
-                   load_run_model: Callable[[Path], tuple[ExperimentConfig, nn.Module]]) -> Distillation:
-    """Load ``config.distill.teacher`` (checked by ``check_teacher``) frozen on ``device``, hook it to the
-    student, and record its absolute path in ``config.distill.teacher``. ``load_run_model``:
-    xformer.train.run's (passed in, as run.py imports this module). Every random generator is left as it
-    was, so the student's run draws what it would without a teacher."""
+                   load_run_model: Callable[[Path], tuple[ExperimentConfig, nn.Module]],
+                   class_names: list[str] | None = None) -> Distillation:
+    """Load ``config.distill.teacher`` (checked by ``check_teacher``, and its classes.json against the
+    student's ``class_names``: a teacher of other classes, or of the same in another order, would teach wrong
+    labels) frozen on ``device``, hook it to the student, and record its absolute path in
+    ``config.distill.teacher``. ``load_run_model``: xformer.train.run's (passed in, as run.py imports this
+    module). Every random generator is left as it was, so the student's run draws what it would without a
+    teacher."""
     teacher_dir = check_teacher(config)
+    theirs = teacher_dir / "classes.json"
+    if class_names is not None and theirs.is_file():
+        their_names = json.loads(theirs.read_text()).get("class_names")
+        if their_names != list(class_names):
+            raise ConfigError(f"distill.teacher {teacher_dir}: its classes {their_names} are not this run's "
+                              f"{list(class_names)} (names and order); give a teacher trained on these classes")
     # ``config`` is the resolved experiment run.py goes on to write to config.yaml and to every checkpoint's
     # state: recording the absolute path there lets a resume from another directory load the same teacher
     config.distill = dataclasses.replace(config.distill, teacher=str(teacher_dir))

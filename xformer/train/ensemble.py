@@ -24,15 +24,21 @@ from .run import evaluate_model, load_run, load_run_model
 DATA_ARTIFACTS = ("classes.json", "series_scaler.json", "preprocess.json", "tokenizer")
 
 
+# data arguments that change only how training batches are augmented, never the validation and test images
+TRAINING_ONLY = ("mixup", "cutmix", "label_smoothing", "hflip", "crop_scale", "auto_augment", "random_erasing",
+                 "affine")
+
+
 def check_same_data(first: Path, other: Path) -> None:
     """Runs whose outputs are averaged must read the same data the same way and answer the same question:
     the same data section and head in config.yaml, and identical scaler, vocabulary and class files."""
     if not (Path(other) / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(other)}; give --out folders of xformer train")
     ours, theirs = load_yaml(Path(first) / "config.yaml"), load_yaml(Path(other) / "config.yaml")
-    # the vocabulary's path aside: where it came from does not matter, its files are compared below
+    # the vocabulary's path aside: where it came from does not matter, its files are compared below; and the
+    # augmentation of training batches aside: a CCT trained with MixUp and a CNN without read the same splits
     a, b = ({"name": (run.get("data") or {}).get("name"), **((run.get("data") or {}).get("args") or {}),
-             "tokenizer": None} for run in (ours, theirs))
+             "tokenizer": None, **dict.fromkeys(TRAINING_ONLY)} for run in (ours, theirs))
     if a != b:
         differ = ", ".join(f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b), key=str)
                            if a.get(key) != b.get(key))

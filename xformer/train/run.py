@@ -98,7 +98,7 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             if world.main:
                 print(summary, flush=True)
         if config.distill.teacher is not None:  # the teacher run's term joins the student's loss (train/distill.py)
-            attach_teacher(model, config, world.device, load_run_model)
+            attach_teacher(model, config, world.device, load_run_model, class_names(data))
         trainer = Trainer(model, data, config.train, run_dir, world, recipe_dict(config))
         if resume:
             trainer.resume(planned_steps(saved, trainer.steps_per_epoch))
@@ -147,6 +147,16 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             vocab_dir.cleanup()
 
 
+def class_names(data: DataBundle) -> list[str] | None:
+    """The class names the data writes to a run folder's classes.json (None when it writes none)."""
+    if data.save is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        data.save(Path(folder))
+        names = Path(folder) / "classes.json"
+        return json.loads(names.read_text()).get("class_names") if names.is_file() else None
+
+
 def _with_resume_hint(error: BaseException, run_dir: Path) -> BaseException:
     """A user error met after the run saved a checkpoint, its message telling how to finish the run once the
     input is fixed (the same command again would be refused: the folder holds the run); other errors as
@@ -164,6 +174,8 @@ def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
     metrics were measured at that step: they are reused rather than measured again."""
     if trainer.best_val is not None and trainer.best_step == trainer.step:
         metrics = dict(trainer.best_val)
+        if trainer.ema is not None:  # what evaluate() read: the report (write_report) must read it too
+            load_weights(trainer.model, trainer.ema.module.state_dict())
     else:
         weights = read_eval_weights(checkpoint_dir(run_dir / "checkpoints", "best"))
         load_full_state(trainer.model, None, weights, None, trainer.sharded, load_weights)
