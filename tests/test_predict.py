@@ -440,3 +440,20 @@ def test_one_mean_and_std_stand_for_every_channel_and_images_may_be_oblong(tmp_p
     capsys.readouterr()
     assert main(["predict", str(run), str(tmp_path / "images" / "val")]) == 0
     assert len(read_csv(capsys.readouterr().out)) == 6
+
+
+def test_a_relative_data_root_is_recorded_absolute_so_the_run_resumes_from_anywhere(tmp_path, monkeypatch):
+    write_folder(tmp_path / "images", (("train", 4), ("val", 2)))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(Path("images"), steps=2)))  # data.args.root: images (relative)
+    assert main(["train", str(path), "--out", "run", "--quiet"]) == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]["args"]["root"]
+    assert saved == str(tmp_path / "images")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["train", "--resume", str(tmp_path / "run"), "train.steps=4", "--quiet"]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 4
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    monkeypatch.chdir(tmp_path)  # the relative root again, where it means the same folder: not a change
+    assert main(["train", "--resume", "run", "data.args.root=images", "train.steps=6", "--quiet"]) == 0

@@ -16,6 +16,8 @@ the model, the data, the optimizer's settings, the batch, the precision. The key
 """
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 from ..config import ConfigError, from_dict, load_yaml
@@ -62,14 +64,31 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+DATA_PATHS = ("root", "path", "files")  # the data arguments that name files or folders (image_folder, csv_series...)
+
+
+def absolute_data_paths(args: dict) -> dict:
+    """``data.args`` with its file and folder paths absolute (~ expanded, a relative one taken from the current
+    directory), as a run records them: a run started in one directory then resumes, and is evaluated, from
+    any other, as ``distill.teacher`` is (``teacher_path``)."""
+    def absolute(value):
+        if isinstance(value, list):
+            return [absolute(v) for v in value]
+        return os.path.abspath(os.path.expanduser(value)) if isinstance(value, str) and value else value
+
+    return {k: absolute(v) if k in DATA_PATHS else v for k, v in args.items()}
+
+
 def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
     """Refuse a change ``config`` makes to the saved experiment that resuming cannot honour exactly;
     return the saved experiment."""
     saved = saved_experiment(run_dir)
     before, after = _flat(recipe_dict(saved)), _flat(recipe_dict(config))
-    for flat in (before, after):  # a relative teacher means the absolute one the run records (teacher_path)
+    for flat in (before, after):  # a relative teacher or data path means the absolute one the run records
         if flat.get("distill.teacher") is not None:
             flat["distill.teacher"] = str(teacher_path(flat["distill.teacher"]))
+        flat.update({f"data.args.{k}": v for k, v in absolute_data_paths(
+            {k: flat[f"data.args.{k}"] for k in DATA_PATHS if f"data.args.{k}" in flat}).items()})
     for key in sorted(before.keys() | after.keys()):
         if key in RESUMABLE or before.get(key) == after.get(key):
             continue

@@ -37,7 +37,7 @@ from .init_from import init_from_pretrained, start_from_source
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
-from .resume import check_resume, check_run_folder, planned_steps
+from .resume import absolute_data_paths, check_resume, check_run_folder, planned_steps
 from .trainer import Trainer, seed_everything
 
 
@@ -69,6 +69,9 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     before); ``resume`` refuses what it cannot continue exactly (xformer/train/resume.py). Everything is
     checked before the first file is written."""
     run_dir = Path(run_dir)
+    if not resume:  # recorded absolute, the data's paths hold from whatever directory the run is resumed
+        config = dataclasses.replace(config, data=dataclasses.replace(
+            config.data, args=absolute_data_paths(config.data.args)))
     folder = None if resume else OutputFolder(
         run_dir, overwrite, "run", marker="config.yaml",
         alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
