@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/etth1_backtest.py [--data ../shared/data/ETTh1.csv]
         [--input-len 336] [--horizon 96] [--epochs 20] [--patience 3] [--n-windows 117] [--step 24]
         [--d-model 16] [--n-layers 3] [--d-ff 128] [--dropout 0.3] [--batch-size 128] [--lr 1e-4]
+        [--out benchmarks/results/etth1_backtest.json] [--overwrite]
 
 The defaults are the run recorded in benchmarks/README.md (about 5 min on one CPU thread). 117 windows a
 day apart tile the 4 test months exactly.
@@ -22,13 +23,15 @@ standardised scale (each series' training mean and scale, the papers' scale); MA
 in-sample history being each series' rows up to its first cutoff) and sMAPE (percent) on the
 original scale, from ``xformer.metrics_forecast.evaluate``. This is not the papers' protocol (they
 score all 2785 test windows with a model trained for 100 epochs), so the numbers are not comparable
-to the published table. Writes benchmarks/results/etth1_backtest.json.
+to the published table. Writes benchmarks/results/etth1_backtest.json (``--out``); an existing file is
+replaced only with ``--overwrite`` (the recorded run is not lost to a trial run), as the CLI's outputs.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,7 +112,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args()
+    from xformer.config import ConfigError
+    from xformer.folders import output_file
+
+    try:  # checked before minutes of training, not after
+        output_file(args.out, "--out", args.overwrite, inputs=[args.data], suffixes=(".json",))
+    except ConfigError as e:
+        print(f"etth1_backtest.py: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     torch.set_num_threads(args.threads)
     from xformer.forecast import Forecaster
 
@@ -151,7 +163,7 @@ def main() -> None:
 
     record = {
         "command": "OMP_NUM_THREADS=1 python benchmarks/etth1_backtest.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("data", "out")),
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("data", "out", "overwrite")),
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), shared 2-core CPU",
         "forecaster": settings, "split_rows": {"train": [0, TRAIN], "val": [TRAIN, TRAIN + VAL],

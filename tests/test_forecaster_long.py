@@ -277,7 +277,9 @@ def test_missing_values_and_frequencies_per_series():
     panel = fill_series(read_panel(gap, missing="ffill"), "ffill")  # read_panel keeps gaps until the cut
     assert panel.series["s0"].iloc[3] == panel.series["s0"].iloc[2]
     assert panel.series["s1"].iloc[130 - 120] == panel.series["s1"].iloc[130 - 121]
-    assert infer_freq(panel).freqstr == "h" and infer_freq(panel, "2h").freqstr == "2h"
+    assert infer_freq(panel).freqstr == "h" and infer_freq(panel, "h").freqstr == "h"
+    with pytest.raises(ConfigError, match="freq 2h does not fit series 's0'.*suggest freq 'h'"):
+        infer_freq(panel, "2h")  # a given freq the hourly rows contradict (test_forecast_audit2.py)
     daily = pd.DataFrame({"unique_id": "d", "ds": pd.date_range("2022-01-01", periods=40, freq="D"), "y": 1.0})
     with pytest.raises(ConfigError, match="series 's0' has frequency h but 'd' has D"):
         infer_freq(read_panel(pd.concat([df, daily])))

@@ -77,7 +77,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="FILE.csv", help="long (unique_id, ds, y) or the run's wide table")
     p.add_argument("--windows", type=int, required=True, metavar="N", help="number of windows per series")
     p.add_argument("--step", type=int, metavar="S", help="steps between window starts (default: h)")
-    p.add_argument("--h", type=int, metavar="H", help="steps per window (1 to the run's horizon; default: the horizon)")
+    p.add_argument("--h", type=int, metavar="H", help="steps per window (1 to the run's horizon; default: the horizon; "
+                   "a model with future-known covariates reads them up to the horizon's end, so H is the horizon)")
     p.add_argument("--season", type=int, default=1, metavar="M", help="MASE's seasonal naive period (default 1)")
     p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "
                                                         "columns; default: those of its fit)")

@@ -8,7 +8,9 @@ numbers compare with theirs (see ``docs/series.md``):
   15-minute ETT (96 rows a day) is the same times 4. Later rows are unused.
 - ``split="ratio"`` (their ``Dataset_Custom``): the first 70% train, the last 20%
   test, the rest validation; validation and test start L rows early.
-- A ``StandardScaler`` fitted on the training rows only is applied to every row.
+- A ``StandardScaler`` fitted on the training rows only is applied to every row (or, ``scaler``, the
+  statistics of a trained run, for scoring it on other data); each split's gaps are filled from the
+  rows up to its end only.
 - Windows of L inputs and H targets, stride 1; every window is used (no drop_last).
 - Metrics: MSE and MAE averaged over all windows, channels and horizon steps.
 
@@ -256,16 +258,45 @@ def last_observed_rows(frame: pd.DataFrame) -> np.ndarray:
     return np.maximum.accumulate(rows, axis=0)
 
 
+def standard_scaler(train: np.ndarray, columns: list[str], given: dict | None = None):
+    """The StandardScaler fitted on the training rows ``train``, or, with ``given`` ({mean: [...], scale: [...]},
+    one value per column, and optionally the ``columns`` they belong to, checked: a run's series_scaler.json),
+    one holding those statistics: other data for a trained model is then standardised as the run's training
+    data was, so its errors see a level shift."""
+    from sklearn.preprocessing import StandardScaler  # here, not at the top: sklearn costs every command ~1 s
+    if given is None:
+        empty = [c for c, none in zip(columns, np.isnan(train).all(axis=0)) if none]
+        if empty:
+            raise ConfigError(f"column '{empty[0]}' holds no value in the training rows; give a series with values "
+                              "there, or move the split (train_ratio)")
+        return StandardScaler().fit(train)
+    named = given.get("columns") if isinstance(given, dict) else None
+    if named is not None and list(named) != list(columns):
+        raise ConfigError(f"the data's columns {list(columns)} are not the run's {list(named)} (data.args.scaler "
+                          "holds its statistics); give data labelled as the run's")
+    try:
+        mean, scale = (np.asarray(given[k], dtype=np.float64).reshape(-1) for k in ("mean", "scale"))
+    except (KeyError, TypeError, ValueError):
+        mean = scale = np.zeros(0)
+    if not (len(mean) == len(scale) == len(columns)) or not np.isfinite([*mean, *scale]).all() or (scale <= 0).any():
+        raise ConfigError(f"data.args.scaler must be {{mean: [...], scale: [...]}}, {len(columns)} finite numbers "
+                          f"each (one per column {columns}), scales above 0; got {given!r}")
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = mean, scale, scale ** 2
+    scaler.n_features_in_, scaler.n_samples_seen_ = len(mean), 1
+    return scaler
+
+
 def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str = "ratio",
                   rows_per_day: int | None = None, scale: bool = True, train_ratio: float = 0.7,
-                  test_ratio: float = 0.2, missing: str = "error") -> DataBundle:
-    """Split, scale and window a frame from :func:`read_raw_series` into a DataBundle, its gaps filled by the
-    ``missing`` policy (``fill_gaps``; with "interpolate" no window's inputs read past its origin:
-    ``WindowDataset``). ``train_ratio`` and ``test_ratio`` place the borders of split="ratio"
-    (:func:`split_borders`); split="ett" ignores them."""
+                  test_ratio: float = 0.2, missing: str = "error", scaler: dict | None = None) -> DataBundle:
+    """Split, scale and window a frame from :func:`read_raw_series` into a DataBundle. Each split's gaps are
+    filled by the ``missing`` policy (``fill_gaps``) from the rows up to that split's end only, and with
+    "interpolate" no window's inputs read past its origin (``WindowDataset``). ``train_ratio`` and
+    ``test_ratio`` place the borders of split="ratio" (:func:`split_borders`); split="ett" ignores them.
+    ``scaler``: the statistics to standardise with instead of the training rows' (:func:`standard_scaler`)."""
     gaps = missing == "interpolate" and bool(frame.isna().to_numpy().any())
     last_observed, forward = (last_observed_rows(frame), frame.ffill()) if gaps else (None, None)
-    frame = fill_gaps(frame, missing)
     if rows_per_day is None and not isinstance(frame.index, pd.DatetimeIndex):
         if split == "ett":
             raise ConfigError("split 'ett' counts months of 30 days, and integer time steps have no days; set "
@@ -276,16 +307,17 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
         rows_per_day = max(1, round(pd.Timedelta(days=1) / step))
     borders = split_borders(len(frame), input_len, split, rows_per_day, train_ratio, test_ratio)
     check_split_lengths(borders, len(frame), input_len, horizon)
-    values = frame.to_numpy()
-    from sklearn.preprocessing import StandardScaler  # here, not at the top: sklearn costs every command ~1 s
-    scaler = StandardScaler().fit(values[borders[0][0]:borders[0][1]]) if scale else None
+    # each split's rows filled from the rows up to that split's end only: the training rows (and so the scaler
+    # and the last training targets) never read a validation value, the validation rows never a test value
+    splits = [fill_gaps(frame.iloc[:b], missing).to_numpy()[a:b] for a, b in borders]
+    scaler = standard_scaler(splits[0], list(frame.columns), scaler) if scale else None
     if scaler is not None:
-        values = scaler.transform(values)
+        splits = [scaler.transform(v) for v in splits]
     if gaps:
         forward = scaler.transform(forward.to_numpy()) if scaler is not None else forward.to_numpy()  # NaN stays
-    train, val, test = (WindowDataset(values[a:b], input_len, horizon,
+    train, val, test = (WindowDataset(v, input_len, horizon,
                                       None if not gaps else (last_observed[a:b] - a, forward[a:b]))
-                        for a, b in borders)
+                        for v, (a, b) in zip(splits, borders))
 
     def evaluate(model, batches) -> dict[str, float]:
         errors = forecast_errors(model, batches, scaler)
@@ -326,9 +358,10 @@ def synthetic_frame(n_rows: int = 4000, n_channels: int = 3, freq: str = "h", se
 def csv_series(path: str | None = None, date_column: str | None = "date", columns: list[str] | None = None,
                input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
                missing: str = "error", scale: bool = True, train_ratio: float = 0.7,
-               test_ratio: float = 0.2) -> DataBundle:
+               test_ratio: float = 0.2, scaler: dict | None = None) -> DataBundle:
     """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default:
-    the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation."""
+    the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation. ``scaler``
+    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
     ratios = (train_ratio, test_ratio)
     if not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in ratios) \
@@ -336,16 +369,19 @@ def csv_series(path: str | None = None, date_column: str | None = "date", column
         raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
                           "and leave rows for validation; e.g. 0.7 and 0.2")
     frame = read_raw_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
-    return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio, missing)
+    return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio, missing,
+                         scaler)
 
 
 @register_data("ett")
 def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None, input_len: int = 336,
-        horizon: int = 96, rows_per_day: int | None = None, missing: str = "error") -> DataBundle:
-    """ETTh1/ETTh2 (hourly) or ETTm1/ETTm2 (15-minute) with the 12/4/4-month split of the literature."""
+        horizon: int = 96, rows_per_day: int | None = None, missing: str = "error",
+        scaler: dict | None = None) -> DataBundle:
+    """ETTh1/ETTh2 (hourly) or ETTm1/ETTm2 (15-minute) with the 12/4/4-month split of the literature; ``scaler``
+    as in :func:`csv_series`."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
     return series_bundle(read_raw_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day,
-                         missing=missing)
+                         missing=missing, scaler=scaler)
 
 
 __all__ = ["read_series", "read_raw_series", "fill_gaps", "read_csv_file", "parse_dates", "integer_steps", "plain",

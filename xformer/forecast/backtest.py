@@ -43,8 +43,12 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
         forecaster.check_fittable()
     elif forecaster.model is None:
         raise ConfigError("cross_validation(fit=False) needs a fitted forecaster; call fit first or pass fit=True")
-    panel = forecaster.read(df)
     cfg = forecaster.config
+    if cfg.futr_exog and h < cfg.horizon:  # the last window would need covariate rows after the frame's end
+        raise ConfigError(f"with future-known covariates ({cfg.futr_exog}) h must equal the horizon {cfg.horizon}: "
+                          f"the model reads them up to the horizon's end, after the frame's last row for the last "
+                          f"window; leave h out (xformer backtest: no --h, or --h {cfg.horizon})")
+    panel = forecaster.read(df)
     span = h + (n_windows - 1) * step  # rows from the first window's start to the end of the series
     need = cfg.input_len + span + ((cfg.horizon + val_size) if fit else 0)
     short = [k for k, s in panel.series.items() if len(s) < need]

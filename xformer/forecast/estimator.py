@@ -20,8 +20,8 @@ from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .config import ForecasterConfig, model_config
 from .covariates import FUTURE, PAST, STATIC, covariate_stats, series_windows, window_covariates
-from .frames import (DS, ID, POINT, Panel, fill_series, future_dates, infer_freq, quantile_column, read_covariates,
-                     read_panel, report_short)
+from .frames import (DS, ID, POINT, Panel, align_ds, check_freq, fill_series, future_dates, infer_freq, quantile_column,
+                     read_covariates, read_panel, report_short)
 from .statics import check_static, read_static, static_stats, static_vector
 
 class _KeepBest(Trainer):
@@ -134,7 +134,7 @@ class Forecaster:
             raise ConfigError("early_stopping needs a validation split; pass val_size (e.g. val_size=horizon)")
         self.check_fittable()
         self.freq = infer_freq(panel, cfg.freq)
-        self.history = panel
+        self.history = raw = panel
         panel = fill_series(panel, cfg.missing)  # the panel is all history: each series filled from its own rows
         need = L + H + val_size
         short = [k for k, s in panel.series.items() if len(s) < need]
@@ -153,24 +153,29 @@ class Forecaster:
         for key, s in panel.series.items():
             if key in short:
                 continue
-            values = s.to_numpy()
+            values = s.to_numpy()  # filled from the whole series, which the validation windows read
             n_train = len(values) - val_size
-            mean, scale = self.stats[key] = _scale_stats(values[:n_train])  # the training part only
-            z = ((values - mean) / scale)[:, None]
+            part = fill_gaps(raw.series[key].iloc[:n_train], cfg.missing).to_numpy()  # from its own rows only
+            if np.isnan(part).all():
+                raise ConfigError(f"series '{key}' holds no value before its last val_size={val_size} steps; give "
+                                  "it values there, or leave it out")
+            mean, scale = self.stats[key] = _scale_stats(part)  # the training part only
+            z, z_train = ((values - mean) / scale)[:, None], ((part - mean) / scale)[:, None]
             if cfg.has_covariates:
-                cov = (panel.covariates or {}).get(key)
-                if cov is not None:  # rows up to the series' end: a window reads no covariate after its targets
-                    cov = fill_gaps(cov.loc[:s.index[-1]], cfg.missing)
+                cov = cov_train = (panel.covariates or {}).get(key)
+                if cov is not None:  # rows up to the part's end: a window reads no covariate after its targets
+                    ends = (s.index[-1], s.index[n_train - 1])
+                    cov, cov_train = (fill_gaps(cov.loc[:end], cfg.missing) for end in ends)
                 if cfg.exog:
-                    self.cov_stats[key] = covariate_stats(cov, s.index[:n_train])
+                    self.cov_stats[key] = covariate_stats(cov_train, s.index[:n_train])
                 static = static_vector(self.static, key, self.static_stats) if cfg.stat_exog else None
-                train_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), 0, n_train,
-                                                 static))
+                train_sets.append(series_windows(cfg, key, z_train, s.index, cov_train, self.cov_stats.get(key), 0,
+                                                 n_train, static))
                 if val_size:
                     val_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), n_train - L,
                                                    len(z), static))
                 continue
-            train_sets.append(WindowDataset(z[:n_train], L, H))
+            train_sets.append(WindowDataset(z_train, L, H))
             if val_size:
                 val_sets.append(WindowDataset(z[n_train - L:], L, H))
         data = ConcatDataset(train_sets)
@@ -234,6 +239,7 @@ class Forecaster:
         cfg = self.config
         panel = fill_series(panel, cfg.missing)
         freq = self.freq if self.freq is not None else infer_freq(panel, cfg.freq)
+        check_freq(panel, freq)  # the fitted (or given) freq must fit these dates too, or every forecast is misdated
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
         if self.columns is not None:
             keys, (points, quantiles) = self.columns, self._forecast_multivariate(panel)
@@ -334,6 +340,7 @@ class Forecaster:
         for key, frame in future.items():
             if key in covariates:
                 known = covariates[key]
+                frame = frame.set_axis(align_ds(frame.index, known.index, "futr_df"))
                 later = frame[self.config.futr_exog][~frame.index.isin(known.index)]
                 covariates[key] = pd.concat([known, later.reindex(columns=known.columns)]).sort_index()
         return Panel(panel.series, panel.wide_date_column, covariates)

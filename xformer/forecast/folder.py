@@ -192,6 +192,10 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
                           "a run trained on series data (data ett or csv_series)")
     config, model = load_run_model(run_dir)
     stats = json.loads(stats_file.read_text())
+    if "horizon" not in stats:  # a series classifier writes series_scaler.json too, without a horizon
+        part = config.model.baseline or config.model.head
+        raise ConfigError(f"{run_dir} is not a forecasting run (its head is {part.name if part else 'none'}); "
+                          "give the run folder of a forecaster")
     head = config.model.head.args if config.model.baseline is None else {}
     forecaster = cls(input_len=stats["input_len"], horizon=stats["horizon"], quantiles=head.get("quantiles"),
                      date_column=stats["date_column"], columns=stats["columns"],

@@ -109,7 +109,31 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
 def read_covariates(frame: pd.DataFrame, columns: list[str], missing: str, what: str) -> dict[str, pd.DataFrame]:
     """The covariate ``columns`` of a long frame without ``y`` (e.g. future values), per series."""
     frame = load_frame(frame)
+    absent = [c for c in (ID, DS) if c not in frame.columns]
+    if absent:  # checked here: the y added below is no column the user must give
+        raise ConfigError(f"{what} has no column {', '.join(repr(c) for c in absent)}; it needs unique_id, ds and "
+                          f"the covariate columns {columns} (it has {[str(c) for c in frame.columns]})")
     return {k: s[columns] for k, s in _read_long(frame.assign(y=0.0), missing, columns, what).items()}
+
+
+def ds_kind(index: pd.Index) -> str:
+    """What a series' ``ds`` holds, as the messages name it: steps, dates without a time zone, or zoned dates."""
+    if not isinstance(index, pd.DatetimeIndex):
+        return "whole-number steps"
+    return "dates without a time zone" if index.tz is None else f"dates in time zone {index.tz}"
+
+
+def align_ds(index: pd.Index, data: pd.Index, what: str) -> pd.Index:
+    """``index`` (e.g. futr_df's dates of one series) in the time zone of ``data`` (the series' own ds). Steps
+    beside dates, or dates with a zone beside dates without one, cannot be ordered on one timeline: a one-line
+    error naming both (which local time a date without a zone means is unknown)."""
+    kind, want = ds_kind(index), ds_kind(data)
+    if kind == want or not len(index) or not len(data):
+        return index
+    if isinstance(index, pd.DatetimeIndex) and isinstance(data, pd.DatetimeIndex) and None not in (index.tz, data.tz):
+        return index.tz_convert(data.tz)  # the same instants in the data's zone
+    raise ConfigError(f"{what}'s ds holds {kind} (e.g. {index[0]}) but the data's ds holds {want} (e.g. "
+                      f"{data[-1]}); write {what}'s ds as the data's ({want})")
 
 
 def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: str = "the long-format frame"
@@ -134,7 +158,11 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
     ds = frame[DS].reset_index(drop=True)
     steps = integer_steps(ds, what)
     integer_ds = steps is not None
-    ds = steps if integer_ds else pd.Series(pd.DatetimeIndex(parse_dates(ds, what)))
+    try:
+        ds = steps if integer_ds else pd.Series(pd.DatetimeIndex(parse_dates(ds, what)))
+    except ConfigError as e:  # parse_dates' fix names the date_column of a wide table, which a long frame has not
+        raise ConfigError(str(e).replace("or set date_column", "(ds holds a date, or a whole-number step, in every "
+                                         "row)")) from None
     values = {}
     for column in [Y, *exog]:
         values[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
@@ -219,7 +247,9 @@ def infer_freq(panel: Panel, freq: str | int | pd.DateOffset | None = None) -> p
     must agree), or for an integer ``ds`` the step between rows; a frame with no regular series is a
     one-line error asking for ``freq``."""
     if freq is not None:
-        return parse_freq(freq)
+        freq = parse_freq(freq)
+        check_freq(panel, freq)
+        return freq
     found: dict[str | int, str] = {}
     for key, s in panel.series.items():
         if len(s) >= 3:
@@ -239,6 +269,64 @@ def infer_freq(panel: Panel, freq: str | int | pd.DateOffset | None = None) -> p
         (a, ka), (b, kb) = list(found.items())[:2]
         raise ConfigError(f"series '{ka}' has frequency {a} but '{kb}' has {b}; forecast them separately or pass freq")
     return parse_freq(next(iter(found)))
+
+
+def check_freq(panel: Panel, freq: pd.DateOffset | int) -> None:
+    """Refuse in one line a ``freq`` the series' dates are not on: a date off its grid (not on the offset's anchor,
+    e.g. Mondays for "W", which is Sundays; or off the steps from the first row), or a most common gap between rows
+    other than one step (hourly rows with "D", integer steps of 5 with 1). The forecasts are dated, their calendar
+    features computed and futr_df read at last + k * freq, so such a freq would silently misdate all of them; the
+    message names the freq the series suggest. Gaps of several steps (missing rows) are allowed."""
+    for key, s in panel.series.items():
+        index = s.index
+        if len(index) < 2 or isinstance(freq, int) == isinstance(index, pd.DatetimeIndex):
+            continue  # one row has no spacing; steps beside dates: future_dates names that mismatch
+        steps, off = _grid_steps(index, freq)
+        if off is None:
+            gaps, counts = np.unique(np.diff(steps), return_counts=True)
+            typical = int(gaps[np.argmax(counts)])
+            if typical == 1:
+                continue
+            problem = f"its rows are typically {typical} steps of {freq_label(freq)} apart"
+        elif isinstance(freq, (int, pd.offsets.Tick)) or freq.is_on_offset(off):
+            problem = f"{off} is not a whole number of {freq_label(freq)} steps after its first row {index[0]}"
+        else:
+            problem = f"{off} is not on the anchor of {freq_label(freq)}"
+        dated = "dates" if isinstance(index, pd.DatetimeIndex) else "steps"
+        raise ConfigError(f"freq {freq_label(freq)} does not fit series '{key}': {problem}; its {dated} suggest freq "
+                          f"{_suggested_freq(index)!r}: pass that, or leave freq out to infer it")
+
+
+def _grid_steps(index: pd.Index, freq: pd.DateOffset | int) -> tuple[np.ndarray | None, object]:
+    """(each row's number of ``freq`` steps after the first row, None), or (None, the first row off that grid)."""
+    if isinstance(freq, (int, pd.offsets.Tick)):
+        if isinstance(index, pd.DatetimeIndex):  # wall-clock time: daily rows stay days apart across a DST change
+            ticks, size = (index.tz_localize(None) if index.tz is not None else index).as_unit("ns").asi8, freq.nanos
+        else:
+            ticks, size = index.to_numpy(dtype=np.int64), freq
+        off = (ticks - ticks[0]) % size != 0
+        return ((ticks - ticks[0]) // size, None) if not off.any() else (None, index[int(np.argmax(off))])
+    if not freq.is_on_offset(index[0]):
+        return None, index[0]
+    step = (index[0] + freq) - index[0]  # about one step: enough to bound the grid built below
+    if (index[-1] - index[0]) / step > 100 * len(index) + 10_000:  # far sparser than freq: steps counted roughly
+        return np.round((index - index[0]) / step).astype(np.int64), None
+    positions = pd.date_range(index[0], index[-1], freq=freq).get_indexer(index)
+    return (positions, None) if (positions >= 0).all() else (None, index[int(np.argmax(positions < 0))])
+
+
+def _suggested_freq(index: pd.Index) -> str | int:
+    """The frequency pandas infers from ``index`` or, failing that (gaps), its most common gap; for integer steps
+    the most common step."""
+    gaps = np.diff(index.to_numpy()) if not isinstance(index, pd.DatetimeIndex) else index[1:] - index[:-1]
+    values, counts = np.unique(gaps, return_counts=True)
+    typical = values[np.argmax(counts)]
+    if not isinstance(index, pd.DatetimeIndex):
+        return int(typical)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inferred = pd.infer_freq(index) if len(index) >= 3 else None
+    return inferred or pd.tseries.frequencies.to_offset(pd.Timedelta(typical)).freqstr
 
 
 def report_short(ids: list[str], need: int, what: str) -> None:
@@ -276,9 +364,13 @@ def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) ->
                           f"(freq {freq_label(freq)}); give ds as in fit, or pass freq to match")
     if integer:
         return pd.Index(last + freq * np.arange(1, h + 1, dtype=np.int64), name=DS)
-    return pd.date_range(last, periods=h + 1, freq=freq)[1:]
+    if freq.is_on_offset(last):  # a range from a date on the offset is last + k * freq, k = 0, 1, ...
+        return pd.date_range(last, periods=h + 1, freq=freq)[1:]
+    # off the anchor (check_freq refuses such a freq for the data): a range would start at the next anchored
+    # date and [1:] would drop it, a step lost; adding k steps keeps every one
+    return pd.DatetimeIndex([last + k * freq for k in range(1, h + 1)])
 
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
            "report_short", "printing_short_series", "future_dates", "check_missing", "fill_series", "read_covariates",
-           "parse_freq", "freq_label"]
+           "parse_freq", "freq_label", "ds_kind", "align_ds", "check_freq"]

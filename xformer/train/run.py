@@ -245,6 +245,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
             raise ConfigError(f"'{item}': evaluate takes data.args.KEY=VALUE only (the model and its training are "
                               f"the run's), e.g. data.args.root=other_images")
     config = from_dict(ExperimentConfig, apply_overrides(recipe, list(data_overrides)))
+    if config.data.args.get("scaler") == "run":
+        scale_as_the_run(run_dir, config)
     if "tokenizer" in config.data.args and (run_dir / "tokenizer" / META_FILE).is_file():
         # the vocabulary the run saved, so the folder stands alone (and a fine-tuned run needs no pre-trained one)
         config.data.args["tokenizer"] = str(run_dir / "tokenizer")
@@ -254,6 +256,19 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
         check_same_task(run_dir, config, data)
     load_weights(model, read_eval_weights(path))
     return config, model, data
+
+
+def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
+    """``data.args.scaler=run``: other data for a series forecaster (``csv_series``, ``ett``) standardised with
+    the run's own statistics (RUN/series_scaler.json), as ``xformer backtest`` and ``xformer forecast`` feed it,
+    so a level shift shows in the errors. Without it the other data is standardised by its own training rows,
+    the literature's protocol for each data set (its standardised errors compare with published ones)."""
+    stats_file = run_dir / "series_scaler.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+    if config.data.name not in ("csv_series", "ett") or stats.get("mean") is None or stats.get("scale") is None:
+        raise ConfigError(f"data.args.scaler=run standardises with the statistics of a scaled series run "
+                          f"({stats_file} with mean and scale); {run_dir} has none: leave data.args.scaler out")
+    config.data.args["scaler"] = {k: stats[k] for k in ("mean", "scale", "columns") if k in stats}
 
 
 def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -> None:
