@@ -244,12 +244,20 @@ class WindowDataset(Dataset):
         if not 0 <= i < len(self):
             raise IndexError(i)
         cut = i + self.input_len
-        inputs = self.values[i:cut]
-        if self.carried is not None:
-            last_observed, forward = self.carried[0][cut - 1], self.carried[1][i:cut]
-            trailing = (torch.arange(i, cut)[:, None] > last_observed) & ~forward.isnan()
-            inputs = torch.where(trailing, forward, inputs)
-        return {INPUTS: inputs, TARGETS: self.values[cut:cut + self.horizon]}
+        return {INPUTS: carried_rows(self.values, self.carried, i, cut), TARGETS: self.values[cut:cut + self.horizon]}
+
+
+def carried_rows(values: torch.Tensor, carried: tuple[torch.Tensor, torch.Tensor] | None, lo: int, hi: int
+                 ) -> torch.Tensor:
+    """``values[lo:hi]``, its trailing gap (the rows after each column's last observation at or before row
+    hi - 1) taken from the forward-filled ``carried[1]`` instead: what filling the rows cut at hi - 1 gives, so
+    rows read up to hi - 1 (a window's origin) never hold a value interpolated from later rows (``WindowDataset``;
+    the Forecaster's windows of targets and covariates too)."""
+    if carried is None:
+        return values[lo:hi]
+    last_observed, forward = carried[0][hi - 1], carried[1][lo:hi]
+    trailing = (torch.arange(lo, hi)[:, None] > last_observed) & ~forward.isnan()
+    return torch.where(trailing, forward, values[lo:hi])
 
 
 def last_observed_rows(frame: pd.DataFrame) -> np.ndarray:
@@ -385,5 +393,5 @@ def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None
 
 
 __all__ = ["read_series", "read_raw_series", "fill_gaps", "read_csv_file", "parse_dates", "integer_steps", "plain",
-           "long_to_wide", "split_borders", "check_split_lengths", "WindowDataset", "forecast_errors",
-           "save_forecast_report", "series_bundle", "synthetic_frame"]
+           "long_to_wide", "split_borders", "check_split_lengths", "WindowDataset", "carried_rows",
+           "last_observed_rows", "forecast_errors", "save_forecast_report", "series_bundle", "synthetic_frame"]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
-from .frames import DS, ID, Y, Panel, report_short
+from .frames import DS, ID, Y, Panel, check_observed_end, report_short
 
 
 def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
@@ -49,6 +49,7 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
                           f"the model reads them up to the horizon's end, after the frame's last row for the last "
                           f"window; leave h out (xformer backtest: no --h, or --h {cfg.horizon})")
     panel = forecaster.read(df)
+    check_observed_end(panel)  # the data as given: the windows' own cuts may end in a gap
     span = h + (n_windows - 1) * step  # rows from the first window's start to the end of the series
     need = cfg.input_len + span + ((cfg.horizon + val_size) if fit else 0)
     short = [k for k, s in panel.series.items() if len(s) < need]

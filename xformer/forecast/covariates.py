@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import Dataset
 from sklearn.preprocessing import StandardScaler
 
 from ..batch import FUTURE_COVARIATES as FUTURE
@@ -29,7 +30,7 @@ from ..batch import INPUTS, TARGETS
 from ..batch import PAST_COVARIATES as PAST
 from ..batch import STATIC_COVARIATES as STATIC
 from ..config import ConfigError
-from ..data.series import fill_gaps
+from ..data.series import WindowDataset, carried_rows, fill_gaps, last_observed_rows
 
 
 CALENDAR = {"hour": lambda d: d.hour / 23.0 - 0.5, "weekday": lambda d: d.day_of_week / 6.0 - 0.5,
@@ -81,13 +82,44 @@ def covariate_block(cfg, key: str, cov: pd.DataFrame | None, stats, dates: pd.Da
     return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(dates), 0))
 
 
-def series_windows(cfg, key: str, z: np.ndarray, index: pd.DatetimeIndex, cov, stats, lo: int, hi: int,
-                   static: np.ndarray | None = None) -> "CovariateWindows":
-    """The training (or validation) windows of rows [lo, hi) of one series with its covariates (and its
-    standardised static vector)."""
-    past = covariate_block(cfg, key, cov, stats, index[lo:hi], future=False)
-    future = covariate_block(cfg, key, cov, stats, index[lo:hi], future=True)
-    return CovariateWindows(z[lo:hi], past, future, cfg.input_len, cfg.horizon, static)
+def series_windows(cfg, key: str, raw: pd.Series, cov: pd.DataFrame | None, stats: tuple[float, float], cov_stats,
+                   lo: int, hi: int, static: np.ndarray | None = None) -> Dataset:
+    """The windows of rows [lo, hi) of one series as ``fit`` trains (0, n_train) and validates (n_train - L, n) on
+    them: its target ``raw`` (gaps NaN) standardised with ``stats``, and, with covariates, ``cov`` (``cov_stats``)
+    and the standardised ``static`` vector. Gaps are filled (``cfg.missing``) from the rows before ``hi`` only,
+    and with "interpolate" a gap that reaches a window's origin is carried forward from its last observation,
+    not interpolated towards the value after it (``WindowDataset``'s rule): the inputs and past covariates read
+    no row after the origin, the future-known covariates none after the horizon's end."""
+    L, H, missing = cfg.input_len, cfg.horizon, cfg.missing
+    rows = raw.iloc[:hi]
+    scaled = lambda y: ((y.to_numpy() - stats[0]) / stats[1])[:, None]  # noqa: E731
+    carry = missing == "interpolate"  # "ffill" carries every gap forward already
+    carry_y = _carried(rows.to_frame(), lo, scaled(fill_gaps(rows, "ffill"))[lo:]) if carry else None
+    z = scaled(fill_gaps(rows, missing))[lo:]
+    if not cfg.has_covariates:
+        return WindowDataset(z, L, H, carry_y)
+    known = None if cov is None else cov.loc[:rows.index[-1]].reindex(rows.index)
+    blocks = []
+    for future in (False, True):
+        block = lambda filled: covariate_block(cfg, key, filled, cov_stats, rows.index, future)[lo:]  # noqa: E731
+        columns = (cfg.futr_exog if future else cfg.hist_exog) or []
+        values = block(None if known is None else fill_gaps(known, missing))
+        blocks.append((values, _carried(known[columns], lo, block(fill_gaps(known, "ffill")))
+                       if carry and known is not None else None))
+    (past, carry_past), (future, carry_future) = blocks
+    return CovariateWindows(z, past, future, L, H, static, (carry_y, carry_past, carry_future))
+
+
+def _carried(raw: pd.DataFrame, lo: int, forward: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``WindowDataset``'s ``carried`` pair for rows [lo, ...) of ``raw`` (gaps NaN): each value's last observed
+    row (counted from lo) and ``forward``, the rows [lo, ...) filled forward as the window holds them; None
+    without gaps. Columns of ``forward`` past ``raw``'s (calendar features, never missing) are observed in every
+    row."""
+    if not raw.isna().to_numpy().any():
+        return None
+    observed = last_observed_rows(raw)
+    every_row = np.repeat(np.arange(len(raw))[:, None], forward.shape[1] - observed.shape[1], axis=1)
+    return np.concatenate([observed, every_row], axis=1)[lo:] - lo, forward
 
 
 def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahead: pd.DatetimeIndex
@@ -103,14 +135,19 @@ def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahea
 
 class CovariateWindows(torch.utils.data.Dataset):
     """Item i of one series: inputs = y[i : i+L], targets = y[i+L : i+L+H], past = p[i : i+L],
-    future = f[i : i+L+H] (the covariates never reach past the window's horizon), static = s (every item)."""
+    future = f[i : i+L+H] (the covariates never reach past the window's horizon), static = s (every item).
+    ``carried``: ``WindowDataset``'s (last_observed, forward_filled) pair of y, p and f (each None without gaps):
+    a trailing gap of the inputs and past covariates at the origin, of the future ones at the horizon's end,
+    holds the value carried forward."""
 
     def __init__(self, y: np.ndarray, past: np.ndarray, future: np.ndarray, input_len: int, horizon: int,
-                 static: np.ndarray | None = None):
+                 static: np.ndarray | None = None, carried: tuple | None = None):
         as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
         self.y, self.past, self.future = as_tensor(y).reshape(-1, 1), as_tensor(past), as_tensor(future)
         self.static = None if static is None else as_tensor(static)
         self.input_len, self.horizon = input_len, horizon
+        self.carried = [None if c is None else (torch.as_tensor(c[0], dtype=torch.long), as_tensor(c[1]))
+                        for c in carried or (None, None, None)]
 
     def __len__(self) -> int:
         return max(0, len(self.y) - self.input_len - self.horizon + 1)
@@ -119,11 +156,12 @@ class CovariateWindows(torch.utils.data.Dataset):
         if not 0 <= i < len(self):
             raise IndexError(i)
         cut, end = i + self.input_len, i + self.input_len + self.horizon
-        item = {INPUTS: self.y[i:cut], TARGETS: self.y[cut:end]}
+        carry_y, carry_past, carry_future = self.carried
+        item = {INPUTS: carried_rows(self.y, carry_y, i, cut), TARGETS: self.y[cut:end]}
         if self.past.shape[1]:
-            item[PAST] = self.past[i:cut]
+            item[PAST] = carried_rows(self.past, carry_past, i, cut)
         if self.future.shape[1]:
-            item[FUTURE] = self.future[i:end]
+            item[FUTURE] = carried_rows(self.future, carry_future, i, end)
         if self.static is not None:
             item[STATIC] = self.static
         return item

@@ -13,15 +13,15 @@ from torch.utils.data import ConcatDataset
 from ..batch import INPUTS
 from ..config import ConfigError
 from ..data.registry import DataBundle
-from ..data.series import WindowDataset, fill_gaps
+from ..data.series import fill_gaps
 from ..models import build_model
 from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .config import ForecasterConfig, model_config
 from .covariates import FUTURE, PAST, STATIC, covariate_stats, series_windows, window_covariates
-from .frames import (DS, ID, POINT, Panel, align_ds, check_freq, fill_series, future_dates, infer_freq, quantile_column,
-                     read_covariates, read_panel, report_short)
+from .frames import (DS, ID, POINT, Panel, align_ds, check_freq, check_observed_end, fill_series, future_dates,
+                     infer_freq, quantile_column, read_covariates, read_panel, report_short)
 from .statics import check_static, read_static, static_stats, static_vector
 
 class _KeepBest(Trainer):
@@ -153,31 +153,23 @@ class Forecaster:
         for key, s in panel.series.items():
             if key in short:
                 continue
-            values = s.to_numpy()  # filled from the whole series, which the validation windows read
-            n_train = len(values) - val_size
+            n_train = len(s) - val_size
             part = fill_gaps(raw.series[key].iloc[:n_train], cfg.missing).to_numpy()  # from its own rows only
             if np.isnan(part).all():
                 raise ConfigError(f"series '{key}' holds no value before its last val_size={val_size} steps; give "
                                   "it values there, or leave it out")
-            mean, scale = self.stats[key] = _scale_stats(part)  # the training part only
-            z, z_train = ((values - mean) / scale)[:, None], ((part - mean) / scale)[:, None]
-            if cfg.has_covariates:
-                cov = cov_train = (panel.covariates or {}).get(key)
-                if cov is not None:  # rows up to the part's end: a window reads no covariate after its targets
-                    ends = (s.index[-1], s.index[n_train - 1])
-                    cov, cov_train = (fill_gaps(cov.loc[:end], cfg.missing) for end in ends)
-                if cfg.exog:
-                    self.cov_stats[key] = covariate_stats(cov_train, s.index[:n_train])
-                static = static_vector(self.static, key, self.static_stats) if cfg.stat_exog else None
-                train_sets.append(series_windows(cfg, key, z_train, s.index, cov_train, self.cov_stats.get(key), 0,
-                                                 n_train, static))
-                if val_size:
-                    val_sets.append(series_windows(cfg, key, z, s.index, cov, self.cov_stats.get(key), n_train - L,
-                                                   len(z), static))
-                continue
-            train_sets.append(WindowDataset(z_train, L, H))
+            self.stats[key] = _scale_stats(part)  # the training part only
+            cov = (raw.covariates or {}).get(key) if cfg.has_covariates else None
+            if cfg.exog and cov is not None:  # the training part's rows, filled from its own rows
+                self.cov_stats[key] = covariate_stats(fill_gaps(cov.loc[:s.index[n_train - 1]], cfg.missing),
+                                                      s.index[:n_train])
+            static = static_vector(self.static, key, self.static_stats) if cfg.stat_exog else None
+            # each split's windows filled from the rows up to its end: training [0, n_train), validation to the end
+            windows = lambda lo, hi: series_windows(cfg, key, raw.series[key], cov, self.stats[key],  # noqa: E731
+                                                    self.cov_stats.get(key), lo, hi, static)
+            train_sets.append(windows(0, n_train))
             if val_size:
-                val_sets.append(WindowDataset(z[n_train - L:], L, H))
+                val_sets.append(windows(n_train - L, len(s)))
         data = ConcatDataset(train_sets)
         val = ConcatDataset(val_sets) if val_sets else None
         torch.manual_seed(cfg.seed)
@@ -330,7 +322,10 @@ class Forecaster:
         return covariate_stats(panel.covariates[key], panel.series[key].index)
 
     def with_future(self, panel: Panel, futr_df) -> Panel:
-        """``panel`` with the future-known covariates of ``futr_df`` added after each series' rows."""
+        """``panel`` with the future-known covariates of ``futr_df`` added after each series' rows. ``panel`` is the
+        data as given to predict, plot and xformer forecast (before --at cuts it): a series whose last rows have no y
+        but hold covariates is refused here (``check_observed_end``)."""
+        check_observed_end(panel)
         if futr_df is None:
             return panel
         if not self.config.futr_exog:

@@ -216,6 +216,25 @@ def fill_series(panel: Panel, missing: str) -> Panel:
     return Panel(series, panel.wide_date_column, panel.covariates)
 
 
+def check_observed_end(panel: Panel) -> None:
+    """Refuse in one line a series of a long frame whose last rows have no ``y`` but hold a covariate value:
+    future-known covariate rows appended to df with an empty ``y``. Its forecast would start after those rows,
+    after values the policy made up, and be dated as if they had been observed. Other trailing gaps (rows
+    without a covariate value, or a column of a wide table that ends early) are gaps that reach the forecast
+    origin, filled by ``missing`` as the user asked. Run on the data as given, before any cut."""
+    for key, s in panel.series.items():
+        observed = s.notna().to_numpy()[::-1]
+        n = int(np.argmax(observed)) if observed.any() else 0
+        covariates = (panel.covariates or {}).get(key)
+        if not n or covariates is None:
+            continue
+        rows = s.index[-n:]
+        if covariates.reindex(rows).notna().to_numpy().any():
+            raise ConfigError(f"series '{key}' has no y in its last {n} rows (from {rows[0]}) but covariate values; "
+                              "the forecast starts after the last observed value: drop those rows (future-known "
+                              "covariates go in futr_df / --futr)")
+
+
 def parse_freq(freq) -> pd.DateOffset | int:
     """A pandas offset ("h", "15min", ...) or, for an integer ``ds``, the whole-number step between rows (an int,
     or a string of digits as the command line gives it)."""
@@ -373,4 +392,4 @@ def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) ->
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",
            "report_short", "printing_short_series", "future_dates", "check_missing", "fill_series", "read_covariates",
-           "parse_freq", "freq_label", "ds_kind", "align_ds", "check_freq"]
+           "parse_freq", "freq_label", "ds_kind", "align_ds", "check_freq", "check_observed_end"]
