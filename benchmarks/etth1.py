@@ -101,7 +101,7 @@ def save_result(run: dict, horizon: int, naive: dict) -> None:
     result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": [], "naive": {}}
     same = (run["model"], run["horizon"], run["overrides"])
     result["runs"] = [r for r in result["runs"] if (r["model"], r["horizon"], r["overrides"]) != same] + [run]
-    result["runs"].sort(key=lambda r: (r["horizon"], r["model"], r["epochs"]))
+    result["runs"].sort(key=lambda r: (r["horizon"], r["model"], r["epochs"] or 0))  # a step-based run: None
     result["naive"][str(horizon)] = naive
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")

@@ -21,7 +21,8 @@ images -> 1437 train+val / 360 test (the split of xformer's ``digits`` data, che
 Training time: the fit for scikit-learn; ``train_seconds`` of the run for the ViT (the
 optimizer steps and the evaluations on the validation split) plus the run's wall time.
 Results go to benchmarks/results/vit_digits.json
-(another recipe: benchmarks/results/vit_digits_<recipe name>.json).
+(another recipe: benchmarks/results/vit_digits_<recipe name>.json), replacing the recorded figures: run it
+from a scratch clone for trials. --out is the prefix of the run folders (PREFIX-sS, PREFIX-cnn-sS).
 """
 from __future__ import annotations
 

@@ -145,3 +145,14 @@ def test_a_wide_column_ending_before_the_others_is_a_gap_the_policy_fills(tmp_pa
     # gaps inside a series stay allowed by the policy
     inside = wide.assign(b=wide["b"].where(~wide.index.isin([N - 5, N - 4])))
     assert np.isfinite(f.predict(inside)[["a", "b"]].to_numpy()).all()
+
+
+def test_evaluate_names_the_commands_that_score_a_saved_forecaster(tmp_path, capsys):
+    """A Forecaster.save folder holds no data to evaluate on (its data section is the estimator's own): one line
+    naming backtest, not the registry's 'unknown data'."""
+    wide = pd.DataFrame({"date": DATES, "a": values(0)})
+    folder = Forecaster(**TINY).fit(wide).save(tmp_path / "saved")
+    capsys.readouterr()
+    assert main(["evaluate", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a Forecaster.save folder" in err and "xformer backtest" in err

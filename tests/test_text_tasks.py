@@ -3,6 +3,7 @@ import math
 import shutil
 
 import pytest
+import yaml
 import torch
 
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
@@ -325,3 +326,22 @@ def test_init_from_rejects_another_vocabulary_or_architecture(mlm_run):
         init(classifier_config(mlm_run, **{"model.architecture": "decoder"}))
     with pytest.raises(ConfigError, match="model.core.norm_first is False in the pre-trained run but True"):
         init(classifier_config(mlm_run, **{"model.core": {**TINY_CORE, "norm_first": True}}))
+
+
+def test_generate_prints_an_encoder_decoders_output_alone(vocab_dir, tmp_path, capsys):
+    """A decoder continues its prompt, so the prompt is printed before the new text; an encoder-decoder's output
+    is a target of its own (the prompt is its source), printed without the source glued to its front."""
+    from xformer.cli import main
+
+    spec = {"model": {"architecture": "encoder-decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2,
+                                                                  "d_ff": 32},
+                      "tokenizer": {"name": "seq2seq_text"}, "head": {"name": "causal_lm"}},
+            "data": {"name": "text_seq2seq", "args": {"tokenizer": str(vocab_dir), "max_words": 3, "min_words": 3}},
+            "train": {"steps": 2, "batch_size": 8, "eval_every": 2, "eval_batches": 1}}
+    recipe = tmp_path / "s2s.yaml"
+    recipe.write_text(yaml.safe_dump(spec))
+    assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    prompt = "SOURCE-SENTENCE-MARKER"
+    assert main(["generate", str(tmp_path / "run"), "--prompt", prompt, "--greedy", "--max-new-tokens", "4"]) == 0
+    assert prompt not in capsys.readouterr().out

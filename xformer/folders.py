@@ -113,8 +113,9 @@ class OutputFolder:
             raise ConfigError(f"--overwrite would replace {self.path}, which holds the current folder; "
                               f"give a {what} folder of its own")
         if self.replacing and marker is not None and not (self.path / marker).exists():
-            raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of a {what}, and "
-                              f"--overwrite replaces only that; give a new folder")
+            article = "an" if what[0] in "aeiou" else "a"
+            raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of {article} "
+                              f"{what}, and --overwrite replaces only that; give a new folder")
 
     def replace(self) -> None:
         """Move the old folder aside (only with overwrite, only when it holds files) and make a new one."""

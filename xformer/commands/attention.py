@@ -89,7 +89,7 @@ def add_parser(subparsers) -> None:
                     "the image, its attention rollout and one attention map per layer and head.",
         epilog="example: xformer attention runs/vit_digits --index 3 --out attention.png")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="default test")
     p.add_argument("--index", type=int, default=0, help="which image of the split (default 0)")
     p.add_argument("--image", metavar="FILE", help="an image file instead of a split's image: preprocessed as "
                    "xformer predict does, titled with the predicted class and its probability")

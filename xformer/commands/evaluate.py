@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, load_yaml
 from ..folders import not_a_run_folder
 
 
@@ -25,6 +25,9 @@ def run(args: argparse.Namespace) -> None:
                               "(generate reads the folder directly)")
         if not (Path(run_dir) / "config.yaml").is_file():
             raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
+        if (load_yaml(Path(run_dir) / "config.yaml").get("data") or {}).get("name") == "forecaster":
+            raise ConfigError(f"{run_dir} is a Forecaster.save folder, which holds no data to evaluate on; score it "
+                              f"with xformer backtest {run_dir} --data FILE --windows N (or xformer forecast)")
     print(json.dumps(evaluate_ensemble(runs, args.checkpoint, overrides), indent=1))
 
 

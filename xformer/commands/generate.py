@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> None:
     texts = generate_text(model, vocab, [args.prompt] * args.num_samples, args.max_new_tokens, do_sample=do_sample,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
                           length_penalty=args.length_penalty, generator=generator)
-    print(("\n" + "-" * 40 + "\n").join(args.prompt + text for text in texts))
+    # a decoder continues the prompt; an encoder-decoder's output is a target of its own, printed alone
+    shown = args.prompt if model.config.architecture == "decoder" else ""
+    print(("\n" + "-" * 40 + "\n").join(shown + text for text in texts))
 
 
 def add_parser(subparsers) -> None:
