@@ -64,8 +64,10 @@ def run(args: argparse.Namespace) -> None:
     texts = generate_text(model, vocab, [args.prompt] * args.num_samples, args.max_new_tokens, do_sample=do_sample,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
                           length_penalty=args.length_penalty, generator=generator)
-    # a decoder continues the prompt; an encoder-decoder's output is a target of its own, printed alone
-    shown = args.prompt if model.config.architecture == "decoder" else ""
+    # a language model continues the prompt (a baseline LM, which has no config, too); an encoder-decoder's
+    # output is a target of its own, printed alone
+    seq2seq = getattr(getattr(model, "config", None), "architecture", None) == "encoder-decoder"
+    shown = "" if seq2seq else args.prompt
     print(("\n" + "-" * 40 + "\n").join(shown + text for text in texts))
 
 
