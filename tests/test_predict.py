@@ -457,3 +457,22 @@ def test_a_relative_data_root_is_recorded_absolute_so_the_run_resumes_from_anywh
     assert main(["evaluate", str(tmp_path / "run")]) == 0
     monkeypatch.chdir(tmp_path)  # the relative root again, where it means the same folder: not a change
     assert main(["train", "--resume", "run", "data.args.root=images", "train.steps=6", "--quiet"]) == 0
+
+
+def test_a_16_bit_grey_image_is_scaled_to_8_bits_not_clipped(image_run, tmp_path):
+    """PIL's convert("L") clips a 16-bit grey PNG (mode I;16) at 255: a 0-65535 ramp would come out 99% white."""
+    import numpy as np
+    from PIL import Image
+
+    from xformer.data.image_augment import convert_image
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    with Image.open(tmp_path / "ramp16.png") as image:
+        assert image.mode == "I;16"
+        grey = np.asarray(convert_image(image, "L"), dtype=float)
+        rgb = np.asarray(convert_image(image, "RGB"), dtype=float)
+    np.testing.assert_allclose(grey, np.floor(ramp / 256), atol=1)  # the ramp, in 8 bits
+    assert rgb.shape == (64, 64, 3) and abs(rgb.mean() - 127.5) < 1
+    run, _ = image_run
+    assert main(["predict", str(run), str(tmp_path / "ramp16.png")]) == 0  # through predict's reader too

@@ -145,10 +145,12 @@ def load_image(path: str | Path, spec: dict) -> torch.Tensor:
     """One image file as the run's evaluation transform makes it: (C, H, W) float."""
     from PIL import Image
 
+    from .data.image_augment import convert_image
+
     mode = {1: "L", 3: "RGB"}[int(spec["channels"])]
     try:
         with Image.open(path) as im:
-            image = im.convert(mode)
+            image = convert_image(im, mode)
             image.load()
     except FileNotFoundError:
         raise ConfigError(f"image {path} does not exist; give an image file or a folder of them") from None

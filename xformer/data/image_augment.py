@@ -35,6 +35,14 @@ def _resize(image_size: tuple[int, int]) -> list:
     return [v2.Resize(list(image_size), antialias=True)]
 
 
+def convert_image(image, mode: str):
+    """A PIL image in ``mode`` ("L" or "RGB"). A 16-bit grey image (mode I;16, e.g. a microscope's or a
+    scanner's PNG) is scaled to 8 bits first: PIL's own convert clips it at 255, turning nearly every pixel white."""
+    if image.mode.startswith("I;16"):
+        image = image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    return image.convert(mode)
+
+
 def to_float_image() -> list:
     """PIL / uint8 / float input -> float32 tensor (C, H, W) in [0, 1]."""
     from torchvision.transforms import v2

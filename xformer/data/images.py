@@ -39,8 +39,8 @@ from ..batch import IMAGES, LABELS
 from ..errors import ConfigError, UserError
 from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
-from .image_augment import (TRAIN_ITEM, ImageCollate, check_normalisation, eval_transform, make_mixup,
-                            train_transform)
+from .image_augment import (TRAIN_ITEM, ImageCollate, check_normalisation, convert_image, eval_transform,
+                            make_mixup, train_transform)
 from .registry import DataBundle, register_data
 
 # what PIL raises for a file it cannot read: OSError (UnidentifiedImageError, truncated data), ValueError
@@ -385,7 +385,7 @@ def _open(path: str, mode: str):
     """ImageFolder's loader: an image that fails to decode mid-training is a one-line user error."""
     try:
         with Image.open(path) as im:
-            return im.convert(mode)
+            return convert_image(im, mode)
     except IMAGE_ERRORS as e:
         raise unreadable_image(path, e) from None
 
