@@ -110,37 +110,34 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
                                   "steps the run has done; give train.steps (or train.epochs) beyond them")
         trainer.check_early_stopping_metric()
         try:
-            log = None
-            if world.main:
+            try:
+                log = None
+                if world.main:
+                    if folder is not None:
+                        folder.replace()
+                        trainer.after_save = folder.started
+                    write_atomically(run_dir / "config.yaml", yaml.safe_dump(recipe_dict(config), sort_keys=False))
+                    if data.save is not None:
+                        data.save(run_dir)
+                    if source is not None and source.tokenizer is not None:  # its own names, for export back
+                        keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
+                    log = RunLog(run_dir, trainer.step if resume else None)
+                start = time.perf_counter()
+                trainer.fit(log, progress)
+            except BaseException:
                 if folder is not None:
-                    folder.replace()
-                    trainer.after_save = folder.started
-                write_atomically(run_dir / "config.yaml", yaml.safe_dump(recipe_dict(config), sort_keys=False))
-                if data.save is not None:
-                    data.save(run_dir)
-                if source is not None and source.tokenizer is not None:  # its own names, for export back
-                    keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
-                log = RunLog(run_dir, trainer.step if resume else None)
-            start = time.perf_counter()
-            trainer.fit(log, progress)
-        except BaseException as error:
-            if folder is not None:
-                folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
-            hinted = _with_resume_hint(error, run_dir)
-            if hinted is error:
+                    folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
                 raise
-            raise hinted from error
-        seconds = time.perf_counter() - start
-        try:
+            seconds = time.perf_counter() - start
             final = _final_metrics(trainer, run_dir)
             final.update(train_seconds=round(seconds, 2), steps=trainer.step, best_step=trainer.best_step)
             from .report import write_report  # the data's report (e.g. confusion matrix), best weights, rank 0
             write_report(trainer, config.model, run_dir)
-        except (ConfigError, UserError) as error:  # e.g. an unreadable test image, met only now
-            hinted = _with_resume_hint(error, run_dir)
-            if hinted is error:
-                raise
-            raise hinted from error
+        except (ConfigError, UserError) as error:  # e.g. an unreadable image, met mid-run or at the test split
+            if (run_dir / "checkpoints" / POINTER).is_file():  # the same command again would be refused: say how
+                error.args = (f"{error}; the run's checkpoints are kept: after the fix, finish it with "
+                              f"xformer train --resume {run_dir}",)
+            raise
         if log is not None:
             log.finish(final)
         return final
@@ -150,24 +147,18 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             vocab_dir.cleanup()
 
 
-def class_names(data: DataBundle) -> list[str] | None:
-    """The class names the data writes to a run folder's classes.json (None when it writes none)."""
+def saved_by_data(data: DataBundle, names: tuple[str, ...]) -> dict[str, dict]:
+    """{name: its JSON} of those of the files ``names`` that ``data.save`` writes into a run folder."""
     if data.save is None:
-        return None
+        return {}
     with tempfile.TemporaryDirectory() as folder:
         data.save(Path(folder))
-        names = Path(folder) / "classes.json"
-        return json.loads(names.read_text()).get("class_names") if names.is_file() else None
+        return {n: json.loads((Path(folder) / n).read_text()) for n in names if (Path(folder) / n).is_file()}
 
 
-def _with_resume_hint(error: BaseException, run_dir: Path) -> BaseException:
-    """A user error met after the run saved a checkpoint, its message telling how to finish the run once the
-    input is fixed (the same command again would be refused: the folder holds the run); other errors as
-    they are."""
-    if not isinstance(error, (ConfigError, UserError)) or not (run_dir / "checkpoints" / POINTER).is_file():
-        return error
-    return type(error)(f"{error}; the run's checkpoints are kept: after the fix, finish it with "
-                       f"xformer train --resume {run_dir}")
+def class_names(data: DataBundle) -> list[str] | None:
+    """The class names the data writes to a run folder's classes.json (None when it writes none)."""
+    return saved_by_data(data, ("classes.json",)).get("classes.json", {}).get("class_names")
 
 
 def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
@@ -284,17 +275,13 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
             if have is not None and have != value:
                 raise ConfigError(f"the data gives {part}.{key}={value}, but the run's model has {have}; evaluate "
                                   "it on data of the same shape")
-    if data.save is None:
-        return
-    with tempfile.TemporaryDirectory() as other:
-        data.save(Path(other))
-        for name, key in (("classes.json", "class_names"), ("series_scaler.json", "columns")):
-            if (run_dir / name).is_file() and (Path(other) / name).is_file():
-                ours = json.loads((run_dir / name).read_text()).get(key)
-                theirs = json.loads((Path(other) / name).read_text()).get(key)
-                if ours != theirs:
-                    raise ConfigError(f"the data's {key.replace('_', ' ')} {theirs} are not the run's {ours} "
-                                      f"({run_dir / name}); give data labelled as the run's")
+    keys = {"classes.json": "class_names", "series_scaler.json": "columns"}
+    for name, saved in saved_by_data(data, tuple(keys)).items():
+        if (run_dir / name).is_file():
+            ours, theirs = json.loads((run_dir / name).read_text()).get(keys[name]), saved.get(keys[name])
+            if ours != theirs:
+                raise ConfigError(f"the data's {keys[name].replace('_', ' ')} {theirs} are not the run's {ours} "
+                                  f"({run_dir / name}); give data labelled as the run's")
 
 
 def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list[str] = ()) -> dict[str, float]:
