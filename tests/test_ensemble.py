@@ -1,11 +1,13 @@
 """Ensembles: several trained runs of one task evaluated as one model (`xformer evaluate RUN RUN ...`), their
 forecasts (each quantile too) or class probabilities averaged; runs of other data refused in one line."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import default_collate
 
@@ -127,7 +129,7 @@ def test_evaluate_scores_the_average_forecast_of_the_runs(series_runs, capsys):
     assert ensemble["test_mse"] != pytest.approx(members[0]["test_mse"], rel=1e-4)
 
 
-def test_runs_of_other_data_or_heads_are_refused_in_one_line(series_runs, capsys):
+def test_runs_of_other_data_or_heads_are_refused_in_one_line(series_runs, capsys, monkeypatch):
     tmp, runs = series_runs
     other = train(tmp, series_recipe(tmp / "a.csv", 1, horizon=4), "h4")
     capsys.readouterr()
@@ -140,6 +142,18 @@ def test_runs_of_other_data_or_heads_are_refused_in_one_line(series_runs, capsys
     capsys.readouterr()
     assert main(["evaluate", str(runs[0]), str(quantiles)]) == 2
     assert "ensemble runs with the same head and quantiles" in capsys.readouterr().err
+    # a run of an earlier release recorded its data path as given (relative): the same file, so it may join
+    older = tmp / "older"
+    shutil.copytree(runs[1], older)
+    saved = yaml.safe_load((older / "config.yaml").read_text())
+    saved["data"]["args"]["path"] = "a.csv"
+    (older / "config.yaml").write_text(yaml.safe_dump(saved))
+    monkeypatch.chdir(tmp)
+    capsys.readouterr()
+    assert main(["evaluate", str(runs[0]), str(older)]) == 0, capsys.readouterr().err
+    monkeypatch.chdir(older)  # from elsewhere "a.csv" is another file
+    assert main(["evaluate", str(runs[0]), str(older)]) == 2
+    assert "(data: path " in capsys.readouterr().err
     assert main(["evaluate", str(runs[0]), str(tmp / "missing")]) == 2
     assert f"{tmp / 'missing'} does not exist" in capsys.readouterr().err
     assert main(["evaluate", "data.args.horizon=4"]) == 2

@@ -16,6 +16,7 @@ from ..data.registry import DataBundle
 from ..ensemble import Ensemble
 from ..folders import not_a_run_folder
 from .config import ExperimentConfig
+from .resume import absolute_data_paths
 from .run import evaluate_model, load_run, load_run_model
 
 
@@ -36,8 +37,10 @@ def check_same_data(first: Path, other: Path) -> None:
         raise ConfigError(f"{not_a_run_folder(other)}; give --out folders of xformer train")
     ours, theirs = load_yaml(Path(first) / "config.yaml"), load_yaml(Path(other) / "config.yaml")
     # the vocabulary's path aside: where it came from does not matter, its files are compared below; and the
-    # augmentation of training batches aside: a CCT trained with MixUp and a CNN without read the same splits
-    a, b = ({"name": (run.get("data") or {}).get("name"), **((run.get("data") or {}).get("args") or {}),
+    # augmentation of training batches aside: a CCT trained with MixUp and a CNN without read the same splits.
+    # Runs record their data paths absolute; one recorded relative (before that) is taken from the current directory
+    a, b = ({"name": (run.get("data") or {}).get("name"),
+             **absolute_data_paths((run.get("data") or {}).get("args") or {}),
              "tokenizer": None, **dict.fromkeys(TRAINING_ONLY)} for run in (ours, theirs))
     if a != b:
         differ = ", ".join(f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b), key=str)
