@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
-from xformer.baselines import DLinear, RLinear, build_baseline, moving_average
+from xformer.baselines import DLinear, RLinear, SparseTSF, build_baseline, moving_average
 from xformer.config import ConfigError
 from xformer.data.series import WindowDataset, forecast_errors
 from xformer.forecast import Forecaster
@@ -84,6 +84,61 @@ def test_rlinear_learns_what_last_value_cannot():
         mse = model(held_out)["loss"].item()
         naive = build_baseline("last_value", n_channels=2, input_len=48, horizon=24)(held_out)["loss"].item()
     assert mse < 0.2 * naive, (mse, naive)
+
+
+def test_sparsetsf_forecasts_each_phase_from_the_same_phase_of_past_periods():
+    """y_hat_{i w + p} = sum_j W_ij z_{j w + p} + mean(x), z = x' + conv(x'), x' = x - mean(x), written out
+    with loops; the oldest L mod w steps are left out and the last output period is cut to H."""
+    torch.manual_seed(0)
+    w, L, H = 4, 22, 10  # 2 steps left out, n = 5 input periods, m = 3 output periods cut to 10 steps
+    model = SparseTSF(n_channels=3, input_len=L, horizon=H, period=w).double()
+    x = torch.randn(2, L, 3, dtype=torch.float64)
+    used = x[:, 2:]
+    mean = used.mean(1, keepdim=True)
+    centred = used - mean
+    kernel = model.conv.weight[0, 0]  # k = 5, zero padding 2
+    padded = torch.nn.functional.pad(centred.transpose(1, 2), (2, 2))
+    z = centred + torch.stack([(padded[:, :, t:t + 5] * kernel).sum(-1) for t in range(20)], dim=2).transpose(1, 2)
+    weight = model.linear.weight  # (m, n)
+    ref = torch.empty(2, H, 3, dtype=torch.float64)
+    for i in range(3):
+        for p in range(w):
+            if i * w + p < H:
+                ref[:, i * w + p] = sum(weight[i, j] * z[:, j * w + p] for j in range(5)) + mean[:, 0]
+    out = model({"inputs": x, "targets": torch.zeros(2, H, 3, dtype=torch.float64)})
+    torch.testing.assert_close(out["prediction"], ref)
+    assert int(out["loss_weight"]) == 2 * H * 3 and out["loss"].requires_grad
+    shifted = model({"inputs": x + 5.0})["prediction"]  # mean centring: a level shift passes straight through
+    torch.testing.assert_close(shifted, out["prediction"] + 5.0)
+    import yaml
+
+    recipe = yaml.safe_load((Path(__file__).parents[1] / "tasks" / "sparsetsf_etth1.yaml").read_text())
+    paper = build_baseline("sparsetsf", n_channels=7, input_len=720, horizon=336, **recipe["model"]["baseline"]["args"])
+    assert sum(p.numel() for p in paper.parameters()) == 30 * 14 + 25  # the paper's "1k parameters"
+    with pytest.raises(ConfigError, match="period"):
+        build_baseline("sparsetsf", n_channels=1, input_len=12, horizon=4, period=24)
+
+
+def test_sparsetsf_learns_a_daily_shape_with_a_trend():
+    """A daily sine on a rising level: SparseTSF trained 300 Adam steps forecasts 48 steps with a fraction of the
+    seasonal naive forecast's error (which repeats yesterday, so it misses the trend)."""
+    torch.manual_seed(0)
+    t = torch.arange(2000.0)
+    series = (torch.sin(2 * torch.pi * t / 24)[:, None] * torch.tensor([1.0, 2.0]) + 0.01 * t[:, None]
+              + 0.1 * torch.randn(2000, 2))
+    windows = series.unfold(0, 168 + 48, 1).transpose(1, 2)  # (N, 216, C)
+    x, y = windows[:, :168], windows[:, 168:]
+    model = SparseTSF(2, 168, 48, period=24)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for step in range(300):
+        idx = torch.randint(0, 1400, (64,))
+        loss = model({"inputs": x[idx], "targets": y[idx]})["loss"]
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+    with torch.no_grad():
+        held_out = {"inputs": x[1500:], "targets": y[1500:]}
+        mse = model(held_out)["loss"].item()
+        naive = build_baseline("seasonal_naive", n_channels=2, input_len=168, horizon=48)(held_out)["loss"].item()
+    assert mse < 0.25 * naive, (mse, naive)
 
 
 def test_naive_baselines():
@@ -205,6 +260,7 @@ def test_recipes_build_the_patchtst42_64_and_dlinear_models(prefix, n_patches):
 
 def test_recipes_parse_with_the_trainer_schema():
     from xformer.train import config
+    from xformer.train.optim import _EpochDecay
 
     tasks = Path(__file__).resolve().parents[1] / "tasks"
     for horizon in (96, 192, 336, 720):
@@ -216,6 +272,13 @@ def test_recipes_parse_with_the_trainer_schema():
     assert experiment.model.baseline.name == "dlinear" and experiment.train.schedule == "epoch_decay"
     experiment = config.load_experiment(tasks / "rlinear_etth1.yaml")
     assert experiment.model.baseline.name == "rlinear" and experiment.train.batch_size == 128
+    experiment = config.load_experiment(tasks / "sparsetsf_etth1.yaml")
+    assert experiment.model.baseline.name == "sparsetsf" and experiment.data.args["input_len"] == 720
+    # lss-1138/SparseTSF utils/tools.py lradj "type3", called with epoch + 1 after each 0-based epoch e: the lr
+    # during epoch e is lr for e < 3, else lr * 0.8 ** (e - 3) (epoch 0 keeps the optimizer's initial lr)
+    decay = _EpochDecay(steps_per_epoch=10, keep=experiment.train.decay_after_epochs, gamma=experiment.train.gamma)
+    reference = [1.0] + [1.0 if e < 3 else 0.8 ** (e - 3) for e in range(1, 30)]
+    assert [decay(10 * e) for e in range(30)] == pytest.approx(reference)
 
 
 def test_token_batchnorm_is_patchtsts_transposed_batchnorm1d():

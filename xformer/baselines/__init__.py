@@ -5,7 +5,7 @@ for the same data (``logits`` for language models and classifiers, ``prediction`
 plus ``loss`` and ``loss_weight``), so one trainer and one ``evaluate`` serve both. Each module
 registers its baselines with :func:`xformer.models.register_baseline`:
 
-    series.py            last_value, seasonal_naive, dlinear, rlinear
+    series.py            last_value, seasonal_naive, dlinear, rlinear, sparsetsf
     recurrent_series.py  lstm_forecaster
     images.py            mlp, cnn
     text.py              ngram_lm, rnn_lm, lstm_lm, lstm_seq2seq
@@ -18,7 +18,7 @@ A recipe names one as
 from torch import nn
 
 from ..models import BASELINES, PartConfig, build_part, import_parts
-from .series import DLinear, LastValue, RLinear, SeasonalNaive, moving_average
+from .series import DLinear, LastValue, RLinear, SeasonalNaive, SparseTSF, moving_average
 
 
 def build_baseline(name: str, **args) -> nn.Module:
@@ -28,4 +28,4 @@ def build_baseline(name: str, **args) -> nn.Module:
     return build_part(BASELINES, "baseline", PartConfig(name, args))
 
 
-__all__ = ["BASELINES", "DLinear", "LastValue", "RLinear", "SeasonalNaive", "build_baseline", "moving_average"]
+__all__ = ["BASELINES", "DLinear", "LastValue", "RLinear", "SeasonalNaive", "SparseTSF", "build_baseline", "moving_average"]

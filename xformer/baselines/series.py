@@ -1,5 +1,5 @@
-"""Forecasting baselines: last value, seasonal naive, DLinear (Zeng et al. 2023, LTSF-Linear) and RLinear
-(Li et al. 2023, RevIN + one linear map).
+"""Forecasting baselines: last value, seasonal naive, DLinear (Zeng et al. 2023, LTSF-Linear), RLinear
+(Li et al. 2023, RevIN + one linear map) and SparseTSF (Lin et al. 2024, one linear map across periods).
 
 Each is a small ``nn.Module`` with the forward contract of :class:`xformer.models.Model`:
 ``forward(batch) -> {"prediction": (B, H, C), "loss", "loss_weight"}`` (the loss
@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..batch import INPUTS
+from ..errors import ConfigError
 from ..heads.forecasting import forecast_output
 from ..registry import register_baseline
 from ..tokenizers.series import RevIN
@@ -99,6 +100,43 @@ class RLinear(nn.Module):
         return forecast_output(self.revin.denormalize(y.transpose(1, 2), stats), batch)
 
 
+class SparseTSF(nn.Module):
+    """Cross-period sparse forecasting (Lin et al. 2024, "SparseTSF: Modeling Long-term Time Series
+    Forecasting with 1k Parameters"; lss-1138/SparseTSF ``models/SparseTSF.py``, the linear variant).
+    With period w (24 for hourly data), n = L / w input periods and m = ceil(H / w) output periods:
+
+        x' = x - mean_t(x)                                   (per window and channel)
+        z  = x' + conv_k(x'),  k = 2 floor(w / 2) + 1        (one kernel for all channels, zero padding)
+        z_{p, j} = z_{j w + p}                               (phase p < w, period j < n)
+        y_{p, i} = sum_j W_{i j} z_{p, j}                    (one (n -> m) map, no bias, for every phase)
+        y_hat_{i w + p} = y_{p, i} + mean_t(x)               (the first H steps)
+
+    Each phase of the period is forecast from the same phase of the past periods only, so the one map
+    learns the trend across periods and the period's shape comes from the input: n m + k weights
+    (445 for L=720, H=336, w=24). ``L`` need not be a multiple of w: the window's oldest L mod w steps are
+    left out (the reference requires a multiple); nor ``H``: the last period is cut.
+    """
+
+    def __init__(self, n_channels: int, input_len: int, horizon: int, period: int = 24):
+        super().__init__()
+        if not 0 < period <= input_len:
+            raise ConfigError(f"sparsetsf needs 0 < period <= input_len, got period={period}, input_len={input_len}; "
+                              "give the series' season as model.baseline.args.period (24 for hourly data) and an "
+                              "input_len of at least one season")
+        self.period, self.horizon, self.used = period, horizon, input_len - input_len % period
+        self.conv = nn.Conv1d(1, 1, kernel_size=1 + 2 * (period // 2), padding=period // 2, bias=False)
+        self.linear = nn.Linear(input_len // period, -(-horizon // period), bias=False)
+
+    def forward(self, batch: dict) -> dict:
+        x = batch[INPUTS][:, -self.used:]
+        (b, length, c), w = x.shape, self.period
+        mean = x.mean(1, keepdim=True)
+        z = (x - mean).transpose(1, 2).reshape(b * c, 1, length)
+        z = (z + self.conv(z)).reshape(b * c, length // w, w).transpose(1, 2)  # (BC, w, n)
+        y = self.linear(z).transpose(1, 2).reshape(b, c, -1)[:, :, :self.horizon]  # (B, C, m w) -> first H
+        return forecast_output(y.transpose(1, 2) + mean, batch)
+
+
 class LastValue(nn.Module):
     """y_hat_{L+h} = x_L for every step h of the horizon."""
 
@@ -127,7 +165,8 @@ class SeasonalNaive(nn.Module):
 
 register_baseline("dlinear")(DLinear)
 register_baseline("rlinear")(RLinear)
+register_baseline("sparsetsf")(SparseTSF)
 register_baseline("last_value")(LastValue)
 register_baseline("seasonal_naive")(SeasonalNaive)
 
-__all__ = ["moving_average", "DLinear", "RLinear", "LastValue", "SeasonalNaive"]
+__all__ = ["moving_average", "DLinear", "RLinear", "SparseTSF", "LastValue", "SeasonalNaive"]
