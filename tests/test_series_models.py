@@ -206,12 +206,20 @@ def test_forecaster_predicts_future_timestamps_and_quantiles(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_forecaster_dlinear_and_errors():
+def test_forecaster_dlinear_and_errors(tmp_path):
     df = _hourly_frame(300)
     out = Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1).fit(df).predict(df)
     assert out.shape == (6, 2) and str(out.index.freqstr) == "h"
     rlinear = Forecaster(model="rlinear", input_len=48, horizon=6, epochs=1, affine=True).fit(df)
     assert rlinear.predict(df).shape == (6, 2)
+    sparse = Forecaster(model="sparsetsf", period=24, input_len=48, horizon=6, epochs=1).fit(df)
+    assert sparse.predict(df).shape == (6, 2) and sparse.model.linear.weight.shape == (1, 2)
+    sparse.save(tmp_path / "sparse")
+    pd.testing.assert_frame_equal(Forecaster.load(tmp_path / "sparse").predict(df), sparse.predict(df))
+    with pytest.raises(ConfigError, match="needs period=, the season's length"):
+        Forecaster(model="sparsetsf", input_len=48, horizon=6)
+    with pytest.raises(ConfigError, match="period applies to model='sparsetsf' only"):
+        Forecaster(period=24)
     with pytest.raises(ConfigError, match="rlinear gives point forecasts only"):
         Forecaster(model="rlinear", input_len=48, horizon=6, quantiles=[0.1, 0.5, 0.9]).fit(df)
     with pytest.raises(ConfigError, match="revin=False does not apply"):

@@ -18,7 +18,8 @@ window are named in a warning (an error when none is long enough).
 
 ``model="patchtst"`` (default) is the shared transformer core fed by the ``series_patches``
 tokenizer; ``"steps"`` the same core with one token per time step (here one series at a time);
-``"dlinear"`` and ``"rlinear"`` the linear baselines (RLinear takes ``dropout`` and ``affine``). With
+``"dlinear"``, ``"rlinear"`` and ``"sparsetsf"`` the linear baselines (RLinear takes ``dropout`` and ``affine``,
+SparseTSF the season's length ``period``). With
 ``quantiles=[0.1, 0.5, 0.9]`` the model is trained with the pinball loss; a long result has ``y_hat``
 (the median) and ``y_hat_q{q}`` for the other levels, a wide result ``{name}`` and ``{name}_q{q}``
 for every level.

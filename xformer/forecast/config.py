@@ -9,7 +9,7 @@ from ..config import ConfigError
 from ..core import CoreConfig
 from ..models import ModelConfig, PartConfig
 
-MODELS = ("patchtst", "steps", "dlinear", "rlinear")
+MODELS = ("patchtst", "steps", "dlinear", "rlinear", "sparsetsf")
 
 
 @dataclass
@@ -43,6 +43,7 @@ class ForecasterConfig:
     futr_exog: list[str] | None = None  # future-known covariate columns (long format; futr_df at predict)
     calendar: list[str] | None = None  # calendar features from ds: hour, weekday, day, dayofyear, month
     stat_exog: list[str] | None = None  # static (per-series) columns of static_df, one row per unique_id
+    period: int | None = None  # sparsetsf only: the season's length in steps (24 for hourly data with a daily cycle)
 
     @property
     def exog(self) -> list[str]:
@@ -72,6 +73,10 @@ class ForecasterConfig:
         if self.has_covariates and self.model != "patchtst":
             raise ConfigError(f"covariates need model='patchtst' (its tokenizer turns them into tokens), not "
                               f"'{self.model}'")
+        if (self.model == "sparsetsf") != (self.period is not None):
+            raise ConfigError("model='sparsetsf' needs period=, the season's length in steps (24 for hourly data with "
+                              "a daily cycle, 7 for daily data with a weekly one)" if self.model == "sparsetsf" else
+                              f"period applies to model='sparsetsf' only, not '{self.model}'; drop it")
         if self.freq is not None:
             from .frames import parse_freq
             parse_freq(self.freq)  # the form only: a one-line error here rather than at the first predict
@@ -81,7 +86,7 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
     """The ModelConfig (as config.yaml holds it) of the forecaster's network."""
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model '{cfg.model}'; choose one of {', '.join(MODELS)}")
-    if cfg.model in ("dlinear", "rlinear"):
+    if cfg.model in ("dlinear", "rlinear", "sparsetsf"):
         if cfg.quantiles:
             raise ConfigError(f"{cfg.model} gives point forecasts only; drop quantiles or use model='patchtst'")
         sizes = {"n_channels": n_channels, "input_len": cfg.input_len, "horizon": cfg.horizon}
@@ -90,6 +95,8 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
                 raise ConfigError("rlinear is RevIN followed by a linear map, so revin=False does not apply; "
                                   "drop it, or use model='dlinear' for a linear model without RevIN")
             sizes.update(dropout=cfg.dropout, affine=cfg.affine)
+        if cfg.model == "sparsetsf":
+            sizes.update(period=cfg.period)
         return ModelConfig(baseline=PartConfig(cfg.model, sizes))
     common = {"n_channels": n_channels, "input_len": cfg.input_len, "dropout": cfg.dropout, "revin": cfg.revin,
               "affine": cfg.affine}
