@@ -27,7 +27,7 @@ def test_ett_borders_hourly_and_minute():
     assert split_borders(69680, 96, "ett", 96) == [(0, 34560), (34464, 46080), (45984, 57600)]
     n = 1000  # Dataset_Custom: 70% train, 20% test, the rest validation, starting L early
     assert split_borders(n, 50, "ratio") == [(0, 700), (650, 800), (750, 1000)]
-    with pytest.raises(ConfigError, match="needs 14400 rows"):
+    with pytest.raises(ConfigError, match=r"needs 14400 rows.*data.name=csv_series data.args.split=ratio"):
         split_borders(1000, 50, "ett", 24)
 
 

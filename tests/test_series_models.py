@@ -115,8 +115,13 @@ def test_sparsetsf_forecasts_each_phase_from_the_same_phase_of_past_periods():
     recipe = yaml.safe_load((Path(__file__).parents[1] / "tasks" / "sparsetsf_etth1.yaml").read_text())
     paper = build_baseline("sparsetsf", n_channels=7, input_len=720, horizon=336, **recipe["model"]["baseline"]["args"])
     assert sum(p.numel() for p in paper.parameters()) == 30 * 14 + 25  # the paper's "1k parameters"
-    with pytest.raises(ConfigError, match="period"):
+    with pytest.raises(ConfigError, match="period=24 is longer than input_len=12"):
         build_baseline("sparsetsf", n_channels=1, input_len=12, horizon=4, period=24)
+    with pytest.raises(ConfigError, match="needs model.baseline.args.period"):  # no silent 24 for daily data
+        build_baseline("sparsetsf", n_channels=1, input_len=28, horizon=7)
+    for bad in ("24", 24.0, True, 0):
+        with pytest.raises(ConfigError, match="model.baseline.args.period must be"):
+            build_baseline("sparsetsf", n_channels=1, input_len=48, horizon=4, period=bad)
 
 
 def test_sparsetsf_learns_a_daily_shape_with_a_trend():
@@ -220,6 +225,13 @@ def test_forecaster_dlinear_and_errors(tmp_path):
         Forecaster(model="sparsetsf", input_len=48, horizon=6)
     with pytest.raises(ConfigError, match="period applies to model='sparsetsf' only"):
         Forecaster(period=24)
+    for bad, message in (({"period": "24"}, "period='24': give a whole number"), ({"period": 0}, "period=0"),
+                         ({"period": 73}, "period=73 is longer than input_len=48"), ({"horizon": 0}, "horizon=0")):
+        with pytest.raises(ConfigError, match=message):  # at construction, naming the Forecaster's own options
+            Forecaster(**{"model": "sparsetsf", "period": 24, "input_len": 48, "horizon": 6, **bad})
+    numpy_sizes = Forecaster(model="sparsetsf", period=np.int64(24), input_len=np.int64(48), horizon=6, epochs=1)
+    numpy_sizes.fit(df).save(tmp_path / "numpy_sizes")  # numpy integers from a frame are saved as numbers
+    assert Forecaster.load(tmp_path / "numpy_sizes").config.period == 24
     with pytest.raises(ConfigError, match="rlinear gives point forecasts only"):
         Forecaster(model="rlinear", input_len=48, horizon=6, quantiles=[0.1, 0.5, 0.9]).fit(df)
     with pytest.raises(ConfigError, match="revin=False does not apply"):

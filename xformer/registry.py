@@ -119,7 +119,7 @@ def first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _is_whole_number(value: Any) -> bool:
+def is_whole_number(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -133,7 +133,7 @@ def check_sizes(prefix: str, minimum: int = 1, **sizes: Any) -> None:
         if value is None:
             continue
         values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not values or not all(_is_whole_number(v) for v in values):
+        if not values or not all(is_whole_number(v) for v in values):
             raise ConfigError(f"{prefix}.{key} must be a whole number >= {minimum}, got {value!r}")
         if any(v < minimum for v in values):
             raise ConfigError(f"{prefix}.{key} must be >= {minimum}, got {value!r}")
@@ -154,7 +154,7 @@ def check_fractions(prefix: str, include_one: bool = False, **fractions: Any) ->
 def check_vocabulary(prefix: str, vocab_size: Any, pad_id: Any = None) -> None:
     """``vocab_size`` >= 1 and, when given, ``pad_id`` one of its ids (an embedding's padding row)."""
     check_sizes(prefix, vocab_size=vocab_size)
-    if pad_id is not None and not (_is_whole_number(pad_id) and 0 <= pad_id < vocab_size):
+    if pad_id is not None and not (is_whole_number(pad_id) and 0 <= pad_id < vocab_size):
         raise ConfigError(f"{prefix}.pad_id must be an id in [0, {vocab_size}) (the vocabulary), got {pad_id!r}")
 
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..batch import INPUTS
 from ..errors import ConfigError
 from ..heads.forecasting import forecast_output
-from ..registry import register_baseline
+from ..registry import check_sizes, register_baseline
 from ..tokenizers.series import RevIN
 
 
@@ -117,12 +117,15 @@ class SparseTSF(nn.Module):
     left out (the reference requires a multiple); nor ``H``: the last period is cut.
     """
 
-    def __init__(self, n_channels: int, input_len: int, horizon: int, period: int = 24):
+    def __init__(self, n_channels: int, input_len: int, horizon: int, period: int | None = None):
         super().__init__()
-        if not 0 < period <= input_len:
-            raise ConfigError(f"sparsetsf needs 0 < period <= input_len, got period={period}, input_len={input_len}; "
-                              "give the series' season as model.baseline.args.period (24 for hourly data) and an "
-                              "input_len of at least one season")
+        if period is None:  # no default: 24 would silently ignore a weekly cycle of daily data
+            raise ConfigError("sparsetsf needs model.baseline.args.period, the season's length in steps (24 for "
+                              "hourly data with a daily cycle, 7 for daily data with a weekly one)")
+        check_sizes("model.baseline.args", period=period)
+        if period > input_len:
+            raise ConfigError(f"sparsetsf's period={period} is longer than input_len={input_len}; give an input_len of "
+                              f"at least one season (data.args.input_len={period} or more)")
         self.period, self.horizon, self.used = period, horizon, input_len - input_len % period
         self.conv = nn.Conv1d(1, 1, kernel_size=1 + 2 * (period // 2), padding=period // 2, bias=False)
         self.linear = nn.Linear(input_len // period, -(-horizon // period), bias=False)

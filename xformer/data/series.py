@@ -194,7 +194,7 @@ def split_borders(n_rows: int, input_len: int, split: str = "ratio", rows_per_da
         ends = [12 * month, 16 * month, 20 * month]
         if n_rows < ends[-1]:
             raise ConfigError(f"split='ett' needs {ends[-1]} rows (20 months of {rows_per_day} rows a day), "
-                              f"the series has {n_rows}; use split='ratio'")
+                              f"the series has {n_rows}; use split='ratio' (data.name=csv_series data.args.split=ratio)")
     elif split == "ratio":
         n_train, n_test = int(n_rows * train_ratio), int(n_rows * test_ratio)
         ends = [n_train, n_rows - n_test, n_rows]

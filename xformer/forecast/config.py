@@ -1,13 +1,15 @@
 """The Forecaster's settings and the network they describe (a ModelConfig, as config.yaml holds it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
 from ..core import CoreConfig
 from ..models import ModelConfig, PartConfig
+from ..registry import is_whole_number
 
 MODELS = ("patchtst", "steps", "dlinear", "rlinear", "sparsetsf")
 
@@ -73,6 +75,17 @@ class ForecasterConfig:
         if self.has_covariates and self.model != "patchtst":
             raise ConfigError(f"covariates need model='patchtst' (its tokenizer turns them into tokens), not "
                               f"'{self.model}'")
+        for f in fields(self):  # numpy scalars (np.int64(24) from a frame) as Python numbers, so that save writes JSON
+            value = getattr(self, f.name)
+            if isinstance(value, np.generic):
+                setattr(self, f.name, value.item())
+        for name in ("input_len", "horizon", "period"):
+            value = getattr(self, name)
+            if value is not None and (not is_whole_number(value) or value < 1):
+                raise ConfigError(f"{name}={value!r}: give a whole number >= 1")
+        if self.period is not None and self.period > self.input_len:
+            raise ConfigError(f"period={self.period} is longer than input_len={self.input_len}; give an input_len of at "
+                              "least one season")
         if (self.model == "sparsetsf") != (self.period is not None):
             raise ConfigError("model='sparsetsf' needs period=, the season's length in steps (24 for hourly data with "
                               "a daily cycle, 7 for daily data with a weekly one)" if self.model == "sparsetsf" else
