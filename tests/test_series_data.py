@@ -104,7 +104,7 @@ def test_evaluate_matches_numpy_and_covers_every_window():
 def test_missing_values_policy():
     df = _frame(50)
     df.loc[[0, 10, 11], "v1"] = np.nan
-    with pytest.raises(ConfigError, match=r"column 'v1' \(3 of 50 rows\).*missing='ffill'"):
+    with pytest.raises(ConfigError, match=r"column 'v1' \(3 of 50 rows\).*missing='ffill'.*data.args.missing=interpolate"):
         read_series(df)
     filled = read_series(df, missing="ffill")
     assert filled["v1"].iloc[10] == filled["v1"].iloc[11] == df["v1"].iloc[9]

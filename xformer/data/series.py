@@ -114,7 +114,8 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
     if counts.any() and missing == "error":
         where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())
         raise ConfigError(f"missing values in column {where}; "
-                          "pass missing='ffill' or missing='interpolate' to fill them")
+                          "pass missing='ffill' or missing='interpolate' to fill them (in a recipe or on the "
+                          "command line: data.args.missing=interpolate)")
     return values
 
 
