@@ -267,3 +267,75 @@ def test_predict_averages_the_probabilities_of_several_runs(tmp_path):
     assert main(["predict", str(runs[0]), str(folder), "--ensemble", str(runs[1]), "--out",
                  str(tmp_path / "p.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "p.csv")) == len(both)
+
+
+# ---- forecasters of different lookbacks (N-BEATS' multi-lookback ensembles) ---------------------------------
+def test_a_trailing_window_reads_the_last_steps_of_inputs_and_covariates():
+    from xformer.batch import FUTURE_COVARIATES, INPUTS, PAST_COVARIATES, STATIC_COVARIATES
+    from xformer.ensemble import TrailingWindow
+
+    seen = {}
+
+    class Recorder(nn.Module):
+        def forward(self, batch):
+            seen.update(batch)
+            return forecast_output(batch[INPUTS][:, -3:], batch)
+
+    L, H = 10, 3
+    batch = {INPUTS: torch.arange(2 * L * 1.0).reshape(2, L, 1), PAST_COVARIATES: torch.randn(2, L, 2),
+             FUTURE_COVARIATES: torch.randn(2, L + H, 3), STATIC_COVARIATES: torch.randn(2, 4)}
+    TrailingWindow(Recorder(), 4)(batch)
+    torch.testing.assert_close(seen[INPUTS], batch[INPUTS][:, 6:])
+    torch.testing.assert_close(seen[PAST_COVARIATES], batch[PAST_COVARIATES][:, 6:])
+    torch.testing.assert_close(seen[FUTURE_COVARIATES], batch[FUTURE_COVARIATES][:, 6:])  # 4 + H rows, same horizon
+    assert seen[STATIC_COVARIATES] is batch[STATIC_COVARIATES] and batch[INPUTS].shape[1] == L  # the caller's kept
+    with pytest.raises(ConfigError, match="a member of the ensemble reads 12 steps and the data's windows hold 10"):
+        TrailingWindow(Recorder(), 12)(batch)
+
+
+def test_runs_of_different_lookbacks_forecast_the_same_windows_as_their_average(series_runs, capsys):
+    """A DLinear with a 16-step window joins the 24-step PatchTST runs: each split's windows forecast the same
+    steps whatever the lookback, and the ensemble averages each model on its own window of them."""
+    tmp, runs = series_runs
+    recipe = series_recipe(tmp / "a.csv", 1)
+    recipe["model"] = {"baseline": {"name": "dlinear", "args": {"kernel_size": 5}}}
+    recipe["data"]["args"]["input_len"] = 16
+    short = train(tmp, recipe, "dlinear16")
+    forecasts, truths = [], []
+    for run in (runs[0], short):  # each on its own data: 24 and 16 steps before the same origins
+        f, truth = forecasts_by_hand([run])
+        forecasts.append(f[0])
+        truths.append(truth)
+    torch.testing.assert_close(truths[0], truths[1])
+    by_hand = ((torch.stack(forecasts).mean(0) - truths[0]) ** 2).mean().item()
+    for order in ([short, runs[0]], [runs[0], short], [short, runs[0], runs[0]]):
+        members = len(order)
+        mean = (forecasts[1] + (members - 1) * forecasts[0]) / members
+        expected = ((mean - truths[0]) ** 2).mean().item() if members == 3 else by_hand
+        assert evaluate_ensemble(order)["test_mse"] == pytest.approx(expected, rel=1e-5)
+    capsys.readouterr()
+    assert main(["evaluate", str(short), str(runs[0]), "data.args.input_len=16"]) == 2
+    assert "the data gives tokenizer.input_len=16, but the run's model has 24" in capsys.readouterr().err
+    recipe["data"]["args"]["horizon"] = 4  # anything but the lookback still has to agree
+    other = train(tmp, recipe, "dlinear16h4")
+    assert main(["evaluate", str(runs[0]), str(other)]) == 2
+    assert "(data: horizon 8 vs 4)" in capsys.readouterr().err
+
+
+def test_forecasters_of_different_windows_forecast_their_mean(tmp_path):
+    from xformer.forecast import Forecaster
+    from test_forecaster_long import COV, leading_frame
+
+    df = leading_frame()
+    history = df.groupby("unique_id").head(190).reset_index(drop=True)
+    future = df.groupby("unique_id").tail(10).groupby("unique_id").head(6)[["unique_id", "ds", "now"]]
+    long, short = (Forecaster(**{**COV, "input_len": L}, hist_exog=["x"], futr_exog=["now"]).fit(history)
+                   for L in (24, 12))
+    both = Forecaster.ensemble([short, long])
+    assert both.config.input_len == 24 and short.config.input_len == 12  # the members are left as they were
+    one, other = long.predict(history, futr_df=future), short.predict(history, futr_df=future)
+    assert not np.allclose(one["y_hat"], other["y_hat"])
+    mean = both.predict(history, futr_df=future)
+    np.testing.assert_allclose(mean["y_hat"], (one["y_hat"] + other["y_hat"]) / 2, rtol=1e-5, atol=1e-6)
+    paths = [long.save(tmp_path / "long"), short.save(tmp_path / "short")]
+    pd.testing.assert_frame_equal(Forecaster.load(paths).predict(history, futr_df=future), mean)

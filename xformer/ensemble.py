@@ -19,12 +19,17 @@ What is averaged, per output of the members' common contract (``forecast_output`
   itself, without the members' label smoothing (the ensemble's own likelihood).
 
 Language models (per-token logits) are not averaged here: sampling from an ensemble is another tool.
+
+Forecasters of different lookbacks (N-BEATS' ensembles mix windows of 2H to 7H; Oreshkin et al. 2020) join
+through ``TrailingWindow``: every member is fed the longest member's window and reads its own last steps, so
+all of them forecast the same H steps after the same origin.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from .batch import FUTURE_COVARIATES, INPUTS, PAST_COVARIATES
 from .errors import ConfigError
 from .heads.classification import classification_output
 from .heads.forecasting import forecast_output
@@ -59,11 +64,35 @@ class Ensemble(nn.Module):
 
     def _quantiles(self) -> Tensor:
         """The members' common quantile levels (their heads' ``quantiles`` buffers)."""
-        levels = [getattr(getattr(member, "head", member), "quantiles", None) for member in self.members]
+        models = [member.model if isinstance(member, TrailingWindow) else member for member in self.members]
+        levels = [getattr(getattr(model, "head", model), "quantiles", None) for model in models]
         if any(q is None for q in levels) or any(not torch.equal(q, levels[0]) for q in levels[1:]):
             raise ConfigError("the members forecast different quantiles; ensemble runs trained with the same "
                               "model.head.args.quantiles")
         return levels[0]
 
 
-__all__ = ["Ensemble"]
+class TrailingWindow(nn.Module):
+    """A forecaster trained on windows of ``input_len`` steps, given a batch of a longer window of L steps before
+    the same origin: it reads inputs[:, L - input_len:] and past covariates alike, and the last input_len + H
+    rows of the future covariates (L + H rows, the window's and the horizon's). The origin and the H steps
+    forecast stay those of the batch, so members of different lookbacks can be averaged (``Ensemble``)."""
+
+    def __init__(self, model: nn.Module, input_len: int):
+        super().__init__()
+        self.model, self.input_len = model, int(input_len)
+
+    def forward(self, batch: dict) -> dict:
+        window = batch[INPUTS].shape[1]
+        if window < self.input_len:
+            raise ConfigError(f"a member of the ensemble reads {self.input_len} steps and the data's windows hold "
+                              f"{window}; give the data the longest member's data.args.input_len")
+        cut = window - self.input_len
+        batch = {**batch, INPUTS: batch[INPUTS][:, cut:]}
+        for key in (PAST_COVARIATES, FUTURE_COVARIATES):
+            if key in batch:
+                batch[key] = batch[key][:, cut:]
+        return self.model(batch)
+
+
+__all__ = ["Ensemble", "TrailingWindow"]

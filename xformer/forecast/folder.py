@@ -93,18 +93,22 @@ def _plain(value):
 
 
 # what decides how a forecaster reads its data and what it outputs: members of an ensemble must agree on all of it
-READING = ("input_len", "horizon", "quantiles", "date_column", "missing", "freq", "hist_exog", "futr_exog", "calendar",
+# (but input_len: a member reads its own last steps of the longest window)
+READING = ("horizon", "quantiles", "date_column", "missing", "freq", "hist_exog", "futr_exog", "calendar",
            "stat_exog")
 
 
 def ensemble(members: list, names: list[str] | None = None):
     """One forecaster whose model is the ``Ensemble`` of the fitted forecasters ``members``: their forecasts,
-    each quantile too, averaged. They must read data alike: the same window, horizon, quantiles, columns,
-    covariates and scaling statistics, as forecasters fitted on one frame with different seeds are.
+    each quantile too, averaged. They must read data alike: the same horizon, quantiles, columns, covariates
+    and scaling statistics, as forecasters fitted on one frame are (seeds, or models of different kinds).
+    Their windows (input_len) may differ: the ensemble reads the longest and each member its own last steps
+    (``TrailingWindow``), so a series needs the longest window's rows to be forecast.
     ``names`` (their folders) name the one that differs; the result is a new forecaster, the members stay."""
     import copy
+    import dataclasses
 
-    from ..ensemble import Ensemble
+    from ..ensemble import Ensemble, TrailingWindow
 
     names = names or [f"forecaster {i}" for i in range(len(members))]
     first, *others = members
@@ -123,10 +127,14 @@ def ensemble(members: list, names: list[str] | None = None):
             differ.append("static_df")
         if differ:
             raise ConfigError(f"{name} reads its data differently from {names[0]} ({', '.join(differ)} differ); "
-                              "ensemble forecasters fitted on the same frame with the same window, horizon and "
-                              "covariates")
+                              "ensemble forecasters fitted on the same frame with the same horizon and covariates")
     combined = copy.copy(first)
-    combined.model = Ensemble([member.model for member in members]).eval()
+    windows = [member.config.input_len for member in members]
+    models = [member.model for member in members]
+    if len(set(windows)) > 1:
+        models = [TrailingWindow(model, window) for model, window in zip(models, windows)]
+        combined.config = dataclasses.replace(first.config, input_len=max(windows))
+    combined.model = Ensemble(models).eval()
     return combined
 
 

@@ -4,16 +4,22 @@ that they read the same data the same way (``check_same_data``).
     xformer evaluate RUN RUN RUN            evaluate_ensemble (load_ensemble: the first run's data, every run's model)
     xformer predict RUN IMAGES --ensemble RUN RUN     load_ensemble_model: the models only
     Forecaster.load([PATH, PATH])           xformer/forecast/folder.py: forecasters of one frame
+
+Forecasting runs may differ in their lookback (data.args.input_len) and nothing else of their data: the ensemble
+reads the longest member's data and windows, and each shorter member its last steps (``TrailingWindow``). The
+validation and test windows of csv_series / ett forecast the same steps whatever the lookback (each split's
+windows start input_len rows before its border), so the ensemble is scored on the members' own windows.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 from ..config import ConfigError, load_yaml
 from ..data.registry import DataBundle
-from ..ensemble import Ensemble
+from ..ensemble import Ensemble, TrailingWindow
 from ..folders import not_a_run_folder
 from .config import ExperimentConfig
 from .resume import absolute_data_paths
@@ -39,9 +45,11 @@ def check_same_data(first: Path, other: Path) -> None:
     # the vocabulary's path aside: where it came from does not matter, its files are compared below; and the
     # augmentation of training batches aside: a CCT trained with MixUp and a CNN without read the same splits.
     # Runs record their data paths absolute; one recorded relative (before that) is taken from the current directory
+    # and forecasters' lookbacks aside: a member of a shorter one reads the last steps of the longest's windows
+    lookbacks = dict.fromkeys(["input_len"] if None not in (lookback(first), lookback(other)) else [])
     a, b = ({"name": (run.get("data") or {}).get("name"),
              **absolute_data_paths((run.get("data") or {}).get("args") or {}),
-             "tokenizer": None, **dict.fromkeys(TRAINING_ONLY)} for run in (ours, theirs))
+             "tokenizer": None, **dict.fromkeys(TRAINING_ONLY), **lookbacks} for run in (ours, theirs))
     if a != b:
         differ = ", ".join(f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b), key=str)
                            if a.get(key) != b.get(key))
@@ -59,7 +67,7 @@ def check_same_data(first: Path, other: Path) -> None:
             # WordPiece training orders tied tokens differently from run to run: one batch of ids cannot feed both
             raise ConfigError(f"{b} is another vocabulary than {a}; train the runs of an ensemble on one vocabulary: "
                               f"xformer train RECIPE data.args.tokenizer={a} ...")
-        if not _same_files(a, b):
+        if not (_same_scaling(a, b) if lookbacks and name == "series_scaler.json" else _same_files(a, b)):
             raise ConfigError(f"{b} differs from {a}: the runs read their data differently (another scaler, class "
                               "order or preprocessing); ensemble runs trained on the same data")
 
@@ -72,6 +80,21 @@ def _same_files(a: Path, b: Path) -> bool:
     return a.exists() == b.exists() and (not a.exists() or a.read_bytes() == b.read_bytes())
 
 
+def lookback(run: Path) -> int | None:
+    """The input window of a forecasting run (its series_scaler.json), None for any other run."""
+    stats = Path(run) / "series_scaler.json"
+    if not stats.is_file():
+        return None
+    stats = json.loads(stats.read_text())
+    return int(stats["input_len"]) if "horizon" in stats and "input_len" in stats else None
+
+
+def _same_scaling(a: Path, b: Path) -> bool:
+    """Two forecasting runs' series_scaler.json agree but for their input_len."""
+    a, b = ({k: v for k, v in json.loads(path.read_text()).items() if k != "input_len"} for path in (a, b))
+    return a == b
+
+
 def checked_runs(run_dirs: list[str | Path]) -> list[Path]:
     """The run folders, each checked against the first (``check_same_data``) before any is loaded."""
     first, *others = [Path(r) for r in run_dirs]
@@ -82,34 +105,51 @@ def checked_runs(run_dirs: list[str | Path]) -> list[Path]:
 
 def load_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
                   ) -> tuple[ExperimentConfig, torch.nn.Module, DataBundle]:
-    """``load_run`` of the first run (its config and data) and an ``Ensemble`` of every run's model, each with
-    the weights ``checkpoint`` names; one run gives its own model. The runs must share data and head
+    """``load_run`` of the first run (its config and data; the longest lookback's among forecasters) and an
+    ``Ensemble`` of every run's model, each with the weights ``checkpoint`` names; one run gives its own model. The runs must share data and head
     (``check_same_data``): seeds of one recipe, or different models of one task."""
-    first, *others = checked_runs(run_dirs)
-    config, model, data = load_run(first, checkpoint, data_overrides)
-    return config, with_members(model, others, checkpoint), data
+    runs = checked_runs(run_dirs)
+    source = data_run(runs)
+    config, model, data = load_run(source, checkpoint, data_overrides)
+    models = [model if run == source else load_run_model(run, checkpoint)[1] for run in runs]
+    return config, combined(runs, models), data
 
 
 def load_ensemble_model(run_dirs: list[str | Path], checkpoint: str = "best") -> tuple[ExperimentConfig, torch.nn.Module]:
-    """``load_run_model`` of one run, or the first run's config and the ``Ensemble`` of every run's model,
-    without building the data."""
-    first, *others = checked_runs(run_dirs)
-    config, model = load_run_model(first, checkpoint)
-    return config, with_members(model, others, checkpoint)
+    """``load_run_model`` of one run, or the config of the run ``data_run`` names and the ``Ensemble`` of every
+    run's model, without building the data."""
+    runs = checked_runs(run_dirs)
+    source = data_run(runs)
+    config, model = load_run_model(source, checkpoint)
+    models = [model if run == source else load_run_model(run, checkpoint)[1] for run in runs]
+    return config, combined(runs, models)
 
 
-def with_members(model: torch.nn.Module, others: list[Path], checkpoint: str) -> torch.nn.Module:
-    """``model`` alone, or the ``Ensemble`` (in eval mode) of it and the models of the runs ``others``."""
-    if not others:
-        return model
-    return Ensemble([model] + [load_run_model(other, checkpoint)[1] for other in others]).eval()
+def data_run(runs: list[Path]) -> Path:
+    """The run whose data (and config) an ensemble uses: the first, or among forecasters of different
+    lookbacks the first of the longest."""
+    windows = [lookback(run) or 0 for run in runs]
+    return runs[windows.index(max(windows))]
+
+
+def combined(runs: list[Path], models: list[torch.nn.Module]) -> torch.nn.Module:
+    """The one model, or the ``Ensemble`` (in eval mode) of ``models``; when the runs' lookbacks differ, each
+    member in a ``TrailingWindow`` of its own."""
+    if len(models) == 1:
+        return models[0]
+    windows = [lookback(run) for run in runs]
+    if len(set(windows)) > 1:
+        models = [TrailingWindow(model, window) for model, window in zip(models, windows)]
+    return Ensemble(models).eval()
 
 
 def evaluate_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
                       ) -> dict[str, float]:
     """``evaluate_run`` of one run, or of the ensemble of several: their forecasts (each quantile too) or class
-    probabilities averaged, scored on the first run's validation and test splits (or ``data_overrides``')."""
+    probabilities averaged, scored on the first run's validation and test splits (the longest lookback's among
+    forecasters: ``data_run``), or on ``data_overrides``'."""
     return evaluate_model(*load_ensemble(run_dirs, checkpoint, data_overrides))
 
 
-__all__ = ["DATA_ARTIFACTS", "check_same_data", "checked_runs", "with_members", "load_ensemble", "load_ensemble_model", "evaluate_ensemble"]
+__all__ = ["DATA_ARTIFACTS", "check_same_data", "lookback", "checked_runs", "data_run", "combined", "load_ensemble",
+           "load_ensemble_model", "evaluate_ensemble"]
