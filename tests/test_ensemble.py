@@ -313,6 +313,12 @@ def test_runs_of_different_lookbacks_forecast_the_same_windows_as_their_average(
         mean = (forecasts[1] + (members - 1) * forecasts[0]) / members
         expected = ((mean - truths[0]) ** 2).mean().item() if members == 3 else by_hand
         assert evaluate_ensemble(order)["test_mse"] == pytest.approx(expected, rel=1e-5)
+    fc = {}
+    for name, members in (("short", [short]), ("long", [runs[0]]), ("both", [short, runs[0]])):
+        assert main(["forecast", *map(str, members), "--data", str(tmp / "a.csv"), "--out", str(tmp / f"{name}.csv"),
+                     "--quiet"]) == 0
+        fc[name] = pd.read_csv(tmp / f"{name}.csv")[["load", "temp"]].to_numpy()
+    np.testing.assert_allclose(fc["both"], (fc["short"] + fc["long"]) / 2, rtol=1e-5, atol=1e-5)
     capsys.readouterr()
     assert main(["evaluate", str(short), str(runs[0]), "data.args.input_len=16"]) == 2
     assert "the data gives tokenizer.input_len=16, but the run's model has 24" in capsys.readouterr().err
