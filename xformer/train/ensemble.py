@@ -106,8 +106,8 @@ def checked_runs(run_dirs: list[str | Path]) -> list[Path]:
 def load_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
                   ) -> tuple[ExperimentConfig, torch.nn.Module, DataBundle]:
     """``load_run`` of the first run (its config and data; the longest lookback's among forecasters) and an
-    ``Ensemble`` of every run's model, each with the weights ``checkpoint`` names; one run gives its own model. The runs must share data and head
-    (``check_same_data``): seeds of one recipe, or different models of one task."""
+    ``Ensemble`` of every run's model, each with the weights ``checkpoint`` names; one run gives its own model.
+    The runs must share data and head (``check_same_data``): seeds of one recipe, or different models of one task."""
     runs = checked_runs(run_dirs)
     source = data_run(runs)
     config, model, data = load_run(source, checkpoint, data_overrides)
