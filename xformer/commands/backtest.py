@@ -8,7 +8,8 @@ with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile co
 overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
 --season on each series' rows before its first cutoff, pinball and CRPS for quantiles); --metrics writes
 them per series. --static FILE.csv gives static covariates (default: those the model was fitted with).
-Several RUN_DIRs of one recipe and data are backtested as their ensemble (forecasts averaged).
+Several RUN_DIRs of one task and data are backtested as their ensemble (forecasts averaged; their lookbacks
+may differ, each reading its own last steps of the longest window).
 """
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ def add_parser(subparsers) -> None:
                     "when that data implies another model or labels its classes or columns differently. Several "
                     "RUN_DIRs (seeds of one recipe, or models of one task trained on the same data) are "
                     "evaluated as one ensemble: their forecasts (each quantile too) or class probabilities "
-                    "averaged.",
+                    "averaged; forecasters may differ in data.args.input_len (each reads its own last steps of "
+                    "the longest window).",
         epilog="example: xformer evaluate runs/etth1_s1 runs/etth1_s2 runs/etth1_s3   # a seed ensemble")
     p.add_argument("items", nargs="+", metavar="RUN_DIR [RUN_DIR ...] [data.args.KEY=VALUE ...]",
                    help="one run, or several runs of one task and data (their ensemble); then other data for the "

@@ -3,7 +3,8 @@
 FILE is wide (the run's date column and one column per series) or long (``unique_id, ds, y``: every
 series in it is forecast; the CSV is long too: unique_id, ds, y_hat and y_hat_q{q} columns). RUN_DIR
 is a run of ``xformer train`` on series data or a folder written by ``Forecaster.save``; several of one
-recipe and data (seeds) forecast as their ensemble (``Forecaster.load([...])``: forecasts averaged).
+recipe and data (seeds), or of models and lookbacks of one task and data, forecast as their ensemble
+(``Forecaster.load([...])``: forecasts averaged).
 
 Forecasts the run's horizon after the last row of FILE (or after row DATE with --at, so the
 rows after it are the truth: the plot shows them and the errors are printed). The file needs the
