@@ -209,6 +209,11 @@ def test_forecaster_predicts_future_timestamps_and_quantiles(tmp_path):
     assert out.notna().all().all()
     png = f.plot(df.iloc[:-12], tmp_path / "forecast.png", truth=df)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = png.read_bytes()
+    with pytest.raises(ConfigError, match="forecast.png already exists; give a new file name, or pass overwrite=True"):
+        f.plot(df, png)  # another picture: refused, the first one kept
+    assert png.read_bytes() == before
+    assert f.plot(df, png, overwrite=True) == png and png.read_bytes() != before
 
 
 def test_forecaster_dlinear_and_errors(tmp_path):

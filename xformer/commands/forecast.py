@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> None:
                   "mae_original": float(np.mean(np.abs(y - y_hat)))}
         print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in errors.items()}), file=sys.stderr)
     if args.plot:
-        forecaster.plot(history, args.plot, truth=frame if len(truth) else None)
+        forecaster.plot(history, args.plot, truth=frame if len(truth) else None, overwrite=True)  # checked above
         if not args.quiet:
             print(f"wrote {args.plot}", file=sys.stderr)
 
@@ -138,7 +138,8 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         print(json.dumps({"steps_with_truth": len(truth), **{k: round(float(v), 6) for k, v in overall.items()}}),
               file=sys.stderr)
     if args.plot:
-        forecaster.plot(history, args.plot, truth=panel if len(truth) else None, series=args.series, static_df=static)
+        forecaster.plot(history, args.plot, truth=panel if len(truth) else None, series=args.series, static_df=static,
+                        overwrite=True)  # output_file checked it before any work
         if not args.quiet:
             print(f"wrote {args.plot}", file=sys.stderr)
 

@@ -349,12 +349,15 @@ class Forecaster:
         return int(h)
 
     def plot(self, df, path: str | Path, truth=None, history: int | None = None,
-             series: str | list[str] | None = None, futr_df=None, static_df=None) -> Path:
+             series: str | list[str] | None = None, futr_df=None, static_df=None, overwrite: bool = False) -> Path:
         """PNG of the last ``history`` steps (default 2 * input_len), the forecast, its quantile band and
         ``truth`` (a frame holding the later values) for ``series`` (default: all of a wide table, the
-        first four of a long frame); ``futr_df`` and ``static_df`` as in ``predict``."""
+        first four of a long frame); ``futr_df`` and ``static_df`` as in ``predict``. An existing file at
+        ``path`` is replaced only with ``overwrite=True``, as ``save``'s folder."""
         from .plot import plot_forecast
 
+        if Path(path).exists() and not overwrite:
+            raise ConfigError(f"{path} already exists; give a new file name, or pass overwrite=True to replace it")
         return plot_forecast(self, df, path, truth, history, series, futr_df, static_df)
 
 
