@@ -241,6 +241,15 @@ def test_forecaster_dlinear_and_errors(tmp_path):
         Forecaster(model="rlinear", input_len=48, horizon=6, quantiles=[0.1, 0.5, 0.9]).fit(df)
     with pytest.raises(ConfigError, match="revin=False does not apply"):
         Forecaster(model="rlinear", input_len=48, horizon=6, revin=False).fit(df)
+    # a network option the model does not read is refused, not ignored (a default value given again is fine)
+    for model, given, message in (("dlinear", dict(d_model=64, revin=False), "d_model=64, revin=False"),
+                                  ("sparsetsf", dict(period=24, dropout=0.3), "dropout=0.3"),
+                                  ("rlinear", dict(patch_len=24), "patch_len=24"),
+                                  ("steps", dict(stride=4), "stride=4")):
+        with pytest.raises(ConfigError, match=f"model='{model}' does not read {message} .*; drop them"):
+            Forecaster(model=model, input_len=48, horizon=6, **given).fit(df)
+    Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1, d_model=32, revin=True).fit(df)
+    Forecaster(model="rlinear", input_len=48, horizon=6, epochs=1, dropout=0.2).fit(df)
     with pytest.raises(ConfigError, match="unknown Forecaster option"):
         Forecaster(horizn=5)
     with pytest.raises(ConfigError, match="call fit"):

@@ -95,10 +95,22 @@ class ForecasterConfig:
             parse_freq(self.freq)  # the form only: a one-line error here rather than at the first predict
 
 
+# the network options each model reads; any other given a value besides its default is refused, not ignored
+NETWORK = ("patch_len", "stride", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "head_dropout", "revin", "affine")
+READS = {"patchtst": NETWORK, "steps": NETWORK[2:], "dlinear": (), "rlinear": ("dropout", "affine", "revin"),
+         "sparsetsf": ()}
+
+
 def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
     """The ModelConfig (as config.yaml holds it) of the forecaster's network."""
     if cfg.model not in MODELS:
         raise ConfigError(f"unknown model '{cfg.model}'; choose one of {', '.join(MODELS)}")
+    defaults = ForecasterConfig()
+    unread = [f"{name}={getattr(cfg, name)!r}" for name in NETWORK
+              if name not in READS.get(cfg.model, NETWORK) and getattr(cfg, name) != getattr(defaults, name)]
+    if unread:
+        raise ConfigError(f"model='{cfg.model}' does not read {', '.join(unread)} (options of "
+                          f"{'the transformer' if cfg.model != 'steps' else 'patch tokens'}); drop them")
     if cfg.model in ("dlinear", "rlinear", "sparsetsf"):
         if cfg.quantiles:
             raise ConfigError(f"{cfg.model} gives point forecasts only; drop quantiles or use model='patchtst'")
