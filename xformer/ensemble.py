@@ -95,4 +95,12 @@ class TrailingWindow(nn.Module):
         return self.model(batch)
 
 
-__all__ = ["Ensemble", "TrailingWindow"]
+def ensemble_of_windows(models: list[nn.Module], windows: list[int | None]) -> Ensemble:
+    """The ``Ensemble`` (in eval mode) of ``models``, each in a ``TrailingWindow`` of its own lookback when the
+    lookbacks ``windows`` differ (one per model)."""
+    if len(set(windows)) > 1:
+        models = [TrailingWindow(model, window) for model, window in zip(models, windows)]
+    return Ensemble(models).eval()
+
+
+__all__ = ["Ensemble", "TrailingWindow", "ensemble_of_windows"]

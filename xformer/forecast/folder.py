@@ -108,7 +108,7 @@ def ensemble(members: list, names: list[str] | None = None):
     import copy
     import dataclasses
 
-    from ..ensemble import Ensemble, TrailingWindow
+    from ..ensemble import ensemble_of_windows
 
     names = names or [f"forecaster {i}" for i in range(len(members))]
     first, *others = members
@@ -130,11 +130,8 @@ def ensemble(members: list, names: list[str] | None = None):
                               "ensemble forecasters fitted on the same frame with the same horizon and covariates")
     combined = copy.copy(first)
     windows = [member.config.input_len for member in members]
-    models = [member.model for member in members]
-    if len(set(windows)) > 1:
-        models = [TrailingWindow(model, window) for model, window in zip(models, windows)]
-        combined.config = dataclasses.replace(first.config, input_len=max(windows))
-    combined.model = Ensemble(models).eval()
+    combined.config = dataclasses.replace(first.config, input_len=max(windows))
+    combined.model = ensemble_of_windows([member.model for member in members], windows)
     return combined
 
 

@@ -19,7 +19,7 @@ import torch
 
 from ..config import ConfigError, load_yaml
 from ..data.registry import DataBundle
-from ..ensemble import Ensemble, TrailingWindow
+from ..ensemble import ensemble_of_windows
 from ..folders import not_a_run_folder
 from .config import ExperimentConfig
 from .resume import absolute_data_paths
@@ -111,8 +111,7 @@ def load_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_ove
     runs = checked_runs(run_dirs)
     source = data_run(runs)
     config, model, data = load_run(source, checkpoint, data_overrides)
-    models = [model if run == source else load_run_model(run, checkpoint)[1] for run in runs]
-    return config, combined(runs, models), data
+    return config, combined(runs, source, model, checkpoint), data
 
 
 def load_ensemble_model(run_dirs: list[str | Path], checkpoint: str = "best") -> tuple[ExperimentConfig, torch.nn.Module]:
@@ -121,8 +120,7 @@ def load_ensemble_model(run_dirs: list[str | Path], checkpoint: str = "best") ->
     runs = checked_runs(run_dirs)
     source = data_run(runs)
     config, model = load_run_model(source, checkpoint)
-    models = [model if run == source else load_run_model(run, checkpoint)[1] for run in runs]
-    return config, combined(runs, models)
+    return config, combined(runs, source, model, checkpoint)
 
 
 def data_run(runs: list[Path]) -> Path:
@@ -132,15 +130,13 @@ def data_run(runs: list[Path]) -> Path:
     return runs[windows.index(max(windows))]
 
 
-def combined(runs: list[Path], models: list[torch.nn.Module]) -> torch.nn.Module:
-    """The one model, or the ``Ensemble`` (in eval mode) of ``models``; when the runs' lookbacks differ, each
-    member in a ``TrailingWindow`` of its own."""
-    if len(models) == 1:
-        return models[0]
-    windows = [lookback(run) for run in runs]
-    if len(set(windows)) > 1:
-        models = [TrailingWindow(model, window) for model, window in zip(models, windows)]
-    return Ensemble(models).eval()
+def combined(runs: list[Path], source: Path, model: torch.nn.Module, checkpoint: str) -> torch.nn.Module:
+    """``model`` (that of the run ``source``) alone, or the ``Ensemble`` of it and every other run's model, each
+    with the weights ``checkpoint`` names (``ensemble_of_windows``: members of other lookbacks read their own)."""
+    if len(runs) == 1:
+        return model
+    models = [model if run == source else load_run_model(run, checkpoint)[1] for run in runs]
+    return ensemble_of_windows(models, [lookback(run) for run in runs])
 
 
 def evaluate_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
