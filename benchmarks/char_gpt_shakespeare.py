@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from run_folders import check_fresh, clear  # benchmarks/run_folders.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 NANOGPT_CPU = ["--device=cpu", "--compile=False", "--eval_iters=20", "--log_interval=1", "--block_size=64",
@@ -41,8 +42,7 @@ def run_xformer(data: Path, out: Path, overrides: list[str]) -> dict:
     from xformer.train.run import train_run
 
     config = load_experiment(ROOT / "tasks/char_gpt_shakespeare.yaml", [f"data.args.files={data}", *overrides])
-    if out.exists():
-        shutil.rmtree(out)
+    clear(out)
     start = time.perf_counter()
     metrics = train_run(config, out)
     wall = time.perf_counter() - start
@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout to run side by side")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench-char-gpt")
+    parser.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier run")
     args = parser.parse_args()
+    check_fresh([args.out, Path(f"{args.out}-lr1e-3")], args.overwrite)
     if not args.data.is_file():
         raise SystemExit(f"{args.data} not found; download tinyshakespeare (see tasks/char_gpt_shakespeare.yaml)")
     torch.set_num_threads(args.threads)

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import time
 from pathlib import Path
 
 import torch
+from run_folders import check_fresh, clear  # benchmarks/run_folders.py, beside this script
 from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +42,7 @@ def run_model(model: str, horizon: int, data: Path, out: Path, overrides: list[s
 
     config = load_experiment(recipe(model, horizon), [f"data.args.path={data}", f"data.args.horizon={horizon}",
                                                       *overrides])
-    if out.exists():
-        shutil.rmtree(out)
+    clear(out)
     start = time.perf_counter()
     metrics = train_run(config, out)
     wall = time.perf_counter() - start
@@ -79,7 +78,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=ROOT / "runs/bench-etth1")
     parser.add_argument("overrides", nargs="*", metavar="model.a.b=c", help="patchtst.train.epochs=20, dlinear....")
+    parser.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier run")
     args = parser.parse_args()
+    check_fresh([Path(f"{args.out}-{model}-{horizon}") for horizon in args.horizons.split(",")
+                 for model in args.models.split(",")], args.overwrite)
     if not args.data.is_file():
         raise SystemExit(f"ETTh1 not found at {args.data}; pass --data (ETDataset ETT-small/ETTh1.csv)")
     torch.set_num_threads(args.threads)

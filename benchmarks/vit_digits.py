@@ -21,20 +21,21 @@ images -> 1437 train+val / 360 test (the split of xformer's ``digits`` data, che
 Training time: the fit for scikit-learn; ``train_seconds`` of the run for the ViT (the
 optimizer steps and the evaluations on the validation split) plus the run's wall time.
 Results go to benchmarks/results/vit_digits.json
-(another recipe: benchmarks/results/vit_digits_<recipe name>.json), replacing the recorded figures: run it
-from a scratch clone for trials. --out is the prefix of the run folders (PREFIX-sS, PREFIX-cnn-sS).
+(another recipe: benchmarks/results/vit_digits_<recipe name>.json), replacing the recorded figures; for trials
+give --results another file. --out is the prefix of the run folders (PREFIX-sS, PREFIX-cnn-sS); folders left by
+an earlier run are refused before any work unless --overwrite.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import platform
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from run_folders import check_fresh, clear  # benchmarks/run_folders.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "tasks/vit_digits.yaml"
@@ -77,8 +78,7 @@ def run_vit(seed: int, out: Path, overrides: list[str], recipe: Path = RECIPE) -
     from xformer.train.run import train_run
 
     config = load_experiment(recipe, [*overrides, f"train.seed={seed}"])
-    if out.exists():
-        shutil.rmtree(out)
+    clear(out)
     start = time.perf_counter()
     metrics = train_run(config, out)
     wall = time.perf_counter() - start
@@ -124,9 +124,16 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="the transformer recipe (default: the ViT's)")
     parser.add_argument("--cnn", action="store_true",
                         help="also tasks/cnn_digits.yaml on the same seeds, with the recipe's steps and data args")
+    parser.add_argument("--results", type=Path, help="where the figures go (default: the recorded file, "
+                        "benchmarks/results/vit_digits[_<recipe>].json)")
+    parser.add_argument("--overwrite", action="store_true", help="replace run folders left by an earlier run")
     parser.add_argument("overrides", nargs="*", metavar="a.b=c", help="recipe overrides for the ViT runs")
     args = parser.parse_args()
     recipe = args.recipe.resolve()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    folders = {seed: Path(f"{args.out}-s{seed}") for seed in seeds}
+    cnn_folders = {seed: Path(f"{args.out}-cnn-s{seed}") for seed in seeds} if args.cnn else {}
+    check_fresh([*folders.values(), *cnn_folders.values()], args.overwrite)
     torch.set_num_threads(args.threads)
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
@@ -138,16 +145,15 @@ def main() -> None:
               "1437 train+val / 360 test",
               "svc": run_sklearn(SVC(gamma=0.001), x_train, y_train, x_test, y_test),
               "knn": run_sklearn(KNeighborsClassifier(n_neighbors=3), x_train, y_train, x_test, y_test)}
-    seeds = [int(s) for s in args.seeds.split(",")]
-    runs = [run_vit(seed, Path(f"{args.out}-s{seed}"), args.overrides, recipe) for seed in seeds]
+    runs = [run_vit(seed, folders[seed], args.overrides, recipe) for seed in seeds]
     result["vit"] = summary(recipe, runs)
     if args.cnn:
         cnn_overrides = matching_overrides(recipe, args.overrides)
-        cnn_runs = [run_vit(seed, Path(f"{args.out}-cnn-s{seed}"), cnn_overrides, CNN_RECIPE) for seed in seeds]
+        cnn_runs = [run_vit(seed, cnn_folders[seed], cnn_overrides, CNN_RECIPE) for seed in seeds]
         result["cnn"] = summary(CNN_RECIPE, cnn_runs)
     name = "vit_digits" if recipe == RECIPE else f"vit_digits_{recipe.stem}"
-    out = ROOT / f"benchmarks/results/{name}.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.results or ROOT / f"benchmarks/results/{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 

@@ -55,3 +55,17 @@ def test_the_lsa_prototype_trains_with_a_temperature_per_layer_and_no_self_atten
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert patched.returncode == 0, patched.stderr[-2000:]
     assert float(patched.stdout.strip().splitlines()[-1]) == 0.0
+
+
+@pytest.mark.parametrize("script, folder", [("vit_digits.py", "bench-s0"), ("etth1.py", "bench-dlinear-96"),
+                                            ("char_gpt_shakespeare.py", "bench-lr1e-3")])
+def test_benchmarks_refuse_a_run_folder_left_by_an_earlier_run_before_any_work(tmp_path, script, folder):
+    old = tmp_path / folder
+    old.mkdir()
+    (old / "metrics.json").write_text("{}")
+    args = {"vit_digits.py": ["--seeds", "0"], "etth1.py": ["--models", "dlinear", "--horizons", "96"]}.get(script, [])
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", *args, "--out", str(tmp_path / "bench"),
+                           "--threads", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-2000:]
+    assert f"{old} already exists" in proc.stderr and "--overwrite" in proc.stderr
+    assert (old / "metrics.json").read_text() == "{}"
