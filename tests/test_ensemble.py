@@ -321,7 +321,7 @@ def test_runs_of_different_lookbacks_forecast_the_same_windows_as_their_average(
     np.testing.assert_allclose(fc["both"], (fc["short"] + fc["long"]) / 2, rtol=1e-5, atol=1e-5)
     capsys.readouterr()
     assert main(["evaluate", str(short), str(runs[0]), "data.args.input_len=16"]) == 2
-    assert "the data gives tokenizer.input_len=16, but the run's model has 24" in capsys.readouterr().err
+    assert f"the data gives tokenizer.input_len=16, but the model of {runs[0]} has 24" in capsys.readouterr().err
     recipe["data"]["args"]["horizon"] = 4  # anything but the lookback still has to agree
     other = train(tmp, recipe, "dlinear16h4")
     assert main(["evaluate", str(runs[0]), str(other)]) == 2

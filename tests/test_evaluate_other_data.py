@@ -57,7 +57,7 @@ def test_other_images_of_the_same_classes_are_scored(image_run):
 
 
 @pytest.mark.parametrize("classes, message", [
-    (("a", "b", "c"), "the data gives head.n_classes=3, but the run's model has 2; evaluate it on data of the same shape"),
+    (("a", "b", "c"), "the data gives head.n_classes=3, but the model of {run} has 2; evaluate it on data of the same shape"),
     (("a", "z"), "the data's class names ['a', 'z'] are not the run's ['a', 'b']"),
 ])
 def test_other_classes_are_refused_in_one_line(image_run, capsys, classes, message):
@@ -66,7 +66,7 @@ def test_other_classes_are_refused_in_one_line(image_run, capsys, classes, messa
     write_images(other, classes)
     assert main(["evaluate", str(run), f"data.args.root={other}"]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    assert message.format(run=run) in err and err.count("\n") == 1
 
 
 def test_only_data_arguments_may_change(image_run, capsys):

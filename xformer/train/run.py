@@ -273,8 +273,8 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
         for key, value in implied.items():
             have = parts.get(part, {}).get(key)
             if have is not None and have != value:
-                raise ConfigError(f"the data gives {part}.{key}={value}, but the run's model has {have}; evaluate "
-                                  "it on data of the same shape")
+                raise ConfigError(f"the data gives {part}.{key}={value}, but the model of {run_dir} has {have}; "
+                                  "evaluate it on data of the same shape")
     keys = {"classes.json": "class_names", "series_scaler.json": "columns"}
     for name, saved in saved_by_data(data, tuple(keys)).items():
         if (run_dir / name).is_file():
