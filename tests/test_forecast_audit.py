@@ -90,6 +90,7 @@ def test_cross_validation_fills_each_window_only_from_rows_up_to_its_cutoff(tmp_
     a, b = gap_before_and_change_after(long_frame(), cutoff, ["y", "x"])
     f = Forecaster(**TINY, missing="interpolate", hist_exog=["x"])
     cv_a = f.cross_validation(a, n_windows=1)  # fit=True: training, scaling and forecast from rows <= cutoff
+    f.fit(a[a["ds"] <= cutoff])  # the backtest's model: cross_validation leaves f as it was
     cv_b = Forecaster(f.config).cross_validation(b, n_windows=1)
     assert (cv_a["cutoff"] == cutoff).all() and np.isfinite(cv_a["y_hat"]).all()
     np.testing.assert_allclose(cv_b["y"], cv_a["y"] + 100.0)  # the windows' truth did change

@@ -157,8 +157,10 @@ def test_a_freq_the_dates_are_on_is_kept_and_forecasts_continue_every_step():
     mondays = pd.date_range("2020-01-06", periods=60, freq="W-MON")
     f = Forecaster(**TINY, freq="W-MON").fit(one_series(mondays))
     assert list(f.predict(one_series(mondays))["ds"]) == [mondays[-1] + pd.Timedelta(weeks=k) for k in range(1, 7)]
-    gaps = one_series(mondays).drop(index=[10, 11, 30])  # missing rows: gaps of several steps are allowed
-    assert len(Forecaster(**TINY, freq="W-MON").fit(gaps).predict(gaps)) == 6
+    gaps = one_series(mondays).drop(index=[10, 11, 30])  # missing rows: timestamps of the grid, filled by the policy
+    with pytest.raises(ConfigError, match="series 'a' lacks 3 timestamps of freq W-MON"):
+        Forecaster(**TINY, freq="W-MON").fit(gaps)
+    assert len(Forecaster(**TINY, freq="W-MON", missing="interpolate").fit(gaps).predict(gaps)) == 6
     steps = one_series(pd.Index(np.arange(60) * 5 + 100))
     assert list(Forecaster(**TINY, freq=5).fit(steps).predict(steps)["ds"]) == [395 + 5 * k for k in range(1, 7)]
 

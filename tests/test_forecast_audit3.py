@@ -135,13 +135,18 @@ def test_future_rows_appended_to_df_with_empty_y_are_refused(futr_model, tmp_pat
     assert capsys.readouterr().err == f"xformer: error: {MESSAGE}\n"
 
 
-def test_a_wide_column_ending_before_the_others_is_a_gap_the_policy_fills(tmp_path, capsys):
-    """Only rows that hold covariate values but no y are refused (future rows appended to df); a wide column
-    ending early is a gap that reaches the origin, which the policy fills, as the user asked."""
+def test_a_wide_column_ending_before_the_others_ends_its_series_there(tmp_path, capsys):
+    """A wide column's empty cells after its last value are outside its series, as the same data in long format
+    (each series its own span): its forecast starts after its own last value, nothing is carried forward."""
     wide = pd.DataFrame({"date": DATES, "a": values(0), "b": values(1)})
     f = Forecaster(**TINY, missing="ffill").fit(wide)
     ragged = wide.assign(b=wide["b"].where(wide.index < N - 3))
-    assert np.isfinite(f.predict(ragged)[["a", "b"]].to_numpy()).all()
+    out = f.predict(ragged)
+    b = out["b"].dropna()
+    assert list(b.index) == list(pd.date_range(DATES[N - 4], periods=7, freq="h")[1:])
+    long = pd.DataFrame({"unique_id": "b", "ds": DATES[: N - 3], "y": values(1)[: N - 3]})
+    np.testing.assert_allclose(b.to_numpy(), f.predict(long)["y_hat"].to_numpy(), rtol=1e-6)
+    assert np.isfinite(out["a"].dropna().to_numpy()).all() and out["a"].notna().sum() == 6
     # gaps inside a series stay allowed by the policy
     inside = wide.assign(b=wide["b"].where(~wide.index.isin([N - 5, N - 4])))
     assert np.isfinite(f.predict(inside)[["a", "b"]].to_numpy()).all()

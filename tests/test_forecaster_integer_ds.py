@@ -45,13 +45,13 @@ def test_the_step_is_inferred_or_given():
     f = Forecaster(**TINY).fit(frame(step=10))
     assert f.freq == 10
     assert list(f.predict(frame(step=10), h=3).query("unique_id == 's0'")["ds"]) == [900, 910, 920]
-    irregular = frame()
-    irregular.loc[irregular.index[5:], "ds"] += 1  # steps of 1 and one of 2 in each series
-    with pytest.raises(ConfigError, match="cannot infer a regular frequency.*freq") as e:
-        Forecaster(**TINY).fit(irregular.query("unique_id == 's0'"))
+    skipped = frame()
+    skipped.loc[skipped.index[5:], "ds"] += 1  # steps of 1 and one of 2 in each series: step 5 has no row
+    with pytest.raises(ConfigError, match="series 's0' lacks 1 timestamp of freq 1 \\(the first 5\\)") as e:
+        Forecaster(**TINY).fit(skipped.query("unique_id == 's0'"))
     assert "\n" not in str(e.value)
-    g = Forecaster(**TINY, freq=1).fit(irregular.query("unique_id == 's0'"))
-    assert g.predict(irregular.query("unique_id == 's0'"), h=2)["ds"].tolist() == [91, 92]
+    g = Forecaster(**TINY, freq=1, missing="interpolate").fit(skipped.query("unique_id == 's0'"))
+    assert g.predict(skipped.query("unique_id == 's0'"), h=2)["ds"].tolist() == [91, 92]
 
 
 def test_save_load_round_trips_the_integer_step(fitted, tmp_path):

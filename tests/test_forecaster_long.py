@@ -227,6 +227,7 @@ def test_covariates_are_read_only_up_to_the_origin_or_the_horizon(tmp_path):
     f = Forecaster(**COV, hist_exog=["x"], futr_exog=["now"], calendar=["hour", "weekday"])
     cv = f.cross_validation(df, n_windows=2, step=6)
     cutoff = cv["cutoff"].min()  # the first window: rows after its horizon exist
+    f.fit(df[df["ds"] <= cutoff])  # the backtest's model: cross_validation leaves f as it was
     first = (cv["cutoff"] == cutoff).to_numpy()
 
     def again(change):
@@ -283,9 +284,14 @@ def test_missing_values_and_frequencies_per_series():
     daily = pd.DataFrame({"unique_id": "d", "ds": pd.date_range("2022-01-01", periods=40, freq="D"), "y": 1.0})
     with pytest.raises(ConfigError, match="series 's0' has frequency h but 'd' has D"):
         infer_freq(read_panel(pd.concat([df, daily])))
-    irregular = df.drop(index=[5, 17, 40, 130, 140])
+    dropped = df.drop(index=[5, 17, 40, 130, 140])  # missing rows: timestamps of the hourly grid without a row
+    dropped = dropped[dropped["unique_id"] != "s2"]
+    with pytest.raises(ConfigError, match="series 's0' lacks 3 timestamps of freq h .*missing='interpolate'"):
+        Forecaster(**TINY).fit(dropped)
+    assert Forecaster(**TINY, missing="interpolate").fit(dropped).freq.freqstr == "h"
+    irregular = df.assign(ds=df["ds"] + pd.to_timedelta(np.random.default_rng(0).integers(0, 59, len(df)), "min"))
     with pytest.raises(ConfigError, match="cannot infer a regular frequency from column 'ds'.*freq="):
-        Forecaster(**TINY).fit(irregular[irregular["unique_id"] != "s2"])
+        Forecaster(**TINY).fit(irregular[irregular["unique_id"] != "s2"])  # no grid the rows lie on
 
 
 def test_predict_without_df_forecasts_after_the_data_of_fit(df, fitted, tmp_path):

@@ -58,6 +58,7 @@ def test_statics_that_decide_the_forecast_lower_the_error(data):
     # unconditional variance 1 / (1 - 0.81) = 5.3 without the sign; the noise variance 1 is the floor with it
     assert plain > 4.0 and with_static < 0.5 * plain, (plain, with_static)
     # standardised with the training series' statistics (one mean and scale per column, over the series)
+    f = Forecaster(**TINY, stat_exog=["sign", "other"]).fit(df, static_df=static)  # cross_validation left f unfitted
     np.testing.assert_allclose(f.static_stats[0], static[["sign", "other"]].mean().to_numpy())
     np.testing.assert_allclose(f.static_stats[1], static[["sign", "other"]].std(ddof=0).to_numpy())
 

@@ -254,9 +254,9 @@ def test_forecaster_dlinear_and_errors(tmp_path):
         Forecaster(horizn=5)
     with pytest.raises(ConfigError, match="call fit"):
         Forecaster().predict(df)
-    irregular = df.drop(index=[5, 17, 40])
-    with pytest.raises(ConfigError, match="cannot infer a regular frequency.*freq="):
-        Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1).fit(irregular)
+    dropped = df.drop(index=[5, 17, 40])  # missing timestamps of the hourly grid
+    with pytest.raises(ConfigError, match="lacks 3 timestamps of freq h .*missing='ffill'"):
+        Forecaster(model="dlinear", input_len=48, horizon=6, epochs=1).fit(dropped)
 
 
 @pytest.mark.parametrize("prefix, n_patches", [("patchtst", 42), ("patchtst64", 64)])

@@ -49,7 +49,8 @@ def smape(y, y_hat) -> float:
     """200/n sum |y - yhat| / (|y| + |yhat|), 0/0 terms as 0 (percent)."""
     y, y_hat = np.asarray(y, float), np.asarray(y_hat, float)
     denominator = np.abs(y) + np.abs(y_hat)
-    ratio = np.divide(np.abs(y - y_hat), denominator, out=np.zeros_like(y), where=denominator > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a NaN stays NaN, as in mse and mae; only 0/0 counts 0
+        ratio = np.where(denominator == 0, 0.0, np.abs(y - y_hat) / denominator)
     return float(200 * np.mean(ratio))
 
 
@@ -57,6 +58,7 @@ def naive_scale(insample, season: int = 1) -> float:
     """1/(T-m) sum_{t>m} |x_t - x_{t-m}|: the in-sample MAE of the seasonal naive forecast. A difference that
     involves a missing value (NaN) is left out, the others keep their places in time (dropping the NaN values
     first would pair values m + 1 steps apart); NaN when no difference is left (T <= m)."""
+    check_season(season)
     x = np.asarray(insample, float)
     d = np.abs(x[season:] - x[:-season]) if len(x) > season else np.zeros(0)
     d = d[~np.isnan(d)]
@@ -83,12 +85,23 @@ def crps(y, quantile_forecasts, quantiles) -> float:
     return 2.0 * pinball(y, quantile_forecasts, quantiles)
 
 
+# q as frames.quantile_column writes it (format "g"): 0.1, 0.99999, and 1e-05 or 1.5e-07 for the smallest levels
+LEVEL = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def check_season(season) -> None:
+    if isinstance(season, (bool, np.bool_)) or not isinstance(season, (int, np.integer)) or season < 1:
+        raise ConfigError(f"season must be a whole number >= 1 (the seasonal naive period in steps, e.g. 24 for "
+                          f"hourly data with a daily cycle), got {season!r}")
+
+
 def quantile_columns(frame: pd.DataFrame, point: str = "y_hat") -> dict[float, str]:
-    """{q: column} from columns named ``{point}_q{q}``; the point column counts as q = 0.5 (the median)
-    when there are quantile columns and none of them is 0.5."""
+    """{q: column} from columns named ``{point}_q{q}`` (every name ``frames.quantile_column`` writes, exponent
+    notation included); the point column counts as q = 0.5 (the median) when there are quantile columns and
+    none of them is 0.5."""
     found = {}
     for column in frame.columns:
-        match = re.fullmatch(re.escape(point) + r"_q([0-9.]+)", str(column))
+        match = re.fullmatch(re.escape(point) + "_q" + LEVEL, str(column))
         if match:
             found[float(match.group(1))] = column
     if found and 0.5 not in found and point in frame.columns:
@@ -103,29 +116,52 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
 
     Columns ``mse, mae, smape``, ``pinball`` and ``crps`` when the frame has quantile columns, ``mase`` when
     ``train_df`` (long, ``unique_id, ds, y``) gives the in-sample history: its rows up to the series'
-    first ``cutoff`` when the frame has a cutoff column, else all of its rows for that series. Those rows are
-    taken in time order, whatever their order in ``train_df`` (``ds`` read as the panel reader reads it: whole
-    numbers as steps, dates with changing UTC offsets as UTC); a missing ``y`` among them is left out of the
-    scale (``naive_scale``), not allowed to make the series' MASE NaN."""
+    first ``cutoff`` when the frame has a cutoff column (train_df then needs ``ds``), else all of its rows for
+    that series, as utilsforecast's mase takes the training data it is given. Every series of the frame must
+    have rows in ``train_df``. Those rows are taken in time order, whatever their order in ``train_df`` (``ds``
+    read as the panel reader reads it: whole numbers as steps, dates with changing UTC offsets as UTC); a
+    missing ``y`` among them is left out of the scale (``naive_scale``), not allowed to make the series' MASE
+    NaN. ``season``: a whole number >= 1.
+
+    A missing truth (``y`` NaN: a gap of the data, as ``cross_validation`` leaves it) is an unobserved step:
+    its row is left out of every metric alike; a series with no truth at all gets a row of NaN. A forecast
+    (``y_hat`` or a quantile column) that is NaN or infinite, and an infinite ``y``, are refused in one line
+    naming the series: such a forecast is a bug of what made it, and would otherwise make some metrics NaN."""
     for column in (id_column, target, point):
         if column not in df.columns:
-            raise ValueError(f"evaluate needs column '{column}'; the frame has {list(df.columns)}")
+            raise ConfigError(f"evaluate needs column '{column}'; the frame has {list(df.columns)}")
+    check_season(season)
+    levels = quantile_columns(df, point)
+    forecasts = list(dict.fromkeys([point, *levels.values()]))
+    ids = df[id_column].astype(str)
+    for column in [*forecasts, target]:
+        values = _numbers(df[column], column)
+        bad = np.isinf(values) if column == target else ~np.isfinite(values)
+        if bad.any():
+            what = "an infinite truth" if column == target else "a NaN or infinite forecast"
+            raise ConfigError(f"column '{column}' holds {what} in {_count_by_series(ids[bad])}; "
+                              + ("give finite values (NaN for a step without truth)" if column == target else
+                                 "forecasts must be numbers: fix what produced them"))
     frame = df.dropna(subset=[target])
-    levels = quantile_columns(frame, point)
+    if frame.empty:
+        raise ConfigError(f"every '{target}' of the frame is missing, so there is no truth to score; join the "
+                          "forecasts with the observed values first")
     if train_df is not None:
-        if "ds" in train_df.columns:
-            train_df = train_df.assign(ds=_times(train_df["ds"], "train_df").array).sort_values("ds", kind="stable")
-        ids = train_df[id_column].astype(str).to_numpy()
+        train_df, train_ids = _in_sample(train_df, df, ids, target, id_column)
     rows = {}
-    for key, group in frame.groupby(id_column, sort=False):
+    for key, group in df.groupby(id_column, sort=False):
+        group = group.dropna(subset=[target])
+        if group.empty:  # only unobserved steps: no error to give, but the series is not dropped unseen
+            rows[key] = {}
+            continue
         y, y_hat = group[target].to_numpy(float), group[point].to_numpy(float)
         row = {"mse": mse(y, y_hat), "mae": mae(y, y_hat), "smape": smape(y, y_hat)}
         if levels:
             row["pinball"] = pinball(y, group[list(levels.values())].to_numpy(float), list(levels))
             row["crps"] = 2.0 * row["pinball"]  # crps(): the quantile form, twice the mean pinball loss
         if train_df is not None:
-            history = train_df[ids == str(key)]
-            if "cutoff" in group.columns and "ds" in history.columns:
+            history = train_df[train_ids == str(key)]
+            if "cutoff" in group.columns:
                 cutoff = _times(group["cutoff"], "the frame").min()
                 try:
                     history = history[history["ds"] <= cutoff]
@@ -145,6 +181,53 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     table.loc[OVERALL] = pd.Series(overall)
     table.index.name = id_column
     return table
+
+
+def _in_sample(train_df: pd.DataFrame, df: pd.DataFrame, ids: pd.Series, target: str, id_column: str):
+    """``train_df`` in time order and its ids as text, after checking it can give every series of ``df`` its
+    MASE scale: the id and target columns, rows of each series, and a ``ds`` to cut at the cutoffs."""
+    for column in (id_column, target):
+        if column not in train_df.columns:
+            raise ConfigError(f"train_df needs column '{column}' (the in-sample history of MASE); it has "
+                              f"{list(train_df.columns)}")
+    if "cutoff" in df.columns and "ds" not in train_df.columns:
+        raise ConfigError("the frame has cutoffs but train_df has no 'ds' column to cut its rows at them (MASE's "
+                          "history is each series' rows up to its first cutoff); give train_df with ds, or drop the "
+                          "frame's cutoff column to take all of train_df's rows")
+    absent = ids[~ids.isin(set(train_df[id_column].astype(str)))]
+    if len(absent):
+        raise ConfigError(f"train_df has no rows of {_count_by_series(absent, 'series')}, so their MASE has no "
+                          "scale; give train_df with every series' history, or leave train_df out (no MASE)")
+    if "ds" in train_df.columns:
+        train_df = train_df.assign(ds=_times(train_df["ds"], "train_df").array).sort_values("ds", kind="stable")
+    return train_df, train_df[id_column].astype(str).to_numpy()
+
+
+def _numbers(values: pd.Series, column: str) -> np.ndarray:
+    try:
+        return values.to_numpy(float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"column '{column}' holds values that are not numbers (e.g. "
+                          f"{next(v for v in values if not _is_number(v))!r}); give numbers") from None
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _count_by_series(ids: pd.Series, unit: str = "rows") -> str:
+    """"3 rows (series 'a': 2, 'b': 1)" or "2 series ('a', 'b')": ``ids`` (one per offending row) counted per
+    series, the first five named."""
+    counts = ids.groupby(ids.to_numpy(), sort=False).size()
+    more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+    if unit == "series":
+        return f"{len(counts)} series ({', '.join(repr(str(k)) for k in list(counts.index)[:5])}{more})"
+    shown = ", ".join(f"'{k}': {n}" for k, n in list(counts.items())[:5])
+    return f"{len(ids)} row{'s' if len(ids) != 1 else ''} (series {shown}{more})"
 
 
 def _times(values: pd.Series, name: str) -> pd.Series:

@@ -1,8 +1,16 @@
-"""Time columns as the series readers read them: dates (one timeline across UTC-offset changes) or whole-number
-steps, with one-line errors naming the first value that is neither. Below everything else (layer 0), so that the
-metrics read a ``ds`` column exactly as the data does."""
+"""Time columns as the series readers read them: dates or whole-number steps, with one-line errors naming the
+first value that is neither. Below everything else (layer 0), so that the metrics read a ``ds`` column exactly
+as the data does.
+
+Dates written with UTC offsets that change (local time across a daylight-saving change, +01:00 then +02:00) name
+no time zone, so the local clock of later dates is unknown. Rows all at one local time of day (daily, weekly,
+monthly data) are read as those local dates without offsets, one row per calendar day as written; others as one UTC
+timeline in the zone :data:`CHANGING_OFFSETS` (UTC, so hourly rows stay hourly), which :func:`read_as_utc`
+recognises: their local hours, and so calendar features, cannot be told."""
 from __future__ import annotations
 
+import datetime
+import re
 import warnings
 
 import numpy as np
@@ -11,9 +19,14 @@ import pandas as pd
 from .errors import ConfigError
 
 
+CHANGING_OFFSETS = datetime.timezone(datetime.timedelta(0), "UTC (read from changing offsets)")
+_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})$")  # a date's UTC offset as written: +01:00, -0500
+_DAY_FIRST = re.compile(r"\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")  # 13/07/2016: a day, then the month
+
+
 def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
-    """``pd.to_datetime(dates)``; a value that is not a date (or a date written unlike the others), or no
-    value, stops with one line naming the first such row (1 = the first row below the header)."""
+    """``pd.to_datetime(dates)``; a value that is not a date (or a date written unlike the others, e.g. day
+    first), or no value, stops with one line naming the first such row (1 = the first row below the header)."""
     with warnings.catch_warnings():  # pandas warns when it falls back to per-value parsing: not the user's concern
         warnings.simplefilter("ignore")
         try:
@@ -23,9 +36,21 @@ def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
-            raise ConfigError(f"column '{dates.name}' of {name}: row {row + 1} holds "
-                              f"{_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set date_column")
+            where, day = f"column '{dates.name}' of {name}: row {row + 1} holds", _day_first(dates.iloc[row])
+            if day is not None:  # pandas took row 1's format, month first: every earlier date may be misread too
+                raise ConfigError(f"{where} {dates.iloc[row]!r}, a date written day first ({day} is not a month), "
+                                  f"while row 1's {dates.iloc[0]!r} was read month first; write the dates as ISO "
+                                  f"8601 (YYYY-MM-DD), or parse them in pandas with pd.to_datetime(df["
+                                  f"'{dates.name}'], dayfirst=True) and pass the frame")
+            raise ConfigError(f"{where} {_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set "
+                              "date_column")
     return parsed
+
+
+def read_as_utc(index: pd.Index) -> bool:
+    """Whether ``index`` holds dates written with changing UTC offsets, read as UTC (``CHANGING_OFFSETS``)."""
+    tz = getattr(index, "tz", None)
+    return tz is not None and tz.tzname(None) == CHANGING_OFFSETS.tzname(None)
 
 
 def integer_steps(values: pd.Series, name: str = "the series") -> pd.Series | None:
@@ -51,13 +76,30 @@ def plain(value):
 
 def _to_datetime(dates: pd.Series, **options) -> pd.Series:
     """``pd.to_datetime``; dates whose UTC offsets differ (local time written across a daylight-saving change,
-    e.g. +01:00 then +02:00) become one UTC timeline, on which hourly rows stay hourly."""
+    e.g. +01:00 then +02:00) become their local dates when all are at one local time of day, else one UTC
+    timeline (in the zone ``CHANGING_OFFSETS``), on which hourly rows stay hourly."""
     try:
-        return pd.to_datetime(dates, **options)
+        parsed = pd.to_datetime(dates, **options)
+        if parsed.dtype != object or "utc" in options:  # pandas 2 gives objects for mixed offsets, pandas 3 raises
+            return parsed
     except (ValueError, TypeError) as e:
-        if "utc=True" in str(e) and "utc" not in options:  # pandas' own advice for mixed offsets
-            return pd.to_datetime(dates, utc=True, **options)
-        raise
+        if "utc=True" not in str(e) or "utc" in options:  # pandas' own advice for mixed offsets
+            raise
+    utc = pd.to_datetime(dates, utc=True, **options)
+    offsets = dates.astype(str).str.strip().str.extract(_OFFSET)
+    known = offsets.notna().all(axis=1) | utc.isna()
+    if known.all():
+        minutes = (offsets[1].astype(float) * 60 + offsets[2].astype(float)) * offsets[0].map({"+": 1, "-": -1})
+        local = utc.dt.tz_localize(None) + pd.to_timedelta(minutes.fillna(0), unit="min")
+        if (local - local.dt.normalize()).dropna().nunique() <= 1:  # one time of day: calendar days as written
+            return local
+    return utc.dt.tz_convert(CHANGING_OFFSETS)
+
+
+def _day_first(value) -> int | None:
+    """The day of a date written day first (its first number, > 12, so not a month), else None."""
+    match = _DAY_FIRST.match(value) if isinstance(value, str) else None
+    return int(match[1]) if match and 12 < int(match[1]) <= 31 and int(match[2]) <= 12 else None
 
 
 def _date_problem(value, first) -> str:
@@ -68,4 +110,4 @@ def _date_problem(value, first) -> str:
     return f"{value!r}, a date written unlike row 1's {first!r}"
 
 
-__all__ = ["parse_dates", "integer_steps", "plain"]
+__all__ = ["parse_dates", "integer_steps", "plain", "read_as_utc", "CHANGING_OFFSETS"]

@@ -3,7 +3,9 @@
 A rolling-origin backtest of a trained model (``Forecaster.cross_validation`` with ``fit=False``): for
 every series of FILE (long ``unique_id, ds, y`` or the run's wide table) the last N windows of h steps,
 S steps apart, are forecast from the rows before each window's cutoff only. The model is used as it
-is, so FILE's backtest period should lie after the data the run was trained on. Writes the forecasts
+is, so FILE's backtest period should lie after the data the run was trained on: a warning counts the
+windows that forecast steps at or before a series' end of training (validation included; recorded by
+Forecaster.save, and for an ``xformer train`` run found by splitting its data file again). Writes the forecasts
 with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile columns) and prints the
 overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
 --season on each series' rows before its first cutoff, pinball and CRPS for quantiles); --metrics writes
@@ -39,7 +41,8 @@ def _run(args: argparse.Namespace) -> None:
     panel = forecaster.read(args.data)
     static = load_frame(args.static) if args.static else None
     cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False,
-                                     static_df=static)
+                                     static_df=static)  # its warnings (windows in the data of fit, series left
+    # out) are printed by run() as "xformer: warning:" lines
     table = cv.to_csv(index=False, float_format="%.8g")
     if args.out:
         write_atomically(args.out, table)

@@ -7,10 +7,12 @@ recipe and data (seeds), or of models and lookbacks of one task and data, foreca
 (``Forecaster.load([...])``: forecasts averaged).
 
 Forecasts the run's horizon after the last row of FILE (or after row DATE with --at, so the
-rows after it are the truth: the plot shows them and the errors are printed). The file needs the
+rows after it are the truth: the plot shows them and the errors are printed). A wide FILE needs the
 run's date column and value columns; they are scaled with the StandardScaler of the run's
-training rows (RUN_DIR/series_scaler.json) and the forecast is written on the data's scale, one
-column per series, plus ``{name}_q{q}`` columns for a run trained with quantiles.
+training rows (RUN_DIR/series_scaler.json, or each series' statistics of a Forecaster.save folder) and the
+forecast is written on the data's scale: the date column, one column per series, plus ``{name}_q{q}``
+columns for a model trained with quantiles. A long FILE gives ``unique_id, ds, y_hat`` and a ``y_hat_q{q}``
+column per quantile level other than the median.
 """
 from __future__ import annotations
 
@@ -175,14 +177,18 @@ def run(args: argparse.Namespace) -> None:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "forecast", help="forecast the steps after a CSV series with a trained forecasting run",
-        description="Load the model and scaler of RUN_DIR (a run trained on series data) and forecast its horizon "
-                    "after the last row of --data (or after --at DATE, printing the errors against the rows that "
-                    "follow). Writes CSV: the date column, one column per series, quantile columns if trained.",
+        description="Load the model and scaler of RUN_DIR (a run trained on series data, or a Forecaster.save "
+                    "folder) and forecast its horizon after the last row of --data (or after --at DATE, printing "
+                    "the errors against the rows that follow). Writes CSV: for a wide file the date column, one column per series and {name}_q{q} "
+                    "columns if trained with quantiles; for a long file (unique_id, ds, y) the columns unique_id, "
+                    "ds, y_hat and y_hat_q{q} per other quantile level.",
         epilog="example: xformer forecast runs/patchtst_etth1_96 --data ../shared/data/ETTh1.csv "
                "--at '2018-02-20 23:00' --out forecast.csv --plot forecast.png")
     p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
                    help="a run, or several runs of one recipe and data (seeds): their forecasts are averaged")
-    p.add_argument("--data", required=True, metavar="FILE.csv", help="the run's date column and value columns")
+    p.add_argument("--data", required=True, metavar="FILE.csv",
+                   help="wide (the run's date column and one value column per series) or long (unique_id, ds, y: "
+                        "every series in it is forecast)")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecast (default: standard output)")
     p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth "
                    "(.png, .svg, .pdf or .jpg)")

@@ -4,13 +4,16 @@ For a series of n rows, window w = 0 .. n_windows-1 (oldest first) forecasts row
 [s_w, s_w + h) with s_w = n - h - (n_windows - 1 - w) * step; its cutoff is the timestamp of row
 s_w - 1, and the model reads only rows before s_w. With ``fit=True`` (default) a fresh model is
 trained first on each series' rows before its first window (s_0), so no window's future is ever
-seen, neither by the forecast nor by the training or the scaling statistics; ``refit=True``
-(neuralforecast's ``refit``) trains a fresh one before every window instead, on the rows before s_w,
+seen, neither by the forecast nor by the training or the scaling statistics. Those models are trained on a
+fresh forecaster of the same config (and the static covariates it remembers): the forecaster backtested is
+never changed, its model, ``fit_report`` and the series ``predict()`` continues stay those of its last fit.
+``refit=True`` (neuralforecast's ``refit``) trains a fresh one before every window instead, on the rows before s_w,
 so later windows learn from the periods the earlier ones forecast; ``refit=k`` (a whole number) trains one
 before windows 0, k, 2k, ..., each forecasting its own window and the k - 1 after it (``True`` is k = 1):
 k times fewer trainings for a long backtest. With ``fit=False`` the fitted
 model is used as it is (it must not have been trained on the backtest period); a forecaster of an ``xformer
-train`` run (``from_run``) only so, since fit cannot retrain the run's model. Each window's history is filled
+train`` run (``from_run``) only so, since fit cannot retrain the run's model, and an ensemble too (fit would
+train one model of its config in place of its members). Each window's history is filled
 (``missing``) from its own rows only, so a gap just before a cutoff is never filled from the window's future;
 ``y`` is the data as given (NaN where it has no value: ``evaluate`` skips those rows).
 ``static_df`` (static covariates, as in ``fit``) defaults to the one the forecaster remembers from fit.
@@ -41,6 +44,7 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
         raise ConfigError(f"refit={refit!r} trains a model before {windows}, so it needs fit=True")
     if fit:
         forecaster.check_fittable()
+        check_not_ensemble(forecaster)
     elif forecaster.model is None:
         raise ConfigError("cross_validation(fit=False) needs a fitted forecaster; call fit first or pass fit=True")
     cfg = forecaster.config
@@ -61,6 +65,11 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     keep = [k for k in panel.ids if k not in short]
     panel = Panel({k: panel.series[k] for k in keep}, panel.wide_date_column, panel.covariates)
     first = {k: len(s) - span for k, s in panel.series.items()}
+    given = forecaster
+    if fit:  # the windows' models are trained on a fresh forecaster of the same config: the one given stays as it is
+        trainee = type(forecaster)(forecaster.config)
+        trainee.static = forecaster.static  # the static_df remembered from fit, the default of static_df
+        forecaster = trainee
     parts = []
     for w in range(n_windows):
         starts = {k: first[k] + w * step for k in keep}
@@ -83,7 +92,23 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     order = {k: i for i, k in enumerate(keep)}
     result = result.sort_values([ID, "window", DS], key=lambda c: c.map(order) if c.name == ID else c,
                                 kind="stable")
-    return result.drop(columns="window").reset_index(drop=True)
+    result = result.drop(columns="window").reset_index(drop=True)
+    if not fit:  # the model as it is: warn when its windows forecast steps it was fitted on
+        from .folder import warn_trained_windows
+
+        warn_trained_windows(given, result)
+    return result
+
+
+def check_not_ensemble(forecaster) -> None:
+    """An ensemble keeps its members' models, not their configs: a backtest that fits would train one model of
+    the ensemble's config in their place and score that instead."""
+    from ..ensemble import Ensemble
+
+    if isinstance(forecaster.model, Ensemble):
+        raise ConfigError(f"this forecaster is an ensemble of {len(forecaster.model.members)} fitted models, which "
+                          "cross_validation(fit=True) cannot retrain: pass fit=False to backtest the ensemble as it "
+                          "is (on data after its training period)")
 
 
 def refit_every(refit) -> int:

@@ -6,7 +6,9 @@
   steps, never beyond the horizon; at prediction time their H future values come in ``futr_df``.
 - ``calendar``: future-known features computed from the dates, each scaled into [-0.5, 0.5] as
   GluonTS's time features: hour/23 - 0.5, weekday/6 - 0.5, day (of month, 1-31) (d-1)/30 - 0.5,
-  dayofyear (d-1)/365 - 0.5, month (m-1)/11 - 0.5.
+  dayofyear (d-1)/365 - 0.5, month (m-1)/11 - 0.5. They are read on the dates' own clock (local time for
+  dates in a zone); dates written with changing UTC offsets and read as UTC (xformer/timestamps.py) have no
+  known local clock, so calendar features of them are refused in one line.
 
 Each covariate column of each series is standardised with the mean and scale of that series'
 training part (calendar features are not). The tokenizer ``series_patches_covariates``
@@ -31,6 +33,7 @@ from ..batch import PAST_COVARIATES as PAST
 from ..batch import STATIC_COVARIATES as STATIC
 from ..config import ConfigError
 from ..data.series import WindowDataset, carried_rows, fill_gaps, last_observed_rows
+from ..timestamps import read_as_utc
 
 
 CALENDAR = {"hour": lambda d: d.hour / 23.0 - 0.5, "weekday": lambda d: d.day_of_week / 6.0 - 0.5,
@@ -43,6 +46,11 @@ def calendar_features(dates: pd.DatetimeIndex, names: list[str]) -> np.ndarray:
     if names and not isinstance(dates, pd.DatetimeIndex):
         raise ConfigError(f"calendar features {names} need dates in ds, but ds holds integers (e.g. {dates[0]}); "
                           "give ds as dates or drop calendar")
+    if names and read_as_utc(dates):  # their local clock is unknown, after the data's end above all
+        raise ConfigError(f"calendar features {names} need the local time of ds, but its dates were written with "
+                          f"changing UTC offsets (a daylight-saving change) and are read as UTC (e.g. {dates[0]}); "
+                          "give ds as dates in their zone in pandas (pd.to_datetime(df['ds'], utc=True).dt."
+                          "tz_convert(ZONE)) and pass the frame, or write ds with one offset throughout")
     return np.stack([np.asarray(CALENDAR[n](dates), dtype=np.float64) for n in names], axis=1) \
         if names else np.zeros((len(dates), 0))
 

@@ -18,6 +18,7 @@ from ..models import build_model
 from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
+from .checks import check_data_freq, check_future_horizon, check_patches, ensemble_members
 from .config import ForecasterConfig, model_config
 from .covariates import FUTURE, PAST, STATIC, covariate_stats, series_windows, window_covariates
 from .frames import (DS, ID, POINT, Panel, align_ds, check_freq, check_observed_end, fill_series, future_dates,
@@ -53,6 +54,7 @@ class Forecaster:
         if unknown:
             raise ConfigError(f"unknown Forecaster option(s) {unknown}; valid: {', '.join(sorted(valid))}")
         self.config = replace(config or ForecasterConfig(), **overrides)
+        check_patches(self.config)
         self.model: torch.nn.Module | None = None
         self.freq: pd.DateOffset | None = None
         self.stats: dict[str, tuple[float, float]] = {}
@@ -62,7 +64,9 @@ class Forecaster:
         self.columns: list[str] | None = None
         self.scaler: StandardScaler | None = None
         self.fit_report: dict = {}
-        self.history: Panel | None = None  # the series of the last fit, for predict() without df (not saved)
+        self.history: Panel | None = None  # the series of the last fit (not a backtest's), for predict() without df
+        self.trained_until: dict | None = None  # a loaded one's: each series' last ds in the data of fit
+        self.run_data = None  # an xformer train run's (data config, columns): its training end, read when asked
 
     # ---- persistence (xformer/forecast/folder.py) -------------------------------------------------------
     @classmethod
@@ -80,13 +84,13 @@ class Forecaster:
 
         return load(cls, path, freq)
 
-    @staticmethod
-    def ensemble(members: list["Forecaster"]) -> "Forecaster":
-        """A forecaster that averages the forecasts (each quantile too) of fitted forecasters of one frame
-        (seeds): ``Forecaster.ensemble([f1, f2, f3])``; ``Forecaster.load([path, ...])`` does it for folders."""
+    @classmethod
+    def ensemble(cls, members: list["Forecaster | str | Path"]) -> "Forecaster":
+        """A forecaster that averages the forecasts (each quantile too) of two or more fitted forecasters of one
+        frame (seeds): ``Forecaster.ensemble([f1, f2, f3])``; an item may be a saved folder (``load``)."""
         from .folder import ensemble
 
-        return ensemble(members)
+        return ensemble(*ensemble_members(members, cls))
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a run folder (config.yaml, forecaster.json, checkpoints/ with safetensors weights); a folder
@@ -98,7 +102,8 @@ class Forecaster:
     def cross_validation(self, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
                          fit: bool = True, val_size: int = 0, early_stopping: int | None = None,
                          static_df=None, refit: bool | int = False) -> pd.DataFrame:
-        """Rolling-origin backtest; see :func:`xformer.forecast.backtest.cross_validation`."""
+        """Rolling-origin backtest; see :func:`xformer.forecast.backtest.cross_validation`. With ``fit=True`` the
+        windows' models are trained on a fresh forecaster of this config: this one is never changed."""
         from .backtest import cross_validation
 
         return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping, static_df, refit)
@@ -108,11 +113,13 @@ class Forecaster:
         """The series of ``df`` (long or wide frame, CSV path, or a Panel already read)."""
         if isinstance(df, Panel):
             return df
-        cfg = self.config
-        return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing, cfg.exog)
+        cfg = self.config  # the fitted (or given) freq puts the rows on its grid: missing timestamps become gaps
+        return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing, cfg.exog,
+                          freq=self.freq if self.freq is not None else cfg.freq)
 
     def fit(self, df, val_size: int = 0, early_stopping: int | None = None, static_df=None) -> "Forecaster":
-        """Train one model on every window of every series of ``df`` (long or wide); returns self.
+        """Train one model on every window of every series of ``df`` (long or wide); returns self. The fitted
+        state is replaced only once training has finished: a fit refused or interrupted leaves it as it was.
 
         ``val_size``: the last ``val_size`` steps of each series are held out (0, or at least ``horizon``);
         the model is evaluated on their windows after every epoch and the weights of the best validation
@@ -133,8 +140,8 @@ class Forecaster:
         if early_stopping is not None and not val_size:
             raise ConfigError("early_stopping needs a validation split; pass val_size (e.g. val_size=horizon)")
         self.check_fittable()
-        self.freq = infer_freq(panel, cfg.freq)
-        self.history = raw = panel
+        check_patches(cfg)
+        freq, raw = infer_freq(panel, cfg.freq), panel
         panel = fill_series(panel, cfg.missing)  # the panel is all history: each series filled from its own rows
         need = L + H + val_size
         short = [k for k, s in panel.series.items() if len(s) < need]
@@ -143,13 +150,12 @@ class Forecaster:
             raise ConfigError(f"no series is long enough to train on: each needs input_len + horizon"
                               f"{' + val_size' if val_size else ''} = {need} rows, the longest has {longest}; "
                               "give longer series or a shorter input_len / horizon")
-        if static_df is not None or not cfg.stat_exog:
-            self.static = read_static(static_df, cfg.stat_exog)
+        static = read_static(static_df, cfg.stat_exog) if static_df is not None or not cfg.stat_exog else self.static
         trained = [k for k in panel.ids if k not in short]
-        check_static(self.static, trained, cfg.stat_exog)
-        self.static_stats = static_stats(self.static, trained) if cfg.stat_exog else None
+        check_static(static, trained, cfg.stat_exog)
+        static_scaling = static_stats(static, trained) if cfg.stat_exog else None
         report_short(short, need, "training")
-        self.stats, self.cov_stats, train_sets, val_sets = {}, {}, [], []
+        stats, cov_stats, train_sets, val_sets = {}, {}, [], []
         for key, s in panel.series.items():
             if key in short:
                 continue
@@ -158,37 +164,39 @@ class Forecaster:
             if np.isnan(part).all():
                 raise ConfigError(f"series '{key}' holds no value before its last val_size={val_size} steps; give "
                                   "it values there, or leave it out")
-            self.stats[key] = _scale_stats(part)  # the training part only
+            stats[key] = _scale_stats(part)  # the training part only
             cov = (raw.covariates or {}).get(key) if cfg.has_covariates else None
             if cfg.exog and cov is not None:  # the training part's rows, filled from its own rows
-                self.cov_stats[key] = covariate_stats(fill_gaps(cov.loc[:s.index[n_train - 1]], cfg.missing),
-                                                      s.index[:n_train])
-            static = static_vector(self.static, key, self.static_stats) if cfg.stat_exog else None
+                cov_stats[key] = covariate_stats(fill_gaps(cov.loc[:s.index[n_train - 1]], cfg.missing),
+                                                 s.index[:n_train])
+            vector = static_vector(static, key, static_scaling) if cfg.stat_exog else None
             # each split's windows filled from the rows up to its end: training [0, n_train), validation to the end
-            windows = lambda lo, hi: series_windows(cfg, key, raw.series[key], cov, self.stats[key],  # noqa: E731
-                                                    self.cov_stats.get(key), lo, hi, static)
+            windows = lambda lo, hi: series_windows(cfg, key, raw.series[key], cov, stats[key],  # noqa: E731
+                                                    cov_stats.get(key), lo, hi, vector)
             train_sets.append(windows(0, n_train))
             if val_size:
                 val_sets.append(windows(n_train - L, len(s)))
         data = ConcatDataset(train_sets)
         val = ConcatDataset(val_sets) if val_sets else None
         torch.manual_seed(cfg.seed)
-        self.model = build_model(model_config(cfg, 1))
+        model = build_model(model_config(cfg, 1))
         batch_size = min(cfg.batch_size, len(data))
         train = TrainConfig(epochs=cfg.epochs, batch_size=batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                             schedule="constant", clip=cfg.clip, log_every=10**9, seed=cfg.seed, device=cfg.device,
                             eval_every=max(1, len(data) // batch_size) if val is not None else 10**9,
                             early_stopping=EarlyStopping(patience=early_stopping))
-        trainer = _KeepBest(self.model, DataBundle(train=data, val=val), train, None, init_world(cfg.device))
+        trainer = _KeepBest(model, DataBundle(train=data, val=val), train, None, init_world(cfg.device))
         trainer.fit()
         if trainer.best_state is not None:
-            self.model.load_state_dict(trainer.best_state)
-        self.fit_report = {"series": len(self.stats), "windows": len(data), "steps": trainer.step,
-                           "epochs": trainer.step / trainer.steps_per_epoch, "left_out": short}
+            model.load_state_dict(trainer.best_state)
+        report = {"series": len(stats), "windows": len(data), "steps": trainer.step,
+                  "epochs": trainer.step / trainer.steps_per_epoch, "left_out": short}
         if val is not None:
-            self.fit_report.update(val_windows=len(val), best_val_loss=trainer.best,
-                                   best_epoch=trainer.best_step / trainer.steps_per_epoch)
-        self.model.eval()
+            report.update(val_windows=len(val), best_val_loss=trainer.best,
+                          best_epoch=trainer.best_step / trainer.steps_per_epoch)
+        # committed only now: a fit refused or interrupted above leaves the forecaster as it was
+        self.model, self.freq, self.history, self.fit_report = model.eval(), freq, raw, report
+        self.stats, self.cov_stats, self.static, self.static_stats = stats, cov_stats, static, static_scaling
         return self
 
     def check_fittable(self) -> None:
@@ -230,8 +238,12 @@ class Forecaster:
         h = self._check_h(h)
         cfg = self.config
         panel = fill_series(panel, cfg.missing)
-        freq = self.freq if self.freq is not None else infer_freq(panel, cfg.freq)
-        check_freq(panel, freq)  # the fitted (or given) freq must fit these dates too, or every forecast is misdated
+        if self.freq is None:  # a run of xformer train loaded without freq: the data's own
+            freq = infer_freq(panel, cfg.freq)
+            check_freq(panel, freq)  # every series' dates, also those pandas inferred no freq from
+        else:  # the fitted (or given) freq must fit these dates too, or every forecast is misdated
+            freq = self.freq
+            check_data_freq(panel, freq, given=cfg.freq is not None)
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
         if self.columns is not None:
             keys, (points, quantiles) = self.columns, self._forecast_multivariate(panel)
@@ -245,6 +257,7 @@ class Forecaster:
             covariates = None
             if cfg.has_covariates:
                 check_static(table, keys, cfg.stat_exog)
+                check_future_horizon(cfg, panel, keys, freq, h)
                 covariates = {k: (*window_covariates(cfg, k, (panel.covariates or {}).get(k), self._cov_stats(panel, k),
                                                      panel.series[k].index,
                                                      future_dates(panel.series[k].index[-1], freq, cfg.horizon)),
@@ -349,16 +362,15 @@ class Forecaster:
         return int(h)
 
     def plot(self, df, path: str | Path, truth=None, history: int | None = None,
-             series: str | list[str] | None = None, futr_df=None, static_df=None, overwrite: bool = False) -> Path:
-        """PNG of the last ``history`` steps (default 2 * input_len), the forecast, its quantile band and
-        ``truth`` (a frame holding the later values) for ``series`` (default: all of a wide table, the
-        first four of a long frame); ``futr_df`` and ``static_df`` as in ``predict``. An existing file at
-        ``path`` is replaced only with ``overwrite=True``, as ``save``'s folder."""
-        from .plot import plot_forecast
+             series=None, futr_df=None, static_df=None, overwrite: bool = False) -> Path:
+        """A figure (PNG, SVG, PDF or JPG, from ``path``'s suffix) of the last ``history`` steps (default
+        2 * input_len), the forecast, its quantile band and ``truth`` (a frame holding the later values) for
+        ``series`` (one id or a list; ids are compared as text, as they are read: ``series=1`` is id "1";
+        default: all of a wide table, the first four of a long frame); ``futr_df`` and ``static_df`` as in
+        ``predict``. An existing file at ``path`` is replaced only with ``overwrite=True``, as ``save``'s folder."""
+        from .plot import figure_path, plot_forecast
 
-        if Path(path).exists() and not overwrite:
-            raise ConfigError(f"{path} already exists; give a new file name, or pass overwrite=True to replace it")
-        return plot_forecast(self, df, path, truth, history, series, futr_df, static_df)
+        return plot_forecast(self, df, figure_path(path, overwrite), truth, history, series, futr_df, static_df)
 
 
 def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | None,
@@ -367,13 +379,20 @@ def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | Non
     point = result.pivot(index=DS, columns=ID, values=POINT)
     keys = list(dict.fromkeys(result[ID]))
     wide = point[keys].rename_axis(date_column).rename_axis(None, axis=1)
-    wide.index = pd.Index(wide.index, name=date_column) if isinstance(freq, int) \
-        else pd.DatetimeIndex(wide.index, freq=freq, name=date_column)
+    wide.index = pd.Index(wide.index, name=date_column) if isinstance(freq, int) else _dated(wide.index, freq)
     for q in sorted(quantiles or []):
         values = point if q == 0.5 else result.pivot(index=DS, columns=ID, values=quantile_column(q))
         for key in keys:
             wide[f"{key}_q{q:g}"] = values[key].to_numpy()
     return wide
+
+
+def _dated(dates: pd.Index, freq) -> pd.DatetimeIndex:
+    """The forecast dates, stamped with ``freq`` when they are regular; series that end apart leave holes."""
+    try:
+        return pd.DatetimeIndex(dates, freq=freq, name=dates.name)
+    except ValueError:
+        return pd.DatetimeIndex(dates, name=dates.name)
 
 
 __all__ = ["Forecaster", "to_wide"]

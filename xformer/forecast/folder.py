@@ -3,7 +3,9 @@
     PATH/config.yaml                            the network (model section, as a training run writes it)
                                                 and the training settings
     PATH/forecaster.json                        ForecasterConfig, the frequency, and the per-series scaling
-                                                statistics (or, for a multivariate run, its columns and scaler)
+                                                statistics (or, for a multivariate run, its columns and scaler),
+                                                and ``trained_until``: each series' last ds in the data of fit
+                                                (training and validation rows), for the backtest's warning
     PATH/static_df.csv                          the static covariates of fit (with stat_exog): unique_id and
                                                 the stat_exog columns (floats written exactly, as repr)
     PATH/checkpoints/latest.json                {"latest": "step_N", "best": "step_N"}
@@ -18,6 +20,7 @@ An existing folder that holds files is never written into unless ``overwrite`` i
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from ..folders import OutputFolder, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
 from .config import ForecasterConfig, model_config
-from .frames import ID, freq_label, parse_freq
+from .frames import DS, ID, freq_label, parse_freq
 
 STATE_FILE = "forecaster.json"
 STATIC_FILE = "static_df.csv"
@@ -59,7 +62,8 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
     state = {"config": asdict(cfg), "freq": freq_label(forecaster.freq),
              "series": {k: list(v) for k, v in forecaster.stats.items()}, "columns": forecaster.columns,
              "covariate_series": forecaster.cov_stats, "static_stats": forecaster.static_stats,
-             "fit_report": forecaster.fit_report}
+             "fit_report": forecaster.fit_report,
+             "trained_until": {k: _stamp(v) for k, v in (fitted_until(forecaster) or {}).items()}}
     if forecaster.scaler is not None:
         state["scaler"] = {"mean": forecaster.scaler.mean_.tolist(), "scale": forecaster.scaler.scale_.tolist()}
     folder.replace()
@@ -90,6 +94,48 @@ def _plain(value):
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _stamp(value):
+    """A ds for JSON: an integer step as it is, a date as ISO text (with its UTC offset, if it has a zone)."""
+    return int(value) if isinstance(value, (int, np.integer)) else pd.Timestamp(value).isoformat()
+
+
+def fitted_until(forecaster) -> dict | None:
+    """{series: the last ds of the data its model was fitted on}, training and validation rows both (the
+    validation rows chose the weights): from the panel of the last ``fit`` (``history``), else as recorded
+    by ``load`` (forecaster.json's ``trained_until``) or ``from_train_run`` (the run's validation end);
+    None when unknown (a folder saved before this was recorded)."""
+    history = getattr(forecaster, "history", None)
+    if history is not None and forecaster.stats:
+        return {k: history.series[k].index[-1] for k in forecaster.stats if k in history.series}
+    if getattr(forecaster, "trained_until", None) is None and getattr(forecaster, "run_data", None) is not None:
+        forecaster.trained_until = _run_fitted_until(*forecaster.run_data)
+    return getattr(forecaster, "trained_until", None)
+
+
+def warn_trained_windows(forecaster, cv: pd.DataFrame) -> int:
+    """Warn in one line when windows of the backtest ``cv`` (``cross_validation(fit=False)``'s result) forecast
+    a step at or before the end of the data the model was fitted on for their series (``fitted_until``): their
+    errors are in-sample. Returns how many windows do; series the model was not fitted on never count."""
+    until = fitted_until(forecaster)
+    if not until or cv.empty:
+        return 0
+    starts = cv.groupby([ID, "cutoff"], sort=False)[DS].min()  # a window's first forecast step
+    seen = []
+    for (key, _), first in starts.items():
+        end = until.get(str(key))
+        try:
+            if end is not None and first <= end:
+                seen.append((key, end))
+        except TypeError:  # integer steps against dates, or a time zone against none: not the data of fit
+            continue
+    if seen:
+        key, end = seen[0]
+        warnings.warn(f"{len(seen)} of {len(starts)} backtest windows forecast steps the model was fitted on "
+                      f"(e.g. series '{key}', fitted up to {end}), so their errors are in-sample; backtest on rows "
+                      "after the data the model was fitted on", stacklevel=4)  # the caller of Forecaster.cross_validation
+    return len(seen)
 
 
 # what decides how a forecaster reads its data and what it outputs: members of an ensemble must agree on all of it
@@ -128,7 +174,7 @@ def ensemble(members: list, names: list[str] | None = None):
         if differ:
             raise ConfigError(f"{name} reads its data differently from {names[0]} ({', '.join(differ)} differ); "
                               "ensemble forecasters fitted on the same frame with the same horizon and covariates")
-    combined = copy.copy(first)
+    combined = copy.copy(first)  # the first's fitted_until holds for all: equal statistics, so the same rows of fit
     windows = [member.config.input_len for member in members]
     combined.config = dataclasses.replace(first.config, input_len=max(windows))
     combined.model = ensemble_of_windows([member.model for member in members], windows)
@@ -165,6 +211,8 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     forecaster.columns = state.get("columns")
     forecaster.cov_stats = {k: (list(m), list(s)) for k, (m, s) in state.get("covariate_series", {}).items()}
     forecaster.fit_report = state.get("fit_report", {})
+    forecaster.trained_until = {k: v if isinstance(v, int) else pd.Timestamp(v)
+                                for k, v in state.get("trained_until", {}).items()} or None  # older folders: none
     if state.get("static_stats") is not None:
         if not (path / STATIC_FILE).is_file():
             raise ConfigError(f"{path} lacks {STATIC_FILE}, the static covariates of its fit; save the forecaster "
@@ -210,4 +258,35 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
                                 stats["scale"] if stats["scale"] is not None else np.ones(n))
     forecaster.model, forecaster.columns = model, list(stats["columns"])
     forecaster.freq = None if freq is None else parse_freq(freq)
+    forecaster.run_data = (config.data, list(stats["columns"]))  # fitted_until reads it only when asked
     return forecaster
+
+
+def _run_fitted_until(data: DataConfig, columns: list[str]) -> dict | None:
+    """{column: the last date of the validation split} of an ``xformer train`` run on series data: its weights
+    were trained before it and its checkpoint chosen up to it. Found by splitting the run's data file (data.args,
+    with the data set's defaults) again as ``series_bundle`` did; None when it cannot be read any more."""
+    import inspect
+
+    from ..data import series
+
+    if data.name not in ("csv_series", "ett"):
+        return None
+    reader = series.csv_series if data.name == "csv_series" else series.ett
+    args = {k: p.default for k, p in inspect.signature(reader).parameters.items()} | dict(data.args)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = args["path"] if args["path"] is not None else series.synthetic_frame()
+            frame = series.read_raw_series(source, args.get("date_column", "date"), args["columns"], args["missing"])
+        split = args.get("split", "ett" if data.name == "ett" else "ratio")
+        per_day = args["rows_per_day"]
+        if per_day is None:  # as series_bundle: the median step (split "ratio" does not use it)
+            step = (frame.index[1:] - frame.index[:-1]).median() if split == "ett" else None
+            per_day = max(1, round(pd.Timedelta(days=1) / step)) if step is not None else 1
+        borders = series.split_borders(len(frame), args["input_len"], split, per_day,
+                                       args.get("train_ratio", 0.7), args.get("test_ratio", 0.2))
+    except (ConfigError, OSError, ValueError, TypeError, KeyError):
+        return None
+    end = frame.index[borders[1][1] - 1]
+    return {str(c): end for c in columns}

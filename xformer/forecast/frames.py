@@ -6,13 +6,19 @@ its timestamps, so every later step (scaling, windows, forecasts) has one code p
 or whole numbers (neuralforecast's integer time index, e.g. M4's): integer ``ds`` keeps an integer index and
 the frequency is then the step between rows (``freq=1``), so forecasts continue as last + k * step. A wide table
 is read by :func:`~xformer.data.series.read_series` and each value column becomes a series named
-after it, in column order; a long frame keeps its series in order of first appearance. Series may
-have different lengths and start dates. ``unique_id`` values are read as strings.
+after it, in column order, spanning its first to its last value (a column's leading empty cells mean the series
+starts later, its trailing ones that it ends earlier, as the same data in long format); a long frame keeps its
+series in order of first appearance. Series may have different lengths and start dates. ``unique_id`` values
+are read as strings.
+
+Once the frequency is known (given, or inferred: frequency.py), a series' missing timestamps (its first date +
+k * freq without a row, or a date missing from a wide table) become rows with a missing ``y`` and missing
+covariates, so that the rows stay one step apart for windows, cutoffs and forecast dates.
 
 Checks, each a one-line :class:`~xformer.config.ConfigError`: a missing ``unique_id`` / ``ds`` /
 ``y`` column, a date that is not a date, non-numeric ``y``, two rows of one series at the same
-timestamp, dates out of order are sorted (long format only). Missing ``y`` values follow the
-``missing`` policy of ``read_series`` (error / ffill / interpolate), per series; a Panel keeps the gaps (NaN)
+timestamp, dates out of order are sorted (long format only). Missing ``y`` values and missing timestamps follow
+the ``missing`` policy of ``read_series`` (error / ffill / interpolate), per series; a Panel keeps the gaps (NaN)
 and :func:`fill_series` fills them only once the series are cut at their forecast origins, so that no history
 is filled from rows after its origin (covariates likewise, covariates.window_covariates).
 """
@@ -29,6 +35,7 @@ import pandas as pd
 from ..config import ConfigError
 from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_csv_file,
                            read_raw_series)
+from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
 ID, DS, Y = "unique_id", "ds", "y"
 ROW = "step"  # the index name of a wide table read with date_column=None (its rows numbered 0, 1, 2, ...)
@@ -86,11 +93,15 @@ def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
 
 
 def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", columns: list[str] | None = None,
-               missing: str = "error", exog: list[str] | None = None) -> Panel:
+               missing: str = "error", exog: list[str] | None = None, freq=None) -> Panel:
     """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either; ``exog``: the
-    covariate columns of a long frame to keep (``Panel.covariates``). Gaps are checked against ``missing``
-    and kept as NaN: :func:`fill_series` fills them after the series are cut at their origins."""
+    covariate columns of a long frame to keep (``Panel.covariates``). Each series is put on the grid of
+    ``freq`` (default: inferred, ``grid_freq``), its missing timestamps inserted as rows without values; gaps
+    are checked against ``missing`` and kept as NaN: :func:`fill_series` fills them after the series are cut at
+    their origins."""
     frame = load_frame(source)
+    if missing not in MISSING_POLICIES:
+        raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     if exog and not is_long(frame, date_column):
         raise ConfigError(f"covariates {exog} need the long format: columns unique_id, ds, y and the covariates")
     if not is_long(frame, date_column):
@@ -98,12 +109,27 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
                 and not isinstance(frame.index, pd.DatetimeIndex):
             have = sorted(str(c) for c in frame.columns)
             raise ConfigError(f"a long-format frame needs columns unique_id, ds and y; it has {have}")
-        wide = read_raw_series(frame, date_column, columns, missing)
-        return Panel({str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}, date_column or ROW)
-    series = _read_long(frame, missing, exog or [])
+        wide = read_raw_series(frame, date_column, columns, "interpolate")  # its gaps are checked per series below
+        series = {str(c): _span(wide[c].rename(Y).rename_axis(DS)) for c in wide.columns}
+    else:
+        series = _read_long(frame, missing, exog or [])
+        for key, s in series.items() if exog else ():
+            refuse_appended_rows(key, s[Y], s[exog])  # before the policy's advice to fill them, which would not do
+    grid = grid_freq([s.index for s in series.values()], freq)
+    for key in series:
+        s, inserted = on_grid(series[key], grid)
+        series[key] = check_missing(s, key, missing, Y, inserted, grid) if not exog else \
+            pd.concat([check_missing(s[c], key, missing, c, inserted, grid) for c in s.columns], axis=1)
+    if not is_long(frame, date_column):
+        return Panel(series, date_column or ROW)
     if not exog:
         return Panel(series)
     return Panel({k: s[Y] for k, s in series.items()}, covariates={k: s[exog] for k, s in series.items()})
+
+
+def _span(s: pd.Series) -> pd.Series:
+    """A wide table's column from its first value to its last: the series starts and ends there."""
+    return s.loc[s.first_valid_index():s.last_valid_index()]
 
 
 def read_covariates(frame: pd.DataFrame, columns: list[str], missing: str, what: str) -> dict[str, pd.DataFrame]:
@@ -113,7 +139,8 @@ def read_covariates(frame: pd.DataFrame, columns: list[str], missing: str, what:
     if absent:  # checked here: the y added below is no column the user must give
         raise ConfigError(f"{what} has no column {', '.join(repr(c) for c in absent)}; it needs unique_id, ds and "
                           f"the covariate columns {columns} (it has {[str(c) for c in frame.columns]})")
-    return {k: s[columns] for k, s in _read_long(frame.assign(y=0.0), missing, columns, what).items()}
+    series = _read_long(frame.assign(y=0.0), missing, columns, what)
+    return {k: pd.concat([check_missing(s[c], k, missing, c) for c in columns], axis=1) for k, s in series.items()}
 
 
 def ds_kind(index: pd.Index) -> str:
@@ -183,21 +210,26 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
     for key, group in table.groupby(ID, sort=False):
         index = (pd.Index if integer_ds else pd.DatetimeIndex)(group[DS].to_numpy(), name=DS)
         if not exog:
-            s = pd.Series(group[Y].to_numpy(), index=index, name=Y)
-            series[str(key)] = check_missing(s.sort_index(), str(key), missing)
+            series[str(key)] = pd.Series(group[Y].to_numpy(), index=index, name=Y).sort_index()
         else:
-            s = group[[Y, *exog]].set_axis(index).sort_index()
-            series[str(key)] = pd.concat([check_missing(s[c], str(key), missing, c) for c in s.columns], axis=1)
+            series[str(key)] = group[[Y, *exog]].set_axis(index).sort_index()
     return series
 
 
-def check_missing(s: pd.Series, key: str, missing: str, column: str = Y) -> pd.Series:
+def check_missing(s: pd.Series, key: str, missing: str, column: str = Y, inserted: pd.Index | None = None,
+                  freq=None) -> pd.Series:
     """``s`` (one series, or one column of it) checked against the ``missing`` policy of ``read_series``: gaps
-    are refused with "error", a series without any value always; the gaps stay for :func:`fill_series`."""
+    are refused with "error", a series without any value always; the gaps stay for :func:`fill_series`.
+    ``inserted``: the timestamps ``on_grid`` added (missing rows), named first: a gap the user may not know of."""
     n = int(s.isna().sum())
     where = "" if column == Y else f" (column '{column}')"
     if n and s.notna().sum() == 0:
         raise ConfigError(f"series '{key}'{where} holds no value at all; drop it")
+    if n and missing == "error" and inserted is not None and len(inserted):
+        values = f", and {n - len(inserted)} missing values" if n > len(inserted) else ""
+        raise ConfigError(f"series '{key}' lacks {len(inserted)} timestamp{'s' * (len(inserted) > 1)} of freq "
+                          f"{freq_label(freq)} (the first {inserted[0]}){values}; pass missing='ffill' or "
+                          "missing='interpolate' to fill them, or add those rows with their values")
     if n and missing == "error":
         raise ConfigError(f"missing values in series '{key}'{where} ({n} of {len(s)} rows); pass missing='ffill' or "
                           "missing='interpolate' to fill them")
@@ -220,132 +252,26 @@ def check_observed_end(panel: Panel) -> None:
     """Refuse in one line a series of a long frame whose last rows have no ``y`` but hold a covariate value:
     future-known covariate rows appended to df with an empty ``y``. Its forecast would start after those rows,
     after values the policy made up, and be dated as if they had been observed. Other trailing gaps (rows
-    without a covariate value, or a column of a wide table that ends early) are gaps that reach the forecast
-    origin, filled by ``missing`` as the user asked. Run on the data as given, before any cut."""
+    without a covariate value) are gaps that reach the forecast origin, filled by ``missing`` as the user asked;
+    a wide table's column ends at its last value (``read_panel``). Run on the data as given, before any cut
+    (``read_panel`` checks a frame it reads already, before the ``missing`` policy's own advice)."""
     for key, s in panel.series.items():
-        observed = s.notna().to_numpy()[::-1]
-        n = int(np.argmax(observed)) if observed.any() else 0
         covariates = (panel.covariates or {}).get(key)
-        if not n or covariates is None:
-            continue
-        rows = s.index[-n:]
-        if covariates.reindex(rows).notna().to_numpy().any():
-            raise ConfigError(f"series '{key}' has no y in its last {n} rows (from {rows[0]}) but covariate values; "
-                              "the forecast starts after the last observed value: drop those rows (future-known "
-                              "covariates go in futr_df / --futr)")
+        if covariates is not None:
+            refuse_appended_rows(key, s, covariates)
 
 
-def parse_freq(freq) -> pd.DateOffset | int:
-    """A pandas offset ("h", "15min", ...) or, for an integer ``ds``, the whole-number step between rows (an int,
-    or a string of digits as the command line gives it)."""
-    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool) or isinstance(freq, str) and freq.isdigit():
-        if int(freq) < 1:
-            raise ConfigError(f"freq {freq!r}: an integer step must be at least 1")
-        return int(freq)
-    if isinstance(freq, pd.DateOffset):
-        return freq
-    try:
-        return pd.tseries.frequencies.to_offset(freq)
-    except (ValueError, TypeError):
-        raise ConfigError(f"freq {freq!r} is not a pandas frequency (e.g. h, 15min, D, W, MS) nor, for an integer "
-                          "ds, a whole-number step (e.g. 1)") from None
-
-
-def freq_label(freq: pd.DateOffset | int | None) -> str | int | None:
-    """What ``parse_freq`` reads back (forecaster.json)."""
-    return freq if freq is None or isinstance(freq, int) else freq.freqstr
-
-
-def _integer_step(index: pd.Index) -> int | None:
-    steps = np.unique(np.diff(index.to_numpy()))
-    return int(steps[0]) if len(steps) == 1 and steps[0] > 0 else None
-
-
-def infer_freq(panel: Panel, freq: str | int | pd.DateOffset | None = None) -> pd.DateOffset | int:
-    """``freq`` when given, else the frequency pandas infers from the series (every series that has one
-    must agree), or for an integer ``ds`` the step between rows; a frame with no regular series is a
-    one-line error asking for ``freq``."""
-    if freq is not None:
-        freq = parse_freq(freq)
-        check_freq(panel, freq)
-        return freq
-    found: dict[str | int, str] = {}
-    for key, s in panel.series.items():
-        if len(s) >= 3:
-            if not isinstance(s.index, pd.DatetimeIndex):
-                inferred = _integer_step(s.index)
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    inferred = pd.infer_freq(s.index)
-            if inferred is not None:
-                found.setdefault(inferred, key)
-    column = panel.wide_date_column or DS
-    if not found:
-        raise ConfigError(f"cannot infer a regular frequency from column '{column}'; pass freq (e.g. freq='h' to "
-                          "Forecaster, --freq h to xformer forecast)")
-    if len(found) > 1:
-        (a, ka), (b, kb) = list(found.items())[:2]
-        raise ConfigError(f"series '{ka}' has frequency {a} but '{kb}' has {b}; forecast them separately or pass freq")
-    return parse_freq(next(iter(found)))
-
-
-def check_freq(panel: Panel, freq: pd.DateOffset | int) -> None:
-    """Refuse in one line a ``freq`` the series' dates are not on: a date off its grid (not on the offset's anchor,
-    e.g. Mondays for "W", which is Sundays; or off the steps from the first row), or a most common gap between rows
-    other than one step (hourly rows with "D", integer steps of 5 with 1). The forecasts are dated, their calendar
-    features computed and futr_df read at last + k * freq, so such a freq would silently misdate all of them; the
-    message names the freq the series suggest. Gaps of several steps (missing rows) are allowed."""
-    for key, s in panel.series.items():
-        index = s.index
-        if len(index) < 2 or isinstance(freq, int) == isinstance(index, pd.DatetimeIndex):
-            continue  # one row has no spacing; steps beside dates: future_dates names that mismatch
-        steps, off = _grid_steps(index, freq)
-        if off is None:
-            gaps, counts = np.unique(np.diff(steps), return_counts=True)
-            typical = int(gaps[np.argmax(counts)])
-            if typical == 1:
-                continue
-            problem = f"its rows are typically {typical} steps of {freq_label(freq)} apart"
-        elif isinstance(freq, (int, pd.offsets.Tick)) or freq.is_on_offset(off):
-            problem = f"{off} is not a whole number of {freq_label(freq)} steps after its first row {index[0]}"
-        else:
-            problem = f"{off} is not on the anchor of {freq_label(freq)}"
-        dated = "dates" if isinstance(index, pd.DatetimeIndex) else "steps"
-        raise ConfigError(f"freq {freq_label(freq)} does not fit series '{key}': {problem}; its {dated} suggest freq "
-                          f"{_suggested_freq(index)!r}: pass that, or leave freq out to infer it")
-
-
-def _grid_steps(index: pd.Index, freq: pd.DateOffset | int) -> tuple[np.ndarray | None, object]:
-    """(each row's number of ``freq`` steps after the first row, None), or (None, the first row off that grid)."""
-    if isinstance(freq, (int, pd.offsets.Tick)):
-        if isinstance(index, pd.DatetimeIndex):  # wall-clock time: daily rows stay days apart across a DST change
-            ticks, size = (index.tz_localize(None) if index.tz is not None else index).as_unit("ns").asi8, freq.nanos
-        else:
-            ticks, size = index.to_numpy(dtype=np.int64), freq
-        off = (ticks - ticks[0]) % size != 0
-        return ((ticks - ticks[0]) // size, None) if not off.any() else (None, index[int(np.argmax(off))])
-    if not freq.is_on_offset(index[0]):
-        return None, index[0]
-    step = (index[0] + freq) - index[0]  # about one step: enough to bound the grid built below
-    if (index[-1] - index[0]) / step > 100 * len(index) + 10_000:  # far sparser than freq: steps counted roughly
-        return np.round((index - index[0]) / step).astype(np.int64), None
-    positions = pd.date_range(index[0], index[-1], freq=freq).get_indexer(index)
-    return (positions, None) if (positions >= 0).all() else (None, index[int(np.argmax(positions < 0))])
-
-
-def _suggested_freq(index: pd.Index) -> str | int:
-    """The frequency pandas infers from ``index`` or, failing that (gaps), its most common gap; for integer steps
-    the most common step."""
-    gaps = np.diff(index.to_numpy()) if not isinstance(index, pd.DatetimeIndex) else index[1:] - index[:-1]
-    values, counts = np.unique(gaps, return_counts=True)
-    typical = values[np.argmax(counts)]
-    if not isinstance(index, pd.DatetimeIndex):
-        return int(typical)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        inferred = pd.infer_freq(index) if len(index) >= 3 else None
-    return inferred or pd.tseries.frequencies.to_offset(pd.Timedelta(typical)).freqstr
+def refuse_appended_rows(key: str, y: pd.Series, covariates: pd.DataFrame) -> None:
+    """``check_observed_end`` for one series: its ``y`` and its ``covariates``."""
+    observed = y.notna().to_numpy()[::-1]
+    n = int(np.argmax(observed)) if observed.any() else 0
+    if not n:
+        return
+    rows = y.index[-n:]
+    if covariates.reindex(rows).notna().to_numpy().any():
+        raise ConfigError(f"series '{key}' has no y in its last {n} rows (from {rows[0]}) but covariate values; "
+                          "the forecast starts after the last observed value: drop those rows (future-known "
+                          "covariates go in futr_df / --futr)")
 
 
 def report_short(ids: list[str], need: int, what: str) -> None:
@@ -372,22 +298,6 @@ def printing_short_series(run, *args) -> None:
     finally:
         for message in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
             print(f"xformer: warning: {message}", file=sys.stderr)
-
-
-def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) -> pd.Index:
-    """The ``h`` timestamps after ``last``: dates at ``freq``, or last + k * freq for an integer ``ds``."""
-    integer = isinstance(last, (int, np.integer))
-    if integer != isinstance(freq, int):
-        have, want = ("integers", "dates") if integer else ("dates", "integers")
-        raise ConfigError(f"ds holds {have} (e.g. {last}), but the forecaster was fitted on {want} "
-                          f"(freq {freq_label(freq)}); give ds as in fit, or pass freq to match")
-    if integer:
-        return pd.Index(last + freq * np.arange(1, h + 1, dtype=np.int64), name=DS)
-    if freq.is_on_offset(last):  # a range from a date on the offset is last + k * freq, k = 0, 1, ...
-        return pd.date_range(last, periods=h + 1, freq=freq)[1:]
-    # off the anchor (check_freq refuses such a freq for the data): a range would start at the next anchored
-    # date and [1:] would drop it, a step lost; adding k steps keeps every one
-    return pd.DatetimeIndex([last + k * freq for k in range(1, h + 1)])
 
 
 __all__ = ["ID", "DS", "Y", "POINT", "quantile_column", "Panel", "read_panel", "is_long", "load_frame", "infer_freq",

@@ -3,13 +3,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from ..config import ConfigError
-from ..folders import save_figure
+from ..folders import FIGURE_SUFFIXES, output_file, save_figure
 from .frames import DS, ID, POINT, quantile_column
 
 
+def figure_path(path: str | Path, overwrite: bool) -> Path:
+    """``path`` checked before any work: a file name (not a folder) whose suffix names a figure format, and no
+    existing file unless ``overwrite``."""
+    path = output_file(path, "path", overwrite=True, suffixes=FIGURE_SUFFIXES)  # its overwrite advice is a flag's
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} already exists; give a new file name, or pass overwrite=True to replace it")
+    return path
+
+
+def series_ids(series) -> list[str]:
+    """``series`` (one id, or a list of them, of any type) as the ids a Panel holds: text, as read_panel reads
+    ``unique_id`` (``astype(str)``) and a wide table's column names."""
+    many = isinstance(series, (list, tuple, set, pd.Index, pd.Series, np.ndarray))
+    return [str(key) for key in (series if many else [series])]
+
+
 def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | None = None,
-                  series: str | list[str] | None = None, futr_df=None, static_df=None) -> Path:
+                  series=None, futr_df=None, static_df=None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +41,7 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
         keys = list(dict.fromkeys(forecast[ID]))
         keys = keys if panel.wide_date_column else keys[:4]
     else:
-        keys = [series] if isinstance(series, str) else list(series)
+        keys = series_ids(series)
         unknown = [k for k in keys if k not in set(forecast[ID])]
         if unknown:
             known = list(dict.fromkeys(forecast[ID]))[:10]

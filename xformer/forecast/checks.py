@@ -1,0 +1,83 @@
+"""Refusals the Forecaster makes before its work, each one line worded for the user of the estimator: a
+network the config cannot build, data at another frequency than the one it forecasts at, future-known
+covariates short of the horizon the model reads, and what ``Forecaster.ensemble`` is given."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import ConfigError
+from ..data.series import fill_gaps
+from .frames import Panel, check_freq, freq_label, future_dates
+
+
+def check_patches(cfg) -> None:
+    """PatchTST cuts the input window into patches of ``patch_len`` steps: one longer than ``input_len`` cannot
+    be cut. Checked when the config is known (construction, fit), not when the network is first built."""
+    if cfg.model != "patchtst" or cfg.patch_len <= cfg.input_len:
+        return
+    from .config import ForecasterConfig
+
+    default = " (the default)" if cfg.patch_len == ForecasterConfig.patch_len else ""
+    patch = max(1, min(16, cfg.input_len // 2))
+    raise ConfigError(f"patch_len={cfg.patch_len}{default} is longer than input_len={cfg.input_len}; pass patch_len "
+                      f"and stride no longer than input_len, e.g. patch_len={patch}, stride={max(1, patch // 2)}")
+
+
+def check_data_freq(panel: Panel, freq, given: bool) -> None:
+    """``check_freq`` for the freq a fitted (or loaded) forecaster forecasts at: data at another frequency are
+    refused with the fix that applies, giving data at that frequency. ``given``: the freq was passed (to the
+    Forecaster or to load) rather than inferred at fit."""
+    held = f"was given freq {freq_label(freq)}" if given else f"was fitted on freq {freq_label(freq)}"
+    check_freq(panel, freq, held=f"this forecaster {held}: give data at that frequency")
+
+
+def check_future_horizon(cfg, panel: Panel, keys: list[str], freq, h: int) -> None:
+    """The model reads future-known covariates over its whole horizon (``cfg.horizon`` steps after each series'
+    end) whatever ``h`` keeps of the forecast: refuse in one line a series that lacks some of them, as
+    ``window_covariates`` would fill and read them (gaps filled up to the horizon's end)."""
+    if not cfg.futr_exog:
+        return
+    H = cfg.horizon
+    for key in keys:
+        ahead = future_dates(panel.series[key].index[-1], freq, H)
+        cov = (panel.covariates or {}).get(key)
+        known = pd.DataFrame(columns=cfg.futr_exog, dtype=float) if cov is None else \
+            fill_gaps(cov.loc[:ahead[-1]], cfg.missing)
+        absent = known.reindex(ahead)[cfg.futr_exog].isna().any(axis=1)
+        if absent.any():
+            even = f" even when h={h}" if h < H else ""
+            raise ConfigError(f"future-known covariate(s) {cfg.futr_exog} missing for series '{key}' at "
+                              f"{absent.index[absent.to_numpy().argmax()]} ({int(absent.sum())} of the {H} steps "
+                              f"after its end): the model reads them over its whole horizon of {H} steps{even}; "
+                              f"pass futr_df (xformer forecast: --futr FILE.csv) with unique_id, ds and those "
+                              f"columns for all {H} steps after each series' end")
+
+
+def ensemble_members(members, cls) -> tuple[list, list[str]]:
+    """The forecasters ``Forecaster.ensemble`` averages and their names for its messages: each item a ``cls``
+    fitted in memory, or the folder of a saved one (read with ``cls.load``)."""
+    if isinstance(members, (str, Path)) or not hasattr(members, "__iter__"):
+        raise ConfigError(f"Forecaster.ensemble takes a list of forecasters, not one of type {type(members).__name__}; "
+                          "give "
+                          "two or more, e.g. Forecaster.ensemble([f1, f2])")
+    members = list(members)
+    if len(members) < 2:
+        raise ConfigError(f"Forecaster.ensemble averages two or more forecasters, got {len(members)}; give two or "
+                          "more fitted forecasters (or their saved folders)")
+    forecasters, names = [], []
+    for i, member in enumerate(members):
+        if isinstance(member, (str, Path)):
+            forecasters.append(cls.load(member))
+            names.append(str(member))
+        elif isinstance(member, cls):
+            forecasters.append(member)
+            names.append(f"forecaster {i}")
+        else:
+            raise ConfigError(f"item {i} of Forecaster.ensemble is of type {type(member).__name__}; give fitted "
+                              "Forecasters or the folders they were saved in")
+    return forecasters, names
+
+
+__all__ = ["check_patches", "check_data_freq", "check_future_horizon", "ensemble_members"]
