@@ -38,15 +38,17 @@ FIGURE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
 def output_file(path: str | Path, option: str, overwrite: bool = False, inputs=(), runs=(), suffixes=()) -> Path:
     """Check, before any work, a file a command is about to write (``option`` names it in the errors).
 
-    Refused in one line: a folder (or a name ending in /); a suffix not in ``suffixes`` (when given); one of
-    the command's ``inputs`` or a file inside an input folder (the data it reads); an existing file inside one
-    of the ``runs`` it reads (config.yaml, classes.json, checkpoints: the run's own files); and any other
-    existing file unless ``overwrite`` (the user asked to replace it)."""
+    Refused in one line: a folder (or a name ending in /); a parent that is a file or cannot be created; a
+    suffix not in ``suffixes`` (when given); one of the command's ``inputs`` or a file inside an input folder
+    (the data it reads); any file inside one of the ``runs`` it reads, new or existing (the run folder holds
+    the run's own files; a command's default file there is checked without ``runs``); and any other existing
+    file unless ``overwrite`` (the user asked to replace it)."""
     text = str(path)
     path = Path(path)
     if path.is_dir() or text.endswith(("/", os.sep)):
         raise ConfigError(f"{option} {text} is a folder; give a file name, e.g. "
                           f"{path / ('out' + (suffixes[0] if suffixes else '.csv'))}")
+    _check_parent(path, option)
     if suffixes and path.suffix.lower() not in suffixes:
         raise ConfigError(f"{option} {text}: give a file name ending in one of {', '.join(suffixes)}, e.g. "
                           f"{path.with_suffix(suffixes[0]) if path.suffix else text + suffixes[0]}")
@@ -55,12 +57,36 @@ def output_file(path: str | Path, option: str, overwrite: bool = False, inputs=(
         source = Path(item).resolve()
         if target == source or (source.is_dir() and target.is_relative_to(source) and path.exists()):
             raise ConfigError(f"{option} {text} is one of the inputs; give another file name")
-    for run in runs:
-        if path.exists() and target.is_relative_to(Path(run).resolve()):
-            raise ConfigError(f"{option} {text} is a file of the run folder {run}; give a file outside it")
+    for run in [runs] if isinstance(runs, (str, Path)) else runs:
+        if target.is_relative_to(Path(run).resolve()):
+            raise ConfigError(f"{option} {text} would be a file of the run folder {run}, which holds the run's own "
+                              "files; give a file outside it")
     if path.exists() and not overwrite:
         raise ConfigError(f"{option} {text} already exists; give a new file name, or add --overwrite to replace it")
     return path
+
+
+def _check_parent(path: Path, option: str) -> None:
+    """The folder ``path`` goes into exists, or can be made: its nearest existing ancestor is a writable folder."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{option} {path}: {ancestor} is a file, so no folder can be made there; give a file "
+                          "name in a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: the folder {ancestor} is not writable; give a file name in a folder "
+                          "you can write to")
+
+
+def check_run_outside_data(run_dir: str | Path, root: str | Path) -> None:
+    """Refuse a run folder inside the data folder ``root`` (an image_folder's ``data.args.root``): under
+    root/train/ it would be read as a class by the next training, its plots as that class's images. ``root``
+    itself passes here (a fresh run refuses a folder that holds files anyway; a bundle may save there)."""
+    run, data = Path(run_dir).resolve(), Path(root).resolve()
+    if run != data and run.is_relative_to(data):
+        raise ConfigError(f"run folder {run_dir} is inside data.args.root {root}, whose folders are read as splits "
+                          "and classes; give a run folder outside the data")
 
 
 def save_figure(fig, path: str | Path) -> Path:

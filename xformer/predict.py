@@ -29,11 +29,11 @@ from .batch import IMAGES, INPUT_IDS
 from .config import ConfigError, load_yaml
 from .folders import not_a_run_folder
 from .data.image_augment import eval_transform
-from .data.images import IMAGE_ERRORS, PREPROCESS_FILE, default_preprocess
+from .data.image_files import IMAGE_ERRORS, IMAGE_SUFFIXES, images_under
+from .data.images import PREPROCESS_FILE, default_preprocess
 from .registry import first_line
 
 CLASSES_FILE = "classes.json"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
@@ -159,21 +159,32 @@ def load_image(path: str | Path, spec: dict) -> torch.Tensor:
                           "file PIL can open") from None
     size = list(spec["image_size"])
     if spec.get("resize") == "bilinear":  # digits: scaled, then upsampled with F.interpolate as at training
-        x = eval_transform(size, resize=False)(image)
-        if list(x.shape[-2:]) != size:
-            x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0].clamp(0, 1)
-        return x
+        return shrink_or_stretch(eval_transform(size, resize=False)(image), size)
     x = eval_transform(size, spec.get("mean"), spec.get("std"))(image)
     return x
 
 
+def shrink_or_stretch(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(C, H, W) in [0, 1] to ``size``: a side that shrinks is averaged over the area each output pixel covers
+    (scikit-learn made its 8x8 digits so, counting the ink in 4x4 blocks of 32x32 bitmaps; sampling every
+    k-th pixel instead would miss a thin stroke), a side that grows is interpolated bilinearly (as the digits
+    data upsamples)."""
+    smaller = [min(have, want) for have, want in zip(x.shape[-2:], size)]
+    if smaller != list(x.shape[-2:]):
+        x = F.interpolate(x[None], size=smaller, mode="area")[0]
+    if list(x.shape[-2:]) != list(size):
+        x = F.interpolate(x[None], size=list(size), mode="bilinear", align_corners=False)[0]
+    return x.clamp(0, 1)
+
+
 def image_files(inputs: Sequence[str | Path]) -> list[Path]:
-    """The files named, and the image files (by suffix, sorted) inside the folders named."""
+    """The files named, and the image files inside the folders named (``IMAGE_SUFFIXES``, hidden files and
+    folders skipped, sorted), as training lists an image folder."""
     files = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = images_under(path)
             if not found:
                 raise ConfigError(f"folder {path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
             files += found

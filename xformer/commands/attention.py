@@ -1,6 +1,8 @@
 """`xformer attention RUN_DIR [--split test] [--index 0 | --image FILE] [--out FILE.png]`: where an image
 model looks, at one image of a split or at any image file (``--image``: preprocessed as `xformer predict`
-does, titled with the predicted class name and its probability).
+does), titled with the predicted class name and its probability (a split's image: after its true class name).
+A split's image is drawn with the run's normalisation undone; a training image without its random
+augmentation (as evaluation would see it).
 
 Saves one PNG: the image, its attention rollout (Abnar & Zuidema 2020) and the rollout over the
 image in the first row, then one panel per layer and head (xformer/analysis/attention_maps.py).
@@ -16,7 +18,10 @@ from ..folders import FIGURE_SUFFIXES, not_a_run_folder, output_file
 
 
 def run(args: argparse.Namespace) -> None:
+    import torch
+
     from ..analysis.attention_maps import save_attention_grid
+    from ..predict import image_classifier_info
     from ..train.run import load_run
 
     run_dir = Path(args.run_dir)
@@ -35,6 +40,7 @@ def run(args: argparse.Namespace) -> None:
         _attention_of_file(run_dir, args, out)
         return
     out = _out(args, f"attention_{args.split}_{args.index}.png")
+    spec, names = image_classifier_info(run_dir)  # the normalisation to undo for display, the class names
     _, model, data = load_run(run_dir)
     split = getattr(data, args.split)
     if split is None:
@@ -42,17 +48,31 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError(f"the run's data has no {args.split} split; choose --split {' or '.join(others)}")
     if not 0 <= args.index < len(split):
         raise ConfigError(f"--index {args.index} is outside the {args.split} split (0..{len(split) - 1})")
-    item = split[args.index]
+    if args.split == "train":  # as evaluation sees it: the random crops, flips and erasing of training left out
+        if not hasattr(split, "unaugmented"):
+            raise ConfigError("this run's training images cannot be shown without their random augmentation; "
+                              "choose --split val or test")
+        item = split.unaugmented(args.index)
+    else:
+        item = split[args.index]
     if IMAGES not in item:
         raise ConfigError("xformer attention draws image models; this run's data has no images")
     image = item[IMAGES]
-    # show the image as it is, whatever normalisation it went through: x -> (x - min) / (max - min) per channel
-    low, high = image.flatten(1).min(1).values, image.flatten(1).max(1).values
-    scale = (high - low).clamp(min=1e-8)
-    label = int(item[LABELS]) if LABELS in item else None
-    title = f"label {label}" if label is not None else None
-    save_attention_grid(model.eval(), image, out, title, mean=(-low / scale).tolist(), std=(1 / scale).tolist())
+    with torch.no_grad():
+        probs = model.eval()({IMAGES: image[None]})["logits"].float().softmax(-1)[0]
+    title = _title(probs, names, int(item[LABELS]) if LABELS in item else None)
+    save_attention_grid(model, image, out, title, mean=spec.get("mean"), std=spec.get("std"))
     print(out)
+
+
+def _title(probs, names, label: int | None = None) -> str:
+    """"<predicted class> (<probability>)"; with the label known, "true <class>" on a line above it."""
+    def name(k: int) -> str:
+        return names[k] if k < len(names) else str(k)
+
+    k = int(probs.argmax())
+    predicted = f"{name(k)} ({float(probs[k]):.2f})"
+    return predicted if label is None else f"true {name(label)}\npredicted {predicted}"
 
 
 def _out(args: argparse.Namespace, default_name: str, inputs=()) -> Path:
@@ -75,10 +95,8 @@ def _attention_of_file(run_dir: Path, args: argparse.Namespace, out: Path) -> No
     image = load_image(args.image, spec)
     _, model = load_run_model(run_dir)
     with torch.no_grad():
-        probs = model({IMAGES: image[None]})["logits"].float().softmax(-1)[0]
-    k = int(probs.argmax())
-    title = f"{names[k] if k < len(names) else k} ({float(probs[k]):.2f})"
-    save_attention_grid(model, image, out, title, mean=spec.get("mean"), std=spec.get("std"))
+        probs = model.eval()({IMAGES: image[None]})["logits"].float().softmax(-1)[0]
+    save_attention_grid(model, image, out, _title(probs, names), mean=spec.get("mean"), std=spec.get("std"))
     print(out)
 
 
@@ -89,7 +107,8 @@ def add_parser(subparsers) -> None:
                     "the image, its attention rollout and one attention map per layer and head.",
         epilog="example: xformer attention runs/vit_digits --index 3 --out attention.png")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="default test")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="default test; a train image is drawn without its random augmentation")
     p.add_argument("--index", type=int, default=0, help="which image of the split (default 0)")
     p.add_argument("--image", metavar="FILE", help="an image file instead of a split's image: preprocessed as "
                    "xformer predict does, titled with the predicted class and its probability")

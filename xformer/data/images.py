@@ -32,20 +32,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, Subset
 
 from ..batch import IMAGES, LABELS
-from ..errors import ConfigError, UserError
+from ..errors import ConfigError
 from ..metrics_classification import evaluate_classifier, save_classification_report
-from ..registry import check_fractions, check_sizes, first_line
-from .image_augment import (TRAIN_ITEM, ImageCollate, check_normalisation, convert_image, eval_transform,
-                            make_mixup, train_transform)
+from ..registry import check_fractions, check_sizes
+from .image_augment import TRAIN_ITEM, ImageCollate, check_normalisation, eval_transform, make_mixup, train_transform
+from .image_files import IMAGE_ERRORS, check_image_headers, image_class_folder, open_image  # noqa: F401
+from .image_files import open_image as _open  # noqa: F401  (IMAGE_ERRORS and _open: importable here as before)
 from .registry import DataBundle, register_data
-
-# what PIL raises for a file it cannot read: OSError (UnidentifiedImageError, truncated data), ValueError
-# (an unsupported mode conversion), DecompressionBombError (a suspiciously large image)
-IMAGE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
 
 STATS = {  # per-channel mean and std of the training images (the usual published values)
     "mnist": ((0.1307,), (0.3081,)),
@@ -56,10 +52,23 @@ STATS = {  # per-channel mean and std of the training images (the usual publishe
 
 
 class ImageItems(Dataset):
-    """Images from ``source`` (a tensor (N, C, H, W) or a dataset of (image, label) pairs), through ``transform``."""
+    """Images from ``source`` (a tensor (N, C, H, W) or a dataset of (image, label) pairs), through ``transform``.
+    ``plain``: the evaluation transform of the same images (training items: ``unaugmented`` shows one as
+    the model sees it in evaluation, without the random augmentation)."""
 
-    def __init__(self, source, labels=None, transform=None, train: bool = False):
+    def __init__(self, source, labels=None, transform=None, train: bool = False, plain=None):
         self.source, self.labels, self.transform, self.train = source, labels, transform, train
+        self.plain = plain if train else transform
+
+    def unaugmented(self, i: int) -> dict:
+        """Item ``i`` through the evaluation transform instead of the training augmentation."""
+        augmenting, self.transform = self.transform, self.plain
+        try:
+            item = self[i]
+        finally:
+            self.transform = augmenting
+        item.pop(TRAIN_ITEM, None)
+        return item
 
     def __len__(self) -> int:
         return len(self.source)
@@ -89,7 +98,8 @@ def _split(targets, fraction: float, seed: int = 0, names=None) -> tuple[list[in
     if counts[counts > 0].min() < 2:
         k = int(torch.nonzero(counts == 1)[0])
         raise ConfigError(f"class {names[k] if names else k} has one training image, too few to keep one for "
-                          "validation; add images, or a val/ folder (image_folder), or set data.args.val_fraction=0")
+                          "validation; add images to that class, or a val/ folder (image_folder) with images of "
+                          "every class")
     if held < n_classes or len(labels) - held < n_classes:
         raise ConfigError(f"data.args.val_fraction={fraction} of {len(labels)} training images holds {held} for "
                           f"validation, fewer than the {n_classes} classes: raise data.args.val_fraction to at least "
@@ -115,20 +125,21 @@ def preprocess_spec(image_size, channels: int, mean=None, std=None, resize: str 
 def default_preprocess(name: str, args: dict, image_size=None, channels: int | None = None) -> dict | None:
     """The evaluation transform of a run that predates preprocess.json, from its data config (name, args)
     and the image size / channels its tokenizer was built for; None when ``name`` is no image dataset."""
+    def size_of(default: int) -> tuple[int, int]:  # data.args.image_size: one size or [height, width]
+        size = args.get("image_size") or default
+        return tuple(size) if isinstance(size, (list, tuple)) else (int(size), int(size))
+
     if name == "digits":
-        size = int(args.get("image_size", 8))
-        return preprocess_spec((size, size), 1, resize="bilinear")
+        return preprocess_spec(size_of(8), 1, resize="bilinear")
     if name in ("mnist", "fashion_mnist", "cifar10"):
         native, ch = (32, 3) if name == "cifar10" else (28, 1)
-        size = args.get("image_size") or native
-        return preprocess_spec(image_size or (size, size), ch, *STATS[name])
+        return preprocess_spec(image_size or size_of(native), ch, *STATS[name])
     if name == "image_folder":
         ch = int(args.get("channels", channels or 3))
         mean, std = check_normalisation(args.get("mean"), args.get("std"), ch)  # one number: every channel's
         if mean is None:
             mean, std = STATS["imagenet"] if ch == 3 else ((0.5,), (0.5,))
-        size = int(args.get("image_size", 224))
-        return preprocess_spec(image_size or (size, size), ch, mean, std)
+        return preprocess_spec(image_size or size_of(224), ch, mean, std)
     return None
 
 
@@ -225,9 +236,9 @@ def _torchvision(name: str, reader, root: str, expected: str, image_size: int | 
     mean, std = STATS[name]
     resize = size[0] != native
     keep, held = _split(train_src.targets, val_fraction)
-    train = ImageItems(Subset(train_src, keep), transform=train_transform(size, mean, std, resize=resize, **aug),
-                       train=True)
     plain = eval_transform(size, mean, std, resize=resize)
+    train = ImageItems(Subset(train_src, keep), transform=train_transform(size, mean, std, resize=resize, **aug),
+                       train=True, plain=plain)
     val = ImageItems(Subset(train_src, held), transform=plain) if held else None
     test = ImageItems(test_src, transform=plain)
     n_classes = len(train_src.classes)
@@ -304,12 +315,15 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     truncated file) stops training with the same line, ``cannot read image PATH (...); remove or
     replace it``.
     """
-    from torchvision.datasets import ImageFolder
-
     _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, hflip, random_erasing)
     root_path = Path(root)
+    if not root_path.is_dir():
+        problem = "is a file" if root_path.exists() else "does not exist"
+        raise ConfigError(f"image_folder: data.args.root {root_path} {problem}; give the folder that holds train/ "
+                          "(and val/, test/), one sub-folder per class")
     if not any((root_path / split).is_dir() for split in ("train", "val", "test")):
-        raise ConfigError(f"image_folder: expected a folder {root_path / 'train'} with one sub-folder per class")
+        raise ConfigError(f"image_folder: {root_path} holds no train/, val/ or test/ folder; expected "
+                          f"{root_path / 'train'} with one sub-folder per class")
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
         raise ConfigError(f"image_folder: channels must be 1 or 3, got {channels}")
@@ -320,16 +334,9 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     if len(size) != 2:
         raise ConfigError(f"data.args.image_size must be one size or [height, width], got {image_size!r}")
 
-    def folder(split: str) -> ImageFolder | None:
-        if not (root_path / split).is_dir():
-            return None
-        try:
-            return ImageFolder(str(root_path / split), loader=partial(_open, mode=mode))
-        except FileNotFoundError as e:  # torchvision: no class folder, or a class folder without images
-            fix = (f" holds no class folders; put each class's images in a sub-folder named after the class "
-                   f"({root_path / split}/CLASS/*.png)" if str(e).startswith("Couldn't find any class folder") else
-                   f": {e}; give each class folder at least one image, or remove the empty ones")
-            raise ConfigError(f"image_folder: {root_path / split}{fix}") from None
+    def folder(split: str):
+        return image_class_folder(root_path / split, partial(open_image, mode=mode)) \
+            if (root_path / split).is_dir() else None
 
     train_src, val_src, test_src = folder("train"), folder("val"), folder("test")
     # without train/ (a folder to evaluate a run on: val/ and test/ only) the first split there names the classes
@@ -355,45 +362,20 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     if train_src is None:
         train, val = None, ImageItems(_seeded_order(val_src), transform=plain) if val_src is not None else None
     elif val_src is not None:
-        train = ImageItems(train_src, transform=aug, train=True)
+        train = ImageItems(train_src, transform=aug, train=True, plain=plain)
         val = ImageItems(_seeded_order(val_src), transform=plain)
     else:
         keep, held = _split(train_src.targets, val_fraction, names=train_src.classes)
-        train = ImageItems(Subset(train_src, keep), transform=aug, train=True)
+        train = ImageItems(Subset(train_src, keep), transform=aug, train=True, plain=plain)
         val = ImageItems(_seeded_order(Subset(train_src, held)), transform=plain) if held else None
     test = ImageItems(_seeded_order(test_src), transform=plain) if test_src is not None else None
     if val is None and test is None:
         raise ConfigError(f"image_folder: {root_path} has neither val/ nor test/ and val_fraction is 0; add a "
                           "val/ folder or set data.args.val_fraction above 0")
     n_classes = len(classes)
-    return _bundle(train, val, test, n_classes, size, channels, make_mixup(n_classes, mixup, cutmix, label_smoothing),
-                   classes, preprocess_spec(size, channels, mean, std))
-
-
-def check_image_headers(paths) -> None:
-    """Open each image's header (no pixels decoded) so that a file PIL cannot identify stops the run
-    before training, in one line naming it."""
-    for path in paths:
-        try:
-            with Image.open(path):
-                pass
-        except IMAGE_ERRORS as e:
-            raise unreadable_image(path, e) from None
-
-
-def _open(path: str, mode: str):
-    """ImageFolder's loader: an image that fails to decode mid-training is a one-line user error."""
-    try:
-        with Image.open(path) as im:
-            return convert_image(im, mode)
-    except IMAGE_ERRORS as e:
-        raise unreadable_image(path, e) from None
-
-
-def unreadable_image(path, error: Exception) -> UserError:
-    # PIL's own message for a file it cannot identify repeats the path
-    reason = "cannot identify image file" if isinstance(error, UnidentifiedImageError) else first_line(error)
-    return UserError(f"cannot read image {path} ({reason}); remove or replace it")
+    bundle = _bundle(train, val, test, n_classes, size, channels, make_mixup(n_classes, mixup, cutmix, label_smoothing),
+                     classes, preprocess_spec(size, channels, mean, std))
+    return bundle
 
 
 __all__ = ["PREPROCESS_FILE", "preprocess_spec", "default_preprocess", "ImageItems", "digits", "mnist",

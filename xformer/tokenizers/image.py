@@ -242,7 +242,17 @@ class PatchEmbedding(GridTokenizer):
             state_dict[key] = interpolate_grid_positions(table, (side, side), self.grid)
 
 
-MAX_PATCH_TOKENS = 4096  # patches per image; attention costs N^2 per head and layer (4,096^2 = 16.8M entries)
+MAX_PATCH_TOKENS = 4096  # tokens per image; attention costs N^2 per head and layer (4,096^2 = 16.8M entries)
+
+
+def check_grid_tokens(h: int, w: int, grid: tuple[int, int], what: str, fix: str,
+                      limit: int = MAX_PATCH_TOKENS) -> None:
+    """Refuse, in one line, a tokenizer whose ``grid`` of cells (one token each) at image size h x w is over
+    ``limit`` tokens (``image_conv``, ``image_hybrid``); ``what`` names its setting, ``fix`` the change."""
+    n = grid[0] * grid[1]
+    if n > limit:
+        raise ConfigError(f"model.tokenizer.args: image size {h}x{w} with {what} makes {n} tokens per image "
+                          f"({grid[0]}x{grid[1]}), over the limit of {limit}; {fix} or a smaller data.args.image_size")
 
 
 def check_token_count(image_size, patch_size, limit: int = MAX_PATCH_TOKENS) -> None:
@@ -272,4 +282,5 @@ def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224,
                           shifted_patches=shifted_patches)
 
 
-__all__ = ["GridTokenizer", "PatchEmbedding", "interpolate_grid_positions", "shift_image", "shifted_stack", "sincos_2d_table"]
+__all__ = ["GridTokenizer", "PatchEmbedding", "MAX_PATCH_TOKENS", "check_grid_tokens", "check_token_count",
+           "interpolate_grid_positions", "shift_image", "shifted_stack", "sincos_2d_table"]

@@ -33,7 +33,7 @@ from ..core import CoreConfig
 from ..config import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens
-from .image import GridTokenizer, _pair
+from .image import GridTokenizer, _pair, check_grid_tokens
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -109,6 +109,20 @@ class ConvTokenizer(GridTokenizer):
         return self.cell_tokens(self.conv_layers(images.to(self.conv_layers[0][0].weight.dtype)))
 
 
+def _check_conv_tokens(size, n_layers, kernel, stride, padding, pool) -> None:
+    """The token-count limit of the patch tokenizer (``MAX_PATCH_TOKENS``), naming the number of conv/pool
+    layers that gives at most 256 tokens with the same kernel, stride and pooling, when one does."""
+    sizes = conv_grid(*size, n_layers, kernel, stride, padding, pool)
+    if min(min(s) for s in sizes) < 1:
+        return  # too small: the tokenizer's own error says so
+    more = next((k for k in range(n_layers + 1, n_layers + 9)
+                 if (grid := conv_grid(*size, k, kernel, stride, padding, pool)[-1])[0] * grid[1] <= 256
+                 and min(grid) >= 1), None)
+    fix = (f"use n_conv_layers={more} (<= 256 tokens; conv_channels then lists {more - 1} widths)" if more else
+           "use a larger stride or pool_stride")
+    check_grid_tokens(*size, sizes[-1], f"{n_layers} conv/pool layer(s) (n_conv_layers={n_layers})", fix)
+
+
 @register_tokenizer("image_conv")
 def image_conv_tokenizer(core: CoreConfig, image_size: int | list[int] = 32, channels: int = 3,
                          n_conv_layers: int = 1, conv_channels: list[int] | None = None, kernel_size: int = 3,
@@ -122,6 +136,8 @@ def image_conv_tokenizer(core: CoreConfig, image_size: int | list[int] = 32, cha
     check_sizes(where, minimum=0, padding=padding, pool_padding=pool_padding)
     if conv_channels is not None and not isinstance(conv_channels, (list, tuple)):
         raise ConfigError(f"{where}.conv_channels must be a list of widths, got {conv_channels!r}")
+    _check_conv_tokens(_pair(image_size), n_conv_layers, _pair(kernel_size), _pair(stride), _pair(padding),
+                       (_pair(pool_kernel), _pair(pool_stride), _pair(pool_padding)) if max_pool else None)
     return ConvTokenizer(core.d_model, image_size, channels, n_conv_layers, conv_channels, kernel_size, stride,
                          padding, max_pool, pool_kernel, pool_stride, pool_padding, conv_bias, positions,
                          class_token, dropout)

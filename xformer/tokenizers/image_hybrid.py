@@ -26,7 +26,7 @@ from ..core import CoreConfig
 from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens
-from .image import GridTokenizer, _pair
+from .image import GridTokenizer, _pair, check_grid_tokens
 
 
 class ConvBlock(nn.Sequential):
@@ -94,6 +94,13 @@ def image_hybrid_tokenizer(core: CoreConfig, image_size: int | list[int] = 32, c
     check_sizes(where, minimum=0, pool_stages=pool_stages)
     if pool_stages is not None and pool_stages > len(widths):
         raise ConfigError(f"{where}.pool_stages={pool_stages} is more than the {len(widths)} stages in widths")
+    (h, w), pools = _pair(image_size), len(widths) if pool_stages is None else pool_stages
+    if min(h, w) >> pools >= 1:  # else too small: the tokenizer's own error says so
+        need = next(s for s in range(pools, pools + 64) if (h >> s) * (w >> s) <= 256)
+        fix = (f"use pool_stages={need} (<= 256 tokens)" if need <= len(widths) else
+               f"use widths with {need} stages, all pooling (e.g. {[32 * 2 ** min(s, 3) for s in range(need)]}; "
+               "<= 256 tokens)")
+        check_grid_tokens(h, w, (h >> pools, w >> pools), f"{pools} pooling stage(s) (pool_stages={pools})", fix)
     return HybridTokenizer(core.d_model, image_size, channels, list(widths), convs_per_stage, pool_stages,
                            positions, class_token, dropout)
 

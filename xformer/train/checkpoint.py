@@ -6,7 +6,8 @@ A run folder keeps
                              /ema.safetensors     their moving average, only when train.ema is enabled
                              /trainer.pt          optimizer, scheduler, RNG states (tensors only)
                              /state.json          step, epoch, sampler position, best metric, file sizes,
-                                                  schedule length, the experiment (config.yaml's content)
+                                                  schedule length, seconds trained so far (all sessions),
+                                                  the experiment (config.yaml's content)
     checkpoints/latest.json                       {"latest": "step_00000100", "best": "step_00000080"}
 
 A checkpoint is written into a temporary folder that is renamed into place

@@ -22,8 +22,8 @@ from ..data.registry import DataBundle
 from ..ensemble import ensemble_of_windows
 from ..folders import not_a_run_folder
 from .config import ExperimentConfig
-from .resume import absolute_data_paths
 from .run import evaluate_model, load_run, load_run_model
+from .same_data import TRAINING_ONLY, effective_data, preprocess_difference, run_preprocess
 
 
 # what a run folder holds that turns raw data into the model's inputs and its outputs into labels: members of an
@@ -31,25 +31,20 @@ from .run import evaluate_model, load_run, load_run_model
 DATA_ARTIFACTS = ("classes.json", "series_scaler.json", "preprocess.json", "tokenizer")
 
 
-# data arguments that change only how training batches are augmented, never the validation and test images
-TRAINING_ONLY = ("mixup", "cutmix", "label_smoothing", "hflip", "crop_scale", "auto_augment", "random_erasing",
-                 "affine")
-
-
 def check_same_data(first: Path, other: Path) -> None:
     """Runs whose outputs are averaged must read the same data the same way and answer the same question:
-    the same data section and head in config.yaml, and identical scaler, vocabulary and class files."""
+    the same data in effect (``effective_data``: a CCT trained with MixUp and a CNN without, a recipe that
+    spells out a default and one that leaves it out, read the same splits), the same head, the same
+    preprocessing of images (preprocess.json, or what an older run's config implies) and identical scaler,
+    vocabulary and class files."""
     if not (Path(other) / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(other)}; give --out folders of xformer train")
     ours, theirs = load_yaml(Path(first) / "config.yaml"), load_yaml(Path(other) / "config.yaml")
-    # the vocabulary's path aside: where it came from does not matter, its files are compared below; and the
-    # augmentation of training batches aside: a CCT trained with MixUp and a CNN without read the same splits.
+    specs = [run_preprocess(run) for run in (first, other)]
     # Runs record their data paths absolute; one recorded relative (before that) is taken from the current directory
     # and forecasters' lookbacks aside: a member of a shorter one reads the last steps of the longest's windows
     lookbacks = dict.fromkeys(["input_len"] if None not in (lookback(first), lookback(other)) else [])
-    a, b = ({"name": (run.get("data") or {}).get("name"),
-             **absolute_data_paths((run.get("data") or {}).get("args") or {}),
-             "tokenizer": None, **dict.fromkeys(TRAINING_ONLY), **lookbacks} for run in (ours, theirs))
+    a, b = ({**effective_data(run, preprocessed=None not in specs), **lookbacks} for run in (first, other))
     if a != b:
         differ = ", ".join(f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b), key=str)
                            if a.get(key) != b.get(key))
@@ -61,8 +56,19 @@ def check_same_data(first: Path, other: Path) -> None:
         if a != b:
             raise ConfigError(f"{other} has model.head {b[0]} with quantiles {b[1]}, {first} has {a[0]} with "
                               f"quantiles {a[1]}; ensemble runs with the same head and quantiles")
+    if None not in specs and preprocess_difference(*specs):
+        shown = ", ".join(f"{field} {specs[0].get(field)} vs {specs[1].get(field)}"
+                          for field in preprocess_difference(*specs))
+        raise ConfigError(f"{other} reads its images otherwise than {first} ({shown}); an ensemble averages runs "
+                          "that see the same images: train them at one data.args.image_size, channels, mean and std")
     for name in DATA_ARTIFACTS:
+        if name == "preprocess.json" and None not in specs:  # compared above, numbers within float rounding
+            continue
         a, b = Path(first) / name, Path(other) / name
+        if name == "classes.json" and a.is_file() and b.is_file() and not _same_files(a, b):
+            names = [json.loads(path.read_text()).get("class_names") for path in (a, b)]
+            raise ConfigError(f"{other} classifies into {names[1]}, {first} into {names[0]} ({name}); an ensemble "
+                              "averages runs of one set of classes in one order: train them on one image folder")
         if name == "tokenizer" and not _same_files(a, b):
             # WordPiece training orders tied tokens differently from run to run: one batch of ids cannot feed both
             raise ConfigError(f"{b} is another vocabulary than {a}; train the runs of an ensemble on one vocabulary: "
@@ -147,5 +153,5 @@ def evaluate_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data
     return evaluate_model(*load_ensemble(run_dirs, checkpoint, data_overrides))
 
 
-__all__ = ["DATA_ARTIFACTS", "check_same_data", "lookback", "checked_runs", "data_run", "combined", "load_ensemble",
-           "load_ensemble_model", "evaluate_ensemble"]
+__all__ = ["DATA_ARTIFACTS", "TRAINING_ONLY", "check_same_data", "lookback", "checked_runs", "data_run", "combined",
+           "load_ensemble", "load_ensemble_model", "evaluate_ensemble"]

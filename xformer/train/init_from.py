@@ -1,7 +1,8 @@
 """Starting a fresh run from pre-trained weights (a recipe's ``init_from``).
 
 A run folder's weights (``init_from_pretrained``) are copied by name where the shapes agree, so a new head stays
-freshly initialised. ``hf:FOLDER`` / ``timm:FILE#MODEL`` (xformer/interop/pretrained.py) first replace the
+freshly initialised; a learned 2-D grid of image positions trained at another image size is resampled to this
+model's grid (``resampled_grid``). ``hf:FOLDER`` / ``timm:FILE#MODEL`` (xformer/interop/pretrained.py) first replace the
 recipe's architecture, core and tokenizer by the checkpoint's (``start_from_source``), and a Hugging Face
 folder's tokenizer becomes the data's (``data.args.tokenizer``, saved as RUN_DIR/tokenizer like any other run's).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import tempfile
 from pathlib import Path
 
@@ -19,8 +21,10 @@ from ..data.registry import DataBundle
 from ..data.vocab import META_FILE
 from ..interop.pretrained import Pretrained, resolve_model
 from ..models import Model
+from ..tokenizers.image import interpolate_grid_positions
 from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
+from .distill import image_input
 
 
 def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
@@ -101,15 +105,47 @@ def _check_same_vocabulary(data: DataBundle, run: Path) -> None:
                                   f"pass data.args.tokenizer={theirs}")
 
 
+def resampled_grid(model: Model, name: str, table: torch.Tensor, run: Path | None
+                    ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]] | None:
+    """(the positions, their grid, this model's grid) when ``name`` is an image tokenizer's learned grid of
+    positions (``pos_grid``, rows * cols x d) that the checkpoint holds for another grid: its table resampled
+    bicubically to this model's grid, as timm's ``resample_abs_pos_embed`` (and the tokenizer itself, for images
+    of another size) does. The class and register tokens' positions are kept apart (``pos_prefix``) and copied as
+    they are. The checkpoint's grid comes from its run's image size (config.yaml), else it must be square;
+    None when it cannot be resampled."""
+    if not name.endswith(".pos_grid") or table.dim() != 2:
+        return None
+    module = model.get_submodule(name.rsplit(".", 1)[0])
+    ours, own = getattr(module, "grid", None), module.state_dict().get("pos_grid")
+    if ours is None or own is None or table.shape[1] != own.shape[1]:
+        return None
+    theirs, size = None, None
+    if run is not None and (run / "config.yaml").is_file():
+        size = image_input(load_yaml(run / "config.yaml").get("model") or {})  # (C, H, W) it was trained on
+    if size is not None:
+        try:
+            theirs = tuple(module._grid_for(size[1], size[2]))
+        except ValueError:  # their images do not tile this tokenizer: the squareness below decides
+            theirs = None
+    if theirs is None or theirs[0] * theirs[1] != table.shape[0]:
+        side = math.isqrt(table.shape[0])
+        theirs = (side, side) if side * side == table.shape[0] else None
+    if theirs is None:
+        return None
+    return interpolate_grid_positions(table, theirs, tuple(ours)), theirs, tuple(ours)
+
+
 def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
                          source: Pretrained | None = None) -> str:
     """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
     ``source``: the checkpoint of ``hf:`` / ``timm:`` (``load_source``), whose model ``model`` already is;
     its head weights are used only for a head of the same name, and every tokenizer / core tensor must come.
 
+    A learned grid of image positions trained at another image size is resampled (``resampled_grid``).
     Raises ConfigError when the pre-trained run has another architecture, core or vocabulary,
-    when a tokenizer / core tensor has another shape, or when no core tensor matches.
+    when any other tokenizer / core tensor has another shape, or when no core tensor matches.
     """
+    run = None
     if source is not None:
         ckpt = source.source
         same_head = model.config.head.name == source.model.head.name
@@ -126,16 +162,31 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     offered = set(source.weights if source is not None else weights)
     aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
     own = {name: t for name, t in model.state_dict().items() if name not in aliases}
-    copied, fresh = [], []
+    copied, fresh, resampled = [], [], []
+    images = image_input(to_dict(model.config)) is not None
     for name, tensor in own.items():
+        grid = resampled_grid(model, name, weights[name], run) \
+            if name in weights and weights[name].shape != tensor.shape else None
+        if grid is not None:
+            weights = {**weights, name: grid[0]}
+            resampled.append(f"{name} from {grid[1][0]}x{grid[1][1]} to {grid[2][0]}x{grid[2][1]} cells")
         if name not in weights:
             fresh.append(name)
         elif weights[name].shape == tensor.shape:
             copied.append(name)
         elif name.startswith(("tokenizer.", "core.")):
-            hint = ("the vocabularies differ: pass the pre-trained run's tokenizer folder as data.args.tokenizer"
-                    if name.endswith("embed.weight") else "use the pre-trained run's model.tokenizer / model.core "
-                    "settings and data.args.max_length (its config.yaml)")
+            if name.endswith("embed.weight") and not images:
+                hint = "the vocabularies differ: pass the pre-trained run's tokenizer folder as data.args.tokenizer"
+            elif name.endswith(".pos_grid"):
+                hint = ("its grid of positions is not square and no config.yaml beside the checkpoint names its image "
+                        "size; give the run folder as init_from, or the pre-trained run's data.args.image_size")
+            elif images:
+                hint = ("use the pre-trained run's model.tokenizer (patch_size, ...), model.core and "
+                        "data.args.channels (its config.yaml); data.args.image_size may differ (learned positions "
+                        "are resampled)")
+            else:
+                hint = "use the pre-trained run's model.tokenizer / model.core settings and data.args.max_length " \
+                       "(its config.yaml)"
             raise ConfigError(f"init_from {ckpt}: {name} is {tuple(weights[name].shape)} there but "
                               f"{tuple(tensor.shape)} in this model; {hint}")
         else:
@@ -153,7 +204,8 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
 
     unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
     return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh)}; "
-            f"not used from the checkpoint: {modules(unused)}")
+            f"not used from the checkpoint: {modules(unused)}"
+            + "".join(f"; resampled {what} (bicubic)" for what in resampled))
 
 
-__all__ = ["start_from_source", "pretrained_checkpoint", "init_from_pretrained"]
+__all__ = ["start_from_source", "pretrained_checkpoint", "resampled_grid", "init_from_pretrained"]

@@ -2,7 +2,8 @@
 
     RUN_DIR/config.yaml        the resolved experiment (data-implied model args filled in)
     RUN_DIR/metrics.jsonl      one line per log / eval step
-    RUN_DIR/metrics.json       final flat metrics: val_loss, test_loss, test_<metric>, train_seconds, ...
+    RUN_DIR/metrics.json       final flat metrics: val_loss, test_loss, test_<metric>, train_seconds (the time
+                               spent training over every session, resumed ones included), ...
     RUN_DIR/learning_curve.png
     RUN_DIR/checkpoints/       see checkpoint.py
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from ..config import ConfigError, from_dict, load_yaml
 from ..errors import UserError
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
-from ..folders import OutputFolder, write_atomically
+from ..folders import OutputFolder, check_run_outside_data, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, build_model
@@ -38,6 +38,7 @@ from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
 from .resume import absolute_data_paths, check_resume, check_run_folder, planned_steps
+from .same_data import check_same_preprocess, class_mismatch, saved_by_data
 from .trainer import Trainer, seed_everything
 
 
@@ -72,6 +73,8 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     if not resume:  # recorded absolute, the data's paths hold from whatever directory the run is resumed
         config = dataclasses.replace(config, data=dataclasses.replace(
             config.data, args=absolute_data_paths(config.data.args)))
+    if config.data.name == "image_folder" and config.data.args.get("root"):
+        check_run_outside_data(run_dir, config.data.args["root"])  # in train/ it would be a class of the next run
     folder = None if resume else OutputFolder(
         run_dir, overwrite, "run", marker="config.yaml",
         alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
@@ -122,21 +125,17 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
                     if source is not None and source.tokenizer is not None:  # its own names, for export back
                         keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
                     log = RunLog(run_dir, trainer.step if resume else None)
-                start = time.perf_counter()
                 trainer.fit(log, progress)
             except BaseException:
                 if folder is not None:
                     folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
                 raise
-            seconds = time.perf_counter() - start
             final = _final_metrics(trainer, run_dir)
-            final.update(train_seconds=round(seconds, 2), steps=trainer.step, best_step=trainer.best_step)
+            final.update(train_seconds=round(trainer.train_seconds, 2), steps=trainer.step, best_step=trainer.best_step)
             from .report import write_report  # the data's report (e.g. confusion matrix), best weights, rank 0
             write_report(trainer, config.model, run_dir)
         except (ConfigError, UserError) as error:  # e.g. an unreadable image, met mid-run or at the test split
-            if (run_dir / "checkpoints" / POINTER).is_file():  # the same command again would be refused: say how
-                error.args = (f"{error}; the run's checkpoints are kept: after the fix, finish it with "
-                              f"xformer train --resume {run_dir}",)
+            error.args = (f"{error}{after_failure(run_dir, folder)}",)
             raise
         if log is not None:
             log.finish(final)
@@ -147,13 +146,17 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             vocab_dir.cleanup()
 
 
-def saved_by_data(data: DataBundle, names: tuple[str, ...]) -> dict[str, dict]:
-    """{name: its JSON} of those of the files ``names`` that ``data.save`` writes into a run folder."""
-    if data.save is None:
-        return {}
-    with tempfile.TemporaryDirectory() as folder:
-        data.save(Path(folder))
-        return {n: json.loads((Path(folder) / n).read_text()) for n in names if (Path(folder) / n).is_file()}
+def after_failure(run_dir: Path, folder: OutputFolder | None) -> str:
+    """What a run that failed mid-way left behind and how to go on, as the end of its error line: a
+    replacement (``--overwrite``) rolled back before its first checkpoint left the old run as it was (resuming
+    would continue that one), a fresh run nothing (its command simply runs again); a run with checkpoints of its
+    own is finished by a resume."""
+    if folder is not None and not folder.safe:  # OutputFolder.failed has put back what was there before
+        return (f"; nothing of the new run was kept and the old run in {run_dir} is as it was: after the fix, "
+                "run the same command again (with --overwrite)") if folder.replacing else ""
+    if (run_dir / "checkpoints" / POINTER).is_file():  # the same command again would be refused: say how
+        return f"; the run's checkpoints are kept: after the fix, finish it with xformer train --resume {run_dir}"
+    return ""
 
 
 def class_names(data: DataBundle) -> list[str] | None:
@@ -263,9 +266,18 @@ def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
 
 
 def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -> None:
-    """Other data for a trained model must imply the model the run has (classes, channels, horizon, vocabulary
-    size...) and label it the same way: the class names and series columns the data would write into a run
-    folder must be those the run wrote."""
+    """Other data for a trained model must be preprocessed as the run's (``check_same_preprocess``: image size,
+    channels, mean/std), imply the model the run has (classes, channels, horizon, vocabulary size...) and label
+    it the same way: the class names and series columns the data would write into a run folder must be those
+    the run wrote (the line names the run's classes the data lacks and those it has beyond them)."""
+    check_same_preprocess(run_dir, data)
+    saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
+    if (run_dir / "classes.json").is_file() and "classes.json" in saved:
+        ours = json.loads((run_dir / "classes.json").read_text()).get("class_names")
+        theirs = saved["classes.json"].get("class_names")
+        if ours != theirs:
+            root = config.data.args.get("root")
+            raise ConfigError(class_mismatch(run_dir, list(ours or []), list(theirs or []), root))
     model = config.model
     parts = {"tokenizer": model.baseline.args, "head": model.baseline.args} if model.baseline is not None else \
         {"tokenizer": model.tokenizer.args, "head": model.head.args}
@@ -275,13 +287,12 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
             if have is not None and have != value:
                 raise ConfigError(f"the data gives {part}.{key}={value}, but the model of {run_dir} has {have}; "
                                   "evaluate it on data of the same shape")
-    keys = {"classes.json": "class_names", "series_scaler.json": "columns"}
-    for name, saved in saved_by_data(data, tuple(keys)).items():
-        if (run_dir / name).is_file():
-            ours, theirs = json.loads((run_dir / name).read_text()).get(keys[name]), saved.get(keys[name])
-            if ours != theirs:
-                raise ConfigError(f"the data's {keys[name].replace('_', ' ')} {theirs} are not the run's {ours} "
-                                  f"({run_dir / name}); give data labelled as the run's")
+    if (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
+        ours = json.loads((run_dir / "series_scaler.json").read_text()).get("columns")
+        theirs = saved["series_scaler.json"].get("columns")
+        if ours != theirs:
+            raise ConfigError(f"the data's columns {theirs} are not the run's {ours} "
+                              f"({run_dir / 'series_scaler.json'}); give data labelled as the run's")
 
 
 def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list[str] = ()) -> dict[str, float]:

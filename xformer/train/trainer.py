@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from ..data.registry import DataBundle
 from ..errors import ConfigError, UserError
@@ -46,6 +46,7 @@ from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
+from .samplers import RepeatedAugmentSampler, ResumableSampler
 from .sam import SharpnessAware
 
 
@@ -81,46 +82,6 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, words, py_gauss = state["python"]
     random.setstate((version, tuple(words.tolist()), py_gauss))
-
-
-class ResumableSampler(DistributedSampler):
-    """DistributedSampler (a seeded permutation per epoch, one interleaved shard per rank)
-    that can start an epoch part-way, so that a resumed run sees the examples it had not seen."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.start = 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        super().set_epoch(epoch)
-        self.start = start
-
-    def __iter__(self):
-        return itertools.islice(super().__iter__(), self.start, None)
-
-    def __len__(self) -> int:
-        return super().__len__() - self.start
-
-
-class RepeatedAugmentSampler(ResumableSampler):
-    """Repeated augmentation (Hoffer et al. 2020, "Augment your batch"; DeiT's RASampler, timm's
-    ``RepeatAugSampler``): each index of the epoch's seeded permutation is listed ``repeats`` times in a row,
-
-        order = [p_0] * r + [p_1] * r + ...,   truncated to the epoch's length,
-
-    so a batch holds r copies of each of its images, each through its own random augmentation. The epoch
-    keeps its length (as many draws as examples), so it shows about len / r distinct examples, and
-    ``train.epochs`` counts draws. With several processes the order is dealt out interleaved as
-    DistributedSampler's, so the copies of an image land on different ranks (as timm's)."""
-
-    def __init__(self, *args, repeats: int = 3, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.repeats = repeats
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.dataset), generator=g).repeat_interleave(self.repeats)[:self.total_size]
-        return itertools.islice(iter(order[self.rank:self.total_size:self.num_replicas].tolist()), self.start, None)
 
 
 class Trainer:
@@ -176,6 +137,15 @@ class Trainer:
         self.step, self.epoch, self.seen_in_epoch = 0, 0, 0  # seen_in_epoch: examples, all ranks together
         self.best, self.best_step, self.bad_evals, self.last_saved = None, None, 0, None
         self.best_val: dict[str, float] | None = None  # the val metrics at best_step, measured in this process
+        # seconds spent in fit() by earlier sessions of the run (from the checkpoint resumed) and this one's start
+        self.seconds_before, self.session_start = 0.0, None
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent in ``fit`` over every session of the run, this one so far included: a resumed run
+        adds its own to those its checkpoint recorded (the time between that checkpoint and a crash is lost)."""
+        running = time.perf_counter() - self.session_start if self.session_start is not None else 0.0
+        return self.seconds_before + running
 
     # ---- the loop -------------------------------------------------------------------------------------
     def fit(self, log: RunLog | None = None, progress: Progress | None = None) -> None:
@@ -189,7 +159,7 @@ class Trainer:
         try:
             stop = handlers.enter_context(deferred_stop(graceful))
             batches, window, start = self._batches(), [], time.perf_counter()
-            fit_start = start
+            fit_start = self.session_start = start
             while self.step < self.total_steps:
                 loss, _ = self._step(batches)
                 self.step += 1
@@ -225,6 +195,8 @@ class Trainer:
                 if stop.requested:
                     raise TrainingInterrupted(self.stopped_message(stop.signum), stop.signum)
         finally:  # also on an error, so that its message starts on a line of its own, not after the bar
+            if self.session_start is not None:
+                self.seconds_before, self.session_start = self.train_seconds, None
             handlers.close()  # the signal handlers of before
             if own_progress:
                 progress.close()
@@ -354,7 +326,8 @@ class Trainer:
         if self.world.main and self.run_dir is not None:
             state = {"step": self.step, "epoch": self.epoch, "seen_in_epoch": self.seen_in_epoch,
                      "best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
-                     "world_size": self.world.size, "total_steps": self.total_steps, "config": self.recipe}
+                     "world_size": self.world.size, "total_steps": self.total_steps,
+                     "train_seconds": round(self.train_seconds, 3), "config": self.recipe}
             trainer = {"optimizer": optim, "scheduler": self.scheduler.state_dict(), "rng": rngs}
             self.last_saved = save_checkpoint(self.run_dir / "checkpoints", self.step, weights, trainer, state,
                                               self.aliases, self.cfg.keep_last, self.best_step == self.step, ema)
@@ -381,6 +354,7 @@ class Trainer:
         set_rng_state(trainer["rng"][self.world.rank % len(trainer["rng"])])
         self.step, self.epoch, self.seen_in_epoch = state["step"], state["epoch"], state["seen_in_epoch"]
         self.best, self.best_step, self.bad_evals = state["best"], state["best_step"], state["bad_evals"]
+        self.seconds_before = float(state.get("train_seconds", 0.0))  # 0 for checkpoints that predate it
         self.last_saved = path
 
     def rebuild_schedule(self, step: int) -> None:

@@ -1,0 +1,137 @@
+"""Whether data is read as a trained run read its own: other data for one run, or the runs of an ensemble.
+
+- ``check_same_preprocess``: other data scored by a run's model (``xformer evaluate RUN data.args.KEY=VALUE``)
+  must be turned into tensors as the run's evaluation images were: the same size, channels, mean/std and resize
+  as RUN/preprocess.json (a model scores pixels normalised otherwise without any error, and wrongly).
+- ``class_mismatch``: the line that names the run's classes other data lacks, and those it has beyond them.
+- ``effective_data``: what an ensemble compares of its members' data: the data as it really was (the dataset's
+  defaults filled in), less what cannot change the validation and test examples or how they are read.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import tempfile
+from pathlib import Path
+
+from ..config import ConfigError, load_yaml
+from ..data.images import PREPROCESS_FILE, default_preprocess
+from ..data.registry import DataBundle
+from .distill import image_input
+from .resume import absolute_data_paths
+
+# data arguments that change only how training batches are augmented, never the validation and test images
+TRAINING_ONLY = ("mixup", "cutmix", "label_smoothing", "hflip", "crop_scale", "auto_augment", "random_erasing",
+                 "affine")
+# the fields of preprocess.json, and the data arguments whose effect on an image they record
+PREPROCESS_FIELDS = ("image_size", "channels", "mean", "std", "resize")
+PREPROCESSED_ARGS = ("image_size", "channels", "mean", "std")
+
+
+def saved_by_data(data: DataBundle, names: tuple[str, ...]) -> dict[str, dict]:
+    """{name: its JSON} of those of the files ``names`` that ``data.save`` writes into a run folder."""
+    if data.save is None:
+        return {}
+    with tempfile.TemporaryDirectory() as folder:
+        data.save(Path(folder))
+        return {n: json.loads((Path(folder) / n).read_text()) for n in names if (Path(folder) / n).is_file()}
+
+
+def run_preprocess(run_dir: Path) -> dict | None:
+    """The evaluation transform of a run's images: RUN/preprocess.json, or for a run that predates it the one its
+    config.yaml implies (``default_preprocess``, as distillation and predict read it); None for other data."""
+    path = Path(run_dir) / PREPROCESS_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    recipe = load_yaml(Path(run_dir) / "config.yaml")
+    data, shape = recipe.get("data") or {}, image_input(recipe.get("model") or {})
+    if shape is None:
+        return None
+    return default_preprocess(str(data.get("name")), data.get("args") or {}, shape[1:], shape[0])
+
+
+def _same(a, b) -> bool:
+    """Equal, numbers within float rounding (mean/std written as given or as the defaults' floats)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def _shown(value):
+    return [_shown(v) for v in value] if isinstance(value, (list, tuple)) else \
+        round(value, 4) if isinstance(value, float) else value
+
+
+def preprocess_difference(ours: dict, theirs: dict) -> list[str]:
+    """The fields of two preprocess.json specs that differ."""
+    return [field for field in PREPROCESS_FIELDS if not _same(ours.get(field), theirs.get(field))]
+
+
+def check_same_preprocess(run_dir: Path, data: DataBundle) -> None:
+    """Other data must reach the run's model preprocessed as the run's evaluation images were (``run_preprocess``):
+    one ConfigError naming each field that differs, the data argument that set it, and the fix otherwise."""
+    spec, ours = saved_by_data(data, (PREPROCESS_FILE,)).get(PREPROCESS_FILE), run_preprocess(run_dir)
+    if spec is None or ours is None:
+        return
+    differ = preprocess_difference(ours, spec)
+    if not differ:
+        return
+    shown = ", ".join(f"{field} {_shown(spec.get(field))} instead of {_shown(ours.get(field))}" for field in differ)
+    keys = " and ".join(f"data.args.{field}" for field in differ if field in PREPROCESSED_ARGS)
+    fix = f"leave {keys} out, or give the run's values" if keys else "give data of the run's dataset"
+    raise ConfigError(f"the data would be preprocessed otherwise than {run_dir}'s images were: {shown} "
+                      f"({Path(run_dir) / PREPROCESS_FILE}); a trained model must read other data as it read its "
+                      f"own: {fix}")
+
+
+def class_mismatch(run_dir: Path, ours: list[str], theirs: list[str], root: str | None) -> str:
+    """The line for other data whose class names (``theirs``) are not the run's (``ours``): which of the run's
+    classes it lacks, which it has beyond them, and the fix (for an image folder: one folder per run class)."""
+    if len(ours) != len(theirs):  # the model's output size: what the refusal is about
+        problem = (f"the data gives head.n_classes={len(theirs)}, but the model of {run_dir} has {len(ours)}; "
+                   "evaluate it on data of the same shape")
+    else:
+        problem = f"the data's class names {theirs} are not the run's {ours} ({Path(run_dir) / 'classes.json'})"
+    lacking, extra = [c for c in ours if c not in theirs], [c for c in theirs if c not in ours]
+    parts = ([f"lacks the run's {lacking}"] if lacking else []) + \
+        ([f"has {extra}, which the run does not know"] if extra else [])
+    what = f"it {' and '.join(parts)}" if parts else "it orders the same classes otherwise"
+    if root is None:
+        return f"{problem}: {what}; give data labelled as the run's"
+    return (f"{problem}: {what}; give each split of {root} (val/, test/) one folder per class of the run, named as "
+            f"in its classes.json ({', '.join(ours)}), each with at least one image"
+            f"{'; move the other class folders out' if extra else ''}")
+
+
+def dataset_defaults(name: str) -> dict:
+    """The default of each argument of the registered dataset ``name`` ({} for a name not registered)."""
+    from ..data.registry import DATASETS
+    from ..registry import import_all_submodules
+
+    import_all_submodules("xformer.data")
+    if name not in DATASETS:
+        return {}
+    return {key: p.default for key, p in inspect.signature(DATASETS[name]).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def effective_data(run: Path, preprocessed: bool = False) -> dict:
+    """The data a run's model was trained and scored on, as the runs of an ensemble compare it: config.yaml's
+    data name and arguments with the dataset's defaults filled in and paths absolute, less what cannot change the
+    validation and test examples or how they are read: the augmentation of training batches (``TRAINING_ONLY``),
+    the vocabulary's path (its files are compared instead), with ``preprocessed`` (the runs' preprocess specs are
+    compared instead) the arguments whose effect preprocess.json records, and an image folder's ``val_fraction``
+    when its root has val/ (which is then read instead)."""
+    data = load_yaml(Path(run) / "config.yaml").get("data") or {}
+    name = data.get("name")
+    args = {**dataset_defaults(str(name)), **absolute_data_paths(data.get("args") or {})}
+    dropped = {*TRAINING_ONLY, "tokenizer", *(PREPROCESSED_ARGS if preprocessed else ())}
+    if name == "image_folder" and args.get("root") and (Path(args["root"]) / "val").is_dir():
+        dropped.add("val_fraction")
+    return {"name": name, **{k: v for k, v in args.items() if k not in dropped}}
+
+
+__all__ = ["TRAINING_ONLY", "saved_by_data", "run_preprocess", "preprocess_difference", "check_same_preprocess",
+           "class_mismatch", "dataset_defaults", "effective_data"]
