@@ -184,3 +184,14 @@ def test_the_docs_example_of_a_non_numeric_value_is_the_real_message(tmp_path):
         with pytest.raises(ConfigError) as error:
             read_raw_series(tmp_path / "v.csv", "date")
         assert str(error.value).startswith(expected)
+
+
+def test_quantile_column_names_keep_levels_apart_and_read_back():
+    from xformer.forecast.frames import quantile_column
+    from xformer.metrics_forecast import quantile_columns
+
+    levels = [0.1, 0.5, 0.9, 0.9999999, 1e-05]
+    names = [quantile_column(q) for q in levels]
+    assert names[:3] == ["y_hat_q0.1", "y_hat_q0.5", "y_hat_q0.9"] and len(set(names)) == len(names)
+    frame = pd.DataFrame({"y_hat": [1.0], **{name: [1.0] for name in names}})
+    assert sorted(quantile_columns(frame)) == sorted(levels)

@@ -35,11 +35,12 @@ ROOT = HERE.parents[1]
 if (ROOT / "xformer").is_dir() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
+from xformer.data.image_files import IMAGE_SUFFIXES, images_under, loose_images  # noqa: E402
 from xformer.data.images import check_image_headers  # noqa: E402
 from xformer.data.download import download, run_script  # noqa: E402
 from xformer.errors import UserError  # noqa: E402
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
+EXTENSIONS = IMAGE_SUFFIXES  # what xformer's image_folder reads
 SPLITS = ("train", "val", "test")
 
 
@@ -66,12 +67,12 @@ def extract(archive: Path, dest: Path) -> Path:
 
 
 def images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    return loose_images(folder)
 
 
 def class_images(folder: Path) -> list[Path]:
-    """The images of one class folder, in its sub-folders too (as torchvision's ImageFolder reads them)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+    """The images of one class folder, in its sub-folders too, hidden ones left out (as image_folder reads them)."""
+    return images_under(folder)
 
 
 def classes_of(folder: Path) -> dict[str, list[Path]]:

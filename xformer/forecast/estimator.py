@@ -383,7 +383,7 @@ def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | Non
     for q in sorted(quantiles or []):
         values = point if q == 0.5 else result.pivot(index=DS, columns=ID, values=quantile_column(q))
         for key in keys:
-            wide[f"{key}_q{q:g}"] = values[key].to_numpy()
+            wide[f"{key}_q{q:.12g}"] = values[key].to_numpy()
     return wide
 
 

@@ -43,7 +43,7 @@ POINT = "y_hat"  # the point forecast column of a long result (the median when q
 
 
 def quantile_column(q: float) -> str:
-    return f"{POINT}_q{q:g}"
+    return f"{POINT}_q{q:.12g}"  # 12 digits: 0.9999999 stays apart from 1
 
 
 @dataclass
