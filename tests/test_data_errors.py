@@ -236,7 +236,7 @@ def test_an_empty_class_folder_and_classes_that_differ_between_splits(tmp_path, 
     Image.new("RGB", (8, 8)).save(root / "test" / "d" / "0.png")
     line = fails(tmp_path, capsys, IMAGE_MODEL, folder_data(root))
     assert line == (f"xformer: error: image_folder: test classes differ from train's (3): ['d'] not in train; ['c'] "
-                    f"missing; give {root / 'test'} the same class folders as train, each with at least one image")
+                    f"missing; give {root / 'test'} the same class folders as train (empty for a class it has no images of)")
 
 
 # ---------------------------------------------------------------- text files

@@ -20,7 +20,7 @@ from xformer.train.checkpoint import checkpoint_dir, read_eval_weights, read_sta
 from xformer.train.config import ExperimentConfig
 from xformer.train.ensemble import evaluate_ensemble, load_ensemble_model
 from xformer.train.init_from import init_from_pretrained
-from xformer.train.run import build_resolved, train_run
+from xformer.train.run import build_resolved, evaluate_run, load_run, train_run
 from xformer.train.trainer import Trainer
 
 TASKS = Path(__file__).resolve().parents[1] / "tasks"
@@ -192,6 +192,18 @@ def test_other_data_lacking_a_class_names_it_and_the_fix(folder_run, tmp_path, c
     err = one_line_error(capsys)
     assert "head.n_classes=2, but the model" in err and "lacks the run's ['green']" in err
     assert "one folder per class of the run" in err and "blue, green, red" in err
+    (tmp_path / "sub" / "val" / "green").mkdir()  # the fix: an empty folder for the class the data lacks
+    scored = evaluate_run(run, data_overrides=[f"data.args.root={tmp_path / 'sub'}"])
+    _, model, data = load_run(run, data_overrides=[f"data.args.root={tmp_path / 'sub'}"])
+    copied = sum(1 for name in ("red", "blue") for _ in (tmp_path / "sub" / "val" / name).iterdir())
+    assert len(data.val) == copied and {label for _, label in data.val.source.dataset.samples} == {0, 2}  # blue, red
+    assert 0.0 <= scored["val_accuracy"] <= 1.0
+    (tmp_path / "sub" / "val" / "red").rename(tmp_path / "red_aside")
+    (tmp_path / "sub" / "val" / "blue").rename(tmp_path / "blue_aside")
+    (tmp_path / "sub" / "val" / "red").mkdir()
+    (tmp_path / "sub" / "val" / "blue").mkdir()
+    assert main(["evaluate", str(run), f"data.args.root={tmp_path / 'sub'}"]) == 2
+    assert "holds no images in its class folders" in one_line_error(capsys)
     write_images(tmp_path / "swap", classes=("red", "green", "yellow"), splits=(("val", 1),))
     capsys.readouterr()
     assert main(["evaluate", str(run), f"data.args.root={tmp_path / 'swap'}"]) == 2

@@ -44,10 +44,11 @@ def loose_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_file(p, folder))
 
 
-def image_class_folder(split_dir: str | Path, loader):
+def image_class_folder(split_dir: str | Path, loader, allow_empty: bool = False):
     """torchvision's ImageFolder over ``split_dir``/<class>/**/<image>, with ``IMAGE_SUFFIXES`` and without
     hidden folders or files. A one-line ConfigError names what is missing: class folders, images in a class
-    folder, or images left beside the class folders (which ImageFolder would skip silently)."""
+    folder (unless ``allow_empty``: an evaluation split may lack a class, whose empty folder keeps the class
+    list), or images left beside the class folders (which ImageFolder would skip silently)."""
     split_dir = Path(split_dir)
     if not any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(split_dir)):
         raise ConfigError(f"image_folder: {split_dir} holds no class folders; put each class's images in a "
@@ -59,12 +60,15 @@ def image_class_folder(split_dir: str | Path, loader):
                           f"({shown}), which belong to no class; move each into its class folder "
                           f"({split_dir}/CLASS/) or out of {split_dir}")
     try:
-        folder = _visible_image_folder()(str(split_dir), loader=loader,
+        folder = _visible_image_folder()(str(split_dir), loader=loader, allow_empty=allow_empty,
                                     is_valid_file=partial(is_image_file, below=str(split_dir)))
     except FileNotFoundError as e:  # a class folder without images
         raise ConfigError(f"image_folder: {split_dir}: {str(e).strip()} Image files end in "
                           f"{', '.join(IMAGE_SUFFIXES)}; give each class folder at least one image, or remove the "
                           "empty ones") from None
+    if not folder.samples:
+        raise ConfigError(f"image_folder: {split_dir} holds no images in its class folders; give it images, or "
+                          "remove the split")
     return folder
 
 

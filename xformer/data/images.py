@@ -334,8 +334,8 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     if len(size) != 2:
         raise ConfigError(f"data.args.image_size must be one size or [height, width], got {image_size!r}")
 
-    def folder(split: str):
-        return image_class_folder(root_path / split, partial(open_image, mode=mode)) \
+    def folder(split: str):  # val/ and test/ may lack a class (an empty folder keeps it in the class list)
+        return image_class_folder(root_path / split, partial(open_image, mode=mode), allow_empty=split != "train") \
             if (root_path / split).is_dir() else None
 
     train_src, val_src, test_src = folder("train"), folder("val"), folder("test")
@@ -352,7 +352,7 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
             raise ConfigError(f"image_folder: {split} classes differ from {first}'s ({len(classes)}):"
                               f"{f' {extra} not in {first}' if extra else ''}{';' if extra and lacking else ''}"
                               f"{f' {lacking} missing' if lacking else ''}; give {root_path / split} the same "
-                              f"class folders as {first}, each with at least one image")
+                              f"class folders as {first} (empty for a class it has no images of)")
     for source in (train_src, val_src, test_src):
         if source is not None:
             check_image_headers(path for path, _ in source.samples)

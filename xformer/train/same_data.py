@@ -101,7 +101,7 @@ def class_mismatch(run_dir: Path, ours: list[str], theirs: list[str], root: str 
     if root is None:
         return f"{problem}: {what}; give data labelled as the run's"
     return (f"{problem}: {what}; give each split of {root} (val/, test/) one folder per class of the run, named as "
-            f"in its classes.json ({', '.join(ours)}), each with at least one image"
+            f"in its classes.json ({', '.join(ours)}), empty for a class the data has no images of"
             f"{'; move the other class folders out' if extra else ''}")
 
 
