@@ -182,3 +182,25 @@ def test_future_rows_appended_to_df_get_the_drop_advice_first_whatever_the_polic
         with pytest.raises(ConfigError, match=r"series 'a' has no y in its last 6 rows .* drop those rows") as e:
             Forecaster(**TINY, futr_exog=["p"], missing=missing).fit(appended)
         assert "pass missing" not in str(e.value)
+
+
+def test_the_commands_take_a_missing_policy_for_the_data_they_read(tmp_path, capsys):
+    """A forecaster fitted with missing='error' (the default) meets gapped data: forecast and backtest refuse it
+    as predict does, and --missing fills it as a forecaster fitted with that policy would."""
+    df = panel()
+    without, _ = gapped(df)
+    without.to_csv(tmp_path / "gapped.csv", index=False)
+    run = Forecaster(**TINY).fit(df).save(tmp_path / "run")
+    for command in (["forecast"], ["backtest", "--windows", "2"]):
+        capsys.readouterr()
+        assert main([command[0], str(run), "--data", str(tmp_path / "gapped.csv"), *command[1:]]) == 2
+        assert "lacks 5 timestamps" in capsys.readouterr().err
+        out = tmp_path / f"{command[0]}.csv"
+        assert main([command[0], str(run), "--data", str(tmp_path / "gapped.csv"), *command[1:], "--missing",
+                     "interpolate", "--out", str(out), "--quiet"]) == 0
+    loaded = Forecaster.load(run)
+    loaded.config.missing = "interpolate"
+    expected = loaded.predict(without)
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "forecast.csv")["y_hat"], expected["y_hat"], rtol=1e-6)
+    cv = pd.read_csv(tmp_path / "backtest.csv")
+    assert len(cv) == 2 * 2 * H and np.isfinite(cv["y_hat"]).all()

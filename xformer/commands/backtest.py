@@ -16,6 +16,7 @@ may differ, each reading its own last steps of the longest window).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -38,6 +39,8 @@ def _run(args: argparse.Namespace) -> None:
     if args.season < 1:
         raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
     forecaster = Forecaster.load(args.run_dir, freq=args.freq)
+    if args.missing is not None:  # the policy for this data's gaps, in place of the one the run was fitted with
+        forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
     panel = forecaster.read(args.data)
     static = load_frame(args.static) if args.static else None
     cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False,
@@ -86,6 +89,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--season", type=int, default=1, metavar="M", help="MASE's seasonal naive period (default 1)")
     p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "
                                                         "columns; default: those of its fit)")
+    p.add_argument("--missing", choices=("error", "ffill", "interpolate"),
+                   help="how to fill missing values and timestamps of --data (default: the policy the run was fitted "
+                   "with; a gap is only ever filled from rows up to its forecast origin)")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min), or the step of an integer ds "
                    "(e.g. 1), when it cannot be inferred")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the forecasts (default: standard output; the "

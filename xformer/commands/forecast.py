@@ -17,6 +17,7 @@ column per quantile level other than the median.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -44,6 +45,8 @@ def _run(args: argparse.Namespace) -> None:
         raise ConfigError("--series chooses the series to plot, and there is no --plot; give --plot FILE.png too "
                           "(the forecast itself covers every series)")
     forecaster = Forecaster.load(args.run_dir, freq=args.freq)
+    if args.missing is not None:  # the policy for this data's gaps, in place of the one the run was fitted with
+        forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
     cfg = forecaster.config
     raw = load_frame(args.data)
     if is_long(raw, cfg.date_column):
@@ -195,6 +198,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace --out / --plot if they exist (never an input "
                    "or a file of the run folder)")
     p.add_argument("--at", metavar="DATE", help="forecast after this date of the file instead of after its end")
+    p.add_argument("--missing", choices=("error", "ffill", "interpolate"),
+                   help="how to fill missing values and timestamps of --data (default: the policy the run was fitted "
+                   "with; a gap is only ever filled from rows up to its forecast origin)")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min), or the step of an integer ds "
                    "(e.g. 1), when it cannot be inferred")
     p.add_argument("--h", type=int, metavar="N", help="forecast N steps (1 to the run's horizon; default: the horizon)")
