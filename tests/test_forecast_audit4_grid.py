@@ -63,7 +63,7 @@ def test_missing_timestamps_are_refused_by_default_in_one_line_naming_series_cou
     df = panel()
     without, _ = gapped(df)
     message = (r"series 'a' lacks 5 timestamps of freq h \(the first 2020-01-06 21:00:00\); pass missing='ffill' "
-               r"or missing='interpolate' to fill them, or add those rows with their values")
+               r"or missing='interpolate' to fill them \(xformer forecast/backtest: --missing\), or add those rows with their values")
     with pytest.raises(ConfigError, match=message) as e:
         Forecaster(**TINY).fit(without)
     assert "\n" not in str(e.value)

@@ -52,7 +52,7 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
         raise ConfigError(f"with future-known covariates ({cfg.futr_exog}) h must equal the horizon {cfg.horizon}: "
                           f"the model reads them up to the horizon's end, after the frame's last row for the last "
                           f"window; leave h out (xformer backtest: no --h, or --h {cfg.horizon})")
-    panel = forecaster.read(df)
+    panel = forecaster.read(df, fitting=fit)  # a backtest that fits reads its data as a fresh fit would
     check_observed_end(panel)  # the data as given: the windows' own cuts may end in a gap
     span = h + (n_windows - 1) * step  # rows from the first window's start to the end of the series
     need = cfg.input_len + span + ((cfg.horizon + val_size) if fit else 0)

@@ -109,13 +109,14 @@ class Forecaster:
         return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping, static_df, refit)
 
     # ---- training -----------------------------------------------------------------------------------------
-    def read(self, df) -> Panel:
-        """The series of ``df`` (long or wide frame, CSV path, or a Panel already read)."""
+    def read(self, df, fitting: bool = False) -> Panel:
+        """The series of ``df`` (long or wide frame, CSV path, or a Panel already read) on the grid of the freq
+        given, else fitted (unless ``fitting``), else inferred; a run's ``columns`` read as one aligned table."""
         if isinstance(df, Panel):
             return df
-        cfg = self.config  # the fitted (or given) freq puts the rows on its grid: missing timestamps become gaps
-        return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing, cfg.exog,
-                          freq=self.freq if self.freq is not None else cfg.freq)
+        cfg, freq = self.config, self.config.freq if fitting or self.freq is None else self.freq
+        return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing, cfg.exog, freq=freq,
+                          aligned=self.columns is not None)
 
     def fit(self, df, val_size: int = 0, early_stopping: int | None = None, static_df=None) -> "Forecaster":
         """Train one model on every window of every series of ``df`` (long or wide); returns self. The fitted
@@ -127,7 +128,7 @@ class Forecaster:
         ``static_df``: ``unique_id`` and the ``stat_exog`` columns, one row per series (statics.py);
         remembered for predict, cross_validation and save."""
         self.check_fittable()  # before reading: a run's columns may not be in df at all
-        return self.fit_panel(self.read(df), val_size, early_stopping, static_df)
+        return self.fit_panel(self.read(df, fitting=True), val_size, early_stopping, static_df)
 
     def fit_panel(self, panel: Panel, val_size: int = 0, early_stopping: int | None = None,
                   static_df=None) -> "Forecaster":

@@ -7,13 +7,15 @@ or whole numbers (neuralforecast's integer time index, e.g. M4's): integer ``ds`
 the frequency is then the step between rows (``freq=1``), so forecasts continue as last + k * step. A wide table
 is read by :func:`~xformer.data.series.read_series` and each value column becomes a series named
 after it, in column order, spanning its first to its last value (a column's leading empty cells mean the series
-starts later, its trailing ones that it ends earlier, as the same data in long format); a long frame keeps its
+starts later, its trailing ones that it ends earlier, as the same data in long format; read ``aligned`` for a
+model of the columns together, every column spans the table's dates); a long frame keeps its
 series in order of first appearance. Series may have different lengths and start dates. ``unique_id`` values
 are read as strings.
 
 Once the frequency is known (given, or inferred: frequency.py), a series' missing timestamps (its first date +
 k * freq without a row, or a date missing from a wide table) become rows with a missing ``y`` and missing
-covariates, so that the rows stay one step apart for windows, cutoffs and forecast dates.
+covariates, so that the rows stay one step apart for windows, cutoffs and forecast dates: any number of them for
+a given freq, at most 10% of its rows (and most rows one step apart) for an inferred one.
 
 Checks, each a one-line :class:`~xformer.config.ConfigError`: a missing ``unique_id`` / ``ds`` /
 ``y`` column, a date that is not a date, non-numeric ``y``, two rows of one series at the same
@@ -93,12 +95,15 @@ def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
 
 
 def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", columns: list[str] | None = None,
-               missing: str = "error", exog: list[str] | None = None, freq=None) -> Panel:
+               missing: str = "error", exog: list[str] | None = None, freq=None, aligned: bool = False) -> Panel:
     """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either; ``exog``: the
     covariate columns of a long frame to keep (``Panel.covariates``). Each series is put on the grid of
-    ``freq`` (default: inferred, ``grid_freq``), its missing timestamps inserted as rows without values; gaps
-    are checked against ``missing`` and kept as NaN: :func:`fill_series` fills them after the series are cut at
-    their origins."""
+    ``freq`` (given, or a fitted forecaster's; default: inferred, ``grid_freq``), its missing timestamps inserted
+    as rows without values by the rules of a given or an inferred freq (frequency.py); gaps are checked against
+    ``missing`` and kept as NaN: :func:`fill_series` fills them after the series are cut at their origins.
+    ``aligned``: a wide table's columns are read as one table, each spanning all of its dates (a model that reads
+    them together), its empty cells, leading and trailing ones too, following ``missing``; else each column spans
+    its own first to last value."""
     frame = load_frame(source)
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
@@ -110,14 +115,15 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
             have = sorted(str(c) for c in frame.columns)
             raise ConfigError(f"a long-format frame needs columns unique_id, ds and y; it has {have}")
         wide = read_raw_series(frame, date_column, columns, "interpolate")  # its gaps are checked per series below
-        series = {str(c): _span(wide[c].rename(Y).rename_axis(DS)) for c in wide.columns}
+        series = {str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}
+        series = series if aligned else {k: _span(s) for k, s in series.items()}
     else:
         series = _read_long(frame, missing, exog or [])
         for key, s in series.items() if exog else ():
             refuse_appended_rows(key, s[Y], s[exog])  # before the policy's advice to fill them, which would not do
     grid = grid_freq([s.index for s in series.values()], freq)
     for key in series:
-        s, inserted = on_grid(series[key], grid)
+        s, inserted = on_grid(series[key], grid, inferred=freq is None, key=key)
         series[key] = check_missing(s, key, missing, Y, inserted, grid) if not exog else \
             pd.concat([check_missing(s[c], key, missing, c, inserted, grid) for c in s.columns], axis=1)
     if not is_long(frame, date_column):
@@ -229,10 +235,11 @@ def check_missing(s: pd.Series, key: str, missing: str, column: str = Y, inserte
         values = f", and {n - len(inserted)} missing values" if n > len(inserted) else ""
         raise ConfigError(f"series '{key}' lacks {len(inserted)} timestamp{'s' * (len(inserted) > 1)} of freq "
                           f"{freq_label(freq)} (the first {inserted[0]}){values}; pass missing='ffill' or "
-                          "missing='interpolate' to fill them, or add those rows with their values")
+                          "missing='interpolate' to fill them (xformer forecast/backtest: --missing), or add those rows "
+                          "with their values")
     if n and missing == "error":
         raise ConfigError(f"missing values in series '{key}'{where} ({n} of {len(s)} rows); pass missing='ffill' or "
-                          "missing='interpolate' to fill them")
+                          "missing='interpolate' to fill them (xformer forecast/backtest: --missing)")
     return s
 
 
