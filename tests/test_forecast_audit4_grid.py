@@ -204,3 +204,21 @@ def test_the_commands_take_a_missing_policy_for_the_data_they_read(tmp_path, cap
     np.testing.assert_allclose(pd.read_csv(tmp_path / "forecast.csv")["y_hat"], expected["y_hat"], rtol=1e-6)
     cv = pd.read_csv(tmp_path / "backtest.csv")
     assert len(cv) == 2 * 2 * H and np.isfinite(cv["y_hat"]).all()
+
+
+def test_a_date_futr_df_skips_is_a_missing_value_and_one_after_its_end_is_refused():
+    """futr_df without one date inside the horizon forecasts as futr_df with that date's cell empty (the policy
+    fills both alike); without the horizon's last date it is refused under any policy, never filled past its end."""
+    rng = np.random.default_rng(0)
+    df = panel()
+    df["now"] = rng.standard_normal(len(df))
+    future = pd.concat([pd.DataFrame({"unique_id": key, "ds": pd.date_range(s["ds"].iloc[-1], periods=H + 1,
+                                                                             freq="h")[1:], "now": 1.0 + k})
+                        for k, (key, s) in enumerate(df.groupby("unique_id"))], ignore_index=True)
+    f = Forecaster(**TINY, futr_exog=["now"], missing="ffill").fit(df)
+    skipped = future.drop(index=[2])
+    emptied = future.assign(now=future["now"].where(future.index != 2))
+    pd.testing.assert_frame_equal(f.predict(df, futr_df=skipped), f.predict(df, futr_df=emptied))
+    for short in (future.drop(index=[H - 1]), future[future["unique_id"] == "b"]):
+        with pytest.raises(ConfigError, match=r"future-known covariate\(s\) \['now'\] missing for series 'a'"):
+            f.predict(df, futr_df=short)

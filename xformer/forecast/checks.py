@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ConfigError
-from ..data.series import fill_gaps
+from .covariates import known_covariates
 from .frames import Panel, check_freq, freq_label, future_dates
 
 
@@ -44,7 +44,7 @@ def check_future_horizon(cfg, panel: Panel, keys: list[str], freq, h: int) -> No
         ahead = future_dates(panel.series[key].index[-1], freq, H)
         cov = (panel.covariates or {}).get(key)
         known = pd.DataFrame(columns=cfg.futr_exog, dtype=float) if cov is None else \
-            fill_gaps(cov.loc[:ahead[-1]], cfg.missing)
+            known_covariates(cov, ahead, ahead[-1], cfg.missing)
         absent = known.reindex(ahead)[cfg.futr_exog].isna().any(axis=1)
         if absent.any():
             even = f" even when h={h}" if h < H else ""

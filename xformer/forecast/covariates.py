@@ -136,9 +136,18 @@ def window_covariates(cfg, key: str, cov, stats, history: pd.DatetimeIndex, ahea
     and at the H dates ``ahead``. Their gaps are filled (``cfg.missing``) from the rows up to what each may
     know: the origin (``history[-1]``) for past-observed ones, the horizon's end for future-known ones."""
     dates = history[-cfg.input_len:]
-    known = lambda end: None if cov is None else fill_gaps(cov.loc[:end], cfg.missing)  # noqa: E731
+    known = lambda end: None if cov is None else known_covariates(cov, dates.append(ahead), end, cfg.missing)  # noqa: E731
     return (covariate_block(cfg, key, known(history[-1]), stats, dates, future=False),
             covariate_block(cfg, key, known(ahead[-1]), stats, dates.append(ahead), future=True))
+
+
+def known_covariates(cov: pd.DataFrame, needed: pd.Index, end, missing: str) -> pd.DataFrame:
+    """The covariate rows up to ``end``, filled by the ``missing`` policy from those rows only. A date of
+    ``needed`` that futr_df skips between two of its rows is a missing value, as an empty cell there is; dates
+    after its last row stay absent (the forecast is refused for lack of them, never filled past what was given)."""
+    known = cov.loc[:end]
+    inside = needed[needed <= min(end, known.index[-1])] if len(known) else needed[:0]
+    return fill_gaps(known.reindex(known.index.union(inside)), missing)
 
 
 class CovariateWindows(torch.utils.data.Dataset):
