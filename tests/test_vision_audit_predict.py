@@ -82,6 +82,33 @@ def test_a1_shrinking_a_thin_stroke_to_digits_size_keeps_its_ink(tmp_path):
     assert torch.allclose(x[0], expect, atol=1e-6)
 
 
+def test_a_digits_run_at_16_pixels_reads_a_file_as_its_8x8_digit_upsampled_as_in_training(tmp_path):
+    """digits at image_size 16 are sklearn's 8x8 images upsampled bilinearly: a user's file is brought to 8x8
+    first (its ink averaged), then upsampled the same way, not shrunk straight to 16x16."""
+    import torch.nn.functional as F
+
+    from xformer.data.images import digits
+    from xformer.predict import load_image
+
+    digits(image_size=16).save(tmp_path)  # the preprocess.json of a run folder
+    spec = json.loads((tmp_path / "preprocess.json").read_text())
+    assert spec["source_size"] == [8, 8] and spec["image_size"] == [16, 16]
+    a = np.zeros((64, 64), np.uint8)
+    a[8:56, 30:32] = 255
+    Image.fromarray(a).save(tmp_path / "one.png")
+    eight = torch.tensor(a, dtype=torch.float32).reshape(8, 8, 8, 8).mean((1, 3)) / 255
+    expect = F.interpolate(eight[None, None], size=(16, 16), mode="bilinear", align_corners=False)[0].clamp(0, 1)
+    torch.testing.assert_close(load_image(tmp_path / "one.png", spec), expect)
+    # a file of the data's own 8x8 image gives the data's 16x16 tensor
+    from sklearn.datasets import load_digits
+
+    image = load_digits().images[0]
+    Image.fromarray(np.round(image / 16 * 255).astype(np.uint8)).save(tmp_path / "zero.png")
+    own = F.interpolate(torch.tensor(np.round(image / 16 * 255) / 255, dtype=torch.float32)[None, None],
+                        size=(16, 16), mode="bilinear", align_corners=False)[0].clamp(0, 1)
+    torch.testing.assert_close(load_image(tmp_path / "zero.png", spec), own)
+
+
 def test_a1_predict_on_the_runs_val_images_gives_the_evaluation_probabilities(image_run):
     """image_folder runs resize with antialiasing in training; predict on the same files gives the same numbers
     (a guard kept with the A1 fix: it passed before it too)."""

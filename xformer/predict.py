@@ -158,8 +158,10 @@ def load_image(path: str | Path, spec: dict) -> torch.Tensor:
         raise ConfigError(f"cannot read image {path} ({first_line(e)}); give a PNG, JPEG or another image "
                           "file PIL can open") from None
     size = list(spec["image_size"])
-    if spec.get("resize") == "bilinear":  # digits: scaled, then upsampled with F.interpolate as at training
-        return shrink_or_stretch(eval_transform(size, resize=False)(image), size)
+    if spec.get("resize") == "bilinear":  # digits: brought to their 8x8 first, then upsampled as at training
+        x = eval_transform(size, resize=False)(image)
+        return shrink_or_stretch(shrink_or_stretch(x, spec["source_size"]), size) if spec.get("source_size") \
+            else shrink_or_stretch(x, size)
     x = eval_transform(size, spec.get("mean"), spec.get("std"))(image)
     return x
 

@@ -112,14 +112,19 @@ def _split(targets, fraction: float, seed: int = 0, names=None) -> tuple[list[in
 PREPROCESS_FILE = "preprocess.json"
 
 
-def preprocess_spec(image_size, channels: int, mean=None, std=None, resize: str = "antialias") -> dict:
+def preprocess_spec(image_size, channels: int, mean=None, std=None, resize: str = "antialias",
+                    source_size=None) -> dict:
     """What the evaluation transform does to a raw image, as JSON (saved as RUN_DIR/preprocess.json):
     convert to ``channels`` (1: grey "L", 3: "RGB"), scale to [0, 1], resize to ``image_size`` (H, W) with
-    ``resize`` ("antialias": torchvision's Resize; "bilinear": F.interpolate as digits upsamples),
-    then (x - mean) / std per channel when mean is not null."""
-    return {"image_size": [int(v) for v in image_size], "channels": int(channels),
+    ``resize`` ("antialias": torchvision's Resize; "bilinear": F.interpolate as digits upsamples, from
+    ``source_size`` when the data's images have one, as digits' 8x8), then (x - mean) / std per channel when
+    mean is not null."""
+    spec = {"image_size": [int(v) for v in image_size], "channels": int(channels),
             "mean": None if mean is None else [float(v) for v in mean],
             "std": None if std is None else [float(v) for v in std], "resize": resize}
+    if source_size is not None:
+        spec["source_size"] = [int(v) for v in source_size]
+    return spec
 
 
 def default_preprocess(name: str, args: dict, image_size=None, channels: int | None = None) -> dict | None:
@@ -130,7 +135,7 @@ def default_preprocess(name: str, args: dict, image_size=None, channels: int | N
         return tuple(size) if isinstance(size, (list, tuple)) else (int(size), int(size))
 
     if name == "digits":
-        return preprocess_spec(size_of(8), 1, resize="bilinear")
+        return preprocess_spec(size_of(8), 1, resize="bilinear", source_size=(8, 8))
     if name in ("mnist", "fashion_mnist", "cifar10"):
         native, ch = (32, 3) if name == "cifar10" else (28, 1)
         return preprocess_spec(image_size or size_of(native), ch, *STATS[name])
@@ -220,7 +225,7 @@ def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict =
 
     return _bundle(part(train_idx, aug, train=True), part(val_idx) if val_idx else None, part(test_idx), 10,
                    size, 1, make_mixup(10, mixup, cutmix, label_smoothing),
-                   preprocess=preprocess_spec(size, 1, resize="bilinear"))
+                   preprocess=preprocess_spec(size, 1, resize="bilinear", source_size=(8, 8)))
 
 
 def _torchvision(name: str, reader, root: str, expected: str, image_size: int | None, native: int, channels: int,
