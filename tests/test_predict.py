@@ -286,6 +286,7 @@ def test_a_malformed_classes_json_is_one_line_naming_it(image_run, tmp_path, cap
     (lambda spec: {**spec, "mean": [0.5]}, r'"mean" must be null or 3 numbers, got \[0.5\]'),
     (lambda spec: {**spec, "std": [0.5, 0, 0.5]}, r'"std" must be > 0'),
     (lambda spec: {**spec, "resize": "nearest"}, r'"resize" must be "antialias" or "bilinear", got "nearest"'),
+    (lambda spec: {**spec, "source_size": 8}, r'"source_size" must be null or \[height, width\] in pixels, got 8'),
 ])
 def test_a_malformed_preprocess_json_is_one_line_naming_it(image_run, tmp_path, capsys, edit, expect):
     import re

@@ -138,6 +138,11 @@ def read_preprocess(path: str | Path) -> dict:
     if spec.get("resize", "antialias") not in ("antialias", "bilinear"):
         raise ConfigError(f"{path}: \"resize\" must be \"antialias\" or \"bilinear\", got "
                           f"{json.dumps(spec.get('resize'))}; {fix}")
+    source = spec.get("source_size")
+    if source is not None and not (isinstance(source, list) and len(source) == 2 and all(is_int(v) and v > 0
+                                                                                        for v in source)):
+        raise ConfigError(f"{path}: \"source_size\" must be null or [height, width] in pixels, got "
+                          f"{json.dumps(source)}; {fix}")
     return spec
 
 
