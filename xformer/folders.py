@@ -35,14 +35,15 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
 
 
-def output_file(path: str | Path, option: str, overwrite: bool = False, inputs=(), runs=(), suffixes=()) -> Path:
+def output_file(path: str | Path, option: str, overwrite: bool = False, inputs=(), runs=(), suffixes=(),
+                replace: str = "add --overwrite") -> Path:
     """Check, before any work, a file a command is about to write (``option`` names it in the errors).
 
     Refused in one line: a folder (or a name ending in /); a parent that is a file or cannot be created; a
     suffix not in ``suffixes`` (when given); one of the command's ``inputs`` or a file inside an input folder
     (the data it reads); any file inside one of the ``runs`` it reads, new or existing (the run folder holds
     the run's own files; a command's default file there is checked without ``runs``); and any other existing
-    file unless ``overwrite`` (the user asked to replace it)."""
+    file unless ``overwrite`` (the user asked to replace it; ``replace`` says how, in the caller's words)."""
     text = str(path)
     path = Path(path)
     if path.is_dir() or text.endswith(("/", os.sep)):
@@ -62,7 +63,7 @@ def output_file(path: str | Path, option: str, overwrite: bool = False, inputs=(
             raise ConfigError(f"{option} {text} would be a file of the run folder {run}, which holds the run's own "
                               "files; give a file outside it")
     if path.exists() and not overwrite:
-        raise ConfigError(f"{option} {text} already exists; give a new file name, or add --overwrite to replace it")
+        raise ConfigError(f"{option} {text} already exists; give a new file name, or {replace} to replace it")
     return path
 
 

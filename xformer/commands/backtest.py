@@ -5,7 +5,7 @@ every series of FILE (long ``unique_id, ds, y`` or the run's wide table) the las
 S steps apart, are forecast from the rows before each window's cutoff only. The model is used as it
 is, so FILE's backtest period should lie after the data the run was trained on: a warning counts the
 windows that forecast steps at or before a series' end of training (validation included; recorded by
-Forecaster.save, and for an ``xformer train`` run found by splitting its data file again). Writes the forecasts
+Forecaster.save, and for an ``xformer train`` run in its series_scaler.json). Writes the forecasts
 with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile columns) and prints the
 overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
 --season on each series' rows before its first cutoff, pinball and CRPS for quantiles); --metrics writes

@@ -333,9 +333,11 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
         return {k: v for k, v in errors.items() if not isinstance(v, list)}
 
     def save(run_dir: Path) -> None:
+        end = frame.index[borders[1][1] - 1]  # the validation split's last row: the weights were chosen up to it
         stats = {"columns": list(frame.columns), "date_column": frame.index.name, "input_len": input_len,
                  "horizon": horizon, "mean": None if scaler is None else scaler.mean_.tolist(),
-                 "scale": None if scaler is None else scaler.scale_.tolist()}
+                 "scale": None if scaler is None else scaler.scale_.tolist(),
+                 "validation_end": int(end) if isinstance(end, (int, np.integer)) else pd.Timestamp(end).isoformat()}
         (Path(run_dir) / "series_scaler.json").write_text(json.dumps(stats, indent=1))
 
     def report(model, batches, run_dir: Path, split: str = "test") -> dict:

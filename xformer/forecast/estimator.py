@@ -66,7 +66,6 @@ class Forecaster:
         self.fit_report: dict = {}
         self.history: Panel | None = None  # the series of the last fit (not a backtest's), for predict() without df
         self.trained_until: dict | None = None  # a loaded one's: each series' last ds in the data of fit
-        self.run_data = None  # an xformer train run's (data config, columns): its training end, read when asked
 
     # ---- persistence (xformer/forecast/folder.py) -------------------------------------------------------
     @classmethod

@@ -109,8 +109,6 @@ def fitted_until(forecaster) -> dict | None:
     history = getattr(forecaster, "history", None)
     if history is not None and forecaster.stats:
         return {k: history.series[k].index[-1] for k in forecaster.stats if k in history.series}
-    if getattr(forecaster, "trained_until", None) is None and getattr(forecaster, "run_data", None) is not None:
-        forecaster.trained_until = _run_fitted_until(*forecaster.run_data)
     return getattr(forecaster, "trained_until", None)
 
 
@@ -258,35 +256,8 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
                                 stats["scale"] if stats["scale"] is not None else np.ones(n))
     forecaster.model, forecaster.columns = model, list(stats["columns"])
     forecaster.freq = None if freq is None else parse_freq(freq)
-    forecaster.run_data = (config.data, list(stats["columns"]))  # fitted_until reads it only when asked
+    end = stats.get("validation_end")  # recorded by the run's data; runs older than the record have none
+    if end is not None:
+        end = end if isinstance(end, int) else pd.Timestamp(end)
+        forecaster.trained_until = {str(column): end for column in stats["columns"]}
     return forecaster
-
-
-def _run_fitted_until(data: DataConfig, columns: list[str]) -> dict | None:
-    """{column: the last date of the validation split} of an ``xformer train`` run on series data: its weights
-    were trained before it and its checkpoint chosen up to it. Found by splitting the run's data file (data.args,
-    with the data set's defaults) again as ``series_bundle`` did; None when it cannot be read any more."""
-    import inspect
-
-    from ..data import series
-
-    if data.name not in ("csv_series", "ett"):
-        return None
-    reader = series.csv_series if data.name == "csv_series" else series.ett
-    args = {k: p.default for k, p in inspect.signature(reader).parameters.items()} | dict(data.args)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            source = args["path"] if args["path"] is not None else series.synthetic_frame()
-            frame = series.read_raw_series(source, args.get("date_column", "date"), args["columns"], args["missing"])
-        split = args.get("split", "ett" if data.name == "ett" else "ratio")
-        per_day = args["rows_per_day"]
-        if per_day is None:  # as series_bundle: the median step (split "ratio" does not use it)
-            step = (frame.index[1:] - frame.index[:-1]).median() if split == "ett" else None
-            per_day = max(1, round(pd.Timedelta(days=1) / step)) if step is not None else 1
-        borders = series.split_borders(len(frame), args["input_len"], split, per_day,
-                                       args.get("train_ratio", 0.7), args.get("test_ratio", 0.2))
-    except (ConfigError, OSError, ValueError, TypeError, KeyError):
-        return None
-    end = frame.index[borders[1][1] - 1]
-    return {str(c): end for c in columns}

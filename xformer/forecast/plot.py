@@ -14,10 +14,7 @@ from .frames import DS, ID, POINT, quantile_column
 def figure_path(path: str | Path, overwrite: bool) -> Path:
     """``path`` checked before any work: a file name (not a folder) whose suffix names a figure format, and no
     existing file unless ``overwrite``."""
-    path = output_file(path, "path", overwrite=True, suffixes=FIGURE_SUFFIXES)  # its overwrite advice is a flag's
-    if path.exists() and not overwrite:
-        raise ConfigError(f"{path} already exists; give a new file name, or pass overwrite=True to replace it")
-    return path
+    return output_file(path, "path", overwrite, suffixes=FIGURE_SUFFIXES, replace="pass overwrite=True")
 
 
 def series_ids(series) -> list[str]:

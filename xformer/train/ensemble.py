@@ -96,8 +96,10 @@ def lookback(run: Path) -> int | None:
 
 
 def _same_scaling(a: Path, b: Path) -> bool:
-    """Two forecasting runs' series_scaler.json agree but for their input_len."""
-    a, b = ({k: v for k, v in json.loads(path.read_text()).items() if k != "input_len"} for path in (a, b))
+    """Two forecasting runs' series_scaler.json agree but for their input_len (and the validation end, which runs
+    older than its record lack)."""
+    a, b = ({k: v for k, v in json.loads(path.read_text()).items() if k not in ("input_len", "validation_end")}
+            for path in (a, b))
     return a == b
 
 
