@@ -93,3 +93,13 @@ def test_grid_interpolation_keeps_size_and_identity():
     table = torch.randn(4 * 4, 8)
     assert interpolate_grid_positions(table, (4, 4), (4, 4)) is table
     assert interpolate_grid_positions(table, (4, 4), (6, 5)).shape == (30, 8)
+
+
+@pytest.mark.parametrize("old, new", [((4, 4), (6, 6)), ((6, 6), (3, 3)), ((4, 4), (6, 5)), ((8, 8), (3, 5))])
+def test_grid_interpolation_equals_timm_resample(old, new):
+    """Growing and shrinking (antialiased) as timm's resample_abs_pos_embed, which --init-from and images of
+    another size stand in for."""
+    from timm.layers import resample_abs_pos_embed
+    table = torch.randn(old[0] * old[1], 8)
+    theirs = resample_abs_pos_embed(table[None], new_size=list(new), old_size=list(old), num_prefix_tokens=0)[0]
+    torch.testing.assert_close(interpolate_grid_positions(table, old, new), theirs, rtol=0, atol=1e-6)

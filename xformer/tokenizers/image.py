@@ -84,12 +84,15 @@ def shifted_stack(x: Tensor, sy: int, sx: int) -> Tensor:
 
 
 def interpolate_grid_positions(table: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
-    """Bicubically resample a learned (H*W, d) grid of positions to a new grid size."""
+    """Bicubically resample a learned (H*W, d) grid of positions to a new grid size, as timm's
+    ``resample_abs_pos_embed``: antialiased, so that a grid that shrinks averages its cells rather than
+    sampling every other one (PyTorch's antialiased bicubic, a = -0.5, is PIL's kernel)."""
     if tuple(old_grid) == tuple(new_grid):
         return table
     d = table.shape[-1]
     grid = table.reshape(1, old_grid[0], old_grid[1], d).permute(0, 3, 1, 2)
-    grid = nn.functional.interpolate(grid.float(), size=new_grid, mode="bicubic", align_corners=False)
+    grid = nn.functional.interpolate(grid.float(), size=new_grid, mode="bicubic", align_corners=False,
+                                     antialias=True)
     return grid.permute(0, 2, 3, 1).reshape(new_grid[0] * new_grid[1], d).to(table.dtype)
 
 
