@@ -336,8 +336,40 @@ def _grid_steps(index: pd.Index, freq: pd.DateOffset | int) -> tuple[np.ndarray 
     step = (index[0] + freq) - index[0]  # about one step: enough to bound the grid built below
     if (index[-1] - index[0]) / step > _most_steps(len(index)):  # far sparser than freq: steps counted roughly
         return np.round((index - index[0]) / step).astype(np.int64), None
-    positions = pd.date_range(index[0], index[-1], freq=freq).get_indexer(index)
+    positions = _calendar_positions(index, freq, step)
     return (positions, None) if (positions >= 0).all() else (None, index[int(np.argmax(positions < 0))])
+
+
+_CALENDARS: dict = {}  # (freq, zone, unit) -> the calendar grid an earlier series was put on
+
+
+def _calendar_positions(index: pd.DatetimeIndex, freq: pd.DateOffset, step: pd.Timedelta) -> np.ndarray:
+    """Each row's position on ``date_range(index[0], index[-1], freq)`` (its first row on the offset), -1 off it.
+
+    A calendar range is generated date by date (t_{k+1} = t_k + freq, a Python call each), which made reading
+    thousands of monthly series slow; so the grid built for an earlier series is kept and reused when it holds
+    this one's first date and reaches its last: from a date of that grid on, the dates that follow are the
+    ones a range started there generates. A new grid reaches as far as the kept one when that stays within
+    ``_most_steps`` of this series, so that series sharing a calendar share one grid."""
+    key, ticks = (freq, index.tz), index.as_unit("ns").asi8
+    grid = _CALENDARS.get(key)
+    first = -1 if grid is None or ticks[-1] > grid[-1] else _positions(grid, ticks[:1])[0]
+    if first < 0:
+        end = index[-1]
+        if grid is not None and grid[-1] > ticks[-1] and \
+                (pd.Timestamp(grid[-1], tz=index.tz) - index[0]) / step <= _most_steps(len(index)):
+            end = pd.Timestamp(grid[-1], tz=index.tz)
+        grid = _CALENDARS[key] = pd.date_range(index[0], end, freq=freq).as_unit("ns").asi8
+        first = 0
+    positions = _positions(grid, ticks)
+    return np.where(positions >= 0, positions - first, -1)
+
+
+def _positions(grid: np.ndarray, ticks: np.ndarray) -> np.ndarray:
+    """Where each of ``ticks`` is in the sorted ``grid``, -1 where it is not."""
+    at = np.searchsorted(grid, ticks)
+    found = grid[np.minimum(at, len(grid) - 1)] == ticks
+    return np.where(found, at, -1)
 
 
 def _suggested_freq(index: pd.Index) -> pd.DateOffset | int | None:
