@@ -39,6 +39,9 @@ def _run(args: argparse.Namespace) -> None:
     if args.season < 1:
         raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
     forecaster = Forecaster.load(args.run_dir, freq=args.freq)
+    if args.static is not None and not forecaster.config.stat_exog:
+        raise ConfigError(f"--static {args.static} gives static covariates, but the run in {' '.join(args.run_dir)} "
+                          "was fitted without any; drop --static, or backtest a run fitted with them")
     if args.missing is not None:  # the policy for this data's gaps, in place of the one the run was fitted with
         forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
     panel = forecaster.read(args.data)

@@ -48,12 +48,13 @@ def _run(args: argparse.Namespace) -> None:
     if args.missing is not None:  # the policy for this data's gaps, in place of the one the run was fitted with
         forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
     cfg = forecaster.config
+    covariates_given(args, cfg)
     raw = load_frame(args.data)
     if is_long(raw, cfg.date_column):
         return run_long(args, forecaster, raw)
-    if args.futr is not None or args.static is not None:
-        raise ConfigError(f"{'--futr' if args.futr is not None else '--static'} gives covariates of a "
-                          "long-format file (unique_id, ds, y, ...); this file is a wide table")
+    if args.futr is not None:
+        raise ConfigError("--futr gives future-known covariates of a long-format file (unique_id, ds, y, ...); this "
+                          "file is a wide table")
     if args.series is not None:
         raise ConfigError("--series chooses a series of a long-format file (unique_id, ds, y); a wide file's plot "
                           "shows every column")
@@ -71,7 +72,8 @@ def _run(args: argparse.Namespace) -> None:
     if len(history) < cfg.input_len:
         raise ConfigError(f"the run reads {cfg.input_len} rows before the forecast but {args.data} has "
                           f"{len(history)}{' up to --at' if args.at else ''}; give a longer history")
-    forecast = forecaster.predict(history, h=args.h)
+    static = load_frame(args.static) if args.static else None  # by column name; default: those of fit
+    forecast = forecaster.predict(history, h=args.h, static_df=static)
     table = forecast.to_csv(index_label=cfg.date_column, float_format="%.8g")
     if args.out:
         write_atomically(args.out, table)
@@ -90,21 +92,35 @@ def _run(args: argparse.Namespace) -> None:
                   "mae_original": float(np.mean(np.abs(y - y_hat)))}
         print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in errors.items()}), file=sys.stderr)
     if args.plot:
-        forecaster.plot(history, args.plot, truth=frame if len(truth) else None, overwrite=True)  # checked above
+        forecaster.plot(history, args.plot, truth=frame if len(truth) else None, static_df=static,
+                        overwrite=True)  # checked above
         if not args.quiet:
             print(f"wrote {args.plot}", file=sys.stderr)
 
 
+def covariates_given(args: argparse.Namespace, cfg) -> None:
+    """--futr and --static name covariates the run was fitted with: refused in one line (in the command's words)
+    for a run without them."""
+    for option, path, names, kind in (("--futr", args.futr, cfg.futr_exog, "future-known"),
+                                      ("--static", args.static, cfg.stat_exog, "static")):
+        if path is not None and not names:
+            raise ConfigError(f"{option} {path} gives {kind} covariates, but the run in {' '.join(args.run_dir)} "
+                              f"was fitted without any; drop {option}, or forecast with a run fitted with them")
+
+
 def run_long(args: argparse.Namespace, forecaster, raw) -> None:
-    """Every series of a long-format file: a long CSV, the errors against later rows with --at."""
+    """Every series of a long-format file: a long CSV, the errors against later rows with --at. With --at the
+    file's rows after it are the forecast's future: the future-known covariates are read from them, and --futr's
+    values replace them where it gives some (a scenario), as predict(the file cut at --at, futr_df=...) reads
+    them."""
     import pandas as pd
 
     from ..folders import write_atomically
     from ..forecast.frames import DS, ID, POINT, Y, Panel, load_frame
     from ..metrics_forecast import evaluate
 
-    panel = forecaster.with_future(forecaster.read(raw), load_frame(args.futr) if args.futr else None)
-    history = panel
+    panel = forecaster.read(raw)
+    series, origins = panel.series, None
     if args.at is not None:
         index = next(iter(panel.series.values())).index
         integer_ds = not isinstance(index, pd.DatetimeIndex)
@@ -114,11 +130,14 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
             raise ConfigError(f"--at {args.at} is outside {args.data} ({first} to {last}); give one of its "
                               f"{'steps' if integer_ds else 'dates'}")
         kept = {k: int((s.index <= at).sum()) for k, s in panel.series.items()}
-        history = Panel({k: s.iloc[:kept[k]] for k, s in panel.series.items() if kept[k]}, None, panel.covariates)
-        later = [k for k in panel.ids if k not in history.series]
-        if later:
-            print(f"xformer: warning: {len(later)} series start after --at and are not forecast: "
-                  f"{', '.join(later[:10])}{' ...' if len(later) > 10 else ''}", file=sys.stderr)
+        series = {k: s.iloc[:kept[k]] for k, s in panel.series.items() if kept[k]}
+        origins = {k: s.index[-1] for k, s in series.items()}  # the rows after them are the forecast's future
+    panel = forecaster.with_future(panel, load_frame(args.futr) if args.futr else None, origins)
+    history = Panel(series, None, panel.covariates) if origins is not None else panel
+    later = [k for k in panel.ids if k not in series]
+    if later:
+        print(f"xformer: warning: {len(later)} series start after --at and are not forecast: "
+              f"{', '.join(later[:10])}{' ...' if len(later) > 10 else ''}", file=sys.stderr)
     if args.series is not None:  # checked before the forecast is written, not by the plot after it
         known = forecaster.columns or [k for k, s in history.series.items() if len(s) >= forecaster.config.input_len]
         unknown = [k for k in args.series if k not in known]

@@ -66,7 +66,7 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"series file not found: {path}")
-        frame, name = read_csv_file(path), str(path)
+        frame, name = read_csv_file(path, dtype={"unique_id": str}), str(path)  # ids as written: 001 stays 001
     if date_column is not None and date_column not in frame.columns and {"unique_id", "ds", "y"} <= set(frame.columns):
         frame, date_column = long_to_wide(frame, name), "ds"
     if date_column is not None and date_column not in frame.columns and (

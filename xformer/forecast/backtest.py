@@ -48,6 +48,9 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     elif forecaster.model is None:
         raise ConfigError("cross_validation(fit=False) needs a fitted forecaster; call fit first or pass fit=True")
     cfg = forecaster.config
+    if cfg.stat_exog and static_df is None and forecaster.static is None:  # fit's advice would name fit's argument
+        raise ConfigError(f"stat_exog {cfg.stat_exog} needs static_df (unique_id and those columns, one row per "
+                          "series): cross_validation(df, static_df=...)")
     if cfg.futr_exog and h < cfg.horizon:  # the last window would need covariate rows after the frame's end
         raise ConfigError(f"with future-known covariates ({cfg.futr_exog}) h must equal the horizon {cfg.horizon}: "
                           f"the model reads them up to the horizon's end, after the frame's last row for the last "

@@ -47,12 +47,27 @@ def check_future_horizon(cfg, panel: Panel, keys: list[str], freq, h: int) -> No
             known_covariates(cov, ahead, ahead[-1], cfg.missing)
         absent = known.reindex(ahead)[cfg.futr_exog].isna().any(axis=1)
         if absent.any():
+            off_grid(key, cov, panel.series[key].index[-1], ahead, freq)
             even = f" even when h={h}" if h < H else ""
             raise ConfigError(f"future-known covariate(s) {cfg.futr_exog} missing for series '{key}' at "
                               f"{absent.index[absent.to_numpy().argmax()]} ({int(absent.sum())} of the {H} steps "
                               f"after its end): the model reads them over its whole horizon of {H} steps{even}; "
                               f"pass futr_df (xformer forecast: --futr FILE.csv) with unique_id, ds and those "
                               f"columns for all {H} steps after each series' end")
+
+
+def off_grid(key: str, cov: pd.DataFrame | None, end, ahead: pd.Index, freq) -> None:
+    """Refuse in one line covariate rows dated between a series' last row ``end`` and its horizon's end that are
+    not forecast steps (``ahead``): futr_df's dates off the series' grid, which leave the steps themselves
+    without a value."""
+    dates = pd.Index([]) if cov is None else cov.index[(cov.index > end) & (cov.index < ahead[-1])]
+    off = dates[~dates.isin(ahead)]
+    if len(off):
+        step = int(ahead.searchsorted(off[0]))
+        raise ConfigError(f"futr_df's dates for series '{key}' are off its grid of freq {freq_label(freq)}: "
+                          f"{off[0]} lies between the forecast steps {ahead[step - 1] if step else end} and "
+                          f"{ahead[step]}; give futr_df (xformer forecast: --futr FILE.csv) rows dated at the steps "
+                          "after each series' end")
 
 
 def ensemble_members(members, cls) -> tuple[list, list[str]]:
@@ -80,4 +95,4 @@ def ensemble_members(members, cls) -> tuple[list, list[str]]:
     return forecasters, names
 
 
-__all__ = ["check_patches", "check_data_freq", "check_future_horizon", "ensemble_members"]
+__all__ = ["check_patches", "check_data_freq", "check_future_horizon", "off_grid", "ensemble_members"]

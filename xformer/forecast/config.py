@@ -59,10 +59,9 @@ class ForecasterConfig:
     def __post_init__(self):
         from .covariates import check_calendar
 
-        check_calendar(self.calendar)
         for name in ("hist_exog", "futr_exog", "calendar", "stat_exog"):
-            if isinstance(getattr(self, name), str):
-                setattr(self, name, [getattr(self, name)])
+            setattr(self, name, name_list(name, getattr(self, name)))
+        check_calendar(self.calendar)
         clash = set(self.hist_exog or []) & set(self.futr_exog or []) | {"unique_id", "ds", "y"} & set(self.exog)
         clash |= {"unique_id"} & set(self.stat_exog or []) | {c for c in self.stat_exog or []
                                                              if (self.stat_exog or []).count(c) > 1}
@@ -93,6 +92,30 @@ class ForecasterConfig:
         if self.freq is not None:
             from .frames import parse_freq
             parse_freq(self.freq)  # the form only: a one-line error here rather than at the first predict
+
+
+def name_list(option: str, value) -> list[str] | None:
+    """A covariate option as a list of names: one name (a str) or a sequence of them (list, tuple, pandas Index
+    or Series, 1-d numpy array) as plain str, so that save writes it as JSON; None stays None. An item that is no
+    text, a name given twice, or a value of another type is refused in one line."""
+    what = "calendar feature" if option == "calendar" else "column name"
+    example = "['hour']" if option == "calendar" else "['load']"
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple, pd.Index, pd.Series, np.ndarray)) or getattr(value, "ndim", 1) != 1:
+        shown = repr(value) if "\n" not in repr(value) and len(repr(value)) <= 60 else f"a {type(value).__name__}"
+        raise ConfigError(f"{option} must be a {what} or a list of them, e.g. {option}={example}, got {shown}")
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigError(f"{option} holds {name!r} ({type(name).__name__}), not a {what}; give the names as "
+                              f"text, e.g. {option}={example}")
+    twice = [name for i, name in enumerate(names) if name in names[:i]]
+    if twice:
+        raise ConfigError(f"{option} names '{twice[0]}' twice; give each {what} once")
+    return [str(name) for name in names]
 
 
 # the network options each model reads; any other given a value besides its default is refused, not ignored
@@ -139,4 +162,4 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
     return ModelConfig("encoder", core, tokenizer, head)
 
 
-__all__ = ["ForecasterConfig", "model_config", "MODELS"]
+__all__ = ["ForecasterConfig", "model_config", "name_list", "MODELS"]

@@ -67,6 +67,17 @@ def covariate_stats(cov: pd.DataFrame, rows: pd.DatetimeIndex) -> tuple[list[flo
     return scaler.mean_.tolist(), scaler.scale_.tolist()
 
 
+def check_training_covariates(key: str, part: pd.DataFrame, val_size: int) -> None:
+    """Refuse in one line a covariate column without any value in the rows series ``key`` trains on (``part``,
+    filled by the policy): its scaling statistics and every training window would read nothing there."""
+    empty = [c for c in part.columns if part[c].isna().all()]
+    if empty:
+        held = f", before the last val_size={val_size} steps held out for validation" if val_size else ""
+        raise ConfigError(f"covariate(s) {empty} of series '{key}' hold no value in the {len(part)} rows fit trains "
+                          f"on (the series' first rows{held}); give them values there, or leave out that series "
+                          "(or those covariates)")
+
+
 def covariate_block(cfg, key: str, cov: pd.DataFrame | None, stats, dates: pd.DatetimeIndex, future: bool
                     ) -> np.ndarray:
     """(len(dates), k): the past-observed (``future=False``) or future-known covariates of series ``key`` at
@@ -184,5 +195,5 @@ class CovariateWindows(torch.utils.data.Dataset):
         return item
 
 
-__all__ = ["PAST", "FUTURE", "STATIC", "CALENDAR", "calendar_features", "check_calendar", "covariate_stats",
-           "covariate_block", "series_windows", "window_covariates", "CovariateWindows"]
+__all__ = ["PAST", "FUTURE", "STATIC", "CALENDAR", "calendar_features", "check_calendar", "check_training_covariates",
+           "covariate_stats", "covariate_block", "series_windows", "window_covariates", "CovariateWindows"]

@@ -20,9 +20,11 @@ from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .checks import check_data_freq, check_future_horizon, check_patches, ensemble_members
 from .config import ForecasterConfig, model_config
-from .covariates import FUTURE, PAST, STATIC, covariate_stats, series_windows, window_covariates
-from .frames import (DS, ID, POINT, Panel, align_ds, check_freq, check_observed_end, fill_series, future_dates,
-                     infer_freq, quantile_column, read_covariates, read_panel, report_short)
+from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covariate_stats, series_windows,
+                         window_covariates)
+from .frames import (DS, ID, POINT, Panel, check_freq, fill_series, future_dates, infer_freq, quantile_column,
+                     read_panel, report_short)
+from .future import with_future
 from .statics import check_static, read_static, static_stats, static_vector
 
 class _KeepBest(Trainer):
@@ -167,8 +169,9 @@ class Forecaster:
             stats[key] = _scale_stats(part)  # the training part only
             cov = (raw.covariates or {}).get(key) if cfg.has_covariates else None
             if cfg.exog and cov is not None:  # the training part's rows, filled from its own rows
-                cov_stats[key] = covariate_stats(fill_gaps(cov.loc[:s.index[n_train - 1]], cfg.missing),
-                                                 s.index[:n_train])
+                known = fill_gaps(cov.loc[:s.index[n_train - 1]], cfg.missing)
+                check_training_covariates(key, known.reindex(s.index[:n_train]), val_size)
+                cov_stats[key] = covariate_stats(known, s.index[:n_train])
             vector = static_vector(static, key, static_scaling) if cfg.stat_exog else None
             # each split's windows filled from the rows up to its end: training [0, n_train), validation to the end
             windows = lambda lo, hi: series_windows(cfg, key, raw.series[key], cov, stats[key],  # noqa: E731
@@ -334,24 +337,10 @@ class Forecaster:
             return self.cov_stats.get(key)
         return covariate_stats(panel.covariates[key], panel.series[key].index)
 
-    def with_future(self, panel: Panel, futr_df) -> Panel:
-        """``panel`` with the future-known covariates of ``futr_df`` added after each series' rows. ``panel`` is the
-        data as given to predict, plot and xformer forecast (before --at cuts it): a series whose last rows have no y
-        but hold covariates is refused here (``check_observed_end``)."""
-        check_observed_end(panel)
-        if futr_df is None:
-            return panel
-        if not self.config.futr_exog:
-            raise ConfigError("futr_df holds future-known covariates, but the forecaster has none; set futr_exog")
-        future = read_covariates(futr_df, self.config.futr_exog, self.config.missing, "futr_df")
-        covariates = dict(panel.covariates or {})
-        for key, frame in future.items():
-            if key in covariates:
-                known = covariates[key]
-                frame = frame.set_axis(align_ds(frame.index, known.index, "futr_df"))
-                later = frame[self.config.futr_exog][~frame.index.isin(known.index)]
-                covariates[key] = pd.concat([known, later.reindex(columns=known.columns)]).sort_index()
-        return Panel(panel.series, panel.wide_date_column, covariates)
+    def with_future(self, panel: Panel, futr_df, origins: dict | None = None) -> Panel:
+        """``panel`` with the future-known covariates of ``futr_df`` added after each series' rows, or after its
+        ``origins`` (``xformer forecast --at``); see :func:`xformer.forecast.future.with_future`."""
+        return with_future(self.config, panel, futr_df, origins)
 
     def _check_h(self, h: int | None) -> int:
         H = self.config.horizon

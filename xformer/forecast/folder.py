@@ -166,8 +166,9 @@ def ensemble(members: list, names: list[str] | None = None):
                 np.array_equal(first.scaler.mean_, other.scaler.mean_)
                 and np.array_equal(first.scaler.scale_, other.scaler.scale_)):
             differ.append("scaler")
+        fitted = list(first.stats)  # the series both were fitted on (equal stats): rows for others do not matter
         if (first.static is None) != (other.static is None) or first.static is not None and \
-                not first.static.equals(other.static):
+                not first.static.reindex(fitted).equals(other.static.reindex(fitted)):
             differ.append("static_df")
         if differ:
             raise ConfigError(f"{name} reads its data differently from {names[0]} ({', '.join(differ)} differ); "

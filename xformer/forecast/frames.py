@@ -74,7 +74,8 @@ class Panel:
 
 def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     """A pandas frame from a frame, a CSV path, or a table with ``to_pandas()`` (polars, pyarrow), as
-    neuralforecast takes them."""
+    neuralforecast takes them. A CSV's ``unique_id`` is read as text, as written (ids 001 and 1 stay apart and
+    match the ids of a frame holding them as strings)."""
     if isinstance(source, pd.DataFrame):
         return source
     if hasattr(source, "to_pandas"):
@@ -85,7 +86,7 @@ def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"series file not found: {path}")
-    return read_csv_file(path)
+    return read_csv_file(path, dtype={ID: str})
 
 
 def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:

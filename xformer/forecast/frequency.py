@@ -116,8 +116,7 @@ def _not_inserted(index: pd.Index, steps: np.ndarray, inferred: bool) -> str | N
 def grid_freq(indexes: list[pd.Index], freq=None) -> pd.DateOffset | int | None:
     """The frequency to put the series (their ``indexes``) on: ``freq`` when given, else the own frequency
     (pandas', or :func:`_with_gaps` by an inferred freq's rules) that every series having one shares; None when
-    none has one or two disagree (no row is inserted then; ``infer_freq`` asks for freq, or names the series that
-    disagree)."""
+    none has one or two disagree (no row is inserted then; ``infer_freq`` asks for freq, or names those two)."""
     if freq is not None:
         return parse_freq(freq)
     found = None
@@ -374,8 +373,7 @@ def _positions(grid: np.ndarray, ticks: np.ndarray) -> np.ndarray:
 
 def _suggested_freq(index: pd.Index) -> pd.DateOffset | int | None:
     """The frequency the rows of ``index`` are on (pandas' inference, or with gaps :func:`_with_gaps`), for an
-    integer index its most common step; None when no frequency fits them, so that no message suggests a freq
-    that would be refused in turn."""
+    integer index its most common step; None when none fits them (no message suggests a freq refused in turn)."""
     if not isinstance(index, pd.DatetimeIndex):
         values, counts = np.unique(np.diff(index.to_numpy()), return_counts=True)
         return int(values[np.argmax(counts)])

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..folders import FIGURE_SUFFIXES, output_file, save_figure
-from .frames import DS, ID, POINT, quantile_column
+from .frames import DS, ID, POINT, Panel, quantile_column, read_panel
 
 
 def figure_path(path: str | Path, overwrite: bool) -> Path:
@@ -24,6 +24,17 @@ def series_ids(series) -> list[str]:
     return [str(key) for key in (series if many else [series])]
 
 
+def read_truth(forecaster, truth) -> Panel:
+    """The series of ``truth`` (their later values: unique_id, ds and y, or a wide table) read as the forecaster
+    reads data, but without its covariate columns: the truth drawn is y, whatever truth holds besides."""
+    if isinstance(truth, Panel):
+        return truth
+    cfg = forecaster.config
+    return read_panel(truth, cfg.date_column, forecaster.columns or cfg.columns, cfg.missing,
+                      freq=cfg.freq if forecaster.freq is None else forecaster.freq,
+                      aligned=forecaster.columns is not None)
+
+
 def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | None = None,
                   series=None, futr_df=None, static_df=None) -> Path:
     import matplotlib
@@ -33,7 +44,7 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
 
     panel = forecaster.with_future(forecaster.read(df), futr_df)
     forecast = forecaster.predict_panel(panel, static_df=static_df)
-    later = forecaster.read(truth) if truth is not None else None
+    later = read_truth(forecaster, truth) if truth is not None else None
     if series is None:
         keys = list(dict.fromkeys(forecast[ID]))
         keys = keys if panel.wide_date_column else keys[:4]

@@ -7,7 +7,8 @@ value has no history of its own to scale it by. The tokenizer ``series_patches_c
 series' vector into one extra token (xformer/tokenizers/series_covariates.py).
 
 Checks, each a one-line :class:`~xformer.config.ConfigError`: no ``unique_id`` column, a ``stat_exog``
-column absent, two rows of one series, a non-numeric or missing value, a series of the data without a row.
+column absent, two rows of one series, a non-numeric, missing or infinite value, a series of the data without
+a row.
 """
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def read_static(static_df, columns: list[str] | None) -> pd.DataFrame | None:
             raise ConfigError(f"static column '{column}' has no value for series '{ids.iloc[row]}'; give every "
                               "series a value")
         values[column] = numeric.astype("float64").to_numpy()
+        infinite = np.isinf(values[column])
+        if infinite.any():  # standardised, it would make the series' forecast NaN
+            row = int(np.argmax(infinite))
+            raise ConfigError(f"static column '{column}' holds the infinite value {raw.iloc[row]} (series "
+                              f"'{ids.iloc[row]}'); static values must be finite numbers")
     return pd.DataFrame(values, index=pd.Index(ids.to_numpy(), name=ID))
 
 
