@@ -257,8 +257,8 @@ def test_tokenizer_train_command_round_trip(tmp_path, capsys):
         summary["sample"])
     assert vocab.decode(vocab.encode("The while statement is used")) == "the while statement is used"
     assert (out / "vocab.txt").read_text().split("\n")[:2] == ["[PAD]", "[UNK]"]
-    # a tokenizer folder may be overwritten, by the other kind too
-    assert main(["tokenizer", "train", files[0], "--char", "--out", str(out)]) == 0
+    # a tokenizer folder may be overwritten with --overwrite, by the other kind too
+    assert main(["tokenizer", "train", files[0], "--char", "--out", str(out), "--overwrite"]) == 0
     capsys.readouterr()
     vocab = load_vocab(out)
     assert isinstance(vocab, CharVocab) and vocab.vocab_size == len(set(open(files[0]).read()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -63,7 +64,7 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        return {key: yaml_numbers(item) for key, item in value.items()}  # a part's or the data's arguments
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is float and isinstance(value, str):
@@ -75,6 +76,24 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(value, annotation) and not (annotation is int and isinstance(value, bool)):
             return value
         raise ConfigError(f"{where}: expected {_type_name(annotation)}, got {value!r}")
+    return value
+
+
+# a number in exponent form as YAML 1.2 reads it: "2e-1", "1E5", "1.5e3". PyYAML implements YAML 1.1, whose
+# floats need a dot and a signed exponent ("2.0e-1"), and leaves these strings
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
+
+
+def yaml_numbers(value: Any) -> Any:
+    """``value`` with each string that is a number in exponent form (``_EXPONENT_NUMBER``) made that float, in
+    nested lists and mappings too: the arguments of a model part or a dataset (typed ``Any``) read
+    ``data.args.mixup=2e-1`` as the number 0.2, as ``train.lr=2e-1`` (a float field) always has."""
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(yaml_numbers(item) for item in value)
+    if isinstance(value, dict):
+        return {key: yaml_numbers(item) for key, item in value.items()}
     return value
 
 

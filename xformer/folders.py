@@ -4,13 +4,20 @@ A fresh run (or report) goes into a folder that is new or empty. A folder that a
 files is refused in one line, unless the user asked to replace it (``--overwrite``); then the
 old folder is moved aside, not deleted, until the new one has started cleanly (a run: its first
 checkpoint is saved; a report: it is complete). A new one that fails before that point is
-removed and the old folder moved back, so a mistake never costs the work that was there.
+removed and the old folder moved back, so a mistake never costs the work that was there. A process killed
+in between (kill -9) leaves the old folder aside, perhaps the only complete copy: the folder is then refused,
+naming the copy and how to put it back, until the user has; nothing is ever deleted in its place.
+
+Outputs never go inside a run folder (an --overwrite of the run would delete them) nor into the data folder
+of an image_folder run (they would be read as its images and classes): ``check_outside_data``.
 """
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
+
+import yaml
 
 from .config import ConfigError
 
@@ -56,8 +63,11 @@ def output_file(path: str | Path, option: str, overwrite: bool = False, inputs=(
     target = path.resolve()
     for item in inputs:
         source = Path(item).resolve()
-        if target == source or (source.is_dir() and target.is_relative_to(source) and path.exists()):
+        inside = source.is_dir() and target.is_relative_to(source)
+        if target == source or (inside and path.exists()):
             raise ConfigError(f"{option} {text} is one of the inputs; give another file name")
+        if inside:  # a new file there would be read by the next command over that folder
+            raise ConfigError(f"{option} {text} is inside {item}, a folder the command reads; give a file outside it")
     for run in [runs] if isinstance(runs, (str, Path)) else runs:
         if target.is_relative_to(Path(run).resolve()):
             raise ConfigError(f"{option} {text} would be a file of the run folder {run}, which holds the run's own "
@@ -90,6 +100,30 @@ def check_run_outside_data(run_dir: str | Path, root: str | Path) -> None:
                           "and classes; give a run folder outside the data")
 
 
+def check_outside_data(path: str | Path, option: str, run_dirs=()) -> None:
+    """Refuse an output (a file or a folder) at or inside the data folder of a run the command reads: an
+    image_folder run's ``data.args.root``, whose sub-folders are read as splits and classes, so that a figure
+    there would be scored as an image by the next evaluate, and a folder as a class. Data read from files
+    (a CSV, text files) has no such folder: the folder a file lies in is not checked."""
+    target = Path(path).resolve()
+    for run in [run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs:
+        root = _image_root(Path(run))
+        if root is not None and target.is_relative_to(root):
+            raise ConfigError(f"{option} {path} is inside data.args.root {root} of the run {run}, whose folders are "
+                              "read as splits and classes (the next evaluate would read it as data); give a place "
+                              "outside the data")
+
+
+def _image_root(run_dir: Path) -> Path | None:
+    """The image folder an image_folder run reads (its config.yaml's data.args.root), else None."""
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text()).get("data")
+        root = data["args"]["root"] if data.get("name") == "image_folder" else None
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, yaml.YAMLError):
+        return None  # not a readable run: the command's own check of its run folder says so
+    return Path(root).expanduser().resolve() if isinstance(root, str) and root else None
+
+
 def save_figure(fig, path: str | Path) -> Path:
     """``fig.savefig(path)``, whole or not at all (see ``write_atomically``); the format from the suffix."""
     path = Path(path)
@@ -105,32 +139,74 @@ def save_figure(fig, path: str | Path) -> Path:
 
 def not_a_run_folder(path: str | Path) -> str:
     """How a path given as a run folder falls short, for a one-line error: it does not exist, it is a file (of
-    a run, say its config.yaml), or it holds no config.yaml."""
+    a run, say its config.yaml), or it holds no config.yaml; and where the complete old run lies when an
+    interrupted ``--overwrite`` left it aside (``replaced_note``)."""
     if not Path(path).exists():
-        return f"{path} does not exist"
+        return f"{path} does not exist{replaced_note(path)}"
     if Path(path).is_file():
         return f"{path} is a file, not a run folder (the folder that holds config.yaml)"
-    return f"{path} is not a run folder (no config.yaml)"
+    return f"{path} is not a run folder (no config.yaml){replaced_note(path)}"
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """A trained run's folder, as ``xformer train`` (or ``Forecaster.save``) writes it: config.yaml and checkpoints/."""
+    return (Path(path) / "config.yaml").is_file() and (Path(path) / "checkpoints").is_dir()
+
+
+def replaced_copy(path: str | Path) -> Path:
+    """Where ``--overwrite`` keeps the old folder ``path`` until the new one is safe: ``.NAME.replaced`` beside it."""
+    path = Path(path).resolve()
+    return path.with_name(f".{path.name}.replaced")
+
+
+def _shown_aside(path: str | Path) -> Path:
+    """``replaced_copy(path)`` as the user would type it: beside ``path`` as given (absolute for . or ..)."""
+    return replaced_copy(path) if Path(path).name in ("", ".", "..") else Path(path).parent / replaced_copy(path).name
+
+
+def _put_back(path: str | Path) -> str:
+    """The shell commands that bring back the folder an interrupted ``--overwrite`` moved aside."""
+    aside = _shown_aside(path)
+    return f"rm -r {path} && mv {aside} {path}" if Path(path).exists() else f"mv {aside} {path}"
+
+
+def replaced_note(path: str | Path) -> str:
+    """For the end of an error about the folder ``path``: where the complete old folder lies when an
+    ``--overwrite`` that was killed (before the new content was safe) left it aside, and how to put it back;
+    "" when there is none. (A resume or an evaluate of ``path`` meets the half-written new folder.)"""
+    if not replaced_copy(path).is_dir():
+        return ""
+    return (f"; the complete old folder that an interrupted --overwrite moved aside is "
+            f"{_shown_aside(path)}: put it back with  {_put_back(path)}")
 
 
 class OutputFolder:
     """The folder a fresh run or report writes into.
 
-    ``OutputFolder(path, overwrite, what, alternative, marker)`` refuses at once (one line) a path that is a
-    file, a folder holding files when ``overwrite`` is false, and one that does not hold ``marker`` (the file
-    every such folder has: a run's config.yaml) even with ``overwrite``: the user's data is never taken for a
-    run. With ``overwrite``, ``replace()`` moves the old folder aside to ``.NAME.replaced`` beside it;
+    ``OutputFolder(path, overwrite, what, alternative, marker, holds_runs)`` refuses at once (one line) a path
+    that is a file, a folder holding files when ``overwrite`` is false, and one that does not hold ``marker``
+    (the file every such folder has: a run's config.yaml) even with ``overwrite``: the user's data is never
+    taken for a run. Also refused: a path inside a run folder (``is_run_folder``; replacing that run would delete
+    it), with ``overwrite`` a folder that holds another run inside it (unless ``holds_runs``: a report's own
+    runs), and any path while an earlier ``--overwrite`` of it, killed part way, has left the old folder aside
+    (it may be the only complete copy: the user puts it back, or deletes it, first).
+    With ``overwrite``, ``replace()`` moves the old folder aside to ``.NAME.replaced`` beside it;
     ``started()`` deletes it once the new content is safe; ``failed()`` (before ``started``) removes the new
     content and moves the old folder back.
     """
 
     def __init__(self, path: str | Path, overwrite: bool = False, what: str = "run", alternative: str = "",
-                 marker: str | None = None):
+                 marker: str | None = None, holds_runs: bool = False):
         self.path, self.what = Path(path), what
         self.aside: Path | None = None
         self.safe = False
+        _check_nothing_aside(self.path, what)
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.path} is a file, not a {what} folder; give a new folder")
+        outer = next((p for p in self.path.resolve().parents if is_run_folder(p)), None)
+        if outer is not None:
+            raise ConfigError(f"{self.path} is inside the run folder {outer}, which holds that run's own files (an "
+                              f"--overwrite of the run would delete it); give a {what} folder outside it")
         self.created = not self.path.exists()
         self.replacing = self.path.is_dir() and any(self.path.iterdir())
         if self.replacing and not overwrite:
@@ -143,13 +219,16 @@ class OutputFolder:
             article = "an" if what[0] in "aeiou" else "a"
             raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of {article} "
                               f"{what}, and --overwrite replaces only that; give a new folder")
+        inner = None if holds_runs or not self.replacing else _run_inside(self.path)
+        if inner is not None:
+            raise ConfigError(f"--overwrite would delete the run folder {inner}, which lies inside {self.path}; move "
+                              f"it out first, or give another folder for the {what}")
 
     def replace(self) -> None:
         """Move the old folder aside (only with overwrite, only when it holds files) and make a new one."""
         if self.replacing and self.aside is None:
-            self.aside = self.path.resolve().with_name(f".{self.path.resolve().name}.replaced")
-            if self.aside.exists():  # left by an earlier --overwrite that was killed: that one is older still
-                shutil.rmtree(self.aside)
+            _check_nothing_aside(self.path, self.what)  # never over the only complete copy of an earlier one
+            self.aside = replaced_copy(self.path)
             os.replace(self.path, self.aside)
         self.path.mkdir(parents=True, exist_ok=True)
 
@@ -179,3 +258,22 @@ class OutputFolder:
         elif not self.replacing and self.path.is_dir():  # it was empty: empty it again
             for item in self.path.iterdir():
                 shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+
+
+def _check_nothing_aside(path: Path, what: str) -> None:
+    """Refuse ``path`` while an interrupted ``--overwrite`` of it has left the old folder aside: the new one
+    was never made safe, so the old one may be the only complete copy, and only the user knows which to keep."""
+    if replaced_copy(path).exists():
+        aside = _shown_aside(path)
+        raise ConfigError(f"{aside} holds the old {what} that an interrupted --overwrite of {path} moved aside (the "
+                          f"last complete copy); put it back first with  {_put_back(path)}  or, if it is not wanted, "
+                          f"delete it (rm -r {aside}); then run the command again")
+
+
+def _run_inside(folder: Path) -> Path | None:
+    """A run folder (``is_run_folder``) somewhere below ``folder``, not ``folder`` itself; None if there is none."""
+    for top, dirs, _ in os.walk(folder):
+        if Path(top) != folder and is_run_folder(top):
+            return Path(top)
+        dirs[:] = [d for d in dirs if d != "checkpoints"]  # a run's checkpoints hold no run
+    return None

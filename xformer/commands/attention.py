@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..batch import IMAGES, LABELS
 from ..config import ConfigError, load_yaml
-from ..folders import FIGURE_SUFFIXES, not_a_run_folder, output_file
+from ..folders import FIGURE_SUFFIXES, check_outside_data, not_a_run_folder, output_file
 
 
 def run(args: argparse.Namespace) -> None:
@@ -80,6 +80,7 @@ def _out(args: argparse.Namespace, default_name: str, inputs=()) -> Path:
     command's own file in the run folder; any other file of the run is never replaced)."""
     if args.out is None:
         return output_file(Path(args.run_dir) / default_name, "the default --out", args.overwrite, inputs)
+    check_outside_data(args.out, "--out", [args.run_dir])  # in an image folder it would be read as an image
     return output_file(args.out, "--out", args.overwrite, inputs, runs=[args.run_dir], suffixes=FIGURE_SUFFIXES)
 
 

@@ -17,7 +17,7 @@ from ..folders import not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..folders import OutputFolder, write_atomically
+    from ..folders import OutputFolder, check_outside_data, write_atomically
     from ..interop.export import check_exportable, export_model
     from ..train.run import load_run_model, run_checkpoint
 
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
     if run_dir.resolve().is_relative_to(Path(args.out).resolve()):
         raise ConfigError(f"--out {args.out} would hold the run folder itself; give a folder of its own")
+    check_outside_data(args.out, "--out", [run_dir])  # an image folder run's data: a class of the next run
     out = OutputFolder(args.out, args.overwrite, what="export", marker="export.json")
     checkpoint = run_checkpoint(run_dir, args.checkpoint)
     _, model = load_run_model(run_dir, args.checkpoint)

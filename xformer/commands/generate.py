@@ -10,6 +10,7 @@ pytorch_model.bin, and its tokenizer files): its weights and its own tokenizer a
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..config import ConfigError
@@ -53,9 +54,13 @@ def run(args: argparse.Namespace) -> None:
 
     if args.num_samples < 1 or args.max_new_tokens < 0:
         raise ConfigError("--num-samples must be >= 1 and --max-new-tokens >= 0")
-    if args.temperature <= 0 or not 0 < args.top_p <= 1 or args.num_beams < 1 or args.top_k < 0:
-        raise ConfigError("need --temperature > 0, 0 < --top-p <= 1, --top-k >= 0 (0: all tokens) and --num-beams >= 1; "
-                          f"got {args.temperature}, {args.top_p}, {args.top_k} and {args.num_beams}")
+    if not 0 < args.temperature < math.inf or not 0 < args.top_p <= 1 or args.num_beams < 1 or args.top_k < 0:
+        raise ConfigError("need a finite --temperature > 0, 0 < --top-p <= 1, --top-k >= 0 (0: all tokens) and "
+                          f"--num-beams >= 1; got {args.temperature}, {args.top_p}, {args.top_k} and {args.num_beams}")
+    if not math.isfinite(args.length_penalty):
+        raise ConfigError(f"--length-penalty must be a finite number (e.g. 1.0), got {args.length_penalty}")
+    if not -2 ** 63 <= args.seed < 2 ** 64:  # what torch.Generator.manual_seed takes
+        raise ConfigError(f"--seed must be a whole number from -2**63 to 2**64 - 1, got {args.seed}; e.g. --seed 0")
     device = pick_device(args.device, "--device")
     model, vocab = load_text_model(args.run_dir)
     model.to(device)

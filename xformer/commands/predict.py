@@ -15,7 +15,7 @@ from ..config import ConfigError
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..folders import output_file, write_atomically
+    from ..folders import check_outside_data, output_file, write_atomically
     from ..predict import predict_run
     from ..train.distributed import pick_device
 
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> None:
     runs = [args.run_dir, *(args.ensemble or [])]
     if args.out is not None:
         output_file(args.out, "--out", args.overwrite, inputs=args.inputs, runs=runs)
+        check_outside_data(args.out, "--out", runs)  # in an image folder run's data it would be read as data
     device = pick_device(args.device, "--device")
     rows, table = predict_run(runs, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
     if args.out:

@@ -11,51 +11,63 @@ import json
 from pathlib import Path
 
 from ..config import ConfigError
-
-# the files a saved vocabulary may hold (xformer/data/vocab.py); only these are replaced
-TOKENIZER_FILES = ("xformer_tokenizer.json", "tokenizer.json", "vocab.txt")
+from ..folders import OutputFolder
 
 
-def _check_out(folder: Path) -> None:
-    """Write into an empty or new folder, or over a saved tokenizer; never over anything else."""
+def _check_out(folder: Path, marker: str) -> None:
+    """Refuse at once a file, and a folder that holds files but no saved tokenizer (``marker``), naming them;
+    the rest (a saved tokenizer without --overwrite, a folder inside a run) is ``OutputFolder``'s."""
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder} is a file; give a folder for the tokenizer")
-    if folder.is_dir():
-        others = sorted(p.name for p in folder.iterdir() if p.name not in TOKENIZER_FILES)
-        if others or (any(folder.iterdir()) and not (folder / TOKENIZER_FILES[0]).is_file()):
-            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise ConfigError(f"--out {folder} already holds other files ({shown or 'not a saved tokenizer'}); "
-                              "give a new or empty folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
+        others = sorted(p.name for p in folder.iterdir())
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise ConfigError(f"--out {folder} already holds other files ({shown}); give a new or empty folder")
+
+
+def _check_text_file(path: Path) -> None:
+    """One of the FILES to learn from: an existing regular file (a folder is named as one)."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the text files in it (e.g. {path / '*.txt'}), or --default-corpus")
+    if not path.is_file():
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ConfigError(f"text file {path} {what}; give existing UTF-8 text files or --default-corpus")
 
 
 def train(args: argparse.Namespace) -> None:
     from ..data.corpus import default_corpus, read_text_files
-    from ..data.vocab import CharVocab, WordPieceVocab
+    from ..data.vocab import META_FILE, CharVocab, WordPieceVocab
 
     if args.files and args.default_corpus:
         raise ConfigError("give the text FILES to learn from or --default-corpus, not both")
     if not args.files and not args.default_corpus:
         raise ConfigError("give the text FILES to learn from, or --default-corpus (the bundled Python manual)")
-    missing = [f for f in args.files if not Path(f).is_file()]
-    if missing:
-        raise ConfigError(f"text file {missing[0]} does not exist; give existing UTF-8 text files or --default-corpus")
+    for name in args.files:
+        _check_text_file(Path(name))
     if args.vocab_size is None and not args.char:
         raise ConfigError("give --vocab-size N for a WordPiece vocabulary (a few thousand), or --char")
-    out = Path(args.out)
-    _check_out(out)
+    if args.min_frequency < 0:
+        raise ConfigError(f"--min-frequency must be >= 0 (the least count of a merged pair), got {args.min_frequency}")
+    # a new or empty folder, or (--overwrite) a saved tokenizer's, replaced whole; never a run's tokenizer/
+    _check_out(Path(args.out), META_FILE)
+    out = OutputFolder(args.out, args.overwrite, what="tokenizer", marker=META_FILE)
     text = default_corpus() if args.default_corpus else read_text_files(args.files)
     if args.char:
         vocab = CharVocab.from_text(text)
     else:
         vocab = WordPieceVocab.train(text.splitlines(), args.vocab_size, args.min_frequency, not args.no_lowercase)
-    for name in TOKENIZER_FILES:  # no stale file of an earlier tokenizer of the other kind
-        (out / name).unlink(missing_ok=True)
-    vocab.save(out)
+    out.replace()
+    try:
+        vocab.save(out.path)
+    except BaseException:
+        out.failed()  # the old tokenizer (with --overwrite) comes back
+        raise
+    out.started()
 
     sample = next((line.strip() for line in text.splitlines() if line.strip()), "")[:60]
     pieces = vocab.tokens(sample) if isinstance(vocab, WordPieceVocab) else list(sample)
     print(json.dumps({"kind": vocab.kind, "vocab_size": vocab.vocab_size, "special_ids": vocab.specials,
-                      "out": str(out), "sample": sample, "pieces": pieces}, indent=1, ensure_ascii=False))
+                      "out": str(out.path), "sample": sample, "pieces": pieces}, indent=1, ensure_ascii=False))
 
 
 def add_parser(subparsers) -> None:
@@ -73,7 +85,10 @@ def add_parser(subparsers) -> None:
     t.add_argument("--default-corpus", action="store_true",
                    help="learn from the bundled Python reference manual instead of FILES")
     t.add_argument("--vocab-size", type=int, metavar="N", help="WordPiece vocabulary size, special tokens included")
-    t.add_argument("--out", required=True, metavar="DIR", help="folder to save the tokenizer in")
+    t.add_argument("--out", required=True, metavar="DIR",
+                   help="a new or empty folder to save the tokenizer in (not inside a run folder)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the tokenizer saved in --out, whole (the old one comes back if saving fails)")
     t.add_argument("--min-frequency", type=int, default=2, help="least count of a merged pair (default 2)")
     t.add_argument("--no-lowercase", action="store_true", help="keep case (WordPiece lowercases by default)")
     t.add_argument("--char", action="store_true", help="one id per character of the text (no special tokens)")

@@ -48,8 +48,8 @@ class CompareConfig:
         unknown = [d for d in self.domains if d not in DOMAINS]
         if unknown or not self.domains:
             raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
-        if self.steps < 1 or (self.seconds is not None and self.seconds <= 0):
-            raise ConfigError("--steps must be >= 1 and --seconds > 0")
+        if self.steps < 1 or (self.seconds is not None and not self.seconds > 0):  # nan is no number of seconds
+            raise ConfigError(f"--steps must be >= 1 and --seconds > 0, got {self.steps} and {self.seconds}")
         for option, value, low in (("--d-model", self.d_model, 1), ("--layers", self.n_layers, 1),
                                    ("--heads", self.n_heads, 1), ("--d-ff", self.d_ff, 1),
                                    ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0),
@@ -65,7 +65,7 @@ class CompareConfig:
         if self.budgets is not None and self.budget_seconds is not None:
             raise ConfigError("give --budgets (steps) or --budget-seconds, not both")
         for option, values in (("--budgets", self.budgets), ("--budget-seconds", self.budget_seconds)):
-            if values is not None and (not values or min(values) <= 0 or len(set(values)) != len(values)):
+            if values is not None and (not values or not all(v > 0 for v in values) or len(set(values)) != len(values)):
                 raise ConfigError(f"{option} takes distinct positive numbers separated by commas, got {values}")
         if "series" in self.domains and self.input_len < 16:
             raise ConfigError(f"--input-len must be >= 16 (one 16-step patch), got {self.input_len}")

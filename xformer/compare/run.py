@@ -45,11 +45,10 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     that holds files is refused unless ``overwrite``: then the old report is moved aside until the new one
     is complete. ``resume``: ``out`` is a stopped compare of ``cfg`` (``resumed_config``); its finished
     runs are read back, not trained again."""
-    from ..data.registry import build_data
     from ..train.progress import Progress
 
     out = Path(out)
-    folder = None if resume else OutputFolder(out, overwrite, "report", marker=OPTIONS,
+    folder = None if resume else OutputFolder(out, overwrite, "report", marker=OPTIONS, holds_runs=True,
                                               alternative=f"continue a stopped compare with --resume {out}")
     schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
     n_trained = sum(e.trained for e in entries(cfg))
@@ -60,7 +59,8 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
         "budgets": [{"steps": s, "seconds": sec} for s, sec in schedule], "seeds": seeds,
         "domains": {d: {"metric": METRIC[d][0], "direction": METRIC[d][1], "split": "test", "models": [],
                         "runs": []} for d in cfg.domains}}
-    datasets, models, measured, untrained = {}, {}, {}, {}
+    models, measured, untrained = {}, {}, {}
+    datasets = _checked_data(cfg, schedule, seeds, results)  # before anything is written: bad input leaves no folder
     progress = Progress(n_trained * len(seeds) * sum(s for s, _ in schedule), label="compare", quiet=quiet)
     start = time.perf_counter()
     if folder is not None:
@@ -70,14 +70,6 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
         for b, (steps, seconds) in enumerate(schedule):
             for seed in seeds:
                 for entry in entries(cfg.at(steps, seconds, seed)):
-                    if entry.domain not in datasets:
-                        experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
-                        datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
-                        info = results["domains"][entry.domain]
-                        info["data"] = describe_data(entry.domain, cfg, datasets[entry.domain])
-                        if datasets[entry.domain].test is None:  # e.g. an image folder without test/
-                            info["metric"] = info["metric"].replace("test_", "val_", 1)
-                            info["split"] = "validation"  # said in the Data table: no test split
                     last = b == len(schedule) - 1 and seed == seeds[0]
                     run = _one_run(entry, datasets[entry.domain], out, steps, seconds, seed, cfg.batch_size,
                                    progress, measured, untrained, models if last else None,
@@ -88,8 +80,8 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
             aggregate(domain, info, measured, schedule)
         write_report(results, out, models, datasets)
     except BaseException as stop:
-        if folder is not None:
-            folder.failed(keep_partial=True)  # never replaces a complete report; --resume continues it
+        if folder is not None:  # never replaces a complete report; a --resume continues its finished runs, if any
+            folder.failed(keep_partial=any(out.rglob(FINISHED)))  # else nothing is kept: the command runs again
         if isinstance(stop, KeyboardInterrupt) and (out / OPTIONS).is_file() and not (out / "results.json").exists():
             raise KeyboardInterrupt(f"the compare stopped; its finished runs are kept in {out}: continue it with "
                                     f"xformer compare --resume {out}") from stop
@@ -99,6 +91,29 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     if folder is not None:
         folder.started()
     return results
+
+
+def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results: dict) -> dict:
+    """Each domain's data (described in ``results``), every run's experiment checked: what the command would
+    refuse part way (a series too short for the windows, a file that is no CSV, a bad value) is refused before
+    it writes anything. The datasets are built in the order the runs would first need them, each from its own
+    seed, so they are the same as when they were built between the runs."""
+    from ..data.registry import build_data
+
+    datasets = {}
+    for steps, seconds in schedule:
+        for seed in seeds:
+            for entry in entries(cfg.at(steps, seconds, seed)):
+                experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
+                if entry.domain in datasets:
+                    continue
+                datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
+                info = results["domains"][entry.domain]
+                info["data"] = describe_data(entry.domain, cfg, datasets[entry.domain])
+                if datasets[entry.domain].test is None:  # e.g. an image folder without test/
+                    info["metric"] = info["metric"].replace("test_", "val_", 1)
+                    info["split"] = "validation"  # said in the Data table: no test split
+    return datasets
 
 
 def resumed_config(out: str | Path) -> CompareConfig:

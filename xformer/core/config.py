@@ -7,11 +7,9 @@ from typing import Literal
 class CoreConfig:
     """Width, depth and parts of an Encoder / Decoder / EncoderDecoder (``build.py`` reads it).
 
-    ``n_kv_heads`` < ``n_heads``: grouped-query attention. ``attn_proj_dropout`` drops the attention
-    output after its projection, before the residual ``dropout`` (PatchTST applies both).
-    ``init="gpt2"``: weights ~ N(0, 0.02), residual output projections ~ N(0, 0.02 / sqrt(2 n_layers))
-    (Radford et al. 2019); ``init="torch"`` keeps PyTorch's defaults.
-    """
+    ``n_kv_heads`` < ``n_heads``: grouped-query attention. ``attn_proj_dropout`` drops the attention output after
+    its projection, before the residual ``dropout`` (PatchTST applies both). ``init="gpt2"``: weights ~ N(0, 0.02),
+    residual output projections ~ N(0, 0.02 / sqrt(2 n_layers)) (Radford et al. 2019); ``init="torch"``: PyTorch's."""
 
     d_model: int = 128
     n_layers: int = 2
@@ -30,7 +28,7 @@ class CoreConfig:
     attn_proj_dropout: float = 0.0
     residual_attention: bool = False  # RealFormer / PatchTST's res_attention; encoders only
     drop_path: float = 0.0
-    layer_scale: float | None = None
+    layer_scale: float | None = None  # CaiT's LayerScale: its initial value, > 0 and float32-sized (<= 3.4e38)
     rope: bool = False  # rotary positions inside attention (absolute ones are the tokenizer's)
     rope_base: float = 10000.0
     init: Literal["gpt2", "torch"] = "gpt2"
@@ -43,6 +41,8 @@ class CoreConfig:
         problems = [f"{k} must be >= 1, got {value(k)}" for k in sizes if value(k) is not None and value(k) < 1]
         problems += [f"{k} must be in [0, 1), got {value(k)}" for k in rates if not 0.0 <= value(k) < 1.0]
         problems += [f"{k} must be > 0, got {value(k)}" for k in ("norm_eps", "rope_base") if not value(k) > 0]
+        if self.layer_scale is not None and not 0 < self.layer_scale <= 3.4e38:  # a float32 parameter holds it
+            problems.append(f"layer_scale must be a number in (0, 3.4e38] or null, got {self.layer_scale}")
         if not problems and (self.d_model % self.n_heads or self.n_heads % (self.n_kv_heads or self.n_heads)):
             problems.append(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}, "
                             f"and n_heads by n_kv_heads={self.n_kv_heads}")

@@ -92,6 +92,8 @@ def _split(targets, fraction: float, seed: int = 0, names=None) -> tuple[list[in
     idx = list(range(len(targets)))
     if fraction <= 0:
         return idx, []
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise ConfigError(f"data.args.val_seed must be a whole number in [0, 2**32), got {seed!r}")
     labels = [int(t) for t in targets]
     counts = torch.bincount(torch.tensor(labels))
     n_classes, held = int((counts > 0).sum()), math.ceil(fraction * len(labels))

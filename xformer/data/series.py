@@ -76,8 +76,7 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         raise ConfigError(f"no date column '{date_column}' in the series; columns are {list(frame.columns)}; "
                           "set date_column to the column of dates (or of integer time steps), or to null to "
                           "number the rows 0, 1, 2, ...")
-    if isinstance(columns, str):  # one column written without brackets in a recipe
-        columns = [columns]
+    columns = [columns] if isinstance(columns, str) else columns  # one column written without brackets in a recipe
     if not columns and len(frame.columns) > 1 and str(frame.columns[0]) == "Unnamed: 0" \
             and pd.api.types.is_integer_dtype(frame.iloc[:, 0]):
         frame = frame.iloc[:, 1:]  # the unnamed index DataFrame.to_csv(path) writes first: row numbers, not a series
@@ -85,6 +84,8 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
     unknown = [c for c in columns if c not in frame.columns]
     if unknown:
         raise ConfigError(f"unknown column(s) {unknown}; the series has {list(frame.columns)}")
+    if len(set(columns)) < len(columns):  # pandas would read the column twice, and fail on it
+        raise ConfigError(f"columns={columns} names a column more than once; name each column once")
     values = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
     text = values.isna().to_numpy() & frame[columns].notna().to_numpy()
     if text.any():  # before the missing policy: no fill can turn text into a number
@@ -113,9 +114,8 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
     counts = values.isna().sum()
     if counts.any() and missing == "error":
         where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())
-        raise ConfigError(f"missing values in column {where}; "
-                          "pass missing='ffill' or missing='interpolate' to fill them (in a recipe or on the "
-                          "command line: data.args.missing=interpolate)")
+        raise ConfigError(f"missing values in column {where}; pass missing='ffill' or missing='interpolate' to fill "
+                          "them (in a recipe or on the command line: data.args.missing=interpolate)")
     return values
 
 

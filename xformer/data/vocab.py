@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..config import ConfigError
+from ..folders import write_atomically
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]")
 META_FILE = "xformer_tokenizer.json"
@@ -130,7 +131,7 @@ class CharVocab(Vocab):
         folder.mkdir(parents=True, exist_ok=True)
         chars = self.itos[len(self.specials):]
         meta = {"kind": self.kind, "specials": list(self.specials), "chars": chars}
-        (folder / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        write_atomically(folder / META_FILE, json.dumps(meta, ensure_ascii=False, indent=1))
         return folder
 
 
@@ -157,6 +158,8 @@ class WordPieceVocab(Vocab):
         if vocab_size <= len(special_tokens):
             raise ConfigError(f"vocab_size {vocab_size} leaves no room beside the {len(special_tokens)} "
                               "special tokens; give a few thousand")
+        if not min_frequency >= 0:  # the trainer takes an unsigned count
+            raise ConfigError(f"min_frequency must be >= 0 (the least count of a merged pair), got {min_frequency}")
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
         tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                           strip_accents=None, lowercase=lowercase)
@@ -194,11 +197,13 @@ class WordPieceVocab(Vocab):
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(str(folder / "tokenizer.json"))
+        # each file whole or not at all (what Tokenizer.save writes, through a temporary file); the description
+        # last, so that a folder with it holds the rest
+        write_atomically(folder / "tokenizer.json", self.tokenizer.to_str(pretty=True))
         vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-        (folder / "vocab.txt").write_text("".join(tok + "\n" for tok, _ in vocab), encoding="utf-8")
+        write_atomically(folder / "vocab.txt", "".join(tok + "\n" for tok, _ in vocab))
         meta = {"kind": self.kind, "lowercase": self.lowercase, "vocab_size": self.vocab_size}
-        (folder / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        write_atomically(folder / META_FILE, json.dumps(meta, indent=1))
         return folder
 
 

@@ -117,8 +117,9 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
     top_k=0 and top_p=1.0 disable those filters (Hugging Face's default top_k is 50).
     The model runs in eval mode (dropout off); its previous mode is restored.
     """
-    if max_new_tokens < 0 or num_beams < 1 or temperature <= 0 or not 0 < top_p <= 1:
-        raise ValueError("need max_new_tokens >= 0, num_beams >= 1, temperature > 0 and 0 < top_p <= 1")
+    if max_new_tokens < 0 or num_beams < 1 or not 0 < temperature < float("inf") or not 0 < top_p <= 1:
+        raise ValueError("need max_new_tokens >= 0, num_beams >= 1, a finite temperature > 0 and 0 < top_p <= 1, got "
+                         f"{max_new_tokens}, {num_beams}, {temperature} and {top_p}")
     if num_beams > 1 and do_sample:
         raise ValueError("beam search with sampling is not supported; use num_beams=1 or do_sample=False")
     if max_new_tokens == 0:

@@ -8,11 +8,14 @@ has targets.
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor, nn
 
 from ..batch import TARGETS
 from ..core import CoreConfig, Dropout
+from ..errors import ConfigError
 from ..registry import check_sizes, register_head
 from ..tokens import Tokens, token_state
 
@@ -46,9 +49,11 @@ def forecast_output(prediction: Tensor, batch: dict, quantiles: Tensor | None = 
         out["prediction"] = prediction
     target = batch.get(TARGETS)
     if target is not None:
-        if target.shape != out["prediction"].shape:
-            raise ValueError(f"targets must be {tuple(out['prediction'].shape)} (batch, horizon, channels), "
-                             f"got {tuple(target.shape)}")
+        if target.shape != out["prediction"].shape:  # the data sets the horizon when a recipe leaves it out
+            raise ConfigError(f"targets must be {tuple(out['prediction'].shape)} (batch, horizon, channels), got "
+                              f"{tuple(target.shape)}: the model forecasts another horizon or number of series "
+                              "than the data's windows hold; set the horizon with data.args.horizon and leave it "
+                              "out of model.head.args (model.baseline.args)")
         if quantiles is not None:
             out["loss"] = pinball_loss(prediction, target, quantiles)
         else:
@@ -70,6 +75,10 @@ class ForecastHead(nn.Module):
         super().__init__()
         self.horizon, self.n_channels, self.channel_independent = horizon, n_channels, channel_independent
         if quantiles is not None:
+            if not isinstance(quantiles, (list, tuple)) or not all(
+                    isinstance(q, numbers.Real) and not isinstance(q, bool) for q in quantiles):
+                raise ConfigError(f"model.head.args.quantiles must be a list of numbers in (0, 1) that includes 0.5, "
+                                  f"e.g. [0.1, 0.5, 0.9], got {quantiles!r}")
             if not quantiles or any(not 0.0 < q < 1.0 for q in quantiles) or 0.5 not in quantiles:
                 raise ValueError(f"quantiles must lie in (0, 1) and include 0.5 (the point forecast), got {quantiles}")
             self.register_buffer("quantiles", torch.tensor(sorted(quantiles)), persistent=False)

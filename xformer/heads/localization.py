@@ -10,21 +10,28 @@ the core's output on a grid of k_r x k_c cells, e_ij, m pairs of cells per image
     L_loc = 1 / (2 B m) sum_pairs |u - (i - p)| + |v - (j - q)|      (L1, in cells)
     L = L_ce + lambda L_loc
 
-The reference's defaults: h = 512, lambda 0.5 (Swin) or 0.1 (CvT, T2T), m = 32 or 64. It adds the term in
-training only; so does this head, which keeps the validation and test losses the plain cross-entropy
-(comparable with any other classifier's). Under distillation the hook mixes this loss as the student's
-own: (1 - alpha) (L_ce + lambda L_loc) + alpha L_teacher.
+The reference's defaults: h = 512, lambda 0.5 (Swin) or 0.1 (CvT, T2T), m = 32 or 64 (here m <= 1024, lambda a
+finite number >= 0). It adds the term in training only; so does this head, which keeps the validation and test
+losses the plain cross-entropy (comparable with any other classifier's). Under distillation the hook mixes this
+loss as the student's own: (1 - alpha) (L_ce + lambda L_loc) + alpha L_teacher.
 """
 from __future__ import annotations
+
+import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import CoreConfig
+from ..errors import ConfigError
 from ..registry import check_sizes, register_head
 from ..tokens import Tokens, token_state
 from .classification import ClassificationHead
+
+
+MAX_PAIRS = 1024  # pairs per image: 16 times the reference's most, bounding the (batch, pairs, 2 d) gather
 
 
 class RelativeLocalization(nn.Module):
@@ -73,8 +80,12 @@ def classification_drloc_head(core: CoreConfig, tokenizer: nn.Module, n_classes:
                               hidden_dim: int = 512) -> LocalizingClassificationHead:
     """``classification``'s arguments, and ``weight`` (lambda), ``pairs`` (m per image), ``hidden_dim`` (h)."""
     check_sizes("model.head.args", n_classes=n_classes, n_heads=n_heads, pairs=pairs, hidden_dim=hidden_dim)
-    if not weight >= 0:
-        raise ValueError(f"model.head.args.weight must be >= 0 (the localization term's lambda), got {weight}")
+    if pairs > MAX_PAIRS:  # each pair's two tokens are gathered for the whole batch at every step
+        raise ConfigError(f"model.head.args.pairs must be at most {MAX_PAIRS} (cell pairs drawn per image; the "
+                          f"reference draws 32 or 64), got {pairs}")
+    if not (isinstance(weight, numbers.Real) and not isinstance(weight, bool) and 0 <= weight < math.inf):
+        raise ConfigError(f"model.head.args.weight must be >= 0 and finite (the localization term's lambda, e.g. "
+                          f"0.5), got {weight!r}")
     if token_state(tokenizer).grid is None:
         raise ValueError("classification_drloc needs image tokens on a grid (image_patches, image_conv or "
                          "image_hybrid); use head name classification for these tokens")

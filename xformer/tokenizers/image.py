@@ -51,6 +51,14 @@ def _pair(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+def check_switches(prefix: str, **switches) -> None:
+    """Each on/off argument must be true or false (1 / 0 pass as well): a word such as ``maybe`` would
+    otherwise be taken as true, or fail deep inside the tokenizer."""
+    for key, value in switches.items():
+        if not (isinstance(value, (bool, int)) and value in (True, False)):
+            raise ConfigError(f"{prefix}.{key} must be true or false, got {value!r}")
+
+
 def sincos_2d_table(height: int, width: int, dim: int, base: float = 10000.0) -> Tensor:
     """2-D sine-cosine encodings for an image grid, shape (H*W, dim), in timm's layout.
 
@@ -279,11 +287,13 @@ def image_patches_tokenizer(core: CoreConfig, image_size: int | list[int] = 224,
                             dropout: float = 0.0, shifted_patches: bool = False) -> PatchEmbedding:
     check_sizes("model.tokenizer.args", image_size=image_size, patch_size=patch_size, channels=channels)
     check_sizes("model.tokenizer.args", minimum=0, register_tokens=register_tokens)
+    check_switches("model.tokenizer.args", class_token=class_token, prefix_positions=prefix_positions,
+                   pre_norm=pre_norm, shifted_patches=shifted_patches)
     check_token_count(image_size, patch_size)
     return PatchEmbedding(core.d_model, image_size, patch_size, channels, class_token, register_tokens,
                           positions, prefix_positions, pre_norm, core.norm_eps, dropout,
                           shifted_patches=shifted_patches)
 
 
-__all__ = ["GridTokenizer", "PatchEmbedding", "MAX_PATCH_TOKENS", "check_grid_tokens", "check_token_count",
-           "interpolate_grid_positions", "shift_image", "shifted_stack", "sincos_2d_table"]
+__all__ = ["GridTokenizer", "PatchEmbedding", "MAX_PATCH_TOKENS", "check_grid_tokens", "check_switches",
+           "check_token_count", "interpolate_grid_positions", "shift_image", "shifted_stack", "sincos_2d_table"]

@@ -33,7 +33,7 @@ from ..core import CoreConfig
 from ..config import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens
-from .image import GridTokenizer, _pair, check_grid_tokens
+from .image import GridTokenizer, _pair, check_grid_tokens, check_switches
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -134,6 +134,7 @@ def image_conv_tokenizer(core: CoreConfig, image_size: int | list[int] = 32, cha
                 conv_channels=conv_channels, kernel_size=kernel_size, stride=stride, pool_kernel=pool_kernel,
                 pool_stride=pool_stride)
     check_sizes(where, minimum=0, padding=padding, pool_padding=pool_padding)
+    check_switches(where, max_pool=max_pool, conv_bias=conv_bias, class_token=class_token)
     if conv_channels is not None and not isinstance(conv_channels, (list, tuple)):
         raise ConfigError(f"{where}.conv_channels must be a list of widths, got {conv_channels!r}")
     _check_conv_tokens(_pair(image_size), n_conv_layers, _pair(kernel_size), _pair(stride), _pair(padding),

@@ -26,7 +26,7 @@ from ..core import CoreConfig
 from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens
-from .image import GridTokenizer, _pair, check_grid_tokens
+from .image import GridTokenizer, _pair, check_grid_tokens, check_switches
 
 
 class ConvBlock(nn.Sequential):
@@ -92,6 +92,7 @@ def image_hybrid_tokenizer(core: CoreConfig, image_size: int | list[int] = 32, c
         raise ConfigError(f"{where}.widths must be a non-empty list of channel counts, e.g. [32], got {widths!r}")
     check_sizes(where, image_size=image_size, channels=channels, widths=list(widths), convs_per_stage=convs_per_stage)
     check_sizes(where, minimum=0, pool_stages=pool_stages)
+    check_switches(where, class_token=class_token)
     if pool_stages is not None and pool_stages > len(widths):
         raise ConfigError(f"{where}.pool_stages={pool_stages} is more than the {len(widths)} stages in widths")
     (h, w), pools = _pair(image_size), len(widths) if pool_stages is None else pool_stages

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from ..batch import INPUTS
 from ..core import CoreConfig, Dropout
+from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens, TokenState
 from .positions import make_positions
@@ -68,8 +69,13 @@ class RevIN(nn.Module):
         return y * scale + loc
 
 
+PADDINGS = ("end", "none")
+
+
 def n_patches(input_len: int, patch_len: int, stride: int, padding: str = "end") -> int:
     """N = (L - patch_len) // stride + 1, plus one with end padding (PatchTST's ``patch_num``)."""
+    if padding not in PADDINGS:  # checked here, when the tokenizer is built, not at its first batch
+        raise ValueError(f"unknown padding {padding!r}; choose end or none")
     if patch_len > input_len:
         raise ValueError(f"patch_len={patch_len} is longer than input_len={input_len}")
     return (input_len - patch_len) // stride + 1 + (padding == "end")
@@ -86,9 +92,13 @@ def patchify(x: Tensor, patch_len: int, stride: int, padding: str = "end") -> Te
 
 
 def check_window(x: Tensor, input_len: int, n_channels: int) -> None:
-    """A batch of windows must be (B, input_len, n_channels): one line naming the shape otherwise."""
+    """A batch of windows must be (B, input_len, n_channels): one line naming the shape otherwise (and, since
+    the data sets both when a recipe leaves them out, where a recipe that set them should set them instead)."""
     if x.dim() != 3 or x.shape[1] != input_len or x.shape[2] != n_channels:
-        raise ValueError(f"inputs must be (batch, {input_len}, {n_channels}), got {tuple(x.shape)}")
+        raise ConfigError(f"inputs must be (batch, {input_len}, {n_channels}), got {tuple(x.shape)}: the model reads "
+                          f"windows of input_len={input_len} steps of n_channels={n_channels} series; the data sets "
+                          "both (data.args.input_len, and columns for the channels): leave them out of "
+                          "model.tokenizer.args")
 
 
 class _SeriesTokenizer(nn.Module):
