@@ -24,8 +24,8 @@ TOL = 1e-4
 CORPUS = "\n\n".join(
     f"the quick brown fox number {i} jumps over the lazy dog. a cat sees {i % 7} birds and sleeps in the sun."
     for i in range(60))
-TINY_TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-9, "warmup_steps": 0, "eval_every": 2, "log_every": 1,
-              "eval_batches": 2}
+TINY_TRAIN = {"steps": 2, "batch_size": 4, "lr": 1e-9, "warmup_steps": 0, "eval_every": 2, "log_every": 1}
+# no train.eval_batches: xformer evaluate scores whole splits, and a test compares it with metrics.json
 
 
 class RunsCode:

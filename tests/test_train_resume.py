@@ -67,7 +67,7 @@ def test_run_folder_has_the_contract_files_and_evaluate_round_trips(tmp_path):
         assert again[key] == pytest.approx(metrics[key], abs=1e-6), key
 
 
-@pytest.mark.parametrize("aug_repeats", [1, 3])  # 3: repeated augmentation's sampler resumes mid-epoch too
+@pytest.mark.parametrize("aug_repeats", [1])  # repeats need random augmentation: tests/test_train_audit6.py
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, aug_repeats):
     train_run(config(aug_repeats=aug_repeats), tmp_path / "whole")
     crash_after_checkpoint(monkeypatch, 15, lambda: train_run(config(aug_repeats=aug_repeats), tmp_path / "cut"))

@@ -323,13 +323,18 @@ def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
     return out.getvalue()
 
 
-def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: Sequence[str | Path], top_k: int = 5,
-                batch_size: int = 64, device: str = "cpu", checkpoint: str = "best") -> tuple[list[dict], str]:
-    """(rows, CSV text) of the run's predictions for the image files / folders (or texts) ``inputs``. Several
-    runs of one task and data (a list) predict as their ensemble: class probabilities averaged."""
+def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path | Sequence[str | Path],
+                top_k: int = 5, batch_size: int = 64, device: str | torch.device = "cpu",
+                checkpoint: str = "best") -> tuple[list[dict], str]:
+    """(rows, CSV text) of the run's predictions for the image files / folders (or texts) ``inputs`` (one path:
+    that one). Several runs of one task and data (a list) predict as their ensemble: class probabilities averaged.
+    ``device``: cpu, cuda, cuda:1, auto; one this machine lacks is refused in one line."""
+    from .train.distributed import pick_device
     from .train.ensemble import load_ensemble_model
 
     runs = list(run_dir) if isinstance(run_dir, (list, tuple)) else [run_dir]
+    inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    device = pick_device(str(device), "device")
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     if (Path(runs[0]) / "config.yaml").is_file() and (text := text_classifier_info(Path(runs[0]))) is not None:

@@ -16,6 +16,11 @@ def run(args: argparse.Namespace) -> None:
     from ..train.resume import check_run_folder
     from ..train.run import train_run
 
+    for flag, value, wanted in (("--out", args.out, "the new run's folder"),
+                                ("--resume", args.resume, "the folder of the run to continue"),
+                                ("--init-from", args.init_from, "a run folder, hf:FOLDER or timm:FILE#MODEL")):
+        if value is not None and not value.strip():  # "" would quietly mean the default folder, or no init
+            raise ConfigError(f"{flag} was given an empty value; give {wanted}, or leave {flag} out")
     if args.resume and args.out:
         raise ConfigError("give --resume RUN_DIR or --out RUN_DIR, not both: a resumed run writes into its own folder")
     if args.resume and args.overwrite:
@@ -30,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
         args.config = None
     config_path = args.config or check_run_folder(args.resume) / "config.yaml"
     config = load_experiment(config_path, args.overrides)
-    if args.init_from:  # as the recipe's init_from (validated again)
+    if args.init_from is not None:  # as the recipe's init_from (validated again)
         config = dataclasses.replace(config, init_from=args.init_from)
     run_dir = Path(args.resume or args.out or f"runs/{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     progress = Progress(quiet=True) if args.quiet else None  # None: the trainer shows its own

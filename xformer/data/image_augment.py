@@ -162,7 +162,8 @@ def make_mixup(n_classes: int, mixup: float = 0.0, cutmix: float = 0.0, label_sm
 class ImageCollate:
     """Stack items into {"images": (B, C, H, W), "labels": (B,)}; MixUp/CutMix training batches.
 
-    A training batch of odd size is left unmixed (timm's batch mode mixes pairs x_i, x_{B-1-i}).
+    A training batch of odd size is left unmixed (timm's batch mode mixes pairs x_i, x_{B-1-i}); training
+    refuses micro-batches of odd size with MixUp/CutMix (xformer/train/run_checks.py), as every batch would be.
     """
 
     def __init__(self, mixup=None):

@@ -204,7 +204,7 @@ def timm_model_args(config) -> dict:
     ]
     for ok, what in checks:
         if not ok:
-            raise CannotExport(f"cannot export to timm: the model has {what}")
+            raise CannotExport(f"cannot export to timm: the model has {what}; use --format onnx")
     size, patch = tok.get("image_size", 224), tok.get("patch_size", 16)
     args = {
         "img_size": list(size) if isinstance(size, (list, tuple)) else [size, size],
@@ -224,6 +224,24 @@ def timm_model_args(config) -> dict:
     return args
 
 
+def timm_pretrained_cfg(args: dict, preprocess: dict | None) -> dict:
+    """timm's ``pretrained_cfg`` for the run's evaluation transform (``preprocess``: its preprocess.json), so that
+    ``create_transform(**resolve_data_config({}, model=vit))`` treats an image as xformer does: resized to the
+    input size whatever its shape (crop_mode "squash", crop_pct 1: no centre crop), bilinearly (xformer's
+    antialiased Resize, or digits' bilinear upsampling), then (x - mean) / std; a run that does not normalise
+    gets mean 0 / std 1 per channel (timm would otherwise fill in ImageNet's 3-channel statistics). timm resizes
+    the 8-bit PIL image where xformer resizes floats, so pixels may differ by rounding. Without a preprocess
+    spec, mean/std are left out (timm's defaults)."""
+    channels, (h, w) = args["in_chans"], args["img_size"]
+    cfg = {"input_size": [channels, h, w], "num_classes": args["num_classes"], "crop_pct": 1.0,
+           "crop_mode": "squash", "interpolation": "bilinear", "fixed_input_size": True}
+    if preprocess:
+        mean, std = preprocess.get("mean"), preprocess.get("std")
+        cfg.update(mean=list(mean) if mean is not None else [0.0] * channels,
+                   std=list(std) if std is not None else [1.0] * channels)
+    return cfg
+
+
 def export_timm(model, folder: Path, preprocess: dict | None = None, class_names: list | None = None) -> dict:
     """model.safetensors under timm's names and a config.json in timm's Hub layout, so that both
     ``timm.create_model(cfg["architecture"], **cfg["model_args"]).load_state_dict(weights)`` (strict) and
@@ -235,14 +253,10 @@ def export_timm(model, folder: Path, preprocess: dict | None = None, class_names
     args = timm_model_args(model.config)
     state = {k: v.contiguous() for k, v in to_timm_state_dict(model).items()}
     save_file(state, str(folder / "model.safetensors"))
-    channels, (h, w) = args["in_chans"], args["img_size"]
-    pretrained_cfg = {"input_size": [channels, h, w], "num_classes": args["num_classes"], "crop_pct": 1.0,
-                      "interpolation": "bicubic", "fixed_input_size": True}
-    if preprocess and "mean" in preprocess and "std" in preprocess:
-        pretrained_cfg.update(mean=preprocess["mean"], std=preprocess["std"])
     config = {"architecture": "vit_tiny_patch16_224",  # every argument that differs is in model_args
               "num_classes": args["num_classes"], "num_features": args["embed_dim"],
-              "global_pool": args["global_pool"], "model_args": args, "pretrained_cfg": pretrained_cfg}
+              "global_pool": args["global_pool"], "model_args": args,
+              "pretrained_cfg": timm_pretrained_cfg(args, preprocess)}
     if class_names:
         config["label_names"] = list(class_names)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -281,11 +295,31 @@ def export_model(model, fmt: str, folder: str | Path, run_dir: str | Path | None
     if fmt == "hf":
         return export_hf(model, folder, run / "tokenizer" if run else None, run)
     if fmt == "timm":
-        return export_timm(model, folder, _read_json(run, "preprocess.json"),
+        return export_timm(model, folder, _run_preprocess(run),
                            (_read_json(run, "classes.json") or {}).get("class_names"))
     from .onnx_export import export_onnx
 
     return export_onnx(model, folder / "model.onnx")
+
+
+def _run_preprocess(run: Path | None) -> dict | None:
+    """The run's evaluation transform: preprocess.json, else (a run that predates it) the one its config.yaml
+    implies (``default_preprocess``, as predict reads it); None without a run."""
+    spec = _read_json(run, "preprocess.json")
+    if spec is not None or run is None or not (run / "config.yaml").is_file():
+        return spec
+    import yaml
+
+    from ..data.images import default_preprocess
+
+    try:
+        recipe = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+        data, tok = recipe.get("data") or {}, ((recipe.get("model") or {}).get("tokenizer") or {}).get("args") or {}
+        size = tok.get("image_size")
+        size = [size, size] if isinstance(size, int) else size
+        return default_preprocess(str(data.get("name")), data.get("args") or {}, size, tok.get("channels"))
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
 
 
 def _read_json(run: Path | None, name: str):

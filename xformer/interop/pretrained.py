@@ -16,8 +16,9 @@ not needed for any of this (only the tokenizers library).
 checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with.
 Sizes the weights show (depth, width, patch size, channels, image size, class and register tokens,
 classes, MLP ratio; average pooling when there is fc_norm or no class token) are read from the tensors and passed to ``timm.create_model(MODEL,
-pretrained=False, ...)``; anything else (e.g. ``num_heads``) follows the name, or ``,key=value`` after
-it. The weights are loaded strictly, then converted (``timm_vit.from_timm_vit``).
+pretrained=False, ...)``, with the ``model_args`` of a timm Hub config.json beside FILE that names MODEL (an
+``xformer export --format timm`` folder); anything else (e.g. ``num_heads``) follows the name, or ``,key=value``
+after it. The weights are loaded strictly, then converted (``timm_vit.from_timm_vit``).
 
 Python: ``load_pretrained(SOURCE)`` -> (Model in eval mode with the checkpoint's own head, vocabulary or
 None); SOURCE is ``hf:FOLDER``, ``timm:FILE#MODEL`` or a plain Hugging Face folder.
@@ -261,18 +262,21 @@ def load_timm(path: str | Path, name: str, extra: dict | None = None, source: st
     """A timm ViT state dict created as ``name``, converted to xformer names (see timm_vit.py)."""
     import timm
 
-    from .timm_vit import from_timm_vit
+    from .timm_vit import from_timm_vit, hub_model_args
 
     path = Path(path)
     source = source or f"timm:{path}#{name}"
     if not path.is_file():
         raise ConfigError(f"init_from {source}: {path} is not a file; give a timm state dict (.safetensors or .pth)")
     state = _read_weights(path)
-    kwargs = {**_timm_kwargs(state), **(extra or {})}
+    kwargs = {**_timm_kwargs(state), **hub_model_args(path, name), **(extra or {})}
     try:
         vit = timm.create_model(name, pretrained=False, **kwargs)
     except Exception as e:  # noqa: BLE001 - an unknown name, an argument the model does not take: one line
-        raise ConfigError(f"{source}: timm.create_model({name!r}, {kwargs}) failed: {str(e).splitlines()[0]}") from None
+        heads = "" if "num_heads" in kwargs else \
+            "; the weights do not show the number of heads: give it after the name, #NAME,num_heads=N"
+        raise ConfigError(f"{source}: timm.create_model({name!r}, {kwargs}) failed: {str(e).splitlines()[0]}"
+                          f"{heads}") from None
     result = vit.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ConfigError(f"{source}: the file does not fit {name} (missing {result.missing_keys[:3]}, unexpected "

@@ -158,5 +158,21 @@ def save_timm_safetensors(model: Model, path) -> None:
     save_file({k: v.contiguous() for k, v in to_timm_state_dict(model).items()}, str(path))
 
 
-__all__ = ["config_from_timm_vit", "from_timm_vit", "to_timm_state_dict", "xformer_state_dict_from_timm",
-           "save_timm_safetensors"]
+def hub_model_args(path, name: str) -> dict:
+    """The ``model_args`` of a timm Hub config.json beside the weights file ``path`` (``xformer export --format
+    timm`` writes one) when it names the same architecture ``name``; {} otherwise. They hold what the tensors
+    cannot show, above all ``num_heads``: a ViT of another head count loads the same tensors and computes
+    something else."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(path).parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    args = config.get("model_args") if isinstance(config, dict) and config.get("architecture") == name else None
+    return dict(args) if isinstance(args, dict) else {}
+
+
+__all__ = ["hub_model_args", "config_from_timm_vit", "from_timm_vit", "to_timm_state_dict",
+           "xformer_state_dict_from_timm", "save_timm_safetensors"]

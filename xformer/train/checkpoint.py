@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import UserError
-from ..folders import write_atomically
+from ..folders import replaced_note, write_atomically
 
 POINTER = "latest.json"
 MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
@@ -61,7 +61,8 @@ def _fsync_write(path: Path, write) -> None:
 def read_pointer(root: Path) -> dict:
     path = Path(root) / POINTER
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint in {root}: {POINTER} is missing; train first (xformer train ...)")
+        raise CheckpointError(f"no checkpoint in {root}: {POINTER} is missing; train first (xformer train ...)"
+                              f"{replaced_note(Path(root).parent)}")
     try:
         pointer = json.loads(path.read_text())
     except ValueError:  # not JSON, or not UTF-8 text

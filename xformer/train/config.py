@@ -11,8 +11,6 @@ valid ones (``xformer.config.from_dict``).
 """
 from __future__ import annotations
 
-import copy
-import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ import yaml
 
 from ..config import ConfigError, from_dict, load_yaml, to_dict
 from ..models import ModelConfig
+from .implied_args import check_fixed_by_data, with_implied_args  # noqa: F401  (importable here as before)
 
 
 @dataclass
@@ -59,18 +58,24 @@ class Ema:
     (xformer/train/ema.py says why). When enabled, validation, the choice of
     the best checkpoint, metrics.json, ``xformer evaluate`` / ``generate`` and ``load_run`` use
     the averaged weights; each checkpoint stores them in ``ema.safetensors`` beside ``model.safetensors``.
+    ``decay`` / ``warmup`` / ``warmup_power`` given while ``enabled`` is false are refused (they would do nothing),
+    except all three at their defaults together: the section every run's config.yaml holds.
     """
 
     enabled: bool = False
-    decay: float = 0.9998
-    warmup: bool = False
-    warmup_power: float = 2 / 3
+    decay: float | None = None  # None (left out): the defaults below; given with the average off, refused
+    warmup: bool | None = None
+    warmup_power: float | None = None
 
     def __post_init__(self):
+        given = _fill_defaults(self, EMA_DEFAULTS)
         if not 0 <= self.decay < 1:
             raise ConfigError(f"train.ema.decay must be in [0, 1), got {self.decay}; e.g. 0.9998")
-        if self.warmup_power <= 0:
-            raise ConfigError(f"train.ema.warmup_power must be > 0, got {self.warmup_power}; e.g. 0.75")
+        if not (math.isfinite(self.warmup_power) and self.warmup_power > 0):
+            raise ConfigError(f"train.ema.warmup_power must be a finite number > 0, got {self.warmup_power}; e.g. 0.75")
+        if not self.enabled:
+            _refuse_unused("train.ema", given, EMA_DEFAULTS, "train.ema.enabled is false (no average is kept)",
+                           "set train.ema.enabled=true")
 
 
 @dataclass
@@ -82,18 +87,45 @@ class Sam:
         e(w) = rho T^2 g / ||T g||,   T = |w| + eta            (ASAM)
 
     g the gradient at w. ``rho`` = 0 (the default) is plain training; otherwise every step costs two
-    forward / backward passes (xformer/train/sam.py). Typical rho: 0.05 (SAM), 0.5-2 (ASAM).
+    forward / backward passes (xformer/train/sam.py). Typical rho: 0.05 (SAM), 0.5-2 (ASAM). ``adaptive`` / ``eta``
+    given with rho 0 are refused, except both at their defaults together (as config.yaml holds them).
     """
 
     rho: float = 0.0
-    adaptive: bool = False
-    eta: float = 0.01
+    adaptive: bool | None = None  # None (left out): the defaults below; given with SAM off, refused
+    eta: float | None = None
 
     def __post_init__(self):
+        given = _fill_defaults(self, SAM_DEFAULTS)
         if not (math.isfinite(self.rho) and self.rho >= 0):
             raise ConfigError(f"train.sam.rho must be a finite number >= 0, got {self.rho}; e.g. train.sam.rho=0.05")
         if not (math.isfinite(self.eta) and self.eta >= 0):
             raise ConfigError(f"train.sam.eta must be a finite number >= 0, got {self.eta}; e.g. 0.01")
+        if self.rho == 0:
+            _refuse_unused("train.sam", given, SAM_DEFAULTS, "train.sam.rho is 0 (plain training)",
+                           "set train.sam.rho (e.g. 0.05; with adaptive 0.5-2)")
+
+
+EMA_DEFAULTS = {"decay": 0.9998, "warmup": False, "warmup_power": 2 / 3}  # what Ema's None fields become
+SAM_DEFAULTS = {"adaptive": False, "eta": 0.01}  # what Sam's None fields become
+
+
+def _fill_defaults(section, defaults: dict) -> dict:
+    """Set ``section``'s fields left out (None) to ``defaults``; return those given, {key: value}."""
+    given = {key: getattr(section, key) for key in defaults if getattr(section, key) is not None}
+    for key, value in defaults.items():
+        if getattr(section, key) is None:
+            setattr(section, key, value)
+    return given
+
+
+def _refuse_unused(prefix: str, given: dict, defaults: dict, why: str, fix: str) -> None:
+    """Keys given that do nothing (``why``) are refused, as the run would look as if they applied; all of
+    ``defaults`` given at their values together is accepted: the section every run's config.yaml holds."""
+    if given and given != defaults:
+        shown = ", ".join(f"{prefix}.{key}={str(value).lower() if isinstance(value, bool) else value}"
+                          for key, value in given.items())
+        raise ConfigError(f"{shown} does nothing: {why}; {fix}, or leave {'it' if len(given) == 1 else 'them'} out")
 
 
 @dataclass
@@ -150,8 +182,12 @@ class TrainConfig:
     distributed: Literal["ddp", "fsdp"] = "ddp"
 
     def __post_init__(self):
-        if (self.steps is None) == (self.epochs is None):
+        if self.steps is None and self.epochs is None:
             raise ConfigError("train: give exactly one of train.steps and train.epochs")
+        if self.steps is not None and self.epochs is not None:  # e.g. train.epochs=N on a recipe of steps
+            raise ConfigError(f"train: give exactly one of train.steps and train.epochs, got train.steps={self.steps} "
+                              f"and train.epochs={self.epochs}; set the other to null, e.g. train.epochs="
+                              f"{self.epochs} with train.steps=null")
         for name in ("steps", "epochs", "batch_size", "grad_accum", "eval_every", "log_every", "keep_last",
                      "step_size", "eval_batches", "eval_batch_size", "decay_after_epochs", "aug_repeats"):
             _at_least(f"train.{name}", getattr(self, name), 1)
@@ -180,6 +216,9 @@ class TrainConfig:
                               f"use at most {cpus} (0 loads in the training process)")
 
 
+DISTILL_DEFAULTS = {"kind": "soft", "alpha": 0.5, "temperature": 3.0}  # what Distill's None fields become
+
+
 @dataclass
 class Distill:
     """Knowledge distillation from a trained classification run (the ``teacher`` run folder: a CNN
@@ -191,22 +230,30 @@ class Distill:
     z_s, z_t: student and teacher logits on the same (augmented) batch; CE(y, z_s) is the student's own
     loss (label smoothing, MixUp/CutMix targets). ``alpha`` = 0 is plain training, and so is ``teacher``
     null (the default). See xformer/train/distill.py.
+
+    ``kind`` / ``alpha`` / ``temperature`` left out (None) take the defaults soft / 0.5 / 3; given without a
+    ``teacher`` they are refused (they would do nothing, and the run would look distilled), except all three at
+    their defaults together: the section every run's config.yaml holds.
     """
 
     teacher: str | None = None
-    kind: Literal["soft", "hard"] = "soft"
-    alpha: float = 0.5
-    temperature: float = 3.0
+    kind: Literal["soft", "hard"] | None = None
+    alpha: float | None = None
+    temperature: float | None = None
 
     def __post_init__(self):
+        given = {key: getattr(self, key) for key in DISTILL_DEFAULTS if getattr(self, key) is not None}
+        for key, value in DISTILL_DEFAULTS.items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
         if not (math.isfinite(self.alpha) and 0 <= self.alpha <= 1):
             raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}; e.g. distill.alpha=0.5")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError(f"distill.temperature must be > 0, got {self.temperature}; e.g. distill.temperature=3")
-        if self.teacher is None and (self.kind, self.alpha, self.temperature) != ("soft", 0.5, 3.0):
-            # without a teacher they would do nothing, and the run would look distilled
-            raise ConfigError("distill.kind / alpha / temperature are set but distill.teacher is not; name the "
-                              "teacher run (distill.teacher=RUN_DIR) or leave them out")
+        if self.teacher is None and given and given != DISTILL_DEFAULTS:
+            raise ConfigError(f"distill.kind / alpha / temperature are set but distill.teacher is not (given: "
+                              f"{', '.join(f'distill.{k}={v}' for k, v in given.items())}); name the teacher run "
+                              "(distill.teacher=RUN_DIR) or leave them out")
 
 
 def _at_least(key: str, value: int | None, low: int) -> None:
@@ -226,7 +273,8 @@ class ExperimentConfig:
     head (other names or shapes) keeps its fresh initialisation; one line reports the count
     and the parts left fresh. It is an error (one line naming the fix) when the pre-trained
     run's config.yaml has another model.architecture or model.core (dropout, attn_dropout,
-    drop_path and init may differ), when no core tensor matches, when a tokenizer / core
+    drop_path and init may differ) or is a baseline (a baseline's run starts only a run of the same
+    baseline: its tensors of matching shapes, at least one), when no core tensor matches, when a tokenizer / core
     tensor matches by name but not by shape (another vocabulary or max_positions), or when
     this run's vocabulary differs from the pre-trained RUN_DIR/tokenizer: pass that folder
     as ``data.args.tokenizer``.
@@ -287,70 +335,15 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
-    return from_dict(ExperimentConfig, apply_overrides(load_yaml(path), list(overrides)))
-
-
-def with_implied_args(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> ModelConfig:
-    """A new model config whose tokenizer/head arguments are completed with those the data implies
-    (``DataBundle.model_args``: vocab_size, n_classes, horizon...); the recipe's own values win and
-    ``config`` is left as it was. A baseline gets those of them its constructor takes (e.g. DLinear:
-    n_channels, input_len, horizon)."""
-    resolved = copy.deepcopy(config)
-    if resolved.baseline is not None:
-        from ..models import BASELINES, import_parts
-
-        import_parts()
-        accepted = inspect.signature(BASELINES.lookup(resolved.baseline.name)).parameters
-        targets = {"tokenizer": resolved.baseline.args, "head": resolved.baseline.args}
-    else:
-        accepted = None
-        targets = {"tokenizer": resolved.tokenizer.args, "head": resolved.head.args}
-    for part, args in targets.items():
-        for key, value in implied.get(part, {}).items():
-            if accepted is None or key in accepted:
-                args.setdefault(key, value)
-    return resolved
-
-
-def check_fixed_by_data(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> None:
-    """A recipe's own value of what its data fixes (the classes, the images' channels and size) must be the
-    data's: a model built for other values cannot read the data. One line naming the key and the fix."""
-    for part, values in implied.items():
-        if part not in ("tokenizer", "head"):
-            continue
-        where = "baseline" if config.baseline is not None else part
-        args = (config.baseline if config.baseline is not None else getattr(config, part)).args
-        for key, value in values.items():
-            _check_fixed_by_data(f"model.{where}.args.{key}", args.get(key), value)
-
-
-# what the data fixes: a model given other values cannot read it (vocab_size may be larger, as nanoGPT pads it;
-# a forecaster's horizon and lookback come from the data's windows already)
-_FIXED_BY_DATA = {"n_classes": "the data has {value} classes: remove {key} from the recipe (the data sets it)",
-                  "channels": "the images are read with {value} channels: set data.args.channels={mine} to read "
-                              "them that way, or remove {key} from the recipe",
-                  "image_size": "the images are resized to {value}: set data.args.image_size to change that, or "
-                                "remove {key} from the recipe"}
-
-
-def _height_width(size) -> list[int]:
-    return [int(size)] * 2 if isinstance(size, (int, float)) else [int(v) for v in size]
-
-
-def _check_fixed_by_data(key: str, mine, value) -> None:
-    name = key.rsplit(".", 1)[-1]
-    if mine is None or name not in _FIXED_BY_DATA:
-        return
-    if name == "image_size":
-        try:
-            mine_hw, value_hw = _height_width(mine), _height_width(value)
-        except (TypeError, ValueError):
-            return  # not a size at all: the tokenizer's own check says so
-        if min(mine_hw) < 1:
-            return  # out of range: likewise
-        same = mine_hw == value_hw
-    else:
-        same = mine == value
-    if not same:
-        shown = value[0] if name == "image_size" and len(set(_height_width(value))) == 1 else value
-        raise ConfigError(f"{key} is {mine}, but {_FIXED_BY_DATA[name].format(value=shown, key=key, mine=mine)}")
+    """The experiment of a recipe file with ``overrides``; a baseline's recipe whose model section holds keys the
+    baseline does not read (core, tokenizer, head, architecture) is refused, as they would be dropped unseen."""
+    recipe = apply_overrides(load_yaml(path), list(overrides))
+    model = recipe.get("model")
+    if isinstance(model, dict) and isinstance(model.get("baseline"), dict):
+        unread = [f"model.{key}" for key in model if key != "baseline"]
+        if unread:
+            raise ConfigError(f"{', '.join(unread)} {'is' if len(unread) == 1 else 'are'} not read by the "
+                              f"{model['baseline'].get('name')} baseline (model.baseline takes its settings in "
+                              f"model.baseline.args); remove {'it' if len(unread) == 1 else 'them'}, or model.baseline "
+                              "for a transformer")
+    return from_dict(ExperimentConfig, recipe)

@@ -33,6 +33,7 @@ positions, quietly mislead; one fed images normalised otherwise would quietly mi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -110,6 +111,19 @@ def _images(shape: tuple | None) -> str:
     return "no images" if shape is None else f"({', '.join('?' if v is None else str(v) for v in shape)}) images"
 
 
+def _shape_fix(theirs: tuple | None, ours: tuple | None) -> str:
+    """The data arguments that would give this run the teacher's (C, H, W): channels and/or image_size."""
+    if theirs is None or ours is None:
+        return "distill from a teacher of this run's kind of inputs"
+    channels = theirs[0] != ours[0] and theirs[0] is not None
+    keys = ([f"data.args.channels={theirs[0]} (image_folder)"] if channels else []) + \
+        ([f"data.args.image_size={theirs[1] if theirs[1] == theirs[2] else list(theirs[1:])}"]
+         if theirs[1:] != ours[1:] else [])
+    if not keys:  # channels unknown on one side: the size agrees, so the channels are what differs
+        return "set this run's data.args.channels to the teacher's"
+    return f"set this run's {' and '.join(keys)} (the teacher's)"
+
+
 def teacher_path(teacher: str) -> Path:
     """``distill.teacher`` as an absolute path: ~ expanded, a relative path taken from the current working
     directory (the one the run starts in). Not resolved through symlinks: the path the user wrote is kept."""
@@ -142,7 +156,7 @@ def check_teacher(config: ExperimentConfig) -> Path:
     if their_input != our_input:
         raise ConfigError(f"distill.teacher {teacher}: the teacher reads (C, H, W) = {_images(their_input)}, this "
                           f"run's model {_images(our_input)}; give a teacher trained on images of this run's size "
-                          "and channels, or set this run's data.args.image_size to the teacher's")
+                          f"and channels, or {_shape_fix(their_input, our_input)}")
     their_norm = normalisation(their_config)
     our_norm = normalisation(to_dict(config))
     if None not in (their_norm, our_norm) and not _same_numbers(their_norm, our_norm):
@@ -181,6 +195,68 @@ def _stats(norm: tuple) -> str:
     return f"mean {[round(v, 4) for v in mean]} std {[round(v, 4) for v in std]}"
 
 
+TEACHER_FILE = "teacher.json"  # in the student's run folder: the teacher weights it is trained against
+
+
+def teacher_identity(teacher: Path) -> dict:
+    """What identifies the weights a teacher run lends (those ``load_run_model`` reads: its best, else latest,
+    checkpoint; the moving average where it kept one): {"checkpoint", "weights" (the file), "sha256" (of it)}."""
+    from .checkpoint import EMA_FILE, MODEL_FILE, checkpoint_dir
+
+    folder = checkpoint_dir(Path(teacher) / "checkpoints", "best")
+    file = EMA_FILE if (folder / EMA_FILE).is_file() else MODEL_FILE
+    digest = hashlib.sha256()
+    with open(folder / file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"checkpoint": folder.name, "weights": file, "sha256": digest.hexdigest()}
+
+
+def recorded_teacher(run_dir: Path) -> dict | None:
+    """RUN/teacher.json ({"teacher": path, **teacher_identity}); None for a run that predates it."""
+    try:
+        recorded = json.loads((Path(run_dir) / TEACHER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) and "sha256" in recorded else None
+
+
+def record_teacher(run_dir: Path, teacher: str, identity: dict) -> None:
+    from ..folders import write_atomically
+
+    write_atomically(Path(run_dir) / TEACHER_FILE, json.dumps({"teacher": teacher, **identity}, indent=1) + "\n")
+
+
+def lends_recorded_weights(run_dir: Path, teacher: str) -> bool:
+    """Whether the run folder ``teacher`` lends the weights RUN/teacher.json records (e.g. the teacher moved)."""
+    recorded, path = recorded_teacher(run_dir), teacher_path(teacher)
+    if recorded is None or not (path / "checkpoints").is_dir():
+        return False
+    try:
+        identity = teacher_identity(path)
+    except (OSError, ValueError, KeyError):  # no readable checkpoint pointer: not the recorded teacher
+        return False
+    return all(recorded.get(key) == value for key, value in identity.items())
+
+
+def check_resumed_teacher(run_dir: Path, teacher: str) -> None:
+    """A resumed student continues exactly only against the teacher weights it started with: its teacher must
+    still be a run folder at ``teacher`` and (RUN/teacher.json) lend the same checkpoint. One line otherwise."""
+    path, recorded = teacher_path(teacher), recorded_teacher(run_dir)
+    if not (path / "config.yaml").is_file() or not (path / "checkpoints").is_dir():
+        elsewhere = " or give its new place with distill.teacher=NEW_PATH" if recorded is not None else ""
+        raise ConfigError(f"cannot resume {run_dir}: its teacher run {path} (distill.teacher) is no longer there; "
+                          f"move the teacher's run folder back to {path}{elsewhere}")
+    if recorded is None or lends_recorded_weights(run_dir, teacher):
+        return
+    now = teacher_identity(path)
+    raise ConfigError(f"cannot resume {run_dir}: its teacher {path} now lends {now['checkpoint']} (sha256 "
+                      f"{now['sha256'][:12]}), not the {recorded.get('checkpoint')} (sha256 "
+                      f"{str(recorded.get('sha256'))[:12]}) the run was trained against "
+                      f"({Path(run_dir) / TEACHER_FILE}); put that teacher back, or start a new run from this one "
+                      "with init_from")
+
+
 def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.device,
                    load_run_model: Callable[[Path], tuple[ExperimentConfig, nn.Module]],
                    class_names: list[str] | None = None) -> Distillation:
@@ -205,9 +281,11 @@ def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.d
     set_rng_state(generators)
     teacher = teacher.to(device).eval().requires_grad_(False)
     hook = Distillation(teacher, config.distill)
+    hook.identity = teacher_identity(teacher_dir)  # what the student's run records (TEACHER_FILE)
     student.register_forward_hook(hook)
     return hook
 
 
-__all__ = ["Distillation", "attach_teacher", "check_teacher", "distillation_loss", "hard_distillation_loss",
-           "image_input", "normalisation", "soft_distillation_loss", "teacher_path"]
+__all__ = ["TEACHER_FILE", "Distillation", "attach_teacher", "check_resumed_teacher", "check_teacher",
+           "distillation_loss", "hard_distillation_loss", "image_input", "lends_recorded_weights", "normalisation",
+           "record_teacher", "recorded_teacher", "soft_distillation_loss", "teacher_identity", "teacher_path"]

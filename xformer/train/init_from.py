@@ -11,20 +11,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..config import ConfigError, load_yaml, to_dict
 from ..data.registry import DataBundle
-from ..data.vocab import META_FILE
 from ..interop.pretrained import Pretrained, resolve_model
 from ..models import Model
 from ..tokenizers.image import interpolate_grid_positions
 from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
 from .distill import image_input
+from .same_data import data_vocabulary, vocabulary_of
 
 
 def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
@@ -75,11 +74,27 @@ def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
                       "(model.safetensors); give a finished run, e.g. init_from: runs/bert_mlm")
 
 
+def _model_kind(model: dict) -> str:
+    """A config.yaml ``model`` section (or a ModelConfig's dict) in words: its baseline, or a transformer."""
+    if model.get("baseline"):
+        return f"the {model['baseline'].get('name')} baseline"
+    return f"a transformer ({model.get('architecture', 'decoder')})"
+
+
 def _check_same_model(config: ExperimentConfig, run: Path) -> None:
-    """The pre-trained run's architecture and core (its config.yaml) must be this model's."""
+    """The pre-trained run's model must be this one's kind: the same baseline, or a transformer of the same
+    architecture and core (its config.yaml)."""
     if not (run / "config.yaml").is_file():
         return
-    theirs = load_yaml(run / "config.yaml").get("model", {})
+    theirs = load_yaml(run / "config.yaml").get("model") or {}
+    ours_model = to_dict(config.model)
+    their_baseline = (theirs.get("baseline") or {}).get("name")
+    our_baseline = config.model.baseline.name if config.model.baseline is not None else None
+    if their_baseline != our_baseline:
+        raise ConfigError(f"init_from {run}: the models differ: the pre-trained run is {_model_kind(theirs)}, this "
+                          f"one {_model_kind(ours_model)}; start from a run of this recipe's model")
+    if our_baseline is not None:
+        return  # a baseline has no architecture or core: its tensors' names and shapes decide below
     if theirs.get("architecture", config.model.architecture) != config.model.architecture:
         raise ConfigError(f"init_from {run}: model.architecture is {theirs['architecture']!r} in the pre-trained "
                           f"run but {config.model.architecture!r} here; use the pre-trained run's")
@@ -92,17 +107,30 @@ def _check_same_model(config: ExperimentConfig, run: Path) -> None:
 
 def _check_same_vocabulary(data: DataBundle, run: Path) -> None:
     """The ids must mean the same pieces: compare the vocabulary this data saves with RUN/tokenizer."""
-    theirs = run / "tokenizer"
-    if data.save is None or not theirs.is_dir():
+    theirs = vocabulary_of(run / "tokenizer")
+    if data.save is None or not theirs:
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        data.save(Path(tmp))
-        ours = Path(tmp) / "tokenizer"
-        for name in ("vocab.txt", META_FILE):
-            if (theirs / name).is_file() and (not (ours / name).is_file()
-                                               or (ours / name).read_bytes() != (theirs / name).read_bytes()):
-                raise ConfigError(f"init_from {run}: this run's vocabulary differs from the pre-trained one; "
-                                  f"pass data.args.tokenizer={theirs}")
+    ours = data_vocabulary(data)
+    if any(ours.get(name) != contents for name, contents in theirs.items()):
+        raise ConfigError(f"init_from {run}: this run's vocabulary differs from the pre-trained one; "
+                          f"pass data.args.tokenizer={run / 'tokenizer'}")
+
+
+def _length_keys(data_name: str) -> str:
+    """The data arguments of ``data_name`` that set how many tokens a model reads (its positions), as the end of a
+    hint: " and data.args.input_len" for a series, max_length / block_size for text; "" when it takes none."""
+    import inspect
+
+    from ..data.registry import DATASETS
+    from ..registry import import_all_submodules
+
+    import_all_submodules("xformer.data")
+    try:
+        takes = inspect.signature(DATASETS.lookup(data_name)).parameters
+    except (ConfigError, KeyError, ValueError):
+        return ""
+    keys = [f"data.args.{key}" for key in ("input_len", "max_length", "block_size", "length") if key in takes]
+    return f" and {' / '.join(keys)}" if keys else ""
 
 
 def resampled_grid(model: Model, name: str, table: torch.Tensor, run: Path | None
@@ -162,8 +190,8 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     offered = set(source.weights if source is not None else weights)
     aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
     own = {name: t for name, t in model.state_dict().items() if name not in aliases}
-    copied, fresh, resampled = [], [], []
-    images = image_input(to_dict(model.config)) is not None
+    copied, fresh, resampled, mismatched = [], [], [], []
+    images = image_input(to_dict(config.model)) is not None  # config: resolved (a baseline's model has none)
     for name, tensor in own.items():
         grid = resampled_grid(model, name, weights[name], run) \
             if name in weights and weights[name].shape != tensor.shape else None
@@ -185,12 +213,19 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
                         "data.args.channels (its config.yaml); data.args.image_size may differ (learned positions "
                         "are resampled)")
             else:
-                hint = "use the pre-trained run's model.tokenizer / model.core settings and data.args.max_length " \
-                       "(its config.yaml)"
+                hint = (f"use the pre-trained run's model.tokenizer / model.core settings"
+                        f"{_length_keys(config.data.name)} (its config.yaml)")
             raise ConfigError(f"init_from {ckpt}: {name} is {tuple(weights[name].shape)} there but "
                               f"{tuple(tensor.shape)} in this model; {hint}")
         else:
             fresh.append(name)  # a head of another shape (e.g. another number of classes) starts fresh
+            mismatched.append(name)
+    if config.model.baseline is not None and not copied:
+        example = f" ({mismatched[0]} is {tuple(weights[mismatched[0]].shape)} there but " \
+                  f"{tuple(own[mismatched[0]].shape)} here)" if mismatched else ""
+        raise ConfigError(f"init_from {ckpt}: none of this {config.model.baseline.name} baseline's {len(own)} tensors "
+                          f"matches the checkpoint's{example}; use the pre-trained run's model.baseline.args and "
+                          "data.args (its config.yaml: input_len, horizon, columns...)")
     core = [name for name in own if name.startswith("core.")]
     if core and not any(name.startswith("core.") for name in copied):
         raise ConfigError(f"init_from {ckpt}: none of this model's {len(core)} core tensors is in the checkpoint "
@@ -198,13 +233,18 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     with torch.no_grad():
         model.load_state_dict({name: weights[name] for name in copied}, strict=False)
 
-    def modules(names: list[str]) -> str:
-        parts = list(dict.fromkeys(name.rsplit(".", 1)[0] for name in names))
+    def modules(names: list[str], among) -> str:
+        """A module whose tensors (of ``among``) are all listed is named once; of one partly listed, the tensors."""
+        listed, tensors = set(names), {}
+        for other in among:
+            tensors.setdefault(other.rsplit(".", 1)[0], set()).add(other)
+        parts = list(dict.fromkeys(module if tensors.get(module, set()) <= listed else name
+                                   for name in names for module in [name.rsplit(".", 1)[0]]))
         return ", ".join(parts) if parts else "none"
 
     unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
-    return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh)}; "
-            f"not used from the checkpoint: {modules(unused)}"
+    return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh, own)}; "
+            f"not used from the checkpoint: {modules(unused, offered)}"
             + "".join(f"; resampled {what} (bicubic)" for what in resampled))
 
 

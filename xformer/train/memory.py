@@ -39,17 +39,26 @@ def core_parameters_lower_bound(config: ModelConfig) -> int:
     return layers * (2 * core.d_model ** 2 + 2 * core.d_model * core.hidden_dim)
 
 
-def count_parameters(config: ModelConfig) -> int | None:
-    """Parameters and buffers of the model ``config`` builds, counted without allocating them
-    (None when some part cannot be built on the meta device: the check is then skipped)."""
+def _meta_model(config: ModelConfig) -> torch.nn.Module | None:
+    """The model ``config`` builds, on the meta device (None when some part cannot be built there)."""
     try:
         with torch.device("meta"):
-            model = build_model(config)
+            return build_model(config)
     except ConfigError:
         raise
     except Exception:  # a part that computes values at construction (e.g. .item()) cannot run on meta
         return None
-    return sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+
+
+def _numel(module: torch.nn.Module) -> int:
+    return sum(t.numel() for t in (*module.parameters(), *module.buffers()))
+
+
+def count_parameters(config: ModelConfig) -> int | None:
+    """Parameters and buffers of the model ``config`` builds, counted without allocating them
+    (None when some part cannot be built on the meta device: the check is then skipped)."""
+    model = _meta_model(config)
+    return None if model is None else _numel(model)
 
 
 def _size(n_bytes: float) -> str:
@@ -60,18 +69,47 @@ def _size(n_bytes: float) -> str:
 
 
 def check_fits(config: ModelConfig, device: torch.device) -> None:
-    """Raise ConfigError naming the size when training the model cannot fit in ``device``'s memory."""
+    """Raise ConfigError naming the size, and the part's arguments to lower, when training the model cannot fit
+    in ``device``'s memory."""
     available = device_memory(device)
     if config.baseline is None:
         bound = core_parameters_lower_bound(config)
         if bound * BYTES_PER_PARAMETER > available:
-            _refuse(bound, available, device, "at least ")
-    count = count_parameters(config)
+            _refuse(bound, available, device, "at least ", CORE_ADVICE)
+    model = _meta_model(config)
+    count = None if model is None else _numel(model)
     if count is not None and count * BYTES_PER_PARAMETER > available:
-        _refuse(count, available, device, "")
+        _refuse(count, available, device, "", _advice(config, model))
 
 
-def _refuse(parameters: int, available: int, device: torch.device, qualifier: str) -> None:
+CORE_ADVICE = "lower model.core.d_model, d_ff or n_layers"
+FIXED_BY_DATA = ("n_classes", "image_size", "channels", "n_channels", "pad_id")  # what a user would not lower here
+
+
+def _advice(config: ModelConfig, model: torch.nn.Module) -> str:
+    """What to lower: the core's sizes, or the largest size argument of the part (tokenizer, head, baseline) that
+    holds the most parameters (not one the data fixes, such as the classes)."""
+    if config.baseline is not None:
+        part, key, count = config.baseline, "model.baseline", _numel(model)
+    else:
+        counts = {name: _numel(getattr(model, name)) for name in ("tokenizer", "core", "head")}
+        name = max(counts, key=counts.get)
+        if name == "core":
+            return CORE_ADVICE
+        part, key, count = getattr(config, name), f"model.{name}", counts[name]
+
+    def size(value) -> float:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return max(numbers) if numbers and len(numbers) == len(values) else 0
+
+    sizes = [k for k in part.args if k not in FIXED_BY_DATA and size(part.args[k]) > 1]
+    largest = max(sizes, key=lambda k: size(part.args[k]), default=None)
+    named = f"{key}.args.{largest} (now {part.args[largest]})" if largest is not None else f"{key}.args"
+    return f"the {part.name} {key.split('.')[-1]} holds {count:,} of them: lower {named}"
+
+
+def _refuse(parameters: int, available: int, device: torch.device, qualifier: str, advice: str) -> None:
     raise ConfigError(f"the model has {qualifier}{parameters:,} parameters: training needs {qualifier}"
                       f"{_size(parameters * BYTES_PER_PARAMETER)} (weights, gradients, AdamW state) but the "
-                      f"{device.type} memory is {_size(available)}; lower model.core.d_model, d_ff or n_layers")
+                      f"{device.type} memory is {_size(available)}; {advice}")

@@ -11,6 +11,8 @@ the model, the data, the optimizer's settings, the batch, the precision. The key
   the run had been planned for the new length from its start, and continues from the current
   step (a finished 40-step cosine run extended to 60 steps goes on with the 60-step cosine at
   step 40). A budget below the steps already done is refused.
+- ``distill.teacher``: the teacher run's new place, when it lends the weights the run recorded at its start
+  (RUN/teacher.json: the checkpoint and its SHA-256), e.g. after the teacher's folder moved.
 - when and how it evaluates, logs and keeps checkpoints, its time limit, early-stopping
   patience, the device, loader workers and torch.compile: they change nothing already saved.
 """
@@ -21,9 +23,10 @@ import os
 from pathlib import Path
 
 from ..config import ConfigError, from_dict, load_yaml
+from ..folders import replaced_note
 from .checkpoint import POINTER, checkpoint_dir, read_state
 from .config import ExperimentConfig, recipe_dict
-from .distill import teacher_path
+from .distill import TEACHER_FILE, lends_recorded_weights, teacher_path
 
 BUDGET = ("train.steps", "train.epochs")
 RESUMABLE = (*BUDGET, "train.eval_every", "train.log_every", "train.keep_last", "train.max_seconds",
@@ -39,10 +42,11 @@ def check_run_folder(run_dir: str | Path) -> Path:
                           "xformer train")
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"cannot resume {run_dir}: it is not a run folder (no config.yaml); give the --out "
-                          "folder of an earlier xformer train")
+                          f"folder of an earlier xformer train{replaced_note(run_dir)}")
     if not (run_dir / "checkpoints" / POINTER).is_file():
-        raise ConfigError(f"cannot resume {run_dir}: it holds no checkpoint yet (checkpoints/{POINTER}); "
-                          "train it afresh with --overwrite")
+        note = replaced_note(run_dir)  # a killed --overwrite: the old run lies aside, and --overwrite is refused
+        raise ConfigError(f"cannot resume {run_dir}: it holds no checkpoint yet (checkpoints/{POINTER})"
+                          + (note if note else "; train it afresh with --overwrite"))
     return run_dir
 
 
@@ -92,10 +96,44 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
     for key in sorted(before.keys() | after.keys()):
         if key in RESUMABLE or before.get(key) == after.get(key):
             continue
+        if (key not in before or key not in after) and _at_default(key, (after if key in after else before)[key],
+                                                                    saved):
+            continue  # a key left out means its default: giving that value changes nothing
+        if key == "distill.teacher" and None not in (before.get(key), after.get(key)):
+            if lends_recorded_weights(run_dir, after[key]):
+                continue  # the same teacher weights, moved: the run continues exactly
+            raise ConfigError(f"--resume cannot change distill.teacher to {after[key]}: it does not lend the "
+                              f"weights the run was trained against ({run_dir / TEACHER_FILE}); give the teacher "
+                              f"run's new place, or move it back to {before[key]} and drop the override")
         raise ConfigError(f"--resume cannot change {key} ({before.get(key)!r} in the saved run, "
                           f"{after.get(key)!r} now): the saved state depends on it; drop that override (or undo "
                           f"the edit of config.yaml), or start a new run with init_from={run_dir}")
     return saved
+
+
+def _at_default(key: str, value, config: ExperimentConfig) -> bool:
+    """Whether ``value`` is the default of the argument ``key`` names (data.args.X, or model.tokenizer / head /
+    baseline .args.X) for the dataset or part ``config`` builds: what that argument is when left out."""
+    import inspect
+
+    from ..data.registry import DATASETS
+    from ..models import import_parts
+    from ..registry import BASELINES, HEADS, TOKENIZERS, import_all_submodules
+
+    *where, name = key.split(".")
+    model, where = config.model, ".".join(where)
+    parts = {"data.args": (DATASETS, config.data.name), "model.tokenizer.args": (TOKENIZERS, model.tokenizer.name),
+             "model.head.args": (HEADS, model.head.name),
+             "model.baseline.args": (BASELINES, model.baseline.name if model.baseline is not None else None)}
+    registry, part = parts.get(where, (None, None))
+    if part is None:
+        return False
+    import_parts()
+    import_all_submodules("xformer.data")
+    if part not in registry:
+        return False
+    parameter = inspect.signature(registry[part]).parameters.get(name)
+    return parameter is not None and parameter.default is not inspect.Parameter.empty and parameter.default == value
 
 
 def planned_steps(config: ExperimentConfig, steps_per_epoch: int) -> int:

@@ -30,15 +30,19 @@ from ..folders import OutputFolder, check_run_outside_data, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, build_model
+from ..data.series_args import check_window_args
 from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer
 from .config import ExperimentConfig, apply_overrides, check_fixed_by_data, recipe_dict, with_implied_args
-from .distill import attach_teacher
+from .distill import attach_teacher, check_resumed_teacher, record_teacher, recorded_teacher
 from .init_from import init_from_pretrained, start_from_source
+from .interrupt import stop_at_once
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
 from .resume import absolute_data_paths, check_resume, check_run_folder, planned_steps
-from .same_data import check_same_preprocess, class_mismatch, saved_by_data
+from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
+                         check_teacher_vocabulary)
+from .same_data import check_same_preprocess, check_same_split, class_mismatch, saved_by_data
 from .trainer import Trainer, seed_everything
 
 
@@ -75,6 +79,9 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             config.data, args=absolute_data_paths(config.data.args)))
     if config.data.name == "image_folder" and config.data.args.get("root"):
         check_run_outside_data(run_dir, config.data.args["root"])  # in train/ it would be a class of the next run
+    if not resume:
+        check_teacher_apart(config, run_dir)
+    check_smoothed_once(config)
     folder = None if resume else OutputFolder(
         run_dir, overwrite, "run", marker="config.yaml",
         alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
@@ -96,6 +103,9 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
             if source.tokenizer is not None:  # recorded as the run's own copy, which resume and evaluate read
                 config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())
         check_fixed_by_data(recipe_model, data.model_args)
+        check_window_args(recipe_model, data.model_args, config.data.name)  # a series' horizon, input_len, channels
+        if not resume:  # a resume continues what was saved (and cannot change train.aug_repeats)
+            check_repeats_augmented(config, data)
         saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
             summary = init_from_pretrained(model, config, data, source)
@@ -103,47 +113,63 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
                 summary += f"; architecture{', tokenizer' if source.tokenizer is not None else ''} from the checkpoint"
             if world.main:
                 print(summary, flush=True)
+        teacher = None
         if config.distill.teacher is not None:  # the teacher run's term joins the student's loss (train/distill.py)
-            attach_teacher(model, config, world.device, load_run_model, class_names(data))
+            if resume:  # the same teacher weights as when the run started (RUN/teacher.json), or no exact resume
+                check_resumed_teacher(run_dir, config.distill.teacher)
+            teacher = attach_teacher(model, config, world.device, load_run_model, class_names(data))
+            check_teacher_vocabulary(config, data)
         trainer = Trainer(model, data, config.train, run_dir, world, recipe_dict(config))
+        check_even_mixup_batch(trainer)
         if resume:
             trainer.resume(planned_steps(saved, trainer.steps_per_epoch))
             if trainer.total_steps < trainer.step:
                 raise ConfigError(f"the new budget of {trainer.total_steps} steps is below the {trainer.step} "
                                   "steps the run has done; give train.steps (or train.epochs) beyond them")
         trainer.check_early_stopping_metric()
-        try:
-            try:
-                log = None
-                if world.main:
-                    if folder is not None:
-                        folder.replace()
-                        trainer.after_save = folder.started
-                    write_atomically(run_dir / "config.yaml", yaml.safe_dump(recipe_dict(config), sort_keys=False))
-                    if data.save is not None:
-                        data.save(run_dir)
-                    if source is not None and source.tokenizer is not None:  # its own names, for export back
-                        keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
-                    log = RunLog(run_dir, trainer.step if resume else None)
-                trainer.fit(log, progress)
-            except BaseException:
-                if folder is not None:
-                    folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
-                raise
-            final = _final_metrics(trainer, run_dir)
-            final.update(train_seconds=round(trainer.train_seconds, 2), steps=trainer.step, best_step=trainer.best_step)
-            from .report import write_report  # the data's report (e.g. confusion matrix), best weights, rank 0
-            write_report(trainer, config.model, run_dir)
-        except (ConfigError, UserError) as error:  # e.g. an unreadable image, met mid-run or at the test split
-            error.args = (f"{error}{after_failure(run_dir, folder)}",)
-            raise
-        if log is not None:
-            log.finish(final)
-        return final
+        # after the last step (final evaluation, report) a signal stops at once, with the hint a resume finishes
+        with stop_at_once(trainer.stopped_message, world.size == 1 and config.train.num_workers == 0):
+            return _train_and_report(trainer, config, data, run_dir, folder, source, resume, teacher, progress, world)
     finally:
         close_world(world)
         if vocab_dir is not None:
             vocab_dir.cleanup()
+
+
+def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBundle, run_dir: Path,
+                      folder: OutputFolder | None, source, resume: bool, teacher, progress, world) -> dict[str, float]:
+    """``train_run``'s second half, once everything is checked: write the run's files, train, then the final
+    metrics and the data's report."""
+    try:
+        try:
+            log = None
+            if world.main:
+                if folder is not None:
+                    folder.replace()
+                    trainer.after_save = folder.started
+                write_atomically(run_dir / "config.yaml", yaml.safe_dump(recipe_dict(config), sort_keys=False))
+                if data.save is not None:
+                    data.save(run_dir)
+                if source is not None and source.tokenizer is not None:  # its own names, for export back
+                    keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
+                if teacher is not None and (not resume or recorded_teacher(run_dir) is not None):
+                    record_teacher(run_dir, config.distill.teacher, teacher.identity)  # what a resume checks
+                log = RunLog(run_dir, trainer.step if resume else None)
+            trainer.fit(log, progress)
+        except BaseException:
+            if folder is not None:
+                folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
+            raise
+        final = _final_metrics(trainer, run_dir)
+        final.update(train_seconds=round(trainer.train_seconds, 2), steps=trainer.step, best_step=trainer.best_step)
+        from .report import write_report  # the data's report (e.g. confusion matrix), best weights, rank 0
+        write_report(trainer, config.model, run_dir)
+    except (ConfigError, UserError) as error:  # e.g. an unreadable image, met mid-run or at the test split
+        error.args = (f"{error}{after_failure(run_dir, folder)}",)
+        raise
+    if log is not None:
+        log.finish(final)
+    return final
 
 
 def after_failure(run_dir: Path, folder: OutputFolder | None) -> str:
@@ -238,7 +264,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
         if not item.startswith("data.args.") or "=" not in item:
             raise ConfigError(f"'{item}': evaluate takes data.args.KEY=VALUE only (the model and its training are "
                               f"the run's), e.g. data.args.root=other_images")
+    run_args = dict((recipe.get("data") or {}).get("args") or {})
     config = from_dict(ExperimentConfig, apply_overrides(recipe, list(data_overrides)))
+    if data_overrides:  # before the data is built: a split holding training examples is refused at once
+        check_same_split(run_dir, config.data.name, run_args, config.data.args)
     if config.data.args.get("scaler") == "run":
         scale_as_the_run(run_dir, config)
     if "tokenizer" in config.data.args and (run_dir / "tokenizer" / META_FILE).is_file():
@@ -304,9 +333,10 @@ def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: 
 
 
 def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataBundle) -> dict[str, float]:
-    """The flat val_* / test_* metrics of a loaded model on ``data``'s splits, as training reports them."""
+    """The flat val_* / test_* metrics of a loaded model on ``data``'s splits, as training reports them, over
+    every example of each split: the run's ``train.eval_batches`` (a training-time shortcut) does not apply."""
     config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
-    train = config.train
+    train = dataclasses.replace(config.train, eval_batches=None)
     if data.train is None:  # data to evaluate on only (an image folder of val/ and test/): the trainer builds
         # a training loader it never draws from here, of batches of one, so a split smaller than a batch passes
         data = dataclasses.replace(data, train=data.val if data.val is not None else data.test)

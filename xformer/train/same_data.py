@@ -3,6 +3,7 @@
 - ``check_same_preprocess``: other data scored by a run's model (``xformer evaluate RUN data.args.KEY=VALUE``)
   must be turned into tensors as the run's evaluation images were: the same size, channels, mean/std and resize
   as RUN/preprocess.json (a model scores pixels normalised otherwise without any error, and wrongly).
+- ``check_same_split``: on the run's own data, overrides must not move the line between training and scored examples.
 - ``class_mismatch``: the line that names the run's classes other data lacks, and those it has beyond them.
 - ``effective_data``: what an ensemble compares of its members' data: the data as it really was (the dataset's
   defaults filled in), less what cannot change the validation and test examples or how they are read.
@@ -17,6 +18,7 @@ from pathlib import Path
 from ..config import ConfigError, load_yaml
 from ..data.images import PREPROCESS_FILE, default_preprocess
 from ..data.registry import DataBundle
+from ..data.vocab import META_FILE
 from .distill import image_input
 from .resume import absolute_data_paths
 
@@ -26,6 +28,9 @@ TRAINING_ONLY = ("mixup", "cutmix", "label_smoothing", "hflip", "crop_scale", "a
 # the fields of preprocess.json, and the data arguments whose effect on an image they record
 PREPROCESS_FIELDS = ("image_size", "channels", "mean", "std", "resize")
 PREPROCESSED_ARGS = ("image_size", "channels", "mean", "std")
+# the data arguments that name where the examples come from, and those that decide which of them each split holds
+SOURCE_ARGS = ("root", "path", "files", "test_path")
+SPLIT_ARGS = ("val_fraction", "test_fraction", "val_seed", "seed", "split", "train_ratio", "test_ratio")
 
 
 def saved_by_data(data: DataBundle, names: tuple[str, ...]) -> dict[str, dict]:
@@ -35,6 +40,23 @@ def saved_by_data(data: DataBundle, names: tuple[str, ...]) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as folder:
         data.save(Path(folder))
         return {n: json.loads((Path(folder) / n).read_text()) for n in names if (Path(folder) / n).is_file()}
+
+
+VOCABULARY_FILES = ("vocab.txt", META_FILE)  # what defines the pieces a vocabulary's ids stand for
+
+
+def vocabulary_of(folder: Path) -> dict[str, bytes]:
+    """{name: contents} of the files of ``VOCABULARY_FILES`` in ``folder`` (a run's tokenizer/); {} for none."""
+    return {name: (Path(folder) / name).read_bytes() for name in VOCABULARY_FILES if (Path(folder) / name).is_file()}
+
+
+def data_vocabulary(data: DataBundle) -> dict[str, bytes]:
+    """``vocabulary_of`` the tokenizer/ folder ``data.save`` writes into a run folder ({} when it writes none)."""
+    if data.save is None:
+        return {}
+    with tempfile.TemporaryDirectory() as folder:
+        data.save(Path(folder))
+        return vocabulary_of(Path(folder) / "tokenizer")
 
 
 def run_preprocess(run_dir: Path) -> dict | None:
@@ -105,6 +127,26 @@ def class_mismatch(run_dir: Path, ours: list[str], theirs: list[str], root: str 
             f"{'; move the other class folders out' if extra else ''}")
 
 
+def check_same_split(run_dir: Path, name: str, run_args: dict, args: dict) -> None:
+    """Overrides of ``data.args`` for a trained run (``run_args``: config.yaml's, ``args``: with the overrides)
+    may point it at other data (another ``SOURCE_ARGS`` value), but on the run's own data they must not move
+    the line between its training examples and the ones it is scored on (``SPLIT_ARGS``): the validation or
+    test split would then hold examples the model trained on. One ConfigError naming the key otherwise."""
+    defaults = dataset_defaults(name)
+    before = {**defaults, **absolute_data_paths(run_args)}
+    after = {**defaults, **absolute_data_paths(args)}
+    if any(before.get(key) != after.get(key) for key in SOURCE_ARGS):
+        return  # other data: its own split is the one to score
+    for key in SPLIT_ARGS:
+        if before.get(key) == after.get(key):
+            continue
+        if key == "val_fraction" and name == "image_folder" and (Path(str(after.get("root"))) / "val").is_dir():
+            continue  # read from val/ instead: the split does not move
+        raise ConfigError(f"data.args.{key}={after.get(key)!r} would split {run_dir}'s own data otherwise than its "
+                          f"training did ({before.get(key)!r}): the scored splits would hold examples it trained on; "
+                          f"leave data.args.{key} out, or point it at other data (data.args.root, path or files)")
+
+
 def dataset_defaults(name: str) -> dict:
     """The default of each argument of the registered dataset ``name`` ({} for a name not registered)."""
     from ..data.registry import DATASETS
@@ -133,5 +175,5 @@ def effective_data(run: Path, preprocessed: bool = False) -> dict:
     return {"name": name, **{k: v for k, v in args.items() if k not in dropped}}
 
 
-__all__ = ["TRAINING_ONLY", "saved_by_data", "run_preprocess", "preprocess_difference", "check_same_preprocess",
-           "class_mismatch", "dataset_defaults", "effective_data"]
+__all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS", "check_same_split", "saved_by_data", "run_preprocess",
+           "preprocess_difference", "check_same_preprocess", "class_mismatch", "dataset_defaults", "effective_data"]

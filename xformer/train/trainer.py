@@ -40,6 +40,7 @@ from ..errors import ConfigError, UserError
 from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
     remove_stale_temporaries, save_checkpoint, tied_aliases
 from .config import TrainConfig
+from .diverged import diverged_message
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
 from .ema import WeightAverage
 from .interrupt import TrainingInterrupted, deferred_stop
@@ -139,6 +140,10 @@ class Trainer:
         self.best_val: dict[str, float] | None = None  # the val metrics at best_step, measured in this process
         # seconds spent in fit() by earlier sessions of the run (from the checkpoint resumed) and this one's start
         self.seconds_before, self.session_start = 0.0, None
+        # the training losses since the last logged step and when their window started (perf_counter), saved in
+        # each checkpoint so that a resumed run logs the train_loss an uninterrupted one logs
+        self.window: list[float] = []
+        self.window_start, self.window_seconds = None, 0.0  # window_seconds: spent before this session
 
     @property
     def train_seconds(self) -> float:
@@ -157,24 +162,26 @@ class Trainer:
         graceful = self.world.size == 1 and self.cfg.num_workers == 0  # interrupt.py says why only then
         handlers = ExitStack()
         try:
-            stop = handlers.enter_context(deferred_stop(graceful))
-            batches, window, start = self._batches(), [], time.perf_counter()
-            fit_start = self.session_start = start
+            stop = handlers.enter_context(deferred_stop(graceful, twice=self.stopped_twice_message))
+            batches, fit_start = self._batches(), time.perf_counter()
+            self.session_start = fit_start
+            self.window_start, self.window_seconds = fit_start - self.window_seconds, 0.0
             while self.step < self.total_steps:
                 loss, _ = self._step(batches)
                 self.step += 1
                 if self.ema is not None:  # identical on every rank, as DDP keeps the weights identical
                     self.ema.update(self.model, step=self.step)
-                window.append(loss)
+                self.window.append(loss)
                 progress.update()
                 if self.step % self.cfg.log_every == 0 or self.step == self.total_steps:
-                    seconds = time.perf_counter() - start
-                    values = {"train_loss": sum(window) / len(window), "lr": self.scheduler.get_last_lr()[0],
-                              "examples_per_second": len(window) * self.cfg.batch_size / seconds}
+                    seconds = time.perf_counter() - self.window_start
+                    values = {"train_loss": sum(self.window) / len(self.window),
+                              "lr": self.scheduler.get_last_lr()[0],
+                              "examples_per_second": len(self.window) * self.cfg.batch_size / seconds}
                     progress.log(self.step, self.total_steps, values)
                     if log:
                         log.write(self.step, values)
-                    window, start = [], time.perf_counter()
+                    self.window, self.window_start = [], time.perf_counter()
                 out_of_time = (self.cfg.max_seconds is not None
                                and time.perf_counter() - fit_start >= self.cfg.max_seconds)
                 if self.step % self.cfg.eval_every == 0 or self.step == self.total_steps or out_of_time:
@@ -210,6 +217,15 @@ class Trainer:
         return (f"{name}: stopped after step {self.step} of {self.total_steps}, kept as {self.last_saved}; continue "
                 f"with: xformer train --resume {self.run_dir}")
 
+    def stopped_twice_message(self, signum: int) -> str:
+        """A second Ctrl-C stops mid-step: what a resume continues from."""
+        name = signal.Signals(signum).name
+        where = f"{name} twice: stopped during step {self.step + 1} of {self.total_steps}"
+        if self.run_dir is None or self.last_saved is None:
+            return f"{where}{'' if self.run_dir is None else ', before the first checkpoint: nothing was kept'}"
+        return (f"{where}; the last checkpoint is {self.last_saved}; continue with: xformer train --resume "
+                f"{self.run_dir}")
+
     def _batches(self):
         """Micro-batches forever, epoch after epoch, from the current sampler position."""
         while True:
@@ -228,9 +244,7 @@ class Trainer:
         loss = total_loss / total_weight
         if not math.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
-            kept = f"the last good checkpoint is {self.last_saved}" if self.last_saved else "no checkpoint was saved"
-            raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped and {kept}; "
-                                   "lower train.lr, raise train.warmup_steps or set train.clip")
+            raise TrainingDiverged(diverged_message(loss, self.step + 1, self.last_saved, self.cfg, self.recipe))
         if self.sam is not None:
             with self.sam.perturbed():  # the gradient at w + e(w), over the same targets (same total_weight)
                 self._forward_backward(iter(micro_batches), None)
@@ -327,7 +341,9 @@ class Trainer:
             state = {"step": self.step, "epoch": self.epoch, "seen_in_epoch": self.seen_in_epoch,
                      "best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
                      "world_size": self.world.size, "total_steps": self.total_steps,
-                     "train_seconds": round(self.train_seconds, 3), "config": self.recipe}
+                     "train_seconds": round(self.train_seconds, 3), "config": self.recipe,
+                     "log_window": {"losses": list(self.window), "seconds": time.perf_counter() - self.window_start
+                                    if self.window and self.window_start is not None else 0.0}}
             trainer = {"optimizer": optim, "scheduler": self.scheduler.state_dict(), "rng": rngs}
             self.last_saved = save_checkpoint(self.run_dir / "checkpoints", self.step, weights, trainer, state,
                                               self.aliases, self.cfg.keep_last, self.best_step == self.step, ema)
@@ -355,6 +371,8 @@ class Trainer:
         self.step, self.epoch, self.seen_in_epoch = state["step"], state["epoch"], state["seen_in_epoch"]
         self.best, self.best_step, self.bad_evals = state["best"], state["best_step"], state["bad_evals"]
         self.seconds_before = float(state.get("train_seconds", 0.0))  # 0 for checkpoints that predate it
+        window = state.get("log_window") or {}  # checkpoints that predate it: the window starts afresh
+        self.window, self.window_seconds = [float(v) for v in window.get("losses", [])], float(window.get("seconds", 0))
         self.last_saved = path
 
     def rebuild_schedule(self, step: int) -> None:

@@ -1,0 +1,125 @@
+"""Refusals a training run makes before it writes anything, for combinations no single config part can see.
+
+- ``check_teacher_apart``: the teacher run is never the student's ``--out`` folder (nor inside it), which a
+  fresh run (``--overwrite``) would replace.
+- ``check_smoothed_once``: with MixUp/CutMix, ``data.args.label_smoothing`` smooths the mixed targets y~;
+  the head's own ``label_smoothing`` eps' would smooth them again, y~ (1 - eps') + eps' / K, so both > 0
+  is refused.
+- ``check_even_mixup_batch``: timm's Mixup pairs image i with image B-1-i of a micro-batch, so a micro-batch
+  of odd size B (train.batch_size / (grad_accum x processes), every one of them, as the loader drops the
+  last partial batch) could not be mixed: the whole run would train without MixUp/CutMix and without the
+  data's label smoothing.
+- ``check_teacher_vocabulary``: a teacher that reads token ids must read the student's vocabulary: with another,
+  the same id means another piece to it (or lies beyond its embedding table).
+- ``check_repeats_augmented``: ``train.aug_repeats`` > 1 repeats each drawn example so that every copy is augmented
+  anew; on data that draws no random augmentation the copies would be identical (a plain repetition).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Subset
+
+from ..config import ConfigError
+from ..data.registry import DATASETS, DataBundle
+from .config import ExperimentConfig
+from .distill import teacher_path
+from .same_data import data_vocabulary, vocabulary_of
+
+
+def check_teacher_apart(config: ExperimentConfig, run_dir: Path) -> None:
+    """A fresh run's ``distill.teacher`` must lie outside its run folder."""
+    if config.distill.teacher is None:
+        return
+    teacher, out = teacher_path(config.distill.teacher).resolve(), Path(run_dir).resolve()
+    if teacher == out or teacher.is_relative_to(out):
+        where = "is" if teacher == out else "lies inside"
+        raise ConfigError(f"distill.teacher {config.distill.teacher} {where} this run's folder {run_dir}, which the "
+                          "new run would replace; give the student a folder of its own (--out)")
+
+
+def check_smoothed_once(config: ExperimentConfig) -> None:
+    """Label smoothing of MixUp/CutMix targets in the data and in the model at once is refused."""
+    data = config.data.args
+    mixed = (data.get("mixup") or 0) > 0 or (data.get("cutmix") or 0) > 0
+    if not mixed or not (data.get("label_smoothing") or 0) > 0:
+        return
+    model = config.model
+    part = model.baseline if model.baseline is not None else model.head
+    key = "model.baseline.args" if model.baseline is not None else "model.head.args"
+    theirs = part.args.get("label_smoothing") or 0
+    if theirs > 0:
+        raise ConfigError(f"data.args.label_smoothing={data['label_smoothing']} smooths the MixUp/CutMix targets "
+                          f"and {key}.label_smoothing={theirs} would smooth them again; set "
+                          f"{key}.label_smoothing=0 (or data.args.label_smoothing=0)")
+
+
+def check_even_mixup_batch(trainer) -> None:
+    """MixUp/CutMix (the data's collate mixes) need micro-batches of even size."""
+    if getattr(trainer.data.collate, "mixup", None) is None or trainer.micro % 2 == 0:
+        return
+    cfg, split = trainer.cfg, trainer.cfg.grad_accum * trainer.world.size
+    sizes = [size * split for size in (trainer.micro - 1, trainer.micro + 1) if size > 0]
+    over = f" (over grad_accum={cfg.grad_accum} x {trainer.world.size} processes)" if split > 1 else ""
+    raise ConfigError(f"train.batch_size={cfg.batch_size} makes micro-batches of {trainer.micro} images{over}, but "
+                      "MixUp/CutMix mix the images of a micro-batch in pairs and need an even number; use "
+                      f"train.batch_size={' or '.join(map(str, sizes))}")
+
+
+def check_teacher_vocabulary(config: ExperimentConfig, data: DataBundle) -> None:
+    """The teacher run's vocabulary (TEACHER/tokenizer) must be the one this run's data writes, when either has one."""
+    if config.distill.teacher is None:
+        return
+    teacher = teacher_path(config.distill.teacher)
+    theirs, ours = vocabulary_of(teacher / "tokenizer"), data_vocabulary(data)
+    if theirs == ours:  # the same vocabulary, or neither reads text of a vocabulary of its own
+        return
+    if not ours:
+        problem = f"the teacher reads token ids of its vocabulary ({teacher / 'tokenizer'}), this run's data none"
+        fix = "give a teacher trained on this run's kind of inputs"
+    elif not theirs:
+        problem = f"this run reads token ids of its data's vocabulary, the teacher has none ({teacher / 'tokenizer'})"
+        fix = "give a teacher trained on this run's text and vocabulary"
+    else:
+        problem = (f"the teacher's vocabulary ({teacher / 'tokenizer'}) is not this run's: the same token id would "
+                   "mean another piece to it")
+        fix = (f"pass data.args.tokenizer={teacher / 'tokenizer'} to read the teacher's, or give a teacher trained "
+               "with this run's vocabulary")
+    raise ConfigError(f"distill.teacher {config.distill.teacher}: {problem}; {fix}")
+
+
+RANDOM_BATCHES = ("text_mlm",)  # xformer's data (not images) whose training batches are drawn anew: fresh masks
+RANDOM_STEPS = ("RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix")  # besides torchvision's Random*
+
+
+def draws_augmentation(name: str, data: DataBundle) -> bool | None:
+    """Whether the training examples of data ``name`` come out differently each time they are drawn: MixUp/CutMix
+    in the collate, a random step in the images' training transform, or fresh masks; None when it cannot be told
+    (data registered outside xformer)."""
+    if getattr(data.collate, "mixup", None) is not None or name in RANDOM_BATCHES:
+        return True
+    items = data.train
+    while isinstance(items, Subset):
+        items = items.dataset
+    steps = getattr(getattr(items, "transform", None), "transforms", None) or []
+    if any(type(step).__name__.startswith("Random") or type(step).__name__ in RANDOM_STEPS for step in steps):
+        return True
+    factory = DATASETS.get(name)
+    return False if factory is not None and factory.__module__.startswith("xformer.data.") else None
+
+
+def check_repeats_augmented(config: ExperimentConfig, data: DataBundle) -> None:
+    """``train.aug_repeats`` > 1 needs data that augments its training examples at random."""
+    repeats = config.train.aug_repeats
+    if repeats == 1 or draws_augmentation(config.data.name, data) is not False:
+        return
+    images = "image_size" in data.model_args.get("tokenizer", {})
+    turn_on = ("turn one on (data.args.hflip, crop_scale, affine, auto_augment, random_erasing, mixup or cutmix, "
+               "as the data takes them)") if images else "use data that augments its examples"
+    raise ConfigError(f"train.aug_repeats={repeats} repeats each training example {repeats} times so that each copy "
+                      f"is augmented anew, but data {config.data.name!r} draws no random augmentation here: the "
+                      f"copies would be identical; set train.aug_repeats=1, or {turn_on}")
+
+
+__all__ = ["check_even_mixup_batch", "check_repeats_augmented", "check_smoothed_once", "check_teacher_apart",
+           "check_teacher_vocabulary", "draws_augmentation"]
