@@ -40,6 +40,14 @@ class Registry(dict):
             raise ConfigError(f"unknown {self.kind} '{name}'; {hint}")
         return self[name]
 
+    def defaults(self, name: str) -> dict[str, Any]:
+        """What each argument of the factory ``name`` is when a recipe leaves it out ({} for a name not
+        registered): a resume or an ensemble reads a key given at its default as the same setting."""
+        if name not in self:
+            return {}
+        return {key: p.default for key, p in inspect.signature(self[name]).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
 
 def import_all_submodules(package: str) -> None:
     """Import every module of ``package`` (a dotted name) so that its registrations run."""

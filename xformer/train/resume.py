@@ -114,8 +114,6 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
 def _at_default(key: str, value, config: ExperimentConfig) -> bool:
     """Whether ``value`` is the default of the argument ``key`` names (data.args.X, or model.tokenizer / head /
     baseline .args.X) for the dataset or part ``config`` builds: what that argument is when left out."""
-    import inspect
-
     from ..data.registry import DATASETS
     from ..models import import_parts
     from ..registry import BASELINES, HEADS, TOKENIZERS, import_all_submodules
@@ -130,10 +128,8 @@ def _at_default(key: str, value, config: ExperimentConfig) -> bool:
         return False
     import_parts()
     import_all_submodules("xformer.data")
-    if part not in registry:
-        return False
-    parameter = inspect.signature(registry[part]).parameters.get(name)
-    return parameter is not None and parameter.default is not inspect.Parameter.empty and parameter.default == value
+    defaults = registry.defaults(part)
+    return name in defaults and defaults[name] == value
 
 
 def planned_steps(config: ExperimentConfig, steps_per_epoch: int) -> int:

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import inspect
 import json
 import tempfile
 from pathlib import Path
@@ -153,10 +152,7 @@ def dataset_defaults(name: str) -> dict:
     from ..registry import import_all_submodules
 
     import_all_submodules("xformer.data")
-    if name not in DATASETS:
-        return {}
-    return {key: p.default for key, p in inspect.signature(DATASETS[name]).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    return DATASETS.defaults(name)
 
 
 def effective_data(run: Path, preprocessed: bool = False) -> dict:
