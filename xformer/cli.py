@@ -82,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:  # a TrainingInterrupted says where the run stopped and what it kept
         print(f"xformer: interrupted{f': {e}' if str(e) else ''}", file=sys.stderr)
         return getattr(e, "exit_status", 130)
+    except Exception as e:  # a full disk, a denied permission: the machine's failure, status 1 (train/storage.py)
+        from .train.storage import describe, environment_error
+
+        failure = environment_error(e)
+        if failure is None:
+            raise
+        training = args.command == "train"
+        run_dir = (args.resume or args.out) if training else None
+        print(f"xformer: error: {describe(failure, run_dir, getattr(args, 'out', None), training)}", file=sys.stderr)
+        return 1
     finally:
         if threads is not None:  # main() called in-process (tests, notebooks) leaves the caller's setting
             torch.set_num_threads(previous)

@@ -10,16 +10,29 @@ naming the copy and how to put it back, until the user has; nothing is ever dele
 
 Outputs never go inside a run folder (an --overwrite of the run would delete them) nor into the data folder
 of an image_folder run (they would be read as its images and classes): ``check_outside_data``.
+
+One writer per folder (``hold_folder``): two processes writing one run folder would delete each other's
+temporaries and, on a failure, remove what the other had saved. A folder is claimed when it is checked,
+before anything is written, and the second claimant is refused in one line.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import tempfile
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from .config import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: folders are not locked
+    fcntl = None
 
 
 def write_atomically(path: str | Path, data: str | bytes) -> None:
@@ -192,7 +205,9 @@ class OutputFolder:
     (it may be the only complete copy: the user puts it back, or deletes it, first).
     With ``overwrite``, ``replace()`` moves the old folder aside to ``.NAME.replaced`` beside it;
     ``started()`` deletes it once the new content is safe; ``failed()`` (before ``started``) removes the new
-    content and moves the old folder back.
+    content and moves the old folder back. The folder is claimed (``hold_folder``) for as long as the object
+    lives: a second process given the same folder is refused at once, so ``failed`` only ever removes what
+    this one wrote.
     """
 
     def __init__(self, path: str | Path, overwrite: bool = False, what: str = "run", alternative: str = "",
@@ -207,6 +222,18 @@ class OutputFolder:
         if outer is not None:
             raise ConfigError(f"{self.path} is inside the run folder {outer}, which holds that run's own files (an "
                               f"--overwrite of the run would delete it); give a {what} folder outside it")
+        # claimed before it is looked at: of two processes given the same folder, the second is refused here
+        self.lock = hold_folder(self.path, lambda holder: f"{self.path} is being written by {holder}; wait for it "
+                                                          f"to end, or give another folder for the {what}")
+        self.foreign = False  # content that appeared after the check: not ours to remove
+        try:
+            self._check(overwrite, alternative, marker, holds_runs)
+        except BaseException:
+            self.release()
+            raise
+
+    def _check(self, overwrite: bool, alternative: str, marker: str | None, holds_runs: bool) -> None:
+        what = self.what
         self.created = not self.path.exists()
         self.replacing = self.path.is_dir() and any(self.path.iterdir())
         if self.replacing and not overwrite:
@@ -231,6 +258,10 @@ class OutputFolder:
             self.aside = replaced_copy(self.path)
             os.replace(self.path, self.aside)
         self.path.mkdir(parents=True, exist_ok=True)
+        if self.created and any(self.path.iterdir()):  # written meanwhile by something that takes no lock
+            self.foreign = True
+            raise ConfigError(f"{self.path} was created and filled by another program after it was checked; give "
+                              f"a new folder for the {self.what}")
 
     def started(self) -> None:
         """The new content is safe: delete the old folder (``failed`` leaves everything alone from now on)."""
@@ -243,9 +274,19 @@ class OutputFolder:
         """The new content failed before it was safe: remove it and bring the old folder back, or leave the
         folder as it was found (none, or empty), so that the same command can simply be run again.
         ``keep_partial``: unless an old folder comes back, keep what was written (a report whose finished
-        runs a ``--resume`` continues from)."""
-        if self.safe:
-            return
+        runs a ``--resume`` continues from). Either way the claim on the folder ends here."""
+        try:
+            if not (self.safe or self.foreign):
+                self._undo(keep_partial)
+        finally:
+            self.release()  # nothing more is written: a rerun in another process may claim the folder at once
+
+    def release(self) -> None:
+        """Give up the claim on the folder (also when this object is garbage, or the process ends)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _undo(self, keep_partial: bool) -> None:
         if self.aside is not None:
             shutil.rmtree(self.path, ignore_errors=True)
             os.replace(self.aside, self.path)
@@ -277,3 +318,83 @@ def _run_inside(folder: Path) -> Path | None:
             return Path(top)
         dirs[:] = [d for d in dirs if d != "checkpoints"]  # a run's checkpoints hold no run
     return None
+
+
+# ---- one writer per folder --------------------------------------------------------------------------------
+_HELD: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # resolved folder -> this process's lock
+
+
+class FolderLock:
+    """An exclusive ``fcntl.flock`` on the lock file of a folder (``lock_file``). Released (and the file deleted)
+    by ``release`` or when the object is garbage; by the kernel when the process ends however it ends: a lock
+    file left by a killed process blocks nothing, and the next holder deletes it."""
+
+    def __init__(self, key: str, fd: int, file: Path):
+        self.key = key
+        self._close = weakref.finalize(self, _drop_lock, fd, file)
+
+    @property
+    def held(self) -> bool:
+        return self._close.alive
+
+    def release(self) -> None:
+        if _HELD.get(self.key) is self:
+            del _HELD[self.key]
+        self._close()
+
+
+def _drop_lock(fd: int, file: Path) -> None:
+    """Delete the lock file while holding it (one who opened it before starts over: ``hold_folder``), then close."""
+    try:
+        if os.stat(file).st_ino == os.fstat(fd).st_ino:
+            os.unlink(file)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def lock_file(path: str | Path) -> Path:
+    """The lock file of the folder ``path``: named after its resolved path, in a private folder of the system's
+    temporary directory; not inside the folder, which may not exist yet and which --overwrite moves aside."""
+    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:32]
+    return Path(tempfile.gettempdir()) / f"xformer-locks-{os.getuid()}" / f"{digest}.lock"
+
+
+def hold_folder(path: str | Path, busy: Callable[[str], str]) -> FolderLock | None:
+    """Claim the folder ``path`` for this process's writes, before it is checked or written: while another
+    process holds it, ``ConfigError(busy("another xformer process (pid N)"))``. Within a process the claim is
+    shared (a run's trainer claims the folder its ``OutputFolder`` holds). None where folders are not locked:
+    no ``fcntl``, a torchrun process other than rank 0 (which alone writes), no usable temporary directory.
+    Processes on other machines sharing the folder (a network file system) are not seen."""
+    if fcntl is None or os.environ.get("RANK", "0") != "0":
+        return None
+    key, file = str(Path(path).resolve()), lock_file(path)
+    if (lock := _HELD.get(key)) is not None and lock.held:
+        return lock
+    while True:
+        try:
+            file.parent.mkdir(mode=0o700, exist_ok=True)
+            if file.parent.stat().st_uid != os.getuid():  # not our private folder: lock nothing rather than trust it
+                return None
+            fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").split()
+            os.close(fd)
+            pid = f" (pid {holder[0]})" if holder and holder[0].isdigit() else ""
+            raise ConfigError(busy(f"another xformer process{pid}")) from None
+        except OSError:  # a file system without locks
+            os.close(fd)
+            return None
+        try:
+            if os.stat(file).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder deleted it on release, after we opened it: start over with the new name
+    os.pwrite(fd, f"{os.getpid()} {key}\n".ljust(64).encode(), 0)
+    lock = _HELD[key] = FolderLock(key, fd, file)
+    return lock

@@ -5,6 +5,7 @@
     RUN_DIR/metrics.json       final flat metrics: val_loss, test_loss, test_<metric>, train_seconds (the time
                                spent training over every session, resumed ones included), ...
     RUN_DIR/learning_curve.png
+    RUN_DIR/data_split.json    the split's identity, which evaluate and --resume check (data_identity.py)
     RUN_DIR/checkpoints/       see checkpoint.py
 
 config.yaml plus the best (else latest) checkpoint are all ``evaluate_run`` needs.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, build_model
 from ..data.series_args import check_window_args
-from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer
+from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer, read_state
 from .config import ExperimentConfig, apply_overrides, check_fixed_by_data, recipe_dict, with_implied_args
 from .distill import attach_teacher, check_resumed_teacher, record_teacher, recorded_teacher
 from .init_from import init_from_pretrained, start_from_source
@@ -42,7 +44,8 @@ from .metrics import RunLog, flat
 from .resume import absolute_data_paths, check_resume, check_run_folder, planned_steps
 from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
                          check_teacher_vocabulary)
-from .same_data import check_same_preprocess, check_same_split, class_mismatch, saved_by_data
+from .data_identity import changed_args, check_run_data, record_split, split_record
+from .same_data import check_same_preprocess, check_same_split, class_mismatch, same_source, saved_by_data
 from .trainer import Trainer, seed_everything
 
 
@@ -87,9 +90,9 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
     if resume:
         check_run_folder(run_dir)
-    world = init_world(config.train.device)
-    source, vocab_dir = None, None
+    source, vocab_dir, trainer, world = None, None, None, None
     try:
+        world = init_world(config.train.device)
         if config.init_from and not resume and is_pretrained_source(config.init_from):
             source, vocab_dir = load_source(config.init_from), tempfile.TemporaryDirectory()
             config = start_from_source(config, source, Path(vocab_dir.name))
@@ -98,6 +101,10 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         if data.train is None:
             raise ConfigError(f"data '{config.data.name}' has no training split (an image folder without train/: "
                               "data to evaluate a run on); give data with training examples")
+        saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
+        record = split_record(data)  # what RUN/data_split.json holds, or must still match on a resume
+        if resume:  # on data changed since (classes, series rows, split) the run would continue on other examples
+            check_run_data(run_dir, data, config.data.args, "resume", record)
         if source is not None:
             check_data_fits(source, config.model, data.model_args)
             if source.tokenizer is not None:  # recorded as the run's own copy, which resume and evaluate read
@@ -106,7 +113,6 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         check_window_args(recipe_model, data.model_args, config.data.name)  # a series' horizon, input_len, channels
         if not resume:  # a resume continues what was saved (and cannot change train.aug_repeats)
             check_repeats_augmented(config, data)
-        saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
             summary = init_from_pretrained(model, config, data, source)
             if source is not None:
@@ -129,17 +135,24 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
         trainer.check_early_stopping_metric()
         # after the last step (final evaluation, report) a signal stops at once, with the hint a resume finishes
         with stop_at_once(trainer.stopped_message, world.size == 1 and config.train.num_workers == 0):
-            return _train_and_report(trainer, config, data, run_dir, folder, source, resume, teacher, progress, world)
+            return _train_and_report(trainer, config, data, run_dir, folder, source, resume, teacher, progress, world,
+                                     record)
     finally:
-        close_world(world)
+        if world is not None:
+            close_world(world)
         if vocab_dir is not None:
             vocab_dir.cleanup()
+        for claim in (folder, trainer and trainer.folder_lock):  # the folder is free for the next command at once,
+            if claim is not None:  # not only when these objects are garbage (a notebook may keep them)
+                claim.release()
 
 
 def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBundle, run_dir: Path,
-                      folder: OutputFolder | None, source, resume: bool, teacher, progress, world) -> dict[str, float]:
+                      folder: OutputFolder | None, source, resume: bool, teacher, progress, world,
+                      record: dict) -> dict[str, float]:
     """``train_run``'s second half, once everything is checked: write the run's files, train, then the final
-    metrics and the data's report."""
+    metrics and the data's report. A resume keeps the files the data wrote at the run's start (checked equal,
+    ``check_run_data``) and only adds those the run lacks; ``record`` (``split_record``) is written by a fresh run."""
     try:
         try:
             log = None
@@ -149,7 +162,9 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
                     trainer.after_save = folder.started
                 write_atomically(run_dir / "config.yaml", yaml.safe_dump(recipe_dict(config), sort_keys=False))
                 if data.save is not None:
-                    data.save(run_dir)
+                    _save_data(data, run_dir, resume)
+                if not resume:
+                    record_split(run_dir, record)
                 if source is not None and source.tokenizer is not None:  # its own names, for export back
                     keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
                 if teacher is not None and (not resume or recorded_teacher(run_dir) is not None):
@@ -170,6 +185,19 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
     if log is not None:
         log.finish(final)
     return final
+
+
+def _save_data(data: DataBundle, run_dir: Path, resume: bool) -> None:
+    """``data.save`` into the run folder; on a resume only what the run lacks (an older run: e.g. preprocess.json),
+    never replacing what it holds (classes.json, series_scaler.json, its tokenizer/)."""
+    if not resume:
+        data.save(run_dir)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        data.save(Path(folder))
+        for item in Path(folder).iterdir():
+            if not (run_dir / item.name).exists():
+                shutil.move(str(item), str(run_dir / item.name))
 
 
 def after_failure(run_dir: Path, folder: OutputFolder | None) -> str:
@@ -256,7 +284,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
 
     The data reads the run's own RUN_DIR/tokenizer; ``init_from`` is not applied (the checkpoint wins).
     ``data_overrides`` (``data.args.KEY=VALUE``) point the run's data set at other data, e.g. another image
-    folder; it must give the model what the run's data gave it (``check_same_task``).
+    folder; it must give the model what the run's data gave it (``check_same_task``). The run's own data must be
+    what it was trained on (``check_run_data``: classes, series rows, split), and config.yaml must not split it
+    otherwise than the checkpoint's state.json records (``check_same_split``).
     """
     run_dir = Path(run_dir)
     recipe = load_yaml(run_dir / "config.yaml")
@@ -266,15 +296,22 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
                               f"the run's), e.g. data.args.root=other_images")
     run_args = dict((recipe.get("data") or {}).get("args") or {})
     config = from_dict(ExperimentConfig, apply_overrides(recipe, list(data_overrides)))
+    path = run_checkpoint(run_dir, checkpoint)  # a step that is not kept is refused before the data is built
+    trained = (read_state(path).get("config") or {}).get("data") or {}
+    if trained.get("name") == config.data.name:  # config.yaml edited since the checkpoint: the split must not move
+        check_same_split(run_dir, config.data.name, trained.get("args") or {}, run_args, edited=True)
     if data_overrides:  # before the data is built: a split holding training examples is refused at once
         check_same_split(run_dir, config.data.name, run_args, config.data.args)
+    own_data = same_source(config.data.name, run_args, config.data.args)
     if config.data.args.get("scaler") == "run":
         scale_as_the_run(run_dir, config)
+    overridden = changed_args(run_args, config.data.args)  # what the data, built otherwise, may show differently
     if "tokenizer" in config.data.args and (run_dir / "tokenizer" / META_FILE).is_file():
         # the vocabulary the run saved, so the folder stands alone (and a fine-tuned run needs no pre-trained one)
         config.data.args["tokenizer"] = str(run_dir / "tokenizer")
-    path = run_checkpoint(run_dir, checkpoint)  # a step that is not kept is refused before the data is built
     model, data = build(config)
+    if own_data:  # changed since training (classes, series rows, split): refused rather than scored wrongly
+        check_run_data(run_dir, data, config.data.args, overridden=overridden)
     if data_overrides:
         check_same_task(run_dir, config, data)
     load_weights(model, read_eval_weights(path))

@@ -3,7 +3,8 @@
 - ``check_same_preprocess``: other data scored by a run's model (``xformer evaluate RUN data.args.KEY=VALUE``)
   must be turned into tensors as the run's evaluation images were: the same size, channels, mean/std and resize
   as RUN/preprocess.json (a model scores pixels normalised otherwise without any error, and wrongly).
-- ``check_same_split``: on the run's own data, overrides must not move the line between training and scored examples.
+- ``check_same_split``: on the run's own data, overrides must not move the line between training and scored examples
+  (nor may an edit of config.yaml since the checkpoint was saved).
 - ``class_mismatch``: the line that names the run's classes other data lacks, and those it has beyond them.
 - ``effective_data``: what an ensemble compares of its members' data: the data as it really was (the dataset's
   defaults filled in), less what cannot change the validation and test examples or how they are read.
@@ -71,10 +72,10 @@ def run_preprocess(run_dir: Path) -> dict | None:
     return default_preprocess(str(data.get("name")), data.get("args") or {}, shape[1:], shape[0])
 
 
-def _same(a, b) -> bool:
+def same_values(a, b) -> bool:
     """Equal, numbers within float rounding (mean/std written as given or as the defaults' floats)."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(map(_same, a, b))
+        return len(a) == len(b) and all(map(same_values, a, b))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
     return a == b
@@ -87,7 +88,7 @@ def _shown(value):
 
 def preprocess_difference(ours: dict, theirs: dict) -> list[str]:
     """The fields of two preprocess.json specs that differ."""
-    return [field for field in PREPROCESS_FIELDS if not _same(ours.get(field), theirs.get(field))]
+    return [field for field in PREPROCESS_FIELDS if not same_values(ours.get(field), theirs.get(field))]
 
 
 def check_same_preprocess(run_dir: Path, data: DataBundle) -> None:
@@ -126,24 +127,40 @@ def class_mismatch(run_dir: Path, ours: list[str], theirs: list[str], root: str 
             f"{'; move the other class folders out' if extra else ''}")
 
 
-def check_same_split(run_dir: Path, name: str, run_args: dict, args: dict) -> None:
+def check_same_split(run_dir: Path, name: str, run_args: dict, args: dict, edited: bool = False) -> None:
     """Overrides of ``data.args`` for a trained run (``run_args``: config.yaml's, ``args``: with the overrides)
     may point it at other data (another ``SOURCE_ARGS`` value), but on the run's own data they must not move
     the line between its training examples and the ones it is scored on (``SPLIT_ARGS``): the validation or
-    test split would then hold examples the model trained on. One ConfigError naming the key otherwise."""
+    test split would then hold examples the model trained on. One ConfigError naming the key otherwise.
+    ``edited``: ``run_args`` are those the checkpoint was trained with (its state.json) and ``args`` config.yaml's,
+    edited by hand since."""
+    if not same_source(name, run_args, args):
+        return  # other data: its own split is the one to score
     defaults = dataset_defaults(name)
     before = {**defaults, **absolute_data_paths(run_args)}
     after = {**defaults, **absolute_data_paths(args)}
-    if any(before.get(key) != after.get(key) for key in SOURCE_ARGS):
-        return  # other data: its own split is the one to score
     for key in SPLIT_ARGS:
         if before.get(key) == after.get(key):
             continue
         if key == "val_fraction" and name == "image_folder" and (Path(str(after.get("root"))) / "val").is_dir():
             continue  # read from val/ instead: the split does not move
+        if edited:
+            raise ConfigError(f"{Path(run_dir) / 'config.yaml'} gives data.args.{key}={after.get(key)!r}, but the run "
+                              f"was trained with {before.get(key)!r} (its checkpoint's state.json): that split would "
+                              f"score examples it trained on; undo the edit of config.yaml, or score it on other "
+                              f"data (data.args.root, path or files)")
         raise ConfigError(f"data.args.{key}={after.get(key)!r} would split {run_dir}'s own data otherwise than its "
                           f"training did ({before.get(key)!r}): the scored splits would hold examples it trained on; "
                           f"leave data.args.{key} out, or point it at other data (data.args.root, path or files)")
+
+
+def same_source(name: str, run_args: dict, args: dict) -> bool:
+    """Whether the data arguments ``args`` name the examples ``run_args`` name (``SOURCE_ARGS``, paths absolute and
+    defaults filled in): the run's own data, read again, rather than other data."""
+    defaults = dataset_defaults(name)
+    before = {**defaults, **absolute_data_paths(run_args)}
+    after = {**defaults, **absolute_data_paths(args)}
+    return all(before.get(key) == after.get(key) for key in SOURCE_ARGS)
 
 
 def dataset_defaults(name: str) -> dict:
@@ -171,5 +188,6 @@ def effective_data(run: Path, preprocessed: bool = False) -> dict:
     return {"name": name, **{k: v for k, v in args.items() if k not in dropped}}
 
 
-__all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS", "check_same_split", "saved_by_data", "run_preprocess",
+__all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS", "check_same_split", "same_source", "same_values",
+           "saved_by_data", "run_preprocess",
            "preprocess_difference", "check_same_preprocess", "class_mismatch", "dataset_defaults", "effective_data"]

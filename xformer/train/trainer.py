@@ -22,21 +22,20 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import random
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from ..data.registry import DataBundle
 from ..errors import ConfigError, UserError
+from ..folders import hold_folder
 from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
     remove_stale_temporaries, save_checkpoint, tied_aliases
 from .config import TrainConfig
@@ -47,42 +46,13 @@ from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
+from .rng import rng_state, seed_everything, set_rng_state  # re-exported: run.py, distill.py
 from .samplers import RepeatedAugmentSampler, ResumableSampler
 from .sam import SharpnessAware
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
-
-
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-
-
-def rng_state() -> dict:
-    """torch, CUDA, numpy and Python generator states, as tensors and numbers (loadable weights_only)."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, words, py_gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-            "python": [version, torch.tensor(words, dtype=torch.int64), py_gauss]}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, words, py_gauss = state["python"]
-    random.setstate((version, tuple(words.tolist()), py_gauss))
 
 
 class Trainer:
@@ -137,6 +107,9 @@ class Trainer:
         self.autocast = torch.autocast(world.device.type, torch.bfloat16, enabled=config.precision == "bf16")
         self.step, self.epoch, self.seen_in_epoch = 0, 0, 0  # seen_in_epoch: examples, all ranks together
         self.best, self.best_step, self.bad_evals, self.last_saved = None, None, 0, None
+        # why the loop ended before total_steps ("early_stopping", "max_seconds"), recorded in state.json
+        self.stopped_by: str | None = None
+        self.folder_lock, self.prune_warned = None, False  # the claim on run_dir (rank 0); a warning said once
         self.best_val: dict[str, float] | None = None  # the val metrics at best_step, measured in this process
         # seconds spent in fit() by earlier sessions of the run (from the checkpoint resumed) and this one's start
         self.seconds_before, self.session_start = 0.0, None
@@ -155,7 +128,13 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------------
     def fit(self, log: RunLog | None = None, progress: Progress | None = None) -> None:
         """Train to ``total_steps`` (or until early stopping / ``max_seconds``). ``progress``: that of a
-        larger job (e.g. ``xformer compare``) to advance instead of opening one for this run."""
+        larger job (e.g. ``xformer compare``) to advance instead of opening one for this run.
+
+        A run resumed after early stopping (its patience ran out: ``bad_evals >= patience``) trains no further:
+        the resume finishes what the stop left (final metrics, report), as the uninterrupted run did. A larger
+        ``train.early_stopping.patience`` given to the resume lets it train on. A run stopped by
+        ``max_seconds`` trains on when resumed: the limit is per session, and the resume asks for more time."""
+        self.claim_run_folder()
         own_progress = progress is None or not self.world.main  # rank 0 alone shows progress
         if own_progress:
             progress = Progress(self.total_steps, initial=self.step, shown=self.world.main)
@@ -166,7 +145,7 @@ class Trainer:
             batches, fit_start = self._batches(), time.perf_counter()
             self.session_start = fit_start
             self.window_start, self.window_seconds = fit_start - self.window_seconds, 0.0
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.patience_ran_out:
                 loss, _ = self._step(batches)
                 self.step += 1
                 if self.ema is not None:  # identical on every rank, as DDP keeps the weights identical
@@ -193,6 +172,7 @@ class Trainer:
                     done = self._track(metrics)
                     if metrics and self.best_step == self.step:
                         self.best_val = metrics
+                    self.stopped_by = "early_stopping" if done else "max_seconds" if out_of_time else None
                     self.save()
                     if done or out_of_time:
                         break
@@ -207,6 +187,20 @@ class Trainer:
             handlers.close()  # the signal handlers of before
             if own_progress:
                 progress.close()
+
+    @property
+    def patience_ran_out(self) -> bool:
+        """Early stopping has ended the run: as many evaluations without improvement as the patience allows."""
+        patience = self.cfg.early_stopping.patience
+        return patience is not None and self.bad_evals >= patience
+
+    def claim_run_folder(self) -> None:
+        """Hold run_dir (rank 0) for as long as this trainer lives: a second process training or resuming the
+        same run is refused in one line, before it writes anything (``xformer.folders.hold_folder``)."""
+        if self.run_dir is not None and self.world.main and self.folder_lock is None:
+            self.folder_lock = hold_folder(self.run_dir, lambda holder: (
+                f"cannot write the run {self.run_dir}: {holder} is training or writing it; wait for it to end "
+                f"(or stop it), then continue with xformer train --resume {self.run_dir}"))
 
     def stopped_message(self, signum: int) -> str:
         name = signal.Signals(signum).name
@@ -340,22 +334,35 @@ class Trainer:
         if self.world.main and self.run_dir is not None:
             state = {"step": self.step, "epoch": self.epoch, "seen_in_epoch": self.seen_in_epoch,
                      "best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
+                     "stopped_by": self.stopped_by,
                      "world_size": self.world.size, "total_steps": self.total_steps,
                      "train_seconds": round(self.train_seconds, 3), "config": self.recipe,
                      "log_window": {"losses": list(self.window), "seconds": time.perf_counter() - self.window_start
                                     if self.window and self.window_start is not None else 0.0}}
             trainer = {"optimizer": optim, "scheduler": self.scheduler.state_dict(), "rng": rngs}
             self.last_saved = save_checkpoint(self.run_dir / "checkpoints", self.step, weights, trainer, state,
-                                              self.aliases, self.cfg.keep_last, self.best_step == self.step, ema)
+                                              self.aliases, self.cfg.keep_last, self.best_step == self.step, ema,
+                                              self._prune_failed)
             if self.after_save is not None:
                 self.after_save()
         barrier(self.world)
 
+    def _prune_failed(self, error: OSError) -> None:
+        """An old checkpoint could not be deleted: the new one is saved, so the run goes on; said once a run."""
+        if not self.prune_warned:
+            self.prune_warned = True
+            print(f"xformer: warning: cannot delete an old checkpoint ({error}); training goes on, and old "
+                  "checkpoints that cannot be deleted are left in place (this is said once)", file=sys.stderr)
+
     def resume(self, planned_steps: int | None = None) -> None:
         """Continue from the latest checkpoint of run_dir: weights (and their average), optimizer, schedule,
         RNG, data position. ``planned_steps``: the schedule length the run was saved with; when it differs
-        from this trainer's ``total_steps`` the schedule is rebuilt for the new length (``rebuild_schedule``)."""
+        from this trainer's ``total_steps`` the schedule is rebuilt for the new length (``rebuild_schedule``).
+        The run folder is claimed first (a run another process is training is refused), and the temporaries
+        that killed writes left in it and in checkpoints/ are removed."""
+        self.claim_run_folder()
         if self.world.main:
+            remove_stale_temporaries(self.run_dir)  # e.g. .metrics.json.tmpPID of a process killed mid-write
             remove_stale_temporaries(self.run_dir / "checkpoints")
         path = checkpoint_dir(self.run_dir / "checkpoints")
         state, weights, trainer = read_state(path), read_weights(path), read_trainer(path)
@@ -370,6 +377,7 @@ class Trainer:
         set_rng_state(trainer["rng"][self.world.rank % len(trainer["rng"])])
         self.step, self.epoch, self.seen_in_epoch = state["step"], state["epoch"], state["seen_in_epoch"]
         self.best, self.best_step, self.bad_evals = state["best"], state["best_step"], state["bad_evals"]
+        self.stopped_by = state.get("stopped_by")
         self.seconds_before = float(state.get("train_seconds", 0.0))  # 0 for checkpoints that predate it
         window = state.get("log_window") or {}  # checkpoints that predate it: the window starts afresh
         self.window, self.window_seconds = [float(v) for v in window.get("losses", [])], float(window.get("seconds", 0))
