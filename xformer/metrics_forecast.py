@@ -21,12 +21,17 @@ For one series with truth y_1..y_n and forecasts yhat_1..yhat_n (every window an
                                                                        sum |y|; rho_q(u) = max(q u, (q - 1) u))
 
 "overall" pools every value of every series for MSE, MAE, sMAPE, pinball and CRPS, and is the mean of the
-per-series values for MASE (each series has its own scale). No model, no data loading: numbers in,
-numbers out.
+per-series values for MASE (each series has its own scale; one undefined is left out, named in a warning). MASE's
+x_1..x_T are a series' rows of train_df in time order, taken as consecutive steps: a timestamp without a row
+must be a row with a missing y (``xformer.forecast.evaluate`` puts a frame with absent timestamps on its time
+grid first, as the panel reader does). No model, no data loading: numbers in, numbers out.
 """
 from __future__ import annotations
 
 import re
+import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,9 +124,13 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     first ``cutoff`` when the frame has a cutoff column (train_df then needs ``ds``), else all of its rows for
     that series, as utilsforecast's mase takes the training data it is given. Every series of the frame must
     have rows in ``train_df``. Those rows are taken in time order, whatever their order in ``train_df`` (``ds``
-    read as the panel reader reads it: whole numbers as steps, dates with changing UTC offsets as UTC); a
-    missing ``y`` among them is left out of the scale (``naive_scale``), not allowed to make the series' MASE
-    NaN. ``season``: a whole number >= 1.
+    read as the panel reader reads it: whole numbers as steps, dates with changing UTC offsets as UTC), as
+    consecutive steps: x_t and x_{t-m} are rows m apart, so a timestamp of the series' grid without a row must be
+    a row with ``y`` missing (as ``Panel.to_long()`` holds it); for a train_df with absent timestamps use
+    ``xformer.forecast.evaluate``, which inserts them as the panel reader does. Two rows of a series at one ds
+    are refused. A missing ``y`` is left out of the scale (``naive_scale``), not allowed to make the series' MASE
+    NaN. ``season``: a whole number >= 1. A series whose MASE is undefined (a constant history, or none with
+    two values ``season`` steps apart) is named in a warning: the overall MASE is the mean over the others.
 
     A missing truth (``y`` NaN: a gap of the data, as ``cross_validation`` leaves it) is an unobserved step:
     its row is left out of every metric alike; a series with no truth at all gets a row of NaN. A forecast
@@ -133,7 +142,7 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     check_season(season)
     levels = quantile_columns(df, point)
     forecasts = list(dict.fromkeys([point, *levels.values()]))
-    ids = df[id_column].astype(str)
+    ids = ids_as_text(df[id_column])
     for column in [*forecasts, target]:
         values = _numbers(df[column], column)
         bad = np.isinf(values) if column == target else ~np.isfinite(values)
@@ -148,7 +157,8 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
                           "forecasts with the observed values first")
     if train_df is not None:
         train_df, train_ids = _in_sample(train_df, df, ids, target, id_column)
-    rows = {}
+        histories = dict(iter(train_df.groupby(train_ids, sort=False)))  # by id, each in time order
+    rows, undefined = {}, {}
     for key, group in df.groupby(id_column, sort=False):
         group = group.dropna(subset=[target])
         if group.empty:  # only unobserved steps: no error to give, but the series is not dropped unseen
@@ -160,15 +170,12 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
             row["pinball"] = pinball(y, group[list(levels.values())].to_numpy(float), list(levels))
             row["crps"] = 2.0 * row["pinball"]  # crps(): the quantile form, twice the mean pinball loss
         if train_df is not None:
-            history = train_df[train_ids == str(key)]
-            if "cutoff" in group.columns:
-                cutoff = _times(group["cutoff"], "the frame").min()
-                try:
-                    history = history[history["ds"] <= cutoff]
-                except TypeError:  # one with a time zone, the other without
-                    raise ConfigError(f"the cutoffs (e.g. {cutoff}) and train_df's ds (e.g. {history['ds'].iloc[0]}) "
-                                      "must both have a time zone or both have none") from None
-            row["mase"] = mase(y, y_hat, history[target].to_numpy(float), season)
+            cutoff = _times(group["cutoff"], "the frame").min() if "cutoff" in group.columns else None
+            insample = _insample_values(histories[str(key)], cutoff, target)
+            scale = naive_scale(insample, season)
+            row["mase"] = row["mae"] / scale if scale > 0 else float("nan")
+            if not scale > 0:
+                undefined[str(key)] = "constant" if scale == 0 else "short"
         rows[key] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     y, y_hat = frame[target].to_numpy(float), frame[point].to_numpy(float)
@@ -178,6 +185,7 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
         overall["crps"] = 2.0 * overall["pinball"]
     if train_df is not None:
         overall["mase"] = float(table["mase"].mean())
+        _report_undefined_mase(undefined, int(table["mase"].notna().sum()), len(table), season)
     table.loc[OVERALL] = pd.Series(overall)
     table.index.name = id_column
     return table
@@ -194,13 +202,72 @@ def _in_sample(train_df: pd.DataFrame, df: pd.DataFrame, ids: pd.Series, target:
         raise ConfigError("the frame has cutoffs but train_df has no 'ds' column to cut its rows at them (MASE's "
                           "history is each series' rows up to its first cutoff); give train_df with ds, or drop the "
                           "frame's cutoff column to take all of train_df's rows")
-    absent = ids[~ids.isin(set(train_df[id_column].astype(str)))]
+    if "ds" in train_df.columns:
+        train_df = train_df.assign(ds=_times(train_df["ds"], "train_df").array).sort_values("ds", kind="stable")
+    train_ids = ids_as_text(train_df[id_column], "train_df")
+    absent = ids[~ids.isin(set(train_ids))]
     if len(absent):
         raise ConfigError(f"train_df has no rows of {_count_by_series(absent, 'series')}, so their MASE has no "
                           "scale; give train_df with every series' history, or leave train_df out (no MASE)")
-    if "ds" in train_df.columns:
-        train_df = train_df.assign(ds=_times(train_df["ds"], "train_df").array).sort_values("ds", kind="stable")
-    return train_df, train_df[id_column].astype(str).to_numpy()
+    if "ds" in train_df.columns:  # two rows at one time would be two steps of the naive forecast
+        keys = pd.DataFrame({"id": train_ids.to_numpy(), "ds": train_df["ds"].array})
+        twice = keys.duplicated(keep=False).to_numpy()
+        if twice.any():
+            key, at = keys.iloc[int(np.argmax(twice))]
+            n = int(((keys["id"] == key) & (keys["ds"] == at)).sum())
+            raise ConfigError(f"train_df has {n} rows of series '{key}' at {at}; keep one row per (unique_id, ds)")
+    return train_df, train_ids.to_numpy()
+
+
+def _insample_values(history: pd.DataFrame, cutoff, target: str) -> np.ndarray:
+    """The in-sample values of one series (its rows of train_df, in time order) up to ``cutoff`` (all of them
+    when None)."""
+    if cutoff is not None:
+        try:
+            history = history[history["ds"] <= cutoff]
+        except TypeError:  # one with a time zone, the other without
+            raise ConfigError(f"the cutoffs (e.g. {cutoff}) and train_df's ds (e.g. {history['ds'].iloc[0]}) must "
+                              "both have a time zone or both have none") from None
+    return history[target].to_numpy(float)
+
+
+def _report_undefined_mase(undefined: dict[str, str], averaged: int, total: int, season: int) -> None:
+    """Warn naming the series whose MASE is undefined, so left out of the overall MASE, and why."""
+    if not undefined:
+        return
+    why = {"constant": "a constant history: its seasonal naive forecast is exact, scale 0",
+           "short": f"no two observed values season={season} steps apart in its history"}
+    named = [f"'{k}' ({why[r]})" for k, r in list(undefined.items())[:5]]
+    more = f" and {len(undefined) - 5} more" if len(undefined) > 5 else ""
+    frame, level = sys._getframe(0), 1  # point the warning at the user's line, outside xformer (its wrapper too)
+    while frame is not None and frame.f_code.co_filename.startswith(str(Path(__file__).parent)):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"the overall MASE averages {averaged} of {total} series: MASE is undefined for "
+                  f"{len(undefined)} series, left out: {', '.join(named)}{more}", stacklevel=level)
+
+
+def ids_as_text(ids: pd.Series, what: str = "the frame") -> pd.Series:
+    """``ids`` (a unique_id column) as text, as the panel reader and ``evaluate`` key the series. Ids of mixed
+    types that the text would merge (1 and "1", 1.0 and "1.0"), or that pandas takes as one id and the text
+    splits (1 and 1.0), are refused in one line: the series read would not be the frame's own."""
+    texts = ids.astype(str)
+    if ids.dtype != object and not isinstance(ids.dtype, pd.CategoricalDtype):
+        return texts  # one type: distinct values, distinct texts
+    codes, uniques = pd.factorize(ids.astype(object))
+    by_text: dict = {}
+    for b in uniques:
+        a = by_text.setdefault(str(b), b)
+        if a is not b:  # two ids, one text
+            problem = f"which are read as one id {str(a)!r} (ids are read as text)"
+            break
+    else:
+        split = (codes >= 0) & (np.array([str(u) for u in uniques] + [""], dtype=object)[codes] != texts.to_numpy())
+        if not split.any():
+            return texts
+        a, b = uniques[codes[int(np.argmax(split))]], ids.iloc[int(np.argmax(split))]
+        problem = f"one id to pandas but two as text, {str(a)!r} and {str(b)!r} (ids are read as text)"
+    raise ConfigError(f"unique_id of {what} holds {a!r} ({type(a).__name__}) and {b!r} ({type(b).__name__}), "
+                      f"{problem}; give unique_id one type (all text or all numbers), one id per series")
 
 
 def _numbers(values: pd.Series, column: str) -> np.ndarray:
@@ -237,4 +304,5 @@ def _times(values: pd.Series, name: str) -> pd.Series:
     return steps if steps is not None else parse_dates(values, name)
 
 
-__all__ = ["mse", "mae", "smape", "mase", "naive_scale", "pinball", "crps", "quantile_columns", "evaluate", "OVERALL"]
+__all__ = ["mse", "mae", "smape", "mase", "naive_scale", "pinball", "crps", "quantile_columns", "evaluate", "OVERALL",
+           "ids_as_text"]

@@ -8,8 +8,9 @@ windows that forecast steps at or before a series' end of training (validation i
 Forecaster.save, and for an ``xformer train`` run in its series_scaler.json). Writes the forecasts
 with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile columns) and prints the
 overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
---season on each series' rows before its first cutoff, pinball and CRPS for quantiles); --metrics writes
-them per series. --static FILE.csv gives static covariates (default: those the model was fitted with).
+--season on each series' rows before its first cutoff, pinball and CRPS for quantiles; ``mase_series``: the
+series whose MASE is defined, which the overall MASE averages, the others named in a warning); --metrics
+writes them per series. --static FILE.csv gives static covariates (default: those the model was fitted with).
 Several RUN_DIRs of one task and data are backtested as their ensemble (forecasts averaged; their lookbacks
 may differ, each reading its own last steps of the longest window).
 """
@@ -56,12 +57,13 @@ def _run(args: argparse.Namespace) -> None:
             print(f"wrote {cv['unique_id'].nunique()} series x {args.windows} windows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(table)
-    metrics = evaluate(cv, train_df=panel.to_long(), season=args.season)
+    metrics = evaluate(cv, train_df=panel.to_long(), season=args.season)  # read on its grid: a row at every step
     if args.metrics:
         write_atomically(args.metrics, metrics.to_csv(float_format="%.6g"))
         if not args.quiet:
             print(f"wrote {args.metrics}", file=sys.stderr)
     overall = {k: round(float(v), 6) for k, v in metrics.loc[OVERALL].items()}
+    overall["mase_series"] = int(metrics.drop(OVERALL)["mase"].notna().sum())  # the series its mean is over
     print(json.dumps({"series": int(cv["unique_id"].nunique()), "windows": args.windows, **overall}),
           file=sys.stderr if not args.out else sys.stdout)
 

@@ -157,10 +157,11 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         sys.stdout.write(table)
     truth = forecast.merge(panel.to_long(), on=[ID, DS], how="inner")
     if len(truth):
-        overall = evaluate(truth[[ID, DS, Y] + [c for c in forecast.columns if c.startswith(POINT)]],
-                           train_df=history.to_long()).loc["overall"]
-        print(json.dumps({"steps_with_truth": len(truth), **{k: round(float(v), 6) for k, v in overall.items()}}),
-              file=sys.stderr)
+        table = evaluate(truth[[ID, DS, Y] + [c for c in forecast.columns if c.startswith(POINT)]],
+                         train_df=history.to_long())  # read on its grid: a row at every step
+        overall = {k: round(float(v), 6) for k, v in table.loc["overall"].items()}
+        overall["mase_series"] = int(table.drop("overall")["mase"].notna().sum())  # the series its mean is over
+        print(json.dumps({"steps_with_truth": len(truth), **overall}), file=sys.stderr)
     if args.plot:
         forecaster.plot(history, args.plot, truth=panel if len(truth) else None, series=args.series, static_df=static,
                         overwrite=True)  # output_file checked it before any work

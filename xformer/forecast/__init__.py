@@ -26,11 +26,12 @@ for every level.
 
 Modules: estimator.py (Forecaster, fit, predict), frames.py (long / wide input), folder.py (save,
 load, runs of xformer train), backtest.py (cross_validation), covariates.py (past / future-known), statics.py
-(static_df: per-series static covariates), plot.py.
+(static_df: per-series static covariates), plot.py, scoring.py (evaluate: metrics_forecast.evaluate with train_df
+put on each series' time grid first).
 """
-from ..metrics_forecast import evaluate
 from .config import ForecasterConfig
 from .estimator import Forecaster
 from .frames import POINT
+from .scoring import evaluate
 
 __all__ = ["Forecaster", "ForecasterConfig", "POINT", "evaluate"]

@@ -25,12 +25,14 @@ def check_patches(cfg) -> None:
                       f"and stride no longer than input_len, e.g. patch_len={patch}, stride={max(1, patch // 2)}")
 
 
-def check_data_freq(panel: Panel, freq, given: bool) -> None:
+def check_data_freq(panel: Panel, freq, given: bool, fitted=None) -> None:
     """``check_freq`` for the freq a fitted (or loaded) forecaster forecasts at: data at another frequency are
     refused with the fix that applies, giving data at that frequency. ``given``: the freq was passed (to the
-    Forecaster or to load) rather than inferred at fit."""
+    Forecaster or to load) rather than inferred at fit. ``fitted``: a ds of the data of fit (None when unknown),
+    so that data of the other kind of ds (dates, whole-number steps) is told apart from a forecaster loaded with a
+    freq of the other kind (``Forecaster.load(path, freq=1)`` for one fitted on dates)."""
     held = f"was given freq {freq_label(freq)}" if given else f"was fitted on freq {freq_label(freq)}"
-    check_freq(panel, freq, held=f"this forecaster {held}: give data at that frequency")
+    check_freq(panel, freq, held=f"this forecaster {held}: give data at that frequency", fitted=fitted)
 
 
 def check_future_horizon(cfg, panel: Panel, keys: list[str], freq, h: int) -> None:

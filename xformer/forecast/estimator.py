@@ -245,8 +245,10 @@ class Forecaster:
             freq = infer_freq(panel, cfg.freq)
             check_freq(panel, freq)  # every series' dates, also those pandas inferred no freq from
         else:  # the fitted (or given) freq must fit these dates too, or every forecast is misdated
-            freq = self.freq
-            check_data_freq(panel, freq, given=cfg.freq is not None)
+            from .folder import fitted_until
+
+            freq, until = self.freq, fitted_until(self) or {}  # a ds of fit: which kind of ds it was fitted on
+            check_data_freq(panel, freq, given=cfg.freq is not None, fitted=next(iter(until.values()), None))
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
         if self.columns is not None:
             keys, (points, quantiles) = self.columns, self._forecast_multivariate(panel)

@@ -10,7 +10,8 @@ after it, in column order, spanning its first to its last value (a column's lead
 starts later, its trailing ones that it ends earlier, as the same data in long format; read ``aligned`` for a
 model of the columns together, every column spans the table's dates); a long frame keeps its
 series in order of first appearance. Series may have different lengths and start dates. ``unique_id`` values
-are read as strings.
+are read as strings (and so the results' ids are text); ids of mixed types that would merge or split as text (1
+and "1", 1 and 1.0) are refused in one line.
 
 Once the frequency is known (given, or inferred: frequency.py), a series' missing timestamps (its first date +
 k * freq without a row, or a date missing from a wide table) become rows with a missing ``y`` and missing
@@ -37,6 +38,7 @@ import pandas as pd
 from ..config import ConfigError
 from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_csv_file,
                            read_raw_series)
+from ..metrics_forecast import ids_as_text
 from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
 ID, DS, Y = "unique_id", "ds", "y"
@@ -111,10 +113,16 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
     if exog and not is_long(frame, date_column):
         raise ConfigError(f"covariates {exog} need the long format: columns unique_id, ds, y and the covariates")
     if not is_long(frame, date_column):
+        if date_column in frame.columns:
+            refuse_periods(frame[date_column], date_column)
+        else:
+            refuse_periods(frame.index, "index")
         if {DS, Y} & set(frame.columns) and date_column is not None and date_column not in frame.columns \
                 and not isinstance(frame.index, pd.DatetimeIndex):
             have = sorted(str(c) for c in frame.columns)
-            raise ConfigError(f"a long-format frame needs columns unique_id, ds and y; it has {have}")
+            wide = f"a wide table with its dates in 'ds' needs date_column='ds' (Forecaster(date_column='ds')); " \
+                if Y not in frame.columns else ""  # e.g. df.pivot(index="ds", columns="unique_id").reset_index()
+            raise ConfigError(f"{wide}a long-format frame needs columns unique_id, ds and y; it has {have}")
         wide = read_raw_series(frame, date_column, columns, "interpolate")  # its gaps are checked per series below
         series = {str(c): wide[c].rename(Y).rename_axis(DS) for c in wide.columns}
         series = series if aligned else {k: _span(s) for k, s in series.items()}
@@ -132,6 +140,22 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
     if not exog:
         return Panel(series)
     return Panel({k: s[Y] for k, s in series.items()}, covariates={k: s[exog] for k, s in series.items()})
+
+
+def refuse_periods(values: pd.Series | pd.Index, column: str) -> None:
+    """pandas Periods (``.dt.to_period("M")``) are spans of time, not the dates a series is read at: refused in one
+    line naming the conversion to dates (their starts)."""
+    typed = isinstance(values.dtype, pd.PeriodDtype)  # else objects, of which the first 1000 are looked at
+    if not typed and values.dtype != object:
+        return
+    first = next((v for v in values[:1000] if isinstance(v, pd.Period)), None)
+    if first is None:
+        return
+    where = "the index" if column == "index" else f"column '{column}'"
+    fix = ("df.index = df.index.to_timestamp()" if typed else "df.index = pd.PeriodIndex(df.index).to_timestamp()") \
+        if column == "index" else (f"df['{column}'] = df['{column}'].dt.to_timestamp()" if typed else
+                                   f"df['{column}'] = pd.PeriodIndex(df['{column}']).to_timestamp()")
+    raise ConfigError(f"{where} holds pandas Periods (e.g. {first!r}), not dates; convert them to dates first: {fix}")
 
 
 def _span(s: pd.Series) -> pd.Series:
@@ -188,7 +212,8 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
     if ids.isna().any():
         row = int(np.argmax(ids.isna().to_numpy()))
         raise ConfigError(f"column 'unique_id' has no value at row {row + 1}; give every row its series' id")
-    ids = ids.astype(str)
+    ids = ids_as_text(ids, what)  # 1 and "1" are two series of the frame: refused, not merged as one text
+    refuse_periods(frame[DS], DS)
     ds = frame[DS].reset_index(drop=True)
     steps = integer_steps(ds, what)
     integer_ds = steps is not None

@@ -19,7 +19,8 @@ Which missing rows are inserted (:func:`_not_inserted`), for a series of n rows 
 The frequency is ``freq`` when given; else each series' own frequency (pandas' inference for a series without
 gaps, :func:`_with_gaps` by the rules of an inferred freq for one with some rows missing), which every series that
 has one must share, or no row is inserted (:func:`grid_freq`) and the disagreement is refused (:func:`infer_freq`);
-:func:`check_freq` then checks every series against it.
+:func:`check_freq` then checks every series against it. Reading a freq the user gives, and refusing one of the
+other kind than ds, is frequency_checks.py.
 """
 from __future__ import annotations
 
@@ -30,27 +31,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..timestamps import read_as_utc
-
-
-def parse_freq(freq) -> pd.DateOffset | int:
-    """A pandas offset ("h", "15min", ...) or, for an integer ``ds``, the whole-number step between rows (an int,
-    or a string of digits as the command line gives it)."""
-    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool) or isinstance(freq, str) and freq.isdigit():
-        if int(freq) < 1:
-            raise ConfigError(f"freq {freq!r}: an integer step must be at least 1")
-        return int(freq)
-    if isinstance(freq, pd.offsets.BaseOffset):  # a fitted one (pd.DateOffset itself: deprecated in isinstance)
-        return freq
-    try:
-        return pd.tseries.frequencies.to_offset(freq)
-    except (ValueError, TypeError):
-        raise ConfigError(f"freq {freq!r} is not a pandas frequency (e.g. h, 15min, D, W, MS) nor, for an integer "
-                          "ds, a whole-number step (e.g. 1)") from None
-
-
-def freq_label(freq: pd.DateOffset | int | None) -> str | int | None:
-    """What ``parse_freq`` reads back (forecaster.json)."""
-    return freq if freq is None or isinstance(freq, int) else freq.freqstr
+from .frequency_checks import freq_label, parse_freq, wrong_kind
 
 
 def _regular(index: pd.Index) -> pd.DateOffset | int | None:
@@ -199,8 +180,10 @@ def infer_freq(panel, freq: str | int | pd.DateOffset | None = None) -> pd.DateO
                           "Forecaster, --freq h to xformer forecast)")
     if len(found) > 1:
         (a, ka), (b, kb) = list(found.items())[:2]
-        raise ConfigError(f"series '{ka}' has frequency {freq_label(a)} but '{kb}' has {freq_label(b)}; forecast "
-                          "them separately or pass freq")
+        weeks = all(isinstance(f, pd.offsets.Week) and f.n == 1 for f in (a, b))  # W-SUN beside W-MON
+        fix = "pass freq='7D' (every 7 days from each series' own first date) or forecast them separately" if weeks \
+            else "forecast them separately or pass freq"
+        raise ConfigError(f"series '{ka}' has frequency {freq_label(a)} but '{kb}' has {freq_label(b)}; {fix}")
     freq = next(iter(found))
     for key in unchecked:  # a regular series' own freq is the one found: its rows are on its grid
         _check_series(key, panel.series[key].index, freq, None, inferred=True)
@@ -217,7 +200,8 @@ def _near_grid(index: pd.Index) -> tuple | None:
     return suggested, int(steps[-1]) + 1 - len(index), len(index)
 
 
-def check_freq(panel, freq: pd.DateOffset | int, held: str | None = None, inferred: bool = False) -> None:
+def check_freq(panel, freq: pd.DateOffset | int, held: str | None = None, inferred: bool = False,
+               fitted=None) -> None:
     """Refuse in one line a ``freq`` the series' dates are not on: a date off its grid (not on the offset's anchor,
     e.g. Mondays for "W", which is Sundays; or off the steps from the first row), or a most common gap between rows
     other than one step (hourly rows with "D", integer steps of 5 with 1). The forecasts are dated, their calendar
@@ -226,15 +210,18 @@ def check_freq(panel, freq: pd.DateOffset | int, held: str | None = None, inferr
     refused too, saying why they were not inserted when it was read (:func:`on_grid`, :func:`_not_inserted`): a
     gap too long to bridge, too many rows for a freq ``inferred`` from the dates, or read before freq was known.
     ``held``: the freq cannot change (a fitted forecaster's), and this says why and what to give instead; it
-    replaces the advice to pass another freq."""
+    replaces the advice to pass another freq. A freq of the other kind than ``ds`` (an offset for whole-number
+    steps, a step for dates) is refused first (``wrong_kind``; ``fitted``: a ds of the data of fit, if known)."""
     for key, s in panel.series.items():
+        if len(s.index) and isinstance(freq, int) == isinstance(s.index, pd.DatetimeIndex):
+            raise ConfigError(wrong_kind(key, s.index, freq, _suggested_freq(s.index), held is not None, fitted))
         _check_series(key, s.index, freq, held, inferred)
 
 
 def _check_series(key: str, index: pd.Index, freq: pd.DateOffset | int, held: str | None, inferred: bool) -> None:
     """:func:`check_freq` for one series, ``key`` at dates ``index``."""
     if len(index) < 2 or isinstance(freq, int) == isinstance(index, pd.DatetimeIndex):
-        return  # one row has no spacing; steps beside dates: future_dates names that mismatch
+        return  # one row has no spacing; steps beside dates: check_freq refuses them (wrong_kind)
     steps, off = _grid_steps(index, freq)
     if off is None:
         typical = _typical_step(steps)
@@ -256,6 +243,8 @@ def _check_series(key: str, index: pd.Index, freq: pd.DateOffset | int, held: st
     else:
         fix = f"{what}: pass that, or leave freq out to infer it" if suggested is not None else \
             "pass the freq its rows are one step apart at"
+        if isinstance(freq, pd.offsets.Week) and isinstance(suggested, pd.offsets.Week):  # another weekday
+            fix += "; for weekly series on different weekdays pass freq='7D'"
     raise ConfigError(f"freq {freq_label(freq)} does not fit series '{key}': {problem}; {fix}")
 
 
@@ -384,10 +373,10 @@ def _suggested_freq(index: pd.Index) -> pd.DateOffset | int | None:
 def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) -> pd.Index:
     """The ``h`` timestamps after ``last``: dates at ``freq``, or last + k * freq for an integer ``ds``."""
     integer = isinstance(last, (int, np.integer))
-    if integer != isinstance(freq, int):
+    if integer != isinstance(freq, int):  # check_freq refuses such data first, knowing what was fitted
         have, want = ("integers", "dates") if integer else ("dates", "integers")
-        raise ConfigError(f"ds holds {have} (e.g. {last}), but the forecaster was fitted on {want} "
-                          f"(freq {freq_label(freq)}); give ds as in fit, or pass freq to match")
+        raise ConfigError(f"ds holds {have} (e.g. {last}), but freq {freq_label(freq)} is for {want}; give ds and "
+                          "freq of one kind")
     if integer:
         return pd.Index(last + freq * np.arange(1, h + 1, dtype=np.int64), name="ds")
     if freq.is_on_offset(last):  # a range from a date on the offset is last + k * freq, k = 0, 1, ...

@@ -1,0 +1,104 @@
+"""Reading the ``freq`` a user gives, and the refusals of a freq that cannot apply to the data at all.
+
+- An alias pandas no longer reads ("H", "15T", "M", "Y", ...) is refused with pandas' own hint kept ("did you
+  mean h?", "use 'ME' instead") and the freq to pass (``15T`` -> ``15min``), so month-end data is not steered to
+  month starts.
+- A freq of the other kind than ``ds``: a pandas offset for whole-number steps, or a whole-number step for dates.
+  Forecast dates are last + k * freq, which cannot be computed across kinds, so such a freq is refused where it
+  is first given (fit, or the data a fitted forecaster is given), naming both kinds and the fix.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ..config import ConfigError
+
+EXAMPLES = "e.g. h, 15min, D, W, ME for month ends, MS for month starts"
+_HINTS = (re.compile(r"Invalid frequency: (\S+?)\. (Did you mean (\S+?)\?)"),
+          re.compile(r"'(\S+?)' (is no longer supported for offsets)\. Please use '(\S+?)' instead"))
+
+
+def parse_freq(freq) -> pd.DateOffset | int:
+    """A pandas offset ("h", "15min", ...) or, for an integer ``ds``, the whole-number step between rows (an int,
+    or a string of digits as the command line gives it)."""
+    if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool) or isinstance(freq, str) and freq.isdigit():
+        if int(freq) < 1:
+            raise ConfigError(f"freq {freq!r}: an integer step must be at least 1")
+        return int(freq)
+    if isinstance(freq, pd.offsets.BaseOffset):  # a fitted one (pd.DateOffset itself: deprecated in isinstance)
+        return freq
+    try:
+        return pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError):
+        hints, fixed = _pandas_hints(freq) if isinstance(freq, str) else ([], None)
+        if fixed is not None:
+            raise ConfigError(f"freq {freq!r} is not a pandas frequency (pandas: {'; '.join(hints)}); pass "
+                              f"freq={fixed!r}") from None
+        raise ConfigError(f"freq {freq!r} is not a pandas frequency ({EXAMPLES}) nor, for an integer ds, a "
+                          "whole-number step (e.g. 1)") from None
+
+
+def _pandas_hints(text: str) -> tuple[list[str], str | None]:
+    """(pandas' hints for an alias it no longer reads, the freq they lead to): 'A' -> 'Y' -> 'YE', '15T' ->
+    '15min'; ([], None) when pandas names no replacement that it reads itself."""
+    hints = []
+    for _ in range(3):  # pandas may hint at an alias it refuses in turn ('A': did you mean Y? 'Y': use 'YE')
+        try:
+            pd.tseries.frequencies.to_offset(text)
+            return hints, text
+        except (ValueError, TypeError) as e:
+            found = [m for pattern in _HINTS for m in pattern.finditer(str(e))]
+            if not found:
+                return [], None
+            old, words, new = max(found, key=lambda m: m.start()).groups()  # the innermost: the alias itself
+            hints.append(words.replace("Did you", "did you") if words.startswith("Did") else
+                         f"'{old}' {words}, use '{new}' instead")
+            if old not in text:
+                return [], None
+            text = text.replace(old, new, 1)
+    return [], None
+
+
+def freq_label(freq: pd.DateOffset | int | None) -> str | int | None:
+    """What ``parse_freq`` reads back (forecaster.json)."""
+    return freq if freq is None or isinstance(freq, int) else freq.freqstr
+
+
+def kind_of(value) -> str:
+    """'integers' for a whole-number ``ds`` (a value, an index, or a freq), 'dates' for dates and pandas offsets."""
+    if isinstance(value, pd.Index):
+        return "dates" if isinstance(value, pd.DatetimeIndex) else "integers"
+    return "integers" if isinstance(value, (int, np.integer)) else "dates"
+
+
+def wrong_kind(key: str, index: pd.Index, freq, suggested, held: bool, fitted=None) -> str:
+    """The one-line refusal of ``freq`` for series ``key`` whose ``ds`` (``index``) is of the other kind.
+    ``held``: the freq of a fitted (or loaded) forecaster, ``fitted`` a ds of the data of its fit (None when
+    unknown), which tells a forecaster fitted on the other kind of ds from one loaded with a freq of the other
+    kind; ``suggested``: the freq the series' rows suggest, named as the fix."""
+    have, want, label = kind_of(index), kind_of(freq), freq_label(freq)
+    holds = {"dates": "dates", "integers": "whole-number steps"}[have]
+    example = f"e.g. {index[0]}"
+    fix = (f"the pandas frequency of its dates (freq={freq_label(suggested)!r})" if suggested is not None else
+           "a pandas frequency of its dates (e.g. freq='D')") if have == "dates" else \
+        f"the whole-number step between its rows (freq={suggested if suggested is not None else 1})"
+    if held and fitted is not None and kind_of(fitted) == want:  # fitted on the other kind of ds
+        return (f"ds holds {have} ({example}), but the forecaster was fitted on {want} (freq {label}); give ds "
+                f"as in fit ({want})")
+    what = f"freq {label} is " + ("a whole-number step for integer ds" if want == "integers" else
+                                   "a pandas frequency of dates")
+    if held and fitted is not None:  # loaded with a freq of the other kind than the data of its fit
+        return (f"{what}, given to this forecaster (Forecaster.load(path, freq=...); xformer forecast/backtest: "
+                f"--freq), but series '{key}' has {holds} in ds ({example}), as the data it was fitted on; pass "
+                f"{fix}, or leave freq out to use the one of its fit")
+    if held:
+        return (f"{what} (this forecaster's), but series '{key}' has {holds} in ds ({example}); give ds as in "
+                f"fit, or load the forecaster with {fix} (Forecaster.load(path, freq=...))")
+    return (f"{what}, but series '{key}' has {holds} in ds ({example}); pass {fix}, or leave freq out to "
+            "infer it")
+
+
+__all__ = ["parse_freq", "freq_label", "kind_of", "wrong_kind", "EXAMPLES"]

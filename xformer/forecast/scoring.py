@@ -1,0 +1,69 @@
+"""``evaluate`` for frames as forecasting users hold them: train_df's series put on their time grid first, by the
+panel reader's own code, then scored by :func:`xformer.metrics_forecast.evaluate`.
+
+metrics_forecast.evaluate takes a series' rows of train_df as consecutive steps (numbers in, numbers out), so for
+hourly rows with 5 hours absent its seasonal naive scale of period 24 would pair values 24 rows apart, 29 hours.
+Here train_df is read as ``read_panel`` reads a long frame (ids as text, ds as whole-number steps or dates) at
+``freq``, given or inferred as ``Forecaster.fit`` infers it (``infer_freq``: one freq the series share; dates no
+grid holds are refused in one line asking for freq), each absent timestamp of a series' grid (its first ds +
+k x freq) inserted as a row with ``y`` missing. That is the frame ``xformer backtest`` scores (``Panel.to_long()``
+of the data it read), so both give one MASE. The whole of train_df is put on the grid, and evaluate then cuts each
+series at its first cutoff: the grid starts at the series' first row, wherever the cut.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import metrics_forecast
+from ..config import ConfigError
+from ..metrics_forecast import ids_as_text
+from .frames import DS, ID, Y, infer_freq, read_panel
+
+
+def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int = 1, point: str = "y_hat",
+             target: str = "y", id_column: str = "unique_id", freq=None) -> pd.DataFrame:
+    """:func:`xformer.metrics_forecast.evaluate` (its columns, rows and checks) of ``df``, with ``train_df`` (long,
+    with ``ds``) first put on each series' time grid by :func:`on_time_grid`, so that MASE's naive forecast pairs
+    values ``season`` steps apart in time, not rows. ``freq``: the step of train_df's ds (a pandas frequency
+    such as "h", or the whole-number step of an integer ds; the forecaster's ``f.freq``); default: inferred as
+    ``Forecaster.fit`` infers it. A train_df without ``ds`` is taken as it is (its rows as consecutive steps)."""
+    if train_df is not None and DS in train_df.columns:
+        train_df = on_time_grid(train_df, df, freq, target, id_column)
+    elif freq is not None:
+        raise ConfigError("freq is the step of train_df's ds, to put its rows on their time grid; pass train_df "
+                          "with a ds column, or leave freq out")
+    return metrics_forecast.evaluate(df, train_df, season, point, target, id_column)
+
+
+def on_time_grid(train_df: pd.DataFrame, df: pd.DataFrame, freq=None, target: str = "y",
+                 id_column: str = "unique_id") -> pd.DataFrame:
+    """The series of ``train_df`` that ``df`` scores, long (``id_column, ds, target``), each on its grid at
+    ``freq`` (given, or inferred as fit infers it) with a row of ``target`` missing at each absent timestamp, as
+    ``read_panel`` reads them; what the panel reader refuses (two rows at one ds, dates no freq holds, a row off
+    the grid of the freq given) is refused in one line. A frame evaluate refuses anyway (no id or target
+    column) is returned as it is, for its message."""
+    if not {id_column, target} <= set(train_df.columns) or id_column not in df.columns:
+        return train_df
+    ids = ids_as_text(train_df[id_column], "train_df")
+    observed = train_df[target].notna().groupby(ids.to_numpy()).transform("any").to_numpy()
+    scored = ids.isin(set(ids_as_text(df[id_column]))).to_numpy()
+    if not (scored & observed).any():
+        return train_df  # nothing to put on a grid: evaluate names the series train_df lacks
+    kept = scored & observed
+    frame = pd.DataFrame({ID: ids[kept].to_numpy(), DS: train_df[DS][kept].array, Y: train_df[target][kept].array})
+    try:
+        panel = read_panel(frame, missing="ffill", freq=freq)  # a policy that keeps the gaps, filling none
+        infer_freq(panel, freq)  # what fit refuses: series of two freqs, dates no freq holds, rows off its grid
+    except ConfigError as e:
+        raise ConfigError(f"cannot put train_df on its time grid for MASE's scale: {e}") from None
+    gridded = panel.to_long()
+    empty = pd.unique(ids[scored & ~observed])
+    if len(empty):  # a series without any value has no scale wherever its rows are: one row of it (at a ds of
+        # the grid's kind) keeps it in train_df, for evaluate to name it among the series whose MASE is undefined
+        unobserved = pd.DataFrame({ID: empty, DS: gridded[DS].iloc[:1].repeat(len(empty)).to_numpy(),
+                                   Y: float("nan")})
+        gridded = pd.concat([gridded, unobserved], ignore_index=True)
+    return gridded.rename(columns={ID: id_column, Y: target})
+
+
+__all__ = ["evaluate", "on_time_grid"]
