@@ -29,7 +29,7 @@ from .batch import IMAGES, INPUT_IDS
 from .config import ConfigError, load_yaml
 from .folders import not_a_run_folder
 from .data.image_augment import eval_transform
-from .data.image_files import IMAGE_ERRORS, IMAGE_SUFFIXES, images_under
+from .data.image_files import IMAGE_ERRORS, IMAGE_SUFFIXES, images_under, open_quietly, too_large_image
 from .data.images import PREPROCESS_FILE, default_preprocess
 from .registry import first_line
 
@@ -154,11 +154,15 @@ def load_image(path: str | Path, spec: dict) -> torch.Tensor:
 
     mode = {1: "L", 3: "RGB"}[int(spec["channels"])]
     try:
-        with Image.open(path) as im:
-            image = convert_image(im, mode)
+        with open_quietly(path) as im:  # as training reads images: PIL's bomb warning silenced, its error ours
+            image = convert_image(im, mode, path)
             image.load()
     except FileNotFoundError:
         raise ConfigError(f"image {path} does not exist; give an image file or a folder of them") from None
+    except ConfigError:  # a 32-bit image without an 8-bit reading (image_augment.to_8_bits)
+        raise
+    except Image.DecompressionBombError as e:
+        raise ConfigError(too_large_image(path, e)) from None
     except IMAGE_ERRORS as e:
         raise ConfigError(f"cannot read image {path} ({first_line(e)}); give a PNG, JPEG or another image "
                           "file PIL can open") from None

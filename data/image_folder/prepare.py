@@ -4,11 +4,13 @@
     python data/image_folder/prepare.py --url https://example.org/photos.tar.gz --out data/image_folder/photos
 
 SRC is either
-  - already laid out: SRC/train/<class>/<image> (SRC/val, SRC/test optional): it is checked in place;
+  - already laid out: SRC/train/<class>/<image> (SRC/val, SRC/test optional; SRC/train holds class
+    sub-folders): it is checked in place;
   - one sub-folder per class: SRC/<class>/<image>: each class's images are split (seeded, --seed) into
     OUT/train, OUT/val (--val-fraction) and OUT/test (--test-fraction; a fraction above 0 gives every
     class at least one image), copied (--mode copy) or linked (hardlink, symlink), never moved; OUT
-    (default data/image_folder/<SRC name>) must not hold train/ yet.
+    (default data/image_folder/<SRC name>) must not hold train/ yet. A class may be called train: SRC/train
+    holding images rather than class sub-folders is a class (CIFAR-100 has one).
 Every image's header is opened (no pixels decoded): a file PIL cannot identify stops with one line naming
 it; files without an image extension are skipped, as torchvision's ImageFolder skips them. Writes
 OUT/classes.json: {"class_names": [...], "counts": {split: {class: images}}}. Downloads only with --url
@@ -35,7 +37,7 @@ ROOT = HERE.parents[1]
 if (ROOT / "xformer").is_dir() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing the package
 
-from xformer.data.image_files import IMAGE_SUFFIXES, images_under, loose_images  # noqa: E402
+from xformer.data.image_files import IMAGE_SUFFIXES, check_link_target, images_under, loose_images  # noqa: E402
 from xformer.data.images import check_image_headers  # noqa: E402
 from xformer.data.download import download, run_script  # noqa: E402
 from xformer.errors import UserError  # noqa: E402
@@ -76,7 +78,11 @@ def class_images(folder: Path) -> list[Path]:
 
 
 def classes_of(folder: Path) -> dict[str, list[Path]]:
-    """{class: its image files} of a folder with one sub-folder per class."""
+    """{class: its image files} of a folder with one sub-folder per class (a class folder that is a link to
+    nothing, e.g. on an unmounted drive, is refused rather than dropped)."""
+    for entry in os.scandir(folder):
+        if not entry.name.startswith("."):
+            check_link_target(entry)
     found = {d.name: class_images(d) for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")}
     if not found:
         raise UserError(f"{folder} holds no class sub-folders; expected {folder}/<class>/<image>")
@@ -128,6 +134,13 @@ def check_layout(out: Path) -> dict:
     return {"class_names": names, "counts": {s: {c: len(f) for c, f in found.items()} for s, found in splits.items()}}
 
 
+def is_laid_out(src: Path) -> bool:
+    """Whether SRC is laid out as SRC/train/<class>/...: SRC/train holds class sub-folders. A train/ that holds
+    its images directly is a class of a SRC/<class>/<image> folder instead."""
+    train = src / "train"
+    return train.is_dir() and any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(train))
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("src", nargs="?", type=Path, help="SRC/train/<class>/... or SRC/<class>/...")
@@ -151,10 +164,15 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError("give SRC, a folder of images (SRC/<class>/<image> or SRC/train/<class>/<image>), or --url")
     if not src.is_dir():
         raise UserError(f"{src} is not a folder; give SRC/<class>/<image> or SRC/train/<class>/<image>")
-    if (src / "train").is_dir():
+    if is_laid_out(src):
         out = args.out or src
         if out.resolve() != src.resolve():
-            raise UserError(f"{src} is laid out already (it has train/); leave out --out to check it in place")
+            others = sorted(p.name for p in src.iterdir() if p.is_dir() and p.name not in SPLITS
+                            and not p.name.startswith("."))
+            hint = (f" (if train is a class beside {', '.join(others[:3])}, rename its folder, e.g. to train_class, "
+                    "and run this again)") if others else ""
+            raise UserError(f"{src} is laid out already ({src / 'train'} holds class folders); leave out --out to "
+                            f"check it in place{hint}")
     else:
         out = args.out or HERE / src.name
         split_classes(src, out, args.val_fraction, args.test_fraction, args.seed, args.mode)

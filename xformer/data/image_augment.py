@@ -35,12 +35,54 @@ def _resize(image_size: tuple[int, int]) -> list:
     return [v2.Resize(list(image_size), antialias=True)]
 
 
-def convert_image(image, mode: str):
-    """A PIL image in ``mode`` ("L" or "RGB"). A 16-bit grey image (mode I;16, e.g. a microscope's or a
-    scanner's PNG) is scaled to 8 bits first: PIL's own convert clips it at 255, turning nearly every pixel white."""
-    if image.mode.startswith("I;16"):
-        image = image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+def convert_image(image, mode: str, path=None):
+    """A PIL image in ``mode`` ("L" or "RGB"). A grey image of more than 8 bits per pixel is brought to 8 bits
+    first by :func:`to_8_bits`: PIL's own convert clips it (at 255 for integers, at 0 and 255 for floats),
+    turning a 16-bit image nearly all white and a float image in [0, 1] all black. ``path`` names the file in
+    errors (default: the image's own ``filename``)."""
+    if image.mode in WIDE_GREY_MODES or image.mode.startswith("I;16"):
+        image = to_8_bits(image, path)
     return image.convert(mode)
+
+
+WIDE_GREY_MODES = ("I", "F")  # 32-bit integer and 32-bit float grey; I;16, I;16B, ... are 16-bit integer
+SIXTEEN_BIT_MAX = 65535
+
+
+def to_8_bits(image, path=None):
+    """A 16-bit, 32-bit integer or 32-bit float grey image as an 8-bit one (mode "L"), by one fixed rule per
+    kind, never by the image's own range (that would make a dark and a bright image of the same scene equal):
+
+        integer (modes I;16*, I):  L = floor(v / 256)   for 0 <= v <= 65535   (v >> 8, as torchvision's
+                                   ToDtype turns uint16 into uint8; 65535 -> 255)
+        float (mode F):            L = round(255 v)     for 0 <= v <= 1       (torchvision's float convention)
+
+    A mode-I image is read as 16-bit because that is what its values nearly always are (older Pillow opened
+    every 16-bit PNG as mode I; 12-, 14- and 16-bit cameras write 16-bit words), so a 16-bit PNG gives the same
+    pixels whichever of I;16 and I Pillow reports. Values outside the range (a negative or over-16-bit
+    integer, a float outside [0, 1], NaN) have no fixed 8-bit value: a one-line ConfigError names the file,
+    its mode, its value range and the fix (scale the whole data set by one factor)."""
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(image)
+    name = path or getattr(image, "filename", None) or "the image"
+    low, high, kind = (0, 1, "32-bit float") if image.mode == "F" else (0, SIXTEEN_BIT_MAX, "integer")
+    finite = values[np.isfinite(values)] if image.mode == "F" else values
+    if finite.size < values.size:
+        raise ConfigError(f"image {name} (mode {image.mode}, {kind}) holds NaN or infinite pixels, which have no "
+                          f"grey level; fill them (e.g. with 0) and scale the images into [{low}, {high}], or save "
+                          "them as 8- or 16-bit PNGs")
+    if values.size and not low <= values.min() <= values.max() <= high:
+        raise ConfigError(f"image {name} (mode {image.mode}, {kind}) holds values {float(values.min()):.6g} to "
+                          f"{float(values.max()):.6g}, outside [{low}, {high}] (read as black to white); scale "
+                          f"every image of the data set by one factor into [{low}, {high}], or save them as 8- or "
+                          "16-bit PNGs")
+    if image.mode == "F":
+        grey = np.rint(values.astype(np.float64) * 255)
+    else:
+        grey = values.astype(np.int64) >> 8
+    return Image.fromarray(grey.astype(np.uint8))
 
 
 def to_float_image() -> list:

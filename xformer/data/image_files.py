@@ -4,10 +4,22 @@
 An image is a file whose suffix is in ``IMAGE_SUFFIXES`` (case-insensitive) and whose path below the folder
 searched has no hidden part: a name starting with "." (``.ipynb_checkpoints/``, ``.DS_Store``, an editor's
 ``.x.png.swp``) is never a class and never an image, as tools leave such entries beside the data unasked.
+
+Links are followed, as torchvision's ImageFolder follows them (a linked file is one image, a linked folder's
+images count as if they lay there), except where that cannot be what the user meant, which is refused in one
+line naming the link: a link to a folder that holds it (a loop: its images would be read again and again, some
+landing in validation beside their training copies) and a link to nothing (an unmounted drive's class would be
+dropped without a word).
+
+PIL refuses an image of more than 2 x ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (178,956,970 by default) as a
+possible decompression bomb: one line says it is too large and to downscale it. Between the limit and twice it
+PIL only warns; xformer reads such an image without the warning (the user's own data, resized anyway).
 """
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -34,9 +46,49 @@ def is_image_file(path: str | Path, below: str | Path) -> bool:
 
 
 def images_under(folder: str | Path) -> list[Path]:
-    """The image files inside ``folder`` and its sub-folders (links followed), sorted."""
-    return sorted(Path(root, name) for root, _, names in os.walk(folder, followlinks=True) for name in names
+    """The image files inside ``folder`` and its sub-folders (links followed, loops refused), sorted."""
+    return sorted(Path(root, name) for root, _, names in walk_folder(folder) for name in names
                   if is_image_file(Path(root, name), folder))
+
+
+def walk_folder(folder: str | Path):
+    """(root, folder names, other names) of ``folder`` and every folder below it, top-down, as ``os.walk(folder,
+    followlinks=True)`` gives them (which torchvision's ImageFolder walks), but a link to a folder that holds it
+    and a link to nothing (outside hidden folders) are one-line ConfigErrors naming the link. Unreadable folders
+    are skipped, as os.walk skips them."""
+    real = os.path.realpath(folder)
+    yield from _walk(str(folder), real, frozenset({real}), False)
+
+
+def _walk(root: str, real_root: str, chain: frozenset, hidden: bool):
+    """``chain``: the real paths of ``root`` and the folders above it, which no link below may lead back to."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    folders, others, below = [], [], []
+    for entry in entries:
+        if entry.is_dir():
+            real = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real_root, entry.name)
+            if real in chain:
+                raise ConfigError(f"{entry.path} is a link to {real}, a folder that holds it: a loop, which would "
+                                  "read its images again and again; remove the link (or point it elsewhere)")
+            folders.append(entry.name)
+            below.append((entry.path, real, chain | {real}, hidden or entry.name.startswith(".")))
+        else:
+            if not (hidden or entry.name.startswith(".")):
+                check_link_target(entry)
+            others.append(entry.name)
+    yield root, folders, others
+    for sub in below:
+        yield from _walk(*sub)
+
+
+def check_link_target(entry: os.DirEntry) -> None:
+    """A link whose target does not exist (``entry`` of os.scandir) is a one-line ConfigError naming both."""
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        raise ConfigError(f"{entry.path} is a link to {os.readlink(entry.path)}, which does not exist; mount it or "
+                          "remove the link")
 
 
 def loose_images(folder: str | Path) -> list[Path]:
@@ -48,8 +100,11 @@ def image_class_folder(split_dir: str | Path, loader, allow_empty: bool = False)
     """torchvision's ImageFolder over ``split_dir``/<class>/**/<image>, with ``IMAGE_SUFFIXES`` and without
     hidden folders or files. A one-line ConfigError names what is missing: class folders, images in a class
     folder (unless ``allow_empty``: an evaluation split may lack a class, whose empty folder keeps the class
-    list), or images left beside the class folders (which ImageFolder would skip silently)."""
+    list), or images left beside the class folders (which ImageFolder would skip silently); another, a link to
+    a folder that holds it or to nothing (``walk_folder``)."""
     split_dir = Path(split_dir)
+    for _ in walk_folder(split_dir):  # a loop or a link to nothing, refused before ImageFolder walks (or skips) it
+        pass
     if not any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(split_dir)):
         raise ConfigError(f"image_folder: {split_dir} holds no class folders; put each class's images in a "
                           f"sub-folder named after the class ({split_dir}/CLASS/*.png)")
@@ -99,13 +154,29 @@ def __getattr__(name: str):
 
 def check_image_headers(paths) -> None:
     """Open each image's header (no pixels decoded) so that a file PIL cannot identify stops the run
-    before training, in one line naming it."""
+    before training, in one line naming it; a 32-bit grey image (mode I or F) is decoded too, as only its
+    values tell whether it has an 8-bit reading (``image_augment.to_8_bits``)."""
+    from .image_augment import WIDE_GREY_MODES, to_8_bits
+
     for path in paths:
         try:
-            with Image.open(path):
-                pass
+            with open_quietly(path) as im:
+                if im.mode in WIDE_GREY_MODES:
+                    to_8_bits(im, path)
+        except ConfigError:
+            raise
         except IMAGE_ERRORS as e:
             raise unreadable_image(path, e) from None
+
+
+def open_quietly(path: str | Path):
+    """``PIL.Image.open(path)`` without PIL's DecompressionBombWarning for an image of between
+    ``Image.MAX_IMAGE_PIXELS`` and twice as many pixels: it is the user's own data, resized to the model's
+    image size anyway, and training would repeat the warning every epoch. Beyond twice PIL still refuses it
+    (``too_large_image`` says so)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
 
 
 def open_image(path: str, mode: str):
@@ -113,17 +184,33 @@ def open_image(path: str, mode: str):
     from .image_augment import convert_image
 
     try:
-        with Image.open(path) as im:
-            return convert_image(im, mode)
+        with open_quietly(path) as im:
+            return convert_image(im, mode, path)
+    except ConfigError:
+        raise
     except IMAGE_ERRORS as e:
         raise unreadable_image(path, e) from None
 
 
 def unreadable_image(path, error: Exception) -> UserError:
+    if isinstance(error, Image.DecompressionBombError):
+        return UserError(too_large_image(path, error))
     # PIL's own message for a file it cannot identify repeats the path
     reason = "cannot identify image file" if isinstance(error, UnidentifiedImageError) else first_line(error)
     return UserError(f"cannot read image {path} ({reason}); remove or replace it")
 
 
-__all__ = ["IMAGE_SUFFIXES", "IMAGE_ERRORS", "is_hidden", "is_image_file", "images_under", "loose_images",
-           "image_class_folder", "check_image_headers", "open_image", "unreadable_image"]
+def too_large_image(path, error: Exception) -> str:
+    """The one line for an image PIL refuses as a possible decompression bomb (the same in training, evaluate
+    and predict): its size, PIL's limit and the fix."""
+    pixels = re.search(r"\((\d+) pixels\)", str(error))  # PIL's message is the only place that holds the size
+    size = f"{int(pixels.group(1)):,} pixels" if pixels else first_line(error)
+    limit = f"{2 * Image.MAX_IMAGE_PIXELS:,}" if Image.MAX_IMAGE_PIXELS else "its limit"
+    return (f"image {path} is too large ({size}; PIL reads at most {limit}, 2 x PIL.Image.MAX_IMAGE_PIXELS, "
+            "against decompression bombs); downscale it (it is resized to the model's image size anyway), or, "
+            "if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS in Python before reading it")
+
+
+__all__ = ["IMAGE_SUFFIXES", "IMAGE_ERRORS", "is_hidden", "is_image_file", "images_under", "walk_folder",
+           "check_link_target", "loose_images", "image_class_folder", "check_image_headers", "open_quietly",
+           "open_image", "unreadable_image", "too_large_image"]
