@@ -183,3 +183,35 @@ def test_an_image_between_pils_warning_and_its_limit_is_read_without_its_warning
         check_image_headers([large])
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
     assert torch.allclose(x, torch.full_like(x, 200 / 127.5 - 1), atol=1e-4) and trained.size == (40, 40)
+
+
+def test_a_mode_i_image_of_8_bit_values_is_read_by_the_rule_and_warned_about_once(tmp_path):
+    """8-bit data saved as 32-bit integers (numpy int32 -> TIFF) has no value above 255: read as 16-bit it is
+    nearly black, so the user is told, once however many such images are read."""
+    import warnings
+
+    values = (np.arange(64, dtype=np.int32).reshape(8, 8) * 4)  # 0 .. 252
+    for name in ("a.tif", "b.tif"):
+        Image.fromarray(values).save(tmp_path / name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        grey = [np.asarray(convert_image(Image.open(tmp_path / n), "L")) for n in ("a.tif", "b.tif")]
+    np.testing.assert_array_equal(grey[0], values >> 8)  # the rule for mode I, not a per-image reading
+    said = [str(w.message) for w in caught if "holds no value above 255" in str(w.message)]
+    assert len(said) == 1 and "multiply them by 256" in said[0], said
+
+
+def test_commands_print_xformers_own_warnings_as_one_plain_line(capsys):
+    """In a command, a warning of xformer's own code is `xformer: warning: ...`, others' keep Python's form."""
+    import os
+
+    import xformer
+    from xformer.cli import own_warnings_plain
+
+    others = []
+    show = own_warnings_plain(lambda *args: others.append(args))
+    inside = os.path.join(os.path.dirname(xformer.__file__), "data", "image_augment.py")
+    show(UserWarning("a 32-bit integer image ..."), UserWarning, inside, 12)
+    show(UserWarning("torch says"), UserWarning, "/usr/lib/python3/site-packages/torch/x.py", 3)
+    assert capsys.readouterr().err == "xformer: warning: a 32-bit integer image ...\n"
+    assert len(others) == 1 and str(others[0][0]) == "torch says"

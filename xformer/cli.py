@@ -6,6 +6,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 
 from . import commands
 from .errors import ConfigError, UserError  # UserError re-exported: `from xformer.cli import UserError` works
@@ -53,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def own_warnings_plain(show):
+    """``warnings.showwarning`` for the commands: a warning xformer's own code issues is one plain line, as its
+    errors (``xformer: warning: ...``), not Python's two lines of file, line number and source; others' warnings
+    (torch, pandas) go to ``show``, Python's."""
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if os.path.abspath(filename).startswith(PACKAGE + os.sep):
+            print(f"xformer: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return show_warning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -72,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = own_warnings_plain(warnings.showwarning)
+            args.func(args)
     except (ConfigError, UserError, FileNotFoundError) as e:
         print(f"xformer: error: {_one_line(e)}", file=sys.stderr)
         return 2

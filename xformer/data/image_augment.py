@@ -16,6 +16,8 @@ MixUp needs whole batches but must touch training batches only: training items c
 """
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 
 import torch
@@ -45,6 +47,9 @@ def convert_image(image, mode: str, path=None):
     return image.convert(mode)
 
 
+EIGHT_BITS_IN_I = ("a 32-bit integer image (mode I) holds no value above 255: read as 16-bit, the rule for mode I "
+                   "(docs/vision.md), it is nearly black; if the images are 8-bit data (e.g. numpy int32 arrays "
+                   "saved as TIFF), save them as 8-bit (uint8, mode L) or multiply them by 256")
 WIDE_GREY_MODES = ("I", "F")  # 32-bit integer and 32-bit float grey; I;16, I;16B, ... are 16-bit integer
 SIXTEEN_BIT_MAX = 65535
 
@@ -61,7 +66,9 @@ def to_8_bits(image, path=None):
     every 16-bit PNG as mode I; 12-, 14- and 16-bit cameras write 16-bit words), so a 16-bit PNG gives the same
     pixels whichever of I;16 and I Pillow reports. Values outside the range (a negative or over-16-bit
     integer, a float outside [0, 1], NaN) have no fixed 8-bit value: a one-line ConfigError names the file,
-    its mode, its value range and the fix (scale the whole data set by one factor)."""
+    its mode, its value range and the fix (scale the whole data set by one factor). A mode-I image with no
+    value above 255 (8-bit data saved as 32-bit, e.g. a numpy int32 array) reads nearly black by this rule: it
+    is read so all the same (a dark 16-bit frame looks alike), with a warning naming the fix."""
     import numpy as np
     from PIL import Image
 
@@ -78,6 +85,8 @@ def to_8_bits(image, path=None):
                           f"{float(values.max()):.6g}, outside [{low}, {high}] (read as black to white); scale "
                           f"every image of the data set by one factor into [{low}, {high}], or save them as 8- or "
                           "16-bit PNGs")
+    if image.mode == "I" and 0 < values.max() <= 255:  # one text, so Python says it once, not once an image
+        warnings.warn(EIGHT_BITS_IN_I, stacklevel=2)
     if image.mode == "F":
         grey = np.rint(values.astype(np.float64) * 255)
     else:
