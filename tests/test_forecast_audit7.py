@@ -76,7 +76,7 @@ def test_mase_on_the_grid_of_integer_steps_and_refusals():
             grid + r"freq 3 does not fit series 's': .*not a whole number of 3 steps")
     irregular = full.assign(ds=np.cumsum(np.arange(1, 201)))
     refused(lambda: evaluate(scored(irregular, irregular["ds"].iloc[150]), train_df=irregular),
-            grid + r"cannot infer a regular frequency from column 'ds'; pass freq")
+            grid + r"series 's' has dates on no frequency's grid .*; pass evaluate\(\.\.\., freq=\.\.\.\)")
     twice = pd.concat([gapped, gapped.head(1)], ignore_index=True)
     refused(lambda: evaluate(frame, train_df=twice), grid + r"series 's' has 2 rows at 0; keep one row per")
     refused(lambda: evaluate(frame, freq=2), r"^freq is the step of train_df's ds")
@@ -114,6 +114,68 @@ def test_metrics_forecast_evaluate_takes_train_df_rows_as_consecutive_steps():
     twice = pd.concat([gapped, gapped.head(1)], ignore_index=True)
     refused(lambda: plain_evaluate(frame, train_df=twice),
             r"^train_df has 2 rows of series 's' at 2024-01-01 00:00:00;")
+
+
+def test_a_panel_of_series_of_different_freqs_is_scored_each_on_its_own_grid():
+    """M4-style panels and other libraries' cv frames mix hourly and daily series: fit needs one freq, evaluate
+    does not (was refused whatever freq was passed)."""
+    hourly = daily_cycle(freq="h", uid="hourly")
+    daily = daily_cycle(freq="D", uid="daily")
+    frame = pd.concat([scored(hourly, hourly["ds"].iloc[150]), scored(daily, daily["ds"].iloc[150])],
+                      ignore_index=True)
+    gapped = pd.concat([hourly.drop(index=[30, 31, 32]), daily.drop(index=[40, 41])], ignore_index=True)
+    table = evaluate(frame, train_df=gapped, season=24)
+    alone = {uid: evaluate(frame[frame["unique_id"] == uid], train_df=gapped[gapped["unique_id"] == uid],
+                           season=24).loc[uid] for uid in ("hourly", "daily")}
+    for uid, row in alone.items():
+        assert table.loc[uid].to_numpy() == pytest.approx(row.to_numpy())
+    x = daily["y"].to_numpy()[:151].copy()
+    x[40:42] = np.nan  # the daily series on its own grid, not the hourly one's nor its rows as steps
+    assert table.loc["daily", "mase"] == pytest.approx(1.0 / naive_scale(x, 24))
+    assert table.loc["overall", "mase"] == pytest.approx((alone["hourly"]["mase"] + alone["daily"]["mase"]) / 2)
+    two_rows = pd.DataFrame({"unique_id": "short", "ds": pd.to_datetime(["2024-01-01", "2024-01-03"]),
+                             "y": [1.0, 2.0]})  # no freq of its own: its rows are kept as steps
+    short = pd.DataFrame({"unique_id": ["short"], "ds": [pd.Timestamp("2024-01-05")],
+                          "cutoff": [pd.Timestamp("2024-01-03")], "y": [3.0], "y_hat": [3.5]})
+    with_short = evaluate(pd.concat([frame, short], ignore_index=True),
+                          train_df=pd.concat([gapped, two_rows], ignore_index=True), season=1)
+    assert with_short.loc["short", "mase"] == pytest.approx(0.5)
+
+
+def test_dates_no_freq_holds_are_refused_naming_the_series_and_evaluate_s_fixes():
+    """Irregular event times and monthly data dated the 15th: one line naming the series, evaluate's freq= and
+    metrics_forecast.evaluate (rows as steps, which scores them), not fit's --freq or Forecaster."""
+    from xformer.metrics_forecast import evaluate as plain_evaluate
+    regular = daily_cycle(freq="h", uid="regular")
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.cumsum(np.arange(1, 201) % 7 + 1), unit="h")
+    events = daily_cycle(uid="events").assign(ds=times)
+    on_15th = daily_cycle(60, "events", freq="MS").assign(ds=lambda d: d["ds"] + pd.Timedelta(days=14))
+    for odd in (events, on_15th):
+        frame = pd.concat([scored(regular, regular["ds"].iloc[150]), scored(odd, odd["ds"].iloc[50])])
+        train = pd.concat([regular, odd], ignore_index=True)
+        message = refused(lambda: evaluate(frame, train_df=train, season=2),
+                          r"^cannot put train_df on its time grid for MASE's scale: series 'events' has dates on no "
+                          r"frequency's grid .*; pass evaluate\(\.\.\., freq=\.\.\.\) if a frequency holds its "
+                          r"dates, or score its rows as consecutive steps with xformer\.metrics_forecast\.evaluate")
+        assert "--freq" not in message and "Forecaster" not in message
+        assert np.isfinite(plain_evaluate(frame, train_df=train, season=2).loc["events", "mase"])
+    message = refused(lambda: evaluate(scored(on_15th, on_15th["ds"].iloc[50]), train_df=on_15th, freq="MS"),
+                      r"^cannot put train_df on its time grid for MASE's scale: freq MS does not fit series 'events': "
+                      r".*; "
+                      r"or score its rows as consecutive steps with xformer\.metrics_forecast\.evaluate")
+    hourly = daily_cycle(freq="h", uid="hourly")
+    sparse = hourly.drop(index=range(20, 60, 2)).reset_index(drop=True)  # 20 of 200 hours absent: > 10%
+    message = refused(lambda: evaluate(scored(hourly, hourly["ds"].iloc[150]), train_df=sparse),
+                      r"^cannot put train_df on its time grid for MASE's scale: .*pass freq='h' to confirm that grid, "
+                      r"or the freq its rows are on; or score its rows as consecutive steps")
+    assert "--freq" not in message
+    assert np.isfinite(evaluate(scored(hourly, hourly["ds"].iloc[150]), train_df=sparse, freq="h").loc["hourly",
+                                                                                                    "mase"])
+    daily = daily_cycle(freq="D", uid="daily")
+    frame = pd.concat([scored(hourly, hourly["ds"].iloc[150]), scored(daily, daily["ds"].iloc[150])])
+    refused(lambda: evaluate(frame, train_df=pd.concat([hourly, daily], ignore_index=True), freq="h"),
+            r"freq h does not fit series 'daily': .*leave freq out to infer it; or score its rows as consecutive "
+            r"steps with xformer\.metrics_forecast\.evaluate")
 
 
 @pytest.fixture(scope="module")
