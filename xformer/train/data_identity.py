@@ -13,6 +13,10 @@ scored examples, both without any error. ``check_run_data`` refuses that in one 
   relative to the data's common folder (the class folder included). Cheap for large folders (nothing is read
   or even stat'ed), a folder moved whole keeps its record, and so does a broken image replaced by a good copy
   (its content is not what decides which split it falls in).
+
+A ``--resume`` may name the data at a new place (``moved``, resume.py) only when these records prove it the run's
+own: the split record, plus either file hashes (image folders) or the training rows' mean and scale (a scaled
+series). Example counts alone (text, token files) cannot tell the run's data from other data of the same size.
 """
 from __future__ import annotations
 
@@ -26,10 +30,9 @@ from torch.utils.data import Subset
 from ..config import ConfigError
 from ..data.registry import DataBundle
 from ..folders import write_atomically
-from .resume import absolute_data_paths
+from .resume import SPLIT_FILE, absolute_data_paths
 from .same_data import TRAINING_ONLY, same_values, saved_by_data
 
-SPLIT_FILE = "data_split.json"
 SPLITS = ("train", "val", "test")
 SERIES_FIELDS = ("columns", "input_len", "horizon", "validation_end", "mean", "scale")
 # data arguments that, given otherwise than the run's, leave every split's examples (and so their count) as they were
@@ -131,13 +134,28 @@ def _split_changed(run_dir: Path, ours: dict, theirs: dict, exact: bool) -> str 
 
 
 def check_run_data(run_dir: Path, data: DataBundle, args: dict, doing: str = "evaluate",
-                   record: dict | None = None, overridden: set[str] = frozenset()) -> None:
+                   record: dict | None = None, overridden: set[str] = frozenset(), moved: dict | None = None) -> None:
     """The run's own data (built from ``args``, its ``data.args``) must be the data it was trained on: one
     ConfigError naming what changed (classes, series rows, the split) and the fix otherwise. ``doing``:
     "evaluate" or "resume", for the fix; ``record``: ``split_record(data)`` when already computed;
     ``overridden``: the keys of ``args`` given otherwise than the run's (``changed_args``), whose effects are
-    not compared (``check_same_task`` does: e.g. input_len, image_size)."""
+    not compared (``check_same_task`` does: e.g. input_len, image_size); ``moved``: {key: (old, new)} of the data
+    paths a resume gives at a new place (``moved_data_paths``), which the run's records must prove its own."""
     run_dir = Path(run_dir)
+    if moved:
+        _check_provable(run_dir, moved)
+    problem = _data_problem(run_dir, data, record, overridden)
+    if problem is None:
+        return
+    if moved:
+        key, (old, new) = next(iter(moved.items()))
+        raise ConfigError(f"cannot resume {run_dir}: the data at {new} (data.args.{key}) is not the run's: {problem}; "
+                          f"give the place the run's own data moved to, or move it back to {old}")
+    raise ConfigError(f"the data of {run_dir} changed since it was trained: {problem}; {_fix(doing, args)}")
+
+
+def _data_problem(run_dir: Path, data: DataBundle, record: dict | None, overridden: set[str]) -> str | None:
+    """What differs between ``data`` and the run's records (``check_run_data``), None when nothing does."""
     saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
     problem = None
     if (run_dir / "classes.json").is_file() and "classes.json" in saved:
@@ -152,9 +170,26 @@ def check_run_data(run_dir: Path, data: DataBundle, args: dict, doing: str = "ev
         ours = json.loads((run_dir / SPLIT_FILE).read_text()).get("splits") or {}
         problem = _split_changed(run_dir, ours, record if record is not None else split_record(data),
                                  exact=set(overridden) <= set(SAME_EXAMPLES))
-    if problem is None:
+    return problem
+
+
+def _check_provable(run_dir: Path, moved: dict) -> None:
+    """The run's records can tell its own data at a new place from other data (see the module docstring)."""
+    key, (old, new) = next(iter(moved.items()))
+    split_file = run_dir / SPLIT_FILE
+    splits = (json.loads(split_file.read_text()).get("splits") or {}) if split_file.is_file() else None
+    stats_file = run_dir / "series_scaler.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+    if splits is None:
+        why = f"the run records no {SPLIT_FILE} (it predates it)"
+    elif any(isinstance(entry, dict) and "files" in entry for entry in splits.values()) or \
+            (stats.get("mean") is not None and stats.get("scale") is not None):
         return
-    raise ConfigError(f"the data of {run_dir} changed since it was trained: {problem}; {_fix(doing, args)}")
+    else:
+        why = (f"its {SPLIT_FILE} holds example counts only, which cannot tell its data from other data of "
+               "the same size")
+    raise ConfigError(f"cannot resume {run_dir} on the data at {new} (data.args.{key}): {why}, so a moved "
+                      f"data set cannot be checked to be the run's; move the data back to {old}")
 
 
 __all__ = ["SPLIT_FILE", "split_record", "record_split", "check_run_data"]

@@ -13,6 +13,10 @@ the model, the data, the optimizer's settings, the batch, the precision. The key
   step 40). A budget below the steps already done is refused.
 - ``distill.teacher``: the teacher run's new place, when it lends the weights the run recorded at its start
   (RUN/teacher.json: the checkpoint and its SHA-256), e.g. after the teacher's folder moved.
+- the data's place (``DATA_PATHS``: data.args.root, path, files), when the data there is the run's own: the run
+  records its split (RUN/data_split.json) and the data built from the new place matches that record, classes.json
+  and series_scaler.json (``check_run_data`` with ``moved``, once the data is built). A run without that record
+  is refused here: nothing could tell its data from other data at the new place.
 - when and how it evaluates, logs and keeps checkpoints, its time limit, early-stopping
   patience, the device, loader workers and torch.compile: they change nothing already saved.
 """
@@ -69,6 +73,7 @@ def _flat(tree: dict, prefix: str = "") -> dict:
 
 
 DATA_PATHS = ("root", "path", "files")  # the data arguments that name files or folders (image_folder, csv_series...)
+SPLIT_FILE = "data_split.json"  # RUN/data_split.json, the split's identity (data_identity.py)
 
 
 def absolute_data_paths(args: dict) -> dict:
@@ -105,10 +110,25 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
             raise ConfigError(f"--resume cannot change distill.teacher to {after[key]}: it does not lend the "
                               f"weights the run was trained against ({run_dir / TEACHER_FILE}); give the teacher "
                               f"run's new place, or move it back to {before[key]} and drop the override")
+        if key in {f"data.args.{k}" for k in DATA_PATHS} and before.get(key) and after.get(key):
+            if (run_dir / SPLIT_FILE).is_file():
+                continue  # the data moved: check_run_data compares it with the run's record once it is built
+            raise ConfigError(f"--resume cannot change {key} ({before[key]!r} in the saved run, {after[key]!r} now): "
+                              f"the run records no {SPLIT_FILE} (it predates it), so data at a new place cannot be "
+                              f"checked to be the run's; move the data back to {before[key]} and drop the override "
+                              "(or undo the edit of config.yaml)")
         raise ConfigError(f"--resume cannot change {key} ({before.get(key)!r} in the saved run, "
                           f"{after.get(key)!r} now): the saved state depends on it; drop that override (or undo "
                           f"the edit of config.yaml), or start a new run with init_from={run_dir}")
     return saved
+
+
+def moved_data_paths(saved: ExperimentConfig, config: ExperimentConfig) -> dict[str, tuple]:
+    """{key: (the saved place, the new one)} of the ``DATA_PATHS`` that ``config`` gives elsewhere than ``saved``
+    (absolute, as ``check_resume`` compares them)."""
+    before, after = absolute_data_paths(saved.data.args), absolute_data_paths(config.data.args)
+    return {key: (before[key], after[key]) for key in DATA_PATHS
+            if before.get(key) and after.get(key) and before[key] != after[key]}
 
 
 def _at_default(key: str, value, config: ExperimentConfig) -> bool:

@@ -41,7 +41,7 @@ from .interrupt import stop_at_once
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
-from .resume import absolute_data_paths, check_resume, check_run_folder, planned_steps
+from .resume import absolute_data_paths, check_resume, check_run_folder, moved_data_paths, planned_steps
 from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
@@ -77,9 +77,9 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     before); ``resume`` refuses what it cannot continue exactly (xformer/train/resume.py). Everything is
     checked before the first file is written."""
     run_dir = Path(run_dir)
-    if not resume:  # recorded absolute, the data's paths hold from whatever directory the run is resumed
-        config = dataclasses.replace(config, data=dataclasses.replace(
-            config.data, args=absolute_data_paths(config.data.args)))
+    # recorded absolute (a resume's too: data at a new place), the data's paths hold from whatever directory
+    config = dataclasses.replace(config, data=dataclasses.replace(  # the run is resumed or evaluated
+        config.data, args=absolute_data_paths(config.data.args)))
     if config.data.name == "image_folder" and config.data.args.get("root"):
         check_run_outside_data(run_dir, config.data.args["root"])  # in train/ it would be a class of the next run
     if not resume:
@@ -103,8 +103,9 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
                               "data to evaluate a run on); give data with training examples")
         saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         record = split_record(data)  # what RUN/data_split.json holds, or must still match on a resume
-        if resume:  # on data changed since (classes, series rows, split) the run would continue on other examples
-            check_run_data(run_dir, data, config.data.args, "resume", record)
+        if resume:  # on data changed since (classes, series rows, split) the run would continue on other examples;
+            # data at a new place must be proved the run's own by these records (then config.yaml records the place)
+            check_run_data(run_dir, data, config.data.args, "resume", record, moved=moved_data_paths(saved, config))
         if source is not None:
             check_data_fits(source, config.model, data.model_args)
             if source.tokenizer is not None:  # recorded as the run's own copy, which resume and evaluate read
