@@ -11,13 +11,12 @@ command runs again.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 from pathlib import Path
 
 from ..folders import is_run_folder
-from .checkpoint import POINTER
+from .checkpoint import CheckpointError, checkpoint_dir
 
 ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
 NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -66,10 +65,9 @@ def _ancestors(path: Path) -> list[Path]:
 def _last_checkpoint(run: Path) -> Path | None:
     """The checkpoint latest.json names, when it is there; None when the run has none."""
     try:
-        name = json.loads((run / "checkpoints" / POINTER).read_text())["latest"]
-    except (OSError, ValueError, KeyError, TypeError):
+        path = checkpoint_dir(run / "checkpoints")
+    except (CheckpointError, OSError):
         return None
-    path = run / "checkpoints" / str(name)
     return path if (path / "state.json").is_file() else None
 
 
