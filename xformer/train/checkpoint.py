@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import UserError
-from ..folders import replaced_note, write_atomically
+from ..folders import replaced_note, temporary, write_atomically
 
 POINTER = "latest.json"
 MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
@@ -179,11 +179,6 @@ def _fsync_write(path: Path, write) -> None:
 
 
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
-
-
-def temporary(path: Path, pid: int | None = None) -> Path:
-    """Where process ``pid`` (this one) writes ``path`` before renaming it into place: ``.NAME.tmpPID``."""
-    return path.with_name(f".{path.name}.tmp{os.getpid() if pid is None else pid}")
 
 
 def remove_stale_temporaries(root: Path) -> None:

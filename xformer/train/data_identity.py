@@ -174,22 +174,18 @@ def _data_problem(run_dir: Path, data: DataBundle, record: dict | None, overridd
 
 
 def _check_provable(run_dir: Path, moved: dict) -> None:
-    """The run's records can tell its own data at a new place from other data (see the module docstring)."""
+    """The run's records can tell its own data at a new place from other data (see the module docstring). A run
+    without data_split.json never gets here: ``resume.check_resume`` refuses its moved data first."""
     key, (old, new) = next(iter(moved.items()))
-    split_file = run_dir / SPLIT_FILE
-    splits = (json.loads(split_file.read_text()).get("splits") or {}) if split_file.is_file() else None
+    splits = json.loads((run_dir / SPLIT_FILE).read_text()).get("splits") or {}
     stats_file = run_dir / "series_scaler.json"
     stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
-    if splits is None:
-        why = f"the run records no {SPLIT_FILE} (it predates it)"
-    elif any(isinstance(entry, dict) and "files" in entry for entry in splits.values()) or \
+    if any(isinstance(entry, dict) and "files" in entry for entry in splits.values()) or \
             (stats.get("mean") is not None and stats.get("scale") is not None):
         return
-    else:
-        why = (f"its {SPLIT_FILE} holds example counts only, which cannot tell its data from other data of "
-               "the same size")
-    raise ConfigError(f"cannot resume {run_dir} on the data at {new} (data.args.{key}): {why}, so a moved "
-                      f"data set cannot be checked to be the run's; move the data back to {old}")
+    raise ConfigError(f"cannot resume {run_dir} on the data at {new} (data.args.{key}): its {SPLIT_FILE} holds "
+                      "example counts only, which cannot tell its data from other data of the same size, so a "
+                      f"moved data set cannot be checked to be the run's; move the data back to {old}")
 
 
 __all__ = ["SPLIT_FILE", "split_record", "record_split", "check_run_data"]

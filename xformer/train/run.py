@@ -33,7 +33,8 @@ from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, build_model
 from ..data.series_args import check_window_args
-from .checkpoint import POINTER, checkpoint_dir, load_weights, read_eval_weights, read_pointer, read_state
+from .checkpoint import (POINTER, checkpoint_dir, kept_steps, load_weights, read_eval_weights, read_pointer,
+                         read_state)
 from .config import ExperimentConfig, apply_overrides, check_fixed_by_data, recipe_dict, with_implied_args
 from .distill import attach_teacher, check_resumed_teacher, record_teacher, recorded_teacher
 from .init_from import init_from_pretrained, start_from_source
@@ -251,7 +252,7 @@ def run_checkpoint(run_dir: str | Path, checkpoint: str = "best") -> Path:
     step = checkpoint[len("step_"):] if checkpoint.startswith("step_") else ""
     if step.isdigit() and f"step_{int(step):08d}" in kept:
         return root / f"step_{int(step):08d}"
-    shown = ", ".join(f"step_{int(name[len('step_'):])}" for name in kept) or "none"
+    shown = ", ".join(kept_steps(root)) or "none"
     raise ConfigError(f"--checkpoint {checkpoint}: {run_dir} has no such checkpoint; choose best, last or one "
                       f"of the kept steps: {shown}")
 

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from ..data.registry import DataBundle
 from ..errors import ConfigError, UserError
-from ..folders import hold_folder
+from ..folder_lock import hold_folder
 from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
     remove_stale_temporaries, save_checkpoint, tied_aliases
 from .config import TrainConfig
@@ -196,7 +196,7 @@ class Trainer:
 
     def claim_run_folder(self) -> None:
         """Hold run_dir (rank 0) for as long as this trainer lives: a second process training or resuming the
-        same run is refused in one line, before it writes anything (``xformer.folders.hold_folder``)."""
+        same run is refused in one line, before it writes anything (``xformer.folder_lock.hold_folder``)."""
         if self.run_dir is not None and self.world.main and self.folder_lock is None:
             self.folder_lock = hold_folder(self.run_dir, lambda holder: (
                 f"cannot write the run {self.run_dir}: {holder} is training or writing it; wait for it to end "
