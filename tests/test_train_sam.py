@@ -137,8 +137,12 @@ def test_two_ddp_processes_perturb_like_one(tmp_path):
     train_run(from_dict(ExperimentConfig, LOOP), tmp_path / "one")
     one, two = (load_file(checkpoint_dir(tmp_path / r / "checkpoints") / "model.safetensors") for r in ("one", "two"))
     assert one.keys() == two.keys()
+    # float32 sums in another order (the all-reduce) differ in the last bits, and Adam's m / sqrt(v) magnifies
+    # that where a gradient is near 0: after 4 steps up to 1.5e-5 on one machine (2026-12-01, the commit before
+    # this test changed failed its old 1e-5 there too). Perturbing with each rank's own gradient instead of the
+    # average moves the weights by 1e-3 to 3e-2 (measured with the first pass under DDP's no_sync).
     for key in one:
-        torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=0, msg=key)
+        torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=0, msg=key)
 
 
 def test_bad_settings_and_fsdp_are_refused_in_one_line():
