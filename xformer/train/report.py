@@ -44,7 +44,7 @@ def write_report(trainer: Trainer, model_config: ModelConfig, run_dir: str | Pat
     result = None
     if world.main:
         loader = DataLoader(getattr(data, split), trainer.cfg.eval_batch_size or trainer.micro, shuffle=False,
-                            collate_fn=data.collate)
+                            collate_fn=data.collate, num_workers=trainer.cfg.num_workers)
         with torch.no_grad(), trainer.autocast:
             result = data.report(model, loader, Path(run_dir), split)
     barrier(world)

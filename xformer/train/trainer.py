@@ -42,6 +42,7 @@ from .config import TrainConfig
 from .diverged import diverged_message
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
 from .ema import WeightAverage
+from .evaluation import evaluate_batches
 from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
@@ -142,6 +143,7 @@ class Trainer:
         handlers = ExitStack()
         try:
             stop = handlers.enter_context(deferred_stop(graceful, twice=self.stopped_twice_message))
+            handlers.enter_context(torch.enable_grad())  # whatever the caller set (a notebook's set_grad_enabled)
             batches, fit_start = self._batches(), time.perf_counter()
             self.session_start = fit_start
             self.window_start, self.window_seconds = fit_start - self.window_seconds, 0.0
@@ -276,27 +278,13 @@ class Trainer:
         or its first ``max_batches`` / train.eval_batches batches)."""
         dataset = getattr(self.data, split)
         loader = DataLoader(dataset, self.cfg.eval_batch_size or self.micro, shuffle=False,
-                            collate_fn=self.data.collate)
-
-        def batches():
-            for batch in itertools.islice(loader, max_batches or self.cfg.eval_batches):
-                yield {k: v.to(self.world.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-
+                            collate_fn=self.data.collate, num_workers=self.cfg.num_workers)
         # the average is an unwrapped copy: every rank evaluates it alone, as it evaluates the whole split
         engine, model = (self.ema.module, self.ema.module) if self.ema is not None else (self.engine, self.model)
         engine.eval()
-        totals = torch.zeros(2, device=self.world.device)
+        batches = itertools.islice(loader, max_batches or self.cfg.eval_batches)
         with self.autocast:
-            for batch in batches():
-                out = engine(batch)
-                weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
-                totals += torch.stack([out["loss"].float() * weight, weight])
-            metrics = {"loss": (totals[0] / totals[1]).item()}
-            if self.data.loss_metrics is not None:
-                metrics.update(self.data.loss_metrics(split, metrics["loss"]))
-            if self.data.evaluate is not None:
-                metrics.update(self.data.evaluate(model, batches()))
-        return metrics
+            return evaluate_batches(engine, model, self.data, split, batches, self.world.device)
 
     def check_early_stopping_metric(self) -> None:
         """Refuse, before the first step, an early-stopping metric the validation split does not measure:
