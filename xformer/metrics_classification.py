@@ -78,20 +78,19 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
 
 
 def plot_confusion_matrix(report: dict, path: str | Path) -> Path:
-    """Write the confusion matrix of a :func:`classification_report` as a PNG (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Write the confusion matrix of a :func:`classification_report` as a PNG."""
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
     cm = np.asarray(report["confusion_matrix"])
     names = report["class_names"]
     k = len(names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * k, 1.0 + 0.45 * k))
+    fig = Figure(figsize=(1.0 + 0.45 * k, 1.0 + 0.45 * k))
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set(xticks=range(k), yticks=range(k), xticklabels=names, yticklabels=names,
            xlabel="predicted", ylabel="true", title=f"accuracy {report['accuracy']:.4f}")
-    plt.setp(ax.get_xticklabels(), rotation=90)
+    for label in ax.get_xticklabels():
+        label.set_rotation(90)
     if k <= 20:
         for t in range(k):
             for p in range(k):
@@ -99,7 +98,6 @@ def plot_confusion_matrix(report: dict, path: str | Path) -> Path:
                         color="white" if cm[t, p] > cm.max() / 2 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return Path(path)
 
 

@@ -14,6 +14,7 @@ architecture (``CORE_ADAPTERS``) hands it the ``Tokens``' tensors. Domains regis
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from .config import ConfigError, from_dict
 from .core import CoreConfig, DecoderCache, build, init_gpt2_
 from .registry import (BASELINES, HEADS, TOKENIZERS, Registry, call_factory, register_baseline, register_head,
                        register_tokenizer)
@@ -82,6 +84,26 @@ class ModelConfig:
     head: PartConfig = field(default_factory=lambda: PartConfig("causal_lm"))
     # a classic model instead of Tokenizer -> Core -> Head (e.g. {name: dlinear}); the other keys are then unused
     baseline: PartConfig | None = None
+
+    def __post_init__(self):
+        """An unknown architecture or a part of the wrong type, as a caller in Python may give them, is a one-line
+        ConfigError (a recipe's are refused by ``from_dict`` first); a part given as a mapping is read as a recipe's."""
+        if not isinstance(self.architecture, str) or self.architecture not in ARCHITECTURES:
+            close = difflib.get_close_matches(str(self.architecture), list(ARCHITECTURES), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"choose {', '.join(ARCHITECTURES)}"
+            raise ConfigError(f"unknown architecture {self.architecture!r}; {hint}")
+        for name, kind, example in (("core", CoreConfig, "CoreConfig(d_model=64, n_layers=2, n_heads=4)"),
+                                    ("tokenizer", PartConfig, "PartConfig('text', {'vocab_size': 100})"),
+                                    ("head", PartConfig, "PartConfig('causal_lm')"),
+                                    ("baseline", PartConfig, "PartConfig('dlinear', {...}) or None")):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, from_dict(kind, value, name))
+            elif not isinstance(value, kind) and not (name == "baseline" and value is None):
+                if kind is PartConfig and isinstance(value, str):  # the part's name alone: it needs its args too
+                    example = f"PartConfig({value!r}, {{...its args}})"
+                raise ConfigError(f"ModelConfig {name}={value!r}: give a {kind.__name__} (or a mapping of its "
+                                  f"fields), e.g. {name}={example}")
 
 
 class Model(nn.Module):

@@ -94,10 +94,7 @@ def save_attention_grid(model: nn.Module, image: Tensor, path: str | Path, title
 
     ``image``: (C, H, W) as the model takes it; ``mean``/``std`` undo a normalisation for display.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -113,7 +110,8 @@ def save_attention_grid(model: nn.Module, image: Tensor, path: str | Path, title
     shown = shown.clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()
     n_layers, n_heads = len(maps), maps[0].shape[1]
     cols = max(n_heads, 3)
-    fig, axes = plt.subplots(n_layers + 1, cols, figsize=(1.6 * cols, 1.6 * (n_layers + 1)), squeeze=False)
+    fig = Figure(figsize=(1.6 * cols, 1.6 * (n_layers + 1)))
+    axes = fig.subplots(n_layers + 1, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     cmap = "gray" if shown.ndim == 2 else None
@@ -132,7 +130,6 @@ def save_attention_grid(model: nn.Module, image: Tensor, path: str | Path, title
             axes[layer + 1, h].set_title(f"layer {layer} head {h}", fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
     return Path(path)
 
 

@@ -24,15 +24,6 @@ from .study import flops_words
 TRANSFORMER_COLOUR = "#c2185b"  # outside matplotlib's default cycle, so no baseline shares it
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plain_ticks(ax, axis: str = "y", flops: bool = False) -> None:
     """Log-scale ticks written as plain numbers (0.02, 0.05, 2, 3), not 4x10^0: at 1, 2, 5 x 10^k over a wide
     range, at more steps within about a decade; unlabelled minor ticks."""
@@ -60,8 +51,12 @@ def _style(row: dict) -> dict:
 
 
 def _panels(n: int, rows: int = 1, width: float = 4.6, height: float = 3.6):
-    plt = _plt()
-    return plt.subplots(rows, n, figsize=(width * n, height * rows), squeeze=False)
+    """A figure of ``rows`` x ``n`` axes, built without pyplot: the caller's backend and open figures stay as
+    they are."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * n, height * rows))
+    return fig, fig.subplots(rows, n, squeeze=False)
 
 
 def plot_budgets(results: dict, out: Path) -> Path | None:
@@ -221,8 +216,8 @@ def plot_forecasts(results: dict, out: Path, models: dict, datasets: dict) -> Pa
     info = results["domains"].get("series")
     if info is None:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+    fig, axes = _panels(1, width=10, height=3.8)
+    ax = axes[0, 0]
     test = datasets["series"].test if datasets["series"].test is not None else datasets["series"].val
     item = test[len(test) // 2]
     history, truth = item[INPUTS][:, 0], item[TARGETS][:, 0]
@@ -243,7 +238,6 @@ def plot_forecasts(results: dict, out: Path, models: dict, datasets: dict) -> Pa
 
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=100)
-    _plt().close(fig)
     return path
 
 

@@ -47,15 +47,13 @@ def forecast_errors(model, batches, scaler=None) -> dict:
 def save_forecast_report(run_dir: str | Path, errors: dict, split: str = "test") -> dict:
     """``{split}_forecast_errors.json`` (the errors of :func:`forecast_errors`, per horizon step too) and
     ``{split}_errors_per_step.png`` (MSE and MAE against the step ahead, standardised scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
     run_dir = Path(run_dir)
     (run_dir / f"{split}_forecast_errors.json").write_text(json.dumps(errors, indent=1))
     steps = np.arange(1, len(errors["mse_per_step"]) + 1)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     ax.plot(steps, errors["mse_per_step"], label=f"MSE (mean {errors['mse']:.4f})")
     ax.plot(steps, errors["mae_per_step"], label=f"MAE (mean {errors['mae']:.4f})")
     ax.set_xlabel("steps ahead")
@@ -64,7 +62,6 @@ def save_forecast_report(run_dir: str | Path, errors: dict, split: str = "test")
     ax.legend()
     fig.tight_layout()
     fig.savefig(run_dir / f"{split}_errors_per_step.png", dpi=100)
-    plt.close(fig)
     return errors
 
 

@@ -37,10 +37,7 @@ def read_truth(forecaster, truth) -> Panel:
 
 def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | None = None,
                   series=None, futr_df=None, static_df=None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
     panel = forecaster.with_future(forecaster.read(df), futr_df)
     forecast = forecaster.predict_panel(panel, static_df=static_df)
@@ -56,8 +53,8 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
             raise ConfigError(f"no forecast for series {unknown}; choose among {known}")
     qs = sorted(forecaster.config.quantiles or [])
     columns = {q: POINT if q == 0.5 else quantile_column(q) for q in qs}
-    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 2.2 * len(keys)), sharex=bool(panel.wide_date_column),
-                             squeeze=False)
+    fig = Figure(figsize=(10, 2.2 * len(keys)))
+    axes = fig.subplots(len(keys), 1, sharex=bool(panel.wide_date_column), squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
         past = panel.series[key].iloc[-(history or 2 * forecaster.config.input_len):]
         f = forecast[forecast[ID] == key]
@@ -73,6 +70,4 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
     axes[0, 0].legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
-    path = save_figure(fig, path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -12,6 +12,7 @@ valid ones (``xformer.config.from_dict``).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 
 from ..config import ConfigError, from_dict, load_yaml, to_dict
 from ..models import ModelConfig
+from ..registry import is_whole_number
 from .implied_args import check_fixed_by_data, with_implied_args  # noqa: F401  (importable here as before)
 
 
@@ -190,26 +192,27 @@ class TrainConfig:
                               f"{self.epochs} with train.steps=null")
         for name in ("steps", "epochs", "batch_size", "grad_accum", "eval_every", "log_every", "keep_last",
                      "step_size", "eval_batches", "eval_batch_size", "decay_after_epochs", "aug_repeats"):
-            _at_least(f"train.{name}", getattr(self, name), 1)
+            _at_least(f"train.{name}", getattr(self, name), 1,
+                      optional=name in ("steps", "epochs", "eval_batches", "eval_batch_size"))
         for name in ("seed", "warmup_steps", "num_workers"):
-            _at_least(f"train.{name}", getattr(self, name), 0)
+            _at_least(f"train.{name}", getattr(self, name), 0, optional=False)
         if self.seed >= 2 ** 32:  # numpy's generators take 32-bit seeds
             raise ConfigError(f"train.seed must be below 2**32 = {2 ** 32}, got {self.seed}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"train.lr must be a finite number > 0, got {self.lr}; e.g. train.lr=3e-4")
+        if not (_finite(self.lr) and self.lr > 0):
+            raise ConfigError(f"train.lr must be a finite number > 0, got {self.lr!r}; e.g. train.lr=3e-4")
         for name in ("weight_decay", "min_lr"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"train.{name} must be a finite number >= 0, got {value}")
-        if not (math.isfinite(self.gamma) and self.gamma > 0):
-            raise ConfigError(f"train.gamma must be a finite number > 0, got {self.gamma}; e.g. 0.9")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            if not (_finite(value) and value >= 0):
+                raise ConfigError(f"train.{name} must be a finite number >= 0, got {value!r}")
+        if not (_finite(self.gamma) and self.gamma > 0):
+            raise ConfigError(f"train.gamma must be a finite number > 0, got {self.gamma!r}; e.g. 0.9")
+        if len(self.betas) != 2 or not all(_finite(b) and 0 <= b < 1 for b in self.betas):
             raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}; "
                               "e.g. train.betas=[0.9,0.999]")
         for name in ("clip", "max_seconds"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"train.{name} must be > 0 (or null), got {value}")
+            if value is not None and not (_finite(value) and value > 0 or value == math.inf):
+                raise ConfigError(f"train.{name} must be > 0 (or null), got {value!r}")
         cpus = os.cpu_count() or 1
         if self.num_workers > cpus:  # each worker is a process: more than the CPUs only stalls the machine
             raise ConfigError(f"train.num_workers={self.num_workers} is more than this machine's {cpus} CPUs; "
@@ -256,10 +259,18 @@ class Distill:
                               "(distill.teacher=RUN_DIR) or leave them out")
 
 
-def _at_least(key: str, value: int | None, low: int) -> None:
-    """An integer setting (None allowed where the field is optional) must be >= ``low``."""
+def _at_least(key: str, value: int | None, low: int, optional: bool = True) -> None:
+    """An integer setting (None allowed where the field is ``optional``) must be a whole number (not a bool, not
+    a float such as 1.5, which a saved config.yaml could not be read back with) >= ``low``."""
+    if (value is not None or not optional) and not is_whole_number(value):
+        raise ConfigError(f"{key} must be a whole number >= {low}, got {value!r}")
     if value is not None and value < low:
         raise ConfigError(f"{key} must be >= {low}, got {value}")
+
+
+def _finite(value) -> bool:
+    """A finite number (a bool is no number here; a str would reach math.isfinite as a TypeError)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass

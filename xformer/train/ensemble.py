@@ -13,6 +13,7 @@ windows start input_len rows before its border), so the ensemble is scored on th
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -103,15 +104,22 @@ def _same_scaling(a: Path, b: Path) -> bool:
     return a == b
 
 
-def checked_runs(run_dirs: list[str | Path]) -> list[Path]:
+# one run folder, or a list of them: a folder alone is one run, not a sequence of letters
+RunFolders = str | os.PathLike | list[str | os.PathLike]
+
+
+def checked_runs(run_dirs: RunFolders) -> list[Path]:
     """The run folders, each checked against the first (``check_same_data``) before any is loaded."""
-    first, *others = [Path(r) for r in run_dirs]
+    runs = [Path(run_dirs)] if isinstance(run_dirs, (str, os.PathLike)) else [Path(r) for r in run_dirs]
+    if not runs:
+        raise ConfigError("no run folder given; give a run folder (the --out of xformer train) or a list of them")
+    first, *others = runs
     for other in others:
         check_same_data(first, other)
     return [first, *others]
 
 
-def load_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
+def load_ensemble(run_dirs: RunFolders, checkpoint: str = "best", data_overrides: list[str] = ()
                   ) -> tuple[ExperimentConfig, torch.nn.Module, DataBundle]:
     """``load_run`` of the first run (its config and data; the longest lookback's among forecasters) and an
     ``Ensemble`` of every run's model, each with the weights ``checkpoint`` names; one run gives its own model.
@@ -122,7 +130,7 @@ def load_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_ove
     return config, combined(runs, source, model, checkpoint), data
 
 
-def load_ensemble_model(run_dirs: list[str | Path], checkpoint: str = "best") -> tuple[ExperimentConfig, torch.nn.Module]:
+def load_ensemble_model(run_dirs: RunFolders, checkpoint: str = "best") -> tuple[ExperimentConfig, torch.nn.Module]:
     """``load_run_model`` of one run, or the config of the run ``data_run`` names and the ``Ensemble`` of every
     run's model, without building the data."""
     runs = checked_runs(run_dirs)
@@ -147,7 +155,7 @@ def combined(runs: list[Path], source: Path, model: torch.nn.Module, checkpoint:
     return ensemble_of_windows(models, [lookback(run) for run in runs])
 
 
-def evaluate_ensemble(run_dirs: list[str | Path], checkpoint: str = "best", data_overrides: list[str] = ()
+def evaluate_ensemble(run_dirs: RunFolders, checkpoint: str = "best", data_overrides: list[str] = ()
                       ) -> dict[str, float]:
     """``evaluate_run`` of one run, or of the ensemble of several: their forecasts (each quantile too) or class
     probabilities averaged, scored on the first run's validation and test splits (the longest lookback's among

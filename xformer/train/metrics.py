@@ -69,13 +69,11 @@ def _summary_writer(path: Path):
 
 def plot_learning_curve(jsonl: Path, png: Path) -> None:
     """Training and validation loss against the optimizer step (log scale when positive)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
     rows = [row for _, row in _rows(Path(jsonl))]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for key in ("train_loss", "val_loss"):
         points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
         if points:
@@ -89,4 +87,3 @@ def plot_learning_curve(jsonl: Path, png: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(png, dpi=100)
-    plt.close(fig)

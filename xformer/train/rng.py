@@ -1,21 +1,44 @@
-"""The random generators a run depends on: seeding them, and their states as a checkpoint stores them."""
+"""The random generators a run depends on: seeding them, and their states as a checkpoint stores them; torch's
+deterministic mode for the length of a run."""
 from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool = True):
+    """``train.deterministic``: torch's deterministic algorithms (and cuBLAS's fixed workspace, no cuDNN
+    benchmarking) inside the block; afterwards, however it ends (Ctrl-C too), the process's own settings come back,
+    so a notebook's later cells run as they did before the run."""
+    if not enabled:
+        yield
+        return
+    mode = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark, workspace = torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
+        if workspace is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = workspace
 
 
 def rng_state() -> dict:
@@ -38,4 +61,4 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(words.tolist()), py_gauss))
 
 
-__all__ = ["seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["seed_everything", "deterministic_algorithms", "rng_state", "set_rng_state"]

@@ -42,6 +42,7 @@ from .interrupt import stop_at_once
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
+from .rng import deterministic_algorithms
 from .resume import absolute_data_paths, check_resume, check_run_folder, moved_data_paths, planned_steps
 from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
                          check_teacher_vocabulary)
@@ -55,7 +56,7 @@ def build_resolved(config: ExperimentConfig, device: torch.device | None = None
     """Seeded (so that ranks agree): the data, the experiment resolved with the model arguments the data
     implies (a new config; ``config`` is not changed), and its model. A model too large to train in
     ``device``'s memory (default: the CPU's) is refused before it is allocated."""
-    seed_everything(config.train.seed, config.train.deterministic)
+    seed_everything(config.train.seed)
     data = build_data(config.data.name, config.data.args)
     resolved = dataclasses.replace(config, model=with_implied_args(config.model, data.model_args))
     check_fits(resolved.model, device or torch.device("cpu"))
@@ -76,8 +77,14 @@ def train_run(config: ExperimentConfig, run_dir: str | Path, resume: bool = Fals
     A fresh run refuses a folder that holds files unless ``overwrite`` (xformer/folders.py: the old run
     is moved aside and deleted once the new one has saved its first checkpoint, restored if it fails
     before); ``resume`` refuses what it cannot continue exactly (xformer/train/resume.py). Everything is
-    checked before the first file is written."""
-    run_dir = Path(run_dir)
+    checked before the first file is written. ``train.deterministic`` holds for the run only: the process's own
+    settings come back when it ends (``deterministic_algorithms``)."""
+    with deterministic_algorithms(config.train.deterministic):
+        return _train_run(config, Path(run_dir), resume, progress, overwrite)
+
+
+def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, overwrite: bool) -> dict[str, float]:
+    """``train_run`` inside its deterministic mode."""
     # recorded absolute (a resume's too: data at a new place), the data's paths hold from whatever directory
     config = dataclasses.replace(config, data=dataclasses.replace(  # the run is resumed or evaluated
         config.data, args=absolute_data_paths(config.data.args)))
@@ -381,9 +388,10 @@ def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataB
         data = dataclasses.replace(data, train=data.val if data.val is not None else data.test)
         train = dataclasses.replace(train, batch_size=1, grad_accum=1,
                                     eval_batch_size=train.eval_batch_size or train.batch_size // train.grad_accum)
-    trainer = Trainer(model, data, train, None, init_world(train.device))
     metrics = {}
-    for split in ("val", "test"):
-        if getattr(data, split) is not None:
-            metrics.update(flat(split, trainer.evaluate(split)))
+    with deterministic_algorithms(config.train.deterministic):  # as the run evaluated itself, for this call only
+        trainer = Trainer(model, data, train, None, init_world(train.device))
+        for split in ("val", "test"):
+            if getattr(data, split) is not None:
+                metrics.update(flat(split, trainer.evaluate(split)))
     return metrics
