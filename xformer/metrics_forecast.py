@@ -205,7 +205,7 @@ def _in_sample(train_df: pd.DataFrame, df: pd.DataFrame, ids: pd.Series, target:
     if "ds" in train_df.columns:
         train_df = train_df.assign(ds=_times(train_df["ds"], "train_df").array).sort_values("ds", kind="stable")
     train_ids = ids_as_text(train_df[id_column], "train_df")
-    absent = ids[~ids.isin(set(train_ids))]
+    absent = ids[~ids.isin(pd.unique(train_ids.to_numpy()))]  # not set(train_ids): a Python loop over every row
     if len(absent):
         raise ConfigError(f"train_df has no rows of {_count_by_series(absent, 'series')}, so their MASE has no "
                           "scale; give train_df with every series' history, or leave train_df out (no MASE)")

@@ -7,7 +7,9 @@ recipe and data (seeds), or of models and lookbacks of one task and data, foreca
 (``Forecaster.load([...])``: forecasts averaged).
 
 Forecasts the run's horizon after the last row of FILE (or after row DATE with --at, so the
-rows after it are the truth: the plot shows them and the errors are printed). A wide FILE needs the
+rows after it are the truth: the plot shows them and the errors are printed; for a long FILE MASE's scale
+is the seasonal naive forecast of period --season, default 1, on each series' rows up to DATE, as in
+``xformer backtest``). A wide FILE needs the
 run's date column and value columns; they are scaled with the StandardScaler of the run's
 training rows (RUN_DIR/series_scaler.json, or each series' statistics of a Forecaster.save folder) and the
 forecast is written on the data's scale: the date column, one column per series, plus ``{name}_q{q}``
@@ -44,6 +46,8 @@ def _run(args: argparse.Namespace) -> None:
     if args.series is not None and args.plot is None:
         raise ConfigError("--series chooses the series to plot, and there is no --plot; give --plot FILE.png too "
                           "(the forecast itself covers every series)")
+    if args.season < 1:
+        raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
     forecaster = Forecaster.load(args.run_dir, freq=args.freq)
     if args.missing is not None:  # the policy for this data's gaps, in place of the one the run was fitted with
         forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
@@ -158,7 +162,7 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     truth = forecast.merge(panel.to_long(), on=[ID, DS], how="inner")
     if len(truth):
         table = evaluate(truth[[ID, DS, Y] + [c for c in forecast.columns if c.startswith(POINT)]],
-                         train_df=history.to_long())  # read on its grid: a row at every step
+                         train_df=history.to_long(), season=args.season)  # read on its grid: a row at every step
         overall = {k: round(float(v), 6) for k, v in table.loc["overall"].items()}
         overall["mase_series"] = int(table.drop("overall")["mase"].notna().sum())  # the series its mean is over
         print(json.dumps({"steps_with_truth": len(truth), **overall}), file=sys.stderr)
@@ -224,6 +228,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min), or the step of an integer ds "
                    "(e.g. 1), when it cannot be inferred")
     p.add_argument("--h", type=int, metavar="N", help="forecast N steps (1 to the run's horizon; default: the horizon)")
+    p.add_argument("--season", type=int, default=1, metavar="M",
+                   help="with --at and a long file: MASE's seasonal naive period, as xformer backtest's (default 1; "
+                        "24 for hourly data with a daily cycle)")
     p.add_argument("--futr", metavar="FILE.csv", help="future-known covariates for the horizon after each series "
                                                       "(unique_id, ds and the model's futr_exog columns)")
     p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "

@@ -174,16 +174,16 @@ def long_to_wide(frame: pd.DataFrame, name: str = "the series") -> pd.DataFrame:
         row = int(np.argmax(dup.to_numpy()))
         raise ConfigError(f"{name}: series '{ids.iloc[row]}' has two rows at {frame['ds'].iloc[row]}; keep one row "
                           "per (unique_id, ds)")
-    stamps = {k: set(g) for k, g in frame["ds"].groupby(ids, sort=False)}
-    first = next(iter(stamps))
-    differ = [k for k, v in stamps.items() if v != stamps[first]]
-    if differ:
+    rows, first = ids.groupby(ids, sort=False).size(), ids.iloc[0]  # no duplicates: a series covers the first's
+    inside = frame["ds"].isin(frame["ds"][(ids == first).to_numpy()]).groupby(ids, sort=False).all()  # ds when it
+    differ = rows.index[(rows.to_numpy() != rows[first]) | ~inside.to_numpy()]  # has as many rows, all at its ds
+    if len(differ):
         raise ConfigError(f"{name} is in long format and its series cover different time steps ('{first}': "
-                          f"{len(stamps[first])} rows, '{differ[0]}': {len(stamps[differ[0]])}); a model of all "
+                          f"{rows[first]} rows, '{differ[0]}': {rows[differ[0]]}); a model of all "
                           "series together needs them aligned: use the Forecaster (one model over series of any "
                           "lengths, docs/series.md) or give series that share their ds")
     wide = frame.assign(unique_id=ids).pivot(index="ds", columns="unique_id", values="y")
-    wide = wide[list(stamps)].rename_axis(None, axis=1)
+    wide = wide[list(rows.index)].rename_axis(None, axis=1)
     return wide.reset_index()
 
 

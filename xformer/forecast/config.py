@@ -1,10 +1,13 @@
 """The Forecaster's settings and the network they describe (a ModelConfig, as config.yaml holds it)."""
 from __future__ import annotations
 
+import numbers
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..config import ConfigError
 from ..core import CoreConfig
@@ -12,6 +15,11 @@ from ..models import ModelConfig, PartConfig
 from ..registry import is_whole_number
 
 MODELS = ("patchtst", "steps", "dlinear", "rlinear", "sparsetsf")
+# the options that take a whole number, with the least one; given another type (1.5, 24.0, "3", True), fit would
+# fail inside torch or save a config.yaml that load refuses, so each is refused when given
+WHOLE = {"input_len": 1, "horizon": 1, "period": 1, "patch_len": 1, "stride": 1, "d_model": 1, "n_layers": 1,
+         "n_heads": 1, "d_ff": 1, "epochs": 1, "max_steps": 1, "batch_size": 1, "seed": 0}
+OPTIONAL = ("period", "d_ff", "clip", "max_steps")  # None: left out
 
 
 @dataclass
@@ -31,6 +39,9 @@ class ForecasterConfig:
     affine: bool = False
     quantiles: list[float] | None = None
     epochs: int = 10
+    # a cap on the optimizer steps (neuralforecast's name): fit ends after min(epochs x steps per epoch, max_steps)
+    # steps, so that a panel of millions of windows trains in bounded time; None: every epoch runs
+    max_steps: int | None = None
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -67,6 +78,7 @@ class ForecasterConfig:
                                                              if (self.stat_exog or []).count(c) > 1}
         if clash:
             raise ConfigError(f"covariate column(s) {sorted(clash)} named twice, or named unique_id / ds / y")
+        check_types(self)
         if self.quantiles is not None and len(set(self.quantiles)) != len(self.quantiles):
             # a level twice is trained twice and gives two columns of one name (y_hat_q{q}), one overwriting the other
             raise ConfigError(f"quantiles {self.quantiles} name a level more than once; give each level once, e.g. "
@@ -74,14 +86,6 @@ class ForecasterConfig:
         if self.has_covariates and self.model != "patchtst":
             raise ConfigError(f"covariates need model='patchtst' (its tokenizer turns them into tokens), not "
                               f"'{self.model}'")
-        for f in fields(self):  # numpy scalars (np.int64(24) from a frame) as Python numbers, so that save writes JSON
-            value = getattr(self, f.name)
-            if isinstance(value, np.generic):
-                setattr(self, f.name, value.item())
-        for name in ("input_len", "horizon", "period"):
-            value = getattr(self, name)
-            if value is not None and (not is_whole_number(value) or value < 1):
-                raise ConfigError(f"{name}={value!r}: give a whole number >= 1")
         if self.period is not None and self.period > self.input_len:
             raise ConfigError(f"period={self.period} is longer than input_len={self.input_len}; give an input_len of at "
                               "least one season")
@@ -92,6 +96,41 @@ class ForecasterConfig:
         if self.freq is not None:
             from .frames import parse_freq
             parse_freq(self.freq)  # the form only: a one-line error here rather than at the first predict
+
+
+def check_types(cfg: ForecasterConfig) -> None:
+    """Each number, flag and the quantiles of the type it takes, so that what is accepted here trains, saves and
+    loads back; numpy scalars (np.int64(24) from a frame) become Python numbers, so that save writes JSON."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, np.generic):
+            setattr(cfg, f.name, value.item())
+    for name, least in WHOLE.items():
+        value = getattr(cfg, name)
+        if not (value is None and name in OPTIONAL) and (not is_whole_number(value) or value < least):
+            raise ConfigError(f"{name}={value!r}: give a whole number >= {least}"
+                              f"{' (or None)' if name in OPTIONAL else ''}")
+    for name in ("dropout", "head_dropout", "lr", "weight_decay", "clip"):
+        value = getattr(cfg, name)
+        if not (value is None and name in OPTIONAL or isinstance(value, numbers.Real) and not isinstance(value, bool)):
+            raise ConfigError(f"{name}={value!r}: give a number{' (or None)' if name in OPTIONAL else ''}")
+    for name in ("revin", "affine"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"{name}={getattr(cfg, name)!r}: give True or False")
+    if cfg.quantiles is not None:
+        levels = cfg.quantiles
+        if not isinstance(levels, (list, tuple, np.ndarray, pd.Index, pd.Series)) or getattr(levels, "ndim", 1) != 1 \
+                or not all(isinstance(q, numbers.Real) and not isinstance(q, bool) for q in levels):
+            shown = repr(levels) if len(repr(levels)) <= 60 else f"a {type(levels).__name__}"
+            raise ConfigError(f"quantiles={shown}: give a list of levels in (0, 1), e.g. quantiles=[0.1, 0.5, 0.9]")
+        cfg.quantiles = [float(q) for q in levels]
+
+
+def given_options(cfg: ForecasterConfig) -> list[str]:
+    """``model`` and each option set to other than its default, as ``name=value`` (a Forecaster's repr)."""
+    defaults = ForecasterConfig()
+    return [f"model={cfg.model!r}"] + [f"{f.name}={getattr(cfg, f.name)!r}" for f in fields(cfg)
+                                       if f.name != "model" and getattr(cfg, f.name) != getattr(defaults, f.name)]
 
 
 def name_list(option: str, value) -> list[str] | None:
@@ -162,4 +201,16 @@ def model_config(cfg: ForecasterConfig, n_channels: int) -> ModelConfig:
     return ModelConfig("encoder", core, tokenizer, head)
 
 
-__all__ = ["ForecasterConfig", "model_config", "name_list", "MODELS"]
+@contextmanager
+def float32_default():
+    """Networks built (and trained) inside are float32, as the windows fed to them are, whatever default dtype
+    the process has set (a notebook's torch.set_default_dtype(torch.float64)); that default is restored after."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+
+
+__all__ = ["ForecasterConfig", "model_config", "name_list", "given_options", "float32_default", "MODELS"]

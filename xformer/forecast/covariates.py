@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
-from sklearn.preprocessing import StandardScaler
 
 from ..batch import FUTURE_COVARIATES as FUTURE
 from ..batch import INPUTS, TARGETS
@@ -61,16 +60,35 @@ def check_calendar(names: list[str] | None) -> None:
         raise ConfigError(f"unknown calendar feature(s) {unknown}; choose among {', '.join(CALENDAR)}")
 
 
+def standard_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``StandardScaler().fit(values)``'s ``mean_`` and ``scale_`` of each column of ``values`` (n, k), to the bit:
+    its own arithmetic (sklearn.utils.extmath._incremental_mean_and_var from no samples seen, NaN left out, scale 1
+    for a column constant within its rounding error), without the input checks that cost about 0.5 ms a call,
+    i.e. seconds for each fit and backtest window of a panel of thousands of series."""
+    values = np.asarray(values, dtype=np.float64)
+    gaps = np.isnan(values)
+    total = np.nansum if gaps.any() else np.sum
+    count = 0.0 + (len(values) - total(gaps.astype(np.float64), axis=0))
+    sums = total(values, axis=0)
+    mean = (0.0 + sums) / count
+    centred = values - sums / count
+    correction = total(centred, axis=0)
+    variance = (total(centred ** 2, axis=0) - correction ** 2 / count) / count
+    eps = np.finfo(np.float64).eps
+    constant = variance <= count * eps * variance + (count * mean * eps) ** 2
+    return mean, np.where(constant, 1.0, np.sqrt(variance))
+
+
 def covariate_stats(cov: pd.DataFrame, rows: pd.DatetimeIndex) -> tuple[list[float], list[float]]:
     """StandardScaler's mean and scale of each covariate column over ``rows`` (a series' training part)."""
-    scaler = StandardScaler().fit(cov.reindex(rows).to_numpy())
-    return scaler.mean_.tolist(), scaler.scale_.tolist()
+    mean, scale = standard_stats(cov.reindex(rows).to_numpy())
+    return mean.tolist(), scale.tolist()
 
 
 def check_training_covariates(key: str, part: pd.DataFrame, val_size: int) -> None:
     """Refuse in one line a covariate column without any value in the rows series ``key`` trains on (``part``,
     filled by the policy): its scaling statistics and every training window would read nothing there."""
-    empty = [c for c in part.columns if part[c].isna().all()]
+    empty = list(part.columns[part.isna().to_numpy().all(axis=0)])
     if empty:
         held = f", before the last val_size={val_size} steps held out for validation" if val_size else ""
         raise ConfigError(f"covariate(s) {empty} of series '{key}' hold no value in the {len(part)} rows fit trains "
@@ -85,7 +103,9 @@ def covariate_block(cfg, key: str, cov: pd.DataFrame | None, stats, dates: pd.Da
     columns = (cfg.futr_exog if future else cfg.hist_exog) or []
     blocks = []
     if columns:
-        values = cov.reindex(dates)[columns].to_numpy(dtype=np.float64)
+        rows = cov.index.get_indexer(dates)  # cov.reindex(dates)[columns] without building that frame: -1 absent
+        values = np.full((len(dates), len(columns)), np.nan)
+        values[rows >= 0] = cov.to_numpy(dtype=np.float64)[rows[rows >= 0]][:, cov.columns.get_indexer(columns)]
         absent = np.isnan(values).any(axis=1)
         if absent.any():
             fix = ("; pass futr_df (xformer forecast: --futr FILE.csv) with unique_id, ds and those columns for "
@@ -196,4 +216,5 @@ class CovariateWindows(torch.utils.data.Dataset):
 
 
 __all__ = ["PAST", "FUTURE", "STATIC", "CALENDAR", "calendar_features", "check_calendar", "check_training_covariates",
-           "covariate_stats", "covariate_block", "series_windows", "window_covariates", "CovariateWindows"]
+           "covariate_stats", "standard_stats", "covariate_block", "series_windows", "window_covariates",
+           "CovariateWindows"]

@@ -19,9 +19,9 @@ from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .checks import check_data_freq, check_future_horizon, check_patches, ensemble_members
-from .config import ForecasterConfig, model_config
+from .config import ForecasterConfig, float32_default, given_options, model_config
 from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covariate_stats, series_windows,
-                         window_covariates)
+                         standard_stats, window_covariates)
 from .frames import (DS, ID, POINT, Panel, check_freq, fill_series, future_dates, infer_freq, quantile_column,
                      read_panel, report_short)
 from .future import with_future
@@ -39,8 +39,8 @@ class _KeepBest(Trainer):
 
 def _scale_stats(values: np.ndarray) -> tuple[float, float]:
     """StandardScaler's mean and scale of one series: x_scaled = (x - mean) / scale (scale 1 for a constant)."""
-    scaler = StandardScaler().fit(values.reshape(-1, 1))
-    return float(scaler.mean_[0]), float(scaler.scale_[0])
+    mean, scale = standard_stats(values.reshape(-1, 1))
+    return float(mean[0]), float(scale[0])
 
 
 class Forecaster:
@@ -68,6 +68,10 @@ class Forecaster:
         self.fit_report: dict = {}
         self.history: Panel | None = None  # the series of the last fit (not a backtest's), for predict() without df
         self.trained_until: dict | None = None  # a loaded one's: each series' last ds in the data of fit
+
+    def __repr__(self) -> str:
+        fitted = f" fitted on {len(self.stats or self.columns or [])} series" if self.model is not None else ""
+        return f"Forecaster({', '.join(given_options(self.config))}){fitted}"
 
     # ---- persistence (xformer/forecast/folder.py) -------------------------------------------------------
     @classmethod
@@ -120,8 +124,9 @@ class Forecaster:
                           aligned=self.columns is not None)
 
     def fit(self, df, val_size: int = 0, early_stopping: int | None = None, static_df=None) -> "Forecaster":
-        """Train one model on every window of every series of ``df`` (long or wide); returns self. The fitted
-        state is replaced only once training has finished: a fit refused or interrupted leaves it as it was.
+        """Train one model on every window of every series of ``df`` (long or wide), ``epochs`` times or for
+        ``max_steps`` batches if fewer; returns self. The fitted state is replaced only once training has
+        finished: a fit refused or interrupted leaves it as it was.
 
         ``val_size``: the last ``val_size`` steps of each series are held out (0, or at least ``horizon``);
         the model is evaluated on their windows after every epoch and the weights of the best validation
@@ -131,6 +136,7 @@ class Forecaster:
         self.check_fittable()  # before reading: a run's columns may not be in df at all
         return self.fit_panel(self.read(df, fitting=True), val_size, early_stopping, static_df)
 
+    @float32_default()
     def fit_panel(self, panel: Panel, val_size: int = 0, early_stopping: int | None = None,
                   static_df=None) -> "Forecaster":
         cfg = self.config
@@ -169,9 +175,9 @@ class Forecaster:
             stats[key] = _scale_stats(part)  # the training part only
             cov = (raw.covariates or {}).get(key) if cfg.has_covariates else None
             if cfg.exog and cov is not None:  # the training part's rows, filled from its own rows
-                known = fill_gaps(cov.loc[:s.index[n_train - 1]], cfg.missing)
-                check_training_covariates(key, known.reindex(s.index[:n_train]), val_size)
-                cov_stats[key] = covariate_stats(known, s.index[:n_train])
+                part = fill_gaps(cov.loc[:s.index[n_train - 1]], cfg.missing).reindex(s.index[:n_train])
+                check_training_covariates(key, part, val_size)
+                cov_stats[key] = tuple(v.tolist() for v in standard_stats(part.to_numpy()))  # as covariate_stats
             vector = static_vector(static, key, static_scaling) if cfg.stat_exog else None
             # each split's windows filled from the rows up to its end: training [0, n_train), validation to the end
             windows = lambda lo, hi: series_windows(cfg, key, raw.series[key], cov, stats[key],  # noqa: E731
@@ -184,16 +190,18 @@ class Forecaster:
         torch.manual_seed(cfg.seed)
         model = build_model(model_config(cfg, 1))
         batch_size = min(cfg.batch_size, len(data))
-        train = TrainConfig(epochs=cfg.epochs, batch_size=batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+        epoch_steps = len(data) // batch_size  # the trainer's: full batches only
+        steps = min(cfg.epochs * epoch_steps, cfg.max_steps or cfg.epochs * epoch_steps)
+        train = TrainConfig(steps=steps, batch_size=batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                             schedule="constant", clip=cfg.clip, log_every=10**9, seed=cfg.seed, device=cfg.device,
-                            eval_every=max(1, len(data) // batch_size) if val is not None else 10**9,
+                            eval_every=epoch_steps if val is not None else 10**9,
                             early_stopping=EarlyStopping(patience=early_stopping))
         trainer = _KeepBest(model, DataBundle(train=data, val=val), train, None, init_world(cfg.device))
         trainer.fit()
         if trainer.best_state is not None:
             model.load_state_dict(trainer.best_state)
         report = {"series": len(stats), "windows": len(data), "steps": trainer.step,
-                  "epochs": trainer.step / trainer.steps_per_epoch, "left_out": short}
+                  "epochs": trainer.step / trainer.steps_per_epoch, "max_steps": cfg.max_steps, "left_out": short}
         if val is not None:
             report.update(val_windows=len(val), best_val_loss=trainer.best,
                           best_epoch=trainer.best_step / trainer.steps_per_epoch)

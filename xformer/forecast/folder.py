@@ -34,7 +34,7 @@ from ..config import ConfigError
 from ..folders import OutputFolder, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
-from .config import ForecasterConfig, model_config
+from .config import ForecasterConfig, float32_default, model_config
 from .frames import DS, ID, freq_label, parse_freq
 
 STATE_FILE = "forecaster.json"
@@ -180,10 +180,14 @@ def ensemble(members: list, names: list[str] | None = None):
     return combined
 
 
+@float32_default()
 def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     from ..train.run import load_run_model
 
     if isinstance(path, (list, tuple)):
+        if not path:
+            raise ConfigError("Forecaster.load got an empty list; give a folder written by Forecaster.save or "
+                              "xformer train, or a list of them (an ensemble)")
         members = [load(cls, member, freq) for member in path]
         return ensemble(members, [str(member) for member in path]) if len(members) > 1 else members[0]
     path = Path(path)
@@ -231,6 +235,7 @@ def _scaler(mean, scale) -> StandardScaler:
     return scaler
 
 
+@float32_default()
 def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
     """The forecaster of a run folder written by ``xformer train`` on series data (``ett``, ``csv_series``):
     its model (best checkpoint), columns, input length, horizon, quantiles and the StandardScaler of its

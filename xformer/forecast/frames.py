@@ -128,18 +128,22 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
         series = series if aligned else {k: _span(s) for k, s in series.items()}
     else:
         series = _read_long(frame, missing, exog or [])
-        for key, s in series.items() if exog else ():
-            refuse_appended_rows(key, s[Y], s[exog])  # before the policy's advice to fill them, which would not do
+        for key, s in series.items() if exog else ():  # columns Y, *exog: taken by position, not looked up by name
+            refuse_appended_rows(key, s.iloc[:, 0], s.iloc[:, 1:])  # before the policy's advice to fill them
     grid = grid_freq([s.index for s in series.values()], freq)
     for key in series:
         s, inserted = on_grid(series[key], grid, inferred=freq is None, key=key)
-        series[key] = check_missing(s, key, missing, Y, inserted, grid) if not exog else \
-            pd.concat([check_missing(s[c], key, missing, c, inserted, grid) for c in s.columns], axis=1)
+        series[key] = s
+        gaps = s.isna().to_numpy().reshape(len(s), -1).any(axis=0)
+        for c in np.flatnonzero(gaps):  # only a column with gaps can be refused
+            check_missing(s if not exog else s.iloc[:, c], key, missing, Y if not exog else s.columns[c], inserted,
+                          grid)
     if not is_long(frame, date_column):
         return Panel(series, date_column or ROW)
     if not exog:
         return Panel(series)
-    return Panel({k: s[Y] for k, s in series.items()}, covariates={k: s[exog] for k, s in series.items()})
+    return Panel({k: s.iloc[:, 0] for k, s in series.items()},
+                 covariates={k: s.iloc[:, 1:] for k, s in series.items()})
 
 
 def refuse_periods(values: pd.Series | pd.Index, column: str) -> None:
@@ -170,8 +174,11 @@ def read_covariates(frame: pd.DataFrame, columns: list[str], missing: str, what:
     if absent:  # checked here: the y added below is no column the user must give
         raise ConfigError(f"{what} has no column {', '.join(repr(c) for c in absent)}; it needs unique_id, ds and "
                           f"the covariate columns {columns} (it has {[str(c) for c in frame.columns]})")
-    series = _read_long(frame.assign(y=0.0), missing, columns, what)
-    return {k: pd.concat([check_missing(s[c], k, missing, c) for c in columns], axis=1) for k, s in series.items()}
+    series = _read_long(frame.assign(y=0.0), missing, columns, what)  # columns y, *columns
+    for key, s in series.items():
+        for c in np.flatnonzero(s.isna().to_numpy().any(axis=0)):  # only a column with gaps can be refused
+            check_missing(s.iloc[:, c], key, missing, s.columns[c])
+    return {k: s.iloc[:, 1:] for k, s in series.items()}
 
 
 def ds_kind(index: pd.Index) -> str:
@@ -238,13 +245,22 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
         n = int(((table[ID] == table[ID].iloc[row]) & (table[DS] == table[DS].iloc[row])).sum())
         raise ConfigError(f"series '{table[ID].iloc[row]}' has {n} rows at {table[DS].iloc[row]}; keep one row per "
                           "(unique_id, ds)")
+    # one sort by (series in order of first appearance, ds), then each series is a slice of the sorted arrays
+    codes, keys = pd.factorize(table[ID], sort=False)
+    dates = (pd.Index if integer_ds else pd.DatetimeIndex)(table[DS].to_numpy(), name=DS)
+    order = np.lexsort((dates.asi8 if not integer_ds else dates.to_numpy(), codes))
+    dates, columns = dates[order], [Y, *exog]
+    block = np.stack([values[c] for c in columns])[:, order]  # (columns, rows)
+    ends = np.cumsum(np.bincount(codes, minlength=len(keys)))
     series = {}
-    for key, group in table.groupby(ID, sort=False):
-        index = (pd.Index if integer_ds else pd.DatetimeIndex)(group[DS].to_numpy(), name=DS)
+    for key, start, end in zip(keys, ends - np.bincount(codes, minlength=len(keys)), ends):
         if not exog:
-            series[str(key)] = pd.Series(group[Y].to_numpy(), index=index, name=Y).sort_index()
+            series[str(key)] = pd.Series(block[0, start:end], index=dates[start:end], name=Y)
         else:
-            series[str(key)] = group[[Y, *exog]].set_axis(index).sort_index()
+            # a block per column (copy=False), as a groupby's frames had: sums over them (covariate_stats) run
+            # in the same order, to the same bits
+            series[str(key)] = pd.DataFrame({c: block[i, start:end] for i, c in enumerate(columns)},
+                                            index=dates[start:end], copy=False)
     return series
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from .. import metrics_forecast
@@ -40,6 +41,12 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     such as "h", or the whole-number step of an integer ds; the forecaster's ``f.freq``), one for all series;
     default: inferred as ``Forecaster.fit`` infers it, or per series for series of different freqs. A train_df
     without ``ds`` is taken as it is (its rows as consecutive steps)."""
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(f"evaluate takes df as a pandas DataFrame of forecasts and truth ({id_column}, {target}, "
+                          f"{point}: what cross_validation returns), got a {type(df).__name__}")
+    if train_df is not None and not isinstance(train_df, pd.DataFrame):
+        raise ConfigError(f"train_df must be a pandas DataFrame of the training series ({id_column}, ds, {target}) "
+                          f"or None, got a {type(train_df).__name__}")
     if train_df is not None and DS in train_df.columns:
         train_df = on_time_grid(train_df, df, freq, target, id_column)
     elif freq is not None:
@@ -58,8 +65,9 @@ def on_time_grid(train_df: pd.DataFrame, df: pd.DataFrame, freq=None, target: st
     if not {id_column, target} <= set(train_df.columns) or id_column not in df.columns:
         return train_df
     ids = ids_as_text(train_df[id_column], "train_df")
-    observed = train_df[target].notna().groupby(ids.to_numpy()).transform("any").to_numpy()
-    scored = ids.isin(set(ids_as_text(df[id_column]))).to_numpy()
+    scored = ids.isin(pd.unique(ids_as_text(df[id_column]).to_numpy())).to_numpy()
+    observed = np.zeros(len(ids), dtype=bool)  # whether a series has any value: asked of the scored ones only
+    observed[scored] = train_df[target][scored].notna().groupby(ids[scored].to_numpy()).transform("any").to_numpy()
     if not (scored & observed).any():
         return train_df  # nothing to put on a grid: evaluate names the series train_df lacks
     kept = scored & observed
