@@ -290,4 +290,5 @@ def test_generate_command_errors(tiny_run, tmp_path, capsys):
     assert "no saved tokenizer" in error_line(capsys, ["generate", str(tmp_path), "--prompt", "a"])
     assert "[BOS]" in error_line(capsys, ["generate", str(tiny_run[0]), "--prompt", ""])
     assert "not in the" in error_line(capsys, ["generate", str(tiny_run[0]), "--prompt", "\u00e9\u00e9"])
-    assert "beam search" in error_line(capsys, ["generate", str(tiny_run[0]), "--prompt", "a", "--num-beams", "2"])
+    assert "beam search" in error_line(capsys, ["generate", str(tiny_run[0]), "--prompt", "a", "--num-beams", "2",
+                                                                 "--max-new-tokens", "200"])

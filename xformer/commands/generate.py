@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
     from ..generation import generate_text
     from ..train.distributed import pick_device
 
-    if args.num_samples < 1 or args.max_new_tokens < 0:
+    if args.num_samples < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 0):
         raise ConfigError("--num-samples must be >= 1 and --max-new-tokens >= 0")
     if not 0 < args.temperature < math.inf or not 0 < args.top_p <= 1 or args.num_beams < 1 or args.top_k < 0:
         raise ConfigError("need a finite --temperature > 0, 0 < --top-p <= 1, --top-k >= 0 (0: all tokens) and "
@@ -85,7 +85,9 @@ def add_parser(subparsers) -> None:
         epilog='example: xformer generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40')
     p.add_argument("run_dir", metavar="RUN_DIR", help="a text run's folder, or a local Hugging Face GPT-2 folder")
     p.add_argument("--prompt", default="", help="text to continue (an encoder-decoder reads it as its source)")
-    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                   help="new tokens to write (default: as many as fit in the model's positions after the prompt, "
+                        "at most 200); more than fit slides the window (greedy and sampling; beam search refuses)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0, help="keep the k most probable tokens (0: all)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus: keep the most probable tokens up to mass p")

@@ -36,6 +36,7 @@ from .study import crossover_sentences, crossovers, mean_std, ranking
 
 OPTIONS = "compare.json"  # in the report folder: the options it was started with, which --resume continues
 FINISHED = "compare_run.json"  # in a run folder: trained to its end and measured (its wall time)
+DATA_FIELDS = {"text": "text_data", "images": "image_data", "series": "series_data"}  # seq2seq's data is built in
 
 
 def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,
@@ -60,7 +61,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
         "domains": {d: {"metric": METRIC[d][0], "direction": METRIC[d][1], "split": "test", "models": [],
                         "runs": []} for d in cfg.domains}}
     models, measured, untrained = {}, {}, {}
-    datasets = _checked_data(cfg, schedule, seeds, results)  # before anything is written: bad input leaves no folder
+    datasets = _checked_data(cfg, schedule, seeds, results, resume)  # before anything is written: no folder left
     progress = Progress(n_trained * len(seeds) * sum(s for s, _ in schedule), label="compare", quiet=quiet)
     start = time.perf_counter()
     if folder is not None:
@@ -82,9 +83,8 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     except BaseException as stop:
         if folder is not None:  # never replaces a complete report; a --resume continues its finished runs, if any
             folder.failed(keep_partial=any(out.rglob(FINISHED)))  # else nothing is kept: the command runs again
-        if isinstance(stop, KeyboardInterrupt) and (out / OPTIONS).is_file() and not (out / "results.json").exists():
-            raise KeyboardInterrupt(f"the compare stopped; its finished runs are kept in {out}: continue it with "
-                                    f"xformer compare --resume {out}") from stop
+        if isinstance(stop, KeyboardInterrupt):  # the trainer's "xformer train --resume RUN" is not the way on
+            raise _stopped(stop, out, folder) from stop
         raise
     finally:
         progress.close()
@@ -93,11 +93,26 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     return results
 
 
-def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results: dict) -> dict:
+def _stopped(stop: KeyboardInterrupt, out: Path, folder: OutputFolder | None) -> KeyboardInterrupt:
+    """What a Ctrl-C left, said as compare's own way on (the exit status of the signal kept)."""
+    if folder is not None and folder.replacing:
+        message = (f"the compare stopped before its report was complete; {out} holds the earlier report again, "
+                   "as it was: run the same command again")
+    elif (out / OPTIONS).is_file():
+        message = (f"the compare stopped; its finished runs are kept in {out}: continue it with "
+                   f"xformer compare --resume {out}")
+    else:
+        message = "the compare stopped before any of its runs finished, so nothing was kept: run the same command again"
+    stopped = KeyboardInterrupt(message)
+    stopped.exit_status = getattr(stop, "exit_status", 130)
+    return stopped
+
+
+def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results: dict, resume: bool = False) -> dict:
     """Each domain's data (described in ``results``), every run's experiment checked: what the command would
-    refuse part way (a series too short for the windows, a file that is no CSV, a bad value) is refused before
-    it writes anything. The datasets are built in the order the runs would first need them, each from its own
-    seed, so they are the same as when they were built between the runs."""
+    refuse part way (a series too short for the windows, a training split shorter than one batch, a file that is
+    no CSV, a bad value) is refused before it writes anything. The datasets are built in the order the runs
+    would first need them, each from its own seed, so they are the same as when they were built between the runs."""
     from ..data.registry import build_data
 
     datasets = {}
@@ -108,12 +123,29 @@ def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results:
                 if entry.domain in datasets:
                     continue
                 datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
+                _check_one_batch(entry.domain, cfg, len(datasets[entry.domain].train),
+                                 experiment.train.batch_size, resume)
                 info = results["domains"][entry.domain]
                 info["data"] = describe_data(entry.domain, cfg, datasets[entry.domain])
                 if datasets[entry.domain].test is None:  # e.g. an image folder without test/
                     info["metric"] = info["metric"].replace("test_", "val_", 1)
                     info["split"] = "validation"  # said in the Data table: no test split
     return datasets
+
+
+def _check_one_batch(domain: str, cfg: CompareConfig, n_train: int, batch_size: int, resume: bool) -> None:
+    """The Trainer's refusal of a training split shorter than one batch (its loader drops a partial batch;
+    xformer/train/trainer.py), said in compare's options before the first run rather than part way."""
+    if n_train >= batch_size:  # whatever grad_accum and process count: len(loader) // grad_accum > 0 exactly then
+        return
+    field = DATA_FIELDS.get(domain)
+    given = getattr(cfg, field) if field else None
+    shown = " ".join(map(str, given)) if isinstance(given, list) else given
+    source = f" (--{field.replace('_', '-')} {shown})" if given else ""
+    fix = (f"start it again with --batch-size {n_train} or less and --overwrite (--resume keeps the options it was "
+           "started with)" if resume else f"give --batch-size {n_train} or less")
+    raise ConfigError(f"the {domain} domain's training split{source} has {n_train} examples, fewer than one batch "
+                      f"of --batch-size {batch_size}; {fix}")
 
 
 def resumed_config(out: str | Path) -> CompareConfig:

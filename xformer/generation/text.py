@@ -2,8 +2,8 @@
 
 ``generate_text`` encodes the prompts (left-padded into one batch; an encoder-decoder reads them
 as its source), decodes with :func:`xformer.generation.decoding.generate` through the KV cache,
-and returns only the new text, cut at [EOS]. Past the model's learned positions it slides the
-window as nanoGPT's ``sample.py`` does (``_WindowStepper``).
+and returns only the new text, cut at [EOS]. By default it stops at the model's learned positions (at most
+200 new tokens); asked for more, it slides the window as nanoGPT's ``sample.py`` does (``_WindowStepper``).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from ..errors import ConfigError
 from ..models import Model
 from ..tokenizers.positions import LearnedPositions, SinusoidalPositions
 from .decoding import Stepper, generate, greedy_or_sample
+
+DEFAULT_NEW_TOKENS = 200  # generate_text's most new tokens when max_new_tokens is not given
 
 
 def max_positions(model: Model) -> int | None:
@@ -121,7 +123,7 @@ def _continuation(vocab, context: list[int], new: list[int]) -> str:
 
 
 @torch.no_grad()
-def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: int = 200, *,
+def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: int | None = None, *,
                   do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   num_beams: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
                   generator: torch.Generator | None = None) -> str | list[str]:
@@ -134,9 +136,11 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     paragraph of ``text_lm`` training, GPT-2's <|endoftext|> convention), else [BOS].
     Encoder-decoder models read the prompt as the source (``src_ids`` / ``src_mask``) and decode from [BOS].
 
-    A prompt plus ``max_new_tokens`` longer than the model's learned positions (``max_positions``) slides
-    the window: each further token is predicted from the last ``max_positions`` tokens only (greedy and
-    sampling; beam search cannot slide and raises ConfigError). Sampling kwargs as in ``generate``.
+    ``max_new_tokens`` None (the default): as many as fit in the model's learned positions (``max_positions``)
+    after the prompt, at most ``DEFAULT_NEW_TOKENS`` (200); greedy, sampling and beam search alike. Asked for
+    more explicitly, greedy and sampling slide the window: each further token is predicted from the last
+    ``max_positions`` tokens only; beam search cannot slide and raises ConfigError. Sampling kwargs as in
+    ``generate``.
     """
     core = getattr(model, "core", None)  # a baseline (xformer.baselines.text) names its architecture instead
     architecture = ("decoder" if isinstance(core, Decoder) else "encoder-decoder" if isinstance(core, EncoderDecoder)
@@ -180,6 +184,11 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     ids, mask = _left_pad(contexts, pad, device)
 
     n = ids.shape[1]
+    if max_new_tokens is None:  # what fits: beam search, which cannot slide, runs at the default too
+        max_new_tokens = DEFAULT_NEW_TOKENS if window is None else min(DEFAULT_NEW_TOKENS, window - n)
+        if max_new_tokens < 1:
+            raise ConfigError(f"the prompt fills all {window} of the model's positions, so no new token fits; "
+                              "shorten it, or give --max-new-tokens N to slide the window (greedy or sampling)")
     if window is None or n + max_new_tokens <= window:
         out = generate(model, ids, mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
                        temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams,
@@ -187,7 +196,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
                        pad_token_id=vocab.eos_id, generator=generator, model_inputs=model_inputs)
     elif num_beams > 1:
         raise ConfigError(f"beam search cannot go past the model's {window} positions ({n} prompt + {max_new_tokens} "
-                          "new tokens); lower --max-new-tokens or sample / decode greedily instead")
+                          f"new tokens, {window - n} fit); lower --max-new-tokens or leave it out (as many as fit), "
+                          "or sample / decode greedily instead")
     else:
         if max_new_tokens < 0 or temperature <= 0 or not 0 < top_p <= 1:
             raise ValueError("need max_new_tokens >= 0, temperature > 0 and 0 < top_p <= 1")
@@ -207,4 +217,4 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     return texts[0] if isinstance(prompt, str) else texts
 
 
-__all__ = ["generate_text", "max_positions", "TokenizerVocab", "as_vocab"]
+__all__ = ["generate_text", "max_positions", "TokenizerVocab", "as_vocab", "DEFAULT_NEW_TOKENS"]

@@ -286,11 +286,17 @@ def check_exportable(model, fmt: str) -> None:
 
 
 def export_model(model, fmt: str, folder: str | Path, run_dir: str | Path | None = None) -> dict:
-    """Write ``model`` in format ``fmt`` into the existing, empty ``folder``; a dict describing what was written.
-    ``run_dir`` (optional) supplies the tokenizer files (hf), preprocessing and class names (timm)."""
+    """Write ``model`` in format ``fmt`` into ``folder``, a new or empty folder (created when missing; one that
+    holds files is refused); a dict describing what was written. ``run_dir`` (optional) supplies the tokenizer
+    files (hf), preprocessing and class names (timm)."""
     folder = Path(folder)
     run = Path(run_dir) if run_dir is not None else None
     check_exportable(model, fmt)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file, not a folder for the export; give a new or empty folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise ConfigError(f"{folder} already holds files; give a new or empty folder for the export")
+    folder.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     if fmt == "hf":
         return export_hf(model, folder, run / "tokenizer" if run else None, run)

@@ -125,6 +125,8 @@ def export_onnx(model, path: str | Path) -> dict:
             torch.onnx.export(graph, tuple(inputs.values()), str(path), input_names=list(names),
                               output_names=list(outputs), dynamic_shapes=_dynamic_shapes(inputs, max_positions),
                               opset_version=OPSET, dynamo=True, external_data=big, verbose=False)
+    except OSError:  # the file could not be written (a missing folder, a full disk): not the model's fault
+        raise
     except Exception as e:  # the exporter's errors are long reports; keep the line that names the cause
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         summary = [i for i, line in enumerate(lines) if line.startswith("## Exception summary")]
