@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import ConcatDataset
 
 from ..batch import INPUTS
 from ..config import ConfigError
@@ -22,10 +21,11 @@ from .checks import check_data_freq, check_future_horizon, check_patches, ensemb
 from .config import ForecasterConfig, float32_default, given_options, model_config
 from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covariate_stats, series_windows,
                          standard_stats, window_covariates)
-from .frames import (DS, ID, POINT, Panel, check_freq, fill_series, future_dates, infer_freq, quantile_column,
-                     read_panel, report_short)
+from .frames import (DS, ID, POINT, Panel, check_freq, fill_series, forecast_frame, future_dates, infer_freq,
+                     quantile_column, read_panel, report_short)
 from .future import with_future
 from .statics import check_static, read_static, static_stats, static_vector
+from .windows import PanelWindows, pass_batches
 
 class _KeepBest(Trainer):
     """A trainer without a run folder that keeps, in memory, the weights of its best validation loss."""
@@ -185,8 +185,8 @@ class Forecaster:
             train_sets.append(windows(0, n_train))
             if val_size:
                 val_sets.append(windows(n_train - L, len(s)))
-        data = ConcatDataset(train_sets)
-        val = ConcatDataset(val_sets) if val_sets else None
+        data = PanelWindows(train_sets)  # batches gathered at once (windows.py), as ConcatDataset numbers them
+        val = PanelWindows(val_sets) if val_sets else None
         torch.manual_seed(cfg.seed)
         model = build_model(model_config(cfg, 1))
         batch_size = min(cfg.batch_size, len(data))
@@ -196,7 +196,8 @@ class Forecaster:
                             schedule="constant", clip=cfg.clip, log_every=10**9, seed=cfg.seed, device=cfg.device,
                             eval_every=epoch_steps if val is not None else 10**9,
                             early_stopping=EarlyStopping(patience=early_stopping))
-        trainer = _KeepBest(model, DataBundle(train=data, val=val), train, None, init_world(cfg.device))
+        bundle = DataBundle(train=data, val=val, collate=pass_batches)
+        trainer = _KeepBest(model, bundle, train, None, init_world(cfg.device))
         trainer.fit()
         if trainer.best_state is not None:
             model.load_state_dict(trainer.best_state)
@@ -277,15 +278,10 @@ class Forecaster:
                                   static_vector(table, k, self.static_stats) if cfg.stat_exog else np.zeros(0))
                               for k in keys}
             points, quantiles = self.forecast_histories({k: panel.series[k].to_numpy() for k in keys}, covariates)
-        parts = []
-        for i, key in enumerate(keys):
-            part = pd.DataFrame({ID: key, DS: future_dates(panel.series[key].index[-1], freq, h),
-                                 POINT: points[i, :h]})
-            for j, q in enumerate(sorted(cfg.quantiles or [])):
-                if q != 0.5:
-                    part[quantile_column(q)] = quantiles[i, :h, j]
-            parts.append(part)
-        return pd.concat(parts, ignore_index=True)
+        ends = [panel.series[k].index[-1] for k in keys]
+        ahead = {end: future_dates(end, freq, h) for end in dict.fromkeys(ends)}  # series mostly end together
+        return forecast_frame(keys, [ahead[end] for end in ends], points[:, :h],
+                              None if quantiles is None else quantiles[:, :h], cfg.quantiles)
 
     @torch.no_grad()
     def forecast_histories(self, histories: dict[str, np.ndarray], covariates: dict | None = None
