@@ -36,8 +36,8 @@ def test_forecast_continues_the_integer_index_with_the_numbers_of_dated_rows(fit
     assert pd.api.types.is_integer_dtype(out["ds"])
     assert list(out[out["unique_id"] == "s0"]["ds"]) == list(range(90, 96))
     assert list(out[out["unique_id"] == "s1"]["ds"]) == list(range(170, 176))
-    # both fitted here, under one torch thread count: the module's fixture may have trained under another (a CLI
-    # test in between sets --threads), and float sums split over other threads differ in the last bits
+    # both fitted here, under conftest's one thread: the module-scoped fixture is set up before that function-scoped
+    # setting, so it trains with the process's thread count, and float sums split over threads differ in the last bits
     out = Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(frame()).predict(frame())
     dated = Forecaster(**TINY, quantiles=[0.1, 0.5, 0.9]).fit(frame(dates=True)).predict(frame(dates=True))
     np.testing.assert_array_equal(out["y_hat"], dated["y_hat"])  # without calendar features ds is only an order
