@@ -265,9 +265,10 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
     order = np.lexsort((dates.asi8 if not integer_ds else dates.to_numpy(), codes))
     dates, columns = dates[order], [Y, *exog]
     block = np.stack([values[c] for c in columns])[:, order]  # (columns, rows)
-    ends = np.cumsum(np.bincount(codes, minlength=len(keys)))
+    sizes = np.bincount(codes, minlength=len(keys))
+    ends = np.cumsum(sizes)
     series = {}
-    for key, start, end in zip(keys, ends - np.bincount(codes, minlength=len(keys)), ends):
+    for key, start, end in zip(keys, ends - sizes, ends):
         if not exog:
             series[str(key)] = pd.Series(block[0, start:end], index=dates[start:end], name=Y)
         else:

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from ..batch import LABELS
 from ..config import ConfigError, load_yaml, to_dict
 from .config import Distill, ExperimentConfig
-from .trainer import rng_state, set_rng_state
+from .rng import rng_state, set_rng_state
 
 
 def soft_distillation_loss(student: Tensor, teacher: Tensor, tau: float) -> Tensor:

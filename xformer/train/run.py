@@ -42,13 +42,13 @@ from .interrupt import stop_at_once
 from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
-from .rng import deterministic_algorithms
+from .rng import deterministic_algorithms, seed_everything
 from .resume import absolute_data_paths, check_resume, check_run_folder, moved_data_paths, planned_steps
 from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
 from .same_data import check_same_preprocess, check_same_split, class_mismatch, same_source, saved_by_data
-from .trainer import Trainer, seed_everything
+from .trainer import Trainer
 
 
 def build_resolved(config: ExperimentConfig, device: torch.device | None = None

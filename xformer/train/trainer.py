@@ -47,7 +47,7 @@ from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
-from .rng import rng_state, seed_everything, set_rng_state  # re-exported: run.py, distill.py
+from .rng import rng_state, set_rng_state
 from .samplers import RepeatedAugmentSampler, ResumableSampler
 from .sam import SharpnessAware
 
