@@ -48,8 +48,8 @@ def feed_forward(cfg: CoreConfig) -> nn.Module:
 
 
 def drop_path_rates(rate: float, depth: int) -> list[float]:
-    """Stochastic depth grows linearly with depth, 0 at the first block (Huang et al. 2016, timm)."""
-    return torch.linspace(0, rate, depth).tolist() if depth > 1 else [rate] * depth
+    """Stochastic depth (Huang et al. 2016) grows linearly, from 0 at the first block (timm, CCT: one block, 0)."""
+    return torch.linspace(0, rate, depth).tolist()
 
 
 def init_gpt2_(module: nn.Module, n_layers: int, std: float = 0.02) -> None:

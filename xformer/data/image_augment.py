@@ -3,7 +3,9 @@
 Per image (torchvision.transforms.v2, on (C, H, W) float tensors in [0, 1] or PIL images):
     RandomResizedCrop(scale)  ->  horizontal flip (only where a mirrored image keeps its class:
     not digits)  ->  small affine jitter  ->  RandAugment / TrivialAugmentWide  ->  Normalize
-    ->  RandomErasing (after normalising, as timm does).
+    ->  RandomErasing (after normalising, as timm does). The box is filled with 0: the mean colour on
+    normalised data (timm's ``--remode const``), the blank background on digits (not normalised). timm's
+    train.py and DeiT default to ``--remode pixel``, per-pixel N(0, 1) noise, so their erasing differs.
 Per batch: MixUp (Zhang et al. 2018) / CutMix (Yun et al. 2019) through ``timm.data.Mixup``:
     x~ = lam x_i + (1 - lam) x_j,   y~ = lam y_i + (1 - lam) y_j   (y one-hot, label-smoothed),
     CutMix pastes a box of area (1 - lam) instead of blending. Targets become (B, K) probabilities,

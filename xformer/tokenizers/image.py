@@ -27,6 +27,9 @@ flattened, LayerNorm'ed and projected:
 
 ``proj`` keeps its name (a Conv2d of 5C input channels whose weight is W) and the norm is
 ``spt_norm``; with the option off neither changes, so the state dict is that of the plain ViT.
+LN's eps is the authors' (``nn.LayerNorm(patch_dim)``: 1e-5, aanna0701/SPT_LSA_ViT models/SPT.py), not
+``core.norm_eps``: a ViT recipe's 1e-6 (timm's, for the blocks) moves sparse patches, such as the digits'
+few inked pixels among shifted-in zeros, by about 1%.
 
 ``Tokens.state`` (a ``TokenState``) carries ``prefix_tokens`` (how many tokens precede the
 patches), ``class_token`` (whether token 0 is [CLS]) and ``grid`` (rows, cols), so that a
@@ -45,6 +48,7 @@ from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens, TokenState
 
 POSITIONS = ("learned", "sincos", "none")
+SPT_NORM_EPS = 1e-5  # the reference's nn.LayerNorm default, whatever core.norm_eps the blocks use
 
 
 def _pair(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -189,7 +193,7 @@ class PatchEmbedding(GridTokenizer):
         stacked = 5 * channels if shifted_patches else channels
         self.proj = nn.Conv2d(stacked, dim, kernel_size=self.patch_size, stride=self.patch_size)
         if shifted_patches:  # registered only when on: the plain tokenizer's state dict stays as it was
-            self.spt_norm = make_norm("layernorm", stacked * self.patch_size[0] * self.patch_size[1], norm_eps)
+            self.spt_norm = make_norm("layernorm", stacked * self.patch_size[0] * self.patch_size[1], SPT_NORM_EPS)
         self.shifted_patches = shifted_patches
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
         self.reg_tokens = nn.Parameter(torch.randn(1, register_tokens, dim) * 0.02) if register_tokens else None

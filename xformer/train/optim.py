@@ -1,8 +1,14 @@
 """AdamW with decay / no-decay parameter groups, and the learning-rate schedules recipes use.
 
-Weight decay (decoupled, Loshchilov & Hutter 2019: w <- w - lr * wd * w) is applied
-to matrices only; biases, norm gains and 1-D parameters are not decayed, as in
-GPT-2 / nanoGPT / timm. Embeddings are matrices and are decayed (nanoGPT does the same).
+Weight decay (decoupled, Loshchilov & Hutter 2019: w <- w - lr * wd * w) is applied to every
+trained parameter with two or more dimensions, by shape alone: weight matrices, conv kernels and
+embedding tables, and also learned positions (``pos_grid``, ``pos_prefix``, a position table), the
+class and register tokens (``cls_token`` (1, 1, d), ``reg_tokens``) and attention pooling's
+``query``. Biases, norm gains and shifts, layer scales and every other 1-D parameter are not decayed.
+This is nanoGPT's convention (``configure_optimizers``: decay iff ``p.dim() >= 2``, so its ``wpe``
+positions decay too). timm's and DeiT's ViTs differ: their ``no_weight_decay()`` also exempts
+``pos_embed``, ``cls_token`` and ``reg_token`` (``create_optimizer_v2``), so a timm recipe run here
+also decays those (each step multiplies them by 1 - lr_t wd, besides their gradient step).
 
 Every schedule is built from torch.optim.lr_scheduler and stepped once per
 optimizer step; the optional warmup is a LinearLR from lr/(warmup+1) to lr,
@@ -18,7 +24,7 @@ from .config import TrainConfig
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: parameters with >= 2 dims decay, the others (biases, norms) do not."""
+    """Two groups: parameters with >= 2 dims decay (tokens and positions too), the others (biases, norms) do not."""
     decay, no_decay = [], []
     for p in model.parameters():  # shared (tied) parameters are listed once
         if p.requires_grad:

@@ -7,7 +7,14 @@ order the inner maximum lies at
     e(w) = rho g / ||g||_2                                        g = grad L(w)          (SAM)
     e(w) = rho T_w^2 g / ||T_w g||_2,   T_w = diag(|w| + eta)                            (ASAM, adaptive)
 
-and the optimizer takes its step at w with the gradient found there, grad L(w + e(w)). So one optimizer
+T_w scales every trained parameter, biases, class token and positions included: davda54/sam's adaptive
+form (|w| alone, i.e. eta 0) with the paper's eta. The official ASAM code (SamsungLabs/ASAM ``asam.py``,
+``ascent_step``) scales only parameters whose name contains ``weight`` (matrices, kernels, norm gains) and
+leaves the others unscaled (T = 1), so the same rho spreads e differently there: much more on biases, tokens
+and positions (near zero, they get almost none here), less on the weight matrices. Its rho (0.5-2 in the
+paper's runs) belongs to that form; results do not carry over at equal rho.
+
+The optimizer takes its step at w with the gradient found there, grad L(w + e(w)). So one optimizer
 step costs two forward / backward passes over the same batch: the first for g (its loss is the one logged),
 the second at w + e. The norm runs over every trained parameter together; with DDP the first pass's
 gradients are the ranks' average, so every rank perturbs its weights alike. Chen et al. 2022 ("When Vision
