@@ -57,6 +57,44 @@ def test_the_lsa_prototype_trains_with_a_temperature_per_layer_and_no_self_atten
     assert float(patched.stdout.strip().splitlines()[-1]) == 0.0
 
 
+def test_the_lsa_prototype_per_head_learns_one_scale_per_head_from_the_references_start(tmp_path):
+    """--per-head is the authors' form (aanna0701/SPT_LSA_ViT models/vit.py): a scale per head, d_k^-1/2 at first."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "lsa"
+    proc = subprocess.run([sys.executable, "benchmarks/lsa_prototype.py", "--per-head", "train", "tasks/cct_digits.yaml",
+                           "train.steps=20", "train.eval_every=20", "train.warmup_steps=2", "--threads", "1",
+                           "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    weights = load_file(next(out.glob("checkpoints/*/model.safetensors")))
+    scales = {k: v for k, v in weights.items() if k.endswith("lsa_scale")}
+    assert len(scales) == 2 and all(v.shape == (4,) for v in scales.values()), scales  # 2 layers x 4 heads
+    start = 16 ** -0.5  # d_model 64 / 4 heads
+    assert all(not torch.allclose(v, torch.full((4,), start)) for v in scales.values())  # trained
+    assert all(torch.allclose(v, torch.full((4,), start), rtol=0.2) for v in scales.values())  # from d_k^-1/2
+
+
+def test_the_cct_layer_prototype_normalises_the_stream_between_its_sub_layers():
+    """x = x + Attn(LN0(x)); x = LN1(x); x = x + FFN(x): CCT's TransformerEncoderLayer, not the pre-norm block."""
+    patched = subprocess.run([sys.executable, "-c", (
+        "import runpy, sys, torch; sys.argv = ['x', '--help']\n"
+        "from xformer.core import CoreConfig, build\n"
+        "torch.manual_seed(0)\n"
+        "block = build.encoder(CoreConfig(d_model=8, n_layers=1, n_heads=2, d_ff=16)).blocks[0].eval()\n"
+        "x = torch.randn(2, 5, 8)\n"
+        "pre_norm = block(x)\n"
+        "try: runpy.run_path('benchmarks/cct_layer_prototype.py', run_name='__main__')\n"
+        "except SystemExit: pass\n"
+        "h = x + block.attn(block.res1.norm(x), None)\n"
+        "h = block.res2.norm(h)\n"
+        "cct = h + block.mlp(h)\n"
+        "print(float((block(x) - cct).abs().max()), float((pre_norm - cct).abs().max()))")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert patched.returncode == 0, patched.stderr[-2000:]
+    to_cct, to_pre_norm = map(float, patched.stdout.strip().splitlines()[-1].split())
+    assert to_cct < 1e-6 < 1e-2 < to_pre_norm
+
+
 @pytest.mark.parametrize("script, folder", [("vit_digits.py", "bench-s0"), ("etth1.py", "bench-dlinear-96"),
                                             ("char_gpt_shakespeare.py", "bench-lr1e-3")])
 def test_benchmarks_refuse_a_run_folder_left_by_an_earlier_run_before_any_work(tmp_path, script, folder):
