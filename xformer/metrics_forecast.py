@@ -117,7 +117,8 @@ def quantile_columns(frame: pd.DataFrame, point: str = "y_hat") -> dict[float, s
 def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int = 1, point: str = "y_hat",
              target: str = "y", id_column: str = "unique_id") -> pd.DataFrame:
     """Errors of a long forecast frame (``predict`` joined with the truth, or ``cross_validation``'s
-    result): one row per series (in order of appearance) and a last row ``overall``.
+    result): one row per series (in order of appearance) and a last row ``overall``; a series of that id is
+    refused in one line (its row and the row of all series would be one).
 
     Columns ``mse, mae, smape``, ``pinball`` and ``crps`` when the frame has quantile columns, ``mase`` when
     ``train_df`` (long, ``unique_id, ds, y``) gives the in-sample history: its rows up to the series'
@@ -143,6 +144,7 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     levels = quantile_columns(df, point)
     forecasts = list(dict.fromkeys([point, *levels.values()]))
     ids = ids_as_text(df[id_column])
+    refuse_overall_id(ids, f"e.g. df['{id_column}'] = df['{id_column}'].replace('{OVERALL}', '{OVERALL} series')")
     for column in [*forecasts, target]:
         values = _numbers(df[column], column)
         bad = np.isinf(values) if column == target else ~np.isfinite(values)
@@ -189,6 +191,14 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     table.loc[OVERALL] = pd.Series(overall)
     table.index.name = id_column
     return table
+
+
+def refuse_overall_id(ids, fix: str) -> None:
+    """Refuse in one line, ending in ``fix``, ids (text) holding ``OVERALL``: the label of evaluate's row of all
+    series, which that series' own row would share (one overwriting the other)."""
+    if (np.asarray(ids, dtype=object) == OVERALL).any():
+        raise ConfigError(f"series '{OVERALL}' has the id of evaluate's row of all series, '{OVERALL}', so their rows "
+                          f"would be one; give that series another unique_id ({fix})")
 
 
 def _in_sample(train_df: pd.DataFrame, df: pd.DataFrame, ids: pd.Series, target: str, id_column: str):
@@ -305,4 +315,4 @@ def _times(values: pd.Series, name: str) -> pd.Series:
 
 
 __all__ = ["mse", "mae", "smape", "mase", "naive_scale", "pinball", "crps", "quantile_columns", "evaluate", "OVERALL",
-           "ids_as_text"]
+           "ids_as_text", "refuse_overall_id"]

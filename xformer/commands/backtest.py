@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> None:
     from ..folders import output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import load_frame
-    from ..metrics_forecast import OVERALL, evaluate
+    from ..metrics_forecast import OVERALL, evaluate, refuse_overall_id
 
     inputs = [path for path in (args.data, args.static) if path is not None]
     for option, path in (("--out", args.out), ("--metrics", args.metrics)):
@@ -46,6 +46,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.missing is not None:  # the policy for this data's gaps, in place of the one the run was fitted with
         forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
     panel = forecaster.read(args.data)
+    refuse_overall_id(panel.ids, f"in {args.data}")  # the errors are scored per series and overall: before any work
     static = load_frame(args.static) if args.static else None
     cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False,
                                      static_df=static)  # its warnings (windows in the data of fit, series left

@@ -121,11 +121,12 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
 
     from ..folders import write_atomically
     from ..forecast.frames import DS, ID, POINT, Y, Panel, load_frame
-    from ..metrics_forecast import evaluate
+    from ..metrics_forecast import evaluate, refuse_overall_id
 
     panel = forecaster.read(raw)
     series, origins = panel.series, None
     if args.at is not None:
+        refuse_overall_id(panel.ids, f"in {args.data}")  # --at scores the forecast per series and overall
         index = next(iter(panel.series.values())).index
         integer_ds = not isinstance(index, pd.DatetimeIndex)
         at = origin(args.at, index, f"one within {args.data}")

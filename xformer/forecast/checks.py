@@ -1,6 +1,7 @@
 """Refusals the Forecaster makes before its work, each one line worded for the user of the estimator: a
-network the config cannot build, data at another frequency than the one it forecasts at, future-known
-covariates short of the horizon the model reads, and what ``Forecaster.ensemble`` is given."""
+network the config cannot build, data at another frequency than the one it forecasts at (series too short to use
+left out of that check), future-known covariates short of the horizon the model reads, and what
+``Forecaster.ensemble`` is given."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,7 @@ import pandas as pd
 from ..config import ConfigError
 from .covariates import known_covariates
 from .frames import Panel, check_freq, freq_label, future_dates
+from .frequency import grid_rows
 
 
 def check_patches(cfg) -> None:
@@ -33,6 +35,25 @@ def check_data_freq(panel: Panel, freq, given: bool, fitted=None) -> None:
     freq of the other kind (``Forecaster.load(path, freq=1)`` for one fitted on dates)."""
     held = f"was given freq {freq_label(freq)}" if given else f"was fitted on freq {freq_label(freq)}"
     check_freq(panel, freq, held=f"this forecaster {held}: give data at that frequency", fitted=fitted)
+
+
+def usable(panel: Panel, short: list[str]) -> Panel:
+    """``panel`` without its ``short`` series (fewer rows than a window needs), whose frequency is not checked: a
+    few rows with a step absent between them look like another frequency, and one such series would refuse the
+    whole panel, where it is only left out. All of ``panel`` when every series is short (then refused as such)."""
+    if len(short) == len(panel.series):
+        return panel
+    return Panel({k: s for k, s in panel.series.items() if k not in short}, panel.wide_date_column, panel.covariates)
+
+
+def too_short(panel: Panel, short: list[str], need: int, freq, check) -> list[str]:
+    """Of the ``short`` series of ``panel`` (fewer than ``need`` rows), those that are too short to use on their
+    grid at ``freq`` too. The others would be long enough with their absent rows inserted, so ``check`` (the
+    frequency checks, given a Panel) refuses them as it refuses any series, with the fix that inserts them."""
+    longer = [k for k in short if grid_rows(panel.series[k].index, freq) >= need]
+    if longer:
+        check(Panel({k: panel.series[k] for k in longer}, panel.wide_date_column))
+    return [k for k in short if k not in longer]
 
 
 def check_future_horizon(cfg, panel: Panel, keys: list[str], freq, h: int) -> None:
@@ -97,4 +118,5 @@ def ensemble_members(members, cls) -> tuple[list, list[str]]:
     return forecasters, names
 
 
-__all__ = ["check_patches", "check_data_freq", "check_future_horizon", "off_grid", "ensemble_members"]
+__all__ = ["check_patches", "check_data_freq", "usable", "too_short", "check_future_horizon", "off_grid",
+           "ensemble_members"]

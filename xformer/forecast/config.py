@@ -51,7 +51,8 @@ class ForecasterConfig:
     date_column: str | None = "date"  # of a wide table; None: rows numbered 0, 1, 2, ...
     columns: list[str] | None = field(default=None)
     missing: str = "error"
-    freq: str | int | None = None  # a pandas frequency such as "h", or the step of an integer ds; None: inferred
+    # a pandas frequency such as "h" (an offset object is kept as its string), or the step of an integer ds
+    freq: str | int | None = None  # None: inferred
     hist_exog: list[str] | None = None  # past-observed covariate columns (long format)
     futr_exog: list[str] | None = None  # future-known covariate columns (long format; futr_df at predict)
     calendar: list[str] | None = None  # calendar features from ds: hour, weekday, day, dayofyear, month
@@ -93,6 +94,9 @@ class ForecasterConfig:
             raise ConfigError("model='sparsetsf' needs period=, the season's length in steps (24 for hourly data with "
                               "a daily cycle, 7 for daily data with a weekly one)" if self.model == "sparsetsf" else
                               f"period applies to model='sparsetsf' only, not '{self.model}'; drop it")
+        if isinstance(self.freq, pd.offsets.BaseOffset):  # held as its string, which save writes as JSON
+            from .frequency_checks import offset_text
+            self.freq = offset_text(self.freq)
         if self.freq is not None:
             from .frames import parse_freq
             parse_freq(self.freq)  # the form only: a one-line error here rather than at the first predict

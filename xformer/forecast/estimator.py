@@ -17,7 +17,7 @@ from ..models import build_model
 from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
-from .checks import check_data_freq, check_future_horizon, check_patches, ensemble_members
+from .checks import check_data_freq, check_future_horizon, check_patches, ensemble_members, too_short, usable
 from .config import ForecasterConfig, float32_default, given_options, model_config
 from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covariate_stats, series_windows,
                          standard_stats, window_covariates)
@@ -121,7 +121,7 @@ class Forecaster:
             return df
         cfg, freq = self.config, self.config.freq if fitting or self.freq is None else self.freq
         return read_panel(df, cfg.date_column, self.columns or cfg.columns, cfg.missing, cfg.exog, freq=freq,
-                          aligned=self.columns is not None)
+                          aligned=self.columns is not None, least=cfg.input_len + cfg.horizon * fitting)
 
     def fit(self, df, val_size: int = 0, early_stopping: int | None = None, static_df=None) -> "Forecaster":
         """Train one model on every window of every series of ``df`` (long or wide), ``epochs`` times or for
@@ -149,10 +149,11 @@ class Forecaster:
             raise ConfigError("early_stopping needs a validation split; pass val_size (e.g. val_size=horizon)")
         self.check_fittable()
         check_patches(cfg)
-        freq, raw = infer_freq(panel, cfg.freq), panel
+        need, raw = L + H + val_size, panel
+        short = [k for k, s in panel.series.items() if len(s) < need]  # left out before the frequency checks
+        freq = infer_freq(usable(panel, short), cfg.freq)
+        short = too_short(panel, short, need, freq, lambda p: check_freq(p, freq, inferred=cfg.freq is None))
         panel = fill_series(panel, cfg.missing)  # the panel is all history: each series filled from its own rows
-        need = L + H + val_size
-        short = [k for k, s in panel.series.items() if len(s) < need]
         if len(short) == len(panel.series):
             longest = max(len(s) for s in panel.series.values())
             raise ConfigError(f"no series is long enough to train on: each needs input_len + horizon"
@@ -250,19 +251,22 @@ class Forecaster:
         h = self._check_h(h)
         cfg = self.config
         panel = fill_series(panel, cfg.missing)
+        short = [k for k, s in panel.series.items() if len(s) < cfg.input_len] if self.columns is None else []
         if self.freq is None:  # a run of xformer train loaded without freq: the data's own
             freq = infer_freq(panel, cfg.freq)
             check_freq(panel, freq)  # every series' dates, also those pandas inferred no freq from
-        else:  # the fitted (or given) freq must fit these dates too, or every forecast is misdated
+        else:  # the fitted (or given) freq must fit these dates too (short series aside), or forecasts are misdated
             from .folder import fitted_until
 
             freq, until = self.freq, fitted_until(self) or {}  # a ds of fit: which kind of ds it was fitted on
-            check_data_freq(panel, freq, given=cfg.freq is not None, fitted=next(iter(until.values()), None))
+            check = lambda p: check_data_freq(p, freq, given=cfg.freq is not None,  # noqa: E731
+                                              fitted=next(iter(until.values()), None))
+            check(usable(panel, short))
+            short = too_short(panel, short, cfg.input_len, freq, check)
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
         if self.columns is not None:
             keys, (points, quantiles) = self.columns, self._forecast_multivariate(panel)
         else:
-            short = [k for k, s in panel.series.items() if len(s) < cfg.input_len]
             if len(short) == len(panel.series):
                 raise ConfigError(f"predict needs at least input_len={cfg.input_len} rows of a series, the longest "
                                   f"has {max(len(s) for s in panel.series.values())}")

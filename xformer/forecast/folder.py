@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from ..folders import OutputFolder, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
 from .config import ForecasterConfig, float32_default, model_config
-from .frames import DS, ID, freq_label, parse_freq
+from .frames import DS, ID, freq_label, parse_freq, read_ids_as_text
 
 STATE_FILE = "forecaster.json"
 STATIC_FILE = "static_df.csv"
@@ -205,7 +205,7 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{path / STATE_FILE} is corrupt ({e}); save the forecaster again") from None
     if freq is not None:
-        config.freq = freq
+        config = replace(config, freq=freq)  # checked as the Forecaster's own (an offset held as its string)
     forecaster = cls(config)
     _, forecaster.model = load_run_model(path)
     given = config.freq if config.freq is not None else state["freq"]
@@ -220,7 +220,7 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
         if not (path / STATIC_FILE).is_file():
             raise ConfigError(f"{path} lacks {STATIC_FILE}, the static covariates of its fit; save the forecaster "
                               "again")
-        forecaster.static = pd.read_csv(path / STATIC_FILE, index_col=ID, dtype={ID: str}).astype("float64")
+        forecaster.static = read_ids_as_text(path / STATIC_FILE).set_index(ID).astype("float64")
         forecaster.static_stats = tuple(list(v) for v in state["static_stats"])
     if "scaler" in state:
         forecaster.scaler = _scaler(state["scaler"]["mean"], state["scaler"]["scale"])

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES  # read_csv's default missing-value texts
 
 from ..config import ConfigError
 from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_csv_file,
@@ -102,7 +103,18 @@ def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"series file not found: {path}")
-    return read_csv_file(path, dtype={ID: str})
+    return read_ids_as_text(path)
+
+
+def read_ids_as_text(path: Path) -> pd.DataFrame:
+    """A CSV whose ``unique_id`` (if it has one) is read as written: the texts pandas takes for missing values
+    ("NA" for North America, "None", "null", "nan", "#N/A", ...) are ids there, only an empty cell is a missing
+    id; every other column keeps pandas' missing values."""
+    columns = read_csv_file(path, nrows=0).columns
+    if ID not in columns:
+        return read_csv_file(path)
+    missing = {c: [""] if c == ID else sorted(STR_NA_VALUES) for c in columns}  # per column, by its name
+    return read_csv_file(path, dtype={ID: str}, keep_default_na=False, na_values=missing)
 
 
 def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
@@ -112,7 +124,8 @@ def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
 
 
 def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", columns: list[str] | None = None,
-               missing: str = "error", exog: list[str] | None = None, freq=None, aligned: bool = False) -> Panel:
+               missing: str = "error", exog: list[str] | None = None, freq=None, aligned: bool = False,
+               least: int = 0) -> Panel:
     """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either; ``exog``: the
     covariate columns of a long frame to keep (``Panel.covariates``). Each series is put on the grid of
     ``freq`` (given, or a fitted forecaster's; default: inferred, ``grid_freq``), its missing timestamps inserted
@@ -120,7 +133,8 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
     ``missing`` and kept as NaN: :func:`fill_series` fills them after the series are cut at their origins.
     ``aligned``: a wide table's columns are read as one table, each spanning all of its dates (a model that reads
     them together), its empty cells, leading and trailing ones too, following ``missing``; else each column spans
-    its own first to last value."""
+    its own first to last value. ``least``: series of fewer rows are too short to use, so their few rows (which
+    may look like another frequency) do not count in an inferred grid, unless every series is that short."""
     frame = load_frame(source)
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
@@ -144,7 +158,8 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
         series = _read_long(frame, missing, exog or [])
         for key, s in series.items() if exog else ():  # columns Y, *exog: taken by position, not looked up by name
             refuse_appended_rows(key, s.iloc[:, 0], s.iloc[:, 1:])  # before the policy's advice to fill them
-    grid = grid_freq([s.index for s in series.values()], freq)
+    grid = grid_freq([s.index for s in series.values() if len(s) >= least] or
+                     [s.index for s in series.values()], freq)
     for key in series:
         s, inserted = on_grid(series[key], grid, inferred=freq is None, key=key)
         series[key] = s

@@ -242,7 +242,7 @@ def _check_series(key: str, index: pd.Index, freq: pd.DateOffset | int, held: st
         fix = f"{what}; {held}" if suggested is not None else held
     else:
         fix = f"{what}: pass that, or leave freq out to infer it" if suggested is not None else \
-            "pass the freq its rows are one step apart at"
+            "pass the freq its rows are one step apart at, or add its absent rows (y empty) and pass missing='ffill'"
         if isinstance(freq, pd.offsets.Week) and isinstance(suggested, pd.offsets.Week):  # another weekday
             fix += "; for weekly series on different weekdays pass freq='7D'"
     raise ConfigError(f"freq {freq_label(freq)} does not fit series '{key}': {problem}; {fix}")
@@ -278,6 +278,15 @@ def _long_gap(key: str, index: pd.Index, steps: np.ndarray, freq) -> str:
             f"missing timestamps of freq {freq_label(freq)}) far longer than its {len(index)} rows, too long to fill "
             "as missing rows; cut the series at the gap (keep the rows after it), or split it there into two "
             "unique_ids")
+
+
+def grid_rows(index: pd.Index, freq: pd.DateOffset | int) -> int:
+    """The rows of a series at dates ``index`` once on its grid at ``freq`` (first to last row), its own rows when
+    they are off that grid or of the other kind."""
+    if len(index) < 2 or isinstance(freq, int) == isinstance(index, pd.DatetimeIndex):
+        return len(index)
+    steps, _ = _grid_steps(index, freq)
+    return len(index) if steps is None else max(int(steps[-1]) + 1, len(index))
 
 
 def _local_days(index: pd.Index) -> bool:
@@ -386,4 +395,5 @@ def future_dates(last: pd.Timestamp | int, freq: pd.DateOffset | int, h: int) ->
     return pd.DatetimeIndex([last + k * freq for k in range(1, h + 1)])
 
 
-__all__ = ["parse_freq", "freq_label", "grid_freq", "on_grid", "infer_freq", "check_freq", "future_dates"]
+__all__ = ["parse_freq", "freq_label", "grid_freq", "on_grid", "infer_freq", "check_freq", "grid_rows",
+           "future_dates"]

@@ -41,6 +41,23 @@ def parse_freq(freq) -> pd.DateOffset | int:
                           "whole-number step (e.g. 1)") from None
 
 
+def offset_text(offset: pd.offsets.BaseOffset) -> str:
+    """The frequency string of a pandas offset object (MonthEnd() -> "ME", Week(weekday=2) -> "W-WED"), which
+    ``to_offset`` reads back as the same offset, so that save writes it and load gives the same forecasts. An
+    offset no string holds (a CustomBusinessDay with holidays or a calendar: its "C" drops them; a DateOffset of
+    months and days) is refused in one line."""
+    text = offset.freqstr
+    try:
+        same = pd.tseries.frequencies.to_offset(text) == offset
+        lost = f" (its {text!r} leaves part of it out: holidays, a calendar)"
+    except (ValueError, TypeError):
+        same, lost = False, ""
+    if not same:
+        raise ConfigError(f"freq {offset!r} has no pandas frequency string{lost}, so a fitted forecaster could not "
+                          f"save it; pass a string freq ({EXAMPLES}, B for business days)")
+    return text
+
+
 def _pandas_hints(text: str) -> tuple[list[str], str | None]:
     """(pandas' hints for an alias it no longer reads, the freq they lead to): 'A' -> 'Y' -> 'YE', '15T' ->
     '15min'; ([], None) when pandas names no replacement that it reads itself."""
@@ -101,4 +118,4 @@ def wrong_kind(key: str, index: pd.Index, freq, suggested, held: bool, fitted=No
             "infer it")
 
 
-__all__ = ["parse_freq", "freq_label", "kind_of", "wrong_kind", "EXAMPLES"]
+__all__ = ["parse_freq", "offset_text", "freq_label", "kind_of", "wrong_kind", "EXAMPLES"]
