@@ -41,7 +41,7 @@ scale (``lsa``).
 Dropout rates are not weights: build the xformer model with the reference's (``dropout`` for
 its ``dropout``, ``attn_proj_dropout`` = ``dropout`` for ``to_out``'s, ``attn_dropout``).
 Hugging Face's ``PatchTSTForPrediction`` is a different structure (no residual attention, no end
-padding, its own scaler); it is not converted here.
+padding, its own scaler); its folders are read by ``hf_patchtst.py`` (``init_from: hf:FOLDER``).
 """
 from __future__ import annotations
 

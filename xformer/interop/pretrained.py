@@ -1,10 +1,11 @@
 """Pre-trained weights of other libraries as a starting point: ``hf:FOLDER`` and ``timm:FILE#MODEL``.
 
-    init_from: hf:models/gpt2-small            a local Hugging Face folder (save_pretrained): GPT-2 or BERT
+    init_from: hf:models/gpt2-small            a local Hugging Face folder (save_pretrained): GPT-2, BERT or
+                                               PatchTSTForPrediction (a forecaster, no tokenizer: hf_patchtst.py)
     init_from: timm:vit.safetensors#vit_tiny_patch16_224           a timm ViT state dict and its model name
     init_from: "timm:vit.pth#vit_tiny_patch16_224,num_heads=4"     extra timm.create_model arguments
 
-``hf:FOLDER`` reads ``config.json`` (``model_type`` gpt2 or bert) and ``model.safetensors``, else
+``hf:FOLDER`` reads ``config.json`` (``model_type`` gpt2, bert or patchtst) and ``model.safetensors``, else
 ``pytorch_model.bin`` with ``torch.load(weights_only=True)``: loading never runs code from a file and
 nothing is downloaded. The folder's tokenizer (``tokenizer.json``; else GPT-2's ``vocab.json`` +
 ``merges.txt`` or BERT's ``vocab.txt``) becomes the run's vocabulary, its ids unchanged; its special
@@ -40,7 +41,7 @@ from ..models import Model, ModelConfig, build_model
 
 # what a recipe's head may be on each kind of checkpoint
 HEADS = {"gpt2": ("causal_lm",), "bert": ("masked_lm", "masked_lm_nsp", "classification"),
-         "timm": ("classification",)}
+         "timm": ("classification",), "patchtst": ("forecast",)}
 # the recipe's, not the checkpoint's (fine-tuning regularisation; init only touches a fresh head)
 FREE_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
 _ROLES = {"eos": "[EOS]", "pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]",
@@ -53,7 +54,7 @@ class Pretrained:
     ``tokenizers.Tokenizer`` of its folder with xformer's special-token names."""
 
     source: str
-    kind: str  # gpt2, bert, timm
+    kind: str  # gpt2, bert, patchtst (a forecaster: no tokenizer), timm
     model: ModelConfig
     weights: dict[str, Tensor]
     tokenizer: object | None = None
@@ -200,10 +201,12 @@ def hf_tokenizer(folder: str | Path, config: dict):
 
 
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
-    """A GPT-2 or BERT checkpoint folder, converted to xformer names (see hf_gpt2.py, hf_bert.py)."""
+    """A GPT-2, BERT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py,
+    hf_patchtst.py)."""
     from .hf_bert import bert_config_to_xformer, bert_state_dict_to_xformer
     from .hf_checkpoint import strip_prefix
     from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
+    from .hf_patchtst import patchtst_checkpoint
 
     source = source or f"hf:{folder}"
     config, state = read_hf_folder(folder)
@@ -220,14 +223,17 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             weights = bert_state_dict_to_xformer(state, model.core.n_layers)
             if "head.decoder.weight" not in weights and model.head.args["tie_weights"]:
                 weights["head.decoder.weight"] = weights["tokenizer.embed.weight"]
+        elif kind == "patchtst":
+            model, weights = patchtst_checkpoint(config, state, source)
         else:
-            raise ConfigError(f"{source}: model_type {kind!r} in config.json; xformer reads gpt2 and bert folders")
+            raise ConfigError(f"{source}: model_type {kind!r} in config.json; xformer reads gpt2, bert and patchtst "
+                              "folders")
     except (KeyError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
         what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
         raise ConfigError(f"{source}: the checkpoint {what}") from None
-    return Pretrained(source, kind, model, weights, hf_tokenizer(folder, config))
+    return Pretrained(source, kind, model, weights, None if kind == "patchtst" else hf_tokenizer(folder, config))
 
 
 # ---------------------------------------------------------------- timm files
@@ -367,6 +373,10 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
     """The data must fit the checkpoint's tokenizer: its vocabulary and lengths within the checkpoint's,
     its images of the checkpoint's size and channels."""
     src, args, given = f"init_from {pre.source}", model.tokenizer.args, implied.get("tokenizer", {})
+    if pre.kind == "patchtst":  # its windows' channels, length and horizon (hf_patchtst.py)
+        from .hf_patchtst import check_series_fits
+
+        return check_series_fits(pre.source, pre.model, implied)
     if pre.kind == "timm" and "image_size" not in given:
         raise ConfigError(f"{src}: a timm ViT reads images; use an image dataset (digits, image_folder, ...)")
     for key, value in given.items():

@@ -4,7 +4,8 @@ A run folder's weights (``init_from_pretrained``) are copied by name where the s
 freshly initialised; a learned 2-D grid of image positions trained at another image size is resampled to this
 model's grid (``resampled_grid``). ``hf:FOLDER`` / ``timm:FILE#MODEL`` (xformer/interop/pretrained.py) first replace the
 recipe's architecture, core and tokenizer by the checkpoint's (``start_from_source``), and a Hugging Face
-folder's tokenizer becomes the data's (``data.args.tokenizer``, saved as RUN_DIR/tokenizer like any other run's).
+text folder's tokenizer becomes the data's (``data.args.tokenizer``, saved as RUN_DIR/tokenizer like any other run's;
+a PatchTST forecaster has none).
 """
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
     if source.kind == "timm" and "image_size" not in takes:
         raise ConfigError(f"init_from {source.source}: a timm ViT reads images, data {config.data.name!r} gives none; "
                           "use an image dataset (digits, image_folder, ...)")
-    if source.kind != "timm":
+    if source.kind == "patchtst" and "horizon" not in takes:
+        raise ConfigError(f"init_from {source.source}: a PatchTST forecaster reads series windows, data "
+                          f"{config.data.name!r} gives none; use a forecasting dataset (csv_series, ett)")
+    if source.kind in ("gpt2", "bert"):  # a text checkpoint's vocabulary becomes the data's
         if "tokenizer" not in takes:
             raise ConfigError(f"init_from {source.source}: data {config.data.name!r} has no tokenizer argument to "
                               "give the checkpoint's vocabulary to; use a text dataset (text_lm, text_classification, "
