@@ -49,6 +49,15 @@ def test_unknown_part_and_part_argument():
         build_model(ModelConfig(tokenizer=PartConfig("text", {"vocab": 10})))
 
 
+def test_a_part_without_its_name_names_the_key_to_set(tmp_path):
+    """An override into a part the recipe lacks (model.tokenizer.args.X) must say which key to set, not
+    "__init__() missing 1 required positional argument"."""
+    with pytest.raises(ConfigError) as info:
+        from_dict(ModelConfig, {"tokenizer": {"args": {"padding": "end"}}}, "model")
+    assert str(info.value) == ("model.tokenizer: missing name; set model.tokenizer.name=VALUE "
+                               "(in the recipe or as an override)")
+
+
 def test_missing_yaml_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_yaml(tmp_path / "nope.yaml")

@@ -117,6 +117,12 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
             hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(fields)}"
             raise ConfigError(f"unknown config key '{path}'{hint}")
         kwargs[key] = _check_type(value, hints[key], path)
+    missing = [name for name, f in fields.items() if name not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:  # TypeError would say "__init__() missing 1 required positional argument"
+        where_ = f"{where}." if where else ""
+        raise ConfigError(f"{where or cls.__name__}: missing {', '.join(missing)}; set "
+                          + ", ".join(f"{where_}{name}=VALUE" for name in missing) + " (in the recipe or as an override)")
     try:
         return cls(**kwargs)
     except ConfigError:
