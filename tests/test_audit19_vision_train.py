@@ -128,3 +128,15 @@ def test_random_erasing_fills_the_box_with_zero_after_normalising():
     out = transform(torch.full((1, 16, 16), 0.75))  # normalised: (0.75 - 0.5) / 0.25 = 1 everywhere
     assert set(out.unique().tolist()) == {0.0, 1.0}
     assert (out == 0).sum() > 0
+
+
+def test_the_memory_check_counts_a_model_with_stochastic_depth_over_several_layers():
+    """drop_path_rates runs torch.linspace; under memory.py's meta-device build its .tolist() raised, so every model
+    of two or more layers went uncounted and the too-large check was silently skipped (the CPU device fixes it)."""
+    from xformer.models import PartConfig
+    from xformer.train.memory import count_parameters
+
+    config = ModelConfig("encoder", CoreConfig(d_model=16, n_layers=3, n_heads=2, drop_path=0.1),
+                         PartConfig("image_patches", {"image_size": 8, "channels": 1, "patch_size": 2}),
+                         PartConfig("classification", {"n_classes": 10}))
+    assert count_parameters(config) == sum(p.numel() for p in build_model(config).parameters())

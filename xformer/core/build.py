@@ -48,8 +48,8 @@ def feed_forward(cfg: CoreConfig) -> nn.Module:
 
 
 def drop_path_rates(rate: float, depth: int) -> list[float]:
-    """Stochastic depth (Huang et al. 2016) grows linearly, from 0 at the first block (timm, CCT: one block, 0)."""
-    return torch.linspace(0, rate, depth).tolist()
+    """Linear stochastic depth from 0 at block 1 (Huang et al. 2016, timm); CPU numbers even under memory.py's meta."""
+    return torch.linspace(0, rate, depth, device="cpu").tolist()
 
 
 def init_gpt2_(module: nn.Module, n_layers: int, std: float = 0.02) -> None:
