@@ -30,6 +30,21 @@ def test_patching_equals_patchtst(L, patch_len, stride):
     assert n_patches(336, 16, 8) == 42  # PatchTST/42
 
 
+@pytest.mark.parametrize("L,patch_len,stride", [(512, 12, 12), (30, 7, 5), (64, 8, 8)])
+def test_start_padding_leaves_out_the_first_steps_as_hugging_faces_patchify(L, patch_len, stride):
+    """transformers' PatchTSTPatchify: sequence_start = L - (patch_len + stride (N - 1)), then unfold; so the last
+    patch ends at the last step (512 / 12 / 12 leaves out 8 steps), where padding none leaves out the last ones."""
+    x = torch.randn(2, L, 3)
+    n = (L - patch_len) // stride + 1
+    start = L - (patch_len + stride * (n - 1))
+    ref = x[:, start:, :].unfold(-2, patch_len, stride).transpose(-2, -3)  # Hugging Face's (B, C, N, P)
+    got = patchify(x, patch_len, stride, "start")
+    assert got.shape == (2, 3, n_patches(L, patch_len, stride, "start"), patch_len) == (2, 3, n, patch_len)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    assert torch.equal(got[..., -1, -1], x[:, -1, :])  # the last step is read
+    assert torch.equal(got, patchify(x, patch_len, stride, "none")) == (start == 0)
+
+
 def test_token_shapes_and_channel_independence():
     B, L, C, H = 4, 32, 3, 8
     model = _model(c=C, L=L, H=H, affine=True)

@@ -2,19 +2,17 @@
 
 A ``PatchTSTForPrediction`` whose head flattens every patch (``pooling_type: null``), shares its embedding
 and projection across channels, and has no class token, no channel attention and an MSE head is exactly an
-xformer ``encoder`` fed by ``series_patches`` (padding none) and finished by ``forecast``:
+xformer ``encoder`` fed by ``series_patches`` (padding start) and finished by ``forecast``:
 
     x'  = (x - mu) / sqrt(var + minimum_scale)      scaling "std": RevIN without affine, eps = minimum_scale (1e-5);
                                                     scaling null: no RevIN
-    p   = unfold(x', patch_length, patch_stride)    padding none: N = (L - P) // S + 1 patches per channel
+    p   = unfold(x', patch_length, patch_stride)    padding start: N = (L - P) // S + 1 patches per channel
     z   = W_P p + W_pos                              tokenizer.proj, tokenizer.positions (learned)
     z   = blocks(z)                                  pre_norm -> core.norm_first; no final norm in either
     y   = W flatten(z) + b;  y * sigma + mu          head forecast; both flatten a channel's (N, d) as n*d + j
 
-Hugging Face's patchify drops the first ``(L - P) % S`` steps (its ``sequence_start``) where xformer's
-patches start at the first step: the two agree exactly when ``(context_length - patch_length) %
-patch_stride == 0``, and other checkpoints are refused (the scaler reads the whole window, so no shorter
-``input_len`` would give the same forecast).
+Hugging Face's patchify leaves out the first ``(L - P) % S`` steps (its ``sequence_start``), so that the last
+patch ends at the last step: xformer's ``padding: start`` does the same (the scaler reads the whole window in both).
 
 Names, Hugging Face (``model.`` prefix inside PatchTSTForPrediction) -> xformer:
 
@@ -96,12 +94,6 @@ def patchtst_config_to_xformer(config: dict, source: str = "PatchTST config") ->
         if bad:
             raise _refuse(source, what, fix)
     length, patch, stride = get("context_length", 32), get("patch_length", 1), get("patch_stride", 1)
-    skipped = (length - patch) % stride
-    if skipped:
-        raise _refuse(source, f"context_length={length}, patch_length={patch}, patch_stride={stride}: Hugging Face "
-                      f"skips the first (context_length - patch_length) % patch_stride = {skipped} steps",
-                      "use a checkpoint whose context_length - patch_length is a multiple of patch_stride "
-                      f"(e.g. context_length {length - skipped})")
     core = CoreConfig(d_model=get("d_model", 128), n_layers=get("num_hidden_layers", 3),
                       n_heads=get("num_attention_heads", 4), d_ff=get("ffn_dim", 512),
                       activation=_ACTIVATIONS[get("activation_function", "gelu")],
@@ -111,7 +103,7 @@ def patchtst_config_to_xformer(config: dict, source: str = "PatchTST config") ->
                       attn_dropout=get("attention_dropout", 0.0), init="torch")
     tokenizer = PartConfig("series_patches", {
         "n_channels": get("num_input_channels", 1), "input_len": length, "patch_len": patch, "stride": stride,
-        "padding": "none", "positions": "learned", "dropout": get("positional_dropout", 0.0),
+        "padding": "start", "positions": "learned", "dropout": get("positional_dropout", 0.0),
         "revin": get("scaling", "std") == "std", "affine": False, "subtract_last": False})
     head = PartConfig("forecast", {"horizon": get("prediction_length", 24), "dropout": get("head_dropout", 0.0)})
     return ModelConfig("encoder", core, tokenizer, head)

@@ -10,6 +10,9 @@ Two ways to turn a window into tokens, registered separately so they can be comp
   projected linearly to d. With ``padding="end"`` the last value is repeated
   ``stride`` times first, as PatchTST does, so
       N = (L - patch_len) // stride + 1 (+ 1 with end padding).
+  ``padding="none"`` cuts from the first step (the last (L - patch_len) % stride steps are in no patch);
+  ``padding="start"`` leaves out the first (L - patch_len) % stride steps instead, so the last patch ends at
+  the last step, as Hugging Face's ``PatchTSTPatchify`` does (its ``sequence_start``).
 - ``series_steps`` (the vanilla Transformer way, as in Informer's embeddings
   without the time features): the C-vector of each time step is projected to
   d, so (B, L, C) -> (B, L, d) and the channels are mixed from the first layer.
@@ -69,25 +72,28 @@ class RevIN(nn.Module):
         return y * scale + loc
 
 
-PADDINGS = ("end", "none")
+PADDINGS = ("end", "none", "start")
 
 
 def n_patches(input_len: int, patch_len: int, stride: int, padding: str = "end") -> int:
     """N = (L - patch_len) // stride + 1, plus one with end padding (PatchTST's ``patch_num``)."""
     if padding not in PADDINGS:  # checked here, when the tokenizer is built, not at its first batch
-        raise ValueError(f"unknown padding {padding!r}; choose end or none")
+        raise ValueError(f"unknown padding {padding!r}; choose {', '.join(PADDINGS)}")
     if patch_len > input_len:
         raise ValueError(f"patch_len={patch_len} is longer than input_len={input_len}")
     return (input_len - patch_len) // stride + 1 + (padding == "end")
 
 
 def patchify(x: Tensor, patch_len: int, stride: int, padding: str = "end") -> Tensor:
-    """(B, L, C) -> (B, C, N, patch_len); end padding repeats x_L ``stride`` times (ReplicationPad1d((0, stride)))."""
+    """(B, L, C) -> (B, C, N, patch_len); end padding repeats x_L ``stride`` times (ReplicationPad1d((0, stride))),
+    start drops the first (L - patch_len) % stride steps (Hugging Face's ``sequence_start``)."""
     z = x.transpose(1, 2)  # (B, C, L)
     if padding == "end":
         z = torch.cat([z, z[..., -1:].expand(*z.shape[:-1], stride)], dim=-1)
+    elif padding == "start":
+        z = z[..., (z.shape[-1] - patch_len) % stride:]
     elif padding != "none":
-        raise ValueError(f"unknown padding {padding!r}; choose end or none")
+        raise ValueError(f"unknown padding {padding!r}; choose {', '.join(PADDINGS)}")
     return z.unfold(-1, patch_len, stride)
 
 
