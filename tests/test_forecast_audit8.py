@@ -189,3 +189,18 @@ def test_a_short_series_two_days_apart_leaves_the_inferred_grid_to_the_long_ones
     with pytest.warns(UserWarning, match="left out of training: 'new'"):
         f = Forecaster(**TINY, missing="ffill").fit(pd.concat([a, new], ignore_index=True))
     assert f.fit_report["left_out"] == ["new"] and f.fit_report["windows"] == 60 - 12 + 1  # 'a' on its grid
+
+
+def test_xformer_trains_long_csv_reader_keeps_ids_pandas_reads_as_missing(tmp_path):
+    """The csv_series reader of `xformer train` (xformer/data/series.py) reads a long CSV's ids as written too:
+    'NA' and 'null' are series, not missing values (the Forecaster's reader does the same)."""
+    from xformer.data.series import read_series
+
+    dates = pd.date_range("2021-01-01", periods=6, freq="h")
+    frame = pd.concat([pd.DataFrame({"unique_id": uid, "ds": dates, "y": np.arange(6.0) + k})
+                       for k, uid in enumerate(["NA", "null", "001"])])
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    wide = read_series(path)
+    assert sorted(wide.columns) == ["001", "NA", "null"]
+    assert wide["null"].tolist() == list(np.arange(6.0) + 1)

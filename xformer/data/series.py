@@ -21,7 +21,6 @@ fills linearly in time (and carries the ends outwards). Nothing is filled silent
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from ..batch import INPUTS, TARGETS
 from ..config import ConfigError
 from ..registry import check_sizes
 from ..timestamps import integer_steps, parse_dates, plain  # noqa: F401 (re-exported: the readers' time parsing)
+from .csv_files import read_csv_file, read_ids_as_text  # noqa: F401 (read_csv_file re-exported)
 from .registry import DataBundle, register_data
 from .series_report import forecast_errors, save_forecast_report
 
@@ -66,7 +66,7 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"series file not found: {path}")
-        frame, name = read_csv_file(path, dtype={"unique_id": str}), str(path)  # ids as written: 001 stays 001
+        frame, name = read_ids_as_text(path), str(path)  # ids as written: 001 stays 001, NA stays NA
     if date_column is not None and date_column not in frame.columns and {"unique_id", "ds", "y"} <= set(frame.columns):
         frame, date_column = long_to_wide(frame, name), "ds"
     if date_column is not None and date_column not in frame.columns and (
@@ -130,37 +130,6 @@ def fill_gaps(values: pd.DataFrame | pd.Series, missing: str) -> pd.DataFrame | 
     by = "time" if isinstance(values.index, pd.DatetimeIndex) else "index"  # linear in time either way
     values = values.ffill() if missing == "ffill" else values.interpolate(method=by).ffill()
     return values.bfill()
-
-
-def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **options) -> pd.DataFrame:
-    """``pd.read_csv(path, **options)``, with a file that is not a readable text CSV refused in one line
-    ending in ``fix``."""
-    with open(path, "rb") as f:
-        head = f.read(8192)
-    if not head.strip():
-        raise ConfigError(f"{path} is empty; {fix}")
-    if b"\0" in head:  # text never holds NUL bytes; pandas may otherwise read garbage columns
-        raise ConfigError(f"{path} is not a text CSV file (it holds NUL bytes); {fix}")
-    header = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
-    for sep, what in ((b";", "';'"), (b"\t", "tabs")):
-        # read as CSV, such a file is one column named after its whole header line: say what it is instead. Not
-        # read with that separator: a ';' file often writes decimal commas (3,5), which would be read as text
-        if "sep" not in options and "delimiter" not in options and sep in header and b"," not in header:
-            shown = header.decode(errors="replace").strip()
-            raise ConfigError(f"{path} seems to be separated by {what} (its header is {shown!r}); give a "
-                              f"comma-separated CSV, e.g. pandas.read_csv(path, sep={sep.decode()!r})"
-                              ".to_csv(new_path, index=False)")
-    try:
-        return pd.read_csv(path, **options)
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not a text CSV file (byte {e.object[e.start:e.start + 1]!r} at offset "
-                          f"{e.start} is not UTF-8); {fix}") from None
-    except pd.errors.EmptyDataError:
-        raise ConfigError(f"{path} is empty; {fix}") from None
-    except (pd.errors.ParserError, csv.Error) as e:  # csv.Error: the python engine's delimiter sniffer
-        reason = " ".join(str(e).replace("Error tokenizing data. C error:", "").split())
-        raise ConfigError(f"{path} cannot be read as CSV ({reason}); {fix}, the same number of fields on "
-                          "every line") from None
 
 
 def long_to_wide(frame: pd.DataFrame, name: str = "the series") -> pd.DataFrame:

@@ -31,11 +31,12 @@ from safetensors.torch import save_file
 from sklearn.preprocessing import StandardScaler
 
 from ..config import ConfigError
+from ..data.csv_files import read_ids_as_text
 from ..folders import OutputFolder, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
 from .config import ForecasterConfig, float32_default, model_config
-from .frames import DS, ID, freq_label, parse_freq, read_ids_as_text
+from .frames import DS, ID, freq_label, parse_freq
 
 STATE_FILE = "forecaster.json"
 STATIC_FILE = "static_df.csv"

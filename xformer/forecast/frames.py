@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pandas._libs.parsers import STR_NA_VALUES  # read_csv's default missing-value texts
 
 from ..config import ConfigError
-from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_csv_file,
-                           read_raw_series)
+from ..data.csv_files import read_ids_as_text
+from ..data.series import MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_raw_series
 from ..metrics_forecast import ids_as_text
 from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
@@ -104,17 +103,6 @@ def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"series file not found: {path}")
     return read_ids_as_text(path)
-
-
-def read_ids_as_text(path: Path) -> pd.DataFrame:
-    """A CSV whose ``unique_id`` (if it has one) is read as written: the texts pandas takes for missing values
-    ("NA" for North America, "None", "null", "nan", "#N/A", ...) are ids there, only an empty cell is a missing
-    id; every other column keeps pandas' missing values."""
-    columns = read_csv_file(path, nrows=0).columns
-    if ID not in columns:
-        return read_csv_file(path)
-    missing = {c: [""] if c == ID else sorted(STR_NA_VALUES) for c in columns}  # per column, by its name
-    return read_csv_file(path, dtype={ID: str}, keep_default_na=False, na_values=missing)
 
 
 def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:

@@ -1,0 +1,56 @@
+"""Reading users' CSV files: a file that is not a readable comma-separated text CSV is refused in one line, and
+series ids are read as written."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES  # read_csv's default missing-value texts
+
+from ..config import ConfigError
+
+
+def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **options) -> pd.DataFrame:
+    """``pd.read_csv(path, **options)``, with a file that is not a readable text CSV refused in one line
+    ending in ``fix``."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if not head.strip():
+        raise ConfigError(f"{path} is empty; {fix}")
+    if b"\0" in head:  # text never holds NUL bytes; pandas may otherwise read garbage columns
+        raise ConfigError(f"{path} is not a text CSV file (it holds NUL bytes); {fix}")
+    header = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    for sep, what in ((b";", "';'"), (b"\t", "tabs")):
+        # read as CSV, such a file is one column named after its whole header line: say what it is instead. Not
+        # read with that separator: a ';' file often writes decimal commas (3,5), which would be read as text
+        if "sep" not in options and "delimiter" not in options and sep in header and b"," not in header:
+            shown = header.decode(errors="replace").strip()
+            raise ConfigError(f"{path} seems to be separated by {what} (its header is {shown!r}); give a "
+                              f"comma-separated CSV, e.g. pandas.read_csv(path, sep={sep.decode()!r})"
+                              ".to_csv(new_path, index=False)")
+    try:
+        return pd.read_csv(path, **options)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a text CSV file (byte {e.object[e.start:e.start + 1]!r} at offset "
+                          f"{e.start} is not UTF-8); {fix}") from None
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"{path} is empty; {fix}") from None
+    except (pd.errors.ParserError, csv.Error) as e:  # csv.Error: the python engine's delimiter sniffer
+        reason = " ".join(str(e).replace("Error tokenizing data. C error:", "").split())
+        raise ConfigError(f"{path} cannot be read as CSV ({reason}); {fix}, the same number of fields on "
+                          "every line") from None
+
+
+def read_ids_as_text(path: Path, id_column: str = "unique_id") -> pd.DataFrame:
+    """A CSV whose ``id_column`` (if it has one) is read as written: ``001`` stays ``001``, and the texts pandas
+    takes for missing values ("NA" for North America, "None", "null", "nan", "#N/A", ...) are ids there; only an
+    empty cell is a missing id. Every other column keeps pandas' missing values."""
+    columns = read_csv_file(path, nrows=0).columns
+    if id_column not in columns:
+        return read_csv_file(path)
+    missing = {c: [""] if c == id_column else sorted(STR_NA_VALUES) for c in columns}  # per column, by its name
+    return read_csv_file(path, dtype={id_column: str}, keep_default_na=False, na_values=missing)
+
+
+__all__ = ["read_csv_file", "read_ids_as_text"]
