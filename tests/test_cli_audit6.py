@@ -171,8 +171,8 @@ def test_bad_model_arguments_are_refused_when_the_model_is_built():
 
     core = {"d_model": 8, "n_layers": 1, "n_heads": 2, "d_ff": 16}
     series = PartConfig("series_patches", {"n_channels": 2, "input_len": 32, "patch_len": 8, "stride": 8,
-                                           "padding": "start"})
-    with pytest.raises(ConfigError, match="unknown padding 'start'"):  # not at the first batch
+                                           "padding": "middle"})
+    with pytest.raises(ConfigError, match="unknown padding 'middle'"):  # not at the first batch
         build_model(ModelConfig("encoder", CoreConfig(**core), series, PartConfig("forecast", {"horizon": 4})))
     for scale in (1e40, 0.0, -1.0, math.nan, math.inf):
         with pytest.raises(ConfigError, match=r"model.core: layer_scale must be a number in \(0, 3.4e38\]"):
