@@ -1,10 +1,12 @@
 """Hugging Face PatchTSTForPrediction folders as xformer forecasters (xformer/interop/hf_patchtst.py): the same
 forecast as transformers' own model on the same windows, the names both ways, the settings xformer cannot express
-refused in one line, and a fine-tune from ``hf:FOLDER`` through ``xformer train``. Every checkpoint is built here
-from a tiny config with random weights; nothing is downloaded."""
+refused in one line, and a fine-tune from ``hf:FOLDER`` through ``xformer train`` (on any number of series). Every
+checkpoint is built here from a tiny config with random weights; nothing is downloaded."""
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,9 @@ import yaml
 
 from xformer.cli import main
 from xformer.config import ConfigError
-from xformer.interop.hf_patchtst import (patchtst_config_to_xformer, patchtst_state_dict_to_xformer,
-                                         xformer_state_dict_to_patchtst)
-from xformer.interop.pretrained import load_pretrained
+from xformer.interop.hf_patchtst import patchtst_state_dict_to_xformer, xformer_state_dict_to_patchtst
+from xformer.interop.pretrained import load_pretrained, load_source, resolve_model
+from xformer.models import ModelConfig, PartConfig
 
 transformers = pytest.importorskip("transformers")
 
@@ -96,34 +98,101 @@ def test_names_round_trip(tmp_path):
         patchtst_state_dict_to_xformer({**theirs, "model.encoder.layers.0.norm_sublayer2.weight": torch.ones(16)})
 
 
-@pytest.mark.parametrize("settings, words", [
-    ({"channel_attention": True}, ["channel_attention"]),
-    ({"share_embedding": False}, ["share_embedding"]),
-    ({"share_projection": False}, ["share_projection"]),
-    ({"use_cls_token": True}, ["use_cls_token"]),
-    ({"pooling_type": "mean"}, ["pooling_type 'mean'", "pooling_type: null"]),
-    ({"pooling_type": "max"}, ["pooling_type 'max'"]),
-    ({"scaling": "mean"}, ["scaling 'mean'"]),
-    ({"scaling": True}, ["scaling True"]),
-    ({"minimum_scale": 1e-3}, ["minimum_scale"]),
-    ({"loss": "nll"}, ["loss 'nll'", "quantiles"]),
-    ({"bias": False}, ["bias: false"]),
-    ({"activation_function": "silu"}, ["activation_function 'silu'"]),
-])
-def test_settings_xformer_cannot_express_are_refused(settings, words):
+def follow_advice(message: str, folder: Path, new: Path) -> None:
+    """Run the transformers call a refusal names, as written, on ``folder`` and save the model in ``new``."""
+    call = re.search(r"transformers\.PatchTSTForPrediction\.from_pretrained\(FOLDER, ([^)]*)\)", message)
+    assert call, message
+    kwargs = {key: ast.literal_eval(value) for key, value in (pair.split("=") for pair in call[1].split(", "))}
+    transformers.PatchTSTForPrediction.from_pretrained(folder, **kwargs).save_pretrained(new)
+
+
+# (settings, words the refusal must hold, whether it names a transformers call that keeps the encoder)
+REFUSED = [
+    ({"channel_attention": True}, ["channel_attention"], False),
+    ({"share_embedding": False}, ["share_embedding"], False),
+    ({"share_projection": False}, ["share_projection: false", "share_projection=True"], True),
+    ({"use_cls_token": True}, ["use_cls_token"], False),
+    ({"pooling_type": "mean"}, ["pooling_type 'mean'", "pooling_type=None"], True),
+    ({"pooling_type": "max"}, ["pooling_type 'max'"], True),
+    ({"scaling": "mean"}, ["scaling 'mean'"], False),
+    ({"scaling": True}, ["scaling True"], False),
+    ({"minimum_scale": 1e-3}, ["minimum_scale"], False),
+    ({"loss": "nll"}, ["loss 'nll'", "loss='mse'", "quantiles"], True),
+    ({"loss": "nll", "distribution_output": "normal"}, ["loss 'nll'", "normal"], True),
+    ({"bias": False}, ["bias: false"], False),
+    ({"activation_function": "silu"}, ["activation_function 'silu'"], False),
+]
+
+
+@pytest.mark.parametrize("settings, words, fresh_head", REFUSED, ids=[
+    "-".join(f"{k}={v}" for k, v in settings.items()) for settings, _, _ in REFUSED])
+def test_settings_xformer_cannot_express_are_refused(tmp_path, settings, words, fresh_head):
+    """Saved as folders (the head's tensors differ too: per-channel projections, a distribution head): the refusal
+    names the setting, and a setting of the head alone names the transformers call that keeps the encoder under a
+    fresh forecast head, which xformer then reads."""
+    hf_folder(tmp_path / "ckpt", **settings)
     with pytest.raises(ConfigError) as refused:
-        patchtst_config_to_xformer({"model_type": "patchtst", **TINY, **settings})
+        load_pretrained(f"hf:{tmp_path / 'ckpt'}")
     message = str(refused.value)
     assert "\n" not in message and all(word in message for word in words), message
+    assert "not a PatchTSTForPrediction" not in message, message
+    assert ("from_pretrained" in message) == fresh_head, message
+    if fresh_head:
+        follow_advice(message, tmp_path / "ckpt", tmp_path / "resaved")
+        assert load_pretrained(f"hf:{tmp_path / 'resaved'}")[0].config.head.args["horizon"] == TINY["prediction_length"]
 
 
-@pytest.mark.parametrize("kind", ["PatchTSTForPretraining", "PatchTSTForClassification", "PatchTSTForRegression"])
+@pytest.mark.parametrize("kind", ["PatchTSTForPretraining", "PatchTSTForClassification", "PatchTSTForRegression",
+                                  "PatchTSTModel"])
 def test_other_patchtst_checkpoints_are_refused(tmp_path, kind):
-    hf_folder(tmp_path, kind, pooling_type="mean")
+    """They are named, with the transformers call that puts their encoder under a forecast head, which works."""
+    hf_folder(tmp_path / "ckpt", kind, pooling_type="mean")
     with pytest.raises(ConfigError) as refused:
-        load_pretrained(f"hf:{tmp_path}")
+        load_pretrained(f"hf:{tmp_path / 'ckpt'}")
     message = str(refused.value)
     assert "\n" not in message and kind in message and "PatchTSTForPrediction.from_pretrained" in message, message
+    follow_advice(message, tmp_path / "ckpt", tmp_path / "resaved")
+    load_pretrained(f"hf:{tmp_path / 'resaved'}")
+
+
+def test_an_encoder_xformer_cannot_express_is_refused_before_the_class(tmp_path):
+    """A pretraining checkpoint with channel attention: re-saving it as a PatchTSTForPrediction would not help,
+    so the refusal names channel_attention."""
+    hf_folder(tmp_path, "PatchTSTForPretraining", channel_attention=True)
+    with pytest.raises(ConfigError, match="channel_attention: true") as refused:
+        load_pretrained(f"hf:{tmp_path}")
+    assert "PatchTSTForPretraining" not in str(refused.value)
+
+
+def test_weights_without_a_forecast_head_are_refused(tmp_path):
+    """A config.json that names no class (pooling_type null) over a pretraining checkpoint's weights: the refusal
+    says the weights lack the forecast head, not that the folder is another class, and its call works."""
+    hf_folder(tmp_path / "ckpt", "PatchTSTForPretraining")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({**config, "architectures": None}))
+    with pytest.raises(ConfigError) as refused:
+        load_pretrained(f"hf:{tmp_path / 'ckpt'}")
+    message = str(refused.value)
+    assert "no forecast head" in message and "not a PatchTSTForPrediction" not in message, message
+    follow_advice(message, tmp_path / "ckpt", tmp_path / "resaved")
+    load_pretrained(f"hf:{tmp_path / 'resaved'}")
+
+
+def test_head_dropout_is_not_carried_into_the_forecast_head(tmp_path):
+    """transformers drops the flattened features before head.projection, xformer's forecast head (PatchTST's
+    Flatten_Head) drops the forecasts after its projection: head_dropout would be another regulariser there, so the
+    model takes none (the recipe's model.head.args.dropout when it gives one). LayerNorm and no other dropout: in
+    train mode the model forecasts as transformers' in eval mode."""
+    hf = hf_folder(tmp_path, norm_type="layernorm", head_dropout=0.5)
+    model = load_pretrained(f"hf:{tmp_path}")[0].train()
+    x = windows()
+    with torch.no_grad():
+        torch.testing.assert_close(model({"inputs": x})["prediction"], hf(past_values=x).prediction_outputs,
+                                   atol=1e-5, rtol=0)
+    source = load_source(f"hf:{tmp_path}")
+    for given, dropout in (({}, None), ({"dropout": 0.3}, 0.3)):
+        head = resolve_model(ModelConfig("encoder", head=PartConfig("forecast", given)), source).head
+        assert head.args.get("dropout") == dropout, head
 
 
 # ---------------------------------------------------------------- fine-tuning through xformer train
@@ -172,7 +241,6 @@ def test_fine_tunes_from_hf_folder(series, capsys):
 @pytest.mark.parametrize("override, words", [
     ("data.args.horizon=24", ["prediction_length=12", "data.args.horizon=12"]),
     ("data.args.input_len=32", ["context_length=64", "data.args.input_len=64"]),
-    ("data.args.columns=[s0,s1]", ["2 series", "num_input_channels=3", "data.args.columns"]),
     ("model.head.name=classification", ["forecast"]),
     ("data.name=text_lm", ["series windows", "csv_series"]),
 ])
@@ -184,3 +252,31 @@ def test_data_that_does_not_fit_is_refused(series, capsys, tmp_path, override, w
     err = capsys.readouterr().err.strip()
     assert err.startswith("xformer: error:") and "\n" not in err and all(w in err for w in words), err
     assert not run.exists()
+
+
+@pytest.mark.parametrize("checkpoint_channels, columns", [(3, ["s0", "s1"]), (2, ["s0", "s1", "s2"])],
+                         ids=["3-channel-checkpoint-on-2-series", "2-channel-checkpoint-on-3-series"])
+def test_fine_tunes_on_another_number_of_series(series, capsys, tmp_path, checkpoint_channels, columns):
+    """No weight depends on num_input_channels (one embedding and one projection shared by the channels, RevIN
+    without affine, BatchNorm over d_model): the model is built for the data's series, and forecasts them as
+    transformers' from_pretrained(FOLDER, num_input_channels=k) does (Hugging Face's blog moves a 321-series
+    Electricity model to ETTh1's 7 so)."""
+    from xformer.train.run import load_run_model
+
+    root, _ = series
+    folder = root / "ckpt"
+    if checkpoint_channels != TINY["num_input_channels"]:
+        torch.manual_seed(1)
+        hf_folder(folder := tmp_path / "ckpt", norm_type="layernorm", num_input_channels=checkpoint_channels)
+    run = tmp_path / "run"
+    assert main(["train", str(root / "recipe.yaml"), f"data.args.columns=[{','.join(columns)}]", "--init-from",
+                 f"hf:{folder}", "--out", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "left fresh: none" in out and "not used from the checkpoint: none" in out, out
+    saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["tokenizer"]["args"]
+    assert saved["n_channels"] == len(columns)
+    hf = transformers.PatchTSTForPrediction.from_pretrained(folder, num_input_channels=len(columns)).eval()
+    x = windows()[..., :len(columns)]
+    with torch.no_grad():
+        torch.testing.assert_close(load_run_model(run)[1]({"inputs": x})["prediction"],
+                                   hf(past_values=x).prediction_outputs, atol=1e-5, rtol=0)

@@ -61,8 +61,9 @@ def add_parser(subparsers) -> None:
                         "saved its first checkpoint (restored if it fails before)")
     p.add_argument("--init-from", metavar="SOURCE",
                    help="start from pre-trained weights (the recipe's init_from): a run folder, hf:FOLDER (a local "
-                        "Hugging Face GPT-2 / BERT folder with its tokenizer) or timm:FILE#MODEL (a timm ViT state "
-                        "dict and its model name); the core and tokenizer come from it (model.architecture must "
-                        "match: encoder for BERT and timm), the head from the recipe")
+                        "Hugging Face GPT-2 / BERT folder with its tokenizer, or a PatchTSTForPrediction folder for "
+                        "a forecasting dataset) or timm:FILE#MODEL (a timm ViT state dict and its model name); the "
+                        "core and tokenizer come from it (model.architecture must match: encoder for BERT, "
+                        "PatchTST and timm), the head from the recipe")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr; the metrics and errors stay")
     p.set_defaults(func=run)

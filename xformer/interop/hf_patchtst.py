@@ -27,18 +27,24 @@ Names, Hugging Face (``model.`` prefix inside PatchTSTForPrediction) -> xformer:
 
 ``positional_encoding_type: sincos`` is a table Hugging Face freezes (``requires_grad=False``; centred and
 scaled to a tenth of its spread); it is loaded into xformer's learned positions, so the forecast is the same,
-but fine-tuning trains it. Dropout rates are not weights (a fine-tune takes the recipe's core and positional
-rates, and the head's unless the recipe gives one): ``path_dropout`` ->
+but fine-tuning trains it. Dropout rates are not weights (a fine-tune takes the recipe's): ``path_dropout`` ->
 ``core.dropout`` (which xformer also applies inside the feed-forward, where Hugging Face uses ``ff_dropout``),
-``attention_dropout`` -> ``core.attn_dropout``, ``positional_dropout`` -> the tokenizer's, ``head_dropout`` ->
-the head's (applied after its projection, Hugging Face's before); eval mode is equal.
+``attention_dropout`` -> ``core.attn_dropout``, ``positional_dropout`` -> the tokenizer's; eval mode is equal.
+``head_dropout`` is not carried over: Hugging Face drops the flattened features before ``head.projection``,
+xformer's forecast head (PatchTST's ``Flatten_Head``) drops the forecasts after it, another regulariser.
+
+No weight depends on ``num_input_channels`` (the embedding and the projection are shared, RevIN has no affine,
+BatchNorm normalises d_model): a fine-tune builds the model for the data's series (``n_channels``), as
+``from_pretrained(FOLDER, num_input_channels=k)`` does. The data's windows must be ``context_length`` steps
+(the positions, the head's columns) and forecast ``prediction_length`` (the head's rows).
 
 What xformer cannot express is refused in one line (``ConfigError`` naming the setting): ``channel_attention``,
-``share_embedding: false``, ``share_projection: false``, ``use_cls_token``, ``pooling_type`` mean / max
-(xformer's forecast head flattens every patch), ``scaling: mean`` (or true), a ``minimum_scale`` other than
-1e-5, a distribution head (``loss`` other than mse), ``bias: false`` (Hugging Face keeps its attention
-biases then), activations other than GELU / ReLU, and checkpoints other than ``PatchTSTForPrediction``
-(pretraining, classification, regression, a bare ``PatchTSTModel``).
+``share_embedding: false``, ``use_cls_token``, ``scaling: mean`` (or true), a ``minimum_scale`` other than
+1e-5, ``bias: false`` (Hugging Face keeps its attention biases then), activations other than GELU / ReLU; and
+heads other than one shared flattening projection: ``share_projection: false``, ``pooling_type`` mean / max, a
+distribution head (``loss`` other than mse) and checkpoints other than ``PatchTSTForPrediction`` (pretraining,
+classification, regression, a bare ``PatchTSTModel``), whose refusal names the transformers call that keeps
+the encoder under a fresh forecast head (``_fresh_head``). The encoder's settings are checked first.
 """
 from __future__ import annotations
 
@@ -58,10 +64,22 @@ _LAYER = [("self_attn.out_proj", "attn.proj"), ("ff.0", "mlp.fc1"), ("ff.3", "ml
           ("norm_sublayer1", "res1.norm"), ("norm_sublayer3", "res2.norm")]
 _QKV = ("q_proj", "k_proj", "v_proj")
 _EMBED, _POSITIONS = "model.encoder.embedder.input_embedding", "model.encoder.positional_encoder.position_enc"
+_FORECAST_HEAD = {"pooling_type": None, "share_projection": True, "loss": "mse"}  # the head xformer reads
+_HF_DEFAULTS = {"pooling_type": "mean", "share_projection": True, "loss": "mse"}  # PatchTSTConfig's
 
 
 def _refuse(source: str, what: str, fix: str) -> ConfigError:
     return ConfigError(f"{source}: {what}, which xformer's PatchTST cannot express; {fix}")
+
+
+def _fresh_head(config: dict) -> str:
+    """The transformers call that keeps the checkpoint's encoder under a fresh forecast head that xformer reads:
+    the head's settings that differ set to xformer's, a head tensor of another shape left out."""
+    changed = [f"{key}={value!r}" for key, value in _FORECAST_HEAD.items()
+               if config.get(key, _HF_DEFAULTS[key]) != value]
+    return ("load it with transformers.PatchTSTForPrediction.from_pretrained(FOLDER, "
+            f"{', '.join(changed + ['ignore_mismatched_sizes=True'])}), whose forecast head starts fresh, and "
+            "save_pretrained that")
 
 
 def patchtst_config_to_xformer(config: dict, source: str = "PatchTST config") -> ModelConfig:
@@ -73,16 +91,17 @@ def patchtst_config_to_xformer(config: dict, source: str = "PatchTST config") ->
         (not get("share_embedding", True), "share_embedding: false (a patch embedding per channel)",
          "use a checkpoint with share_embedding: true"),
         (not get("share_projection", True), "share_projection: false (a forecast head per channel)",
-         "use a checkpoint with share_projection: true"),
+         _fresh_head(config)),
         (get("use_cls_token", False), "use_cls_token: true", "use a checkpoint without a class token"),
         (get("pooling_type", "mean") is not None, f"pooling_type {get('pooling_type', 'mean')!r} (its head pools "
-         "the patches)", "use a checkpoint saved with pooling_type: null (xformer's forecast head flattens them)"),
+         "the patches; xformer's forecast head flattens them)", _fresh_head(config)),
         (get("scaling", "std") is True or get("scaling", "std") == "mean", f"scaling {get('scaling')!r} (the "
          "mean-absolute scaler)", "use a checkpoint with scaling 'std' (RevIN) or null"),
         (get("scaling", "std") == "std" and get("minimum_scale", _REVIN_EPS) != _REVIN_EPS,
          f"minimum_scale {get('minimum_scale')!r}", f"use a checkpoint with the default {_REVIN_EPS}"),
         (get("loss", "mse") != "mse", f"loss {get('loss')!r} (a {get('distribution_output')} distribution head)",
-         "use a checkpoint trained with loss 'mse', or xformer's quantile head (model.head.args.quantiles)"),
+         f"{_fresh_head(config)} (then fine-tune it, with xformer's quantile head if you like: "
+         "model.head.args.quantiles)"),
         (not get("bias", True), "bias: false (feed-forward layers without biases but attention with them)",
          "use a checkpoint with bias: true"),
         (get("activation_function", "gelu") not in _ACTIVATIONS, f"activation_function "
@@ -105,7 +124,8 @@ def patchtst_config_to_xformer(config: dict, source: str = "PatchTST config") ->
         "n_channels": get("num_input_channels", 1), "input_len": length, "patch_len": patch, "stride": stride,
         "padding": "start", "positions": "learned", "dropout": get("positional_dropout", 0.0),
         "revin": get("scaling", "std") == "std", "affine": False, "subtract_last": False})
-    head = PartConfig("forecast", {"horizon": get("prediction_length", 24), "dropout": get("head_dropout", 0.0)})
+    # no head_dropout: Hugging Face drops the features before head.projection, xformer's head the forecasts after
+    head = PartConfig("forecast", {"horizon": get("prediction_length", 24)})
     return ModelConfig("encoder", core, tokenizer, head)
 
 
@@ -172,13 +192,15 @@ def xformer_state_dict_to_patchtst(state: dict[str, Tensor]) -> dict[str, Tensor
 def patchtst_checkpoint(config: dict, state: dict[str, Tensor], source: str) -> tuple[ModelConfig, dict[str, Tensor]]:
     """(ModelConfig, weights under xformer's names) of a ``PatchTSTForPrediction`` folder's config and state."""
     kinds = [k for k in config.get("architectures") or [] if k != "PatchTSTForPrediction"]
+    if kinds:  # the encoder's settings first: a fresh forecast head would not change them
+        patchtst_config_to_xformer({**config, **_FORECAST_HEAD}, source)
+        raise ConfigError(f"{source}: the checkpoint is {kinds[0]}; xformer reads PatchTSTForPrediction checkpoints "
+                          f"(forecasting): {_fresh_head(config)}")
+    model = patchtst_config_to_xformer(config, source)  # before the head's tensors: share_projection, loss by name
     projection = state.get("head.projection.weight")
-    if kinds or projection is None or projection.dim() != 2 or any(k.startswith("head.linear") for k in state):
-        what = kinds[0] if kinds else "not a PatchTSTForPrediction (no head.projection of a forecast)"
-        raise ConfigError(f"{source}: the checkpoint is {what}; xformer reads PatchTSTForPrediction checkpoints "
-                          "(forecasting): load it with transformers.PatchTSTForPrediction.from_pretrained(FOLDER, "
-                          "pooling_type=None), whose head starts fresh, and save_pretrained that")
-    model = patchtst_config_to_xformer(config, source)
+    if projection is None or projection.dim() != 2 or any(k.startswith("head.linear") for k in state):
+        raise ConfigError(f"{source}: the weights hold no forecast head (head.projection of a "
+                          f"PatchTSTForPrediction); {_fresh_head(config)}")
     weights = patchtst_state_dict_to_xformer(state)
     n_tokens = (model.tokenizer.args["input_len"] - model.tokenizer.args["patch_len"]) // \
         model.tokenizer.args["stride"] + 1
@@ -190,16 +212,13 @@ def patchtst_checkpoint(config: dict, state: dict[str, Tensor], source: str) -> 
 
 
 def check_series_fits(source: str, checkpoint: ModelConfig, implied: dict) -> None:
-    """The data's windows (``DataBundle.model_args``) must be the checkpoint's: channels, length and horizon."""
+    """The data's windows (``DataBundle.model_args``) must be the checkpoint's length (its positions and the head's
+    columns) and horizon (the head's rows); any number of series fits (no weight depends on it)."""
     given, horizon = implied.get("tokenizer", {}), implied.get("head", {}).get("horizon")
     if "input_len" not in given or horizon is None:
         raise ConfigError(f"init_from {source}: a PatchTST forecaster reads series windows; use a forecasting "
                           "dataset (csv_series, ett)")
     theirs = checkpoint.tokenizer.args
-    if given["n_channels"] != theirs["n_channels"]:
-        raise ConfigError(f"init_from {source}: the data has {given['n_channels']} series but the checkpoint reads "
-                          f"num_input_channels={theirs['n_channels']}; choose {theirs['n_channels']} of them with "
-                          "data.args.columns")
     if given["input_len"] != theirs["input_len"]:
         raise ConfigError(f"init_from {source}: the data's windows are {given['input_len']} steps but the checkpoint "
                           f"reads context_length={theirs['input_len']}; set data.args.input_len={theirs['input_len']}")

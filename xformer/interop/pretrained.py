@@ -348,6 +348,8 @@ def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
                               "remove it from the recipe (the core comes from the checkpoint)")
     core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS})
     tok_args = dict(ckpt.tokenizer.args)
+    if pre.kind == "patchtst":  # no weight depends on the number of series (shared embedding and head): the data's
+        del tok_args["n_channels"]
     if "dropout" in tok_args:  # as the core's: the recipe's, else none
         tok_args["dropout"] = recipe.tokenizer.args.get("dropout", 0.0)
     if recipe.tokenizer.name == ckpt.tokenizer.name:
@@ -373,7 +375,7 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
     """The data must fit the checkpoint's tokenizer: its vocabulary and lengths within the checkpoint's,
     its images of the checkpoint's size and channels."""
     src, args, given = f"init_from {pre.source}", model.tokenizer.args, implied.get("tokenizer", {})
-    if pre.kind == "patchtst":  # its windows' channels, length and horizon (hf_patchtst.py)
+    if pre.kind == "patchtst":  # its windows' length and horizon; any number of series (hf_patchtst.py)
         from .hf_patchtst import check_series_fits
 
         return check_series_fits(pre.source, pre.model, implied)
