@@ -19,7 +19,9 @@ Sizes the weights show (depth, width, patch size, channels, image size, class an
 classes, MLP ratio; average pooling when there is fc_norm or no class token) are read from the tensors and passed to ``timm.create_model(MODEL,
 pretrained=False, ...)``, with the ``model_args`` of a timm Hub config.json beside FILE that names MODEL (an
 ``xformer export --format timm`` folder); anything else (e.g. ``num_heads``) follows the name, or ``,key=value``
-after it. The weights are loaded strictly, then converted (``timm_vit.from_timm_vit``).
+after it (a non-square file's ``img_size=[H,W]`` too; timm_file.py refuses pairs the tensors contradict and
+timm's dropout arguments, which are the recipe's). The weights are loaded strictly, then converted
+(``timm_vit.from_timm_vit``).
 
 Python: ``load_pretrained(SOURCE)`` -> (Model in eval mode with the checkpoint's own head, vocabulary or
 None); SOURCE is ``hf:FOLDER``, ``timm:FILE#MODEL`` or a plain Hugging Face folder.
@@ -27,17 +29,15 @@ None); SOURCE is ``hf:FOLDER``, ``timm:FILE#MODEL`` or a plain Hugging Face fold
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..models import Model, ModelConfig, build_model
+from ..models import ModelConfig, build_model
+from .timm_file import split_pairs, timm_checkpoint, timm_pairs
 
 # what a recipe's head may be on each kind of checkpoint
 HEADS = {"gpt2": ("causal_lm",), "bert": ("masked_lm", "masked_lm_nsp", "classification"),
@@ -72,18 +72,11 @@ def parse_source(spec: str) -> tuple[str, str, str | None, dict]:
             raise ConfigError("init_from hf: needs a folder, e.g. init_from: hf:models/gpt2 (a save_pretrained folder)")
         return "hf", rest, None, {}
     path, _, model = rest.partition("#")
-    name, *pairs = model.split(",") if model else [""]
+    name, *pairs = split_pairs(model) if model else [""]
     if not path or not name:
         raise ConfigError(f"init_from {spec}: give the file and the timm model name, "
                           "e.g. timm:vit.safetensors#vit_tiny_patch16_224")
-    kwargs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"init_from {spec}: {pair!r} must look like key=value, e.g. #vit_small_patch16_224,"
-                              "num_heads=6")
-        kwargs[key.strip()] = yaml.safe_load(value)
-    return "timm", path, name.strip(), kwargs
+    return "timm", path, name.strip(), timm_pairs(spec, pairs)
 
 
 # ---------------------------------------------------------------- Hugging Face folders
@@ -239,60 +232,14 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
 # ---------------------------------------------------------------- timm files
 
 
-def _timm_kwargs(state: dict[str, Tensor]) -> dict:
-    """The timm.create_model arguments the tensors' shapes show."""
-    kwargs = {"num_classes": state["head.weight"].shape[0] if "head.weight" in state else 0}
-    proj = state.get("patch_embed.proj.weight")
-    if proj is not None and proj.dim() == 4 and proj.shape[2] == proj.shape[3]:
-        kwargs.update(embed_dim=proj.shape[0], in_chans=proj.shape[1], patch_size=proj.shape[2])
-        depth = len({k.split(".")[1] for k in state if re.match(r"blocks\.\d+\.", k)})
-        if depth:
-            kwargs["depth"] = depth
-        if "blocks.0.mlp.fc1.weight" in state:
-            kwargs["mlp_ratio"] = state["blocks.0.mlp.fc1.weight"].shape[0] / proj.shape[0]
-        kwargs["class_token"] = "cls_token" in state
-        if "fc_norm.weight" in state or not kwargs["class_token"]:  # timm pools by averaging then
-            kwargs["global_pool"] = "avg"
-        kwargs["reg_tokens"] = state["reg_token"].shape[1] if "reg_token" in state else 0
-        if "pos_embed" in state:
-            n, prefix = state["pos_embed"].shape[1], int(kwargs["class_token"]) + kwargs["reg_tokens"]
-            for grid, no_embed_class in ((n - prefix, False), (n, True)):
-                side = math.isqrt(max(grid, 0))
-                if grid > 0 and side * side == grid:
-                    kwargs.update(img_size=side * proj.shape[2], no_embed_class=no_embed_class and prefix > 0)
-                    break
-    return kwargs
-
-
 def load_timm(path: str | Path, name: str, extra: dict | None = None, source: str | None = None) -> Pretrained:
-    """A timm ViT state dict created as ``name``, converted to xformer names (see timm_vit.py)."""
-    import timm
-
-    from .timm_vit import from_timm_vit, hub_model_args
-
+    """A timm ViT state dict created as ``name``, converted to xformer names (see timm_file.py, timm_vit.py)."""
     path = Path(path)
     source = source or f"timm:{path}#{name}"
     if not path.is_file():
         raise ConfigError(f"init_from {source}: {path} is not a file; give a timm state dict (.safetensors or .pth)")
-    state = _read_weights(path)
-    kwargs = {**_timm_kwargs(state), **hub_model_args(path, name), **(extra or {})}
-    try:
-        vit = timm.create_model(name, pretrained=False, **kwargs)
-    except Exception as e:  # noqa: BLE001 - an unknown name, an argument the model does not take: one line
-        heads = "" if "num_heads" in kwargs else \
-            "; the weights do not show the number of heads: give it after the name, #NAME,num_heads=N"
-        raise ConfigError(f"{source}: timm.create_model({name!r}, {kwargs}) failed: {str(e).splitlines()[0]}"
-                          f"{heads}") from None
-    result = vit.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ConfigError(f"{source}: the file does not fit {name} (missing {result.missing_keys[:3]}, unexpected "
-                          f"{result.unexpected_keys[:3]}); give the model name it was saved from, and other "
-                          "create_model arguments after it: #NAME,key=value")
-    try:
-        model = from_timm_vit(vit)
-    except (ValueError, AttributeError) as e:
-        raise ConfigError(f"{source}: {e}") from None
-    return Pretrained(source, "timm", model.config, model.state_dict())
+    model, weights = timm_checkpoint(_read_weights(path), path, name, dict(extra or {}), source)
+    return Pretrained(source, "timm", model, weights)
 
 
 def load_source(spec: str) -> Pretrained:
