@@ -79,14 +79,16 @@ def test_timm_export_config_preprocesses_as_the_run(images, tmp_path):
                   "head": {"name": "classification"}},
         "data": {"name": "digits"}, "train": {"steps": 1, "batch_size": 8, "eval_every": 1, "device": "cpu"}})
     train_run(digits, tmp_path / "digits")
-    for run, channels, mean, std in ((tmp_path / "digits", 1, [0.0], [1.0]),
-                                     (tmp_path / "folder", 3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])):
+    # digits bring a larger file to 8x8 by area averaging (PIL's box filter); a folder's Resize is bilinear
+    for run, channels, mean, std, interpolation in (
+            (tmp_path / "digits", 1, [0.0], [1.0], "box"),
+            (tmp_path / "folder", 3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "bilinear")):
         if not run.exists():
             train_run(vit(images), run)
         (tmp_path / f"{run.name}_timm").mkdir()
         export_model(load_run_model(run)[1], "timm", tmp_path / f"{run.name}_timm", run)
         cfg = json.loads((tmp_path / f"{run.name}_timm" / "config.json").read_text())["pretrained_cfg"]
-        assert (cfg["mean"], cfg["std"], cfg["crop_mode"], cfg["interpolation"]) == (mean, std, "squash", "bilinear")
+        assert (cfg["mean"], cfg["std"], cfg["crop_mode"], cfg["interpolation"]) == (mean, std, "squash", interpolation)
         model = timm.create_model(f"local-dir:{tmp_path / f'{run.name}_timm'}", pretrained=True)
         transform = create_transform(**resolve_data_config({}, model=model))
         grey_or_rgb = Image.new("L" if channels == 1 else "RGB", (24, 40))  # not square: squashed, not cropped

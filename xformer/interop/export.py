@@ -227,19 +227,38 @@ def timm_model_args(config) -> dict:
 def timm_pretrained_cfg(args: dict, preprocess: dict | None) -> dict:
     """timm's ``pretrained_cfg`` for the run's evaluation transform (``preprocess``: its preprocess.json), so that
     ``create_transform(**resolve_data_config({}, model=vit))`` treats an image as xformer does: resized to the
-    input size whatever its shape (crop_mode "squash", crop_pct 1: no centre crop), bilinearly (xformer's
-    antialiased Resize, or digits' bilinear upsampling), then (x - mean) / std; a run that does not normalise
-    gets mean 0 / std 1 per channel (timm would otherwise fill in ImageNet's 3-channel statistics). timm resizes
-    the 8-bit PIL image where xformer resizes floats, so pixels may differ by rounding. Without a preprocess
-    spec, mean/std are left out (timm's defaults)."""
+    input size whatever its shape (crop_mode "squash", crop_pct 1: no centre crop) with the interpolation of
+    ``timm_interpolation``, then (x - mean) / std; a run that does not normalise gets mean 0 / std 1 per channel
+    (timm would otherwise fill in ImageNet's 3-channel statistics). timm resizes the 8-bit PIL image where
+    xformer resizes floats, so pixels may differ by rounding. Without a preprocess spec, mean/std are left out
+    (timm's defaults)."""
     channels, (h, w) = args["in_chans"], args["img_size"]
     cfg = {"input_size": [channels, h, w], "num_classes": args["num_classes"], "crop_pct": 1.0,
-           "crop_mode": "squash", "interpolation": "bilinear", "fixed_input_size": True}
+           "crop_mode": "squash", "interpolation": timm_interpolation(preprocess, (h, w)),
+           "fixed_input_size": True}
     if preprocess:
         mean, std = preprocess.get("mean"), preprocess.get("std")
         cfg.update(mean=list(mean) if mean is not None else [0.0] * channels,
                    std=list(std) if std is not None else [1.0] * channels)
     return cfg
+
+
+def timm_interpolation(preprocess: dict | None, image_size: tuple[int, int]) -> str:
+    """The timm interpolation of the run's resize to ``image_size`` (preprocess.json's ``resize``,
+    ``data/images.preprocess_spec``; no spec: "bilinear"):
+
+    - "antialias" (image folders, MNIST, CIFAR-10): torchvision's antialiased bilinear Resize, which is PIL's
+      bilinear filter: "bilinear".
+    - "bilinear" (digits): a file is first brought to ``source_size`` (8x8), a side that shrinks by area
+      averaging (``predict.shrink_or_stretch``), which is PIL's box filter for a whole-number factor: "box" when
+      ``image_size`` is no larger. A run of a larger ``image_size`` then upsamples the 8x8 bilinearly, which no
+      single timm interpolation repeats after the box: "bilinear", which matches on 8x8 files only.
+    """
+    if not preprocess or preprocess.get("resize") != "bilinear":
+        return "bilinear"
+    source = preprocess.get("source_size")
+    grows = source is not None and any(want > have for want, have in zip(image_size, source))
+    return "bilinear" if grows else "box"
 
 
 def export_timm(model, folder: Path, preprocess: dict | None = None, class_names: list | None = None) -> dict:

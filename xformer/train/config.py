@@ -35,14 +35,31 @@ class DataConfig:
 @dataclass
 class EarlyStopping:
     """Track ``metric`` at every evaluation; the best checkpoint is kept; stop after
-    ``patience`` evaluations without improvement (None: never stop early)."""
+    ``patience`` evaluations without improvement (None: never stop early).
+
+    ``mode`` left out (None) follows the metric's name, as timm's ``--eval-metric`` does: "max" for a score
+    (a word of ``HIGHER_IS_BETTER`` in it: val_accuracy, val_top5_accuracy, val_macro_f1, val_exact_match, ...),
+    else "min" (val_loss, val_mse, val_perplexity, val_bits_per_token, ...). ``mode_from_metric`` says it was
+    left out (a resume then keeps the saved run's: ``resume.check_resume``)."""
 
     metric: str = "val_loss"
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max", None] = None  # None: follows the metric (one Literal: its error lists the choices)
     patience: int | None = None
 
     def __post_init__(self):
         _at_least("train.early_stopping.patience", self.patience, 1)
+        self.mode_from_metric = self.mode is None  # an attribute, not a field: config.yaml holds the mode alone
+        if self.mode is None:
+            self.mode = metric_mode(self.metric)
+
+
+HIGHER_IS_BETTER = ("accuracy", "f1", "mcc", "matthews", "auc", "exact_match", "bleu", "r2", "corr", "correlation")
+
+
+def metric_mode(metric: str) -> Literal["min", "max"]:
+    """"max" for a metric whose name holds a word of ``HIGHER_IS_BETTER`` (words split at "_"), else "min"."""
+    name = f"_{metric.lower()}_"
+    return "max" if any(f"_{word}_" in name for word in HIGHER_IS_BETTER) else "min"
 
 
 @dataclass
@@ -292,15 +309,16 @@ class ExperimentConfig:
     Only a fresh run reads it: ``--resume`` and ``xformer evaluate`` load the run's own
     checkpoint.
 
-    ``init_from: hf:FOLDER`` (a local Hugging Face GPT-2 or BERT folder: config.json and
+    ``init_from: hf:FOLDER`` (a local Hugging Face GPT-2, BERT or PatchTSTForPrediction folder: config.json and
     model.safetensors or pytorch_model.bin) and ``init_from: timm:FILE#MODEL`` (a timm ViT state dict,
     .safetensors or .pth, and the timm model name; ``#MODEL,key=value`` adds create_model arguments)
     start from another library's checkpoint (xformer/interop/pretrained.py): its architecture, core and
     tokenizer replace the recipe's (a recipe that gives another architecture, a core key set to other
     than its default or a tokenizer argument that differs is refused; an omitted model.core or
     model.tokenizer is taken from the checkpoint; dropout, drop path and init are the recipe's, 0 /
-    the default when it leaves them out), the recipe gives the head (the data gives n_classes), and a Hugging Face folder's
-    tokenizer becomes ``data.args.tokenizer`` (saved as RUN_DIR/tokenizer). Nothing is downloaded.
+    the default when it leaves them out), the recipe gives the head (the data gives n_classes), and a
+    GPT-2 / BERT folder's tokenizer becomes ``data.args.tokenizer`` (saved as RUN_DIR/tokenizer; PatchTST has
+    none and reads series windows of any number of series). Nothing is downloaded.
 
     ``distill``: train against a teacher run as well as the labels (see ``Distill``); no teacher: plain training.
     The run folder holds the student alone; ``--resume`` loads the teacher again from the same folder.

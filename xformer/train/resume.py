@@ -19,6 +19,9 @@ the model, the data, the optimizer's settings, the batch, the precision. The key
   is refused here: nothing could tell its data from other data at the new place.
 - when and how it evaluates, logs and keeps checkpoints, its time limit, early-stopping
   patience, the device, loader workers and torch.compile: they change nothing already saved.
+
+``train.early_stopping.mode`` left out takes the saved run's (not the one the metric implies, ``EarlyStopping``):
+a run saved with ``mode: min`` for val_accuracy, before the mode followed the metric, resumes as it was saved.
 """
 from __future__ import annotations
 
@@ -90,8 +93,11 @@ def absolute_data_paths(args: dict) -> dict:
 
 def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
     """Refuse a change ``config`` makes to the saved experiment that resuming cannot honour exactly;
-    return the saved experiment."""
+    return the saved experiment. A ``train.early_stopping.mode`` that ``config`` left out becomes the saved one."""
     saved = saved_experiment(run_dir)
+    rule, saved_rule = config.train.early_stopping, saved.train.early_stopping
+    if rule.mode_from_metric and rule.metric == saved_rule.metric:  # the best so far was chosen in that direction
+        rule.mode = saved_rule.mode
     before, after = _flat(recipe_dict(saved)), _flat(recipe_dict(config))
     for flat in (before, after):  # a relative teacher or data path means the absolute one the run records
         if flat.get("distill.teacher") is not None:
