@@ -415,3 +415,29 @@ def test_a_finished_train_run_releases_its_folder(tmp_path):
                             text=True, check=True).stdout.strip()
     folders.lock_file(tmp_path / "run").unlink(missing_ok=True)
     assert answer == "free"
+
+
+def test_a_failed_run_closes_its_tensorboard_writer_before_its_folder_is_removed(tmp_path, capsys, monkeypatch):
+    """The writer's thread must not be running while a fresh run that kept nothing is deleted (it could write into
+    the folder mid-deletion, and the run folder would stay behind)."""
+    import xformer.train.metrics as metrics_module
+    from safetensors import SafetensorError
+
+    events = []
+
+    class Writer:
+        def add_scalar(self, *args):
+            pass
+
+        def close(self):
+            events.append(("closed", (tmp_path / "a").exists()))
+
+    monkeypatch.setattr(metrics_module, "_summary_writer", lambda path: Writer())
+
+    def full(tensors, path, metadata=None):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(checkpoint_module, "save_file", full)
+    status, err = run_cli(capsys, "train", recipe_file(tmp_path), "--out", tmp_path / "a", "--quiet")
+    assert status == 1 and events == [("closed", True)]  # closed once, while the folder was still there
+    assert not (tmp_path / "a").exists()

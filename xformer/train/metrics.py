@@ -35,9 +35,14 @@ class RunLog:
 
     def finish(self, final: dict[str, float]) -> None:
         write_atomically(self.dir / "metrics.json", json.dumps(final, indent=1) + "\n")
+        self.close()
+        plot_learning_curve(self.path, self.dir / "learning_curve.png")
+
+    def close(self) -> None:
+        """Stop TensorBoard's writer thread: also before a failed fresh run's folder is removed, which it could
+        otherwise write into while the folder is being deleted."""
         if self.tensorboard is not None:
             self.tensorboard.close()
-        plot_learning_curve(self.path, self.dir / "learning_curve.png")
 
 
 def _rows(path: Path) -> list[tuple[str, dict]]:

@@ -181,6 +181,8 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
                 log = RunLog(run_dir, trainer.step if resume else None)
             trainer.fit(log, progress)
         except BaseException:
+            if log is not None:
+                log.close()
             if folder is not None:
                 folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
             raise
