@@ -28,15 +28,19 @@ def test_gpu_check_without_cuda_says_so_in_one_line():
     assert proc.stdout.strip().count("\n") == 0 and "no CUDA device" in proc.stdout
 
 
-def test_the_lsa_prototype_trains_with_a_temperature_per_layer_and_no_self_attention(tmp_path):
+def trained_lsa_prototype(out: Path, *flags: str) -> dict:
+    """The weights of 20 steps of tasks/cct_digits.yaml under benchmarks/lsa_prototype.py ``flags``."""
     from safetensors.torch import load_file
 
-    out = tmp_path / "lsa"
-    proc = subprocess.run([sys.executable, "benchmarks/lsa_prototype.py", "train", "tasks/cct_digits.yaml",
+    proc = subprocess.run([sys.executable, "benchmarks/lsa_prototype.py", *flags, "train", "tasks/cct_digits.yaml",
                            "train.steps=20", "train.eval_every=20", "train.warmup_steps=2", "--threads", "1",
                            "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    weights = load_file(next(out.glob("checkpoints/*/model.safetensors")))
+    return load_file(next(out.glob("checkpoints/*/model.safetensors")))
+
+
+def test_the_lsa_prototype_trains_with_a_temperature_per_layer_and_no_self_attention(tmp_path):
+    weights = trained_lsa_prototype(tmp_path / "lsa")
     scales = {k: float(v) for k, v in weights.items() if k.endswith("lsa_log_scale")}
     assert len(scales) == 2 and any(s != 0.0 for s in scales.values()), scales  # one per layer, trained
 
@@ -59,14 +63,7 @@ def test_the_lsa_prototype_trains_with_a_temperature_per_layer_and_no_self_atten
 
 def test_the_lsa_prototype_per_head_learns_one_scale_per_head_from_the_references_start(tmp_path):
     """--per-head is the authors' form (aanna0701/SPT_LSA_ViT models/vit.py): a scale per head, d_k^-1/2 at first."""
-    from safetensors.torch import load_file
-
-    out = tmp_path / "lsa"
-    proc = subprocess.run([sys.executable, "benchmarks/lsa_prototype.py", "--per-head", "train", "tasks/cct_digits.yaml",
-                           "train.steps=20", "train.eval_every=20", "train.warmup_steps=2", "--threads", "1",
-                           "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    weights = load_file(next(out.glob("checkpoints/*/model.safetensors")))
+    weights = trained_lsa_prototype(tmp_path / "lsa", "--per-head")
     scales = {k: v for k, v in weights.items() if k.endswith("lsa_scale")}
     assert len(scales) == 2 and all(v.shape == (4,) for v in scales.values()), scales  # 2 layers x 4 heads
     start = 16 ** -0.5  # d_model 64 / 4 heads
