@@ -477,3 +477,21 @@ def test_a_16_bit_grey_image_is_scaled_to_8_bits_not_clipped(image_run, tmp_path
     assert rgb.shape == (64, 64, 3) and abs(rgb.mean() - 127.5) < 1
     run, _ = image_run
     assert main(["predict", str(run), str(tmp_path / "ramp16.png")]) == 0  # through predict's reader too
+
+
+@pytest.mark.parametrize("image_size", [4, 6, 8, 16])
+def test_a_digit_saved_as_png_predicts_from_the_image_training_saw(tmp_path, image_size):
+    """A digits image written as an 8x8 PNG and read back by predict is the digits data's own tensor at every
+    ``image_size``: below 8 both average areas (the data once shrank bilinearly, up to 0.30 apart at 6)."""
+    from PIL import Image
+
+    from xformer.data.images import default_preprocess, digits
+    from xformer.predict import load_image
+
+    eight = digits(val_fraction=0.0).test[0]["images"]  # (1, 8, 8) in [0, 1], 16 grey levels
+    pixels = (eight[0] * 255).round().to(torch.uint8).numpy()
+    Image.fromarray(pixels, mode="L").save(tmp_path / "digit.png")
+    spec = default_preprocess("digits", {"image_size": image_size})  # what a digits run saves as preprocess.json
+    ours = load_image(tmp_path / "digit.png", spec)
+    assert ours.shape == (1, image_size, image_size)
+    assert torch.allclose(ours, digits(image_size=image_size, val_fraction=0.0).test[0]["images"], atol=1 / 255)

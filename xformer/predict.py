@@ -24,12 +24,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .batch import IMAGES, INPUT_IDS
 from .config import ConfigError, load_yaml
 from .folders import not_a_run_folder
-from .data.image_augment import eval_transform
+from .data.image_augment import eval_transform, shrink_or_stretch
 from .data.image_files import IMAGE_ERRORS, IMAGE_SUFFIXES, images_under, open_quietly, too_large_image
 from .data.images import PREPROCESS_FILE, default_preprocess
 from .registry import first_line
@@ -181,19 +180,6 @@ def transform_of(size: tuple, mean: tuple | None, std: tuple | None, resize: boo
     """The evaluation transform, built once per preprocessing rather than once per file (building it costs
     about as much as transforming a small image)."""
     return eval_transform(size, mean, std, resize=resize)
-
-
-def shrink_or_stretch(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """(C, H, W) in [0, 1] to ``size``: a side that shrinks is averaged over the area each output pixel covers
-    (scikit-learn made its 8x8 digits so, counting the ink in 4x4 blocks of 32x32 bitmaps; sampling every
-    k-th pixel instead would miss a thin stroke), a side that grows is interpolated bilinearly (as the digits
-    data upsamples)."""
-    smaller = [min(have, want) for have, want in zip(x.shape[-2:], size)]
-    if smaller != list(x.shape[-2:]):
-        x = F.interpolate(x[None], size=smaller, mode="area")[0]
-    if list(x.shape[-2:]) != list(size):
-        x = F.interpolate(x[None], size=list(size), mode="bilinear", align_corners=False)[0]
-    return x.clamp(0, 1)
 
 
 def image_files(inputs: Sequence[str | Path]) -> list[Path]:

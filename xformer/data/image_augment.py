@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import default_collate
 
@@ -112,6 +113,21 @@ def eval_transform(image_size: Sequence[int], mean: Sequence[float] | None = Non
     if mean is not None:
         steps.append(v2.Normalize(list(mean), list(std)))
     return v2.Compose(steps)
+
+
+def shrink_or_stretch(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(C, H, W) or (N, C, H, W) in [0, 1] to ``size``: a side that shrinks is averaged over the area each output
+    pixel covers (scikit-learn made its 8x8 digits so, counting the ink in 4x4 blocks of 32x32 bitmaps; sampling
+    every k-th pixel instead would miss a thin stroke), a side that grows is interpolated bilinearly. The digits
+    data and ``xformer predict`` on a digits run both resize so, so training and prediction see one image."""
+    batch = x if x.dim() == 4 else x[None]
+    smaller = [min(have, want) for have, want in zip(batch.shape[-2:], size)]
+    if smaller != list(batch.shape[-2:]):
+        batch = F.interpolate(batch, size=smaller, mode="area")
+    if list(batch.shape[-2:]) != list(size):
+        batch = F.interpolate(batch, size=list(size), mode="bilinear", align_corners=False)
+    batch = batch.clamp(0, 1)
+    return batch if x.dim() == 4 else batch[0]
 
 
 def train_transform(image_size: Sequence[int], mean: Sequence[float] | None = None,

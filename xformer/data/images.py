@@ -31,14 +31,14 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from ..batch import IMAGES, LABELS
 from ..errors import ConfigError
 from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes
-from .image_augment import TRAIN_ITEM, ImageCollate, check_normalisation, eval_transform, make_mixup, train_transform
+from .image_augment import (TRAIN_ITEM, ImageCollate, check_normalisation, eval_transform, make_mixup,
+                            shrink_or_stretch, train_transform)
 from .image_files import IMAGE_ERRORS, check_image_headers, image_class_folder, open_image  # noqa: F401
 from .image_files import open_image as _open  # noqa: F401  (IMAGE_ERRORS and _open: importable here as before)
 from .registry import DataBundle, register_data
@@ -118,8 +118,9 @@ def preprocess_spec(image_size, channels: int, mean=None, std=None, resize: str 
                     source_size=None) -> dict:
     """What the evaluation transform does to a raw image, as JSON (saved as RUN_DIR/preprocess.json):
     convert to ``channels`` (1: grey "L", 3: "RGB"), scale to [0, 1], resize to ``image_size`` (H, W) with
-    ``resize`` ("antialias": torchvision's Resize; "bilinear": F.interpolate as digits upsamples, from
-    ``source_size`` when the data's images have one, as digits' 8x8), then (x - mean) / std per channel when
+    ``resize`` ("antialias": torchvision's Resize; "bilinear": ``shrink_or_stretch`` as the digits data resizes,
+    averaging a side that shrinks and interpolating one that grows, from ``source_size`` when the data's images
+    have one, as digits' 8x8), then (x - mean) / std per channel when
     mean is not null."""
     spec = {"image_size": [int(v) for v in image_size], "channels": int(channels),
             "mean": None if mean is None else [float(v) for v in mean],
@@ -198,7 +199,7 @@ def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict =
            mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0, val_seed: int = 0) -> DataBundle:
     """scikit-learn's 8x8 handwritten digits (1797 images, 16 grey levels, scaled to [0, 1]).
 
-    ``image_size`` > 8 upsamples bilinearly (e.g. 16 for patch size 4 on a 4x4 grid). No
+    ``image_size`` > 8 upsamples bilinearly (e.g. 16 for patch size 4 on a 4x4 grid), < 8 averages areas. No
     flips: a mirrored 2 is not a 2. ``affine`` adds small shifts/rotations (``true``, or a mapping
     of :data:`~xformer.data.image_augment.AFFINE` keys). ``val_seed``: the random_state of the
     stratified train/val carve-out (other seeds give other validation folds of the same 1437
@@ -210,9 +211,8 @@ def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict =
     _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, random_erasing=random_erasing)
     data = load_digits()
     images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
-    if image_size != 8:
-        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear",
-                               align_corners=False).clamp(0, 1)
+    if image_size != 8:  # as predict brings a user's file from 8x8 (a smaller size averages, not samples)
+        images = shrink_or_stretch(images, (image_size, image_size))
     labels = torch.tensor(data.target, dtype=torch.long)
     train_idx, test_idx = train_test_split(list(range(len(labels))), test_size=0.2, stratify=data.target,
                                            random_state=0)
