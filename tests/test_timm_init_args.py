@@ -114,6 +114,12 @@ def test_a_timm_regularisation_argument_names_the_recipe_key_instead(files, pair
     assert pair.split("=")[0] in message and recipe_key in message, message
 
 
+def test_timm_patch_dropout_is_refused_as_doing_nothing(files):
+    """patch_drop_rate once reached create_model and was dropped with the rest of timm's model: silently nothing."""
+    message = refusal(f"timm:{files['square']}#{MODEL},patch_drop_rate=0.5")
+    assert "patch_drop_rate=0.5" in message and "no patch dropout" in message and "remove it" in message, message
+
+
 def test_an_unknown_model_name_points_to_list_models_not_to_the_heads(files):
     message = refusal(f"timm:{files['square']}#vit_tinyy_patch16_224")
     assert "Unknown model" in message and "timm.list_models('vit_*')" in message, message

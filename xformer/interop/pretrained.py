@@ -14,13 +14,13 @@ the run's [EOS] (``xformer export --format hf`` names it <|endoftext|> again, ex
 not needed for any of this (only the tokenizers library).
 
 ``timm:FILE#MODEL``: FILE is a ``.safetensors`` or ``.pth`` / ``.pt`` / ``.bin`` state dict (a training
-checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with.
-Sizes the weights show (depth, width, patch size, channels, image size, class and register tokens,
-classes, MLP ratio; average pooling when there is fc_norm or no class token) are read from the tensors and passed to ``timm.create_model(MODEL,
-pretrained=False, ...)``, with the ``model_args`` of a timm Hub config.json beside FILE that names MODEL (an
-``xformer export --format timm`` folder); anything else (e.g. ``num_heads``) follows the name, or ``,key=value``
-after it (a non-square file's ``img_size=[H,W]`` too; timm_file.py refuses pairs the tensors contradict and
-timm's dropout arguments, which are the recipe's). The weights are loaded strictly, then converted
+checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with. Sizes the
+weights show (depth, width, patch size, channels, image size, class and register tokens, classes, MLP ratio;
+average pooling when there is fc_norm or no class token) are read from the tensors and passed to
+``timm.create_model(MODEL, pretrained=False, ...)``, with the ``model_args`` of a timm Hub config.json beside FILE
+that names MODEL (an ``xformer export --format timm`` folder); anything else (e.g. ``num_heads``) follows the name,
+or ``,key=value`` after it (a non-square file's ``img_size=[H,W]`` too; timm_file.py refuses pairs the tensors
+contradict and timm's dropout arguments, which are the recipe's). The weights are loaded strictly, then converted
 (``timm_vit.from_timm_vit``).
 
 Python: ``load_pretrained(SOURCE)`` -> (Model in eval mode with the checkpoint's own head, vocabulary or
@@ -280,7 +280,8 @@ def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
     src, ckpt = f"init_from {pre.source}", pre.model
     what = f"a {pre.kind} {ckpt.architecture}"
     if recipe.baseline is not None:
-        raise ConfigError(f"{src}: the checkpoint is {what}, not the baseline {recipe.baseline.name}; remove model.baseline")
+        raise ConfigError(f"{src}: the checkpoint is {what}, not the baseline {recipe.baseline.name}; "
+                          "remove model.baseline")
     if recipe.architecture != ckpt.architecture:
         raise ConfigError(f"{src}: the checkpoint is {what} but model.architecture is {recipe.architecture!r}; "
                           f"set model.architecture={ckpt.architecture}")

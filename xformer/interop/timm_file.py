@@ -7,7 +7,8 @@ way to give a non-square file's size: 96 cells may be 8x12, 12x8 or 6x16), and e
 A pair the tensors contradict (``num_classes=4`` on a 10-class head, ``img_size=48`` on weights of 32) is
 refused naming the value the weights hold: a timm file is loaded at its own size and classes (the data gives
 n_classes; a head of another size starts fresh). timm's regularisation arguments are refused too: xformer
-takes dropout and drop path from the recipe (``REGULARISATION`` names each key), so they would do nothing.
+takes dropout and drop path from the recipe (``REGULARISATION`` names each key), so they would do nothing, and
+``patch_drop_rate`` has no counterpart here.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ REGULARISATION = {
     "attn_drop_rate": "model.core.attn_dropout",  # on the attention weights
     "proj_drop_rate": "model.core.attn_proj_dropout",  # timm: also the MLP's, here model.core.dropout
     "pos_drop_rate": "model.tokenizer.args.dropout",  # the tokens after their positions
+}
+# timm.create_model's regularisation arguments xformer has no counterpart for -> what timm does with them
+NO_COUNTERPART = {
+    "patch_drop_rate": "timm drops that share of the patch tokens in training; xformer has no patch dropout",
 }
 # the arguments whose every other value changes a tensor's shape (img_size: _fit_img_size, as a guess may be wrong)
 _SHAPE_KEYS = ("num_classes", "embed_dim", "in_chans", "patch_size", "depth", "class_token", "reg_tokens")
@@ -98,6 +103,9 @@ def _refuse_pairs_the_file_contradicts(shown: dict, extra: dict, source: str) ->
             raise ConfigError(f"{source}: {key}={value} after the model name would do nothing (xformer takes "
                               f"dropout from the recipe, not from create_model); remove it and set "
                               f"{REGULARISATION[key]}={value}")
+        if key in NO_COUNTERPART:
+            raise ConfigError(f"{source}: {key}={value} after the model name would do nothing ({NO_COUNTERPART[key]}); "
+                              "remove it")
         if key not in _SHAPE_KEYS or key not in shown:
             continue
         theirs = shown[key]
