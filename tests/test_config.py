@@ -77,3 +77,12 @@ def test_the_data_implied_arguments_make_a_new_config():
     assert resolved.tokenizer.args == {"max_positions": 8, "vocab_size": 13}  # the recipe's own value wins
     assert resolved.head.args == {"tie_weights": True}
     assert config.tokenizer.args == {"max_positions": 8} and config.head.args == {}  # the input is unchanged
+
+
+def test_an_optional_choice_names_its_choices():
+    """``kind: Literal['soft', 'hard'] | None`` once read "expected Literal or null", naming no choice."""
+    from xformer.train.config import Distill
+
+    with pytest.raises(ConfigError, match=r"kind: expected one of 'soft', 'hard' or null, got 'sof'") as info:
+        from_dict(Distill, {"kind": "sof", "teacher": "runs/cnn"})
+    assert "Literal" not in str(info.value)

@@ -98,6 +98,9 @@ def yaml_numbers(value: Any) -> Any:
 
 
 def _type_name(annotation: Any) -> str:
+    """int -> 'int', None -> 'null', Literal['soft', 'hard'] -> "one of 'soft', 'hard'"."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
     return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
 
 
