@@ -54,8 +54,10 @@ def windows(n: int = 5, dtype=torch.float32) -> torch.Tensor:
      "patch_length": 16, "activation_function": "relu"},
     {"norm_type": "layernorm", "pre_norm": True, "scaling": False, "positional_encoding_type": "sincos"},
     {"patch_length": 12, "patch_stride": 12},  # (64 - 12) % 12 = 4: the first 4 steps are in no patch, as ibm-granite's 512/12/12
+    {"pooling_type": "mean"},  # PatchTSTConfig's default head: the patches averaged, then (H, d)
+    {"pooling_type": "max", "norm_type": "layernorm", "patch_length": 16},
 ], ids=["batchnorm-prenorm-std-sincos", "layernorm-postnorm-none-random-16/8", "batchnorm-postnorm-std-random-relu",
-        "layernorm-prenorm-false-sincos", "12/12-skips-the-first-4-steps"])
+        "layernorm-prenorm-false-sincos", "12/12-skips-the-first-4-steps", "mean-pooling", "max-pooling"])
 def test_forecast_equals_transformers(tmp_path, settings):
     hf = hf_folder(tmp_path, **settings)
     model, vocab = load_pretrained(f"hf:{tmp_path}")
@@ -63,6 +65,8 @@ def test_forecast_equals_transformers(tmp_path, settings):
     tok = model.config.tokenizer.args
     assert tok["padding"] == "start" and tok["revin"] == (settings.get("scaling", "std") == "std")
     assert model.config.core.norm_first == settings.get("pre_norm", True) and not model.config.core.has_final_norm
+    pool = settings.get("pooling_type")
+    assert model.config.head.args["pool"] == (pool or "flatten")
     # the positions (sincos: a table Hugging Face freezes) are learned ones here: the same values, trainable
     table = hf.model.encoder.positional_encoder.position_enc
     assert torch.equal(model.tokenizer.positions.weight, table) and model.tokenizer.positions.weight.requires_grad
@@ -83,9 +87,9 @@ def test_forecast_equals_transformers_in_float64(tmp_path):
 
 def test_names_round_trip(tmp_path):
     """xformer -> Hugging Face names (which PatchTSTForPrediction loads strictly) -> xformer: the same tensors."""
-    for settings in ({}, {"norm_type": "layernorm"}):
-        hf = hf_folder(tmp_path / str(len(settings)), **settings)
-        model = load_pretrained(f"hf:{tmp_path / str(len(settings))}")[0]
+    for i, settings in enumerate(({}, {"norm_type": "layernorm"}, {"pooling_type": "mean"})):
+        hf = hf_folder(tmp_path / str(i), **settings)
+        model = load_pretrained(f"hf:{tmp_path / str(i)}")[0]
         ours = model.state_dict()
         theirs = xformer_state_dict_to_patchtst(ours)
         hf.load_state_dict(theirs, strict=True)
@@ -112,8 +116,7 @@ REFUSED = [
     ({"share_embedding": False}, ["share_embedding"], False),
     ({"share_projection": False}, ["share_projection: false", "share_projection=True"], True),
     ({"use_cls_token": True}, ["use_cls_token"], False),
-    ({"pooling_type": "mean"}, ["pooling_type 'mean'", "pooling_type=None"], True),
-    ({"pooling_type": "max"}, ["pooling_type 'max'"], True),
+    ({"pooling_type": "median"}, ["pooling_type 'median'", "null, mean or max"], False),
     ({"scaling": "mean"}, ["scaling 'mean'"], False),
     ({"scaling": True}, ["scaling True"], False),
     ({"minimum_scale": 1e-3}, ["minimum_scale"], False),
@@ -165,7 +168,7 @@ def test_an_encoder_xformer_cannot_express_is_refused_before_the_class(tmp_path)
 
 
 def test_weights_without_a_forecast_head_are_refused(tmp_path):
-    """A config.json that names no class (pooling_type null) over a pretraining checkpoint's weights: the refusal
+    """A config.json that names no class over a pretraining checkpoint's weights: the refusal
     says the weights lack the forecast head, not that the folder is another class, and its call works."""
     hf_folder(tmp_path / "ckpt", "PatchTSTForPretraining")
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
@@ -232,6 +235,23 @@ def test_fine_tunes_from_hf_folder(series, capsys):
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["tokenizer"]["args"]["padding"] == "start"
     assert "test_mse" in json.loads((run / "metrics.json").read_text())
     model = load_run_model(run)[1]
+    x = windows()
+    with torch.no_grad():
+        torch.testing.assert_close(model({"inputs": x})["prediction"], hf(past_values=x).prediction_outputs,
+                                   atol=1e-5, rtol=0)
+
+
+def test_fine_tunes_from_a_mean_pooling_checkpoint(series, capsys, tmp_path):
+    """PatchTSTConfig's default head (pooling_type mean) fine-tunes too: its (H, d) projection is loaded whole."""
+    from xformer.train.run import load_run_model
+
+    root, _ = series
+    hf = hf_folder(tmp_path / "ckpt", norm_type="layernorm", pooling_type="mean")
+    assert main(["train", str(root / "recipe.yaml"), "--init-from", f"hf:{tmp_path / 'ckpt'}", "--out",
+                 str(tmp_path / "run"), "--quiet"]) == 0
+    assert "left fresh: none" in capsys.readouterr().out
+    model = load_run_model(tmp_path / "run")[1]
+    assert model.config.head.args["pool"] == "mean"
     x = windows()
     with torch.no_grad():
         torch.testing.assert_close(model({"inputs": x})["prediction"], hf(past_values=x).prediction_outputs,

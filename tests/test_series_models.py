@@ -192,6 +192,34 @@ def test_tiny_patchtst_learns_sines():
     assert mse < 0.05 * naive, (mse, naive, last)
 
 
+@pytest.mark.parametrize("pool", ["mean", "max"])
+def test_a_pooled_forecast_head_is_one_linear_map_of_the_pooled_tokens(pool):
+    """model.head.args.pool: the N patch tokens of each channel pooled to one d-vector before the projection
+    (W is H x d, not H x N*d), Hugging Face's pooling_type; mixed channels forecast all H*C values from it."""
+    L, H, d = 48, 12, 16
+    patches = PartConfig("series_patches", {"n_channels": 2, "input_len": L, "patch_len": 8, "stride": 4})
+    steps = PartConfig("series_steps", {"n_channels": 2, "input_len": L})
+    for tokenizer, channel_independent, per_sequence in ((patches, True, H), (steps, False, H * 2)):
+        model = build_model(ModelConfig("encoder", CoreConfig(d_model=d, n_layers=1, n_heads=2, d_ff=32, init="torch"),
+                                        tokenizer, PartConfig("forecast", {"horizon": H, "pool": pool}))).eval()
+        assert model.head.proj.weight.shape == (per_sequence, d)
+        x = torch.randn(3, L, 2)
+        hidden = {}
+        model.head.register_forward_pre_hook(lambda module, args: hidden.update(z=args[0]))
+        with torch.no_grad():
+            y = model({"inputs": x})["prediction"]
+            z = hidden["z"]
+            pooled = z.mean(1) if pool == "mean" else z.max(1).values
+            raw = model.head.proj(pooled)
+            raw = raw.reshape(3, 2, H).transpose(1, 2) if channel_independent else raw.reshape(3, H, 2)
+            mu, sigma = x.mean(1, keepdim=True), (x.var(1, keepdim=True, unbiased=False) + 1e-5).sqrt()
+            torch.testing.assert_close(y, raw * sigma + mu, atol=1e-5, rtol=1e-5)  # RevIN undone
+    with pytest.raises(ConfigError, match="model.head.args.pool must be one of flatten, mean, max, got 'avg'"):
+        build_model(ModelConfig("encoder", CoreConfig(d_model=d, n_layers=1, n_heads=2, d_ff=32),
+                                PartConfig("series_patches", {"n_channels": 2, "input_len": L, "patch_len": 8}),
+                                PartConfig("forecast", {"horizon": H, "pool": "avg"})))
+
+
 def _hourly_frame(n=400):
     return pd.DataFrame({"date": pd.date_range("2022-03-01", periods=n, freq="h"),
                          **{f"s{i}": v for i, v in enumerate(_sines(n).T)}})

@@ -1,4 +1,4 @@
-"""Forecasting head: flatten the core's tokens -> linear -> horizon, undo RevIN; MSE or pinball loss.
+"""Forecasting head: flatten (or pool) the core's tokens -> linear -> horizon, undo RevIN; MSE or pinball loss.
 
 Batch key ``targets``: (B, H, C) float, the H values after the input window.
 Output: ``prediction`` (B, H, C), the point forecast (the median when trained
@@ -62,18 +62,28 @@ def forecast_output(prediction: Tensor, batch: dict, quantiles: Tensor | None = 
     return out
 
 
+POOLS = ("flatten", "mean", "max")
+
+
 class ForecastHead(nn.Module):
     """PatchTST's ``Flatten_Head``: y_hat = Dropout(W flatten(z) + b), then RevIN undone.
 
     Channel-independent tokens (B*C, N, d) give H values per channel (one W
     shared by all channels, PatchTST's ``individual=False``); mixed tokens
     (B, N, d) give all H*C values at once. With Q quantiles every output is Q wide.
+
+    ``pool``: "flatten" (W is H x N*d: a weight per token and feature), or "mean" / "max" over the N tokens
+    first, z_j = mean_n z_nj or max_n z_nj (W is H x d, N times fewer weights; Hugging Face's
+    ``PatchTSTConfig.pooling_type``, "mean" by default there).
     """
 
     def __init__(self, dim: int, n_tokens: int, n_channels: int, horizon: int, channel_independent: bool,
-                 dropout: float = 0.0, quantiles: list[float] | None = None):
+                 dropout: float = 0.0, quantiles: list[float] | None = None, pool: str = "flatten"):
         super().__init__()
+        if pool not in POOLS:
+            raise ConfigError(f"model.head.args.pool must be one of {', '.join(POOLS)}, got {pool!r}")
         self.horizon, self.n_channels, self.channel_independent = horizon, n_channels, channel_independent
+        self.pool = pool
         if quantiles is not None:
             if not isinstance(quantiles, (list, tuple)) or not all(
                     isinstance(q, numbers.Real) and not isinstance(q, bool) for q in quantiles):
@@ -86,11 +96,19 @@ class ForecastHead(nn.Module):
             self.quantiles = None
         self.n_q = 1 if quantiles is None else len(quantiles)
         per_sequence = horizon * self.n_q * (1 if channel_independent else n_channels)
-        self.proj = nn.Linear(n_tokens * dim, per_sequence)
+        self.proj = nn.Linear((n_tokens if pool == "flatten" else 1) * dim, per_sequence)
         self.drop = Dropout(dropout)
 
+    def pooled(self, hidden: Tensor) -> Tensor:
+        """(B', N, d) -> (B', N*d) flattened, or (B', d) pooled over the tokens."""
+        if self.pool == "mean":
+            return hidden.mean(1)
+        if self.pool == "max":
+            return hidden.max(1).values
+        return hidden.flatten(1)
+
     def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
-        y = self.drop(self.proj(hidden.flatten(1)))
+        y = self.drop(self.proj(self.pooled(hidden)))
         h, c, q = self.horizon, self.n_channels, self.n_q
         if self.channel_independent:
             y = y.reshape(-1, c, h, q).permute(0, 2, 1, 3)  # (B, C, H, Q) -> (B, H, C, Q)
@@ -103,14 +121,14 @@ class ForecastHead(nn.Module):
 
 @register_head("forecast")
 def forecast_head(core: CoreConfig, tokenizer: nn.Module, horizon: int, dropout: float = 0.0,
-                  quantiles: list[float] | None = None) -> ForecastHead:
+                  quantiles: list[float] | None = None, pool: str = "flatten") -> ForecastHead:
     """Sized from the tokenizer's ``TokenState``: n_tokens, n_channels and the channel layout."""
     layout = token_state(tokenizer)
     if layout.channel_independent is None:
         raise ValueError("the forecast head needs a series tokenizer (series_patches or series_steps)")
     check_sizes("model.head.args", horizon=horizon)
     return ForecastHead(core.d_model, layout.n_tokens, layout.n_channels, horizon, layout.channel_independent,
-                        dropout, quantiles)
+                        dropout, quantiles, pool)
 
 
 __all__ = ["pinball_loss", "forecast_output", "ForecastHead"]

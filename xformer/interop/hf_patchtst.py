@@ -1,8 +1,8 @@
 """PatchTST weights from Hugging Face ``transformers`` (``PatchTSTForPrediction``), and its names both ways.
 
-A ``PatchTSTForPrediction`` whose head flattens every patch (``pooling_type: null``), shares its embedding
-and projection across channels, and has no class token, no channel attention and an MSE head is exactly an
-xformer ``encoder`` fed by ``series_patches`` (padding start) and finished by ``forecast``:
+A ``PatchTSTForPrediction`` that shares its embedding and projection across channels, and has no class token,
+no channel attention and an MSE head is exactly an xformer ``encoder`` fed by ``series_patches`` (padding start)
+and finished by ``forecast`` (``pool``: Hugging Face's ``pooling_type``, null -> flatten, mean, max):
 
     x'  = (x - mu) / sqrt(var + minimum_scale)      scaling "std": RevIN without affine, eps = minimum_scale (1e-5);
                                                     scaling null: no RevIN
@@ -10,6 +10,7 @@ xformer ``encoder`` fed by ``series_patches`` (padding start) and finished by ``
     z   = W_P p + W_pos                              tokenizer.proj, tokenizer.positions (learned)
     z   = blocks(z)                                  pre_norm -> core.norm_first; no final norm in either
     y   = W flatten(z) + b;  y * sigma + mu          head forecast; both flatten a channel's (N, d) as n*d + j
+    y   = W mean_n(z) + b (or max_n)                 pooling_type mean / max (PatchTSTConfig's default: mean)
 
 Hugging Face's patchify leaves out the first ``(L - P) % S`` steps (its ``sequence_start``), so that the last
 patch ends at the last step: xformer's ``padding: start`` does the same (the scaler reads the whole window in both).
@@ -23,14 +24,14 @@ Names, Hugging Face (``model.`` prefix inside PatchTSTForPrediction) -> xformer:
         self_attn.out_proj                                  attn.proj
         norm_sublayer1[.batchnorm] / norm_sublayer3[.batchnorm]   res1.norm / res2.norm (BatchNorm statistics too)
         ff.0 / ff.3                                         mlp.fc1 / mlp.fc2
-    head.projection                                     head.proj               (H, N*d): no permutation
+    head.projection                                     head.proj               (H, N*d) or (H, d): no permutation
 
 ``positional_encoding_type: sincos`` is a table Hugging Face freezes (``requires_grad=False``; centred and
 scaled to a tenth of its spread); it is loaded into xformer's learned positions, so the forecast is the same,
 but fine-tuning trains it. Dropout rates are not weights (a fine-tune takes the recipe's): ``path_dropout`` ->
 ``core.dropout`` (which xformer also applies inside the feed-forward, where Hugging Face uses ``ff_dropout``),
 ``attention_dropout`` -> ``core.attn_dropout``, ``positional_dropout`` -> the tokenizer's; eval mode is equal.
-``head_dropout`` is not carried over: Hugging Face drops the flattened features before ``head.projection``,
+``head_dropout`` is not carried over: Hugging Face drops the flattened (pooled) features before ``head.projection``,
 xformer's forecast head (PatchTST's ``Flatten_Head``) drops the forecasts after it, another regulariser.
 
 No weight depends on ``num_input_channels`` (the embedding and the projection are shared, RevIN has no affine,
@@ -41,8 +42,8 @@ BatchNorm normalises d_model): a fine-tune builds the model for the data's serie
 What xformer cannot express is refused in one line (``ConfigError`` naming the setting): ``channel_attention``,
 ``share_embedding: false``, ``use_cls_token``, ``scaling: mean`` (or true), a ``minimum_scale`` other than
 1e-5, ``bias: false`` (Hugging Face keeps its attention biases then), activations other than GELU / ReLU; and
-heads other than one shared flattening projection: ``share_projection: false``, ``pooling_type`` mean / max, a
-distribution head (``loss`` other than mse) and checkpoints other than ``PatchTSTForPrediction`` (pretraining,
+heads other than one shared projection: ``share_projection: false``, a ``pooling_type`` other than null / mean /
+max, a distribution head (``loss`` other than mse) and checkpoints other than ``PatchTSTForPrediction`` (pretraining,
 classification, regression, a bare ``PatchTSTModel``), whose refusal names the transformers call that keeps
 the encoder under a fresh forecast head (``_fresh_head``). The encoder's settings are checked first.
 """
@@ -64,8 +65,9 @@ _LAYER = [("self_attn.out_proj", "attn.proj"), ("ff.0", "mlp.fc1"), ("ff.3", "ml
           ("norm_sublayer1", "res1.norm"), ("norm_sublayer3", "res2.norm")]
 _QKV = ("q_proj", "k_proj", "v_proj")
 _EMBED, _POSITIONS = "model.encoder.embedder.input_embedding", "model.encoder.positional_encoder.position_enc"
-_FORECAST_HEAD = {"pooling_type": None, "share_projection": True, "loss": "mse"}  # the head xformer reads
-_HF_DEFAULTS = {"pooling_type": "mean", "share_projection": True, "loss": "mse"}  # PatchTSTConfig's
+_FORECAST_HEAD = {"share_projection": True, "loss": "mse"}  # the head xformer reads
+_HF_DEFAULTS = {"share_projection": True, "loss": "mse"}  # PatchTSTConfig's
+_POOLS = {None: "flatten", "mean": "mean", "max": "max"}  # pooling_type -> the forecast head's pool
 
 
 def _refuse(source: str, what: str, fix: str) -> ConfigError:
@@ -93,8 +95,8 @@ def patchtst_config_to_xformer(config: dict, source: str = "PatchTST config") ->
         (not get("share_projection", True), "share_projection: false (a forecast head per channel)",
          _fresh_head(config)),
         (get("use_cls_token", False), "use_cls_token: true", "use a checkpoint without a class token"),
-        (get("pooling_type", "mean") is not None, f"pooling_type {get('pooling_type', 'mean')!r} (its head pools "
-         "the patches; xformer's forecast head flattens them)", _fresh_head(config)),
+        (get("pooling_type", "mean") not in _POOLS, f"pooling_type {get('pooling_type')!r}",
+         "use a checkpoint with pooling_type null, mean or max"),
         (get("scaling", "std") is True or get("scaling", "std") == "mean", f"scaling {get('scaling')!r} (the "
          "mean-absolute scaler)", "use a checkpoint with scaling 'std' (RevIN) or null"),
         (get("scaling", "std") == "std" and get("minimum_scale", _REVIN_EPS) != _REVIN_EPS,
@@ -125,7 +127,8 @@ def patchtst_config_to_xformer(config: dict, source: str = "PatchTST config") ->
         "padding": "start", "positions": "learned", "dropout": get("positional_dropout", 0.0),
         "revin": get("scaling", "std") == "std", "affine": False, "subtract_last": False})
     # no head_dropout: Hugging Face drops the features before head.projection, xformer's head the forecasts after
-    head = PartConfig("forecast", {"horizon": get("prediction_length", 24)})
+    pool = _POOLS[get("pooling_type", "mean")]
+    head = PartConfig("forecast", {"horizon": get("prediction_length", 24), "pool": pool})
     return ModelConfig("encoder", core, tokenizer, head)
 
 
@@ -204,10 +207,12 @@ def patchtst_checkpoint(config: dict, state: dict[str, Tensor], source: str) -> 
     weights = patchtst_state_dict_to_xformer(state)
     n_tokens = (model.tokenizer.args["input_len"] - model.tokenizer.args["patch_len"]) // \
         model.tokenizer.args["stride"] + 1
-    expected = (model.head.args["horizon"], n_tokens * model.core.d_model)
+    flatten = model.head.args["pool"] == "flatten"
+    expected = (model.head.args["horizon"], (n_tokens if flatten else 1) * model.core.d_model)
     if tuple(projection.shape) != expected:
         raise ConfigError(f"{source}: head.projection.weight is {tuple(projection.shape)}, not the {expected} of "
-                          "(prediction_length, patches * d_model) in config.json; save config and weights together")
+                          f"(prediction_length, {'patches * ' if flatten else ''}d_model) in config.json; save "
+                          "config and weights together")
     return model, weights
 
 
