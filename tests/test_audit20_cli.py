@@ -20,12 +20,13 @@ import xformer.commands.generate as generate_command
 import xformer.generation
 import xformer.predict
 import xformer.train.run
-from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.cli import main
 from xformer.config import ConfigError
 from xformer.data.corpus import default_corpus
 from xformer.data.vocab import CharVocab, load_vocab
 from xformer.forecast import Forecaster
+
+from test_text_lm import _random_char_gpt  # an untrained GPT whose every token depends on the whole context
 
 TASKS = Path(__file__).resolve().parents[1] / "tasks"
 PASSAGE = default_corpus()[:300]
@@ -33,19 +34,6 @@ PASSAGE = default_corpus()[:300]
 TINY = dict(input_len=16, horizon=4, patch_len=8, stride=4, d_model=8, n_layers=1, n_heads=2, epochs=1,
             batch_size=32, device="cpu")
 ROWS = 80  # hourly rows of each series
-
-
-def random_char_gpt(vocab, block: int):
-    """An untrained GPT with large weights (std 0.3), so that every next token depends on the whole context
-    (as tests/test_text_lm.py's)."""
-    model = build_model(ModelConfig("decoder", CoreConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64),
-                                    PartConfig("text", {"vocab_size": vocab.vocab_size, "max_positions": block}),
-                                    PartConfig("causal_lm")))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.ndim == 2:
-                p.normal_(0, 0.3)
-    return model.eval()
 
 
 def one_line_error(capsys, *parts: str) -> str:
@@ -137,7 +125,7 @@ def test_generate_passes_seed_top_k_top_p_and_temperature_to_the_sampler(monkeyp
     """--seed, --top-k, --top-p and --temperature each reach generate_text (the generator is seeded with --seed),
     and the printed text is the prompt and what generate_text, called with them, samples."""
     vocab = CharVocab.from_text(PASSAGE * 4)
-    model = random_char_gpt(vocab, 32)
+    model = _random_char_gpt(vocab, 32)
     monkeypatch.setattr(generate_command, "load_text_model", lambda run_dir: (model, vocab))
     real, calls = xformer.generation.generate_text, []
 
@@ -165,7 +153,7 @@ def test_sampling_past_the_models_positions_still_samples():
     60 sampled tokens differ from the greedy ones, differ between seeds, and are reproduced by a seed; top_k=1
     sampling is greedy."""
     vocab = CharVocab.from_text(PASSAGE * 4)
-    model = random_char_gpt(vocab, 32)
+    model = _random_char_gpt(vocab, 32)
     prompt = PASSAGE[:6]
     greedy = xformer.generation.generate_text(model, vocab, prompt, 60, do_sample=False)
 

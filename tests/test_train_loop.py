@@ -61,7 +61,10 @@ def test_accumulated_gradient_is_the_token_mean_over_the_global_batch(grad_accum
     assert lengths.min() < lengths.max()  # unequal target counts: a mean of micro-batch means would differ
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, bad):
+    """Not only NaN: a loss of inf stops the run at the step it appears too, before the optimizer steps on its
+    gradients (an inf step would make the weights NaN, and the message would name the next step)."""
     t = trainer(tmp_path, steps=20, eval_every=5)
     forward, calls = t.model.forward, [0]
 
@@ -69,12 +72,13 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         out = forward(batch, cache)
         calls[0] += t.model.training
         if calls[0] > 7:
-            out["loss"] = out["loss"] * float("nan")
+            out["loss"] = out["loss"] * float(bad)
         return out
 
     t.model.forward = poisoned
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 8; .*step_00000005"):
+    with pytest.raises(TrainingDiverged, match=rf"loss is {bad} at step 8; .*step_00000005"):
         t.fit()
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
     weights = read_weights(checkpoint_dir(tmp_path / "checkpoints"))
     assert checkpoint_dir(tmp_path / "checkpoints").name == "step_00000005"
     assert all(torch.isfinite(w).all() for w in weights.values())
