@@ -1,9 +1,10 @@
 """Audit 20 (core and training loop): behaviour a mutation audit found no test pinned.
 
-The optimizer step's order (normalise by the target count, then clip, then step, then schedule; the stop on
-an infinite loss is test_train_loop's NaN test), early stopping's handling of ties, a second Ctrl-C versus a second SIGTERM, the "best"
-checkpoint of a run without validation, the folder lock between two processes, the core's dropout rates,
-generation in eval mode, RoPE's direction, and a few config, storage and RNG details.
+The optimizer step's order (normalise by the target count, then clip, then step, then schedule; the stop on an
+infinite loss is a case of test_train_loop's NaN test), early stopping's handling of ties, a second Ctrl-C
+versus a second SIGTERM, the "best" checkpoint of a run without validation, the folder lock between two
+processes, the core's dropout rates, generation in eval mode, RoPE's direction, and a few config, storage and
+RNG details.
 """
 import copy
 import errno

@@ -250,9 +250,10 @@ def timm_interpolation(preprocess: dict | None, image_size: tuple[int, int]) -> 
     - "antialias" (image folders, MNIST, CIFAR-10): torchvision's antialiased bilinear Resize, which is PIL's
       bilinear filter: "bilinear".
     - "bilinear" (digits): a file is first brought to ``source_size`` (8x8), a side that shrinks by area
-      averaging (``data.image_augment.shrink_or_stretch``), which is PIL's box filter for a whole-number factor: "box" when
-      ``image_size`` is no larger. A run of a larger ``image_size`` then upsamples the 8x8 bilinearly, which no
-      single timm interpolation repeats after the box: "bilinear", which matches on 8x8 files only.
+      averaging (``data.image_augment.shrink_or_stretch``), which is PIL's box filter for a whole-number factor:
+      "box" when ``image_size`` is no larger. A run of a larger ``image_size`` then upsamples the 8x8
+      bilinearly, which no single timm interpolation repeats after the box: "bilinear", which matches on 8x8
+      files only.
     """
     if not preprocess or preprocess.get("resize") != "bilinear":
         return "bilinear"
