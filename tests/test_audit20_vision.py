@@ -126,8 +126,8 @@ def test_random_erasing_fills_its_box_with_zero_after_normalising():
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
-    """4 steps of tasks/vit_digits.yaml evaluated at steps 2 and 4, both checkpoints kept."""
-    torch.set_num_threads(1)
+    """4 steps of tasks/vit_digits.yaml evaluated at steps 2 and 4, both checkpoints kept (one thread: --threads 1,
+    which main restores after the run)."""
     run = tmp_path_factory.mktemp("audit20_vision") / "run"
     assert main(["train", str(ROOT / "tasks/vit_digits.yaml"), "train.steps=4", "train.eval_every=2",
                  "train.warmup_steps=0", "data.args.affine=false", "train.keep_last=2", "--out", str(run),

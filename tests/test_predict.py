@@ -57,10 +57,14 @@ def train(tmp: Path, name: str, spec: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory) -> tuple[Path, Path]:
-    torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("predict")
-    write_folder(tmp / "images")
-    return train(tmp, "run", recipe(tmp / "images")), tmp / "images"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a module fixture is set up before conftest's one-thread fixture of its first test
+    try:
+        tmp = tmp_path_factory.mktemp("predict")
+        write_folder(tmp / "images")
+        return train(tmp, "run", recipe(tmp / "images")), tmp / "images"
+    finally:
+        torch.set_num_threads(threads)
 
 
 def read_csv(text: str) -> list[dict]:
