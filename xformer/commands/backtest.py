@@ -1,7 +1,7 @@
-"""`xformer backtest RUN_DIR [RUN_DIR ...] --data FILE.csv --windows N [--step S] [--h H] [--out cv.csv] [--metrics m.csv]`.
+"""`xformer backtest RUN_DIR [RUN_DIR ...] --data FILE --windows N [--step S] [--h H] [--out cv.csv] [--metrics m.csv]`.
 
 A rolling-origin backtest of a trained model (``Forecaster.cross_validation`` with ``fit=False``): for
-every series of FILE (long ``unique_id, ds, y`` or the run's wide table) the last N windows of h steps,
+every series of FILE (CSV or Parquet; long ``unique_id, ds, y`` or the run's wide table) the last N windows of h steps,
 S steps apart, are forecast from the rows before each window's cutoff only. The model is used as it
 is, so FILE's backtest period should lie after the data the run was trained on: a warning counts the
 windows that forecast steps at or before a series' end of training (validation included; recorded by
@@ -10,7 +10,8 @@ with the truth and the cutoff (CSV: unique_id, ds, cutoff, y, y_hat, quantile co
 overall errors as one JSON line (MSE, MAE, sMAPE, MASE against the seasonal naive forecast of period
 --season on each series' rows before its first cutoff, pinball and CRPS for quantiles; ``mase_series``: the
 series whose MASE is defined, which the overall MASE averages, the others named in a warning); --metrics
-writes them per series. --static FILE.csv gives static covariates (default: those the model was fitted with).
+writes them per series (CSV, or Parquet for a .parquet name, as --out). --static FILE gives static covariates
+(default: those the model was fitted with).
 Several RUN_DIRs of one task and data are backtested as their ensemble (forecasts averaged; their lookbacks
 may differ, each reading its own last steps of the longest window).
 """
@@ -26,6 +27,7 @@ from ..config import ConfigError
 
 
 def _run(args: argparse.Namespace) -> None:
+    from ..data.tables import PARQUET_SUFFIXES, require_parquet_engine, table_data
     from ..folders import output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import load_frame
@@ -35,6 +37,8 @@ def _run(args: argparse.Namespace) -> None:
     for option, path in (("--out", args.out), ("--metrics", args.metrics)):
         if path is not None:
             output_file(path, option, args.overwrite, inputs, runs=args.run_dir)
+            if Path(path).suffix.lower() in PARQUET_SUFFIXES:
+                require_parquet_engine(path, f"writing {option}")
     if args.out is not None and args.metrics is not None and Path(args.out).resolve() == Path(args.metrics).resolve():
         raise ConfigError(f"--out and --metrics are both {args.out}; give two file names")
     if args.season < 1:
@@ -51,7 +55,7 @@ def _run(args: argparse.Namespace) -> None:
     cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False,
                                      static_df=static)  # its warnings (windows in the data of fit, series left
     # out) are printed by run() as "xformer: warning:" lines
-    table = cv.to_csv(index=False, float_format="%.8g")
+    table = table_data(cv, args.out, "%.8g")
     if args.out:
         write_atomically(args.out, table)
         if not args.quiet:
@@ -60,7 +64,7 @@ def _run(args: argparse.Namespace) -> None:
         sys.stdout.write(table)
     metrics = evaluate(cv, train_df=panel.to_long(), season=args.season)  # read on its grid: a row at every step
     if args.metrics:
-        write_atomically(args.metrics, metrics.to_csv(float_format="%.6g"))
+        write_atomically(args.metrics, table_data(metrics, args.metrics, "%.6g", index=True))
         if not args.quiet:
             print(f"wrote {args.metrics}", file=sys.stderr)
     overall = {k: round(float(v), 6) for k, v in metrics.loc[OVERALL].items()}
@@ -87,21 +91,22 @@ def add_parser(subparsers) -> None:
                "--metrics per_series.csv")
     p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
                    help="a run, or several runs of one recipe and data (seeds): their forecasts are averaged")
-    p.add_argument("--data", required=True, metavar="FILE.csv", help="long (unique_id, ds, y) or the run's wide table")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="a CSV or Parquet file, long (unique_id, ds, y) or the run's wide table")
     p.add_argument("--windows", type=int, required=True, metavar="N", help="number of windows per series")
     p.add_argument("--step", type=int, metavar="S", help="steps between window starts (default: h)")
     p.add_argument("--h", type=int, metavar="H", help="steps per window (1 to the run's horizon; default: the horizon; "
                    "a model with future-known covariates reads them up to the horizon's end, so H is the horizon)")
     p.add_argument("--season", type=int, default=1, metavar="M", help="MASE's seasonal naive period (default 1)")
-    p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "
+    p.add_argument("--static", metavar="FILE", help="static covariates (unique_id and the model's stat_exog "
                                                         "columns; default: those of its fit)")
     p.add_argument("--missing", choices=("error", "ffill", "interpolate"),
                    help="how to fill missing values and timestamps of --data (default: the policy the run was fitted "
                    "with; a gap is only ever filled from rows up to its forecast origin)")
     p.add_argument("--freq", help="pandas frequency of the dates (e.g. h, 15min), or the step of an integer ds "
                    "(e.g. 1), when it cannot be inferred")
-    p.add_argument("--out", metavar="FILE.csv", help="where to write the forecasts (default: standard output; the "
-                                                     "errors then go to standard error)")
+    p.add_argument("--out", metavar="FILE.csv", help="where to write the forecasts: CSV, or Parquet for a .parquet "
+                   "name (default: CSV on standard output; the errors then go to standard error)")
     p.add_argument("--metrics", metavar="FILE.csv", help="also write the errors per series (and overall)")
     p.add_argument("--overwrite", action="store_true", help="replace --out / --metrics if they exist (never an "
                    "input or a file of the run folder)")

@@ -1,7 +1,8 @@
-"""`xformer forecast RUN_DIR [RUN_DIR ...] --data FILE.csv [--out forecast.csv] [--plot forecast.png] [--at DATE] [--h N]`.
+"""`xformer forecast RUN_DIR [RUN_DIR ...] --data FILE [--out forecast.csv] [--plot forecast.png] [--at DATE] [--h N]`.
 
-FILE is wide (the run's date column and one column per series) or long (``unique_id, ds, y``: every
-series in it is forecast; the CSV is long too: unique_id, ds, y_hat and y_hat_q{q} columns). RUN_DIR
+FILE (CSV, or Parquet: data/tables.py) is wide (the run's date column and one column per series) or long
+(``unique_id, ds, y``: every series in it is forecast; the CSV is long too: unique_id, ds, y_hat and y_hat_q{q}
+columns). --out writes CSV, or Parquet for a .parquet name. RUN_DIR
 is a run of ``xformer train`` on series data or a folder written by ``Forecaster.save``; several of one
 recipe and data (seeds), or of models and lookbacks of one task and data, forecast as their ensemble
 (``Forecaster.load([...])``: forecasts averaged).
@@ -32,6 +33,7 @@ def _run(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from ..data.series import read_raw_series
+    from ..data.tables import PARQUET_SUFFIXES, require_parquet_engine, table_data
     from ..folders import FIGURE_SUFFIXES, output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import is_long, load_frame
@@ -41,6 +43,8 @@ def _run(args: argparse.Namespace) -> None:
     for option, path, suffixes in outputs:
         if path is not None:
             output_file(path, option, args.overwrite, inputs, runs=args.run_dir, suffixes=suffixes)
+    if args.out is not None and Path(args.out).suffix.lower() in PARQUET_SUFFIXES:
+        require_parquet_engine(args.out, "writing --out")
     if args.out is not None and args.plot is not None and Path(args.out).resolve() == Path(args.plot).resolve():
         raise ConfigError(f"--out and --plot are both {args.out}; give two file names")
     if args.series is not None and args.plot is None:
@@ -78,7 +82,7 @@ def _run(args: argparse.Namespace) -> None:
                           f"{len(history)}{' up to --at' if args.at else ''}; give a longer history")
     static = load_frame(args.static) if args.static else None  # by column name; default: those of fit
     forecast = forecaster.predict(history, h=args.h, static_df=static)
-    table = forecast.to_csv(index_label=cfg.date_column, float_format="%.8g")
+    table = table_data(forecast, args.out, "%.8g", index=True, index_label=cfg.date_column)
     if args.out:
         write_atomically(args.out, table)
         if not args.quiet:
@@ -119,6 +123,7 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     them."""
     import pandas as pd
 
+    from ..data.tables import table_data
     from ..folders import write_atomically
     from ..forecast.frames import DS, ID, POINT, Y, Panel, load_frame
     from ..metrics_forecast import evaluate, refuse_overall_id
@@ -152,7 +157,7 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
                               f"{known[:10]}")
     static = load_frame(args.static) if args.static else None  # default: the static_df remembered from fit
     forecast = forecaster.predict_panel(history, h=args.h, static_df=static)
-    table = forecast.to_csv(index=False, float_format="%.8g")
+    table = table_data(forecast, args.out, "%.8g")
     if args.out:
         write_atomically(args.out, table)
         if not args.quiet:
@@ -204,20 +209,22 @@ def run(args: argparse.Namespace) -> None:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "forecast", help="forecast the steps after a CSV series with a trained forecasting run",
+        "forecast", help="forecast the steps after a series (CSV or Parquet) with a trained forecasting run",
         description="Load the model and scaler of RUN_DIR (a run trained on series data, or a Forecaster.save "
                     "folder) and forecast its horizon after the last row of --data (or after --at DATE, printing "
-                    "the errors against the rows that follow). Writes CSV: for a wide file the date column, one column per series and {name}_q{q} "
-                    "columns if trained with quantiles; for a long file (unique_id, ds, y) the columns unique_id, "
-                    "ds, y_hat and y_hat_q{q} per other quantile level.",
+                    "the errors against the rows that follow). Writes CSV (or Parquet): for a wide file the date "
+                    "column, one column per series and {name}_q{q} columns if trained with quantiles; for a long "
+                    "file (unique_id, ds, y) the columns unique_id, ds, y_hat and y_hat_q{q} per other quantile "
+                    "level.",
         epilog="example: xformer forecast runs/patchtst_etth1_96 --data ../shared/data/ETTh1.csv "
                "--at '2018-02-20 23:00' --out forecast.csv --plot forecast.png")
     p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
                    help="a run, or several runs of one recipe and data (seeds): their forecasts are averaged")
-    p.add_argument("--data", required=True, metavar="FILE.csv",
-                   help="wide (the run's date column and one value column per series) or long (unique_id, ds, y: "
-                        "every series in it is forecast)")
-    p.add_argument("--out", metavar="FILE.csv", help="where to write the forecast (default: standard output)")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="a CSV or Parquet file, wide (the run's date column and one value column per series) or long "
+                        "(unique_id, ds, y: every series in it is forecast)")
+    p.add_argument("--out", metavar="FILE.csv", help="where to write the forecast: CSV, or Parquet for a .parquet name "
+                   "(default: CSV on standard output)")
     p.add_argument("--plot", metavar="FILE.png", help="also plot history, forecast (quantile band) and truth "
                    "(.png, .svg, .pdf or .jpg)")
     p.add_argument("--overwrite", action="store_true", help="replace --out / --plot if they exist (never an input "
@@ -232,9 +239,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--season", type=int, default=1, metavar="M",
                    help="with --at and a long file: MASE's seasonal naive period, as xformer backtest's (default 1; "
                         "24 for hourly data with a daily cycle)")
-    p.add_argument("--futr", metavar="FILE.csv", help="future-known covariates for the horizon after each series "
+    p.add_argument("--futr", metavar="FILE", help="future-known covariates for the horizon after each series "
                                                       "(unique_id, ds and the model's futr_exog columns)")
-    p.add_argument("--static", metavar="FILE.csv", help="static covariates (unique_id and the model's stat_exog "
+    p.add_argument("--static", metavar="FILE", help="static covariates (unique_id and the model's stat_exog "
                                                         "columns, one row per series; default: those of its fit)")
     p.add_argument("--series", metavar="ID", action="append",
                    help="with --plot and a long file: the series to plot (repeat for several; default: the first 4)")

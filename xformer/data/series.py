@@ -1,4 +1,4 @@
-"""Time series from CSV files or DataFrames: time splits, train-only scaling, sliding windows, metrics.
+"""Time series from CSV or Parquet files or DataFrames: time splits, train-only scaling, sliding windows, metrics.
 
 The conventions are those of Informer / Autoformer / PatchTST / DLinear, so our
 numbers compare with theirs (see ``docs/series.md``):
@@ -33,7 +33,8 @@ from ..batch import INPUTS, TARGETS
 from ..config import ConfigError
 from ..registry import check_sizes
 from ..timestamps import integer_steps, parse_dates, plain  # noqa: F401 (re-exported: the readers' time parsing)
-from .csv_files import read_csv_file, read_ids_as_text  # noqa: F401 (read_csv_file re-exported)
+from .csv_files import read_csv_file  # noqa: F401 (re-exported)
+from .tables import read_table
 from .registry import DataBundle, register_data
 from .series_report import forecast_errors, save_forecast_report
 
@@ -44,8 +45,9 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
                 missing: str = "error") -> pd.DataFrame:
     """A float DataFrame indexed by the parsed ``date_column``, with the value ``columns`` (default: all others).
 
-    ``source``: a CSV path or a DataFrame with a ``date_column`` column or a DatetimeIndex. A ``date_column``
-    of whole numbers (a time index: 0, 1, 2, ... or any increasing integers) stays an integer index;
+    ``source``: a CSV or Parquet path (:func:`~xformer.data.tables.read_table`) or a DataFrame with a
+    ``date_column`` column or a DatetimeIndex. A ``date_column`` of whole numbers (a time index: 0, 1, 2, ... or
+    any increasing integers) stays an integer index;
     ``date_column=None`` numbers the rows 0, 1, 2, ... for a file without one (a DataFrame keeps its integer
     index). A long-format frame (``unique_id, ds, y``) of aligned series is read as that wide table
     (:func:`long_to_wide`). Gaps are filled over the whole table (:func:`fill_gaps`), which is right for data
@@ -66,7 +68,7 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"series file not found: {path}")
-        frame, name = read_ids_as_text(path), str(path)  # ids as written: 001 stays 001, NA stays NA
+        frame, name = read_table(path), str(path)  # a CSV's ids as written: 001 stays 001, NA stays NA
     if date_column is not None and date_column not in frame.columns and {"unique_id", "ds", "y"} <= set(frame.columns):
         frame, date_column = long_to_wide(frame, name), "ds"
     if date_column is not None and date_column not in frame.columns and (

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
-from ..data.csv_files import read_ids_as_text
+from ..data.tables import read_table
 from ..data.series import MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_raw_series
 from ..metrics_forecast import ids_as_text
 from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
@@ -89,20 +89,20 @@ class Panel:
 
 
 def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """A pandas frame from a frame, a CSV path, or a table with ``to_pandas()`` (polars, pyarrow), as
+    """A pandas frame from a frame, a CSV or Parquet path, or a table with ``to_pandas()`` (polars, pyarrow), as
     neuralforecast takes them. A CSV's ``unique_id`` is read as text, as written (ids 001 and 1 stay apart and
-    match the ids of a frame holding them as strings)."""
+    match the ids of a frame holding them as strings); a Parquet file's keeps its stored type."""
     if isinstance(source, pd.DataFrame):
         return source
     if hasattr(source, "to_pandas"):
         return source.to_pandas()
     if not isinstance(source, (str, Path)):
         raise ConfigError(f"series data must be a pandas DataFrame, a table with to_pandas() (polars, pyarrow) or "
-                          f"the path of a CSV file, not a {type(source).__name__}")
+                          f"the path of a CSV or Parquet file, not a {type(source).__name__}")
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"series file not found: {path}")
-    return read_ids_as_text(path)
+    return read_table(path)
 
 
 def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
@@ -114,7 +114,7 @@ def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
 def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", columns: list[str] | None = None,
                missing: str = "error", exog: list[str] | None = None, freq=None, aligned: bool = False,
                least: int = 0) -> Panel:
-    """A :class:`Panel` from a long frame, a wide frame, or a CSV path holding either; ``exog``: the
+    """A :class:`Panel` from a long frame, a wide frame, or a CSV or Parquet path holding either; ``exog``: the
     covariate columns of a long frame to keep (``Panel.covariates``). Each series is put on the grid of
     ``freq`` (given, or a fitted forecaster's; default: inferred, ``grid_freq``), its missing timestamps inserted
     as rows without values by the rules of a given or an inferred freq (frequency.py); gaps are checked against
