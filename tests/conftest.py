@@ -2,6 +2,17 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_for_the_session():
+    """The same one thread for module- and session-scoped fixtures (a tiny compare, a trained run), which pytest
+    sets up before any function-scoped fixture: without it they ran with torch's default, one thread per core,
+    and under ``pytest -n 2`` the workers' threads spun against each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_one_thread():
     """Tiny models: one intra-op thread is as fast, and avoids OpenMP spinning against other processes."""

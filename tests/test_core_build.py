@@ -2,10 +2,7 @@
 releases saved still loads: the same state-dict names, and a run folder written before the change."""
 import ast
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,6 @@ from xformer.core import (CoreConfig, Decoder, DecoderBlock, Encoder, EncoderBlo
 FIXTURES = Path(__file__).parent / "fixtures"
 KEYS = json.loads((FIXTURES / "core_state_dict_keys.json").read_text())
 CORE = Path(__file__).parents[1] / "xformer" / "core"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def shapes(module: torch.nn.Module) -> dict[str, str]:
@@ -45,25 +41,24 @@ def test_recipe_state_dict_names_are_those_of_the_previous_release(task):
     assert list(shapes(build_model(config)).items()) == list(entry["state_dict"].items())
 
 
-def xformer(*args):
-    return subprocess.run([sys.executable, "-m", "xformer", *map(str, args)], capture_output=True, text=True,
-                          env=ENV)
-
-
-def test_run_folder_of_the_previous_release_evaluates_and_resumes(tmp_path):
+def test_run_folder_of_the_previous_release_evaluates_and_resumes(tmp_path, capsys):
     """tests/fixtures/run_before_core_builders: ``xformer train tasks/reverse.yaml train.steps=4
     train.eval_every=4 data.args.n_train=256 data.args.n_val=32 data.args.n_test=32 model.core.d_model=16
-    model.core.d_ff=32`` with the code before the builders (an encoder-decoder; tensorboard/ and the plot removed)."""
+    model.core.d_ff=32`` with the code before the builders (an encoder-decoder; tensorboard/ and the plot removed).
+    The commands run in this process (the same code as the console script, without two interpreter starts)."""
+    from xformer.cli import main
+
     run = shutil.copytree(FIXTURES / "run_before_core_builders", tmp_path / "run")
     recorded = json.loads((run / "metrics.json").read_text())
-    evaluated = xformer("evaluate", run)
-    assert evaluated.returncode == 0, evaluated.stderr
-    again = json.loads(evaluated.stdout)
+    capsys.readouterr()
+    status = main(["evaluate", str(run)])
+    evaluated = capsys.readouterr()
+    assert status == 0, evaluated.err
+    again = json.loads(evaluated.out)
     for key in ("val_loss", "val_token_accuracy", "test_loss", "test_token_accuracy"):
         assert again[key] == pytest.approx(recorded[key], abs=1e-6), key
 
-    resumed = xformer("train", "--resume", run, "train.steps=6", "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["train", "--resume", str(run), "train.steps=6", "--quiet"]) == 0, capsys.readouterr().err
     assert json.loads((run / "metrics.json").read_text())["steps"] == 6
     before = load_file(run / "checkpoints" / "step_00000004" / "model.safetensors")
     after = load_file(run / "checkpoints" / "step_00000006" / "model.safetensors")

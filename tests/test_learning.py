@@ -1,8 +1,28 @@
 """Tiny models must actually learn: greedy decoding (through the KV cache) on unseen sequences."""
+import contextlib
+import io
+
+import pytest
 import torch
 
+import xformer.demo
+from xformer.cli import main
 from xformer.data.synthetic import BOS, PAD, SEP, copy_batch, reverse_batch
-from xformer.demo import train_copy, train_reversal
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """`xformer demo` once, in this process, with its defaults (600 steps, seed 0): its exit status, its stdout
+    and the results xformer.demo.main returned. Its two models are train_reversal(600, 0) and
+    train_copy(600, 0) exactly (build() seeds each from the recipe), so the two learning tests below read
+    their accuracies here instead of training both models a second time."""
+    results, out = {}, io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        real = xformer.demo.main
+        patch.setattr(xformer.demo, "main", lambda *a, **k: results.update(real(*a, **k)) or results)
+        with contextlib.redirect_stdout(out):
+            status = main(["demo"])
+    return status, out.getvalue(), results
 
 
 def test_reverse_batch_is_well_formed():
@@ -24,11 +44,18 @@ def test_copy_batch_is_well_formed():
     assert (b["labels"][:, :5] == -100).all() and (b["labels"][:, -1] == -100).all()
 
 
-def test_encoder_decoder_learns_to_reverse_digits():
-    _, accuracy = train_reversal(steps=600, seed=0)
+def test_encoder_decoder_learns_to_reverse_digits(demo):
+    accuracy = demo[2]["reverse digits (encoder-decoder)"]["token_accuracy"]
     assert accuracy >= 0.99
 
 
-def test_decoder_learns_to_copy_digits():
-    _, accuracy = train_copy(steps=600, seed=0)
+def test_decoder_learns_to_copy_digits(demo):
+    accuracy = demo[2]["copy digits (decoder)"]["token_accuracy"]
     assert accuracy >= 0.99
+
+
+def test_demo_runs_and_learns(demo):
+    """`xformer demo` (in this process: the console entry point is test_cli.py's, which runs demo too)."""
+    status, stdout, _ = demo
+    assert status == 0
+    assert "reverse digits" in stdout and "copy digits" in stdout

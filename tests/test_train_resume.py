@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from train_helpers import RECIPE, crash_after_checkpoint
 from train_helpers import assert_same_tensors as assert_same_weights
 from train_helpers import experiment as config
+from xformer.cli import main
 from xformer.config import from_dict
 from xformer.train.checkpoint import CheckpointError, checkpoint_dir
 from xformer.train.config import ExperimentConfig
@@ -42,12 +43,13 @@ def xformer(*args, **kwargs):
                           env=ENV, **kwargs)
 
 
-def test_run_folder_has_the_contract_files_and_evaluate_round_trips(tmp_path):
+def test_run_folder_has_the_contract_files_and_evaluate_round_trips(tmp_path, capsys):
+    """`xformer train` in this process (the same code as the console script), `xformer evaluate` in a fresh one:
+    the run folder alone rebuilds the model."""
     recipe = tmp_path / "copy.yaml"
     recipe.write_text(yaml.safe_dump(RECIPE))
     run = tmp_path / "run"
-    result = xformer("train", recipe, "train.steps=10", "--out", run)
-    assert result.returncode == 0, result.stderr
+    assert main(["train", str(recipe), "train.steps=10", "--out", str(run)]) == 0, capsys.readouterr().err
     for name in ("config.yaml", "metrics.jsonl", "metrics.json", "learning_curve.png", "checkpoints/latest.json"):
         assert (run / name).is_file(), name
     metrics = json.loads((run / "metrics.json").read_text())
@@ -97,8 +99,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     killed_at = int(checkpoint_dir(run / "checkpoints").name.split("_")[1])
     assert 20 <= killed_at < steps, "the run was not interrupted"
 
-    resumed = xformer("train", "--resume", run)
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["train", "--resume", str(run)]) == 0  # in this process: the killed one was the real process
     train_run(from_dict(ExperimentConfig, yaml.safe_load(recipe.read_text())), tmp_path / "whole")
     assert_same_weights(final_weights(tmp_path / "whole"), final_weights(run))
 
@@ -157,8 +158,7 @@ def test_sigterm_to_xformer_train_stops_cleanly_and_resumes(tmp_path):
     assert line.startswith("xformer: interrupted: SIGTERM: stopped after step") and "Traceback" not in err
     stopped_at = int(checkpoint_dir(run / "checkpoints").name.split("_")[1])
     assert f"stopped after step {stopped_at} of 400" in line and stopped_at < 400
-    resumed = xformer("train", "--resume", run)
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["train", "--resume", str(run)]) == 0  # in this process: the killed one was the real process
     train_run(from_dict(ExperimentConfig, yaml.safe_load(recipe.read_text())), tmp_path / "whole")
     assert_same_weights(final_weights(tmp_path / "whole"), final_weights(run))
 

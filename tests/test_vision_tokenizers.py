@@ -264,7 +264,6 @@ def test_tiny_cct_learns_digits(digits):
     seconds = fit_on_tensors(m, x, y, steps)
     accuracy = data.evaluate(m, [{"images": x_te, "labels": y_te}])["accuracy"]
     assert accuracy > 0.8, f"test accuracy {accuracy:.3f} after {steps} steps ({seconds:.1f} s)"
-    assert seconds < 20
 
 
 def test_cct_digits_recipe_trains_and_writes_a_run(tmp_path):
