@@ -1,4 +1,4 @@
-"""Parquet series files (neuralforecast's example panels are Parquet): read wherever a CSV is read (the
+"""Parquet series files (public forecasting panels are often Parquet): read wherever a CSV is read (the
 Forecaster, forecast / backtest --data, a recipe's data.args.path), written for a .parquet --out / --metrics,
 and refused in one line without an engine or when damaged."""
 import json
@@ -83,7 +83,7 @@ def test_forecast_and_backtest_read_parquet_and_write_it_exactly(panel, capsys):
 
 def test_a_named_index_is_read_as_a_column_and_row_numbers_are_not(tmp_path):
     df = long_frame(ids=("a", "b"))
-    df.set_index("unique_id").to_parquet(tmp_path / "by_id.parquet")  # neuralforecast < 1.6 kept ids in the index
+    df.set_index("unique_id").to_parquet(tmp_path / "by_id.parquet")  # ids kept in the frame's index when written
     pd.testing.assert_frame_equal(read_table(tmp_path / "by_id.parquet"), df, check_dtype=False)
     df.iloc[5:].to_parquet(tmp_path / "sliced.parquet")  # row numbers 5, 6, ...: an index, not a column
     read = read_table(tmp_path / "sliced.parquet")

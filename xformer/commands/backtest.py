@@ -27,7 +27,7 @@ from ..config import ConfigError
 
 
 def _run(args: argparse.Namespace) -> None:
-    from ..data.tables import PARQUET_SUFFIXES, require_parquet_engine, table_data
+    from ..data.tables import require_engine_for_output, table_data
     from ..folders import output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import load_frame
@@ -37,8 +37,7 @@ def _run(args: argparse.Namespace) -> None:
     for option, path in (("--out", args.out), ("--metrics", args.metrics)):
         if path is not None:
             output_file(path, option, args.overwrite, inputs, runs=args.run_dir)
-            if Path(path).suffix.lower() in PARQUET_SUFFIXES:
-                require_parquet_engine(path, f"writing {option}")
+            require_engine_for_output(path, option)
     if args.out is not None and args.metrics is not None and Path(args.out).resolve() == Path(args.metrics).resolve():
         raise ConfigError(f"--out and --metrics are both {args.out}; give two file names")
     if args.season < 1:

@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from ..data.series import read_raw_series
-    from ..data.tables import PARQUET_SUFFIXES, require_parquet_engine, table_data
+    from ..data.tables import require_engine_for_output, table_data
     from ..folders import FIGURE_SUFFIXES, output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import is_long, load_frame
@@ -43,8 +43,7 @@ def _run(args: argparse.Namespace) -> None:
     for option, path, suffixes in outputs:
         if path is not None:
             output_file(path, option, args.overwrite, inputs, runs=args.run_dir, suffixes=suffixes)
-    if args.out is not None and Path(args.out).suffix.lower() in PARQUET_SUFFIXES:
-        require_parquet_engine(args.out, "writing --out")
+    require_engine_for_output(args.out, "--out")
     if args.out is not None and args.plot is not None and Path(args.out).resolve() == Path(args.plot).resolve():
         raise ConfigError(f"--out and --plot are both {args.out}; give two file names")
     if args.series is not None and args.plot is None:

@@ -1,9 +1,8 @@
 """Users' tables in files: a CSV (csv_files.py) or a Parquet file, read by one function and written by another.
 
-Forecasting panels are often shared as Parquet (neuralforecast's and Nixtla's example data sets are Parquet
-files). Parquet needs an engine, pyarrow (``pip install "xformer[parquet]"``) or fastparquet, which the runtime
-does not depend on: without one, a Parquet file is refused in one line naming the fix, before any work. A Parquet
-file keeps its columns' types: its ids stay as stored (an id column of whole numbers stays numbers), where a
+Forecasting panels are often shared as Parquet (e.g. the M4 series of the Hugging Face hub's chronos_datasets).
+Parquet needs an engine, pyarrow (``pip install "xformer[parquet]"``) or fastparquet, which the runtime does not
+depend on: without one, a Parquet file is refused in one line naming the fix, before any work. A Parquet file keeps its columns' types: its ids stay as stored (an id column of whole numbers stays numbers), where a
 CSV's are read as the text written (csv_files.read_ids_as_text)."""
 from __future__ import annotations
 
@@ -43,6 +42,12 @@ def require_parquet_engine(path: str | Path, what: str = "reading") -> None:
             pass
     raise ConfigError(f"{what} {path} as Parquet needs the pyarrow package, which is not installed; {INSTALL} "
                       "(or use a .csv file)")
+
+
+def require_engine_for_output(path: str | Path | None, option: str) -> None:
+    """Before any work: a .parquet / .pq output (``option`` names it in the error) needs a Parquet engine."""
+    if path is not None and Path(path).suffix.lower() in PARQUET_SUFFIXES:
+        require_parquet_engine(path, f"writing {option}")
 
 
 def _parquet_errors() -> tuple[type[BaseException], ...]:
@@ -94,4 +99,5 @@ def table_data(frame: pd.DataFrame, path: str | Path | None, float_format: str, 
     return buffer.getvalue()
 
 
-__all__ = ["PARQUET_SUFFIXES", "is_parquet", "read_table", "require_parquet_engine", "table_data"]
+__all__ = ["PARQUET_SUFFIXES", "is_parquet", "read_table", "require_engine_for_output", "require_parquet_engine",
+           "table_data"]
