@@ -2,8 +2,9 @@
 
 Forecasting panels are often shared as Parquet (e.g. the M4 series of the Hugging Face hub's chronos_datasets).
 Parquet needs an engine, pyarrow (``pip install "xformer[parquet]"``) or fastparquet, which the runtime does not
-depend on: without one, a Parquet file is refused in one line naming the fix, before any work. A Parquet file keeps its columns' types: its ids stay as stored (an id column of whole numbers stays numbers), where a
-CSV's are read as the text written (csv_files.read_ids_as_text)."""
+depend on: without one, a Parquet file is refused in one line naming the fix, before any work. A Parquet file
+keeps its columns' types: its ids stay as stored (an id column of whole numbers stays numbers), where a CSV's are
+read as the text written (csv_files.read_ids_as_text)."""
 from __future__ import annotations
 
 import importlib
