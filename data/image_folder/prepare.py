@@ -58,7 +58,15 @@ def extract(archive: Path, dest: Path) -> Path:
             z.extractall(dest)
     elif tarfile.is_tarfile(archive):
         with tarfile.open(archive) as t:
-            t.extractall(dest, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                t.extractall(dest, filter="data")
+            else:  # Python before 3.10.12 / 3.11.4 has no extraction filters: refuse what "data" would refuse
+                for member in t.getmembers():
+                    inside = (dest / member.name).resolve().is_relative_to(dest.resolve())
+                    if not inside or not (member.isfile() or member.isdir()):
+                        raise UserError(f"{archive}: member {member.name} is not a plain file or folder inside "
+                                        f"{dest}; refusing it")
+                t.extractall(dest)
     else:
         raise UserError(f"{archive} is neither a tar nor a zip archive; give a local folder instead")
     top = dest
