@@ -47,12 +47,16 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
               "train": {"steps": 2, "batch_size": 16, "eval_every": 2}}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
     assert main(["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    proc = subprocess.Popen([sys.executable, "-m", "xformer", "forecast", str(tmp_path / "run"), "--data",
-                             str(tmp_path / "s.csv"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    proc.stdout.close()  # no reader left
-    err = proc.stderr.read()
-    assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+    for buffering in ("buffered", "unbuffered"):  # a pipe's stdout is block-buffered unless PYTHONUNBUFFERED is set
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        if buffering == "unbuffered":
+            env["PYTHONUNBUFFERED"] = "1"
+        proc = subprocess.Popen([sys.executable, "-m", "xformer", "forecast", str(tmp_path / "run"), "--data",
+                                 str(tmp_path / "s.csv"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+        proc.stdout.close()  # no reader left
+        err = proc.stderr.read()
+        assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipe" not in err, (buffering, err)
 
 
 def test_a_run_folder_that_does_not_exist_is_named_so(tmp_path, capsys):

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = own_warnings_plain(warnings.showwarning)
             args.func(args)
+            sys.stdout.flush()  # what is still buffered (stdout to a pipe is) fails here, not at interpreter exit
     except (ConfigError, UserError, FileNotFoundError) as e:
         print(f"xformer: error: {_one_line(e)}", file=sys.stderr)
         return 2
