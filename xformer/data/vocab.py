@@ -8,7 +8,10 @@ WordPiece (Schuster & Nakajima 2012; BERT's tokenizer): text is normalised
 whitespace and punctuation, and each word is cut greedily into the longest
 vocabulary pieces, continuations marked ``##`` ("tokenization" -> "token",
 "##ization"). Training grows the vocabulary from characters by merging the
-pair that maximises count(ab) / (count(a) count(b)) until ``vocab_size``.
+most frequent adjacent pair, count(a, b), until ``vocab_size``. That is BPE's
+rule, which Hugging Face's ``WordPieceTrainer`` uses and ours too
+(xformer/data/wordpiece_training.py), not the score count(ab) / (count(a) count(b))
+that descriptions of Google's WordPiece give.
 
 Every vocabulary carries the special tokens
 
@@ -149,26 +152,19 @@ class WordPieceVocab(Vocab):
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, lowercase: bool = True,
               special_tokens: Sequence[str] = SPECIAL_TOKENS) -> WordPieceVocab:
-        """Learn a vocabulary of at most ``vocab_size`` pieces (specials included) from ``texts``.
+        """Learn a vocabulary of at most ``vocab_size`` pieces (specials included) from ``texts``: the same
+        pieces and ids every time (xformer/data/wordpiece_training.py).
 
         ``min_frequency``: a merge must occur at least this often to be learned.
         """
-        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+        from .wordpiece_training import train_wordpiece
 
         if vocab_size <= len(special_tokens):
             raise ConfigError(f"vocab_size {vocab_size} leaves no room beside the {len(special_tokens)} "
                               "special tokens; give a few thousand")
         if not min_frequency >= 0:  # the trainer takes an unsigned count
             raise ConfigError(f"min_frequency must be >= 0 (the least count of a merged pair), got {min_frequency}")
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
-        tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                          strip_accents=None, lowercase=lowercase)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tokenizer.decoder = decoders.WordPiece(prefix="##")
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=list(special_tokens), continuing_subword_prefix="##",
-                                            show_progress=False)
-        tokenizer.train_from_iterator(texts, trainer)
+        tokenizer = train_wordpiece(texts, vocab_size, min_frequency, lowercase, special_tokens)
         return cls(tokenizer, lowercase)
 
     @classmethod
