@@ -93,7 +93,7 @@ def main() -> None:
             result["xformer"]["wall_seconds"] / result["nanogpt"]["wall_seconds"], 3)
     out = ROOT / "benchmarks/results/char_gpt_shakespeare.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
 
 

@@ -140,7 +140,8 @@ def browser_checks(binary: str, html_path: Path, out: Path, pdf_png: bool) -> li
         _chromium(binary, [f"--screenshot={png}", f"--window-size={width},2400", url])
         checks.append(not_blank(png) if png.exists() else (False, f"{png.name}: Chromium wrote no screenshot"))
         probe = out / f"probe_{name}.html"
-        probe.write_text(PROBE.format(width=width, page=html.escape(html_path.read_text(), quote=True)))
+        page = html.escape(html_path.read_text(encoding="utf-8"), quote=True)
+        probe.write_text(PROBE.format(width=width, page=page), encoding="utf-8")
         dom = _chromium(binary, ["--dump-dom", "--virtual-time-budget=5000", f"--window-size={width + 40},2400",
                                  probe.resolve().as_uri()]).stdout
         probe.unlink()
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="report_html_"))
     out.mkdir(parents=True, exist_ok=True)
-    checks = static_checks(html_path.read_text()) + browser_checks(binary, html_path, out, args.pdf_png)
+    checks = static_checks(html_path.read_text(encoding="utf-8")) + browser_checks(binary, html_path, out, args.pdf_png)
     for ok, line in checks:
         print(("ok   " if ok else "FAIL ") + line)
     print(f"screenshots and PDF in {out}")

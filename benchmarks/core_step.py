@@ -75,7 +75,7 @@ def side_by_side(a, b, repeats: int) -> dict:
 
 def check_variants() -> None:
     """Same seed, same weights and same training-mode outputs, before and after, for every fixture variant."""
-    keys = json.loads((ROOT / "tests/fixtures/core_state_dict_keys.json").read_text())
+    keys = json.loads((ROOT / "tests/fixtures/core_state_dict_keys.json").read_text(encoding="utf-8"))
     packages = [(importlib.import_module(f"{p}.core"), importlib.import_module(f"{p}.models"))
                 for p in ("xformer_before", "xformer")]
     for name, entry in keys["cores"].items():
@@ -126,7 +126,7 @@ def main() -> None:
             print(f"{what:45s} {pair:30s} {row['a_ms']:8.1f} ms {row['b_ms']:8.1f} ms  "
                   f"ratio {row['ratio']:.3f} (quartiles {row['ratio_quartiles'][0]:.3f}-{row['ratio_quartiles'][1]:.3f})")
     out = ROOT / "benchmarks/results/core_step.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

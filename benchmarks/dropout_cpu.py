@@ -87,7 +87,7 @@ def main() -> None:
         row["torch"], row["xformer"] = round(row["torch"] * 1000, 1), round(row["xformer"] * 1000, 1)
         print(f"{row['what']}: torch {row['torch']} ms, xformer {row['xformer']} ms, {row['speedup']}x")
     out = ROOT / "benchmarks/results/dropout_cpu.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -100,13 +100,13 @@ def main() -> None:
 
 def save_result(run: dict, horizon: int, naive: dict) -> None:
     """Merge one run into RESULTS, re-read first: other processes may be writing other horizons."""
-    result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": [], "naive": {}}
+    result = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {"runs": [], "naive": {}}
     same = (run["model"], run["horizon"], run["overrides"])
     result["runs"] = [r for r in result["runs"] if (r["model"], r["horizon"], r["overrides"]) != same] + [run]
     result["runs"].sort(key=lambda r: (r["horizon"], r["model"], r["epochs"] or 0))  # a step-based run: None
     result["naive"][str(horizon)] = naive
     tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     tmp.replace(RESULTS)
 
 

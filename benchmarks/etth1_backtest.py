@@ -181,7 +181,7 @@ def main() -> None:
         "seconds": {"fit": round(fit_s, 1), "cross_validation": round(cv_s, 1), "total": round(total_s, 1)},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 
 

@@ -130,7 +130,7 @@ def main() -> None:
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "all_ok": all(r["ok"] for r in rows), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"gpu_parity: {'all passed' if result['all_ok'] else 'FAILURES'}; wrote {args.out}")
     raise SystemExit(0 if result["all_ok"] else 1)
 

@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 "note": "train/val indices are into the official training images (batches concatenated in order "
                         "for CIFAR-10), test indices into the official "
                         + ("test images" if a.test_from == "test" else "training images as well")}
-    (a.out / "manifest.json").write_text(json.dumps(manifest))
+    (a.out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     shape = "x".join(str(s) for s in x_tr.shape[1:])
     print(f"wrote {a.out}: train {len(train)}, val {len(val)}, test {len(test)} images ({shape}, {k} classes, "
           f"balanced per class, seed {a.seed})")

@@ -52,7 +52,7 @@ def tiled_corpus(base: Path, folder: Path, megabytes: int) -> int:
         while w.count < n:
             w.write(ids[: n - w.count])
     shutil.copyfile(base / "val.bin", folder / "val.bin")
-    meta = json.loads((base / "meta.json").read_text())
+    meta = json.loads((base / "meta.json").read_text(encoding="utf-8"))
     write_meta(folder, load_vocab(base / "tokenizer"), "uint16", {"train": n, "val": meta["tokens"]["val"]},
                source=f"{SHAKESPEARE.name} train ids repeated to {megabytes} MB")
     return n
@@ -61,14 +61,14 @@ def tiled_corpus(base: Path, folder: Path, megabytes: int) -> int:
 def run(recipe: dict, workdir: Path, name: str) -> dict:
     """Train ``recipe`` in a fresh process; its peak RSS (MiB) and wall time."""
     path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(workdir / f"run_{name}")], cwd=ROOT,
                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     line = [x for x in out.stdout.splitlines() if x.startswith("RESULT")]
     if out.returncode or not line or line[-1].split()[1] != "0":
         raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
     _, _, rss_kib, seconds = line[-1].split()
-    metrics = json.loads((workdir / f"run_{name}" / "metrics.json").read_text())
+    metrics = json.loads((workdir / f"run_{name}" / "metrics.json").read_text(encoding="utf-8"))
     shutil.rmtree(workdir / f"run_{name}")
     return {"peak_rss_mib": round(int(rss_kib) / 1024, 1), "seconds": round(float(seconds), 1),
             "val_loss": round(metrics["val_loss"], 4)}
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     text = read_text_files(SHAKESPEARE)
     base = workdir / "base"
     write_text_corpus(base, text, "char")
-    task = yaml.safe_load((ROOT / "tasks" / "char_gpt_shakespeare.yaml").read_text())
+    task = yaml.safe_load((ROOT / "tasks" / "char_gpt_shakespeare.yaml").read_text(encoding="utf-8"))
     task["train"].update(steps=args.steps, eval_every=10 ** 6, eval_batches=10, log_every=50)
     rows = []
     try:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{r['seconds']} s | {r['val_loss']} |")
     if args.json:
         args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "steps": args.steps, "rows": rows},
-                                        indent=1))
+                                        indent=1), encoding="utf-8")
     return rows
 
 

@@ -101,7 +101,7 @@ def main() -> None:
                          "wall_ms_per_step": {side: wall for side, (_, wall) in measured.items()}}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        args.out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

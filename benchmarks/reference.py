@@ -316,8 +316,9 @@ def report(row: dict) -> None:
 def machine(threads: int, device: str) -> str:
     if device == "cuda":
         return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpuinfo = Path("/proc/cpuinfo")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text(encoding="utf-8").splitlines()
+                  if line.startswith("model name")), platform.processor()) if cpuinfo.exists() else ""
     return (f"{platform.machine()} {model}, {os.cpu_count()} cores, {threads} thread(s), torch {torch.__version__}, "
             f"load average {os.getloadavg()[0]:.1f} at start")
 
@@ -407,7 +408,7 @@ def nanogpt_prepare(checkout: Path, data: Path) -> None:
     prep = checkout / "data/shakespeare_char"
     shutil.copyfile(data, prep / "input.txt")  # prepare.py downloads only when input.txt is missing
     stub = Path(tempfile.mkdtemp())  # prepare.py imports requests (only to download); it may not be installed
-    (stub / "requests.py").write_text("")
+    (stub / "requests.py").write_text("", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(stub)}
     subprocess.run([sys.executable, "prepare.py"], cwd=prep, check=True, capture_output=True, env=env)
 
@@ -446,7 +447,7 @@ def run_xformer_train(data: Path, out: Path, overrides: list[str]) -> dict:
     proc, wall, cpu = timed(cmd, ROOT, env)
     if proc.returncode:
         raise SystemExit(f"xformer train failed:\n{proc.stderr[-2000:]}")
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     return {"tool": "xformer", "val_loss": round(metrics["val_loss"], 4),
             "val_loss_estimator": "every validation character", "train_seconds": metrics.get("train_seconds"),
             "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "command": "xformer " + " ".join(cmd[3:]),
@@ -477,7 +478,7 @@ def run_nanogpt_mode(args) -> dict:
 
 def write(path: Path, result: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 
 def main() -> None:

@@ -269,14 +269,14 @@ def main() -> None:
         parser.error(f"unknown section(s) {sorted(set(args.sections) - set(SECTIONS))}; choose from {list(SECTIONS)}")
     torch.set_num_threads(args.threads)
     out = ROOT / "benchmarks/results/speed_work.json"
-    result = json.loads(out.read_text()) if out.exists() else {}
+    result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     for name in args.sections or SECTIONS:
         rows: list = []
         repeats = max(3, args.repeats // 5) if name == "evaluate" else args.repeats
         SECTIONS[name](repeats, rows)
         result[name] = {"machine": f"{platform.machine()}, {args.threads} thread(s), torch {torch.__version__}",
                         "date": time.strftime("%Y-%m-%d %H:%M"), "repeats": repeats, "rows": rows}
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

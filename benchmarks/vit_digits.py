@@ -156,7 +156,7 @@ def main() -> None:
     name = "vit_digits" if recipe == RECIPE else f"vit_digits_{recipe.stem}"
     out = args.results or ROOT / f"benchmarks/results/{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
 
 

@@ -75,7 +75,7 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({
         "vocab_size": args.vocab_size, "pairs": args.pairs, "machine": platform.platform(),
         "python": platform.python_version(), "cpus": os.cpu_count(),
-        "RAYON_NUM_THREADS": os.environ.get("RAYON_NUM_THREADS"), "rows": rows}, indent=1) + "\n")
+        "RAYON_NUM_THREADS": os.environ.get("RAYON_NUM_THREADS"), "rows": rows}, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def check_outside_data(path: str | Path, option: str, run_dirs=()) -> None:
 def _image_root(run_dir: Path) -> Path | None:
     """The image folder an image_folder run reads (its config.yaml's data.args.root), else None."""
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text()).get("data")
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")).get("data")
         root = data["args"]["root"] if data.get("name") == "image_folder" else None
     except (OSError, ValueError, AttributeError, KeyError, TypeError, yaml.YAMLError):
         return None  # not a readable run: the command's own check of its run folder says so

@@ -107,7 +107,7 @@ def save_classification_report(run_dir: str | Path, model: nn.Module, batches: I
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     report = classification_report(*predict(model, batches), n_classes, class_names)
-    (run_dir / f"{split}_classification.json").write_text(json.dumps(report, indent=1))
+    (run_dir / f"{split}_classification.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     plot_confusion_matrix(report, run_dir / f"{split}_confusion_matrix.png")
     return report
 

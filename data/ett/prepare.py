@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
             "rows_per_day": rows_per_day, "md5": hashlib.md5(dest.read_bytes()).hexdigest(),
             "ett_columns": list(frame.columns) == ETT_COLUMNS,
             "ett_split_fits": bool(rows_per_day) and len(frame) >= 20 * 30 * rows_per_day}
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     split = "the ett split fits" if meta["ett_split_fits"] else "too short for the ett split: use csv_series"
     print(f"{source}: {len(frame):,} rows x {len(frame.columns)} columns, {rows_per_day} a day ({split}) -> {dest}")
     return meta

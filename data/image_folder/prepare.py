@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         out = args.out or HERE / src.name
         split_classes(src, out, args.val_fraction, args.test_fraction, args.seed, args.mode)
     classes = check_layout(out)
-    (out / "classes.json").write_text(json.dumps(classes, indent=1))
+    (out / "classes.json").write_text(json.dumps(classes, indent=1), encoding="utf-8")
     counts = ", ".join(f"{s} {sum(c.values()):,}" for s, c in classes["counts"].items())
     print(f"{out}: {len(classes['class_names'])} classes; {counts} images")
     return classes

@@ -116,7 +116,7 @@ def plot_learning_curves(results: dict, out: Path) -> Path:
             if not row["run_dir"]:
                 continue
             log = out / row["run_dir"] / "metrics.jsonl"
-            points = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            points = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
             train = [(p["step"], p["train_loss"]) for p in points if "train_loss" in p]
             val = [(p["step"], p["val_loss"]) for p in points if "val_loss" in p]
             style = {**_style(row), "color": f"C{k}"}

@@ -67,7 +67,7 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
     plots = all_plots(results, out, models, datasets)
     results["plots"] = [p.name for p in plots]
     results["summary"] = summary_lines(results)
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     c = results["config"]
     budgets = ", ".join(f"{b['steps']} steps" + (f" (at most {b['seconds']:g} s)" if b["seconds"] else "")
                         for b in results["budgets"])
@@ -110,11 +110,11 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
             "(docs/compare.md).")
     md += [tail, ""]
     body.append(f"<p class='note'>{html.escape(tail)}</p>")
-    (out / "report.md").write_text("\n".join(md))
+    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     (out / "report.html").write_text(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta "
                                      f"name='viewport' content='width=device-width, initial-scale=1'><title>xformer "
                                      f"compare</title><style>{STYLE}</style></head><body>{''.join(body)}"
-                                     f"</body></html>\n")
+                                     f"</body></html>\n", encoding="utf-8")
 
 
 __all__ = ["write_report", "flops_words"]

@@ -157,7 +157,7 @@ def resumed_config(out: str | Path) -> CompareConfig:
     if (out / "results.json").is_file():
         raise ConfigError(f"{out} holds a finished report (results.json), there is nothing to resume; give a new "
                           "--out folder, or --overwrite it")
-    return from_dict(CompareConfig, json.loads((out / OPTIONS).read_text()))
+    return from_dict(CompareConfig, json.loads((out / OPTIONS).read_text(encoding="utf-8")))
 
 
 def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: int, batch_size: int, progress,
@@ -184,8 +184,8 @@ def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: in
         progress.start(f"{entry.domain}: {entry.name} ({budget}, seed {seed})")
         before, started = progress.n, time.perf_counter()
         if resume and (run_dir / FINISHED).is_file():
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            wall_seconds = json.loads((run_dir / FINISHED).read_text())["wall_seconds"]
+            metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+            wall_seconds = json.loads((run_dir / FINISHED).read_text(encoding="utf-8"))["wall_seconds"]
         else:  # a fresh run; when resuming, one stopped part way starts again (its folder replaced)
             experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
             metrics = train_run(experiment, run_dir, progress=progress, overwrite=resume)

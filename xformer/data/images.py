@@ -166,8 +166,8 @@ def _bundle(train, val, test, n_classes: int, image_size, channels: int, mixup, 
     spec = preprocess or preprocess_spec(image_size, channels)
 
     def save(run_dir: Path) -> None:
-        Path(run_dir, "classes.json").write_text(json.dumps({"class_names": names}))
-        Path(run_dir, PREPROCESS_FILE).write_text(json.dumps(spec, indent=1))
+        Path(run_dir, "classes.json").write_text(json.dumps({"class_names": names}), encoding="utf-8")
+        Path(run_dir, PREPROCESS_FILE).write_text(json.dumps(spec, indent=1), encoding="utf-8")
 
     def report(model, batches, run_dir: Path, split: str = "test") -> dict:
         return save_classification_report(run_dir, model, batches, n_classes, names, split)

@@ -309,7 +309,7 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
                  "horizon": horizon, "mean": None if scaler is None else scaler.mean_.tolist(),
                  "scale": None if scaler is None else scaler.scale_.tolist(),
                  "validation_end": int(end) if isinstance(end, (int, np.integer)) else pd.Timestamp(end).isoformat()}
-        (Path(run_dir) / "series_scaler.json").write_text(json.dumps(stats, indent=1))
+        (Path(run_dir) / "series_scaler.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
 
     def report(model, batches, run_dir: Path, split: str = "test") -> dict:
         return save_forecast_report(run_dir, forecast_errors(model, batches, scaler), split)

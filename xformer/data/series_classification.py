@@ -181,10 +181,10 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         return scaler.transform(v.reshape(-1, channels)).reshape(v.shape)
 
     def save(run_dir: Path) -> None:
-        Path(run_dir, "classes.json").write_text(json.dumps({"class_names": names}))
+        Path(run_dir, "classes.json").write_text(json.dumps({"class_names": names}), encoding="utf-8")
         Path(run_dir, "series_scaler.json").write_text(json.dumps(
             {"input_len": length, "n_channels": channels, "mean": scaler.mean_.tolist(),
-             "scale": scaler.scale_.tolist()}, indent=1))
+             "scale": scaler.scale_.tolist()}, indent=1), encoding="utf-8")
 
     def report(model, batches, run_dir: Path, split: str = "test") -> dict:
         return save_classification_report(run_dir, model, batches, len(names), names, split)

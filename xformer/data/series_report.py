@@ -50,7 +50,7 @@ def save_forecast_report(run_dir: str | Path, errors: dict, split: str = "test")
     from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
     run_dir = Path(run_dir)
-    (run_dir / f"{split}_forecast_errors.json").write_text(json.dumps(errors, indent=1))
+    (run_dir / f"{split}_forecast_errors.json").write_text(json.dumps(errors, indent=1), encoding="utf-8")
     steps = np.arange(1, len(errors["mse_per_step"]) + 1)
     fig = Figure(figsize=(7, 3.5))
     ax = fig.subplots()

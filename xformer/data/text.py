@@ -199,7 +199,7 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
         summary = {"corpus": files if files else corpus_name(), "tokenizer": vocab.kind, "vocab_size": vocab.vocab_size,
                    "block_size": block_size, "tokens": {"train": a, "val": b - a, "test": len(ids) - b},
                    "characters": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])}}
-        (Path(run_dir) / "data.json").write_text(json.dumps(summary, indent=1))
+        (Path(run_dir) / "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
     return DataBundle(train=TrainWindows(ids[:a], block_size), val=val, test=test, loss_metrics=loss_metrics, save=save,
                       model_args={"tokenizer": {"vocab_size": vocab.vocab_size, "max_positions": block_size}})

@@ -120,7 +120,7 @@ def pad_collate(items: list[dict], pad_id: int) -> dict[str, Tensor]:
 def save_vocab(vocab: Vocab, summary: dict):
     def save(run_dir: Path) -> None:
         vocab.save(Path(run_dir) / "tokenizer")
-        Path(run_dir, "data.json").write_text(json.dumps(summary, indent=1))
+        Path(run_dir, "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return save
 
 

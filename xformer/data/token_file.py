@@ -321,7 +321,7 @@ def token_file(path: str, block_size: int = 64, max_windows: int = 1_000_000, se
                    "train_windows": len(train_windows)}
         if characters:
             summary["characters"] = characters
-        (Path(run_dir) / "data.json").write_text(json.dumps(summary, indent=1))
+        (Path(run_dir) / "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
     train_windows = FileTrainWindows(train, block_size, max_windows, seed)
     model_args = {"tokenizer": {"vocab_size": vocab.vocab_size, "max_positions": block_size}}

@@ -200,7 +200,7 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
         raise ConfigError(f"{problem}; give a folder written by "
                           "Forecaster.save or xformer train")
     try:
-        state = json.loads((path / STATE_FILE).read_text())
+        state = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
         known = {f.name for f in fields(ForecasterConfig)}
         config = ForecasterConfig(**{k: v for k, v in state["config"].items() if k in known})
     except (ValueError, KeyError, TypeError) as e:
@@ -249,7 +249,7 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
         raise ConfigError(f"{run_dir} is not a forecasting run (no series_scaler.json); give the folder of "
                           "a run trained on series data (data ett or csv_series)")
     config, model = load_run_model(run_dir)
-    stats = json.loads(stats_file.read_text())
+    stats = json.loads(stats_file.read_text(encoding="utf-8"))
     if "horizon" not in stats:  # a series classifier writes series_scaler.json too, without a horizon
         part = config.model.baseline or config.model.head
         raise ConfigError(f"{run_dir} is not a forecasting run (its head is {part.name if part else 'none'}); "

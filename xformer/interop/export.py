@@ -167,7 +167,7 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
                   "model_max_length": model.config.tokenizer.args.get("max_positions", 512)}
         if kind == "bert":  # sentence pairs: BERT reads token_type_ids
             config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"]
-        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         copied.append("tokenizer_config.json")
     return {"class": type(hf).__name__, "tokenizer_files": copied, **report}
 
@@ -279,7 +279,7 @@ def export_timm(model, folder: Path, preprocess: dict | None = None, class_names
               "pretrained_cfg": timm_pretrained_cfg(args, preprocess)}
     if class_names:
         config["label_names"] = list(class_names)
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return {"architecture": config["architecture"], "model_args": args}
 
 
@@ -350,7 +350,7 @@ def _run_preprocess(run: Path | None) -> dict | None:
 
 def _read_json(run: Path | None, name: str):
     try:
-        return json.loads((run / name).read_text()) if run is not None else None
+        return json.loads((run / name).read_text(encoding="utf-8")) if run is not None else None
     except (OSError, ValueError):
         return None
 

@@ -31,7 +31,7 @@ def read_checkpoint(folder: str | Path) -> tuple[dict, dict[str, Tensor]]:
             hint = " (pickled .bin checkpoints are not read; re-save with safe_serialization)" \
                 if f is weights_file and (folder / "pytorch_model.bin").exists() else ""
             raise FileNotFoundError(f"{f} is missing{hint}")
-    return json.loads(config_file.read_text()), load_file(str(weights_file))
+    return json.loads(config_file.read_text(encoding="utf-8")), load_file(str(weights_file))
 
 
 def strip_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -63,7 +63,7 @@ def read_pointer(root: Path) -> dict:
         raise CheckpointError(f"no checkpoint in {root}: {POINTER} is missing; train first (xformer train ...)"
                               f"{replaced_note(Path(root).parent)}")
     try:
-        pointer = json.loads(path.read_text())
+        pointer = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:  # not JSON, or not UTF-8 text
         pointer = None
     if not isinstance(pointer, dict) or not isinstance(pointer.get("latest"), str):
@@ -268,7 +268,7 @@ def read_state(path: Path) -> dict:
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} does not exist; {_instead(path.parent)}")
     try:
-        state = json.loads((path / "state.json").read_text())
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} is incomplete: state.json is missing; "
                               f"{_instead(path.parent, path)}") from None

@@ -159,15 +159,15 @@ def _data_problem(run_dir: Path, data: DataBundle, record: dict | None, overridd
     saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
     problem = None
     if (run_dir / "classes.json").is_file() and "classes.json" in saved:
-        ours = json.loads((run_dir / "classes.json").read_text()).get("class_names")
+        ours = json.loads((run_dir / "classes.json").read_text(encoding="utf-8")).get("class_names")
         theirs = saved["classes.json"].get("class_names")
         if ours != theirs:
             problem = _classes_changed(run_dir, list(ours or []), list(theirs or []))
     if problem is None and (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
-        problem = _series_changed(run_dir, json.loads((run_dir / "series_scaler.json").read_text()),
+        problem = _series_changed(run_dir, json.loads((run_dir / "series_scaler.json").read_text(encoding="utf-8")),
                                   saved["series_scaler.json"], set(overridden))
     if problem is None and (run_dir / SPLIT_FILE).is_file():
-        ours = json.loads((run_dir / SPLIT_FILE).read_text()).get("splits") or {}
+        ours = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8")).get("splits") or {}
         problem = _split_changed(run_dir, ours, record if record is not None else split_record(data),
                                  exact=set(overridden) <= set(SAME_EXAMPLES))
     return problem
@@ -177,9 +177,9 @@ def _check_provable(run_dir: Path, moved: dict) -> None:
     """The run's records can tell its own data at a new place from other data (see the module docstring). A run
     without data_split.json never gets here: ``resume.check_resume`` refuses its moved data first."""
     key, (old, new) = next(iter(moved.items()))
-    splits = json.loads((run_dir / SPLIT_FILE).read_text()).get("splits") or {}
+    splits = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8")).get("splits") or {}
     stats_file = run_dir / "series_scaler.json"
-    stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
     if any(isinstance(entry, dict) and "files" in entry for entry in splits.values()) or \
             (stats.get("mean") is not None and stats.get("scale") is not None):
         return

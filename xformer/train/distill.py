@@ -215,7 +215,7 @@ def teacher_identity(teacher: Path) -> dict:
 def recorded_teacher(run_dir: Path) -> dict | None:
     """RUN/teacher.json ({"teacher": path, **teacher_identity}); None for a run that predates it."""
     try:
-        recorded = json.loads((Path(run_dir) / TEACHER_FILE).read_text())
+        recorded = json.loads((Path(run_dir) / TEACHER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return recorded if isinstance(recorded, dict) and "sha256" in recorded else None
@@ -269,7 +269,7 @@ def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.d
     teacher_dir = check_teacher(config)
     theirs = teacher_dir / "classes.json"
     if class_names is not None and theirs.is_file():
-        their_names = json.loads(theirs.read_text()).get("class_names")
+        their_names = json.loads(theirs.read_text(encoding="utf-8")).get("class_names")
         if their_names != list(class_names):
             raise ConfigError(f"distill.teacher {teacher_dir}: its classes {their_names} are not this run's "
                               f"{list(class_names)} (names and order); give a teacher trained on these classes")

@@ -67,7 +67,7 @@ def check_same_data(first: Path, other: Path) -> None:
             continue
         a, b = Path(first) / name, Path(other) / name
         if name == "classes.json" and a.is_file() and b.is_file() and not _same_files(a, b):
-            names = [json.loads(path.read_text()).get("class_names") for path in (a, b)]
+            names = [json.loads(path.read_text(encoding="utf-8")).get("class_names") for path in (a, b)]
             raise ConfigError(f"{other} classifies into {names[1]}, {first} into {names[0]} ({name}); an ensemble "
                               "averages runs of one set of classes in one order: train them on one image folder")
         if name == "tokenizer" and not _same_files(a, b):
@@ -92,15 +92,15 @@ def lookback(run: Path) -> int | None:
     stats = Path(run) / "series_scaler.json"
     if not stats.is_file():
         return None
-    stats = json.loads(stats.read_text())
+    stats = json.loads(stats.read_text(encoding="utf-8"))
     return int(stats["input_len"]) if "horizon" in stats and "input_len" in stats else None
 
 
 def _same_scaling(a: Path, b: Path) -> bool:
     """Two forecasting runs' series_scaler.json agree but for their input_len (and the validation end, which runs
     older than its record lack)."""
-    a, b = ({k: v for k, v in json.loads(path.read_text()).items() if k not in ("input_len", "validation_end")}
-            for path in (a, b))
+    a, b = ({k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items()
+             if k not in ("input_len", "validation_end")} for path in (a, b))
     return a == b
 
 

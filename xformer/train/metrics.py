@@ -23,11 +23,11 @@ class RunLog:
             kept = [line for line, row in _rows(self.path) if row["step"] <= resume_step]
             write_atomically(self.path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
-            self.path.write_text("")
+            self.path.write_text("", encoding="utf-8")
         self.tensorboard = _summary_writer(self.dir / "tensorboard")
 
     def write(self, step: int, values: dict[str, float]) -> None:
-        with open(self.path, "a") as f:
+        with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
         if self.tensorboard is not None:
             for key, value in values.items():

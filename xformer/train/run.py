@@ -335,7 +335,7 @@ def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
     so a level shift shows in the errors. Without it the other data is standardised by its own training rows,
     the literature's protocol for each data set (its standardised errors compare with published ones)."""
     stats_file = run_dir / "series_scaler.json"
-    stats = json.loads(stats_file.read_text()) if stats_file.is_file() else {}
+    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
     if config.data.name not in ("csv_series", "ett") or stats.get("mean") is None or stats.get("scale") is None:
         raise ConfigError(f"data.args.scaler=run standardises with the statistics of a scaled series run "
                           f"({stats_file} with mean and scale); {run_dir} has none: leave data.args.scaler out")
@@ -350,7 +350,7 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
     check_same_preprocess(run_dir, data)
     saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
     if (run_dir / "classes.json").is_file() and "classes.json" in saved:
-        ours = json.loads((run_dir / "classes.json").read_text()).get("class_names")
+        ours = json.loads((run_dir / "classes.json").read_text(encoding="utf-8")).get("class_names")
         theirs = saved["classes.json"].get("class_names")
         if ours != theirs:
             root = config.data.args.get("root")
@@ -365,7 +365,7 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
                 raise ConfigError(f"the data gives {part}.{key}={value}, but the model of {run_dir} has {have}; "
                                   "evaluate it on data of the same shape")
     if (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
-        ours = json.loads((run_dir / "series_scaler.json").read_text()).get("columns")
+        ours = json.loads((run_dir / "series_scaler.json").read_text(encoding="utf-8")).get("columns")
         theirs = saved["series_scaler.json"].get("columns")
         if ours != theirs:
             raise ConfigError(f"the data's columns {theirs} are not the run's {ours} "

@@ -39,7 +39,8 @@ def saved_by_data(data: DataBundle, names: tuple[str, ...]) -> dict[str, dict]:
         return {}
     with tempfile.TemporaryDirectory() as folder:
         data.save(Path(folder))
-        return {n: json.loads((Path(folder) / n).read_text()) for n in names if (Path(folder) / n).is_file()}
+        return {n: json.loads((Path(folder) / n).read_text(encoding="utf-8")) for n in names
+                if (Path(folder) / n).is_file()}
 
 
 VOCABULARY_FILES = ("vocab.txt", META_FILE)  # what defines the pieces a vocabulary's ids stand for
@@ -64,7 +65,7 @@ def run_preprocess(run_dir: Path) -> dict | None:
     config.yaml implies (``default_preprocess``, as distillation and predict read it); None for other data."""
     path = Path(run_dir) / PREPROCESS_FILE
     if path.is_file():
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     recipe = load_yaml(Path(run_dir) / "config.yaml")
     data, shape = recipe.get("data") or {}, image_input(recipe.get("model") or {})
     if shape is None:
