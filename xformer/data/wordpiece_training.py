@@ -9,7 +9,7 @@ where a piece inside a word is marked ``##`` ("##ization"). Its ``WordPieceTrain
 (huggingface/tokenizers#1794): the ``##`` pieces of single characters get their ids in the iteration order
 of a hash map, which changes from one training to the next, and because ties go to the pair of lower ids
 the merges can differ too. On tinyshakespeare at 8,000 pieces, four trainings gave four id orders and token
-sets up to 6 pieces apart, so two runs of one recipe and seed trained different models.
+sets that differed in up to 3 pieces, so two runs of one recipe and seed trained different models.
 
 The fix keeps the trainer (fast, Rust) and takes the hash map out of the id order: every character after a
 word's first is written as a character of its own, C(c), from Unicode's private-use planes (U+F0000 on,
