@@ -39,6 +39,8 @@ def long_path(root):
     return forecast, cv, reloaded, (root / "f.csv").read_bytes()
 
 
+@pytest.mark.skipif(int(pd.__version__.split(".")[0]) < 3, reason="pandas 2 keeps text in object arrays, "
+                    "whatever is installed: the suite itself runs that way")
 def test_the_long_format_path_is_the_same_with_python_and_pyarrow_strings(tmp_path):
     pytest.importorskip("pyarrow")
     results = {}

@@ -179,7 +179,7 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
             if not scale > 0:
                 undefined[str(key)] = "constant" if scale == 0 else "short"
         rows[key] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
+    table = pd.DataFrame.from_dict(rows, orient="index").reindex(list(rows))  # pandas 2 drops the rows that are {}
     y, y_hat = frame[target].to_numpy(float), frame[point].to_numpy(float)
     overall = {"mse": mse(y, y_hat), "mae": mae(y, y_hat), "smape": smape(y, y_hat)}
     if levels:
