@@ -13,7 +13,7 @@ BLOCK_PYARROW = '''import importlib.abc, sys
 class NoPyarrow(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] == "pyarrow":
-            raise ImportError(f"No module named {name!r} (hidden by the test)")
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
 
 
 sys.meta_path.insert(0, NoPyarrow())
