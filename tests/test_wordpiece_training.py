@@ -45,8 +45,8 @@ def test_equals_hugging_face_trainer_in_code_point_order():
 
 def test_the_same_vocabulary_every_time_and_in_every_process():
     """Hugging Face's trainer gives other ids (and here and there other pieces) from one training to the next
-    on this corpus; ours gives one tokenizer.json, also in a new process (the trainer's hash maps are seeded
-    per process)."""
+    (18 tokenizer.json in 18 trainings: benchmarks/wordpiece_training.py); ours gives one, also in a new process
+    (the trainer's hash maps are seeded per process)."""
     lines = default_corpus().splitlines()
     first = WordPieceVocab.train(lines, vocab_size=600).tokenizer.to_str()
     assert WordPieceVocab.train(lines, vocab_size=600).tokenizer.to_str() == first
@@ -56,8 +56,6 @@ def test_the_same_vocabulary_every_time_and_in_every_process():
          "sys.stdout.write(WordPieceVocab.train(default_corpus().splitlines(), vocab_size=600).tokenizer.to_str())"],
         capture_output=True, text=True, check=True)
     assert other_process.stdout == first
-    theirs = {hugging_face_wordpiece(lines, 600).to_str() for _ in range(4)}
-    assert len(theirs) > 1  # what this module is for; if this fails, tokenizers may have fixed #1794
 
 
 def test_words_are_counted_as_the_trainer_cuts_them():
