@@ -64,8 +64,9 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
             ax.plot(true.index, true.to_numpy(), color="black", lw=1, label="truth")
         ax.plot(f[DS], f[POINT], color="tab:blue", lw=1.5, label="forecast")
         if len(qs) >= 2:
-            ax.fill_between(f[DS], f[columns[qs[0]]], f[columns[qs[-1]]], color="tab:blue", alpha=0.2,
-                            label=f"q{qs[0]:g}-q{qs[-1]:g}")
+            # arrays, not Series: matplotlib 3.7 fails on these Series in its isfinite check
+            ax.fill_between(f[DS].to_numpy(), f[columns[qs[0]]].to_numpy(), f[columns[qs[-1]]].to_numpy(),
+                            color="tab:blue", alpha=0.2, label=f"q{qs[0]:g}-q{qs[-1]:g}")
         ax.set_ylabel(key)
     axes[0, 0].legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
