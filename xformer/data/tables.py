@@ -85,6 +85,13 @@ def read_table(path: str | Path, id_column: str = "unique_id") -> pd.DataFrame:
     return frame
 
 
+class _BufferKeptOpen(io.BytesIO):
+    """fastparquet before 2024.11 closes the file object it wrote to, and a closed BytesIO drops its bytes."""
+
+    def close(self) -> None:
+        pass
+
+
 def table_data(frame: pd.DataFrame, path: str | Path | None, float_format: str, index: bool = False,
                index_label: str | None = None) -> str | bytes:
     """``frame`` as the contents of a file named ``path``: Parquet bytes for a .parquet / .pq name (values
@@ -95,7 +102,7 @@ def table_data(frame: pd.DataFrame, path: str | Path | None, float_format: str, 
     require_parquet_engine(path, "writing")
     if index:
         frame = (frame.rename_axis(index_label) if index_label is not None else frame).reset_index()
-    buffer = io.BytesIO()
+    buffer = _BufferKeptOpen()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
 
