@@ -3,6 +3,7 @@ code before its fix. Tiny runs only (d_model 16, one layer, a few steps)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -309,3 +310,13 @@ def test_d_the_doc_names_the_report_files_of_a_run_without_test(image_run):
     assert (run / "val_classification.json").is_file() and (run / "val_confusion_matrix.png").is_file()
     doc = (Path(__file__).resolve().parents[1] / "docs" / "vision.md").read_text()
     assert "val_classification.json" in doc and "val_confusion_matrix.png" in doc
+
+
+def test_a_pipe_named_as_an_image_is_said_to_be_no_file_and_a_missing_one_missing(tmp_path):
+    from xformer.predict import image_files
+
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(ConfigError, match=r"pipe.png is neither a file nor a folder; give image files"):
+        image_files([tmp_path / "pipe.png"])
+    with pytest.raises(ConfigError, match=r"absent.png does not exist; give image files"):
+        image_files([tmp_path / "absent.png"])

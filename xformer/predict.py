@@ -195,6 +195,8 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
             files += found
         elif path.is_file():
             files.append(path)
+        elif path.exists():  # a pipe or a device: predict reads each file whole, by name
+            raise ConfigError(f"image {path} is neither a file nor a folder; give image files or folders of them")
         else:
             raise ConfigError(f"image {path} does not exist; give image files or folders of them")
     return files
