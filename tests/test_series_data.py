@@ -1,4 +1,5 @@
 """Series data: ETT splits as the literature, train-only scaling, every test window, missing values, errors."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from xformer.baselines import build_baseline
 from xformer.config import ConfigError
 from xformer.data.registry import build_data
 from xformer.data.series import forecast_errors, read_series, series_bundle, split_borders, synthetic_frame
+from xformer.forecast.frames import load_frame
 
 ETTH1 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ETTh1.csv"
 needs_etth1 = pytest.mark.skipif(not ETTH1.is_file(), reason=f"ETTh1.csv not found at {ETTH1} (reference data)")
@@ -150,6 +152,12 @@ def test_training_windows_never_read_past_their_origin_through_a_filled_gap(miss
 def test_user_errors_are_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match="series file not found"):
         read_series(tmp_path / "nope.csv")
+    with pytest.raises(ConfigError, match="is a folder; give the path of a CSV or Parquet file"):
+        read_series(tmp_path)
+    os.mkfifo(tmp_path / "piped.csv")  # what <(zcat s.csv.gz) names: read twice, it would hang or lose the data
+    for read in (read_series, load_frame):
+        with pytest.raises(ConfigError, match="piped.csv is a pipe or a device, which can be read only once; save"):
+            read(tmp_path / "piped.csv")
     path = tmp_path / "s.csv"
     _frame(30).rename(columns={"date": "time"}).to_csv(path, index=False)
     with pytest.raises(ConfigError, match="no date column 'date'.*set date_column") as e:

@@ -34,7 +34,7 @@ from ..config import ConfigError
 from ..registry import check_sizes
 from ..timestamps import integer_steps, parse_dates, plain  # noqa: F401 (re-exported: the readers' time parsing)
 from .csv_files import read_csv_file  # noqa: F401 (re-exported)
-from .tables import read_table
+from .tables import read_table, series_file
 from .registry import DataBundle, register_data
 from .series_report import forecast_errors, save_forecast_report
 
@@ -65,9 +65,7 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
     if isinstance(source, pd.DataFrame):
         frame, name = source, "the series"
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"series file not found: {path}")
+        path = series_file(source)
         frame, name = read_table(path), str(path)  # a CSV's ids as written: 001 stays 001, NA stays NA
     if date_column is not None and date_column not in frame.columns and {"unique_id", "ds", "y"} <= set(frame.columns):
         frame, date_column = long_to_wide(frame, name), "ds"

@@ -64,6 +64,20 @@ def _parquet_errors() -> tuple[type[BaseException], ...]:
     return errors
 
 
+def series_file(source: str | Path) -> Path:
+    """``source`` as the path of a regular file: a missing one is a FileNotFoundError, a folder, a pipe or a
+    device (``<(zcat x.csv.gz)``, /dev/stdin) a one-line refusal, since a table is read from its file twice."""
+    path = Path(source)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise ConfigError(f"series file {path} is a folder; give the path of a CSV or Parquet file")
+    if path.exists():
+        raise ConfigError(f"series file {path} is a pipe or a device, which can be read only once; save the table "
+                          "to a file and give its path")
+    raise FileNotFoundError(f"series file not found: {path}")
+
+
 def read_table(path: str | Path, id_column: str = "unique_id") -> pd.DataFrame:
     """A CSV file (its ``id_column`` read as written: ``read_ids_as_text``) or a Parquet file, as a frame.
 
@@ -108,4 +122,4 @@ def table_data(frame: pd.DataFrame, path: str | Path | None, float_format: str, 
 
 
 __all__ = ["PARQUET_SUFFIXES", "is_parquet", "read_table", "require_engine_for_output", "require_parquet_engine",
-           "table_data"]
+           "series_file", "table_data"]

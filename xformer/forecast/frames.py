@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
-from ..data.tables import read_table
+from ..data.tables import read_table, series_file
 from ..data.series import MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_raw_series
 from ..metrics_forecast import ids_as_text
 from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
@@ -99,10 +99,7 @@ def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     if not isinstance(source, (str, Path)):
         raise ConfigError(f"series data must be a pandas DataFrame, a table with to_pandas() (polars, pyarrow) or "
                           f"the path of a CSV or Parquet file, not a {type(source).__name__}")
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"series file not found: {path}")
-    return read_table(path)
+    return read_table(series_file(source))
 
 
 def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
