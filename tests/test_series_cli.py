@@ -1,5 +1,6 @@
 """Series runs from the command line: the DLinear recipe through `xformer train`, and `xformer forecast`."""
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,35 @@ def test_forecast_to_stdout_and_its_one_line_errors(dlinear_run, series_csv, tmp
     (not_series / "config.yaml").write_text("model: {}\n")
     assert main(["forecast", str(not_series), "--data", str(series_csv)]) == 2
     assert "not a forecasting run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zip"])
+def test_compressed_csv_is_read_and_written_as_pandas_does(dlinear_run, series_csv, tmp_path, capsys, suffix):
+    """pandas reads and writes .csv.gz and its kin by the name; so do --data and --out (before, --data was
+    refused as holding NUL bytes and --out wrote plain text under a .gz name)."""
+    packed = tmp_path / f"series.csv{suffix}"
+    pd.read_csv(series_csv).to_csv(packed, index=False)  # pandas compresses by the name
+    assert main(["forecast", str(dlinear_run), "--data", str(series_csv)]) == 0
+    plain = capsys.readouterr().out
+    assert main(["forecast", str(dlinear_run), "--data", str(packed)]) == 0
+    assert capsys.readouterr().out == plain
+    out = tmp_path / f"forecast.csv{suffix}"
+    assert main(["forecast", str(dlinear_run), "--data", str(packed), "--out", str(out)]) == 0
+    assert pd.read_csv(out).to_csv(index=False) == plain  # a file pandas decompresses, holding the same table
+    first = out.read_bytes()
+    out.unlink()
+    assert main(["forecast", str(dlinear_run), "--data", str(packed), "--out", str(out)]) == 0
+    assert out.read_bytes() == first  # no time stamp in the file: the same forecast, the same bytes
+
+
+def test_a_file_not_compressed_as_its_name_says_is_one_line(dlinear_run, tmp_path, capsys):
+    (tmp_path / "text.csv.gz").write_text("date,x0\n", encoding="utf-8")
+    two = tmp_path / "two.csv.zip"
+    with zipfile.ZipFile(two, "w") as archive:
+        archive.writestr("a.csv", "date,x0\n")
+        archive.writestr("b.csv", "date,x0\n")
+    for path, message in [(tmp_path / "text.csv.gz", "text.csv.gz cannot be decompressed as gzip (Not a gzipped"),
+                          (two, "two.csv.zip holds 2 files; give a zip archive of one CSV file")]:
+        assert main(["forecast", str(dlinear_run), "--data", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err

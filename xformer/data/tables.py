@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ConfigError
-from .csv_files import read_ids_as_text
+from .csv_files import COMPRESSIONS, read_ids_as_text
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_MAGIC = b"PAR1"  # a Parquet file's first (and last) four bytes
@@ -109,15 +109,26 @@ class _BufferKeptOpen(io.BytesIO):
 def table_data(frame: pd.DataFrame, path: str | Path | None, float_format: str, index: bool = False,
                index_label: str | None = None) -> str | bytes:
     """``frame`` as the contents of a file named ``path``: Parquet bytes for a .parquet / .pq name (values
-    exact, dates as timestamps), else (or with no ``path``: standard output) CSV text rounded by ``float_format``.
+    exact, dates as timestamps), else (or with no ``path``: standard output) CSV text rounded by ``float_format``,
+    compressed for a .gz / .bz2 / .xz / .zip name as pandas would write it there (``read_csv_file`` reads it).
     ``index``: the frame's index is written too, as the first column, named ``index_label`` or its own name."""
-    if path is None or Path(path).suffix.lower() not in PARQUET_SUFFIXES:
+    suffix = Path(path).suffix.lower() if path is not None else ""
+    if suffix in PARQUET_SUFFIXES:
+        require_parquet_engine(path, "writing")
+        if index:
+            frame = (frame.rename_axis(index_label) if index_label is not None else frame).reset_index()
+        buffer = _BufferKeptOpen()
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    if suffix not in COMPRESSIONS:
         return frame.to_csv(index=index, index_label=index_label, float_format=float_format)
-    require_parquet_engine(path, "writing")
-    if index:
-        frame = (frame.rename_axis(index_label) if index_label is not None else frame).reset_index()
-    buffer = _BufferKeptOpen()
-    frame.to_parquet(buffer, index=False)
+    method = COMPRESSIONS[suffix]
+    # gzip's header without the time, so that one forecast always gives the same bytes; a zip's one member is
+    # named as the file without .zip
+    compression = {"method": method, **({"mtime": 0} if method == "gzip" else {}),
+                   **({"archive_name": Path(path).stem} if method == "zip" else {})}
+    buffer = io.BytesIO()
+    frame.to_csv(buffer, index=index, index_label=index_label, float_format=float_format, compression=compression)
     return buffer.getvalue()
 
 
