@@ -1,6 +1,7 @@
 """`xformer predict` on a text classifier's run: texts from CSV / TSV (the run's text column), text files and
 standard input, classified as the run's evaluation texts were ([CLS] text [SEP], its vocabulary and labels)."""
 import csv
+import gzip
 import io
 import subprocess
 import sys
@@ -96,3 +97,13 @@ def test_two_text_runs_of_one_vocabulary_predict_as_an_ensemble(run, capsys):
         assert row["probability"] == pytest.approx((dict(a["top_k"])[row["class"]] + dict(b["top_k"])[row["class"]]) / 2,
                                                    abs=1e-5)
     assert np.mean([r["class"] == y for r, y in zip(rows, truth)]) >= 0.9
+
+
+def test_predictions_to_a_gz_name_are_gzip_compressed_as_pandas_writes_them(run, capsys):
+    (run / "few.txt").write_text("great good film\nawful poor plot\n", encoding="utf-8")
+    assert main(["predict", str(run / "run"), str(run / "few.txt"), "--top-k", "1"]) == 0
+    plain = capsys.readouterr().out
+    out = run / "preds.csv.gz"
+    assert main(["predict", str(run / "run"), str(run / "few.txt"), "--top-k", "1", "--out", str(out)]) == 0
+    assert gzip.decompress(out.read_bytes()).decode("utf-8") == plain  # was the plain text under a .gz name
+    assert pd.read_csv(out).to_csv(index=False) == plain

@@ -15,6 +15,7 @@ from ..config import ConfigError
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..data.csv_files import compressed_as_named
     from ..folders import check_outside_data, output_file, write_atomically
     from ..predict import predict_run
     from ..train.distributed import pick_device
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
     device = pick_device(args.device, "--device")
     rows, table = predict_run(runs, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
     if args.out:
-        write_atomically(args.out, table)
+        write_atomically(args.out, compressed_as_named(args.out, table))
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import io
 import lzma
 import zipfile
 from pathlib import Path
@@ -44,6 +45,24 @@ def _head(path: Path, size: int = 8192) -> bytes:
         reason = " ".join(str(e).split()) or type(e).__name__
         raise ConfigError(f"{path} cannot be decompressed as {COMPRESSIONS[suffix]} ({reason}); give a CSV "
                           f"compressed as its name says, or the CSV itself") from None
+
+
+def compressed_as_named(path: str | Path, text: str) -> str | bytes:
+    """``text`` as the contents of a file named ``path``: compressed for a .gz / .bz2 / .xz / .zip name, as
+    pandas' ``to_csv`` would write it there, else the text itself. No time stamp goes into a gzip header or a
+    zip entry, so the same text always gives the same bytes."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in COMPRESSIONS:
+        return text
+    data = text.encode("utf-8")
+    if suffix == ".zip":  # one member, named as the file without .zip (pandas' archive_name)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(zipfile.ZipInfo(Path(path).stem, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                             compress_type=zipfile.ZIP_DEFLATED)
+        return buffer.getvalue()
+    return {".gz": lambda: gzip.compress(data, mtime=0), ".bz2": lambda: bz2.compress(data),
+            ".xz": lambda: lzma.compress(data)}[suffix]()
 
 
 def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **options) -> pd.DataFrame:
@@ -89,4 +108,4 @@ def read_ids_as_text(path: Path, id_column: str = "unique_id") -> pd.DataFrame:
     return read_csv_file(path, dtype={id_column: str}, keep_default_na=False, na_values=missing)
 
 
-__all__ = ["COMPRESSIONS", "read_csv_file", "read_ids_as_text"]
+__all__ = ["COMPRESSIONS", "compressed_as_named", "read_csv_file", "read_ids_as_text"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ConfigError
-from .csv_files import COMPRESSIONS, read_ids_as_text
+from .csv_files import compressed_as_named, read_ids_as_text
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_MAGIC = b"PAR1"  # a Parquet file's first (and last) four bytes
@@ -120,16 +120,8 @@ def table_data(frame: pd.DataFrame, path: str | Path | None, float_format: str, 
         buffer = _BufferKeptOpen()
         frame.to_parquet(buffer, index=False)
         return buffer.getvalue()
-    if suffix not in COMPRESSIONS:
-        return frame.to_csv(index=index, index_label=index_label, float_format=float_format)
-    method = COMPRESSIONS[suffix]
-    # gzip's header without the time, so that one forecast always gives the same bytes; a zip's one member is
-    # named as the file without .zip
-    compression = {"method": method, **({"mtime": 0} if method == "gzip" else {}),
-                   **({"archive_name": Path(path).stem} if method == "zip" else {})}
-    buffer = io.BytesIO()
-    frame.to_csv(buffer, index=index, index_label=index_label, float_format=float_format, compression=compression)
-    return buffer.getvalue()
+    text = frame.to_csv(index=index, index_label=index_label, float_format=float_format)
+    return text if path is None else compressed_as_named(path, text)
 
 
 __all__ = ["PARQUET_SUFFIXES", "is_parquet", "read_table", "require_engine_for_output", "require_parquet_engine",
