@@ -1,8 +1,10 @@
 """`xformer predict` on a text classifier's run: texts from CSV / TSV (the run's text column), text files and
 standard input, classified as the run's evaluation texts were ([CLS] text [SEP], its vocabulary and labels)."""
+import bz2
 import csv
 import gzip
 import io
+import lzma
 import subprocess
 import sys
 
@@ -107,3 +109,23 @@ def test_predictions_to_a_gz_name_are_gzip_compressed_as_pandas_writes_them(run,
     assert main(["predict", str(run / "run"), str(run / "few.txt"), "--top-k", "1", "--out", str(out)]) == 0
     assert gzip.decompress(out.read_bytes()).decode("utf-8") == plain  # was the plain text under a .gz name
     assert pd.read_csv(out).to_csv(index=False) == plain
+
+
+def test_compressed_text_files_are_read_as_the_files_they_hold(run, capsys):
+    """reviews.csv.gz is a CSV and notes.txt.xz a text file to predict (and corpus.txt.bz2 a corpus to train on),
+    as their names say; before, each was refused as 'not UTF-8 text'."""
+    from xformer.data.corpus import read_text_files
+
+    table = "id,review\n1,great good film\n2,awful poor plot\n"
+    (run / "few.csv").write_text(table, encoding="utf-8")
+    (run / "few.csv.gz").write_bytes(gzip.compress(table.encode()))
+    (run / "notes.txt").write_text("great good film\r\nawful poor plot\r\n", encoding="utf-8")
+    (run / "notes.txt.xz").write_bytes(lzma.compress((run / "notes.txt").read_bytes()))
+    for plain, packed in [("few.csv", "few.csv.gz"), ("notes.txt", "notes.txt.xz")]:
+        assert main(["predict", str(run / "run"), str(run / plain), "--top-k", "1"]) == 0
+        expected = capsys.readouterr().out.replace(plain, packed)
+        assert main(["predict", str(run / "run"), str(run / packed), "--top-k", "1"]) == 0
+        assert capsys.readouterr().out == expected
+    (run / "corpus.txt.bz2").write_bytes(bz2.compress((run / "notes.txt").read_bytes()))
+    assert read_text_files([run / "corpus.txt.bz2"]) == read_text_files([run / "notes.txt"]) == (
+        "great good film\nawful poor plot\n")

@@ -148,7 +148,7 @@ def test_a_file_not_compressed_as_its_name_says_is_one_line(dlinear_run, tmp_pat
         archive.writestr("a.csv", "date,x0\n")
         archive.writestr("b.csv", "date,x0\n")
     for path, message in [(tmp_path / "text.csv.gz", "text.csv.gz cannot be decompressed as gzip (Not a gzipped"),
-                          (two, "two.csv.zip holds 2 files; give a zip archive of one CSV file")]:
+                          (two, "two.csv.zip holds 2 files; give a zip archive of one file")]:
         assert main(["forecast", str(dlinear_run), "--data", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err

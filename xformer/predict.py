@@ -252,6 +252,7 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
     header), the non-empty lines of other files ("FILE:LINE"), or of standard input for ``-``."""
     import sys
 
+    from .data.compressed import inner_suffix, read_text_file
     from .data.corpus import not_utf8_text
     from .data.text_classification import table_reader
 
@@ -265,7 +266,7 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
                               "column, text files (one text per line) or - for standard input")
         else:
             try:
-                if path.suffix.lower() in (".csv", ".tsv", ".tab"):
+                if inner_suffix(path) in (".csv", ".tsv", ".tab"):
                     reader = table_reader(path)
                     if text_column not in (reader.fieldnames or []):
                         raise ConfigError(f"{path} has no column {text_column!r} (its header: "
@@ -273,7 +274,7 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
                                           "texts from that column")
                     texts += [(f"{path}:{i}", row[text_column] or "") for i, row in enumerate(reader, 1)]
                     continue
-                lines = path.read_text(encoding="utf-8").splitlines()
+                lines = read_text_file(path).splitlines()
             except UnicodeDecodeError as e:
                 raise not_utf8_text(path, e) from None
             except csv.Error as e:

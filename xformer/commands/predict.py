@@ -15,7 +15,7 @@ from ..config import ConfigError
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..data.csv_files import compressed_as_named
+    from ..data.compressed import compressed_as_named
     from ..folders import check_outside_data, output_file, write_atomically
     from ..predict import predict_run
     from ..train.distributed import pick_device

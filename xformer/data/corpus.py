@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import ConfigError
+from .compressed import read_text_file
 
 
 def default_corpus() -> str:
@@ -39,7 +40,7 @@ def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
             raise ConfigError(f"text file {path} does not exist; give existing UTF-8 text files "
                               "(or no files for the built-in corpus)")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text_file(path)  # decompressed for a .gz / .bz2 / .xz / .zip name
         except UnicodeDecodeError as e:
             raise not_utf8_text(path, e) from None
         if "\0" in text:  # valid UTF-8 yet binary (an archive, a database): text never holds NUL

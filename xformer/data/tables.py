@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ConfigError
-from .csv_files import compressed_as_named, read_ids_as_text
+from .compressed import compressed_as_named
+from .csv_files import read_ids_as_text
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 PARQUET_MAGIC = b"PAR1"  # a Parquet file's first (and last) four bytes

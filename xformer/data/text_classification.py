@@ -29,6 +29,7 @@ from ..batch import INPUT_IDS, LABELS
 from ..errors import ConfigError
 from ..metrics_classification import predict
 from ..registry import check_min_max
+from .compressed import inner_suffix, read_text_file
 from .corpus import corpus_name, not_utf8_text, read_text_files
 from .registry import DataBundle, register_data
 from .text_common import (Items, build_vocab, check_vocab_args, id_tensor, pad_collate, prose_sentences,
@@ -66,9 +67,8 @@ def classification_ids(vocab, ids: list[int], max_length: int) -> Tensor:
 def table_reader(path: Path) -> csv.DictReader:
     """Rows of a CSV (",", quoted) or TSV (".tsv" / ".tab": tab, no quoting) file with a header. Raises
     UnicodeDecodeError for text that is not UTF-8, csv.Error for a binary file."""
-    tsv = path.suffix.lower() in (".tsv", ".tab")
-    with open(path, newline="", encoding="utf-8") as f:  # newline="": line ends inside quoted texts kept as written
-        content = f.read()
+    tsv = inner_suffix(path) in (".tsv", ".tab")
+    content = read_text_file(path, newline="")  # line ends inside quoted texts kept as written
     if "\0" in content:  # valid UTF-8 yet binary: text never holds NUL
         raise csv.Error("it holds NUL bytes")
     return csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
