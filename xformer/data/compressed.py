@@ -14,6 +14,7 @@ from ..config import ConfigError
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_COMPRESSORS = {".gz": lambda data: gzip.compress(data, mtime=0), ".bz2": bz2.compress, ".xz": lzma.compress}
 
 
 def inner_suffix(path: str | Path) -> str:
@@ -66,8 +67,7 @@ def compressed_as_named(path: str | Path, text: str) -> str | bytes:
             archive.writestr(zipfile.ZipInfo(Path(path).stem, date_time=(1980, 1, 1, 0, 0, 0)), data,
                              compress_type=zipfile.ZIP_DEFLATED)
         return buffer.getvalue()
-    return {".gz": lambda: gzip.compress(data, mtime=0), ".bz2": lambda: bz2.compress(data),
-            ".xz": lambda: lzma.compress(data)}[suffix]()
+    return _COMPRESSORS[suffix](data)
 
 
 __all__ = ["COMPRESSIONS", "compressed_as_named", "decompressed_bytes", "inner_suffix", "read_text_file"]
