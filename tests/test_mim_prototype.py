@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -38,18 +39,18 @@ def test_the_mask_holds_the_same_number_of_cells_in_every_image():
     assert (mim.random_cell_mask(3, (2, 2), 0.01, torch.Generator()).sum(1) == 1).all()  # at least one
 
 
-def test_pretraining_writes_a_checkpoint_that_init_from_fine_tunes_from(tmp_path):
+def test_pretraining_writes_a_checkpoint_that_init_from_fine_tunes_from(tmp_path, capsys):
     pre = tmp_path / "pre"
     proc = subprocess.run([sys.executable, "benchmarks/mim_prototype.py", "tasks/cct_digits.yaml",
-                           "model.tokenizer.args.positions=learned", "train.warmup_steps=2", "--steps", "30",
+                           "model.tokenizer.args.positions=learned", "train.warmup_steps=2", "--steps", "20",
                            "--out", str(pre)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((pre / "pretrain.json").read_text())
-    assert summary["grid"] == [4, 4] and summary["cell"] == [2, 2] and summary["steps"] == 30
-    assert "step 30: L1 on masked pixels" in proc.stdout and 0 < summary["final_loss"] < 1  # digits are in [0, 1]
-    again = subprocess.run([sys.executable, "benchmarks/mim_prototype.py", "tasks/cct_digits.yaml", "--steps", "1",
-                            "--out", str(pre)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode != 0 and "exists" in again.stderr  # an earlier pre-training is never overwritten
+    assert summary["grid"] == [4, 4] and summary["cell"] == [2, 2] and summary["steps"] == 20
+    assert "step 20: L1 on masked pixels" in proc.stdout and 0 < summary["final_loss"] < 1  # digits are in [0, 1]
+    with pytest.raises(SystemExit) as refused:  # an earlier pre-training is never overwritten
+        prototype().main(["tasks/cct_digits.yaml", "--steps", "1", "--out", str(pre)])
+    assert refused.value.code == 2 and "already exists" in capsys.readouterr().err
 
     run = subprocess.run([sys.executable, "-m", "xformer", "train", "tasks/cct_digits.yaml",
                           "model.tokenizer.args.positions=learned", f"init_from={pre}", "train.steps=4",
