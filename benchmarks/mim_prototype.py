@@ -110,7 +110,7 @@ def main(argv=None) -> None:
              "model.tokenizer.args whose grid divides the image size")
     cell = (h // grid[0], w // grid[1])
     dim = config.model.core.d_model
-    # one mask token per cell: e_[M] + p_i. Without positions (the digits recipe has none) every masked cell would
+    # one learned mask token per cell, e_[M]i. Without positions (the digits recipe has none) every masked cell would
     # get the same input, and attention, blind to order, the same output: the model could not tell them apart
     mask_token = nn.Parameter(torch.zeros(1, grid[0] * grid[1], dim))
     nn.init.trunc_normal_(mask_token, std=0.02)
