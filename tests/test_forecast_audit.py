@@ -281,6 +281,6 @@ def test_forecast_options_are_checked_before_anything_is_written(tmp_path, capsy
     assert "--series nope: no such series" in capsys.readouterr().err
     assert not out.exists() and not plot.exists()
     assert main([*command, "--at", "2022-01-03 12:00", "--quiet"]) == 0
-    assert "xformer: warning: 1 series start after --at and are not forecast: late" in capsys.readouterr().err
+    assert "xformer: warning: 1 series starts after --at, not forecast: late" in capsys.readouterr().err
     with pytest.raises(ConfigError, match=r"quantiles \[0.1, 0.1, 0.5\] name a level more than once"):
         Forecaster(**TINY, quantiles=[0.1, 0.1, 0.5])

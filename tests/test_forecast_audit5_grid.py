@@ -76,8 +76,7 @@ def test_business_day_and_daily_series_are_refused_whatever_their_order(daily_fi
     daily = frame(pd.date_range("2021-01-01", periods=80, freq="D"), "daily")
     bday = frame(pd.bdate_range("2021-01-04", periods=80), "bday", 1)
     df = pd.concat([daily, bday] if daily_first else [bday, daily], ignore_index=True)
-    pair = r"series 'daily' has frequency D but 'bday' has B" if daily_first else \
-        r"series 'bday' has frequency B but 'daily' has D"
+    pair = r"series 'bday' has frequency B but 'daily' has D"  # series sorted by id, whatever the rows' order
     for missing in ("error", "ffill"):
         refused(lambda: Forecaster(**TINY, missing=missing).fit(df), pair + "; forecast them separately or pass freq")
         assert len(read_panel(df, missing=missing).series["bday"]) == 80  # no weekend row inserted

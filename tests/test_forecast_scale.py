@@ -96,7 +96,7 @@ def test_a_long_frame_with_covariates_is_read_as_its_groups_are():
     df = panel_frame(covariates=True).sample(frac=1.0, random_state=0)  # rows in any order
     df = df.drop(index=df.index[5:9])
     panel = read_panel(df, missing="ffill", exog=["x", "z"], freq="h")
-    assert panel.ids == list(pd.unique(df["unique_id"]))
+    assert panel.ids == sorted(pd.unique(df["unique_id"]))  # sorted by id, whatever the rows' order
     for key, rows in df.groupby("unique_id", sort=False):
         rows = rows.set_index(pd.DatetimeIndex(rows["ds"], name="ds")).sort_index()
         grid = pd.date_range(rows.index[0], rows.index[-1], freq="h", name="ds")
@@ -122,12 +122,12 @@ def test_evaluate_names_the_series_train_df_lacks():
 
 
 # ---- 4. long_to_wide --------------------------------------------------------------------------------------------
-def test_long_to_wide_keeps_order_and_refuses_series_on_other_steps():
+def test_long_to_wide_sorts_the_series_and_refuses_series_on_other_steps():
     dates = pd.date_range("2021-01-01", periods=5, freq="D")
     frame = pd.concat([pd.DataFrame({"unique_id": k, "ds": dates[::-1], "y": np.arange(5.0) + i})
                        for i, k in enumerate(["b", "a"])], ignore_index=True)
     wide = long_to_wide(frame)
-    assert list(wide.columns) == ["ds", "b", "a"] and wide["a"].tolist() == [5.0, 4.0, 3.0, 2.0, 1.0]
+    assert list(wide.columns) == ["ds", "a", "b"] and wide["a"].tolist() == [5.0, 4.0, 3.0, 2.0, 1.0]
     shifted = frame.assign(ds=np.where(frame["unique_id"] == "a", frame["ds"] + pd.Timedelta(days=1), frame["ds"]))
     with pytest.raises(ConfigError, match=r"cover different time steps \('b': 5 rows, 'a': 5\)"):
         long_to_wide(shifted)

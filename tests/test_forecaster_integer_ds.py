@@ -188,7 +188,7 @@ def test_infinite_values_are_refused_in_one_line():
     from xformer.data.series import read_series
     long = frame()
     long.loc[7, "y"] = np.inf
-    with pytest.raises(ConfigError, match=r"column 'y' holds non-numeric value inf \(row 8, series 's0'\); y must be "
+    with pytest.raises(ConfigError, match=r"column 'y' holds an infinite value inf \(row 8, series 's0'\); y must be "
                                           r"finite numbers"):
         Forecaster(**TINY).fit(long)
     table = wide()

@@ -282,7 +282,7 @@ def test_missing_values_and_frequencies_per_series():
     with pytest.raises(ConfigError, match="freq 2h does not fit series 's0'.*suggest freq 'h'"):
         infer_freq(panel, "2h")  # a given freq the hourly rows contradict (test_forecast_audit2.py)
     daily = pd.DataFrame({"unique_id": "d", "ds": pd.date_range("2022-01-01", periods=40, freq="D"), "y": 1.0})
-    with pytest.raises(ConfigError, match="series 's0' has frequency h but 'd' has D"):
+    with pytest.raises(ConfigError, match="series 'd' has frequency D but 's0' has h"):
         infer_freq(read_panel(pd.concat([df, daily])))
     dropped = df.drop(index=[5, 17, 40, 130, 140])  # missing rows: timestamps of the hourly grid without a row
     dropped = dropped[dropped["unique_id"] != "s2"]

@@ -232,8 +232,9 @@ def test_forecaster_predicts_future_timestamps_and_quantiles(tmp_path):
     out = f.predict(df)
     expected = pd.date_range(df["date"].iloc[-1] + pd.Timedelta(hours=1), periods=12, freq="h")
     assert list(out.index) == list(expected) and out.index.name == "date"
-    assert list(out.columns) == ["s0", "s1", "s0_q0.1", "s1_q0.1", "s0_q0.5", "s1_q0.5", "s0_q0.9", "s1_q0.9"]
-    np.testing.assert_allclose(out["s0"], out["s0_q0.5"])
+    assert list(out.columns) == ["s0", "s1", "s0_q0.1", "s1_q0.1", "s0_q0.9", "s1_q0.9"]  # the median once
+    long = f.predict(df.melt(id_vars="date", var_name="unique_id", value_name="y").rename(columns={"date": "ds"}))
+    np.testing.assert_allclose(out["s0"], long.loc[long["unique_id"] == "s0", "y_hat"])  # the median, as y_hat
     assert out.notna().all().all()
     png = f.plot(df.iloc[:-12], tmp_path / "forecast.png", truth=df)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

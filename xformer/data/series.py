@@ -132,9 +132,20 @@ def fill_gaps(values: pd.DataFrame | pd.Series, missing: str) -> pd.DataFrame | 
     return values.bfill()
 
 
+def sorted_ids(ids: pd.Series) -> list[str]:
+    """The distinct ids of a ``unique_id`` column, as text, sorted as neuralforecast sorts them: numbers by value
+    (2 before 10), anything else as text. A frame's series then come in one order whatever the order of its
+    rows (after a merge, a ``sample()``), and so does a seeded model trained on them."""
+    texts = ids.astype(str)
+    if pd.api.types.is_numeric_dtype(ids) and not pd.api.types.is_bool_dtype(ids):
+        firsts = pd.Series(ids.to_numpy(), index=texts.to_numpy()).groupby(level=0).first()
+        return list(firsts.sort_values(kind="stable").index)
+    return sorted(set(texts))
+
+
 def long_to_wide(frame: pd.DataFrame, name: str = "the series") -> pd.DataFrame:
     """A long frame (``unique_id, ds, y``: neuralforecast's format) as a wide table with a ``ds`` column and one
-    column per series, in order of first appearance, for a model of all series together (the channels). That
+    column per series, sorted by id (:func:`sorted_ids`), for a model of all series together (the channels). That
     model reads every series at the same time steps, so they must cover the same ``ds``; other columns are
     ignored."""
     ids = frame["unique_id"].astype(str)
@@ -152,7 +163,7 @@ def long_to_wide(frame: pd.DataFrame, name: str = "the series") -> pd.DataFrame:
                           "series together needs them aligned: use the Forecaster (one model over series of any "
                           "lengths, docs/series.md) or give series that share their ds")
     wide = frame.assign(unique_id=ids).pivot(index="ds", columns="unique_id", values="y")
-    wide = wide[list(rows.index)].rename_axis(None, axis=1)
+    wide = wide[sorted_ids(frame["unique_id"])].rename_axis(None, axis=1)
     return wide.reset_index()
 
 

@@ -21,8 +21,8 @@ tokenizer; ``"steps"`` the same core with one token per time step (here one seri
 ``"dlinear"``, ``"rlinear"`` and ``"sparsetsf"`` the linear baselines (RLinear takes ``dropout`` and ``affine``,
 SparseTSF the season's length ``period``). With
 ``quantiles=[0.1, 0.5, 0.9]`` the model is trained with the pinball loss; a long result has ``y_hat``
-(the median) and ``y_hat_q{q}`` for the other levels, a wide result ``{name}`` and ``{name}_q{q}``
-for every level.
+(the median) and ``y_hat_q{q}`` for the other levels, a wide result ``{name}`` (the median) and
+``{name}_q{q}`` for the other levels.
 
 Modules: estimator.py (Forecaster, fit, predict), frames.py (long / wide input), folder.py (save,
 load, runs of xformer train), backtest.py (cross_validation), covariates.py (past / future-known), statics.py

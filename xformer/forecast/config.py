@@ -15,6 +15,16 @@ from ..models import ModelConfig, PartConfig
 from ..registry import is_whole_number
 
 MODELS = ("patchtst", "steps", "dlinear", "rlinear", "sparsetsf")
+# neuralforecast's names for our options (its models', its Lightning trainer's, its cross_validation's), so that
+# a user coming from it is told the name here rather than only the list of every valid one
+NEURALFORECAST_NAMES = {
+    "h": "horizon", "input_size": "input_len", "learning_rate": "lr", "random_seed": "seed", "max_epochs": "epochs",
+    "hist_exog_list": "hist_exog", "futr_exog_list": "futr_exog", "stat_exog_list": "stat_exog",
+    "hidden_size": "d_model", "encoder_layers": "n_layers", "linear_hidden_size": "d_ff", "fc_dropout": "head_dropout",
+    "revin_affine": "affine", "windows_batch_size": "batch_size", "gradient_clip_val": "clip",
+    "early_stop_patience_steps": "early_stopping (of fit, in epochs)", "val_size": "val_size (of fit)",
+    "step_size": "step", "test_size": "n_windows (test_size = h + step * (n_windows - 1))",
+}
 # the options that take a whole number, with the least one; given another type (1.5, 24.0, "3", True), fit would
 # fail inside torch or save a config.yaml that load refuses, so each is refused when given
 WHOLE = {"input_len": 1, "horizon": 1, "period": 1, "patch_len": 1, "stride": 1, "d_model": 1, "n_layers": 1,
@@ -128,6 +138,10 @@ def check_types(cfg: ForecasterConfig) -> None:
             shown = repr(levels) if len(repr(levels)) <= 60 else f"a {type(levels).__name__}"
             raise ConfigError(f"quantiles={shown}: give a list of levels in (0, 1), e.g. quantiles=[0.1, 0.5, 0.9]")
         cfg.quantiles = [float(q) for q in levels]
+        if 0.5 not in cfg.quantiles or not all(0 < q < 1 for q in cfg.quantiles):
+            # the median is the point forecast (y_hat); neuralforecast's MQLoss levels may leave it out, ours not
+            raise ConfigError(f"quantiles={cfg.quantiles}: give levels in (0, 1) that include 0.5, the median the "
+                              f"point forecast is, e.g. quantiles={sorted({q for q in cfg.quantiles if 0 < q < 1} | {0.5})}")
 
 
 def given_options(cfg: ForecasterConfig) -> list[str]:
@@ -218,3 +232,12 @@ def float32_default():
 
 
 __all__ = ["ForecasterConfig", "model_config", "name_list", "given_options", "float32_default", "MODELS"]
+
+
+def refuse_unknown(given, valid, what: str) -> None:
+    """A one-line error for options of ``what`` not among ``valid``, naming our name for a neuralforecast one."""
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        ours = [f"{k} -> {NEURALFORECAST_NAMES[k]}" for k in unknown if k in NEURALFORECAST_NAMES]
+        hint = f" (neuralforecast's names; here {', '.join(ours)})" if ours else ""
+        raise ConfigError(f"unknown {what} option(s) {unknown}{hint}; valid: {', '.join(sorted(valid))}")

@@ -18,7 +18,7 @@ from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
 from .checks import check_data_freq, check_future_horizon, check_patches, ensemble_members, too_short, usable
-from .config import ForecasterConfig, float32_default, given_options, model_config
+from .config import ForecasterConfig, float32_default, given_options, model_config, refuse_unknown
 from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covariate_stats, series_windows,
                          standard_stats, window_covariates)
 from .frames import (DS, ID, POINT, Panel, check_freq, fill_series, forecast_frame, future_dates, infer_freq,
@@ -51,10 +51,7 @@ class Forecaster:
     ``scaler`` (a multivariate model of those columns)."""
 
     def __init__(self, config: ForecasterConfig | None = None, **overrides):
-        valid = {f.name for f in fields(ForecasterConfig)}
-        unknown = sorted(set(overrides) - valid)
-        if unknown:
-            raise ConfigError(f"unknown Forecaster option(s) {unknown}; valid: {', '.join(sorted(valid))}")
+        refuse_unknown(overrides, [f.name for f in fields(ForecasterConfig)], "Forecaster")
         self.config = replace(config or ForecasterConfig(), **overrides)
         check_patches(self.config)
         self.model: torch.nn.Module | None = None
@@ -106,10 +103,13 @@ class Forecaster:
 
     def cross_validation(self, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
                          fit: bool = True, val_size: int = 0, early_stopping: int | None = None,
-                         static_df=None, refit: bool | int = False) -> pd.DataFrame:
+                         static_df=None, refit: bool | int = False, **unknown) -> pd.DataFrame:
         """Rolling-origin backtest; see :func:`xformer.forecast.backtest.cross_validation`. With ``fit=True`` the
         windows' models are trained on a fresh forecaster of this config: this one is never changed."""
         from .backtest import cross_validation
+
+        refuse_unknown(unknown, ["n_windows", "step", "h", "fit", "val_size", "early_stopping", "static_df", "refit"],
+                       "cross_validation")
 
         return cross_validation(self, df, n_windows, step, h, fit, val_size, early_stopping, static_df, refit)
 
@@ -229,8 +229,8 @@ class Forecaster:
         ``df``, after the end of the series ``fit`` trained on (as neuralforecast's ``predict()``).
 
         Long input gives a long result: ``unique_id, ds, y_hat`` (the median with quantiles) and a
-        ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result as before: indexed by
-        the dates, one column per series and ``{name}_q{q}`` per quantile. ``futr_df``: the future-known
+        ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result: indexed by
+        the dates, one column per series (the median) and ``{name}_q{q}`` per other quantile. ``futr_df``: the future-known
         covariates (``unique_id, ds`` and the ``futr_exog`` columns) for the horizon after each series.
         ``static_df``: the static covariates (as in ``fit``); default the ones remembered from fit."""
         if df is None:
@@ -374,13 +374,14 @@ class Forecaster:
 
 def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | None,
             freq: pd.DateOffset | int | None = None) -> pd.DataFrame:
-    """A long result as the wide table of a wide input: dates x series, then ``{name}_q{q}`` columns."""
+    """A long result as the wide table of a wide input: dates x series (the median, with quantiles), then
+    ``{name}_q{q}`` columns for the other levels: the median is not repeated, as in a long result."""
     point = result.pivot(index=DS, columns=ID, values=POINT)
     keys = list(dict.fromkeys(result[ID]))
     wide = point[keys].rename_axis(date_column).rename_axis(None, axis=1)
     wide.index = pd.Index(wide.index, name=date_column) if isinstance(freq, int) else _dated(wide.index, freq)
-    for q in sorted(quantiles or []):
-        values = point if q == 0.5 else result.pivot(index=DS, columns=ID, values=quantile_column(q))
+    for q in sorted(set(quantiles or []) - {0.5}):
+        values = result.pivot(index=DS, columns=ID, values=quantile_column(q))
         for key in keys:
             wide[f"{key}_q{q:.12g}"] = values[key].to_numpy()
     return wide

@@ -54,6 +54,9 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
     cfg = forecaster.config
     if not overwrite and Path(path).is_dir() and any(Path(path).iterdir()):
         raise ConfigError(f"{path} already holds files; give a new folder, or pass overwrite=True to replace it")
+    if Path(path).is_dir() and any(Path(path).iterdir()) and not (Path(path) / "config.yaml").exists():
+        raise ConfigError(f"{path} holds files but no config.yaml, so it is not the folder of a forecaster, and "
+                          "overwrite=True replaces only that; give a new folder")
     folder = OutputFolder(path, overwrite, what="forecaster", marker="config.yaml")
     n_channels = 1 if forecaster.columns is None else len(forecaster.columns)
     train = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,

@@ -8,8 +8,8 @@ the frequency is then the step between rows (``freq=1``), so forecasts continue 
 is read by :func:`~xformer.data.series.read_series` and each value column becomes a series named
 after it, in column order, spanning its first to its last value (a column's leading empty cells mean the series
 starts later, its trailing ones that it ends earlier, as the same data in long format; read ``aligned`` for a
-model of the columns together, every column spans the table's dates); a long frame keeps its
-series in order of first appearance. Series may have different lengths and start dates. ``unique_id`` values
+model of the columns together, every column spans the table's dates); a long frame's series are sorted by
+id, numbers by value (neuralforecast's order: the order of the rows never changes the model). Series may have different lengths and start dates. ``unique_id`` values
 are read as strings (and so the results' ids are text); ids of mixed types that would merge or split as text (1
 and "1", 1 and 1.0) are refused in one line.
 
@@ -27,6 +27,7 @@ is filled from rows after its origin (covariates likewise, covariates.window_cov
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..data.tables import read_table, series_file
-from ..data.series import MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_raw_series
+from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_raw_series,
+                           sorted_ids)
 from ..metrics_forecast import ids_as_text
 from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
@@ -184,8 +186,8 @@ def _span(s: pd.Series) -> pd.Series:
 def read_covariates(frame: pd.DataFrame, columns: list[str], missing: str, what: str) -> dict[str, pd.DataFrame]:
     """The covariate ``columns`` of a long frame without ``y`` (e.g. future values), per series."""
     frame = load_frame(frame)
-    absent = [c for c in (ID, DS) if c not in frame.columns]
-    if absent:  # checked here: the y added below is no column the user must give
+    absent = [c for c in (ID, DS, *columns) if c not in frame.columns]
+    if absent:  # checked here: the y added below is no column the user must give, nor one it has
         raise ConfigError(f"{what} has no column {', '.join(repr(c) for c in absent)}; it needs unique_id, ds and "
                           f"the covariate columns {columns} (it has {[str(c) for c in frame.columns]})")
     series = _read_long(frame.assign(y=0.0), missing, columns, what)  # columns y, *columns
@@ -250,7 +252,8 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
         if bad.any():
             row = int(np.argmax(bad))
             value = plain(frame[column].iloc[row])
-            raise ConfigError(f"column '{column}' holds non-numeric value {value!r} (row {row + 1}, series "
+            kind = "an infinite" if np.isinf(values[column][row]) else "a non-numeric"
+            raise ConfigError(f"column '{column}' holds {kind} value {value!r} (row {row + 1}, series "
                               f"'{ids.iloc[row]}'); {column} must be finite numbers")
     table = pd.DataFrame({ID: ids.to_numpy(), DS: ds.to_numpy(), **values})
     dup = table.duplicated([ID, DS], keep=False).to_numpy()
@@ -259,8 +262,9 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
         n = int(((table[ID] == table[ID].iloc[row]) & (table[DS] == table[DS].iloc[row])).sum())
         raise ConfigError(f"series '{table[ID].iloc[row]}' has {n} rows at {table[DS].iloc[row]}; keep one row per "
                           "(unique_id, ds)")
-    # one sort by (series in order of first appearance, ds), then each series is a slice of the sorted arrays
-    codes, keys = pd.factorize(table[ID], sort=False)
+    # one sort by (series in id order, ds), then each series is a slice of the sorted arrays
+    keys = sorted_ids(frame[ID])
+    codes = pd.Index(keys).get_indexer(table[ID])
     dates = (pd.Index if integer_ds else pd.DatetimeIndex)(table[DS].to_numpy(), name=DS)
     order = np.lexsort((dates.asi8 if not integer_ds else dates.to_numpy(), codes))
     dates, columns = dates[order], [Y, *exog]
@@ -338,12 +342,15 @@ def refuse_appended_rows(key: str, y: pd.Series, covariates: pd.DataFrame) -> No
                           "covariates go in futr_df / --futr)")
 
 
+_OURS = (str(Path(__file__).parents[1]), contextlib.__file__)
+
+
 def report_short(ids: list[str], need: int, what: str) -> None:
     """Warn naming the series too short for ``what`` (they are left out of it)."""
     if ids:
         shown = ", ".join(f"'{k}'" for k in ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
-        frame, level = sys._getframe(1), 2  # point the warning at the user's line, outside this package
-        while frame is not None and frame.f_code.co_filename.startswith(str(Path(__file__).parent)):
+        frame, level = sys._getframe(1), 2  # point the warning at the user's line, outside this package (and
+        while frame is not None and frame.f_code.co_filename.startswith(_OURS):  # the decorators around it)
             frame, level = frame.f_back, level + 1
         warnings.warn(f"{len(ids)} series shorter than {need} rows left out of {what}: {shown}", stacklevel=level)
 
