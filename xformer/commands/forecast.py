@@ -14,8 +14,8 @@ is the seasonal naive forecast of period --season, default 1, on each series' ro
 run's date column and value columns; they are scaled with the StandardScaler of the run's
 training rows (RUN_DIR/series_scaler.json, or each series' statistics of a Forecaster.save folder) and the
 forecast is written on the data's scale: the date column, one column per series (the median), plus
-``{name}_q{q}`` columns for the other levels of a model trained with quantiles. A long FILE gives ``unique_id, ds, y_hat`` and a ``y_hat_q{q}``
-column per quantile level other than the median.
+``{name}_q{q}`` columns for the other levels of a model trained with quantiles. A long FILE gives
+``unique_id, ds, y_hat`` and a ``y_hat_q{q}`` column per quantile level other than the median.
 """
 from __future__ import annotations
 
@@ -150,9 +150,10 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
               f"{', '.join(later[:10])}{' ...' if len(later) > 10 else ''}", file=sys.stderr)
     ended = [k for k, s in panel.series.items() if origins is not None and s.index[-1] < at]
     if ended:  # predict(the file cut at --at) does the same; said, since their dates are not --at's
-        print(f"xformer: warning: {len(ended)} series {'ends' if len(ended) == 1 else 'end'} before --at, forecast "
-              f"after {'its' if len(ended) == 1 else 'their'} own last row with no later rows to score: {', '.join(ended[:10])}{' ...' if len(ended) > 10 else ''}",
-              file=sys.stderr)
+        one = len(ended) == 1
+        print(f"xformer: warning: {len(ended)} series {'ends' if one else 'end'} before --at, forecast after "
+              f"{'its' if one else 'their'} own last row with no later rows to score: "
+              f"{', '.join(ended[:10])}{' ...' if len(ended) > 10 else ''}", file=sys.stderr)
     if args.series is not None:  # checked before the forecast is written, not by the plot after it
         known = forecaster.columns or [k for k, s in history.series.items() if len(s) >= forecaster.config.input_len]
         unknown = [k for k in args.series if k not in known]

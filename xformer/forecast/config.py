@@ -140,8 +140,9 @@ def check_types(cfg: ForecasterConfig) -> None:
         cfg.quantiles = [float(q) for q in levels]
         if 0.5 not in cfg.quantiles or not all(0 < q < 1 for q in cfg.quantiles):
             # the median is the point forecast (y_hat); neuralforecast's MQLoss levels may leave it out, ours not
+            example = sorted({q for q in cfg.quantiles if 0 < q < 1} | {0.5})
             raise ConfigError(f"quantiles={cfg.quantiles}: give levels in (0, 1) that include 0.5, the median the "
-                              f"point forecast is, e.g. quantiles={sorted({q for q in cfg.quantiles if 0 < q < 1} | {0.5})}")
+                              f"point forecast is, e.g. quantiles={example}")
 
 
 def given_options(cfg: ForecasterConfig) -> list[str]:
@@ -231,9 +232,6 @@ def float32_default():
         torch.set_default_dtype(dtype)
 
 
-__all__ = ["ForecasterConfig", "model_config", "name_list", "given_options", "float32_default", "MODELS"]
-
-
 def refuse_unknown(given, valid, what: str) -> None:
     """A one-line error for options of ``what`` not among ``valid``, naming our name for a neuralforecast one."""
     unknown = sorted(set(given) - set(valid))
@@ -241,3 +239,7 @@ def refuse_unknown(given, valid, what: str) -> None:
         ours = [f"{k} -> {NEURALFORECAST_NAMES[k]}" for k in unknown if k in NEURALFORECAST_NAMES]
         hint = f" (neuralforecast's names; here {', '.join(ours)})" if ours else ""
         raise ConfigError(f"unknown {what} option(s) {unknown}{hint}; valid: {', '.join(sorted(valid))}")
+
+
+__all__ = ["ForecasterConfig", "model_config", "name_list", "given_options", "float32_default", "MODELS",
+           "NEURALFORECAST_NAMES", "refuse_unknown"]

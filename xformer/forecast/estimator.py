@@ -229,8 +229,8 @@ class Forecaster:
         ``df``, after the end of the series ``fit`` trained on (as neuralforecast's ``predict()``).
 
         Long input gives a long result: ``unique_id, ds, y_hat`` (the median with quantiles) and a
-        ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result: indexed by
-        the dates, one column per series (the median) and ``{name}_q{q}`` per other quantile. ``futr_df``: the future-known
+        ``y_hat_q{q}`` column per other quantile. A wide table gives a wide result: indexed by the dates, one
+        column per series (the median) and ``{name}_q{q}`` per other quantile. ``futr_df``: the future-known
         covariates (``unique_id, ds`` and the ``futr_exog`` columns) for the horizon after each series.
         ``static_df``: the static covariates (as in ``fit``); default the ones remembered from fit."""
         if df is None:

@@ -9,9 +9,9 @@ is read by :func:`~xformer.data.series.read_series` and each value column become
 after it, in column order, spanning its first to its last value (a column's leading empty cells mean the series
 starts later, its trailing ones that it ends earlier, as the same data in long format; read ``aligned`` for a
 model of the columns together, every column spans the table's dates); a long frame's series are sorted by
-id, numbers by value (neuralforecast's order: the order of the rows never changes the model). Series may have different lengths and start dates. ``unique_id`` values
-are read as strings (and so the results' ids are text); ids of mixed types that would merge or split as text (1
-and "1", 1 and 1.0) are refused in one line.
+id, numbers by value (neuralforecast's order: the order of the rows never changes the model). Series may have
+different lengths and start dates. ``unique_id`` values are read as strings (and so the results' ids are text);
+ids of mixed types that would merge or split as text (1 and "1", 1 and 1.0) are refused in one line.
 
 Once the frequency is known (given, or inferred: frequency.py), a series' missing timestamps (its first date +
 k * freq without a row, or a date missing from a wide table) become rows with a missing ``y`` and missing
