@@ -1,8 +1,8 @@
-"""`xformer attention RUN_DIR [--split test] [--index 0 | --image FILE] [--out FILE.png]`: where an image
-model looks, at one image of a split or at any image file (``--image``: preprocessed as `xformer predict`
-does), titled with the predicted class name and its probability (a split's image: after its true class name).
-A split's image is drawn with the run's normalisation undone; a training image without its random
-augmentation (as evaluation would see it).
+"""`xformer attention RUN_DIR [--split test] [--index 0 | --image FILE] [--checkpoint best|last|step_N]
+[--out FILE.png]`: where an image model looks, at one image of a split or at any image file (``--image``:
+preprocessed as `xformer predict` does), titled with the predicted class name and its probability (a split's
+image: after its true class name). A split's image is drawn with the run's normalisation undone; a training
+image without its random augmentation (as evaluation would see it).
 
 Saves one PNG: the image, its attention rollout (Abnar & Zuidema 2020) and the rollout over the
 image in the first row, then one panel per layer and head (xformer/analysis/attention_maps.py).
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
         return
     out = _out(args, f"attention_{args.split}_{args.index}.png")
     spec, names = image_classifier_info(run_dir)  # the normalisation to undo for display, the class names
-    _, model, data = load_run(run_dir)
+    _, model, data = load_run(run_dir, args.checkpoint)
     split = getattr(data, args.split)
     if split is None:
         others = [name for name in ("train", "val", "test") if getattr(data, name) is not None]
@@ -94,7 +94,7 @@ def _attention_of_file(run_dir: Path, args: argparse.Namespace, out: Path) -> No
 
     spec, names = image_classifier_info(run_dir)
     image = load_image(args.image, spec)
-    _, model = load_run_model(run_dir)
+    _, model = load_run_model(run_dir, args.checkpoint)
     with torch.no_grad():
         probs = model.eval()({IMAGES: image[None]})["logits"].float().softmax(-1)[0]
     save_attention_grid(model, image, out, _title(probs, names), mean=spec.get("mean"), std=spec.get("std"))
@@ -104,7 +104,8 @@ def _attention_of_file(run_dir: Path, args: argparse.Namespace, out: Path) -> No
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "attention", help="save the attention maps and rollout of one image as a PNG grid",
-        description="Rebuild the image model of RUN_DIR (best checkpoint) and save, for one image of a split, "
+        description="Rebuild the image model of RUN_DIR (best checkpoint, or --checkpoint) and save, for one image "
+                    "of a split, "
                     "the image, its attention rollout and one attention map per layer and head.",
         epilog="example: xformer attention runs/vit_digits --index 3 --out attention.png")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -113,6 +114,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--index", type=int, default=0, help="which image of the split (default 0)")
     p.add_argument("--image", metavar="FILE", help="an image file instead of a split's image: preprocessed as "
                    "xformer predict does, titled with the predicted class and its probability")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
+                   help="which checkpoint (default best, the one metrics.json describes)")
     p.add_argument("--out", metavar="FILE.png",
                    help="default RUN_DIR/attention_<split>_<index>.png (with --image: attention_<name>.png); "
                         ".png, .svg, .pdf or .jpg")

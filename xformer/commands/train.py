@@ -64,6 +64,8 @@ def add_parser(subparsers) -> None:
                         "Hugging Face GPT-2 / BERT folder with its tokenizer, or a PatchTSTForPrediction folder for "
                         "a forecasting dataset) or timm:FILE#MODEL (a timm ViT state dict and its model name); the "
                         "core and tokenizer come from it (model.architecture must match: encoder for BERT, "
-                        "PatchTST and timm), the head from the recipe")
+                        "PatchTST and timm); the recipe names the head, whose weights are copied where their shapes "
+                        "match, a classifier's rows following the class names (another set of classes: a fresh "
+                        "classifier)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr; the metrics and errors stay")
     p.set_defaults(func=run)

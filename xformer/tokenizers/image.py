@@ -273,15 +273,19 @@ def check_grid_tokens(h: int, w: int, grid: tuple[int, int], what: str, fix: str
 def check_token_count(image_size, patch_size, limit: int = MAX_PATCH_TOKENS) -> None:
     """Refuse, in one line, an image size / patch size that cuts an image into more than ``limit`` patches,
     naming the square patch size that would give at most 256 (e.g. 224x224 with patch 2: 12,544 tokens): the
-    smallest that divides both sides (the patches must tile the image), else the smallest that fits."""
+    smallest that divides both sides (the patches must tile the image), else the smallest that fits, with the
+    image size it tiles (97x61: patch_size=5 with data.args.image_size=[95, 60])."""
     (h, w), (ph, pw) = _pair(image_size), _pair(patch_size)
     n = (h // ph) * (w // pw)
     if n > limit:
         sizes = [q for q in range(1, max(h, w) + 1) if (h // q) * (w // q) <= 256]
-        fit = next((q for q in sizes if h % q == 0 and w % q == 0), sizes[0])
+        fit = next((q for q in sizes if h % q == 0 and w % q == 0), None)
+        q = sizes[0]
+        use = f"patch_size={fit} (<= 256 tokens)" if fit is not None else \
+            f"patch_size={q} with data.args.image_size=[{h // q * q}, {w // q * q}] (<= 256 tokens; no patch size " \
+            f"tiles {h}x{w})"
         raise ConfigError(f"model.tokenizer.args: image size {h}x{w} with patch size {ph}x{pw} makes {n} tokens per "
-                          f"image, over the limit of {limit}; use patch_size={fit} (<= 256 tokens) or a smaller "
-                          "data.args.image_size")
+                          f"image, over the limit of {limit}; use {use} or a smaller data.args.image_size")
 
 
 @register_tokenizer("image_patches")

@@ -31,7 +31,7 @@ from ..config import ConfigError
 from ..data.registry import DataBundle
 from ..folders import write_atomically
 from .resume import SPLIT_FILE, absolute_data_paths
-from .same_data import TRAINING_ONLY, same_values, saved_by_data
+from .same_data import TRAINING_ONLY, same_values, saved_by_data, unicode_spelling
 
 SPLITS = ("train", "val", "test")
 SERIES_FIELDS = ("columns", "input_len", "horizon", "validation_end", "mean", "scale")
@@ -92,7 +92,7 @@ def _classes_changed(run_dir: Path, ours: list, theirs: list) -> str:
     lacking, extra = [c for c in ours if c not in theirs], [c for c in theirs if c not in ours]
     what = ([f"{lacking} gone"] if lacking else []) + ([f"{extra} new"] if extra else [])
     return (f"its classes are {theirs}, the run's {ours} ({run_dir / 'classes.json'}): "
-            f"{', '.join(what) if what else 'the same classes in another order'}")
+            f"{', '.join(what) if what else 'the same classes in another order'}{unicode_spelling(ours, theirs)}")
 
 
 def changed_args(run_args: dict, args: dict) -> set[str]:

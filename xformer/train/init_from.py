@@ -1,16 +1,18 @@
 """Starting a fresh run from pre-trained weights (a recipe's ``init_from``).
 
 A run folder's weights (``init_from_pretrained``) are copied by name where the shapes agree, so a new head stays
-freshly initialised; a learned 2-D grid of image positions trained at another image size is resampled to this
-model's grid (``resampled_grid``). ``hf:FOLDER`` / ``timm:FILE#MODEL`` (xformer/interop/pretrained.py) first replace the
-recipe's architecture, core and tokenizer by the checkpoint's (``start_from_source``), and a Hugging Face
-text folder's tokenizer becomes the data's (``data.args.tokenizer``, saved as RUN_DIR/tokenizer like any other run's;
-a PatchTST forecaster has none).
+freshly initialised; a classifier's rows follow the class names (``match_classes``: the pre-trained run's
+classes.json against this data's); a learned 2-D grid of image positions trained at another image size is
+resampled to this model's grid (``resampled_grid``). ``hf:FOLDER`` / ``timm:FILE#MODEL``
+(xformer/interop/pretrained.py) first replace the recipe's architecture, core and tokenizer by the checkpoint's
+(``start_from_source``), and a Hugging Face text folder's tokenizer becomes the data's (``data.args.tokenizer``,
+saved as RUN_DIR/tokenizer like any other run's; a PatchTST forecaster has none).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from ..tokenizers.image import interpolate_grid_positions
 from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
 from .distill import image_input
-from .same_data import data_vocabulary, vocabulary_of
+from .same_data import data_vocabulary, saved_by_data, vocabulary_of
 
 
 def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
@@ -167,6 +169,39 @@ def resampled_grid(model: Model, name: str, table: torch.Tensor, run: Path | Non
     return interpolate_grid_positions(table, theirs, tuple(ours)), theirs, tuple(ours)
 
 
+def class_rows(model: torch.nn.Module, n_classes: int) -> list[str]:
+    """The tensors whose rows are the classes: the logits layer, named ``fc`` by every classifier (a
+    classification head's ``head.fc``, an image baseline's ``fc``) with one output per class."""
+    return [f"{name}.{kind}" for name, module in model.named_modules()
+            if name.rsplit(".", 1)[-1] == "fc" and isinstance(module, torch.nn.Linear)
+            and module.out_features == n_classes for kind in ("weight", "bias") if getattr(module, kind) is not None]
+
+
+def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], run: Path | None, data: DataBundle
+                  ) -> tuple[dict[str, torch.Tensor], str]:
+    """(``weights`` with the classifier's rows in this data's class order, what was done in words).
+
+    Row k of a logits layer scores the run's class k (its classes.json): copied onto data whose classes are
+    other names, or the same in another order, it would score the wrong class. The same names in another
+    order have their rows permuted, W'[k] = W[theirs.index(ours[k])] (biases alike); other names leave the
+    classifier out, to start fresh as for another number of classes."""
+    ours = saved_by_data(data, ("classes.json",)).get("classes.json", {}).get("class_names")
+    theirs_file = run / "classes.json" if run is not None else None
+    if ours is None or theirs_file is None or not theirs_file.is_file():
+        return weights, ""
+    theirs = json.loads(theirs_file.read_text(encoding="utf-8")).get("class_names")
+    rows = [name for name in class_rows(model, len(ours)) if name in weights]
+    if theirs == ours or not rows:
+        return weights, ""
+    layers = ", ".join(dict.fromkeys(name.rsplit(".", 1)[0] for name in rows))
+    if sorted(theirs) == sorted(ours) and len(set(ours)) == len(ours):
+        order = torch.tensor([theirs.index(name) for name in ours])
+        return ({**weights, **{name: weights[name][order] for name in rows}},
+                f"; {layers} rows reordered from the pre-trained run's class order to this data's")
+    return ({name: tensor for name, tensor in weights.items() if name not in rows},
+            f"; {layers} left fresh as the pre-trained run's classes {theirs} are not this data's {ours}")
+
+
 def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
                          source: Pretrained | None = None) -> str:
     """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
@@ -191,7 +226,9 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
             _check_same_model(config, run)
             _check_same_vocabulary(data, run)
         weights = read_eval_weights(ckpt)  # the weights its metrics describe: the EMA when it kept one
-    offered = set(source.weights if source is not None else weights)
+    read_names = list(weights)
+    weights, classes_note = match_classes(model, weights, run, data)
+    offered = set(source.weights if source is not None else read_names)
     aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
     own = {name: t for name, t in model.state_dict().items() if name not in aliases}
     copied, fresh, resampled, mismatched = [], [], [], []
@@ -249,7 +286,8 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
     return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh, own)}; "
             f"not used from the checkpoint: {modules(unused, offered)}"
-            + "".join(f"; resampled {what} (bicubic)" for what in resampled))
+            + "".join(f"; resampled {what} (bicubic)" for what in resampled) + classes_note)
 
 
-__all__ = ["start_from_source", "pretrained_checkpoint", "resampled_grid", "init_from_pretrained"]
+__all__ = ["start_from_source", "pretrained_checkpoint", "resampled_grid", "class_rows", "match_classes",
+           "init_from_pretrained"]

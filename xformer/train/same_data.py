@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from ..config import ConfigError, load_yaml
@@ -109,6 +111,22 @@ def check_same_preprocess(run_dir: Path, data: DataBundle) -> None:
                       f"own: {fix}")
 
 
+def unicode_spelling(ours: list[str], theirs: list[str]) -> str:
+    """The part of a classes-differ line for names of ``theirs`` that are names of ``ours`` in another Unicode
+    form (an accent composed, 'caf\\xe9', or decomposed, 'cafe\\u0301', as a copy from macOS may write
+    folder names): printed alike, so ``ascii`` shows them; "" when there are none."""
+    composed = {unicodedata.normalize("NFC", name): name for name in ours}
+    pairs = [(name, composed[unicodedata.normalize("NFC", name)]) for name in theirs
+             if name not in ours and unicodedata.normalize("NFC", name) in composed]
+    if not pairs:
+        return ""
+    shown = ", ".join(f"{ascii(name)} (the run's {ascii(own)})" for name, own in pairs)
+    one = len(pairs) == 1
+    return (f"; {shown} {'differs' if one else 'differ'} from the run's {'name' if one else 'names'} only in Unicode "
+            f"form: rename {'it' if one else 'them'} as the run spells {'it' if one else 'them'} "
+            "(unicodedata.normalize('NFC', name) composes accents)")
+
+
 def class_mismatch(run_dir: Path, ours: list[str], theirs: list[str], root: str | None) -> str:
     """The line for other data whose class names (``theirs``) are not the run's (``ours``): which of the run's
     classes it lacks, which it has beyond them, and the fix (for an image folder: one folder per run class)."""
@@ -121,6 +139,7 @@ def class_mismatch(run_dir: Path, ours: list[str], theirs: list[str], root: str 
     parts = ([f"lacks the run's {lacking}"] if lacking else []) + \
         ([f"has {extra}, which the run does not know"] if extra else [])
     what = f"it {' and '.join(parts)}" if parts else "it orders the same classes otherwise"
+    what += unicode_spelling(ours, theirs)
     if root is None:
         return f"{problem}: {what}; give data labelled as the run's"
     return (f"{problem}: {what}; give each split of {root} (val/, test/) one folder per class of the run, named as "
@@ -155,12 +174,23 @@ def check_same_split(run_dir: Path, name: str, run_args: dict, args: dict, edite
                           f"leave data.args.{key} out, or point it at other data (data.args.root, path or files)")
 
 
+def real_data_paths(args: dict) -> dict:
+    """``absolute_data_paths`` with symbolic links resolved (``os.path.realpath``): a link to the run's own folder,
+    or a path through one, names the run's own examples."""
+    def real(value):
+        if isinstance(value, list):
+            return [real(v) for v in value]
+        return os.path.realpath(value) if isinstance(value, str) and value else value
+
+    return {k: real(v) if k in SOURCE_ARGS else v for k, v in absolute_data_paths(args).items()}
+
+
 def same_source(name: str, run_args: dict, args: dict) -> bool:
-    """Whether the data arguments ``args`` name the examples ``run_args`` name (``SOURCE_ARGS``, paths absolute and
-    defaults filled in): the run's own data, read again, rather than other data."""
+    """Whether the data arguments ``args`` name the examples ``run_args`` name (``SOURCE_ARGS``, paths absolute with
+    links resolved, defaults filled in): the run's own data, read again, rather than other data."""
     defaults = dataset_defaults(name)
-    before = {**defaults, **absolute_data_paths(run_args)}
-    after = {**defaults, **absolute_data_paths(args)}
+    before = {**defaults, **real_data_paths(run_args)}
+    after = {**defaults, **real_data_paths(args)}
     return all(before.get(key) == after.get(key) for key in SOURCE_ARGS)
 
 
@@ -189,6 +219,7 @@ def effective_data(run: Path, preprocessed: bool = False) -> dict:
     return {"name": name, **{k: v for k, v in args.items() if k not in dropped}}
 
 
-__all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS", "check_same_split", "same_source", "same_values",
-           "saved_by_data", "run_preprocess",
-           "preprocess_difference", "check_same_preprocess", "class_mismatch", "dataset_defaults", "effective_data"]
+__all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS",
+           "check_same_split", "real_data_paths", "same_source", "same_values", "saved_by_data", "run_preprocess",
+           "preprocess_difference", "check_same_preprocess", "class_mismatch", "unicode_spelling",
+           "dataset_defaults", "effective_data"]
