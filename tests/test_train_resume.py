@@ -135,11 +135,16 @@ def test_ctrl_c_finishes_the_step_keeps_it_and_resumes_exactly(tmp_path, monkeyp
 def test_a_signal_before_the_first_checkpoint_keeps_nothing_and_an_overwritten_run_comes_back(tmp_path, monkeypatch):
     old = train_run(config(steps=5), tmp_path / "run")
     signal_during_step(monkeypatch, 3, signal.SIGTERM)
-    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 3 of 30, before the first checkpoint: nothing") as e:
+    with pytest.raises(TrainingInterrupted) as e:
         train_run(config(), tmp_path / "run", overwrite=True)
+    assert str(e.value) == (f"SIGTERM at step 3 of 30, before the first checkpoint: nothing of the new run was kept "
+                            f"and the old run in {tmp_path / 'run'} is as it was")
     assert e.value.exit_status == 143
     assert checkpoint_dir(tmp_path / "run" / "checkpoints").name == "step_00000005"  # as any failure before it
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == old
+    with pytest.raises(TrainingInterrupted) as e:  # a fresh run: nothing was there before
+        train_run(config(), tmp_path / "fresh")
+    assert str(e.value) == "SIGTERM at step 3 of 30, before the first checkpoint: nothing was kept"
 
 
 def test_sigterm_to_xformer_train_stops_cleanly_and_resumes(tmp_path):

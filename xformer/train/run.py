@@ -135,6 +135,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
             teacher = attach_teacher(model, config, world.device, load_run_model, class_names(data))
             check_teacher_vocabulary(config, data)
         trainer = Trainer(model, data, config.train, run_dir, world, recipe_dict(config))
+        trainer.replacing = folder is not None and folder.replacing
         check_even_mixup_batch(trainer)
         if resume:
             trainer.resume(planned_steps(saved, trainer.steps_per_epoch))

@@ -111,6 +111,7 @@ class Trainer:
         # why the loop ended before total_steps ("early_stopping", "max_seconds"), recorded in state.json
         self.stopped_by: str | None = None
         self.folder_lock, self.prune_warned = None, False  # the claim on run_dir (rank 0); a warning said once
+        self.replacing = False  # an --overwrite: the old run comes back if this one stops before its first checkpoint
         self.best_val: dict[str, float] | None = None  # the val metrics at best_step, measured in this process
         # seconds spent in fit() by earlier sessions of the run (from the checkpoint resumed) and this one's start
         self.seconds_before, self.session_start = 0.0, None
@@ -209,7 +210,8 @@ class Trainer:
         if self.run_dir is None:  # training in memory (e.g. Forecaster.fit): nothing is saved at any step
             return f"{name} at step {self.step} of {self.total_steps}"
         if self.last_saved is None:
-            return f"{name} at step {self.step} of {self.total_steps}, before the first checkpoint: nothing was kept"
+            return (f"{name} at step {self.step} of {self.total_steps}, before the first checkpoint: "
+                    f"{self._nothing_kept()}")
         return (f"{name}: stopped after step {self.step} of {self.total_steps}, kept as {self.last_saved}; continue "
                 f"with: xformer train --resume {self.run_dir}")
 
@@ -218,9 +220,14 @@ class Trainer:
         name = signal.Signals(signum).name
         where = f"{name} twice: stopped during step {self.step + 1} of {self.total_steps}"
         if self.run_dir is None or self.last_saved is None:
-            return f"{where}{'' if self.run_dir is None else ', before the first checkpoint: nothing was kept'}"
+            return f"{where}{'' if self.run_dir is None else f', before the first checkpoint: {self._nothing_kept()}'}"
         return (f"{where}; the last checkpoint is {self.last_saved}; continue with: xformer train --resume "
                 f"{self.run_dir}")
+
+    def _nothing_kept(self) -> str:
+        if self.replacing:  # OutputFolder.failed puts the old run back
+            return f"nothing of the new run was kept and the old run in {self.run_dir} is as it was"
+        return "nothing was kept"
 
     def _batches(self):
         """Micro-batches forever, epoch after epoch, from the current sampler position."""
