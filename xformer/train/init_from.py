@@ -191,7 +191,7 @@ def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], run:
         return weights, ""
     theirs = json.loads(theirs_file.read_text(encoding="utf-8")).get("class_names")
     rows = [name for name in class_rows(model, len(ours)) if name in weights]
-    if theirs == ours or not rows:
+    if not isinstance(theirs, list) or theirs == ours or not rows:
         return weights, ""
     layers = ", ".join(dict.fromkeys(name.rsplit(".", 1)[0] for name in rows))
     if sorted(theirs) == sorted(ours) and len(set(ours)) == len(ours):
