@@ -177,15 +177,16 @@ def class_rows(model: torch.nn.Module, n_classes: int) -> list[str]:
             and module.out_features == n_classes for kind in ("weight", "bias") if getattr(module, kind) is not None]
 
 
-def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], run: Path | None, data: DataBundle
-                  ) -> tuple[dict[str, torch.Tensor], str]:
+def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], run: Path | None,
+                  data: DataBundle | None) -> tuple[dict[str, torch.Tensor], str]:
     """(``weights`` with the classifier's rows in this data's class order, what was done in words).
 
     Row k of a logits layer scores the run's class k (its classes.json): copied onto data whose classes are
     other names, or the same in another order, it would score the wrong class. The same names in another
     order have their rows permuted, W'[k] = W[theirs.index(ours[k])] (biases alike); other names leave the
     classifier out, to start fresh as for another number of classes."""
-    ours = saved_by_data(data, ("classes.json",)).get("classes.json", {}).get("class_names")
+    saved = saved_by_data(data, ("classes.json",)) if data is not None else {}
+    ours = saved.get("classes.json", {}).get("class_names")
     theirs_file = run / "classes.json" if run is not None else None
     if ours is None or theirs_file is None or not theirs_file.is_file():
         return weights, ""
