@@ -109,6 +109,21 @@ def source_names(run: Path | None, vocab) -> tuple[Path, dict, dict[str, str]] |
     return (folder, config, renamed) if mine == theirs.get_vocab() else None
 
 
+def write_char_tokenizer(vocab, path: Path) -> None:
+    """A character vocabulary as a Hugging Face ``tokenizer.json``, so that ``AutoTokenizer.from_pretrained``
+    (a ``PreTrainedTokenizerFast``) gives the run's ids: every character is a piece (a split that isolates each
+    one), looked up in the run's table (WordLevel: character -> id, its special tokens at theirs), and decoding
+    joins the pieces with nothing between them (``Fuse``). A character outside the table is the vocabulary's
+    [UNK] when it has one, else refused by the tokenizer, as ``CharVocab.encode`` refuses it."""
+    tokenizers = need("tokenizers", "--format hf")
+    unk = "[UNK]" if "[UNK]" in vocab.specials else None
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.WordLevel(dict(vocab.stoi), unk_token=unk))
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.Split(tokenizers.Regex(r"[\s\S]"), behavior="isolated")
+    tokenizer.decoder = tokenizers.decoders.Fuse()
+    tokenizer.add_special_tokens(list(vocab.specials))
+    tokenizer.save(str(path))
+
+
 def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path | None = None) -> dict:
     """config.json + model.safetensors that ``GPT2LMHeadModel`` / ``BertForMaskedLM`` /
     ``BertForPreTraining.from_pretrained(folder)`` loads, plus the run's tokenizer files when given, so that
@@ -125,7 +140,9 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
     vocab = _vocabulary(tokenizer_dir)
     source = source_names(run, vocab) if vocab is not None else None
     ids = {f"{role}_token_id": getattr(vocab, f"{role}_id", None) for role in ("bos", "eos", "pad")}
-    ids = {k: v for k, v in ids.items() if v is not None}
+    # a vocabulary without [BOS] / [EOS] has none: GPT-2's convention of the last id would name one of its
+    # tokens (a character vocabulary's last character), where Hugging Face's generate would stop
+    ids = {k: v for k, v in ids.items() if v is not None or (vocab is not None and k != "pad_token_id")}
     if source is not None:
         ids = {k: source[1][k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in source[1]}
     hf = to_hf_gpt2(model, **ids) if kind == "gpt2" else to_hf_bert(model)
@@ -159,6 +176,9 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
             else:
                 shutil.copy2(f, folder / f.name)
             copied.append(f.name)
+    if getattr(vocab, "kind", None) == "char" and not (folder / "tokenizer.json").exists():
+        write_char_tokenizer(vocab, folder / "tokenizer.json")
+        copied.append("tokenizer.json")
     if vocab is not None and (folder / "tokenizer.json").is_file() and not (folder / "tokenizer_config.json").exists():
         tokens = {f"{role}_token": tok for role, tok in (("pad", "[PAD]"), ("unk", "[UNK]"), ("cls", "[CLS]"),
                                                          ("sep", "[SEP]"), ("mask", "[MASK]"), ("bos", "[BOS]"),

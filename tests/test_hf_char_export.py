@@ -1,0 +1,61 @@
+"""A character-level GPT exported to Hugging Face (``xformer export --format hf``): its tokenizer.json gives
+the run's ids through ``AutoTokenizer``, and Hugging Face's greedy ``generate`` writes what xformer's does
+(a vocabulary without [EOS] has no eos_token_id, so neither stops early)."""
+import pytest
+import torch
+import yaml
+
+from xformer.cli import main
+from xformer.data.vocab import load_vocab
+from xformer.generation.text import generate_text
+from xformer.train.run import load_run_model
+
+transformers = pytest.importorskip("transformers")
+
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 20
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("char_hf")
+    (tmp / "text.txt").write_text(TEXT, encoding="utf-8")
+    recipe = {"model": {"architecture": "decoder",
+                        "core": {"d_model": 16, "n_layers": 2, "n_heads": 2, "d_ff": 32, "bias": False,
+                                 "qkv_bias": False},
+                        "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
+              "data": {"name": "text_lm", "args": {"files": str(tmp / "text.txt"), "tokenizer": "char",
+                                                    "block_size": 32}},
+              "train": {"steps": 30, "batch_size": 8, "lr": 1e-2, "eval_every": 30}}
+    (tmp / "char.yaml").write_text(yaml.safe_dump(recipe))
+    torch.set_num_threads(1)
+    assert main(["train", str(tmp / "char.yaml"), "--out", str(tmp / "run"), "--quiet", "--threads", "1"]) == 0
+    assert main(["export", str(tmp / "run"), "--format", "hf", "--out", str(tmp / "hf")]) == 0
+    return tmp / "run", tmp / "hf"
+
+
+def test_autotokenizer_gives_the_runs_character_ids(exported):
+    run, hf = exported
+    vocab = load_vocab(run / "tokenizer")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf)
+    for text in ("First Citizen:\n", "Speak, speak.\n\nAll:", " hear  me "):
+        ids = tokenizer(text)["input_ids"]
+        assert ids == vocab.encode(text), text
+        assert tokenizer.decode(ids) == text
+    assert tokenizer.model_max_length == 32
+
+
+def test_hf_greedy_generation_writes_what_xformer_writes(exported):
+    run, hf = exported
+    config = transformers.AutoConfig.from_pretrained(hf)
+    assert config.eos_token_id is None and config.bos_token_id is None  # no [EOS] / [BOS] in the vocabulary
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf)
+    prompt = "First Citizen:\n"
+    encoded = tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**encoded, max_new_tokens=16, do_sample=False, pad_token_id=0)
+    theirs = tokenizer.decode(out[0][encoded["input_ids"].shape[1]:])
+    _, ours_model = load_run_model(run)
+    ours = generate_text(ours_model, load_vocab(run / "tokenizer"), prompt, 16)
+    assert len(theirs) == 16 and theirs == ours
