@@ -59,3 +59,19 @@ def test_hf_greedy_generation_writes_what_xformer_writes(exported):
     _, ours_model = load_run_model(run)
     ours = generate_text(ours_model, load_vocab(run / "tokenizer"), prompt, 16)
     assert len(theirs) == 16 and theirs == ours
+
+
+def test_a_run_fine_tuned_from_the_export_reads_characters_again(exported, tmp_path, capsys):
+    run, hf = exported
+    (tmp_path / "more.txt").write_text(TEXT[::-1], encoding="utf-8")  # the same characters
+    recipe = {"model": {"architecture": "decoder", "head": {"name": "causal_lm"}},
+              "data": {"name": "text_lm", "args": {"files": str(tmp_path / "more.txt"), "block_size": 32}},
+              "train": {"steps": 2, "batch_size": 8, "eval_every": 2}}
+    (tmp_path / "ft.yaml").write_text(yaml.safe_dump(recipe))
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "ft.yaml"), "--out", str(tmp_path / "ft"), "--threads", "1",
+                 "--init-from", f"hf:{hf}"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "loaded 28 of 28 tensors; left fresh: none;" in out, out
+    vocab = load_vocab(tmp_path / "ft" / "tokenizer")
+    assert vocab.kind == "char" and vocab.stoi == load_vocab(run / "tokenizer").stoi

@@ -56,9 +56,27 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
         if source.tokenizer is None:
             raise ConfigError(f"init_from {source.source}: the folder holds no tokenizer (tokenizer.json, vocab.json + "
                               "merges.txt, or vocab.txt); save it beside the model: tokenizer.save_pretrained(folder)")
-        WordPieceVocab(source.tokenizer, lowercase=False).save(vocab_dir)
+        (exported_char_vocab(source) or WordPieceVocab(source.tokenizer, lowercase=False)).save(vocab_dir)
         config.data.args["tokenizer"] = str(vocab_dir)
     return dataclasses.replace(config, model=model)
+
+
+def exported_char_vocab(source: Pretrained):
+    """The character vocabulary of a folder ``xformer export --format hf`` wrote from a character-level run (its
+    xformer_tokenizer.json, the same table as its tokenizer.json), so that the run fine-tuned from it reads
+    characters again (a word-piece vocabulary of them would want the [EOS] text_lm puts between paragraphs);
+    None for any other folder."""
+    from ..data.vocab import META_FILE, CharVocab, load_vocab
+
+    folder = Path(source.source[len("hf:"):]) if source.source.startswith("hf:") else None
+    if folder is None or not (folder / META_FILE).is_file():
+        return None
+    try:
+        vocab = load_vocab(folder)
+    except ConfigError:
+        return None
+    same = isinstance(vocab, CharVocab) and vocab.stoi == source.tokenizer.get_vocab()
+    return vocab if same else None
 
 
 # ---- init_from: fine-tuning from a pre-trained run ----------------------------------------------------------
