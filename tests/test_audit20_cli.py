@@ -126,7 +126,7 @@ def test_generate_passes_seed_top_k_top_p_and_temperature_to_the_sampler(monkeyp
     and the printed text is the prompt and what generate_text, called with them, samples."""
     vocab = CharVocab.from_text(PASSAGE * 4)
     model = _random_char_gpt(vocab, 32)
-    monkeypatch.setattr(generate_command, "load_text_model", lambda run_dir: (model, vocab))
+    monkeypatch.setattr(generate_command, "load_text_model", lambda run_dir, checkpoint="best": (model, vocab))
     real, calls = xformer.generation.generate_text, []
 
     def recording(model, vocab, prompts, max_new_tokens, **kwargs):

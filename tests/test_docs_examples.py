@@ -50,7 +50,7 @@ def test_beam_search_on_an_encoder_decoder_runs_without_max_new_tokens(monkeypat
     import xformer.commands.generate as command
 
     model, vocab = _seq2seq(16)
-    monkeypatch.setattr(command, "load_text_model", lambda run_dir: (model, vocab))
+    monkeypatch.setattr(command, "load_text_model", lambda run_dir, checkpoint="best": (model, vocab))
     assert main(["generate", "runs/seq2seq", "--prompt", "three two one", "--num-beams", "4"]) == 0
     printed = capsys.readouterr().out.strip()
     assert printed == generate_text(model, vocab, "three two one", 15, num_beams=4)

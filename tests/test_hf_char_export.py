@@ -1,6 +1,7 @@
 """A character-level GPT exported to Hugging Face (``xformer export --format hf``): its tokenizer.json gives
 the run's ids through ``AutoTokenizer``, and Hugging Face's greedy ``generate`` writes what xformer's does
-(a vocabulary without [EOS] has no eos_token_id, so neither stops early)."""
+(a vocabulary without [EOS] has no eos_token_id, so neither stops early); and a nanoGPT user's habits on the
+same run: a prompt read from a file, any kept checkpoint sampled."""
 import pytest
 import torch
 import yaml
@@ -75,3 +76,24 @@ def test_a_run_fine_tuned_from_the_export_reads_characters_again(exported, tmp_p
     assert "loaded 28 of 28 tensors; left fresh: none;" in out, out
     vocab = load_vocab(tmp_path / "ft" / "tokenizer")
     assert vocab.kind == "char" and vocab.stoi == load_vocab(run / "tokenizer").stoi
+
+
+def test_generate_reads_a_prompt_file_and_any_kept_checkpoint(exported, tmp_path, capsys):
+    run, hf = exported
+    prompt = "First Citizen:\nBefore we\n"  # several lines, a trailing newline: what --prompt quoting loses
+    (tmp_path / "prompt.txt").write_text(prompt, encoding="utf-8")
+    _, model = load_run_model(run, "step_30")
+    expected = prompt + generate_text(model, load_vocab(run / "tokenizer"), prompt, 12)
+    capsys.readouterr()
+    assert main(["generate", str(run), "--prompt-file", str(tmp_path / "prompt.txt"), "--checkpoint", "step_30",
+                 "--greedy", "--max-new-tokens", "12"]) == 0
+    assert capsys.readouterr().out == expected + "\n"
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    for argv, named in ((["--prompt-file", str(tmp_path / "nope.txt")], "--prompt-file"),
+                        (["--prompt-file", str(tmp_path / "latin1.txt")], "is not UTF-8 text"),
+                        (["--prompt", "x", "--checkpoint", "step_7"], "no such checkpoint"),
+                        ([str(hf), "--prompt", "x", "--checkpoint", "last"], "holds one set of weights")):
+        target = [] if argv[0] == str(hf) else [str(run)]
+        assert main(["generate", *target, *argv]) == 2
+        err = capsys.readouterr().err
+        assert named in err and err.count("\n") == 1 and "Traceback" not in err, err

@@ -1,6 +1,6 @@
-"""`xformer generate RUN_DIR --prompt "..."`: continue a prompt with a trained text run.
+"""`xformer generate RUN_DIR --prompt "..." | --prompt-file FILE`: continue a prompt with a trained text run.
 
-Loads the model from RUN_DIR (config.yaml + best, else latest, checkpoint) and the
+Loads the model from RUN_DIR (config.yaml + best, else latest, checkpoint, or --checkpoint) and the
 vocabulary from RUN_DIR/tokenizer, then samples (default), decodes greedily
 (--greedy) or runs beam search (--num-beams > 1); see xformer/generation/.
 RUN_DIR may also be a local Hugging Face GPT-2 folder (config.json, model.safetensors or
@@ -16,19 +16,23 @@ from pathlib import Path
 from ..config import ConfigError
 
 
-def load_text_model(run_dir: str | Path):
-    """(model, vocab) of a text run, without rebuilding its data: config.yaml already holds the
-    data-implied model arguments, so the text files (and a WordPiece re-training) are not needed."""
+def load_text_model(run_dir: str | Path, checkpoint: str = "best"):
+    """(model, vocab) of a text run (the weights of ``checkpoint``: best, last or step_N), without rebuilding its
+    data: config.yaml already holds the data-implied model arguments, so the text files (and a WordPiece
+    re-training) are not needed."""
     from ..data.vocab import META_FILE, load_vocab
     from ..train.run import load_run_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file() and (run_dir / "config.json").is_file():
+        if checkpoint != "best":
+            raise ConfigError(f"--checkpoint {checkpoint}: {run_dir} is a Hugging Face folder, which holds one set of "
+                              "weights; leave --checkpoint out")
         return load_hf_text_model(run_dir)
     if (run_dir / "config.yaml").is_file() and not (run_dir / "tokenizer" / META_FILE).is_file():
         raise ConfigError(f"{run_dir} has no saved tokenizer (tokenizer/{META_FILE}); generate needs a text run "
                           "(data text_lm or another text dataset)")
-    _, model = load_run_model(run_dir)
+    _, model = load_run_model(run_dir, checkpoint)
     return model, load_vocab(run_dir / "tokenizer")
 
 
@@ -44,6 +48,21 @@ def load_hf_text_model(folder: Path):
         raise ConfigError(f"{folder} holds no tokenizer (tokenizer.json, or vocab.json + merges.txt); save it beside "
                           "the model with tokenizer.save_pretrained(folder)")
     return model, vocab
+
+
+def read_prompt(path: str | Path) -> str:
+    """The text of ``--prompt-file`` as it is (UTF-8; line ends read as newlines), as nanoGPT's
+    ``sample.py --start=FILE:prompt.txt`` reads one: a prompt of several lines without the shell's quoting."""
+    from ..data.compressed import read_text_file
+    from ..data.corpus import not_utf8_text
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--prompt-file {path} does not exist; give a UTF-8 text file, or the text as --prompt")
+    try:
+        return read_text_file(path)
+    except UnicodeDecodeError as e:
+        raise not_utf8_text(path, e) from None
 
 
 def run(args: argparse.Namespace) -> None:
@@ -62,7 +81,9 @@ def run(args: argparse.Namespace) -> None:
     if not -2 ** 63 <= args.seed < 2 ** 64:  # what torch.Generator.manual_seed takes
         raise ConfigError(f"--seed must be a whole number from -2**63 to 2**64 - 1, got {args.seed}; e.g. --seed 0")
     device = pick_device(args.device, "--device")
-    model, vocab = load_text_model(args.run_dir)
+    if args.prompt_file is not None:
+        args.prompt = read_prompt(args.prompt_file)
+    model, vocab = load_text_model(args.run_dir, args.checkpoint)
     model.to(device)
     generator = torch.Generator(device).manual_seed(args.seed)
     do_sample = not args.greedy and args.num_beams == 1
@@ -84,11 +105,16 @@ def add_parser(subparsers) -> None:
                     "--num-beams > 1 runs beam search.",
         epilog='example: xformer generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40')
     p.add_argument("run_dir", metavar="RUN_DIR", help="a text run's folder, or a local Hugging Face GPT-2 folder")
-    p.add_argument("--prompt", default="", help="text to continue (an encoder-decoder reads it as its source)")
+    given = p.add_mutually_exclusive_group()
+    given.add_argument("--prompt", default="", help="text to continue (an encoder-decoder reads it as its source)")
+    given.add_argument("--prompt-file", metavar="FILE", help="the prompt read from a UTF-8 text file, as it is "
+                       "(several lines, a trailing newline kept)")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
+                   help="which checkpoint of the run (default best, the one metrics.json describes)")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                    help="new tokens to write (default: as many as fit in the model's positions after the prompt, "
                         "at most 200); more than fit slides the window (greedy and sampling; beam search refuses)")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="divides the logits before sampling (default 1)")
     p.add_argument("--top-k", type=int, default=0, help="keep the k most probable tokens (0: all)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus: keep the most probable tokens up to mass p")
     p.add_argument("--num-beams", type=int, default=1, help="> 1: beam search (deterministic)")
