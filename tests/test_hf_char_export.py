@@ -97,3 +97,23 @@ def test_generate_reads_a_prompt_file_and_any_kept_checkpoint(exported, tmp_path
         assert main(["generate", *target, *argv]) == 2
         err = capsys.readouterr().err
         assert named in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_tokenizer_encode_shows_a_runs_ids_and_pieces(exported, tmp_path, capsys, monkeypatch):
+    import io
+    import json
+
+    run, _ = exported
+    vocab = load_vocab(run / "tokenizer")
+    capsys.readouterr()
+    assert main(["tokenizer", "encode", str(run), "First Citizen:", "hear me"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["ids"] for line in lines] == [vocab.encode("First Citizen:"), vocab.encode("hear me")]
+    assert lines[0]["pieces"] == list("First Citizen:") and lines[1]["decoded"] == "hear me"
+    monkeypatch.setattr("sys.stdin", io.StringIO("All:\nSpeak\n"))
+    assert main(["tokenizer", "encode", str(run / "tokenizer"), "-"]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == ["All:", "Speak"]
+    for argv, named in (([str(tmp_path), "x"], "holds no saved tokenizer"), ([str(run), "é"], "not in the")):
+        assert main(["tokenizer", "encode", *argv]) == 2
+        err = capsys.readouterr().err
+        assert named in err and err.count("\n") == 1 and "Traceback" not in err, err

@@ -1,4 +1,5 @@
-"""`xformer tokenizer train FILES... --vocab-size N --out DIR`: learn a string <-> id vocabulary.
+"""`xformer tokenizer train FILES... --vocab-size N --out DIR`: learn a string <-> id vocabulary;
+`xformer tokenizer encode DIR_OR_RUN TEXT...`: how a saved vocabulary (or a run's) cuts texts into ids.
 
 WordPiece by default (Hugging Face ``tokenizers``, BERT's normaliser, the specials
 [PAD] [UNK] [CLS] [SEP] [MASK] [BOS] [EOS]); ``--char`` keeps one id per character
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..config import ConfigError
@@ -70,8 +72,29 @@ def train(args: argparse.Namespace) -> None:
                       "out": str(out.path), "sample": sample, "pieces": pieces}, indent=1, ensure_ascii=False))
 
 
+def encode(args: argparse.Namespace) -> None:
+    """One JSON line per text: its ids, the piece of each id, and the ids decoded back (as `xformer generate`
+    and the text datasets encode it; a WordPiece vocabulary lowercases and drops accents if it was trained so)."""
+    from ..data.vocab import META_FILE, WordPieceVocab, load_vocab
+
+    folder = Path(args.tokenizer)
+    if not (folder / META_FILE).is_file() and (folder / "tokenizer" / META_FILE).is_file():
+        folder = folder / "tokenizer"  # a run folder: its saved vocabulary
+    if not (folder / META_FILE).is_file():
+        raise ConfigError(f"{args.tokenizer} holds no saved tokenizer ({META_FILE}, or a run's tokenizer/); give "
+                          "the --out folder of xformer tokenizer train or of a text run")
+    vocab = load_vocab(folder)
+    texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
+    for text in texts:
+        ids = vocab.encode(text)
+        pieces = vocab.tokens(text) if isinstance(vocab, WordPieceVocab) else [vocab.itos[i] for i in ids]
+        print(json.dumps({"text": text, "ids": ids, "pieces": pieces, "decoded": vocab.decode(ids)},
+                         ensure_ascii=False))
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("tokenizer", help="learn a WordPiece or character vocabulary from text files",
+    p = subparsers.add_parser("tokenizer", help="learn a WordPiece or character vocabulary from text files, or "
+                              "show how one encodes texts",
                               description="Tokenizer (string <-> id vocabulary) tools.")
     sub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
     sub.required = True
@@ -93,3 +116,11 @@ def add_parser(subparsers) -> None:
     t.add_argument("--no-lowercase", action="store_true", help="keep case (WordPiece lowercases by default)")
     t.add_argument("--char", action="store_true", help="one id per character of the text (no special tokens)")
     t.set_defaults(func=train)
+    e = sub.add_parser(
+        "encode", help="show the ids and pieces a saved vocabulary cuts texts into",
+        description="Encode each TEXT with the vocabulary saved in DIR (xformer tokenizer train's --out, or a text "
+                    "run's folder) and print one JSON line per text: ids, pieces and the ids decoded back.",
+        epilog='example: xformer tokenizer encode runs/wordpiece_gpt "Hello world" "unbelievable"')
+    e.add_argument("tokenizer", metavar="DIR", help="a saved tokenizer folder, or a text run's folder")
+    e.add_argument("texts", nargs="+", metavar="TEXT", help="texts to encode; - reads one text per line of stdin")
+    e.set_defaults(func=encode)
