@@ -67,6 +67,9 @@ def test_neuralforecast_argument_names_are_answered_with_ours():
     with pytest.raises(ConfigError, match=r"unknown Forecaster option\(s\) \['h', 'input_size'\] \(neuralforecast's "
                                           r"names; here h -> horizon, input_size -> input_len\); valid: affine, "):
         Forecaster(h=12, input_size=48)
+    with pytest.raises(ConfigError, match=r"here level -> quantiles \(level=\[80, 90\] is quantiles=\[0.05, 0.1, 0.5, "
+                                          r"0.9, 0.95\]\)\)"):  # neuralforecast's prediction intervals
+        Forecaster(level=[80, 90])
     df = series("a", 60, 0)
     fitted = Forecaster(**TINY, max_steps=1).fit(df)
     with pytest.raises(ConfigError, match=r"unknown cross_validation option\(s\) \['step_size'\] \(neuralforecast's "

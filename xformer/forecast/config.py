@@ -24,6 +24,7 @@ NEURALFORECAST_NAMES = {
     "revin_affine": "affine", "windows_batch_size": "batch_size", "gradient_clip_val": "clip",
     "early_stop_patience_steps": "early_stopping (of fit, in epochs)", "val_size": "val_size (of fit)",
     "step_size": "step", "test_size": "n_windows (test_size = h + step * (n_windows - 1))",
+    "level": "quantiles (level=[80, 90] is quantiles=[0.05, 0.1, 0.5, 0.9, 0.95])",
 }
 # the options that take a whole number, with the least one; given another type (1.5, 24.0, "3", True), fit would
 # fail inside torch or save a config.yaml that load refuses, so each is refused when given
