@@ -117,3 +117,13 @@ def test_tokenizer_encode_shows_a_runs_ids_and_pieces(exported, tmp_path, capsys
         assert main(["tokenizer", "encode", *argv]) == 2
         err = capsys.readouterr().err
         assert named in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_other_text_names_every_character_the_runs_vocabulary_lacks(exported, tmp_path, capsys):
+    run, _ = exported
+    (tmp_path / "other.txt").write_text("Zounds, " + TEXT[:300] + " café\n", encoding="utf-8")  # train and val parts
+    capsys.readouterr()
+    assert main(["evaluate", str(run), f"data.args.files={tmp_path / 'other.txt'}"]) == 2
+    err = capsys.readouterr().err
+    assert "2 character(s) ['Z', 'é'] are not in the" in err and "WordPiece vocabulary" in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err

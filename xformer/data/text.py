@@ -165,6 +165,8 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
     text = read_text_files(files)
     # the vocabulary: characters of the whole text, a saved one, or (below) WordPiece learned on the train part
     vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text)
+    if isinstance(vocab, CharVocab) and tokenizer != "char":  # a saved one: all it lacks named, not one split's
+        vocab.encode(text)
     bounds = split_points(text, val_fraction, test_fraction, snap_to_lines=not isinstance(vocab, CharVocab))
     parts = [text[bounds[i]: bounds[i + 1]] for i in range(3)]
     if vocab is None:

@@ -121,8 +121,11 @@ class CharVocab(Vocab):
             unk = self.unk_id
             unknown = sorted({c for c in text if c not in self.stoi})
             if unk is None:
-                raise ConfigError(f"characters {unknown!r} are not in the {self.vocab_size}-symbol vocabulary; "
-                                  "use text from the training alphabet or a vocabulary with [UNK]") from None
+                shown = unknown if len(unknown) <= 10 else [*unknown[:10], "..."]
+                raise ConfigError(f"{len(unknown)} character(s) {shown!r} are not in the {self.vocab_size}-symbol "
+                                  "character vocabulary (the characters of the text it was made from), which has no "
+                                  "[UNK]; give text of its characters only (replace or drop those), or train with a "
+                                  "WordPiece vocabulary, whose [UNK] stands for what it lacks") from None
             return [self.stoi.get(c, unk) for c in text]
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
