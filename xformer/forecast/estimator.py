@@ -300,7 +300,7 @@ class Forecaster:
         stats = np.array([self.stats.get(k) or _scale_stats(v) for k, v in histories.items()])  # (S, 2)
         x = np.stack([v[-L:] for v in histories.values()])
         z = torch.as_tensor((x - stats[:, :1]) / stats[:, 1:], dtype=torch.float32)[..., None]
-        device = next(self.model.parameters()).device
+        device = next(iter(self.model.parameters()), torch.empty(0)).device
         self.model.eval()
         points, quantiles = [], []
         extra = {}
@@ -333,7 +333,7 @@ class Forecaster:
             raise ConfigError(f"predict needs at least input_len={L} rows, got {len(frame)}")
         x = torch.as_tensor(self.scaler.transform(frame.to_numpy()[-L:]), dtype=torch.float32)
         self.model.eval()
-        out = self.model({INPUTS: x[None].to(next(self.model.parameters()).device)})
+        out = self.model({INPUTS: x[None].to(next(iter(self.model.parameters()), torch.empty(0)).device)})
         unscale = lambda y: self.scaler.inverse_transform(y.double().cpu().numpy())  # noqa: E731
         point = unscale(out["prediction"][0]).T  # (C, H)
         if "quantiles" not in out:

@@ -70,6 +70,9 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.aliases = tied_aliases(model)
         self.model = model.to(world.device)
+        # a model without parameters to learn (the last_value and seasonal_naive baselines) trains nothing: its
+        # steps only run it forward, and its evaluations and run folder are any run's
+        self.learns = any(p.requires_grad for p in self.model.parameters())
         self.sharded = config.distributed == "fsdp" and world.size > 1
         if self.sharded and config.ema.enabled:  # the average would need the full weights on every step
             raise ConfigError("train.ema needs the whole model on every process; use train.distributed=ddp "
@@ -274,7 +277,8 @@ class Trainer:
                     out = self.engine(batch)
                 weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
                 weighted = out["loss"].float() * weight
-                weighted.backward()
+                if self.learns:
+                    weighted.backward()
             totals += torch.stack([weighted.detach(), weight])
         return totals
 
