@@ -80,15 +80,17 @@ SPLIT_FILE = "data_split.json"  # RUN/data_split.json, the split's identity (dat
 
 
 def absolute_data_paths(args: dict) -> dict:
-    """``data.args`` with its file and folder paths absolute (~ expanded, a relative one taken from the current
-    directory), as a run records them: a run started in one directory then resumes, and is evaluated, from
-    any other, as ``distill.teacher`` is (``teacher_path``)."""
+    """``data.args`` with its file and folder paths absolute (``DATA_PATHS``, and a saved vocabulary's folder given
+    as ``tokenizer``; ~ expanded, a relative one taken from the current directory), as a run records them: a run
+    started in one directory then resumes, and is evaluated, from any other, as ``distill.teacher`` is
+    (``teacher_path``)."""
     def absolute(value):
         if isinstance(value, list):
             return [absolute(v) for v in value]
         return os.path.abspath(os.path.expanduser(value)) if isinstance(value, str) and value else value
 
-    return {k: absolute(v) if k in DATA_PATHS else v for k, v in args.items()}
+    named = {"char", "wordpiece"}  # a tokenizer learned from the text, not a folder
+    return {k: absolute(v) if k in DATA_PATHS or (k == "tokenizer" and v not in named) else v for k, v in args.items()}
 
 
 def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
