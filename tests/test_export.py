@@ -115,6 +115,12 @@ def test_bert_exports_to_a_folder_bert_for_masked_lm_loads_with_the_same_logits(
     vocab, tokenizer = load_vocab(run / "tokenizer"), AutoTokenizer.from_pretrained(tmp_path / "hf")
     text = "The model predicts the hidden word."
     assert tokenizer(text, add_special_tokens=False)["input_ids"] == vocab.encode(text)  # the run's ids
+    # and BERT's template, as the model was trained on it: [CLS] A [SEP] B [SEP], B's part of token type 1
+    pair = tokenizer("The model.", "A word.")
+    a, b = vocab.encode("The model."), vocab.encode("A word.")
+    assert pair["input_ids"] == [vocab.cls_id, *a, vocab.sep_id, *b, vocab.sep_id]
+    assert pair["token_type_ids"] == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+    assert tokenizer(text)["input_ids"] == [vocab.cls_id, *vocab.encode(text), vocab.sep_id]
     assert tokenizer.mask_token_id == vocab.mask_id and tokenizer.pad_token_id == vocab.pad_id
 
 

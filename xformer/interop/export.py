@@ -109,6 +109,21 @@ def source_names(run: Path | None, vocab) -> tuple[Path, dict, dict[str, str]] |
     return (folder, config, renamed) if mine == theirs.get_vocab() else None
 
 
+def add_bert_template(path: Path) -> None:
+    """Give a BERT export's tokenizer.json the input template its model was trained on, as Hugging Face's BERT
+    tokenizers carry it: [CLS] A [SEP] (token types 0) and [CLS] A [SEP] B [SEP] (B's part 1), so that
+    ``AutoTokenizer`` adds what ``BertTokenizer`` (vocab.txt) and xformer's text_mlm items have. One that has a
+    template (a folder the run started from) keeps it."""
+    tokenizers = need("tokenizers", "--format hf")
+    tokenizer = tokenizers.Tokenizer.from_file(str(path))
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    if tokenizer.post_processor is not None or cls is None or sep is None:
+        return
+    tokenizer.post_processor = tokenizers.processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tokenizer.save(str(path))
+
+
 def write_char_tokenizer(vocab, path: Path) -> None:
     """A character vocabulary as a Hugging Face ``tokenizer.json``, so that ``AutoTokenizer.from_pretrained``
     (a ``PreTrainedTokenizerFast``) gives the run's ids: every character is a piece (a split that isolates each
@@ -176,6 +191,8 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
             else:
                 shutil.copy2(f, folder / f.name)
             copied.append(f.name)
+    if kind == "bert" and (folder / "tokenizer.json").is_file():
+        add_bert_template(folder / "tokenizer.json")
     if getattr(vocab, "kind", None) == "char" and not (folder / "tokenizer.json").exists():
         write_char_tokenizer(vocab, folder / "tokenizer.json")
         copied.append("tokenizer.json")
