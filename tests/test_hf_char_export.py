@@ -127,3 +127,15 @@ def test_other_text_names_every_character_the_runs_vocabulary_lacks(exported, tm
     err = capsys.readouterr().err
     assert "2 character(s) ['Z', 'é'] are not in the" in err and "WordPiece vocabulary" in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_output_is_never_the_runs_own_data_file(exported, tmp_path, capsys):
+    run, _ = exported
+    data_file = yaml.safe_load((run / "config.yaml").read_text())["data"]["args"]["files"]
+    before = open(data_file, "rb").read()
+    (tmp_path / "new.txt").write_text("hear me\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", str(run), str(tmp_path / "new.txt"), "--out", data_file, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {data_file} is a data file of the run" in err and err.count("\n") == 1, err
+    assert open(data_file, "rb").read() == before

@@ -114,14 +114,29 @@ def check_outside_data(path: str | Path, option: str, run_dirs=()) -> None:
     """Refuse an output (a file or a folder) at or inside the data folder of a run the command reads: an
     image_folder run's ``data.args.root``, whose sub-folders are read as splits and classes, so that a figure
     there would be scored as an image by the next evaluate, and a folder as a class. Data read from files
-    (a CSV, text files) has no such folder: the folder a file lies in is not checked."""
+    (a CSV, text files: ``data.args.path``, ``files``, ``test_path``) is refused as the output itself (even with
+    --overwrite: the run could no longer be evaluated or resumed); the folder a file lies in is not checked."""
     target = Path(path).resolve()
     for run in [run_dirs] if isinstance(run_dirs, (str, Path)) else run_dirs:
+        if target in _data_files(Path(run)):
+            raise ConfigError(f"{option} {path} is a data file of the run {run} (its config.yaml's data.args), which "
+                              "evaluate and --resume read again; give another file name")
         root = _image_root(Path(run))
         if root is not None and target.is_relative_to(root):
             raise ConfigError(f"{option} {path} is inside data.args.root {root} of the run {run}, whose folders are "
                               "read as splits and classes (the next evaluate would read it as data); give a place "
                               "outside the data")
+
+
+def _data_files(run_dir: Path) -> set[Path]:
+    """The files a run reads as its data (config.yaml's data.args.path, files and test_path), resolved."""
+    try:
+        args = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["data"]["args"]
+        named = [args.get(key) for key in ("path", "files", "test_path")]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, yaml.YAMLError):
+        return set()
+    flat = [v for value in named for v in (value if isinstance(value, list) else [value])]
+    return {Path(v).expanduser().resolve() for v in flat if isinstance(v, str) and v}
 
 
 def _image_root(run_dir: Path) -> Path | None:
