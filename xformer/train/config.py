@@ -359,7 +359,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}': '{part}' is not a mapping")
-        node[leaf] = yaml.safe_load(text)
+        try:
+            node[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError as e:  # e.g. train.lr=[1e-3, (an unclosed list)
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({problem}); quote it as text, or "
+                              "close its brackets, e.g. train.betas=[0.9,0.95]") from None
     return data
 
 
