@@ -139,3 +139,17 @@ def test_an_output_is_never_the_runs_own_data_file(exported, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--out {data_file} is a data file of the run" in err and err.count("\n") == 1, err
     assert open(data_file, "rb").read() == before
+
+
+def test_init_from_a_hugging_face_folder_without_hf_says_to_add_it(exported, tmp_path, capsys):
+    _, hf = exported
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    recipe = {"model": {"architecture": "decoder", "head": {"name": "causal_lm"}},
+              "data": {"name": "text_lm", "args": {"files": str(tmp_path / "t.txt"), "block_size": 32}},
+              "train": {"steps": 1}}
+    (tmp_path / "ft.yaml").write_text(yaml.safe_dump(recipe))
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "ft.yaml"), "--out", str(tmp_path / "ft"), "--init-from", str(hf)]) == 2
+    err = capsys.readouterr().err
+    assert f"a Hugging Face folder (config.json), not an xformer run; give it as hf:{hf}" in err, err
+    assert not (tmp_path / "ft").exists()

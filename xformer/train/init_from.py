@@ -91,6 +91,9 @@ def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
         if (root / POINTER).is_file():
             ckpt = checkpoint_dir(root, "best")
             return ckpt, root.parent
+    if (path / "config.json").is_file() and not (path / "state.json").is_file():  # save_pretrained's, an export's
+        raise ConfigError(f"init_from {path}: a Hugging Face folder (config.json), not an xformer run; give it as "
+                          f"hf:{path}")
     if (path / "model.safetensors").is_file():
         run = path.parent.parent if path.parent.name == "checkpoints" else None
         return path, run
