@@ -128,24 +128,28 @@ def check_outside_data(path: str | Path, option: str, run_dirs=()) -> None:
                               "outside the data")
 
 
+def _data_args(run_dir: Path) -> tuple[str | None, dict]:
+    """(data name, data.args) of a run's config.yaml; (None, {}) for a folder that is not a readable run (the
+    command's own check of its run folder says so)."""
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")).get("data")
+        return data.get("name"), dict(data.get("args") or {})
+    except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError):
+        return None, {}
+
+
 def _data_files(run_dir: Path) -> set[Path]:
     """The files a run reads as its data (config.yaml's data.args.path, files and test_path), resolved."""
-    try:
-        args = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["data"]["args"]
-        named = [args.get(key) for key in ("path", "files", "test_path")]
-    except (OSError, ValueError, AttributeError, KeyError, TypeError, yaml.YAMLError):
-        return set()
+    args = _data_args(run_dir)[1]
+    named = [args.get(key) for key in ("path", "files", "test_path")]
     flat = [v for value in named for v in (value if isinstance(value, list) else [value])]
     return {Path(v).expanduser().resolve() for v in flat if isinstance(v, str) and v}
 
 
 def _image_root(run_dir: Path) -> Path | None:
     """The image folder an image_folder run reads (its config.yaml's data.args.root), else None."""
-    try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")).get("data")
-        root = data["args"]["root"] if data.get("name") == "image_folder" else None
-    except (OSError, ValueError, AttributeError, KeyError, TypeError, yaml.YAMLError):
-        return None  # not a readable run: the command's own check of its run folder says so
+    name, args = _data_args(run_dir)
+    root = args.get("root") if name == "image_folder" else None
     return Path(root).expanduser().resolve() if isinstance(root, str) and root else None
 
 
