@@ -36,9 +36,15 @@ Tokenizers (``tokenizer``):
   "wordpiece"  WordPiece learned on the train part only; the text is encoded
                paragraph by paragraph (blank-line separated, lines joined by
                spaces) with [EOS] after each paragraph, the document separator
-               a generator stops at. The cuts a and b are moved to the next line
-               break so that no line is split between two parts.
+               a generator stops at (WordPiece keeps no line break to learn
+               from). The cuts a and b are moved to the next line break so
+               that no line is split between two parts.
   a folder     a saved vocabulary (``xformer tokenizer train``, RUN_DIR/tokenizer).
+               One that keeps whitespace (``Vocab.keeps_whitespace``: a
+               byte-level BPE, GPT-2's from ``init_from: hf:``) reads the text
+               as written, line breaks and all, as Hugging Face's run_clm and
+               nanoGPT feed GPT-2; its source's name for a special token in the
+               text (GPT-2's <|endoftext|> between documents) is that token.
 """
 from __future__ import annotations
 
@@ -124,8 +130,9 @@ def paragraphs(text: str) -> list[str]:
 
 
 def encode_stream(vocab: Vocab, text: str) -> list[int]:
-    """Characters as they are; WordPiece paragraph by paragraph, [EOS] after each."""
-    if isinstance(vocab, CharVocab):
+    """The text as written where the vocabulary keeps its layout (characters, a byte-level BPE such as GPT-2's);
+    else (WordPiece, which drops whitespace) paragraph by paragraph, [EOS] after each."""
+    if vocab.keeps_whitespace:
         return vocab.encode(text)
     vocab.require("eos")
     ids = []

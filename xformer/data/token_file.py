@@ -28,6 +28,7 @@ Windows, as ``text_lm`` (text.py) cuts them from one in-memory stream:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ TOKENIZER_DIR = "tokenizer"
 SPLITS = ("train", "val", "test")
 DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 FIX = "prepare the folder again (see data/README.md)"
+LINE_START = re.compile(r"\n(?=[^\W_])")  # the line break of a line that starts with a letter or digit
 
 
 def token_dtype(vocab_size: int) -> str:
@@ -98,11 +100,23 @@ def write_meta(folder: str | Path, vocab: Vocab, dtype: str, tokens: dict, chara
 
 
 def encoded_chunks(vocab: Vocab, text: str, chars: int = 1 << 20, paragraphs_per_chunk: int = 10_000):
-    """``encode_stream(vocab, text)`` (text.py) in pieces: characters ``chars`` at a time; WordPiece
+    """``encode_stream(vocab, text)`` (text.py) in pieces: characters ``chars`` at a time; a vocabulary that keeps
+    the layout about ``chars`` at a time, cut just before the line break of a line that starts with a letter or
+    digit (never inside a word, nor before a special token such as <|endoftext|>; GPT-2's byte-level
+    pre-tokeniser makes that line break a piece of its own, and the whitespace before it another, so the ids
+    are those of the whole text); WordPiece
     ``paragraphs_per_chunk`` paragraphs at a time, [EOS] after each paragraph."""
     if isinstance(vocab, CharVocab):
         for lo in range(0, len(text), chars):
             yield vocab.encode(text[lo:lo + chars])
+        return
+    if vocab.keeps_whitespace:
+        lo = 0
+        while lo < len(text):
+            cut = LINE_START.search(text, lo + chars) if lo + chars < len(text) else None
+            hi = cut.start() if cut else len(text)
+            yield vocab.encode(text[lo:hi])
+            lo = hi
         return
     vocab.require("eos")
     found = paragraphs(text)

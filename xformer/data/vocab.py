@@ -39,12 +39,14 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"
 META_FILE = "xformer_tokenizer.json"
 _ROLES = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "bos": "[BOS]",
           "eos": "[EOS]"}
+WHITESPACE = " \n\n\t  \n"  # what a vocabulary must give back to keep a text's layout (``keeps_whitespace``)
 
 
 class Vocab:
     """Shared interface: ``encode``, ``decode``, ``vocab_size``, the special ids, ``save``."""
 
     kind = ""
+    keeps_whitespace = False  # decode(encode(text)) keeps spaces, tabs and line breaks as they were
 
     def __init__(self, specials: dict[str, int]):
         self.specials = specials  # token -> id
@@ -98,6 +100,7 @@ class CharVocab(Vocab):
     """One id per character; ``specials`` (if any) first, then the characters in sorted order."""
 
     kind = "char"
+    keeps_whitespace = True
 
     def __init__(self, chars: Iterable[str], specials: Sequence[str] = ()):
         chars = sorted(set(chars) - set(specials))
@@ -142,15 +145,24 @@ class CharVocab(Vocab):
 
 
 class WordPieceVocab(Vocab):
-    """A Hugging Face ``tokenizers.Tokenizer`` with a WordPiece model (BERT's normaliser and pre-tokeniser)."""
+    """A Hugging Face ``tokenizers.Tokenizer``: a WordPiece model (BERT's normaliser and pre-tokeniser) learned
+    here, or the tokenizer of a Hugging Face folder (GPT-2's byte-level BPE too, interop/pretrained.py).
+
+    ``aliases``: the folder's own names of special tokens the import renamed, e.g. {"<|endoftext|>": "[EOS]"}:
+    typed in a text, such a name is that one token, as the folder's tokenizer reads it (a GPT-2 corpus
+    separates its documents with <|endoftext|>).
+    ``keeps_whitespace``: decoding gives back the spaces, tabs and line breaks encoded (a byte-level BPE does;
+    WordPiece splits at whitespace and drops it)."""
 
     kind = "wordpiece"
 
-    def __init__(self, tokenizer, lowercase: bool = True):
+    def __init__(self, tokenizer, lowercase: bool = True, aliases: dict[str, str] | None = None):
         self.tokenizer = tokenizer
         self.lowercase = lowercase
         vocab = tokenizer.get_vocab()
         super().__init__({tok: vocab[tok] for tok in SPECIAL_TOKENS if tok in vocab})
+        self.aliases = {theirs: ours for theirs, ours in (aliases or {}).items() if ours in self.specials}
+        self.keeps_whitespace = self.decode(self.encode(WHITESPACE), skip_special_tokens=False) == WHITESPACE
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, lowercase: bool = True,
@@ -180,15 +192,22 @@ class WordPieceVocab(Vocab):
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
 
+    def _named(self, text: str) -> str:
+        """``text`` with the source's special-token names written as ours (``aliases``)."""
+        for theirs, ours in self.aliases.items():
+            text = text.replace(theirs, ours)
+        return text
+
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
+        return self.tokenizer.encode(self._named(text), add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        texts = [self._named(t) for t in texts]
+        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def tokens(self, text: str) -> list[str]:
         """The pieces of ``text`` as strings (``["token", "##ization"]``)."""
-        return self.tokenizer.encode(text, add_special_tokens=False).tokens
+        return self.tokenizer.encode(self._named(text), add_special_tokens=False).tokens
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
@@ -201,7 +220,8 @@ class WordPieceVocab(Vocab):
         write_atomically(folder / "tokenizer.json", self.tokenizer.to_str(pretty=True))
         vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
         write_atomically(folder / "vocab.txt", "".join(tok + "\n" for tok, _ in vocab))
-        meta = {"kind": self.kind, "lowercase": self.lowercase, "vocab_size": self.vocab_size}
+        meta = {"kind": self.kind, "lowercase": self.lowercase, "vocab_size": self.vocab_size,
+                **({"aliases": self.aliases} if self.aliases else {})}
         write_atomically(folder / META_FILE, json.dumps(meta, indent=1))
         return folder
 
@@ -224,7 +244,8 @@ def load_vocab(folder: str | Path) -> Vocab:
     if kind == "wordpiece":
         from tokenizers import Tokenizer
 
-        return WordPieceVocab(Tokenizer.from_file(str(folder / "tokenizer.json")), meta.get("lowercase", True))
+        return WordPieceVocab(Tokenizer.from_file(str(folder / "tokenizer.json")), meta.get("lowercase", True),
+                              meta.get("aliases"))
     raise ConfigError(f"{meta_path}: unknown tokenizer kind {kind!r} (expected char or wordpiece)")
 
 

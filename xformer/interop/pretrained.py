@@ -29,7 +29,7 @@ None); SOURCE is ``hf:FOLDER``, ``timm:FILE#MODEL`` or a plain Hugging Face fold
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -58,6 +58,14 @@ class Pretrained:
     model: ModelConfig
     weights: dict[str, Tensor]
     tokenizer: object | None = None
+    renamed: dict[str, str] = field(default_factory=dict)  # the folder's special-token names -> xformer's
+
+    def vocabulary(self):
+        """The tokenizer as an xformer vocabulary (``WordPieceVocab``) that reads the folder's own names of its
+        special tokens in text as those tokens (GPT-2's <|endoftext|>); None without a tokenizer."""
+        from ..data.vocab import WordPieceVocab
+
+        return None if self.tokenizer is None else WordPieceVocab(self.tokenizer, lowercase=False, aliases=self.renamed)
 
 
 def is_pretrained_source(spec) -> bool:
@@ -173,24 +181,26 @@ def folder_tokenizer(folder: str | Path):
 
 
 def hf_tokenizer(folder: str | Path, config: dict):
-    """The folder's tokenizer whose special tokens carry xformer's names (same ids), or None when the folder
-    holds no tokenizer files. ``xformer export --format hf`` gives them back their names (export.py)."""
+    """(the folder's tokenizer whose special tokens carry xformer's names (same ids), {the folder's name: xformer's}
+    of those renamed), or (None, {}) when the folder holds no tokenizer files. ``xformer export --format hf`` gives
+    them back their names (export.py)."""
     from tokenizers import Tokenizer
 
     tokenizer = folder_tokenizer(folder)
     if tokenizer is None:
-        return None
+        return None, {}
     specials = _special_tokens(Path(folder), config, tokenizer)
     existing = [t for t in specials.values() if t in tokenizer.get_vocab()]
     tokenizer.add_special_tokens(existing)  # special: skipped when decoding, never split
-    tree, taken = json.loads(tokenizer.to_str()), set(tokenizer.get_vocab())
+    tree, taken, renamed = json.loads(tokenizer.to_str()), set(tokenizer.get_vocab()), {}
     for role, ours in _ROLES.items():
         theirs = specials.get(role)
         if theirs is None or theirs == ours or theirs not in taken or ours in taken:
             continue
         tree = _rename(tree, theirs, ours)
         taken = (taken - {theirs}) | {ours}
-    return Tokenizer.from_str(json.dumps(tree))
+        renamed[theirs] = ours
+    return Tokenizer.from_str(json.dumps(tree)), renamed
 
 
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
@@ -226,7 +236,8 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             raise
         what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
         raise ConfigError(f"{source}: the checkpoint {what}") from None
-    return Pretrained(source, kind, model, weights, None if kind == "patchtst" else hf_tokenizer(folder, config))
+    tokenizer, renamed = (None, {}) if kind == "patchtst" else hf_tokenizer(folder, config)
+    return Pretrained(source, kind, model, weights, tokenizer, renamed)
 
 
 # ---------------------------------------------------------------- timm files
@@ -253,7 +264,6 @@ def load_source(spec: str) -> Pretrained:
 def load_pretrained(source: str | Path):
     """(Model in eval mode with the checkpoint's own head, vocabulary or None) of ``hf:FOLDER``,
     ``timm:FILE#MODEL`` or a plain Hugging Face folder."""
-    from ..data.vocab import WordPieceVocab
     from .hf_checkpoint import load_exactly
 
     spec = str(source)
@@ -262,8 +272,7 @@ def load_pretrained(source: str | Path):
     own = model.state_dict()
     load_exactly(model, {k: v for k, v in pre.weights.items() if k in own},
                  allow_missing=tuple(k for k in own if k.startswith("head.")))
-    vocab = WordPieceVocab(pre.tokenizer, lowercase=False) if pre.tokenizer is not None else None
-    return model.eval(), vocab
+    return model.eval(), pre.vocabulary()
 
 
 # ---------------------------------------------------------------- a recipe started from a checkpoint

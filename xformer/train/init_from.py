@@ -35,7 +35,6 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
     import inspect
 
     from ..data.registry import DATASETS
-    from ..data.vocab import WordPieceVocab
     from ..registry import import_all_submodules
 
     config = copy.deepcopy(config)
@@ -56,7 +55,7 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
         if source.tokenizer is None:
             raise ConfigError(f"init_from {source.source}: the folder holds no tokenizer (tokenizer.json, vocab.json + "
                               "merges.txt, or vocab.txt); save it beside the model: tokenizer.save_pretrained(folder)")
-        (exported_char_vocab(source) or WordPieceVocab(source.tokenizer, lowercase=False)).save(vocab_dir)
+        (exported_char_vocab(source) or source.vocabulary()).save(vocab_dir)
         config.data.args["tokenizer"] = str(vocab_dir)
     return dataclasses.replace(config, model=model)
 
