@@ -135,12 +135,27 @@ def test_a_moved_series_file_resumes_and_another_series_there_is_refused(tmp_pat
         str(tmp_path / "elsewhere" / "s.csv")
 
 
-def test_a_moved_text_file_is_refused_as_its_record_holds_counts_only(tmp_path, capsys):
+def test_a_moved_text_file_resumes_and_another_text_of_the_same_length_is_refused(tmp_path, capsys):
+    """The split record of a text run holds the SHA-256 of each split's ids (``content``): the file moved whole
+    is provably the run's own; a text of the same length and characters is not, for resume and evaluate alike."""
     (tmp_path / "t.txt").write_text("abcde" * 200)
     model = {"architecture": "decoder", "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}}
     run = train(tmp_path, {"name": "text_lm", "args": {"files": str(tmp_path / "t.txt"), "tokenizer": "char",
-                                                       "block_size": 16}}, model)
-    shutil.move(tmp_path / "t.txt", tmp_path / "u.txt")  # any text of the same length would match its counts
-    err = refused(capsys, run, f"data.args.files={tmp_path / 'u.txt'}")
-    for words in ("example counts only", f"move the data back to {tmp_path / 't.txt'}"):
+                                                       "block_size": 8}}, model)
+    assert "content" in json.loads((run / SPLIT_FILE).read_text())["splits"]["train"]
+    shutil.move(tmp_path / "t.txt", tmp_path / "u.txt")
+    assert resume(run, f"data.args.files={tmp_path / 'u.txt'}") == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["args"]["files"] == str(tmp_path / "u.txt")
+    capsys.readouterr()
+    (tmp_path / "u.txt").write_text("edcba" * 200)  # the same length and characters: the same vocabulary
+    err = refused(capsys, run, "train.steps=10")
+    for words in ("train holds other content", "restore data.args.files"):
         assert words in err, err
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "the data of" in err and "holds other content" in err and err.count("\n") == 1, err
+    (tmp_path / "u.txt").write_text("abcde" * 200)
+    shutil.move(tmp_path / "u.txt", tmp_path / "v.txt")
+    (tmp_path / "w.txt").write_text("edcba" * 200)
+    err = refused(capsys, run, f"data.args.files={tmp_path / 'w.txt'}", "train.steps=10")
+    assert f"the data at {tmp_path / 'w.txt'}" in err and "is not the run's" in err, err

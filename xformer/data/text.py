@@ -48,6 +48,7 @@ Tokenizers (``tokenizer``):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -69,11 +70,20 @@ from .vocab import CharVocab, Vocab, make_vocab
 # ---------------------------------------------------------------- windows
 
 
+def token_digest(ids: Tensor) -> str:
+    """SHA-256 of a stretch of ids: the split's text as the vocabulary reads it, what a run records to tell its
+    own text from another of the same length (train/data_identity.py)."""
+    return hashlib.sha256(ids.to(torch.int64).contiguous().numpy().tobytes()).hexdigest()
+
+
 class TrainWindows(Dataset):
     """Every offset i of ``ids``: input x[i : i+B], labels x[i+1 : i+B+1] (views, no copy)."""
 
     def __init__(self, ids: Tensor, block_size: int):
         self.ids, self.block_size = ids, block_size
+
+    def digest(self) -> str:
+        return token_digest(self.ids)
 
     def __len__(self) -> int:
         return len(self.ids) - self.block_size
@@ -95,7 +105,7 @@ class EvalWindows(Dataset):
         if first < 1 or last - 1 - b < 0:
             raise ConfigError(f"an evaluation split needs at least block_size + 1 = {b + 1} tokens of text before "
                               f"its end; give more text or a smaller block_size")
-        self.ids, self.block_size = ids, b
+        self.ids, self.block_size, self.scored = ids, b, (first, last)
         # (start of the input window, how many leading labels are already scored)
         self.windows = [(first - 1 + k * b, 0) for k in range(n_targets // b)]
         remainder = n_targets % b
@@ -104,6 +114,10 @@ class EvalWindows(Dataset):
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    def digest(self) -> str:
+        """Of the ids it scores, ids[first : last]."""
+        return token_digest(self.ids[self.scored[0]: self.scored[1]])
 
     def __getitem__(self, k: int) -> dict[str, Tensor]:
         start, scored = self.windows[k]
@@ -214,4 +228,4 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
                       model_args={"tokenizer": {"vocab_size": vocab.vocab_size, "max_positions": block_size}})
 
 
-__all__ = ["TrainWindows", "EvalWindows", "paragraphs", "encode_stream", "split_points", "text_lm"]
+__all__ = ["token_digest", "TrainWindows", "EvalWindows", "paragraphs", "encode_stream", "split_points", "text_lm"]

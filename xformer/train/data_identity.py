@@ -12,11 +12,14 @@ scored examples, both without any error. ``check_run_data`` refuses that in one 
   the number of examples and, for examples read from files (image folders), a SHA-256 of their sorted paths
   relative to the data's common folder (the class folder included). Cheap for large folders (nothing is read
   or even stat'ed), a folder moved whole keeps its record, and so does a broken image replaced by a good copy
-  (its content is not what decides which split it falls in).
+  (its content is not what decides which split it falls in). A split that can hash its content cheaply (a
+  ``digest()`` method: ``text_lm``'s ids, data/text.py) records that SHA-256 too (``content``; runs from before
+  it have none and skip it), so a text replaced by another of the same length is not taken for the run's.
 
 A ``--resume`` may name the data at a new place (``moved``, resume.py) only when these records prove it the run's
-own: the split record, plus either file hashes (image folders) or the training rows' mean and scale (a scaled
-series). Example counts alone (text, token files) cannot tell the run's data from other data of the same size.
+own: the split record, plus either file or content hashes (image folders, text) or the training rows' mean and
+scale (a scaled series). Example counts alone (token files) cannot tell the run's data from other data of the
+same size.
 """
 from __future__ import annotations
 
@@ -69,6 +72,9 @@ def split_record(data: DataBundle) -> dict:
         if paths is not None:
             lines = sorted(os.path.relpath(p, top) for p in paths)
             entry["files"] = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        digest = getattr(getattr(data, split), "digest", None)
+        if callable(digest):
+            entry["content"] = digest()
         record[split] = entry
     return record
 
@@ -130,6 +136,8 @@ def _split_changed(run_dir: Path, ours: dict, theirs: dict, exact: bool) -> str 
             differ.append(f"{split} holds {after.get('examples')} examples instead of {before.get('examples')}")
         elif by_files and before.get("files") != after.get("files"):
             differ.append(f"{split} holds other files")
+        elif "content" in before and "content" in after and before["content"] != after["content"]:
+            differ.append(f"{split} holds other content, as many examples")
     return f"{', '.join(differ)} ({run_dir / SPLIT_FILE})" if differ else None
 
 
@@ -180,7 +188,7 @@ def _check_provable(run_dir: Path, moved: dict) -> None:
     splits = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8")).get("splits") or {}
     stats_file = run_dir / "series_scaler.json"
     stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
-    if any(isinstance(entry, dict) and "files" in entry for entry in splits.values()) or \
+    if any(isinstance(entry, dict) and ("files" in entry or "content" in entry) for entry in splits.values()) or \
             (stats.get("mean") is not None and stats.get("scale") is not None):
         return
     raise ConfigError(f"cannot resume {run_dir} on the data at {new} (data.args.{key}): its {SPLIT_FILE} holds "
