@@ -176,13 +176,22 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
     tokenizer: "char", "wordpiece" or a folder with a saved vocabulary (see the module docstring).
     vocab_size, min_frequency, lowercase: WordPiece training only.
     block_size: tokens a window reads, the model's max_positions (DataBundle.model_args).
-    val_fraction, test_fraction: the parts at the end of the text (test last); 0 leaves one out.
+    val_fraction, test_fraction: the parts at the end of the text (test last); 0 leaves one out. Summing to 1
+    they leave no training part: the whole text is scored, data to evaluate a run on (``xformer evaluate RUN
+    data.args.files=OTHER data.args.val_fraction=1``). Its first token is then read after the vocabulary's
+    [EOS] (the document separator; GPT-2's <|endoftext|>), or, without one, is context only.
     """
     check_sizes("data.args", block_size=block_size, vocab_size=vocab_size)
     check_sizes("data.args", minimum=0, min_frequency=min_frequency)
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+    if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1 and val_fraction + test_fraction <= 1):
         raise ConfigError(f"data.args.val_fraction={val_fraction} and test_fraction={test_fraction} must be "
-                          "in [0, 1) and leave a training part")
+                          "in [0, 1] and sum to at most 1 (below 1 leaves a training part; 1 scores the whole text, to "
+                          "evaluate a run on)")
+    scored_only = val_fraction + test_fraction == 1
+    if scored_only and tokenizer == "wordpiece":
+        raise ConfigError("data.args.tokenizer=wordpiece learns its pieces from the training part, and "
+                          f"val_fraction={val_fraction} with test_fraction={test_fraction} leaves none; give a saved "
+                          "vocabulary (evaluate RUN uses the run's own) or leave a training part")
     text = read_text_files(files)
     # the vocabulary: characters of the whole text, a saved one, or (below) WordPiece learned on the train part
     vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text)
@@ -193,14 +202,17 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
     if vocab is None:
         vocab = make_vocab("wordpiece", parts[0], vocab_size, min_frequency, lowercase)
     streams = [encode_stream(vocab, part) for part in parts]
-    ids = torch.tensor([i for s in streams for i in s], dtype=torch.long)
-    a = len(streams[0])
+    # no training part before the scored text: it starts a document, after [EOS] where there is one
+    lead = [vocab.eos_id] if scored_only and vocab.eos_id is not None else []
+    ids = torch.tensor(lead + [i for s in streams for i in s], dtype=torch.long)
+    a = len(lead) + len(streams[0])
     b = a + len(streams[1])
-    if a < block_size + 1:
+    if not scored_only and a < block_size + 1:
         raise ConfigError(f"the training part has {a} tokens, fewer than one window of block_size + 1 = "
                           f"{block_size + 1}; give more text or a smaller data.args.block_size")
 
     def eval_split(first: int, last: int) -> EvalWindows | None:
+        first = max(first, 1)
         if last <= first:
             return None
         return EvalWindows(ids, first, last, block_size)
@@ -209,7 +221,11 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
     if val_fraction > 0 and val is None or test_fraction > 0 and test is None:
         raise ConfigError("a val / test part holds no tokens; give more text or a larger val_fraction / test_fraction")
 
-    counts = {"val": (b - a, len(parts[1])), "test": (len(ids) - b, len(parts[2]))}  # (tokens, characters)
+    counts = {}  # split -> (tokens, characters) scored
+    for split, first, last, part in (("val", a, b, parts[1]), ("test", b, len(ids), parts[2])):
+        context_only = ids[:1].tolist() if first == 0 else []  # the stream's first token: nothing to predict it from
+        counts[split] = (last - first - len(context_only),
+                         len(part) - len(vocab.decode(context_only, skip_special_tokens=False)))
 
     def loss_metrics(split: str, ce: float) -> dict[str, float]:
         """Perplexity and bits from the trainer's mean loss over every token of the split."""
@@ -220,11 +236,12 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
     def save(run_dir: Path) -> None:
         vocab.save(Path(run_dir) / "tokenizer")
         summary = {"corpus": files if files else corpus_name(), "tokenizer": vocab.kind, "vocab_size": vocab.vocab_size,
-                   "block_size": block_size, "tokens": {"train": a, "val": b - a, "test": len(ids) - b},
+                   "block_size": block_size, "tokens": {"train": len(streams[0]), "val": b - a, "test": len(ids) - b},
                    "characters": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])}}
         (Path(run_dir) / "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
-    return DataBundle(train=TrainWindows(ids[:a], block_size), val=val, test=test, loss_metrics=loss_metrics, save=save,
+    return DataBundle(train=None if scored_only else TrainWindows(ids[:a], block_size), val=val, test=test,
+                      loss_metrics=loss_metrics, save=save,
                       model_args={"tokenizer": {"vocab_size": vocab.vocab_size, "max_positions": block_size}})
 
 

@@ -9,9 +9,7 @@
     RUN_DIR/checkpoints/       see checkpoint.py
 
 config.yaml plus the best (else latest) checkpoint are all ``evaluate_run`` needs.
-
-A fresh run with ``init_from`` starts from pre-trained weights: xformer/train/init_from.py.
-"""
+A fresh run with ``init_from`` starts from pre-trained weights: xformer/train/init_from.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -47,7 +45,8 @@ from .resume import absolute_data_paths, check_resume, check_run_folder, moved_d
 from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
-from .same_data import check_same_preprocess, check_same_split, class_mismatch, same_source, saved_by_data
+from .same_data import (check_same_preprocess, check_same_split, class_mismatch, dataset_defaults, same_source,
+                        saved_by_data)
 from .trainer import Trainer
 
 
@@ -107,8 +106,8 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         recipe_model = config.model
         config, model, data = build_resolved(config, world.device)
         if data.train is None:
-            raise ConfigError(f"data '{config.data.name}' has no training split (an image folder without train/: "
-                              "data to evaluate a run on); give data with training examples")
+            raise ConfigError(f"data '{config.data.name}' has no training split (data to evaluate a run on: an image "
+                              "folder without train/, a text all val/test); give data with training examples")
         saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         record = split_record(data)  # what RUN/data_split.json holds, or must still match on a resume
         if resume:  # on data changed since (classes, series rows, split) the run would continue on other examples;
@@ -318,8 +317,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     if config.data.args.get("scaler") == "run":
         scale_as_the_run(run_dir, config)
     overridden = changed_args(run_args, config.data.args)  # what the data, built otherwise, may show differently
-    if "tokenizer" in config.data.args and (run_dir / "tokenizer" / META_FILE).is_file():
-        # the vocabulary the run saved, so the folder stands alone (and a fine-tuned run needs no pre-trained one)
+    if (run_dir / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
+        # the vocabulary the run saved, not one of other text's characters; the folder stands alone
         config.data.args["tokenizer"] = str(run_dir / "tokenizer")
     model, data = build(config)
     if own_data:  # changed since training (classes, series rows, split): refused rather than scored wrongly
