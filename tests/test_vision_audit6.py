@@ -111,6 +111,22 @@ def test_evaluate_scores_every_example_of_a_split(images, tmp_path):
     assert round(metrics["test_accuracy"] * 9, 6) % 1 == 0  # of the 9 images, not of one batch of 2
 
 
+def test_metrics_json_covers_whole_splits_whatever_eval_batches(images, tmp_path):
+    """train.eval_batches shortens the evaluations during training; the final figures of metrics.json (the last
+    step is the best here: its validation is measured again, whole) are xformer evaluate's."""
+    import json
+
+    run = tmp_path / "run"
+    train_run(vit(images, train={"eval_batches": 1, "eval_batch_size": 2}), run)
+    saved = json.loads((run / "metrics.json").read_text())
+    metrics = evaluate_run(run)
+    for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
+        assert saved[key] == pytest.approx(metrics[key], rel=1e-6), key
+    assert round(saved["test_accuracy"] * 9, 6) % 1 == 0  # of the 9 test images, not of one batch of 2
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_loss" in row and row["val_loss"] != saved["val_loss"] for row in logged)  # those were partial
+
+
 def test_evaluate_refuses_a_split_that_holds_the_run_s_training_images(tmp_path):
     root = write_images(tmp_path / "no_val", splits=(("train", 4), ("test", 2)))
     run = tmp_path / "run"

@@ -230,12 +230,13 @@ def class_names(data: DataBundle) -> list[str] | None:
 
 
 def _final_metrics(trainer: Trainer, run_dir: Path) -> dict[str, float]:
-    """Val and test metrics of the best checkpoint (the latest one when no metric was tracked).
-    Afterwards trainer.model holds the weights evaluated: their moving average with train.ema.
-    When the best step is the last one, the model already holds those weights and its validation
-    metrics were measured at that step: they are reused rather than measured again."""
+    """Val and test metrics of the best checkpoint (the latest one when no metric was tracked), over every example
+    of each split (train.eval_batches shortens evaluations during training only). Afterwards trainer.model holds
+    the weights evaluated: their moving average with train.ema. When the best step is the last one, the model
+    holds them already, and its validation metrics, measured then over the whole split, are reused."""
+    whole, trainer.cfg = trainer.cfg.eval_batches is None, dataclasses.replace(trainer.cfg, eval_batches=None)
     if trainer.best_val is not None and trainer.best_step == trainer.step:
-        metrics = dict(trainer.best_val)
+        metrics = dict(trainer.best_val) if whole else flat("val", trainer.evaluate("val"))
         if trainer.ema is not None:  # what evaluate() read: the report (write_report) must read it too
             load_weights(trainer.model, trainer.ema.module.state_dict())
     else:
