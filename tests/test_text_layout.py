@@ -134,3 +134,4 @@ def test_a_gpt2_fine_tune_trains_on_the_text_as_written(gpt2_folder, reference, 
     assert (tokens["train"], tokens["val"]) == (len(reference.encode(text[:a]).ids), len(reference.encode(text[a:]).ids))
     assert main(["tokenizer", "encode", str(run), "the end.\n" + EOT]) == 0
     assert json.loads(capsys.readouterr().out)["ids"] == reference.encode("the end.\n" + EOT).ids
+

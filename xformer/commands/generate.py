@@ -58,11 +58,30 @@ def read_prompt(path: str | Path) -> str:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--prompt-file {path} does not exist; give a UTF-8 text file, or the text as --prompt")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"--prompt-file {path} {what}; give a UTF-8 text file, or the text as --prompt")
     try:
         return read_text_file(path)
     except UnicodeDecodeError as e:
         raise not_utf8_text(path, e) from None
+
+
+def check_decoding(args: argparse.Namespace) -> None:
+    """One decoding: sampling (the default, shaped by --temperature, --top-k, --top-p), --greedy, or beam search
+    (--num-beams > 1, with --length-penalty). An option of another one would be ignored without a word (Hugging
+    Face warns): refused instead."""
+    sampling = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name, default in
+                (("temperature", 1.0), ("top_k", 0), ("top_p", 1.0)) if getattr(args, name) != default]
+    if args.greedy and args.num_beams > 1:
+        raise ConfigError(f"--greedy and --num-beams {args.num_beams} are two decodings; give one of them")
+    if sampling and (args.greedy or args.num_beams > 1):
+        decoding = "--greedy" if args.greedy else f"--num-beams {args.num_beams}"
+        raise ConfigError(f"{' '.join(sampling)} {'shape' if len(sampling) > 1 else 'shapes'} sampling, which "
+                          f"{decoding} does not do; leave {'them' if len(sampling) > 1 else 'it'} out, or leave out "
+                          f"{decoding} to sample")
+    if args.length_penalty != 1.0 and args.num_beams == 1:
+        raise ConfigError(f"--length-penalty {args.length_penalty} scores beam search only; give --num-beams N (> 1) "
+                          "or leave it out")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -76,6 +95,7 @@ def run(args: argparse.Namespace) -> None:
     if not 0 < args.temperature < math.inf or not 0 < args.top_p <= 1 or args.num_beams < 1 or args.top_k < 0:
         raise ConfigError("need a finite --temperature > 0, 0 < --top-p <= 1, --top-k >= 0 (0: all tokens) and "
                           f"--num-beams >= 1; got {args.temperature}, {args.top_p}, {args.top_k} and {args.num_beams}")
+    check_decoding(args)
     if not math.isfinite(args.length_penalty):
         raise ConfigError(f"--length-penalty must be a finite number (e.g. 1.0), got {args.length_penalty}")
     if not -2 ** 63 <= args.seed < 2 ** 64:  # what torch.Generator.manual_seed takes
