@@ -131,7 +131,7 @@ def test_a_gpt2_fine_tune_trains_on_the_text_as_written(gpt2_folder, reference, 
     text = TEXT.replace("\r\n", "\n")
     a = text.find("\n", int(len(text) * 0.8)) + 1
     tokens = json.loads((run / "data.json").read_text())["tokens"]
-    assert (tokens["train"], tokens["val"]) == (len(reference.encode(text[:a]).ids), len(reference.encode(text[a:]).ids))
+    assert tokens["train"] == len(reference.encode(text[:a]).ids)
+    assert tokens["val"] == len(reference.encode(text[a:]).ids)
     assert main(["tokenizer", "encode", str(run), "the end.\n" + EOT]) == 0
     assert json.loads(capsys.readouterr().out)["ids"] == reference.encode("the end.\n" + EOT).ids
-
