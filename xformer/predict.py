@@ -309,8 +309,10 @@ def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info
 
 def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
     """CSV text: file, class, probability, then class_1, probability_1, ... class_k, probability_k (texts: file
-    is "FILE:ROW" and the text follows it)."""
+    is "FILE:ROW" and the text follows it); k is at most the number of classes (timm's inference.py: a
+    2-class model's top-5 is its 2 classes, not 3 empty pairs of columns)."""
     rows = list(rows)
+    top_k = min(top_k, max((len(row["top_k"]) for row in rows), default=top_k))
     texts = bool(rows) and "text" in rows[0]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
