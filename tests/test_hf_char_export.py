@@ -117,6 +117,16 @@ def test_tokenizer_encode_shows_a_runs_ids_and_pieces(exported, tmp_path, capsys
         assert main(["tokenizer", "encode", *argv]) == 2
         err = capsys.readouterr().err
         assert named in err and err.count("\n") == 1 and "Traceback" not in err, err
+    # decode: ids as encode prints them (a JSON list too) back to pieces and text
+    ids = vocab.encode("hear me")
+    assert main(["tokenizer", "decode", str(run), *map(str, ids)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ids": ids, "pieces": list("hear me"), "text": "hear me"}
+    assert main(["tokenizer", "decode", str(run), json.dumps(ids)]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "hear me"
+    for bad in (str(vocab.vocab_size), "x"):
+        assert main(["tokenizer", "decode", str(run), "1", bad]) == 2
+        err = capsys.readouterr().err
+        assert f"ids ['{bad}'] are not whole numbers from 0 to {vocab.vocab_size - 1}" in err and err.count("\n") == 1
 
 
 def test_other_text_names_every_character_the_runs_vocabulary_lacks(exported, tmp_path, capsys):

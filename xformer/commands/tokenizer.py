@@ -1,5 +1,6 @@
 """`xformer tokenizer train FILES... --vocab-size N --out DIR`: learn a string <-> id vocabulary;
 `xformer tokenizer encode DIR_OR_RUN TEXT...`: how a saved vocabulary (or a run's) cuts texts into ids.
+`xformer tokenizer decode DIR_OR_RUN ID...`: the text and pieces of ids.
 
 WordPiece by default (Hugging Face ``tokenizers``, BERT's normaliser, the specials
 [PAD] [UNK] [CLS] [SEP] [MASK] [BOS] [EOS]); ``--char`` keeps one id per character
@@ -72,18 +73,25 @@ def train(args: argparse.Namespace) -> None:
                       "out": str(out.path), "sample": sample, "pieces": pieces}, indent=1, ensure_ascii=False))
 
 
-def encode(args: argparse.Namespace) -> None:
-    """One JSON line per text: its ids, the piece of each id, and the ids decoded back (as `xformer generate`
-    and the text datasets encode it; a WordPiece vocabulary lowercases and drops accents if it was trained so)."""
-    from ..data.vocab import META_FILE, WordPieceVocab, load_vocab
+def saved_vocab(given: str):
+    """The vocabulary saved in ``given``: a tokenizer folder, or a run folder's tokenizer/."""
+    from ..data.vocab import META_FILE, load_vocab
 
-    folder = Path(args.tokenizer)
+    folder = Path(given)
     if not (folder / META_FILE).is_file() and (folder / "tokenizer" / META_FILE).is_file():
         folder = folder / "tokenizer"  # a run folder: its saved vocabulary
     if not (folder / META_FILE).is_file():
-        raise ConfigError(f"{args.tokenizer} holds no saved tokenizer ({META_FILE}, or a run's tokenizer/); give "
+        raise ConfigError(f"{given} holds no saved tokenizer ({META_FILE}, or a run's tokenizer/); give "
                           "the --out folder of xformer tokenizer train or of a text run")
-    vocab = load_vocab(folder)
+    return load_vocab(folder)
+
+
+def encode(args: argparse.Namespace) -> None:
+    """One JSON line per text: its ids, the piece of each id, and the ids decoded back (as `xformer generate`
+    and the text datasets encode it; a WordPiece vocabulary lowercases and drops accents if it was trained so)."""
+    from ..data.vocab import WordPieceVocab
+
+    vocab = saved_vocab(args.tokenizer)
     texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
     for text in texts:
         ids = vocab.encode(text)
@@ -92,9 +100,27 @@ def encode(args: argparse.Namespace) -> None:
                          ensure_ascii=False))
 
 
+def decode(args: argparse.Namespace) -> None:
+    """One JSON line: the ids, the piece of each, and their text (special tokens shown, as Hugging Face's
+    ``tokenizer.decode`` writes them by default)."""
+    from ..data.vocab import CharVocab
+
+    vocab = saved_vocab(args.tokenizer)
+    words = [w for item in args.ids for w in item.replace(",", " ").replace("[", " ").replace("]", " ").split()]
+    bad = [w for w in words if not w.isdigit() or int(w) >= vocab.vocab_size]
+    if bad or not words:
+        raise ConfigError(f"ids {bad[:5] if bad else []} are not whole numbers from 0 to {vocab.vocab_size - 1} (the "
+                          f"vocabulary's {vocab.vocab_size}); give ids as encode prints them, e.g. 12 7 40 or [12, 7]")
+    ids = [int(w) for w in words]
+    pieces = [vocab.itos[i] for i in ids] if isinstance(vocab, CharVocab) else [vocab.tokenizer.id_to_token(i)
+                                                                                for i in ids]
+    print(json.dumps({"ids": ids, "pieces": pieces, "text": vocab.decode(ids, skip_special_tokens=False)},
+                     ensure_ascii=False))
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("tokenizer", help="learn a WordPiece or character vocabulary from text files, or "
-                              "show how one encodes texts",
+                              "show how one encodes texts and decodes ids",
                               description="Tokenizer (string <-> id vocabulary) tools.")
     sub = p.add_subparsers(dest="tokenizer_command", metavar="ACTION")
     sub.required = True
@@ -124,3 +150,11 @@ def add_parser(subparsers) -> None:
     e.add_argument("tokenizer", metavar="DIR", help="a saved tokenizer folder, or a text run's folder")
     e.add_argument("texts", nargs="+", metavar="TEXT", help="texts to encode; - reads one text per line of stdin")
     e.set_defaults(func=encode)
+    d = sub.add_parser(
+        "decode", help="show the text and pieces of ids",
+        description="Decode IDS with the vocabulary saved in DIR (a tokenizer folder or a text run's folder) and "
+                    "print one JSON line: the ids, the piece of each, and the text (special tokens shown).",
+        epilog="example: xformer tokenizer decode runs/shakespeare 30 46 43 1")
+    d.add_argument("tokenizer", metavar="DIR", help="a saved tokenizer folder, or a text run's folder")
+    d.add_argument("ids", nargs="+", metavar="ID", help="ids, separated by spaces or commas ([12, 7] as encode prints)")
+    d.set_defaults(func=decode)
