@@ -7,7 +7,9 @@ Reads local UTF-8 text files (none: the Python Language Reference bundled with C
 built-in corpus); downloads only when given --url (to OUT/input.txt). The text is cut by position as
 `text_lm` cuts it (the last --val-fraction, then --test-fraction, at line breaks), WordPiece is learned
 on the train part (or --tokenizer reuses a saved vocabulary: `xformer tokenizer train`, RUN_DIR/tokenizer)
-and every paragraph is encoded followed by [EOS]. Writes into OUT (default: this folder) train.bin,
+and every paragraph is encoded followed by [EOS]; a saved vocabulary that keeps whitespace (the byte-level BPE
+of a run fine-tuned from a GPT-2 folder) encodes the text as written instead, as nanoGPT's openwebtext
+prepare.py does, GPT-2's <|endoftext|> between documents read as that token. Writes into OUT (default: this folder) train.bin,
 val.bin [, test.bin] (uint16 ids up to a 65,536-piece vocabulary, else uint32), meta.json and tokenizer/.
 The ids are written chunk by chunk; the text is held in memory once, while preparing only.
 
