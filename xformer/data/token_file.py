@@ -100,12 +100,14 @@ def write_meta(folder: str | Path, vocab: Vocab, dtype: str, tokens: dict, chara
 
 
 def encoded_chunks(vocab: Vocab, text: str, chars: int = 1 << 20, paragraphs_per_chunk: int = 10_000):
-    """``encode_stream(vocab, text)`` (text.py) in pieces: characters ``chars`` at a time; a vocabulary that keeps
-    the layout about ``chars`` at a time, cut just before the line break of a line that starts with a letter or
-    digit (never inside a word, nor before a special token such as <|endoftext|>; GPT-2's byte-level
-    pre-tokeniser makes that line break a piece of its own, and the whitespace before it another, so the ids
-    are those of the whole text); WordPiece
-    ``paragraphs_per_chunk`` paragraphs at a time, [EOS] after each paragraph."""
+    """``encode_stream(vocab, text)`` (text.py) in pieces:
+
+    characters          ``chars`` at a time;
+    another vocabulary  about ``chars`` at a time, cut just before the line break of a line that starts with a
+    that keeps the      letter or digit: never inside a word, nor before a special token such as <|endoftext|>;
+    layout              GPT-2's byte-level pre-tokeniser makes that line break a piece of its own and the
+                        whitespace before it another, so the ids are those of the whole text;
+    WordPiece           ``paragraphs_per_chunk`` paragraphs at a time, [EOS] after each paragraph."""
     if isinstance(vocab, CharVocab):
         for lo in range(0, len(text), chars):
             yield vocab.encode(text[lo:lo + chars])
