@@ -17,3 +17,31 @@ def test_generate_refuses_options_of_another_decoding(options, words, tmp_path, 
     assert main(["generate", str(tmp_path / "no_run"), *options]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1, err
+
+
+def test_repeat_rules_hold_when_the_window_slides():
+    """Past the model's positions greedy decoding slides its window; the n-gram ban still reads the whole text
+    (prompt and every new token), as Hugging Face's processors read all of input_ids."""
+    import torch
+
+    from xformer import CoreConfig, ModelConfig, PartConfig, build_model
+    from xformer.data.vocab import CharVocab
+    from xformer.generation import generate_text
+
+    torch.manual_seed(0)
+    vocab = CharVocab("abcdefghijklmnopqrstuvwxyz0123")
+    model = build_model(ModelConfig("decoder", CoreConfig(d_model=16, n_layers=1, n_heads=2),
+                                    PartConfig("text", {"vocab_size": vocab.vocab_size, "max_positions": 8}),
+                                    PartConfig("causal_lm")))
+    plain = generate_text(model, vocab, "ab", 20)
+    once = generate_text(model, vocab, "ab", 20, no_repeat_ngram_size=1)
+    assert len(set("ab" + plain)) < 22 and len(set("ab" + once)) == 22  # 20 new tokens past a window of 8
+    assert generate_text(model, vocab, "ab", 20, repetition_penalty=3.0) != plain
+
+
+@pytest.mark.parametrize("options", [["--repetition-penalty", "0"], ["--repetition-penalty", "inf"],
+                                     ["--no-repeat-ngram-size", "-1"]])
+def test_generate_refuses_a_bad_repetition_rule(options, tmp_path, capsys):
+    assert main(["generate", str(tmp_path / "no_run"), *options]) == 2
+    err = capsys.readouterr().err
+    assert "--repetition-penalty > 0" in err and err.count("\n") == 1, err

@@ -159,3 +159,38 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert kept(0.01) == [True, False, False, False]  # the most probable token always stays
     shuffled = logits[:, [2, 0, 3, 1]]
     assert torch.isfinite(top_p_filter(shuffled, 0.7))[0].tolist() == [False, True, False, True]
+
+
+@pytest.mark.parametrize("num_beams, do_sample", [(1, False), (1, True), (3, False)])
+@pytest.mark.parametrize("repetition_penalty, no_repeat_ngram_size", [(1.8, 0), (1.0, 2), (0.7, 3), (1.3, 1)])
+def test_repetition_penalty_and_ngram_ban_equal_hf(gpt2_pair, num_beams, do_sample, repetition_penalty,
+                                                  no_repeat_ngram_size):
+    """Hugging Face's RepetitionPenaltyLogitsProcessor and NoRepeatNGramLogitsProcessor, on logits (greedy,
+    sampling) and on log-probabilities (beam search), the left padding of a batch included."""
+    hf, ours = gpt2_pair
+    ids, mask = _left_padded(PROMPTS)
+    kw = dict(max_new_tokens=12, do_sample=do_sample, num_beams=num_beams, top_k=0, eos_token_id=EOS,
+              pad_token_id=PAD, repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
+    torch.manual_seed(7)
+    ref = hf.generate(ids, attention_mask=mask, **kw)
+    torch.manual_seed(7)
+    out = generate(ours, ids, mask, **kw)
+    assert torch.equal(out, ref)
+    n, start = no_repeat_ngram_size, ids.shape[1]
+    for row in out.tolist() if n else []:  # no new token ends an n-gram that occurred before it (up to eos)
+        end = row.index(EOS, start) + 1 if EOS in row[start:] else len(row)
+        for j in range(max(start, n - 1), end):
+            gram = row[j - n + 1: j + 1]
+            assert all(row[i - n + 1: i + 1] != gram for i in range(n - 1, j)), (row, j)
+
+
+def test_the_rules_change_what_greedy_writes(gpt2_pair):
+    """A real test of the parity above: without them greedy repeats itself on these prompts."""
+    _, ours = gpt2_pair
+    ids, mask = _left_padded(PROMPTS)
+    plain = generate(ours, ids, mask, max_new_tokens=12)
+    banned = generate(ours, ids, mask, max_new_tokens=12, no_repeat_ngram_size=2)
+    penalised = generate(ours, ids, mask, max_new_tokens=12, repetition_penalty=1.8)
+    assert not torch.equal(plain, banned) and not torch.equal(plain, penalised)
+    with pytest.raises(ValueError, match="repetition_penalty > 0"):
+        generate(ours, ids, mask, max_new_tokens=2, repetition_penalty=0.0)

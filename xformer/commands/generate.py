@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError("need a finite --temperature > 0, 0 < --top-p <= 1, --top-k >= 0 (0: all tokens) and "
                           f"--num-beams >= 1; got {args.temperature}, {args.top_p}, {args.top_k} and {args.num_beams}")
     check_decoding(args)
+    if not 0 < args.repetition_penalty < math.inf or args.no_repeat_ngram_size < 0:
+        raise ConfigError(f"need a finite --repetition-penalty > 0 (1: none; 1.2 is usual) and --no-repeat-ngram-size "
+                          f">= 0 (0: none); got {args.repetition_penalty} and {args.no_repeat_ngram_size}")
     if not math.isfinite(args.length_penalty):
         raise ConfigError(f"--length-penalty must be a finite number (e.g. 1.0), got {args.length_penalty}")
     if not -2 ** 63 <= args.seed < 2 ** 64:  # what torch.Generator.manual_seed takes
@@ -109,7 +112,8 @@ def run(args: argparse.Namespace) -> None:
     do_sample = not args.greedy and args.num_beams == 1
     texts = generate_text(model, vocab, [args.prompt] * args.num_samples, args.max_new_tokens, do_sample=do_sample,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-                          length_penalty=args.length_penalty, generator=generator)
+                          length_penalty=args.length_penalty, repetition_penalty=args.repetition_penalty,
+                          no_repeat_ngram_size=args.no_repeat_ngram_size, generator=generator)
     # a language model continues the prompt (a baseline LM, which has no config, too); an encoder-decoder's
     # output is a target of its own, printed alone
     seq2seq = getattr(getattr(model, "config", None), "architecture", None) == "encoder-decoder"
@@ -139,6 +143,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus: keep the most probable tokens up to mass p")
     p.add_argument("--num-beams", type=int, default=1, help="> 1: beam search (deterministic)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: score = log p / length ** this")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, metavar="R",
+                   help="> 1 lowers the logits of tokens already written or in the prompt (CTRL's; default 1: none)")
+    p.add_argument("--no-repeat-ngram-size", type=int, default=0, metavar="N",
+                   help="never write an N-gram the text already holds (default 0: no rule)")
     p.add_argument("--greedy", action="store_true", help="always take the most probable token")
     p.add_argument("--num-samples", type=int, default=1, help="independent continuations, separated by dashes")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling generator")

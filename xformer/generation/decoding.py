@@ -7,7 +7,14 @@ left-padded prompts the attention mask grows by one real position per step,
 so each row gets the positions and the keys it would get alone.
 
 With logits z_t of the next token (the conventions of Hugging Face
-``generate``, so results compare token for token):
+``generate``, so results compare token for token), first, for every decoding
+(beam search: on log p instead of z):
+
+    repetition penalty   z[v] <- z[v] / r if z[v] > 0 else z[v] * r, for every token v already in the
+                         row, prompt included (CTRL, Keskar et al. 2019; r > 1 discourages repeats)
+    no repeated n-grams  z[v] <- -inf where v would complete an n-gram the row already holds
+
+then:
 
     greedy       y_t = argmax_v z_t[v]
     sampling     z <- z / T                                   temperature
@@ -62,6 +69,38 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     return logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
 
 
+def penalize_repeats(logits: Tensor, ids: Tensor, penalty: float = 1.0) -> Tensor:
+    """The repetition penalty: each row's logits of the tokens in ``ids`` (B, L) divided by ``penalty`` where
+    positive, multiplied where negative (so r > 1 always lowers them); 1.0 leaves them."""
+    if penalty == 1.0:
+        return logits
+    seen = logits.gather(1, ids)
+    return logits.scatter(1, ids, torch.where(seen < 0, seen * penalty, seen / penalty))
+
+
+def ban_repeated_ngrams(logits: Tensor, ids: Tensor, n: int = 0) -> Tensor:
+    """-inf for each token that would end an n-gram already in its row of ``ids`` (B, L): the n-grams whose
+    first n - 1 tokens are the row's last n - 1; n = 0 bans nothing."""
+    if n <= 0 or ids.shape[1] < n:
+        return logits
+    windows = ids.unfold(1, n, 1)  # (B, L - n + 1, n): every n-gram of the row
+    match = (windows[..., :-1] == ids[:, None, ids.shape[1] - n + 1:]).all(-1).to(logits.dtype)
+    banned = torch.zeros_like(logits).scatter_add_(1, windows[..., -1], match) > 0
+    return logits.masked_fill(banned, float("-inf"))
+
+
+def repeat_rules(repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0):
+    """The step ``(scores (B, V), ids (B, L)) -> scores`` every decoding takes first: the repetition penalty, then
+    the n-gram ban (Hugging Face's order); None when neither is asked for."""
+    if not repetition_penalty > 0 or repetition_penalty == float("inf") or no_repeat_ngram_size < 0:
+        raise ValueError(f"need a finite repetition_penalty > 0 (1.0: none) and no_repeat_ngram_size >= 0 (0: none), "
+                         f"got {repetition_penalty} and {no_repeat_ngram_size}")
+    if repetition_penalty == 1.0 and no_repeat_ngram_size == 0:
+        return None
+    return lambda scores, ids: ban_repeated_ngrams(penalize_repeats(scores, ids, repetition_penalty), ids,
+                                                   no_repeat_ngram_size)
+
+
 def warp_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     """Temperature, then top-k, then top-p (Hugging Face's order)."""
     if temperature != 1.0:
@@ -104,6 +143,7 @@ def _grow(mask: Tensor | None) -> Tensor | None:
 def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = None, *, max_new_tokens: int,
              do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              num_beams: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
+             repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
              eos_token_id: int | None = None, pad_token_id: int | None = None,
              generator: torch.Generator | None = None, model_inputs: dict | None = None,
              use_cache: bool = True) -> Tensor:
@@ -115,6 +155,7 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
     early_stopping: beam search only; True stops a row once num_beams hypotheses ended,
         False / "never" as in Hugging Face (a heuristic / an exact bound on further improvement).
     top_k=0 and top_p=1.0 disable those filters (Hugging Face's default top_k is 50).
+    repetition_penalty (1.0: none), no_repeat_ngram_size (0: none): every decoding (module docstring).
     The model runs in eval mode (dropout off); its previous mode is restored.
     """
     if max_new_tokens < 0 or num_beams < 1 or not 0 < temperature < float("inf") or not 0 < top_p <= 1:
@@ -122,6 +163,7 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
                          f"{max_new_tokens}, {num_beams}, {temperature} and {top_p}")
     if num_beams > 1 and do_sample:
         raise ValueError("beam search with sampling is not supported; use num_beams=1 or do_sample=False")
+    rules = repeat_rules(repetition_penalty, no_repeat_ngram_size)
     if max_new_tokens == 0:
         return input_ids
     pad = pad_token_id if pad_token_id is not None else eos_token_id
@@ -131,12 +173,12 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
         if num_beams == 1:
             step = Stepper(model, dict(model_inputs or {}), use_cache)
             return greedy_or_sample(step, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k,
-                                    top_p, eos_token_id, pad, generator)
+                                    top_p, eos_token_id, pad, generator, rules)
         expand = {k: v.repeat_interleave(num_beams, 0) if isinstance(v, Tensor) else v
                   for k, v in (model_inputs or {}).items()}
         step = Stepper(model, expand, use_cache)
         return _beam_search(step, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty,
-                            early_stopping, eos_token_id, pad)
+                            early_stopping, eos_token_id, pad, rules)
     finally:
         model.train(was_training)
 
@@ -155,12 +197,15 @@ def greedy(model: Model, batch: dict, max_new_tokens: int, eos_id: int | None = 
 
 def greedy_or_sample(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, do_sample: bool,
                      temperature: float, top_k: int, top_p: float, eos: int | None, pad: int | None,
-                     generator: torch.Generator | None) -> Tensor:
+                     generator: torch.Generator | None, rules=None) -> Tensor:
     """Append up to ``max_new_tokens`` tokens to ``ids``, one ``step`` at a time: the argmax, or a draw
-    from the warped distribution (``do_sample``); rows that produced ``eos`` are padded with ``pad``."""
+    from the warped distribution (``do_sample``), of the logits after ``rules`` (``repeat_rules``); rows that
+    produced ``eos`` are padded with ``pad``."""
     unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)
     for _ in range(max_new_tokens):
         logits = step(ids, mask)
+        if rules is not None:
+            logits = rules(logits, ids)
         if do_sample:
             probs = warp_logits(logits, temperature, top_k, top_p).softmax(-1)
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
@@ -179,11 +224,12 @@ def greedy_or_sample(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_to
 
 
 def _beam_search(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, k: int,
-                 length_penalty: float, early_stopping: bool | str, eos: int | None, pad: int | None) -> Tensor:
+                 length_penalty: float, early_stopping: bool | str, eos: int | None, pad: int | None,
+                 rules=None) -> Tensor:
     """Beam search as Hugging Face's (transformers >= 4.50), written for one batch row of k beams at a time
     in tensor form (B, k, ...). Each step:
 
-    1. score every (beam, token) continuation: running score + log p(token | beam);
+    1. score every (beam, token) continuation: running score + log p(token | beam) (after ``rules``);
     2. take the best 2k of them (2k so that k stay alive even if k end here);
     3. the best k that did not end become the running beams (the cache is reordered to them);
     4. those among the top k that ended (eos, or the token limit) are scored with the
@@ -207,6 +253,8 @@ def _beam_search(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens
     for t in range(max_new_tokens):
         cur = n + t
         logprobs = step(running[:, :, :cur].flatten(0, 1), mask).log_softmax(-1)  # (b*k, V)
+        if rules is not None:
+            logprobs = rules(logprobs, running[:, :, :cur].flatten(0, 1))
         vocab = logprobs.shape[-1]
         scores = (logprobs.view(b, k, vocab) + running_scores[..., None]).view(b, k * vocab)
         top_scores, top_index = scores.topk(2 * k, dim=-1)  # (b, 2k)
@@ -247,4 +295,5 @@ def _beam_search(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens
     return finished[:, 0, : int(finished_len[:, 0].max())]
 
 
-__all__ = ["generate", "greedy", "top_k_filter", "top_p_filter", "warp_logits", "Stepper", "greedy_or_sample"]
+__all__ = ["generate", "greedy", "top_k_filter", "top_p_filter", "warp_logits", "penalize_repeats",
+           "ban_repeated_ngrams", "repeat_rules", "Stepper", "greedy_or_sample"]

@@ -15,7 +15,7 @@ from ..core import Decoder, EncoderDecoder
 from ..errors import ConfigError
 from ..models import Model
 from ..tokenizers.positions import LearnedPositions, SinusoidalPositions
-from .decoding import Stepper, generate, greedy_or_sample
+from .decoding import Stepper, generate, greedy_or_sample, repeat_rules
 
 DEFAULT_NEW_TOKENS = 200  # generate_text's most new tokens when max_new_tokens is not given
 
@@ -126,6 +126,7 @@ def _continuation(vocab, context: list[int], new: list[int]) -> str:
 def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: int | None = None, *,
                   do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   num_beams: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
+                  repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
                   generator: torch.Generator | None = None) -> str | list[str]:
     """Continue ``prompt`` (one string, or a list decoded as one left-padded batch); return only the new text,
     written so that ``prompt + result`` reads right. Stops a row at ``vocab.eos_id`` (not included).
@@ -139,8 +140,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     ``max_new_tokens`` None (the default): as many as fit in the model's learned positions (``max_positions``)
     after the prompt, at most ``DEFAULT_NEW_TOKENS`` (200); greedy, sampling and beam search alike. Asked for
     more explicitly, greedy and sampling slide the window: each further token is predicted from the last
-    ``max_positions`` tokens only; beam search cannot slide and raises ConfigError. Sampling kwargs as in
-    ``generate``.
+    ``max_positions`` tokens only; beam search cannot slide and raises ConfigError. Sampling kwargs,
+    ``repetition_penalty`` and ``no_repeat_ngram_size`` (over the prompt and all new tokens) as in ``generate``.
     """
     core = getattr(model, "core", None)  # a baseline (xformer.baselines.text) names its architecture instead
     architecture = ("decoder" if isinstance(core, Decoder) else "encoder-decoder" if isinstance(core, EncoderDecoder)
@@ -192,8 +193,10 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     if window is None or n + max_new_tokens <= window:
         out = generate(model, ids, mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
                        temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams,
-                       length_penalty=length_penalty, early_stopping=early_stopping, eos_token_id=vocab.eos_id,
-                       pad_token_id=vocab.eos_id, generator=generator, model_inputs=model_inputs)
+                       length_penalty=length_penalty, early_stopping=early_stopping,
+                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                       eos_token_id=vocab.eos_id, pad_token_id=vocab.eos_id, generator=generator,
+                       model_inputs=model_inputs)
     elif num_beams > 1:
         raise ConfigError(f"beam search cannot go past the model's {window} positions ({n} prompt + {max_new_tokens} "
                           f"new tokens, {window - n} fit); lower --max-new-tokens or leave it out (as many as fit), "
@@ -205,7 +208,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
         model.eval()
         try:
             out = greedy_or_sample(_WindowStepper(model, model_inputs, window), ids, mask, max_new_tokens,
-                                   do_sample, temperature, top_k, top_p, vocab.eos_id, vocab.eos_id, generator)
+                                   do_sample, temperature, top_k, top_p, vocab.eos_id, vocab.eos_id, generator,
+                                   repeat_rules(repetition_penalty, no_repeat_ngram_size))
         finally:
             model.train(was_training)
 
