@@ -48,9 +48,11 @@ def decompressed_bytes(path: str | Path, size: int = -1) -> bytes:
 
 
 def read_text_file(path: str | Path, newline: str | None = None) -> str:
-    """``open(path, encoding="utf-8", newline=newline).read()`` of the decompressed content: ``newline=None``
-    turns \\r\\n and \\r into \\n, ``""`` keeps line ends as written. Raises UnicodeDecodeError for other text."""
-    return io.TextIOWrapper(io.BytesIO(decompressed_bytes(path)), encoding="utf-8", newline=newline).read()
+    """``open(path, encoding="utf-8-sig", newline=newline).read()`` of the decompressed content: UTF-8, a byte-order
+    mark at the start dropped (Excel's "CSV UTF-8" and Windows Notepad write one; pandas drops it too, where it
+    would stick to the first column's name); ``newline=None`` turns \\r\\n and \\r into \\n, ``""`` keeps line ends
+    as written. Raises UnicodeDecodeError for other text."""
+    return io.TextIOWrapper(io.BytesIO(decompressed_bytes(path)), encoding="utf-8-sig", newline=newline).read()
 
 
 def compressed_as_named(path: str | Path, text: str) -> str | bytes:

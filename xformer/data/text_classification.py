@@ -5,7 +5,10 @@ text_classification
   ``files``: CSV (",") or TSV (".tsv" / ".tab": tab, no quoting) files with a header holding
       ``text_column`` and ``label_column`` (default "text", "label"); rows of all files pooled.
       Labels: the distinct label strings in sorted order -> ids 0..K-1 (numeric order when every
-      label is an integer). Split: stratified, per label.
+      label is an integer), or ``labels`` (Hugging Face's label2id as a list: its class names in id
+      order; a row labelled otherwise is refused). ``xformer evaluate`` / Python's ``load_run`` give
+      other data the run's classes this way, so a held-out file lacking a class is scored, and one
+      labelled otherwise is refused. Split: stratified, per label. The run folder gets classes.json.
   Default (files None), sentence-order acceptability: every distinct prose sentence of the corpus
       with ``min_words``..``max_words`` words gives two items:
       label 1, the sentence; label 0, its words shuffled (seeded; the final "." stays last and the
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import re
 from pathlib import Path
@@ -32,8 +36,8 @@ from ..registry import check_min_max
 from .compressed import inner_suffix, read_text_file
 from .corpus import corpus_name, not_utf8_text, read_text_files
 from .registry import DataBundle, register_data
-from .text_common import (Items, build_vocab, check_vocab_args, id_tensor, pad_collate, prose_sentences,
-                          save_vocab, seeded_generator, split_indices, text_model_args)
+from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, id_tensor, pad_collate,
+                          prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
 
 
 def read_labelled(paths: str | list[str], text_column: str = "text", label_column: str = "label"
@@ -100,6 +104,20 @@ def label_names(labels: list[str]) -> list[str]:
     return sorted(names, key=int if numeric else None)
 
 
+def given_labels(labels, found: list[str], files, label_column: str) -> list[str]:
+    """``data.args.labels`` as class names in id order, every label of the files among them."""
+    if not isinstance(labels, (list, tuple)) or len(set(map(str, labels))) != len(labels):
+        raise ConfigError(f"data.args.labels={labels!r} must be a list of distinct class names in id order, e.g. "
+                          "[neg, pos]")
+    names = [str(name).strip() for name in labels]
+    unknown = sorted(set(found) - set(names), key=found.index)
+    if unknown:
+        shown = unknown if len(unknown) <= 5 else [*unknown[:5], "..."]
+        raise ConfigError(f"{files}: the {label_column!r} values {shown} are not among data.args.labels {names} (the "
+                          "classes of the model); give rows labelled with those names")
+    return names
+
+
 def shuffle_words(sentence: str, rng: random.Random) -> str | None:
     """The sentence's words in a random different order, final "." kept last, capital on the first word."""
     words = sentence[:-1].split()
@@ -142,16 +160,19 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                         min_frequency: int = 2, lowercase: bool = True, max_length: int = 128,
                         text_column: str = "text", label_column: str = "label", val_fraction: float = 0.1,
                         test_fraction: float = 0.1, min_words: int = 6, max_words: int = 30,
-                        seed: int = 0) -> DataBundle:
-    """Classify texts ([CLS] text [SEP]) from CSV / TSV files, or the default sentence-order task."""
+                        seed: int = 0, labels: list[str] | None = None) -> DataBundle:
+    """Classify texts ([CLS] text [SEP]) from CSV / TSV files, or the default sentence-order task.
+
+    labels: the class names in id order (default: the files' distinct labels, sorted; see the module docstring).
+    """
     check_vocab_args(vocab_size, min_frequency, max_length)
     check_min_max("data.args", "min_words", min_words, "max_words", max_words)
     if max_length < 3:
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS] and [SEP]")
     if files:
-        texts, labels = read_labelled(files, text_column, label_column)
-        names = label_names(labels)
-        ids = [names.index(label) for label in labels]
+        texts, found = read_labelled(files, text_column, label_column)
+        names = label_names(found) if labels is None else given_labels(labels, found, files, label_column)
+        ids = [names.index(label) for label in found]
         per_split = ([], [], [])
         g = seeded_generator(seed, 0)
         for k in range(len(names)):  # stratified: every label split by the same fractions
@@ -160,6 +181,9 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                 split += [members[j] for j in chosen]
         parts = [([texts[i] for i in sorted(s)], [ids[i] for i in sorted(s)]) for s in per_split]
     else:
+        if labels is not None:
+            raise ConfigError("data.args.labels names the classes of data.args.files; the default task (no files) "
+                              "has its own, ['shuffled', 'sentence']: leave labels out")
         names = ["shuffled", "sentence"]
         parts = acceptability(read_text_files(None), val_fraction, test_fraction, seed, min_words, max_words)
     if len(names) < 2:
@@ -171,7 +195,7 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
         items = [{INPUT_IDS: classification_ids(vocab, ids, max_length), LABELS: torch.tensor(y)}
                  for ids, y in zip(vocab.encode_batch(texts), labels)]
         splits.append(Items(items) if items else None)
-    if splits[0] is None:
+    if splits[0] is None and not evaluates_only(val_fraction, test_fraction):
         raise ConfigError("the training split is empty; give more rows or smaller val/test fractions")
 
     def evaluate(model, batches) -> dict[str, float]:
@@ -181,9 +205,16 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
     summary = {"corpus": files if files else f"acceptability of {corpus_name()} sentences", "labels": names,
                "tokenizer": vocab.kind, "vocab_size": vocab.vocab_size, "max_length": max_length,
                "items": [len(p[0]) for p in parts]}
+    save_text = save_vocab(vocab, summary)
+
+    def save(run_dir: Path) -> None:  # classes.json as image runs write it: what evaluate and init_from compare
+        save_text(run_dir)
+        Path(run_dir, "classes.json").write_text(json.dumps({"class_names": names}), encoding="utf-8")
+
     return DataBundle(*splits, collate=lambda items: pad_collate(items, vocab.pad_id), evaluate=evaluate,
-                      save=save_vocab(vocab, summary),
+                      save=save,
                       model_args=text_model_args(vocab, max_length, n_classes=len(names)))
 
 
-__all__ = ["text_classification", "read_labelled", "table_reader", "classification_ids", "label_names", "shuffle_words", "acceptability", "macro_f1"]
+__all__ = ["text_classification", "read_labelled", "table_reader", "classification_ids", "label_names",
+           "given_labels", "shuffle_words", "acceptability", "macro_f1"]

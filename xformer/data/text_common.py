@@ -51,14 +51,22 @@ def prose_sentences(text: str) -> list[str]:
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int | torch.Generator
                   ) -> tuple[list[int], list[int], list[int]]:
-    """Sorted (train, val, test) indices of n units: a seeded permutation, val first, then test."""
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+    """Sorted (train, val, test) indices of n units: a seeded permutation, val first, then test. Fractions summing
+    to 1 leave no training part: data to evaluate a run on (``evaluates_only``)."""
+    if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1 and val_fraction + test_fraction <= 1):
         raise ConfigError(f"data.args.val_fraction={val_fraction} and test_fraction={test_fraction} must be in "
-                          "[0, 1) and leave a training part")
+                          "[0, 1] and sum to at most 1 (below 1 leaves a training part; 1 scores every example, to "
+                          "evaluate a run on)")
     g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=g).tolist()
     n_val, n_test = round(n * val_fraction), round(n * test_fraction)
     return sorted(order[n_val + n_test:]), sorted(order[:n_val]), sorted(order[n_val: n_val + n_test])
+
+
+def evaluates_only(val_fraction: float, test_fraction: float) -> bool:
+    """Whether the fractions leave no training part: every example scored (``xformer evaluate RUN
+    data.args.files=OTHER data.args.test_fraction=1``), and ``xformer train`` refuses the data."""
+    return val_fraction + test_fraction == 1
 
 
 def check_vocab_args(vocab_size: int, min_frequency: int, max_length: int) -> None:
@@ -75,7 +83,9 @@ def build_vocab(tokenizer: str, train_texts: list[str], vocab_size: int, min_fre
                 *roles: str) -> Vocab:
     """WordPiece (or characters) learned on the train split's text, or the vocabulary saved in a folder."""
     if tokenizer in ("wordpiece", "char") and not train_texts:
-        raise ConfigError("the training split holds no text; give more text or smaller val/test fractions")
+        raise ConfigError(f"the training split holds no text to learn a {tokenizer} vocabulary from; give more text or "
+                          "smaller val/test fractions, or (data to evaluate a run on) a saved vocabulary: evaluate "
+                          "RUN reads the run's own")
     vocab = make_vocab(tokenizer, "\n".join(train_texts), vocab_size, min_frequency, lowercase,
                        char_specials=SPECIAL_TOKENS)
     vocab.require("pad", *roles)
@@ -129,5 +139,5 @@ def text_model_args(vocab: Vocab, max_positions: int, **head) -> dict:
             "head": head}
 
 
-__all__ = ["sentences", "prose_sentences", "split_indices", "check_vocab_args", "seeded_generator", "build_vocab",
-           "Items", "id_tensor", "pad_collate", "save_vocab", "text_model_args"]
+__all__ = ["sentences", "prose_sentences", "split_indices", "evaluates_only", "check_vocab_args", "seeded_generator",
+           "build_vocab", "Items", "id_tensor", "pad_collate", "save_vocab", "text_model_args"]

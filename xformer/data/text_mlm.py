@@ -34,8 +34,8 @@ from .corpus import corpus_name, read_text_files
 from .mlm import mask_tokens
 from .registry import DataBundle, register_data
 from .text import paragraphs
-from .text_common import (Items, build_vocab, check_vocab_args, id_tensor, pad_collate, save_vocab,
-                          seeded_generator, sentences, split_indices, text_model_args)
+from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, id_tensor, pad_collate,
+                          save_vocab, seeded_generator, sentences, split_indices, text_model_args)
 from .vocab import Vocab
 
 
@@ -134,7 +134,7 @@ def text_mlm(files: str | list[str] | None = None, tokenizer: str = "wordpiece",
         if k > 0:
             fix_masks(items, vocab, g)
         splits.append(Items(items) if items else None)
-    if splits[0] is None:
+    if splits[0] is None and not evaluates_only(val_fraction, test_fraction):
         raise ConfigError("the training split holds no segment; give more text or smaller val/test fractions")
 
     def collate(items: list[dict]) -> dict[str, Tensor]:

@@ -25,8 +25,8 @@ from ..heads.lm import IGNORE_INDEX
 from ..registry import check_min_max
 from .corpus import corpus_name, read_text_files
 from .registry import DataBundle, register_data
-from .text_common import (Items, build_vocab, check_vocab_args, id_tensor, pad_collate, prose_sentences,
-                          save_vocab, seeded_generator, split_indices, text_model_args)
+from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, id_tensor, pad_collate,
+                          prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
 
 
 def read_pairs(paths: str | list[str]) -> list[tuple[str, str]]:
@@ -77,7 +77,7 @@ def text_seq2seq(files: str | list[str] | None = None, tokenizer: str = "wordpie
                   INPUT_IDS: id_tensor([bos] + t[:max_length]), LABELS: id_tensor(t[:max_length] + [eos])}
                  for s, t in zip(sources, targets)]
         splits.append(Items(items) if items else None)
-    if splits[0] is None:
+    if splits[0] is None and not evaluates_only(val_fraction, test_fraction):
         raise ConfigError("the training split is empty; give more pairs or smaller val/test fractions")
 
     def evaluate(model, batches) -> dict[str, float]:

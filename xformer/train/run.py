@@ -45,8 +45,8 @@ from .resume import absolute_data_paths, check_resume, check_run_folder, moved_d
 from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
-from .same_data import (check_same_preprocess, check_same_split, class_mismatch, dataset_defaults, same_source,
-                        saved_by_data)
+from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
+                        with_run_classes)
 from .trainer import Trainer
 
 
@@ -315,6 +315,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     if data_overrides:  # before the data is built: a split holding training examples is refused at once
         check_same_split(run_dir, config.data.name, run_args, config.data.args)
     own_data = same_source(config.data.name, run_args, config.data.args)
+    if not own_data:
+        config.data.args = with_run_classes(run_dir, config.data.name, config.data.args)
     if config.data.args.get("scaler") == "run":
         scale_as_the_run(run_dir, config)
     overridden = changed_args(run_args, config.data.args)  # what the data, built otherwise, may show differently
@@ -341,36 +343,6 @@ def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
         raise ConfigError(f"data.args.scaler=run standardises with the statistics of a scaled series run "
                           f"({stats_file} with mean and scale); {run_dir} has none: leave data.args.scaler out")
     config.data.args["scaler"] = {k: stats[k] for k in ("mean", "scale", "columns") if k in stats}
-
-
-def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -> None:
-    """Other data for a trained model must be preprocessed as the run's (``check_same_preprocess``: image size,
-    channels, mean/std), imply the model the run has (classes, channels, horizon, vocabulary size...) and label
-    it the same way: the class names and series columns the data would write into a run folder must be those
-    the run wrote (the line names the run's classes the data lacks and those it has beyond them)."""
-    check_same_preprocess(run_dir, data)
-    saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
-    if (run_dir / "classes.json").is_file() and "classes.json" in saved:
-        ours = json.loads((run_dir / "classes.json").read_text(encoding="utf-8")).get("class_names")
-        theirs = saved["classes.json"].get("class_names")
-        if ours != theirs:
-            root = config.data.args.get("root")
-            raise ConfigError(class_mismatch(run_dir, list(ours or []), list(theirs or []), root))
-    model = config.model
-    parts = {"tokenizer": model.baseline.args, "head": model.baseline.args} if model.baseline is not None else \
-        {"tokenizer": model.tokenizer.args, "head": model.head.args}
-    for part, implied in data.model_args.items():
-        for key, value in implied.items():
-            have = parts.get(part, {}).get(key)
-            if have is not None and have != value:
-                raise ConfigError(f"the data gives {part}.{key}={value}, but the model of {run_dir} has {have}; "
-                                  "evaluate it on data of the same shape")
-    if (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
-        ours = json.loads((run_dir / "series_scaler.json").read_text(encoding="utf-8")).get("columns")
-        theirs = saved["series_scaler.json"].get("columns")
-        if ours != theirs:
-            raise ConfigError(f"the data's columns {theirs} are not the run's {ours} "
-                              f"({run_dir / 'series_scaler.json'}); give data labelled as the run's")
 
 
 def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list[str] = ()) -> dict[str, float]:

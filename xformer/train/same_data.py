@@ -21,6 +21,7 @@ from ..config import ConfigError, load_yaml
 from ..data.images import PREPROCESS_FILE, default_preprocess
 from ..data.registry import DataBundle
 from ..data.vocab import META_FILE
+from .config import ExperimentConfig
 from .distill import image_input
 from .resume import absolute_data_paths
 
@@ -147,6 +148,36 @@ def class_mismatch(run_dir: Path, ours: list[str], theirs: list[str], root: str 
             f"{'; move the other class folders out' if extra else ''}")
 
 
+def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -> None:
+    """Other data for a trained model must be preprocessed as the run's (``check_same_preprocess``: image size,
+    channels, mean/std), imply the model the run has (classes, channels, horizon, vocabulary size...) and label
+    it the same way: the class names and series columns the data would write into a run folder must be those
+    the run wrote (the line names the run's classes the data lacks and those it has beyond them)."""
+    check_same_preprocess(run_dir, data)
+    saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
+    if (run_dir / "classes.json").is_file() and "classes.json" in saved:
+        ours = json.loads((run_dir / "classes.json").read_text(encoding="utf-8")).get("class_names")
+        theirs = saved["classes.json"].get("class_names")
+        if ours != theirs:
+            root = config.data.args.get("root")
+            raise ConfigError(class_mismatch(run_dir, list(ours or []), list(theirs or []), root))
+    model = config.model
+    parts = {"tokenizer": model.baseline.args, "head": model.baseline.args} if model.baseline is not None else \
+        {"tokenizer": model.tokenizer.args, "head": model.head.args}
+    for part, implied in data.model_args.items():
+        for key, value in implied.items():
+            have = parts.get(part, {}).get(key)
+            if have is not None and have != value:
+                raise ConfigError(f"the data gives {part}.{key}={value}, but the model of {run_dir} has {have}; "
+                                  "evaluate it on data of the same shape")
+    if (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
+        ours = json.loads((run_dir / "series_scaler.json").read_text(encoding="utf-8")).get("columns")
+        theirs = saved["series_scaler.json"].get("columns")
+        if ours != theirs:
+            raise ConfigError(f"the data's columns {theirs} are not the run's {ours} "
+                              f"({run_dir / 'series_scaler.json'}); give data labelled as the run's")
+
+
 def check_same_split(run_dir: Path, name: str, run_args: dict, args: dict, edited: bool = False) -> None:
     """Overrides of ``data.args`` for a trained run (``run_args``: config.yaml's, ``args``: with the overrides)
     may point it at other data (another ``SOURCE_ARGS`` value), but on the run's own data they must not move
@@ -201,6 +232,17 @@ def dataset_defaults(name: str) -> dict:
 
     import_all_submodules("xformer.data")
     return DATASETS.defaults(name)
+
+
+def with_run_classes(run_dir: Path, name: str, args: dict) -> dict:
+    """``args`` for other data than a classifier run's own: where the dataset takes its class names as an argument
+    (text_classification's ``labels``, Hugging Face's label2id), the run's (RUN/classes.json) unless given, so
+    that the data's class ids are the model's: a held-out file lacking a class is scored, and a label the run
+    does not know is refused by the dataset."""
+    classes = Path(run_dir) / "classes.json"
+    if "labels" not in dataset_defaults(name) or args.get("labels") is not None or not classes.is_file():
+        return args
+    return {**args, "labels": json.loads(classes.read_text(encoding="utf-8")).get("class_names")}
 
 
 def effective_data(run: Path, preprocessed: bool = False) -> dict:

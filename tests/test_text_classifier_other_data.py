@@ -1,0 +1,87 @@
+"""A text classifier's run scored on other labelled files, as Hugging Face's run_glue scores a validation file
+with the model's label2id: the run writes classes.json, other data gets the run's classes (data.args.labels),
+a label the run does not know is refused in one line, and val_fraction + test_fraction = 1 scores every row
+(the counts of correct rows are checked against `xformer predict` on the same file). A UTF-8 byte-order mark
+(Excel's "CSV UTF-8") is not part of the first column's name."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import yaml
+
+from xformer.cli import main
+
+POS = ["a good fine great film", "great good acting and a fine plot", "fine good great music", "good great fun"]
+NEG = ["a bad poor awful film", "awful bad acting and a poor plot", "poor bad awful music", "bad awful dull"]
+
+
+def table(rows, bom=False) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["text", "label"])
+    writer.writerows(rows)
+    return ("\ufeff" if bom else "") + out.getvalue()
+
+
+def one_line(capsys, argv, *words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("textcls")
+    rows = [(t + f" {i}", label) for i in range(10) for texts, label in ((POS, "pos"), (NEG, "neg")) for t in texts]
+    (root / "train.csv").write_text(table(rows, bom=True), encoding="utf-8")  # a byte-order mark, CRLF line ends
+    recipe = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+                        "tokenizer": {"name": "bert_text"}, "head": {"name": "classification"}},
+              "data": {"name": "text_classification",
+                       "args": {"files": str(root / "train.csv"), "vocab_size": 80, "min_frequency": 1,
+                                "max_length": 16}},
+              "train": {"steps": 30, "batch_size": 8, "lr": 3e-3, "eval_every": 30, "warmup_steps": 0}}
+    (root / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(root / "r.yaml"), "--out", str(root / "run"), "--quiet", "--threads", "1"]) == 0
+    return root
+
+
+def test_the_run_records_its_classes_and_scores_every_row_of_another_file(run, capsys):
+    assert json.loads((run / "run" / "classes.json").read_text()) == {"class_names": ["neg", "pos"]}
+    held_out = [("good great film", "pos"), ("fine great fun", "pos"), ("awful poor film", "neg")]
+    (run / "held_out.csv").write_text(table(held_out), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "run"), f"data.args.files={run / 'held_out.csv'}",
+                 "data.args.test_fraction=1", "data.args.val_fraction=0"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(run / "run"), str(run / "held_out.csv")]) == 0
+    predicted = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    right = sum(row["class"] == label for row, (_, label) in zip(predicted, held_out))
+    assert metrics["test_accuracy"] == pytest.approx(right / 3)  # every row scored, with the run's class ids
+    assert "val_loss" not in metrics
+
+    only_pos = [("good great film", "pos"), ("fine great fun", "pos")]  # lacks a class: still the run's ids
+    (run / "only_pos.csv").write_text(table(only_pos), encoding="utf-8")
+    assert main(["evaluate", str(run / "run"), f"data.args.files={run / 'only_pos.csv'}",
+                 "data.args.test_fraction=1", "data.args.val_fraction=0"]) == 0
+    capsys.readouterr()
+
+
+def test_other_label_names_are_refused_not_mapped_onto_the_runs(run, capsys):
+    renamed = [(t, "a_pos") for t in POS] + [(t, "z_neg") for t in NEG]  # as many classes, sorted the other way
+    (run / "renamed.csv").write_text(table(renamed), encoding="utf-8")
+    one_line(capsys, ["evaluate", str(run / "run"), f"data.args.files={run / 'renamed.csv'}"],
+             "values ['a_pos', 'z_neg'] are not among data.args.labels ['neg', 'pos']")
+
+
+def test_a_training_part_is_still_needed_to_train(run, capsys):
+    one_line(capsys, ["train", str(run / "r.yaml"), "data.args.val_fraction=0.5", "data.args.test_fraction=0.5",
+                      "data.args.tokenizer=" + str(run / "run" / "tokenizer"), "--out", str(run / "x")],
+             "has no training split")
+    one_line(capsys, ["train", str(run / "r.yaml"), "data.args.test_fraction=1", "data.args.val_fraction=0",
+                      "--out", str(run / "x")], "no text to learn a wordpiece vocabulary from")
+    assert not (run / "x").exists()
