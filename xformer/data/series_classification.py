@@ -21,6 +21,7 @@ StandardScaler fitted on the training windows only. Missing values stop with one
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -135,6 +136,11 @@ class WindowItems(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {INPUTS: self.x[i], LABELS: self.y[i]}
+
+    def digest(self) -> str:
+        """SHA-256 of the windows and labels: what a run records to tell its own data from other data of the
+        same size (train/data_identity.py)."""
+        return hashlib.sha256(self.x.numpy().tobytes() + self.y.numpy().tobytes()).hexdigest()
 
 
 @register_data("series_classification")

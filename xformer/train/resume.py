@@ -13,7 +13,7 @@ the model, the data, the optimizer's settings, the batch, the precision. The key
   step 40). A budget below the steps already done is refused.
 - ``distill.teacher``: the teacher run's new place, when it lends the weights the run recorded at its start
   (RUN/teacher.json: the checkpoint and its SHA-256), e.g. after the teacher's folder moved.
-- the data's place (``DATA_PATHS``: data.args.root, path, files), when the data there is the run's own: the run
+- the data's place (``DATA_PATHS``: data.args.root, path, files, test_path), when the data there is the run's own: the run
   records its split (RUN/data_split.json) and the data built from the new place matches that record, classes.json
   and series_scaler.json (``check_run_data`` with ``moved``, once the data is built). A run without that record
   is refused here: nothing could tell its data from other data at the new place.
@@ -75,7 +75,7 @@ def _flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-DATA_PATHS = ("root", "path", "files")  # the data arguments that name files or folders (image_folder, csv_series...)
+DATA_PATHS = ("root", "path", "files", "test_path")  # the data arguments that name files or folders
 SPLIT_FILE = "data_split.json"  # RUN/data_split.json, the split's identity (data_identity.py)
 
 
