@@ -66,7 +66,7 @@ def test_new_reviews_are_classified_from_csv_text_files_and_stdin(run):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda run: run / "absent.txt", "text file {run}/absent.txt does not exist; give .csv / .tsv files with a 'review' column"),
+    (lambda run: run / "absent.txt", "text file {run}/absent.txt does not exist; give .csv / .tsv / .jsonl files with a 'review' column"),
     (lambda run: (run / "other.csv").write_text("text,x\nfine,1\n") and run / "other.csv",
      "{run}/other.csv has no column 'review' (its header: text, x); the run reads its texts from that column"),
     (lambda run: (run / "latin1.csv").write_bytes("review\ncaf\xe9 film\n".encode("latin-1")) and run / "latin1.csv",

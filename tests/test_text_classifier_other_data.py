@@ -69,6 +69,8 @@ def test_the_run_records_its_classes_and_scores_every_row_of_another_file(run, c
     assert main(["evaluate", str(run / "run"), f"data.args.files={run / 'only_pos.csv'}",
                  "data.args.test_fraction=1", "data.args.val_fraction=0"]) == 0
     capsys.readouterr()
+    one_line(capsys, ["evaluate", str(run / "run"), f"data.args.files={run / 'only_pos.csv'}",
+                      "data.args.test_fraction=0", "data.args.val_fraction=0"], "no validation or test split to score")
 
 
 def test_other_label_names_are_refused_not_mapped_onto_the_runs(run, capsys):
@@ -85,3 +87,47 @@ def test_a_training_part_is_still_needed_to_train(run, capsys):
     one_line(capsys, ["train", str(run / "r.yaml"), "data.args.test_fraction=1", "data.args.val_fraction=0",
                       "--out", str(run / "x")], "no text to learn a wordpiece vocabulary from")
     assert not (run / "x").exists()
+
+
+def test_json_lines_train_and_predict_as_csv_does(run, tmp_path, capsys):
+    """Hugging Face's json files (JSON Lines, or one array; a label may be a number) read as tables: the same
+    rows give the same data as the CSV."""
+    from xformer.data.text_classification import read_labelled
+
+    rows = [("a good film", "pos"), ('a bad, "awful" film', "neg"), ("fine", "pos")]
+    (tmp_path / "t.csv").write_text(table(rows), encoding="utf-8")
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": t, "label": y, "id": i}) + "\n"
+                                              for i, (t, y) in enumerate(rows)), encoding="utf-8")
+    (tmp_path / "t.json").write_text(json.dumps([{"text": t, "label": y} for t, y in rows]), encoding="utf-8")
+    expected = read_labelled(str(tmp_path / "t.csv"))
+    assert read_labelled(str(tmp_path / "t.jsonl")) == expected == read_labelled(str(tmp_path / "t.json"))
+    (tmp_path / "n.jsonl").write_text("".join(json.dumps({"text": t, "label": int(y == "pos")}) + "\n"
+                                              for t, y in rows))
+    assert read_labelled(str(tmp_path / "n.jsonl"))[1] == ["1", "0", "1"]
+
+    assert main(["predict", str(run / "run"), str(tmp_path / "t.jsonl")]) == 0
+    by_json = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert main(["predict", str(run / "run"), str(tmp_path / "t.csv")]) == 0
+    by_csv = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["text"], r["class"]) for r in by_json] == [(r["text"], r["class"]) for r in by_csv]
+    assert [r["text"] for r in by_json] == [t for t, _ in rows]  # the text column, not the whole JSON line
+
+    (tmp_path / "bad.jsonl").write_text('{"text": "a", "label": "pos"}\n{"text": "b", label: pos}\n')
+    one_line(capsys, ["predict", str(run / "run"), str(tmp_path / "bad.jsonl")], "line 2 is not JSON")
+
+
+def test_scores_misread_as_classes_and_empty_splits_are_refused(tmp_path, capsys):
+    from xformer.data.registry import build_data
+
+    scores = [(f"sentence {i}", f"{i % 50 / 10:.2f}") for i in range(100)]  # STS-B-like scores 0.00 .. 4.90
+    (tmp_path / "sts.csv").write_text(table(scores), encoding="utf-8")
+    with pytest.raises(Exception, match=r"are numbers such as \['0.10', '0.20', '0.30'\].*50 distinct values"):
+        build_data("text_classification", {"files": str(tmp_path / "sts.csv")})
+    whole = [(f"sentence {i}", f"{i % 2}.0") for i in range(20)]  # integers written as floats are classes
+    (tmp_path / "whole.csv").write_text(table(whole), encoding="utf-8")
+    assert build_data("text_classification", {"files": str(tmp_path / "whole.csv"), "vocab_size": 40,
+                                              "min_frequency": 1}).model_args["head"]["n_classes"] == 2
+    few = [(f"sentence {i}", f"class{i % 10}") for i in range(40)]  # 10 labels of 4 rows: 4 x 0.1 rounds to 0
+    (tmp_path / "few.csv").write_text(table(few), encoding="utf-8")
+    with pytest.raises(Exception, match=r"val_fraction=0.1 puts no row in the val split.*10 labels.*at most 4"):
+        build_data("text_classification", {"files": str(tmp_path / "few.csv")})

@@ -248,13 +248,14 @@ def text_classifier_info(run_dir: Path) -> dict | None:
 
 
 def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[tuple[str, str]]:
-    """(source, text) pairs: the ``text_column`` of .csv / .tsv files ("FILE:ROW", row 1 = the first below the
-    header), the non-empty lines of other files ("FILE:LINE"), or of standard input for ``-``."""
+    """(source, text) pairs: the ``text_column`` of .csv / .tsv / .jsonl files ("FILE:ROW", row 1 = the first below
+    the header, or a JSON file's first object), the non-empty lines of other files ("FILE:LINE"), or of standard
+    input for ``-``."""
     import sys
 
     from .data.compressed import inner_suffix, read_text_file
     from .data.corpus import not_utf8_text
-    from .data.text_classification import table_reader
+    from .data.text_tables import TABLE_SUFFIXES, table_reader
 
     texts = []
     for item in inputs:
@@ -262,11 +263,11 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
         if str(item) == "-":
             lines = sys.stdin.read().splitlines()
         elif not path.is_file():
-            raise ConfigError(f"text file {path} does not exist; give .csv / .tsv files with a {text_column!r} "
-                              "column, text files (one text per line) or - for standard input")
+            raise ConfigError(f"text file {path} does not exist; give .csv / .tsv / .jsonl files with a "
+                              f"{text_column!r} column, text files (one text per line) or - for standard input")
         else:
             try:
-                if inner_suffix(path) in (".csv", ".tsv", ".tab"):
+                if inner_suffix(path) in TABLE_SUFFIXES:
                     reader = table_reader(path)
                     if text_column not in (reader.fieldnames or []):
                         raise ConfigError(f"{path} has no column {text_column!r} (its header: "
@@ -278,7 +279,8 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
             except UnicodeDecodeError as e:
                 raise not_utf8_text(path, e) from None
             except csv.Error as e:
-                raise ConfigError(f"{path} cannot be read as CSV / TSV ({e}); give UTF-8 text files") from None
+                raise ConfigError(f"{path} cannot be read as a table ({e}); give UTF-8 CSV, TSV or JSON Lines "
+                                  "files, or text files of one text per line") from None
         source = "-" if str(item) == "-" else str(path)
         texts += [(f"{source}:{i}", line) for i, line in enumerate(lines, 1) if line.strip()]
     if not texts:

@@ -28,7 +28,12 @@ def run(args: argparse.Namespace) -> None:
         if (load_yaml(Path(run_dir) / "config.yaml").get("data") or {}).get("name") == "forecaster":
             raise ConfigError(f"{run_dir} is a Forecaster.save folder, which holds no data to evaluate on; score it "
                               f"with xformer backtest {run_dir} --data FILE --windows N (or xformer forecast)")
-    print(json.dumps(evaluate_ensemble(runs, args.checkpoint, overrides), indent=1))
+    metrics = evaluate_ensemble(runs, args.checkpoint, overrides)
+    if not metrics:  # a run trained without validation or test split, or other data that gives neither
+        raise ConfigError("the data has no validation or test split to score (val_fraction and test_fraction 0, "
+                          "or splits too small to hold an example); give data.args.test_fraction=1 to score "
+                          "every example of other data, or data with val/test examples")
+    print(json.dumps(metrics, indent=1))
 
 
 def add_parser(subparsers) -> None:

@@ -2,8 +2,9 @@
 text_common.py).
 
 text_classification
-  ``files``: CSV (",") or TSV (".tsv" / ".tab": tab, no quoting) files with a header holding
-      ``text_column`` and ``label_column`` (default "text", "label"); rows of all files pooled.
+  ``files``: CSV (","), TSV (".tsv" / ".tab": tab, no quoting) or JSON Lines (".jsonl" / ".json",
+      Hugging Face's json files) files whose columns (keys) hold ``text_column`` and ``label_column``
+      (default "text", "label"), read by text_tables.py; rows of all files pooled.
       Labels: the distinct label strings in sorted order -> ids 0..K-1 (numeric order when every
       label is an integer), or ``labels`` (Hugging Face's label2id as a list: its class names in id
       order; a row labelled otherwise is refused). ``xformer evaluate`` / Python's ``load_run`` give
@@ -20,7 +21,6 @@ text_classification
 from __future__ import annotations
 
 import csv
-import io
 import json
 import random
 import re
@@ -33,11 +33,12 @@ from ..batch import INPUT_IDS, LABELS
 from ..errors import ConfigError
 from ..metrics_classification import predict
 from ..registry import check_min_max
-from .compressed import inner_suffix, read_text_file
+from .compressed import inner_suffix
 from .corpus import corpus_name, not_utf8_text, read_text_files
 from .registry import DataBundle, register_data
 from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, id_tensor, pad_collate,
                           prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
+from .text_tables import table_reader
 
 
 def read_labelled(paths: str | list[str], text_column: str = "text", label_column: str = "label"
@@ -46,15 +47,16 @@ def read_labelled(paths: str | list[str], text_column: str = "text", label_colum
     texts, labels = [], []
     for path in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if not path.is_file():
-            raise ConfigError(f"data file {path} does not exist; give CSV or TSV files with columns "
+            raise ConfigError(f"data file {path} does not exist; give CSV, TSV or JSON Lines files with columns "
                               f"{text_column!r} and {label_column!r}")
         try:
             rows = _read_rows(path, text_column, label_column)
         except UnicodeDecodeError as e:
             raise not_utf8_text(path, e) from None
-        except csv.Error as e:  # e.g. a NUL byte: a binary file
-            raise ConfigError(f"{path} cannot be read as CSV / TSV ({e}); give UTF-8 text files with a header row "
-                              f"holding {text_column!r} and {label_column!r}") from None
+        except csv.Error as e:  # e.g. a NUL byte (a binary file), malformed JSON
+            kind = "JSON Lines" if inner_suffix(path) in (".jsonl", ".json") else "CSV / TSV"
+            raise ConfigError(f"{path} cannot be read as {kind} ({e}); give UTF-8 text files whose rows hold "
+                              f"{text_column!r} and {label_column!r}") from None
         for text, label in rows:
             texts.append(text)
             labels.append(label)
@@ -68,19 +70,8 @@ def classification_ids(vocab, ids: list[int], max_length: int) -> Tensor:
     return id_tensor([vocab.cls_id] + ids[: max_length - 2] + [vocab.sep_id])
 
 
-def table_reader(path: Path) -> csv.DictReader:
-    """Rows of a CSV (",", quoted) or TSV (".tsv" / ".tab": tab, no quoting) file with a header. Raises
-    UnicodeDecodeError for text that is not UTF-8, csv.Error for a binary file."""
-    tsv = inner_suffix(path) in (".tsv", ".tab")
-    content = read_text_file(path, newline="")  # line ends inside quoted texts kept as written
-    if "\0" in content:  # valid UTF-8 yet binary: text never holds NUL
-        raise csv.Error("it holds NUL bytes")
-    return csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
-                          quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
-
-
 def _read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
-    """(text, label) of every row of one CSV / TSV file with a header."""
+    """(text, label) of every row of one CSV / TSV file with a header, or of a JSON Lines file."""
     reader = table_reader(path)
     columns, rows = reader.fieldnames or [], []
     for column in (text_column, label_column):
@@ -102,6 +93,22 @@ def label_names(labels: list[str]) -> list[str]:
     names = set(labels)
     numeric = all(re.fullmatch(r"[+-]?\d+", n) for n in names)
     return sorted(names, key=int if numeric else None)
+
+
+def check_class_labels(found: list[str], label_column: str) -> None:
+    """Refuse numbers that are not whole (scores, as STS-B's): each would become a class of its own."""
+    scores = []
+    for value in dict.fromkeys(found):
+        try:
+            number = float(value)
+        except ValueError:
+            return
+        if not number.is_integer():
+            scores.append(value)
+    if scores:
+        raise ConfigError(f"the {label_column!r} values are numbers such as {scores[:3]}: text_classification learns "
+                          f"classes, and each of the {len(set(found))} distinct values would be one (xformer has no "
+                          "text regression); give class labels, e.g. scores binned into a few named classes")
 
 
 def given_labels(labels, found: list[str], files, label_column: str) -> list[str]:
@@ -171,6 +178,8 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS] and [SEP]")
     if files:
         texts, found = read_labelled(files, text_column, label_column)
+        if labels is None:
+            check_class_labels(found, label_column)
         names = label_names(found) if labels is None else given_labels(labels, found, files, label_column)
         ids = [names.index(label) for label in found]
         per_split = ([], [], [])
@@ -180,6 +189,13 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
             for split, chosen in zip(per_split, split_indices(len(members), val_fraction, test_fraction, g)):
                 split += [members[j] for j in chosen]
         parts = [([texts[i] for i in sorted(s)], [ids[i] for i in sorted(s)]) for s in per_split]
+        most = max(map(ids.count, range(len(names))))
+        for name, fraction, part in (("val", val_fraction, parts[1]), ("test", test_fraction, parts[2])):
+            if fraction > 0 and not part[0]:  # sklearn's stratified split refuses a test set smaller than the classes
+                raise ConfigError(f"data.args.{name}_fraction={fraction} puts no row in the {name} split: the split "
+                                  f"is stratified, round(rows of a label x {fraction}) rows of each label, and each "
+                                  f"of the {len(names)} labels has too few rows (at most {most}); give a larger "
+                                  f"{name}_fraction, more rows, or {name}_fraction=0")
     else:
         if labels is not None:
             raise ConfigError("data.args.labels names the classes of data.args.files; the default task (no files) "
@@ -216,5 +232,5 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                       model_args=text_model_args(vocab, max_length, n_classes=len(names)))
 
 
-__all__ = ["text_classification", "read_labelled", "table_reader", "classification_ids", "label_names",
+__all__ = ["text_classification", "read_labelled", "classification_ids", "label_names",
            "given_labels", "shuffle_words", "acceptability", "macro_f1"]

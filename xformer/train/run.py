@@ -358,11 +358,14 @@ def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataB
     every example of each split: the run's ``train.eval_batches`` (a training-time shortcut) does not apply."""
     config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
     train = dataclasses.replace(config.train, eval_batches=None)
-    if data.train is None:  # data to evaluate on only (an image folder of val/ and test/): the trainer builds
-        # a training loader it never draws from here, of batches of one, so a split smaller than a batch passes
-        data = dataclasses.replace(data, train=data.val if data.val is not None else data.test)
-        train = dataclasses.replace(train, batch_size=1, grad_accum=1,
-                                    eval_batch_size=train.eval_batch_size or train.batch_size // train.grad_accum)
+    if data.val is None and data.test is None:
+        return {}
+    # the trainer builds a training loader it never draws from here: of batches of one, from a scored split, so
+    # neither data to evaluate on only (an image folder of val/ and test/) nor a training split smaller than a
+    # batch (other data's) stops the evaluation
+    data = dataclasses.replace(data, train=data.val if data.val is not None else data.test)
+    train = dataclasses.replace(train, batch_size=1, grad_accum=1,
+                                eval_batch_size=train.eval_batch_size or train.batch_size // train.grad_accum)
     metrics = {}
     with deterministic_algorithms(config.train.deterministic):  # as the run evaluated itself, for this call only
         trainer = Trainer(model, data, train, None, init_world(train.device))
