@@ -177,7 +177,7 @@ def test_series_classification_files_that_cannot_be_read(tmp_path, capsys):
     ucr = tmp_path / "train.tsv"
     ucr.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(128, 256)))
     line = fails(tmp_path, capsys, SERIES_MODEL, {"name": "series_classification", "args": {"path": str(ucr)}})
-    assert line.startswith(f"xformer: error: {ucr} is not a text CSV file") and "UCR-format" in line
+    assert line.startswith(f"xformer: error: {ucr} is not a UTF-8 text file") and "UCR-format" in line
     npz = tmp_path / "train.npz"
     npz.write_bytes(b"not a zip archive")
     line = fails(tmp_path, capsys, SERIES_MODEL, {"name": "series_classification", "args": {"path": str(npz)}})

@@ -32,7 +32,7 @@ def test_ucr_and_npz_files(tmp_path):
     ucr = tmp_path / "Toy_TRAIN.tsv"
     ucr.write_text("1\t0.1\t0.2\t0.3\n-1\t1.0\t2.0\t3.0\n2\t5\t6\t7\n1\t0\t0\t1\n")
     x, y = read_windows(ucr)
-    assert x.shape == (4, 3, 1) and y.tolist() == [1, -1, 2, 1]
+    assert x.shape == (4, 3, 1) and y.tolist() == ["1", "-1", "2", "1"]
     bundle = build_data("series_classification", {"path": str(ucr), "test_path": str(ucr), "val_fraction": 0})
     assert bundle.model_args == {"tokenizer": {"n_channels": 1, "input_len": 3}, "head": {"n_classes": 3}}
     assert bundle.test[1]["labels"] == 0  # labels in numeric order: -1 -> 0, 1 -> 1, 2 -> 2

@@ -10,9 +10,11 @@ Sources, all read into X (N, L, C) float and y (N,) class indices:
   Control Chart Time Series", UCR "SyntheticControl"), generated from its published definition,
   :func:`synthetic_control`;
 - ``path`` to a UCR-archive file (``.tsv``/``.txt``: the class label, then the values of one
-  univariate series, tab- or comma-separated; e.g. ``SyntheticControl_TRAIN.tsv``), with
-  ``test_path`` for the archive's own test file;
-- ``path`` to a ``.npz`` holding ``X`` (N, L, C) or (N, L) and ``y`` (N,), for multivariate windows.
+  univariate series, separated by tabs, commas or spaces; e.g. ``SyntheticControl_TRAIN.tsv``, or the
+  space-separated ``.txt`` of timeseriesclassification.com), with ``test_path`` for the archive's own
+  test file; rows of different lengths (unequal-length series) end in missing values (``read_ucr``);
+- ``path`` to a ``.npz`` holding ``X`` (N, L, C) or (N, L) and ``y`` (N,), for multivariate windows;
+  ``layout="ncl"`` reads X as (N, C, L), aeon's, sktime's and tsai's layout.
 
 Without ``test_path`` a stratified 80/20 split (random_state 0) makes the test set; validation
 is a stratified ``val_fraction`` of the rest. Values are standardised per channel with a
@@ -36,9 +38,10 @@ from ..config import ConfigError
 from ..metrics_classification import evaluate_classifier, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
 from .registry import DataBundle, register_data
-from .series import read_csv_file
+from .compressed import read_text_file
 
-UCR_FIX = "give a UCR-format text file (per line: the label, then the values, tab- or comma-separated) or an .npz"
+UCR_FIX = ("give a UCR-format text file (per line: the label, then the values, separated by tabs, commas or spaces) "
+           "or an .npz")
 SYNTHETIC_CONTROL_CLASSES = ("normal", "cyclic", "increasing_trend", "decreasing_trend", "upward_shift",
                              "downward_shift")
 
@@ -70,17 +73,16 @@ def synthetic_control(n_per_class: int = 100, length: int = 60, seed: int = 0) -
     return np.stack(rows)[:, :, None], np.array(labels)
 
 
-def read_windows(path: str | Path, missing: str = "error") -> tuple[np.ndarray, np.ndarray]:
-    """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file or an ``.npz`` (X, y)."""
+def read_windows(path: str | Path, missing: str = "error", layout: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file or an ``.npz`` (X, y; ``layout``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"series classification file not found: {path}")
     if path.suffix == ".npz":
-        x, y = _read_npz(path)
+        x, y = _read_npz(path, layout)
     else:
-        table = read_csv_file(path, UCR_FIX, sep=None, header=None, engine="python")  # tabs (UCR 2018) or commas
-        y = table.iloc[:, 0].to_numpy()
-        x = table.iloc[:, 1:].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)[:, :, None]
+        x, y = read_ucr(path)
     if x.shape[1] == 0:
         raise ConfigError(f"{path} holds labels but no series values; {UCR_FIX}")
     bad = np.isnan(x)
@@ -88,14 +90,81 @@ def read_windows(path: str | Path, missing: str = "error") -> tuple[np.ndarray, 
         if missing != "ffill":
             raise ConfigError(f"{path}: {int(bad.any(axis=(1, 2)).sum())} of {len(x)} series have missing or "
                               "non-numeric values (e.g. unequal lengths); pass data.args.missing=ffill to fill them")
+        empty = np.flatnonzero(bad.all(axis=1).any(axis=1))
+        if len(empty):  # nothing to carry forward or back
+            raise ConfigError(f"{path}: series {', '.join(str(i + 1) for i in empty[:5])} (line numbers) hold no "
+                              "value at all in a channel, which missing=ffill cannot fill; remove them")
         n, length, channels = x.shape
         by_time = pd.DataFrame(x.transpose(1, 0, 2).reshape(length, n * channels))  # one column per series
         x = by_time.ffill().bfill().to_numpy().reshape(length, n, channels).transpose(1, 0, 2)
     return x, y
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(X (N, L, C), y) from an ``.npz`` archive; anything else is refused in one line."""
+def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(X (N, L, 1), labels) of a UCR text file: per line a label, then the values, separated by tabs (the 2018
+    archive's .tsv), commas, or spaces (timeseriesclassification.com's .txt: "  1.0000000e+00  -0.64 ..."). Rows
+    of different lengths are padded with NaN at the end (unequal-length series, for ``missing``); "?" and
+    "NaN" are missing values. Labels written as whole numbers in float form (1.0000000e+00) are read as those
+    numbers ("1"), so the archive's .txt and .tsv files of one data set name their classes alike."""
+    try:
+        text = read_text_file(path)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a UTF-8 text file ({e.reason}); {UCR_FIX}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ConfigError(f"{path} is empty; {UCR_FIX}")
+    if "\0" in text:
+        raise ConfigError(f"{path} is not a text file (it holds NUL bytes); {UCR_FIX}")
+    sep = "\t" if "\t" in lines[0] else "," if "," in lines[0] else None  # None: runs of spaces
+    rows = []
+    for line in lines:  # a tab or comma before the first value leaves the label empty; trailing ones add nothing
+        fields = [field.strip() for field in (line.split(sep) if sep else line.split())]
+        while len(fields) > 1 and not fields[-1]:
+            fields.pop()
+        rows.append(fields)
+    labels = [row[0] for row in rows]
+    if not all(labels):
+        number = next(i for i, label in enumerate(labels) if not label) + 1
+        raise ConfigError(f"{path}: line {number} has no label before its values; {UCR_FIX}")
+    values = [[_number(v) for v in row[1:]] for row in rows]
+    if len(values) > 1 and all(np.isnan(v) for v in values[0]) and not all(np.isnan(v) for v in values[1]):
+        raise ConfigError(f"{path}: the first line ({lines[0][:40]!r}) looks like a header of column names; the "
+                          "UCR format has none: remove it (e.g. pandas' to_csv(path, header=False, index=False))")
+    length = max(map(len, values))
+    x = np.full((len(values), length), np.nan)
+    for i, row in enumerate(values):
+        x[i, :len(row)] = row
+    return x[:, :, None], np.array(_whole_labels(labels), dtype=object)
+
+
+def _number(field: str) -> float:
+    try:
+        return float(field)
+    except ValueError:
+        return float("nan")  # "?", "NaN", an empty field: missing
+
+
+def _whole_labels(labels: list[str]) -> list[str]:
+    """Labels that are all whole numbers (in any float spelling) as those numbers' plain text; others as given."""
+    try:
+        numbers = [float(label) for label in labels]
+    except ValueError:
+        return labels
+    if not all(np.isfinite(n) and float(n).is_integer() for n in numbers):
+        return labels
+    return [str(int(n)) for n in numbers]
+
+
+LAYOUTS = ("nlc", "ncl")  # X (N, L, C): xformer's; (N, C, L): aeon's, sktime's numpy3D and tsai's
+
+
+def _read_npz(path: Path, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(X (N, L, C), y) from an ``.npz`` archive whose X is (N, L), or (N, L, C) (``layout`` "nlc") or (N, C, L)
+    ("ncl"). Left out, the layout is "nlc", and an X with more channels than steps, which is what (N, C, L)
+    data read as (N, L, C) looks like, is refused in one line asking for it. Anything else is refused too."""
+    if layout not in (None, *LAYOUTS):
+        raise ConfigError(f"data.args.layout={layout!r}: give nlc (X is (N, L, C), xformer's) or ncl (N, C, L: "
+                          "aeon's, sktime's numpy3D and tsai's)")
     try:
         archive = np.load(path)  # allow_pickle=False: a pickle is refused, never run
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
@@ -107,13 +176,38 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if "X" not in f or "y" not in f:
             raise ConfigError(f"{path} must hold arrays X (N, L, C) and y (N,); it has {sorted(f.files)}")
         try:
-            x, y = np.asarray(f["X"], dtype=np.float64), np.asarray(f["y"])
+            y = np.asarray(f["y"])
+        except ValueError as e:  # an object array (pandas' to_numpy() of strings) is stored pickled
+            raise ConfigError(f"{path}: y is an object array ({first_line(e)}); save it as numbers or strings: "
+                              "numpy.savez(path, X=X, y=y.astype(str))") from None
+        try:
+            x = np.asarray(f["X"], dtype=np.float64)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{path}: X must hold numbers ({first_line(e)}); save float arrays") from None
+    if x.ndim == 3 and layout == "ncl":
+        x = x.transpose(0, 2, 1)
+    elif x.ndim == 3 and layout is None and x.shape[2] > x.shape[1]:
+        raise ConfigError(f"{path}: X is {x.shape}, read as (N, L, C) {x.shape[2]} channels of {x.shape[1]} steps; "
+                          "aeon, sktime and tsai store (N, C, L): give data.args.layout=ncl for that, or "
+                          "data.args.layout=nlc if it really has more channels than steps")
     x = x[:, :, None] if x.ndim == 2 else x
     if x.ndim != 3 or len(x) != len(y):
         raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and {y.shape}")
     return x, y
+
+
+def check_stratifiable(y: np.ndarray, names: list[str], fraction: float, split: str) -> None:
+    """sklearn's stratified split needs two examples of every class and a held-out part of at least one example
+    a class: refused in one line naming the classes (UCR sets such as Fungi have one training series a class)."""
+    counts = np.bincount(y, minlength=len(names))
+    rare = [names[k] for k in np.flatnonzero(counts < 2)]
+    held = int(np.ceil(fraction * len(y)))
+    if rare or held < len(names) or len(y) - held < len(names):
+        what = (f"the classes {rare[:5]} have one series each" if rare else
+                f"{len(y)} series leave too few for {len(names)} classes on both sides")
+        raise ConfigError(f"a stratified {split} split needs every class on both sides, and {what}; "
+                          + ("give data.args.val_fraction=0 (no validation split)" if "validation" in split else
+                             "give the data set's own test file as data.args.test_path") + ", or more series")
 
 
 def _sorted_labels(labels: set[str]) -> list[str]:
@@ -145,8 +239,10 @@ class WindowItems(Dataset):
 
 @register_data("series_classification")
 def series_classification(path: str | None = None, test_path: str | None = None, val_fraction: float = 0.1,
-                          n_per_class: int = 100, seed: int = 0, missing: str = "error") -> DataBundle:
-    """Labelled windows (see the module docstring); default: 600 Synthetic Control series of length 60."""
+                          n_per_class: int = 100, seed: int = 0, missing: str = "error",
+                          layout: str | None = None) -> DataBundle:
+    """Labelled windows (see the module docstring); default: 600 Synthetic Control series of length 60.
+    layout: of an .npz's X, "nlc" (N, L, C) or "ncl" (N, C, L); see ``_read_npz``."""
     check_fractions("data.args", val_fraction=val_fraction)
     check_sizes("data.args", n_per_class=n_per_class)
     if test_path is not None and path is None:
@@ -156,10 +252,16 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         names = list(SYNTHETIC_CONTROL_CLASSES)
         raw = np.array(names)[raw]
     else:
-        x, raw = read_windows(path, missing)
+        x, raw = read_windows(path, missing, layout)
         names = _sorted_labels({str(v) for v in raw})
+        if len(names) < 2:
+            raise ConfigError(f"{path}: every series has the label {names[0]!r}; a classifier needs at least two "
+                              f"classes ({UCR_FIX})")
     if test_path is not None:
-        x_test, raw_test = read_windows(test_path, missing)
+        x_test, raw_test = read_windows(test_path, missing, layout)
+        if missing == "ffill" and x_test.shape[1] < x.shape[1] and x_test.shape[2] == x.shape[2]:
+            # unequal lengths whose longest test series is shorter: carried forward to the training length too
+            x_test = np.concatenate([x_test, np.repeat(x_test[:, -1:], x.shape[1] - x_test.shape[1], axis=1)], axis=1)
         if x_test.shape[1:] != x.shape[1:]:
             raise ConfigError(f"{test_path} holds windows of shape {x_test.shape[1:]} but {path} {x.shape[1:]}; "
                               "give files of one dataset")
@@ -172,12 +274,14 @@ def series_classification(path: str | None = None, test_path: str | None = None,
     from sklearn.preprocessing import StandardScaler
 
     if test_path is None:
+        check_stratifiable(y, names, 0.2, "test (the 20% of data.args.path held out without data.args.test_path)")
         train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
         x_test, y_test, x, y = x[test_idx], y[test_idx], x[train_idx], y[train_idx]
     else:
         y_test = np.array([index[str(v)] for v in raw_test])
     x_val = y_val = None
     if val_fraction > 0:
+        check_stratifiable(y, names, val_fraction, f"validation (data.args.val_fraction={val_fraction})")
         keep, held = train_test_split(np.arange(len(y)), test_size=val_fraction, stratify=y, random_state=0)
         x, y, x_val, y_val = x[keep], y[keep], x[held], y[held]
     n, length, channels = x.shape

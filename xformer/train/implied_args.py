@@ -25,11 +25,29 @@ def with_implied_args(config: ModelConfig, implied: dict[str, dict[str, Any]]) -
     else:
         accepted = None
         targets = {"tokenizer": resolved.tokenizer.args, "head": resolved.head.args}
+    if accepted is not None:
+        check_baseline_fits(resolved.baseline.name, accepted, implied)
     for part, args in targets.items():
         for key, value in implied.get(part, {}).items():
             if accepted is None or key in accepted:
                 args.setdefault(key, value)
     return resolved
+
+
+def check_baseline_fits(name: str, accepted, implied: dict[str, dict[str, Any]]) -> None:
+    """A baseline reads one kind of data: it must take every argument the data gives a head (the task: n_classes
+    of a classifier, horizon of a forecaster) and one of those it gives a tokenizer (the input: an image's size,
+    a series window's length, a vocabulary), else it would meet batches it cannot read (a forecaster given
+    labelled windows, a CNN given series). One line naming what does not fit."""
+    head = [key for key in implied.get("head", {}) if key not in accepted]
+    tokens = implied.get("tokenizer", {})
+    if head or (tokens and not any(key in accepted for key in tokens)):
+        given = ", ".join(f"{key}={value}" for part in ("tokenizer", "head") for key, value in
+                          implied.get(part, {}).items())
+        raise ConfigError(f"baseline {name!r} is not made for this data, which gives the model {given}; choose a "
+                          "baseline of the data's domain (README, xformer/baselines/: text LMs ngram_lm, rnn_lm, "
+                          "lstm_lm, lstm_seq2seq; images mlp, cnn; series forecasting dlinear, rlinear, sparsetsf, "
+                          "lstm_forecaster, last_value, seasonal_naive) or a transformer model")
 
 
 def check_fixed_by_data(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> None:
