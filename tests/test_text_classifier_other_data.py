@@ -114,6 +114,12 @@ def test_json_lines_train_and_predict_as_csv_does(run, tmp_path, capsys):
 
     (tmp_path / "bad.jsonl").write_text('{"text": "a", "label": "pos"}\n{"text": "b", label: pos}\n')
     one_line(capsys, ["predict", str(run / "run"), str(tmp_path / "bad.jsonl")], "line 2 is not JSON")
+    for content, words in (('{"text": "a", "label": "pos"}\n{"text": "b"}\n', "bad.jsonl:2: the row has no 'label'"),
+                           ('{"text": "a", "label": "pos"}\n{"label": "neg"}\n', "bad.jsonl:2: the row has no 'text'"),
+                           ('{"text": "a", "label": ["pos"]}\n', "'label' holds a JSON list")):
+        (tmp_path / "bad.jsonl").write_text(content)
+        with pytest.raises(Exception, match=words):  # before: KeyError tracebacks, lists taken as classes
+            read_labelled(str(tmp_path / "bad.jsonl"))
 
 
 def test_scores_misread_as_classes_and_empty_splits_are_refused(tmp_path, capsys):
@@ -131,3 +137,31 @@ def test_scores_misread_as_classes_and_empty_splits_are_refused(tmp_path, capsys
     (tmp_path / "few.csv").write_text(table(few), encoding="utf-8")
     with pytest.raises(Exception, match=r"val_fraction=0.1 puts no row in the val split.*10 labels.*at most 4"):
         build_data("text_classification", {"files": str(tmp_path / "few.csv")})
+
+
+def test_a_resorted_table_is_not_taken_for_the_runs_data(run, capsys):
+    """The same rows in another order (sorted in a spreadsheet) put other rows in each split: data_split.json's
+    SHA-256 of each split's items tells it from the run's data, for evaluate and --resume."""
+    original = (run / "train.csv").read_text(encoding="utf-8")
+    header, *rows = original.strip("\ufeff").splitlines()
+    try:
+        (run / "train.csv").write_text("\n".join([header, *sorted(rows)]) + "\n", encoding="utf-8")
+        one_line(capsys, ["evaluate", str(run / "run")], "train holds other content, as many examples")
+    finally:
+        (run / "train.csv").write_text(original, encoding="utf-8")
+    assert main(["evaluate", str(run / "run")]) == 0
+    capsys.readouterr()
+
+
+def test_mlm_on_one_text_per_line(tmp_path):
+    """A corpus of one text per line, no blank lines, was one document: the validation split came out empty and
+    early stopping on val_loss did nothing, silently. Now refused, and line_by_line makes each line a document."""
+    from xformer.data.registry import build_data
+
+    lines = [f"review {i}: the film was {'good' if i % 2 else 'bad'} and the music was fine." for i in range(60)]
+    (tmp_path / "lines.txt").write_text("\n".join(lines) + "\n")
+    args = {"files": str(tmp_path / "lines.txt"), "vocab_size": 60, "min_frequency": 1, "max_length": 64}
+    with pytest.raises(Exception, match=r"val_fraction=0.1 puts no document in the val split.*line_by_line=true"):
+        build_data("text_mlm", args)
+    data = build_data("text_mlm", {**args, "line_by_line": True})
+    assert len(data.val) == 6 and len(data.train) == 54  # each line a document, split 54 / 6

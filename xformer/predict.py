@@ -273,7 +273,7 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
                         raise ConfigError(f"{path} has no column {text_column!r} (its header: "
                                           f"{', '.join(reader.fieldnames or []) or 'empty'}); the run reads its "
                                           "texts from that column")
-                    texts += [(f"{path}:{i}", row[text_column] or "") for i, row in enumerate(reader, 1)]
+                    texts += [(f"{path}:{i}", row.get(text_column) or "") for i, row in enumerate(reader, 1)]
                     continue
                 lines = read_text_file(path).splitlines()
             except UnicodeDecodeError as e:

@@ -80,10 +80,11 @@ def _read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[st
                               f"name the columns {text_column!r} and {label_column!r} or set "
                               "data.args.text_column / data.args.label_column")
     for row in reader:
-        text, label = row[text_column], row[label_column]
-        if text is None or label is None or not label.strip():
-            raise ConfigError(f"{path}:{reader.line_num}: the row has no {label_column!r} value; "
-                              "every row needs a text and a label")
+        text, label = row.get(text_column), row.get(label_column)  # a JSON object may lack a key
+        for column, value in ((text_column, text), (label_column, label)):
+            if value is None or column == label_column and not value.strip():
+                raise ConfigError(f"{path}:{reader.line_num}: the row has no {column!r} value; "
+                                  "every row needs a text and a label")
         rows.append((text, label.strip()))
     return rows
 

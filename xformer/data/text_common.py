@@ -20,6 +20,7 @@ common to all three.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -103,6 +104,15 @@ class Items(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.items[i]
+
+    def digest(self) -> str:
+        """SHA-256 of every item's tensors in order: what a run records to tell its own data from other data of
+        the same size, e.g. a table re-sorted between training and a resume (train/data_identity.py)."""
+        h = hashlib.sha256()
+        for item in self.items:
+            for key in sorted(item):
+                h.update(key.encode() + torch.as_tensor(item[key]).numpy().tobytes())
+        return h.hexdigest()
 
 
 def id_tensor(ids: list[int]) -> Tensor:

@@ -2,8 +2,9 @@
 text_common.py).
 
 text_mlm (Devlin et al. 2019, Sec. 3.1 and A.1)
-  Documents: consecutive paragraphs grouped until they hold ``document_chars`` characters; the
-      unit of the split, so that no text is shared between splits.
+  Documents: consecutive paragraphs grouped until they hold ``document_chars`` characters (with
+      ``line_by_line``: each line), the unit of the split, so that no text is shared between splits; a
+      val / test fraction that gets no document is refused.
   Segments: a document's sentences packed greedily, in order, into segments of at most L tokens
       (a longer sentence is cut into L-token pieces); segment k + 1 continues segment k.
       Without NSP:  [CLS] A [SEP]                     L = max_length - 2, token types all 0
@@ -39,8 +40,12 @@ from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, 
 from .vocab import Vocab
 
 
-def documents(text: str, document_chars: int) -> list[list[str]]:
-    """Consecutive paragraphs grouped until each group holds ``document_chars`` characters; its sentences."""
+def documents(text: str, document_chars: int, line_by_line: bool = False) -> list[list[str]]:
+    """Consecutive paragraphs grouped until each group holds ``document_chars`` characters; its sentences.
+    ``line_by_line``: every non-empty line is a document of its own (Hugging Face run_mlm's --line_by_line: one
+    text per line, as a corpus of reviews or tweets holds them), whatever its length."""
+    if line_by_line:
+        return [sentences(line.strip()) for line in text.splitlines() if line.strip()]
     docs, current, size = [], [], 0
     for p in paragraphs(text):
         current += sentences(p)
@@ -108,14 +113,15 @@ def fix_masks(items: list[dict], vocab: Vocab, g: torch.Generator) -> None:
 def text_mlm(files: str | list[str] | None = None, tokenizer: str = "wordpiece", vocab_size: int = 8000,
              min_frequency: int = 2, lowercase: bool = True, max_length: int = 128, nsp: bool = False,
              document_chars: int = 2000, val_fraction: float = 0.1, test_fraction: float = 0.0,
-             seed: int = 0) -> DataBundle:
-    """BERT pre-training data: masked LM on packed sentence segments, optionally with next-sentence pairs."""
+             seed: int = 0, line_by_line: bool = False) -> DataBundle:
+    """BERT pre-training data: masked LM on packed sentence segments, optionally with next-sentence pairs.
+    line_by_line: each line its own document (``documents``)."""
     check_vocab_args(vocab_size, min_frequency, max_length)
     check_sizes("data.args", document_chars=document_chars)
     if max_length < (7 if nsp else 3):
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS]/[SEP]")
     text = read_text_files(files)
-    docs = documents(text, document_chars)
+    docs = documents(text, document_chars, line_by_line)
     parts = split_indices(len(docs), val_fraction, test_fraction, seeded_generator(seed, 0))
     vocab = build_vocab(tokenizer, [s for i in parts[0] for s in docs[i]], vocab_size, min_frequency, lowercase,
                         "cls", "sep", "mask")
@@ -136,6 +142,12 @@ def text_mlm(files: str | list[str] | None = None, tokenizer: str = "wordpiece",
         splits.append(Items(items) if items else None)
     if splits[0] is None and not evaluates_only(val_fraction, test_fraction):
         raise ConfigError("the training split holds no segment; give more text or smaller val/test fractions")
+    for name, fraction, split in (("val", val_fraction, splits[1]), ("test", test_fraction, splits[2])):
+        if fraction > 0 and split is None:  # documents are the unit of the split: too few leave it empty
+            raise ConfigError(f"data.args.{name}_fraction={fraction} puts no document in the {name} split: the text "
+                              f"gives {len(docs)} document(s) (blank-line separated paragraphs grouped to "
+                              f"document_chars={document_chars} characters); for one text per line give "
+                              "data.args.line_by_line=true, else a smaller document_chars or more text")
 
     def collate(items: list[dict]) -> dict[str, Tensor]:
         batch = pad_collate(items, vocab.pad_id)

@@ -7,7 +7,8 @@
 
 Any of them may be compressed as its name says (``reviews.jsonl.gz``, compressed.py). ``table_reader`` gives
 the rows of each as ``csv.DictReader`` gives a CSV's: ``fieldnames``, then one dict of strings per row (a JSON
-number or boolean as its text: label 1 is "1"), and ``line_num``, the line of the row last read.
+number or boolean as its text: label 1 is "1"; a key a row lacks, or null, is missing: read rows with ``.get``),
+and ``line_num``, the line of the row last read.
 """
 from __future__ import annotations
 
@@ -51,12 +52,15 @@ class JsonRows:
     def __iter__(self):
         for number, entry in self.rows:
             self.line_num = number
-            yield {key: _text(value) for key, value in entry.items()}
+            yield {key: _text(value, key, number) for key, value in entry.items()}
 
 
-def _text(value) -> str | None:
-    """A JSON value as a table cell: strings as they are, null as missing, other values as JSON writes them."""
-    return value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False)
+def _text(value, key: str, number: int) -> str | None:
+    """A JSON value as a table cell: strings as they are, null as missing, numbers and booleans as JSON writes
+    them; a list or object is no cell (csv.Error naming the line)."""
+    if isinstance(value, (list, dict)):
+        raise csv.Error(f"line {number}: {key!r} holds a JSON {type(value).__name__}, not a string or number")
+    return value if isinstance(value, str) or value is None else json.dumps(value)
 
 
 def table_reader(path: Path) -> csv.DictReader | JsonRows:
