@@ -53,9 +53,9 @@ def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
         size = [size, size] if isinstance(size, int) else size
         spec = default_preprocess(str(data.get("name")), data.get("args") or {}, size, tokenizer_args.get("channels"))
     if spec is None:
-        raise ConfigError(f"{run_dir} is not an image or text classifier (its data is {data.get('name')!r}); give "
-                          "the run folder of a classification run (e.g. tasks/vit_digits.yaml, image_folder, "
-                          "text_classification)")
+        raise ConfigError(f"{run_dir} is not a classifier (its data is {data.get('name')!r}); give the run folder "
+                          "of a classification run (e.g. tasks/vit_digits.yaml, image_folder, text_classification, "
+                          "series_classification)")
     n_classes = _n_classes(config.get("model") or {})
     names_file = run_dir / CLASSES_FILE
     if names_file.is_file():
@@ -331,9 +331,11 @@ def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
 def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path | Sequence[str | Path],
                 top_k: int = 5, batch_size: int = 64, device: str | torch.device = "cpu",
                 checkpoint: str = "best") -> tuple[list[dict], str]:
-    """(rows, CSV text) of the run's predictions for the image files / folders (or texts) ``inputs`` (one path:
-    that one). Several runs of one task and data (a list) predict as their ensemble: class probabilities averaged.
-    ``device``: cpu, cuda, cuda:1, auto; one this machine lacks is refused in one line."""
+    """(rows, CSV text) of the run's predictions for the image files / folders (or texts, or series files:
+    predict_series.py) ``inputs`` (one path: that one). Several runs of one task and data (a list) predict as
+    their ensemble: class probabilities averaged. ``device``: cpu, cuda, cuda:1, auto; one this machine lacks is
+    refused in one line."""
+    from .predict_series import predict_series, series_classifier_info, series_inputs
     from .train.distributed import pick_device
     from .train.ensemble import load_ensemble_model
 
@@ -347,6 +349,11 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
         _, model = load_ensemble_model(runs, checkpoint)
         rows = predict_texts(model, texts, text, top_k, batch_size, device)
         return rows, predictions_csv(rows, top_k)
+    if (Path(runs[0]) / "config.yaml").is_file() and (series := series_classifier_info(Path(runs[0]))) is not None:
+        names, x = series_inputs(inputs, series)
+        _, model = load_ensemble_model(runs, checkpoint)
+        rows = predict_series(model, names, x, series, top_k, batch_size, device)
+        return rows, predictions_csv(rows, top_k)
     spec, names = image_classifier_info(runs[0])
     files = image_files(inputs)
     _, model = load_ensemble_model(runs, checkpoint)
@@ -354,5 +361,6 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
     return rows, predictions_csv(rows, top_k)
 
 
-__all__ = ["image_classifier_info", "read_class_names", "read_preprocess", "load_image", "image_files", "predict_images",
-           "top_classes", "text_classifier_info", "read_texts", "predict_texts", "predictions_csv", "predict_run"]
+__all__ = ["image_classifier_info", "read_class_names", "read_preprocess", "load_image", "image_files",
+           "predict_images", "top_classes", "text_classifier_info", "read_texts", "predict_texts", "predictions_csv",
+           "predict_run"]

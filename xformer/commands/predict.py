@@ -1,5 +1,6 @@
 """`xformer predict RUN_DIR INPUTS... [--top-k 5] [--out preds.csv] [--ensemble RUN_DIR ...]`: classify new image
-files, or texts with a text classifier's run (or with the ensemble of several runs: probabilities averaged).
+files, texts with a text classifier's run, or series (UCR text files, .npz) with a series classifier's run (or
+with the ensemble of several runs: probabilities averaged).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
 FILE:ROW and the text follows it) to --out (a new file, or with --overwrite one replaced whole, never
@@ -39,13 +40,16 @@ def run(args: argparse.Namespace) -> None:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "predict", help="classify image files (or texts) with a trained classifier; CSV of top-k classes",
+        "predict", help="classify image files (or texts, or series) with a trained classifier; CSV of top-k classes",
         description="Rebuild the image classifier of RUN_DIR (best checkpoint), read each image file (folders: "
                     "every image inside, sorted), preprocess it as the run's evaluation images were (size, "
                     "channels, mean/std from RUN_DIR/preprocess.json) and write file, top-1 class and "
                     "probability, then the top-k classes and probabilities, as CSV. For a text classifier's run "
-                    "(text_classification) the inputs are texts: .csv / .tsv files (the run's text column), "
-                    "text files (one text per line) or - (standard input); each row also holds the text.",
+                    "(text_classification) the inputs are texts: .csv / .tsv / .jsonl files (the run's text column), "
+                    "text files (one text per line) or - (standard input); each row also holds the text. For a "
+                    "series classifier's run (series_classification) they are series: UCR text files (a label and "
+                    "the values per line, or the values alone) or .npz files (X), scaled as the run's training "
+                    "series; rows are FILE:N.",
         epilog="examples: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv; "
                "echo 'a fine film' | xformer predict runs/reviews -")
     p.add_argument("run_dir", metavar="RUN_DIR")

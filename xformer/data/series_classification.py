@@ -94,10 +94,15 @@ def read_windows(path: str | Path, missing: str = "error", layout: str | None = 
         if len(empty):  # nothing to carry forward or back
             raise ConfigError(f"{path}: series {', '.join(str(i + 1) for i in empty[:5])} (line numbers) hold no "
                               "value at all in a channel, which missing=ffill cannot fill; remove them")
-        n, length, channels = x.shape
-        by_time = pd.DataFrame(x.transpose(1, 0, 2).reshape(length, n * channels))  # one column per series
-        x = by_time.ffill().bfill().to_numpy().reshape(length, n, channels).transpose(1, 0, 2)
+        x = fill_forward(x)
     return x, y
+
+
+def fill_forward(x: np.ndarray) -> np.ndarray:
+    """(N, L, C) with each series' missing values carried forward along time (the first ones back)."""
+    n, length, channels = x.shape
+    by_time = pd.DataFrame(x.transpose(1, 0, 2).reshape(length, n * channels))  # one column per series
+    return by_time.ffill().bfill().to_numpy().reshape(length, n, channels).transpose(1, 0, 2)
 
 
 def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +111,22 @@ def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
     of different lengths are padded with NaN at the end (unequal-length series, for ``missing``); "?" and
     "NaN" are missing values. Labels written as whole numbers in float form (1.0000000e+00) are read as those
     numbers ("1"), so the archive's .txt and .tsv files of one data set name their classes alike."""
+    lines, rows = ucr_rows(path)
+    labels = [row[0] for row in rows]
+    if not all(labels):
+        number = next(i for i, label in enumerate(labels) if not label) + 1
+        raise ConfigError(f"{path}: line {number} has no label before its values; {UCR_FIX}")
+    values = [[as_number(v) for v in row[1:]] for row in rows]
+    if len(values) > 1 and all(np.isnan(v) for v in values[0]) and not all(np.isnan(v) for v in values[1]):
+        raise ConfigError(f"{path}: the first line ({lines[0][:40]!r}) looks like a header of column names; the "
+                          "UCR format has none: remove it (e.g. pandas' to_csv(path, header=False, index=False))")
+    return padded(values)[:, :, None], np.array(_whole_labels(labels), dtype=object)
+
+
+def ucr_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(the non-empty lines, each split into its fields) of a UCR-style text file: the separator of the first line
+    (tab, comma, else runs of spaces); a tab or comma before the first field leaves it empty, trailing ones add
+    nothing."""
     try:
         text = read_text_file(path)
     except UnicodeDecodeError as e:
@@ -117,27 +138,23 @@ def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"{path} is not a text file (it holds NUL bytes); {UCR_FIX}")
     sep = "\t" if "\t" in lines[0] else "," if "," in lines[0] else None  # None: runs of spaces
     rows = []
-    for line in lines:  # a tab or comma before the first value leaves the label empty; trailing ones add nothing
+    for line in lines:
         fields = [field.strip() for field in (line.split(sep) if sep else line.split())]
         while len(fields) > 1 and not fields[-1]:
             fields.pop()
         rows.append(fields)
-    labels = [row[0] for row in rows]
-    if not all(labels):
-        number = next(i for i, label in enumerate(labels) if not label) + 1
-        raise ConfigError(f"{path}: line {number} has no label before its values; {UCR_FIX}")
-    values = [[_number(v) for v in row[1:]] for row in rows]
-    if len(values) > 1 and all(np.isnan(v) for v in values[0]) and not all(np.isnan(v) for v in values[1]):
-        raise ConfigError(f"{path}: the first line ({lines[0][:40]!r}) looks like a header of column names; the "
-                          "UCR format has none: remove it (e.g. pandas' to_csv(path, header=False, index=False))")
-    length = max(map(len, values))
-    x = np.full((len(values), length), np.nan)
+    return lines, rows
+
+
+def padded(values: list[list[float]]) -> np.ndarray:
+    """Rows of numbers as an (N, longest) array, the shorter ones ending in NaN (missing values)."""
+    x = np.full((len(values), max(map(len, values))), np.nan)
     for i, row in enumerate(values):
         x[i, :len(row)] = row
-    return x[:, :, None], np.array(_whole_labels(labels), dtype=object)
+    return x
 
 
-def _number(field: str) -> float:
+def as_number(field: str) -> float:
     try:
         return float(field)
     except ValueError:
@@ -306,4 +323,5 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         evaluate=evaluate_classifier, save=save, report=report)
 
 
-__all__ = ["synthetic_control", "read_windows", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
+__all__ = ["synthetic_control", "read_windows", "read_ucr", "ucr_rows", "padded", "as_number", "fill_forward",
+           "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
