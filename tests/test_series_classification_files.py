@@ -119,3 +119,31 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_ts_files_of_sktime_and_aeon(tmp_path):
+    """The UEA/UCR archives' .ts format: header, ':' between channels, ',' between values, '?' missing, the label
+    last; the same series as an .npz (N, L, C) give the same windows and labels."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 5, 2)).round(4)
+    labels = ["up", "down"] * 4
+    lines = [":".join(",".join(f"{v}" for v in x[i, :, c]) for c in range(2)) + f":{labels[i]}" for i in range(8)]
+    header = "# made by hand\n@problemName Toy\n@timeStamps false\n@univariate false\n@classLabel true up down\n@data\n"
+    (tmp_path / "toy.ts").write_text(header + "\n".join(lines) + "\n")
+    got, y = read_windows(tmp_path / "toy.ts")
+    np.testing.assert_allclose(got, x)
+    assert y.tolist() == labels
+    ragged = header + "1,2,3:4,5:up\n1,?,3,4:5,6,7,8:down\n"  # unequal lengths and a missing value
+    (tmp_path / "ragged.ts").write_text(ragged)
+    with pytest.raises(ConfigError, match="2 of 2 series have missing"):
+        read_windows(tmp_path / "ragged.ts")
+    filled, _ = read_windows(tmp_path / "ragged.ts", missing="ffill")
+    np.testing.assert_allclose(filled[0, :, 1], [4, 5, 5, 5])
+    np.testing.assert_allclose(filled[1, :, 0], [1, 1, 3, 4])
+    (tmp_path / "nolabels.ts").write_text(header.replace("@classLabel true up down", "@classLabel false")
+                                          + "1,2:3,4\n")
+    with pytest.raises(ConfigError, match=r"no class labels \(@classLabel false\)"):
+        read_windows(tmp_path / "nolabels.ts")
+    (tmp_path / "stamps.ts").write_text(header.replace("@timeStamps false", "@timeStamps true") + "(0,1),(1,2):up\n")
+    with pytest.raises(ConfigError, match="@timeStamps true"):
+        read_windows(tmp_path / "stamps.ts")

@@ -8,6 +8,7 @@ Inputs, as the run's data reads them (xformer/data/series_classification.py):
 
     .npz            X (N, L) or (N, L, C), or (N, C, L) when the run's data.args.layout is ncl; y, if there, is
                     not read
+    .ts             sktime's / aeon's format, with or without class labels (not read)
     a text file     UCR lines, separated by tabs, commas or spaces: with a label first (L + 1 fields, the
                     archive's own files; the label is not read) or without (L fields: new, unlabelled series)
 
@@ -52,13 +53,15 @@ def series_classifier_info(run_dir: Path) -> dict | None:
 
 def read_series(path: Path, info: dict) -> np.ndarray:
     """(N, L, C) float64 series of one input file (see the module docstring), filled as the run's data was."""
-    from .data.series_classification import as_number, fill_forward, padded, ucr_rows
+    from .data.series_classification import as_number, fill_forward, padded, read_ts, ucr_rows
 
     length, channels = info["input_len"], info["n_channels"]
     if not path.is_file():
         raise ConfigError(f"series file {path} does not exist; give .npz files (X) or UCR text files")
     if path.suffix == ".npz":
         x = _npz_series(path, info["layout"])
+    elif path.suffix.lower() == ".ts":
+        x = read_ts(path)[0]
     else:
         if channels != 1:
             raise ConfigError(f"{path}: the run reads {channels} channels, which a UCR text file (one series a line) "

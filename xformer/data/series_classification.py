@@ -13,6 +13,8 @@ Sources, all read into X (N, L, C) float and y (N,) class indices:
   univariate series, separated by tabs, commas or spaces; e.g. ``SyntheticControl_TRAIN.tsv``, or the
   space-separated ``.txt`` of timeseriesclassification.com), with ``test_path`` for the archive's own
   test file; rows of different lengths (unequal-length series) end in missing values (``read_ucr``);
+- ``path`` to a ``.ts`` file, sktime's and aeon's format of the UEA/UCR archives (``read_ts``), univariate or
+  multivariate;
 - ``path`` to a ``.npz`` holding ``X`` (N, L, C) or (N, L) and ``y`` (N,), for multivariate windows;
   ``layout="ncl"`` reads X as (N, C, L), aeon's, sktime's and tsai's layout.
 
@@ -81,6 +83,11 @@ def read_windows(path: str | Path, missing: str = "error", layout: str | None = 
         raise FileNotFoundError(f"series classification file not found: {path}")
     if path.suffix == ".npz":
         x, y = _read_npz(path, layout)
+    elif path.suffix.lower() == ".ts":
+        x, y = read_ts(path)
+        if y is None:
+            raise ConfigError(f"{path} holds no class labels (@classLabel false); a classifier trains on labelled "
+                              "series (xformer predict reads unlabelled ones)")
     else:
         x, y = read_ucr(path)
     if x.shape[1] == 0:
@@ -121,6 +128,53 @@ def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"{path}: the first line ({lines[0][:40]!r}) looks like a header of column names; the "
                           "UCR format has none: remove it (e.g. pandas' to_csv(path, header=False, index=False))")
     return padded(values)[:, :, None], np.array(_whole_labels(labels), dtype=object)
+
+
+def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(X (N, L, C), labels or None) of a .ts file, sktime's and aeon's format (the UEA archive's): "@" header
+    lines ("#" comments) up to "@data", then one series a line, its channels separated by ":", each channel's
+    values by ",", "?" missing, and the class label last when the header says "@classLabel true". Channels
+    and series of unequal length end in missing values (NaN), for ``missing``."""
+    try:
+        text = read_text_file(path)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a UTF-8 text file ({e.reason}); give a .ts file (sktime's format)") from None
+    header, body, in_data = {}, [], False
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if in_data:
+            body.append(line)
+        elif line.lower() == "@data":
+            in_data = True
+        elif line.startswith("@"):
+            key, _, value = line[1:].partition(" ")
+            header[key.lower()] = value.strip()
+    if not body:
+        raise ConfigError(f"{path}: no series after an @data line; give a .ts file (sktime's format)")
+    if header.get("timestamps", "false").lower() == "true":
+        raise ConfigError(f"{path}: @timeStamps true (values given with their times) is not read; save the series "
+                          "with @timeStamps false")
+    labelled = header.get("classlabel", "false").split()[:1] == ["true"]
+    series, labels = [], []
+    for number, line in enumerate(body, 1):
+        fields = line.split(":")
+        if labelled:
+            if len(fields) < 2 or not fields[-1].strip():
+                raise ConfigError(f"{path}: series {number} has no class label after its last ':'")
+            labels.append(fields[-1].strip())
+            fields = fields[:-1]
+        series.append([[as_number(v) for v in channel.split(",")] for channel in fields])
+    channels = {len(s) for s in series}
+    if len(channels) > 1:
+        raise ConfigError(f"{path}: the series hold {sorted(channels)} channels; every line needs the same number")
+    length = max(len(c) for s in series for c in s)
+    x = np.full((len(series), length, channels.pop()), np.nan)
+    for i, s in enumerate(series):
+        for c, values in enumerate(s):
+            x[i, :len(values), c] = values
+    return x, (np.array(_whole_labels(labels), dtype=object) if labelled else None)
 
 
 def ucr_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -323,5 +377,5 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         evaluate=evaluate_classifier, save=save, report=report)
 
 
-__all__ = ["synthetic_control", "read_windows", "read_ucr", "ucr_rows", "padded", "as_number", "fill_forward",
+__all__ = ["synthetic_control", "read_windows", "read_ts", "read_ucr", "ucr_rows", "padded", "as_number", "fill_forward",
            "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
