@@ -135,3 +135,5 @@ def test_a_gpt2_fine_tune_trains_on_the_text_as_written(gpt2_folder, reference, 
     assert tokens["val"] == len(reference.encode(text[a:]).ids)
     assert main(["tokenizer", "encode", str(run), "the end.\n" + EOT]) == 0
     assert json.loads(capsys.readouterr().out)["ids"] == reference.encode("the end.\n" + EOT).ids
+    assert main(["tokenizer", "encode", str(folder), "the end.\n" + EOT]) == 0  # the Hugging Face folder itself
+    assert json.loads(capsys.readouterr().out)["ids"] == reference.encode("the end.\n" + EOT).ids

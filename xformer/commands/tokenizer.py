@@ -74,16 +74,30 @@ def train(args: argparse.Namespace) -> None:
 
 
 def saved_vocab(given: str):
-    """The vocabulary saved in ``given``: a tokenizer folder, or a run folder's tokenizer/."""
-    from ..data.vocab import META_FILE, load_vocab
+    """The vocabulary saved in ``given``: a tokenizer folder, a run folder's tokenizer/, or a Hugging Face folder's
+    tokenizer as ``init_from: hf:`` reads it (its special tokens under xformer's names, the folder's own names read
+    as them)."""
+    from ..data.vocab import META_FILE, WordPieceVocab, load_vocab
+    from ..interop.pretrained import hf_tokenizer
 
     folder = Path(given)
     if not (folder / META_FILE).is_file() and (folder / "tokenizer" / META_FILE).is_file():
         folder = folder / "tokenizer"  # a run folder: its saved vocabulary
-    if not (folder / META_FILE).is_file():
-        raise ConfigError(f"{given} holds no saved tokenizer ({META_FILE}, or a run's tokenizer/); give "
-                          "the --out folder of xformer tokenizer train or of a text run")
-    return load_vocab(folder)
+    if (folder / META_FILE).is_file():
+        return load_vocab(folder)
+    config = {}
+    if (folder / "config.json").is_file():  # its special tokens' ids; without it, the tokenizer files' names
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except ValueError:
+            pass
+    tokenizer, renamed = hf_tokenizer(folder, config if isinstance(config, dict) else {}) if folder.is_dir() else \
+        (None, {})
+    if tokenizer is None:
+        raise ConfigError(f"{given} holds no saved tokenizer ({META_FILE}, a run's tokenizer/, or a Hugging Face "
+                          "folder's tokenizer.json / vocab.json + merges.txt / vocab.txt); give the --out folder of "
+                          "xformer tokenizer train, a text run or a Hugging Face folder")
+    return WordPieceVocab(tokenizer, lowercase=False, aliases=renamed)
 
 
 def encode(args: argparse.Namespace) -> None:
