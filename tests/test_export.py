@@ -22,7 +22,7 @@ BERT = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers":
                                                       "norm_first": False, "final_norm": False, "norm_eps": 1e-12},
                   "tokenizer": {"name": "bert_text"}, "head": {"name": "masked_lm"}},
         "data": {"name": "text_mlm", "args": {"tokenizer": "wordpiece", "vocab_size": 120, "min_frequency": 1,
-                                              "max_length": 16, "document_chars": 400}},
+                                              "max_length": 16, "line_by_line": True}},
         "train": {"steps": 2, "lr": 1e-2}}
 RUNS = {  # name -> (recipe file or dict, overrides)
     "gpt_bias": (GPT, ["model.core.activation=gelu_tanh"]),

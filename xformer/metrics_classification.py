@@ -112,5 +112,16 @@ def save_classification_report(run_dir: str | Path, model: nn.Module, batches: I
     return report
 
 
-__all__ = ["predict", "evaluate_classifier", "classification_report", "plot_confusion_matrix",
+def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[dict]:
+    """Per row of ``logits``: {"class", "probability", "top_k": [(class, probability), ...]}, p = softmax(z)."""
+    probs = logits.float().softmax(-1).cpu()
+    values, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    rows = []
+    for p, i in zip(values.tolist(), indices.tolist()):
+        top = [(names[c] if c < len(names) else str(c), prob) for c, prob in zip(i, p)]
+        rows.append({"class": top[0][0], "probability": top[0][1], "top_k": top})
+    return rows
+
+
+__all__ = ["predict", "top_classes", "evaluate_classifier", "classification_report", "plot_confusion_matrix",
            "save_classification_report"]

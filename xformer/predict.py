@@ -28,6 +28,7 @@ import torch
 from .batch import IMAGES, INPUT_IDS
 from .config import ConfigError, load_yaml
 from .folders import not_a_run_folder
+from .metrics_classification import top_classes
 from .data.image_augment import eval_transform, shrink_or_stretch
 from .data.image_files import IMAGE_ERRORS, IMAGE_SUFFIXES, images_under, open_quietly, too_large_image
 from .data.images import PREPROCESS_FILE, default_preprocess
@@ -217,17 +218,6 @@ def predict_images(model: torch.nn.Module, files: Sequence[Path], spec: dict, na
         images = torch.stack([load_image(f, spec) for f in chunk]).to(device)
         logits = model({IMAGES: images})["logits"]
         rows += [{"file": str(f), **top} for f, top in zip(chunk, top_classes(logits, names, top_k))]
-    return rows
-
-
-def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[dict]:
-    """Per row of ``logits``: {"class", "probability", "top_k": [(class, probability), ...]}, p = softmax(z)."""
-    probs = logits.float().softmax(-1).cpu()
-    values, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-    rows = []
-    for p, i in zip(values.tolist(), indices.tolist()):
-        top = [(names[c] if c < len(names) else str(c), prob) for c, prob in zip(i, p)]
-        rows.append({"class": top[0][0], "probability": top[0][1], "top_k": top})
     return rows
 
 

@@ -26,6 +26,7 @@ import torch
 
 from .batch import INPUTS
 from .config import ConfigError, load_yaml
+from .metrics_classification import top_classes
 
 SCALER_FILE = "series_scaler.json"
 
@@ -124,8 +125,6 @@ def series_inputs(inputs: Sequence[str | Path], info: dict) -> tuple[list[str], 
 def predict_series(model: torch.nn.Module, names: Sequence[str], x: np.ndarray, info: dict, top_k: int = 5,
                    batch_size: int = 64, device: str | torch.device = "cpu") -> list[dict]:
     """One row per series: {"file" (FILE:N), "class", "probability", "top_k"}."""
-    from .predict import top_classes
-
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     model = model.to(device).eval()
