@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .batch import IMAGES, INPUT_IDS
+from .batch import IMAGES
 from .config import ConfigError, load_yaml
 from .folders import not_a_run_folder
 from .metrics_classification import top_classes
@@ -234,13 +234,13 @@ def text_classifier_info(run_dir: Path) -> dict | None:
     names = [str(n) for n in summary.get("labels") or []] or [str(k) for k in range(_n_classes(config["model"]) or 0)]
     return {"vocab": load_vocab(run_dir / "tokenizer"), "names": names,
             "max_length": int(summary.get("max_length") or args.get("max_length", 128)),
-            "text_column": args.get("text_column", "text")}
+            "text_column": args.get("text_column", "text"), "pair_column": args.get("text_pair_column")}
 
 
-def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[tuple[str, str]]:
+def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_column: str | None = None) -> list[tuple]:
     """(source, text) pairs: the ``text_column`` of .csv / .tsv / .jsonl files ("FILE:ROW", row 1 = the first below
     the header, or a JSON file's first object), the non-empty lines of other files ("FILE:LINE"), or of standard
-    input for ``-``."""
+    input for ``-``. With ``pair_column`` (a sentence-pair classifier): (source, text, pair) of tables only."""
     import sys
 
     from .data.compressed import inner_suffix, read_text_file
@@ -250,6 +250,9 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
     texts = []
     for item in inputs:
         path = Path(item)
+        if pair_column is not None and (str(item) == "-" or inner_suffix(path) not in TABLE_SUFFIXES):
+            raise ConfigError(f"{item}: the run classifies pairs of texts ({text_column!r}, {pair_column!r}); give "
+                              ".csv / .tsv / .jsonl files with both columns")
         if str(item) == "-":
             lines = sys.stdin.read().splitlines()
         elif not path.is_file():
@@ -259,11 +262,13 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
             try:
                 if inner_suffix(path) in TABLE_SUFFIXES:
                     reader = table_reader(path)
-                    if text_column not in (reader.fieldnames or []):
-                        raise ConfigError(f"{path} has no column {text_column!r} (its header: "
-                                          f"{', '.join(reader.fieldnames or []) or 'empty'}); the run reads its "
-                                          "texts from that column")
-                    texts += [(f"{path}:{i}", row.get(text_column) or "") for i, row in enumerate(reader, 1)]
+                    columns = [text_column] + ([pair_column] if pair_column else [])
+                    for column in columns:
+                        if column not in (reader.fieldnames or []):
+                            raise ConfigError(f"{path} has no column {column!r} (its header: "
+                                              f"{', '.join(reader.fieldnames or []) or 'empty'}); the run reads its "
+                                              "texts from that column")
+                    texts += [(f"{path}:{i}", *(row.get(c) or "" for c in columns)) for i, row in enumerate(reader, 1)]
                     continue
                 lines = read_text_file(path).splitlines()
             except UnicodeDecodeError as e:
@@ -282,7 +287,7 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text") -> list[
 def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info: dict, top_k: int = 5,
                   batch_size: int = 64, device: str | torch.device = "cpu") -> list[dict]:
     """One row per text: {"file" (its source), "text", "class", "probability", "top_k"}."""
-    from .data.text_classification import classification_ids
+    from .data.text_classification import classification_item
     from .data.text_common import pad_collate
 
     vocab = info["vocab"]
@@ -290,12 +295,13 @@ def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info
     rows = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
-        ids = vocab.encode_batch([text for _, text in chunk])
-        batch = pad_collate([{INPUT_IDS: classification_ids(vocab, i, info["max_length"])} for i in ids],
+        ids = vocab.encode_batch([row[1] for row in chunk])
+        pairs = vocab.encode_batch([row[2] for row in chunk]) if info.get("pair_column") else [None] * len(chunk)
+        batch = pad_collate([classification_item(vocab, i, info["max_length"], b) for i, b in zip(ids, pairs)],
                             vocab.pad_id)
         logits = model({k: v.to(device) for k, v in batch.items()})["logits"]
-        rows += [{"file": source, "text": text, **top}
-                 for (source, text), top in zip(chunk, top_classes(logits, info["names"], top_k))]
+        rows += [{"file": row[0], "text": row[1], **({"text_pair": row[2]} if len(row) > 2 else {}), **top}
+                 for row, top in zip(chunk, top_classes(logits, info["names"], top_k))]
     return rows
 
 
@@ -306,12 +312,14 @@ def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
     rows = list(rows)
     top_k = min(top_k, max((len(row["top_k"]) for row in rows), default=top_k))
     texts = bool(rows) and "text" in rows[0]
+    pairs = bool(rows) and "text_pair" in rows[0]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["file"] + (["text"] if texts else []) + ["class", "probability"]
+    writer.writerow(["file"] + (["text"] if texts else []) + (["text_pair"] if pairs else []) + ["class", "probability"]
                     + [name for j in range(1, top_k + 1) for name in (f"class_{j}", f"probability_{j}")])
     for row in rows:
-        cells = [row["file"]] + ([row["text"]] if texts else []) + [row["class"], f"{row['probability']:.6f}"]
+        cells = [row["file"]] + ([row["text"]] if texts else []) + ([row["text_pair"]] if pairs else []) + \
+            [row["class"], f"{row['probability']:.6f}"]
         for j in range(top_k):
             cells += [row["top_k"][j][0], f"{row['top_k'][j][1]:.6f}"] if j < len(row["top_k"]) else ["", ""]
         writer.writerow(cells)
@@ -335,7 +343,7 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     if (Path(runs[0]) / "config.yaml").is_file() and (text := text_classifier_info(Path(runs[0]))) is not None:
-        texts = read_texts(inputs, text["text_column"])
+        texts = read_texts(inputs, text["text_column"], text["pair_column"])
         _, model = load_ensemble_model(runs, checkpoint)
         rows = predict_texts(model, texts, text, top_k, batch_size, device)
         return rows, predictions_csv(rows, top_k)

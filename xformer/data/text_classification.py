@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..batch import INPUT_IDS, LABELS
+from ..batch import INPUT_IDS, LABELS, TOKEN_TYPE_IDS
 from ..errors import ConfigError
 from ..metrics_classification import predict
 from ..registry import check_min_max
@@ -41,16 +41,17 @@ from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, 
 from .text_tables import table_reader
 
 
-def read_labelled(paths: str | list[str], text_column: str = "text", label_column: str = "label"
-                  ) -> tuple[list[str], list[str]]:
-    """(texts, label strings) of every row of the CSV / TSV files."""
+def read_labelled(paths: str | list[str], text_column: str = "text", label_column: str = "label",
+                  pair_column: str | None = None) -> tuple[list, list[str]]:
+    """(texts, label strings) of every row of the CSV / TSV / JSON Lines files; with ``pair_column`` each text
+    is the pair (text, the pair column's text)."""
     texts, labels = [], []
     for path in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if not path.is_file():
             raise ConfigError(f"data file {path} does not exist; give CSV, TSV or JSON Lines files with columns "
                               f"{text_column!r} and {label_column!r}")
         try:
-            rows = _read_rows(path, text_column, label_column)
+            rows = _read_rows(path, text_column, label_column, pair_column)
         except UnicodeDecodeError as e:
             raise not_utf8_text(path, e) from None
         except csv.Error as e:  # e.g. a NUL byte (a binary file), malformed JSON
@@ -70,22 +71,37 @@ def classification_ids(vocab, ids: list[int], max_length: int) -> Tensor:
     return id_tensor([vocab.cls_id] + ids[: max_length - 2] + [vocab.sep_id])
 
 
-def _read_rows(path: Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
-    """(text, label) of every row of one CSV / TSV file with a header, or of a JSON Lines file."""
+def classification_item(vocab, ids: list[int], max_length: int, pair: list[int] | None = None) -> dict:
+    """{input_ids} of [CLS] text [SEP], or, with a ``pair``, {input_ids, token_type_ids} of BERT's
+    [CLS] A [SEP] B [SEP] (types 0 up to the first [SEP], 1 after), cut to ``max_length`` as Hugging Face's
+    ``truncation="longest_first"`` cuts it: one token at a time from the end of the longer text (of B on a tie)."""
+    if pair is None:
+        return {INPUT_IDS: classification_ids(vocab, ids, max_length)}
+    a, b = list(ids), list(pair)
+    while len(a) + len(b) > max_length - 3:
+        (a if len(a) > len(b) else b).pop()
+    return {INPUT_IDS: id_tensor([vocab.cls_id, *a, vocab.sep_id, *b, vocab.sep_id]),
+            TOKEN_TYPE_IDS: id_tensor([0] * (len(a) + 2) + [1] * (len(b) + 1))}
+
+
+def _read_rows(path: Path, text_column: str, label_column: str, pair_column: str | None = None) -> list[tuple]:
+    """(text, label) of every row of one CSV / TSV file with a header, or of a JSON Lines file; with
+    ``pair_column``, ((text, pair), label)."""
     reader = table_reader(path)
     columns, rows = reader.fieldnames or [], []
-    for column in (text_column, label_column):
+    wanted = (text_column, *([pair_column] if pair_column else []), label_column)
+    for column in wanted:
         if column not in columns:
             raise ConfigError(f"{path} has no column {column!r} (its header: {', '.join(columns) or 'empty'}); "
-                              f"name the columns {text_column!r} and {label_column!r} or set "
-                              "data.args.text_column / data.args.label_column")
+                              f"name the columns {', '.join(map(repr, wanted))} or set data.args.text_column / "
+                              f"{'text_pair_column / ' if pair_column else ''}label_column")
     for row in reader:
-        text, label = row.get(text_column), row.get(label_column)  # a JSON object may lack a key
-        for column, value in ((text_column, text), (label_column, label)):
+        values = [row.get(column) for column in wanted]  # a JSON object may lack a key
+        for column, value in zip(wanted, values):
             if value is None or column == label_column and not value.strip():
                 raise ConfigError(f"{path}:{reader.line_num}: the row has no {column!r} value; "
-                                  "every row needs a text and a label")
-        rows.append((text, label.strip()))
+                                  f"every row needs {'a text pair' if pair_column else 'a text'} and a label")
+        rows.append((tuple(values[:2]) if pair_column else values[0], values[-1].strip()))
     return rows
 
 
@@ -168,17 +184,20 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                         min_frequency: int = 2, lowercase: bool = True, max_length: int = 128,
                         text_column: str = "text", label_column: str = "label", val_fraction: float = 0.1,
                         test_fraction: float = 0.1, min_words: int = 6, max_words: int = 30,
-                        seed: int = 0, labels: list[str] | None = None) -> DataBundle:
+                        seed: int = 0, labels: list[str] | None = None,
+                        text_pair_column: str | None = None) -> DataBundle:
     """Classify texts ([CLS] text [SEP]) from CSV / TSV files, or the default sentence-order task.
 
     labels: the class names in id order (default: the files' distinct labels, sorted; see the module docstring).
+    text_pair_column: a second text per row (GLUE's sentence pairs: MRPC, QQP, MNLI, RTE), read with the first as
+    [CLS] A [SEP] B [SEP] and token types 0 / 1 (``classification_item``).
     """
     check_vocab_args(vocab_size, min_frequency, max_length)
     check_min_max("data.args", "min_words", min_words, "max_words", max_words)
     if max_length < 3:
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS] and [SEP]")
     if files:
-        texts, found = read_labelled(files, text_column, label_column)
+        texts, found = read_labelled(files, text_column, label_column, text_pair_column)
         if labels is None:
             check_class_labels(found, label_column)
         names = label_names(found) if labels is None else given_labels(labels, found, files, label_column)
@@ -198,19 +217,23 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                                   f"of the {len(names)} labels has too few rows (at most {most}); give a larger "
                                   f"{name}_fraction, more rows, or {name}_fraction=0")
     else:
-        if labels is not None:
-            raise ConfigError("data.args.labels names the classes of data.args.files; the default task (no files) "
-                              "has its own, ['shuffled', 'sentence']: leave labels out")
+        if labels is not None or text_pair_column is not None:
+            raise ConfigError("data.args.labels and text_pair_column name columns of data.args.files; the default "
+                              "task (no files) has its own single sentences and classes: leave them out")
         names = ["shuffled", "sentence"]
         parts = acceptability(read_text_files(None), val_fraction, test_fraction, seed, min_words, max_words)
     if len(names) < 2:
         raise ConfigError(f"the data holds one label only ({names[0]!r}); a classifier needs at least two")
-    vocab = build_vocab(tokenizer, parts[0][0], vocab_size, min_frequency, lowercase, "cls", "sep")
+    pairs = text_pair_column is not None
+    train_texts = [t for pair in parts[0][0] for t in pair] if pairs else parts[0][0]
+    vocab = build_vocab(tokenizer, train_texts, vocab_size, min_frequency, lowercase, "cls", "sep")
 
     splits = []
     for texts, labels in parts:
-        items = [{INPUT_IDS: classification_ids(vocab, ids, max_length), LABELS: torch.tensor(y)}
-                 for ids, y in zip(vocab.encode_batch(texts), labels)]
+        firsts = vocab.encode_batch([t[0] for t in texts] if pairs else texts)
+        seconds = vocab.encode_batch([t[1] for t in texts]) if pairs else [None] * len(texts)
+        items = [{**classification_item(vocab, a, max_length, b), LABELS: torch.tensor(y)}
+                 for a, b, y in zip(firsts, seconds, labels)]
         splits.append(Items(items) if items else None)
     if splits[0] is None and not evaluates_only(val_fraction, test_fraction):
         raise ConfigError("the training split is empty; give more rows or smaller val/test fractions")
@@ -233,5 +256,5 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                       model_args=text_model_args(vocab, max_length, n_classes=len(names)))
 
 
-__all__ = ["text_classification", "read_labelled", "classification_ids", "label_names",
+__all__ = ["text_classification", "read_labelled", "classification_ids", "classification_item", "label_names",
            "given_labels", "shuffle_words", "acceptability", "macro_f1"]
