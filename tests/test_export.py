@@ -165,6 +165,14 @@ def test_onnx_graph_gives_the_pytorch_outputs(runs, name, tmp_path):
         torch.testing.assert_close(torch.from_numpy(value), want[out], atol=1e-4, rtol=0)
     expected = {"gpt_nobias": ["logits"], "bert": ["logits"], "vit": ["logits"], "patchtst": ["prediction", "quantiles"]}
     assert report["outputs"] == expected[name]
+    # the run's files that say how to feed the graph and name its outputs, beside it
+    from xformer.interop.onnx_export import RUN_FILES
+
+    assert report["run_files"] == [f for f in (*RUN_FILES, "tokenizer/") if (run / f).exists()]
+    assert set(report["run_files"]) >= {"vit": {"classes.json", "preprocess.json"}, "patchtst": {"series_scaler.json"},
+                                        "bert": {"tokenizer/"}, "gpt_nobias": set()}[name]
+    for f in report["run_files"]:
+        assert (tmp_path / "onnx" / f).exists()
 
 
 @pytest.mark.parametrize("name, fmt, words", [

@@ -106,8 +106,31 @@ def _outputs(model, inputs: dict[str, Tensor]) -> tuple[str, ...]:
     return tuple(name for name in OUTPUTS if isinstance(out.get(name), Tensor))
 
 
-def export_onnx(model, path: str | Path) -> dict:
-    """Write ``model`` (eval mode, on the CPU) to ``path`` and check it; a dict of inputs, outputs and the check."""
+# what a graph alone does not say: the class names of its logits, how its inputs are made (image transform, a
+# series' training statistics, the vocabulary and max_length of a text): copied beside model.onnx from the run
+RUN_FILES = ("classes.json", "preprocess.json", "series_scaler.json", "data.json")
+
+
+def copy_run_files(run: Path | None, folder: Path) -> list[str]:
+    """Copy the run's ``RUN_FILES`` and its tokenizer/ folder (without the Hugging Face source it was imported
+    from) into ``folder``; the names copied."""
+    import shutil
+
+    if run is None:
+        return []
+    copied = [name for name in RUN_FILES if (run / name).is_file()]
+    for name in copied:
+        shutil.copy2(run / name, folder / name)
+    if (run / "tokenizer").is_dir():
+        shutil.copytree(run / "tokenizer", folder / "tokenizer", ignore=shutil.ignore_patterns("hf_source"))
+        copied.append("tokenizer/")
+    return copied
+
+
+def export_onnx(model, path: str | Path, run: Path | None = None) -> dict:
+    """Write ``model`` (eval mode, on the CPU) to ``path`` and check it; a dict of inputs, outputs and the check.
+    ``run``: its folder, whose files that say how to feed the graph and read it are copied beside it
+    (``copy_run_files``)."""
     check_onnx_exportable(model)
     path = Path(path)
     model = model.eval().cpu()
@@ -136,6 +159,7 @@ def export_onnx(model, path: str | Path) -> dict:
             for (n, t), spec in zip(inputs.items(), _dynamic_shapes(inputs, max_positions)[0])}
     report = {"file": path.name, "inputs": dims, "outputs": list(outputs), "opset": OPSET}
     report.update(check_graph(model, path, names, outputs))
+    report["run_files"] = copy_run_files(run, path.parent)
     return report
 
 
