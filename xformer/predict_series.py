@@ -54,13 +54,13 @@ def series_classifier_info(run_dir: Path) -> dict | None:
 
 def read_series(path: Path, info: dict) -> np.ndarray:
     """(N, L, C) float64 series of one input file (see the module docstring), filled as the run's data was."""
-    from .data.series_classification import as_number, fill_forward, padded, read_ts, ucr_rows
+    from .data.series_classification import as_number, fill_forward, padded, read_npz, read_ts, ucr_rows
 
     length, channels = info["input_len"], info["n_channels"]
     if not path.is_file():
         raise ConfigError(f"series file {path} does not exist; give .npz files (X) or UCR text files")
     if path.suffix == ".npz":
-        x = _npz_series(path, info["layout"])
+        x = read_npz(path, info["layout"], labelled=False)[0]
     elif path.suffix.lower() == ".ts":
         x = read_ts(path)[0]
     else:
@@ -88,25 +88,6 @@ def read_series(path: Path, info: dict) -> np.ndarray:
         if np.isnan(x).all(axis=1).any():
             raise ConfigError(f"{path}: a series holds no value at all in a channel; remove it")
         x = fill_forward(x)
-    return x
-
-
-def _npz_series(path: Path, layout: str | None) -> np.ndarray:
-    try:
-        with np.load(path) as archive:
-            if "X" not in archive:
-                raise ConfigError(f"{path} holds no array X; save one with numpy.savez(path, X=X)")
-            x = np.asarray(archive["X"], dtype=np.float64)
-    except (ValueError, OSError, EOFError, TypeError) as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"{path} is not an .npz archive of numbers ({e}); save one with numpy.savez(path, X=X)") \
-            from None
-    if x.ndim == 3 and layout == "ncl":
-        x = x.transpose(0, 2, 1)
-    x = x[:, :, None] if x.ndim == 2 else x
-    if x.ndim != 3:
-        raise ConfigError(f"{path}: X must be (N, L) or (N, L, C), got {x.shape}")
     return x
 
 

@@ -82,7 +82,7 @@ def read_windows(path: str | Path, missing: str = "error", layout: str | None = 
     if not path.is_file():
         raise FileNotFoundError(f"series classification file not found: {path}")
     if path.suffix == ".npz":
-        x, y = _read_npz(path, layout)
+        x, y = read_npz(path, layout)
     elif path.suffix.lower() == ".ts":
         x, y = read_ts(path)
         if y is None:
@@ -229,10 +229,11 @@ def _whole_labels(labels: list[str]) -> list[str]:
 LAYOUTS = ("nlc", "ncl")  # X (N, L, C): xformer's; (N, C, L): aeon's, sktime's numpy3D and tsai's
 
 
-def _read_npz(path: Path, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_npz(path: Path, layout: str | None = None, labelled: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """(X (N, L, C), y) from an ``.npz`` archive whose X is (N, L), or (N, L, C) (``layout`` "nlc") or (N, C, L)
     ("ncl"). Left out, the layout is "nlc", and an X with more channels than steps, which is what (N, C, L)
-    data read as (N, L, C) looks like, is refused in one line asking for it. Anything else is refused too."""
+    data read as (N, L, C) looks like, is refused in one line asking for it. Anything else is refused too.
+    ``labelled`` False (new series to classify): y is neither needed nor read, and None is returned for it."""
     if layout not in (None, *LAYOUTS):
         raise ConfigError(f"data.args.layout={layout!r}: give nlc (X is (N, L, C), xformer's) or ncl (N, C, L: "
                           "aeon's, sktime's numpy3D and tsai's)")
@@ -244,10 +245,11 @@ def _read_npz(path: Path, layout: str | None = None) -> tuple[np.ndarray, np.nda
     if not isinstance(archive, np.lib.npyio.NpzFile):  # a single .npy array renamed .npz
         raise ConfigError(f"{path} holds one array, not an .npz archive; save one with numpy.savez(path, X=X, y=y)")
     with archive as f:
-        if "X" not in f or "y" not in f:
-            raise ConfigError(f"{path} must hold arrays X (N, L, C) and y (N,); it has {sorted(f.files)}")
+        if "X" not in f or labelled and "y" not in f:
+            raise ConfigError(f"{path} must hold arrays X (N, L, C){' and y (N,)' if labelled else ''}; it has "
+                              f"{sorted(f.files)}")
         try:
-            y = np.asarray(f["y"])
+            y = np.asarray(f["y"]) if labelled else None
         except ValueError as e:  # an object array (pandas' to_numpy() of strings) is stored pickled
             raise ConfigError(f"{path}: y is an object array ({first_line(e)}); save it as numbers or strings: "
                               "numpy.savez(path, X=X, y=y.astype(str))") from None
@@ -262,8 +264,9 @@ def _read_npz(path: Path, layout: str | None = None) -> tuple[np.ndarray, np.nda
                           "aeon, sktime and tsai store (N, C, L): give data.args.layout=ncl for that, or "
                           "data.args.layout=nlc if it really has more channels than steps")
     x = x[:, :, None] if x.ndim == 2 else x
-    if x.ndim != 3 or len(x) != len(y):
-        raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and {y.shape}")
+    if x.ndim != 3 or y is not None and len(x) != len(y):
+        raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and "
+                          f"{None if y is None else y.shape}")
     return x, y
 
 
@@ -313,7 +316,7 @@ def series_classification(path: str | None = None, test_path: str | None = None,
                           n_per_class: int = 100, seed: int = 0, missing: str = "error",
                           layout: str | None = None) -> DataBundle:
     """Labelled windows (see the module docstring); default: 600 Synthetic Control series of length 60.
-    layout: of an .npz's X, "nlc" (N, L, C) or "ncl" (N, C, L); see ``_read_npz``."""
+    layout: of an .npz's X, "nlc" (N, L, C) or "ncl" (N, C, L); see ``read_npz``."""
     check_fractions("data.args", val_fraction=val_fraction)
     check_sizes("data.args", n_per_class=n_per_class)
     if test_path is not None and path is None:
@@ -377,5 +380,5 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         evaluate=evaluate_classifier, save=save, report=report)
 
 
-__all__ = ["synthetic_control", "read_windows", "read_ts", "read_ucr", "ucr_rows", "padded", "as_number", "fill_forward",
-           "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
+__all__ = ["synthetic_control", "read_windows", "read_npz", "read_ts", "read_ucr", "ucr_rows", "padded", "as_number",
+           "fill_forward", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
