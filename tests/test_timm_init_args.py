@@ -152,3 +152,31 @@ def test_the_cli_refuses_in_one_line_with_exit_2(files, capsys, pair, words):
     for word in words:
         assert word in err, err
     assert not run.exists()
+
+
+def test_label_names_beside_the_file_put_the_classifier_rows_in_the_data_order(files, capsys):
+    """A timm Hub config.json's label_names (as ``xformer export --format timm`` writes them) say which class
+    each logit is: on digits (classes "0".."9") a file whose logits run 9..0 has its rows reversed."""
+    import json
+
+    from xformer.train.run import load_run_model
+
+    root = files["root"] / "labelled"
+    root.mkdir()
+    weights = save_vit(root / "model.safetensors", img_size=8)
+    names = [str(9 - i) for i in range(10)]
+    (root / "config.json").write_text(json.dumps({"architecture": MODEL, "label_names": names}))
+    assert load_source(f"timm:{weights}#{MODEL}").class_names == names
+    recipe = root / "digits.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model": {"architecture": "encoder", "tokenizer": {"name": "image_patches"},
+                  "head": {"name": "classification"}},
+        "data": {"name": "digits", "args": {"image_size": 8}},
+        "train": {"steps": 1, "batch_size": 4, "lr": 1e-9, "eval_every": 1, "log_every": 1, "device": "cpu"}}))
+    run = root / "run"
+    assert main(["train", str(recipe), "--out", str(run), "--quiet", "--init-from", f"timm:{weights}#{MODEL}"]) == 0
+    assert "head.fc rows reordered from the checkpoint's class order" in capsys.readouterr().out
+    from safetensors.torch import load_file
+
+    theirs = load_file(weights)["head.weight"]
+    torch.testing.assert_close(load_run_model(run)[1].head.fc.weight, theirs.flip(0), atol=1e-6, rtol=0)

@@ -49,7 +49,8 @@ def add_parser(subparsers) -> None:
         "export", help="write a run's model as a Hugging Face folder, a timm checkpoint or an ONNX graph",
         description="Rebuild the model of RUN_DIR (best checkpoint, or --checkpoint) and write it to --out: "
                     "hf: config.json + model.safetensors that transformers' from_pretrained loads (GPT-2-shaped "
-                    "decoders, bias-free ones with zero biases; BERT masked-LM encoders), with the run's "
+                    "decoders, bias-free ones with zero biases; BERT masked-LM encoders and text classifiers), with "
+                    "the run's "
                     "tokenizer files; timm: model.safetensors under timm's names + config.json (ViT classifiers; "
                     "timm.create_model('local-dir:DIR', pretrained=True)); onnx: model.onnx for any transformer "
                     "run, run with onnxruntime against the PyTorch model. What a format cannot express is "

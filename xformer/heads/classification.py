@@ -1,7 +1,10 @@
 """Sequence classification: pool the core's tokens into one vector, then a linear classifier.
 
     h = pool(H)            H: (B, N, d) core output
-    z = W norm(h) + b      logits (B, K); norm is optional (timm's ``fc_norm``)
+    h = norm(h)            optional (timm's ``fc_norm``)
+    h = tanh(W_p h + b_p)  optional ``pooler``: BERT's pooler (Hugging Face's BertForSequenceClassification)
+                           and the original ViT's pre-logits layer (its ``representation_size``)
+    z = W dropout(h) + b   logits (B, K)
     loss = CE(z, y) with label smoothing eps:
            -sum_k q_k log softmax(z)_k,  q = (1 - eps) onehot(y) + eps / K
 
@@ -75,7 +78,8 @@ class ClassificationHead(nn.Module):
     """Pool, optional norm, dropout, linear. Batch key ``labels``: (B,) long or (B, K) probabilities."""
 
     def __init__(self, dim: int, n_classes: int, pool: str = "cls", n_heads: int = 4, norm: bool = False,
-                 norm_eps: float = 1e-5, dropout: float = 0.0, label_smoothing: float = 0.0, n_channels: int = 1):
+                 norm_eps: float = 1e-5, dropout: float = 0.0, label_smoothing: float = 0.0, n_channels: int = 1,
+                 pooler: bool = False):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
@@ -84,12 +88,15 @@ class ClassificationHead(nn.Module):
         self.pool, self.label_smoothing, self.n_channels = pool, label_smoothing, n_channels
         self.attn_pool = AttentionPool(dim, n_heads) if pool == "attention" else None
         self.norm = make_norm("layernorm", dim, norm_eps) if norm else nn.Identity()
+        self.pooler = nn.Linear(dim, dim) if pooler else None  # named as masked_lm_nsp's: BERT's pooler.dense
         self.drop = Dropout(dropout)
         self.fc = nn.Linear(dim * n_channels, n_classes)
 
     def pooled(self, hidden: Tensor, tokens: Tokens) -> Tensor:
         """The (B, d) vector the classifier reads ((B, C*d) for channel-independent series tokens)."""
         h = self.norm(self._pool(hidden, tokens))
+        if self.pooler is not None:
+            h = self.pooler(h).tanh()
         return h.reshape(-1, self.n_channels * h.shape[-1]) if self.n_channels > 1 else h
 
     def _pool(self, hidden: Tensor, tokens: Tokens) -> Tensor:
@@ -112,14 +119,16 @@ class ClassificationHead(nn.Module):
 @register_head("classification")
 def classification_head(core: CoreConfig, tokenizer: nn.Module, n_classes: int, pool: str = "cls",
                         norm: bool = False, dropout: float = 0.0, label_smoothing: float = 0.0,
-                        n_heads: int | None = None) -> ClassificationHead:
+                        n_heads: int | None = None, pooler: bool = False) -> ClassificationHead:
+    """``pooler``: tanh(W_p h + b_p) between pooling and the classifier (BERT's; a run started from a BERT
+    checkpoint that has one gets it, with its weights, unless the recipe sets pooler=false)."""
     check_sizes("model.head.args", n_classes=n_classes, n_heads=n_heads)
     layout = token_state(tokenizer)
     if layout.channel_independent is not None and pool == "cls":  # series tokens
         raise ValueError("series tokens have no class token; set head.args.pool=mean or pool=attention")
     channels = layout.n_channels if layout.channel_independent else 1
     return ClassificationHead(core.d_model, n_classes, pool, n_heads or core.n_heads, norm, core.norm_eps,
-                              dropout, label_smoothing, channels)
+                              dropout, label_smoothing, channels, pooler)
 
 
 __all__ = ["ClassificationHead", "AttentionPool", "classification_output", "masked_mean"]

@@ -32,13 +32,14 @@ def hf_kind(config) -> str:
     if config.baseline is None and config.architecture == "decoder" and config.tokenizer.name == "text":
         return "gpt2"
     if config.baseline is None and config.architecture == "encoder" and config.tokenizer.name == "bert_text":
-        if config.head.name in ("masked_lm", "masked_lm_nsp"):
+        if config.head.name in ("masked_lm", "masked_lm_nsp", "classification"):
             return "bert"
         raise CannotExport(f"cannot export to Hugging Face: the {config.head.name} head has no BERT class here "
-                           "(--format hf covers BERT with the masked_lm / masked_lm_nsp heads); use --format onnx")
+                           "(--format hf covers BERT with the masked_lm / masked_lm_nsp / classification heads); "
+                           "use --format onnx")
     raise CannotExport(f"cannot export to Hugging Face: the model is {describe(config)}; --format hf covers "
                        "GPT-2 (decoder, text tokenizer, causal_lm head) and BERT (encoder, bert_text tokenizer, "
-                       "masked_lm head); use --format onnx" + (" or timm" if _is_vit(config) else ""))
+                       "masked_lm or classification head); use --format onnx" + (" or timm" if _is_vit(config) else ""))
 
 
 def _check_hf(model) -> None:
@@ -109,46 +110,17 @@ def source_names(run: Path | None, vocab) -> tuple[Path, dict, dict[str, str]] |
     return (folder, config, renamed) if mine == theirs.get_vocab() else None
 
 
-def add_bert_template(path: Path) -> None:
-    """Give a BERT export's tokenizer.json the input template its model was trained on, as Hugging Face's BERT
-    tokenizers carry it: [CLS] A [SEP] (token types 0) and [CLS] A [SEP] B [SEP] (B's part 1), so that
-    ``AutoTokenizer`` adds what ``BertTokenizer`` (vocab.txt) and xformer's text_mlm items have. One that has a
-    template (a folder the run started from) keeps it."""
-    tokenizers = need("tokenizers", "--format hf")
-    tokenizer = tokenizers.Tokenizer.from_file(str(path))
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    if tokenizer.post_processor is not None or cls is None or sep is None:
-        return
-    tokenizer.post_processor = tokenizers.processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    tokenizer.save(str(path))
-
-
-def write_char_tokenizer(vocab, path: Path) -> None:
-    """A character vocabulary as a Hugging Face ``tokenizer.json``, so that ``AutoTokenizer.from_pretrained``
-    (a ``PreTrainedTokenizerFast``) gives the run's ids: every character is a piece (a split that isolates each
-    one), looked up in the run's table (WordLevel: character -> id, its special tokens at theirs), and decoding
-    joins the pieces with nothing between them (``Fuse``). A character outside the table is the vocabulary's
-    [UNK] when it has one, else refused by the tokenizer, as ``CharVocab.encode`` refuses it."""
-    tokenizers = need("tokenizers", "--format hf")
-    unk = "[UNK]" if "[UNK]" in vocab.specials else None
-    tokenizer = tokenizers.Tokenizer(tokenizers.models.WordLevel(dict(vocab.stoi), unk_token=unk))
-    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.Split(tokenizers.Regex(r"[\s\S]"), behavior="isolated")
-    tokenizer.decoder = tokenizers.decoders.Fuse()
-    tokenizer.add_special_tokens(list(vocab.specials))
-    tokenizer.save(str(path))
-
-
 def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path | None = None) -> dict:
-    """config.json + model.safetensors that ``GPT2LMHeadModel`` / ``BertForMaskedLM`` /
-    ``BertForPreTraining.from_pretrained(folder)`` loads, plus the run's tokenizer files when given, so that
-    ``AutoTokenizer.from_pretrained(folder)`` gives the run's ids. A run fine-tuned from a Hugging Face folder
-    (``run``'s init_from, when the folder is still there and its vocabulary is the run's) gets the folder's
-    special-token names back (GPT-2's <|endoftext|>, not the run's [EOS]), its tokenizer_config.json /
-    special_tokens_map.json and its config's bos/eos/pad ids; otherwise a tokenizer_config.json is written and
-    GPT-2's bos/eos/pad ids are the vocabulary's [BOS] / [EOS] / [PAD]."""
+    """config.json + model.safetensors that ``GPT2LMHeadModel`` / ``BertForMaskedLM`` / ``BertForPreTraining`` /
+    ``BertForSequenceClassification.from_pretrained(folder)`` loads (a classifier's id2label: the run's classes),
+    plus the run's tokenizer files when given, so that ``AutoTokenizer.from_pretrained(folder)`` gives the run's
+    ids. A run fine-tuned from a Hugging Face folder (``run``'s init_from, when the folder is still there and its
+    vocabulary is the run's) gets the folder's special-token names back (GPT-2's <|endoftext|>, not the run's
+    [EOS]), its tokenizer_config.json / special_tokens_map.json and its config's bos/eos/pad ids; otherwise a
+    tokenizer_config.json is written and GPT-2's bos/eos/pad ids are the vocabulary's [BOS] / [EOS] / [PAD]."""
     from .hf_bert import to_hf_bert
     from .hf_gpt2 import to_hf_gpt2
+    from .hf_tokenizer_files import add_bert_template, write_char_tokenizer
     from .pretrained import _rename
 
     kind = hf_kind(model.config)
@@ -160,7 +132,11 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
     ids = {k: v for k, v in ids.items() if v is not None or (vocab is not None and k != "pad_token_id")}
     if source is not None:
         ids = {k: source[1][k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in source[1]}
-    hf = to_hf_gpt2(model, **ids) if kind == "gpt2" else to_hf_bert(model)
+    names = (_read_json(run, "classes.json") or {}).get("class_names") if model.config.head.name == "classification" \
+        else None  # a BertForSequenceClassification names its logits (id2label), as the run's classes.json does
+    labels = {"id2label": dict(enumerate(map(str, names))), "label2id": {str(n): i for i, n in enumerate(names)}} \
+        if names and len(names) == model.config.head.args["n_classes"] else {}
+    hf = to_hf_gpt2(model, **ids) if kind == "gpt2" else to_hf_bert(model, **labels)
     progress = need("transformers.utils.logging", "--format hf")
     shown = progress.is_progress_bar_enabled()
     progress.disable_progress_bar()  # its one-shard bar is noise on stderr

@@ -1,11 +1,12 @@
 """BERT weights to and from Hugging Face ``transformers`` (``BertModel``, ``BertForMaskedLM``,
-``BertForPreTraining``).
+``BertForPreTraining``, ``BertForSequenceClassification``).
 
 BERT (Devlin et al. 2019) is an xformer encoder with post-norm blocks:
 
     x = LayerNorm(word[ids] + pos[t] + type[seg])      tokenizer "bert_text"
     x = LayerNorm(x + attn(x)); x = LayerNorm(x + mlp(x))   norm_first=False, no final norm
     masked-LM / NSP heads                              head "masked_lm" / "masked_lm_nsp"
+    z = W_c dropout(tanh(W_p h_[CLS] + b_p)) + b_c      head "classification" (pool cls, pooler true)
 
 Names, Hugging Face (``bert.`` prefix optional) -> xformer:
 
@@ -20,6 +21,10 @@ Names, Hugging Face (``bert.`` prefix optional) -> xformer:
     cls.predictions.transform.dense / LayerNorm         head.dense / head.norm
     cls.predictions.decoder.weight / cls.predictions.bias   head.decoder (weight tied to the word embedding)
     cls.seq_relationship                                head.nsp
+    classifier                                          head.fc (a classification head; its pooler is head.pooler)
+
+A sequence classifier's classes are its config's ``id2label`` (``bert_class_names``): Hugging Face's default
+names LABEL_0, LABEL_1, ... stand for the labels 0, 1, ..., so they are read as "0", "1", ... .
 
 BERT's Linear layers are ``nn.Linear``: no transposes. ``hidden_act="gelu"`` is exact GELU.
 """
@@ -43,15 +48,39 @@ _EMBEDDINGS = [("word_embeddings", "embed"), ("position_embeddings", "positions"
 _BLOCK = [("attention.output.dense", "attn.proj"), ("attention.output.LayerNorm", "res1.norm"),
           ("intermediate.dense", "mlp.fc1"), ("output.dense", "mlp.fc2"), ("output.LayerNorm", "res2.norm")]
 _HEAD = [("pooler.dense", "head.pooler"), ("cls.predictions.transform.dense", "head.dense"),
-         ("cls.predictions.transform.LayerNorm", "head.norm"), ("cls.seq_relationship", "head.nsp")]
+         ("cls.predictions.transform.LayerNorm", "head.norm"), ("cls.seq_relationship", "head.nsp"),
+         ("classifier", "head.fc")]
+_EXPORTED_HEAD = {"masked_lm": _HEAD[1:3], "masked_lm_nsp": _HEAD[:4], "classification": [_HEAD[0], _HEAD[4]]}
 
 
 def _get(config, key, default=None):
     return config.get(key, default) if isinstance(config, dict) else getattr(config, key, default)
 
 
+def bert_head(keys) -> str:
+    """The xformer head of a BERT state dict's (``bert.``-stripped) keys: classification for a sequence classifier,
+    masked_lm_nsp when it has an NSP classifier or only a pooler (a plain ``BertModel``), else masked_lm."""
+    if "classifier.weight" in keys:
+        return "classification"
+    has_mlm = "cls.predictions.transform.dense.weight" in keys
+    return "masked_lm_nsp" if "cls.seq_relationship.weight" in keys or (
+        "pooler.dense.weight" in keys and not has_mlm) else "masked_lm"
+
+
+def bert_class_names(config) -> list[str]:
+    """A sequence classifier's class names in id order: ``id2label``'s, with Hugging Face's default LABEL_i read
+    as the label i ("0", "1", ...)."""
+    id2label = _get(config, "id2label") or {}
+    n = len(id2label) or _get(config, "num_labels", 2)
+    names = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
+    if names == [f"LABEL_{i}" for i in range(len(names))]:
+        return [str(i) for i in range(len(names))]
+    return names
+
+
 def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
-    """A ``BertConfig`` (or its dict) -> the xformer ModelConfig; ``head`` is masked_lm or masked_lm_nsp."""
+    """A ``BertConfig`` (or its dict) -> the xformer ModelConfig; ``head`` is masked_lm, masked_lm_nsp or
+    classification (``BertForSequenceClassification``: [CLS], the pooler, dropout, the classifier)."""
     if _get(config, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("only BERT with absolute position embeddings converts to xformer")
     if _get(config, "is_decoder", False) or _get(config, "add_cross_attention", False):
@@ -72,6 +101,13 @@ def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
                                          "norm_eps": eps, "dropout": dropout,
                                          "pad_id": _get(config, "pad_token_id")})
     head_args = {"tie_weights": bool(_get(config, "tie_word_embeddings", True))}
+    if head == "classification":
+        if _get(config, "problem_type") == "regression":
+            raise ValueError("a regression model (problem_type regression) is not a classifier; xformer reads "
+                             "BERT sequence classifiers")
+        classifier_dropout = _get(config, "classifier_dropout")
+        head_args = {"n_classes": len(bert_class_names(config)), "pool": "cls", "pooler": True,
+                     "dropout": dropout if classifier_dropout is None else classifier_dropout}
     return ModelConfig("encoder", core, tokenizer, PartConfig(head, head_args))
 
 
@@ -84,7 +120,7 @@ def xformer_config_to_bert(config: ModelConfig, **extra):
     checks = [
         (config.architecture == "encoder", f"architecture {config.architecture!r} (BERT is an encoder)"),
         (tok.name == "bert_text", f"tokenizer {tok.name!r} (BERT's is bert_text)"),
-        (config.head.name in ("masked_lm", "masked_lm_nsp"), f"head {config.head.name!r}"),
+        (config.head.name in _EXPORTED_HEAD, f"head {config.head.name!r}"),
         (core.norm == "layernorm" and not core.norm_first and not core.has_final_norm,
          "a norm other than post-LayerNorm without a final norm"),
         (core.activation in _ACTIVATION_TO_HF, f"activation {core.activation!r}"),
@@ -93,6 +129,14 @@ def xformer_config_to_bert(config: ModelConfig, **extra):
         (not core.residual_attention and core.attn_proj_dropout == 0,
          "residual attention or dropout on the attention output besides the residual dropout"),
     ]
+    if config.head.name == "classification":  # BertForSequenceClassification: [CLS] -> pooler -> classifier
+        head = config.head.args
+        checks += [(head.get("pool", "cls") == "cls", f"{head.get('pool')} pooling (BERT's classifier reads [CLS])"),
+                   (bool(head.get("pooler")), "no pooler (BERT's classifier reads tanh(W [CLS]); train with "
+                                              "model.head.args.pooler=true)"),
+                   (not head.get("norm"), "a norm after pooling")]
+        if "id2label" not in extra:
+            extra = {"num_labels": head["n_classes"], **extra}
     for ok, what in checks:
         if not ok:
             raise ValueError(f"cannot export to BERT: the model has {what}")
@@ -129,8 +173,9 @@ def bert_state_dict_to_xformer(state: dict[str, Tensor], n_layers: int) -> dict[
     return out
 
 
-def xformer_state_dict_to_bert(state: dict[str, Tensor], n_layers: int, nsp: bool) -> dict[str, Tensor]:
-    """xformer -> the state dict of a ``BertForMaskedLM`` (nsp=False) or ``BertForPreTraining`` (nsp=True)."""
+def xformer_state_dict_to_bert(state: dict[str, Tensor], n_layers: int, head: str) -> dict[str, Tensor]:
+    """xformer -> the state dict of a ``BertForMaskedLM`` (head masked_lm), ``BertForPreTraining``
+    (masked_lm_nsp) or ``BertForSequenceClassification`` (classification)."""
     out = {}
     for hf, ours in _EMBEDDINGS:
         for p in ("weight", "bias") if hf == "LayerNorm" else ("weight",):
@@ -143,21 +188,23 @@ def xformer_state_dict_to_bert(state: dict[str, Tensor], n_layers: int, nsp: boo
                 out[f"{layer}attention.self.{name}.{p}"] = t.contiguous()
             for hf, ours in _BLOCK:
                 out[f"{layer}{hf}.{p}"] = state[f"{block}{ours}.{p}"]
-    heads = _HEAD if nsp else _HEAD[1:3]
-    for hf, ours in heads:
+    for hf, ours in _EXPORTED_HEAD[head]:
         prefix = f"bert.{hf}" if hf.startswith("pooler") else hf
         out[f"{prefix}.weight"], out[f"{prefix}.bias"] = state[f"{ours}.weight"], state[f"{ours}.bias"]
+    if head == "classification":
+        return out
     out["cls.predictions.decoder.weight"] = state["head.decoder.weight"]
     out["cls.predictions.bias"] = out["cls.predictions.decoder.bias"] = state["head.decoder.bias"]
     return out
 
 
 def load_bert(source, head: str | None = None) -> Model:
-    """An xformer Model (eval mode) from a ``BertModel`` / ``BertForMaskedLM`` / ``BertForPreTraining``
-    object or a local folder written by ``save_pretrained``.
+    """An xformer Model (eval mode) from a ``BertModel`` / ``BertForMaskedLM`` / ``BertForPreTraining`` /
+    ``BertForSequenceClassification`` object or a local folder written by ``save_pretrained``.
 
-    ``head`` defaults to what the checkpoint holds: masked_lm_nsp when it has an
-    NSP classifier or only a pooler (plain ``BertModel``), else masked_lm. Head
+    ``head`` defaults to what the checkpoint holds (``bert_head``): classification for a sequence
+    classifier, masked_lm_nsp when it has an NSP classifier or only a pooler (plain ``BertModel``), else
+    masked_lm. Head
     weights the checkpoint lacks keep their initial values (with a warning):
     for a ``BertModel`` only ``hidden_states`` and ``pooled`` are meaningful.
     """
@@ -165,15 +212,11 @@ def load_bert(source, head: str | None = None) -> Model:
         config, state = read_checkpoint(source)
     else:
         config, state = source.config, source.state_dict()
-    keys = strip_prefix(state, "bert.").keys()
-    has_mlm = "cls.predictions.transform.dense.weight" in keys
-    if head is None:
-        has_nsp_parts = "cls.seq_relationship.weight" in keys or ("pooler.dense.weight" in keys and not has_mlm)
-        head = "masked_lm_nsp" if has_nsp_parts else "masked_lm"
+    head = head or bert_head(strip_prefix(state, "bert.").keys())
     model_config = bert_config_to_xformer(config, head)
     model = build_model(model_config)
     converted = bert_state_dict_to_xformer(state, model_config.core.n_layers)
-    if "head.decoder.weight" not in converted and model_config.head.args["tie_weights"]:
+    if "head.decoder.weight" not in converted and model_config.head.args.get("tie_weights"):
         converted["head.decoder.weight"] = converted["tokenizer.embed.weight"]
     own_keys = set(model.state_dict())
     missing = sorted(own_keys - set(converted))
@@ -186,12 +229,17 @@ def load_bert(source, head: str | None = None) -> Model:
 
 def to_hf_bert(model: Model, **config_extra):
     """The Hugging Face model (eval mode) with an xformer BERT's weights: ``BertForPreTraining``
-    for head masked_lm_nsp, ``BertForMaskedLM`` for masked_lm (a bias-free model gets zero biases)."""
+    for head masked_lm_nsp, ``BertForMaskedLM`` for masked_lm, ``BertForSequenceClassification`` for a
+    classification head (give its classes as ``id2label`` / ``label2id``); a bias-free model gets zero biases."""
     transformers = need("transformers", "exporting to BERT")
-    nsp = model.head.nsp is not None
+    head = model.config.head.name
+    if head == "masked_lm" and model.head.nsp is not None:  # built with nsp=True
+        head = "masked_lm_nsp"
     hf_config = xformer_config_to_bert(model.config, **config_extra)
-    hf = (transformers.BertForPreTraining if nsp else transformers.BertForMaskedLM)(hf_config)
-    load_exactly(hf, xformer_state_dict_to_bert(state_with_zero_biases(model), model.config.core.n_layers, nsp))
+    hf_class = {"masked_lm": transformers.BertForMaskedLM, "masked_lm_nsp": transformers.BertForPreTraining,
+                "classification": transformers.BertForSequenceClassification}[head]
+    hf = hf_class(hf_config)
+    load_exactly(hf, xformer_state_dict_to_bert(state_with_zero_biases(model), model.config.core.n_layers, head))
     return hf.eval()
 
 
@@ -201,5 +249,5 @@ def save_bert(model: Model, folder: str | Path, **config_extra) -> Path:
     return Path(folder)
 
 
-__all__ = ["bert_config_to_xformer", "xformer_config_to_bert", "bert_state_dict_to_xformer",
-           "xformer_state_dict_to_bert", "load_bert", "to_hf_bert", "save_bert"]
+__all__ = ["bert_head", "bert_class_names", "bert_config_to_xformer", "xformer_config_to_bert",
+           "bert_state_dict_to_xformer", "xformer_state_dict_to_bert", "load_bert", "to_hf_bert", "save_bert"]

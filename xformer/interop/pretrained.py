@@ -59,6 +59,7 @@ class Pretrained:
     weights: dict[str, Tensor]
     tokenizer: object | None = None
     renamed: dict[str, str] = field(default_factory=dict)  # the folder's special-token names -> xformer's
+    class_names: list[str] | None = None  # a classifier's classes in the order of its logits (id2label)
 
     def vocabulary(self):
         """The tokenizer as an xformer vocabulary (``WordPieceVocab``) that reads the folder's own names of its
@@ -206,25 +207,24 @@ def hf_tokenizer(folder: str | Path, config: dict):
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     """A GPT-2, BERT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py,
     hf_patchtst.py)."""
-    from .hf_bert import bert_config_to_xformer, bert_state_dict_to_xformer
+    from .hf_bert import bert_class_names, bert_config_to_xformer, bert_head, bert_state_dict_to_xformer
     from .hf_checkpoint import strip_prefix
     from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
     from .hf_patchtst import patchtst_checkpoint
 
     source = source or f"hf:{folder}"
     config, state = read_hf_folder(folder)
-    kind = config.get("model_type")
+    kind, classes = config.get("model_type"), None
     try:
         if kind == "gpt2":
             model = gpt2_config_to_xformer(config)
             weights = gpt2_state_dict_to_xformer(state, model.core.n_layers)
         elif kind == "bert":
-            keys = strip_prefix(state, "bert.").keys()
-            has_mlm = "cls.predictions.transform.dense.weight" in keys
-            nsp = "cls.seq_relationship.weight" in keys or ("pooler.dense.weight" in keys and not has_mlm)
-            model = bert_config_to_xformer(config, "masked_lm_nsp" if nsp else "masked_lm")
+            model = bert_config_to_xformer(config, bert_head(strip_prefix(state, "bert.").keys()))
             weights = bert_state_dict_to_xformer(state, model.core.n_layers)
-            if "head.decoder.weight" not in weights and model.head.args["tie_weights"]:
+            if model.head.name == "classification":
+                classes = bert_class_names(config)
+            elif "head.decoder.weight" not in weights and model.head.args["tie_weights"]:
                 weights["head.decoder.weight"] = weights["tokenizer.embed.weight"]
         elif kind == "patchtst":
             model, weights = patchtst_checkpoint(config, state, source)
@@ -237,20 +237,23 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
         what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
         raise ConfigError(f"{source}: the checkpoint {what}") from None
     tokenizer, renamed = (None, {}) if kind == "patchtst" else hf_tokenizer(folder, config)
-    return Pretrained(source, kind, model, weights, tokenizer, renamed)
+    return Pretrained(source, kind, model, weights, tokenizer, renamed, classes)
 
 
 # ---------------------------------------------------------------- timm files
 
 
 def load_timm(path: str | Path, name: str, extra: dict | None = None, source: str | None = None) -> Pretrained:
-    """A timm ViT state dict created as ``name``, converted to xformer names (see timm_file.py, timm_vit.py)."""
+    """A timm ViT state dict created as ``name``, converted to xformer names (see timm_file.py, timm_vit.py); its
+    class names from a timm Hub config.json beside it (``label_names``)."""
+    from .timm_vit import hub_label_names
+
     path = Path(path)
     source = source or f"timm:{path}#{name}"
     if not path.is_file():
         raise ConfigError(f"init_from {source}: {path} is not a file; give a timm state dict (.safetensors or .pth)")
     model, weights = timm_checkpoint(_read_weights(path), path, name, dict(extra or {}), source)
-    return Pretrained(source, "timm", model, weights)
+    return Pretrained(source, "timm", model, weights, class_names=hub_label_names(path))
 
 
 def load_source(spec: str) -> Pretrained:
@@ -324,6 +327,8 @@ def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
     head_args = dict(recipe.head.args)
     if recipe.head.name == ckpt.head.name:  # e.g. timm's pooling and fc_norm; the data gives n_classes
         head_args = {**{k: v for k, v in ckpt.head.args.items() if k != "n_classes"}, **head_args}
+    elif recipe.head.name == "classification" and "head.pooler.weight" in pre.weights:
+        head_args.setdefault("pooler", True)  # BERT's classifier reads its pre-trained pooler (hf_bert.py)
     return ModelConfig(ckpt.architecture, core, dataclasses.replace(ckpt.tokenizer, args=tok_args),
                        dataclasses.replace(recipe.head, args=head_args))
 

@@ -174,5 +174,22 @@ def hub_model_args(path, name: str) -> dict:
     return dict(args) if isinstance(args, dict) else {}
 
 
-__all__ = ["hub_model_args", "config_from_timm_vit", "from_timm_vit", "to_timm_state_dict",
+def hub_label_names(path) -> list[str] | None:
+    """The class names of a timm Hub config.json beside the weights file ``path`` (its ``label_names``, as
+    ``xformer export --format timm`` writes them, or its ``pretrained_cfg``'s), in the order of the logits; None
+    when there is none."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(path).parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    names = config.get("label_names") or (config.get("pretrained_cfg") or {}).get("label_names")
+    return [str(n) for n in names] if isinstance(names, list) and names else None
+
+
+__all__ = ["hub_model_args", "hub_label_names", "config_from_timm_vit", "from_timm_vit", "to_timm_state_dict",
            "xformer_state_dict_from_timm", "save_timm_safetensors"]

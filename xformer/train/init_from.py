@@ -197,30 +197,37 @@ def class_rows(model: torch.nn.Module, n_classes: int) -> list[str]:
             and module.out_features == n_classes for kind in ("weight", "bias") if getattr(module, kind) is not None]
 
 
-def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], run: Path | None,
-                  data: DataBundle | None) -> tuple[dict[str, torch.Tensor], str]:
+def run_class_names(run: Path | None) -> list | None:
+    """A pre-trained run's classes in the order of its logits (its classes.json), or None."""
+    if run is None or not (run / "classes.json").is_file():
+        return None
+    theirs = json.loads((run / "classes.json").read_text(encoding="utf-8")).get("class_names")
+    return theirs if isinstance(theirs, list) else None
+
+
+def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], theirs: list | None,
+                  data: DataBundle | None, whose: str = "the pre-trained run's") -> tuple[dict[str, torch.Tensor], str]:
     """(``weights`` with the classifier's rows in this data's class order, what was done in words).
 
-    Row k of a logits layer scores the run's class k (its classes.json): copied onto data whose classes are
-    other names, or the same in another order, it would score the wrong class. The same names in another
-    order have their rows permuted, W'[k] = W[theirs.index(ours[k])] (biases alike); other names leave the
-    classifier out, to start fresh as for another number of classes."""
+    Row k of a logits layer scores the checkpoint's class k (``theirs``: a run's classes.json, a Hugging Face
+    classifier's id2label, a timm file's label_names): copied onto data whose classes are other names, or the
+    same in another order, it would score the wrong class. The same names in another order have their rows
+    permuted, W'[k] = W[theirs.index(ours[k])] (biases alike); other names leave the classifier out, to start
+    fresh as for another number of classes."""
     saved = saved_by_data(data, ("classes.json",)) if data is not None else {}
     ours = saved.get("classes.json", {}).get("class_names")
-    theirs_file = run / "classes.json" if run is not None else None
-    if ours is None or theirs_file is None or not theirs_file.is_file():
+    if ours is None or theirs is None:
         return weights, ""
-    theirs = json.loads(theirs_file.read_text(encoding="utf-8")).get("class_names")
     rows = [name for name in class_rows(model, len(ours)) if name in weights]
-    if not isinstance(theirs, list) or theirs == ours or not rows:
+    if theirs == ours or not rows:
         return weights, ""
     layers = ", ".join(dict.fromkeys(name.rsplit(".", 1)[0] for name in rows))
     if sorted(theirs) == sorted(ours) and len(set(ours)) == len(ours):
         order = torch.tensor([theirs.index(name) for name in ours])
         return ({**weights, **{name: weights[name][order] for name in rows}},
-                f"; {layers} rows reordered from the pre-trained run's class order to this data's")
+                f"; {layers} rows reordered from {whose} class order to this data's")
     return ({name: tensor for name, tensor in weights.items() if name not in rows},
-            f"; {layers} left fresh as the pre-trained run's classes {theirs} are not this data's {ours}")
+            f"; {layers} left fresh as {whose} classes {theirs} are not this data's {ours}")
 
 
 def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
@@ -237,7 +244,10 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     if source is not None:
         ckpt = source.source
         same_head = model.config.head.name == source.model.head.name
-        weights = {k: v for k, v in source.weights.items() if same_head or not k.startswith("head.")}
+        # BERT's pooler serves a classification head as it served next-sentence prediction (Hugging Face's
+        # BertForSequenceClassification starts from it)
+        weights = {k: v for k, v in source.weights.items()
+                   if same_head or not k.startswith("head.") or k.startswith("head.pooler.")}
         lacking = [k for k in model.state_dict() if k.startswith(("tokenizer.", "core.")) and k not in weights]
         if lacking:
             raise ConfigError(f"init_from {ckpt}: the checkpoint has no weights for {', '.join(lacking[:3])}")
@@ -248,7 +258,9 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
             _check_same_vocabulary(data, run)
         weights = read_eval_weights(ckpt)  # the weights its metrics describe: the EMA when it kept one
     read_names = list(weights)
-    weights, classes_note = match_classes(model, weights, run, data)
+    theirs = run_class_names(run) if source is None else source.class_names
+    weights, classes_note = match_classes(model, weights, theirs, data,
+                                          "the pre-trained run's" if source is None else "the checkpoint's")
     offered = set(source.weights if source is not None else read_names)
     aliases = tied_aliases(model)  # a tied copy (e.g. an MLM decoder) follows its embedding
     own = {name: t for name, t in model.state_dict().items() if name not in aliases}
@@ -310,5 +322,6 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
             + "".join(f"; resampled {what} (bicubic)" for what in resampled) + classes_note)
 
 
-__all__ = ["start_from_source", "pretrained_checkpoint", "resampled_grid", "class_rows", "match_classes",
+__all__ = ["start_from_source", "pretrained_checkpoint", "resampled_grid", "class_rows", "run_class_names",
+           "match_classes",
            "init_from_pretrained"]
