@@ -210,3 +210,17 @@ def test_a_text_classifier_exports_as_bert_for_sequence_classification(folders, 
     # transformers' own pipeline names the run's classes
     pipe = transformers.pipeline("text-classification", model=back, tokenizer=fast)
     assert {p["label"] for p in pipe(texts)} <= {"neg", "pos"}
+
+
+def test_a_vit_with_a_pooler_is_refused_by_the_timm_export():
+    """timm's VisionTransformer has no pre-logits layer: a ViT classifier with one goes to ONNX, not timm."""
+    from xformer.interop.export import check_exportable
+    from xformer.interop.support import CannotExport
+    from xformer.models import ModelConfig, PartConfig, build_model
+    from xformer.core import CoreConfig
+
+    config = ModelConfig("encoder", CoreConfig(d_model=16, n_layers=1, n_heads=2, norm_eps=1e-6),
+                         PartConfig("image_patches", {"image_size": 8, "patch_size": 4, "channels": 1}),
+                         PartConfig("classification", {"n_classes": 3, "pooler": True}))
+    with pytest.raises(CannotExport, match="a pooler before the classifier .*; use --format onnx"):
+        check_exportable(build_model(config), "timm")

@@ -214,6 +214,7 @@ def timm_model_args(config) -> dict:
         (head.get("pool", "cls") in ("cls", "mean"), f"{head.get('pool')} pooling (timm's ViT pools by token or avg)"),
         (not (head.get("norm", False) and core.has_final_norm),
          "both a final norm and a norm after pooling (timm's ViT has one or the other)"),
+        (not head.get("pooler", False), "a pooler before the classifier (timm's ViT has no pre-logits layer)"),
     ]
     for ok, what in checks:
         if not ok:
