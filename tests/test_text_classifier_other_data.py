@@ -86,6 +86,9 @@ def test_a_training_part_is_still_needed_to_train(run, capsys):
              "has no training split")
     one_line(capsys, ["train", str(run / "r.yaml"), "data.args.test_fraction=1", "data.args.val_fraction=0",
                       "--out", str(run / "x")], "no text to learn a wordpiece vocabulary from")
+    # 80 rows, 64 for training: a batch of 128 never fills, and the line says how large one may be
+    one_line(capsys, ["train", str(run / "r.yaml"), "train.batch_size=128", "--out", str(run / "x")],
+             "has 64 examples, fewer than one batch of train.batch_size=128; set train.batch_size to at most 64")
     assert not (run / "x").exists()
 
 

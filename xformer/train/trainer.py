@@ -103,8 +103,11 @@ class Trainer:
                                  generator=torch.Generator().manual_seed(config.seed))
         self.steps_per_epoch = len(self.loader) // config.grad_accum
         if self.steps_per_epoch == 0:
+            most = len(data.train) // split * split  # full batches only (drop_last), as timm's training loader
             raise ConfigError(f"the training split has {len(data.train)} examples, fewer than one batch of "
-                              f"train.batch_size={config.batch_size}")
+                              f"train.batch_size={config.batch_size}; "
+                              + (f"set train.batch_size to at most {most} (a multiple of grad_accum x processes), "
+                                 "or give more training data" if most else "give more training data"))
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch
         self.optimizer = build_optimizer(self.model, config)
         self.scheduler = build_scheduler(self.optimizer, config, self.total_steps, self.steps_per_epoch)
