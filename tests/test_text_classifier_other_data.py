@@ -92,6 +92,18 @@ def test_a_training_part_is_still_needed_to_train(run, capsys):
     assert not (run / "x").exists()
 
 
+def test_a_model_smaller_than_the_data_is_refused_before_training(run, capsys):
+    """Fewer positions than the data's texts, or fewer ids than its vocabulary: one line naming the key, not an
+    index error mid-training (and a run evaluated on longer texts is refused as well)."""
+    one_line(capsys, ["train", str(run / "r.yaml"), "model.tokenizer.args.max_positions=8", "--out", str(run / "x")],
+             "model.tokenizer.args.max_positions is 8, but the data's sequences are up to 16 tokens long")
+    one_line(capsys, ["train", str(run / "r.yaml"), "model.tokenizer.args.vocab_size=10", "--out", str(run / "x")],
+             "model.tokenizer.args.vocab_size is 10, but the data's vocabulary has")
+    one_line(capsys, ["evaluate", str(run / "run"), "data.args.max_length=64"],
+             "the data gives tokenizer.max_positions=64, but the model of")
+    assert not (run / "x").exists()
+
+
 def test_json_lines_train_and_predict_as_csv_does(run, tmp_path, capsys):
     """Hugging Face's json files (JSON Lines, or one array; a label may be a number) read as tables: the same
     rows give the same data as the CSV."""

@@ -52,7 +52,8 @@ def check_baseline_fits(name: str, accepted, implied: dict[str, dict[str, Any]])
 
 def check_fixed_by_data(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> None:
     """A recipe's own value of what its data fixes (the classes, the images' channels and size) must be the
-    data's: a model built for other values cannot read the data. One line naming the key and the fix."""
+    data's, and of what it needs at least (positions, vocabulary ids) no smaller: a model built for other values
+    cannot read the data. One line naming the key and the fix."""
     for part, values in implied.items():
         if part not in ("tokenizer", "head"):
             continue
@@ -75,8 +76,17 @@ def _height_width(size) -> list[int]:
     return [int(size)] * 2 if isinstance(size, (int, float)) else [int(v) for v in size]
 
 
+# what the data needs at least: a smaller table would be indexed past its end (a traceback mid-training)
+_AT_LEAST = {"max_positions": "the data's sequences are up to {value} tokens long: raise {key} to {value} or more, "
+                              "or shorten them (data.args.max_length / block_size), or remove {key} (the data sets it)",
+             "vocab_size": "the data's vocabulary has {value} ids: raise {key} to {value} or more, or remove it "
+                           "(the data sets it)"}
+
+
 def _check_fixed_by_data(key: str, mine, value) -> None:
     name = key.rsplit(".", 1)[-1]
+    if name in _AT_LEAST and isinstance(mine, int) and isinstance(value, int) and 0 < mine < value:
+        raise ConfigError(f"{key} is {mine}, but {_AT_LEAST[name].format(value=value, key=key)}")
     if mine is None or name not in _FIXED_BY_DATA:
         return
     if name == "image_size":
