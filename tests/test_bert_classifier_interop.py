@@ -201,6 +201,7 @@ def test_a_text_classifier_exports_as_bert_for_sequence_classification(folders, 
     assert json.loads(capsys.readouterr().out)["class"] == "BertForSequenceClassification"
     back = transformers.BertForSequenceClassification.from_pretrained(out).eval()
     assert back.config.id2label == {0: "neg", 1: "pos"} and back.config.label2id == {"neg": 0, "pos": 1}
+    assert back.config.classifier_dropout == 0.1  # the run's head dropout (the source folder's hidden dropout)
     fast = transformers.AutoTokenizer.from_pretrained(out)
     texts = ["good film the plot 7", "bad film a dog sleeps"]
     enc = fast(texts, padding=True, return_tensors="pt")

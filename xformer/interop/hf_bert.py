@@ -135,6 +135,7 @@ def xformer_config_to_bert(config: ModelConfig, **extra):
                    (bool(head.get("pooler")), "no pooler (BERT's classifier reads tanh(W [CLS]); train with "
                                               "model.head.args.pooler=true)"),
                    (not head.get("norm"), "a norm after pooling")]
+        extra = {"classifier_dropout": head.get("dropout", 0.0), **extra}  # the run's, back when fine-tuned again
         if "id2label" not in extra:
             extra = {"num_labels": head["n_classes"], **extra}
     for ok, what in checks:
