@@ -79,11 +79,12 @@ def test_sequence_classifier_logits_loss_and_export_match_hf(tmp_path):
 
 
 def test_default_label_names_are_the_labels_and_regression_is_refused():
-    from xformer.interop.hf_bert import bert_class_names, bert_config_to_xformer
+    from xformer.interop.hf_bert import bert_config_to_xformer
+    from xformer.interop.support import hf_class_names
 
-    assert bert_class_names(_config(num_labels=3)) == ["0", "1", "2"]  # LABEL_0.. = the labels 0..
-    assert bert_class_names(_config(id2label={0: "no", 1: "yes"})) == ["no", "yes"]
-    assert bert_class_names({"id2label": {"0": "no", "1": "yes"}}) == ["no", "yes"]  # config.json's keys
+    assert hf_class_names(_config(num_labels=3)) == ["0", "1", "2"]  # LABEL_0.. = the labels 0..
+    assert hf_class_names(_config(id2label={0: "no", 1: "yes"})) == ["no", "yes"]
+    assert hf_class_names({"id2label": {"0": "no", "1": "yes"}}) == ["no", "yes"]  # config.json's keys
     with pytest.raises(ValueError, match="regression"):
         bert_config_to_xformer(_config(num_labels=1, problem_type="regression"), "classification")
 

@@ -23,8 +23,8 @@ Names, Hugging Face (``bert.`` prefix optional) -> xformer:
     cls.seq_relationship                                head.nsp
     classifier                                          head.fc (a classification head; its pooler is head.pooler)
 
-A sequence classifier's classes are its config's ``id2label`` (``bert_class_names``): Hugging Face's default
-names LABEL_0, LABEL_1, ... stand for the labels 0, 1, ..., so they are read as "0", "1", ... .
+A sequence classifier's classes are its config's ``id2label`` (``support.hf_class_names``: Hugging Face's
+default names LABEL_0, LABEL_1, ... stand for the labels 0, 1, ..., so they are read as "0", "1", ...).
 
 BERT's Linear layers are ``nn.Linear``: no transposes. ``hidden_act="gelu"`` is exact GELU.
 """
@@ -39,7 +39,7 @@ from torch import Tensor
 from ..core import CoreConfig
 from ..models import Model, ModelConfig, PartConfig, build_model
 from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_checkpoint, strip_prefix
-from .support import need, state_with_zero_biases
+from .support import hf_class_names, need, state_with_zero_biases
 
 _ACTIVATION_TO_XFORMER = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 _ACTIVATION_TO_HF = {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
@@ -65,17 +65,6 @@ def bert_head(keys) -> str:
     has_mlm = "cls.predictions.transform.dense.weight" in keys
     return "masked_lm_nsp" if "cls.seq_relationship.weight" in keys or (
         "pooler.dense.weight" in keys and not has_mlm) else "masked_lm"
-
-
-def bert_class_names(config) -> list[str]:
-    """A sequence classifier's class names in id order: ``id2label``'s, with Hugging Face's default LABEL_i read
-    as the label i ("0", "1", ...)."""
-    id2label = _get(config, "id2label") or {}
-    n = len(id2label) or _get(config, "num_labels", 2)
-    names = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
-    if names == [f"LABEL_{i}" for i in range(len(names))]:
-        return [str(i) for i in range(len(names))]
-    return names
 
 
 def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
@@ -106,7 +95,7 @@ def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
             raise ValueError("a regression model (problem_type regression) is not a classifier; xformer reads "
                              "BERT sequence classifiers")
         classifier_dropout = _get(config, "classifier_dropout")
-        head_args = {"n_classes": len(bert_class_names(config)), "pool": "cls", "pooler": True,
+        head_args = {"n_classes": len(hf_class_names(config)), "pool": "cls", "pooler": True,
                      "dropout": dropout if classifier_dropout is None else classifier_dropout}
     return ModelConfig("encoder", core, tokenizer, PartConfig(head, head_args))
 
@@ -250,5 +239,5 @@ def save_bert(model: Model, folder: str | Path, **config_extra) -> Path:
     return Path(folder)
 
 
-__all__ = ["bert_head", "bert_class_names", "bert_config_to_xformer", "xformer_config_to_bert",
+__all__ = ["bert_head", "bert_config_to_xformer", "xformer_config_to_bert",
            "bert_state_dict_to_xformer", "xformer_state_dict_to_bert", "load_bert", "to_hf_bert", "save_bert"]

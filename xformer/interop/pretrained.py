@@ -207,10 +207,11 @@ def hf_tokenizer(folder: str | Path, config: dict):
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     """A GPT-2, BERT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py,
     hf_patchtst.py)."""
-    from .hf_bert import bert_class_names, bert_config_to_xformer, bert_head, bert_state_dict_to_xformer
+    from .hf_bert import bert_config_to_xformer, bert_head, bert_state_dict_to_xformer
     from .hf_checkpoint import strip_prefix
     from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
     from .hf_patchtst import patchtst_checkpoint
+    from .support import hf_class_names
 
     source = source or f"hf:{folder}"
     config, state = read_hf_folder(folder)
@@ -223,7 +224,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             model = bert_config_to_xformer(config, bert_head(strip_prefix(state, "bert.").keys()))
             weights = bert_state_dict_to_xformer(state, model.core.n_layers)
             if model.head.name == "classification":
-                classes = bert_class_names(config)
+                classes = hf_class_names(config)
             elif "head.decoder.weight" not in weights and model.head.args["tie_weights"]:
                 weights["head.decoder.weight"] = weights["tokenizer.embed.weight"]
         elif kind == "patchtst":

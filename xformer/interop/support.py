@@ -55,4 +55,16 @@ def state_with_zero_biases(model: nn.Module) -> dict[str, Tensor]:
     return state
 
 
-__all__ = ["MissingExtra", "CannotExport", "describe", "need", "state_with_zero_biases"]
+def hf_class_names(config) -> list[str]:
+    """A Hugging Face classifier's class names in id order (its config's ``id2label``, a dict or a config
+    object), with Hugging Face's default LABEL_i read as the label i ("0", "1", ...)."""
+    get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
+    id2label = get("id2label") or {}
+    n = len(id2label) or get("num_labels", 2)
+    names = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
+    if names == [f"LABEL_{i}" for i in range(len(names))]:
+        return [str(i) for i in range(len(names))]
+    return names
+
+
+__all__ = ["MissingExtra", "CannotExport", "describe", "hf_class_names", "need", "state_with_zero_biases"]
