@@ -93,6 +93,23 @@ def test_gpt_exports_to_a_folder_gpt2_from_pretrained_loads_with_the_same_logits
     assert json.loads((tmp_path / "hf" / "export.json").read_text())["class"] == "GPT2LMHeadModel"
 
 
+def test_the_vit_recipe_exports_to_a_folder_vit_for_image_classification_loads(runs, tmp_path):
+    """tasks/vit_digits.yaml's ViT (grey 8x8 digits, no normalisation) as transformers' ViT: the same logits,
+    the run's classes as id2label, an image processor that does not normalise."""
+    from transformers import AutoImageProcessor, ViTForImageClassification
+
+    run = runs("vit")
+    assert export(run, "hf", tmp_path / "hf") == 0
+    hf = ViTForImageClassification.from_pretrained(tmp_path / "hf").eval()
+    _, model = load_run_model(run)
+    images = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(hf(pixel_values=images).logits, model({"images": images})["logits"], atol=1e-4,
+                                   rtol=0)
+    assert hf.config.id2label == {i: str(i) for i in range(10)}
+    assert AutoImageProcessor.from_pretrained(tmp_path / "hf").do_normalize is False
+
+
 def test_bert_exports_to_a_folder_bert_for_masked_lm_loads_with_the_same_logits(runs, tmp_path):
     from transformers import BertForMaskedLM
 
@@ -177,7 +194,7 @@ def test_onnx_graph_gives_the_pytorch_outputs(runs, name, tmp_path):
 
 @pytest.mark.parametrize("name, fmt, words", [
     ("gpt_rope", "hf", ["cannot export to GPT-2", "rotary positions", "--format onnx"]),
-    ("vit", "hf", ["cannot export to Hugging Face", "image_patches", "--format onnx or timm"]),
+    ("patchtst", "hf", ["cannot export to Hugging Face", "series_patches", "--format onnx"]),
     ("gpt_bias", "timm", ["cannot export to timm", "ViT classifiers"]),
     ("patchtst", "timm", ["cannot export to timm"]),
 ])

@@ -1,6 +1,7 @@
 """A model out to another library's format: a Hugging Face folder, a timm checkpoint, an ONNX graph.
 
-    export_model(model, "hf", folder)     GPT-2-shaped decoders -> GPT2LMHeadModel, BERT encoders -> BertFor*
+    export_model(model, "hf", folder)     GPT-2-shaped decoders -> GPT2LMHeadModel, BERT encoders -> BertFor*,
+                                          ViT classifiers -> ViTForImageClassification
                                           (a run fine-tuned from hf:FOLDER: FOLDER's special-token names)
     export_model(model, "timm", folder)   ViT classifiers -> timm VisionTransformer (config.json + model.safetensors)
     export_model(model, "onnx", folder)   every transformer run -> model.onnx, checked against PyTorch (onnx_export.py)
@@ -28,9 +29,11 @@ TIMM_EPS = 1e-6  # timm's VisionTransformer: partial(nn.LayerNorm, eps=1e-6)
 
 
 def hf_kind(config) -> str:
-    """'gpt2' or 'bert': the Hugging Face model family of ``config``, or CannotExport."""
+    """'gpt2', 'bert' or 'vit': the Hugging Face model family of ``config``, or CannotExport."""
     if config.baseline is None and config.architecture == "decoder" and config.tokenizer.name == "text":
         return "gpt2"
+    if _is_vit(config):
+        return "vit"
     if config.baseline is None and config.architecture == "encoder" and config.tokenizer.name == "bert_text":
         if config.head.name in ("masked_lm", "masked_lm_nsp", "classification"):
             return "bert"
@@ -38,17 +41,20 @@ def hf_kind(config) -> str:
                            "(--format hf covers BERT with the masked_lm / masked_lm_nsp / classification heads); "
                            "use --format onnx")
     raise CannotExport(f"cannot export to Hugging Face: the model is {describe(config)}; --format hf covers "
-                       "GPT-2 (decoder, text tokenizer, causal_lm head) and BERT (encoder, bert_text tokenizer, "
-                       "masked_lm or classification head); use --format onnx" + (" or timm" if _is_vit(config) else ""))
+                       "GPT-2 (decoder, text tokenizer, causal_lm head), BERT (encoder, bert_text tokenizer, "
+                       "masked_lm or classification head) and ViT (encoder, image_patches tokenizer, classification "
+                       "head); use --format onnx")
 
 
 def _check_hf(model) -> None:
     kind = hf_kind(model.config)
     from .hf_bert import xformer_config_to_bert
     from .hf_gpt2 import xformer_config_to_gpt2
+    from .hf_vit import xformer_config_to_vit
 
     try:
-        (xformer_config_to_gpt2 if kind == "gpt2" else xformer_config_to_bert)(model.config)
+        {"gpt2": xformer_config_to_gpt2, "bert": xformer_config_to_bert, "vit": xformer_config_to_vit}[kind](
+            model.config)
     except ValueError as e:
         if isinstance(e, ConfigError):
             raise
@@ -124,6 +130,15 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
     from .pretrained import _rename
 
     kind = hf_kind(model.config)
+    names = (_read_json(run, "classes.json") or {}).get("class_names") if model.config.head.name == "classification" \
+        else None  # a classifier names its logits (id2label), as the run's classes.json does
+    labels = {"id2label": dict(enumerate(map(str, names))), "label2id": {str(n): i for i, n in enumerate(names)}} \
+        if names and len(names) == model.config.head.args["n_classes"] else {}
+    if kind == "vit":  # images: no tokenizer; the image processor repeats the run's evaluation transform
+        from .hf_vit import save_vit
+
+        save_vit(model, folder, _run_preprocess(run), **labels)
+        return {"class": "ViTForImageClassification", "files": sorted(f.name for f in folder.iterdir())}
     vocab = _vocabulary(tokenizer_dir)
     source = source_names(run, vocab) if vocab is not None else None
     ids = {f"{role}_token_id": getattr(vocab, f"{role}_id", None) for role in ("bos", "eos", "pad")}
@@ -132,10 +147,6 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
     ids = {k: v for k, v in ids.items() if v is not None or (vocab is not None and k != "pad_token_id")}
     if source is not None:
         ids = {k: source[1][k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in source[1]}
-    names = (_read_json(run, "classes.json") or {}).get("class_names") if model.config.head.name == "classification" \
-        else None  # a BertForSequenceClassification names its logits (id2label), as the run's classes.json does
-    labels = {"id2label": dict(enumerate(map(str, names))), "label2id": {str(n): i for i, n in enumerate(names)}} \
-        if names and len(names) == model.config.head.args["n_classes"] else {}
     hf = to_hf_gpt2(model, **ids) if kind == "gpt2" else to_hf_bert(model, **labels)
     progress = need("transformers.utils.logging", "--format hf")
     shown = progress.is_progress_bar_enabled()

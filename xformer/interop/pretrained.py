@@ -1,11 +1,11 @@
 """Pre-trained weights of other libraries as a starting point: ``hf:FOLDER`` and ``timm:FILE#MODEL``.
 
-    init_from: hf:models/gpt2-small            a local Hugging Face folder (save_pretrained): GPT-2, BERT or
-                                               PatchTSTForPrediction (a forecaster, no tokenizer: hf_patchtst.py)
+    init_from: hf:models/gpt2-small            a local Hugging Face folder (save_pretrained): GPT-2, BERT, ViT
+                                               (hf_vit.py) or PatchTSTForPrediction (a forecaster: hf_patchtst.py)
     init_from: timm:vit.safetensors#vit_tiny_patch16_224           a timm ViT state dict and its model name
     init_from: "timm:vit.pth#vit_tiny_patch16_224,num_heads=4"     extra timm.create_model arguments
 
-``hf:FOLDER`` reads ``config.json`` (``model_type`` gpt2, bert or patchtst) and ``model.safetensors``, else
+``hf:FOLDER`` reads ``config.json`` (``model_type`` gpt2, bert, vit or patchtst) and ``model.safetensors``, else
 ``pytorch_model.bin`` with ``torch.load(weights_only=True)``: loading never runs code from a file and
 nothing is downloaded. The folder's tokenizer (``tokenizer.json``; else GPT-2's ``vocab.json`` +
 ``merges.txt`` or BERT's ``vocab.txt``) becomes the run's vocabulary, its ids unchanged; its special
@@ -41,7 +41,8 @@ from .timm_file import split_pairs, timm_checkpoint, timm_pairs
 
 # what a recipe's head may be on each kind of checkpoint
 HEADS = {"gpt2": ("causal_lm",), "bert": ("masked_lm", "masked_lm_nsp", "classification"),
-         "timm": ("classification",), "patchtst": ("forecast",)}
+         "timm": ("classification",), "vit": ("classification",), "patchtst": ("forecast",)}
+IMAGE_KINDS = ("timm", "vit")  # checkpoints that read images
 # the recipe's, not the checkpoint's (fine-tuning regularisation; init only touches a fresh head)
 FREE_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
 _ROLES = {"eos": "[EOS]", "pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]",
@@ -54,12 +55,13 @@ class Pretrained:
     ``tokenizers.Tokenizer`` of its folder with xformer's special-token names."""
 
     source: str
-    kind: str  # gpt2, bert, patchtst (a forecaster: no tokenizer), timm
+    kind: str  # gpt2, bert, vit, patchtst (a forecaster: no tokenizer), timm
     model: ModelConfig
     weights: dict[str, Tensor]
     tokenizer: object | None = None
     renamed: dict[str, str] = field(default_factory=dict)  # the folder's special-token names -> xformer's
     class_names: list[str] | None = None  # a classifier's classes in the order of its logits (id2label)
+    normalisation: dict | None = None  # an image model's {"mean", "std"} (its image processor, timm's pretrained_cfg)
 
     def vocabulary(self):
         """The tokenizer as an xformer vocabulary (``WordPieceVocab``) that reads the folder's own names of its
@@ -205,17 +207,18 @@ def hf_tokenizer(folder: str | Path, config: dict):
 
 
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
-    """A GPT-2, BERT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py,
+    """A GPT-2, BERT, ViT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py, hf_vit.py,
     hf_patchtst.py)."""
     from .hf_bert import bert_config_to_xformer, bert_head, bert_state_dict_to_xformer
     from .hf_checkpoint import strip_prefix
     from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
     from .hf_patchtst import patchtst_checkpoint
+    from .hf_vit import vit_config_to_xformer, vit_normalisation, vit_state_dict_to_xformer
     from .support import hf_class_names
 
     source = source or f"hf:{folder}"
     config, state = read_hf_folder(folder)
-    kind, classes = config.get("model_type"), None
+    kind, classes, normalisation = config.get("model_type"), None, None
     try:
         if kind == "gpt2":
             model = gpt2_config_to_xformer(config)
@@ -227,18 +230,22 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
                 classes = hf_class_names(config)
             elif "head.decoder.weight" not in weights and model.head.args["tie_weights"]:
                 weights["head.decoder.weight"] = weights["tokenizer.embed.weight"]
+        elif kind == "vit":
+            model = vit_config_to_xformer(config)
+            weights = vit_state_dict_to_xformer(state, model.core.n_layers)
+            classes, normalisation = hf_class_names(config), vit_normalisation(folder)
         elif kind == "patchtst":
             model, weights = patchtst_checkpoint(config, state, source)
         else:
-            raise ConfigError(f"{source}: model_type {kind!r} in config.json; xformer reads gpt2, bert and patchtst "
-                              "folders")
+            raise ConfigError(f"{source}: model_type {kind!r} in config.json; xformer reads gpt2, bert, vit and "
+                              "patchtst folders")
     except (KeyError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
         what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
         raise ConfigError(f"{source}: the checkpoint {what}") from None
-    tokenizer, renamed = (None, {}) if kind == "patchtst" else hf_tokenizer(folder, config)
-    return Pretrained(source, kind, model, weights, tokenizer, renamed, classes)
+    tokenizer, renamed = (None, {}) if kind in ("patchtst", "vit") else hf_tokenizer(folder, config)
+    return Pretrained(source, kind, model, weights, tokenizer, renamed, classes, normalisation)
 
 
 # ---------------------------------------------------------------- timm files
@@ -247,14 +254,15 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
 def load_timm(path: str | Path, name: str, extra: dict | None = None, source: str | None = None) -> Pretrained:
     """A timm ViT state dict created as ``name``, converted to xformer names (see timm_file.py, timm_vit.py); its
     class names from a timm Hub config.json beside it (``label_names``)."""
-    from .timm_vit import hub_label_names
+    from .timm_vit import hub_label_names, hub_normalisation
 
     path = Path(path)
     source = source or f"timm:{path}#{name}"
     if not path.is_file():
         raise ConfigError(f"init_from {source}: {path} is not a file; give a timm state dict (.safetensors or .pth)")
     model, weights = timm_checkpoint(_read_weights(path), path, name, dict(extra or {}), source)
-    return Pretrained(source, "timm", model, weights, class_names=hub_label_names(path))
+    return Pretrained(source, "timm", model, weights, class_names=hub_label_names(path),
+                      normalisation=hub_normalisation(path))
 
 
 def load_source(spec: str) -> Pretrained:
@@ -342,8 +350,9 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
         from .hf_patchtst import check_series_fits
 
         return check_series_fits(pre.source, pre.model, implied)
-    if pre.kind == "timm" and "image_size" not in given:
-        raise ConfigError(f"{src}: a timm ViT reads images; use an image dataset (digits, image_folder, ...)")
+    if pre.kind in IMAGE_KINDS and "image_size" not in given:
+        raise ConfigError(f"{src}: a {'timm ' if pre.kind == 'timm' else ''}ViT reads images; use an image dataset "
+                          "(digits, image_folder, ...)")
     for key, value in given.items():
         if key not in args or key == "pad_id":
             continue

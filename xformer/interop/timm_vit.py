@@ -191,5 +191,23 @@ def hub_label_names(path) -> list[str] | None:
     return [str(n) for n in names] if isinstance(names, list) and names else None
 
 
-__all__ = ["hub_model_args", "hub_label_names", "config_from_timm_vit", "from_timm_vit", "to_timm_state_dict",
+def hub_normalisation(path) -> dict | None:
+    """{"mean", "std"} of the ``pretrained_cfg`` in a timm Hub config.json beside the weights file ``path`` (the
+    normalisation the model was trained with; an ``xformer export --format timm`` folder has the run's), or None."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(path).parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    cfg = config.get("pretrained_cfg") if isinstance(config, dict) else None
+    mean, std = (cfg.get("mean"), cfg.get("std")) if isinstance(cfg, dict) else (None, None)
+    if not (isinstance(mean, (list, tuple)) and isinstance(std, (list, tuple))):
+        return None
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+
+
+__all__ = ["hub_model_args", "hub_label_names", "hub_normalisation", "config_from_timm_vit", "from_timm_vit",
+           "to_timm_state_dict",
            "xformer_state_dict_from_timm", "save_timm_safetensors"]

@@ -309,7 +309,7 @@ class ExperimentConfig:
     Only a fresh run reads it: ``--resume`` and ``xformer evaluate`` load the run's own
     checkpoint.
 
-    ``init_from: hf:FOLDER`` (a local Hugging Face GPT-2, BERT or PatchTSTForPrediction folder: config.json and
+    ``init_from: hf:FOLDER`` (a local Hugging Face GPT-2, BERT, ViT or PatchTSTForPrediction folder: config.json and
     model.safetensors or pytorch_model.bin) and ``init_from: timm:FILE#MODEL`` (a timm ViT state dict,
     .safetensors or .pth, and the timm model name; ``#MODEL,key=value`` adds create_model arguments)
     start from another library's checkpoint (xformer/interop/pretrained.py): its architecture, core and

@@ -6,7 +6,8 @@ classes.json against this data's); a learned 2-D grid of image positions trained
 resampled to this model's grid (``resampled_grid``). ``hf:FOLDER`` / ``timm:FILE#MODEL``
 (xformer/interop/pretrained.py) first replace the recipe's architecture, core and tokenizer by the checkpoint's
 (``start_from_source``), and a Hugging Face text folder's tokenizer becomes the data's (``data.args.tokenizer``,
-saved as RUN_DIR/tokenizer like any other run's; a PatchTST forecaster has none).
+saved as RUN_DIR/tokenizer like any other run's; a PatchTST forecaster has none), an image model's mean / std
+(its image processor, timm's pretrained_cfg) the data's ``mean`` / ``std`` unless the recipe gives them.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 
 from ..config import ConfigError, load_yaml, to_dict
 from ..data.registry import DataBundle
-from ..interop.pretrained import Pretrained, resolve_model
+from ..interop.pretrained import IMAGE_KINDS, Pretrained, resolve_model
 from ..models import Model
 from ..tokenizers.image import interpolate_grid_positions
 from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
@@ -41,9 +42,11 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
     model = resolve_model(config.model, source)
     import_all_submodules("xformer.data")
     takes = inspect.signature(DATASETS.lookup(config.data.name)).parameters
-    if source.kind == "timm" and "image_size" not in takes:
-        raise ConfigError(f"init_from {source.source}: a timm ViT reads images, data {config.data.name!r} gives none; "
-                          "use an image dataset (digits, image_folder, ...)")
+    if source.kind in IMAGE_KINDS and "image_size" not in takes:
+        raise ConfigError(f"init_from {source.source}: a {'timm ' if source.kind == 'timm' else ''}ViT reads images, "
+                          f"data {config.data.name!r} gives none; use an image dataset (digits, image_folder, ...)")
+    if source.normalisation is not None and "mean" in takes and not {"mean", "std"} & set(config.data.args):
+        config.data.args.update(source.normalisation)  # the statistics the checkpoint was trained with
     if source.kind == "patchtst" and "horizon" not in takes:
         raise ConfigError(f"init_from {source.source}: a PatchTST forecaster reads series windows, data "
                           f"{config.data.name!r} gives none; use a forecasting dataset (csv_series, ett)")

@@ -125,6 +125,9 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
             summary = init_from_pretrained(model, config, data, source)
             if source is not None:
                 summary += f"; architecture{', tokenizer' if source.tokenizer is not None else ''} from the checkpoint"
+                if source.normalisation is not None and config.data.args.get("mean") == source.normalisation["mean"]:
+                    summary += f"; images normalised as it was trained (mean {source.normalisation['mean']}, std " \
+                               f"{source.normalisation['std']})"
             if world.main:
                 print(summary, flush=True)
         teacher = None
