@@ -165,8 +165,10 @@ def test_label_names_beside_the_file_put_the_classifier_rows_in_the_data_order(f
     root.mkdir()
     weights = save_vit(root / "model.safetensors", img_size=8)
     names = [str(9 - i) for i in range(10)]
-    (root / "config.json").write_text(json.dumps({"architecture": MODEL, "label_names": names}))
-    assert load_source(f"timm:{weights}#{MODEL}").class_names == names
+    (root / "config.json").write_text(json.dumps({"architecture": MODEL, "label_names": names,
+                                                  "pretrained_cfg": {"mean": [0.5], "std": [0.25]}}))
+    pre = load_source(f"timm:{weights}#{MODEL}")
+    assert pre.class_names == names and pre.normalisation == {"mean": [0.5], "std": [0.25]}  # image folders take it
     recipe = root / "digits.yaml"
     recipe.write_text(yaml.safe_dump({
         "model": {"architecture": "encoder", "tokenizer": {"name": "image_patches"},
