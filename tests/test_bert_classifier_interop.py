@@ -11,6 +11,8 @@ tokenizer and pipeline labels are the run's. Nothing is downloaded: every model 
 "Before any training step": train.lr=1e-9 (two AdamW steps move each weight by about 2e-9)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -167,6 +169,27 @@ def test_a_classifier_folder_fine_tunes_with_its_classifier_in_the_data_order(fo
     with torch.no_grad():
         ours = _run_model(run)(dict(enc))["logits"]
         torch.testing.assert_close(ours, hf(**enc).logits[:, [1, 0]], atol=TOL, rtol=0)  # neg, pos
+
+
+def test_predict_reads_a_classifier_folder_itself(folders, capsys, tmp_path):
+    """No run: the folder's tokenizer, id2label and classifier; transformers' probabilities."""
+    root, tok, hf = folders["root"], folders["tok"], folders["classifier"]
+    texts = ["good film the plot 3", "bad film a dog sleeps"]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n")
+    assert main(["predict", str(root / "classifier"), str(tmp_path / "texts.txt"), "--top-k", "2"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    with torch.no_grad():
+        probs = hf(**tok(texts, padding=True, return_tensors="pt")).logits.softmax(-1)
+    for row, p in zip(rows, probs):
+        assert row["class_1"] == hf.config.id2label[int(p.argmax())]
+        assert float(row["probability_1"]) == pytest.approx(p.max().item(), abs=1e-4)
+    for argv, words in (
+            (["predict", str(root / "pretraining"), str(tmp_path / "texts.txt")], ["without a classifier"]),
+            (["predict", str(root / "classifier"), str(tmp_path / "texts.txt"), "--ensemble", str(root / "classifier")],
+             ["--ensemble averages runs"])):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and all(w in err for w in words), err
 
 
 def test_a_pretraining_folder_gives_the_classifier_its_pooler(folders, capsys):

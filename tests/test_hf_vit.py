@@ -142,6 +142,12 @@ def test_an_image_folder_fine_tunes_from_a_vit_folder_predicts_and_exports(tmp_p
             theirs = p[hf.config.label2id[row[f"class_{k}"]]].item()
             assert float(row[f"probability_{k}"]) == pytest.approx(theirs, abs=1e-4)
 
+    # the folder itself, with no run: the same probabilities under id2label's names
+    direct = _predicted(capsys, ["predict", str(tmp_path / "vit"), str(tmp_path / "images" / "new"), "--top-k", "3"])
+    for row, p in zip(sorted(direct, key=lambda r: r["file"]), probs):
+        assert float(row["probability_1"]) == pytest.approx(p.max().item(), abs=1e-4)
+        assert row["class_1"] == CLASSES[int(p.argmax())]
+
     # and back: a ViTForImageClassification named by the run's classes, with the run's image processor
     exported = tmp_path / "exported"
     assert main(["export", str(run), "--format", "hf", "--out", str(exported)]) == 0
@@ -173,6 +179,18 @@ def test_refusals_are_one_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and all(w in err for w in words), err
+
+    # predict on a folder needs its image processor (how were its images normalised?) and a classifier
+    for folder, words in ((tmp_path / "vit", ["preprocessor_config.json", "processor.save_pretrained"]),):
+        assert main(["predict", str(folder), str(tmp_path / "images" / "new")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and all(w in err for w in words), err
+    _vit(transformers.ViTModel).save_pretrained(tmp_path / "bare")
+    transformers.ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "bare")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "bare"), str(tmp_path / "images" / "new")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "without a classifier" in err, err
 
     # a ViT that Hugging Face's class cannot express: register tokens
     from xformer.core import CoreConfig

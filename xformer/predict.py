@@ -330,9 +330,11 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
                 top_k: int = 5, batch_size: int = 64, device: str | torch.device = "cpu",
                 checkpoint: str = "best") -> tuple[list[dict], str]:
     """(rows, CSV text) of the run's predictions for the image files / folders (or texts, or series files:
-    predict_series.py) ``inputs`` (one path: that one). Several runs of one task and data (a list) predict as
+    predict_series.py) ``inputs`` (one path: that one); ``run_dir`` may be a Hugging Face classifier folder
+    (predict_hf.py). Several runs of one task and data (a list) predict as
     their ensemble: class probabilities averaged. ``device``: cpu, cuda, cuda:1, auto; one this machine lacks is
     refused in one line."""
+    from .predict_hf import is_hf_folder, load_hf_classifier
     from .predict_series import predict_series, series_classifier_info, series_inputs
     from .train.distributed import pick_device
     from .train.ensemble import load_ensemble_model
@@ -342,6 +344,14 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
     device = pick_device(str(device), "device")
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
+    if is_hf_folder(runs[0]):  # a Hugging Face classifier folder itself (predict_hf.py)
+        if len(runs) > 1:
+            raise ConfigError(f"{runs[0]} is a Hugging Face folder, not a run: --ensemble averages runs of xformer "
+                              "train; predict with the folder alone")
+        model, kind, info = load_hf_classifier(runs[0])
+        rows = predict_texts(model, read_texts(inputs), info, top_k, batch_size, device) if kind == "text" else \
+            predict_images(model, image_files(inputs), *info, top_k, batch_size, device)
+        return rows, predictions_csv(rows, top_k)
     if (Path(runs[0]) / "config.yaml").is_file() and (text := text_classifier_info(Path(runs[0]))) is not None:
         texts = read_texts(inputs, text["text_column"], text["pair_column"])
         _, model = load_ensemble_model(runs, checkpoint)

@@ -1,0 +1,56 @@
+"""``xformer predict`` on a Hugging Face classifier folder itself, as ``xformer generate`` takes a GPT-2 folder:
+a ``BertForSequenceClassification`` classifies texts, a ``ViTForImageClassification`` image files, with no run
+folder and no training.
+
+What a run folder records comes from the checkpoint folder instead (``interop/pretrained.py``): the classes
+from ``id2label`` (LABEL_i read as i), the tokenizer from its tokenizer files (texts become [CLS] text [SEP],
+truncated to ``max_position_embeddings``), and an image's preprocessing from ``preprocessor_config.json``
+(resized to the model's size, scaled to [0, 1], then its ``image_mean`` / ``image_std``); a ViT folder without
+one is refused in one line, since nothing else says how its images were normalised. xformer resizes the image
+as floats where transformers' image processor resizes the 8-bit image with PIL, so a file of another size may
+give probabilities that differ in the last digits; a file of the model's size gives transformers' own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import ConfigError
+
+
+def is_hf_folder(path) -> bool:
+    """A Hugging Face model folder (config.json) that is not an xformer run (config.yaml)."""
+    path = Path(path)
+    return (path / "config.json").is_file() and not (path / "config.yaml").is_file()
+
+
+def load_hf_classifier(folder) -> tuple:
+    """(model in eval mode, "text" or "images", what predict needs: the text info of ``predict.predict_texts`` or
+    the (preprocess spec, class names) of ``predict.predict_images``) of a Hugging Face classifier folder;
+    another kind of checkpoint is refused in one line."""
+    from .data.images import preprocess_spec
+    from .interop.hf_checkpoint import load_exactly
+    from .interop.pretrained import load_source
+    from .models import build_model
+
+    pre = load_source(f"hf:{folder}")
+    head = pre.model.head
+    if head.name != "classification" or pre.class_names is None or "head.fc.weight" not in pre.weights:
+        raise ConfigError(f"{folder} is a {pre.kind} checkpoint without a classifier ({head.name} head); xformer "
+                          "predict reads BertForSequenceClassification and ViTForImageClassification folders, or "
+                          "the run folder of a classifier fine-tuned from it (xformer train --init-from hf:FOLDER)")
+    model = build_model(pre.model)
+    load_exactly(model, {k: v for k, v in pre.weights.items() if k in model.state_dict()})
+    model.eval()
+    tok = pre.model.tokenizer.args
+    if pre.kind == "bert":
+        info = {"vocab": pre.vocabulary(), "names": pre.class_names, "max_length": tok["max_positions"],
+                "text_column": "text", "pair_column": None}
+        return model, "text", info
+    if pre.normalisation is None:
+        raise ConfigError(f"{folder} has no preprocessor_config.json to say how its images were normalised; save "
+                          "the image processor beside the model (processor.save_pretrained(FOLDER))")
+    spec = preprocess_spec(tok["image_size"], tok["channels"], pre.normalisation["mean"], pre.normalisation["std"])
+    return model, "images", (spec, pre.class_names)
+
+
+__all__ = ["is_hf_folder", "load_hf_classifier"]
