@@ -49,7 +49,9 @@ def add_parser(subparsers) -> None:
                     "text files (one text per line) or - (standard input); each row also holds the text. For a "
                     "series classifier's run (series_classification) they are series: UCR text files (a label and "
                     "the values per line, or the values alone) or .npz files (X), scaled as the run's training "
-                    "series; rows are FILE:N.",
+                    "series; rows are FILE:N. RUN_DIR may also be a Hugging Face classifier folder "
+                    "(BertForSequenceClassification: texts; ViTForImageClassification: images, with its "
+                    "preprocessor_config.json).",
         epilog="examples: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv; "
                "echo 'a fine film' | xformer predict runs/reviews -")
     p.add_argument("run_dir", metavar="RUN_DIR")
