@@ -155,6 +155,16 @@ def test_a_recipe_horizon_or_window_other_than_the_datas_is_one_line(tmp_path, c
     check_window_args(ModelConfig(head=PartConfig("forecast", {"horizon": 12})), implied, "ett")
 
 
+def test_a_series_classifier_recipes_channels_other_than_the_datas_are_said_as_channels(tmp_path, capsys):
+    # a classifier's windows are series of C channels each, not C forecast columns
+    message = error_line(capsys, ["train", str(Path(__file__).resolve().parents[1] / "tasks" / "patchtst_classify.yaml"),
+                                  "model.tokenizer.args.n_channels=3",
+                                  "train.steps=2", "--out", str(tmp_path / "run")])
+    assert "model.tokenizer.args.n_channels is 3" in message and "windows have 1 channel(s)" in message
+    assert "remove model.tokenizer.args.n_channels from the recipe" in message and "columns" not in message
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_horizon_other_than_the_datas_met_at_the_first_batch_is_one_line(tmp_path, capsys):
     recipe = Path(__file__).resolve().parents[1] / "tasks" / "patchtst_etth1_96.yaml"
     argv = ["train", str(recipe), "--out", str(tmp_path / "run"), "data.name=csv_series", "data.args={input_len: 16, "

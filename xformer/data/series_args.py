@@ -15,7 +15,7 @@ from ..models import ModelConfig
 
 # part -> argument -> (what the data says of it, the data argument that sets it)
 _WINDOW_ARGS = {"tokenizer": {"input_len": ("its windows are {value} steps long", "data.args.input_len={mine}"),
-                              "n_channels": ("it has {value} series (columns)", "data.args.columns to choose them")},
+                              "n_channels": ("its windows have {value} channel(s)", "data.args.columns to choose them")},
                 "head": {"horizon": ("its windows forecast {value} steps", "data.args.horizon={mine}")}}
 WINDOW_DATA = ("csv_series", "ett")  # the datasets whose windows those data.args set
 
@@ -32,7 +32,8 @@ def check_window_args(model: ModelConfig, implied: dict[str, dict[str, Any]], da
             if mine is None or value is None or mine == value:
                 continue
             instead = (f"set {setting.format(mine=mine)} instead, or remove model.{where}.args.{name}"
-                       if data_name in WINDOW_DATA else f"remove model.{where}.args.{name} from the recipe")
+                       if data_name in WINDOW_DATA else f"remove model.{where}.args.{name} from the recipe (the data "
+                       "sets it)")
             raise ConfigError(f"model.{where}.args.{name} is {mine}, but the data sets it: {said.format(value=value)}; "
                               f"{instead}")
 
