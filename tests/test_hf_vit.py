@@ -161,6 +161,40 @@ def test_an_image_folder_fine_tunes_from_a_vit_folder_predicts_and_exports(tmp_p
         assert best["label"] == row["class_1"] and best["score"] == pytest.approx(float(row["probability_1"]), abs=1e-4)
 
 
+@pytest.mark.parametrize("size, grid", [(24, (6, 6)), ([8, 12], (2, 3)), (None, (4, 4))])
+def test_a_vit_folder_fine_tunes_at_another_image_size_with_timms_resampled_positions(tmp_path, capsys, size, grid):
+    """timm's create_model(name, pretrained=True, img_size=...) at a Hugging Face folder: the data's image size
+    (the checkpoint's when the recipe gives none), the 4x4 grid of positions resampled as resample_abs_pos_embed
+    does (bicubic, antialiased when it shrinks), the class token's position and every other weight as they were."""
+    from timm.layers import resample_abs_pos_embed
+
+    from xformer.train.checkpoint import checkpoint_dir, read_eval_weights
+
+    torch.manual_seed(0)
+    hf = _vit()
+    hf.save_pretrained(tmp_path / "vit")
+    _png_folder(tmp_path / "images")
+    data = {"root": str(tmp_path / "images"), **({"image_size": size} if size is not None else {})}
+    recipe = tmp_path / "vit.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "init_from": f"hf:{tmp_path / 'vit'}", "model": {"architecture": "encoder", "head": {"name": "classification"}},
+        "data": {"name": "image_folder", "args": data}, "train": {"steps": 1, "batch_size": 4, "lr": 1e-9}}))
+    run = tmp_path / "run"
+    assert main(["train", str(recipe), "--out", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert ("resampled tokenizer.pos_grid from 4x4 to" in out) == (grid != (4, 4)), out
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["tokenizer"]["args"]["image_size"] == [grid[0] * 4, grid[1] * 4]
+    assert saved["data"]["args"]["image_size"] == (size if size is not None else [16, 16])
+    weights = read_eval_weights(checkpoint_dir(run / "checkpoints", "last"))
+    table = hf.vit.embeddings.position_embeddings.detach()  # (1, 1 + 16, d): the class token's, then the grid's
+    theirs = resample_abs_pos_embed(table, new_size=list(grid), old_size=[4, 4], num_prefix_tokens=1)[0]
+    torch.testing.assert_close(weights["tokenizer.pos_grid"], theirs[1:], rtol=0, atol=1e-6)
+    torch.testing.assert_close(weights["tokenizer.pos_prefix"].reshape(-1), table[0, 0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(weights["tokenizer.proj.weight"], hf.vit.embeddings.patch_embeddings.projection.weight,
+                               rtol=0, atol=1e-6)
+
+
 def test_refusals_are_one_line(tmp_path, capsys):
     torch.manual_seed(0)
     _vit().save_pretrained(tmp_path / "vit")
@@ -169,11 +203,11 @@ def test_refusals_are_one_line(tmp_path, capsys):
     recipe = tmp_path / "vit.yaml"
     recipe.write_text(yaml.safe_dump({
         "model": {"architecture": "encoder", "head": {"name": "classification"}},
-        "data": {"name": "image_folder", "args": {"root": str(tmp_path / "images"), "image_size": 8}},
+        "data": {"name": "image_folder", "args": {"root": str(tmp_path / "images"), "image_size": 10}},
         "train": {"steps": 1, "batch_size": 4}}))
     for argv, words in (
             (["train", str(recipe), "--init-from", f"hf:{tmp_path / 'vit'}", "--out", str(tmp_path / "r1")],
-             ["image_size", "checkpoint"]),
+             ["data.args.image_size=10 is not a multiple of the checkpoint's patch size [4, 4]", "[8,8]"]),
             (["train", str(recipe), "data.name=digits", "data.args={image_size: 16}", "--init-from",
               f"hf:{tmp_path / 'vit'}", "--out", str(tmp_path / "r2")], ["channels"])):
         assert main(argv) == 2

@@ -63,7 +63,7 @@ def test_pairs_that_agree_with_the_tensors_are_taken(files, pairs):
 @pytest.mark.parametrize("pair, words", [
     ("num_classes=4", ["num_classes=4", "10 classes",
                        "leave it out: the data gives n_classes, and a head of another size starts fresh"]),
-    ("img_size=16", ["img_size=16", "the weights hold img_size=8", "not resampled"]),
+    ("img_size=16", ["img_size=16", "the weights hold img_size=8", "data.args.image_size may differ"]),
     ("img_size=[8,12]", ["img_size=[8, 12]", "the weights hold img_size=8"]),
     ("patch_size=4", ["patch_size=4", "the weights hold patch_size=2"]),
     ("embed_dim=64", ["embed_dim=64", "the weights hold embed_dim=48"]),
@@ -182,3 +182,38 @@ def test_label_names_beside_the_file_put_the_classifier_rows_in_the_data_order(f
 
     theirs = load_file(weights)["head.weight"]
     torch.testing.assert_close(load_run_model(run)[1].head.fc.weight, theirs.flip(0), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name, size, old_grid", [("square", 12, [4, 4]), ("rect,img_size=[8,16]", [12, 8], [4, 8])])
+def test_a_timm_file_fine_tunes_at_another_image_size_as_timm_builds_it_there(files, capsys, name, size, old_grid):
+    """timm.create_model(name, img_size=SIZE) given the file with pos_embed resampled to the new grid by timm's
+    resample_abs_pos_embed (what its checkpoint_filter_fn does for a square file) gives the logits of the run
+    fine-tuned from the file on images of that size."""
+    from safetensors.torch import load_file
+    from timm.layers import resample_abs_pos_embed
+
+    from xformer.train.run import load_run_model
+
+    name, *pairs = name.split(",")
+    root = files["root"] / f"resized_{name}"
+    root.mkdir()
+    recipe = root / "digits.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model": {"architecture": "encoder", "head": {"name": "classification"}},
+        "data": {"name": "digits", "args": {"image_size": size}},
+        "train": {"steps": 1, "batch_size": 4, "lr": 1e-9, "eval_every": 1, "log_every": 1, "device": "cpu"}}))
+    run = root / "run"
+    assert main(["train", str(recipe), "--out", str(run), "--quiet", "--init-from",
+                 f"timm:{files[name]}#{','.join([MODEL, *pairs])}"]) == 0
+    assert "resampled tokenizer.pos_grid" in capsys.readouterr().out
+    hw = [size, size] if isinstance(size, int) else size
+    vit = timm.create_model(MODEL, pretrained=False, patch_size=2, in_chans=1, embed_dim=48, depth=1, num_classes=10,
+                            img_size=hw).eval()
+    state = load_file(files[name])
+    state["pos_embed"] = resample_abs_pos_embed(state["pos_embed"], new_size=list(vit.patch_embed.grid_size),
+                                                old_size=old_grid, num_prefix_tokens=1)
+    vit.load_state_dict(state)
+    images = torch.randn(3, 1, *hw)
+    with torch.no_grad():
+        ours = load_run_model(run)[1].eval()({"images": images})["logits"]
+        torch.testing.assert_close(ours, vit(images), atol=1e-4, rtol=0)

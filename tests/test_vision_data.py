@@ -46,6 +46,10 @@ def test_digits_split_is_fixed_stratified_and_disjoint(digits):
 def test_digits_options(digits):
     up = build_data("digits", {"image_size": 16, "val_fraction": 0.0})
     assert up.val is None and len(up.train) == 1437 and up.train[0]["images"].shape == (1, 16, 16)
+    wide = build_data("digits", {"image_size": [8, 12]})  # [height, width], as image_folder takes it
+    assert wide.train[0]["images"].shape == (1, 8, 12) and wide.model_args["tokenizer"]["image_size"] == [8, 12]
+    with pytest.raises(ConfigError, match=r"one size or \[height, width\], got \[1, 2, 3\]"):
+        build_data("digits", {"image_size": [1, 2, 3]})
     with pytest.raises(ConfigError, match="hflip"):
         build_data("digits", {"hflip": 0.5})  # flipping digits is not offered
     with pytest.raises(ConfigError, match="head.args.label_smoothing"):

@@ -194,13 +194,23 @@ def _check_image_args(label_smoothing: float, mixup: float, cutmix: float, image
                          "head.args.label_smoothing (a baseline: model.baseline.args.label_smoothing) instead")
 
 
+def _image_pair(image_size, default: int) -> tuple[int, int]:
+    """data.args.image_size as (height, width): one size (square) or [height, width]; ``default`` when None."""
+    size = tuple(image_size) if isinstance(image_size, (list, tuple)) else (image_size or default,) * 2
+    if len(size) != 2:
+        raise ConfigError(f"data.args.image_size must be one size or [height, width], got {image_size!r}")
+    return int(size[0]), int(size[1])
+
+
 @register_data("digits")
-def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict = False, random_erasing: float = 0.0,
-           mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0, val_seed: int = 0) -> DataBundle:
+def digits(image_size: int | list[int] = 8, val_fraction: float = 0.1, affine: bool | dict = False,
+           random_erasing: float = 0.0, mixup: float = 0.0, cutmix: float = 0.0, label_smoothing: float = 0.0,
+           val_seed: int = 0) -> DataBundle:
     """scikit-learn's 8x8 handwritten digits (1797 images, 16 grey levels, scaled to [0, 1]).
 
-    ``image_size`` > 8 upsamples bilinearly (e.g. 16 for patch size 4 on a 4x4 grid), < 8 averages areas. No
-    flips: a mirrored 2 is not a 2. ``affine`` adds small shifts/rotations (``true``, or a mapping
+    ``image_size`` (one size or [height, width]) > 8 upsamples bilinearly (e.g. 16 for patch size 4 on a 4x4
+    grid), < 8 averages areas. No flips: a mirrored 2 is not a 2. ``affine`` adds small shifts/rotations
+    (``true``, or a mapping
     of :data:`~xformer.data.image_augment.AFFINE` keys). ``val_seed``: the random_state of the
     stratified train/val carve-out (other seeds give other validation folds of the same 1437
     images, for tuning on more than 144 images; the test split never moves).
@@ -211,14 +221,14 @@ def digits(image_size: int = 8, val_fraction: float = 0.1, affine: bool | dict =
     _check_image_args(label_smoothing, mixup, cutmix, image_size, val_fraction, random_erasing=random_erasing)
     data = load_digits()
     images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
-    if image_size != 8:  # as predict brings a user's file from 8x8 (a smaller size averages, not samples)
-        images = shrink_or_stretch(images, (image_size, image_size))
+    size = _image_pair(image_size, 8)
+    if size != (8, 8):  # as predict brings a user's file from 8x8 (a smaller size averages, not samples)
+        images = shrink_or_stretch(images, size)
     labels = torch.tensor(data.target, dtype=torch.long)
     train_idx, test_idx = train_test_split(list(range(len(labels))), test_size=0.2, stratify=data.target,
                                            random_state=0)
     keep, held = _split(labels[train_idx].tolist(), val_fraction, val_seed)
     train_idx, val_idx = [train_idx[i] for i in keep], [train_idx[i] for i in held]
-    size = (image_size, image_size)
     aug = train_transform(size, affine=affine, random_erasing=random_erasing, resize=False) \
         if affine or random_erasing else None
 
@@ -239,9 +249,9 @@ def _torchvision(name: str, reader, root: str, expected: str, image_size: int | 
     except RuntimeError:
         raise ConfigError(f"{name} files not found: expected {Path(root) / expected}; place the official files "
                           f"there or set data.args.root") from None
-    size = (image_size or native,) * 2
+    size = _image_pair(image_size, native)
     mean, std = STATS[name]
-    resize = size[0] != native
+    resize = size != (native, native)
     keep, held = _split(train_src.targets, val_fraction)
     plain = eval_transform(size, mean, std, resize=resize)
     train = ImageItems(Subset(train_src, keep), transform=train_transform(size, mean, std, resize=resize, **aug),
@@ -337,9 +347,7 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     mean, std = check_normalisation(mean, std, channels)
     if mean is None:
         mean, std = STATS["imagenet"] if channels == 3 else ((0.5,), (0.5,))
-    size = tuple(image_size) if isinstance(image_size, (list, tuple)) else (image_size, image_size)
-    if len(size) != 2:
-        raise ConfigError(f"data.args.image_size must be one size or [height, width], got {image_size!r}")
+    size = _image_pair(image_size, 224)
 
     def folder(split: str):  # val/ and test/ may lack a class (an empty folder keeps it in the class list)
         return image_class_folder(root_path / split, partial(open_image, mode=mode), allow_empty=split != "train") \

@@ -134,8 +134,8 @@ def _fit_img_size(shown: dict, state: dict[str, Tensor], size, source: str) -> d
     held, fix = ((f"img_size={shown['img_size']}", f"give img_size={shown['img_size']}") if "img_size" in shown else
                  (f"{n - prefix} cells", f"give img_size=[H,W] with H/{patch[0]} x W/{patch[1]} = {n - prefix}"))
     raise ConfigError(f"{source}: img_size={size} after the model name makes {cells} cells, but the weights hold "
-                      f"{held} (pos_embed); leave it out or {fix}, and use images of that size (a timm file is not "
-                      "resampled to another size)")
+                      f"{held} (pos_embed); leave it out or {fix} (the size the file was trained at; "
+                      "data.args.image_size may differ: its positions are resampled)")
 
 
 def _refuse_other_shapes(vit, state: dict[str, Tensor], name: str, source: str) -> None:
@@ -149,8 +149,8 @@ def _refuse_other_shapes(vit, state: dict[str, Tensor], name: str, source: str) 
             (gh, gw), (ph, pw) = vit.patch_embed.grid_size, vit.patch_embed.patch_size
             raise ConfigError(f"{source}: the file's pos_embed holds {cells} cells, but img_size="
                               f"{list(vit.patch_embed.img_size)} makes {gh}x{gw}; give the file's image size after "
-                              f"the name, #{name},img_size=[H,W] (H/{ph} x W/{pw} = {cells} cells), and use images "
-                              "of that size")
+                              f"the name, #{name},img_size=[H,W] (H/{ph} x W/{pw} = {cells} cells; "
+                              "data.args.image_size may differ: its positions are resampled)")
         raise ConfigError(f"{source}: the file's {key} is {list(tensor.shape)} but timm.create_model({name!r}) makes "
                           f"{list(own[key].shape)}; give the create_model arguments it was saved with after the "
                           "name, #NAME,key=value")

@@ -22,7 +22,7 @@ import torch
 from ..config import ConfigError, load_yaml, to_dict
 from ..data.registry import DataBundle
 from ..interop.pretrained import IMAGE_KINDS, Pretrained, resolve_model
-from ..models import Model
+from ..models import Model, ModelConfig
 from ..tokenizers.image import interpolate_grid_positions
 from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
@@ -45,6 +45,8 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
     if source.kind in IMAGE_KINDS and "image_size" not in takes:
         raise ConfigError(f"init_from {source.source}: a {'timm ' if source.kind == 'timm' else ''}ViT reads images, "
                           f"data {config.data.name!r} gives none; use an image dataset (digits, image_folder, ...)")
+    if source.kind in IMAGE_KINDS:
+        model = at_data_image_size(model, config.data.args, source.source)
     if source.normalisation is not None and "mean" in takes and not {"mean", "std"} & set(config.data.args):
         config.data.args.update(source.normalisation)  # the statistics the checkpoint was trained with
     if source.kind == "patchtst" and "horizon" not in takes:
@@ -61,6 +63,32 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
         (exported_char_vocab(source) or source.vocabulary()).save(vocab_dir)
         config.data.args["tokenizer"] = str(vocab_dir)
     return dataclasses.replace(config, model=model)
+
+
+def _side_pair(size) -> tuple[int, int]:
+    return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[-1]))
+
+
+def at_data_image_size(model: ModelConfig, data_args: dict, source: str) -> ModelConfig:
+    """A ViT checkpoint's model at the image size of the data, as timm's ``create_model(name, pretrained=True,
+    img_size=384)`` builds a 224 checkpoint for 384 images: without ``data.args.image_size`` the images are
+    resized to the checkpoint's size (set in ``data_args``, as timm's data config follows the model's); with
+    another one the model reads that size and its learned positions are resampled to the new grid when the
+    weights are copied (``resampled_grid``). The size must be a multiple of the patch size."""
+    theirs = model.tokenizer.args.get("image_size")
+    if theirs is None:
+        return model
+    if data_args.get("image_size") is None:
+        data_args["image_size"] = list(theirs) if isinstance(theirs, (list, tuple)) else theirs
+        return model
+    size, patch = _side_pair(data_args["image_size"]), _side_pair(model.tokenizer.args.get("patch_size", 16))
+    if any(side % step for side, step in zip(size, patch)):
+        fit = [max(step, round(side / step) * step) for side, step in zip(size, patch)]
+        raise ConfigError(f"init_from {source}: data.args.image_size={data_args['image_size']} is not a multiple of "
+                          f"the checkpoint's patch size {list(patch)}; give one that is, e.g. data.args.image_size="
+                          f"[{fit[0]},{fit[1]}], or leave it out (the checkpoint's {theirs})")
+    args = {**model.tokenizer.args, "image_size": list(size)}
+    return dataclasses.replace(model, tokenizer=dataclasses.replace(model.tokenizer, args=args))
 
 
 def exported_char_vocab(source: Pretrained):
@@ -162,23 +190,21 @@ def _length_keys(data_name: str) -> str:
     return f" and {' / '.join(keys)}" if keys else ""
 
 
-def resampled_grid(model: Model, name: str, table: torch.Tensor, run: Path | None
+def resampled_grid(model: Model, name: str, table: torch.Tensor, their_model: dict | None
                     ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]] | None:
     """(the positions, their grid, this model's grid) when ``name`` is an image tokenizer's learned grid of
     positions (``pos_grid``, rows * cols x d) that the checkpoint holds for another grid: its table resampled
     bicubically to this model's grid, as timm's ``resample_abs_pos_embed`` (and the tokenizer itself, for images
     of another size) does. The class and register tokens' positions are kept apart (``pos_prefix``) and copied as
-    they are. The checkpoint's grid comes from its run's image size (config.yaml), else it must be square;
-    None when it cannot be resampled."""
+    they are. The checkpoint's grid comes from the image size of ``their_model`` (its run's config.yaml ``model``,
+    a Hugging Face or timm checkpoint's model), else it must be square; None when it cannot be resampled."""
     if not name.endswith(".pos_grid") or table.dim() != 2:
         return None
     module = model.get_submodule(name.rsplit(".", 1)[0])
     ours, own = getattr(module, "grid", None), module.state_dict().get("pos_grid")
     if ours is None or own is None or table.shape[1] != own.shape[1]:
         return None
-    theirs, size = None, None
-    if run is not None and (run / "config.yaml").is_file():
-        size = image_input(load_yaml(run / "config.yaml").get("model") or {})  # (C, H, W) it was trained on
+    theirs, size = None, image_input(their_model or {})  # (C, H, W) it was trained on
     if size is not None:
         try:
             theirs = tuple(module._grid_for(size[1], size[2]))
@@ -269,8 +295,10 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     own = {name: t for name, t in model.state_dict().items() if name not in aliases}
     copied, fresh, resampled, mismatched = [], [], [], []
     images = image_input(to_dict(config.model)) is not None  # config: resolved (a baseline's model has none)
+    their_model = to_dict(source.model) if source is not None else \
+        load_yaml(run / "config.yaml").get("model") if run is not None and (run / "config.yaml").is_file() else None
     for name, tensor in own.items():
-        grid = resampled_grid(model, name, weights[name], run) \
+        grid = resampled_grid(model, name, weights[name], their_model) \
             if name in weights and weights[name].shape != tensor.shape else None
         if grid is not None:
             weights = {**weights, name: grid[0]}
