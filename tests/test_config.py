@@ -59,8 +59,10 @@ def test_a_part_without_its_name_names_the_key_to_set(tmp_path):
 
 
 def test_missing_yaml_file_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="config file not found"):
+    with pytest.raises(ConfigError, match="config file .*nope.yaml not found; give the path of a YAML file"):
         load_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="config file .* is a folder; give the path of a YAML file"):
+        load_yaml(tmp_path)
     bad = tmp_path / "bad.yaml"
     bad.write_text("core: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):

@@ -95,8 +95,18 @@ def test_forecast_at_a_past_date_prints_errors_and_plots_truth(quantile_run, ser
     errors = json.loads(capsys.readouterr().err.strip().splitlines()[-2])
     truth = frame.loc[forecast.index, ["x0", "x1"]].to_numpy()
     assert errors["steps_with_truth"] == H
-    assert errors["mse_original"] == pytest.approx(np.mean((truth - forecast[["x0", "x1"]].to_numpy()) ** 2), rel=1e-4)
+    assert errors["mse"] == pytest.approx(np.mean((truth - forecast[["x0", "x1"]].to_numpy()) ** 2), rel=1e-4)
+    scale = np.array(json.loads((quantile_run / "series_scaler.json").read_text())["scale"])
+    assert errors["mse_standardised"] == pytest.approx(
+        np.mean(((truth - forecast[["x0", "x1"]].to_numpy()) / scale) ** 2), rel=1e-4)
     assert png.stat().st_size > 10_000
+    # the last window: the same errors, under the same names, as backtest prints for it
+    assert main(["forecast", str(quantile_run), "--data", str(series_csv), "--at", str(frame.index[-H - 1])]) == 0
+    at_last = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert main(["backtest", str(quantile_run), "--data", str(series_csv), "--windows", "1"]) == 0
+    backtest = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert at_last["mse"] == pytest.approx(backtest["mse"], rel=1e-4)
+    assert at_last["mae"] == pytest.approx(backtest["mae"], rel=1e-4)
 
 
 def test_forecast_to_stdout_and_its_one_line_errors(dlinear_run, series_csv, tmp_path, capsys):

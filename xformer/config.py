@@ -137,7 +137,8 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}; give the path of a YAML file (see tasks/)")
+        problem = "is a folder" if path.is_dir() else "is not a file" if path.exists() else "not found"
+        raise ConfigError(f"config file {path} {problem}; give the path of a YAML file (see tasks/)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:

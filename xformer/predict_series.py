@@ -58,7 +58,8 @@ def read_series(path: Path, info: dict) -> np.ndarray:
 
     length, channels = info["input_len"], info["n_channels"]
     if not path.is_file():
-        raise ConfigError(f"series file {path} does not exist; give .npz files (X) or UCR text files")
+        problem = "is a folder" if path.is_dir() else "is not a file" if path.exists() else "does not exist"
+        raise ConfigError(f"series file {path} {problem}; give .npz files (X) or UCR text files")
     if path.suffix == ".npz":
         x = read_npz(path, info["layout"], labelled=False)[0]
     elif path.suffix.lower() == ".ts":

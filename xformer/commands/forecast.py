@@ -94,9 +94,12 @@ def _run(args: argparse.Namespace) -> None:
         scale = (forecaster.scaler.scale_ if forecaster.scaler is not None else  # per-series training scales
                  np.array([forecaster.stats.get(str(c), (0.0, float(history[c].std(ddof=0)) or 1.0))[1]
                            for c in frame.columns]))
-        errors = {"steps_with_truth": len(truth), "mse": float(np.mean(((y - y_hat) / scale) ** 2)),
-                  "mae": float(np.mean(np.abs(y - y_hat) / scale)), "mse_original": float(np.mean((y - y_hat) ** 2)),
-                  "mae_original": float(np.mean(np.abs(y - y_hat)))}
+        # mse / mae in the data's units, as backtest and a Forecaster folder's forecast print them; the
+        # literature's errors, on the run's standardised scale, named as such
+        errors = {"steps_with_truth": len(truth), "mse": float(np.mean((y - y_hat) ** 2)),
+                  "mae": float(np.mean(np.abs(y - y_hat))),
+                  "mse_standardised": float(np.mean(((y - y_hat) / scale) ** 2)),
+                  "mae_standardised": float(np.mean(np.abs(y - y_hat) / scale))}
         print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in errors.items()}), file=sys.stderr)
     if args.plot:
         forecaster.plot(history, args.plot, truth=frame if len(truth) else None, static_df=static,

@@ -34,6 +34,12 @@ def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **optio
             raise ConfigError(f"{path} seems to be separated by {what} (its header is {shown!r}); give a "
                               f"comma-separated CSV, e.g. pandas.read_csv(path, sep={sep.decode()!r})"
                               ".to_csv(new_path, index=False)")
+    if not {"header", "names"} & set(options):  # pandas would rename a repeated name to "a.1", a column not in the file
+        names = next(csv.reader([header.decode(errors="replace").rstrip("\r")]), [])
+        twice = next((name for name in names if name and names.count(name) > 1), None)
+        if twice is not None:
+            raise ConfigError(f"{path}: its header names column {twice!r} {names.count(twice)} times; give each "
+                              "column its own name")
     if options.get("engine", "c") == "c":
         options = {**_EXACT_FLOATS, **options}
     try:

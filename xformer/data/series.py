@@ -76,6 +76,9 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         raise ConfigError(f"no date column '{date_column}' in the series; columns are {list(frame.columns)}; "
                           "set date_column to the column of dates (or of integer time steps), or to null to "
                           "number the rows 0, 1, 2, ...")
+    repeated = frame.columns[frame.columns.duplicated()]
+    if len(repeated):  # a frame built with a name twice: which of the two is the series?
+        raise ConfigError(f"{name} has two columns named {repeated[0]!r}; give each column its own name")
     columns = [columns] if isinstance(columns, str) else columns  # one column written without brackets in a recipe
     if not columns and len(frame.columns) > 1 and str(frame.columns[0]) == "Unnamed: 0" \
             and pd.api.types.is_integer_dtype(frame.iloc[:, 0]):
@@ -111,6 +114,11 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         values.index = pd.DatetimeIndex(parse_dates(frame[date_column], name), name=date_column)
     if not values.index.is_monotonic_increasing:
         raise ConfigError(f"the dates in column '{date_column}' are not in increasing order; sort the rows first")
+    if not values.index.is_unique:  # two rows for one time: which is the series' value?
+        twice = values.index[values.index.duplicated()][0]
+        rows = [int(i) + 1 for i in np.flatnonzero(values.index == twice)]
+        raise ConfigError(f"{name} has {len(rows)} rows at {twice} (rows {', '.join(map(str, rows))} of column "
+                          f"'{date_column}'); keep one row per date")
     counts = values.isna().sum()
     if counts.any() and missing == "error":
         where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())

@@ -146,11 +146,15 @@ def check_types(cfg: ForecasterConfig) -> None:
                               f"point forecast is, e.g. quantiles={example}")
 
 
-def given_options(cfg: ForecasterConfig) -> list[str]:
-    """``model`` and each option set to other than its default, as ``name=value`` (a Forecaster's repr)."""
+def given_options(cfg: ForecasterConfig, network: ModelConfig | None = None) -> list[str]:
+    """``model`` and each option set to other than its default, as ``name=value`` (a Forecaster's repr); for the
+    network of an ``xformer train`` run (``network``), which the model options do not describe, its name instead."""
     defaults = ForecasterConfig()
-    return [f"model={cfg.model!r}"] + [f"{f.name}={getattr(cfg, f.name)!r}" for f in fields(cfg)
-                                       if f.name != "model" and getattr(cfg, f.name) != getattr(defaults, f.name)]
+    first = f"model={cfg.model!r}" if network is None else "network=" + repr(
+        network.baseline.name if network.baseline is not None else
+        f"{network.tokenizer.name} -> {network.architecture} -> {network.head.name}")
+    return [first] + [f"{f.name}={getattr(cfg, f.name)!r}" for f in fields(cfg)
+                      if f.name != "model" and getattr(cfg, f.name) != getattr(defaults, f.name)]
 
 
 def name_list(option: str, value) -> list[str] | None:

@@ -65,10 +65,11 @@ class Forecaster:
         self.fit_report: dict = {}
         self.history: Panel | None = None  # the series of the last fit (not a backtest's), for predict() without df
         self.trained_until: dict | None = None  # a loaded one's: each series' last ds in the data of fit
+        self.network = None  # from_run: the run's ModelConfig, which the config's model options do not describe
 
     def __repr__(self) -> str:
         fitted = f" fitted on {len(self.stats or self.columns or [])} series" if self.model is not None else ""
-        return f"Forecaster({', '.join(given_options(self.config))}){fitted}"
+        return f"Forecaster({', '.join(given_options(self.config, self.network))}){fitted}"
 
     # ---- persistence (xformer/forecast/folder.py) -------------------------------------------------------
     @classmethod

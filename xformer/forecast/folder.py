@@ -61,7 +61,8 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
     n_channels = 1 if forecaster.columns is None else len(forecaster.columns)
     train = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                         schedule="constant", clip=cfg.clip, seed=cfg.seed)
-    experiment = ExperimentConfig(model=model_config(cfg, n_channels), train=train,
+    network = forecaster.network or model_config(cfg, n_channels)  # a run's own network (from_run), else cfg's
+    experiment = ExperimentConfig(model=network, train=train,
                                   data=DataConfig("forecaster", {"input_len": cfg.input_len, "horizon": cfg.horizon}))
     state = {"config": asdict(cfg), "freq": freq_label(forecaster.freq),
              "series": {k: list(v) for k, v in forecaster.stats.items()}, "columns": forecaster.columns,
@@ -211,11 +212,12 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     if freq is not None:
         config = replace(config, freq=freq)  # checked as the Forecaster's own (an offset held as its string)
     forecaster = cls(config)
-    _, forecaster.model = load_run_model(path)
+    network, forecaster.model = load_run_model(path)
     given = config.freq if config.freq is not None else state["freq"]
     forecaster.freq = None if given is None else parse_freq(given)
     forecaster.stats = {k: (float(m), float(s)) for k, (m, s) in state.get("series", {}).items()}
     forecaster.columns = state.get("columns")
+    forecaster.network = network.model if forecaster.columns is not None else None  # saved from a run (from_run)
     forecaster.cov_stats = {k: (list(m), list(s)) for k, (m, s) in state.get("covariate_series", {}).items()}
     forecaster.fit_report = state.get("fit_report", {})
     forecaster.trained_until = {k: v if isinstance(v, int) else pd.Timestamp(v)
@@ -264,7 +266,7 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
     n = len(stats["columns"])
     forecaster.scaler = _scaler(stats["mean"] if stats["mean"] is not None else np.zeros(n),
                                 stats["scale"] if stats["scale"] is not None else np.ones(n))
-    forecaster.model, forecaster.columns = model, list(stats["columns"])
+    forecaster.model, forecaster.columns, forecaster.network = model, list(stats["columns"]), config.model
     forecaster.freq = None if freq is None else parse_freq(freq)
     end = stats.get("validation_end")  # recorded by the run's data; runs older than the record have none
     if end is not None:
