@@ -46,12 +46,12 @@ from ..registry import is_whole_number, register_baseline
 
 
 def _check(n_channels: int, input_len: int, n_classes: int, widths: Sequence[int], kernel_sizes: Sequence[int],
-           dropout: float, label_smoothing: float, widths_name: str = "widths") -> tuple[list[int], list[int]]:
+           dropout: float, label_smoothing: float) -> tuple[list[int], list[int]]:
     """The arguments both networks share, checked; (widths, kernel_sizes) as lists of ints."""
     for key, value, least in (("n_channels", n_channels, 1), ("input_len", input_len, 1), ("n_classes", n_classes, 2)):
         if not is_whole_number(value) or value < least:
             raise ValueError(f"{key} must be a whole number >= {least}, got {value!r}")
-    for key, values in ((widths_name, widths), ("kernel_sizes", kernel_sizes)):
+    for key, values in (("widths", widths), ("kernel_sizes", kernel_sizes)):
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values or \
                 not all(is_whole_number(v) and v >= 1 for v in values):
             raise ValueError(f"{key} must be a non-empty list of whole numbers >= 1, got {values!r}")
