@@ -187,3 +187,18 @@ def test_a_baseline_of_another_domain_is_refused_in_one_line(baseline, data, tmp
     assert f"baseline '{baseline['name']}' is not made for this data" in err and err.count("\n") == 1, err
     assert "series classification fcn, resnet1d" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_reads_a_list_given_at_its_tuple_default_as_the_same_setting(tmp_path, capsys):
+    """kernel_sizes=[8, 5, 3] is the default (8, 5, 3): before, --resume refused it as a change of the saved state."""
+    from xformer.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", str(TASKS / "fcn_classify.yaml"), "train.steps=2", "model.baseline.args.widths=[4,4,4]", "--out",
+            str(run), "--quiet", "--threads", "1"]
+    assert main(args) == 0
+    assert main(["train", "--resume", str(run), "train.steps=3", "model.baseline.args.kernel_sizes=[8,5,3]",
+                 "--quiet", "--threads", "1"]) == 0
+    assert main(["train", "--resume", str(run), "train.steps=4", "model.baseline.args.kernel_sizes=[8,5,5]",
+                 "--quiet", "--threads", "1"]) == 2
+    assert "cannot change model.baseline.args.kernel_sizes" in capsys.readouterr().err
