@@ -5,10 +5,11 @@ for the same data (``logits`` for language models and classifiers, ``prediction`
 plus ``loss`` and ``loss_weight``), so one trainer and one ``evaluate`` serve both. Each module
 registers its baselines with :func:`xformer.models.register_baseline`:
 
-    series.py            last_value, seasonal_naive, dlinear, rlinear, sparsetsf
-    recurrent_series.py  lstm_forecaster
-    images.py            mlp, cnn
-    text.py              ngram_lm, rnn_lm, lstm_lm, lstm_seq2seq
+    series.py                 last_value, seasonal_naive, dlinear, rlinear, sparsetsf
+    recurrent_series.py       lstm_forecaster
+    series_classification.py  fcn, resnet1d
+    images.py                 mlp, cnn
+    text.py                   ngram_lm, rnn_lm, lstm_lm, lstm_seq2seq
 
 A recipe names one as
 

@@ -47,7 +47,8 @@ def check_baseline_fits(name: str, accepted, implied: dict[str, dict[str, Any]])
         raise ConfigError(f"baseline {name!r} is not made for this data, which gives the model {given}; choose a "
                           "baseline of the data's domain (README, xformer/baselines/: text LMs ngram_lm, rnn_lm, "
                           "lstm_lm, lstm_seq2seq; images mlp, cnn; series forecasting dlinear, rlinear, sparsetsf, "
-                          "lstm_forecaster, last_value, seasonal_naive) or a transformer model")
+                          "lstm_forecaster, last_value, seasonal_naive; series classification fcn, resnet1d) or a "
+                          "transformer model")
 
 
 def check_fixed_by_data(config: ModelConfig, implied: dict[str, dict[str, Any]]) -> None:

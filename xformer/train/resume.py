@@ -157,7 +157,12 @@ def _at_default(key: str, value, config: ExperimentConfig) -> bool:
     import_parts()
     import_all_submodules("xformer.data")
     defaults = registry.defaults(part)
-    return name in defaults and defaults[name] == value
+    return name in defaults and _as_lists(defaults[name]) == _as_lists(value)
+
+
+def _as_lists(value):
+    """Tuples (a factory's default, e.g. ``widths=(32, 64)``) as lists (how YAML gives them), recursively."""
+    return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def planned_steps(config: ExperimentConfig, steps_per_epoch: int) -> int:
