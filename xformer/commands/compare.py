@@ -1,4 +1,4 @@
-"""`xformer compare [--domains text,images,series,seq2seq] [--seeds N] [--budgets 250,1000] [--out DIR] ...`:
+"""`xformer compare [--domains text,images,series,seq2seq,classify] [--seeds N] [--budgets 250,1000] [--out DIR] ...`:
 the main job; `xformer compare --resume DIR` continues one that was stopped.
 
 Trains one transformer core per domain and each domain's classic baselines on the embedded
@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> None:
         _report(run_comparison(resumed_config(args.resume), args.resume, quiet=args.quiet, resume=True),
                 Path(args.resume), args.quiet)
         return
-    for path in [*(args.text_data or []), *([args.series_data] if args.series_data else [])]:
+    for path in [*(args.text_data or []), *([args.series_data] if args.series_data else []),
+                 *(args.classify_data or [])]:
         if not Path(path).is_file():
             raise ConfigError(f"data file not found: {path}")
     out = Path(args.out)
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> None:
     cfg = CompareConfig(domains=[d.strip() for d in args.domains.split(",") if d.strip()], steps=args.steps,
                         seconds=args.seconds, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                         d_ff=args.d_ff or 2 * args.d_model, batch_size=args.batch_size, text_data=args.text_data,
-                        series_data=args.series_data, image_data=args.image_data, input_len=args.input_len,
+                        series_data=args.series_data, image_data=args.image_data,
+                        classify_data=args.classify_data, input_len=args.input_len,
                         horizon=args.horizon, seed=args.seed, seeds=args.seeds, budgets=budgets,
                         budget_seconds=budget_seconds, device=args.device)
     _report(run_comparison(cfg, out, quiet=args.quiet, overwrite=args.overwrite), out, args.quiet)
@@ -66,14 +68,17 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "compare", help="the main job: one transformer core on text, images and series, beside classic baselines",
         description="Train the same transformer core (same width, depth, heads) as a GPT-style language model, "
-                    "a ViT classifier, a PatchTST-style forecaster (and, with seq2seq, an encoder-decoder), and "
+                    "a ViT classifier, a PatchTST-style forecaster (and, with seq2seq, an encoder-decoder; with "
+                    "classify, a PatchTST-style series classifier), and "
                     "each domain's classic baselines, on the embedded defaults or your data, over seeds and "
                     "budgets; write a report folder (report.md, report.html, results.json, plots) that opens "
                     "with a summary: the best model per domain, the transformer's rank, ties, crossovers.",
         epilog="examples: xformer compare --seeds 3 --out compare;  xformer compare --budgets 250,1000,4000 "
                "--seeds 2 --text-data ../shared/data/tinyshakespeare.txt --series-data ../shared/data/ETTh1.csv")
     p.add_argument("--domains", default="text,images,series",
-                   help="comma-separated subset of text,images,series,seq2seq (default text,images,series)")
+                   help="comma-separated subset of text,images,series,seq2seq,classify (default text,images,series); "
+                        "seq2seq reverses digit sequences, classify classifies series (PatchTST-style classifier "
+                        "vs FCN and ResNet)")
     p.add_argument("--seeds", type=int, default=1,
                    help="run every trained model with seeds SEED .. SEED+N-1; tables show mean ± standard "
                         "deviation and differences within the spread are ties (default 1; 3 to conclude anything)")
@@ -95,6 +100,11 @@ def add_parser(subparsers) -> None:
                    help="an image folder (train/<class>/..., val/ and test/ optional; resized to 32x32) or digits, "
                         "mnist, fashion_mnist, cifar10 (read from ./data, nothing downloaded); default digits")
     p.add_argument("--series-data", metavar="FILE.csv", help="CSV with a date column (default: generated series)")
+    p.add_argument("--classify-data", nargs="+", metavar=("TRAIN", "TEST"),
+                   help="classify: a UCR-archive .tsv/.txt (label, then the values, per line), a .ts (sktime/aeon) "
+                        "or an .npz (X, y) training file, and optionally its own test file (without one, a "
+                        "stratified 20%% of TRAIN is the test set); default: generated Synthetic Control Chart "
+                        "series (600, 6 classes)")
     p.add_argument("--input-len", type=int, default=96, help="series: time steps the models read (default 96)")
     p.add_argument("--horizon", type=int, default=24, help="series: time steps they forecast (default 24)")
     p.add_argument("--d-model", type=int, default=64)

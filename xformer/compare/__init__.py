@@ -1,4 +1,5 @@
-"""`xformer compare`: one transformer core in three domains, beside the models it replaced.
+"""`xformer compare`: one transformer core in three domains (five with the optional ones), beside the models it
+replaced.
 
 For each domain the same core (``d_model``, ``n_layers``, ``n_heads``, ``d_ff``) is put between
 that domain's tokenizer and head and trained on the domain's embedded default data, and so
@@ -12,6 +13,8 @@ and seed:
             vs  DLinear, RLinear, LSTM forecaster; last value and seasonal naive (nothing to train)
     seq2seq (not in the default set) reversing digit sequences: encoder-decoder transformer
             vs  LSTM encoder-decoder with Bahdanau attention, both decoded greedily
+    classify (not in the default set) generated Synthetic Control Chart series (or --classify-data TRAIN [TEST],
+            UCR .tsv, .ts or .npz): PatchTST-style classifier vs  FCN, ResNet (Wang et al. 2017)
 
 Every model gets its own run folder under ``OUT/runs/<domain>/<model>`` (the ``xformer train``
 layout); :func:`run_comparison` measures each (parameters, tokens per example, forward FLOPs

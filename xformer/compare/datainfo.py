@@ -36,12 +36,29 @@ def describe_data(domain: str, cfg: CompareConfig, data) -> dict:
                 "source": path or "xformer.data.series.synthetic_frame (daily + weekly seasonality, trend, noise)",
                 "split": "by time: 70% train, 10% validation, 20% test",
                 "item": f"one window: {cfg.input_len} steps in, {cfg.horizon} steps out, every channel"}
+    elif domain == "classify":
+        files = cfg.classify_data or []
+        info = {"name": files[0].rsplit("/", 1)[-1] if files else "Synthetic Control Chart (6 classes)",
+                "source": " + ".join(files) if files else "generated from its definition (Alcock & Manolopoulos "
+                "1999; xformer.data.series_classification.synthetic_control, 100 series a class, seed 0)",
+                "split": ("the given test file; stratified 10% of the training file for validation" if len(files) > 1
+                          else "stratified 80/20 train/test (random_state 0), 10% of train held out for validation"),
+                "item": _series_item(data)}
     else:
         info = {"name": "reverse digits", "source": "generated (xformer.data.synthetic.reverse_digits, seeds 0/1/2)",
                 "split": "independent draws for train, validation and test",
                 "item": "a sequence of 4-8 digits and its reverse"}
     info["sizes"] = sizes
     return info
+
+
+def _series_item(data) -> str:
+    """A classify item: one labelled series, its length and channels read from the training split."""
+    x = data.train[0]["inputs"]
+    length, channels = x.shape
+    classes = data.model_args.get("head", {}).get("n_classes")
+    return (f"one series of {length} steps, {channels} channel{'s' * (channels != 1)}, and its class"
+            + (f" (of {classes})" if classes else ""))
 
 
 __all__ = ["describe_data"]

@@ -12,11 +12,12 @@ from ..errors import ConfigError
 from ..train.distributed import pick_device
 
 
-DOMAINS = ("text", "images", "series", "seq2seq")
+DOMAINS = ("text", "images", "series", "seq2seq", "classify")
 DEFAULT_DOMAINS = ("text", "images", "series")
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 METRIC = {"text": ("test_bits_per_character", "min"), "images": ("test_accuracy", "max"),
-          "series": ("test_mse", "min"), "seq2seq": ("test_token_accuracy", "max")}
+          "series": ("test_mse", "min"), "seq2seq": ("test_token_accuracy", "max"),
+          "classify": ("test_accuracy", "max")}
 
 
 @dataclass
@@ -36,6 +37,7 @@ class CompareConfig:
     text_data: list[str] | None = None
     series_data: str | None = None
     image_data: str | None = None
+    classify_data: list[str] | None = None  # a training file and, optionally, its test file
     input_len: int = 96
     horizon: int = 24
     seed: int = 0
@@ -69,6 +71,9 @@ class CompareConfig:
                 raise ConfigError(f"{option} takes distinct positive numbers separated by commas, got {values}")
         if "series" in self.domains and self.input_len < 16:
             raise ConfigError(f"--input-len must be >= 16 (one 16-step patch), got {self.input_len}")
+        if self.classify_data is not None and not 1 <= len(self.classify_data) <= 2:
+            raise ConfigError(f"--classify-data takes a training file and, optionally, its test file; got "
+                              f"{len(self.classify_data)} files")
         if self.image_data is not None and self.image_data not in IMAGE_DATASETS \
                 and not Path(self.image_data, "train").is_dir():
             raise ConfigError(f"--image-data {self.image_data}: give a folder with train/<class>/ images "
@@ -160,7 +165,28 @@ def entries(cfg: CompareConfig) -> list[Entry]:
             "model": {"baseline": {"name": "lstm_seq2seq", "args": {"embed_dim": cfg.d_model,
                                                                     "hidden_dim": cfg.d_model}}},
             "data": data, "train": train}))
+    if "classify" in cfg.domains:
+        data = classify_data(cfg.classify_data)
+        train = _train(cfg, 1e-3)
+        out.append(Entry("classify", "PatchTST classifier (encoder)", "transformer", {
+            "model": {"architecture": "encoder", "core": _core(cfg),
+                      "tokenizer": {"name": "series_patches", "args": {"patch_len": 8, "stride": 4, "revin": False}},
+                      "head": {"name": "classification", "args": {"pool": "mean"}}}, "data": data, "train": train}))
+        for name, label in (("fcn", "FCN (Wang et al. 2017)"), ("resnet1d", "ResNet (Wang et al. 2017)")):
+            out.append(Entry("classify", label, "baseline", {
+                "model": {"baseline": {"name": name, "args": {}}}, "data": data, "train": train}))
     return out
+
+
+def classify_data(files: list[str] | None) -> dict:
+    """The classify domain's data config: the generated Synthetic Control Chart set, or a UCR .tsv/.txt, .ts or
+    .npz training file (stratified 80/20 test split) and, optionally, its own test file."""
+    args: dict[str, Any] = {"val_fraction": 0.1}
+    if files:
+        args["path"] = str(files[0])
+        if len(files) > 1:
+            args["test_path"] = str(files[1])
+    return {"name": "series_classification", "args": args}
 
 
 def image_data(choice: str | None) -> tuple[dict, int]:
@@ -174,4 +200,5 @@ def image_data(choice: str | None) -> tuple[dict, int]:
     return {"name": "image_folder", "args": {"root": str(choice), "image_size": 32}}, 4
 
 
-__all__ = ["CompareConfig", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data", "IMAGE_DATASETS"]
+__all__ = ["CompareConfig", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data", "classify_data",
+           "IMAGE_DATASETS"]

@@ -1,7 +1,7 @@
 """Looking inside each domain's transformer with the same measures: attention entropy and mean attention
 distance per layer and head (:mod:`xformer.analysis.attention_stats`), the distance in tokens and in the
-domain's unit (text: characters; images: pixels between patch centres; series: time steps between patch
-starts). Measured on a batch of up to 16 validation examples (series: every channel of each)."""
+domain's unit (text: characters; images: pixels between patch centres; series and classify: time steps between
+patch starts). Measured on a batch of up to 16 validation examples (series, classify: every channel of each)."""
 from __future__ import annotations
 
 import torch
@@ -12,7 +12,7 @@ from ..analysis.attention_stats import (attention_distance, attention_entropy, g
                                        uniform_like)
 from ..batch import LABELS
 
-UNIT = {"text": "characters", "images": "pixels", "series": "time steps"}
+UNIT = {"text": "characters", "images": "pixels", "series": "time steps", "classify": "time steps"}
 
 
 def attention_measures(domain: str, model, data, tokenizer_args: dict) -> list[dict] | None:
@@ -33,7 +33,7 @@ def attention_measures(domain: str, model, data, tokenizer_args: dict) -> list[d
         patch = tokenizer_args.get("patch_size", 1)
         tokens, unit = grid_coords(*state.grid), grid_coords(*state.grid, step=patch)
     else:
-        step = tokenizer_args.get("stride", 1) if domain == "series" else 1
+        step = tokenizer_args.get("stride", 1) if domain in ("series", "classify") else 1
         tokens, unit = line_coords(n - prefix), line_coords(n - prefix, step=step)
     rows = []
     for layer, a in enumerate(maps):

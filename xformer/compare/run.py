@@ -36,7 +36,8 @@ from .study import crossover_sentences, crossovers, mean_std, ranking
 
 OPTIONS = "compare.json"  # in the report folder: the options it was started with, which --resume continues
 FINISHED = "compare_run.json"  # in a run folder: trained to its end and measured (its wall time)
-DATA_FIELDS = {"text": "text_data", "images": "image_data", "series": "series_data"}  # seq2seq's data is built in
+DATA_FIELDS = {"text": "text_data", "images": "image_data", "series": "series_data",
+               "classify": "classify_data"}  # seq2seq's data is built in
 
 
 def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,

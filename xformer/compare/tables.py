@@ -14,7 +14,8 @@ METRIC_LABEL = {"test_bits_per_character": "test bits / char", "val_bits_per_cha
                 "test_accuracy": "test accuracy", "val_accuracy": "val accuracy",
                 "test_mse": "test MSE (standardised)", "test_token_accuracy": "test greedy token accuracy"}
 SECOND = {"text": ("test_loss", "test loss (nats)"), "images": ("test_loss", "test loss"),
-          "series": ("test_mae", "test MAE"), "seq2seq": ("test_loss", "test loss (teacher-forced)")}
+          "series": ("test_mae", "test MAE"), "seq2seq": ("test_loss", "test loss (teacher-forced)"),
+          "classify": ("test_loss", "test loss")}
 
 
 def number(value) -> str:
@@ -131,6 +132,13 @@ def _describe(domain: str, info: dict) -> dict[str, str]:
                 "cross-attention to real source tokens", "positions": "learned, 1-D, source and target each",
                 "pooling / head": "none: LM head at every target position, tied to the embedding",
                 "loss": "cross-entropy of the next target token (teacher forcing); greedy decoding to test"}
+    if domain == "classify":
+        return {"token": f"{tok.get('patch_len', 8)} time steps of one channel (linear patch embedding, stride "
+                         f"{tok.get('stride', 4)}), no RevIN (a window's level and scale carry its class)",
+                "sequence": f"{sequences} sequence{'s' * (sequences != 1)} (one per channel) of {n} tokens", "mask": "none within a "
+                "channel; channels never attend to each other", "positions": f"learned, 1-D ({n} x d)",
+                "pooling / head": "mean over each channel's tokens, the channels' vectors concatenated -> linear "
+                "to the classes", "loss": "cross-entropy of the class"}
     return {"token": f"{tok.get('patch_len', 16)} time steps of one channel (linear patch embedding, stride "
                      f"{tok.get('stride', 8)}), after RevIN",
             "sequence": f"{sequences} sequences (one per channel) of {n} tokens", "mask": "none within a channel; "
