@@ -135,8 +135,9 @@ def _describe(domain: str, info: dict) -> dict[str, str]:
     if domain == "classify":
         return {"token": f"{tok.get('patch_len', 8)} time steps of one channel (linear patch embedding, stride "
                          f"{tok.get('stride', 4)}), no RevIN (a window's level and scale carry its class)",
-                "sequence": f"{sequences} sequence{'s' * (sequences != 1)} (one per channel) of {n} tokens", "mask": "none within a "
-                "channel; channels never attend to each other", "positions": f"learned, 1-D ({n} x d)",
+                "sequence": f"{sequences} sequence{'s' * (sequences != 1)} (one per channel) of {n} tokens",
+                "mask": "none within a channel; channels never attend to each other",
+                "positions": f"learned, 1-D ({n} x d)",
                 "pooling / head": "mean over each channel's tokens, the channels' vectors concatenated -> linear "
                 "to the classes", "loss": "cross-entropy of the class"}
     return {"token": f"{tok.get('patch_len', 16)} time steps of one channel (linear patch embedding, stride "
