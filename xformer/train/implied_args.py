@@ -73,7 +73,8 @@ _FIXED_BY_DATA = {"n_classes": "the data has {value} classes: remove {key} from 
                                 "remove {key} from the recipe"}
 
 
-def _height_width(size) -> list[int]:
+def height_width(size) -> list[int]:
+    """An image or patch size as [height, width]: one number (square) or a pair."""
     return [int(size)] * 2 if isinstance(size, (int, float)) else [int(v) for v in size]
 
 
@@ -92,7 +93,7 @@ def _check_fixed_by_data(key: str, mine, value) -> None:
         return
     if name == "image_size":
         try:
-            mine_hw, value_hw = _height_width(mine), _height_width(value)
+            mine_hw, value_hw = height_width(mine), height_width(value)
         except (TypeError, ValueError):
             return  # not a size at all: the tokenizer's own check says so
         if min(mine_hw) < 1:
@@ -101,8 +102,8 @@ def _check_fixed_by_data(key: str, mine, value) -> None:
     else:
         same = mine == value
     if not same:
-        shown = value[0] if name == "image_size" and len(set(_height_width(value))) == 1 else value
+        shown = value[0] if name == "image_size" and len(set(height_width(value))) == 1 else value
         raise ConfigError(f"{key} is {mine}, but {_FIXED_BY_DATA[name].format(value=shown, key=key, mine=mine)}")
 
 
-__all__ = ["check_fixed_by_data", "with_implied_args"]
+__all__ = ["check_fixed_by_data", "height_width", "with_implied_args"]

@@ -27,6 +27,7 @@ from ..tokenizers.image import interpolate_grid_positions
 from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
 from .distill import image_input
+from .implied_args import height_width
 from .same_data import data_vocabulary, saved_by_data, vocabulary_of
 
 
@@ -65,10 +66,6 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
     return dataclasses.replace(config, model=model)
 
 
-def _side_pair(size) -> tuple[int, int]:
-    return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[-1]))
-
-
 def at_data_image_size(model: ModelConfig, data_args: dict, source: str) -> ModelConfig:
     """A ViT checkpoint's model at the image size of the data, as timm's ``create_model(name, pretrained=True,
     img_size=384)`` builds a 224 checkpoint for 384 images: without ``data.args.image_size`` the images are
@@ -81,7 +78,7 @@ def at_data_image_size(model: ModelConfig, data_args: dict, source: str) -> Mode
     if data_args.get("image_size") is None:
         data_args["image_size"] = list(theirs) if isinstance(theirs, (list, tuple)) else theirs
         return model
-    size, patch = _side_pair(data_args["image_size"]), _side_pair(model.tokenizer.args.get("patch_size", 16))
+    size, patch = height_width(data_args["image_size"]), height_width(model.tokenizer.args.get("patch_size", 16))
     if any(side % step for side, step in zip(size, patch)):
         fit = [max(step, round(side / step) * step) for side, step in zip(size, patch)]
         raise ConfigError(f"init_from {source}: data.args.image_size={data_args['image_size']} is not a multiple of "
