@@ -1,13 +1,31 @@
-"""What a run records: metrics.jsonl (one line per log/eval step), TensorBoard if installed,
-metrics.json (final, flat keys) and learning_curve.png. Only rank 0 writes."""
+"""What a run records: metrics.jsonl (one line per log/eval step), train.log (the same steps as lines to
+read, with when each session started and how it ended), TensorBoard if installed, metrics.json (final,
+flat keys) and learning_curve.png. Only rank 0 writes.
+
+train.log is the run's history, appended to by every session: a resume adds its lines below those of the
+session before, whose steps after the checkpoint it continues from stay there (metrics.jsonl drops them):
+
+    2026-12-04 02:31:07  started: 600 steps (xformer train tasks/reverse.yaml --out runs/r)
+    2026-12-04 02:31:09  train step 100/600  loss 2.2939  lr 1.65e-03  5,050 ex/s
+    2026-12-04 02:31:12  eval step 100/600  val_loss 2.2149  val_token_accuracy 0.3069
+    2026-12-04 02:31:15  stopped: SIGINT: stopped after step 143 of 600, kept as ...; continue with: ...
+    2026-12-04 02:40:00  resumed at step 143 of 600 (xformer train --resume runs/r)
+    2026-12-04 02:49:51  finished: steps 600  best_step 500  train_seconds 241.5  test_loss 0.1234 ...
+"""
 from __future__ import annotations
 
 import json
 import math
+import shlex
+import sys
+import time
 from pathlib import Path
 
 from ..config import ConfigError
 from ..folders import write_atomically
+from .progress import eval_line, numbers, train_line
+
+TEXT_LOG = "train.log"
 
 
 def flat(split: str, metrics: dict[str, float]) -> dict[str, float]:
@@ -16,25 +34,50 @@ def flat(split: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, resume_step: int | None = None):
+    """The records of one training session of the run in ``run_dir``, of ``total_steps`` steps; a resume
+    continues from ``resume_step``."""
+
+    def __init__(self, run_dir: Path, resume_step: int | None = None, total_steps: int | None = None):
         self.dir = Path(run_dir)
         self.path = self.dir / "metrics.jsonl"
+        self.text = self.dir / TEXT_LOG
+        self.total, self.ended = total_steps, False
         if resume_step is not None and self.path.is_file():  # forget what happened after the checkpoint
             kept = [line for line, row in _rows(self.path) if row["step"] <= resume_step]
             write_atomically(self.path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
             self.path.write_text("", encoding="utf-8")
+            self.text.write_text("", encoding="utf-8")
         self.tensorboard = _summary_writer(self.dir / "tensorboard")
+        of = f" of {total_steps}" if total_steps is not None else ""
+        self.say((f"started: {total_steps} steps" if resume_step is None else f"resumed at step {resume_step}{of}")
+                 + _command())
+
+    def say(self, line: str) -> None:
+        """``line`` at the end of train.log, after the time it was written."""
+        with open(self.text, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {line}\n")
 
     def write(self, step: int, values: dict[str, float]) -> None:
+        """A log step's values (``train_loss``, ``lr``, ``examples_per_second``) or an evaluation's."""
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
+        total = self.total if self.total is not None else "?"
+        self.say(train_line(step, total, values) if "train_loss" in values else eval_line(step, total, values))
         if self.tensorboard is not None:
             for key, value in values.items():
                 self.tensorboard.add_scalar(key.replace("_", "/", 1), value, step)
 
+    def stopped(self, error: BaseException) -> None:
+        """The session ended by ``error`` (a signal, a diverged loss, an unreadable file...): its message, once."""
+        if not self.ended:
+            self.ended = True
+            self.say(f"stopped: {str(error).strip() or type(error).__name__}")
+
     def finish(self, final: dict[str, float]) -> None:
         write_atomically(self.dir / "metrics.json", json.dumps(final, indent=1) + "\n")
+        self.ended = True
+        self.say(f"finished: {numbers(final)}")
         self.close()
         plot_learning_curve(self.path, self.dir / "learning_curve.png")
 
@@ -43,6 +86,15 @@ class RunLog:
         otherwise write into while the folder is being deleted."""
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def _command() -> str:
+    """`` (the command line)`` when the session was started by the ``xformer`` command, else nothing (a
+    notebook's argv says nothing of the run)."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if program not in ("xformer", "__main__.py"):
+        return ""
+    return f" ({shlex.join(['xformer', *sys.argv[1:]])})"
 
 
 def _rows(path: Path) -> list[tuple[str, dict]]:

@@ -2,7 +2,8 @@
 
     bar    stderr is a terminal: a tqdm bar with loss, lr and examples/s; each evaluation is printed
            above it with tqdm.write, so the bar stays whole
-    lines  stderr is a file or a pipe: one line per log step and one per evaluation,
+    lines  stderr is a file or a pipe: one line per log step and one per evaluation (the lines the run's
+           own train.log holds in every mode, xformer/train/metrics.py),
                train step 200/600  loss 0.4521  lr 2.98e-03  1,234 ex/s
                eval step 200/600  val_loss 0.3120  val_token_accuracy 0.9821
            (a bar redrawn in a file is kilobytes of carriage returns on a handful of lines)
@@ -46,6 +47,23 @@ def readable(value: float) -> str:
     return f"{value:.2e}"
 
 
+def numbers(values: dict) -> str:
+    """``key value`` pairs of the numbers in ``values``, rounded for reading."""
+    return "  ".join(f"{key} {readable(value)}" for key, value in values.items()
+                     if isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def train_line(step: int, total: int, values: dict[str, float]) -> str:
+    """``train step 200/600  loss 0.4521  lr 2.98e-03  1,234 ex/s``"""
+    loss, lr, speed = values["train_loss"], values["lr"], values["examples_per_second"]
+    return f"train step {step}/{total}  loss {loss:.4f}  lr {lr:.2e}  {speed:,.0f} ex/s"
+
+
+def eval_line(step: int, total: int, metrics: dict[str, float]) -> str:
+    """``eval step 200/600  val_loss 0.3120  val_token_accuracy 0.9821``"""
+    return f"eval step {step}/{total}  {numbers(metrics)}"
+
+
 class Progress:
     """Steps done out of ``total``, with what training reports on the way (see the module docstring).
 
@@ -75,17 +93,15 @@ class Progress:
 
     def log(self, step: int, total: int, values: dict[str, float]) -> None:
         """A log step of the Trainer: ``train_loss``, ``lr``, ``examples_per_second``."""
-        loss, lr, speed = values["train_loss"], values["lr"], values["examples_per_second"]
         if self.bar is not None:
+            loss, lr, speed = values["train_loss"], values["lr"], values["examples_per_second"]
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ex_s=f"{speed:,.0f}")
         elif self.mode == "lines":
-            self._print(f"train step {step}/{total}  loss {loss:.4f}  lr {lr:.2e}  {speed:,.0f} ex/s")
+            self._print(train_line(step, total, values))
 
     def eval(self, step: int, total: int, metrics: dict[str, float]) -> None:
         """An evaluation: the flat validation metrics (``val_loss``, ``val_<metric>``)."""
-        numbers = "  ".join(f"{key} {readable(value)}" for key, value in metrics.items()
-                            if isinstance(value, (int, float)))
-        self._print(f"eval step {step}/{total}  {numbers}")
+        self._print(eval_line(step, total, metrics))
 
     def _print(self, line: str) -> None:
         if self.mode == "quiet":
@@ -108,4 +124,4 @@ class Progress:
         self.close()
 
 
-__all__ = ["Progress", "choose_mode", "disabled_by_environment", "readable"]
+__all__ = ["Progress", "choose_mode", "disabled_by_environment", "readable", "numbers", "train_line", "eval_line"]

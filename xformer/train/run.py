@@ -165,9 +165,9 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
     """``train_run``'s second half, once everything is checked: write the run's files, train, then the final
     metrics and the data's report. A resume keeps the files the data wrote at the run's start (checked equal,
     ``check_run_data``) and only adds those the run lacks; ``record`` (``split_record``) is written by a fresh run."""
+    log = None
     try:
         try:
-            log = None
             if world.main:
                 if folder is not None:
                     folder.replace()
@@ -181,10 +181,11 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
                     keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
                 if teacher is not None and (not resume or recorded_teacher(run_dir) is not None):
                     record_teacher(run_dir, config.distill.teacher, teacher.identity)  # what a resume checks
-                log = RunLog(run_dir, trainer.step if resume else None)
+                log = RunLog(run_dir, trainer.step if resume else None, trainer.total_steps)
             trainer.fit(log, progress)
-        except BaseException:
+        except BaseException as error:
             if log is not None:
+                log.stopped(error)
                 log.close()
             if folder is not None:
                 folder.failed()  # nothing saved yet: the old run (with --overwrite) comes back
@@ -195,6 +196,12 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
         write_report(trainer, config.model, run_dir)
     except (ConfigError, UserError) as error:  # e.g. an unreadable image, met mid-run or at the test split
         error.args = (f"{error}{after_failure(run_dir, folder)}",)
+        if log is not None:  # met after the last step (final metrics, report): the run's checkpoints are kept
+            log.stopped(error)
+        raise
+    except BaseException as error:
+        if log is not None:
+            log.stopped(error)
         raise
     if log is not None:
         log.finish(final)
