@@ -85,6 +85,21 @@ def test_a_missing_classify_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "z").exists()
 
 
+def test_a_class_of_one_training_series_is_refused_in_compare_s_terms(tmp_path, capsys):
+    """As UCR's Fungi: one training series a class leaves no stratified validation split. The data's fix
+    (data.args.val_fraction=0) is no option of compare: the line names what compare can take."""
+    x, y = synthetic_control(1, length=32, seed=0)
+    train = tmp_path / "Fungi_TRAIN.tsv"
+    train.write_text("".join("\t".join([str(label + 1), *(f"{v:.4f}" for v in row[:, 0])]) + "\n"
+                             for row, label in zip(x, y)))
+    test = _ucr(tmp_path / "Fungi_TEST.tsv", 5, 1)
+    assert main(["compare", *TINY, "--domains", "classify", "--classify-data", str(train), str(test),
+                 "--out", str(tmp_path / "z")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "have one series each" in err and "at least two training series a class" in err
+    assert "give data.args.val_fraction=0" not in err and not (tmp_path / "z").exists()
+
+
 def test_help_names_the_classify_domain_and_its_option(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--help"])

@@ -123,7 +123,10 @@ def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results:
                 experiment = from_dict(ExperimentConfig, copy.deepcopy(entry.experiment))
                 if entry.domain in datasets:
                     continue
-                datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
+                try:
+                    datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
+                except ConfigError as error:
+                    raise ConfigError(_in_compare_terms(str(error))) from None
                 _check_one_batch(entry.domain, cfg, len(datasets[entry.domain].train),
                                  experiment.train.batch_size, resume)
                 info = results["domains"][entry.domain]
@@ -132,6 +135,17 @@ def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results:
                     info["metric"] = info["metric"].replace("test_", "val_", 1)
                     info["split"] = "validation"  # said in the Data table: no test split
     return datasets
+
+
+def _in_compare_terms(message: str) -> str:
+    """A data error's fix said in compare's options: compare keeps every run's validation split (it chooses the
+    checkpoint each table scores), so the data's own way out, no validation split, is ``xformer train``'s."""
+    no_validation = "give data.args.val_fraction=0 (no validation split)"
+    if no_validation not in message:
+        return message
+    return message.replace(no_validation, "compare chooses each run's checkpoint on a validation split, so give a "
+                           "data set with at least two training series a class (or train without validation with "
+                           "xformer train ... data.args.val_fraction=0)")
 
 
 def _check_one_batch(domain: str, cfg: CompareConfig, n_train: int, batch_size: int, resume: bool) -> None:
