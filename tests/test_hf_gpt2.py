@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
+from xformer.errors import ConfigError
 
 transformers = pytest.importorskip("transformers")
 from xformer.interop.hf_gpt2 import (gpt2_config_to_xformer, load_gpt2, save_gpt2,  # noqa: E402
@@ -90,5 +91,5 @@ def test_config_round_trip_and_refusals():
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="never downloads"):
+    with pytest.raises(ConfigError, match="no such folder.*never downloads"):
         load_gpt2(tmp_path / "gpt2")

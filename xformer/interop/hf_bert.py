@@ -38,7 +38,7 @@ from torch import Tensor
 
 from ..core import CoreConfig
 from ..models import Model, ModelConfig, PartConfig, build_model
-from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_checkpoint, strip_prefix
+from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_hf_folder, strip_prefix
 from .support import hf_class_names, need, state_with_zero_biases
 
 _ACTIVATION_TO_XFORMER = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
@@ -199,7 +199,7 @@ def load_bert(source, head: str | None = None) -> Model:
     for a ``BertModel`` only ``hidden_states`` and ``pooled`` are meaningful.
     """
     if is_checkpoint_folder(source):
-        config, state = read_checkpoint(source)
+        config, state = read_hf_folder(source)
     else:
         config, state = source.config, source.state_dict()
     head = head or bert_head(strip_prefix(state, "bert.").keys())

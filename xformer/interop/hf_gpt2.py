@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..core import CoreConfig
 from ..models import Model, ModelConfig, PartConfig, build_model
-from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_checkpoint, strip_prefix
+from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_hf_folder, strip_prefix
 from .support import need, state_with_zero_biases
 
 # (Hugging Face name inside block i, xformer name inside block i, stored as Conv1D?)
@@ -143,7 +143,7 @@ def load_gpt2(source) -> Model:
     """An xformer Model (eval mode) from a ``GPT2LMHeadModel`` / ``GPT2Model`` object or a local
     folder written by ``save_pretrained`` (config.json + model.safetensors)."""
     if is_checkpoint_folder(source):
-        config, state = read_checkpoint(source)
+        config, state = read_hf_folder(source)
     else:
         config, state = source.config, source.state_dict()
     model_config = gpt2_config_to_xformer(config)

@@ -6,8 +6,8 @@
     init_from: "timm:vit.pth#vit_tiny_patch16_224,num_heads=4"     extra timm.create_model arguments
 
 ``hf:FOLDER`` reads ``config.json`` (``model_type`` gpt2, bert, vit or patchtst) and ``model.safetensors``, else
-``pytorch_model.bin`` with ``torch.load(weights_only=True)``: loading never runs code from a file and
-nothing is downloaded. The folder's tokenizer (``tokenizer.json``; else GPT-2's ``vocab.json`` +
+``pytorch_model.bin`` with ``torch.load(weights_only=True)``, else the shards of a sharded checkpoint
+(hf_checkpoint.py): loading never runs code from a file and nothing is downloaded. The folder's tokenizer (``tokenizer.json``; else GPT-2's ``vocab.json`` +
 ``merges.txt`` or BERT's ``vocab.txt``) becomes the run's vocabulary, its ids unchanged; its special
 tokens take xformer's names ([EOS], [PAD], [UNK], [CLS], [SEP], [MASK]), e.g. GPT-2's <|endoftext|> is
 the run's [EOS] (``xformer export --format hf`` names it <|endoftext|> again, export.py). transformers is
@@ -32,11 +32,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..models import ModelConfig, build_model
+from .hf_checkpoint import read_hf_folder, read_weights_file
 from .timm_file import split_pairs, timm_checkpoint, timm_pairs
 
 # what a recipe's head may be on each kind of checkpoint
@@ -91,45 +91,6 @@ def parse_source(spec: str) -> tuple[str, str, str | None, dict]:
 
 
 # ---------------------------------------------------------------- Hugging Face folders
-
-
-def _read_weights(path: Path) -> dict[str, Tensor]:
-    """A state dict from safetensors, or from a pickle with ``torch.load(weights_only=True)`` (no code runs)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a pickle with code, a truncated file: one line
-        raise ConfigError(f"{path} cannot be read with torch.load(weights_only=True) ({type(e).__name__}): it is not "
-                          "a file of plain tensors, and xformer never unpickles code; save model.state_dict() or "
-                          ".safetensors") from None
-    for key in ("state_dict", "model", "state_dict_ema"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ConfigError(f"{path} holds no state dict of tensors; save model.state_dict()")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def read_hf_folder(folder: str | Path) -> tuple[dict, dict[str, Tensor]]:
-    """(config.json, state dict) of a local Hugging Face folder: model.safetensors, else pytorch_model.bin."""
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        what = "no such folder" if not folder.exists() else "no config.json"
-        raise ConfigError(f"{folder} is not a Hugging Face model folder ({what}); give a local folder written by "
-                          "save_pretrained (xformer never downloads)")
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise ConfigError(f"{folder / 'config.json'} is not JSON ({e})") from None
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / name).is_file():
-            return config, _read_weights(folder / name)
-    raise ConfigError(f"{folder} holds no model.safetensors or pytorch_model.bin (sharded checkpoints are not "
-                      "read); save the model with save_pretrained(folder)")
 
 
 def _special_tokens(folder: Path, config: dict, tokenizer) -> dict[str, str]:
@@ -260,7 +221,7 @@ def load_timm(path: str | Path, name: str, extra: dict | None = None, source: st
     source = source or f"timm:{path}#{name}"
     if not path.is_file():
         raise ConfigError(f"init_from {source}: {path} is not a file; give a timm state dict (.safetensors or .pth)")
-    model, weights = timm_checkpoint(_read_weights(path), path, name, dict(extra or {}), source)
+    model, weights = timm_checkpoint(read_weights_file(path), path, name, dict(extra or {}), source)
     return Pretrained(source, "timm", model, weights, class_names=hub_label_names(path),
                       normalisation=hub_normalisation(path))
 
