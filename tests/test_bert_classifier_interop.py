@@ -192,6 +192,33 @@ def test_predict_reads_a_classifier_folder_itself(folders, capsys, tmp_path):
         assert "\n" not in err and all(w in err for w in words), err
 
 
+def test_evaluate_scores_a_recipe_s_starting_weights_as_transformers_does(folders, capsys):
+    """xformer evaluate RECIPE.yaml (timm's validate.py --pretrained): the classifier folder's loss and accuracy on
+    every row of the CSV, as transformers computes them, classes matched by name; nothing is written."""
+    root, tok, hf = folders["root"], folders["tok"], folders["classifier"]
+    recipe = _recipe(root, "classifier")
+    before = sorted(p.name for p in root.iterdir())
+    assert main(["evaluate", recipe, "data.args.val_fraction=0", "data.args.test_fraction=1"]) == 0
+    out, err = capsys.readouterr()
+    metrics = json.loads(out)
+    assert "left fresh: none" in err and set(metrics) == {"test_loss", "test_accuracy", "test_macro_f1"}
+    rows = list(csv.DictReader(io.StringIO((root / "reviews.csv").read_text())))
+    enc = tok([r["text"] for r in rows], padding=True, truncation=True, max_length=16, return_tensors="pt")
+    labels = torch.tensor([hf.config.label2id[r["label"]] for r in rows])
+    with torch.no_grad():
+        logits = hf(**enc).logits
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(-1) == labels).float().mean().item()
+    assert metrics["test_loss"] == pytest.approx(loss, abs=1e-4)
+    assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert sorted(p.name for p in root.iterdir()) == before  # no run folder, nothing written
+
+    # a pre-training folder gives no classifier: its score would be of random weights
+    assert main(["evaluate", _recipe(root, "pretraining")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "fresh (head.fc.weight" in err and "random weights" in err, err
+
+
 def test_a_pretraining_folder_gives_the_classifier_its_pooler(folders, capsys):
     root, tok, hf = folders["root"], folders["tok"], folders["pretraining"]
     run = root / "from_pretraining"

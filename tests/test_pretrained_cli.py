@@ -267,7 +267,7 @@ def test_timm_file_fine_tunes_evaluates_resumes_and_predicts(folders, capsys, tm
     ("timm_image_size", ["data.args.image_size=15 is not a multiple of the checkpoint's patch size [2, 2]"]),
     ("timm_text_data", ["image dataset"]),
     ("resume_and_init", ["not both"]),
-    ("evaluate_hf", ["--init-from hf:"]),
+    ("evaluate_hf", ["--init-from hf:", "xformer evaluate RECIPE.yaml init_from=hf:"]),
     ("generate_bert", ["GPT-2"]),
     ("generate_no_folder", ["nor a Hugging Face folder"]),
 ])

@@ -18,11 +18,13 @@ def run(args: argparse.Namespace) -> None:
     overrides = [item for item in args.items if "=" in item]
     if not runs:
         raise ConfigError("give at least one RUN_DIR before the data.args.KEY=VALUE overrides")
+    if len(runs) == 1 and Path(runs[0]).suffix in (".yaml", ".yml") and Path(runs[0]).is_file():
+        return _evaluate_start(runs[0], overrides, args.checkpoint)
     for run_dir in runs:
         if not (Path(run_dir) / "config.yaml").is_file() and (Path(run_dir) / "config.json").is_file():
-            raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; fine-tune "
-                              f"it with xformer train RECIPE --init-from hf:{run_dir}, then evaluate that run "
-                              "(generate reads the folder directly)")
+            raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; score it "
+                              f"on a recipe's data with xformer evaluate RECIPE.yaml init_from=hf:{run_dir}, or "
+                              f"fine-tune it with xformer train RECIPE --init-from hf:{run_dir} and evaluate that run")
         if not (Path(run_dir) / "config.yaml").is_file():
             raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
         if (load_yaml(Path(run_dir) / "config.yaml").get("data") or {}).get("name") == "forecaster":
@@ -33,6 +35,25 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError("the data has no validation or test split to score (val_fraction and test_fraction 0, "
                           "or splits too small to hold an example); give data.args.test_fraction=1 to score "
                           "every example of other data, or data with val/test examples")
+    print(json.dumps(metrics, indent=1))
+
+
+def _evaluate_start(recipe: str, overrides: list[str], checkpoint: str) -> None:
+    """``xformer evaluate RECIPE.yaml [a.b=c ...]``: the weights the recipe's init_from gives its model, scored on
+    its data before training (xformer/train/start_weights.py)."""
+    import sys
+
+    from ..train.config import load_experiment
+    from ..train.start_weights import evaluate_start
+
+    if checkpoint != "best":
+        raise ConfigError("--checkpoint picks a checkpoint of a run; a recipe is scored with the weights its "
+                          "init_from gives (init_from=RUN/checkpoints/step_N for one of a run's)")
+    metrics, summary = evaluate_start(load_experiment(recipe, overrides))
+    if not metrics:
+        raise ConfigError("the data has no validation or test split to score; give data.args.test_fraction=1 "
+                          "to score every example, or data with val/test examples")
+    print(summary, file=sys.stderr, flush=True)
     print(json.dumps(metrics, indent=1))
 
 
@@ -48,11 +69,15 @@ def add_parser(subparsers) -> None:
                     "RUN_DIRs (seeds of one recipe, or models of one task trained on the same data) are "
                     "evaluated as one ensemble: their forecasts (each quantile too) or class probabilities "
                     "averaged; forecasters may differ in data.args.input_len (each reads its own last steps of "
-                    "the longest window).",
-        epilog="example: xformer evaluate runs/etth1_s1 runs/etth1_s2 runs/etth1_s3   # a seed ensemble")
+                    "the longest window). A RECIPE.yaml instead of RUN_DIR scores the weights its init_from "
+                    "(hf:FOLDER, timm:FILE#MODEL, a run) gives its model on its data, before any training "
+                    "(a.b=c overrides any recipe key, as for train); nothing is written.",
+        epilog="examples: xformer evaluate runs/etth1_s1 runs/etth1_s2 runs/etth1_s3 (a seed ensemble); "
+               "xformer evaluate my_classifier.yaml init_from=hf:models/bert-sst2 (a checkpoint before fine-tuning)")
     p.add_argument("items", nargs="+", metavar="RUN_DIR [RUN_DIR ...] [data.args.KEY=VALUE ...]",
-                   help="one run, or several runs of one task and data (their ensemble); then other data for the "
-                        "run's data set, values read as YAML")
+                   help="one run, or several runs of one task and data (their ensemble), or a RECIPE.yaml with "
+                        "init_from; then other data for the run's data set (for a recipe: any key), values read "
+                        "as YAML")
     p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
                    help="which checkpoint: best (default; the one metrics.json describes), last, or step_N "
                         "(one of RUN_DIR/checkpoints/step_*)")

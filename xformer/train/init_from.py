@@ -257,10 +257,11 @@ def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], thei
 
 
 def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
-                         source: Pretrained | None = None) -> str:
+                         source: Pretrained | None = None, left_fresh: list[str] | None = None) -> str:
     """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
     ``source``: the checkpoint of ``hf:`` / ``timm:`` (``load_source``), whose model ``model`` already is;
     its head weights are used only for a head of the same name, and every tokenizer / core tensor must come.
+    ``left_fresh``: a list that gets the names of the tensors no checkpoint tensor filled.
 
     A learned grid of image positions trained at another image size is resampled (``resampled_grid``).
     Raises ConfigError when the pre-trained run has another architecture, core or vocabulary,
@@ -334,6 +335,8 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
                           f"(e.g. {core[0]}); it holds another architecture")
     with torch.no_grad():
         model.load_state_dict({name: weights[name] for name in copied}, strict=False)
+    if left_fresh is not None:
+        left_fresh.extend(fresh)
 
     def modules(names: list[str], among) -> str:
         """A module whose tensors (of ``among``) are all listed is named once; of one partly listed, the tensors."""
