@@ -217,6 +217,9 @@ def test_evaluate_scores_a_recipe_s_starting_weights_as_transformers_does(folder
     assert main(["evaluate", _recipe(root, "pretraining")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "fresh (head.fc.weight" in err and "random weights" in err, err
+    assert main(["evaluate", recipe, str(root)]) == 2  # a recipe beside runs
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "is a recipe: evaluate scores one recipe's starting weights alone" in err, err
 
 
 def test_a_pretraining_folder_gives_the_classifier_its_pooler(folders, capsys):

@@ -21,6 +21,9 @@ def run(args: argparse.Namespace) -> None:
     if len(runs) == 1 and Path(runs[0]).suffix in (".yaml", ".yml") and Path(runs[0]).is_file():
         return _evaluate_start(runs[0], overrides, args.checkpoint)
     for run_dir in runs:
+        if Path(run_dir).suffix in (".yaml", ".yml") and Path(run_dir).is_file():
+            raise ConfigError(f"{run_dir} is a recipe: evaluate scores one recipe's starting weights alone "
+                              "(xformer evaluate RECIPE.yaml), or runs (their ensemble), not both")
         if not (Path(run_dir) / "config.yaml").is_file() and (Path(run_dir) / "config.json").is_file():
             raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; score it "
                               f"on a recipe's data with xformer evaluate RECIPE.yaml init_from=hf:{run_dir}, or "
