@@ -113,8 +113,9 @@ def test_tokenizer_train_replaces_only_with_overwrite_whole_and_never_a_runs(tmp
     assert "inside the run folder" in error_line(capsys, [*wordpiece[:-1], str(run / "tokenizer"), "--overwrite"])
     assert snapshot(run) == before
     assert "--min-frequency" in error_line(capsys, [*wordpiece[:6], "-1", "--out", str(tmp_path / "t2")])
-    assert "is a folder" in error_line(capsys, ["tokenizer", "train", str(tmp_path), "--char", "--out",
-                                                str(tmp_path / "t3")])
+    (tmp_path / "no_text").mkdir()
+    assert "holds no .txt files" in error_line(capsys, ["tokenizer", "train", str(tmp_path / "no_text"), "--char",
+                                                        "--out", str(tmp_path / "t3")])
     assert not (tmp_path / "t2").exists() and not (tmp_path / "t3").exists()
 
 

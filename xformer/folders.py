@@ -100,14 +100,16 @@ def _check_parent(path: Path, option: str) -> None:
                           "you can write to")
 
 
-def check_run_outside_data(run_dir: str | Path, root: str | Path) -> None:
-    """Refuse a run folder inside the data folder ``root`` (an image_folder's ``data.args.root``): under
-    root/train/ it would be read as a class by the next training, its plots as that class's images. ``root``
-    itself passes here (a fresh run refuses a folder that holds files anyway; a bundle may save there)."""
+def check_run_outside_data(run_dir: str | Path, root: str | Path, key: str = "data.args.root") -> None:
+    """Refuse a run folder inside the data folder ``root`` (an image_folder's ``data.args.root``, a folder of text
+    files in ``data.args.files``): under root/train/ it would be read as a class by the next training, its plots as
+    that class's images; a run's tokenizer/vocab.txt among a folder's text. ``root`` itself passes here (a fresh
+    run refuses a folder that holds files anyway; a bundle may save there)."""
     run, data = Path(run_dir).resolve(), Path(root).resolve()
     if run != data and run.is_relative_to(data):
-        raise ConfigError(f"run folder {run_dir} is inside data.args.root {root}, whose folders are read as splits "
-                          "and classes; give a run folder outside the data")
+        read = "whose folders are read as splits and classes" if key == "data.args.root" else \
+            "whose .txt files are all read as the text"
+        raise ConfigError(f"run folder {run_dir} is inside {key} {root}, {read}; give a run folder outside the data")
 
 
 def check_outside_data(path: str | Path, option: str, run_dirs=()) -> None:

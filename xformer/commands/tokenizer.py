@@ -29,9 +29,9 @@ def _check_out(folder: Path, marker: str) -> None:
 
 
 def _check_text_file(path: Path) -> None:
-    """One of the FILES to learn from: an existing regular file (a folder is named as one)."""
+    """One of the FILES to learn from: an existing regular file, or a folder of .txt files (read_text_files)."""
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder; give the text files in it (e.g. {path / '*.txt'}), or --default-corpus")
+        return
     if not path.is_file():
         what = "is not a regular file" if path.exists() else "does not exist"
         raise ConfigError(f"text file {path} {what}; give existing UTF-8 text files or --default-corpus")
@@ -144,7 +144,7 @@ def add_parser(subparsers) -> None:
                     "and save it to DIR (xformer_tokenizer.json; tokenizer.json and vocab.txt for WordPiece). "
                     "Prints a JSON summary.",
         epilog="example: xformer tokenizer train corpus.txt --vocab-size 8000 --out tokenizers/wp8k")
-    t.add_argument("files", nargs="*", metavar="FILES", help="UTF-8 text files")
+    t.add_argument("files", nargs="*", metavar="FILES", help="UTF-8 text files, or folders of .txt files")
     t.add_argument("--default-corpus", action="store_true",
                    help="learn from the bundled Python reference manual instead of FILES")
     t.add_argument("--vocab-size", type=int, metavar="N", help="WordPiece vocabulary size, special tokens included")

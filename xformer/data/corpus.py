@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import ConfigError
-from .compressed import read_text_file
+from .compressed import inner_suffix, read_text_file
 
 
 def default_corpus() -> str:
@@ -28,14 +28,26 @@ def corpus_name() -> str:
     return f"python-{platform.python_version()}-pydoc-topics"
 
 
+def text_files_in(folder: Path) -> list[Path]:
+    """A folder's text files (``.txt``, compressed too: ``.txt.gz``), in its sub-folders too, in the order of their
+    paths; hidden files and folders skipped (``load_dataset("text", data_dir=...)`` reads a folder so)."""
+    found = sorted(path for path in folder.rglob("*") if path.is_file() and inner_suffix(path) == ".txt"
+                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    if not found:
+        raise ConfigError(f"the folder {folder} holds no .txt files; give text files, or a folder of .txt files")
+    return found
+
+
 def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
-    """The files' text joined by newlines (UTF-8); None or [] gives the default corpus."""
+    """The files' text joined by newlines (UTF-8); a folder gives its .txt files (``text_files_in``); None or []
+    gives the default corpus."""
     if paths is None or paths == []:
         return default_corpus()
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    paths = [item for path in map(Path, paths) for item in (text_files_in(path) if path.is_dir() else [path])]
     parts = []
-    for path in map(Path, paths):
+    for path in paths:
         if not path.is_file():
             raise ConfigError(f"text file {path} does not exist; give existing UTF-8 text files "
                               "(or no files for the built-in corpus)")
@@ -58,4 +70,4 @@ def not_utf8_text(path: Path, error: UnicodeDecodeError) -> ConfigError:
                        "converting it if needed, e.g. iconv -t utf-8")
 
 
-__all__ = ["default_corpus", "corpus_name", "read_text_files", "not_utf8_text"]
+__all__ = ["default_corpus", "corpus_name", "read_text_files", "text_files_in", "not_utf8_text"]

@@ -89,6 +89,9 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         config.data, args=absolute_data_paths(config.data.args)))
     if config.data.name == "image_folder" and config.data.args.get("root"):
         check_run_outside_data(run_dir, config.data.args["root"])  # in train/ it would be a class of the next run
+    files = config.data.args.get("files")
+    for folder in [f for f in ([files] if isinstance(files, str) else files or []) if Path(f).is_dir()]:
+        check_run_outside_data(run_dir, folder, "data.args.files")  # its tokenizer/vocab.txt: text of the next run
     if not resume:
         check_teacher_apart(config, run_dir)
     check_smoothed_once(config)
