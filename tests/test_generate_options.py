@@ -45,3 +45,19 @@ def test_generate_refuses_a_bad_repetition_rule(options, tmp_path, capsys):
     assert main(["generate", str(tmp_path / "no_run"), *options]) == 2
     err = capsys.readouterr().err
     assert "--repetition-penalty > 0" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("head, words", [("classification", "xformer predict RUN TEXTS gives its classes"),
+                                         ("masked_lm", "a masked LM, pre-trained to fine-tune")])
+def test_an_encoder_run_is_refused_naming_what_it_is_for(head, words):
+    from xformer import CoreConfig, ModelConfig, PartConfig, build_model
+    from xformer.config import ConfigError
+    from xformer.data.vocab import CharVocab
+    from xformer.generation import generate_text
+
+    vocab = CharVocab.from_text("abc ")
+    args = {"n_classes": 2} if head == "classification" else {}
+    model = build_model(ModelConfig("encoder", CoreConfig(d_model=8, n_layers=1, n_heads=2, d_ff=16),
+                                    PartConfig("text", {"vocab_size": vocab.vocab_size}), PartConfig(head, args)))
+    with pytest.raises(ConfigError, match=f"needs a decoder or encoder-decoder model, not Encoder .*{words}"):
+        generate_text(model, vocab, "ab", 3)

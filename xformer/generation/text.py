@@ -148,7 +148,10 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
                     else getattr(model, "architecture", None) if core is None else None)
     if architecture is None:
         name = type(core if core is not None else model).__name__
-        raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {name}")
+        head = getattr(getattr(getattr(model, "config", None), "head", None), "name", None)
+        use = " (a text classifier: xformer predict RUN TEXTS gives its classes)" if head == "classification" else \
+            " (a masked LM, pre-trained to fine-tune: it continues no text)" if head == "masked_lm" else ""
+        raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {name}{use}")
     vocab = as_vocab(vocab)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts:
