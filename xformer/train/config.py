@@ -24,6 +24,7 @@ from ..config import ConfigError, from_dict, load_yaml, to_dict
 from ..models import ModelConfig
 from ..registry import is_whole_number
 from .implied_args import check_fixed_by_data, with_implied_args  # noqa: F401  (importable here as before)
+from .wandb_log import Wandb
 
 
 @dataclass
@@ -199,6 +200,7 @@ class TrainConfig:
     num_workers: int = 0
     aug_repeats: int = 1
     distributed: Literal["ddp", "fsdp"] = "ddp"
+    wandb: Wandb = field(default_factory=Wandb)  # Weights & Biases logging (train/wandb_log.py); off by default
 
     def __post_init__(self):
         if self.steps is None and self.epochs is None:

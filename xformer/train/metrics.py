@@ -1,6 +1,7 @@
 """What a run records: metrics.jsonl (one line per log/eval step), train.log (the same steps as lines to
-read, with when each session started and how it ended), TensorBoard if installed, metrics.json (final,
-flat keys) and learning_curve.png. Only rank 0 writes.
+read, with when each session started and how it ended), TensorBoard if installed, Weights & Biases when the
+recipe names a project (wandb_log.py), metrics.json (final, flat keys) and learning_curve.png. Only rank 0
+writes.
 
 train.log is the run's history, appended to by every session: a resume adds its lines below those of the
 session before, whose steps after the checkpoint it continues from stay there (metrics.jsonl drops them):
@@ -37,8 +38,8 @@ class RunLog:
     """The records of one training session of the run in ``run_dir``, of ``total_steps`` steps; a resume
     continues from ``resume_step``."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None, total_steps: int | None = None):
-        self.dir = Path(run_dir)
+    def __init__(self, run_dir: Path, resume_step: int | None = None, total_steps: int | None = None, wandb=None):
+        self.dir, self.wandb = Path(run_dir), wandb  # wandb: a WandbRun (wandb_log.py) getting the same records
         self.path = self.dir / "metrics.jsonl"
         self.text = self.dir / TEXT_LOG
         self.total, self.ended = total_steps, False
@@ -67,17 +68,25 @@ class RunLog:
         if self.tensorboard is not None:
             for key, value in values.items():
                 self.tensorboard.add_scalar(key.replace("_", "/", 1), value, step)
+        if self.wandb is not None:
+            self.wandb.log(step, values)
 
     def stopped(self, error: BaseException) -> None:
         """The session ended by ``error`` (a signal, a diverged loss, an unreadable file...): its message, once."""
         if not self.ended:
             self.ended = True
             self.say(f"stopped: {str(error).strip() or type(error).__name__}")
+            if self.wandb is not None:
+                self.wandb.finish(failed=True)
+                self.wandb = None
 
     def finish(self, final: dict[str, float]) -> None:
         write_atomically(self.dir / "metrics.json", json.dumps(final, indent=1) + "\n")
         self.ended = True
         self.say(f"finished: {numbers(final)}")
+        if self.wandb is not None:
+            self.wandb.finish(final)
+            self.wandb = None
         self.close()
         plot_learning_curve(self.path, self.dir / "learning_curve.png")
 
@@ -86,6 +95,9 @@ class RunLog:
         otherwise write into while the folder is being deleted."""
         if self.tensorboard is not None:
             self.tensorboard.close()
+        if self.wandb is not None:  # ended without finish or stopped (e.g. a resume's own error before them)
+            self.wandb.finish(failed=True)
+            self.wandb = None
 
 
 def _command() -> str:

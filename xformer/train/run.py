@@ -48,6 +48,7 @@ from .data_identity import changed_args, check_run_data, record_split, split_rec
 from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
                         with_run_classes)
 from .trainer import Trainer
+from .wandb_log import WandbRun, check_wandb
 
 
 def build_resolved(config: ExperimentConfig, device: torch.device | None = None
@@ -95,6 +96,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
     if not resume:
         check_teacher_apart(config, run_dir)
     check_smoothed_once(config)
+    check_wandb(config.train.wandb)
     folder = None if resume else OutputFolder(
         run_dir, overwrite, "run", marker="config.yaml",
         alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
@@ -184,7 +186,9 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
                     keep_hf_source(parse_source(source.source)[1], run_dir / "tokenizer")
                 if teacher is not None and (not resume or recorded_teacher(run_dir) is not None):
                     record_teacher(run_dir, config.distill.teacher, teacher.identity)  # what a resume checks
-                log = RunLog(run_dir, trainer.step if resume else None, trainer.total_steps)
+                wandb = WandbRun(config.train.wandb, run_dir, recipe_dict(config), resume) \
+                    if config.train.wandb.project is not None else None
+                log = RunLog(run_dir, trainer.step if resume else None, trainer.total_steps, wandb)
             trainer.fit(log, progress)
         except BaseException as error:
             if log is not None:
