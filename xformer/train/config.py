@@ -194,6 +194,7 @@ class TrainConfig:
     max_seconds: float | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
+    activation_checkpointing: bool = False  # the blocks recompute their activations in backward (recompute.py)
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"

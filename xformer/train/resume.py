@@ -38,8 +38,8 @@ from .distill import TEACHER_FILE, lends_recorded_weights, teacher_path
 BUDGET = ("train.steps", "train.epochs")
 RESUMABLE = (*BUDGET, "train.eval_every", "train.log_every", "train.keep_last", "train.max_seconds",
              "train.early_stopping.patience", "train.eval_batches", "train.eval_batch_size", "train.device",
-             "train.num_workers", "train.compile", "train.wandb.project", "train.wandb.entity", "train.wandb.name",
-             "train.wandb.tags", "train.wandb.mode")
+             "train.num_workers", "train.compile", "train.activation_checkpointing", "train.wandb.project",
+             "train.wandb.entity", "train.wandb.name", "train.wandb.tags", "train.wandb.mode")
 
 
 def check_run_folder(run_dir: str | Path) -> Path:

@@ -47,6 +47,7 @@ from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
+from .recompute import checkpoint_blocks
 from .rng import rng_state, set_rng_state
 from .samplers import RepeatedAugmentSampler, ResumableSampler
 from .sam import SharpnessAware
@@ -68,8 +69,7 @@ class Trainer:
         self.cfg, self.data, self.world, self.recipe = config, data, world, recipe
         self.after_save: Callable[[], None] | None = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.aliases = tied_aliases(model)
-        self.model = model.to(world.device)
+        self.aliases, self.model = tied_aliases(model), model.to(world.device)
         # a model without parameters to learn (the last_value and seasonal_naive baselines) trains nothing: its
         # steps only run it forward, and its evaluations and run folder are any run's
         self.learns = any(p.requires_grad for p in self.model.parameters())
@@ -81,8 +81,10 @@ class Trainer:
             raise ConfigError("train.sam needs the whole model on every process; use train.distributed=ddp "
                               "or set train.sam.rho=0")
         self.sam = SharpnessAware(self.model, config.sam) if config.sam.rho > 0 else None
-        # copied before DDP wraps the model: the unwrapped module
+        # copied before DDP wraps the model (the unwrapped module) and before its blocks recompute (recompute.py)
         self.ema = WeightAverage(self.model, config.ema) if config.ema.enabled else None
+        if config.activation_checkpointing:
+            checkpoint_blocks(self.model)
         self.engine = wrap(self.model, config.distributed, world)
         if config.compile:
             self.engine = torch.compile(self.engine)
