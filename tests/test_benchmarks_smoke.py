@@ -21,6 +21,15 @@ def test_reference_quick_gpt2(tmp_path):
     assert all(r["ratio_b_over_a"] > 0 and r["flops_per_step"] > 0 for r in result["rows"])
 
 
+def test_activation_checkpointing_benchmark_runs_small(tmp_path):
+    out = tmp_path / "ac.json"
+    subprocess.run([sys.executable, "benchmarks/activation_checkpointing.py", "--layers", "2", "--d-model", "32",
+                    "--block", "16", "--batch", "2", "--pairs", "1", "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    rows = json.loads(out.read_text())["rows"]
+    assert rows["plain (again)"]["memory_ratio"] == 1 and rows["recomputed"]["memory_ratio"] < 1
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the no-CUDA path only")
 def test_gpu_check_without_cuda_says_so_in_one_line():
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120)
