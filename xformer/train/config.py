@@ -195,6 +195,7 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
     activation_checkpointing: bool = False  # the blocks recompute their activations in backward (recompute.py)
+    layer_decay: float | None = None  # timm's --layer-decay: lr * decay ** (L + 1 - layer) (optim.py)
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
@@ -224,6 +225,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (_finite(value) and value >= 0):
                 raise ConfigError(f"train.{name} must be a finite number >= 0, got {value!r}")
+        if self.layer_decay is not None and not (_finite(self.layer_decay) and 0 < self.layer_decay <= 1):
+            raise ConfigError(f"train.layer_decay must be in (0, 1] (or null), got {self.layer_decay!r}; e.g. 0.75")
         if not (_finite(self.gamma) and self.gamma > 0):
             raise ConfigError(f"train.gamma must be a finite number > 0, got {self.gamma!r}; e.g. 0.9")
         if len(self.betas) != 2 or not all(_finite(b) and 0 <= b < 1 for b in self.betas):
