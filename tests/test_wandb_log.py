@@ -98,3 +98,14 @@ def test_wandb_settings_without_a_project_or_the_package_are_one_line(tmp_path, 
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err, err
         assert not (tmp_path / "run").exists()
+
+
+def test_wandb_failing_to_start_is_one_line_and_leaves_no_run(tmp_path, wandb, capsys, monkeypatch):
+    def refuses(**kwargs):
+        raise RuntimeError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])\nmore")
+
+    monkeypatch.setattr(sys.modules["wandb"], "init", refuses)
+    assert main(["train", *TINY_TRAIN, "train.wandb.project=xf", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "api_key not configured" in err and "train.wandb.mode=offline" in err, err
+    assert not (tmp_path / "run").exists()

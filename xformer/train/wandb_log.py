@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..folders import write_atomically
 
 ID_FILE = "wandb.json"
@@ -60,9 +60,14 @@ class WandbRun:
         run_id = saved.get("id") if saved.get("project") == config.project else None
         run_id = run_id or uuid.uuid4().hex[:8]
         write_atomically(id_file, json.dumps({"id": run_id, "project": config.project}) + "\n")
-        self.run = wandb.init(project=config.project, entity=config.entity, name=config.name or Path(run_dir).name,
-                              tags=list(config.tags) or None, mode=config.mode, dir=str(run_dir), config=recipe,
-                              id=run_id, resume="allow")
+        try:
+            self.run = wandb.init(project=config.project, entity=config.entity, name=config.name or Path(run_dir).name,
+                                  tags=list(config.tags) or None, mode=config.mode, dir=str(run_dir), config=recipe,
+                                  id=run_id, resume="allow")
+        except Exception as e:  # noqa: BLE001 - not logged in, no network, a project of another entity: one line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"Weights & Biases could not start the run ({first}); log in with wandb login, or set "
+                            "train.wandb.mode=offline (wandb sync uploads it later), or leave train.wandb out") from None
         self.last_step = getattr(self.run, "step", 0) or 0
 
     def log(self, step: int, values: dict[str, float]) -> None:
