@@ -67,7 +67,8 @@ class WandbRun:
         except Exception as e:  # noqa: BLE001 - not logged in, no network, a project of another entity: one line
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"Weights & Biases could not start the run ({first}); log in with wandb login, or set "
-                            "train.wandb.mode=offline (wandb sync uploads it later), or leave train.wandb out") from None
+                            "train.wandb.mode=offline (wandb sync uploads it later), or leave train.wandb "
+                            "out") from None
         self.last_step = getattr(self.run, "step", 0) or 0
 
     def log(self, step: int, values: dict[str, float]) -> None:
