@@ -1,7 +1,7 @@
 """What train.activation_checkpointing trades: the memory autograd keeps for backward against step time.
 
     python benchmarks/activation_checkpointing.py [--layers 6] [--d-model 256] [--block 256] [--batch 16]
-                                                  [--pairs 5] [--threads 1] [--out results/activation_checkpointing.json]
+                                                  [--pairs 5] [--threads 1] [--out FILE.json]
 
 A character GPT (vocabulary 65, as tinyshakespeare's) with and without the blocks recomputing their activations
 (xformer/train/recompute.py), the same weights and batches. Memory: the bytes of every tensor autograd saves for
