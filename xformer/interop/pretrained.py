@@ -8,8 +8,9 @@
 ``hf:FOLDER`` reads ``config.json`` (``model_type`` gpt2, bert, vit or patchtst) and ``model.safetensors``, else
 ``pytorch_model.bin`` with ``torch.load(weights_only=True)``, else the shards of a sharded checkpoint
 (hf_checkpoint.py): loading never runs code from a file and nothing is downloaded. The folder's tokenizer
-(``tokenizer.json``; else GPT-2's ``vocab.json`` + ``merges.txt`` or BERT's ``vocab.txt``) becomes the run's vocabulary, its ids unchanged; its special
-tokens take xformer's names ([EOS], [PAD], [UNK], [CLS], [SEP], [MASK]), e.g. GPT-2's <|endoftext|> is
+(``tokenizer.json``; else GPT-2's ``vocab.json`` + ``merges.txt`` or BERT's ``vocab.txt``) becomes the run's
+vocabulary, its ids unchanged; its special tokens take xformer's names ([EOS], [PAD], [UNK], [CLS], [SEP],
+[MASK]), e.g. GPT-2's <|endoftext|> is
 the run's [EOS] (``xformer export --format hf`` names it <|endoftext|> again, export.py). transformers is
 not needed for any of this (only the tokenizers library).
 
