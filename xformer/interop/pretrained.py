@@ -10,9 +10,8 @@
 (hf_checkpoint.py): loading never runs code from a file and nothing is downloaded. The folder's tokenizer
 (``tokenizer.json``; else GPT-2's ``vocab.json`` + ``merges.txt`` or BERT's ``vocab.txt``) becomes the run's
 vocabulary, its ids unchanged; its special tokens take xformer's names ([EOS], [PAD], [UNK], [CLS], [SEP],
-[MASK]), e.g. GPT-2's <|endoftext|> is
-the run's [EOS] (``xformer export --format hf`` names it <|endoftext|> again, export.py). transformers is
-not needed for any of this (only the tokenizers library).
+[MASK]), e.g. GPT-2's <|endoftext|> is the run's [EOS] (``xformer export --format hf`` names it <|endoftext|>
+again, export.py). transformers is not needed for any of this (only the tokenizers library).
 
 ``timm:FILE#MODEL``: FILE is a ``.safetensors`` or ``.pth`` / ``.pt`` / ``.bin`` state dict (a training
 checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with. Sizes the
