@@ -377,7 +377,7 @@ CASES = [
     train("train.betas=[0.9,1.5]", expect="train.betas"),
     train("train.clip=-1", expect="train.clip"),
     train("train.keep_last=0", expect="train.keep_last"),
-    train("train.schedule=linear", expect="train.schedule"),
+    train("train.schedule=exponential", expect="train.schedule"),
     train("train.precision=fp16", expect="train.precision"),
     train("train.num_workers=-1", expect="train.num_workers"),
     train("train.num_workers=100000", expect=("train.num_workers", "CPU")),

@@ -31,6 +31,29 @@ def test_warmup_then_cosine_matches_its_formula():
     assert lr_curve(c, 50) == pytest.approx(want, abs=1e-9)
 
 
+def test_linear_decay_is_hugging_face_s_and_reaches_min_lr():
+    """Without warmup, transformers' get_linear_schedule_with_warmup (lr (T - t) / T) step for step; with a floor,
+    lr - (lr - min_lr) t / T after the warmup, then min_lr held (a resume past T keeps it)."""
+    transformers = pytest.importorskip("transformers")
+    reference = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    hf = transformers.get_linear_schedule_with_warmup(reference, num_warmup_steps=0, num_training_steps=40)
+    want = []
+    for _ in range(40):
+        want.append(reference.param_groups[0]["lr"])
+        reference.step(), hf.step()
+    assert lr_curve(TrainConfig(steps=40, lr=0.3, schedule="linear"), 40) == pytest.approx(want, abs=1e-12)
+    c = TrainConfig(steps=30, lr=1.0, min_lr=0.1, warmup_steps=10, schedule="linear")
+    want = [(1 / 11 + (1 - 1 / 11) * t / 10) if t < 10 else 1.0 - 0.9 * (t - 10) / 20 for t in range(30)]
+    assert lr_curve(c, 30) == pytest.approx(want, abs=1e-9)
+    optimizer = build_optimizer(torch.nn.Linear(2, 2), c)
+    scheduler = build_scheduler(optimizer, c, 30, 10)
+    for _ in range(40):  # past the schedule's end (a resume that asks for more steps rebuilds it instead)
+        optimizer.step(), scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1, abs=1e-9)
+    with pytest.raises(ConfigError, match="min_lr=2.0 is above train.lr=1.0"):
+        TrainConfig(steps=3, lr=1.0, min_lr=2.0, schedule="linear")
+
+
 def test_constant_and_step_schedules():
     assert lr_curve(TrainConfig(steps=20, lr=0.5, schedule="constant"), 20) == pytest.approx([0.5] * 20)
     got = lr_curve(TrainConfig(steps=30, lr=1.0, schedule="step", step_size=10, gamma=0.5), 30)
@@ -65,7 +88,7 @@ def test_overrides_parse_values_as_yaml_and_unknown_keys_are_named():
 
 @pytest.mark.parametrize("override, message", [("train.lrr=0.1", "unknown config key 'train.lrr'; did you mean lr"),
                                                ("train.steps=many", "train.steps: expected int"),
-                                               ("train.schedule=linear", "train.schedule: 'linear' is not one of")])
+                                               ("train.schedule=exponential", "train.schedule: 'exponential' is not one of")])
 def test_bad_recipe_key_is_one_line_and_exit_status_2(tmp_path, override, message):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"data": {"name": "copy_digits"}, "train": {"steps": 3}}))

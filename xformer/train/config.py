@@ -156,6 +156,7 @@ class TrainConfig:
     Length: ``steps`` optimizer steps, or ``epochs`` passes over the training split.
     Schedules (all after ``warmup_steps`` of linear warmup):
       cosine       lr_t = min_lr + (lr - min_lr) (1 + cos(pi t / T)) / 2
+      linear       lr_t = lr - (lr - min_lr) t / T   (Hugging Face's default, get_linear_schedule_with_warmup)
       constant     lr_t = lr
       step         lr_t = lr * gamma ** floor(t / step_size)
       epoch_decay  lr kept for ``decay_after_epochs`` epochs, then multiplied by ``gamma`` each
@@ -176,7 +177,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
-    schedule: Literal["cosine", "constant", "step", "epoch_decay"] = "cosine"
+    schedule: Literal["cosine", "linear", "constant", "step", "epoch_decay"] = "cosine"
     warmup_steps: int = 0
     min_lr: float = 0.0
     step_size: int = 1000
@@ -225,6 +226,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not (_finite(value) and value >= 0):
                 raise ConfigError(f"train.{name} must be a finite number >= 0, got {value!r}")
+        if self.schedule == "linear" and self.min_lr > self.lr:  # a linear decay cannot rise
+            raise ConfigError(f"train.min_lr={self.min_lr} is above train.lr={self.lr}: the linear schedule decays "
+                              "from lr to min_lr; give a min_lr at most lr")
         if self.layer_decay is not None and not (_finite(self.layer_decay) and 0 < self.layer_decay <= 1):
             raise ConfigError(f"train.layer_decay must be in (0, 1] (or null), got {self.layer_decay!r}; e.g. 0.75")
         if not (_finite(self.gamma) and self.gamma > 0):

@@ -125,6 +125,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total
         main = LambdaLR(optimizer, _Cosine(config.lr, config.min_lr, after))
     elif config.schedule == "cosine":
         main = CosineAnnealingLR(optimizer, T_max=after, eta_min=config.min_lr)
+    elif config.schedule == "linear":  # lr * (1 + (min_lr / lr - 1) t / T): to min_lr at t = T, then held there
+        main = LinearLR(optimizer, start_factor=1.0, end_factor=config.min_lr / config.lr, total_iters=after)
     elif config.schedule == "step":
         main = StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     elif config.schedule == "epoch_decay":
