@@ -176,7 +176,10 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd: timm's --opt sgd (momentum, Nesterov); optim.py
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's
+    momentum: float | None = None  # SGD's (None: 0.9)
+    nesterov: bool | None = None  # SGD's (None: true, as timm's "sgd"; false is its "momentum")
     schedule: Literal["cosine", "linear", "constant", "step", "epoch_decay"] = "cosine"
     warmup_steps: int = 0
     min_lr: float = 0.0

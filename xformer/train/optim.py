@@ -1,4 +1,4 @@
-"""AdamW with decay / no-decay parameter groups, and the learning-rate schedules recipes use.
+"""AdamW (or SGD) with decay / no-decay parameter groups, and the learning-rate schedules recipes use.
 
 Weight decay (decoupled, Loshchilov & Hutter 2019: w <- w - lr * wd * w) is applied to every
 trained parameter with two or more dimensions, by shape alone: weight matrices, conv kernels and
@@ -85,10 +85,24 @@ def layer_decay_groups(model: nn.Module, weight_decay: float, lr: float, decay: 
     return [groups[key] for key in sorted(groups)]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay), or with ``optimizer: sgd`` timm's SGD: momentum 0.9 and Nesterov unless
+    ``momentum`` / ``nesterov`` say otherwise, weight decay as an L2 term of the gradient (torch's and timm's)."""
     groups = param_groups(model, config.weight_decay) if config.layer_decay is None else \
         layer_decay_groups(model, config.weight_decay, config.lr, config.layer_decay)
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    if config.optimizer == "adamw":
+        given = [f"train.{k}={getattr(config, k)}" for k in ("momentum", "nesterov") if getattr(config, k) is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)} does nothing: AdamW has no momentum setting (its betas); give "
+                              "train.optimizer=sgd, or leave it out")
+        return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    momentum = 0.9 if config.momentum is None else config.momentum
+    if not (math.isfinite(momentum) and 0 <= momentum < 1):
+        raise ConfigError(f"train.momentum must be in [0, 1), got {momentum}; e.g. 0.9")
+    nesterov = config.nesterov is not False
+    if nesterov and momentum == 0:
+        raise ConfigError("Nesterov momentum needs train.momentum > 0; give train.nesterov=false for plain SGD")
+    return torch.optim.SGD(groups, lr=config.lr, momentum=momentum, nesterov=nesterov)
 
 
 class _Cosine:
