@@ -86,3 +86,12 @@ def test_a_run_that_fails_at_its_start_leaves_no_log_of_an_overwritten_run_mixed
     with pytest.raises(OSError):
         main(["train", *TINY_TRAIN, "--out", str(run), "--quiet", "--overwrite"])
     assert (run / "train.log").read_bytes() == before
+
+
+def test_a_run_started_from_another_logs_what_init_from_loaded(tmp_path, capsys):
+    assert main(["train", *TINY_TRAIN, "--out", str(tmp_path / "first"), "--quiet"]) == 0
+    assert main(["train", *TINY_TRAIN, "--init-from", str(tmp_path / "first"), "--out", str(tmp_path / "second"),
+                 "--quiet"]) == 0
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("init_from ")]
+    lines = logged(tmp_path / "second")
+    assert len(shown) == 1 and lines[1] == shown[0] and "loaded" in shown[0]

@@ -102,7 +102,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
     if resume:
         check_run_folder(run_dir)
-    source, vocab_dir, trainer, world = None, None, None, None
+    source, vocab_dir, trainer, world, notes = None, None, None, None, []
     try:
         world = init_world(config.train.device)
         if config.init_from and not resume and is_pretrained_source(config.init_from):
@@ -135,6 +135,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
                                f"{source.normalisation['std']})"
             if world.main:
                 print(summary, flush=True)
+            notes.append(summary)  # train.log's too
         teacher = None
         if config.distill.teacher is not None:  # the teacher run's term joins the student's loss (train/distill.py)
             if resume:  # the same teacher weights as when the run started (RUN/teacher.json), or no exact resume
@@ -153,7 +154,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         # after the last step (final evaluation, report) a signal stops at once, with the hint a resume finishes
         with stop_at_once(trainer.stopped_message, world.size == 1 and config.train.num_workers == 0):
             return _train_and_report(trainer, config, data, run_dir, folder, source, resume, teacher, progress, world,
-                                     record)
+                                     record, notes)
     finally:
         if world is not None:
             close_world(world)
@@ -166,10 +167,11 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
 
 def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBundle, run_dir: Path,
                       folder: OutputFolder | None, source, resume: bool, teacher, progress, world,
-                      record: dict) -> dict[str, float]:
+                      record: dict, notes: list[str]) -> dict[str, float]:
     """``train_run``'s second half, once everything is checked: write the run's files, train, then the final
     metrics and the data's report. A resume keeps the files the data wrote at the run's start (checked equal,
-    ``check_run_data``) and only adds those the run lacks; ``record`` (``split_record``) is written by a fresh run."""
+    ``check_run_data``) and only adds those the run lacks; ``record`` (``split_record``) is written by a fresh run;
+    ``notes`` (init_from's summary) go to train.log below the session's start."""
     log = None
     try:
         try:
@@ -189,6 +191,8 @@ def _train_and_report(trainer: Trainer, config: ExperimentConfig, data: DataBund
                 wandb = WandbRun(config.train.wandb, run_dir, recipe_dict(config), resume) \
                     if config.train.wandb.project is not None else None
                 log = RunLog(run_dir, trainer.step if resume else None, trainer.total_steps, wandb)
+                for note in notes:
+                    log.say(note)
             trainer.fit(log, progress)
         except BaseException as error:
             if log is not None:
