@@ -94,3 +94,25 @@ def collect_garbage_at_the_end():
     if enabled:
         gc.enable()
     gc.collect()
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """``interrupt_at(n)``: training in this process is stopped by a SIGINT once step n has finished (the trainer
+    saves it and stops, ``xformer train`` exits 130); ``interrupt_at(None)`` trains on again."""
+    import signal
+
+    from xformer.train.trainer import Trainer
+
+    step = Trainer._step
+
+    def set_stop(n):
+        def stopped_after_n(self, batches):
+            out = step(self, batches)
+            if self.step == n - 1:  # the step being taken is the n-th
+                signal.raise_signal(signal.SIGINT)
+            return out
+
+        monkeypatch.setattr(Trainer, "_step", step if n is None else stopped_after_n)
+
+    return set_stop

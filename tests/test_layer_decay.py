@@ -94,28 +94,16 @@ def test_a_decay_of_one_trains_as_without_and_bad_values_are_one_line(tmp_path, 
         TrainConfig(steps=1, layer_decay=float("nan"))
 
 
-def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path, capsys, monkeypatch):
-    import signal
-
+def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path, capsys, interrupt_at):
     from safetensors.torch import load_file
-
-    from xformer.train.trainer import Trainer
 
     tiny = [RECIPE, "train.steps=20", "train.log_every=5", "train.eval_every=10", "data.args.n_train=640",
             "data.args.n_val=64", "data.args.n_test=64", "train.layer_decay=0.6", "train.min_lr=1e-4",
             "train.warmup_steps=3", "--quiet"]
     assert main(["train", *tiny, "--out", str(tmp_path / "whole")]) == 0
-    step = Trainer._step
-
-    def interrupted_at_12(self, batches):
-        out = step(self, batches)
-        if self.step == 11:
-            signal.raise_signal(signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "_step", interrupted_at_12)
+    interrupt_at(12)
     assert main(["train", *tiny, "--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.setattr(Trainer, "_step", step)
+    interrupt_at(None)
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     capsys.readouterr()
     whole, cut = (load_file(str(tmp_path / run / "checkpoints" / "step_00000020" / "model.safetensors"))

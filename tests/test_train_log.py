@@ -1,6 +1,5 @@
 """RUN/train.log: the run's history to read, written in every progress mode and appended to by each session."""
 import re
-import signal
 from pathlib import Path
 
 import pytest
@@ -44,16 +43,8 @@ def test_quiet_runs_and_python_runs_keep_a_log_too(tmp_path, monkeypatch):
     assert lines[-1].startswith("finished: ")
 
 
-def test_a_stopped_session_says_why_and_a_resume_appends_below_it(tmp_path, capsys, monkeypatch):
-    step = Trainer._step
-
-    def interrupted_at_12(self, batches):
-        out = step(self, batches)
-        if self.step == 11:  # the step being taken is the 12th: it finishes, is saved, and the run stops
-            signal.raise_signal(signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "_step", interrupted_at_12)
+def test_a_stopped_session_says_why_and_a_resume_appends_below_it(tmp_path, capsys, interrupt_at):
+    interrupt_at(12)
     run = tmp_path / "run"
     assert main(["train", *TINY_TRAIN, "--out", str(run), "--quiet"]) == 130
     first = logged(run)
@@ -61,7 +52,7 @@ def test_a_stopped_session_says_why_and_a_resume_appends_below_it(tmp_path, caps
         and first[-1].endswith(f"continue with: xformer train --resume {run}"), first[-1]
     assert [line.split("  ")[0] for line in first[1:-1]] == ["train step 5/20", "train step 10/20", "eval step 10/20"]
 
-    monkeypatch.setattr(Trainer, "_step", step)
+    interrupt_at(None)
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     lines = logged(run)
     assert lines[:len(first)] == first  # the history stays as it was

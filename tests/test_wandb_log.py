@@ -5,7 +5,6 @@ wandb is not a dependency: a recording stand-in takes its place in sys.modules (
 wandb's documented API: wandb.init(project, entity, name, tags, mode, dir, config, id, resume), run.log(values,
 step=...), run.summary.update, run.finish(exit_code=...), run.step)."""
 import json
-import signal
 import sys
 import types
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 import yaml
 
 from xformer.cli import main
-from xformer.train.trainer import Trainer
 
 RECIPE = str(Path(__file__).resolve().parents[1] / "tasks" / "reverse.yaml")
 TINY_TRAIN = [RECIPE, "train.steps=20", "train.log_every=5", "train.eval_every=10", "data.args.n_train=640",
@@ -67,19 +65,11 @@ def test_the_run_s_records_go_to_its_wandb_run(tmp_path, wandb, capsys):
     assert json.loads((run / "wandb.json").read_text()) == {"id": w.kwargs["id"], "project": "xf"}
 
 
-def test_a_resume_continues_the_same_wandb_run_without_logging_a_step_twice(tmp_path, wandb, capsys, monkeypatch):
-    step = Trainer._step
-
-    def interrupted_at_15(self, batches):
-        out = step(self, batches)
-        if self.step == 14:
-            signal.raise_signal(signal.SIGINT)
-        return out
-
-    monkeypatch.setattr(Trainer, "_step", interrupted_at_15)
+def test_a_resume_continues_the_same_wandb_run_without_logging_a_step_twice(tmp_path, wandb, capsys, interrupt_at):
+    interrupt_at(15)
     run = tmp_path / "run"
     assert main(["train", *TINY_TRAIN, "train.wandb.project=xf", "--out", str(run), "--quiet"]) == 130
-    monkeypatch.setattr(Trainer, "_step", step)
+    interrupt_at(None)
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     first, second = wandb
     assert first.exit_code == 1 and second.exit_code == 0 and second.kwargs["id"] == first.kwargs["id"]
