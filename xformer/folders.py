@@ -107,9 +107,8 @@ def check_run_outside_data(run_dir: str | Path, root: str | Path, key: str = "da
     run refuses a folder that holds files anyway; a bundle may save there)."""
     run, data = Path(run_dir).resolve(), Path(root).resolve()
     if run != data and run.is_relative_to(data):
-        read = "whose folders are read as splits and classes" if key == "data.args.root" else \
-            "whose .txt files are all read as the text"
-        raise ConfigError(f"run folder {run_dir} is inside {key} {root}, {read}; give a run folder outside the data")
+        raise ConfigError(f"run folder {run_dir} is inside {key} {root}, all of whose files the next run (its "
+                          "resume, its evaluation) reads as data; give a run folder outside the data")
 
 
 def check_outside_data(path: str | Path, option: str, run_dirs=()) -> None:
