@@ -38,7 +38,8 @@ Tokenizers (``tokenizer``):
                spaces) with [EOS] after each paragraph, the document separator
                a generator stops at (WordPiece keeps no line break to learn
                from). The cuts a and b are moved to the next line break so
-               that no line is split between two parts.
+               that no line is split between two parts (to the next space
+               where that would empty a part: a text of one long line).
   a folder     a saved vocabulary (``xformer tokenizer train``, RUN_DIR/tokenizer).
                One that keeps whitespace (``Vocab.keeps_whitespace``: a
                byte-level BPE, GPT-2's from ``init_from: hf:``) reads the text
@@ -155,12 +156,23 @@ def encode_stream(vocab: Vocab, text: str) -> list[int]:
     return ids
 
 
+def _snapped(text: str, cuts: list[int], pattern: re.Pattern) -> list[int]:
+    """Each cut moved just past the next match of ``pattern`` (kept where none follows)."""
+    found = [pattern.search(text, c) if 0 < c < len(text) else None for c in cuts]
+    return [m.end() if m else c for m, c in zip(found, cuts)]
+
+
 def split_points(text: str, val_fraction: float, test_fraction: float, snap_to_lines: bool) -> list[int]:
-    """Character offsets [0, a, b, len(text)] of the train / val / test parts."""
+    """Character offsets [0, a, b, len(text)] of the train / val / test parts. ``snap_to_lines`` moves each cut just
+    past the next line break, so no line is split; where that would empty a part (a text of one long line), just
+    past the next whitespace instead, so no word is split."""
     n = len(text)
     cuts = [int(n * (1 - val_fraction - test_fraction)), int(n * (1 - test_fraction))]
-    if snap_to_lines:  # move each cut just past the next line break, so no line is split
-        cuts = [text.find("\n", c) + 1 if 0 < c < n and text.find("\n", c) >= 0 else c for c in cuts]
+    if snap_to_lines:
+        raw, lines = [0, *cuts, n], _snapped(text, cuts, re.compile("\n"))
+        bounds = [0, *lines, n]
+        emptied = any(raw[i] < raw[i + 1] and bounds[i] >= bounds[i + 1] for i in range(3))
+        cuts = _snapped(text, cuts, re.compile(r"\s")) if emptied else lines
     return [0, *cuts, n]
 
 
