@@ -31,3 +31,40 @@ def test_a_text_of_one_line_gets_val_and_test_parts(tmp_path):
     # texts of several lines still cut just past a line break, as before
     lines = (WORDS + "\n") * 40
     assert all(lines[c - 1] == "\n" for c in split_points(lines, 0.1, 0.05, snap_to_lines=True)[1:3])
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory):
+    """A tiny text classifier trained for one step on a CSV of text,label."""
+    folder = tmp_path_factory.mktemp("cls")
+    rows = [f"{'a fine film' if i % 2 else 'a dull film'} {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    (folder / "reviews.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    recipe = folder / "r.yaml"
+    recipe.write_text(f"model: {{architecture: encoder, core: {{d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32}},\n"
+                      "  tokenizer: {name: bert_text}, head: {name: classification, args: {pool: cls}}}\n"
+                      f"data: {{name: text_classification, args: {{files: {folder / 'reviews.csv'}, "
+                      "tokenizer: wordpiece, vocab_size: 60, min_frequency: 1, max_length: 16}}\n"
+                      "train: {steps: 1, batch_size: 8, eval_every: 1}\n", encoding="utf-8")
+    assert main(["train", str(recipe), "--out", str(folder / "run"), "--quiet"]) == 0
+    return folder
+
+
+def test_a_folder_given_as_a_table_is_called_a_folder(classifier_run, capsys):
+    """A folder of texts given to text_classification or to predict was said not to exist."""
+    texts = classifier_run / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("a fine film\n", encoding="utf-8")
+    run = str(classifier_run / "run")
+    err = error_line(capsys, ["evaluate", run, f"data.args.files={texts}", "data.args.test_fraction=1",
+                              "data.args.val_fraction=0"])
+    assert "is a folder" in err and "does not exist" not in err
+    err = error_line(capsys, ["predict", run, str(texts)])
+    assert "is a folder" in err and "does not exist" not in err
+
+
+def test_a_tokenizer_folder_that_is_not_there_names_the_fix(classifier_run, capsys):
+    """tasks/bert_classify.yaml before its pre-training run: 'is neither char, wordpiece nor a folder holding a
+    saved tokenizer' said neither that the folder is missing nor how to make one."""
+    err = error_line(capsys, ["train", str(classifier_run / "r.yaml"), f"data.args.tokenizer={classifier_run}/nope",
+                              "--out", str(classifier_run / "run2"), "--quiet"])
+    assert "does not exist" in err and "xformer tokenizer train" in err and "wordpiece" in err

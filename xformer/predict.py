@@ -256,7 +256,8 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_col
         if str(item) == "-":
             lines = sys.stdin.read().splitlines()
         elif not path.is_file():
-            raise ConfigError(f"text file {path} does not exist; give .csv / .tsv / .jsonl files with a "
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise ConfigError(f"text file {path} {what}; give .csv / .tsv / .jsonl files with a "
                               f"{text_column!r} column, text files (one text per line) or - for standard input")
         else:
             try:

@@ -48,7 +48,8 @@ def read_labelled(paths: str | list[str], text_column: str = "text", label_colum
     texts, labels = [], []
     for path in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
         if not path.is_file():
-            raise ConfigError(f"data file {path} does not exist; give CSV, TSV or JSON Lines files with columns "
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise ConfigError(f"data file {path} {what}; give CSV, TSV or JSON Lines files with columns "
                               f"{text_column!r} and {label_column!r}")
         try:
             rows = _read_rows(path, text_column, label_column, pair_column)

@@ -263,7 +263,10 @@ def make_vocab(kind: str, text: str, vocab_size: int = 8000, min_frequency: int 
         return WordPieceVocab.train(text.splitlines(), vocab_size, min_frequency, lowercase)
     if Path(kind).is_dir():
         return load_vocab(kind)
-    raise ConfigError(f"tokenizer {kind!r} is neither 'char', 'wordpiece' nor a folder holding a saved tokenizer")
+    what = "is a file, not a folder" if Path(kind).exists() else "does not exist"
+    raise ConfigError(f"tokenizer {kind!r} is neither 'char' nor 'wordpiece', and as a folder it {what}; give char, "
+                      "wordpiece or the folder of a saved tokenizer (the --out of xformer tokenizer train, or a trained "
+                      "run's RUN_DIR/tokenizer)")
 
 
 __all__ = ["SPECIAL_TOKENS", "Vocab", "CharVocab", "WordPieceVocab", "load_vocab", "make_vocab"]
