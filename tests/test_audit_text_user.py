@@ -68,3 +68,14 @@ def test_a_tokenizer_folder_that_is_not_there_names_the_fix(classifier_run, caps
     err = error_line(capsys, ["train", str(classifier_run / "r.yaml"), f"data.args.tokenizer={classifier_run}/nope",
                               "--out", str(classifier_run / "run2"), "--quiet"])
     assert "does not exist" in err and "xformer tokenizer train" in err and "wordpiece" in err
+
+
+@pytest.mark.parametrize("given", ["notes/*.txt", "a.txt,b.txt"])
+def test_a_pattern_or_a_comma_list_of_files_names_the_list_form(tmp_path, given):
+    """data.args.files=notes/*.txt (Hugging Face's data_files takes patterns) or =a.txt,b.txt was 'text file ...
+    does not exist; give existing UTF-8 text files', not saying how to give several."""
+    from xformer.config import ConfigError
+    from xformer.data.corpus import read_text_files
+
+    with pytest.raises(ConfigError, match=r"does not exist.*\[a\.txt, b\.txt\].*folder"):
+        read_text_files([str(tmp_path / given)])

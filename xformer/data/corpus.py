@@ -49,8 +49,10 @@ def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
     parts = []
     for path in paths:
         if not path.is_file():
-            raise ConfigError(f"text file {path} does not exist; give existing UTF-8 text files "
-                              "(or no files for the built-in corpus)")
+            several = any(c in path.name for c in "*?[,")  # a pattern or a comma list: no shell expands it here
+            raise ConfigError(f"text file {path} does not exist; give existing UTF-8 text files " + (
+                "as a list, data.args.files=[a.txt, b.txt], or their folder (its .txt files are read)" if several else
+                "(or no files for the built-in corpus)"))
         try:
             text = read_text_file(path)  # decompressed for a .gz / .bz2 / .xz / .zip name
         except UnicodeDecodeError as e:
