@@ -163,3 +163,19 @@ def test_init_from_a_hugging_face_folder_without_hf_says_to_add_it(exported, tmp
     err = capsys.readouterr().err
     assert f"a Hugging Face folder (config.json), not an xformer run; give it as hf:{hf}" in err, err
     assert not (tmp_path / "ft").exists()
+
+
+def test_generate_continues_a_prompt_with_the_exported_folder(exported, capsys):
+    """`xformer generate HF_FOLDER` on the export itself ended in a tokenizers traceback ("WordLevel error: Missing
+    [UNK] token"): reading the folder's tokenizer checked whether it keeps whitespace by encoding a tab, which a
+    character table without [UNK] refuses. A prompt character the table lacks is one line, as for the run."""
+    run, hf = exported
+    outs = []
+    for folder in (run, hf):
+        capsys.readouterr()
+        assert main(["generate", str(folder), "--prompt", "First Citizen:\n", "--greedy", "--max-new-tokens", "12"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    assert main(["generate", str(hf), "--prompt", "Zounds\t"]) == 2
+    err = capsys.readouterr().err
+    assert "'Z'" in err and "'\\t'" in err and err.count("\n") == 1 and "Traceback" not in err, err

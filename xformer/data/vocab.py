@@ -162,7 +162,8 @@ class WordPieceVocab(Vocab):
         vocab = tokenizer.get_vocab()
         super().__init__({tok: vocab[tok] for tok in SPECIAL_TOKENS if tok in vocab})
         self.aliases = {theirs: ours for theirs, ours in (aliases or {}).items() if ours in self.specials}
-        self.keeps_whitespace = self.decode(self.encode(WHITESPACE), skip_special_tokens=False) == WHITESPACE
+        taken = "".join(c for c in WHITESPACE if not self._refuses(c))  # a table without [UNK] may lack a tab
+        self.keeps_whitespace = bool(taken) and self.decode(self.encode(taken), skip_special_tokens=False) == taken
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, lowercase: bool = True,
@@ -198,12 +199,39 @@ class WordPieceVocab(Vocab):
             text = text.replace(theirs, ours)
         return text
 
+    def _refuses(self, char: str) -> bool:
+        """Whether the tokenizer has no id for ``char``: a table without [UNK] (the WordLevel tokenizer.json of an
+        exported character vocabulary) raises where WordPiece and byte-level BPE give [UNK] or bytes."""
+        try:
+            self.tokenizer.encode(char, add_special_tokens=False)
+        except Exception:  # tokenizers raises its errors as plain Exception
+            return True
+        return False
+
+    def _refuse_unknown(self, texts: Sequence[str]) -> None:
+        """Called as the tokenizer failed: a one-line ConfigError naming every character of ``texts`` it has no id
+        for (as ``CharVocab.encode`` names them); returns when there is none (another failure, raised as it is)."""
+        unknown = sorted(c for c in set("".join(t for t in texts if isinstance(t, str))) if self._refuses(c))
+        if unknown:
+            shown = unknown if len(unknown) <= 10 else [*unknown[:10], "..."]
+            raise ConfigError(f"{len(unknown)} character(s) {shown!r} are not in the {self.vocab_size}-piece "
+                              "vocabulary, which has no [UNK]; give text of its characters only (replace or drop "
+                              "those)") from None
+
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(self._named(text), add_special_tokens=False).ids
+        try:
+            return self.tokenizer.encode(self._named(text), add_special_tokens=False).ids
+        except Exception:
+            self._refuse_unknown([text])
+            raise
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         texts = [self._named(t) for t in texts]
-        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        try:
+            return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+        except Exception:
+            self._refuse_unknown(texts)
+            raise
 
     def tokens(self, text: str) -> list[str]:
         """The pieces of ``text`` as strings (``["token", "##ization"]``)."""
