@@ -173,7 +173,8 @@ def test_generate_continues_a_prompt_with_the_exported_folder(exported, capsys):
     outs = []
     for folder in (run, hf):
         capsys.readouterr()
-        assert main(["generate", str(folder), "--prompt", "First Citizen:\n", "--greedy", "--max-new-tokens", "12"]) == 0
+        argv = ["generate", str(folder), "--prompt", "First Citizen:\n", "--greedy", "--max-new-tokens", "12"]
+        assert main(argv) == 0
         outs.append(capsys.readouterr().out)
     assert outs[0] == outs[1]
     assert main(["generate", str(hf), "--prompt", "Zounds\t"]) == 2

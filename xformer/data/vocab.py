@@ -293,8 +293,8 @@ def make_vocab(kind: str, text: str, vocab_size: int = 8000, min_frequency: int 
         return load_vocab(kind)
     what = "is a file, not a folder" if Path(kind).exists() else "does not exist"
     raise ConfigError(f"tokenizer {kind!r} is neither 'char' nor 'wordpiece', and as a folder it {what}; give char, "
-                      "wordpiece or the folder of a saved tokenizer (the --out of xformer tokenizer train, or a trained "
-                      "run's RUN_DIR/tokenizer)")
+                      "wordpiece or the folder of a saved tokenizer (the --out of xformer tokenizer train, or a "
+                      "trained run's RUN_DIR/tokenizer)")
 
 
 __all__ = ["SPECIAL_TOKENS", "Vocab", "CharVocab", "WordPieceVocab", "load_vocab", "make_vocab"]
