@@ -170,7 +170,7 @@ def hf_tokenizer(folder: str | Path, config: dict):
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     """A GPT-2, BERT, ViT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py, hf_vit.py,
     hf_patchtst.py)."""
-    from .hf_bert import bert_config_to_xformer, bert_head, bert_state_dict_to_xformer
+    from .hf_bert import bert_config_to_xformer, bert_head, bert_state_dict_to_xformer, without_other_classifier
     from .hf_checkpoint import strip_prefix
     from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
     from .hf_patchtst import patchtst_checkpoint
@@ -185,6 +185,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             model = gpt2_config_to_xformer(config)
             weights = gpt2_state_dict_to_xformer(state, model.core.n_layers)
         elif kind == "bert":
+            state = without_other_classifier(config.get("architectures"), state)
             model = bert_config_to_xformer(config, bert_head(strip_prefix(state, "bert.").keys()))
             weights = bert_state_dict_to_xformer(state, model.core.n_layers)
             if model.head.name == "classification":
