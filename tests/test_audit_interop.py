@@ -55,6 +55,7 @@ def copy(root: Path, name: str, new: str) -> Path:
 
 
 def one_line_error(capsys, argv, *words) -> str:
+    capsys.readouterr()  # save_pretrained's progress bar
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("xformer: error:") and "\n" not in err, err
@@ -73,3 +74,13 @@ def test_token_and_choice_classifiers_are_not_read_as_sequence_classifiers(root,
     one_line_error(capsys, ["predict", str(root / name), "-"], "without a classifier")
     model, _ = load_pretrained(f"hf:{root / name}")
     assert model.config.head.name != "classification"
+
+
+def test_a_classifier_folder_without_tokenizer_files_is_refused_by_predict(root, capsys, monkeypatch):
+    """As init_from and generate refuse it (was AttributeError: 'NoneType' object has no attribute 'encode_batch')."""
+    folder = copy(root, "bert_cls", "no_tokenizer")
+    for file in folder.glob("tokenizer*"):
+        file.unlink()
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
+    one_line_error(capsys, ["predict", str(folder), "-"], "holds no tokenizer", "save_pretrained")
+
