@@ -84,3 +84,48 @@ def test_a_classifier_folder_without_tokenizer_files_is_refused_by_predict(root,
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
     one_line_error(capsys, ["predict", str(folder), "-"], "holds no tokenizer", "save_pretrained")
 
+
+def test_a_tokenizer_beyond_the_models_vocabulary_is_refused(root, capsys, monkeypatch):
+    """Tokenizer files of another model (ids past config.json's vocab_size) were an IndexError in the embedding."""
+    small = copy(root, "bert_cls", "bert_small_vocab")
+    config = json.loads((small / "config.json").read_text())
+    (small / "config.json").write_text(json.dumps({**config, "vocab_size": 8}))
+    torch.manual_seed(0)
+    transformers.BertForSequenceClassification(transformers.BertConfig.from_pretrained(small)).save_pretrained(small)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
+    one_line_error(capsys, ["predict", str(small), "-"], "vocab_size", "is 8", "tokenizer")
+
+    gpt2 = copy(root, "gpt2", "gpt2_small_vocab")
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1,
+                                                         n_head=2)).save_pretrained(gpt2)
+    one_line_error(capsys, ["generate", str(gpt2), "--prompt", "the fox", "--greedy", "--max-new-tokens", "2"],
+                   "vocab_size", "is 50")
+
+
+@pytest.mark.parametrize("edit, words", [({"hidden_size": 32}, ["config.json makes", "(13, 16)"]),
+                                         ({"intermediate_size": 64}, ["mlp.fc1.weight", "(32, 16)"]),
+                                         ({"num_hidden_layers": 1}, ["the weights hold 2 layers", "says 1"])])
+def test_a_config_json_that_is_not_the_weights_is_refused(root, edit, words, capsys, monkeypatch):
+    """A config.json edited (or copied from another model) against its weights: predict, generate and
+    load_pretrained ended in a size-mismatch traceback, and a config.json of fewer layers dropped the rest
+    silently; init_from blamed the recipe's settings. Now one line naming config.json, the same for all."""
+    folder = copy(root, "bert_cls", "edited")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **edit}))
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
+    one_line_error(capsys, ["predict", str(folder), "-"], "save_pretrained", *words)
+    recipe = root / "cls.yaml"
+    (root / "texts.csv").write_text("text,label\n" + "".join(f"the quick fox {i},{i % 2}\n" for i in range(20)))
+    recipe.write_text(json.dumps({"model": {"architecture": "encoder", "head": {"name": "classification"}},
+                                  "data": {"name": "text_classification",
+                                           "args": {"files": [str(root / "texts.csv")], "max_length": 16}},
+                                  "train": {"steps": 1, "batch_size": 2}}))
+    one_line_error(capsys, ["train", str(recipe), "--init-from", f"hf:{folder}", "--out", str(root / "run"),
+                            "--quiet"], "config.json", *words)
+    assert not (root / "run").exists()
+
+    gpt2 = copy(root, "gpt2", "gpt2_edited")
+    config = json.loads((gpt2 / "config.json").read_text())
+    (gpt2 / "config.json").write_text(json.dumps({**config, "n_positions": 32}))
+    one_line_error(capsys, ["generate", str(gpt2), "--prompt", "the fox", "--greedy", "--max-new-tokens", "2"],
+                   "tokenizer.positions.weight", "(16, 16)")

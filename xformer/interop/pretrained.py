@@ -206,8 +206,34 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             raise
         what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
         raise ConfigError(f"{source}: the checkpoint {what}") from None
+    check_weights_fit(source, model, weights, state)
     tokenizer, renamed = (None, {}) if kind in ("patchtst", "vit") else hf_tokenizer(folder, config)
+    ids = max(tokenizer.get_vocab().values(), default=-1) + 1 if tokenizer is not None else 0
+    if ids and ids > model.tokenizer.args["vocab_size"]:
+        raise ConfigError(f"{source}: the folder's tokenizer has ids up to {ids - 1}, but the model's vocab_size "
+                          f"(config.json) is {model.tokenizer.args['vocab_size']}: the tokenizer files are not this "
+                          "model's; save its own tokenizer beside it (tokenizer.save_pretrained(FOLDER))")
     return Pretrained(source, kind, model, weights, tokenizer, renamed, classes, normalisation)
+
+
+def check_weights_fit(source: str, model: ModelConfig, weights: dict[str, Tensor], state: dict[str, Tensor]) -> None:
+    """The weights must be those of the model config.json describes: a tensor of another shape, or more layers
+    than it says (which would be dropped), means config.json is not theirs (edited, or copied from another model)."""
+    import re
+
+    import torch
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        own = build_model(model).state_dict()
+    fix = "config.json is not that of these weights; save the model and its config together (save_pretrained)"
+    for key, tensor in weights.items():
+        if key in own and own[key].shape != tensor.shape:
+            raise ConfigError(f"{source}: config.json makes {key} {tuple(own[key].shape)}, but the weights hold "
+                              f"{tuple(tensor.shape)}: {fix}")
+    layers = {int(m[1]) for k in state if (m := re.search(r"(?:^|\.)(?:h|layer|layers)\.(\d+)\.", k))}
+    if layers and max(layers) + 1 > model.core.n_layers:
+        raise ConfigError(f"{source}: the weights hold {max(layers) + 1} layers, but config.json says "
+                          f"{model.core.n_layers}: {fix}")
 
 
 # ---------------------------------------------------------------- timm files
@@ -331,4 +357,5 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
 
 
 __all__ = ["Pretrained", "is_pretrained_source", "parse_source", "read_hf_folder", "folder_tokenizer", "hf_tokenizer",
-           "load_hf", "load_timm", "load_source", "load_pretrained", "resolve_model", "check_data_fits"]
+           "load_hf", "check_weights_fit", "load_timm", "load_source", "load_pretrained", "resolve_model",
+           "check_data_fits"]
