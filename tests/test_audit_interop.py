@@ -129,3 +129,19 @@ def test_a_config_json_that_is_not_the_weights_is_refused(root, edit, words, cap
     (gpt2 / "config.json").write_text(json.dumps({**config, "n_positions": 32}))
     one_line_error(capsys, ["generate", str(gpt2), "--prompt", "the fox", "--greedy", "--max-new-tokens", "2"],
                    "tokenizer.positions.weight", "(16, 16)")
+
+
+def test_a_multi_label_classifier_is_refused_not_read_as_a_softmax_one(root, capsys, monkeypatch):
+    """problem_type multi_label_classification scores each class with a sigmoid (transformers' pipeline too);
+    xformer predict gave softmax probabilities as the folder's, and init_from kept its classifier."""
+    from xformer.interop.hf_vit import vit_config_to_xformer
+
+    folder = copy(root, "bert_cls", "multi_label")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "problem_type": "multi_label_classification"}))
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
+    err = one_line_error(capsys, ["predict", str(folder), "-"], "multi_label_classification",
+                         "BertModel.from_pretrained(FOLDER).save_pretrained(NEW_FOLDER)")
+    assert "the checkpoint a " not in err
+    with pytest.raises(ValueError, match="multi_label_classification"):
+        vit_config_to_xformer(transformers.ViTConfig(problem_type="multi_label_classification"))

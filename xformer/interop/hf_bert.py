@@ -104,6 +104,10 @@ def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
         if _get(config, "problem_type") == "regression":
             raise ValueError("a regression model (problem_type regression) is not a classifier; xformer reads "
                              "BERT sequence classifiers")
+        if _get(config, "problem_type") == "multi_label_classification":  # a sigmoid per class, not a softmax
+            raise ValueError("a multi-label classifier (problem_type multi_label_classification) scores each class "
+                             "apart, where xformer's head picks one; to start from its encoder save it as one: "
+                             "BertModel.from_pretrained(FOLDER).save_pretrained(NEW_FOLDER)")
         classifier_dropout = _get(config, "classifier_dropout")
         head_args = {"n_classes": len(hf_class_names(config)), "pool": "cls", "pooler": True,
                      "dropout": dropout if classifier_dropout is None else classifier_dropout}

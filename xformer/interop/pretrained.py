@@ -204,8 +204,8 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     except (KeyError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
-        what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
-        raise ConfigError(f"{source}: the checkpoint {what}") from None
+        what = f"the checkpoint has no tensor {e}" if isinstance(e, KeyError) else str(e)  # a ValueError's: whole
+        raise ConfigError(f"{source}: {what}") from None
     check_weights_fit(source, model, weights, state)
     tokenizer, renamed = (None, {}) if kind in ("patchtst", "vit") else hf_tokenizer(folder, config)
     ids = max(tokenizer.get_vocab().values(), default=-1) + 1 if tokenizer is not None else 0
