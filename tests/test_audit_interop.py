@@ -145,3 +145,31 @@ def test_a_multi_label_classifier_is_refused_not_read_as_a_softmax_one(root, cap
     assert "the checkpoint a " not in err
     with pytest.raises(ValueError, match="multi_label_classification"):
         vit_config_to_xformer(transformers.ViTConfig(problem_type="multi_label_classification"))
+
+
+def test_images_of_other_channels_than_a_vit_folders_are_named_as_such(tmp_path, capsys):
+    """A 3-channel ViT folder (mean / std of 3 channels in its image processor) and grey images: an image_folder
+    with channels=1 was refused for 'data.args.mean ... got [0.5, 0.5, 0.5]', which the user never gave, and
+    digits was told to set data.args.channels, which digits does not take."""
+    from PIL import Image
+
+    torch.manual_seed(0)
+    transformers.ViTForImageClassification(transformers.ViTConfig(
+        image_size=8, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=2)).save_pretrained(tmp_path / "vit")
+    transformers.ViTImageProcessor(size={"height": 8, "width": 8}).save_pretrained(tmp_path / "vit")
+    for label in ("a", "b"):
+        (tmp_path / "images" / "train" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / "images" / "train" / label / f"{i}.png")
+    train = {"steps": 1, "batch_size": 2}
+    for name, data in (("folder", {"name": "image_folder", "args": {"root": str(tmp_path / "images"), "channels": 1,
+                                                                    "val_fraction": 0.34}}),
+                       ("digits", {"name": "digits", "args": {}})):
+        recipe = tmp_path / f"{name}.yaml"
+        recipe.write_text(json.dumps({"model": {"architecture": "encoder", "head": {"name": "classification"}},
+                                      "data": data, "train": train}))
+        err = one_line_error(capsys, ["train", str(recipe), "--init-from", f"hf:{tmp_path / 'vit'}",
+                                      "--out", str(tmp_path / name), "--quiet"],
+                             "channels=1 but the checkpoint reads channels=3", "data.args.channels=3 for an image_folder")
+        assert "mean" not in err and not (tmp_path / name).exists()

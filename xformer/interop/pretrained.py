@@ -351,9 +351,13 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
                 raise ConfigError(f"{src}: the data needs {key}={value}, beyond the checkpoint's {args[key]}; {fix}")
         else:
             ours, theirs = (list(v) if isinstance(v, (list, tuple)) else v for v in (value, args[key]))
+            fix = f"set data.args.{key} to the checkpoint's"
+            if key == "channels":  # only an image_folder takes it
+                fix = (f"give {args[key]}-channel images: data.args.channels={args[key]} for an image_folder "
+                       "(digits, MNIST and Fashion-MNIST are grey, CIFAR-10 is colour)")
             if ours != theirs:
                 raise ConfigError(f"{src}: the data gives {key}={value} but the checkpoint reads {key}={args[key]}; "
-                                  f"set data.args.{key} to the checkpoint's")
+                                  f"{fix}")
 
 
 __all__ = ["Pretrained", "is_pretrained_source", "parse_source", "read_hf_folder", "folder_tokenizer", "hf_tokenizer",
