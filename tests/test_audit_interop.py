@@ -173,3 +173,31 @@ def test_images_of_other_channels_than_a_vit_folders_are_named_as_such(tmp_path,
                                       "--out", str(tmp_path / name), "--quiet"],
                              "channels=1 but the checkpoint reads channels=3", "data.args.channels=3 for an image_folder")
         assert "mean" not in err and not (tmp_path / name).exists()
+
+
+def test_a_folder_or_file_of_the_other_kind_is_named_with_the_way_to_give_it(root, tmp_path, capsys):
+    """hf: of a timm export folder said "model_type None", hf: of an xformer run "no config.json", and a timm file
+    given without timm: "not a run folder": each now names the form that reads it."""
+    from safetensors.torch import save_file
+
+    timm_folder = tmp_path / "timm_export"
+    timm_folder.mkdir()
+    save_file({"cls_token": torch.zeros(1, 1, 4)}, str(timm_folder / "model.safetensors"))
+    (timm_folder / "config.json").write_text(json.dumps({"architecture": "vit_tiny_patch16_224",
+                                                         "model_args": {}, "pretrained_cfg": {}}))
+    one_line_error(capsys, ["predict", str(timm_folder), "x.png"],
+                   f"timm:{timm_folder / 'model.safetensors'}#vit_tiny_patch16_224")
+    recipe = tmp_path / "r.yaml"
+    (tmp_path / "texts.csv").write_text("text,label\n" + "".join(f"the fox {i},{i % 2}\n" for i in range(20)))
+    recipe.write_text(json.dumps({"model": {"architecture": "encoder", "head": {"name": "classification"}},
+                                  "data": {"name": "text_classification",
+                                           "args": {"files": [str(tmp_path / "texts.csv")]}},
+                                  "train": {"steps": 1}}))
+    run = tmp_path / "a_run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: {}\n")
+    one_line_error(capsys, ["train", str(recipe), "--init-from", f"hf:{run}", "--out", str(tmp_path / "o")],
+                   "xformer run folder", f"init_from: {run}")
+    one_line_error(capsys, ["train", str(recipe), "--init-from", str(timm_folder / "model.safetensors"),
+                            "--out", str(tmp_path / "o")], f"timm:{timm_folder / 'model.safetensors'}#MODEL")
+    assert not (tmp_path / "o").exists()

@@ -198,6 +198,10 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             classes, normalisation = hf_class_names(config), vit_normalisation(folder)
         elif kind == "patchtst":
             model, weights = patchtst_checkpoint(config, state, source)
+        elif kind is None and "pretrained_cfg" in config:  # timm's Hub layout (xformer export --format timm)
+            raise ConfigError(f"{source}: {folder} is a timm folder (config.json without model_type), which xformer "
+                              f"reads as init_from: timm:{Path(folder) / 'model.safetensors'}#"
+                              f"{config.get('architecture', 'MODEL')}")
         else:
             raise ConfigError(f"{source}: model_type {kind!r} in config.json; xformer reads gpt2, bert, vit and "
                               "patchtst folders")

@@ -126,6 +126,9 @@ def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     if (path / "model.safetensors").is_file():
         run = path.parent.parent if path.parent.name == "checkpoints" else None
         return path, run
+    if path.is_file():  # a weights file: a timm state dict needs its prefix and model name
+        raise ConfigError(f"init_from {path}: a file, not a run folder; give the run (or checkpoint) folder, or a "
+                          f"timm state dict as timm:{path}#MODEL, e.g. timm:{path}#vit_tiny_patch16_224")
     raise ConfigError(f"init_from {path}: not a run folder, a checkpoints/ folder or a checkpoint folder "
                       "(model.safetensors); give a finished run, e.g. init_from: runs/bert_mlm")
 
