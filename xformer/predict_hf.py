@@ -43,6 +43,9 @@ def load_hf_classifier(folder) -> tuple:
     model.eval()
     tok = pre.model.tokenizer.args
     if pre.kind == "bert":
+        if pre.tokenizer is None:
+            raise ConfigError(f"{folder} holds no tokenizer (tokenizer.json or vocab.txt) to turn texts into ids; save "
+                              "it beside the model (tokenizer.save_pretrained(FOLDER))")
         info = {"vocab": pre.vocabulary(), "names": pre.class_names, "max_length": tok["max_positions"],
                 "text_column": "text", "pair_column": None}
         return model, "text", info

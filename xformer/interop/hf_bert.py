@@ -51,6 +51,8 @@ _HEAD = [("pooler.dense", "head.pooler"), ("cls.predictions.transform.dense", "h
          ("cls.predictions.transform.LayerNorm", "head.norm"), ("cls.seq_relationship", "head.nsp"),
          ("classifier", "head.fc")]
 _EXPORTED_HEAD = {"masked_lm": _HEAD[1:3], "masked_lm_nsp": _HEAD[:4], "classification": [_HEAD[0], _HEAD[4]]}
+# classes whose ``classifier`` is no sequence classifier of the pooled [CLS] (it scores each token, each choice)
+_OTHER_CLASSIFIERS = ("BertForTokenClassification", "BertForMultipleChoice")
 
 
 def _get(config, key, default=None):
@@ -65,6 +67,14 @@ def bert_head(keys) -> str:
     has_mlm = "cls.predictions.transform.dense.weight" in keys
     return "masked_lm_nsp" if "cls.seq_relationship.weight" in keys or (
         "pooler.dense.weight" in keys and not has_mlm) else "masked_lm"
+
+
+def without_other_classifier(architectures, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` without ``classifier.*`` when ``architectures`` (config.json's) names a token or multiple-choice
+    classifier: its encoder (and pooler) are read as a ``BertModel``'s, never its classifier as a sequence one."""
+    if not set(architectures or ()) & set(_OTHER_CLASSIFIERS):
+        return state
+    return {k: v for k, v in state.items() if not k.startswith(("classifier.", "bert.classifier."))}
 
 
 def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
@@ -94,6 +104,10 @@ def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
         if _get(config, "problem_type") == "regression":
             raise ValueError("a regression model (problem_type regression) is not a classifier; xformer reads "
                              "BERT sequence classifiers")
+        if _get(config, "problem_type") == "multi_label_classification":  # a sigmoid per class, not a softmax
+            raise ValueError("a multi-label classifier (problem_type multi_label_classification) scores each class "
+                             "apart, where xformer's head picks one; to start from its encoder save it as one: "
+                             "BertModel.from_pretrained(FOLDER).save_pretrained(NEW_FOLDER)")
         classifier_dropout = _get(config, "classifier_dropout")
         head_args = {"n_classes": len(hf_class_names(config)), "pool": "cls", "pooler": True,
                      "dropout": dropout if classifier_dropout is None else classifier_dropout}
@@ -202,6 +216,7 @@ def load_bert(source, head: str | None = None) -> Model:
         config, state = read_hf_folder(source)
     else:
         config, state = source.config, source.state_dict()
+    state = without_other_classifier(_get(config, "architectures") or [type(source).__name__], state)
     head = head or bert_head(strip_prefix(state, "bert.").keys())
     model_config = bert_config_to_xformer(config, head)
     model = build_model(model_config)
@@ -239,5 +254,5 @@ def save_bert(model: Model, folder: str | Path, **config_extra) -> Path:
     return Path(folder)
 
 
-__all__ = ["bert_head", "bert_config_to_xformer", "xformer_config_to_bert",
+__all__ = ["bert_head", "without_other_classifier", "bert_config_to_xformer", "xformer_config_to_bert",
            "bert_state_dict_to_xformer", "xformer_state_dict_to_bert", "load_bert", "to_hf_bert", "save_bert"]

@@ -70,6 +70,9 @@ def read_hf_folder(folder: str | Path) -> tuple[dict, dict[str, Tensor]]:
     folder = Path(folder)
     if folder.is_file():
         raise ConfigError(f"{folder} is a file; give the Hugging Face model folder that holds it ({folder.parent})")
+    if not (folder / "config.json").is_file() and (folder / "config.yaml").is_file():
+        raise ConfigError(f"{folder} is an xformer run folder (config.yaml), not a Hugging Face one; give it without "
+                          f"hf:, e.g. init_from: {folder}")
     if not (folder / "config.json").is_file():
         what = "no such folder" if not folder.exists() else "no config.json"
         raise ConfigError(f"{folder} is not a Hugging Face model folder ({what}); give a local folder written by "

@@ -67,6 +67,10 @@ def vit_config_to_xformer(config) -> ModelConfig:
     if _get(config, "problem_type") == "regression":
         raise ValueError("a regression model (problem_type regression) is not a classifier; xformer reads ViT "
                          "image classifiers")
+    if _get(config, "problem_type") == "multi_label_classification":  # a sigmoid per class, not a softmax
+        raise ValueError("a multi-label classifier (problem_type multi_label_classification) scores each class apart, "
+                         "where xformer's head picks one; to start from its encoder save it as one: "
+                         "ViTModel.from_pretrained(FOLDER).save_pretrained(NEW_FOLDER)")
     eps = _get(config, "layer_norm_eps", 1e-12)
     core = CoreConfig(d_model=_get(config, "hidden_size"), n_layers=_get(config, "num_hidden_layers"),
                       n_heads=_get(config, "num_attention_heads"), d_ff=_get(config, "intermediate_size"),

@@ -170,7 +170,7 @@ def hf_tokenizer(folder: str | Path, config: dict):
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     """A GPT-2, BERT, ViT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py, hf_vit.py,
     hf_patchtst.py)."""
-    from .hf_bert import bert_config_to_xformer, bert_head, bert_state_dict_to_xformer
+    from .hf_bert import bert_config_to_xformer, bert_head, bert_state_dict_to_xformer, without_other_classifier
     from .hf_checkpoint import strip_prefix
     from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
     from .hf_patchtst import patchtst_checkpoint
@@ -185,6 +185,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             model = gpt2_config_to_xformer(config)
             weights = gpt2_state_dict_to_xformer(state, model.core.n_layers)
         elif kind == "bert":
+            state = without_other_classifier(config.get("architectures"), state)
             model = bert_config_to_xformer(config, bert_head(strip_prefix(state, "bert.").keys()))
             weights = bert_state_dict_to_xformer(state, model.core.n_layers)
             if model.head.name == "classification":
@@ -197,16 +198,46 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
             classes, normalisation = hf_class_names(config), vit_normalisation(folder)
         elif kind == "patchtst":
             model, weights = patchtst_checkpoint(config, state, source)
+        elif kind is None and "pretrained_cfg" in config:  # timm's Hub layout (xformer export --format timm)
+            raise ConfigError(f"{source}: {folder} is a timm folder (config.json without model_type), which xformer "
+                              f"reads as init_from: timm:{Path(folder) / 'model.safetensors'}#"
+                              f"{config.get('architecture', 'MODEL')}")
         else:
             raise ConfigError(f"{source}: model_type {kind!r} in config.json; xformer reads gpt2, bert, vit and "
                               "patchtst folders")
     except (KeyError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
-        what = f"has no tensor {e}" if isinstance(e, KeyError) else str(e)
-        raise ConfigError(f"{source}: the checkpoint {what}") from None
+        what = f"the checkpoint has no tensor {e}" if isinstance(e, KeyError) else str(e)  # a ValueError's: whole
+        raise ConfigError(f"{source}: {what}") from None
+    check_weights_fit(source, model, weights, state)
     tokenizer, renamed = (None, {}) if kind in ("patchtst", "vit") else hf_tokenizer(folder, config)
+    ids = max(tokenizer.get_vocab().values(), default=-1) + 1 if tokenizer is not None else 0
+    if ids and ids > model.tokenizer.args["vocab_size"]:
+        raise ConfigError(f"{source}: the folder's tokenizer has ids up to {ids - 1}, but the model's vocab_size "
+                          f"(config.json) is {model.tokenizer.args['vocab_size']}: the tokenizer files are not this "
+                          "model's; save its own tokenizer beside it (tokenizer.save_pretrained(FOLDER))")
     return Pretrained(source, kind, model, weights, tokenizer, renamed, classes, normalisation)
+
+
+def check_weights_fit(source: str, model: ModelConfig, weights: dict[str, Tensor], state: dict[str, Tensor]) -> None:
+    """The weights must be those of the model config.json describes: a tensor of another shape, or more layers
+    than it says (which would be dropped), means config.json is not theirs (edited, or copied from another model)."""
+    import re
+
+    import torch
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        own = build_model(model).state_dict()
+    fix = "config.json is not that of these weights; save the model and its config together (save_pretrained)"
+    for key, tensor in weights.items():
+        if key in own and own[key].shape != tensor.shape:
+            raise ConfigError(f"{source}: config.json makes {key} {tuple(own[key].shape)}, but the weights hold "
+                              f"{tuple(tensor.shape)}: {fix}")
+    layers = {int(m[1]) for k in state if (m := re.search(r"(?:^|\.)(?:h|layer|layers)\.(\d+)\.", k))}
+    if layers and max(layers) + 1 > model.core.n_layers:
+        raise ConfigError(f"{source}: the weights hold {max(layers) + 1} layers, but config.json says "
+                          f"{model.core.n_layers}: {fix}")
 
 
 # ---------------------------------------------------------------- timm files
@@ -324,10 +355,15 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
                 raise ConfigError(f"{src}: the data needs {key}={value}, beyond the checkpoint's {args[key]}; {fix}")
         else:
             ours, theirs = (list(v) if isinstance(v, (list, tuple)) else v for v in (value, args[key]))
+            fix = f"set data.args.{key} to the checkpoint's"
+            if key == "channels":  # only an image_folder takes it
+                fix = (f"give {args[key]}-channel images: data.args.channels={args[key]} for an image_folder "
+                       "(digits, MNIST and Fashion-MNIST are grey, CIFAR-10 is colour)")
             if ours != theirs:
                 raise ConfigError(f"{src}: the data gives {key}={value} but the checkpoint reads {key}={args[key]}; "
-                                  f"set data.args.{key} to the checkpoint's")
+                                  f"{fix}")
 
 
 __all__ = ["Pretrained", "is_pretrained_source", "parse_source", "read_hf_folder", "folder_tokenizer", "hf_tokenizer",
-           "load_hf", "load_timm", "load_source", "load_pretrained", "resolve_model", "check_data_fits"]
+           "load_hf", "check_weights_fit", "load_timm", "load_source", "load_pretrained", "resolve_model",
+           "check_data_fits"]

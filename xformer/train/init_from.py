@@ -48,7 +48,9 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
                           f"data {config.data.name!r} gives none; use an image dataset (digits, image_folder, ...)")
     if source.kind in IMAGE_KINDS:
         model = at_data_image_size(model, config.data.args, source.source)
-    if source.normalisation is not None and "mean" in takes and not {"mean", "std"} & set(config.data.args):
+    channels = config.data.args.get("channels", takes["channels"].default if "channels" in takes else None)
+    if (source.normalisation is not None and "mean" in takes and not {"mean", "std"} & set(config.data.args)
+            and channels in (None, len(source.normalisation["mean"]))):  # else check_data_fits names the channels
         config.data.args.update(source.normalisation)  # the statistics the checkpoint was trained with
     if source.kind == "patchtst" and "horizon" not in takes:
         raise ConfigError(f"init_from {source.source}: a PatchTST forecaster reads series windows, data "
@@ -124,6 +126,9 @@ def pretrained_checkpoint(path: str | Path) -> tuple[Path, Path | None]:
     if (path / "model.safetensors").is_file():
         run = path.parent.parent if path.parent.name == "checkpoints" else None
         return path, run
+    if path.is_file():  # a weights file: a timm state dict needs its prefix and model name
+        raise ConfigError(f"init_from {path}: a file, not a run folder; give the run (or checkpoint) folder, or a "
+                          f"timm state dict as timm:{path}#MODEL, e.g. timm:{path}#vit_tiny_patch16_224")
     raise ConfigError(f"init_from {path}: not a run folder, a checkpoints/ folder or a checkpoint folder "
                       "(model.safetensors); give a finished run, e.g. init_from: runs/bert_mlm")
 
