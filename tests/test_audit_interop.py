@@ -171,7 +171,8 @@ def test_images_of_other_channels_than_a_vit_folders_are_named_as_such(tmp_path,
                                       "data": data, "train": train}))
         err = one_line_error(capsys, ["train", str(recipe), "--init-from", f"hf:{tmp_path / 'vit'}",
                                       "--out", str(tmp_path / name), "--quiet"],
-                             "channels=1 but the checkpoint reads channels=3", "data.args.channels=3 for an image_folder")
+                             "channels=1 but the checkpoint reads channels=3",
+                             "data.args.channels=3 for an image_folder")
         assert "mean" not in err and not (tmp_path / name).exists()
 
 
