@@ -13,7 +13,6 @@ A fresh run with ``init_from`` starts from pre-trained weights: xformer/train/in
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -46,7 +45,7 @@ from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
 from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
-                        with_run_classes)
+                        scale_as_the_run, with_run_classes)
 from .trainer import Trainer
 from .wandb_log import WandbRun, check_wandb
 
@@ -61,6 +60,19 @@ def build_resolved(config: ExperimentConfig, device: torch.device | None = None
     resolved = dataclasses.replace(config, model=with_implied_args(config.model, data.model_args))
     check_fits(resolved.model, device or torch.device("cpu"))
     return resolved, build_model(resolved.model), data
+
+
+def build_checked(config: ExperimentConfig, device: torch.device, source=None
+                  ) -> tuple[ExperimentConfig, Model, DataBundle]:
+    """``build_resolved``, then the recipe's own model arguments checked against what the data fixes (a series'
+    horizon, input_len, channels) and, for ``source`` (init_from's ``Pretrained``), what its checkpoint reads:
+    the model as ``xformer train`` and ``xformer evaluate RECIPE`` start it."""
+    resolved, model, data = build_resolved(config, device)
+    if source is not None:
+        check_data_fits(source, resolved.model, data.model_args)
+    check_fixed_by_data(config.model, data.model_args)
+    check_window_args(config.model, data.model_args, config.data.name)
+    return resolved, model, data
 
 
 def build(config: ExperimentConfig, device: torch.device | None = None) -> tuple[Model, DataBundle]:
@@ -108,8 +120,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         if config.init_from and not resume and is_pretrained_source(config.init_from):
             source, vocab_dir = load_source(config.init_from), tempfile.TemporaryDirectory()
             config = start_from_source(config, source, Path(vocab_dir.name))
-        recipe_model = config.model
-        config, model, data = build_resolved(config, world.device)
+        config, model, data = build_checked(config, world.device, source)
         if data.train is None:
             raise ConfigError(f"data '{config.data.name}' has no training split (data to evaluate a run on: an image "
                               "folder without train/, a text all val/test); give data with training examples")
@@ -118,12 +129,8 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         if resume:  # on data changed since (classes, series rows, split) the run would continue on other examples;
             # data at a new place must be proved the run's own by these records (then config.yaml records the place)
             check_run_data(run_dir, data, config.data.args, "resume", record, moved=moved_data_paths(saved, config))
-        if source is not None:
-            check_data_fits(source, config.model, data.model_args)
-            if source.tokenizer is not None:  # recorded as the run's own copy, which resume and evaluate read
-                config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())
-        check_fixed_by_data(recipe_model, data.model_args)
-        check_window_args(recipe_model, data.model_args, config.data.name)  # a series' horizon, input_len, channels
+        if source is not None and source.tokenizer is not None:  # recorded as the run's own copy, which resume and
+            config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())  # evaluate read
         if not resume:  # a resume continues what was saved (and cannot change train.aug_repeats)
             check_repeats_augmented(config, data)
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
@@ -351,19 +358,6 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
         check_same_task(run_dir, config, data)
     load_weights(model, read_eval_weights(path))
     return config, model, data
-
-
-def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
-    """``data.args.scaler=run``: other data for a series forecaster (``csv_series``, ``ett``) standardised with
-    the run's own statistics (RUN/series_scaler.json), as ``xformer backtest`` and ``xformer forecast`` feed it,
-    so a level shift shows in the errors. Without it the other data is standardised by its own training rows,
-    the literature's protocol for each data set (its standardised errors compare with published ones)."""
-    stats_file = run_dir / "series_scaler.json"
-    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
-    if config.data.name not in ("csv_series", "ett") or stats.get("mean") is None or stats.get("scale") is None:
-        raise ConfigError(f"data.args.scaler=run standardises with the statistics of a scaled series run "
-                          f"({stats_file} with mean and scale); {run_dir} has none: leave data.args.scaler out")
-    config.data.args["scaler"] = {k: stats[k] for k in ("mean", "scale", "columns") if k in stats}
 
 
 def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list[str] = ()) -> dict[str, float]:

@@ -6,6 +6,7 @@
 - ``check_same_split``: on the run's own data, overrides must not move the line between training and scored examples
   (nor may an edit of config.yaml since the checkpoint was saved).
 - ``class_mismatch``: the line that names the run's classes other data lacks, and those it has beyond them.
+- ``scale_as_the_run``: other data for a series forecaster standardised with the run's own statistics.
 - ``effective_data``: what an ensemble compares of its members' data: the data as it really was (the dataset's
   defaults filled in), less what cannot change the validation and test examples or how they are read.
 """
@@ -261,7 +262,20 @@ def effective_data(run: Path, preprocessed: bool = False) -> dict:
     return {"name": name, **{k: v for k, v in args.items() if k not in dropped}}
 
 
+def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
+    """``data.args.scaler=run``: other data for a series forecaster (``csv_series``, ``ett``) standardised with
+    the run's own statistics (RUN/series_scaler.json), as ``xformer backtest`` and ``xformer forecast`` feed it,
+    so a level shift shows in the errors. Without it the other data is standardised by its own training rows,
+    the literature's protocol for each data set (its standardised errors compare with published ones)."""
+    stats_file = run_dir / "series_scaler.json"
+    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
+    if config.data.name not in ("csv_series", "ett") or stats.get("mean") is None or stats.get("scale") is None:
+        raise ConfigError(f"data.args.scaler=run standardises with the statistics of a scaled series run "
+                          f"({stats_file} with mean and scale); {run_dir} has none: leave data.args.scaler out")
+    config.data.args["scaler"] = {k: stats[k] for k in ("mean", "scale", "columns") if k in stats}
+
+
 __all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS",
            "check_same_split", "real_data_paths", "same_source", "same_values", "saved_by_data", "run_preprocess",
            "preprocess_difference", "check_same_preprocess", "class_mismatch", "unicode_spelling",
-           "dataset_defaults", "effective_data"]
+           "dataset_defaults", "effective_data", "scale_as_the_run"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..data.series_args import check_window_args
 from ..errors import ConfigError
-from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source
-from .config import ExperimentConfig, check_fixed_by_data
+from ..interop.pretrained import is_pretrained_source, load_source
+from .config import ExperimentConfig
 from .distributed import close_world, init_world
 from .init_from import init_from_pretrained, start_from_source
-from .run import build_resolved, evaluate_model
+from .run import build_checked, evaluate_model
 
 
 def evaluate_start(config: ExperimentConfig) -> tuple[dict[str, float], str]:
@@ -33,12 +32,7 @@ def evaluate_start(config: ExperimentConfig) -> tuple[dict[str, float], str]:
             if is_pretrained_source(config.init_from):
                 source = load_source(config.init_from)
                 config = start_from_source(config, source, Path(vocab_dir))
-            recipe_model = config.model
-            config, model, data = build_resolved(config, world.device)
-            if source is not None:
-                check_data_fits(source, config.model, data.model_args)
-            check_fixed_by_data(recipe_model, data.model_args)
-            check_window_args(recipe_model, data.model_args, config.data.name)
+            config, model, data = build_checked(config, world.device, source)
             fresh: list[str] = []
             summary = init_from_pretrained(model, config, data, source, left_fresh=fresh)
             if fresh:
