@@ -144,6 +144,12 @@ def test_a_moved_text_file_resumes_and_another_text_of_the_same_length_is_refuse
                                                        "block_size": 8}}, model)
     assert "content" in json.loads((run / SPLIT_FILE).read_text())["splits"]["train"]
     shutil.move(tmp_path / "t.txt", tmp_path / "u.txt")
+    capsys.readouterr()
+    err = refused(capsys, run)  # was the dataset's "does not exist; ... (or no files for the built-in corpus)"
+    assert f"the run's data {tmp_path / 't.txt'} (data.args.files) is not there any more" in err, err
+    assert f"xformer train --resume {run} data.args.files=NEW" in err, err
+    assert main(["evaluate", str(run)]) == 2
+    assert f"give its new place: xformer evaluate {run} data.args.files=NEW" in capsys.readouterr().err
     assert resume(run, f"data.args.files={tmp_path / 'u.txt'}") == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["args"]["files"] == str(tmp_path / "u.txt")
     capsys.readouterr()

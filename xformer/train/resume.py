@@ -13,9 +13,10 @@ the model, the data, the optimizer's settings, the batch, the precision. The key
   step 40). A budget below the steps already done is refused.
 - ``distill.teacher``: the teacher run's new place, when it lends the weights the run recorded at its start
   (RUN/teacher.json: the checkpoint and its SHA-256), e.g. after the teacher's folder moved.
-- the data's place (``DATA_PATHS``: data.args.root, path, files, test_path), when the data there is the run's own: the run
-  records its split (RUN/data_split.json) and the data built from the new place matches that record, classes.json
-  and series_scaler.json (``check_run_data`` with ``moved``, once the data is built). A run without that record
+- the data's place (``DATA_PATHS``: data.args.root, path, files, test_path), when the data there is the run's own
+  (data no longer at its recorded place is named with this way on, ``check_data_there``): the run records its
+  split (RUN/data_split.json) and the data built from the new place matches that record, classes.json and
+  series_scaler.json (``check_run_data`` with ``moved``, once the data is built). A run without that record
   is refused here: nothing could tell its data from other data at the new place.
 - when and how it evaluates, logs and keeps checkpoints, its time limit, early-stopping
   patience, the device, loader workers and torch.compile: they change nothing already saved.
@@ -130,6 +131,21 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
                           f"{after.get(key)!r} now): the saved state depends on it; drop that override (or undo "
                           f"the edit of config.yaml), or start a new run with init_from={run_dir}")
     return saved
+
+
+def check_data_there(args: dict, command: str) -> None:
+    """A run's data paths (``DATA_PATHS`` of ``args``) must still be there: a file or folder moved since the run
+    started is named with ``command`` (``xformer train --resume RUN``, ``xformer evaluate RUN``) and its new place
+    as the way on, rather than the dataset's own message for a path that never was (which may offer a default
+    corpus). The data found at a new place is checked to be the run's own once it is built (``check_run_data``)."""
+    for key in DATA_PATHS:
+        values = args.get(key)
+        paths = values if isinstance(values, list) else [values] if isinstance(values, str) and values else []
+        gone = [p for p in paths if not Path(p).exists()]
+        if gone:
+            new = "NEW" if isinstance(values, str) else "[" + ", ".join("NEW" if p in gone else p for p in paths) + "]"
+            raise ConfigError(f"the run's data {gone[0]} (data.args.{key}) is not there any more; if it moved, give "
+                              f"its new place: {command} data.args.{key}={new}")
 
 
 def moved_data_paths(saved: ExperimentConfig, config: ExperimentConfig) -> dict[str, tuple]:

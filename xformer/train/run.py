@@ -28,7 +28,7 @@ from ..data.vocab import META_FILE
 from ..folders import OutputFolder, check_run_outside_data, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
-from ..models import Model, build_model
+from ..models import Model, ModelConfig, build_model
 from ..data.series_args import check_window_args
 from .checkpoint import (POINTER, checkpoint_dir, kept_steps, load_weights, read_eval_weights, read_pointer,
                          read_state)
@@ -40,7 +40,8 @@ from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
 from .rng import deterministic_algorithms, seed_everything
-from .resume import absolute_data_paths, check_resume, check_run_folder, moved_data_paths, planned_steps
+from .resume import (absolute_data_paths, check_data_there, check_resume, check_run_folder, moved_data_paths,
+                     planned_steps)
 from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
@@ -62,17 +63,14 @@ def build_resolved(config: ExperimentConfig, device: torch.device | None = None
     return resolved, build_model(resolved.model), data
 
 
-def build_checked(config: ExperimentConfig, device: torch.device, source=None
-                  ) -> tuple[ExperimentConfig, Model, DataBundle]:
-    """``build_resolved``, then the recipe's own model arguments checked against what the data fixes (a series'
-    horizon, input_len, channels) and, for ``source`` (init_from's ``Pretrained``), what its checkpoint reads:
-    the model as ``xformer train`` and ``xformer evaluate RECIPE`` start it."""
-    resolved, model, data = build_resolved(config, device)
+def check_built(recipe_model: ModelConfig, resolved: ExperimentConfig, data: DataBundle, source=None) -> None:
+    """After ``build_resolved``: the recipe's own model arguments (``recipe_model``, before the data filled it in)
+    against what the data fixes (classes, a series' horizon, input_len, channels) and, for ``source`` (init_from's
+    ``Pretrained``), what its checkpoint reads; as ``xformer train`` and ``xformer evaluate RECIPE`` start a model."""
     if source is not None:
         check_data_fits(source, resolved.model, data.model_args)
-    check_fixed_by_data(config.model, data.model_args)
-    check_window_args(config.model, data.model_args, config.data.name)
-    return resolved, model, data
+    check_fixed_by_data(recipe_model, data.model_args)
+    check_window_args(recipe_model, data.model_args, resolved.data.name)
 
 
 def build(config: ExperimentConfig, device: torch.device | None = None) -> tuple[Model, DataBundle]:
@@ -114,13 +112,15 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         alternative=f"continue it with --resume {run_dir}" if (run_dir / "config.yaml").is_file() else "")
     if resume:
         check_run_folder(run_dir)
+        check_data_there(config.data.args, f"xformer train --resume {run_dir}")
     source, vocab_dir, trainer, world, notes = None, None, None, None, []
     try:
         world = init_world(config.train.device)
         if config.init_from and not resume and is_pretrained_source(config.init_from):
             source, vocab_dir = load_source(config.init_from), tempfile.TemporaryDirectory()
             config = start_from_source(config, source, Path(vocab_dir.name))
-        config, model, data = build_checked(config, world.device, source)
+        recipe_model = config.model
+        config, model, data = build_resolved(config, world.device)
         if data.train is None:
             raise ConfigError(f"data '{config.data.name}' has no training split (data to evaluate a run on: an image "
                               "folder without train/, a text all val/test); give data with training examples")
@@ -129,6 +129,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
         if resume:  # on data changed since (classes, series rows, split) the run would continue on other examples;
             # data at a new place must be proved the run's own by these records (then config.yaml records the place)
             check_run_data(run_dir, data, config.data.args, "resume", record, moved=moved_data_paths(saved, config))
+        check_built(recipe_model, config, data, source)
         if source is not None and source.tokenizer is not None:  # recorded as the run's own copy, which resume and
             config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())  # evaluate read
         if not resume:  # a resume continues what was saved (and cannot change train.aug_repeats)
@@ -343,6 +344,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     if data_overrides:  # before the data is built: a split holding training examples is refused at once
         check_same_split(run_dir, config.data.name, run_args, config.data.args)
     own_data = same_source(config.data.name, run_args, config.data.args)
+    if own_data:
+        check_data_there(config.data.args, f"xformer evaluate {run_dir}")
     if not own_data:
         config.data.args = with_run_classes(run_dir, config.data.name, config.data.args)
     if config.data.args.get("scaler") == "run":

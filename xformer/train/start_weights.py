@@ -16,7 +16,7 @@ from ..interop.pretrained import is_pretrained_source, load_source
 from .config import ExperimentConfig
 from .distributed import close_world, init_world
 from .init_from import init_from_pretrained, start_from_source
-from .run import build_checked, evaluate_model
+from .run import build_resolved, check_built, evaluate_model
 
 
 def evaluate_start(config: ExperimentConfig) -> tuple[dict[str, float], str]:
@@ -32,7 +32,9 @@ def evaluate_start(config: ExperimentConfig) -> tuple[dict[str, float], str]:
             if is_pretrained_source(config.init_from):
                 source = load_source(config.init_from)
                 config = start_from_source(config, source, Path(vocab_dir))
-            config, model, data = build_checked(config, world.device, source)
+            recipe_model = config.model
+            config, model, data = build_resolved(config, world.device)
+            check_built(recipe_model, config, data, source)
             fresh: list[str] = []
             summary = init_from_pretrained(model, config, data, source, left_fresh=fresh)
             if fresh:
