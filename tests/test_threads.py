@@ -20,7 +20,8 @@ def test_every_computing_command_takes_threads():
             "demo": ["demo"], "forecast": ["forecast", "runs/x", "--data", "a.csv"],
             "generate": ["generate", "runs/x", "--prompt", "a"],
             "backtest": ["backtest", "runs/x", "--data", "a.csv", "--windows", "2"],
-            "export": ["export", "runs/x", "--format", "onnx", "--out", "x"]}
+            "export": ["export", "runs/x", "--format", "onnx", "--out", "x"],
+            "average": ["average", "runs/x", "--last", "3", "--out", "x"]}
     for name in THREADED_COMMANDS:
         assert parser.parse_args([*argv[name], "--threads", "3"]).threads == 3, name
         assert parser.parse_args(argv[name]).threads is None, name  # absent: torch's default is left alone

@@ -21,7 +21,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 # the subcommands that run a model on the CPU (or feed one from it): each takes --threads N
-THREADED_COMMANDS = ("attention", "backtest", "compare", "demo", "evaluate", "export", "forecast", "generate",
+THREADED_COMMANDS = ("attention", "average", "backtest", "compare", "demo", "evaluate", "export", "forecast", "generate",
                      "predict", "train")
 
 

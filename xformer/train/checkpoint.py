@@ -41,6 +41,7 @@ from ..folders import replaced_note, temporary, write_atomically
 
 POINTER = "latest.json"
 MODEL_FILE, EMA_FILE = "model.safetensors", "ema.safetensors"
+AVERAGED_FILE = "averaged.json"  # in a run folder that is an average of checkpoints (xformer/train/average.py)
 
 
 class CheckpointError(UserError):

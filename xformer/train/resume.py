@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..config import ConfigError, from_dict, load_yaml
 from ..folders import replaced_note
-from .checkpoint import POINTER, checkpoint_dir, read_state
+from .checkpoint import AVERAGED_FILE, POINTER, checkpoint_dir, read_state
 from .config import ExperimentConfig, recipe_dict
 from .distill import TEACHER_FILE, lends_recorded_weights, teacher_path
 
@@ -56,6 +56,9 @@ def check_run_folder(run_dir: str | Path) -> Path:
         note = replaced_note(run_dir)  # a killed --overwrite: the old run lies aside, and --overwrite is refused
         raise ConfigError(f"cannot resume {run_dir}: it holds no checkpoint yet (checkpoints/{POINTER})"
                           + (note if note else "; train it afresh with --overwrite"))
+    if (run_dir / AVERAGED_FILE).is_file():
+        raise ConfigError(f"cannot resume {run_dir}: it is an average of checkpoints ({AVERAGED_FILE}), which holds "
+                          f"no optimizer state; train on from it in a new run with init_from={run_dir}")
     return run_dir
 
 

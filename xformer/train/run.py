@@ -371,9 +371,11 @@ def evaluate_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: 
     return evaluate_model(*load_run(run_dir, checkpoint, data_overrides))
 
 
-def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataBundle) -> dict[str, float]:
+def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataBundle, report_dir: Path | None = None
+                   ) -> dict[str, float]:
     """The flat val_* / test_* metrics of a loaded model on ``data``'s splits, as training reports them, over
-    every example of each split: the run's ``train.eval_batches`` (a training-time shortcut) does not apply."""
+    every example of each split: the run's ``train.eval_batches`` (a training-time shortcut) does not apply.
+    ``report_dir``: the data's report (``write_report``) is written there too, as at the end of a run."""
     config.train.ema.enabled = False  # the model already holds the average: evaluate it, not a copy of it
     train = dataclasses.replace(config.train, eval_batches=None)
     if data.val is None and data.test is None:
@@ -390,4 +392,8 @@ def evaluate_model(config: ExperimentConfig, model: torch.nn.Module, data: DataB
         for split in ("val", "test"):
             if getattr(data, split) is not None:
                 metrics.update(flat(split, trainer.evaluate(split)))
+        if report_dir is not None:
+            from .report import write_report
+
+            write_report(trainer, config.model, report_dir)
     return metrics

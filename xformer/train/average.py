@@ -1,0 +1,142 @@
+"""The average of a run's checkpoints, as a run folder of its own: ``xformer average RUN --out AVG``.
+
+The weights of the last K checkpoints of one run (Vaswani et al. 2017 averaged the last 5 of the base
+Transformer, 20 of the big one; fairseq's ``average_checkpoints.py``), or of its best K by the validation metric
+the run tracked (timm's ``avg_checkpoints.py``), averaged tensor by tensor:
+
+    theta_avg = 1/K sum_k theta_k
+
+Late in a schedule the weights circle a flat region; their mean lies nearer its middle than any one of them
+(the idea of SWA, Izmailov et al. 2018), so the average is often as good as the best checkpoint or better, at the
+cost of one model. Each tensor is summed in float64 and stored in its own dtype. A run trained with
+``train.ema`` has the moving average of each checkpoint averaged (the weights it is evaluated with). Integer
+buffers (a BatchNorm's batch count) are the newest checkpoint's, and a BatchNorm's running statistics are
+averaged with the weights, as timm does: they are not recomputed for the averaged weights.
+
+The result is a run folder: the run's config.yaml and the files its data wrote (classes.json, tokenizer/,
+preprocess.json, series_scaler.json, data_split.json, ...), and one checkpoint named after the newest step
+averaged, so ``evaluate``, ``predict``, ``generate``, ``forecast``, ``export`` and ``init_from`` read it as any
+run. ``averaged.json`` records the checkpoints; ``metrics.json`` the average's val / test metrics over every
+example, measured when it is written, and the data's report (a confusion matrix) is written again for it. It
+holds no optimizer state, so ``--resume`` refuses it; train on from it with ``init_from``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError, load_yaml
+from ..folders import OutputFolder, check_outside_data, not_a_run_folder, write_atomically
+from .checkpoint import AVERAGED_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
+from .config import metric_mode
+from .run import evaluate_model, load_run, run_checkpoint
+
+# what a run folder holds of its training, not of its model and data: the average starts these afresh
+HISTORY = ("checkpoints", "metrics.json", "metrics.jsonl", "train.log", "learning_curve.png", "tensorboard", "wandb",
+           "wandb.json", "teacher.json", AVERAGED_FILE)
+
+
+def choose_checkpoints(run_dir: Path, last: int | None = None, best: int | None = None) -> tuple[list[str], str]:
+    """(the kept checkpoints to average, oldest first, as ``step_N``; how they were chosen). ``last``: the newest
+    K; ``best``: the K whose evaluation (metrics.jsonl) scored best by the run's ``train.early_stopping`` metric."""
+    if (last is None) == (best is None):
+        raise ConfigError("give one of --last K (the newest K checkpoints) or --best K (the K best by the run's "
+                          "validation metric)")
+    k = last if last is not None else best
+    if k < 2:
+        raise ConfigError(f"average at least 2 checkpoints, not {k}; one checkpoint is evaluated as it is "
+                          "(xformer evaluate RUN --checkpoint step_N)")
+    kept = kept_steps(run_dir / "checkpoints")
+    if len(kept) < k:
+        raise ConfigError(f"{run_dir} keeps {len(kept)} checkpoint(s) ({', '.join(kept) or 'none'}), fewer than {k}; "
+                          f"average at most {len(kept)}, or train with train.keep_last={k} (the best one is kept "
+                          "beside the last ones) so that more are kept")
+    if last is not None:
+        return kept[-last:], f"the last {last}"
+    rule = (load_yaml(run_dir / "config.yaml").get("train") or {}).get("early_stopping") or {}
+    metric = rule.get("metric", "val_loss")
+    mode = rule.get("mode") or metric_mode(metric)
+    scores = _scores(run_dir, metric)
+    ranked = [name for name in kept if name in scores]
+    if len(ranked) < best:
+        raise ConfigError(f"only {len(ranked)} of the {len(kept)} kept checkpoints of {run_dir} were evaluated on "
+                          f"{metric} (metrics.jsonl); give --best {len(ranked)} or fewer, or --last {best}")
+    ranked.sort(key=lambda name: scores[name] if mode == "min" else -scores[name])
+    chosen = set(ranked[:best])
+    return [name for name in kept if name in chosen], f"the best {best} by {metric} ({mode})"
+
+
+def _scores(run_dir: Path, metric: str) -> dict[str, float]:
+    """{step_N: the run's ``metric`` evaluated at step N} from metrics.jsonl (the last record of a step wins)."""
+    path = run_dir / "metrics.jsonl"
+    scores = {}
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        try:
+            record = json.loads(line)
+        except ValueError:  # a line cut by a crash: that evaluation is not known
+            continue
+        value = record.get(metric) if isinstance(record, dict) else None
+        if isinstance(value, (int, float)) and math.isfinite(value) and isinstance(record.get("step"), int):
+            scores[f"step_{record['step']}"] = float(value)
+    return scores
+
+
+def average_weights(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """theta_avg = 1/K sum_k theta_k over the checkpoint folders ``paths`` (oldest first), each floating tensor
+    summed in float64 and given back in its dtype; other tensors (integer buffers) as the newest holds them."""
+    total: dict[str, torch.Tensor] = {}
+    newest = read_eval_weights(paths[-1])
+    for path in paths:
+        weights = newest if path == paths[-1] else read_eval_weights(path)
+        if weights.keys() != newest.keys():  # one run's checkpoints: only a hand-made folder differs
+            raise ConfigError(f"checkpoint {path} holds other tensors than {paths[-1]}; average checkpoints of one run")
+        for name, tensor in weights.items():
+            if tensor.is_floating_point():
+                total[name] = total.get(name, 0) + tensor.double()
+    return {name: (total[name] / len(paths)).to(t.dtype) if name in total else t for name, t in newest.items()}
+
+
+def average_run(run_dir: str | Path, out: str | Path, last: int | None = None, best: int | None = None,
+                overwrite: bool = False) -> dict:
+    """Write the average of ``run_dir``'s chosen checkpoints (``choose_checkpoints``) as the run folder ``out``
+    (new or empty, or replaced with ``overwrite``: the old one comes back if this fails); return what
+    averaged.json records and the average's metrics."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
+    if (load_yaml(run_dir / "config.yaml").get("data") or {}).get("name") == "forecaster":
+        raise ConfigError(f"{run_dir} is a Forecaster.save folder, which keeps one checkpoint; average the "
+                          "checkpoints of an xformer train run")
+    if run_dir.resolve().is_relative_to(Path(out).resolve()):
+        raise ConfigError(f"--out {out} would hold the run folder itself; give a folder of its own")
+    names, rule = choose_checkpoints(run_dir, last, best)
+    check_outside_data(out, "--out", [run_dir])
+    folder = OutputFolder(out, overwrite, "run", marker="config.yaml")
+    paths = [run_checkpoint(run_dir, name) for name in names]
+    weights = average_weights(paths)
+    state = read_state(paths[-1])
+    record = {"run": str(run_dir.resolve()), "checkpoints": names, "chosen": rule,
+              "ema": any((p / "ema.safetensors").is_file() for p in paths)}
+    try:
+        folder.replace()
+        for item in run_dir.iterdir():
+            if item.name not in HISTORY and not item.name.startswith("."):
+                copy = shutil.copytree if item.is_dir() else shutil.copy2
+                copy(item, folder.path / item.name)
+        save_checkpoint(folder.path / "checkpoints", state["step"], weights, {},
+                        {**{k: v for k, v in state.items() if k != "files"}, "averaged": names}, set(), 1, True)
+        write_atomically(folder.path / AVERAGED_FILE, json.dumps(record, indent=1) + "\n")
+        metrics = evaluate_model(*load_run(folder.path), report_dir=folder.path)
+        metrics.update(steps=state["step"], best_step=state["step"])
+        write_atomically(folder.path / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+        folder.started()
+    finally:
+        folder.failed()  # before started: the new folder goes, an old one replaced comes back; after: nothing
+    return {**record, "metrics": metrics}
+
+
+__all__ = ["AVERAGED_FILE", "choose_checkpoints", "average_weights", "average_run"]
