@@ -1,0 +1,82 @@
+"""Loose ends of the Hugging Face / timm interop as a user meets them: a BERT question-answering folder (and the
+other BERT classes xformer has no head for), the round trip of a Hugging Face ViT through ``xformer export
+--format timm`` and ``init_from: timm:``, a timm model name of another family than ViT, and the articles of the
+output-folder messages. Every model is built here, tiny, random init."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+import yaml
+
+from xformer.cli import main
+from xformer.errors import ConfigError
+
+transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("collect_garbage_at_the_end")  # see conftest.py
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "quick", "brown", "fox", "cat", "sleeps", "."]
+
+
+def one_line_error(capsys, argv, *words) -> str:
+    capsys.readouterr()  # save_pretrained's progress bar
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xformer: error:") and "\n" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    """qa (BertForQuestionAnswering), nsp (BertForNextSentencePrediction), decoder (BertLMHeadModel, is_decoder),
+    each with its WordPiece tokenizer; texts.csv for a text classifier."""
+    from tokenizers import BertWordPieceTokenizer
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("interop_ends")
+    (root / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    tok = transformers.BertTokenizerFast(tokenizer_object=BertWordPieceTokenizer(str(root / "vocab.txt"))._tokenizer)
+    for name, cls, extra in (("qa", transformers.BertForQuestionAnswering, {}),
+                             ("nsp", transformers.BertForNextSentencePrediction, {}),
+                             ("decoder", transformers.BertLMHeadModel, {"is_decoder": True})):
+        cls(transformers.BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                    intermediate_size=32, max_position_embeddings=32, **extra)).save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+    (root / "texts.csv").write_text("text,label\n" + "".join(f"the quick fox {i},{i % 2}\n" for i in range(20)))
+    return root
+
+
+# ---------------------------------------------------------------- 4. articles
+
+
+def test_output_folder_messages_take_an_before_a_vowel(tmp_path):
+    """"is a file, not a export folder" and "give a export folder outside it"."""
+    from xformer.folders import OutputFolder
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not an export folder"):
+        OutputFolder(tmp_path / "file", what="export")
+    with pytest.raises(ConfigError, match="is a file, not a run folder"):
+        OutputFolder(tmp_path / "file", what="run")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("model: {}\n")
+    (tmp_path / "run" / "checkpoints").mkdir()
+    with pytest.raises(ConfigError, match="give an export folder outside it"):
+        OutputFolder(tmp_path / "run" / "out", what="export")
+
+
+def test_messages_naming_a_type_take_its_article():
+    """"not a int", "got a int": the article now follows the word."""
+    from xformer.errors import a_or_an
+    from xformer.forecast.frames import load_frame
+    from xformer.forecast.scoring import evaluate
+
+    assert (a_or_an("run"), a_or_an("export"), a_or_an("EncoderDecoder")) == ("a run", "an export", "an EncoderDecoder")
+    with pytest.raises(ConfigError, match=r"file, not an int$"):
+        load_frame(3)
+    with pytest.raises(ConfigError, match=r"got an int$"):
+        evaluate(3)
