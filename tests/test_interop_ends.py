@@ -50,6 +50,47 @@ def bert(tmp_path_factory):
     return root
 
 
+# ---------------------------------------------------------------- 3. a timm model that is no ViT
+
+
+@pytest.fixture(scope="module")
+def timm_files(tmp_path_factory):
+    import timm
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("timm_files")
+    torch.manual_seed(0)
+    for name, kwargs in (("resnet18", {}), ("vit_tiny_patch16_224", dict(img_size=8, patch_size=4, embed_dim=12,
+                                                                          depth=1, num_heads=3))):
+        model = timm.create_model(name, pretrained=False, num_classes=3, **kwargs)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(root / f"{name}.safetensors"))
+    return root
+
+
+@pytest.mark.parametrize("file, name", [("resnet18", "resnet18"), ("vit_tiny_patch16_224", "convnext_tiny"),
+                                        ("vit_tiny_patch16_224", "resnet18.a1_in1k")])
+def test_a_timm_name_of_another_family_is_refused_as_no_vit(timm_files, file, name):
+    """It was "the file does not fit resnet18 (missing [], unexpected ['fc.bias', ...])" or "ResNet.__init__() got
+    an unexpected keyword argument 'embed_dim'"."""
+    from xformer.interop.pretrained import load_source
+
+    with pytest.raises(ConfigError) as e:
+        load_source(f"timm:{timm_files / f'{file}.safetensors'}#{name}")
+    message = str(e.value)
+    assert "\n" not in message and f"{name.split('.')[0]!r} is not a timm ViT" in message, message
+    assert "vit_*" in message and "deit_*" in message, message
+
+
+def test_a_file_that_is_no_vit_is_named_so(timm_files):
+    """A ResNet's state dict given a ViT name: "missing ['cls_token', 'pos_embed', ...]" became one line saying the
+    file holds no ViT."""
+    from xformer.interop.pretrained import load_source
+
+    with pytest.raises(ConfigError, match=r"holds no timm ViT \(no patch_embed.proj.weight"):
+        load_source(f"timm:{timm_files / 'resnet18.safetensors'}#vit_tiny_patch16_224")
+    assert load_source(f"timm:{timm_files / 'vit_tiny_patch16_224.safetensors'}#vit_tiny_patch16_224").kind == "timm"
+
+
 # ---------------------------------------------------------------- 4. articles
 
 
