@@ -50,6 +50,49 @@ def bert(tmp_path_factory):
     return root
 
 
+# ---------------------------------------------------------------- 1. BERT classes without an xformer head
+
+
+def test_a_question_answering_folder_is_named_by_predict_and_generate(bert, capsys, monkeypatch):
+    """predict said "a bert checkpoint without a classifier (masked_lm head)", as if the folder were a masked LM,
+    and generate "a Hugging Face bert_text encoder": both now name BertForQuestionAnswering and its span scorer."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("the quick fox\n"))
+    one_line_error(capsys, ["predict", str(bert / "qa"), "-"], "BertForQuestionAnswering", "qa_outputs",
+                   "answer-span scorer", "--init-from hf:")
+    one_line_error(capsys, ["generate", str(bert / "qa"), "--prompt", "the", "--greedy", "--max-new-tokens", "2"],
+                   "BertForQuestionAnswering", "GPT-2")
+
+
+def test_a_question_answering_folder_is_read_as_its_encoder_and_says_so(bert, capsys):
+    """Its encoder is the starting point, and init_from's summary names qa_outputs as not read (it was left out
+    without a word, the run reading as a masked LM fine-tuned from a masked LM)."""
+    from xformer.interop.pretrained import load_source
+
+    pre = load_source(f"hf:{bert / 'qa'}")
+    assert pre.model.head.name != "classification" and pre.architecture == "BertForQuestionAnswering"
+    assert pre.unread == {"qa_outputs": "answer-span scorer"}
+    assert not [k for k in pre.weights if k.startswith("head.") and k != "head.decoder.weight"]
+    recipe = bert / "cls.yaml"
+    recipe.write_text(json.dumps({"model": {"architecture": "encoder", "head": {"name": "classification"}},
+                                  "data": {"name": "text_classification",
+                                           "args": {"files": [str(bert / "texts.csv")], "max_length": 16}},
+                                  "train": {"steps": 1, "batch_size": 2}}))
+    capsys.readouterr()
+    assert main(["train", str(recipe), "--init-from", f"hf:{bert / 'qa'}", "--out", str(bert / "run"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "not read: qa_outputs (BertForQuestionAnswering's answer-span scorer" in out, out
+
+
+def test_other_bert_classes_are_named_too(bert, capsys, monkeypatch):
+    """A next-sentence classifier is named by predict; a BertLMHeadModel decoder is refused naming the class and
+    what xformer reads instead."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("the quick fox\n"))
+    one_line_error(capsys, ["predict", str(bert / "nsp"), "-"], "BertForNextSentencePrediction",
+                   "without a classifier")
+    one_line_error(capsys, ["generate", str(bert / "decoder"), "--prompt", "the", "--greedy"],
+                   "BertLMHeadModel", "is_decoder", "GPT-2")
+
+
 # ---------------------------------------------------------------- 3. a timm model that is no ViT
 
 

@@ -353,8 +353,10 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
         return ", ".join(parts) if parts else "none"
 
     unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
+    unread = "".join(f"; not read: {layer} ({source.architecture}'s {what}, which no xformer head is)"
+                     for layer, what in (source.unread if source is not None else {}).items())
     return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh, own)}; "
-            f"not used from the checkpoint: {modules(unused, offered)}"
+            f"not used from the checkpoint: {modules(unused, offered)}{unread}"
             + "".join(f"; resampled {what} (bicubic)" for what in resampled) + classes_note)
 
 
