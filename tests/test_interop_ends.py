@@ -93,6 +93,46 @@ def test_other_bert_classes_are_named_too(bert, capsys, monkeypatch):
                    "BertLMHeadModel", "is_decoder", "GPT-2")
 
 
+# ---------------------------------------------------------------- 2. a Hugging Face ViT out to timm and back
+
+
+def test_a_vit_started_from_hugging_face_goes_to_timm_and_back(tmp_path, capsys):
+    """export --format timm of a run started from hf: was refused for its LayerNorm eps 1e-12 with the hint
+    "train with model.core.norm_eps=1e-06", which init_from hf: then refused ("remove it from the recipe"). The
+    hint now works: that run exports, and the timm file starts a run again."""
+    from xformer.interop.pretrained import load_source
+
+    torch.manual_seed(0)
+    transformers.ViTForImageClassification(transformers.ViTConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=8, patch_size=4,
+        num_channels=1, num_labels=10)).save_pretrained(tmp_path / "vit")
+    transformers.ViTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0.5],
+                                   image_std=[0.5]).save_pretrained(tmp_path / "vit")
+    recipe = tmp_path / "vit.yaml"
+    recipe.write_text(yaml.safe_dump({"model": {"architecture": "encoder", "head": {"name": "classification"}},
+                                      "data": {"name": "digits"}, "train": {"steps": 1, "batch_size": 4}}))
+
+    def train(out, *extra):
+        capsys.readouterr()
+        assert main(["train", str(recipe), *extra, "--out", str(tmp_path / out), "--quiet"]) == 0, capsys.readouterr()
+        return capsys.readouterr().out
+
+    train("as_is", "--init-from", f"hf:{tmp_path / 'vit'}")
+    err = one_line_error(capsys, ["export", str(tmp_path / "as_is"), "--format", "timm", "--out", str(tmp_path / "t0")],
+                         "LayerNorm eps 1e-12")
+    hint = err.split("train with ")[1].split(")")[0]
+    assert hint == "model.core.norm_eps=1e-06", err
+    out = train("timm_eps", "--init-from", f"hf:{tmp_path / 'vit'}", hint)
+    assert "LayerNorm eps 1e-06 (the recipe's) instead of the checkpoint's 1e-12" in out, out
+    assert yaml.safe_load((tmp_path / "timm_eps" / "config.yaml").read_text())["model"]["core"]["norm_eps"] == 1e-6
+    assert main(["export", str(tmp_path / "timm_eps"), "--format", "timm", "--out", str(tmp_path / "timm")]) == 0
+    capsys.readouterr()
+    source = f"timm:{tmp_path / 'timm' / 'model.safetensors'}#vit_tiny_patch16_224"
+    assert load_source(source).model.core.norm_eps == 1e-6
+    out = train("back", "--init-from", source)
+    assert "left fresh: none" in out, out
+
+
 # ---------------------------------------------------------------- 3. a timm model that is no ViT
 
 

@@ -45,6 +45,9 @@ HEADS = {"gpt2": ("causal_lm",), "bert": ("masked_lm", "masked_lm_nsp", "classif
 IMAGE_KINDS = ("timm", "vit")  # checkpoints that read images
 # the recipe's, not the checkpoint's (fine-tuning regularisation; init only touches a fresh head)
 FREE_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
+# the recipe's when it sets them: no weight depends on them (timm's LayerNorm eps 1e-6 on a Hugging Face ViT's 1e-12,
+# which xformer export --format timm asks for)
+ADJUSTABLE_CORE_KEYS = ("norm_eps",)
 _ROLES = {"eos": "[EOS]", "pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]",
           "bos": "[BOS]"}
 
@@ -310,11 +313,14 @@ def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
     # a core key the recipe sets (to other than its default) must be the checkpoint's; dropout and init are the recipe's
     ours, theirs, default = to_dict(recipe.core), to_dict(ckpt.core), to_dict(CoreConfig())
     for key, value in theirs.items():
-        if key not in FREE_CORE_KEYS and ours[key] != default[key] and ours[key] != value:
+        if key not in FREE_CORE_KEYS + ADJUSTABLE_CORE_KEYS and ours[key] != default[key] and ours[key] != value:
             raise ConfigError(f"{src}: model.core.{key} is {ours[key]!r} here but {value!r} in the checkpoint; "
                               "remove it from the recipe (the core comes from the checkpoint)")
-    core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS})
+    adjusted = {k: ours[k] for k in ADJUSTABLE_CORE_KEYS if ours[k] != default[k]}
+    core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS}, **adjusted)
     tok_args = dict(ckpt.tokenizer.args)
+    if "norm_eps" in adjusted and "norm_eps" in tok_args:  # BERT's embedding LayerNorm: one eps, as layer_norm_eps
+        tok_args["norm_eps"] = adjusted["norm_eps"]
     if pre.kind == "patchtst":  # no weight depends on the number of series (shared embedding and head): the data's
         del tok_args["n_channels"]
     if "dropout" in tok_args:  # as the core's: the recipe's, else none
