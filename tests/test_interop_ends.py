@@ -43,8 +43,10 @@ def bert(tmp_path_factory):
     for name, cls, extra in (("qa", transformers.BertForQuestionAnswering, {}),
                              ("nsp", transformers.BertForNextSentencePrediction, {}),
                              ("decoder", transformers.BertLMHeadModel, {"is_decoder": True})):
-        cls(transformers.BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                    intermediate_size=32, max_position_embeddings=32, **extra)).save_pretrained(root / name)
+        config = transformers.BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=32,
+                                         **extra)
+        cls(config).save_pretrained(root / name)
         tok.save_pretrained(root / name)
     (root / "texts.csv").write_text("text,label\n" + "".join(f"the quick fox {i},{i % 2}\n" for i in range(20)))
     return root
