@@ -15,4 +15,10 @@ class UserError(Exception):
     """A mistake the user can fix (missing file, wrong column, wrong shape): one line, exit status 2."""
 
 
-__all__ = ["ConfigError", "UserError"]
+def a_or_an(word) -> str:
+    """``word`` after its indefinite article, for the messages of these errors: "a run", "an export",
+    "an int"."""
+    return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+__all__ = ["ConfigError", "UserError", "a_or_an"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from .config import ConfigError
+from .errors import a_or_an
 from .folder_lock import FolderLock, hold_folder, lock_file  # noqa: F401  (re-exported: one writer per folder)
 
 
@@ -234,11 +235,11 @@ class OutputFolder:
         self.safe = False
         _check_nothing_aside(self.path, what)
         if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"{self.path} is a file, not a {what} folder; give a new folder")
+            raise ConfigError(f"{self.path} is a file, not {a_or_an(what)} folder; give a new folder")
         outer = next((p for p in self.path.resolve().parents if is_run_folder(p)), None)
         if outer is not None:
             raise ConfigError(f"{self.path} is inside the run folder {outer}, which holds that run's own files (an "
-                              f"--overwrite of the run would delete it); give a {what} folder outside it")
+                              f"--overwrite of the run would delete it); give {a_or_an(what)} folder outside it")
         # claimed before it is looked at: of two processes given the same folder, the second is refused here
         self.lock = hold_folder(self.path, lambda holder: f"{self.path} is being written by {holder}; wait for it "
                                                           f"to end, or give another folder for the {what}")
@@ -258,11 +259,10 @@ class OutputFolder:
                               f"{alternative + ', ' if alternative else ''}or add --overwrite to replace it")
         if self.replacing and Path.cwd().resolve().is_relative_to(self.path.resolve()):
             raise ConfigError(f"--overwrite would replace {self.path}, which holds the current folder; "
-                              f"give a {what} folder of its own")
+                              f"give {a_or_an(what)} folder of its own")
         if self.replacing and marker is not None and not (self.path / marker).exists():
-            article = "an" if what[0] in "aeiou" else "a"
-            raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of {article} "
-                              f"{what}, and --overwrite replaces only that; give a new folder")
+            raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of {a_or_an(what)}, "
+                              "and --overwrite replaces only that; give a new folder")
         inner = None if holds_runs or not self.replacing else _run_inside(self.path)
         if inner is not None:
             raise ConfigError(f"--overwrite would delete the run folder {inner}, which lies inside {self.path}; move "

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import ConfigError
+from .errors import a_or_an
 
 
 def is_hf_folder(path) -> bool:
@@ -35,9 +36,13 @@ def load_hf_classifier(folder) -> tuple:
     pre = load_source(f"hf:{folder}")
     head = pre.model.head
     if head.name != "classification" or pre.class_names is None or "head.fc.weight" not in pre.weights:
-        raise ConfigError(f"{folder} is a {pre.kind} checkpoint without a classifier ({head.name} head); xformer "
-                          "predict reads BertForSequenceClassification and ViTForImageClassification folders, or "
-                          "the run folder of a classifier fine-tuned from it (xformer train --init-from hf:FOLDER)")
+        what = pre.architecture or f"{pre.kind} checkpoint"
+        detail = "; ".join(f"its {layer} is {a_or_an(role)}" for layer, role in pre.unread.items()) or \
+            f"read with a {head.name} head"
+        raise ConfigError(f"{folder} is {a_or_an(what)} ({detail}), without a classifier of texts or images; "
+                          "xformer predict reads BertForSequenceClassification and ViTForImageClassification "
+                          "folders, or the run folder of a classifier fine-tuned from it (xformer train --init-from "
+                          "hf:FOLDER)")
     model = build_model(pre.model)
     load_exactly(model, {k: v for k, v in pre.weights.items() if k in model.state_dict()})
     model.eval()

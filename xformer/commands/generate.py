@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from ..config import ConfigError
+from ..errors import a_or_an
 
 
 def load_text_model(run_dir: str | Path, checkpoint: str = "best"):
@@ -42,8 +43,12 @@ def load_hf_text_model(folder: Path):
 
     model, vocab = load_pretrained(folder)
     if model.config.architecture != "decoder":
-        raise ConfigError(f"{folder} holds a Hugging Face {model.config.tokenizer.name} encoder (BERT); generate "
-                          "needs a GPT-2 folder or a decoder run")
+        import json
+
+        names = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+        what = f"Hugging Face {names[0]}" if names and isinstance(names[0], str) else "Hugging Face model"
+        raise ConfigError(f"{folder} holds {a_or_an(what)}, an {model.config.architecture} that does not continue "
+                          "text; generate needs a GPT-2 folder (GPT2LMHeadModel) or a decoder run")
     if vocab is None:
         raise ConfigError(f"{folder} holds no tokenizer (tokenizer.json, or vocab.json + merges.txt); save it beside "
                           "the model with tokenizer.save_pretrained(folder)")

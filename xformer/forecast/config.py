@@ -11,6 +11,7 @@ import torch
 
 from ..config import ConfigError
 from ..core import CoreConfig
+from ..errors import a_or_an
 from ..models import ModelConfig, PartConfig
 from ..registry import is_whole_number
 
@@ -136,7 +137,7 @@ def check_types(cfg: ForecasterConfig) -> None:
         levels = cfg.quantiles
         if not isinstance(levels, (list, tuple, np.ndarray, pd.Index, pd.Series)) or getattr(levels, "ndim", 1) != 1 \
                 or not all(isinstance(q, numbers.Real) and not isinstance(q, bool) for q in levels):
-            shown = repr(levels) if len(repr(levels)) <= 60 else f"a {type(levels).__name__}"
+            shown = repr(levels) if len(repr(levels)) <= 60 else a_or_an(type(levels).__name__)
             raise ConfigError(f"quantiles={shown}: give a list of levels in (0, 1), e.g. quantiles=[0.1, 0.5, 0.9]")
         cfg.quantiles = [float(q) for q in levels]
         if 0.5 not in cfg.quantiles or not all(0 < q < 1 for q in cfg.quantiles):
@@ -168,7 +169,7 @@ def name_list(option: str, value) -> list[str] | None:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, (list, tuple, pd.Index, pd.Series, np.ndarray)) or getattr(value, "ndim", 1) != 1:
-        shown = repr(value) if "\n" not in repr(value) and len(repr(value)) <= 60 else f"a {type(value).__name__}"
+        shown = repr(value) if "\n" not in repr(value) and len(repr(value)) <= 60 else a_or_an(type(value).__name__)
         raise ConfigError(f"{option} must be a {what} or a list of them, e.g. {option}={example}, got {shown}")
     names = list(value)
     for name in names:

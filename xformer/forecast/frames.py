@@ -40,6 +40,7 @@ from ..config import ConfigError
 from ..data.tables import read_table, series_file
 from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_raw_series,
                            sorted_ids)
+from ..errors import a_or_an
 from ..metrics_forecast import ids_as_text
 from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
@@ -100,7 +101,7 @@ def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
         return source.to_pandas()
     if not isinstance(source, (str, Path)):
         raise ConfigError(f"series data must be a pandas DataFrame, a table with to_pandas() (polars, pyarrow) or "
-                          f"the path of a CSV or Parquet file, not a {type(source).__name__}")
+                          f"the path of a CSV or Parquet file, not {a_or_an(type(source).__name__)}")
     return read_table(series_file(source))
 
 

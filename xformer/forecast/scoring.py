@@ -24,6 +24,7 @@ import pandas as pd
 
 from .. import metrics_forecast
 from ..config import ConfigError
+from ..errors import a_or_an
 from ..metrics_forecast import ids_as_text
 from .frames import DS, ID, Y, infer_freq, read_panel
 
@@ -43,10 +44,10 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     without ``ds`` is taken as it is (its rows as consecutive steps)."""
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"evaluate takes df as a pandas DataFrame of forecasts and truth ({id_column}, {target}, "
-                          f"{point}: what cross_validation returns), got a {type(df).__name__}")
+                          f"{point}: what cross_validation returns), got {a_or_an(type(df).__name__)}")
     if train_df is not None and not isinstance(train_df, pd.DataFrame):
         raise ConfigError(f"train_df must be a pandas DataFrame of the training series ({id_column}, ds, {target}) "
-                          f"or None, got a {type(train_df).__name__}")
+                          f"or None, got {a_or_an(type(train_df).__name__)}")
     if train_df is not None and DS in train_df.columns:
         train_df = on_time_grid(train_df, df, freq, target, id_column)
     elif freq is not None:

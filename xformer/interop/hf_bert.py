@@ -51,8 +51,11 @@ _HEAD = [("pooler.dense", "head.pooler"), ("cls.predictions.transform.dense", "h
          ("cls.predictions.transform.LayerNorm", "head.norm"), ("cls.seq_relationship", "head.nsp"),
          ("classifier", "head.fc")]
 _EXPORTED_HEAD = {"masked_lm": _HEAD[1:3], "masked_lm_nsp": _HEAD[:4], "classification": [_HEAD[0], _HEAD[4]]}
-# classes whose ``classifier`` is no sequence classifier of the pooled [CLS] (it scores each token, each choice)
-_OTHER_CLASSIFIERS = ("BertForTokenClassification", "BertForMultipleChoice")
+# classes whose task layer no xformer head is (it scores each token, each choice, answer spans): class -> (the
+# layer's name, what it is); their encoder (and pooler) is read as a BertModel's, the layer never
+OTHER_HEADS = {"BertForTokenClassification": ("classifier", "per-token classifier"),
+               "BertForMultipleChoice": ("classifier", "multiple-choice scorer"),
+               "BertForQuestionAnswering": ("qa_outputs", "answer-span scorer")}
 
 
 def _get(config, key, default=None):
@@ -69,12 +72,20 @@ def bert_head(keys) -> str:
         "pooler.dense.weight" in keys and not has_mlm) else "masked_lm"
 
 
+def other_head(architectures) -> tuple[str, str, str] | None:
+    """(class, layer, what it is) when ``architectures`` (config.json's) names a class of ``OTHER_HEADS``."""
+    found = [name for name in architectures or () if name in OTHER_HEADS]
+    return (found[0], *OTHER_HEADS[found[0]]) if found else None
+
+
 def without_other_classifier(architectures, state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` without ``classifier.*`` when ``architectures`` (config.json's) names a token or multiple-choice
-    classifier: its encoder (and pooler) are read as a ``BertModel``'s, never its classifier as a sequence one."""
-    if not set(architectures or ()) & set(_OTHER_CLASSIFIERS):
+    """``state`` without the task layer of a token or multiple-choice classifier (``classifier.*``) or a question
+    answerer (``qa_outputs.*``) when ``architectures`` (config.json's) names one: its encoder (and pooler) are read
+    as a ``BertModel``'s, never its layer as a sequence classifier's (or anything else)."""
+    found = other_head(architectures)
+    if found is None:
         return state
-    return {k: v for k, v in state.items() if not k.startswith(("classifier.", "bert.classifier."))}
+    return {k: v for k, v in state.items() if not k.startswith((f"{found[1]}.", f"bert.{found[1]}."))}
 
 
 def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
@@ -83,7 +94,9 @@ def bert_config_to_xformer(config, head: str = "masked_lm") -> ModelConfig:
     if _get(config, "position_embedding_type", "absolute") != "absolute":
         raise ValueError("only BERT with absolute position embeddings converts to xformer")
     if _get(config, "is_decoder", False) or _get(config, "add_cross_attention", False):
-        raise ValueError("BERT as a decoder (is_decoder / add_cross_attention) is not supported")
+        raise ValueError("BERT as a decoder (is_decoder / add_cross_attention: a causal BertLMHeadModel, or half of "
+                         "an encoder-decoder) is not supported; xformer reads BERT encoders (BertModel, "
+                         "BertForMaskedLM, BertForSequenceClassification, ...) and generates text from GPT-2 folders")
     activation = _get(config, "hidden_act", "gelu")
     if activation not in _ACTIVATION_TO_XFORMER:
         raise ValueError(f"BERT activation {activation!r} not supported; one of {', '.join(_ACTIVATION_TO_XFORMER)}")
@@ -254,5 +267,6 @@ def save_bert(model: Model, folder: str | Path, **config_extra) -> Path:
     return Path(folder)
 
 
-__all__ = ["bert_head", "without_other_classifier", "bert_config_to_xformer", "xformer_config_to_bert",
-           "bert_state_dict_to_xformer", "xformer_state_dict_to_bert", "load_bert", "to_hf_bert", "save_bert"]
+__all__ = ["OTHER_HEADS", "bert_head", "other_head", "without_other_classifier", "bert_config_to_xformer",
+           "xformer_config_to_bert", "bert_state_dict_to_xformer", "xformer_state_dict_to_bert", "load_bert",
+           "to_hf_bert", "save_bert"]

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from ..config import ConfigError
 from ..core import Decoder
+from ..errors import a_or_an
 from ..tokenizers.positions import LearnedPositions
 from .hf_checkpoint import load_exactly
 from .torch_nn import config_of
@@ -65,7 +66,7 @@ def _refuse(what: str) -> ConfigError:
 
 def _check_core(core: nn.Module) -> None:
     if isinstance(core, Decoder) or not hasattr(core, "blocks"):
-        raise _refuse(f"a {type(core).__name__} core (PatchTST's is an encoder)")
+        raise _refuse(f"{a_or_an(type(core).__name__)} core (PatchTST's is an encoder)")
     cfg = config_of(core)
     checks = [
         (not cfg.rope, "rotary positions (core.rope)"),
@@ -153,7 +154,7 @@ def _check_model(model: nn.Module) -> tuple[int, int]:
     """Refuse a Model the reference cannot express; return (n_tokens, d_model)."""
     tok, head = model.tokenizer, model.head
     if not (hasattr(tok, "patch_len") and getattr(tok, "channel_independent", False)):
-        raise _refuse(f"a {type(tok).__name__} tokenizer (PatchTST's is series_patches)")
+        raise _refuse(f"{a_or_an(type(tok).__name__)} tokenizer (PatchTST's is series_patches)")
     if not isinstance(tok.positions, LearnedPositions):
         raise _refuse(f"positions other than learned ({type(tok.positions).__name__}; PatchTST's W_pos is a "
                       "learned table)")

@@ -45,6 +45,9 @@ HEADS = {"gpt2": ("causal_lm",), "bert": ("masked_lm", "masked_lm_nsp", "classif
 IMAGE_KINDS = ("timm", "vit")  # checkpoints that read images
 # the recipe's, not the checkpoint's (fine-tuning regularisation; init only touches a fresh head)
 FREE_CORE_KEYS = ("dropout", "attn_dropout", "attn_proj_dropout", "drop_path", "init")
+# the recipe's when it sets them: no weight depends on them (timm's LayerNorm eps 1e-6 on a Hugging Face ViT's 1e-12,
+# which xformer export --format timm asks for)
+ADJUSTABLE_CORE_KEYS = ("norm_eps",)
 _ROLES = {"eos": "[EOS]", "pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]",
           "bos": "[BOS]"}
 
@@ -62,6 +65,8 @@ class Pretrained:
     renamed: dict[str, str] = field(default_factory=dict)  # the folder's special-token names -> xformer's
     class_names: list[str] | None = None  # a classifier's classes in the order of its logits (id2label)
     normalisation: dict | None = None  # an image model's {"mean", "std"} (its image processor, timm's pretrained_cfg)
+    architecture: str | None = None  # a Hugging Face folder's class (config.json's architectures), e.g. BertForMaskedLM
+    unread: dict[str, str] = field(default_factory=dict)  # its layers no xformer head is -> what each is
 
     def vocabulary(self):
         """The tokenizer as an xformer vocabulary (``WordPieceVocab``) that reads the folder's own names of its
@@ -170,7 +175,8 @@ def hf_tokenizer(folder: str | Path, config: dict):
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     """A GPT-2, BERT, ViT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py, hf_vit.py,
     hf_patchtst.py)."""
-    from .hf_bert import bert_config_to_xformer, bert_head, bert_state_dict_to_xformer, without_other_classifier
+    from .hf_bert import (bert_config_to_xformer, bert_head, bert_state_dict_to_xformer, other_head,
+                          without_other_classifier)
     from .hf_checkpoint import strip_prefix
     from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
     from .hf_patchtst import patchtst_checkpoint
@@ -179,12 +185,15 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
 
     source = source or f"hf:{folder}"
     config, state = read_hf_folder(folder)
-    kind, classes, normalisation = config.get("model_type"), None, None
+    kind, classes, normalisation, unread = config.get("model_type"), None, None, {}
+    architecture = next(iter(config.get("architectures") or []), None)
     try:
         if kind == "gpt2":
             model = gpt2_config_to_xformer(config)
             weights = gpt2_state_dict_to_xformer(state, model.core.n_layers)
         elif kind == "bert":
+            other = other_head(config.get("architectures"))
+            unread = {other[1]: other[2]} if other is not None else {}  # e.g. qa_outputs: an answer-span scorer
             state = without_other_classifier(config.get("architectures"), state)
             model = bert_config_to_xformer(config, bert_head(strip_prefix(state, "bert.").keys()))
             weights = bert_state_dict_to_xformer(state, model.core.n_layers)
@@ -217,7 +226,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
         raise ConfigError(f"{source}: the folder's tokenizer has ids up to {ids - 1}, but the model's vocab_size "
                           f"(config.json) is {model.tokenizer.args['vocab_size']}: the tokenizer files are not this "
                           "model's; save its own tokenizer beside it (tokenizer.save_pretrained(FOLDER))")
-    return Pretrained(source, kind, model, weights, tokenizer, renamed, classes, normalisation)
+    return Pretrained(source, kind, model, weights, tokenizer, renamed, classes, normalisation, architecture, unread)
 
 
 def check_weights_fit(source: str, model: ModelConfig, weights: dict[str, Tensor], state: dict[str, Tensor]) -> None:
@@ -304,11 +313,14 @@ def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
     # a core key the recipe sets (to other than its default) must be the checkpoint's; dropout and init are the recipe's
     ours, theirs, default = to_dict(recipe.core), to_dict(ckpt.core), to_dict(CoreConfig())
     for key, value in theirs.items():
-        if key not in FREE_CORE_KEYS and ours[key] != default[key] and ours[key] != value:
+        if key not in FREE_CORE_KEYS + ADJUSTABLE_CORE_KEYS and ours[key] != default[key] and ours[key] != value:
             raise ConfigError(f"{src}: model.core.{key} is {ours[key]!r} here but {value!r} in the checkpoint; "
                               "remove it from the recipe (the core comes from the checkpoint)")
-    core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS})
+    adjusted = {k: ours[k] for k in ADJUSTABLE_CORE_KEYS if ours[k] != default[k]}
+    core = dataclasses.replace(ckpt.core, **{k: ours[k] for k in FREE_CORE_KEYS}, **adjusted)
     tok_args = dict(ckpt.tokenizer.args)
+    if "norm_eps" in adjusted and "norm_eps" in tok_args:  # BERT's embedding LayerNorm: one eps, as layer_norm_eps
+        tok_args["norm_eps"] = adjusted["norm_eps"]
     if pre.kind == "patchtst":  # no weight depends on the number of series (shared embedding and head): the data's
         del tok_args["n_channels"]
     if "dropout" in tok_args:  # as the core's: the recipe's, else none

@@ -33,6 +33,9 @@ REGULARISATION = {
 NO_COUNTERPART = {
     "patch_drop_rate": "timm drops that share of the patch tokens in training; xformer has no patch dropout",
 }
+# timm's modules whose models are the VisionTransformer timm_vit.py reads, and their names in words
+VIT_MODULES = ("vision_transformer", "deit")
+VIT_NAMES = "vit_*, deit_*, deit3_*, flexivit_*, e.g. vit_tiny_patch16_224"
 # the arguments whose every other value changes a tensor's shape (img_size: _fit_img_size, as a guess may be wrong)
 _SHAPE_KEYS = ("num_classes", "embed_dim", "in_chans", "patch_size", "depth", "class_token", "reg_tokens")
 
@@ -156,6 +159,19 @@ def _refuse_other_shapes(vit, state: dict[str, Tensor], name: str, source: str) 
                           "name, #NAME,key=value")
 
 
+def _refuse_other_families(state: dict[str, Tensor], name: str, source: str) -> None:
+    """A name timm knows from another family (resnet18, convnext_tiny), or a file without a ViT's patch embedding:
+    one line naming what xformer reads."""
+    from timm.models import is_model, is_model_in_modules
+
+    if is_model(name) and not is_model_in_modules(name, VIT_MODULES):
+        raise ConfigError(f"{source}: {name.split('.')[0]!r} is not a timm ViT; xformer reads timm's "
+                          f"VisionTransformer models ({VIT_NAMES}); give the ViT name the file was saved from")
+    if "patch_embed.proj.weight" not in state:
+        raise ConfigError(f"{source}: the file holds no timm ViT (no patch_embed.proj.weight; its tensors start "
+                          f"{', '.join(list(state)[:3])}); xformer reads timm's VisionTransformer models ({VIT_NAMES})")
+
+
 def timm_checkpoint(state: dict[str, Tensor], path, name: str, extra: dict,
                     source: str) -> tuple[ModelConfig, dict[str, Tensor]]:
     """(ModelConfig, weights under xformer's names) of a timm ViT state dict created as ``name`` (timm_vit.py)."""
@@ -163,6 +179,7 @@ def timm_checkpoint(state: dict[str, Tensor], path, name: str, extra: dict,
 
     from .timm_vit import from_timm_vit, hub_model_args
 
+    _refuse_other_families(state, name, source)
     shown = _timm_kwargs(state)
     _refuse_pairs_the_file_contradicts(shown, extra, source)
     if "img_size" in extra:
@@ -193,4 +210,4 @@ def timm_checkpoint(state: dict[str, Tensor], path, name: str, extra: dict,
     return model.config, model.state_dict()
 
 
-__all__ = ["REGULARISATION", "split_pairs", "timm_pairs", "timm_checkpoint"]
+__all__ = ["REGULARISATION", "VIT_MODULES", "split_pairs", "timm_pairs", "timm_checkpoint"]

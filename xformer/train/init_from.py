@@ -353,8 +353,13 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
         return ", ".join(parts) if parts else "none"
 
     unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
+    unread = "".join(f"; not read: {layer} ({source.architecture}'s {what}, which no xformer head is)"
+                     for layer, what in (source.unread if source is not None else {}).items())
+    if source is not None and model.config.core.norm_eps != source.model.core.norm_eps:
+        unread += f"; LayerNorm eps {model.config.core.norm_eps:g} (the recipe's) instead of the checkpoint's " \
+                  f"{source.model.core.norm_eps:g}"
     return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh, own)}; "
-            f"not used from the checkpoint: {modules(unused, offered)}"
+            f"not used from the checkpoint: {modules(unused, offered)}{unread}"
             + "".join(f"; resampled {what} (bicubic)" for what in resampled) + classes_note)
 
 
