@@ -138,3 +138,27 @@ def test_mistakes_are_one_line_and_a_failure_loses_nothing(run, tmp_path, capsys
     monkeypatch.setattr("xformer.train.average.evaluate_model", broken)
     assert main(["average", str(run), "--last", "3", "--out", avg, "--overwrite"]) == 1
     assert files_of(Path(avg)) == kept  # the average that was there comes back whole
+
+
+def test_data_that_moved_is_named_and_given_at_its_new_place(tmp_path, capsys):
+    """The average is scored on the run's data: moved since, it is named with the way on, and given at its new
+    place it is checked to be the run's own and recorded in the average's config.yaml."""
+    (tmp_path / "t.txt").write_text("to be or not to be, that is the question\n" * 40, encoding="utf-8")
+    (tmp_path / "r.yaml").write_text(
+        "model: {architecture: decoder, core: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32},\n"
+        "  tokenizer: {name: text}, head: {name: causal_lm}}\n"
+        f"data: {{name: text_lm, args: {{files: {tmp_path / 't.txt'}, tokenizer: char, block_size: 8}}}}\n"
+        "train: {steps: 4, batch_size: 4, eval_every: 2}\n", encoding="utf-8")
+    run, avg = tmp_path / "run", str(tmp_path / "avg")
+    assert main(["train", str(tmp_path / "r.yaml"), "--out", str(run), "--quiet", "--threads", "1"]) == 0
+    (tmp_path / "t.txt").rename(tmp_path / "u.txt")
+    err = one_line_error(capsys, ["average", str(run), "--last", "2", "--out", avg])
+    assert f"the run's data {tmp_path / 't.txt'} (data.args.files) is not there any more" in err, err
+    assert f"xformer average {run} --last 2 --out {avg} data.args.files=NEW" in err, err
+    assert "new place only" in one_line_error(capsys, ["average", str(run), "--last", "2", "--out", avg,
+                                                       "data.args.block_size=4"])
+    assert not Path(avg).exists()
+    assert main(["average", str(run), "--last", "2", "--out", avg, f"data.args.files={tmp_path / 'u.txt'}",
+                 "--threads", "1"]) == 0
+    assert f"files: {tmp_path / 'u.txt'}" in (Path(avg) / "config.yaml").read_text()
+    assert main(["evaluate", avg]) == 0

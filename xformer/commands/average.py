@@ -11,7 +11,7 @@ import sys
 def run(args: argparse.Namespace) -> None:
     from ..train.average import average_run
 
-    report = average_run(args.run_dir, args.out, args.last, args.best, args.overwrite)
+    report = average_run(args.run_dir, args.out, args.last, args.best, args.overwrite, args.overrides)
     print(json.dumps(report["metrics"], indent=1))
     print(f"averaged {len(report['checkpoints'])} checkpoints of {args.run_dir} ({report['chosen']}: "
           f"{', '.join(report['checkpoints'])}) into the run {args.out}", file=sys.stderr)
@@ -32,6 +32,9 @@ def add_parser(subparsers) -> None:
         epilog="example: xformer train tasks/vit_digits.yaml --out runs/vit train.keep_last=5 && "
                "xformer average runs/vit --last 5 --out runs/vit_avg5")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("overrides", nargs="*", metavar="data.args.KEY=NEW",
+                   help="the run's data at a new place (root, path, files, test_path), checked to be its own and "
+                        "recorded in the average's config.yaml")
     p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for the averaged run")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=int, metavar="K", help="average the newest K kept checkpoints")

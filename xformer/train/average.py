@@ -28,11 +28,13 @@ import shutil
 from pathlib import Path
 
 import torch
+import yaml
 
 from ..config import ConfigError, load_yaml
 from ..folders import OutputFolder, check_outside_data, not_a_run_folder, write_atomically
 from .checkpoint import AVERAGED_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
-from .config import metric_mode
+from .config import apply_overrides, metric_mode
+from .resume import DATA_PATHS, absolute_data_paths, check_data_there
 from .run import evaluate_model, load_run, run_checkpoint
 
 # what a run folder holds of its training, not of its model and data: the average starts these afresh
@@ -101,10 +103,11 @@ def average_weights(paths: list[Path]) -> dict[str, torch.Tensor]:
 
 
 def average_run(run_dir: str | Path, out: str | Path, last: int | None = None, best: int | None = None,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, data_overrides: list[str] = ()) -> dict:
     """Write the average of ``run_dir``'s chosen checkpoints (``choose_checkpoints``) as the run folder ``out``
     (new or empty, or replaced with ``overwrite``: the old one comes back if this fails); return what
-    averaged.json records and the average's metrics."""
+    averaged.json records and the average's metrics. ``data_overrides`` (``data.args.KEY=NEW`` of ``DATA_PATHS``):
+    the run's data at a new place, which the average records and is scored on once proved the run's own."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
@@ -114,6 +117,10 @@ def average_run(run_dir: str | Path, out: str | Path, last: int | None = None, b
     if run_dir.resolve().is_relative_to(Path(out).resolve()):
         raise ConfigError(f"--out {out} would hold the run folder itself; give a folder of its own")
     names, rule = choose_checkpoints(run_dir, last, best)
+    recipe = _moved_data(load_yaml(run_dir / "config.yaml"), list(data_overrides))
+    command = f"xformer average {run_dir} " + (f"--last {last}" if last is not None else f"--best {best}") + \
+        f" --out {out}"
+    check_data_there((recipe.get("data") or {}).get("args") or {}, command)  # needed to score the average
     check_outside_data(out, "--out", [run_dir])
     folder = OutputFolder(out, overwrite, "run", marker="config.yaml")
     paths = [run_checkpoint(run_dir, name) for name in names]
@@ -124,9 +131,10 @@ def average_run(run_dir: str | Path, out: str | Path, last: int | None = None, b
     try:
         folder.replace()
         for item in run_dir.iterdir():
-            if item.name not in HISTORY and not item.name.startswith("."):
+            if item.name not in HISTORY and item.name != "config.yaml" and not item.name.startswith("."):
                 copy = shutil.copytree if item.is_dir() else shutil.copy2
                 copy(item, folder.path / item.name)
+        write_atomically(folder.path / "config.yaml", yaml.safe_dump(recipe, sort_keys=False))
         save_checkpoint(folder.path / "checkpoints", state["step"], weights, {},
                         {**{k: v for k, v in state.items() if k != "files"}, "averaged": names}, set(), 1, True)
         write_atomically(folder.path / AVERAGED_FILE, json.dumps(record, indent=1) + "\n")
@@ -137,6 +145,21 @@ def average_run(run_dir: str | Path, out: str | Path, last: int | None = None, b
     finally:
         folder.failed()  # before started: the new folder goes, an old one replaced comes back; after: nothing
     return {**record, "metrics": metrics}
+
+
+def _moved_data(recipe: dict, overrides: list[str]) -> dict:
+    """``recipe`` (config.yaml's) with the run's data given at a new place (``data.args.KEY=NEW``, absolute)."""
+    for item in overrides:
+        key = item.partition("=")[0]
+        if not key.startswith("data.args.") or key[len("data.args."):] not in DATA_PATHS or "=" not in item:
+            raise ConfigError(f"'{item}': average takes the run's data at a new place only, "
+                              f"data.args.KEY=NEW for KEY in {', '.join(DATA_PATHS)} (the model and its data are the "
+                              "run's)")
+    if not overrides:
+        return recipe
+    recipe = apply_overrides(recipe, overrides)
+    recipe["data"]["args"] = absolute_data_paths(recipe["data"]["args"])
+    return recipe
 
 
 __all__ = ["AVERAGED_FILE", "choose_checkpoints", "average_weights", "average_run"]
