@@ -162,3 +162,30 @@ def test_data_that_moved_is_named_and_given_at_its_new_place(tmp_path, capsys):
                  "--threads", "1"]) == 0
     assert f"files: {tmp_path / 'u.txt'}" in (Path(avg) / "config.yaml").read_text()
     assert main(["evaluate", avg]) == 0
+
+
+def test_runs_fine_tuned_from_one_init_from_average_into_a_soup(run, tmp_path, capsys):
+    """Two seeds fine-tuned from `run`: their best checkpoints averaged (a uniform soup); runs started apart, or of
+    another model, are refused in one line naming the ensemble instead."""
+    tuned = [train(tmp_path, f"ft{seed}", f"init_from={run}", f"train.seed={seed}", "train.steps=4")
+             for seed in (1, 2)]
+    soup = tmp_path / "soup"
+    assert main(["average", *map(str, tuned), "--out", str(soup), "--threads", "1"]) == 0
+    capsys.readouterr()
+    best = [json.loads((r / "checkpoints" / "latest.json").read_text())["best"] for r in tuned]
+    weights = [load_file(r / "checkpoints" / b / "model.safetensors") for r, b in zip(tuned, best)]
+    averaged = read_eval_weights(soup / "checkpoints" / best[0])
+    assert all(torch.equal(averaged[k], ((weights[0][k].double() + weights[1][k].double()) / 2).float())
+               for k in averaged)
+    record = json.loads((soup / "averaged.json").read_text())
+    assert record["runs"] == [str(r.resolve()) for r in tuned] and record["chosen"] == "each run's best"
+    assert json.loads((soup / "metrics.json").read_text())["steps"] == 4
+    out = str(tmp_path / "x")
+    err = one_line_error(capsys, ["average", str(run), str(tuned[0]), "--out", out])
+    assert "not fine-tuned from the same weights" in err and "none (random)" in err and "xformer evaluate" in err
+    other = train(tmp_path, "wide", f"init_from={run}", "model.head.args.dropout=0.5")
+    assert "another model.head" in one_line_error(capsys, ["average", str(tuned[0]), str(other), "--out", out])
+    assert "one run" in one_line_error(capsys, ["average", *map(str, tuned), "--last", "2", "--out", out])
+    assert "several runs" in one_line_error(capsys, ["average", str(run), "--last", "2", "--checkpoint", "last",
+                                                     "--out", out])
+    assert not Path(out).exists()

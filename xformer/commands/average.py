@@ -1,6 +1,7 @@
-"""`xformer average RUN_DIR --out DIR (--last K | --best K) [--overwrite]`: the average of a run's checkpoints
-(fairseq's average_checkpoints.py, timm's avg_checkpoints.py) written as a run folder of its own, with its
-metrics (xformer/train/average.py)."""
+"""`xformer average RUN_DIR --out DIR (--last K | --best K) [data.args.KEY=NEW] [--overwrite]`: the average of a
+run's checkpoints (fairseq's average_checkpoints.py, timm's avg_checkpoints.py), and `xformer average RUN_DIR
+RUN_DIR ... --out DIR [--checkpoint best|last|step_N]`: of runs fine-tuned from one init_from (a model soup),
+written as a run folder of its own, with its metrics (xformer/train/average.py)."""
 from __future__ import annotations
 
 import argparse
@@ -11,35 +12,38 @@ import sys
 def run(args: argparse.Namespace) -> None:
     from ..train.average import average_run
 
-    report = average_run(args.run_dir, args.out, args.last, args.best, args.overwrite, args.overrides)
+    runs = [item for item in args.items if "=" not in item]
+    overrides = [item for item in args.items if "=" in item]
+    report = average_run(runs, args.out, args.last, args.best, args.overwrite, overrides, args.checkpoint)
     print(json.dumps(report["metrics"], indent=1))
-    print(f"averaged {len(report['checkpoints'])} checkpoints of {args.run_dir} ({report['chosen']}: "
-          f"{', '.join(report['checkpoints'])}) into the run {args.out}", file=sys.stderr)
+    print(f"averaged {len(report['checkpoints'])} checkpoints ({report['chosen']}: {', '.join(report['checkpoints'])}) "
+          f"into the run {args.out}", file=sys.stderr)
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "average", help="average a run's last or best checkpoints into a run folder of its own",
+        "average", help="average a run's last or best checkpoints, or runs of one init_from, into a run folder",
         description="Average the weights of RUN_DIR's newest K kept checkpoints (--last K, as fairseq's "
                     "average_checkpoints.py) or of its K best by the validation metric the run tracked "
                     "(--best K, train.early_stopping.metric, from metrics.jsonl; as timm's avg_checkpoints.py), "
-                    "the moving averages where the run kept them (train.ema), and write the result to --out as "
-                    "a run: the run's config.yaml and data files, one checkpoint, averaged.json (which ones), "
-                    "metrics.json (its val/test metrics, printed as JSON) and the data's report. evaluate, "
-                    "predict, generate, forecast, export and init_from read it as any run; it cannot be "
-                    "resumed. A run keeps train.keep_last checkpoints (default 2) and its best one: train with "
-                    "train.keep_last=K to keep K to average.",
-        epilog="example: xformer train tasks/vit_digits.yaml --out runs/vit train.keep_last=5 && "
-               "xformer average runs/vit --last 5 --out runs/vit_avg5")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("overrides", nargs="*", metavar="data.args.KEY=NEW",
-                   help="the run's data at a new place (root, path, files, test_path), checked to be its own and "
-                        "recorded in the average's config.yaml")
+                    "the moving averages where the run kept them (train.ema); or, given several RUN_DIRs "
+                    "fine-tuned from one init_from with one model and data (a model soup, Wortsman et al. 2022), "
+                    "one checkpoint of each (--checkpoint). The result goes to --out as a run: the (first) run's "
+                    "config.yaml and data files, one checkpoint, averaged.json (which ones), metrics.json (its "
+                    "val/test metrics, printed as JSON) and the data's report. evaluate, predict, generate, "
+                    "forecast, export and init_from read it as any run; it cannot be resumed. A run keeps "
+                    "train.keep_last checkpoints (default 2) and its best one: train with train.keep_last=K to keep "
+                    "K to average. data.args.KEY=NEW gives the run's data at a new place.",
+        epilog="examples: xformer average runs/vit --last 5 --out runs/vit_avg5; xformer average runs/ft_s1 "
+               "runs/ft_s2 runs/ft_s3 --out runs/ft_soup (three seeds fine-tuned from one checkpoint)")
+    p.add_argument("items", nargs="+", metavar="RUN_DIR [RUN_DIR ...] [data.args.KEY=NEW ...]")
     p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder for the averaged run")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--last", type=int, metavar="K", help="average the newest K kept checkpoints")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--last", type=int, metavar="K", help="one run: average its newest K kept checkpoints")
     which.add_argument("--best", type=int, metavar="K",
-                       help="average the K kept checkpoints scored best by the run's validation metric")
+                       help="one run: average the K kept checkpoints scored best by its validation metric")
+    p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
+                   help="several runs: the checkpoint of each to average (default best)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out when it holds a run (the old one comes back if averaging fails)")
     p.set_defaults(func=run)

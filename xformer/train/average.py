@@ -13,6 +13,10 @@ cost of one model. Each tensor is summed in float64 and stored in its own dtype.
 buffers (a BatchNorm's batch count) are the newest checkpoint's, and a BatchNorm's running statistics are
 averaged with the weights, as timm does: they are not recomputed for the averaged weights.
 
+Runs fine-tuned from one ``init_from`` average the same way, one checkpoint each (a uniform model soup, Wortsman
+et al. 2022): started from the same pretrained weights they stay in one basin, where the mean of their weights is
+a model, often better than each (``check_soup``).
+
 The result is a run folder: the run's config.yaml and the files its data wrote (classes.json, tokenizer/,
 preprocess.json, series_scaler.json, data_split.json, ...), and one checkpoint named after the newest step
 averaged, so ``evaluate``, ``predict``, ``generate``, ``forecast``, ``export`` and ``init_from`` read it as any
@@ -102,35 +106,50 @@ def average_weights(paths: list[Path]) -> dict[str, torch.Tensor]:
     return {name: (total[name] / len(paths)).to(t.dtype) if name in total else t for name, t in newest.items()}
 
 
-def average_run(run_dir: str | Path, out: str | Path, last: int | None = None, best: int | None = None,
-                overwrite: bool = False, data_overrides: list[str] = ()) -> dict:
-    """Write the average of ``run_dir``'s chosen checkpoints (``choose_checkpoints``) as the run folder ``out``
-    (new or empty, or replaced with ``overwrite``: the old one comes back if this fails); return what
-    averaged.json records and the average's metrics. ``data_overrides`` (``data.args.KEY=NEW`` of ``DATA_PATHS``):
-    the run's data at a new place, which the average records and is scored on once proved the run's own."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
-    if (load_yaml(run_dir / "config.yaml").get("data") or {}).get("name") == "forecaster":
-        raise ConfigError(f"{run_dir} is a Forecaster.save folder, which keeps one checkpoint; average the "
-                          "checkpoints of an xformer train run")
-    if run_dir.resolve().is_relative_to(Path(out).resolve()):
-        raise ConfigError(f"--out {out} would hold the run folder itself; give a folder of its own")
-    names, rule = choose_checkpoints(run_dir, last, best)
-    recipe = _moved_data(load_yaml(run_dir / "config.yaml"), list(data_overrides))
-    command = f"xformer average {run_dir} " + (f"--last {last}" if last is not None else f"--best {best}") + \
-        f" --out {out}"
-    check_data_there((recipe.get("data") or {}).get("args") or {}, command)  # needed to score the average
-    check_outside_data(out, "--out", [run_dir])
+def average_run(run_dirs: str | Path | list, out: str | Path, last: int | None = None, best: int | None = None,
+                overwrite: bool = False, data_overrides: list[str] = (), checkpoint: str = "best") -> dict:
+    """Write the average of one run's chosen checkpoints (``choose_checkpoints``), or of one checkpoint of each
+    of several runs (``checkpoint``; a soup, ``check_soup``), as the run folder ``out`` (new or empty, or
+    replaced with ``overwrite``: the old one comes back if this fails); return what averaged.json records and the
+    average's metrics. ``data_overrides`` (``data.args.KEY=NEW`` of ``DATA_PATHS``): the (first) run's data at a
+    new place, which the average records and is scored on once proved the run's own."""
+    runs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
+    for run in runs:
+        if not (run / "config.yaml").is_file():
+            raise ConfigError(f"{not_a_run_folder(run)}; give the --out folder of xformer train")
+        if (load_yaml(run / "config.yaml").get("data") or {}).get("name") == "forecaster":
+            raise ConfigError(f"{run} is a Forecaster.save folder, which keeps one checkpoint; average the "
+                              "checkpoints of an xformer train run")
+        if run.resolve().is_relative_to(Path(out).resolve()):
+            raise ConfigError(f"--out {out} would hold the run folder {run}; give a folder of its own")
+    first = runs[0]
+    if len(runs) == 1:
+        if checkpoint != "best":
+            raise ConfigError("--checkpoint picks the checkpoint of each of several runs; the checkpoints of one run "
+                              "are chosen by --last K or --best K")
+        names, rule = choose_checkpoints(first, last, best)
+        paths = [run_checkpoint(first, name) for name in names]
+        chose = f"--last {last}" if last is not None else f"--best {best}"
+    else:
+        if last is not None or best is not None:
+            raise ConfigError("--last and --best choose among the checkpoints of one run; of several runs one "
+                              "checkpoint each is averaged (--checkpoint best, last or step_N)")
+        check_soup(runs)
+        paths = [run_checkpoint(run, checkpoint) for run in runs]
+        names, rule = [f"{run}/checkpoints/{path.name}" for run, path in zip(runs, paths)], f"each run's {checkpoint}"
+        chose = " ".join(map(str, runs[1:])) + (f" --checkpoint {checkpoint}" if checkpoint != "best" else "")
+    recipe = _moved_data(load_yaml(first / "config.yaml"), list(data_overrides))
+    check_data_there((recipe.get("data") or {}).get("args") or {}, f"xformer average {first} {chose} --out {out}")
+    check_outside_data(out, "--out", runs)
     folder = OutputFolder(out, overwrite, "run", marker="config.yaml")
-    paths = [run_checkpoint(run_dir, name) for name in names]
     weights = average_weights(paths)
-    state = read_state(paths[-1])
-    record = {"run": str(run_dir.resolve()), "checkpoints": names, "chosen": rule,
+    state = read_state(paths[-1] if len(runs) == 1 else paths[0])  # the newest step; the first run's of a soup
+    record = {"run" if len(runs) == 1 else "runs": str(first.resolve()) if len(runs) == 1 else
+              [str(r.resolve()) for r in runs], "checkpoints": names, "chosen": rule,
               "ema": any((p / "ema.safetensors").is_file() for p in paths)}
     try:
         folder.replace()
-        for item in run_dir.iterdir():
+        for item in first.iterdir():
             if item.name not in HISTORY and item.name != "config.yaml" and not item.name.startswith("."):
                 copy = shutil.copytree if item.is_dir() else shutil.copy2
                 copy(item, folder.path / item.name)
@@ -145,6 +164,29 @@ def average_run(run_dir: str | Path, out: str | Path, last: int | None = None, b
     finally:
         folder.failed()  # before started: the new folder goes, an old one replaced comes back; after: nothing
     return {**record, "metrics": metrics}
+
+
+def check_soup(runs: list[Path]) -> None:
+    """Several runs average into one model (a uniform soup, Wortsman et al. 2022) only when their weights are
+    aligned: fine-tuned from the same starting weights (one ``init_from``), with one model and the same data
+    (``check_same_data``, as an ensemble's). Networks initialised apart have their units in unrelated orders, and
+    the mean of their weights is no model; their outputs average instead (``xformer evaluate RUN1 RUN2``)."""
+    from .ensemble import check_same_data
+
+    recipes = [load_yaml(run / "config.yaml") for run in runs]
+    starts = [recipes[i].get("init_from") for i in range(len(runs))]
+    if not all(starts) or len(set(map(str, starts))) > 1:
+        shown = ", ".join(f"{run}: {start or 'none (random)'}" for run, start in zip(runs, starts))
+        raise ConfigError(f"the runs were not fine-tuned from the same weights ({shown}), so their weights do not "
+                          "line up and their average is no model; average runs of one init_from (a model soup), "
+                          f"or evaluate them as an ensemble: xformer evaluate {' '.join(map(str, runs))}")
+    for run, recipe in zip(runs[1:], recipes[1:]):
+        parts = [part for part in ("core", "tokenizer", "head", "baseline", "architecture")
+                 if (recipe.get("model") or {}).get(part) != (recipes[0].get("model") or {}).get(part)]
+        if parts:
+            raise ConfigError(f"{run} has another model.{parts[0]} than {runs[0]}; average runs of one model (seeds "
+                              "or settings of its training), or evaluate them as an ensemble")
+        check_same_data(runs[0], run)
 
 
 def _moved_data(recipe: dict, overrides: list[str]) -> dict:
@@ -162,4 +204,4 @@ def _moved_data(recipe: dict, overrides: list[str]) -> dict:
     return recipe
 
 
-__all__ = ["AVERAGED_FILE", "choose_checkpoints", "average_weights", "average_run"]
+__all__ = ["choose_checkpoints", "average_weights", "average_run", "check_soup"]
