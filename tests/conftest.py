@@ -116,3 +116,22 @@ def interrupt_at(monkeypatch):
         monkeypatch.setattr(Trainer, "_step", step if n is None else stopped_after_n)
 
     return set_stop
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """``cli_error(argv, *words)``: the CLI run with ``argv`` must exit with status 2 after exactly one line,
+    ``xformer: error: ...`` (no traceback), holding each of ``words``; returns that line. What earlier steps of
+    the test printed is dropped first (a save_pretrained's progress bar)."""
+    from xformer.cli import main
+
+    def run(argv, *words: str) -> str:
+        capsys.readouterr()
+        assert main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("xformer: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+        for word in words:
+            assert word in err, (word, err)
+        return err.strip()
+
+    return run

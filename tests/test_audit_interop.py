@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from xformer.cli import main
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("collect_garbage_at_the_end")  # see conftest.py
@@ -54,38 +53,28 @@ def copy(root: Path, name: str, new: str) -> Path:
     return Path(shutil.copytree(root / name, root / new))
 
 
-def one_line_error(capsys, argv, *words) -> str:
-    capsys.readouterr()  # save_pretrained's progress bar
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("xformer: error:") and "\n" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
-
-
 @pytest.mark.parametrize("name", ["tok_cls", "choice"])
-def test_token_and_choice_classifiers_are_not_read_as_sequence_classifiers(root, name, capsys, monkeypatch):
+def test_token_and_choice_classifiers_are_not_read_as_sequence_classifiers(root, name, monkeypatch, cli_error):
     """Their `classifier` scores tokens / choices: predict refuses the folder in one line (was a traceback), and
     the encoder alone is the starting point (the classifier is never taken for the pooled [CLS]'s)."""
     from xformer.interop.pretrained import load_pretrained
 
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
-    one_line_error(capsys, ["predict", str(root / name), "-"], "without a classifier")
+    cli_error(["predict", str(root / name), "-"], "without a classifier")
     model, _ = load_pretrained(f"hf:{root / name}")
     assert model.config.head.name != "classification"
 
 
-def test_a_classifier_folder_without_tokenizer_files_is_refused_by_predict(root, capsys, monkeypatch):
+def test_a_classifier_folder_without_tokenizer_files_is_refused_by_predict(root, monkeypatch, cli_error):
     """As init_from and generate refuse it (was AttributeError: 'NoneType' object has no attribute 'encode_batch')."""
     folder = copy(root, "bert_cls", "no_tokenizer")
     for file in folder.glob("tokenizer*"):
         file.unlink()
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
-    one_line_error(capsys, ["predict", str(folder), "-"], "holds no tokenizer", "save_pretrained")
+    cli_error(["predict", str(folder), "-"], "holds no tokenizer", "save_pretrained")
 
 
-def test_a_tokenizer_beyond_the_models_vocabulary_is_refused(root, capsys, monkeypatch):
+def test_a_tokenizer_beyond_the_models_vocabulary_is_refused(root, monkeypatch, cli_error):
     """Tokenizer files of another model (ids past config.json's vocab_size) were an IndexError in the embedding."""
     small = copy(root, "bert_cls", "bert_small_vocab")
     config = json.loads((small / "config.json").read_text())
@@ -93,19 +82,19 @@ def test_a_tokenizer_beyond_the_models_vocabulary_is_refused(root, capsys, monke
     torch.manual_seed(0)
     transformers.BertForSequenceClassification(transformers.BertConfig.from_pretrained(small)).save_pretrained(small)
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
-    one_line_error(capsys, ["predict", str(small), "-"], "vocab_size", "is 8", "tokenizer")
+    cli_error(["predict", str(small), "-"], "vocab_size", "is 8", "tokenizer")
 
     gpt2 = copy(root, "gpt2", "gpt2_small_vocab")
     transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=1,
                                                          n_head=2)).save_pretrained(gpt2)
-    one_line_error(capsys, ["generate", str(gpt2), "--prompt", "the fox", "--greedy", "--max-new-tokens", "2"],
-                   "vocab_size", "is 50")
+    cli_error(["generate", str(gpt2), "--prompt", "the fox", "--greedy", "--max-new-tokens", "2"],
+              "vocab_size", "is 50")
 
 
 @pytest.mark.parametrize("edit, words", [({"hidden_size": 32}, ["config.json makes", "(13, 16)"]),
                                          ({"intermediate_size": 64}, ["mlp.fc1.weight", "(32, 16)"]),
                                          ({"num_hidden_layers": 1}, ["the weights hold 2 layers", "says 1"])])
-def test_a_config_json_that_is_not_the_weights_is_refused(root, edit, words, capsys, monkeypatch):
+def test_a_config_json_that_is_not_the_weights_is_refused(root, edit, words, monkeypatch, cli_error):
     """A config.json edited (or copied from another model) against its weights: predict, generate and
     load_pretrained ended in a size-mismatch traceback, and a config.json of fewer layers dropped the rest
     silently; init_from blamed the recipe's settings. Now one line naming config.json, the same for all."""
@@ -113,25 +102,25 @@ def test_a_config_json_that_is_not_the_weights_is_refused(root, edit, words, cap
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, **edit}))
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
-    one_line_error(capsys, ["predict", str(folder), "-"], "save_pretrained", *words)
+    cli_error(["predict", str(folder), "-"], "save_pretrained", *words)
     recipe = root / "cls.yaml"
     (root / "texts.csv").write_text("text,label\n" + "".join(f"the quick fox {i},{i % 2}\n" for i in range(20)))
     recipe.write_text(json.dumps({"model": {"architecture": "encoder", "head": {"name": "classification"}},
                                   "data": {"name": "text_classification",
                                            "args": {"files": [str(root / "texts.csv")], "max_length": 16}},
                                   "train": {"steps": 1, "batch_size": 2}}))
-    one_line_error(capsys, ["train", str(recipe), "--init-from", f"hf:{folder}", "--out", str(root / "run"),
-                            "--quiet"], "config.json", *words)
+    cli_error(["train", str(recipe), "--init-from", f"hf:{folder}", "--out", str(root / "run"),
+              "--quiet"], "config.json", *words)
     assert not (root / "run").exists()
 
     gpt2 = copy(root, "gpt2", "gpt2_edited")
     config = json.loads((gpt2 / "config.json").read_text())
     (gpt2 / "config.json").write_text(json.dumps({**config, "n_positions": 32}))
-    one_line_error(capsys, ["generate", str(gpt2), "--prompt", "the fox", "--greedy", "--max-new-tokens", "2"],
-                   "tokenizer.positions.weight", "(16, 16)")
+    cli_error(["generate", str(gpt2), "--prompt", "the fox", "--greedy", "--max-new-tokens", "2"],
+              "tokenizer.positions.weight", "(16, 16)")
 
 
-def test_a_multi_label_classifier_is_refused_not_read_as_a_softmax_one(root, capsys, monkeypatch):
+def test_a_multi_label_classifier_is_refused_not_read_as_a_softmax_one(root, monkeypatch, cli_error):
     """problem_type multi_label_classification scores each class with a sigmoid (transformers' pipeline too);
     xformer predict gave softmax probabilities as the folder's, and init_from kept its classifier."""
     from xformer.interop.hf_vit import vit_config_to_xformer
@@ -140,14 +129,14 @@ def test_a_multi_label_classifier_is_refused_not_read_as_a_softmax_one(root, cap
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "problem_type": "multi_label_classification"}))
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("the quick fox\n"))
-    err = one_line_error(capsys, ["predict", str(folder), "-"], "multi_label_classification",
-                         "BertModel.from_pretrained(FOLDER).save_pretrained(NEW_FOLDER)")
+    err = cli_error(["predict", str(folder), "-"], "multi_label_classification",
+                    "BertModel.from_pretrained(FOLDER).save_pretrained(NEW_FOLDER)")
     assert "the checkpoint a " not in err
     with pytest.raises(ValueError, match="multi_label_classification"):
         vit_config_to_xformer(transformers.ViTConfig(problem_type="multi_label_classification"))
 
 
-def test_images_of_other_channels_than_a_vit_folders_are_named_as_such(tmp_path, capsys):
+def test_images_of_other_channels_than_a_vit_folders_are_named_as_such(tmp_path, cli_error):
     """A 3-channel ViT folder (mean / std of 3 channels in its image processor) and grey images: an image_folder
     with channels=1 was refused for 'data.args.mean ... got [0.5, 0.5, 0.5]', which the user never gave, and
     digits was told to set data.args.channels, which digits does not take."""
@@ -169,14 +158,14 @@ def test_images_of_other_channels_than_a_vit_folders_are_named_as_such(tmp_path,
         recipe = tmp_path / f"{name}.yaml"
         recipe.write_text(json.dumps({"model": {"architecture": "encoder", "head": {"name": "classification"}},
                                       "data": data, "train": train}))
-        err = one_line_error(capsys, ["train", str(recipe), "--init-from", f"hf:{tmp_path / 'vit'}",
-                                      "--out", str(tmp_path / name), "--quiet"],
-                             "channels=1 but the checkpoint reads channels=3",
-                             "data.args.channels=3 for an image_folder")
+        err = cli_error(["train", str(recipe), "--init-from", f"hf:{tmp_path / 'vit'}",
+                        "--out", str(tmp_path / name), "--quiet"],
+                        "channels=1 but the checkpoint reads channels=3",
+                        "data.args.channels=3 for an image_folder")
         assert "mean" not in err and not (tmp_path / name).exists()
 
 
-def test_a_folder_or_file_of_the_other_kind_is_named_with_the_way_to_give_it(root, tmp_path, capsys):
+def test_a_folder_or_file_of_the_other_kind_is_named_with_the_way_to_give_it(root, tmp_path, cli_error):
     """hf: of a timm export folder said "model_type None", hf: of an xformer run "no config.json", and a timm file
     given without timm: "not a run folder": each now names the form that reads it."""
     from safetensors.torch import save_file
@@ -186,8 +175,8 @@ def test_a_folder_or_file_of_the_other_kind_is_named_with_the_way_to_give_it(roo
     save_file({"cls_token": torch.zeros(1, 1, 4)}, str(timm_folder / "model.safetensors"))
     (timm_folder / "config.json").write_text(json.dumps({"architecture": "vit_tiny_patch16_224",
                                                          "model_args": {}, "pretrained_cfg": {}}))
-    one_line_error(capsys, ["predict", str(timm_folder), "x.png"],
-                   f"timm:{timm_folder / 'model.safetensors'}#vit_tiny_patch16_224")
+    cli_error(["predict", str(timm_folder), "x.png"],
+              f"timm:{timm_folder / 'model.safetensors'}#vit_tiny_patch16_224")
     recipe = tmp_path / "r.yaml"
     (tmp_path / "texts.csv").write_text("text,label\n" + "".join(f"the fox {i},{i % 2}\n" for i in range(20)))
     recipe.write_text(json.dumps({"model": {"architecture": "encoder", "head": {"name": "classification"}},
@@ -197,8 +186,8 @@ def test_a_folder_or_file_of_the_other_kind_is_named_with_the_way_to_give_it(roo
     run = tmp_path / "a_run"
     run.mkdir()
     (run / "config.yaml").write_text("model: {}\n")
-    one_line_error(capsys, ["train", str(recipe), "--init-from", f"hf:{run}", "--out", str(tmp_path / "o")],
-                   "xformer run folder", f"init_from: {run}")
-    one_line_error(capsys, ["train", str(recipe), "--init-from", str(timm_folder / "model.safetensors"),
-                            "--out", str(tmp_path / "o")], f"timm:{timm_folder / 'model.safetensors'}#MODEL")
+    cli_error(["train", str(recipe), "--init-from", f"hf:{run}", "--out", str(tmp_path / "o")],
+              "xformer run folder", f"init_from: {run}")
+    cli_error(["train", str(recipe), "--init-from", str(timm_folder / "model.safetensors"),
+              "--out", str(tmp_path / "o")], f"timm:{timm_folder / 'model.safetensors'}#MODEL")
     assert not (tmp_path / "o").exists()

@@ -8,14 +8,6 @@ from xformer.data.text import split_points, text_lm
 WORDS = "the king said that the queen would come to the castle before night and all the lords rode out "
 
 
-def error_line(capsys, argv):
-    """Run the CLI; return its stderr, which must be exactly one `xformer: error:` line with exit status 2."""
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("xformer: error: ") and err.count("\n") == 1, err
-    return err
-
-
 def test_a_text_of_one_line_gets_val_and_test_parts(tmp_path):
     """A scraped book or a dump on one line, ending with a newline: the cuts moved past the next line break, to
     the end of the text, and left val and test empty ("a val / test part holds no tokens; give more text")."""
@@ -49,24 +41,24 @@ def classifier_run(tmp_path_factory):
     return folder
 
 
-def test_a_folder_given_as_a_table_is_called_a_folder(classifier_run, capsys):
+def test_a_folder_given_as_a_table_is_called_a_folder(classifier_run, cli_error):
     """A folder of texts given to text_classification or to predict was said not to exist."""
     texts = classifier_run / "texts"
     texts.mkdir()
     (texts / "a.txt").write_text("a fine film\n", encoding="utf-8")
     run = str(classifier_run / "run")
-    err = error_line(capsys, ["evaluate", run, f"data.args.files={texts}", "data.args.test_fraction=1",
-                              "data.args.val_fraction=0"])
+    err = cli_error(["evaluate", run, f"data.args.files={texts}", "data.args.test_fraction=1",
+                    "data.args.val_fraction=0"])
     assert "is a folder" in err and "does not exist" not in err
-    err = error_line(capsys, ["predict", run, str(texts)])
+    err = cli_error(["predict", run, str(texts)])
     assert "is a folder" in err and "does not exist" not in err
 
 
-def test_a_tokenizer_folder_that_is_not_there_names_the_fix(classifier_run, capsys):
+def test_a_tokenizer_folder_that_is_not_there_names_the_fix(classifier_run, cli_error):
     """tasks/bert_classify.yaml before its pre-training run: 'is neither char, wordpiece nor a folder holding a
     saved tokenizer' said neither that the folder is missing nor how to make one."""
-    err = error_line(capsys, ["train", str(classifier_run / "r.yaml"), f"data.args.tokenizer={classifier_run}/nope",
-                              "--out", str(classifier_run / "run2"), "--quiet"])
+    err = cli_error(["train", str(classifier_run / "r.yaml"), f"data.args.tokenizer={classifier_run}/nope",
+                    "--out", str(classifier_run / "run2"), "--quiet"])
     assert "does not exist" in err and "xformer tokenizer train" in err and "wordpiece" in err
 
 

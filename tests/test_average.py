@@ -26,13 +26,6 @@ def train(folder: Path, name: str, *overrides: str) -> Path:
     return folder / name
 
 
-def one_line_error(capsys, argv: list[str]) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("xformer: error: ") and err.count("\n") == 1, err
-    return err
-
-
 def files_of(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -44,7 +37,7 @@ def run(tmp_path_factory):
     return train(tmp_path_factory.mktemp("average"), "run")
 
 
-def test_the_average_is_the_mean_of_the_last_checkpoints_and_is_a_run_every_command_reads(run, capsys):
+def test_the_average_is_the_mean_of_the_last_checkpoints_and_is_a_run_every_command_reads(run, capsys, cli_error):
     before = files_of(run)
     avg = run.parent / "avg"
     assert main(["average", str(run), "--last", "3", "--out", str(avg), "--threads", "1"]) == 0
@@ -69,7 +62,7 @@ def test_the_average_is_the_mean_of_the_last_checkpoints_and_is_a_run_every_comm
         assert (avg / name).is_file(), name
     assert not (avg / "metrics.jsonl").exists() and not (avg / "train.log").exists()
     # a run to start from, not one to continue
-    err = one_line_error(capsys, ["train", "--resume", str(avg), "train.steps=8"])
+    err = cli_error(["train", "--resume", str(avg), "train.steps=8"])
     assert "average of checkpoints" in err and f"init_from={avg}" in err
     assert main(["train", str(run.parent / "r.yaml"), "--out", str(run.parent / "ft"), f"init_from={avg}",
                  "train.steps=2", "--quiet", "--threads", "1"]) == 0
@@ -106,7 +99,7 @@ def test_floating_tensors_are_averaged_in_their_dtype_and_integer_ones_are_the_n
     assert averaged["count"].item() == 3 and averaged["count"].dtype == torch.int64
 
 
-def test_a_run_with_ema_has_its_moving_averages_averaged(tmp_path, capsys):
+def test_a_run_with_ema_has_its_moving_averages_averaged(tmp_path):
     run = train(tmp_path, "ema", "train.ema.enabled=true", "train.ema.decay=0.5")
     assert main(["average", str(run), "--last", "2", "--out", str(tmp_path / "avg"), "--threads", "1"]) == 0
     steps = [run / "checkpoints" / f"step_0000000{n}" for n in (4, 6)]
@@ -116,21 +109,21 @@ def test_a_run_with_ema_has_its_moving_averages_averaged(tmp_path, capsys):
     assert json.loads((tmp_path / "avg" / "averaged.json").read_text())["ema"] is True
 
 
-def test_mistakes_are_one_line_and_a_failure_loses_nothing(run, tmp_path, capsys, monkeypatch):
+def test_mistakes_are_one_line_and_a_failure_loses_nothing(run, tmp_path, capsys, monkeypatch, cli_error):
     avg = str(tmp_path / "avg")
-    err = one_line_error(capsys, ["average", str(run), "--last", "4", "--out", avg])
+    err = cli_error(["average", str(run), "--last", "4", "--out", avg])
     assert "keeps 3 checkpoint(s) (step_2, step_4, step_6), fewer than 4" in err and "train.keep_last=4" in err
-    assert "at least 2" in one_line_error(capsys, ["average", str(run), "--last", "1", "--out", avg])
+    assert "at least 2" in cli_error(["average", str(run), "--last", "1", "--out", avg])
     with pytest.raises(SystemExit) as exit:  # argparse's own one line
         main(["average", str(run), "--last", "2", "--best", "2", "--out", avg])
     assert exit.value.code == 2 and "not allowed with" in capsys.readouterr().err
-    assert "inside the run folder" in one_line_error(capsys, ["average", str(run), "--last", "2", "--out",
-                                                              str(run / "avg")])
-    assert "no config.yaml" in one_line_error(capsys, ["average", str(tmp_path), "--last", "2", "--out", avg])
+    assert "inside the run folder" in cli_error(["average", str(run), "--last", "2", "--out",
+                                                str(run / "avg")])
+    assert "no config.yaml" in cli_error(["average", str(tmp_path), "--last", "2", "--out", avg])
     assert not Path(avg).exists()
     assert main(["average", str(run), "--last", "2", "--out", avg, "--threads", "1"]) == 0
     kept, _ = files_of(Path(avg)), capsys.readouterr()
-    assert "already holds files" in one_line_error(capsys, ["average", str(run), "--last", "3", "--out", avg])
+    assert "already holds files" in cli_error(["average", str(run), "--last", "3", "--out", avg])
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -140,7 +133,7 @@ def test_mistakes_are_one_line_and_a_failure_loses_nothing(run, tmp_path, capsys
     assert files_of(Path(avg)) == kept  # the average that was there comes back whole
 
 
-def test_data_that_moved_is_named_and_given_at_its_new_place(tmp_path, capsys):
+def test_data_that_moved_is_named_and_given_at_its_new_place(tmp_path, cli_error):
     """The average is scored on the run's data: moved since, it is named with the way on, and given at its new
     place it is checked to be the run's own and recorded in the average's config.yaml."""
     (tmp_path / "t.txt").write_text("to be or not to be, that is the question\n" * 40, encoding="utf-8")
@@ -152,11 +145,11 @@ def test_data_that_moved_is_named_and_given_at_its_new_place(tmp_path, capsys):
     run, avg = tmp_path / "run", str(tmp_path / "avg")
     assert main(["train", str(tmp_path / "r.yaml"), "--out", str(run), "--quiet", "--threads", "1"]) == 0
     (tmp_path / "t.txt").rename(tmp_path / "u.txt")
-    err = one_line_error(capsys, ["average", str(run), "--last", "2", "--out", avg])
+    err = cli_error(["average", str(run), "--last", "2", "--out", avg])
     assert f"the run's data {tmp_path / 't.txt'} (data.args.files) is not there any more" in err, err
     assert f"xformer average {run} --last 2 --out {avg} data.args.files=NEW" in err, err
-    assert "new place only" in one_line_error(capsys, ["average", str(run), "--last", "2", "--out", avg,
-                                                       "data.args.block_size=4"])
+    assert "new place only" in cli_error(["average", str(run), "--last", "2", "--out", avg,
+                                         "data.args.block_size=4"])
     assert not Path(avg).exists()
     assert main(["average", str(run), "--last", "2", "--out", avg, f"data.args.files={tmp_path / 'u.txt'}",
                  "--threads", "1"]) == 0
@@ -164,7 +157,7 @@ def test_data_that_moved_is_named_and_given_at_its_new_place(tmp_path, capsys):
     assert main(["evaluate", avg]) == 0
 
 
-def test_runs_fine_tuned_from_one_init_from_average_into_a_soup(run, tmp_path, capsys):
+def test_runs_fine_tuned_from_one_init_from_average_into_a_soup(run, tmp_path, capsys, cli_error):
     """Two seeds fine-tuned from `run`: their best checkpoints averaged (a uniform soup); runs started apart, or of
     another model, are refused in one line naming the ensemble instead."""
     tuned = [train(tmp_path, f"ft{seed}", f"init_from={run}", f"train.seed={seed}", "train.steps=4")
@@ -181,11 +174,11 @@ def test_runs_fine_tuned_from_one_init_from_average_into_a_soup(run, tmp_path, c
     assert record["runs"] == [str(r.resolve()) for r in tuned] and record["chosen"] == "each run's best"
     assert json.loads((soup / "metrics.json").read_text())["steps"] == 4
     out = str(tmp_path / "x")
-    err = one_line_error(capsys, ["average", str(run), str(tuned[0]), "--out", out])
+    err = cli_error(["average", str(run), str(tuned[0]), "--out", out])
     assert "not fine-tuned from the same weights" in err and "none (random)" in err and "xformer evaluate" in err
     other = train(tmp_path, "wide", f"init_from={run}", "model.head.args.dropout=0.5")
-    assert "another model.head" in one_line_error(capsys, ["average", str(tuned[0]), str(other), "--out", out])
-    assert "one run" in one_line_error(capsys, ["average", *map(str, tuned), "--last", "2", "--out", out])
-    assert "several runs" in one_line_error(capsys, ["average", str(run), "--last", "2", "--checkpoint", "last",
-                                                     "--out", out])
+    assert "another model.head" in cli_error(["average", str(tuned[0]), str(other), "--out", out])
+    assert "one run" in cli_error(["average", *map(str, tuned), "--last", "2", "--out", out])
+    assert "several runs" in cli_error(["average", str(run), "--last", "2", "--checkpoint", "last",
+                                       "--out", out])
     assert not Path(out).exists()

@@ -20,16 +20,6 @@ pytestmark = pytest.mark.usefixtures("collect_garbage_at_the_end")  # see confte
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "quick", "brown", "fox", "cat", "sleeps", "."]
 
 
-def one_line_error(capsys, argv, *words) -> str:
-    capsys.readouterr()  # save_pretrained's progress bar
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("xformer: error:") and "\n" not in err, err
-    for word in words:
-        assert word in err, err
-    return err
-
-
 @pytest.fixture(scope="module")
 def bert(tmp_path_factory):
     """qa (BertForQuestionAnswering), nsp (BertForNextSentencePrediction), decoder (BertLMHeadModel, is_decoder),
@@ -55,14 +45,14 @@ def bert(tmp_path_factory):
 # ---------------------------------------------------------------- 1. BERT classes without an xformer head
 
 
-def test_a_question_answering_folder_is_named_by_predict_and_generate(bert, capsys, monkeypatch):
+def test_a_question_answering_folder_is_named_by_predict_and_generate(bert, monkeypatch, cli_error):
     """predict said "a bert checkpoint without a classifier (masked_lm head)", as if the folder were a masked LM,
     and generate "a Hugging Face bert_text encoder": both now name BertForQuestionAnswering and its span scorer."""
     monkeypatch.setattr("sys.stdin", io.StringIO("the quick fox\n"))
-    one_line_error(capsys, ["predict", str(bert / "qa"), "-"], "BertForQuestionAnswering", "qa_outputs",
-                   "answer-span scorer", "--init-from hf:")
-    one_line_error(capsys, ["generate", str(bert / "qa"), "--prompt", "the", "--greedy", "--max-new-tokens", "2"],
-                   "BertForQuestionAnswering", "GPT-2")
+    cli_error(["predict", str(bert / "qa"), "-"], "BertForQuestionAnswering", "qa_outputs",
+              "answer-span scorer", "--init-from hf:")
+    cli_error(["generate", str(bert / "qa"), "--prompt", "the", "--greedy", "--max-new-tokens", "2"],
+              "BertForQuestionAnswering", "GPT-2")
 
 
 def test_a_question_answering_folder_is_read_as_its_encoder_and_says_so(bert, capsys):
@@ -85,20 +75,20 @@ def test_a_question_answering_folder_is_read_as_its_encoder_and_says_so(bert, ca
     assert "not read: qa_outputs (BertForQuestionAnswering's answer-span scorer" in out, out
 
 
-def test_other_bert_classes_are_named_too(bert, capsys, monkeypatch):
+def test_other_bert_classes_are_named_too(bert, monkeypatch, cli_error):
     """A next-sentence classifier is named by predict; a BertLMHeadModel decoder is refused naming the class and
     what xformer reads instead."""
     monkeypatch.setattr("sys.stdin", io.StringIO("the quick fox\n"))
-    one_line_error(capsys, ["predict", str(bert / "nsp"), "-"], "BertForNextSentencePrediction",
-                   "without a classifier")
-    one_line_error(capsys, ["generate", str(bert / "decoder"), "--prompt", "the", "--greedy"],
-                   "BertLMHeadModel", "is_decoder", "GPT-2")
+    cli_error(["predict", str(bert / "nsp"), "-"], "BertForNextSentencePrediction",
+              "without a classifier")
+    cli_error(["generate", str(bert / "decoder"), "--prompt", "the", "--greedy"],
+              "BertLMHeadModel", "is_decoder", "GPT-2")
 
 
 # ---------------------------------------------------------------- 2. a Hugging Face ViT out to timm and back
 
 
-def test_a_vit_started_from_hugging_face_goes_to_timm_and_back(tmp_path, capsys):
+def test_a_vit_started_from_hugging_face_goes_to_timm_and_back(tmp_path, capsys, cli_error):
     """export --format timm of a run started from hf: was refused for its LayerNorm eps 1e-12 with the hint
     "train with model.core.norm_eps=1e-06", which init_from hf: then refused ("remove it from the recipe"). The
     hint now works: that run exports, and the timm file starts a run again."""
@@ -120,8 +110,8 @@ def test_a_vit_started_from_hugging_face_goes_to_timm_and_back(tmp_path, capsys)
         return capsys.readouterr().out
 
     train("as_is", "--init-from", f"hf:{tmp_path / 'vit'}")
-    err = one_line_error(capsys, ["export", str(tmp_path / "as_is"), "--format", "timm", "--out", str(tmp_path / "t0")],
-                         "LayerNorm eps 1e-12")
+    err = cli_error(["export", str(tmp_path / "as_is"), "--format", "timm", "--out", str(tmp_path / "t0")],
+                    "LayerNorm eps 1e-12")
     hint = err.split("train with ")[1].split(")")[0]
     assert hint == "model.core.norm_eps=1e-06", err
     out = train("timm_eps", "--init-from", f"hf:{tmp_path / 'vit'}", hint)
