@@ -346,7 +346,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     own_data = same_source(config.data.name, run_args, config.data.args)
     if own_data:
         check_data_there(config.data.args, f"xformer evaluate {run_dir}")
-    if not own_data:
+    else:
         config.data.args = with_run_classes(run_dir, config.data.name, config.data.args)
     if config.data.args.get("scaler") == "run":
         scale_as_the_run(run_dir, config)
