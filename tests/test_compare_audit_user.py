@@ -1,0 +1,39 @@
+"""`xformer compare` as a researcher uses it: their own files, typos in the options, a resume from another
+directory, and a report whose every number says what it is and where it came from."""
+import json
+import re
+import signal
+import sys
+
+import pytest
+from PIL import Image
+
+import xformer
+from xformer.cli import main
+
+TINY = ["--steps", "2", "--d-model", "8", "--layers", "1", "--heads", "2", "--batch-size", "4", "--quiet"]
+
+
+def write_images(root, splits=(("train", 6),)):
+    for split, n in splits:
+        for k, name in enumerate(("cat", "dog")):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), (120 * k, 20 * i, 60)).save(root / split / name / f"{i}.png")
+
+
+def one_line_error(capsys, argv) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_zero_feed_forward_width_is_refused_not_replaced(tmp_path, capsys):
+    """--d-ff 0 used to train silently with d_ff = 2 x d_model (0 is falsy)."""
+    err = one_line_error(capsys, ["compare", *TINY, "--d-ff", "0", "--domains", "images", "--out", str(tmp_path / "o")])
+    assert "--d-ff must be >= 1, got 0" in err
+    assert not (tmp_path / "o").exists()
+
+
