@@ -37,3 +37,18 @@ def test_a_zero_feed_forward_width_is_refused_not_replaced(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("option, values, domain", [
+    ("--classify-data", ["train.tsv"], "classify"), ("--text-data", ["notes.txt"], "text"),
+    ("--series-data", ["s.csv"], "series"), ("--image-data", ["mnist"], "images")])
+def test_data_for_a_domain_left_out_is_refused(tmp_path, capsys, monkeypatch, option, values, domain):
+    """`xformer compare --classify-data X.tsv` (classify is not a default domain) used to train text, images and
+    series for hours and never read X.tsv."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("train.tsv", "notes.txt", "s.csv"):
+        (tmp_path / name).write_text("1\t0.5\t0.25\n")
+    others = [d for d in ("text", "images", "series", "classify") if d != domain]
+    err = one_line_error(capsys, ["compare", *TINY, "--domains", ",".join(others[:2]), option, *values])
+    assert f"{option} is data for the {domain} domain" in err and f"--domains {','.join(others[:2])},{domain}" in err
+    assert not (tmp_path / "compare").exists()
+
+

@@ -18,6 +18,8 @@ IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 METRIC = {"text": ("test_bits_per_character", "min"), "images": ("test_accuracy", "max"),
           "series": ("test_mse", "min"), "seq2seq": ("test_token_accuracy", "max"),
           "classify": ("test_accuracy", "max")}
+DATA_FIELDS = {"text": "text_data", "images": "image_data", "series": "series_data",
+               "classify": "classify_data"}  # seq2seq's data is built in
 
 
 @dataclass
@@ -50,6 +52,11 @@ class CompareConfig:
         unknown = [d for d in self.domains if d not in DOMAINS]
         if unknown or not self.domains:
             raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
+        for domain, name in DATA_FIELDS.items():  # a file given for a domain left out would be silently unread
+            if getattr(self, name) is not None and domain not in self.domains:
+                option, chosen = f"--{name.replace('_', '-')}", ",".join(self.domains)
+                raise ConfigError(f"{option} is data for the {domain} domain, which --domains {chosen} leaves out; "
+                                  f"give --domains {chosen},{domain} (or drop {option})")
         if self.steps < 1 or (self.seconds is not None and not self.seconds > 0):  # nan is no number of seconds
             raise ConfigError(f"--steps must be >= 1 and --seconds > 0, got {self.steps} and {self.seconds}")
         for option, value, low in (("--d-model", self.d_model, 1), ("--layers", self.n_layers, 1),
@@ -200,5 +207,5 @@ def image_data(choice: str | None) -> tuple[dict, int]:
     return {"name": "image_folder", "args": {"root": str(choice), "image_size": 32}}, 4
 
 
-__all__ = ["CompareConfig", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data", "classify_data",
-           "IMAGE_DATASETS"]
+__all__ = ["CompareConfig", "DATA_FIELDS", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data",
+           "classify_data", "IMAGE_DATASETS"]

@@ -29,15 +29,13 @@ from ..config import ConfigError, from_dict
 from ..folders import OutputFolder, write_atomically
 from ..train.config import ExperimentConfig
 from .datainfo import describe_data
-from .experiments import METRIC, CompareConfig, entries
+from .experiments import DATA_FIELDS, METRIC, CompareConfig, entries
 from .flops import measure
 from .report import write_report
 from .study import crossover_sentences, crossovers, mean_std, ranking
 
 OPTIONS = "compare.json"  # in the report folder: the options it was started with, which --resume continues
 FINISHED = "compare_run.json"  # in a run folder: trained to its end and measured (its wall time)
-DATA_FIELDS = {"text": "text_data", "images": "image_data", "series": "series_data",
-               "classify": "classify_data"}  # seq2seq's data is built in
 
 
 def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,
