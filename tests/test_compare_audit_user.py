@@ -52,3 +52,13 @@ def test_data_for_a_domain_left_out_is_refused(tmp_path, capsys, monkeypatch, op
     assert not (tmp_path / "compare").exists()
 
 
+def test_a_csv_without_a_date_column_is_refused_in_compare_s_terms(tmp_path, capsys):
+    """The fix used to be 'set date_column', an option compare does not have."""
+    path = tmp_path / "mine.csv"
+    path.write_text("Date,x\n" + "".join(f"2020-01-{1 + i // 24:02d} {i % 24:02d}:00,{i % 7}\n" for i in range(240)))
+    err = one_line_error(capsys, ["compare", *TINY, "--domains", "series", "--series-data", str(path),
+                                  "--out", str(tmp_path / "o")])
+    assert "no date column 'date'" in err and "'Date'" in err
+    assert "date_column" not in err and "rename" in err and "unique_id, ds, y" in err
+
+
