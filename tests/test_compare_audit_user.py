@@ -62,3 +62,31 @@ def test_a_csv_without_a_date_column_is_refused_in_compare_s_terms(tmp_path, cap
     assert "date_column" not in err and "rename" in err and "unique_id, ds, y" in err
 
 
+def test_a_compare_of_relative_paths_resumes_from_another_directory(tmp_path, capsys, monkeypatch):
+    """Started in one directory with --image-data imgs, stopped by Ctrl-C, resumed from another directory."""
+    from xformer.train.trainer import Trainer
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    write_images(work / "imgs", (("train", 6), ("test", 2)))
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    step, taken = Trainer._step, []
+
+    def stopped_in_the_second_run(self, batches):
+        out = step(self, batches)
+        taken.append(1)
+        if len(taken) == 3:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(Trainer, "_step", stopped_in_the_second_run)
+    assert main(["compare", *TINY, "--domains", "images", "--image-data", "imgs", "--out", "report"]) == 130
+    monkeypatch.setattr(Trainer, "_step", step)
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(work / "report"), "--quiet"]) == 0, capsys.readouterr().err
+    results = json.loads((work / "report" / "results.json").read_text())
+    assert results["config"]["image_data"] == str(work / "imgs")
+    assert str(work / "imgs") in results["domains"]["images"]["data"]["source"]
+
+

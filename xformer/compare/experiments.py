@@ -4,6 +4,7 @@ budget and seed; ``METRIC``: the number each domain's models are ranked by (alwa
 the validation split picks each run's best checkpoint, the test split is scored once)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,12 @@ class CompareConfig:
     device: str = "auto"
 
     def __post_init__(self):
+        # the data paths absolute, as a run records them: a compare started in one directory resumes from any other
+        self.text_data = None if self.text_data is None else [_absolute(p) for p in self.text_data]
+        self.classify_data = None if self.classify_data is None else [_absolute(p) for p in self.classify_data]
+        self.series_data = None if self.series_data is None else _absolute(self.series_data)
+        if self.image_data is not None and self.image_data not in IMAGE_DATASETS:
+            self.image_data = _absolute(self.image_data)
         unknown = [d for d in self.domains if d not in DOMAINS]
         if unknown or not self.domains:
             raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
@@ -96,6 +103,10 @@ class CompareConfig:
     def at(self, steps: int, seconds: float | None, seed: int) -> "CompareConfig":
         """This configuration with one budget and one seed (what ``entries`` reads)."""
         return replace(self, steps=steps, seconds=seconds, seed=seed)
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(str(path)))
 
 
 @dataclass
