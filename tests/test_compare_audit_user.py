@@ -90,3 +90,32 @@ def test_a_compare_of_relative_paths_resumes_from_another_directory(tmp_path, ca
     assert str(work / "imgs") in results["domains"]["images"]["data"]["source"]
 
 
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Two budgets, two seeds, an image folder without test/ (ranked on validation)."""
+    root = tmp_path_factory.mktemp("audit")
+    write_images(root / "imgs")
+    out = root / "report"
+    assert main(["compare", *TINY, "--domains", "images", "--image-data", str(root / "imgs"), "--budgets", "1,2",
+                 "--seeds", "2", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_report_says_how_to_reproduce_it(study):
+    results = json.loads((study / "results.json").read_text())
+    command = results["command"]
+    assert command.startswith("xformer compare --domains images --steps 2 ")
+    for option in ("--d-model 8", "--layers 1", "--heads 2", "--batch-size 4", "--budgets 1,2", "--seeds 2",
+                   f"--out {study}"):
+        assert option in command, option
+    assert "--d-ff" not in command  # the default, 2 x d_model
+    versions = results["versions"]
+    assert versions["xformer"] == xformer.__version__ and versions["python"] == sys.version.split()[0]
+    assert versions["torch"] and results["device"] == "cpu"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d [+-]\d{4}", results["date"])  # with its time zone
+    md = (study / "report.md").read_text()
+    for piece in (command, f"xformer {xformer.__version__}", f"Python {versions['python']}", "device cpu"):
+        assert piece in md, piece
+    assert "device cpu" in (study / "report.html").read_text()
+
+

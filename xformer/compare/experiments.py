@@ -5,7 +5,8 @@ the validation split picks each run's best checkpoint, the test split is scored 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+import shlex
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,20 @@ class CompareConfig:
             raise ConfigError(f"--image-data {self.image_data}: give a folder with train/<class>/ images "
                               f"(and val/, test/) or one of {', '.join(IMAGE_DATASETS)}")
 
+    def command(self, out: str | Path) -> str:
+        """The ``xformer compare`` command line that runs this configuration into ``out`` (the options that differ
+        from their defaults), for the report: what produced its numbers, to cite and to run again."""
+        words = ["xformer", "compare"]
+        for name, option in OPTIONS:
+            value, default = getattr(self, name), 2 * self.d_model if name == "d_ff" else DEFAULTS[name]
+            if value is None or value == default:
+                continue
+            if name in ("text_data", "classify_data"):  # files: a word each
+                words += [option, *map(_word, value)]
+            else:  # domains and budgets: one word, separated by commas
+                words += [option, ",".join(map(_word, value)) if isinstance(value, list) else _word(value)]
+        return " ".join([*words, "--out", shlex.quote(str(out))])
+
     def schedule(self) -> list[tuple[int, float | None]]:
         """The budgets, in order, as (steps, seconds cap): ``budgets`` with ``seconds``, or ``steps`` with each
         of ``budget_seconds``, or the one budget (``steps``, ``seconds``)."""
@@ -103,6 +118,20 @@ class CompareConfig:
     def at(self, steps: int, seconds: float | None, seed: int) -> "CompareConfig":
         """This configuration with one budget and one seed (what ``entries`` reads)."""
         return replace(self, steps=steps, seconds=seconds, seed=seed)
+
+
+OPTIONS = [("domains", "--domains"), ("steps", "--steps"), ("seconds", "--seconds"), ("d_model", "--d-model"),
+           ("n_layers", "--layers"), ("n_heads", "--heads"), ("d_ff", "--d-ff"), ("batch_size", "--batch-size"),
+           ("text_data", "--text-data"), ("image_data", "--image-data"), ("series_data", "--series-data"),
+           ("classify_data", "--classify-data"), ("input_len", "--input-len"), ("horizon", "--horizon"),
+           ("seed", "--seed"), ("seeds", "--seeds"), ("budgets", "--budgets"), ("budget_seconds", "--budget-seconds"),
+           ("device", "--device")]  # CompareConfig's fields and the options of xformer compare that set them
+DEFAULTS = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+            for f in fields(CompareConfig)}
+
+
+def _word(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else shlex.quote(str(value))
 
 
 def _absolute(path: str) -> str:

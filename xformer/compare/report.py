@@ -28,7 +28,7 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr.best td{background:#eef7ee;font-weight:600}
 .summary{background:#fff8e6;border-left:4px solid #e0a800;padding:.5em 1em}.summary ul{padding-left:1.2em}
 .note{color:#555;font-size:.9em}figure{margin:1em 0}img{display:block;max-width:100%;height:auto}
-figcaption{color:#555;font-size:.9em}
+figcaption{color:#555;font-size:.9em}code{overflow-wrap:anywhere}
 @media (max-width:40em){body{margin:1em auto;padding:0 .6em}h1{font-size:1.6em}td,th{min-width:6.5em;padding:3px 5px}}
 @page{size:A4 landscape;margin:12mm}
 @media print{body{max-width:none;margin:0;padding:0;font-size:9pt}.scroll{overflow:visible}table{font-size:8pt}
@@ -71,7 +71,9 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
     c = results["config"]
     budgets = ", ".join(f"{b['steps']} steps" + (f" (at most {b['seconds']:g} s)" if b["seconds"] else "")
                         for b in results["budgets"])
-    intro = (f"{results['date']}, {results['machine']}; core: {c['n_layers']} layers, d_model {c['d_model']}, "
+    v = results["versions"]
+    intro = (f"{results['date']}, {results['machine']}, device {results['device']}; xformer {v['xformer']}, Python "
+             f"{v['python']}; core: {c['n_layers']} layers, d_model {c['d_model']}, "
              f"{c['n_heads']} heads, d_ff {c['d_ff']}; budgets: {budgets}, batch {c['batch_size']} (AdamW, "
              f"warmup + cosine); seeds {', '.join(map(str, results['seeds']))}; total {results['total_seconds']} s.")
     sections = [("Data", data_table(results), None), ("The same core in each domain", core_table(results), None)]
@@ -88,8 +90,10 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
                              "(nats) and mean distance to the keys it attends to, in tokens and in the domain's "
                              "unit (docs/compare.md)."))
     summary = results["summary"]
-    md = ["# xformer compare", "", intro, "", "## Summary", ""] + [f"- {line}" for line in summary] + [""]
-    body = [f"<h1>xformer compare</h1><p class='note'>{html.escape(intro)}</p><h2>Summary</h2>"
+    md = ["# xformer compare", "", intro, "", f"Command: `{results['command']}`", "", "## Summary", ""]
+    md += [f"- {line}" for line in summary] + [""]
+    body = [f"<h1>xformer compare</h1><p class='note'>{html.escape(intro)}</p><p class='note'>Command: <code>"
+            f"{html.escape(results['command'])}</code></p><h2>Summary</h2>"
             "<div class='summary'><ul>" + "".join(f"<li>{_html_inline(line)}</li>" for line in summary)
             + "</ul></div>"]
     for title, (header, rows, best), note in sections:

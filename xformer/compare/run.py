@@ -25,9 +25,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .. import __version__
 from ..config import ConfigError, from_dict
 from ..folders import OutputFolder, write_atomically
 from ..train.config import ExperimentConfig
+from ..train.distributed import pick_device
 from .datainfo import describe_data
 from .experiments import DATA_FIELDS, METRIC, CompareConfig, entries
 from .flops import measure
@@ -53,9 +55,10 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
     n_trained = sum(e.trained for e in entries(cfg))
     results: dict[str, Any] = {
-        "config": asdict(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "config": asdict(cfg), "command": cfg.command(out), "date": time.strftime("%Y-%m-%d %H:%M %z"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)}, "
-                   f"torch {torch.__version__}",
+                   f"torch {torch.__version__}", "device": _device(cfg.device),
+        "versions": {"xformer": __version__, "python": platform.python_version(), "torch": torch.__version__},
         "budgets": [{"steps": s, "seconds": sec} for s, sec in schedule], "seeds": seeds,
         "domains": {d: {"metric": METRIC[d][0], "direction": METRIC[d][1], "split": "test", "models": [],
                         "runs": []} for d in cfg.domains}}
@@ -90,6 +93,12 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     if folder is not None:
         folder.started()
     return results
+
+
+def _device(name: str) -> str:
+    """The device the runs train on (``auto`` resolved), a GPU with its name."""
+    device = pick_device(name, "--device")
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def _stopped(stop: KeyboardInterrupt, out: Path, folder: OutputFolder | None) -> KeyboardInterrupt:
