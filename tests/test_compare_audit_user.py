@@ -119,3 +119,13 @@ def test_the_report_says_how_to_reproduce_it(study):
     assert "device cpu" in (study / "report.html").read_text()
 
 
+def test_every_table_and_figure_says_its_metric_split_seeds_and_run(study):
+    md = (study / "report.md").read_text()
+    note = md.split("## images: by budget")[1].split("## ")[0]
+    assert "val_accuracy" in note and "validation split" in note and "2 seeds" in note
+    captions = [line for line in md.splitlines() if line.startswith("*") and line.endswith("*")]
+    budgets = next(c for c in captions if "training FLOPs" in c)
+    assert "Test metric" not in budgets and "2 seeds" in budgets
+    for caption in captions:
+        if "against training FLOPs" not in caption:
+            assert "seed 0" in caption.lower() and "2 steps" in caption, caption

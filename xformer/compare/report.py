@@ -36,10 +36,10 @@ figcaption{color:#555;font-size:.9em}code{overflow-wrap:anywhere}
  .summary{background:none;border-left-color:#999}}
 """
 CAPTION = {
-    "budgets.png": "Test metric (mean ± s over seeds) against training FLOPs (top) and wall seconds (bottom); "
-                   "dotted verticals: crossovers of the transformer with a baseline.",
-    "learning_curves.png": "Training loss (lines) and validation loss (circles) of the first seed at the largest "
-                           "budget.",
+    "budgets.png": "Each domain's metric on the split its table is ranked on (mean ± s over {seeds}) against "
+                   "training FLOPs (top) and wall seconds (bottom); dotted verticals: crossovers of the transformer "
+                   "with a baseline.",
+    "learning_curves.png": "Training loss (lines) and validation loss (circles).",
     "attention.png": "The last layer's first head of each transformer on one training example.",
     "attention_measures.png": "Attention entropy (nats) and mean attention distance in the domain's unit, per "
                               "layer (L) and head (H); black marks: the same for attention spread uniformly over "
@@ -47,6 +47,18 @@ CAPTION = {
     "positions.png": "Cosine similarity of the learned position vectors.",
     "forecast.png": "The middle test window of the series domain, channel 0: history, truth, every model.",
 }
+
+
+def caption(name: str, results: dict) -> str:
+    """A plot's caption with what it shows: the number of seeds its means are over (budgets.png), or the one run
+    each model's curve or map comes from (every other plot: the first seed at the largest budget)."""
+    n = len(results["seeds"])
+    text = CAPTION.get(name, name).format(seeds=f"{n} seed{'s' * (n != 1)}")
+    if name == "budgets.png":
+        return text
+    last = results["budgets"][-1]
+    budget = f"{last['steps']} steps" + (f", at most {last['seconds']:g} s" if last["seconds"] else "")
+    return f"{text} Seed {results['seeds'][0]}, {budget} (the first seed at the largest budget)."
 
 
 def _html_inline(text: str) -> str:
@@ -83,7 +95,9 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
                 f"training FLOPs = 3 x forward FLOPs x examples seen at the largest budget.")
         sections.append((domain, domain_table(domain, info), note))
         if len(results["budgets"]) > 1:
-            sections.append((f"{domain}: by budget", budget_table(info), "mean ± s (training FLOPs per run)."))
+            sections.append((f"{domain}: by budget", budget_table(info),
+                             f"{info['metric']} on the {info['split']} split at each budget, mean ± s over "
+                             f"{c['seeds']} seed{'s' * (c['seeds'] != 1)} (in brackets: training FLOPs of a run)."))
         if info.get("attention_measures"):
             sections.append((f"{domain}: inside the transformer", attention_table(info["attention_measures"]),
                              "Per layer and head on up to 16 validation examples: entropy of a query's attention "
@@ -103,10 +117,10 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
     md += ["## Plots", ""]
     body.append("<h2>Plots</h2>")
     for name in results["plots"]:
-        md += [f"![{name}]({name})", "", f"*{CAPTION.get(name, name)}*", ""]
+        md += [f"![{name}]({name})", "", f"*{caption(name, results)}*", ""]
         data = base64.b64encode((out / name).read_bytes()).decode("ascii")
         body.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'>"
-                    f"<figcaption>{html.escape(CAPTION.get(name, name))}</figcaption></figure>")
+                    f"<figcaption>{html.escape(caption(name, results))}</figcaption></figure>")
     tail = ("FLOPs: one example's forward pass (xformer/compare/flops.py); training FLOPs = 3 x that x steps x "
             "batch. Every domain's table is on its test split unless the Data table says otherwise (series MSE/MAE "
             "on the standardised scale; "
