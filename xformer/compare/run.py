@@ -147,18 +147,22 @@ def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results:
 def _in_compare_terms(message: str) -> str:
     """A data error's fix said in compare's options: compare keeps every run's validation split (it chooses the
     checkpoint each table scores), so the data's own way out, no validation split, is ``xformer train``'s; and it
-    reads a series' dates from its date column (``csv_series``' default), having no option to name another."""
+    reads a series' dates from its date column (``csv_series``' default), having no option to name another; any
+    other data.args a fix names are ``xformer train``'s too."""
     no_validation = "give data.args.val_fraction=0 (no validation split)"
     date_column = "set date_column to the column of dates (or of integer time steps), or to null to number the rows"
     if date_column in message:  # compare has no option for the column: its --series-data has one named date
         return message.split(date_column)[0] + ("xformer compare reads the dates (or integer time steps) from a "
                                                 "column named date: rename yours to date, or give a long file with "
                                                 "the columns unique_id, ds, y")
-    if no_validation not in message:
-        return message
-    return message.replace(no_validation, "compare chooses each run's checkpoint on a validation split, so give a "
-                           "data set with at least two training series a class (or train without validation with "
-                           "xformer train ... data.args.val_fraction=0)")
+    if no_validation in message:
+        return message.replace(no_validation, "compare chooses each run's checkpoint on a validation split, so give "
+                               "a data set with at least two training series a class (or train without validation "
+                               "with xformer train ... data.args.val_fraction=0)")
+    if "data.args." in message:  # e.g. data.args.missing=ffill: an argument of xformer train, not of compare
+        return message + ("; xformer compare takes no data.args: change the file itself, or train on it with "
+                          "xformer train, which does")
+    return message
 
 
 def _check_one_batch(domain: str, cfg: CompareConfig, n_train: int, batch_size: int, resume: bool) -> None:
