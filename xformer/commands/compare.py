@@ -99,7 +99,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-data", metavar="DIR|NAME",
                    help="an image folder (train/<class>/..., val/ and test/ optional; resized to 32x32) or digits, "
                         "mnist, fashion_mnist, cifar10 (read from ./data, nothing downloaded); default digits")
-    p.add_argument("--series-data", metavar="FILE.csv", help="CSV with a date column (default: generated series)")
+    p.add_argument("--series-data", metavar="FILE.csv",
+                   help="CSV with a column named date, or a long unique_id, ds, y file (default: generated series)")
     p.add_argument("--classify-data", nargs="+", metavar=("TRAIN", "TEST"),
                    help="classify: a UCR-archive .tsv/.txt (label, then the values, per line), a .ts (sktime/aeon) "
                         "or an .npz (X, y) training file, and optionally its own test file (without one, a "
