@@ -1,6 +1,7 @@
 """`xformer compare --domains classify`: the PatchTST-style series classifier beside FCN and ResNet, on the
 generated Synthetic Control Chart set or on UCR-format files given with --classify-data TRAIN [TEST]."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -65,7 +66,8 @@ def test_classify_data_reads_a_ucr_training_file_and_its_test_file(tmp_path):
 def test_one_classify_file_is_split_and_the_data_goes_to_every_model(tmp_path):
     train = str(tmp_path / "a.tsv")
     for files, args in ((None, {"val_fraction": 0.1}), ([train], {"val_fraction": 0.1, "path": train}),
-                        ([train, "b.tsv"], {"val_fraction": 0.1, "path": train, "test_path": "b.tsv"})):
+                        ([train, "b.tsv"], {"val_fraction": 0.1, "path": train,
+                                            "test_path": os.path.abspath("b.tsv")})):  # recorded absolute
         found = entries(CompareConfig(domains=["classify"], classify_data=files))
         assert [e.name for e in found] == NAMES
         assert all(e.experiment["data"] == {"name": "series_classification", "args": args} for e in found)

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> None:
     budget_seconds = _numbers(args.budget_seconds, float, "--budget-seconds") if args.budget_seconds else None
     cfg = CompareConfig(domains=[d.strip() for d in args.domains.split(",") if d.strip()], steps=args.steps,
                         seconds=args.seconds, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
-                        d_ff=args.d_ff or 2 * args.d_model, batch_size=args.batch_size, text_data=args.text_data,
-                        series_data=args.series_data, image_data=args.image_data,
+                        d_ff=2 * args.d_model if args.d_ff is None else args.d_ff, batch_size=args.batch_size,
+                        text_data=args.text_data, series_data=args.series_data, image_data=args.image_data,
                         classify_data=args.classify_data, input_len=args.input_len,
                         horizon=args.horizon, seed=args.seed, seeds=args.seeds, budgets=budgets,
                         budget_seconds=budget_seconds, device=args.device)
@@ -99,7 +99,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-data", metavar="DIR|NAME",
                    help="an image folder (train/<class>/..., val/ and test/ optional; resized to 32x32) or digits, "
                         "mnist, fashion_mnist, cifar10 (read from ./data, nothing downloaded); default digits")
-    p.add_argument("--series-data", metavar="FILE.csv", help="CSV with a date column (default: generated series)")
+    p.add_argument("--series-data", metavar="FILE.csv",
+                   help="CSV with a column named date, or a long unique_id, ds, y file (default: generated series)")
     p.add_argument("--classify-data", nargs="+", metavar=("TRAIN", "TEST"),
                    help="classify: a UCR-archive .tsv/.txt (label, then the values, per line), a .ts (sktime/aeon) "
                         "or an .npz (X, y) training file, and optionally its own test file (without one, a "

@@ -4,7 +4,9 @@ budget and seed; ``METRIC``: the number each domain's models are ranked by (alwa
 the validation split picks each run's best checkpoint, the test split is scored once)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import os
+import shlex
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 METRIC = {"text": ("test_bits_per_character", "min"), "images": ("test_accuracy", "max"),
           "series": ("test_mse", "min"), "seq2seq": ("test_token_accuracy", "max"),
           "classify": ("test_accuracy", "max")}
+DATA_FIELDS = {"text": "text_data", "images": "image_data", "series": "series_data",
+               "classify": "classify_data"}  # seq2seq's data is built in
 
 
 @dataclass
@@ -47,9 +51,20 @@ class CompareConfig:
     device: str = "auto"
 
     def __post_init__(self):
+        # the data paths absolute, as a run records them: a compare started in one directory resumes from any other
+        self.text_data = None if self.text_data is None else [_absolute(p) for p in self.text_data]
+        self.classify_data = None if self.classify_data is None else [_absolute(p) for p in self.classify_data]
+        self.series_data = None if self.series_data is None else _absolute(self.series_data)
+        if self.image_data is not None and self.image_data not in IMAGE_DATASETS:
+            self.image_data = _absolute(self.image_data)
         unknown = [d for d in self.domains if d not in DOMAINS]
         if unknown or not self.domains:
             raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
+        for domain, name in DATA_FIELDS.items():  # a file given for a domain left out would be silently unread
+            if getattr(self, name) is not None and domain not in self.domains:
+                option, chosen = f"--{name.replace('_', '-')}", ",".join(self.domains)
+                raise ConfigError(f"{option} is data for the {domain} domain, which --domains {chosen} leaves out; "
+                                  f"give --domains {chosen},{domain} (or drop {option})")
         if self.steps < 1 or (self.seconds is not None and not self.seconds > 0):  # nan is no number of seconds
             raise ConfigError(f"--steps must be >= 1 and --seconds > 0, got {self.steps} and {self.seconds}")
         for option, value, low in (("--d-model", self.d_model, 1), ("--layers", self.n_layers, 1),
@@ -79,6 +94,20 @@ class CompareConfig:
             raise ConfigError(f"--image-data {self.image_data}: give a folder with train/<class>/ images "
                               f"(and val/, test/) or one of {', '.join(IMAGE_DATASETS)}")
 
+    def command(self, out: str | Path) -> str:
+        """The ``xformer compare`` command line that runs this configuration into ``out`` (the options that differ
+        from their defaults), for the report: what produced its numbers, to cite and to run again."""
+        words = ["xformer", "compare"]
+        for name, option in OPTIONS:
+            value, default = getattr(self, name), 2 * self.d_model if name == "d_ff" else DEFAULTS[name]
+            if value is None or value == default:
+                continue
+            if name in ("text_data", "classify_data"):  # files: a word each
+                words += [option, *map(_word, value)]
+            else:  # domains and budgets: one word, separated by commas
+                words += [option, ",".join(map(_word, value)) if isinstance(value, list) else _word(value)]
+        return " ".join([*words, "--out", shlex.quote(str(out))])
+
     def schedule(self) -> list[tuple[int, float | None]]:
         """The budgets, in order, as (steps, seconds cap): ``budgets`` with ``seconds``, or ``steps`` with each
         of ``budget_seconds``, or the one budget (``steps``, ``seconds``)."""
@@ -89,6 +118,24 @@ class CompareConfig:
     def at(self, steps: int, seconds: float | None, seed: int) -> "CompareConfig":
         """This configuration with one budget and one seed (what ``entries`` reads)."""
         return replace(self, steps=steps, seconds=seconds, seed=seed)
+
+
+OPTIONS = [("domains", "--domains"), ("steps", "--steps"), ("seconds", "--seconds"), ("d_model", "--d-model"),
+           ("n_layers", "--layers"), ("n_heads", "--heads"), ("d_ff", "--d-ff"), ("batch_size", "--batch-size"),
+           ("text_data", "--text-data"), ("image_data", "--image-data"), ("series_data", "--series-data"),
+           ("classify_data", "--classify-data"), ("input_len", "--input-len"), ("horizon", "--horizon"),
+           ("seed", "--seed"), ("seeds", "--seeds"), ("budgets", "--budgets"), ("budget_seconds", "--budget-seconds"),
+           ("device", "--device")]  # CompareConfig's fields and the options of xformer compare that set them
+DEFAULTS = {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+            for f in fields(CompareConfig)}
+
+
+def _word(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else shlex.quote(str(value))
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(str(path)))
 
 
 @dataclass
@@ -200,5 +247,5 @@ def image_data(choice: str | None) -> tuple[dict, int]:
     return {"name": "image_folder", "args": {"root": str(choice), "image_size": 32}}, 4
 
 
-__all__ = ["CompareConfig", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data", "classify_data",
-           "IMAGE_DATASETS"]
+__all__ = ["CompareConfig", "DATA_FIELDS", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data",
+           "classify_data", "IMAGE_DATASETS"]

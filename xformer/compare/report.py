@@ -28,7 +28,7 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}tr.best td{background:#eef7ee;font-weight:600}
 .summary{background:#fff8e6;border-left:4px solid #e0a800;padding:.5em 1em}.summary ul{padding-left:1.2em}
 .note{color:#555;font-size:.9em}figure{margin:1em 0}img{display:block;max-width:100%;height:auto}
-figcaption{color:#555;font-size:.9em}
+figcaption{color:#555;font-size:.9em}code{overflow-wrap:anywhere}
 @media (max-width:40em){body{margin:1em auto;padding:0 .6em}h1{font-size:1.6em}td,th{min-width:6.5em;padding:3px 5px}}
 @page{size:A4 landscape;margin:12mm}
 @media print{body{max-width:none;margin:0;padding:0;font-size:9pt}.scroll{overflow:visible}table{font-size:8pt}
@@ -36,10 +36,10 @@ figcaption{color:#555;font-size:.9em}
  .summary{background:none;border-left-color:#999}}
 """
 CAPTION = {
-    "budgets.png": "Test metric (mean ± s over seeds) against training FLOPs (top) and wall seconds (bottom); "
-                   "dotted verticals: crossovers of the transformer with a baseline.",
-    "learning_curves.png": "Training loss (lines) and validation loss (circles) of the first seed at the largest "
-                           "budget.",
+    "budgets.png": "Each domain's metric on the split its table is ranked on (mean ± s over {seeds}) against "
+                   "training FLOPs (top) and wall seconds (bottom); dotted verticals: crossovers of the transformer "
+                   "with a baseline.",
+    "learning_curves.png": "Training loss (lines) and validation loss (circles).",
     "attention.png": "The last layer's first head of each transformer on one training example.",
     "attention_measures.png": "Attention entropy (nats) and mean attention distance in the domain's unit, per "
                               "layer (L) and head (H); black marks: the same for attention spread uniformly over "
@@ -47,6 +47,18 @@ CAPTION = {
     "positions.png": "Cosine similarity of the learned position vectors.",
     "forecast.png": "The middle test window of the series domain, channel 0: history, truth, every model.",
 }
+
+
+def caption(name: str, results: dict) -> str:
+    """A plot's caption with what it shows: the number of seeds its means are over (budgets.png), or the one run
+    each model's curve or map comes from (every other plot: the first seed at the largest budget)."""
+    n = len(results["seeds"])
+    text = CAPTION.get(name, name).format(seeds=f"{n} seed{'s' * (n != 1)}")
+    if name == "budgets.png":
+        return text
+    last = results["budgets"][-1]
+    budget = f"{last['steps']} steps" + (f", at most {last['seconds']:g} s" if last["seconds"] else "")
+    return f"{text} Seed {results['seeds'][0]}, {budget} (the first seed at the largest budget)."
 
 
 def _html_inline(text: str) -> str:
@@ -71,7 +83,9 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
     c = results["config"]
     budgets = ", ".join(f"{b['steps']} steps" + (f" (at most {b['seconds']:g} s)" if b["seconds"] else "")
                         for b in results["budgets"])
-    intro = (f"{results['date']}, {results['machine']}; core: {c['n_layers']} layers, d_model {c['d_model']}, "
+    v = results["versions"]
+    intro = (f"{results['date']}, {results['machine']}, device {results['device']}; xformer {v['xformer']}, Python "
+             f"{v['python']}; core: {c['n_layers']} layers, d_model {c['d_model']}, "
              f"{c['n_heads']} heads, d_ff {c['d_ff']}; budgets: {budgets}, batch {c['batch_size']} (AdamW, "
              f"warmup + cosine); seeds {', '.join(map(str, results['seeds']))}; total {results['total_seconds']} s.")
     sections = [("Data", data_table(results), None), ("The same core in each domain", core_table(results), None)]
@@ -81,15 +95,19 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
                 f"training FLOPs = 3 x forward FLOPs x examples seen at the largest budget.")
         sections.append((domain, domain_table(domain, info), note))
         if len(results["budgets"]) > 1:
-            sections.append((f"{domain}: by budget", budget_table(info), "mean ± s (training FLOPs per run)."))
+            sections.append((f"{domain}: by budget", budget_table(info),
+                             f"{info['metric']} on the {info['split']} split at each budget, mean ± s over "
+                             f"{c['seeds']} seed{'s' * (c['seeds'] != 1)} (in brackets: training FLOPs of a run)."))
         if info.get("attention_measures"):
             sections.append((f"{domain}: inside the transformer", attention_table(info["attention_measures"]),
                              "Per layer and head on up to 16 validation examples: entropy of a query's attention "
                              "(nats) and mean distance to the keys it attends to, in tokens and in the domain's "
                              "unit (docs/compare.md)."))
     summary = results["summary"]
-    md = ["# xformer compare", "", intro, "", "## Summary", ""] + [f"- {line}" for line in summary] + [""]
-    body = [f"<h1>xformer compare</h1><p class='note'>{html.escape(intro)}</p><h2>Summary</h2>"
+    md = ["# xformer compare", "", intro, "", f"Command: `{results['command']}`", "", "## Summary", ""]
+    md += [f"- {line}" for line in summary] + [""]
+    body = [f"<h1>xformer compare</h1><p class='note'>{html.escape(intro)}</p><p class='note'>Command: <code>"
+            f"{html.escape(results['command'])}</code></p><h2>Summary</h2>"
             "<div class='summary'><ul>" + "".join(f"<li>{_html_inline(line)}</li>" for line in summary)
             + "</ul></div>"]
     for title, (header, rows, best), note in sections:
@@ -99,10 +117,10 @@ def write_report(results: dict, out: str | Path, models: dict, datasets: dict) -
     md += ["## Plots", ""]
     body.append("<h2>Plots</h2>")
     for name in results["plots"]:
-        md += [f"![{name}]({name})", "", f"*{CAPTION.get(name, name)}*", ""]
+        md += [f"![{name}]({name})", "", f"*{caption(name, results)}*", ""]
         data = base64.b64encode((out / name).read_bytes()).decode("ascii")
         body.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'>"
-                    f"<figcaption>{html.escape(CAPTION.get(name, name))}</figcaption></figure>")
+                    f"<figcaption>{html.escape(caption(name, results))}</figcaption></figure>")
     tail = ("FLOPs: one example's forward pass (xformer/compare/flops.py); training FLOPs = 3 x that x steps x "
             "batch. Every domain's table is on its test split unless the Data table says otherwise (series MSE/MAE "
             "on the standardised scale; "

@@ -25,19 +25,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .. import __version__
 from ..config import ConfigError, from_dict
 from ..folders import OutputFolder, write_atomically
 from ..train.config import ExperimentConfig
+from ..train.distributed import pick_device
 from .datainfo import describe_data
-from .experiments import METRIC, CompareConfig, entries
+from .experiments import DATA_FIELDS, METRIC, CompareConfig, entries
 from .flops import measure
 from .report import write_report
 from .study import crossover_sentences, crossovers, mean_std, ranking
 
 OPTIONS = "compare.json"  # in the report folder: the options it was started with, which --resume continues
 FINISHED = "compare_run.json"  # in a run folder: trained to its end and measured (its wall time)
-DATA_FIELDS = {"text": "text_data", "images": "image_data", "series": "series_data",
-               "classify": "classify_data"}  # seq2seq's data is built in
 
 
 def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, overwrite: bool = False,
@@ -55,9 +55,10 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
     n_trained = sum(e.trained for e in entries(cfg))
     results: dict[str, Any] = {
-        "config": asdict(cfg), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "config": asdict(cfg), "command": cfg.command(out), "date": time.strftime("%Y-%m-%d %H:%M %z"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)}, "
-                   f"torch {torch.__version__}",
+                   f"torch {torch.__version__}", "device": _device(cfg.device),
+        "versions": {"xformer": __version__, "python": platform.python_version(), "torch": torch.__version__},
         "budgets": [{"steps": s, "seconds": sec} for s, sec in schedule], "seeds": seeds,
         "domains": {d: {"metric": METRIC[d][0], "direction": METRIC[d][1], "split": "test", "models": [],
                         "runs": []} for d in cfg.domains}}
@@ -92,6 +93,12 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     if folder is not None:
         folder.started()
     return results
+
+
+def _device(name: str) -> str:
+    """The device the runs train on (``auto`` resolved), a GPU with its name."""
+    device = pick_device(name, "--device")
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def _stopped(stop: KeyboardInterrupt, out: Path, folder: OutputFolder | None) -> KeyboardInterrupt:
@@ -139,13 +146,23 @@ def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results:
 
 def _in_compare_terms(message: str) -> str:
     """A data error's fix said in compare's options: compare keeps every run's validation split (it chooses the
-    checkpoint each table scores), so the data's own way out, no validation split, is ``xformer train``'s."""
+    checkpoint each table scores), so the data's own way out, no validation split, is ``xformer train``'s; and it
+    reads a series' dates from its date column (``csv_series``' default), having no option to name another; any
+    other data.args a fix names are ``xformer train``'s too."""
     no_validation = "give data.args.val_fraction=0 (no validation split)"
-    if no_validation not in message:
-        return message
-    return message.replace(no_validation, "compare chooses each run's checkpoint on a validation split, so give a "
-                           "data set with at least two training series a class (or train without validation with "
-                           "xformer train ... data.args.val_fraction=0)")
+    date_column = "set date_column to the column of dates (or of integer time steps), or to null to number the rows"
+    if date_column in message:  # compare has no option for the column: its --series-data has one named date
+        return message.split(date_column)[0] + ("xformer compare reads the dates (or integer time steps) from a "
+                                                "column named date: rename yours to date, or give a long file with "
+                                                "the columns unique_id, ds, y")
+    if no_validation in message:
+        return message.replace(no_validation, "compare chooses each run's checkpoint on a validation split, so give "
+                               "a data set with at least two training series a class (or train without validation "
+                               "with xformer train ... data.args.val_fraction=0)")
+    if "data.args." in message:  # e.g. data.args.missing=ffill: an argument of xformer train, not of compare
+        return message + ("; xformer compare takes no data.args: change the file itself, or train on it with "
+                          "xformer train, which does")
+    return message
 
 
 def _check_one_batch(domain: str, cfg: CompareConfig, n_train: int, batch_size: int, resume: bool) -> None:
