@@ -36,8 +36,9 @@ import yaml
 
 from ..config import ConfigError, load_yaml
 from ..folders import OutputFolder, check_outside_data, not_a_run_folder, write_atomically
-from .checkpoint import AVERAGED_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
+from .checkpoint import AVERAGED_FILE, EMA_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
 from .config import apply_overrides, metric_mode
+from .metrics import metric_rows
 from .resume import DATA_PATHS, absolute_data_paths, check_data_there
 from .run import evaluate_model, load_run, run_checkpoint
 
@@ -79,16 +80,9 @@ def choose_checkpoints(run_dir: Path, last: int | None = None, best: int | None 
 def _scores(run_dir: Path, metric: str) -> dict[str, float]:
     """{step_N: the run's ``metric`` evaluated at step N} from metrics.jsonl (the last record of a step wins)."""
     path = run_dir / "metrics.jsonl"
-    scores = {}
-    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
-        try:
-            record = json.loads(line)
-        except ValueError:  # a line cut by a crash: that evaluation is not known
-            continue
-        value = record.get(metric) if isinstance(record, dict) else None
-        if isinstance(value, (int, float)) and math.isfinite(value) and isinstance(record.get("step"), int):
-            scores[f"step_{record['step']}"] = float(value)
-    return scores
+    rows = [row for _, row in metric_rows(path)] if path.is_file() else []
+    return {f"step_{row['step']}": float(row[metric]) for row in rows
+            if isinstance(row.get(metric), (int, float)) and math.isfinite(row[metric])}
 
 
 def average_weights(paths: list[Path]) -> dict[str, torch.Tensor]:
@@ -144,9 +138,8 @@ def average_run(run_dirs: str | Path | list, out: str | Path, last: int | None =
     folder = OutputFolder(out, overwrite, "run", marker="config.yaml")
     weights = average_weights(paths)
     state = read_state(paths[-1] if len(runs) == 1 else paths[0])  # the newest step; the first run's of a soup
-    record = {"run" if len(runs) == 1 else "runs": str(first.resolve()) if len(runs) == 1 else
-              [str(r.resolve()) for r in runs], "checkpoints": names, "chosen": rule,
-              "ema": any((p / "ema.safetensors").is_file() for p in paths)}
+    sources = {"run": str(first.resolve())} if len(runs) == 1 else {"runs": [str(r.resolve()) for r in runs]}
+    record = {**sources, "checkpoints": names, "chosen": rule, "ema": any((p / EMA_FILE).is_file() for p in paths)}
     try:
         folder.replace()
         for item in first.iterdir():
@@ -174,7 +167,7 @@ def check_soup(runs: list[Path]) -> None:
     from .ensemble import check_same_data
 
     recipes = [load_yaml(run / "config.yaml") for run in runs]
-    starts = [recipes[i].get("init_from") for i in range(len(runs))]
+    starts = [recipe.get("init_from") for recipe in recipes]
     if not all(starts) or len(set(map(str, starts))) > 1:
         shown = ", ".join(f"{run}: {start or 'none (random)'}" for run, start in zip(runs, starts))
         raise ConfigError(f"the runs were not fine-tuned from the same weights ({shown}), so their weights do not "

@@ -44,7 +44,7 @@ class RunLog:
         self.text = self.dir / TEXT_LOG
         self.total, self.ended = total_steps, False
         if resume_step is not None and self.path.is_file():  # forget what happened after the checkpoint
-            kept = [line for line, row in _rows(self.path) if row["step"] <= resume_step]
+            kept = [line for line, row in metric_rows(self.path) if row["step"] <= resume_step]
             write_atomically(self.path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
             self.path.write_text("", encoding="utf-8")
@@ -109,7 +109,7 @@ def _command() -> str:
     return f" ({shlex.join(['xformer', *sys.argv[1:]])})"
 
 
-def _rows(path: Path) -> list[tuple[str, dict]]:
+def metric_rows(path: Path) -> list[tuple[str, dict]]:
     """(line, parsed row) of a metrics.jsonl. A torn last line (a crash mid-write) is dropped; a bad line
     before it was not written by a crash, and is refused."""
     lines = [line for line in path.read_bytes().decode(errors="replace").splitlines() if line.strip()]
@@ -140,7 +140,7 @@ def plot_learning_curve(jsonl: Path, png: Path) -> None:
     """Training and validation loss against the optimizer step (log scale when positive)."""
     from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
-    rows = [row for _, row in _rows(Path(jsonl))]
+    rows = [row for _, row in metric_rows(Path(jsonl))]
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for key in ("train_loss", "val_loss"):
