@@ -109,7 +109,11 @@ class ModelConfig:
 class Model(nn.Module):
     """Any xformer model: tokens = tokenizer(batch); hidden = adapter(core, tokens); out = head(hidden, tokens, batch).
 
-    The adapter is ``CORE_ADAPTERS[config.architecture]`` (without a config, :func:`core_adapter`)."""
+    The adapter is ``CORE_ADAPTERS[config.architecture]`` (without a config, :func:`core_adapter`).
+    ``untrained``: the names of the parameters a checkpoint did not give when the model was loaded from one
+    (``load_pretrained``, ``load_bert``, ``init_from``): they hold random initial values (``check_trained``)."""
+
+    untrained: frozenset[str] = frozenset()
 
     def __init__(self, tokenizer: nn.Module, core: nn.Module, head: nn.Module, config: ModelConfig | None = None,
                  adapter: CoreAdapter | None = None):
@@ -135,6 +139,48 @@ class Model(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def same_head(ours: str, theirs: str) -> bool:
+    """Whether a head named ``theirs`` holds the weights of one named ``ours``: the same name, or both masked LMs
+    (one head, ``MaskedLMHead``, with next-sentence prediction or without)."""
+    from .heads.mlm import MASKED_LM_HEADS
+
+    return ours == theirs or {ours, theirs} <= set(MASKED_LM_HEADS)
+
+
+def module_names(names: list[str], among) -> str:
+    """``names`` (of tensors) in words: a module whose tensors (of ``among``) are all listed is named once, of one
+    partly listed the tensors; "none" for no name."""
+    listed, tensors = set(names), {}
+    for other in among:
+        tensors.setdefault(other.rsplit(".", 1)[0], set()).add(other)
+    parts = list(dict.fromkeys(module if tensors.get(module, set()) <= listed else name
+                               for name in names for module in [name.rsplit(".", 1)[0]]))
+    return ", ".join(parts) if parts else "none"
+
+
+def untrained_line(model: nn.Module, source: str | None, consequence: str) -> str:
+    """One line on ``model.untrained``: which layers ``source`` (a checkpoint, e.g. hf:FOLDER) did not give, the
+    ``consequence``, and the fix: fine-tune them (init_from), or a checkpoint that holds them."""
+    own = model.state_dict()
+    names = [name for name in own if name in model.untrained]
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    parts = module_names(names, own)
+    bert = " (BERT's masked-LM head: a BertForMaskedLM or BertForPreTraining folder)" \
+        if any(name.startswith(("head.dense.", "head.decoder.")) for name in names) else ""
+    return (f"{source or 'the model'}: {parts} {'were' if ', ' in parts else 'was'} not read from the checkpoint, "
+            f"left fresh ({shown}): untrained, {consequence}; fine-tune it first (xformer train RECIPE --init-from "
+            f"{source or 'SOURCE'}), or use a checkpoint that holds them{bert}")
+
+
+def check_trained(model: nn.Module, use: str, source: str | None = None) -> None:
+    """Refuse (ConfigError) to use the output of a model whose ``untrained`` names any parameter: ``use`` (a score,
+    generated text, an export) would be of random weights. Hugging Face warns when such a model is loaded ("Some
+    weights of BertForMaskedLM were not initialized from the model checkpoint ... You should probably TRAIN this
+    model"); ``load_pretrained`` warns alike, and this is where the output would be used."""
+    if getattr(model, "untrained", None):
+        raise ConfigError(untrained_line(model, source, f"so {use} would be of random weights"))
 
 
 def build_part(table: Registry, kind: str, part: PartConfig, **fixed) -> nn.Module:

@@ -29,23 +29,22 @@ def load_hf_classifier(folder) -> tuple:
     the (preprocess spec, class names) of ``predict.predict_images``) of a Hugging Face classifier folder;
     another kind of checkpoint is refused in one line."""
     from .data.images import preprocess_spec
-    from .interop.hf_checkpoint import load_exactly
-    from .interop.pretrained import load_source
-    from .models import build_model
+    from .interop.pretrained import load_source, pretrained_model
+    from .models import module_names
 
     pre = load_source(f"hf:{folder}")
-    head = pre.model.head
-    if head.name != "classification" or pre.class_names is None or "head.fc.weight" not in pre.weights:
+    model, head = pretrained_model(pre), pre.model.head
+    if head.name != "classification" or pre.class_names is None or model.untrained:
         what = pre.architecture or f"{pre.kind} checkpoint"
-        detail = "; ".join(f"its {layer} is {a_or_an(role)}" for layer, role in pre.unread.items()) or \
-            f"read with a {head.name} head"
-        raise ConfigError(f"{folder} is {a_or_an(what)} ({detail}), without a classifier of texts or images; "
-                          "xformer predict reads BertForSequenceClassification and ViTForImageClassification "
-                          "folders, or the run folder of a classifier fine-tuned from it (xformer train --init-from "
-                          "hf:FOLDER)")
-    model = build_model(pre.model)
-    load_exactly(model, {k: v for k, v in pre.weights.items() if k in model.state_dict()})
-    model.eval()
+        untrained = [name for name in model.state_dict() if name in model.untrained]
+        detail = [f"its {layer} is {a_or_an(role)}" for layer, role in pre.unread.items()]
+        if untrained:
+            detail.append(f"read with an untrained {head.name} head: {module_names(untrained, model.state_dict())} "
+                          "not in it")
+        raise ConfigError(f"{folder} is {a_or_an(what)} ({'; '.join(detail) or f'read with a {head.name} head'}), "
+                          "without a classifier of texts or images; xformer predict reads "
+                          "BertForSequenceClassification and ViTForImageClassification folders, or the run folder of "
+                          "a classifier fine-tuned from it (xformer train --init-from hf:FOLDER)")
     tok = pre.model.tokenizer.args
     if pre.kind == "bert":
         if pre.tokenizer is None:

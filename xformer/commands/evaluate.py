@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> None:
             raise ConfigError(f"{run_dir} is a recipe: evaluate scores one recipe's starting weights alone "
                               "(xformer evaluate RECIPE.yaml), or runs (their ensemble), not both")
         if not (Path(run_dir) / "config.yaml").is_file() and (Path(run_dir) / "config.json").is_file():
+            _check_folder_trained(run_dir)
             raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; score it "
                               f"on a recipe's data with xformer evaluate RECIPE.yaml init_from=hf:{run_dir}, or "
                               f"fine-tune it with xformer train RECIPE --init-from hf:{run_dir} and evaluate that run")
@@ -39,6 +40,16 @@ def run(args: argparse.Namespace) -> None:
                           "or splits too small to hold an example); give data.args.test_fraction=1 to score "
                           "every example of other data, or data with val/test examples")
     print(json.dumps(metrics, indent=1))
+
+
+def _check_folder_trained(folder: str) -> None:
+    """A Hugging Face folder whose head would be untrained (a ``BertModel``) gives random scores on any recipe's
+    data until fine-tuned: refused naming that, rather than pointing to ``xformer evaluate RECIPE init_from=``."""
+    from ..interop.pretrained import load_source, pretrained_model
+    from ..models import check_trained
+
+    source = load_source(f"hf:{folder}")
+    check_trained(pretrained_model(source), "a score", source.source)
 
 
 def _evaluate_start(recipe: str, overrides: list[str], checkpoint: str) -> None:

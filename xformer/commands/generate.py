@@ -39,9 +39,11 @@ def load_text_model(run_dir: str | Path, checkpoint: str = "best"):
 
 def load_hf_text_model(folder: Path):
     """(model, vocab) of a Hugging Face GPT-2 folder, with the folder's own tokenizer."""
-    from ..interop.pretrained import load_pretrained
+    from ..interop.pretrained import load_source, pretrained_model
+    from ..models import check_trained
 
-    model, vocab = load_pretrained(folder)
+    pre = load_source(f"hf:{folder}")
+    model, vocab = pretrained_model(pre), pre.vocabulary()
     if model.config.architecture != "decoder":
         import json
 
@@ -52,6 +54,7 @@ def load_hf_text_model(folder: Path):
     if vocab is None:
         raise ConfigError(f"{folder} holds no tokenizer (tokenizer.json, or vocab.json + merges.txt); save it beside "
                           "the model with tokenizer.save_pretrained(folder)")
+    check_trained(model, "the text it generates", pre.source)
     return model, vocab
 
 

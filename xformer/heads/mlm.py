@@ -26,6 +26,9 @@ from ..registry import check_sizes, register_head
 from ..tokens import Tokens
 from .lm import token_cross_entropy
 
+# one head, MaskedLMHead, with next-sentence prediction or without: a checkpoint of either gives the other its
+# masked-LM layers (head.dense, head.norm, head.decoder)
+MASKED_LM_HEADS = ("masked_lm", "masked_lm_nsp")
 _ACTIVATIONS = {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
 
 
@@ -89,4 +92,4 @@ def masked_lm_nsp_head(core: CoreConfig, tokenizer: nn.Module, vocab_size: int |
     return _masked_lm(core, tokenizer, vocab_size, tie_weights, activation, norm_eps, nsp=True)
 
 
-__all__ = ["MaskedLMHead"]
+__all__ = ["MASKED_LM_HEADS", "MaskedLMHead"]

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..models import check_trained
 from .hf_source import kept_hf_source
 from .support import CannotExport, describe, need
 
@@ -313,9 +314,11 @@ def export_timm(model, folder: Path, preprocess: dict | None = None, class_names
 
 def check_exportable(model, fmt: str) -> None:
     """CannotExport (one line naming the feature) when ``fmt`` cannot express ``model``; a MissingExtra when
-    the format's optional packages are not installed. Writes nothing."""
+    the format's optional packages are not installed; a ConfigError when its head is untrained (``model.untrained``:
+    read from a checkpoint without it), which would be written as a trained model's. Writes nothing."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    check_trained(model, "an export as a trained model")
     if getattr(model, "config", None) is None:  # an image baseline (CNN, MLP) is a plain torch module
         raise CannotExport(f"cannot export the {type(model).__name__} baseline: --format {fmt} covers the "
                            "transformer runs (tokenizer, core, head)")

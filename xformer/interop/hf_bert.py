@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from ..core import CoreConfig
-from ..models import Model, ModelConfig, PartConfig, build_model
+from ..models import Model, ModelConfig, PartConfig, build_model, check_trained
 from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_hf_folder, strip_prefix
 from .support import hf_class_names, need, state_with_zero_biases
 
@@ -222,7 +222,7 @@ def load_bert(source, head: str | None = None) -> Model:
     ``head`` defaults to what the checkpoint holds (``bert_head``): classification for a sequence
     classifier, masked_lm_nsp when it has an NSP classifier or only a pooler (plain ``BertModel``), else
     masked_lm. Head
-    weights the checkpoint lacks keep their initial values (with a warning):
+    weights the checkpoint lacks keep their initial values (with a warning, and named in ``model.untrained``):
     for a ``BertModel`` only ``hidden_states`` and ``pooled`` are meaningful.
     """
     if is_checkpoint_folder(source):
@@ -242,13 +242,16 @@ def load_bert(source, head: str | None = None) -> Model:
         warnings.warn(f"BERT checkpoint has no weights for {missing}; they keep their initial values", stacklevel=2)
     load_exactly(model, {k: v for k, v in converted.items() if k in own_keys or not k.startswith("head.")},
                  allow_missing=tuple(missing))
+    model.untrained = frozenset(missing)
     return model.eval()
 
 
 def to_hf_bert(model: Model, **config_extra):
     """The Hugging Face model (eval mode) with an xformer BERT's weights: ``BertForPreTraining``
     for head masked_lm_nsp, ``BertForMaskedLM`` for masked_lm, ``BertForSequenceClassification`` for a
-    classification head (give its classes as ``id2label`` / ``label2id``); a bias-free model gets zero biases."""
+    classification head (give its classes as ``id2label`` / ``label2id``); a bias-free model gets zero biases.
+    A model whose head is untrained (``model.untrained``: read from a ``BertModel``) is refused."""
+    check_trained(model, "an export as a trained model")
     transformers = need("transformers", "exporting to BERT")
     head = model.config.head.name
     if head == "masked_lm" and model.head.nsp is not None:  # built with nsp=True

@@ -24,7 +24,8 @@ contradict and timm's dropout arguments, which are the recipe's). The weights ar
 (``timm_vit.from_timm_vit``).
 
 Python: ``load_pretrained(SOURCE)`` -> (Model in eval mode with the checkpoint's own head, vocabulary or
-None); SOURCE is ``hf:FOLDER``, ``timm:FILE#MODEL`` or a plain Hugging Face folder.
+None); SOURCE is ``hf:FOLDER``, ``timm:FILE#MODEL`` or a plain Hugging Face folder. A folder without the head
+(a ``BertModel``; a question answerer read as its encoder) gives one left untrained: ``model.untrained``.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..models import ModelConfig, build_model
+from ..models import ModelConfig, build_model, same_head, untrained_line
 from .hf_checkpoint import read_hf_folder, read_weights_file
 from .timm_file import split_pairs, timm_checkpoint, timm_pairs
 
@@ -274,18 +275,32 @@ def load_source(spec: str) -> Pretrained:
     return load_timm(path, name, kwargs, spec)
 
 
-def load_pretrained(source: str | Path):
-    """(Model in eval mode with the checkpoint's own head, vocabulary or None) of ``hf:FOLDER``,
-    ``timm:FILE#MODEL`` or a plain Hugging Face folder."""
+def pretrained_model(pre: Pretrained):
+    """The Model (eval mode) of ``pre`` with its weights; ``model.untrained``: its head's parameters the checkpoint
+    lacks (a ``BertModel``'s masked-LM head, read as its encoder), left at their random initial values."""
     from .hf_checkpoint import load_exactly
 
-    spec = str(source)
-    pre = load_source(spec if is_pretrained_source(spec) else f"hf:{spec}")
     model = build_model(pre.model)
     own = model.state_dict()
     load_exactly(model, {k: v for k, v in pre.weights.items() if k in own},
                  allow_missing=tuple(k for k in own if k.startswith("head.")))
-    return model.eval(), pre.vocabulary()
+    model.untrained = frozenset(k for k in own if k not in pre.weights)
+    return model.eval()
+
+
+def load_pretrained(source: str | Path):
+    """(Model in eval mode with the checkpoint's own head, vocabulary or None) of ``hf:FOLDER``,
+    ``timm:FILE#MODEL`` or a plain Hugging Face folder. A head the checkpoint lacks is left untrained: warned of,
+    recorded as ``model.untrained`` (``pretrained_model``), refused where its output would be used."""
+    import warnings
+
+    spec = str(source)
+    pre = load_source(spec if is_pretrained_source(spec) else f"hf:{spec}")
+    model = pretrained_model(pre)
+    if model.untrained:
+        warnings.warn(untrained_line(model, pre.source, "so its logits are random (its hidden states are the "
+                                     "checkpoint's)"), stacklevel=2)
+    return model, pre.vocabulary()
 
 
 # ---------------------------------------------------------------- a recipe started from a checkpoint
@@ -338,7 +353,7 @@ def resolve_model(recipe: ModelConfig, pre: Pretrained) -> ModelConfig:
         raise ConfigError(f"{src}: model.tokenizer {recipe.tokenizer.name!r} is not the checkpoint's "
                           f"{ckpt.tokenizer.name!r}; remove model.tokenizer from the recipe")
     head_args = dict(recipe.head.args)
-    if recipe.head.name == ckpt.head.name:  # e.g. timm's pooling and fc_norm; the data gives n_classes
+    if same_head(recipe.head.name, ckpt.head.name):  # e.g. timm's pooling and fc_norm; the data gives n_classes
         head_args = {**{k: v for k, v in ckpt.head.args.items() if k != "n_classes"}, **head_args}
     elif recipe.head.name == "classification" and "head.pooler.weight" in pre.weights:
         head_args.setdefault("pooler", True)  # BERT's classifier reads its pre-trained pooler (hf_bert.py)
@@ -377,5 +392,5 @@ def check_data_fits(pre: Pretrained, model: ModelConfig, implied: dict) -> None:
 
 
 __all__ = ["Pretrained", "is_pretrained_source", "parse_source", "read_hf_folder", "folder_tokenizer", "hf_tokenizer",
-           "load_hf", "check_weights_fit", "load_timm", "load_source", "load_pretrained", "resolve_model",
-           "check_data_fits"]
+           "load_hf", "check_weights_fit", "load_timm", "load_source", "pretrained_model", "load_pretrained",
+           "resolve_model", "check_data_fits"]

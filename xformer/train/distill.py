@@ -135,6 +135,10 @@ def check_teacher(config: ExperimentConfig) -> Path:
     classification run with this student's number of classes, reading images of the student's (C, H, W)
     normalised as the student's data does (one ConfigError naming the fix otherwise). ``config``: resolved."""
     teacher = teacher_path(config.distill.teacher)
+    if not (teacher / "config.yaml").is_file() and (teacher / "config.json").is_file():  # e.g. a BertModel's
+        raise ConfigError(f"distill.teacher {teacher}: a Hugging Face folder, not a run; a teacher is a trained "
+                          f"classification run: fine-tune it first (xformer train RECIPE --init-from hf:{teacher}) "
+                          "and give that run's --out folder")
     if not (teacher / "config.yaml").is_file() or not (teacher / "checkpoints").is_dir():
         raise ConfigError(f"distill.teacher {teacher}: not a run folder (no config.yaml and checkpoints/); "
                           "give the --out folder of a trained classification run, e.g. runs/cnn_digits")

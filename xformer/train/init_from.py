@@ -22,7 +22,7 @@ import torch
 from ..config import ConfigError, load_yaml, to_dict
 from ..data.registry import DataBundle
 from ..interop.pretrained import IMAGE_KINDS, Pretrained, resolve_model
-from ..models import Model, ModelConfig
+from ..models import Model, ModelConfig, module_names, same_head
 from ..tokenizers.image import interpolate_grid_positions
 from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
@@ -262,11 +262,12 @@ def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], thei
 
 
 def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundle,
-                         source: Pretrained | None = None, left_fresh: list[str] | None = None) -> str:
+                         source: Pretrained | None = None) -> str:
     """Copy the pre-trained tensors whose name and shape match into ``model``; return a one-line summary.
     ``source``: the checkpoint of ``hf:`` / ``timm:`` (``load_source``), whose model ``model`` already is;
-    its head weights are used only for a head of the same name, and every tokenizer / core tensor must come.
-    ``left_fresh``: a list that gets the names of the tensors no checkpoint tensor filled.
+    its head weights are used only for a head of the same name (or masked_lm for masked_lm_nsp: ``same_head``), and
+    every tokenizer / core tensor must come.
+    ``model.untrained`` becomes the names of the tensors no checkpoint tensor filled (training trains them).
 
     A learned grid of image positions trained at another image size is resampled (``resampled_grid``).
     Raises ConfigError when the pre-trained run has another architecture, core or vocabulary,
@@ -275,11 +276,11 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
     run = None
     if source is not None:
         ckpt = source.source
-        same_head = model.config.head.name == source.model.head.name
+        same = same_head(model.config.head.name, source.model.head.name)
         # BERT's pooler serves a classification head as it served next-sentence prediction (Hugging Face's
         # BertForSequenceClassification starts from it)
         weights = {k: v for k, v in source.weights.items()
-                   if same_head or not k.startswith("head.") or k.startswith("head.pooler.")}
+                   if same or not k.startswith("head.") or k.startswith("head.pooler.")}
         lacking = [k for k in model.state_dict() if k.startswith(("tokenizer.", "core.")) and k not in weights]
         if lacking:
             raise ConfigError(f"init_from {ckpt}: the checkpoint has no weights for {', '.join(lacking[:3])}")
@@ -340,26 +341,15 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
                           f"(e.g. {core[0]}); it holds another architecture")
     with torch.no_grad():
         model.load_state_dict({name: weights[name] for name in copied}, strict=False)
-    if left_fresh is not None:
-        left_fresh.extend(fresh)
-
-    def modules(names: list[str], among) -> str:
-        """A module whose tensors (of ``among``) are all listed is named once; of one partly listed, the tensors."""
-        listed, tensors = set(names), {}
-        for other in among:
-            tensors.setdefault(other.rsplit(".", 1)[0], set()).add(other)
-        parts = list(dict.fromkeys(module if tensors.get(module, set()) <= listed else name
-                                   for name in names for module in [name.rsplit(".", 1)[0]]))
-        return ", ".join(parts) if parts else "none"
-
+    model.untrained = frozenset(fresh)
     unused = sorted(offered - set(copied) - aliases)  # a tied copy came with its embedding
     unread = "".join(f"; not read: {layer} ({source.architecture}'s {what}, which no xformer head is)"
                      for layer, what in (source.unread if source is not None else {}).items())
     if source is not None and model.config.core.norm_eps != source.model.core.norm_eps:
         unread += f"; LayerNorm eps {model.config.core.norm_eps:g} (the recipe's) instead of the checkpoint's " \
                   f"{source.model.core.norm_eps:g}"
-    return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {modules(fresh, own)}; "
-            f"not used from the checkpoint: {modules(unused, offered)}{unread}"
+    return (f"init_from {ckpt}: loaded {len(copied)} of {len(own)} tensors; left fresh: {module_names(fresh, own)}; "
+            f"not used from the checkpoint: {module_names(unused, offered)}{unread}"
             + "".join(f"; resampled {what} (bicubic)" for what in resampled) + classes_note)
 
 

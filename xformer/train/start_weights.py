@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..interop.pretrained import is_pretrained_source, load_source
+from ..models import check_trained
 from .config import ExperimentConfig
 from .distributed import close_world, init_world
 from .init_from import init_from_pretrained, start_from_source
@@ -35,12 +36,8 @@ def evaluate_start(config: ExperimentConfig) -> tuple[dict[str, float], str]:
             recipe_model = config.model
             config, model, data = build_resolved(config, world.device)
             check_built(recipe_model, config, data, source)
-            fresh: list[str] = []
-            summary = init_from_pretrained(model, config, data, source, left_fresh=fresh)
-            if fresh:
-                raise ConfigError(f"init_from {config.init_from} leaves {len(fresh)} tensors of this model fresh "
-                                  f"({', '.join(fresh[:3])}): a score before training would be of random weights; "
-                                  "train the run (xformer train), then evaluate it")
+            summary = init_from_pretrained(model, config, data, source)
+            check_trained(model, "a score before training", config.init_from)
             return evaluate_model(config, model.eval(), data), summary
     finally:
         close_world(world)
