@@ -75,7 +75,7 @@ def test_monthly_dates_on_another_day_than_the_first_name_month_starts():
         Forecaster(**TINY, freq="MS").fit(frame)  # was: "pass the freq its rows are one step apart at"
     quarterly = panel((40, 40), freq="QS")
     quarterly["ds"] += pd.Timedelta(days=9)
-    with pytest.raises(ConfigError, match=r"day 10 of every 3rd month.*to_period\('Q'\).*freq='QS'"):
+    with pytest.raises(ConfigError, match=r"day 10 of every 3 months.*to_period\('Q'\).*freq='QS'"):
         Forecaster(**TINY).fit(quarterly)
     starts = frame.assign(ds=frame["ds"].dt.to_period("M").dt.to_timestamp())
     assert Forecaster(**TINY, freq="MS").fit(starts).predict()["ds"].iloc[0] == pd.Timestamp("2023-05-01")
