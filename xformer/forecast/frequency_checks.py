@@ -17,6 +17,7 @@ import pandas as pd
 from ..config import ConfigError
 
 EXAMPLES = "e.g. h, 15min, D, W, ME for month ends, MS for month starts"
+NO_PANDAS_FREQ = "which no pandas freq holds"  # month_days' words, which evaluate's fixes replace (scoring.py)
 _HINTS = (re.compile(r"Invalid frequency: (\S+?)\. (Did you mean (\S+?)\?)"),
           re.compile(r"'(\S+?)' (is no longer supported for offsets)\. Please use '(\S+?)' instead"))
 
@@ -92,8 +93,8 @@ def month_days(index: pd.Index, column: str = "ds") -> str | None:
     if k < 1 or (steps % k).any():
         return None
     period, freq = {3: ("Q", "QS"), 12: ("Y", "YS")}.get(k, ("M", "MS" if k == 1 else f"{k}MS"))
-    return (f"its rows are dated on day {index.day[0]} of {'each month' if k == 1 else f'every {k} months'}, which "
-            f"no pandas freq holds; date them by their months' first days, df['{column}'] = df['{column}'].dt."
+    return (f"its rows are dated on day {index.day[0]} of {'each month' if k == 1 else f'every {k} months'}, "
+            f"{NO_PANDAS_FREQ}; date them by their months' first days, df['{column}'] = df['{column}'].dt."
             f"to_period('{period}').dt.to_timestamp(), and pass freq='{freq}'")
 
 
@@ -145,4 +146,5 @@ def wrong_kind(key: str, index: pd.Index, freq, suggested, held: bool, fitted=No
             "infer it")
 
 
-__all__ = ["parse_freq", "offset_text", "month_days", "no_freq_fix", "freq_label", "kind_of", "wrong_kind", "EXAMPLES"]
+__all__ = ["parse_freq", "offset_text", "month_days", "no_freq_fix", "NO_PANDAS_FREQ",
+           "freq_label", "kind_of", "wrong_kind", "EXAMPLES"]
