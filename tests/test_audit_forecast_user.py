@@ -96,6 +96,7 @@ def test_a_val_size_too_long_names_val_size_in_the_fix(df):
 
 
 # ---- backtests ---------------------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:.*backtest windows forecast steps the model was fitted on")
 def test_too_many_windows_name_how_many_fit(df, fitted):
     # the longest series has 80 rows; input_len 16 leaves 64, of h=4 every 4 steps: 16 windows (fit=False)
     with pytest.raises(ConfigError, match=r"the longest has 80; give n_windows=16 or fewer \(xformer backtest: "
