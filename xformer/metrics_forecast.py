@@ -193,6 +193,16 @@ def evaluate(df: pd.DataFrame, train_df: pd.DataFrame | None = None, season: int
     return table
 
 
+def overall_json(table: pd.DataFrame) -> dict:
+    """The ``overall`` row of ``evaluate``'s table for a JSON line: each metric to 6 decimals, ``None`` (null) where
+    it is undefined (a MASE of constant histories only), since NaN is no JSON; and ``mase_series``, the series the
+    overall MASE averages."""
+    row = {k: round(float(v), 6) if np.isfinite(v) else None for k, v in table.loc[OVERALL].items()}
+    if "mase" in table.columns:
+        row["mase_series"] = int(table.drop(OVERALL)["mase"].notna().sum())
+    return row
+
+
 def refuse_overall_id(ids, fix: str) -> None:
     """Refuse in one line, ending in ``fix``, ids (text) holding ``OVERALL``: the label of evaluate's row of all
     series, which that series' own row would share (one overwriting the other)."""
@@ -315,4 +325,4 @@ def _times(values: pd.Series, name: str) -> pd.Series:
 
 
 __all__ = ["mse", "mae", "smape", "mase", "naive_scale", "pinball", "crps", "quantile_columns", "evaluate", "OVERALL",
-           "ids_as_text", "refuse_overall_id"]
+           "ids_as_text", "overall_json", "refuse_overall_id"]

@@ -31,7 +31,7 @@ def _run(args: argparse.Namespace) -> None:
     from ..folders import output_file, write_atomically
     from ..forecast import Forecaster
     from ..forecast.frames import load_frame
-    from ..metrics_forecast import OVERALL, evaluate, refuse_overall_id
+    from ..metrics_forecast import evaluate, overall_json, refuse_overall_id
 
     inputs = [path for path in (args.data, args.static) if path is not None]
     for option, path in (("--out", args.out), ("--metrics", args.metrics)):
@@ -66,9 +66,7 @@ def _run(args: argparse.Namespace) -> None:
         write_atomically(args.metrics, table_data(metrics, args.metrics, "%.6g", index=True))
         if not args.quiet:
             print(f"wrote {args.metrics}", file=sys.stderr)
-    overall = {k: round(float(v), 6) for k, v in metrics.loc[OVERALL].items()}
-    overall["mase_series"] = int(metrics.drop(OVERALL)["mase"].notna().sum())  # the series its mean is over
-    print(json.dumps({"series": int(cv["unique_id"].nunique()), "windows": args.windows, **overall}),
+    print(json.dumps({"series": int(cv["unique_id"].nunique()), "windows": args.windows, **overall_json(metrics)}),
           file=sys.stderr if not args.out else sys.stdout)
 
 

@@ -128,7 +128,7 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     from ..data.tables import table_data
     from ..folders import write_atomically
     from ..forecast.frames import DS, ID, POINT, Y, Panel, load_frame
-    from ..metrics_forecast import evaluate, refuse_overall_id
+    from ..metrics_forecast import evaluate, overall_json, refuse_overall_id
 
     panel = forecaster.read(raw)
     series, origins = panel.series, None
@@ -178,9 +178,7 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     if len(truth):
         table = evaluate(truth[[ID, DS, Y] + [c for c in forecast.columns if c.startswith(POINT)]],
                          train_df=history.to_long(), season=args.season)  # read on its grid: a row at every step
-        overall = {k: round(float(v), 6) for k, v in table.loc["overall"].items()}
-        overall["mase_series"] = int(table.drop("overall")["mase"].notna().sum())  # the series its mean is over
-        print(json.dumps({"steps_with_truth": len(truth), **overall}), file=sys.stderr)
+        print(json.dumps({"steps_with_truth": len(truth), **overall_json(table)}), file=sys.stderr)
     if args.plot:
         forecaster.plot(history, args.plot, truth=panel if len(truth) else None, series=args.series, static_df=static,
                         overwrite=True)  # output_file checked it before any work

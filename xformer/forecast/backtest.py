@@ -61,9 +61,13 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     need = cfg.input_len + span + ((cfg.horizon + val_size) if fit else 0)
     short = [k for k, s in panel.series.items() if len(s) < need]
     if len(short) == len(panel.series):
+        longest = max(len(s) for s in panel.series.values())
+        most = (longest - (need - span) - h) // step + 1  # the windows the longest series holds
+        fix = f"give n_windows={most} or fewer (xformer backtest: --windows {most}), a smaller step, or longer " \
+            "series" if most >= 1 else "no window fits: give longer series or a shorter h"
         raise ConfigError(f"no series is long enough for {n_windows} window(s) of h={h} every {step} steps: each "
                           f"needs {need} rows ({'training, ' if fit else ''}input_len={cfg.input_len} and the "
-                          f"windows), the longest has {max(len(s) for s in panel.series.values())}")
+                          f"windows), the longest has {longest}; {fix}")
     report_short(short, need, "the backtest")
     keep = [k for k in panel.ids if k not in short]
     panel = Panel({k: panel.series[k] for k in keep}, panel.wide_date_column, panel.covariates)

@@ -27,6 +27,19 @@ def check_patches(cfg) -> None:
                       f"and stride no longer than input_len, e.g. patch_len={patch}, stride={max(1, patch // 2)}")
 
 
+def refuse_all_short(panel: Panel, short: list[str], need: int, val_size: int, cfg) -> None:
+    """Refuse a fit in which every series is ``short`` (fewer than ``need`` rows), naming a smaller ``val_size`` when
+    one (of at least ``horizon`` steps) would leave the longest series a training window."""
+    if len(short) < len(panel.series):
+        return
+    longest = max(len(s) for s in panel.series.values())
+    most = longest - cfg.input_len - cfg.horizon
+    smaller = f", a smaller val_size (at most {most})" if val_size and most >= cfg.horizon else ""
+    raise ConfigError(f"no series is long enough to train on: each needs input_len + horizon"
+                      f"{' + val_size' if val_size else ''} = {need} rows, the longest has {longest}; "
+                      f"give longer series{smaller} or a shorter input_len / horizon")
+
+
 def check_data_freq(panel: Panel, freq, given: bool, fitted=None) -> None:
     """``check_freq`` for the freq a fitted (or loaded) forecaster forecasts at: data at another frequency are
     refused with the fix that applies, giving data at that frequency. ``given``: the freq was passed (to the
@@ -118,5 +131,5 @@ def ensemble_members(members, cls) -> tuple[list, list[str]]:
     return forecasters, names
 
 
-__all__ = ["check_patches", "check_data_freq", "usable", "too_short", "check_future_horizon", "off_grid",
-           "ensemble_members"]
+__all__ = ["check_patches", "refuse_all_short", "check_data_freq", "usable", "too_short", "check_future_horizon",
+           "off_grid", "ensemble_members"]

@@ -14,10 +14,12 @@ from ..config import ConfigError
 from ..data.registry import DataBundle
 from ..data.series import fill_gaps
 from ..models import build_model
+from ..registry import is_whole_number
 from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
 from ..train.trainer import Trainer
-from .checks import check_data_freq, check_future_horizon, check_patches, ensemble_members, too_short, usable
+from .checks import (check_data_freq, check_future_horizon, check_patches, ensemble_members, refuse_all_short,
+                     too_short, usable)
 from .config import ForecasterConfig, float32_default, given_options, model_config, refuse_unknown
 from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covariate_stats, series_windows,
                          standard_stats, window_covariates)
@@ -144,7 +146,7 @@ class Forecaster:
         L, H = cfg.input_len, cfg.horizon
         if not isinstance(val_size, (int, np.integer)) or val_size < 0 or 0 < val_size < H:
             raise ConfigError(f"val_size must be 0 or a whole number of steps >= horizon={H}, got {val_size!r}")
-        if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
+        if early_stopping is not None and (not is_whole_number(early_stopping) or early_stopping < 1):
             raise ConfigError(f"early_stopping must be a patience of at least 1 epoch, got {early_stopping!r}")
         if early_stopping is not None and not val_size:
             raise ConfigError("early_stopping needs a validation split; pass val_size (e.g. val_size=horizon)")
@@ -155,11 +157,7 @@ class Forecaster:
         freq = infer_freq(usable(panel, short), cfg.freq)
         short = too_short(panel, short, need, freq, lambda p: check_freq(p, freq, inferred=cfg.freq is None))
         panel = fill_series(panel, cfg.missing)  # the panel is all history: each series filled from its own rows
-        if len(short) == len(panel.series):
-            longest = max(len(s) for s in panel.series.values())
-            raise ConfigError(f"no series is long enough to train on: each needs input_len + horizon"
-                              f"{' + val_size' if val_size else ''} = {need} rows, the longest has {longest}; "
-                              "give longer series or a shorter input_len / horizon")
+        refuse_all_short(panel, short, need, val_size, cfg)
         static = read_static(static_df, cfg.stat_exog) if static_df is not None or not cfg.stat_exog else self.static
         trained = [k for k in panel.ids if k not in short]
         check_static(static, trained, cfg.stat_exog)

@@ -94,9 +94,12 @@ class Panel:
 def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     """A pandas frame from a frame, a CSV or Parquet path, or a table with ``to_pandas()`` (polars, pyarrow), as
     neuralforecast takes them. A CSV's ``unique_id`` is read as text, as written (ids 001 and 1 stay apart and
-    match the ids of a frame holding them as strings); a Parquet file's keeps its stored type."""
+    match the ids of a frame holding them as strings); a Parquet file's keeps its stored type. A frame indexed by
+    ``unique_id`` (and ``ds``), as older neuralforecast took it and ``set_index`` / ``groupby`` leave it, has them
+    read as columns; an index named ``ds`` alone stays a wide table's dates."""
     if isinstance(source, pd.DataFrame):
-        return source
+        levels = [n for n in source.index.names if n in (ID, DS) and n not in source.columns]
+        return source.reset_index(levels) if ID in levels else source
     if hasattr(source, "to_pandas"):
         return source.to_pandas()
     if not isinstance(source, (str, Path)):
@@ -244,6 +247,9 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
     try:
         ds = steps if integer_ds else pd.Series(pd.DatetimeIndex(parse_dates(ds, what)))
     except ConfigError as e:  # parse_dates' fix names the date_column of a wide table, which a long frame has not
+        if ds.map(lambda v: isinstance(v, str) and v.strip().lstrip("-").isdigit()).all():  # read_csv(dtype=str)
+            raise ConfigError(f"ds holds whole numbers written as text ({ds.iloc[0]!r}, ...); give them as numbers, "
+                              "the steps of an integer time index: df['ds'] = df['ds'].astype(int)") from None
         raise ConfigError(str(e).replace("or set date_column", "(ds holds a date, or a whole-number step, in every "
                                          "row)")) from None
     values = {}
@@ -254,8 +260,12 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
             row = int(np.argmax(bad))
             value = plain(frame[column].iloc[row])
             kind = "an infinite" if np.isinf(values[column][row]) else "a non-numeric"
-            raise ConfigError(f"column '{column}' holds {kind} value {value!r} (row {row + 1}, series "
-                              f"'{ids.iloc[row]}'); {column} must be finite numbers")
+            fix = f"{column} must be finite numbers"
+            if column != Y and kind == "a non-numeric":  # a category (text): one 0/1 column per value instead
+                fix = (f"encode it as numbers, e.g. pandas.get_dummies(df, columns=['{column}'], dtype=float), and "
+                       f"name the new columns in hist_exog or futr_exog in place of '{column}'")
+            raise ConfigError(f"{'covariate ' * (column != Y)}column '{column}' holds {kind} value {value!r} (row "
+                              f"{row + 1}, series '{ids.iloc[row]}'); {fix}")
     table = pd.DataFrame({ID: ids.to_numpy(), DS: ds.to_numpy(), **values})
     dup = table.duplicated([ID, DS], keep=False).to_numpy()
     if dup.any():

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..timestamps import read_as_utc
-from .frequency_checks import freq_label, parse_freq, wrong_kind
+from .frequency_checks import freq_label, month_days, no_freq_fix, parse_freq, wrong_kind
 
 
 def _regular(index: pd.Index) -> pd.DateOffset | int | None:
@@ -176,8 +176,7 @@ def infer_freq(panel, freq: str | int | pd.DateOffset | None = None) -> pd.DateO
                               f"{rows} rows), more than the {MOST_INSERTED:.0%} a freq inferred from the dates may "
                               f"add; pass freq={freq_label(grid)!r} to confirm that grid (--freq {freq_label(grid)} "
                               "to xformer forecast), or the freq its rows are on")
-        raise ConfigError(f"cannot infer a regular frequency from column '{column}'; pass freq (e.g. freq='h' to "
-                          "Forecaster, --freq h to xformer forecast)")
+        raise ConfigError(f"cannot infer a regular frequency from column '{column}'{no_freq_fix(panel, column)}")
     if len(found) > 1:
         (a, ka), (b, kb) = list(found.items())[:2]
         weeks = all(isinstance(f, pd.offsets.Week) and f.n == 1 for f in (a, b))  # W-SUN beside W-MON
@@ -242,7 +241,8 @@ def _check_series(key: str, index: pd.Index, freq: pd.DateOffset | int, held: st
         fix = f"{what}; {held}" if suggested is not None else held
     else:
         fix = f"{what}: pass that, or leave freq out to infer it" if suggested is not None else \
-            "pass the freq its rows are one step apart at, or add its absent rows (y empty) and pass missing='ffill'"
+            month_days(index) or "pass the freq its rows are one step apart at, or add its absent rows (y empty) and " \
+            "pass missing='ffill'"
         if isinstance(freq, pd.offsets.Week) and isinstance(suggested, pd.offsets.Week):  # another weekday
             fix += "; for weekly series on different weekdays pass freq='7D'"
     raise ConfigError(f"freq {freq_label(freq)} does not fit series '{key}': {problem}; {fix}")

@@ -17,6 +17,7 @@ import pandas as pd
 from ..config import ConfigError
 
 EXAMPLES = "e.g. h, 15min, D, W, ME for month ends, MS for month starts"
+NO_PANDAS_FREQ = "which no pandas freq holds"  # month_days' words, which evaluate's fixes replace (scoring.py)
 _HINTS = (re.compile(r"Invalid frequency: (\S+?)\. (Did you mean (\S+?)\?)"),
           re.compile(r"'(\S+?)' (is no longer supported for offsets)\. Please use '(\S+?)' instead"))
 
@@ -79,6 +80,33 @@ def _pandas_hints(text: str) -> tuple[list[str], str | None]:
     return [], None
 
 
+def month_days(index: pd.Index, column: str = "ds") -> str | None:
+    """The fix for dates a whole number k of months apart on one day of the month other than the first (the 15th
+    of each month): no pandas freq holds them (``MS`` and ``ME`` are anchored at the month's first and last day),
+    so they are dated by their months' first days, ``to_period`` then ``to_timestamp``, at freq ``MS`` (``kMS``;
+    ``QS`` for quarters, ``YS`` for years). None for other dates."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3 or (index.day != index.day[0]).any() \
+            or not 1 < index.day[0] <= 28:
+        return None
+    steps = np.diff(index.year * 12 + index.month)
+    k = int(steps.min())
+    if k < 1 or (steps % k).any():
+        return None
+    period, freq = {3: ("Q", "QS"), 12: ("Y", "YS")}.get(k, ("M", "MS" if k == 1 else f"{k}MS"))
+    return (f"its rows are dated on day {index.day[0]} of {'each month' if k == 1 else f'every {k} months'}, "
+            f"{NO_PANDAS_FREQ}; date them by their months' first days, df['{column}'] = df['{column}'].dt."
+            f"to_period('{period}').dt.to_timestamp(), and pass freq='{freq}'")
+
+
+def no_freq_fix(panel, column: str) -> str:
+    """How a frame from which no freq was inferred is fixed: months dated on another day than the first named
+    (``month_days``), else the freq to pass."""
+    fix = next(((key, text) for key, s in panel.series.items() if (text := month_days(s.index, column))), None)
+    if fix is not None:
+        return f": series '{fix[0]}': {fix[1]}"
+    return "; pass freq (e.g. freq='h' to Forecaster, --freq h to xformer forecast)"
+
+
 def freq_label(freq: pd.DateOffset | int | None) -> str | int | None:
     """What ``parse_freq`` reads back (forecaster.json)."""
     return freq if freq is None or isinstance(freq, int) else freq.freqstr
@@ -118,4 +146,5 @@ def wrong_kind(key: str, index: pd.Index, freq, suggested, held: bool, fitted=No
             "infer it")
 
 
-__all__ = ["parse_freq", "offset_text", "freq_label", "kind_of", "wrong_kind", "EXAMPLES"]
+__all__ = ["parse_freq", "offset_text", "month_days", "no_freq_fix", "NO_PANDAS_FREQ",
+           "freq_label", "kind_of", "wrong_kind", "EXAMPLES"]

@@ -25,6 +25,9 @@ def with_future(cfg, panel: Panel, futr_df, origins: dict | None = None) -> Pane
     if not cfg.futr_exog:
         raise ConfigError("futr_df holds future-known covariates, but the forecaster has none; set futr_exog")
     future = read_covariates(futr_df, cfg.futr_exog, cfg.missing, "futr_df")
+    if not set(future) & set(panel.series):  # e.g. ids 1, 2 beside the data's "a", "b": every series would lack them
+        raise ConfigError(f"futr_df's unique_id values {list(future)[:5]} name none of the series of the data "
+                          f"({panel.ids[:5]}); give futr_df the data's ids")
     covariates = dict(panel.covariates or {})
     for key, frame in future.items():
         if key not in covariates or origins is not None and key not in origins:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..folders import FIGURE_SUFFIXES, output_file, save_figure
+from ..registry import is_whole_number
 from .frames import DS, ID, POINT, Panel, quantile_column, read_panel
 
 
@@ -39,6 +40,9 @@ def plot_forecast(forecaster, df, path: str | Path, truth=None, history: int | N
                   series=None, futr_df=None, static_df=None) -> Path:
     from matplotlib.figure import Figure  # not pyplot: the caller's backend and open figures stay as they are
 
+    if history is not None and (not is_whole_number(history) or history < 1):  # -5 would drop the first 5 steps
+        raise ConfigError(f"history={history!r}: give the number of past steps to draw (a whole number >= 1), or "
+                          "leave it out for 2 * input_len")
     panel = forecaster.with_future(forecaster.read(df), futr_df)
     forecast = forecaster.predict_panel(panel, static_df=static_df)
     later = read_truth(forecaster, truth) if truth is not None else None

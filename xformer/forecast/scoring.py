@@ -27,6 +27,7 @@ from ..config import ConfigError
 from ..errors import a_or_an
 from ..metrics_forecast import ids_as_text
 from .frames import DS, ID, Y, infer_freq, read_panel
+from .frequency_checks import NO_PANDAS_FREQ
 
 REFUSED = "cannot put train_df on its time grid for MASE's scale: "
 UNGRIDDED = "or score its rows as consecutive steps with xformer.metrics_forecast.evaluate (which does not grid)"
@@ -104,7 +105,8 @@ def gridded_panel(frame: pd.DataFrame, freq=None, check: bool = True) -> pd.Data
         infer_freq(panel, freq)  # what fit refuses: series of two freqs, dates no freq holds, rows off its grid
     except ConfigError as e:
         problem = FIT_FLAGS.sub("", str(e)) + ";"
-        if problem.startswith(NO_FREQ + ";") and len(panel.series) == 1:  # fit's message names no series
+        months = problem.startswith(NO_FREQ) and NO_PANDAS_FREQ in problem  # fit's fix moves ds, not evaluate's
+        if (problem.startswith(NO_FREQ + ";") or months) and len(panel.series) == 1:  # fit's message names no series
             problem = (f"series '{panel.ids[0]}' has dates on no frequency's grid (irregular times, or steps pandas "
                        "names no frequency for, e.g. the 15th of each month); pass evaluate(..., freq=...) if a "
                        "frequency holds its dates,")
