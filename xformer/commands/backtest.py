@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> None:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "backtest", help="rolling-origin backtest of a forecasting run on a CSV series",
+        "backtest", help="rolling-origin backtest of a forecasting run on series (CSV or Parquet, long or wide)",
         description="Forecast the last --windows windows of every series of --data with the model of RUN_DIR (a run "
                     "trained on series data, or a Forecaster.save folder), each from the rows before its cutoff, and "
                     "score them: CSV of forecasts with the truth and cutoff, and the errors (MSE, MAE, sMAPE, MASE, "
