@@ -224,7 +224,7 @@ def test_a_refused_compare_writes_nothing_and_the_fixed_command_runs(tmp_path, c
     out = tmp_path / "cmp"
     base = ["compare", "--quiet", "--domains", "series", "--steps", "1", "--d-model", "8", "--layers", "1",
             "--heads", "2", "--batch-size", "8", "--series-data", str(csv), "--input-len", "16", "--out", str(out)]
-    assert "horizon=100000" in error_line(capsys, [*base, "--horizon", "100000"])
+    assert "--horizon 100000" in error_line(capsys, [*base, "--horizon", "100000"])
     assert not out.exists()
     assert "--seconds" in error_line(capsys, [*base, "--horizon", "4", "--seconds", "nan"])
     assert "--budget-seconds" in error_line(capsys, [*base, "--horizon", "4", "--budget-seconds", "nan"])

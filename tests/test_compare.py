@@ -87,7 +87,7 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert main(["compare", "--series-data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "y")]) == 2
     assert "data file not found" in capsys.readouterr().err
     assert main(["compare", "--budgets", "250,x", "--out", str(tmp_path / "z")]) == 2
-    assert "--budgets takes numbers" in capsys.readouterr().err
+    assert "--budgets takes distinct positive numbers of steps, whole" in capsys.readouterr().err
     assert main(["compare", "--budgets", "100,100", "--out", str(tmp_path / "z")]) == 2
     assert "distinct positive numbers" in capsys.readouterr().err
     assert main(["compare", "--image-data", str(tmp_path / "nope"), "--out", str(tmp_path / "z")]) == 2
@@ -142,6 +142,8 @@ def test_a_stopped_compare_resumes_without_training_its_finished_runs(tmp_path, 
     first = next(out.glob("runs/images/*/steps6_seed3/compare_run.json")).parent
     before = (first / "metrics.json").read_bytes(), (first / "metrics.json").stat().st_mtime_ns
     assert not (out / "results.json").exists()
+    assert main(["compare", *options, "--out", str(out)]) == 2  # the same command again: the way on is named
+    assert f"continue a stopped compare with --resume {out}" in capsys.readouterr().err
 
     trained.clear()
     monkeypatch.setattr(train_module, "train_run", lambda config, run_dir, *a, **k: (
@@ -161,9 +163,9 @@ def test_a_stopped_compare_resumes_without_training_its_finished_runs(tmp_path, 
     assert main(["compare", "--resume", str(tmp_path), "--steps", "9"]) == 2
     assert "drop --steps" in capsys.readouterr().err
     assert main(["compare", "--resume", str(tmp_path / "nothing")]) == 2
-    assert "it holds no compare.json" in capsys.readouterr().err
+    assert f"cannot resume {tmp_path / 'nothing'}: no such folder" in capsys.readouterr().err
     assert main(["compare", *options, "--out", str(out)]) == 2
-    assert "continue a stopped compare with --resume" in capsys.readouterr().err
+    assert "--resume" not in capsys.readouterr().err  # finished: nothing to continue
 
 
 def test_help_names_every_domain_and_the_study_options(capsys):

@@ -28,10 +28,6 @@ def run(args: argparse.Namespace) -> None:
         _report(run_comparison(resumed_config(args.resume), args.resume, quiet=args.quiet, resume=True),
                 Path(args.resume), args.quiet)
         return
-    for path in [*(args.text_data or []), *([args.series_data] if args.series_data else []),
-                 *(args.classify_data or [])]:
-        if not Path(path).is_file():
-            raise ConfigError(f"data file not found: {path}")
     out = Path(args.out)
     budgets = _numbers(args.budgets, int, "--budgets") if args.budgets else None
     budget_seconds = _numbers(args.budget_seconds, float, "--budget-seconds") if args.budget_seconds else None
@@ -58,10 +54,12 @@ def _report(results: dict, out: Path, quiet: bool) -> None:
 
 
 def _numbers(text: str, kind, option: str) -> list:
+    from ..compare.experiments import BUDGETS
+
     try:
         return [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"{option} takes numbers separated by commas (e.g. 250,1000,4000), got {text!r}") from None
+        raise ConfigError(f"{option} takes {BUDGETS[option]}, got {text!r}") from None
 
 
 def add_parser(subparsers) -> None:
@@ -76,7 +74,8 @@ def add_parser(subparsers) -> None:
         epilog="examples: xformer compare --seeds 3 --out compare;  xformer compare --budgets 250,1000,4000 "
                "--seeds 2 --text-data ../shared/data/tinyshakespeare.txt --series-data ../shared/data/ETTh1.csv")
     p.add_argument("--domains", default="text,images,series",
-                   help="comma-separated subset of text,images,series,seq2seq,classify (default text,images,series); "
+                   help="comma-separated subset of text,images,series,seq2seq,classify, each once (default "
+                        "text,images,series); "
                         "seq2seq reverses digit sequences, classify classifies series (PatchTST-style classifier "
                         "vs FCN and ResNet)")
     p.add_argument("--seeds", type=int, default=1,
@@ -89,13 +88,15 @@ def add_parser(subparsers) -> None:
                         "crossovers (default: the one budget --steps)")
     p.add_argument("--budget-seconds", metavar="S,S,...",
                    help="as --budgets, in seconds of training per model (each run's schedule spans --steps)")
-    p.add_argument("--seconds", type=float, help="also stop each model's training after this many seconds")
+    p.add_argument("--seconds", type=float,
+                   help="also stop each model's training after this many seconds (not with --budget-seconds)")
     p.add_argument("--out", default="compare", metavar="DIR",
                    help="report folder (default ./compare); one that holds files is refused without --overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the report in --out: the old one is moved aside and deleted once the new one is "
                         "complete (restored if it fails)")
-    p.add_argument("--text-data", nargs="+", metavar="FILE", help="text files (default: the bundled Python manual)")
+    p.add_argument("--text-data", nargs="+", metavar="FILE",
+                   help="text files, or folders of .txt files (default: the bundled Python manual)")
     p.add_argument("--image-data", metavar="DIR|NAME",
                    help="an image folder (train/<class>/..., val/ and test/ optional; resized to 32x32) or digits, "
                         "mnist, fashion_mnist, cifar10 (read from ./data, nothing downloaded); default digits")

@@ -25,6 +25,7 @@ report.html, results.json and the plots.
     experiments.py   the models of each domain (``entries``) and the options (``CompareConfig``)
     flops.py         what is measured of each model: parameters, tokens, forward FLOPs
     run.py           ``run_comparison``: train, measure, write the report folder
+    terms.py         a data error's fix said in compare's options, not in xformer train's data.args
     report.py        report.md, report.html, results.json and the plots
 """
 from .experiments import DEFAULT_DOMAINS, DOMAINS, METRIC, CompareConfig, Entry, entries

@@ -4,6 +4,8 @@ budget and seed; ``METRIC``: the number each domain's models are ranked by (alwa
 the validation split picks each run's best checkpoint, the test split is scored once)."""
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import shlex
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -51,29 +53,29 @@ class CompareConfig:
     device: str = "auto"
 
     def __post_init__(self):
+        if self.image_data is not None and self.image_data not in IMAGE_DATASETS:
+            _check_image_folder(self.image_data)  # as the user gave it: the line shows their spelling
         # the data paths absolute, as a run records them: a compare started in one directory resumes from any other
         self.text_data = None if self.text_data is None else [_absolute(p) for p in self.text_data]
         self.classify_data = None if self.classify_data is None else [_absolute(p) for p in self.classify_data]
         self.series_data = None if self.series_data is None else _absolute(self.series_data)
         if self.image_data is not None and self.image_data not in IMAGE_DATASETS:
             self.image_data = _absolute(self.image_data)
-        unknown = [d for d in self.domains if d not in DOMAINS]
-        if unknown or not self.domains:
-            raise ConfigError(f"unknown domain(s) {unknown}; choose from {', '.join(DOMAINS)}")
+        _check_domains(self.domains)
         for domain, name in DATA_FIELDS.items():  # a file given for a domain left out would be silently unread
             if getattr(self, name) is not None and domain not in self.domains:
                 option, chosen = f"--{name.replace('_', '-')}", ",".join(self.domains)
                 raise ConfigError(f"{option} is data for the {domain} domain, which --domains {chosen} leaves out; "
                                   f"give --domains {chosen},{domain} (or drop {option})")
-        if self.steps < 1 or (self.seconds is not None and not self.seconds > 0):  # nan is no number of seconds
-            raise ConfigError(f"--steps must be >= 1 and --seconds > 0, got {self.steps} and {self.seconds}")
-        for option, value, low in (("--d-model", self.d_model, 1), ("--layers", self.n_layers, 1),
-                                   ("--heads", self.n_heads, 1), ("--d-ff", self.d_ff, 1),
-                                   ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0),
-                                   ("--seeds", self.seeds, 1), ("--input-len", self.input_len, 1),
-                                   ("--horizon", self.horizon, 1)):
+        for option, value, low in (("--steps", self.steps, 1), ("--d-model", self.d_model, 1),
+                                   ("--layers", self.n_layers, 1), ("--heads", self.n_heads, 1),
+                                   ("--d-ff", self.d_ff, 1), ("--batch-size", self.batch_size, 1),
+                                   ("--seed", self.seed, 0), ("--seeds", self.seeds, 1),
+                                   ("--input-len", self.input_len, 1), ("--horizon", self.horizon, 1)):
             if value < low:
                 raise ConfigError(f"{option} must be >= {low}, got {value}")
+        if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds > 0):  # inf: no cap at all
+            raise ConfigError(f"--seconds takes a finite number of seconds > 0 (e.g. 600), got {_word(self.seconds)}")
         pick_device(self.device, "--device")  # an absent GPU is refused before anything is trained
         if self.seed >= 2 ** 32:
             raise ConfigError(f"--seed must be below 2**32, got {self.seed}")
@@ -81,18 +83,17 @@ class CompareConfig:
             raise ConfigError(f"--d-model {self.d_model} must be divisible by --heads {self.n_heads}")
         if self.budgets is not None and self.budget_seconds is not None:
             raise ConfigError("give --budgets (steps) or --budget-seconds, not both")
+        if self.seconds is not None and self.budget_seconds is not None:  # schedule() would drop --seconds
+            raise ConfigError("give --seconds (one cap for every run) or --budget-seconds (a budget each), not both")
         for option, values in (("--budgets", self.budgets), ("--budget-seconds", self.budget_seconds)):
-            if values is not None and (not values or not all(v > 0 for v in values) or len(set(values)) != len(values)):
-                raise ConfigError(f"{option} takes distinct positive numbers separated by commas, got {values}")
+            if values is not None and (not values or len(set(values)) != len(values)
+                                       or not all(_is_budget(option, v) for v in values)):
+                raise ConfigError(f"{option} takes {BUDGETS[option]}, got {','.join(map(_word, values)) or 'nothing'}")
         if "series" in self.domains and self.input_len < 16:
             raise ConfigError(f"--input-len must be >= 16 (one 16-step patch), got {self.input_len}")
         if self.classify_data is not None and not 1 <= len(self.classify_data) <= 2:
             raise ConfigError(f"--classify-data takes a training file and, optionally, its test file; got "
                               f"{len(self.classify_data)} files")
-        if self.image_data is not None and self.image_data not in IMAGE_DATASETS \
-                and not Path(self.image_data, "train").is_dir():
-            raise ConfigError(f"--image-data {self.image_data}: give a folder with train/<class>/ images "
-                              f"(and val/, test/) or one of {', '.join(IMAGE_DATASETS)}")
 
     def command(self, out: str | Path) -> str:
         """The ``xformer compare`` command line that runs this configuration into ``out`` (the options that differ
@@ -136,6 +137,70 @@ def _word(value) -> str:
 
 def _absolute(path: str) -> str:
     return os.path.abspath(os.path.expanduser(str(path)))
+
+
+BUDGETS = {"--budgets": "distinct positive numbers of steps, whole and separated by commas (e.g. 250,1000,4000)",
+           "--budget-seconds": "distinct positive numbers of seconds, finite and separated by commas (e.g. 60,300)"}
+
+
+def _is_budget(option: str, value) -> bool:
+    whole = option == "--budget-seconds" or (isinstance(value, int) and not isinstance(value, bool))
+    return whole and math.isfinite(value) and value > 0
+
+
+def _check_domains(domains: list[str]) -> None:
+    if not domains:
+        raise ConfigError(f"--domains names no domain; give some of {', '.join(DOMAINS)}, separated by commas")
+    unknown = [d for d in domains if d not in DOMAINS]
+    if unknown:
+        close = [m for d in unknown for m in difflib.get_close_matches(d.lower(), DOMAINS, n=1)]
+        raise ConfigError(f"--domains: unknown domain(s) {unknown}{f' (did you mean {close[0]}?)' if close else ''}; "
+                          f"choose from {', '.join(DOMAINS)}, separated by commas")
+    twice = next((d for d in domains if domains.count(d) > 1), None)
+    if twice is not None:  # a typo, most likely: each domain is trained (and reported) once whatever the count
+        raise ConfigError(f"--domains names {twice} twice; give each domain once: --domains "
+                          f"{','.join(dict.fromkeys(domains))}")
+
+
+def check_data_files(cfg: CompareConfig) -> None:
+    """The data files of ``cfg`` each there, and of its kind (before ``run_comparison`` writes anything). A folder
+    of text files is what xformer train reads as data.args.files=[FOLDER] (its .txt files); the others are files."""
+    given = [("--text-data", p) for p in cfg.text_data or []] + [("--classify-data", p) for p in
+                                                                   cfg.classify_data or []]
+    for option, path in given + ([("--series-data", cfg.series_data)] if cfg.series_data is not None else []):
+        if option != "--text-data" and Path(path).is_dir():
+            raise ConfigError(f"{option} {path} is a folder; {_files_in(option, Path(path))}")
+        if not Path(path).exists():
+            raise ConfigError(f"{option} {path}: data file not found" + (
+                " (a pattern no file matches: the shell passes it on as it is)" if any(c in str(path) for c in "*?[")
+                else ""))
+        if not Path(path).is_file() and not Path(path).is_dir():  # <(zcat x.gz): every run reads the data again
+            raise ConfigError(f"{option} {path} is a pipe or a device, which can be read only once; save the data "
+                              "to a file and give its path")
+
+
+def _files_in(option: str, folder: Path) -> str:
+    """The fix for a folder given where files are wanted, with the folder's own files where it has them."""
+    if option == "--series-data":
+        tables = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".csv", ".parquet"))
+        return f"give one CSV or Parquet file in it, e.g. --series-data {tables[0] if tables else folder / 'FILE.csv'}"
+    train = sorted(folder.glob("*_TRAIN.*"))  # a UCR archive's folder: NAME_TRAIN.tsv and NAME_TEST.tsv
+    test = sorted(folder.glob(f"*_TEST{train[0].suffix}")) if train else []
+    shown = " ".join(map(str, [*train[:1], *test[:1]])) or f"{folder / 'NAME_TRAIN.tsv'} {folder / 'NAME_TEST.tsv'}"
+    return f"give its training file and, optionally, its test file, e.g. --classify-data {shown}"
+
+
+def _check_image_folder(choice: str) -> None:
+    wanted = f"give a folder with train/<class>/ images (and val/, test/) or one of {', '.join(IMAGE_DATASETS)}"
+    folder = Path(choice).expanduser()
+    if folder.is_dir() and (folder / "train").is_dir():
+        return
+    if folder.is_dir():
+        raise ConfigError(f"--image-data {choice} holds no train/ folder; {wanted}")
+    if folder.exists():
+        raise ConfigError(f"--image-data {choice} is a file; {wanted}")
+    close = f" (did you mean {choice.lower()}?)" if choice.lower() in IMAGE_DATASETS else ""
+    raise ConfigError(f"--image-data {choice}: no such folder{close}; {wanted}")
 
 
 @dataclass
@@ -247,5 +312,6 @@ def image_data(choice: str | None) -> tuple[dict, int]:
     return {"name": "image_folder", "args": {"root": str(choice), "image_size": 32}}, 4
 
 
-__all__ = ["CompareConfig", "DATA_FIELDS", "DOMAINS", "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data",
+__all__ = ["CompareConfig", "check_data_files", "DATA_FIELDS", "DOMAINS",
+           "DEFAULT_DOMAINS", "METRIC", "Entry", "entries", "image_data",
            "classify_data", "IMAGE_DATASETS"]

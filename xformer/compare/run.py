@@ -31,10 +31,11 @@ from ..folders import OutputFolder, write_atomically
 from ..train.config import ExperimentConfig
 from ..train.distributed import pick_device
 from .datainfo import describe_data
-from .experiments import DATA_FIELDS, METRIC, CompareConfig, entries
+from .experiments import DATA_FIELDS, IMAGE_DATASETS, METRIC, CompareConfig, check_data_files, entries
 from .flops import measure
 from .report import write_report
 from .study import crossover_sentences, crossovers, mean_std, ranking
+from .terms import in_compare_terms
 
 OPTIONS = "compare.json"  # in the report folder: the options it was started with, which --resume continues
 FINISHED = "compare_run.json"  # in a run folder: trained to its end and measured (its wall time)
@@ -50,8 +51,12 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     from ..train.progress import Progress
 
     out = Path(out)
+    check_data_files(cfg)
+    _check_out_outside_data(cfg, out)
+    resumable = (out / OPTIONS).is_file() and not (out / "results.json").is_file()  # a finished one: no way on
     folder = None if resume else OutputFolder(out, overwrite, "report", marker=OPTIONS, holds_runs=True,
-                                              alternative=f"continue a stopped compare with --resume {out}")
+                                              alternative=f"continue a stopped compare with --resume {out}"
+                                              if resumable else "")
     schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
     n_trained = sum(e.trained for e in entries(cfg))
     results: dict[str, Any] = {
@@ -116,6 +121,19 @@ def _stopped(stop: KeyboardInterrupt, out: Path, folder: OutputFolder | None) ->
     return stopped
 
 
+def _check_out_outside_data(cfg: CompareConfig, out: Path) -> None:
+    """The report folder outside a data folder (``--text-data FOLDER``, ``--image-data FOLDER``): each run reads every
+    file under it, and would read the runs' own files (a vocabulary, plots) as text or images; train refuses such a
+    run folder only once the compare has started."""
+    folders = [("--text-data", p) for p in cfg.text_data or [] if Path(p).is_dir()]
+    if cfg.image_data is not None and cfg.image_data not in IMAGE_DATASETS:
+        folders.append(("--image-data", cfg.image_data))
+    for option, folder in folders:
+        if out.resolve().is_relative_to(Path(folder).resolve()):
+            raise ConfigError(f"--out {out} is inside {option} {folder}, all of whose files each run reads as data, "
+                              "the runs' own among them; give a report folder outside it")
+
+
 def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results: dict, resume: bool = False) -> dict:
     """Each domain's data (described in ``results``), every run's experiment checked: what the command would
     refuse part way (a series too short for the windows, a training split shorter than one batch, a file that is
@@ -133,7 +151,7 @@ def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results:
                 try:
                     datasets[entry.domain] = build_data(experiment.data.name, experiment.data.args)
                 except ConfigError as error:
-                    raise ConfigError(_in_compare_terms(str(error))) from None
+                    raise ConfigError(in_compare_terms(str(error), entry.domain, experiment.data.name)) from None
                 _check_one_batch(entry.domain, cfg, len(datasets[entry.domain].train),
                                  experiment.train.batch_size, resume)
                 info = results["domains"][entry.domain]
@@ -142,27 +160,6 @@ def _checked_data(cfg: CompareConfig, schedule: list, seeds: list[int], results:
                     info["metric"] = info["metric"].replace("test_", "val_", 1)
                     info["split"] = "validation"  # said in the Data table: no test split
     return datasets
-
-
-def _in_compare_terms(message: str) -> str:
-    """A data error's fix said in compare's options: compare keeps every run's validation split (it chooses the
-    checkpoint each table scores), so the data's own way out, no validation split, is ``xformer train``'s; and it
-    reads a series' dates from its date column (``csv_series``' default), having no option to name another; any
-    other data.args a fix names are ``xformer train``'s too."""
-    no_validation = "give data.args.val_fraction=0 (no validation split)"
-    date_column = "set date_column to the column of dates (or of integer time steps), or to null to number the rows"
-    if date_column in message:  # compare has no option for the column: its --series-data has one named date
-        return message.split(date_column)[0] + ("xformer compare reads the dates (or integer time steps) from a "
-                                                "column named date: rename yours to date, or give a long file with "
-                                                "the columns unique_id, ds, y")
-    if no_validation in message:
-        return message.replace(no_validation, "compare chooses each run's checkpoint on a validation split, so give "
-                               "a data set with at least two training series a class (or train without validation "
-                               "with xformer train ... data.args.val_fraction=0)")
-    if "data.args." in message:  # e.g. data.args.missing=ffill: an argument of xformer train, not of compare
-        return message + ("; xformer compare takes no data.args: change the file itself, or train on it with "
-                          "xformer train, which does")
-    return message
 
 
 def _check_one_batch(domain: str, cfg: CompareConfig, n_train: int, batch_size: int, resume: bool) -> None:
@@ -183,13 +180,29 @@ def _check_one_batch(domain: str, cfg: CompareConfig, n_train: int, batch_size: 
 def resumed_config(out: str | Path) -> CompareConfig:
     """The options of the stopped compare in ``out`` (its compare.json), or one line saying why it cannot go on."""
     out = Path(out)
+    if not out.is_dir():
+        raise ConfigError(f"cannot resume {out}: {'no such folder' if not out.exists() else 'it is a file'} (give "
+                          "the --out folder of an xformer compare that was stopped)")
     if not (out / OPTIONS).is_file():
         raise ConfigError(f"cannot resume {out}: it holds no {OPTIONS} (it is not the --out folder of an xformer "
                           "compare that was stopped); start a new compare")
+    try:
+        cfg, problem = from_dict(CompareConfig, json.loads((out / OPTIONS).read_text(encoding="utf-8"))), None
+    except ValueError as error:  # e.g. its GPU gone: what it was started with no longer holds
+        cfg, problem = None, error
     if (out / "results.json").is_file():
+        again = f": {cfg.command(out)} --overwrite" if cfg is not None else ""
         raise ConfigError(f"{out} holds a finished report (results.json), there is nothing to resume; give a new "
-                          "--out folder, or --overwrite it")
-    return from_dict(CompareConfig, json.loads((out / OPTIONS).read_text(encoding="utf-8")))
+                          f"--out folder, or run it again over the old one{again}")
+    if cfg is not None:
+        try:
+            check_data_files(cfg)  # a file moved since: said before the runs are looked at
+        except ConfigError as error:
+            problem = error
+    if problem is not None:
+        raise ConfigError(f"cannot resume {out} with the options it was started with ({out / OPTIONS}): "
+                          f"{problem}") from None
+    return cfg
 
 
 def _one_run(entry, data, out: Path, steps: int, seconds: float | None, seed: int, batch_size: int, progress,
