@@ -7,7 +7,7 @@ knowing which tokenizer made them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from torch import Tensor
@@ -70,16 +70,20 @@ class Tokens:
 
     padding_mask: (B, N) bool, True = real token; None when every token is real.
     source: the encoder's tokens, for encoder-decoder models.
-    state: a :class:`TokenState` (a dict of its field names is converted).
+    state: a :class:`TokenState` (a dict of its field names is converted; None gives an empty one).
     """
 
     x: Tensor
     padding_mask: Tensor | None = None
     source: "Tokens | None" = None
-    state: TokenState = field(default_factory=TokenState)
+    # None rather than field(default_factory=TokenState): torch.compile cannot trace a dataclass's default
+    # factory, and each Tokens made without a state broke the compiled graph in two
+    state: TokenState = None  # type: ignore[assignment]
 
     def __post_init__(self):
-        if not isinstance(self.state, TokenState):
+        if self.state is None:
+            self.state = TokenState()
+        elif not isinstance(self.state, TokenState):
             self.state = TokenState(**dict(self.state))
 
 

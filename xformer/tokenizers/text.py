@@ -5,6 +5,7 @@ this module is the learned lookup that turns ids into (B, N, d) vectors.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ..batch import ATTENTION_MASK, INPUT_IDS, SRC_IDS, SRC_MASK
@@ -37,14 +38,16 @@ class TextEmbedding(nn.Module):
         mask = mask.bool() if mask is not None else None
         x = self.embed(ids)
         n = ids.shape[1]
-        if mask is not None and not bool(mask.all()):
-            # per-row positions: count the real tokens before each one (over cache + new positions)
+        shared = self.positions(n, offset)  # positions offset .. offset + n - 1, every row's without padding
+        if mask is not None:
+            # per-row positions: count the real tokens before each one (over cache + new positions). Chosen by
+            # torch.where, not by asking the tensor (bool(mask.all()) would break a torch.compile graph); an
+            # unpadded batch still adds ``shared``, whose gradient sums over the batch as it does without a mask.
             pos = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -n:]
-            table = self.positions(int(pos.max()) + 1)
-            x = x + (table[pos] if isinstance(table, Tensor) else table)
-        else:
-            x = x + self.positions(n, offset)
-        return Tokens(self.drop(x), mask)
+            table = self.positions(mask.shape[1])
+            if isinstance(table, Tensor):
+                shared = torch.where(mask.all(), shared, table[pos])
+        return Tokens(self.drop(x + shared), mask)
 
 
 class Seq2SeqEmbedding(nn.Module):
