@@ -3,8 +3,8 @@ gives what transformers gives. A GPT-2 or BERT head that is tied reads the word 
 default: transformers ties it too, the logits are equal); one that is not tied and absent from the weights (a
 ``GPT2Model`` or edited ``BertForMaskedLM`` folder saved with ``tie_word_embeddings=False``) is left untrained
 (``model.untrained``), as transformers initialises it fresh, so generate and evaluate refuse it while ``init_from``
-fine-tunes it; a tied config whose weights hold another head is untied, as transformers does. Every folder is
-built here, tiny, random init; nothing is downloaded."""
+fine-tunes it; a tied config whose weights hold another head is untied, as transformers does. The Trainer's step
+clears ``model.untrained`` of what it trains. Every folder is built here, tiny, random init; nothing is downloaded."""
 from __future__ import annotations
 
 import contextlib
@@ -167,4 +167,38 @@ def test_init_from_fine_tunes_the_fresh_head(folders, tmp_path, capsys, cli_erro
     out = capsys.readouterr().out
     assert "left fresh: head.proj;" in out, out
     assert load_run_model(tmp_path / "run")[1].untrained == frozenset()
+
+
+def test_training_clears_untrained(folders, tmp_path):
+    """The model init_from filled is refused until trained; the Trainer's first step trains the fresh head, so the
+    model it holds is no longer refused (it was, wrongly, for a Python user holding it after training)."""
+    from xformer.interop.pretrained import load_source
+    from xformer.models import check_trained
+    from xformer.train.config import load_experiment
+    from xformer.train.distributed import World
+    from xformer.train.init_from import init_from_pretrained, start_from_source
+    from xformer.train.run import build_resolved
+    from xformer.train.trainer import Trainer
+
+    config = load_experiment(_lm_recipe(folders, "model_untied"))
+    source = load_source(config.init_from)
+    config, model, data = build_resolved(start_from_source(config, source, tmp_path), torch.device("cpu"))
+    init_from_pretrained(model, config, data, source)
+    with pytest.raises(ConfigError, match="head.proj"):
+        check_trained(model, "a score")
+    Trainer(model, data, config.train, None, World()).fit()
+    assert model.untrained == frozenset()
+    check_trained(model, "a score")
+
+
+def test_a_step_clears_only_what_it_trains():
+    """A frozen parameter, or one no loss reaches (no gradient), is as random after the step as before."""
+    from xformer.models import clear_stepped_untrained
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model.untrained = frozenset({"0.weight", "0.bias", "1.weight"})
+    model[0].bias.requires_grad_(False)
+    model[0](torch.ones(1, 2)).sum().backward()
+    clear_stepped_untrained(model)
+    assert model.untrained == {"0.bias", "1.weight"}
 
