@@ -202,3 +202,10 @@ def test_a_step_clears_only_what_it_trains():
     clear_stepped_untrained(model)
     assert model.untrained == {"0.bias", "1.weight"}
 
+
+def test_attention_on_a_hugging_face_folder_says_to_fine_tune_it(tmp_path, cli_error):
+    """It said the folder was "not a run folder (no config.yaml)", without the way to make a run of it."""
+    transformers.ViTModel(transformers.ViTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                                 intermediate_size=32, image_size=8, patch_size=4)
+                          ).save_pretrained(tmp_path / "vit")
+    cli_error(["attention", tmp_path / "vit"], "Hugging Face folder", f"--init-from hf:{tmp_path / 'vit'}")
