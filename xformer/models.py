@@ -111,7 +111,8 @@ class Model(nn.Module):
 
     The adapter is ``CORE_ADAPTERS[config.architecture]`` (without a config, :func:`core_adapter`).
     ``untrained``: the names of the parameters a checkpoint did not give when the model was loaded from one
-    (``load_pretrained``, ``load_bert``, ``init_from``): they hold random initial values (``check_trained``)."""
+    (``load_pretrained``, ``load_bert``, ``init_from``): they hold random initial values (``check_trained``) until
+    the Trainer steps them (``clear_stepped_untrained``)."""
 
     untrained: frozenset[str] = frozenset()
 
@@ -181,6 +182,15 @@ def check_trained(model: nn.Module, use: str, source: str | None = None) -> None
     model"); ``load_pretrained`` warns alike, and this is where the output would be used."""
     if getattr(model, "untrained", None):
         raise ConfigError(untrained_line(model, source, f"so {use} would be of random weights"))
+
+
+def clear_stepped_untrained(model: nn.Module) -> None:
+    """Before an optimizer step: the parameters of ``model.untrained`` that have a gradient are trained by it, and
+    no longer named (the Trainer's model is then used as trained); a frozen one, or one no loss reaches (an NSP
+    layer without sentence pairs), stays named."""
+    if getattr(model, "untrained", None):
+        model.untrained = model.untrained - {name for name, p in model.named_parameters(remove_duplicate=False)
+                                             if p.grad is not None}
 
 
 def build_part(table: Registry, kind: str, part: PartConfig, **fixed) -> nn.Module:

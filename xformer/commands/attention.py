@@ -25,6 +25,10 @@ def run(args: argparse.Namespace) -> None:
     from ..train.run import load_run
 
     run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").is_file() and (run_dir / "config.json").is_file():  # e.g. a ViTModel's
+        raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: xformer attention draws a run's image "
+                          f"model on its data; fine-tune it first (xformer train RECIPE --init-from hf:{run_dir}) "
+                          "and give that run's --out folder")
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
     model_section = load_yaml(run_dir / "config.yaml").get("model") or {}

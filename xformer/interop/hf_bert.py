@@ -38,7 +38,7 @@ from torch import Tensor
 
 from ..core import CoreConfig
 from ..models import Model, ModelConfig, PartConfig, build_model, check_trained
-from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_hf_folder, strip_prefix
+from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_hf_folder, strip_prefix, tied_output_layer
 from .support import hf_class_names, need, state_with_zero_biases
 
 _ACTIVATION_TO_XFORMER = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
@@ -186,8 +186,21 @@ def bert_state_dict_to_xformer(state: dict[str, Tensor], n_layers: int) -> dict[
             out[f"{ours}.weight"], out[f"{ours}.bias"] = state[f"{hf}.weight"], state[f"{hf}.bias"]
     if "cls.predictions.bias" in state:
         out["head.decoder.bias"] = state["cls.predictions.bias"]
-        out["head.decoder.weight"] = state.get("cls.predictions.decoder.weight", out["tokenizer.embed.weight"])
+    if "cls.predictions.decoder.weight" in state:  # a tied decoder is the embedding (bert_checkpoint)
+        out["head.decoder.weight"] = state["cls.predictions.decoder.weight"]
     return out
+
+
+def bert_checkpoint(config, state: dict[str, Tensor], head: str | None = None) -> tuple[ModelConfig, dict[str, Tensor]]:
+    """(ModelConfig, weights under xformer's names) of a BERT config and state dict, with ``head`` (default
+    ``bert_head``'s); a masked-LM decoder is tied to the word embedding where transformers ties it
+    (``tied_output_layer``): one saved untied but absent is left out of the weights (untrained)."""
+    model = bert_config_to_xformer(config, head or bert_head(strip_prefix(state, "bert.").keys()))
+    weights = bert_state_dict_to_xformer(state, model.core.n_layers)
+    if model.head.name != "classification":
+        model.head.args["tie_weights"] = tied_output_layer(weights, "head.decoder.weight", "tokenizer.embed.weight",
+                                                           model.head.args["tie_weights"])
+    return model, weights
 
 
 def xformer_state_dict_to_bert(state: dict[str, Tensor], n_layers: int, head: str) -> dict[str, Tensor]:
@@ -230,12 +243,8 @@ def load_bert(source, head: str | None = None) -> Model:
     else:
         config, state = source.config, source.state_dict()
     state = without_other_classifier(_get(config, "architectures") or [type(source).__name__], state)
-    head = head or bert_head(strip_prefix(state, "bert.").keys())
-    model_config = bert_config_to_xformer(config, head)
+    model_config, converted = bert_checkpoint(config, state, head)
     model = build_model(model_config)
-    converted = bert_state_dict_to_xformer(state, model_config.core.n_layers)
-    if "head.decoder.weight" not in converted and model_config.head.args.get("tie_weights"):
-        converted["head.decoder.weight"] = converted["tokenizer.embed.weight"]
     own_keys = set(model.state_dict())
     missing = sorted(own_keys - set(converted))
     if missing:
@@ -271,5 +280,5 @@ def save_bert(model: Model, folder: str | Path, **config_extra) -> Path:
 
 
 __all__ = ["OTHER_HEADS", "bert_head", "other_head", "without_other_classifier", "bert_config_to_xformer",
-           "xformer_config_to_bert", "bert_state_dict_to_xformer", "xformer_state_dict_to_bert", "load_bert",
-           "to_hf_bert", "save_bert"]
+           "xformer_config_to_bert", "bert_state_dict_to_xformer", "xformer_state_dict_to_bert", "bert_checkpoint",
+           "load_bert", "to_hf_bert", "save_bert"]

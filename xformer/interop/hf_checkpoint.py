@@ -106,4 +106,18 @@ def load_exactly(module: nn.Module, state: dict[str, Tensor], allow_missing: tup
         raise ValueError(f"weights do not match the model: missing {missing}, unexpected {result.unexpected_keys}")
 
 
-__all__ = ["is_checkpoint_folder", "read_hf_folder", "read_weights_file", "strip_prefix", "load_exactly"]
+def tied_output_layer(weights: dict[str, Tensor], layer: str, embedding: str, tie: bool) -> bool:
+    """Whether a language model's output layer (``weights[layer]``, xformer's name) is its word embedding
+    (``weights[embedding]``), as transformers decides on loading: config.json ties them (``tie``, its
+    ``tie_word_embeddings``) and the weights hold no other output layer (one that differs is loaded untied: transformers
+    "will NOT tie them"). A tied layer is given the embedding in ``weights``; an untied one the weights lack stays
+    out of them, to be left fresh (``model.untrained``) as transformers initialises it ("newly initialized")."""
+    own = weights.get(layer)
+    tied = tie and (own is None or torch.equal(own, weights[embedding]))
+    if tied:
+        weights[layer] = weights[embedding]
+    return tied
+
+
+__all__ = ["is_checkpoint_folder", "read_hf_folder", "read_weights_file", "strip_prefix", "load_exactly",
+           "tied_output_layer"]

@@ -7,6 +7,9 @@ GPT-2 (Radford et al. 2019) is exactly an xformer decoder:
     h   = ln_f(x)                                   final norm
     logits = h wte^T                                head "causal_lm", tied
 
+(with ``tie_word_embeddings: false``, ``lm_head``: a folder without it, e.g. a ``GPT2Model`` saved so, leaves the
+head untrained, as transformers initialises it fresh; ``gpt2_checkpoint``).
+
 Names and layouts, Hugging Face -> xformer:
 
     transformer.wte / wpe           tokenizer.embed / tokenizer.positions
@@ -24,13 +27,14 @@ activation), so parity holds in eval mode, which is what the tests check.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from torch import Tensor
 
 from ..core import CoreConfig
-from ..models import Model, ModelConfig, PartConfig, build_model
-from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_hf_folder, strip_prefix
+from ..models import Model, ModelConfig, PartConfig, build_model, untrained_line
+from .hf_checkpoint import is_checkpoint_folder, load_exactly, read_hf_folder, strip_prefix, tied_output_layer
 from .support import need, state_with_zero_biases
 
 # (Hugging Face name inside block i, xformer name inside block i, stored as Conv1D?)
@@ -108,12 +112,14 @@ def xformer_config_to_gpt2(config: ModelConfig, **extra):
 
 
 def gpt2_state_dict_to_xformer(state: dict[str, Tensor], n_layers: int) -> dict[str, Tensor]:
-    """Hugging Face GPT-2 names and layouts -> xformer (``transformer.`` prefix optional)."""
+    """Hugging Face GPT-2 names and layouts -> xformer (``transformer.`` prefix optional); ``head.proj.weight``
+    only where the state holds ``lm_head.weight`` (a tied head is the embedding: ``gpt2_checkpoint``)."""
     lm_head = state.get("lm_head.weight")
     state = strip_prefix(state, "transformer.")
     out = {"tokenizer.embed.weight": state["wte.weight"], "tokenizer.positions.weight": state["wpe.weight"],
-           "core.norm.weight": state["ln_f.weight"], "core.norm.bias": state["ln_f.bias"],
-           "head.proj.weight": lm_head if lm_head is not None else state["wte.weight"]}
+           "core.norm.weight": state["ln_f.weight"], "core.norm.bias": state["ln_f.bias"]}
+    if lm_head is not None:
+        out["head.proj.weight"] = lm_head
     for i in range(n_layers):
         for hf, ours, conv1d in _BLOCK:
             w = state[f"h.{i}.{hf}.weight"]
@@ -139,16 +145,31 @@ def xformer_state_dict_to_gpt2(state: dict[str, Tensor], n_layers: int) -> dict[
 # ---------------------------------------------------------------- models
 
 
+def gpt2_checkpoint(config, state: dict[str, Tensor]) -> tuple[ModelConfig, dict[str, Tensor]]:
+    """(ModelConfig, weights under xformer's names) of a GPT-2 config and state dict, the head tied to the word
+    embedding where transformers ties it (``tied_output_layer``): a ``GPT2Model`` saved with
+    ``tie_word_embeddings=False`` has no head to read, which is left out of the weights (untrained)."""
+    model = gpt2_config_to_xformer(config)
+    weights = gpt2_state_dict_to_xformer(state, model.core.n_layers)
+    model.head.args["tie_weights"] = tied_output_layer(weights, "head.proj.weight", "tokenizer.embed.weight",
+                                                       model.head.args["tie_weights"])
+    return model, weights
+
+
 def load_gpt2(source) -> Model:
     """An xformer Model (eval mode) from a ``GPT2LMHeadModel`` / ``GPT2Model`` object or a local
-    folder written by ``save_pretrained`` (config.json + model.safetensors)."""
+    folder written by ``save_pretrained`` (config.json + model.safetensors). A head the checkpoint does not give
+    (an untied ``GPT2Model``'s) keeps its initial values, with a warning, and is named in ``model.untrained``."""
     if is_checkpoint_folder(source):
         config, state = read_hf_folder(source)
     else:
         config, state = source.config, source.state_dict()
-    model_config = gpt2_config_to_xformer(config)
+    model_config, weights = gpt2_checkpoint(config, state)
     model = build_model(model_config)
-    load_exactly(model, gpt2_state_dict_to_xformer(state, model_config.core.n_layers))
+    load_exactly(model, weights, allow_missing=("head.",))
+    model.untrained = frozenset(name for name in model.state_dict() if name not in weights)
+    if model.untrained:
+        warnings.warn(untrained_line(model, None, "so its logits are random"), stacklevel=2)
     return model.eval()
 
 
@@ -169,4 +190,4 @@ def save_gpt2(model: Model, folder: str | Path, **config_extra) -> Path:
 
 
 __all__ = ["gpt2_config_to_xformer", "xformer_config_to_gpt2", "gpt2_state_dict_to_xformer",
-           "xformer_state_dict_to_gpt2", "load_gpt2", "to_hf_gpt2", "save_gpt2"]
+           "xformer_state_dict_to_gpt2", "gpt2_checkpoint", "load_gpt2", "to_hf_gpt2", "save_gpt2"]

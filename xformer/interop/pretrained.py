@@ -176,10 +176,8 @@ def hf_tokenizer(folder: str | Path, config: dict):
 def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     """A GPT-2, BERT, ViT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py, hf_vit.py,
     hf_patchtst.py)."""
-    from .hf_bert import (bert_config_to_xformer, bert_head, bert_state_dict_to_xformer, other_head,
-                          without_other_classifier)
-    from .hf_checkpoint import strip_prefix
-    from .hf_gpt2 import gpt2_config_to_xformer, gpt2_state_dict_to_xformer
+    from .hf_bert import bert_checkpoint, other_head, without_other_classifier
+    from .hf_gpt2 import gpt2_checkpoint
     from .hf_patchtst import patchtst_checkpoint
     from .hf_vit import vit_config_to_xformer, vit_normalisation, vit_state_dict_to_xformer
     from .support import hf_class_names
@@ -190,18 +188,13 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     architecture = next(iter(config.get("architectures") or []), None)
     try:
         if kind == "gpt2":
-            model = gpt2_config_to_xformer(config)
-            weights = gpt2_state_dict_to_xformer(state, model.core.n_layers)
+            model, weights = gpt2_checkpoint(config, state)
         elif kind == "bert":
             other = other_head(config.get("architectures"))
             unread = {other[1]: other[2]} if other is not None else {}  # e.g. qa_outputs: an answer-span scorer
-            state = without_other_classifier(config.get("architectures"), state)
-            model = bert_config_to_xformer(config, bert_head(strip_prefix(state, "bert.").keys()))
-            weights = bert_state_dict_to_xformer(state, model.core.n_layers)
+            model, weights = bert_checkpoint(config, without_other_classifier(config.get("architectures"), state))
             if model.head.name == "classification":
                 classes = hf_class_names(config)
-            elif "head.decoder.weight" not in weights and model.head.args["tie_weights"]:
-                weights["head.decoder.weight"] = weights["tokenizer.embed.weight"]
         elif kind == "vit":
             model = vit_config_to_xformer(config)
             weights = vit_state_dict_to_xformer(state, model.core.n_layers)

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from ..data.registry import DataBundle
 from ..errors import ConfigError, UserError
 from ..folder_lock import hold_folder
+from ..models import clear_stepped_untrained
 from .checkpoint import EMA_FILE, checkpoint_dir, load_weights, read_state, read_trainer, read_weights, \
     remove_stale_temporaries, save_checkpoint, tied_aliases
 from .config import TrainConfig
@@ -264,6 +265,7 @@ class Trainer:
                 p.grad.mul_(self.world.size / total_weight)
         if self.cfg.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        clear_stepped_untrained(self.model)  # a head no checkpoint gave (init_from) is trained from here on
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -324,10 +326,9 @@ class Trainer:
                               f"choose one of {', '.join(metrics)}")
         value = metrics[rule.metric]
         better = self.best is None or (value < self.best if rule.mode == "min" else value > self.best)
+        self.bad_evals = 0 if better else self.bad_evals + 1
         if better:
-            self.best, self.best_step, self.bad_evals = value, self.step, 0
-        else:
-            self.bad_evals += 1
+            self.best, self.best_step = value, self.step
         return rule.patience is not None and self.bad_evals >= rule.patience
 
     # ---- checkpoints ----------------------------------------------------------------------------------
@@ -338,8 +339,7 @@ class Trainer:
         if self.world.main and self.run_dir is not None:
             state = {"step": self.step, "epoch": self.epoch, "seen_in_epoch": self.seen_in_epoch,
                      "best": self.best, "best_step": self.best_step, "bad_evals": self.bad_evals,
-                     "stopped_by": self.stopped_by,
-                     "world_size": self.world.size, "total_steps": self.total_steps,
+                     "stopped_by": self.stopped_by, "world_size": self.world.size, "total_steps": self.total_steps,
                      "train_seconds": round(self.train_seconds, 3), "config": self.recipe,
                      "log_window": {"losses": list(self.window), "seconds": time.perf_counter() - self.window_start
                                     if self.window and self.window_start is not None else 0.0}}
