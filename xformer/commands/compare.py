@@ -8,6 +8,7 @@ results.json and the plots (see xformer/compare/: experiments, FLOPs, running, s
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -62,9 +63,18 @@ def _numbers(text: str, kind, option: str) -> list:
         raise ConfigError(f"{option} takes {BUDGETS[option]}, got {text!r}") from None
 
 
+class CompareHelp(argparse.HelpFormatter):
+    """argparse's help, but --classify-data reads TRAIN [TEST]: argparse has no nargs for one or two values
+    (nargs="+" would show TRAIN [TEST ...]); CompareConfig refuses a third file."""
+
+    def _format_args(self, action, default_metavar):
+        return "TRAIN [TEST]" if action.dest == "classify_data" else super()._format_args(action, default_metavar)
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "compare", help="the main job: one transformer core on text, images and series, beside classic baselines",
+        "compare", formatter_class=CompareHelp,
+        help="the main job: one transformer core on text, images and series, beside classic baselines",
         description="Train the same transformer core (same width, depth, heads) as a GPT-style language model, "
                     "a ViT classifier, a PatchTST-style forecaster (and, with seq2seq, an encoder-decoder; with "
                     "classify, a PatchTST-style series classifier), and "
@@ -102,7 +112,7 @@ def add_parser(subparsers) -> None:
                         "mnist, fashion_mnist, cifar10 (read from ./data, nothing downloaded); default digits")
     p.add_argument("--series-data", metavar="FILE.csv",
                    help="CSV with a column named date, or a long unique_id, ds, y file (default: generated series)")
-    p.add_argument("--classify-data", nargs="+", metavar=("TRAIN", "TEST"),
+    p.add_argument("--classify-data", nargs="+",
                    help="classify: a UCR-archive .tsv/.txt (label, then the values, per line), a .ts (sktime/aeon) "
                         "or an .npz (X, y) training file, and optionally its own test file (without one, a "
                         "stratified 20%% of TRAIN is the test set); default: generated Synthetic Control Chart "
@@ -121,5 +131,8 @@ def add_parser(subparsers) -> None:
                         "with: its finished runs are kept, the others trained (a run stopped part way from its start)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress on stderr (nor the closing 'wrote ...' line); results and errors stay")
+    # a value that opens with a minus and a digit is a value, as newer argparse has it: --budgets -5,10 reaches
+    # compare's own refusal instead of "expected one argument" (compare has no option that looks like a number)
+    p._negative_number_matcher = re.compile(r"-\.?\d")
     p.set_defaults(func=run)
     p.set_defaults(option_defaults={k: v for k, v in vars(p.parse_args([])).items() if k != "func"})
