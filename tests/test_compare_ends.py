@@ -193,13 +193,14 @@ def test_a_series_too_short_names_compare_s_input_len_and_horizon(tmp_path, cli_
 
 
 def test_a_csv_with_a_text_column_or_no_rows_is_fixed_in_the_file(tmp_path, cli_error):
-    """The fix used to be columns=[...], an argument compare does not take."""
+    """The fix used to be columns=[...], an argument compare does not take. A CSV of only its header said its
+    column held no value at all, to be dropped: it has no rows."""
     header = tmp_path / "header.csv"
     header.write_text("date,x\n")
-    for path, words in ((series_csv(tmp_path / "t.csv", 200, extra_column=True), ["non-numeric value 'abc'"]),
-                        (header, ["holds no value at all"])):
-        err = refused(cli_error, tmp_path, ["--domains", "series", "--series-data", path], *words,
-                      "keep only the date and value columns in the file")
+    for path, words in ((series_csv(tmp_path / "t.csv", 200, extra_column=True),
+                         ["non-numeric value 'abc'", "keep only the date and value columns in the file"]),
+                        (header, [f"{header} has no rows", "give it the series' values"])):
+        err = refused(cli_error, tmp_path, ["--domains", "series", "--series-data", path], *words)
         no_train_terms(err)
 
 

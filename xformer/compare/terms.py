@@ -33,6 +33,8 @@ REWRITES = [
     ("series", r"data\.args\.path\b", "--series-data"),
     ("text", r"block_size \+ 1 = (\d+)(?: tokens)?", r"\1 characters"),  # the char tokenizer: a token is a character
     ("text", r"\b(\d+) tokens\b", r"\1 characters"),
+    ("classify", r"pass data\.args\.missing=ffill to fill them",
+     "fill them in the file, or train on it with xformer train ... data.args.missing=ffill, which fills them"),
     ("classify", r"without data\.args\.test_path", "without a TEST file"),
     ("classify", r"as data\.args\.test_path", "as --classify-data TRAIN TEST"),
     ("classify", r"data\.args\.test_path\b", "the TEST file of --classify-data TRAIN TEST"),

@@ -67,6 +67,9 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
     else:
         path = series_file(source)
         frame, name = read_table(path), str(path)  # a CSV's ids as written: 001 stays 001, NA stays NA
+    if frame.empty and len(frame.columns):  # a CSV of only its header
+        raise ConfigError(f"{name} has no rows, only the columns {list(frame.columns)}; give it the series' values, "
+                          "one row per time step")
     if date_column is not None and date_column not in frame.columns and {"unique_id", "ds", "y"} <= set(frame.columns):
         frame, date_column = long_to_wide(frame, name), "ds"
     if date_column is not None and date_column not in frame.columns and (
