@@ -22,10 +22,10 @@ memory, ``_IN_MEMORY``, and back on saving) -> xformer:
     classifier                                            head.fc
 
 A ``ViTModel``'s pooler (tanh of a linear map of [CLS]) is not read: ``ViTForImageClassification`` does not
-use it either. The classes are ``id2label``'s (``support.hf_class_names``). The image processor's
-``preprocessor_config.json`` (``image_mean`` / ``image_std``; 0.5 for the google/vit checkpoints, not ImageNet's
-statistics) is the normalisation a run started from the folder uses (``vit_normalisation``), and an export
-writes the run's back (``vit_preprocessor_config``).
+use it either (``vit_unread`` names it for init_from's summary). The classes are ``id2label``'s
+(``support.hf_class_names``). The image processor's ``preprocessor_config.json`` (``image_mean`` /
+``image_std``; 0.5 for the google/vit checkpoints, not ImageNet's statistics) is the normalisation a run started
+from the folder uses (``vit_normalisation``), and an export writes the run's back (``vit_preprocessor_config``).
 """
 from __future__ import annotations
 
@@ -118,6 +118,12 @@ def vit_state_dict_to_xformer(state: dict[str, Tensor], n_layers: int) -> dict[s
             for hf, ours in _BLOCK:
                 out[f"{block}{ours}.{p}"] = state[f"{layer}{hf}.{p}"]
     return out
+
+
+def vit_unread(state: dict[str, Tensor]) -> dict[str, str]:
+    """The layers of the checkpoint that xformer leaves out -> what each is: a ``ViTModel``'s pooler (its
+    ``ViTForImageClassification`` reads the class token without it, as xformer's classifier does)."""
+    return {"pooler.dense": "pooler"} if "pooler.dense.weight" in _disk_names(state) else {}
 
 
 def xformer_config_to_vit(config: ModelConfig, **extra):
@@ -223,4 +229,4 @@ def save_vit(model, folder: str | Path, preprocess: dict | None = None, **config
 
 
 __all__ = ["vit_config_to_xformer", "vit_state_dict_to_xformer", "xformer_config_to_vit", "xformer_state_dict_to_vit",
-           "vit_normalisation", "vit_preprocessor_config", "save_vit"]
+           "vit_normalisation", "vit_preprocessor_config", "save_vit", "vit_unread"]

@@ -179,7 +179,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     from .hf_bert import bert_checkpoint, other_head, without_other_classifier
     from .hf_gpt2 import gpt2_checkpoint
     from .hf_patchtst import patchtst_checkpoint
-    from .hf_vit import vit_config_to_xformer, vit_normalisation, vit_state_dict_to_xformer
+    from .hf_vit import vit_config_to_xformer, vit_normalisation, vit_state_dict_to_xformer, vit_unread
     from .support import hf_class_names
 
     source = source or f"hf:{folder}"
@@ -198,6 +198,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
         elif kind == "vit":
             model = vit_config_to_xformer(config)
             weights = vit_state_dict_to_xformer(state, model.core.n_layers)
+            unread = vit_unread(state)  # a ViTModel's pooler
             classes, normalisation = hf_class_names(config), vit_normalisation(folder)
         elif kind == "patchtst":
             model, weights = patchtst_checkpoint(config, state, source)
