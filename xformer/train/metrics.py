@@ -100,6 +100,14 @@ class RunLog:
             self.wandb = None
 
 
+def early_stopping_value(metric: str, metrics: dict[str, float]) -> float:
+    """``metrics[metric]``: the value of train.early_stopping.metric in an evaluation's flat metrics; one line
+    naming those measured when it is not among them."""
+    if metric not in metrics:
+        raise ConfigError(f"train.early_stopping.metric '{metric}' is not measured; choose one of {', '.join(metrics)}")
+    return metrics[metric]
+
+
 def _command() -> str:
     """`` (the command line)`` when the session was started by the ``xformer`` command, else nothing (a
     notebook's argv says nothing of the run)."""

@@ -45,7 +45,7 @@ from .distributed import World, all_sum, barrier, full_state, gather, grad_sync,
 from .ema import WeightAverage
 from .evaluation import evaluate_batches
 from .interrupt import TrainingInterrupted, deferred_stop
-from .metrics import RunLog, flat
+from .metrics import RunLog, early_stopping_value, flat
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress
 from .recompute import checkpoint_blocks
@@ -312,19 +312,14 @@ class Trainer:
         generators = rng_state()
         measured = flat("val", self.evaluate("val", max_batches=1))
         set_rng_state(generators)
-        if self.cfg.early_stopping.metric not in measured:
-            raise ConfigError(f"train.early_stopping.metric '{self.cfg.early_stopping.metric}' is not measured; "
-                              f"choose one of {', '.join(measured)}")
+        early_stopping_value(self.cfg.early_stopping.metric, measured)
 
     def _track(self, metrics: dict[str, float]) -> bool:
         """Update the best value of the early-stopping metric; True when patience has run out."""
         rule = self.cfg.early_stopping
         if not metrics:
             return False
-        if rule.metric not in metrics:
-            raise ConfigError(f"train.early_stopping.metric '{rule.metric}' is not measured; "
-                              f"choose one of {', '.join(metrics)}")
-        value = metrics[rule.metric]
+        value = early_stopping_value(rule.metric, metrics)
         better = self.best is None or (value < self.best if rule.mode == "min" else value > self.best)
         self.bad_evals = 0 if better else self.bad_evals + 1
         if better:
