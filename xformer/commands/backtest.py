@@ -30,6 +30,7 @@ def _run(args: argparse.Namespace) -> None:
     from ..data.tables import require_engine_for_output, table_data
     from ..folders import output_file, write_atomically
     from ..forecast import Forecaster
+    from ..forecast.folder import load_for_command
     from ..forecast.frames import load_frame
     from ..metrics_forecast import evaluate, overall_json, refuse_overall_id
 
@@ -42,7 +43,7 @@ def _run(args: argparse.Namespace) -> None:
         raise ConfigError(f"--out and --metrics are both {args.out}; give two file names")
     if args.season < 1:
         raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
-    forecaster = Forecaster.load(args.run_dir, freq=args.freq)
+    forecaster = load_for_command(Forecaster, args.run_dir, args.freq, args.h, windows=args.windows, step=args.step)
     if args.static is not None and not forecaster.config.stat_exog:
         raise ConfigError(f"--static {args.static} gives static covariates, but the run in {' '.join(args.run_dir)} "
                           "was fitted without any; drop --static, or backtest a run fitted with them")

@@ -36,6 +36,7 @@ def _run(args: argparse.Namespace) -> None:
     from ..data.tables import require_engine_for_output, table_data
     from ..folders import FIGURE_SUFFIXES, output_file, write_atomically
     from ..forecast import Forecaster
+    from ..forecast.folder import load_for_command
     from ..forecast.frames import is_long, load_frame
 
     inputs = [path for path in (args.data, args.futr, args.static) if path is not None]
@@ -51,7 +52,7 @@ def _run(args: argparse.Namespace) -> None:
                           "(the forecast itself covers every series)")
     if args.season < 1:
         raise ConfigError(f"--season must be a whole number >= 1, got {args.season}")
-    forecaster = Forecaster.load(args.run_dir, freq=args.freq)
+    forecaster = load_for_command(Forecaster, args.run_dir, args.freq, args.h)
     if args.missing is not None:  # the policy for this data's gaps, in place of the one the run was fitted with
         forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
     cfg = forecaster.config
@@ -62,11 +63,12 @@ def _run(args: argparse.Namespace) -> None:
     if args.futr is not None:
         raise ConfigError("--futr gives future-known covariates of a long-format file (unique_id, ds, y, ...); this "
                           "file is a wide table")
-    if args.series is not None:
-        raise ConfigError("--series chooses a series of a long-format file (unique_id, ds, y); a wide file's plot "
-                          "shows every column")
     # unfilled: the history is cut at --at first and filled then (predict), from the rows up to --at only
     frame = read_raw_series(raw, cfg.date_column, forecaster.columns or cfg.columns, cfg.missing)
+    unknown = [k for k in args.series or [] if k not in map(str, frame.columns)]
+    if unknown:  # checked before the forecast is written, not by the plot after it
+        raise ConfigError(f"--series {', '.join(unknown)}: no such column in {args.data}; choose among "
+                          f"{[str(c) for c in frame.columns][:10]}")
     history = frame
     if args.at is not None:
         dated = isinstance(frame.index, pd.DatetimeIndex)
@@ -102,8 +104,8 @@ def _run(args: argparse.Namespace) -> None:
                   "mae_standardised": float(np.mean(np.abs(y - y_hat) / scale))}
         print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in errors.items()}), file=sys.stderr)
     if args.plot:
-        forecaster.plot(history, args.plot, truth=frame if len(truth) else None, static_df=static,
-                        overwrite=True)  # checked above
+        forecaster.plot(history, args.plot, truth=frame if len(truth) else None, series=args.series,
+                        static_df=static, overwrite=True)  # checked above
         if not args.quiet:
             print(f"wrote {args.plot}", file=sys.stderr)
 
@@ -251,7 +253,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--static", metavar="FILE", help="static covariates (unique_id and the model's stat_exog "
                                                         "columns, one row per series; default: those of its fit)")
     p.add_argument("--series", metavar="ID", action="append",
-                   help="with --plot and a long file: the series to plot (repeat for several; default: the first 4)")
+                   help="with --plot: the series to plot (repeat for several; default: the first 4 of a long file, "
+                        "every column of a wide one)")
     p.add_argument("--quiet", action="store_true",
                    help="no 'wrote ...' lines on stderr; the forecast, its errors against the truth and any "
                         "error message stay")

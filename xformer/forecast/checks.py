@@ -40,14 +40,22 @@ def refuse_all_short(panel: Panel, short: list[str], need: int, val_size: int, c
                       f"give longer series{smaller} or a shorter input_len / horizon")
 
 
-def check_data_freq(panel: Panel, freq, given: bool, fitted=None) -> None:
+def check_data_freq(panel: Panel, freq, given: bool, fitted=None, loaded_over=None) -> None:
     """``check_freq`` for the freq a fitted (or loaded) forecaster forecasts at: data at another frequency are
     refused with the fix that applies, giving data at that frequency. ``given``: the freq was passed (to the
     Forecaster or to load) rather than inferred at fit. ``fitted``: a ds of the data of fit (None when unknown),
     so that data of the other kind of ds (dates, whole-number steps) is told apart from a forecaster loaded with a
-    freq of the other kind (``Forecaster.load(path, freq=1)`` for one fitted on dates)."""
-    held = f"was given freq {freq_label(freq)}" if given else f"was fitted on freq {freq_label(freq)}"
-    check_freq(panel, freq, held=f"this forecaster {held}: give data at that frequency", fitted=fitted)
+    freq of the other kind (``Forecaster.load(path, freq=1)`` for one fitted on dates). ``loaded_over``: the freq
+    of fit when load was given ``freq`` in its place; the likelier fix is then to leave that out, named first."""
+    label = freq_label(freq)
+    if loaded_over is not None:
+        fit = freq_label(loaded_over)
+        held = (f"this forecaster was fitted on freq {fit} and loaded with freq {label} (xformer forecast/backtest: "
+                f"--freq {label}): leave freq out of load (drop --freq) to forecast at {fit}, or give data at freq "
+                f"{label}")
+    else:
+        held = f"this forecaster {'was given' if given else 'was fitted on'} freq {label}: give data at that frequency"
+    check_freq(panel, freq, held=held, fitted=fitted)
 
 
 def usable(panel: Panel, short: list[str]) -> Panel:

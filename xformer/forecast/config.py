@@ -26,6 +26,7 @@ NEURALFORECAST_NAMES = {
     "early_stop_patience_steps": "early_stopping (of fit, in epochs)", "val_size": "val_size (of fit)",
     "step_size": "step", "test_size": "n_windows (test_size = h + step * (n_windows - 1))",
     "level": "quantiles (level=[80, 90] is quantiles=[0.05, 0.1, 0.5, 0.9, 0.95])",
+    "enable_progress_bar": "progress",
 }
 # the options that take a whole number, with the least one; given another type (1.5, 24.0, "3", True), fit would
 # fail inside torch or save a config.yaml that load refuses, so each is refused when given
@@ -70,6 +71,7 @@ class ForecasterConfig:
     calendar: list[str] | None = None  # calendar features from ds: hour, weekday, day, dayofyear, month
     stat_exog: list[str] | None = None  # static (per-series) columns of static_df, one row per unique_id
     period: int | None = None  # sparsetsf only: the season's length in steps (24 for hourly data with a daily cycle)
+    progress: bool = True  # False: fit (and cross_validation's fits) print no training progress on stderr
 
     @property
     def exog(self) -> list[str]:
@@ -130,7 +132,7 @@ def check_types(cfg: ForecasterConfig) -> None:
         value = getattr(cfg, name)
         if not (value is None and name in OPTIONAL or isinstance(value, numbers.Real) and not isinstance(value, bool)):
             raise ConfigError(f"{name}={value!r}: give a number{' (or None)' if name in OPTIONAL else ''}")
-    for name in ("revin", "affine"):
+    for name in ("revin", "affine", "progress"):
         if not isinstance(getattr(cfg, name), bool):
             raise ConfigError(f"{name}={getattr(cfg, name)!r}: give True or False")
     if cfg.quantiles is not None:

@@ -17,6 +17,7 @@ from ..models import build_model
 from ..registry import is_whole_number
 from ..train.config import EarlyStopping, TrainConfig
 from ..train.distributed import init_world
+from ..train.progress import Progress
 from ..train.trainer import Trainer
 from .checks import (check_data_freq, check_future_horizon, check_patches, ensemble_members, refuse_all_short,
                      too_short, usable)
@@ -67,6 +68,7 @@ class Forecaster:
         self.fit_report: dict = {}
         self.history: Panel | None = None  # the series of the last fit (not a backtest's), for predict() without df
         self.trained_until: dict | None = None  # a loaded one's: each series' last ds in the data of fit
+        self.fitted_freq = None  # a loaded one's freq of fit, when load was given another (its messages name both)
         self.network = None  # from_run: the run's ModelConfig, which the config's model options do not describe
 
     def __repr__(self) -> str:
@@ -198,7 +200,7 @@ class Forecaster:
                             early_stopping=EarlyStopping(patience=early_stopping))
         bundle = DataBundle(train=data, val=val, collate=pass_batches)
         trainer = _KeepBest(model, bundle, train, None, init_world(cfg.device))
-        trainer.fit()
+        trainer.fit(progress=None if cfg.progress else Progress(quiet=True))
         if trainer.best_state is not None:
             model.load_state_dict(trainer.best_state)
         report = {"series": len(stats), "windows": len(data), "steps": trainer.step,
@@ -259,7 +261,7 @@ class Forecaster:
 
             freq, until = self.freq, fitted_until(self) or {}  # a ds of fit: which kind of ds it was fitted on
             check = lambda p: check_data_freq(p, freq, given=cfg.freq is not None,  # noqa: E731
-                                              fitted=next(iter(until.values()), None))
+                                              fitted=next(iter(until.values()), None), loaded_over=self.fitted_freq)
             check(usable(panel, short))
             short = too_short(panel, short, cfg.input_len, freq, check)
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first

@@ -215,6 +215,8 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     network, forecaster.model = load_run_model(path)
     given = config.freq if config.freq is not None else state["freq"]
     forecaster.freq = None if given is None else parse_freq(given)
+    if freq is not None and state["freq"] is not None and parse_freq(state["freq"]) != forecaster.freq:
+        forecaster.fitted_freq = parse_freq(state["freq"])
     forecaster.stats = {k: (float(m), float(s)) for k, (m, s) in state.get("series", {}).items()}
     forecaster.columns = state.get("columns")
     forecaster.network = network.model if forecaster.columns is not None else None  # saved from a run (from_run)
@@ -230,6 +232,22 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
         forecaster.static_stats = tuple(list(v) for v in state["static_stats"])
     if "scaler" in state:
         forecaster.scaler = _scaler(state["scaler"]["mean"], state["scaler"]["scale"])
+    return forecaster
+
+
+def load_for_command(cls, run_dirs: list[str], freq: str | None, h: int | None, **counts):
+    """``cls.load(run_dirs, freq)`` (a Forecaster) for ``xformer forecast`` / ``backtest``, with the options they
+    pass on to Python's arguments (``--freq``, ``--h``, and ``counts`` such as ``windows=``, ``step=``) refused in
+    the command's own words rather than in those of the arguments (``n_windows must ...``)."""
+    for option, value in counts.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option} {value}: give a whole number >= 1")
+    if freq is not None:
+        parse_freq(freq, "--freq")
+    forecaster = cls.load(run_dirs, freq=freq)
+    H = forecaster.config.horizon
+    if h is not None and not 1 <= h <= H:
+        raise ConfigError(f"--h {h}: give 1 to the run's horizon {H} (or leave --h out for all {H} steps)")
     return forecaster
 
 

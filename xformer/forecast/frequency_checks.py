@@ -22,12 +22,13 @@ _HINTS = (re.compile(r"Invalid frequency: (\S+?)\. (Did you mean (\S+?)\?)"),
           re.compile(r"'(\S+?)' (is no longer supported for offsets)\. Please use '(\S+?)' instead"))
 
 
-def parse_freq(freq) -> pd.DateOffset | int:
+def parse_freq(freq, option: str = "freq") -> pd.DateOffset | int:
     """A pandas offset ("h", "15min", ...) or, for an integer ``ds``, the whole-number step between rows (an int,
-    or a string of digits as the command line gives it)."""
+    or a string of digits as the command line gives it). ``option``: its name in the messages, "--freq" for the
+    command line's (then the fix reads ``--freq 15min``, not ``freq='15min'``)."""
     if isinstance(freq, (int, np.integer)) and not isinstance(freq, bool) or isinstance(freq, str) and freq.isdigit():
         if int(freq) < 1:
-            raise ConfigError(f"freq {freq!r}: an integer step must be at least 1")
+            raise ConfigError(f"{option} {freq!r}: an integer step must be at least 1")
         return int(freq)
     if isinstance(freq, pd.offsets.BaseOffset):  # a fitted one (pd.DateOffset itself: deprecated in isinstance)
         return freq
@@ -36,9 +37,10 @@ def parse_freq(freq) -> pd.DateOffset | int:
     except (ValueError, TypeError):
         hints, fixed = _pandas_hints(freq) if isinstance(freq, str) else ([], None)
         if fixed is not None:
-            raise ConfigError(f"freq {freq!r} is not a pandas frequency (pandas: {'; '.join(hints)}); pass "
-                              f"freq={fixed!r}") from None
-        raise ConfigError(f"freq {freq!r} is not a pandas frequency ({EXAMPLES}) nor, for an integer ds, a "
+            fix = f"{option} {fixed}" if option.startswith("--") else f"{option}={fixed!r}"
+            raise ConfigError(f"{option} {freq!r} is not a pandas frequency (pandas: {'; '.join(hints)}); pass "
+                              f"{fix}") from None
+        raise ConfigError(f"{option} {freq!r} is not a pandas frequency ({EXAMPLES}) nor, for an integer ds, a "
                           "whole-number step (e.g. 1)") from None
 
 
