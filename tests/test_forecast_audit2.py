@@ -99,7 +99,7 @@ def test_futr_df_dates_of_another_kind_are_refused_in_one_line(futr_model, tmp_p
     other.to_csv(tmp_path / "futr.csv", index=False)
     data, futr_file = str(tmp_path / "history.csv"), str(tmp_path / "futr.csv")
     assert main(["forecast", str(run), "--data", data, "--futr", futr_file]) == 2
-    assert f"futr_df's ds holds {futr_kind}" in one_line(capsys)
+    assert f"--futr {futr_file}'s ds holds {futr_kind}" in one_line(capsys)  # the command names its option
 
 
 def test_futr_df_dates_in_another_time_zone_are_the_same_instants(futr_model):

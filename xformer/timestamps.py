@@ -69,6 +69,21 @@ def integer_steps(values: pd.Series, name: str = "the series") -> pd.Series | No
     return values.astype("int64")
 
 
+def rows_freq(index: pd.Index) -> str | int | None:
+    """The step of a regular time index, recorded with a run's scaler so that a forecaster of the run can name the
+    freq it was trained at: pandas' freq string of dates, the one step of whole-number steps; None when the rows
+    are not evenly spaced (gaps) or too few to tell."""
+    if len(index) < 3:
+        return None
+    if isinstance(index, pd.DatetimeIndex):
+        with warnings.catch_warnings():  # pandas 3 warns that a later pandas gives an offset: read either below
+            warnings.simplefilter("ignore")
+            inferred = pd.infer_freq(index)
+        return getattr(inferred, "freqstr", inferred)
+    steps = np.unique(np.diff(index.to_numpy()))
+    return int(steps[0]) if len(steps) == 1 else None
+
+
 def plain(value):
     """A numpy scalar as the Python value it holds, so that a message shows 3.5, not np.float64(3.5)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -110,4 +125,4 @@ def _date_problem(value, first) -> str:
     return f"{value!r}, a date written unlike row 1's {first!r}"
 
 
-__all__ = ["parse_dates", "integer_steps", "plain", "read_as_utc", "CHANGING_OFFSETS"]
+__all__ = ["parse_dates", "integer_steps", "plain", "rows_freq", "read_as_utc", "CHANGING_OFFSETS"]

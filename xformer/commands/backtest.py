@@ -30,8 +30,9 @@ def _run(args: argparse.Namespace) -> None:
     from ..data.tables import require_engine_for_output, table_data
     from ..folders import output_file, write_atomically
     from ..forecast import Forecaster
+    from ..forecast.backtest import command_words, cross_validation
     from ..forecast.folder import load_for_command
-    from ..forecast.frames import load_frame
+    from ..forecast.statics import static_for_command
     from ..metrics_forecast import evaluate, overall_json, refuse_overall_id
 
     inputs = [path for path in (args.data, args.static) if path is not None]
@@ -51,9 +52,9 @@ def _run(args: argparse.Namespace) -> None:
         forecaster.config = dataclasses.replace(forecaster.config, missing=args.missing)
     panel = forecaster.read(args.data)
     refuse_overall_id(panel.ids, f"in {args.data}")  # the errors are scored per series and overall: before any work
-    static = load_frame(args.static) if args.static else None
-    cv = forecaster.cross_validation(panel, n_windows=args.windows, step=args.step, h=args.h, fit=False,
-                                     static_df=static)  # its warnings (windows in the data of fit, series left
+    static = static_for_command(args.static, forecaster.config.stat_exog)  # in the option's words
+    cv = cross_validation(forecaster, panel, n_windows=args.windows, step=args.step, h=args.h, fit=False,
+                          static_df=static, say=command_words)  # its warnings (windows in the data of fit, series left
     # out) are printed by run() as "xformer: warning:" lines
     table = table_data(cv, args.out, "%.8g")
     if args.out:

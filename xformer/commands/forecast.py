@@ -38,6 +38,7 @@ def _run(args: argparse.Namespace) -> None:
     from ..forecast import Forecaster
     from ..forecast.folder import load_for_command
     from ..forecast.frames import is_long, load_frame
+    from ..forecast.statics import static_for_command
 
     inputs = [path for path in (args.data, args.futr, args.static) if path is not None]
     outputs = [("--out", args.out, ()), ("--plot", args.plot, FIGURE_SUFFIXES)]
@@ -81,7 +82,7 @@ def _run(args: argparse.Namespace) -> None:
     if len(history) < cfg.input_len:
         raise ConfigError(f"the run reads {cfg.input_len} rows before the forecast but {args.data} has "
                           f"{len(history)}{' up to --at' if args.at else ''}; give a longer history")
-    static = load_frame(args.static) if args.static else None  # by column name; default: those of fit
+    static = static_for_command(args.static, cfg.stat_exog)  # by column name; default: those of fit
     forecast = forecaster.predict(history, h=args.h, static_df=static)
     table = table_data(forecast, args.out, "%.8g", index=True, index_label=cfg.date_column)
     if args.out:
@@ -130,6 +131,8 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
     from ..data.tables import table_data
     from ..folders import write_atomically
     from ..forecast.frames import DS, ID, POINT, Y, Panel, load_frame
+    from ..forecast.future import with_future
+    from ..forecast.statics import static_for_command
     from ..metrics_forecast import evaluate, overall_json, refuse_overall_id
 
     panel = forecaster.read(raw)
@@ -146,7 +149,8 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
         kept = {k: int((s.index <= at).sum()) for k, s in panel.series.items()}
         series = {k: s.iloc[:kept[k]] for k, s in panel.series.items() if kept[k]}
         origins = {k: s.index[-1] for k, s in series.items()}  # the rows after them are the forecast's future
-    panel = forecaster.with_future(panel, load_frame(args.futr) if args.futr else None, origins)
+    futr = load_frame(args.futr) if args.futr else None
+    panel = with_future(forecaster.config, panel, futr, origins, f"--futr {args.futr}")  # named as the option
     history = Panel(series, None, panel.covariates) if origins is not None else panel
     later = [k for k in panel.ids if k not in series]
     if later:
@@ -166,7 +170,7 @@ def run_long(args: argparse.Namespace, forecaster, raw) -> None:
             raise ConfigError(f"--series {', '.join(unknown)}: no such series with the {forecaster.config.input_len} "
                               f"rows a forecast reads{' up to --at' if args.at else ''} in {args.data}; choose among "
                               f"{known[:10]}")
-    static = load_frame(args.static) if args.static else None  # default: the static_df remembered from fit
+    static = static_for_command(args.static, forecaster.config.stat_exog)  # default: the one remembered from fit
     forecast = forecaster.predict_panel(history, h=args.h, static_df=static)
     table = table_data(forecast, args.out, "%.8g")
     if args.out:

@@ -33,6 +33,7 @@ from ..batch import INPUTS, TARGETS
 from ..config import ConfigError
 from ..registry import check_sizes
 from ..timestamps import integer_steps, parse_dates, plain  # noqa: F401 (re-exported: the readers' time parsing)
+from ..timestamps import rows_freq
 from .csv_files import read_csv_file  # noqa: F401 (re-exported)
 from .tables import read_table, series_file
 from .registry import DataBundle, register_data
@@ -328,7 +329,8 @@ def series_bundle(frame: pd.DataFrame, input_len: int, horizon: int, split: str 
         stats = {"columns": list(frame.columns), "date_column": frame.index.name, "input_len": input_len,
                  "horizon": horizon, "mean": None if scaler is None else scaler.mean_.tolist(),
                  "scale": None if scaler is None else scaler.scale_.tolist(),
-                 "validation_end": int(end) if isinstance(end, (int, np.integer)) else pd.Timestamp(end).isoformat()}
+                 "validation_end": int(end) if isinstance(end, (int, np.integer)) else pd.Timestamp(end).isoformat(),
+                 "freq": rows_freq(frame.index)}
         (Path(run_dir) / "series_scaler.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
 
     def report(model, batches, run_dir: Path, split: str = "test") -> dict:

@@ -26,8 +26,8 @@ SparseTSF the season's length ``period``). With
 
 Modules: estimator.py (Forecaster, fit, predict), frames.py (long / wide input), folder.py (save,
 load, runs of xformer train), backtest.py (cross_validation), covariates.py (past / future-known), statics.py
-(static_df: per-series static covariates), plot.py, scoring.py (evaluate: metrics_forecast.evaluate with train_df
-put on each series' time grid first).
+(static_df: per-series static covariates), plot.py, wide.py (a wide input's forecast as a wide table), scoring.py
+(evaluate: metrics_forecast.evaluate with train_df put on each series' time grid first).
 """
 from .config import ForecasterConfig
 from .estimator import Forecaster

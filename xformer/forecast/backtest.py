@@ -32,7 +32,9 @@ from .frames import DS, ID, Y, Panel, check_observed_end, report_short
 
 def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None, h: int | None = None,
                      fit: bool = True, val_size: int = 0, early_stopping: int | None = None, static_df=None,
-                     refit: bool | int = False) -> pd.DataFrame:
+                     refit: bool | int = False, say=None) -> pd.DataFrame:
+    """``say``: how the messages spell an argument, ``python_words`` (default) or ``command_words``."""
+    say = say or python_words
     h = forecaster._check_h(h)
     every = refit_every(refit)
     step = h if step is None else step
@@ -63,9 +65,11 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
     if len(short) == len(panel.series):
         longest = max(len(s) for s in panel.series.values())
         most = (longest - (need - span) - h) // step + 1  # the windows the longest series holds
-        fix = f"give n_windows={most} or fewer (xformer backtest: --windows {most}), a smaller step, or longer " \
-            "series" if most >= 1 else "no window fits: give longer series or a shorter h"
-        raise ConfigError(f"no series is long enough for {n_windows} window(s) of h={h} every {step} steps: each "
+        named = f" (xformer backtest: --windows {most})" if say is python_words else ""
+        fix = f"give {say('n_windows', most)} or fewer{named}, a smaller {say('step')}, or longer series" \
+            if most >= 1 else f"no window fits: give longer series or a shorter {say('h')}"
+        raise ConfigError(f"no series is long enough for {say('n_windows', n_windows)} window(s) of {say('h', h)} "
+                          f"steps, {say('step', step)} apart: each "
                           f"needs {need} rows ({'training, ' if fit else ''}input_len={cfg.input_len} and the "
                           f"windows), the longest has {longest}; {fix}")
     report_short(short, need, "the backtest")
@@ -105,6 +109,17 @@ def cross_validation(forecaster, df, n_windows: int = 1, step: int | None = None
 
         warn_trained_windows(given, result)
     return result
+
+
+def python_words(name: str, value=None) -> str:
+    """An argument of ``cross_validation`` as its messages spell it for Python: ``h=4``, or its bare name."""
+    return name if value is None else f"{name}={value}"
+
+
+def command_words(name: str, value=None) -> str:
+    """The same argument as ``xformer backtest``'s option: ``--h 4``, ``--windows 6`` (n_windows)."""
+    option = "--windows" if name == "n_windows" else f"--{name}"
+    return option if value is None else f"{option} {value}"
 
 
 def check_not_ensemble(forecaster) -> None:

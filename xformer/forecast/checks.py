@@ -40,15 +40,23 @@ def refuse_all_short(panel: Panel, short: list[str], need: int, val_size: int, c
                       f"give longer series{smaller} or a shorter input_len / horizon")
 
 
-def check_data_freq(panel: Panel, freq, given: bool, fitted=None, loaded_over=None) -> None:
+def check_data_freq(panel: Panel, freq, given: bool, fitted=None, loaded_over=None, saved_with=None) -> None:
     """``check_freq`` for the freq a fitted (or loaded) forecaster forecasts at: data at another frequency are
     refused with the fix that applies, giving data at that frequency. ``given``: the freq was passed (to the
     Forecaster or to load) rather than inferred at fit. ``fitted``: a ds of the data of fit (None when unknown),
     so that data of the other kind of ds (dates, whole-number steps) is told apart from a forecaster loaded with a
     freq of the other kind (``Forecaster.load(path, freq=1)`` for one fitted on dates). ``loaded_over``: the freq
-    of fit when load was given ``freq`` in its place; the likelier fix is then to leave that out, named first."""
+    of fit when load was given ``freq`` in its place; the likelier fix is then to leave that out, named first.
+    ``saved_with``: the freq a folder's config holds in place of ``loaded_over`` (saved after such a load), which
+    leaving freq out would give: the fix is then to load with the freq of fit."""
     label = freq_label(freq)
-    if loaded_over is not None:
+    if saved_with is not None:
+        fit, saved = freq_label(loaded_over), freq_label(saved_with)
+        loaded = f", loaded with freq {label} (--freq {label})" if saved != label else ""
+        held = (f"this forecaster was fitted on freq {fit} and saved with freq {saved}{loaded}: load it with "
+                f"freq={fit!r} (xformer forecast/backtest: --freq {fit}) to forecast at {fit}, or give data at freq "
+                f"{label}")
+    elif loaded_over is not None:
         fit = freq_label(loaded_over)
         held = (f"this forecaster was fitted on freq {fit} and loaded with freq {label} (xformer forecast/backtest: "
                 f"--freq {label}): leave freq out of load (drop --freq) to forecast at {fit}, or give data at freq "

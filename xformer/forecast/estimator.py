@@ -24,10 +24,11 @@ from .checks import (check_data_freq, check_future_horizon, check_patches, ensem
 from .config import ForecasterConfig, float32_default, given_options, model_config, refuse_unknown
 from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covariate_stats, series_windows,
                          standard_stats, window_covariates)
-from .frames import (DS, ID, POINT, Panel, check_freq, fill_series, forecast_frame, future_dates, infer_freq,
-                     quantile_column, read_panel, report_short)
+from .frames import (Panel, check_freq, fill_series, forecast_frame, future_dates, infer_freq,
+                     read_panel, report_short)
 from .future import with_future
 from .statics import check_static, read_static, static_stats, static_vector
+from .wide import to_wide
 from .windows import PanelWindows, pass_batches
 
 class _KeepBest(Trainer):
@@ -68,7 +69,8 @@ class Forecaster:
         self.fit_report: dict = {}
         self.history: Panel | None = None  # the series of the last fit (not a backtest's), for predict() without df
         self.trained_until: dict | None = None  # a loaded one's: each series' last ds in the data of fit
-        self.fitted_freq = None  # a loaded one's freq of fit, when load was given another (its messages name both)
+        self.fitted_freq = None  # a loaded one's freq of fit, when it forecasts at another (its messages name both)
+        self.saved_freq = None  # the other, when its folder's config holds it (saved after a load given it)
         self.network = None  # from_run: the run's ModelConfig, which the config's model options do not describe
 
     def __repr__(self) -> str:
@@ -261,7 +263,8 @@ class Forecaster:
 
             freq, until = self.freq, fitted_until(self) or {}  # a ds of fit: which kind of ds it was fitted on
             check = lambda p: check_data_freq(p, freq, given=cfg.freq is not None,  # noqa: E731
-                                              fitted=next(iter(until.values()), None), loaded_over=self.fitted_freq)
+                                              fitted=next(iter(until.values()), None), loaded_over=self.fitted_freq,
+                                              saved_with=self.saved_freq)
             check(usable(panel, short))
             short = too_short(panel, short, cfg.input_len, freq, check)
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
@@ -373,27 +376,4 @@ class Forecaster:
         return plot_forecast(self, df, figure_path(path, overwrite), truth, history, series, futr_df, static_df)
 
 
-def to_wide(result: pd.DataFrame, date_column: str, quantiles: list[float] | None,
-            freq: pd.DateOffset | int | None = None) -> pd.DataFrame:
-    """A long result as the wide table of a wide input: dates x series (the median, with quantiles), then
-    ``{name}_q{q}`` columns for the other levels: the median is not repeated, as in a long result."""
-    point = result.pivot(index=DS, columns=ID, values=POINT)
-    keys = list(dict.fromkeys(result[ID]))
-    wide = point[keys].rename_axis(date_column).rename_axis(None, axis=1)
-    wide.index = pd.Index(wide.index, name=date_column) if isinstance(freq, int) else _dated(wide.index, freq)
-    for q in sorted(set(quantiles or []) - {0.5}):
-        values = result.pivot(index=DS, columns=ID, values=quantile_column(q))
-        for key in keys:
-            wide[f"{key}_q{q:.12g}"] = values[key].to_numpy()
-    return wide
-
-
-def _dated(dates: pd.Index, freq) -> pd.DatetimeIndex:
-    """The forecast dates, stamped with ``freq`` when they are regular; series that end apart leave holes."""
-    try:
-        return pd.DatetimeIndex(dates, freq=freq, name=dates.name)
-    except ValueError:
-        return pd.DatetimeIndex(dates, name=dates.name)
-
-
-__all__ = ["Forecaster", "to_wide"]
+__all__ = ["Forecaster"]

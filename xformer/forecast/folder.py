@@ -64,7 +64,9 @@ def save(forecaster, path: str | Path, overwrite: bool = False) -> Path:
     network = forecaster.network or model_config(cfg, n_channels)  # a run's own network (from_run), else cfg's
     experiment = ExperimentConfig(model=network, train=train,
                                   data=DataConfig("forecaster", {"input_len": cfg.input_len, "horizon": cfg.horizon}))
-    state = {"config": asdict(cfg), "freq": freq_label(forecaster.freq),
+    fitted = forecaster.fitted_freq if forecaster.fitted_freq is not None else forecaster.freq
+    # the freq of fit; the config's freq, one given to load in its place, is the one the folder forecasts at
+    state = {"config": asdict(cfg), "freq": freq_label(fitted),
              "series": {k: list(v) for k, v in forecaster.stats.items()}, "columns": forecaster.columns,
              "covariate_series": forecaster.cov_stats, "static_stats": forecaster.static_stats,
              "fit_report": forecaster.fit_report,
@@ -215,8 +217,11 @@ def load(cls, path: str | Path | list[str | Path], freq: str | None = None):
     network, forecaster.model = load_run_model(path)
     given = config.freq if config.freq is not None else state["freq"]
     forecaster.freq = None if given is None else parse_freq(given)
-    if freq is not None and state["freq"] is not None and parse_freq(state["freq"]) != forecaster.freq:
-        forecaster.fitted_freq = parse_freq(state["freq"])
+    if state["freq"] is not None and parse_freq(state["freq"]) != forecaster.freq:  # given to this load, or saved
+        forecaster.fitted_freq = parse_freq(state["freq"])  # in the config by a save after a load given it
+        saved = state["config"].get("freq")
+        forecaster.saved_freq = None if saved is None or parse_freq(saved) == forecaster.fitted_freq else \
+            parse_freq(saved)
     forecaster.stats = {k: (float(m), float(s)) for k, (m, s) in state.get("series", {}).items()}
     forecaster.columns = state.get("columns")
     forecaster.network = network.model if forecaster.columns is not None else None  # saved from a run (from_run)
@@ -286,6 +291,9 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
                                 stats["scale"] if stats["scale"] is not None else np.ones(n))
     forecaster.model, forecaster.columns, forecaster.network = model, list(stats["columns"]), config.model
     forecaster.freq = None if freq is None else parse_freq(freq)
+    recorded = stats.get("freq")  # the run's data's freq (runs older than the record have none)
+    if forecaster.freq is not None and recorded is not None and parse_freq(recorded) != forecaster.freq:
+        forecaster.fitted_freq = parse_freq(recorded)
     end = stats.get("validation_end")  # recorded by the run's data; runs older than the record have none
     if end is not None:
         end = end if isinstance(end, int) else pd.Timestamp(end)

@@ -20,9 +20,9 @@ from ..config import ConfigError
 from .frames import ID, load_frame
 
 
-def read_static(static_df, columns: list[str] | None) -> pd.DataFrame | None:
+def read_static(static_df, columns: list[str] | None, name: str = "static_df") -> pd.DataFrame | None:
     """The ``columns`` of ``static_df`` (a frame or CSV path), indexed by ``unique_id`` as strings; None if
-    neither is given."""
+    neither is given. ``name``: the table's name in the messages ("--static FILE" for the commands')."""
     if static_df is None:
         return None
     if not columns:
@@ -30,17 +30,17 @@ def read_static(static_df, columns: list[str] | None) -> pd.DataFrame | None:
                           "stat_exog (e.g. Forecaster(..., stat_exog=['size']))")
     frame = load_frame(static_df)
     if ID not in frame.columns:
-        raise ConfigError(f"static_df has no column 'unique_id' (it has {[str(c) for c in frame.columns]}); it needs "
+        raise ConfigError(f"{name} has no column 'unique_id' (it has {[str(c) for c in frame.columns]}); it needs "
                           "unique_id and the stat_exog columns, one row per series")
     absent = [c for c in columns if c not in frame.columns]
     if absent:
-        raise ConfigError(f"static_df has no static column {', '.join(repr(c) for c in absent)} (it has "
+        raise ConfigError(f"{name} has no static column {', '.join(repr(c) for c in absent)} (it has "
                           f"{[str(c) for c in frame.columns]}); give every column of stat_exog")
     ids = frame[ID].astype(str)
     dup = ids.duplicated(keep=False).to_numpy()
     if dup.any():
         key = ids.iloc[int(np.argmax(dup))]
-        raise ConfigError(f"static_df has {int((ids == key).sum())} rows for series '{key}'; keep one row per "
+        raise ConfigError(f"{name} has {int((ids == key).sum())} rows for series '{key}'; keep one row per "
                           "unique_id")
     values = {}
     for column in columns:
@@ -63,6 +63,12 @@ def read_static(static_df, columns: list[str] | None) -> pd.DataFrame | None:
             raise ConfigError(f"static column '{column}' holds the infinite value {raw.iloc[row]} (series "
                               f"'{ids.iloc[row]}'); static values must be finite numbers")
     return pd.DataFrame(values, index=pd.Index(ids.to_numpy(), name=ID))
+
+
+def static_for_command(path: str | None, columns: list[str] | None) -> pd.DataFrame | None:
+    """``xformer forecast`` / ``backtest``'s ``--static FILE``, checked by ``read_static`` in the commands' words
+    (``--static FILE has no column ...``), as the long frame (unique_id and ``columns``) that predict reads."""
+    return None if path is None else read_static(path, columns, f"--static {path}").rename_axis(ID).reset_index()
 
 
 def check_static(table: pd.DataFrame | None, ids: list[str], columns: list[str] | None) -> None:
@@ -89,4 +95,4 @@ def static_vector(table: pd.DataFrame, key: str, stats) -> np.ndarray:
     return (table.loc[key].to_numpy(dtype=np.float64) - np.asarray(stats[0])) / np.asarray(stats[1])
 
 
-__all__ = ["read_static", "check_static", "static_stats", "static_vector"]
+__all__ = ["read_static", "static_for_command", "check_static", "static_stats", "static_vector"]
