@@ -129,6 +129,24 @@ def test_evaluate_scores_the_average_forecast_of_the_runs(series_runs, capsys):
     assert ensemble["test_mse"] != pytest.approx(members[0]["test_mse"], rel=1e-4)
 
 
+def test_a_run_older_than_the_freq_record_joins_an_ensemble(series_runs, capsys):
+    """series_scaler.json records the data's freq since 2026-12-04: a run trained before (no such key) and one
+    after, of the same data, are one ensemble; both recording freqs that differ are not."""
+    import shutil
+
+    tmp, runs = series_runs
+    older = tmp / "older"
+    shutil.copytree(runs[1], older)
+    stats = json.loads((older / "series_scaler.json").read_text(encoding="utf-8"))
+    assert stats.pop("freq") == "h"
+    (older / "series_scaler.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["evaluate", str(runs[0]), str(older)]) == 0
+    (older / "series_scaler.json").write_text(json.dumps({**stats, "freq": "D"}, indent=1), encoding="utf-8")
+    assert main(["evaluate", str(runs[0]), str(older)]) == 2
+    assert "series_scaler.json differs" in capsys.readouterr().err
+
+
 def test_runs_of_other_data_or_heads_are_refused_in_one_line(series_runs, capsys, monkeypatch):
     tmp, runs = series_runs
     other = train(tmp, series_recipe(tmp / "a.csv", 1, horizon=4), "h4")

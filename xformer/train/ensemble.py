@@ -98,9 +98,11 @@ def lookback(run: Path) -> int | None:
 
 def _same_scaling(a: Path, b: Path) -> bool:
     """Two forecasting runs' series_scaler.json agree but for their input_len (and the validation end, which runs
-    older than its record lack)."""
+    older than its record lack); the freq of their data is compared where both record it (older runs do not)."""
     a, b = ({k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items()
              if k not in ("input_len", "validation_end")} for path in (a, b))
+    if "freq" not in a or "freq" not in b:
+        a.pop("freq", None), b.pop("freq", None)
     return a == b
 
 
