@@ -49,3 +49,20 @@ def test_the_moving_average_is_trained_where_the_model_is(tmp_path, monkeypatch)
     assert trainer.model.untrained == frozenset()
     assert trainer.ema.module.untrained == frozenset()
     check_trained(trainer.ema.module, "a score")
+
+
+def test_compare_says_a_csv_series_with_gaps_in_its_own_terms(tmp_path, capsys):
+    """It read "pass missing='ffill' ...; xformer compare takes no data.args": train's option named first, as a fix
+    compare could take. Now compare's fix comes first (the file), then train's, as for a UCR file."""
+    gap = tmp_path / "gap.csv"
+    gap.write_text("date,x\n" + "".join(f"2020-01-{1 + i // 24:02d} {i % 24:02d}:00,{'' if i == 50 else i % 7}\n"
+                                        for i in range(400)))
+    capsys.readouterr()
+    assert main(["compare", "--domains", "series", "--series-data", str(gap), "--steps", "2", "--d-model", "8",
+                 "--layers", "1", "--heads", "2", "--batch-size", "4", "--quiet", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "missing values in column 'x' (1 of 400 rows)" in err, err
+    assert "fill them in the file, or train on it with xformer train ... data.args.missing=" in err, err
+    assert "pass missing=" not in err and "takes no data.args" not in err, err
+    assert not (tmp_path / "o").exists()
