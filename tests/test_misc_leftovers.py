@@ -66,3 +66,35 @@ def test_compare_says_a_csv_series_with_gaps_in_its_own_terms(tmp_path, capsys):
     assert "fill them in the file, or train on it with xformer train ... data.args.missing=" in err, err
     assert "pass missing=" not in err and "takes no data.args" not in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_average_on_other_data_says_it_is_not_the_run_s_before_the_data_s_own_complaint(tmp_path, cli_error):
+    """`xformer average RUN --out AVG data.args.files=OTHER` on a text too small said the data's own line first
+    ("the training part has 1 tokens ...; give more text"): a fix that makes other data fit, where the run's own
+    data built when it trained. Now it is refused as not the run's data, naming the run (not AVG), for one run
+    and a soup alike, and another text of the same size too; nothing is written."""
+    (tmp_path / "t.txt").write_text("abcde" * 200, encoding="utf-8")
+    (tmp_path / "r.yaml").write_text(
+        "model: {architecture: decoder, core: {d_model: 8, n_layers: 1, n_heads: 2, d_ff: 16},\n"
+        "  tokenizer: {name: text}, head: {name: causal_lm}}\n"
+        f"data: {{name: text_lm, args: {{files: {tmp_path / 't.txt'}, tokenizer: char, block_size: 8}}}}\n"
+        "train: {steps: 4, batch_size: 4, eval_every: 2}\n", encoding="utf-8")
+    runs = [tmp_path / "run", tmp_path / "ft1", tmp_path / "ft2"]
+    for run, more in zip(runs, ([], [f"init_from={runs[0]}", "train.seed=1"], [f"init_from={runs[0]}"])):
+        assert main(["train", str(tmp_path / "r.yaml"), "--out", str(run), "--quiet", "--threads", "1", *more]) == 0
+    (tmp_path / "small.txt").write_text("ab", encoding="utf-8")
+    (tmp_path / "other.txt").write_text("edcba" * 200, encoding="utf-8")
+    avg = tmp_path / "avg"
+    for chosen in (["run", "--last", "2"], ["ft1", "ft2"]):
+        for other in ("small.txt", "other.txt"):
+            err = cli_error(["average", *(c if c.startswith("-") or c.isdigit() else tmp_path / c for c in chosen),
+                             "--out", avg,
+                             f"data.args.files={tmp_path / other}"])
+            first = tmp_path / chosen[0]
+            assert err.startswith(f"xformer: error: cannot average {first}: the data at {tmp_path / other} "
+                                  "(data.args.files) is not the run's: "), err
+            assert f"move it back to {tmp_path / 't.txt'}" in err and str(avg) not in err, err
+            assert "give more text" not in err and "score it on other data" not in err, err
+            assert not avg.exists()
+    assert main(["average", str(runs[0]), "--last", "2", "--out", str(avg), f"data.args.files={tmp_path / 't.txt'}",
+                 "--threads", "1"]) == 0
