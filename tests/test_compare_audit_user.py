@@ -133,14 +133,15 @@ def test_every_table_and_figure_says_its_metric_split_seeds_and_run(study):
 
 def test_a_data_fix_compare_cannot_take_says_so(tmp_path, capsys):
     """A gap in a series CSV, series of unequal lengths in a UCR file: the data's fix, data.args.missing=..., is an
-    argument of xformer train that compare does not accept (the UCR line says the fix in compare's terms first:
-    fill the gaps in the file)."""
+    argument of xformer train that compare does not accept, so both lines say the fix in compare's terms first
+    (fill the gaps in the file), then train's."""
     gap = tmp_path / "gap.csv"
     gap.write_text("date,x\n" + "".join(f"2020-01-{1 + i // 24:02d} {i % 24:02d}:00,{'' if i == 50 else i % 7}\n"
                                         for i in range(400)))
     ragged = tmp_path / "ragged.tsv"
     ragged.write_text("".join(f"{i % 2}\t" + "\t".join(map(str, range(20 + i % 3))) + "\n" for i in range(40)))
-    for argv, fix in ((["--domains", "series", "--series-data", str(gap)], "xformer compare takes no data.args"),
+    for argv, fix in ((["--domains", "series", "--series-data", str(gap)],
+                       "fill them in the file, or train on it with xformer train ... data.args.missing=interpolate"),
                       (["--domains", "classify", "--classify-data", str(ragged)],
                        "fill them in the file, or train on it with xformer train ... data.args.missing=ffill")):
         err = one_line_error(capsys, ["compare", *TINY, *argv, "--out", str(tmp_path / "o")])

@@ -228,7 +228,7 @@ def test_a_data_fix_compare_cannot_take_names_the_argument(tmp_path, cli_error):
     gap.write_text("date,x\n" + "".join(f"2020-01-{1 + i // 24:02d} {i % 24:02d}:00,{'' if i == 50 else i % 7}\n"
                                         for i in range(400)))
     refused(cli_error, tmp_path, ["--domains", "series", "--series-data", gap],
-            "xformer compare takes no data.args (here missing)", "xformer train")
+            "fill them in the file, or train on it with xformer train ... data.args.missing=interpolate (or ffill)")
 
 
 def test_the_way_on_from_a_finished_or_a_stopped_report(tmp_path, cli_error):

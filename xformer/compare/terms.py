@@ -31,6 +31,10 @@ REWRITES = [
      "series a class (or train without validation with xformer train ... data.args.val_fraction=0)"),
     ("series", r"choose the value columns with columns=\[\.\.\.\]", "keep only the date and value columns in the file"),
     ("series", r"data\.args\.path\b", "--series-data"),
+    ("series", r"pass missing='ffill' or missing='interpolate' to fill them \(in a recipe or on the command line: "
+     r"data\.args\.missing=interpolate\)",
+     "fill them in the file, or train on it with xformer train ... data.args.missing=interpolate (or ffill), which "
+     "fills them"),
     ("text", r"block_size \+ 1 = (\d+)(?: tokens)?", r"\1 characters"),  # the char tokenizer: a token is a character
     ("text", r"\b(\d+) tokens\b", r"\1 characters"),
     ("classify", r"pass data\.args\.missing=ffill to fill them",

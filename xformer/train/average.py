@@ -34,13 +34,18 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..config import ConfigError, load_yaml
+from ..config import ConfigError, from_dict, load_yaml
+from ..data.registry import build_data
+from ..data.vocab import META_FILE
 from ..folders import OutputFolder, check_outside_data, not_a_run_folder, write_atomically
 from .checkpoint import AVERAGED_FILE, EMA_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
-from .config import apply_overrides, metric_mode
+from .config import ExperimentConfig, apply_overrides, metric_mode
+from .data_identity import SPLIT_FILE, building_moved_data, check_run_data
 from .metrics import metric_rows
-from .resume import DATA_PATHS, absolute_data_paths, check_data_there
+from .resume import DATA_PATHS, absolute_data_paths, check_data_there, moved_data_paths
+from .rng import seed_everything
 from .run import evaluate_model, load_run, run_checkpoint
+from .same_data import dataset_defaults
 
 # what a run folder holds of its training, not of its model and data: the average starts these afresh
 HISTORY = ("checkpoints", "metrics.json", "metrics.jsonl", "train.log", "learning_curve.png", "tensorboard", "wandb",
@@ -135,6 +140,8 @@ def average_run(run_dirs: str | Path | list, out: str | Path, last: int | None =
     recipe = _moved_data(load_yaml(first / "config.yaml"), list(data_overrides))
     check_data_there((recipe.get("data") or {}).get("args") or {}, f"xformer average {first} {chose} --out {out}")
     check_outside_data(out, "--out", runs)
+    if data_overrides:
+        _check_moved_data(first, recipe)
     folder = OutputFolder(out, overwrite, "run", marker="config.yaml")
     weights = average_weights(paths)
     state = read_state(paths[-1] if len(runs) == 1 else paths[0])  # the newest step; the first run's of a soup
@@ -180,6 +187,23 @@ def check_soup(runs: list[Path]) -> None:
             raise ConfigError(f"{run} has another model.{parts[0]} than {runs[0]}; average runs of one model (seeds "
                               "or settings of its training), or evaluate them as an ensemble")
         check_same_data(runs[0], run)
+
+
+def _check_moved_data(run: Path, recipe: dict) -> None:
+    """The run's data at the new place ``recipe`` gives must be provably its own (``check_run_data``), before
+    anything is written; built as ``load_run`` builds it (seeded, with the run's vocabulary), which scores it next.
+    Data that does not build at all is not the run's either, which is said first (``building_moved_data``)."""
+    saved, config = (from_dict(ExperimentConfig, r) for r in (load_yaml(run / "config.yaml"), recipe))
+    moved = moved_data_paths(saved, config)
+    if not moved:  # given at the run's own place: load_run checks it as any run's
+        return
+    args = dict(config.data.args)
+    if (run / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
+        args["tokenizer"] = str(run / "tokenizer")
+    seed_everything(config.train.seed)
+    with building_moved_data(run, moved, "average"):
+        data = build_data(config.data.name, args)
+    check_run_data(run, data, args, "average", moved=moved if (run / SPLIT_FILE).is_file() else None)
 
 
 def _moved_data(recipe: dict, overrides: list[str]) -> dict:

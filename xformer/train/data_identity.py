@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from torch.utils.data import Subset
@@ -145,20 +146,19 @@ def check_run_data(run_dir: Path, data: DataBundle, args: dict, doing: str = "ev
                    record: dict | None = None, overridden: set[str] = frozenset(), moved: dict | None = None) -> None:
     """The run's own data (built from ``args``, its ``data.args``) must be the data it was trained on: one
     ConfigError naming what changed (classes, series rows, the split) and the fix otherwise. ``doing``:
-    "evaluate" or "resume", for the fix; ``record``: ``split_record(data)`` when already computed;
+    "evaluate", "resume" or "average", for the fix; ``record``: ``split_record(data)`` when already computed;
     ``overridden``: the keys of ``args`` given otherwise than the run's (``changed_args``), whose effects are
     not compared (``check_same_task`` does: e.g. input_len, image_size); ``moved``: {key: (old, new)} of the data
-    paths a resume gives at a new place (``moved_data_paths``), which the run's records must prove its own."""
+    paths a resume or average gives at a new place (``moved_data_paths``), which the run's records must prove its
+    own."""
     run_dir = Path(run_dir)
     if moved:
-        _check_provable(run_dir, moved)
+        _check_provable(run_dir, moved, doing)
     problem = _data_problem(run_dir, data, record, overridden)
     if problem is None:
         return
     if moved:
-        key, (old, new) = next(iter(moved.items()))
-        raise ConfigError(f"cannot resume {run_dir}: the data at {new} (data.args.{key}) is not the run's: {problem}; "
-                          f"give the place the run's own data moved to, or move it back to {old}")
+        raise ConfigError(_not_the_runs(run_dir, moved, doing, problem))
     raise ConfigError(f"the data of {run_dir} changed since it was trained: {problem}; {_fix(doing, args)}")
 
 
@@ -181,9 +181,29 @@ def _data_problem(run_dir: Path, data: DataBundle, record: dict | None, overridd
     return problem
 
 
-def _check_provable(run_dir: Path, moved: dict) -> None:
+def _not_the_runs(run_dir: Path, moved: dict, doing: str, problem: str) -> str:
+    key, (old, new) = next(iter(moved.items()))
+    return (f"cannot {doing} {run_dir}: the data at {new} (data.args.{key}) is not the run's: {problem}; give the "
+            f"place the run's own data moved to, or move it back to {old}")
+
+
+@contextmanager
+def building_moved_data(run_dir: Path, moved: dict, doing: str):
+    """Around building the run's data given at a new place (``moved``, as ``check_run_data`` takes it): the run's
+    own data built with these arguments when it trained, so a data error there (a text shorter than one window, a
+    column missing) says the data is not the run's, first; the data's own fix would make other data fit."""
+    try:
+        yield
+    except ConfigError as error:
+        problem = str(error).partition("; ")[0]  # the data's line is "problem; fix": its fix is not the way on here
+        raise ConfigError(_not_the_runs(run_dir, moved, doing, f"it does not build as the run's did ({problem})")) \
+            from None
+
+
+def _check_provable(run_dir: Path, moved: dict, doing: str) -> None:
     """The run's records can tell its own data at a new place from other data (see the module docstring). A run
-    without data_split.json never gets here: ``resume.check_resume`` refuses its moved data first."""
+    without data_split.json never gets here: ``resume.check_resume`` refuses its moved data first, and average
+    checks it as before the file existed."""
     key, (old, new) = next(iter(moved.items()))
     splits = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8")).get("splits") or {}
     stats_file = run_dir / "series_scaler.json"
@@ -191,9 +211,9 @@ def _check_provable(run_dir: Path, moved: dict) -> None:
     if any(isinstance(entry, dict) and ("files" in entry or "content" in entry) for entry in splits.values()) or \
             (stats.get("mean") is not None and stats.get("scale") is not None):
         return
-    raise ConfigError(f"cannot resume {run_dir} on the data at {new} (data.args.{key}): its {SPLIT_FILE} holds "
+    raise ConfigError(f"cannot {doing} {run_dir} on the data at {new} (data.args.{key}): its {SPLIT_FILE} holds "
                       "example counts only, which cannot tell its data from other data of the same size, so a "
                       f"moved data set cannot be checked to be the run's; move the data back to {old}")
 
 
-__all__ = ["SPLIT_FILE", "split_record", "record_split", "check_run_data"]
+__all__ = ["SPLIT_FILE", "split_record", "record_split", "check_run_data", "building_moved_data"]

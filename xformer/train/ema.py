@@ -7,6 +7,10 @@ running mean and variance follow the averaged weights they normalise (PatchTST, 
 Copying them instead would pair averaged weights with the live model's statistics. Integer buffers
 (BatchNorm's ``num_batches_tracked``) are copied; constant tables average to themselves exactly,
 since lerp(a, a, w) = a.
+
+The copy also follows the model's ``untrained`` (a head no checkpoint gave, models.clear_stepped_untrained): from
+the first step the average is of the stepped weights (d_1 = 0), and a parameter never stepped averages to its
+initial value, so the average is untrained exactly where the model is.
 """
 from __future__ import annotations
 
@@ -43,3 +47,5 @@ class WeightAverage:
         for mine, theirs in pairs:
             if not mine.is_floating_point():
                 mine.copy_(theirs)
+        if hasattr(model, "untrained"):  # a baseline has no such record
+            self.module.untrained = model.untrained
