@@ -135,7 +135,7 @@ def test_a_run_older_than_the_freq_record_joins_an_ensemble(series_runs, capsys)
     import shutil
 
     tmp, runs = series_runs
-    older = tmp / "older"
+    older = tmp / "before_freq_record"
     shutil.copytree(runs[1], older)
     stats = json.loads((older / "series_scaler.json").read_text(encoding="utf-8"))
     assert stats.pop("freq") == "h"
