@@ -179,6 +179,12 @@ def not_a_run_folder(path: str | Path) -> str:
     return f"{path} is not a run folder (no config.yaml){replaced_note(path)}"
 
 
+def is_hf_folder(path: str | Path) -> bool:
+    """A Hugging Face model folder (config.json, as save_pretrained writes it) that is not an xformer run
+    (config.yaml)."""
+    return (Path(path) / "config.json").is_file() and not (Path(path) / "config.yaml").is_file()
+
+
 def is_run_folder(path: str | Path) -> bool:
     """A trained run's folder, as ``xformer train`` (or ``Forecaster.save``) writes it: config.yaml and checkpoints/."""
     return (Path(path) / "config.yaml").is_file() and (Path(path) / "checkpoints").is_dir()

@@ -27,7 +27,7 @@ import torch
 
 from .batch import IMAGES
 from .config import ConfigError, load_yaml
-from .folders import not_a_run_folder
+from .folders import is_hf_folder, not_a_run_folder
 from .metrics_classification import top_classes
 from .data.image_augment import eval_transform, shrink_or_stretch
 from .data.image_files import IMAGE_ERRORS, IMAGE_SUFFIXES, images_under, open_quietly, too_large_image
@@ -335,7 +335,7 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
     (predict_hf.py). Several runs of one task and data (a list) predict as
     their ensemble: class probabilities averaged. ``device``: cpu, cuda, cuda:1, auto; one this machine lacks is
     refused in one line."""
-    from .predict_hf import is_hf_folder, load_hf_classifier
+    from .predict_hf import load_hf_classifier
     from .predict_series import predict_series, series_classifier_info, series_inputs
     from .train.distributed import pick_device
     from .train.ensemble import load_ensemble_model

@@ -12,16 +12,8 @@ give probabilities that differ in the last digits; a file of the model's size gi
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from .config import ConfigError
 from .errors import a_or_an
-
-
-def is_hf_folder(path) -> bool:
-    """A Hugging Face model folder (config.json) that is not an xformer run (config.yaml)."""
-    path = Path(path)
-    return (path / "config.json").is_file() and not (path / "config.yaml").is_file()
 
 
 def load_hf_classifier(folder) -> tuple:
@@ -60,4 +52,4 @@ def load_hf_classifier(folder) -> tuple:
     return model, "images", (spec, pre.class_names)
 
 
-__all__ = ["is_hf_folder", "load_hf_classifier"]
+__all__ = ["load_hf_classifier"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..batch import IMAGES, LABELS
 from ..config import ConfigError, load_yaml
-from ..folders import FIGURE_SUFFIXES, check_outside_data, not_a_run_folder, output_file
+from ..folders import FIGURE_SUFFIXES, check_outside_data, is_hf_folder, not_a_run_folder, output_file
 
 
 def run(args: argparse.Namespace) -> None:
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> None:
     from ..train.run import load_run
 
     run_dir = Path(args.run_dir)
-    if not (run_dir / "config.yaml").is_file() and (run_dir / "config.json").is_file():  # e.g. a ViTModel's
+    if is_hf_folder(run_dir):  # e.g. a ViTModel's
         raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: xformer attention draws a run's image "
                           f"model on its data; fine-tune it first (xformer train RECIPE --init-from hf:{run_dir}) "
                           "and give that run's --out folder")

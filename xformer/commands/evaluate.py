@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..config import ConfigError, load_yaml
-from ..folders import not_a_run_folder
+from ..folders import is_hf_folder, not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> None:
         if Path(run_dir).suffix in (".yaml", ".yml") and Path(run_dir).is_file():
             raise ConfigError(f"{run_dir} is a recipe: evaluate scores one recipe's starting weights alone "
                               "(xformer evaluate RECIPE.yaml), or runs (their ensemble), not both")
-        if not (Path(run_dir) / "config.yaml").is_file() and (Path(run_dir) / "config.json").is_file():
+        if is_hf_folder(run_dir):
             _check_folder_trained(run_dir)
             raise ConfigError(f"{run_dir} is a Hugging Face folder, not a run: evaluate needs a run's data; score it "
                               f"on a recipe's data with xformer evaluate RECIPE.yaml init_from=hf:{run_dir}, or "

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from ..batch import LABELS
 from ..config import ConfigError, load_yaml, to_dict
+from ..folders import is_hf_folder
 from .config import Distill, ExperimentConfig
 from .rng import rng_state, set_rng_state
 
@@ -135,7 +136,7 @@ def check_teacher(config: ExperimentConfig) -> Path:
     classification run with this student's number of classes, reading images of the student's (C, H, W)
     normalised as the student's data does (one ConfigError naming the fix otherwise). ``config``: resolved."""
     teacher = teacher_path(config.distill.teacher)
-    if not (teacher / "config.yaml").is_file() and (teacher / "config.json").is_file():  # e.g. a BertModel's
+    if is_hf_folder(teacher):  # e.g. a BertModel's
         raise ConfigError(f"distill.teacher {teacher}: a Hugging Face folder, not a run; a teacher is a trained "
                           f"classification run: fine-tune it first (xformer train RECIPE --init-from hf:{teacher}) "
                           "and give that run's --out folder")

@@ -25,7 +25,7 @@ from ..config import ConfigError, from_dict, load_yaml
 from ..errors import UserError
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
-from ..folders import OutputFolder, check_run_outside_data, write_atomically
+from ..folders import OutputFolder, check_run_outside_data, is_hf_folder, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, ModelConfig, build_model
@@ -303,7 +303,7 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Exper
     the data files nor a vocabulary training are needed. A Hugging Face folder (config.json, GPT-2 or BERT)
     gives its own model and head (``xformer.interop.pretrained.load_pretrained``)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file() and (run_dir / "config.json").is_file():
+    if is_hf_folder(run_dir):
         from ..interop.pretrained import load_pretrained  # a Hugging Face folder: its weights, its own head
 
         model, _ = load_pretrained(run_dir)
