@@ -32,6 +32,9 @@ series classification   INPUTS                 inputs                (B, L, C) f
 Targets (``labels``, ``targets``, ``next_sentence_label``) are absent when predicting; a head then
 returns no loss. The strings are those of earlier releases: saved runs and user code are unaffected.
 """
+from collections.abc import Mapping
+
+from .errors import ConfigError
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
@@ -45,7 +48,19 @@ TARGETS = "targets"
 NEXT_SENTENCE_LABEL = "next_sentence_label"
 
 __all__ = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS", "SRC_IDS", "SRC_MASK", "IMAGES", "INPUTS", "LABELS",
-           "TARGETS", "NEXT_SENTENCE_LABEL"]
+           "TARGETS", "NEXT_SENTENCE_LABEL", "batch_input"]
 PAST_COVARIATES = "past_covariates"
 FUTURE_COVARIATES = "future_covariates"
 STATIC_COVARIATES = "static_covariates"
+
+
+def batch_input(batch, key: str):
+    """``batch[key]``, the input a model reads; a batch that is no dict, or lacks ``key``, is refused in one line
+    (a notebook's model(images) or a misspelt key was a bare IndexError or KeyError inside a tokenizer)."""
+    if not isinstance(batch, Mapping):
+        raise ConfigError(f"a model takes a batch dict such as {{{key!r}: tensor}}, got {type(batch).__name__}; "
+                          "xformer/batch.py lists the keys of each task")
+    if key not in batch:
+        raise ConfigError(f"the batch has no {key!r} (its keys: {', '.join(map(repr, batch)) or 'none'}); the model "
+                          f"reads its input from batch[{key!r}] (xformer/batch.py lists the keys of each task)")
+    return batch[key]

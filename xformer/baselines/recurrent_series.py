@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..batch import INPUTS
+from ..batch import INPUTS, batch_input
 from ..core import Dropout
 from ..heads.forecasting import forecast_output
 from ..registry import register_baseline
@@ -57,7 +57,7 @@ class LSTMForecaster(nn.Module):
         self.proj = nn.Linear(hidden_dim, horizon * n_channels)
 
     def forward(self, batch: dict) -> dict:
-        x: Tensor = batch[INPUTS]
+        x: Tensor = batch_input(batch, INPUTS)
         check_window(x, self.input_len, self.n_channels)
         stats = None
         if self.revin is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..batch import INPUTS
+from ..batch import INPUTS, batch_input
 from ..errors import ConfigError
 from ..heads.forecasting import forecast_output
 from ..registry import check_sizes, register_baseline
@@ -58,7 +58,7 @@ class DLinear(nn.Module):
         self.trend = nn.ModuleList(nn.Linear(input_len, horizon) for _ in range(n))
 
     def forward(self, batch: dict) -> dict:
-        x = batch[INPUTS]
+        x = batch_input(batch, INPUTS)
         trend = moving_average(x, self.kernel_size)
         seasonal, trend = (x - trend).transpose(1, 2), trend.transpose(1, 2)  # (B, C, L)
         if self.individual:
@@ -90,7 +90,7 @@ class RLinear(nn.Module):
         self.linear = nn.ModuleList(nn.Linear(input_len, horizon) for _ in range(n_channels if individual else 1))
 
     def forward(self, batch: dict) -> dict:
-        x = batch[INPUTS]
+        x = batch_input(batch, INPUTS)
         stats = self.revin.statistics(x)
         z = self.drop(self.revin.normalize(x, stats)).transpose(1, 2)  # (B, C, L)
         if self.individual:
@@ -131,7 +131,7 @@ class SparseTSF(nn.Module):
         self.linear = nn.Linear(input_len // period, -(-horizon // period), bias=False)
 
     def forward(self, batch: dict) -> dict:
-        x = batch[INPUTS][:, -self.used:]
+        x = batch_input(batch, INPUTS)[:, -self.used:]
         (b, length, c), w = x.shape, self.period
         mean = x.mean(1, keepdim=True)
         z = (x - mean).transpose(1, 2).reshape(b * c, 1, length)
@@ -148,7 +148,7 @@ class LastValue(nn.Module):
         self.horizon = horizon
 
     def forward(self, batch: dict) -> dict:
-        x = batch[INPUTS]
+        x = batch_input(batch, INPUTS)
         return forecast_output(x[:, -1:].expand(-1, self.horizon, -1), batch)
 
 
@@ -163,7 +163,7 @@ class SeasonalNaive(nn.Module):
         self.register_buffer("index", input_len - period + torch.arange(horizon) % period, persistent=False)
 
     def forward(self, batch: dict) -> dict:
-        return forecast_output(batch[INPUTS][:, self.index], batch)
+        return forecast_output(batch_input(batch, INPUTS)[:, self.index], batch)
 
 
 register_baseline("dlinear")(DLinear)

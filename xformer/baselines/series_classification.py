@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..batch import INPUTS
+from ..batch import INPUTS, batch_input
 from ..core import Dropout
 from ..errors import ConfigError
 from ..heads.classification import classification_output
@@ -64,7 +64,7 @@ def _check(n_channels: int, input_len: int, n_classes: int, widths: Sequence[int
 
 def _windows(batch: dict, input_len: int, n_channels: int) -> Tensor:
     """The batch's ``inputs`` (B, L, C) checked and turned to the convolutions' (B, C, L)."""
-    x: Tensor = batch[INPUTS]
+    x: Tensor = batch_input(batch, INPUTS)
     if x.dim() != 3 or x.shape[1] != input_len or x.shape[2] != n_channels:
         raise ConfigError(f"inputs must be (batch, {input_len}, {n_channels}) windows of input_len={input_len} steps "
                           f"and n_channels={n_channels} channels, got {tuple(x.shape)}; the data sets both: leave "

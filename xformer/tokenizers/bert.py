@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..batch import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS
+from ..batch import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS, batch_input
 from ..core import CoreConfig, Dropout
 from ..registry import check_sizes, check_vocabulary, register_tokenizer
 from ..tokens import Tokens, TokenState
@@ -42,7 +42,7 @@ class BertEmbedding(nn.Module):
         self.token_state = TokenState(prefix_tokens=1, class_token=True)
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        ids: Tensor = batch[INPUT_IDS]
+        ids: Tensor = batch_input(batch, INPUT_IDS)
         n = ids.shape[1]
         if offset + n > self.positions.num_embeddings:
             raise ValueError(f"sequence of {offset + n} positions is longer than the "

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..batch import INPUTS
+from ..batch import INPUTS, batch_input
 from ..core import CoreConfig, Dropout
 from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
@@ -127,7 +127,7 @@ class _SeriesTokenizer(nn.Module):
                           channel_independent=self.channel_independent)
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        x: Tensor = batch[INPUTS]
+        x: Tensor = batch_input(batch, INPUTS)
         check_window(x, self.input_len, self.n_channels)
         state = TokenState(n_channels=self.n_channels, channel_independent=self.channel_independent)
         if self.revin is not None:

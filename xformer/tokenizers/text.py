@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..batch import ATTENTION_MASK, INPUT_IDS, SRC_IDS, SRC_MASK
+from ..batch import ATTENTION_MASK, INPUT_IDS, SRC_IDS, SRC_MASK, batch_input
 from ..core import CoreConfig, Dropout
 from ..registry import check_sizes, check_vocabulary, register_tokenizer
 from ..tokens import Tokens
@@ -33,7 +33,7 @@ class TextEmbedding(nn.Module):
         self.ids_key, self.mask_key = ids_key, mask_key
 
     def forward(self, batch: dict, offset: int = 0) -> Tokens:
-        ids: Tensor = batch[self.ids_key]
+        ids: Tensor = batch_input(batch, self.ids_key)
         mask = batch.get(self.mask_key)
         mask = mask.bool() if mask is not None else None
         x = self.embed(ids)
