@@ -6,11 +6,43 @@ Each batch is read (an image decoded, a window cut) once: its loss is added, the
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 
 from ..data.registry import DataBundle
+from ..errors import ConfigError
+
+
+def dict_batch(batch, split: str):
+    """``batch``, once it is known to be a dict: a loader of tuples (a ``TensorDataset``'s) is refused in one line
+    (it was an AttributeError inside the training loop)."""
+    if not isinstance(batch, Mapping):
+        raise ConfigError(f"the {split} data gives batches of {type(batch).__name__}, not dicts; give items (or a "
+                          "DataBundle collate) that are dicts keyed as the model reads them, e.g. {'images': x, "
+                          "'labels': y} (xformer/batch.py lists the keys of each task)")
+    return batch
+
+
+def split_of(data: DataBundle, split: str):
+    """``data``'s dataset of ``split``; a split the data lacks, or a name that is none, is refused in one line naming
+    the splits it has (they were a TypeError on None and an AttributeError)."""
+    held = [name for name in ("train", "val", "test") if getattr(data, name) is not None]
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"no split {split!r}; evaluate one of: {', '.join(held)}")
+    if getattr(data, split) is None:
+        raise ConfigError(f"the data has no {split!r} split; give DataBundle({split}=...) or evaluate one of: "
+                          f"{', '.join(held)}")
+    return getattr(data, split)
+
+
+def loss_of(out: dict, batch: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's (loss, loss_weight); a batch without targets, on which a head returns no loss, is refused in
+    one line naming the batch's keys (it was a KeyError 'loss_weight')."""
+    if "loss" not in out:
+        raise ConfigError(f"the model returned no loss on a batch of {', '.join(map(repr, batch))}; give its targets "
+                          "('labels' or 'targets': xformer/batch.py lists the keys of each task)")
+    return out["loss"], out["loss_weight"]
 
 
 def evaluate_batches(engine: torch.nn.Module, model: torch.nn.Module, data: DataBundle, split: str,
@@ -21,10 +53,10 @@ def evaluate_batches(engine: torch.nn.Module, model: torch.nn.Module, data: Data
 
     def scored():
         for batch in batches:
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            out = engine(batch)
-            weight = torch.as_tensor(out["loss_weight"], device=device).float()
-            totals.add_(torch.stack([out["loss"].float() * weight, weight]))
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in dict_batch(batch, split).items()}
+            loss, weight = loss_of(engine(batch), batch)
+            weight = torch.as_tensor(weight, device=device).float()
+            totals.add_(torch.stack([loss.float() * weight, weight]))
             yield batch
 
     read = scored()
@@ -43,4 +75,4 @@ def evaluate_batches(engine: torch.nn.Module, model: torch.nn.Module, data: Data
     return {"loss": loss, **metrics}
 
 
-__all__ = ["evaluate_batches"]
+__all__ = ["dict_batch", "split_of", "loss_of", "evaluate_batches"]

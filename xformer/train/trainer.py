@@ -43,7 +43,7 @@ from .config import TrainConfig
 from .diverged import diverged_message
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
 from .ema import WeightAverage
-from .evaluation import evaluate_batches
+from .evaluation import dict_batch, evaluate_batches, loss_of, split_of
 from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, early_stopping_value, flat
 from .optim import build_optimizer, build_scheduler
@@ -245,7 +245,7 @@ class Trainer:
             for batch in self.loader:
                 self.seen_in_epoch += self.micro * self.world.size
                 yield {k: v.to(self.world.device, non_blocking=True) if torch.is_tensor(v) else v
-                       for k, v in batch.items()}
+                       for k, v in dict_batch(batch, "training").items()}
             self.epoch, self.seen_in_epoch = self.epoch + 1, 0
 
     def _step(self, batches) -> tuple[float, float]:
@@ -281,9 +281,9 @@ class Trainer:
                 kept.append(batch)
             with grad_sync(self.engine, i == self.cfg.grad_accum - 1):
                 with self.autocast:
-                    out = self.engine(batch)
-                weight = torch.as_tensor(out["loss_weight"], device=self.world.device).float()
-                weighted = out["loss"].float() * weight
+                    loss, weight = loss_of(self.engine(batch), batch)
+                weight = torch.as_tensor(weight, device=self.world.device).float()
+                weighted = loss.float() * weight
                 if self.learns:
                     weighted.backward()
             totals += torch.stack([weighted.detach(), weight])
@@ -294,7 +294,7 @@ class Trainer:
     def evaluate(self, split: str, max_batches: int | None = None) -> dict[str, float]:
         """Target-weighted mean loss and the data's own metrics (every rank evaluates the whole split,
         or its first ``max_batches`` / train.eval_batches batches)."""
-        dataset = getattr(self.data, split)
+        dataset = split_of(self.data, split)
         loader = DataLoader(dataset, self.cfg.eval_batch_size or self.micro, shuffle=False,
                             collate_fn=self.data.collate, num_workers=self.cfg.num_workers)
         # the average is an unwrapped copy: every rank evaluates it alone, as it evaluates the whole split
