@@ -30,7 +30,8 @@ from .config import ConfigError, load_yaml
 from .folders import is_hf_folder, not_a_run_folder
 from .metrics_classification import top_classes
 from .data.image_augment import eval_transform, shrink_or_stretch
-from .data.image_files import IMAGE_ERRORS, IMAGE_SUFFIXES, images_under, open_quietly, too_large_image
+from .data.image_files import (IMAGE_ERRORS, IMAGE_SUFFIXES, images_under, is_in_memory, open_quietly, pil_image,
+                                too_large_image)
 from .data.images import PREPROCESS_FILE, default_preprocess
 from .registry import first_line
 
@@ -147,13 +148,18 @@ def read_preprocess(path: str | Path) -> dict:
     return spec
 
 
-def load_image(path: str | Path, spec: dict) -> torch.Tensor:
-    """One image file as the run's evaluation transform makes it: (C, H, W) float."""
+def load_image(path, spec: dict, name: str | None = None) -> torch.Tensor:
+    """One image file (or a PIL image or numpy array, called ``name`` in errors) as the run's evaluation transform
+    makes it: (C, H, W) float."""
     from PIL import Image
 
     from .data.image_augment import convert_image
 
     mode = {1: "L", 3: "RGB"}[int(spec["channels"])]
+    if is_in_memory(path):
+        name = name or "the image"
+        image = convert_image(pil_image(path, name), mode, name)
+        return transformed(image, spec)
     try:
         with open_quietly(path) as im:  # as training reads images: PIL's bomb warning silenced, its error ours
             image = convert_image(im, mode, path)
@@ -167,6 +173,11 @@ def load_image(path: str | Path, spec: dict) -> torch.Tensor:
     except IMAGE_ERRORS as e:
         raise ConfigError(f"cannot read image {path} ({first_line(e)}); give a PNG, JPEG or another image "
                           "file PIL can open") from None
+    return transformed(image, spec)
+
+
+def transformed(image, spec: dict) -> torch.Tensor:
+    """A PIL image of the run's mode through its evaluation transform."""
     size = list(spec["image_size"])
     if spec.get("resize") == "bilinear":  # digits: brought to their 8x8 first, then upsampled as at training
         x = transform_of(tuple(size), None, None, resize=False)(image)
@@ -184,10 +195,13 @@ def transform_of(size: tuple, mean: tuple | None, std: tuple | None, resize: boo
 
 
 def image_files(inputs: Sequence[str | Path]) -> list[Path]:
-    """The files named, and the image files inside the folders named (``IMAGE_SUFFIXES``, hidden files and
-    folders skipped, sorted), as training lists an image folder."""
+    """The files named (and PIL images or numpy arrays, kept as they are), and the image files inside the folders
+    named (``IMAGE_SUFFIXES``, hidden files and folders skipped, sorted), as training lists an image folder."""
     files = []
     for item in inputs:
+        if is_in_memory(item):  # a notebook's image: predicted as its file would be
+            files.append(item)
+            continue
         path = Path(item)
         if path.is_dir():
             found = images_under(path)
@@ -206,7 +220,8 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
 @torch.no_grad()
 def predict_images(model: torch.nn.Module, files: Sequence[Path], spec: dict, names: Sequence[str],
                    top_k: int = 5, batch_size: int = 64, device: str | torch.device = "cpu") -> list[dict]:
-    """One row per file: {"file", "class", "probability", "top_k": [(class, probability), ...]}."""
+    """One row per file (or PIL image / numpy array: "file" is then "image N", N its row's position): {"file",
+    "class", "probability", "top_k": [(class, probability), ...]}."""
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
     if batch_size < 1:
@@ -215,9 +230,11 @@ def predict_images(model: torch.nn.Module, files: Sequence[Path], spec: dict, na
     rows = []
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
-        images = torch.stack([load_image(f, spec) for f in chunk]).to(device)
+        # an image held in memory is named by its row's position
+        labels = [f"image {start + i}" if is_in_memory(f) else str(f) for i, f in enumerate(chunk)]
+        images = torch.stack([load_image(f, spec, label) for f, label in zip(chunk, labels)]).to(device)
         logits = model({IMAGES: images})["logits"]
-        rows += [{"file": str(f), **top} for f, top in zip(chunk, top_classes(logits, names, top_k))]
+        rows += [{"file": label, **top} for label, top in zip(labels, top_classes(logits, names, top_k))]
     return rows
 
 

@@ -211,6 +211,26 @@ def too_large_image(path, error: Exception) -> str:
             "if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS in Python before reading it")
 
 
+def is_in_memory(image) -> bool:
+    """Whether ``image`` is a picture held in memory (a PIL image or a numpy array), not a path."""
+    import numpy as np
+
+    return isinstance(image, (Image.Image, np.ndarray))
+
+
+def pil_image(image, name: str):
+    """A PIL image of an in-memory one: numpy arrays as ``PIL.Image.fromarray`` reads them ((H, W) grey, of uint8,
+    uint16 or float in [0, 1] as the files of those depths; (H, W, 3) uint8 RGB); another is refused in one line."""
+    if isinstance(image, Image.Image):
+        return image
+    array = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    try:
+        return Image.fromarray(array)
+    except (TypeError, ValueError, KeyError):
+        raise ConfigError(f"{name}: an array of {image.dtype} {tuple(image.shape)}; give uint8 pixels (H, W) or "
+                          "(H, W, 3) as PIL reads image files, or a PIL image") from None
+
+
 __all__ = ["IMAGE_SUFFIXES", "IMAGE_ERRORS", "is_hidden", "is_image_file", "images_under", "walk_folder",
            "check_link_target", "loose_images", "image_class_folder", "check_image_headers", "open_quietly",
-           "open_image", "unreadable_image", "too_large_image"]
+           "open_image", "unreadable_image", "too_large_image", "is_in_memory", "pil_image"]
