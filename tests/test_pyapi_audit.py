@@ -119,3 +119,67 @@ def test_predict_run_takes_images_in_memory_as_their_files(digits_run, tmp_path)
     with pytest.raises(ConfigError, match=r"^image 0: an array of float64 \(8, 8, 3\); give uint8 pixels .*") as e:
         predict_run(digits_run, [np.zeros((8, 8, 3))])
     one_line(e)
+
+
+def test_predict_run_takes_one_image_in_memory_as_one_image(digits_run):
+    """A lone array was iterated row by row (list(array)); it is one image, as a lone path is one file."""
+    from xformer.predict import predict_run
+
+    grey = (np.random.default_rng(2).random((8, 8)) * 255).astype(np.uint8)
+    assert predict_run(digits_run, grey, top_k=2)[0] == predict_run(digits_run, [grey], top_k=2)[0]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    import pandas as pd
+
+    from xformer.train.run import train_run
+
+    tmp = tmp_path_factory.mktemp("pyapi_text")
+    rng = np.random.default_rng(0)
+    labels = rng.choice(["neg", "pos"], 64)
+    words = {"neg": ["bad", "awful"], "pos": ["good", "great"]}
+    pd.DataFrame({"review": [f"{rng.choice(words[y])} film" for y in labels], "sentiment": labels}).to_csv(
+        tmp / "train.csv", index=False)
+    config = from_dict(ExperimentConfig, {
+        "model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2},
+                  "tokenizer": {"name": "bert_text"}, "head": {"name": "classification"}},
+        "data": {"name": "text_classification", "args": {"files": str(tmp / "train.csv"), "text_column": "review",
+                                                         "label_column": "sentiment", "vocab_size": 60,
+                                                         "min_frequency": 1, "max_length": 8}},
+        "train": {"steps": 2, "batch_size": 16, "eval_every": 2, "device": "cpu"}})
+    train_run(config, tmp / "run")
+    return tmp
+
+
+def test_predict_run_classifies_texts_of_a_pandas_frame_or_series(text_run):
+    """Texts held in a notebook: was `text file ... does not exist` (a frame) or a list of its column names."""
+    import pandas as pd
+
+    from xformer.predict import predict_run
+
+    texts = ["great film", "awful film", "good"]
+    (text_run / "new.csv").write_text("review\n" + "\n".join(texts) + "\n")
+    from_file, _ = predict_run(text_run / "run", text_run / "new.csv", top_k=2)
+    frame = pd.DataFrame({"id": [7, 8, 9], "review": texts}, index=[10, 11, 12])
+    for given in (frame, pd.Series(texts, index=[10, 11, 12])):
+        rows, table = predict_run(text_run / "run", given, top_k=2)
+        assert [row["file"] for row in rows] == ["row 10", "row 11", "row 12"]
+        assert [(row["text"], row["top_k"]) for row in rows] == [(row["text"], row["top_k"]) for row in from_file]
+    with pytest.raises(ConfigError, match=r"^the frame has no column 'review' \(its columns: id, text\); the run "
+                                          r"reads its texts from that column$"):
+        predict_run(text_run / "run", frame.rename(columns={"review": "text"}))
+
+
+def test_an_input_of_another_kind_is_refused_in_one_line(digits_run, text_run):
+    """A frame given to an image run, an array to a text run: were TypeError 'expected str, bytes or os.PathLike'."""
+    import pandas as pd
+
+    from xformer.predict import predict_run
+
+    with pytest.raises(ConfigError, match=r"^a pandas.DataFrame is not an image; give image files or folders, PIL "
+                                          r"images or numpy arrays$"):
+        predict_run(digits_run, pd.DataFrame({"a": [1]}))
+    with pytest.raises(ConfigError, match=r"^a numpy.ndarray is not a text; give text files, .csv / .tsv / .jsonl "
+                                          r"files, pandas DataFrames or Series of texts$"):
+        predict_run(text_run / "run", np.zeros((8, 8), np.uint8))

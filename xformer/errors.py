@@ -21,4 +21,10 @@ def a_or_an(word) -> str:
     return f"{'an' if str(word)[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
-__all__ = ["ConfigError", "UserError", "a_or_an"]
+def qualified_type(value) -> str:
+    """``value``'s type as a user knows it from the top of its package: "numpy.ndarray", "pandas.DataFrame", "int"."""
+    package = type(value).__module__.split(".")[0]
+    return type(value).__name__ if package == "builtins" else f"{package}.{type(value).__name__}"
+
+
+__all__ = ["ConfigError", "UserError", "a_or_an", "qualified_type"]

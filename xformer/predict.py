@@ -9,10 +9,8 @@ preprocess.json is treated with the transform its data config implies
 (``xformer.data.images.default_preprocess``). Every file goes through exactly the steps the run's
 own evaluation images went through: convert to grey / RGB, scale to [0, 1], resize, normalise.
 
-A text classifier's run (data ``text_classification``) is read the same way: its saved vocabulary
-(RUN_DIR/tokenizer), the label names and ``max_length`` (RUN_DIR/data.json); each text becomes
-[CLS] text [SEP], truncated to ``max_length`` as at training. Texts come from .csv / .tsv files (the
-run's ``text_column``), other files (one text per non-empty line) or ``-`` (standard input, by line).
+PIL images and numpy arrays held in memory go through the same steps as a file. A text classifier's run is read
+the same way (predict_text.py), and a series classifier's (predict_series.py).
 """
 from __future__ import annotations
 
@@ -20,6 +18,7 @@ import csv
 import functools
 import io
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from .batch import IMAGES
 from .config import ConfigError, load_yaml
+from .errors import a_or_an, qualified_type
 from .folders import is_hf_folder, not_a_run_folder
 from .metrics_classification import top_classes
 from .data.image_augment import eval_transform, shrink_or_stretch
@@ -202,6 +202,9 @@ def image_files(inputs: Sequence[str | Path]) -> list[Path]:
         if is_in_memory(item):  # a notebook's image: predicted as its file would be
             files.append(item)
             continue
+        if not isinstance(item, (str, os.PathLike)):
+            raise ConfigError(f"{a_or_an(qualified_type(item))} is not an image; give image files or folders, PIL "
+                              "images or numpy arrays")
         path = Path(item)
         if path.is_dir():
             found = images_under(path)
@@ -254,75 +257,6 @@ def text_classifier_info(run_dir: Path) -> dict | None:
             "text_column": args.get("text_column", "text"), "pair_column": args.get("text_pair_column")}
 
 
-def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_column: str | None = None) -> list[tuple]:
-    """(source, text) pairs: the ``text_column`` of .csv / .tsv / .jsonl files ("FILE:ROW", row 1 = the first below
-    the header, or a JSON file's first object), the non-empty lines of other files ("FILE:LINE"), or of standard
-    input for ``-``. With ``pair_column`` (a sentence-pair classifier): (source, text, pair) of tables only."""
-    import sys
-
-    from .data.compressed import inner_suffix, read_text_file
-    from .data.corpus import not_utf8_text
-    from .data.text_tables import TABLE_SUFFIXES, table_reader
-
-    texts = []
-    for item in inputs:
-        path = Path(item)
-        if pair_column is not None and (str(item) == "-" or inner_suffix(path) not in TABLE_SUFFIXES):
-            raise ConfigError(f"{item}: the run classifies pairs of texts ({text_column!r}, {pair_column!r}); give "
-                              ".csv / .tsv / .jsonl files with both columns")
-        if str(item) == "-":
-            lines = sys.stdin.read().splitlines()
-        elif not path.is_file():
-            what = "is a folder" if path.is_dir() else "does not exist"
-            raise ConfigError(f"text file {path} {what}; give .csv / .tsv / .jsonl files with a "
-                              f"{text_column!r} column, text files (one text per line) or - for standard input")
-        else:
-            try:
-                if inner_suffix(path) in TABLE_SUFFIXES:
-                    reader = table_reader(path)
-                    columns = [text_column] + ([pair_column] if pair_column else [])
-                    for column in columns:
-                        if column not in (reader.fieldnames or []):
-                            raise ConfigError(f"{path} has no column {column!r} (its header: "
-                                              f"{', '.join(reader.fieldnames or []) or 'empty'}); the run reads its "
-                                              "texts from that column")
-                    texts += [(f"{path}:{i}", *(row.get(c) or "" for c in columns)) for i, row in enumerate(reader, 1)]
-                    continue
-                lines = read_text_file(path).splitlines()
-            except UnicodeDecodeError as e:
-                raise not_utf8_text(path, e) from None
-            except csv.Error as e:
-                raise ConfigError(f"{path} cannot be read as a table ({e}); give UTF-8 CSV, TSV or JSON Lines "
-                                  "files, or text files of one text per line") from None
-        source = "-" if str(item) == "-" else str(path)
-        texts += [(f"{source}:{i}", line) for i, line in enumerate(lines, 1) if line.strip()]
-    if not texts:
-        raise ConfigError(f"no text to classify in {', '.join(map(str, inputs))}")
-    return texts
-
-
-@torch.no_grad()
-def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info: dict, top_k: int = 5,
-                  batch_size: int = 64, device: str | torch.device = "cpu") -> list[dict]:
-    """One row per text: {"file" (its source), "text", "class", "probability", "top_k"}."""
-    from .data.text_classification import classification_item
-    from .data.text_common import pad_collate
-
-    vocab = info["vocab"]
-    model = model.to(device).eval()
-    rows = []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start:start + batch_size]
-        ids = vocab.encode_batch([row[1] for row in chunk])
-        pairs = vocab.encode_batch([row[2] for row in chunk]) if info.get("pair_column") else [None] * len(chunk)
-        batch = pad_collate([classification_item(vocab, i, info["max_length"], b) for i, b in zip(ids, pairs)],
-                            vocab.pad_id)
-        logits = model({k: v.to(device) for k, v in batch.items()})["logits"]
-        rows += [{"file": row[0], "text": row[1], **({"text_pair": row[2]} if len(row) > 2 else {}), **top}
-                 for row, top in zip(chunk, top_classes(logits, info["names"], top_k))]
-    return rows
-
-
 def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
     """CSV text: file, class, probability, then class_1, probability_1, ... class_k, probability_k (texts: file
     is "FILE:ROW" and the text follows it); k is at most the number of classes (timm's inference.py: a
@@ -347,18 +281,20 @@ def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
 def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path | Sequence[str | Path],
                 top_k: int = 5, batch_size: int = 64, device: str | torch.device = "cpu",
                 checkpoint: str = "best") -> tuple[list[dict], str]:
-    """(rows, CSV text) of the run's predictions for the image files / folders (or texts, or series files:
-    predict_series.py) ``inputs`` (one path: that one); ``run_dir`` may be a Hugging Face classifier folder
-    (predict_hf.py). Several runs of one task and data (a list) predict as
-    their ensemble: class probabilities averaged. ``device``: cpu, cuda, cuda:1, auto; one this machine lacks is
-    refused in one line."""
+    """(rows, CSV text) of the run's predictions for the image files / folders, PIL images and numpy arrays (or
+    text files and pandas frames: predict_text.py, or series files: predict_series.py) ``inputs`` (one of them:
+    that one); ``run_dir`` may be a Hugging Face classifier folder (predict_hf.py). Several runs of one task and
+    data (a list) predict as their ensemble: class probabilities averaged. ``device``: cpu, cuda, cuda:1, auto;
+    one this machine lacks is refused in one line."""
     from .predict_hf import load_hf_classifier
     from .predict_series import predict_series, series_classifier_info, series_inputs
+    from .predict_text import is_frame, predict_texts, read_texts
     from .train.distributed import pick_device
     from .train.ensemble import load_ensemble_model
 
     runs = list(run_dir) if isinstance(run_dir, (list, tuple)) else [run_dir]
-    inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    # one path, image or table: that one (list() of an array or a frame would give its rows or column names)
+    inputs = [inputs] if isinstance(inputs, (str, Path)) or is_in_memory(inputs) or is_frame(inputs) else list(inputs)
     device = pick_device(str(device), "device")
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
@@ -388,5 +324,4 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
 
 
 __all__ = ["image_classifier_info", "read_class_names", "read_preprocess", "load_image", "image_files",
-           "predict_images", "top_classes", "text_classifier_info", "read_texts", "predict_texts", "predictions_csv",
-           "predict_run"]
+           "predict_images", "top_classes", "text_classifier_info", "predictions_csv", "predict_run"]
