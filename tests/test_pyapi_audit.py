@@ -183,3 +183,26 @@ def test_an_input_of_another_kind_is_refused_in_one_line(digits_run, text_run):
     with pytest.raises(ConfigError, match=r"^a numpy.ndarray is not a text; give text files, .csv / .tsv / .jsonl "
                                           r"files, pandas DataFrames or Series of texts$"):
         predict_run(text_run / "run", np.zeros((8, 8), np.uint8))
+
+
+def test_predict_run_classifies_series_of_a_numpy_array_as_its_npz(tmp_path):
+    """X (N, L) held in memory, the .npz's array: was TypeError 'expected str, bytes or os.PathLike object'."""
+    from pathlib import Path
+
+    from xformer.predict import predict_run
+    from xformer.train.config import load_experiment
+    from xformer.train.run import train_run
+
+    recipe = Path(__file__).parent.parent / "tasks" / "patchtst_classify.yaml"
+    train_run(load_experiment(recipe, ["train.steps=2", "train.eval_every=2", "model.core.n_layers=1"]),
+              tmp_path / "run")
+    x = np.random.default_rng(0).normal(size=(3, 60))
+    np.savez(tmp_path / "new.npz", X=x)
+    from_file, _ = predict_run(tmp_path / "run", tmp_path / "new.npz", top_k=2)
+    in_memory, _ = predict_run(tmp_path / "run", [x, x[:1, :, None]], top_k=2)
+    assert [row["file"] for row in in_memory] == ["series 0", "series 1", "series 2", "series 3"]
+    assert [row["top_k"] for row in in_memory] == [row["top_k"] for row in from_file + from_file[:1]]
+    with pytest.raises(ConfigError, match=r"^array 0: series of shape \(70, 1\) \(steps, channels\); the run reads "
+                                          r"\(60, 1\)$") as e:
+        predict_run(tmp_path / "run", np.ones((2, 70, 1)), top_k=2)
+    one_line(e)

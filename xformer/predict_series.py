@@ -13,11 +13,13 @@ Inputs, as the run's data reads them (xformer/data/series_classification.py):
                     archive's own files; the label is not read) or without (L fields: new, unlabelled series)
 
 Each series must have the run's length and channels; missing values ("?", NaN, shorter rows) are filled as the
-run filled them (data.args.missing=ffill), else refused in one line. Rows are named FILE:N (N from 1).
+run filled them (data.args.missing=ffill), else refused in one line. Rows are named FILE:N (N from 1). A numpy
+array (a notebook's) is read as an .npz's X, its rows named "series N" by their position among the rows.
 """
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +28,8 @@ import torch
 
 from .batch import INPUTS
 from .config import ConfigError, load_yaml
+from .errors import a_or_an, qualified_type
+from .registry import first_line
 from .metrics_classification import top_classes
 
 SCALER_FILE = "series_scaler.json"
@@ -52,29 +56,19 @@ def series_classifier_info(run_dir: Path) -> dict | None:
             "layout": args.get("layout")}
 
 
-def read_series(path: Path, info: dict) -> np.ndarray:
-    """(N, L, C) float64 series of one input file (see the module docstring), filled as the run's data was."""
-    from .data.series_classification import as_number, fill_forward, padded, read_npz, read_ts, ucr_rows
+def read_series(path: Path, info: dict, name: str = "") -> np.ndarray:
+    """(N, L, C) float64 series of one input file (see the module docstring), or of a numpy array ``path`` (named
+    ``name`` in errors) read as an .npz's X, filled as the run's data was."""
+    from .data.series_classification import fill_forward, x_in_layout
 
     length, channels = info["input_len"], info["n_channels"]
-    if not path.is_file():
-        problem = "is a folder" if path.is_dir() else "is not a file" if path.exists() else "does not exist"
-        raise ConfigError(f"series file {path} {problem}; give .npz files (X) or UCR text files")
-    if path.suffix == ".npz":
-        x = read_npz(path, info["layout"], labelled=False)[0]
-    elif path.suffix.lower() == ".ts":
-        x = read_ts(path)[0]
+    if isinstance(path, np.ndarray):  # a notebook's series
+        try:
+            x, path = x_in_layout(np.asarray(path, dtype=np.float64), info["layout"], name), name
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{name}: X must hold numbers ({first_line(e)}); give a float array") from None
     else:
-        if channels != 1:
-            raise ConfigError(f"{path}: the run reads {channels} channels, which a UCR text file (one series a line) "
-                              "cannot hold; give an .npz with X (N, L, C)")
-        _, rows = ucr_rows(path)
-        widest = max(map(len, rows))
-        if widest not in (length, length + 1):
-            raise ConfigError(f"{path}: its longest line holds {widest} fields; the run reads series of {length} "
-                              f"values, a line of {length} values, or of a label and {length} values")
-        labelled = widest == length + 1
-        x = padded([[as_number(v) for v in row[1 if labelled else 0:]] for row in rows])[:, :, None]
+        x = series_file(path, info)
     if x.shape[1:] != (length, channels) and not (x.shape[1] < length and x.shape[2] == channels):
         raise ConfigError(f"{path}: series of shape {x.shape[1:]} (steps, channels); the run reads "
                           f"({length}, {channels})")
@@ -92,12 +86,43 @@ def read_series(path: Path, info: dict) -> np.ndarray:
     return x
 
 
+def series_file(path, info: dict) -> np.ndarray:
+    """The series of one input file as it holds them: (N, L', C), L' up to the run's length."""
+    from .data.series_classification import as_number, padded, read_npz, read_ts, ucr_rows
+
+    length, channels = info["input_len"], info["n_channels"]
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"{a_or_an(qualified_type(path))} is not a series; give .npz, .ts or UCR text files, or "
+                          "numpy arrays X (N, L) or (N, L, C)")
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "is not a file" if path.exists() else "does not exist"
+        raise ConfigError(f"series file {path} {problem}; give .npz files (X) or UCR text files")
+    if path.suffix == ".npz":
+        return read_npz(path, info["layout"], labelled=False)[0]
+    if path.suffix.lower() == ".ts":
+        return read_ts(path)[0]
+    if channels != 1:
+        raise ConfigError(f"{path}: the run reads {channels} channels, which a UCR text file (one series a line) "
+                          "cannot hold; give an .npz with X (N, L, C)")
+    _, rows = ucr_rows(path)
+    widest = max(map(len, rows))
+    if widest not in (length, length + 1):
+        raise ConfigError(f"{path}: its longest line holds {widest} fields; the run reads series of {length} "
+                          f"values, a line of {length} values, or of a label and {length} values")
+    labelled = widest == length + 1
+    return padded([[as_number(v) for v in row[1 if labelled else 0:]] for row in rows])[:, :, None]
+
+
 def series_inputs(inputs: Sequence[str | Path], info: dict) -> tuple[list[str], np.ndarray]:
-    """(row names FILE:N, (N, L, C) series scaled as the run's training windows) of every input file."""
+    """(row names FILE:N or "series N", (N, L, C) series scaled as the run's training windows) of every input file
+    and numpy array."""
     names, parts = [], []
-    for item in inputs:
-        x = read_series(Path(item), info)
-        names += [f"{item}:{i}" for i in range(1, len(x) + 1)]
+    for k, item in enumerate(inputs):
+        x = read_series(item, info, f"array {k}")
+        # an array's series are named by their rows' positions, a file's FILE:N
+        names += [f"series {len(names) + i}" for i in range(len(x))] if isinstance(item, np.ndarray) else \
+            [f"{item}:{i}" for i in range(1, len(x) + 1)]
         parts.append(x)
     x = np.concatenate(parts)
     return names, (x - info["mean"]) / info["scale"]
@@ -119,4 +144,4 @@ def predict_series(model: torch.nn.Module, names: Sequence[str], x: np.ndarray, 
     return rows
 
 
-__all__ = ["series_classifier_info", "read_series", "series_inputs", "predict_series"]
+__all__ = ["series_classifier_info", "read_series", "series_file", "series_inputs", "predict_series"]

@@ -257,6 +257,11 @@ def read_npz(path: Path, layout: str | None = None, labelled: bool = True) -> tu
             x = np.asarray(f["X"], dtype=np.float64)
         except (ValueError, TypeError) as e:
             raise ConfigError(f"{path}: X must hold numbers ({first_line(e)}); save float arrays") from None
+    return x_in_layout(x, layout, path, y), y
+
+
+def x_in_layout(x: np.ndarray, layout: str | None, path, y: np.ndarray | None = None) -> np.ndarray:
+    """X as (N, L, C), from (N, L) or ``layout``'s 3-D order (see ``read_npz``; ``path`` names it in errors)."""
     if x.ndim == 3 and layout == "ncl":
         x = x.transpose(0, 2, 1)
     elif x.ndim == 3 and layout is None and x.shape[2] > x.shape[1]:
@@ -267,7 +272,7 @@ def read_npz(path: Path, layout: str | None = None, labelled: bool = True) -> tu
     if x.ndim != 3 or y is not None and len(x) != len(y):
         raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and "
                           f"{None if y is None else y.shape}")
-    return x, y
+    return x
 
 
 def check_stratifiable(y: np.ndarray, names: list[str], fraction: float, split: str) -> None:
@@ -380,5 +385,5 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         evaluate=evaluate_classifier, save=save, report=report)
 
 
-__all__ = ["synthetic_control", "read_windows", "read_npz", "read_ts", "read_ucr", "ucr_rows", "padded", "as_number",
-           "fill_forward", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
+__all__ = ["synthetic_control", "read_windows", "read_npz", "x_in_layout", "read_ts", "read_ucr", "ucr_rows", "padded",
+           "as_number", "fill_forward", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
