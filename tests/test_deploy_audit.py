@@ -19,6 +19,9 @@ CORE = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32}
 GPT = {"model": {"architecture": "decoder", "core": CORE, "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
        "data": {"name": "copy_digits", "args": {"n_train": 64, "n_val": 16, "n_test": 16, "length": 4}},
        "train": {"steps": 2, "lr": 1e-2, "ema": {"enabled": True, "decay": 0.5}}}
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
+VIT = ["data.args.affine=false", "data.args.image_size=16", "model.tokenizer.args.patch_size=4", "model.core.d_model=16",
+       "model.core.n_layers=1", "model.core.n_heads=2", "model.core.d_ff=32"]
 SEQ2SEQ = {"model": {"architecture": "encoder-decoder", "core": CORE, "tokenizer": {"name": "seq2seq_text"},
                      "head": {"name": "causal_lm"}},
            "data": {"name": "reverse_digits", "args": {"n_train": 64, "n_val": 16, "n_test": 16, "min_len": 2,
@@ -33,9 +36,11 @@ def runs(tmp_path_factory):
 
     def run(name: str) -> Path:
         if name not in made:
-            recipe = root / f"{name}.yaml"
-            recipe.write_text(yaml.safe_dump({"gpt": GPT, "seq2seq": SEQ2SEQ}[name]))
-            assert main(["train", str(recipe), *TINY, "--out", str(root / name)]) == 0
+            recipe, overrides = TASKS / "vit_digits.yaml", VIT
+            if name != "vit":
+                recipe, overrides = root / f"{name}.yaml", []
+                recipe.write_text(yaml.safe_dump({"gpt": GPT, "seq2seq": SEQ2SEQ}[name]))
+            assert main(["train", str(recipe), *TINY, *overrides, "--out", str(root / name)]) == 0
             made[name] = root / name
         return made[name]
 
@@ -160,3 +165,19 @@ def test_a_bert_refusal_names_the_norm_setting(override, words):
         check_exportable(build_model(from_dict(ModelConfig, config)), "hf")
     for word in ["cannot export to BERT", "--format onnx", *words]:
         assert word in str(e.value), (word, str(e.value))
+
+
+def test_the_onnx_folder_of_a_run_older_than_preprocess_json_says_how_to_feed_images(runs, tmp_path):
+    """An image run written before preprocess.json existed: --format timm and hf wrote the transform its
+    config.yaml implies (as predict reads such a run), --format onnx copied only what the run holds, so the
+    folder that is to serve the model alone said nothing of the input size, resize or mean/std. It now writes the
+    implied preprocess.json, the file the run would have written."""
+    import shutil
+
+    old = tmp_path / "old_vit"
+    shutil.copytree(runs("vit"), old)
+    written = json.loads((old / "preprocess.json").read_text())
+    (old / "preprocess.json").unlink()
+    report = _onnx(old, tmp_path / "onnx")
+    assert "preprocess.json" in report["run_files"], report["run_files"]
+    assert json.loads((tmp_path / "onnx" / "preprocess.json").read_text()) == written

@@ -126,9 +126,11 @@ def _outputs(model, inputs: dict[str, Tensor]) -> tuple[str, ...]:
 RUN_FILES = ("classes.json", "preprocess.json", "series_scaler.json", "data.json")
 
 
-def copy_run_files(run: Path | None, folder: Path) -> list[str]:
+def copy_run_files(run: Path | None, folder: Path, preprocess: dict | None = None) -> list[str]:
     """Copy the run's ``RUN_FILES`` and its tokenizer/ folder (without the Hugging Face source it was imported
-    from) into ``folder``; the names copied."""
+    from) into ``folder``; the names copied. ``preprocess``: the image transform of a run that predates
+    preprocess.json (implied by its config.yaml, as predict reads it), written as the file it lacks."""
+    import json
     import shutil
 
     if run is None:
@@ -136,16 +138,19 @@ def copy_run_files(run: Path | None, folder: Path) -> list[str]:
     copied = [name for name in RUN_FILES if (run / name).is_file()]
     for name in copied:
         shutil.copy2(run / name, folder / name)
+    if preprocess is not None and "preprocess.json" not in copied:
+        (folder / "preprocess.json").write_text(json.dumps(preprocess, indent=1) + "\n", encoding="utf-8")
+        copied.append("preprocess.json")
     if (run / "tokenizer").is_dir():
         shutil.copytree(run / "tokenizer", folder / "tokenizer", ignore=shutil.ignore_patterns("hf_source"))
         copied.append("tokenizer/")
     return copied
 
 
-def export_onnx(model, path: str | Path, run: Path | None = None) -> dict:
+def export_onnx(model, path: str | Path, run: Path | None = None, preprocess: dict | None = None) -> dict:
     """Write ``model`` (eval mode, on the CPU) to ``path`` and check it; a dict of inputs, outputs and the check.
     ``run``: its folder, whose files that say how to feed the graph and read it are copied beside it
-    (``copy_run_files``)."""
+    (``copy_run_files``, with ``preprocess``)."""
     check_onnx_exportable(model)
     path = Path(path)
     model = model.eval().cpu()
@@ -174,7 +179,7 @@ def export_onnx(model, path: str | Path, run: Path | None = None) -> dict:
             for (n, t), spec in zip(inputs.items(), _dynamic_shapes(inputs, max_positions)[0])}
     report = {"file": path.name, "inputs": dims, "outputs": list(outputs), "opset": OPSET}
     report.update(check_graph(model, path, names, outputs))
-    report["run_files"] = copy_run_files(run, path.parent)
+    report["run_files"] = copy_run_files(run, path.parent, preprocess)
     return report
 
 
