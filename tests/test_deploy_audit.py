@@ -181,3 +181,23 @@ def test_the_onnx_folder_of_a_run_older_than_preprocess_json_says_how_to_feed_im
     report = _onnx(old, tmp_path / "onnx")
     assert "preprocess.json" in report["run_files"], report["run_files"]
     assert json.loads((tmp_path / "onnx" / "preprocess.json").read_text()) == written
+
+
+def test_a_vit_refusal_names_the_one_setting_it_has():
+    """A ViT with shifted patches was refused by --format hf as having 'a norm before the blocks or shifted
+    patches', a rope GPT as having 'rotary positions or grouped-query attention': the user had to find out which.
+    Each line now names the setting the model has."""
+    from xformer.config import from_dict
+    from xformer.interop.export import check_exportable
+    from xformer.interop.support import CannotExport
+    from xformer.models import ModelConfig, build_model
+
+    patches = {"image_size": 8, "patch_size": 4, "channels": 1, "shifted_patches": True}
+    cases = [({"architecture": "encoder", "core": CORE, "head": {"name": "classification", "args": {"n_classes": 3}},
+               "tokenizer": {"name": "image_patches", "args": patches}}, "shifted patch tokenization"),
+             ({"architecture": "decoder", "core": {**CORE, "rope": True}, "head": {"name": "causal_lm"},
+               "tokenizer": {"name": "text", "args": {"vocab_size": 12, "positions": "none"}}}, "rotary positions;")]
+    for config, words in cases:
+        with pytest.raises(CannotExport) as e:
+            check_exportable(build_model(from_dict(ModelConfig, config)), "hf")
+        assert words in str(e.value) and " or " not in str(e.value).split("has ")[1], str(e.value)

@@ -86,7 +86,8 @@ def xformer_config_to_gpt2(config: ModelConfig, **extra):
     checks = [
         (config.architecture == "decoder", f"architecture {config.architecture!r} (GPT-2 is a decoder)"),
         (tok.name == "text", f"the {tok.name!r} tokenizer (GPT-2's is 'text')"),
-        (not core.rope and core.n_kv_heads in (None, core.n_heads), "rotary positions or grouped-query attention"),
+        (not core.rope, "rotary positions"),
+        (core.n_kv_heads in (None, core.n_heads), f"grouped-query attention ({core.n_kv_heads} key/value heads)"),
         (positions == "learned", ("no position table" if positions == "none" else f"{positions} positions")
          + " (GPT-2 learns its positions: train with model.tokenizer.args.positions=learned)"),
         (head.name == "causal_lm", f"the {head.name!r} head (GPT-2's is causal_lm)"),
