@@ -75,8 +75,8 @@ def test_gpt2_folder_to_run_to_gpt2_folder_and_onnx(folders, capsys):
 
     run, onnx_out = train_and_export(root, "gpt2", recipe, f"hf:{root / 'gpt2'}", "onnx", capsys)
     session = onnxruntime.InferenceSession(str(onnx_out / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["input_ids"]
-    (logits,) = session.run(["logits"], {"input_ids": ids.numpy()})
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    (logits,) = session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(logits), gpt2(ids).logits, atol=TOL, rtol=0)
 

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> None:
     out.replace()
     try:
         report = export_model(model, args.format, out.path, run_dir)
-        report = {"format": args.format, "run": str(run_dir.resolve()), "checkpoint": checkpoint.name, **report}
+        report = {"format": args.format, "run": str(run_dir.resolve()), "checkpoint": checkpoint.name,
+                  "weights": _weights(checkpoint), **report}
         write_atomically(out.path / "export.json", json.dumps(report, indent=1) + "\n")
     except BaseException:
         out.failed()
@@ -42,6 +43,16 @@ def run(args: argparse.Namespace) -> None:
     out.started()
     print(json.dumps(report, indent=1))
     print(f"exported {run_dir} ({checkpoint.name}) as {args.format} to {out.path}", file=sys.stderr)
+
+
+def _weights(checkpoint: Path) -> str:
+    """Which of the checkpoint's files was written: the moving average where it holds one, as evaluate reads
+    (``read_eval_weights``), so that export.json says it and the file can be told from model.safetensors."""
+    from ..train.checkpoint import EMA_FILE, MODEL_FILE
+
+    if (checkpoint / EMA_FILE).is_file():
+        return f"{EMA_FILE} (the moving average of the weights, train.ema)"
+    return MODEL_FILE
 
 
 def add_parser(subparsers) -> None:

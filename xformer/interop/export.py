@@ -353,7 +353,7 @@ def export_model(model, fmt: str, folder: str | Path, run_dir: str | Path | None
                            (_read_json(run, "classes.json") or {}).get("class_names"))
     from .onnx_export import export_onnx
 
-    return export_onnx(model, folder / "model.onnx", run)
+    return export_onnx(model, folder / "model.onnx", run, _run_preprocess(run))
 
 
 def _run_preprocess(run: Path | None) -> dict | None:

@@ -82,15 +82,21 @@ def xformer_config_to_gpt2(config: ModelConfig, **extra):
     GPT2Config = need("transformers", "exporting to GPT-2").GPT2Config
 
     core, tok, head = config.core, config.tokenizer, config.head
+    positions = tok.args.get("positions", "learned")
     checks = [
         (config.architecture == "decoder", f"architecture {config.architecture!r} (GPT-2 is a decoder)"),
-        (tok.name == "text" and tok.args.get("positions", "learned") == "learned",
-         "a tokenizer other than 'text' with learned positions"),
-        (head.name == "causal_lm" and not head.args.get("bias", False), "a head other than causal_lm without bias"),
-        (core.norm == "layernorm" and core.norm_first and core.has_final_norm, "a norm other than pre-LayerNorm "
-                                                                                "with a final norm"),
+        (tok.name == "text", f"the {tok.name!r} tokenizer (GPT-2's is 'text')"),
+        (not core.rope, "rotary positions"),
+        (core.n_kv_heads in (None, core.n_heads), f"grouped-query attention ({core.n_kv_heads} key/value heads)"),
+        (positions == "learned", ("no position table" if positions == "none" else f"{positions} positions")
+         + " (GPT-2 learns its positions: train with model.tokenizer.args.positions=learned)"),
+        (head.name == "causal_lm", f"the {head.name!r} head (GPT-2's is causal_lm)"),
+        (not head.args.get("bias", False), "a bias in the output layer (GPT-2's lm_head has none: train with "
+                                           "model.head.args.bias=false)"),
+        (core.norm == "layernorm", f"{core.norm} norms (GPT-2 uses LayerNorm: train with model.core.norm=layernorm)"),
+        (core.norm_first, "post-norm blocks (GPT-2's are pre-norm: train with model.core.norm_first=true)"),
+        (core.has_final_norm, "no final norm (GPT-2 has ln_f: train with model.core.final_norm=true)"),
         (core.activation in _ACTIVATION_TO_HF, f"activation {core.activation!r}"),
-        (not core.rope and core.n_kv_heads in (None, core.n_heads), "rotary positions or grouped-query attention"),
         (core.layer_scale is None, "layer scale"),
         (not core.residual_attention, "residual attention"),
         (core.attn_proj_dropout == 0, "dropout on the attention output besides the residual dropout"),

@@ -3,18 +3,19 @@
 The graph takes the batch tensors the model reads and returns its outputs, by name:
 
     tokenizer                      inputs (dims marked * are dynamic)                 outputs
-    text (GPT)                     input_ids (batch*, tokens*) int64                  logits
+    text (GPT)                     input_ids, attention_mask (batch*, tokens*) int64  logits
     bert_text (BERT)               input_ids, token_type_ids, attention_mask (batch*, tokens*) int64
                                                                                       logits (+ nsp_logits)
-    seq2seq_text                   src_ids (batch*, source*), input_ids (batch*, tokens*) int64   logits
+    seq2seq_text                   src_ids, src_mask (batch*, source*), input_ids, attention_mask (batch*,
+                                   tokens*) int64                                     logits
     image_patches, image_conv      images (batch*, C, H, W) float32                   logits
     series_patches, series_steps   inputs (batch*, L, C) float32                      prediction (+ quantiles)
 
-The ``text`` tokenizers take unpadded rows (their padding path chooses positions from the mask's
-values, which a fixed graph cannot do); BERT's absolute positions do not depend on the mask, so its
-graph takes ``attention_mask``. After writing, the graph is run with onnxruntime on new inputs (another
-batch size, another length) and compared with the PyTorch model: the largest absolute difference per
-output is returned. Without onnxruntime only ``onnx.checker`` validates the file (and says so).
+Every text graph takes the masks (1 = a real token), so rows of different lengths share a batch: a GPT's
+prompts left-padded (positions count the real tokens, as ``xformer generate`` batches them), an
+encoder-decoder's sources and targets right-padded (as its training batches). After writing, the graph is
+run with onnxruntime on new inputs (another batch size, another length, one row padded) and compared with
+the PyTorch model: the largest absolute difference per output is returned. Without onnxruntime only ``onnx.checker`` validates the file (and says so).
 """
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ from torch import Tensor, nn
 
 from .support import CannotExport, describe, need
 
-INPUTS = {"text": ("input_ids",), "bert_text": ("input_ids", "token_type_ids", "attention_mask"),
-          "seq2seq_text": ("src_ids", "input_ids"), "image_patches": ("images",), "image_conv": ("images",),
-          "image_hybrid": ("images",),
+INPUTS = {"text": ("input_ids", "attention_mask"), "bert_text": ("input_ids", "token_type_ids", "attention_mask"),
+          "seq2seq_text": ("src_ids", "input_ids", "src_mask", "attention_mask"),
+          "image_patches": ("images",), "image_conv": ("images",), "image_hybrid": ("images",),
           "series_patches": ("inputs",), "series_steps": ("inputs",)}
 OUTPUTS = ("logits", "nsp_logits", "prediction", "quantiles")
 OPSET = 18
@@ -78,9 +79,23 @@ def example_inputs(model, batch: int, length: int, generator: torch.Generator) -
         types = torch.zeros(batch, n, dtype=torch.long)
         types[:, n // 2:] = 1
         return {"input_ids": ids(), "token_type_ids": types, "attention_mask": mask}
-    if tok.name == "seq2seq_text":
-        return {"src_ids": ids(), "input_ids": ids()[:, : max(1, n - 1)]}
-    return {"input_ids": ids()}
+    if tok.name == "seq2seq_text":  # right-padded, as the training batches: one row's source and target shorter
+        src, target = ids(), ids()[:, : max(1, n - 1)]
+        return {"src_ids": src, "input_ids": target, "src_mask": _padded(src, right=True),
+                "attention_mask": _padded(target, right=True)}
+    tokens = ids()
+    return {"input_ids": tokens, "attention_mask": _padded(tokens, right=False)}  # a prompt left-padded
+
+
+def _padded(ids: Tensor, right: bool) -> Tensor:
+    """A mask of ones but for row 0, whose last (``right``) or first half of the tokens is padding."""
+    mask = torch.ones_like(ids)
+    cut = ids.shape[1] // 2
+    if right:
+        mask[0, ids.shape[1] - cut:] = 0
+    else:
+        mask[0, :cut] = 0
+    return mask
 
 
 def _dynamic_shapes(inputs: dict[str, Tensor], max_positions: int) -> tuple:
@@ -92,7 +107,7 @@ def _dynamic_shapes(inputs: dict[str, Tensor], max_positions: int) -> tuple:
     specs = []
     for name, t in inputs.items():
         if t.dtype == torch.long:
-            length = "source" if name == "src_ids" else "tokens"
+            length = "source" if name.startswith("src_") else "tokens"
             lengths.setdefault(length, Dim(length, min=2, max=max_positions))
             specs.append({0: batch, 1: lengths[length]})
         else:
@@ -111,9 +126,11 @@ def _outputs(model, inputs: dict[str, Tensor]) -> tuple[str, ...]:
 RUN_FILES = ("classes.json", "preprocess.json", "series_scaler.json", "data.json")
 
 
-def copy_run_files(run: Path | None, folder: Path) -> list[str]:
+def copy_run_files(run: Path | None, folder: Path, preprocess: dict | None = None) -> list[str]:
     """Copy the run's ``RUN_FILES`` and its tokenizer/ folder (without the Hugging Face source it was imported
-    from) into ``folder``; the names copied."""
+    from) into ``folder``; the names copied. ``preprocess``: the image transform of a run that predates
+    preprocess.json (implied by its config.yaml, as predict reads it), written as the file it lacks."""
+    import json
     import shutil
 
     if run is None:
@@ -121,16 +138,19 @@ def copy_run_files(run: Path | None, folder: Path) -> list[str]:
     copied = [name for name in RUN_FILES if (run / name).is_file()]
     for name in copied:
         shutil.copy2(run / name, folder / name)
+    if preprocess is not None and "preprocess.json" not in copied:
+        (folder / "preprocess.json").write_text(json.dumps(preprocess, indent=1) + "\n", encoding="utf-8")
+        copied.append("preprocess.json")
     if (run / "tokenizer").is_dir():
         shutil.copytree(run / "tokenizer", folder / "tokenizer", ignore=shutil.ignore_patterns("hf_source"))
         copied.append("tokenizer/")
     return copied
 
 
-def export_onnx(model, path: str | Path, run: Path | None = None) -> dict:
+def export_onnx(model, path: str | Path, run: Path | None = None, preprocess: dict | None = None) -> dict:
     """Write ``model`` (eval mode, on the CPU) to ``path`` and check it; a dict of inputs, outputs and the check.
     ``run``: its folder, whose files that say how to feed the graph and read it are copied beside it
-    (``copy_run_files``)."""
+    (``copy_run_files``, with ``preprocess``)."""
     check_onnx_exportable(model)
     path = Path(path)
     model = model.eval().cpu()
@@ -159,7 +179,7 @@ def export_onnx(model, path: str | Path, run: Path | None = None) -> dict:
             for (n, t), spec in zip(inputs.items(), _dynamic_shapes(inputs, max_positions)[0])}
     report = {"file": path.name, "inputs": dims, "outputs": list(outputs), "opset": OPSET}
     report.update(check_graph(model, path, names, outputs))
-    report["run_files"] = copy_run_files(run, path.parent)
+    report["run_files"] = copy_run_files(run, path.parent, preprocess)
     return report
 
 
