@@ -141,9 +141,33 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {path} {problem}; give the path of a YAML file (see tasks/)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; give a YAML file (see tasks/)") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(e)}; correct it") from None
+    if data is None:
+        raise ConfigError(f"{path} is empty; a recipe holds model:, data: and train: sections (see tasks/)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
     return data
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where, on one line (its message spreads it over several): "while parsing a
+    flow mapping at line 3, column 9: expected ',' or '}', but got '<stream end>' at line 4, column 1"."""
+    def placed(text, mark):
+        return f"{text} at line {mark.line + 1}, column {mark.column + 1}" if text and mark is not None else text
+    parts = [placed(getattr(error, "context", None), getattr(error, "context_mark", None)),
+             placed(getattr(error, "problem", None), getattr(error, "problem_mark", None))]
+    return ": ".join(p for p in parts if p) or str(error).splitlines()[0]
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """The JSON value in ``path``; text that is not JSON is one line naming the file, the place and ``fix``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; {fix}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); {fix}") from None
 

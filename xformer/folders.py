@@ -242,6 +242,10 @@ class OutputFolder:
         _check_nothing_aside(self.path, what)
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.path} is a file, not {a_or_an(what)} folder; give a new folder")
+        above = next(p for p in self.path.absolute().parents if p.exists())
+        if not above.is_dir():
+            raise ConfigError(f"{self.path}: {above} is a file, so no folder can be made there; give {a_or_an(what)} "
+                              "folder in a folder")
         outer = next((p for p in self.path.resolve().parents if is_run_folder(p)), None)
         if outer is not None:
             raise ConfigError(f"{self.path} is inside the run folder {outer}, which holds that run's own files (an "
@@ -260,13 +264,17 @@ class OutputFolder:
         what = self.what
         self.created = not self.path.exists()
         self.replacing = self.path.is_dir() and any(self.path.iterdir())
+        foreign = marker is not None and not (self.path / marker).exists()
+        if self.replacing and not overwrite and foreign:  # --overwrite would refuse it too: not offered
+            raise ConfigError(f"{self.path} already holds files but no {marker}, so it is not the folder of "
+                              f"{a_or_an(what)} (--overwrite replaces only that); give a new folder for the {what}")
         if self.replacing and not overwrite:
             raise ConfigError(f"{self.path} already holds files; give a new folder for the {what}, "
                               f"{alternative + ', ' if alternative else ''}or add --overwrite to replace it")
         if self.replacing and Path.cwd().resolve().is_relative_to(self.path.resolve()):
             raise ConfigError(f"--overwrite would replace {self.path}, which holds the current folder; "
                               f"give {a_or_an(what)} folder of its own")
-        if self.replacing and marker is not None and not (self.path / marker).exists():
+        if self.replacing and foreign:
             raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of {a_or_an(what)}, "
                               "and --overwrite replaces only that; give a new folder")
         inner = None if holds_runs or not self.replacing else _run_inside(self.path)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from ..config import ConfigError
+from ..config import ConfigError, read_json
 from ..data.registry import DataBundle
 from ..folders import write_atomically
 from .resume import SPLIT_FILE, absolute_data_paths
@@ -41,6 +41,8 @@ SPLITS = ("train", "val", "test")
 SERIES_FIELDS = ("columns", "input_len", "horizon", "validation_end", "mean", "scale")
 # data arguments that, given otherwise than the run's, leave every split's examples (and so their count) as they were
 SAME_EXAMPLES = (*TRAINING_ONLY, "scaler", "val_fraction")  # (val_fraction: refused unless val/ is read instead)
+# the fix for a record of the run edited by hand into invalid JSON: only a copy of it brings back what it proves
+RESTORE = "it is the run's record of its data, written by xformer train; restore it from a copy of the run"
 
 
 def _example_files(dataset) -> list[str] | None:
@@ -167,15 +169,15 @@ def _data_problem(run_dir: Path, data: DataBundle, record: dict | None, overridd
     saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
     problem = None
     if (run_dir / "classes.json").is_file() and "classes.json" in saved:
-        ours = json.loads((run_dir / "classes.json").read_text(encoding="utf-8")).get("class_names")
+        ours = read_json(run_dir / "classes.json", RESTORE).get("class_names")
         theirs = saved["classes.json"].get("class_names")
         if ours != theirs:
             problem = _classes_changed(run_dir, list(ours or []), list(theirs or []))
     if problem is None and (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
-        problem = _series_changed(run_dir, json.loads((run_dir / "series_scaler.json").read_text(encoding="utf-8")),
+        problem = _series_changed(run_dir, read_json(run_dir / "series_scaler.json", RESTORE),
                                   saved["series_scaler.json"], set(overridden))
     if problem is None and (run_dir / SPLIT_FILE).is_file():
-        ours = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8")).get("splits") or {}
+        ours = read_json(run_dir / SPLIT_FILE, RESTORE).get("splits") or {}
         problem = _split_changed(run_dir, ours, record if record is not None else split_record(data),
                                  exact=set(overridden) <= set(SAME_EXAMPLES))
     return problem
@@ -205,9 +207,9 @@ def _check_provable(run_dir: Path, moved: dict, doing: str) -> None:
     without data_split.json never gets here: ``resume.check_resume`` refuses its moved data first, and average
     checks it as before the file existed."""
     key, (old, new) = next(iter(moved.items()))
-    splits = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8")).get("splits") or {}
+    splits = read_json(run_dir / SPLIT_FILE, RESTORE).get("splits") or {}
     stats_file = run_dir / "series_scaler.json"
-    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
+    stats = read_json(stats_file, RESTORE) if stats_file.is_file() else {}
     if any(isinstance(entry, dict) and ("files" in entry or "content" in entry) for entry in splits.values()) or \
             (stats.get("mean") is not None and stats.get("scale") is not None):
         return

@@ -1,0 +1,100 @@
+"""A user's mistakes mid-workflow (mistakes audit): each is one line and exit status 2, and costs no file.
+
+- an --out under a file (train, average, export) is refused before anything is written;
+- a folder of the user's own files (no config.yaml) is never offered to --overwrite, which would refuse it;
+- a recipe that is not UTF-8, is empty, or has a YAML error names the problem (and the line);
+- a fraction given as text (data.args.val_fraction=abc) names the key;
+- a run's records edited by hand into invalid JSON (classes.json, data_split.json) name the file.
+"""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from train_helpers import RECIPE
+from xformer.cli import main
+from xformer.data.text_common import split_indices
+from xformer.errors import ConfigError
+
+TINY = {**RECIPE, "train": {**RECIPE["train"], "steps": 4, "eval_every": 2, "log_every": 2}}
+DIGITS = {  # a 1-layer ViT on 8x8 digits: a classification run (classes.json) in about a second
+    "model": {"architecture": "encoder", "core": {"d_model": 8, "n_layers": 1, "n_heads": 2, "d_ff": 16},
+              "tokenizer": {"name": "image_patches", "args": {"patch_size": 4}},
+              "head": {"name": "classification"}},
+    "data": {"name": "digits", "args": {"image_size": 8, "val_fraction": 0.1}},
+    "train": {"steps": 4, "batch_size": 16, "eval_every": 2, "log_every": 2, "device": "cpu"},
+}
+
+
+def recipe(folder: Path, content: dict = TINY) -> Path:
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("digits")
+    assert main(["train", str(recipe(folder, DIGITS)), "--out", str(folder / "run"), "--threads", "1"]) == 0
+    return folder / "run"
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_out_under_a_file_is_refused_in_one_line(image_run, tmp_path, cli_error):
+    (tmp_path / "notes.txt").write_text("mine")
+    under = tmp_path / "notes.txt" / "run"
+    cli_error(["train", recipe(tmp_path), "--out", under], "notes.txt is a file", "give")
+    cli_error(["average", image_run, "--last", "2", "--out", under], "notes.txt is a file")
+    cli_error(["export", image_run, "--format", "timm", "--out", under], "notes.txt is a file")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_of_the_users_files_is_not_offered_to_overwrite(tmp_path, cli_error):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    err = cli_error(["train", recipe(tmp_path), "--out", mine], "already holds files", "no config.yaml",
+                    "new folder")
+    assert "add --overwrite to replace it" not in err  # it would be refused: the hint must not send them there
+    cli_error(["train", recipe(tmp_path), "--out", mine, "--overwrite"], "no config.yaml", "new folder")
+    assert files_of(mine) == {"notes.txt": b"keep me"}
+
+
+def test_a_recipe_that_is_not_utf8_empty_or_broken_yaml_is_one_line(tmp_path, cli_error):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00model")
+    cli_error(["train", binary, "--out", tmp_path / "a"], "binary.yaml", "not UTF-8")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    cli_error(["train", empty, "--out", tmp_path / "b"], "empty.yaml is empty", "tasks/")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model:\n  architecture: decoder\n  core: {d_model: 16\n")
+    cli_error(["train", broken, "--out", tmp_path / "c"], "broken.yaml is not valid YAML", "flow mapping at line 3, column 9")
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_a_fraction_given_as_text_names_the_key(tmp_path, cli_error):
+    (tmp_path / "text.txt").write_text("to be or not to be, that is the question\n" * 40)
+    text = {**TINY, "data": {"name": "text_lm", "args": {"files": str(tmp_path / "text.txt"), "block_size": 8}}}
+    path = recipe(tmp_path, text)
+    cli_error(["train", path, "data.args.val_fraction=abc", "--out", tmp_path / "a"],
+              "data.args.val_fraction must be in [0, 1], got 'abc'")
+    cli_error(["train", path, "data.args.test_fraction=[0.1]", "--out", tmp_path / "b"], "data.args.test_fraction")
+    with pytest.raises(ConfigError, match="data.args.val_fraction must be in"):
+        split_indices(10, "0.1", 0.1, 0)
+
+
+@pytest.mark.parametrize("name", ["classes.json", "data_split.json"])
+def test_a_run_record_edited_into_invalid_json_is_one_line(image_run, tmp_path, cli_error, name):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(image_run, run)
+    (run / name).write_text('{"class_na')
+    kept = files_of(run)
+    cli_error(["evaluate", run, "--threads", "1"], f"{run / name} is not valid JSON", "line 1")
+    cli_error(["train", "--resume", run, "train.steps=3", "--threads", "1"], f"{run / name} is not valid JSON")
+    assert files_of(run) == kept
