@@ -4,7 +4,7 @@
 - a folder of the user's own files (no config.yaml) is never offered to --overwrite, which would refuse it;
 - a recipe that is not UTF-8, is empty, or has a YAML error names the problem (and the line);
 - a fraction given as text (data.args.val_fraction=abc) names the key;
-- a run's records edited by hand into invalid JSON (classes.json, data_split.json) name the file.
+- a run's records edited by hand (classes.json, data_split.json: not JSON, another shape) name the file.
 """
 from pathlib import Path
 
@@ -88,13 +88,14 @@ def test_a_fraction_given_as_text_names_the_key(tmp_path, cli_error):
 
 
 @pytest.mark.parametrize("name", ["classes.json", "data_split.json"])
-def test_a_run_record_edited_into_invalid_json_is_one_line(image_run, tmp_path, cli_error, name):
+@pytest.mark.parametrize("text, words", [('{"class_na', "is not valid JSON"), ("[]", "does not hold")])
+def test_a_run_record_edited_by_hand_is_one_line(image_run, tmp_path, cli_error, name, text, words):
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(image_run, run)
-    (run / name).write_text('{"class_na')
+    (run / name).write_text(text)
     kept = files_of(run)
-    cli_error(["evaluate", run, "--threads", "1"], f"{run / name} is not valid JSON", "line 1")
-    cli_error(["train", "--resume", run, "train.steps=3", "--threads", "1"], f"{run / name} is not valid JSON")
+    cli_error(["evaluate", run, "--threads", "1"], f"{run / name} {words}", "restore it")
+    cli_error(["train", "--resume", run, "train.steps=5", "--threads", "1"], f"{run / name} {words}")
     assert files_of(run) == kept
