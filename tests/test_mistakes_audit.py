@@ -99,3 +99,14 @@ def test_a_run_record_edited_by_hand_is_one_line(image_run, tmp_path, cli_error,
     cli_error(["evaluate", run, "--threads", "1"], f"{run / name} {words}", "restore it")
     cli_error(["train", "--resume", run, "train.steps=5", "--threads", "1"], f"{run / name} {words}")
     assert files_of(run) == kept
+
+
+def test_a_checkpoint_or_the_config_of_a_run_given_as_the_run_names_the_run(image_run, cli_error):
+    step = sorted((image_run / "checkpoints").glob("step_*"))[-1]
+    number = int(step.name.split("_")[1])
+    for argv in (["evaluate", step], ["predict", step, "x.png"], ["export", step, "--format", "timm", "--out", "x"],
+                 ["attention", step]):
+        cli_error(argv, f"inside the run {image_run}: give {image_run}, with --checkpoint step_{number}")
+    cli_error(["evaluate", image_run / "checkpoints"], f"inside the run {image_run}: give {image_run})")
+    cli_error(["train", "--resume", step], f"inside the run {image_run}: give {image_run})")
+    cli_error(["evaluate", image_run / "config.yaml"], "is the config of the run", f"xformer evaluate {image_run}")

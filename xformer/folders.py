@@ -17,6 +17,7 @@ One writer per folder: an ``OutputFolder`` claims its folder when it is checked,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -176,7 +177,18 @@ def not_a_run_folder(path: str | Path) -> str:
         return f"{path} does not exist{replaced_note(path)}"
     if Path(path).is_file():
         return f"{path} is a file, not a run folder (the folder that holds config.yaml)"
-    return f"{path} is not a run folder (no config.yaml){replaced_note(path)}"
+    return f"{path} is not a run folder (no config.yaml{inside_run_note(path)}){replaced_note(path)}"
+
+
+def inside_run_note(path: str | Path, checkpoint: bool = True) -> str:
+    """For an error about ``path`` given as a run folder: the run it lies inside (its checkpoints/, one of its
+    checkpoints), as the user would type it, and with ``checkpoint`` how to pick that checkpoint; "" otherwise."""
+    given = Path(path)
+    run = next((p for p in [*given.parents, *given.resolve().parents] if is_run_folder(p)), None)
+    if run is None:
+        return ""
+    step = re.fullmatch(r"step_0*(\d+)", given.name) if checkpoint and given.parent.name == "checkpoints" else None
+    return f"; it lies inside the run {run}: give {run}" + (f", with --checkpoint step_{step[1]}" if step else "")
 
 
 def is_hf_folder(path: str | Path) -> bool:

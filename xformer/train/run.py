@@ -25,7 +25,7 @@ from ..config import ConfigError, from_dict, load_yaml
 from ..errors import UserError
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
-from ..folders import OutputFolder, check_run_outside_data, is_hf_folder, write_atomically
+from ..folders import OutputFolder, check_run_outside_data, inside_run_note, is_hf_folder, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, ModelConfig, build_model
@@ -310,7 +310,8 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Exper
         return ExperimentConfig(model=model.config), model
     if not (run_dir / "config.yaml").is_file():
         problem = f"{run_dir} does not exist" if not run_dir.exists() else \
-            f"{run_dir} is not a run folder (no config.yaml) nor a Hugging Face folder (no config.json)"
+            f"{run_dir} is not a run folder (no config.yaml{inside_run_note(run_dir)}) nor a Hugging Face folder " \
+            "(no config.json)"
         raise ConfigError(f"{problem}; give the --out folder of xformer train or a save_pretrained folder")
     config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
     model = build_model(config.model)
