@@ -4,7 +4,9 @@
 - a folder of the user's own files (no config.yaml) is never offered to --overwrite, which would refuse it;
 - a recipe that is not UTF-8, is empty, or has a YAML error names the problem (and the line);
 - a fraction given as text (data.args.val_fraction=abc) names the key;
-- a run's records edited by hand (classes.json, data_split.json: not JSON, another shape) name the file.
+- a run's records edited by hand (classes.json, data_split.json: not JSON, another shape) name the file;
+- a checkpoint, checkpoints/ or config.yaml given where the run folder belongs names the run (and --checkpoint);
+- a run given twice to a command that combines runs (evaluate, predict --ensemble, average, forecast) is refused.
 """
 from pathlib import Path
 
@@ -72,7 +74,8 @@ def test_a_recipe_that_is_not_utf8_empty_or_broken_yaml_is_one_line(tmp_path, cl
     cli_error(["train", empty, "--out", tmp_path / "b"], "empty.yaml is empty", "tasks/")
     broken = tmp_path / "broken.yaml"
     broken.write_text("model:\n  architecture: decoder\n  core: {d_model: 16\n")
-    cli_error(["train", broken, "--out", tmp_path / "c"], "broken.yaml is not valid YAML", "flow mapping at line 3, column 9")
+    cli_error(["train", broken, "--out", tmp_path / "c"], "broken.yaml is not valid YAML",
+              "flow mapping at line 3, column 9")
     assert not any((tmp_path / name).exists() for name in "abc")
 
 
@@ -110,3 +113,12 @@ def test_a_checkpoint_or_the_config_of_a_run_given_as_the_run_names_the_run(imag
     cli_error(["evaluate", image_run / "checkpoints"], f"inside the run {image_run}: give {image_run})")
     cli_error(["train", "--resume", step], f"inside the run {image_run}: give {image_run})")
     cli_error(["evaluate", image_run / "config.yaml"], "is the config of the run", f"xformer evaluate {image_run}")
+
+
+def test_a_run_given_twice_on_the_command_line_is_one_line(image_run, tmp_path, cli_error):
+    twice = "is given twice"
+    cli_error(["evaluate", image_run, image_run, "--threads", "1"], twice)
+    cli_error(["predict", image_run, "x.png", "--ensemble", f"{image_run}/"], twice, f"(as {image_run})")
+    cli_error(["average", image_run, image_run, "--out", tmp_path / "soup"], twice)
+    cli_error(["forecast", image_run, image_run, "--data", "x.csv"], twice)
+    assert not (tmp_path / "soup").exists()

@@ -191,6 +191,19 @@ def inside_run_note(path: str | Path, checkpoint: bool = True) -> str:
     return f"; it lies inside the run {run}: give {run}" + (f", with --checkpoint step_{step[1]}" if step else "")
 
 
+def check_distinct_runs(runs) -> None:
+    """Several runs combined (an ensemble, an average) must be distinct folders: one given twice (``r1 r1``, or
+    ``r1 ./r1``) would weigh that run double, which no one asks for on purpose."""
+    seen: dict[Path, str] = {}
+    for run in map(str, runs):
+        first = seen.get(Path(run).resolve())
+        seen.setdefault(Path(run).resolve(), run)
+        if first is not None:
+            again = f" (as {first})" if first != run else ""
+            raise ConfigError(f"the run {run} is given twice{again}; give each run once (combining a run with itself "
+                              "weighs it double)")
+
+
 def is_hf_folder(path: str | Path) -> bool:
     """A Hugging Face model folder (config.json, as save_pretrained writes it) that is not an xformer run
     (config.yaml)."""

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..config import ConfigError, load_yaml
-from ..folders import is_hf_folder, is_run_folder, not_a_run_folder
+from ..folders import check_distinct_runs, is_hf_folder, is_run_folder, not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> None:
         if (load_yaml(Path(run_dir) / "config.yaml").get("data") or {}).get("name") == "forecaster":
             raise ConfigError(f"{run_dir} is a Forecaster.save folder, which holds no data to evaluate on; score it "
                               f"with xformer backtest {run_dir} --data FILE --windows N (or xformer forecast)")
+    check_distinct_runs(runs)  # a typo on the command line (in Python an ensemble of a run with itself is the run)
     metrics = evaluate_ensemble(runs, args.checkpoint, overrides)
     if not metrics:  # a run trained without validation or test split, or other data that gives neither
         raise ConfigError("the data has no validation or test split to score (val_fraction and test_fraction 0, "

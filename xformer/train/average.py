@@ -37,7 +37,7 @@ import yaml
 from ..config import ConfigError, from_dict, load_yaml
 from ..data.registry import build_data
 from ..data.vocab import META_FILE
-from ..folders import OutputFolder, check_outside_data, not_a_run_folder, write_atomically
+from ..folders import OutputFolder, check_distinct_runs, check_outside_data, not_a_run_folder, write_atomically
 from .checkpoint import AVERAGED_FILE, EMA_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
 from .config import ExperimentConfig, apply_overrides, metric_mode
 from .data_identity import SPLIT_FILE, building_moved_data, check_run_data
@@ -173,6 +173,7 @@ def check_soup(runs: list[Path]) -> None:
     the mean of their weights is no model; their outputs average instead (``xformer evaluate RUN1 RUN2``)."""
     from .ensemble import check_same_data
 
+    check_distinct_runs(runs)
     recipes = [load_yaml(run / "config.yaml") for run in runs]
     starts = [recipe.get("init_from") for recipe in recipes]
     if not all(starts) or len(set(map(str, starts))) > 1:
