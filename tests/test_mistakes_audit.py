@@ -122,3 +122,15 @@ def test_a_run_given_twice_on_the_command_line_is_one_line(image_run, tmp_path, 
     cli_error(["average", image_run, image_run, "--out", tmp_path / "soup"], twice)
     cli_error(["forecast", image_run, image_run, "--data", "x.csv"], twice)
     assert not (tmp_path / "soup").exists()
+
+
+def test_average_of_a_run_without_checkpoints_says_so(image_run, tmp_path, cli_error):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(image_run, run)
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").mkdir()  # a run killed before its first checkpoint
+    err = cli_error(["average", run, "--last", "2", "--out", tmp_path / "avg"], "holds no checkpoint yet", "train")
+    assert "average at most 0" not in err
+    assert not (tmp_path / "avg").exists()

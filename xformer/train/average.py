@@ -63,6 +63,9 @@ def choose_checkpoints(run_dir: Path, last: int | None = None, best: int | None 
         raise ConfigError(f"average at least 2 checkpoints, not {k}; one checkpoint is evaluated as it is "
                           "(xformer evaluate RUN --checkpoint step_N)")
     kept = kept_steps(run_dir / "checkpoints")
+    if not kept:
+        raise ConfigError(f"{run_dir} holds no checkpoint yet (checkpoints/ is empty); train it first, or give a run "
+                          "that has saved some")
     if len(kept) < k:
         raise ConfigError(f"{run_dir} keeps {len(kept)} checkpoint(s) ({', '.join(kept) or 'none'}), fewer than {k}; "
                           f"average at most {len(kept)}, or train with train.keep_last={k} (the best one is kept "
