@@ -134,3 +134,14 @@ def test_average_of_a_run_without_checkpoints_says_so(image_run, tmp_path, cli_e
     err = cli_error(["average", run, "--last", "2", "--out", tmp_path / "avg"], "holds no checkpoint yet", "train")
     assert "average at most 0" not in err
     assert not (tmp_path / "avg").exists()
+
+
+def test_a_key_given_twice_in_a_recipe_is_refused_not_dropped(tmp_path, cli_error):
+    """PyYAML keeps the last of two equal keys: a second train: section dropped the first one's settings unseen."""
+    twice = tmp_path / "twice.yaml"
+    text = yaml.safe_dump(TINY, sort_keys=False)
+    twice.write_text(text + "train:\n  steps: 2\n")
+    cli_error(["train", twice, "--out", tmp_path / "a"], "twice.yaml: key 'train' is given twice", "keep one")
+    twice.write_text(text.replace("  steps: 4\n", "  steps: 4\n  steps: 3\n"))
+    cli_error(["train", twice, "--out", tmp_path / "b"], "key 'steps' is given twice")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
