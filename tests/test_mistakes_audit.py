@@ -145,3 +145,10 @@ def test_a_key_given_twice_in_a_recipe_is_refused_not_dropped(tmp_path, cli_erro
     twice.write_text(text.replace("  steps: 4\n", "  steps: 4\n  steps: 3\n"))
     cli_error(["train", twice, "--out", tmp_path / "b"], "key 'steps' is given twice")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_export_to_a_model_file_name_says_it_writes_a_folder(image_run, tmp_path, cli_error):
+    for name in ("vit.pth", "model.onnx", "model.safetensors"):
+        cli_error(["export", image_run, "--format", "timm", "--out", tmp_path / name], "export writes a folder",
+                  "give a folder name, e.g.")
+    assert not list(tmp_path.iterdir())
