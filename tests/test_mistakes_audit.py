@@ -152,3 +152,18 @@ def test_export_to_a_model_file_name_says_it_writes_a_folder(image_run, tmp_path
         cli_error(["export", image_run, "--format", "timm", "--out", tmp_path / name], "export writes a folder",
                   "give a folder name, e.g.")
     assert not list(tmp_path.iterdir())
+
+
+def test_overwrite_never_deletes_what_the_new_run_reads(tmp_path, cli_error):
+    """--overwrite of a run folder that holds the recipe, the data or the run to fine-tune from deleted them once
+    the new run had started (and a run whose data was gone could not be resumed or evaluated)."""
+    run = tmp_path / "run"
+    assert main(["train", str(recipe(tmp_path)), "--out", str(run), "--threads", "1"]) == 0
+    (run / "recipe.yaml").write_text(yaml.safe_dump(TINY))
+    (run / "text.txt").write_text("to be or not to be, that is the question\n" * 40)
+    kept = files_of(run)
+    cli_error(["train", run / "recipe.yaml", "--out", run, "--overwrite"], "the recipe", "lies inside", "move")
+    text = {**TINY, "data": {"name": "text_lm", "args": {"files": str(run / "text.txt"), "block_size": 8}}}
+    cli_error(["train", recipe(tmp_path, text), "--out", run, "--overwrite"], "data.args.files", "lies inside")
+    cli_error(["train", recipe(tmp_path), f"init_from={run}", "--out", run, "--overwrite"], f"init_from {run} is")
+    assert files_of(run) == kept

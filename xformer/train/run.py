@@ -42,7 +42,7 @@ from .metrics import RunLog, flat
 from .rng import deterministic_algorithms, seed_everything
 from .resume import (absolute_data_paths, check_data_there, check_resume, check_run_folder, moved_data_paths,
                      planned_steps)
-from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
+from .run_checks import (check_even_mixup_batch, check_inputs_apart, check_repeats_augmented, check_smoothed_once,
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
 from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
@@ -104,7 +104,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
     for folder in [f for f in ([files] if isinstance(files, str) else files or []) if Path(f).is_dir()]:
         check_run_outside_data(run_dir, folder, "data.args.files")  # its tokenizer/vocab.txt: text of the next run
     if not resume:
-        check_teacher_apart(config, run_dir)
+        check_inputs_apart(config, run_dir)
     check_smoothed_once(config)
     check_wandb(config.train.wandb)
     folder = None if resume else OutputFolder(
