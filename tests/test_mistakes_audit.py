@@ -167,3 +167,21 @@ def test_overwrite_never_deletes_what_the_new_run_reads(tmp_path, cli_error):
     cli_error(["train", recipe(tmp_path, text), "--out", run, "--overwrite"], "data.args.files", "lies inside")
     cli_error(["train", recipe(tmp_path), f"init_from={run}", "--out", run, "--overwrite"], f"init_from {run} is")
     assert files_of(run) == kept
+
+
+def test_overwrite_of_a_tokenizer_or_report_never_deletes_its_own_input(tmp_path, cli_error):
+    tokenizer = tmp_path / "tok"
+    assert main(["tokenizer", "train", "--default-corpus", "--char", "--out", str(tokenizer)]) == 0
+    (tokenizer / "mine.txt").write_text("my only copy of this text\n")
+    kept = files_of(tokenizer)
+    cli_error(["tokenizer", "train", tokenizer / "mine.txt", "--char", "--out", tokenizer, "--overwrite"],
+              "mine.txt lies inside", "--overwrite would replace", "move it out")
+    assert files_of(tokenizer) == kept
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "compare.json").write_text("{}")
+    (report / "mine.txt").write_text("to be or not to be, that is the question\n" * 40)
+    kept = files_of(report)
+    cli_error(["compare", "--domains", "text", "--steps", "2", "--text-data", report / "mine.txt", "--out", report,
+               "--overwrite"], "--text-data", "lies inside")
+    assert files_of(report) == kept

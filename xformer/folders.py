@@ -245,13 +245,14 @@ def replaced_note(path: str | Path) -> str:
 class OutputFolder:
     """The folder a fresh run or report writes into.
 
-    ``OutputFolder(path, overwrite, what, alternative, marker, holds_runs)`` refuses at once (one line) a path
+    ``OutputFolder(path, overwrite, what, alternative, marker, holds_runs, inputs)`` refuses at once (one line) a path
     that is a file, a folder holding files when ``overwrite`` is false, and one that does not hold ``marker``
     (the file every such folder has: a run's config.yaml) even with ``overwrite``: the user's data is never
     taken for a run. Also refused: a path inside a run folder (``is_run_folder``; replacing that run would delete
     it), with ``overwrite`` a folder that holds another run inside it (unless ``holds_runs``: a report's own
     runs), and any path while an earlier ``--overwrite`` of it, killed part way, has left the old folder aside
-    (it may be the only complete copy: the user puts it back, or deletes it, first).
+    (it may be the only complete copy: the user puts it back, or deletes it, first), and with ``overwrite`` a folder
+    holding one of the ``inputs``, (option, path) pairs the command reads.
     With ``overwrite``, ``replace()`` moves the old folder aside to ``.NAME.replaced`` beside it;
     ``started()`` deletes it once the new content is safe; ``failed()`` (before ``started``) removes the new
     content and moves the old folder back. The folder is claimed (``hold_folder``) for as long as the object
@@ -260,7 +261,7 @@ class OutputFolder:
     """
 
     def __init__(self, path: str | Path, overwrite: bool = False, what: str = "run", alternative: str = "",
-                 marker: str | None = None, holds_runs: bool = False):
+                 marker: str | None = None, holds_runs: bool = False, inputs=()):
         self.path, self.what = Path(path), what
         self.aside: Path | None = None
         self.safe = False
@@ -281,6 +282,7 @@ class OutputFolder:
         self.foreign = False  # content that appeared after the check: not ours to remove
         try:
             self._check(overwrite, alternative, marker, holds_runs)
+            self._check_inputs_apart(inputs)
         except BaseException:
             self.release()
             raise
@@ -306,6 +308,15 @@ class OutputFolder:
         if inner is not None:
             raise ConfigError(f"--overwrite would delete the run folder {inner}, which lies inside {self.path}; move "
                               f"it out first, or give another folder for the {what}")
+
+    def _check_inputs_apart(self, inputs) -> None:
+        """No (option, path) the command reads lies in the folder it replaces: --overwrite would delete it."""
+        here = self.path.resolve()
+        for option, item in inputs if self.replacing else ():
+            source = Path(item).resolve()
+            if source == here or source.is_relative_to(here):
+                raise ConfigError(f"{option} {item} lies inside {self.path}, which --overwrite would replace (deleting "
+                                  f"it); move it out first, or give another folder for the {self.what}")
 
     def replace(self) -> None:
         """Move the old folder aside (only with overwrite, only when it holds files) and make a new one."""
