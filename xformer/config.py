@@ -140,10 +140,55 @@ def load_yaml(path: str | Path) -> dict:
         problem = "is a folder" if path.is_dir() else "is not a file" if path.exists() else "not found"
         raise ConfigError(f"config file {path} {problem}; give the path of a YAML file (see tasks/)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; give a YAML file (see tasks/)") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(e)}; correct it") from None
+    if data is None:
+        raise ConfigError(f"{path} is empty; a recipe holds model:, data: and train: sections (see tasks/)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last silently, so a second
+    ``train:`` section (or ``lr:`` line) would drop the first one's settings unseen."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # << merges: later keys override them by design
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise ConfigError(f"key {key!r} is given twice (line {seen[key]} and line {line}); "
+                                      "the first would be dropped unseen; keep one of them")
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML found wrong and where, on one line (its message spreads it over several): "while parsing a
+    flow mapping at line 3, column 9: expected ',' or '}', but got '<stream end>' at line 4, column 1"."""
+    def placed(text, mark):
+        return f"{text} at line {mark.line + 1}, column {mark.column + 1}" if text and mark is not None else text
+    parts = [placed(getattr(error, "context", None), getattr(error, "context_mark", None)),
+             placed(getattr(error, "problem", None), getattr(error, "problem_mark", None))]
+    return ": ".join(p for p in parts if p) or str(error).splitlines()[0]
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """The JSON value in ``path``; text that is not JSON is one line naming the file, the place and ``fix``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; {fix}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); {fix}") from None
 

@@ -17,6 +17,7 @@ One writer per folder: an ``OutputFolder`` claims its folder when it is checked,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -176,7 +177,31 @@ def not_a_run_folder(path: str | Path) -> str:
         return f"{path} does not exist{replaced_note(path)}"
     if Path(path).is_file():
         return f"{path} is a file, not a run folder (the folder that holds config.yaml)"
-    return f"{path} is not a run folder (no config.yaml){replaced_note(path)}"
+    return f"{path} is not a run folder (no config.yaml{inside_run_note(path)}){replaced_note(path)}"
+
+
+def inside_run_note(path: str | Path, checkpoint: bool = True) -> str:
+    """For an error about ``path`` given as a run folder: the run it lies inside (its checkpoints/, one of its
+    checkpoints), as the user would type it, and with ``checkpoint`` how to pick that checkpoint; "" otherwise."""
+    given = Path(path)
+    run = next((p for p in [*given.parents, *given.resolve().parents] if is_run_folder(p)), None)
+    if run is None:
+        return ""
+    step = re.fullmatch(r"step_0*(\d+)", given.name) if checkpoint and given.parent.name == "checkpoints" else None
+    return f"; it lies inside the run {run}: give {run}" + (f", with --checkpoint step_{step[1]}" if step else "")
+
+
+def check_distinct_runs(runs) -> None:
+    """Several runs combined (an ensemble, an average) must be distinct folders: one given twice (``r1 r1``, or
+    ``r1 ./r1``) would weigh that run double, which no one asks for on purpose."""
+    seen: dict[Path, str] = {}
+    for run in map(str, runs):
+        first = seen.get(Path(run).resolve())
+        seen.setdefault(Path(run).resolve(), run)
+        if first is not None:
+            again = f" (as {first})" if first != run else ""
+            raise ConfigError(f"the run {run} is given twice{again}; give each run once (combining a run with itself "
+                              "weighs it double)")
 
 
 def is_hf_folder(path: str | Path) -> bool:
@@ -220,13 +245,14 @@ def replaced_note(path: str | Path) -> str:
 class OutputFolder:
     """The folder a fresh run or report writes into.
 
-    ``OutputFolder(path, overwrite, what, alternative, marker, holds_runs)`` refuses at once (one line) a path
+    ``OutputFolder(path, overwrite, what, alternative, marker, holds_runs, inputs)`` refuses at once (one line) a path
     that is a file, a folder holding files when ``overwrite`` is false, and one that does not hold ``marker``
     (the file every such folder has: a run's config.yaml) even with ``overwrite``: the user's data is never
     taken for a run. Also refused: a path inside a run folder (``is_run_folder``; replacing that run would delete
     it), with ``overwrite`` a folder that holds another run inside it (unless ``holds_runs``: a report's own
     runs), and any path while an earlier ``--overwrite`` of it, killed part way, has left the old folder aside
-    (it may be the only complete copy: the user puts it back, or deletes it, first).
+    (it may be the only complete copy: the user puts it back, or deletes it, first), and with ``overwrite`` a folder
+    holding one of the ``inputs``, (option, path) pairs the command reads.
     With ``overwrite``, ``replace()`` moves the old folder aside to ``.NAME.replaced`` beside it;
     ``started()`` deletes it once the new content is safe; ``failed()`` (before ``started``) removes the new
     content and moves the old folder back. The folder is claimed (``hold_folder``) for as long as the object
@@ -235,13 +261,17 @@ class OutputFolder:
     """
 
     def __init__(self, path: str | Path, overwrite: bool = False, what: str = "run", alternative: str = "",
-                 marker: str | None = None, holds_runs: bool = False):
+                 marker: str | None = None, holds_runs: bool = False, inputs=()):
         self.path, self.what = Path(path), what
         self.aside: Path | None = None
         self.safe = False
         _check_nothing_aside(self.path, what)
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"{self.path} is a file, not {a_or_an(what)} folder; give a new folder")
+        above = next(p for p in self.path.absolute().parents if p.exists())
+        if not above.is_dir():
+            raise ConfigError(f"{self.path}: {above} is a file, so no folder can be made there; give {a_or_an(what)} "
+                              "folder in a folder")
         outer = next((p for p in self.path.resolve().parents if is_run_folder(p)), None)
         if outer is not None:
             raise ConfigError(f"{self.path} is inside the run folder {outer}, which holds that run's own files (an "
@@ -252,6 +282,7 @@ class OutputFolder:
         self.foreign = False  # content that appeared after the check: not ours to remove
         try:
             self._check(overwrite, alternative, marker, holds_runs)
+            self._check_inputs_apart(inputs)
         except BaseException:
             self.release()
             raise
@@ -260,19 +291,32 @@ class OutputFolder:
         what = self.what
         self.created = not self.path.exists()
         self.replacing = self.path.is_dir() and any(self.path.iterdir())
+        foreign = marker is not None and not (self.path / marker).exists()
+        if self.replacing and not overwrite and foreign:  # --overwrite would refuse it too: not offered
+            raise ConfigError(f"{self.path} already holds files but no {marker}, so it is not the folder of "
+                              f"{a_or_an(what)} (--overwrite replaces only that); give a new folder for the {what}")
         if self.replacing and not overwrite:
             raise ConfigError(f"{self.path} already holds files; give a new folder for the {what}, "
                               f"{alternative + ', ' if alternative else ''}or add --overwrite to replace it")
         if self.replacing and Path.cwd().resolve().is_relative_to(self.path.resolve()):
             raise ConfigError(f"--overwrite would replace {self.path}, which holds the current folder; "
                               f"give {a_or_an(what)} folder of its own")
-        if self.replacing and marker is not None and not (self.path / marker).exists():
+        if self.replacing and foreign:
             raise ConfigError(f"{self.path} holds files but no {marker}, so it is not the folder of {a_or_an(what)}, "
                               "and --overwrite replaces only that; give a new folder")
         inner = None if holds_runs or not self.replacing else _run_inside(self.path)
         if inner is not None:
             raise ConfigError(f"--overwrite would delete the run folder {inner}, which lies inside {self.path}; move "
                               f"it out first, or give another folder for the {what}")
+
+    def _check_inputs_apart(self, inputs) -> None:
+        """No (option, path) the command reads lies in the folder it replaces: --overwrite would delete it."""
+        here = self.path.resolve()
+        for option, item in inputs if self.replacing else ():
+            source = Path(item).resolve()
+            if source == here or source.is_relative_to(here):
+                raise ConfigError(f"{option} {item} lies inside {self.path}, which --overwrite would replace (deleting "
+                                  f"it); move it out first, or give another folder for the {self.what}")
 
     def replace(self) -> None:
         """Move the old folder aside (only with overwrite, only when it holds files) and make a new one."""

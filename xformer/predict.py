@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .batch import IMAGES
-from .config import ConfigError, load_yaml
+from .config import ConfigError, load_yaml, read_json
 from .errors import a_or_an, qualified_type
 from .folders import is_hf_folder, not_a_run_folder
 from .metrics_classification import top_classes
@@ -74,16 +74,6 @@ def _n_classes(model: dict) -> int | None:
     return n if isinstance(n, int) and not isinstance(n, bool) else None
 
 
-def _read_json(path: Path, fix: str):
-    """The JSON value in ``path``; text that is not JSON is one line naming the file, the place and ``fix``."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text; {fix}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); {fix}") from None
-
-
 def read_class_names(path: str | Path, n_classes: int | None = None) -> list[str]:
     """The class names a run's classes.json lists, {"class_names": ["cat", "dog", ...]}: index k names the
     model's logit k. Anything else (not JSON, another shape, names that are not distinct strings, a count
@@ -94,7 +84,7 @@ def read_class_names(path: str | Path, n_classes: int | None = None) -> list[str
     count = f"{n_classes} names" if n_classes is not None else "one name per class"
     fix = (f"it should read {example} with {count}, in the order of the training data's class folders "
            "(sorted); correct it, or move it away to see class numbers instead")
-    value = _read_json(path, fix)
+    value = read_json(path, fix)
     if not isinstance(value, dict) or "class_names" not in value:
         got = f"keys {sorted(value)}" if isinstance(value, dict) else f"a JSON {type(value).__name__}"
         raise ConfigError(f"{path} has no \"class_names\" list (it holds {got}); {fix}")
@@ -116,7 +106,7 @@ def read_preprocess(path: str | Path) -> dict:
     fix = ('it should read e.g. {"image_size": [32, 32], "channels": 3, "mean": [0.5, 0.5, 0.5], '
            '"std": [0.5, 0.5, 0.5], "resize": "antialias"} (mean/std may be null); correct it, or move it away '
            "to use the transform the run's data config implies")
-    spec = _read_json(path, fix)
+    spec = read_json(path, fix)
     if not isinstance(spec, dict):
         raise ConfigError(f"{path} holds a JSON {type(spec).__name__}, not an object; {fix}")
 
@@ -249,7 +239,7 @@ def text_classifier_info(run_dir: Path) -> dict | None:
     data = config.get("data") or {}
     if data.get("name") != "text_classification":
         return None
-    summary = _read_json(run_dir / "data.json", "train the run again") if (run_dir / "data.json").is_file() else {}
+    summary = read_json(run_dir / "data.json", "train the run again") if (run_dir / "data.json").is_file() else {}
     args = data.get("args") or {}
     names = [str(n) for n in summary.get("labels") or []] or [str(k) for k in range(_n_classes(config["model"]) or 0)]
     return {"vocab": load_vocab(run_dir / "tokenizer"), "names": names,

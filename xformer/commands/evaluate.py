@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..config import ConfigError, load_yaml
-from ..folders import is_hf_folder, not_a_run_folder
+from ..folders import check_distinct_runs, is_hf_folder, is_run_folder, not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
@@ -19,6 +19,10 @@ def run(args: argparse.Namespace) -> None:
     if not runs:
         raise ConfigError("give at least one RUN_DIR before the data.args.KEY=VALUE overrides")
     if len(runs) == 1 and Path(runs[0]).suffix in (".yaml", ".yml") and Path(runs[0]).is_file():
+        run = Path(runs[0]).parent
+        if is_run_folder(run) and not load_yaml(runs[0]).get("init_from"):  # meant: the run it describes
+            raise ConfigError(f"{runs[0]} is the config of the run {run}, whose weights evaluate reads from the run "
+                              f"folder; give xformer evaluate {run}")
         return _evaluate_start(runs[0], overrides, args.checkpoint)
     for run_dir in runs:
         if Path(run_dir).suffix in (".yaml", ".yml") and Path(run_dir).is_file():
@@ -34,6 +38,7 @@ def run(args: argparse.Namespace) -> None:
         if (load_yaml(Path(run_dir) / "config.yaml").get("data") or {}).get("name") == "forecaster":
             raise ConfigError(f"{run_dir} is a Forecaster.save folder, which holds no data to evaluate on; score it "
                               f"with xformer backtest {run_dir} --data FILE --windows N (or xformer forecast)")
+    check_distinct_runs(runs)  # a typo on the command line (in Python an ensemble of a run with itself is the run)
     metrics = evaluate_ensemble(runs, args.checkpoint, overrides)
     if not metrics:  # a run trained without validation or test split, or other data that gives neither
         raise ConfigError("the data has no validation or test split to score (val_fraction and test_fraction 0, "

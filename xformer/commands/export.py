@@ -15,6 +15,9 @@ from pathlib import Path
 from ..config import ConfigError
 from ..folders import not_a_run_folder
 
+# names of a model file: an --out so named would be a folder of that name (which onnxruntime or timm cannot open)
+FILE_SUFFIXES = (".onnx", ".pth", ".pt", ".safetensors", ".bin", ".ckpt", ".json")
+
 
 def run(args: argparse.Namespace) -> None:
     from ..folders import OutputFolder, check_outside_data, write_atomically
@@ -24,6 +27,9 @@ def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{not_a_run_folder(run_dir)}; give the --out folder of xformer train")
+    if Path(args.out).suffix.lower() in FILE_SUFFIXES and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: export writes a folder (the model's files and export.json), not "
+                          f"one file; give a folder name, e.g. --out {Path(args.out).with_suffix('')}_{args.format}")
     if run_dir.resolve().is_relative_to(Path(args.out).resolve()):
         raise ConfigError(f"--out {args.out} would hold the run folder itself; give a folder of its own")
     check_outside_data(args.out, "--out", [run_dir])  # an image folder run's data: a class of the next run

@@ -17,7 +17,7 @@ from ..config import ConfigError
 
 def run(args: argparse.Namespace) -> None:
     from ..data.compressed import compressed_as_named
-    from ..folders import check_outside_data, output_file, write_atomically
+    from ..folders import check_distinct_runs, check_outside_data, output_file, write_atomically
     from ..predict import predict_run
     from ..train.distributed import pick_device
 
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     runs = [args.run_dir, *(args.ensemble or [])]
+    check_distinct_runs(runs)
     if args.out is not None:
         output_file(args.out, "--out", args.overwrite, inputs=args.inputs, runs=runs)
         check_outside_data(args.out, "--out", runs)  # in an image folder run's data it would be read as data

@@ -53,7 +53,8 @@ def train(args: argparse.Namespace) -> None:
         raise ConfigError(f"--min-frequency must be >= 0 (the least count of a merged pair), got {args.min_frequency}")
     # a new or empty folder, or (--overwrite) a saved tokenizer's, replaced whole; never a run's tokenizer/
     _check_out(Path(args.out), META_FILE)
-    out = OutputFolder(args.out, args.overwrite, what="tokenizer", marker=META_FILE)
+    out = OutputFolder(args.out, args.overwrite, what="tokenizer", marker=META_FILE,
+                       inputs=[("the text file", name) for name in args.files])
     text = default_corpus() if args.default_corpus else read_text_files(args.files)
     if args.char:
         vocab = CharVocab.from_text(text)

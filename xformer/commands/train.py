@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> None:
     if args.init_from is not None:  # as the recipe's init_from (validated again)
         config = dataclasses.replace(config, init_from=args.init_from)
     run_dir = Path(args.resume or args.out or f"runs/{Path(config_path).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    recipe = Path(config_path).resolve()
+    if not args.resume and recipe.is_relative_to(run_dir.resolve()) and recipe != (run_dir / "config.yaml").resolve():
+        raise ConfigError(f"the recipe {config_path} lies inside {run_dir}, which the new run would replace (deleting "
+                          "it); move the recipe out of it first, or give the run another folder (--out)")
     progress = Progress(quiet=True) if args.quiet else None  # None: the trainer shows its own
     metrics = train_run(config, run_dir, resume=bool(args.resume), progress=progress, overwrite=args.overwrite)
     print(json.dumps(metrics, indent=1))

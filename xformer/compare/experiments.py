@@ -162,12 +162,18 @@ def _check_domains(domains: list[str]) -> None:
                           f"{','.join(dict.fromkeys(domains))}")
 
 
+def data_files(cfg: CompareConfig) -> list[tuple[str, str]]:
+    """(option, path) of each data file or folder ``cfg`` names (a built-in image set's name is none)."""
+    given = [("--text-data", p) for p in cfg.text_data or []] + [("--classify-data", p) for p in
+                                                                   cfg.classify_data or []]
+    images = [("--image-data", cfg.image_data)] if cfg.image_data not in (None, *IMAGE_DATASETS) else []
+    return given + ([("--series-data", cfg.series_data)] if cfg.series_data is not None else []) + images
+
+
 def check_data_files(cfg: CompareConfig) -> None:
     """The data files of ``cfg`` each there, and of its kind (before ``run_comparison`` writes anything). A folder
     of text files is what xformer train reads as data.args.files=[FOLDER] (its .txt files); the others are files."""
-    given = [("--text-data", p) for p in cfg.text_data or []] + [("--classify-data", p) for p in
-                                                                   cfg.classify_data or []]
-    for option, path in given + ([("--series-data", cfg.series_data)] if cfg.series_data is not None else []):
+    for option, path in [item for item in data_files(cfg) if item[0] != "--image-data"]:
         if option != "--text-data" and Path(path).is_dir():
             raise ConfigError(f"{option} {path} is a folder; {_files_in(option, Path(path))}")
         if not Path(path).exists():

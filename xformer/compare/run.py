@@ -31,7 +31,7 @@ from ..folders import OutputFolder, write_atomically
 from ..train.config import ExperimentConfig
 from ..train.distributed import pick_device
 from .datainfo import describe_data
-from .experiments import DATA_FIELDS, IMAGE_DATASETS, METRIC, CompareConfig, check_data_files, entries
+from .experiments import DATA_FIELDS, IMAGE_DATASETS, METRIC, CompareConfig, check_data_files, data_files, entries
 from .flops import measure
 from .report import write_report
 from .study import crossover_sentences, crossovers, mean_std, ranking
@@ -56,7 +56,7 @@ def run_comparison(cfg: CompareConfig, out: str | Path, quiet: bool = False, ove
     resumable = (out / OPTIONS).is_file() and not (out / "results.json").is_file()  # a finished one: no way on
     folder = None if resume else OutputFolder(out, overwrite, "report", marker=OPTIONS, holds_runs=True,
                                               alternative=f"continue a stopped compare with --resume {out}"
-                                              if resumable else "")
+                                              if resumable else "", inputs=data_files(cfg))
     schedule, seeds = cfg.schedule(), [cfg.seed + k for k in range(cfg.seeds)]
     n_trained = sum(e.trained for e in entries(cfg))
     results: dict[str, Any] = {

@@ -62,7 +62,7 @@ from ..batch import INPUT_IDS, LABELS
 from ..config import ConfigError
 from ..heads.lm import IGNORE_INDEX
 from ..metrics_text import bits_per_character, bits_per_token, perplexity
-from ..registry import check_sizes
+from ..registry import check_fractions, check_sizes
 from .corpus import corpus_name, read_text_files
 from .registry import DataBundle, register_data
 from .vocab import CharVocab, Vocab, make_vocab
@@ -195,7 +195,8 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
     """
     check_sizes("data.args", block_size=block_size, vocab_size=vocab_size)
     check_sizes("data.args", minimum=0, min_frequency=min_frequency)
-    if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1 and val_fraction + test_fraction <= 1):
+    check_fractions("data.args", include_one=True, val_fraction=val_fraction, test_fraction=test_fraction)
+    if val_fraction + test_fraction > 1:
         raise ConfigError(f"data.args.val_fraction={val_fraction} and test_fraction={test_fraction} must be "
                           "in [0, 1] and sum to at most 1 (below 1 leaves a training part; 1 scores the whole text, to "
                           "evaluate a run on)")

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from ..batch import ATTENTION_MASK, INPUT_IDS, LABELS, SRC_IDS, SRC_MASK, TOKEN_TYPE_IDS
 from ..errors import ConfigError
 from ..heads.lm import IGNORE_INDEX
-from ..registry import check_sizes
+from ..registry import check_fractions, check_sizes
 from .text import paragraphs
 from .vocab import SPECIAL_TOKENS, Vocab, make_vocab
 
@@ -54,7 +54,8 @@ def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int |
                   ) -> tuple[list[int], list[int], list[int]]:
     """Sorted (train, val, test) indices of n units: a seeded permutation, val first, then test. Fractions summing
     to 1 leave no training part: data to evaluate a run on (``evaluates_only``)."""
-    if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1 and val_fraction + test_fraction <= 1):
+    check_fractions("data.args", include_one=True, val_fraction=val_fraction, test_fraction=test_fraction)
+    if val_fraction + test_fraction > 1:
         raise ConfigError(f"data.args.val_fraction={val_fraction} and test_fraction={test_fraction} must be in "
                           "[0, 1] and sum to at most 1 (below 1 leaves a training part; 1 scores every example, to "
                           "evaluate a run on)")

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..config import ConfigError
 from ..data.csv_files import read_ids_as_text
-from ..folders import OutputFolder, write_atomically
+from ..folders import OutputFolder, check_distinct_runs, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
 from .config import ForecasterConfig, float32_default, model_config
@@ -249,6 +249,7 @@ def load_for_command(cls, run_dirs: list[str], freq: str | None, h: int | None, 
             raise ConfigError(f"--{option} {value}: give a whole number >= 1")
     if freq is not None:
         parse_freq(freq, "--freq")
+    check_distinct_runs(run_dirs)
     forecaster = cls.load(run_dirs, freq=freq)
     H = forecaster.config.horizon
     if h is not None and not 1 <= h <= H:

@@ -37,7 +37,7 @@ import yaml
 from ..config import ConfigError, from_dict, load_yaml
 from ..data.registry import build_data
 from ..data.vocab import META_FILE
-from ..folders import OutputFolder, check_outside_data, not_a_run_folder, write_atomically
+from ..folders import OutputFolder, check_distinct_runs, check_outside_data, not_a_run_folder, write_atomically
 from .checkpoint import AVERAGED_FILE, EMA_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
 from .config import ExperimentConfig, apply_overrides, metric_mode
 from .data_identity import SPLIT_FILE, building_moved_data, check_run_data
@@ -63,6 +63,9 @@ def choose_checkpoints(run_dir: Path, last: int | None = None, best: int | None 
         raise ConfigError(f"average at least 2 checkpoints, not {k}; one checkpoint is evaluated as it is "
                           "(xformer evaluate RUN --checkpoint step_N)")
     kept = kept_steps(run_dir / "checkpoints")
+    if not kept:
+        raise ConfigError(f"{run_dir} holds no checkpoint yet (checkpoints/ is empty); train it first, or give a run "
+                          "that has saved some")
     if len(kept) < k:
         raise ConfigError(f"{run_dir} keeps {len(kept)} checkpoint(s) ({', '.join(kept) or 'none'}), fewer than {k}; "
                           f"average at most {len(kept)}, or train with train.keep_last={k} (the best one is kept "
@@ -173,6 +176,7 @@ def check_soup(runs: list[Path]) -> None:
     the mean of their weights is no model; their outputs average instead (``xformer evaluate RUN1 RUN2``)."""
     from .ensemble import check_same_data
 
+    check_distinct_runs(runs)
     recipes = [load_yaml(run / "config.yaml") for run in runs]
     starts = [recipe.get("init_from") for recipe in recipes]
     if not all(starts) or len(set(map(str, starts))) > 1:

@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from ..config import ConfigError, from_dict, load_yaml
-from ..folders import replaced_note
+from ..folders import inside_run_note, replaced_note
 from .checkpoint import AVERAGED_FILE, POINTER, checkpoint_dir, read_state
 from .config import ExperimentConfig, recipe_dict
 from .distill import TEACHER_FILE, lends_recorded_weights, teacher_path
@@ -50,7 +50,8 @@ def check_run_folder(run_dir: str | Path) -> Path:
         raise ConfigError(f"cannot resume {run_dir}: no such run folder; give the --out folder of an earlier "
                           "xformer train")
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"cannot resume {run_dir}: it is not a run folder (no config.yaml); give the --out "
+        raise ConfigError(f"cannot resume {run_dir}: it is not a run folder (no config.yaml"
+                          f"{inside_run_note(run_dir, checkpoint=False)}); give the --out "
                           f"folder of an earlier xformer train{replaced_note(run_dir)}")
     if not (run_dir / "checkpoints" / POINTER).is_file():
         note = replaced_note(run_dir)  # a killed --overwrite: the old run lies aside, and --overwrite is refused

@@ -25,7 +25,7 @@ from ..config import ConfigError, from_dict, load_yaml
 from ..errors import UserError
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
-from ..folders import OutputFolder, check_run_outside_data, is_hf_folder, write_atomically
+from ..folders import OutputFolder, check_run_outside_data, inside_run_note, is_hf_folder, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
 from ..models import Model, ModelConfig, build_model
@@ -42,7 +42,7 @@ from .metrics import RunLog, flat
 from .rng import deterministic_algorithms, seed_everything
 from .resume import (absolute_data_paths, check_data_there, check_resume, check_run_folder, moved_data_paths,
                      planned_steps)
-from .run_checks import (check_even_mixup_batch, check_repeats_augmented, check_smoothed_once, check_teacher_apart,
+from .run_checks import (check_even_mixup_batch, check_inputs_apart, check_repeats_augmented, check_smoothed_once,
                          check_teacher_vocabulary)
 from .data_identity import changed_args, check_run_data, record_split, split_record
 from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
@@ -104,7 +104,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
     for folder in [f for f in ([files] if isinstance(files, str) else files or []) if Path(f).is_dir()]:
         check_run_outside_data(run_dir, folder, "data.args.files")  # its tokenizer/vocab.txt: text of the next run
     if not resume:
-        check_teacher_apart(config, run_dir)
+        check_inputs_apart(config, run_dir)
     check_smoothed_once(config)
     check_wandb(config.train.wandb)
     folder = None if resume else OutputFolder(
@@ -310,7 +310,8 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Exper
         return ExperimentConfig(model=model.config), model
     if not (run_dir / "config.yaml").is_file():
         problem = f"{run_dir} does not exist" if not run_dir.exists() else \
-            f"{run_dir} is not a run folder (no config.yaml) nor a Hugging Face folder (no config.json)"
+            f"{run_dir} is not a run folder (no config.yaml{inside_run_note(run_dir)}) nor a Hugging Face folder " \
+            "(no config.json)"
         raise ConfigError(f"{problem}; give the --out folder of xformer train or a save_pretrained folder")
     config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
     model = build_model(config.model)

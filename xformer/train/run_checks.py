@@ -1,7 +1,7 @@
 """Refusals a training run makes before it writes anything, for combinations no single config part can see.
 
-- ``check_teacher_apart``: the teacher run is never the student's ``--out`` folder (nor inside it), which a
-  fresh run (``--overwrite``) would replace.
+- ``check_inputs_apart``: what a fresh run reads (the teacher, the init_from run, the data) is never its ``--out``
+  folder (nor inside it), which ``--overwrite`` would replace.
 - ``check_smoothed_once``: with MixUp/CutMix, ``data.args.label_smoothing`` smooths the mixed targets y~;
   the head's own ``label_smoothing`` eps' would smooth them again, y~ (1 - eps') + eps' / K, so both > 0
   is refused.
@@ -24,18 +24,34 @@ from ..config import ConfigError
 from ..data.registry import DATASETS, DataBundle
 from .config import ExperimentConfig
 from .distill import teacher_path
+from .resume import DATA_PATHS
 from .same_data import data_vocabulary, vocabulary_of
 
 
-def check_teacher_apart(config: ExperimentConfig, run_dir: Path) -> None:
-    """A fresh run's ``distill.teacher`` must lie outside its run folder."""
-    if config.distill.teacher is None:
-        return
-    teacher, out = teacher_path(config.distill.teacher).resolve(), Path(run_dir).resolve()
-    if teacher == out or teacher.is_relative_to(out):
-        where = "is" if teacher == out else "lies inside"
-        raise ConfigError(f"distill.teacher {config.distill.teacher} {where} this run's folder {run_dir}, which the "
-                          "new run would replace; give the student a folder of its own (--out)")
+def check_inputs_apart(config: ExperimentConfig, run_dir: Path) -> None:
+    """What a fresh run reads (``distill.teacher``, ``init_from``, the data's files and folders) must lie outside
+    its run folder, which an ``--overwrite`` replaces: the run it fine-tunes from, or its own data, would be
+    deleted once the new run has started (and the new run could no longer be resumed or evaluated)."""
+    out = Path(run_dir).resolve()
+    reads = [("distill.teacher", config.distill.teacher, " give the student a folder of its own (--out)")]
+    if config.init_from:
+        kind, _, rest = config.init_from.partition(":")
+        source = rest.partition("#")[0] if kind in ("hf", "timm") else config.init_from
+        reads.append(("init_from", source, " give the new run a folder of its own (--out)"))
+    for key in (*DATA_PATHS, "tokenizer"):
+        values = config.data.args.get(key)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and value and (key != "tokenizer" or value not in ("char", "wordpiece")):
+                reads.append((f"data.args.{key}", value, " move the data out of it first, or give the run another "
+                                                         "folder (--out)"))
+    for key, value, fix in reads:
+        if value is None:
+            continue
+        path = teacher_path(value).resolve()
+        if path == out or path.is_relative_to(out):
+            where = "is" if path == out else "lies inside"
+            raise ConfigError(f"{key} {value} {where} this run's folder {run_dir}, which the new run would replace;"
+                              f"{fix}")
 
 
 def check_smoothed_once(config: ExperimentConfig) -> None:
@@ -121,5 +137,5 @@ def check_repeats_augmented(config: ExperimentConfig, data: DataBundle) -> None:
                       f"copies would be identical; set train.aug_repeats=1, or {turn_on}")
 
 
-__all__ = ["check_even_mixup_batch", "check_repeats_augmented", "check_smoothed_once", "check_teacher_apart",
+__all__ = ["check_even_mixup_batch", "check_repeats_augmented", "check_smoothed_once", "check_inputs_apart",
            "check_teacher_vocabulary", "draws_augmentation"]
