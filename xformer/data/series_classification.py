@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 
 from ..batch import INPUTS, LABELS
 from ..config import ConfigError
-from ..metrics_classification import evaluate_classifier, save_classification_report
+from ..metrics_classification import evaluate_imbalanced, save_classification_report
 from ..registry import check_fractions, check_sizes, first_line
 from .registry import DataBundle, register_data
 from .compressed import read_text_file
@@ -77,7 +77,8 @@ def synthetic_control(n_per_class: int = 100, length: int = 60, seed: int = 0) -
 
 def read_windows(path: str | Path, missing: str = "error", layout: str | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file or an ``.npz`` (X, y; ``layout``)."""
+    """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file, a .ts file or an ``.npz`` (X, y;
+    ``layout``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"series classification file not found: {path}")
@@ -116,8 +117,7 @@ def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(X (N, L, 1), labels) of a UCR text file: per line a label, then the values, separated by tabs (the 2018
     archive's .tsv), commas, or spaces (timeseriesclassification.com's .txt: "  1.0000000e+00  -0.64 ..."). Rows
     of different lengths are padded with NaN at the end (unequal-length series, for ``missing``); "?" and
-    "NaN" are missing values. Labels written as whole numbers in float form (1.0000000e+00) are read as those
-    numbers ("1"), so the archive's .txt and .tsv files of one data set name their classes alike."""
+    "NaN" are missing values. Labels are class names by ``label_text`` ("1.0000000e+00" is "1")."""
     lines, rows = ucr_rows(path)
     labels = [row[0] for row in rows]
     if not all(labels):
@@ -127,7 +127,7 @@ def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(values) > 1 and all(np.isnan(v) for v in values[0]) and not all(np.isnan(v) for v in values[1]):
         raise ConfigError(f"{path}: the first line ({lines[0][:40]!r}) looks like a header of column names; the "
                           "UCR format has none: remove it (e.g. pandas' to_csv(path, header=False, index=False))")
-    return padded(values)[:, :, None], np.array(_whole_labels(labels), dtype=object)
+    return padded(values)[:, :, None], np.array([label_text(v) for v in labels], dtype=object)
 
 
 def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -174,7 +174,7 @@ def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     for i, s in enumerate(series):
         for c, values in enumerate(s):
             x[i, :len(values), c] = values
-    return x, (np.array(_whole_labels(labels), dtype=object) if labelled else None)
+    return x, (np.array([label_text(v) for v in labels], dtype=object) if labelled else None)
 
 
 def ucr_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -215,25 +215,33 @@ def as_number(field: str) -> float:
         return float("nan")  # "?", "NaN", an empty field: missing
 
 
-def _whole_labels(labels: list[str]) -> list[str]:
-    """Labels that are all whole numbers (in any float spelling) as those numbers' plain text; others as given."""
+def label_text(label) -> str:
+    """A text file's label as its class name: a whole number in any spelling as that number's plain text
+    ("1.0000000e+00", "1.0" and "1" are class "1"), each label on its own, so a test file holding only some
+    classes names them as the training file does; any other label as given. (An .npz's y keeps str(y): the class
+    names of runs trained on one.)"""
+    text = str(label).strip()
     try:
-        numbers = [float(label) for label in labels]
+        return str(int(text))
     except ValueError:
-        return labels
-    if not all(np.isfinite(n) and float(n).is_integer() for n in numbers):
-        return labels
-    return [str(int(n)) for n in numbers]
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if np.isfinite(number) and number.is_integer() else text
 
 
 LAYOUTS = ("nlc", "ncl")  # X (N, L, C): xformer's; (N, C, L): aeon's, sktime's numpy3D and tsai's
 
 
-def read_npz(path: Path, layout: str | None = None, labelled: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def read_npz(path: Path, layout: str | None = None, labelled: bool | None = True
+             ) -> tuple[np.ndarray, np.ndarray | None]:
     """(X (N, L, C), y) from an ``.npz`` archive whose X is (N, L), or (N, L, C) (``layout`` "nlc") or (N, C, L)
     ("ncl"). Left out, the layout is "nlc", and an X with more channels than steps, which is what (N, C, L)
     data read as (N, L, C) looks like, is refused in one line asking for it. Anything else is refused too.
-    ``labelled`` False (new series to classify): y is neither needed nor read, and None is returned for it."""
+    ``labelled`` False (new series to classify): y is neither needed nor read, and None is returned for it; None:
+    y is read if there."""
     if layout not in (None, *LAYOUTS):
         raise ConfigError(f"data.args.layout={layout!r}: give nlc (X is (N, L, C), xformer's) or ncl (N, C, L: "
                           "aeon's, sktime's numpy3D and tsai's)")
@@ -249,7 +257,7 @@ def read_npz(path: Path, layout: str | None = None, labelled: bool = True) -> tu
             raise ConfigError(f"{path} must hold arrays X (N, L, C){' and y (N,)' if labelled else ''}; it has "
                               f"{sorted(f.files)}")
         try:
-            y = np.asarray(f["y"]) if labelled else None
+            y = np.asarray(f["y"]) if labelled or labelled is None and "y" in f else None
         except ValueError as e:  # an object array (pandas' to_numpy() of strings) is stored pickled
             raise ConfigError(f"{path}: y is an object array ({first_line(e)}); save it as numbers or strings: "
                               "numpy.savez(path, X=X, y=y.astype(str))") from None
@@ -377,8 +385,8 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         train=WindowItems(scaled(x), y), val=WindowItems(scaled(x_val), y_val) if x_val is not None else None,
         test=WindowItems(scaled(x_test), y_test),
         model_args={"tokenizer": {"n_channels": channels, "input_len": length}, "head": {"n_classes": len(names)}},
-        evaluate=evaluate_classifier, save=save, report=report)
+        evaluate=evaluate_imbalanced, save=save, report=report)
 
 
 __all__ = ["synthetic_control", "read_windows", "read_npz", "read_ts", "read_ucr", "ucr_rows", "padded", "as_number",
-           "fill_forward", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
+           "label_text", "fill_forward", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
