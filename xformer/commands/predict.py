@@ -3,14 +3,15 @@ files, texts with a text classifier's run, or series (UCR text files, .npz) with
 with the ensemble of several runs: probabilities averaged).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
-FILE:ROW and the text follows it) to --out (a new file, or with --overwrite one replaced whole, never
-half-written; never an input or a file of the run) or standard output. See
-xformer/predict.py.
+FILE:ROW and the text follows it; series of labelled files: their label follows it, and the accuracy, balanced
+accuracy and macro F1 over them go to standard error) to --out (a new file, or with --overwrite one replaced
+whole, never half-written; never an input or a file of the run) or standard output. See xformer/predict.py.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..config import ConfigError
 
@@ -18,7 +19,8 @@ from ..config import ConfigError
 def run(args: argparse.Namespace) -> None:
     from ..data.compressed import compressed_as_named
     from ..folders import check_outside_data, output_file, write_atomically
-    from ..predict import predict_run
+    from ..predict import predict_run, read_class_names
+    from ..predict_series import label_score
     from ..train.distributed import pick_device
 
     if args.top_k < 1:
@@ -31,6 +33,8 @@ def run(args: argparse.Namespace) -> None:
         check_outside_data(args.out, "--out", runs)  # in an image folder run's data it would be read as data
     device = pick_device(args.device, "--device")
     rows, table = predict_run(runs, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
+    if any("label" in row for row in rows):  # series of labelled files: sktime's score(X, y)
+        print(label_score(rows, read_class_names(Path(args.run_dir) / "classes.json")), file=sys.stderr)
     if args.out:
         write_atomically(args.out, compressed_as_named(args.out, table))
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
