@@ -1,0 +1,128 @@
+"""A time-series classification user's own files, as an sktime / aeon / tsai user brings them: the metrics of
+imbalanced classes (balanced accuracy, macro F1), `xformer predict` on a labelled file (its accuracy, the labels
+beside the predictions), a shorter series refused naming the length to use, float labels of a test file that
+holds some of the classes, and series shorter than the tokenizer's patch."""
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from xformer.cli import main
+from xformer.data.registry import build_data
+
+RECIPE = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+                    "tokenizer": {"name": "series_patches", "args": {"patch_len": 8, "stride": 8}},
+                    "head": {"name": "classification", "args": {"pool": "mean"}}},
+          "train": {"steps": 30, "batch_size": 8, "lr": 3e-3, "eval_every": 30, "warmup_steps": 0}}
+
+
+def waves(n, seed, labels=("slow", "fast"), length=32):
+    rng = np.random.default_rng(seed)
+    y = np.array(list(labels) * (n // len(labels)))
+    speed = {label: 0.3 + k for k, label in enumerate(labels)}
+    x = 5 + 3 * np.sin(np.arange(length)[None] * np.array([speed[v] for v in y])[:, None] + rng.uniform(0, 6, (n, 1)))
+    return x, y
+
+
+def ucr(x, labels=None) -> str:
+    return "".join("\t".join(([str(labels[i])] if labels is not None else []) + [f"{v:.6f}" for v in row]) + "\n"
+                   for i, row in enumerate(x))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seriescls_audit")
+    x, y = waves(40, 0)
+    (root / "TRAIN.tsv").write_text(ucr(x, y))
+    x_test, y_test = waves(10, 1)
+    (root / "TEST.tsv").write_text(ucr(x_test, y_test))
+    recipe = {**RECIPE, "data": {"name": "series_classification",
+                                 "args": {"path": str(root / "TRAIN.tsv"), "test_path": str(root / "TEST.tsv")}}}
+    (root / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(root / "r.yaml"), "--out", str(root / "run"), "--quiet", "--threads", "1"]) == 0
+    return root
+
+
+def test_runs_report_balanced_accuracy_and_macro_f1(run):
+    """Before: accuracy alone, which a majority class inflates (UCR sets are often imbalanced)."""
+    metrics = json.loads((run / "run" / "metrics.json").read_text())
+    report = json.loads((run / "run" / "test_classification.json").read_text())
+    for key in ("balanced_accuracy", "macro_f1"):
+        assert 0 <= metrics[f"test_{key}"] <= 1 and metrics[f"val_{key}"] >= 0
+        assert report[key] == pytest.approx(metrics[f"test_{key}"])
+
+
+def test_balanced_accuracy_and_macro_f1_are_sklearns():
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    from xformer.metrics_classification import classification_report
+
+    y_true, y_pred = np.array([0, 0, 0, 0, 0, 0, 1, 2, 2]), np.array([0, 0, 0, 0, 0, 1, 0, 2, 0])
+    report = classification_report(y_true, y_pred, 4, ["a", "b", "c", "unseen"])
+    assert report["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert report["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+
+
+def predicted(capsys, *argv):
+    assert main(["predict", *map(str, argv)]) == 0
+    captured = capsys.readouterr()
+    return list(csv.DictReader(io.StringIO(captured.out))), captured.err
+
+
+def test_predict_on_a_labelled_file_keeps_the_labels_and_scores_them(run, capsys):
+    """Before: the labels of the archive's own test file were dropped unread; sktime's score(X, y) had no
+    counterpart short of xformer evaluate with data overrides."""
+    rows, err = predicted(capsys, run / "run", run / "TEST.tsv")
+    truth = [line.split("\t")[0] for line in (run / "TEST.tsv").read_text().splitlines()]
+    assert [r["label"] for r in rows] == truth
+    hits = sum(r["label"] == r["class"] for r in rows)
+    assert f"accuracy {hits / len(rows):.4f}" in err and "10 labelled series" in err and "balanced" in err, err
+    metrics = json.loads((run / "run" / "metrics.json").read_text())
+    assert f"accuracy {metrics['test_accuracy']:.4f}" in err  # the run's own score of the same file
+    x, y = waves(10, 1)
+    np.savez(run / "labelled.npz", X=x[:, :, None], y=y)
+    rows, err = predicted(capsys, run / "run", run / "labelled.npz")
+    assert [r["label"] for r in rows] == y.tolist() and "10 labelled series" in err
+    (run / "new.tsv").write_text(ucr(x))  # unlabelled: no label column, no score
+    rows, err = predicted(capsys, run / "run", run / "new.tsv")
+    assert "label" not in rows[0] and "accuracy" not in err
+
+
+def test_predict_counts_a_class_the_run_never_saw_as_wrong(run, capsys):
+    x, _ = waves(4, 2)
+    (run / "other.tsv").write_text(ucr(x, ["slow", "slow", "medium", "medium"]))
+    rows, err = predicted(capsys, run / "run", run / "other.tsv")
+    assert [r["label"] for r in rows] == ["slow", "slow", "medium", "medium"]
+    assert "classes the run does not know: ['medium']" in err, err
+
+
+def test_a_shorter_series_is_refused_naming_the_length_to_use(run, tmp_path, capsys):
+    """Before: "series 1, 2 have missing values (or are shorter) ... give whole series", no length named."""
+    np.savez(tmp_path / "short.npz", X=np.zeros((2, 16, 1)))
+    assert main(["predict", str(run / "run"), str(tmp_path / "short.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "series of 16 steps x 1 channels" in err and "give series of 32 steps and 1 channels" in err, err
+    assert err.count("\n") == 1
+
+
+def test_float_labels_of_a_test_file_holding_some_classes(tmp_path):
+    """Labels 1.0 and 2.5: a test file holding only class 1.0 read it as "1", refused as a class not in train."""
+    x, y = waves(20, 0, labels=("1.0", "2.5"))
+    (tmp_path / "train.tsv").write_text(ucr(x, y))
+    (tmp_path / "test.tsv").write_text(ucr(x[y == "1.0"], y[y == "1.0"]))
+    bundle = build_data("series_classification", {"path": str(tmp_path / "train.tsv"), "val_fraction": 0,
+                                                  "test_path": str(tmp_path / "test.tsv")})
+    assert bundle.test.y.tolist() == [0] * 10
+
+
+def test_series_shorter_than_the_patch_name_the_fix(tmp_path, capsys):
+    x, y = waves(20, 0, length=5)
+    (tmp_path / "tiny.tsv").write_text(ucr(x, y))
+    recipe = {**RECIPE, "data": {"name": "series_classification", "args": {"path": str(tmp_path / "tiny.tsv")}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "patch_len=8 is longer than input_len=5" in err and "patch_len of at most 5" in err, err
