@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from xformer.cli import main
+from xformer.config import ConfigError
 from xformer.data.registry import build_data
 
 RECIPE = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
@@ -126,3 +127,27 @@ def test_series_shorter_than_the_patch_name_the_fix(tmp_path, capsys):
     assert main(["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "patch_len=8 is longer than input_len=5" in err and "patch_len of at most 5" in err, err
+
+
+
+def series_lines(rows) -> str:
+    """UCR lines of (label, values, NaN padding steps)."""
+    return "".join(f"{k}\t" + "\t".join(f"{v:.3f}" for v in values) + "\tNaN" * pad + "\n" for k, values, pad in rows)
+
+
+def test_a_test_file_nan_padded_beyond_the_training_length(tmp_path):
+    """Variable-length series padded with NaN file by file: a test file padded past the training file's length was
+    refused as another data set ("windows of shape (8, 1) but (6, 1)") though every value fitted."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "train.tsv").write_text(series_lines([(k, rng.normal(size=6), 0) for k in [1, 2] * 10]))
+    ragged = [(k, rng.normal(size=n), 8 - n) for k, n in [(1, 4), (2, 6)] * 3]
+    (tmp_path / "ragged.tsv").write_text(series_lines(ragged))
+    (tmp_path / "whole.tsv").write_text(series_lines([(k, rng.normal(size=6), 2) for k in [1, 2] * 3]))
+    for test, missing in (("ragged.tsv", "ffill"), ("whole.tsv", "error")):
+        bundle = build_data("series_classification", {"path": str(tmp_path / "train.tsv"), "missing": missing,
+                                                      "test_path": str(tmp_path / test), "val_fraction": 0})
+        assert bundle.test.x.shape == (6, 6, 1) and not bundle.test.x.isnan().any()
+    (tmp_path / "long.tsv").write_text(series_lines([(1, rng.normal(size=7), 1), (2, rng.normal(size=8), 0)]))
+    with pytest.raises(ConfigError, match=r"holds windows of shape \(8, 1\)"):  # a value past step 6: refused
+        build_data("series_classification", {"path": str(tmp_path / "train.tsv"), "missing": "ffill",
+                                              "test_path": str(tmp_path / "long.tsv")})

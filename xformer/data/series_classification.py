@@ -75,10 +75,11 @@ def synthetic_control(n_per_class: int = 100, length: int = 60, seed: int = 0) -
     return np.stack(rows)[:, :, None], np.array(labels)
 
 
-def read_windows(path: str | Path, missing: str = "error", layout: str | None = None
+def read_windows(path: str | Path, missing: str = "error", layout: str | None = None, length: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file, a .ts file or an ``.npz`` (X, y;
-    ``layout``)."""
+    ``layout``). ``length`` (a test file's, the training length): the steps past it that no series has a value
+    in are dropped, NaN padding of variable-length series written file by file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"series classification file not found: {path}")
@@ -93,6 +94,8 @@ def read_windows(path: str | Path, missing: str = "error", layout: str | None = 
         x, y = read_ucr(path)
     if x.shape[1] == 0:
         raise ConfigError(f"{path} holds labels but no series values; {UCR_FIX}")
+    if length is not None:
+        x = x[:, :max([length, *(np.flatnonzero(~np.isnan(x).all(axis=(0, 2))) + 1)])]
     bad = np.isnan(x)
     if bad.any():
         if missing != "ffill":
@@ -340,7 +343,7 @@ def series_classification(path: str | None = None, test_path: str | None = None,
             raise ConfigError(f"{path}: every series has the label {names[0]!r}; a classifier needs at least two "
                               f"classes ({UCR_FIX})")
     if test_path is not None:
-        x_test, raw_test = read_windows(test_path, missing, layout)
+        x_test, raw_test = read_windows(test_path, missing, layout, x.shape[1])
         if missing == "ffill" and x_test.shape[1] < x.shape[1] and x_test.shape[2] == x.shape[2]:
             # unequal lengths whose longest test series is shorter: carried forward to the training length too
             x_test = np.concatenate([x_test, np.repeat(x_test[:, -1:], x.shape[1] - x_test.shape[1], axis=1)], axis=1)
