@@ -151,3 +151,37 @@ def test_a_test_file_nan_padded_beyond_the_training_length(tmp_path):
     with pytest.raises(ConfigError, match=r"holds windows of shape \(8, 1\)"):  # a value past step 6: refused
         build_data("series_classification", {"path": str(tmp_path / "train.tsv"), "missing": "ffill",
                                               "test_path": str(tmp_path / "long.tsv")})
+
+
+@pytest.mark.parametrize("name, content, words", [
+    # Before: "9 of 9 series have missing or non-numeric values (e.g. unequal lengths); pass missing=ffill", which
+    # then trained on the first value of each line as its class
+    ("toy.arff", "@relation Toy\n@attribute t1 numeric\n@attribute c {a,b}\n@data\n0.1,a\n0.3,b\n",
+     "an ARFF file"),
+    ("last.csv", "0.1,0.2,0.3,a\n0.4,0.5,0.6,b\n0.1,0.2,0.3,a\n0.4,0.5,0.6,b\n", "line 1 holds 'a' where a value"),
+    ("word.tsv", "1\t0.1\tabc\t0.3\n2\t0.1\t0.2\t0.3\n", "line 1 holds 'abc' where a value"),
+    ("word.ts", "@classLabel true a b\n@data\n1,x,3:a\n1,2,3:b\n", "series 1 holds 'x' where a value"),
+])
+def test_non_numbers_among_the_values_are_refused_not_filled(tmp_path, name, content, words):
+    (tmp_path / name).write_text(content)
+    for missing in ("error", "ffill"):
+        with pytest.raises(ConfigError, match=words):
+            build_data("series_classification", {"path": str(tmp_path / name), "missing": missing})
+
+
+def test_last_label_and_missing_marks(tmp_path):
+    (tmp_path / "last.csv").write_text("0.1,0.2,a\n0.4,0.5,b\n")
+    with pytest.raises(ConfigError, match="the label first"):
+        build_data("series_classification", {"path": str(tmp_path / "last.csv")})
+    (tmp_path / "marks.tsv").write_text("1\t0.1\t?\t0.3\n2\t0.1\tNA\t0.3\n1\tnan\t\t0.3\n")
+    from xformer.data.series_classification import read_windows
+
+    x, _ = read_windows(tmp_path / "marks.tsv", missing="ffill")  # ?, NA, an empty field, NaN: missing
+    np.testing.assert_allclose(x[:, :, 0], [[0.1, 0.1, 0.3], [0.1, 0.1, 0.3], [0.3, 0.3, 0.3]])
+
+
+def test_an_unknown_missing_policy_is_one_line(tmp_path):
+    """Before: missing=interpolate (a forecasting data's policy) was taken silently for error."""
+    (tmp_path / "a.tsv").write_text(series_lines([(k, [0.1, 0.2, 0.3], 0) for k in [1, 2] * 5]))
+    with pytest.raises(ConfigError, match="data.args.missing='interpolate'.*error or ffill"):
+        build_data("series_classification", {"path": str(tmp_path / "a.tsv"), "missing": "interpolate"})

@@ -56,7 +56,8 @@ def series_classifier_info(run_dir: Path) -> dict | None:
 def read_series(path: Path, info: dict) -> tuple[np.ndarray, list[str] | None]:
     """((N, L, C) float64 series of one input file (see the module docstring), filled as the run's data was, their
     labels named as the run names its classes, or None for an unlabelled file)."""
-    from .data.series_classification import as_number, fill_forward, label_text, padded, read_npz, read_ts, ucr_rows
+    from .data.series_class_files import LABEL_FIRST, as_numbers, label_text, padded, read_npz, read_ts, ucr_rows
+    from .data.series_classification import fill_forward
 
     length, channels = info["input_len"], info["n_channels"]
     if not path.is_file():
@@ -76,7 +77,8 @@ def read_series(path: Path, info: dict) -> tuple[np.ndarray, list[str] | None]:
             raise ConfigError(f"{path}: its longest line holds {widest} fields; the run reads series of {length} "
                               f"values, a line of {length} values, or of a label and {length} values")
         labelled = widest == length + 1
-        x = padded([[as_number(v) for v in row[1 if labelled else 0:]] for row in rows])[:, :, None]
+        x = padded([as_numbers(row[1 if labelled else 0:], f"{path}: line {number}", LABEL_FIRST)
+                    for number, row in enumerate(rows, 1)])[:, :, None]
         labels = [row[0] for row in rows] if labelled else None
     if x.shape[1:] != (length, channels) and not (x.shape[1] < length and x.shape[2] == channels
                                                    and info["missing"] == "ffill"):

@@ -18,6 +18,8 @@ Sources, all read into X (N, L, C) float and y (N,) class indices:
 - ``path`` to a ``.npz`` holding ``X`` (N, L, C) or (N, L) and ``y`` (N,), for multivariate windows;
   ``layout="ncl"`` reads X as (N, C, L), aeon's, sktime's and tsai's layout.
 
+The readers are in ``series_class_files.py``.
+
 Without ``test_path`` a stratified 80/20 split (random_state 0) makes the test set; validation
 is a stratified ``val_fraction`` of the rest. Values are standardised per channel with a
 StandardScaler fitted on the training windows only. Missing values stop with one line unless
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,10 @@ from torch.utils.data import Dataset
 from ..batch import INPUTS, LABELS
 from ..config import ConfigError
 from ..metrics_classification import evaluate_imbalanced, save_classification_report
-from ..registry import check_fractions, check_sizes, first_line
+from ..registry import check_fractions, check_sizes
 from .registry import DataBundle, register_data
-from .compressed import read_text_file
+from .series_class_files import UCR_FIX, read_npz, read_ts, read_ucr
 
-UCR_FIX = ("give a UCR-format text file (per line: the label, then the values, separated by tabs, commas or spaces) "
-           "or an .npz")
 SYNTHETIC_CONTROL_CLASSES = ("normal", "cyclic", "increasing_trend", "decreasing_trend", "upward_shift",
                              "downward_shift")
 
@@ -116,171 +115,6 @@ def fill_forward(x: np.ndarray) -> np.ndarray:
     return by_time.ffill().bfill().to_numpy().reshape(length, n, channels).transpose(1, 0, 2)
 
 
-def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(X (N, L, 1), labels) of a UCR text file: per line a label, then the values, separated by tabs (the 2018
-    archive's .tsv), commas, or spaces (timeseriesclassification.com's .txt: "  1.0000000e+00  -0.64 ..."). Rows
-    of different lengths are padded with NaN at the end (unequal-length series, for ``missing``); "?" and
-    "NaN" are missing values. Labels are class names by ``label_text`` ("1.0000000e+00" is "1")."""
-    lines, rows = ucr_rows(path)
-    labels = [row[0] for row in rows]
-    if not all(labels):
-        number = next(i for i, label in enumerate(labels) if not label) + 1
-        raise ConfigError(f"{path}: line {number} has no label before its values; {UCR_FIX}")
-    values = [[as_number(v) for v in row[1:]] for row in rows]
-    if len(values) > 1 and all(np.isnan(v) for v in values[0]) and not all(np.isnan(v) for v in values[1]):
-        raise ConfigError(f"{path}: the first line ({lines[0][:40]!r}) looks like a header of column names; the "
-                          "UCR format has none: remove it (e.g. pandas' to_csv(path, header=False, index=False))")
-    return padded(values)[:, :, None], np.array([label_text(v) for v in labels], dtype=object)
-
-
-def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(X (N, L, C), labels or None) of a .ts file, sktime's and aeon's format (the UEA archive's): "@" header
-    lines ("#" comments) up to "@data", then one series a line, its channels separated by ":", each channel's
-    values by ",", "?" missing, and the class label last when the header says "@classLabel true". Channels
-    and series of unequal length end in missing values (NaN), for ``missing``."""
-    try:
-        text = read_text_file(path)
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not a UTF-8 text file ({e.reason}); give a .ts file (sktime's format)") from None
-    header, body, in_data = {}, [], False
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if in_data:
-            body.append(line)
-        elif line.lower() == "@data":
-            in_data = True
-        elif line.startswith("@"):
-            key, _, value = line[1:].partition(" ")
-            header[key.lower()] = value.strip()
-    if not body:
-        raise ConfigError(f"{path}: no series after an @data line; give a .ts file (sktime's format)")
-    if header.get("timestamps", "false").lower() == "true":
-        raise ConfigError(f"{path}: @timeStamps true (values given with their times) is not read; save the series "
-                          "with @timeStamps false")
-    labelled = header.get("classlabel", "false").split()[:1] == ["true"]
-    series, labels = [], []
-    for number, line in enumerate(body, 1):
-        fields = line.split(":")
-        if labelled:
-            if len(fields) < 2 or not fields[-1].strip():
-                raise ConfigError(f"{path}: series {number} has no class label after its last ':'")
-            labels.append(fields[-1].strip())
-            fields = fields[:-1]
-        series.append([[as_number(v) for v in channel.split(",")] for channel in fields])
-    channels = {len(s) for s in series}
-    if len(channels) > 1:
-        raise ConfigError(f"{path}: the series hold {sorted(channels)} channels; every line needs the same number")
-    length = max(len(c) for s in series for c in s)
-    x = np.full((len(series), length, channels.pop()), np.nan)
-    for i, s in enumerate(series):
-        for c, values in enumerate(s):
-            x[i, :len(values), c] = values
-    return x, (np.array([label_text(v) for v in labels], dtype=object) if labelled else None)
-
-
-def ucr_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """(the non-empty lines, each split into its fields) of a UCR-style text file: the separator of the first line
-    (tab, comma, else runs of spaces); a tab or comma before the first field leaves it empty, trailing ones add
-    nothing."""
-    try:
-        text = read_text_file(path)
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not a UTF-8 text file ({e.reason}); {UCR_FIX}") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise ConfigError(f"{path} is empty; {UCR_FIX}")
-    if "\0" in text:
-        raise ConfigError(f"{path} is not a text file (it holds NUL bytes); {UCR_FIX}")
-    sep = "\t" if "\t" in lines[0] else "," if "," in lines[0] else None  # None: runs of spaces
-    rows = []
-    for line in lines:
-        fields = [field.strip() for field in (line.split(sep) if sep else line.split())]
-        while len(fields) > 1 and not fields[-1]:
-            fields.pop()
-        rows.append(fields)
-    return lines, rows
-
-
-def padded(values: list[list[float]]) -> np.ndarray:
-    """Rows of numbers as an (N, longest) array, the shorter ones ending in NaN (missing values)."""
-    x = np.full((len(values), max(map(len, values))), np.nan)
-    for i, row in enumerate(values):
-        x[i, :len(row)] = row
-    return x
-
-
-def as_number(field: str) -> float:
-    try:
-        return float(field)
-    except ValueError:
-        return float("nan")  # "?", "NaN", an empty field: missing
-
-
-def label_text(label) -> str:
-    """A text file's label as its class name: a whole number in any spelling as that number's plain text
-    ("1.0000000e+00", "1.0" and "1" are class "1"), each label on its own, so a test file holding only some
-    classes names them as the training file does; any other label as given. (An .npz's y keeps str(y): the class
-    names of runs trained on one.)"""
-    text = str(label).strip()
-    try:
-        return str(int(text))
-    except ValueError:
-        pass
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if np.isfinite(number) and number.is_integer() else text
-
-
-LAYOUTS = ("nlc", "ncl")  # X (N, L, C): xformer's; (N, C, L): aeon's, sktime's numpy3D and tsai's
-
-
-def read_npz(path: Path, layout: str | None = None, labelled: bool | None = True
-             ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(X (N, L, C), y) from an ``.npz`` archive whose X is (N, L), or (N, L, C) (``layout`` "nlc") or (N, C, L)
-    ("ncl"). Left out, the layout is "nlc", and an X with more channels than steps, which is what (N, C, L)
-    data read as (N, L, C) looks like, is refused in one line asking for it. Anything else is refused too.
-    ``labelled`` False (new series to classify): y is neither needed nor read, and None is returned for it; None:
-    y is read if there."""
-    if layout not in (None, *LAYOUTS):
-        raise ConfigError(f"data.args.layout={layout!r}: give nlc (X is (N, L, C), xformer's) or ncl (N, C, L: "
-                          "aeon's, sktime's numpy3D and tsai's)")
-    try:
-        archive = np.load(path)  # allow_pickle=False: a pickle is refused, never run
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ConfigError(f"{path} is not a readable .npz archive ({first_line(e)}); save one with "
-                          "numpy.savez(path, X=X, y=y)") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):  # a single .npy array renamed .npz
-        raise ConfigError(f"{path} holds one array, not an .npz archive; save one with numpy.savez(path, X=X, y=y)")
-    with archive as f:
-        if "X" not in f or labelled and "y" not in f:
-            raise ConfigError(f"{path} must hold arrays X (N, L, C){' and y (N,)' if labelled else ''}; it has "
-                              f"{sorted(f.files)}")
-        try:
-            y = np.asarray(f["y"]) if labelled or labelled is None and "y" in f else None
-        except ValueError as e:  # an object array (pandas' to_numpy() of strings) is stored pickled
-            raise ConfigError(f"{path}: y is an object array ({first_line(e)}); save it as numbers or strings: "
-                              "numpy.savez(path, X=X, y=y.astype(str))") from None
-        try:
-            x = np.asarray(f["X"], dtype=np.float64)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{path}: X must hold numbers ({first_line(e)}); save float arrays") from None
-    if x.ndim == 3 and layout == "ncl":
-        x = x.transpose(0, 2, 1)
-    elif x.ndim == 3 and layout is None and x.shape[2] > x.shape[1]:
-        raise ConfigError(f"{path}: X is {x.shape}, read as (N, L, C) {x.shape[2]} channels of {x.shape[1]} steps; "
-                          "aeon, sktime and tsai store (N, C, L): give data.args.layout=ncl for that, or "
-                          "data.args.layout=nlc if it really has more channels than steps")
-    x = x[:, :, None] if x.ndim == 2 else x
-    if x.ndim != 3 or y is not None and len(x) != len(y):
-        raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and "
-                          f"{None if y is None else y.shape}")
-    return x, y
-
-
 def check_stratifiable(y: np.ndarray, names: list[str], fraction: float, split: str) -> None:
     """sklearn's stratified split needs two examples of every class and a held-out part of at least one example
     a class: refused in one line naming the classes (UCR sets such as Fungi have one training series a class)."""
@@ -330,6 +164,8 @@ def series_classification(path: str | None = None, test_path: str | None = None,
     layout: of an .npz's X, "nlc" (N, L, C) or "ncl" (N, C, L); see ``read_npz``."""
     check_fractions("data.args", val_fraction=val_fraction)
     check_sizes("data.args", n_per_class=n_per_class)
+    if missing not in ("error", "ffill"):
+        raise ConfigError(f"data.args.missing={missing!r}: choose error or ffill (error refuses missing values)")
     if test_path is not None and path is None:
         raise ConfigError("data.args.test_path needs data.args.path (the training file of the same dataset)")
     if path is None:
@@ -391,5 +227,5 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         evaluate=evaluate_imbalanced, save=save, report=report)
 
 
-__all__ = ["synthetic_control", "read_windows", "read_npz", "read_ts", "read_ucr", "ucr_rows", "padded", "as_number",
-           "label_text", "fill_forward", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
+__all__ = ["synthetic_control", "read_windows", "fill_forward", "WindowItems", "series_classification",
+           "SYNTHETIC_CONTROL_CLASSES"]
