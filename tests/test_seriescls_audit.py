@@ -185,3 +185,12 @@ def test_an_unknown_missing_policy_is_one_line(tmp_path):
     (tmp_path / "a.tsv").write_text(series_lines([(k, [0.1, 0.2, 0.3], 0) for k in [1, 2] * 5]))
     with pytest.raises(ConfigError, match="data.args.missing='interpolate'.*error or ffill"):
         build_data("series_classification", {"path": str(tmp_path / "a.tsv"), "missing": "interpolate"})
+
+
+def test_a_test_file_with_a_class_the_training_file_lacks(tmp_path):
+    """Refused (the head has no logit for it), naming the class and the way to score such a file anyway."""
+    (tmp_path / "train.tsv").write_text(series_lines([(k, [0.1, 0.2, 0.3], 0) for k in [1, 2] * 5]))
+    (tmp_path / "test.tsv").write_text(series_lines([(k, [0.1, 0.2, 0.3], 0) for k in [1, 2, 3]]))
+    with pytest.raises(ConfigError, match=r"labels \['3'\] that .* does not.*xformer predict RUN .*test.tsv scores"):
+        build_data("series_classification", {"path": str(tmp_path / "train.tsv"),
+                                              "test_path": str(tmp_path / "test.tsv")})

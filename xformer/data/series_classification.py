@@ -188,7 +188,9 @@ def series_classification(path: str | None = None, test_path: str | None = None,
                               "give files of one dataset")
         unseen = sorted({str(v) for v in raw_test} - set(names))
         if unseen:
-            raise ConfigError(f"{test_path} has labels {unseen} that {path} does not; give files of one dataset")
+            raise ConfigError(f"{test_path} has labels {unseen[:5]} that {path} does not, which the classifier cannot "
+                              f"predict; give files of one dataset (after training, xformer predict RUN {test_path} "
+                              "scores the file, counting those series wrong)")
     index = {name: k for k, name in enumerate(names)}
     y = np.array([index[str(v)] for v in raw])
     from sklearn.model_selection import train_test_split  # here, not at the top: sklearn costs every command ~1 s
