@@ -194,3 +194,14 @@ def test_a_test_file_with_a_class_the_training_file_lacks(tmp_path):
     with pytest.raises(ConfigError, match=r"labels \['3'\] that .* does not.*xformer predict RUN .*test.tsv scores"):
         build_data("series_classification", {"path": str(tmp_path / "train.tsv"),
                                               "test_path": str(tmp_path / "test.tsv")})
+
+
+def test_predict_on_an_npz_nan_padded_past_the_runs_length(run, capsys):
+    """tsai / aeon users pad unequal series with NaN to a file's own maximum; padding past the run's 32 steps that
+    holds no value was refused as a series of 40 steps."""
+    x, _ = waves(10, 1)
+    np.savez(run / "padded.npz", X=np.concatenate([x, np.full((10, 8), np.nan)], axis=1)[:, :, None])
+    np.savez(run / "plain.npz", X=x[:, :, None])
+    rows, _ = predicted(capsys, run / "run", run / "padded.npz")
+    plain, _ = predicted(capsys, run / "run", run / "plain.npz")
+    assert [r["probability"] for r in rows] == [r["probability"] for r in plain]

@@ -11,10 +11,10 @@ Inputs, as the run's data reads them (xformer/data/series_classification.py):
     a text file     UCR lines, separated by tabs, commas or spaces: with a label first (L + 1 fields, the
                     archive's own files) or without (L fields: new, unlabelled series)
 
-Each series must have the run's length and channels; missing values ("?", NaN, shorter rows) are filled as the
-run filled them (data.args.missing=ffill), else refused in one line. Rows are named FILE:N (N from 1). The labels
-of labelled files are kept (rows' "label") and scored (sktime's ``score(X, y)``, ``label_score``): a label of a
-class the run does not know counts as a wrong prediction.
+Each series must have the run's length and channels (NaN padding past it, holding no value, is dropped); missing
+values ("?", NaN, shorter rows) are filled as the run filled them (data.args.missing=ffill), else refused in one
+line. Rows are named FILE:N (N from 1). The labels of labelled files are kept (rows' "label") and scored (sktime's
+``score(X, y)``, ``label_score``): a label of a class the run does not know counts as a wrong prediction.
 """
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def series_classifier_info(run_dir: Path) -> dict | None:
 def read_series(path: Path, info: dict) -> tuple[np.ndarray, list[str] | None]:
     """((N, L, C) float64 series of one input file (see the module docstring), filled as the run's data was, their
     labels named as the run names its classes, or None for an unlabelled file)."""
-    from .data.series_class_files import LABEL_FIRST, as_numbers, label_text, padded, read_npz, read_ts, ucr_rows
+    from .data.series_class_files import (LABEL_FIRST, as_numbers, drop_empty_tail, label_text, padded, read_npz,
+                                          read_ts, ucr_rows)
     from .data.series_classification import fill_forward
 
     length, channels = info["input_len"], info["n_channels"]
@@ -80,6 +81,7 @@ def read_series(path: Path, info: dict) -> tuple[np.ndarray, list[str] | None]:
         x = padded([as_numbers(row[1 if labelled else 0:], f"{path}: line {number}", LABEL_FIRST)
                     for number, row in enumerate(rows, 1)])[:, :, None]
         labels = [row[0] for row in rows] if labelled else None
+    x = drop_empty_tail(x, length)  # NaN padding past the run's length, to a file's own longest series
     if x.shape[1:] != (length, channels) and not (x.shape[1] < length and x.shape[2] == channels
                                                    and info["missing"] == "ffill"):
         raise ConfigError(f"{path}: series of {x.shape[1]} steps x {x.shape[2]} channels; the run was trained on "

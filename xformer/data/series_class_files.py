@@ -108,6 +108,12 @@ def ucr_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     return lines, rows
 
 
+def drop_empty_tail(x: np.ndarray, length: int) -> np.ndarray:
+    """(N, L, C) without its steps past ``length`` that no series has a value in: NaN padding of unequal series,
+    written to a file's own longest (a test file's, new series')."""
+    return x[:, :max([length, *(np.flatnonzero(~np.isnan(x).all(axis=(0, 2))) + 1)])]
+
+
 def padded(values: list[list[float]]) -> np.ndarray:
     """Rows of numbers as an (N, longest) array, the shorter ones ending in NaN (missing values)."""
     x = np.full((len(values), max(map(len, values))), np.nan)
@@ -212,5 +218,5 @@ def read_npz(path: Path, layout: str | None = None, labelled: bool | None = True
     return x, y
 
 
-__all__ = ["UCR_FIX", "read_ucr", "read_ts", "ucr_rows", "padded", "MISSING_MARKS", "LABEL_FIRST", "as_number",
-           "as_numbers", "label_text", "LAYOUTS", "read_npz"]
+__all__ = ["UCR_FIX", "read_ucr", "read_ts", "ucr_rows", "drop_empty_tail", "padded", "MISSING_MARKS", "LABEL_FIRST",
+           "as_number", "as_numbers", "label_text", "LAYOUTS", "read_npz"]

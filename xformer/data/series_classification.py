@@ -41,7 +41,7 @@ from ..config import ConfigError
 from ..metrics_classification import evaluate_imbalanced, save_classification_report
 from ..registry import check_fractions, check_sizes
 from .registry import DataBundle, register_data
-from .series_class_files import UCR_FIX, read_npz, read_ts, read_ucr
+from .series_class_files import UCR_FIX, drop_empty_tail, read_npz, read_ts, read_ucr
 
 SYNTHETIC_CONTROL_CLASSES = ("normal", "cyclic", "increasing_trend", "decreasing_trend", "upward_shift",
                              "downward_shift")
@@ -77,8 +77,7 @@ def synthetic_control(n_per_class: int = 100, length: int = 60, seed: int = 0) -
 def read_windows(path: str | Path, missing: str = "error", layout: str | None = None, length: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file, a .ts file or an ``.npz`` (X, y;
-    ``layout``). ``length`` (a test file's, the training length): the steps past it that no series has a value
-    in are dropped, NaN padding of variable-length series written file by file."""
+    ``layout``). ``length`` (a test file's: the training length): ``drop_empty_tail``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"series classification file not found: {path}")
@@ -94,7 +93,7 @@ def read_windows(path: str | Path, missing: str = "error", layout: str | None = 
     if x.shape[1] == 0:
         raise ConfigError(f"{path} holds labels but no series values; {UCR_FIX}")
     if length is not None:
-        x = x[:, :max([length, *(np.flatnonzero(~np.isnan(x).all(axis=(0, 2))) + 1)])]
+        x = drop_empty_tail(x, length)
     bad = np.isnan(x)
     if bad.any():
         if missing != "ffill":
