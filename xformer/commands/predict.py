@@ -1,5 +1,5 @@
 """`xformer predict RUN_DIR INPUTS... [--top-k 5] [--out preds.csv] [--ensemble RUN_DIR ...]`: classify new image
-files, texts with a text classifier's run, or series (UCR text files, .npz) with a series classifier's run (or
+files, texts with a text classifier's run, or series (UCR text files, .ts, .npz) with a series classifier's run (or
 with the ensemble of several runs: probabilities averaged).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
@@ -52,8 +52,9 @@ def add_parser(subparsers) -> None:
                     "(text_classification) the inputs are texts: .csv / .tsv / .jsonl files (the run's text column), "
                     "text files (one text per line) or - (standard input); each row also holds the text. For a "
                     "series classifier's run (series_classification) they are series: UCR text files (a label and "
-                    "the values per line, or the values alone) or .npz files (X), scaled as the run's training "
-                    "series; rows are FILE:N. RUN_DIR may also be a Hugging Face classifier folder "
+                    "the values per line, or the values alone), .ts files or .npz files (X), scaled as the run's "
+                    "training series; rows are FILE:N, and a labelled file's labels are kept and scored. RUN_DIR "
+                    "may also be a Hugging Face classifier folder "
                     "(BertForSequenceClassification: texts; ViTForImageClassification: images, with its "
                     "preprocessor_config.json).",
         epilog="examples: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv; "
