@@ -170,7 +170,7 @@ def test_fcn_recipe_trains_and_evaluates_through_the_cli(tmp_path, capsys):
     (tmp_path / "new.tsv").write_text("\n".join(lines) + "\n")
     assert main(["predict", str(run), str(tmp_path / "new.tsv")]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
-    assert rows[0].startswith("file,class,probability") and len(rows) == 1 + 6
+    assert rows[0].startswith("file,label,class,probability") and len(rows) == 1 + 6  # the labels kept
 
 
 @pytest.mark.parametrize("baseline, data", [({"name": "dlinear"}, {"name": "series_classification"}),

@@ -5,6 +5,8 @@
     top5_accuracy = (1/N) sum_i [y_i in the 5 largest z_i]     (only with more than 5 classes)
     C[t, p] = #{i : y_i = t, argmax z_i = p}   (rows: true class, columns: predicted)
     per-class accuracy (recall) of class k = C[k, k] / sum_p C[k, p]
+    balanced_accuracy = mean of the per-class accuracies of the classes present in y (sklearn's)
+    macro_f1 = mean over the classes present in y or the predictions of F1_k = 2 TP / (2 TP + FP + FN)
 """
 from __future__ import annotations
 
@@ -48,14 +50,46 @@ def predict(model: nn.Module, batches: Iterable[dict]) -> tuple[np.ndarray, np.n
     return y_true, y_top[:, 0]
 
 
-def evaluate_classifier(model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
-    """The DataBundle.evaluate of classification datasets: {"accuracy": ...} (top-1), plus
-    {"top5_accuracy": ...} when the model has more than 5 classes (with 5 or fewer it would be 1)."""
-    y_true, y_top, n_classes = _predict(model, batches, TOP_K)
+def _top_scores(y_true: np.ndarray, y_top: np.ndarray, n_classes: int) -> dict[str, float]:
     metrics = {"accuracy": float((y_true == y_top[:, 0]).mean())}
     if n_classes > TOP_K:
         metrics["top5_accuracy"] = float((y_top == y_true[:, None]).any(axis=1).mean())
     return metrics
+
+
+def evaluate_classifier(model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
+    """The DataBundle.evaluate of classification datasets: {"accuracy": ...} (top-1), plus
+    {"top5_accuracy": ...} when the model has more than 5 classes (with 5 or fewer it would be 1)."""
+    return _top_scores(*_predict(model, batches, TOP_K))
+
+
+def evaluate_imbalanced(model: nn.Module, batches: Iterable[dict]) -> dict[str, float]:
+    """:func:`evaluate_classifier`'s metrics and :func:`imbalance_metrics`: for data whose classes are seldom of
+    one size (the UCR/UEA archives'), where a majority class alone earns a high accuracy."""
+    y_true, y_top, n_classes = _predict(model, batches, TOP_K)
+    return {**_top_scores(y_true, y_top, n_classes), **imbalance_metrics(y_true, y_top[:, 0])}
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """Mean over the labels present in y_true or y_pred of F1_k = 2 TP / (2 TP + FP + FN) (arrays or tensors)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    scores = []
+    for k in np.union1d(y_true, y_pred):
+        tp = ((y_pred == k) & (y_true == k)).sum()
+        scores.append(2 * tp / (2 * tp + ((y_pred == k) != (y_true == k)).sum()))  # the second sum: FP + FN
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def balanced_accuracy(y_true, y_pred) -> float:
+    """Mean over the labels present in y_true of the fraction of their examples predicted right."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    recalls = [(y_pred[y_true == k] == k).mean() for k in np.unique(y_true)]
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def imbalance_metrics(y_true, y_pred) -> dict[str, float]:
+    """{"balanced_accuracy", "macro_f1"}: what accuracy alone hides when one class dominates."""
+    return {"balanced_accuracy": balanced_accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred)}
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
@@ -70,6 +104,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
     names = list(class_names) if class_names is not None else [str(k) for k in range(n_classes)]
     return {
         "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
+        **imbalance_metrics(y_true, y_pred),
         "per_class_accuracy": {n: (None if np.isnan(a) else float(a)) for n, a in zip(names, per_class)},
         "support": {n: int(s) for n, s in zip(names, support)},  # true examples of each class
         "confusion_matrix": cm.tolist(),
@@ -123,5 +158,5 @@ def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[
     return rows
 
 
-__all__ = ["predict", "top_classes", "evaluate_classifier", "classification_report", "plot_confusion_matrix",
-           "save_classification_report"]
+__all__ = ["predict", "top_classes", "evaluate_classifier", "evaluate_imbalanced", "macro_f1", "balanced_accuracy",
+           "imbalance_metrics", "classification_report", "plot_confusion_matrix", "save_classification_report"]

@@ -249,19 +249,22 @@ def text_classifier_info(run_dir: Path) -> dict | None:
 
 def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
     """CSV text: file, class, probability, then class_1, probability_1, ... class_k, probability_k (texts: file
-    is "FILE:ROW" and the text follows it); k is at most the number of classes (timm's inference.py: a
-    2-class model's top-5 is its 2 classes, not 3 empty pairs of columns)."""
+    is "FILE:ROW" and the text follows it; series of labelled files: their label follows it); k is at most the
+    number of classes (timm's inference.py: a 2-class model's top-5 is its 2 classes, not 3 empty pairs of
+    columns)."""
     rows = list(rows)
     top_k = min(top_k, max((len(row["top_k"]) for row in rows), default=top_k))
     texts = bool(rows) and "text" in rows[0]
     pairs = bool(rows) and "text_pair" in rows[0]
+    labels = any("label" in row for row in rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["file"] + (["text"] if texts else []) + (["text_pair"] if pairs else []) + ["class", "probability"]
+    writer.writerow(["file"] + (["text"] if texts else []) + (["text_pair"] if pairs else [])
+                    + (["label"] if labels else []) + ["class", "probability"]
                     + [name for j in range(1, top_k + 1) for name in (f"class_{j}", f"probability_{j}")])
     for row in rows:
         cells = [row["file"]] + ([row["text"]] if texts else []) + ([row["text_pair"]] if pairs else []) + \
-            [row["class"], f"{row['probability']:.6f}"]
+            ([row.get("label", "")] if labels else []) + [row["class"], f"{row['probability']:.6f}"]
         for j in range(top_k):
             cells += [row["top_k"][j][0], f"{row['top_k'][j][1]:.6f}"] if j < len(row["top_k"]) else ["", ""]
         writer.writerow(cells)
@@ -302,9 +305,9 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
         rows = predict_texts(model, texts, text, top_k, batch_size, device)
         return rows, predictions_csv(rows, top_k)
     if (Path(runs[0]) / "config.yaml").is_file() and (series := series_classifier_info(Path(runs[0]))) is not None:
-        names, x = series_inputs(inputs, series)
+        names, x, labels = series_inputs(inputs, series)
         _, model = load_ensemble_model(runs, checkpoint)
-        rows = predict_series(model, names, x, series, top_k, batch_size, device)
+        rows = predict_series(model, names, x, series, top_k, batch_size, device, labels)
         return rows, predictions_csv(rows, top_k)
     spec, names = image_classifier_info(runs[0])
     files = image_files(inputs)

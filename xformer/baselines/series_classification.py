@@ -11,7 +11,7 @@ reading ``inputs`` (B, L, C), the windows of the ``series_classification`` data,
 
     loss = -1/B sum_i sum_k q_ik log softmax(z_i)_k,   q_i = (1 - eps) onehot(y_i) + eps / K
 
-and ``loss_weight`` = B, so the trainer trains them like the PatchTST classifier and ``evaluate_classifier``
+and ``loss_weight`` = B, so the trainer trains them like the PatchTST classifier and ``evaluate_imbalanced``
 scores them unchanged. The building block of both is a convolution over time, batch norm, ReLU:
 
     u_{o,t} = b_o + sum_c sum_{j=0}^{k-1} W_{o,c,j} x_{c, t + j - floor((k-1)/2)}   ('same' padding with zeros:

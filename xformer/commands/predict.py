@@ -1,16 +1,17 @@
 """`xformer predict RUN_DIR INPUTS... [--top-k 5] [--out preds.csv] [--ensemble RUN_DIR ...]`: classify new image
-files, texts with a text classifier's run, or series (UCR text files, .npz) with a series classifier's run (or
+files, texts with a text classifier's run, or series (UCR text files, .ts, .npz) with a series classifier's run (or
 with the ensemble of several runs: probabilities averaged).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
-FILE:ROW and the text follows it) to --out (a new file, or with --overwrite one replaced whole, never
-half-written; never an input or a file of the run) or standard output. See
-xformer/predict.py.
+FILE:ROW and the text follows it; series of labelled files: their label follows it, and the accuracy, balanced
+accuracy and macro F1 over them go to standard error) to --out (a new file, or with --overwrite one replaced
+whole, never half-written; never an input or a file of the run) or standard output. See xformer/predict.py.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..config import ConfigError
 
@@ -18,7 +19,8 @@ from ..config import ConfigError
 def run(args: argparse.Namespace) -> None:
     from ..data.compressed import compressed_as_named
     from ..folders import check_distinct_runs, check_outside_data, output_file, write_atomically
-    from ..predict import predict_run
+    from ..predict import predict_run, read_class_names
+    from ..predict_series import label_score
     from ..train.distributed import pick_device
 
     if args.top_k < 1:
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> None:
         check_outside_data(args.out, "--out", runs)  # in an image folder run's data it would be read as data
     device = pick_device(args.device, "--device")
     rows, table = predict_run(runs, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
+    if any("label" in row for row in rows):  # series of labelled files: sktime's score(X, y)
+        print(label_score(rows, read_class_names(Path(args.run_dir) / "classes.json")), file=sys.stderr)
     if args.out:
         write_atomically(args.out, compressed_as_named(args.out, table))
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
@@ -49,8 +53,9 @@ def add_parser(subparsers) -> None:
                     "(text_classification) the inputs are texts: .csv / .tsv / .jsonl files (the run's text column), "
                     "text files (one text per line) or - (standard input); each row also holds the text. For a "
                     "series classifier's run (series_classification) they are series: UCR text files (a label and "
-                    "the values per line, or the values alone) or .npz files (X), scaled as the run's training "
-                    "series; rows are FILE:N. RUN_DIR may also be a Hugging Face classifier folder "
+                    "the values per line, or the values alone), .ts files or .npz files (X), scaled as the run's "
+                    "training series; rows are FILE:N, and a labelled file's labels are kept and scored. RUN_DIR "
+                    "may also be a Hugging Face classifier folder "
                     "(BertForSequenceClassification: texts; ViTForImageClassification: images, with its "
                     "preprocessor_config.json).",
         epilog="examples: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv; "

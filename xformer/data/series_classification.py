@@ -18,6 +18,8 @@ Sources, all read into X (N, L, C) float and y (N,) class indices:
 - ``path`` to a ``.npz`` holding ``X`` (N, L, C) or (N, L) and ``y`` (N,), for multivariate windows;
   ``layout="ncl"`` reads X as (N, C, L), aeon's, sktime's and tsai's layout.
 
+The readers are in ``series_class_files.py``.
+
 Without ``test_path`` a stratified 80/20 split (random_state 0) makes the test set; validation
 is a stratified ``val_fraction`` of the rest. Values are standardised per channel with a
 StandardScaler fitted on the training windows only. Missing values stop with one line unless
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +38,11 @@ from torch.utils.data import Dataset
 
 from ..batch import INPUTS, LABELS
 from ..config import ConfigError
-from ..metrics_classification import evaluate_classifier, save_classification_report
-from ..registry import check_fractions, check_sizes, first_line
+from ..metrics_classification import evaluate_imbalanced, save_classification_report
+from ..registry import check_fractions, check_sizes
 from .registry import DataBundle, register_data
-from .compressed import read_text_file
+from .series_class_files import UCR_FIX, drop_empty_tail, read_npz, read_ts, read_ucr
 
-UCR_FIX = ("give a UCR-format text file (per line: the label, then the values, separated by tabs, commas or spaces) "
-           "or an .npz")
 SYNTHETIC_CONTROL_CLASSES = ("normal", "cyclic", "increasing_trend", "decreasing_trend", "upward_shift",
                              "downward_shift")
 
@@ -75,9 +74,10 @@ def synthetic_control(n_per_class: int = 100, length: int = 60, seed: int = 0) -
     return np.stack(rows)[:, :, None], np.array(labels)
 
 
-def read_windows(path: str | Path, missing: str = "error", layout: str | None = None
+def read_windows(path: str | Path, missing: str = "error", layout: str | None = None, length: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file or an ``.npz`` (X, y; ``layout``)."""
+    """(X (N, L, C) float64, y (N,) raw labels) from a UCR-format text file, a .ts file or an ``.npz`` (X, y;
+    ``layout``). ``length`` (a test file's: the training length): ``drop_empty_tail``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"series classification file not found: {path}")
@@ -92,6 +92,8 @@ def read_windows(path: str | Path, missing: str = "error", layout: str | None = 
         x, y = read_ucr(path)
     if x.shape[1] == 0:
         raise ConfigError(f"{path} holds labels but no series values; {UCR_FIX}")
+    if length is not None:
+        x = drop_empty_tail(x, length)
     bad = np.isnan(x)
     if bad.any():
         if missing != "ffill":
@@ -110,169 +112,6 @@ def fill_forward(x: np.ndarray) -> np.ndarray:
     n, length, channels = x.shape
     by_time = pd.DataFrame(x.transpose(1, 0, 2).reshape(length, n * channels))  # one column per series
     return by_time.ffill().bfill().to_numpy().reshape(length, n, channels).transpose(1, 0, 2)
-
-
-def read_ucr(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(X (N, L, 1), labels) of a UCR text file: per line a label, then the values, separated by tabs (the 2018
-    archive's .tsv), commas, or spaces (timeseriesclassification.com's .txt: "  1.0000000e+00  -0.64 ..."). Rows
-    of different lengths are padded with NaN at the end (unequal-length series, for ``missing``); "?" and
-    "NaN" are missing values. Labels written as whole numbers in float form (1.0000000e+00) are read as those
-    numbers ("1"), so the archive's .txt and .tsv files of one data set name their classes alike."""
-    lines, rows = ucr_rows(path)
-    labels = [row[0] for row in rows]
-    if not all(labels):
-        number = next(i for i, label in enumerate(labels) if not label) + 1
-        raise ConfigError(f"{path}: line {number} has no label before its values; {UCR_FIX}")
-    values = [[as_number(v) for v in row[1:]] for row in rows]
-    if len(values) > 1 and all(np.isnan(v) for v in values[0]) and not all(np.isnan(v) for v in values[1]):
-        raise ConfigError(f"{path}: the first line ({lines[0][:40]!r}) looks like a header of column names; the "
-                          "UCR format has none: remove it (e.g. pandas' to_csv(path, header=False, index=False))")
-    return padded(values)[:, :, None], np.array(_whole_labels(labels), dtype=object)
-
-
-def read_ts(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(X (N, L, C), labels or None) of a .ts file, sktime's and aeon's format (the UEA archive's): "@" header
-    lines ("#" comments) up to "@data", then one series a line, its channels separated by ":", each channel's
-    values by ",", "?" missing, and the class label last when the header says "@classLabel true". Channels
-    and series of unequal length end in missing values (NaN), for ``missing``."""
-    try:
-        text = read_text_file(path)
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not a UTF-8 text file ({e.reason}); give a .ts file (sktime's format)") from None
-    header, body, in_data = {}, [], False
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if in_data:
-            body.append(line)
-        elif line.lower() == "@data":
-            in_data = True
-        elif line.startswith("@"):
-            key, _, value = line[1:].partition(" ")
-            header[key.lower()] = value.strip()
-    if not body:
-        raise ConfigError(f"{path}: no series after an @data line; give a .ts file (sktime's format)")
-    if header.get("timestamps", "false").lower() == "true":
-        raise ConfigError(f"{path}: @timeStamps true (values given with their times) is not read; save the series "
-                          "with @timeStamps false")
-    labelled = header.get("classlabel", "false").split()[:1] == ["true"]
-    series, labels = [], []
-    for number, line in enumerate(body, 1):
-        fields = line.split(":")
-        if labelled:
-            if len(fields) < 2 or not fields[-1].strip():
-                raise ConfigError(f"{path}: series {number} has no class label after its last ':'")
-            labels.append(fields[-1].strip())
-            fields = fields[:-1]
-        series.append([[as_number(v) for v in channel.split(",")] for channel in fields])
-    channels = {len(s) for s in series}
-    if len(channels) > 1:
-        raise ConfigError(f"{path}: the series hold {sorted(channels)} channels; every line needs the same number")
-    length = max(len(c) for s in series for c in s)
-    x = np.full((len(series), length, channels.pop()), np.nan)
-    for i, s in enumerate(series):
-        for c, values in enumerate(s):
-            x[i, :len(values), c] = values
-    return x, (np.array(_whole_labels(labels), dtype=object) if labelled else None)
-
-
-def ucr_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    """(the non-empty lines, each split into its fields) of a UCR-style text file: the separator of the first line
-    (tab, comma, else runs of spaces); a tab or comma before the first field leaves it empty, trailing ones add
-    nothing."""
-    try:
-        text = read_text_file(path)
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not a UTF-8 text file ({e.reason}); {UCR_FIX}") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise ConfigError(f"{path} is empty; {UCR_FIX}")
-    if "\0" in text:
-        raise ConfigError(f"{path} is not a text file (it holds NUL bytes); {UCR_FIX}")
-    sep = "\t" if "\t" in lines[0] else "," if "," in lines[0] else None  # None: runs of spaces
-    rows = []
-    for line in lines:
-        fields = [field.strip() for field in (line.split(sep) if sep else line.split())]
-        while len(fields) > 1 and not fields[-1]:
-            fields.pop()
-        rows.append(fields)
-    return lines, rows
-
-
-def padded(values: list[list[float]]) -> np.ndarray:
-    """Rows of numbers as an (N, longest) array, the shorter ones ending in NaN (missing values)."""
-    x = np.full((len(values), max(map(len, values))), np.nan)
-    for i, row in enumerate(values):
-        x[i, :len(row)] = row
-    return x
-
-
-def as_number(field: str) -> float:
-    try:
-        return float(field)
-    except ValueError:
-        return float("nan")  # "?", "NaN", an empty field: missing
-
-
-def _whole_labels(labels: list[str]) -> list[str]:
-    """Labels that are all whole numbers (in any float spelling) as those numbers' plain text; others as given."""
-    try:
-        numbers = [float(label) for label in labels]
-    except ValueError:
-        return labels
-    if not all(np.isfinite(n) and float(n).is_integer() for n in numbers):
-        return labels
-    return [str(int(n)) for n in numbers]
-
-
-LAYOUTS = ("nlc", "ncl")  # X (N, L, C): xformer's; (N, C, L): aeon's, sktime's numpy3D and tsai's
-
-
-def read_npz(path: Path, layout: str | None = None, labelled: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """(X (N, L, C), y) from an ``.npz`` archive whose X is (N, L), or (N, L, C) (``layout`` "nlc") or (N, C, L)
-    ("ncl"). Left out, the layout is "nlc", and an X with more channels than steps, which is what (N, C, L)
-    data read as (N, L, C) looks like, is refused in one line asking for it. Anything else is refused too.
-    ``labelled`` False (new series to classify): y is neither needed nor read, and None is returned for it."""
-    if layout not in (None, *LAYOUTS):
-        raise ConfigError(f"data.args.layout={layout!r}: give nlc (X is (N, L, C), xformer's) or ncl (N, C, L: "
-                          "aeon's, sktime's numpy3D and tsai's)")
-    try:
-        archive = np.load(path)  # allow_pickle=False: a pickle is refused, never run
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ConfigError(f"{path} is not a readable .npz archive ({first_line(e)}); save one with "
-                          "numpy.savez(path, X=X, y=y)") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):  # a single .npy array renamed .npz
-        raise ConfigError(f"{path} holds one array, not an .npz archive; save one with numpy.savez(path, X=X, y=y)")
-    with archive as f:
-        if "X" not in f or labelled and "y" not in f:
-            raise ConfigError(f"{path} must hold arrays X (N, L, C){' and y (N,)' if labelled else ''}; it has "
-                              f"{sorted(f.files)}")
-        try:
-            y = np.asarray(f["y"]) if labelled else None
-        except ValueError as e:  # an object array (pandas' to_numpy() of strings) is stored pickled
-            raise ConfigError(f"{path}: y is an object array ({first_line(e)}); save it as numbers or strings: "
-                              "numpy.savez(path, X=X, y=y.astype(str))") from None
-        try:
-            x = np.asarray(f["X"], dtype=np.float64)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{path}: X must hold numbers ({first_line(e)}); save float arrays") from None
-    return x_in_layout(x, layout, path, y), y
-
-
-def x_in_layout(x: np.ndarray, layout: str | None, path, y: np.ndarray | None = None) -> np.ndarray:
-    """X as (N, L, C), from (N, L) or ``layout``'s 3-D order (see ``read_npz``; ``path`` names it in errors)."""
-    if x.ndim == 3 and layout == "ncl":
-        x = x.transpose(0, 2, 1)
-    elif x.ndim == 3 and layout is None and x.shape[2] > x.shape[1]:
-        raise ConfigError(f"{path}: X is {x.shape}, read as (N, L, C) {x.shape[2]} channels of {x.shape[1]} steps; "
-                          "aeon, sktime and tsai store (N, C, L): give data.args.layout=ncl for that, or "
-                          "data.args.layout=nlc if it really has more channels than steps")
-    x = x[:, :, None] if x.ndim == 2 else x
-    if x.ndim != 3 or y is not None and len(x) != len(y):
-        raise ConfigError(f"{path}: X must be (N, L) or (N, L, C) and y (N,), got {x.shape} and "
-                          f"{None if y is None else y.shape}")
-    return x
 
 
 def check_stratifiable(y: np.ndarray, names: list[str], fraction: float, split: str) -> None:
@@ -324,6 +163,8 @@ def series_classification(path: str | None = None, test_path: str | None = None,
     layout: of an .npz's X, "nlc" (N, L, C) or "ncl" (N, C, L); see ``read_npz``."""
     check_fractions("data.args", val_fraction=val_fraction)
     check_sizes("data.args", n_per_class=n_per_class)
+    if missing not in ("error", "ffill"):
+        raise ConfigError(f"data.args.missing={missing!r}: choose error or ffill (error refuses missing values)")
     if test_path is not None and path is None:
         raise ConfigError("data.args.test_path needs data.args.path (the training file of the same dataset)")
     if path is None:
@@ -337,7 +178,7 @@ def series_classification(path: str | None = None, test_path: str | None = None,
             raise ConfigError(f"{path}: every series has the label {names[0]!r}; a classifier needs at least two "
                               f"classes ({UCR_FIX})")
     if test_path is not None:
-        x_test, raw_test = read_windows(test_path, missing, layout)
+        x_test, raw_test = read_windows(test_path, missing, layout, x.shape[1])
         if missing == "ffill" and x_test.shape[1] < x.shape[1] and x_test.shape[2] == x.shape[2]:
             # unequal lengths whose longest test series is shorter: carried forward to the training length too
             x_test = np.concatenate([x_test, np.repeat(x_test[:, -1:], x.shape[1] - x_test.shape[1], axis=1)], axis=1)
@@ -346,7 +187,9 @@ def series_classification(path: str | None = None, test_path: str | None = None,
                               "give files of one dataset")
         unseen = sorted({str(v) for v in raw_test} - set(names))
         if unseen:
-            raise ConfigError(f"{test_path} has labels {unseen} that {path} does not; give files of one dataset")
+            raise ConfigError(f"{test_path} has labels {unseen[:5]} that {path} does not, which the classifier cannot "
+                              f"predict; give files of one dataset (after training, xformer predict RUN {test_path} "
+                              "scores the file, counting those series wrong)")
     index = {name: k for k, name in enumerate(names)}
     y = np.array([index[str(v)] for v in raw])
     from sklearn.model_selection import train_test_split  # here, not at the top: sklearn costs every command ~1 s
@@ -382,8 +225,8 @@ def series_classification(path: str | None = None, test_path: str | None = None,
         train=WindowItems(scaled(x), y), val=WindowItems(scaled(x_val), y_val) if x_val is not None else None,
         test=WindowItems(scaled(x_test), y_test),
         model_args={"tokenizer": {"n_channels": channels, "input_len": length}, "head": {"n_classes": len(names)}},
-        evaluate=evaluate_classifier, save=save, report=report)
+        evaluate=evaluate_imbalanced, save=save, report=report)
 
 
-__all__ = ["synthetic_control", "read_windows", "read_npz", "x_in_layout", "read_ts", "read_ucr", "ucr_rows", "padded",
-           "as_number", "fill_forward", "WindowItems", "series_classification", "SYNTHETIC_CONTROL_CLASSES"]
+__all__ = ["synthetic_control", "read_windows", "fill_forward", "WindowItems", "series_classification",
+           "SYNTHETIC_CONTROL_CLASSES"]

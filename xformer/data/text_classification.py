@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..batch import INPUT_IDS, LABELS, TOKEN_TYPE_IDS
 from ..errors import ConfigError
-from ..metrics_classification import predict
+from ..metrics_classification import macro_f1, predict
 from ..registry import check_min_max
 from .compressed import inner_suffix
 from .corpus import corpus_name, not_utf8_text, read_text_files
@@ -168,16 +168,6 @@ def acceptability(text: str, val_fraction: float, test_fraction: float, seed: in
                 labels += [1, 0]
         splits.append((texts, labels))
     return splits
-
-
-def macro_f1(y_true: Tensor, y_pred: Tensor) -> float:
-    """Mean over the labels present in y_true or y_pred of F1_k = 2 TP / (2 TP + FP + FN)."""
-    scores = []
-    for k in torch.unique(torch.cat([y_true, y_pred])):
-        tp = int(((y_pred == k) & (y_true == k)).sum())
-        wrong = int(((y_pred == k) != (y_true == k)).sum())  # FP + FN
-        scores.append(2 * tp / (2 * tp + wrong))
-    return sum(scores) / max(len(scores), 1)
 
 
 @register_data("text_classification")

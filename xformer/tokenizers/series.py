@@ -80,7 +80,8 @@ def n_patches(input_len: int, patch_len: int, stride: int, padding: str = "end")
     if padding not in PADDINGS:  # checked here, when the tokenizer is built, not at its first batch
         raise ValueError(f"unknown padding {padding!r}; choose {', '.join(PADDINGS)}")
     if patch_len > input_len:
-        raise ValueError(f"patch_len={patch_len} is longer than input_len={input_len}")
+        raise ValueError(f"patch_len={patch_len} is longer than input_len={input_len}; give a patch_len of at most "
+                         f"{input_len}")
     return (input_len - patch_len) // stride + 1 + (padding == "end")
 
 
