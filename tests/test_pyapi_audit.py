@@ -202,7 +202,7 @@ def test_predict_run_classifies_series_of_a_numpy_array_as_its_npz(tmp_path):
     in_memory, _ = predict_run(tmp_path / "run", [x, x[:1, :, None]], top_k=2)
     assert [row["file"] for row in in_memory] == ["series 0", "series 1", "series 2", "series 3"]
     assert [row["top_k"] for row in in_memory] == [row["top_k"] for row in from_file + from_file[:1]]
-    with pytest.raises(ConfigError, match=r"^array 0: series of shape \(70, 1\) \(steps, channels\); the run reads "
-                                          r"\(60, 1\)$") as e:
+    with pytest.raises(ConfigError, match=r"^array 0: series of 70 steps x 1 channels; the run was trained on 60 "
+                                          r"x 1: give series of 60 steps and 1 channels$") as e:
         predict_run(tmp_path / "run", np.ones((2, 70, 1)), top_k=2)
     one_line(e)
