@@ -1,0 +1,54 @@
+"""A nanoGPT / Hugging Face user's small language model on their own files: what went wrong for them.
+
+Each test is a case such a user meets: a held-out text shorter than the model's window scored by
+``xformer evaluate``, ..."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from xformer.cli import main
+from xformer.data.text import text_lm
+from xformer.data.vocab import CharVocab
+
+TRAIN = "\n".join(f"the fox {i % 7} jumps over the dog and the cat sees {i % 5} birds" for i in range(60))
+TINY = {"model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
+                  "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
+        "train": {"steps": 2, "batch_size": 4, "eval_every": 2}}
+
+
+def train_tiny(tmp_path, args: dict, name: str = "run"):
+    recipe = {**TINY, "data": {"name": "text_lm", "args": args}}
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    assert main(["train", str(tmp_path / f"{name}.yaml"), "--out", str(tmp_path / name), "--quiet",
+                 "--threads", "1"]) == 0
+    return tmp_path / name
+
+
+def test_a_held_out_text_shorter_than_the_window_is_scored(tmp_path, capsys):
+    """`xformer evaluate RUN data.args.files=held_out.txt data.args.val_fraction=1` on a sentence shorter than the
+    run's block_size was refused ("an evaluation split needs at least block_size + 1 tokens"), though a causal model
+    scores a shorter text in one shorter window. Its loss is the model's own cross-entropy on it."""
+    (tmp_path / "train.txt").write_text(TRAIN, encoding="utf-8")
+    run = train_tiny(tmp_path, {"files": str(tmp_path / "train.txt"), "block_size": 32})
+    capsys.readouterr()
+    short = "the cat sees 3 birds"  # 20 characters: 19 scored, fewer than block_size + 1 = 33
+    (tmp_path / "short.txt").write_text(short, encoding="utf-8")
+    assert main(["evaluate", str(run), f"data.args.files={tmp_path / 'short.txt'}", "data.args.val_fraction=1"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    from xformer.train.run import load_run_model
+
+    model = load_run_model(run)[1].eval()
+    ids = torch.tensor([CharVocab.from_text(TRAIN).encode(short)])
+    with torch.no_grad():
+        ce = F.cross_entropy(model({"input_ids": ids[:, :-1]})["logits"][0], ids[0, 1:]).item()
+    assert metrics["val_loss"] == pytest.approx(ce, rel=1e-5)
+    # split in two short parts, each token still scored once
+    data = text_lm(files=str(tmp_path / "short.txt"), tokenizer=str(run / "tokenizer"), block_size=32,
+                   val_fraction=0.5, test_fraction=0.5)
+    scored = [int((part[k]["labels"] != -100).sum()) for part in (data.val, data.test) for k in range(len(part))]
+    assert sum(scored) == len(short) - 1
