@@ -1,7 +1,7 @@
 """A nanoGPT / Hugging Face user's small language model on their own files: what went wrong for them.
 
 Each test is a case such a user meets: a held-out text shorter than the model's window scored by
-``xformer evaluate``, ..."""
+``xformer evaluate``; documents in files without a final newline, ..."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,9 @@ import torch.nn.functional as F
 import yaml
 
 from xformer.cli import main
-from xformer.data.text import text_lm
-from xformer.data.vocab import CharVocab
+from xformer.data.corpus import read_text_files
+from xformer.data.text import encode_stream, text_lm
+from xformer.data.vocab import CharVocab, WordPieceVocab
 
 TRAIN = "\n".join(f"the fox {i % 7} jumps over the dog and the cat sees {i % 5} birds" for i in range(60))
 TINY = {"model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
@@ -52,3 +53,16 @@ def test_a_held_out_text_shorter_than_the_window_is_scored(tmp_path, capsys):
                    val_fraction=0.5, test_fraction=0.5)
     scored = [int((part[k]["labels"] != -100).sum()) for part in (data.val, data.test) for k in range(len(part))]
     assert sum(scored) == len(short) - 1
+
+
+def test_a_file_ends_its_last_paragraph_without_a_final_newline(tmp_path):
+    """One document per file, written without a final newline (Python's ``write(text)``): the last paragraph of
+    one file and the first of the next were joined by one line break, so WordPiece read them as one paragraph,
+    with no [EOS] between the documents; a file ending with a newline was already followed by a blank line."""
+    ends = {"a.txt": "First story ends here.", "b.txt": "Second story starts here.\n", "c.txt": "Third one."}
+    for name, text in ends.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    text = read_text_files([tmp_path / name for name in ends])
+    assert text == "First story ends here.\n\nSecond story starts here.\n\nThird one."
+    vocab = WordPieceVocab.train(text.splitlines(), vocab_size=60, min_frequency=1)
+    assert encode_stream(vocab, text).count(vocab.eos_id) == 3  # one per document
