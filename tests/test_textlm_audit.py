@@ -1,7 +1,8 @@
 """A nanoGPT / Hugging Face user's small language model on their own files: what went wrong for them.
 
 Each test is a case such a user meets: a held-out text shorter than the model's window scored by
-``xformer evaluate``; documents in files without a final newline, ..."""
+``xformer evaluate``; documents in files without a final newline;
+a sampling temperature so small that the logits overflow, ..."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.cli import main
 from xformer.data.corpus import read_text_files
 from xformer.data.text import encode_stream, text_lm
 from xformer.data.vocab import CharVocab, WordPieceVocab
+from xformer.generation import generate_text
 
 TRAIN = "\n".join(f"the fox {i % 7} jumps over the dog and the cat sees {i % 5} birds" for i in range(60))
 TINY = {"model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
@@ -66,3 +69,18 @@ def test_a_file_ends_its_last_paragraph_without_a_final_newline(tmp_path):
     assert text == "First story ends here.\n\nSecond story starts here.\n\nThird one."
     vocab = WordPieceVocab.train(text.splitlines(), vocab_size=60, min_frequency=1)
     assert encode_stream(vocab, text).count(vocab.eos_id) == 3  # one per document
+
+
+def test_a_tiny_temperature_samples_the_most_probable_token():
+    """Any finite temperature > 0 is accepted; one below ~1e-37 made logits / T overflow to inf, softmax NaN, and
+    torch.multinomial raised (a traceback from `xformer generate --temperature 1e-40`). The limit T -> 0 of
+    sampling is greedy decoding."""
+    vocab = CharVocab.from_text(TRAIN)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("decoder", CoreConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32),
+                                    PartConfig("text", {"vocab_size": vocab.vocab_size, "max_positions": 16}),
+                                    PartConfig("causal_lm"))).eval()
+    greedy = generate_text(model, vocab, "the fox", 12)
+    for temperature in (1e-40, 5e-324):
+        assert generate_text(model, vocab, "the fox", 12, do_sample=True, temperature=temperature,
+                             generator=torch.Generator().manual_seed(0)) == greedy
