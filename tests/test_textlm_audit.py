@@ -84,3 +84,11 @@ def test_a_tiny_temperature_samples_the_most_probable_token():
     for temperature in (1e-40, 5e-324):
         assert generate_text(model, vocab, "the fox", 12, do_sample=True, temperature=temperature,
                              generator=torch.Generator().manual_seed(0)) == greedy
+
+
+def test_temperature_zero_names_greedy(tmp_path, capsys):
+    """nanoGPT and Hugging Face users write temperature 0 for "no randomness": the line now says --greedy does
+    that, where it listed every sampling range."""
+    assert main(["generate", str(tmp_path), "--prompt", "a", "--temperature", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--temperature 0" in err and "--greedy" in err, err
