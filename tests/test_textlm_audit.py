@@ -92,3 +92,30 @@ def test_temperature_zero_names_greedy(tmp_path, capsys):
     assert main(["generate", str(tmp_path), "--prompt", "a", "--temperature", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--temperature 0" in err and "--greedy" in err, err
+
+
+class _Says(torch.nn.Module):
+    """A decoder that always predicts one token: its continuation is known whatever the prompt."""
+
+    architecture = "decoder"
+
+    def __init__(self, vocab_size: int, token: int):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(vocab_size))
+        self.token = token
+
+    def forward(self, batch):
+        logits = self.weight.expand(*batch["input_ids"].shape, -1).clone()
+        logits[..., self.token] = 10.0
+        return {"logits": logits}
+
+
+def test_a_wordpiece_continuation_of_a_prompt_ending_in_whitespace_has_no_doubled_space():
+    """`--prompt-file` keeps the file's final newline, as nanoGPT's does; WordPiece writes no whitespace back, so its
+    continuation of a word starts with a space: "ROMEO:\\n" + " thou" printed a line starting with a space, and
+    "the dog " + " the" two spaces. A prompt that ends in whitespace now takes the words as they are."""
+    vocab = WordPieceVocab.train(TRAIN.splitlines(), vocab_size=60, min_frequency=1)
+    model = _Says(vocab.vocab_size, vocab.encode("the")[0])
+    assert generate_text(model, vocab, "the dog", 2) == " the the"
+    for prompt in ("the dog ", "the dog\n", "the dog\n\n"):
+        assert prompt + generate_text(model, vocab, prompt, 2) == prompt + "the the"
