@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> None:
 
     if args.num_samples < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 0):
         raise ConfigError("--num-samples must be >= 1 and --max-new-tokens >= 0")
+    if args.temperature == 0:
+        raise ConfigError("--temperature 0 is greedy decoding (always the most probable token); give --greedy instead")
     if not 0 < args.temperature < math.inf or not 0 < args.top_p <= 1 or args.num_beams < 1 or args.top_k < 0:
         raise ConfigError("need a finite --temperature > 0, 0 < --top-p <= 1, --top-k >= 0 (0: all tokens) and "
                           f"--num-beams >= 1; got {args.temperature}, {args.top_p}, {args.top_k} and {args.num_beams}")

@@ -39,8 +39,8 @@ def text_files_in(folder: Path) -> list[Path]:
 
 
 def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
-    """The files' text joined by newlines (UTF-8); a folder gives its .txt files (``text_files_in``); None or []
-    gives the default corpus."""
+    """The files' text, a blank line after each file (UTF-8); a folder gives its .txt files (``text_files_in``);
+    None or [] gives the default corpus."""
     if paths is None or paths == []:
         return default_corpus()
     if isinstance(paths, (str, Path)):
@@ -60,7 +60,10 @@ def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
         if "\0" in text:  # valid UTF-8 yet binary (an archive, a database): text never holds NUL
             raise ConfigError(f"{path} is not a text file (it holds NUL bytes); give UTF-8 text files")
         parts.append(text)
-    text = "\n".join(parts)
+    # a file ends its last paragraph: a blank line after each file, its own final newline or not, so that a
+    # document per file (written without one) does not run into the next one's first paragraph
+    text = "\n".join(part if not part or part.endswith("\n") or i == len(parts) - 1 else part + "\n"
+                     for i, part in enumerate(parts))
     if not text.strip():
         raise ConfigError("the text files are empty; give files with text in them")
     return text

@@ -98,14 +98,14 @@ class EvalWindows(Dataset):
     """Non-overlapping windows whose labels cover ids[first : last] exactly once.
 
     ``ids`` is the whole stream: the window that predicts ids[first] reads ids[first - 1]
-    as context.
+    as context. A stream shorter than block_size + 1 up to ``last`` (a short held-out text scored whole) is one
+    window of last - 1 tokens: a causal model reads fewer positions than it learned.
     """
 
     def __init__(self, ids: Tensor, first: int, last: int, block_size: int):
-        b, n_targets = block_size, last - first
-        if first < 1 or last - 1 - b < 0:
-            raise ConfigError(f"an evaluation split needs at least block_size + 1 = {b + 1} tokens of text before "
-                              f"its end; give more text or a smaller block_size")
+        b, n_targets = min(block_size, last - 1), last - first
+        if first < 1 or n_targets < 1:
+            raise ValueError(f"EvalWindows needs 1 <= first < last, got {first} and {last}")
         self.ids, self.block_size, self.scored = ids, b, (first, last)
         # (start of the input window, how many leading labels are already scored)
         self.windows = [(first - 1 + k * b, 0) for k in range(n_targets // b)]

@@ -34,6 +34,8 @@ Text in, text out (a vocabulary, prompts as strings) is :mod:`xformer.generation
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -104,7 +106,12 @@ def repeat_rules(repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0)
 def warp_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     """Temperature, then top-k, then top-p (Hugging Face's order)."""
     if temperature != 1.0:
-        logits = logits / temperature
+        scaled = logits / temperature
+        if not bool(scaled.amax(-1).isfinite().all()):
+            # T below ~1e-37 overflows (inf, or 0/0 where T rounds to 0): softmax would give NaN; its limit is
+            # the most probable token(s) alone
+            scaled = torch.where(logits == logits.amax(-1, keepdim=True), 0.0, -math.inf)
+        logits = scaled
     return top_p_filter(top_k_filter(logits, top_k), top_p)
 
 

@@ -217,10 +217,13 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
             model.train(was_training)
 
     texts = []
-    for context, row in zip(contexts, out[:, n:].tolist()):
+    # WordPiece writes no whitespace back: a new word's leading space would double the one a prompt ends with
+    spaced = architecture == "decoder" and not getattr(vocab, "keeps_whitespace", True)
+    for text, context, row in zip(prompts, contexts, out[:, n:].tolist()):
         if vocab.eos_id is not None and vocab.eos_id in row:
             row = row[: row.index(vocab.eos_id)]
-        texts.append(_continuation(vocab, context, row))
+        new = _continuation(vocab, context, row)
+        texts.append(new[1:] if spaced and text[-1:].isspace() and new.startswith(" ") else new)
     return texts[0] if isinstance(prompt, str) else texts
 
 
