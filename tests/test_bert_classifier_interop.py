@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -183,9 +184,10 @@ def test_predict_reads_a_classifier_folder_itself(folders, capsys, tmp_path):
     for row, p in zip(rows, probs):
         assert row["class_1"] == hf.config.id2label[int(p.argmax())]
         assert float(row["probability_1"]) == pytest.approx(p.max().item(), abs=1e-4)
+    shutil.copytree(root / "classifier", tmp_path / "copy")  # another folder: the same one twice is refused first
     for argv, words in (
             (["predict", str(root / "pretraining"), str(tmp_path / "texts.txt")], ["without a classifier"]),
-            (["predict", str(root / "classifier"), str(tmp_path / "texts.txt"), "--ensemble", str(root / "classifier")],
+            (["predict", str(root / "classifier"), str(tmp_path / "texts.txt"), "--ensemble", str(tmp_path / "copy")],
              ["--ensemble averages runs"])):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
