@@ -18,7 +18,8 @@ import yaml
 from xformer.cli import main
 from xformer.config import ConfigError
 from xformer.data.token_file import token_file, write_meta, write_text_corpus
-from xformer.data.vocab import CharVocab, load_vocab
+from xformer.data.text import text_lm
+from xformer.data.vocab import CharVocab, WordPieceVocab, load_vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = "\n".join(f"the fox {i % 7} jumps over the dog and the cat sees {i % 5} birds" for i in range(80))
@@ -37,6 +38,7 @@ def prepare(*argv: str) -> dict:
 
 
 def one_line(capsys, argv, *words) -> str:
+    capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -56,6 +58,7 @@ def train_run(tmp_path, capsys, data: dict, name: str) -> Path:
 
 
 def evaluate(capsys, run: Path, *overrides: str) -> dict:
+    capsys.readouterr()  # what preparing printed
     assert main(["evaluate", str(run), *overrides]) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -121,17 +124,17 @@ def test_evaluation_folder_mistakes_end_in_one_line(tmp_path, capsys):
     run = train_run(tmp_path, capsys, data, "run")
     (tmp_path / "held.txt").write_text(SHORT)
     held = tmp_path / "held"
-    prepare(str(tmp_path / "held.txt"), "--tokenizer", str(run / "tokenizer"), "--val-fraction", "1", "--out", str(held))
+    prepare(str(tmp_path / "held.txt"), "--tokenizer", str(run / "tokenizer"), "--val-fraction", "1",
+            "--out", str(held))
 
     one_line(capsys, ["train", str(tmp_path / "run.yaml"), f"data.args.path={held}", "--out", str(tmp_path / "x")],
              "evaluation folder", "no train.bin", f"xformer evaluate RUN data.args.path={held}")
     assert not (tmp_path / "x").exists()
 
     # another vocabulary of the same size: the ids would stand for other characters
-    other = CharVocab.from_text(TRAIN.replace("z", "Z") if "z" in TRAIN else TRAIN.replace("x", "X"))
+    other = CharVocab.from_text(TRAIN.replace("x", "X"))
     assert other.vocab_size == load_vocab(run / "tokenizer").vocab_size
     other.save(tmp_path / "other_tok")
-    (tmp_path / "held2.txt").write_text(SHORT)
     write_text_corpus(tmp_path / "held2", SHORT, str(tmp_path / "other_tok"), val_fraction=1)
     one_line(capsys, ["evaluate", str(run), f"data.args.path={tmp_path / 'held2'}"],
              "another vocabulary", str(run / "tokenizer"), "--tokenizer")
@@ -149,3 +152,23 @@ def test_evaluation_folder_mistakes_end_in_one_line(tmp_path, capsys):
         write_text_corpus(tmp_path / "z", SHORT, str(run / "tokenizer"), val_fraction=1.5)
     data = token_file(str(held), block_size=BLOCK)
     assert data.train is None and len(data.val) == 1
+
+
+@pytest.mark.parametrize("kind", ["char", "wordpiece"])
+def test_an_evaluation_folder_holds_text_lms_windows_of_the_whole_text(tmp_path, kind):
+    """The windows text_lm cuts from a text scored whole with the same vocabulary: without [EOS] the first character
+    is context only; WordPiece's [EOS] is read before the first piece, so every piece is scored."""
+    vocab = CharVocab.from_text(TRAIN) if kind == "char" else \
+        WordPieceVocab.train(TRAIN.splitlines(), vocab_size=60, min_frequency=1)
+    vocab.save(tmp_path / "tok")
+    (tmp_path / "held.txt").write_text(LONG)
+    write_text_corpus(tmp_path / "held", LONG, str(tmp_path / "tok"), val_fraction=1)
+    for block in (BLOCK, 200):  # several windows; one window shorter than the block
+        ours = token_file(str(tmp_path / "held"), block_size=block)
+        theirs = text_lm(files=str(tmp_path / "held.txt"), tokenizer=str(tmp_path / "tok"), block_size=block,
+                         val_fraction=1)
+        assert ours.train is None and ours.test is None and len(ours.val) == len(theirs.val)
+        for k in range(len(ours.val)):
+            for key in ("input_ids", "labels"):
+                assert torch.equal(ours.val[k][key], theirs.val[k][key]), (block, k, key)
+        assert ours.loss_metrics("val", 1.3) == pytest.approx(theirs.loss_metrics("val", 1.3))

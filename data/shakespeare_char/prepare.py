@@ -11,7 +11,11 @@ vocab_size, chars, token and character counts) and tokenizer/. Train on it with
 
     xformer train tasks/char_gpt_shakespeare.yaml data.name=token_file data.args.path=data/shakespeare_char ...
 
-(the `token_file` dataset: the same windows and ids as `text_lm` on the text, read from disk).
+(the `token_file` dataset: the same windows and ids as `text_lm` on the text, read from disk). A held-out text
+to score a trained run on, read with the run's characters, into an evaluation folder (val.bin, no train.bin):
+
+    python data/shakespeare_char/prepare.py held.txt --tokenizer RUN/tokenizer --val-fraction 1 --out data/held
+    xformer evaluate RUN data.args.path=data/held
 """
 from __future__ import annotations
 
@@ -38,7 +42,9 @@ def main(argv: list[str] | None = None) -> dict:
                                                  "else input.txt in this folder)")
     parser.add_argument("--url", help="download the text from URL first (only then is the network used)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder to write (default: this folder)")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="1: an evaluation folder (needs --tokenizer)")
+    parser.add_argument("--tokenizer", default="char", help="a saved vocabulary to read the text with, e.g. a run's "
+                                                            "RUN/tokenizer (default: the text's own characters)")
     args = parser.parse_args(argv)
     if args.url:
         source = download(args.url, args.out / "input.txt")
@@ -49,9 +55,12 @@ def main(argv: list[str] | None = None) -> dict:
         if not source.is_file():
             raise UserError(f"no input text: neither {SHARED} nor {HERE / 'input.txt'} exists; give a file or --url")
     text = read_text_files(source)
-    meta = write_text_corpus(args.out, text, "char", val_fraction=args.val_fraction, source=str(source))
+    if args.tokenizer != "char" and not Path(args.tokenizer).is_dir():
+        raise UserError(f"--tokenizer {args.tokenizer} is not a folder; give a saved vocabulary (a run's "
+                        "RUN/tokenizer)")
+    meta = write_text_corpus(args.out, text, args.tokenizer, val_fraction=args.val_fraction, source=str(source))
     print(f"{source}: {len(text):,} characters, vocabulary of {meta['vocab_size']} ({meta['dtype']}); "
-          f"train {meta['tokens']['train']:,} tokens, val {meta['tokens'].get('val', 0):,} -> {args.out}")
+          f"train {meta['tokens'].get('train', 0):,} tokens, val {meta['tokens'].get('val', 0):,} -> {args.out}")
     return meta
 
 

@@ -14,6 +14,9 @@ val.bin [, test.bin] (uint16 ids up to a 65,536-piece vocabulary, else uint32), 
 The ids are written chunk by chunk; the text is held in memory once, while preparing only.
 
     xformer train tasks/wordpiece_gpt.yaml data.name=token_file data.args.path=data/wordpiece_corpus ...
+
+--tokenizer RUN/tokenizer --val-fraction 1 writes an evaluation folder (val.bin, no train.bin) of a held-out text,
+scored by `xformer evaluate RUN data.args.path=OUT`.
 """
 from __future__ import annotations
 

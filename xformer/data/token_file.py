@@ -10,6 +10,8 @@ see data/README.md) holds, as nanoGPT's ``data/*/prepare.py`` writes them:
                                      ``xformer generate`` reads text back)
 
 The three files are consecutive parts of one stream: val.bin continues train.bin, test.bin val.bin.
+An evaluation folder has no train.bin: a held-out text written with a run's own vocabulary (``prepare.py HELD.txt
+--tokenizer RUN/tokenizer --val-fraction 1``), scored whole by ``xformer evaluate RUN data.args.path=FOLDER``.
 
 Reading never loads a file. Each item maps the B + 1 tokens it needs (``np.memmap`` with an
 offset), copies them into a tensor and drops the mapping, so memory stays flat whatever the
@@ -23,7 +25,8 @@ Windows, as ``text_lm`` (text.py) cuts them from one in-memory stream:
       (``seed``, k): an epoch samples the whole file evenly, and the sampler's permutation of the
       items stays ``max_windows`` long instead of one entry per token. Epochs repeat those offsets.
   val / test: every token of the file scored exactly once, the first one with the end of the
-      previous file as context (text_lm's rule), so ``val_loss`` is the file's exact mean CE.
+      previous file as context (text_lm's rule), so ``val_loss`` is the file's exact mean CE. Without
+      train.bin the first one is read after [EOS], or without one is context only, as in text_lm.
 """
 from __future__ import annotations
 
@@ -133,14 +136,18 @@ def write_text_corpus(folder: str | Path, text: str, tokenizer: str = "char", vo
                       min_frequency: int = 2, lowercase: bool = True, val_fraction: float = 0.1,
                       test_fraction: float = 0.0, **extra) -> dict:
     """Tokenise ``text`` as ``text_lm`` does (same vocabulary, same cuts, same ids) and write its parts
-    to folder/{train,val,test}.bin with meta.json and tokenizer/; returns the meta.
+    to folder/{train,val,test}.bin with meta.json and tokenizer/; returns the meta. Fractions summing to 1 write
+    an evaluation folder (no train.bin) of a text to score a run on, read with the run's saved vocabulary.
 
     tokenizer: "char" (every character of the whole text), "wordpiece" (learned on the train part)
     or a folder holding a saved vocabulary. The ids go to disk chunk by chunk; the text itself is
     held in memory once."""
-    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) and "
-                          "leave a training part")
+    if not (0 <= val_fraction <= 1 and 0 <= test_fraction <= 1 and val_fraction + test_fraction <= 1):
+        raise ConfigError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1] and sum "
+                          "to at most 1 (below 1 leaves a training part; 1 writes an evaluation folder, no train.bin)")
+    if val_fraction + test_fraction == 1 and tokenizer in ("char", "wordpiece"):
+        raise ConfigError("an evaluation folder (val_fraction + test_fraction = 1, no train.bin) is scored by a "
+                          "trained run and must hold its ids: give the run's vocabulary, --tokenizer RUN/tokenizer")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text)
@@ -159,6 +166,8 @@ def write_text_corpus(folder: str | Path, text: str, tokenizer: str = "char", vo
             for ids in encoded_chunks(vocab, part):
                 writer.write(ids)
         tokens[split] = writer.count
+    if not tokens:
+        raise ConfigError("the text holds no tokens; give a text with some")
     characters = {split: len(part) for split, part in zip(SPLITS, parts) if split in tokens}
     return write_meta(folder, vocab, dtype, tokens, characters, **extra)
 
@@ -167,10 +176,11 @@ def write_text_corpus(folder: str | Path, text: str, tokenizer: str = "char", vo
 
 
 class TokenFile:
-    """One .bin file: ``len`` tokens, ``read(lo, hi)`` maps only the bytes of tokens [lo, hi) and returns int64."""
+    """One .bin file from token ``start`` on: ``len`` tokens, ``read(lo, hi)`` maps only the bytes of tokens
+    [lo, hi) and returns int64."""
 
-    def __init__(self, path: Path, dtype: str, n: int):
-        self.path, self.dtype, self.n = str(path), np.dtype(DTYPES[dtype]), n
+    def __init__(self, path: Path, dtype: str, n: int, start: int = 0):
+        self.path, self.dtype, self.n, self.start = str(path), np.dtype(DTYPES[dtype]), n - start, start
 
     def __len__(self) -> int:
         return self.n
@@ -178,7 +188,8 @@ class TokenFile:
     def read(self, lo: int, hi: int) -> np.ndarray:
         if hi <= lo:
             return np.zeros(0, dtype=np.int64)
-        mapped = np.memmap(self.path, dtype=self.dtype, mode="r", offset=lo * self.dtype.itemsize, shape=(hi - lo,))
+        mapped = np.memmap(self.path, dtype=self.dtype, mode="r", offset=(self.start + lo) * self.dtype.itemsize,
+                           shape=(hi - lo,))
         out = mapped.astype(np.int64)  # a copy: the mapping goes with ``mapped``
         del mapped
         return out
@@ -205,8 +216,9 @@ def read_meta(folder: str | Path) -> dict:
         raise ConfigError(f"token_file: {path} gives vocab_size {vocab_size!r}, which {dtype} ids cannot hold; "
                           f"{FIX}")
     itemsize = np.dtype(DTYPES[dtype]).itemsize
-    if not isinstance(tokens, dict) or not tokens.get("train"):
-        raise ConfigError(f"token_file: {path} counts no train tokens; {FIX}")
+    if not isinstance(tokens, dict) or not any(tokens.get(split) for split in SPLITS):
+        raise ConfigError(f"token_file: {folder} holds no tokens ({META_FILE} counts none); prepare it from a text "
+                          "with some (see data/README.md)")
     for split, count in tokens.items():
         file = folder / f"{split}.bin"
         if split not in SPLITS or not count:
@@ -262,15 +274,16 @@ class FileTrainWindows(Dataset):
 
 
 class FileEvalWindows(Dataset):
-    """Non-overlapping windows scoring every token of ``file`` once; ``context``: the tokens just before it."""
+    """Non-overlapping windows scoring every token of ``file`` once; ``context``: the tokens just before it. A short
+    held-out text (an evaluation folder) is one window of all its tokens, as ``text_lm``'s ``EvalWindows``."""
 
     def __init__(self, file: TokenFile, context: np.ndarray, block_size: int):
-        self.file, self.context, self.block_size = file, np.asarray(context, dtype=np.int64), block_size
-        c, b = len(self.context), block_size
-        self.first, self.last = c, c + len(file)
-        if self.first < 1 or self.last - 1 - b < 0:
-            raise ConfigError(f"token_file: {Path(file.path).name} and the tokens before it hold {self.last} tokens, "
-                              f"fewer than one window of block_size + 1 = {b + 1}; give a smaller data.args.block_size")
+        self.file, self.context = file, np.asarray(context, dtype=np.int64)
+        self.first, self.last = len(self.context), len(self.context) + len(file)
+        if self.first < 1 or len(file) < 1:
+            raise ValueError(f"FileEvalWindows needs a token of context and one to score, got {self.first} and "
+                             f"{len(file)}")
+        self.block_size = b = min(block_size, self.last - 1)
         self.full, self.remainder = divmod(self.last - self.first, b)
 
     def __len__(self) -> int:
@@ -312,17 +325,23 @@ def token_file(path: str, block_size: int = 64, max_windows: int = 1_000_000, se
     if vocab.vocab_size != meta["vocab_size"]:
         raise ConfigError(f"token_file: {Path(path) / TOKENIZER_DIR} holds {vocab.vocab_size} tokens but "
                           f"{META_FILE} says vocab_size {meta['vocab_size']}; {FIX}")
-    train = files["train"]
-    if len(train) < block_size + 1:
+    train = files.get("train")
+    if train is not None and len(train) < block_size + 1:
         raise ConfigError(f"token_file: {train.path} has {len(train)} tokens, fewer than one window of block_size + 1"
                           f" = {block_size + 1}; give a smaller data.args.block_size or more text")
-    evals, before = {}, train
+    characters = dict(meta.get("characters") or {})
+    evals, context = {}, None if train is None else train.read(max(0, len(train) - block_size), len(train))
+    if train is None:  # an evaluation folder: its text starts a document, after [EOS] (text_lm's rule) where the
+        first = next(s for s in ("val", "test") if s in files)  # vocabulary has one, else its first token is context
+        context = np.array([vocab.eos_id]) if vocab.eos_id is not None else files[first].read(0, 1)
+        if vocab.eos_id is None:
+            files[first] = TokenFile(files[first].path, meta["dtype"], len(files[first]), start=1)
+            if characters.get(first):
+                characters[first] -= len(vocab.decode(context.tolist(), skip_special_tokens=False))
     for split in ("val", "test"):
-        if split in files:
-            context = before.read(max(0, len(before) - block_size), len(before))
+        if split in files and len(files[split]):
             evals[split] = FileEvalWindows(files[split], context, block_size)
-            before = files[split]
-    characters = meta.get("characters") or {}
+            context = files[split].read(max(0, len(files[split]) - block_size), len(files[split]))
 
     def loss_metrics(split: str, ce: float) -> dict[str, float]:
         metrics = {"perplexity": perplexity(ce), "bits_per_token": bits_per_token(ce)}
@@ -334,12 +353,12 @@ def token_file(path: str, block_size: int = 64, max_windows: int = 1_000_000, se
         vocab.save(Path(run_dir) / TOKENIZER_DIR)
         summary = {"corpus": str(Path(path).resolve()), "tokenizer": vocab.kind, "vocab_size": vocab.vocab_size,
                    "dtype": meta["dtype"], "block_size": block_size, "tokens": {s: len(f) for s, f in files.items()},
-                   "train_windows": len(train_windows)}
+                   "train_windows": len(train_windows) if train_windows is not None else 0}
         if characters:
             summary["characters"] = characters
         (Path(run_dir) / "data.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
-    train_windows = FileTrainWindows(train, block_size, max_windows, seed)
+    train_windows = None if train is None else FileTrainWindows(train, block_size, max_windows, seed)
     model_args = {"tokenizer": {"vocab_size": vocab.vocab_size, "max_positions": block_size}}
     return DataBundle(train=train_windows, val=evals.get("val"), test=evals.get("test"), loss_metrics=loss_metrics,
                       save=save, model_args=model_args)

@@ -43,7 +43,7 @@ from .rng import deterministic_algorithms, seed_everything
 from .resume import (absolute_data_paths, check_data_there, check_resume, check_run_folder, moved_data_paths,
                      planned_steps)
 from .run_checks import (check_even_mixup_batch, check_inputs_apart, check_repeats_augmented, check_smoothed_once,
-                         check_teacher_vocabulary)
+                         check_teacher_vocabulary, check_trains)
 from .data_identity import changed_args, check_run_data, record_split, split_record
 from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
                         scale_as_the_run, with_run_classes)
@@ -121,9 +121,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
             config = start_from_source(config, source, Path(vocab_dir.name))
         recipe_model = config.model
         config, model, data = build_resolved(config, world.device)
-        if data.train is None:
-            raise ConfigError(f"data '{config.data.name}' has no training split (data to evaluate a run on: an image "
-                              "folder without train/, a text all val/test); give data with training examples")
+        check_trains(config, data)
         saved = check_resume(run_dir, config) if resume else None  # resolved: as config.yaml holds it
         record = split_record(data)  # what RUN/data_split.json holds, or must still match on a resume
         if resume:  # on data changed since (classes, series rows, split) the run would continue on other examples;

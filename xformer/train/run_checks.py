@@ -11,6 +11,7 @@
   data's label smoothing.
 - ``check_teacher_vocabulary``: a teacher that reads token ids must read the student's vocabulary: with another,
   the same id means another piece to it (or lies beyond its embedding table).
+- ``check_trains``: data built without a training split (data to evaluate a run on) is refused, naming the way on.
 - ``check_repeats_augmented``: ``train.aug_repeats`` > 1 repeats each drawn example so that every copy is augmented
   anew; on data that draws no random augmentation the copies would be identical (a plain repetition).
 """
@@ -104,6 +105,19 @@ def check_teacher_vocabulary(config: ExperimentConfig, data: DataBundle) -> None
     raise ConfigError(f"distill.teacher {config.distill.teacher}: {problem}; {fix}")
 
 
+def check_trains(config: ExperimentConfig, data: DataBundle) -> None:
+    """``xformer train`` needs training examples; data of none is data to evaluate a run on."""
+    if data.train is not None:
+        return
+    if config.data.name == "token_file":  # prepared with --val-fraction 1: a held-out text in a run's vocabulary
+        path = config.data.args.get("path")
+        raise ConfigError(f"{path} is an evaluation folder (no train.bin): it scores a trained run, xformer evaluate "
+                          f"RUN data.args.path={path}; train on a folder prepared with a training part (--val-fraction "
+                          "below 1)")
+    raise ConfigError(f"data '{config.data.name}' has no training split (data to evaluate a run on: an image folder "
+                      "without train/, a text all val/test); give data with training examples")
+
+
 RANDOM_BATCHES = ("text_mlm",)  # xformer's data (not images) whose training batches are drawn anew: fresh masks
 RANDOM_STEPS = ("RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix")  # besides torchvision's Random*
 
@@ -138,4 +152,4 @@ def check_repeats_augmented(config: ExperimentConfig, data: DataBundle) -> None:
 
 
 __all__ = ["check_even_mixup_batch", "check_repeats_augmented", "check_smoothed_once", "check_inputs_apart",
-           "check_teacher_vocabulary", "draws_augmentation"]
+           "check_teacher_vocabulary", "check_trains", "draws_augmentation"]

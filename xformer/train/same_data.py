@@ -153,8 +153,14 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
     """Other data for a trained model must be preprocessed as the run's (``check_same_preprocess``: image size,
     channels, mean/std), imply the model the run has (classes, channels, horizon, vocabulary size...) and label
     it the same way: the class names and series columns the data would write into a run folder must be those
-    the run wrote (the line names the run's classes the data lacks and those it has beyond them)."""
+    the run wrote (the line names the run's classes the data lacks and those it has beyond them), and text read
+    with its own vocabulary (a token folder's ids stand for the pieces of the folder's tokenizer/)."""
     check_same_preprocess(run_dir, data)
+    ours, theirs = vocabulary_of(run_dir / "tokenizer"), data_vocabulary(data)
+    if ours and theirs and ours != theirs:
+        raise ConfigError(f"the data's ids are of another vocabulary than {run_dir / 'tokenizer'}: the same id would "
+                          f"mean another piece to the run's model; prepare the text with the run's own (prepare.py "
+                          f"TEXT --tokenizer {run_dir / 'tokenizer'} --val-fraction 1, data/README.md)")
     saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
     if (run_dir / "classes.json").is_file() and "classes.json" in saved:
         ours = json.loads((run_dir / "classes.json").read_text(encoding="utf-8")).get("class_names")
