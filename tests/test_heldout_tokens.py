@@ -144,6 +144,8 @@ def test_evaluation_folder_mistakes_end_in_one_line(tmp_path, capsys):
     empty.mkdir()
     write_meta(empty, load_vocab(run / "tokenizer"), "uint16", {})
     one_line(capsys, ["evaluate", str(run), f"data.args.path={empty}"], "holds no tokens")
+    write_text_corpus(tmp_path / "one", "t", str(run / "tokenizer"), val_fraction=1)  # a character has no [EOS]
+    one_line(capsys, ["evaluate", str(run), f"data.args.path={tmp_path / 'one'}"], "nothing to score")
 
     # preparing an evaluation-only folder needs the run's vocabulary, and some text
     with pytest.raises(ConfigError, match="--tokenizer RUN/tokenizer"):

@@ -342,6 +342,9 @@ def token_file(path: str, block_size: int = 64, max_windows: int = 1_000_000, se
         if split in files and len(files[split]):
             evals[split] = FileEvalWindows(files[split], context, block_size)
             context = files[split].read(max(0, len(files[split]) - block_size), len(files[split]))
+    if train is None and not evals:
+        raise ConfigError(f"token_file: {path} holds one token, the context of a text without [EOS]: nothing to "
+                          "score; prepare a longer text")
 
     def loss_metrics(split: str, ce: float) -> dict[str, float]:
         metrics = {"perplexity": perplexity(ce), "bits_per_token": bits_per_token(ce)}
