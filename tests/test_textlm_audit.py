@@ -94,6 +94,23 @@ def test_temperature_zero_names_greedy(tmp_path, capsys):
     assert err.count("\n") == 1 and "--temperature 0" in err and "--greedy" in err, err
 
 
+@pytest.mark.parametrize("options, line", [
+    (["--num-samples", "0"], "--num-samples must be at least 1, got 0"),
+    (["--max-new-tokens", "-3"], "--max-new-tokens must be at least 0, got -3")])
+def test_generate_names_the_count_that_is_wrong(tmp_path, capsys, options, line):
+    """One line said "--num-samples must be >= 1 and --max-new-tokens >= 0" for either: it names the one given."""
+    assert main(["generate", str(tmp_path), "--prompt", "a", *options]) == 2
+    assert capsys.readouterr().err == f"xformer: error: {line}\n"
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_a_tokenizer_folder_that_does_not_exist_is_named_so(tmp_path, capsys, command):
+    """`xformer tokenizer encode missing/ TEXT` said the folder "holds no saved tokenizer"; it holds nothing."""
+    assert main(["tokenizer", command, str(tmp_path / "missing"), "1" if command == "decode" else "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'missing'} does not exist" in err, err
+
+
 class _Says(torch.nn.Module):
     """A decoder that always predicts one token: its continuation is known whatever the prompt."""
 

@@ -98,8 +98,10 @@ def run(args: argparse.Namespace) -> None:
     from ..generation import generate_text
     from ..train.distributed import pick_device
 
-    if args.num_samples < 1 or (args.max_new_tokens is not None and args.max_new_tokens < 0):
-        raise ConfigError("--num-samples must be >= 1 and --max-new-tokens >= 0")
+    if args.num_samples < 1:
+        raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
+    if args.max_new_tokens is not None and args.max_new_tokens < 0:
+        raise ConfigError(f"--max-new-tokens must be at least 0, got {args.max_new_tokens}")
     if args.temperature == 0:
         raise ConfigError("--temperature 0 is greedy decoding (always the most probable token); give --greedy instead")
     if not 0 < args.temperature < math.inf or not 0 < args.top_p <= 1 or args.num_beams < 1 or args.top_k < 0:

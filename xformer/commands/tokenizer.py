@@ -94,6 +94,9 @@ def saved_vocab(given: str):
             pass
     tokenizer, renamed = hf_tokenizer(folder, config if isinstance(config, dict) else {}) if folder.is_dir() else \
         (None, {})
+    if tokenizer is None and not folder.exists():
+        raise ConfigError(f"{given} does not exist; give the --out folder of xformer tokenizer train, a text run or a "
+                          "Hugging Face folder")
     if tokenizer is None:
         raise ConfigError(f"{given} holds no saved tokenizer ({META_FILE}, a run's tokenizer/, or a Hugging Face "
                           "folder's tokenizer.json / vocab.json + merges.txt / vocab.txt); give the --out folder of "

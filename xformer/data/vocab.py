@@ -258,6 +258,8 @@ def load_vocab(folder: str | Path) -> Vocab:
     """The vocabulary saved in ``folder`` by ``Vocab.save`` (or ``xformer tokenizer train``)."""
     folder = Path(folder)
     meta_path = folder / META_FILE
+    if not folder.exists():
+        raise ConfigError(f"{folder} does not exist; give a folder saved by xformer tokenizer train (--out DIR)")
     if not meta_path.is_file():
         raise ConfigError(f"{folder} holds no saved tokenizer ({META_FILE} is missing); "
                           "make one with: xformer tokenizer train FILES --out DIR")
