@@ -8,39 +8,15 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
+from series_class_helpers import train_on_waves, ucr
 from xformer.cli import main
-
-RECIPE = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
-                    "tokenizer": {"name": "series_patches", "args": {"patch_len": 8, "stride": 8}},
-                    "head": {"name": "classification", "args": {"pool": "mean"}}},
-          "train": {"steps": 30, "batch_size": 8, "lr": 3e-3, "eval_every": 30, "warmup_steps": 0}}
-
-
-def waves(n, seed):
-    rng = np.random.default_rng(seed)
-    labels = np.array(["slow", "fast"] * (n // 2))
-    x = 5 + 3 * np.sin(np.arange(32)[None] * np.where(labels == "slow", 0.3, 1.3)[:, None] + rng.uniform(0, 6, (n, 1)))
-    return x, labels
-
-
-def ucr(x, labels=None) -> str:
-    return "".join("\t".join(([labels[i]] if labels is not None else []) + [f"{v:.6f}" for v in row]) + "\n"
-                   for i, row in enumerate(x))
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("series_predict")
-    x, y = waves(40, 0)
-    (root / "TRAIN.tsv").write_text(ucr(x, y))
-    x_test, y_test = waves(10, 1)
-    (root / "TEST.tsv").write_text(ucr(x_test, y_test))
-    recipe = {**RECIPE, "data": {"name": "series_classification",
-                                 "args": {"path": str(root / "TRAIN.tsv"), "test_path": str(root / "TEST.tsv")}}}
-    (root / "r.yaml").write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(root / "r.yaml"), "--out", str(root / "run"), "--quiet", "--threads", "1"]) == 0
+    x_test, y_test = train_on_waves(root)
     return root, x_test, y_test
 
 

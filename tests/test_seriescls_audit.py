@@ -10,40 +10,15 @@ import numpy as np
 import pytest
 import yaml
 
+from series_class_helpers import RECIPE, train_on_waves, ucr, waves
 from xformer.cli import main
 from xformer.config import ConfigError
 from xformer.data.registry import build_data
 
-RECIPE = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
-                    "tokenizer": {"name": "series_patches", "args": {"patch_len": 8, "stride": 8}},
-                    "head": {"name": "classification", "args": {"pool": "mean"}}},
-          "train": {"steps": 30, "batch_size": 8, "lr": 3e-3, "eval_every": 30, "warmup_steps": 0}}
-
-
-def waves(n, seed, labels=("slow", "fast"), length=32):
-    rng = np.random.default_rng(seed)
-    y = np.array(list(labels) * (n // len(labels)))
-    speed = {label: 0.3 + k for k, label in enumerate(labels)}
-    x = 5 + 3 * np.sin(np.arange(length)[None] * np.array([speed[v] for v in y])[:, None] + rng.uniform(0, 6, (n, 1)))
-    return x, y
-
-
-def ucr(x, labels=None) -> str:
-    return "".join("\t".join(([str(labels[i])] if labels is not None else []) + [f"{v:.6f}" for v in row]) + "\n"
-                   for i, row in enumerate(x))
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("seriescls_audit")
-    x, y = waves(40, 0)
-    (root / "TRAIN.tsv").write_text(ucr(x, y))
-    x_test, y_test = waves(10, 1)
-    (root / "TEST.tsv").write_text(ucr(x_test, y_test))
-    recipe = {**RECIPE, "data": {"name": "series_classification",
-                                 "args": {"path": str(root / "TRAIN.tsv"), "test_path": str(root / "TEST.tsv")}}}
-    (root / "r.yaml").write_text(yaml.safe_dump(recipe))
-    assert main(["train", str(root / "r.yaml"), "--out", str(root / "run"), "--quiet", "--threads", "1"]) == 0
+    train_on_waves(root)
     return root
 
 

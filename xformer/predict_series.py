@@ -178,4 +178,5 @@ def label_score(rows: Sequence[dict], names: Sequence[str]) -> str:
             + (f" (classes the run does not know: {unknown[:5]}, counted wrong)" if unknown else ""))
 
 
-__all__ = ["series_classifier_info", "read_series", "checked_file", "series_file", "series_inputs", "predict_series", "label_score"]
+__all__ = ["series_classifier_info", "read_series", "checked_file", "series_file", "series_inputs", "predict_series",
+           "label_score"]

@@ -15,7 +15,8 @@ Every text graph takes the masks (1 = a real token), so rows of different length
 prompts left-padded (positions count the real tokens, as ``xformer generate`` batches them), an
 encoder-decoder's sources and targets right-padded (as its training batches). After writing, the graph is
 run with onnxruntime on new inputs (another batch size, another length, one row padded) and compared with
-the PyTorch model: the largest absolute difference per output is returned. Without onnxruntime only ``onnx.checker`` validates the file (and says so).
+the PyTorch model: the largest absolute difference per output is returned. Without onnxruntime only
+``onnx.checker`` validates the file (and says so).
 """
 from __future__ import annotations
 
