@@ -55,7 +55,11 @@ def init_world(device: str) -> World:
     if size == 1:
         return World(device=chosen)
     if chosen.type == "cuda":
-        chosen = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= gpus:  # one process per GPU: a second process on one GPU is NCCL's "invalid device ordinal"
+            raise ConfigError(f"torchrun started process {local_rank} of this machine, but it has {gpus} GPU(s): "
+                              f"use --nproc_per_node {gpus} (one process per GPU), or train.device=cpu")
+        chosen = torch.device("cuda", local_rank)
         torch.cuda.set_device(chosen)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
