@@ -1,65 +1,111 @@
 #!/usr/bin/env bash
-# GPU check (issue 19, part 4): one prepared script, under 10 minutes on one GPU.
+# GPU check: one prepared script, under 10 minutes on one GPU (each part has its own time limit).
 #
-#   bash benchmarks/gpu_check.sh            # from the repository root or anywhere; PYTHON=... to pick an interpreter
+#   bash benchmarks/gpu_check.sh    # from anywhere; PYTHON=... picks the interpreter, DATA=... the folder holding
+#                                   # tinyshakespeare.txt and ETTh1.csv (default ../shared/data), RESULTS=... where
+#                                   # gpu_check.json and the parts' logs go (default benchmarks/results)
 #
-# 1. the parity tests (GPT-2, BERT, timm ViT, generation, torch.nn and PatchTST converters) on the GPU in fp32,
-#    unchanged, through the pytest plugin benchmarks/gpu_parity.py (every tensor on cuda, TF32 off);
-# 2. benchmarks/gpu_parity.py: GPT-2, BERT and ViT against transformers / timm on identical weights on the GPU,
-#    fp32 (losses before and after one AdamW step) and bf16 autocast (error against fp32 no worse than the
-#    reference's), greedy generation token for token;
-# 3. benchmarks/reference.py --device cuda --bf16: the reference benchmarks on the GPU (SDPA picks flash
-#    attention for the bf16 causal/unmasked rows), fp32 and bf16 autocast, then again with torch.compile.
-# Everything lands in benchmarks/results/gpu_check.json with the GPU named (torch.cuda.get_device_name).
+# Correctness, all at once (one GPU holds them all; <= 210 s):
+#  1. the parity tests (GPT-2, BERT, timm ViT, generation, torch.nn and PatchTST converters) on the GPU in fp32,
+#     unchanged, through the pytest plugin benchmarks/gpu_parity.py (every tensor on cuda, TF32 off);
+#  2. benchmarks/gpu_parity.py: GPT-2, BERT and ViT against transformers / timm on identical weights on the GPU,
+#     fp32 (losses before and after one AdamW step) and bf16 autocast (error against fp32 no worse than the
+#     reference's), greedy generation token for token;
+#  3. the resume tests with the trainer on cuda (XFORMER_TEST_TRAIN_DEVICE=cuda, deterministic algorithms):
+#     exact resumption after a crash, SIGKILL and Ctrl-C, with EMA, SAM and a distillation teacher;
+#  4. benchmarks/gpu_train_check.py: recipes of every domain trained through the CLI on cuda (bf16; the GPT also
+#     fp32), evaluated, and read back by generate / predict / forecast.
+# Speed, one part at a time (nothing else on the GPU):
+#  5. benchmarks/reference.py --device cuda --bf16: the reference benchmarks at their CPU sizes (small models:
+#     launch- and Python-bound on a GPU), fp32 and bf16 autocast;
+#  6. the same with --large: GPT-2 124M at 1,024 tokens, BERT-base at 512, ViT-B/16 at 224, 10 pairs;
+#  7. gpu_train_check.py --part full: the char-level GPT recipe (bf16) and the digits CCT recipe (seeds 0-2)
+#     trained to the end, timed from process start to exit;
+#  8. reference.py --compile (torch.compile of both sides) for GPT-2 and ViT, when 100 s are left of 540.
+# Everything lands in RESULTS/gpu_check.json with the GPU named (torch.cuda.get_device_name).
 # Without a CUDA device it says so in one line and exits with status 2, having run nothing.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
+DATA=${DATA:-../shared/data}
+RESULTS=${RESULTS:-benchmarks/results}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # xformer importable from the checkout, installed or not
 if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "gpu_check: no CUDA device is present (torch.cuda.is_available() is False); nothing run"
     exit 2
 fi
+mkdir -p "$RESULTS"
 TMP=$(mktemp -d)
 start=$(date +%s)
-echo "gpu_check: $("$PY" -c 'import torch; print(torch.cuda.get_device_name(), "torch", torch.__version__)')"
+left() { echo $((540 - $(date +%s) + start)); }
+quiet() { grep -v '^\[transformers\]'; }
+echo "gpu_check: $("$PY" -c 'import torch, transformers, timm; print(torch.cuda.get_device_name(), "torch",
+    torch.__version__, "transformers", transformers.__version__, "timm", timm.__version__)' 2>&1 | tail -1)"
 
-echo "== 1. parity tests on cuda, fp32 (pytest, <= 150 s)"
-XFORMER_TEST_DEVICE=cuda PYTHONPATH=benchmarks timeout 150 "$PY" -m pytest -q -p gpu_parity -p no:cacheprovider \
-    tests/test_hf_gpt2.py tests/test_hf_bert.py tests/test_vision_timm.py tests/test_generation.py \
-    tests/test_interop_converters.py tests/test_torch_parity.py --junitxml="$TMP/pytest.xml" 2>&1 | tail -25
-echo "pytest exit status ${PIPESTATUS[0]}"
+echo "== 1-4. correctness, at once (<= 210 s)"
+XFORMER_TEST_DEVICE=cuda PYTHONPATH="benchmarks:$PYTHONPATH" timeout 150 "$PY" -m pytest -q -p gpu_parity \
+    -p no:cacheprovider tests/test_hf_gpt2.py tests/test_hf_bert.py tests/test_vision_timm.py tests/test_generation.py \
+    tests/test_interop_converters.py tests/test_torch_parity.py --junitxml="$TMP/parity_tests.xml" \
+    >"$RESULTS/gpu_parity_tests.log" 2>&1 &
+timeout 150 "$PY" benchmarks/gpu_parity.py --out "$TMP/parity.json" 2>&1 | quiet >"$RESULTS/gpu_parity.log" &
+XFORMER_TEST_TRAIN_DEVICE=cuda timeout 210 "$PY" -m pytest -q -p no:cacheprovider tests/test_train_resume.py \
+    tests/test_train_ema.py tests/test_train_sam.py tests/test_distill.py --junitxml="$TMP/resume_tests.xml" \
+    >"$RESULTS/gpu_resume_tests.log" 2>&1 &
+timeout 210 "$PY" benchmarks/gpu_train_check.py --data "$DATA" --out "$TMP/train_smoke.json" \
+    >"$RESULTS/gpu_train_smoke.log" 2>&1 &
+wait
+for log in gpu_parity_tests gpu_parity gpu_resume_tests gpu_train_smoke; do
+    echo "-- $log"; tail -8 "$RESULTS/$log.log" | cut -c1-400
+done
 
-echo "== 2. parity on identical weights, fp32 and bf16 (<= 120 s)"
-timeout 120 "$PY" benchmarks/gpu_parity.py --out "$TMP/parity.json" 2>&1 | grep -v '^\[transformers\]' | tail -12
+echo "== 5. reference benchmarks on cuda, CPU sizes (<= 100 s)"
+timeout 100 "$PY" benchmarks/reference.py --device cuda --bf16 --pairs 20 --out "$TMP/reference.json" 2>&1 | quiet \
+    | tail -24
+echo "== 6. reference benchmarks on cuda, base sizes (<= 120 s)"
+timeout 120 "$PY" benchmarks/reference.py --device cuda --bf16 --large --pairs 10 --out "$TMP/reference_large.json" \
+    2>&1 | quiet | tail -24
+echo "== 7. full recipes, timed (<= $(( $(left) < 150 ? $(left) : 150 )) s)"
+[ "$(left)" -gt 30 ] && timeout $(( $(left) < 150 ? $(left) : 150 )) "$PY" benchmarks/gpu_train_check.py --part full \
+    --data "$DATA" --out "$TMP/train_full.json" 2>&1 | tail -6
+if [ "$(left)" -ge 100 ]; then
+    echo "== 8. reference benchmarks with torch.compile (<= $(left) s)"
+    timeout "$(left)" "$PY" benchmarks/reference.py --device cuda --bf16 --compile --pairs 10 --models gpt2,vit \
+        --out "$TMP/reference_compile.json" 2>&1 | quiet | tail -10
+else
+    echo "== 8. torch.compile skipped: $(left) s left of 540"
+fi
 
-echo "== 3. reference benchmarks on cuda, eager (<= 150 s) and torch.compile (<= 150 s)"
-timeout 150 "$PY" benchmarks/reference.py --device cuda --bf16 --pairs 20 --out "$TMP/reference.json" 2>&1 \
-    | grep -v '^\[transformers\]' | tail -20
-timeout 150 "$PY" benchmarks/reference.py --device cuda --bf16 --compile --pairs 20 --models gpt2,bert,vit \
-    --out "$TMP/reference_compile.json" 2>&1 | grep -v '^\[transformers\]' | tail -12
-
-"$PY" - "$TMP" "$start" <<'EOF'
+"$PY" - "$TMP" "$start" "$RESULTS" <<'EOF'
 import json, sys, time, xml.etree.ElementTree as ET
 from pathlib import Path
 import torch
-tmp, start = Path(sys.argv[1]), int(sys.argv[2])
+tmp, start, results = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 def read(name):
     p = tmp / name
-    return json.loads(p.read_text()) if p.exists() else {"missing": f"{name} not written (timed out or failed)"}
-pytest = {"missing": "pytest.xml not written"}
-if (tmp / "pytest.xml").exists():
-    s = ET.parse(tmp / "pytest.xml").getroot()
+    return json.loads(p.read_text()) if p.exists() else {"missing": f"{name} not written (timed out, failed, skipped)"}
+def junit(name):
+    if not (tmp / name).exists():
+        return {"missing": f"{name} not written"}
+    s = ET.parse(tmp / name).getroot()
     s = s if s.tag == "testsuite" else s.find("testsuite")
-    pytest = {k: int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
-    pytest["failed"] = [f"{c.get('classname')}::{c.get('name')}" for c in s.iter("testcase")
-                        if c.find("failure") is not None or c.find("error") is not None]
-result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+    out = {k: int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    for case in s.iter("testcase"):
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if bad is not None:
+            out.setdefault("failed", []).append(f"{case.get('classname')}::{case.get('name')}: "
+                                                f"{bad.get('message', '')[:300]}")
+    return out
+import timm, transformers
+result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "transformers": transformers.__version__,
+          "timm": timm.__version__,
           "flash_sdp_enabled": torch.backends.cuda.flash_sdp_enabled(),
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": int(time.time()) - start,
-          "parity_tests_fp32": pytest, "parity_identical_weights": read("parity.json"),
-          "reference_eager": read("reference.json"), "reference_compile": read("reference_compile.json")}
-out = Path("benchmarks/results/gpu_check.json")
+          "parity_tests_fp32": junit("parity_tests.xml"), "parity_identical_weights": read("parity.json"),
+          "resume_tests_cuda": junit("resume_tests.xml"), "train_smoke": read("train_smoke.json"),
+          "reference_eager": read("reference.json"), "reference_large": read("reference_large.json"),
+          "train_full": read("train_full.json"), "reference_compile": read("reference_compile.json")}
+out = results / "gpu_check.json"
 out.write_text(json.dumps(result, indent=1) + "\n")
 print(f"gpu_check: wrote {out} ({result['seconds']} s)")
 EOF

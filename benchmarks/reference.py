@@ -1,7 +1,7 @@
 """xformer against the reference implementations, side by side in one process (issue 19).
 
     python benchmarks/reference.py [--threads 1] [--pairs 30] [--models gpt2,bert,vit,patchtst,generate]
-                                   [--bf16] [--quick] [--device cpu|cuda] [--compile] [--out PATH]
+                                   [--bf16] [--quick | --large] [--device cpu|cuda] [--compile] [--out PATH]
     python benchmarks/reference.py --nanogpt /tmp/nanogpt [--step-pairs 50] [--full-runs 1] [--xformer-first 1]
                                    [--xformer-overrides train.lr=1e-3 train.min_lr=1e-4] [--out-nanogpt PATH]
 
@@ -34,7 +34,8 @@ and ``xformer train`` of the recipe, alternating which goes first, each in a fre
 (OMP_NUM_THREADS); wall time from process start to exit, CPU time (user + system, less sensitive to a
 shared machine's load) and the final validation loss of each.
 
-Results: benchmarks/results/reference.json (or reference_quick.json with ``--quick``) and
+Results: benchmarks/results/reference.json (reference_quick.json with ``--quick``, reference_large.json with
+``--large``) and
 benchmarks/results/nanogpt.json.
 """
 from __future__ import annotations
@@ -62,20 +63,28 @@ from timing import alternate, seconds  # noqa: E402 - benchmarks/timing.py, besi
 
 SYNC = torch.cuda.synchronize if torch.cuda.is_available() else None  # GPU time is asynchronous
 
-SIZES = {  # full, quick
+SIZES = {  # full, quick, large (base-size models with real vocabularies and lengths: for a GPU)
     "gpt2": ({"n_layer": 4, "n_embd": 128, "n_head": 4, "vocab_size": 512, "n_positions": 64, "batch": 8, "seq": 64},
-             {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 64, "n_positions": 16, "batch": 2, "seq": 16}),
+             {"n_layer": 1, "n_embd": 32, "n_head": 2, "vocab_size": 64, "n_positions": 16, "batch": 2, "seq": 16},
+             {"n_layer": 12, "n_embd": 768, "n_head": 12, "vocab_size": 50257, "n_positions": 1024, "batch": 8,
+              "seq": 1024}),
     "bert": ({"num_hidden_layers": 4, "hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 512,
               "vocab_size": 1024, "max_position_embeddings": 64, "batch": 8, "seq": 64},
              {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
-              "vocab_size": 64, "max_position_embeddings": 16, "batch": 2, "seq": 16}),
+              "vocab_size": 64, "max_position_embeddings": 16, "batch": 2, "seq": 16},
+             {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072,
+              "vocab_size": 30522, "max_position_embeddings": 512, "batch": 16, "seq": 512}),
     "vit": ({"img_size": 32, "patch_size": 4, "embed_dim": 192, "depth": 4, "num_heads": 3, "num_classes": 10,
              "batch": 16},
             {"img_size": 16, "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2, "num_classes": 10,
-             "batch": 2}),
+             "batch": 2},
+            {"img_size": 224, "patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12, "num_classes": 1000,
+             "batch": 64}),
     "patchtst": ({"channels": 7, "input_len": 336, "horizon": 96, "batch": 8},
-                 {"channels": 2, "input_len": 64, "horizon": 8, "batch": 2}),
-    "generate": ({"batch": 4, "prompt": 16, "new": 48}, {"batch": 1, "prompt": 4, "new": 4}),
+                 {"channels": 2, "input_len": 64, "horizon": 8, "batch": 2},
+                 {"channels": 21, "input_len": 336, "horizon": 96, "batch": 128}),
+    "generate": ({"batch": 4, "prompt": 16, "new": 48}, {"batch": 1, "prompt": 4, "new": 4},
+                 {"batch": 8, "prompt": 128, "new": 128}),
 }
 
 
@@ -272,7 +281,7 @@ def bench_training(name: str, size: dict, args, peaks: dict, bf16: bool = False,
 def bench_generate(size: dict, args, peaks: dict) -> list[dict]:
     from xformer.generation import generate
 
-    gsize = SIZES["gpt2"][1 if args.quick else 0]
+    gsize = SIZES["gpt2"][args.which]
     ours, _, hf, _, _, _ = gpt2_pair(gsize, args.device)
     ours.eval(), hf.eval()
     for p in [*ours.parameters(), *hf.parameters()]:  # inference only (and torch's FLOP counter needs it)
@@ -324,7 +333,7 @@ def machine(threads: int, device: str) -> str:
 
 
 def run_reference(args) -> dict:
-    which = 1 if args.quick else 0
+    which = args.which
     peaks = {"fp32": matmul_peak(torch.float32, args.device, args.quick)}
     peaks["bf16"] = matmul_peak(torch.bfloat16, args.device, args.quick) if args.bf16 else None
     print(f"matmul peak: fp32 {peaks['fp32']} GFLOP/s, bf16 {peaks['bf16']} GFLOP/s", flush=True)
@@ -487,7 +496,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=30)
     parser.add_argument("--models", default="gpt2,bert,vit,patchtst,generate")
     parser.add_argument("--bf16", action="store_true", help="also the bf16 matmul peak and bf16-autocast rows")
-    parser.add_argument("--quick", action="store_true", help="tiny models, 2 pairs: a smoke test")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="tiny models, 2 pairs: a smoke test")
+    sizes.add_argument("--large", action="store_true", help="base-size models (GPT-2 124M at 1,024 tokens, BERT-base "
+                       "at 512, ViT-B/16 at 224): for a GPU")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile every model (both sides)")
     parser.add_argument("--out", type=Path)
@@ -501,6 +513,7 @@ def main() -> None:
     parser.add_argument("--out-nanogpt", type=Path, default=ROOT / "benchmarks/results/nanogpt.json")
     args = parser.parse_args()
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    args.which = 1 if args.quick else 2 if args.large else 0
     unknown = set(args.models) - set(SIZES)
     if unknown:
         raise SystemExit(f"unknown model(s) {sorted(unknown)}; choose from {', '.join(SIZES)}")
@@ -515,7 +528,8 @@ def main() -> None:
     if args.quick:
         args.pairs = min(args.pairs, 2)
     result = run_reference(args)
-    out = args.out or ROOT / "benchmarks/results" / ("reference_quick.json" if args.quick else "reference.json")
+    name = "reference_quick.json" if args.quick else "reference_large.json" if args.large else "reference.json"
+    out = args.out or ROOT / "benchmarks/results" / name
     write(out, result)
     print(f"wrote {out}")
 

@@ -37,6 +37,15 @@ def test_gpu_check_without_cuda_says_so_in_one_line():
     assert proc.stdout.strip().count("\n") == 0 and "no CUDA device" in proc.stdout
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the no-CUDA path only")
+def test_gpu_train_check_without_cuda_says_so_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_train_check.py", "--out", str(tmp_path / "r.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == ""
+    assert proc.stdout.strip().count("\n") == 0 and "no CUDA device" in proc.stdout
+    assert not (tmp_path / "r.json").exists()
+
+
 def trained_lsa_prototype(out: Path, *flags: str) -> dict:
     """The weights of 20 steps of tasks/cct_digits.yaml under benchmarks/lsa_prototype.py ``flags``."""
     from safetensors.torch import load_file

@@ -16,11 +16,15 @@ EOS, PAD = 60, 98
 
 @pytest.fixture(scope="module")
 def gpt2_pair():
-    """A random GPT-2 with large weights (std 0.2) so that its continuations vary, and its xformer copy."""
+    """A random GPT-2 with large weights (std 0.2) so that its continuations vary, and its xformer copy.
+    The weights are drawn on the CPU whatever the default device (benchmarks/gpu_check.sh runs these tests with
+    CUDA as the default device), so the continuations the tests rely on (varied, reaching EOS) are the same."""
     torch.manual_seed(0)
     config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=64,
                                      bos_token_id=99, eos_token_id=99, initializer_range=0.2)
-    hf = transformers.GPT2LMHeadModel(config).eval()
+    with torch.device("cpu"):
+        hf = transformers.GPT2LMHeadModel(config).eval()
+    hf.to(torch.empty(0).device)
     return hf, load_gpt2(hf)
 
 
@@ -107,7 +111,7 @@ def test_sampling_equals_hf_with_the_same_seed(gpt2_pair):
     ref = hf.generate(ids, attention_mask=mask, **kw)
     torch.manual_seed(123)
     assert torch.equal(generate(ours, ids, mask, **kw), ref)
-    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    g1, g2 = torch.Generator(ids.device).manual_seed(5), torch.Generator(ids.device).manual_seed(5)
     assert torch.equal(generate(ours, ids, mask, generator=g1, **kw), generate(ours, ids, mask, generator=g2, **kw))
 
 

@@ -145,6 +145,8 @@ def test_bad_settings_and_fsdp_are_refused_in_one_line():
         Trainer(model, data, cfg.train, None, World(rank=0, size=2))  # refused before any sharding
 
 
+@pytest.mark.skipif(train_helpers.DEVICE != "cpu" and torch.cuda.device_count() < 2,
+                    reason="two DDP processes on a GPU need two GPUs (one process per GPU)")
 def test_two_ddp_processes_average_like_one(tmp_path):
     recipe = tmp_path / "copy.yaml"
     train = {**RECIPE["train"], "steps": 6, "eval_every": 3, "deterministic": False, "ema": {"enabled": True,

@@ -1,4 +1,6 @@
 """What the run-folder tests share: a tiny recipe whose exact resumption needs the RNG, and a crash."""
+import os
+
 import pytest
 import torch
 
@@ -6,12 +8,15 @@ from xformer.config import from_dict
 from xformer.train.config import ExperimentConfig
 from xformer.train.trainer import Trainer
 
+# The CPU unless XFORMER_TEST_TRAIN_DEVICE names another: benchmarks/gpu_check.sh runs the resume tests on a GPU.
+DEVICE = os.environ.get("XFORMER_TEST_TRAIN_DEVICE", "cpu")
+
 RECIPE = {  # a 1-layer decoder with dropout (resumption needs the restored RNG) and a tied LM head
     "model": {"architecture": "decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "dropout": 0.1},
               "tokenizer": {"name": "text"}, "head": {"name": "causal_lm"}},
     "data": {"name": "copy_digits", "args": {"n_train": 200, "n_val": 32, "n_test": 32, "length": 4}},
     "train": {"steps": 30, "batch_size": 16, "lr": 1e-2, "warmup_steps": 3, "eval_every": 5, "log_every": 5,
-              "keep_last": 2, "deterministic": True, "device": "cpu",
+              "keep_last": 2, "deterministic": True, "device": DEVICE,
               "early_stopping": {"metric": "val_token_accuracy", "mode": "max"}},
 }
 
