@@ -57,7 +57,8 @@ def classification_output(logits: Tensor, batch: dict, label_smoothing: float = 
     if labels is not None:
         target = labels.float() if labels.is_floating_point() else labels.long()
         out["loss"] = F.cross_entropy(logits.float(), target, label_smoothing=label_smoothing)
-        out["loss_weight"] = torch.tensor(labels.shape[0], device=logits.device)
+        # made on the device (a fill), not copied from the host: a copy would wait for the forward's kernels on a GPU
+        out["loss_weight"] = torch.full((), labels.shape[0], dtype=torch.long, device=logits.device)
     return out
 
 

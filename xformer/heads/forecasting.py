@@ -58,7 +58,7 @@ def forecast_output(prediction: Tensor, batch: dict, quantiles: Tensor | None = 
             out["loss"] = pinball_loss(prediction, target, quantiles)
         else:
             out["loss"] = nn.functional.mse_loss(prediction, target)
-        out["loss_weight"] = torch.tensor(target.numel(), device=target.device)
+        out["loss_weight"] = torch.full((), target.numel(), dtype=torch.long, device=target.device)  # no host copy
     return out
 
 
