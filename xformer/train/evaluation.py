@@ -53,7 +53,8 @@ def evaluate_batches(engine: torch.nn.Module, model: torch.nn.Module, data: Data
 
     def scored():
         for batch in batches:
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in dict_batch(batch, split).items()}
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+                     for k, v in dict_batch(batch, split).items()}
             loss, weight = loss_of(engine(batch), batch)
             weight = torch.as_tensor(weight, device=device).float()
             totals.add_(torch.stack([loss.float() * weight, weight]))
