@@ -279,6 +279,7 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
     that one); ``run_dir`` may be a Hugging Face classifier folder (predict_hf.py). Several runs of one task and
     data (a list) predict as their ensemble: class probabilities averaged. ``device``: cpu, cuda, cuda:1, auto;
     one this machine lacks is refused in one line."""
+    from .predict_fill import fill_mask_info, fill_mask_run
     from .predict_hf import load_hf_classifier
     from .predict_series import predict_series, series_classifier_info, series_inputs
     from .predict_text import is_frame, predict_texts, read_texts
@@ -299,6 +300,8 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
         rows = predict_texts(model, read_texts(inputs), info, top_k, batch_size, device) if kind == "text" else \
             predict_images(model, image_files(inputs), *info, top_k, batch_size, device)
         return rows, predictions_csv(rows, top_k)
+    if (Path(runs[0]) / "config.yaml").is_file() and (fill := fill_mask_info(Path(runs[0]))) is not None:
+        return fill_mask_run(runs, inputs, fill, top_k, batch_size, device, checkpoint)  # a masked LM's run
     if (Path(runs[0]) / "config.yaml").is_file() and (text := text_classifier_info(Path(runs[0]))) is not None:
         texts = read_texts(inputs, text["text_column"], text["pair_column"])
         _, model = load_ensemble_model(runs, checkpoint)
