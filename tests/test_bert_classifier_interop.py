@@ -186,7 +186,9 @@ def test_predict_reads_a_classifier_folder_itself(folders, capsys, tmp_path):
         assert float(row["probability_1"]) == pytest.approx(p.max().item(), abs=1e-4)
     shutil.copytree(root / "classifier", tmp_path / "copy")  # another folder: the same one twice is refused first
     for argv, words in (
-            (["predict", str(root / "pretraining"), str(tmp_path / "texts.txt")], ["without a classifier"]),
+            # a BertForPreTraining folder is a masked LM: it fills the [MASK]s of texts (tests/test_predict_fill.py)
+            (["predict", str(root / "pretraining"), str(tmp_path / "texts.txt")],
+             ["has no [MASK]", f"{root / 'pretraining'} is a masked LM, which fills masks"]),
             (["predict", str(root / "classifier"), str(tmp_path / "texts.txt"), "--ensemble", str(tmp_path / "copy")],
              ["--ensemble averages runs"])):
         assert main(argv) == 2

@@ -7,6 +7,7 @@ import io
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ def run(tmp_path_factory):
     rng = np.random.default_rng(0)
     lines = [f"the {rng.choice(ANIMALS)} sat on the mat ." for _ in range(400)]
     (tmp / "corpus.txt").write_text("\n".join(lines) + "\n")
-    recipe = yaml.safe_load(open("tasks/bert_mlm.yaml"))
+    recipe = yaml.safe_load((Path(__file__).parents[1] / "tasks" / "bert_mlm.yaml").read_text())
     recipe["model"]["core"].update(d_model=32, n_layers=1, n_heads=2, d_ff=64)
     recipe["data"]["args"].update(files=str(tmp / "corpus.txt"), vocab_size=60, min_frequency=1, max_length=16,
                                   line_by_line=True)
@@ -66,6 +67,9 @@ def test_the_predictable_word_is_filled_in_from_strings_files_frames_and_stdin(r
     assert [r["file"] for r in rows] == [f"{run / 'new.txt'}:1", f"{run / 'new.txt'}:3", f"{run / 'new.csv'}:1",
                                          "row 0"]
     assert [rows[0]["token"], rows[2]["token"]] == ["mat", "mat"] and rows[1]["token"] in ANIMALS
+    (run / "empty.txt").write_text("\n")  # an empty file beside other inputs is no text, as for a classifier
+    rows, _ = predict_run(run / "run", [run / "empty.txt", "the [MASK] sat"], top_k=1)
+    assert [r["file"] for r in rows] == ["text 1"]
     out = run / "preds.csv"
     assert main(["predict", str(run / "run"), "the fish sat on the [MASK] .", str(run / "new.txt"), "--top-k", "2",
                  "--out", str(out)]) == 0
@@ -100,11 +104,15 @@ def test_fill_mask_matches_transformers_pipeline_on_the_exported_folder(run, mon
             strip = (lambda s: s.removeprefix("[CLS] ").removesuffix(" [SEP]")) if len(theirs) > 1 else str
             assert [r["sequence"] for r in ours] == [strip(t["sequence"]) for t in per_mask]
     assert any(r["token"].startswith("##") for r in rows)  # continuations are compared too
+    # the exported folder itself, as predict reads a BertForSequenceClassification folder: the run's rows
+    from_folder, _ = predict_run(run / "hf", texts, top_k=vocab_size)
+    assert [(r["token_id"], r["sequence"]) for r in from_folder] == [(r["token_id"], r["sequence"]) for r in rows]
+    np.testing.assert_allclose([r["probability"] for r in from_folder], [r["probability"] for r in rows], atol=1e-6)
 
 
 def test_texts_without_a_mask_too_long_or_for_an_ensemble_are_refused_in_one_line(run, capsys):
     err = one_line_error(capsys, ["predict", str(run / "run"), "the cat sat on the mat"])
-    assert "'the cat sat on the mat' is neither a file nor a text with a [MASK]" in err
+    assert f"'the cat sat on the mat' is neither a file nor a text with a [MASK] ({run / 'run'} is a masked LM" in err
     assert "write [MASK] where the word to predict goes" in err
     (run / "no_mask.txt").write_text("the [MASK] sat\nthe cat sat\n")
     err = one_line_error(capsys, ["predict", str(run / "run"), str(run / "no_mask.txt")])
@@ -127,7 +135,8 @@ def test_a_mask_token_is_just_text_to_a_classifier(tmp_path):
     pd.DataFrame({"text": [f"a {'good' if y == 'pos' else 'bad'} film" for y in labels], "label": labels}).to_csv(
         tmp_path / "train.csv", index=False)
     recipe = {"model": {"architecture": "encoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32},
-                        "tokenizer": {"name": "bert_text"}, "head": {"name": "classification", "args": {"pool": "cls"}}},
+                        "tokenizer": {"name": "bert_text"},
+                        "head": {"name": "classification", "args": {"pool": "cls"}}},
               "data": {"name": "text_classification",
                        "args": {"files": str(tmp_path / "train.csv"), "vocab_size": 40, "min_frequency": 1,
                                 "max_length": 8}},

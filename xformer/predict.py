@@ -10,7 +10,8 @@ preprocess.json is treated with the transform its data config implies
 own evaluation images went through: convert to grey / RGB, scale to [0, 1], resize, normalise.
 
 PIL images and numpy arrays held in memory go through the same steps as a file. A text classifier's run is read
-the same way (predict_text.py), and a series classifier's (predict_series.py).
+the same way (predict_text.py), and a series classifier's (predict_series.py); a masked LM's run fills the [MASK]s
+of texts (predict_fill.py).
 """
 from __future__ import annotations
 
@@ -276,10 +277,11 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
                 checkpoint: str = "best") -> tuple[list[dict], str]:
     """(rows, CSV text) of the run's predictions for the image files / folders, PIL images and numpy arrays (or
     text files and pandas frames: predict_text.py, or series files: predict_series.py) ``inputs`` (one of them:
-    that one); ``run_dir`` may be a Hugging Face classifier folder (predict_hf.py). Several runs of one task and
+    that one); ``run_dir`` may be a Hugging Face classifier folder (predict_hf.py). A masked LM's run (or a
+    BertForMaskedLM folder) fills the [MASK]s of texts instead: rows of predict_fill.py. Several runs of one task and
     data (a list) predict as their ensemble: class probabilities averaged. ``device``: cpu, cuda, cuda:1, auto;
     one this machine lacks is refused in one line."""
-    from .predict_fill import fill_mask_info, fill_mask_run
+    from .predict_fill import fill_csv, fill_mask_info, fill_mask_run, fill_texts, predict_fill
     from .predict_hf import load_hf_classifier
     from .predict_series import predict_series, series_classifier_info, series_inputs
     from .predict_text import is_frame, predict_texts, read_texts
@@ -297,6 +299,9 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
             raise ConfigError(f"{runs[0]} is a Hugging Face folder, not a run: --ensemble averages runs of xformer "
                               "train; predict with the folder alone")
         model, kind, info = load_hf_classifier(runs[0])
+        if kind == "fill":  # a BertForMaskedLM: transformers' pipeline("fill-mask")
+            rows = predict_fill(model, fill_texts(inputs, info["name"]), info, top_k, batch_size, device)
+            return rows, fill_csv(rows)
         rows = predict_texts(model, read_texts(inputs), info, top_k, batch_size, device) if kind == "text" else \
             predict_images(model, image_files(inputs), *info, top_k, batch_size, device)
         return rows, predictions_csv(rows, top_k)

@@ -46,28 +46,29 @@ def fill_mask_info(run_dir: Path) -> dict | None:
                           "its ids; train it again (xformer train writes RUN_DIR/tokenizer)")
     vocab = load_vocab(run_dir / "tokenizer")
     vocab.require("cls", "sep", "mask")
-    return {"vocab": vocab, "max_length": int(((model.get("tokenizer") or {}).get("args") or {})["max_positions"])}
+    return {"vocab": vocab, "max_length": int(((model.get("tokenizer") or {}).get("args") or {})["max_positions"]),
+            "name": str(run_dir)}
 
 
-def fill_texts(inputs: Sequence) -> list[tuple[str, str]]:
+def fill_texts(inputs: Sequence, name: str = "the model") -> list[tuple[str, str]]:
     """(source, text) of each input: a string that is no file and holds [MASK] is the text "text N" (N its position
-    among the inputs); anything else is read as a text classifier's inputs are (``predict_text.read_texts``)."""
+    among the inputs); anything else is read as a text classifier's inputs are (``predict_text.read_texts``).
+    ``name``: the run or folder, named in errors."""
     from .predict_text import read_texts
 
-    texts = []
-    for n, item in enumerate(inputs):
-        if isinstance(item, str) and item != "-" and not os.path.exists(item):
-            if MASK not in item:
-                raise ConfigError(f"{item!r} is neither a file nor a text with a {MASK}; write {MASK} where the word "
-                                  f"to predict goes (the run's mask token), e.g. 'the {MASK} sat on the mat', or give "
-                                  "text files of such texts")
-            texts.append((f"text {n}", item))
-        else:
-            texts += read_texts([item])
-    return texts
+    def given(item) -> bool:
+        return isinstance(item, str) and item != "-" and not os.path.exists(item)
+
+    for item in filter(given, inputs):
+        if MASK not in item:  # a misspelt file name too: refused, never read as a text
+            raise ConfigError(f"{item!r} is neither a file nor a text with a {MASK} ({name} is a masked LM, which "
+                              f"fills masks); write {MASK} where the word to predict goes (its mask token), e.g. "
+                              f"'the {MASK} sat on the mat', or give text files of such texts")
+    return read_texts(inputs, given=given)
 
 
-def masked_ids(vocab, texts: Sequence[tuple[str, str]], max_length: int) -> list[tuple[list[int], list[int]]]:
+def masked_ids(vocab, texts: Sequence[tuple[str, str]], max_length: int, name: str = "the model"
+               ) -> list[tuple[list[int], list[int]]]:
     """(ids of [CLS] text [SEP] cut to ``max_length``, the positions of its masks) of each text. The text is cut
     at each [MASK] and the parts encoded apart, as Hugging Face's tokenizers cut a text at a special token (a
     character vocabulary would otherwise spell it out)."""
@@ -78,8 +79,9 @@ def masked_ids(vocab, texts: Sequence[tuple[str, str]], max_length: int) -> list
     out, start = [], 0
     for (source, text), ps in zip(texts, parts):
         if len(ps) == 1:
-            raise ConfigError(f"{source} ({text[:60]!r}) has no {MASK}; write {MASK} where the word to predict goes "
-                              f"in every text (the run's mask token), e.g. 'the {MASK} sat on the mat'")
+            raise ConfigError(f"{source} ({text[:60]!r}) has no {MASK} ({name} is a masked LM, which fills masks); "
+                              f"write {MASK} where the word to predict goes in every text (its mask token), e.g. "
+                              f"'the {MASK} sat on the mat'")
         ids = []
         for k, piece in enumerate(flat[start: start + len(ps)]):
             ids += ([vocab.mask_id] if k else []) + piece
@@ -116,7 +118,7 @@ def predict_fill(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info:
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     vocab = info["vocab"]
-    items = masked_ids(vocab, texts, info["max_length"])  # every text checked before the first forward
+    items = masked_ids(vocab, texts, info["max_length"], info.get("name", "the model"))  # every text checked before the first forward
     top_k = min(top_k, vocab.vocab_size)
     model = model.to(device).eval()
     rows = []
@@ -156,7 +158,7 @@ def fill_mask_run(runs: Sequence, inputs: Sequence, info: dict, top_k: int, batc
     if len(runs) > 1:
         raise ConfigError("--ensemble averages classifiers' probabilities; fill-mask predicts with one masked-LM run: "
                           f"give {runs[0]} alone")
-    texts = fill_texts(inputs)
+    texts = fill_texts(inputs, info["name"])
     _, model = load_run_model(runs[0], checkpoint)
     rows = predict_fill(model, texts, info, top_k, batch_size, device)
     return rows, fill_csv(rows)

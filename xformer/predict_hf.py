@@ -1,6 +1,7 @@
 """``xformer predict`` on a Hugging Face classifier folder itself, as ``xformer generate`` takes a GPT-2 folder:
-a ``BertForSequenceClassification`` classifies texts, a ``ViTForImageClassification`` image files, with no run
-folder and no training.
+a ``BertForSequenceClassification`` classifies texts, a ``ViTForImageClassification`` image files, a
+``BertForMaskedLM`` (or ``BertForPreTraining``) fills the [MASK]s of texts (predict_fill.py), with no run folder
+and no training.
 
 What a run folder records comes from the checkpoint folder instead (``interop/pretrained.py``): the classes
 from ``id2label`` (LABEL_i read as i), the tokenizer from its tokenizer files (texts become [CLS] text [SEP],
@@ -14,18 +15,27 @@ from __future__ import annotations
 
 from .config import ConfigError
 from .errors import a_or_an
+from .heads.mlm import MASKED_LM_HEADS
 
 
 def load_hf_classifier(folder) -> tuple:
-    """(model in eval mode, "text" or "images", what predict needs: the text info of ``predict.predict_texts`` or
-    the (preprocess spec, class names) of ``predict.predict_images``) of a Hugging Face classifier folder;
-    another kind of checkpoint is refused in one line."""
+    """(model in eval mode, "text", "images" or "fill", what predict needs: the text info of
+    ``predict.predict_texts``, the (preprocess spec, class names) of ``predict.predict_images`` or the info of
+    ``predict_fill.predict_fill``) of a Hugging Face classifier folder or BERT masked LM; another kind of checkpoint
+    is refused in one line."""
     from .data.images import preprocess_spec
     from .interop.pretrained import load_source, pretrained_model
     from .models import module_names
 
     pre = load_source(f"hf:{folder}")
     model, head = pretrained_model(pre), pre.model.head
+    if pre.kind == "bert" and head.name in MASKED_LM_HEADS and not model.untrained:
+        if pre.tokenizer is None:
+            raise no_tokenizer(folder)
+        vocab = pre.vocabulary()  # BertForMaskedLM / BertForPreTraining: fill-mask (predict_fill.py)
+        vocab.require("cls", "sep", "mask")
+        return model, "fill", {"vocab": vocab, "max_length": pre.model.tokenizer.args["max_positions"],
+                               "name": str(folder)}
     if head.name != "classification" or pre.class_names is None or model.untrained:
         what = pre.architecture or f"{pre.kind} checkpoint"
         untrained = [name for name in model.state_dict() if name in model.untrained]
@@ -35,13 +45,13 @@ def load_hf_classifier(folder) -> tuple:
                           "not in it")
         raise ConfigError(f"{folder} is {a_or_an(what)} ({'; '.join(detail) or f'read with a {head.name} head'}), "
                           "without a classifier of texts or images; xformer predict reads "
-                          "BertForSequenceClassification and ViTForImageClassification folders, or the run folder of "
-                          "a classifier fine-tuned from it (xformer train --init-from hf:FOLDER)")
+                          "BertForSequenceClassification, ViTForImageClassification and BertForMaskedLM (fill-mask) "
+                          "folders, or the run folder of a classifier fine-tuned from it (xformer train --init-from "
+                          "hf:FOLDER)")
     tok = pre.model.tokenizer.args
     if pre.kind == "bert":
         if pre.tokenizer is None:
-            raise ConfigError(f"{folder} holds no tokenizer (tokenizer.json or vocab.txt) to turn texts into ids; save "
-                              "it beside the model (tokenizer.save_pretrained(FOLDER))")
+            raise no_tokenizer(folder)
         info = {"vocab": pre.vocabulary(), "names": pre.class_names, "max_length": tok["max_positions"],
                 "text_column": "text", "pair_column": None}
         return model, "text", info
@@ -50,6 +60,11 @@ def load_hf_classifier(folder) -> tuple:
                           "the image processor beside the model (processor.save_pretrained(FOLDER))")
     spec = preprocess_spec(tok["image_size"], tok["channels"], pre.normalisation["mean"], pre.normalisation["std"])
     return model, "images", (spec, pre.class_names)
+
+
+def no_tokenizer(folder) -> ConfigError:
+    return ConfigError(f"{folder} holds no tokenizer (tokenizer.json or vocab.txt) to turn texts into ids; save it "
+                       "beside the model (tokenizer.save_pretrained(FOLDER))")
 
 
 __all__ = ["load_hf_classifier"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -19,11 +19,13 @@ from .errors import a_or_an, qualified_type
 from .metrics_classification import top_classes
 
 
-def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_column: str | None = None) -> list[tuple]:
+def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_column: str | None = None,
+               given: Callable[[object], bool] | None = None) -> list[tuple]:
     """(source, text) pairs: the ``text_column`` of .csv / .tsv / .jsonl files ("FILE:ROW", row 1 = the first below
     the header, or a JSON file's first object) and of pandas DataFrames ("row INDEX"; a Series: its texts), the
     non-empty lines of other files ("FILE:LINE"), or of standard input for ``-``. With ``pair_column`` (a
-    sentence-pair classifier): (source, text, pair) of tables only."""
+    sentence-pair classifier): (source, text, pair) of tables only. An input ``given`` holds true of is a text
+    itself, "text N" (N its position among the inputs): fill-mask's texts (predict_fill.py)."""
     import sys
 
     from .data.compressed import inner_suffix, read_text_file
@@ -31,7 +33,10 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_col
     from .data.text_tables import TABLE_SUFFIXES, table_reader
 
     texts = []
-    for item in inputs:
+    for n, item in enumerate(inputs):
+        if given is not None and given(item):
+            texts.append((f"text {n}", item))
+            continue
         if is_frame(item):  # a notebook's texts: a pandas table read as its CSV would be, or a Series of texts
             texts += frame_texts(item, text_column, pair_column)
             continue
@@ -69,7 +74,7 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_col
         source = "-" if str(item) == "-" else str(path)
         texts += [(f"{source}:{i}", line) for i, line in enumerate(lines, 1) if line.strip()]
     if not texts:
-        raise ConfigError(f"no text to classify in {', '.join(map(str, inputs))}")
+        raise ConfigError(f"no text in {', '.join(map(str, inputs))}")
     return texts
 
 

@@ -1,6 +1,7 @@
 """`xformer predict RUN_DIR INPUTS... [--top-k 5] [--out preds.csv] [--ensemble RUN_DIR ...]`: classify new image
 files, texts with a text classifier's run, or series (UCR text files, .ts, .npz) with a series classifier's run (or
-with the ensemble of several runs: probabilities averaged).
+with the ensemble of several runs: probabilities averaged); with a masked LM's run, fill the [MASK]s of texts
+(Hugging Face's fill-mask pipeline: xformer/predict_fill.py).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
 FILE:ROW and the text follows it; series of labelled files: their label follows it, and the accuracy, balanced
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> None:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "predict", help="classify image files (or texts, or series) with a trained classifier; CSV of top-k classes",
+        "predict", help="classify image files (or texts, or series) with a trained classifier, or fill the [MASK]s "
+        "of texts with a masked LM; CSV of top-k classes or tokens",
         description="Rebuild the image classifier of RUN_DIR (best checkpoint), read each image file (folders: "
                     "every image inside, sorted), preprocess it as the run's evaluation images were (size, "
                     "channels, mean/std from RUN_DIR/preprocess.json) and write file, top-1 class and "
@@ -57,16 +59,22 @@ def add_parser(subparsers) -> None:
                     "training series; rows are FILE:N, and a labelled file's labels are kept and scored. RUN_DIR "
                     "may also be a Hugging Face classifier folder "
                     "(BertForSequenceClassification: texts; ViTForImageClassification: images, with its "
-                    "preprocessor_config.json).",
+                    "preprocessor_config.json). Fill-mask: for a masked LM's run (head masked_lm, e.g. "
+                    "tasks/bert_mlm.yaml) or a BertForMaskedLM folder, each text holds the mask token [MASK] once or "
+                    "more, and the top-k tokens of each mask are written a row each: file, text, mask (1 = the "
+                    "first), rank, token, token_id, probability and sequence (the text filled), as Hugging Face's "
+                    "pipeline('fill-mask') gives them. The texts are those files, or texts given themselves "
+                    "('the [MASK] sat on the mat').",
         epilog="examples: xformer predict runs/vit_flowers photos/ --top-k 3 --out preds.csv; "
-               "echo 'a fine film' | xformer predict runs/reviews -")
+               "echo 'a fine film' | xformer predict runs/reviews -; "
+               "xformer predict runs/bert_mlm 'the [MASK] sat on the mat' --top-k 3")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_TEXTS")
-    p.add_argument("--top-k", type=int, default=5, help="classes listed per image (default 5)")
+    p.add_argument("--top-k", type=int, default=5, help="classes listed per input, or tokens per [MASK] (default 5)")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the predictions (default: standard output)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input or a file "
                    "of the run folder)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass (default 64)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--ensemble", nargs="+", metavar="RUN_DIR", help="other runs of the same task and data (seeds, or a "
                    "CNN beside a ViT): their class probabilities are averaged with RUN_DIR's")

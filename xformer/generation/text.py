@@ -150,7 +150,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
         name = type(core if core is not None else model).__name__
         head = getattr(getattr(getattr(model, "config", None), "head", None), "name", None)
         use = " (a text classifier: xformer predict RUN TEXTS gives its classes)" if head == "classification" else \
-            " (a masked LM, pre-trained to fine-tune: it continues no text)" if head == "masked_lm" else ""
+            " (a masked LM, pre-trained to fine-tune: it continues no text; xformer predict RUN 'a [MASK] text' " \
+            "fills its masks)" if head == "masked_lm" else ""
         raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {name}{use}")
     vocab = as_vocab(vocab)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
