@@ -118,7 +118,8 @@ def predict_fill(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info:
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     vocab = info["vocab"]
-    items = masked_ids(vocab, texts, info["max_length"], info.get("name", "the model"))  # every text checked before the first forward
+    # every text checked before the first forward
+    items = masked_ids(vocab, texts, info["max_length"], info.get("name", "the model"))
     top_k = min(top_k, vocab.vocab_size)
     model = model.to(device).eval()
     rows = []
