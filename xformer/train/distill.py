@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..batch import LABELS
-from ..config import ConfigError, load_yaml, to_dict
+from ..config import ConfigError, load_yaml, read_json, to_dict
 from ..folders import is_hf_folder
 from .config import Distill, ExperimentConfig
 from .rng import rng_state, set_rng_state
@@ -218,12 +218,19 @@ def teacher_identity(teacher: Path) -> dict:
 
 
 def recorded_teacher(run_dir: Path) -> dict | None:
-    """RUN/teacher.json ({"teacher": path, **teacher_identity}); None for a run that predates it."""
-    try:
-        recorded = json.loads((Path(run_dir) / TEACHER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """RUN/teacher.json ({"teacher": path, **teacher_identity}); None for a run that predates it. A hand edit that
+    left it unreadable is one line: read as no record, the resume would not check its teacher."""
+    path = Path(run_dir) / TEACHER_FILE
+    if not path.is_file():
         return None
-    return recorded if isinstance(recorded, dict) and "sha256" in recorded else None
+    fix = ("it records the teacher weights the run was trained against, written by xformer train; restore it from "
+           "a copy of the run")
+    recorded = read_json(path, fix)
+    if not isinstance(recorded, dict) or not all(isinstance(recorded.get(key), str)
+                                                 for key in ("checkpoint", "weights", "sha256")):
+        raise ConfigError(f'{path} does not hold {{"teacher": ..., "checkpoint": ..., "weights": ..., "sha256": '
+                          f'...}}; {fix}')
+    return recorded
 
 
 def record_teacher(run_dir: Path, teacher: str, identity: dict) -> None:
