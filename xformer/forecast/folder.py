@@ -319,7 +319,8 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
                           "a run trained on series data (data ett or csv_series)")
     config, model = load_run_model(run_dir)
     stats = read_json(stats_file, RESTORE)
-    if isinstance(stats, dict) and "horizon" not in stats:  # a series classifier writes series_scaler.json too, without a horizon
+    # a series classifier writes series_scaler.json too, without a horizon
+    if isinstance(stats, dict) and "horizon" not in stats:
         part = config.model.baseline or config.model.head
         raise ConfigError(f"{run_dir} is not a forecasting run (its head is {part.name if part else 'none'}); "
                           "give the run folder of a forecaster")
