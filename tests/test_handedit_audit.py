@@ -190,3 +190,25 @@ def test_init_from_a_run_of_another_input_len_names_both_lengths(series, tmp_pat
     cli_error(["train", tmp_path / "r.yaml", f"init_from={series['run']}", "--out", tmp_path / "x"],
               "data.args.input_len 24", "this recipe's 32", "data.args.input_len=24")
     assert not (tmp_path / "x").exists()
+
+
+# ---- 6. the other readers of a run's classes.json and series_scaler.json --------------------------------------------
+@pytest.mark.parametrize("content, words", [("{oops", "is not valid JSON"), ("[1]", "does not hold")])
+def test_a_hand_edited_classes_json_of_a_run_started_from_is_one_line(distilled, tmp_path, cli_error, content, words):
+    """init_from and distill.teacher read the other run's classes.json (a traceback before)."""
+    teacher = copy_of(distilled.parent / "teacher", tmp_path)
+    (teacher / "classes.json").write_text(content)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(TEACHER))
+    cli_error(["train", tmp_path / "r.yaml", f"init_from={teacher}", "--out", tmp_path / "a"],
+              str(teacher / "classes.json"), words)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**STUDENT, "distill": {"teacher": str(teacher)}}))
+    cli_error(["train", tmp_path / "s.yaml", "--out", tmp_path / "b"], str(teacher / "classes.json"), words)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_hand_edited_series_scaler_is_one_line_when_scored_on_other_data(series, tmp_path, cli_error):
+    run = copy_of(series["run"], tmp_path)
+    (run / "series_scaler.json").write_text("{oops")
+    shutil.copy(series["csv"], tmp_path / "other.csv")
+    cli_error(["evaluate", run, f"data.args.path={tmp_path / 'other.csv'}"], str(run / "series_scaler.json"),
+              "is not valid JSON", "restore it")

@@ -35,7 +35,7 @@ from ..data.csv_files import read_ids_as_text
 from ..folders import OutputFolder, check_distinct_runs, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
-from ..train.data_identity import RESTORE
+from ..train.same_data import RESTORE
 from .config import ForecasterConfig, float32_default, model_config
 from .frames import DS, ID, freq_label, parse_freq
 

@@ -281,7 +281,11 @@ def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.d
     teacher_dir = check_teacher(config)
     theirs = teacher_dir / "classes.json"
     if class_names is not None and theirs.is_file():
-        their_names = json.loads(theirs.read_text(encoding="utf-8")).get("class_names")
+        fix = "restore it from a copy of the teacher's run"
+        recorded = read_json(theirs, fix)
+        their_names = recorded.get("class_names") if isinstance(recorded, dict) else None
+        if not isinstance(their_names, list):
+            raise ConfigError(f'{theirs} does not hold {{"class_names": [...]}}; {fix}')
         if their_names != list(class_names):
             raise ConfigError(f"distill.teacher {teacher_dir}: its classes {their_names} are not this run's "
                               f"{list(class_names)} (names and order); give a teacher trained on these classes")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
 from .distill import image_input
 from .implied_args import height_width
-from .same_data import data_vocabulary, saved_by_data, vocabulary_of
+from .same_data import data_vocabulary, run_record, saved_by_data, vocabulary_of
 
 
 def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
@@ -243,8 +242,7 @@ def run_class_names(run: Path | None) -> list | None:
     """A pre-trained run's classes in the order of its logits (its classes.json), or None."""
     if run is None or not (run / "classes.json").is_file():
         return None
-    theirs = json.loads((run / "classes.json").read_text(encoding="utf-8")).get("class_names")
-    return theirs if isinstance(theirs, list) else None
+    return run_record(run / "classes.json", "class_names", list) or None
 
 
 def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], theirs: list | None,
