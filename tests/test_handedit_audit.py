@@ -212,3 +212,13 @@ def test_a_hand_edited_series_scaler_is_one_line_when_scored_on_other_data(serie
     shutil.copy(series["csv"], tmp_path / "other.csv")
     cli_error(["evaluate", run, f"data.args.path={tmp_path / 'other.csv'}"], str(run / "series_scaler.json"),
               "is not valid JSON", "restore it")
+
+
+@pytest.mark.parametrize("key, value", [("n_channels", None), ("mean", "x")], ids=["no-n_channels", "mean-text"])
+def test_a_hand_edited_series_classifiers_scaler_is_one_line_on_predict(tmp_path, cli_error, key, value):
+    from series_class_helpers import train_on_waves
+
+    train_on_waves(tmp_path)
+    run = tmp_path / "run"
+    edit_json(run / "series_scaler.json", lambda v: v.pop(key) if value is None else v.update({key: value}))
+    cli_error(["predict", run, tmp_path / "TEST.tsv"], str(run / "series_scaler.json"), "restore them")
