@@ -134,6 +134,27 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
 
 
+def from_file(cls: type[T], recipe: dict, path: str | Path, overridden: dict | None = None) -> T:
+    """``from_dict(cls, overridden)`` (``recipe`` as read from ``path``, with overrides applied; default: ``recipe``).
+    A mistake the file holds by itself names the file, e.g. a key typed by hand into a run's config.yaml; one an
+    override brings is the override's own (its key is named, as given)."""
+    try:
+        return from_dict(cls, recipe if overridden is None else overridden)
+    except ConfigError as error:
+        if overridden is not None and not _refuses(cls, recipe, str(error)):
+            raise
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _refuses(cls: type, data: dict, message: str) -> bool:
+    """Whether ``from_dict(cls, data)`` raises ``message``."""
+    try:
+        from_dict(cls, data)
+    except ConfigError as error:
+        return str(error) == message
+    return False
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

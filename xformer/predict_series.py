@@ -51,10 +51,15 @@ def series_classifier_info(run_dir: Path) -> dict | None:
             raise ConfigError(f"{run_dir / name} is missing or unreadable; the run cannot say what its series "
                               "are; train it again") from None
     stats, args = files[SCALER_FILE], data.get("args") or {}
-    return {"names": [str(n) for n in files["classes.json"]["class_names"]], "input_len": int(stats["input_len"]),
-            "n_channels": int(stats["n_channels"]), "mean": np.asarray(stats["mean"], dtype=np.float64),
-            "scale": np.asarray(stats["scale"], dtype=np.float64), "missing": args.get("missing", "error"),
-            "layout": args.get("layout")}
+    try:
+        return {"names": [str(n) for n in files["classes.json"]["class_names"]], "input_len": int(stats["input_len"]),
+                "n_channels": int(stats["n_channels"]), "mean": np.asarray(stats["mean"], dtype=np.float64),
+                "scale": np.asarray(stats["scale"], dtype=np.float64), "missing": args.get("missing", "error"),
+                "layout": args.get("layout")}
+    except (KeyError, TypeError, ValueError) as e:  # a hand edit: a key left out, or a value of another type
+        problem = f"no {e}" if isinstance(e, KeyError) else str(e)
+        raise ConfigError(f"{run_dir / SCALER_FILE} and classes.json are not as xformer train wrote them ({problem}); "
+                          "the run cannot say what its series are; restore them from a copy of the run") from None
 
 
 def read_series(path, info: dict, name: str = "") -> tuple[np.ndarray, list[str] | None]:

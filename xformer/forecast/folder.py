@@ -30,11 +30,12 @@ import yaml
 from safetensors.torch import save_file
 from sklearn.preprocessing import StandardScaler
 
-from ..config import ConfigError
+from ..config import ConfigError, read_json
 from ..data.csv_files import read_ids_as_text
 from ..folders import OutputFolder, check_distinct_runs, write_atomically
 from ..train.checkpoint import MODEL_FILE, POINTER, tied_aliases
 from ..train.config import DataConfig, ExperimentConfig, TrainConfig, recipe_dict
+from ..train.same_data import RESTORE
 from .config import ForecasterConfig, float32_default, model_config
 from .frames import DS, ID, freq_label, parse_freq
 
@@ -265,6 +266,45 @@ def _scaler(mean, scale) -> StandardScaler:
     return scaler
 
 
+def _check_scaler_record(path: Path, stats) -> None:
+    """A forecasting run's series_scaler.json as ``xformer train`` writes it (``data.series``'s ``save``); a hand edit
+    that left a key out or gave it another type is one line naming the file and the key, not a KeyError mid-forecast."""
+    if not isinstance(stats, dict):
+        raise ConfigError(f'{path} does not hold {{"columns": [...], "input_len": ..., ...}}; {RESTORE}')
+
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def numbers(v, n: int) -> bool:
+        return v is None or isinstance(v, list) and len(v) == n and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+    columns = stats.get("columns")
+    n = len(columns) if isinstance(columns, list) else 0
+    wanted = {"columns": ("a list of column names", isinstance(columns, list) and columns and all(
+                  isinstance(c, str) for c in columns)),
+              "date_column": ("a column name or null", stats.get("date_column") is None
+                              or isinstance(stats.get("date_column"), str)),
+              "input_len": ("a whole number >= 1", whole(stats.get("input_len"))),
+              "horizon": ("a whole number >= 1", whole(stats.get("horizon"))),
+              "mean": (f"null or {n} number(s), one per column", numbers(stats.get("mean"), n)),
+              "scale": (f"null or {n} number(s), one per column", numbers(stats.get("scale"), n))}
+    for key, (kind, fits) in wanted.items():
+        if key not in stats:
+            raise ConfigError(f'{path} lacks "{key}" ({kind}); {RESTORE}')
+        if not fits:
+            raise ConfigError(f'{path}: "{key}" must be {kind}, got {json.dumps(stats[key])[:60]}; {RESTORE}')
+    end = stats.get("validation_end")  # absent from runs older than the record
+    try:
+        if isinstance(end, str):
+            pd.Timestamp(end)
+        elif not (end is None or isinstance(end, int) and not isinstance(end, bool)):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ConfigError(f'{path}: "validation_end" must be a date or a row number, got '
+                          f"{json.dumps(end)[:60]}; {RESTORE}") from None
+
+
 @float32_default()
 def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
     """The forecaster of a run folder written by ``xformer train`` on series data (``ett``, ``csv_series``):
@@ -278,11 +318,13 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
         raise ConfigError(f"{run_dir} is not a forecasting run (no series_scaler.json); give the folder of "
                           "a run trained on series data (data ett or csv_series)")
     config, model = load_run_model(run_dir)
-    stats = json.loads(stats_file.read_text(encoding="utf-8"))
-    if "horizon" not in stats:  # a series classifier writes series_scaler.json too, without a horizon
+    stats = read_json(stats_file, RESTORE)
+    # a series classifier writes series_scaler.json too, without a horizon
+    if isinstance(stats, dict) and "horizon" not in stats:
         part = config.model.baseline or config.model.head
         raise ConfigError(f"{run_dir} is not a forecasting run (its head is {part.name if part else 'none'}); "
                           "give the run folder of a forecaster")
+    _check_scaler_record(stats_file, stats)
     head = config.model.head.args if config.model.baseline is None else {}
     forecaster = cls(input_len=stats["input_len"], horizon=stats["horizon"], quantiles=head.get("quantiles"),
                      date_column=stats["date_column"], columns=stats["columns"],

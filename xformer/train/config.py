@@ -11,6 +11,7 @@ valid ones (``xformer.config.from_dict``).
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import os
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ..config import ConfigError, from_dict, load_yaml, to_dict
+from ..config import ConfigError, from_file, load_yaml, to_dict
 from ..models import ModelConfig
 from ..registry import is_whole_number
 from .implied_args import check_fixed_by_data, with_implied_args  # noqa: F401  (importable here as before)
@@ -384,7 +385,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
     """The experiment of a recipe file with ``overrides``; a baseline's recipe whose model section holds keys the
     baseline does not read (core, tokenizer, head, architecture) is refused, as they would be dropped unseen."""
-    recipe = apply_overrides(load_yaml(path), list(overrides))
+    read = load_yaml(path)
+    recipe = apply_overrides(copy.deepcopy(read), list(overrides))
     model = recipe.get("model")
     if isinstance(model, dict) and isinstance(model.get("baseline"), dict):
         unread = [f"model.{key}" for key in model if key != "baseline"]
@@ -393,4 +395,4 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentCo
                               f"{model['baseline'].get('name')} baseline (model.baseline takes its settings in "
                               f"model.baseline.args); remove {'it' if len(unread) == 1 else 'them'}, or model.baseline "
                               "for a transformer")
-    return from_dict(ExperimentConfig, recipe)
+    return from_file(ExperimentConfig, read, path, recipe)

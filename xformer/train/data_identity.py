@@ -31,18 +31,16 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from ..config import ConfigError, read_json
+from ..config import ConfigError
 from ..data.registry import DataBundle
 from ..folders import write_atomically
 from .resume import SPLIT_FILE, absolute_data_paths
-from .same_data import TRAINING_ONLY, same_values, saved_by_data, unicode_spelling
+from .same_data import TRAINING_ONLY, run_record, same_values, saved_by_data, unicode_spelling
 
 SPLITS = ("train", "val", "test")
 SERIES_FIELDS = ("columns", "input_len", "horizon", "validation_end", "mean", "scale")
 # data arguments that, given otherwise than the run's, leave every split's examples (and so their count) as they were
 SAME_EXAMPLES = (*TRAINING_ONLY, "scaler", "val_fraction")  # (val_fraction: refused unless val/ is read instead)
-# the fix for a record of the run edited by hand into invalid JSON: only a copy of it brings back what it proves
-RESTORE = "it is the run's record of its data, written by xformer train; restore it from a copy of the run"
 
 
 def _example_files(dataset) -> list[str] | None:
@@ -169,29 +167,18 @@ def _data_problem(run_dir: Path, data: DataBundle, record: dict | None, overridd
     saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
     problem = None
     if (run_dir / "classes.json").is_file() and "classes.json" in saved:
-        ours = _record(run_dir / "classes.json", "class_names", list)
+        ours = run_record(run_dir / "classes.json", "class_names", list)
         theirs = saved["classes.json"].get("class_names")
         if ours != theirs:
             problem = _classes_changed(run_dir, list(ours or []), list(theirs or []))
     if problem is None and (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
-        problem = _series_changed(run_dir, _record(run_dir / "series_scaler.json"),
+        problem = _series_changed(run_dir, run_record(run_dir / "series_scaler.json"),
                                   saved["series_scaler.json"], set(overridden))
     if problem is None and (run_dir / SPLIT_FILE).is_file():
-        ours = _record(run_dir / SPLIT_FILE, "splits", dict)
+        ours = run_record(run_dir / SPLIT_FILE, "splits", dict)
         problem = _split_changed(run_dir, ours, record if record is not None else split_record(data),
                                  exact=set(overridden) <= set(SAME_EXAMPLES))
     return problem
-
-
-def _record(path: Path, key: str | None = None, kind: type = dict):
-    """A run's JSON record of its data (the whole mapping, or its ``key`` entry: a ``kind``, empty when absent);
-    one line naming the file when a hand edit left it unreadable or of another shape."""
-    value = read_json(path, RESTORE)
-    entry = value.get(key) if isinstance(value, dict) and key is not None else value
-    if not isinstance(value, dict) or not isinstance(entry, (kind, type(None))):
-        shape = f'{{"{key}": {"[...]" if kind is list else "{...}"}, ...}}' if key else "{...}"
-        raise ConfigError(f"{path} does not hold {shape}; {RESTORE}")
-    return entry if entry is not None else kind()
 
 
 def _not_the_runs(run_dir: Path, moved: dict, doing: str, problem: str) -> str:
@@ -218,9 +205,9 @@ def _check_provable(run_dir: Path, moved: dict, doing: str) -> None:
     without data_split.json never gets here: ``resume.check_resume`` refuses its moved data first, and average
     checks it as before the file existed."""
     key, (old, new) = next(iter(moved.items()))
-    splits = _record(run_dir / SPLIT_FILE, "splits", dict)
+    splits = run_record(run_dir / SPLIT_FILE, "splits", dict)
     stats_file = run_dir / "series_scaler.json"
-    stats = _record(stats_file) if stats_file.is_file() else {}
+    stats = run_record(stats_file) if stats_file.is_file() else {}
     if any(isinstance(entry, dict) and ("files" in entry or "content" in entry) for entry in splits.values()) or \
             (stats.get("mean") is not None and stats.get("scale") is not None):
         return

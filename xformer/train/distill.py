@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..batch import LABELS
-from ..config import ConfigError, load_yaml, to_dict
+from ..config import ConfigError, load_yaml, read_json, to_dict
 from ..folders import is_hf_folder
 from .config import Distill, ExperimentConfig
 from .rng import rng_state, set_rng_state
@@ -218,12 +218,19 @@ def teacher_identity(teacher: Path) -> dict:
 
 
 def recorded_teacher(run_dir: Path) -> dict | None:
-    """RUN/teacher.json ({"teacher": path, **teacher_identity}); None for a run that predates it."""
-    try:
-        recorded = json.loads((Path(run_dir) / TEACHER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """RUN/teacher.json ({"teacher": path, **teacher_identity}); None for a run that predates it. A hand edit that
+    left it unreadable is one line: read as no record, the resume would not check its teacher."""
+    path = Path(run_dir) / TEACHER_FILE
+    if not path.is_file():
         return None
-    return recorded if isinstance(recorded, dict) and "sha256" in recorded else None
+    fix = ("it records the teacher weights the run was trained against, written by xformer train; restore it from "
+           "a copy of the run")
+    recorded = read_json(path, fix)
+    if not isinstance(recorded, dict) or not all(isinstance(recorded.get(key), str)
+                                                 for key in ("checkpoint", "weights", "sha256")):
+        raise ConfigError(f'{path} does not hold {{"teacher": ..., "checkpoint": ..., "weights": ..., "sha256": '
+                          f'...}}; {fix}')
+    return recorded
 
 
 def record_teacher(run_dir: Path, teacher: str, identity: dict) -> None:
@@ -274,7 +281,11 @@ def attach_teacher(student: nn.Module, config: ExperimentConfig, device: torch.d
     teacher_dir = check_teacher(config)
     theirs = teacher_dir / "classes.json"
     if class_names is not None and theirs.is_file():
-        their_names = json.loads(theirs.read_text(encoding="utf-8")).get("class_names")
+        fix = "restore it from a copy of the teacher's run"
+        recorded = read_json(theirs, fix)
+        their_names = recorded.get("class_names") if isinstance(recorded, dict) else None
+        if not isinstance(their_names, list):
+            raise ConfigError(f'{theirs} does not hold {{"class_names": [...]}}; {fix}')
         if their_names != list(class_names):
             raise ConfigError(f"distill.teacher {teacher_dir}: its classes {their_names} are not this run's "
                               f"{list(class_names)} (names and order); give a teacher trained on these classes")

@@ -12,7 +12,6 @@ windows start input_len rows before its border), so the ensemble is scored on th
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ..ensemble import ensemble_of_windows
 from ..folders import not_a_run_folder
 from .config import ExperimentConfig
 from .run import evaluate_model, load_run, load_run_model
-from .same_data import TRAINING_ONLY, effective_data, preprocess_difference, run_preprocess
+from .same_data import TRAINING_ONLY, effective_data, preprocess_difference, run_preprocess, run_record
 
 
 # what a run folder holds that turns raw data into the model's inputs and its outputs into labels: members of an
@@ -67,7 +66,7 @@ def check_same_data(first: Path, other: Path) -> None:
             continue
         a, b = Path(first) / name, Path(other) / name
         if name == "classes.json" and a.is_file() and b.is_file() and not _same_files(a, b):
-            names = [json.loads(path.read_text(encoding="utf-8")).get("class_names") for path in (a, b)]
+            names = [run_record(path, "class_names", list) for path in (a, b)]
             raise ConfigError(f"{other} classifies into {names[1]}, {first} into {names[0]} ({name}); an ensemble "
                               "averages runs of one set of classes in one order: train them on one image folder")
         if name == "tokenizer" and not _same_files(a, b):
@@ -92,14 +91,15 @@ def lookback(run: Path) -> int | None:
     stats = Path(run) / "series_scaler.json"
     if not stats.is_file():
         return None
-    stats = json.loads(stats.read_text(encoding="utf-8"))
-    return int(stats["input_len"]) if "horizon" in stats and "input_len" in stats else None
+    stats = run_record(stats)
+    window = stats.get("input_len")  # a hand edit to another type is refused by the checks of the run's data
+    return window if "horizon" in stats and isinstance(window, int) and not isinstance(window, bool) else None
 
 
 def _same_scaling(a: Path, b: Path) -> bool:
     """Two forecasting runs' series_scaler.json agree but for their input_len (and the validation end, which runs
     older than its record lack); the freq of their data is compared where both record it (older runs do not)."""
-    a, b = ({k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items()
+    a, b = ({k: v for k, v in run_record(path).items()
              if k not in ("input_len", "validation_end")} for path in (a, b))
     if "freq" not in a or "freq" not in b:
         a.pop("freq", None), b.pop("freq", None)

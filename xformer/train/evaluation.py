@@ -6,21 +6,46 @@ Each batch is read (an image decoded, a window cut) once: its loss is added, the
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 import torch
 
+from ..batch import LABELS
+from ..config import to_dict
 from ..data.registry import DataBundle
 from ..errors import ConfigError
+from ..heads.lm import IGNORE_INDEX
+from .distill import n_classes as named_classes
 
 
-def dict_batch(batch, split: str):
+def classes_of(model: torch.nn.Module, recipe: dict | None = None) -> int | None:
+    """How many classes a classifier predicts: its config's (a model of ``build_model``), else its recipe's; None
+    for any other model."""
+    config = getattr(model, "config", None)
+    model_section = to_dict(config) if dataclasses.is_dataclass(config) else (recipe or {}).get("model") or {}
+    return named_classes(model_section)
+
+
+def dict_batch(batch, split: str, n_classes: int | None = None):
     """``batch``, once it is known to be a dict: a loader of tuples (a ``TensorDataset``'s) is refused in one line
-    (it was an AttributeError inside the training loop)."""
+    (it was an AttributeError inside the training loop), and so is a class label outside 0 .. ``n_classes`` - 1
+    (an IndexError in cross_entropy on a CPU, a device-side assert on a GPU). The labels are looked at while still
+    on the host, before the batch is copied to the device: no GPU work is waited for."""
     if not isinstance(batch, Mapping):
         raise ConfigError(f"the {split} data gives batches of {type(batch).__name__}, not dicts; give items (or a "
                           "DataBundle collate) that are dicts keyed as the model reads them, e.g. {'images': x, "
                           "'labels': y} (xformer/batch.py lists the keys of each task)")
+    labels = batch.get(LABELS)
+    if n_classes is not None and torch.is_tensor(labels) and labels.dim() == 1 and labels.device.type == "cpu" \
+            and not labels.is_floating_point() and labels.numel():
+        low, high = torch.aminmax(labels)
+        if low < 0 or high >= n_classes:
+            wrong = labels[(labels >= n_classes) | ((labels < 0) & (labels != IGNORE_INDEX))]
+            if wrong.numel():
+                raise ConfigError(f"the {split} data gives label {int(wrong[0])}, but the model predicts {n_classes} "
+                                  f"classes (labels 0 to {n_classes - 1}); give each example the number of its class "
+                                  "below that, or a model of more classes (head.args.n_classes)")
     return batch
 
 
@@ -49,12 +74,12 @@ def evaluate_batches(engine: torch.nn.Module, model: torch.nn.Module, data: Data
                      batches: Iterable[dict], device: torch.device) -> dict[str, float]:
     """``{"loss", **data.loss_metrics(split, loss), **data.evaluate(model, batches)}``; ``engine`` computes the
     loss (the model as training wraps it), ``model`` the metrics (unwrapped, as ``evaluate`` expects it)."""
-    totals = torch.zeros(2, device=device)
+    totals, n_classes = torch.zeros(2, device=device), classes_of(model)
 
     def scored():
         for batch in batches:
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
-                     for k, v in dict_batch(batch, split).items()}
+                     for k, v in dict_batch(batch, split, n_classes).items()}
             loss, weight = loss_of(engine(batch), batch)
             weight = torch.as_tensor(weight, device=device).float()
             totals.add_(torch.stack([loss.float() * weight, weight]))
@@ -76,4 +101,4 @@ def evaluate_batches(engine: torch.nn.Module, model: torch.nn.Module, data: Data
     return {"loss": loss, **metrics}
 
 
-__all__ = ["dict_batch", "split_of", "loss_of", "evaluate_batches"]
+__all__ = ["classes_of", "dict_batch", "split_of", "loss_of", "evaluate_batches"]

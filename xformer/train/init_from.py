@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .checkpoint import POINTER, checkpoint_dir, read_eval_weights, tied_aliases
 from .config import ExperimentConfig
 from .distill import image_input
 from .implied_args import height_width
-from .same_data import data_vocabulary, saved_by_data, vocabulary_of
+from .same_data import data_vocabulary, run_record, saved_by_data, vocabulary_of
 
 
 def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: Path) -> ExperimentConfig:
@@ -192,6 +191,17 @@ def _length_keys(data_name: str) -> str:
     return f" and {' / '.join(keys)}" if keys else ""
 
 
+def _other_length(config: ExperimentConfig, run: Path | None) -> tuple[str, object, object] | None:
+    """(key, the pre-trained run's value, this recipe's) of the first data argument that sets how many tokens a
+    model reads (``_length_keys``) and that both recipes give, differently; None when none does."""
+    if run is None or not (run / "config.yaml").is_file():
+        return None
+    theirs = (load_yaml(run / "config.yaml").get("data") or {}).get("args") or {}
+    ours = config.data.args
+    return next(((key, theirs[key], ours[key]) for key in ("input_len", "max_length", "block_size", "length")
+                 if key in theirs and key in ours and theirs[key] != ours[key]), None)
+
+
 def resampled_grid(model: Model, name: str, table: torch.Tensor, their_model: dict | None
                     ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]] | None:
     """(the positions, their grid, this model's grid) when ``name`` is an image tokenizer's learned grid of
@@ -232,8 +242,7 @@ def run_class_names(run: Path | None) -> list | None:
     """A pre-trained run's classes in the order of its logits (its classes.json), or None."""
     if run is None or not (run / "classes.json").is_file():
         return None
-    theirs = json.loads((run / "classes.json").read_text(encoding="utf-8")).get("class_names")
-    return theirs if isinstance(theirs, list) else None
+    return run_record(run / "classes.json", "class_names", list) or None
 
 
 def match_classes(model: torch.nn.Module, weights: dict[str, torch.Tensor], theirs: list | None,
@@ -321,6 +330,11 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
                 hint = ("use the pre-trained run's model.tokenizer (patch_size, ...), model.core and "
                         "data.args.channels (its config.yaml); data.args.image_size may differ (learned positions "
                         "are resampled)")
+            elif "positions" in name and (length := _other_length(config, run)) is not None:
+                key, theirs, ours = length
+                hint = (f"the pre-trained run read data.args.{key} {theirs}, this recipe's {ours} (learned positions, "
+                        f"one per token, do not carry to another length); give data.args.{key}={theirs}, or start "
+                        f"from a run trained at {ours}")
             else:
                 hint = (f"use the pre-trained run's model.tokenizer / model.core settings"
                         f"{_length_keys(config.data.name)} (its config.yaml)")

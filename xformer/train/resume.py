@@ -30,7 +30,7 @@ import os
 
 from pathlib import Path
 
-from ..config import ConfigError, from_dict, load_yaml
+from ..config import ConfigError, from_dict, from_file, load_yaml
 from ..folders import inside_run_note, replaced_note
 from .checkpoint import AVERAGED_FILE, POINTER, checkpoint_dir, read_state
 from .config import ExperimentConfig, recipe_dict
@@ -68,7 +68,7 @@ def saved_experiment(run_dir: Path) -> ExperimentConfig:
     state = read_state(checkpoint_dir(run_dir / "checkpoints"))
     if "config" in state:
         return from_dict(ExperimentConfig, state["config"])
-    return from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
+    return from_file(ExperimentConfig, load_yaml(run_dir / "config.yaml"), run_dir / "config.yaml")
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

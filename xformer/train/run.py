@@ -12,6 +12,7 @@ config.yaml plus the best (else latest) checkpoint are all ``evaluate_run`` need
 A fresh run with ``init_from`` starts from pre-trained weights: xformer/train/init_from.py."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ import torch
 
 import yaml
 
-from ..config import ConfigError, from_dict, load_yaml
+from ..config import ConfigError, from_file, load_yaml
 from ..errors import UserError
 from ..data.registry import DataBundle, build_data
 from ..data.vocab import META_FILE
@@ -311,7 +312,7 @@ def load_run_model(run_dir: str | Path, checkpoint: str = "best") -> tuple[Exper
             f"{run_dir} is not a run folder (no config.yaml{inside_run_note(run_dir)}) nor a Hugging Face folder " \
             "(no config.json)"
         raise ConfigError(f"{problem}; give the --out folder of xformer train or a save_pretrained folder")
-    config = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
+    config = from_file(ExperimentConfig, load_yaml(run_dir / "config.yaml"), run_dir / "config.yaml")
     model = build_model(config.model)
     load_weights(model, read_eval_weights(run_checkpoint(run_dir, checkpoint)))
     return config, model.eval()
@@ -335,7 +336,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
             raise ConfigError(f"'{item}': evaluate takes data.args.KEY=VALUE only (the model and its training are "
                               f"the run's), e.g. data.args.root=other_images")
     run_args = dict((recipe.get("data") or {}).get("args") or {})
-    config = from_dict(ExperimentConfig, apply_overrides(recipe, list(data_overrides)))
+    config = from_file(ExperimentConfig, recipe, run_dir / "config.yaml",
+                       apply_overrides(copy.deepcopy(recipe), list(data_overrides)))
     path = run_checkpoint(run_dir, checkpoint)  # a step that is not kept is refused before the data is built
     trained = (read_state(path).get("config") or {}).get("data") or {}
     if trained.get("name") == config.data.name:  # config.yaml edited since the checkpoint: the split must not move

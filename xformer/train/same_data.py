@@ -18,7 +18,7 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from ..config import ConfigError, load_yaml
+from ..config import ConfigError, load_yaml, read_json
 from ..data.images import PREPROCESS_FILE, default_preprocess
 from ..data.registry import DataBundle
 from ..data.vocab import META_FILE
@@ -163,7 +163,7 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
                           f"TEXT --tokenizer {run_dir / 'tokenizer'} --val-fraction 1, data/README.md)")
     saved = saved_by_data(data, ("classes.json", "series_scaler.json"))
     if (run_dir / "classes.json").is_file() and "classes.json" in saved:
-        ours = json.loads((run_dir / "classes.json").read_text(encoding="utf-8")).get("class_names")
+        ours = run_record(run_dir / "classes.json", "class_names", list)
         theirs = saved["classes.json"].get("class_names")
         if ours != theirs:
             root = config.data.args.get("root")
@@ -178,7 +178,7 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
                 raise ConfigError(f"the data gives {part}.{key}={value}, but the model of {run_dir} has {have}; "
                                   "evaluate it on data of the same shape")
     if (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
-        ours = json.loads((run_dir / "series_scaler.json").read_text(encoding="utf-8")).get("columns")
+        ours = run_record(run_dir / "series_scaler.json", "columns", list)
         theirs = saved["series_scaler.json"].get("columns")
         if ours != theirs:
             raise ConfigError(f"the data's columns {theirs} are not the run's {ours} "
@@ -249,7 +249,7 @@ def with_run_classes(run_dir: Path, name: str, args: dict) -> dict:
     classes = Path(run_dir) / "classes.json"
     if "labels" not in dataset_defaults(name) or args.get("labels") is not None or not classes.is_file():
         return args
-    return {**args, "labels": json.loads(classes.read_text(encoding="utf-8")).get("class_names")}
+    return {**args, "labels": run_record(classes, "class_names", list) or None}
 
 
 def effective_data(run: Path, preprocessed: bool = False) -> dict:
@@ -268,13 +268,28 @@ def effective_data(run: Path, preprocessed: bool = False) -> dict:
     return {"name": name, **{k: v for k, v in args.items() if k not in dropped}}
 
 
+# the fix for a record of the run edited by hand into invalid JSON: only a copy of it brings back what it proves
+RESTORE = "it is the run's record of its data, written by xformer train; restore it from a copy of the run"
+
+
+def run_record(path: Path, key: str | None = None, kind: type = dict):
+    """A run's JSON record of its data (the whole mapping, or its ``key`` entry: a ``kind``, empty when absent);
+    one line naming the file when a hand edit left it unreadable or of another shape."""
+    value = read_json(path, RESTORE)
+    entry = value.get(key) if isinstance(value, dict) and key is not None else value
+    if not isinstance(value, dict) or not isinstance(entry, (kind, type(None))):
+        shape = f'{{"{key}": {"[...]" if kind is list else "{...}"}, ...}}' if key else "{...}"
+        raise ConfigError(f"{path} does not hold {shape}; {RESTORE}")
+    return entry if entry is not None else kind()
+
+
 def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
     """``data.args.scaler=run``: other data for a series forecaster (``csv_series``, ``ett``) standardised with
     the run's own statistics (RUN/series_scaler.json), as ``xformer backtest`` and ``xformer forecast`` feed it,
     so a level shift shows in the errors. Without it the other data is standardised by its own training rows,
     the literature's protocol for each data set (its standardised errors compare with published ones)."""
     stats_file = run_dir / "series_scaler.json"
-    stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.is_file() else {}
+    stats = run_record(stats_file) if stats_file.is_file() else {}
     if config.data.name not in ("csv_series", "ett") or stats.get("mean") is None or stats.get("scale") is None:
         raise ConfigError(f"data.args.scaler=run standardises with the statistics of a scaled series run "
                           f"({stats_file} with mean and scale); {run_dir} has none: leave data.args.scaler out")
@@ -284,4 +299,4 @@ def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
 __all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS",
            "check_same_split", "real_data_paths", "same_source", "same_values", "saved_by_data", "run_preprocess",
            "preprocess_difference", "check_same_preprocess", "class_mismatch", "unicode_spelling",
-           "dataset_defaults", "effective_data", "scale_as_the_run"]
+           "dataset_defaults", "effective_data", "scale_as_the_run", "RESTORE", "run_record"]

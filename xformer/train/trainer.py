@@ -43,7 +43,7 @@ from .config import TrainConfig
 from .diverged import diverged_message
 from .distributed import World, all_sum, barrier, full_state, gather, grad_sync, load_full_state, wrap
 from .ema import WeightAverage
-from .evaluation import dict_batch, evaluate_batches, loss_of, split_of
+from .evaluation import classes_of, dict_batch, evaluate_batches, loss_of, split_of
 from .interrupt import TrainingInterrupted, deferred_stop
 from .metrics import RunLog, early_stopping_value, flat
 from .optim import build_optimizer, build_scheduler
@@ -71,6 +71,7 @@ class Trainer:
         self.after_save: Callable[[], None] | None = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.aliases, self.model = tied_aliases(model), model.to(world.device)
+        self.n_classes = classes_of(model, recipe)  # labels beyond them are refused (dict_batch)
         # a model without parameters to learn (the last_value and seasonal_naive baselines) trains nothing: its
         # steps only run it forward, and its evaluations and run folder are any run's
         self.learns = any(p.requires_grad for p in self.model.parameters())
@@ -245,7 +246,7 @@ class Trainer:
             for batch in self.loader:
                 self.seen_in_epoch += self.micro * self.world.size
                 yield {k: v.to(self.world.device, non_blocking=True) if torch.is_tensor(v) else v
-                       for k, v in dict_batch(batch, "training").items()}
+                       for k, v in dict_batch(batch, "training", self.n_classes).items()}
             self.epoch, self.seen_in_epoch = self.epoch + 1, 0
 
     def _step(self, batches) -> tuple[float, float]:

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..config import read_json
 from ..errors import ConfigError, UserError
 from ..folders import write_atomically
 
 ID_FILE = "wandb.json"
+ID_FIX = ("it holds the id of the run's W&B run, written by xformer train; restore it, or delete it to log "
+          "the resumed run as a new W&B run")
 
 
 @dataclass
@@ -56,7 +59,9 @@ class WandbRun:
         import wandb
 
         id_file = Path(run_dir) / ID_FILE
-        saved = json.loads(id_file.read_text(encoding="utf-8")) if resumed and id_file.is_file() else {}
+        saved = read_json(id_file, ID_FIX) if resumed and id_file.is_file() else {}
+        if not isinstance(saved, dict) or not isinstance(saved.get("id", ""), str):
+            raise ConfigError(f'{id_file} does not hold {{"id": ..., "project": ...}}; {ID_FIX}')
         run_id = saved.get("id") if saved.get("project") == config.project else None
         run_id = run_id or uuid.uuid4().hex[:8]
         write_atomically(id_file, json.dumps({"id": run_id, "project": config.project}) + "\n")
