@@ -70,7 +70,7 @@ def test_jsonl_prompts_file_to_standard_output(loaded, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content, options, words", [
-    ("\n \n", [], ("no text in",)),
+    ("\n \n", [], ("--prompts-file", "holds no prompt", "one prompt per line")),
     ('{"text": "a"}\n', [], ("no column 'prompt'",)),
     ("a\n", ["--batch-size", "0"], ("--batch-size must be at least 1",)),
 ])

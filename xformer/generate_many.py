@@ -22,9 +22,16 @@ def unescape(text: str) -> str:
 def read_prompts(path: str | Path) -> list[str]:
     """The prompts of ``--prompts-file``: the "prompt" of each row of a .jsonl / .csv / .tsv file, else each
     non-empty line (- : standard input); none at all is refused in one line."""
+    from .config import ConfigError
     from .predict_text import read_texts
 
-    return [text for _, text in read_texts([path], text_column="prompt")]
+    try:
+        return [text for _, text in read_texts([path], text_column="prompt")]
+    except ConfigError as e:
+        if not str(e).startswith("no text in"):
+            raise
+        raise ConfigError(f"--prompts-file {path} holds no prompt; give one prompt per line, or a .jsonl file with "
+                          'a "prompt" field per row') from None
 
 
 def generate_all(model, vocab, prompts: list[str], num_samples: int, batch_size: int, **options) -> list[list[str]]:
