@@ -213,7 +213,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     for count in dict.fromkeys(counts):  # one batch per count, in the order the prompts first ask for it
         rows = [i for i, c in enumerate(counts) if c == count]
         ids, mask = _left_pad([contexts[i] for i in rows], pad, device)
-        stop_when = StopStrings(stops, lambda b, new: text_of(rows[b], new), ids.shape[1]) if stops else None
+        stop_when = None if not stops else \
+            StopStrings(stops, lambda b, new, rows=rows: text_of(rows[b], new), ids.shape[1])
         inputs = {key: value[rows] for key, value in model_inputs.items()}
         out = _decode(model, ids, mask, count, window, inputs, vocab.eos_id, generator, stop_when, options)
         for i, new in zip(rows, out[:, ids.shape[1]:].tolist()):
