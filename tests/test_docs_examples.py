@@ -63,6 +63,23 @@ def test_beam_search_on_an_encoder_decoder_runs_without_max_new_tokens(monkeypat
     assert "leave it out" in err
 
 
+def test_the_documented_prompts_file_command(tmp_path, monkeypatch, capsys):
+    """docs/text.md: `xformer generate runs/shakespeare --prompts-file prompts.txt --greedy --stop '\\n\\n'
+    --out outputs.jsonl`, as the shell passes it (backslashes typed), on a char model of 32 positions."""
+    import xformer.commands.generate as command
+
+    model, vocab = _char_gpt(32)
+    monkeypatch.setattr(command, "load_text_model", lambda run_dir, checkpoint="best": (model, vocab))
+    monkeypatch.chdir(tmp_path)
+    Path("prompts.txt").write_text("the quick\n\nthe lazy dog\n")
+    argv = ["generate", "runs/shakespeare", "--prompts-file", "prompts.txt", "--greedy", "--stop", r"\n\n",
+            "--out", "outputs.jsonl"]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in Path("outputs.jsonl").read_text().splitlines()]
+    assert rows == [{"prompt": p, "sample": 0, "text": generate_text(model, vocab, p)}
+                    for p in ("the quick", "the lazy dog")]
+
+
 def test_the_default_fills_a_decoders_positions_and_an_explicit_number_slides():
     model, vocab = _char_gpt(32)
     assert max_positions(model) == 32

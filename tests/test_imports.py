@@ -23,7 +23,7 @@ LAYERS = {
     "models": 3, "baselines": 3, "ensemble": 3, "": 3,  # ensemble: trained models of one task, averaged
     "data": 4, "train": 4, "generation": 4, "interop": 4, "analysis": 4,
     "compare": 5, "commands": 5, "forecast": 5, "predict": 5, "predict_hf": 5, "predict_series": 5, "predict_text": 5,
-    "predict_fill": 5,
+    "predict_fill": 5, "generate_many": 5,  # generate_many: several prompts of `xformer generate`
     "demo": 5,
     "cli": 6, "__main__": 6,
 }

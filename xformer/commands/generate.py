@@ -1,4 +1,5 @@
-"""`xformer generate RUN_DIR --prompt "..." | --prompt-file FILE`: continue a prompt with a trained text run.
+"""`xformer generate RUN_DIR --prompt "..." | --prompt-file FILE | --prompts-file FILE [--stop S] [--out F.jsonl]`:
+continue a prompt (or each of several, in batches: xformer/generate_many.py) with a trained text run.
 
 Loads the model from RUN_DIR (config.yaml + best, else latest, checkpoint, or --checkpoint) and the
 vocabulary from RUN_DIR/tokenizer, then samples (default), decodes greedily
@@ -93,13 +94,22 @@ def check_decoding(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import sys
+
     import torch
 
-    from ..generation import generate_text
+    from ..folders import output_file, write_atomically
+    from ..generate_many import generate_all, jsonl_rows, printed, read_prompts, unescape
     from ..train.distributed import pick_device
 
     if args.num_samples < 1:
         raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    stops = [unescape(s) for s in args.stop or []]
+    if "" in stops:
+        raise ConfigError("--stop '': an empty stop string would end every sequence before its first token; give the "
+                          "text to stop at, e.g. --stop '\\n\\n' (two line breaks), or leave --stop out")
     if args.max_new_tokens is not None and args.max_new_tokens < 0:
         raise ConfigError(f"--max-new-tokens must be at least 0, got {args.max_new_tokens}")
     if args.temperature == 0:
@@ -118,19 +128,27 @@ def run(args: argparse.Namespace) -> None:
     device = pick_device(args.device, "--device")
     if args.prompt_file is not None:
         args.prompt = read_prompt(args.prompt_file)
+    prompts = read_prompts(args.prompts_file) if args.prompts_file is not None else [args.prompt]
+    if args.out is not None:
+        read = [f for f in (args.prompt_file, args.prompts_file) if f not in (None, "-")]
+        output_file(args.out, "--out", args.overwrite, inputs=read, runs=[args.run_dir], suffixes=(".jsonl",))
     model, vocab = load_text_model(args.run_dir, args.checkpoint)
     model.to(device)
     generator = torch.Generator(device).manual_seed(args.seed)
     do_sample = not args.greedy and args.num_beams == 1
-    texts = generate_text(model, vocab, [args.prompt] * args.num_samples, args.max_new_tokens, do_sample=do_sample,
-                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-                          length_penalty=args.length_penalty, repetition_penalty=args.repetition_penalty,
-                          no_repeat_ngram_size=args.no_repeat_ngram_size, generator=generator)
+    outputs = generate_all(model, vocab, prompts, args.num_samples, args.batch_size,
+                           max_new_tokens=args.max_new_tokens, do_sample=do_sample, temperature=args.temperature,
+                           top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
+                           length_penalty=args.length_penalty, repetition_penalty=args.repetition_penalty,
+                           no_repeat_ngram_size=args.no_repeat_ngram_size, generator=generator, stop=stops)
+    if args.out is not None:
+        write_atomically(args.out, jsonl_rows(prompts, outputs))
+        print(f"wrote {sum(map(len, outputs))} outputs of {len(prompts)} prompts to {args.out}", file=sys.stderr)
+        return
     # a language model continues the prompt (a baseline LM, which has no config, too); an encoder-decoder's
     # output is a target of its own, printed alone
     seq2seq = getattr(getattr(model, "config", None), "architecture", None) == "encoder-decoder"
-    shown = "" if seq2seq else args.prompt
-    print(("\n" + "-" * 40 + "\n").join(shown + text for text in texts))
+    print(printed(prompts, outputs, continues=not seq2seq))
 
 
 def add_parser(subparsers) -> None:
@@ -145,6 +163,18 @@ def add_parser(subparsers) -> None:
     given.add_argument("--prompt", default="", help="text to continue (an encoder-decoder reads it as its source)")
     given.add_argument("--prompt-file", metavar="FILE", help="the prompt read from a UTF-8 text file, as it is "
                        "(several lines, a trailing newline kept)")
+    given.add_argument("--prompts-file", metavar="FILE", help="several prompts: one per non-empty line, or the "
+                       "'prompt' field of each row of a .jsonl (.csv, .tsv) file; - reads standard input; decoded "
+                       "--batch-size at a time, each as it would be alone")
+    p.add_argument("--stop", action="append", metavar="STRING",
+                   help="end a sequence as soon as its new text holds STRING, which ends the output (repeatable; "
+                        "\\n, \\t and \\\\ read as a line break, a tab and a backslash)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N",
+                   help="sequences decoded together (prompts x --num-samples; default 16)")
+    p.add_argument("--out", metavar="FILE.jsonl", help='write {"prompt", "sample", "text"} (the new text) per line, '
+                   "in prompt order, instead of printing")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input or a file of "
+                   "the run folder)")
     p.add_argument("--checkpoint", default="best", metavar="best|last|step_N",
                    help="which checkpoint of the run (default best, the one metrics.json describes)")
     p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",

@@ -27,8 +27,8 @@ then:
                      score = sum_t log p(y_t) / L ** length_penalty,   L = generated tokens, eos included,
                  and the best num_beams of those are kept; the best one is returned.
 
-A row that produced ``eos_token_id`` is finished: it is padded with
-``pad_token_id`` (default: eos) and the loop stops when every row is finished.
+A row that produced ``eos_token_id``, or that ``stop_when`` (e.g. stop strings, :mod:`.stop`) says is done, is
+finished: it is padded with ``pad_token_id`` (default: eos) and the loop stops when every row is finished.
 
 Text in, text out (a vocabulary, prompts as strings) is :mod:`xformer.generation.text`.
 """
@@ -153,7 +153,7 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
              repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
              eos_token_id: int | None = None, pad_token_id: int | None = None,
              generator: torch.Generator | None = None, model_inputs: dict | None = None,
-             use_cache: bool = True) -> Tensor:
+             use_cache: bool = True, stop_when=None) -> Tensor:
     """Continue ``input_ids`` (B, N); return (B, N + T), the prompt then T <= max_new_tokens new tokens.
 
     attention_mask: (B, N), 1 = real token; prompts of different lengths are LEFT-padded.
@@ -163,6 +163,8 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
         False / "never" as in Hugging Face (a heuristic / an exact bound on further improvement).
     top_k=0 and top_p=1.0 disable those filters (Hugging Face's default top_k is 50).
     repetition_penalty (1.0: none), no_repeat_ngram_size (0: none): every decoding (module docstring).
+    stop_when: (B, m, L) sequences -> (B, m) bool, those that end after their last token (m = 1, or beam search's
+        2 * num_beams candidates per row, which then end as at eos), e.g. :class:`.stop.StopStrings`.
     The model runs in eval mode (dropout off); its previous mode is restored.
     """
     if max_new_tokens < 0 or num_beams < 1 or not 0 < temperature < float("inf") or not 0 < top_p <= 1:
@@ -180,12 +182,12 @@ def generate(model: Model, input_ids: Tensor, attention_mask: Tensor | None = No
         if num_beams == 1:
             step = Stepper(model, dict(model_inputs or {}), use_cache)
             return greedy_or_sample(step, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k,
-                                    top_p, eos_token_id, pad, generator, rules)
+                                    top_p, eos_token_id, pad, generator, rules, stop_when)
         expand = {k: v.repeat_interleave(num_beams, 0) if isinstance(v, Tensor) else v
                   for k, v in (model_inputs or {}).items()}
         step = Stepper(model, expand, use_cache)
         return _beam_search(step, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty,
-                            early_stopping, eos_token_id, pad, rules)
+                            early_stopping, eos_token_id, pad, rules, stop_when)
     finally:
         model.train(was_training)
 
@@ -204,11 +206,12 @@ def greedy(model: Model, batch: dict, max_new_tokens: int, eos_id: int | None = 
 
 def greedy_or_sample(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, do_sample: bool,
                      temperature: float, top_k: int, top_p: float, eos: int | None, pad: int | None,
-                     generator: torch.Generator | None, rules=None) -> Tensor:
+                     generator: torch.Generator | None, rules=None, stop_when=None) -> Tensor:
     """Append up to ``max_new_tokens`` tokens to ``ids``, one ``step`` at a time: the argmax, or a draw
     from the warped distribution (``do_sample``), of the logits after ``rules`` (``repeat_rules``); rows that
-    produced ``eos`` are padded with ``pad``."""
+    produced ``eos`` or that ``stop_when`` ended are padded with ``pad`` (None and no eos: 0)."""
     unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)
+    fill = pad if pad is not None else (eos if eos is not None else 0)
     for _ in range(max_new_tokens):
         logits = step(ids, mask)
         if rules is not None:
@@ -218,10 +221,13 @@ def greedy_or_sample(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_to
             token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         else:
             token = logits.argmax(-1)
+        if eos is not None or stop_when is not None:
+            token = torch.where(unfinished, token, torch.full_like(token, fill))
         if eos is not None:
-            token = torch.where(unfinished, token, torch.full_like(token, pad))
             unfinished &= token != eos
         ids, mask = torch.cat([ids, token[:, None]], dim=1), _grow(mask)
+        if stop_when is not None:
+            unfinished &= ~stop_when(ids[:, None])[:, 0]
         if not bool(unfinished.any()):
             break
     return ids
@@ -232,14 +238,14 @@ def greedy_or_sample(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_to
 
 def _beam_search(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens: int, k: int,
                  length_penalty: float, early_stopping: bool | str, eos: int | None, pad: int | None,
-                 rules=None) -> Tensor:
+                 rules=None, stop_when=None) -> Tensor:
     """Beam search as Hugging Face's (transformers >= 4.50), written for one batch row of k beams at a time
     in tensor form (B, k, ...). Each step:
 
     1. score every (beam, token) continuation: running score + log p(token | beam) (after ``rules``);
     2. take the best 2k of them (2k so that k stay alive even if k end here);
     3. the best k that did not end become the running beams (the cache is reordered to them);
-    4. those among the top k that ended (eos, or the token limit) are scored with the
+    4. those among the top k that ended (eos, ``stop_when``, or the token limit) are scored with the
        length penalty and merged into the k best finished hypotheses;
     5. a row stops when no running beam can still beat its worst finished hypothesis.
     """
@@ -270,6 +276,8 @@ def _beam_search(step: Stepper, ids: Tensor, mask: Tensor | None, max_new_tokens
         candidates[:, :, cur] = token
         ended = (token == eos) if eos is not None else torch.zeros_like(token, dtype=torch.bool)
         ended |= t == max_new_tokens - 1
+        if stop_when is not None:
+            ended |= stop_when(candidates[:, :, :cur + 1])
 
         # 3. the next running beams
         alive_scores = top_scores + NEG * ended.float()

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..models import Model
 from ..tokenizers.positions import LearnedPositions, SinusoidalPositions
 from .decoding import Stepper, generate, greedy_or_sample, repeat_rules
+from .stop import StopStrings, cut_at_stop, stop_strings
 
 DEFAULT_NEW_TOKENS = 200  # generate_text's most new tokens when max_new_tokens is not given
 
@@ -127,9 +128,10 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
                   do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   num_beams: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
                   repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                  generator: torch.Generator | None = None) -> str | list[str]:
-    """Continue ``prompt`` (one string, or a list decoded as one left-padded batch); return only the new text,
-    written so that ``prompt + result`` reads right. Stops a row at ``vocab.eos_id`` (not included).
+                  generator: torch.Generator | None = None, stop: str | list[str] | None = None) -> str | list[str]:
+    """Continue ``prompt`` (one string, or a list decoded in left-padded batches); return only the new text,
+    written so that ``prompt + result`` reads right. Stops a row at ``vocab.eos_id`` (not included), or right after
+    the first of the ``stop`` strings its new text holds (included; :mod:`.stop`), the other rows going on.
 
     ``vocab``: an xformer vocabulary (RUN_DIR/tokenizer) or a Hugging Face tokenizer (``transformers`` or
     ``tokenizers``; see :class:`TokenizerVocab`).
@@ -138,7 +140,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     Encoder-decoder models read the prompt as the source (``src_ids`` / ``src_mask``) and decode from [BOS].
 
     ``max_new_tokens`` None (the default): as many as fit in the model's learned positions (``max_positions``)
-    after the prompt, at most ``DEFAULT_NEW_TOKENS`` (200); greedy, sampling and beam search alike. Asked for
+    after each prompt, at most ``DEFAULT_NEW_TOKENS`` (200); greedy, sampling and beam search alike (prompts
+    whose counts differ are decoded in separate batches, so that each gets what it would alone). Asked for
     more explicitly, greedy and sampling slide the window: each further token is predicted from the last
     ``max_positions`` tokens only; beam search cannot slide and raises ConfigError. Sampling kwargs,
     ``repetition_penalty`` and ``no_repeat_ngram_size`` (over the prompt and all new tokens) as in ``generate``.
@@ -154,6 +157,7 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
             "fills its masks)" if head == "masked_lm" else ""
         raise ConfigError(f"text generation needs a decoder or encoder-decoder model, not {name}{use}")
     vocab = as_vocab(vocab)
+    stops = stop_strings(stop)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts:
         return []
@@ -186,46 +190,62 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
         contexts = [r if r else [start] for r in encoded]
         if window is not None:  # a prompt longer than the window: keep its last tokens (nanoGPT's crop)
             contexts = [r[-window:] for r in contexts]
-    ids, mask = _left_pad(contexts, pad, device)
 
-    n = ids.shape[1]
+    counts = [max_new_tokens] * len(prompts)
     if max_new_tokens is None:  # what fits: beam search, which cannot slide, runs at the default too
-        max_new_tokens = DEFAULT_NEW_TOKENS if window is None else min(DEFAULT_NEW_TOKENS, window - n)
-        if max_new_tokens < 1:
+        counts = [DEFAULT_NEW_TOKENS if window is None else min(DEFAULT_NEW_TOKENS, window - len(c)) for c in contexts]
+        if min(counts) < 1:
             raise ConfigError(f"the prompt fills all {window} of the model's positions, so no new token fits; "
                               "shorten it, or give --max-new-tokens N to slide the window (greedy or sampling)")
+    # WordPiece writes no whitespace back: a new word's leading space would double the one a prompt ends with
+    spaced = architecture == "decoder" and not getattr(vocab, "keeps_whitespace", True)
+
+    def text_of(i: int, new: list[int]) -> str:
+        if vocab.eos_id is not None and vocab.eos_id in new:
+            new = new[: new.index(vocab.eos_id)]
+        text = _continuation(vocab, contexts[i], new)
+        return text[1:] if spaced and prompts[i][-1:].isspace() and text.startswith(" ") else text
+
+    options = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams,
+                   length_penalty=length_penalty, early_stopping=early_stopping,
+                   repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size)
+    texts = [""] * len(prompts)
+    for count in dict.fromkeys(counts):  # one batch per count, in the order the prompts first ask for it
+        rows = [i for i, c in enumerate(counts) if c == count]
+        ids, mask = _left_pad([contexts[i] for i in rows], pad, device)
+        stop_when = None if not stops else \
+            StopStrings(stops, lambda b, new, rows=rows: text_of(rows[b], new), ids.shape[1])
+        inputs = {key: value[rows] for key, value in model_inputs.items()}
+        out = _decode(model, ids, mask, count, window, inputs, vocab.eos_id, generator, stop_when, options)
+        for i, new in zip(rows, out[:, ids.shape[1]:].tolist()):
+            texts[i] = cut_at_stop(text_of(i, new), stops)
+    return texts[0] if isinstance(prompt, str) else texts
+
+
+def _decode(model: Model, ids: Tensor, mask: Tensor | None, max_new_tokens: int, window: int | None,
+            model_inputs: dict, eos: int | None, generator, stop_when, options: dict) -> Tensor:
+    """``generate`` on one left-padded batch; past the model's ``window`` positions, greedy or sampling through
+    the sliding window (``_WindowStepper``), and beam search refused."""
+    n = ids.shape[1]
     if window is None or n + max_new_tokens <= window:
-        out = generate(model, ids, mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                       temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams,
-                       length_penalty=length_penalty, early_stopping=early_stopping,
-                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                       eos_token_id=vocab.eos_id, pad_token_id=vocab.eos_id, generator=generator,
-                       model_inputs=model_inputs)
-    elif num_beams > 1:
+        return generate(model, ids, mask, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=eos,
+                        generator=generator, model_inputs=model_inputs, stop_when=stop_when, **options)
+    if options["num_beams"] > 1:
         raise ConfigError(f"beam search cannot go past the model's {window} positions ({n} prompt + {max_new_tokens} "
                           f"new tokens, {window - n} fit); lower --max-new-tokens or leave it out (as many as fit), "
                           "or sample / decode greedily instead")
-    else:
-        if max_new_tokens < 0 or temperature <= 0 or not 0 < top_p <= 1:
-            raise ValueError("need max_new_tokens >= 0, temperature > 0 and 0 < top_p <= 1")
-        was_training = model.training
-        model.eval()
-        try:
-            out = greedy_or_sample(_WindowStepper(model, model_inputs, window), ids, mask, max_new_tokens,
-                                   do_sample, temperature, top_k, top_p, vocab.eos_id, vocab.eos_id, generator,
-                                   repeat_rules(repetition_penalty, no_repeat_ngram_size))
-        finally:
-            model.train(was_training)
-
-    texts = []
-    # WordPiece writes no whitespace back: a new word's leading space would double the one a prompt ends with
-    spaced = architecture == "decoder" and not getattr(vocab, "keeps_whitespace", True)
-    for text, context, row in zip(prompts, contexts, out[:, n:].tolist()):
-        if vocab.eos_id is not None and vocab.eos_id in row:
-            row = row[: row.index(vocab.eos_id)]
-        new = _continuation(vocab, context, row)
-        texts.append(new[1:] if spaced and text[-1:].isspace() and new.startswith(" ") else new)
-    return texts[0] if isinstance(prompt, str) else texts
+    temperature, top_p = options["temperature"], options["top_p"]
+    if max_new_tokens < 0 or temperature <= 0 or not 0 < top_p <= 1:
+        raise ValueError("need max_new_tokens >= 0, temperature > 0 and 0 < top_p <= 1")
+    was_training = model.training
+    model.eval()
+    try:
+        return greedy_or_sample(_WindowStepper(model, model_inputs, window), ids, mask, max_new_tokens,
+                                options["do_sample"], temperature, options["top_k"], top_p, eos, eos, generator,
+                                repeat_rules(options["repetition_penalty"], options["no_repeat_ngram_size"]),
+                                stop_when)
+    finally:
+        model.train(was_training)
 
 
 __all__ = ["generate_text", "max_positions", "TokenizerVocab", "as_vocab", "DEFAULT_NEW_TOKENS"]
