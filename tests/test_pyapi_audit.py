@@ -206,3 +206,10 @@ def test_predict_run_classifies_series_of_a_numpy_array_as_its_npz(tmp_path):
                                           r"x 1: give series of 60 steps and 1 channels$") as e:
         predict_run(tmp_path / "run", np.ones((2, 70, 1)), top_k=2)
     one_line(e)
+
+
+def test_predict_run_on_no_inputs_says_so(tmp_path):
+    from xformer.predict import predict_run
+
+    with pytest.raises(ConfigError, match="nothing to predict: inputs is empty"):
+        predict_run(tmp_path / "run", [])  # refused before the run is read: it was "no text in " for a text run

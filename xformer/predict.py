@@ -291,6 +291,9 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
     runs = list(run_dir) if isinstance(run_dir, (list, tuple)) else [run_dir]
     # one path, image or table: that one (list() of an array or a frame would give its rows or column names)
     inputs = [inputs] if isinstance(inputs, (str, Path)) or is_in_memory(inputs) or is_frame(inputs) else list(inputs)
+    if not inputs:
+        raise ConfigError("nothing to predict: inputs is empty; give image files or folders, texts or series files "
+                          "(or images, frames, arrays held in memory)")
     device = pick_device(str(device), "device")
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {top_k}")
