@@ -9,6 +9,7 @@ import sys
 import warnings
 
 from . import commands
+from .config import is_override
 from .errors import ConfigError, UserError  # UserError re-exported: `from xformer.cli import UserError` works
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     # KEY=VALUE overrides may follow the options too (xformer train RECIPE --out RUN train.steps=2), as in
     # Hydra-style tools; anything else left over is the usual one-line error
     overrides = next((name for name in ("overrides", "items") if isinstance(getattr(args, name, None), list)), None)
-    if extra and overrides and all("=" in item and not item.startswith("-") for item in extra):
+    if extra and overrides and all(is_override(item) for item in extra):
         getattr(args, overrides).extend(extra)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -204,6 +204,71 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     return ": ".join(p for p in parts if p) or str(error).splitlines()[0]
 
 
+def is_override(item: str) -> bool:
+    """A command-line ``KEY=VALUE`` override, or ``~KEY`` (remove a key), rather than a file or an option."""
+    return not item.startswith("-") and ("=" in item or item.startswith("~"))
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``["train.lr=1e-3", "model.core.d_model=64"]`` -> nested keys set; values parsed as YAML.
+
+    A mapping given to a key that holds one merges into it key by key, at every depth, as Hydra's overrides do
+    (``train.ema={enabled: true}`` keeps the recipe's decay; replacing would drop the recipe's other settings
+    unseen); a list or a scalar replaces. A component given with its name is new, so it replaces: the ``args``
+    of ``data.name=token_file data.args={path: ...}``, or ``model.tokenizer={name: image_conv, args: {...}}``
+    (the recipe's arguments were another component's). ``~a.b`` removes the key (Hydra's form), e.g. an argument
+    the recipe gives its tokenizer and another tokenizer does not take."""
+    named = {item.partition("=")[0].removesuffix(".name") for item in overrides if item.partition("=")[0].endswith(
+        ".name") and "=" in item}
+    for item in overrides:
+        if item.startswith("~"):
+            _remove_key(data, item)
+            continue
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' must look like key.sub=value, e.g. train.lr=3e-4")
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a mapping")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:  # e.g. train.lr=[1e-3, (an unclosed list)
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({problem}); quote it as text, or "
+                              "close its brackets, e.g. train.betas=[0.9,0.95]") from None
+        renamed = leaf == "args" and ".".join(parents) in named
+        node[leaf] = _merged(node[leaf], value) if isinstance(node.get(leaf), dict) and not renamed else value
+    return data
+
+
+def _merged(old: dict, new: Any) -> Any:
+    if not isinstance(new, dict) or "name" in new:  # a named component is given whole
+        return new
+    return {**old, **{k: _merged(old[k], v) if isinstance(old.get(k), dict) else v for k, v in new.items()}}
+
+
+def _remove_key(data: dict, item: str) -> None:
+    """``~a.b.c``: delete c from data[a][b]; a key that is not there is refused (a typo would remove nothing)."""
+    key = item[1:]
+    if "=" in key or not key:
+        raise ConfigError(f"override '{item}' removes a key and takes no value; give ~{key.partition('=')[0]} "
+                          "(or KEY=VALUE to set it)")
+    node, where = data, "the recipe's top level"
+    *parents, leaf = key.split(".")
+    for depth, part in enumerate([*parents, leaf]):
+        if not isinstance(node, dict) or part not in node:
+            there = ", ".join(map(str, node)) if isinstance(node, dict) else f"a {type(node).__name__}"
+            raise ConfigError(f"override '{item}': the recipe has no key '{part}' under {where} (it has {there}); "
+                              "remove one of those, or leave the override out")
+        if depth == len(parents):
+            del node[part]
+            return
+        node, where = node[part], ".".join([*parents, leaf][:depth + 1])
+
+
 def read_json(path: str | Path, fix: str) -> Any:
     """The JSON value in ``path``; text that is not JSON is one line naming the file, the place and ``fix``."""
     try:

@@ -8,12 +8,14 @@ import argparse
 import json
 import sys
 
+from ..config import is_override
+
 
 def run(args: argparse.Namespace) -> None:
     from ..train.average import average_run
 
-    runs = [item for item in args.items if "=" not in item]
-    overrides = [item for item in args.items if "=" in item]
+    runs = [item for item in args.items if not is_override(item)]
+    overrides = [item for item in args.items if is_override(item)]
     report = average_run(runs, args.out, args.last, args.best, args.overwrite, overrides, args.checkpoint)
     print(json.dumps(report["metrics"], indent=1))
     print(f"averaged {len(report['checkpoints'])} checkpoints ({report['chosen']}: {', '.join(report['checkpoints'])}) "

@@ -7,15 +7,15 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import ConfigError, load_yaml
+from ..config import ConfigError, is_override, load_yaml
 from ..folders import check_distinct_runs, is_hf_folder, is_run_folder, not_a_run_folder
 
 
 def run(args: argparse.Namespace) -> None:
     from ..train.ensemble import evaluate_ensemble
 
-    runs = [item for item in args.items if "=" not in item]
-    overrides = [item for item in args.items if "=" in item]
+    runs = [item for item in args.items if not is_override(item)]
+    overrides = [item for item in args.items if is_override(item)]
     if not runs:
         raise ConfigError("give at least one RUN_DIR before the data.args.KEY=VALUE overrides")
     if len(runs) == 1 and Path(runs[0]).suffix in (".yaml", ".yml") and Path(runs[0]).is_file():

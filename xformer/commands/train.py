@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, is_override
 
 
 def run(args: argparse.Namespace) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
                           "own checkpoint")
     if args.config is None and not args.resume:
         raise ConfigError("give a recipe: xformer train CONFIG.yaml (see tasks/), or --resume RUN_DIR")
-    if args.config is not None and "=" in args.config:  # `xformer train --resume RUN a.b=c`
+    if args.config is not None and is_override(args.config):  # `xformer train --resume RUN a.b=c`
         args.overrides.insert(0, args.config)
         args.config = None
     config_path = args.config or check_run_folder(args.resume) / "config.yaml"
@@ -55,7 +55,7 @@ def add_parser(subparsers) -> None:
                     "with DDP (or FSDP2: train.distributed=fsdp).",
         epilog="example: xformer train tasks/reverse.yaml train.steps=200 train.lr=1e-3 --out runs/reverse")
     p.add_argument("config", nargs="?", help="YAML recipe (see tasks/); with --resume, defaults to RUN_DIR/config.yaml")
-    p.add_argument("overrides", nargs="*", metavar="a.b=c", help="override recipe keys, values read as YAML")
+    p.add_argument("overrides", nargs="*", metavar="a.b=c", help="override recipe keys, values read as YAML (a mapping merges into the recipe's); ~a.b removes a key")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<recipe>-<date-time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint; "
                    "train.steps / train.epochs may grow (the schedule is rebuilt for the new length), keys "

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ..config import ConfigError, from_file, load_yaml, to_dict
+from ..config import ConfigError, apply_overrides, from_file, load_yaml, to_dict  # noqa: F401 (apply_overrides: importable here as before)
 from ..models import ModelConfig
 from ..registry import is_whole_number
 from .implied_args import check_fixed_by_data, with_implied_args  # noqa: F401  (importable here as before)
@@ -359,27 +359,6 @@ def recipe_dict(config: ExperimentConfig) -> dict:
     if config.model.baseline is not None:
         recipe["model"] = {"baseline": recipe["model"]["baseline"]}
     return recipe
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """``["train.lr=1e-3", "model.core.d_model=64"]`` -> nested keys set; values parsed as YAML."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override '{item}' must look like key.sub=value, e.g. train.lr=3e-4")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{item}': '{part}' is not a mapping")
-        try:
-            node[leaf] = yaml.safe_load(text)
-        except yaml.YAMLError as e:  # e.g. train.lr=[1e-3, (an unclosed list)
-            problem = getattr(e, "problem", None) or type(e).__name__
-            raise ConfigError(f"override '{item}': the value is not valid YAML ({problem}); quote it as text, or "
-                              "close its brackets, e.g. train.betas=[0.9,0.95]") from None
-    return data
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
