@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xformer.forecast import frequency
-from xformer.forecast.frequency import _grid_steps
+from xformer.data import frequency
+from xformer.data.frequency import _grid_steps
 
 
 def reference_steps(index: pd.DatetimeIndex, freq):

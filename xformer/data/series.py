@@ -1,23 +1,22 @@
 """Time series from CSV or Parquet files or DataFrames: time splits, train-only scaling, sliding windows, metrics.
 
-The conventions are those of Informer / Autoformer / PatchTST / DLinear, so our
-numbers compare with theirs (see ``docs/series.md``):
+The conventions are those of Informer / Autoformer / PatchTST / DLinear, so our numbers compare with theirs
+(see ``docs/series.md``):
 
-- ``split="ett"``: 12 / 4 / 4 months of 30 days. Hourly ETT (24 rows a day):
-  train rows [0, 8640), validation [8640 - L, 11520), test [11520 - L, 14400);
-  15-minute ETT (96 rows a day) is the same times 4. Later rows are unused.
-- ``split="ratio"`` (their ``Dataset_Custom``): the first 70% train, the last 20%
-  test, the rest validation; validation and test start L rows early.
+- ``split="ett"``: 12 / 4 / 4 months of 30 days. Hourly ETT (24 rows a day): train rows [0, 8640), validation
+  [8640 - L, 11520), test [11520 - L, 14400); 15-minute ETT (96 rows a day) is the same times 4. Later rows unused.
+- ``split="ratio"`` (their ``Dataset_Custom``): the first 70% train, the last 20% test, the rest validation;
+  validation and test start L rows early.
 - A ``StandardScaler`` fitted on the training rows only is applied to every row (or, ``scaler``, the
   statistics of a trained run, for scoring it on other data); each split's gaps are filled from the
   rows up to its end only.
 - Windows of L inputs and H targets, stride 1; every window is used (no drop_last).
 - Metrics: MSE and MAE averaged over all windows, channels and horizon steps.
 
-Missing values follow ``missing``: "error" (default) stops with one line naming
-the column and how many values are missing; "ffill" carries the last
-observation forward (and the first one back over a leading gap); "interpolate"
-fills linearly in time (and carries the ends outwards). Nothing is filled silently.
+Missing values follow ``missing``: "error" (default) stops with one line naming the column and how many values
+are missing; "ffill" carries the last observation forward (and the first one back over a leading gap);
+"interpolate" fills linearly in time (and carries the ends outwards). Nothing is filled silently. ``csv_series``
+and ``ett`` put the rows on their time grid first (series_grid.py): an absent timestamp is a row of missing values.
 """
 from __future__ import annotations
 
@@ -37,6 +36,7 @@ from ..timestamps import rows_freq
 from .csv_files import read_csv_file  # noqa: F401 (re-exported)
 from .tables import read_table, series_file
 from .registry import DataBundle, register_data
+from .series_grid import put_on_grid, refuse_lacking
 from .series_report import forecast_errors, save_forecast_report
 
 MISSING_POLICIES = ("error", "ffill", "interpolate")
@@ -58,9 +58,12 @@ def read_series(source: str | Path | pd.DataFrame, date_column: str | None = "da
 
 
 def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None = "date",
-                    columns: list[str] | None = None, missing: str = "error") -> pd.DataFrame:
+                    columns: list[str] | None = None, missing: str = "error", grid: bool = False,
+                    freq=None) -> pd.DataFrame:
     """:func:`read_series` without the fill: every check, and ``missing="error"`` refuses gaps, but the gaps of
-    the other policies stay NaN for :func:`fill_gaps` to fill once the table is cut at a forecast origin."""
+    the other policies stay NaN for :func:`fill_gaps` to fill once the table is cut at a forecast origin.
+    ``grid``: the rows put on their time grid first (``freq``, else inferred: series_grid.py), absent timestamps
+    becoming rows of missing values, as the train path reads a table (the Forecaster grids it itself)."""
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
     if isinstance(source, pd.DataFrame):
@@ -123,7 +126,10 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         rows = [int(i) + 1 for i in np.flatnonzero(values.index == twice)]
         raise ConfigError(f"{name} has {len(rows)} rows at {twice} (rows {', '.join(map(str, rows))} of column "
                           f"'{date_column}'); keep one row per date")
+    values, inserted, step = put_on_grid(values, freq, name, date_column) if grid else (values, (), None)
     counts = values.isna().sum()
+    if counts.any() and missing == "error" and len(inserted):
+        refuse_lacking(values, inserted, step, name)
     if counts.any() and missing == "error":
         where = ", ".join(f"'{c}' ({n} of {len(values)} rows)" for c, n in counts[counts > 0].items())
         raise ConfigError(f"missing values in column {where}; pass missing='ffill' or missing='interpolate' to fill "
@@ -362,17 +368,18 @@ def synthetic_frame(n_rows: int = 4000, n_channels: int = 3, freq: str = "h", se
 def csv_series(path: str | None = None, date_column: str | None = "date", columns: list[str] | None = None,
                input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
                missing: str = "error", scale: bool = True, train_ratio: float = 0.7,
-               test_ratio: float = 0.2, scaler: dict | None = None) -> DataBundle:
+               test_ratio: float = 0.2, scaler: dict | None = None, freq: str | int | None = None) -> DataBundle:
     """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default:
     the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation. ``scaler``
-    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'."""
+    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'. ``freq``: the
+    grid of the rows (default: inferred), whose absent timestamps are missing rows (``read_raw_series``)."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
     ratios = (train_ratio, test_ratio)
     if not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in ratios) \
             or not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
         raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
                           "and leave rows for validation; e.g. 0.7 and 0.2")
-    frame = read_raw_series(path if path is not None else synthetic_frame(), date_column, columns, missing)
+    frame = read_raw_series(path if path is not None else synthetic_frame(), date_column, columns, missing, True, freq)
     return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio, missing,
                          scaler)
 
@@ -380,12 +387,12 @@ def csv_series(path: str | None = None, date_column: str | None = "date", column
 @register_data("ett")
 def ett(path: str = "../shared/data/ETTh1.csv", columns: list[str] | None = None, input_len: int = 336,
         horizon: int = 96, rows_per_day: int | None = None, missing: str = "error",
-        scaler: dict | None = None) -> DataBundle:
+        scaler: dict | None = None, freq: str | None = None) -> DataBundle:
     """ETTh1/ETTh2 (hourly) or ETTm1/ETTm2 (15-minute) with the 12/4/4-month split of the literature; ``scaler``
-    as in :func:`csv_series`."""
+    and ``freq`` as in :func:`csv_series`."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
-    return series_bundle(read_raw_series(path, "date", columns, missing), input_len, horizon, "ett", rows_per_day,
-                         missing=missing, scaler=scaler)
+    return series_bundle(read_raw_series(path, "date", columns, missing, True, freq), input_len, horizon, "ett",
+                         rows_per_day, missing=missing, scaler=scaler)
 
 
 __all__ = ["read_series", "read_raw_series", "fill_gaps", "read_csv_file", "parse_dates", "integer_steps", "plain",

@@ -11,7 +11,7 @@ import pandas as pd
 from ..config import ConfigError
 from .covariates import known_covariates
 from .frames import Panel, check_freq, freq_label, future_dates
-from .frequency import grid_rows
+from ..data.frequency import grid_rows
 
 
 def check_patches(cfg) -> None:

@@ -109,7 +109,7 @@ class ForecasterConfig:
                               "a daily cycle, 7 for daily data with a weekly one)" if self.model == "sparsetsf" else
                               f"period applies to model='sparsetsf' only, not '{self.model}'; drop it")
         if isinstance(self.freq, pd.offsets.BaseOffset):  # held as its string, which save writes as JSON
-            from .frequency_checks import offset_text
+            from ..data.frequency_checks import offset_text
             self.freq = offset_text(self.freq)
         if self.freq is not None:
             from .frames import parse_freq

@@ -319,6 +319,7 @@ def from_train_run(cls, run_dir: str | Path, freq: str | None = None):
                           "a run trained on series data (data ett or csv_series)")
     config, model = load_run_model(run_dir)
     stats = read_json(stats_file, RESTORE)
+    freq = freq if freq is not None else config.data.args.get("freq")  # the grid the run's data was read on
     # a series classifier writes series_scaler.json too, without a horizon
     if isinstance(stats, dict) and "horizon" not in stats:
         part = config.model.baseline or config.model.head

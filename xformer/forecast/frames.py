@@ -13,7 +13,7 @@ id, numbers by value (neuralforecast's order: the order of the rows never change
 different lengths and start dates. ``unique_id`` values are read as strings (and so the results' ids are text);
 ids of mixed types that would merge or split as text (1 and "1", 1 and 1.0) are refused in one line.
 
-Once the frequency is known (given, or inferred: frequency.py), a series' missing timestamps (its first date +
+Once the frequency is known (given, or inferred: data/frequency.py), a series' missing timestamps (its first date +
 k * freq without a row, or a date missing from a wide table) become rows with a missing ``y`` and missing
 covariates, so that the rows stay one step apart for windows, cutoffs and forecast dates: any number of them for
 a given freq, at most 10% of its rows (and most rows one step apart) for an inferred one.
@@ -42,7 +42,7 @@ from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dat
                            sorted_ids)
 from ..errors import a_or_an
 from ..metrics_forecast import ids_as_text
-from .frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
+from ..data.frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
 ID, DS, Y = "unique_id", "ds", "y"
 ROW = "step"  # the index name of a wide table read with date_column=None (its rows numbered 0, 1, 2, ...)
@@ -120,7 +120,7 @@ def read_panel(source: pd.DataFrame | str | Path, date_column: str = "date", col
     """A :class:`Panel` from a long frame, a wide frame, or a CSV or Parquet path holding either; ``exog``: the
     covariate columns of a long frame to keep (``Panel.covariates``). Each series is put on the grid of
     ``freq`` (given, or a fitted forecaster's; default: inferred, ``grid_freq``), its missing timestamps inserted
-    as rows without values by the rules of a given or an inferred freq (frequency.py); gaps are checked against
+    as rows without values by the rules of a given or an inferred freq (data/frequency.py); gaps are checked against
     ``missing`` and kept as NaN: :func:`fill_series` fills them after the series are cut at their origins.
     ``aligned``: a wide table's columns are read as one table, each spanning all of its dates (a model that reads
     them together), its empty cells, leading and trailing ones too, following ``missing``; else each column spans

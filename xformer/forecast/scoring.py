@@ -27,7 +27,7 @@ from ..config import ConfigError
 from ..errors import a_or_an
 from ..metrics_forecast import ids_as_text
 from .frames import DS, ID, Y, infer_freq, read_panel
-from .frequency_checks import NO_PANDAS_FREQ
+from ..data.frequency_checks import NO_PANDAS_FREQ
 
 REFUSED = "cannot put train_df on its time grid for MASE's scale: "
 UNGRIDDED = "or score its rows as consecutive steps with xformer.metrics_forecast.evaluate (which does not grid)"

@@ -1,4 +1,4 @@
-"""The frequency of a panel's series and the grid it puts their timestamps on.
+"""The frequency of series and the grid their timestamps are put on (Forecaster panels; xformer train, series_grid.py).
 
 A series at frequency ``freq`` lives on its own grid: its first timestamp t0 and t0 + k * freq (k = 0, 1, ...;
 for an integer ``ds`` freq is the whole-number step). A timestamp of that grid without a row is a missing row:
