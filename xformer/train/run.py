@@ -25,7 +25,7 @@ import yaml
 from ..config import ConfigError, from_file, load_yaml
 from ..errors import UserError
 from ..data.registry import DataBundle, build_data
-from ..data.vocab import META_FILE
+from ..data.vocab import META_FILE, without_learning_args
 from ..folders import OutputFolder, check_run_outside_data, inside_run_note, is_hf_folder, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
@@ -130,7 +130,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
             check_run_data(run_dir, data, config.data.args, "resume", record, moved=moved_data_paths(saved, config))
         check_built(recipe_model, config, data, source)
         if source is not None and source.tokenizer is not None:  # recorded as the run's own copy, which resume and
-            config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())  # evaluate read
+            config.data.args = without_learning_args(config.data.args, (run_dir / "tokenizer").resolve())  # evaluate
         if not resume:  # a resume continues what was saved (and cannot change train.aug_repeats)
             check_repeats_augmented(config, data)
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
@@ -354,7 +354,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     overridden = changed_args(run_args, config.data.args)  # what the data, built otherwise, may show differently
     if (run_dir / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
         # the vocabulary the run saved, not one of other text's characters; the folder stands alone
-        config.data.args["tokenizer"] = str(run_dir / "tokenizer")
+        config.data.args = without_learning_args(config.data.args, run_dir / "tokenizer")
     model, data = build(config)
     if own_data:  # changed since training (classes, series rows, split): refused rather than scored wrongly
         check_run_data(run_dir, data, config.data.args, overridden=overridden)
