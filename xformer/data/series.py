@@ -361,13 +361,20 @@ def synthetic_frame(n_rows: int = 4000, n_channels: int = 3, freq: str = "h", se
 @register_data("csv_series")
 def csv_series(path: str | None = None, date_column: str | None = "date", columns: list[str] | None = None,
                input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
-               missing: str = "error", scale: bool = True, train_ratio: float = 0.7,
-               test_ratio: float = 0.2, scaler: dict | None = None) -> DataBundle:
+               missing: str = "error", scale: bool = True, train_ratio: float | None = None,
+               test_ratio: float | None = None, scaler: dict | None = None) -> DataBundle:
     """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default:
     the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation. ``scaler``
-    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'."""
+    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'. The ratios given
+    with split="ett", or rows_per_day with "ratio", are refused: that split never reads them."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
-    ratios = (train_ratio, test_ratio)
+    unread = {"ett": {"train_ratio": train_ratio, "test_ratio": test_ratio}, "ratio": {"rows_per_day": rows_per_day}}
+    for key, value in unread.get(split, {}).items():
+        if value is not None:
+            why = {"ett": "it cuts 12/4/4 months of 30 days", "ratio": "it cuts by train_ratio / test_ratio"}[split]
+            raise ConfigError(f"data.args.{key}={value} but split={split!r} never reads it ({why}); leave {key} out, "
+                              f"or give split={'ratio' if split == 'ett' else 'ett'}, which reads it")
+    ratios = train_ratio, test_ratio = tuple(d if r is None else r for r, d in ((train_ratio, 0.7), (test_ratio, 0.2)))
     if not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in ratios) \
             or not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
         raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
