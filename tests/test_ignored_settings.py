@@ -207,3 +207,42 @@ def test_csv_series_refuses_rows_per_day_with_split_ratio():
         csv_series(rows_per_day=48, input_len=24, horizon=12)
     assert csv_series(input_len=24, horizon=12).train is not None
     assert csv_series(str(ETT), split="ett", rows_per_day=24, input_len=24, horizon=12).train is not None
+
+
+# ---------------------------------------------------------------- a schedule's and an optimizer's settings
+
+
+COPY = ("model: {architecture: decoder, core: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32}, tokenizer: {name: text},"
+        "\n  head: {name: causal_lm}}\ndata: {name: copy_digits, args: {n_train: 64, n_val: 16, n_test: 16, length: 4}}\n"
+        "train: {steps: 2, batch_size: 8, eval_every: 2, schedule: epoch_decay, decay_after_epochs: 1, gamma: 0.5}\n")
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["train.schedule=cosine", "train.gamma=0.5"], ["train.gamma=0.5", "schedule=cosine", "step or epoch_decay"]),
+    (["train.schedule=cosine", "train.step_size=500"], ["train.step_size=500", "train.schedule=step"]),
+    (["train.schedule=constant", "train.min_lr=0.0001"], ["train.min_lr=0.0001", "cosine or linear"]),
+    (["train.optimizer=sgd", "train.betas=[0.9,0.95]"], ["train.betas=[0.9, 0.95]", "SGD has no betas"]),
+])
+def test_a_setting_the_schedule_or_optimizer_never_reads_is_refused(tmp_path, cli_error, overrides, words):
+    """train.gamma=0.5 under the cosine schedule trained at a rate nobody asked for; AdamW's betas with SGD."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(COPY, encoding="utf-8")
+    cli_error(["train", recipe, "--out", tmp_path / "run", *overrides], *words)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_command_lines_schedule_or_optimizer_replaces_the_recipes_settings_for_the_old_one(tmp_path):
+    """The recipe's epoch_decay settings go with its schedule when the command line gives another; its own given
+    settings are kept; a recipe's run resumes (config.yaml holds every setting, at its default where unread)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(COPY, encoding="utf-8")
+    train = load_experiment(recipe, ["train.schedule=cosine"]).train
+    assert (train.schedule, train.gamma, train.decay_after_epochs) == ("cosine", 0.9, 2)
+    assert load_experiment(recipe, ["train.schedule=step"]).train.gamma == 0.5  # step reads gamma: kept
+    assert main(["train", str(recipe), "--out", str(tmp_path / "a"), "--quiet", "train.schedule=cosine"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "a"), "--quiet", "train.steps=3"]) == 0
+    betas = tmp_path / "betas.yaml"  # as tasks/char_gpt_shakespeare.yaml gives AdamW's
+    betas.write_text(COPY.replace("gamma: 0.5}", "gamma: 0.5, betas: [0.9, 0.99]}"), encoding="utf-8")
+    assert list(load_experiment(betas, ["train.optimizer=sgd"]).train.betas) == [0.9, 0.999]
+    assert list(load_experiment(betas, []).train.betas) == [0.9, 0.99]
+    assert main(["train", str(betas), "--out", str(tmp_path / "b"), "--quiet", "train.optimizer=sgd"]) == 0

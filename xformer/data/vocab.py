@@ -342,20 +342,5 @@ def without_learning_args(args: dict, folder: str | Path) -> dict:
     return {**{k: v for k, v in args.items() if k not in LEARNING_ARGS}, "tokenizer": str(folder)}
 
 
-def with_overridden_vocabulary(recipe: dict, overrides) -> None:
-    """A command line's ``data.args.tokenizer=DIR`` (or char) replaces the recipe's learned WordPiece, and with it the
-    recipe's settings for learning one (``LEARNING_ARGS``), which ``make_vocab`` refuses beside a saved vocabulary:
-    ``xformer train RECIPE data.args.tokenizer=RUN/tokenizer`` is how a run reuses another's (an ensemble's members,
-    a distilled student). Those the command line gives itself stay, and are checked."""
-    given = {item.partition("=")[0] for item in overrides}
-    data = recipe.get("data")
-    args = data.get("args") if isinstance(data, dict) else None
-    if "data.args.tokenizer" in given and isinstance(args, dict) and args.get("tokenizer") != "wordpiece":
-        for key in LEARNING_ARGS:
-            if f"data.args.{key}" not in given:
-                args.pop(key, None)
-
-
 __all__ = ["SPECIAL_TOKENS", "Vocab", "CharVocab", "WordPieceVocab", "load_vocab", "make_vocab", "LEARNING_ARGS",
-           "lowercases", "check_learning_args", "without_learning_args",
-           "with_overridden_vocabulary"]
+           "lowercases", "check_learning_args", "without_learning_args"]
