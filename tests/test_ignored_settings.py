@@ -246,3 +246,28 @@ def test_a_command_lines_schedule_or_optimizer_replaces_the_recipes_settings_for
     assert list(load_experiment(betas, ["train.optimizer=sgd"]).train.betas) == [0.9, 0.999]
     assert list(load_experiment(betas, []).train.betas) == [0.9, 0.99]
     assert main(["train", str(betas), "--out", str(tmp_path / "b"), "--quiet", "train.optimizer=sgd"]) == 0
+
+
+def test_a_run_recorded_with_settings_then_unread_is_still_evaluated_and_resumed(corpus, tmp_path, monkeypatch,
+                                                                                  cli_error):
+    """A run trained before these refusals may record them (train.gamma under cosine, vocab_size beside
+    characters): it was trained without them, and is evaluated and resumed so, where a new run is refused."""
+    import xformer.data.vocab
+    import xformer.train.run_checks
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {architecture: decoder, core: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32},\n"
+                      "  tokenizer: {name: text}, head: {name: causal_lm}}\n"
+                      f"data: {{name: text_lm, args: {{files: {corpus / 'a.txt'}, block_size: 8, vocab_size: 500,"
+                      " lowercase: true}}\ntrain: {steps: 2, batch_size: 4, eval_every: 1, gamma: 0.5}\n",
+                      encoding="utf-8")
+    run = tmp_path / "run"
+    with monkeypatch.context() as before:  # as xformer trained it then: the settings unread and unchecked
+        before.setattr(xformer.data.vocab, "check_learning_args", lambda *a, **k: None)
+        before.setattr(xformer.train.run_checks, "check_read_settings", lambda *a, **k: None)
+        assert main(["train", str(recipe), "--out", str(run), "--quiet"]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--quiet", "train.steps=3"]) == 0
+    cli_error(["train", recipe, "--out", tmp_path / "new"], "train.gamma=0.5")
+    cli_error(["train", recipe, "--out", tmp_path / "new", "train.gamma=0.9"], "data.args.vocab_size=500")
+    assert not (tmp_path / "new").exists()

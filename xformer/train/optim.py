@@ -105,7 +105,6 @@ def check_read_settings(config: TrainConfig) -> None:
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW (decoupled weight decay), or with ``optimizer: sgd`` timm's SGD: momentum 0.9 and Nesterov unless
     ``momentum`` / ``nesterov`` say otherwise, weight decay as an L2 term of the gradient (torch's and timm's)."""
-    check_read_settings(config)
     groups = param_groups(model, config.weight_decay) if config.layer_decay is None else \
         layer_decay_groups(model, config.weight_decay, config.lr, config.layer_decay)
     if config.optimizer == "adamw":
