@@ -271,3 +271,21 @@ def test_a_run_recorded_with_settings_then_unread_is_still_evaluated_and_resumed
     cli_error(["train", recipe, "--out", tmp_path / "new"], "train.gamma=0.5")
     cli_error(["train", recipe, "--out", tmp_path / "new", "train.gamma=0.9"], "data.args.vocab_size=500")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_series_run_recorded_with_ratios_under_split_ett_is_still_evaluated(tmp_path, monkeypatch):
+    """The branch settings too (data/unread.py): csv_series' split ett with train_ratio, recorded by an older run."""
+    import xformer.data.series
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {baseline: {name: dlinear}}\n"
+                      f"data: {{name: csv_series, args: {{path: {ETT}, split: ett, train_ratio: 0.5, input_len: 24, "
+                      "horizon: 12}}\ntrain: {steps: 2, batch_size: 8, eval_every: 2, eval_batches: 2}\n",
+                      encoding="utf-8")
+    real = xformer.data.series.csv_series
+    with monkeypatch.context() as before:  # as xformer trained it then: train_ratio unread and unchecked
+        before.setitem(xformer.data.registry.DATASETS, "csv_series",
+                       lambda train_ratio=None, **args: real(**args))
+        assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--quiet", "train.steps=3"]) == 0

@@ -26,6 +26,7 @@ a run saved with ``mode: min`` for val_accuracy, before the mode followed the me
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from pathlib import Path
@@ -99,23 +100,18 @@ def absolute_data_paths(args: dict) -> dict:
     return {k: absolute(v) if k in DATA_PATHS or (k == "tokenizer" and v not in named) else v for k, v in args.items()}
 
 
-def unread_vocab_settings(name: str, args: dict) -> tuple[str, ...]:
-    """The WordPiece learning settings (``LEARNING_ARGS``) ``args`` hold beside characters or a saved vocabulary,
-    which never read them: refused in a new run, but held by the config.yaml of a run trained before they were."""
-    from ..data.registry import DATASETS
-    from ..data.vocab import LEARNING_ARGS
-    from ..registry import import_all_submodules
-
-    import_all_submodules("xformer.data")
-    tokenizer = args.get("tokenizer", DATASETS.defaults(name).get("tokenizer"))
-    return () if tokenizer in (None, "wordpiece") else tuple(key for key in LEARNING_ARGS if key in args)
-
-
 def run_data_args(data, resume: bool) -> dict:
-    """``data.args`` as a run reads them: paths absolute; on a resume, without the settings the run's vocabulary
-    never read (``unread_vocab_settings``): the run continues as it was trained."""
-    unread = unread_vocab_settings(data.name, data.args) if resume else ()
+    """``data.args`` as a run reads them: paths absolute; on a resume, without the settings its data never read
+    (a run recorded before they were refused: ``data/unread.py``): the run continues as it was trained."""
+    from ..data.unread import unread_settings
+
+    unread = unread_settings(data.name, data.args) if resume else ()
     return absolute_data_paths({key: value for key, value in data.args.items() if key not in unread})
+
+
+def as_trained(config: ExperimentConfig) -> ExperimentConfig:
+    """A run's recorded experiment, to evaluate: without the data settings it never read (``run_data_args``)."""
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, args=run_data_args(config.data, True)))
 
 
 def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
@@ -131,7 +127,9 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
             flat["distill.teacher"] = str(teacher_path(flat["distill.teacher"]))
         flat.update({f"data.args.{k}": v for k, v in absolute_data_paths(
             {k: flat[f"data.args.{k}"] for k in DATA_PATHS if f"data.args.{k}" in flat}).items()})
-    unread = {f"data.args.{key}" for key in unread_vocab_settings(saved.data.name, saved.data.args)}
+    from ..data.unread import unread_settings
+
+    unread = {f"data.args.{key}" for key in unread_settings(saved.data.name, saved.data.args)}
     for key in sorted(before.keys() | after.keys()):
         if key in RESUMABLE or before.get(key) == after.get(key) or key in unread and key not in after:
             continue

@@ -42,7 +42,7 @@ from .memory import check_fits
 from .metrics import RunLog, flat
 from .rng import deterministic_algorithms, seed_everything
 from .resume import (check_data_there, check_resume, check_run_folder, moved_data_paths, planned_steps,
-                     run_data_args)
+                     run_data_args, as_trained)
 from .run_checks import (check_even_mixup_batch, check_fresh_run, check_repeats_augmented, check_smoothed_once,
                          check_teacher_vocabulary, check_trains)
 from .data_identity import changed_args, check_run_data, record_split, split_record
@@ -355,7 +355,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     if (run_dir / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
         # the vocabulary the run saved, not one of other text's characters; the folder stands alone
         config.data.args = without_learning_args(config.data.args, run_dir / "tokenizer")
-    model, data = build(config)
+    model, data = build(as_trained(config))
     if own_data:  # changed since training (classes, series rows, split): refused rather than scored wrongly
         check_run_data(run_dir, data, config.data.args, overridden=overridden)
     if data_overrides:
