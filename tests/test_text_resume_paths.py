@@ -32,6 +32,6 @@ def test_a_relative_tokenizer_folder_is_recorded_absolute_and_resumes_from_elsew
         monkeypatch.chdir(tmp_path / "work")
         (tmp_path / "work" / f"{named}.yaml").write_text(yaml.safe_dump(recipe))
         assert main(["train", f"{named}.yaml", "--out", f"run_{named}", "--quiet", "--threads", "1",
-                     "data.args.vocab_size=60", "data.args.min_frequency=1"]) == 0
+                     *(["data.args.vocab_size=60", "data.args.min_frequency=1"] if named == "wordpiece" else [])]) == 0
         assert yaml.safe_load((tmp_path / "work" / f"run_{named}" / "config.yaml").read_text())["data"]["args"][
             "tokenizer"] == named

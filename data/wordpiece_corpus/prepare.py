@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--url", help="download a text file from URL first (only then is the network used)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder to write (default: this folder)")
     parser.add_argument("--tokenizer", help="a folder holding a saved vocabulary to reuse instead of learning one")
-    parser.add_argument("--vocab-size", type=int, default=8000)
-    parser.add_argument("--min-frequency", type=int, default=2)
+    parser.add_argument("--vocab-size", type=int, help="pieces to learn (default 8000; not with --tokenizer)")
+    parser.add_argument("--min-frequency", type=int, help="least count of a merged pair (default 2)")
     parser.add_argument("--no-lowercase", action="store_true", help="keep the case (default: lowercase)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--test-fraction", type=float, default=0.0)
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "(xformer tokenizer train FILES --out DIR) or leave it out to learn one")
     text = read_text_files(files)
     meta = write_text_corpus(args.out, text, args.tokenizer or "wordpiece", args.vocab_size, args.min_frequency,
-                             not args.no_lowercase, args.val_fraction, args.test_fraction,
+                             False if args.no_lowercase else None, args.val_fraction, args.test_fraction,
                              source=files or corpus_name())
     counts = ", ".join(f"{split} {n:,}" for split, n in meta["tokens"].items())
     print(f"{len(text):,} characters -> {counts} tokens; vocabulary of {meta['vocab_size']} ({meta['dtype']}) "

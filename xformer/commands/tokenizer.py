@@ -47,8 +47,14 @@ def train(args: argparse.Namespace) -> None:
         raise ConfigError("give the text FILES to learn from, or --default-corpus (the bundled Python manual)")
     for name in args.files:
         _check_text_file(Path(name))
+    given = [flag for flag, value in (("--vocab-size", args.vocab_size), ("--min-frequency", args.min_frequency),
+                                      ("--no-lowercase", args.no_lowercase or None)) if value is not None]
+    if args.char and given:
+        raise ConfigError(f"{' and '.join(given)} learn WordPiece, but --char takes every character of the text "
+                          f"(in its case); leave {'them' if len(given) > 1 else 'it'} out, or drop --char")
     if args.vocab_size is None and not args.char:
         raise ConfigError("give --vocab-size N for a WordPiece vocabulary (a few thousand), or --char")
+    args.min_frequency = 2 if args.min_frequency is None else args.min_frequency
     if args.min_frequency < 0:
         raise ConfigError(f"--min-frequency must be >= 0 (the least count of a merged pair), got {args.min_frequency}")
     # a new or empty folder, or (--overwrite) a saved tokenizer's, replaced whole; never a run's tokenizer/
@@ -156,7 +162,7 @@ def add_parser(subparsers) -> None:
                    help="a new or empty folder to save the tokenizer in (not inside a run folder)")
     t.add_argument("--overwrite", action="store_true",
                    help="replace the tokenizer saved in --out, whole (the old one comes back if saving fails)")
-    t.add_argument("--min-frequency", type=int, default=2, help="least count of a merged pair (default 2)")
+    t.add_argument("--min-frequency", type=int, help="least count of a merged pair (default 2)")
     t.add_argument("--no-lowercase", action="store_true", help="keep case (WordPiece lowercases by default)")
     t.add_argument("--char", action="store_true", help="one id per character of the text (no special tokens)")
     t.set_defaults(func=train)

@@ -36,6 +36,7 @@ from ..timestamps import rows_freq
 from .csv_files import read_csv_file  # noqa: F401 (re-exported)
 from .tables import read_table, series_file
 from .registry import DataBundle, register_data
+from .series_args import split_ratios
 from .series_grid import put_on_grid, refuse_lacking
 from .series_report import forecast_errors, save_forecast_report
 
@@ -367,18 +368,15 @@ def synthetic_frame(n_rows: int = 4000, n_channels: int = 3, freq: str = "h", se
 @register_data("csv_series")
 def csv_series(path: str | None = None, date_column: str | None = "date", columns: list[str] | None = None,
                input_len: int = 336, horizon: int = 96, split: str = "ratio", rows_per_day: int | None = None,
-               missing: str = "error", scale: bool = True, train_ratio: float = 0.7,
-               test_ratio: float = 0.2, scaler: dict | None = None, freq: str | int | None = None) -> DataBundle:
+               missing: str = "error", scale: bool = True, train_ratio: float | None = None,
+               test_ratio: float | None = None, scaler: dict | None = None, freq: str | int | None = None) -> DataBundle:
     """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default:
     the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation. ``scaler``
-    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'. ``freq``: the
+    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'. The ratios given
+    with split="ett", or rows_per_day with "ratio", are refused: that split never reads them. ``freq``: the
     grid of the rows (default: inferred), whose absent timestamps are missing rows (``read_raw_series``)."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
-    ratios = (train_ratio, test_ratio)
-    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in ratios) \
-            or not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
-        raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
-                          "and leave rows for validation; e.g. 0.7 and 0.2")
+    train_ratio, test_ratio = split_ratios(split, train_ratio, test_ratio, rows_per_day)
     frame = read_raw_series(path if path is not None else synthetic_frame(), date_column, columns, missing, True, freq)
     return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio, missing,
                          scaler)

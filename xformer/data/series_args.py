@@ -38,4 +38,22 @@ def check_window_args(model: ModelConfig, implied: dict[str, dict[str, Any]], da
                               f"{instead}")
 
 
-__all__ = ["check_window_args", "WINDOW_DATA"]
+def split_ratios(split: str, train_ratio: float | None, test_ratio: float | None,
+                 rows_per_day: int | None) -> tuple[float, float]:
+    """csv_series' ``train_ratio`` and ``test_ratio`` (defaults 0.7 and 0.2), checked. The ratios given with
+    split="ett", or rows_per_day with "ratio", are refused: that split never reads them."""
+    unread = {"ett": {"train_ratio": train_ratio, "test_ratio": test_ratio}, "ratio": {"rows_per_day": rows_per_day}}
+    for key, value in unread.get(split, {}).items():
+        if value is not None:
+            why = {"ett": "it cuts 12/4/4 months of 30 days", "ratio": "it cuts by train_ratio / test_ratio"}[split]
+            raise ConfigError(f"data.args.{key}={value} but split={split!r} never reads it ({why}); leave {key} out, "
+                              f"or give split={'ratio' if split == 'ett' else 'ett'}, which reads it")
+    ratios = train_ratio, test_ratio = tuple(d if r is None else r for r, d in ((train_ratio, 0.7), (test_ratio, 0.2)))
+    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in ratios) \
+            or not (0 < train_ratio < 1 and 0 < test_ratio < 1 and train_ratio + test_ratio < 1):
+        raise ConfigError(f"data.args.train_ratio ({train_ratio}) and test_ratio ({test_ratio}) must lie in (0, 1) "
+                          "and leave rows for validation; e.g. 0.7 and 0.2")
+    return train_ratio, test_ratio
+
+
+__all__ = ["check_window_args", "WINDOW_DATA", "split_ratios"]

@@ -180,13 +180,14 @@ def split_points(text: str, val_fraction: float, test_fraction: float, snap_to_l
 
 
 @register_data("text_lm")
-def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab_size: int = 8000,
-            min_frequency: int = 2, lowercase: bool = True, block_size: int = 64, val_fraction: float = 0.1,
-            test_fraction: float = 0.0) -> DataBundle:
+def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab_size: int | None = None,
+            min_frequency: int | None = None, lowercase: bool | None = None, block_size: int = 64,
+            val_fraction: float = 0.1, test_fraction: float = 0.0) -> DataBundle:
     """Next-token prediction on ``files`` (None: the bundled Python reference manual), split by position.
 
     tokenizer: "char", "wordpiece" or a folder with a saved vocabulary (see the module docstring).
-    vocab_size, min_frequency, lowercase: WordPiece training only.
+    vocab_size, min_frequency, lowercase: WordPiece training only (left out: 8000, 2, true); given with char or a
+    folder they are refused unless they are that vocabulary's own (``vocab.check_learning_args``).
     block_size: tokens a window reads, the model's max_positions (DataBundle.model_args).
     val_fraction, test_fraction: the parts at the end of the text (test last); 0 leaves one out. Summing to 1
     they leave no training part: the whole text is scored, data to evaluate a run on (``xformer evaluate RUN
@@ -207,13 +208,14 @@ def text_lm(files: str | list[str] | None = None, tokenizer: str = "char", vocab
                           "vocabulary (evaluate RUN uses the run's own) or leave a training part")
     text = read_text_files(files)
     # the vocabulary: characters of the whole text, a saved one, or (below) WordPiece learned on the train part
-    vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text)
+    learning = {"vocab_size": vocab_size, "min_frequency": min_frequency, "lowercase": lowercase}
+    vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text, **learning)
     if isinstance(vocab, CharVocab) and tokenizer != "char":  # a saved one: all it lacks named, not one split's
         vocab.encode(text)
     bounds = split_points(text, val_fraction, test_fraction, snap_to_lines=not isinstance(vocab, CharVocab))
     parts = [text[bounds[i]: bounds[i + 1]] for i in range(3)]
     if vocab is None:
-        vocab = make_vocab("wordpiece", parts[0], vocab_size, min_frequency, lowercase)
+        vocab = make_vocab("wordpiece", parts[0], **learning)
     streams = [encode_stream(vocab, part) for part in parts]
     # no training part before the scored text: it starts a document, after [EOS] where there is one
     lead = [vocab.eos_id] if scored_only and vocab.eos_id is not None else []

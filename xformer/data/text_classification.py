@@ -32,12 +32,11 @@ from torch import Tensor
 from ..batch import INPUT_IDS, LABELS, TOKEN_TYPE_IDS
 from ..errors import ConfigError
 from ..metrics_classification import macro_f1, predict
-from ..registry import check_min_max
 from .compressed import inner_suffix
 from .corpus import corpus_name, not_utf8_text, read_text_files
 from .registry import DataBundle, register_data
-from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, id_tensor, pad_collate,
-                          prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
+from .text_common import (Items, build_vocab, check_vocab_args, default_task_words, evaluates_only, id_tensor,
+                          pad_collate, prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
 from .text_tables import table_reader
 
 
@@ -171,10 +170,11 @@ def acceptability(text: str, val_fraction: float, test_fraction: float, seed: in
 
 
 @register_data("text_classification")
-def text_classification(files: str | list[str] | None = None, tokenizer: str = "wordpiece", vocab_size: int = 8000,
-                        min_frequency: int = 2, lowercase: bool = True, max_length: int = 128,
+def text_classification(files: str | list[str] | None = None, tokenizer: str = "wordpiece",
+                        vocab_size: int | None = None, min_frequency: int | None = None,
+                        lowercase: bool | None = None, max_length: int = 128,
                         text_column: str = "text", label_column: str = "label", val_fraction: float = 0.1,
-                        test_fraction: float = 0.1, min_words: int = 6, max_words: int = 30,
+                        test_fraction: float = 0.1, min_words: int | None = None, max_words: int | None = None,
                         seed: int = 0, labels: list[str] | None = None,
                         text_pair_column: str | None = None) -> DataBundle:
     """Classify texts ([CLS] text [SEP]) from CSV / TSV files, or the default sentence-order task.
@@ -184,7 +184,7 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
     [CLS] A [SEP] B [SEP] and token types 0 / 1 (``classification_item``).
     """
     check_vocab_args(vocab_size, min_frequency, max_length)
-    check_min_max("data.args", "min_words", min_words, "max_words", max_words)
+    min_words, max_words = default_task_words(files, min_words, max_words, (6, 30))
     if max_length < 3:
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS] and [SEP]")
     if files:
@@ -208,9 +208,13 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
                                   f"of the {len(names)} labels has too few rows (at most {most}); give a larger "
                                   f"{name}_fraction, more rows, or {name}_fraction=0")
     else:
-        if labels is not None or text_pair_column is not None:
-            raise ConfigError("data.args.labels and text_pair_column name columns of data.args.files; the default "
-                              "task (no files) has its own single sentences and classes: leave them out")
+        columns = {"text_column": (text_column, "text"), "label_column": (label_column, "label")}
+        named = [key for key, (value, default) in columns.items() if value != default]
+        if labels is not None or text_pair_column is not None or named:
+            keys = ", ".join(named + [key for key, value in (("labels", labels), ("text_pair_column", text_pair_column))
+                                      if value is not None])
+            raise ConfigError(f"data.args.{keys} name the columns or classes of data.args.files; the default task (no "
+                              "files) has its own single sentences and classes: leave them out, or give files")
         names = ["shuffled", "sentence"]
         parts = acceptability(read_text_files(None), val_fraction, test_fraction, seed, min_words, max_words)
     if len(names) < 2:

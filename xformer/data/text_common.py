@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from ..batch import ATTENTION_MASK, INPUT_IDS, LABELS, SRC_IDS, SRC_MASK, TOKEN_TYPE_IDS
 from ..errors import ConfigError
 from ..heads.lm import IGNORE_INDEX
-from ..registry import check_fractions, check_sizes
+from ..registry import check_fractions, check_min_max, check_sizes
 from .text import paragraphs
 from .vocab import SPECIAL_TOKENS, Vocab, make_vocab
 
@@ -74,6 +74,21 @@ def evaluates_only(val_fraction: float, test_fraction: float) -> bool:
 def check_vocab_args(vocab_size: int, min_frequency: int, max_length: int) -> None:
     check_sizes("data.args", vocab_size=vocab_size, max_length=max_length)
     check_sizes("data.args", minimum=0, min_frequency=min_frequency)
+
+
+def default_task_words(files, min_words: int | None, max_words: int | None, defaults: tuple[int, int]
+                       ) -> tuple[int, int]:
+    """``min_words`` / ``max_words`` of the default task (no ``files``), left out: ``defaults``. They choose the
+    corpus' sentences; given with files, which they would not filter, they are refused."""
+    given = [f"{key}={value}" for key, value in (("min_words", min_words), ("max_words", max_words))
+             if value is not None]
+    if files and given:
+        raise ConfigError(f"data.args.{' and '.join(given)} choose{'s' if len(given) == 1 else ''} the sentences of "
+                          "the default task, but data.args.files are read whole (no text is filtered by its words); "
+                          "leave them out (data.args.KEY=null drops a recipe's)")
+    low, high = (defaults[0] if min_words is None else min_words), (defaults[1] if max_words is None else max_words)
+    check_min_max("data.args", "min_words", low, "max_words", high)
+    return low, high
 
 
 def seeded_generator(seed: int, part: int) -> torch.Generator:
@@ -150,5 +165,5 @@ def text_model_args(vocab: Vocab, max_positions: int, **head) -> dict:
             "head": head}
 
 
-__all__ = ["sentences", "prose_sentences", "split_indices", "evaluates_only", "check_vocab_args", "seeded_generator",
-           "build_vocab", "Items", "id_tensor", "pad_collate", "save_vocab", "text_model_args"]
+__all__ = ["sentences", "prose_sentences", "split_indices", "evaluates_only", "check_vocab_args", "default_task_words",
+           "seeded_generator", "build_vocab", "Items", "id_tensor", "pad_collate", "save_vocab", "text_model_args"]

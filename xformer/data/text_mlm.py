@@ -110,13 +110,18 @@ def fix_masks(items: list[dict], vocab: Vocab, g: torch.Generator) -> None:
 
 
 @register_data("text_mlm")
-def text_mlm(files: str | list[str] | None = None, tokenizer: str = "wordpiece", vocab_size: int = 8000,
-             min_frequency: int = 2, lowercase: bool = True, max_length: int = 128, nsp: bool = False,
-             document_chars: int = 2000, val_fraction: float = 0.1, test_fraction: float = 0.0,
+def text_mlm(files: str | list[str] | None = None, tokenizer: str = "wordpiece", vocab_size: int | None = None,
+             min_frequency: int | None = None, lowercase: bool | None = None, max_length: int = 128, nsp: bool = False,
+             document_chars: int | None = None, val_fraction: float = 0.1, test_fraction: float = 0.0,
              seed: int = 0, line_by_line: bool = False) -> DataBundle:
     """BERT pre-training data: masked LM on packed sentence segments, optionally with next-sentence pairs.
-    line_by_line: each line its own document (``documents``)."""
+    line_by_line: each line its own document (``documents``), whatever ``document_chars`` (left out: 2000), which
+    is refused with it."""
     check_vocab_args(vocab_size, min_frequency, max_length)
+    if line_by_line and document_chars is not None:
+        raise ConfigError(f"data.args.document_chars={document_chars} groups paragraphs into documents, but "
+                          "line_by_line=true makes each line a document whatever its length; leave one of them out")
+    document_chars = 2000 if document_chars is None else document_chars
     check_sizes("data.args", document_chars=document_chars)
     if max_length < (7 if nsp else 3):
         raise ConfigError(f"data.args.max_length={max_length} leaves no room for text beside [CLS]/[SEP]")

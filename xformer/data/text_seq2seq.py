@@ -22,11 +22,10 @@ from ..batch import INPUT_IDS, LABELS, SRC_IDS, SRC_MASK
 from ..errors import ConfigError
 from ..generation.decoding import greedy
 from ..heads.lm import IGNORE_INDEX
-from ..registry import check_min_max
 from .corpus import corpus_name, read_text_files
 from .registry import DataBundle, register_data
-from .text_common import (Items, build_vocab, check_vocab_args, evaluates_only, id_tensor, pad_collate,
-                          prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
+from .text_common import (Items, build_vocab, check_vocab_args, default_task_words, evaluates_only, id_tensor,
+                          pad_collate, prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
 
 
 def read_pairs(paths: str | list[str]) -> list[tuple[str, str]]:
@@ -57,12 +56,13 @@ def reversal_pairs(text: str, min_words: int, max_words: int) -> list[tuple[str,
 
 
 @register_data("text_seq2seq")
-def text_seq2seq(files: str | list[str] | None = None, tokenizer: str = "wordpiece", vocab_size: int = 8000,
-                 min_frequency: int = 2, lowercase: bool = True, max_length: int = 64, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, min_words: int = 3, max_words: int = 8, seed: int = 0) -> DataBundle:
+def text_seq2seq(files: str | list[str] | None = None, tokenizer: str = "wordpiece", vocab_size: int | None = None,
+                 min_frequency: int | None = None, lowercase: bool | None = None, max_length: int = 64,
+                 val_fraction: float = 0.1, test_fraction: float = 0.1, min_words: int | None = None,
+                 max_words: int | None = None, seed: int = 0) -> DataBundle:
     """Teacher-forced encoder-decoder pairs from TSV files, or the default word-reversal task."""
     check_vocab_args(vocab_size, min_frequency, max_length)
-    check_min_max("data.args", "min_words", min_words, "max_words", max_words)
+    min_words, max_words = default_task_words(files, min_words, max_words, (3, 8))
     pairs = read_pairs(files) if files else reversal_pairs(read_text_files(None), min_words, max_words)
     parts = [[pairs[i] for i in part] for part in split_indices(len(pairs), val_fraction, test_fraction,
                                                                seeded_generator(seed, 0))]

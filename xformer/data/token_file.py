@@ -132,8 +132,8 @@ def encoded_chunks(vocab: Vocab, text: str, chars: int = 1 << 20, paragraphs_per
         yield ids
 
 
-def write_text_corpus(folder: str | Path, text: str, tokenizer: str = "char", vocab_size: int = 8000,
-                      min_frequency: int = 2, lowercase: bool = True, val_fraction: float = 0.1,
+def write_text_corpus(folder: str | Path, text: str, tokenizer: str = "char", vocab_size: int | None = None,
+                      min_frequency: int | None = None, lowercase: bool | None = None, val_fraction: float = 0.1,
                       test_fraction: float = 0.0, **extra) -> dict:
     """Tokenise ``text`` as ``text_lm`` does (same vocabulary, same cuts, same ids) and write its parts
     to folder/{train,val,test}.bin with meta.json and tokenizer/; returns the meta. Fractions summing to 1 write
@@ -150,11 +150,12 @@ def write_text_corpus(folder: str | Path, text: str, tokenizer: str = "char", vo
                           "trained run and must hold its ids: give the run's vocabulary, --tokenizer RUN/tokenizer")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text)
+    learning = {"vocab_size": vocab_size, "min_frequency": min_frequency, "lowercase": lowercase}
+    vocab = None if tokenizer == "wordpiece" else make_vocab(tokenizer, text, **learning)
     bounds = split_points(text, val_fraction, test_fraction, snap_to_lines=not isinstance(vocab, CharVocab))
     parts = [text[bounds[i]: bounds[i + 1]] for i in range(3)]
     if vocab is None:
-        vocab = make_vocab("wordpiece", parts[0], vocab_size, min_frequency, lowercase)
+        vocab = make_vocab("wordpiece", parts[0], **learning)
     dtype = token_dtype(vocab.vocab_size)
     tokens = {}
     for split, part in zip(SPLITS, parts):

@@ -279,24 +279,68 @@ def load_vocab(folder: str | Path) -> Vocab:
     raise ConfigError(f"{meta_path}: unknown tokenizer kind {kind!r} (expected char or wordpiece)")
 
 
-def make_vocab(kind: str, text: str, vocab_size: int = 8000, min_frequency: int = 2, lowercase: bool = True,
-               char_specials: Sequence[str] = ()) -> Vocab:
+LEARNING_ARGS = {"vocab_size": 8000, "min_frequency": 2, "lowercase": True}  # what learning WordPiece reads (defaults)
+
+
+def lowercases(vocab: Vocab) -> bool:
+    """Whether the vocabulary lowercases the text it reads (its normaliser's doing, for a folder of any source)."""
+    normalizer = getattr(getattr(vocab, "tokenizer", None), "normalizer", None)
+    return normalizer is not None and normalizer.normalize_str("A") == "a"
+
+
+def check_learning_args(kind: str, vocab: Vocab, vocab_size=None, min_frequency=None, lowercase=None) -> None:
+    """Refuse a WordPiece learning setting given (not None) with a vocabulary that does not read it: characters,
+    or one saved in a folder. A value that is the vocabulary's own (its size, its lowercasing) is merely redundant."""
+    chars = isinstance(vocab, CharVocab)
+    what = ("tokenizer=char takes every character of the text" if kind == "char" else
+            f"tokenizer={kind} is a saved {'character ' if chars else ''}vocabulary, already learned")
+    fix = "out (data.args.KEY=null drops a recipe's), or give tokenizer=wordpiece to learn one with it"
+
+    def refuse(key: str, value, why: str) -> None:
+        raise ConfigError(f"data.args.{key}={value} but {what}{why}; leave {key} {fix.replace('KEY', key)}")
+
+    if vocab_size is not None and vocab_size != vocab.vocab_size:
+        refuse("vocab_size", vocab_size, f" ({vocab.vocab_size} {'symbols' if chars else 'pieces'})")
+    if lowercase is not None and lowercase != lowercases(vocab):
+        refuse("lowercase", lowercase, f", and {'keeps case' if not lowercases(vocab) else 'lowercases its text'}")
+    if min_frequency is not None:
+        refuse("min_frequency", min_frequency, ": there are no merges to count")
+
+
+def make_vocab(kind: str, text: str, vocab_size: int | None = None, min_frequency: int | None = None,
+               lowercase: bool | None = None, char_specials: Sequence[str] = ()) -> Vocab:
     """The vocabulary a dataset's ``tokenizer`` argument names, learned from ``text`` when it is not a folder:
 
     "char"        CharVocab of the text's characters (plus ``char_specials``)
-    "wordpiece"   WordPieceVocab trained on the text's lines
+    "wordpiece"   WordPieceVocab trained on the text's lines (``vocab_size``, ``min_frequency``, ``lowercase``;
+                  left out (None): ``LEARNING_ARGS``)
     a folder      the vocabulary saved there (e.g. RUN_DIR/tokenizer of a pre-trained run)
+
+    The learning settings given with "char" or a folder are refused unless they are the vocabulary's own
+    (``check_learning_args``): silently unused, they would cost the user a run.
     """
-    if kind == "char":
-        return CharVocab.from_text(text, char_specials)
     if kind == "wordpiece":
-        return WordPieceVocab.train(text.splitlines(), vocab_size, min_frequency, lowercase)
-    if Path(kind).is_dir():
-        return load_vocab(kind)
-    what = "is a file, not a folder" if Path(kind).exists() else "does not exist"
-    raise ConfigError(f"tokenizer {kind!r} is neither 'char' nor 'wordpiece', and as a folder it {what}; give char, "
-                      "wordpiece or the folder of a saved tokenizer (the --out of xformer tokenizer train, or a "
-                      "trained run's RUN_DIR/tokenizer)")
+        given = {"vocab_size": vocab_size, "min_frequency": min_frequency, "lowercase": lowercase}
+        settings = {key: default if given[key] is None else given[key] for key, default in LEARNING_ARGS.items()}
+        return WordPieceVocab.train(text.splitlines(), **settings)
+    if kind == "char":
+        vocab = CharVocab.from_text(text, char_specials)
+    elif Path(kind).is_dir():
+        vocab = load_vocab(kind)
+    else:
+        what = "is a file, not a folder" if Path(kind).exists() else "does not exist"
+        raise ConfigError(f"tokenizer {kind!r} is neither 'char' nor 'wordpiece', and as a folder it {what}; give "
+                          "char, wordpiece or the folder of a saved tokenizer (the --out of xformer tokenizer train, "
+                          "or a trained run's RUN_DIR/tokenizer)")
+    check_learning_args(kind, vocab, vocab_size, min_frequency, lowercase)
+    return vocab
 
 
-__all__ = ["SPECIAL_TOKENS", "Vocab", "CharVocab", "WordPieceVocab", "load_vocab", "make_vocab"]
+def without_learning_args(args: dict, folder: str | Path) -> dict:
+    """A text dataset's ``args`` reading the vocabulary saved in ``folder`` (a run's own, a checkpoint's) in place of
+    the one they learned: the settings that learned it dropped, since the saved vocabulary has its own."""
+    return {**{k: v for k, v in args.items() if k not in LEARNING_ARGS}, "tokenizer": str(folder)}
+
+
+__all__ = ["SPECIAL_TOKENS", "Vocab", "CharVocab", "WordPieceVocab", "load_vocab", "make_vocab", "LEARNING_ARGS",
+           "lowercases", "check_learning_args", "without_learning_args"]

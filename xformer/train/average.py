@@ -36,7 +36,7 @@ import yaml
 
 from ..config import ConfigError, from_dict, load_yaml
 from ..data.registry import build_data
-from ..data.vocab import META_FILE
+from ..data.vocab import META_FILE, without_learning_args
 from ..folders import OutputFolder, check_distinct_runs, check_outside_data, not_a_run_folder, write_atomically
 from .checkpoint import AVERAGED_FILE, EMA_FILE, kept_steps, read_eval_weights, read_state, save_checkpoint
 from .config import ExperimentConfig, apply_overrides, metric_mode
@@ -203,7 +203,7 @@ def _check_moved_data(run: Path, recipe: dict) -> None:
         return
     args = dict(config.data.args)
     if (run / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
-        args["tokenizer"] = str(run / "tokenizer")
+        args = without_learning_args(args, run / "tokenizer")
     seed_everything(config.train.seed)
     with building_moved_data(run, moved, "average"):
         data = build_data(config.data.name, args)

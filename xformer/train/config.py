@@ -25,6 +25,7 @@ from ..config import ConfigError, apply_overrides, from_file, load_yaml, to_dict
 from ..models import ModelConfig
 from ..registry import is_whole_number
 from .implied_args import check_fixed_by_data, with_implied_args  # noqa: F401  (importable here as before)
+from .switched import without_switched_settings
 from .wandb_log import Wandb
 
 
@@ -366,6 +367,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentCo
     baseline does not read (core, tokenizer, head, architecture) is refused, as they would be dropped unseen."""
     read = load_yaml(path)
     recipe = apply_overrides(copy.deepcopy(read), list(overrides))
+    without_switched_settings(recipe, overrides)
     model = recipe.get("model")
     if isinstance(model, dict) and isinstance(model.get("baseline"), dict):
         unread = [f"model.{key}" for key in model if key != "baseline"]

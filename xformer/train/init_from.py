@@ -20,6 +20,7 @@ import torch
 
 from ..config import ConfigError, load_yaml, to_dict
 from ..data.registry import DataBundle
+from ..data.vocab import without_learning_args
 from ..interop.pretrained import IMAGE_KINDS, Pretrained, resolve_model
 from ..models import Model, ModelConfig, module_names, same_head
 from ..tokenizers.image import interpolate_grid_positions
@@ -63,7 +64,7 @@ def start_from_source(config: ExperimentConfig, source: Pretrained, vocab_dir: P
             raise ConfigError(f"init_from {source.source}: the folder holds no tokenizer (tokenizer.json, vocab.json + "
                               "merges.txt, or vocab.txt); save it beside the model: tokenizer.save_pretrained(folder)")
         (exported_char_vocab(source) or source.vocabulary()).save(vocab_dir)
-        config.data.args["tokenizer"] = str(vocab_dir)
+        config.data.args = without_learning_args(config.data.args, vocab_dir)  # the checkpoint's, learned
     return dataclasses.replace(config, model=model)
 
 

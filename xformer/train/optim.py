@@ -27,6 +27,7 @@ chained in front with SequentialLR.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -35,6 +36,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, LRSc
 
 from ..errors import ConfigError
 from .config import TrainConfig
+from .switched import SCHEDULE_READS
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -83,6 +85,21 @@ def layer_decay_groups(model: nn.Module, weight_decay: float, lr: float, decay: 
                 "lr": lr * scale})
             group["params"].append(p)
     return [groups[key] for key in sorted(groups)]
+
+
+def check_read_settings(config: TrainConfig) -> None:
+    """Refuse a schedule's setting given with another schedule, and AdamW's betas with SGD, which would never read
+    them (train.gamma=0.5 under the default cosine schedule: a run at a rate it did not ask for). At its default
+    (what every run's config.yaml holds) a setting passes."""
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    for key, readers in SCHEDULE_READS.items():
+        if config.schedule not in readers and getattr(config, key) != defaults[key]:
+            raise ConfigError(f"train.{key}={getattr(config, key)} does nothing with train.schedule={config.schedule}; "
+                              f"give train.schedule={' or '.join(readers)}, or leave it out (its default "
+                              f"{defaults[key]})")
+    if config.optimizer == "sgd" and list(config.betas) != list(defaults["betas"]):
+        raise ConfigError(f"train.betas={list(config.betas)} does nothing: SGD has no betas (its momentum); give "
+                          "train.optimizer=adamw, or leave them out")
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

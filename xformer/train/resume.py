@@ -26,6 +26,7 @@ a run saved with ``mode: min`` for val_accuracy, before the mode followed the me
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from pathlib import Path
@@ -99,6 +100,20 @@ def absolute_data_paths(args: dict) -> dict:
     return {k: absolute(v) if k in DATA_PATHS or (k == "tokenizer" and v not in named) else v for k, v in args.items()}
 
 
+def run_data_args(data, resume: bool) -> dict:
+    """``data.args`` as a run reads them: paths absolute; on a resume, without the settings its data never read
+    (a run recorded before they were refused: ``data/unread.py``): the run continues as it was trained."""
+    from ..data.unread import unread_settings
+
+    unread = unread_settings(data.name, data.args) if resume else ()
+    return absolute_data_paths({key: value for key, value in data.args.items() if key not in unread})
+
+
+def as_trained(config: ExperimentConfig) -> ExperimentConfig:
+    """A run's recorded experiment, to evaluate: without the data settings it never read (``run_data_args``)."""
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, args=run_data_args(config.data, True)))
+
+
 def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
     """Refuse a change ``config`` makes to the saved experiment that resuming cannot honour exactly;
     return the saved experiment. A ``train.early_stopping.mode`` that ``config`` left out becomes the saved one."""
@@ -112,8 +127,11 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
             flat["distill.teacher"] = str(teacher_path(flat["distill.teacher"]))
         flat.update({f"data.args.{k}": v for k, v in absolute_data_paths(
             {k: flat[f"data.args.{k}"] for k in DATA_PATHS if f"data.args.{k}" in flat}).items()})
+    from ..data.unread import unread_settings
+
+    unread = {f"data.args.{key}" for key in unread_settings(saved.data.name, saved.data.args)}
     for key in sorted(before.keys() | after.keys()):
-        if key in RESUMABLE or before.get(key) == after.get(key):
+        if key in RESUMABLE or before.get(key) == after.get(key) or key in unread and key not in after:
             continue
         if (key not in before or key not in after) and _at_default(key, (after if key in after else before)[key],
                                                                     saved):

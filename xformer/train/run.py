@@ -25,7 +25,7 @@ import yaml
 from ..config import ConfigError, from_file, load_yaml
 from ..errors import UserError
 from ..data.registry import DataBundle, build_data
-from ..data.vocab import META_FILE
+from ..data.vocab import META_FILE, without_learning_args
 from ..folders import OutputFolder, check_run_outside_data, inside_run_note, is_hf_folder, write_atomically
 from ..interop.hf_source import keep_hf_source
 from ..interop.pretrained import check_data_fits, is_pretrained_source, load_source, parse_source
@@ -41,9 +41,9 @@ from .distributed import close_world, init_world, load_full_state
 from .memory import check_fits
 from .metrics import RunLog, flat
 from .rng import deterministic_algorithms, seed_everything
-from .resume import (absolute_data_paths, check_data_there, check_resume, check_run_folder, moved_data_paths,
-                     planned_steps)
-from .run_checks import (check_even_mixup_batch, check_inputs_apart, check_repeats_augmented, check_smoothed_once,
+from .resume import (check_data_there, check_resume, check_run_folder, moved_data_paths, planned_steps,
+                     run_data_args, as_trained)
+from .run_checks import (check_even_mixup_batch, check_fresh_run, check_repeats_augmented, check_smoothed_once,
                          check_teacher_vocabulary, check_trains)
 from .data_identity import changed_args, check_run_data, record_split, split_record
 from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
@@ -98,14 +98,14 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
     """``train_run`` inside its deterministic mode."""
     # recorded absolute (a resume's too: data at a new place), the data's paths hold from whatever directory
     config = dataclasses.replace(config, data=dataclasses.replace(  # the run is resumed or evaluated
-        config.data, args=absolute_data_paths(config.data.args)))
+        config.data, args=run_data_args(config.data, resume)))
     if config.data.name == "image_folder" and config.data.args.get("root"):
         check_run_outside_data(run_dir, config.data.args["root"])  # in train/ it would be a class of the next run
     files = config.data.args.get("files")
     for folder in [f for f in ([files] if isinstance(files, str) else files or []) if Path(f).is_dir()]:
         check_run_outside_data(run_dir, folder, "data.args.files")  # its tokenizer/vocab.txt: text of the next run
     if not resume:
-        check_inputs_apart(config, run_dir)
+        check_fresh_run(config, run_dir)
     check_smoothed_once(config)
     check_wandb(config.train.wandb)
     folder = None if resume else OutputFolder(
@@ -130,7 +130,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
             check_run_data(run_dir, data, config.data.args, "resume", record, moved=moved_data_paths(saved, config))
         check_built(recipe_model, config, data, source)
         if source is not None and source.tokenizer is not None:  # recorded as the run's own copy, which resume and
-            config.data.args["tokenizer"] = str((run_dir / "tokenizer").resolve())  # evaluate read
+            config.data.args = without_learning_args(config.data.args, (run_dir / "tokenizer").resolve())  # evaluate
         if not resume:  # a resume continues what was saved (and cannot change train.aug_repeats)
             check_repeats_augmented(config, data)
         if config.init_from and not resume:  # a resumed run continues from its own checkpoint instead
@@ -354,8 +354,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     overridden = changed_args(run_args, config.data.args)  # what the data, built otherwise, may show differently
     if (run_dir / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
         # the vocabulary the run saved, not one of other text's characters; the folder stands alone
-        config.data.args["tokenizer"] = str(run_dir / "tokenizer")
-    model, data = build(config)
+        config.data.args = without_learning_args(config.data.args, run_dir / "tokenizer")
+    model, data = build(as_trained(config))
     if own_data:  # changed since training (classes, series rows, split): refused rather than scored wrongly
         check_run_data(run_dir, data, config.data.args, overridden=overridden)
     if data_overrides:

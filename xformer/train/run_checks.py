@@ -1,5 +1,6 @@
 """Refusals a training run makes before it writes anything, for combinations no single config part can see.
 
+- ``check_fresh_run``: ``check_inputs_apart`` and ``optim.check_read_settings``, for a new run only.
 - ``check_inputs_apart``: what a fresh run reads (the teacher, the init_from run, the data) is never its ``--out``
   folder (nor inside it), which ``--overwrite`` would replace.
 - ``check_smoothed_once``: with MixUp/CutMix, ``data.args.label_smoothing`` smooths the mixed targets y~;
@@ -25,8 +26,16 @@ from ..config import ConfigError
 from ..data.registry import DATASETS, DataBundle
 from .config import ExperimentConfig
 from .distill import teacher_path
+from .optim import check_read_settings
 from .resume import DATA_PATHS
 from .same_data import data_vocabulary, vocabulary_of
+
+
+def check_fresh_run(config: ExperimentConfig, run_dir: Path) -> None:
+    """What only a new run checks: its inputs apart from its folder, and no setting its schedule or optimizer would
+    not read (an older run's config.yaml may hold one: it resumes and is evaluated as it was trained)."""
+    check_inputs_apart(config, run_dir)
+    check_read_settings(config.train)
 
 
 def check_inputs_apart(config: ExperimentConfig, run_dir: Path) -> None:

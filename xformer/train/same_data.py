@@ -21,7 +21,7 @@ from pathlib import Path
 from ..config import ConfigError, load_yaml, read_json
 from ..data.images import PREPROCESS_FILE, default_preprocess
 from ..data.registry import DataBundle
-from ..data.vocab import META_FILE
+from ..data.vocab import LEARNING_ARGS, META_FILE
 from .config import ExperimentConfig
 from .distill import image_input
 from .resume import absolute_data_paths
@@ -256,13 +256,13 @@ def effective_data(run: Path, preprocessed: bool = False) -> dict:
     """The data a run's model was trained and scored on, as the runs of an ensemble compare it: config.yaml's
     data name and arguments with the dataset's defaults filled in and paths absolute, less what cannot change the
     validation and test examples or how they are read: the augmentation of training batches (``TRAINING_ONLY``),
-    the vocabulary's path (its files are compared instead), with ``preprocessed`` (the runs' preprocess specs are
-    compared instead) the arguments whose effect preprocess.json records, and an image folder's ``val_fraction``
-    when its root has val/ (which is then read instead)."""
+    the vocabulary's path and the settings that learned it (its files are compared instead), with ``preprocessed``
+    (the runs' preprocess specs are compared instead) the arguments whose effect preprocess.json records, and an
+    image folder's ``val_fraction`` when its root has val/ (which is then read instead)."""
     data = load_yaml(Path(run) / "config.yaml").get("data") or {}
     name = data.get("name")
     args = {**dataset_defaults(str(name)), **absolute_data_paths(data.get("args") or {})}
-    dropped = {*TRAINING_ONLY, "tokenizer", *(PREPROCESSED_ARGS if preprocessed else ())}
+    dropped = {*TRAINING_ONLY, "tokenizer", *LEARNING_ARGS, *(PREPROCESSED_ARGS if preprocessed else ())}
     if name == "image_folder" and args.get("root") and (Path(args["root"]) / "val").is_dir():
         dropped.add("val_fraction")
     return {"name": name, **{k: v for k, v in args.items() if k not in dropped}}
