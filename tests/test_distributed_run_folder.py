@@ -1,11 +1,12 @@
-"""`xformer train` under torchrun (2 gloo processes on CPU) with DDP, train.compile and activation checkpointing
-together, stopped after a checkpoint and resumed: the run folder survives the stop, the resume ends on the weights
-of the uninterrupted run, and the folder's checkpoints hold the plain model's names (no ``module.`` of DDP, no
-``_orig_mod.`` of torch.compile): ``xformer evaluate`` and ``load_run`` read them in one process, uncompiled.
+"""`xformer train` under torchrun (2 gloo processes on CPU) with DDP, train.compile, activation checkpointing and
+gradient accumulation together, stopped after a checkpoint and resumed: the run folder survives the stop, the
+resume ends on the weights of the uninterrupted run, and the folder's checkpoints hold the plain model's names (no
+``module.`` of DDP, no ``_orig_mod.`` of torch.compile): ``evaluate_run`` (``xformer evaluate``) and ``load_run``
+read them in one process, uncompiled.
 
 torch.compile runs with the backend aot_eager (Dynamo and AOTAutograd, which take the checkpointed blocks apart
-under DDP's graph splitting) rather than Inductor, whose C++ compilation takes minutes on 2 CPU processes;
-docs/training.md gives the Inductor run checked by hand. This file is also the processes' script: ``python
+under DDP's graph splitting) rather than Inductor, whose C++ compilation takes about half a minute per run here;
+docs/training.md gives the Inductor runs checked by hand. This file is also the processes' script: ``python
 this_file.py STOP_STEP ARGS...`` runs ``xformer ARGS...``, stopped by a KeyboardInterrupt on every rank right after
 the checkpoint of STOP_STEP (0: never)."""
 import json
@@ -28,8 +29,8 @@ RECIPE = {  # dropout: the resumed run must replay every rank's random state
               "tokenizer": {"name": "seq2seq_text"}, "head": {"name": "causal_lm"}},
     "data": {"name": "reverse_digits", "args": {"n_train": 128, "n_val": 32, "n_test": 32, "min_len": 6,
                                                 "max_len": 6}},
-    "train": {"steps": 4, "batch_size": 16, "lr": 1e-2, "eval_every": 2, "log_every": 1, "device": "cpu",
-              "clip": None, "compile": True, "activation_checkpointing": True},
+    "train": {"steps": 4, "batch_size": 16, "grad_accum": 2, "lr": 1e-2, "eval_every": 2, "log_every": 1,
+              "device": "cpu", "clip": None, "compile": True, "activation_checkpointing": True},
 }
 
 
@@ -72,6 +73,25 @@ def test_a_compiled_checkpointed_ddp_run_stops_resumes_and_loads_in_one_process(
     for name, p in model.state_dict().items():
         if name in a:  # the tied LM head is stored once
             assert torch.equal(p, a[name]), name
+
+
+def test_accumulation_skips_the_all_reduce_of_a_compiled_ddp_model():
+    """train.grad_accum under DDP all-reduces the last micro-batch's gradients alone (DDP's no_sync), also through
+    torch.compile's wrapper, which is no DistributedDataParallel (nothing is compiled until it is called)."""
+    import torch.distributed as dist
+
+    from xformer.train.distributed import grad_sync
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))
+        for engine in (ddp, torch.compile(ddp)):
+            with grad_sync(engine, enabled=False):
+                assert not ddp.require_backward_grad_sync
+            with grad_sync(engine, enabled=True):
+                assert ddp.require_backward_grad_sync
+    finally:
+        dist.destroy_process_group()
 
 
 def stopped_after(step: int, argv: list[str]) -> int:
