@@ -52,6 +52,8 @@ def test_a_compiled_checkpointed_ddp_run_stops_resumes_and_loads_in_one_process(
     recipe.write_text(yaml.safe_dump(RECIPE))
     whole = torchrun(0, "train", recipe, "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-3000:]
+    metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert json.loads(whole.stdout) == metrics  # printed once, by rank 0, which wrote them
     cut = torchrun(2, "train", recipe, "--out", tmp_path / "cut")
     assert cut.returncode != 0 and "xformer: interrupted" in cut.stderr, cut.stderr[-3000:]
     # every rank stopped; rank 0 had saved step 2, and no other rank may remove the folder it alone writes
@@ -65,7 +67,7 @@ def test_a_compiled_checkpointed_ddp_run_stops_resumes_and_loads_in_one_process(
         assert torch.equal(a[key], b[key]), key
     # this process, no torch.compile: evaluate_run (xformer evaluate) gives the metrics the run wrote, load_run the
     # same weights
-    metrics, again = json.loads((tmp_path / "whole" / "metrics.json").read_text()), evaluate_run(tmp_path / "cut")
+    again = evaluate_run(tmp_path / "cut")
     for key in ("val_loss", "test_loss", "test_token_accuracy"):
         assert abs(again[key] - metrics[key]) < 1e-5, key
     model = load_run(tmp_path / "cut", "latest")[1]
