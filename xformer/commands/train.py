@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def run(args: argparse.Namespace) -> None:
                           "it); move the recipe out of it first, or give the run another folder (--out)")
     progress = Progress(quiet=True) if args.quiet else None  # None: the trainer shows its own
     metrics = train_run(config, run_dir, resume=bool(args.resume), progress=progress, overwrite=args.overwrite)
-    print(json.dumps(metrics, indent=1))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: once, by the process that wrote metrics.json
+        print(json.dumps(metrics, indent=1))
 
 
 def add_parser(subparsers) -> None:

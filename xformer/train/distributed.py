@@ -90,6 +90,7 @@ def wrap(model: nn.Module, strategy: str, world: World) -> nn.Module:
 @contextlib.contextmanager
 def grad_sync(engine: nn.Module, enabled: bool):
     """Skip the gradient all-reduce on all but the last micro-batch of an accumulation."""
+    engine = getattr(engine, "_orig_mod", engine)  # torch.compile's wrapper of the DDP module is no DDP
     if isinstance(engine, nn.parallel.DistributedDataParallel) and not enabled:
         with engine.no_sync():
             yield

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 import yaml
 
 from ..config import ConfigError, from_file, load_yaml
@@ -117,6 +116,7 @@ def _train_run(config: ExperimentConfig, run_dir: Path, resume: bool, progress, 
     source, vocab_dir, trainer, world, notes = None, None, None, None, []
     try:
         world = init_world(config.train.device)
+        folder = folder if world.main else None  # rank 0 alone writes the run folder: no other rank may remove it
         if config.init_from and not resume and is_pretrained_source(config.init_from):
             source, vocab_dir = load_source(config.init_from), tempfile.TemporaryDirectory()
             config = start_from_source(config, source, Path(vocab_dir.name))
