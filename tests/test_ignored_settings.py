@@ -289,3 +289,28 @@ def test_a_series_run_recorded_with_ratios_under_split_ett_is_still_evaluated(tm
         assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert main(["evaluate", str(tmp_path / "run")]) == 0
     assert main(["train", "--resume", str(tmp_path / "run"), "--quiet", "train.steps=3"]) == 0
+
+
+def test_an_old_runs_unread_setting_does_not_stop_averaging_it_at_its_datas_new_place(tmp_path, monkeypatch):
+    """`xformer average RUN data.args.path=NEW` built the moved data from config.yaml's args as they stand, so an
+    old run recording train_ratio under split ett was refused there, while evaluate and resume accepted it."""
+    import shutil
+
+    import xformer.data.series
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {baseline: {name: dlinear}}\n"
+                      f"data: {{name: csv_series, args: {{path: {ETT}, split: ett, train_ratio: 0.5, input_len: 24, "
+                      "horizon: 12}}\ntrain: {steps: 2, batch_size: 8, eval_every: 1, eval_batches: 2}\n",
+                      encoding="utf-8")
+    run = tmp_path / "run"
+    real = xformer.data.series.csv_series
+    with monkeypatch.context() as before:  # as xformer trained it then: train_ratio unread and unchecked
+        before.setitem(xformer.data.registry.DATASETS, "csv_series",
+                       lambda train_ratio=None, **args: real(**args))
+        assert main(["train", str(recipe), "--out", str(run), "--quiet"]) == 0
+    moved = tmp_path / "moved.csv"
+    shutil.copy(ETT, moved)
+    assert main(["evaluate", str(run), f"data.args.path={moved}"]) == 0
+    assert main(["average", str(run), f"data.args.path={moved}", "--out", str(tmp_path / "avg"), "--last", "2"]) == 0
+    assert main(["evaluate", str(tmp_path / "avg")]) == 0

@@ -42,7 +42,7 @@ from .checkpoint import AVERAGED_FILE, EMA_FILE, kept_steps, read_eval_weights, 
 from .config import ExperimentConfig, apply_overrides, metric_mode
 from .data_identity import SPLIT_FILE, building_moved_data, check_run_data
 from .metrics import metric_rows
-from .resume import DATA_PATHS, absolute_data_paths, check_data_there, moved_data_paths
+from .resume import DATA_PATHS, absolute_data_paths, as_trained, check_data_there, moved_data_paths
 from .rng import seed_everything
 from .run import evaluate_model, load_run, run_checkpoint
 from .same_data import dataset_defaults
@@ -195,13 +195,14 @@ def check_soup(runs: list[Path]) -> None:
 
 def _check_moved_data(run: Path, recipe: dict) -> None:
     """The run's data at the new place ``recipe`` gives must be provably its own (``check_run_data``), before
-    anything is written; built as ``load_run`` builds it (seeded, with the run's vocabulary), which scores it next.
-    Data that does not build at all is not the run's either, which is said first (``building_moved_data``)."""
+    anything is written; built as ``load_run`` builds it (seeded, with the run's vocabulary, without the settings
+    its data never read: ``as_trained``), which scores it next. Data that does not build at all is not the run's
+    either, which is said first (``building_moved_data``)."""
     saved, config = (from_dict(ExperimentConfig, r) for r in (load_yaml(run / "config.yaml"), recipe))
     moved = moved_data_paths(saved, config)
     if not moved:  # given at the run's own place: load_run checks it as any run's
         return
-    args = dict(config.data.args)
+    args = as_trained(config).data.args
     if (run / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
         args = without_learning_args(args, run / "tokenizer")
     seed_everything(config.train.seed)
