@@ -314,3 +314,64 @@ def test_an_old_runs_unread_setting_does_not_stop_averaging_it_at_its_datas_new_
     assert main(["evaluate", str(run), f"data.args.path={moved}"]) == 0
     assert main(["average", str(run), f"data.args.path={moved}", "--out", str(tmp_path / "avg"), "--last", "2"]) == 0
     assert main(["evaluate", str(tmp_path / "avg")]) == 0
+
+
+def write_ucr(path: Path, n_per_class: int = 20, length: int = 16) -> Path:
+    """A UCR-archive .tsv of two classes (the label, then the values): a rising and a falling ramp with noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(-1, 1, length)
+    rows = [[label, *(ramp * (1 if label == 1 else -1) + 0.1 * rng.standard_normal(length))]
+            for label in (1, 2) for _ in range(n_per_class)]
+    path.write_text("".join("\t".join(f"{v:g}" for v in row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_series_classification_refuses_n_per_class_with_a_path(tmp_path):
+    """n_per_class sizes the generated Synthetic Control set; with a path it was silently unread."""
+    from xformer.data.series_classification import series_classification
+
+    table = write_ucr(tmp_path / "w.tsv")
+    with pytest.raises(ConfigError, match="n_per_class=50.*path") as e:
+        series_classification(path=str(table), n_per_class=50)
+    assert "leave n_per_class out" in str(e.value)
+    assert len(series_classification(path=str(table)).test) == 8
+    assert len(series_classification(n_per_class=20).test) == 24  # 6 classes x 20, 20% held out
+    assert len(series_classification().test) == 120  # the default: 100 a class
+
+
+def test_csv_series_refuses_a_scaler_with_scale_false():
+    """scale: false standardises nothing, so the statistics of data.args.scaler were silently unread."""
+    stats = {"mean": [0.0, 0.0, 0.0], "scale": [2.0, 2.0, 2.0]}
+    with pytest.raises(ConfigError, match="scaler.*scale=False") as e:
+        csv_series(scale=False, scaler=stats, input_len=24, horizon=12)
+    assert "leave scaler out" in str(e.value)
+    assert csv_series(scaler=stats, input_len=24, horizon=12).scaler.scale_.tolist() == [2.0, 2.0, 2.0]
+    assert csv_series(scale=False, input_len=24, horizon=12).scaler is None
+
+
+@pytest.mark.parametrize("dataset, args", [
+    ("series_classification", "{path: TABLE, n_per_class: 50}"),
+    ("csv_series", "{scale: false, scaler: {mean: [0, 0, 0], scale: [2, 2, 2]}, input_len: 24, horizon: 12}"),
+])
+def test_an_old_series_run_recording_an_unread_setting_is_still_evaluated_and_resumed(tmp_path, monkeypatch,
+                                                                                       dataset, args):
+    """data/unread.py's rules for n_per_class beside a path and a scaler with scale false: a run recorded with one
+    before the refusal was trained without it, and is evaluated and resumed so."""
+    import xformer.data.registry
+
+    table = write_ucr(tmp_path / "w.tsv")
+    recipe = tmp_path / "r.yaml"
+    model = "{baseline: {name: dlinear}}" if dataset == "csv_series" else "{baseline: {name: fcn}}"
+    recipe.write_text(f"model: {model}\ndata: {{name: {dataset}, args: {args.replace('TABLE', str(table))}}}\n"
+                      "train: {steps: 2, batch_size: 8, eval_every: 1, eval_batches: 2}\n", encoding="utf-8")
+    unread = "n_per_class" if dataset == "series_classification" else "scaler"
+    real = xformer.data.registry.DATASETS[dataset]
+    with monkeypatch.context() as before:  # as xformer trained it then: the setting unread and unchecked
+        before.setitem(xformer.data.registry.DATASETS, dataset, lambda **a: real(**{k: v for k, v in a.items()
+                                                                                   if k != unread}))
+        assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "--quiet", "train.steps=3"]) == 0
+    assert main(["train", str(recipe), "--out", str(tmp_path / "new"), "--quiet"]) == 2

@@ -372,10 +372,12 @@ def csv_series(path: str | None = None, date_column: str | None = "date", column
                test_ratio: float | None = None, scaler: dict | None = None, freq: str | int | None = None) -> DataBundle:
     """A CSV series (or, with no path, the generated :func:`synthetic_frame`), split by ratio by default:
     the first ``train_ratio`` of the rows train, the last ``test_ratio`` test, the rest validation. ``scaler``
-    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows'. The ratios given
-    with split="ett", or rows_per_day with "ratio", are refused: that split never reads them. ``freq``: the
-    grid of the rows (default: inferred), whose absent timestamps are missing rows (``read_raw_series``)."""
+    ({mean, scale}): standardise with these statistics (a run's) instead of the training rows' (refused with
+    scale=False, as the ratios with split="ett" and rows_per_day with "ratio": unread). ``freq``: the grid of
+    the rows (default: inferred), whose absent timestamps are missing rows (``read_raw_series``)."""
     check_sizes("data.args", input_len=input_len, horizon=horizon, rows_per_day=rows_per_day)
+    if scaler is not None and not scale:
+        raise ConfigError("data.args.scaler is given but scale=False never standardises; leave scaler out")
     train_ratio, test_ratio = split_ratios(split, train_ratio, test_ratio, rows_per_day)
     frame = read_raw_series(path if path is not None else synthetic_frame(), date_column, columns, missing, True, freq)
     return series_bundle(frame, input_len, horizon, split, rows_per_day, scale, train_ratio, test_ratio, missing,

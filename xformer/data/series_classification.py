@@ -157,10 +157,14 @@ class WindowItems(Dataset):
 
 @register_data("series_classification")
 def series_classification(path: str | None = None, test_path: str | None = None, val_fraction: float = 0.1,
-                          n_per_class: int = 100, seed: int = 0, missing: str = "error",
+                          n_per_class: int | None = None, seed: int = 0, missing: str = "error",
                           layout: str | None = None) -> DataBundle:
-    """Labelled windows (see the module docstring); default: 600 Synthetic Control series of length 60.
+    """Labelled windows (see the module docstring); default: 600 Synthetic Control series of length 60
+    (``n_per_class``, default 100, sizes that generated set only: refused with a ``path``).
     layout: of an .npz's X, "nlc" (N, L, C) or "ncl" (N, C, L); see ``read_npz``."""
+    if n_per_class is not None and path is not None:
+        raise ConfigError(f"data.args.n_per_class={n_per_class} sizes the generated Synthetic Control set, but "
+                          f"data.args.path={path} gives the series; leave n_per_class out")
     check_fractions("data.args", val_fraction=val_fraction)
     check_sizes("data.args", n_per_class=n_per_class)
     if missing not in ("error", "ffill"):
@@ -168,7 +172,7 @@ def series_classification(path: str | None = None, test_path: str | None = None,
     if test_path is not None and path is None:
         raise ConfigError("data.args.test_path needs data.args.path (the training file of the same dataset)")
     if path is None:
-        x, raw = synthetic_control(n_per_class, seed=seed)
+        x, raw = synthetic_control(100 if n_per_class is None else n_per_class, seed=seed)
         names = list(SYNTHETIC_CONTROL_CLASSES)
         raw = np.array(names)[raw]
     else:

@@ -6,6 +6,8 @@
     text_classification                                    text_column, label_column              without files
     csv_series                                             train_ratio, test_ratio                with split ett
     csv_series                                             rows_per_day                           with split ratio
+    csv_series                                             scaler                                 with scale false
+    series_classification                                  n_per_class                            with path
 
 A new run is refused them (by the datasets themselves); a run recorded with one before that was trained without
 it, and is resumed and evaluated without it (``train/resume.py``: ``run_data_args``, ``as_trained``).
@@ -33,7 +35,9 @@ def unread_settings(name: str, args: dict) -> tuple[str, ...]:
              (name in ("text_classification", "text_seq2seq") and value("files"), ("min_words", "max_words")),
              (name == "text_classification" and not value("files"), ("text_column", "label_column")),
              (name == "csv_series" and value("split") == "ett", ("train_ratio", "test_ratio")),
-             (name == "csv_series" and value("split") == "ratio", ("rows_per_day",))]
+             (name == "csv_series" and value("split") == "ratio", ("rows_per_day",)),
+             (name == "csv_series" and not value("scale"), ("scaler",)),
+             (name == "series_classification" and value("path"), ("n_per_class",))]
     return tuple(key for applies, keys in rules if applies for key in keys if key in args)
 
 

@@ -131,7 +131,8 @@ def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:
 
     unread = {f"data.args.{key}" for key in unread_settings(saved.data.name, saved.data.args)}
     for key in sorted(before.keys() | after.keys()):
-        if key in RESUMABLE or before.get(key) == after.get(key) or key in unread and key not in after:
+        unread_key = ".".join(key.split(".")[:3]) in unread and key not in after  # data.args.scaler.mean too
+        if key in RESUMABLE or before.get(key) == after.get(key) or unread_key:
             continue
         if (key not in before or key not in after) and _at_default(key, (after if key in after else before)[key],
                                                                     saved):
