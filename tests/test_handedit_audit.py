@@ -184,6 +184,38 @@ def test_a_label_beyond_the_classes_is_refused_in_one_line():
     Trainer(vit(), DataBundle(train=Images([0, 1, 2, -100] * 4)), config, None, World()).fit()  # ignore_index
 
 
+
+class Windows(Dataset):
+    def __init__(self, labels):
+        self.x, self.y = torch.randn(len(labels), 16, 2), torch.tensor(labels)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"inputs": self.x[i], "labels": self.y[i]}
+
+
+@pytest.mark.parametrize("name, args, data", [
+    ("fcn", {"n_channels": 2, "input_len": 16, "widths": [4, 4, 4]}, Windows),
+    ("resnet1d", {"n_channels": 2, "input_len": 16, "widths": [4, 4, 4]}, Windows),
+    ("cnn", {"image_size": 8, "channels": 1, "widths": [4, 4]}, Images),
+    ("mlp", {"image_size": 8, "channels": 1}, Images),
+])
+def test_a_baseline_built_in_python_refuses_a_label_beyond_its_classes(name, args, data):
+    """docs/series.md's Trainer(build_baseline("fcn", ...), bundle, ...): a baseline has no ModelConfig, so
+    the Trainer, given no recipe, knew no n_classes and a label of 5 was an IndexError in cross_entropy (a
+    device-side assert on a GPU)."""
+    from xformer.baselines import build_baseline
+
+    config = TrainConfig(steps=2, batch_size=8, eval_every=2, device="cpu")
+    for model in (build_baseline(name, n_classes=3, **args),
+                  build_model(ModelConfig(baseline=PartConfig(name, {"n_classes": 3, **args})))):
+        with pytest.raises(ConfigError, match=r"the training data gives label 5, but the model predicts 3 classes"):
+            Trainer(model, DataBundle(train=data([0, 1, 2, 5] * 4)), config, None, World()).fit()
+        Trainer(model, DataBundle(train=data([0, 1, 2, -100] * 4)), config, None, World()).fit()  # ignore_index
+
+
 # ---- 5. init_from a series run of another input_len -----------------------------------------------------------------
 def test_init_from_a_run_of_another_input_len_names_both_lengths(series, tmp_path, cli_error):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(series_recipe(series["csv"], input_len=32)))

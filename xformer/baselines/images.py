@@ -77,6 +77,7 @@ class MLPClassifier(nn.Module):
             width = hidden
         self.body = nn.Sequential(*layers)
         self.fc = nn.Linear(width, n_classes)
+        self.n_classes = n_classes  # a label beyond them is refused before the loss (classes_of)
 
     def forward(self, batch: dict) -> dict:
         x = _images(batch, self.channels, self.size)
@@ -111,6 +112,7 @@ class CNNClassifier(nn.Module):
         self.features = nn.Sequential(*blocks)
         self.drop = Dropout(dropout)
         self.fc = nn.Linear(c, n_classes)
+        self.n_classes = n_classes  # a label beyond them is refused before the loss (classes_of)
 
     def forward(self, batch: dict) -> dict:
         x = _images(batch, self.channels, self.size)

@@ -118,6 +118,7 @@ class FCN(nn.Module):
                                                                                               kernel_sizes)))
         self.drop = Dropout(dropout)
         self.fc = nn.Linear(widths[-1], n_classes)
+        self.n_classes = n_classes  # a label beyond them is refused before the loss (classes_of)
 
     def forward(self, batch: dict) -> dict:
         h = self.features(_windows(batch, self.input_len, self.n_channels)).mean(dim=2)  # GAP over time
@@ -167,6 +168,7 @@ class ResNet1d(nn.Module):
         self.blocks = nn.Sequential(*(ResidualBlock(c_in, c_out, kernel_sizes) for c_in, c_out in zip(ins, widths)))
         self.drop = Dropout(dropout)
         self.fc = nn.Linear(widths[-1], n_classes)
+        self.n_classes = n_classes  # a label beyond them is refused before the loss (classes_of)
 
     def forward(self, batch: dict) -> dict:
         h = self.blocks(_windows(batch, self.input_len, self.n_channels)).mean(dim=2)  # GAP over time

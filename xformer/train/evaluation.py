@@ -20,11 +20,12 @@ from .distill import n_classes as named_classes
 
 
 def classes_of(model: torch.nn.Module, recipe: dict | None = None) -> int | None:
-    """How many classes a classifier predicts: its config's (a model of ``build_model``), else its recipe's; None
-    for any other model."""
+    """How many classes a classifier predicts: its config's (a model of ``build_model``), else its recipe's, else
+    its own ``n_classes`` (a classifier baseline's, built in Python with no recipe); None for any other model."""
     config = getattr(model, "config", None)
     model_section = to_dict(config) if dataclasses.is_dataclass(config) else (recipe or {}).get("model") or {}
-    return named_classes(model_section)
+    named = named_classes(model_section)
+    return named if named is not None else getattr(model, "n_classes", None)
 
 
 def dict_batch(batch, split: str, n_classes: int | None = None):
