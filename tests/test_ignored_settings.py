@@ -375,3 +375,17 @@ def test_an_old_series_run_recording_an_unread_setting_is_still_evaluated_and_re
     assert main(["evaluate", str(tmp_path / "run")]) == 0
     assert main(["train", "--resume", str(tmp_path / "run"), "--quiet", "train.steps=3"]) == 0
     assert main(["train", str(recipe), "--out", str(tmp_path / "new"), "--quiet"]) == 2
+
+
+def test_evaluate_refuses_an_unread_setting_given_on_its_command_line(tmp_path, cli_error):
+    """An old run's recorded unread settings are dropped for evaluate; one the command line gives is the user's
+    own and is refused as by a new run (`xformer evaluate RUN data.args.scaler=...` of a scale false run was
+    silently scored unscaled)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {baseline: {name: dlinear}}\ndata: {name: csv_series, args: {scale: false, input_len: 24,"
+                      " horizon: 12}}\ntrain: {steps: 2, batch_size: 8, eval_every: 2, eval_batches: 2}\n",
+                      encoding="utf-8")
+    assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    cli_error(["evaluate", tmp_path / "run", "data.args.scaler={mean: [0, 0, 0], scale: [2, 2, 2]}"],
+              "scale=False never standardises", "leave scaler out")
+    assert main(["evaluate", str(tmp_path / "run")]) == 0

@@ -10,7 +10,8 @@
     series_classification                                  n_per_class                            with path
 
 A new run is refused them (by the datasets themselves); a run recorded with one before that was trained without
-it, and is resumed and evaluated without it (``train/resume.py``: ``run_data_args``, ``as_trained``).
+it, and is resumed, evaluated and averaged without it (``train/resume.py``: ``run_data_args``, ``as_trained``);
+one given on ``xformer evaluate``'s command line is the user's own, and refused.
 """
 from __future__ import annotations
 

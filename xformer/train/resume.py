@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import ConfigError, from_dict, from_file, load_yaml
@@ -100,18 +100,22 @@ def absolute_data_paths(args: dict) -> dict:
     return {k: absolute(v) if k in DATA_PATHS or (k == "tokenizer" and v not in named) else v for k, v in args.items()}
 
 
-def run_data_args(data, resume: bool) -> dict:
+def run_data_args(data, resume: bool, given: Iterable[str] = ()) -> dict:
     """``data.args`` as a run reads them: paths absolute; on a resume, without the settings its data never read
-    (a run recorded before they were refused: ``data/unread.py``): the run continues as it was trained."""
+    (a run recorded before they were refused: ``data/unread.py``): the run continues as it was trained. The keys
+    ``given`` on the command line are kept, for the data to refuse as a new run's."""
     from ..data.unread import unread_settings
 
-    unread = unread_settings(data.name, data.args) if resume else ()
+    unread = set(unread_settings(data.name, data.args) if resume else ()) - set(given)
     return absolute_data_paths({key: value for key, value in data.args.items() if key not in unread})
 
 
-def as_trained(config: ExperimentConfig) -> ExperimentConfig:
-    """A run's recorded experiment, to evaluate: without the data settings it never read (``run_data_args``)."""
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, args=run_data_args(config.data, True)))
+def as_trained(config: ExperimentConfig, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """A run's recorded experiment, to evaluate: without the data settings it never read (``run_data_args``), but
+    for those the command line's ``overrides`` (``data.args.KEY=VALUE``) give, which the data refuses."""
+    given = {item.partition("=")[0].split(".")[2] for item in overrides if item.startswith("data.args.")}
+    args = run_data_args(config.data, True, given)
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, args=args))
 
 
 def check_resume(run_dir: Path, config: ExperimentConfig) -> ExperimentConfig:

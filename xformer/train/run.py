@@ -355,7 +355,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     if (run_dir / "tokenizer" / META_FILE).is_file() and "tokenizer" in dataset_defaults(config.data.name):
         # the vocabulary the run saved, not one of other text's characters; the folder stands alone
         config.data.args = without_learning_args(config.data.args, run_dir / "tokenizer")
-    model, data = build(as_trained(config))
+    model, data = build(as_trained(config, data_overrides))
     if own_data:  # changed since training (classes, series rows, split): refused rather than scored wrongly
         check_run_data(run_dir, data, config.data.args, overridden=overridden)
     if data_overrides:
