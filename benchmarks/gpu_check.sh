@@ -4,6 +4,8 @@
 #   bash benchmarks/gpu_check.sh    # from anywhere; PYTHON=... picks the interpreter, DATA=... the folder holding
 #                                   # tinyshakespeare.txt and ETTh1.csv (default ../shared/data), RESULTS=... where
 #                                   # gpu_check.json and the parts' logs go (default benchmarks/results)
+#   PARTS="correctness reference compile" bash benchmarks/gpu_check.sh   # a re-check: only the parts named
+#                                   # (correctness = 1-4, reference = 5, large = 6, full = 7, compile = 8; default all)
 #
 # Correctness, all at once (one GPU holds them all; <= 210 s):
 #  1. the parity tests (GPT-2, BERT, timm ViT, generation, torch.nn and PatchTST converters) on the GPU in fp32,
@@ -31,6 +33,15 @@ PY=${PYTHON:-.venv/bin/python}
 DATA=${DATA:-../shared/data}
 RESULTS=${RESULTS:-benchmarks/results}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # xformer importable from the checkout, installed or not
+PARTS=${PARTS:-correctness reference large full compile}
+for part in $PARTS; do
+    case $part in
+        correctness|reference|large|full|compile) ;;
+        *) echo "gpu_check: unknown part '$part' in PARTS: name some of correctness reference large full compile"
+           exit 2 ;;
+    esac
+done
+want() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "gpu_check: no CUDA device is present (torch.cuda.is_available() is False); nothing run"
     exit 2
@@ -43,6 +54,7 @@ quiet() { grep -v '^\[transformers\]'; }
 echo "gpu_check: $("$PY" -c 'import torch, transformers, timm; print(torch.cuda.get_device_name(), "torch",
     torch.__version__, "transformers", transformers.__version__, "timm", timm.__version__)' 2>&1 | tail -1)"
 
+if want correctness; then
 echo "== 1-4. correctness, at once (<= 210 s)"
 XFORMER_TEST_DEVICE=cuda PYTHONPATH="benchmarks:$PYTHONPATH" timeout 150 "$PY" -m pytest -q -p gpu_parity \
     -p no:cacheprovider tests/test_hf_gpt2.py tests/test_hf_bert.py tests/test_vision_timm.py tests/test_generation.py \
@@ -58,17 +70,26 @@ wait
 for log in gpu_parity_tests gpu_parity gpu_resume_tests gpu_train_smoke; do
     echo "-- $log"; tail -8 "$RESULTS/$log.log" | cut -c1-400
 done
+fi
 
-echo "== 5. reference benchmarks on cuda, CPU sizes (<= 100 s)"
-timeout 100 "$PY" benchmarks/reference.py --device cuda --bf16 --pairs 20 --out "$TMP/reference.json" 2>&1 | quiet \
-    | tail -24
-echo "== 6. reference benchmarks on cuda, base sizes (<= 120 s)"
-timeout 120 "$PY" benchmarks/reference.py --device cuda --bf16 --large --pairs 10 --out "$TMP/reference_large.json" \
-    2>&1 | quiet | tail -24
-echo "== 7. full recipes, timed (<= $(( $(left) < 150 ? $(left) : 150 )) s)"
-[ "$(left)" -gt 30 ] && timeout $(( $(left) < 150 ? $(left) : 150 )) "$PY" benchmarks/gpu_train_check.py --part full \
-    --data "$DATA" --out "$TMP/train_full.json" 2>&1 | tail -6
-if [ "$(left)" -ge 100 ]; then
+if want reference; then
+    echo "== 5. reference benchmarks on cuda, CPU sizes (<= 100 s)"
+    timeout 100 "$PY" benchmarks/reference.py --device cuda --bf16 --pairs 20 --out "$TMP/reference.json" 2>&1 \
+        | quiet | tail -24
+fi
+if want large; then
+    echo "== 6. reference benchmarks on cuda, base sizes (<= 120 s)"
+    timeout 120 "$PY" benchmarks/reference.py --device cuda --bf16 --large --pairs 10 \
+        --out "$TMP/reference_large.json" 2>&1 | quiet | tail -24
+fi
+if want full && [ "$(left)" -gt 30 ]; then
+    echo "== 7. full recipes, timed (<= $(( $(left) < 150 ? $(left) : 150 )) s)"
+    timeout $(( $(left) < 150 ? $(left) : 150 )) "$PY" benchmarks/gpu_train_check.py --part full \
+        --data "$DATA" --out "$TMP/train_full.json" 2>&1 | tail -6
+fi
+if ! want compile; then
+    :
+elif [ "$(left)" -ge 100 ]; then
     echo "== 8. reference benchmarks with torch.compile (<= $(left) s)"
     timeout "$(left)" "$PY" benchmarks/reference.py --device cuda --bf16 --compile --pairs 10 --models gpt2,vit \
         --out "$TMP/reference_compile.json" 2>&1 | quiet | tail -10
@@ -76,11 +97,11 @@ else
     echo "== 8. torch.compile skipped: $(left) s left of 540"
 fi
 
-"$PY" - "$TMP" "$start" "$RESULTS" <<'EOF'
+"$PY" - "$TMP" "$start" "$RESULTS" "$PARTS" <<'EOF'
 import json, sys, time, xml.etree.ElementTree as ET
 from pathlib import Path
 import torch
-tmp, start, results = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+tmp, start, results, parts = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4].split()
 def read(name):
     p = tmp / name
     return json.loads(p.read_text()) if p.exists() else {"missing": f"{name} not written (timed out, failed, skipped)"}
@@ -101,6 +122,7 @@ result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "tran
           "timm": timm.__version__,
           "flash_sdp_enabled": torch.backends.cuda.flash_sdp_enabled(),
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": int(time.time()) - start,
+          "parts": parts,
           "parity_tests_fp32": junit("parity_tests.xml"), "parity_identical_weights": read("parity.json"),
           "resume_tests_cuda": junit("resume_tests.xml"), "train_smoke": read("train_smoke.json"),
           "reference_eager": read("reference.json"), "reference_large": read("reference_large.json"),

@@ -1,5 +1,6 @@
 """benchmarks/reference.py --quick runs end to end (one model, 2 pairs) and gpu_check.sh stops cleanly without CUDA."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,10 @@ def test_benchmarks_refuse_a_run_folder_left_by_an_earlier_run_before_any_work(t
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr[-2000:]
     assert f"{old} already exists" in proc.stderr and "--overwrite" in proc.stderr
     assert (old / "metrics.json").read_text() == "{}"
+
+
+def test_gpu_check_refuses_an_unknown_part_in_one_line():
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PARTS": "correctness speed"})
+    assert proc.returncode == 2 and proc.stderr == ""
+    assert proc.stdout.strip().count("\n") == 0 and "unknown part 'speed'" in proc.stdout
