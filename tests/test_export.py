@@ -288,3 +288,20 @@ def test_an_image_baseline_is_refused_in_one_line(fmt):
 
     with pytest.raises(CannotExport, match=r"cannot export the CNNClassifier baseline: --format \w+ covers"):
         check_exportable(CNNClassifier(8, 1, 10), fmt)
+
+
+@pytest.mark.parametrize("fmt", ["hf", "timm", "onnx"])
+def test_a_hand_edited_classes_json_of_another_count_is_refused_before_anything_is_written(runs, fmt, tmp_path,
+                                                                                         capsys):
+    """The export names the logits (id2label, timm's label_names, onnx's copy of classes.json) as predict does:
+    a list of another length would name the wrong classes, so it is refused as predict refuses it."""
+    pytest.importorskip("onnx") if fmt == "onnx" else None
+    import shutil
+    run = tmp_path / "vit"
+    shutil.copytree(runs("vit"), run)
+    names = json.loads((run / "classes.json").read_text())["class_names"]
+    (run / "classes.json").write_text(json.dumps({"class_names": names[:-1]}))
+    capsys.readouterr()
+    assert export(run, fmt, tmp_path / "out") == 2
+    one_line_error(capsys, "classes.json", f"lists {len(names) - 1} class names", f"predicts {len(names)} classes")
+    assert not (tmp_path / "out").exists()

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xformer"
 # its own layer and the ones below, never one above.
 LAYERS = {
     # plain helpers that every layer may use (no model, no data)
-    "errors": 0, "config": 0, "registry": 0, "folders": 0, "folder_lock": 0, "timestamps": 0,
+    "errors": 0, "config": 0, "registry": 0, "folders": 0, "folder_lock": 0, "timestamps": 0, "class_names": 0,
     "batch": 0,  # the batch keys (names only: data, tokenizers, heads, generation and training share them)
     "core": 1,
     "tokens": 2,  # what a tokenizer hands to the core and the head (Tokens, TokenState)

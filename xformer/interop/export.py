@@ -17,6 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..class_names import read_class_names
 from ..errors import ConfigError
 from ..models import check_trained
 from .hf_source import kept_hf_source
@@ -131,10 +132,9 @@ def export_hf(model, folder: Path, tokenizer_dir: Path | None = None, run: Path 
     from .pretrained import _rename
 
     kind = hf_kind(model.config)
-    names = (_read_json(run, "classes.json") or {}).get("class_names") if model.config.head.name == "classification" \
-        else None  # a classifier names its logits (id2label), as the run's classes.json does
+    names = _class_names(model, run)  # a classifier names its logits (id2label), as the run's classes.json does
     labels = {"id2label": dict(enumerate(map(str, names))), "label2id": {str(n): i for i, n in enumerate(names)}} \
-        if names and len(names) == model.config.head.args["n_classes"] else {}
+        if names else {}
     if kind == "vit":  # images: no tokenizer; the image processor repeats the run's evaluation transform
         from .hf_vit import save_vit
 
@@ -344,13 +344,13 @@ def export_model(model, fmt: str, folder: str | Path, run_dir: str | Path | None
         raise ConfigError(f"{folder} is a file, not a folder for the export; give a new or empty folder")
     if folder.is_dir() and any(folder.iterdir()):
         raise ConfigError(f"{folder} already holds files; give a new or empty folder for the export")
+    class_names = _class_names(model, run)  # a hand-edited list of another count is refused before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     if fmt == "hf":
         return export_hf(model, folder, run / "tokenizer" if run else None, run)
     if fmt == "timm":
-        return export_timm(model, folder, _run_preprocess(run),
-                           (_read_json(run, "classes.json") or {}).get("class_names"))
+        return export_timm(model, folder, _run_preprocess(run), class_names)
     from .onnx_export import export_onnx
 
     return export_onnx(model, folder / "model.onnx", run, _run_preprocess(run))
@@ -374,6 +374,15 @@ def _run_preprocess(run: Path | None) -> dict | None:
         return default_preprocess(str(data.get("name")), data.get("args") or {}, size, tok.get("channels"))
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return None
+
+
+def _class_names(model, run: Path | None) -> list[str] | None:
+    """The names of a classifier's logits from the run's classes.json (None without one, or for another head),
+    checked as predict checks them: a list of another count than the head's classes is one ConfigError."""
+    head = model.config.head
+    if run is None or head.name != "classification" or not (run / "classes.json").is_file():
+        return None
+    return read_class_names(run / "classes.json", head.args["n_classes"])
 
 
 def _read_json(run: Path | None, name: str):
