@@ -212,23 +212,63 @@ def too_large_image(path, error: Exception) -> str:
 
 
 def is_in_memory(image) -> bool:
-    """Whether ``image`` is a picture held in memory (a PIL image or a numpy array), not a path."""
+    """Whether ``image`` is a picture held in memory (a PIL image, a numpy array or a torch tensor), not a path."""
     import numpy as np
+    import torch
 
-    return isinstance(image, (Image.Image, np.ndarray))
+    return isinstance(image, (Image.Image, np.ndarray, torch.Tensor))
 
 
 def pil_image(image, name: str):
-    """A PIL image of an in-memory one: numpy arrays as ``PIL.Image.fromarray`` reads them ((H, W) grey, of uint8,
-    uint16 or float in [0, 1] as the files of those depths; (H, W, 3) uint8 RGB); another is refused in one line."""
+    """A PIL image of an in-memory one, by torchvision's conventions: a numpy array is (H, W) or (H, W, C), a torch
+    tensor (H, W) or (C, H, W) (C = 1, 3 or 4); uint8 is 0-255, uint16 and bool as the files of those depths, and
+    float is [0, 1], brought to 8 bits as a saved file would be (round(255 v), as a mode-F grey file:
+    ``image_augment.to_8_bits``). Another array is refused in one line naming the fix."""
+    import numpy as np
+
     if isinstance(image, Image.Image):
         return image
+    if not isinstance(image, np.ndarray):  # a torch tensor
+        image = _tensor_pixels(image, name)
     array = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    if np.issubdtype(array.dtype, np.floating) and array.ndim in (2, 3):
+        array = _float_pixels(array, name)
     try:
         return Image.fromarray(array)
     except (TypeError, ValueError, KeyError):
+        channels_first = image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] not in (1, 3, 4)
+        hint = "; it looks like (C, H, W): give array.transpose(1, 2, 0)" if channels_first else ""
         raise ConfigError(f"{name}: an array of {image.dtype} {tuple(image.shape)}; give uint8 pixels (H, W) or "
-                          "(H, W, 3) as PIL reads image files, or a PIL image") from None
+                          f"(H, W, 3) as PIL reads image files, floats in [0, 1], or a PIL image{hint}") from None
+
+
+def _tensor_pixels(tensor, name: str):
+    """A (H, W) or (C, H, W) tensor as a numpy (H, W) / (H, W, C) array; another shape is refused in one line."""
+    shape = tuple(tensor.shape)
+    if tensor.dim() == 3 and shape[0] in (1, 3, 4):
+        return tensor.detach().cpu().permute(1, 2, 0).numpy()
+    if tensor.dim() == 2:
+        return tensor.detach().cpu().numpy()
+    fix = ("a batch: give its images, list(batch)" if tensor.dim() == 4 else
+           "give (C, H, W) with C = 1, 3 or 4 as torchvision's tensors are, e.g. an (H, W, C) one as "
+           "tensor.permute(2, 0, 1)" if tensor.dim() == 3 else "give (C, H, W) or (H, W)")
+    raise ConfigError(f"{name}: a torch tensor of shape {shape} is not an image; {fix}")
+
+
+def _float_pixels(array, name: str):
+    """Float pixels in [0, 1] as uint8, round(255 v); NaN or a value outside [0, 1] is refused in one line (reading
+    an image by its own range would make a dark and a bright picture of one scene equal)."""
+    import numpy as np
+
+    where = f"{name}: a float array {tuple(array.shape)}"
+    if not np.isfinite(array).all():
+        raise ConfigError(f"{where} holds NaN or infinite values, which have no colour; fill them and give values "
+                          "in [0, 1] (or uint8 0-255)")
+    if array.size and not 0 <= array.min() <= array.max() <= 1:
+        raise ConfigError(f"{where} holds values {float(array.min()):.6g} to {float(array.max()):.6g}, outside [0, 1] "
+                          "(torchvision's range for float images); give values in [0, 1] (e.g. 0-255 pixels / 255) "
+                          "or uint8 0-255")
+    return np.rint(array.astype(np.float64) * 255).astype(np.uint8)
 
 
 __all__ = ["IMAGE_SUFFIXES", "IMAGE_ERRORS", "is_hidden", "is_image_file", "images_under", "walk_folder",
