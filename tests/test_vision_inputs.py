@@ -105,3 +105,42 @@ def test_a_grey_float_image_outside_0_1_is_named_once(rgb_run):
     with pytest.raises(ConfigError) as caught:  # a PIL image of mode F (32-bit float grey)
         predict_run(rgb_run[0], [Image.fromarray(np.full((8, 8), 200.0, np.float32))])
     assert str(caught.value).startswith("image 0 (mode F"), str(caught.value)
+
+
+def test_a_warning_about_an_image_is_shown_once_not_at_every_read(tmp_path):
+    """Each read used to reset Python's record of warnings already shown (warnings.catch_warnings around
+    Image.open), so a warning (the 8-bit mode-I note, PIL's own about a file) came again at every read of every
+    such image: one line per image per epoch in a training log."""
+    import warnings
+
+    from xformer.data.image_files import check_image_headers, open_image
+
+    for i in range(3):
+        Image.fromarray(np.full((4, 4), 100 + i, np.int32)).save(tmp_path / f"{i}.tif")  # 8-bit data in mode I
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        check_image_headers([str(tmp_path / f"{i}.tif") for i in range(3)])  # before training, then its reads
+        for _ in range(2):
+            for i in range(3):
+                open_image(str(tmp_path / f"{i}.tif"), "L")
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and messages[0].startswith("a 32-bit integer image (mode I)"), messages
+
+
+def test_a_palette_image_with_transparency_reads_as_its_colours_without_pils_warning(tmp_path):
+    import warnings
+
+    from xformer.data.image_files import open_image
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)).convert("P")
+    image.save(tmp_path / "p.png", transparency=bytes([0] * 10 + [255] * 246))  # a tRNS of bytes: GIF/PNG exports
+    for mode in ("RGB", "L"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = np.asarray(Image.open(tmp_path / "p.png").convert(mode))  # PIL's (and torchvision's) pixels
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = np.asarray(open_image(str(tmp_path / "p.png"), mode))
+        assert np.array_equal(got, expected)
+        assert not caught, [str(w.message) for w in caught]

@@ -173,10 +173,15 @@ def open_quietly(path: str | Path):
     """``PIL.Image.open(path)`` without PIL's DecompressionBombWarning for an image of between
     ``Image.MAX_IMAGE_PIXELS`` and twice as many pixels: it is the user's own data, resized to the model's
     image size anyway, and training would repeat the warning every epoch. Beyond twice PIL still refuses it
-    (``too_large_image`` says so)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return Image.open(path)
+    (``too_large_image`` says so). The filter is added once, not around each read: ``warnings.catch_warnings``
+    per image reset Python's record of the warnings already shown, so any other (PIL's about a file, the 8-bit
+    note of ``to_8_bits``) came again at every read of every image."""
+    if BOMB_FILTER not in warnings.filters:  # checked each time: a caller's catch_warnings may have removed it
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return Image.open(path)
+
+
+BOMB_FILTER = ("ignore", None, Image.DecompressionBombWarning, None, 0)
 
 
 def open_image(path: str, mode: str):
