@@ -144,3 +144,48 @@ def test_a_palette_image_with_transparency_reads_as_its_colours_without_pils_war
             got = np.asarray(open_image(str(tmp_path / "p.png"), mode))
         assert np.array_equal(got, expected)
         assert not caught, [str(w.message) for w in caught]
+
+
+def latin1_name(folder, name: bytes):
+    """folder/<name>, a name of latin-1 bytes (an old zip archive's, unpacked on Linux), or a skip where the file
+    system refuses names that are not UTF-8."""
+    import os
+
+    try:
+        os.mkdir(os.path.join(os.fsencode(folder), name))
+    except OSError:
+        pytest.skip("this file system takes UTF-8 names only")
+    os.rmdir(os.path.join(os.fsencode(folder), name))
+    return os.fsdecode(os.path.join(os.fsencode(folder), name))
+
+
+def test_image_file_names_that_are_not_utf8_train_and_predict_to_a_file(tmp_path, capsysbinary):
+    import os
+
+    from xformer.cli import main
+
+    images = write_folder(tmp_path / "images")
+    odd = latin1_name(images / "train" / "red", b"caf\xe9.png")
+    os.rename(images / "train" / "red" / "0.png", odd)  # was a UnicodeEncodeError traceback hashing the file list
+    assert train(tmp_path, "run", recipe(images)) == 0
+    out = tmp_path / "preds.csv"
+    capsysbinary.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(images / "train" / "red"), "--out", str(out)]) == 0
+    assert main(["predict", str(tmp_path / "run"), str(images / "train" / "red")]) == 0
+    # the name's own bytes, as standard output writes them (was a UnicodeEncodeError traceback)
+    assert b"caf\xe9.png," in out.read_bytes()
+    assert out.read_bytes() == capsysbinary.readouterr().out
+
+
+def test_a_class_folder_name_that_is_not_utf8_is_refused_before_the_run_starts(tmp_path, capsys):
+    import os
+
+    images = write_folder(tmp_path / "images")
+    for split in ("train", "val"):
+        os.rename(images / split / "red", latin1_name(images / split, b"rouge\xe9"))
+    # was a traceback drawing the confusion matrix after training, the run left without metrics.json
+    assert train(tmp_path, "run", recipe(images)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "rouge\\udce9" in err and "not UTF-8" in err and "rename" in err
+    assert not (tmp_path / "run").exists()

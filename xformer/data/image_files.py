@@ -139,11 +139,25 @@ def _visible_image_folder():
         class VisibleImageFolder(ImageFolder):
             def find_classes(self, directory):
                 classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+                for name in classes:
+                    check_utf8_class(directory, name)
                 return classes, {name: k for k, name in enumerate(classes)}
 
         VisibleImageFolder.__module__, VisibleImageFolder.__qualname__ = __name__, "VisibleImageFolder"
         _VISIBLE["class"] = VisibleImageFolder
     return _VISIBLE["class"]
+
+
+def check_utf8_class(split_dir, name: str) -> None:
+    """A class folder's name is the class's name in classes.json, predict's CSV and the plots, all text: one whose
+    bytes are not UTF-8 (latin-1 from an old zip archive, unpacked on Linux) is refused in one line."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"image_folder: class folder {ascii(os.path.join(split_dir, name))} has a name that is not "
+                          f"UTF-8 (bytes {os.fsencode(name)!r}, e.g. latin-1 from an old zip archive), and the class "
+                          "name is written as text; rename it in UTF-8 (convmv -f latin1 -t utf8 -r --notest FOLDER "
+                          "renames a tree)") from None
 
 
 def __getattr__(name: str):
