@@ -189,3 +189,9 @@ def test_a_class_folder_name_that_is_not_utf8_is_refused_before_the_run_starts(t
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "rouge\\udce9" in err and "not UTF-8" in err and "rename" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_predict_run_reads_a_bfloat16_tensor(rgb_run):
+    # torch's own half formats have no numpy dtype: was TypeError "Got unsupported ScalarType BFloat16"
+    rows = probabilities(rgb_run[0], [torch.rand(3, 8, 8).bfloat16(), torch.rand(8, 8).half()])
+    assert len(rows) == 2

@@ -264,10 +264,12 @@ def pil_image(image, name: str):
 def _tensor_pixels(tensor, name: str):
     """A (H, W) or (C, H, W) tensor as a numpy (H, W) / (H, W, C) array; another shape is refused in one line."""
     shape = tuple(tensor.shape)
+    tensor = tensor.detach().cpu()
+    tensor = tensor.float() if tensor.is_floating_point() else tensor  # bfloat16 has no numpy dtype
     if tensor.dim() == 3 and shape[0] in (1, 3, 4):
-        return tensor.detach().cpu().permute(1, 2, 0).numpy()
+        return tensor.permute(1, 2, 0).numpy()
     if tensor.dim() == 2:
-        return tensor.detach().cpu().numpy()
+        return tensor.numpy()
     fix = ("a batch: give its images, list(batch)" if tensor.dim() == 4 else
            "give (C, H, W) with C = 1, 3 or 4 as torchvision's tensors are, e.g. an (H, W, C) one as "
            "tensor.permute(2, 0, 1)" if tensor.dim() == 3 else "give (C, H, W) or (H, W)")
