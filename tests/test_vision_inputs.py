@@ -63,7 +63,8 @@ def test_predict_run_reads_float_rgb_arrays_and_tensors_as_their_uint8_file(rgb_
     tensor = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()  # torchvision.io.read_image's layout
     inputs = [path, pixels, pixels / 255.0, (pixels / 255.0).astype(np.float32),  # matplotlib.imread: float32
               np.dstack([pixels / 255.0, np.ones(pixels.shape[:2])]),  # a float RGBA PNG from matplotlib
-              tensor, tensor.float() / 255, tensor[None][0].double() / 255]
+              tensor, tensor.float() / 255, tensor[None][0].double() / 255,
+              pixels.astype(np.uint16) * 257]  # 16-bit colour (tifffile, imageio): as its 48-bit PNG file
     rows = probabilities(run, inputs)
     assert len(rows) == len(inputs)
     for row in rows[1:]:

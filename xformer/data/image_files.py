@@ -240,7 +240,7 @@ def is_in_memory(image) -> bool:
 
 def pil_image(image, name: str):
     """A PIL image of an in-memory one, by torchvision's conventions: a numpy array is (H, W) or (H, W, C), a torch
-    tensor (H, W) or (C, H, W) (C = 1, 3 or 4); uint8 is 0-255, uint16 and bool as the files of those depths, and
+    tensor (H, W) or (C, H, W) (C = 1, 3 or 4); uint8 is 0-255, uint16 (v >> 8) and bool as files of those depths, and
     float is [0, 1], brought to 8 bits as a saved file would be (round(255 v), as a mode-F grey file:
     ``image_augment.to_8_bits``). Another array is refused in one line naming the fix."""
     import numpy as np
@@ -252,6 +252,8 @@ def pil_image(image, name: str):
     array = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
     if np.issubdtype(array.dtype, np.floating) and array.ndim in (2, 3):
         array = _float_pixels(array, name)
+    elif array.dtype == np.uint16 and array.ndim == 3:  # 16-bit colour, as PIL reads a 48-bit PNG: v >> 8
+        array = (array >> 8).astype(np.uint8)
     try:
         return Image.fromarray(array)
     except (TypeError, ValueError, KeyError):
