@@ -116,8 +116,9 @@ def test_predict_run_takes_images_in_memory_as_their_files(digits_run, tmp_path)
     assert [row["file"] for row in in_memory] == ["image 0", "image 1"]
     assert [row["top_k"] for row in in_memory] == [row["top_k"] for row in from_files]
     assert table.splitlines()[1].startswith("image 0,")
-    with pytest.raises(ConfigError, match=r"^image 0: an array of float64 \(8, 8, 3\); give uint8 pixels .*") as e:
-        predict_run(digits_run, [np.zeros((8, 8, 3))])
+    # float RGB in [0, 1] is read since (tests/test_vision_inputs.py); int64 colour has no PIL mode
+    with pytest.raises(ConfigError, match=r"^image 0: an array of int64 \(8, 8, 3\); give uint8 pixels .*") as e:
+        predict_run(digits_run, [np.zeros((8, 8, 3), np.int64)])
     one_line(e)
 
 

@@ -48,7 +48,7 @@ TARGETS = "targets"
 NEXT_SENTENCE_LABEL = "next_sentence_label"
 
 __all__ = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS", "SRC_IDS", "SRC_MASK", "IMAGES", "INPUTS", "LABELS",
-           "TARGETS", "NEXT_SENTENCE_LABEL", "batch_input"]
+           "TARGETS", "NEXT_SENTENCE_LABEL", "batch_input", "image_input"]
 PAST_COVARIATES = "past_covariates"
 FUTURE_COVARIATES = "future_covariates"
 STATIC_COVARIATES = "static_covariates"
@@ -64,3 +64,16 @@ def batch_input(batch, key: str):
         raise ConfigError(f"the batch has no {key!r} (its keys: {', '.join(map(repr, batch)) or 'none'}); the model "
                           f"reads its input from batch[{key!r}] (xformer/batch.py lists the keys of each task)")
     return batch[key]
+
+
+def image_input(batch, key: str = IMAGES):
+    """``batch[key]``, images the model reads: float, as the data gives them (scaled to [0, 1], then normalised). An
+    integer tensor (torchvision.io.read_image's uint8) is refused in one line: cast as it is, 0-255 would reach a
+    model trained on [0, 1] and predict wrongly without a word (timm's models stop with a dtype error)."""
+    images = batch_input(batch, key)
+    if hasattr(images, "is_floating_point") and not images.is_floating_point():
+        raise ConfigError(f"batch[{key!r}] holds {images.dtype} images; the model reads float images as its data "
+                          "gives them, scaled to [0, 1] and normalised: convert with torchvision.transforms.v2."
+                          "ToDtype(torch.float32, scale=True) (uint8 / 255) and the run's mean / std "
+                          "(RUN/preprocess.json), or predict with xformer.predict.predict_run, which does both")
+    return images

@@ -43,7 +43,8 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
     tmp = temporary(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            # surrogateescape: a file name that is not UTF-8 (predict's CSV) keeps its bytes, as standard output's
+            f.write(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

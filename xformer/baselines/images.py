@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ..batch import IMAGES, batch_input
+from ..batch import IMAGES, image_input
 from ..core import Dropout
 from ..heads.classification import classification_output
 from ..registry import register_baseline
@@ -51,7 +51,7 @@ def _check(label_smoothing: float, n_classes: int, dropout: float) -> None:
 
 
 def _images(batch: dict, channels: int, size: tuple[int, int]) -> Tensor:
-    x: Tensor = batch_input(batch, IMAGES)
+    x: Tensor = image_input(batch, IMAGES)
     if x.dim() != 4 or x.shape[1] != channels or tuple(x.shape[2:]) != size:
         raise ValueError(f"images must be (batch, {channels}, {size[0]}, {size[1]}), got {tuple(x.shape)}")
     return x

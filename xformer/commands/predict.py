@@ -41,7 +41,18 @@ def run(args: argparse.Namespace) -> None:
         write_atomically(args.out, compressed_as_named(args.out, table))
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
     else:
-        sys.stdout.write(table)
+        write_stdout(table)
+
+
+def write_stdout(text: str) -> None:
+    """``text`` on standard output, a file name that is not UTF-8 as its own bytes (what ``write_atomically`` puts
+    in --out), where a UTF-8 terminal's strict encoder would stop at it with a traceback."""
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode(sys.stdout.encoding or "utf-8", "surrogateescape"))
+        sys.stdout.buffer.flush()
 
 
 def add_parser(subparsers) -> None:

@@ -47,6 +47,9 @@ def convert_image(image, mode: str, path=None):
     errors (default: the image's own ``filename``)."""
     if image.mode in WIDE_GREY_MODES or image.mode.startswith("I;16"):
         image = to_8_bits(image, path)
+    if image.mode == "P" and isinstance(image.info.get("transparency"), bytes):
+        # the same colours as P -> RGB / L, without PIL's warning (once a worker) that such images go via RGBA
+        image = image.convert("RGBA")
     return image.convert(mode)
 
 
@@ -76,20 +79,22 @@ def to_8_bits(image, path=None):
     from PIL import Image
 
     values = np.asarray(image)
-    name = path or getattr(image, "filename", None) or "the image"
+    name = path or getattr(image, "filename", None)
+    # an image held in memory is named "image N" by predict already
+    what = "the image" if not name else str(name) if str(name).startswith("image ") else f"image {name}"
     low, high, kind = (0, 1, "32-bit float") if image.mode == "F" else (0, SIXTEEN_BIT_MAX, "integer")
     finite = values[np.isfinite(values)] if image.mode == "F" else values
     if finite.size < values.size:
-        raise ConfigError(f"image {name} (mode {image.mode}, {kind}) holds NaN or infinite pixels, which have no "
+        raise ConfigError(f"{what} (mode {image.mode}, {kind}) holds NaN or infinite pixels, which have no "
                           f"grey level; fill them (e.g. with 0) and scale the images into [{low}, {high}], or save "
                           "them as 8- or 16-bit PNGs")
     if values.size and not low <= values.min() <= values.max() <= high:
-        raise ConfigError(f"image {name} (mode {image.mode}, {kind}) holds values {float(values.min()):.6g} to "
+        raise ConfigError(f"{what} (mode {image.mode}, {kind}) holds values {float(values.min()):.6g} to "
                           f"{float(values.max()):.6g}, outside [{low}, {high}] (read as black to white); scale "
                           f"every image of the data set by one factor into [{low}, {high}], or save them as 8- or "
                           "16-bit PNGs")
-    if image.mode == "I" and 0 < values.max() <= 255:  # one text, so Python says it once, not once an image
-        warnings.warn(EIGHT_BITS_IN_I, stacklevel=2)
+    if image.mode == "I" and 0 < values.max() <= 255:
+        warnings.warn(EIGHT_BITS_IN_I)  # from this line whoever reads: Python shows it once, not once a caller
     if image.mode == "F":
         grey = np.rint(values.astype(np.float64) * 255)
     else:

@@ -139,11 +139,25 @@ def _visible_image_folder():
         class VisibleImageFolder(ImageFolder):
             def find_classes(self, directory):
                 classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+                for name in classes:
+                    check_utf8_class(directory, name)
                 return classes, {name: k for k, name in enumerate(classes)}
 
         VisibleImageFolder.__module__, VisibleImageFolder.__qualname__ = __name__, "VisibleImageFolder"
         _VISIBLE["class"] = VisibleImageFolder
     return _VISIBLE["class"]
+
+
+def check_utf8_class(split_dir, name: str) -> None:
+    """A class folder's name is the class's name in classes.json, predict's CSV and the plots, all text: one whose
+    bytes are not UTF-8 (latin-1 from an old zip archive, unpacked on Linux) is refused in one line."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"image_folder: class folder {ascii(os.path.join(split_dir, name))} has a name that is not "
+                          f"UTF-8 (bytes {os.fsencode(name)!r}, e.g. latin-1 from an old zip archive), and the class "
+                          "name is written as text; rename it in UTF-8 (convmv -f latin1 -t utf8 -r --notest FOLDER "
+                          "renames a tree)") from None
 
 
 def __getattr__(name: str):
@@ -173,10 +187,15 @@ def open_quietly(path: str | Path):
     """``PIL.Image.open(path)`` without PIL's DecompressionBombWarning for an image of between
     ``Image.MAX_IMAGE_PIXELS`` and twice as many pixels: it is the user's own data, resized to the model's
     image size anyway, and training would repeat the warning every epoch. Beyond twice PIL still refuses it
-    (``too_large_image`` says so)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return Image.open(path)
+    (``too_large_image`` says so). The filter is added once, not around each read: ``warnings.catch_warnings``
+    per image reset Python's record of the warnings already shown, so any other (PIL's about a file, the 8-bit
+    note of ``to_8_bits``) came again at every read of every image."""
+    if BOMB_FILTER not in warnings.filters:  # checked each time: a caller's catch_warnings may have removed it
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return Image.open(path)
+
+
+BOMB_FILTER = ("ignore", None, Image.DecompressionBombWarning, None, 0)
 
 
 def open_image(path: str, mode: str):
@@ -212,23 +231,67 @@ def too_large_image(path, error: Exception) -> str:
 
 
 def is_in_memory(image) -> bool:
-    """Whether ``image`` is a picture held in memory (a PIL image or a numpy array), not a path."""
+    """Whether ``image`` is a picture held in memory (a PIL image, a numpy array or a torch tensor), not a path."""
     import numpy as np
+    import torch
 
-    return isinstance(image, (Image.Image, np.ndarray))
+    return isinstance(image, (Image.Image, np.ndarray, torch.Tensor))
 
 
 def pil_image(image, name: str):
-    """A PIL image of an in-memory one: numpy arrays as ``PIL.Image.fromarray`` reads them ((H, W) grey, of uint8,
-    uint16 or float in [0, 1] as the files of those depths; (H, W, 3) uint8 RGB); another is refused in one line."""
+    """A PIL image of an in-memory one, by torchvision's conventions: a numpy array is (H, W) or (H, W, C), a torch
+    tensor (H, W) or (C, H, W) (C = 1, 3 or 4); uint8 is 0-255, uint16 (v >> 8) and bool as files of those depths, and
+    float is [0, 1], brought to 8 bits as a saved file would be (round(255 v), as a mode-F grey file:
+    ``image_augment.to_8_bits``). Another array is refused in one line naming the fix."""
+    import numpy as np
+
     if isinstance(image, Image.Image):
         return image
+    if not isinstance(image, np.ndarray):  # a torch tensor
+        image = _tensor_pixels(image, name)
     array = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    if np.issubdtype(array.dtype, np.floating) and array.ndim in (2, 3):
+        array = _float_pixels(array, name)
+    elif array.dtype == np.uint16 and array.ndim == 3:  # 16-bit colour, as PIL reads a 48-bit PNG: v >> 8
+        array = (array >> 8).astype(np.uint8)
     try:
         return Image.fromarray(array)
     except (TypeError, ValueError, KeyError):
+        channels_first = image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[2] not in (1, 3, 4)
+        hint = "; it looks like (C, H, W): give array.transpose(1, 2, 0)" if channels_first else ""
         raise ConfigError(f"{name}: an array of {image.dtype} {tuple(image.shape)}; give uint8 pixels (H, W) or "
-                          "(H, W, 3) as PIL reads image files, or a PIL image") from None
+                          f"(H, W, 3) as PIL reads image files, floats in [0, 1], or a PIL image{hint}") from None
+
+
+def _tensor_pixels(tensor, name: str):
+    """A (H, W) or (C, H, W) tensor as a numpy (H, W) / (H, W, C) array; another shape is refused in one line."""
+    shape = tuple(tensor.shape)
+    tensor = tensor.detach().cpu()
+    tensor = tensor.float() if tensor.is_floating_point() else tensor  # bfloat16 has no numpy dtype
+    if tensor.dim() == 3 and shape[0] in (1, 3, 4):
+        return tensor.permute(1, 2, 0).numpy()
+    if tensor.dim() == 2:
+        return tensor.numpy()
+    fix = ("a batch: give its images, list(batch)" if tensor.dim() == 4 else
+           "give (C, H, W) with C = 1, 3 or 4 as torchvision's tensors are, e.g. an (H, W, C) one as "
+           "tensor.permute(2, 0, 1)" if tensor.dim() == 3 else "give (C, H, W) or (H, W)")
+    raise ConfigError(f"{name}: a torch tensor of shape {shape} is not an image; {fix}")
+
+
+def _float_pixels(array, name: str):
+    """Float pixels in [0, 1] as uint8, round(255 v); NaN or a value outside [0, 1] is refused in one line (reading
+    an image by its own range would make a dark and a bright picture of one scene equal)."""
+    import numpy as np
+
+    where = f"{name}: a float array {tuple(array.shape)}"
+    if not np.isfinite(array).all():
+        raise ConfigError(f"{where} holds NaN or infinite values, which have no colour; fill them and give values "
+                          "in [0, 1] (or uint8 0-255)")
+    if array.size and not 0 <= array.min() <= array.max() <= 1:
+        raise ConfigError(f"{where} holds values {float(array.min()):.6g} to {float(array.max()):.6g}, outside [0, 1] "
+                          "(torchvision's range for float images); give values in [0, 1] (e.g. 0-255 pixels / 255) "
+                          "or uint8 0-255")
+    return np.rint(array.astype(np.float64) * 255).astype(np.uint8)
 
 
 __all__ = ["IMAGE_SUFFIXES", "IMAGE_ERRORS", "is_hidden", "is_image_file", "images_under", "walk_folder",

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..batch import IMAGES, batch_input
+from ..batch import IMAGES, image_input
 from ..core import CoreConfig, Dropout, make_norm
 from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
@@ -160,7 +160,7 @@ class GridTokenizer(nn.Module):
 
     def checked_images(self, batch: dict) -> Tensor:
         """batch[images_key], after checking it is (B, C, H, W) with this tokenizer's channels."""
-        images: Tensor = batch_input(batch, self.images_key)
+        images: Tensor = image_input(batch, self.images_key)
         if images.dim() != 4:
             raise ValueError(f"batch['{self.images_key}'] must be (B, C, H, W), got shape {tuple(images.shape)}")
         if images.shape[1] != self.channels:

@@ -72,7 +72,8 @@ def split_record(data: DataBundle) -> dict:
             continue
         if paths is not None:
             lines = sorted(os.path.relpath(p, top) for p in paths)
-            entry["files"] = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+            # surrogateescape: a name that is not UTF-8 (latin-1 bytes from an old zip) is hashed as its bytes
+            entry["files"] = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
         digest = getattr(getattr(data, split), "digest", None)
         if callable(digest):
             entry["content"] = digest()
