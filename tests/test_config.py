@@ -1,11 +1,14 @@
 """Configs round-trip through YAML/JSON and reject mistakes with one clear line."""
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.config import ConfigError, from_dict, load_yaml, to_dict
+
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
 
 
 def test_core_config_round_trips_through_yaml_and_json():
@@ -22,6 +25,25 @@ def test_model_config_round_trips():
 def test_unknown_key_names_the_closest_valid_key():
     with pytest.raises(ConfigError, match=r"unknown config key 'core.n_layer'; did you mean n_layers"):
         from_dict(ModelConfig, {"core": {"n_layer": 3}})
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.init_from=runs/a", "unknown config key 'train.init_from'; init_from belongs at the top level (init_from)"),
+    ("data.batch_size=8", "'data.batch_size'; batch_size belongs under train (train.batch_size)"),
+    ("train.d_model=64", "'train.d_model'; d_model belongs under model.core (model.core.d_model)"),
+    ("n_heads=2", "'n_heads'; n_heads belongs under model.core (model.core.n_heads)"),
+    ("train.mode=min", "mode belongs under train.early_stopping (train.early_stopping.mode) or under train.wandb"),
+    ("train.ema.decya=0.9", "'train.ema.decya'; did you mean decay?"),  # a typo, found nowhere: the close spelling
+])
+def test_a_key_in_the_wrong_section_names_the_section_it_belongs_to(override, message):
+    """A close spelling among the section's own keys cannot tell (train.init_from suggested min_lr): the whole
+    config is searched for the key."""
+    from xformer.train.config import ExperimentConfig, apply_overrides
+
+    recipe = apply_overrides(load_yaml(TASKS / "copy.yaml"), [override])
+    with pytest.raises(ConfigError) as info:
+        from_dict(ExperimentConfig, recipe)
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("data, message", [

@@ -104,6 +104,32 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation)).replace("NoneType", "null")
 
 
+class UnknownKey(ConfigError):
+    """A key that ``cls`` does not have, raised where it is met; the outermost ``from_dict`` names where in the
+    whole config the key does belong (``train.init_from`` -> ``init_from``; ``data.batch_size`` ->
+    ``train.batch_size``), which a close spelling among the neighbours cannot tell."""
+
+    def __init__(self, path: str, key: str, hint: str):
+        super().__init__(f"unknown config key '{path}'{hint}")
+        self.path, self.key = path, key
+
+
+def key_paths(cls: type, key: str, prefix: str = "") -> list[str]:
+    """The dotted paths at which ``key`` is a field in the tree of dataclasses under ``cls``."""
+    hints, found = typing.get_type_hints(cls), []
+    for field in dataclasses.fields(cls):
+        path = f"{prefix}.{field.name}" if prefix else field.name
+        if not field.init:
+            continue
+        if field.name == key:
+            found.append(path)
+        annotation = hints[field.name]
+        for option in typing.get_args(annotation) or (annotation,):
+            if dataclasses.is_dataclass(option):
+                found += key_paths(option, key, path)
+    return found
+
+
 def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     """Build dataclass ``cls`` from ``data``, checking every key and type."""
     if data is None:
@@ -115,11 +141,19 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(fields)}"
-            raise ConfigError(f"unknown config key '{path}'{hint}")
-        kwargs[key] = _check_type(value, hints[key], path)
+        try:
+            if key not in fields:
+                close = difflib.get_close_matches(str(key), list(fields), n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(fields)}"
+                raise UnknownKey(path, str(key), hint)
+            kwargs[key] = _check_type(value, hints[key], path)
+        except UnknownKey as e:
+            elsewhere = [p for p in key_paths(cls, e.key) if p != e.path] if not where else []
+            if not elsewhere:
+                raise
+            places = " or ".join(f"under {p.rpartition('.')[0]} ({p})" if "." in p else f"at the top level ({p})"
+                                 for p in elsewhere)
+            raise UnknownKey(e.path, e.key, f"; {e.key} belongs {places}") from None
     missing = [name for name, f in fields.items() if name not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:  # TypeError would say "__init__() missing 1 required positional argument"
