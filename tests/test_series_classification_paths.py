@@ -51,3 +51,32 @@ def test_test_path_is_recorded_absolute_and_checked(tmp_path, monkeypatch, capsy
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err
     assert "test holds other content, as many examples" in err and err.count("\n") == 1, err
+
+
+def write_length(path, length):
+    rng = np.random.default_rng(length)
+    path.write_text("\n".join("\t".join([label] + [f"{v:.3f}" for v in rng.normal(size=length)])
+                              for label in ["a", "b"] * 12) + "\n")
+
+
+def test_init_from_a_classifier_of_another_series_length_names_both_lengths(tmp_path, capsys):
+    """The series' length is the data's own (no data.args.input_len): the refusal named only the shapes of the
+    positions (15 vs 20 patches), not the lengths that made them."""
+    for name, length in (("short", 32), ("long", 48)):
+        (tmp_path / name).mkdir()
+        for split in ("TRAIN", "TEST"):
+            write_length(tmp_path / name / f"{split}.tsv", length)
+    recipe = {**RECIPE, "model": {**RECIPE["model"], "tokenizer": {"name": "series_patches",
+                                                                   "args": {"patch_len": 8, "stride": 8,
+                                                                            "positions": "learned"}}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    data = lambda name: [f"data.args.path={tmp_path / name / 'TRAIN.tsv'}",  # noqa: E731
+                         f"data.args.test_path={tmp_path / name / 'TEST.tsv'}"]
+    assert main(["train", str(tmp_path / "r.yaml"), *data("short"), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "r.yaml"), *data("long"), f"init_from={tmp_path / 'a'}",
+                 "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "the pre-trained run read model.tokenizer.args.input_len 32, this recipe's 48" in err, err
+    assert "give series of 32 steps" in err and not (tmp_path / "b").exists()

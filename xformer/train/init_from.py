@@ -194,13 +194,22 @@ def _length_keys(data_name: str) -> str:
 
 def _other_length(config: ExperimentConfig, run: Path | None) -> tuple[str, object, object] | None:
     """(key, the pre-trained run's value, this recipe's) of the first data argument that sets how many tokens a
-    model reads (``_length_keys``) and that both recipes give, differently; None when none does."""
+    model reads (``_length_keys``) and that both recipes give, differently; else of the tokenizer's input_len that
+    the data filled in (a series classifier reads its series' own length); None when none differs."""
     if run is None or not (run / "config.yaml").is_file():
         return None
-    theirs = (load_yaml(run / "config.yaml").get("data") or {}).get("args") or {}
+    recorded = load_yaml(run / "config.yaml")
+    theirs = (recorded.get("data") or {}).get("args") or {}
     ours = config.data.args
-    return next(((key, theirs[key], ours[key]) for key in ("input_len", "max_length", "block_size", "length")
-                 if key in theirs and key in ours and theirs[key] != ours[key]), None)
+    given = next(((f"data.args.{key}", theirs[key], ours[key]) for key in ("input_len", "max_length", "block_size",
+                                                                         "length")
+                  if key in theirs and key in ours and theirs[key] != ours[key]), None)
+    if given is not None:
+        return given
+    # series classification: the length is the data's own, recorded in the tokenizer's args the data filled in
+    theirs = (((recorded.get("model") or {}).get("tokenizer") or {}).get("args") or {}).get("input_len")
+    ours = (config.model.tokenizer.args if config.model.tokenizer is not None else {}).get("input_len")
+    return ("model.tokenizer.args.input_len", theirs, ours) if None not in (theirs, ours) and theirs != ours else None
 
 
 def resampled_grid(model: Model, name: str, table: torch.Tensor, their_model: dict | None
@@ -333,9 +342,10 @@ def init_from_pretrained(model: Model, config: ExperimentConfig, data: DataBundl
                         "are resampled)")
             elif "positions" in name and (length := _other_length(config, run)) is not None:
                 key, theirs, ours = length
-                hint = (f"the pre-trained run read data.args.{key} {theirs}, this recipe's {ours} (learned positions, "
-                        f"one per token, do not carry to another length); give data.args.{key}={theirs}, or start "
-                        f"from a run trained at {ours}")
+                fix = f"give {key}={theirs}" if key.startswith("data.") else \
+                    f"give series of {theirs} steps (this data's series have {ours}; its data fills {key})"
+                hint = (f"the pre-trained run read {key} {theirs}, this recipe's {ours} (learned positions, "
+                        f"one per token, do not carry to another length); {fix}, or start from a run trained at {ours}")
             else:
                 hint = (f"use the pre-trained run's model.tokenizer / model.core settings"
                         f"{_length_keys(config.data.name)} (its config.yaml)")
