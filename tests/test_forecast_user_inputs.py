@@ -1,0 +1,125 @@
+"""Inputs that real forecasting users hold and that are valid but unusual: dates written day first in a monthly
+file, CSVs exported by a spreadsheet in a European locale (';' separators, decimal commas, Excel's 'sep=;' line),
+numbers held as text, a long frame indexed by its dates, a Series or dict in place of a frame. Each is read right
+or refused in one line naming the fix that works."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from xformer.cli import main
+from xformer.config import ConfigError
+from xformer.forecast import Forecaster
+from xformer.forecast.frames import read_panel
+
+TINY = dict(input_len=8, horizon=4, patch_len=4, stride=4, d_model=8, n_layers=1, n_heads=1, epochs=1,
+            progress=False, device="cpu")
+
+
+def long_frame(n: int = 30, freq: str = "D") -> pd.DataFrame:
+    ds = pd.date_range("2020-01-01", periods=n, freq=freq)
+    return pd.concat([pd.DataFrame({"unique_id": k, "ds": ds, "y": np.sin(np.arange(n) / 3) + j + 1.5})
+                      for j, k in enumerate("ab")], ignore_index=True)
+
+
+@pytest.mark.parametrize("written", ["%d.%m.%Y", "%d/%m/%Y"])
+def test_monthly_dates_written_day_first_are_refused_not_misread(written):
+    # every day is 01, so pandas reads them month first without complaint: 01.02.2020 as 2 January
+    frame = long_frame(freq="MS").assign(ds=lambda d: d["ds"].dt.strftime(written))
+    with pytest.raises(ConfigError, match=r"read day first .*freq MS.*dayfirst=True") as e:
+        read_panel(frame)
+    assert "\n" not in str(e.value) and "freq='D'" not in str(e.value)
+    # month first (US) monthly dates, and day-first ones pandas was given as dates, stay as they are
+    us = read_panel(long_frame(freq="MS").assign(ds=lambda d: d["ds"].dt.strftime("%m/%d/%Y")))
+    assert us.series["a"].index[1] == pd.Timestamp("2020-02-01")
+    parsed = frame.assign(ds=pd.to_datetime(frame["ds"], dayfirst=True))
+    assert read_panel(parsed).series["a"].index[1] == pd.Timestamp("2020-02-01")
+
+
+def test_a_semicolon_csv_with_decimal_commas_is_refused_with_a_fix_that_works(tmp_path, capsys):
+    path = tmp_path / "excel.csv"
+    long_frame().to_csv(path, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator="\r\n")
+    with pytest.raises(ConfigError, match=r"separated by ';'.*decimal commas.*pandas\.read_csv\(path, sep=';', "
+                                          r"decimal=','\)") as e:
+        Forecaster(**TINY).fit(path)
+    fixed = tmp_path / "fixed.csv"
+    pd.read_csv(path, sep=";", decimal=",").to_csv(fixed, index=False)  # the fix the message names
+    run = Forecaster(**TINY).fit(fixed).save(tmp_path / "run")
+    capsys.readouterr()
+    assert main(["forecast", str(run), "--data", str(path)]) == 2
+    assert "decimal=','" in capsys.readouterr().err
+    assert main(["forecast", str(run), "--data", str(fixed), "--quiet"]) == 0
+    # without decimal commas the fix needs no decimal=
+    plain = tmp_path / "plain.csv"
+    long_frame().to_csv(plain, index=False, sep=";")
+    with pytest.raises(ConfigError, match=r"pandas\.read_csv\(path, sep=';'\)\.to_csv") as e:
+        Forecaster(**TINY).fit(plain)
+    assert "decimal" not in str(e.value)
+
+
+@pytest.mark.parametrize("sep, fix", [(";", "sep=';', skiprows=1"), (",", "path, skiprows=1")])
+def test_excels_sep_line_is_named(sep, fix, tmp_path):
+    path = tmp_path / "hinted.csv"
+    path.write_text(f"sep={sep}\n" + long_frame().to_csv(index=False, sep=sep))
+    with pytest.raises(ConfigError, match=f"first line 'sep={sep}'.*read_csv\\(.*{fix}\\)") as e:
+        Forecaster(**TINY).fit(path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text, said", [("1,5", "decimal comma"), ("1,500.25", "thousands separator")])
+def test_numbers_written_with_commas_are_named(text, said, tmp_path):
+    frame = long_frame()
+    frame["y"] = frame["y"].map(lambda v: f"{v:.3f}").astype(object)
+    frame.loc[3, "y"] = text
+    with pytest.raises(ConfigError, match=f"'{text}'.*{said}") as e:
+        read_panel(frame)
+    assert "\n" not in str(e.value)
+    path = tmp_path / "commas.csv"  # a comma-separated file quoting its decimal commas: the same error
+    frame.to_csv(path, index=False)
+    with pytest.raises(ConfigError, match=f"{said}.*pandas.read_csv"):
+        read_panel(path)
+
+
+def test_blank_text_in_y_is_a_missing_value():
+    frame = long_frame()
+    frame["y"] = frame["y"].map(lambda v: f"{v:.3f}").astype(object)
+    frame.loc[[3, 4], "y"] = ["", "  "]  # as a spreadsheet or read_csv(dtype=str, keep_default_na=False) gives them
+    with pytest.raises(ConfigError, match=r"missing values in series 'a' \(2 of 30 rows\); pass missing='ffill'"):
+        read_panel(frame)
+    filled = read_panel(frame, missing="ffill").series["a"]
+    assert filled.isna().sum() == 2 and filled.iloc[5] == pytest.approx(float(frame.loc[5, "y"]))
+
+
+def test_a_long_frame_indexed_by_its_dates_is_read():
+    frame = long_frame()
+    got = read_panel(frame.set_index("ds"))
+    want = read_panel(frame)
+    assert got.ids == want.ids
+    for key in want.ids:
+        pd.testing.assert_series_equal(got.series[key], want.series[key])
+
+
+@pytest.mark.parametrize("data, fix", [
+    (pd.Series([1.0, 2.0], index=pd.date_range("2020", periods=2), name="load"), r"series\.to_frame\(\)"),
+    ({"unique_id": ["a"], "ds": ["2020-01-01"], "y": [1.0]}, r"pd\.DataFrame\(data\)"),
+    ([{"unique_id": "a", "ds": "2020-01-01", "y": 1.0}], r"pd\.DataFrame\(data\)"),
+])
+def test_a_series_or_plain_data_is_refused_naming_the_frame_to_make(data, fix):
+    with pytest.raises(ConfigError, match=fix):
+        Forecaster(**TINY).fit(data)
+
+
+def test_a_wide_frame_of_one_series_forecasts_under_its_name():
+    series = pd.Series(np.sin(np.arange(30) / 3), index=pd.date_range("2020-01-01", periods=30), name="load")
+    forecast = Forecaster(**TINY).fit(series.to_frame()).predict()
+    assert list(forecast.columns) == ["load"] and forecast.index[0] == pd.Timestamp("2020-01-31")
+
+
+def test_static_values_written_with_a_decimal_comma_or_left_blank():
+    from xformer.forecast.statics import read_static
+    static = pd.DataFrame({"unique_id": ["a", "b"], "size": ["1,5", "2"], "big": [True, False]})
+    with pytest.raises(ConfigError, match=r"'1,5' is a number written with a decimal comma") as e:
+        read_static(static, ["size", "big"])
+    assert "get_dummies" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"static column 'size' has no value for series 'b'"):
+        read_static(static.assign(size=["1.5", " "]), ["size"])
+    assert read_static(static.assign(size=["1.5", "2"]), ["size", "big"]).to_numpy().tolist() == [[1.5, 1], [2, 0]]
