@@ -123,3 +123,28 @@ def test_static_values_written_with_a_decimal_comma_or_left_blank():
     with pytest.raises(ConfigError, match=r"static column 'size' has no value for series 'b'"):
         read_static(static.assign(size=["1.5", " "]), ["size"])
     assert read_static(static.assign(size=["1.5", "2"]), ["size", "big"]).to_numpy().tolist() == [[1.5, 1], [2, 0]]
+
+
+@pytest.mark.parametrize("twice", ["y", "ds", "unique_id"])
+def test_a_frame_with_a_column_name_twice_is_refused_in_one_line(twice):
+    frame = long_frame()
+    frame = pd.concat([frame, frame[[twice]]], axis=1)  # as a merge or concat(axis=1) leaves it
+    with pytest.raises(ConfigError, match=f"2 columns named '{twice}'.*df.columns.duplicated"):
+        read_panel(frame)
+    with pytest.raises(ConfigError, match=f"2 columns named '{twice}'"):
+        read_panel(frame.assign(x=1.0), exog=["x"])
+
+
+@pytest.mark.parametrize("names", [{"unique_id": "Unique_ID", "ds": "DS", "y": "Y"},
+                                   {"ds": " ds", "y": " y"}])  # a header written 'unique_id, ds, y'
+def test_long_columns_spelt_otherwise_are_named_with_the_rename(names):
+    with pytest.raises(ConfigError, match=r"rename the columns.*: df = df\.rename\(columns=\{") as e:
+        read_panel(long_frame().rename(columns=names))
+    assert all(repr(k) in str(e.value) for k in names.values())
+    wide = pd.DataFrame({"date": pd.date_range("2020", periods=30), "X": 1.0, "Y": 2.0})  # a series named Y
+    assert read_panel(wide).ids == ["X", "Y"]
+
+
+def test_a_long_frame_without_ids_names_the_column_to_add():
+    with pytest.raises(ConfigError, match=r"no column 'unique_id'.*df\['unique_id'\] = "):
+        read_panel(long_frame().query("unique_id == 'a'")[["ds", "y"]])

@@ -43,6 +43,7 @@ from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dat
                            sorted_ids)
 from ..errors import a_or_an
 from ..metrics_forecast import ids_as_text
+from .columns import check_long, check_names
 from ..data.frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
 ID, DS, Y = "unique_id", "ds", "y"
@@ -101,16 +102,18 @@ def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     alone stays a wide table's dates."""
     if isinstance(source, pd.DataFrame):
         levels = [n for n in source.index.names if n in (ID, DS) and n not in source.columns]
-        return source.reset_index(levels) if ID in levels or levels and ID in source.columns else source
+        frame = source.reset_index(levels) if ID in levels or levels and ID in source.columns else source
+        check_names(frame)  # a name twice, unique_id / ds / y spelt otherwise
+        return frame
     if hasattr(source, "to_pandas"):
-        return source.to_pandas()
+        return load_frame(source.to_pandas())
     if not isinstance(source, (str, Path)):
         fix = {pd.Series: "; pass series.to_frame(), a wide table of one column named after it (its index the "
                           "dates)", dict: "; pass pd.DataFrame(data)", list: "; pass pd.DataFrame(data)"}
         raise ConfigError(f"series data must be a pandas DataFrame, a table with to_pandas() (polars, pyarrow) or "
                           f"the path of a CSV or Parquet file, not {a_or_an(type(source).__name__)}"
                           f"{next((v for k, v in fix.items() if isinstance(source, k)), '')}")
-    return read_table(series_file(source))
+    return load_frame(read_table(series_file(source)))
 
 
 def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
@@ -230,10 +233,7 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
                ) -> dict[str, pd.Series | pd.DataFrame]:
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
-    absent = [c for c in (ID, DS, Y) if c not in frame.columns]
-    if absent:
-        raise ConfigError(f"{what} has no column {', '.join(repr(c) for c in absent)}; it needs "
-                          f"unique_id, ds and y (it has {[str(c) for c in frame.columns]})")
+    check_long(frame, what)
     absent = [c for c in exog if c not in frame.columns]
     if absent:
         raise ConfigError(f"{what} has no covariate column {', '.join(repr(c) for c in absent)} (it has "
