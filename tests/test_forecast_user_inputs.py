@@ -56,6 +56,20 @@ def test_a_semicolon_csv_with_decimal_commas_is_refused_with_a_fix_that_works(tm
     assert "decimal" not in str(e.value)
 
 
+def test_a_german_excel_export_is_refused_with_one_call_that_reads_it(tmp_path):
+    # ';', decimal commas and dates written day first with dots, as Excel writes CSV in a German locale
+    path = tmp_path / "excel_de.csv"
+    long_frame().assign(ds=lambda d: d["ds"].dt.strftime("%d.%m.%Y")).to_csv(
+        path, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator="\r\n")
+    with pytest.raises(ConfigError, match=r"pandas\.read_csv\(path, sep=';', decimal=',', parse_dates=\['ds'\], "
+                                          r"dayfirst=True\)") as e:
+        Forecaster(**TINY).fit(path)
+    fixed = tmp_path / "fixed.csv"
+    pd.read_csv(path, sep=";", decimal=",", parse_dates=["ds"], dayfirst=True).to_csv(fixed, index=False)
+    assert read_panel(fixed).series["a"].index[12] == pd.Timestamp("2020-01-13")
+    assert "'1,5'" not in str(e.value)
+
+
 @pytest.mark.parametrize("sep, fix", [(";", "sep=';', skiprows=1"), (",", "path, skiprows=1")])
 def test_excels_sep_line_is_named(sep, fix, tmp_path):
     path = tmp_path / "hinted.csv"

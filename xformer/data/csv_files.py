@@ -56,8 +56,8 @@ def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **optio
 def refuse_other_separators(path: Path, header: bytes, body: bytes) -> None:
     """A file separated by ';' or tabs, read as CSV, is one column named after its whole header line: say what it
     is instead, with the pandas call that rewrites it. Not read with that separator here: a ';' file (a spreadsheet's
-    export in a European locale) often writes decimal commas (3,5), which the fix then names, and Excel's first line
-    'sep=;' (its hint of the separator), which the fix skips."""
+    export in a European locale) often writes decimal commas (3,5) and dates day first with dots (13.01.2024), which
+    the fix then names, and Excel's first line 'sep=;' (its hint of the separator), which the fix skips."""
     hint = header.strip().decode(errors="replace")
     skip = re.fullmatch(r"sep=.", hint) is not None
     if skip:
@@ -65,9 +65,13 @@ def refuse_other_separators(path: Path, header: bytes, body: bytes) -> None:
     sep = hint[-1].encode() if skip else next((s for s in (b";", b"\t") if s in header and b"," not in header), None)
     if sep is None:
         return
-    fields = [f.strip().strip(b'"') for line in body.splitlines()[:50] for f in line.split(sep)]
-    commas = sep != b"," and any(re.fullmatch(rb"[-+]?\d+,\d+", f) for f in fields)
+    rows = [[f.strip().strip(b'"') for f in line.split(sep)] for line in body.splitlines()[:50]]
+    commas = sep != b"," and any(re.fullmatch(rb"[-+]?\d+,\d+", f) for row in rows for f in row)
+    names = [n.strip().strip(b'"').decode(errors="replace") for n in header.split(sep)]
+    dotted = list(dict.fromkeys(names[i] for row in rows for i, f in enumerate(row[:len(names)])  # 13.01.2024: a
+                                if re.fullmatch(rb"\d{1,2}\.\d{1,2}\.\d{4}( [\d:.]+)?", f)))  # day first
     fix = ["path"] + [f"sep={sep.decode()!r}"] * (sep != b",") + ["skiprows=1"] * skip + ["decimal=','"] * commas
+    fix += [f"parse_dates={dotted}", "dayfirst=True"] if dotted else []
     what = {b";": "';'", b"\t": "tabs", b",": "commas"}.get(sep, repr(sep.decode()))
     said = " with decimal commas (3,5)" * commas + f", after a first line {hint!r}" * skip
     raise ConfigError(f"{path} seems to be separated by {what}{said} (its header is "
