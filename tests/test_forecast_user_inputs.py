@@ -162,3 +162,12 @@ def test_long_columns_spelt_otherwise_are_named_with_the_rename(names):
 def test_a_long_frame_without_ids_names_the_column_to_add():
     with pytest.raises(ConfigError, match=r"no column 'unique_id'.*df\['unique_id'\] = "):
         read_panel(long_frame().query("unique_id == 'a'")[["ds", "y"]])
+
+
+def test_a_static_row_without_an_id_is_refused_not_read_as_series_nan():
+    from xformer.forecast.statics import read_static
+    static = pd.DataFrame({"unique_id": ["a", np.nan], "size": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match=r"static_df: column 'unique_id' has no value at row 2; give every row"):
+        read_static(static, ["size"])
+    categories = pd.Categorical(["a", "b"], categories=["a", "b", "unused"])
+    assert read_static(static.assign(unique_id=categories), ["size"]).index.tolist() == ["a", "b"]

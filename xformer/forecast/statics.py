@@ -37,6 +37,9 @@ def read_static(static_df, columns: list[str] | None, name: str = "static_df") -
     if absent:
         raise ConfigError(f"{name} has no static column {', '.join(repr(c) for c in absent)} (it has "
                           f"{[str(c) for c in frame.columns]}); give every column of stat_exog")
+    if frame[ID].isna().any():  # else read as the series 'nan', and its series told it has no row
+        raise ConfigError(f"{name}: column 'unique_id' has no value at row {int(np.argmax(frame[ID].isna())) + 1}; "
+                          "give every row its series' id")
     ids = frame[ID].astype(str)
     dup = ids.duplicated(keep=False).to_numpy()
     if dup.any():
