@@ -171,3 +171,12 @@ def test_a_static_row_without_an_id_is_refused_not_read_as_series_nan():
         read_static(static, ["size"])
     categories = pd.Categorical(["a", "b"], categories=["a", "b", "unused"])
     assert read_static(static.assign(unique_id=categories), ["size"]).index.tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("name, start", [("sales.xlsx", b"PK\x03\x04\x14\x00\x06\x00"),
+                                         ("sales.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00")])
+def test_an_excel_workbook_given_as_data_is_named(name, start, tmp_path, capsys):
+    path = tmp_path / name
+    path.write_bytes(start + b"\x00" * 64)
+    with pytest.raises(ConfigError, match=r"is an Excel workbook, not a CSV; save it as CSV UTF-8 .*read_excel"):
+        Forecaster(**TINY).fit(path)
