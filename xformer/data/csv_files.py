@@ -27,7 +27,8 @@ def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **optio
     head = decompressed_bytes(path, 8192)
     if not head.strip():
         raise ConfigError(f"{path} is empty; {fix}")
-    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")) and Path(path).suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+    workbook = head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0"))  # a zip (.xlsx), an OLE file (.xls)
+    if workbook and Path(path).suffix.lower() in (".xlsx", ".xlsm", ".xls"):
         raise ConfigError(f"{path} is an Excel workbook, not a CSV; save it as CSV UTF-8 (comma delimited), or "
                           "convert it with pandas.read_excel(path).to_csv(new_path, index=False)")
     if b"\0" in head:  # text never holds NUL bytes; pandas may otherwise read garbage columns
