@@ -180,3 +180,16 @@ def test_an_excel_workbook_given_as_data_is_named(name, start, tmp_path, capsys)
     path.write_bytes(start + b"\x00" * 64)
     with pytest.raises(ConfigError, match=r"is an Excel workbook, not a CSV; save it as CSV UTF-8 .*read_excel"):
         Forecaster(**TINY).fit(path)
+
+
+def test_numbers_with_dots_for_thousands_and_a_decimal_comma(tmp_path):
+    frame = long_frame().assign(y=lambda d: d["y"].map(lambda v: f"{v:.3f}".replace(".", ",")))
+    frame.loc[0, "y"] = "1.234,5"  # German: 1234.5, the first value named
+    with pytest.raises(ConfigError, match=r"'1\.234,5' is a number written with a decimal comma and '\.' between "
+                                          r"thousands: .*decimal=',', thousands='\.'"):
+        read_panel(frame)
+    path = tmp_path / "de.csv"
+    frame.to_csv(path, index=False, sep=";")
+    with pytest.raises(ConfigError, match=r"read_csv\(path, sep=';', decimal=',', thousands='\.'\)"):
+        read_panel(path)
+    assert pd.read_csv(path, sep=";", decimal=",", thousands=".")["y"].iloc[0] == 1234.5  # the fix reads it

@@ -70,11 +70,13 @@ def refuse_other_separators(path: Path, header: bytes, body: bytes) -> None:
     if sep is None:
         return
     rows = [[f.strip().strip(b'"') for f in line.split(sep)] for line in body.splitlines()[:50]]
-    commas = sep != b"," and any(re.fullmatch(rb"[-+]?\d+,\d+", f) for row in rows for f in row)
+    commas = sep != b"," and any(_DECIMAL_COMMA.fullmatch(f.decode(errors="replace")) for row in rows for f in row)
+    dots = commas and any(_DOTTED.fullmatch(f.decode(errors="replace")) for row in rows for f in row)  # 1.234,5
     names = [n.strip().strip(b'"').decode(errors="replace") for n in header.split(sep)]
     dotted = list(dict.fromkeys(names[i] for row in rows for i, f in enumerate(row[:len(names)])  # 13.01.2024: a
                                 if re.fullmatch(rb"\d{1,2}\.\d{1,2}\.\d{4}( [\d:.]+)?", f)))  # day first
     fix = ["path"] + [f"sep={sep.decode()!r}"] * (sep != b",") + ["skiprows=1"] * skip + ["decimal=','"] * commas
+    fix += ["thousands='.'"] * dots
     fix += [f"parse_dates={dotted}", "dayfirst=True"] if dotted else []
     what = {b";": "';'", b"\t": "tabs", b",": "commas"}.get(sep, repr(sep.decode()))
     said = " with decimal commas (3,5)" * commas + f", after a first line {hint!r}" * skip
@@ -83,7 +85,8 @@ def refuse_other_separators(path: Path, header: bytes, body: bytes) -> None:
                       f"pandas.read_csv({', '.join(fix)}).to_csv(new_path, index=False)")
 
 
-_DECIMAL_COMMA = re.compile(r"[-+]?\d*,\d+")
+_DOTTED = re.compile(r"[-+]?\d{1,3}(\.\d{3})+,\d+")  # 1.234,5: '.' between thousands, a decimal comma
+_DECIMAL_COMMA = re.compile(rf"[-+]?\d*,\d+|{_DOTTED.pattern}")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d+)?")
 
 
@@ -105,6 +108,9 @@ def number_text(value, column: str) -> str:
     if _THOUSANDS.fullmatch(text) and "." in text:
         return (f"; {value!r} is a number written with a thousands separator: read the CSV with "
                 f"pandas.read_csv(path, thousands=','), {fix}(',', ''))")
+    if _DOTTED.fullmatch(text):
+        return (f"; {value!r} is a number written with a decimal comma and '.' between thousands: read the CSV with "
+                f"pandas.read_csv(path, sep=';', decimal=',', thousands='.'), {fix}('.', '').str.replace(',', '.'))")
     if _DECIMAL_COMMA.fullmatch(text):
         return (f"; {value!r} is a number written with a decimal comma: read the CSV with pandas.read_csv(path, "
                 f"decimal=',') (and sep=';' for a file separated by ';'), {fix}(',', '.'))")
