@@ -44,6 +44,7 @@ def parse_dates(dates: pd.Series, name: str = "the series") -> pd.Series:
                                   f"'{dates.name}'], dayfirst=True) and pass the frame")
             raise ConfigError(f"{where} {_date_problem(dates.iloc[row], dates.iloc[0])}; fix the value or set "
                               "date_column")
+    _refuse_misread_day_first(dates, parsed)
     return parsed
 
 
@@ -115,6 +116,29 @@ def _day_first(value) -> int | None:
     """The day of a date written day first (its first number, > 12, so not a month), else None."""
     match = _DAY_FIRST.match(value) if isinstance(value, str) else None
     return int(match[1]) if match and 12 < int(match[1]) <= 31 and int(match[2]) <= 12 else None
+
+
+def _refuse_misread_day_first(dates: pd.Series, parsed: pd.Series) -> None:
+    """Text dates whose first two numbers are all at most 12 (01.02.2020) are read month first by pandas without
+    complaint; when that reading falls on no regular grid but the day-first one does (monthly data written day
+    first, every day 01), the dates were misread: one line naming the fix, not a grid of hundreds of made-up days."""
+    first = dates.iloc[0] if len(dates) else None
+    if not isinstance(first, str) or not _DAY_FIRST.match(first) or parsed.dtype == object:
+        return
+    text = pd.Series(dates.dropna().unique())
+    if len(text) < 3 or not text.map(lambda v: isinstance(v, str) and bool(_DAY_FIRST.match(v))).all():
+        return
+    if rows_freq(pd.DatetimeIndex(parsed.dropna().unique()).sort_values()) is not None:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        day_first = _to_datetime(text, dayfirst=True, errors="coerce")
+    freq = None if day_first.isna().any() else rows_freq(pd.DatetimeIndex(day_first.unique()).sort_values())
+    if freq is not None:
+        raise ConfigError(f"column '{dates.name}': its dates read month first, as pandas reads them (row 1's "
+                          f"{first!r} as {parsed.iloc[0].date()}), are on no regular grid, but read day first they "
+                          f"are (freq {freq}); write the dates as ISO 8601 (YYYY-MM-DD), or parse them in pandas with "
+                          f"pd.to_datetime(df['{dates.name}'], dayfirst=True) and pass the frame")
 
 
 def _date_problem(value, first) -> str:

@@ -33,7 +33,7 @@ from ..config import ConfigError
 from ..registry import check_sizes
 from ..timestamps import integer_steps, parse_dates, plain  # noqa: F401 (re-exported: the readers' time parsing)
 from ..timestamps import rows_freq
-from .csv_files import read_csv_file  # noqa: F401 (re-exported)
+from .csv_files import number_text, read_csv_file, text_numbers  # noqa: F401 (read_csv_file re-exported)
 from .tables import read_table, series_file
 from .registry import DataBundle, register_data
 from .series_args import split_ratios
@@ -97,13 +97,13 @@ def read_raw_series(source: str | Path | pd.DataFrame, date_column: str | None =
         raise ConfigError(f"unknown column(s) {unknown}; the series has {list(frame.columns)}")
     if len(set(columns)) < len(columns):  # pandas would read the column twice, and fail on it
         raise ConfigError(f"columns={columns} names a column more than once; name each column once")
-    values = frame[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
-    text = values.isna().to_numpy() & frame[columns].notna().to_numpy()
+    values, text = text_numbers(frame[columns])  # blank text: a missing value
     if text.any():  # before the missing policy: no fill can turn text into a number
         row, col = (int(i[0]) for i in np.nonzero(text))
-        raise ConfigError(f"column '{columns[col]}' of {name} holds non-numeric value "
-                          f"{plain(frame[columns].iat[row, col])!r} at row {row + 1}; values must be numbers: "
-                          "fix the value, or choose the value columns with columns=[...]")
+        value = plain(frame[columns].iat[row, col])
+        raise ConfigError(f"column '{columns[col]}' of {name} holds non-numeric value {value!r} at row {row + 1}; "
+                          f"values must be numbers: fix the value, or choose the value columns with columns=[...]"
+                          f"{number_text(value, columns[col])}")
     empty = [c for c in columns if values[c].isna().all()]
     if empty:
         raise ConfigError(f"column '{empty[0]}' of {name} holds no value at all; drop it (or choose the value "

@@ -37,11 +37,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import ConfigError
+from ..data.csv_files import number_text, text_numbers
 from ..data.tables import read_table, series_file
 from ..data.series import (MISSING_POLICIES, fill_gaps, integer_steps, parse_dates, plain, read_raw_series,
                            sorted_ids)
 from ..errors import a_or_an
 from ..metrics_forecast import ids_as_text
+from .columns import check_long, check_names
 from ..data.frequency import check_freq, freq_label, future_dates, grid_freq, infer_freq, on_grid, parse_freq
 
 ID, DS, Y = "unique_id", "ds", "y"
@@ -96,16 +98,22 @@ def load_frame(source: pd.DataFrame | str | Path) -> pd.DataFrame:
     neuralforecast takes them. A CSV's ``unique_id`` is read as text, as written (ids 001 and 1 stay apart and
     match the ids of a frame holding them as strings); a Parquet file's keeps its stored type. A frame indexed by
     ``unique_id`` (and ``ds``), as older neuralforecast took it and ``set_index`` / ``groupby`` leave it, has them
-    read as columns; an index named ``ds`` alone stays a wide table's dates."""
+    read as columns, and so has an index named ``ds`` of a frame with a ``unique_id`` column; an index named ``ds``
+    alone stays a wide table's dates."""
     if isinstance(source, pd.DataFrame):
         levels = [n for n in source.index.names if n in (ID, DS) and n not in source.columns]
-        return source.reset_index(levels) if ID in levels else source
+        frame = source.reset_index(levels) if ID in levels or levels and ID in source.columns else source
+        check_names(frame)  # a name twice, unique_id / ds / y spelt otherwise
+        return frame
     if hasattr(source, "to_pandas"):
-        return source.to_pandas()
+        return load_frame(source.to_pandas())
     if not isinstance(source, (str, Path)):
+        fix = {pd.Series: "; pass series.to_frame(), a wide table of one column named after it (its index the "
+                          "dates)", dict: "; pass pd.DataFrame(data)", list: "; pass pd.DataFrame(data)"}
         raise ConfigError(f"series data must be a pandas DataFrame, a table with to_pandas() (polars, pyarrow) or "
-                          f"the path of a CSV or Parquet file, not {a_or_an(type(source).__name__)}")
-    return read_table(series_file(source))
+                          f"the path of a CSV or Parquet file, not {a_or_an(type(source).__name__)}"
+                          f"{next((v for k, v in fix.items() if isinstance(source, k)), '')}")
+    return load_frame(read_table(series_file(source)))
 
 
 def is_long(frame: pd.DataFrame, date_column: str = "date") -> bool:
@@ -225,10 +233,7 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
                ) -> dict[str, pd.Series | pd.DataFrame]:
     if missing not in MISSING_POLICIES:
         raise ConfigError(f"unknown missing='{missing}'; choose one of {', '.join(MISSING_POLICIES)}")
-    absent = [c for c in (ID, DS, Y) if c not in frame.columns]
-    if absent:
-        raise ConfigError(f"{what} has no column {', '.join(repr(c) for c in absent)}; it needs "
-                          f"unique_id, ds and y (it has {[str(c) for c in frame.columns]})")
+    check_long(frame, what)
     absent = [c for c in exog if c not in frame.columns]
     if absent:
         raise ConfigError(f"{what} has no covariate column {', '.join(repr(c) for c in absent)} (it has "
@@ -254,14 +259,16 @@ def _read_long(frame: pd.DataFrame, missing: str, exog: list[str] = (), what: st
                                          "row)")) from None
     values = {}
     for column in [Y, *exog]:
-        values[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64").to_numpy()
-        bad = np.isnan(values[column]) & frame[column].notna().to_numpy() | np.isinf(values[column])
+        number, text = text_numbers(frame[[column]])
+        values[column] = number[column].to_numpy()
+        bad = text[:, 0] | np.isinf(values[column])
         if bad.any():
             row = int(np.argmax(bad))
             value = plain(frame[column].iloc[row])
             kind = "an infinite" if np.isinf(values[column][row]) else "a non-numeric"
-            fix = f"{column} must be finite numbers"
-            if column != Y and kind == "a non-numeric":  # a category (text): one 0/1 column per value instead
+            written = number_text(value, column)  # a decimal comma, thousands separators: how to read them
+            fix = f"{column} must be finite numbers{written}"
+            if column != Y and kind == "a non-numeric" and not written:  # a category (text): one 0/1 column per value
                 fix = (f"encode it as numbers, e.g. pandas.get_dummies(df, columns=['{column}'], dtype=float), and "
                        f"name the new columns in hist_exog or futr_exog in place of '{column}'")
             raise ConfigError(f"{'covariate ' * (column != Y)}column '{column}' holds {kind} value {value!r} (row "

@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from ..config import ConfigError
+from ..data.csv_files import number_text, text_numbers
 from .frames import ID, load_frame
 
 
@@ -36,6 +37,9 @@ def read_static(static_df, columns: list[str] | None, name: str = "static_df") -
     if absent:
         raise ConfigError(f"{name} has no static column {', '.join(repr(c) for c in absent)} (it has "
                           f"{[str(c) for c in frame.columns]}); give every column of stat_exog")
+    if frame[ID].isna().any():  # else read as the series 'nan', and its series told it has no row
+        raise ConfigError(f"{name}: column 'unique_id' has no value at row {int(np.argmax(frame[ID].isna())) + 1}; "
+                          "give every row its series' id")
     ids = frame[ID].astype(str)
     dup = ids.duplicated(keep=False).to_numpy()
     if dup.any():
@@ -45,13 +49,15 @@ def read_static(static_df, columns: list[str] | None, name: str = "static_df") -
     values = {}
     for column in columns:
         raw = frame[column]
-        numeric = pd.to_numeric(raw, errors="coerce") if raw.dtype != bool else raw.astype("float64")
-        bad = numeric.isna().to_numpy() & raw.notna().to_numpy()
+        numbers, text = text_numbers(frame[[column]])  # True / False: 1 / 0
+        numeric, bad = numbers[column], text[:, 0]  # blank text: no value
         if bad.any():
             row = int(np.argmax(bad))
+            fix = number_text(raw.iloc[row], column) or (  # a decimal comma, thousands separators; else a category
+                f"; encode it as numbers, e.g. pandas.get_dummies(static_df, columns=['{column}'], dtype=float), and "
+                "name the new columns in stat_exog")
             raise ConfigError(f"static column '{column}' holds non-numeric value {raw.iloc[row]!r} (series "
-                              f"'{ids.iloc[row]}'); encode it as numbers, e.g. pandas.get_dummies(static_df, "
-                              f"columns=['{column}'], dtype=float), and name the new columns in stat_exog")
+                              f"'{ids.iloc[row]}'){fix}")
         if numeric.isna().any():
             row = int(np.argmax(numeric.isna().to_numpy()))
             raise ConfigError(f"static column '{column}' has no value for series '{ids.iloc[row]}'; give every "
