@@ -3,6 +3,7 @@ series ids are read as written."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,25 @@ from .compressed import decompressed_bytes
 _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
+def comma_separated(path: Path, head: str) -> tuple[bool, str]:
+    """(whether an Excel 'sep=,' line precedes the header, the header line) of a table whose first characters are
+    ``head``; a table separated by ';' or tabs is refused in one line with pandas' fix. Read as CSV, such a file is
+    one column named after its whole header line. Not read with that separator: a ';' file often writes decimal
+    commas (3,5), which would be read as text."""
+    lines = head.lstrip("\ufeff").split("\n", 2)
+    first = lines[0].rstrip("\r")
+    declared = re.fullmatch(r"sep=(.)", first)  # Excel's hint line, written by "sep=;" exports
+    header = lines[1].rstrip("\r") if declared and len(lines) > 1 else first
+    sep = declared.group(1) if declared else next((s for s in ";\t" if s in header and "," not in header), ",")
+    if sep != ",":
+        what = {";": "';'", "\t": "tabs"}.get(sep, repr(sep))
+        line = f"after the line {first!r}, " if declared else ""
+        raise ConfigError(f"{path} seems to be separated by {what} ({line}its header is {header.strip()!r}); give a "
+                          f"comma-separated CSV, e.g. pandas.read_csv(path, sep={sep!r}"
+                          f"{', skiprows=1' if declared else ''}).to_csv(new_path, index=False)")
+    return bool(declared), header
+
+
 def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **options) -> pd.DataFrame:
     """``pd.read_csv(path, **options)``, with a file that is not a readable text CSV refused in one line
     ending in ``fix``. A name ending in .gz, .bz2, .xz or .zip is decompressed (pandas' ``compression="infer"``)."""
@@ -25,15 +45,13 @@ def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **optio
         raise ConfigError(f"{path} is empty; {fix}")
     if b"\0" in head:  # text never holds NUL bytes; pandas may otherwise read garbage columns
         raise ConfigError(f"{path} is not a text CSV file (it holds NUL bytes); {fix}")
-    header = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
-    for sep, what in ((b";", "';'"), (b"\t", "tabs")):
-        # read as CSV, such a file is one column named after its whole header line: say what it is instead. Not
-        # read with that separator: a ';' file often writes decimal commas (3,5), which would be read as text
-        if "sep" not in options and "delimiter" not in options and sep in header and b"," not in header:
-            shown = header.decode(errors="replace").strip()
-            raise ConfigError(f"{path} seems to be separated by {what} (its header is {shown!r}); give a "
-                              f"comma-separated CSV, e.g. pandas.read_csv(path, sep={sep.decode()!r})"
-                              ".to_csv(new_path, index=False)")
+    if "sep" in options or "delimiter" in options:
+        header = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    else:
+        declared, header = comma_separated(path, head.decode(errors="replace"))
+        header = header.encode()
+        if declared and "skiprows" not in options:
+            options = {**options, "skiprows": 1}
     if not {"header", "names"} & set(options):  # pandas would rename a repeated name to "a.1", a column not in the file
         names = next(csv.reader([header.decode(errors="replace").rstrip("\r")]), [])
         twice = next((name for name in names if name and names.count(name) > 1), None)
@@ -66,4 +84,4 @@ def read_ids_as_text(path: Path, id_column: str = "unique_id") -> pd.DataFrame:
     return read_csv_file(path, dtype={id_column: str}, keep_default_na=False, na_values=missing)
 
 
-__all__ = ["read_csv_file", "read_ids_as_text"]
+__all__ = ["comma_separated", "read_csv_file", "read_ids_as_text"]
