@@ -174,3 +174,36 @@ def test_a_held_out_file_with_a_class_the_run_lacks_names_the_ways_out(run, cli_
     pd.DataFrame({"text": TEXTS[:4], "label": ["pos", "neg", "neutral", "pos"]}).to_csv(run / "held.csv", index=False)
     cli_error(["evaluate", run / "run", f"data.args.files={run / 'held.csv'}", "data.args.test_fraction=1",
                "data.args.val_fraction=0"], "['neutral'] are not among", "drop", "xformer predict")
+
+
+def test_rows_of_empty_cells_that_excel_leaves_are_no_rows(run, capsys):
+    """',,' lines (rows Excel exports after cleared cells) were refused as rows without a label in training, and
+    classified as empty texts by predict."""
+    from xformer.cli import main
+
+    path = run / "trailing.csv"
+    path.write_bytes(b"text,label\r\ngood film,pos\r\ndull plot,neg\r\n,\r\n , \r\n")
+    assert read_labelled(str(path)) == (["good film", "dull plot"], ["pos", "neg"])
+    capsys.readouterr()
+    assert main(["predict", str(run / "run"), str(path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_hugging_faces_minus_one_test_labels_are_no_labels_to_predict(run, capsys):
+    """GLUE's test splits hold label -1 (no label), and load_dataset(...)['test'].to_csv() keeps them: predict scored
+    every row wrong against a class '-1' the run does not have."""
+    from xformer.cli import main
+
+    pd.DataFrame({"idx": range(3), "text": TEXTS[:3], "label": [-1, -1, -1]}).to_csv(run / "test.csv", index=False)
+    capsys.readouterr()
+    assert main(["predict", str(run / "run"), str(run / "test.csv")]) == 0
+    out, err = capsys.readouterr()
+    assert "accuracy" not in err and out.splitlines()[0].startswith("file,text,class,")
+
+
+def test_a_windows_encoded_csv_names_a_conversion_that_works(tmp_path):
+    """'iconv -t utf-8' converts from the locale's encoding, UTF-8 on most machines: it fails on the same byte."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("text,label\r\ncafé très bon,pos\r\n".encode("cp1252"))
+    with pytest.raises(ConfigError, match=r"byte b'\\xe9'.*iconv -f cp1252 -t utf-8.*CSV UTF-8"):
+        read_labelled(str(path))

@@ -67,7 +67,7 @@ adds each row's label (None where empty) last: (source, text[, pair], label). An
                     labelled = label_column is not None and label_column in (reader.fieldnames or [])
                     texts += [(f"{path}:{i}", *(row.get(c) or "" for c in columns),
                                *([(row.get(label_column) or "").strip() or None] if labelled else []))
-                              for i, row in enumerate(reader, 1)]
+                              for i, row in enumerate(reader, 1) if any((v or "").strip() for v in row.values())]
                     continue
                 lines = read_text_file(path).splitlines()
             except UnicodeDecodeError as e:
@@ -133,6 +133,8 @@ def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info
         logits = model({k: v.to(device) for k, v in batch.items()})["logits"]
         for row, top in zip(chunk, top_classes(logits, info["names"], top_k)):
             label = row[n_texts + 1] if len(row) > n_texts + 1 else None
+            if label == "-1" and label not in info["names"]:  # Hugging Face's no-label (GLUE's test splits)
+                label = None
             rows.append({"file": row[0], "text": row[1], **({"text_pair": row[2]} if n_texts == 2 else {}),
                          **({"label": label} if label is not None else {}), **top})
     warn_cut(lengths, info["max_length"], "the run reads no more of a text than it was trained on")

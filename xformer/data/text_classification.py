@@ -100,6 +100,8 @@ def _read_rows(path: Path, text_column: str, label_column: str, pair_column: str
                               f"{'text_pair_column / ' if pair_column else ''}label_column")
     unlabelled = []
     for row in reader:
+        if not any((value or "").strip() for value in row.values()):  # ',,': cleared cells Excel still writes
+            continue
         values = [row.get(column) for column in wanted]  # a JSON object may lack a key
         for column, value in zip(wanted[:-1], values):
             if value is None:
