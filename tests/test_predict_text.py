@@ -70,7 +70,7 @@ def test_new_reviews_are_classified_from_csv_text_files_and_stdin(run):
     (lambda run: (run / "other.csv").write_text("text,x\nfine,1\n") and run / "other.csv",
      "{run}/other.csv has no column 'review' (its header: text, x); the run reads its texts from that column"),
     (lambda run: (run / "latin1.csv").write_bytes("review\ncaf\xe9 film\n".encode("latin-1")) and run / "latin1.csv",
-     "{run}/latin1.csv is not UTF-8 text (invalid continuation byte: byte b'\\xe9' at offset 10)"),
+     "{run}/latin1.csv is not UTF-8 text (invalid continuation byte at byte 10)"),
 ])
 def test_unreadable_inputs_are_one_line(run, capsys, make, message):
     path = make(run)

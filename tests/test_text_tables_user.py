@@ -3,6 +3,7 @@ Parquet files, over-long texts, labels that differ only in case, 'nan' labels, m
 and a labelled file given to predict. Tiny throughout."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import pandas as pd
@@ -205,5 +206,32 @@ def test_a_windows_encoded_csv_names_a_conversion_that_works(tmp_path):
     """'iconv -t utf-8' converts from the locale's encoding, UTF-8 on most machines: it fails on the same byte."""
     path = tmp_path / "excel.csv"
     path.write_bytes("text,label\r\ncafé très bon,pos\r\n".encode("cp1252"))
-    with pytest.raises(ConfigError, match=r"byte b'\\xe9'.*iconv -f cp1252 -t utf-8.*CSV UTF-8"):
+    with pytest.raises(ConfigError, match=r"not UTF-8 text.*iconv -f cp1252 -t utf-8.*CSV UTF-8"):
         read_labelled(str(path))
+
+
+def test_whole_number_labels_match_the_runs_classes_in_either_spelling(tmp_path, capsys):
+    """A column with a gap is float in pandas and is written 1.0: a run trained on it (classes '0.0', '1.0') refused
+    a held-out file labelled 0 / 1 ('not among data.args.labels'), and predict scored its rows all wrong."""
+    from xformer.cli import main
+
+    frame = pd.DataFrame({"text": TEXTS, "label": [float(i % 2) for i in range(20)]})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "r.yaml").write_text(
+        "model: {architecture: encoder, core: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32},\n"
+        "  tokenizer: {name: bert_text}, head: {name: classification, args: {pool: cls}}}\n"
+        f"data: {{name: text_classification, args: {{files: {tmp_path / 'train.csv'}, tokenizer: wordpiece, "
+        "vocab_size: 80, min_frequency: 1, max_length: 16}}\n"
+        "train: {steps: 1, batch_size: 8, eval_every: 1}\n", encoding="utf-8")
+    assert main(["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--quiet", "--threads", "1"]) == 0
+    frame.assign(label=[i % 2 for i in range(20)]).to_csv(tmp_path / "held.csv", index=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run"), f"data.args.files={tmp_path / 'held.csv'}",
+                 "data.args.test_fraction=1", "data.args.val_fraction=0"]) == 0
+    evaluated = capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "held.csv")]) == 0
+    out, err = capsys.readouterr()
+    table = pd.read_csv(pd.io.common.StringIO(out), dtype=str)
+    right = (table["label"].astype(float) == table["class"].astype(float)).mean()
+    assert f"accuracy {right:.4f}" in err and "does not know" not in err, err
+    assert abs(json.loads(evaluated)["test_accuracy"] - right) < 1e-9

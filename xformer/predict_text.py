@@ -117,7 +117,7 @@ def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info
     """One row per text: {"file" (its source), "text", "class", "probability", "top_k"}, and "label" where the
     text has one (``read_texts``' last field, past the text and its pair). Texts cut to fit ``max_length`` are
     said in one warning."""
-    from .data.text_classification import classification_item, warn_cut
+    from .data.text_classification import as_class, classification_item, warn_cut
     from .data.text_common import pad_collate
 
     vocab = info["vocab"]
@@ -135,6 +135,7 @@ def predict_texts(model: torch.nn.Module, texts: Sequence[tuple[str, str]], info
             label = row[n_texts + 1] if len(row) > n_texts + 1 else None
             if label == "-1" and label not in info["names"]:  # Hugging Face's no-label (GLUE's test splits)
                 label = None
+            label = label if label is None else as_class(label, info["names"])
             rows.append({"file": row[0], "text": row[1], **({"text_pair": row[2]} if n_texts == 2 else {}),
                          **({"label": label} if label is not None else {}), **top})
     warn_cut(lengths, info["max_length"], "the run reads no more of a text than it was trained on")

@@ -175,19 +175,31 @@ def warn_cut(lengths: list[int], max_length: int, fix: str) -> None:
                       stacklevel=2)
 
 
-def given_labels(labels, found: list[str], files, label_column: str) -> list[str]:
-    """``data.args.labels`` as class names in id order, every label of the files among them."""
+def given_labels(labels, found: list[str], files, label_column: str) -> tuple[list[str], list[str]]:
+    """(``data.args.labels`` as class names in id order, the files' labels as those names: ``as_class``), every
+    label of the files among them."""
     if not isinstance(labels, (list, tuple)) or len(set(map(str, labels))) != len(labels):
         raise ConfigError(f"data.args.labels={labels!r} must be a list of distinct class names in id order, e.g. "
                           "[neg, pos]")
     names = [str(name).strip() for name in labels]
+    found = [as_class(label, names) for label in found]
     unknown = sorted(set(found) - set(names), key=found.index)
     if unknown:
         shown = unknown if len(unknown) <= 5 else [*unknown[:5], "..."]
         raise ConfigError(f"{files}: the {label_column!r} values {shown} are not among data.args.labels {names} (the "
-                          "classes of the model); relabel or drop those rows (when training: add the names to data.args.labels), or "
-                          "score the file with xformer predict RUN FILE, which counts a class the run lacks wrong")
-    return names
+                          "classes of the model); relabel or drop those rows (when training: add the names to "
+                          "data.args.labels), or score the file with xformer predict RUN FILE, which counts a class "
+                          "the run lacks wrong")
+    return names, found
+
+
+def as_class(label: str, names: list[str]) -> str:
+    """``label`` as one of the classes ``names``: itself, or the class of the same whole number written otherwise
+    ("1" for a run's "1.0", as pandas writes a column of whole numbers with a gap, and "1.0" for its "1")."""
+    number = None if label in names else _number(label)
+    if number is None or not number.is_integer():
+        return label
+    return next((name for name in names if _number(name) == number), label)
 
 
 def shuffle_words(sentence: str, rng: random.Random) -> str | None:
@@ -239,7 +251,9 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
         texts, found = read_labelled(files, text_column, label_column, text_pair_column)
         if labels is None:
             check_class_labels(found, label_column)
-        names = label_names(found) if labels is None else given_labels(labels, found, files, label_column)
+            names = label_names(found)
+        else:
+            names, found = given_labels(labels, found, files, label_column)
         ids = [names.index(label) for label in found]
         per_split = ([], [], [])
         g = seeded_generator(seed, 0)
@@ -303,4 +317,4 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
 
 
 __all__ = ["text_classification", "read_labelled", "classification_ids", "classification_item", "label_names",
-           "given_labels", "warn_cut", "shuffle_words", "acceptability", "macro_f1"]
+           "given_labels", "as_class", "warn_cut", "shuffle_words", "acceptability", "macro_f1"]
