@@ -235,3 +235,14 @@ def test_whole_number_labels_match_the_runs_classes_in_either_spelling(tmp_path,
     right = (table["label"].astype(float) == table["class"].astype(float)).mean()
     assert f"accuracy {right:.4f}" in err and "does not know" not in err, err
     assert abs(json.loads(evaluated)["test_accuracy"] - right) < 1e-9
+
+
+def test_boolean_labels_match_in_jsons_and_pandas_spelling():
+    """JSON writes true / false, pandas' CSV and a Parquet file True / False: a run trained on one refused the
+    other's held-out file."""
+    from xformer.data.text_classification import as_class, given_labels
+
+    assert [as_class(label, ["False", "True"]) for label in ("true", "false", "TRUE")] == ["True", "False", "True"]
+    assert given_labels(["false", "true"], ["True", "False"], "t.csv", "label") == (["false", "true"],
+                                                                                  ["true", "false"])
+    assert as_class("Pos", ["neg", "pos"]) == "Pos"  # other labels keep their case

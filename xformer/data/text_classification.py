@@ -195,7 +195,10 @@ def given_labels(labels, found: list[str], files, label_column: str) -> tuple[li
 
 def as_class(label: str, names: list[str]) -> str:
     """``label`` as one of the classes ``names``: itself, or the class of the same whole number written otherwise
-    ("1" for a run's "1.0", as pandas writes a column of whole numbers with a gap, and "1.0" for its "1")."""
+    ("1" for a run's "1.0", as pandas writes a column of whole numbers with a gap, and "1.0" for its "1"), or of
+    the same boolean (JSON's "true" for pandas' "True")."""
+    if label not in names and label.lower() in ("true", "false"):
+        return next((name for name in names if name.lower() == label.lower()), label)
     number = None if label in names else _number(label)
     if number is None or not number.is_integer():
         return label
