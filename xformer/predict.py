@@ -221,7 +221,8 @@ def text_classifier_info(run_dir: Path) -> dict | None:
     names = [str(n) for n in summary.get("labels") or []] or [str(k) for k in range(_n_classes(config["model"]) or 0)]
     return {"vocab": load_vocab(run_dir / "tokenizer"), "names": names,
             "max_length": int(summary.get("max_length") or args.get("max_length", 128)),
-            "text_column": args.get("text_column", "text"), "pair_column": args.get("text_pair_column")}
+            "text_column": args.get("text_column", "text"), "pair_column": args.get("text_pair_column"),
+            "label_column": args.get("label_column", "label")}
 
 
 def predictions_csv(rows: Iterable[dict], top_k: int) -> str:
@@ -287,7 +288,7 @@ def predict_run(run_dir: str | Path | Sequence[str | Path], inputs: str | Path |
     if (Path(runs[0]) / "config.yaml").is_file() and (fill := fill_mask_info(Path(runs[0]))) is not None:
         return fill_mask_run(runs, inputs, fill, top_k, batch_size, device, checkpoint)  # a masked LM's run
     if (Path(runs[0]) / "config.yaml").is_file() and (text := text_classifier_info(Path(runs[0]))) is not None:
-        texts = read_texts(inputs, text["text_column"], text["pair_column"])
+        texts = read_texts(inputs, text["text_column"], text["pair_column"], label_column=text["label_column"])
         _, model = load_ensemble_model(runs, checkpoint)
         rows = predict_texts(model, texts, text, top_k, batch_size, device)
         return rows, predictions_csv(rows, top_k)

@@ -171,15 +171,15 @@ def predict_series(model: torch.nn.Module, names: Sequence[str], x: np.ndarray, 
     return rows
 
 
-def label_score(rows: Sequence[dict], names: Sequence[str]) -> str:
+def label_score(rows: Sequence[dict], names: Sequence[str], what: str = "series") -> str:
     """One line scoring the rows that hold a label (accuracy, balanced accuracy, macro F1 over them); ``names``:
-    the run's classes."""
+    the run's classes; ``what`` the rows are (series, texts)."""
     scored = [row for row in rows if "label" in row]
     truth, guess = [row["label"] for row in scored], [row["class"] for row in scored]
     scores = imbalance_metrics(np.array(truth, dtype=object), np.array(guess, dtype=object))
     unknown = sorted(set(truth) - set(names))
     return (f"accuracy {np.mean([t == g for t, g in zip(truth, guess)]):.4f}, balanced accuracy "
-            f"{scores['balanced_accuracy']:.4f}, macro F1 {scores['macro_f1']:.4f} on {len(scored)} labelled series"
+            f"{scores['balanced_accuracy']:.4f}, macro F1 {scores['macro_f1']:.4f} on {len(scored)} labelled {what}"
             + (f" (classes the run does not know: {unknown[:5]}, counted wrong)" if unknown else ""))
 
 

@@ -4,9 +4,10 @@ with the ensemble of several runs: probabilities averaged); with a masked LM's r
 (Hugging Face's fill-mask pipeline: xformer/predict_fill.py).
 
 Writes CSV (file, class, probability, then class_1, probability_1, ... class_k, probability_k; texts: file is
-FILE:ROW and the text follows it; series of labelled files: their label follows it, and the accuracy, balanced
-accuracy and macro F1 over them go to standard error) to --out (a new file, or with --overwrite one replaced
-whole, never half-written; never an input or a file of the run) or standard output. See xformer/predict.py.
+FILE:ROW and the text follows it; series of labelled files and tables holding the run's label column: the label
+follows, and the accuracy, balanced accuracy and macro F1 over them go to standard error) to --out (a new file,
+or with --overwrite one replaced whole, never half-written; never an input or a file of the run) or standard
+output. See xformer/predict.py.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ..config import ConfigError
 def run(args: argparse.Namespace) -> None:
     from ..data.compressed import compressed_as_named
     from ..folders import check_distinct_runs, check_outside_data, output_file, write_atomically
-    from ..predict import predict_run, read_class_names
+    from ..predict import predict_run, read_class_names, text_classifier_info
     from ..predict_series import label_score
     from ..train.distributed import pick_device
 
@@ -35,8 +36,10 @@ def run(args: argparse.Namespace) -> None:
         check_outside_data(args.out, "--out", runs)  # in an image folder run's data it would be read as data
     device = pick_device(args.device, "--device")
     rows, table = predict_run(runs, args.inputs, args.top_k, args.batch_size, device, args.checkpoint)
-    if any("label" in row for row in rows):  # series of labelled files: sktime's score(X, y)
-        print(label_score(rows, read_class_names(Path(args.run_dir) / "classes.json")), file=sys.stderr)
+    if any("label" in row for row in rows):  # labelled series or texts: sktime's score(X, y)
+        text = text_classifier_info(Path(args.run_dir))
+        names = text["names"] if text else read_class_names(Path(args.run_dir) / "classes.json")
+        print(label_score(rows, names, "texts" if text else "series"), file=sys.stderr)
     if args.out:
         write_atomically(args.out, compressed_as_named(args.out, table))
         print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
@@ -63,8 +66,9 @@ def add_parser(subparsers) -> None:
                     "every image inside, sorted), preprocess it as the run's evaluation images were (size, "
                     "channels, mean/std from RUN_DIR/preprocess.json) and write file, top-1 class and "
                     "probability, then the top-k classes and probabilities, as CSV. For a text classifier's run "
-                    "(text_classification) the inputs are texts: .csv / .tsv / .jsonl files (the run's text column), "
-                    "text files (one text per line) or - (standard input); each row also holds the text. For a "
+                    "(text_classification) the inputs are texts: .csv / .tsv / .jsonl / .parquet files (the run's text "
+                    "column; a table holding the run's label column has its labels kept and scored), text files "
+                    "(one text per line) or - (standard input); each row also holds the text. For a "
                     "series classifier's run (series_classification) they are series: UCR text files (a label and "
                     "the values per line, or the values alone), .ts files or .npz files (X), scaled as the run's "
                     "training series; rows are FILE:N, and a labelled file's labels are kept and scored. RUN_DIR "

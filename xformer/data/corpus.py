@@ -71,8 +71,10 @@ def read_text_files(paths: Iterable[str | Path] | str | Path | None) -> str:
 
 def not_utf8_text(path: Path, error: UnicodeDecodeError) -> ConfigError:
     """The one line for a file that is binary or in another encoding than UTF-8."""
+    # iconv without -f reads the locale's encoding, UTF-8 on most machines: it stops at the same byte
     return ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); give a text file, "
-                       "converting it if needed, e.g. iconv -t utf-8")
+                       "converting it if needed, e.g. iconv -f cp1252 -t utf-8 FILE > NEW for Windows' encoding "
+                       "(Notepad's ANSI, Excel's plain CSV; its 'CSV UTF-8' needs no conversion)")
 
 
 __all__ = ["default_corpus", "corpus_name", "read_text_files", "text_files_in", "not_utf8_text"]

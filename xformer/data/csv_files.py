@@ -21,6 +21,18 @@ from .compressed import decompressed_bytes
 _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
+def comma_separated(path: Path, head: bytes | str) -> tuple[bool, bytes]:
+    """(whether an Excel 'sep=,' line precedes the header, the header line) of a table whose first bytes are
+    ``head``; a table separated by ';' or tabs (after a 'sep=;' line or not) is refused in one line with pandas'
+    fix (``refuse_other_separators``)."""
+    head = head.encode() if isinstance(head, str) else head
+    header, body = (head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1) + [b""])[:2]
+    if re.fullmatch(rb"sep=,", header.strip()):  # Excel's hint line, written by "sep=," exports: skipped
+        return True, body.split(b"\n", 1)[0].rstrip(b"\r")
+    refuse_other_separators(path, header, body)
+    return False, header
+
+
 def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **options) -> pd.DataFrame:
     """``pd.read_csv(path, **options)``, with a file that is not a readable text CSV refused in one line
     ending in ``fix``. A name ending in .gz, .bz2, .xz or .zip is decompressed (pandas' ``compression="infer"``)."""
@@ -33,9 +45,12 @@ def read_csv_file(path: Path, fix: str = "give a CSV with a header row", **optio
                           "convert it with pandas.read_excel(path).to_csv(new_path, index=False)")
     if b"\0" in head:  # text never holds NUL bytes; pandas may otherwise read garbage columns
         raise ConfigError(f"{path} is not a text CSV file (it holds NUL bytes); {fix}")
-    header, body = (head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1) + [b""])[:2]
-    if "sep" not in options and "delimiter" not in options:
-        refuse_other_separators(path, header, body)
+    if "sep" in options or "delimiter" in options:
+        header = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    else:
+        declared, header = comma_separated(path, head)
+        if declared and "skiprows" not in options:
+            options = {**options, "skiprows": 1}
     if not {"header", "names"} & set(options):  # pandas would rename a repeated name to "a.1", a column not in the file
         names = next(csv.reader([header.decode(errors="replace").rstrip("\r")]), [])
         twice = next((name for name in names if name and names.count(name) > 1), None)
@@ -128,4 +143,4 @@ def read_ids_as_text(path: Path, id_column: str = "unique_id") -> pd.DataFrame:
     return read_csv_file(path, dtype={id_column: str}, keep_default_na=False, na_values=missing)
 
 
-__all__ = ["read_csv_file", "read_ids_as_text", "text_numbers", "number_text"]
+__all__ = ["comma_separated", "read_csv_file", "read_ids_as_text", "text_numbers", "number_text"]

@@ -24,6 +24,7 @@ import csv
 import json
 import random
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,6 +39,8 @@ from .registry import DataBundle, register_data
 from .text_common import (Items, build_vocab, check_vocab_args, default_task_words, evaluates_only, id_tensor,
                           pad_collate, prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
 from .text_tables import table_reader
+
+MISSING_LABELS = ("nan", "NaN", "<NA>")  # what str() of numpy's / pandas' missing values writes: no class names
 
 
 def read_labelled(paths: str | list[str], text_column: str = "text", label_column: str = "label",
@@ -95,13 +98,25 @@ def _read_rows(path: Path, text_column: str, label_column: str, pair_column: str
             raise ConfigError(f"{path} has no column {column!r} (its header: {', '.join(columns) or 'empty'}); "
                               f"name the columns {', '.join(map(repr, wanted))} or set data.args.text_column / "
                               f"{'text_pair_column / ' if pair_column else ''}label_column")
+    unlabelled = []
     for row in reader:
+        if not any((value or "").strip() for value in row.values()):  # ',,': cleared cells Excel still writes
+            continue
         values = [row.get(column) for column in wanted]  # a JSON object may lack a key
-        for column, value in zip(wanted, values):
-            if value is None or column == label_column and not value.strip():
+        for column, value in zip(wanted[:-1], values):
+            if value is None:
                 raise ConfigError(f"{path}:{reader.line_num}: the row has no {column!r} value; "
                                   f"every row needs {'a text pair' if pair_column else 'a text'} and a label")
-        rows.append((tuple(values[:2]) if pair_column else values[0], values[-1].strip()))
+        label = (values[-1] or "").strip()
+        if not label or label in MISSING_LABELS:
+            unlabelled.append((reader.line_num, label))
+        rows.append((tuple(values[:2]) if pair_column else values[0], label))
+    if unlabelled:
+        line, n = unlabelled[0][0], len(unlabelled)
+        written = next((f", {label!r} being how pandas writes a missing one" for _, label in unlabelled if label), "")
+        raise ConfigError(f"{path}:{line}: the row has no {label_column!r} value ({n} row{'s' if n > 1 else ''} "
+                          f"without one{written}); every row needs a label: drop those rows, e.g. "
+                          f"df.dropna(subset=[{label_column!r}]) in pandas before writing the file")
     return rows
 
 
@@ -113,33 +128,81 @@ def label_names(labels: list[str]) -> list[str]:
 
 
 def check_class_labels(found: list[str], label_column: str) -> None:
-    """Refuse numbers that are not whole (scores, as STS-B's): each would become a class of its own."""
-    scores = []
-    for value in dict.fromkeys(found):
-        try:
-            number = float(value)
-        except ValueError:
-            return
-        if not number.is_integer():
-            scores.append(value)
-    if scores:
+    """The files' labels as classes (``data.args.labels`` left out): numbers that are not whole (scores, as STS-B's)
+    are refused, each would become a class of its own; so are several classes in one cell ('sports,politics' beside
+    'sports'); labels that differ only in case ('Pos', 'pos') are said, as they stay apart."""
+    distinct = list(dict.fromkeys(found))
+    scores = [value for value in distinct if _number(value) is not None and not _number(value).is_integer()]
+    if scores and all(_number(value) is not None for value in distinct):
         raise ConfigError(f"the {label_column!r} values are numbers such as {scores[:3]}: text_classification learns "
-                          f"classes, and each of the {len(set(found))} distinct values would be one (xformer has no "
+                          f"classes, and each of the {len(distinct)} distinct values would be one (xformer has no "
                           "text regression); give class labels, e.g. scores binned into a few named classes")
+    parts = {value: re.split(r"\s*[,;|]\s*", value) for value in distinct}
+    holding = {}  # part -> how many labels hold it (a label of one part holds itself)
+    for value in distinct:
+        for part in set(parts[value]):
+            holding[part] = holding.get(part, 0) + 1
+    several = [value for value in distinct if len(parts[value]) > 1 and all(holding[p] > 1 for p in parts[value])]
+    if several:
+        raise ConfigError(f"the {label_column!r} values {several[:3]} look like several classes per text "
+                          "(multi-label, Hugging Face's multi_label_classification), but text_classification gives "
+                          "each text one class; give one label per row, or list each combination as a class of its "
+                          "own in data.args.labels")
+    alike: dict[str, list[str]] = {}
+    for value in distinct:
+        alike.setdefault(value.casefold(), []).append(value)
+    if groups := [sorted(group) for group in alike.values() if len(group) > 1]:
+        shown = "; ".join(" and ".join(map(repr, group)) for group in groups[:3])
+        warnings.warn(f"the {label_column!r} values {shown} differ only in case, so they are different classes; "
+                      "write them alike in the file if they are one class", stacklevel=3)
 
 
-def given_labels(labels, found: list[str], files, label_column: str) -> list[str]:
-    """``data.args.labels`` as class names in id order, every label of the files among them."""
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def warn_cut(lengths: list[int], max_length: int, fix: str) -> None:
+    """One warning for the texts whose [CLS] text [SEP] (``lengths``, in tokens) is cut to ``max_length`` by
+    ``classification_item``, as Hugging Face's ``truncation=True`` cuts it (which says nothing)."""
+    cut = [n for n in lengths if n > max_length]
+    if cut:
+        warnings.warn(f"{len(cut)} of {len(lengths)} texts are longer than max_length={max_length} tokens (the "
+                      f"longest: {max(cut)}, [CLS] and [SEP] included) and were cut to their first {max_length} "
+                      f"tokens; {fix}",
+                      stacklevel=2)
+
+
+def given_labels(labels, found: list[str], files, label_column: str) -> tuple[list[str], list[str]]:
+    """(``data.args.labels`` as class names in id order, the files' labels as those names: ``as_class``), every
+    label of the files among them."""
     if not isinstance(labels, (list, tuple)) or len(set(map(str, labels))) != len(labels):
         raise ConfigError(f"data.args.labels={labels!r} must be a list of distinct class names in id order, e.g. "
                           "[neg, pos]")
     names = [str(name).strip() for name in labels]
+    found = [as_class(label, names) for label in found]
     unknown = sorted(set(found) - set(names), key=found.index)
     if unknown:
         shown = unknown if len(unknown) <= 5 else [*unknown[:5], "..."]
         raise ConfigError(f"{files}: the {label_column!r} values {shown} are not among data.args.labels {names} (the "
-                          "classes of the model); give rows labelled with those names")
-    return names
+                          "classes of the model); relabel or drop those rows (when training: add the names to "
+                          "data.args.labels), or score the file with xformer predict RUN FILE, which counts a class "
+                          "the run lacks wrong")
+    return names, found
+
+
+def as_class(label: str, names: list[str]) -> str:
+    """``label`` as one of the classes ``names``: itself, or the class of the same whole number written otherwise
+    ("1" for a run's "1.0", as pandas writes a column of whole numbers with a gap, and "1.0" for its "1"), or of
+    the same boolean (JSON's "true" for pandas' "True")."""
+    if label not in names and label.lower() in ("true", "false"):
+        return next((name for name in names if name.lower() == label.lower()), label)
+    number = None if label in names else _number(label)
+    if number is None or not number.is_integer():
+        return label
+    return next((name for name in names if _number(name) == number), label)
 
 
 def shuffle_words(sentence: str, rng: random.Random) -> str | None:
@@ -191,7 +254,9 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
         texts, found = read_labelled(files, text_column, label_column, text_pair_column)
         if labels is None:
             check_class_labels(found, label_column)
-        names = label_names(found) if labels is None else given_labels(labels, found, files, label_column)
+            names = label_names(found)
+        else:
+            names, found = given_labels(labels, found, files, label_column)
         ids = [names.index(label) for label in found]
         per_split = ([], [], [])
         g = seeded_generator(seed, 0)
@@ -223,13 +288,16 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
     train_texts = [t for pair in parts[0][0] for t in pair] if pairs else parts[0][0]
     vocab = build_vocab(tokenizer, train_texts, vocab_size, min_frequency, lowercase, "cls", "sep")
 
-    splits = []
+    splits, lengths = [], []
     for texts, labels in parts:
         firsts = vocab.encode_batch([t[0] for t in texts] if pairs else texts)
         seconds = vocab.encode_batch([t[1] for t in texts]) if pairs else [None] * len(texts)
+        lengths += [len(a) + (2 if b is None else len(b) + 3) for a, b in zip(firsts, seconds)]
         items = [{**classification_item(vocab, a, max_length, b), LABELS: torch.tensor(y)}
                  for a, b, y in zip(firsts, seconds, labels)]
         splits.append(Items(items) if items else None)
+    warn_cut(lengths, max_length, "a larger data.args.max_length keeps more of them (and gives the model as many "
+             "positions)")
     if splits[0] is None and not evaluates_only(val_fraction, test_fraction):
         raise ConfigError("the training split is empty; give more rows or smaller val/test fractions")
 
@@ -252,4 +320,4 @@ def text_classification(files: str | list[str] | None = None, tokenizer: str = "
 
 
 __all__ = ["text_classification", "read_labelled", "classification_ids", "classification_item", "label_names",
-           "given_labels", "shuffle_words", "acceptability", "macro_f1"]
+           "given_labels", "as_class", "warn_cut", "shuffle_words", "acceptability", "macro_f1"]

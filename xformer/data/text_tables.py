@@ -4,11 +4,16 @@
     .tsv / .tab           tab separated, no quoting (GLUE's files), a header row
     .jsonl / .json        JSON Lines (one object per line), or one JSON array of objects: Hugging Face's
                           ``load_dataset("json")`` files; the keys are the columns
+    .parquet / .pq        Parquet (Hugging Face's hub datasets), read by tables.read_table: needs pyarrow
+
+A CSV separated by ';' (Excel's export in many locales) is refused in one line with the pandas fix, as the series
+reader refuses it (csv_files.comma_separated); Excel's 'sep=,' first line is skipped.
 
 Any of them may be compressed as its name says (``reviews.jsonl.gz``, compressed.py). ``table_reader`` gives
 the rows of each as ``csv.DictReader`` gives a CSV's: ``fieldnames``, then one dict of strings per row (a JSON
-number or boolean as its text: label 1 is "1"; a key a row lacks, or null, is missing: read rows with ``.get``),
-and ``line_num``, the line of the row last read.
+number or boolean as its text: label 1 is "1"; a key a row lacks, or null, is missing: read rows with ``.get``;
+a Parquet cell as a CSV writes it: 1, 1.0, True, a missing value missing), and ``line_num``, the line of the row
+last read (a Parquet file's row number).
 """
 from __future__ import annotations
 
@@ -19,7 +24,10 @@ from pathlib import Path
 
 from .compressed import inner_suffix, read_text_file
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json")
+from .csv_files import comma_separated
+from .tables import PARQUET_SUFFIXES, read_table
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", *PARQUET_SUFFIXES)
 
 
 class JsonRows:
@@ -63,18 +71,44 @@ def _text(value, key: str, number: int) -> str | None:
     return value if isinstance(value, str) or value is None else json.dumps(value)
 
 
-def table_reader(path: Path) -> csv.DictReader | JsonRows:
+class FrameRows:
+    """The rows of a pandas DataFrame (a Parquet file's) as a ``csv.DictReader``'s: each cell as the CSV that
+    ``to_csv`` writes holds it, a missing value (None, NaN) missing; a list (a multi-label cell) is no cell."""
+
+    def __init__(self, frame):
+        self.frame, self.fieldnames, self.line_num = frame, [str(c) for c in frame.columns], 0
+
+    def __iter__(self):
+        import pandas as pd
+
+        for number, values in enumerate(self.frame.itertuples(index=False), 1):
+            self.line_num = number
+            row = {}
+            for key, value in zip(self.fieldnames, values):
+                if not isinstance(value, str) and hasattr(value, "__len__"):
+                    raise csv.Error(f"row {number}: {key!r} holds a {type(value).__name__}, not a string or number")
+                row[key] = None if pd.isna(value) else str(value)
+            yield row
+
+
+def table_reader(path: Path) -> csv.DictReader | JsonRows | FrameRows:
     """Rows of a CSV, TSV or JSON Lines file (see the module docstring). Raises UnicodeDecodeError for text that
     is not UTF-8, csv.Error for a binary file or malformed JSON."""
     suffix = inner_suffix(path)
+    if suffix in PARQUET_SUFFIXES:
+        return FrameRows(read_table(path))
     content = read_text_file(path, newline="")  # line ends inside quoted texts kept as written
     if "\0" in content:  # valid UTF-8 yet binary: text never holds NUL
         raise csv.Error("it holds NUL bytes")
     if suffix in (".jsonl", ".json"):
         return JsonRows(content)
     tsv = suffix in (".tsv", ".tab")
-    return csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
-                          quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    declared = not tsv and comma_separated(path, content[:8192])[0]
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if tsv else ",",
+                            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    if declared:  # through the reader, so that line_num still counts the 'sep=,' line
+        next(reader.reader)
+    return reader
 
 
-__all__ = ["TABLE_SUFFIXES", "JsonRows", "table_reader"]
+__all__ = ["TABLE_SUFFIXES", "FrameRows", "JsonRows", "table_reader"]
