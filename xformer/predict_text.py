@@ -25,8 +25,8 @@ def read_texts(inputs: Sequence[str | Path], text_column: str = "text", pair_col
     the header, or a JSON file's first object) and of pandas DataFrames ("row INDEX"; a Series: its texts), the
     non-empty lines of other files ("FILE:LINE"), or of standard input for ``-``. With ``pair_column`` (a
     sentence-pair classifier): (source, text, pair) of tables only. A table or frame that holds ``label_column``
-adds each row's label (None where empty) last: (source, text[, pair], label). An input ``given`` holds true of is a text
-    itself, "text N" (N its position among the inputs): fill-mask's texts (predict_fill.py)."""
+    adds each row's label (None where empty) last: (source, text[, pair], label). An input ``given`` holds true of
+    is a text itself, "text N" (N its position among the inputs): fill-mask's texts (predict_fill.py)."""
     import sys
 
     from .data.compressed import inner_suffix, read_text_file
