@@ -8,7 +8,7 @@ from .attention import CrossAttention, KVCache, SelfAttention, attend, attention
 from .blocks import DecoderBlock, EncoderBlock, PostNormResidual, PreNormResidual
 from .build import init_gpt2_
 from .config import CoreConfig
-from .layers import Dropout, Mlp, SwiGLU, dropout, make_feed_forward, make_norm
+from .layers import Dropout, Mlp, SwiGLU, dropout, make_feed_forward, make_norm, unless_idle
 from .masks import causal_mask, combine_masks
 from .positions import RotaryEmbedding
 from .residual_attention import ResidualAttentionBlock, ResidualAttentionEncoder, ResidualScoresAttention

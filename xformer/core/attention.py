@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Dropout, dropout
+from .layers import Dropout, dropout, unless_idle
 from .masks import causal_mask
 from .positions import RotaryEmbedding
 
@@ -88,9 +88,6 @@ class _HeadsAttention(nn.Module):
         self.keep_weights = False  # True: the explicit path, weights kept in last_weights (analysis)
         self.last_weights: Tensor | None = None
 
-    def _split(self, x: Tensor, heads: int) -> Tensor:
-        return x.view(*x.shape[:2], heads, self.head_dim).transpose(1, 2)
-
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, causal: bool) -> Tensor:
         """The fused path, or the explicit one while ``keep_weights`` (analysis.capture_attention)."""
         p = self.dropout if self.training else 0.0
@@ -101,7 +98,7 @@ class _HeadsAttention(nn.Module):
 
     def _project(self, out: Tensor) -> Tensor:
         """(B, heads, N, head_dim) -> concatenated heads (B, N, d) -> output projection."""
-        return self.proj_drop(self.proj(out.transpose(1, 2).flatten(2)))
+        return unless_idle(self.proj_drop, self.proj(out.transpose(1, 2).flatten(2)))
 
 
 class SelfAttention(_HeadsAttention):
@@ -116,8 +113,8 @@ class SelfAttention(_HeadsAttention):
         self.rope = rope
 
     def _qkv(self, x: Tensor, cache: KVCache | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        q, k, v = self.qkv(x).split([self.n_heads * self.head_dim] + [self.n_kv_heads * self.head_dim] * 2, dim=-1)
-        q, k, v = self._split(q, self.n_heads), self._split(k, self.n_kv_heads), self._split(v, self.n_kv_heads)
+        heads = self.qkv(x).view(*x.shape[:2], -1, self.head_dim)  # viewed, then split: 2 ops fewer than the reverse
+        q, k, v = (t.transpose(1, 2) for t in heads.split([self.n_heads, self.n_kv_heads, self.n_kv_heads], dim=2))
         if self.rope is not None:
             offset = cache.length if cache is not None else 0
             q, k = self.rope(q, offset), self.rope(k, offset)
@@ -139,13 +136,12 @@ class CrossAttention(_HeadsAttention):
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(memory_dim or dim, 2 * self.n_kv_heads * self.head_dim, bias=qkv_bias)
 
-    def forward(self, x: Tensor, memory: Tensor, mask: Tensor | None = None,
-                cache: KVCache | None = None) -> Tensor:
-        q = self._split(self.q(x), self.n_heads)
+    def forward(self, x: Tensor, memory: Tensor, mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
+        q = self.q(x).view(*x.shape[:2], -1, self.head_dim).transpose(1, 2)
         if cache is not None and cache.k is not None:
             k, v = cache.k, cache.v  # the memory does not change while decoding
         else:
-            k, v = (self._split(t, self.n_kv_heads) for t in self.kv(memory).chunk(2, dim=-1))
+            k, v = (t.transpose(1, 2) for t in self.kv(memory).view(*memory.shape[:2], -1, self.head_dim).chunk(2, 2))
             if cache is not None:
                 cache.append(k, v)
         return self._project(self._attend(q, k, v, mask, causal=False))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from .attention import CrossAttention, KVCache, SelfAttention
-from .layers import Dropout
+from .layers import Dropout, unless_idle
 
 
 class _Residual(nn.Module):
@@ -27,7 +27,7 @@ class _Residual(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def branch(self, y: Tensor) -> Tensor:
-        return self.drop_path(self.scale(self.dropout(y)))
+        return unless_idle(self.drop_path, unless_idle(self.scale, unless_idle(self.dropout, y)))
 
 
 class PreNormResidual(_Residual):

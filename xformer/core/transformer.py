@@ -24,9 +24,8 @@ class Encoder(_Stack):
     """Bidirectional stack: every token sees every (non-padding) token."""
 
     def forward(self, x: Tensor, padding_mask: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
-        n = x.shape[1]
-        mask = combine_masks(n_queries=n, n_keys=n, key_padding_mask=padding_mask, attn_mask=attn_mask,
-                             dtype=x.dtype, device=x.device)
+        mask = combine_masks(n_queries=x.shape[1], n_keys=x.shape[1], key_padding_mask=padding_mask,
+                             attn_mask=attn_mask, dtype=x.dtype, device=x.device)
         return self.norm(self.run_blocks(x, mask))
 
     def run_blocks(self, x: Tensor, mask: Tensor | None) -> Tensor:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..batch import LABELS
-from ..core import CoreConfig, CrossAttention, Dropout, combine_masks, make_norm
+from ..core import CoreConfig, CrossAttention, Dropout, combine_masks, make_norm, unless_idle
 from ..errors import ConfigError
 from ..registry import check_sizes, register_head
 from ..tokens import Tokens, token_state
@@ -95,7 +95,7 @@ class ClassificationHead(nn.Module):
 
     def pooled(self, hidden: Tensor, tokens: Tokens) -> Tensor:
         """The (B, d) vector the classifier reads ((B, C*d) for channel-independent series tokens)."""
-        h = self.norm(self._pool(hidden, tokens))
+        h = unless_idle(self.norm, self._pool(hidden, tokens))
         if self.pooler is not None:
             h = self.pooler(h).tanh()
         return h.reshape(-1, self.n_channels * h.shape[-1]) if self.n_channels > 1 else h
@@ -114,7 +114,8 @@ class ClassificationHead(nn.Module):
         return self.attn_pool(x, mask)
 
     def forward(self, hidden: Tensor, tokens: Tokens, batch: dict) -> dict:
-        return classification_output(self.fc(self.drop(self.pooled(hidden, tokens))), batch, self.label_smoothing)
+        return classification_output(self.fc(unless_idle(self.drop, self.pooled(hidden, tokens))), batch,
+                                     self.label_smoothing)
 
 
 @register_head("classification")

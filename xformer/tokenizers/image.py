@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..batch import IMAGES, image_input
-from ..core import CoreConfig, Dropout, make_norm
+from ..core import CoreConfig, Dropout, make_norm, unless_idle
 from ..errors import ConfigError
 from ..registry import check_sizes, register_tokenizer
 from ..tokens import Tokens, TokenState
@@ -232,14 +232,14 @@ class PatchEmbedding(GridTokenizer):
         pos = self.grid_positions(grid)
         if pos is not None:
             x = x + pos
-        b = x.shape[0]
-        prefix = [t.expand(b, -1, -1) for t in (self.cls_token, self.reg_tokens) if t is not None]
+        prefix = [t for t in (self.cls_token, self.reg_tokens) if t is not None]
         if prefix:
-            prefix = torch.cat(prefix, dim=1)
+            # (1, P, d) positioned once, then expanded: no copy of a lone class token, no per-image add
+            prefix = prefix[0] if len(prefix) == 1 else torch.cat(prefix, dim=1)
             if self.pos_prefix is not None:
                 prefix = prefix + self.pos_prefix
-            x = torch.cat([prefix, x], dim=1)
-        x = self.drop(self.norm_pre(x))
+            x = torch.cat([prefix.expand(x.shape[0], -1, -1), x], dim=1)
+        x = unless_idle(self.drop, unless_idle(self.norm_pre, x))
         state = TokenState(prefix_tokens=self.n_prefix, class_token=self.cls_token is not None, grid=grid)
         return Tokens(x, None, state=state)
 
