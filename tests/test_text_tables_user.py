@@ -20,6 +20,18 @@ SMALL = {"tokenizer": "wordpiece", "vocab_size": 80, "min_frequency": 1, "max_le
          "test_fraction": 0.2}
 
 
+def train_tiny(folder):
+    """A one-step text classifier of folder/train.csv, in folder/run."""
+    from xformer.cli import main
+
+    (folder / "r.yaml").write_text(
+        "model: {architecture: encoder, core: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32},\n"
+        "  tokenizer: {name: bert_text}, head: {name: classification, args: {pool: cls}}}\n"
+        f"data: {{name: text_classification, args: {{files: {folder / 'train.csv'}, tokenizer: wordpiece, "
+        "vocab_size: 80, min_frequency: 1, max_length: 16}}\n"
+        "train: {steps: 1, batch_size: 8, eval_every: 1}\n", encoding="utf-8")
+    assert main(["train", str(folder / "r.yaml"), "--out", str(folder / "run"), "--quiet", "--threads", "1"]) == 0
+
 def excel(path, rows, sep: str, hint: bool):
     """A table as Excel's "CSV UTF-8" writes it: a byte-order mark, CRLF line ends, and (asked) a 'sep=' line."""
     lines = ([f"sep={sep}"] if hint else []) + [f"text{sep}label"] + [f"{t}{sep}{y}" for t, y in rows]
@@ -130,13 +142,7 @@ def run(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("cls")
     pd.DataFrame({"text": TEXTS, "label": LABELS}).to_csv(folder / "train.csv", index=False)
-    (folder / "r.yaml").write_text(
-        "model: {architecture: encoder, core: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32},\n"
-        "  tokenizer: {name: bert_text}, head: {name: classification, args: {pool: cls}}}\n"
-        f"data: {{name: text_classification, args: {{files: {folder / 'train.csv'}, tokenizer: wordpiece, "
-        "vocab_size: 80, min_frequency: 1, max_length: 16}}\n"
-        "train: {steps: 1, batch_size: 8, eval_every: 1}\n", encoding="utf-8")
-    assert main(["train", str(folder / "r.yaml"), "--out", str(folder / "run"), "--quiet", "--threads", "1"]) == 0
+    train_tiny(folder)
     return folder
 
 
@@ -217,13 +223,7 @@ def test_whole_number_labels_match_the_runs_classes_in_either_spelling(tmp_path,
 
     frame = pd.DataFrame({"text": TEXTS, "label": [float(i % 2) for i in range(20)]})
     frame.to_csv(tmp_path / "train.csv", index=False)
-    (tmp_path / "r.yaml").write_text(
-        "model: {architecture: encoder, core: {d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32},\n"
-        "  tokenizer: {name: bert_text}, head: {name: classification, args: {pool: cls}}}\n"
-        f"data: {{name: text_classification, args: {{files: {tmp_path / 'train.csv'}, tokenizer: wordpiece, "
-        "vocab_size: 80, min_frequency: 1, max_length: 16}}\n"
-        "train: {steps: 1, batch_size: 8, eval_every: 1}\n", encoding="utf-8")
-    assert main(["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "run"), "--quiet", "--threads", "1"]) == 0
+    train_tiny(tmp_path)
     frame.assign(label=[i % 2 for i in range(20)]).to_csv(tmp_path / "held.csv", index=False)
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "run"), f"data.args.files={tmp_path / 'held.csv'}",
