@@ -110,3 +110,15 @@ def test_an_optional_choice_names_its_choices():
     with pytest.raises(ConfigError, match=r"kind: expected one of 'soft', 'hard' or null, got 'sof'") as info:
         from_dict(Distill, {"kind": "sof", "teacher": "runs/cnn"})
     assert "Literal" not in str(info.value)
+
+
+def test_a_mistake_inside_an_optional_section_is_named_not_its_type():
+    """model.baseline (a part or null): a key mistyped in it was 'expected PartConfig or null, got {...}', or, beside
+    a transformer's model keys, 'not read by the None baseline'."""
+    from xformer.train.config import ExperimentConfig, apply_overrides, load_experiment
+
+    recipe = apply_overrides(load_yaml(TASKS / "copy.yaml"), ["~model", "model.baseline={nme: dlinear}"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.baseline.nme'; did you mean name\?"):
+        from_dict(ExperimentConfig, recipe)
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.baseline.nme'; did you mean name\?"):
+        load_experiment(TASKS / "copy.yaml", ["model.baseline.nme=dlinear"])

@@ -33,12 +33,12 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in typing.get_args(annotation):
             try:
                 return _check_type(value, option, where)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                if isinstance(value, dict) and dataclasses.is_dataclass(option):
+                    raise  # a mapping meant for the dataclass: its own error (an unknown or missing key) says more
         names = " or ".join(_type_name(a) for a in typing.get_args(annotation))
         raise ConfigError(f"{where}: expected {names}, got {value!r}")
     if annotation is type(None):

@@ -369,7 +369,7 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> ExperimentCo
     recipe = apply_overrides(copy.deepcopy(read), list(overrides))
     without_switched_settings(recipe, overrides)
     model = recipe.get("model")
-    if isinstance(model, dict) and isinstance(model.get("baseline"), dict):
+    if isinstance(model, dict) and isinstance(model.get("baseline"), dict) and "name" in model["baseline"]:
         unread = [f"model.{key}" for key in model if key != "baseline"]
         if unread:
             raise ConfigError(f"{', '.join(unread)} {'is' if len(unread) == 1 else 'are'} not read by the "
