@@ -122,3 +122,29 @@ def test_a_mistake_inside_an_optional_section_is_named_not_its_type():
         from_dict(ExperimentConfig, recipe)
     with pytest.raises(ConfigError, match=r"unknown config key 'model.baseline.nme'; did you mean name\?"):
         load_experiment(TASKS / "copy.yaml", ["model.baseline.nme=dlinear"])
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--steps", "10"], "unrecognized arguments: --steps 10; settings are KEY=VALUE overrides, not options: "
+                        "train.steps=10"),
+    (["--batch-size=8"], "not options: train.batch_size=8"),
+    (["--d-model", "64"], "not options: model.core.d_model=64"),
+    (["--output_dir", "runs/a"], "the run folder is --out runs/a"),
+    (["train.lr", "1e-3"], "e.g. train.lr=1e-3 (no spaces around '='"),
+    (["train.steps=", "10"], "override '10' must look like key.sub=value, e.g. train.steps=10 (no spaces"),
+    (["train.steps", "=", "10"], "e.g. train.steps=10 (no spaces"),
+    (["--bogus", "3"], "unrecognized arguments: --bogus 3; see xformer --help"),
+])
+def test_a_hugging_face_users_options_and_split_overrides_name_the_override(argv, said, tmp_path, capsys):
+    """`--steps 10` (Hugging Face's and timm's habit) and an override the shell split at its spaces
+    (`train.steps= 10`) were refused without naming the form that works; nothing is trained."""
+    from xformer.cli import main
+
+    try:
+        status = main(["train", str(TASKS / "copy.yaml"), *argv, "--out", str(tmp_path / "run"), "--quiet"])
+    except SystemExit as e:  # argparse's own error (an unknown option) exits, as on the command line
+        status = e.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()

@@ -70,6 +70,24 @@ def own_warnings_plain(show):
     return show_warning
 
 
+def _as_override(extra: list[str], command: str) -> str:
+    """For an option a Hugging Face or timm user would type (``--steps 10``, ``--batch-size=8``,
+    ``--output_dir DIR``): the override or option that says it here, as the end of the error line."""
+    from .config import key_paths
+    from .train.config import ExperimentConfig
+
+    first = extra[0]
+    if not first.startswith("--"):
+        return ""
+    name, _, value = first[2:].partition("=")
+    value = value or (extra[1] if len(extra) > 1 and not extra[1].startswith("-") else "VALUE")
+    key = name.replace("-", "_")
+    if command == "train" and key in ("output_dir", "output", "out_dir", "run_dir"):
+        return f"; the run folder is --out {value}"
+    paths = key_paths(ExperimentConfig, key)
+    return f"; settings are KEY=VALUE overrides, not options: {paths[0]}={value}" if paths else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -79,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and overrides and all(is_override(item) for item in extra):
         getattr(args, overrides).extend(extra)
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{_as_override(extra, args.command) if overrides else ''}")
     threads = getattr(args, "threads", None)
     if threads is not None:
         import torch

@@ -243,6 +243,23 @@ def is_override(item: str) -> bool:
     return not item.startswith("-") and ("=" in item or item.startswith("~"))
 
 
+def _written_apart(overrides: list[str], i: int) -> str | None:
+    """The override that item ``i`` and its neighbours make when written without the spaces the shell split them
+    at (``train.steps= 10``, ``train.steps =10``, ``train.steps = 10``, ``train.lr 1e-3``), with a word saying so."""
+    before, after = overrides[i - 1] if i else "", overrides[i + 1] if i + 1 < len(overrides) else ""
+    item = overrides[i]
+    if before.endswith("=") and "=" not in item:
+        joined = before + item
+    elif item.startswith("=") or "=" not in item and after.startswith("="):
+        joined = before + item if item.startswith("=") else item + after + (
+            overrides[i + 2] if after == "=" and i + 2 < len(overrides) else "")
+    elif "=" not in item and "." in item and after and not after.startswith("-") and "=" not in after:
+        joined = f"{item}={after}"
+    else:
+        return None
+    return f"{joined} (no spaces around '=': the shell splits an override at them)"
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """``["train.lr=1e-3", "model.core.d_model=64"]`` -> nested keys set; values parsed as YAML.
 
@@ -254,13 +271,14 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     the recipe gives its tokenizer and another tokenizer does not take."""
     named = {item.partition("=")[0].removesuffix(".name") for item in overrides if item.partition("=")[0].endswith(
         ".name") and "=" in item}
-    for item in overrides:
+    for i, item in enumerate(overrides):
         if item.startswith("~"):
             _remove_key(data, item)
             continue
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"override '{item}' must look like key.sub=value, e.g. train.lr=3e-4")
+            raise ConfigError(f"override '{item}' must look like key.sub=value, e.g. "
+                              f"{_written_apart(overrides, i) or 'train.lr=3e-4'}")
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
