@@ -148,3 +148,18 @@ def test_a_hugging_face_users_options_and_split_overrides_name_the_override(argv
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_recipe_not_found_names_the_recipe_meant(tmp_path, monkeypatch):
+    """`xformer train cct_digits` (a name, as timm's --model takes one) or a typo in the file name said only
+    'not found'; the recipe of that name (the checkout's tasks/, ./tasks, the folder given) is named."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "vit_small.yaml").write_text("model: {}\n")
+    with pytest.raises(ConfigError, match=r"mine/vit_smal\.yaml not found; did you mean mine/vit_small\.yaml\?$"):
+        load_yaml("mine/vit_smal.yaml")
+    with pytest.raises(ConfigError, match="cct_digits not found; did you mean ") as info:
+        load_yaml("cct_digits")
+    assert str(info.value).endswith(f"{TASKS / 'cct_digits.yaml'}?")
+    with pytest.raises(ConfigError, match="nothing_like_it.yaml not found; give the path of a YAML file"):
+        load_yaml("nothing_like_it.yaml")

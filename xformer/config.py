@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import re
 import types
 import typing
@@ -180,6 +181,24 @@ def from_file(cls: type[T], recipe: dict, path: str | Path, overridden: dict | N
         raise ConfigError(f"{path}: {error}") from None
 
 
+def _close_recipes(path: Path) -> list[str]:
+    """Recipes named like ``path`` (``cct_digits`` or ``tasks/cct_digit.yaml`` for ``tasks/cct_digits.yaml``) in
+    its folder, in ./tasks and in the checkout's tasks/, as paths to type from here."""
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    folders = [path.parent, Path("tasks"), Path(__file__).resolve().parents[1] / "tasks"]
+    found = {}
+    for folder in folders:
+        if folder.is_dir():
+            recipes = {f.name: f for f in folder.iterdir() if f.suffix in (".yaml", ".yml")}
+            matches = [name] if name in recipes else difflib.get_close_matches(name, list(recipes), n=1, cutoff=0.8)
+            for match in matches:
+                shown = os.path.relpath(recipes[match]) if not os.path.relpath(recipes[match]).startswith("..") \
+                    else str(recipes[match])
+                found.setdefault(os.path.realpath(recipes[match]), shown)
+    exact = [shown for shown in found.values() if Path(shown).name == name]
+    return (exact or list(found.values()))[:2]
+
+
 def _refuses(cls: type, data: dict, message: str) -> bool:
     """Whether ``from_dict(cls, data)`` raises ``message``."""
     try:
@@ -193,7 +212,9 @@ def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         problem = "is a folder" if path.is_dir() else "is not a file" if path.exists() else "not found"
-        raise ConfigError(f"config file {path} {problem}; give the path of a YAML file (see tasks/)")
+        close = _close_recipes(path) if not path.exists() else []
+        hint = f"did you mean {' or '.join(close)}?" if close else "give the path of a YAML file (see tasks/)"
+        raise ConfigError(f"config file {path} {problem}; {hint}")
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except ConfigError as e:
