@@ -163,3 +163,18 @@ def test_a_recipe_not_found_names_the_recipe_meant(tmp_path, monkeypatch):
     assert str(info.value).endswith(f"{TASKS / 'cct_digits.yaml'}?")
     with pytest.raises(ConfigError, match="nothing_like_it.yaml not found; give the path of a YAML file"):
         load_yaml("nothing_like_it.yaml")
+
+
+def test_options_spelt_with_underscores_are_read_as_their_hyphenated_selves(tmp_path, capsys):
+    """Hugging Face's scripts write --max_new_tokens, --output_dir: the same option here (argparse takes only the
+    hyphenated spelling; before, 'unrecognized arguments: --top_k 3')."""
+    from xformer.cli import _hyphenated, build_parser, main
+
+    assert main(["generate", str(tmp_path / "no_run"), "--max_new_tokens=8", "--top_k", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "no_run does not exist" in err and "unrecognized" not in err, err
+    args, extra = build_parser().parse_known_args([_hyphenated(a) for a in
+                                                   ["generate", "runs/x", "--max_new_tokens=8", "--top_k", "3"]])
+    assert (args.max_new_tokens, args.top_k, extra) == (8, 3, [])
+    assert _hyphenated("train.max_length=3") == "train.max_length=3"  # an override is not an option
+    assert _hyphenated("--prompt=a_b") == "--prompt=a_b"  # nor a value

@@ -70,6 +70,13 @@ def own_warnings_plain(show):
     return show_warning
 
 
+def _hyphenated(item: str) -> str:
+    """``--max_new_tokens=8`` as ``--max-new-tokens=8``: Hugging Face's scripts spell their options with
+    underscores, xformer's (as argparse's and timm's) with hyphens; no xformer option has an underscore."""
+    name, eq, value = item.partition("=")
+    return name.replace("_", "-") + eq + value if name.startswith("--") and "_" in name else item
+
+
 def _as_override(extra: list[str], command: str) -> str:
     """For an option a Hugging Face or timm user would type (``--steps 10``, ``--batch-size=8``,
     ``--output_dir DIR``): the override or option that says it here, as the end of the error line."""
@@ -90,7 +97,7 @@ def _as_override(extra: list[str], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args([_hyphenated(item) for item in (sys.argv[1:] if argv is None else argv)])
     # KEY=VALUE overrides may follow the options too (xformer train RECIPE --out RUN train.steps=2), as in
     # Hydra-style tools; anything else left over is the usual one-line error
     overrides = next((name for name in ("overrides", "items") if isinstance(getattr(args, name, None), list)), None)
