@@ -129,7 +129,7 @@ def test_a_mistake_inside_an_optional_section_is_named_not_its_type():
                         "train.steps=10"),
     (["--batch-size=8"], "not options: train.batch_size=8"),
     (["--d-model", "64"], "not options: model.core.d_model=64"),
-    (["--output_dir", "runs/a"], "the run folder is --out runs/a"),
+    (["--output_dir", "runs/a"], "arguments: --output_dir runs/a; the run folder is --out runs/a"),
     (["train.lr", "1e-3"], "e.g. train.lr=1e-3 (no spaces around '='"),
     (["train.steps=", "10"], "override '10' must look like key.sub=value, e.g. train.steps=10 (no spaces"),
     (["train.steps", "=", "10"], "e.g. train.steps=10 (no spaces"),

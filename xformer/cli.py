@@ -97,6 +97,7 @@ def _as_override(extra: list[str], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    given = {_hyphenated(item): item for item in (sys.argv[1:] if argv is None else argv)}
     args, extra = parser.parse_known_args([_hyphenated(item) for item in (sys.argv[1:] if argv is None else argv)])
     # KEY=VALUE overrides may follow the options too (xformer train RECIPE --out RUN train.steps=2), as in
     # Hydra-style tools; anything else left over is the usual one-line error
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra and overrides and all(is_override(item) for item in extra):
         getattr(args, overrides).extend(extra)
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}{_as_override(extra, args.command) if overrides else ''}")
+        hint = _as_override(extra, args.command) if overrides else ""
+        parser.error(f"unrecognized arguments: {' '.join(given.get(item, item) for item in extra)}{hint}")
     threads = getattr(args, "threads", None)
     if threads is not None:
         import torch
