@@ -178,3 +178,4 @@ def test_options_spelt_with_underscores_are_read_as_their_hyphenated_selves(tmp_
     assert (args.max_new_tokens, args.top_k, extra) == (8, 3, [])
     assert _hyphenated("train.max_length=3") == "train.max_length=3"  # an override is not an option
     assert _hyphenated("--prompt=a_b") == "--prompt=a_b"  # nor a value
+    assert build_parser().parse_args(["predict", "runs/x", "a.png", "--topk", "3"]).top_k == 3  # timm's spelling

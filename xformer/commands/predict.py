@@ -85,7 +85,8 @@ def add_parser(subparsers) -> None:
                "xformer predict runs/bert_mlm 'the [MASK] sat on the mat' --top-k 3")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_TEXTS")
-    p.add_argument("--top-k", type=int, default=5, help="classes listed per input, or tokens per [MASK] (default 5)")
+    p.add_argument("--top-k", "--topk", type=int, default=5,  # --topk: timm's inference.py
+                   help="classes listed per input, or tokens per [MASK] (default 5)")
     p.add_argument("--out", metavar="FILE.csv", help="where to write the predictions (default: standard output)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input or a file "
                    "of the run folder)")
