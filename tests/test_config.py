@@ -179,3 +179,13 @@ def test_options_spelt_with_underscores_are_read_as_their_hyphenated_selves(tmp_
     assert _hyphenated("train.max_length=3") == "train.max_length=3"  # an override is not an option
     assert _hyphenated("--prompt=a_b") == "--prompt=a_b"  # nor a value
     assert build_parser().parse_args(["predict", "runs/x", "a.png", "--topk", "3"]).top_k == 3  # timm's spelling
+
+
+def test_evaluate_is_not_told_to_override_training_settings(tmp_path, capsys):
+    """evaluate takes data.args.KEY=VALUE only: `--batch-size 8` there gets no train.batch_size=8 hint."""
+    from xformer.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", str(tmp_path), "--batch-size", "8"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "unrecognized arguments: --batch-size 8; see" in err and "train." not in err, err

@@ -77,7 +77,7 @@ def _hyphenated(item: str) -> str:
     return name.replace("_", "-") + eq + value if name.startswith("--") and "_" in name else item
 
 
-def _as_override(extra: list[str], command: str) -> str:
+def _as_override(extra: list[str]) -> str:
     """For an option a Hugging Face or timm user would type (``--steps 10``, ``--batch-size=8``,
     ``--output_dir DIR``): the override or option that says it here, as the end of the error line."""
     from .config import key_paths
@@ -89,7 +89,7 @@ def _as_override(extra: list[str], command: str) -> str:
     name, _, value = first[2:].partition("=")
     value = value or (extra[1] if len(extra) > 1 and not extra[1].startswith("-") else "VALUE")
     key = name.replace("-", "_")
-    if command == "train" and key in ("output_dir", "output", "out_dir", "run_dir"):
+    if key in ("output_dir", "output", "out_dir", "run_dir"):
         return f"; the run folder is --out {value}"
     paths = key_paths(ExperimentConfig, key)
     return f"; settings are KEY=VALUE overrides, not options: {paths[0]}={value}" if paths else ""
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and overrides and all(is_override(item) for item in extra):
         getattr(args, overrides).extend(extra)
     elif extra:
-        hint = _as_override(extra, args.command) if overrides else ""
+        hint = _as_override(extra) if args.command == "train" else ""  # the one command whose overrides set train.*
         parser.error(f"unrecognized arguments: {' '.join(given.get(item, item) for item in extra)}{hint}")
     threads = getattr(args, "threads", None)
     if threads is not None:
