@@ -177,3 +177,14 @@ def test_a_wide_table_takes_statics_by_column_name_and_forecasts_as_the_long_one
     flipped = static.assign(sign=-static["sign"])
     fitted = Forecaster(**options).fit(wide, static_df=static)
     assert not np.allclose(fitted.predict(wide).to_numpy(float), fitted.predict(wide, static_df=flipped).to_numpy(float))
+
+
+def test_static_ids_written_as_floats_are_named_as_the_cause(data):
+    """Integer ids in the data, the same ids as floats in static_df (a column with a gap, read by pandas): every
+    series was said to lack a row, without the cause."""
+    df, static = data
+    as_ints = df.assign(unique_id=df["unique_id"].str[1:].astype(int))
+    as_floats = static.assign(unique_id=static["unique_id"].str[1:].astype(float))
+    with pytest.raises(ConfigError, match=r"series '0' has no row in static_df \(8 of the 8 series lack one\): "
+                                          r"static_df writes its id '0.0' .*the data's, '0'"):
+        Forecaster(**TINY, stat_exog=["sign", "other"]).fit(as_ints, static_df=as_floats)

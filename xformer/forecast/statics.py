@@ -86,8 +86,22 @@ def check_static(table: pd.DataFrame | None, ids: list[str], columns: list[str] 
                           "fit(df, static_df=...)")
     lacking = [k for k in ids if k not in table.index]
     if lacking:
+        number = _whole(lacking[0])
+        written = next((k for k in table.index if number is not None and _whole(k) == number), None)
+        cause = (f": static_df writes its id '{written}' (ids are matched as text: write static_df's unique_id as "
+                 f"the data's, '{lacking[0]}')") if written is not None else \
+            "; give every series of the data its static values"
         raise ConfigError(f"series '{lacking[0]}' has no row in static_df ({len(lacking)} of the {len(ids)} series "
-                          "lack one); give every series of the data its static values")
+                          f"lack one){cause}")
+
+
+def _whole(text) -> int | None:
+    """The whole number an id is written as ('1', '1.0', '001'), else None."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
 
 
 def static_stats(table: pd.DataFrame, ids: list[str]) -> tuple[list[float], list[float]]:
