@@ -246,3 +246,20 @@ def test_boolean_labels_match_in_jsons_and_pandas_spelling():
     assert given_labels(["false", "true"], ["True", "False"], "t.csv", "label") == (["false", "true"],
                                                                                   ["true", "false"])
     assert as_class("Pos", ["neg", "pos"]) == "Pos"  # other labels keep their case
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_list_of_labels_in_a_cell_is_named_multi_label(suffix, tmp_path):
+    """Hugging Face's multi-label data sets hold a list per row; it was refused as 'holds a JSON list, not a string
+    or number' (Parquet: 'cannot be read as CSV / TSV'), without saying what such a list is."""
+    rows = [{"text": TEXTS[i], "label": ["pos", "neg"] if i == 3 else [LABELS[i]]} for i in range(20)]
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("\n".join(json.dumps(row) for row in rows))
+    else:
+        pd.DataFrame(rows).to_parquet(path)
+    kind = "JSON Lines" if suffix == ".jsonl" else "Parquet"
+    with pytest.raises(ConfigError, match=f"cannot be read as {kind} .*several values in one cell, as multi-label "
+                                          "classes are held") as e:
+        read_labelled(str(path))
+    assert "\n" not in str(e.value)

@@ -38,6 +38,7 @@ from .corpus import corpus_name, not_utf8_text, read_text_files
 from .registry import DataBundle, register_data
 from .text_common import (Items, build_vocab, check_vocab_args, default_task_words, evaluates_only, id_tensor,
                           pad_collate, prose_sentences, save_vocab, seeded_generator, split_indices, text_model_args)
+from .tables import PARQUET_SUFFIXES
 from .text_tables import table_reader
 
 MISSING_LABELS = ("nan", "NaN", "<NA>")  # what str() of numpy's / pandas' missing values writes: no class names
@@ -58,8 +59,11 @@ def read_labelled(paths: str | list[str], text_column: str = "text", label_colum
         except UnicodeDecodeError as e:
             raise not_utf8_text(path, e) from None
         except csv.Error as e:  # e.g. a NUL byte (a binary file), malformed JSON
-            kind = "JSON Lines" if inner_suffix(path) in (".jsonl", ".json") else "CSV / TSV"
-            raise ConfigError(f"{path} cannot be read as {kind} ({e}); give UTF-8 text files whose rows hold "
+            suffix = inner_suffix(path)
+            kind = "JSON Lines" if suffix in (".jsonl", ".json") else "Parquet" if suffix in PARQUET_SUFFIXES else \
+                "CSV / TSV"
+            files = "Parquet files" if kind == "Parquet" else "UTF-8 text files"
+            raise ConfigError(f"{path} cannot be read as {kind} ({e}); give {files} whose rows hold "
                               f"{text_column!r} and {label_column!r}") from None
         for text, label in rows:
             texts.append(text)

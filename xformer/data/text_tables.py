@@ -27,6 +27,9 @@ from .compressed import inner_suffix, read_text_file
 from .csv_files import comma_separated
 from .tables import PARQUET_SUFFIXES, read_table
 
+# a list in a cell: several values, as a multi-label data set's labels (Hugging Face's multi_label_classification)
+MULTI_LABEL = (" (several values in one cell, as multi-label classes are held: text_classification gives each text "
+               "one class; give one label per row)")
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", *PARQUET_SUFFIXES)
 
 
@@ -67,7 +70,8 @@ def _text(value, key: str, number: int) -> str | None:
     """A JSON value as a table cell: strings as they are, null as missing, numbers and booleans as JSON writes
     them; a list or object is no cell (csv.Error naming the line)."""
     if isinstance(value, (list, dict)):
-        raise csv.Error(f"line {number}: {key!r} holds a JSON {type(value).__name__}, not a string or number")
+        several = MULTI_LABEL if isinstance(value, list) else ""
+        raise csv.Error(f"line {number}: {key!r} holds a JSON {type(value).__name__}, not a string or number{several}")
     return value if isinstance(value, str) or value is None else json.dumps(value)
 
 
@@ -86,7 +90,8 @@ class FrameRows:
             row = {}
             for key, value in zip(self.fieldnames, values):
                 if not isinstance(value, str) and hasattr(value, "__len__"):
-                    raise csv.Error(f"row {number}: {key!r} holds a {type(value).__name__}, not a string or number")
+                    raise csv.Error(f"row {number}: {key!r} holds a {type(value).__name__}, not a string or number"
+                                    f"{MULTI_LABEL}")
                 row[key] = None if pd.isna(value) else str(value)
             yield row
 
