@@ -22,11 +22,12 @@ def is_checkpoint_folder(source) -> bool:
 
 
 def read_weights_file(path: Path) -> dict[str, Tensor]:
-    """A state dict from safetensors, or from a pickle with ``torch.load(weights_only=True)`` (no code runs)."""
+    """A state dict from safetensors, or from a pickle with ``torch.load(weights_only=True)`` (no code runs); the
+    ``module.`` that DistributedDataParallel puts before every name is dropped, as timm's ``load_checkpoint`` does."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        return {k.removeprefix("module."): v for k, v in load_file(str(path)).items()}
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a pickle with code, a truncated file: one line
