@@ -74,6 +74,18 @@ def test_training_checkpoints_and_ddp_names_load_as_timm_load_checkpoint_does(wr
     _same_logits(load_pretrained(f"timm:{path}#vit_small_patch16_224,num_heads=2")[0], vit)
 
 
+def test_a_checkpoint_of_timms_train_py_loads_without_unpickling_code(tmp_path):
+    """timm's train.py saves {'arch', 'epoch', 'state_dict', 'optimizer', 'args': argparse.Namespace, ...}: the
+    Namespace, plain data, is allowed to torch.load(weights_only=True); it was refused as not plain tensors."""
+    import argparse
+
+    vit = _vit()
+    path = tmp_path / "model_best.pth.tar"
+    torch.save({"epoch": 3, "arch": "vit_small_patch16_224", "state_dict": vit.state_dict(), "optimizer": {},
+                "args": argparse.Namespace(lr=1e-3, model="vit_small_patch16_224"), "version": 2, "metric": 80.0}, path)
+    _same_logits(load_pretrained(f"timm:{path}#vit_small_patch16_224,num_heads=2")[0], vit)
+
+
 def test_fc_norm_with_a_class_token_is_read_as_said_and_refused_when_unsaid(tmp_path):
     """timm pools a ViT with fc_norm and a class token through the class token (fc_norm=True) or by averaging
     (global_pool='avg'): the tensors are the same, so the pooling must be said; it was taken to be 'avg'."""
