@@ -22,13 +22,18 @@ def is_checkpoint_folder(source) -> bool:
 
 
 def read_weights_file(path: Path) -> dict[str, Tensor]:
-    """A state dict from safetensors, or from a pickle with ``torch.load(weights_only=True)`` (no code runs)."""
+    """A state dict from safetensors, or from a pickle with ``torch.load(weights_only=True)`` (no code runs); the
+    ``module.`` that DistributedDataParallel puts before every name is dropped, as timm's ``load_checkpoint`` does."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        return {k.removeprefix("module."): v for k, v in load_file(str(path)).items()}
+    import argparse
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # timm's train.py keeps its arguments beside the weights: a Namespace is plain data, and allowing it runs no code
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a pickle with code, a truncated file: one line
         raise ConfigError(f"{path} cannot be read with torch.load(weights_only=True) ({type(e).__name__}): it is not "
                           "a file of plain tensors, and xformer never unpickles code; save model.state_dict() or "

@@ -42,6 +42,9 @@ _BLOCK = [("ln_1", "res1.norm", False), ("attn.c_attn", "attn.qkv", True), ("att
           ("ln_2", "res2.norm", False), ("mlp.c_fc", "mlp.fc1", True), ("mlp.c_proj", "mlp.fc2", True)]
 _ACTIVATION_TO_XFORMER = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 _ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
+# the task layers of transformers' other GPT-2 classes, which no xformer head is -> what each is
+_TASK_LAYERS = {"score": "sequence classifier", "classifier": "per-token classifier",
+                "qa_outputs": "answer-span scorer", "multiple_choice_head": "multiple-choice scorer"}
 
 
 def _get(config, key, default=None):
@@ -162,6 +165,14 @@ def gpt2_checkpoint(config, state: dict[str, Tensor]) -> tuple[ModelConfig, dict
     return model, weights
 
 
+def gpt2_unread(state: dict[str, Tensor]) -> dict[str, str]:
+    """The layers of a GPT-2 state dict outside the decoder and its LM head -> what each is (a
+    ``GPT2ForSequenceClassification``'s ``score``), so that a summary names them rather than dropping them unsaid."""
+    decoder = ("transformer.", "lm_head.", "wte.", "wpe.", "h.", "ln_f.")
+    return {layer: _TASK_LAYERS.get(layer, "layer") for layer in sorted({k.split(".")[0] for k in state
+                                                                          if not k.startswith(decoder)})}
+
+
 def load_gpt2(source) -> Model:
     """An xformer Model (eval mode) from a ``GPT2LMHeadModel`` / ``GPT2Model`` object or a local
     folder written by ``save_pretrained`` (config.json + model.safetensors). A head the checkpoint does not give
@@ -195,5 +206,5 @@ def save_gpt2(model: Model, folder: str | Path, **config_extra) -> Path:
     return Path(folder)
 
 
-__all__ = ["gpt2_config_to_xformer", "xformer_config_to_gpt2", "gpt2_state_dict_to_xformer",
+__all__ = ["gpt2_config_to_xformer", "xformer_config_to_gpt2", "gpt2_state_dict_to_xformer", "gpt2_unread",
            "xformer_state_dict_to_gpt2", "gpt2_checkpoint", "load_gpt2", "to_hf_gpt2", "save_gpt2"]

@@ -15,8 +15,8 @@ again, export.py). transformers is not needed for any of this (only the tokenize
 
 ``timm:FILE#MODEL``: FILE is a ``.safetensors`` or ``.pth`` / ``.pt`` / ``.bin`` state dict (a training
 checkpoint's ``state_dict`` / ``model`` entry too); MODEL is the timm model name it was created with. Sizes the
-weights show (depth, width, patch size, channels, image size, class and register tokens, classes, MLP ratio;
-average pooling when there is fc_norm or no class token) are read from the tensors and passed to
+weights show (depth, width, patch size, channels, image size, class and register tokens, fc_norm, classes, MLP
+ratio; average pooling without a class token) are read from the tensors and passed to
 ``timm.create_model(MODEL, pretrained=False, ...)``, with the ``model_args`` of a timm Hub config.json beside FILE
 that names MODEL (an ``xformer export --format timm`` folder); anything else (e.g. ``num_heads``) follows the name,
 or ``,key=value`` after it (a non-square file's ``img_size=[H,W]`` too; timm_file.py refuses pairs the tensors
@@ -177,7 +177,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     """A GPT-2, BERT, ViT or PatchTST checkpoint folder, converted to xformer names (hf_gpt2.py, hf_bert.py, hf_vit.py,
     hf_patchtst.py)."""
     from .hf_bert import bert_checkpoint, other_head, without_other_classifier
-    from .hf_gpt2 import gpt2_checkpoint
+    from .hf_gpt2 import gpt2_checkpoint, gpt2_unread
     from .hf_patchtst import patchtst_checkpoint
     from .hf_vit import vit_config_to_xformer, vit_normalisation, vit_state_dict_to_xformer, vit_unread
     from .support import hf_class_names
@@ -189,6 +189,7 @@ def load_hf(folder: str | Path, source: str | None = None) -> Pretrained:
     try:
         if kind == "gpt2":
             model, weights = gpt2_checkpoint(config, state)
+            unread = gpt2_unread(state)  # e.g. a GPT2ForSequenceClassification's score
         elif kind == "bert":
             other = other_head(config.get("architectures"))
             unread = {other[1]: other[2]} if other is not None else {}  # e.g. qa_outputs: an answer-span scorer

@@ -80,7 +80,8 @@ def _timm_kwargs(state: dict[str, Tensor]) -> dict:
         if "blocks.0.mlp.fc1.weight" in state:
             kwargs["mlp_ratio"] = state["blocks.0.mlp.fc1.weight"].shape[0] / proj.shape[0]
         kwargs["class_token"] = "cls_token" in state
-        if "fc_norm.weight" in state or not kwargs["class_token"]:  # timm pools by averaging then
+        kwargs["fc_norm"] = "fc_norm.weight" in state  # its default follows the pooling, which it does not show
+        if not kwargs["class_token"]:  # no token to pool through: timm averages
             kwargs["global_pool"] = "avg"
         kwargs["reg_tokens"] = state["reg_token"].shape[1] if "reg_token" in state else 0
         if "pos_embed" in state:
@@ -180,6 +181,10 @@ def timm_checkpoint(state: dict[str, Tensor], path, name: str, extra: dict,
     from .timm_vit import from_timm_vit, hub_model_args
 
     _refuse_other_families(state, name, source)
+    if "dist_token" in state:
+        raise ConfigError(f"{source}: the file is a distilled DeiT (dist_token and head_dist: a second token and "
+                          "classifier, averaged with the first), which xformer's ViT does not have; start from a "
+                          "DeiT without distillation (e.g. deit_tiny_patch16_224) or another ViT")
     shown = _timm_kwargs(state)
     _refuse_pairs_the_file_contradicts(shown, extra, source)
     if "img_size" in extra:
@@ -202,12 +207,22 @@ def timm_checkpoint(state: dict[str, Tensor], path, name: str, extra: dict,
                           f"{unexpected[:3]}); give the model name it was saved from, and other "
                           "create_model arguments after it: #NAME,key=value")
     _refuse_other_shapes(vit, state, name, source)
+    said = {**hub_model_args(path, name), **extra}
+    if shown.get("fc_norm") and shown.get("class_token") and vit.global_pool == "token" and not (
+            {"global_pool", "fc_norm"} & set(said)):
+        raise ConfigError(f"{source}: the file has fc_norm and a class token, which timm pools by averaging "
+                          "(global_pool='avg', fc_norm by default) or through the class token (fc_norm=True); the "
+                          f"tensors do not say which: give it after the name, #{name},global_pool=avg or "
+                          f"#{name},global_pool=token")
     vit.load_state_dict(state)
+    headless = vit.num_classes == 0  # a backbone (num_classes=0): the head is left untrained, as for a ViTModel
+    if headless:
+        vit.reset_classifier(1)
     try:
         model = from_timm_vit(vit)
     except (ValueError, AttributeError) as e:
         raise ConfigError(f"{source}: {e}") from None
-    return model.config, model.state_dict()
+    return model.config, {k: v for k, v in model.state_dict().items() if not (headless and k.startswith("head.fc."))}
 
 
 __all__ = ["REGULARISATION", "VIT_MODULES", "split_pairs", "timm_pairs", "timm_checkpoint"]
