@@ -97,8 +97,10 @@ def _as_override(extra: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    given = {_hyphenated(item): item for item in (sys.argv[1:] if argv is None else argv)}
-    args, extra = parser.parse_known_args([_hyphenated(item) for item in (sys.argv[1:] if argv is None else argv)])
+    typed = sys.argv[1:] if argv is None else list(argv)
+    read = [_hyphenated(item) for item in typed]
+    given = dict(zip(read, typed))  # an unknown option is echoed as the user typed it
+    args, extra = parser.parse_known_args(read)
     # KEY=VALUE overrides may follow the options too (xformer train RECIPE --out RUN train.steps=2), as in
     # Hydra-style tools; anything else left over is the usual one-line error
     overrides = next((name for name in ("overrides", "items") if isinstance(getattr(args, name, None), list)), None)
