@@ -136,26 +136,38 @@ def run(args: argparse.Namespace) -> None:
     model.to(device)
     generator = torch.Generator(device).manual_seed(args.seed)
     do_sample = not args.greedy and args.num_beams == 1
-    outputs = generate_all(model, vocab, prompts, args.num_samples, args.batch_size,
-                           max_new_tokens=args.max_new_tokens, do_sample=do_sample, temperature=args.temperature,
-                           top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-                           length_penalty=args.length_penalty, repetition_penalty=args.repetition_penalty,
-                           no_repeat_ngram_size=args.no_repeat_ngram_size, generator=generator, stop=stops)
+    options = dict(max_new_tokens=args.max_new_tokens, do_sample=do_sample, temperature=args.temperature,
+                   top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams, length_penalty=args.length_penalty,
+                   repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
+                   generator=generator, stop=stops)
+    # a language model continues the prompt (a baseline LM, which has no config, too); an encoder-decoder's
+    # output is a target of its own, printed alone
+    seq2seq = getattr(getattr(model, "config", None), "architecture", None) == "encoder-decoder"
+    if args.out is None and len(prompts) == 1 and args.num_samples == 1 and args.num_beams == 1:
+        # one sequence for the screen: printed while it is decoded (the same text as printed at the end), the
+        # prompt with its first piece, so that a prompt refused before decoding leaves standard output empty
+        shown = []
+
+        def show(piece: str) -> None:
+            print(("" if shown or seq2seq else prompts[0]) + piece, end="", flush=True)
+            shown.append(piece)
+
+        generate_all(model, vocab, prompts, 1, 1, stream=show, **options)
+        print("" if shown or seq2seq else prompts[0])
+        return
+    outputs = generate_all(model, vocab, prompts, args.num_samples, args.batch_size, **options)
     if args.out is not None:
         write_atomically(args.out, jsonl_rows(prompts, outputs))
         print(f"wrote {sum(map(len, outputs))} outputs of {len(prompts)} prompts to {args.out}", file=sys.stderr)
         return
-    # a language model continues the prompt (a baseline LM, which has no config, too); an encoder-decoder's
-    # output is a target of its own, printed alone
-    seq2seq = getattr(getattr(model, "config", None), "architecture", None) == "encoder-decoder"
     print(printed(prompts, outputs, continues=not seq2seq))
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "generate", help="continue a text prompt with a trained language-model run",
-        description="Load the model and tokenizer of RUN_DIR and print the prompt followed by its continuation. "
-                    "Samples by default (temperature, top-k, top-p); --greedy takes the most probable token; "
+        description="Load the model and tokenizer of RUN_DIR and print the prompt followed by its continuation "
+                    "(one prompt and one sample: while it is decoded). Samples by default (temperature, top-k, top-p); --greedy takes the most probable token; "
                     "--num-beams > 1 runs beam search.",
         epilog='example: xformer generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40')
     p.add_argument("run_dir", metavar="RUN_DIR", help="a text run's folder, or a local Hugging Face GPT-2 folder")

@@ -7,6 +7,8 @@ and returns only the new text, cut at [EOS]. By default it stops at the model's 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -17,6 +19,7 @@ from ..models import Model
 from ..tokenizers.positions import LearnedPositions, SinusoidalPositions
 from .decoding import Stepper, generate, greedy_or_sample, repeat_rules
 from .stop import StopStrings, cut_at_stop, stop_strings
+from .stream import TextStream
 
 DEFAULT_NEW_TOKENS = 200  # generate_text's most new tokens when max_new_tokens is not given
 
@@ -128,7 +131,8 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
                   do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                   num_beams: int = 1, length_penalty: float = 1.0, early_stopping: bool | str = False,
                   repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                  generator: torch.Generator | None = None, stop: str | list[str] | None = None) -> str | list[str]:
+                  generator: torch.Generator | None = None, stop: str | list[str] | None = None,
+                  stream: Callable[[str], None] | None = None) -> str | list[str]:
     """Continue ``prompt`` (one string, or a list decoded in left-padded batches); return only the new text,
     written so that ``prompt + result`` reads right. Stops a row at ``vocab.eos_id`` (not included), or right after
     the first of the ``stop`` strings its new text holds (included; :mod:`.stop`), the other rows going on.
@@ -145,6 +149,10 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     more explicitly, greedy and sampling slide the window: each further token is predicted from the last
     ``max_positions`` tokens only; beam search cannot slide and raises ConfigError. Sampling kwargs,
     ``repetition_penalty`` and ``no_repeat_ngram_size`` (over the prompt and all new tokens) as in ``generate``.
+
+    ``stream``: called with each piece of the new text as it is decoded (:mod:`.stream`; e.g.
+    ``functools.partial(print, end="", flush=True)``), the pieces joined being the returned text; one prompt,
+    greedy or sampling (beam search changes its best sequence until the end).
     """
     core = getattr(model, "core", None)  # a baseline (xformer.baselines.text) names its architecture instead
     architecture = ("decoder" if isinstance(core, Decoder) else "encoder-decoder" if isinstance(core, EncoderDecoder)
@@ -161,6 +169,12 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts:
         return []
+    if stream is not None and len(prompts) > 1:
+        raise ConfigError(f"stream hands on the text of one sequence as it is decoded; give one prompt, not "
+                          f"{len(prompts)}, or leave stream out")
+    if stream is not None and num_beams > 1:
+        raise ConfigError("stream hands on text as it is decoded, but beam search changes its best sequence until "
+                          "the end; decode greedily or by sampling (num_beams=1), or leave stream out")
     device = next(model.parameters()).device
     window = max_positions(model)
     pad = vocab.pad_id if vocab.pad_id is not None else 0
@@ -215,10 +229,14 @@ def generate_text(model: Model, vocab, prompt: str | list[str], max_new_tokens: 
         ids, mask = _left_pad([contexts[i] for i in rows], pad, device)
         stop_when = None if not stops else \
             StopStrings(stops, lambda b, new, rows=rows: text_of(rows[b], new), ids.shape[1])
+        if stream is not None:
+            stop_when = TextStream(stream, lambda new: text_of(0, new), ids.shape[1], stops, stop_when)
         inputs = {key: value[rows] for key, value in model_inputs.items()}
         out = _decode(model, ids, mask, count, window, inputs, vocab.eos_id, generator, stop_when, options)
         for i, new in zip(rows, out[:, ids.shape[1]:].tolist()):
             texts[i] = cut_at_stop(text_of(i, new), stops)
+        if stream is not None:
+            stop_when.close(texts[0])
     return texts[0] if isinstance(prompt, str) else texts
 
 
