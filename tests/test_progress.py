@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from xformer.cli import main
-from xformer.train.progress import Progress, choose_mode, readable
+from xformer.train.progress import Progress, choose_mode, duration, readable, train_line
 
 RECIPE = str(Path(__file__).resolve().parents[1] / "tasks" / "reverse.yaml")
 # 20 steps of the reversal recipe: a log step every 5 steps, an evaluation every 10
@@ -56,6 +56,32 @@ def test_lines_are_plain_rounded_and_name_the_model(capsys):
         "eval step 200/600  val_loss 0.3120  val_token_accuracy 0.9821  val_perplexity 1.23e+05",
         "text: GPT (decoder)  eval step 400/600  val_loss 0.3000"]
     assert [readable(x) for x in (0.0, 1.5e-5, 7, float("nan"))] == ["0.0000", "1.50e-05", "7", "nan"]
+
+
+def test_a_log_step_line_says_the_time_left():
+    """A log file has no bar, whose time left a run of an hour or more is watched for: its line says it."""
+    values = {"train_loss": 1.0, "lr": 1e-3, "examples_per_second": 10.0}
+    assert train_line(300, 600, values, left=90.2).endswith("10 ex/s  eta 1m30s")
+    assert train_line(600, 600, values, left=0.0).endswith("10 ex/s")  # none left
+    assert [duration(s) for s in (0.4, 59.6, 245, 3599.4, 7620, 86400 * 2)] == [
+        "0s", "1m00s", "4m05s", "59m59s", "2h07m", "48h00m"]
+
+
+def test_the_time_left_is_the_steps_left_at_the_sessions_pace(tmp_path, capsys, monkeypatch):
+    """Steps done since the session began (a resumed run's since its resume step) and the seconds they took, the
+    evaluations included: with a clock that advances 2 s a reading, the eta falls as the steps left do."""
+    import xformer.train.trainer as trainer
+
+    now = iter(range(0, 10 ** 6, 2))
+    monkeypatch.setattr(trainer.time, "perf_counter", lambda: float(next(now)))
+    assert main(["train", *TINY_TRAIN, "--out", str(tmp_path / "run")]) == 0
+    etas = [line.split("eta ")[-1] if "eta" in line else None
+            for line in progress_lines(capsys.readouterr().err) if line.startswith("train")]
+    assert len(etas) == 4 and etas[-1] is None and all(etas[:3]), etas
+    seconds = [int(e[:-1]) if e.endswith("s") and "m" not in e else None for e in etas[:3]]
+    assert seconds[0] > seconds[1] > seconds[2] > 0, etas
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert all(f"eta {e}" in log for e in etas[:3]), log
 
 
 def test_on_a_terminal_the_bar_stays_and_evaluations_print_above_it(monkeypatch):

@@ -59,12 +59,13 @@ class RunLog:
         with open(self.text, "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {line}\n")
 
-    def write(self, step: int, values: dict[str, float]) -> None:
-        """A log step's values (``train_loss``, ``lr``, ``examples_per_second``) or an evaluation's."""
+    def write(self, step: int, values: dict[str, float], left: float | None = None) -> None:
+        """A log step's values (``train_loss``, ``lr``, ``examples_per_second``; ``left``: the seconds the run has
+        left, said in train.log only) or an evaluation's."""
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, **values}) + "\n")
         total = self.total if self.total is not None else "?"
-        self.say(train_line(step, total, values) if "train_loss" in values else eval_line(step, total, values))
+        self.say(train_line(step, total, values, left) if "train_loss" in values else eval_line(step, total, values))
         if self.tensorboard is not None:
             for key, value in values.items():
                 self.tensorboard.add_scalar(key.replace("_", "/", 1), value, step)

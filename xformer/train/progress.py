@@ -3,8 +3,9 @@
     bar    stderr is a terminal: a tqdm bar with loss, lr and examples/s; each evaluation is printed
            above it with tqdm.write, so the bar stays whole
     lines  stderr is a file or a pipe: one line per log step and one per evaluation (the lines the run's
-           own train.log holds in every mode, xformer/train/metrics.py),
-               train step 200/600  loss 0.4521  lr 2.98e-03  1,234 ex/s
+           own train.log holds in every mode, xformer/train/metrics.py), a log step's with the run's time left
+           (the bar's "remaining": the steps left at the session's pace so far, evaluations included),
+               train step 200/600  loss 0.4521  lr 2.98e-03  1,234 ex/s  eta 4m05s
                eval step 200/600  val_loss 0.3120  val_token_accuracy 0.9821
            (a bar redrawn in a file is kilobytes of carriage returns on a handful of lines)
     quiet  --quiet, or TQDM_DISABLE set to a true value: nothing. Errors are printed by the command
@@ -53,10 +54,23 @@ def numbers(values: dict) -> str:
                      if isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
-def train_line(step: int, total: int, values: dict[str, float]) -> str:
-    """``train step 200/600  loss 0.4521  lr 2.98e-03  1,234 ex/s``"""
+def train_line(step: int, total: int, values: dict[str, float], left: float | None = None) -> str:
+    """``train step 200/600  loss 0.4521  lr 2.98e-03  1,234 ex/s  eta 4m05s`` (``left``: seconds, the eta; none
+    when it is None or no step is left)."""
     loss, lr, speed = values["train_loss"], values["lr"], values["examples_per_second"]
-    return f"train step {step}/{total}  loss {loss:.4f}  lr {lr:.2e}  {speed:,.0f} ex/s"
+    eta = f"  eta {duration(left)}" if left is not None and step < total else ""
+    return f"train step {step}/{total}  loss {loss:.4f}  lr {lr:.2e}  {speed:,.0f} ex/s{eta}"
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``4m05s``, ``2h07m``: a time left, to the second under an hour and to the minute above."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def eval_line(step: int, total: int, metrics: dict[str, float]) -> str:
@@ -91,13 +105,14 @@ class Progress:
         if self.bar is not None:
             self.bar.update(steps)
 
-    def log(self, step: int, total: int, values: dict[str, float]) -> None:
-        """A log step of the Trainer: ``train_loss``, ``lr``, ``examples_per_second``."""
+    def log(self, step: int, total: int, values: dict[str, float], left: float | None = None) -> None:
+        """A log step of the Trainer: ``train_loss``, ``lr``, ``examples_per_second``; ``left``: the seconds the
+        run has left, said by the lines (a bar says the time left of all its steps)."""
         if self.bar is not None:
             loss, lr, speed = values["train_loss"], values["lr"], values["examples_per_second"]
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ex_s=f"{speed:,.0f}")
         elif self.mode == "lines":
-            self._print(train_line(step, total, values))
+            self._print(train_line(step, total, values, left))
 
     def eval(self, step: int, total: int, metrics: dict[str, float]) -> None:
         """An evaluation: the flat validation metrics (``val_loss``, ``val_<metric>``)."""
@@ -124,4 +139,5 @@ class Progress:
         self.close()
 
 
-__all__ = ["Progress", "choose_mode", "disabled_by_environment", "readable", "numbers", "train_line", "eval_line"]
+__all__ = ["Progress", "choose_mode", "disabled_by_environment", "readable", "numbers", "train_line", "eval_line",
+           "duration"]

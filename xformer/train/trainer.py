@@ -155,7 +155,7 @@ class Trainer:
         try:
             stop = handlers.enter_context(deferred_stop(graceful, twice=self.stopped_twice_message))
             handlers.enter_context(torch.enable_grad())  # whatever the caller set (a notebook's set_grad_enabled)
-            batches, fit_start = self._batches(), time.perf_counter()
+            batches, fit_start, first_step = self._batches(), time.perf_counter(), self.step
             self.session_start = fit_start
             self.window_start, self.window_seconds = fit_start - self.window_seconds, 0.0
             while self.step < self.total_steps and not self.patience_ran_out:
@@ -170,9 +170,11 @@ class Trainer:
                     values = {"train_loss": sum(self.window) / len(self.window),
                               "lr": self.scheduler.get_last_lr()[0],
                               "examples_per_second": len(self.window) * self.cfg.batch_size / seconds}
-                    progress.log(self.step, self.total_steps, values)
+                    # the steps left at this session's pace so far (evaluations and checkpoints included)
+                    left = (time.perf_counter() - fit_start) / (self.step - first_step) * (self.total_steps - self.step)
+                    progress.log(self.step, self.total_steps, values, left)
                     if log:
-                        log.write(self.step, values)
+                        log.write(self.step, values, left)
                     self.window, self.window_start = [], time.perf_counter()
                 out_of_time = (self.cfg.max_seconds is not None
                                and time.perf_counter() - fit_start >= self.cfg.max_seconds)
