@@ -167,8 +167,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "generate", help="continue a text prompt with a trained language-model run",
         description="Load the model and tokenizer of RUN_DIR and print the prompt followed by its continuation "
-                    "(one prompt and one sample: while it is decoded). Samples by default (temperature, top-k, top-p); --greedy takes the most probable token; "
-                    "--num-beams > 1 runs beam search.",
+                    "(one prompt and one sample: while it is decoded). Samples by default (temperature, top-k, "
+                    "top-p); --greedy takes the most probable token; --num-beams > 1 runs beam search.",
         epilog='example: xformer generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40')
     p.add_argument("run_dir", metavar="RUN_DIR", help="a text run's folder, or a local Hugging Face GPT-2 folder")
     given = p.add_mutually_exclusive_group()
