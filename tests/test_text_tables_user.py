@@ -263,17 +263,3 @@ def test_a_list_of_labels_in_a_cell_is_named_multi_label(suffix, tmp_path):
                                           "classes are held") as e:
         read_labelled(str(path))
     assert "\n" not in str(e.value)
-
-
-def test_whole_numbers_written_as_floats_are_classes_in_numeric_order(tmp_path):
-    """Labels 1.0, 2.0, 10.0 (a column with a gap, as pandas writes it) were classes '1.0', '10.0', '2.0' in string
-    order; integers were already in numeric order, as series labels are."""
-    from xformer.data.text_classification import label_names
-
-    assert label_names(["10.0", "2.0", "1.0", "2.0"]) == ["1.0", "2.0", "10.0"]
-    assert label_names(["10", "-1", "2"]) == ["-1", "2", "10"]
-    assert label_names(["b", "10", "a"]) == ["10", "a", "b"]
-    pd.DataFrame({"text": TEXTS[:18], "label": [(1.0, 2.0, 10.0)[i % 3] for i in range(18)]}).to_csv(
-        tmp_path / "train.csv", index=False)
-    train_tiny(tmp_path)
-    assert json.loads((tmp_path / "run" / "classes.json").read_text())["class_names"] == ["1.0", "2.0", "10.0"]

@@ -6,7 +6,7 @@ text_classification
       Hugging Face's json files) files whose columns (keys) hold ``text_column`` and ``label_column``
       (default "text", "label"), read by text_tables.py; rows of all files pooled.
       Labels: the distinct label strings in sorted order -> ids 0..K-1 (numeric order when every
-      label is a number: 1.0, 2.0, 10.0), or ``labels`` (Hugging Face's label2id as a list: its class names in id
+      label is an integer), or ``labels`` (Hugging Face's label2id as a list: its class names in id
       order; a row labelled otherwise is refused). ``xformer evaluate`` / Python's ``load_run`` give
       other data the run's classes this way, so a held-out file lacking a class is scored, and one
       labelled otherwise is refused. Split: stratified, per label. The run folder gets classes.json.
@@ -125,11 +125,10 @@ def _read_rows(path: Path, text_column: str, label_column: str, pair_column: str
 
 
 def label_names(labels: list[str]) -> list[str]:
-    """Distinct labels in sorted order (numeric when every label is a number, as a CSV column with a gap writes its
-    whole numbers: 1.0, 2.0, 10.0, not 1.0, 10.0, 2.0; series labels sort so too): the class ids."""
+    """Distinct labels in sorted order (numeric when every label is an integer): the class ids."""
     names = set(labels)
-    numeric = all(_number(n) is not None for n in names)
-    return sorted(names, key=_number if numeric else None)
+    numeric = all(re.fullmatch(r"[+-]?\d+", n) for n in names)
+    return sorted(names, key=int if numeric else None)
 
 
 def check_class_labels(found: list[str], label_column: str) -> None:
