@@ -73,6 +73,27 @@ def test_the_run_records_its_classes_and_scores_every_row_of_another_file(run, c
                       "data.args.test_fraction=0", "data.args.val_fraction=0"], "no validation or test split to score")
 
 
+def test_another_file_is_scored_whole_unless_the_command_splits_it(run, capsys):
+    """Other files given without a fraction were split as the run's training file (val 0.1, test 0.1): a tenth
+    of the rows scored as test, another as val. Now every row is scored as the test split; fractions given on the
+    command line still split it as they say."""
+    rows = [(t + f" {i}", label) for i in range(5) for texts, label in ((POS, "pos"), (NEG, "neg")) for t in texts]
+    (run / "held_40.csv").write_text(table(rows), encoding="utf-8")
+    scored = {}
+    for name, fractions in (("default", []), ("whole", ["data.args.test_fraction=1", "data.args.val_fraction=0"]),
+                            ("halves", ["data.args.val_fraction=0.5", "data.args.test_fraction=0.5"])):
+        capsys.readouterr()
+        assert main(["evaluate", str(run / "run"), f"data.args.files={run / 'held_40.csv'}", *fractions]) == 0
+        scored[name] = json.loads(capsys.readouterr().out)
+    assert scored["default"] == scored["whole"] and set(scored["whole"]) == {"test_loss", "test_accuracy",
+                                                                            "test_macro_f1"}
+    assert {"val_accuracy", "test_accuracy"} <= set(scored["halves"])
+    assert main(["predict", str(run / "run"), str(run / "held_40.csv")]) == 0
+    predicted = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    right = sum(row["class"] == label for row, (_, label) in zip(predicted, rows))
+    assert scored["default"]["test_accuracy"] == pytest.approx(right / len(rows))  # all 40 rows
+
+
 def test_other_label_names_are_refused_not_mapped_onto_the_runs(run, capsys):
     renamed = [(t, "a_pos") for t in POS] + [(t, "z_neg") for t in NEG]  # as many classes, sorted the other way
     (run / "renamed.csv").write_text(table(renamed), encoding="utf-8")

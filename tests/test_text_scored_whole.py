@@ -53,6 +53,10 @@ def test_evaluate_scores_every_token_of_another_text(tmp_path, capsys):
     assert metrics["val_loss"] == pytest.approx(ce, rel=1e-5)
     assert metrics["val_bits_per_character"] == pytest.approx(ce / math.log(2), rel=1e-5)  # 17 targets, 17 chars
     assert not any(k.startswith("test_") for k in metrics)
+    # other files without a fraction: every token scored as the test split (the run's 0.1 scored a tenth)
+    assert main(["evaluate", str(run), f"data.args.files={tmp_path / 'other.txt'}"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert whole == {key.replace("val_", "test_"): value for key, value in metrics.items()}
 
     one_line(capsys, ["evaluate", str(run), f"data.args.files={tmp_path / 'train.txt'}", "data.args.val_fraction=1"],
              "examples it trained on")

@@ -45,8 +45,8 @@ from .resume import (check_data_there, check_resume, check_run_folder, moved_dat
 from .run_checks import (check_even_mixup_batch, check_fresh_run, check_repeats_augmented, check_smoothed_once,
                          check_teacher_vocabulary, check_trains)
 from .data_identity import changed_args, check_run_data, record_split, split_record
-from .same_data import (check_same_split, check_same_task, dataset_defaults, same_source, saved_by_data,
-                        scale_as_the_run, with_run_classes)
+from .same_data import (as_other_data, check_same_split, check_same_task, dataset_defaults, same_source,
+                        saved_by_data, scale_as_the_run)
 from .trainer import Trainer
 from .wandb_log import WandbRun, check_wandb
 
@@ -348,7 +348,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     if own_data:
         check_data_there(config.data.args, f"xformer evaluate {run_dir}")
     else:
-        config.data.args = with_run_classes(run_dir, config.data.name, config.data.args)
+        config.data.args = as_other_data(run_dir, config.data.name, config.data.args, list(data_overrides))
     if config.data.args.get("scaler") == "run":
         scale_as_the_run(run_dir, config)
     overridden = changed_args(run_args, config.data.args)  # what the data, built otherwise, may show differently

@@ -252,6 +252,19 @@ def with_run_classes(run_dir: Path, name: str, args: dict) -> dict:
     return {**args, "labels": run_record(classes, "class_names", list) or None}
 
 
+def as_other_data(run_dir: Path, name: str, args: dict, overrides: list[str]) -> dict:
+    """``args`` for other data than a run's own (``overrides``: evaluate's ``data.args.KEY=VALUE``): the run's classes
+    (``with_run_classes``), and for a dataset that splits its files by fractions (the text datasets) every example
+    scored, as the test split, unless the overrides give a fraction: a held-out file is data to score, not to split
+    as the run's training files were (which scored a tenth of it as validation and another tenth as test)."""
+    args = with_run_classes(run_dir, name, args)
+    fractions = {"val_fraction", "test_fraction"}
+    given = {item.partition("=")[0].removeprefix("data.args.") for item in overrides}
+    if fractions <= dataset_defaults(name).keys() and not fractions & given:
+        args = {**args, "val_fraction": 0.0, "test_fraction": 1.0}
+    return args
+
+
 def effective_data(run: Path, preprocessed: bool = False) -> dict:
     """The data a run's model was trained and scored on, as the runs of an ensemble compare it: config.yaml's
     data name and arguments with the dataset's defaults filled in and paths absolute, less what cannot change the
@@ -299,4 +312,4 @@ def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
 __all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS",
            "check_same_split", "real_data_paths", "same_source", "same_values", "saved_by_data", "run_preprocess",
            "preprocess_difference", "check_same_preprocess", "class_mismatch", "unicode_spelling",
-           "dataset_defaults", "effective_data", "scale_as_the_run", "RESTORE", "run_record"]
+           "dataset_defaults", "effective_data", "scale_as_the_run", "RESTORE", "run_record", "as_other_data"]
