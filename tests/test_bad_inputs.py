@@ -503,7 +503,8 @@ CASES = [
     cli("attention", "{vrun}", "--index", "-1", expect="--index", id="attention --index -1"),
     cli("attention", "{tmp}/missing_run", expect=("missing_run", "does not exist"), id="attention MISSING_FOLDER"),
     # -- predict, evaluate --checkpoint ----------------------------------------------------------------------------
-    cli("predict", "{srun}", "{tmp}", expect="is not a classifier", id="predict SERIES_RUN"),
+    cli("predict", "{srun}", "{tmp}", expect=("is not a classifier", "xformer forecast"), id="predict SERIES_RUN"),
+    cli("predict", "{trun}", "a text", expect=("is not a classifier", "xformer generate"), id="predict TEXT_LM_RUN"),
     cli("predict", "{vrun}", "{tmp}/digit.png", "--top-k", "0", setup=an_image, expect="--top-k",
         id="predict --top-k 0"),
     cli("predict", "{vrun}", "{tmp}/broken.png", setup=broken_image, expect="broken.png",

@@ -57,9 +57,14 @@ def image_classifier_info(run_dir: str | Path) -> tuple[dict, list[str]]:
         size = [size, size] if isinstance(size, int) else size
         spec = default_preprocess(str(data.get("name")), data.get("args") or {}, size, tokenizer_args.get("channels"))
     if spec is None:
-        raise ConfigError(f"{run_dir} is not a classifier (its data is {data.get('name')!r}); give the run folder "
-                          "of a classification run (e.g. tasks/vit_digits.yaml, image_folder, text_classification, "
-                          "series_classification)")
+        name = data.get("name")  # a run of another kind: the command that takes it
+        use = (f"; it writes text: xformer generate {run_dir} --prompt TEXT"
+               if name in ("text_lm", "token_file", "text_seq2seq") else
+               f"; it forecasts: xformer forecast {run_dir} --data FILE" if name in ("ett", "csv_series", "forecaster")
+               else "")
+        raise ConfigError(f"{run_dir} is not a classifier (its data is {name!r}){use}; predict takes "
+                          "the run folder of a classification run (e.g. tasks/vit_digits.yaml, image_folder, "
+                          "text_classification, series_classification)")
     n_classes = _n_classes(config.get("model") or {})
     names_file = run_dir / CLASSES_FILE
     if names_file.is_file():
