@@ -26,7 +26,7 @@ from .covariates import (FUTURE, PAST, STATIC, check_training_covariates, covari
                          standard_stats, window_covariates)
 from .frames import (Panel, check_freq, fill_series, forecast_frame, future_dates, infer_freq,
                      read_panel, report_short)
-from .future import with_future
+from .future import future_frame, missing_future, with_future
 from .statics import check_static, read_static, static_stats, static_vector
 from .wide import to_wide
 from .windows import PanelWindows, pass_batches
@@ -236,17 +236,22 @@ class Forecaster:
         column per series (the median) and ``{name}_q{q}`` per other quantile. ``futr_df``: the future-known
         covariates (``unique_id, ds`` and the ``futr_exog`` columns) for the horizon after each series.
         ``static_df``: the static covariates (as in ``fit``); default the ones remembered from fit."""
-        if df is None:
-            if self.history is None:
-                raise ConfigError("predict() without df forecasts after the data of fit, and this forecaster "
-                                  "holds none (it was loaded or not fitted); pass the series: predict(df)")
-            df = self.history
-        panel = self.with_future(self.read(df), futr_df)
+        panel = self.with_future(self.read(self._data_or_history(df)), futr_df)
         result = self.predict_panel(panel, h, static_df)
         if not panel.wide_date_column:
             return result
         freq = self.freq if self.freq is not None else infer_freq(panel, self.config.freq)
         return to_wide(result, panel.wide_date_column, self.config.quantiles, freq)
+
+    def make_future_dataframe(self, df=None) -> pd.DataFrame:
+        """``unique_id, ds`` of the ``horizon`` steps after each series of ``df`` (default: the data of fit), the frame
+        to give the ``futr_exog`` values and pass as ``predict``'s ``futr_df`` (neuralforecast's)."""
+        panel = fill_series(self.read(self._data_or_history(df)), self.config.missing)  # as predict reads it
+        return future_frame(panel, self._freq_and_short(panel)[0], self.config.horizon)
+
+    def get_missing_future(self, futr_df, df=None) -> pd.DataFrame:
+        """The rows of ``make_future_dataframe(df)`` that ``futr_df`` lacks (neuralforecast's); empty: none."""
+        return missing_future(self.make_future_dataframe(df), futr_df)
 
     def predict_panel(self, panel: Panel, h: int | None = None, static_df=None) -> pd.DataFrame:
         """``predict`` on series read already; each forecast starts after its series' last row (its origin),
@@ -254,19 +259,7 @@ class Forecaster:
         h = self._check_h(h)
         cfg = self.config
         panel = fill_series(panel, cfg.missing)
-        short = [k for k, s in panel.series.items() if len(s) < cfg.input_len] if self.columns is None else []
-        if self.freq is None:  # a run of xformer train loaded without freq: the data's own
-            freq = infer_freq(panel, cfg.freq)
-            check_freq(panel, freq)  # every series' dates, also those pandas inferred no freq from
-        else:  # the fitted (or given) freq must fit these dates too (short series aside), or forecasts are misdated
-            from .folder import fitted_until
-
-            freq, until = self.freq, fitted_until(self) or {}  # a ds of fit: which kind of ds it was fitted on
-            check = lambda p: check_data_freq(p, freq, given=cfg.freq is not None,  # noqa: E731
-                                              fitted=next(iter(until.values()), None), loaded_over=self.fitted_freq,
-                                              saved_with=self.saved_freq)
-            check(usable(panel, short))
-            short = too_short(panel, short, cfg.input_len, freq, check)
+        freq, short = self._freq_and_short(panel)
         table = self.static if static_df is None else read_static(static_df, cfg.stat_exog)  # checked first
         if self.columns is not None:
             keys, (points, quantiles) = self.columns, self._forecast_multivariate(panel)
@@ -290,6 +283,24 @@ class Forecaster:
         ahead = {end: future_dates(end, freq, h) for end in dict.fromkeys(ends)}  # series mostly end together
         return forecast_frame(keys, [ahead[end] for end in ends], points[:, :h],
                               None if quantiles is None else quantiles[:, :h], cfg.quantiles)
+
+    def _freq_and_short(self, panel: Panel) -> tuple:
+        """The step of ``panel``'s dates, checked against the fitted one, and the series shorter than input_len."""
+        cfg = self.config
+        short = [k for k, s in panel.series.items() if len(s) < cfg.input_len] if self.columns is None else []
+        if self.freq is None:  # a run of xformer train loaded without freq: the data's own
+            freq = infer_freq(panel, cfg.freq)
+            check_freq(panel, freq)  # every series' dates, also those pandas inferred no freq from
+            return freq, short
+        # the fitted (or given) freq must fit these dates too (short series aside), or forecasts are misdated
+        from .folder import fitted_until
+
+        until = fitted_until(self) or {}  # a ds of fit: which kind of ds it was fitted on
+        check = lambda p: check_data_freq(p, self.freq, given=cfg.freq is not None,  # noqa: E731
+                                          fitted=next(iter(until.values()), None), loaded_over=self.fitted_freq,
+                                          saved_with=self.saved_freq)
+        check(usable(panel, short))
+        return self.freq, too_short(panel, short, cfg.input_len, self.freq, check)
 
     @torch.no_grad()
     def forecast_histories(self, histories: dict[str, np.ndarray], covariates: dict | None = None
@@ -355,6 +366,12 @@ class Forecaster:
         """``panel`` with the future-known covariates of ``futr_df`` added after each series' rows, or after its
         ``origins`` (``xformer forecast --at``); see :func:`xformer.forecast.future.with_future`."""
         return with_future(self.config, panel, futr_df, origins)
+
+    def _data_or_history(self, df):
+        if df is None and self.history is None:
+            raise ConfigError("without df the forecast starts after the data of fit, and this forecaster holds none "
+                              "(it was loaded or not fitted); pass the series: predict(df)")
+        return self.history if df is None else df
 
     def _check_h(self, h: int | None) -> int:
         H = self.config.horizon

@@ -1,11 +1,12 @@
 """Future-known covariate values given apart from the data (``futr_df``; ``xformer forecast --futr FILE.csv``),
-added to a Panel's covariates after each series' forecast origin."""
+added to a Panel's covariates after each series' forecast origin; the rows such a frame needs
+(neuralforecast's ``make_future_dataframe`` / ``get_missing_future``)."""
 from __future__ import annotations
 
 import pandas as pd
 
 from ..config import ConfigError
-from .frames import Panel, align_ds, check_observed_end, read_covariates
+from .frames import Panel, align_ds, check_observed_end, future_dates, read_covariates
 
 
 def with_future(cfg, panel: Panel, futr_df, origins: dict | None = None, name: str = "futr_df") -> Panel:
@@ -46,3 +47,20 @@ def with_future(cfg, panel: Panel, futr_df, origins: dict | None = None, name: s
 
 
 __all__ = ["with_future"]
+
+
+def future_frame(panel: Panel, freq, horizon: int) -> pd.DataFrame:
+    """``unique_id, ds`` of the ``horizon`` steps after each series' last row: the rows a ``futr_df`` fills."""
+    rows = [(key, ds) for key in panel.ids for ds in future_dates(panel.series[key].index[-1], freq, horizon)]
+    return pd.DataFrame(rows, columns=["unique_id", "ds"])
+
+
+def missing_future(needed: pd.DataFrame, futr_df) -> pd.DataFrame:
+    """The rows of ``needed`` (``future_frame``) that ``futr_df`` lacks, matched on unique_id (as text, as series ids
+    are read) and ds."""
+    if not isinstance(futr_df, pd.DataFrame) or not {"unique_id", "ds"} <= set(futr_df.columns):
+        raise ConfigError("futr_df must be a pandas DataFrame with unique_id and ds columns (and the futr_exog ones)")
+    given = futr_df[["unique_id", "ds"]].astype({"unique_id": str})
+    given["ds"] = align_ds(pd.Index(given["ds"]), pd.Index(needed["ds"]), "futr_df")
+    merged = needed.merge(given.drop_duplicates(), how="left", on=["unique_id", "ds"], indicator=True)
+    return merged.loc[merged["_merge"] == "left_only", ["unique_id", "ds"]].reset_index(drop=True)
