@@ -482,7 +482,8 @@ CASES = [
     cli("generate", "{trun}", "--max-new-tokens", "-1", expect="--max-new-tokens", id="generate --max-new-tokens -1"),
     cli("generate", "{trun}", "--num-samples", "0", expect="--num-samples", id="generate --num-samples 0"),
     cli("generate", "{trun}", "--device", "cuda", expect="cuda", id="generate --device cuda", marks=NO_GPU),
-    cli("generate", "{srun}", expect="text", id="generate SERIES_RUN"),
+    cli("generate", "{srun}", expect=("writes no text", "xformer forecast"), id="generate SERIES_RUN"),
+    cli("generate", "{vrun}", expect=("writes no text", "xformer predict"), id="generate IMAGE_RUN"),
     cli("generate", "{tmp}/missing_run", expect=("missing_run", "does not exist"), id="generate MISSING_FOLDER"),
     # -- forecast ------------------------------------------------------------------------------------------------
     cli("forecast", "{srun}", "--data", "{csv}", "--out", "{tmp}/existing_folder", setup=existing_folder,

@@ -14,7 +14,7 @@ import argparse
 import math
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, load_yaml
 from ..errors import a_or_an
 
 
@@ -32,8 +32,12 @@ def load_text_model(run_dir: str | Path, checkpoint: str = "best"):
                               "weights; leave --checkpoint out")
         return load_hf_text_model(run_dir)
     if (run_dir / "config.yaml").is_file() and not (run_dir / "tokenizer" / META_FILE).is_file():
-        raise ConfigError(f"{run_dir} has no saved tokenizer (tokenizer/{META_FILE}); generate needs a text run "
-                          "(data text_lm or another text dataset)")
+        data = (load_yaml(run_dir / "config.yaml").get("data") or {}).get("name")
+        what = (f"is a forecaster's run, which writes no text (xformer forecast {run_dir} --data FILE forecasts)"
+                if data in ("ett", "csv_series", "forecaster") else
+                f"is a classifier's run, which writes no text (xformer predict {run_dir} INPUTS gives its classes)"
+                if (run_dir / "classes.json").is_file() else f"has no saved tokenizer (tokenizer/{META_FILE})")
+        raise ConfigError(f"{run_dir} {what}; generate needs a text run (data text_lm or another text dataset)")
     _, model = load_run_model(run_dir, checkpoint)
     return model, load_vocab(run_dir / "tokenizer")
 
