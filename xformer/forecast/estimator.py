@@ -370,7 +370,7 @@ class Forecaster:
     def _data_or_history(self, df):
         if df is None and self.history is None:
             raise ConfigError("without df the forecast starts after the data of fit, and this forecaster holds none "
-                              "(it was loaded or not fitted); pass the series: predict(df)")
+                              "(it was loaded or not fitted); pass the series as df")
         return self.history if df is None else df
 
     def _check_h(self, h: int | None) -> int:

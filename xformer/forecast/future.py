@@ -46,9 +46,6 @@ def with_future(cfg, panel: Panel, futr_df, origins: dict | None = None, name: s
     return Panel(panel.series, panel.wide_date_column, covariates)
 
 
-__all__ = ["with_future"]
-
-
 def future_frame(panel: Panel, freq, horizon: int) -> pd.DataFrame:
     """``unique_id, ds`` of the ``horizon`` steps after each series' last row: the rows a ``futr_df`` fills."""
     rows = [(key, ds) for key in panel.ids for ds in future_dates(panel.series[key].index[-1], freq, horizon)]
@@ -64,3 +61,6 @@ def missing_future(needed: pd.DataFrame, futr_df) -> pd.DataFrame:
     given["ds"] = align_ds(pd.Index(given["ds"]), pd.Index(needed["ds"]), "futr_df")
     merged = needed.merge(given.drop_duplicates(), how="left", on=["unique_id", "ds"], indicator=True)
     return merged.loc[merged["_merge"] == "left_only", ["unique_id", "ds"]].reset_index(drop=True)
+
+
+__all__ = ["with_future", "future_frame", "missing_future"]
