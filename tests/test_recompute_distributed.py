@@ -35,7 +35,7 @@ class Losses:
     def __init__(self):
         self.values = []
 
-    def write(self, step, values):
+    def write(self, step, values, left=None):  # RunLog's: left, the run's seconds left, is not kept
         self.values += [values[key] for key in ("train_loss", "val_loss") if key in values]
 
 
