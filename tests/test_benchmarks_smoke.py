@@ -32,6 +32,13 @@ def test_activation_checkpointing_benchmark_runs_small(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the no-CUDA path only")
+def test_generate_stream_benchmark_runs_small():
+    proc = subprocess.run([sys.executable, "benchmarks/generate_stream.py", "--tiny", "--tokens", "20", "--pairs", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "20 tokens, 12,640 parameters, 1 pairs" in proc.stdout and "self-vs-self" in proc.stdout, proc.stdout
+
+
 def test_gpu_check_without_cuda_says_so_in_one_line():
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2

@@ -33,6 +33,14 @@ def _bpe():
     return bpe._tokenizer
 
 
+@pytest.fixture(autouse=True)
+def every_token(monkeypatch):
+    """The text read after every token (the tiny models here write 40 tokens within the 0.05 s between readings)."""
+    import xformer.generation.stream as stream
+
+    monkeypatch.setattr(stream, "INTERVAL", 0.0)
+
+
 VOCABS = {"chars": lambda: CharVocab.from_text(TEXT),
           "wordpiece": lambda: WordPieceVocab.train([TEXT] * 3, vocab_size=90, min_frequency=1),
           "byte-level BPE": _bpe}
@@ -126,6 +134,21 @@ def test_stop_strings_eos_and_the_sliding_window_stream_too():
         plain = generate_text(model, vocab, "the ", 30, generator=torch.Generator().manual_seed(1), **options)
         text, pieces = _streamed(model, vocab, "the ", 30, generator=torch.Generator().manual_seed(1), **options)
         assert text == plain == "".join(p for p, _ in pieces)  # 4 + 30 tokens through a window of 12
+
+
+def test_the_text_is_read_at_most_every_interval(monkeypatch):
+    """Decoding the whole text again after every token of a fast model would slow it down: it is read at most every
+    INTERVAL seconds. With an hour, the first reading (after the first token) settles nothing here, and the rest
+    comes when decoding ends."""
+    import xformer.generation.stream as stream
+
+    vocab = VOCABS["chars"]()
+    model = _model(vocab.vocab_size, seed=3)
+    plain, every = _streamed(model, vocab, "the quick", 40)
+    assert len(every) > 1, every  # read after every token: several pieces
+    monkeypatch.setattr(stream, "INTERVAL", 3600.0)
+    text, pieces = _streamed(model, vocab, "the quick", 40)
+    assert text == plain and [p for p, _ in pieces] == [plain], pieces
 
 
 def test_stream_takes_one_sequence_decoded_greedily_or_by_sampling():
