@@ -348,7 +348,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", data_overrides: list
     if own_data:
         check_data_there(config.data.args, f"xformer evaluate {run_dir}")
     else:
-        config.data.args = as_other_data(run_dir, config.data.name, config.data.args, list(data_overrides))
+        config.data.args = as_other_data(run_dir, config.data.name, run_args, config.data.args, list(data_overrides))
     if config.data.args.get("scaler") == "run":
         scale_as_the_run(run_dir, config)
     overridden = changed_args(run_args, config.data.args)  # what the data, built otherwise, may show differently

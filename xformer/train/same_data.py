@@ -180,7 +180,7 @@ def check_same_task(run_dir: Path, config: ExperimentConfig, data: DataBundle) -
     if (run_dir / "series_scaler.json").is_file() and "series_scaler.json" in saved:
         ours = run_record(run_dir / "series_scaler.json", "columns", list)
         theirs = saved["series_scaler.json"].get("columns")
-        if ours != theirs:
+        if list(ours or []) != list(theirs or []):  # a series classifier's scaler names no columns: [] and None
             raise ConfigError(f"the data's columns {theirs} are not the run's {ours} "
                               f"({run_dir / 'series_scaler.json'}); give data labelled as the run's")
 
@@ -252,17 +252,39 @@ def with_run_classes(run_dir: Path, name: str, args: dict) -> dict:
     return {**args, "labels": run_record(classes, "class_names", list) or None}
 
 
-def as_other_data(run_dir: Path, name: str, args: dict, overrides: list[str]) -> dict:
-    """``args`` for other data than a run's own (``overrides``: evaluate's ``data.args.KEY=VALUE``): the run's classes
-    (``with_run_classes``), and for a dataset that splits its files by fractions (the text datasets) every example
-    scored, as the test split, unless the overrides give a fraction: a held-out file is data to score, not to split
-    as the run's training files were (which scored a tenth of it as validation and another tenth as test)."""
+def as_other_data(run_dir: Path, name: str, run_args: dict, args: dict, overrides: list[str]) -> dict:
+    """``args`` for other data than a run's own (``run_args``: the run's; ``overrides``: evaluate's
+    ``data.args.KEY=VALUE``): the run's classes (``with_run_classes``), and for a dataset that splits its files by
+    fractions (the text datasets) every example scored, as the test split, unless the overrides give a fraction: a
+    held-out file is data to score, not to split as the run's training files were (which scored a tenth of it as
+    validation and another tenth as test). A series classifier scales its windows by its training file's rows: other
+    data is its test file (``check_other_series``)."""
+    if name == "series_classification":
+        check_other_series(run_dir, real_data_paths(run_args), real_data_paths(args))
     args = with_run_classes(run_dir, name, args)
     fractions = {"val_fraction", "test_fraction"}
     given = {item.partition("=")[0].removeprefix("data.args.") for item in overrides}
     if fractions <= dataset_defaults(name).keys() and not fractions & given:
         args = {**args, "val_fraction": 0.0, "test_fraction": 1.0}
     return args
+
+
+def check_other_series(run_dir: Path, run_args: dict, args: dict) -> None:
+    """Other series for a series classifier: ``test_path=OTHER`` on a run trained with a test file, which keeps the
+    training file and so the scaling and the validation series of the run. A new ``path`` would be read as training
+    data (scaled by its own rows, a tenth scored as validation, and the run's test file scaled so too); a test file
+    given to a run that held out 20% of ``path`` would move that split (validation holding series it trained on)."""
+    moved = args.get("test_path") and args.get("test_path") != run_args.get("test_path")
+    other = args.get("test_path") if moved else args.get("path")  # the file to score
+    why = (f"data.args.path={args.get('path')} would be read as training data, scaled by its own rows, a tenth of it "
+           "scored as validation" if args.get("path") != run_args.get("path") else
+           f"data.args.test_path={other} would move the run's split (it held out 20% of data.args.path as its test "
+           "series), and its validation split would hold series it trained on" if not run_args.get("test_path")
+           else None)
+    if why:
+        also = f", or as data.args.test_path={other} (the run's scaling)" if run_args.get("test_path") else ""
+        raise ConfigError(f"{why}; score the file with xformer predict {run_dir} {other} (accuracy, balanced "
+                          f"accuracy and macro F1 of its labelled series, with the run's scaling){also}")
 
 
 def effective_data(run: Path, preprocessed: bool = False) -> dict:
@@ -312,4 +334,5 @@ def scale_as_the_run(run_dir: Path, config: ExperimentConfig) -> None:
 __all__ = ["VOCABULARY_FILES", "data_vocabulary", "vocabulary_of", "TRAINING_ONLY", "SOURCE_ARGS", "SPLIT_ARGS",
            "check_same_split", "real_data_paths", "same_source", "same_values", "saved_by_data", "run_preprocess",
            "preprocess_difference", "check_same_preprocess", "class_mismatch", "unicode_spelling",
-           "dataset_defaults", "effective_data", "scale_as_the_run", "RESTORE", "run_record", "as_other_data"]
+           "dataset_defaults", "effective_data", "scale_as_the_run", "RESTORE", "run_record", "as_other_data",
+           "check_other_series"]
