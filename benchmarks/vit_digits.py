@@ -40,6 +40,7 @@ from run_folders import check_fresh, clear  # benchmarks/run_folders.py, beside 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "tasks/vit_digits.yaml"
 CNN_RECIPE = ROOT / "tasks/cnn_digits.yaml"
+TEST_IMAGES = 360
 
 
 def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -84,7 +85,7 @@ def run_vit(seed: int, out: Path, overrides: list[str], recipe: Path = RECIPE) -
     wall = time.perf_counter() - start
     n_params = parameter_count(out)
     return {"seed": seed, "test_accuracy": round(metrics["test_accuracy"], 4),
-            "test_errors": int(round((1 - metrics["test_accuracy"]) * 360)),
+            "test_errors": int(round((1 - metrics["test_accuracy"]) * TEST_IMAGES)),
             "val_accuracy": round(metrics["val_accuracy"], 4), "train_seconds": metrics["train_seconds"],
             "wall_seconds": round(wall, 1), "steps": metrics["steps"], "best_step": metrics["best_step"],
             "parameters": n_params, "run_dir": str(out), "overrides": overrides}
@@ -101,11 +102,13 @@ def matching_overrides(recipe: Path, overrides: list[str]) -> list[str]:
 
 
 def summary(recipe: Path, runs: list[dict]) -> dict:
-    accuracies = [r["test_accuracy"] for r in runs]
+    # from the errors, not the rounded accuracies: 10, 2, 5 of 360 wrong is 0.9843, the rounded ones average 0.9842
+    accuracies = [1 - r["test_errors"] / TEST_IMAGES for r in runs]
     return {"recipe": str(recipe.relative_to(ROOT)), "runs": runs,
             "test_accuracy_mean": round(float(np.mean(accuracies)), 4),
             "test_accuracy_std": round(float(np.std(accuracies, ddof=1)), 4) if len(runs) > 1 else None,
-            "test_accuracy_min": min(accuracies), "test_accuracy_max": max(accuracies),
+            "test_accuracy_min": min(r["test_accuracy"] for r in runs),
+            "test_accuracy_max": max(r["test_accuracy"] for r in runs),
             "val_accuracy_mean": round(float(np.mean([r["val_accuracy"] for r in runs])), 4),
             "train_seconds_mean": round(float(np.mean([r["train_seconds"] for r in runs])), 1)}
 
