@@ -1,7 +1,7 @@
 """The ViT training step's host-side work, counted against timm's on the same weights (no GPU needed).
 
 At small sizes a GPU step is bound by what the CPU does per op (Python, the dispatcher, the autograd engine), not by
-FLOPs: the H200 check measured xformer's small ViT step 4-7 % slower than timm's (benchmarks/README.md). Each torch
+FLOPs: the H200 check measured xformer's small ViT step 3-7 % slower than timm's (benchmarks/README.md). Each torch
 call the forward makes, and each op that reaches a kernel in forward and backward, is counted here for both."""
 import pytest
 import torch
