@@ -276,15 +276,17 @@ def check_other_series(run_dir: Path, run_args: dict, args: dict) -> None:
     given to a run that held out 20% of ``path`` would move that split (validation holding series it trained on)."""
     moved = args.get("test_path") and args.get("test_path") != run_args.get("test_path")
     other = args.get("test_path") if moved else args.get("path")  # the file to score
-    why = (f"data.args.path={args.get('path')} would be read as training data, scaled by its own rows, a tenth of it "
-           "scored as validation" if args.get("path") != run_args.get("path") else
-           f"data.args.test_path={other} would move the run's split (it held out 20% of data.args.path as its test "
-           "series), and its validation split would hold series it trained on" if not run_args.get("test_path")
-           else None)
-    if why:
-        also = f", or as data.args.test_path={other} (the run's scaling)" if run_args.get("test_path") else ""
-        raise ConfigError(f"{why}; score the file with xformer predict {run_dir} {other} (accuracy, balanced "
-                          f"accuracy and macro F1 of its labelled series, with the run's scaling){also}")
+    if args.get("path") != run_args.get("path"):
+        why = f"data.args.path={args.get('path')} would be read as training data, scaled by its own rows, a tenth of " \
+              "it scored as validation"
+    elif not run_args.get("test_path"):
+        why = f"data.args.test_path={other} would move the run's split (it held out 20% of data.args.path as its " \
+              "test series), and its validation split would hold series it trained on"
+    else:
+        return
+    also = f", or as data.args.test_path={other} (the run's scaling)" if run_args.get("test_path") else ""
+    raise ConfigError(f"{why}; score the file with xformer predict {run_dir} {other} (accuracy, balanced accuracy "
+                      f"and macro F1 of its labelled series, with the run's scaling){also}")
 
 
 def effective_data(run: Path, preprocessed: bool = False) -> dict:
