@@ -92,6 +92,21 @@ def test_fully_masked_rows_stay_finite():
     assert torch.isfinite(attention_math(q, k, v, mask)[0]).all()
 
 
+def test_a_row_an_additive_mask_leaves_without_keys_sees_every_key_with_the_bias():
+    """A float mask (a bias) folded with left padding under a causal mask: the padding rows see no key; they
+    see every key instead, as with boolean masks (a NaN row would poison later layers), and the real rows
+    are the reference's."""
+    q, k, v = qkv(nq=4, nk=4)
+    pad = torch.tensor([[False, False, True, True]] * B)
+    bias = torch.randn(4, 4)
+    mask = combine_masks(n_queries=4, n_keys=4, causal=True, key_padding_mask=pad, attn_mask=bias)
+    keep = torch.ones(4, 4, dtype=torch.bool).tril() & pad[:, None, None, :]
+    expected = reference_attention(q, k, v, keep | ~keep.any(-1, keepdim=True), bias)
+    expected[:, :, :2] = reference_attention(q, k, v)[:, :, :2]  # the padding rows: every key, no bias
+    torch.testing.assert_close(attend(q, k, v, mask), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(attention_math(q, k, v, mask)[0], expected, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("kv_heads", [4, 2])
 def test_module_paths_agree_and_weights_are_captured(kv_heads):
     attn = SelfAttention(32, 4, kv_heads).eval()

@@ -196,3 +196,13 @@ def test_attention_entropy_and_distance_on_known_maps():
     assert attention_distance(a, grid_coords(1, 2, step=4), prefix=1).item() == pytest.approx(4.0)  # pixels
     causal = torch.tril(torch.ones(4, 4))[None, None] * 0.3 + 0.0  # support of a causal mask
     assert attention_distance(uniform_like(causal), line_coords(4)).item() == pytest.approx((0 + 0.5 + 1 + 1.5) / 4)
+
+
+def test_grid_coordinates_are_in_raster_order_for_a_non_square_grid():
+    """The tokens of a rows x cols grid are row-major (a tokenizer's order): (0, 0), (0, 1), (0, 2), (1, 0), ..."""
+    import torch
+
+    from xformer.analysis.attention_stats import grid_coords
+
+    expected = torch.tensor([[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]], dtype=torch.float32) * 16
+    assert torch.equal(grid_coords(2, 3, step=16), expected)

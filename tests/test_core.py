@@ -180,3 +180,19 @@ def test_attend_computes_low_precision_cpu_inputs_in_fp32(mask_kind):
         q.float(), k.float(), v.float(), attn_mask=mask, is_causal=mask_kind == "causal").bfloat16()
     assert out.dtype == torch.bfloat16
     assert torch.equal(out, expected)
+
+
+def test_drop_path_drops_whole_samples_of_the_branch_and_rescales_the_kept_ones():
+    """Stochastic depth: in training each sample's branch F(x) is dropped whole with probability p or kept as
+    F(x) / (1 - p), so its expectation is F(x); at eval it is F(x) itself."""
+    from xformer.core.blocks import PreNormResidual
+
+    torch.manual_seed(0)
+    res = PreNormResidual(torch.nn.Identity(), 8, drop_path=0.25)
+    x = torch.randn(2000, 3, 8)
+    branch = res.train()(x, lambda h: 2 * h) - x
+    dropped = (branch == 0).flatten(1).all(1)
+    kept = ~dropped
+    torch.testing.assert_close(branch[kept], 2 * x[kept] / 0.75)
+    assert abs(dropped.float().mean().item() - 0.25) < 0.04
+    torch.testing.assert_close(res.eval()(x, lambda h: 2 * h), 3 * x)

@@ -16,7 +16,7 @@ from xformer.data.series import read_raw_series, synthetic_frame
 from xformer.forecast import Forecaster, evaluate
 from xformer.forecast.folder import STATE_FILE, fitted_until, warn_trained_windows
 from xformer.forecast.frames import quantile_column
-from xformer.metrics_forecast import naive_scale, pinball, quantile_columns, smape
+from xformer.metrics_forecast import mase, naive_scale, pinball, quantile_columns, smape
 
 pytestmark = pytest.mark.usefixtures("collect_garbage_at_the_end")  # see conftest.py
 
@@ -195,3 +195,10 @@ def test_quantile_column_names_keep_levels_apart_and_read_back():
     assert names[:3] == ["y_hat_q0.1", "y_hat_q0.5", "y_hat_q0.9"] and len(set(names)) == len(names)
     frame = pd.DataFrame({"y_hat": [1.0], **{name: [1.0] for name in names}})
     assert sorted(quantile_columns(frame)) == sorted(levels)
+
+
+@pytest.mark.parametrize("season, scale", [(1, 4 / 3), (2, 2.0)])
+def test_mase_is_the_mae_over_the_in_sample_seasonal_naive_mae(season, scale):
+    """MASE = mean |y - y_hat| / (1/(T-m) sum_{t>m} |x_t - x_{t-m}|) (Hyndman & Koehler 2006): errors 1 and 2
+    (MAE 1.5, MSE 2.5) over the history 0, 1, 3, 2 (naive MAE 4/3 at m = 1, (3 + 1)/2 at m = 2)."""
+    assert mase([1.0, 3.0], [2.0, 1.0], [0.0, 1.0, 3.0, 2.0], season) == pytest.approx(1.5 / scale)

@@ -9,6 +9,7 @@ from xformer import CoreConfig, ModelConfig, PartConfig, build_model
 from xformer.config import ConfigError
 from xformer.data.vocab import CharVocab, WordPieceVocab
 from xformer.generation import generate_text
+from xformer.generation.stop import cut_at_stop
 from xformer.generation.text import _continuation
 
 TEXT = "the quick brown fox jumps over the lazy dog while a cat naps"
@@ -91,6 +92,27 @@ def test_wordpiece_and_encoder_decoder_runs_stop_too():
     assert len(set(full)) > 4, full
     stop, expected = _spanning_stop(chars, "", full, eos=chars.bos_id)
     assert generate_text(seq2seq, chars, "a lazy dog", 30, stop=[stop]) == expected
+
+
+def test_the_text_is_cut_after_the_stop_string_that_ends_first():
+    """One token may write several characters, so two stop strings can both be in the text: the cut is after
+    the one that ends first, whichever is listed first."""
+    assert cut_at_stop("hello world", ["world", "lo"]) == "hello"
+    assert cut_at_stop("hello world", ["lo", "world"]) == "hello"
+    assert cut_at_stop("hello world", ["xyz"]) == "hello world"
+
+
+def test_a_stop_string_in_the_prompt_does_not_end_the_output():
+    """Only the new text is searched (OpenAI's rule): a prompt that holds the stop string is continued, and the
+    output ends at the stop string's first place in the continuation."""
+    vocab = CharVocab.from_text(TEXT)
+    model = _model(vocab)
+    full = generate_text(model, vocab, "the ", 30)
+    stop = next(c for c in full[2:] if c.strip() and c not in full[:2])  # a character the model writes
+    prompt = stop + " the "  # and the prompt holds
+    continued = generate_text(model, vocab, prompt, 30)
+    cut = generate_text(model, vocab, prompt, 30, stop=[stop])
+    assert cut == cut_at_stop(continued, [stop]) and len(cut) > 1
 
 
 @pytest.mark.parametrize("stop", [[""], ["ok", ""], [3]])

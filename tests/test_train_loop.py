@@ -17,6 +17,8 @@ from xformer.train.distributed import World
 from xformer.train.run import build, train_run
 from xformer.train.trainer import Trainer, TrainingDiverged
 
+from train_helpers import crash_after_checkpoint
+
 RECIPE = {  # reversal: targets of 5 to 9 tokens, so a mean of per-micro-batch means would be wrong
     "model": {"architecture": "encoder-decoder", "core": {"d_model": 16, "n_layers": 1, "n_heads": 2},
               "tokenizer": {"name": "seq2seq_text"}, "head": {"name": "causal_lm"}},
@@ -143,3 +145,32 @@ def test_tensorboard_gets_the_same_scalars_as_metrics_jsonl(tmp_path):
     assert len(val) == len(board) > 0
     for (s1, v1), (s2, v2) in zip(val, board):
         assert s1 == s2 and v1 == pytest.approx(v2, rel=1e-6)
+
+
+@pytest.mark.parametrize("mode, values", [("min", [3.0, 2.0, 2.0, 2.5]), ("max", [1.0, 2.0, 2.0, 1.5])])
+def test_early_stopping_counts_an_equal_value_as_no_improvement(mode, values):
+    """Improvement is strict (Keras' and Lightning's rule): a tie keeps the earlier best step (the best
+    checkpoint) and counts towards the patience."""
+    t = trainer(early_stopping={"metric": "val_loss", "mode": mode, "patience": 2})
+    stops = []
+    for step, value in enumerate(values, 1):
+        t.step = step
+        stops.append(t._track({"val_loss": value}))
+    assert (t.best, t.best_step, t.bad_evals) == (values[1], 2, 2)
+    assert stops == [False, False, False, True]
+
+
+def test_a_resumed_run_keeps_its_count_of_evaluations_without_improvement(tmp_path, monkeypatch):
+    """The evaluations without improvement before an interruption still count after it: the resumed run
+    stops where the uninterrupted one does, not ``patience`` evaluations after the resume."""
+    stopping = {"metric": "val_loss", "mode": "max", "patience": 2}  # the loss falls: no improvement after step 2
+    whole = trainer(steps=40, eval_every=2, early_stopping=stopping)
+    whole.fit()
+    crash_after_checkpoint(monkeypatch, 4, lambda: trainer(tmp_path, steps=40, eval_every=2,
+                                                            early_stopping=stopping).fit())
+    monkeypatch.undo()
+    cut = trainer(tmp_path, steps=40, eval_every=2, early_stopping=stopping)
+    cut.resume()
+    assert cut.bad_evals == 1
+    cut.fit()
+    assert (cut.step, cut.best_step) == (whole.step, whole.best_step) == (6, 2)
