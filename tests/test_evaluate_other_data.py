@@ -56,6 +56,21 @@ def test_other_images_of_the_same_classes_are_scored(image_run):
     assert set(scored) == set(own) and scored["test_loss"] != own["test_loss"]
 
 
+def test_a_folder_of_class_folders_alone_is_scored_as_the_test_split(image_run, capsys):
+    """timm's validate.py reads ROOT/<class>/*: such a folder was refused ('holds no train/, val/ or test/
+    folder'); it is now the test split of data to evaluate a run on, as ROOT/test/ is, and training on it says
+    how to lay it out."""
+    tmp, run = image_run
+    assert evaluate_run(run, data_overrides=[f"data.args.root={tmp / 'images' / 'test'}"]) == \
+        {key: value for key, value in evaluate_run(run).items() if key.startswith("test_")}
+    capsys.readouterr()
+    assert main(["train", str(tmp / "run.yaml"), f"data.args.root={tmp / 'images' / 'test'}", "--out",
+                 str(tmp / "flat_run")]) == 2
+    err = capsys.readouterr().err
+    assert "has no train/ folder" in err and "data/image_folder/prepare.py" in err and err.count("\n") == 1, err
+    assert not (tmp / "flat_run").exists()
+
+
 @pytest.mark.parametrize("classes, message", [
     (("a", "b", "c"), "the data gives head.n_classes=3, but the model of {run} has 2; evaluate it on data of the same shape"),
     (("a", "z"), "the data's class names ['a', 'z'] are not the run's ['a', 'b']"),

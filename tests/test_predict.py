@@ -418,7 +418,8 @@ def test_evaluate_on_a_folder_of_test_images_only(image_run, tmp_path, capsys):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe(tmp_path / "new", steps=2)))
     assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2
-    assert "no training split" in capsys.readouterr().err
+    err = capsys.readouterr().err  # what it is, and how to lay it out for training
+    assert "has no train/ folder, so it is data to evaluate a run on" in err and "prepare.py" in err, err
 
 
 def _json_objects(text: str) -> list[str]:

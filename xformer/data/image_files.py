@@ -96,6 +96,18 @@ def loose_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_file(p, folder))
 
 
+def split_folders(root: Path) -> dict[str, Path]:
+    """{split: folder} of an image folder: root/train, root/val and root/test where they are, or, with none of them,
+    root itself as the test split when it holds class folders (timm validate.py's folder: data to evaluate on)."""
+    splits = {split: root / split for split in ("train", "val", "test") if (root / split).is_dir()}
+    if splits:
+        return splits
+    if not any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(root)):
+        raise ConfigError(f"image_folder: {root} holds no train/, val/ or test/ folder; expected {root / 'train'} "
+                          "with one sub-folder per class (class folders alone are data to evaluate a run on)")
+    return {"test": root}
+
+
 def image_class_folder(split_dir: str | Path, loader, allow_empty: bool = False):
     """torchvision's ImageFolder over ``split_dir``/<class>/**/<image>, with ``IMAGE_SUFFIXES`` and without
     hidden folders or files. A one-line ConfigError names what is missing: class folders, images in a class
@@ -295,5 +307,5 @@ def _float_pixels(array, name: str):
 
 
 __all__ = ["IMAGE_SUFFIXES", "IMAGE_ERRORS", "is_hidden", "is_image_file", "images_under", "walk_folder",
-           "check_link_target", "loose_images", "image_class_folder", "check_image_headers", "open_quietly",
-           "open_image", "unreadable_image", "too_large_image", "is_in_memory", "pil_image"]
+           "split_folders", "check_link_target", "loose_images", "image_class_folder", "check_image_headers",
+           "open_quietly", "open_image", "unreadable_image", "too_large_image", "is_in_memory", "pil_image"]

@@ -40,6 +40,7 @@ from ..registry import check_fractions, check_sizes
 from .image_augment import (TRAIN_ITEM, ImageCollate, check_normalisation, eval_transform, make_mixup,
                             shrink_or_stretch, train_transform)
 from .image_files import IMAGE_ERRORS, check_image_headers, image_class_folder, open_image  # noqa: F401
+from .image_files import split_folders
 from .image_files import open_image as _open  # noqa: F401  (IMAGE_ERRORS and _open: importable here as before)
 from .registry import DataBundle, register_data
 
@@ -312,7 +313,8 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     """``root/train/<class name>/<image>``, ``root/val/...`` (optional: else ``val_fraction`` of train)
     and ``root/test/...`` (optional: without it the run has no test split and its metrics are val only),
     through torchvision's ImageFolder. A folder of val/ and/or test/ only is data to evaluate a run on
-    (``xformer evaluate RUN data.args.root=...``); training refuses it.
+    (``xformer evaluate RUN data.args.root=...``), and so is one of class folders alone (``root/<class>/...``, the
+    folder timm's validate.py reads), as its test split; training refuses them.
 
     Images stay on disk: the folder is listed once, and each item is opened, decoded and transformed in
     ``__getitem__`` (in DataLoader worker processes with ``train.num_workers`` > 0; the dataset pickles
@@ -338,9 +340,7 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
         problem = "is a file" if root_path.exists() else "does not exist"
         raise ConfigError(f"image_folder: data.args.root {root_path} {problem}; give the folder that holds train/ "
                           "(and val/, test/), one sub-folder per class")
-    if not any((root_path / split).is_dir() for split in ("train", "val", "test")):
-        raise ConfigError(f"image_folder: {root_path} holds no train/, val/ or test/ folder; expected "
-                          f"{root_path / 'train'} with one sub-folder per class")
+    splits = split_folders(root_path)
     mode = {1: "L", 3: "RGB"}.get(channels)
     if mode is None:
         raise ConfigError(f"image_folder: channels must be 1 or 3, got {channels}")
@@ -350,8 +350,8 @@ def image_folder(root: str, image_size: int = 224, channels: int = 3, val_fracti
     size = _image_pair(image_size, 224)
 
     def folder(split: str):  # val/ and test/ may lack a class (an empty folder keeps it in the class list)
-        return image_class_folder(root_path / split, partial(open_image, mode=mode), allow_empty=split != "train") \
-            if (root_path / split).is_dir() else None
+        return image_class_folder(splits[split], partial(open_image, mode=mode), allow_empty=split != "train") \
+            if split in splits else None
 
     train_src, val_src, test_src = folder("train"), folder("val"), folder("test")
     # without train/ (a folder to evaluate a run on: val/ and test/ only) the first split there names the classes

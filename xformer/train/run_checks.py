@@ -123,8 +123,13 @@ def check_trains(config: ExperimentConfig, data: DataBundle) -> None:
         raise ConfigError(f"{path} is an evaluation folder (no train.bin): it scores a trained run, xformer evaluate "
                           f"RUN data.args.path={path}; train on a folder prepared with a training part (--val-fraction "
                           "below 1)")
-    raise ConfigError(f"data '{config.data.name}' has no training split (data to evaluate a run on: an image folder "
-                      "without train/, a text all val/test); give data with training examples")
+    if config.data.name == "image_folder":  # val/ and test/ only, or class folders right under root
+        root = config.data.args.get("root")
+        raise ConfigError(f"image_folder: {root} has no train/ folder, so it is data to evaluate a run on (xformer "
+                          f"evaluate RUN data.args.root={root}); to train on it, lay it out as train/ and val/ with "
+                          f"python data/image_folder/prepare.py {root}")
+    raise ConfigError(f"data '{config.data.name}' has no training split (data to evaluate a run on: a text all "
+                      "val/test); give data with training examples")
 
 
 RANDOM_BATCHES = ("text_mlm",)  # xformer's data (not images) whose training batches are drawn anew: fresh masks
