@@ -196,6 +196,25 @@ def test_the_command_prints_one_prompt_as_it_is_decoded(loaded, capsys, monkeypa
         assert any(during.startswith("the ") for during in seen_during[:-1]), seen_during
 
 
+def test_ctrl_c_mid_text_ends_the_line(loaded, capsys, monkeypatch):
+    """Interrupted after some text was printed: the text stays, its line is ended, and the command exits 130 with
+    its one line on stderr (not a traceback, nor "xformer: interrupted" glued to the text)."""
+    import xformer.generation.stream as stream
+
+    hand_on = stream.TextStream._hand_on
+
+    def interrupted(self, text):
+        hand_on(self, text)
+        if self.written:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stream.TextStream, "_hand_on", interrupted)
+    assert main(["generate", "RUN", "--prompt", "the ", "--greedy"]) == 130
+    out, err = capsys.readouterr()
+    assert out.startswith("the ") and len(out) > len("the \n") and out.endswith("\n") and out.count("\n") == 1, out
+    assert err == "xformer: interrupted\n", err
+
+
 def test_a_prompt_refused_before_decoding_prints_nothing(loaded, capsys):
     long = "the quick brown fox jumps"  # 25 characters: all 24 positions filled
     assert main(["generate", "RUN", "--prompt", long]) == 2

@@ -156,7 +156,12 @@ def run(args: argparse.Namespace) -> None:
             print(("" if shown or seq2seq else prompts[0]) + piece, end="", flush=True)
             shown.append(piece)
 
-        generate_all(model, vocab, prompts, 1, 1, stream=show, **options)
+        try:
+            generate_all(model, vocab, prompts, 1, 1, stream=show, **options)
+        except KeyboardInterrupt:  # Ctrl-C mid-text: the line ends before "xformer: interrupted" on stderr
+            if shown:
+                print(flush=True)
+            raise
         print("" if shown or seq2seq else prompts[0])
         return
     outputs = generate_all(model, vocab, prompts, args.num_samples, args.batch_size, **options)
